@@ -1,0 +1,541 @@
+"""Fixed-point types, their text form, width rules, and the one definition of
+rounding and overflow that the emulator, the HLS backend and the RTL backend obey.
+
+A value of a fixed-point type is an integer *mantissa* ``m`` scaled by ``2**-frac_bits``
+with ``frac_bits = width - int_bits``.  Everything here works on mantissas: integers are
+exact, so every rounding and overflow decision is made once, on integers, exactly as
+Xilinx ``ap_fixed`` makes it.
+
+Per-element formats of a tensor are a :class:`Formats` value: five integer arrays shaped
+like the tensor (width, int_bits, signed, rounding, overflow).  A width of 0 marks a pruned
+element, whose value is always zero.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from enum import IntEnum
+from fractions import Fraction
+
+import numpy as np
+
+# Largest magnitude (in bits) we let an int64 numpy array hold between operations.
+# Two bits of head-room leave room for one add and a sign without overflow.
+INT64_SAFE_BITS = 61
+
+
+class Rounding(IntEnum):
+    """Quantization (rounding) modes, named and behaving as in ``ap_fixed``."""
+
+    TRN = 0  # toward minus infinity (drop bits)
+    TRN_ZERO = 1  # toward zero
+    RND = 2  # nearest, ties toward plus infinity
+    RND_ZERO = 3  # nearest, ties toward zero
+    RND_MIN_INF = 4  # nearest, ties toward minus infinity
+    RND_INF = 5  # nearest, ties away from zero
+    RND_CONV = 6  # nearest, ties to even
+
+
+class Overflow(IntEnum):
+    """Overflow modes, named and behaving as in ``ap_fixed`` (with N = 0)."""
+
+    WRAP = 0  # keep the low `width` bits
+    SAT = 1  # clamp to the nearest representable value
+    SAT_ZERO = 2  # out of range becomes zero
+    SAT_SYM = 3  # clamp to +-max (signed: the most negative code is never produced)
+
+
+class FormatError(ValueError):
+    """A fixed-point format string or field is invalid; the message quotes it."""
+
+
+_FORMAT_RE = re.compile(
+    r"^\s*(?:ap_)?(u?)fixed\s*<\s*(-?\d+)\s*,\s*(-?\d+)\s*((?:,\s*[A-Za-z_]+\s*)*)>\s*$"
+)
+
+
+@dataclass(frozen=True)
+class FixedType:
+    """One fixed-point format: ``fixed<width, int_bits, rounding, overflow>``.
+
+    ``int_bits`` counts the sign bit for signed types and may be negative or exceed
+    ``width``, as in ``ap_fixed``.  The rounding and overflow modes say what happens when a
+    value is *converted into* this type; arithmetic on values of the type is exact.
+    """
+
+    width: int
+    int_bits: int
+    signed: bool = True
+    rounding: Rounding = Rounding.TRN
+    overflow: Overflow = Overflow.WRAP
+
+    def __post_init__(self):
+        if not isinstance(self.width, int) or isinstance(self.width, bool) or self.width < 1:
+            raise FormatError(f"width must be a positive integer, got {self.width!r}")
+        if not isinstance(self.int_bits, int) or isinstance(self.int_bits, bool):
+            raise FormatError(f"integer bits must be an integer, got {self.int_bits!r}")
+        if self.width > 1024:
+            raise FormatError(f"width {self.width} is larger than the 1024 bits supported")
+        object.__setattr__(self, "rounding", Rounding(self.rounding))
+        object.__setattr__(self, "overflow", Overflow(self.overflow))
+
+    # --- text form -------------------------------------------------------------------
+    @classmethod
+    def parse(cls, text: str) -> "FixedType":
+        """Parse ``fixed<W,I>``, ``ufixed<W,I,RND_CONV,SAT>`` (``ap_`` prefixes accepted)."""
+        if not isinstance(text, str):
+            raise FormatError(f"a format must be a string like 'fixed<8,3>', got {text!r}")
+        match = _FORMAT_RE.match(text)
+        if not match:
+            raise FormatError(
+                f"malformed format {text!r}: expected fixed<W,I>, fixed<W,I,ROUNDING>, "
+                f"fixed<W,I,ROUNDING,OVERFLOW> or the same with ufixed"
+            )
+        unsigned, width, int_bits, modes = match.groups()
+        mode_names = [m.strip().upper() for m in modes.split(",") if m.strip()]
+        if len(mode_names) > 2:
+            raise FormatError(
+                f"format {text!r} has {len(mode_names)} modes; at most a rounding and an "
+                f"overflow mode are allowed (saturation bits N are not supported)"
+            )
+        rounding, overflow = Rounding.TRN, Overflow.WRAP
+        if mode_names:
+            rounding = _parse_mode(Rounding, mode_names[0], text)
+        if len(mode_names) == 2:
+            overflow = _parse_mode(Overflow, mode_names[1], text)
+        try:
+            return cls(int(width), int(int_bits), not unsigned, rounding, overflow)
+        except FormatError as err:
+            raise FormatError(f"in format {text!r}: {err}") from None
+
+    def __str__(self) -> str:
+        base = "fixed" if self.signed else "ufixed"
+        modes = ""
+        if self.rounding != Rounding.TRN or self.overflow != Overflow.WRAP:
+            modes = f",{self.rounding.name}"
+            if self.overflow != Overflow.WRAP:
+                modes += f",{self.overflow.name}"
+        return f"{base}<{self.width},{self.int_bits}{modes}>"
+
+    # --- derived quantities ----------------------------------------------------------
+    @property
+    def frac_bits(self) -> int:
+        return self.width - self.int_bits
+
+    @property
+    def min_mantissa(self) -> int:
+        return -(1 << (self.width - 1)) if self.signed else 0
+
+    @property
+    def max_mantissa(self) -> int:
+        return (1 << (self.width - 1)) - 1 if self.signed else (1 << self.width) - 1
+
+    @property
+    def lsb(self) -> Fraction:
+        return Fraction(2) ** -self.frac_bits
+
+    @property
+    def min_value(self) -> Fraction:
+        return self.min_mantissa * self.lsb
+
+    @property
+    def max_value(self) -> Fraction:
+        return self.max_mantissa * self.lsb
+
+    def with_modes(self, rounding: Rounding, overflow: Overflow) -> "FixedType":
+        return FixedType(self.width, self.int_bits, self.signed, rounding, overflow)
+
+    @classmethod
+    def for_range(cls, lo: int, hi: int, frac_bits: int) -> "FixedType | None":
+        """The narrowest type holding every mantissa in ``[lo, hi]`` at ``frac_bits``.
+
+        Returns None when the range is ``[0, 0]``: such a value needs no bits at all.
+        """
+        width, signed = bits_for_range(lo, hi)
+        if width == 0:
+            return None
+        return cls(width, width - frac_bits, signed)
+
+
+def _parse_mode(enum, name: str, text: str):
+    name = name[3:] if name.startswith("AP_") else name
+    try:
+        return enum[name]
+    except KeyError:
+        kind = "rounding" if enum is Rounding else "overflow"
+        raise FormatError(
+            f"unknown {kind} mode {name!r} in format {text!r}; choose one of "
+            f"{', '.join(m.name for m in enum)}"
+        ) from None
+
+
+# --- width rules ----------------------------------------------------------------------
+# Every rule is "the tightest type for the exact range of the result".  They are written
+# on integer intervals, so they are exact for any widths, and the per-element sizing pass
+# uses the same function (`bits_for_range`) on per-element intervals.
+
+
+def bits_for_range(lo: int, hi: int) -> tuple[int, bool]:
+    """(width, signed) of the narrowest two's-complement field holding ``[lo, hi]``."""
+    lo, hi = int(lo), int(hi)
+    if lo > hi:
+        raise ValueError(f"empty range [{lo}, {hi}]")
+    if lo >= 0:
+        return hi.bit_length(), False
+    return max(hi.bit_length(), (-lo - 1).bit_length()) + 1, True
+
+
+def _interval(t: FixedType, frac: int) -> tuple[int, int]:
+    shift = frac - t.frac_bits
+    return t.min_mantissa << shift, t.max_mantissa << shift
+
+
+def add_type(a: FixedType, b: FixedType) -> FixedType:
+    """Exact type of ``a + b``."""
+    frac = max(a.frac_bits, b.frac_bits)
+    (alo, ahi), (blo, bhi) = _interval(a, frac), _interval(b, frac)
+    return FixedType.for_range(alo + blo, ahi + bhi, frac) or FixedType(1, 1 - frac, False)
+
+
+def mul_type(a: FixedType, b: FixedType) -> FixedType:
+    """Exact type of ``a * b``."""
+    corners = [x * y for x in (a.min_mantissa, a.max_mantissa) for y in (b.min_mantissa, b.max_mantissa)]
+    frac = a.frac_bits + b.frac_bits
+    return FixedType.for_range(min(corners), max(corners), frac) or FixedType(1, 1 - frac, False)
+
+
+def accumulate_type(t: FixedType, terms: int) -> FixedType:
+    """Exact type of a sum of ``terms`` values of type ``t``."""
+    if terms < 1:
+        raise ValueError(f"cannot accumulate {terms} terms")
+    return FixedType.for_range(t.min_mantissa * terms, t.max_mantissa * terms, t.frac_bits) or t
+
+
+def shift_type(t: FixedType, k: int) -> FixedType:
+    """Exact type of ``t * 2**k`` (a shift moves the binary point, not the bits)."""
+    return FixedType(t.width, t.int_bits + k, t.signed)
+
+
+# --- per-element formats ----------------------------------------------------------------
+
+
+def _frozen(a, dtype) -> np.ndarray:
+    a = np.array(a, dtype=dtype)
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class Formats:
+    """Per-element fixed-point formats of one tensor (shape without the batch axis).
+
+    ``width == 0`` marks a pruned element: always zero, no hardware.
+    """
+
+    width: np.ndarray
+    int_bits: np.ndarray
+    signed: np.ndarray
+    rounding: np.ndarray
+    overflow: np.ndarray
+
+    def __post_init__(self):
+        shape = np.shape(self.width)
+        for name in ("width", "int_bits", "signed", "rounding", "overflow"):
+            dtype = bool if name == "signed" else np.int64
+            arr = _frozen(getattr(self, name), dtype)
+            if arr.shape != shape:
+                raise FormatError(f"format field {name} has shape {arr.shape}, expected {shape}")
+            object.__setattr__(self, name, arr)
+        if (self.width < 0).any():
+            bad = int(self.width[self.width < 0].flat[0])
+            raise FormatError(f"negative width {bad} in per-element formats")
+        if self.width.size and self.width.max() > 1024:
+            raise FormatError(f"width {int(self.width.max())} exceeds the 1024 bits supported")
+        if ((self.rounding < 0) | (self.rounding > max(Rounding))).any():
+            raise FormatError("rounding code out of range in per-element formats")
+        if ((self.overflow < 0) | (self.overflow > max(Overflow))).any():
+            raise FormatError("overflow code out of range in per-element formats")
+
+    # construction
+    @classmethod
+    def uniform(cls, shape, t: FixedType) -> "Formats":
+        def full(v):
+            return np.full(shape, v, dtype=np.int64)
+
+        return cls(full(t.width), full(t.int_bits), np.full(shape, t.signed, dtype=bool),
+                   full(int(t.rounding)), full(int(t.overflow)))
+
+    @classmethod
+    def from_types(cls, types: np.ndarray) -> "Formats":
+        """From an object array of FixedType (None = pruned)."""
+        types = np.asarray(types, dtype=object)
+        pick = np.vectorize(lambda t, f, d: d if t is None else f(t), otypes=[np.int64])
+        return cls(
+            pick(types, lambda t: t.width, 0), pick(types, lambda t: t.int_bits, 0),
+            pick(types, lambda t: int(t.signed), 0).astype(bool),
+            pick(types, lambda t: int(t.rounding), 0), pick(types, lambda t: int(t.overflow), 0),
+        )
+
+    @classmethod
+    def from_ranges(cls, lo: np.ndarray, hi: np.ndarray, frac: np.ndarray) -> "Formats":
+        """Tightest per-element formats for mantissa ranges ``[lo, hi]`` at ``frac`` bits.
+
+        Elements whose range is ``[0, 0]`` get width 0 (constant zero).
+        """
+        lo_flat, hi_flat = np.asarray(lo, dtype=object).ravel(), np.asarray(hi, dtype=object).ravel()
+        width = np.zeros(lo_flat.shape, dtype=np.int64)
+        signed = np.zeros(lo_flat.shape, dtype=bool)
+        for i, (a, b) in enumerate(zip(lo_flat, hi_flat)):
+            width[i], signed[i] = bits_for_range(a, b)
+        shape = np.shape(lo)
+        width, signed = width.reshape(shape), signed.reshape(shape)
+        frac = np.broadcast_to(np.asarray(frac, dtype=np.int64), shape)
+        zeros = np.zeros(shape, dtype=np.int64)
+        return cls(width, np.where(width > 0, width - frac, 0), signed, zeros, zeros)
+
+    # queries
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.width.shape
+
+    @property
+    def frac_bits(self) -> np.ndarray:
+        return self.width - self.int_bits
+
+    @property
+    def pruned(self) -> np.ndarray:
+        return self.width == 0
+
+    def element(self, index) -> FixedType | None:
+        if self.width[index] == 0:
+            return None
+        return FixedType(int(self.width[index]), int(self.int_bits[index]), bool(self.signed[index]),
+                         Rounding(int(self.rounding[index])), Overflow(int(self.overflow[index])))
+
+    def distinct(self) -> list[FixedType | None]:
+        """The distinct element types, in order of first appearance."""
+        seen: dict = {}
+        for idx in np.ndindex(self.shape):
+            key = (self.width[idx], self.int_bits[idx] if self.width[idx] else 0, self.signed[idx],
+                   self.rounding[idx], self.overflow[idx])
+            if key not in seen:
+                seen[key] = self.element(idx)
+        return list(seen.values())
+
+    def uniform_type(self) -> FixedType | None:
+        """The single type of every element, or None if they differ or all are pruned."""
+        types = self.distinct()
+        return types[0] if len(types) == 1 else None
+
+    def mantissa_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-element (min, max) mantissa as object arrays of Python ints."""
+        w = self.width.astype(object)
+        one = np.ones(self.shape, dtype=object)
+        signed_lo = -(one << np.maximum(w - 1, 0))
+        signed_hi = (one << np.maximum(w - 1, 0)) - 1
+        unsigned_hi = (one << w) - 1
+        lo = np.where(self.signed & (self.width > 0), signed_lo, 0)
+        hi = np.where(self.signed, signed_hi, unsigned_hi)
+        hi = np.where(self.width > 0, hi, 0)
+        return lo.astype(object), hi.astype(object)
+
+    def transpose(self, axes) -> "Formats":
+        return Formats(*(np.transpose(getattr(self, n), axes) for n in _FIELDS))
+
+    def reshape(self, shape) -> "Formats":
+        return Formats(*(np.reshape(getattr(self, n), shape) for n in _FIELDS))
+
+    def take(self, index) -> "Formats":
+        """Formats of ``tensor[index]`` (any numpy index)."""
+        return Formats(*(np.asarray(getattr(self, n)[index]) for n in _FIELDS))
+
+    @staticmethod
+    def concatenate(parts: list["Formats"], axis: int) -> "Formats":
+        return Formats(*(np.concatenate([getattr(p, n) for p in parts], axis=axis) for n in _FIELDS))
+
+    def same_as(self, other: "Formats") -> bool:
+        return all(np.array_equal(getattr(self, n), getattr(other, n)) for n in _FIELDS)
+
+    def summary(self) -> str:
+        """Short text: the uniform type, or a count of distinct types and the width span."""
+        kept = ~self.pruned
+        if not kept.any():
+            return "pruned"
+        t = self.uniform_type()
+        if t is not None:
+            return str(t)
+        types = [t for t in self.distinct() if t is not None]
+        pruned = int(self.pruned.sum())
+        text = (f"mixed[{len(types)} types, width {int(self.width[kept].min())}..{int(self.width[kept].max())}, "
+                f"frac {int(self.frac_bits[kept].min())}..{int(self.frac_bits[kept].max())}")
+        return text + (f", {pruned} pruned]" if pruned else "]")
+
+
+_FIELDS = ("width", "int_bits", "signed", "rounding", "overflow")
+
+
+# --- integer mantissa arithmetic ------------------------------------------------------
+
+
+def max_abs_bits(m: np.ndarray) -> int:
+    """Bits needed for the largest magnitude in an integer array (0 for all zeros)."""
+    if m.size == 0:
+        return 0
+    if m.dtype == object:
+        return max(abs(int(v)).bit_length() for v in m.flat)
+    lo, hi = int(m.min()), int(m.max())
+    return max(abs(lo).bit_length(), abs(hi).bit_length())
+
+
+def as_exact(m: np.ndarray, bits_needed: int) -> np.ndarray:
+    """``m`` as int64 if ``bits_needed`` fit safely, else as an array of Python ints."""
+    if bits_needed <= INT64_SAFE_BITS:
+        return m if m.dtype == np.int64 else m.astype(np.int64)
+    return m.astype(object)
+
+
+def shift_left(m: np.ndarray, k) -> np.ndarray:
+    """Exact ``m * 2**k`` for ``k >= 0`` (scalar or per-element array)."""
+    k = np.asarray(k, dtype=np.int64)
+    if not k.any():
+        return m
+    m = as_exact(m, max_abs_bits(m) + int(k.max()))
+    return m << (k if m.dtype != object else k.astype(object))
+
+
+def round_shift(m: np.ndarray, shift, rounding) -> np.ndarray:
+    """Divide mantissas by ``2**shift`` (``shift >= 0``) and round by ``rounding``.
+
+    ``shift`` and ``rounding`` are scalars or arrays broadcastable to ``m``; the result
+    is exact for int64 and object (Python int) arrays alike.
+    """
+    shift = np.broadcast_to(np.asarray(shift, dtype=np.int64), m.shape)
+    rounding = np.broadcast_to(np.asarray(rounding, dtype=np.int64), m.shape)
+    if m.size == 0 or not shift.any():
+        return m
+    if m.dtype != object and int(shift.max()) > INT64_SAFE_BITS:
+        m = m.astype(object)
+    s = shift.astype(object) if m.dtype == object else shift
+    floor = m >> s
+    rem = m - (floor << s)
+    one = np.ones(m.shape, dtype=object if m.dtype == object else np.int64)
+    half = np.where(shift > 0, one << np.maximum(s - 1, 0), one)
+    return floor + _round_increment(rem > half, rem == half, rem != 0, m < 0, (floor & 1) == 1, rounding)
+
+
+def _round_increment(gt, eq, nonzero, neg, odd, rounding) -> np.ndarray:
+    """0/1 to add to the floor, per rounding mode (the ap_fixed rules)."""
+    inc = np.zeros(gt.shape, dtype=np.int64)
+    for mode, rule in (
+        (Rounding.TRN_ZERO, lambda: neg & nonzero),
+        (Rounding.RND, lambda: gt | eq),
+        (Rounding.RND_ZERO, lambda: gt | (eq & neg)),
+        (Rounding.RND_MIN_INF, lambda: gt),
+        (Rounding.RND_INF, lambda: gt | (eq & ~neg)),
+        (Rounding.RND_CONV, lambda: gt | (eq & odd)),
+    ):
+        sel = rounding == mode
+        if sel.any():
+            inc = np.where(sel, rule().astype(np.int64), inc)
+    return inc
+
+
+def apply_overflow(m: np.ndarray, formats: Formats) -> np.ndarray:
+    """Bring rounded mantissas into each element's range by its overflow mode."""
+    if m.size == 0:
+        return m
+    lo, hi = formats.mantissa_bounds()
+    wide = int(formats.width.max()) > INT64_SAFE_BITS or m.dtype == object
+    if not wide:
+        lo, hi = lo.astype(np.int64), hi.astype(np.int64)
+    else:
+        m = m.astype(object)
+    outside = (m < lo) | (m > hi)
+    if not outside.any():
+        return m
+    ovf = formats.overflow
+    result = m
+    if (ovf == Overflow.WRAP).any():
+        span = (hi - lo) + 1
+        wrapped = (m - lo) % span + lo
+        result = np.where(ovf == Overflow.WRAP, wrapped, result)
+    result = np.where((ovf == Overflow.SAT) & outside, np.clip(m, lo, hi), result)
+    result = np.where((ovf == Overflow.SAT_ZERO) & outside, 0, result)
+    if (ovf == Overflow.SAT_SYM).any():
+        # ap_fixed: a signed target never takes its most negative code (except 1-bit types).
+        sym_lo = np.where(formats.signed & (formats.width > 1), -hi, lo)
+        result = np.where(ovf == Overflow.SAT_SYM, np.clip(m, sym_lo, hi), result)
+    result = np.where(formats.width == 0, 0, result)
+    return result.astype(m.dtype)
+
+
+def requantize(m: np.ndarray, frac_in, formats: Formats) -> np.ndarray:
+    """Convert exact mantissas at ``frac_in`` fractional bits into ``formats``.
+
+    Returns mantissas at each element's own ``frac_bits``; pruned elements are 0.
+    ``m`` may carry a leading batch axis; ``frac_in`` is a scalar or per-element array.
+    """
+    frac_out = formats.frac_bits
+    shift = np.asarray(frac_in, dtype=np.int64) - frac_out
+    shift = np.broadcast_to(shift, m.shape[m.ndim - shift.ndim:] if shift.ndim else ())
+    if (shift < 0).any():
+        m = shift_left(m, np.where(shift < 0, -shift, 0))
+    rounded = round_shift(m, np.where(shift > 0, shift, 0), formats.rounding)
+    # SAT_SYM also moves an in-range most-negative code, so overflow is always applied
+    return apply_overflow(rounded, formats)
+
+
+def _validate_floats(x: np.ndarray, what: str) -> None:
+    bad = ~np.isfinite(x)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{what} holds a non-finite value {x[idx]!r} at index {idx}")
+
+
+def quantize_float(x: np.ndarray, formats: Formats, what: str = "input") -> np.ndarray:
+    """Convert floats into ``formats`` exactly as ``ap_fixed``'s double constructor does.
+
+    A float64 is a dyadic rational, so the conversion is exact: scale by ``2**frac``
+    (exact in floating point), round by the element's mode, then apply its overflow
+    mode.  Elements too large or too small for that shortcut are done with Python ints.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    _validate_floats(x, what)
+    frac = np.broadcast_to(formats.frac_bits, x.shape)
+    rounding = np.broadcast_to(formats.rounding, x.shape)
+    scaled = np.ldexp(x, frac)
+    floor = np.floor(scaled)
+    rem = scaled - floor
+    # Outside this band the float shortcut could lose bits: do those elements exactly.
+    exact_path = (np.abs(scaled) >= 2.0 ** 60) | ((scaled != 0) & (np.abs(scaled) < 2.0 ** -900)) \
+        | ((x != 0) & (scaled == 0))
+    inc = _round_increment(rem > 0.5, rem == 0.5, rem != 0, x < 0, np.fmod(floor, 2) != 0, rounding)
+    m = np.where(exact_path, 0.0, floor + inc)
+    if exact_path.any():
+        m = m.astype(np.int64).astype(object)
+        for idx in zip(*np.nonzero(exact_path)):
+            m[idx] = _quantize_scalar(float(x[idx]), int(frac[idx]), Rounding(int(rounding[idx])))
+    else:
+        m = m.astype(np.int64)
+    return apply_overflow(m, formats)
+
+
+def _quantize_scalar(x: float, frac: int, rounding: Rounding) -> int:
+    num, den = x.as_integer_ratio()  # den is a power of two
+    if frac >= 0:
+        num <<= frac
+    else:
+        den <<= -frac
+    shift = den.bit_length() - 1
+    return int(round_shift(np.array([num], dtype=object), shift, int(rounding))[0])
+
+
+def to_float(m: np.ndarray, frac) -> np.ndarray:
+    """Mantissas to float64 (exact while the mantissa fits in 53 bits)."""
+    if m.dtype == object:
+        out = np.array([math.ldexp(float(v), 0) for v in m.flat], dtype=np.float64).reshape(m.shape)
+        # float(int) rounds to nearest for wide ints; scale afterwards (exact)
+        return np.ldexp(out, -np.asarray(frac, dtype=np.int64))
+    return np.ldexp(m.astype(np.float64), -np.asarray(frac, dtype=np.int64))

@@ -1,0 +1,313 @@
+"""The finegrain IR: a small typed dataflow graph with a fixed-point format per element.
+
+Contract (every pass keeps it, `verify` checks it):
+
+* A :class:`Graph` holds tensors by name and nodes in topological order.  Shapes never
+  include the batch axis; the emulator adds it.
+* A :class:`Tensor` is an activation (produced by a node or a graph input) or a constant
+  (``data`` set).  A constant holds float64 data until the plan is applied, then integer
+  mantissas at the common fraction ``data_frac`` together with per-element ``formats``.
+  An activation's ``formats`` are set by the plan (graph inputs, requantize outputs) or by
+  width sizing (everything exact).
+* A :class:`Node` computes ``outputs`` from ``inputs`` by ``op``.  A fused layer is a node
+  with an ``epilogue``: the main op writes the tensor ``epilogue[0].inputs[0]`` (the
+  accumulator), then each epilogue node runs in turn; the last one writes ``outputs[0]``.
+  ``node.stages()`` gives the same chain as plain nodes, which is how the emulator runs it.
+
+Everything is frozen: passes build new graphs with :func:`dataclasses.replace`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import Enum
+from types import MappingProxyType
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from .fixed import Formats
+
+
+class Op(Enum):
+    """Operations.  Attribute names per op are listed in ``ATTRS``."""
+
+    DENSE = "dense"  # (x, weight[out,in], [bias[out]]): y[..., j] = sum_k W[j,k] x[..., k] + b[j]
+    CONV = "conv"  # (x[C,*S], weight[M, C/g, *K], [bias[M]]), ONNX Conv semantics, 1D or 2D
+    BATCHNORM = "batchnorm"  # (x, scale, bias, mean, var): removed by fold_batchnorm
+    ADD = "add"  # (a, b) elementwise with numpy broadcasting; b may be a constant
+    MUL = "mul"  # (x, c) elementwise by a constant c, numpy broadcasting
+    RELU = "relu"  # (x,)
+    LEAKY_RELU = "leaky_relu"  # (x, alpha[]): x if x >= 0 else alpha * x
+    CLIP = "clip"  # (x, low[], high[]): min(max(x, low), high); bounds are exact constants
+    MAXPOOL = "maxpool"  # (x,) attrs kernel, strides, pads, dilations
+    AVGPOOL = "avgpool"  # (x, reciprocal[out shape]): window sum times a per-output constant
+    CONCAT = "concat"  # (a, b, ...) attrs axis (without batch)
+    RESHAPE = "reshape"  # (x,) attrs shape (without batch)
+    TRANSPOSE = "transpose"  # (x,) attrs perm (without batch)
+    REQUANTIZE = "requantize"  # (x,): convert into the output tensor's formats
+    SIGMOID = "sigmoid"  # (x,) table look-up, attrs table (see emulate.py)
+    SOFTMAX = "softmax"  # (x,) table look-ups, attrs see emulate.py
+
+
+# Ops whose output values are a re-arrangement of input values: never re-quantized by a
+# plan default, and exact by construction.
+LAYOUT_OPS = frozenset({Op.RESHAPE, Op.TRANSPOSE, Op.CONCAT, Op.MAXPOOL})
+
+ATTRS: Mapping[Op, frozenset] = MappingProxyType({
+    Op.CONV: frozenset({"strides", "pads", "dilations", "groups"}),
+    Op.BATCHNORM: frozenset({"epsilon"}),
+    Op.MAXPOOL: frozenset({"kernel", "strides", "pads", "dilations"}),
+    Op.AVGPOOL: frozenset({"kernel", "strides", "pads", "count_include_pad"}),
+    Op.CONCAT: frozenset({"axis"}),
+    Op.RESHAPE: frozenset({"shape"}),
+    Op.TRANSPOSE: frozenset({"perm"}),
+    Op.SIGMOID: frozenset({"table_input", "table"}),
+    Op.SOFTMAX: frozenset({"axis", "exp_input", "exp_table", "inv_input", "inv_table"}),
+})
+
+
+class TensorKind(Enum):
+    INPUT = "input"
+    ACTIVATION = "activation"
+    WEIGHT = "weight"  # multiplicative constant
+    BIAS = "bias"  # additive constant
+    CONST = "const"  # other constant (clip bounds, tables, pooling reciprocals)
+
+
+class IRError(Exception):
+    """The graph breaks the IR contract; the message names the node or tensor."""
+
+
+@dataclass(frozen=True, eq=False)
+class Tensor:
+    name: str
+    shape: tuple[int, ...]
+    kind: TensorKind
+    formats: Formats | None = None
+    data: np.ndarray | None = None  # constants only
+    data_frac: int = 0  # constants: data holds mantissas at this many fractional bits
+    float_data: np.ndarray | None = None  # constants: the model's float values (after folding)
+    onnx_name: str | None = None  # the name a plan uses for this tensor
+    onnx_axes: tuple[int, ...] | None = None  # IR array == ONNX array.transpose(onnx_axes)
+    bounds: tuple[np.ndarray, np.ndarray] | None = None  # exact mantissa range per element
+
+    @property
+    def is_constant(self) -> bool:
+        return self.data is not None
+
+    @property
+    def is_quantized(self) -> bool:
+        """A constant whose data are integer mantissas (the plan has been applied)."""
+        return self.data is not None and self.formats is not None
+
+
+@dataclass(frozen=True, eq=False)
+class Node:
+    name: str
+    op: Op
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    attrs: Mapping = field(default_factory=dict)
+    epilogue: tuple["Node", ...] = ()
+    onnx_nodes: tuple[str, ...] = ()  # the ONNX nodes this node stands for
+
+    def __post_init__(self):
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+        object.__setattr__(self, "attrs", MappingProxyType(dict(self.attrs)))
+        object.__setattr__(self, "epilogue", tuple(self.epilogue))
+        unknown = set(self.attrs) - ATTRS.get(self.op, frozenset())
+        if unknown:
+            raise IRError(f"node {self.name!r} ({self.op.value}) has unknown attributes {sorted(unknown)}")
+
+    @property
+    def accumulator(self) -> str:
+        """The tensor the main op writes: the output, or the first epilogue input."""
+        return self.epilogue[0].inputs[0] if self.epilogue else self.outputs[0]
+
+    def stages(self) -> tuple["Node", ...]:
+        """The node as a chain of plain (unfused) nodes."""
+        if not self.epilogue:
+            return (self,)
+        main = dataclasses.replace(self, outputs=(self.accumulator,), epilogue=())
+        return (main, *self.epilogue)
+
+
+@dataclass(frozen=True, eq=False)
+class Graph:
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    nodes: tuple[Node, ...]
+    tensors: Mapping[str, Tensor]
+
+    def __post_init__(self):
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+        object.__setattr__(self, "nodes", tuple(self.nodes))
+        object.__setattr__(self, "tensors", MappingProxyType(dict(self.tensors)))
+
+    def tensor(self, name: str) -> Tensor:
+        try:
+            return self.tensors[name]
+        except KeyError:
+            raise IRError(f"no tensor named {name!r} in graph {self.name!r}") from None
+
+    def producer(self, name: str) -> Node | None:
+        for node in self.nodes:
+            if name in node.outputs:
+                return node
+        return None
+
+    def consumers(self, name: str) -> list[Node]:
+        return [n for n in self.nodes if name in n.inputs]
+
+    def with_nodes(self, nodes: Iterable[Node], tensors: Mapping[str, Tensor] | None = None) -> "Graph":
+        """A new graph with these nodes; tensors no node or graph port uses are dropped."""
+        nodes = tuple(nodes)
+        pool = dict(self.tensors if tensors is None else tensors)
+        used = set(self.inputs) | set(self.outputs)
+        for node in nodes:
+            for stage in node.stages():
+                used.update(stage.inputs)
+                used.update(stage.outputs)
+        return dataclasses.replace(self, nodes=nodes, tensors={k: v for k, v in pool.items() if k in used})
+
+    def with_tensors(self, updates: Mapping[str, Tensor]) -> "Graph":
+        merged = dict(self.tensors)
+        merged.update(updates)
+        return dataclasses.replace(self, tensors=merged)
+
+    def constant_inputs(self, node: Node) -> list[Tensor]:
+        return [self.tensors[i] for i in node.inputs if self.tensors[i].is_constant]
+
+
+# --- shape rules -------------------------------------------------------------------------
+
+
+def _window_out(size: int, kernel: int, stride: int, pad_lo: int, pad_hi: int, dilation: int) -> int:
+    return (size + pad_lo + pad_hi - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def output_shape(node: Node, graph: Graph) -> tuple[int, ...]:
+    """The output shape the op's definition gives for its input shapes."""
+    shapes = [graph.tensor(i).shape for i in node.inputs]
+    a = node.attrs
+    op = node.op
+    if op == Op.DENSE:
+        if shapes[1][1] != shapes[0][-1]:
+            raise IRError(f"node {node.name!r}: input has {shapes[0][-1]} features, weight expects {shapes[1][1]}")
+        return (*shapes[0][:-1], shapes[1][0])
+    if op == Op.CONV:
+        spatial = shapes[0][1:]
+        k = shapes[1][2:]
+        n = len(spatial)
+        if shapes[1][1] * a["groups"] != shapes[0][0]:
+            raise IRError(f"node {node.name!r}: {shapes[0][0]} input channels do not match weight "
+                          f"{shapes[1]} with groups={a['groups']}")
+        return (shapes[1][0], *(
+            _window_out(spatial[i], k[i], a["strides"][i], a["pads"][i], a["pads"][i + n], a["dilations"][i])
+            for i in range(n)))
+    if op in (Op.MAXPOOL, Op.AVGPOOL):
+        spatial = shapes[0][1:]
+        n = len(spatial)
+        dil = a.get("dilations", (1,) * n)
+        return (shapes[0][0], *(
+            _window_out(spatial[i], a["kernel"][i], a["strides"][i], a["pads"][i], a["pads"][i + n], dil[i])
+            for i in range(n)))
+    if op in (Op.ADD, Op.MUL):
+        try:
+            return tuple(np.broadcast_shapes(*shapes))
+        except ValueError:
+            raise IRError(f"node {node.name!r}: shapes {shapes} do not broadcast") from None
+    if op == Op.CONCAT:
+        axis = a["axis"]
+        out = list(shapes[0])
+        out[axis] = sum(s[axis] for s in shapes)
+        return tuple(out)
+    if op == Op.RESHAPE:
+        if int(np.prod(a["shape"])) != int(np.prod(shapes[0])):
+            raise IRError(f"node {node.name!r}: cannot reshape {shapes[0]} to {tuple(a['shape'])}")
+        return tuple(a["shape"])
+    if op == Op.TRANSPOSE:
+        return tuple(shapes[0][p] for p in a["perm"])
+    # elementwise ops keep the first input's shape
+    return shapes[0]
+
+
+def verify(graph: Graph) -> None:
+    """Check the IR contract; raise IRError naming the first broken node or tensor."""
+    defined = set(graph.inputs)
+    for name, t in graph.tensors.items():
+        if name != t.name:
+            raise IRError(f"tensor stored under {name!r} is named {t.name!r}")
+        if t.is_constant:
+            defined.add(name)
+            if t.data.shape != t.shape:
+                raise IRError(f"constant {name!r} has data of shape {t.data.shape}, declared {t.shape}")
+        if t.formats is not None and t.formats.shape != t.shape:
+            raise IRError(f"tensor {name!r} has formats of shape {t.formats.shape}, declared {t.shape}")
+    for name in graph.inputs:
+        graph.tensor(name)
+    for node in graph.nodes:
+        for stage in node.stages():
+            for i in stage.inputs:
+                if i not in defined:
+                    raise IRError(f"node {node.name!r} reads {i!r} before anything produces it")
+            for o in stage.outputs:
+                if o in defined:
+                    raise IRError(f"node {node.name!r} writes {o!r}, which is already defined")
+                graph.tensor(o)
+                defined.add(o)
+            expected = output_shape(stage, graph)
+            actual = graph.tensor(stage.outputs[0]).shape
+            if tuple(expected) != tuple(actual):
+                raise IRError(f"node {node.name!r} ({stage.op.value}) should produce shape "
+                              f"{tuple(expected)} but its output {stage.outputs[0]!r} is {actual}")
+        for a, b in zip(node.epilogue, node.epilogue[1:]):
+            if b.inputs[0] != a.outputs[0]:
+                raise IRError(f"fused node {node.name!r}: epilogue is not a chain")
+    for name in graph.outputs:
+        if name not in defined:
+            raise IRError(f"graph output {name!r} is never produced")
+
+
+# --- text form -------------------------------------------------------------------------
+
+
+def _fmt(t: Tensor) -> str:
+    shape = "[" + ",".join(str(s) for s in t.shape) + "]"
+    return f"{shape} {t.formats.summary() if t.formats is not None else 'float'}"
+
+
+def _attr_text(attrs: Mapping) -> str:
+    parts = []
+    for k in sorted(attrs):
+        v = attrs[k]
+        if isinstance(v, np.ndarray):
+            v = f"<{v.size} entries>"
+        elif isinstance(v, (list, tuple)):
+            v = "(" + ",".join(str(x) for x in v) + ")"
+        parts.append(f"{k}={v}")
+    return (" {" + ", ".join(parts) + "}") if parts else ""
+
+
+def dump(graph: Graph) -> str:
+    """Deterministic text form of the graph: what `OUT/ir.txt` holds and tests diff."""
+    lines = [f"graph {graph.name}"]
+    for name in graph.inputs:
+        lines.append(f"  input  {name}: {_fmt(graph.tensors[name])}")
+    for name, t in graph.tensors.items():
+        if t.is_constant:
+            nz = int(np.count_nonzero(t.data))
+            lines.append(f"  const  {name}: {_fmt(t)} ({t.kind.value}, {nz}/{t.data.size} non-zero)")
+    for node in graph.nodes:
+        for k, stage in enumerate(node.stages()):
+            lead = f"  node   {node.name}" if k == 0 else "         |"
+            out = graph.tensors[stage.outputs[0]]
+            lines.append(f"{lead} = {stage.op.value}({', '.join(stage.inputs)}){_attr_text(stage.attrs)}"
+                         f" -> {out.name}: {_fmt(out)}")
+    lines.append(f"  output {', '.join(graph.outputs)}")
+    return "\n".join(lines) + "\n"
