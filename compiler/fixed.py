@@ -471,20 +471,32 @@ def apply_overflow(m: np.ndarray, formats: Formats) -> np.ndarray:
     return result.astype(m.dtype)
 
 
+def round_to(m: np.ndarray, frac_in, formats: Formats) -> np.ndarray:
+    """Round exact mantissas at ``frac_in`` to each element's fraction, before overflow."""
+    frac_out = formats.frac_bits
+    shift = np.asarray(frac_in, dtype=np.int64) - frac_out
+    if (shift < 0).any():
+        m = shift_left(m, np.where(shift < 0, -shift, 0))
+    return round_shift(m, np.where(shift > 0, shift, 0), formats.rounding)
+
+
 def requantize(m: np.ndarray, frac_in, formats: Formats) -> np.ndarray:
     """Convert exact mantissas at ``frac_in`` fractional bits into ``formats``.
 
     Returns mantissas at each element's own ``frac_bits``; pruned elements are 0.
     ``m`` may carry a leading batch axis; ``frac_in`` is a scalar or per-element array.
     """
-    frac_out = formats.frac_bits
-    shift = np.asarray(frac_in, dtype=np.int64) - frac_out
-    shift = np.broadcast_to(shift, m.shape[m.ndim - shift.ndim:] if shift.ndim else ())
-    if (shift < 0).any():
-        m = shift_left(m, np.where(shift < 0, -shift, 0))
-    rounded = round_shift(m, np.where(shift > 0, shift, 0), formats.rounding)
     # SAT_SYM also moves an in-range most-negative code, so overflow is always applied
-    return apply_overflow(rounded, formats)
+    return apply_overflow(round_to(m, frac_in, formats), formats)
+
+
+def common_fraction(m: np.ndarray, formats: Formats) -> tuple[np.ndarray, int]:
+    """Mantissas at each element's own fraction -> (mantissas, frac) at the tensor's finest
+    fraction, the form the emulator and constants use.  Pruned elements do not count."""
+    kept = ~formats.pruned
+    frac_bits = formats.frac_bits
+    frac = int(frac_bits[kept].max()) if kept.any() else 0
+    return shift_left(m, np.where(kept, frac - frac_bits, 0)), frac
 
 
 def _validate_floats(x: np.ndarray, what: str) -> None:

@@ -27,7 +27,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from .fixed import Formats
+from .fixed import FixedType, Formats
 
 
 class Op(Enum):
@@ -63,9 +63,33 @@ ATTRS: Mapping[Op, frozenset] = MappingProxyType({
     Op.CONCAT: frozenset({"axis"}),
     Op.RESHAPE: frozenset({"shape"}),
     Op.TRANSPOSE: frozenset({"perm"}),
-    Op.SIGMOID: frozenset({"table_input", "table"}),
-    Op.SOFTMAX: frozenset({"axis", "exp_input", "exp_table", "inv_input", "inv_table"}),
+    Op.SIGMOID: frozenset({"table"}),
+    Op.SOFTMAX: frozenset({"axis", "exp_table", "inv_table"}),
 })
+
+
+@dataclass(frozen=True, eq=False)
+class LookupTable:
+    """A ROM: the input is converted into ``input`` (its rounding/overflow modes apply),
+    and code ``c`` (a mantissa of ``input``) reads ``values[c - input.min_mantissa]``,
+    a mantissa of ``output``.  The table holds one entry per input code."""
+
+    input: FixedType
+    output: FixedType
+    values: np.ndarray
+
+    def __post_init__(self):
+        size = self.input.max_mantissa - self.input.min_mantissa + 1
+        values = np.asarray(self.values, dtype=np.int64)
+        if values.shape != (size,):
+            raise IRError(f"table for input {self.input} needs {size} entries, got {values.shape}")
+        if values.min() < self.output.min_mantissa or values.max() > self.output.max_mantissa:
+            raise IRError(f"table entries do not fit the output type {self.output}")
+        values.setflags(write=False)
+        object.__setattr__(self, "values", values)
+
+    def __str__(self) -> str:
+        return f"table[{self.values.size}]({self.input} -> {self.output})"
 
 
 class TensorKind(Enum):
@@ -122,6 +146,10 @@ class Node:
         if unknown:
             raise IRError(f"node {self.name!r} ({self.op.value}) has unknown attributes {sorted(unknown)}")
 
+    def __reduce__(self):  # MappingProxyType does not pickle; rebuild from a dict
+        return (Node, (self.name, self.op, self.inputs, self.outputs, dict(self.attrs), self.epilogue,
+                       self.onnx_nodes))
+
     @property
     def accumulator(self) -> str:
         """The tensor the main op writes: the output, or the first epilogue input."""
@@ -148,6 +176,9 @@ class Graph:
         object.__setattr__(self, "outputs", tuple(self.outputs))
         object.__setattr__(self, "nodes", tuple(self.nodes))
         object.__setattr__(self, "tensors", MappingProxyType(dict(self.tensors)))
+
+    def __reduce__(self):
+        return (Graph, (self.name, self.inputs, self.outputs, self.nodes, dict(self.tensors)))
 
     def tensor(self, name: str) -> Tensor:
         try:
@@ -305,9 +336,9 @@ def dump(graph: Graph) -> str:
             lines.append(f"  const  {name}: {_fmt(t)} ({t.kind.value}, {nz}/{t.data.size} non-zero)")
     for node in graph.nodes:
         for k, stage in enumerate(node.stages()):
-            lead = f"  node   {node.name}" if k == 0 else "         |"
+            lead = f"  node   {node.name} =" if k == 0 else "         |"
             out = graph.tensors[stage.outputs[0]]
-            lines.append(f"{lead} = {stage.op.value}({', '.join(stage.inputs)}){_attr_text(stage.attrs)}"
+            lines.append(f"{lead} {stage.op.value}({', '.join(stage.inputs)}){_attr_text(stage.attrs)}"
                          f" -> {out.name}: {_fmt(out)}")
     lines.append(f"  output {', '.join(graph.outputs)}")
     return "\n".join(lines) + "\n"

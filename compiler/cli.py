@@ -1,0 +1,153 @@
+"""The `finegrain` command.  User errors print one paragraph and exit with code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+
+def _cmd_compile(args) -> int:
+    from .project import compile_model
+
+    project = compile_model(args.model, args.plan, output_dir=args.output, force=args.force)
+    for message in project.warnings:
+        _say("warning", message)
+    layers = len(project.graph.nodes)
+    print(f"compiled {args.model} ({layers} layers) in {project.compile_seconds:.2f} s -> {args.output}")
+    return 0
+
+
+def _load_array_file(path: str, what: str):
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{what} file {path!r} does not exist")
+    try:
+        data = np.load(p, allow_pickle=False)
+    except Exception as err:  # noqa: BLE001 - any failure to read is the user's file
+        raise UserError(f"cannot read {what} file {path!r} as .npy/.npz: {err}") from None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        with data:
+            return {k: data[k] for k in data.files}
+    return data
+
+
+def _cmd_emulate(args) -> int:
+    from .emulate import EmulationError
+    from .project import load_project
+
+    project = load_project(args.out)
+    x = _load_array_file(args.input, "input")
+    if not isinstance(x, dict) and not np.issubdtype(x.dtype, np.number):
+        raise UserError(f"input file {args.input!r} holds {x.dtype} values; expected numbers")
+    try:
+        outputs = project.emulate_exact(x)
+    except (EmulationError, ValueError) as err:
+        raise UserError(f"cannot emulate {args.out!r} on {args.input!r}: {err}") from None
+    floats = {name: fx.to_float() for name, fx in outputs.items()}
+    for name, fx in outputs.items():
+        if fx.m.size and max(abs(int(v)) for v in np.asarray(fx.m).ravel()[:1 << 16]).bit_length() > 53:
+            _say("warning", f"output {name!r} has mantissas wider than 53 bits: float64 rounds them")
+    out = Path(args.output)
+    if len(floats) == 1:
+        np.save(out, next(iter(floats.values())))
+    else:
+        np.savez(out, **floats)
+    n = next(iter(floats.values())).shape[0]
+    print(f"emulated {n} samples -> {args.output}")
+    return 0
+
+
+def _cmd_plan_template(args) -> int:
+    from .plan_template import plan_template
+
+    template = plan_template(args.model)
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise UserError(f"{args.output!r} exists; pass --force to overwrite it")
+    out.write_text(json.dumps(template, indent=2) + "\n")
+    print(f"wrote a plan skeleton with {len(template['tensors'])} tensors -> {args.output}")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    out = Path(args.out)
+    path = out / "report.json"
+    if not path.is_file():
+        raise UserError(f"{args.out!r} has no report.json; run 'finegrain compile ... -o {args.out}' first")
+    report = json.loads(path.read_text())
+    print(format_report(report))
+    return 0
+
+
+def format_report(report: dict) -> str:
+    """The per-layer table printed by `finegrain report`."""
+    rows = [("layer", "ops", "accumulator", "output", "weights")]
+    for layer in report["layers"]:
+        acc = next(iter(layer.get("accumulator", {}).values()), None)
+        out = next(iter(layer["output"].values()))
+        weights = [c for c in layer.get("constants", {}).values() if c["role"] == "weight"]
+        wtext = ", ".join(f"{c['nonzero']}/{c['elements']} nz {c['type']}" for c in weights)
+        rows.append((layer["name"], "+".join(layer["stages"]), acc["type"] if acc else "-", out["type"], wtext or "-"))
+    widths = [min(max(len(r[i]) for r in rows), 48) for i in range(len(rows[0]))]
+    lines = [f"model {report['model']}: {len(report['layers'])} layers, compiled in {report['compile_seconds']} s"]
+    for r in rows:
+        lines.append("  ".join(c[:48].ljust(w) for c, w in zip(r, widths)).rstrip())
+    for w in report.get("warnings", []):
+        lines.append(f"warning: {w}")
+    return "\n".join(lines)
+
+
+def _say(kind: str, message: str) -> None:
+    text = textwrap.fill(message, width=100, initial_indent=f"{kind}: ", subsequent_indent="  ",
+                         break_long_words=False, break_on_hyphens=False)
+    print(text, file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="finegrain", description="Compile finely quantized networks to FPGA hardware.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("compile", help="ONNX + bit plan -> output folder (IR, resolved plan, report)")
+    c.add_argument("model", help="ONNX model file")
+    c.add_argument("--plan", required=True, help="bit plan (JSON), see docs/bit-plan.md")
+    c.add_argument("-o", "--output", required=True, help="output folder")
+    c.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    c.set_defaults(func=_cmd_compile)
+
+    e = sub.add_parser("emulate", help="run the bit-exact emulator on a compiled output folder")
+    e.add_argument("out", help="output folder of 'finegrain compile'")
+    e.add_argument("--input", required=True, help=".npy (one input) or .npz (keyed by input name), batch first")
+    e.add_argument("--output", required=True, help=".npy for one output, .npz for several (float64)")
+    e.set_defaults(func=_cmd_emulate)
+
+    t = sub.add_parser("plan-template", help="write a plan skeleton naming every tensor of a model")
+    t.add_argument("model", help="ONNX model file")
+    t.add_argument("-o", "--output", required=True, help="plan file to write")
+    t.add_argument("--force", action="store_true", help="overwrite an existing file")
+    t.set_defaults(func=_cmd_plan_template)
+
+    r = sub.add_parser("report", help="print the per-layer types and widths of a compiled output folder")
+    r.add_argument("out", help="output folder of 'finegrain compile'")
+    r.set_defaults(func=_cmd_report)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as err:
+        _say("error", str(err))
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

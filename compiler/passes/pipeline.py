@@ -1,0 +1,53 @@
+"""The pass pipeline: one ordered list, with the reason for each position.
+
+1. canonicalise      - bias Adds join their DENSE/CONV, layout no-ops go; fold_batchnorm
+                       and fuse_layers look for DENSE/CONV followed directly by their users.
+2. fold_batchnorm    - must precede apply_plan: the plan's weight formats apply to the
+                       folded weights, so folding happens on floats, before quantization.
+3. apply_plan        - quantizes constants and inserts REQUANTIZE nodes; needs the final
+                       constant tensors (after folding) and creates what fuse_layers absorbs.
+4. fuse_layers       - groups linear op + activation + requantize; after apply_plan so the
+                       requantize nodes exist, before sizing so accumulators are named.
+5. size_widths       - last: it needs every format the plan gives and the final graph.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable
+
+from ..ir import Graph, IRError, verify
+from ..plan import Plan
+from .apply_plan import apply_plan
+from .canonicalise import canonicalise
+from .fold_batchnorm import fold_batchnorm
+from .fuse import fuse_layers
+from .size_widths import size_widths
+
+Pass = Callable[[Graph], Graph]
+
+
+def passes(plan: Plan) -> list[tuple[str, Pass]]:
+    return [
+        ("canonicalise", canonicalise),
+        ("fold_batchnorm", fold_batchnorm),
+        ("apply_plan", partial(apply_plan, plan=plan)),
+        ("fuse_layers", fuse_layers),
+        ("size_widths", size_widths),
+    ]
+
+
+def run_pipeline(graph: Graph, plan: Plan, check: bool = True, stop_after: str | None = None) -> Graph:
+    """Run every pass in order; with ``check``, verify the IR after each and name the culprit."""
+    done: list[str] = []
+    for name, fn in passes(plan):
+        graph = fn(graph)
+        done.append(name)
+        if check:
+            try:
+                verify(graph)
+            except IRError as err:
+                raise IRError(f"IR broken after pass {name!r} (passes run: {', '.join(done)}): {err}") from None
+        if name == stop_after:
+            break
+    return graph

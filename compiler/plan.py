@@ -1,0 +1,246 @@
+"""The bit plan: which fixed-point format each tensor has, per tensor, per axis index or
+per element.  Loading validates the file on its own; `Plan.formats_for` resolves an entry
+against a tensor's shape.  The schema is documented in docs/bit-plan.md.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import PlanError
+from .fixed import FixedType, FormatError, Formats, Overflow, Rounding
+
+DEFAULT_KEYS = ("input", "weight", "bias", "activation")
+
+# Table look-ups (Sigmoid, Softmax) when the plan says nothing.  The table sizes are the
+# number of input codes: 2**width of the table's input format.
+DEFAULT_TABLES = {
+    "sigmoid_input": "fixed<10,4,TRN,SAT>",  # 1024 entries over [-8, 8), step 1/64
+    "sigmoid_output": "ufixed<16,0,RND_CONV,SAT>",
+    "exp_input": "fixed<10,4,TRN,SAT>",  # softmax: x - max(x) in [-8, 0], step 1/64
+    "exp_output": "ufixed<18,1,RND_CONV,SAT>",
+    "inv_bits": 10,  # softmax: 1/sum table, 1024 entries over [0, 2**ceil(log2(n+1)))
+    "inv_output": "ufixed<18,1,RND_CONV,SAT>",
+    "softmax_output": "ufixed<16,0,RND_CONV,SAT>",
+}
+
+
+@dataclass(frozen=True, eq=False)
+class TensorSpec:
+    """One `tensors` entry, not yet matched to a shape."""
+
+    name: str
+    whole: FixedType | None = None  # one format for the whole tensor
+    axis: int | None = None  # one format per index along this axis
+    axis_types: tuple[FixedType, ...] = ()
+    elements: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # bits, int_bits, signed
+    element_modes: tuple[Rounding, Overflow] = (Rounding.TRN, Overflow.WRAP)
+    source: str = ""  # how the plan wrote it, for plan.resolved.json
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    defaults: dict
+    tensors: dict
+    tables: dict
+    path: str = "<memory>"
+    raw: dict = field(default_factory=dict)
+
+    def spec(self, name: str) -> TensorSpec | None:
+        return self.tensors.get(name)
+
+    def default(self, role: str) -> FixedType | None:
+        return self.defaults.get(role)
+
+    def table_type(self, key: str) -> FixedType:
+        return self.tables[key]
+
+    def formats_for(self, spec: TensorSpec, onnx_shape: tuple[int, ...], batch_axis: bool) -> Formats:
+        """Resolve a spec against a tensor's ONNX shape.
+
+        ``batch_axis``: the ONNX shape starts with the batch axis (activations), which an
+        `axis` entry counts and per-element arrays leave out.
+        """
+        ir_shape = tuple(onnx_shape[1:]) if batch_axis else tuple(onnx_shape)
+        if spec.whole is not None:
+            return Formats.uniform(ir_shape, spec.whole)
+        if spec.axis is not None:
+            rank = len(onnx_shape)
+            axis = spec.axis + rank if spec.axis < 0 else spec.axis
+            if not 0 <= axis < rank or (batch_axis and axis == 0):
+                valid = f"1..{rank - 1} (axis 0 is the batch)" if batch_axis else f"0..{rank - 1}"
+                raise PlanError(f"plan entry for tensor {spec.name!r}: axis {spec.axis} is not valid for "
+                                f"shape {list(onnx_shape)}; use an axis in {valid}")
+            if len(spec.axis_types) != onnx_shape[axis]:
+                raise PlanError(f"plan entry for tensor {spec.name!r}: {len(spec.axis_types)} formats given "
+                                f"for axis {spec.axis}, but that axis has length {onnx_shape[axis]} "
+                                f"(shape {list(onnx_shape)}); give exactly one format per index")
+            ir_axis = axis - 1 if batch_axis else axis
+            types = np.empty(ir_shape[ir_axis], dtype=object)
+            types[:] = list(spec.axis_types)
+            shape = [1] * len(ir_shape)
+            shape[ir_axis] = ir_shape[ir_axis]
+            return Formats.from_types(np.broadcast_to(types.reshape(shape), ir_shape))
+        bits, int_bits, signed = spec.elements
+        if bits.shape != ir_shape:
+            hint = " (activations: without the batch axis)" if batch_axis else ""
+            raise PlanError(f"plan entry for tensor {spec.name!r}: per-element arrays have shape "
+                            f"{list(bits.shape)}, but the tensor needs {list(ir_shape)}{hint}")
+        rounding, overflow = spec.element_modes
+        return Formats(bits, np.where(bits > 0, int_bits, 0), signed.astype(bool),
+                       np.full(ir_shape, int(rounding)), np.full(ir_shape, int(overflow)))
+
+
+def _format(value, where: str) -> FixedType:
+    try:
+        return FixedType.parse(value)
+    except FormatError as err:
+        raise PlanError(f"{where}: {err}") from None
+
+
+def _is_note(key: str) -> bool:
+    return key.startswith("_")
+
+
+def _parse_entry(name: str, entry, base: Path) -> TensorSpec | None:
+    where = f"plan entry for tensor {name!r}"
+    if isinstance(entry, str):
+        return TensorSpec(name, whole=_format(entry, where), source=entry)
+    if not isinstance(entry, dict):
+        raise PlanError(f"{where} must be a format string, {{'axis': k, 'formats': [...]}} or "
+                        f"{{'elements': 'file.npz:KEY'}}; got {entry!r}")
+    keys = {k for k in entry if not _is_note(k)}
+    if not keys:
+        return None  # a template entry holding only notes: the default applies
+    if "axis" in keys or "formats" in keys:
+        extra = keys - {"axis", "formats"}
+        if extra or keys != {"axis", "formats"}:
+            raise PlanError(f"{where}: a per-axis entry needs exactly the keys 'axis' and 'formats', got {sorted(keys)}")
+        axis, formats = entry["axis"], entry["formats"]
+        if not isinstance(axis, int) or isinstance(axis, bool):
+            raise PlanError(f"{where}: 'axis' must be an integer, got {axis!r}")
+        if not isinstance(formats, list) or not formats:
+            raise PlanError(f"{where}: 'formats' must be a non-empty list of format strings, got {formats!r}")
+        types = tuple(_format(f, f"{where}, formats[{i}]") for i, f in enumerate(formats))
+        return TensorSpec(name, axis=axis, axis_types=types, source=f"axis {axis}: {len(types)} formats")
+    if "elements" in keys:
+        extra = keys - {"elements", "rounding", "overflow"}
+        if extra:
+            raise PlanError(f"{where}: unknown keys {sorted(extra)}; a per-element entry takes "
+                            f"'elements', 'rounding', 'overflow'")
+        return _parse_elements(name, entry, base, where)
+    raise PlanError(f"{where}: unknown keys {sorted(keys)}; expected a format string, 'axis'+'formats', "
+                    f"or 'elements'")
+
+
+def _parse_elements(name: str, entry: dict, base: Path, where: str) -> TensorSpec:
+    ref = entry["elements"]
+    if not isinstance(ref, str) or ":" not in ref:
+        raise PlanError(f"{where}: 'elements' must be 'FILE.npz:KEY', got {ref!r}")
+    file_part, key = ref.rsplit(":", 1)
+    path = (base / file_part) if not Path(file_part).is_absolute() else Path(file_part)
+    if not path.is_file():
+        raise PlanError(f"{where}: per-element file {str(path)!r} does not exist "
+                        f"(paths are relative to the plan file)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: np.asarray(npz[k]) for k in npz.files}
+    except Exception as err:  # noqa: BLE001 - any read failure is the user's file
+        raise PlanError(f"{where}: cannot read {str(path)!r} as .npz: {err}") from None
+    fields = []
+    for suffix in ("bits", "int_bits", "signed"):
+        k = f"{key}.{suffix}"
+        if k not in arrays:
+            raise PlanError(f"{where}: {str(path)!r} has no array {k!r} (it has {sorted(arrays)})")
+        a = arrays[k]
+        if a.dtype.kind not in "iub":
+            raise PlanError(f"{where}: array {k!r} must hold integers, got dtype {a.dtype}")
+        fields.append(a.astype(np.int64))
+    bits, int_bits, signed = fields
+    if not (bits.shape == int_bits.shape == signed.shape):
+        raise PlanError(f"{where}: arrays {key}.bits/int_bits/signed have different shapes "
+                        f"{bits.shape}, {int_bits.shape}, {signed.shape}")
+    if (bits < 0).any():
+        idx = tuple(int(i) for i in np.argwhere(bits < 0)[0])
+        raise PlanError(f"{where}: {key}.bits has negative bits {int(bits[idx])} at index {list(idx)}; "
+                        f"use 0 to prune an element")
+    if bits.size and bits.max() > 1024:
+        raise PlanError(f"{where}: {key}.bits has {int(bits.max())} bits; at most 1024 are supported")
+    if ((signed != 0) & (signed != 1)).any():
+        raise PlanError(f"{where}: {key}.signed must hold 0 or 1")
+    modes = []
+    for field_name, enum in (("rounding", Rounding), ("overflow", Overflow)):
+        text = entry.get(field_name, enum(0).name)
+        try:
+            modes.append(enum[str(text).upper().removeprefix("AP_")])
+        except KeyError:
+            raise PlanError(f"{where}: unknown {field_name} mode {text!r}; choose one of "
+                            f"{', '.join(m.name for m in enum)}") from None
+    return TensorSpec(name, elements=(bits, int_bits, signed), element_modes=tuple(modes), source=ref)
+
+
+def parse_plan(raw: dict, base: Path, path: str = "<memory>") -> Plan:
+    if not isinstance(raw, dict):
+        raise PlanError(f"plan {path}: the top level must be a JSON object, got {type(raw).__name__}")
+    unknown = {k for k in raw if not _is_note(k)} - {"defaults", "tensors", "tables"}
+    if unknown:
+        raise PlanError(f"plan {path}: unknown top-level keys {sorted(unknown)}; "
+                        f"expected 'defaults', 'tensors' and optionally 'tables'")
+    raw_defaults = raw.get("defaults", {})
+    if not isinstance(raw_defaults, dict):
+        raise PlanError(f"plan {path}: 'defaults' must be an object with keys {list(DEFAULT_KEYS)}")
+    bad = {k for k in raw_defaults if not _is_note(k)} - set(DEFAULT_KEYS)
+    if bad:
+        raise PlanError(f"plan {path}: unknown keys {sorted(bad)} in 'defaults'; allowed: {list(DEFAULT_KEYS)}")
+    defaults = {}
+    for key in DEFAULT_KEYS:
+        value = raw_defaults.get(key)
+        defaults[key] = None if value is None else _format(value, f"plan default {key!r}")
+    raw_tensors = raw.get("tensors", {})
+    if not isinstance(raw_tensors, dict):
+        raise PlanError(f"plan {path}: 'tensors' must be an object keyed by ONNX tensor name")
+    tensors = {}
+    for name, entry in raw_tensors.items():
+        if _is_note(name):
+            continue
+        spec = _parse_entry(name, entry, base)
+        if spec is not None:
+            tensors[name] = spec
+    raw_tables = raw.get("tables", {})
+    if not isinstance(raw_tables, dict):
+        raise PlanError(f"plan {path}: 'tables' must be an object with keys {sorted(DEFAULT_TABLES)}")
+    bad = {k for k in raw_tables if not _is_note(k)} - set(DEFAULT_TABLES)
+    if bad:
+        raise PlanError(f"plan {path}: unknown keys {sorted(bad)} in 'tables'; allowed: {sorted(DEFAULT_TABLES)}")
+    tables = {}
+    for key, default in DEFAULT_TABLES.items():
+        value = raw_tables.get(key, default)
+        if key == "inv_bits":
+            if not isinstance(value, int) or not 2 <= value <= 20:
+                raise PlanError(f"plan table setting 'inv_bits' must be an integer 2..20, got {value!r}")
+            tables[key] = value
+            continue
+        t = _format(value, f"plan table setting {key!r}")
+        if t.width > 20 and key.endswith("_input"):
+            raise PlanError(f"plan table setting {key!r}: {value!r} would need 2**{t.width} entries; "
+                            f"use at most 20 bits")
+        tables[key] = t
+    return Plan(defaults, tensors, tables, path, raw)
+
+
+def load_plan(path) -> Plan:
+    """Read and validate a plan file; raises PlanError with the file and entry named."""
+    path = Path(path)
+    if not path.is_file():
+        raise PlanError(f"plan file {str(path)!r} does not exist or is not a file")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise PlanError(f"plan file {str(path)!r} is not valid JSON: {err}") from None
+    except UnicodeDecodeError:
+        raise PlanError(f"plan file {str(path)!r} is not a text file") from None
+    return parse_plan(raw, path.parent, str(path))

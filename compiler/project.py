@@ -1,0 +1,259 @@
+"""Compile a model into a project, write its output folder, and load it back.
+
+An output folder holds everything a later step (emulate, backends, reports) needs:
+
+* ``ir.txt``             the final IR as text (diffable),
+* ``ir.pkl``             the final IR itself, for `finegrain emulate` and the backends,
+* ``plan.resolved.json`` what format every planned tensor got and where it came from,
+* ``config.json``        every build option (a `BuildConfig`),
+* ``report.json``        per-layer types and widths, and the plan's warnings.
+
+The folder is written to a temporary sibling and renamed into place, so an error never
+leaves a half-written folder behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pickle
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .emulate import emulate, emulate_exact
+from .errors import UserError
+from .ir import Graph, Node, Op, Tensor, dump
+from .passes.apply_plan import PlanWarning
+from .passes.pipeline import run_pipeline
+from .plan import Plan, load_plan
+
+OUTPUT_FILES = ("ir.txt", "ir.pkl", "plan.resolved.json", "config.json", "report.json")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Every option that shapes a build; saved as config.json beside the outputs."""
+
+    model: str
+    plan: str
+    output_dir: str | None = None
+    check_ir: bool = True  # verify the IR after every pass
+    finegrain_version: str = __version__
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(eq=False)
+class Project:
+    graph: Graph
+    plan: Plan
+    config: BuildConfig
+    warnings: list[str] = field(default_factory=list)
+    compile_seconds: float = 0.0
+
+    def emulate(self, x) -> np.ndarray | dict[str, np.ndarray]:
+        """Float inputs (quantized by the input formats) -> float64 outputs.
+
+        One output: an array; several: a dict keyed by output name.
+        """
+        out = emulate(self.graph, x)
+        return out[self.graph.outputs[0]] if len(out) == 1 else out
+
+    def emulate_exact(self, x):
+        return emulate_exact(self.graph, x)
+
+    # --- outputs ----------------------------------------------------------------------
+    def report(self) -> dict:
+        return {
+            "model": self.graph.name,
+            "finegrain_version": __version__,
+            "compile_seconds": round(self.compile_seconds, 4),
+            "inputs": {n: _tensor_report(self.graph.tensor(n)) for n in self.graph.inputs},
+            "outputs": {n: _tensor_report(self.graph.tensor(n)) for n in self.graph.outputs},
+            "layers": [_layer_report(self.graph, node) for node in self.graph.nodes],
+            "warnings": list(self.warnings),
+        }
+
+    def resolved_plan(self) -> dict:
+        planned = {}
+        for t in self.graph.tensors.values():
+            if t.formats is None or (not t.is_constant and t.name not in self.graph.inputs
+                                     and not _is_planned_activation(self.graph, t)):
+                continue
+            key = t.onnx_name or t.name
+            spec = self.plan.spec(key)
+            planned[key] = {
+                "role": t.kind.value,
+                "shape": list(t.shape),
+                "source": f"plan: {spec.source}" if spec is not None else "default",
+                "formats": _formats_json(t),
+            }
+        return {"plan": self.plan.path, "tensors": planned}
+
+    def write(self, out_dir, force: bool = False) -> Path:
+        out = Path(out_dir)
+        _check_output_dir(out, force)
+        parent = out.resolve().parent
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+        try:
+            (tmp / "ir.txt").write_text(dump(self.graph))
+            with open(tmp / "ir.pkl", "wb") as f:
+                pickle.dump({"graph": self.graph, "config": self.config, "version": __version__}, f)
+            _write_json(tmp / "plan.resolved.json", self.resolved_plan())
+            _write_json(tmp / "config.json", dataclasses.replace(self.config, output_dir=str(out)).to_json())
+            _write_json(tmp / "report.json", self.report())
+            if out.exists():
+                shutil.rmtree(out)
+            os.replace(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return out
+
+
+def _check_output_dir(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output path {str(out)!r} exists and is not a folder; choose another -o")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise UserError(f"output folder {str(out)!r} is not empty; pass --force to replace it, "
+                        f"or choose another -o")
+
+
+def _write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _is_planned_activation(graph: Graph, t: Tensor) -> bool:
+    producer = graph.producer(t.name)
+    if producer is None:
+        return False
+    last = producer.stages()[-1]
+    return last.outputs[0] == t.name and last.op in (Op.REQUANTIZE, Op.SIGMOID, Op.SOFTMAX)
+
+
+def _formats_json(t: Tensor) -> dict:
+    f = t.formats
+    uniform = f.uniform_type()
+    if uniform is not None:
+        return {"uniform": str(uniform)}
+    types = f.distinct()
+    counts = {}
+    for idx in np.ndindex(f.shape):
+        key = str(f.element(idx)) if f.width[idx] else "pruned"
+        counts[key] = counts.get(key, 0) + 1
+    return {"distinct": len(types), "counts": counts}
+
+
+def _width_stats(t: Tensor) -> dict:
+    f = t.formats
+    if f is None:
+        return {}
+    kept = ~f.pruned
+    if not kept.any():
+        return {"elements": int(f.width.size), "pruned": int(f.width.size)}
+    return {
+        "elements": int(f.width.size),
+        "pruned": int(f.pruned.sum()),
+        "width_min": int(f.width[kept].min()),
+        "width_max": int(f.width[kept].max()),
+        "total_bits": int(f.width.sum()),
+    }
+
+
+def _tensor_report(t: Tensor) -> dict:
+    return {"shape": list(t.shape), "type": t.formats.summary() if t.formats is not None else None,
+            **_width_stats(t)}
+
+
+def _layer_report(graph: Graph, node: Node) -> dict:
+    entry = {
+        "name": node.name,
+        "op": node.op.value,
+        "onnx_nodes": list(node.onnx_nodes),
+        "stages": [s.op.value for s in node.stages()],
+        "inputs": {i: _tensor_report(graph.tensor(i)) for i in node.inputs if not graph.tensor(i).is_constant},
+        "output": {node.outputs[0]: _tensor_report(graph.tensor(node.outputs[0]))},
+    }
+    consts = {i: graph.tensor(i) for i in node.inputs if graph.tensor(i).is_constant}
+    for stage in node.epilogue:
+        consts.update({i: graph.tensor(i) for i in stage.inputs if graph.tensor(i).is_constant})
+    if consts:
+        entry["constants"] = {
+            (t.onnx_name or n): {**_tensor_report(t), "role": t.kind.value,
+                                 "nonzero": int(np.count_nonzero(t.data))}
+            for n, t in consts.items()}
+    if node.op in (Op.DENSE, Op.CONV):
+        entry["accumulator"] = {node.accumulator: _tensor_report(graph.tensor(node.accumulator))}
+    return entry
+
+
+def compile_graph(graph: Graph, plan: Plan, config: BuildConfig) -> Project:
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PlanWarning)
+        final = run_pipeline(graph, plan, check=config.check_ir)
+    messages = [str(w.message) for w in caught if issubclass(w.category, PlanWarning)]
+    for w in caught:
+        if not issubclass(w.category, PlanWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return Project(final, plan, config, messages, time.perf_counter() - start)
+
+
+def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: bool = True) -> Project:
+    """Compile an ONNX model with a bit plan; write ``output_dir`` if given.
+
+    ``plan`` is a path or a `Plan`.  Raises `UserError` subclasses for bad input.
+    """
+    from .frontend import load_onnx  # the only place onnx is needed
+
+    start = time.perf_counter()
+    if not isinstance(plan, Plan):
+        plan = load_plan(plan)
+    if output_dir is not None:
+        _check_output_dir(Path(output_dir), force)
+    config = BuildConfig(model=str(model), plan=plan.path, output_dir=None if output_dir is None else str(output_dir),
+                         check_ir=check_ir)
+    graph = load_onnx(model)
+    project = compile_graph(graph, plan, config)
+    project.compile_seconds = time.perf_counter() - start
+    if output_dir is not None:
+        project.write(output_dir, force=force)
+    return project
+
+
+def load_project(out_dir) -> Project:
+    """Load a compiled output folder (as written by `Project.write`)."""
+    out = Path(out_dir)
+    pkl = out / "ir.pkl"
+    if not pkl.is_file():
+        raise UserError(f"{str(out)!r} is not a finegrain output folder (no ir.pkl); "
+                        f"run 'finegrain compile MODEL --plan PLAN -o {out}' first")
+    with open(pkl, "rb") as f:
+        saved = pickle.load(f)
+    if saved.get("version") != __version__:
+        raise UserError(f"{str(out)!r} was compiled by finegrain {saved.get('version')}, this is {__version__}; "
+                        f"compile it again")
+    config = saved["config"]
+    plan = load_plan(config.plan) if Path(config.plan).is_file() else Plan({}, {}, {}, config.plan)
+    report = json.loads((out / "report.json").read_text()) if (out / "report.json").is_file() else {}
+    return Project(saved["graph"], plan, config, report.get("warnings", []))
