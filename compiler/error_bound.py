@@ -1,0 +1,178 @@
+"""How far the emulator may be from the float model, derived from the plan, per sample.
+
+For a sample ``x``, `error_bound` returns for every output element a bound ``B`` with
+``|emulated - float_model(x)| <= B``, where the float model is the ONNX graph evaluated in
+exact real arithmetic with its float weights, plus a float32 allowance for a runtime such as
+onnxruntime.  It propagates a per-element error alongside the emulator's own values:
+
+* conversions (input, REQUANTIZE) add exactly what they changed: ``|q(v) - v|``
+  (saturation included, since ``v`` is the emulated value);
+* quantized constants add ``|c_q - c_float| * |operand|``;
+* linear ops carry errors through ``|W_q|``; ReLU, Clip, MaxPool and layout ops are
+  1-Lipschitz; table look-ups add their measured table error plus the function's
+  Lipschitz constant times the input error (sigmoid 1/4, softmax 1/2 in the max norm);
+* float32 rounding of the runtime: ``gamma(n) * sum |terms|`` per dot product of ``n``
+  terms and ``2**-24 * |value|`` per elementwise op (Higham's bounds).
+
+This is the bound the tests use to compare the emulator with onnxruntime; it is not used
+to compile anything.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .emulate import Fx, _windows, quantize_inputs, run
+from .ir import Graph, Node, Op
+
+EPS32 = 2.0 ** -24
+SLACK = 1.0 + 1e-9  # covers float64 rounding in the bound computation itself
+
+
+def _gamma(n: int) -> float:
+    return n * EPS32 / (1 - n * EPS32)
+
+
+def _f(fx: Fx) -> np.ndarray:
+    return fx.to_float()
+
+
+def _const_float(graph: Graph, name: str) -> tuple[np.ndarray, np.ndarray]:
+    t = graph.tensor(name)
+    q = Fx(np.asarray(t.data)[np.newaxis], t.data_frac).to_float()[0]
+    f = t.float_data if t.float_data is not None else q
+    return q, np.asarray(f, dtype=np.float64)
+
+
+class _Bounder:
+    def __init__(self, graph: Graph, values: dict[str, Fx]):
+        self.graph = graph
+        self.values = values
+        self.err: dict[str, np.ndarray] = {}
+
+    def e(self, name: str) -> np.ndarray:
+        if self.graph.tensor(name).is_constant:
+            return np.zeros(1)
+        return self.err[name]
+
+    def v(self, name: str) -> np.ndarray:
+        if self.graph.tensor(name).is_constant:
+            return _const_float(self.graph, name)[0][np.newaxis]
+        return _f(self.values[name])
+
+    def linear(self, node: Node) -> np.ndarray:
+        x, ex = np.abs(self.v(node.inputs[0])), self.e(node.inputs[0])
+        wq, wf = _const_float(self.graph, node.inputs[1])
+        x_float = x + ex  # |x_float| <= |x_q| + e
+        abs_wq, dw = np.abs(wq), np.abs(wq - wf)
+        if node.op == Op.DENSE:
+            terms = wq.shape[1]
+            err = ex @ abs_wq.T + x_float @ dw.T
+            mag = x_float @ np.abs(wf).T
+        else:
+            err = _conv_abs(node, ex, abs_wq) + _conv_abs(node, x_float, dw)
+            mag = _conv_abs(node, x_float, np.abs(wf))
+            terms = int(np.prod(wq.shape[1:]))
+        if len(node.inputs) > 2:
+            bq, bf = _const_float(self.graph, node.inputs[2])
+            shape = bq.shape + (1,) * (err.ndim - 2) if node.op == Op.CONV else bq.shape
+            err = err + np.abs(bq - bf).reshape(shape)
+            mag = mag + np.abs(bf).reshape(shape)
+            terms += 1
+        return err + _gamma(terms) * mag
+
+    def node_error(self, node: Node) -> np.ndarray:
+        op = node.op
+        if op in (Op.DENSE, Op.CONV):
+            return self.linear(node)
+        ins = node.inputs
+        out_val = self.v(node.outputs[0])
+        if op == Op.ADD:
+            extra = 0.0
+            for name in ins:
+                if self.graph.tensor(name).is_constant:
+                    q, f = _const_float(self.graph, name)
+                    extra = extra + np.abs(q - f)
+            return self.e(ins[0]) + self.e(ins[1]) + extra + EPS32 * np.abs(out_val)
+        if op == Op.MUL:
+            cq, cf = _const_float(self.graph, ins[1])
+            x = np.abs(self.v(ins[0])) + self.e(ins[0])
+            return np.abs(cq) * self.e(ins[0]) + np.abs(cq - cf) * x + EPS32 * np.abs(out_val)
+        if op in (Op.RELU, Op.CLIP, Op.RESHAPE, Op.TRANSPOSE):
+            e = self.e(ins[0])
+            if op == Op.RESHAPE:
+                return e.reshape(e.shape[0], *node.attrs["shape"])
+            if op == Op.TRANSPOSE:
+                return np.transpose(e, (0, *(p + 1 for p in node.attrs["perm"])))
+            return e
+        if op == Op.LEAKY_RELU:
+            aq, af = _const_float(self.graph, ins[1])
+            x = np.abs(self.v(ins[0])) + self.e(ins[0])
+            return max(1.0, float(np.abs(aq).max())) * self.e(ins[0]) + np.abs(aq - af) * x + EPS32 * np.abs(out_val)
+        if op == Op.CONCAT:
+            return np.concatenate([np.broadcast_to(self.e(i), self.v(i).shape) for i in ins], axis=node.attrs["axis"] + 1)
+        if op == Op.MAXPOOL:
+            return _pool(node, self.e(ins[0]), "max")
+        if op == Op.AVGPOOL:
+            rq, rf = _const_float(self.graph, ins[1])
+            x = np.abs(self.v(ins[0])) + self.e(ins[0])
+            n = int(np.prod(node.attrs["kernel"]))
+            return (_pool(node, self.e(ins[0]), "sum") * np.abs(rq) + _pool(node, x, "sum") * np.abs(rq - rf)
+                    + _gamma(n + 1) * _pool(node, x, "sum") * np.abs(rf))
+        if op == Op.REQUANTIZE:
+            before = self.v(ins[0])
+            return self.e(ins[0]) + np.abs(out_val - before)
+        if op == Op.SIGMOID:
+            x = self.v(ins[0])
+            table_err = np.abs(out_val - 1.0 / (1.0 + np.exp(-x)))
+            return table_err * SLACK + 1e-15 + 0.25 * self.e(ins[0]) + EPS32 * 2
+        if op == Op.SOFTMAX:
+            x = self.v(ins[0])
+            axis = node.attrs["axis"] + 1
+            ex = np.exp(x - x.max(axis=axis, keepdims=True))
+            exact = ex / ex.sum(axis=axis, keepdims=True)
+            table_err = np.abs(out_val - exact)
+            e_in = self.e(ins[0]).max(axis=axis, keepdims=True) if self.e(ins[0]).ndim > 1 else self.e(ins[0]).max()
+            return table_err * SLACK + 1e-15 + 0.5 * e_in + EPS32 * 4 * x.shape[axis]
+        raise ValueError(f"node {node.name!r}: no error rule for {op.value}")
+
+
+def _conv_abs(node: Node, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Float conv of non-negative arrays (for bounds), same window logic as the emulator."""
+    a = node.attrs
+    n = w.ndim - 2
+    pads = [(0, 0), (0, 0)] + [(a["pads"][i], a["pads"][i + n]) for i in range(n)]
+    win = _windows(np.pad(x, pads), w.shape[2:], a["strides"], a["dilations"])
+    groups, cin_g = a["groups"], w.shape[1]
+    cout_g = w.shape[0] // groups
+    outs = []
+    for g in range(groups):
+        patch = np.moveaxis(win[:, g * cin_g:(g + 1) * cin_g], 1, 1 + n)
+        cols = patch.reshape(*patch.shape[:1 + n], -1)
+        outs.append(cols @ w[g * cout_g:(g + 1) * cout_g].reshape(cout_g, -1).T)
+    return np.moveaxis(np.concatenate(outs, axis=-1), -1, 1)
+
+
+def _pool(node: Node, x: np.ndarray, how: str) -> np.ndarray:
+    a = node.attrs
+    n = len(a["kernel"])
+    pads = [(0, 0), (0, 0)] + [(a["pads"][i], a["pads"][i + n]) for i in range(n)]
+    win = _windows(np.pad(x, pads), a["kernel"], a["strides"], a.get("dilations", (1,) * n))
+    flat = win.reshape(*win.shape[:2 + n], -1)
+    return flat.max(axis=-1) if how == "max" else flat.sum(axis=-1)
+
+
+def error_bound(graph: Graph, inputs) -> dict[str, np.ndarray]:
+    """Per output element: a bound on |emulated - float model| for these float inputs."""
+    q_inputs = quantize_inputs(graph, inputs)
+    values = run(graph, q_inputs)
+    bounder = _Bounder(graph, values)
+    raw = inputs if isinstance(inputs, dict) else {graph.inputs[0]: inputs}
+    for name in graph.inputs:
+        x = np.asarray(raw[name], dtype=np.float64)
+        x = x.reshape(values[name].m.shape)
+        bounder.err[name] = np.abs(values[name].to_float() - x)
+    for node in graph.nodes:
+        for stage in node.stages():
+            bounder.err[stage.outputs[0]] = bounder.node_error(stage) * SLACK
+    return {name: bounder.err[name] for name in graph.outputs}
