@@ -1,0 +1,99 @@
+"""Bit plan loading and validation: each bad plan gives an error naming the tensor and value."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from compiler.errors import PlanError
+from compiler.fixed import FixedType, Overflow, Rounding
+from compiler.plan import load_plan, parse_plan
+
+
+def _write(tmp_path, plan, name="plan.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(plan))
+    return path
+
+
+def test_all_three_granularities_resolve(tmp_path):
+    bits = np.array([[4, 0], [6, 3]])
+    np.savez(tmp_path / "arrays.npz", **{"w.bits": bits, "w.int_bits": np.array([[1, 0], [2, 1]]),
+                                         "w.signed": np.array([[1, 1], [0, 1]])})
+    plan = load_plan(_write(tmp_path, {
+        "defaults": {"input": "fixed<12,5,RND_CONV,SAT>", "weight": "fixed<6,1>", "bias": "fixed<10,4>",
+                     "activation": None},
+        "tensors": {"a": "ufixed<8,4,RND_CONV,SAT>",
+                    "v": {"axis": 1, "formats": ["fixed<4,1>", "fixed<5,2,RND,SAT_SYM>", "ufixed<3,0>"]},
+                    "w": {"elements": "arrays.npz:w", "rounding": "RND_CONV", "overflow": "SAT"},
+                    "note_only": {"_note": "template entry"}}}))
+    assert plan.default("input") == FixedType(12, 5, True, Rounding.RND_CONV, Overflow.SAT)
+    assert plan.default("activation") is None
+    assert "note_only" not in plan.tensors
+    whole = plan.formats_for(plan.spec("a"), (1, 3), batch_axis=True)
+    assert whole.uniform_type() == FixedType.parse("ufixed<8,4,RND_CONV,SAT>")
+    per_axis = plan.formats_for(plan.spec("v"), (2, 3), batch_axis=False)
+    assert [str(per_axis.element((0, j))) for j in range(3)] == ["fixed<4,1>", "fixed<5,2,RND,SAT_SYM>", "ufixed<3,0>"]
+    assert per_axis.element((1, 2)) == per_axis.element((0, 2))
+    per_elem = plan.formats_for(plan.spec("w"), (2, 2), batch_axis=False)
+    assert per_elem.pruned.tolist() == [[False, True], [False, False]]
+    assert str(per_elem.element((1, 0))) == "ufixed<6,2,RND_CONV,SAT>"
+
+
+def test_activation_axis_counts_batch(tmp_path):
+    plan = parse_plan({"defaults": {}, "tensors": {"h": {"axis": 1, "formats": ["fixed<4,1>", "fixed<6,2>"]}}}, tmp_path)
+    f = plan.formats_for(plan.spec("h"), (1, 2, 3), batch_axis=True)
+    assert f.shape == (2, 3) and f.element((1, 2)) == FixedType(6, 2)
+    with pytest.raises(PlanError, match=r"'h'.*axis 0 .*batch"):
+        bad = parse_plan({"tensors": {"h": {"axis": 0, "formats": ["fixed<4,1>"]}}}, tmp_path)
+        bad.formats_for(bad.spec("h"), (1, 2), batch_axis=True)
+
+
+@pytest.mark.parametrize("plan, pattern", [
+    ({"defaults": {"input": "fixed<8>"}}, r"default 'input'.*malformed format 'fixed<8>'"),
+    ({"defaults": {"weight": "fixed<8,3,RND_FOO>"}}, r"unknown rounding mode 'RND_FOO'"),
+    ({"defaults": {"inputs": "fixed<8,3>"}}, r"unknown keys \['inputs'\] in 'defaults'"),
+    ({"tensors": {"fc1.weight": 7}}, r"'fc1.weight' must be a format string"),
+    ({"tensors": {"fc1.weight": "ufixed<0,1>"}}, r"'fc1.weight'.*width must be a positive integer, got 0"),
+    ({"tensors": {"fc1.weight": {"axis": "0", "formats": ["fixed<4,1>"]}}}, r"'fc1.weight': 'axis' must be an integer"),
+    ({"tensors": {"fc1.weight": {"axis": 0, "formats": []}}}, r"'fc1.weight': 'formats' must be a non-empty list"),
+    ({"tensors": {"fc1.weight": {"axis": 0, "formats": ["fixed<4,1>", "fixd<4,1>"]}}}, r"formats\[1\].*'fixd<4,1>'"),
+    ({"tensors": {"x": {"elements": "missing.npz:k"}}}, r"'x': per-element file .*missing.npz.* does not exist"),
+    ({"tensors": {"x": {"elements": "nocolon"}}}, r"'elements' must be 'FILE.npz:KEY', got 'nocolon'"),
+    ({"tables": {"inv_bits": 40}}, r"'inv_bits' must be an integer 2..20, got 40"),
+    ({"layers": {}}, r"unknown top-level keys \['layers'\]"),
+])
+def test_malformed_plans_name_the_problem(tmp_path, plan, pattern):
+    with pytest.raises(PlanError, match=pattern):
+        load_plan(_write(tmp_path, plan))
+
+
+def test_per_axis_list_of_wrong_length(tmp_path):
+    plan = parse_plan({"tensors": {"W1": {"axis": 1, "formats": ["fixed<4,1>"] * 3}}}, tmp_path)
+    with pytest.raises(PlanError, match=r"'W1': 3 formats given for axis 1, but that axis has length 5"):
+        plan.formats_for(plan.spec("W1"), (4, 5), batch_axis=False)
+
+
+def test_per_element_errors(tmp_path):
+    np.savez(tmp_path / "a.npz", **{"k.bits": np.array([3, -1]), "k.int_bits": np.zeros(2, int),
+                                    "k.signed": np.ones(2, int)})
+    with pytest.raises(PlanError, match=r"'w': k.bits has negative bits -1 at index \[1\]"):
+        load_plan(_write(tmp_path, {"tensors": {"w": {"elements": "a.npz:k"}}}))
+    np.savez(tmp_path / "b.npz", **{"k.bits": np.ones((2, 3), int), "k.int_bits": np.ones((2, 3), int),
+                                    "k.signed": np.ones((2, 3), int)})
+    plan = load_plan(_write(tmp_path, {"tensors": {"h": {"elements": "b.npz:k"}}}))
+    with pytest.raises(PlanError, match=r"'h': per-element arrays have shape \[2, 3\], but the tensor needs "
+                                        r"\[3, 2\] \(activations: without the batch axis\)"):
+        plan.formats_for(plan.spec("h"), (1, 3, 2), batch_axis=True)
+    with pytest.raises(PlanError, match=r"has no array 'q.bits'"):
+        load_plan(_write(tmp_path, {"tensors": {"h": {"elements": "b.npz:q"}}}))
+
+
+def test_not_json_and_not_a_file(tmp_path):
+    (tmp_path / "p.json").write_text("{not json")
+    with pytest.raises(PlanError, match="is not valid JSON"):
+        load_plan(tmp_path / "p.json")
+    with pytest.raises(PlanError, match="does not exist"):
+        load_plan(tmp_path / "nope.json")
