@@ -207,6 +207,19 @@ def _layer_report(graph: Graph, node: Node) -> dict:
     return entry
 
 
+# Graph names the exporters use when the user gave none.
+GENERIC_GRAPH_NAMES = {"", "main_graph", "torch_jit", "torch-jit-export", "tf2onnx", "graph", "model"}
+
+
+def model_name(model_path, graph_name: str) -> str:
+    """The model's name in generated code: the ONNX graph name unless it is an exporter's
+    default, else the file name (or its folder's, for the common `model.onnx`)."""
+    if graph_name not in GENERIC_GRAPH_NAMES:
+        return graph_name
+    path = Path(model_path)
+    return path.parent.resolve().name if path.stem in GENERIC_GRAPH_NAMES else path.stem
+
+
 def compile_graph(graph: Graph, plan: Plan, config: BuildConfig) -> Project:
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -234,6 +247,7 @@ def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: b
     config = BuildConfig(model=str(model), plan=plan.path, output_dir=None if output_dir is None else str(output_dir),
                          check_ir=check_ir)
     graph = load_onnx(model)
+    graph = dataclasses.replace(graph, name=model_name(model, graph.name))
     project = compile_graph(graph, plan, config)
     project.compile_seconds = time.perf_counter() - start
     if output_dir is not None:

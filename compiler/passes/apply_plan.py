@@ -108,7 +108,10 @@ def _constant_formats(plan: Plan, graph: Graph, t: Tensor) -> Formats:
     values = t.float_data if t.float_data is not None else t.data
     if users <= {Op.CLIP}:
         return exact_formats(values)
-    return significant_formats(values, CONSTANT_SIGNIFICANT_BITS)
+    # round to 18 significant bits, then keep only the bits that are set (1/4 needs one)
+    formats = significant_formats(values, CONSTANT_SIGNIFICANT_BITS)
+    rounded = np.ldexp(np.asarray(quantize_float(values, formats), dtype=np.float64), -formats.frac_bits)
+    return exact_formats(rounded)
 
 
 def _sigmoid_table(plan: Plan, out: FixedType) -> LookupTable:
