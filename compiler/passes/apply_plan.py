@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
 import warnings
 
 import numpy as np
@@ -79,11 +78,12 @@ def _quantize_constant(t: Tensor, formats: Formats) -> Tensor:
     values = t.float_data if t.float_data is not None else t.data
     m = quantize_float(values, formats, f"constant {t.name!r}")
     data, data_frac = common_fraction(m, formats)
+    # a value saturates (or wraps) when its *rounded* mantissa leaves the format's range
+    unbounded = Formats(formats.width + 64, formats.int_bits + 64, formats.signed, formats.rounding,
+                        np.zeros(formats.shape, dtype=np.int64))
+    rounded = quantize_float(values, unbounded)
     lo, hi = formats.mantissa_bounds()
-    frac = formats.frac_bits
-    lo_f = np.array([math.ldexp(float(a), -int(f)) for a, f in zip(lo.flat, frac.flat)]).reshape(values.shape)
-    hi_f = np.array([math.ldexp(float(a), -int(f)) for a, f in zip(hi.flat, frac.flat)]).reshape(values.shape)
-    outside = ((values < lo_f) | (values > hi_f)) & ~formats.pruned
+    outside = ((rounded < lo) | (rounded > hi)) & ~formats.pruned
     if outside.any():
         worst = float(np.abs(values[outside]).max())
         modes = {Overflow(int(o)).name for o in formats.overflow[outside]}
