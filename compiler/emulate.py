@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .fixed import (
-    Formats, apply_overflow, as_exact, common_fraction, max_abs_bits, quantize_float, requantize, shift_left,
+    Formats, apply_overflow, as_exact, as_object, common_fraction, max_abs_bits, quantize_float, requantize, shift_left,
 )
 from .ir import Graph, IRError, LookupTable, Node, Op
 
@@ -78,20 +78,29 @@ def _matmul(a: np.ndarray, b: np.ndarray, terms: int) -> np.ndarray:
         return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
     if bits <= 61:
         return np.matmul(a.astype(np.int64), b.astype(np.int64))
-    return np.matmul(a.astype(object), b.astype(object))
+    return np.matmul(as_object(a), as_object(b))
 
 
 def _mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = as_exact(a, max_abs_bits(a) + max_abs_bits(b))
-    return a * (b.astype(object) if a.dtype == object else b)
+    return a * (as_object(b) if a.dtype == object else b)
 
 
 def _pad(m: np.ndarray, pads, spatial_axes: int, value) -> np.ndarray:
+    """Pad the trailing spatial axes (ONNX order: all begins, then all ends).
+
+    Written out rather than with np.pad, which puts numpy scalars into object arrays and
+    so would make Python-int arithmetic overflow silently at 64 bits.
+    """
     n = spatial_axes
-    widths = [(0, 0)] * (m.ndim - n) + [(pads[i], pads[i + n]) for i in range(n)]
     if not any(pads):
         return m
-    return np.pad(m, widths, constant_values=value)
+    lead = m.ndim - n
+    shape = m.shape[:lead] + tuple(m.shape[lead + i] + pads[i] + pads[i + n] for i in range(n))
+    fill = int(value) if m.dtype == object else value
+    out = np.full(shape, fill, dtype=m.dtype)
+    out[(Ellipsis,) + tuple(slice(pads[i], pads[i] + m.shape[lead + i]) for i in range(n))] = m
+    return out
 
 
 def _windows(m: np.ndarray, kernel, strides, dilations) -> np.ndarray:
@@ -182,7 +191,7 @@ class Emulator:
     def _add(self, node, args):
         (a, b), frac = _align(*args)
         if a.dtype == object or b.dtype == object:
-            a, b = a.astype(object), b.astype(object)
+            a, b = as_object(a), as_object(b)
         else:
             bits = max(max_abs_bits(a), max_abs_bits(b)) + 1
             a, b = as_exact(a, bits), as_exact(b, bits)
@@ -201,7 +210,7 @@ class Emulator:
         scaled = _mul(x.m, alpha.m)
         kept = shift_left(x.m, alpha.frac)
         if scaled.dtype == object or kept.dtype == object:
-            scaled, kept = scaled.astype(object), kept.astype(object)
+            scaled, kept = as_object(scaled), as_object(kept)
         return Fx(np.where(x.m >= 0, kept, scaled), x.frac + alpha.frac)
 
     def _clip(self, node, args):
@@ -230,7 +239,7 @@ class Emulator:
     def _concat(self, node, args):
         parts, frac = _align(*args)
         if any(p.dtype == object for p in parts):
-            parts = [p.astype(object) for p in parts]
+            parts = [as_object(p) for p in parts]
         return Fx(np.concatenate(parts, axis=node.attrs["axis"] + 1), frac)
 
     def _reshape(self, node, args):
@@ -289,9 +298,9 @@ def check_fits(graph: Graph, name: str, value: Fx, node_name: str) -> None:
     m = value.m
     down = np.where(shift > 0, shift, 0)
     up = np.where(shift < 0, -shift, 0)
-    m_obj = m.astype(object)
-    own = (m_obj >> down.astype(object)) << up.astype(object)  # exact where divisible
-    lost = (own >> up.astype(object)) << down.astype(object) != m_obj
+    m_obj = as_object(m)
+    own = (m_obj >> as_object(down)) << as_object(up)  # exact where divisible
+    lost = (own >> as_object(up)) << as_object(down) != m_obj
     lo, hi = formats.mantissa_bounds()
     bad = lost | (own < lo) | (own > hi)
     if np.any(bad):

@@ -184,7 +184,8 @@ def bits_for_range(lo: int, hi: int) -> tuple[int, bool]:
         raise ValueError(f"empty range [{lo}, {hi}]")
     if lo >= 0:
         return hi.bit_length(), False
-    return max(hi.bit_length(), (-lo - 1).bit_length()) + 1, True
+    # a negative hi needs no bits of its own: lo is the more negative end
+    return max(max(hi, 0).bit_length(), (-lo - 1).bit_length()) + 1, True
 
 
 def _interval(t: FixedType, frac: int) -> tuple[int, int]:
@@ -331,15 +332,17 @@ class Formats:
 
     def mantissa_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-element (min, max) mantissa as object arrays of Python ints."""
-        w = self.width.astype(object)
-        one = np.ones(self.shape, dtype=object)
-        signed_lo = -(one << np.maximum(w - 1, 0))
-        signed_hi = (one << np.maximum(w - 1, 0)) - 1
-        unsigned_hi = (one << w) - 1
-        lo = np.where(self.signed & (self.width > 0), signed_lo, 0)
-        hi = np.where(self.signed, signed_hi, unsigned_hi)
-        hi = np.where(self.width > 0, hi, 0)
-        return lo.astype(object), hi.astype(object)
+        lo = np.empty(self.shape, dtype=object)
+        hi = np.empty(self.shape, dtype=object)
+        for idx in np.ndindex(self.shape):
+            w = int(self.width[idx])
+            if w == 0:
+                lo[idx], hi[idx] = 0, 0
+            elif self.signed[idx]:
+                lo[idx], hi[idx] = -(1 << (w - 1)), (1 << (w - 1)) - 1
+            else:
+                lo[idx], hi[idx] = 0, (1 << w) - 1
+        return lo, hi
 
     def transpose(self, axes) -> "Formats":
         return Formats(*(np.transpose(getattr(self, n), axes) for n in _FIELDS))
@@ -389,11 +392,21 @@ def max_abs_bits(m: np.ndarray) -> int:
     return max(abs(lo).bit_length(), abs(hi).bit_length())
 
 
+def as_object(a) -> np.ndarray:
+    """An object array of Python ints (never numpy integer scalars, whose arithmetic
+    would silently wrap at 64 bits inside an object array)."""
+    return np.asarray(np.frompyfunc(int, 1, 1)(np.asarray(a)), dtype=object)
+
+
 def as_exact(m: np.ndarray, bits_needed: int) -> np.ndarray:
-    """``m`` as int64 if ``bits_needed`` fit safely, else as an array of Python ints."""
+    """``m`` as int64 if ``bits_needed`` fit safely, else as an array of Python ints.
+    An array that already holds Python ints stays so."""
+    m = np.asarray(m)
+    if m.dtype == object:
+        return as_object(m)
     if bits_needed <= INT64_SAFE_BITS:
         return m if m.dtype == np.int64 else m.astype(np.int64)
-    return m.astype(object)
+    return as_object(m)
 
 
 def shift_left(m: np.ndarray, k) -> np.ndarray:
@@ -402,7 +415,9 @@ def shift_left(m: np.ndarray, k) -> np.ndarray:
     if not k.any():
         return m
     m = as_exact(m, max_abs_bits(m) + int(k.max()))
-    return m << (k if m.dtype != object else k.astype(object))
+    if m.dtype == object:
+        return as_object(m << as_object(k))
+    return np.asarray(m << k)
 
 
 def round_shift(m: np.ndarray, shift, rounding) -> np.ndarray:
@@ -416,8 +431,8 @@ def round_shift(m: np.ndarray, shift, rounding) -> np.ndarray:
     if m.size == 0 or not shift.any():
         return m
     if m.dtype != object and int(shift.max()) > INT64_SAFE_BITS:
-        m = m.astype(object)
-    s = shift.astype(object) if m.dtype == object else shift
+        m = as_object(m)
+    s = as_object(shift) if m.dtype == object else shift
     floor = m >> s
     rem = m - (floor << s)
     one = np.ones(m.shape, dtype=object if m.dtype == object else np.int64)
@@ -451,9 +466,11 @@ def apply_overflow(m: np.ndarray, formats: Formats) -> np.ndarray:
     if not wide:
         lo, hi = lo.astype(np.int64), hi.astype(np.int64)
     else:
-        m = m.astype(object)
+        m = as_object(m)
     outside = (m < lo) | (m > hi)
-    if not outside.any():
+    # SAT_SYM also moves an in-range most negative code, so it alone is no reason to stop
+    sym_min = (formats.overflow == Overflow.SAT_SYM) & formats.signed & (formats.width > 1) & (m == lo)
+    if not (outside | sym_min).any():
         return m
     ovf = formats.overflow
     result = m
@@ -517,13 +534,16 @@ def quantize_float(x: np.ndarray, formats: Formats, what: str = "input") -> np.n
     _validate_floats(x, what)
     frac = np.broadcast_to(formats.frac_bits, x.shape)
     rounding = np.broadcast_to(formats.rounding, x.shape)
-    scaled = np.ldexp(x, frac)
-    floor = np.floor(scaled)
-    rem = scaled - floor
+    with np.errstate(over="ignore", invalid="ignore"):  # inf/nan only on the exact path
+        scaled = np.ldexp(x, frac)
+        floor = np.floor(scaled)
+        rem = scaled - floor
+        odd = np.fmod(floor, 2) != 0
     # Outside this band the float shortcut could lose bits: do those elements exactly.
+    # Subnormal inputs always go there, as ap_fixed reads them unlike their true value.
     exact_path = (np.abs(scaled) >= 2.0 ** 60) | ((scaled != 0) & (np.abs(scaled) < 2.0 ** -900)) \
-        | ((x != 0) & (scaled == 0))
-    inc = _round_increment(rem > 0.5, rem == 0.5, rem != 0, x < 0, np.fmod(floor, 2) != 0, rounding)
+        | ((x != 0) & (scaled == 0)) | ((x != 0) & (np.abs(x) < 2.0 ** -1022))
+    inc = _round_increment(rem > 0.5, rem == 0.5, rem != 0, x < 0, odd, rounding)
     m = np.where(exact_path, 0.0, floor + inc)
     if exact_path.any():
         m = m.astype(np.int64).astype(object)
@@ -536,6 +556,12 @@ def quantize_float(x: np.ndarray, formats: Formats, what: str = "input") -> np.n
 
 def _quantize_scalar(x: float, frac: int, rounding: Rounding) -> int:
     num, den = x.as_integer_ratio()  # den is a power of two
+    if x != 0 and abs(x) < 2.0 ** -1022:
+        # ap_fixed's double constructor sets the implicit mantissa bit even for a subnormal
+        # and reads its exponent field 0 as 2**-1023: r * 2**-1074 is read as
+        # (2**52 + r) * 2**-1075.  It matters only beyond about 1020 fractional bits.
+        r = abs(num) * (2 ** 1074 // den)
+        num, den = (2 ** 52 + r) * (1 if x > 0 else -1), 2 ** 1075
     if frac >= 0:
         num <<= frac
     else:

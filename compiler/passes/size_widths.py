@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..emulate import _HANDLERS, Emulator, Fx, _windows
-from ..fixed import Formats, Overflow, bits_for_range, requantize, round_to, shift_left
+from ..fixed import Formats, Overflow, as_object, bits_for_range, requantize, round_to, shift_left
 from ..ir import Graph, Node, Op
 
 NEG_INF = -np.inf
@@ -35,9 +35,12 @@ class Range:
     frac: int
     grain: np.ndarray  # float64: needed fractional bits, -inf where always zero
 
+    def __post_init__(self):
+        object.__setattr__(self, "lo", as_object(self.lo))
+        object.__setattr__(self, "hi", as_object(self.hi))
+
     def at(self, frac: int) -> tuple[np.ndarray, np.ndarray]:
-        return (shift_left(self.lo, frac - self.frac).astype(object),
-                shift_left(self.hi, frac - self.frac).astype(object))
+        return as_object(shift_left(self.lo, frac - self.frac)), as_object(shift_left(self.hi, frac - self.frac))
 
 
 def _trailing_zeros(m: np.ndarray) -> np.ndarray:
@@ -56,7 +59,7 @@ def _range_of_formats(formats: Formats) -> Range:
     frac = int(frac_bits[kept].max()) if kept.any() else 0
     shift = np.where(kept, frac - frac_bits, 0)
     grain = np.where(kept, frac_bits.astype(np.float64), NEG_INF)
-    return Range(shift_left(lo, shift).astype(object), shift_left(hi, shift).astype(object), frac, grain)
+    return Range(shift_left(lo, shift), shift_left(hi, shift), frac, grain)
 
 
 def _lift(r_lo: np.ndarray, frac: int) -> Fx:
@@ -79,10 +82,9 @@ class _Sizer:
                 self.ranges[name] = _range_of_formats(t.formats)
         return self.ranges[name]
 
-    def apply(self, node: Node, args: list[Range | Fx]) -> np.ndarray:
+    def apply(self, node: Node, args: list[Fx]) -> np.ndarray:
         """Run the emulator's handler for ``node`` on single-sample values."""
-        fx = [a if isinstance(a, Fx) else a for a in args]
-        return _HANDLERS[node.op](self.emu, node, fx).m[0]
+        return _HANDLERS[node.op](self.emu, node, args).m[0]
 
     # --- per op -------------------------------------------------------------------
     def linear(self, node: Node) -> Range:
@@ -92,7 +94,7 @@ class _Sizer:
         plain = dataclasses.replace(node, inputs=node.inputs[:2])
 
         def lin(xm, wmat):
-            return self.apply(plain, [_lift(xm, x.frac), _lift(wmat, w.frac)]).astype(object)
+            return as_object(self.apply(plain, [_lift(xm, x.frac), _lift(wmat, w.frac)]))
 
         lo = lin(x.lo, pos) + lin(x.hi, neg)
         hi = lin(x.hi, pos) + lin(x.lo, neg)
@@ -139,14 +141,14 @@ class _Sizer:
             frac = max(a.frac for a in args)
             lo = self.apply(node, [_lift(a.at(frac)[0], frac) for a in args])
             hi = self.apply(node, [_lift(a.at(frac)[1], frac) for a in args])
-            return Range(lo.astype(object), hi.astype(object), frac, _layout_grain(self, node, args))
+            return Range(as_object(lo), as_object(hi), frac, _layout_grain(self, node, args))
         if op == Op.AVGPOOL:
             x, r = args
             if (r.lo < 0).any():
                 raise ValueError(f"node {node.name!r}: negative pooling reciprocal")
             lo = self.apply(node, [_lift(x.lo, x.frac), _lift(r.lo, r.frac)])
             hi = self.apply(node, [_lift(x.hi, x.frac), _lift(r.lo, r.frac)])
-            return Range(lo.astype(object), hi.astype(object), x.frac + r.frac, _pool_grain(node, x.grain, r.grain))
+            return Range(as_object(lo), as_object(hi), x.frac + r.frac, _pool_grain(node, x.grain, r.grain))
         if op == Op.REQUANTIZE:
             return _requantize_range(args[0], self.graph.tensor(node.outputs[0]).formats)
         if op == Op.SIGMOID:
@@ -178,9 +180,9 @@ def _requantize_range(x: Range, formats: Formats) -> Range:
     hi = np.where(monotonic, qh, fmax)
     out = _range_of_formats(formats)
     shift = np.where(formats.pruned, 0, out.frac - formats.frac_bits)
-    lo, hi = shift_left(lo.astype(object), shift), shift_left(hi.astype(object), shift)
+    lo, hi = shift_left(as_object(lo), shift), shift_left(as_object(hi), shift)
     grain = np.where((lo == 0) & (hi == 0), NEG_INF, out.grain)
-    return Range(lo.astype(object), hi.astype(object), out.frac, grain)
+    return Range(as_object(lo), as_object(hi), out.frac, grain)
 
 
 def _maxplus(gx: np.ndarray, gw: np.ndarray) -> np.ndarray:
