@@ -15,10 +15,16 @@ softmax axes).  Every other dimension must be static.
 
 Names: IR tensors carry their ONNX value names (a bit plan refers to them), IR nodes their
 ONNX node names.  A constant's ``onnx_name``/``onnx_axes`` say which ONNX tensor it is and
-how it was permuted; a constant the frontend computes (a negated subtrahend, a divisor's
-reciprocal, an alpha-scaled Gemm weight, pooling reciprocals) is named after its node,
+how it was permuted (a weight folded from ``Transpose(initializer)`` names the initializer);
+``onnx_axes`` is None when a leading batch axis of size 1 was dropped from an elementwise
+operand.  A constant the frontend computes (a negated subtrahend, a divisor's reciprocal, an
+alpha-scaled Gemm weight, pooling reciprocals, LeakyRelu's alpha) is named after its node,
 ``"<node>.<role>"``, and has no ``onnx_name``, because a format meant for the ONNX value
 would not fit it.
+
+A graph output reached through Identity/Dropout is written directly by the node that
+computes it (the IR has no copy op); an output that copies a graph input or another output
+gets an identity RESHAPE.
 """
 
 from __future__ import annotations
@@ -95,6 +101,13 @@ def _default_opset(model: onnx.ModelProto, path: Path) -> int:
     raise FrontendError(f"{path}: the model imports no version of the default ONNX operator set")
 
 
+def _frozen(data) -> np.ndarray:
+    """A read-only float64 copy: IR tensors are frozen, and so are their arrays."""
+    data = np.array(data, dtype=np.float64)
+    data.setflags(write=False)
+    return data
+
+
 def _attributes(proto: onnx.NodeProto) -> dict:
     out = {}
     for attr in proto.attribute:
@@ -138,9 +151,11 @@ class _Translator:
         self.batch_sizes = {1}  # reshape targets may spell the batch as this
         self.taken = self._all_onnx_names()
         self.node_names: set[str] = set()
+        self.op_types: dict[str, str] = {}  # ONNX node name -> op type, for messages
         self.inferred = self._inferred_shapes()
         self.rename = self._output_renames()
         self.output_names = {o.name for o in model.graph.output}
+        self.read = {i for p in model.graph.node for i in p.input} | self.output_names
 
     # names -----------------------------------------------------------------------------
 
@@ -217,9 +232,11 @@ class _Translator:
         axes = tuple(range(array.ndim)) if axes is None else tuple(axes)
         data = array.astype(np.float64).transpose(axes)
         assert all(s == 1 for s in data.shape[:drop])
-        data = data.reshape(data.shape[drop:])
+        data = _frozen(data.reshape(data.shape[drop:]))
         source, source_axes = self.origin[name]
-        onnx_axes = tuple(source_axes[a] for a in axes)
+        # onnx_axes relates arrays of the same rank; with an axis dropped there is no such
+        # relation, and plans address the constant in its IR shape.
+        onnx_axes = tuple(source_axes[a] for a in axes) if drop == 0 else None
         existing = self.tensors.get(name)
         if existing is not None:
             if (existing.kind == kind and existing.shape == data.shape
@@ -236,7 +253,7 @@ class _Translator:
 
     def new_constant(self, node: str, role: str, data, kind: TensorKind) -> str:
         """A constant the frontend computes; it stands for no ONNX tensor."""
-        data = np.array(data, dtype=np.float64)
+        data = _frozen(data)
         name = self.fresh(f"{node}.{role}")
         self.tensors[name] = Tensor(name, data.shape, kind, data=data, float_data=data)
         return name
@@ -268,22 +285,34 @@ class _Translator:
         output = renamed
         ir_node = Node(node, op, tuple(inputs), (output,), attrs or {}, onnx_nodes=(onnx_node,))
         partial = Graph("partial", (), (), (), self.tensors)
+        where = f"node {onnx_node!r} ({self.op_types[onnx_node]})"
         try:
             shape = tuple(int(s) for s in output_shape(ir_node, partial))
         except IRError as e:
-            raise FrontendError(f"node {onnx_node!r}: {e}") from None
+            raise FrontendError(f"{where}: {e}") from None
+        if any(s <= 0 for s in shape):
+            raise FrontendError(f"{where} would produce an empty tensor of shape {shape} (without "
+                                f"batch); check its kernel, padding and input size")
         self.taken.add(output)
         self.tensors[output] = Tensor(output, shape, TensorKind.ACTIVATION, onnx_name=output)
         self.nodes.append(ir_node)
         return output
+
+    def uses_extra_outputs(self, proto: onnx.NodeProto) -> bool:
+        """Whether anything reads an output after the first (BatchNormalization's running
+        statistics, MaxPool's indices, Dropout's mask): finegrain computes only the first."""
+        return any(o and o in self.read for o in proto.output[1:])
 
     def is_graph_output(self, onnx_name: str) -> bool:
         """Whether the value must exist under its own name (or an output's, if renamed)."""
         return onnx_name in self.output_names or onnx_name in self.rename
 
     def pass_through(self, node: str, x: str, onnx_output: str) -> None:
-        """An op that leaves ``x`` unchanged: later nodes read ``x``; a graph output gets an
-        identity reshape, since it must exist under its own name."""
+        """An op that leaves ``x`` unchanged: later nodes read ``x``.  A graph output must
+        exist under its own name: it was written so already (see ``_output_renames``), or it
+        gets an identity reshape (an output that copies a graph input or another output)."""
+        if x == self.rename.get(onnx_output, onnx_output):
+            return
         if self.is_graph_output(onnx_output):
             self.emit(Op.RESHAPE, node, [x], onnx_output, node, {"shape": self.shape(x)})
         else:
@@ -305,22 +334,23 @@ class _Translator:
                 self._add_input(vi)
         for index, proto in enumerate(g.node):
             name = self.node_name(proto.name or f"{proto.op_type}_{index}")
+            self.op_types[name] = proto.op_type
             self._translate_node(proto, name)
             self._check_inferred_shapes(proto, name)
         outputs = [self._graph_output(o.name) for o in g.output]
         for node in self.nodes:
             if node.op in _OUTPUT_ONLY and node.outputs[0] not in outputs:
+                onnx_node = node.onnx_nodes[0]
                 raise FrontendError(
-                    f"node {node.onnx_nodes[0]!r} ({node.op.value}) is only supported where its output "
-                    f"is a graph output, but {node.outputs[0]!r} is not one; it is a table look-up for "
-                    f"final scores, so move it after the last layer or remove it from the model")
-        name = g.name or self.path.stem
-        return Graph(name, self.inputs, outputs, self.nodes, self.tensors)
+                    f"node {onnx_node!r} ({self.op_types[onnx_node]}) is only supported where its "
+                    f"output is a graph output, but {node.outputs[0]!r} is not one; it is a table "
+                    f"look-up for final scores, so move it after the last layer or remove it")
+        return Graph(g.name or self.path.stem, self.inputs, outputs, self.nodes, self.tensors)
 
     def _add_input(self, vi: onnx.ValueInfoProto) -> None:
-        tensor_type = vi.type.tensor_type
         if not vi.type.HasField("tensor_type"):
             raise FrontendError(f"graph input {vi.name!r} is not a tensor")
+        tensor_type = vi.type.tensor_type
         if tensor_type.elem_type not in _FLOAT_TYPES:
             type_name = onnx.TensorProto.DataType.Name(tensor_type.elem_type)
             raise FrontendError(f"graph input {vi.name!r} has element type {type_name}; load_onnx reads "
@@ -374,9 +404,8 @@ class _Translator:
         except Exception as e:
             raise FrontendError(f"node {name!r} ({proto.op_type}): its inputs are constant but it could "
                                 f"not be evaluated: {type(e).__name__}: {e}") from None
-        for out, array in zip(proto.output, results):
-            if out:
-                self.set_value(out, array)
+        for out, array in zip([o for o in proto.output if o], results, strict=True):
+            self.set_value(out, array)
 
     def _one_node_model(self, proto: onnx.NodeProto, feeds: dict) -> onnx.ModelProto:
         # A model, not the bare node, so that the node runs with the semantics of the
@@ -398,16 +427,9 @@ class _Translator:
         if self.is_constant(onnx_name):
             raise FrontendError(f"graph output {onnx_name!r} is a constant (it does not depend on any "
                                 f"input); finegrain compiles outputs computed from inputs")
-        name = self.alias.get(onnx_name, onnx_name)
-        if name not in self.tensors:
+        if onnx_name not in self.tensors:
             raise FrontendError(f"graph output {onnx_name!r} is never produced by any node")
-        if name == onnx_name:
-            return name
-        # An output that is a copy of a graph input or of another output: the IR has no copy
-        # op, so an identity reshape writes it.
-        shape = self.shape(name)
-        return self.emit(Op.RESHAPE, self.node_name(f"{onnx_name}.copy"), [name], onnx_name,
-                         onnx_name, {"shape": shape})
+        return onnx_name
 
     def _check_inferred_shapes(self, proto: onnx.NodeProto, name: str) -> None:
         if proto.op_type in ("MaxPool", "AveragePool") and _attributes(proto).get("ceil_mode", 0):
@@ -461,10 +483,10 @@ def _normalize_axis(proto, node: str, axis: int, rank: int) -> int:
     return axis + rank if axis < 0 else axis
 
 
-def _no_batch_axis(proto, node: str, axis: int, what: str = "axis") -> int:
+def _no_batch_axis(proto, node: str, axis: int) -> int:
     """An ONNX axis (already non-negative) as an IR axis; the batch axis is refused."""
     if axis == 0:
-        raise _fail(proto, node, f"{what} 0 is the batch axis, which finegrain does not operate along",
+        raise _fail(proto, node, "axis 0 is the batch axis, which finegrain does not operate along",
                     "rewrite the model so that the batch axis is left alone")
     return axis - 1
 
@@ -483,7 +505,7 @@ def _resolve_pads(proto, node: str, a: dict, spatial, kernel, strides, dilations
     if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
         raise _fail(proto, node, f"auto_pad {auto_pad!r} is not an ONNX value")
     begins, ends = [], []
-    for size, k, s, d in zip(spatial, kernel, strides, dilations):
+    for size, k, s, d in zip(spatial, kernel, strides, dilations, strict=True):
         out = -(-size // s)
         total = max(0, (out - 1) * s + d * (k - 1) + 1 - size)
         small, large = total // 2, total - total // 2
@@ -507,16 +529,19 @@ def _elementwise_drop(tr: _Translator, proto, node: str, const: str, x: str) -> 
                     "broadcasting an activation up to a higher rank is not supported")
     if len(shape) == onnx_rank:
         if shape[0] != 1:
-            raise _fail(proto, node, f"constant {const!r} of shape {shape} varies along the batch axis")
+            raise _fail(proto, node, f"constant {const!r} of shape {shape} varies along the batch axis",
+                        "a constant operand must be the same for every batch row")
         return 1
     return 0
 
 
 def _elementwise_constant(tr: _Translator, proto, node: str, const: str, x: str, kind: TensorKind,
-                          transform: Callable | None = None, role: str = "") -> str:
+                          role: str, transform: Callable | None = None) -> str:
+    """The IR operand for constant ``const`` of an elementwise op on ``x``; ``transform``
+    (negate, reciprocal) makes it a computed constant."""
     drop = _elementwise_drop(tr, proto, node, const, x)
     if transform is None:
-        return tr.onnx_constant(const, kind, node, role or "constant", drop=drop)
+        return tr.onnx_constant(const, kind, node, role, drop=drop)
     data = tr.value(const).astype(np.float64)
     return tr.new_constant(node, role, transform(data.reshape(data.shape[drop:])), kind)
 
@@ -560,6 +585,13 @@ def _pool_geometry(proto, node: str, a: dict, spatial, kernel, dilations):
             ends[i] += max(0, (out - 1) * s + d * (k - 1) + 1 - (size + pads[i] + pads[n + i]))
         pads = (*pads[:n], *ends)
     return strides, pads, declared
+
+
+def _kernel_shape(proto, node: str, a: dict, n: int) -> tuple[int, ...]:
+    kernel = tuple(int(k) for k in a.get("kernel_shape", ()))
+    if len(kernel) != n:
+        raise _fail(proto, node, f"kernel_shape {list(kernel)} does not fit {n} spatial dims")
+    return kernel
 
 
 def _pool_input(tr: _Translator, proto, node: str) -> str:
@@ -682,7 +714,7 @@ def _binary_operands(tr: _Translator, proto, node: str):
 def _add(tr: _Translator, proto, node: str) -> None:
     x, other, constant, _ = _binary_operands(tr, proto, node)
     if constant:
-        other = _elementwise_constant(tr, proto, node, other, x, TensorKind.BIAS, role="addend")
+        other = _elementwise_constant(tr, proto, node, other, x, TensorKind.BIAS, "addend")
     else:
         _same_rank_activations(tr, proto, node, x, other)
     tr.emit(Op.ADD, node, [x, other], proto.output[0], node)
@@ -691,10 +723,10 @@ def _add(tr: _Translator, proto, node: str) -> None:
 def _sub(tr: _Translator, proto, node: str) -> None:
     x, other, constant, x_first = _binary_operands(tr, proto, node)
     if constant and x_first:  # x - c = x + (-c)
-        c = _elementwise_constant(tr, proto, node, other, x, TensorKind.BIAS, np.negative, "negated")
+        c = _elementwise_constant(tr, proto, node, other, x, TensorKind.BIAS, "negated", np.negative)
         tr.emit(Op.ADD, node, [x, c], proto.output[0], node)
     elif constant:  # c - x = (-1 * x) + c
-        c = _elementwise_constant(tr, proto, node, other, x, TensorKind.BIAS, role="minuend")
+        c = _elementwise_constant(tr, proto, node, other, x, TensorKind.BIAS, "minuend")
         tr.emit(Op.ADD, node, [_negate(tr, proto, node, x), c], proto.output[0], node)
     else:  # a - b = a + (-1 * b)
         _same_rank_activations(tr, proto, node, x, other)
@@ -706,7 +738,7 @@ def _mul(tr: _Translator, proto, node: str) -> None:
     if not constant:
         raise _fail(proto, node, "multiplying two activations is not supported",
                     "only multiplication by a constant is")
-    c = _elementwise_constant(tr, proto, node, other, x, TensorKind.WEIGHT, role="factor")
+    c = _elementwise_constant(tr, proto, node, other, x, TensorKind.WEIGHT, "factor")
     tr.emit(Op.MUL, node, [x, c], proto.output[0], node)
 
 
@@ -716,7 +748,7 @@ def _div(tr: _Translator, proto, node: str) -> None:
         raise _fail(proto, node, "only division of an activation by a constant is supported")
     if np.any(tr.value(other) == 0):
         raise _fail(proto, node, f"divisor {other!r} contains zeros")
-    c = _elementwise_constant(tr, proto, node, other, x, TensorKind.WEIGHT, np.reciprocal, "inverse")
+    c = _elementwise_constant(tr, proto, node, other, x, TensorKind.WEIGHT, "inverse", np.reciprocal)
     tr.emit(Op.MUL, node, [x, c], proto.output[0], node)
 
 
@@ -748,8 +780,8 @@ def _batchnorm(tr: _Translator, proto, node: str) -> None:
     a = _attributes(proto)
     if a.get("training_mode", 0):
         raise _fail(proto, node, "training_mode=1", "export the model in eval mode")
-    if any(o for o in proto.output[1:]):
-        raise _fail(proto, node, "running statistics are outputs (training mode)",
+    if tr.uses_extra_outputs(proto):
+        raise _fail(proto, node, "the running statistics are used (training mode)",
                     "export the model in eval mode")
     x = tr.activation(proto, node, 0)
     if not tr.shape(x):
@@ -817,11 +849,9 @@ def _alias(tr: _Translator, proto, node: str) -> None:
         training = _input(proto, 2)
         if training and (not tr.is_constant(training) or bool(tr.value(training))):
             raise _fail(proto, node, "Dropout in training mode", "export the model in eval mode")
-        if len(proto.output) > 1 and proto.output[1]:
-            raise _fail(proto, node, "the dropout mask output is used", "export the model in eval mode")
-    # A graph output reached this way was renamed onto the producer (see _output_renames)
-    # or gets a copy in _graph_output.
-    tr.link(proto.output[0], tr.activation(proto, node, 0))
+        if tr.uses_extra_outputs(proto):
+            raise _fail(proto, node, "the dropout mask is used", "export the model in eval mode")
+    tr.pass_through(node, tr.activation(proto, node, 0), proto.output[0])
 
 
 def _reshape_to(tr: _Translator, proto, node: str, x: str, shape) -> None:
@@ -850,7 +880,7 @@ def _reshape(tr: _Translator, proto, node: str) -> None:
     in_shape = (1, *tr.shape(x))
     if not target or target[0] not in (0, -1, *tr.batch_sizes) or (allowzero and target[0] == 0):
         raise _fail(proto, node, f"target shape {target} does not keep the batch axis first",
-                    "reshape only the features: target (batch, ...) with batch 0, -1 or 1")
+                    "reshape only the features: make the target (batch, ...) with batch 0, -1 or 1")
     rest = []
     for i, v in enumerate(target[1:], start=1):
         if v == 0 and not allowzero:
@@ -932,12 +962,12 @@ def _maxpool(tr: _Translator, proto, node: str) -> None:
     a = _attributes(proto)
     if a.get("storage_order", 0):
         raise _fail(proto, node, "storage_order=1 is not supported")
-    if len(proto.output) > 1 and proto.output[1]:
+    if tr.uses_extra_outputs(proto):
         raise _fail(proto, node, "the Indices output is used", "only the pooled values are supported")
     x = _pool_input(tr, proto, node)
     spatial = tr.shape(x)[1:]
     n = len(spatial)
-    kernel = tuple(int(k) for k in a["kernel_shape"])
+    kernel = _kernel_shape(proto, node, a, n)
     dilations = _ints(a.get("dilations"), n, 1)
     strides, pads, _ = _pool_geometry(proto, node, a, spatial, kernel, dilations)
     attrs = {"kernel": kernel, "strides": strides, "pads": pads, "dilations": dilations}
@@ -949,7 +979,7 @@ def _averagepool(tr: _Translator, proto, node: str) -> None:
     x = _pool_input(tr, proto, node)
     spatial = tr.shape(x)[1:]
     n = len(spatial)
-    kernel = tuple(int(k) for k in a["kernel_shape"])
+    kernel = _kernel_shape(proto, node, a, n)
     dilations = _ints(a.get("dilations"), n, 1)
     if any(d != 1 for d in dilations):
         raise _fail(proto, node, f"dilations {list(dilations)} are not supported for average pooling")
