@@ -8,8 +8,9 @@ onnxruntime.  It propagates a per-element error alongside the emulator's own val
 * conversions (input, REQUANTIZE) add exactly what they changed: ``|q(v) - v|``
   (saturation included, since ``v`` is the emulated value);
 * quantized constants add ``|c_q - c_float| * |operand|``;
-* linear ops carry errors through ``|W_q|``; ReLU, Clip, MaxPool and layout ops are
-  1-Lipschitz; table look-ups add their measured table error plus the function's
+* a linear op's error is ``|(W_q - W_f) x_q| + |W_f| e``: the weight errors act on the
+  known emulated input, so they may cancel; ReLU, Clip, MaxPool and layout ops are
+  1-Lipschitz, and a ReLU whose emulated input is <= 0 passes at most ``max(0, v + e)``; table look-ups add their measured table error plus the function's
   Lipschitz constant times the input error (sigmoid 1/4, softmax 1/2 in the max norm);
 * float32 rounding of the runtime: ``gamma(n) * sum |terms|`` per dot product of ``n``
   terms and ``2**-24 * |value|`` per elementwise op (Higham's bounds).
@@ -26,6 +27,7 @@ from .emulate import Fx, _windows, quantize_inputs, run
 from .ir import Graph, Node, Op
 
 EPS32 = 2.0 ** -24
+EPS64 = 2.0 ** -53
 SLACK = 1.0 + 1e-9  # covers float64 rounding in the bound computation itself
 
 
@@ -61,17 +63,21 @@ class _Bounder:
         return _f(self.values[name])
 
     def linear(self, node: Node) -> np.ndarray:
-        x, ex = np.abs(self.v(node.inputs[0])), self.e(node.inputs[0])
+        # y_q - y_f = (W_q - W_f) x_q + W_f (x_q - x_f): the weight errors act on the known
+        # emulated input (and may cancel), the input error on |W_f|.
+        x, ex = self.v(node.inputs[0]), self.e(node.inputs[0])
         wq, wf = _const_float(self.graph, node.inputs[1])
-        x_float = x + ex  # |x_float| <= |x_q| + e
-        abs_wq, dw = np.abs(wq), np.abs(wq - wf)
+        dw = wq - wf
+        x_abs = np.abs(x)
         if node.op == Op.DENSE:
             terms = wq.shape[1]
-            err = ex @ abs_wq.T + x_float @ dw.T
-            mag = x_float @ np.abs(wf).T
+            err = np.abs(x @ dw.T) + ex @ np.abs(wf).T
+            mag = (x_abs + ex) @ np.abs(wf).T  # float32 runtime rounding
+            f64 = x_abs @ np.abs(dw).T  # float64 rounding of x @ dw here
         else:
-            err = _conv_abs(node, ex, abs_wq) + _conv_abs(node, x_float, dw)
-            mag = _conv_abs(node, x_float, np.abs(wf))
+            err = np.abs(_conv(node, x, dw)) + _conv(node, ex, np.abs(wf))
+            mag = _conv(node, x_abs + ex, np.abs(wf))
+            f64 = _conv(node, x_abs, np.abs(dw))
             terms = int(np.prod(wq.shape[1:]))
         if len(node.inputs) > 2:
             bq, bf = _const_float(self.graph, node.inputs[2])
@@ -79,7 +85,7 @@ class _Bounder:
             err = err + np.abs(bq - bf).reshape(shape)
             mag = mag + np.abs(bf).reshape(shape)
             terms += 1
-        return err + _gamma(terms) * mag
+        return err + _gamma(terms) * mag + 2 * terms * EPS64 * f64
 
     def node_error(self, node: Node) -> np.ndarray:
         op = node.op
@@ -98,7 +104,11 @@ class _Bounder:
             cq, cf = _const_float(self.graph, ins[1])
             x = np.abs(self.v(ins[0])) + self.e(ins[0])
             return np.abs(cq) * self.e(ins[0]) + np.abs(cq - cf) * x + EPS32 * np.abs(out_val)
-        if op in (Op.RELU, Op.CLIP, Op.RESHAPE, Op.TRANSPOSE):
+        if op == Op.RELU:
+            # where the emulated input is <= 0 both outputs lie in [0, max(0, v_q + e)]
+            v, e = self.v(ins[0]), self.e(ins[0])
+            return np.where(v <= 0, np.minimum(e, np.maximum(0.0, v + e)), e)
+        if op in (Op.CLIP, Op.RESHAPE, Op.TRANSPOSE):
             e = self.e(ins[0])
             if op == Op.RESHAPE:
                 return e.reshape(e.shape[0], *node.attrs["shape"])
@@ -137,8 +147,8 @@ class _Bounder:
         raise ValueError(f"node {node.name!r}: no error rule for {op.value}")
 
 
-def _conv_abs(node: Node, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Float conv of non-negative arrays (for bounds), same window logic as the emulator."""
+def _conv(node: Node, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Float64 conv with the emulator's window logic (for bounds)."""
     a = node.attrs
     n = w.ndim - 2
     pads = [(0, 0), (0, 0)] + [(a["pads"][i], a["pads"][i + n]) for i in range(n)]
