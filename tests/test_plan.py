@@ -97,3 +97,20 @@ def test_not_json_and_not_a_file(tmp_path):
         load_plan(tmp_path / "p.json")
     with pytest.raises(PlanError, match="does not exist"):
         load_plan(tmp_path / "nope.json")
+
+
+def test_constants_that_vanish_or_saturate_warn():
+    import warnings
+
+    from compiler.fixed import Formats
+    from compiler.ir import Tensor, TensorKind
+    from compiler.passes.apply_plan import PlanWarning, _quantize_constant
+
+    inverse = Tensor("div.inverse", (), TensorKind.WEIGHT, data=np.array(1 / 255), float_data=np.array(1 / 255))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _quantize_constant(inverse, Formats.uniform((), FixedType.parse("fixed<6,1,RND_CONV,SAT>")))
+        _quantize_constant(inverse, Formats.uniform((), FixedType.parse("ufixed<10,-6,RND_CONV,SAT>")))
+    messages = [str(w.message) for w in caught if w.category is PlanWarning]
+    assert messages == ["every value of weight 'div.inverse' becomes 0 under fixed<6,1,RND_CONV,SAT> "
+                        "(largest |value| 0.00392157); give it more fractional bits in the plan"]

@@ -84,6 +84,11 @@ def _quantize_constant(t: Tensor, formats: Formats) -> Tensor:
     rounded = quantize_float(values, unbounded)
     lo, hi = formats.mantissa_bounds()
     outside = ((rounded < lo) | (rounded > hi)) & ~formats.pruned
+    vanished = (values != 0) & (np.asarray(m) == 0) & ~formats.pruned
+    if vanished.any() and not (np.asarray(m) != 0).any():
+        warnings.warn(PlanWarning(
+            f"every value of {t.kind.value} {t.onnx_name or t.name!r} becomes 0 under {formats.summary()} "
+            f"(largest |value| {float(np.abs(values).max()):g}); give it more fractional bits in the plan"))
     if outside.any():
         worst = float(np.abs(values[outside]).max())
         modes = {Overflow(int(o)).name for o in formats.overflow[outside]}
