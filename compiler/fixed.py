@@ -13,6 +13,7 @@ element, whose value is always zero.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass
@@ -373,7 +374,16 @@ class Formats:
         pruned = int(self.pruned.sum())
         text = (f"mixed[{len(types)} types, width {int(self.width[kept].min())}..{int(self.width[kept].max())}, "
                 f"frac {int(self.frac_bits[kept].min())}..{int(self.frac_bits[kept].max())}")
-        return text + (f", {pruned} pruned]" if pruned else "]")
+        text += f", {pruned} pruned" if pruned else ""
+        return text + f", #{self.digest()}]"
+
+    def digest(self) -> str:
+        """Six hex digits that change when any element's format changes (for text diffs)."""
+        h = hashlib.sha1()
+        for name in _FIELDS:
+            h.update(np.ascontiguousarray(getattr(self, name), dtype=np.int64).tobytes())
+        h.update(repr(self.shape).encode())
+        return h.hexdigest()[:6]
 
 
 _FIELDS = ("width", "int_bits", "signed", "rounding", "overflow")

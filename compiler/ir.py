@@ -20,6 +20,7 @@ Everything is frozen: passes build new graphs with :func:`dataclasses.replace`.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
@@ -333,7 +334,8 @@ def dump(graph: Graph) -> str:
     for name, t in graph.tensors.items():
         if t.is_constant:
             nz = int(np.count_nonzero(t.data))
-            lines.append(f"  const  {name}: {_fmt(t)} ({t.kind.value}, {nz}/{t.data.size} non-zero)")
+            data = hashlib.sha1(repr(np.asarray(t.data).ravel().tolist()).encode()).hexdigest()[:6]
+            lines.append(f"  const  {name}: {_fmt(t)} ({t.kind.value}, {nz}/{t.data.size} non-zero, data #{data})")
     for node in graph.nodes:
         for k, stage in enumerate(node.stages()):
             lead = f"  node   {node.name} =" if k == 0 else "         |"
