@@ -1,0 +1,459 @@
+"""Benchmark finegrain against hls4ml on the jet tagger: compile time, emulation throughput, agreement.
+
+Measures, on examples/jet_tagger (16-64-32-32-5 MLP with a mixed bit plan):
+
+1. finegrain: `compiler.compile_model` wall time (median of 5, fresh output folder each) and
+   the `finegrain compile` command end to end in a subprocess (median of 3);
+2. hls4ml (ONNX frontend, Vivado backend, io_parallel) with per-layer types set from the same
+   plan: convert (qonnx cleanup + config + convert), write, and the g++ build, each the median
+   of 3 fresh projects; then `predict` throughput (median of 3);
+3. finegrain `project.emulate` throughput on the same samples (median of 5), and how often
+   hls4ml and finegrain agree.
+
+hls4ml cannot give one weight tensor several formats, so fc1's per-row weight formats become one
+type. The timed build uses the widest row format (most integer bits), as a user would. A second,
+untimed "matched" build checks the two tools against each other: there fc1's type is the union
+of the row formats (most integer bits and most fraction bits) and every weight and bias is
+replaced by finegrain's quantized value, so both tools compute with the same numbers.
+
+Prints a markdown table and appends it to bench/RESULTS.md.  Usage::
+
+    .venv/bin/python bench/compile_and_emulate.py            # about one minute
+    .venv/bin/python bench/compile_and_emulate.py --no-append
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import io
+import os
+import platform
+import pstats
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import compiler
+from compiler.fixed import FixedType
+
+EXAMPLE = REPO / "examples" / "jet_tagger"
+COMPILE_TARGET_SECONDS = 1.0
+COMPILE_TARGET_SPEEDUP = 20.0
+EMULATE_TARGET_RATIO = 100.0
+
+
+# --- timing ---------------------------------------------------------------------------------
+
+
+def timed(fn, *args, **kwargs):
+    """(result, wall seconds) of one call."""
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+@dataclass
+class Timing:
+    """Wall times of repeated runs of one step."""
+
+    runs: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.runs)
+
+    def cell(self) -> str:
+        low, high = _seconds(min(self.runs)), _seconds(max(self.runs))
+        return f"{_seconds(self.median)} (range {low} to {high}, n={len(self.runs)})"
+
+
+def _seconds(s: float) -> str:
+    return f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
+
+
+@contextlib.contextmanager
+def silenced(log_path: Path):
+    """Send everything written to fds 1 and 2 (Python and C alike) to ``log_path``.
+
+    hls4ml prints its topology, warnings and the g++ log; on an error the log's tail is
+    shown so a failure is still explained.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log_path, "a") as log, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            tail = Path(log_path).read_text().splitlines()[-30:]
+            print(f"--- last lines of {log_path} ---", *tail, sep="\n", file=sys.stderr)
+            raise
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+# --- finegrain ------------------------------------------------------------------------------
+
+
+def time_finegrain_compile(model: Path, plan: Path, work: Path, runs: int) -> Timing:
+    timing = Timing()
+    for i in range(runs):
+        _, seconds = timed(compiler.compile_model, model, plan, output_dir=work / f"fg_api_{i}")
+        timing.runs.append(seconds)
+    return timing
+
+
+def time_finegrain_cli(model: Path, plan: Path, work: Path, runs: int) -> Timing:
+    """`finegrain compile` as a user runs it: a fresh interpreter, imports included."""
+    installed = Path(sys.executable).with_name("finegrain")
+    command = [str(installed)] if installed.is_file() else [sys.executable, "-m", "compiler.cli"]
+    timing = Timing()
+    for i in range(runs):
+        argv = command + ["compile", str(model), "--plan", str(plan), "-o", str(work / f"fg_cli_{i}")]
+        _, seconds = timed(subprocess.run, argv, cwd=REPO, check=True, capture_output=True)
+        timing.runs.append(seconds)
+    return timing
+
+
+def time_emulate(project, x: np.ndarray, runs: int) -> tuple[np.ndarray, Timing]:
+    timing = Timing()
+    y = None
+    for _ in range(runs):
+        y, seconds = timed(project.emulate, x)
+        timing.runs.append(seconds)
+    return np.asarray(y, dtype=np.float64), timing
+
+
+def profile_emulate(project, x: np.ndarray, top: int = 8) -> str:
+    """The functions where `emulate` spends its own time, hottest first."""
+    profiler = cProfile.Profile()
+    profiler.runcall(project.emulate, x)
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
+    lines = [ln for ln in text.getvalue().splitlines() if ln.strip()]
+    start = next(i for i, ln in enumerate(lines) if ln.lstrip().startswith("ncalls"))
+    return "\n".join(ln.replace(str(REPO) + "/", "") for ln in lines[start:])
+
+
+# --- hls4ml configuration from the plan -----------------------------------------------------
+
+
+def hls_type(t: FixedType | None) -> str:
+    """A finegrain format as an hls4ml precision string; None (exact) lets hls4ml infer it."""
+    if t is None:
+        return "auto"
+    base = "ap_fixed" if t.signed else "ap_ufixed"
+    return f"{base}<{t.width},{t.int_bits},AP_{t.rounding.name},AP_{t.overflow.name}>"
+
+
+def one_type(plan: compiler.Plan, name: str, role: str, merge: str) -> tuple[FixedType | None, str]:
+    """The single format hls4ml gets for a planned tensor, and a note when the plan had several.
+
+    ``merge`` is "widest" (the row format with the most integer bits) or "union" (most integer
+    bits and most fraction bits: every row's values fit)."""
+    spec = plan.spec(name)
+    if spec is None:
+        return plan.defaults.get(role), ""
+    if spec.whole is not None:
+        return spec.whole, ""
+    if spec.elements is not None:
+        raise SystemExit(f"tensor {name!r} has per-element formats; this bench maps only per-axis formats")
+    types = [t for t in spec.axis_types if t is not None]
+    kinds = sorted({str(t) for t in types})
+    if merge == "widest":
+        chosen = max(types, key=lambda t: (t.int_bits, t.width))
+    else:
+        ints = max(t.int_bits for t in types)
+        fracs = max(t.frac_bits for t in types)
+        chosen = FixedType(ints + fracs, ints, any(t.signed for t in types), types[0].rounding, types[0].overflow)
+    note = f"`{name}`: {len(types)} per-axis formats ({', '.join(kinds)}) -> `{hls_type(chosen)}` ({merge})"
+    return chosen, note
+
+
+def hls4ml_types(onnx_model, plan: compiler.Plan, merge: str) -> tuple[dict[str, dict[str, str]], list[str]]:
+    """Per hls4ml layer name, the precisions the plan asks for; plus notes on what was merged.
+
+    qonnx's cleanup renames nodes by type and order (Gemm k -> MatMul_k + Add_k, k-th Relu ->
+    Relu_k, the input -> global_in); the names are checked against hls4ml's config later.
+    The accumulator and Dense result stay "auto": hls4ml then infers exact widths, as finegrain
+    does, and can fuse the bias Add into the Dense layer (it only does so while the result
+    type is unspecified).
+    """
+    graph = onnx_model.graph
+    initializers = {t.name for t in graph.initializer}
+    inputs = [i.name for i in graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        raise SystemExit(f"this bench maps one-input models; the model has inputs {inputs}")
+    input_type, _ = one_type(plan, inputs[0], "input", merge)
+    types = {"global_in": {"result": hls_type(input_type)}}
+    notes = []
+    gemms = [n for n in graph.node if n.op_type == "Gemm"]
+    relus = [n for n in graph.node if n.op_type == "Relu"]
+    for k, node in enumerate(gemms):
+        weight, note_w = one_type(plan, node.input[1], "weight", merge)
+        bias, note_b = one_type(plan, node.input[2], "bias", merge) if len(node.input) > 2 else (None, "")
+        types[f"MatMul_{k}"] = {"weight": hls_type(weight), "bias": hls_type(bias), "accum": "auto", "result": "auto"}
+        notes += [n for n in (note_w, note_b) if n]
+    for k, node in enumerate(relus):
+        out, note = one_type(plan, node.output[0], "activation", merge)
+        types[f"Relu_{k}"] = {"result": hls_type(out)}
+        notes += [note] if note else []
+    return types, notes
+
+
+def with_finegrain_constants(onnx_model, project):
+    """A copy of the ONNX model whose planned weights and biases hold finegrain's quantized values."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.ModelProto()
+    model.CopyFrom(onnx_model)
+    quantized = {}
+    for t in project.graph.tensors.values():
+        if t.is_constant and t.onnx_name and t.data is not None and t.formats is not None:
+            values = np.asarray(t.data, dtype=np.float64) * 2.0 ** -t.data_frac
+            if t.onnx_axes is not None:
+                values = values.transpose(np.argsort(t.onnx_axes))
+            quantized[t.onnx_name] = values
+    for i, init in enumerate(model.graph.initializer):
+        if init.name in quantized:
+            dtype = numpy_helper.to_array(init).dtype
+            values = quantized[init.name].astype(dtype)
+            if not np.array_equal(values.astype(np.float64), quantized[init.name]):
+                raise SystemExit(f"quantized {init.name!r} does not fit {dtype}")
+            model.graph.initializer[i].CopyFrom(numpy_helper.from_array(values, init.name))
+    return model
+
+
+# --- hls4ml ---------------------------------------------------------------------------------
+
+
+@dataclass
+class HlsBuild:
+    model: object  # hls4ml ModelGraph, compiled
+    convert: float
+    write: float
+    compile: float
+    layer_types: list[str]
+
+
+def build_hls4ml(onnx_model, plan: compiler.Plan, output_dir: Path, merge: str) -> HlsBuild:
+    """qonnx cleanup -> config from the plan -> convert -> write -> g++ build, each timed.
+
+    hls4ml's public ``compile()`` is ``write()`` then ``_compile()``; they are timed apart so
+    that writing is not counted twice.
+    """
+    import hls4ml
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
+    from qonnx.transformation.gemm_to_matmul import GemmToMatMul
+    from qonnx.util.cleanup import cleanup_model
+
+    types, _ = hls4ml_types(onnx_model, plan, merge)
+    start = time.perf_counter()
+    model = cleanup_model(ModelWrapper(onnx_model))
+    model = model.transform(ConvertToChannelsLastAndClean())
+    model = model.transform(GemmToMatMul())
+    model = cleanup_model(model)
+    config = hls4ml.utils.config_from_onnx_model(model.model, granularity="name", backend="Vivado")
+    for layer, precisions in types.items():
+        if layer not in config["LayerName"]:
+            raise SystemExit(f"hls4ml has no layer {layer!r}; its layers are {sorted(config['LayerName'])}")
+        config["LayerName"][layer]["Precision"].update(precisions)
+    hls_model = hls4ml.converters.convert_from_onnx_model(
+        model.model, output_dir=str(output_dir), backend="Vivado", io_type="io_parallel", hls_config=config)
+    convert = time.perf_counter() - start
+    _, write = timed(hls_model.write)
+    _, build = timed(hls_model._compile)
+    layer_types = []
+    for layer in hls_model.get_layers():
+        names = ", ".join(f"{k}={v.precision}" for k, v in layer.types.items() if k != "index_t")
+        layer_types.append(f"{layer.name} ({layer.class_name}): {names}")
+    return HlsBuild(hls_model, convert, write, build, layer_types)
+
+
+def time_predict(hls_model, x: np.ndarray, runs: int) -> tuple[np.ndarray, Timing]:
+    timing = Timing()
+    y = None
+    for _ in range(runs):
+        y, seconds = timed(hls_model.predict, x)
+        timing.runs.append(seconds)
+    return np.asarray(y, dtype=np.float64).reshape(len(x), -1), timing
+
+
+def agreement(a: np.ndarray, b: np.ndarray) -> str:
+    same_class = float(np.mean(a.argmax(axis=1) == b.argmax(axis=1)))
+    identical = float(np.mean(np.all(a == b, axis=1)))
+    return (f"argmax agrees on {same_class:.2%}, bit-identical rows {identical:.2%}, "
+            f"max abs diff {np.max(np.abs(a - b)):.3g}")
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def machine(load_at_start: tuple[float, ...]) -> list[tuple[str, str]]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    nproc = _output(["nproc"])
+    versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("hls4ml", "numpy", "qonnx", "onnx"))
+    return [
+        ("date", _output(["date", "-u"])),
+        ("machine", f"{cpu}, nproc {nproc}"),
+        ("python", f"{platform.python_version()}; {versions}; finegrain {compiler.__version__}"),
+        ("g++", _output(["g++", "-dumpfullversion"])),
+        # finegrain's dense layers run through numpy's BLAS, whose threads fight other jobs for cores
+        ("OPENBLAS_NUM_THREADS", os.environ.get("OPENBLAS_NUM_THREADS", "unset (OpenBLAS picks)")),
+        # a shared machine: other jobs running at the same time slow every row, hls4ml's g++ most
+        ("load average (1 min)", f"{load_at_start[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end"),
+    ]
+
+
+def _output(argv: list[str]) -> str:
+    """What a small system command prints, or why it printed nothing."""
+    try:
+        return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as err:
+        return f"unknown ({err})"
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, default=EXAMPLE / "model.onnx")
+    parser.add_argument("--plan", type=Path, default=EXAMPLE / "plan.json")
+    parser.add_argument("--data", type=Path, default=EXAMPLE / "data.npz", help=".npz with key x")
+    parser.add_argument("--samples", type=int, default=10_000, help="rows for the throughput runs (x is tiled)")
+    parser.add_argument("--results", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    parser.add_argument("--no-append", action="store_true", help="print the table only")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (hls4ml projects, log)")
+    args = parser.parse_args(argv)
+
+    import onnx
+
+    load_at_start = os.getloadavg()
+    onnx_model = onnx.load(args.model)
+    plan = compiler.load_plan(args.plan)
+    x_small = np.load(args.data)["x"]
+    reps = -(-args.samples // len(x_small))
+    # float64 so that hls4ml's predict returns its outputs without rounding them to float32
+    x = np.ascontiguousarray(np.tile(x_small, (reps, 1))[: args.samples], dtype=np.float64)
+
+    work = Path(tempfile.mkdtemp(prefix="finegrain_bench_"))
+    log = work / "hls4ml.log"
+    try:
+        print("finegrain compile ...", flush=True)
+        fg_api = time_finegrain_compile(args.model, args.plan, work, runs=5)
+        fg_cli = time_finegrain_cli(args.model, args.plan, work, runs=3)
+        project = compiler.compile_model(args.model, plan)
+
+        print("hls4ml convert/write/compile x3 (g++) ...", flush=True)
+        with silenced(log):
+            _, import_hls = timed(__import__, "hls4ml")
+            builds = [build_hls4ml(onnx_model, plan, work / f"hls_{i}", merge="widest") for i in range(3)]
+        _, notes = hls4ml_types(onnx_model, plan, "widest")
+        hls = builds[-1]
+        hls_convert = Timing([b.convert for b in builds])
+        hls_write = Timing([b.write for b in builds])
+        hls_compile = Timing([b.compile for b in builds])
+        hls_total = Timing([b.convert + b.write + b.compile for b in builds])
+
+        print(f"hls4ml predict / finegrain emulate on {len(x)} samples ...", flush=True)
+        with silenced(log):
+            y_hls, predict = time_predict(hls.model, x, runs=3)
+        y_fg, emulate = time_emulate(project, x, runs=5)
+
+        print("matched-precision check (untimed) ...", flush=True)
+        with silenced(log):
+            matched = build_hls4ml(with_finegrain_constants(onnx_model, project), plan, work / "hls_matched", "union")
+            y_matched = np.asarray(matched.model.predict(x), dtype=np.float64).reshape(len(x), -1)
+        _, matched_notes = hls4ml_types(onnx_model, plan, "union")
+    finally:
+        if args.keep:
+            print(f"work folder kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+    fg_rate = len(x) / emulate.median
+    hls_rate = len(x) / predict.median
+    speedup = hls_total.median / fg_api.median
+    speedup_cli = hls_total.median / fg_cli.median
+    ratio = fg_rate / hls_rate
+    compile_ok = fg_api.median < COMPILE_TARGET_SECONDS and speedup >= COMPILE_TARGET_SPEEDUP
+    emulate_ok = ratio >= EMULATE_TARGET_RATIO
+
+    rows = [
+        ("finegrain `compile_model` (API, fresh folder)", fg_api.cell()),
+        ("finegrain `compile` CLI end to end (new interpreter)", fg_cli.cell()),
+        ("hls4ml import (once, not counted)", _seconds(import_hls)),
+        ("hls4ml convert (qonnx cleanup + config + convert)", hls_convert.cell()),
+        ("hls4ml write", hls_write.cell()),
+        ("hls4ml compile (g++ build, `_compile`)", hls_compile.cell()),
+        ("hls4ml convert + write + compile", hls_total.cell()),
+        (f"hls4ml `predict`, {len(x)} samples", f"{predict.cell()} = {hls_rate:,.0f} samples/s"),
+        (f"finegrain `emulate`, {len(x)} samples", f"{emulate.cell()} = {fg_rate:,.0f} samples/s"),
+        ("compile speedup, finegrain API vs hls4ml total",
+         f"{speedup:.0f}x (CLI: {speedup_cli:.1f}x); target < 1 s and >= 20x: {verdict(compile_ok)}"),
+        ("emulation throughput ratio, finegrain vs hls4ml predict",
+         f"{ratio:.1f}x; target >= 100x: {verdict(emulate_ok)}"),
+        ("agreement, timed hls4ml build vs finegrain", agreement(y_hls, y_fg)),
+        ("agreement, matched-precision hls4ml build vs finegrain", agreement(y_matched, y_fg)),
+    ]
+    model_name = args.model.relative_to(REPO) if args.model.is_relative_to(REPO) else args.model
+    lines = [f"## {model_name} + {args.plan.name}, {len(x)} samples", ""]
+    lines += [f"- {k}: {v}" for k, v in machine(load_at_start)]
+    lines += ["- hls4ml path: ONNX frontend (qonnx cleanup, GemmToMatMul), Vivado backend, io_parallel", ""]
+    lines += ["| measurement | result |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
+    lines += ["", "hls4ml types of the timed build (fc1 weights: one type for all rows):", ""]
+    lines += [f"- {n}" for n in notes] + [f"- `{t}`" for t in hls.layer_types]
+    lines += ["", "Matched-precision build (untimed; every weight and bias holds finegrain's quantized value):",
+              ""] + [f"- {n}" for n in matched_notes]
+    if not emulate_ok:
+        lines += ["", f"`project.emulate` profile on {len(x)} samples (cProfile, by own time):", "", "```",
+                  profile_emulate(project, x), "```"]
+    text = "\n".join(lines) + "\n"
+    print()
+    print(text)
+    if not args.no_append:
+        header = "" if args.results.exists() else (
+            "# finegrain benchmarks\n\nAppended by `bench/compile_and_emulate.py`; newest last.\n\n")
+        with open(args.results, "a") as f:
+            f.write(header + text + "\n")
+        print(f"appended to {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
