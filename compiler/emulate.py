@@ -203,7 +203,7 @@ class Emulator:
 
     def _relu(self, node, args):
         x = args[0]
-        return Fx(np.where(x.m > 0, x.m, 0).astype(x.m.dtype), x.frac)
+        return Fx(np.maximum(x.m, 0) if x.m.dtype != object else as_object(np.where(x.m > 0, x.m, 0)), x.frac)
 
     def _leaky_relu(self, node, args):
         x, alpha = args

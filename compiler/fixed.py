@@ -13,6 +13,7 @@ element, whose value is always zero.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -328,11 +329,23 @@ class Formats:
 
     def uniform_type(self) -> FixedType | None:
         """The single type of every element, or None if they differ or all are pruned."""
-        types = self.distinct()
-        return types[0] if len(types) == 1 else None
+        return self._uniform
+
+    @functools.cached_property
+    def _uniform(self) -> FixedType | None:
+        if self.width.size == 0:
+            return None
+        first = tuple(int(getattr(self, n).flat[0]) for n in _FIELDS)
+        if first[0] == 0 or any((getattr(self, n) != v).any() for n, v in zip(_FIELDS, first)):
+            return None
+        return self.element((0,) * len(self.shape))
 
     def mantissa_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per-element (min, max) mantissa as object arrays of Python ints."""
+        """Per-element (min, max) mantissa as read-only object arrays of Python ints."""
+        return self._bounds
+
+    @functools.cached_property
+    def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
         lo = np.empty(self.shape, dtype=object)
         hi = np.empty(self.shape, dtype=object)
         for idx in np.ndindex(self.shape):
@@ -343,6 +356,8 @@ class Formats:
                 lo[idx], hi[idx] = -(1 << (w - 1)), (1 << (w - 1)) - 1
             else:
                 lo[idx], hi[idx] = 0, (1 << w) - 1
+        lo.setflags(write=False)
+        hi.setflags(write=False)
         return lo, hi
 
     def transpose(self, axes) -> "Formats":
@@ -436,18 +451,51 @@ def round_shift(m: np.ndarray, shift, rounding) -> np.ndarray:
     ``shift`` and ``rounding`` are scalars or arrays broadcastable to ``m``; the result
     is exact for int64 and object (Python int) arrays alike.
     """
-    shift = np.broadcast_to(np.asarray(shift, dtype=np.int64), m.shape)
-    rounding = np.broadcast_to(np.asarray(rounding, dtype=np.int64), m.shape)
+    # decide on the small (per-element) arrays before broadcasting them over the batch
+    shift, rounding = np.asarray(shift, dtype=np.int64), np.asarray(rounding, dtype=np.int64)
     if m.size == 0 or not shift.any():
         return m
     if m.dtype != object and int(shift.max()) > INT64_SAFE_BITS:
         m = as_object(m)
+    if m.dtype == np.int64 and max_abs_bits(m) <= INT64_SAFE_BITS:
+        modes = np.unique(rounding)
+        if modes.size == 1:
+            return _round_shift_one_mode(m, shift, Rounding(int(modes[0])))
+    shift = np.broadcast_to(shift, m.shape)
+    rounding = np.broadcast_to(rounding, m.shape)
     s = as_object(shift) if m.dtype == object else shift
     floor = m >> s
     rem = m - (floor << s)
     one = np.ones(m.shape, dtype=object if m.dtype == object else np.int64)
     half = np.where(shift > 0, one << np.maximum(s - 1, 0), one)
     return floor + _round_increment(rem > half, rem == half, rem != 0, m < 0, (floor & 1) == 1, rounding)
+
+
+def _round_shift_one_mode(m: np.ndarray, s: np.ndarray, mode: Rounding) -> np.ndarray:
+    """`round_shift` for int64 mantissas with head-room and one rounding mode: the same
+    results as the general rule, computed with one addition and one shift (the emulator's
+    hot path).  Where ``s == 0`` nothing is dropped and ``m`` is returned."""
+    if mode == Rounding.TRN:
+        return m >> s
+    half = np.left_shift(np.int64(1), np.maximum(s - 1, 0))
+    if mode == Rounding.RND_CONV:  # a tie goes up only when the kept part is odd
+        bias = (m >> s) & 1
+        bias += half - 1
+    elif mode == Rounding.RND:
+        bias = half
+    elif mode == Rounding.RND_MIN_INF:
+        bias = half - 1
+    else:
+        neg = (m < 0).astype(np.int64)
+    if mode == Rounding.TRN_ZERO:
+        bias = neg * ((half << 1) - 1)
+    elif mode == Rounding.RND_ZERO:
+        bias = half - (1 - neg)
+    elif mode == Rounding.RND_INF:
+        bias = half - neg
+    if s.ndim == 0 or s.min() > 0:
+        return (m + bias) >> s
+    return np.where(s > 0, (m + bias) >> s, m)
 
 
 def _round_increment(gt, eq, nonzero, neg, odd, rounding) -> np.ndarray:
@@ -471,6 +519,9 @@ def apply_overflow(m: np.ndarray, formats: Formats) -> np.ndarray:
     """Bring rounded mantissas into each element's range by its overflow mode."""
     if m.size == 0:
         return m
+    t = formats.uniform_type()
+    if t is not None and m.dtype == np.int64 and t.width <= INT64_SAFE_BITS:
+        return _overflow_one_type(m, t)
     lo, hi = formats.mantissa_bounds()
     wide = int(formats.width.max()) > INT64_SAFE_BITS or m.dtype == object
     if not wide:
@@ -498,10 +549,26 @@ def apply_overflow(m: np.ndarray, formats: Formats) -> np.ndarray:
     return result.astype(m.dtype)
 
 
+def _overflow_one_type(m: np.ndarray, t: FixedType) -> np.ndarray:
+    """`apply_overflow` for int64 mantissas that all share one type (the hot path)."""
+    lo, hi = t.min_mantissa, t.max_mantissa
+    if t.overflow == Overflow.SAT:
+        return np.clip(m, lo, hi)
+    if t.overflow == Overflow.SAT_SYM:
+        return np.clip(m, -hi if t.signed and t.width > 1 else lo, hi)
+    if m.min() >= lo and m.max() <= hi:
+        return m
+    if t.overflow == Overflow.SAT_ZERO:
+        return np.where((m < lo) | (m > hi), 0, m)
+    return ((m - lo) & ((1 << t.width) - 1)) + lo  # WRAP
+
+
 def round_to(m: np.ndarray, frac_in, formats: Formats) -> np.ndarray:
     """Round exact mantissas at ``frac_in`` to each element's fraction, before overflow."""
     frac_out = formats.frac_bits
     shift = np.asarray(frac_in, dtype=np.int64) - frac_out
+    if shift.size and (shift == shift.flat[0]).all():
+        shift = shift.flat[0]  # one shift for all: scalar shifts are much faster
     if (shift < 0).any():
         m = shift_left(m, np.where(shift < 0, -shift, 0))
     return round_shift(m, np.where(shift > 0, shift, 0), formats.rounding)
@@ -542,6 +609,15 @@ def quantize_float(x: np.ndarray, formats: Formats, what: str = "input") -> np.n
     """
     x = np.asarray(x, dtype=np.float64)
     _validate_floats(x, what)
+    t = formats.uniform_type()
+    if t is not None and t.rounding in (Rounding.RND_CONV, Rounding.TRN) and x.size:
+        # the hot path: one type; rint is round-half-even and floor is TRN, both exact on
+        # floats whose scaled magnitude stays below 2**52, and with no subnormal input
+        scaled = np.ldexp(x, t.frac_bits)
+        tiny = np.abs(x[x != 0]).min() if (x != 0).any() else 1.0
+        if np.abs(scaled).max() < 2.0 ** 52 and tiny >= 2.0 ** -1022 and (x == 0).sum() + (scaled != 0).sum() == x.size:
+            m = np.rint(scaled) if t.rounding == Rounding.RND_CONV else np.floor(scaled)
+            return apply_overflow(m.astype(np.int64), formats)
     frac = np.broadcast_to(formats.frac_bits, x.shape)
     rounding = np.broadcast_to(formats.rounding, x.shape)
     with np.errstate(over="ignore", invalid="ignore"):  # inf/nan only on the exact path
