@@ -11,12 +11,25 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
+from .targets import BOARDS, DEFAULT_PART
 
 
 def _cmd_compile(args) -> int:
     from .project import compile_model
 
-    project = compile_model(args.model, args.plan, output_dir=args.output, force=args.force)
+    layers = {}
+    if args.layer_config:
+        path = Path(args.layer_config)
+        if not path.is_file():
+            raise UserError(f"layer configuration {args.layer_config!r} does not exist")
+        try:
+            layers = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise UserError(f"layer configuration {args.layer_config!r} is not valid JSON: {err}") from None
+    backends = tuple(b.strip() for b in args.backend.split(",") if b.strip())
+    project = compile_model(args.model, args.plan, output_dir=args.output, force=args.force, backends=backends,
+                            board=args.board, part=args.part, clock_ns=args.clock_ns,
+                            reuse_factor=args.reuse_factor, strategy=args.strategy, layers=layers)
     for message in project.warnings:
         _say("warning", message)
     layers = len(project.graph.nodes)
@@ -104,6 +117,32 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _cmd_csim(args) -> int:
+    from .backends.hls import top_name
+    from .project import load_project, update_report
+    from .verify.csim import csim_vectors, run_csim
+
+    project = load_project(args.out)
+    hls_dir = Path(args.out) / "hls"
+    if not (hls_dir / "firmware").is_dir():
+        raise UserError(f"{args.out!r} has no HLS project: compile it with --backend hls")
+    if args.input:
+        x = _load_array_file(args.input, "input")
+        inputs = x if isinstance(x, dict) else {project.graph.inputs[0]: x}
+    else:
+        if args.vectors < 0:
+            raise UserError(f"--vectors must be >= 0, got {args.vectors}")
+        inputs = csim_vectors(project.graph, args.vectors, seed=args.seed)
+    result = run_csim(project.graph, hls_dir, top_name(project.graph), inputs)
+    update_report(args.out, "csim", result.report())
+    verdict = "bit-exact" if result.mismatches == 0 else f"{result.mismatches} MISMATCHES"
+    print(f"csim {args.out}: {result.vectors} vectors, {verdict} (build {result.build_seconds:.1f} s, "
+          f"run {result.run_seconds:.2f} s, {result.compiler})")
+    for line in result.first_mismatches:
+        print(f"  {line}")
+    return 0 if result.mismatches == 0 else 1
+
+
 def _say(kind: str, message: str) -> None:
     text = textwrap.fill(message, width=100, initial_indent=f"{kind}: ", subsequent_indent="  ",
                          break_long_words=False, break_on_hyphens=False)
@@ -119,6 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--plan", required=True, help="bit plan (JSON), see docs/bit-plan.md")
     c.add_argument("-o", "--output", required=True, help="output folder")
     c.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    c.add_argument("--backend", default="hls", help="comma-separated backends to write (default: hls)")
+    c.add_argument("--board", help="target board preset: " + ", ".join(BOARDS))
+    c.add_argument("--part", help=f"target FPGA part (default {DEFAULT_PART})")
+    c.add_argument("--clock-ns", type=float, default=5.0, help="target clock period in ns (default 5)")
+    c.add_argument("--reuse-factor", type=int, default=1,
+                   help="times each multiplier is reused; 1 = fully parallel, II 1 (default 1)")
+    c.add_argument("--strategy", default="latency", choices=("latency", "resource"),
+                   help="latency: weights in fabric, fully unrolled; resource: weights in BRAM")
+    c.add_argument("--layer-config", help='JSON: {"LAYER": {"reuse_factor": N, "strategy": "..."}} per layer')
     c.set_defaults(func=_cmd_compile)
 
     e = sub.add_parser("emulate", help="run the bit-exact emulator on a compiled output folder")
@@ -132,6 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-o", "--output", required=True, help="plan file to write")
     t.add_argument("--force", action="store_true", help="overwrite an existing file")
     t.set_defaults(func=_cmd_plan_template)
+
+    s = sub.add_parser("csim", help="build the HLS C++ with g++ and compare every output bit with the emulator")
+    s.add_argument("out", help="output folder of 'finegrain compile'")
+    s.add_argument("--vectors", type=int, default=1000, help="random vectors, besides the extreme ones (default 1000)")
+    s.add_argument("--input", help="use these inputs instead (.npy, or .npz keyed by input name)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the random vectors")
+    s.set_defaults(func=_cmd_csim)
 
     r = sub.add_parser("report", help="print the per-layer types and widths of a compiled output folder")
     r.add_argument("out", help="output folder of 'finegrain compile'")

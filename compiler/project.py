@@ -31,11 +31,16 @@ from . import __version__
 from .emulate import emulate, emulate_exact
 from .errors import UserError
 from .ir import Graph, Node, Op, Tensor, dump
+from .backends.hls import HLSOptions, LayerArch, parse_layer_config, write_hls_project
 from .passes.apply_plan import PlanWarning
+from .targets import DEFAULT_PART
+from .verify.csim import csim_vectors, write_vectors
 from .passes.pipeline import run_pipeline
 from .plan import Plan, load_plan
 
 OUTPUT_FILES = ("ir.txt", "ir.pkl", "plan.resolved.json", "config.json", "report.json")
+BACKENDS = ("hls",)
+DEFAULT_TB_VECTORS = 100
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,27 @@ class BuildConfig:
     plan: str
     output_dir: str | None = None
     check_ir: bool = True  # verify the IR after every pass
+    backends: tuple[str, ...] = ("hls",)
+    part: str = DEFAULT_PART
+    board: str | None = None
+    clock_ns: float = 5.0
+    reuse_factor: int = 1  # every layer, unless `layers` says otherwise
+    strategy: str = "latency"
+    layers: dict = field(default_factory=dict)  # layer name -> {"reuse_factor": N, "strategy": ...}
     finegrain_version: str = __version__
+
+    def __post_init__(self):
+        unknown = set(self.backends) - set(BACKENDS)
+        if unknown:
+            raise UserError(f"unknown backend(s) {sorted(unknown)}; choose from {', '.join(BACKENDS)}")
+        if not (isinstance(self.clock_ns, (int, float)) and self.clock_ns > 0):
+            raise UserError(f"clock period must be a positive number of ns, got {self.clock_ns!r}")
+        self.hls_options()  # validates reuse factors and strategies
+
+    def hls_options(self) -> HLSOptions:
+        return HLSOptions(part=self.part, clock_ns=float(self.clock_ns),
+                          default=LayerArch(self.reuse_factor, self.strategy),
+                          layers=parse_layer_config(self.layers, "layer configuration"))
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -70,6 +95,10 @@ class Project:
 
     def emulate_exact(self, x):
         return emulate_exact(self.graph, x)
+
+    def source(self) -> dict:
+        """What generated files say they were made from (file names only: reproducible)."""
+        return {"model": Path(self.config.model).name, "plan": Path(self.config.plan).name}
 
     # --- outputs ----------------------------------------------------------------------
     def report(self) -> dict:
@@ -112,6 +141,10 @@ class Project:
             _write_json(tmp / "plan.resolved.json", self.resolved_plan())
             _write_json(tmp / "config.json", dataclasses.replace(self.config, output_dir=str(out)).to_json())
             _write_json(tmp / "report.json", self.report())
+            if "hls" in self.config.backends:
+                write_hls_project(self.graph, self.config.hls_options(), tmp / "hls", self.source())
+                # vectors for the vendor tools' csim/cosim; `finegrain csim` writes its own
+                write_vectors(self.graph, tmp / "hls", csim_vectors(self.graph, DEFAULT_TB_VECTORS))
             if out.exists():
                 shutil.rmtree(out)
             os.replace(tmp, out)
@@ -232,11 +265,16 @@ def compile_graph(graph: Graph, plan: Plan, config: BuildConfig) -> Project:
     return Project(final, plan, config, messages, time.perf_counter() - start)
 
 
-def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: bool = True) -> Project:
+def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: bool = True, **options) -> Project:
     """Compile an ONNX model with a bit plan; write ``output_dir`` if given.
 
-    ``plan`` is a path or a `Plan`.  Raises `UserError` subclasses for bad input.
+    ``plan`` is a path or a `Plan`; ``options`` are `BuildConfig` fields (``part``,
+    ``clock_ns``, ``reuse_factor``, ``strategy``, ``layers``, ``backends``, ``board``).
+    Raises `UserError` subclasses for bad input.
     """
+    from .targets import resolve_part
+
+    options["part"] = resolve_part(options.get("board"), options.get("part"))
     from .frontend import load_onnx  # the only place onnx is needed
 
     start = time.perf_counter()
@@ -245,7 +283,7 @@ def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: b
     if output_dir is not None:
         _check_output_dir(Path(output_dir), force)
     config = BuildConfig(model=str(model), plan=plan.path, output_dir=None if output_dir is None else str(output_dir),
-                         check_ir=check_ir)
+                         check_ir=check_ir, **options)
     graph = load_onnx(model)
     graph = dataclasses.replace(graph, name=model_name(model, graph.name))
     project = compile_graph(graph, plan, config)
@@ -253,6 +291,14 @@ def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: b
     if output_dir is not None:
         project.write(output_dir, force=force)
     return project
+
+
+def update_report(out_dir, key: str, entry: dict) -> None:
+    """Record a verification result under ``key`` in OUT/report.json."""
+    path = Path(out_dir) / "report.json"
+    report = json.loads(path.read_text()) if path.is_file() else {}
+    report[key] = entry
+    _write_json(path, report)
 
 
 def load_project(out_dir) -> Project:

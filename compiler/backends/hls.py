@@ -1,0 +1,449 @@
+"""HLS C++ backend: the final IR -> a Vivado/Vitis HLS project (io_parallel).
+
+The backend decides nothing numeric: it names things, picks for every tensor one
+*container* type that holds each of its elements exactly (so storing a value never changes
+it), and lists the kernel calls.  Values change only where the IR says so: REQUANTIZE (per
+element format, with its rounding and overflow modes) and the table look-ups.  Templates in
+templates/hls/ lay the context out; the kernels live in templates/hls/finegrain/*.h, which
+are copied into each project.
+
+Accumulation is exact by construction: an accumulator's container holds its final value,
+and its WRAP overflow makes any intermediate wrap-around cancel out.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass, field
+from decimal import Decimal, localcontext
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from .. import __version__
+from ..errors import UserError
+from ..fixed import FixedType, Formats, Overflow, Rounding
+from ..ir import Graph, LookupTable, Node, Op, Tensor
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "hls"
+LIBRARY = TEMPLATES / "finegrain"
+STRATEGIES = ("latency", "resource")
+
+
+class HLSBackendError(UserError):
+    """The model uses something the HLS backend cannot express (the message says what)."""
+
+
+@dataclass(frozen=True)
+class LayerArch:
+    reuse_factor: int = 1
+    strategy: str = "latency"
+
+    def __post_init__(self):
+        if not isinstance(self.reuse_factor, int) or self.reuse_factor < 1:
+            raise HLSBackendError(f"reuse_factor must be a positive integer, got {self.reuse_factor!r}")
+        if self.strategy not in STRATEGIES:
+            raise HLSBackendError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+
+
+@dataclass(frozen=True)
+class HLSOptions:
+    part: str
+    clock_ns: float = 5.0
+    default: LayerArch = LayerArch()
+    layers: dict = field(default_factory=dict)  # layer (IR node) name -> LayerArch
+
+    def arch(self, node: Node) -> LayerArch:
+        return self.layers.get(node.name) or self.layers.get(node.onnx_nodes[0] if node.onnx_nodes else "") \
+            or self.default
+
+
+# --- names and types ---------------------------------------------------------------------
+
+
+class Names:
+    """C identifiers for IR names: readable, unique, stable."""
+
+    def __init__(self, reserved=()):
+        self.map: dict[str, str] = {}
+        self.taken: set[str] = set(reserved)
+
+    def __call__(self, name: str) -> str:
+        if name in self.map:
+            return self.map[name]
+        ident = re.sub(r"\W+", "_", name).strip("_") or "t"
+        if ident[0].isdigit():
+            ident = f"t_{ident}"
+        base, k = ident, 1
+        while ident in self.taken:
+            k += 1
+            ident = f"{base}_{k}"
+        self.taken.add(ident)
+        self.map[name] = ident
+        return ident
+
+
+def ctype(t: FixedType, modes: bool = True) -> str:
+    """``ap_fixed<W,I,AP_RND_CONV,AP_SAT>`` for a FixedType (modes only when not the default)."""
+    base = "ap_fixed" if t.signed else "ap_ufixed"
+    args = [str(t.width), str(t.int_bits)]
+    if modes and (t.rounding != Rounding.TRN or t.overflow != Overflow.WRAP):
+        args += [f"AP_{t.rounding.name}", f"AP_{t.overflow.name}"]
+    return f"{base}<{','.join(args)}>"
+
+
+def container(formats: Formats) -> FixedType:
+    """The narrowest type holding every value of every (unpruned) element's format."""
+    kept = ~formats.pruned
+    if not kept.any():
+        return FixedType(1, 0, False)  # all elements are constant zero
+    frac = int(formats.frac_bits[kept].max())
+    lo, hi = formats.mantissa_bounds()
+    shift = frac - formats.frac_bits
+    los = [int(v) << int(s) for v, s, k in zip(lo.flat, shift.flat, kept.flat) if k]
+    his = [int(v) << int(s) for v, s, k in zip(hi.flat, shift.flat, kept.flat) if k]
+    t = FixedType.for_range(min(los), max(his), frac)
+    return t if t is not None else FixedType(1, 1 - frac, False)
+
+
+def exact_literal(m: int, frac: int) -> str:
+    """The exact decimal value of ``m * 2**-frac`` (dyadic numbers have finite decimals)."""
+    if m == 0:
+        return "0"
+    if abs(m).bit_length() > 53:
+        raise HLSBackendError(f"constant mantissa {m} needs more than 53 bits; such constants cannot be "
+                              f"written as exact C++ literals yet")
+    if frac <= 0:
+        return str(m << -frac)
+    with localcontext() as ctx:
+        ctx.prec = frac + len(str(abs(m))) + 5
+        text = format(Decimal(m) / (Decimal(2) ** frac), "f")
+    return text
+
+
+def _mantissas_at(data: np.ndarray, data_frac: int, frac: int) -> list[int]:
+    shift = frac - data_frac
+    flat = [int(v) for v in np.asarray(data).ravel()]
+    if shift >= 0:
+        return [v << shift for v in flat]
+    return [v >> -shift for v in flat]
+
+
+# --- context -----------------------------------------------------------------------------
+
+
+class _Builder:
+    def __init__(self, graph: Graph, options: HLSOptions, source: dict):
+        self.graph = graph
+        self.options = options
+        self.names = Names(reserved={graph.name})
+        self.model = top_name(graph)
+        self.types: dict[str, dict] = {}  # ident -> {name, ctype, comment}
+        self.constants: dict[str, dict] = {}  # ident -> constant entry
+        self.source = source
+
+    # types ----------------------------------------------------------------------------
+    def type_of(self, tensor: Tensor, role: str = "") -> str:
+        name = f"{self.names(tensor.name)}_t"
+        if name not in self.types:
+            t = container(tensor.formats)
+            uniform = tensor.formats.uniform_type()
+            if uniform is not None and uniform.width == t.width and uniform.int_bits == t.int_bits \
+                    and uniform.signed == t.signed:
+                t = uniform  # the plan's own type, with its modes
+            self.types[name] = {"name": name, "ctype": ctype(t),
+                                "comment": f"{role or tensor.kind.value} {tensor.name}: {tensor.formats.summary()}"}
+        return name
+
+    def named_type(self, name: str, t: FixedType, comment: str) -> str:
+        if name not in self.types:
+            self.types[name] = {"name": name, "ctype": ctype(t), "comment": comment}
+        return name
+
+    # constants ------------------------------------------------------------------------
+    def constant(self, tensor: Tensor, full_shape: tuple[int, ...] | None = None) -> str:
+        """A const array of the tensor's values (broadcast to ``full_shape`` if given)."""
+        ident = self.names(tensor.name) + ("_full" if full_shape is not None else "")
+        if ident in self.constants:
+            return ident
+        type_name = self.type_of(tensor, tensor.kind.value)
+        t = container(tensor.formats)
+        data = np.asarray(tensor.data)
+        if full_shape is not None:
+            data = np.broadcast_to(data, full_shape)
+        values = [exact_literal(m, t.frac_bits) for m in _mantissas_at(data, tensor.data_frac, t.frac_bits)]
+        self.constants[ident] = {"name": ident, "type": type_name, "size": len(values), "values": values,
+                                 "comment": f"{tensor.kind.value} {tensor.onnx_name or tensor.name}, shape "
+                                            f"{list(data.shape)}, {tensor.formats.summary()}"}
+        return ident
+
+    def index_array(self, ident: str, values, comment: str) -> str:
+        values = [str(int(v)) for v in values]
+        self.constants[ident] = {"name": ident, "type": "int", "size": len(values), "values": values,
+                                 "comment": comment}
+        return ident
+
+    def table(self, ident: str, table: LookupTable, comment: str) -> tuple[str, str, str]:
+        code_t = self.named_type(f"{ident}_in_t", table.input, f"{comment}: table input (its modes apply)")
+        out_t = self.named_type(f"{ident}_out_t", table.output, f"{comment}: table entries")
+        values = [exact_literal(int(v), table.output.frac_bits) for v in table.values]
+        self.constants[ident] = {"name": ident, "type": out_t, "size": len(values), "values": values,
+                                 "comment": f"{comment}: {table}"}
+        return ident, code_t, out_t
+
+    # stages ---------------------------------------------------------------------------
+    def stage(self, node: Node, stage: Node, arch: LayerArch) -> dict:
+        g = self.graph
+        out = g.tensor(stage.outputs[0])
+        x = g.tensor(stage.inputs[0])
+        common = {"x": self.names(x.name), "x_t": self.type_of(x), "y": self.names(out.name),
+                  "y_t": self.type_of(out), "n": int(np.prod(out.shape)), "name": self.names(stage.name)}
+        op = stage.op
+        if op == Op.DENSE:
+            w, b = g.tensor(stage.inputs[1]), g.tensor(stage.inputs[2]) if len(stage.inputs) > 2 else None
+            n_out, n_in = w.shape
+            return {**common, "kind": "dense", "w": self.constant(w), "w_t": self.type_of(w, "weight"),
+                    "b": self.constant(b) if b is not None else None,
+                    "b_t": self.type_of(b, "bias") if b is not None else None,
+                    "n_in": n_in, "n_out": n_out, "rows": int(np.prod(x.shape[:-1])),
+                    "reuse": arch.reuse_factor, "strategy": arch.strategy}
+        if op == Op.CONV:
+            w, b = g.tensor(stage.inputs[1]), g.tensor(stage.inputs[2]) if len(stage.inputs) > 2 else None
+            a = stage.attrs
+            spatial = len(x.shape) - 1
+            cfg = {"in_channels": x.shape[0], "out_channels": out.shape[0], "groups": a["groups"],
+                   "reuse": arch.reuse_factor}
+            if spatial == 2:
+                cfg.update(in_height=x.shape[1], in_width=x.shape[2], out_height=out.shape[1], out_width=out.shape[2],
+                           kernel_h=w.shape[2], kernel_w=w.shape[3], stride_h=a["strides"][0], stride_w=a["strides"][1],
+                           pad_top=a["pads"][0], pad_left=a["pads"][1], pad_bottom=a["pads"][2], pad_right=a["pads"][3],
+                           dilation_h=a["dilations"][0], dilation_w=a["dilations"][1])
+            else:
+                cfg.update(in_length=x.shape[1], out_length=out.shape[1], kernel=w.shape[2], stride=a["strides"][0],
+                           pad_left=a["pads"][0], pad_right=a["pads"][1], dilation=a["dilations"][0])
+            return {**common, "kind": f"conv{spatial}d", "cfg": cfg, "w": self.constant(w),
+                    "w_t": self.type_of(w, "weight"), "b": self.constant(b) if b is not None else None,
+                    "b_t": self.type_of(b, "bias") if b is not None else None,
+                    "reuse": arch.reuse_factor, "strategy": arch.strategy}
+        if op == Op.RELU:
+            return {**common, "kind": "relu"}
+        if op == Op.LEAKY_RELU:
+            alpha = g.tensor(stage.inputs[1])
+            return {**common, "kind": "leaky_relu", "alpha": self.scalar(alpha, node), "alpha_t": self.type_of(alpha)}
+        if op == Op.CLIP:
+            lo, hi = g.tensor(stage.inputs[1]), g.tensor(stage.inputs[2])
+            return {**common, "kind": "clip", "lo": self.scalar(lo, node), "lo_t": self.type_of(lo),
+                    "hi": self.scalar(hi, node), "hi_t": self.type_of(hi)}
+        if op == Op.REQUANTIZE:
+            return self.requantize(common, out)
+        if op in (Op.ADD, Op.MUL):
+            return self.elementwise(node, stage, common, out)
+        if op in (Op.MAXPOOL, Op.AVGPOOL):
+            return self.pool(stage, common, x, out)
+        if op == Op.RESHAPE:
+            return {**common, "kind": "copy"}
+        if op == Op.TRANSPOSE:
+            perm = stage.attrs["perm"]
+            src = np.transpose(np.arange(int(np.prod(x.shape))).reshape(x.shape), perm).ravel()
+            index = self.index_array(f"{common['name']}_src", src, f"source index of each output element of {stage.name}")
+            return {**common, "kind": "permute", "index": index}
+        if op == Op.CONCAT:
+            return self.concat(stage, common, out)
+        if op == Op.SIGMOID:
+            table, code_t, _ = self.table(f"{common['name']}_table", stage.attrs["table"], f"sigmoid {stage.name}")
+            return {**common, "kind": "sigmoid", "table": table, "code_t": code_t,
+                    "table_size": stage.attrs["table"].values.size}
+        if op == Op.SOFTMAX:
+            return self.softmax(stage, common, x, out)
+        raise HLSBackendError(f"node {node.name!r}: the HLS backend has no kernel for {op.value}")
+
+    def scalar(self, tensor: Tensor, node: Node) -> str:
+        if tensor.data.size != 1:
+            raise HLSBackendError(f"node {node.name!r}: constant {tensor.name!r} of shape {list(tensor.shape)} must "
+                                  f"be a single value for the HLS backend")
+        return self.constant(tensor)
+
+    def requantize(self, common: dict, out: Tensor) -> dict:
+        f = out.formats
+        if f.uniform_type() is not None:
+            return {**common, "kind": "requantize"}
+        groups = []
+        for k, t in enumerate(t for t in f.distinct() if t is not None):
+            mask = ((f.width == t.width) & (f.int_bits == t.int_bits) & (f.signed == t.signed)
+                    & (f.rounding == int(t.rounding)) & (f.overflow == int(t.overflow))).ravel()
+            elem_t = self.named_type(f"{common['y']}_e{k}_t", t, f"elements of {out.name} in format {t}")
+            index = self.index_array(f"{common['y']}_e{k}_index", np.flatnonzero(mask),
+                                     f"elements of {out.name} in format {t}")
+            groups.append({"elem_t": elem_t, "index": index, "count": int(mask.sum())})
+        pruned = None
+        if f.pruned.any():
+            pruned = {"index": self.index_array(f"{common['y']}_pruned_index", np.flatnonzero(f.pruned.ravel()),
+                                                f"pruned elements of {out.name} (always zero)"),
+                      "count": int(f.pruned.sum())}
+        return {**common, "kind": "requantize_elements", "groups": groups, "pruned": pruned}
+
+    def elementwise(self, node: Node, stage: Node, common: dict, out: Tensor) -> dict:
+        g = self.graph
+        a, b = g.tensor(stage.inputs[0]), g.tensor(stage.inputs[1])
+        if b.is_constant:
+            c = self.constant(b, full_shape=out.shape if b.shape != out.shape else None)
+            kind = "add_const" if stage.op == Op.ADD else "mul_const"
+            return {**common, "kind": kind, "c": c, "c_t": self.type_of(b)}
+        if stage.op == Op.MUL or a.shape != out.shape or b.shape != out.shape:
+            raise HLSBackendError(f"node {node.name!r}: the HLS backend adds two activations only when they have "
+                                  f"the same shape (got {list(a.shape)} and {list(b.shape)})")
+        return {**common, "kind": "add", "b": self.names(b.name), "b_t": self.type_of(b)}
+
+    def pool(self, stage: Node, common: dict, x: Tensor, out: Tensor) -> dict:
+        a = stage.attrs
+        spatial = len(x.shape) - 1
+        if spatial == 2:
+            cfg = {"channels": x.shape[0], "in_height": x.shape[1], "in_width": x.shape[2],
+                   "out_height": out.shape[1], "out_width": out.shape[2], "kernel_h": a["kernel"][0],
+                   "kernel_w": a["kernel"][1], "stride_h": a["strides"][0], "stride_w": a["strides"][1],
+                   "pad_top": a["pads"][0], "pad_left": a["pads"][1], "pad_bottom": a["pads"][2],
+                   "pad_right": a["pads"][3]}
+            if stage.op == Op.MAXPOOL:
+                dil = a.get("dilations", (1, 1))
+                cfg.update(dilation_h=dil[0], dilation_w=dil[1])
+        else:
+            cfg = {"channels": x.shape[0], "in_length": x.shape[1], "out_length": out.shape[1],
+                   "kernel": a["kernel"][0], "stride": a["strides"][0], "pad_left": a["pads"][0],
+                   "pad_right": a["pads"][1]}
+            if stage.op == Op.MAXPOOL:
+                cfg.update(dilation=a.get("dilations", (1,))[0])
+        entry = {**common, "kind": f"{'max' if stage.op == Op.MAXPOOL else 'avg'}pool{spatial}d", "cfg": cfg}
+        if stage.op == Op.AVGPOOL:
+            r = self.graph.tensor(stage.inputs[1])
+            sum_t = self.named_type(f"{common['name']}_sum_t", _window_sum_type(x, int(np.prod(a["kernel"]))),
+                                    f"window sum of {stage.name}")
+            entry.update(r=self.constant(r), r_t=self.type_of(r), sum_t=sum_t)
+        return entry
+
+    def concat(self, stage: Node, common: dict, out: Tensor) -> dict:
+        axis = stage.attrs["axis"]
+        parts, offset = [], 0
+        positions = np.arange(int(np.prod(out.shape))).reshape(out.shape)
+        for k, name in enumerate(stage.inputs):
+            t = self.graph.tensor(name)
+            sl = [slice(None)] * len(out.shape)
+            sl[axis] = slice(offset, offset + t.shape[axis])
+            offset += t.shape[axis]
+            index = self.index_array(f"{common['name']}_dst{k}", positions[tuple(sl)].ravel(),
+                                     f"where each element of {name} goes in {out.name}")
+            parts.append({"x": self.names(t.name), "x_t": self.type_of(t), "index": index,
+                          "n": int(np.prod(t.shape))})
+        return {**common, "kind": "concat", "parts": parts}
+
+    def softmax(self, stage: Node, common: dict, x: Tensor, out: Tensor) -> dict:
+        if stage.attrs["axis"] != len(x.shape) - 1 or len(x.shape) != 1:
+            raise HLSBackendError(f"node {stage.name!r}: the HLS backend supports softmax over a vector only")
+        name = common["name"]
+        xt = container(x.formats)
+        d_t = FixedType.for_range(xt.min_mantissa - xt.max_mantissa, 0, xt.frac_bits) or FixedType(1, 1, True)
+        exp_table, inv_table = stage.attrs["exp_table"], stage.attrs["inv_table"]
+        n = x.shape[0]
+        sum_t = FixedType.for_range(0, n * int(exp_table.values.max()), exp_table.output.frac_bits) \
+            or exp_table.output
+        e, code_t, e_t = self.table(f"{name}_exp_table", exp_table, f"softmax {stage.name} exp")
+        r, icode_t, r_t = self.table(f"{name}_inv_table", inv_table, f"softmax {stage.name} 1/sum")
+        return {**common, "kind": "softmax",
+                "d_t": self.named_type(f"{name}_d_t", d_t, f"x - max(x) in {stage.name} (exact)"),
+                "sum_t": self.named_type(f"{name}_sum_t", sum_t, f"sum of exps in {stage.name} (exact)"),
+                "code_t": code_t, "e_t": e_t, "icode_t": icode_t, "r_t": r_t, "exp_table": e, "inv_table": r,
+                "exp_size": exp_table.values.size, "inv_size": inv_table.values.size}
+
+    # whole model ----------------------------------------------------------------------
+    def build(self) -> dict:
+        g = self.graph
+        ports_in = [{"name": self.names(n), "type": self.type_of(g.tensor(n), "input"), "onnx": n,
+                     "size": int(np.prod(g.tensor(n).shape)), "shape": list(g.tensor(n).shape)} for n in g.inputs]
+        ports_out = [{"name": self.names(n), "type": self.type_of(g.tensor(n), "output"), "onnx": n,
+                      "size": int(np.prod(g.tensor(n).shape)), "shape": list(g.tensor(n).shape)} for n in g.outputs]
+        layers, buffers = [], []
+        ports = set(g.inputs) | set(g.outputs)
+        ii = 1
+        for node in g.nodes:
+            arch = self.options.arch(node)
+            stages = []
+            for stage in node.stages():
+                stages.append(self.stage(node, stage, arch))
+                out = stage.outputs[0]
+                if out not in ports:
+                    t = g.tensor(out)
+                    buffers.append({"name": self.names(out), "type": self.type_of(t), "size": int(np.prod(t.shape)),
+                                    "layer": self.names(node.name)})
+            if node.op in (Op.DENSE, Op.CONV):
+                ii = max(ii, arch.reuse_factor)
+            layers.append({"name": self.names(node.name), "onnx": ", ".join(node.onnx_nodes) or node.name,
+                           "ops": " + ".join(s.op.value for s in node.stages()), "stages": stages,
+                           "reuse": arch.reuse_factor, "strategy": arch.strategy})
+        return {
+            "model": self.model, "version": __version__, "source": self.source,
+            "part": self.options.part, "clock_ns": self.options.clock_ns, "ii": ii,
+            "inputs": ports_in, "outputs": ports_out, "layers": layers, "buffers": buffers,
+            "types": list(self.types.values()), "constants": list(self.constants.values()),
+        }
+
+
+def _window_sum_type(x: Tensor, window: int) -> FixedType:
+    t = container(x.formats)
+    return FixedType.for_range(t.min_mantissa * window, t.max_mantissa * window, t.frac_bits) or t
+
+
+def top_name(graph: Graph) -> str:
+    """The C name of the top function (and of the generated files)."""
+    return Names()(graph.name)
+
+
+def hls_context(graph: Graph, options: HLSOptions, source: dict) -> dict:
+    """The plain dict the HLS templates render."""
+    return _Builder(graph, options, source).build()
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+
+
+def write_hls_project(graph: Graph, options: HLSOptions, out_dir: Path, source: dict) -> dict:
+    """Render the project into ``out_dir`` (normally OUT/hls); returns the context."""
+    context = hls_context(graph, options, source)
+    env = _environment()
+    model = context["model"]
+    firmware = out_dir / "firmware"
+    (firmware / "weights").mkdir(parents=True, exist_ok=True)
+    (out_dir / "tb").mkdir(exist_ok=True)
+    (out_dir / "tb_data").mkdir(exist_ok=True)
+    files = {
+        firmware / f"{model}.cpp": "model.cpp.j2",
+        firmware / f"{model}.h": "model.h.j2",
+        firmware / "defines.h": "defines.h.j2",
+        firmware / "parameters.h": "parameters.h.j2",
+        out_dir / "tb" / f"{model}_test.cpp": "testbench.cpp.j2",
+        out_dir / "build_prj.tcl": "build_prj.tcl.j2",
+        out_dir / "vivado_synth.tcl": "vivado_synth.tcl.j2",
+        out_dir / "README.md": "README.md.j2",
+    }
+    for path, template in files.items():
+        path.write_text(env.get_template(template).render(**context))
+    weight_template = env.get_template("weights.h.j2")
+    for const in context["constants"]:
+        (firmware / "weights" / f"{const['name']}.h").write_text(weight_template.render(const=const, **context))
+    shutil.copytree(LIBRARY, firmware / "finegrain", dirs_exist_ok=True)
+    return context
+
+
+def parse_layer_config(raw: dict, where: str) -> dict:
+    """``{"layer name": {"reuse_factor": 4, "strategy": "resource"}}`` -> LayerArch per layer."""
+    if not isinstance(raw, dict):
+        raise HLSBackendError(f"{where}: expected an object keyed by layer name")
+    layers = {}
+    for name, entry in raw.items():
+        if not isinstance(entry, dict) or set(entry) - {"reuse_factor", "strategy"}:
+            raise HLSBackendError(f"{where}: layer {name!r} takes 'reuse_factor' and 'strategy', got {entry!r}")
+        layers[name] = LayerArch(**entry)
+    return layers
+

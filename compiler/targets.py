@@ -1,0 +1,51 @@
+"""FPGA targets: board presets, their parts, and the parts' capacities (for reports)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    family: str  # yosys synth_xilinx -family: xc7 or xcup
+    lut: int
+    ff: int
+    dsp: int
+    bram36: int
+
+
+PARTS = {p.name: p for p in (
+    Part("xc7z020clg400-1", "xc7", 53_200, 106_400, 220, 140),
+    Part("xczu9eg-ffvb1156-2-e", "xcup", 274_080, 548_160, 2_520, 912),
+    Part("xczu7ev-ffvc1156-2-e", "xcup", 230_400, 460_800, 1_728, 312),
+    Part("xcu50-fsvh2104-2-e", "xcup", 872_000, 1_743_000, 5_952, 1_344),
+    Part("xcu250-figd2104-2L-e", "xcup", 1_728_000, 3_456_000, 12_288, 2_688),
+    Part("xcvu9p-flga2104-2L-e", "xcup", 1_182_240, 2_364_480, 6_840, 2_160),
+)}
+
+BOARDS = {
+    "pynq-z2": "xc7z020clg400-1",
+    "zcu102": "xczu9eg-ffvb1156-2-e",
+    "zcu104": "xczu7ev-ffvc1156-2-e",
+    "alveo-u50": "xcu50-fsvh2104-2-e",
+    "alveo-u250": "xcu250-figd2104-2L-e",
+    "vu9p": "xcvu9p-flga2104-2L-e",
+}
+
+DEFAULT_PART = BOARDS["vu9p"]
+
+
+def resolve_part(board: str | None, part: str | None) -> str:
+    """The part for ``--board`` or ``--part`` (a part is taken as given; vendor tools check it)."""
+    if board is not None and part is not None:
+        raise UserError("give --board or --part, not both")
+    if board is not None:
+        key = board.lower()
+        if key not in BOARDS:
+            listing = ", ".join(f"{b} ({p})" for b, p in BOARDS.items())
+            raise UserError(f"unknown board {board!r}; presets are: {listing}. Or give --part PART.")
+        return BOARDS[key]
+    return part or DEFAULT_PART

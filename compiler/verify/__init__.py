@@ -1,0 +1,1 @@
+"""Verification against the emulator with real tools: g++ C simulation (and, later, RTL)."""

@@ -1,0 +1,160 @@
+"""C simulation without a vendor licence: build the generated HLS firmware and testbench with
+g++ against the ap_types headers shipped in hls4ml, run it on vectors the emulator wrote,
+and count every output bit that differs.
+
+Vectors are random inputs over each input format's whole range plus the extremes (all
+minimum, all maximum, zero, alternating minimum/maximum both ways), or the user's own.  The
+build is incremental: objects are rebuilt only when a source or header is newer.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..backends.hls import container
+from ..emulate import Fx, quantize_inputs, run
+from ..errors import UserError
+from ..ir import Graph
+
+CXXFLAGS = ["-std=c++14", "-O2", "-DNDEBUG", "-w"]  # NDEBUG: ap_fixed asserts on wide right shifts
+
+
+class CsimError(UserError):
+    """C simulation could not be built or run (the message says why)."""
+
+
+@dataclass(frozen=True)
+class CsimResult:
+    vectors: int
+    mismatches: int
+    build_seconds: float
+    run_seconds: float
+    first_mismatches: tuple[str, ...]
+    compiler: str
+
+    def report(self) -> dict:
+        return {"vectors": self.vectors, "mismatches": self.mismatches,
+                "build_seconds": round(self.build_seconds, 3), "run_seconds": round(self.run_seconds, 3),
+                "compiler": self.compiler}
+
+
+def ap_types_dir() -> Path:
+    spec = importlib.util.find_spec("hls4ml")
+    if spec is None or spec.origin is None:
+        raise CsimError("csim needs the ap_types headers shipped with hls4ml: pip install hls4ml")
+    path = Path(spec.origin).parent / "templates" / "vivado" / "ap_types"
+    if not (path / "ap_fixed.h").is_file():
+        raise CsimError(f"hls4ml is installed but has no ap_types headers at {path}")
+    return path
+
+
+def input_extremes(graph: Graph, name: str) -> tuple[np.ndarray, np.ndarray]:
+    t = graph.tensor(name)
+    lo, hi = t.formats.mantissa_bounds()
+    frac = t.formats.frac_bits
+    return np.ldexp(lo.astype(np.float64), -frac), np.ldexp(hi.astype(np.float64), -frac)
+
+
+def csim_vectors(graph: Graph, count: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """``count`` random inputs over each input's full range, then the extreme ones."""
+    rng = np.random.default_rng(seed)
+    vectors = {}
+    for name in graph.inputs:
+        lo, hi = input_extremes(graph, name)
+        shape = graph.tensor(name).shape
+        alternating = np.where(np.indices(shape).sum(axis=0) % 2 == 0, lo, hi) if shape else lo
+        other = np.where(np.indices(shape).sum(axis=0) % 2 == 0, hi, lo) if shape else hi
+        extremes = np.stack([lo, hi, np.zeros(shape), alternating, other])
+        vectors[name] = np.concatenate([rng.uniform(lo, hi, size=(count, *shape)), extremes])
+    return vectors
+
+
+def _container_mantissas(value: Fx, formats) -> np.ndarray:
+    """Mantissas of ``value`` in the tensor's container type (as the C++ holds them)."""
+    frac = container(formats).frac_bits
+    shift = frac - value.frac
+    m = np.asarray(value.m, dtype=object)
+    return np.vectorize(lambda v: int(v) << shift if shift >= 0 else int(v) >> -shift, otypes=[object])(m)
+
+
+def write_vectors(graph: Graph, hls_dir: Path, inputs: dict[str, np.ndarray]) -> int:
+    """Emulate ``inputs`` and write tb_data/inputs.txt and expected.txt; returns the count."""
+    values = run(graph, quantize_inputs(graph, inputs))
+    batch = next(iter(values[graph.inputs[0]].m.shape[:1]), 0)
+    rows_in = [_container_mantissas(values[n], graph.tensor(n).formats).reshape(batch, -1) for n in graph.inputs]
+    rows_out = [_container_mantissas(values[n], graph.tensor(n).formats).reshape(batch, -1) for n in graph.outputs]
+    data = hls_dir / "tb_data"
+    data.mkdir(parents=True, exist_ok=True)
+    with open(data / "inputs.txt", "w") as f:
+        for i in range(batch):
+            f.write(" ".join(str(v) for part in rows_in for v in part[i]) + "\n")
+    with open(data / "expected.txt", "w") as f:
+        for i in range(batch):
+            f.write(" ".join(str(v) for part in rows_out for v in part[i]) + "\n")
+    return batch
+
+
+def _newer(target: Path, sources: list[Path]) -> bool:
+    return not target.exists() or any(s.stat().st_mtime > target.stat().st_mtime for s in sources)
+
+
+def build(hls_dir: Path, model: str) -> tuple[Path, float, str]:
+    """Compile (incrementally) and link the testbench; returns (binary, seconds, compiler)."""
+    cxx = shutil.which("g++")
+    if cxx is None:
+        raise CsimError("csim needs g++ on the PATH (Debian: apt-get install g++)")
+    version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    build_dir = hls_dir / "csim_build"
+    build_dir.mkdir(exist_ok=True)
+    firmware = hls_dir / "firmware"
+    headers = sorted(firmware.rglob("*.h"))
+    include = ["-I", str(ap_types_dir()), "-I", str(firmware)]
+    units = [(firmware / f"{model}.cpp", build_dir / "firmware.o"), (hls_dir / "tb" / f"{model}_test.cpp", build_dir / "tb.o")]
+    start = time.perf_counter()
+    jobs = []
+    for source, obj in units:
+        if not source.is_file():
+            raise CsimError(f"{source} is missing: is {hls_dir.parent} a finegrain output folder compiled with the "
+                            f"hls backend?")
+        if _newer(obj, [source, *headers]):
+            jobs.append((source, subprocess.Popen([cxx, *CXXFLAGS, *include, "-c", str(source), "-o", str(obj)],
+                                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
+    for source, proc in jobs:
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            raise CsimError(f"g++ failed on {source.name} (this is a finegrain bug; please report it):\n{out[-4000:]}")
+    binary = build_dir / f"{model}_csim"
+    objects = [obj for _, obj in units]
+    if _newer(binary, objects):
+        proc = subprocess.run([cxx, *objects, "-o", str(binary)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise CsimError(f"linking the C simulation failed:\n{proc.stdout}{proc.stderr}")
+    return binary, time.perf_counter() - start, version
+
+
+_SUMMARY = re.compile(r"^finegrain-csim: (\d+) vectors, (\d+) mismatches$", re.M)
+
+
+def run_csim(graph: Graph, hls_dir: Path, model: str, inputs: dict[str, np.ndarray]) -> CsimResult:
+    count = write_vectors(graph, hls_dir, inputs)
+    binary, build_seconds, version = build(hls_dir, model)
+    start = time.perf_counter()
+    proc = subprocess.run([str(binary), str(hls_dir / "tb_data")], capture_output=True, text=True, cwd=hls_dir)
+    run_seconds = time.perf_counter() - start
+    match = _SUMMARY.search(proc.stdout)
+    if match is None:
+        raise CsimError(f"the C simulation did not finish (exit code {proc.returncode}):\n"
+                        f"{(proc.stdout + proc.stderr)[-4000:]}")
+    vectors, mismatches = int(match.group(1)), int(match.group(2))
+    if vectors != count:
+        raise CsimError(f"the C simulation read {vectors} vectors but {count} were written")
+    first = tuple(line for line in proc.stdout.splitlines() if line.startswith("mismatch:"))
+    return CsimResult(vectors, mismatches, build_seconds, run_seconds, first, version)
