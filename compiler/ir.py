@@ -119,6 +119,16 @@ class Tensor:
     bounds: tuple[np.ndarray, np.ndarray] | None = None  # exact mantissa range per element
 
     @property
+    def onnx_shape(self) -> tuple[int, ...]:
+        """The shape as stored in the ONNX file (before the IR's transpose)."""
+        if self.onnx_axes is None:
+            return self.shape
+        shape = [0] * len(self.shape)
+        for ir_axis, onnx_axis in enumerate(self.onnx_axes):
+            shape[onnx_axis] = self.shape[ir_axis]
+        return tuple(shape)
+
+    @property
     def is_constant(self) -> bool:
         return self.data is not None
 

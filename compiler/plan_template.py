@@ -14,15 +14,6 @@ SUGGESTED_DEFAULTS = {
 }
 
 
-def _onnx_shape(t) -> list[int]:
-    if t.onnx_axes is None:
-        return list(t.shape)
-    shape = [0] * len(t.shape)
-    for ir_axis, onnx_axis in enumerate(t.onnx_axes):
-        shape[onnx_axis] = t.shape[ir_axis]
-    return shape
-
-
 def plan_template(model_path) -> dict:
     from .frontend import load_onnx
 
@@ -43,7 +34,7 @@ def plan_template(model_path) -> dict:
             if node.op in (Op.DENSE, Op.CONV) and t.kind == TensorKind.WEIGHT:
                 out_axis = t.onnx_axes[0] if t.onnx_axes else 0
                 axis_hint = f"; per output channel: axis {out_axis}"
-            tensors[key] = {"_note": f"{t.kind.value} of node {label}, ONNX shape {_onnx_shape(t)}"
+            tensors[key] = {"_note": f"{t.kind.value} of node {label}, ONNX shape {list(t.onnx_shape)}"
                                      f"{axis_hint}; default: defaults.{t.kind.value}"}
         out = graph.tensor(node.outputs[0])
         if node.op in (Op.SIGMOID, Op.SOFTMAX):

@@ -34,22 +34,13 @@ class PlanWarning(UserWarning):
     """The plan is valid but loses information (e.g. weights saturate)."""
 
 
-def _onnx_shape(t: Tensor) -> tuple[int, ...]:
-    if t.onnx_axes is None:
-        return t.shape
-    shape = [0] * len(t.shape)
-    for ir_axis, onnx_axis in enumerate(t.onnx_axes):
-        shape[onnx_axis] = t.shape[ir_axis]
-    return tuple(shape)
-
-
 def _plan_formats(plan: Plan, t: Tensor, fallback: FixedType | None, role: str) -> Formats | None:
     spec = plan.spec(t.onnx_name or t.name)
     if spec is None:
         return None if fallback is None else Formats.uniform(t.shape, fallback)
     if t.kind in (TensorKind.INPUT, TensorKind.ACTIVATION):
         return plan.formats_for(spec, (1, *t.shape), batch_axis=True)
-    formats = plan.formats_for(spec, _onnx_shape(t), batch_axis=False)
+    formats = plan.formats_for(spec, t.onnx_shape, batch_axis=False)
     return formats if t.onnx_axes is None else formats.transpose(t.onnx_axes)
 
 
@@ -107,7 +98,7 @@ def _constant_formats(plan: Plan, graph: Graph, t: Tensor) -> Formats:
     if formats is not None:
         return formats
     if role is not None:
-        raise PlanError(f"{role} {t.onnx_name or t.name!r} (shape {list(_onnx_shape(t))}) has no format: "
+        raise PlanError(f"{role} {t.onnx_name or t.name!r} (shape {list(t.onnx_shape)}) has no format: "
                         f"add it to the plan's 'tensors' or set defaults.{role}")
     users = {n.op for n in graph.nodes for s in n.stages() if t.name in s.inputs}
     values = t.float_data if t.float_data is not None else t.data
