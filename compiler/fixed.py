@@ -613,7 +613,8 @@ def quantize_float(x: np.ndarray, formats: Formats, what: str = "input") -> np.n
     if t is not None and t.rounding in (Rounding.RND_CONV, Rounding.TRN) and x.size:
         # the hot path: one type; rint is round-half-even and floor is TRN, both exact on
         # floats whose scaled magnitude stays below 2**52, and with no subnormal input
-        scaled = np.ldexp(x, t.frac_bits)
+        with np.errstate(over="ignore"):  # huge values overflow here and take the exact path
+            scaled = np.ldexp(x, t.frac_bits)
         tiny = np.abs(x[x != 0]).min() if (x != 0).any() else 1.0
         if np.abs(scaled).max() < 2.0 ** 52 and tiny >= 2.0 ** -1022 and (x == 0).sum() + (scaled != 0).sum() == x.size:
             m = np.rint(scaled) if t.rounding == Rounding.RND_CONV else np.floor(scaled)
