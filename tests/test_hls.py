@@ -109,7 +109,7 @@ def test_a_corrupted_weight_makes_csim_fail(tiny, tmp_path, capsys):
     lines = text.splitlines()
     row = next(i for i, line in enumerate(lines) if line.startswith("    ") and "," in line)
     values = lines[row].strip().rstrip(",").split(", ")
-    values[0] = "0.5" if values[0] != "0.5" else "-0.5"  # one weight changed by a representable amount
+    values[0] = str(int(values[0]) + 1)  # one weight off by one LSB
     lines[row] = "    " + ", ".join(values) + ","
     weights.write_text("\n".join(lines) + "\n")
     capsys.readouterr()
@@ -120,12 +120,12 @@ def test_a_corrupted_weight_makes_csim_fail(tiny, tmp_path, capsys):
 
 
 def _matrix_model(path: Path, n: int) -> Path:
-    """x[n] -> MatMul by a diagonal of +-2**-j -> y: few bits to drop, so ties are common."""
-    diag = np.diag([2.0 ** -(k % 4) * (1 if k % 3 else -1) for k in range(n)]).astype(np.float32)
-    nodes = [helper.make_node("MatMul", ["x", "scale"], ["y"], name="scale")]
+    """y = x * c elementwise, c = +-2**-j: few bits to drop, so ties are common."""
+    scale = np.array([2.0 ** -(k % 4) * (1 if k % 3 else -1) for k in range(n)], dtype=np.float32)
+    nodes = [helper.make_node("Mul", ["x", "scale"], ["y"], name="scale")]
     graph = helper.make_graph(nodes, "matrix", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", n])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", n])],
-                              [numpy_helper.from_array(diag, "scale")])
+                              [numpy_helper.from_array(scale, "scale")])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     return path
 
@@ -143,7 +143,7 @@ def test_rounding_overflow_matrix_csim(tmp_path):
     n = len(formats)
     model = _matrix_model(tmp_path / "m.onnx", n)
     plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps({"defaults": {"input": "fixed<12,6,TRN,SAT>", "weight": "fixed<12,1,RND_CONV,SAT>",
+    plan.write_text(json.dumps({"defaults": {"input": "fixed<12,6,TRN,SAT>", "weight": "fixed<12,2,RND_CONV,SAT>",
                                              "bias": "fixed<8,3>"},
                                 "tensors": {"y": {"axis": 1, "formats": formats}}}))
     out = tmp_path / "out"

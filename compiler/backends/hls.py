@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 import shutil
 from dataclasses import dataclass, field
-from decimal import Decimal, localcontext
 from pathlib import Path
 
 import jinja2
@@ -108,19 +107,13 @@ def container(formats: Formats) -> FixedType:
     return t if t is not None else FixedType(1, 1 - frac, False)
 
 
-def exact_literal(m: int, frac: int) -> str:
-    """The exact decimal value of ``m * 2**-frac`` (dyadic numbers have finite decimals)."""
-    if m == 0:
-        return "0"
-    if abs(m).bit_length() > 53:
-        raise HLSBackendError(f"constant mantissa {m} needs more than 53 bits; such constants cannot be "
-                              f"written as exact C++ literals yet")
-    if frac <= 0:
-        return str(m << -frac)
-    with localcontext() as ctx:
-        ctx.prec = frac + len(str(abs(m))) + 5
-        text = format(Decimal(m) / (Decimal(2) ** frac), "f")
-    return text
+def _constant_entry(ident: str, type_name: str, t: FixedType, mantissas: list[int], comment: str) -> dict:
+    """A constant written as integer mantissas of its container type ``t``."""
+    if t.width > 63:
+        raise HLSBackendError(f"constant {ident!r} needs a {t.width}-bit container; the HLS backend writes "
+                              f"constants of at most 63 bits")
+    return {"name": ident, "type": type_name, "size": len(mantissas), "values": [str(m) for m in mantissas],
+            "comment": f"{comment}; value = mantissa * 2^-{t.frac_bits}", "mantissas": True}
 
 
 def _mantissas_at(data: np.ndarray, data_frac: int, frac: int) -> list[int]:
@@ -173,24 +166,23 @@ class _Builder:
         data = np.asarray(tensor.data)
         if full_shape is not None:
             data = np.broadcast_to(data, full_shape)
-        values = [exact_literal(m, t.frac_bits) for m in _mantissas_at(data, tensor.data_frac, t.frac_bits)]
-        self.constants[ident] = {"name": ident, "type": type_name, "size": len(values), "values": values,
-                                 "comment": f"{tensor.kind.value} {tensor.onnx_name or tensor.name}, shape "
-                                            f"{list(data.shape)}, {tensor.formats.summary()}"}
+        mantissas = _mantissas_at(data, tensor.data_frac, t.frac_bits)
+        self.constants[ident] = _constant_entry(ident, type_name, t, mantissas,
+                                                f"{tensor.kind.value} {tensor.onnx_name or tensor.name}, shape "
+                                                f"{list(data.shape)}, {tensor.formats.summary()}")
         return ident
 
     def index_array(self, ident: str, values, comment: str) -> str:
         values = [str(int(v)) for v in values]
         self.constants[ident] = {"name": ident, "type": "int", "size": len(values), "values": values,
-                                 "comment": comment}
+                                 "comment": comment, "mantissas": False}
         return ident
 
     def table(self, ident: str, table: LookupTable, comment: str) -> tuple[str, str, str]:
         code_t = self.named_type(f"{ident}_in_t", table.input, f"{comment}: table input (its modes apply)")
         out_t = self.named_type(f"{ident}_out_t", table.output, f"{comment}: table entries")
-        values = [exact_literal(int(v), table.output.frac_bits) for v in table.values]
-        self.constants[ident] = {"name": ident, "type": out_t, "size": len(values), "values": values,
-                                 "comment": f"{comment}: {table}"}
+        self.constants[ident] = _constant_entry(ident, out_t, table.output, [int(v) for v in table.values],
+                                                f"{comment}: {table}")
         return ident, code_t, out_t
 
     # stages ---------------------------------------------------------------------------
