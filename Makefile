@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine:
-#   make demo   - compile the example jet tagger, emulate it, print the report
+#   make demo   - compile the example jet tagger, emulate it, C-simulate it, print the report
 #   make test   - the whole test suite (what .ci/run runs)
 # Each creates .venv (Python 3.11) with everything installed when it is missing.
 
@@ -28,6 +28,7 @@ setup: $(STAMP) tools
 demo: setup
 	$(BIN)/finegrain compile examples/jet_tagger/model.onnx --plan examples/jet_tagger/plan.json -o $(OUT) --force
 	$(BIN)/python examples/jet_tagger/demo.py $(OUT)
+	$(BIN)/finegrain csim $(OUT) --vectors 1000
 	$(BIN)/finegrain report $(OUT)
 
 test: setup

@@ -194,3 +194,17 @@ def test_board_presets_and_unknown_board(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown board 'zedboard'" in err and "pynq-z2" in err and "alveo-u250" in err
     assert not (tmp_path / "o2").exists()
+
+
+@pytest.mark.parametrize("name", ["mnist_cnn_float", "mlperf_kws_dscnn_float", "mlperf_ad_autoenc_float"])
+def test_real_models_csim_bit_exact(name, tmp_path):
+    """Published models (convs incl. depthwise, pooling, Gemm+BatchNorm) through g++ csim."""
+    from test_float_reference import REAL_PLANS
+
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(REAL_PLANS[name]))
+    out = tmp_path / "out"
+    model = ROOT.parent / "shared" / "models" / f"{name}.onnx"
+    assert main(["compile", str(model), "--plan", str(plan), "-o", str(out)]) == 0
+    code, report = _csim(out, "--vectors", "100")
+    assert code == 0 and report["vectors"] == 105 and report["mismatches"] == 0
