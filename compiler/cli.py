@@ -112,6 +112,11 @@ def format_report(report: dict) -> str:
     lines = [f"model {report['model']}: {len(report['layers'])} layers, compiled in {report['compile_seconds']} s"]
     for r in rows:
         lines.append("  ".join(c[:48].ljust(w) for c, w in zip(r, widths)).rstrip())
+    csim = report.get("csim")
+    if csim:
+        verdict = "bit-exact" if csim["mismatches"] == 0 else f"{csim['mismatches']} mismatches"
+        lines.append(f"csim (g++): {csim['vectors']} vectors, {verdict}; build {csim['build_seconds']} s, "
+                     f"run {csim['run_seconds']} s")
     for w in report.get("warnings", []):
         lines.append(f"warning: {w}")
     return "\n".join(lines)
