@@ -1,0 +1,151 @@
+// finegrain/common.h: what every kernel of the finegrain HLS library shares.
+//
+// The library computes on "containers": one ap_fixed / ap_ufixed type per tensor that holds
+// every element of that tensor exactly.  Arithmetic on containers is exact (ap_fixed
+// products and sums are full precision); values change only where the compiler's emulator
+// (compiler/emulate.py, the specification) says so, by ap_fixed assignment to a type whose
+// rounding/overflow modes are the target format's.
+//
+// This header gives:
+//   fixed_traits<T>        width, integer bits and signedness of an ap_(u)fixed type
+//   mantissa(v)            the integer m with v == m * 2^-(W-I), as ap_int<W> / ap_uint<W>
+//   table_index(code)      m - min_mantissa(T), the row a code reads in a look-up table
+//   convert<y_t>(x)        y_t(x), the one rounding/overflow conversion (see below)
+//   zero_bias              an "array" of zeros, for the kernels' no-bias variants
+//
+// Every tensor is a flat C array in row-major order of its IR shape (no batch axis).
+#ifndef FINEGRAIN_COMMON_H_
+#define FINEGRAIN_COMMON_H_
+
+#include "ap_fixed.h"
+#include "ap_int.h"
+
+namespace finegrain {
+
+// Compile-time facts about a fixed-point container type.  Specialised for ap_fixed,
+// ap_ufixed and ap_fixed_base (the type of an ap_fixed expression such as a * b).
+template <class T>
+struct fixed_traits;
+
+template <int W, int I, ap_q_mode Q, ap_o_mode O, int N>
+struct fixed_traits<ap_fixed<W, I, Q, O, N> > {
+    static const int width = W;
+    static const int int_bits = I;
+    static const bool is_signed = true;
+    typedef ap_int<W> mantissa_t;
+};
+
+template <int W, int I, ap_q_mode Q, ap_o_mode O, int N>
+struct fixed_traits<ap_ufixed<W, I, Q, O, N> > {
+    static const int width = W;
+    static const int int_bits = I;
+    static const bool is_signed = false;
+    typedef ap_uint<W> mantissa_t;
+};
+
+template <int W, int I, bool S, ap_q_mode Q, ap_o_mode O, int N>
+struct fixed_traits<ap_fixed_base<W, I, S, Q, O, N> > {
+    static const int width = W;
+    static const int int_bits = I;
+    static const bool is_signed = S;
+    typedef ap_int_base<W, S> mantissa_t;
+};
+
+// The raw W bits of a fixed-point value, as an unsigned integer.  A bit-select: no logic.
+template <class T>
+ap_uint<fixed_traits<T>::width> raw_bits(const T& v) {
+#pragma HLS INLINE
+    const int W = fixed_traits<T>::width;
+    ap_uint<W> bits = v.range(W - 1, 0);
+    return bits;
+}
+
+// The mantissa m of v (v == m * 2^-frac_bits), sign-correct: ap_int<W> for signed types,
+// ap_uint<W> for unsigned ones.  Reinterprets the bits; no logic.  Use .to_int() /
+// .to_int64() on the result when W is small enough for a C integer.
+template <class T>
+typename fixed_traits<T>::mantissa_t mantissa(const T& v) {
+#pragma HLS INLINE
+    typename fixed_traits<T>::mantissa_t m = raw_bits(v);
+    return m;
+}
+
+// The row a look-up-table input code reads: mantissa(code) - min_mantissa(T), which is the
+// raw bits for an unsigned code and the raw bits with the sign bit inverted for a signed
+// one (m + 2^(W-1)).  Tables hold one entry per code, so TABLE_SIZE == 2^W.
+template <class T>
+unsigned table_index(const T& code) {
+#pragma HLS INLINE
+    const int W = fixed_traits<T>::width;
+    static_assert(W <= 30, "table_index: a look-up table input wider than 30 bits");
+    ap_uint<W> bits = raw_bits(code);
+    if (fixed_traits<T>::is_signed) bits[W - 1] = !bits[W - 1];
+    return bits.to_uint();
+}
+
+// An ap_fixed (signed) or ap_ufixed (unsigned) type with W bits, I of them integer bits.
+template <int W, int I, bool S>
+struct fixed_type {
+    typedef ap_fixed<W, I> type;
+};
+template <int W, int I>
+struct fixed_type<W, I, false> {
+    typedef ap_ufixed<W, I> type;
+};
+
+// y_t(x): convert x into y_t with y_t's rounding and overflow modes -- exactly ap_fixed
+// assignment, which compiler/fixed.py reproduces.
+//
+// Why not plain assignment: when rounding drops more fractional bits than x has bits
+// (frac(x) - frac(y) > width(x)) and y_t rounds (any mode but TRN, or TRN_ZERO from a
+// signed x), ap_fixed's assignment reads the source bit just below the new LSB even though
+// it lies above the source's MSB.  Its value is not used then, but the read trips an
+// assert in ap_private ("Attempting to read bit beyond MSB") and C simulation aborts (for
+// sources over 64 bits it reads past the array).  So x is first sign-extended, exactly,
+// to enough integer bits that the read stays inside it.  The result is the same value
+// ap_fixed defines; in hardware the extension is wiring that synthesis trims.
+namespace detail {
+template <class y_t, class x_t, bool LONG_SHIFT>
+struct converter {
+    static y_t run(const x_t& x) {
+#pragma HLS INLINE
+        return y_t(x);
+    }
+};
+template <class y_t, class x_t>
+struct converter<y_t, x_t, true> {
+    static y_t run(const x_t& x) {
+#pragma HLS INLINE
+        typedef fixed_traits<x_t> src;
+        const int dropped = (src::width - src::int_bits) -
+                            (fixed_traits<y_t>::width - fixed_traits<y_t>::int_bits);
+        const int wide = dropped + 1;
+        typedef typename fixed_type<wide, src::int_bits + (wide - src::width), src::is_signed>::type
+            wide_t;
+        const wide_t extended = x;  // more integer bits, same fraction: exact
+        return y_t(extended);
+    }
+};
+}  // namespace detail
+
+template <class y_t, class x_t>
+y_t convert(const x_t& x) {
+#pragma HLS INLINE
+    typedef fixed_traits<x_t> src;
+    const int dropped = (src::width - src::int_bits) -
+                        (fixed_traits<y_t>::width - fixed_traits<y_t>::int_bits);
+    return detail::converter<y_t, x_t, (dropped >= src::width)>::run(x);
+}
+
+// Stands in for a bias array in the kernels' no-bias variants: every entry is an exact 0,
+// so the accumulator starts at zero and no bias memory or adder is built.
+struct zero_bias {
+    ap_uint<1> operator[](int) const {
+#pragma HLS INLINE
+        return 0;
+    }
+};
+
+}  // namespace finegrain
+
+#endif  // FINEGRAIN_COMMON_H_
