@@ -1,0 +1,1 @@
+"""RTL simulation: cocotb testbenches built and run on Verilator (see `sim.runner`)."""
