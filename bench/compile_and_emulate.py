@@ -26,7 +26,7 @@ replaced by finegrain's quantized value, so both tools compute with the same num
 
 Prints a markdown table and appends it to bench/RESULTS.md.  Usage::
 
-    .venv/bin/python bench/compile_and_emulate.py            # about two minutes
+    .venv/bin/python bench/compile_and_emulate.py            # about two minutes, both OpenBLAS settings
     .venv/bin/python bench/compile_and_emulate.py --no-append
 """
 
@@ -603,13 +603,13 @@ def main(argv=None) -> int:
         ("agreement, matched-precision hls4ml build vs finegrain", agreement(y_matched, y_fg)),
         ("finegrain csim clean build (`build_seconds`, csim_build deleted; g++ -O2, 2 units in parallel + link)",
          csim.clean_build.cell()),
-        ("finegrain csim rebuild, nothing changed (`build_seconds`)", csim.rebuild.cell()),
+        ("finegrain csim rebuild, nothing changed (`build_seconds`; report.json rounds to 1 ms)", csim.rebuild.cell()),
         ("clean g++ build, hls4ml `_compile` / finegrain csim", f"{hls_compile.median / csim.clean_build.median:.2f}x"),
         ("to a runnable C model: finegrain `compile_model` + csim clean build vs hls4ml convert + write + compile",
          f"{_seconds(to_c_model_fg)} vs {_seconds(hls_total.median)} ({hls_total.median / to_c_model_fg:.2f}x)"),
         (f"finegrain csim `run_seconds`, {n} vectors (testbench process: read text vectors, call, compare)",
          rate(csim.run)),
-        (f"finegrain csim `run_seconds`, {CSIM_SMALL} vectors", csim.run_small.cell()),
+        (f"finegrain csim `run_seconds`, {CSIM_SMALL} vectors (rounded to 1 ms)", csim.run_small.cell()),
         (f"finegrain csim, {n} minus {CSIM_SMALL} vectors (per-process fixed cost removed)",
          f"{_seconds(csim_net)} = {csim_net_rate:,.0f} samples/s"),
         (f"finegrain csim, inside the top function only ({n} vectors, clock around each call)",

@@ -208,3 +208,12 @@ def test_real_models_csim_bit_exact(name, tmp_path):
     assert main(["compile", str(model), "--plan", str(plan), "-o", str(out)]) == 0
     code, report = _csim(out, "--vectors", "100")
     assert code == 0 and report["vectors"] == 105 and report["mismatches"] == 0
+
+
+def test_csim_with_a_relative_output_folder(tiny, tmp_path, monkeypatch):
+    import shutil
+
+    shutil.copytree(tiny, tmp_path / "rel")
+    monkeypatch.chdir(tmp_path)
+    code, report = _csim(Path("rel"), "--vectors", "20")
+    assert code == 0 and report["mismatches"] == 0

@@ -144,6 +144,7 @@ _SUMMARY = re.compile(r"^finegrain-csim: (\d+) vectors, (\d+) mismatches$", re.M
 
 
 def run_csim(graph: Graph, hls_dir: Path, model: str, inputs: dict[str, np.ndarray]) -> CsimResult:
+    hls_dir = Path(hls_dir).resolve()  # the binary runs from hls_dir: no relative paths
     count = write_vectors(graph, hls_dir, inputs)
     binary, build_seconds, version = build(hls_dir, model)
     start = time.perf_counter()

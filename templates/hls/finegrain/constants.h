@@ -23,6 +23,27 @@ LOAD:
     }
 }
 
+// load_mantissas, returning true: lets a static array be filled once, in its initialiser.
+template <class T, int N>
+bool load_once(const long long mantissa[N], T v[N]) {
+    load_mantissas<T, N>(mantissa, v);
+    return true;
+}
+
 }  // namespace finegrain
+
+// FINEGRAIN_CONSTANT(T, NAME, N): the array NAME of N values of T, from NAME_mantissas.
+// For synthesis it is a plain array (constant after loading: wiring only); in C simulation
+// it is loaded once rather than on every call of the top function.
+#ifdef __SYNTHESIS__
+#define FINEGRAIN_CONSTANT(T, NAME, N) \
+    T NAME[N];                          \
+    finegrain::load_mantissas<T, N>(NAME##_mantissas, NAME)
+#else
+#define FINEGRAIN_CONSTANT(T, NAME, N) \
+    static T NAME[N];                   \
+    static const bool NAME##_loaded = finegrain::load_once<T, N>(NAME##_mantissas, NAME); \
+    (void)NAME##_loaded
+#endif
 
 #endif

@@ -25,16 +25,11 @@ void tiny(
 #pragma HLS PIPELINE II=1
 
     // constants, from their integer mantissas (see finegrain/constants.h)
-    fc1_weight_t fc1_weight[12];
-    finegrain::load_mantissas<fc1_weight_t, 12>(fc1_weight_mantissas, fc1_weight);
-    fc1_bias_t fc1_bias[4];
-    finegrain::load_mantissas<fc1_bias_t, 4>(fc1_bias_mantissas, fc1_bias);
-    fc2_weight_t fc2_weight[8];
-    finegrain::load_mantissas<fc2_weight_t, 8>(fc2_weight_mantissas, fc2_weight);
-    fc2_bias_t fc2_bias[2];
-    finegrain::load_mantissas<fc2_bias_t, 2>(fc2_bias_mantissas, fc2_bias);
-    out_table_out_t out_table[1024];
-    finegrain::load_mantissas<out_table_out_t, 1024>(out_table_mantissas, out_table);
+    FINEGRAIN_CONSTANT(fc1_weight_t, fc1_weight, 12);
+    FINEGRAIN_CONSTANT(fc1_bias_t, fc1_bias, 4);
+    FINEGRAIN_CONSTANT(fc2_weight_t, fc2_weight, 8);
+    FINEGRAIN_CONSTANT(fc2_bias_t, fc2_bias, 2);
+    FINEGRAIN_CONSTANT(out_table_out_t, out_table, 1024);
 
     // ---- fc1 (dense + relu + requantize), from ONNX fc1, relu1
     h_t h[4];
