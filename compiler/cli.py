@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +28,15 @@ def _cmd_compile(args) -> int:
         except json.JSONDecodeError as err:
             raise UserError(f"layer configuration {args.layer_config!r} is not valid JSON: {err}") from None
     backends = tuple(b.strip() for b in args.backend.split(",") if b.strip())
+    start = time.perf_counter()
     project = compile_model(args.model, args.plan, output_dir=args.output, force=args.force, backends=backends,
                             board=args.board, part=args.part, clock_ns=args.clock_ns,
                             reuse_factor=args.reuse_factor, strategy=args.strategy, layers=layers)
     for message in project.warnings:
         _say("warning", message)
     layers = len(project.graph.nodes)
-    print(f"compiled {args.model} ({layers} layers) in {project.compile_seconds:.2f} s -> {args.output}")
+    print(f"compiled {args.model} ({layers} layers) in {project.compile_seconds:.2f} s, wrote {args.output} "
+          f"({', '.join(backends) or 'IR only'}) in {time.perf_counter() - start:.2f} s")
     return 0
 
 

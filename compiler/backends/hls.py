@@ -13,6 +13,7 @@ and its WRAP overflow makes any intermediate wrap-around cancel out.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -395,9 +396,20 @@ def hls_context(graph: Graph, options: HLSOptions, source: dict) -> dict:
     return _Builder(graph, options, source).build()
 
 
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept between runs (compiling them is most of a compile's time)."""
+    root = Path(os.environ.get("FINEGRAIN_CACHE_DIR", Path.home() / ".cache" / "finegrain")) / "jinja"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(str(root))
+
+
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
-                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+                              bytecode_cache=_bytecode_cache())
 
 
 def write_hls_project(graph: Graph, options: HLSOptions, out_dir: Path, source: dict) -> dict:
