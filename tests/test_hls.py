@@ -217,3 +217,22 @@ def test_csim_with_a_relative_output_folder(tiny, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, report = _csim(Path("rel"), "--vectors", "20")
     assert code == 0 and report["mismatches"] == 0
+
+
+def test_per_layer_reuse_factor_and_strategy(tmp_path):
+    folder = ROOT / "examples" / "jet_tagger"
+    layers = tmp_path / "layers.json"
+    layers.write_text(json.dumps({"/fc2/Gemm": {"reuse_factor": 8, "strategy": "resource"}}))
+    out = tmp_path / "out"
+    assert main(["compile", str(folder / "model.onnx"), "--plan", str(folder / "plan.json"), "-o", str(out),
+                 "--layer-config", str(layers)]) == 0
+    cpp = (out / "hls" / "firmware" / "jet_tagger.cpp").read_text()
+    assert "#pragma HLS PIPELINE II=8" in cpp
+    assert "fc2_Gemm_output_0_t, 64, 32, 8>" in cpp and "fc1_Gemm_output_0_t, 16, 64, 1>" in cpp
+    assert "BIND_STORAGE variable=fc2_weight" in cpp and "BIND_STORAGE variable=fc1_weight" not in cpp
+    code, report = _csim(out, "--vectors", "200")
+    assert code == 0 and report["mismatches"] == 0
+    layers.write_text(json.dumps({"/fc2/Gemm": {"reuse_factor": 0}}))
+    assert main(["compile", str(folder / "model.onnx"), "--plan", str(folder / "plan.json"), "-o",
+                 str(tmp_path / "bad"), "--layer-config", str(layers)]) == 2
+    assert not (tmp_path / "bad").exists()
