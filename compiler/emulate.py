@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .fixed import (
-    Formats, apply_overflow, as_exact, as_object, common_fraction, max_abs_bits, quantize_float, requantize, shift_left,
+    Formats, as_exact, as_object, common_fraction, max_abs_bits, quantize_float, requantize, shift_left,
 )
 from .ir import Graph, IRError, LookupTable, Node, Op
 
@@ -53,13 +53,6 @@ class Fx:
     def equals(self, other: "Fx") -> bool:
         frac = max(self.frac, other.frac)
         return self.m.shape == other.m.shape and bool(np.all(self.at(frac) == other.at(frac)))
-
-    def normalized(self) -> "Fx":
-        """The same values at the fewest fractional bits (for comparisons and reports)."""
-        m, frac = self.m, self.frac
-        while frac > -64 and m.size and bool(np.all(m % 2 == 0)) and bool(np.any(m != 0)):
-            m, frac = m // 2, frac - 1
-        return Fx(m, frac)
 
 
 def _align(*values: Fx) -> tuple[list[np.ndarray], int]:
@@ -333,19 +326,6 @@ def quantize_inputs(graph: Graph, inputs) -> dict[str, Fx]:
         if np.issubdtype(x.dtype, np.integer):
             x = x.astype(np.float64)
         result[name] = _fx_of_formats(quantize_float(x, t.formats, f"input {name!r}"), t.formats)
-    return result
-
-
-def inputs_from_mantissas(graph: Graph, mantissas: dict[str, np.ndarray]) -> dict[str, Fx]:
-    """Integer mantissas (each element at its own format's fraction) to Fx, checked."""
-    result = {}
-    for name in graph.inputs:
-        t = graph.tensor(name)
-        m = np.asarray(mantissas[name])
-        fitted = apply_overflow(m.astype(np.int64) if m.dtype != object else m, t.formats)
-        if not np.array_equal(fitted, m):
-            raise EmulationError(f"input {name!r}: mantissas out of range for their formats")
-        result[name] = _fx_of_formats(m, t.formats)
     return result
 
 

@@ -146,9 +146,6 @@ class FixedType:
     def max_value(self) -> Fraction:
         return self.max_mantissa * self.lsb
 
-    def with_modes(self, rounding: Rounding, overflow: Overflow) -> "FixedType":
-        return FixedType(self.width, self.int_bits, self.signed, rounding, overflow)
-
     @classmethod
     def for_range(cls, lo: int, hi: int, frac_bits: int) -> "FixedType | None":
         """The narrowest type holding every mantissa in ``[lo, hi]`` at ``frac_bits``.
@@ -373,9 +370,6 @@ class Formats:
     @staticmethod
     def concatenate(parts: list["Formats"], axis: int) -> "Formats":
         return Formats(*(np.concatenate([getattr(p, n) for p in parts], axis=axis) for n in _FIELDS))
-
-    def same_as(self, other: "Formats") -> bool:
-        return all(np.array_equal(getattr(self, n), getattr(other, n)) for n in _FIELDS)
 
     def summary(self) -> str:
         """Short text: the uniform type, or a count of distinct types and the width span."""

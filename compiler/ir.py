@@ -222,9 +222,6 @@ class Graph:
         merged.update(updates)
         return dataclasses.replace(self, tensors=merged)
 
-    def constant_inputs(self, node: Node) -> list[Tensor]:
-        return [self.tensors[i] for i in node.inputs if self.tensors[i].is_constant]
-
 
 # --- shape rules -------------------------------------------------------------------------
 
