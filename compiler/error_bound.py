@@ -9,9 +9,11 @@ onnxruntime.  It propagates a per-element error alongside the emulator's own val
   (saturation included, since ``v`` is the emulated value);
 * quantized constants add ``|c_q - c_float| * |operand|``;
 * a linear op's error is ``|(W_q - W_f) x_q| + |W_f| e``: the weight errors act on the
-  known emulated input, so they may cancel; ReLU, Clip, MaxPool and layout ops are
-  1-Lipschitz, and a ReLU whose emulated input is <= 0 passes at most ``max(0, v + e)``; table look-ups add their measured table error plus the function's
-  Lipschitz constant times the input error (sigmoid 1/4, softmax 1/2 in the max norm);
+  known emulated input, so they may cancel;
+* ReLU, Clip, MaxPool and layout ops are 1-Lipschitz, and a ReLU whose emulated input is
+  <= 0 passes at most ``max(0, v + e)``;
+* table look-ups add their measured table error plus the function's Lipschitz constant
+  times the input error (sigmoid 1/4, softmax 1/2 in the max norm);
 * float32 rounding of the runtime: ``gamma(n) * sum |terms|`` per dot product of ``n``
   terms and ``2**-24 * |value|`` per elementwise op (Higham's bounds).
 
@@ -118,9 +120,11 @@ class _Bounder:
         if op == Op.LEAKY_RELU:
             aq, af = _const_float(self.graph, ins[1])
             x = np.abs(self.v(ins[0])) + self.e(ins[0])
-            return max(1.0, float(np.abs(aq).max())) * self.e(ins[0]) + np.abs(aq - af) * x + EPS32 * np.abs(out_val)
+            gain = max(1.0, float(np.abs(aq).max()))
+            return gain * self.e(ins[0]) + np.abs(aq - af) * x + EPS32 * np.abs(out_val)
         if op == Op.CONCAT:
-            return np.concatenate([np.broadcast_to(self.e(i), self.v(i).shape) for i in ins], axis=node.attrs["axis"] + 1)
+            parts = [np.broadcast_to(self.e(i), self.v(i).shape) for i in ins]
+            return np.concatenate(parts, axis=node.attrs["axis"] + 1)
         if op == Op.MAXPOOL:
             return _pool(node, self.e(ins[0]), "max")
         if op == Op.AVGPOOL:

@@ -119,7 +119,8 @@ def _parse_entry(name: str, entry, base: Path) -> TensorSpec | None:
     if "axis" in keys or "formats" in keys:
         extra = keys - {"axis", "formats"}
         if extra or keys != {"axis", "formats"}:
-            raise PlanError(f"{where}: a per-axis entry needs exactly the keys 'axis' and 'formats', got {sorted(keys)}")
+            raise PlanError(f"{where}: a per-axis entry needs exactly the keys 'axis' and 'formats', "
+                            f"got {sorted(keys)}")
         axis, formats = entry["axis"], entry["formats"]
         if not isinstance(axis, int) or isinstance(axis, bool):
             raise PlanError(f"{where}: 'axis' must be an integer, got {axis!r}")

@@ -24,7 +24,8 @@ def plan_template(model_path) -> dict:
         tensors[name] = {"_note": f"graph input, shape [batch, {', '.join(map(str, t.shape))}]; "
                                   f"default: defaults.input"}
     for node in graph.nodes:
-        label = f"{node.name!r} ({node.op.value}" + (f", ONNX {', '.join(node.onnx_nodes)})" if node.onnx_nodes else ")")
+        onnx = f", ONNX {', '.join(node.onnx_nodes)}" if node.onnx_nodes else ""
+        label = f"{node.name!r} ({node.op.value}{onnx})"
         for i in node.inputs:
             t = graph.tensor(i)
             if not t.is_constant or t.kind not in (TensorKind.WEIGHT, TensorKind.BIAS):

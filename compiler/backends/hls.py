@@ -240,7 +240,8 @@ class _Builder:
         if op == Op.TRANSPOSE:
             perm = stage.attrs["perm"]
             src = np.transpose(np.arange(int(np.prod(x.shape))).reshape(x.shape), perm).ravel()
-            index = self.index_array(f"{common['name']}_src", src, f"source index of each output element of {stage.name}")
+            index = self.index_array(f"{common['name']}_src", src,
+                                     f"source index of each output element of {stage.name}")
             return {**common, "kind": "permute", "index": index}
         if op == Op.CONCAT:
             return self.concat(stage, common, out)

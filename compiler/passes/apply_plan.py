@@ -79,7 +79,8 @@ def _quantize_constant(t: Tensor, formats: Formats) -> Tensor:
     if vanished.any() and not (np.asarray(m) != 0).any():
         warnings.warn(PlanWarning(
             f"every value of {t.kind.value} {t.onnx_name or t.name!r} becomes 0 under {formats.summary()} "
-            f"(largest |value| {float(np.abs(values).max()):g}); give it more fractional bits in the plan"))
+            f"(largest |value| {float(np.abs(values).max()):g}); give it more fractional bits in the plan"),
+            stacklevel=2)
     if outside.any():
         worst = float(np.abs(values[outside]).max())
         modes = {Overflow(int(o)).name for o in formats.overflow[outside]}
@@ -87,7 +88,7 @@ def _quantize_constant(t: Tensor, formats: Formats) -> Tensor:
         warnings.warn(PlanWarning(
             f"{int(outside.sum())} of {values.size} values of {t.kind.value} {t.onnx_name or t.name!r} "
             f"{verb} under {formats.summary()} (largest |value| {worst:g}); give it more integer bits "
-            f"in the plan if that is not intended"))
+            f"in the plan if that is not intended"), stacklevel=2)
     return dataclasses.replace(t, formats=formats, data=np.asarray(data), data_frac=data_frac,
                                float_data=np.asarray(values, dtype=np.float64))
 

@@ -46,7 +46,7 @@ def _merge_bias(graph: Graph) -> Graph:
     changed = True
     while changed:
         changed = False
-        for i, node in enumerate(nodes):
+        for node in nodes:
             if node.op not in (Op.DENSE, Op.CONV) or len(node.inputs) != 2:
                 continue
             current = graph.with_nodes(nodes, tensors)

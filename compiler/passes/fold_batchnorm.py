@@ -26,8 +26,9 @@ def _channel_shape(rank: int, channels: int, last_axis: bool) -> tuple[int, ...]
 
 
 def _constant(t: Tensor, name: str, values: np.ndarray, kind: TensorKind) -> Tensor:
-    return dataclasses.replace(t, name=name, shape=values.shape, kind=kind, data=values,
-                               float_data=values, formats=None, onnx_axes=None if values.shape != t.shape else t.onnx_axes)
+    axes = t.onnx_axes if values.shape == t.shape else None
+    return dataclasses.replace(t, name=name, shape=values.shape, kind=kind, data=values, float_data=values,
+                               formats=None, onnx_axes=axes)
 
 
 def fold_batchnorm(graph: Graph) -> Graph:

@@ -34,7 +34,8 @@ def fuse_layers(graph: Graph) -> Graph:
             if len(users) != 1 or tail in graph.outputs:
                 break
             nxt = users[0]
-            if nxt.inputs[0] != tail or not (nxt.op == Op.REQUANTIZE or (nxt.op in ACTIVATIONS and not seen_activation)):
+            absorbable = nxt.op == Op.REQUANTIZE or (nxt.op in ACTIVATIONS and not seen_activation)
+            if nxt.inputs[0] != tail or not absorbable:
                 break
             seen_activation |= nxt.op in ACTIVATIONS
             chain.append(nxt)
