@@ -35,6 +35,10 @@ STRATEGIES = ("latency", "resource")
 class HLSBackendError(UserError):
     """The model uses something the HLS backend cannot express (the message says what)."""
 
+    def __init__(self, message: str):
+        super().__init__(f"{message}. (The IR and the emulator do not need the HLS project: leave 'hls' "
+                         f"out of --backend to compile without it.)")
+
 
 @dataclass(frozen=True)
 class LayerArch:
@@ -43,9 +47,9 @@ class LayerArch:
 
     def __post_init__(self):
         if not isinstance(self.reuse_factor, int) or self.reuse_factor < 1:
-            raise HLSBackendError(f"reuse_factor must be a positive integer, got {self.reuse_factor!r}")
+            raise UserError(f"reuse_factor must be a positive integer, got {self.reuse_factor!r}")
         if self.strategy not in STRATEGIES:
-            raise HLSBackendError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+            raise UserError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
 
 
 @dataclass(frozen=True)
@@ -444,11 +448,11 @@ def write_hls_project(graph: Graph, options: HLSOptions, out_dir: Path, source: 
 def parse_layer_config(raw: dict, where: str) -> dict:
     """``{"layer name": {"reuse_factor": 4, "strategy": "resource"}}`` -> LayerArch per layer."""
     if not isinstance(raw, dict):
-        raise HLSBackendError(f"{where}: expected an object keyed by layer name")
+        raise UserError(f"{where}: expected an object keyed by layer name")
     layers = {}
     for name, entry in raw.items():
         if not isinstance(entry, dict) or set(entry) - {"reuse_factor", "strategy"}:
-            raise HLSBackendError(f"{where}: layer {name!r} takes 'reuse_factor' and 'strategy', got {entry!r}")
+            raise UserError(f"{where}: layer {name!r} takes 'reuse_factor' and 'strategy', got {entry!r}")
         layers[name] = LayerArch(**entry)
     return layers
 
