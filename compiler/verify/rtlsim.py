@@ -70,6 +70,7 @@ def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.nd
         sys.path.insert(0, str(ROOT))
     from sim import runner
 
+    rtl_dir = Path(rtl_dir).resolve()  # the simulator runs elsewhere: no relative paths
     top = rtl_dir / f"{model}.sv"
     if not top.is_file():
         raise RTLSimError(f"{top} is missing: compile with --backend rtl (or hls,rtl)")
