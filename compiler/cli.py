@@ -130,22 +130,28 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _simulation_inputs(args, graph) -> dict:
+    """The vectors for csim/sim: the user's file, or random ones plus the extremes."""
+    from .verify.vectors import csim_vectors
+
+    if args.input:
+        x = _load_array_file(args.input, "input")
+        return x if isinstance(x, dict) else {graph.inputs[0]: x}
+    if args.vectors < 0:
+        raise UserError(f"--vectors must be >= 0, got {args.vectors}")
+    return csim_vectors(graph, args.vectors, seed=args.seed)
+
+
 def _cmd_csim(args) -> int:
     from .backends.hls import top_name
     from .project import load_project, update_report
-    from .verify.csim import csim_vectors, run_csim
+    from .verify.csim import run_csim
 
     project = load_project(args.out)
     hls_dir = Path(args.out) / "hls"
     if not (hls_dir / "firmware").is_dir():
         raise UserError(f"{args.out!r} has no HLS project: compile it with --backend hls")
-    if args.input:
-        x = _load_array_file(args.input, "input")
-        inputs = x if isinstance(x, dict) else {project.graph.inputs[0]: x}
-    else:
-        if args.vectors < 0:
-            raise UserError(f"--vectors must be >= 0, got {args.vectors}")
-        inputs = csim_vectors(project.graph, args.vectors, seed=args.seed)
+    inputs = _simulation_inputs(args, project.graph)
     result = run_csim(project.graph, hls_dir, top_name(project.graph), inputs)
     update_report(args.out, "csim", result.report())
     verdict = "bit-exact" if result.mismatches == 0 else f"{result.mismatches} MISMATCHES"
@@ -160,19 +166,12 @@ def _cmd_sim(args) -> int:
     from .backends.rtl import rtl_top_name
     from .project import load_project, update_report
     from .verify.rtlsim import run_rtl_sim
-    from .verify.vectors import csim_vectors
 
     project = load_project(args.out)
     rtl_dir = Path(args.out) / "rtl"
     if not (rtl_dir / "schedule.json").is_file():
         raise UserError(f"{args.out!r} has no RTL: compile it with --backend rtl (or hls,rtl)")
-    if args.input:
-        x = _load_array_file(args.input, "input")
-        inputs = x if isinstance(x, dict) else {project.graph.inputs[0]: x}
-    else:
-        if args.vectors < 0:
-            raise UserError(f"--vectors must be >= 0, got {args.vectors}")
-        inputs = csim_vectors(project.graph, args.vectors, seed=args.seed)
+    inputs = _simulation_inputs(args, project.graph)
     result = run_rtl_sim(project.graph, rtl_dir, rtl_top_name(project.graph), inputs, gaps=args.gaps,
                          waves=args.waves, seed=args.seed)
     update_report(args.out, "sim", result.report())
@@ -197,7 +196,8 @@ def _say(kind: str, message: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="finegrain", description="Compile finely quantized networks to FPGA hardware.")
+    parser = argparse.ArgumentParser(prog="finegrain",
+                                     description="Compile finely quantized networks to FPGA hardware.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("compile", help="ONNX + bit plan -> output folder (IR, resolved plan, report)")
