@@ -439,6 +439,17 @@ def shift_left(m: np.ndarray, k) -> np.ndarray:
     return np.asarray(m << k)
 
 
+def rescale(m, shift) -> np.ndarray:
+    """Mantissas moved by ``shift`` fractional bits (scalar or per element): ``m * 2**shift``.
+    A negative shift drops bits that must already be zero (the value is representable at
+    the coarser fraction), so the result is exact.  Returns Python ints."""
+    m = as_object(m)
+    shift = as_object(np.broadcast_to(np.asarray(shift, dtype=np.int64), m.shape))
+    if m.size == 0:
+        return m
+    return as_object(np.where(shift >= 0, m << np.maximum(shift, 0), m >> np.maximum(-shift, 0)))
+
+
 def round_shift(m: np.ndarray, shift, rounding) -> np.ndarray:
     """Divide mantissas by ``2**shift`` (``shift >= 0``) and round by ``rounding``.
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import UserError
-from ..fixed import FixedType, Formats, Overflow, Rounding
+from ..fixed import FixedType, Formats, Overflow, Rounding, rescale
 from ..ir import Graph, LookupTable, Node, Op, Tensor
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "hls"
@@ -121,14 +121,6 @@ def _constant_entry(ident: str, type_name: str, t: FixedType, mantissas: list[in
             "comment": f"{comment}; value = mantissa * 2^-{t.frac_bits}", "mantissas": True}
 
 
-def _mantissas_at(data: np.ndarray, data_frac: int, frac: int) -> list[int]:
-    shift = frac - data_frac
-    flat = [int(v) for v in np.asarray(data).ravel()]
-    if shift >= 0:
-        return [v << shift for v in flat]
-    return [v >> -shift for v in flat]
-
-
 # --- context -----------------------------------------------------------------------------
 
 
@@ -171,7 +163,7 @@ class _Builder:
         data = np.asarray(tensor.data)
         if full_shape is not None:
             data = np.broadcast_to(data, full_shape)
-        mantissas = _mantissas_at(data, tensor.data_frac, t.frac_bits)
+        mantissas = [int(v) for v in rescale(data, t.frac_bits - tensor.data_frac).ravel()]
         self.constants[ident] = _constant_entry(ident, type_name, t, mantissas,
                                                 f"{tensor.kind.value} {tensor.onnx_name or tensor.name}, shape "
                                                 f"{list(data.shape)}, {tensor.formats.summary()}")
@@ -411,8 +403,9 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     return jinja2.FileSystemBytecodeCache(str(root))
 
 
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+def template_environment(folder: Path) -> jinja2.Environment:
+    """The Jinja environment every backend renders with: strict, cached, whitespace-tidy."""
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), undefined=jinja2.StrictUndefined,
                               keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
                               bytecode_cache=_bytecode_cache())
 
@@ -420,7 +413,7 @@ def _environment() -> jinja2.Environment:
 def write_hls_project(graph: Graph, options: HLSOptions, out_dir: Path, source: dict) -> dict:
     """Render the project into ``out_dir`` (normally OUT/hls); returns the context."""
     context = hls_context(graph, options, source)
-    env = _environment()
+    env = template_environment(TEMPLATES)
     model = context["model"]
     firmware = out_dir / "firmware"
     (firmware / "weights").mkdir(parents=True, exist_ok=True)

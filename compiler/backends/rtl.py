@@ -48,14 +48,13 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
 import numpy as np
 
 from .. import __version__
 from ..errors import UserError
 from ..fixed import Formats
 from ..ir import Graph, Node, Op, Tensor
-from .hls import Names, container, top_name
+from .hls import Names, container, template_environment, top_name
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "rtl"
 LIBRARY = Path(__file__).resolve().parents[2] / "rtl"
@@ -861,9 +860,15 @@ def parallel_products(graph: Graph) -> int:
     return total
 
 
+PORT_FIELDS = ("name", "onnx", "size", "width", "signed", "type")
+
+
 def schedule(context: dict) -> dict:
+    """What a simulation needs to know of the generated top: ports, latency, II."""
     return {"latency_cycles": context["latency"], "ii_cycles": 1, "clock_ns": context["clock_ns"],
             "levels_per_stage": context["levels_per_stage"],
+            "inputs": [{k: p[k] for k in PORT_FIELDS} for p in context["inputs"]],
+            "outputs": [{k: p[k] for k in PORT_FIELDS} for p in context["outputs"]],
             "layers": [{"name": layer["name"], "onnx": layer["onnx"], "ops": layer["ops"],
                         "start_cycle": layer["start"], "latency_cycles": layer["latency"]}
                        for layer in context["layers"]]}
@@ -873,8 +878,7 @@ def write_rtl_project(graph: Graph, options: RTLOptions, out_dir: Path, source: 
     """Render OUT/rtl/<model>.sv and schedule.json; returns the context."""
     check_supported(graph)
     context = rtl_context(graph, options, source)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env = template_environment(TEMPLATES)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{context['model']}.sv").write_text(env.get_template("model.sv.j2").render(**context))
     (out_dir / "schedule.json").write_text(json.dumps(schedule(context), indent=2) + "\n")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..emulate import _HANDLERS, Emulator, Fx, _windows
-from ..fixed import Formats, Overflow, as_object, bits_for_range, requantize, round_to, shift_left
+from ..fixed import Formats, Overflow, as_object, bits_for_range, requantize, rescale, round_to, shift_left
 from ..ir import Graph, Node, Op
 
 NEG_INF = -np.inf
@@ -255,12 +255,8 @@ def _formats_of_range(r: Range) -> tuple[Formats, np.ndarray, np.ndarray]:
 
 
 def _bounds_at_own_frac(r: Range, formats: Formats) -> tuple[np.ndarray, np.ndarray]:
-    shift = np.where(formats.pruned, 0, r.frac - formats.frac_bits)
-    lo = np.array([int(v) >> int(s) if s >= 0 else int(v) << int(-s) for v, s in zip(r.lo.flat, shift.flat)],
-                  dtype=object).reshape(r.lo.shape)
-    hi = np.array([int(v) >> int(s) if s >= 0 else int(v) << int(-s) for v, s in zip(r.hi.flat, shift.flat)],
-                  dtype=object).reshape(r.hi.shape)
-    return lo, hi
+    shift = np.where(formats.pruned, 0, formats.frac_bits - r.frac)
+    return rescale(r.lo, shift), rescale(r.hi, shift)
 
 
 def size_widths(graph: Graph) -> Graph:

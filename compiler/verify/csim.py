@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..ir import Graph
-from .vectors import csim_vectors, emulated_rows, input_extremes  # noqa: F401 - re-exported
+from .vectors import emulated_rows
 
 CXXFLAGS = ["-std=c++14", "-O2", "-DNDEBUG", "-w"]  # NDEBUG: ap_fixed asserts on wide right shifts
 
@@ -84,7 +84,8 @@ def build(hls_dir: Path, model: str) -> tuple[Path, float, str]:
     firmware = hls_dir / "firmware"
     headers = sorted(firmware.rglob("*.h"))
     include = ["-I", str(ap_types_dir()), "-I", str(firmware)]
-    units = [(firmware / f"{model}.cpp", build_dir / "firmware.o"), (hls_dir / "tb" / f"{model}_test.cpp", build_dir / "tb.o")]
+    units = [(firmware / f"{model}.cpp", build_dir / "firmware.o"),
+             (hls_dir / "tb" / f"{model}_test.cpp", build_dir / "tb.o")]
     start = time.perf_counter()
     jobs = []
     for source, obj in units:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backends.hls import container
 from ..backends.rtl import rtl_sources
 from ..errors import UserError
 from ..ir import Graph
@@ -76,20 +75,18 @@ def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.nd
         raise RTLSimError(f"{top} is missing: compile with --backend rtl (or hls,rtl)")
     schedule = json.loads((rtl_dir / "schedule.json").read_text())
     count, rows_in, rows_out = emulated_rows(graph, inputs)
-    from ..backends.hls import Names
-    from ..backends.rtl import SV_KEYWORDS
-    names = Names(reserved=SV_KEYWORDS | {model})  # the backend's port names (ports are named first)
-    in_ports = [(names(n), container(graph.tensor(n).formats)) for n in graph.inputs]
-    out_ports = [(names(n), container(graph.tensor(n).formats)) for n in graph.outputs]
+    in_ports, out_ports = schedule["inputs"], schedule["outputs"]
+    if [p["onnx"] for p in in_ports] != list(graph.inputs) or [p["onnx"] for p in out_ports] != list(graph.outputs):
+        raise RTLSimError(f"{rtl_dir} was generated for other ports than {rtl_dir.parent}'s IR; compile again")
     work = rtl_dir / "sim"
     work.mkdir(parents=True, exist_ok=True)
     vectors, results = work / "vectors.json", work / "results.json"
     vectors.write_text(json.dumps({
         "count": count, "gaps": gaps, "seed": seed,
         "timeout_cycles": schedule["latency_cycles"] + TIMEOUT_EXTRA_CYCLES,
-        "inputs": {p: _pack(rows, t.width) for (p, t), rows in zip(in_ports, rows_in)},
-        "input_bits": {p: t.width * rows.shape[1] for (p, t), rows in zip(in_ports, rows_in)},
-        "output_bits": {p: t.width * rows.shape[1] for (p, t), rows in zip(out_ports, rows_out)},
+        "inputs": {p["name"]: _pack(rows, p["width"]) for p, rows in zip(in_ports, rows_in)},
+        "input_bits": {p["name"]: p["width"] * p["size"] for p in in_ports},
+        "output_bits": {p["name"]: p["width"] * p["size"] for p in out_ports},
     }))
     if results.exists():
         results.unlink()
@@ -110,7 +107,8 @@ def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.nd
     got = json.loads(results.read_text())
     t_in, t_out = got["t_in"], got["t_out"]
     mismatches, first = 0, []
-    for (port, t), rows, words in zip(out_ports, rows_out, [got["outputs"][p] for p, _ in out_ports]):
+    for p, rows in zip(out_ports, rows_out):
+        port, words = p["name"], got["outputs"][p["name"]]
         for v in range(count):
             if v >= len(words) or words[v].startswith("x:"):
                 mismatches += rows.shape[1]
@@ -120,12 +118,12 @@ def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.nd
                 continue
             word = int(words[v], 16)
             for i, want in enumerate(rows[v]):
-                have = _unpack(word, i, t.width, t.signed)
+                have = _unpack(word, i, p["width"], p["signed"])
                 if have != int(want):
                     mismatches += 1
                     if len(first) < 10:
                         first.append(f"mismatch: vector {v} output {port}[{i}]: expected {int(want)}, got {have} "
-                                     f"(mantissas of {t})")
+                                     f"(mantissas of {p['type']})")
     latencies = sorted({b - a for a, b in zip(t_in, t_out)})
     latency = latencies[-1] if latencies else None
     if len(latencies) > 1:

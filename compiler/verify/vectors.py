@@ -9,6 +9,7 @@ import numpy as np
 
 from ..backends.hls import container
 from ..emulate import Fx, quantize_inputs, run
+from ..fixed import rescale
 from ..ir import Graph
 
 
@@ -35,10 +36,7 @@ def csim_vectors(graph: Graph, count: int, seed: int = 0) -> dict[str, np.ndarra
 
 def container_mantissas(value: Fx, formats) -> np.ndarray:
     """Mantissas of ``value`` in the tensor's container type (as the C++ and RTL hold them)."""
-    frac = container(formats).frac_bits
-    shift = frac - value.frac
-    m = np.asarray(value.m, dtype=object)
-    return np.vectorize(lambda v: int(v) << shift if shift >= 0 else int(v) >> -shift, otypes=[object])(m)
+    return rescale(value.m, container(formats).frac_bits - value.frac)
 
 
 def emulated_rows(graph: Graph, inputs: dict[str, np.ndarray]) -> tuple[int, list[np.ndarray], list[np.ndarray]]:
