@@ -31,7 +31,8 @@ def _cmd_compile(args) -> int:
     start = time.perf_counter()
     project = compile_model(args.model, args.plan, output_dir=args.output, force=args.force, backends=backends,
                             board=args.board, part=args.part, clock_ns=args.clock_ns,
-                            reuse_factor=args.reuse_factor, strategy=args.strategy, layers=layers)
+                            reuse_factor=args.reuse_factor, strategy=args.strategy, layers=layers,
+                            rtl_interface=args.rtl_interface)
     for message in project.warnings:
         _say("warning", message)
     layers = len(project.graph.nodes)
@@ -216,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--strategy", default="latency", choices=("latency", "resource"),
                    help="latency: weights in fabric, fully unrolled; resource: weights in BRAM")
     c.add_argument("--layer-config", help='JSON: {"LAYER": {"reuse_factor": N, "strategy": "..."}} per layer')
+    c.add_argument("--rtl-interface", default="ports", metavar="{ports,axis}",
+                   help="ports: the RTL top <model> with in_valid/out_valid and packed ports; axis: also "
+                        "<model>_axis, an AXI4-Stream top around it with back-pressure (one input and one "
+                        "output tensor; default ports)")
     c.set_defaults(func=_cmd_compile)
 
     e = sub.add_parser("emulate", help="run the bit-exact emulator on a compiled output folder")

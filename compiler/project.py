@@ -32,7 +32,8 @@ from .emulate import emulate, emulate_exact
 from .errors import UserError
 from .ir import Graph, Node, Op, Tensor, dump
 from .backends.hls import HLSOptions, LayerArch, parse_layer_config, write_hls_project
-from .backends.rtl import RTLBackendError, RTLOptions, check_supported, parallel_products, write_rtl_project
+from .backends.rtl import (INTERFACES as RTL_INTERFACES, RTLBackendError, RTLOptions, check_supported,
+                           parallel_products, write_rtl_project)
 from .passes.apply_plan import PlanWarning
 from .targets import DEFAULT_PART
 from .verify.csim import write_vectors
@@ -65,6 +66,7 @@ class BuildConfig:
     rtl_levels_per_stage: int | None = None  # adder levels per register; None: max(1, floor(clock_ns / 1.25))
     rtl_csd_max_digits: int = 3  # constant products with more non-zero CSD digits use `*`
     rtl_dsp_min_width: int = 28  # products wider than this use `*`
+    rtl_interface: str = "ports"  # "axis": also OUT/rtl/<model>_axis.sv, an AXI4-Stream top around <model>
     finegrain_version: str = __version__
 
     def __post_init__(self):
@@ -81,6 +83,8 @@ class BuildConfig:
         lps = self.rtl_levels_per_stage
         if lps is not None and (not isinstance(lps, int) or lps < 1):
             raise UserError(f"rtl_levels_per_stage must be a positive integer, got {lps!r}")
+        if self.rtl_interface not in RTL_INTERFACES:
+            raise UserError(f"unknown RTL interface {self.rtl_interface!r}; choose from {', '.join(RTL_INTERFACES)}")
 
     def hls_options(self) -> HLSOptions:
         return HLSOptions(part=self.part, clock_ns=float(self.clock_ns),
@@ -89,7 +93,8 @@ class BuildConfig:
 
     def rtl_options(self) -> RTLOptions:
         return RTLOptions(clock_ns=float(self.clock_ns), levels_per_stage=self.rtl_levels_per_stage,
-                          csd_max_digits=self.rtl_csd_max_digits, dsp_min_width=self.rtl_dsp_min_width)
+                          csd_max_digits=self.rtl_csd_max_digits, dsp_min_width=self.rtl_dsp_min_width,
+                          interface=self.rtl_interface)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)

@@ -7,7 +7,10 @@ bit-exact against the emulator, with the latency and II that schedule.json predi
   requantize with pruned elements, add, mul by a constant, reshape/transpose/concat);
 * every rounding x overflow pair through the generated fg_requantize instances;
 * a one-LSB change to a generated constant makes `finegrain sim` exit 1;
-* yosys synth_xilinx on a generated model; a clear error for ops the backend lacks.
+* yosys synth_xilinx on a generated model; a clear error for ops the backend lacks;
+* the AXI4-Stream top of the jet tagger (--rtl-interface axis) under random tvalid gaps and
+  m_axis_tready back-pressure (sim/axis_testbench.py): every beat once, in order, bit-exact;
+  one beat per clock at full rate; lint with byte padding; its user errors.
 
 Verilator builds are cached under build/rtl_sim (sim.runner keys them by source contents),
 so a rerun with unchanged RTL compiles nothing.
@@ -19,6 +22,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +30,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from compiler.backends.rtl import rtl_sources
 from compiler.cli import main
 from compiler.fixed import Overflow, Rounding
+from compiler.project import load_project
+from compiler.verify.vectors import csim_vectors, emulated_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_ROOT = ROOT / "build" / "rtl_sim"
@@ -304,3 +311,85 @@ def test_dsp_multipliers_and_one_level_per_stage(tmp_path):
     assert schedule["levels_per_stage"] == 1 and schedule["layers"][0]["latency_cycles"] == 5 + 1
     code, report = _sim(out, "--vectors", "300")
     assert code == 0 and report["mismatches"] == 0 and report["latency_cycles"] == schedule["latency_cycles"]
+
+
+# --- the AXI4-Stream top (--rtl-interface axis) --------------------------------------------
+
+
+def _sim_runner():
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))  # `sim` is a top-level folder of the repo, not installed
+    from sim import runner
+    return runner
+
+
+def _packed(rows, width: int) -> list[int]:
+    """Rows of element mantissas -> port words, element i at [i*width +: width]."""
+    mask = (1 << width) - 1
+    return [sum((int(v) & mask) << (i * width) for i, v in enumerate(row)) for row in rows]
+
+
+def test_jet_tagger_axis_top_under_backpressure(tmp_path):
+    """405 vectors through jet_tagger_axis with random tvalid gaps and random m_axis_tready
+    back-pressure, then a full-rate tail: every beat arrives once, in order, with its tlast,
+    every bit (padding included) equal to the emulator's; one beat per clock at full rate;
+    the latency schedule.json states."""
+    runner = _sim_runner()
+    folder = ROOT / "examples" / "jet_tagger"
+    out = tmp_path / "out"
+    assert main(["compile", str(folder / "model.onnx"), "--plan", str(folder / "plan.json"), "-o", str(out),
+                 "--backend", "rtl", "--rtl-interface", "axis"]) == 0
+    schedule = _schedule(out)
+    latency = schedule["latency_cycles"]
+    assert schedule["interface"] == "axis"
+    assert schedule["axis"] == {"top": "jet_tagger_axis", "s_axis_tdata_bits": 192, "m_axis_tdata_bits": 96,
+                                "latency_cycles": latency + 1, "fifo_depth": latency + 2}
+    graph = load_project(out).graph
+    count, rows_in, rows_out = emulated_rows(graph, csim_vectors(graph, 400, seed=5))
+    (s_port,), (m_port,) = schedule["inputs"], schedule["outputs"]
+    full_rate = 60  # the last beats, offered back to back with m_axis_tready high
+    vectors, results = tmp_path / "vectors.json", tmp_path / "results.json"
+    vectors.write_text(json.dumps({"inputs": [format(w, "x") for w in _packed(rows_in[0], s_port["width"])],
+                                   "s_bits": 192, "seed": 5, "full_rate_from": count - full_rate}))
+    built = runner.build(rtl_sources(out / "rtl", "jet_tagger", axis=True), "jet_tagger_axis", BUILD_ROOT)
+    runner.run_tests(built, "sim.axis_testbench", test_dir=tmp_path / "run", python_path=[ROOT],
+                     extra_env={"FINEGRAIN_SIM_VECTORS": str(vectors), "FINEGRAIN_SIM_RESULTS": str(results)})
+    got = json.loads(results.read_text())
+    assert got["errors"] == [] and got["core_latency_error"] == "0"
+    sent, received = got["sent"], got["received"]
+    assert len(sent) == count == 405 and len(received) == count  # nothing lost, nothing duplicated
+    want = _packed(rows_out[0], m_port["width"])  # the padding bits [95:90] zero
+    wrong = [k for k, (_, word, _) in enumerate(received) if int(word, 16) != want[k]]
+    assert not wrong, f"{len(wrong)} beats differ from the emulator, first {wrong[0]}: " \
+                      f"got {received[wrong[0]][1]}, expected {want[wrong[0]]:x}"
+    assert [last for _, _, last in received] == [last for _, last in sent]
+    assert got["waited"] >= 100  # back-pressure reached s_axis_tready, many times
+    assert min(r[0] - s[0] for s, r in zip(sent, received)) == latency + 1
+    tail = full_rate - 10  # after the FIFO settles: one beat per clock on both sides
+    assert [c for c, _ in sent[-tail:]] == list(range(sent[-tail][0], sent[-tail][0] + tail))
+    assert [c for c, _, _ in received[-tail:]] == list(range(received[-tail][0], received[-tail][0] + tail))
+
+
+def test_axis_top_lint_and_user_errors(tmp_path, capsys):
+    """Byte padding on both sides lints clean (verilator -Wall); a bad interface name and a
+    model with two outputs are clear errors (exit 2, no folder)."""
+    model, tensors = _dense(tmp_path / "m.onnx")
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"defaults": {**DEFAULTS, "input": "fixed<7,3,RND_CONV,SAT>"}, "tensors": tensors}))
+    out = tmp_path / "out"
+    assert main(["compile", str(model), "--plan", str(plan), "-o", str(out), "--backend", "rtl",
+                 "--rtl-interface", "axis"]) == 0
+    axis = _schedule(out)["axis"]
+    assert (axis["s_axis_tdata_bits"], axis["m_axis_tdata_bits"]) == (32, 40)  # 4 x 7 and 5 x 7 bits, padded
+    _sim_runner().lint(rtl_sources(out / "rtl", "dense", axis=True), top="dense_axis")
+    capsys.readouterr()
+    assert main(["compile", str(model), "--plan", str(plan), "-o", str(tmp_path / "a"), "--rtl-interface",
+                 "axi4"]) == 2
+    assert "unknown RTL interface 'axi4'; choose from ports, axis" in capsys.readouterr().err
+    model, _ = _pools(tmp_path / "pools.onnx")
+    plan.write_text(json.dumps({"defaults": DEFAULTS, "tensors": {}}))
+    assert main(["compile", str(model), "--plan", str(plan), "-o", str(tmp_path / "b"), "--rtl-interface",
+                 "axis"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "outputs (m, a)" in err and "one input and one output" in err and "--rtl-interface ports" in err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -92,6 +92,7 @@ class RTLOptions:
     levels_per_stage: int | None = None  # None: max(1, floor(clock_ns / 1.25))
     csd_max_digits: int = 3  # more non-zero CSD digits: a `*`
     dsp_min_width: int = 28  # wider products: a `*`
+    interface: str = "ports"  # "axis": also an AXI4-Stream top, <model>_axis.sv (see axis_context)
 
     @property
     def levels(self) -> int:
@@ -861,30 +862,72 @@ def parallel_products(graph: Graph) -> int:
 
 
 PORT_FIELDS = ("name", "onnx", "size", "width", "signed", "type")
+INTERFACES = ("ports", "axis")
 
 
-def schedule(context: dict) -> dict:
-    """What a simulation needs to know of the generated top: ports, latency, II."""
-    return {"latency_cycles": context["latency"], "ii_cycles": 1, "clock_ns": context["clock_ns"],
-            "levels_per_stage": context["levels_per_stage"],
-            "inputs": [{k: p[k] for k in PORT_FIELDS} for p in context["inputs"]],
-            "outputs": [{k: p[k] for k in PORT_FIELDS} for p in context["outputs"]],
-            "layers": [{"name": layer["name"], "onnx": layer["onnx"], "ops": layer["ops"],
-                        "start_cycle": layer["start"], "latency_cycles": layer["latency"]}
-                       for layer in context["layers"]]}
+def schedule(context: dict, axis: dict | None = None) -> dict:
+    """What a simulation needs to know of the generated top(s): ports, latency, II, and with
+    ``axis`` (:func:`axis_context`) the AXI4-Stream top's name, tdata widths and latency."""
+    entry = {"latency_cycles": context["latency"], "ii_cycles": 1, "clock_ns": context["clock_ns"],
+             "levels_per_stage": context["levels_per_stage"], "interface": "axis" if axis else "ports"}
+    if axis:
+        entry["axis"] = {"top": axis["top"], "s_axis_tdata_bits": axis["s"]["tdata_bits"],
+                         "m_axis_tdata_bits": axis["m"]["tdata_bits"], "latency_cycles": axis["latency"],
+                         "fifo_depth": axis["fifo_depth"]}
+    entry.update({
+        "inputs": [{k: p[k] for k in PORT_FIELDS} for p in context["inputs"]],
+        "outputs": [{k: p[k] for k in PORT_FIELDS} for p in context["outputs"]],
+        "layers": [{"name": layer["name"], "onnx": layer["onnx"], "ops": layer["ops"],
+                    "start_cycle": layer["start"], "latency_cycles": layer["latency"]}
+                   for layer in context["layers"]]})
+    return entry
+
+
+def axis_top_name(model: str) -> str:
+    return f"{model}_axis"
+
+
+def _axis_stream(port: dict) -> dict:
+    """One AXI4-Stream side: the core port's packed bits in the low bits of tdata, padded
+    with zeros to whole bytes as AXI4-Stream requires."""
+    tdata_bits = -(-port["bits"] // 8) * 8
+    return {**port, "tdata_bits": tdata_bits, "pad_bits": tdata_bits - port["bits"],
+            "msb": port["bits"] - 1, "tdata_msb": tdata_bits - 1}
+
+
+def axis_context(context: dict) -> dict:
+    """The AXI4-Stream top around the core ``context`` describes: fg_axis_wrapper (rtl/) with
+    LATENCY = the core's latency and FIFO_DEPTH = latency + 2, the depth its header says
+    sustains one beat per clock.  One input and one output tensor only: tdata is one packed
+    port."""
+    if len(context["inputs"]) != 1 or len(context["outputs"]) != 1:
+        names = ", ".join(p["onnx"] for p in context["inputs"]), ", ".join(p["onnx"] for p in context["outputs"])
+        raise RTLBackendError(f"model {context['model']!r} has inputs ({names[0]}) and outputs ({names[1]}); "
+                              f"the AXI4-Stream top takes one input and one output tensor; "
+                              f"compile with --rtl-interface ports")
+    latency = context["latency"]
+    return {"model": context["model"], "top": axis_top_name(context["model"]), "version": context["version"],
+            "source": context["source"], "clock_ns": context["clock_ns"], "core_latency": latency,
+            "latency": latency + 1, "fifo_depth": latency + 2,
+            "s": _axis_stream(context["inputs"][0]), "m": _axis_stream(context["outputs"][0])}
 
 
 def write_rtl_project(graph: Graph, options: RTLOptions, out_dir: Path, source: dict) -> dict:
-    """Render OUT/rtl/<model>.sv and schedule.json; returns the context."""
+    """Render OUT/rtl/<model>.sv, with ``options.interface == "axis"`` also
+    OUT/rtl/<model>_axis.sv, and schedule.json; returns the core's context."""
     check_supported(graph)
     context = rtl_context(graph, options, source)
+    axis = axis_context(context) if options.interface == "axis" else None
     env = template_environment(TEMPLATES)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{context['model']}.sv").write_text(env.get_template("model.sv.j2").render(**context))
-    (out_dir / "schedule.json").write_text(json.dumps(schedule(context), indent=2) + "\n")
+    if axis:
+        (out_dir / f"{axis['top']}.sv").write_text(env.get_template("axis.sv.j2").render(**axis))
+    (out_dir / "schedule.json").write_text(json.dumps(schedule(context, axis), indent=2) + "\n")
     return context
 
 
-def rtl_sources(rtl_dir: Path, model: str) -> list[Path]:
-    """The generated top and the library modules it instantiates."""
-    return [*sorted(LIBRARY.glob("*.sv")), rtl_dir / f"{model}.sv"]
+def rtl_sources(rtl_dir: Path, model: str, axis: bool = False) -> list[Path]:
+    """The generated top (with ``axis``: and its AXI4-Stream top) and the library modules."""
+    tops = [rtl_dir / f"{model}.sv", *([rtl_dir / f"{axis_top_name(model)}.sv"] if axis else [])]
+    return [*sorted(LIBRARY.glob("*.sv")), *tops]
