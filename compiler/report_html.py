@@ -1,0 +1,544 @@
+"""OUT/report.html: the build report as one self-contained page.
+
+Reads OUT/report.json (types, estimate, synthesis and simulation results, whichever are
+there) and OUT/ir.pkl (the per-element formats), and writes a page a browser opens with no
+network and no other file: CSS inline, every plot an inline SVG drawn by matplotlib (heat
+map pixels as inline PNG data). Sections: totals and verdicts, resources per layer,
+estimate vs synthesis, latency per layer, the layers' types, bit-width heat maps, warnings.
+
+Matplotlib is imported inside the drawing functions so that `import compiler` stays fast.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+from .ir import Graph, Op, Tensor
+
+# A heat map shows at most this many cells per side; bigger tensors are shown by block maxima.
+MAX_MAP_SIDE = 256
+# At most this many heat maps; the page names the tensors left out.
+MAX_MAPS = 48
+PRUNED_COLOUR = "#c8c8c8"
+RESOURCES = ("lut", "ff", "dsp", "bram", "carry")
+RESOURCE_LABELS = {"lut": "LUT", "ff": "FF", "dsp": "DSP", "bram": "BRAM36", "carry": "carry"}
+
+CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px; padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { font-size: 1.25em; border-bottom: 1px solid #ccc; margin-top: 1.8em; }
+.meta { color: #555; margin-top: 0; }
+table { border-collapse: collapse; margin: 0.6em 0; }
+th, td { border: 1px solid #ddd; padding: 0.2em 0.6em; text-align: right; }
+th { background: #f4f4f4; }
+td.name, th.name { text-align: left; font-family: ui-monospace, monospace; }
+.ok { color: #176b2c; font-weight: 600; }
+.bad { color: #b3261e; font-weight: 600; }
+.note { color: #555; font-style: italic; }
+svg { max-width: 100%; height: auto; }
+.maps { display: grid; grid-template-columns: repeat(auto-fill, minmax(460px, 1fr)); gap: 1em; }
+figure { margin: 0; }
+figcaption { font-size: 0.9em; color: #444; }
+figcaption code { word-break: break-all; }
+ul.warnings li { margin-bottom: 0.3em; }
+"""
+
+
+def write_report_html(out_dir) -> Path:
+    """Write OUT/report.html from OUT/report.json and OUT/ir.pkl; return its path."""
+    from .project import load_project
+
+    out = Path(out_dir)
+    path = out / "report.json"
+    if not path.is_file():
+        raise UserError(f"{str(out)!r} has no report.json; run 'finegrain compile ... -o {out}' first")
+    report = json.loads(path.read_text())
+    project = load_project(out)
+    page = render_report_html(report, project.graph, part=project.config.part, clock_ns=project.config.clock_ns,
+                              backends=project.config.backends)
+    target = out / "report.html"
+    target.write_text(page)
+    return target
+
+
+def render_report_html(report: dict, graph: Graph, part: str, clock_ns: float, backends=("hls", "rtl")) -> str:
+    """The page's text. ``part``/``clock_ns`` are the build's, used when the estimate has none."""
+    import matplotlib
+
+    with matplotlib.rc_context(_RC):
+        svg = _SvgFigures()
+        body = [
+            _header(report, part, clock_ns),
+            _summary(report, clock_ns, backends),
+            _resources(report, svg),
+            _synthesis(report, svg),
+            _latency(report, clock_ns, svg),
+            _layers_table(report),
+            _bit_widths(graph, svg),
+            _warnings(report),
+        ]
+    title = f"finegrain report: {report.get('model', graph.name)}"
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>{_e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+            + "\n".join(body) + "\n</body>\n</html>\n")
+
+
+# Text in the SVGs stays text (small, searchable); ids are stable across runs.
+_RC = {"svg.fonttype": "none", "svg.hashsalt": "finegrain", "font.size": 9}
+
+
+def _e(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _num(value, digits: int = 0) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float) and not value.is_integer() or digits:
+        return f"{value:,.{digits or 1}f}"
+    return f"{int(value):,}"
+
+
+def _verdict(result: dict | None, command: str) -> str:
+    if not result:
+        return f"<span class=\"note\">not run (<code>{_e(command)}</code>)</span>"
+    if result.get("mismatches") == 0:
+        return f"<span class=\"ok\">bit-exact</span> over {_num(result.get('vectors'))} vectors"
+    return (f"<span class=\"bad\">{_num(result.get('mismatches'))} mismatches</span> "
+            f"over {_num(result.get('vectors'))} vectors")
+
+
+def _ratio(est: dict, synth: dict, key: str) -> float | None:
+    """Estimate / synthesis: synthesis' own ratio where it gives one, else computed."""
+    ratio = (synth.get("ratio") or {}).get(key)
+    if ratio is None and est.get(key) is not None and synth.get(key):
+        ratio = est[key] / synth[key]
+    return ratio
+
+
+# --- sections -------------------------------------------------------------------------
+def _header(report: dict, part: str, clock_ns: float) -> str:
+    est = report.get("estimate") or {}
+    synth = report.get("synth") or {}
+    part = est.get("part", part)
+    family = est.get("family") or synth.get("family")
+    clock = est.get("clock_ns", clock_ns)
+    facts = [f"part <code>{_e(part)}</code>" + (f" ({_e(family)})" if family else ""),
+             f"clock {_e(clock)} ns ({1000 / clock:.0f} MHz)" if clock else None,
+             f"architecture {_e(est['architecture'])}" if est.get("architecture") else None,
+             f"finegrain {_e(report.get('finegrain_version', '?'))}",
+             f"compiled in {_e(report['compile_seconds'])} s" if "compile_seconds" in report else None]
+    return (f"<h1>finegrain report: {_e(report.get('model', '?'))}</h1>\n"
+            f"<p class=\"meta\">{' · '.join(f for f in facts if f)}</p>")
+
+
+def _summary(report: dict, clock_ns: float, backends) -> str:
+    est, synth, sim = report.get("estimate"), report.get("synth"), report.get("sim")
+    parts = ["<h2 id=\"summary\">Summary</h2>"]
+    if est:
+        parts.append(_totals_table(est, synth))
+    else:
+        parts.append(_no_estimate_note(backends))
+    if synth and not est:
+        parts.append(_totals_table({}, synth))
+    clock = (est or {}).get("clock_ns", clock_ns)
+    rows = []
+    if est:
+        rows.append(("estimate (schedule)", est.get("latency_cycles"), est.get("ii_cycles")))
+    if sim:
+        rows.append(("measured (Verilator sim)", sim.get("latency_cycles"), sim.get("ii_cycles")))
+    if rows:
+        lines = ["<table id=\"latency-table\"><tr><th class=\"name\"></th><th>latency (cycles)</th>"
+                 "<th>latency (ns)</th><th>II (cycles)</th></tr>"]
+        for label, latency, ii in rows:
+            ns = f"{latency * clock:g}" if latency is not None and clock else "–"
+            lines.append(f"<tr><td class=\"name\">{label}</td><td>{_num(latency)}</td><td>{ns}</td>"
+                         f"<td>{_num(ii)}</td></tr>")
+        lines.append("</table>")
+        if est and sim and (est.get("latency_cycles"), est.get("ii_cycles")) != (sim.get("latency_cycles"),
+                                                                                   sim.get("ii_cycles")):
+            lines.append("<p class=\"bad\">The simulated latency or II differs from the estimate.</p>")
+        parts.append("\n".join(lines))
+    parts.append("<ul>"
+                 f"<li>C simulation (g++): {_verdict(report.get('csim'), 'finegrain csim OUT')}</li>"
+                 f"<li>RTL simulation (Verilator): {_verdict(sim, 'finegrain sim OUT')}</li></ul>")
+    return "\n".join(parts)
+
+
+def _no_estimate_note(backends) -> str:
+    if "rtl" not in backends:
+        why = (f"this folder was compiled with backend(s) {', '.join(backends)}, and the estimate "
+               f"describes the RTL backend's architecture")
+    else:
+        why = "run <code>finegrain report OUT</code> to make one"
+    return f"<p class=\"note\" id=\"no-estimate\">No resource estimate in report.json: {why}.</p>"
+
+
+def _totals_table(est: dict, synth: dict | None) -> str:
+    synth = synth or {}
+    percent = est.get("percent") or {}
+    head = ["<th class=\"name\">resource</th>"]
+    if est:
+        head.append("<th>estimate</th>")
+    if synth:
+        version = f" ({_e(synth['yosys_version'])})" if synth.get("yosys_version") else ""
+        head += [f"<th>synthesis{version}</th>"] + (["<th>estimate / synthesis</th>"] if est else [])
+    if est:
+        head.append("<th>% of part</th>")
+    lines = ["<table id=\"totals\">", "<tr>" + "".join(head) + "</tr>"]
+    for key in RESOURCES:
+        if key not in est and key not in synth:
+            continue
+        digits = 1 if key == "bram" else 0
+        cells = [f"<td class=\"name\">{RESOURCE_LABELS[key]}</td>"]
+        if est:
+            cells.append(f"<td>{_num(est.get(key), digits)}</td>")
+        if synth:
+            cells.append(f"<td>{_num(synth.get(key), digits)}</td>")
+            if est:
+                ratio = _ratio(est, synth, key)
+                cells.append(f"<td>{'–' if ratio is None else f'{ratio:.2f}'}</td>")
+        if est:
+            cells.append(f"<td>{'–' if percent.get(key) is None else f'{percent[key]:.2f} %'}</td>")
+        lines.append("<tr>" + "".join(cells) + "</tr>")
+    lines.append("</table>")
+    times = []
+    if est.get("seconds") is not None:
+        times.append(f"estimate made in {est['seconds']:.3g} s")
+    if synth.get("seconds") is not None:
+        times.append(f"synthesis (yosys synth_xilinx{', ' + _e(synth['family']) if synth.get('family') else ''}) "
+                     f"took {synth['seconds']:.3g} s")
+    if times:
+        lines.append(f"<p>{'; '.join(times)}.</p>")
+    return "\n".join(lines)
+
+
+def _resources(report: dict, svg: "_SvgFigures") -> str:
+    layers = (report.get("estimate") or {}).get("layers")
+    if not layers:
+        return ""
+    parts = ["<h2 id=\"resources\">Resources per layer (estimate)</h2>", svg.add(_resource_chart(layers)),
+             "<table id=\"layer-resources\"><tr><th class=\"name\">layer</th><th class=\"name\">ops</th>"
+             + "".join(f"<th>{RESOURCE_LABELS[k]}</th>" for k in RESOURCES) + "</tr>"]
+    for layer in layers:
+        parts.append(f"<tr><td class=\"name\">{_e(layer.get('name'))}</td><td class=\"name\">{_e(layer.get('ops', ''))}"
+                     "</td>" + "".join(f"<td>{_num(layer.get(k), 1 if k == 'bram' else 0)}</td>" for k in RESOURCES)
+                     + "</tr>")
+    parts.append("</table>")
+    return "\n".join(parts)
+
+
+def _synthesis(report: dict, svg: "_SvgFigures") -> str:
+    est, synth = report.get("estimate"), report.get("synth")
+    if not synth:
+        return ("<h2 id=\"synthesis\">Estimate vs synthesis</h2>\n<p class=\"note\">No synthesis result in "
+                "report.json (<code>finegrain report OUT --synth</code> runs yosys).</p>")
+    if not est:
+        return ""
+    parts = ["<h2 id=\"synthesis\">Estimate vs synthesis</h2>", svg.add(_synth_totals_chart(est, synth))]
+    if synth.get("layers") and est.get("layers"):
+        parts.append(svg.add(_synth_layers_chart(est["layers"], synth["layers"])))
+    return "\n".join(parts)
+
+
+def _latency(report: dict, clock_ns: float, svg: "_SvgFigures") -> str:
+    est = report.get("estimate") or {}
+    layers = est.get("layers")
+    if not layers or not all("start_cycle" in ly and "latency_cycles" in ly for ly in layers):
+        return ""
+    return ("<h2 id=\"latency\">Latency per layer (schedule)</h2>\n"
+            + svg.add(_latency_chart(layers, est.get("latency_cycles"), est.get("ii_cycles"))))
+
+
+def _layers_table(report: dict) -> str:
+    lines = ["<h2 id=\"layers\">Layers</h2>", "<table id=\"layer-types\"><tr><th class=\"name\">layer</th>"
+             "<th class=\"name\">ops</th><th class=\"name\">accumulator</th><th class=\"name\">output</th>"
+             "<th class=\"name\">weights (non-zero / elements, type)</th></tr>"]
+    for layer in report.get("layers", []):
+        acc = next(iter(layer.get("accumulator", {}).values()), None)
+        out = next(iter(layer.get("output", {}).values()), {})
+        weights = [f"{_e(name)}: {c['nonzero']}/{c['elements']}, {_e(c['type'])}"
+                   for name, c in layer.get("constants", {}).items() if c.get("role") == "weight"]
+        lines.append(f"<tr><td class=\"name\">{_e(layer['name'])}</td><td class=\"name\">"
+                     f"{_e('+'.join(layer.get('stages', [])))}</td><td class=\"name\">{_e(acc['type']) if acc else '–'}"
+                     f"</td><td class=\"name\">{_e(out.get('type'))}</td><td class=\"name\">"
+                     f"{'<br>'.join(weights) or '–'}</td></tr>")
+    lines.append("</table>")
+    return "\n".join(lines)
+
+
+def _bit_widths(graph: Graph, svg: "_SvgFigures") -> str:
+    maps = bit_width_tensors(graph)
+    parts = ["<h2 id=\"bit-widths\">Bit widths per element</h2>",
+             "<p>Every weight tensor and every planned activation (graph inputs and requantized outputs), "
+             "one cell per element, coloured by its width in bits; pruned elements (width 0) in grey. "
+             "Weights are drawn [output channel, rest]; activations [channel, position] (a one-channel "
+             "image as it is), and vectors wrapped row by row.</p>"]
+    if len(maps) > MAX_MAPS:
+        left_out = ", ".join(f"<code>{_e(t.onnx_name or t.name)}</code>" for t, _ in maps[MAX_MAPS:])
+        parts.append(f"<p class=\"note\">Only the first {MAX_MAPS} of {len(maps)} tensors are drawn; "
+                     f"left out: {left_out}.</p>")
+    parts.append("<div class=\"maps\">")
+    for i, (tensor, role) in enumerate(maps[:MAX_MAPS]):
+        grid = width_grid(tensor, role)
+        name = tensor.onnx_name or tensor.name
+        f = tensor.formats
+        kept = ~f.pruned
+        stats = f"{f.width.size:,} elements, {int(f.pruned.sum()):,} pruned"
+        if kept.any():
+            stats += f", widths {int(f.width[kept].min())}..{int(f.width[kept].max())}"
+        stats += f", {int(f.width.sum()):,} bits in all"
+        parts.append(f"<figure class=\"heatmap\" id=\"map-{i}\" data-tensor=\"{_e(name)}\" data-role=\"{role}\">"
+                     + svg.add(_heat_map(grid, name, f.summary()))
+                     + f"<figcaption><b>{_e(name)}</b> ({role}, shape {_e(list(tensor.shape))}): "
+                     f"<code>{_e(f.summary())}</code>; {stats}. {_e(grid.note)}</figcaption></figure>")
+    parts.append("</div>")
+    return "\n".join(parts)
+
+
+def _warnings(report: dict) -> str:
+    items = report.get("warnings", [])
+    if not items:
+        return "<h2 id=\"warnings\">Warnings</h2>\n<p>None.</p>"
+    return ("<h2 id=\"warnings\">Warnings</h2>\n<ul class=\"warnings\">"
+            + "".join(f"<li>{_e(w)}</li>" for w in items) + "</ul>")
+
+
+# --- which tensors, and how their widths are laid out -----------------------------------
+def bit_width_tensors(graph: Graph) -> list[tuple[Tensor, str]]:
+    """(tensor, "weight" | "activation") for the heat maps, in graph order: the graph inputs,
+    then per layer its DENSE/CONV weight and its requantized outputs."""
+    seen, found = set(), []
+
+    def add(name: str, role: str) -> None:
+        t = graph.tensor(name)
+        if name not in seen and t.formats is not None and t.formats.width.size:
+            seen.add(name)
+            found.append((t, role))
+
+    for name in graph.inputs:
+        add(name, "activation")
+    for node in graph.nodes:
+        for stage in node.stages():
+            if stage.op in (Op.DENSE, Op.CONV):
+                add(stage.inputs[1], "weight")
+            elif stage.op is Op.REQUANTIZE:
+                add(stage.outputs[0], "activation")
+    return found
+
+
+@dataclass(frozen=True)
+class WidthGrid:
+    """A 2-D picture of a tensor's widths: ``width`` per cell (0 = pruned), ``filler`` marks
+    cells that are no element (the end of a wrapped vector), ``note`` says how it was laid out."""
+
+    width: np.ndarray
+    filler: np.ndarray
+    row_label: str
+    col_label: str
+    note: str
+
+
+def width_grid(tensor: Tensor, role: str) -> WidthGrid:
+    width = tensor.formats.width
+    if width.ndim <= 1:
+        flat = width.reshape(-1)
+        cols = _wrap_columns(flat.size)
+        rows = -(-flat.size // cols)
+        grid = np.zeros(rows * cols, dtype=np.int64)
+        grid[:flat.size] = flat
+        filler = np.arange(rows * cols) >= flat.size
+        note = f"Element i is at row i // {cols}, column i % {cols}." if rows > 1 else ""
+        grid, filler = grid.reshape(rows, cols), filler.reshape(rows, cols)
+        labels = ("element // %d" % cols, "element % " + str(cols))
+    elif role == "activation" and width.ndim == 3 and width.shape[0] == 1:  # one-channel image: as it is
+        grid, filler, note, labels = width[0], np.zeros(width.shape[1:], dtype=bool), "", ("row", "column")
+    else:
+        grid = width.reshape(width.shape[0], -1)
+        filler = np.zeros(grid.shape, dtype=bool)
+        note = ""
+        labels = ("output channel", "input × kernel" if width.ndim > 2 else "input") if role == "weight" \
+            else ("channel", "position")
+    fr, fc = (-(-n // MAX_MAP_SIDE) for n in grid.shape)
+    if fr > 1 or fc > 1:
+        rows, cols = grid.shape
+        padded = np.zeros((-(-rows // fr) * fr, -(-cols // fc) * fc), dtype=np.int64)
+        padded[:rows, :cols] = grid
+        grid = padded.reshape(padded.shape[0] // fr, fr, padded.shape[1] // fc, fc).max(axis=(1, 3))
+        filler = np.zeros(grid.shape, dtype=bool)
+        note = (f"Drawn as {grid.shape[0]}×{grid.shape[1]} blocks of {fr}×{fc} elements: each cell is the "
+                f"widest element of its block (grey only when the whole block is pruned). {note}").strip()
+    return WidthGrid(grid, filler, labels[0], labels[1], note)
+
+
+def _wrap_columns(n: int) -> int:
+    """Columns for a vector of n drawn as a near-square block: a divisor of n when one is close."""
+    side = math.isqrt(n - 1) + 1 if n > 1 else 1
+    for cols in range(side, 2 * side + 1):
+        if n % cols == 0:
+            return cols
+    return side
+
+
+# --- plots ------------------------------------------------------------------------------
+class _SvgFigures:
+    """Turns matplotlib figures into inline <svg> elements with ids unique on the page."""
+
+    def __init__(self):
+        self.count = 0
+
+    def add(self, fig) -> str:
+        self.count += 1
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+        text = buf.getvalue()
+        text = text[text.index("<svg"):]  # no XML declaration or DOCTYPE inside HTML
+        text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)
+        prefix = f"f{self.count}-"
+        text = re.sub(r'\bid="([^"]+)"', rf'id="{prefix}\1"', text)
+        text = re.sub(r'href="#([^"]+)"', rf'href="#{prefix}\1"', text)
+        return re.sub(r"url\(#([^)]+)\)", rf"url(#{prefix}\1)", text)
+
+
+def _figure(width_in: float, height_in: float, layout: str | None = "constrained"):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width_in, height_in), layout=layout)
+
+
+def _layer_axis(ax, names: list[str]) -> None:
+    ax.set_yticks(range(len(names)), [n if len(n) <= 28 else "…" + n[-27:] for n in names])
+    ax.invert_yaxis()  # first layer on top
+
+
+def _resource_chart(layers: list[dict]):
+    names = [str(ly.get("name", "?")) for ly in layers]
+    y = np.arange(len(layers))
+    has_bram = any(ly.get("bram") for ly in layers)
+    fig = _figure(10, 1.0 + 0.32 * len(layers))
+    ax_lf, ax_d = fig.subplots(1, 2, sharey=True, width_ratios=(3, 1.3))
+    h = 0.4
+    ax_lf.barh(y - h / 2, [ly.get("lut", 0) for ly in layers], h, label="LUT", color="#4c72b0")
+    ax_lf.barh(y + h / 2, [ly.get("ff", 0) for ly in layers], h, label="FF", color="#dd8452")
+    ax_lf.set_xlabel("cells")
+    ax_lf.legend(loc="lower right")
+    _layer_axis(ax_lf, names)
+    if has_bram:
+        ax_d.barh(y - h / 2, [ly.get("dsp", 0) for ly in layers], h, label="DSP", color="#55a868")
+        ax_d.barh(y + h / 2, [ly.get("bram", 0) for ly in layers], h, label="BRAM36", color="#8172b3")
+        ax_d.legend(loc="lower right")
+    else:
+        ax_d.barh(y, [ly.get("dsp", 0) for ly in layers], 0.6, color="#55a868")
+        ax_d.set_title("DSP")
+    ax_d.set_xlabel("blocks")
+    ax_d.xaxis.get_major_locator().set_params(integer=True)
+    ax_lf.set_title("LUT and FF")
+    return fig
+
+
+def _synth_totals_chart(est: dict, synth: dict):
+    """Estimate / synthesis per resource, against the ±15 % the estimate aims for."""
+    keys = [k for k in RESOURCES if _ratio(est, synth, k) is not None]
+    fig = _figure(8, 0.9 + 0.45 * max(len(keys), 1))
+    ax = fig.subplots()
+    ratios = [_ratio(est, synth, k) for k in keys]
+    ax.axvspan(0.85, 1.15, color="#e5efe5", label="±15 %")
+    ax.axvline(1.0, color="#777", linewidth=1)
+    bars = ax.barh(range(len(keys)), ratios, 0.6, color=["#4c72b0" if 0.85 <= r <= 1.15 else "#c44e52"
+                                                         for r in ratios])
+    labels = [f"{r:.2f}  ({_num(est.get(k), 1 if k == 'bram' else 0)} / {_num(synth.get(k), 1 if k == 'bram' else 0)})"
+              for k, r in zip(keys, ratios)]
+    ax.bar_label(bars, labels=labels, padding=3, fontsize=8)
+    _layer_axis(ax, [RESOURCE_LABELS[k] for k in keys])
+    ax.set_xlim(0, max(ratios + [1.15]) * 1.45)
+    ax.set_xlabel("estimate / synthesis")
+    ax.legend(loc="lower right")
+    return fig
+
+
+def _synth_layers_chart(est_layers: list[dict], synth_layers: list[dict]):
+    by_name = {ly.get("name"): ly for ly in synth_layers}
+    layers = [ly for ly in est_layers if ly.get("name") in by_name]
+    names = [str(ly["name"]) for ly in layers]
+    y = np.arange(len(layers))
+    fig = _figure(10, 1.0 + 0.4 * len(layers))
+    axes = fig.subplots(1, 2, sharey=True)
+    h = 0.4
+    for ax, key in zip(axes, ("lut", "ff")):
+        ax.barh(y - h / 2, [ly.get(key, 0) for ly in layers], h, label="estimate", color="#4c72b0")
+        ax.barh(y + h / 2, [by_name[ly["name"]].get(key, 0) for ly in layers], h, label="synthesis",
+                color="#c44e52")
+        ax.set_title(f"{RESOURCE_LABELS[key]} per layer")
+        ax.legend(loc="lower right")
+    _layer_axis(axes[0], names)
+    return fig
+
+
+def _latency_chart(layers: list[dict], latency, ii):
+    names = [str(ly.get("name", "?")) for ly in layers]
+    starts = [ly["start_cycle"] for ly in layers]
+    lengths = [ly["latency_cycles"] for ly in layers]
+    fig = _figure(10, 1.0 + 0.32 * len(layers))
+    ax = fig.subplots()
+    bars = ax.barh(range(len(layers)), lengths, 0.6, left=starts, color="#4c72b0")
+    ax.bar_label(bars, labels=[f"{n} cycle{'s' if n != 1 else ''}" for n in lengths], padding=3, fontsize=8)
+    if latency is not None:
+        ax.axvline(latency, color="#c44e52", linestyle="--", linewidth=1)
+        ax.text(latency, -0.7, f" latency {latency}" + (f", II {ii}" if ii is not None else ""), color="#c44e52",
+                fontsize=8, va="bottom")
+    _layer_axis(ax, names)
+    ax.set_xlabel("clock cycle")
+    ax.set_xlim(0, max([latency or 0] + [s + n for s, n in zip(starts, lengths)]) * 1.12 + 1)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    return fig
+
+
+def _heat_map(grid: WidthGrid, name: str, summary: str):
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    import matplotlib
+
+    width = grid.width
+    kept = (width > 0) & ~grid.filler
+    pruned = (width == 0) & ~grid.filler
+    lo, hi = (int(width[kept].min()), int(width[kept].max())) if kept.any() else (1, 1)
+    bins = list(range(lo, hi + 1))
+    colours = [tuple(c) for c in matplotlib.colormaps["viridis"](np.linspace(0.1, 0.95, len(bins)))]
+    bounds = [b - 0.5 for b in bins] + [hi + 0.5]
+    if pruned.any():
+        colours.insert(0, PRUNED_COLOUR)
+        bounds.insert(0, -0.5)
+    cmap = ListedColormap(colours).with_extremes(bad=(1, 1, 1, 0))  # filler cells: nothing drawn
+    norm = BoundaryNorm(bounds, cmap.N)
+
+    # Fixed margins instead of constrained layout: half the drawing time for these simple figures.
+    rows, cols = width.shape
+    plot_w = min(4.6, max(3.0, 0.3 * cols))
+    plot_h = min(max(plot_w * rows / cols, 0.5), 4.6)
+    left, right, bottom, top = 0.75, 1.0, 0.5, 0.5
+    fig_w, fig_h = left + plot_w + right, bottom + plot_h + top
+    fig = _figure(fig_w, fig_h, layout=None)
+    ax = fig.add_axes((left / fig_w, bottom / fig_h, plot_w / fig_w, plot_h / fig_h))
+    bar_ax = fig.add_axes(((left + plot_w + 0.12) / fig_w, bottom / fig_h, 0.14 / fig_w, plot_h / fig_h))
+    image = ax.imshow(np.ma.masked_array(width, grid.filler), cmap=cmap, norm=norm, aspect="auto",
+                      interpolation="none")
+    ax.set_title(f"{name}\n{summary}", fontsize=8)
+    ax.set_xlabel(grid.col_label)
+    ax.set_ylabel(grid.row_label)
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.get_major_locator().set_params(integer=True)
+    if rows == 1:
+        ax.set_yticks([])
+    ticks = ([0] if pruned.any() else []) + (bins if len(bins) <= 16 else bins[::-(-len(bins) // 16)])
+    bar = fig.colorbar(image, cax=bar_ax, ticks=ticks, spacing="uniform")
+    bar.set_ticklabels(["pruned" if t == 0 else str(t) for t in ticks])
+    bar.set_label("bits")
+    return fig
