@@ -280,7 +280,8 @@ def _bit_widths(graph: Graph, svg: "_SvgFigures") -> str:
     maps = bit_width_tensors(graph)
     parts = ["<h2 id=\"bit-widths\">Bit widths per element</h2>",
              "<p>Every weight tensor and every planned activation (graph inputs and requantized outputs), "
-             "one cell per element, coloured by its width in bits; pruned elements (width 0) in grey. "
+             "one cell per element, coloured by its width in bits (and, below, by its integer bits where "
+             "those differ between elements); pruned elements (width 0) in grey. "
              "Weights are drawn [output channel, rest]; activations [channel, position] (a one-channel "
              "image as it is), and vectors wrapped row by row.</p>"]
     if len(maps) > MAX_MAPS:
@@ -338,10 +339,12 @@ def bit_width_tensors(graph: Graph) -> list[tuple[Tensor, str]]:
 
 @dataclass(frozen=True)
 class WidthGrid:
-    """A 2-D picture of a tensor's widths: ``width`` per cell (0 = pruned), ``filler`` marks
-    cells that are no element (the end of a wrapped vector), ``note`` says how it was laid out."""
+    """A 2-D picture of a tensor's formats: ``width`` per cell (0 = pruned); ``int_bits`` laid
+    out the same way, or None when every kept element has the same integer bits; ``filler``
+    marks cells that are no element (the end of a wrapped vector); ``note`` says how it was laid out."""
 
     width: np.ndarray
+    int_bits: np.ndarray | None
     filler: np.ndarray
     row_label: str
     col_label: str
@@ -349,35 +352,49 @@ class WidthGrid:
 
 
 def width_grid(tensor: Tensor, role: str) -> WidthGrid:
-    width = tensor.formats.width
-    if width.ndim <= 1:
-        flat = width.reshape(-1)
+    f = tensor.formats
+    kept = ~f.pruned
+    width, filler, labels, note = _arrange(f.width, role)
+    int_bits = None
+    if kept.any() and f.int_bits[kept].min() != f.int_bits[kept].max():
+        int_bits = _arrange(np.where(kept, f.int_bits, f.int_bits[kept].min()), role)[0]
+    fr, fc = (-(-n // MAX_MAP_SIDE) for n in width.shape)
+    if fr > 1 or fc > 1:
+        width = _block_max(width, fr, fc)
+        int_bits = None if int_bits is None else _block_max(int_bits, fr, fc)
+        filler = np.zeros(width.shape, dtype=bool)
+        note = (f"Drawn as {width.shape[0]}×{width.shape[1]} blocks of {fr}×{fc} elements: each cell is the "
+                f"largest value of its block (grey only when the whole block is pruned). {note}").strip()
+    return WidthGrid(width, int_bits, filler, labels[0], labels[1], note)
+
+
+def _arrange(values: np.ndarray, role: str) -> tuple[np.ndarray, np.ndarray, tuple[str, str], str]:
+    """(2-D grid, filler mask, (row label, column label), note) for one per-element array."""
+    if values.ndim <= 1:
+        flat = values.reshape(-1)
         cols = _wrap_columns(flat.size)
         rows = -(-flat.size // cols)
         grid = np.zeros(rows * cols, dtype=np.int64)
         grid[:flat.size] = flat
         filler = np.arange(rows * cols) >= flat.size
         note = f"Element i is at row i // {cols}, column i % {cols}." if rows > 1 else ""
-        grid, filler = grid.reshape(rows, cols), filler.reshape(rows, cols)
-        labels = ("element // %d" % cols, "element % " + str(cols))
-    elif role == "activation" and width.ndim == 3 and width.shape[0] == 1:  # one-channel image: as it is
-        grid, filler, note, labels = width[0], np.zeros(width.shape[1:], dtype=bool), "", ("row", "column")
+        return (grid.reshape(rows, cols), filler.reshape(rows, cols),
+                (f"element // {cols}", f"element % {cols}"), note)
+    if role == "activation" and values.ndim == 3 and values.shape[0] == 1:  # one-channel image: as it is
+        return values[0], np.zeros(values.shape[1:], dtype=bool), ("row", "column"), ""
+    grid = values.reshape(values.shape[0], -1)
+    if role == "weight":
+        labels = ("output channel", "input × kernel" if values.ndim > 2 else "input")
     else:
-        grid = width.reshape(width.shape[0], -1)
-        filler = np.zeros(grid.shape, dtype=bool)
-        note = ""
-        labels = ("output channel", "input × kernel" if width.ndim > 2 else "input") if role == "weight" \
-            else ("channel", "position")
-    fr, fc = (-(-n // MAX_MAP_SIDE) for n in grid.shape)
-    if fr > 1 or fc > 1:
-        rows, cols = grid.shape
-        padded = np.zeros((-(-rows // fr) * fr, -(-cols // fc) * fc), dtype=np.int64)
-        padded[:rows, :cols] = grid
-        grid = padded.reshape(padded.shape[0] // fr, fr, padded.shape[1] // fc, fc).max(axis=(1, 3))
-        filler = np.zeros(grid.shape, dtype=bool)
-        note = (f"Drawn as {grid.shape[0]}×{grid.shape[1]} blocks of {fr}×{fc} elements: each cell is the "
-                f"widest element of its block (grey only when the whole block is pruned). {note}").strip()
-    return WidthGrid(grid, filler, labels[0], labels[1], note)
+        labels = ("channel", "position")
+    return grid, np.zeros(grid.shape, dtype=bool), labels, ""
+
+
+def _block_max(grid: np.ndarray, fr: int, fc: int) -> np.ndarray:
+    rows, cols = grid.shape
+    padded = np.full((-(-rows // fr) * fr, -(-cols // fc) * fc), grid.min(), dtype=np.int64)
+    padded[:rows, :cols] = grid
+    return padded.reshape(padded.shape[0] // fr, fr, padded.shape[1] // fc, fc).max(axis=(1, 3))
 
 
 def _wrap_columns(n: int) -> int:
@@ -503,42 +520,55 @@ def _latency_chart(layers: list[dict], latency, ii):
 
 
 def _heat_map(grid: WidthGrid, name: str, summary: str):
-    from matplotlib.colors import BoundaryNorm, ListedColormap
-    import matplotlib
-
-    width = grid.width
-    kept = (width > 0) & ~grid.filler
-    pruned = (width == 0) & ~grid.filler
-    lo, hi = (int(width[kept].min()), int(width[kept].max())) if kept.any() else (1, 1)
-    bins = list(range(lo, hi + 1))
-    colours = [tuple(c) for c in matplotlib.colormaps["viridis"](np.linspace(0.1, 0.95, len(bins)))]
-    bounds = [b - 0.5 for b in bins] + [hi + 0.5]
-    if pruned.any():
-        colours.insert(0, PRUNED_COLOUR)
-        bounds.insert(0, -0.5)
-    cmap = ListedColormap(colours).with_extremes(bad=(1, 1, 1, 0))  # filler cells: nothing drawn
-    norm = BoundaryNorm(bounds, cmap.N)
-
+    """Widths, and below them integer bits when those vary, one colour per value; pruned in grey."""
     # Fixed margins instead of constrained layout: half the drawing time for these simple figures.
-    rows, cols = width.shape
+    rows, cols = grid.width.shape
     plot_w = min(4.6, max(3.0, 0.3 * cols))
     plot_h = min(max(plot_w * rows / cols, 0.5), 4.6)
-    left, right, bottom, top = 0.75, 1.0, 0.5, 0.5
-    fig_w, fig_h = left + plot_w + right, bottom + plot_h + top
+    left, right, bottom, top, gap = 0.75, 1.0, 0.5, 0.5, 0.75
+    panels = [(grid.width, "width (bits)", "viridis")]
+    if grid.int_bits is not None:
+        panels.append((grid.int_bits, "integer bits", "plasma"))
+    fig_w, fig_h = left + plot_w + right, bottom + len(panels) * plot_h + (len(panels) - 1) * gap + top
     fig = _figure(fig_w, fig_h, layout=None)
-    ax = fig.add_axes((left / fig_w, bottom / fig_h, plot_w / fig_w, plot_h / fig_h))
-    bar_ax = fig.add_axes(((left + plot_w + 0.12) / fig_w, bottom / fig_h, 0.14 / fig_w, plot_h / fig_h))
-    image = ax.imshow(np.ma.masked_array(width, grid.filler), cmap=cmap, norm=norm, aspect="auto",
-                      interpolation="none")
-    ax.set_title(f"{name}\n{summary}", fontsize=8)
-    ax.set_xlabel(grid.col_label)
-    ax.set_ylabel(grid.row_label)
+    pruned = (grid.width == 0) & ~grid.filler
+    for i, (values, label, colours) in enumerate(panels):
+        y = fig_h - top - (i + 1) * plot_h - i * gap
+        ax = fig.add_axes((left / fig_w, y / fig_h, plot_w / fig_w, plot_h / fig_h))
+        bar_ax = fig.add_axes(((left + plot_w + 0.12) / fig_w, y / fig_h, 0.14 / fig_w, plot_h / fig_h))
+        _discrete_map(fig, ax, bar_ax, values, pruned, grid.filler, colours, label)
+        ax.set_xlabel(grid.col_label)
+        ax.set_ylabel(grid.row_label)
+        if rows == 1:
+            ax.set_yticks([])
+        ax.set_title(f"{name}\n{summary}" if i == 0 else label, fontsize=8)
+    return fig
+
+
+def _discrete_map(fig, ax, bar_ax, values: np.ndarray, pruned: np.ndarray, filler: np.ndarray, colours: str,
+                  label: str) -> None:
+    """imshow of integer values, one colour each, pruned cells grey and filler cells blank,
+    with a colour bar that names every value (and "pruned")."""
+    import matplotlib
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    kept = ~pruned & ~filler
+    lo, hi = (int(values[kept].min()), int(values[kept].max())) if kept.any() else (1, 1)
+    bins = list(range(lo, hi + 1))
+    palette = [tuple(c) for c in matplotlib.colormaps[colours](np.linspace(0.1, 0.95, len(bins)))]
+    bounds = [b - 0.5 for b in bins] + [hi + 0.5]
+    shown = np.where(kept, values, lo)
+    if pruned.any():  # one more colour, below every value
+        palette.insert(0, PRUNED_COLOUR)
+        bounds.insert(0, lo - 1.5)
+        shown = np.where(pruned, lo - 1, shown)
+    cmap = ListedColormap(palette).with_extremes(bad=(1, 1, 1, 0))  # filler cells: nothing drawn
+    image = ax.imshow(np.ma.masked_array(shown, filler), cmap=cmap, norm=BoundaryNorm(bounds, cmap.N),
+                      aspect="auto", interpolation="none")
     for axis in (ax.xaxis, ax.yaxis):
         axis.get_major_locator().set_params(integer=True)
-    if rows == 1:
-        ax.set_yticks([])
-    ticks = ([0] if pruned.any() else []) + (bins if len(bins) <= 16 else bins[::-(-len(bins) // 16)])
+    ticks = bins if len(bins) <= 16 else bins[::-(-len(bins) // 16)]
+    ticks = ([lo - 1] if pruned.any() else []) + ticks
     bar = fig.colorbar(image, cax=bar_ax, ticks=ticks, spacing="uniform")
-    bar.set_ticklabels(["pruned" if t == 0 else str(t) for t in ticks])
-    bar.set_label("bits")
-    return fig
+    bar.set_ticklabels(["pruned" if pruned.any() and t == lo - 1 else str(t) for t in ticks])
+    bar.set_label(label)

@@ -63,6 +63,11 @@ def jet_results(jet, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def plain_page(jet) -> Path:
+    return write_report_html(jet)
+
+
+@pytest.fixture(scope="module")
 def results_page(jet_results) -> Path:
     return write_report_html(jet_results)
 
@@ -121,10 +126,9 @@ def _maps(page: str, role: str) -> list[str]:
     return re.findall(rf'<figure class="heatmap" id="map-\d+" data-tensor="([^"]*)" data-role="{role}">', page)
 
 
-def test_page_without_results_says_so(jet):
-    path = write_report_html(jet)
-    assert path == jet / "report.html"
-    page = path.read_text()
+def test_page_without_results_says_so(jet, plain_page):
+    assert plain_page == jet / "report.html"
+    page = plain_page.read_text()
     _assert_self_contained(page, _parse(page))
     report = json.loads((jet / "report.json").read_text())
     assert "finegrain report: jet_tagger" in page
@@ -199,6 +203,18 @@ def test_pruned_elements_are_drawn_and_labelled(jet):
     assert ">pruned</text>" in figure
     assert f"{int((width == 0).sum()):,} pruned" in figure
     assert page.count(">pruned</text>") == 1
+
+
+def test_integer_bits_are_drawn_where_they_vary(jet, plain_page):
+    """fc1.weight's formats differ per output channel in integer bits, not in width."""
+    page = plain_page.read_text()
+    figures = {re.search(r'data-tensor="([^"]+)"', f).group(1): f
+               for f in re.findall(r'<figure class="heatmap".*?</figure>', page, re.S)}
+    assert len(figures) == 8
+    assert {name for name, f in figures.items() if ">integer bits</text>" in f} == {"fc1.weight"}
+    grid = width_grid(load_project(jet).graph.tensor("fc1.weight"), "weight")
+    assert grid.int_bits is not None and grid.int_bits.shape == grid.width.shape == (64, 16)
+    assert (np.unique(grid.width) == [6]).all() and len(np.unique(grid.int_bits)) == 3
 
 
 def test_too_many_maps_are_named_not_drawn(jet, monkeypatch):
