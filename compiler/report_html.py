@@ -40,7 +40,10 @@ h2 { font-size: 1.25em; border-bottom: 1px solid #ccc; margin-top: 1.8em; }
 table { border-collapse: collapse; margin: 0.6em 0; }
 th, td { border: 1px solid #ddd; padding: 0.2em 0.6em; text-align: right; }
 th { background: #f4f4f4; }
-td.name, th.name { text-align: left; font-family: ui-monospace, monospace; }
+td.name, th.name { text-align: left; font-family: ui-monospace, monospace; overflow-wrap: anywhere; }
+td.type { min-width: 16em; }
+td.name:first-child { min-width: 12em; }
+.wide { overflow-x: auto; }
 .ok { color: #176b2c; font-weight: 600; }
 .bad { color: #b3261e; font-weight: 600; }
 .note { color: #555; font-style: italic; }
@@ -260,19 +263,20 @@ def _latency(report: dict, clock_ns: float, svg: "_SvgFigures") -> str:
 
 
 def _layers_table(report: dict) -> str:
-    lines = ["<h2 id=\"layers\">Layers</h2>", "<table id=\"layer-types\"><tr><th class=\"name\">layer</th>"
-             "<th class=\"name\">ops</th><th class=\"name\">accumulator</th><th class=\"name\">output</th>"
-             "<th class=\"name\">weights (non-zero / elements, type)</th></tr>"]
+    head = "".join(f"<th class=\"name\">{h}</th>" for h in ("layer", "ops", "accumulator", "output",
+                                                            "weights (non-zero / elements, type)"))
+    lines = ["<h2 id=\"layers\">Layers</h2>", f"<div class=\"wide\"><table id=\"layer-types\"><tr>{head}</tr>"]
     for layer in report.get("layers", []):
         acc = next(iter(layer.get("accumulator", {}).values()), None)
         out = next(iter(layer.get("output", {}).values()), {})
         weights = [f"{_e(name)}: {c['nonzero']}/{c['elements']}, {_e(c['type'])}"
                    for name, c in layer.get("constants", {}).items() if c.get("role") == "weight"]
-        lines.append(f"<tr><td class=\"name\">{_e(layer['name'])}</td><td class=\"name\">"
-                     f"{_e('+'.join(layer.get('stages', [])))}</td><td class=\"name\">{_e(acc['type']) if acc else '–'}"
-                     f"</td><td class=\"name\">{_e(out.get('type'))}</td><td class=\"name\">"
-                     f"{'<br>'.join(weights) or '–'}</td></tr>")
-    lines.append("</table>")
+        ops = "+<wbr>".join(_e(s) for s in layer.get("stages", []))
+        lines.append(f"<tr><td class=\"name\">{_e(layer['name'])}</td><td class=\"name\">{ops}</td>"
+                     f"<td class=\"name type\">{_e(acc['type']) if acc else '–'}</td>"
+                     f"<td class=\"name type\">{_e(out.get('type'))}</td>"
+                     f"<td class=\"name type\">{'<br>'.join(weights) or '–'}</td></tr>")
+    lines.append("</table></div>")
     return "\n".join(lines)
 
 
