@@ -40,9 +40,9 @@ h2 { font-size: 1.25em; border-bottom: 1px solid #ccc; margin-top: 1.8em; }
 table { border-collapse: collapse; margin: 0.6em 0; }
 th, td { border: 1px solid #ddd; padding: 0.2em 0.6em; text-align: right; }
 th { background: #f4f4f4; }
-td.name, th.name { text-align: left; font-family: ui-monospace, monospace; overflow-wrap: anywhere; }
+td.name, th.name { text-align: left; font-family: ui-monospace, monospace; overflow-wrap: break-word; }
 td.type { min-width: 16em; }
-td.name:first-child { min-width: 12em; }
+td.name:first-child { min-width: 12em; overflow-wrap: anywhere; }
 .wide { overflow-x: auto; }
 .ok { color: #176b2c; font-weight: 600; }
 .bad { color: #b3261e; font-weight: 600; }
@@ -84,7 +84,7 @@ def render_report_html(report: dict, graph: Graph, part: str, clock_ns: float, b
             _summary(report, clock_ns, backends),
             _resources(report, svg),
             _synthesis(report, svg),
-            _latency(report, clock_ns, svg),
+            _latency(report, svg),
             _layers_table(report),
             _bit_widths(graph, svg),
             _warnings(report),
@@ -106,7 +106,7 @@ def _e(value) -> str:
 def _num(value, digits: int = 0) -> str:
     if value is None:
         return "–"
-    if isinstance(value, float) and not value.is_integer() or digits:
+    if digits or (isinstance(value, float) and not value.is_integer()):
         return f"{value:,.{digits or 1}f}"
     return f"{int(value):,}"
 
@@ -248,12 +248,12 @@ def _synthesis(report: dict, svg: "_SvgFigures") -> str:
     if not est:
         return ""
     parts = ["<h2 id=\"synthesis\">Estimate vs synthesis</h2>", svg.add(_synth_totals_chart(est, synth))]
-    if synth.get("layers") and est.get("layers"):
+    if synth.get("layers") and est.get("layers"):  # matched by layer name
         parts.append(svg.add(_synth_layers_chart(est["layers"], synth["layers"])))
     return "\n".join(parts)
 
 
-def _latency(report: dict, clock_ns: float, svg: "_SvgFigures") -> str:
+def _latency(report: dict, svg: "_SvgFigures") -> str:
     est = report.get("estimate") or {}
     layers = est.get("layers")
     if not layers or not all("start_cycle" in ly and "latency_cycles" in ly for ly in layers):

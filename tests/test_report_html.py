@@ -55,7 +55,9 @@ def jet_results(jet, tmp_path_factory) -> Path:
         "percent": {"lut": 0.85, "ff": 0.3, "dsp": 0.03, "bram": 0.0}})
     update_report(out, "synth", {"lut": 8000, "ff": 7400, "dsp": 2, "carry": 1000, "bram": 0.0, "seconds": 41.5,
                                  "yosys_version": "Yosys 0.99", "family": "xcup",
-                                 "ratio": {"lut": 1.25, "ff": 0.95, "dsp": 1.0}})
+                                 "ratio": {"lut": 1.25, "ff": 0.95, "dsp": 1.0},
+                                 "layers": [{"name": ly["name"], "lut": ly["lut"] * 0.8, "ff": ly["ff"]}
+                                            for ly in layers]})
     update_report(out, "sim", {"vectors": 1000, "mismatches": 0, "latency_cycles": start, "ii_cycles": 1,
                                "build_seconds": 9.0, "run_seconds": 0.5})
     update_report(out, "csim", {"vectors": 1000, "mismatches": 3, "build_seconds": 2.0, "run_seconds": 0.1})
@@ -163,8 +165,11 @@ def test_page_with_results(jet_results, results_page):
     for layer in report["layers"]:
         assert f">{layer['name']}<" in resources
     assert len(_maps(page, "weight")) == 4
-    # 3 charts (resources, estimate vs synthesis, latency) and 8 heat maps, with ids unique on the page
-    assert page.count("<svg") == 11
+    # 4 charts (resources, estimate vs synthesis in total and per layer, latency) and 8 heat maps,
+    # with ids unique on the page
+    assert page.count("<svg") == 12
+    synthesis = page[page.index('<h2 id="synthesis">'):page.index('<h2 id="latency">')]
+    assert synthesis.count("<svg") == 2 and "LUT per layer" in synthesis
     ids = re.findall(r'\bid="([^"]+)"', page)
     assert len(ids) == len(set(ids))
 
@@ -276,7 +281,7 @@ def test_page_loads_in_headless_chromium(results_page, tmp_path):
                          timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert "finegrain report: jet_tagger" in dom.stdout
-    assert dom.stdout.count("<svg") == page.read_text().count("<svg") == 11
+    assert dom.stdout.count("<svg") == page.read_text().count("<svg") == 12
     shot = tmp_path / "page.png"
     run = subprocess.run([*common, f"--screenshot={shot}", page.resolve().as_uri()], capture_output=True, text=True,
                          timeout=120)
