@@ -159,21 +159,33 @@ class _Module:
         self.options = options
         self.items: list[dict] = []  # in declaration order
         self.count = 0
+        self.products: dict[tuple, str] = {}  # (input wire, k, shift, width) -> its wire
 
     def fresh(self, base: str) -> str:
         self.count += 1
         return f"{base}_w{self.count}"
 
-    def wire(self, name: str, width: int, expr: str, comment: str = "") -> str:
-        self.items.append({"kind": "assign", "name": name, "width": width, "expr": expr, "comment": comment})
+    def wire(self, name: str, width: int, expr: str, comment: str = "", cost: dict | None = None) -> str:
+        """``cost``: the logic ``expr`` holds, for compiler.estimate (None: only wiring):
+        {"adders": [(width, low bits that are copies), ...], "muls": [(a bits, b bits) as signed], ...,
+        "muxes": [width, ...]}."""
+        item = {"kind": "assign", "name": name, "width": width, "expr": expr, "comment": comment}
+        if cost:
+            item["cost"] = cost
+        self.items.append(item)
         return name
 
-    def instance(self, module: str, name: str, params: dict, ports: dict, outputs: dict) -> None:
-        """``outputs``: output port -> (wire name, width), declared here."""
-        self.items.append({"kind": "instance", "module": module, "name": name,
-                           "params": [{"name": k, "value": v} for k, v in params.items()],
-                           "ports": [{"name": k, "value": v} for k, v in ports.items()],
-                           "outputs": [{"name": w, "width": n} for w, n in outputs.values()]})
+    def instance(self, module: str, name: str, params: dict, ports: dict, outputs: dict,
+                 cost: dict | None = None) -> None:
+        """``outputs``: output port -> (wire name, width), declared here.  ``cost``: what
+        compiler.estimate needs beyond the parameters (an adder tree's terms' zero low bits)."""
+        item = {"kind": "instance", "module": module, "name": name,
+                "params": [{"name": k, "value": v} for k, v in params.items()],
+                "ports": [{"name": k, "value": v} for k, v in ports.items()],
+                "outputs": [{"name": w, "width": n} for w, n in outputs.values()]}
+        if cost:
+            item["cost"] = cost
+        self.items.append(item)
 
     def register(self, name: str, width: int, source: str) -> str:
         self.items.append({"kind": "register", "name": name, "width": width, "source": source})
@@ -211,7 +223,15 @@ class _Module:
         return self.wire(self.fresh(base), to.width, self.fit(high, f.width - drop, f.signed, to.width))
 
     def product(self, e: Elem, k: int, shift: int, width: int, base: str) -> str:
-        """``x * k * 2**shift`` modulo ``2**width`` (shift >= 0), as a wire name."""
+        """``x * k * 2**shift`` modulo ``2**width`` (shift >= 0), as a wire name.  A product
+        already built (the same input, constant, shift and width, e.g. one input times one
+        weight value in several output rows) is reused, not built again."""
+        key = (e.wire, k, shift, width)
+        if key not in self.products:
+            self.products[key] = self._product(e, k, shift, width, base)
+        return self.products[key]
+
+    def _product(self, e: Elem, k: int, shift: int, width: int, base: str) -> str:
         f = e.fmt
         x = self.fit(e.wire, f.width, f.signed, width)
         if x != e.wire:
@@ -219,22 +239,33 @@ class _Module:
         digits = csd(k)
         product_bits = f.width + abs(k).bit_length() + 1
         if len(digits) > self.options.csd_max_digits or product_bits > self.options.dsp_min_width:
-            mul = self.wire(self.fresh(base), width, f"{x} * {_literal(k, width)}", f"* {k}")
+            mul = self.wire(self.fresh(base), width, f"{x} * {_literal(k, width)}", f"* {k}",
+                            cost={"muls": [(f.width + (not f.signed), abs(k).bit_length() + 1)]})
             return self.shifted(mul, shift, width, base)
         if digits == [(0, 1)] and shift == 0:
             return x
-        parts = []
-        for pos, d in digits:
-            p = pos + shift
-            if p >= width:
-                continue
-            term = x if p == 0 else f"{{{x}[{width - 1 - p}:0], {p}'b0}}"
-            parts.append(("+ " if d > 0 else "- ") + term)
-        if not parts:
+        kept = [(pos + shift, d) for pos, d in digits if pos + shift < width]
+        if not kept:
             return self.wire(self.fresh(base), width, _literal(0, width))
+        # a positive digit leads (a leading minus would be a negation of its own); then the
+        # rest from the lowest position up.  Cost for compiler.estimate: each further digit is
+        # one adder, significant up to bit width(x) + p + 1 (higher bits are sign copies); below
+        # the larger known-zero run of its two operands an added term copies the other one,
+        # while a subtracted term has to be negated there, so only its own zeros are free.
+        lead = next((t for t in kept if t[1] > 0), kept[0])
+        order = [lead] + [t for t in kept if t is not lead]
+        parts, adders, zeros = [], [], order[0][0]
+        for i, (p, d) in enumerate(order):
+            term = x if p == 0 else f"{{{x}[{width - 1 - p}:0], {p}'b0}}"
+            parts.append(("" if i == 0 and d > 0 else "+ " if d > 0 else "- ") + term)
+            significant = min(f.width + max(q for q, _ in order[:i + 1]) + 1, width)
+            if i == 0 and d < 0:
+                adders.append((significant, p))  # a single negative digit: a negation
+            elif i > 0:
+                adders.append((significant, max(zeros, p) if d > 0 else p))
+                zeros = min(zeros, p)
         expr = " ".join(parts)
-        expr = expr[2:] if expr.startswith("+ ") else expr
-        return self.wire(self.fresh(base), width, expr, f"* {k} << {shift} (csd)")
+        return self.wire(self.fresh(base), width, expr, f"* {k} << {shift} (csd)", cost={"adders": adders})
 
     def shifted(self, wire: str, shift: int, width: int, base: str) -> str:
         if shift == 0:
@@ -242,6 +273,10 @@ class _Module:
         if shift >= width:
             return self.wire(self.fresh(base), width, _literal(0, width))
         return self.wire(self.fresh(base), width, f"{{{wire}[{width - 1 - shift}:0], {shift}'b0}}")
+
+
+def _trailing_zeros(value: int) -> int:
+    return (value & -value).bit_length() - 1 if value else 0
 
 
 def _tree_latency(n: int, levels_per_stage: int) -> int:
@@ -444,8 +479,13 @@ class _Builder:
             if bias != 0:
                 tw = max(tw, min(fmt.width, signed_width(bias, bias)))
             wires = [self.m.product(e, k, s, tw, name) for e, k, s, _ in terms]
+            # for compiler.estimate: each term's known-zero low bits and significant width
+            zeros = [min(s + _trailing_zeros(k), tw) for _, k, s, _ in terms]
+            widths = [min(t[3], tw) for t in terms]
             if bias != 0:
                 wires.append(self.m.wire(self.m.fresh(name), tw, _literal(bias, tw), "bias"))
+                zeros.append(min(_trailing_zeros(bias), tw))
+                widths.append(min(signed_width(bias, bias), tw))
             if len(wires) == 1:
                 results.append((Elem(self.m.wire(name, fmt.width, self.m.fit(wires[0], tw, True, fmt.width)),
                                      fmt), 0))
@@ -457,7 +497,8 @@ class _Builder:
                             {"N": n, "W": tw, "SIGNED": 1, "OUT_W": fmt.width, "LEVELS_PER_STAGE": lps},
                             {"clk": "clk", "rst": "rst", "in_valid": "1'b1", "in_data": packed,
                              "out_valid": f"{inst}_valid", "out_data": f"{name}_sum"},
-                            {"out_valid": (f"{inst}_valid", 1), "out_data": (f"{name}_sum", fmt.width)})
+                            {"out_valid": (f"{inst}_valid", 1), "out_data": (f"{name}_sum", fmt.width)},
+                            cost={"zero_lsbs": zeros, "term_widths": widths, "constant_terms": int(bias != 0)})
             results.append((Elem(f"{name}_sum", fmt), _tree_latency(n, lps)))
         return self.align(results, base)
 
@@ -595,8 +636,8 @@ class _Builder:
                     raise RTLBackendError(f"node {node.name!r}: leaky relu {i} has bits below its fraction")
                 scaled = self.m.product(e, k, fmt.frac - e.fmt.frac - kf, fmt.width, name) if k else \
                     self.m.wire(self.m.fresh(name), fmt.width, _literal(0, fmt.width))
-                result.append(Elem(self.m.wire(name, fmt.width, f"{e.wire}[{e.fmt.width - 1}] ? {scaled} : {kept}"),
-                                   fmt))
+                result.append(Elem(self.m.wire(name, fmt.width, f"{e.wire}[{e.fmt.width - 1}] ? {scaled} : {kept}",
+                                               cost={"muxes": [fmt.width]}), fmt))
             elif op == Op.CLIP:
                 result.append(Elem(self.clip(node, stage, e, fmt, i, out, name), fmt))
             elif op == Op.ADD:
@@ -667,7 +708,8 @@ class _Builder:
                 e = Elem(f"{name}_xd", work)
             a = self.m.fit(e.wire, work.width, True, dfmt.width)
             b = self.m.fit(top, work.width, True, dfmt.width)
-            d = self.m.wire(f"{name}_d", dfmt.width, f"{a} - {b}", "x - max(x), exact")
+            d = self.m.wire(f"{name}_d", dfmt.width, f"{a} - {b}", "x - max(x), exact",
+                            cost={"adders": [(dfmt.width, 0)]})
             code = self.requantize_to(Elem(d, dfmt), exp_table.input, name, "exp_code")
             es.append(self.rom(code, exp_table, f"{name}_exp"))
         ef = es[0].fmt
@@ -701,7 +743,8 @@ class _Builder:
                 self.pipe(e.wire, f"{name}_ed", ef.width, lat_sum, f"u_{name}_ed")
                 e = Elem(f"{name}_ed", ef)
             ew = self.m.wire(f"{name}_e", pw, self.m.fit(e.wire, ef.width, ef.signed, pw))
-            prod = self.m.wire(f"{name}_p", pw, f"{ew} * {rw}", "e * r, exact")
+            prod = self.m.wire(f"{name}_p", pw, f"{ew} * {rw}", "e * r, exact",
+                               cost={"muls": [(ef.width + (not ef.signed), r.fmt.width + (not r.fmt.signed))]})
             t = out.formats.element((i,))
             result.append(self.requantize_to(Elem(prod, pfmt), t, name, "y"))
         return result, lat_max + lat_sum
@@ -778,7 +821,8 @@ class _Builder:
                     parts.append(_literal(m << (frac - mf), width))
             elif e.wire is not None:
                 parts.append(self.m.product(e, 1, frac - e.fmt.frac, width, name))
-        total = self.m.wire(self.m.fresh(name), width, " + ".join(parts) if parts else _literal(0, width))
+        total = self.m.wire(self.m.fresh(name), width, " + ".join(parts) if parts else _literal(0, width),
+                            cost={"adders": [(width, 0)] * (len(parts) - 1)} if len(parts) > 1 else None)
         return self.m.convert(Elem(total, work), fmt, name)
 
     # whole model ------------------------------------------------------------------------

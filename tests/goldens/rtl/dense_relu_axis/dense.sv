@@ -37,7 +37,7 @@ module dense (
     logic [9:0] h__0_w1;
     assign h__0_w1 = {{3{x__0_port[6]}}, x__0_port};
     logic [9:0] h__0_w2;  // * 3 << 0 (csd)
-    assign h__0_w2 = - h__0_w1 + {h__0_w1[7:0], 2'b0};
+    assign h__0_w2 = {h__0_w1[7:0], 2'b0} - h__0_w1;
     logic [9:0] h__0_w3;
     assign h__0_w3 = {{3{x__1_port[6]}}, x__1_port};
     logic [9:0] h__0_w4;  // * -3 << 1 (csd)
@@ -73,7 +73,7 @@ module dense (
     logic [9:0] h__1_w13;
     assign h__1_w13 = {{3{x__3_port[6]}}, x__3_port};
     logic [9:0] h__1_w14;  // * 7 << 0 (csd)
-    assign h__1_w14 = - h__1_w13 + {h__1_w13[6:0], 3'b0};
+    assign h__1_w14 = {h__1_w13[6:0], 3'b0} - h__1_w13;
     logic [9:0] h__1_w15;  // bias
     assign h__1_w15 = 10'h3f0;
     logic [49:0] h__1_terms;
