@@ -94,13 +94,60 @@ def _cmd_plan_template(args) -> int:
 
 
 def _cmd_report(args) -> int:
+    from .project import update_report
+    from .report_html import write_report_html
+
     out = Path(args.out)
     path = out / "report.json"
     if not path.is_file():
         raise UserError(f"{args.out!r} has no report.json; run 'finegrain compile ... -o {args.out}' first")
+    estimate, note = _estimate(out)
+    if estimate is not None:
+        update_report(out, "estimate", estimate)
+    if args.synth:
+        if estimate is None or not (out / "rtl" / "schedule.json").is_file():
+            raise UserError(f"{args.out!r} has no RTL to synthesize: compile it with --backend rtl (or hls,rtl)")
+        update_report(out, "synth", _synthesize(out, estimate))
     report = json.loads(path.read_text())
     print(format_report(report))
+    if note:
+        print(note)
+    page = write_report_html(out)
+    print(f"wrote {page}")
     return 0
+
+
+def _estimate(out: Path) -> tuple[dict | None, str | None]:
+    """The estimate of the fully parallel RTL architecture (whether or not OUT/rtl was
+    written: a model too large for it still gets its size), or a note why there is none."""
+    from .backends.rtl import RTLBackendError, check_supported, parallel_products, rtl_context
+    from .estimate import estimate_context
+    from .project import DEFAULT_RTL_MAX_PRODUCTS, load_project
+
+    project = load_project(out)
+    try:
+        check_supported(project.graph)
+    except RTLBackendError as e:
+        return None, f"no resource estimate: {e}"
+    products = parallel_products(project.graph)
+    if not (out / "rtl").is_dir() and products > 4 * DEFAULT_RTL_MAX_PRODUCTS:
+        return None, (f"no resource estimate: a fully parallel build of this model has {products:,} constant "
+                      f"products, and the estimate describes that architecture (the RTL backend's only one); "
+                      f"the HLS project's reuse factor is not modelled yet")
+    context = rtl_context(project.graph, project.config.rtl_options(), project.source())
+    return estimate_context(context, project.config.part), None
+
+
+def _synthesize(out: Path, estimate: dict) -> dict:
+    from .backends.rtl import rtl_sources
+    from .verify.synth import run_synth
+
+    top = estimate["top"]
+    result = run_synth(rtl_sources(out / "rtl", top), top, estimate["family"], progress=sys.stderr.isatty())
+    entry = result.report()
+    entry["cached"] = result.cached
+    entry["ratio"] = {k: (round(estimate[k] / entry[k], 3) if entry[k] else None) for k in ("lut", "ff", "dsp")}
+    return entry
 
 
 def format_report(report: dict) -> str:
@@ -116,6 +163,7 @@ def format_report(report: dict) -> str:
     lines = [f"model {report['model']}: {len(report['layers'])} layers, compiled in {report['compile_seconds']} s"]
     for r in rows:
         lines.append("  ".join(c[:48].ljust(w) for c, w in zip(r, widths)).rstrip())
+    lines += _format_estimate(report)
     csim = report.get("csim")
     if csim:
         verdict = "bit-exact" if csim["mismatches"] == 0 else f"{csim['mismatches']} mismatches"
@@ -129,6 +177,38 @@ def format_report(report: dict) -> str:
     for w in report.get("warnings", []):
         lines.append(f"warning: {w}")
     return "\n".join(lines)
+
+
+def _format_estimate(report: dict) -> list[str]:
+    est = report.get("estimate")
+    if not est:
+        return []
+    synth = report.get("synth")
+    keys = ("lut", "ff", "dsp", "bram")
+    rows = [("layer", "LUT", "FF", "DSP", "BRAM", "products (built)", "start", "cycles")]
+    for layer in est["layers"]:
+        products = f"{layer['products']:,} ({layer['products_built']:,})" if layer.get("products") else "-"
+        rows.append((layer["name"], *(f"{layer[k]:,}" for k in keys), products, str(layer["start_cycle"]),
+                     str(layer["latency_cycles"])))
+    rows.append(("total (estimate)", *(f"{est[k]:,}" for k in keys), "", "", str(est["latency_cycles"])))
+    pct = est.get("percent") or {}
+    if pct:
+        rows.append((f"% of {est['part']}", *(f"{pct[k]:.2f}%" for k in keys), "", "", ""))
+    if synth:
+        rows.append((f"yosys synth_xilinx ({synth['family']})", *(f"{synth[k]:,}" for k in keys), "", "", ""))
+        ratio = synth.get("ratio", {})
+        ratios = (f"{ratio[k]:.2f}" if ratio.get(k) else "-" for k in ("lut", "ff", "dsp"))
+        rows.append(("estimate / synthesis", *ratios, "", "", "", ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [f"resources ({est['architecture']}, clock {est['clock_ns']} ns, {est['family']}); latency "
+             f"{est['latency_cycles']} cycles = {est['latency_cycles'] * est['clock_ns']:g} ns, II {est['ii_cycles']}"]
+    for r in rows:
+        lines.append("  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]).rstrip())
+    if synth:
+        origin = "cached result of a run of" if synth.get("cached") else "took"
+        lines.append(f"synthesis {origin} {synth['seconds']} s ({synth['yosys_version']}); "
+                     f"carry cells: estimate {est['carry']:,}, synthesis {synth['carry']:,}")
+    return lines
 
 
 def _simulation_inputs(args, graph) -> dict:
@@ -251,8 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--gaps", action="store_true", help="random gaps in in_valid instead of back-to-back vectors")
     m.set_defaults(func=_cmd_sim)
 
-    r = sub.add_parser("report", help="print the per-layer types and widths of a compiled output folder")
+    r = sub.add_parser("report", help="per-layer types, widths and resource estimate of a compiled output folder; "
+                                      "writes OUT/report.html")
     r.add_argument("out", help="output folder of 'finegrain compile'")
+    r.add_argument("--synth", action="store_true",
+                   help="also synthesize OUT/rtl with yosys synth_xilinx (cached) and compare with the estimate")
     r.set_defaults(func=_cmd_report)
     return parser
 

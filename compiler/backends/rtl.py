@@ -160,6 +160,7 @@ class _Module:
         self.items: list[dict] = []  # in declaration order
         self.count = 0
         self.products: dict[tuple, str] = {}  # (input wire, k, shift, width) -> its wire
+        self.product_uses = 0  # products asked for (shared ones counted each time)
 
     def fresh(self, base: str) -> str:
         self.count += 1
@@ -227,6 +228,7 @@ class _Module:
         already built (the same input, constant, shift and width, e.g. one input times one
         weight value in several output rows) is reused, not built again."""
         key = (e.wire, k, shift, width)
+        self.product_uses += 1
         if key not in self.products:
             self.products[key] = self._product(e, k, shift, width, base)
         return self.products[key]
@@ -347,6 +349,7 @@ class _Builder:
         acts = [i for s in node.stages() for i in s.inputs if i in self.ready]
         start = max((self.ready[i] for i in acts), default=0)
         first = len(self.m.items)
+        uses, built = self.m.product_uses, len(self.m.products)
         latency = 0
         local: dict[str, list[Elem]] = {}
         for stage in node.stages():
@@ -381,6 +384,7 @@ class _Builder:
         items = self.m.items[first:]
         return {"name": self.names(node.name), "onnx": ", ".join(node.onnx_nodes) or node.name,
                 "ops": " + ".join(s.op.value for s in node.stages()), "start": start, "latency": latency,
+                "products": self.m.product_uses - uses, "products_built": len(self.m.products) - built,
                 "items": items}
 
     def dense_terms(self, stage: Node, out: Tensor) -> tuple[list, list]:

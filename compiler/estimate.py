@@ -1,0 +1,287 @@
+"""Resource and latency estimate of the generated RTL, per layer, for Xilinx LUT6 fabric.
+
+The estimate walks the same structure the RTL backend emits (``rtl_context``: per layer the
+wires, instances and registers, each arithmetic wire carrying a ``cost`` note), so it counts
+what is built, not what a layer type usually costs.  Rules, per primitive (7-series and
+UltraScale alike: LUT6s beside a carry chain; ``carry`` counts 4-bit carry segments, CARRY4s
+as yosys 0.23 maps every family; an UltraScale CARRY8 holds two):
+
+* adder: one LUT per bit of its significant width (higher bits are sign copies) above the
+  low bits that are copies of one operand (the other one known zero there), and its carry
+  segments.  Shift-add (CSD) adders and adder trees take the calibrated factors below;
+* adder tree (``fg_adder_tree``): each pair one adder, the significant width and known-zero
+  low bits tracked from the terms (exact product ranges, shifts) up the tree; constant terms
+  (a bias) fold; registers where the pipelining rule places them, one per significant bit;
+* max tree: per pair a compare (a LUT6 per 3 bit pairs on the carry chain) and a select;
+* constant multiplication: its CSD adders (above); a ``*`` goes to DSPs
+  (``ceil(a/A) * ceil(b/B)``, A x B the DSP's signed ports) when yosys maps it (both operands
+  2+ bits, product 9+), else a LUT multiplier (``a * b`` LUTs);
+* requantize: the rounding increment rides the carry chain (LUTs only to OR the dropped bits
+  for tie-aware modes); saturation checks the high bits (a LUT per 5) and selects, which
+  costs nothing when the output is registered and the select has one target (one direction
+  or SAT_ZERO: the register's synchronous set/reset), else a LUT per output bit;
+* ReLU: no LUTs of its own (the sign-bit clear folds into the following LUT or register);
+* ROM: registered (its output straight into a register) and over 1 Kbit: block RAM
+  (RAMB18 = 0.5 BRAM36 per 18 Kbit; the register moves into it); else LUTs, ~2**(a-6) per
+  output bit plus a third more above 256 entries;
+* registers: one FF per bit; ``fg_pipe`` delays of 3+ cycles are SRLs (a LUT per bit per 32
+  cycles), as yosys and Vivado infer them; BRAM for weights: none (constants are logic).
+
+Latency and II come from the schedule (the backend's pipelining rule); ``finegrain sim``
+measures them and tests check that they agree.  The counts are checked against yosys
+``synth_xilinx`` (compiler/verify/synth.py) by tests/test_estimate.py.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import asdict, dataclass
+
+from .targets import PARTS, family_of
+
+# DSP signed operand widths (yosys maps a * onto DSP48E1 25x18 / DSP48E2 27x18)
+DSP_PORTS = {"xc7": (25, 18), "xcu": (27, 18), "xcup": (27, 18)}
+CARRY_BITS = 4  # carry counted in 4-bit segments: CARRY4s (an UltraScale CARRY8 holds two)
+# Calibration (yosys 0.23 synth_xilinx, COARSE_WITHOUT_ALUMACC flow): the per-bit adder rule
+# counts a LUT for every bit of a sum's significant width above its copied low bits.  Synthesis
+# does a little better, by a fairly steady fraction: ABC shares the sign-bit XOR of the
+# sign-extended top bits and zero-extended (unsigned) operands leave constant bits.  Least
+# squares over ten calibration designs (tests/test_rtl.py's per-op models and three dense
+# layers of 16-32 inputs, signed and unsigned; NOT the examples, which check the result) gave
+# these factors on the LUTs of the shift-add (CSD) adders and of the adder trees.
+SHIFT_ADD_LUT_FACTOR = 0.77
+ADDER_TREE_LUT_FACTOR = 0.92
+SRL_MIN_DEPTH = 3  # yosys xilinx_srl -minlen 3; Vivado infers SRLs from 3 as well
+SRL_DEPTH = 32
+
+
+@dataclass
+class Resources:
+    lut: float = 0.0
+    ff: float = 0.0
+    dsp: int = 0
+    bram: float = 0.0
+    carry: float = 0.0
+
+    def __iadd__(self, other: Resources) -> Resources:
+        self.lut += other.lut
+        self.ff += other.ff
+        self.dsp += other.dsp
+        self.bram += other.bram
+        self.carry += other.carry
+        return self
+
+    def rounded(self) -> dict:
+        return {"lut": round(self.lut), "ff": round(self.ff), "dsp": self.dsp, "bram": self.bram,
+                "carry": round(self.carry)}
+
+
+class _Costs:
+    def __init__(self, family: str):
+        self.family = family
+        self.carry_bits = CARRY_BITS
+        self.dsp_a, self.dsp_b = DSP_PORTS[family]
+
+    def adder(self, width: int, copies: int = 0, chain: int | None = None) -> Resources:
+        """``width`` significant bits above ``copies``; the carry chain runs on up to the
+        declared width ``chain`` (sign copies included: synthesis keeps the chain)."""
+        bits = max(width - copies, 0)
+        return Resources(lut=bits, carry=math.ceil(max((chain or width) - copies, 0) / self.carry_bits))
+
+    def mul(self, a: int, b: int) -> Resources:
+        """``a`` x ``b`` bits, both as signed widths (an unsigned operand counts one bit more)."""
+        a, b = max(a, b), min(a, b)
+        if a >= 2 and b >= 2 and a + b >= 9:
+            return Resources(dsp=math.ceil(a / self.dsp_a) * math.ceil(b / self.dsp_b))
+        return Resources(lut=a * b)  # small LUT multiplier: about a partial-product bit per LUT
+
+    # library modules, by their parameters ------------------------------------------------
+    def rom(self, addr_w: int, data_w: int, registered: bool) -> Resources:
+        """A table: with its read registered, block RAM (RAMB18 = 0.5 BRAM36 per 18 Kbit, as
+        yosys and Vivado map a synchronous ROM); else LUTs: each output bit a 2**addr_w-input
+        function, LUT6s under a MUXF7/F8 tree (about 2**(addr_w - 6) LUTs, plus ~1/3 more
+        above 256 entries where the tree needs extra LUT levels)."""
+        entries = 2 ** addr_w
+        if registered and entries * data_w > 1024:
+            # the output register moves into the block RAM
+            return Resources(bram=0.5 * math.ceil(entries * data_w / 18432), ff=-data_w)
+        luts = math.ceil(entries / 64)
+        if entries > 256:
+            luts += math.ceil(luts / 3)
+        return Resources(lut=data_w * luts)
+
+    def instance(self, item: dict, registered: bool = False) -> Resources:
+        """``registered``: the instance's output goes straight (only wiring) into a register."""
+        p = {q["name"]: q["value"] for q in item["params"]}
+        module = item["module"]
+        if module == "fg_adder_tree":
+            cost = item.get("cost", {})
+            r = self.tree(p, cost.get("zero_lsbs"), cost.get("term_widths"), cost.get("constant_terms", 0),
+                          op_max=False)
+            r.lut *= ADDER_TREE_LUT_FACTOR
+            return r
+        if module == "fg_reduce_tree":
+            return self.tree(p, None, None, 0, op_max=p.get("OP", 0) == 1)
+        if module == "fg_pipe":
+            return self.pipe(p["W"], p["DEPTH"])
+        if module == "fg_requantize":
+            return self.requantize(p, registered)
+        if module == "fg_relu":
+            return Resources()
+        if module == "fg_clip":
+            w = p["W"] + 2
+            return Resources(lut=p["OUT_W"] + 2 * math.ceil(w / 5), carry=0)
+        if module == "fg_rom":
+            return self.rom(p["ADDR_W"], p["DATA_W"], bool(p["REGISTERED"]) or registered)
+        raise ValueError(f"estimate: no cost rule for module {module!r}")
+
+    def tree(self, p: dict, zeros: list[int] | None, widths: list[int] | None, constants: int,
+             op_max: bool) -> Resources:
+        """A balanced tree as fg_reduce_tree builds it.  Per node: its significant width (the
+        sum of two sign-extended values needs one bit more than the wider; the bits above are
+        sign copies, which synthesis narrows away) and its known-zero low bits (copied, not
+        added).  The last ``constants`` leaves are constants (a bias): a node of constants only
+        is itself a constant, with no adder or register."""
+        n, w, out_w = p["N"], p["W"], p["OUT_W"]
+        lps = p["LEVELS_PER_STAGE"]
+        levels = max(n - 1, 0).bit_length()
+        z = list(zeros) if zeros is not None else [0] * n
+        sw = list(widths) if widths is not None else [w] * n
+        const = [i >= n - constants for i in range(n)]
+        r = Resources()
+        for level in range(1, levels + 1):
+            lw = w if op_max else min(w + level, out_w)
+            nz, nw, nc = [], [], []
+            for i in range(0, len(z), 2):
+                if i + 1 < len(z):
+                    width = lw if op_max else min(max(sw[i], sw[i + 1]) + 1, lw)
+                    if const[i] and const[i + 1]:
+                        pass
+                    elif op_max:
+                        # the compare: a LUT6 per 3 bit pairs into the carry chain; the select
+                        compare = math.ceil(width / 3)
+                        r += Resources(lut=compare + width, carry=math.ceil(compare / self.carry_bits))
+                    else:
+                        r += self.adder(width, min(max(z[i], z[i + 1]), width), chain=lw)
+                    nz.append(0 if op_max else min(z[i], z[i + 1]))
+                    nw.append(width)
+                    nc.append(const[i] and const[i + 1])
+                else:
+                    nz.append(z[i])
+                    nw.append(sw[i])
+                    nc.append(const[i])
+            z, sw, const = nz, nw, nc
+            if lps > 0 and (level % lps == 0 or level == levels):
+                # sign copies share one flip-flop, known-zero bits need none
+                r.ff += sum(width - zero for width, zero, c in zip(sw, z, const) if not c)
+        return r
+
+    def pipe(self, width: int, depth: int) -> Resources:
+        if depth <= 0:
+            return Resources()
+        if depth >= SRL_MIN_DEPTH:
+            return Resources(lut=width * math.ceil(depth / SRL_DEPTH))
+        return Resources(ff=width * depth)
+
+    def requantize(self, p: dict, registered: bool) -> Resources:
+        in_w, in_f, out_w, out_f = p["IN_W"], p["IN_F"], p["OUT_W"], p["OUT_F"]
+        dropped = max(in_f - out_f, 0)
+        kept = in_w - dropped + max(out_f - in_f, 0)  # the bits left after the shift
+        r = Resources()
+        if dropped > 0 and p["ROUNDING"] != 0:
+            # the increment rides the carry chain (carry-in, no LUTs); modes that look at all
+            # dropped bits (ties, signs) OR them together first
+            r.carry += math.ceil(kept / self.carry_bits)
+            if p["ROUNDING"] != 2:
+                r.lut += math.ceil(dropped / 5)
+            kept += 1
+        high = kept - out_w  # bits above the output that must be checked
+        over = high > 0 or (not p["IN_SIGNED"] and not p["OUT_SIGNED"] and kept > out_w)
+        under = p["IN_SIGNED"] and (high > 0 or not p["OUT_SIGNED"])
+        if p["OVERFLOW"] != 0 and (over or under):
+            r.lut += math.ceil((max(high, 0) + 1) / 5)  # is any checked bit off its sign?
+            # the select: into the output register's synchronous set/reset when it targets
+            # one constant (one direction only, or SAT_ZERO); else one LUT per output bit
+            one_target = p["OVERFLOW"] == 2 or not (over and under)
+            if not (registered and one_target):
+                r.lut += out_w
+        return r
+
+
+def estimate_context(context: dict, part: str) -> dict:
+    """The estimate of one RTL context (``rtl_context``) on ``part``, per layer and in total."""
+    start = time.perf_counter()
+    family = family_of(part)
+    costs = _Costs(family)
+    layers = []
+    total = Resources()
+    wiring = Resources()
+    for item in context["input_items"] + context["output_items"]:
+        wiring += _item_cost(costs, item)
+    total += wiring
+    for layer in context["layers"]:
+        r = Resources()
+        registered = _registered_wires(layer["items"])
+        for item in layer["items"]:
+            r += _item_cost(costs, item, registered)
+        total += r
+        layers.append({"name": layer["name"], "onnx": layer["onnx"], "ops": layer["ops"], **r.rounded(),
+                       "start_cycle": layer["start"], "latency_cycles": layer["latency"],
+                       # constant products the layer needs, and how many distinct ones are built
+                       # (an input times one weight value in several rows is built once)
+                       "products": layer["products"], "products_built": layer["products_built"]})
+    valid = costs.pipe(1, context["latency"])
+    total += valid
+    result = {"top": context["model"], "part": part, "family": family, "clock_ns": context["clock_ns"],
+              "architecture": "rtl: fully parallel, II 1", **total.rounded(),
+              "latency_cycles": context["latency"], "ii_cycles": 1,
+              "percent": _percent(total, part), "layers": layers,
+              "seconds": round(time.perf_counter() - start, 4)}
+    return result
+
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _registered_wires(items: list[dict]) -> set[str]:
+    """Wires whose value reaches a register through wiring only (slices, concatenations,
+    sign extension: assigns with no cost note), so synthesis can merge logic into it."""
+    feeds = {item["source"] for item in items if item["kind"] == "register"}
+    for item in reversed(items):  # an assign is declared after the wires it reads
+        if item["kind"] == "assign" and not item.get("cost") and item["name"] in feeds:
+            feeds.update(_IDENT.findall(item["expr"]))
+    return feeds
+
+
+def _item_cost(costs: _Costs, item: dict, registered: set[str] = frozenset()) -> Resources:
+    kind = item["kind"]
+    if kind == "register":
+        return Resources(ff=item["width"])
+    if kind == "instance":
+        return costs.instance(item, any(o["name"] in registered for o in item["outputs"]))
+    r = Resources()
+    cost = item.get("cost")
+    if not cost:
+        return r
+    for width, copies in cost.get("adders", ()):
+        r += costs.adder(width, copies, chain=item["width"])
+    r.lut *= SHIFT_ADD_LUT_FACTOR
+    for a, b in cost.get("muls", ()):
+        r += costs.mul(a, b)
+    for width in cost.get("muxes", ()):
+        r.lut += width
+    return r
+
+
+def _percent(total: Resources, part: str) -> dict:
+    p = PARTS.get(part)
+    if p is None:
+        return {}
+    return {"lut": round(100 * total.lut / p.lut, 3), "ff": round(100 * total.ff / p.ff, 3),
+            "dsp": round(100 * total.dsp / p.dsp, 3), "bram": round(100 * total.bram / p.bram36, 3)}
+
+
+def resources_dict(r: Resources) -> dict:
+    return asdict(r)
