@@ -7,7 +7,10 @@ numpy arrays and independent of ``compiler/`` so the training scripts can run on
 * reading a format string such as ``ufixed<8,3,RND_CONV,SAT>``,
 * converting values into a format (round to nearest with ties to even, then saturate),
 * choosing integer bits from an observed range,
-* reading the layer structure of an exported ONNX file, and writing ``plan.json``.
+* reading the layer structure of an exported ONNX file, and writing ``plan.json``,
+* the finer weight schemes of the precision-scheme examples (issue 6): power-of-two values
+  (``pow2<EMIN,EMAX>``), per-element formats from ``.npz`` arrays, and codebooks, with
+  `quantize_entry` applying any weight entry of a plan.
 
 Only ``RND_CONV`` and ``SAT`` are simulated: they are the modes the example plans use.
 Values are exact in float64 here because every width involved is far below 53 bits.
@@ -69,18 +72,33 @@ def quantize(x: np.ndarray, fmt: Format | str) -> np.ndarray:
 
 
 def quantize_rows(w: np.ndarray, formats: list[str]) -> np.ndarray:
-    """Quantize each index along axis 0 of ``w`` into its own format."""
+    """Quantize each index along axis 0 of ``w`` into its own format (fixed or pow2)."""
     if len(formats) != w.shape[0]:
         raise ValueError(f"{len(formats)} formats for {w.shape[0]} rows")
-    return np.stack([quantize(row, fmt) for row, fmt in zip(w, formats)])
+    return np.stack([quantize_format(row, fmt) for row, fmt in zip(w, formats)])
 
 
 def quantize_tensor(value: np.ndarray, entry) -> np.ndarray:
-    """Quantize a constant by a plan entry: a format string or ``{"axis": 0, "formats": [...]}``."""
+    """Quantize a constant by a plan entry.
+
+    Entries: a format string (``fixed``, ``ufixed`` or ``pow2``), ``{"axis": 0, "formats":
+    [...]}``, and, once `load_plan_arrays` has put the arrays in place of their
+    ``FILE.npz:KEY`` references, ``{"elements": ...}``, ``{"codebook": ..., "indices": ...}``
+    and ``{"axis": 0, "codebooks": [...], "indices": ...}``.
+    """
     if isinstance(entry, str):
-        return quantize(value, entry)
+        return quantize_format(value, entry)
+    if "elements" in entry:
+        if (entry.get("rounding"), entry.get("overflow")) != ("RND_CONV", "SAT"):
+            raise ValueError(f"only RND_CONV/SAT per-element entries are simulated, got {entry!r}")
+        bits, int_bits, signed = entry["elements"]
+        return quantize_elements(value, bits, int_bits, signed)
+    if "codebook" in entry:
+        return codebook_values(entry["codebook"], entry["indices"])
     if entry.get("axis") != 0:
         raise ValueError(f"only per-row (axis 0) plan entries are simulated, got {entry!r}")
+    if "codebooks" in entry:
+        return np.stack([codebook_values(book, idx) for book, idx in zip(entry["codebooks"], entry["indices"])])
     return quantize_rows(value, entry["formats"])
 
 
@@ -140,10 +158,108 @@ def write_plan(path: Path, plan: dict) -> None:
     """Write the plan as stable, diff-friendly JSON (per-row format lists on one line each)."""
     text = json.dumps(plan, indent=2)
     # json.dumps puts every list item on its own line; fold the format lists back together.
-    text = re.sub(r'\[\s+("(?:u?fixed<[^"]*>)"(?:,\s+"u?fixed<[^"]*>")*)\s+\]',
+    text = re.sub(r'\[\s+("(?:u?fixed|pow2)<[^"]*>"(?:,\s+"(?:u?fixed|pow2)<[^"]*>")*)\s+\]',
+                  lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text)
+    # and lists of numbers (codebook centres)
+    text = re.sub(r"\[\s+(-?[\d.e+-]+(?:,\s+-?[\d.e+-]+)*)\s+\]",
                   lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text)
     path.write_text(text + "\n")
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((np.argmax(logits, axis=1) == labels).mean())
+
+
+# --- the finer weight schemes of issue 6 ------------------------------------------------
+
+_POW2_RE = re.compile(r"^pow2<(-?\d+),(-?\d+)>$")
+
+
+def parse_pow2(text: str) -> tuple[int, int] | None:
+    """``(EMIN, EMAX)`` of a ``pow2<EMIN,EMAX>`` format, or None for any other format."""
+    match = _POW2_RE.match(text.replace(" ", ""))
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def quantize_pow2(x: np.ndarray, emin: int, emax: int) -> np.ndarray:
+    """``x`` to the nearest of 0 and +-2**e (``emin <= e <= emax``).
+
+    Ties go to the larger magnitude, and magnitudes beyond ``2**emax`` saturate to it.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    magnitude = np.abs(x)
+    mantissa, exponent = np.frexp(magnitude)  # magnitude = mantissa * 2**exponent, mantissa in [0.5, 1)
+    # between 2**(exponent-1) and 2**exponent the midpoint is 0.75 * 2**exponent
+    e = np.where(mantissa >= 0.75, exponent, exponent - 1)
+    rounded = np.ldexp(1.0, np.clip(e, emin, emax))
+    # below 2**emin the choice is between 0 and 2**emin, whose midpoint is 2**(emin-1)
+    rounded = np.where(magnitude >= np.ldexp(1.0, emin - 1), rounded, 0.0)
+    return np.where(x < 0, -rounded, rounded)
+
+
+def quantize_format(x: np.ndarray, text: str) -> np.ndarray:
+    """``x`` converted into a ``fixed``/``ufixed`` (RND_CONV, SAT) or ``pow2`` format."""
+    pow2 = parse_pow2(text)
+    return quantize(x, text) if pow2 is None else quantize_pow2(x, *pow2)
+
+
+def quantize_elements(x: np.ndarray, bits: np.ndarray, int_bits: np.ndarray, signed: np.ndarray) -> np.ndarray:
+    """``x`` converted element by element into ``fixed<bits,int_bits,RND_CONV,SAT>`` (``ufixed``
+    where ``signed`` is 0); elements with 0 bits are pruned to 0."""
+    bits, int_bits = np.asarray(bits, dtype=np.int64), np.asarray(int_bits, dtype=np.int64)
+    signed = np.asarray(signed).astype(bool)
+    frac = bits - int_bits
+    mantissa = np.rint(np.ldexp(np.asarray(x, dtype=np.float64), frac))
+    low = np.where(signed, -np.ldexp(1.0, bits - 1), 0.0)
+    high = np.where(signed, np.ldexp(1.0, bits - 1), np.ldexp(1.0, bits)) - 1.0
+    return np.where(bits > 0, np.ldexp(np.clip(mantissa, low, high), -frac), 0.0)
+
+
+def minimal_signed_formats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per element, the narrowest ``fixed<bits,int_bits>`` holding the value exactly.
+
+    ``values`` must be dyadic (a few bits of mantissa); zeros get ``bits`` 0 (pruned).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    frac = np.zeros(values.shape, dtype=np.int64)
+    found = values == 0
+    for f in range(-32, 33):  # fewest fractional bits that make the value an integer
+        exact = ~found & (np.ldexp(values, f) == np.rint(np.ldexp(values, f)))
+        frac[exact], found = f, found | exact
+    if not found.all():
+        raise ValueError("values are not dyadic with at most 32 fractional bits")
+    mantissa = np.ldexp(values, frac)
+    # two's complement width: bit length of m (m >= 0) or of -m-1 (m < 0), plus the sign bit
+    magnitude = np.where(mantissa >= 0, mantissa, -mantissa - 1)
+    bits = np.where(values == 0, 0, np.frexp(magnitude)[1] + 1)
+    return bits, np.where(values == 0, 0, bits - frac)
+
+
+def codebook_values(codebook: dict, indices: np.ndarray) -> np.ndarray:
+    """The weights of a codebook entry: ``centres[indices]``, each centre exact in the format."""
+    centres = np.asarray(codebook["centres"], dtype=np.float64)
+    if not np.array_equal(quantize_format(centres, codebook["format"]), centres):
+        raise ValueError(f"codebook centres {centres.tolist()} are not exact in {codebook['format']}")
+    return centres[np.asarray(indices)]
+
+
+def load_plan_arrays(plan: dict, base: Path) -> dict:
+    """A copy of ``plan`` with every ``FILE.npz:KEY`` reference replaced by its arrays.
+
+    ``elements`` becomes ``(bits, int_bits, signed)``, ``indices`` the index array, so
+    `quantize_tensor` can apply the entry.  ``base``: the plan's folder.
+    """
+    def load(ref: str, suffixes: tuple[str, ...]):
+        file, key = ref.split(":")
+        with np.load(base / file) as arrays:
+            found = tuple(arrays[key + suffix] for suffix in suffixes)
+        return found if len(found) > 1 else found[0]
+
+    resolved = json.loads(json.dumps(plan))
+    for entry in resolved["tensors"].values():
+        if isinstance(entry, dict) and "elements" in entry:
+            entry["elements"] = load(entry["elements"], (".bits", ".int_bits", ".signed"))
+        if isinstance(entry, dict) and "indices" in entry:
+            entry["indices"] = load(entry["indices"], ("",))
+    return resolved
+

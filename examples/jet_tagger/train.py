@@ -132,9 +132,15 @@ class JetTagger(nn.Module):
         return [(self.fc1, self.relu1), (self.fc2, self.relu2), (self.fc3, self.relu3)]
 
 
-def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int) -> None:
+def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float = 3e-3,
+          penalty=None) -> None:
+    """Adam with a cosine schedule on the cross-entropy, plus ``penalty()`` when given.
+
+    ``penalty`` is an extra loss term recomputed every step from the model's state (the
+    precision-scheme examples pass a bit-width regulariser).
+    """
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(SEED)
@@ -142,7 +148,10 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int) -> None:
     for _ in range(epochs):
         for batch in torch.randperm(len(xt), generator=generator).split(256):
             optimizer.zero_grad()
-            loss_fn(model(xt[batch]), yt[batch]).backward()
+            loss = loss_fn(model(xt[batch]), yt[batch])
+            if penalty is not None:
+                loss = loss + penalty()
+            loss.backward()
             optimizer.step()
         schedule.step()
     model.eval()
