@@ -1,0 +1,97 @@
+"""Codebook weights: every weight one of a few centres per layer, found by k-means.
+
+The 16-32-16-5 jet tagger of ``../small_tagger.py`` (the model of the uniform 6-bit baseline in
+``../per_weight_bits/``). Per layer, 1-D k-means on the float model's weights finds
+``CENTRES - 1`` centres, with a further centre held at 0 so weights can be pruned; each
+centre is rounded to an exact ``fixed<8,I>`` value (I from the largest centre). The model is
+then fine-tuned with the centres fixed: every forward pass snaps each weight to its nearest
+centre (straight-through estimator), so the weights may move between centres.
+
+Writes ``model.onnx``, ``plan.json`` and ``arrays.npz`` (the index of every weight's centre,
+shaped like the ONNX weight). Run: ``python examples/codebook/train.py [--out DIR]``
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from plan_tools import Format, quantize, signed_int_bits  # noqa: E402  (the shared helpers live one folder up)
+from small_tagger import deployed, fine_tune, start, straight_through, variant_plan, write_variant  # noqa: E402
+
+CENTRES, CENTRE_WIDTH, KMEANS_ITERATIONS = 8, 8, 100
+
+
+def kmeans_with_zero(values: np.ndarray, free: int) -> np.ndarray:
+    """Sorted centres: 0 and ``free`` others placed by Lloyd's algorithm (1-D k-means).
+
+    The free centres start at evenly spaced quantiles, so the result is deterministic.
+    """
+    values = np.sort(values.ravel().astype(np.float64))
+    centres = np.quantile(values, (np.arange(free) + 0.5) / free)
+    for _ in range(KMEANS_ITERATIONS):
+        every = np.concatenate([[0.0], centres])
+        nearest = np.abs(values[:, None] - every[None, :]).argmin(axis=1)
+        for k in range(free):  # the zero centre (index 0) stays where it is
+            members = values[nearest == k + 1]
+            if members.size:
+                centres[k] = members.mean()
+    return np.sort(np.concatenate([[0.0], centres]))
+
+
+def exact_codebook(centres: np.ndarray) -> dict:
+    """The centres rounded into ``fixed<8,I>`` (I from the largest |centre|), duplicates merged."""
+    fmt = Format(CENTRE_WIDTH, signed_int_bits(np.abs(centres).max(), CENTRE_WIDTH), True)
+    rounded = np.unique(quantize(centres, fmt))
+    # json writes the exact binary fractions; they are short, so the text is exact too
+    return {"centres": [float(c) for c in rounded], "format": str(fmt)}
+
+
+def nearest_centre(weight: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Index of the nearest centre (sorted centres; a tie goes to the lower index)."""
+    return np.abs(weight[..., None] - centres).argmin(axis=-1)
+
+
+class Codebook:
+    """Fake-quantizes a weight to its nearest centre (STE); the centres stay fixed."""
+
+    def __init__(self, codebook: dict):
+        self.centres = torch.tensor(codebook["centres"], dtype=torch.float32)
+
+    def __call__(self, weight: torch.Tensor) -> torch.Tensor:
+        index = (weight.detach()[..., None] - self.centres).abs().argmin(dim=-1)
+        return straight_through(weight, self.centres[index])
+
+
+def main():
+    run = start(__file__, __doc__, "model.onnx, plan.json and arrays.npz")
+    codebooks = [exact_codebook(kmeans_with_zero(fc.weight.detach().numpy(), CENTRES - 1))
+                 for fc in run.model.layers()]
+    quantizers = [Codebook(book) for book in codebooks]
+    plain = deployed(fine_tune(run, run.plan, quantizers))
+
+    entries, arrays = {}, {}
+    for index, (fc, book) in enumerate(zip(plain.layers(), codebooks), start=1):
+        indices = nearest_centre(fc.weight.detach().numpy().astype(np.float64), np.array(book["centres"]))
+        arrays[f"fc{index}_idx"] = indices.astype(np.int8)
+        entries[f"fc{index}.weight"] = {"codebook": book, "indices": f"arrays.npz:fc{index}_idx"}
+    np.savez_compressed(run.out / "arrays.npz", **arrays)
+    plan = variant_plan(run.plan, (
+        f"Codebook weights, see train.py: per layer {CENTRES} centres (one held at 0) from k-means, each "
+        f"exact in fixed<{CENTRE_WIDTH},I>; arrays.npz holds each weight's centre index. Input, biases "
+        f"and ReLU outputs as in ../per_weight_bits/uniform_plan.json."), entries)
+    result = write_variant(run, "model", plain, plan)
+    for (name, entry), idx in zip(entries.items(), arrays.values()):
+        used = np.bincount(idx.ravel(), minlength=len(entry["codebook"]["centres"]))
+        print(f"  {name}: {entry['codebook']['format']}, centres {entry['codebook']['centres']}, "
+              f"weights per centre {used.tolist()}")
+    print(f"codebook: accuracy onnx {result['onnx']:.1%}, plan {result['plan']:.1%}")
+    print(f"wrote model.onnx, plan.json, arrays.npz to {run.out} in {run.seconds():.1f} s")
+
+
+if __name__ == "__main__":
+    main()
