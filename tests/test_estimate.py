@@ -98,6 +98,28 @@ def test_estimate_tracks_yosys_on_one_op_models(op, tmp_path, capsys, monkeypatc
     assert est["dsp"] == synth["dsp"] and est["bram"] == synth["bram"]
 
 
+def test_synthesis_cache_is_keyed_by_contents_not_folder(tmp_path, monkeypatch):
+    """The same RTL written to two output folders is one cached synthesis; a changed source is not."""
+    import numpy as np
+    import test_rtl
+
+    _require_yosys()
+    monkeypatch.setenv("FINEGRAIN_SYNTH_CACHE", str(tmp_path / "cache"))
+    outs = []
+    for name in ("a", "b"):
+        monkeypatch.setattr(test_rtl, "RNG", np.random.default_rng(5))
+        (tmp_path / name).mkdir()
+        outs.append(test_rtl._compile(tmp_path / name, test_rtl.OP_MODELS["requantize_per_element"]))
+    assert main(["report", str(outs[0]), "--synth"]) == 0
+    assert main(["report", str(outs[1]), "--synth"]) == 0
+    first, second = _report(outs[0])["synth"], _report(outs[1])["synth"]
+    assert not first["cached"] and second["cached"] and second["lut"] == first["lut"]
+    sv = next((outs[1] / "rtl").glob("*.sv"))
+    sv.write_text(sv.read_text().replace("// ", "//  ", 1))  # any change of text is a new design
+    assert main(["report", str(outs[1]), "--synth"]) == 0
+    assert not _report(outs[1])["synth"]["cached"]
+
+
 def test_estimate_latency_is_what_sim_measures(tmp_path):
     folder = ROOT / "examples" / "jet_tagger"
     out = tmp_path / "out"

@@ -93,10 +93,10 @@ COARSE_WITHOUT_ALUMACC = ("techmap -map +/cmp2lut.v -map +/cmp2lcu.v -D LUT_WIDT
                           "memory -nomap", "opt_clean")
 
 
-def synth_script(sources: list[Path], top: str, family: str) -> str:
+def synth_script(files: list[str], top: str, family: str) -> str:
     """The yosys script: synth_xilinx (flattened, out of context: no I/O buffers), its coarse
     step run by hand without alumacc (see COARSE_WITHOUT_ALUMACC), then the statistics."""
-    files = " ".join(str(Path(s).resolve()) for s in sources)
+    files = " ".join(files)
     synth = f"synth_xilinx -top {top} -family {family} -flatten -noiopad"
     return "\n".join([f"read_verilog -sv {files}", f"{synth} -run :coarse", *COARSE_WITHOUT_ALUMACC,
                       f"{synth} -run map_memory:", "tee -q -o stat.json stat -json", "stat", ""])
@@ -106,11 +106,14 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("FINEGRAIN_SYNTH_CACHE", Path.home() / ".cache" / "finegrain" / "synth"))
 
 
-def _cache_key(version: str, script: str, sources: list[Path]) -> str:
+def _cache_key(version: str, top: str, family: str, sources: list[Path]) -> str:
+    """What decides the result: yosys, the script (with the sources by name, not by where
+    they are: the same RTL in another output folder is the same design), their texts."""
     h = hashlib.sha256()
     h.update(version.encode())
-    h.update(script.encode())
+    h.update(synth_script([Path(s).name for s in sources], top, family).encode())
     for s in sources:
+        h.update(Path(s).name.encode())
         h.update(Path(s).read_bytes())
     return h.hexdigest()[:32]
 
@@ -141,8 +144,8 @@ def run_synth(sources: list[Path], top: str, family: str, *, progress: bool = Fa
         raise SynthError(f"unknown synth_xilinx family {family!r}; expected xc7, xcu or xcup")
     cmd = find_yosys()
     version = yosys_version(cmd)
-    script = synth_script(sources, top, family)
-    key = _cache_key(version, script, sources)
+    script = synth_script([str(Path(s).resolve()) for s in sources], top, family)
+    key = _cache_key(version, top, family, sources)
     entry = _cache_dir() / f"{key}.json"
     if use_cache and entry.is_file():
         data = json.loads(entry.read_text())
