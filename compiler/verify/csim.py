@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..ir import Graph
+from ..progress import elapsed
 from .vectors import emulated_rows
 
 CXXFLAGS = ["-std=c++14", "-O2", "-DNDEBUG", "-w"]  # NDEBUG: ap_fixed asserts on wide right shifts
@@ -95,8 +97,9 @@ def build(hls_dir: Path, model: str) -> tuple[Path, float, str]:
         if _newer(obj, [source, *headers]):
             jobs.append((source, subprocess.Popen([cxx, *CXXFLAGS, *include, "-c", str(source), "-o", str(obj)],
                                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
-    for source, proc in jobs:
-        out, _ = proc.communicate()
+    with elapsed(f"g++ build of {model} (C simulation)") if jobs else nullcontext():
+        outputs = [proc.communicate()[0] for _, proc in jobs]
+    for (source, proc), out in zip(jobs, outputs):
         if proc.returncode != 0:
             raise CsimError(f"g++ failed on {source.name} (this is a finegrain bug; please report it):\n{out[-4000:]}")
     binary = build_dir / f"{model}_csim"

@@ -19,6 +19,7 @@ import numpy as np
 from ..backends.rtl import rtl_sources
 from ..errors import UserError
 from ..ir import Graph
+from ..progress import elapsed
 from .vectors import emulated_rows
 
 ROOT = Path(__file__).resolve().parents[2]  # sim/ is a top-level folder of the repo
@@ -93,8 +94,9 @@ def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.nd
     try:
         # FINEGRAIN_RTL_BUILD_DIR: one build cache for many output folders (the tests use it)
         build_root = Path(os.environ.get("FINEGRAIN_RTL_BUILD_DIR") or rtl_dir / "sim_build")
-        built = runner.build(rtl_sources(rtl_dir, model), model, build_root, waves=waves,
-                             build_args=["--trace-fst"] if waves else [])
+        with elapsed(f"Verilator build of {model} (cached when unchanged)"):
+            built = runner.build(rtl_sources(rtl_dir, model), model, build_root, waves=waves,
+                                 build_args=["--trace-fst"] if waves else [])
         start = time.perf_counter()
         runner.run_tests(built, "sim.testbench", test_dir=work / "run", python_path=[ROOT], waves=waves,
                          extra_env={"FINEGRAIN_SIM_VECTORS": str(vectors), "FINEGRAIN_SIM_RESULTS": str(results)})
