@@ -371,6 +371,16 @@ class Formats:
     def concatenate(parts: list["Formats"], axis: int) -> "Formats":
         return Formats(*(np.concatenate([getattr(p, n) for p in parts], axis=axis) for n in _FIELDS))
 
+    def prune(self, mask) -> "Formats":
+        """The same formats with the elements where ``mask`` holds pruned (width 0)."""
+        keep = ~np.asarray(mask, dtype=bool)
+        return Formats(np.where(keep, self.width, 0), np.where(keep, self.int_bits, 0), self.signed & keep,
+                       self.rounding, self.overflow)
+
+    def fields(self) -> tuple[np.ndarray, ...]:
+        """(width, int_bits, signed, rounding, overflow): the arguments that rebuild these formats."""
+        return tuple(getattr(self, n) for n in _FIELDS)
+
     def summary(self) -> str:
         """Short text: the uniform type, or a count of distinct types and the width span."""
         kept = ~self.pruned
@@ -669,3 +679,83 @@ def to_float(m: np.ndarray, frac) -> np.ndarray:
         # float(int) rounds to nearest for wide ints; scale afterwards (exact)
         return np.ldexp(out, -np.asarray(frac, dtype=np.int64))
     return np.ldexp(m.astype(np.float64), -np.asarray(frac, dtype=np.int64))
+
+
+# --- weight quantizers beyond fixed point -----------------------------------------------
+# A plan may give a constant values from a set other than a fixed-point grid: powers of two.
+# The rule below maps a float to a member of that set; the member is an exact fixed-point
+# number, so everything after the plan is ordinary fixed point.
+
+POW2_MAX_EXPONENT = 60
+_POW2_RE = re.compile(r"^\s*pow2\s*<\s*([-+]?\d+)\s*,\s*([-+]?\d+)\s*>\s*$")
+
+
+@dataclass(frozen=True)
+class Pow2Type:
+    """``pow2<emin,emax>``: the values {0} and {+-2**e : emin <= e <= emax}.
+
+    A weight quantizer, not a format of a computed value: constants only.
+    """
+
+    emin: int
+    emax: int
+
+    def __post_init__(self):
+        for name in ("emin", "emax"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise FormatError(f"pow2 exponent {name} must be an integer, got {v!r}")
+        _check_pow2_range(self.emin, self.emax, str(self))
+
+    @classmethod
+    def parse(cls, text: str) -> "Pow2Type":
+        match = _POW2_RE.match(text) if isinstance(text, str) else None
+        if not match:
+            raise FormatError(f"malformed power-of-two format {text!r}: expected pow2<EMIN,EMAX>, "
+                              f"e.g. pow2<-6,0>")
+        emin, emax = int(match.group(1)), int(match.group(2))
+        _check_pow2_range(emin, emax, text)  # quoting the text as written
+        return cls(emin, emax)
+
+    def __str__(self) -> str:
+        return f"pow2<{self.emin},{self.emax}>"
+
+
+def _check_pow2_range(emin: int, emax: int, text: str) -> None:
+    if emin > emax or max(abs(emin), abs(emax)) > POW2_MAX_EXPONENT:
+        raise FormatError(f"pow2 range cannot be represented: {text!r} needs EMIN <= EMAX and "
+                          f"exponents within -{POW2_MAX_EXPONENT}..{POW2_MAX_EXPONENT}")
+
+
+def parse_weight_format(text: str) -> "FixedType | Pow2Type":
+    """A format string a constant may take: ``fixed<...>``/``ufixed<...>`` or ``pow2<EMIN,EMAX>``."""
+    if isinstance(text, str) and text.strip().lower().startswith("pow2"):
+        return Pow2Type.parse(text)
+    return FixedType.parse(text)
+
+
+def round_pow2(x, p: Pow2Type) -> np.ndarray:
+    """Round floats to ``p``'s set {0} and {+-2**e : p.emin <= e <= p.emax}; exact float64 out.
+
+    The result is the member nearest to ``x`` in absolute difference; a tie goes to the
+    larger magnitude.  Worked out, with ``a = |x|`` and the sign of ``x`` kept:
+
+    * ``a >= 2**emax``: ``2**emax`` (above it the value saturates: the caller counts it);
+    * ``2**e <= a < 2**(e+1)`` with ``emin <= e < emax``: ``2**(e+1)`` if
+      ``a >= 1.5 * 2**e`` (the midpoint, a tie), else ``2**e``;
+    * ``a < 2**emin``: ``2**emin`` if ``a >= 2**(emin-1)`` (midpoint of 0 and 2**emin), else 0.
+
+    Every comparison is exact: a float64 ``a = f * 2**k`` with ``f`` in [0.5, 1) lies in
+    [2**(k-1), 2**k), whose midpoint test is ``f >= 0.75``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    _validate_floats(x, "a value rounded to a power of two")
+    a = np.abs(x)
+    f, k = np.frexp(a)
+    e = np.where(f >= 0.75, k, k - 1)  # the nearest power of two, unbounded
+    e = np.minimum(e, p.emax)
+    small = e < p.emin
+    e = np.where(small, p.emin, e)
+    zero = small & (a < math.ldexp(1.0, p.emin - 1))
+    return np.where(zero | (a == 0), 0.0, np.copysign(np.ldexp(1.0, e), x))
+

@@ -117,6 +117,7 @@ class Tensor:
     onnx_name: str | None = None  # the name a plan uses for this tensor
     onnx_axes: tuple[int, ...] | None = None  # IR array == ONNX array.transpose(onnx_axes)
     bounds: tuple[np.ndarray, np.ndarray] | None = None  # exact mantissa range per element
+    scheme: Mapping | None = None  # constants with a weight quantizer: how the plan entry resolved
 
     @property
     def onnx_shape(self) -> tuple[int, ...]:

@@ -1,6 +1,8 @@
 """The bit plan: which fixed-point format each tensor has, per tensor, per axis index or
-per element.  Loading validates the file on its own; `Plan.formats_for` resolves an entry
-against a tensor's shape.  The schema is documented in docs/bit-plan.md.
+per element, and for constants the weight quantizers beyond fixed point (power-of-two
+values).  Loading validates the file on its own; `Plan.formats_for` resolves an entry
+against a tensor's shape, `Plan.row_schemes` a constant's scheme entry against its shape
+and float values.  The schema is documented in docs/bit-plan.md.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import PlanError
-from .fixed import FixedType, FormatError, Formats, Overflow, Rounding
+from .fixed import FixedType, FormatError, Formats, Overflow, Pow2Type, Rounding, parse_weight_format
 
 DEFAULT_KEYS = ("input", "weight", "bias", "activation")
 
@@ -29,17 +31,37 @@ DEFAULT_TABLES = {
 }
 
 
+# What one index along an axis (or a whole tensor) of a constant is quantized by.
+Scheme = FixedType | Pow2Type
+
+
 @dataclass(frozen=True, eq=False)
 class TensorSpec:
     """One `tensors` entry, not yet matched to a shape."""
 
     name: str
-    whole: FixedType | None = None  # one format for the whole tensor
+    whole: FixedType | Pow2Type | None = None  # one format for the whole tensor
     axis: int | None = None  # one format per index along this axis
-    axis_types: tuple[FixedType, ...] = ()
+    axis_types: tuple[FixedType | Pow2Type, ...] = ()
     elements: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # bits, int_bits, signed
     element_modes: tuple[Rounding, Overflow] = (Rounding.TRN, Overflow.WRAP)
     source: str = ""  # how the plan wrote it, for plan.resolved.json
+
+    @property
+    def weight_scheme(self) -> str | None:
+        """What makes this a constants-only entry (pow2), or None."""
+        pow2 = [t for t in (self.whole, *self.axis_types) if isinstance(t, Pow2Type)]
+        return str(pow2[0]) if pow2 else None
+
+
+@dataclass(frozen=True, eq=False)
+class RowSchemes:
+    """A constant's scheme entry resolved against its ONNX shape: ``schemes[i]`` quantizes
+    index ``i`` along ``axis`` (``axis`` None: ``schemes[0]`` the whole tensor)."""
+
+    axis: int | None
+    schemes: tuple[Scheme, ...]
+    record: dict  # how the entry resolved, for plan.resolved.json
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,7 +75,7 @@ class Plan:
     def spec(self, name: str) -> TensorSpec | None:
         return self.tensors.get(name)
 
-    def default(self, role: str) -> FixedType | None:
+    def default(self, role: str) -> FixedType | Pow2Type | None:
         return self.defaults.get(role)
 
     def table_type(self, key: str) -> FixedType:
@@ -63,22 +85,21 @@ class Plan:
         """Resolve a spec against a tensor's ONNX shape.
 
         ``batch_axis``: the ONNX shape starts with the batch axis (activations), which an
-        `axis` entry counts and per-element arrays leave out.
+        `axis` entry counts and per-element arrays leave out.  Entries with a weight
+        quantizer (pow2) resolve with `row_schemes` instead.
         """
         ir_shape = tuple(onnx_shape[1:]) if batch_axis else tuple(onnx_shape)
+        scheme = spec.weight_scheme
+        if scheme is not None:
+            what = "an activation or graph input" if batch_axis else "not a weight or bias"
+            raise PlanError(f"plan entry for tensor {spec.name!r}: {scheme} is a weight quantizer and applies "
+                            f"to constants (weights and biases) only, but {spec.name!r} is {what}; give it "
+                            f"fixed<...> formats")
         if spec.whole is not None:
             return Formats.uniform(ir_shape, spec.whole)
         if spec.axis is not None:
-            rank = len(onnx_shape)
-            axis = spec.axis + rank if spec.axis < 0 else spec.axis
-            if not 0 <= axis < rank or (batch_axis and axis == 0):
-                valid = f"1..{rank - 1} (axis 0 is the batch)" if batch_axis else f"0..{rank - 1}"
-                raise PlanError(f"plan entry for tensor {spec.name!r}: axis {spec.axis} is not valid for "
-                                f"shape {list(onnx_shape)}; use an axis in {valid}")
-            if len(spec.axis_types) != onnx_shape[axis]:
-                raise PlanError(f"plan entry for tensor {spec.name!r}: {len(spec.axis_types)} formats given "
-                                f"for axis {spec.axis}, but that axis has length {onnx_shape[axis]} "
-                                f"(shape {list(onnx_shape)}); give exactly one format per index")
+            axis = _check_axis(spec, onnx_shape, batch_axis)
+            _check_axis_length(spec, len(spec.axis_types), "formats", onnx_shape, axis)
             ir_axis = axis - 1 if batch_axis else axis
             types = np.empty(ir_shape[ir_axis], dtype=object)
             types[:] = list(spec.axis_types)
@@ -94,12 +115,44 @@ class Plan:
         return Formats(bits, np.where(bits > 0, int_bits, 0), signed.astype(bool),
                        np.full(ir_shape, int(rounding)), np.full(ir_shape, int(overflow)))
 
+    def row_schemes(self, spec: TensorSpec, onnx_shape: tuple[int, ...], values: np.ndarray) -> RowSchemes:
+        """Resolve a constant's entry with a weight quantizer against its ONNX shape and
+        float ``values`` (in ONNX layout)."""
+        onnx_shape = tuple(onnx_shape)
+        if spec.whole is not None:
+            return RowSchemes(None, (spec.whole,), {"kind": "pow2", "format": str(spec.whole)})
+        axis = _check_axis(spec, onnx_shape, batch_axis=False)
+        _check_axis_length(spec, len(spec.axis_types), "formats", onnx_shape, axis)
+        return RowSchemes(axis, spec.axis_types, {"kind": "axis", "axis": axis})
 
-def _format(value, where: str) -> FixedType:
+
+def _check_axis(spec: TensorSpec, onnx_shape, batch_axis: bool) -> int:
+    rank = len(onnx_shape)
+    axis = spec.axis + rank if spec.axis < 0 else spec.axis
+    if not 0 <= axis < rank or (batch_axis and axis == 0):
+        valid = f"1..{rank - 1} (axis 0 is the batch)" if batch_axis else f"0..{rank - 1}"
+        raise PlanError(f"plan entry for tensor {spec.name!r}: axis {spec.axis} is not valid for "
+                        f"shape {list(onnx_shape)}; use an axis in {valid}")
+    return axis
+
+
+def _check_axis_length(spec: TensorSpec, given: int, what: str, onnx_shape, axis: int) -> None:
+    if given != onnx_shape[axis]:
+        raise PlanError(f"plan entry for tensor {spec.name!r}: {given} {what} given for axis {spec.axis}, "
+                        f"but that axis has length {onnx_shape[axis]} (shape {list(onnx_shape)}); give "
+                        f"exactly one format per index")
+
+
+def _format(value, where: str, weight: bool = False) -> FixedType | Pow2Type:
+    """A format string; ``weight``: pow2<...> is allowed too (constants only)."""
     try:
-        return FixedType.parse(value)
+        parsed = parse_weight_format(value)
     except FormatError as err:
         raise PlanError(f"{where}: {err}") from None
+    if isinstance(parsed, Pow2Type) and not weight:
+        raise PlanError(f"{where}: {value!r} is a power-of-two weight quantizer, for weights and biases only; "
+                        f"this needs a fixed<...> or ufixed<...> format")
+    return parsed
 
 
 def _is_note(key: str) -> bool:
@@ -109,10 +162,10 @@ def _is_note(key: str) -> bool:
 def _parse_entry(name: str, entry, base: Path) -> TensorSpec | None:
     where = f"plan entry for tensor {name!r}"
     if isinstance(entry, str):
-        return TensorSpec(name, whole=_format(entry, where), source=entry)
+        return TensorSpec(name, whole=_format(entry, where, weight=True), source=entry)
     if not isinstance(entry, dict):
-        raise PlanError(f"{where} must be a format string, {{'axis': k, 'formats': [...]}} or "
-                        f"{{'elements': 'file.npz:KEY'}}; got {entry!r}")
+        raise PlanError(f"{where} must be a format string, {{'axis': k, 'formats': [...]}}, "
+                        f"or {{'elements': 'file.npz:KEY'}}; got {entry!r}")
     keys = {k for k in entry if not _is_note(k)}
     if not keys:
         return None  # a template entry holding only notes: the default applies
@@ -121,12 +174,10 @@ def _parse_entry(name: str, entry, base: Path) -> TensorSpec | None:
         if extra or keys != {"axis", "formats"}:
             raise PlanError(f"{where}: a per-axis entry needs exactly the keys 'axis' and 'formats', "
                             f"got {sorted(keys)}")
-        axis, formats = entry["axis"], entry["formats"]
-        if not isinstance(axis, int) or isinstance(axis, bool):
-            raise PlanError(f"{where}: 'axis' must be an integer, got {axis!r}")
+        axis, formats = _axis_key(entry, where), entry["formats"]
         if not isinstance(formats, list) or not formats:
             raise PlanError(f"{where}: 'formats' must be a non-empty list of format strings, got {formats!r}")
-        types = tuple(_format(f, f"{where}, formats[{i}]") for i, f in enumerate(formats))
+        types = tuple(_format(f, f"{where}, formats[{i}]", weight=True) for i, f in enumerate(formats))
         return TensorSpec(name, axis=axis, axis_types=types, source=f"axis {axis}: {len(types)} formats")
     if "elements" in keys:
         extra = keys - {"elements", "rounding", "overflow"}
@@ -136,6 +187,13 @@ def _parse_entry(name: str, entry, base: Path) -> TensorSpec | None:
         return _parse_elements(name, entry, base, where)
     raise PlanError(f"{where}: unknown keys {sorted(keys)}; expected a format string, 'axis'+'formats', "
                     f"or 'elements'")
+
+
+def _axis_key(entry: dict, where: str) -> int:
+    axis = entry["axis"]
+    if not isinstance(axis, int) or isinstance(axis, bool):
+        raise PlanError(f"{where}: 'axis' must be an integer, got {axis!r}")
+    return axis
 
 
 def _parse_elements(name: str, entry: dict, base: Path, where: str) -> TensorSpec:
@@ -200,7 +258,9 @@ def parse_plan(raw: dict, base: Path, path: str = "<memory>") -> Plan:
     defaults = {}
     for key in DEFAULT_KEYS:
         value = raw_defaults.get(key)
-        defaults[key] = None if value is None else _format(value, f"plan default {key!r}")
+        # weights and biases may take pow2<...> too; inputs and activations are computed values
+        defaults[key] = None if value is None else _format(value, f"plan default {key!r}",
+                                                           weight=key in ("weight", "bias"))
     raw_tensors = raw.get("tensors", {})
     if not isinstance(raw_tensors, dict):
         raise PlanError(f"plan {path}: 'tensors' must be an object keyed by ONNX tensor name")

@@ -149,6 +149,8 @@ class Project:
                 "source": f"plan: {spec.source}" if spec is not None else "default",
                 "formats": _formats_json(t),
             }
+            if t.scheme is not None:  # a weight quantizer: rows per scheme, uses per centre, permutations
+                planned[key]["scheme"] = dict(t.scheme)
         return {"plan": self.plan.path, "tensors": planned}
 
     def write(self, out_dir, force: bool = False) -> Path:

@@ -114,3 +114,37 @@ def test_constants_that_vanish_or_saturate_warn():
     messages = [str(w.message) for w in caught if w.category is PlanWarning]
     assert messages == ["every value of weight 'div.inverse' becomes 0 under fixed<6,1,RND_CONV,SAT> "
                         "(largest |value| 0.00392157); give it more fractional bits in the plan"]
+
+
+# --- weight quantizers: pow2 (issue 6) --------------------------
+
+
+def test_weight_quantizer_entries_parse(tmp_path):
+    from compiler.fixed import Pow2Type
+
+    plan = parse_plan({
+        "defaults": {"weight": "pow2<-6,0>", "bias": "fixed<8,3>"},
+        "tensors": {
+            "a": "pow2<-3, 2>",
+            "b": {"axis": 0, "formats": ["pow2<-1,1>", "fixed<4,1>"]}}}, tmp_path)
+    assert plan.default("weight") == Pow2Type(-6, 0)
+    assert plan.spec("a").whole == Pow2Type(-3, 2) and plan.spec("a").weight_scheme == "pow2<-3,2>"
+    assert plan.spec("b").axis_types == (Pow2Type(-1, 1), FixedType(4, 1))
+
+
+@pytest.mark.parametrize("tensors, pattern", [
+    ({"w": "pow2<-4>"}, r"'w': malformed power-of-two format 'pow2<-4>'"),
+    ({"w": "pow2<-61,0>"}, r"'w': pow2 range cannot be represented: 'pow2<-61,0>' needs EMIN <= EMAX"),
+    ({"w": {"axis": 0, "formats": ["fixed<4,1>", "pow2<3,1>"]}}, r"formats\[1\]: pow2 range cannot be represented"),
+])
+def test_malformed_weight_quantizers_name_the_problem(tmp_path, tensors, pattern):
+    with pytest.raises(PlanError, match=pattern):
+        load_plan(_write(tmp_path, {"tensors": tensors}))
+
+
+def test_pow2_is_refused_for_inputs_and_activations(tmp_path):
+    with pytest.raises(PlanError, match=r"default 'input': 'pow2<-2,0>' is a power-of-two weight quantizer"):
+        load_plan(_write(tmp_path, {"defaults": {"input": "pow2<-2,0>"}}))
+    plan = parse_plan({"tensors": {"h": {"axis": 1, "formats": ["pow2<-2,0>", "fixed<4,1>"]}}}, tmp_path)
+    with pytest.raises(PlanError, match=r"'h': pow2<-2,0> is a weight quantizer .* 'h' is an activation"):
+        plan.formats_for(plan.spec("h"), (1, 2), batch_axis=True)

@@ -2,7 +2,11 @@
 
 * Graph inputs take their plan entry or ``defaults.input`` (one of them is required).
 * Weights and biases are quantized now, by their plan entry or ``defaults.weight`` /
-  ``defaults.bias``; values that saturate or wrap are counted in a `PlanWarning`.
+  ``defaults.bias``; values that saturate or wrap are counted in a `PlanWarning`.  An entry
+  with a weight quantizer (pow2) maps each float to a member of its set
+  (`fixed.round_pow2`): an exact fixed-point value, whose per-element format holds it
+  exactly (a zero is pruned).  How the entry resolved (pow2 exponents) is recorded on the
+  tensor as ``scheme``.
 * Internal constants the plan cannot name in ONNX terms: Clip bounds are kept exactly
   (a float32 is a short dyadic number), LeakyRelu's alpha and average-pooling reciprocals
   are rounded RND_CONV to 18 significant bits, unless the plan names them.
@@ -18,14 +22,15 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import warnings
 
 import numpy as np
 
 from ..errors import PlanError
-from ..fixed import FixedType, Formats, Overflow, Rounding, common_fraction, quantize_float
+from ..fixed import FixedType, Formats, Overflow, Pow2Type, Rounding, common_fraction, quantize_float, round_pow2
 from ..ir import LAYOUT_OPS, Graph, LookupTable, Node, Op, Tensor, TensorKind
-from ..plan import Plan
+from ..plan import Plan, RowSchemes, TensorSpec
 
 CONSTANT_SIGNIFICANT_BITS = 18
 
@@ -67,30 +72,120 @@ def exact_formats(values: np.ndarray) -> Formats:
 
 def _quantize_constant(t: Tensor, formats: Formats) -> Tensor:
     values = t.float_data if t.float_data is not None else t.data
-    m = quantize_float(values, formats, f"constant {t.name!r}")
-    data, data_frac = common_fraction(m, formats)
+    return _quantized(t, *_fixed_mantissas(values, formats, f"constant {t.name!r}"), formats.summary())
+
+
+def _fixed_mantissas(values: np.ndarray, formats: Formats, what: str) -> tuple[np.ndarray, ...]:
+    """(mantissas, formats, outside, wraps, zeroed): ``values`` in ``formats``, where they
+    saturate or wrap (leave the range), where they wrap, and where a non-zero became 0."""
+    m = quantize_float(values, formats, what)
     # a value saturates (or wraps) when its *rounded* mantissa leaves the format's range
     unbounded = Formats(formats.width + 64, formats.int_bits + 64, formats.signed, formats.rounding,
                         np.zeros(formats.shape, dtype=np.int64))
     rounded = quantize_float(values, unbounded)
     lo, hi = formats.mantissa_bounds()
-    outside = ((rounded < lo) | (rounded > hi)) & ~formats.pruned
-    vanished = (values != 0) & (np.asarray(m) == 0) & ~formats.pruned
-    if vanished.any() and not (np.asarray(m) != 0).any():
+    outside = np.asarray(((rounded < lo) | (rounded > hi)) & ~formats.pruned, dtype=bool)
+    zeroed = (values != 0) & (np.asarray(m) == 0) & ~formats.pruned
+    return m, formats, outside, outside & (formats.overflow == Overflow.WRAP), zeroed
+
+
+def _quantized(t: Tensor, m: np.ndarray, formats: Formats, outside: np.ndarray, wraps: np.ndarray,
+               zeroed: np.ndarray, scheme: str, record: dict | None = None) -> Tensor:
+    """The constant holding mantissas ``m`` (at each element's own fraction); warns when
+    every value vanished or some saturated or wrapped (``outside``)."""
+    values = t.float_data if t.float_data is not None else t.data
+    data, data_frac = common_fraction(m, formats)
+    if zeroed.any() and not (np.asarray(m) != 0).any():
         warnings.warn(PlanWarning(
-            f"every value of {t.kind.value} {t.onnx_name or t.name!r} becomes 0 under {formats.summary()} "
+            f"every value of {t.kind.value} {t.onnx_name or t.name!r} becomes 0 under {scheme} "
             f"(largest |value| {float(np.abs(values).max()):g}); give it more fractional bits in the plan"),
-            stacklevel=2)
+            stacklevel=3)
     if outside.any():
         worst = float(np.abs(values[outside]).max())
-        modes = {Overflow(int(o)).name for o in formats.overflow[outside]}
-        verb = "wrap" if modes == {"WRAP"} else "saturate"
+        verb = "wrap" if (wraps == outside).all() else "saturate"
         warnings.warn(PlanWarning(
             f"{int(outside.sum())} of {values.size} values of {t.kind.value} {t.onnx_name or t.name!r} "
-            f"{verb} under {formats.summary()} (largest |value| {worst:g}); give it more integer bits "
-            f"in the plan if that is not intended"), stacklevel=2)
+            f"{verb} under {scheme} (largest |value| {worst:g}); give it more integer bits "
+            f"in the plan if that is not intended"), stacklevel=3)
     return dataclasses.replace(t, formats=formats, data=np.asarray(data), data_frac=data_frac,
-                               float_data=np.asarray(values, dtype=np.float64))
+                               float_data=np.asarray(values, dtype=np.float64), scheme=record)
+
+
+def _quantize_schemes(t: Tensor, rows: RowSchemes, source: str) -> Tensor:
+    """Quantize a constant by a weight-quantizer entry: each index along ``rows.axis`` by its
+    scheme.  Works in the ONNX layout the entry speaks of, then transposes to the IR's."""
+    v = _onnx_values(t)
+    distinct = list(dict.fromkeys(rows.schemes))
+    row_id = np.array([distinct.index(s) for s in rows.schemes])
+    if rows.axis is None:
+        elem_id = np.zeros(v.shape, dtype=np.int64)
+    else:
+        shape = [1] * v.ndim
+        shape[rows.axis] = v.shape[rows.axis]
+        elem_id = np.broadcast_to(row_id.reshape(shape), v.shape)
+    # the fixed-point schemes all at once; the others' elements start pruned
+    by_scheme = np.array([[s.width, s.int_bits, s.signed, s.rounding, s.overflow] if isinstance(s, FixedType)
+                       else [0] * 5 for s in distinct], dtype=np.int64)
+    m, formats, outside, wraps, zeroed = _fixed_mantissas(v, Formats(*(by_scheme[elem_id, k] for k in range(5))),
+                                                          f"constant {t.name!r}")
+    m, fields = np.array(m), [np.array(f) for f in formats.fields()]  # the other schemes fill in theirs
+    for k, s in enumerate(distinct):
+        if isinstance(s, FixedType):
+            continue
+        sel = elem_id == k
+        part_m, part_formats, outside[sel] = _pow2(v[sel], s)
+        zeroed[sel] = (v[sel] != 0) & (part_m == 0)
+        m[sel] = part_m
+        for field, part in zip(fields, part_formats.fields()):
+            field[sel] = part
+    formats = Formats(*fields)
+    pow2 = np.isin(elem_id, [k for k, s in enumerate(distinct) if isinstance(s, Pow2Type)])
+    record = _record(rows, pow2, formats, outside)
+    if t.onnx_axes is not None:
+        m, outside, wraps, zeroed = (np.transpose(a, t.onnx_axes) for a in (m, outside, wraps, zeroed))
+        formats = formats.transpose(t.onnx_axes)
+    return _quantized(t, m, formats, outside, wraps, zeroed, source, record)
+
+
+def _record(rows: RowSchemes, pow2: np.ndarray, formats: Formats, outside: np.ndarray) -> dict:
+    """How the entry resolved: the plan's record, with counts of the pow2 elements' exponents
+    (zeros and saturated ones too)."""
+    record = dict(rows.record)
+    if pow2.any():
+        exponents = (-formats.frac_bits)[pow2 & ~formats.pruned]  # +-2**e: one bit at -e fractional bits
+        record["pow2"] = {"zeros": int((pow2 & formats.pruned).sum()), "saturated": int((pow2 & outside).sum()),
+                          "exponents": {str(e): int(c) for e, c in zip(*np.unique(exponents, return_counts=True))}}
+    return record
+
+
+def _pow2(values: np.ndarray, p: Pow2Type) -> tuple[np.ndarray, Formats, np.ndarray]:
+    """(mantissas, formats, saturated) of values rounded by ``p``: +-2**e is the mantissa
+    +-1 in a 1-bit format with e+1 integer bits (unsigned if positive); 0 is pruned."""
+    r = round_pow2(values, p)
+    _, k = np.frexp(r)  # r = 0.5 * 2**k
+    m = np.sign(r).astype(np.int64)
+    zeros = np.zeros(r.shape, dtype=np.int64)
+    formats = Formats(np.ones(r.shape, dtype=np.int64), k, m < 0, zeros, zeros).prune(m == 0)
+    return m, formats, np.abs(values) > math.ldexp(1.0, p.emax)
+
+
+def _constant(plan: Plan, graph: Graph, t: Tensor) -> Tensor:
+    """A constant quantized by its plan entry, the role's default, or (internal constants)
+    exactly enough not to matter."""
+    role = {TensorKind.WEIGHT: "weight", TensorKind.BIAS: "bias"}.get(t.kind)
+    key = t.onnx_name or t.name
+    spec = plan.spec(key)
+    if spec is None and role is not None and isinstance(plan.default(role), Pow2Type):
+        spec = TensorSpec(key, whole=plan.default(role), source=str(plan.default(role)))
+    if spec is not None and spec.weight_scheme is not None:
+        return _quantize_schemes(t, plan.row_schemes(spec, t.onnx_shape, _onnx_values(t)), spec.source)
+    return _quantize_constant(t, _constant_formats(plan, graph, t))
+
+
+def _onnx_values(t: Tensor) -> np.ndarray:
+    """A constant's float values in the layout of its ONNX tensor (the one its plan entry means)."""
+    values = np.asarray(t.float_data if t.float_data is not None else t.data, dtype=np.float64)
+    return values if t.onnx_axes is None else np.transpose(values, np.argsort(t.onnx_axes))
 
 
 def _constant_formats(plan: Plan, graph: Graph, t: Tensor) -> Formats:
@@ -171,7 +266,7 @@ def apply_plan(graph: Graph, plan: Plan) -> Graph:
         tensors[name] = dataclasses.replace(t, formats=formats)
     for name, t in graph.tensors.items():
         if t.is_constant and t.formats is None:
-            tensors[name] = _quantize_constant(t, _constant_formats(plan, graph, t))
+            tensors[name] = _constant(plan, graph, t)
 
     nodes: list[Node] = []
     for node in graph.nodes:

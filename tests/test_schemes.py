@@ -1,0 +1,317 @@
+"""Weight quantizers beyond fixed point (issue 6): power-of-two values; and per-element bits.
+
+* the rounding rules against independent implementations (exact fractions, brute force
+  over the set), with hypothesis;
+* each scheme on a small MLP: the IR's weights equal a float64 numpy reference of the plan's
+  rule, and the emulator's output equals a float64 forward pass of those weights exactly
+  (activations exact, inputs on the input grid: every sum is exact in float64);
+* each scheme on tiny models: `finegrain csim` and `finegrain sim` bit-exact on 305 vectors;
+* per element: a 0-bit weight leaves no product, a 0-bit activation element is a constant
+  zero and the next layer's accumulator shrinks;
+* bad plans: `finegrain compile` exits 2 with one paragraph naming the tensor, no folder.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+
+import compiler
+from compiler.backends.rtl import RTLOptions, rtl_context
+from compiler.cli import main
+from compiler.fixed import Pow2Type, round_pow2
+from compiler.passes.apply_plan import PlanWarning
+from compiler.verify.vectors import csim_vectors
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD_ROOT = ROOT / "build" / "rtl_sim"
+DEFAULTS = {"input": "fixed<8,3,RND_CONV,SAT>", "weight": "fixed<6,2,RND_CONV,SAT>",
+            "bias": "fixed<8,3,RND_CONV,SAT>", "activation": None}
+
+
+@pytest.fixture(autouse=True)
+def _shared_build_cache(monkeypatch):
+    monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", str(BUILD_ROOT))
+
+
+# --- independent references ---------------------------------------------------------------
+
+
+def ref_pow2_exact(w: float, emin: int, emax: int) -> Fraction:
+    """The rule from its definition: the member of {0, +-2**e} nearest to w, ties to the
+    larger magnitude, by brute force over the set in exact fractions."""
+    members = [Fraction(0)] + [s * Fraction(2) ** e for e in range(emin, emax + 1) for s in (1, -1)]
+    v = Fraction(w)
+    return min(members, key=lambda c: (abs(v - c), -abs(c)))
+
+
+def ref_pow2(w: np.ndarray, emin: int, emax: int) -> np.ndarray:
+    """float64 brute force: candidates by magnitude, largest first, so argmin's first hit
+    takes the larger magnitude on a tie (exact here: the weights are float32 values)."""
+    members = np.array([s * 2.0 ** e for e in range(emax, emin - 1, -1) for s in (1, -1)] + [0.0])
+    return members[np.argmin(np.abs(w[..., None] - members), axis=-1)]
+
+
+def ref_fixed(w: np.ndarray, width: int, int_bits: int) -> np.ndarray:
+    """RND_CONV (round half to even: np.rint) then SAT."""
+    frac = width - int_bits
+    return np.clip(np.rint(w * 2.0 ** frac), -2 ** (width - 1), 2 ** (width - 1) - 1) / 2.0 ** frac
+
+
+def ref_rows_by_variance(w: np.ndarray, axis: int) -> list[int]:
+    rows = np.moveaxis(w, axis, 0)
+    var = [float(np.var(rows[r])) for r in range(rows.shape[0])]
+    return sorted(range(len(var)), key=lambda r: (-var[r], r))
+
+
+# --- the rules --------------------------------------------------------------------------------
+
+exponent_ranges = st.tuples(st.integers(-20, 20), st.integers(0, 12)).map(lambda t: (t[0], t[0] + t[1]))
+
+
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=20), exponent_ranges)
+def test_round_pow2_against_the_definition(values, erange):
+    emin, emax = erange
+    got = round_pow2(np.array(values), Pow2Type(emin, emax))
+    assert [Fraction(float(g)) for g in got] == [ref_pow2_exact(v, emin, emax) for v in values]
+
+
+@given(exponent_ranges, st.integers(-22, 22), st.sampled_from([1, -1]), st.sampled_from([0.5, 0.75, 1.0, 1.5]))
+def test_round_pow2_at_midpoints_and_ends(erange, e, sign, mantissa):
+    """Midpoints 1.5 * 2**e (ties), 0.75 * 2**emin (the tie with zero) and the ends."""
+    emin, emax = erange
+    v = sign * mantissa * 2.0 ** e
+    assert Fraction(float(round_pow2(np.array([v]), Pow2Type(emin, emax))[0])) == ref_pow2_exact(v, emin, emax)
+
+
+def test_round_pow2_examples():
+    p = Pow2Type(-3, 0)
+    x = np.array([0.0, 0.0624, 0.0625, 0.18, 0.1875, 0.2, 1.0, 1.4, 2.0, -3.0, -0.19, 5e-324])
+    assert round_pow2(x, p).tolist() == [0, 0, 0.125, 0.125, 0.25, 0.25, 1, 1, 1, -1, -0.25, 0]
+
+
+# --- each scheme on a small MLP: IR weights and emulator vs float64 references -------------
+
+
+def _save(nodes, inputs, outputs, inits, path: Path, name: str) -> Path:
+    graph = helper.make_graph(nodes, name, inputs, outputs, inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return path
+
+
+def _vec(name: str, shape) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", *shape])
+
+
+def _mlp(path: Path, seed: int = 5) -> tuple[Path, dict]:
+    """x[6] -> Gemm (fc1.weight [8, 6], transB) + fc1.bias -> Relu -> MatMul (fc2.weight [8, 3],
+    ONNX [in, out]) + fc2.bias.  Returns the model and its float64 weights."""
+    rng = np.random.default_rng(seed)
+    weights = {"fc1.weight": rng.normal(size=(8, 6)) * rng.uniform(0.2, 1.5, size=(8, 1)),
+               "fc1.bias": rng.normal(size=8), "fc2.weight": rng.normal(size=(8, 3)), "fc2.bias": rng.normal(size=3)}
+    weights = {k: v.astype(np.float32).astype(np.float64) for k, v in weights.items()}
+    nodes = [helper.make_node("Gemm", ["x", "fc1.weight", "fc1.bias"], ["h"], name="fc1", transB=1),
+             helper.make_node("Relu", ["h"], ["r"], name="relu1"),
+             helper.make_node("MatMul", ["r", "fc2.weight"], ["z"], name="fc2"),
+             helper.make_node("Add", ["z", "fc2.bias"], ["y"], name="fc2_bias")]
+    inits = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in weights.items()]
+    return _save(nodes, [_vec("x", (6,))], [_vec("y", (3,))], inits, path, "mlp"), weights
+
+
+def _forward(x: np.ndarray, q: dict) -> np.ndarray:
+    """The MLP in float64 on quantized weights (ONNX layouts); exact for these small dyadics."""
+    h = np.maximum(x @ q["fc1.weight"].T + q["fc1.bias"], 0.0)
+    return h @ q["fc2.weight"] + q["fc2.bias"]
+
+
+def _compile(tmp_path: Path, tensors: dict, model=_mlp, **options):
+    model_path, weights = model(tmp_path / "m.onnx")
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"defaults": DEFAULTS, "tensors": tensors}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PlanWarning)
+        return compiler.compile_model(model_path, plan, **options), weights
+
+
+def _ir_values(project, name: str) -> np.ndarray:
+    """A constant's quantized values, in the ONNX layout."""
+    t = next(t for t in project.graph.tensors.values() if (t.onnx_name or t.name) == name)
+    v = np.ldexp(np.asarray(t.data, dtype=np.float64), -t.data_frac)
+    return v if t.onnx_axes is None else np.transpose(v, np.argsort(t.onnx_axes))
+
+
+def _grid_inputs(project, count=200, seed=0) -> np.ndarray:
+    """Inputs over the input format's range, and its extremes, on its grid."""
+    x = csim_vectors(project.graph, count, seed)["x"]
+    return np.clip(np.rint(x * 32), -128, 127) / 32  # fixed<8,3>: 5 fractional bits
+
+
+def _check_forward(project, reference: dict) -> None:
+    """The IR's weights are the reference's, and the emulator computes the float64 forward pass."""
+    for name, want in reference.items():
+        assert np.array_equal(_ir_values(project, name), want), name
+    x = _grid_inputs(project)
+    assert np.array_equal(project.emulate(x), _forward(x, reference))
+
+
+def _defaults_applied(weights: dict) -> dict:
+    return {"fc1.weight": ref_fixed(weights["fc1.weight"], 6, 2), "fc2.weight": ref_fixed(weights["fc2.weight"], 6, 2),
+            "fc1.bias": ref_fixed(weights["fc1.bias"], 8, 3), "fc2.bias": ref_fixed(weights["fc2.bias"], 8, 3)}
+
+
+def test_pow2_weights(tmp_path):
+    """A whole tensor and per output column (a MatMul weight: ONNX axis 1), mixed with fixed."""
+    project, w = _compile(tmp_path, {
+        "fc1.weight": "pow2<-4,0>",
+        "fc2.weight": {"axis": 1, "formats": ["pow2<-3,1>", "fixed<6,2,RND_CONV,SAT>", "pow2<-1,2>"]},
+        "fc2.bias": "pow2<-2,2>"})
+    want = _defaults_applied(w)
+    want["fc1.weight"] = ref_pow2(w["fc1.weight"], -4, 0)
+    want["fc2.weight"] = np.stack([ref_pow2(w["fc2.weight"][:, 0], -3, 1), ref_fixed(w["fc2.weight"][:, 1], 6, 2),
+                                   ref_pow2(w["fc2.weight"][:, 2], -1, 2)], axis=1)
+    want["fc2.bias"] = ref_pow2(w["fc2.bias"], -2, 2)
+    _check_forward(project, want)
+    # +-2**e is one bit (signed if negative) with e + 1 integer bits; zeros are pruned
+    f = project.graph.tensor("fc1.weight").formats
+    v = want["fc1.weight"]
+    assert np.array_equal(f.width, (v != 0).astype(int))
+    assert np.array_equal(f.signed, v < 0)
+    assert np.array_equal(f.int_bits[v != 0], np.log2(np.abs(v[v != 0])).astype(int) + 1)
+    saturated = int((np.abs(w["fc1.weight"]) > 1).sum())
+    assert saturated and any(f"{saturated} of 48 values of weight 'fc1.weight' saturate under pow2<-4,0>" in m
+                             for m in project.warnings)
+    scheme = project.resolved_plan()["tensors"]["fc1.weight"]["scheme"]
+    assert scheme["kind"] == "pow2" and scheme["pow2"]["saturated"] == saturated
+    assert scheme["pow2"]["zeros"] == int((v == 0).sum())
+    assert sum(scheme["pow2"]["exponents"].values()) == int((v != 0).sum())
+
+
+def test_pow2_as_the_weight_default(tmp_path):
+    model_path, w = _mlp(tmp_path / "m.onnx")
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"defaults": {**DEFAULTS, "weight": "pow2<-5,1>"}, "tensors": {}}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PlanWarning)
+        project = compiler.compile_model(model_path, plan)
+    want = _defaults_applied(w)
+    want.update({k: ref_pow2(w[k], -5, 1) for k in ("fc1.weight", "fc2.weight")})
+    _check_forward(project, want)
+
+
+# --- per element: pruned weights and activation elements -------------------------------------
+
+
+def _per_element_plan(tmp_path: Path) -> tuple[dict, np.ndarray, np.ndarray]:
+    """fc1.weight: random bits, a third pruned; the relu output r: elements 1 and 6 pruned."""
+    rng = np.random.default_rng(8)
+    w_bits = np.where(rng.random((8, 6)) < 0.33, 0, rng.integers(2, 7, size=(8, 6)))
+    r_bits = np.array([5, 0, 6, 4, 7, 5, 0, 6])
+    np.savez(tmp_path / "bits.npz", **{
+        "w1.bits": w_bits, "w1.int_bits": np.full((8, 6), 2), "w1.signed": np.ones((8, 6), int),
+        "r.bits": r_bits, "r.int_bits": np.full(8, 3), "r.signed": np.zeros(8, int)})
+    tensors = {"fc1.weight": {"elements": "bits.npz:w1", "rounding": "RND_CONV", "overflow": "SAT"},
+               "r": {"elements": "bits.npz:r", "rounding": "RND_CONV", "overflow": "SAT"}}
+    return tensors, w_bits, r_bits
+
+
+def _products(graph) -> dict[str, int]:
+    context = rtl_context(graph, RTLOptions(clock_ns=5.0, levels_per_stage=None), {"model": "m", "plan": "p"})
+    return {layer["name"]: layer["products"] for layer in context["layers"]}
+
+
+def test_pruned_weights_and_activation_elements_cost_nothing(tmp_path):
+    tensors, w_bits, r_bits = _per_element_plan(tmp_path)
+    project, w = _compile(tmp_path, tensors)
+    g = project.graph
+    w1 = g.tensor("fc1.weight")
+    assert np.all(np.asarray(w1.data)[w_bits == 0] == 0) and np.array_equal(w1.formats.width, w_bits)
+    r = g.tensor("r")
+    assert np.array_equal(r.formats.width, r_bits)
+    # the emulator: a pruned activation element is always 0
+    x = _grid_inputs(project, seed=1)
+    from compiler.emulate import quantize_inputs, run
+
+    values = run(g, quantize_inputs(g, x))
+    assert np.all(values["r"].m[:, r_bits == 0] == 0)
+    # no product for a pruned weight, nor for a weight reading a pruned activation element
+    fc2 = _ir_values(project, "fc2.weight")  # [in, out]
+    products = _products(g)
+    assert products["fc1"] == int(np.count_nonzero(np.asarray(w1.data)))
+    assert products["fc2"] == int(np.count_nonzero(fc2[r_bits > 0]))
+    # the next layer's accumulator holds only the terms it has: its exact range is the bias
+    # plus each kept element's extreme term, and it is narrower than with every element kept
+    def bounds(name):
+        t = g.tensor(name)
+        return [np.ldexp(np.asarray(b, dtype=np.float64), -t.formats.frac_bits) for b in t.bounds]
+
+    r_lo, r_hi = bounds("r")
+    assert np.all(r_lo[r_bits == 0] == 0) and np.all(r_hi[r_bits == 0] == 0) and np.all(r_hi[r_bits > 0] > 0)
+    ends = np.stack([fc2 * r_lo[:, None], fc2 * r_hi[:, None]])
+    bias = _ir_values(project, "fc2.bias")
+    y_lo, y_hi = bounds("y")
+    assert np.array_equal(y_lo, bias + ends.min(axis=0).sum(axis=0))
+    assert np.array_equal(y_hi, bias + ends.max(axis=0).sum(axis=0))
+    full = dict(tensors, r={"axis": 1, "formats": ["ufixed<7,3,RND_CONV,SAT>"] * 8})
+    wide, _ = _compile(tmp_path, full)
+    assert products["fc2"] < _products(wide.graph)["fc2"]
+    assert g.tensor("y").formats.width.sum() < wide.graph.tensor("y").formats.width.sum()
+
+
+# --- csim and Verilator sim, bit-exact ----------------------------------------------------------
+
+
+def _sim_case(name: str, tmp_path: Path):
+    """(model, tensors) of one scheme's tiny design."""
+    if name == "pow2":
+        return _mlp, {"fc1.weight": "pow2<-4,0>", "fc2.bias": "pow2<-2,2>",
+                      "fc2.weight": {"axis": 1, "formats": ["pow2<-3,1>", "fixed<6,2,RND_CONV,SAT>", "pow2<-1,2>"]}}
+    return _mlp, _per_element_plan(tmp_path)[0]
+
+
+@pytest.mark.parametrize("case", ["pow2", "per_element"])
+def test_csim_and_rtl_sim_bit_exact(tmp_path, case):
+    model, tensors = _sim_case(case, tmp_path)
+    model_path, _ = model(tmp_path / "m.onnx")
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"defaults": DEFAULTS, "tensors": tensors}))
+    out = tmp_path / "out"
+    assert main(["compile", str(model_path), "--plan", str(plan), "-o", str(out)]) == 0
+    for command in ("csim", "sim"):
+        assert main([command, str(out), "--vectors", "300"]) == 0
+        report = json.loads((out / "report.json").read_text())[command]
+        assert report["mismatches"] == 0 and report["vectors"] == 305, (command, report)
+
+
+# --- bad plans ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tensors, arrays, words", [
+    ({"fc1.weight": "pow2<-70,0>"}, {}, ["'fc1.weight'", "pow2 range cannot be represented", "'pow2<-70,0>'"]),
+    ({"fc1.weight": "pow2<2,-2>"}, {}, ["'fc1.weight'", "pow2 range cannot be represented", "'pow2<2,-2>'"]),
+    ({"r": "pow2<-4,0>"}, {}, ["'r'", "pow2<-4,0> is a weight quantizer", "'r' is an activation"]),
+    ({"x": "pow2<-4,0>"}, {}, ["'x'", "pow2<-4,0> is a weight quantizer", "'x' is an activation or graph input"]),
+    ({"fc1.weight": {"axis": 0, "formats": ["pow2<-3,0>"] * 3}}, {},
+     ["'fc1.weight'", "3 formats given for axis 0, but that axis has length 8"]),
+])
+def test_bad_plans_exit_2_naming_the_tensor(tmp_path, capsys, tensors, arrays, words):
+    model_path, _ = _mlp(tmp_path / "m.onnx")
+    if arrays:
+        np.savez(tmp_path / "a.npz", **arrays)
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"defaults": DEFAULTS, "tensors": tensors}))
+    capsys.readouterr()
+    assert main(["compile", str(model_path), "--plan", str(plan), "-o", str(tmp_path / "out")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith("error:") and err.count("error:") == 1 and "Traceback" not in err
+    for word in words:
+        assert word in err, err
+    assert not (tmp_path / "out").exists()
