@@ -1,14 +1,17 @@
 """The bit plan: which fixed-point format each tensor has, per tensor, per axis index or
 per element, and for constants the weight quantizers beyond fixed point (power-of-two
-values).  Loading validates the file on its own; `Plan.formats_for` resolves an entry
-against a tensor's shape, `Plan.row_schemes` a constant's scheme entry against its shape
-and float values.  The schema is documented in docs/bit-plan.md.
+values, row-wise mixes of schemes).  Loading validates the file on its own;
+`Plan.formats_for` resolves an entry against a tensor's shape, `Plan.row_schemes` a
+constant's scheme entry against its shape and float values.  The schema is documented in
+docs/bit-plan.md.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +34,19 @@ DEFAULT_TABLES = {
 }
 
 
+RATIO_TOLERANCE = 1e-9
+ASSIGN_RULES = ("variance", "order")
+
+
 # What one index along an axis (or a whole tensor) of a constant is quantized by.
 Scheme = FixedType | Pow2Type
+
+
+@dataclass(frozen=True)
+class MixEntry:
+    scheme: FixedType | Pow2Type
+    rows: Fraction  # the share of the axis, as written (a decimal, read exactly)
+    text: str  # the format string as written
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,15 +55,19 @@ class TensorSpec:
 
     name: str
     whole: FixedType | Pow2Type | None = None  # one format for the whole tensor
-    axis: int | None = None  # one format per index along this axis
+    axis: int | None = None  # one format (mix entry) per index along this axis
     axis_types: tuple[FixedType | Pow2Type, ...] = ()
     elements: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # bits, int_bits, signed
     element_modes: tuple[Rounding, Overflow] = (Rounding.TRN, Overflow.WRAP)
+    mix: tuple[MixEntry, ...] = ()  # row-wise mix of schemes along `axis`
+    assign: str = "variance"  # mix: which rows take which entry
     source: str = ""  # how the plan wrote it, for plan.resolved.json
 
     @property
     def weight_scheme(self) -> str | None:
-        """What makes this a constants-only entry (pow2), or None."""
+        """What makes this a constants-only entry (pow2, a mix), or None."""
+        if self.mix:
+            return "a row-wise mix"
         pow2 = [t for t in (self.whole, *self.axis_types) if isinstance(t, Pow2Type)]
         return str(pow2[0]) if pow2 else None
 
@@ -86,7 +104,7 @@ class Plan:
 
         ``batch_axis``: the ONNX shape starts with the batch axis (activations), which an
         `axis` entry counts and per-element arrays leave out.  Entries with a weight
-        quantizer (pow2) resolve with `row_schemes` instead.
+        quantizer (pow2, mix) resolve with `row_schemes` instead.
         """
         ir_shape = tuple(onnx_shape[1:]) if batch_axis else tuple(onnx_shape)
         scheme = spec.weight_scheme
@@ -117,13 +135,54 @@ class Plan:
 
     def row_schemes(self, spec: TensorSpec, onnx_shape: tuple[int, ...], values: np.ndarray) -> RowSchemes:
         """Resolve a constant's entry with a weight quantizer against its ONNX shape and
-        float ``values`` (in ONNX layout)."""
+        float ``values`` (in ONNX layout: a mix assigns rows by their values)."""
         onnx_shape = tuple(onnx_shape)
         if spec.whole is not None:
             return RowSchemes(None, (spec.whole,), {"kind": "pow2", "format": str(spec.whole)})
         axis = _check_axis(spec, onnx_shape, batch_axis=False)
-        _check_axis_length(spec, len(spec.axis_types), "formats", onnx_shape, axis)
-        return RowSchemes(axis, spec.axis_types, {"kind": "axis", "axis": axis})
+        if not spec.mix:
+            _check_axis_length(spec, len(spec.axis_types), "formats", onnx_shape, axis)
+            return RowSchemes(axis, spec.axis_types, {"kind": "axis", "axis": axis})
+        counts = mix_counts(spec, onnx_shape[axis])
+        rows = np.moveaxis(np.asarray(values, dtype=np.float64), axis, 0).reshape(onnx_shape[axis], -1)
+        order = mix_order(rows, spec.assign)
+        row_entry = np.empty(len(order), dtype=np.int64)
+        row_entry[order] = np.repeat(np.arange(len(counts)), counts)
+        record = dict(kind="mix", axis=axis, assign=spec.assign,
+                      entries=[{"format": e.text, "rows": int(c)} for e, c in zip(spec.mix, counts)],
+                      mix=_count_by(e.text for e, c in zip(spec.mix, counts) for _ in range(c)),
+                      row_entry=row_entry.tolist())
+        return RowSchemes(axis, tuple(spec.mix[i].scheme for i in row_entry), record)
+
+
+def mix_counts(spec: TensorSpec, n: int) -> list[int]:
+    """Rows per mix entry, by largest remainder: entry ``i``'s quota is
+    ``rows_i / sum(rows) * n``; each entry gets the whole part of its quota, and the rows
+    left over go one each to the entries with the largest fractional parts (ties: the entry
+    listed first).  Exact: the shares are the decimals the plan wrote."""
+    total = sum(e.rows for e in spec.mix)
+    quotas = [e.rows * n / total for e in spec.mix]
+    counts = [math.floor(q) for q in quotas]
+    by_remainder = sorted(range(len(quotas)), key=lambda i: (-(quotas[i] - counts[i]), i))
+    for i in by_remainder[:n - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def mix_order(rows: np.ndarray, assign: str) -> np.ndarray:
+    """Row indices in the order they take mix entries: "order" by index; "variance" by the
+    variance of each row's float values (``np.var``), largest first, ties by index."""
+    if assign == "order":
+        return np.arange(rows.shape[0])
+    variance = rows.var(axis=1) if rows.shape[1] else np.zeros(rows.shape[0])
+    return np.lexsort((np.arange(rows.shape[0]), -variance))
+
+
+def _count_by(keys) -> dict:
+    counts: dict = {}
+    for k in keys:
+        counts[k] = counts.get(k, 0) + 1
+    return counts
 
 
 def _check_axis(spec: TensorSpec, onnx_shape, batch_axis: bool) -> int:
@@ -165,10 +224,12 @@ def _parse_entry(name: str, entry, base: Path) -> TensorSpec | None:
         return TensorSpec(name, whole=_format(entry, where, weight=True), source=entry)
     if not isinstance(entry, dict):
         raise PlanError(f"{where} must be a format string, {{'axis': k, 'formats': [...]}}, "
-                        f"or {{'elements': 'file.npz:KEY'}}; got {entry!r}")
+                        f"{{'axis': k, 'mix': [...]}} or {{'elements': 'file.npz:KEY'}}; got {entry!r}")
     keys = {k for k in entry if not _is_note(k)}
     if not keys:
         return None  # a template entry holding only notes: the default applies
+    if "mix" in keys:
+        return _parse_mix(name, entry, keys, where)
     if "axis" in keys or "formats" in keys:
         extra = keys - {"axis", "formats"}
         if extra or keys != {"axis", "formats"}:
@@ -186,7 +247,7 @@ def _parse_entry(name: str, entry, base: Path) -> TensorSpec | None:
                             f"'elements', 'rounding', 'overflow'")
         return _parse_elements(name, entry, base, where)
     raise PlanError(f"{where}: unknown keys {sorted(keys)}; expected a format string, 'axis'+'formats', "
-                    f"or 'elements'")
+                    f"'axis'+'mix', or 'elements'")
 
 
 def _axis_key(entry: dict, where: str) -> int:
@@ -194,6 +255,38 @@ def _axis_key(entry: dict, where: str) -> int:
     if not isinstance(axis, int) or isinstance(axis, bool):
         raise PlanError(f"{where}: 'axis' must be an integer, got {axis!r}")
     return axis
+
+
+def _only_keys(keys: set, required: set, optional: set, what: str, where: str) -> None:
+    if not required <= keys or keys - required - optional:
+        allowed = [repr(k) for k in sorted(required)] + [f"optionally {k!r}" for k in sorted(optional)]
+        raise PlanError(f"{where}: {what} takes the keys {', '.join(allowed)}; got {sorted(keys)}")
+
+
+def _parse_mix(name: str, entry: dict, keys: set, where: str) -> TensorSpec:
+    _only_keys(keys, {"axis", "mix"}, {"assign"}, "a row-wise mix", where)
+    axis, mix = _axis_key(entry, where), entry["mix"]
+    if not isinstance(mix, list) or not mix:
+        raise PlanError(f"{where}: 'mix' must be a non-empty list of {{'format': ..., 'rows': fraction}}, "
+                        f"got {mix!r}")
+    entries = []
+    for i, item in enumerate(mix):
+        at = f"{where}, mix[{i}]"
+        if not isinstance(item, dict) or set(item) != {"format", "rows"}:
+            raise PlanError(f"{at} must be {{'format': FORMAT, 'rows': FRACTION}}, got {item!r}")
+        rows = item["rows"]
+        if not isinstance(rows, (int, float)) or isinstance(rows, bool) or not math.isfinite(rows) or rows < 0:
+            raise PlanError(f"{at}: 'rows' must be a fraction of the axis between 0 and 1, got {rows!r}")
+        entries.append(MixEntry(_format(item["format"], at, weight=True), Fraction(str(rows)), item["format"]))
+    total = sum(e.rows for e in entries)
+    if abs(total - 1) > RATIO_TOLERANCE:
+        raise PlanError(f"{where}: mixed-scheme ratios add up to {float(total):.12g}, not 1 "
+                        f"(rows {[float(e.rows) for e in entries]})")
+    assign = entry.get("assign", "variance")
+    if assign not in ASSIGN_RULES:
+        raise PlanError(f"{where}: unknown 'assign' rule {assign!r}; choose one of {', '.join(ASSIGN_RULES)}")
+    source = f"axis {axis}: mix of " + ", ".join(f"{e.text} x {float(e.rows):g}" for e in entries)
+    return TensorSpec(name, axis=axis, mix=tuple(entries), assign=assign, source=source)
 
 
 def _parse_elements(name: str, entry: dict, base: Path, where: str) -> TensorSpec:

@@ -116,7 +116,7 @@ def test_constants_that_vanish_or_saturate_warn():
                         "(largest |value| 0.00392157); give it more fractional bits in the plan"]
 
 
-# --- weight quantizers: pow2 (issue 6) --------------------------
+# --- weight quantizers: pow2, row-wise mixes (issue 6) --------------------------
 
 
 def test_weight_quantizer_entries_parse(tmp_path):
@@ -126,16 +126,31 @@ def test_weight_quantizer_entries_parse(tmp_path):
         "defaults": {"weight": "pow2<-6,0>", "bias": "fixed<8,3>"},
         "tensors": {
             "a": "pow2<-3, 2>",
-            "b": {"axis": 0, "formats": ["pow2<-1,1>", "fixed<4,1>"]}}}, tmp_path)
+            "b": {"axis": 0, "formats": ["pow2<-1,1>", "fixed<4,1>"]},
+            "c": {"axis": 1, "mix": [{"format": "pow2<-6,0>", "rows": 0.5}, {"format": "fixed<6,1>", "rows": 0.5}],
+                  "assign": "order"}}}, tmp_path)
     assert plan.default("weight") == Pow2Type(-6, 0)
     assert plan.spec("a").whole == Pow2Type(-3, 2) and plan.spec("a").weight_scheme == "pow2<-3,2>"
     assert plan.spec("b").axis_types == (Pow2Type(-1, 1), FixedType(4, 1))
+    c = plan.spec("c")
+    assert (c.axis, c.assign) == (1, "order")
+    assert [str(e.scheme) for e in c.mix] == ["pow2<-6,0>", "fixed<6,1>"]
 
 
 @pytest.mark.parametrize("tensors, pattern", [
     ({"w": "pow2<-4>"}, r"'w': malformed power-of-two format 'pow2<-4>'"),
     ({"w": "pow2<-61,0>"}, r"'w': pow2 range cannot be represented: 'pow2<-61,0>' needs EMIN <= EMAX"),
     ({"w": {"axis": 0, "formats": ["fixed<4,1>", "pow2<3,1>"]}}, r"formats\[1\]: pow2 range cannot be represented"),
+    ({"w": {"mix": [{"format": "fixed<4,1>", "rows": 1}]}}, r"'w': a row-wise mix takes the keys 'axis', 'mix'"),
+    ({"w": {"axis": 0, "mix": []}}, r"'w': 'mix' must be a non-empty list"),
+    ({"w": {"axis": 0, "mix": [{"format": "fixed<4,1>"}]}}, r"'w', mix\[0\] must be \{'format'"),
+    ({"w": {"axis": 0, "mix": [{"format": "fixed<4,1>", "rows": -0.5}, {"format": "fixed<4,1>", "rows": 1.5}]}},
+     r"mix\[0\]: 'rows' must be a fraction of the axis between 0 and 1, got -0.5"),
+    ({"w": {"axis": 0, "mix": [{"format": "fixed<4,1>", "rows": 0.5}, {"format": "fixed<4,1>", "rows": 0.6}]}},
+     r"'w': mixed-scheme ratios add up to 1.1, not 1"),
+    ({"w": {"axis": 0, "mix": [{"format": "fixd<4,1>", "rows": 1}]}}, r"mix\[0\]: malformed format 'fixd<4,1>'"),
+    ({"w": {"axis": 0, "mix": [{"format": "fixed<4,1>", "rows": 1}], "assign": "hessian"}},
+     r"'w': unknown 'assign' rule 'hessian'; choose one of variance, order"),
 ])
 def test_malformed_weight_quantizers_name_the_problem(tmp_path, tensors, pattern):
     with pytest.raises(PlanError, match=pattern):

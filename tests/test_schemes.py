@@ -1,4 +1,5 @@
-"""Weight quantizers beyond fixed point (issue 6): power-of-two values; and per-element bits.
+"""Weight quantizers beyond fixed point (issue 6): power-of-two values, row-wise mixes of
+schemes; and per-element bits.
 
 * the rounding rules against independent implementations (exact fractions, brute force
   over the set), with hypothesis;
@@ -30,6 +31,7 @@ from compiler.backends.rtl import RTLOptions, rtl_context
 from compiler.cli import main
 from compiler.fixed import Pow2Type, round_pow2
 from compiler.passes.apply_plan import PlanWarning
+from compiler.plan import mix_counts, parse_plan
 from compiler.verify.vectors import csim_vectors
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,6 +99,20 @@ def test_round_pow2_examples():
     p = Pow2Type(-3, 0)
     x = np.array([0.0, 0.0624, 0.0625, 0.18, 0.1875, 0.2, 1.0, 1.4, 2.0, -3.0, -0.19, 5e-324])
     assert round_pow2(x, p).tolist() == [0, 0, 0.125, 0.125, 0.25, 0.25, 1, 1, 1, -1, -0.25, 0]
+
+
+@pytest.mark.parametrize("rows, n, counts", [
+    ([0.5, 0.25, 0.25], 8, [4, 2, 2]),
+    ([0.3, 0.3, 0.4], 8, [3, 2, 3]),  # quotas 2.4 2.4 3.2: the tie for the last row goes to the first
+    ([0.29, 0.71], 100, [29, 71]),  # the decimals are read exactly, not as binary floats
+    ([1 / 3, 1 / 3, 1 / 3], 4, [2, 1, 1]),
+    ([0.1, 0.0, 0.9], 5, [1, 0, 4]),  # quotas 0.5 0 4.5: remainders tie, the entry listed first wins
+    ([1.0], 7, [7]),
+])
+def test_mix_counts_by_largest_remainder(tmp_path, rows, n, counts):
+    entry = {"axis": 0, "mix": [{"format": "fixed<4,1>", "rows": r} for r in rows]}
+    spec = parse_plan({"tensors": {"w": entry}}, tmp_path).spec("w")
+    assert mix_counts(spec, n) == counts
 
 
 # --- each scheme on a small MLP: IR weights and emulator vs float64 references -------------
@@ -207,6 +223,48 @@ def test_pow2_as_the_weight_default(tmp_path):
     _check_forward(project, want)
 
 
+MIX = [{"format": "pow2<-6,0>", "rows": 0.5}, {"format": "fixed<6,1,RND_CONV,SAT>", "rows": 0.25},
+       {"format": "fixed<4,1,RND_CONV,SAT>", "rows": 0.25}]
+
+
+def _ref_mix(w: np.ndarray, axis: int, schemes: list, counts: list[int]) -> tuple[np.ndarray, list[int]]:
+    """Rows by variance, largest first, take the schemes in order: the reference values and
+    the scheme of each row."""
+    entry = [0] * w.shape[axis]
+    order = ref_rows_by_variance(w, axis)
+    for k, row in enumerate(order):
+        entry[row] = next(i for i in range(len(counts)) if k < sum(counts[:i + 1]))
+    rows = np.moveaxis(w, axis, 0)
+    out = np.stack([schemes[entry[r]](rows[r]) for r in range(len(entry))])
+    return np.moveaxis(out, 0, axis), entry
+
+
+def test_row_wise_mix_by_variance(tmp_path):
+    project, w = _compile(tmp_path, {
+        "fc1.weight": {"axis": 0, "mix": MIX},
+        "fc2.weight": {"axis": 1, "mix": [{"format": "fixed<6,2,RND_CONV,SAT>", "rows": 2 / 3},
+                                          {"format": "pow2<-2,1>", "rows": 1 / 3}]}})
+    want = _defaults_applied(w)
+    want["fc1.weight"], entry1 = _ref_mix(w["fc1.weight"], 0, [
+        lambda r: ref_pow2(r, -6, 0), lambda r: ref_fixed(r, 6, 1), lambda r: ref_fixed(r, 4, 1)], [4, 2, 2])
+    want["fc2.weight"], entry2 = _ref_mix(w["fc2.weight"], 1, [
+        lambda r: ref_fixed(r, 6, 2), lambda r: ref_pow2(r, -2, 1)], [2, 1])
+    _check_forward(project, want)
+    resolved = project.resolved_plan()["tensors"]
+    scheme = resolved["fc1.weight"]["scheme"]
+    assert scheme["row_entry"] == entry1 and resolved["fc2.weight"]["scheme"]["row_entry"] == entry2
+    assert scheme["mix"] == {"pow2<-6,0>": 4, "fixed<6,1,RND_CONV,SAT>": 2, "fixed<4,1,RND_CONV,SAT>": 2}
+
+
+def test_row_wise_mix_in_index_order(tmp_path):
+    project, w = _compile(tmp_path, {"fc1.weight": {"axis": 0, "mix": MIX, "assign": "order"}})
+    want = _defaults_applied(w)
+    w1 = w["fc1.weight"]
+    want["fc1.weight"] = np.concatenate([ref_pow2(w1[:4], -6, 0), ref_fixed(w1[4:6], 6, 1), ref_fixed(w1[6:], 4, 1)])
+    _check_forward(project, want)
+    assert project.resolved_plan()["tensors"]["fc1.weight"]["scheme"]["row_entry"] == [0, 0, 0, 0, 1, 1, 2, 2]
+
+
 # --- per element: pruned weights and activation elements -------------------------------------
 
 
@@ -274,10 +332,13 @@ def _sim_case(name: str, tmp_path: Path):
     if name == "pow2":
         return _mlp, {"fc1.weight": "pow2<-4,0>", "fc2.bias": "pow2<-2,2>",
                       "fc2.weight": {"axis": 1, "formats": ["pow2<-3,1>", "fixed<6,2,RND_CONV,SAT>", "pow2<-1,2>"]}}
+    if name == "mix":
+        return _mlp, {"fc1.weight": {"axis": 0, "mix": MIX}, "fc2.weight": {"axis": 1, "mix": [
+            {"format": "pow2<-3,1>", "rows": 0.34}, {"format": "fixed<5,2,RND_CONV,SAT>", "rows": 0.66}]}}
     return _mlp, _per_element_plan(tmp_path)[0]
 
 
-@pytest.mark.parametrize("case", ["pow2", "per_element"])
+@pytest.mark.parametrize("case", ["pow2", "mix", "per_element"])
 def test_csim_and_rtl_sim_bit_exact(tmp_path, case):
     model, tensors = _sim_case(case, tmp_path)
     model_path, _ = model(tmp_path / "m.onnx")
@@ -297,8 +358,11 @@ def test_csim_and_rtl_sim_bit_exact(tmp_path, case):
 @pytest.mark.parametrize("tensors, arrays, words", [
     ({"fc1.weight": "pow2<-70,0>"}, {}, ["'fc1.weight'", "pow2 range cannot be represented", "'pow2<-70,0>'"]),
     ({"fc1.weight": "pow2<2,-2>"}, {}, ["'fc1.weight'", "pow2 range cannot be represented", "'pow2<2,-2>'"]),
+    ({"fc1.weight": {"axis": 0, "mix": [{"format": "pow2<-6,0>", "rows": 0.5}, {"format": "fixed<4,1>", "rows": 0.4}]}},
+     {}, ["'fc1.weight'", "mixed-scheme ratios add up to 0.9, not 1"]),
     ({"r": "pow2<-4,0>"}, {}, ["'r'", "pow2<-4,0> is a weight quantizer", "'r' is an activation"]),
     ({"x": "pow2<-4,0>"}, {}, ["'x'", "pow2<-4,0> is a weight quantizer", "'x' is an activation or graph input"]),
+    ({"r": {"axis": 1, "mix": MIX}}, {}, ["'r'", "a row-wise mix is a weight quantizer"]),
     ({"fc1.weight": {"axis": 0, "formats": ["pow2<-3,0>"] * 3}}, {},
      ["'fc1.weight'", "3 formats given for axis 0, but that axis has length 8"]),
 ])

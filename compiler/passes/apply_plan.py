@@ -3,10 +3,10 @@
 * Graph inputs take their plan entry or ``defaults.input`` (one of them is required).
 * Weights and biases are quantized now, by their plan entry or ``defaults.weight`` /
   ``defaults.bias``; values that saturate or wrap are counted in a `PlanWarning`.  An entry
-  with a weight quantizer (pow2) maps each float to a member of its set
+  with a weight quantizer (pow2, a row-wise mix) maps each float to a member of its set
   (`fixed.round_pow2`): an exact fixed-point value, whose per-element format holds it
-  exactly (a zero is pruned).  How the entry resolved (pow2 exponents) is recorded on the
-  tensor as ``scheme``.
+  exactly (a zero is pruned).  How the entry resolved (rows per mix entry, pow2 exponents)
+  is recorded on the tensor as ``scheme``.
 * Internal constants the plan cannot name in ONNX terms: Clip bounds are kept exactly
   (a float32 is a short dyadic number), LeakyRelu's alpha and average-pooling reciprocals
   are rounded RND_CONV to 18 significant bits, unless the plan names them.
