@@ -682,9 +682,9 @@ def to_float(m: np.ndarray, frac) -> np.ndarray:
 
 
 # --- weight quantizers beyond fixed point -----------------------------------------------
-# A plan may give a constant values from a set other than a fixed-point grid: powers of two.
-# The rule below maps a float to a member of that set; the member is an exact fixed-point
-# number, so everything after the plan is ordinary fixed point.
+# A plan may give a constant values from a set other than a fixed-point grid: powers of two
+# or a codebook of centres.  Each rule below maps a float to a member of its set; the member
+# is an exact fixed-point number, so everything after the plan is ordinary fixed point.
 
 POW2_MAX_EXPONENT = 60
 _POW2_RE = re.compile(r"^\s*pow2\s*<\s*([-+]?\d+)\s*,\s*([-+]?\d+)\s*>\s*$")
@@ -759,3 +759,27 @@ def round_pow2(x, p: Pow2Type) -> np.ndarray:
     zero = small & (a < math.ldexp(1.0, p.emin - 1))
     return np.where(zero | (a == 0), 0.0, np.copysign(np.ldexp(1.0, e), x))
 
+
+def nearest_centre(x, centres) -> np.ndarray:
+    """Index of the centre nearest to each float in absolute difference; a tie goes to the
+    lower index.  ``centres`` must be distinct.  Exact: float64 distances pick the candidates
+    (rounding is monotone, so the true nearest has the smallest rounded distance), and ties
+    among rounded distances are settled with exact fractions."""
+    x = np.asarray(x, dtype=np.float64)
+    c = np.asarray(centres, dtype=np.float64)
+    _validate_floats(x, "a value mapped to a codebook")
+    order = np.argsort(c, kind="stable")
+    sorted_c = c[order]
+    # the nearest centre is the largest one <= x or the smallest one > x
+    upper = np.searchsorted(sorted_c, x, side="right")
+    lo_pos, hi_pos = np.clip(upper - 1, 0, c.size - 1), np.clip(upper, 0, c.size - 1)
+    with np.errstate(over="ignore"):
+        d_lo, d_hi = np.abs(x - sorted_c[lo_pos]), np.abs(x - sorted_c[hi_pos])
+    lo_idx, hi_idx = order[lo_pos], order[hi_pos]
+    pick = np.where(d_lo < d_hi, lo_idx, np.where(d_hi < d_lo, hi_idx, np.minimum(lo_idx, hi_idx)))
+    tied = (d_lo == d_hi) & (lo_idx != hi_idx)
+    for idx in zip(*np.nonzero(tied)):
+        v = Fraction(float(x[idx]))
+        candidates = (int(lo_idx[idx]), int(hi_idx[idx]))
+        pick[idx] = min(candidates, key=lambda i: (abs(v - Fraction(float(c[i]))), i))
+    return pick.astype(np.int64)

@@ -1,6 +1,6 @@
 """The bit plan: which fixed-point format each tensor has, per tensor, per axis index or
 per element, and for constants the weight quantizers beyond fixed point (power-of-two
-values, row-wise mixes of schemes).  Loading validates the file on its own;
+values, row-wise mixes of schemes, codebooks).  Loading validates the file on its own;
 `Plan.formats_for` resolves an entry against a tensor's shape, `Plan.row_schemes` a
 constant's scheme entry against its shape and float values.  The schema is documented in
 docs/bit-plan.md.
@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import PlanError
-from .fixed import FixedType, FormatError, Formats, Overflow, Pow2Type, Rounding, parse_weight_format
+from .fixed import (FixedType, FormatError, Formats, Overflow, Pow2Type, Rounding, parse_weight_format,
+                    quantize_float)
 
 DEFAULT_KEYS = ("input", "weight", "bias", "activation")
 
@@ -38,8 +39,19 @@ RATIO_TOLERANCE = 1e-9
 ASSIGN_RULES = ("variance", "order")
 
 
+@dataclass(frozen=True)
+class Codebook:
+    """A list of distinct centres, each exact in ``format``; a weight takes one of them."""
+
+    centres: tuple[float, ...]
+    format: FixedType
+
+    def __str__(self) -> str:
+        return f"codebook[{len(self.centres)}] in {self.format}"
+
+
 # What one index along an axis (or a whole tensor) of a constant is quantized by.
-Scheme = FixedType | Pow2Type
+Scheme = FixedType | Pow2Type | Codebook
 
 
 @dataclass(frozen=True)
@@ -55,17 +67,21 @@ class TensorSpec:
 
     name: str
     whole: FixedType | Pow2Type | None = None  # one format for the whole tensor
-    axis: int | None = None  # one format (mix entry) per index along this axis
+    axis: int | None = None  # one format (mix entry, codebook) per index along this axis
     axis_types: tuple[FixedType | Pow2Type, ...] = ()
     elements: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # bits, int_bits, signed
     element_modes: tuple[Rounding, Overflow] = (Rounding.TRN, Overflow.WRAP)
     mix: tuple[MixEntry, ...] = ()  # row-wise mix of schemes along `axis`
     assign: str = "variance"  # mix: which rows take which entry
+    codebooks: tuple[Codebook, ...] = ()  # one for the tensor (axis None) or one per index
+    indices: np.ndarray | None = None  # codebook indices, shaped like the ONNX tensor
     source: str = ""  # how the plan wrote it, for plan.resolved.json
 
     @property
     def weight_scheme(self) -> str | None:
-        """What makes this a constants-only entry (pow2, a mix), or None."""
+        """What makes this a constants-only entry (pow2, a mix, a codebook), or None."""
+        if self.codebooks:
+            return "a codebook"
         if self.mix:
             return "a row-wise mix"
         pow2 = [t for t in (self.whole, *self.axis_types) if isinstance(t, Pow2Type)]
@@ -79,6 +95,7 @@ class RowSchemes:
 
     axis: int | None
     schemes: tuple[Scheme, ...]
+    indices: np.ndarray | None  # codebook indices (ONNX shape), None: nearest centre
     record: dict  # how the entry resolved, for plan.resolved.json
 
 
@@ -104,7 +121,7 @@ class Plan:
 
         ``batch_axis``: the ONNX shape starts with the batch axis (activations), which an
         `axis` entry counts and per-element arrays leave out.  Entries with a weight
-        quantizer (pow2, mix) resolve with `row_schemes` instead.
+        quantizer (pow2, mix, codebook) resolve with `row_schemes` instead.
         """
         ir_shape = tuple(onnx_shape[1:]) if batch_axis else tuple(onnx_shape)
         scheme = spec.weight_scheme
@@ -138,11 +155,17 @@ class Plan:
         float ``values`` (in ONNX layout: a mix assigns rows by their values)."""
         onnx_shape = tuple(onnx_shape)
         if spec.whole is not None:
-            return RowSchemes(None, (spec.whole,), {"kind": "pow2", "format": str(spec.whole)})
+            return RowSchemes(None, (spec.whole,), None, {"kind": "pow2", "format": str(spec.whole)})
+        if spec.codebooks and spec.axis is None:
+            return RowSchemes(None, spec.codebooks, _check_indices(spec, onnx_shape), {"kind": "codebook"})
         axis = _check_axis(spec, onnx_shape, batch_axis=False)
+        if spec.codebooks:
+            _check_axis_length(spec, len(spec.codebooks), "codebooks", onnx_shape, axis)
+            return RowSchemes(axis, spec.codebooks, _check_indices(spec, onnx_shape, axis),
+                              {"kind": "codebook", "axis": axis})
         if not spec.mix:
             _check_axis_length(spec, len(spec.axis_types), "formats", onnx_shape, axis)
-            return RowSchemes(axis, spec.axis_types, {"kind": "axis", "axis": axis})
+            return RowSchemes(axis, spec.axis_types, None, {"kind": "axis", "axis": axis})
         counts = mix_counts(spec, onnx_shape[axis])
         rows = np.moveaxis(np.asarray(values, dtype=np.float64), axis, 0).reshape(onnx_shape[axis], -1)
         order = mix_order(rows, spec.assign)
@@ -152,7 +175,7 @@ class Plan:
                       entries=[{"format": e.text, "rows": int(c)} for e, c in zip(spec.mix, counts)],
                       mix=_count_by(e.text for e, c in zip(spec.mix, counts) for _ in range(c)),
                       row_entry=row_entry.tolist())
-        return RowSchemes(axis, tuple(spec.mix[i].scheme for i in row_entry), record)
+        return RowSchemes(axis, tuple(spec.mix[i].scheme for i in row_entry), None, record)
 
 
 def mix_counts(spec: TensorSpec, n: int) -> list[int]:
@@ -197,9 +220,30 @@ def _check_axis(spec: TensorSpec, onnx_shape, batch_axis: bool) -> int:
 
 def _check_axis_length(spec: TensorSpec, given: int, what: str, onnx_shape, axis: int) -> None:
     if given != onnx_shape[axis]:
+        one = {"formats": "format", "codebooks": "codebook"}[what]
         raise PlanError(f"plan entry for tensor {spec.name!r}: {given} {what} given for axis {spec.axis}, "
                         f"but that axis has length {onnx_shape[axis]} (shape {list(onnx_shape)}); give "
-                        f"exactly one format per index")
+                        f"exactly one {one} per index")
+
+
+def _check_indices(spec: TensorSpec, onnx_shape, axis: int | None = None) -> np.ndarray | None:
+    """The codebook indices, checked against the shape and each codebook's size."""
+    if spec.indices is None:
+        return None
+    where = f"plan entry for tensor {spec.name!r}"
+    idx = spec.indices
+    if idx.shape != tuple(onnx_shape):
+        raise PlanError(f"{where}: codebook indices have shape {list(idx.shape)}, but the tensor's ONNX "
+                        f"shape is {list(onnx_shape)}")
+    sizes = np.array([len(c.centres) for c in spec.codebooks])
+    size = np.broadcast_to(sizes[0], idx.shape) if axis is None else np.moveaxis(
+        np.broadcast_to(sizes, idx.shape[:axis] + idx.shape[axis + 1:] + (len(sizes),)), -1, axis)
+    bad = (idx < 0) | (idx >= size)
+    if bad.any():
+        pos = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise PlanError(f"{where}: index {int(idx[pos])} out of range for a codebook of {int(size[pos])} "
+                        f"centres (at index {list(pos)} of the indices)")
+    return idx
 
 
 def _format(value, where: str, weight: bool = False) -> FixedType | Pow2Type:
@@ -224,10 +268,13 @@ def _parse_entry(name: str, entry, base: Path) -> TensorSpec | None:
         return TensorSpec(name, whole=_format(entry, where, weight=True), source=entry)
     if not isinstance(entry, dict):
         raise PlanError(f"{where} must be a format string, {{'axis': k, 'formats': [...]}}, "
-                        f"{{'axis': k, 'mix': [...]}} or {{'elements': 'file.npz:KEY'}}; got {entry!r}")
+                        f"{{'axis': k, 'mix': [...]}}, {{'codebook': {{...}}}}, {{'axis': k, 'codebooks': [...]}} "
+                        f"or {{'elements': 'file.npz:KEY'}}; got {entry!r}")
     keys = {k for k in entry if not _is_note(k)}
     if not keys:
         return None  # a template entry holding only notes: the default applies
+    if "codebook" in keys or "codebooks" in keys:
+        return _parse_codebooks(name, entry, keys, base, where)
     if "mix" in keys:
         return _parse_mix(name, entry, keys, where)
     if "axis" in keys or "formats" in keys:
@@ -247,7 +294,7 @@ def _parse_entry(name: str, entry, base: Path) -> TensorSpec | None:
                             f"'elements', 'rounding', 'overflow'")
         return _parse_elements(name, entry, base, where)
     raise PlanError(f"{where}: unknown keys {sorted(keys)}; expected a format string, 'axis'+'formats', "
-                    f"'axis'+'mix', or 'elements'")
+                    f"'axis'+'mix', 'codebook', 'axis'+'codebooks', or 'elements'")
 
 
 def _axis_key(entry: dict, where: str) -> int:
@@ -289,20 +336,78 @@ def _parse_mix(name: str, entry: dict, keys: set, where: str) -> TensorSpec:
     return TensorSpec(name, axis=axis, mix=tuple(entries), assign=assign, source=source)
 
 
-def _parse_elements(name: str, entry: dict, base: Path, where: str) -> TensorSpec:
-    ref = entry["elements"]
+def _parse_codebooks(name: str, entry: dict, keys: set, base: Path, where: str) -> TensorSpec:
+    if "codebook" in keys:
+        _only_keys(keys, {"codebook"}, {"indices"}, "a codebook entry", where)
+        axis, books = None, [entry["codebook"]]
+    else:
+        _only_keys(keys, {"axis", "codebooks"}, {"indices"}, "a per-index codebook entry", where)
+        axis, books = _axis_key(entry, where), entry["codebooks"]
+        if not isinstance(books, list) or not books:
+            raise PlanError(f"{where}: 'codebooks' must be a non-empty list of {{'centres': [...], "
+                            f"'format': ...}}, got {books!r}")
+    codebooks = tuple(_parse_codebook(name, book, where if axis is None else f"{where}, codebooks[{i}]")
+                      for i, book in enumerate(books))
+    indices = None
+    if "indices" in keys:
+        path, arrays, key = _load_npz(entry["indices"], "indices", base, where)
+        if key not in arrays:
+            raise PlanError(f"{where}: {str(path)!r} has no array {key!r} (it has {sorted(arrays)})")
+        indices = arrays[key]
+        if indices.dtype.kind not in "iu":
+            raise PlanError(f"{where}: codebook indices {key!r} must be integers, got dtype {indices.dtype}")
+        indices = indices.astype(np.int64)
+    sizes = sorted({len(c.centres) for c in codebooks})
+    source = (f"codebook of {sizes[0]} centres" if axis is None else
+              f"axis {axis}: {len(codebooks)} codebooks of {'/'.join(map(str, sizes))} centres")
+    return TensorSpec(name, axis=axis, codebooks=codebooks, indices=indices,
+                      source=source + (f", indices {entry['indices']}" if indices is not None else ""))
+
+
+def _parse_codebook(name: str, book, where: str) -> Codebook:
+    if not isinstance(book, dict) or set(book) != {"centres", "format"}:
+        raise PlanError(f"{where}: a codebook must be {{'centres': [...], 'format': 'fixed<W,I>'}}, got {book!r}")
+    fmt = _format(book["format"], f"{where}, codebook format")
+    centres = book["centres"]
+    if not isinstance(centres, list) or not centres:
+        raise PlanError(f"{where}: a codebook needs a non-empty list of centres, got {centres!r}")
+    seen = set()
+    for c in centres:
+        if not isinstance(c, (int, float)) or isinstance(c, bool) or not math.isfinite(c):
+            raise PlanError(f"{where}: codebook centre {c!r} of {name!r} is not a finite number")
+        if c in seen:
+            raise PlanError(f"{where}: duplicate codebook centre {c!r} of {name!r}; centres must be distinct")
+        seen.add(c)
+        m = int(quantize_float(np.array([float(c)]), Formats.uniform((1,), fmt))[0])
+        if Fraction(m) * fmt.lsb != Fraction(c):
+            below = math.floor(Fraction(c) / fmt.lsb) * fmt.lsb
+            why = (f"the values next to it are {float(below):g} and {float(below + fmt.lsb):g}"
+                   if fmt.min_value <= Fraction(c) <= fmt.max_value else "it is outside the range")
+            raise PlanError(f"{where}: codebook centre {c!r} of {name!r} is not exact in {fmt}: {why} "
+                            f"{float(fmt.min_value):g}..{float(fmt.max_value):g}, in steps of {float(fmt.lsb):g}")
+    return Codebook(tuple(float(c) for c in centres), fmt)
+
+
+def _load_npz(ref, what: str, base: Path, where: str) -> tuple[Path, dict, str]:
+    """``FILE.npz:KEY`` (relative to the plan file) -> (path, its arrays, KEY)."""
     if not isinstance(ref, str) or ":" not in ref:
-        raise PlanError(f"{where}: 'elements' must be 'FILE.npz:KEY', got {ref!r}")
+        raise PlanError(f"{where}: {what!r} must be 'FILE.npz:KEY', got {ref!r}")
     file_part, key = ref.rsplit(":", 1)
     path = (base / file_part) if not Path(file_part).is_absolute() else Path(file_part)
     if not path.is_file():
-        raise PlanError(f"{where}: per-element file {str(path)!r} does not exist "
-                        f"(paths are relative to the plan file)")
+        raise PlanError(f"{where}: {'per-element' if what == 'elements' else what} file {str(path)!r} "
+                        f"does not exist (paths are relative to the plan file)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: np.asarray(npz[k]) for k in npz.files}
     except Exception as err:  # noqa: BLE001 - any read failure is the user's file
         raise PlanError(f"{where}: cannot read {str(path)!r} as .npz: {err}") from None
+    return path, arrays, key
+
+
+def _parse_elements(name: str, entry: dict, base: Path, where: str) -> TensorSpec:
+    ref = entry["elements"]
+    path, arrays, key = _load_npz(ref, "elements", base, where)
     fields = []
     for suffix in ("bits", "int_bits", "signed"):
         k = f"{key}.{suffix}"

@@ -116,25 +116,32 @@ def test_constants_that_vanish_or_saturate_warn():
                         "(largest |value| 0.00392157); give it more fractional bits in the plan"]
 
 
-# --- weight quantizers: pow2, row-wise mixes (issue 6) --------------------------
+# --- weight quantizers: pow2, row-wise mixes, codebooks (issue 6) --------------------------
 
 
 def test_weight_quantizer_entries_parse(tmp_path):
     from compiler.fixed import Pow2Type
+    from compiler.plan import Codebook
 
+    np.savez(tmp_path / "idx.npz", w=np.zeros((2, 3), dtype=np.int32))
     plan = parse_plan({
         "defaults": {"weight": "pow2<-6,0>", "bias": "fixed<8,3>"},
         "tensors": {
             "a": "pow2<-3, 2>",
             "b": {"axis": 0, "formats": ["pow2<-1,1>", "fixed<4,1>"]},
             "c": {"axis": 1, "mix": [{"format": "pow2<-6,0>", "rows": 0.5}, {"format": "fixed<6,1>", "rows": 0.5}],
-                  "assign": "order"}}}, tmp_path)
+                  "assign": "order"},
+            "d": {"codebook": {"centres": [0.5, -0.25, 0], "format": "fixed<6,1>"}, "indices": "idx.npz:w"},
+            "e": {"axis": 0, "codebooks": [{"centres": [1], "format": "ufixed<1,1>"}] * 2}}}, tmp_path)
     assert plan.default("weight") == Pow2Type(-6, 0)
     assert plan.spec("a").whole == Pow2Type(-3, 2) and plan.spec("a").weight_scheme == "pow2<-3,2>"
     assert plan.spec("b").axis_types == (Pow2Type(-1, 1), FixedType(4, 1))
     c = plan.spec("c")
     assert (c.axis, c.assign) == (1, "order")
     assert [str(e.scheme) for e in c.mix] == ["pow2<-6,0>", "fixed<6,1>"]
+    d = plan.spec("d")
+    assert d.codebooks == (Codebook((0.5, -0.25, 0.0), FixedType(6, 1)),) and d.indices.dtype == np.int64
+    assert plan.spec("e").codebooks[1].centres == (1.0,) and plan.spec("e").weight_scheme == "a codebook"
 
 
 @pytest.mark.parametrize("tensors, pattern", [
@@ -151,8 +158,23 @@ def test_weight_quantizer_entries_parse(tmp_path):
     ({"w": {"axis": 0, "mix": [{"format": "fixd<4,1>", "rows": 1}]}}, r"mix\[0\]: malformed format 'fixd<4,1>'"),
     ({"w": {"axis": 0, "mix": [{"format": "fixed<4,1>", "rows": 1}], "assign": "hessian"}},
      r"'w': unknown 'assign' rule 'hessian'; choose one of variance, order"),
+    ({"w": {"codebook": {"centres": [0.5]}}}, r"'w': a codebook must be \{'centres'"),
+    ({"w": {"codebook": {"centres": [0.5], "format": "pow2<-2,0>"}}},
+     r"codebook format: 'pow2<-2,0>' is a power-of-two weight quantizer, for weights and biases only"),
+    ({"w": {"codebook": {"centres": ["0.5"], "format": "fixed<4,1>"}}},
+     r"codebook centre '0.5' of 'w' is not a finite"),
+    ({"w": {"codebook": {"centres": [4.0], "format": "fixed<4,1>"}}},
+     r"centre 4.0 of 'w' is not exact in fixed<4,1>: it is outside the range -1..0.875"),
+    ({"w": {"codebook": {"centres": [0.5], "format": "fixed<4,1>"}, "axis": 0}}, r"'w': a codebook entry takes"),
+    ({"w": {"axis": 0, "codebooks": {"centres": [0.5], "format": "fixed<4,1>"}}},
+     r"'codebooks' must be a non-empty list"),
+    ({"w": {"codebook": {"centres": [0.5], "format": "fixed<4,1>"}, "indices": "none.npz:k"}},
+     r"'w': indices file .*none.npz.* does not exist"),
+    ({"w": {"codebook": {"centres": [0.5], "format": "fixed<4,1>"}, "indices": "idx.npz:q"}},
+     r"has no array 'q'"),
 ])
 def test_malformed_weight_quantizers_name_the_problem(tmp_path, tensors, pattern):
+    np.savez(tmp_path / "idx.npz", w=np.zeros((2, 3), dtype=np.int32))
     with pytest.raises(PlanError, match=pattern):
         load_plan(_write(tmp_path, {"tensors": tensors}))
 

@@ -1,5 +1,5 @@
 """Weight quantizers beyond fixed point (issue 6): power-of-two values, row-wise mixes of
-schemes; and per-element bits.
+schemes, codebooks; and per-element bits.
 
 * the rounding rules against independent implementations (exact fractions, brute force
   over the set), with hypothesis;
@@ -29,7 +29,7 @@ from onnx import TensorProto, helper, numpy_helper
 import compiler
 from compiler.backends.rtl import RTLOptions, rtl_context
 from compiler.cli import main
-from compiler.fixed import Pow2Type, round_pow2
+from compiler.fixed import Pow2Type, nearest_centre, round_pow2
 from compiler.passes.apply_plan import PlanWarning
 from compiler.plan import mix_counts, parse_plan
 from compiler.verify.vectors import csim_vectors
@@ -69,6 +69,13 @@ def ref_fixed(w: np.ndarray, width: int, int_bits: int) -> np.ndarray:
     return np.clip(np.rint(w * 2.0 ** frac), -2 ** (width - 1), 2 ** (width - 1) - 1) / 2.0 ** frac
 
 
+def ref_codebook(w: np.ndarray, centres, idx=None) -> np.ndarray:
+    c = np.asarray(centres, dtype=np.float64)
+    if idx is None:
+        idx = np.argmin(np.abs(w[..., None] - c), axis=-1)  # first minimum: the lower index
+    return c[idx]
+
+
 def ref_rows_by_variance(w: np.ndarray, axis: int) -> list[int]:
     rows = np.moveaxis(w, axis, 0)
     var = [float(np.var(rows[r])) for r in range(rows.shape[0])]
@@ -99,6 +106,23 @@ def test_round_pow2_examples():
     p = Pow2Type(-3, 0)
     x = np.array([0.0, 0.0624, 0.0625, 0.18, 0.1875, 0.2, 1.0, 1.4, 2.0, -3.0, -0.19, 5e-324])
     assert round_pow2(x, p).tolist() == [0, 0, 0.125, 0.125, 0.25, 0.25, 1, 1, 1, -1, -0.25, 0]
+
+
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=8, unique=True),
+       st.lists(st.floats(-2e6, 2e6), min_size=1, max_size=20))
+def test_nearest_centre_against_brute_force(centres, values):
+    got = nearest_centre(np.array(values), centres)
+    for v, g in zip(values, got):
+        exact = [abs(Fraction(v) - Fraction(c)) for c in centres]
+        assert g == min(range(len(centres)), key=lambda i: (exact[i], i))
+
+
+def test_nearest_centre_ties_go_to_the_lower_index():
+    centres = [0.5, -0.25, 0.125, 0.0]
+    assert nearest_centre(np.array([0.0625, 0.3125, -0.125, 0.375, 9.0]), centres).tolist() == [2, 0, 1, 0, 0]
+    # float64 distances tie (1 -+ 2**-60 both round to 1.0) where the exact ones do not
+    assert nearest_centre(np.array([2.0 ** -60]), [-1.0, 1.0]).tolist() == [1]
+    assert nearest_centre(np.array([-2.0 ** -60]), [1.0, -1.0]).tolist() == [1]
 
 
 @pytest.mark.parametrize("rows, n, counts", [
@@ -265,6 +289,55 @@ def test_row_wise_mix_in_index_order(tmp_path):
     assert project.resolved_plan()["tensors"]["fc1.weight"]["scheme"]["row_entry"] == [0, 0, 0, 0, 1, 1, 2, 2]
 
 
+CENTRES = [0.5, -0.25, 0.125, 0.0, -1.0, 1.5]
+
+
+def test_codebook_nearest_and_given_indices(tmp_path):
+    """fc1: one codebook, each weight its nearest centre; fc2: indices from an .npz."""
+    rng = np.random.default_rng(2)
+    idx = rng.integers(0, 4, size=(8, 3))
+    np.savez(tmp_path / "arrays.npz", fc2_idx=idx)
+    project, w = _compile(tmp_path, {
+        "fc1.weight": {"codebook": {"centres": CENTRES, "format": "fixed<5,2>"}},
+        "fc2.weight": {"codebook": {"centres": [0.75, -0.5, 0.0, 0.0625], "format": "fixed<6,1>"},
+                       "indices": "arrays.npz:fc2_idx"}})
+    want = _defaults_applied(w)
+    want["fc1.weight"] = ref_codebook(w["fc1.weight"], CENTRES)
+    want["fc2.weight"] = ref_codebook(w["fc2.weight"], [0.75, -0.5, 0.0, 0.0625], idx)
+    _check_forward(project, want)
+    # the codebook's format for every weight, except a zero centre: pruned
+    f = project.graph.tensor("fc1.weight").formats
+    assert np.array_equal(f.width, np.where(want["fc1.weight"] != 0, 5, 0))
+    assert set(f.int_bits[want["fc1.weight"] != 0].tolist()) == {2}
+    resolved = project.resolved_plan()["tensors"]
+    uses = [int((want["fc1.weight"] == c).sum()) for c in CENTRES]
+    assert resolved["fc1.weight"]["scheme"]["codebooks"] == [{"format": "fixed<5,2>", "centres": CENTRES, "uses": uses}]
+    assert resolved["fc2.weight"]["scheme"]["codebooks"][0]["uses"] == np.bincount(idx.ravel(), minlength=4).tolist()
+
+
+def test_codebook_per_row(tmp_path):
+    """One codebook per output row of fc1 (nearest), per output column of fc2 (given indices)."""
+    rng = np.random.default_rng(3)
+    books = [{"centres": [float(c) for c in rng.choice(np.arange(-16, 16) / 8, size=int(rng.integers(1, 6)),
+                                                       replace=False)], "format": "fixed<6,2>"} for _ in range(8)]
+    books[5] = books[2]  # two rows with one codebook: still one record per row
+    books2 = [{"centres": [0.25, -0.5], "format": "fixed<3,0>"}, {"centres": [1.0, 0.0, -2.0], "format": "fixed<3,2>"},
+              {"centres": [0.0625], "format": "ufixed<1,-3>"}]
+    idx = np.stack([rng.integers(0, len(b["centres"]), size=8) for b in books2], axis=1)
+    np.savez(tmp_path / "arrays.npz", fc2_idx=idx)
+    project, w = _compile(tmp_path, {"fc1.weight": {"axis": 0, "codebooks": books},
+                                     "fc2.weight": {"axis": 1, "codebooks": books2, "indices": "arrays.npz:fc2_idx"}})
+    want = _defaults_applied(w)
+    want["fc1.weight"] = np.stack([ref_codebook(w["fc1.weight"][r], books[r]["centres"]) for r in range(8)])
+    want["fc2.weight"] = np.stack([ref_codebook(w["fc2.weight"][:, c], books2[c]["centres"], idx[:, c])
+                                   for c in range(3)], axis=1)
+    _check_forward(project, want)
+    codebooks = project.resolved_plan()["tensors"]["fc1.weight"]["scheme"]["codebooks"]
+    assert [c["centres"] for c in codebooks] == [b["centres"] for b in books]
+    assert [c["uses"] for c in codebooks] == [[int((want["fc1.weight"][r] == c).sum()) for c in books[r]["centres"]]
+                                              for r in range(8)]
+
+
 # --- per element: pruned weights and activation elements -------------------------------------
 
 
@@ -327,18 +400,29 @@ def test_pruned_weights_and_activation_elements_cost_nothing(tmp_path):
 # --- csim and Verilator sim, bit-exact ----------------------------------------------------------
 
 
+def _books(rng, n, fmt="fixed<6,3>"):
+    return [{"centres": [float(c) for c in rng.choice(np.arange(-12, 12) / 4, size=int(rng.integers(1, 5)),
+                                                      replace=False)], "format": fmt} for _ in range(n)]
+
+
 def _sim_case(name: str, tmp_path: Path):
     """(model, tensors) of one scheme's tiny design."""
+    rng = np.random.default_rng(12)
     if name == "pow2":
         return _mlp, {"fc1.weight": "pow2<-4,0>", "fc2.bias": "pow2<-2,2>",
                       "fc2.weight": {"axis": 1, "formats": ["pow2<-3,1>", "fixed<6,2,RND_CONV,SAT>", "pow2<-1,2>"]}}
     if name == "mix":
         return _mlp, {"fc1.weight": {"axis": 0, "mix": MIX}, "fc2.weight": {"axis": 1, "mix": [
             {"format": "pow2<-3,1>", "rows": 0.34}, {"format": "fixed<5,2,RND_CONV,SAT>", "rows": 0.66}]}}
+    if name == "codebooks":
+        np.savez(tmp_path / "idx.npz", fc2=rng.integers(0, 4, size=(8, 3)))
+        return _mlp, {"fc1.weight": {"axis": 0, "codebooks": _books(rng, 8)},
+                      "fc2.weight": {"codebook": {"centres": [0.75, -0.5, 0.0, 0.0625], "format": "fixed<6,1>"},
+                                     "indices": "idx.npz:fc2"}}
     return _mlp, _per_element_plan(tmp_path)[0]
 
 
-@pytest.mark.parametrize("case", ["pow2", "mix", "per_element"])
+@pytest.mark.parametrize("case", ["pow2", "mix", "codebooks", "per_element"])
 def test_csim_and_rtl_sim_bit_exact(tmp_path, case):
     model, tensors = _sim_case(case, tmp_path)
     model_path, _ = model(tmp_path / "m.onnx")
@@ -358,13 +442,28 @@ def test_csim_and_rtl_sim_bit_exact(tmp_path, case):
 @pytest.mark.parametrize("tensors, arrays, words", [
     ({"fc1.weight": "pow2<-70,0>"}, {}, ["'fc1.weight'", "pow2 range cannot be represented", "'pow2<-70,0>'"]),
     ({"fc1.weight": "pow2<2,-2>"}, {}, ["'fc1.weight'", "pow2 range cannot be represented", "'pow2<2,-2>'"]),
+    ({"fc1.weight": {"codebook": {"centres": [0.5, 0.3], "format": "fixed<6,1>"}}}, {},
+     ["codebook centre 0.3 of 'fc1.weight' is not exact in fixed<6,1>", "0.28125 and 0.3125"]),
+    ({"fc1.weight": {"codebook": {"centres": [0.5, 0.25, 0.5], "format": "fixed<6,1>"}}}, {},
+     ["duplicate codebook centre 0.5 of 'fc1.weight'"]),
+    ({"fc1.weight": {"codebook": {"centres": [], "format": "fixed<6,1>"}}}, {},
+     ["'fc1.weight'", "non-empty list of centres"]),
+    ({"fc1.weight": {"codebook": {"centres": [0.5, -0.25, 0.125, 0.0], "format": "fixed<6,1>"},
+                     "indices": "a.npz:idx"}}, {"idx": np.where(np.arange(48).reshape(8, 6) == 13, 7, 1)},
+     ["'fc1.weight'", "index 7 out of range for a codebook of 4 centres", "[2, 1]"]),
+    ({"fc1.weight": {"codebook": {"centres": [0.5, 0.0], "format": "fixed<6,1>"}, "indices": "a.npz:idx"}},
+     {"idx": np.zeros((8, 6)) + 0.5}, ["'fc1.weight'", "must be integers, got dtype float64"]),
+    ({"fc1.weight": {"codebook": {"centres": [0.5, 0.0], "format": "fixed<6,1>"}, "indices": "a.npz:idx"}},
+     {"idx": np.zeros((6, 8), int)}, ["'fc1.weight'", "indices have shape [6, 8]", "ONNX shape is [8, 6]"]),
     ({"fc1.weight": {"axis": 0, "mix": [{"format": "pow2<-6,0>", "rows": 0.5}, {"format": "fixed<4,1>", "rows": 0.4}]}},
      {}, ["'fc1.weight'", "mixed-scheme ratios add up to 0.9, not 1"]),
     ({"r": "pow2<-4,0>"}, {}, ["'r'", "pow2<-4,0> is a weight quantizer", "'r' is an activation"]),
     ({"x": "pow2<-4,0>"}, {}, ["'x'", "pow2<-4,0> is a weight quantizer", "'x' is an activation or graph input"]),
+    ({"h": {"codebook": {"centres": [0.5, 0.0], "format": "fixed<6,1>"}}}, {},
+     ["'h'", "a codebook is a weight quantizer", "activation"]),
     ({"r": {"axis": 1, "mix": MIX}}, {}, ["'r'", "a row-wise mix is a weight quantizer"]),
-    ({"fc1.weight": {"axis": 0, "formats": ["pow2<-3,0>"] * 3}}, {},
-     ["'fc1.weight'", "3 formats given for axis 0, but that axis has length 8"]),
+    ({"fc1.weight": {"axis": 0, "codebooks": [{"centres": [0.5], "format": "fixed<6,1>"}] * 3}}, {},
+     ["'fc1.weight'", "3 codebooks given for axis 0, but that axis has length 8"]),
 ])
 def test_bad_plans_exit_2_naming_the_tensor(tmp_path, capsys, tensors, arrays, words):
     model_path, _ = _mlp(tmp_path / "m.onnx")

@@ -3,10 +3,10 @@
 * Graph inputs take their plan entry or ``defaults.input`` (one of them is required).
 * Weights and biases are quantized now, by their plan entry or ``defaults.weight`` /
   ``defaults.bias``; values that saturate or wrap are counted in a `PlanWarning`.  An entry
-  with a weight quantizer (pow2, a row-wise mix) maps each float to a member of its set
-  (`fixed.round_pow2`): an exact fixed-point value, whose per-element format holds it
-  exactly (a zero is pruned).  How the entry resolved (rows per mix entry, pow2 exponents)
-  is recorded on the tensor as ``scheme``.
+  with a weight quantizer (pow2, a row-wise mix, a codebook) maps each float to a member of
+  its set (`fixed.round_pow2`, `fixed.nearest_centre`): an exact fixed-point value, whose
+  per-element format holds it exactly (a zero is pruned).  How the entry resolved (rows per
+  mix entry, uses per centre) is recorded on the tensor as ``scheme``.
 * Internal constants the plan cannot name in ONNX terms: Clip bounds are kept exactly
   (a float32 is a short dyadic number), LeakyRelu's alpha and average-pooling reciprocals
   are rounded RND_CONV to 18 significant bits, unless the plan names them.
@@ -28,9 +28,10 @@ import warnings
 import numpy as np
 
 from ..errors import PlanError
-from ..fixed import FixedType, Formats, Overflow, Pow2Type, Rounding, common_fraction, quantize_float, round_pow2
+from ..fixed import (FixedType, Formats, Overflow, Pow2Type, Rounding, as_object, common_fraction, nearest_centre,
+                     quantize_float, round_pow2)
 from ..ir import LAYOUT_OPS, Graph, LookupTable, Node, Op, Tensor, TensorKind
-from ..plan import Plan, RowSchemes, TensorSpec
+from ..plan import Codebook, Plan, RowSchemes, TensorSpec
 
 CONSTANT_SIGNIFICANT_BITS = 18
 
@@ -129,32 +130,45 @@ def _quantize_schemes(t: Tensor, rows: RowSchemes, source: str) -> Tensor:
     m, formats, outside, wraps, zeroed = _fixed_mantissas(v, Formats(*(by_scheme[elem_id, k] for k in range(5))),
                                                           f"constant {t.name!r}")
     m, fields = np.array(m), [np.array(f) for f in formats.fields()]  # the other schemes fill in theirs
+    centre = np.full(v.shape, -1, dtype=np.int64)  # codebook elements: the index of their centre
     for k, s in enumerate(distinct):
         if isinstance(s, FixedType):
             continue
         sel = elem_id == k
-        part_m, part_formats, outside[sel] = _pow2(v[sel], s)
-        zeroed[sel] = (v[sel] != 0) & (part_m == 0)
+        if isinstance(s, Pow2Type):
+            part_m, part_formats, outside[sel] = _pow2(v[sel], s)
+            zeroed[sel] = (v[sel] != 0) & (part_m == 0)
+        else:
+            part_m, part_formats, centre[sel] = _codebook(v[sel], s, None if rows.indices is None
+                                                          else rows.indices[sel])
+        if part_m.dtype == object and m.dtype != object:
+            m = as_object(m)
         m[sel] = part_m
         for field, part in zip(fields, part_formats.fields()):
             field[sel] = part
     formats = Formats(*fields)
     pow2 = np.isin(elem_id, [k for k, s in enumerate(distinct) if isinstance(s, Pow2Type)])
-    record = _record(rows, pow2, formats, outside)
+    record = _record(rows, pow2, formats, outside, centre)
     if t.onnx_axes is not None:
         m, outside, wraps, zeroed = (np.transpose(a, t.onnx_axes) for a in (m, outside, wraps, zeroed))
         formats = formats.transpose(t.onnx_axes)
     return _quantized(t, m, formats, outside, wraps, zeroed, source, record)
 
 
-def _record(rows: RowSchemes, pow2: np.ndarray, formats: Formats, outside: np.ndarray) -> dict:
+def _record(rows: RowSchemes, pow2: np.ndarray, formats: Formats, outside: np.ndarray, centre: np.ndarray) -> dict:
     """How the entry resolved: the plan's record, with counts of the pow2 elements' exponents
-    (zeros and saturated ones too)."""
+    (zeros and saturated ones too) and of the weights on each codebook centre."""
     record = dict(rows.record)
     if pow2.any():
         exponents = (-formats.frac_bits)[pow2 & ~formats.pruned]  # +-2**e: one bit at -e fractional bits
         record["pow2"] = {"zeros": int((pow2 & formats.pruned).sum()), "saturated": int((pow2 & outside).sum()),
                           "exponents": {str(e): int(c) for e, c in zip(*np.unique(exponents, return_counts=True))}}
+    if isinstance(rows.schemes[0], Codebook):
+        per_book = [centre] if rows.axis is None else [np.take(centre, i, axis=rows.axis)
+                                                       for i in range(centre.shape[rows.axis])]
+        record["codebooks"] = [{"format": str(b.format), "centres": list(b.centres),
+                                "uses": np.bincount(c.ravel(), minlength=len(b.centres)).tolist()}
+                               for b, c in zip(rows.schemes, per_book)]
     return record
 
 
@@ -167,6 +181,15 @@ def _pow2(values: np.ndarray, p: Pow2Type) -> tuple[np.ndarray, Formats, np.ndar
     zeros = np.zeros(r.shape, dtype=np.int64)
     formats = Formats(np.ones(r.shape, dtype=np.int64), k, m < 0, zeros, zeros).prune(m == 0)
     return m, formats, np.abs(values) > math.ldexp(1.0, p.emax)
+
+
+def _codebook(values: np.ndarray, book: Codebook, given: np.ndarray | None) -> tuple[np.ndarray, Formats, np.ndarray]:
+    """(mantissas, formats, indices): each value as its centre (the given index, else the
+    nearest), in the codebook's format; a zero centre is pruned."""
+    idx = nearest_centre(values, book.centres) if given is None else given
+    centres = np.array(book.centres, dtype=np.float64)
+    m = quantize_float(centres, Formats.uniform(centres.shape, book.format))[idx]  # exact by validation
+    return m, Formats.uniform(idx.shape, book.format).prune(m == 0), idx
 
 
 def _constant(plan: Plan, graph: Graph, t: Tensor) -> Tensor:
