@@ -2,15 +2,17 @@
 
 The 16-32-16-5 jet tagger of ``../small_tagger.py`` (the model of the uniform 6-bit baseline in
 ``../per_weight_bits/``), with one weight format per output row (axis 0 of every Gemm
-weight), chosen from three: ``fixed<6,I>``, ``fixed<4,I>`` and ``pow2<EMAX-6,EMAX>`` (0 or
-+-2**e, seven exponents: 4 bits with the sign), I and EMAX per row from the row's largest |w|.
+weight), chosen from three: ``fixed<6,I>``, ``fixed<4,I>`` and ``pow2<EMAX-2,EMAX>`` (0 or
++-2**e with three exponents: 3 bits with the sign), I and EMAX per row from the row's
+largest |w|.
 
 Rows are ranked per layer by the trace of the loss Hessian restricted to the row (estimated
 on the float model with Hutchinson's method: E[v . Hv] over random +-1 vectors v). The
-most sensitive quarter of each layer's rows keeps 6 bits, the next quarter gets 4, and the
-least sensitive half become powers of two, which need no multiplier in hardware. The same
-ratios hold in every layer, so every layer has the same mix (RMSMP's layer-wise uniformity).
-The model is then fine-tuned with these row formats in the loop.
+most sensitive eighth of each layer's rows keeps 6 bits, the next quarter gets 4, and the
+rest become powers of two, which need no multiplier in hardware and prune the smallest
+weights. The same shares hold in every layer (RMSMP's layer-wise uniformity), turned into
+row counts as the plan's ``mix`` entries do (largest remainder). The model is then
+fine-tuned with these row formats in the loop.
 
 Writes ``model.onnx`` and ``plan.json``. Run: ``python examples/rowwise_mixed/train.py [--out DIR]``
 """
@@ -30,7 +32,7 @@ from small_tagger import (  # noqa: E402
 )
 
 # (share of each layer's rows, format kind, width), most sensitive rows first
-ROW_MIX = ((0.25, "fixed", 6), (0.25, "fixed", 4), (0.5, "pow2", 4))
+ROW_MIX = ((0.125, "fixed", 6), (0.25, "fixed", 4), (0.625, "pow2", 3))
 HESSIAN_SAMPLES, HESSIAN_PROBES = 8192, 64
 
 
@@ -54,15 +56,21 @@ def row_hessian_traces(model, x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
 
 
 def row_counts(rows: int) -> list[int]:
-    """Rows per ROW_MIX entry: the shares rounded, the last entry taking the rest."""
-    counts = [round(share * rows) for share, _, _ in ROW_MIX[:-1]]
-    return [*counts, rows - sum(counts)]
+    """Rows per ROW_MIX entry, by largest remainder (a tie to the entry listed first), as
+    docs/bit-plan.md says a ``mix`` entry counts them."""
+    quotas = [share * rows for share, _, _ in ROW_MIX]
+    counts = [int(q) for q in quotas]
+    by_remainder = sorted(range(len(quotas)), key=lambda i: (-(quotas[i] - counts[i]), i))
+    for i in by_remainder[:rows - sum(counts)]:
+        counts[i] += 1
+    return counts
 
 
 def row_format(kind: str, width: int, max_abs: float) -> str:
     if kind == "fixed":
         return str(Format(width, signed_int_bits(max_abs, width), True))
-    # the exponent max |w| rounds to; 2**(width-1) - 1 exponents below and including it
+    # the exponent max |w| rounds to, and below it: 2**(width-1) - 1 exponents in all (the
+    # sign takes one bit, and the other codes are 0 and the exponents)
     emax = int(np.log2(quantize_pow2(max_abs, -64, 64)))
     return f"pow2<{emax - 2 ** (width - 1) + 2},{emax}>"
 
@@ -111,10 +119,10 @@ def main():
     traces = row_hessian_traces(run.model, run.x_train[:HESSIAN_SAMPLES], run.y_train[:HESSIAN_SAMPLES])
     entries = {f"fc{index}.weight": {"axis": 0, "formats": assign_rows(fc.weight.detach().numpy(), trace)}
                for index, (fc, trace) in enumerate(zip(run.model.layers(), traces), start=1)}
-    shares = ", ".join(f"{share:.0%} {kind}<{width}>" for share, kind, width in ROW_MIX)
+    shares = ", ".join(f"{share:.1%} {kind}<{width}>" for share, kind, width in ROW_MIX)
     plan = variant_plan(run.plan, (
         f"Row-wise mixed schemes, see train.py: per output row of each weight, by decreasing Hessian "
-        f"trace: {shares} bits (pow2<EMAX-6,EMAX>: 0 or +-2^e). Input, biases and ReLU outputs as in "
+        f"trace: {shares} bits (pow2<EMAX-2,EMAX>: 0 or +-2^e). Input, biases and ReLU outputs as in "
         f"../per_weight_bits/uniform_plan.json."), entries)
     tuned = fine_tune(run, plan, [RowFormats(entry["formats"]) for entry in entries.values()])
     result = write_variant(run, "model", deployed(tuned), plan)
