@@ -73,6 +73,7 @@ class TensorSpec:
     element_modes: tuple[Rounding, Overflow] = (Rounding.TRN, Overflow.WRAP)
     mix: tuple[MixEntry, ...] = ()  # row-wise mix of schemes along `axis`
     assign: str = "variance"  # mix: which rows take which entry
+    group: bool = False  # mix: make rows of one entry contiguous (passes/group_rows.py)
     codebooks: tuple[Codebook, ...] = ()  # one for the tensor (axis None) or one per index
     indices: np.ndarray | None = None  # codebook indices, shaped like the ONNX tensor
     source: str = ""  # how the plan wrote it, for plan.resolved.json
@@ -171,7 +172,7 @@ class Plan:
         order = mix_order(rows, spec.assign)
         row_entry = np.empty(len(order), dtype=np.int64)
         row_entry[order] = np.repeat(np.arange(len(counts)), counts)
-        record = dict(kind="mix", axis=axis, assign=spec.assign,
+        record = dict(kind="mix", axis=axis, assign=spec.assign, group=spec.group,
                       entries=[{"format": e.text, "rows": int(c)} for e, c in zip(spec.mix, counts)],
                       mix=_count_by(e.text for e, c in zip(spec.mix, counts) for _ in range(c)),
                       row_entry=row_entry.tolist())
@@ -311,7 +312,7 @@ def _only_keys(keys: set, required: set, optional: set, what: str, where: str) -
 
 
 def _parse_mix(name: str, entry: dict, keys: set, where: str) -> TensorSpec:
-    _only_keys(keys, {"axis", "mix"}, {"assign"}, "a row-wise mix", where)
+    _only_keys(keys, {"axis", "mix"}, {"assign", "group"}, "a row-wise mix", where)
     axis, mix = _axis_key(entry, where), entry["mix"]
     if not isinstance(mix, list) or not mix:
         raise PlanError(f"{where}: 'mix' must be a non-empty list of {{'format': ..., 'rows': fraction}}, "
@@ -332,8 +333,11 @@ def _parse_mix(name: str, entry: dict, keys: set, where: str) -> TensorSpec:
     assign = entry.get("assign", "variance")
     if assign not in ASSIGN_RULES:
         raise PlanError(f"{where}: unknown 'assign' rule {assign!r}; choose one of {', '.join(ASSIGN_RULES)}")
+    group = entry.get("group", False)
+    if not isinstance(group, bool):
+        raise PlanError(f"{where}: 'group' must be true or false, got {group!r}")
     source = f"axis {axis}: mix of " + ", ".join(f"{e.text} x {float(e.rows):g}" for e in entries)
-    return TensorSpec(name, axis=axis, mix=tuple(entries), assign=assign, source=source)
+    return TensorSpec(name, axis=axis, mix=tuple(entries), assign=assign, group=group, source=source)
 
 
 def _parse_codebooks(name: str, entry: dict, keys: set, base: Path, where: str) -> TensorSpec:

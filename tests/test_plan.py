@@ -130,14 +130,14 @@ def test_weight_quantizer_entries_parse(tmp_path):
             "a": "pow2<-3, 2>",
             "b": {"axis": 0, "formats": ["pow2<-1,1>", "fixed<4,1>"]},
             "c": {"axis": 1, "mix": [{"format": "pow2<-6,0>", "rows": 0.5}, {"format": "fixed<6,1>", "rows": 0.5}],
-                  "assign": "order"},
+                  "assign": "order", "group": True},
             "d": {"codebook": {"centres": [0.5, -0.25, 0], "format": "fixed<6,1>"}, "indices": "idx.npz:w"},
             "e": {"axis": 0, "codebooks": [{"centres": [1], "format": "ufixed<1,1>"}] * 2}}}, tmp_path)
     assert plan.default("weight") == Pow2Type(-6, 0)
     assert plan.spec("a").whole == Pow2Type(-3, 2) and plan.spec("a").weight_scheme == "pow2<-3,2>"
     assert plan.spec("b").axis_types == (Pow2Type(-1, 1), FixedType(4, 1))
     c = plan.spec("c")
-    assert (c.axis, c.assign) == (1, "order")
+    assert (c.axis, c.assign, c.group) == (1, "order", True)
     assert [str(e.scheme) for e in c.mix] == ["pow2<-6,0>", "fixed<6,1>"]
     d = plan.spec("d")
     assert d.codebooks == (Codebook((0.5, -0.25, 0.0), FixedType(6, 1)),) and d.indices.dtype == np.int64
@@ -158,6 +158,8 @@ def test_weight_quantizer_entries_parse(tmp_path):
     ({"w": {"axis": 0, "mix": [{"format": "fixd<4,1>", "rows": 1}]}}, r"mix\[0\]: malformed format 'fixd<4,1>'"),
     ({"w": {"axis": 0, "mix": [{"format": "fixed<4,1>", "rows": 1}], "assign": "hessian"}},
      r"'w': unknown 'assign' rule 'hessian'; choose one of variance, order"),
+    ({"w": {"axis": 0, "mix": [{"format": "fixed<4,1>", "rows": 1}], "group": "yes"}},
+     r"'w': 'group' must be true or false, got 'yes'"),
     ({"w": {"codebook": {"centres": [0.5]}}}, r"'w': a codebook must be \{'centres'"),
     ({"w": {"codebook": {"centres": [0.5], "format": "pow2<-2,0>"}}},
      r"codebook format: 'pow2<-2,0>' is a power-of-two weight quantizer, for weights and biases only"),

@@ -1,5 +1,5 @@
 """Weight quantizers beyond fixed point (issue 6): power-of-two values, row-wise mixes of
-schemes, codebooks; and per-element bits.
+schemes (and grouping their rows), codebooks; and per-element bits.
 
 * the rounding rules against independent implementations (exact fractions, brute force
   over the set), with hypothesis;
@@ -7,6 +7,7 @@ schemes, codebooks; and per-element bits.
   rule, and the emulator's output equals a float64 forward pass of those weights exactly
   (activations exact, inputs on the input grid: every sum is exact in float64);
 * each scheme on tiny models: `finegrain csim` and `finegrain sim` bit-exact on 305 vectors;
+* grouping: emulate before == after the pass, rows grouped, and the paths it refuses;
 * per element: a 0-bit weight leaves no product, a 0-bit activation element is a constant
   zero and the next layer's accumulator shrinks;
 * bad plans: `finegrain compile` exits 2 with one paragraph naming the tensor, no folder.
@@ -29,8 +30,13 @@ from onnx import TensorProto, helper, numpy_helper
 import compiler
 from compiler.backends.rtl import RTLOptions, rtl_context
 from compiler.cli import main
+from compiler.emulate import emulate_exact
+from compiler.errors import PlanError
 from compiler.fixed import Pow2Type, nearest_centre, round_pow2
-from compiler.passes.apply_plan import PlanWarning
+from compiler.frontend import load_onnx
+from compiler.passes.apply_plan import PlanWarning, apply_plan
+from compiler.passes.canonicalise import canonicalise
+from compiler.passes.group_rows import group_rows
 from compiler.plan import mix_counts, parse_plan
 from compiler.verify.vectors import csim_vectors
 
@@ -278,6 +284,7 @@ def test_row_wise_mix_by_variance(tmp_path):
     scheme = resolved["fc1.weight"]["scheme"]
     assert scheme["row_entry"] == entry1 and resolved["fc2.weight"]["scheme"]["row_entry"] == entry2
     assert scheme["mix"] == {"pow2<-6,0>": 4, "fixed<6,1,RND_CONV,SAT>": 2, "fixed<4,1,RND_CONV,SAT>": 2}
+    assert "permutation" not in scheme  # not grouped
 
 
 def test_row_wise_mix_in_index_order(tmp_path):
@@ -336,6 +343,97 @@ def test_codebook_per_row(tmp_path):
     assert [c["centres"] for c in codebooks] == [b["centres"] for b in books]
     assert [c["uses"] for c in codebooks] == [[int((want["fc1.weight"][r] == c).sum()) for c in books[r]["centres"]]
                                               for r in range(8)]
+
+
+# --- grouping the rows of a mix ----------------------------------------------------------------
+
+
+def _cnn(path: Path, between: str = "mul_leaky", seed: int = 9) -> tuple[Path, dict]:
+    """x[2,5,5] -> Conv 2->6 3x3 pad 1 + bias -> (Mul by a per-channel constant -> LeakyRelu,
+    or MaxPool) -> Conv 6->4 3x3 -> y."""
+    rng = np.random.default_rng(seed)
+    weights = {"conv1.weight": rng.normal(size=(6, 2, 3, 3)) * rng.uniform(0.1, 1.5, size=(6, 1, 1, 1)),
+               "conv1.bias": rng.normal(size=6), "scale": rng.uniform(-2, 2, size=(6, 1, 1)),
+               "conv2.weight": rng.normal(size=(4, 6, 3, 3))}
+    weights = {k: v.astype(np.float32).astype(np.float64) for k, v in weights.items()}
+    nodes = [helper.make_node("Conv", ["x", "conv1.weight", "conv1.bias"], ["c1"], name="conv1", pads=[1, 1, 1, 1])]
+    if between == "mul_leaky":
+        nodes += [helper.make_node("Mul", ["c1", "scale"], ["s"], name="scale"),
+                  helper.make_node("LeakyRelu", ["s"], ["a"], name="leaky", alpha=0.125)]
+        out_shape = (4, 3, 3)
+    else:
+        nodes += [helper.make_node("MaxPool", ["c1"], ["a"], name="pool", kernel_shape=[2, 2], strides=[1, 1])]
+        del weights["scale"]
+        out_shape = (4, 2, 2)
+    nodes += [helper.make_node("Conv", ["a", "conv2.weight"], ["y"], name="conv2")]
+    inits = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in weights.items()]
+    return _save(nodes, [_vec("x", (2, 5, 5))], [_vec("y", out_shape)], inits, path, "cnn"), weights
+
+
+CONV_MIX = [{"format": "pow2<-5,0>", "rows": 1 / 3}, {"format": "fixed<6,1,RND_CONV,SAT>", "rows": 1 / 3},
+            {"format": "fixed<3,1,RND_CONV,SAT>", "rows": 1 / 3}]
+GROUPED = {
+    # the relu's requantize has a format per channel: they move with the channels
+    "mlp": (_mlp, {"fc1.weight": {"axis": 0, "mix": MIX, "group": True},
+                   "r": {"axis": 1, "formats": [f"ufixed<{w},3,RND_CONV,SAT>" for w in (4, 5, 6, 7, 8, 9, 10, 11)]}},
+            "fc1.weight", "fc2.weight"),
+    "cnn": (_cnn, {"conv1.weight": {"axis": 0, "mix": CONV_MIX, "group": True},
+                   "a": {"axis": 1, "formats": [f"fixed<{w},3,RND_CONV,SAT>" for w in (5, 6, 7, 8, 9, 10)]}},
+            "conv1.weight", "conv2.weight"),
+}
+
+
+def _applied(tmp_path, model, tensors):
+    model_path, _ = model(tmp_path / "m.onnx")
+    plan = parse_plan({"defaults": DEFAULTS, "tensors": tensors}, tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PlanWarning)
+        return apply_plan(canonicalise(load_onnx(model_path)), plan)
+
+
+@pytest.mark.parametrize("case", sorted(GROUPED))
+def test_grouping_keeps_every_output_value(tmp_path, case):
+    model, tensors, weight, consumer = GROUPED[case]
+    before = _applied(tmp_path, model, tensors)
+    after = group_rows(before)
+    x = csim_vectors(before, 300, seed=4)["x"]
+    y0, y1 = emulate_exact(before, x)["y"], emulate_exact(after, x)["y"]
+    assert y0.equals(y1) and np.count_nonzero(y0.m) > 0
+    w0, w1 = before.tensor(weight), after.tensor(weight)
+    entry = np.array(w0.scheme["row_entry"])
+    perm = np.argsort(entry, kind="stable")
+    assert w1.scheme["permutation"] == perm.tolist()
+    assert np.all(np.diff(entry[perm]) >= 0) and not np.array_equal(perm, np.arange(perm.size))
+    assert np.array_equal(np.asarray(w1.data), np.asarray(w0.data)[perm])
+    assert np.array_equal(w1.formats.width, w0.formats.width[perm])
+    c0, c1 = before.tensor(consumer), after.tensor(consumer)
+    assert np.array_equal(np.asarray(c1.data), np.asarray(c0.data)[:, perm])
+    assert c1.scheme["input_permutation"] == perm.tolist()
+    # grouped: each entry's rows are contiguous, and every row has the scheme it had
+    kinds = [int(w1.formats.width[r].max()) for r in range(perm.size)]
+    assert kinds == [int(w0.formats.width[p].max()) for p in perm]
+
+
+def test_grouped_rows_in_plan_resolved(tmp_path):
+    project, _ = _compile(tmp_path, GROUPED["mlp"][1])
+    scheme = project.resolved_plan()["tensors"]["fc1.weight"]["scheme"]
+    entry = scheme["row_entry"]
+    assert scheme["group"] is True and [entry[p] for p in scheme["permutation"]] == sorted(entry)
+
+
+@pytest.mark.parametrize("model, tensors, pattern", [
+    (_mlp, {"fc2.weight": {"axis": 1, "mix": MIX[1:] + [{"format": "pow2<-1,0>", "rows": 0.5}], "group": True}},
+     r"'fc2.weight'.*output channels of layer 'fc2' reach the graph output 'y'"),
+    (_mlp, {"fc1.weight": {"axis": 1, "mix": MIX, "group": True}},
+     r"'fc1.weight'.*its mix is along axis 1 and the output channels of layer 'fc1' are axis 0"),
+    (_mlp, {"fc1.bias": {"axis": 0, "mix": MIX, "group": True}},
+     r"'fc1.bias'.*needs it to be the weight of one dense or conv layer, but it is used by 'fc1' \(dense\)"),
+    (lambda path: _cnn(path, "maxpool"), {"conv1.weight": {"axis": 0, "mix": CONV_MIX, "group": True}},
+     r"'conv1.weight'.*node 'pool' \(maxpool\) is not elementwise"),
+])
+def test_grouping_that_would_change_values_is_refused(tmp_path, model, tensors, pattern):
+    with pytest.raises(PlanError, match=pattern):
+        _compile(tmp_path, tensors, model=model)
 
 
 # --- per element: pruned weights and activation elements -------------------------------------
@@ -411,9 +509,11 @@ def _sim_case(name: str, tmp_path: Path):
     if name == "pow2":
         return _mlp, {"fc1.weight": "pow2<-4,0>", "fc2.bias": "pow2<-2,2>",
                       "fc2.weight": {"axis": 1, "formats": ["pow2<-3,1>", "fixed<6,2,RND_CONV,SAT>", "pow2<-1,2>"]}}
-    if name == "mix":
-        return _mlp, {"fc1.weight": {"axis": 0, "mix": MIX}, "fc2.weight": {"axis": 1, "mix": [
+    if name == "mix_grouped":
+        return _mlp, {**GROUPED["mlp"][1], "fc2.weight": {"axis": 1, "mix": [
             {"format": "pow2<-3,1>", "rows": 0.34}, {"format": "fixed<5,2,RND_CONV,SAT>", "rows": 0.66}]}}
+    if name == "conv_mix_grouped":
+        return _cnn, GROUPED["cnn"][1]
     if name == "codebooks":
         np.savez(tmp_path / "idx.npz", fc2=rng.integers(0, 4, size=(8, 3)))
         return _mlp, {"fc1.weight": {"axis": 0, "codebooks": _books(rng, 8)},
@@ -422,7 +522,7 @@ def _sim_case(name: str, tmp_path: Path):
     return _mlp, _per_element_plan(tmp_path)[0]
 
 
-@pytest.mark.parametrize("case", ["pow2", "mix", "codebooks", "per_element"])
+@pytest.mark.parametrize("case", ["pow2", "mix_grouped", "conv_mix_grouped", "codebooks", "per_element"])
 def test_csim_and_rtl_sim_bit_exact(tmp_path, case):
     model, tensors = _sim_case(case, tmp_path)
     model_path, _ = model(tmp_path / "m.onnx")

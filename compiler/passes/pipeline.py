@@ -6,9 +6,12 @@
                        folded weights, so folding happens on floats, before quantization.
 3. apply_plan        - quantizes constants and inserts REQUANTIZE nodes; needs the final
                        constant tensors (after folding) and creates what fuse_layers absorbs.
-4. fuse_layers       - groups linear op + activation + requantize; after apply_plan so the
+4. group_rows        - permutes the rows of layers whose mix says "group"; after apply_plan,
+                       which assigns rows to mix entries and quantizes (so the moves are
+                       exact), before fuse_layers so the path to the next layer is plain nodes.
+5. fuse_layers       - groups linear op + activation + requantize; after apply_plan so the
                        requantize nodes exist, before sizing so accumulators are named.
-5. size_widths       - last: it needs every format the plan gives and the final graph.
+6. size_widths       - last: it needs every format the plan gives and the final graph.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from .apply_plan import apply_plan
 from .canonicalise import canonicalise
 from .fold_batchnorm import fold_batchnorm
 from .fuse import fuse_layers
+from .group_rows import group_rows
 from .size_widths import size_widths
 
 Pass = Callable[[Graph], Graph]
@@ -32,6 +36,7 @@ def passes(plan: Plan) -> list[tuple[str, Pass]]:
         ("canonicalise", canonicalise),
         ("fold_batchnorm", fold_batchnorm),
         ("apply_plan", partial(apply_plan, plan=plan)),
+        ("group_rows", group_rows),
         ("fuse_layers", fuse_layers),
         ("size_widths", size_widths),
     ]
