@@ -385,10 +385,10 @@ def _parse_codebook(name: str, book, where: str) -> Codebook:
         m = int(quantize_float(np.array([float(c)]), Formats.uniform((1,), fmt))[0])
         if Fraction(m) * fmt.lsb != Fraction(c):
             below = math.floor(Fraction(c) / fmt.lsb) * fmt.lsb
-            why = (f"the values next to it are {float(below):g} and {float(below + fmt.lsb):g}"
-                   if fmt.min_value <= Fraction(c) <= fmt.max_value else "it is outside the range")
-            raise PlanError(f"{where}: codebook centre {c!r} of {name!r} is not exact in {fmt}: {why} "
-                            f"{float(fmt.min_value):g}..{float(fmt.max_value):g}, in steps of {float(fmt.lsb):g}")
+            why = (f"the values next to it are {float(below):g} and {float(below + fmt.lsb):g} (steps of "
+                   f"{float(fmt.lsb):g})" if fmt.min_value <= Fraction(c) <= fmt.max_value else
+                   f"it is outside the range {float(fmt.min_value):g}..{float(fmt.max_value):g}")
+            raise PlanError(f"{where}: codebook centre {c!r} of {name!r} is not exact in {fmt}: {why}")
     return Codebook(tuple(float(c) for c in centres), fmt)
 
 
