@@ -3,9 +3,10 @@
 The 16-32-16-5 jet tagger of ``../small_tagger.py`` (the model of the uniform 6-bit baseline in
 ``../per_weight_bits/``). Per layer, 1-D k-means on the float model's weights finds
 ``CENTRES - 1`` centres, with a further centre held at 0 so weights can be pruned; each
-centre is rounded to an exact ``fixed<8,I>`` value (I from the largest centre). The model is
-then fine-tuned with the centres fixed: every forward pass snaps each weight to its nearest
-centre (straight-through estimator), so the weights may move between centres.
+centre is rounded to an exact ``fixed<5,I>`` value (I from the largest centre): few bits, so
+that each product by a centre is shifts and at most two adders. The model is then fine-tuned
+with the centres fixed: every forward pass snaps each weight to its nearest centre
+(straight-through estimator), so the weights may move between centres.
 
 Writes ``model.onnx``, ``plan.json`` and ``arrays.npz`` (the index of every weight's centre,
 shaped like the ONNX weight). Run: ``python examples/codebook/train.py [--out DIR]``
@@ -23,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from plan_tools import Format, quantize, signed_int_bits  # noqa: E402  (the shared helpers live one folder up)
 from small_tagger import deployed, fine_tune, start, straight_through, variant_plan, write_variant  # noqa: E402
 
-CENTRES, CENTRE_WIDTH, KMEANS_ITERATIONS = 8, 8, 100
+CENTRES, CENTRE_WIDTH, KMEANS_ITERATIONS = 8, 5, 100
 
 
 def kmeans_with_zero(values: np.ndarray, free: int) -> np.ndarray:
@@ -44,7 +45,7 @@ def kmeans_with_zero(values: np.ndarray, free: int) -> np.ndarray:
 
 
 def exact_codebook(centres: np.ndarray) -> dict:
-    """The centres rounded into ``fixed<8,I>`` (I from the largest |centre|), duplicates merged."""
+    """The centres rounded into ``fixed<CENTRE_WIDTH,I>`` (I from the largest |centre|), duplicates merged."""
     fmt = Format(CENTRE_WIDTH, signed_int_bits(np.abs(centres).max(), CENTRE_WIDTH), True)
     rounded = np.unique(quantize(centres, fmt))
     # json writes the exact binary fractions; they are short, so the text is exact too
