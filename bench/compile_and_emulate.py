@@ -57,8 +57,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import compiler
-from compiler.fixed import FixedType
+import compiler  # noqa: E402  (after the sys.path line above)
+from compiler.fixed import FixedType  # noqa: E402
 
 EXAMPLE = REPO / "examples" / "jet_tagger"
 COMPILE_TARGET_SECONDS = 1.0

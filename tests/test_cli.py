@@ -106,7 +106,8 @@ def test_plan_template_lists_every_tensor(tmp_path, capsys):
     template = json.loads(target.read_text())
     names = set(template["tensors"])
     assert {"x", "fc1.weight", "fc1.bias", "fc4.weight", "/relu1/Relu_output_0", "logits"} <= names
-    assert "shape" in template["tensors"]["fc1.weight"]["_note"] and "axis 0" in template["tensors"]["fc1.weight"]["_note"]
+    note = template["tensors"]["fc1.weight"]["_note"]
+    assert "shape" in note and "axis 0" in note
     # the skeleton itself is a valid plan: it compiles with its suggested defaults
     assert main(["compile", str(JET / "model.onnx"), "--plan", str(target), "-o", str(tmp_path / "o")]) == 0
 

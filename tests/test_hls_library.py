@@ -551,7 +551,8 @@ def mantissa_case() -> Case:
         calls.append(f"for (int i = 0; i < {len(m)}; i++) "
                      f"finegrain::set_mantissa(s{k}[i], finegrain::mantissa_string(x{k}[i]));")
         if t.width <= 30:
-            outputs.append(Buffer(f"i{k}", FixedType(t.width + 1, t.width + 1), ints([[v - t.min_mantissa for v in m]])))
+            outputs.append(Buffer(f"i{k}", FixedType(t.width + 1, t.width + 1),
+                                  ints([[v - t.min_mantissa for v in m]])))
             calls.append(f"for (int i = 0; i < {len(m)}; i++) i{k}[i] = i{k}_t(finegrain::table_index(x{k}[i]));")
     return Case("mantissa_and_table_index", "pointwise", "\n".join(calls), (), tuple(inputs), tuple(outputs))
 
@@ -631,7 +632,8 @@ def requantize_cases() -> list[Case]:
     rng = random.Random(50)
     wide = FixedType(90, 40)
     targets = [FixedType(20, 10, k % 2 == 0, q, o) for k, (q, o) in enumerate(every_mode)]
-    targets += [FixedType(70, 25, s, Rounding.RND_CONV, o) for s in (True, False) for o in (Overflow.SAT, Overflow.SAT_SYM)]
+    targets += [FixedType(70, 25, s, Rounding.RND_CONV, o)
+                for s in (True, False) for o in (Overflow.SAT, Overflow.SAT_SYM)]
     values = [rng.randint(wide.min_mantissa, wide.max_mantissa) >> rng.randint(0, 80) for _ in range(400)]
     values += [wide.min_mantissa, wide.max_mantissa, 0, -1, 1, 1 << 59, -(1 << 59), (1 << 59) - 1]
     cases.append(requantize_matrix_case("requantize_wide", wide, targets, values))
@@ -681,7 +683,8 @@ def softmax_case(name: str, x_type: FixedType, shape: tuple, axis: int, rng: ran
                 f"{sizes}>(x, y, e, r);")
     assert total == int(np.prod(shape))
     return Case(name, "lookup", call,
-                (Buffer("e", exp_table.output, ints(exp_table.values)), Buffer("r", inv_table.output, ints(inv_table.values))),
+                (Buffer("e", exp_table.output, ints(exp_table.values)),
+                 Buffer("r", inv_table.output, ints(inv_table.values))),
                 (buffer("x", x_type, xs),), (buffer("y", out_type, y),), types=types)
 
 

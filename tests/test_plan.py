@@ -43,7 +43,8 @@ def test_all_three_granularities_resolve(tmp_path):
 
 
 def test_activation_axis_counts_batch(tmp_path):
-    plan = parse_plan({"defaults": {}, "tensors": {"h": {"axis": 1, "formats": ["fixed<4,1>", "fixed<6,2>"]}}}, tmp_path)
+    plan = parse_plan({"defaults": {}, "tensors": {"h": {"axis": 1, "formats": ["fixed<4,1>", "fixed<6,2>"]}}},
+                      tmp_path)
     f = plan.formats_for(plan.spec("h"), (1, 2, 3), batch_axis=True)
     assert f.shape == (2, 3) and f.element((1, 2)) == FixedType(6, 2)
     with pytest.raises(PlanError, match=r"'h'.*axis 0 .*batch"):

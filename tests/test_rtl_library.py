@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `sim` is a top-level folder of the repo, not installed
 
-from compiler.fixed import FixedType, Formats, Overflow, Rounding, requantize
+from compiler.fixed import FixedType, Formats, Overflow, Rounding, requantize  # noqa: E402
 
 RTL = ROOT / "rtl"
 BENCHES = Path(__file__).resolve().parent / "rtl_library"
@@ -415,7 +415,7 @@ if cocotb is not None:
     async def deliberately_failing(dut):
         """Run only by test_runner_reports_failures: a failing cocotb test must fail pytest."""
         await Timer(1, "ns")
-        assert False, "this cocotb test fails on purpose"
+        raise AssertionError("this cocotb test fails on purpose")
 
 
 # --- pytest: the builds -----------------------------------------------------------------
