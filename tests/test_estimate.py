@@ -153,6 +153,45 @@ def test_synthesis_cache_is_keyed_by_contents_not_folder(tmp_path, monkeypatch):
     assert not _report(outs[1])["synth"]["cached"]
 
 
+def test_pruned_weights_leave_no_trace_in_synthesis(tmp_path):
+    """Half the weights of a 16 -> 8 dense layer at 0 bits (per element): yosys builds well under
+    the dense layer's LUTs, and the estimate follows the same fall."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    _require_yosys()
+    rng = np.random.default_rng(11)
+    w = rng.uniform(-1, 1, size=(8, 16)).astype(np.float32)
+    nodes = [helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", transB=1)]
+    graph = helper.make_graph(nodes, "prune", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])],
+                              [numpy_helper.from_array(w, "w")])
+    model = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), model)
+    keep = np.ones(w.shape, dtype=bool)
+    keep.flat[np.argsort(np.abs(w), axis=None)[: w.size // 2]] = False  # prune the smaller half
+    np.savez(tmp_path / "arrays.npz", **{"w.bits": np.where(keep, 6, 0), "w.int_bits": np.ones(w.shape, int),
+                                         "w.signed": np.ones(w.shape, int)})
+    results = {}
+    for name, entry in (("dense", "fixed<6,1,RND_CONV,SAT>"),
+                        ("pruned", {"elements": "arrays.npz:w", "rounding": "RND_CONV", "overflow": "SAT"})):
+        plan = tmp_path / f"{name}.json"
+        plan.write_text(json.dumps({"defaults": {"input": "fixed<8,3>", "activation": None},
+                                    "tensors": {"w": entry}}))
+        out = tmp_path / name
+        assert main(["compile", str(model), "--plan", str(plan), "-o", str(out), "--backend", "rtl"]) == 0
+        assert main(["report", str(out), "--synth"]) == 0
+        results[name] = _report(out)
+    synth = results["pruned"]["synth"]["lut"] / results["dense"]["synth"]["lut"]
+    est = results["pruned"]["estimate"]["lut"] / results["dense"]["estimate"]["lut"]
+    layer = results["pruned"]["estimate"]["layers"][0]
+    assert layer["products"] == w.size // 2
+    print(f"pruned/dense LUTs: synthesis {synth:.2f}, estimate {est:.2f}")
+    assert synth < 0.65, f"pruned/dense synthesized LUTs {synth:.2f}"
+    assert abs(est - synth) < 0.1, f"estimate falls to {est:.2f}, synthesis to {synth:.2f}"
+
+
 def test_estimate_latency_is_what_sim_measures(tmp_path):
     folder = ROOT / "examples" / "jet_tagger"
     out = tmp_path / "out"
