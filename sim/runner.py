@@ -22,7 +22,10 @@
 * **Faster builds.**  Verilator's runtime library objects (~25 s of CPU, identical for every
   design) are compiled once and shared between builds; small and medium models are compiled
   as one C++ file (no precompiled headers); by default only the top module's signals are made
-  visible to cocotb (cocotb's ``--public-flat-rw`` on a big design doubles the compile).
+  visible to cocotb (cocotb's ``--public-flat-rw`` on a big design doubles the compile), and a
+  caller that names the signals it drives and reads (a generated top's ports) makes only those
+  visible: every other wire of a big flat top is then Verilator's to optimise away (the jet
+  tagger's C++ shrinks from 17.9 to 3.7 MB).
 * **Clear failures.**  A missing tool raises :class:`SimulatorNotFound`; a failed build
   raises :class:`BuildError` with the tail of the tool output; failing cocotb tests raise
   :class:`SimulationFailed` naming them, with the tail of the simulation log (cocotb itself
@@ -387,22 +390,31 @@ def _prune(root: Path, top: str, keep: Path) -> None:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def build(sources: Sequence[Path | str], top: str, build_dir: Path | str, parameters: Mapping[str, object] | None = None,
-          waves: bool = False, simulator: str = "verilator", defines: Mapping[str, object] | None = None,
-          includes: Sequence[Path | str] = (), build_args: Sequence[str] = (), wall: bool = True,
-          timescale: tuple[str, str] = ("1ns", "1ps"), visibility: str = "top") -> Build:
+def build(sources: Sequence[Path | str], top: str, build_dir: Path | str,
+          parameters: Mapping[str, object] | None = None, waves: bool = False, simulator: str = "verilator",
+          defines: Mapping[str, object] | None = None, includes: Sequence[Path | str] = (),
+          build_args: Sequence[str] = (), wall: bool = True,
+          timescale: tuple[str, str] = ("1ns", "1ps"), visibility: str | Sequence[str] = "top") -> Build:
     """Compile ``sources`` with ``top`` as the top level, or reuse an identical earlier build.
 
     The build goes to ``build_dir/<top>-<hash>``.  ``parameters`` set the top's parameters
     (``-G``); ``wall`` turns on every Verilator warning, each fatal.  ``visibility`` says which
-    signals cocotb can reach: ``"top"`` (the top module's ports and signals) or ``"all"``
-    (every signal, as cocotb's ``--public-flat-rw``; slower to compile).  Raises
+    signals cocotb can reach: ``"top"`` (the top module's ports and signals), ``"all"`` (every
+    signal, as cocotb's ``--public-flat-rw``; slower to compile), or the names of the top's
+    signals the testbench uses (its ports, say; fastest on a big top).  Raises
     :class:`SimulatorNotFound` or :class:`BuildError`.
     """
     start = time.monotonic()
     find_simulator(simulator)
-    if visibility not in ("top", "all"):
-        raise ValueError(f"visibility must be 'top' or 'all', got {visibility!r}")
+    if isinstance(visibility, str):
+        if visibility not in ("top", "all"):
+            raise ValueError(f"visibility must be 'top', 'all' or signal names, got {visibility!r}")
+        visible = None if visibility == "all" else ("*",)
+    else:
+        visible = tuple(visibility)
+        bad = [name for name in visible if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", name)]
+        if bad or not visible:
+            raise ValueError(f"visibility: signal names must be plain identifiers, got {list(visible)!r}")
     srcs = [Path(s).resolve() for s in sources]
     missing = [str(s) for s in srcs if not s.is_file()]
     if missing:
@@ -410,7 +422,7 @@ def build(sources: Sequence[Path | str], top: str, build_dir: Path | str, parame
     incs = [Path(d).resolve() for d in includes]
     parameters, defines = dict(parameters or {}), dict(defines or {})
     args = ["-Wall", *build_args] if wall else list(build_args)
-    options = [*args, f"visibility={visibility}", f"waves={waves}", f"timescale={timescale}"]
+    options = [*args, f"visibility={visible}", f"waves={waves}", f"timescale={timescale}"]
     key = _cache_key(simulator, srcs, top, parameters, defines, options, incs)
     root = Path(build_dir).resolve()
     directory = root / f"{top}-{key[:16]}"
@@ -424,10 +436,11 @@ def build(sources: Sequence[Path | str], top: str, build_dir: Path | str, parame
         if directory.exists():
             shutil.rmtree(directory)  # a half-finished build: start clean
         directory.mkdir(parents=True)
-        public_all = visibility == "all" or simulator != "verilator"
+        public_all = visible is None or simulator != "verilator"
         if not public_all:  # cocotb needs write access to what it drives: the top's signals
             control = directory / "finegrain_public.vlt"
-            control.write_text(f'`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n')
+            control.write_text("`verilator_config\n" + "".join(
+                f'public_flat_rw -module "{top}" -var "{name}"\n' for name in visible))
             srcs = [*srcs, control]
         runtime = _runtime_cache_dir(root, waves) if simulator == "verilator" else None
         runner = _cocotb_runner(simulator, make_vars=VERILATOR_MAKE_VARS if simulator == "verilator" else (),
@@ -508,7 +521,8 @@ def run_tests(built: Build, test_module: str | Sequence[str], test_dir: Path | s
                                f"log {log}:\n{_read_tail(log)}")
     results = Results(built, results_xml, log, parse_results(results_xml), time.monotonic() - start)
     if check and not results.ok:
-        what = results.summary() if results.cases else f"no cocotb test ran on {built.top} (test_module {test_module!r})"
+        what = (results.summary() if results.cases
+                else f"no cocotb test ran on {built.top} (test_module {test_module!r})")
         raise SimulationFailed(f"{what}\nlog {log}:\n{_read_tail(log)}", results)
     return results
 

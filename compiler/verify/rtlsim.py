@@ -94,9 +94,11 @@ def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.nd
     try:
         # FINEGRAIN_RTL_BUILD_DIR: one build cache for many output folders (the tests use it)
         build_root = Path(os.environ.get("FINEGRAIN_RTL_BUILD_DIR") or rtl_dir / "sim_build")
+        # only the ports are visible to cocotb: Verilator optimises every other wire freely
+        ports = ["clk", "rst", "in_valid", "out_valid", *(p["name"] for p in [*in_ports, *out_ports])]
         with elapsed(f"Verilator build of {model} (cached when unchanged)"):
             built = runner.build(rtl_sources(rtl_dir, model), model, build_root, waves=waves,
-                                 build_args=["--trace-fst"] if waves else [])
+                                 build_args=["--trace-fst"] if waves else [], visibility=ports)
         start = time.perf_counter()
         runner.run_tests(built, "sim.testbench", test_dir=work / "run", python_path=[ROOT], waves=waves,
                          extra_env={"FINEGRAIN_SIM_VECTORS": str(vectors), "FINEGRAIN_SIM_RESULTS": str(results)})
