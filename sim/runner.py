@@ -20,8 +20,9 @@
   it is: a rerun with unchanged sources compiles nothing.  A file lock makes concurrent builds
   of one key wait for each other; old builds of a top are pruned.
 * **Faster builds.**  Verilator's runtime library objects (~25 s of CPU, identical for every
-  design) are compiled once and shared between builds; small and medium models are compiled
-  as one C++ file (no precompiled headers); by default only the top module's signals are made
+  design) are compiled once and shared between builds; a model's C++ is compiled as one file
+  (no precompiled headers) up to :data:`SPLIT_CPP_BYTES`, its long functions split
+  (:data:`SPEED_ARGS`); by default only the top module's signals are made
   visible to cocotb (cocotb's ``--public-flat-rw`` on a big design doubles the compile), and a
   caller that names the signals it drives and reads (a generated top's ports) makes only those
   visible: every other wire of a big flat top is then Verilator's to optimise away (the jet
@@ -59,7 +60,15 @@ SIMULATORS = ("verilator", "icarus")
 CACHE_FORMAT = 2  # bump to invalidate every cached build (e.g. when a flag changes meaning)
 KEEP_BUILDS = 3  # finished builds kept per top level (least recently used are removed)
 LOG_TAIL_LINES = 60
-SPLIT_CPP_BYTES = 8_000_000  # generated C++ above this is compiled file by file, in parallel
+# Generated C++ above this is compiled file by file, in parallel, with precompiled headers;
+# below, as one file.  One file costs far less: small_cnn's 22 MB took 39 s of CPU (0.95 GB)
+# at -O1 as one file and 60-68 s file by file (85 files, each re-reading the headers), more
+# than one file's wall time even on 2 cores; the limit only bounds the compiler's memory.
+SPLIT_CPP_BYTES = 64_000_000
+# Verilator options of every build.  A big flat top becomes one long C++ function (the jet
+# tagger's: 16,000 lines), which g++ -O1 compiles in superlinear time; split, the jet tagger's
+# model compiled in 8.7 s of CPU instead of 13 s.
+SPEED_ARGS = ("--output-split-cfuncs", "5000")
 
 # Make variables for Verilator's generated makefile: the PCH fix, and -O1 rather than -Os
 # (compiles faster; testbench models are small).
@@ -218,8 +227,8 @@ def lint(sources: Sequence[Path | str], top: str | None = None, parameters: Mapp
 # (VM_TRACE, VM_TIMING, ...) they were compiled under.  The next build copies them in right
 # after verilating, when its switches are the same, with fresh mtimes (verilated.mk makes
 # every object depend on the just-written Vtop.mk).  The same step chooses one combined C++
-# file for small and medium models: per-file builds pay ~10 s of CPU for two precompiled
-# headers that only a big model earns back.
+# file below SPLIT_CPP_BYTES: per-file builds pay for two precompiled headers and for the
+# headers in every file.
 
 _PREPARE_MAKE = """\
 import pathlib, re, shutil, sys
@@ -422,6 +431,8 @@ def build(sources: Sequence[Path | str], top: str, build_dir: Path | str,
     incs = [Path(d).resolve() for d in includes]
     parameters, defines = dict(parameters or {}), dict(defines or {})
     args = ["-Wall", *build_args] if wall else list(build_args)
+    if simulator == "verilator":
+        args = [*SPEED_ARGS, *args]
     options = [*args, f"visibility={visible}", f"waves={waves}", f"timescale={timescale}"]
     key = _cache_key(simulator, srcs, top, parameters, defines, options, incs)
     root = Path(build_dir).resolve()
