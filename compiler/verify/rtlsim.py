@@ -24,6 +24,9 @@ from .vectors import emulated_rows
 
 ROOT = Path(__file__).resolve().parents[2]  # sim/ is a top-level folder of the repo
 TIMEOUT_EXTRA_CYCLES = 50
+# From this many vectors the model is compiled at -O1: twice the compile, a ~3x faster run
+# (sim/runner.py's MODEL_MAKE_VARS has the measurements).
+OPTIMIZE_FROM_VECTORS = 20_000
 
 
 class RTLSimError(UserError):
@@ -98,7 +101,8 @@ def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.nd
         ports = ["clk", "rst", "in_valid", "out_valid", *(p["name"] for p in [*in_ports, *out_ports])]
         with elapsed(f"Verilator build of {model} (cached when unchanged)"):
             built = runner.build(rtl_sources(rtl_dir, model), model, build_root, waves=waves,
-                                 build_args=["--trace-fst"] if waves else [], visibility=ports)
+                                 build_args=["--trace-fst"] if waves else [], visibility=ports,
+                                 optimize=count >= OPTIMIZE_FROM_VECTORS)
         start = time.perf_counter()
         runner.run_tests(built, "sim.testbench", test_dir=work / "run", python_path=[ROOT], waves=waves,
                          extra_env={"FINEGRAIN_SIM_VECTORS": str(vectors), "FINEGRAIN_SIM_RESULTS": str(results)})
