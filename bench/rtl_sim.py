@@ -26,6 +26,7 @@ them by hand.  Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import sys
@@ -66,7 +67,11 @@ def clean_build(rtl_dir: Path, model: str, build_dir: Path, runtime_cache: Path,
     cpu = _children_cpu()
     try:
         top = f"{model}_axis" if axis else model
-        built = runner.build(rtl_sources(rtl_dir, model, axis=axis), top, build_dir)
+        # as `finegrain sim` builds it: only the plain top's ports visible to cocotb
+        schedule = json.loads((rtl_dir / "schedule.json").read_text())
+        ports = "top" if axis else ["clk", "rst", "in_valid", "out_valid",
+                                   *(p["name"] for p in [*schedule["inputs"], *schedule["outputs"]])]
+        built = runner.build(rtl_sources(rtl_dir, model, axis=axis), top, build_dir, visibility=ports)
     finally:
         if saved is None:
             os.environ.pop("FINEGRAIN_CACHE_DIR", None)
