@@ -28,6 +28,9 @@ tools:
 	  command -v google-chrome >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
 	  echo "note: chromium not installed (no apt); the report.html browser test will be skipped"; }
+	@command -v iverilog >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && apt-get install -y -qq iverilog >/dev/null) || \
+	  echo "note: iverilog not installed (no apt); finegrain sim --simulator icarus will not run"; }
 	@# lz4 headers: Verilator's FST writer needs them (`finegrain sim --waves`)
 	@test -f /usr/include/lz4.h || { command -v apt-get >/dev/null 2>&1 && \
 	  apt-get install -y -qq liblz4-dev >/dev/null || echo "note: no lz4.h; finegrain sim --waves will not build"; }

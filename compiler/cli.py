@@ -254,7 +254,7 @@ def _cmd_sim(args) -> int:
         raise UserError(f"{args.out!r} has no RTL: compile it with --backend rtl (or hls,rtl)")
     inputs = _simulation_inputs(args, project.graph)
     result = run_rtl_sim(project.graph, rtl_dir, rtl_top_name(project.graph), inputs, gaps=args.gaps,
-                         waves=args.waves, seed=args.seed)
+                         waves=args.waves, seed=args.seed, simulator=args.simulator)
     update_report(args.out, "sim", result.report())
     verdict = "bit-exact" if result.mismatches == 0 else f"{result.mismatches} MISMATCHES"
     print(f"sim {args.out}: {result.vectors} vectors, {verdict}; latency {result.latency_cycles} cycles "
@@ -328,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--input", help="use these inputs instead (.npy, or .npz keyed by input name)")
     m.add_argument("--seed", type=int, default=0, help="seed of the random vectors and gaps")
     m.add_argument("--waves", action="store_true", help="write an FST waveform (OUT/rtl/sim/run/*.fst)")
+    m.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
+                   help="Verilator (default) or Icarus Verilog, a much slower fallback (iverilog 11+)")
     m.add_argument("--gaps", action="store_true", help="random gaps in in_valid instead of back-to-back vectors")
     m.set_defaults(func=_cmd_sim)
 

@@ -463,6 +463,8 @@ def build(sources: Sequence[Path | str], top: str, build_dir: Path | str,
             control.write_text("`verilator_config\n" + "".join(
                 f'public_flat_rw -module "{top}" -var "{name}"\n' for name in visible))
             srcs = [*srcs, control]
+        if simulator == "icarus":
+            srcs = _icarus_sources(srcs, directory / "icarus_src")
         runtime = _runtime_cache_dir(root, waves) if simulator == "verilator" else None
         runner = _cocotb_runner(simulator, make_vars=make_vars, public_all=public_all, runtime_cache=runtime)
         log = directory / "build.log"
@@ -485,6 +487,21 @@ def build(sources: Sequence[Path | str], top: str, build_dir: Path | str,
         }, indent=2) + "\n")
     _prune(root, top, keep=directory)
     return Build(simulator, top, directory, key, False, time.monotonic() - start, waves)
+
+
+_ELABORATION_ERROR = re.compile(r'\$error\(("[^"]*")\);')
+
+
+def _icarus_sources(sources: Sequence[Path], folder: Path) -> list[Path]:
+    """Copies of ``sources`` Icarus 11 can read: it has no elaboration-time ``$error`` (the
+    library's parameter checks), so those become comments; Verilator and yosys still check."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for src in sources:
+        dst = folder / src.name
+        dst.write_text(_ELABORATION_ERROR.sub(r"// $error(\1)", src.read_text()))
+        out.append(dst)
+    return out
 
 
 # --- run -------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ def _unpack(word: int, i: int, width: int, signed: bool) -> int:
 
 
 def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.ndarray], gaps: bool = False,
-                waves: bool = False, seed: int = 0) -> RTLSimResult:
+                waves: bool = False, seed: int = 0, simulator: str = "verilator") -> RTLSimResult:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from sim import runner
@@ -99,9 +99,11 @@ def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.nd
         build_root = Path(os.environ.get("FINEGRAIN_RTL_BUILD_DIR") or rtl_dir / "sim_build")
         # only the ports are visible to cocotb: Verilator optimises every other wire freely
         ports = ["clk", "rst", "in_valid", "out_valid", *(p["name"] for p in [*in_ports, *out_ports])]
-        with elapsed(f"Verilator build of {model} (cached when unchanged)"):
+        verilator = simulator == "verilator"
+        with elapsed(f"{simulator} build of {model} (cached when unchanged)"):
             built = runner.build(rtl_sources(rtl_dir, model), model, build_root, waves=waves,
-                                 build_args=["--trace-fst"] if waves else [], visibility=ports,
+                                 build_args=["--trace-fst"] if waves and verilator else [],
+                                 visibility=ports if verilator else "top", simulator=simulator,
                                  optimize=count >= OPTIMIZE_FROM_VECTORS)
         start = time.perf_counter()
         runner.run_tests(built, "sim.testbench", test_dir=work / "run", python_path=[ROOT], waves=waves,
