@@ -573,11 +573,10 @@ def test_runner_build_errors_are_clear(tmp_path):
         runner.build([broken], "broken", tmp_path / "build")
 
 
-def test_runner_icarus_switch(tmp_path):
-    """Icarus is only a switch here (not installed, untested): asking for it without
-    iverilog on PATH is a clear error, not a crash."""
+def test_runner_icarus_switch(tmp_path, monkeypatch):
+    """Asking for Icarus without iverilog on PATH is a clear error, not a crash (the Icarus
+    path itself runs in tests/test_rtl.py::test_icarus_fallback)."""
     runner = _sim()
-    if shutil.which("iverilog"):
-        pytest.skip("iverilog is installed; the Icarus path itself is not covered by this suite")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(runner.SimulatorNotFound, match="iverilog"):
         runner.build([RTL / "fg_relu.sv"], "fg_relu", tmp_path, simulator="icarus")
