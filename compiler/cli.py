@@ -94,14 +94,15 @@ def _cmd_plan_template(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from .project import update_report
+    from .project import load_project, update_report
     from .report_html import write_report_html
 
     out = Path(args.out)
     path = out / "report.json"
     if not path.is_file():
         raise UserError(f"{args.out!r} has no report.json; run 'finegrain compile ... -o {args.out}' first")
-    estimate, note = _estimate(out)
+    project = load_project(out)
+    estimate, note = _estimate(out, project)
     if estimate is not None:
         update_report(out, "estimate", estimate)
     if args.synth:
@@ -112,19 +113,18 @@ def _cmd_report(args) -> int:
     print(format_report(report))
     if note:
         print(note)
-    page = write_report_html(out)
+    page = write_report_html(out, project)
     print(f"wrote {page}")
     return 0
 
 
-def _estimate(out: Path) -> tuple[dict | None, str | None]:
+def _estimate(out: Path, project) -> tuple[dict | None, str | None]:
     """The estimate of the fully parallel RTL architecture (whether or not OUT/rtl was
     written: a model too large for it still gets its size), or a note why there is none."""
     from .backends.rtl import RTLBackendError, check_supported, parallel_products, rtl_context
     from .estimate import estimate_context
-    from .project import DEFAULT_RTL_MAX_PRODUCTS, load_project
+    from .project import DEFAULT_RTL_MAX_PRODUCTS
 
-    project = load_project(out)
     try:
         check_supported(project.graph)
     except RTLBackendError as e:

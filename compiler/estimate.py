@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from .targets import PARTS, family_of
 
@@ -282,6 +282,3 @@ def _percent(total: Resources, part: str) -> dict:
     return {"lut": round(100 * total.lut / p.lut, 3), "ff": round(100 * total.ff / p.ff, 3),
             "dsp": round(100 * total.dsp / p.dsp, 3), "bram": round(100 * total.bram / p.bram36, 3)}
 
-
-def resources_dict(r: Resources) -> dict:
-    return asdict(r)

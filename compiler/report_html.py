@@ -56,8 +56,9 @@ ul.warnings li { margin-bottom: 0.3em; }
 """
 
 
-def write_report_html(out_dir) -> Path:
-    """Write OUT/report.html from OUT/report.json and OUT/ir.pkl; return its path."""
+def write_report_html(out_dir, project=None) -> Path:
+    """Write OUT/report.html from OUT/report.json and OUT/ir.pkl (or ``project``, when the
+    caller has loaded it already); return its path."""
     from .project import load_project
 
     out = Path(out_dir)
@@ -65,7 +66,7 @@ def write_report_html(out_dir) -> Path:
     if not path.is_file():
         raise UserError(f"{str(out)!r} has no report.json; run 'finegrain compile ... -o {out}' first")
     report = json.loads(path.read_text())
-    project = load_project(out)
+    project = project or load_project(out)
     page = render_report_html(report, project.graph, part=project.config.part, clock_ns=project.config.clock_ns,
                               backends=project.config.backends)
     target = out / "report.html"
