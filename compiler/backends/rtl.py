@@ -159,7 +159,7 @@ class _Module:
         self.options = options
         self.items: list[dict] = []  # in declaration order
         self.count = 0
-        self.products: dict[tuple, str] = {}  # (input wire, k, shift, width) -> its wire
+        self.products: dict[tuple, tuple[str, int]] = {}  # (input wire, k) -> (exact product wire, width)
         self.product_uses = 0  # products asked for (shared ones counted each time)
 
     def fresh(self, base: str) -> str:
@@ -224,17 +224,40 @@ class _Module:
         return self.wire(self.fresh(base), to.width, self.fit(high, f.width - drop, f.signed, to.width))
 
     def product(self, e: Elem, k: int, shift: int, width: int, base: str) -> str:
-        """``x * k * 2**shift`` modulo ``2**width`` (shift >= 0), as a wire name.  A product
-        already built (the same input, constant, shift and width, e.g. one input times one
-        weight value in several output rows) is reused, not built again."""
-        key = (e.wire, k, shift, width)
+        """``x * k * 2**shift`` modulo ``2**width`` (shift >= 0), as a wire name.  Each
+        (input, constant) product is built once, exactly (as wide as its range needs), and every
+        use takes it by wiring: shifted and sign-extended or cut to the use's width (modulo
+        ``2**width``, as the sums it feeds are).  So one input times one weight value is one
+        circuit for every row, shift and accumulator width that needs it (codebook weights:
+        one per centre)."""
         self.product_uses += 1
-        if key not in self.products:
-            self.products[key] = self._product(e, k, shift, width, base)
-        return self.products[key]
+        if k == 1 or (e.wire, k) not in self.products:
+            built = self._product(e, k, base) if k != 1 else self._exact_input(e, base)
+            if k == 1:
+                return self._use(built, shift, width, base)
+            self.products[(e.wire, k)] = built
+        return self._use(self.products[(e.wire, k)], shift, width, base)
 
-    def _product(self, e: Elem, k: int, shift: int, width: int, base: str) -> str:
+    def _exact_input(self, e: Elem, base: str) -> tuple[str, int]:
+        """``x`` itself as a signed wire (an unsigned input gains a zero sign bit)."""
         f = e.fmt
+        if f.signed:
+            return e.wire, f.width
+        return self.wire(self.fresh(base), f.width + 1, self.fit(e.wire, f.width, False, f.width + 1)), f.width + 1
+
+    def _use(self, built: tuple[str, int], shift: int, width: int, base: str) -> str:
+        wire, pw = built
+        if shift >= width:
+            return self.wire(self.fresh(base), width, _literal(0, width))
+        inner = self.fit(wire, pw, True, width - shift)
+        expr = inner if shift == 0 else f"{{{inner}, {shift}'b0}}"
+        return wire if expr == wire else self.wire(self.fresh(base), width, expr)
+
+    def _product(self, e: Elem, k: int, base: str) -> tuple[str, int]:
+        """``x * k`` at the width its range needs, as (signed wire, width)."""
+        f = e.fmt
+        lo, hi = (-(1 << (f.width - 1)), (1 << (f.width - 1)) - 1) if f.signed else (0, (1 << f.width) - 1)
+        width = signed_width(min(lo * k, hi * k), max(lo * k, hi * k))
         x = self.fit(e.wire, f.width, f.signed, width)
         if x != e.wire:
             x = self.wire(self.fresh(base), width, x)
@@ -243,19 +266,14 @@ class _Module:
         if len(digits) > self.options.csd_max_digits or product_bits > self.options.dsp_min_width:
             mul = self.wire(self.fresh(base), width, f"{x} * {_literal(k, width)}", f"* {k}",
                             cost={"muls": [(f.width + (not f.signed), abs(k).bit_length() + 1)]})
-            return self.shifted(mul, shift, width, base)
-        if digits == [(0, 1)] and shift == 0:
-            return x
-        kept = [(pos + shift, d) for pos, d in digits if pos + shift < width]
-        if not kept:
-            return self.wire(self.fresh(base), width, _literal(0, width))
+            return mul, width
         # a positive digit leads (a leading minus would be a negation of its own); then the
         # rest from the lowest position up.  Cost for compiler.estimate: each further digit is
         # one adder, significant up to bit width(x) + p + 1 (higher bits are sign copies); below
         # the larger known-zero run of its two operands an added term copies the other one,
         # while a subtracted term has to be negated there, so only its own zeros are free.
-        lead = next((t for t in kept if t[1] > 0), kept[0])
-        order = [lead] + [t for t in kept if t is not lead]
+        lead = next((t for t in digits if t[1] > 0), digits[0])
+        order = [lead] + [t for t in digits if t is not lead]
         parts, adders, zeros = [], [], order[0][0]
         for i, (p, d) in enumerate(order):
             term = x if p == 0 else f"{{{x}[{width - 1 - p}:0], {p}'b0}}"
@@ -266,8 +284,9 @@ class _Module:
             elif i > 0:
                 adders.append((significant, max(zeros, p) if d > 0 else p))
                 zeros = min(zeros, p)
-        expr = " ".join(parts)
-        return self.wire(self.fresh(base), width, expr, f"* {k} << {shift} (csd)", cost={"adders": adders})
+        if len(parts) == 1 and order[0][1] > 0:
+            return self.wire(self.fresh(base), width, parts[0], f"* {k} (shift)"), width
+        return self.wire(self.fresh(base), width, " ".join(parts), f"* {k} (csd)", cost={"adders": adders}), width
 
     def shifted(self, wire: str, shift: int, width: int, base: str) -> str:
         if shift == 0:

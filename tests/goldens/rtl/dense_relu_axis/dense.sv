@@ -34,20 +34,24 @@ module dense (
     assign x__3_port = x[21 +: 7];
 
     // --- layer fc (fc, act): dense + relu + requantize; cycles 0 +2
-    logic [9:0] h__0_w1;
-    assign h__0_w1 = {{3{x__0_port[6]}}, x__0_port};
-    logic [9:0] h__0_w2;  // * 3 << 0 (csd)
-    assign h__0_w2 = {h__0_w1[7:0], 2'b0} - h__0_w1;
+    logic [8:0] h__0_w1;
+    assign h__0_w1 = {{2{x__0_port[6]}}, x__0_port};
+    logic [8:0] h__0_w2;  // * 3 (csd)
+    assign h__0_w2 = {h__0_w1[6:0], 2'b0} - h__0_w1;
     logic [9:0] h__0_w3;
-    assign h__0_w3 = {{3{x__1_port[6]}}, x__1_port};
-    logic [9:0] h__0_w4;  // * -3 << 1 (csd)
-    assign h__0_w4 = {h__0_w3[8:0], 1'b0} - {h__0_w3[6:0], 3'b0};
-    logic [9:0] h__0_w5;
-    assign h__0_w5 = {{3{x__3_port[6]}}, x__3_port};
-    logic [9:0] h__0_w6;  // bias
-    assign h__0_w6 = 10'h20;
+    assign h__0_w3 = {{1{h__0_w2[8]}}, h__0_w2};
+    logic [8:0] h__0_w4;
+    assign h__0_w4 = {{2{x__1_port[6]}}, x__1_port};
+    logic [8:0] h__0_w5;  // * -3 (csd)
+    assign h__0_w5 = h__0_w4 - {h__0_w4[6:0], 2'b0};
+    logic [9:0] h__0_w6;
+    assign h__0_w6 = {h__0_w5, 1'b0};
+    logic [9:0] h__0_w7;
+    assign h__0_w7 = {{3{x__3_port[6]}}, x__3_port};
+    logic [9:0] h__0_w8;  // bias
+    assign h__0_w8 = 10'h20;
     logic [39:0] h__0_terms;
-    assign h__0_terms = {h__0_w6, h__0_w5, h__0_w4, h__0_w2};
+    assign h__0_terms = {h__0_w8, h__0_w7, h__0_w6, h__0_w3};
     logic [0:0] u_h__0_sum_valid;
     logic [10:0] h__0_sum;
     fg_adder_tree #(.N(4), .W(10), .SIGNED(1), .OUT_W(11), .LEVELS_PER_STAGE(4)) u_h__0_sum (
@@ -58,26 +62,24 @@ module dense (
         .out_valid(u_h__0_sum_valid),
         .out_data(h__0_sum)
     );
-    logic [9:0] h__1_w7;
-    assign h__1_w7 = {{3{x__0_port[6]}}, x__0_port};
-    logic [9:0] h__1_w8;  // * 1 << 2 (csd)
-    assign h__1_w8 = {h__1_w7[7:0], 2'b0};
     logic [9:0] h__1_w9;
-    assign h__1_w9 = {{3{x__1_port[6]}}, x__1_port};
-    logic [9:0] h__1_w10;  // * 1 << 1 (csd)
-    assign h__1_w10 = {h__1_w9[8:0], 1'b0};
-    logic [9:0] h__1_w11;
-    assign h__1_w11 = {{3{x__2_port[6]}}, x__2_port};
-    logic [9:0] h__1_w12;  // * -1 << 0 (csd)
+    assign h__1_w9 = {{{1{x__0_port[6]}}, x__0_port}, 2'b0};
+    logic [9:0] h__1_w10;
+    assign h__1_w10 = {{{2{x__1_port[6]}}, x__1_port}, 1'b0};
+    logic [7:0] h__1_w11;
+    assign h__1_w11 = {{1{x__2_port[6]}}, x__2_port};
+    logic [7:0] h__1_w12;  // * -1 (csd)
     assign h__1_w12 = - h__1_w11;
     logic [9:0] h__1_w13;
-    assign h__1_w13 = {{3{x__3_port[6]}}, x__3_port};
-    logic [9:0] h__1_w14;  // * 7 << 0 (csd)
-    assign h__1_w14 = {h__1_w13[6:0], 3'b0} - h__1_w13;
-    logic [9:0] h__1_w15;  // bias
-    assign h__1_w15 = 10'h3f0;
+    assign h__1_w13 = {{2{h__1_w12[7]}}, h__1_w12};
+    logic [9:0] h__1_w14;
+    assign h__1_w14 = {{3{x__3_port[6]}}, x__3_port};
+    logic [9:0] h__1_w15;  // * 7 (csd)
+    assign h__1_w15 = {h__1_w14[6:0], 3'b0} - h__1_w14;
+    logic [9:0] h__1_w16;  // bias
+    assign h__1_w16 = 10'h3f0;
     logic [49:0] h__1_terms;
-    assign h__1_terms = {h__1_w15, h__1_w14, h__1_w12, h__1_w10, h__1_w8};
+    assign h__1_terms = {h__1_w16, h__1_w15, h__1_w13, h__1_w10, h__1_w9};
     logic [0:0] u_h__1_sum_valid;
     logic [10:0] h__1_sum;
     fg_adder_tree #(.N(5), .W(10), .SIGNED(1), .OUT_W(11), .LEVELS_PER_STAGE(4)) u_h__1_sum (
@@ -88,22 +90,28 @@ module dense (
         .out_valid(u_h__1_sum_valid),
         .out_data(h__1_sum)
     );
-    logic [11:0] h__2_w16;
-    assign h__2_w16 = {{5{x__0_port[6]}}, x__0_port};
-    logic [11:0] h__2_w17;  // * -5 << 0 (csd)
-    assign h__2_w17 = - h__2_w16 - {h__2_w16[9:0], 2'b0};
-    logic [11:0] h__2_w18;
-    assign h__2_w18 = {{5{x__2_port[6]}}, x__2_port};
-    logic [11:0] h__2_w19;  // * 5 << 1 (csd)
-    assign h__2_w19 = {h__2_w18[10:0], 1'b0} + {h__2_w18[8:0], 3'b0};
-    logic [11:0] h__2_w20;
-    assign h__2_w20 = {{5{x__3_port[6]}}, x__3_port};
-    logic [11:0] h__2_w21;  // * -1 << 4 (csd)
-    assign h__2_w21 = - {h__2_w20[7:0], 4'b0};
-    logic [11:0] h__2_w22;  // bias
-    assign h__2_w22 = 12'h80;
+    logic [9:0] h__2_w17;
+    assign h__2_w17 = {{3{x__0_port[6]}}, x__0_port};
+    logic [9:0] h__2_w18;  // * -5 (csd)
+    assign h__2_w18 = - h__2_w17 - {h__2_w17[7:0], 2'b0};
+    logic [11:0] h__2_w19;
+    assign h__2_w19 = {{2{h__2_w18[9]}}, h__2_w18};
+    logic [9:0] h__2_w20;
+    assign h__2_w20 = {{3{x__2_port[6]}}, x__2_port};
+    logic [9:0] h__2_w21;  // * 5 (csd)
+    assign h__2_w21 = h__2_w20 + {h__2_w20[7:0], 2'b0};
+    logic [11:0] h__2_w22;
+    assign h__2_w22 = {{{1{h__2_w21[9]}}, h__2_w21}, 1'b0};
+    logic [7:0] h__2_w23;
+    assign h__2_w23 = {{1{x__3_port[6]}}, x__3_port};
+    logic [7:0] h__2_w24;  // * -1 (csd)
+    assign h__2_w24 = - h__2_w23;
+    logic [11:0] h__2_w25;
+    assign h__2_w25 = {h__2_w24, 4'b0};
+    logic [11:0] h__2_w26;  // bias
+    assign h__2_w26 = 12'h80;
     logic [47:0] h__2_terms;
-    assign h__2_terms = {h__2_w22, h__2_w21, h__2_w19, h__2_w17};
+    assign h__2_terms = {h__2_w26, h__2_w25, h__2_w22, h__2_w19};
     logic [0:0] u_h__2_sum_valid;
     logic [12:0] h__2_sum;
     fg_adder_tree #(.N(4), .W(12), .SIGNED(1), .OUT_W(13), .LEVELS_PER_STAGE(4)) u_h__2_sum (
