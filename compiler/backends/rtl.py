@@ -161,6 +161,7 @@ class _Module:
         self.count = 0
         self.products: dict[tuple, tuple[str, int]] = {}  # (input wire, k) -> (exact product wire, width)
         self.product_uses = 0  # products asked for (shared ones counted each time)
+        self.derived_wires: dict[tuple[int, str], str] = {}  # (width, expression) -> wire
 
     def fresh(self, base: str) -> str:
         self.count += 1
@@ -175,6 +176,16 @@ class _Module:
             item["cost"] = cost
         self.items.append(item)
         return name
+
+    def derived(self, base: str, width: int, expr: str, comment: str = "") -> str:
+        """A wire of wiring only (extension, shift, slice, constant), named from ``base``.
+        Wires are assigned once, so an expression is a value: asking again for the same
+        (width, expression) gives the wire already declared (an input's sign extension is one
+        wire for every row that uses it, not one per row)."""
+        key = (width, expr)
+        if key not in self.derived_wires:
+            self.derived_wires[key] = self.wire(self.fresh(base), width, expr, comment)
+        return self.derived_wires[key]
 
     def instance(self, module: str, name: str, params: dict, ports: dict, outputs: dict,
                  cost: dict | None = None) -> None:
@@ -206,22 +217,22 @@ class _Module:
     def convert(self, e: Elem, to: Fmt, base: str) -> str:
         """An exact change of format (dropped low bits are known zeros), as a wire name."""
         if e.wire is None:
-            return self.wire(self.fresh(base), to.width, _literal(0, to.width))
+            return self.derived(base, to.width, _literal(0, to.width))
         f = e.fmt
         shift = to.frac - f.frac
         if shift >= to.width:
-            return self.wire(self.fresh(base), to.width, _literal(0, to.width))
+            return self.derived(base, to.width, _literal(0, to.width))
         if shift >= 0:
             inner = self.fit(e.wire, f.width, f.signed, to.width - shift)
             expr = inner if shift == 0 else f"{{{inner}, {shift}'b0}}"
             if expr == e.wire:
                 return e.wire
-            return self.wire(self.fresh(base), to.width, expr)
+            return self.derived(base, to.width, expr)
         drop = -shift
         if drop >= f.width:
-            return self.wire(self.fresh(base), to.width, _literal(0, to.width))
-        high = self.wire(self.fresh(base), f.width - drop, f"{e.wire}[{f.width - 1}:{drop}]")
-        return self.wire(self.fresh(base), to.width, self.fit(high, f.width - drop, f.signed, to.width))
+            return self.derived(base, to.width, _literal(0, to.width))
+        high = self.derived(base, f.width - drop, f"{e.wire}[{f.width - 1}:{drop}]")
+        return self.derived(base, to.width, self.fit(high, f.width - drop, f.signed, to.width))
 
     def product(self, e: Elem, k: int, shift: int, width: int, base: str) -> str:
         """``x * k * 2**shift`` modulo ``2**width`` (shift >= 0), as a wire name.  Each
@@ -243,15 +254,15 @@ class _Module:
         f = e.fmt
         if f.signed:
             return e.wire, f.width
-        return self.wire(self.fresh(base), f.width + 1, self.fit(e.wire, f.width, False, f.width + 1)), f.width + 1
+        return self.derived(base, f.width + 1, self.fit(e.wire, f.width, False, f.width + 1)), f.width + 1
 
     def _use(self, built: tuple[str, int], shift: int, width: int, base: str) -> str:
         wire, pw = built
         if shift >= width:
-            return self.wire(self.fresh(base), width, _literal(0, width))
+            return self.derived(base, width, _literal(0, width))
         inner = self.fit(wire, pw, True, width - shift)
         expr = inner if shift == 0 else f"{{{inner}, {shift}'b0}}"
-        return wire if expr == wire else self.wire(self.fresh(base), width, expr)
+        return wire if expr == wire else self.derived(base, width, expr)
 
     def _product(self, e: Elem, k: int, base: str) -> tuple[str, int]:
         """``x * k`` at the width its range needs, as (signed wire, width)."""
@@ -260,7 +271,7 @@ class _Module:
         width = signed_width(min(lo * k, hi * k), max(lo * k, hi * k))
         x = self.fit(e.wire, f.width, f.signed, width)
         if x != e.wire:
-            x = self.wire(self.fresh(base), width, x)
+            x = self.derived(base, width, x)
         digits = csd(k)
         product_bits = f.width + abs(k).bit_length() + 1
         if len(digits) > self.options.csd_max_digits or product_bits > self.options.dsp_min_width:
@@ -292,8 +303,8 @@ class _Module:
         if shift == 0:
             return wire
         if shift >= width:
-            return self.wire(self.fresh(base), width, _literal(0, width))
-        return self.wire(self.fresh(base), width, f"{{{wire}[{width - 1 - shift}:0], {shift}'b0}}")
+            return self.derived(base, width, _literal(0, width))
+        return self.derived(base, width, f"{{{wire}[{width - 1 - shift}:0], {shift}'b0}}")
 
 
 def _trailing_zeros(value: int) -> int:
@@ -506,7 +517,7 @@ class _Builder:
             zeros = [min(s + _trailing_zeros(k), tw) for _, k, s, _ in terms]
             widths = [min(t[3], tw) for t in terms]
             if bias != 0:
-                wires.append(self.m.wire(self.m.fresh(name), tw, _literal(bias, tw), "bias"))
+                wires.append(self.m.derived(name, tw, _literal(bias, tw), "bias"))
                 zeros.append(min(_trailing_zeros(bias), tw))
                 widths.append(min(signed_width(bias, bias), tw))
             if len(wires) == 1:
@@ -658,7 +669,7 @@ class _Builder:
                 if fmt.frac - e.fmt.frac - kf < 0:
                     raise RTLBackendError(f"node {node.name!r}: leaky relu {i} has bits below its fraction")
                 scaled = self.m.product(e, k, fmt.frac - e.fmt.frac - kf, fmt.width, name) if k else \
-                    self.m.wire(self.m.fresh(name), fmt.width, _literal(0, fmt.width))
+                    self.m.derived(name, fmt.width, _literal(0, fmt.width))
                 result.append(Elem(self.m.wire(name, fmt.width, f"{e.wire}[{e.fmt.width - 1}] ? {scaled} : {kept}",
                                                cost={"muxes": [fmt.width]}), fmt))
             elif op == Op.CLIP:

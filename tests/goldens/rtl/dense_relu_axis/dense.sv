@@ -72,14 +72,12 @@ module dense (
     assign h__1_w12 = - h__1_w11;
     logic [9:0] h__1_w13;
     assign h__1_w13 = {{2{h__1_w12[7]}}, h__1_w12};
-    logic [9:0] h__1_w14;
-    assign h__1_w14 = {{3{x__3_port[6]}}, x__3_port};
-    logic [9:0] h__1_w15;  // * 7 (csd)
-    assign h__1_w15 = {h__1_w14[6:0], 3'b0} - h__1_w14;
-    logic [9:0] h__1_w16;  // bias
-    assign h__1_w16 = 10'h3f0;
+    logic [9:0] h__1_w14;  // * 7 (csd)
+    assign h__1_w14 = {h__0_w7[6:0], 3'b0} - h__0_w7;
+    logic [9:0] h__1_w15;  // bias
+    assign h__1_w15 = 10'h3f0;
     logic [49:0] h__1_terms;
-    assign h__1_terms = {h__1_w16, h__1_w15, h__1_w13, h__1_w10, h__1_w9};
+    assign h__1_terms = {h__1_w15, h__1_w14, h__1_w13, h__1_w10, h__1_w9};
     logic [0:0] u_h__1_sum_valid;
     logic [10:0] h__1_sum;
     fg_adder_tree #(.N(5), .W(10), .SIGNED(1), .OUT_W(11), .LEVELS_PER_STAGE(4)) u_h__1_sum (
@@ -90,28 +88,28 @@ module dense (
         .out_valid(u_h__1_sum_valid),
         .out_data(h__1_sum)
     );
-    logic [9:0] h__2_w17;
-    assign h__2_w17 = {{3{x__0_port[6]}}, x__0_port};
-    logic [9:0] h__2_w18;  // * -5 (csd)
-    assign h__2_w18 = - h__2_w17 - {h__2_w17[7:0], 2'b0};
-    logic [11:0] h__2_w19;
-    assign h__2_w19 = {{2{h__2_w18[9]}}, h__2_w18};
-    logic [9:0] h__2_w20;
-    assign h__2_w20 = {{3{x__2_port[6]}}, x__2_port};
-    logic [9:0] h__2_w21;  // * 5 (csd)
-    assign h__2_w21 = h__2_w20 + {h__2_w20[7:0], 2'b0};
-    logic [11:0] h__2_w22;
-    assign h__2_w22 = {{{1{h__2_w21[9]}}, h__2_w21}, 1'b0};
-    logic [7:0] h__2_w23;
-    assign h__2_w23 = {{1{x__3_port[6]}}, x__3_port};
-    logic [7:0] h__2_w24;  // * -1 (csd)
-    assign h__2_w24 = - h__2_w23;
-    logic [11:0] h__2_w25;
-    assign h__2_w25 = {h__2_w24, 4'b0};
-    logic [11:0] h__2_w26;  // bias
-    assign h__2_w26 = 12'h80;
+    logic [9:0] h__2_w16;
+    assign h__2_w16 = {{3{x__0_port[6]}}, x__0_port};
+    logic [9:0] h__2_w17;  // * -5 (csd)
+    assign h__2_w17 = - h__2_w16 - {h__2_w16[7:0], 2'b0};
+    logic [11:0] h__2_w18;
+    assign h__2_w18 = {{2{h__2_w17[9]}}, h__2_w17};
+    logic [9:0] h__2_w19;
+    assign h__2_w19 = {{3{x__2_port[6]}}, x__2_port};
+    logic [9:0] h__2_w20;  // * 5 (csd)
+    assign h__2_w20 = h__2_w19 + {h__2_w19[7:0], 2'b0};
+    logic [11:0] h__2_w21;
+    assign h__2_w21 = {{{1{h__2_w20[9]}}, h__2_w20}, 1'b0};
+    logic [7:0] h__2_w22;
+    assign h__2_w22 = {{1{x__3_port[6]}}, x__3_port};
+    logic [7:0] h__2_w23;  // * -1 (csd)
+    assign h__2_w23 = - h__2_w22;
+    logic [11:0] h__2_w24;
+    assign h__2_w24 = {h__2_w23, 4'b0};
+    logic [11:0] h__2_w25;  // bias
+    assign h__2_w25 = 12'h80;
     logic [47:0] h__2_terms;
-    assign h__2_terms = {h__2_w26, h__2_w25, h__2_w22, h__2_w19};
+    assign h__2_terms = {h__2_w25, h__2_w24, h__2_w21, h__2_w18};
     logic [0:0] u_h__2_sum_valid;
     logic [12:0] h__2_sum;
     fg_adder_tree #(.N(4), .W(12), .SIGNED(1), .OUT_W(13), .LEVELS_PER_STAGE(4)) u_h__2_sum (
