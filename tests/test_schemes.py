@@ -536,6 +536,35 @@ def test_csim_and_rtl_sim_bit_exact(tmp_path, case):
         assert report["mismatches"] == 0 and report["vectors"] == 305, (command, report)
 
 
+def test_hls_codebook_layer_makes_each_product_once(tmp_path):
+    """A per-layer codebook is written as finegrain::dense_codebook: its distinct non-zero
+    centres and an index per weight (so each centre * input is one product, shared by every
+    row); per-row codebooks and reused multipliers keep the plain kernel.  csim stays exact."""
+    model, tensors = _sim_case("codebooks", tmp_path)
+    model_path, _ = model(tmp_path / "m.onnx")
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"defaults": DEFAULTS, "tensors": tensors}))
+    idx = np.load(tmp_path / "idx.npz")["fc2"]
+    for reuse in (1, 2):
+        out = tmp_path / f"out{reuse}"
+        assert main(["compile", str(model_path), "--plan", str(plan), "-o", str(out), "--backend", "hls",
+                     "--reuse-factor", str(reuse)]) == 0
+        top = (out / "hls" / "firmware" / "mlp.cpp").read_text()
+        calls = [line.strip() for line in top.splitlines() if line.strip().startswith("finegrain::dense")]
+        assert len(calls) == 2 and calls[0].startswith("finegrain::dense<"), calls  # fc1: one codebook per row
+        if reuse == 1:
+            # fc2: centres 0.75, -0.5, 0.0, 0.0625 with 0.0 as "no term": the used non-zero ones
+            used = sorted({c for c in (0.75, -0.5, 0.0625) if [0.75, -0.5, 0.0, 0.0625].index(c) in idx})
+            assert calls[1].startswith("finegrain::dense_codebook<") and f", {len(used)}>(" in calls[1], calls
+            centres = (out / "hls" / "firmware" / "weights" / "fc2_weight_centres.h").read_text()
+            assert f"its {len(used)} distinct non-zero values" in centres
+        else:
+            assert calls[1].startswith("finegrain::dense<"), calls
+        assert main(["csim", str(out), "--vectors", "300"]) == 0
+        report = json.loads((out / "report.json").read_text())["csim"]
+        assert report["mismatches"] == 0 and report["vectors"] == 305, report
+
+
 # --- bad plans ------------------------------------------------------------------------------------
 
 

@@ -169,6 +169,31 @@ class _Builder:
                                                 f"{list(data.shape)}, {tensor.formats.summary()}")
         return ident
 
+    def codebook(self, w: Tensor) -> dict | None:
+        """A weight with one codebook for the whole layer (a plan ``codebook`` entry without
+        ``axis``) as its distinct non-zero values (``centres``, in the weight's container
+        type) and each weight's index into them (-1: zero), for finegrain::dense_codebook;
+        None for any other weight.  Centres no weight uses are left out (k-means may leave
+        one empty; a zero centre is the index -1)."""
+        if w.scheme is None or w.scheme.get("kind") != "codebook" or len(w.scheme["codebooks"]) != 1:
+            return None
+        data = np.asarray(w.data).ravel()
+        centres = sorted({int(v) for v in data if v != 0})
+        if not centres:
+            return None
+        ident = self.names(w.name)
+        t = container(w.formats)
+        position = {v: i for i, v in enumerate(centres)}
+        index = [position[int(v)] if v != 0 else -1 for v in data]
+        name = w.onnx_name or w.name
+        mantissas = [int(v) for v in rescale(np.asarray(centres, dtype=object), t.frac_bits - w.data_frac)]
+        self.constants[f"{ident}_centres"] = _constant_entry(
+            f"{ident}_centres", self.type_of(w, "weight"), t, mantissas,
+            f"codebook of weight {name}: its {len(centres)} distinct non-zero values")
+        self.index_array(f"{ident}_index", index, f"codebook of weight {name}: each weight's centre, shape "
+                                                  f"{list(w.shape)} (-1: zero, no term)")
+        return {"centres": f"{ident}_centres", "index": f"{ident}_index", "n_centres": len(centres)}
+
     def index_array(self, ident: str, values, comment: str) -> str:
         values = [str(int(v)) for v in values]
         self.constants[ident] = {"name": ident, "type": "int", "size": len(values), "values": values,
@@ -193,8 +218,9 @@ class _Builder:
         if op == Op.DENSE:
             w, b = g.tensor(stage.inputs[1]), g.tensor(stage.inputs[2]) if len(stage.inputs) > 2 else None
             n_out, n_in = w.shape
-            return {**common, "kind": "dense", "w": self.constant(w), "w_t": self.type_of(w, "weight"),
-                    "b": self.constant(b) if b is not None else None,
+            codebook = self.codebook(w) if arch.reuse_factor == 1 else None
+            return {**common, "kind": "dense", "codebook": codebook, "w": None if codebook else self.constant(w),
+                    "w_t": self.type_of(w, "weight"), "b": self.constant(b) if b is not None else None,
                     "b_t": self.type_of(b, "bias") if b is not None else None,
                     "n_in": n_in, "n_out": n_out, "rows": int(np.prod(x.shape[:-1])),
                     "reuse": arch.reuse_factor, "strategy": arch.strategy}

@@ -4,6 +4,9 @@
 //       acc[j] = b[j] + sum_k w[j * N_IN + k] * x[k]        (w row-major [N_OUT][N_IN])
 //   dense_nobias<x_t, w_t, acc_t, N_IN, N_OUT, REUSE>(x, acc, w)
 //       acc[j] = sum_k w[j * N_IN + k] * x[k]
+//   dense_codebook<x_t, c_t, b_t, acc_t, N_IN, N_OUT, N_C>(x, acc, centres, index, b)
+//   dense_codebook_nobias<x_t, c_t, acc_t, N_IN, N_OUT, N_C>(x, acc, centres, index)
+//       the same with w[p] = centres[index[p]] (index -1: zero), see "Codebook weights"
 //
 // Exactness.  Every product w*x is full precision (ap_fixed).  acc_t is the accumulator
 // container: its modes must be AP_TRN/AP_WRAP, and it must hold every final acc[j] exactly
@@ -12,6 +15,14 @@
 // whatever the order of the additions.  acc_t may have fewer fractional bits than the
 // product of the containers when the dropped bits are always zero (weights with trailing
 // zeros); truncating an exact multiple of the LSB loses nothing.
+//
+// Codebook weights (dense_codebook, dense_codebook_nobias): every weight is one of N_C
+// centres or zero, given as its index (-1: zero),
+//       acc[j] = b[j] + sum_k centres[index[j * N_IN + k]] * x[k].
+// Each product centres[c] * x[k] is made once, N_IN * N_C products in all, and every row
+// whose weight in column k is centre c takes it by wiring (the indices are constants of a
+// fully unrolled layer): the multiplier sharing of a codebook, written out rather than left
+// to the tool's common-subexpression pass.  Fully parallel only (no REUSE parameter).
 //
 // Reuse.  REUSE == 1: every product has its own multiplier; all loops are unrolled (one
 // result per call, latency a few cycles).  REUSE > 1: ceil(N_IN*N_OUT / REUSE) multipliers
@@ -115,6 +126,42 @@ void dense_any(const x_t x[N_IN], acc_t acc[N_OUT], const w_t w[N_OUT * N_IN], c
     }
 }
 
+// bias_ref as in dense_unrolled; index: -1 for a zero weight, else its centre.
+template <class x_t, class c_t, class bias_ref, class acc_t, int N_IN, int N_OUT, int N_C>
+void dense_codebook_any(const x_t x[N_IN], acc_t acc[N_OUT], const c_t centres[N_C],
+                        const int index[N_OUT * N_IN], const bias_ref& b) {
+#pragma HLS INLINE
+#pragma HLS ARRAY_PARTITION variable=x complete
+#pragma HLS ARRAY_PARTITION variable=centres complete
+#pragma HLS ARRAY_PARTITION variable=acc complete
+    typedef decltype(c_t() * x_t()) product_t;  // full precision: every product is exact
+    product_t product[N_IN][N_C];
+#pragma HLS ARRAY_PARTITION variable=product complete dim=0
+PRODUCTS:
+    for (int k = 0; k < N_IN; k++) {
+#pragma HLS UNROLL
+    CENTRES:
+        for (int c = 0; c < N_C; c++) {
+#pragma HLS UNROLL
+            product[k][c] = centres[c] * x[k];
+        }
+    }
+ROWS:
+    for (int j = 0; j < N_OUT; j++) {
+#pragma HLS UNROLL
+        acc_t sum = b[j];
+    COLUMNS:
+        for (int k = 0; k < N_IN; k++) {
+#pragma HLS UNROLL
+            const int c = index[j * N_IN + k];
+            if (c >= 0) {
+                sum += acc_t(product[k][c]);  // wraps; exact at the end (as in dense_unrolled)
+            }
+        }
+        acc[j] = sum;
+    }
+}
+
 }  // namespace detail
 
 template <class x_t, class w_t, class b_t, class acc_t, int N_IN, int N_OUT, int REUSE>
@@ -127,6 +174,20 @@ template <class x_t, class w_t, class acc_t, int N_IN, int N_OUT, int REUSE>
 void dense_nobias(const x_t x[N_IN], acc_t acc[N_OUT], const w_t w[N_OUT * N_IN]) {
 #pragma HLS INLINE
     detail::dense_any<x_t, w_t, zero_bias, acc_t, N_IN, N_OUT, REUSE>(x, acc, w, zero_bias());
+}
+
+template <class x_t, class c_t, class b_t, class acc_t, int N_IN, int N_OUT, int N_C>
+void dense_codebook(const x_t x[N_IN], acc_t acc[N_OUT], const c_t centres[N_C], const int index[N_OUT * N_IN],
+                    const b_t b[N_OUT]) {
+#pragma HLS INLINE
+    detail::dense_codebook_any<x_t, c_t, const b_t*, acc_t, N_IN, N_OUT, N_C>(x, acc, centres, index, b);
+}
+
+template <class x_t, class c_t, class acc_t, int N_IN, int N_OUT, int N_C>
+void dense_codebook_nobias(const x_t x[N_IN], acc_t acc[N_OUT], const c_t centres[N_C],
+                           const int index[N_OUT * N_IN]) {
+#pragma HLS INLINE
+    detail::dense_codebook_any<x_t, c_t, zero_bias, acc_t, N_IN, N_OUT, N_C>(x, acc, centres, index, zero_bias());
 }
 
 }  // namespace finegrain
