@@ -1,9 +1,11 @@
 """The model, data and training shared by the precision-scheme examples (issue 6).
 
 ``per_weight_bits/``, ``rowwise_mixed/`` and ``codebook/`` each quantize the same small jet
-tagger, a 16-32-16-5 ReLU MLP on the jet tagger's toy data, in a different way, and compare
-it with the same model at uniform 6-bit precision (written by ``per_weight_bits/train.py``).
-The comparison is fair because every variant is made the same way:
+tagger, a ReLU MLP on the jet tagger's toy data, in a different way, and compare it with the
+same model at uniform 6-bit precision (written by ``per_weight_bits/train.py``). The model is
+16-32-16-5 (``HIDDEN``; the committed files) unless a script is given ``--hidden``, e.g.
+``--hidden 64,32,32`` for the jet tagger's own 16-64-32-32-5 shape. The comparison is fair
+because every variant is made the same way:
 
 1. ``pretrain``: the float model, trained with ``jet_tagger/train.py``'s data and training
    loop (same seed, so every script gets the same float model);
@@ -77,7 +79,7 @@ class Start:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    model: "SmallTagger"
+    model: "SmallTagger"  # knows its hidden sizes, so `deployed` and the plans follow it
     plan: dict
     started: float
 
@@ -85,18 +87,32 @@ class Start:
         return time.perf_counter() - self.started
 
 
+def hidden_sizes(text: str) -> tuple[int, ...]:
+    """``--hidden`` parsed: comma-separated positive layer widths, e.g. ``64,32,32``."""
+    try:
+        sizes = tuple(int(size) for size in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"--hidden {text!r}: expected positive widths such as 64,32,32")
+    return sizes
+
+
 def start(script: str, doc: str, files: str) -> Start:
-    """Parse ``--out`` (default: the script's folder, to hold ``files``), make the data and
-    the float model."""
+    """Parse ``--out`` (default: the script's folder, to hold ``files``) and ``--hidden``,
+    make the data and the float model."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(script).resolve().parent,
                         help=f"folder for {files} (default: this folder)")
-    out = parser.parse_args().out
-    out.mkdir(parents=True, exist_ok=True)
+    parser.add_argument("--hidden", type=hidden_sizes, default=HIDDEN,
+                        help=f"hidden layer widths (default {','.join(map(str, HIDDEN))}: the committed "
+                             "files; 64,32,32 is the jet tagger's shape)")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     x_train, y_train, x_test, y_test = jet_data()
-    model = pretrain(x_train, y_train)
-    return Start(out, x_train, y_train, x_test, y_test, model, base_plan(model, x_train), started)
+    model = pretrain(x_train, y_train, args.hidden)
+    return Start(args.out, x_train, y_train, x_test, y_test, model, base_plan(model, x_train), started)
 
 
 def variant_plan(plan: dict, note: str, weights: dict) -> dict:
@@ -135,28 +151,39 @@ def fake_format(x: torch.Tensor, fmt: str) -> torch.Tensor:
 
 
 class SmallTagger(nn.Module):
-    """16-32-16-5 ReLU MLP; module names become the ONNX node and initializer names.
+    """16-``hidden``-5 ReLU MLP: ``fc1``, ``relu1``, ..., ``fcN`` with N = len(hidden) + 1.
 
-    With `quantizers` set, the forward pass fake-quantizes the input, every weight and bias
-    and every ReLU output the way the plan will: ``(input_format, [weight quantizer per
-    layer], [bias format per layer], [activation format per ReLU])``.
+    The module names become the ONNX node and initializer names (``fc2.bias``,
+    ``/relu1/Relu_output_0``); they are registered, and so initialised from the seed, in the
+    order fc1, relu1, fc2, ... With `quantizers` set, the forward pass fake-quantizes the
+    input, every weight and bias and every ReLU output the way the plan will:
+    ``(input_format, [weight quantizer per layer], [bias format per layer], [activation
+    format per ReLU])``.
     """
 
-    def __init__(self):
+    def __init__(self, hidden: tuple[int, ...] = HIDDEN):
         super().__init__()
-        self.fc1, self.relu1 = nn.Linear(len(jet.FEATURES), HIDDEN[0]), nn.ReLU()
-        self.fc2, self.relu2 = nn.Linear(HIDDEN[0], HIDDEN[1]), nn.ReLU()
-        self.fc3 = nn.Linear(HIDDEN[1], len(jet.CLASSES))
+        self.hidden = tuple(hidden)
+        widths = (len(jet.FEATURES), *self.hidden, len(jet.CLASSES))
+        for index in range(1, len(widths)):
+            self.add_module(f"fc{index}", nn.Linear(widths[index - 1], widths[index]))
+            if index < len(widths) - 1:
+                self.add_module(f"relu{index}", nn.ReLU())
         self.quantizers = None
 
+    def architecture(self) -> str:
+        """``16-32-16-5`` for the default hidden sizes."""
+        return "-".join(str(width) for width in (len(jet.FEATURES), *self.hidden, len(jet.CLASSES)))
+
     def layers(self) -> list[nn.Linear]:
-        return [self.fc1, self.fc2, self.fc3]
+        return [getattr(self, f"fc{index}") for index in range(1, len(self.hidden) + 2)]
 
     def forward(self, x):
         if self.quantizers is None:
-            x = self.relu1(self.fc1(x))
-            x = self.relu2(self.fc2(x))
-            return self.fc3(x)
+            *hidden_layers, logits_layer = self.layers()
+            for index, fc in enumerate(hidden_layers, start=1):
+                x = getattr(self, f"relu{index}")(fc(x))
+            return logits_layer(x)
         input_format, weight_quantizers, bias_formats, activation_formats = self.quantizers
         x = fake_format(x, input_format)
         for i, fc in enumerate(self.layers()):
@@ -167,11 +194,11 @@ class SmallTagger(nn.Module):
         return x
 
 
-def pretrain(x_train: np.ndarray, y_train: np.ndarray) -> SmallTagger:
+def pretrain(x_train: np.ndarray, y_train: np.ndarray, hidden: tuple[int, ...]) -> SmallTagger:
     """The float model every variant starts from (one thread, seeded)."""
     torch.set_num_threads(1)
     torch.manual_seed(jet.SEED)
-    model = SmallTagger()
+    model = SmallTagger(hidden)
     jet.train(model, x_train, y_train, PRETRAIN_EPOCHS)
     return model
 
@@ -206,12 +233,12 @@ def fine_tune(run: Start, plan: dict, weight_quantizers: list, penalty=None) -> 
     ``penalty(tuned)`` is an extra loss term on the copy being trained, added every step.
     """
     tuned = copy.deepcopy(run.model)
-    tensors = plan["tensors"]
+    tensors, layers = plan["tensors"], len(tuned.layers())
     tuned.quantizers = (
         plan["defaults"]["input"],
         weight_quantizers,
-        [tensors[f"fc{i}.bias"] for i in range(1, 4)],
-        [tensors[f"/relu{i}/Relu_output_0"] for i in range(1, 3)],
+        [tensors[f"fc{i}.bias"] for i in range(1, layers + 1)],
+        [tensors[f"/relu{i}/Relu_output_0"] for i in range(1, layers)],
     )
     modules = [q for q in weight_quantizers if isinstance(q, nn.Module)]
     tuned.weight_quantizer_modules = nn.ModuleList(modules)  # so Adam sees their parameters
@@ -223,7 +250,7 @@ def fine_tune(run: Start, plan: dict, weight_quantizers: list, penalty=None) -> 
 
 def deployed(tuned: SmallTagger) -> SmallTagger:
     """A plain float model holding ``tuned``'s quantized weights and biases, for export."""
-    plain = SmallTagger()
+    plain = SmallTagger(tuned.hidden)
     input_format, weight_quantizers, bias_formats, _ = tuned.quantizers
     with torch.no_grad():
         for i, (source, target) in enumerate(zip(tuned.layers(), plain.layers())):

@@ -1,15 +1,17 @@
 """Codebook weights: every weight one of a few centres per layer, found by k-means.
 
-The 16-32-16-5 jet tagger of ``../small_tagger.py`` (the model of the uniform 6-bit baseline in
-``../per_weight_bits/``). Per layer, 1-D k-means on the float model's weights finds
-``CENTRES - 1`` centres, with a further centre held at 0 so weights can be pruned; each
-centre is rounded to an exact ``fixed<5,I>`` value (I from the largest centre): few bits, so
-that each product by a centre is shifts and at most two adders. The model is then fine-tuned
-with the centres fixed: every forward pass snaps each weight to its nearest centre
-(straight-through estimator), so the weights may move between centres.
+The jet tagger of ``../small_tagger.py`` (16-32-16-5 unless ``--hidden`` says otherwise; the
+model of the uniform 6-bit baseline in ``../per_weight_bits/``). Per layer, 1-D k-means on the
+float model's weights finds ``CENTRES - 1`` centres, with a further centre held at 0 so
+weights can be pruned; each centre is rounded to an exact ``fixed<5,I>`` value (I from the
+largest centre): few bits, so that each product by a centre is shifts and at most two
+adders. The model is then fine-tuned with the centres fixed: every forward pass snaps each
+weight to its nearest centre (straight-through estimator), so the weights may move between
+centres.
 
 Writes ``model.onnx``, ``plan.json`` and ``arrays.npz`` (the index of every weight's centre,
-shaped like the ONNX weight). Run: ``python examples/codebook/train.py [--out DIR]``
+shaped like the ONNX weight).
+Run: ``python examples/codebook/train.py [--out DIR] [--hidden 64,32,32]``
 """
 
 from __future__ import annotations

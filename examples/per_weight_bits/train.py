@@ -1,7 +1,8 @@
 """Per-weight bit widths learned by gradient (HGQ-style), and the uniform 6-bit baseline.
 
-Both are the 16-32-16-5 jet tagger of ``../small_tagger.py``, fine-tuned from the same float
-model for the same epochs, with the same input, bias and activation formats:
+Both are the jet tagger of ``../small_tagger.py`` (16-32-16-5 unless ``--hidden`` says
+otherwise), fine-tuned from the same float model for the same epochs, with the same input,
+bias and activation formats:
 
 * ``uniform.onnx``, ``uniform_plan.json``: every weight ``fixed<6,I,RND_CONV,SAT>``, I per
   layer from its largest |w|. The baseline of all three precision-scheme examples.
@@ -12,7 +13,7 @@ model for the same epochs, with the same input, bias and activation formats:
   format is the narrowest ``fixed<bits,int_bits>`` holding its trained value (0 bits if
   pruned), stored per element in ``arrays.npz``.
 
-Run: ``python examples/per_weight_bits/train.py [--out DIR]``
+Run: ``python examples/per_weight_bits/train.py [--out DIR] [--hidden 64,32,32]``
 """
 
 from __future__ import annotations
@@ -101,13 +102,13 @@ def main():
     model = run.model
     with torch.no_grad():
         float_accuracy = (model(torch.from_numpy(run.x_test)).argmax(1).numpy() == run.y_test).mean()
-    print(f"float 16-32-16-5 model: {float_accuracy:.1%}")
+    print(f"float {model.architecture()} model: {float_accuracy:.1%}")
 
     # the uniform 6-bit baseline
     formats = uniform_weight_formats(model)
     uniform = variant_plan(run.plan, (
-        "Uniform 6-bit baseline of the precision-scheme examples (issue 6): the 16-32-16-5 jet "
-        f"tagger fine-tuned with these formats in the loop. Weights fixed<{UNIFORM_WEIGHT_WIDTH},I> "
+        f"Uniform 6-bit baseline of the precision-scheme examples (issue 6): the {model.architecture()} "
+        f"jet tagger fine-tuned with these formats in the loop. Weights fixed<{UNIFORM_WEIGHT_WIDTH},I> "
         "per layer, I from the layer's largest |w|; biases fixed<10,I> per layer; ReLU outputs "
         "ufixed<8,I> from the float model's training-set maxima plus one bit. Gemm outputs and "
         "logits exact."), {f"fc{i}.weight": f for i, f in enumerate(formats, start=1)})

@@ -1,10 +1,10 @@
 """Row-wise mixed schemes (RMSMP-style): each output row fixed-point or power-of-two.
 
-The 16-32-16-5 jet tagger of ``../small_tagger.py`` (the model of the uniform 6-bit baseline in
-``../per_weight_bits/``), with one weight format per output row (axis 0 of every Gemm
-weight), chosen from three: ``fixed<6,I>``, ``fixed<4,I>`` and ``pow2<EMAX-2,EMAX>`` (0 or
-+-2**e with three exponents: 3 bits with the sign), I and EMAX per row from the row's
-largest |w|.
+The jet tagger of ``../small_tagger.py`` (16-32-16-5 unless ``--hidden`` says otherwise; the
+model of the uniform 6-bit baseline in ``../per_weight_bits/``), with one weight format per
+output row (axis 0 of every Gemm weight), chosen from three: ``fixed<6,I>``, ``fixed<4,I>``
+and ``pow2<EMAX-2,EMAX>`` (0 or +-2**e with three exponents: 3 bits with the sign), I and
+EMAX per row from the row's largest |w|.
 
 Rows are ranked per layer by the trace of the loss Hessian restricted to the row (estimated
 on the float model with Hutchinson's method: E[v . Hv] over random +-1 vectors v). The
@@ -14,7 +14,8 @@ weights. The same shares hold in every layer (RMSMP's layer-wise uniformity), tu
 row counts as the plan's ``mix`` entries do (largest remainder). The model is then
 fine-tuned with these row formats in the loop.
 
-Writes ``model.onnx`` and ``plan.json``. Run: ``python examples/rowwise_mixed/train.py [--out DIR]``
+Writes ``model.onnx`` and ``plan.json``.
+Run: ``python examples/rowwise_mixed/train.py [--out DIR] [--hidden 64,32,32]``
 """
 
 from __future__ import annotations
