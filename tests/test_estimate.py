@@ -12,7 +12,7 @@ Synthesis results are cached by source contents under build/synth_cache, Verilat
 under build/rtl_sim: a rerun with unchanged RTL synthesizes and compiles nothing.
 
 The jet tagger and the per-op models are synthesized by yosys in every clean run.  The small
-CNN's fully parallel RTL is ~290k LUTs, which takes yosys about 45 minutes and 8 GB here,
+CNN's fully parallel RTL is ~231k LUTs, which takes yosys about 30 minutes and 8 GB here,
 beyond the suite's budget: its result is committed in tests/synth_cache/ under the same
 content key (Debian yosys 0.23, made on this project's 2-core machine), so it is used only
 while the generated RTL is byte-identical; any change to the RTL makes the key miss and
