@@ -242,11 +242,10 @@ class _Module:
         circuit for every row, shift and accumulator width that needs it (codebook weights:
         one per centre)."""
         self.product_uses += 1
-        if k == 1 or (e.wire, k) not in self.products:
-            built = self._product(e, k, base) if k != 1 else self._exact_input(e, base)
-            if k == 1:
-                return self._use(built, shift, width, base)
-            self.products[(e.wire, k)] = built
+        if k == 1:
+            return self._use(self._exact_input(e, base), shift, width, base)
+        if (e.wire, k) not in self.products:
+            self.products[(e.wire, k)] = self._product(e, k, base)
         return self._use(self.products[(e.wire, k)], shift, width, base)
 
     def _exact_input(self, e: Elem, base: str) -> tuple[str, int]:
@@ -298,13 +297,6 @@ class _Module:
         if len(parts) == 1 and order[0][1] > 0:
             return self.wire(self.fresh(base), width, parts[0], f"* {k} (shift)"), width
         return self.wire(self.fresh(base), width, " ".join(parts), f"* {k} (csd)", cost={"adders": adders}), width
-
-    def shifted(self, wire: str, shift: int, width: int, base: str) -> str:
-        if shift == 0:
-            return wire
-        if shift >= width:
-            return self.derived(base, width, _literal(0, width))
-        return self.derived(base, width, f"{{{wire}[{width - 1 - shift}:0], {shift}'b0}}")
 
 
 def _trailing_zeros(value: int) -> int:
