@@ -446,14 +446,21 @@ def _resource_chart(layers: list[dict]):
     names = [str(ly.get("name", "?")) for ly in layers]
     y = np.arange(len(layers))
     has_bram = any(ly.get("bram") for ly in layers)
+    has_blocks = has_bram or any(ly.get("dsp") for ly in layers)
     fig = _figure(10, 1.0 + 0.32 * len(layers))
-    ax_lf, ax_d = fig.subplots(1, 2, sharey=True, width_ratios=(3, 1.3))
+    if has_blocks:
+        ax_lf, ax_d = fig.subplots(1, 2, sharey=True, width_ratios=(3, 1.3))
+    else:  # no panel of empty axes
+        ax_lf, ax_d = fig.subplots(), None
     h = 0.4
     ax_lf.barh(y - h / 2, [ly.get("lut", 0) for ly in layers], h, label="LUT", color="#4c72b0")
     ax_lf.barh(y + h / 2, [ly.get("ff", 0) for ly in layers], h, label="FF", color="#dd8452")
     ax_lf.set_xlabel("cells")
     ax_lf.legend(loc="lower right")
     _layer_axis(ax_lf, names)
+    ax_lf.set_title("LUT and FF" if has_blocks else "LUT and FF (no DSP or block RAM)")
+    if ax_d is None:
+        return fig
     if has_bram:
         ax_d.barh(y - h / 2, [ly.get("dsp", 0) for ly in layers], h, label="DSP", color="#55a868")
         ax_d.barh(y + h / 2, [ly.get("bram", 0) for ly in layers], h, label="BRAM36", color="#8172b3")
@@ -463,7 +470,6 @@ def _resource_chart(layers: list[dict]):
         ax_d.set_title("DSP")
     ax_d.set_xlabel("blocks")
     ax_d.xaxis.get_major_locator().set_params(integer=True)
-    ax_lf.set_title("LUT and FF")
     return fig
 
 

@@ -247,6 +247,14 @@ def test_vectors_are_wrapped_into_blocks():
     assert grid.width.shape == (3, 3) and grid.filler.ravel().tolist() == [False] * 7 + [True] * 2
 
 
+def test_block_panel_only_when_there_are_blocks():
+    """The resource chart has a DSP/BRAM panel only for designs that use DSPs or block RAM."""
+    plain = [{"name": "fc1", "lut": 900, "ff": 120, "dsp": 0, "bram": 0.0}]
+    assert len(report_html._resource_chart(plain).axes) == 1
+    assert len(report_html._resource_chart([{**plain[0], "dsp": 4}]).axes) == 2
+    assert len(report_html._resource_chart([{**plain[0], "bram": 0.5}]).axes) == 2
+
+
 def test_conv_weights_are_output_channels_by_the_rest():
     grid = width_grid(_tensor((8, 4, 3, 3), 6), "weight")
     assert grid.width.shape == (8, 36) and (grid.row_label, grid.col_label) == ("output channel", "input × kernel")
