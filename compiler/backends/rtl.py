@@ -220,19 +220,22 @@ class _Module:
             return self.derived(base, to.width, _literal(0, to.width))
         f = e.fmt
         shift = to.frac - f.frac
-        if shift >= to.width:
-            return self.derived(base, to.width, _literal(0, to.width))
         if shift >= 0:
-            inner = self.fit(e.wire, f.width, f.signed, to.width - shift)
-            expr = inner if shift == 0 else f"{{{inner}, {shift}'b0}}"
-            if expr == e.wire:
-                return e.wire
-            return self.derived(base, to.width, expr)
+            return self.placed(e.wire, f.width, f.signed, shift, to.width, base)
         drop = -shift
         if drop >= f.width:
             return self.derived(base, to.width, _literal(0, to.width))
         high = self.derived(base, f.width - drop, f"{e.wire}[{f.width - 1}:{drop}]")
         return self.derived(base, to.width, self.fit(high, f.width - drop, f.signed, to.width))
+
+    def placed(self, wire: str, width: int, signed: bool, shift: int, to: int, base: str) -> str:
+        """``wire`` (``width`` bits) shifted left by ``shift`` >= 0 and extended or cut to ``to``
+        bits (modulo ``2**to``), as a wire name: ``wire`` itself when nothing changes."""
+        if shift >= to:
+            return self.derived(base, to, _literal(0, to))
+        inner = self.fit(wire, width, signed, to - shift)
+        expr = inner if shift == 0 else f"{{{inner}, {shift}'b0}}"
+        return wire if expr == wire else self.derived(base, to, expr)
 
     def product(self, e: Elem, k: int, shift: int, width: int, base: str) -> str:
         """``x * k * 2**shift`` modulo ``2**width`` (shift >= 0), as a wire name.  Each
@@ -243,10 +246,12 @@ class _Module:
         one per centre)."""
         self.product_uses += 1
         if k == 1:
-            return self._use(self._exact_input(e, base), shift, width, base)
-        if (e.wire, k) not in self.products:
-            self.products[(e.wire, k)] = self._product(e, k, base)
-        return self._use(self.products[(e.wire, k)], shift, width, base)
+            built, built_width = self._exact_input(e, base)
+        else:
+            if (e.wire, k) not in self.products:
+                self.products[(e.wire, k)] = self._product(e, k, base)
+            built, built_width = self.products[(e.wire, k)]
+        return self.placed(built, built_width, True, shift, width, base)
 
     def _exact_input(self, e: Elem, base: str) -> tuple[str, int]:
         """``x`` itself as a signed wire (an unsigned input gains a zero sign bit)."""
@@ -254,14 +259,6 @@ class _Module:
         if f.signed:
             return e.wire, f.width
         return self.derived(base, f.width + 1, self.fit(e.wire, f.width, False, f.width + 1)), f.width + 1
-
-    def _use(self, built: tuple[str, int], shift: int, width: int, base: str) -> str:
-        wire, pw = built
-        if shift >= width:
-            return self.derived(base, width, _literal(0, width))
-        inner = self.fit(wire, pw, True, width - shift)
-        expr = inner if shift == 0 else f"{{{inner}, {shift}'b0}}"
-        return wire if expr == wire else self.derived(base, width, expr)
 
     def _product(self, e: Elem, k: int, base: str) -> tuple[str, int]:
         """``x * k`` at the width its range needs, as (signed wire, width)."""
