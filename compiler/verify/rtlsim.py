@@ -99,11 +99,10 @@ def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.nd
         build_root = Path(os.environ.get("FINEGRAIN_RTL_BUILD_DIR") or rtl_dir / "sim_build")
         # only the ports are visible to cocotb: Verilator optimises every other wire freely
         ports = ["clk", "rst", "in_valid", "out_valid", *(p["name"] for p in [*in_ports, *out_ports])]
-        verilator = simulator == "verilator"
         with elapsed(f"{simulator} build of {model} (cached when unchanged)"):
             built = runner.build(rtl_sources(rtl_dir, model), model, build_root, waves=waves,
-                                 build_args=["--trace-fst"] if waves and verilator else [],
-                                 visibility=ports if verilator else "top", simulator=simulator,
+                                 build_args=["--trace-fst"] if waves and simulator == "verilator" else [],
+                                 visibility=ports, simulator=simulator,
                                  optimize=count >= OPTIMIZE_FROM_VECTORS)
         start = time.perf_counter()
         runner.run_tests(built, "sim.testbench", test_dir=work / "run", python_path=[ROOT], waves=waves,
