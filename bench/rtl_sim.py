@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 import compiler  # noqa: E402
 from compile_and_emulate import Timing, _output, _seconds, timed  # noqa: E402
 from compiler.backends.rtl import rtl_sources, rtl_top_name  # noqa: E402
-from compiler.verify.rtlsim import run_rtl_sim  # noqa: E402
+from compiler.verify.rtlsim import run_rtl_sim, top_ports  # noqa: E402
 from compiler.verify.vectors import csim_vectors  # noqa: E402
 from sim import runner  # noqa: E402
 
@@ -69,8 +69,7 @@ def clean_build(rtl_dir: Path, model: str, build_dir: Path, runtime_cache: Path,
         top = f"{model}_axis" if axis else model
         # as `finegrain sim` builds it: only the plain top's ports visible to cocotb
         schedule = json.loads((rtl_dir / "schedule.json").read_text())
-        ports = "top" if axis else ["clk", "rst", "in_valid", "out_valid",
-                                   *(p["name"] for p in [*schedule["inputs"], *schedule["outputs"]])]
+        ports = "top" if axis else top_ports(schedule)
         built = runner.build(rtl_sources(rtl_dir, model, axis=axis), top, build_dir, visibility=ports)
     finally:
         if saved is None:

@@ -67,6 +67,12 @@ def _unpack(word: int, i: int, width: int, signed: bool) -> int:
     return v - (1 << width) if signed and v >> (width - 1) else v
 
 
+def top_ports(schedule: dict) -> list[str]:
+    """The generated top's ports (from its schedule.json): the only signals the testbench
+    touches, so the only ones made visible to cocotb; Verilator optimises every other wire."""
+    return ["clk", "rst", "in_valid", "out_valid", *(p["name"] for p in [*schedule["inputs"], *schedule["outputs"]])]
+
+
 def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.ndarray], gaps: bool = False,
                 waves: bool = False, seed: int = 0, simulator: str = "verilator") -> RTLSimResult:
     if str(ROOT) not in sys.path:
@@ -97,12 +103,10 @@ def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.nd
     try:
         # FINEGRAIN_RTL_BUILD_DIR: one build cache for many output folders (the tests use it)
         build_root = Path(os.environ.get("FINEGRAIN_RTL_BUILD_DIR") or rtl_dir / "sim_build")
-        # only the ports are visible to cocotb: Verilator optimises every other wire freely
-        ports = ["clk", "rst", "in_valid", "out_valid", *(p["name"] for p in [*in_ports, *out_ports])]
         with elapsed(f"{simulator} build of {model} (cached when unchanged)"):
             built = runner.build(rtl_sources(rtl_dir, model), model, build_root, waves=waves,
                                  build_args=["--trace-fst"] if waves and simulator == "verilator" else [],
-                                 visibility=ports, simulator=simulator,
+                                 visibility=top_ports(schedule), simulator=simulator,
                                  optimize=count >= OPTIMIZE_FROM_VECTORS)
         start = time.perf_counter()
         runner.run_tests(built, "sim.testbench", test_dir=work / "run", python_path=[ROOT], waves=waves,
