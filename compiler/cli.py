@@ -1,18 +1,27 @@
-"""The `finegrain` command.  User errors print one paragraph and exit with code 2."""
+"""The `finegrain` command.  User errors print one paragraph and exit with code 2; anything
+else is an internal error: one paragraph asking for a bug report, exit code 3 (the traceback
+with FINEGRAIN_DEBUG=1).  SIGTERM is handled like Ctrl-C: exit code 130, outputs left whole."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
+import os
+import signal
 import sys
 import textwrap
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UsageError, UserError
 from .targets import BOARDS, DEFAULT_PART
+
+MAX_VECTORS = 10_000_000  # random vectors csim/sim make; more is a typo, not a test
 
 
 def _cmd_compile(args) -> int:
@@ -29,7 +38,12 @@ def _cmd_compile(args) -> int:
             raise UserError(f"layer configuration {args.layer_config!r} is not valid JSON: {err}") from None
     backends = None if args.backend is None else tuple(b.strip() for b in args.backend.split(",") if b.strip())
     start = time.perf_counter()
+    if not math.isfinite(args.clock_ns) or args.clock_ns <= 0:
+        raise UsageError(f"--clock-ns must be a positive, finite number of ns, got {args.clock_ns!r}")
+    if args.reuse_factor < 1:
+        raise UsageError(f"--reuse-factor must be a positive integer (1 = fully parallel), got {args.reuse_factor}")
     project = compile_model(args.model, args.plan, output_dir=args.output, force=args.force, backends=backends,
+                            protect=[args.layer_config] if args.layer_config else [],
                             board=args.board, part=args.part, clock_ns=args.clock_ns,
                             reuse_factor=args.reuse_factor, strategy=args.strategy, layers=layers,
                             rtl_interface=args.rtl_interface)
@@ -59,10 +73,10 @@ def _cmd_emulate(args) -> int:
     from .emulate import EmulationError
     from .project import load_project
 
+    out = Path(args.output)
+    _check_file_output(out, "--output", overwrite=True)
     project = load_project(args.out)
-    x = _load_array_file(args.input, "input")
-    if not isinstance(x, dict) and not np.issubdtype(x.dtype, np.number):
-        raise UserError(f"input file {args.input!r} holds {x.dtype} values; expected numbers")
+    x = _read_inputs(args.input, project.graph)
     try:
         outputs = project.emulate_exact(x)
     except (EmulationError, ValueError) as err:
@@ -71,7 +85,6 @@ def _cmd_emulate(args) -> int:
     for name, fx in outputs.items():
         if fx.m.size and max(abs(int(v)) for v in np.asarray(fx.m).ravel()[:1 << 16]).bit_length() > 53:
             _say("warning", f"output {name!r} has mantissas wider than 53 bits: float64 rounds them")
-    out = Path(args.output)
     if len(floats) == 1:
         np.save(out, next(iter(floats.values())))
     else:
@@ -81,14 +94,75 @@ def _cmd_emulate(args) -> int:
     return 0
 
 
+def _check_file_output(out: Path, option: str, overwrite: bool) -> None:
+    """A file the command writes: its folder exists, and it is not a folder itself."""
+    parent = out.parent
+    if not parent.is_dir():
+        what = "does not exist" if not parent.exists() else "is not a folder"
+        raise UsageError(f"{option} {str(out)!r}: its folder {str(parent)!r} {what}; create it first or choose "
+                         f"another {option}")
+    if out.is_dir():
+        raise UsageError(f"{option} {str(out)!r} is a folder; give a file name")
+    if out.exists() and not overwrite:
+        raise UsageError(f"{option} {str(out)!r} exists; pass --force to overwrite it")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{option} {str(out)!r}: the folder {str(parent)!r} is not writable")
+
+
+def _read_inputs(path: str, graph) -> dict[str, np.ndarray]:
+    """The user's input file, checked against the model: one array per input, each of shape
+    [batch, ...] (or one sample), real and finite, with one batch size."""
+    x = _load_array_file(path, "input")
+    names = list(graph.inputs)
+    if not isinstance(x, dict):
+        if len(names) != 1:
+            raise UserError(f"input file {path!r} holds one array, but the model has {len(names)} inputs "
+                            f"({', '.join(names)}); give an .npz keyed by input name")
+        x = {names[0]: x}
+    missing, unknown = [n for n in names if n not in x], [k for k in x if k not in names]
+    if missing or unknown:
+        raise UserError(f"input file {path!r} has arrays {sorted(x)}, but the model's inputs are {names}"
+                        + (f"; missing {missing}" if missing else "") + (f"; unknown {unknown}" if unknown else ""))
+    batches = {}
+    for name in names:
+        a, shape = x[name], tuple(graph.tensor(name).shape)
+        want = f"[batch, {', '.join(map(str, shape))}]"
+        if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)
+                or a.dtype == np.bool_):
+            raise UserError(f"input {name!r} in {path!r} holds {a.dtype} values; expected real numbers of shape "
+                            f"{want}")
+        if a.shape == shape:
+            a = a[np.newaxis]
+        if a.shape[1:] != shape or a.shape[0] < 1:
+            raise UserError(f"input {name!r} has shape {list(a.shape)}; expected {want} with batch >= 1 "
+                            f"(input file {path!r})")
+        bad = ~np.isfinite(a.astype(np.float64))
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise UserError(f"input {name!r} has {int(bad.sum())} non-finite values (NaN or infinite), the first "
+                            f"at index {list(first)} (input file {path!r}); inputs must be finite numbers")
+        x[name] = a.astype(np.float64)
+        batches[name] = a.shape[0]
+    if len(set(batches.values())) > 1:
+        raise UserError(f"the inputs in {path!r} have different batch sizes: {batches}; give each the same")
+    return x
+
+
 def _cmd_plan_template(args) -> int:
     from .plan_template import plan_template
 
-    template = plan_template(args.model)
     out = Path(args.output)
-    if out.exists() and not args.force:
-        raise UserError(f"{args.output!r} exists; pass --force to overwrite it")
-    out.write_text(json.dumps(template, indent=2) + "\n")
+    _check_file_output(out, "-o", overwrite=args.force)
+    if Path(args.model).exists() and out.resolve() == Path(args.model).resolve():
+        raise UsageError(f"-o {args.output!r} is the model itself; choose another file for the plan")
+    template = plan_template(args.model)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(template, indent=2) + "\n")
+        os.replace(tmp, out)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
     print(f"wrote a plan skeleton with {len(template['tensors'])} tensors -> {args.output}")
     return 0
 
@@ -216,11 +290,15 @@ def _simulation_inputs(args, graph) -> dict:
     from .verify.vectors import csim_vectors
 
     if args.input:
-        x = _load_array_file(args.input, "input")
-        return x if isinstance(x, dict) else {graph.inputs[0]: x}
-    if args.vectors < 0:
-        raise UserError(f"--vectors must be >= 0, got {args.vectors}")
+        return _read_inputs(args.input, graph)
+    if not 0 <= args.vectors <= MAX_VECTORS:
+        raise UsageError(f"--vectors must be between 0 and {MAX_VECTORS:,}, got {args.vectors}")
     return csim_vectors(graph, args.vectors, seed=args.seed)
+
+
+def _check_seed(seed: int) -> None:
+    if not 0 <= seed < 1 << 63:
+        raise UsageError(f"--seed must be an integer from 0 to 2**63 - 1, got {seed}")
 
 
 def _cmd_csim(args) -> int:
@@ -228,6 +306,7 @@ def _cmd_csim(args) -> int:
     from .project import load_project, update_report
     from .verify.csim import run_csim
 
+    _check_seed(args.seed)
     project = load_project(args.out)
     hls_dir = Path(args.out) / "hls"
     if not (hls_dir / "firmware").is_dir():
@@ -248,10 +327,12 @@ def _cmd_sim(args) -> int:
     from .project import load_project, update_report
     from .verify.rtlsim import run_rtl_sim
 
+    _check_seed(args.seed)
     project = load_project(args.out)
     rtl_dir = Path(args.out) / "rtl"
     if not (rtl_dir / "schedule.json").is_file():
         raise UserError(f"{args.out!r} has no RTL: compile it with --backend rtl (or hls,rtl)")
+    _check_schedule(rtl_dir / "schedule.json", project.graph)
     inputs = _simulation_inputs(args, project.graph)
     result = run_rtl_sim(project.graph, rtl_dir, rtl_top_name(project.graph), inputs, gaps=args.gaps,
                          waves=args.waves, seed=args.seed, simulator=args.simulator)
@@ -270,14 +351,39 @@ def _cmd_sim(args) -> int:
     return 0 if ok else 1
 
 
+def _check_schedule(path: Path, graph) -> None:
+    """OUT/rtl/schedule.json is whole and describes this IR's ports."""
+    from .output_folder import OutputFolderError, read_json
+
+    schedule = read_json(path, "RTL schedule")
+    try:
+        ins = [p["onnx"] for p in schedule["inputs"]]
+        outs = [p["onnx"] for p in schedule["outputs"]]
+        ok = isinstance(schedule["latency_cycles"], int) and all(
+            isinstance(p["name"], str) and isinstance(p["width"], int) and isinstance(p["size"], int)
+            for p in [*schedule["inputs"], *schedule["outputs"]])
+    except (KeyError, TypeError):
+        ok = False
+    if not ok or ins != list(graph.inputs) or outs != list(graph.outputs):
+        raise OutputFolderError(f"RTL schedule {str(path)!r} is damaged or does not describe this folder's model; "
+                                f"compile the folder again")
+
+
 def _say(kind: str, message: str) -> None:
     text = textwrap.fill(message, width=100, initial_indent=f"{kind}: ", subsequent_indent="  ",
                          break_long_words=False, break_on_hyphens=False)
     print(text, file=sys.stderr)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad command lines are user errors too: one paragraph, exit code 2, from `main`."""
+
+    def error(self, message):
+        raise UsageError(f"{message}; see '{self.prog} --help'")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="finegrain",
+    parser = _Parser(prog="finegrain",
                                      description="Compile finely quantized networks to FPGA hardware.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -343,13 +449,47 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with _sigterm_as_interrupt():
+            args = build_parser().parse_args(argv)
+            return args.func(args)
     except UserError as err:
         _say("error", str(err))
         return 2
+    except KeyboardInterrupt:
+        _say("error", "interrupted; the output folder is as it was before, or complete")
+        return 130
+    except Exception as err:  # noqa: BLE001 - the last resort: never a raw traceback
+        if os.environ.get("FINEGRAIN_DEBUG") == "1":
+            traceback.print_exc()
+        _say("internal error", f"finegrain {_version()} failed unexpectedly ({type(err).__name__}: {err}). This is "
+                               f"a bug in finegrain, not in your input: please report it to the finegrain project with the "
+                               f"command line and, if you can, the model and plan (FINEGRAIN_DEBUG=1 prints the "
+                               f"traceback)")
+        return 3
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt, so it cleans up as Ctrl-C does (main thread only)."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
