@@ -173,9 +173,7 @@ def _cmd_report(args) -> int:
 
     out = Path(args.out)
     path = out / "report.json"
-    if not path.is_file():
-        raise UserError(f"{args.out!r} has no report.json; run 'finegrain compile ... -o {args.out}' first")
-    project = load_project(out)
+    project = load_project(out)  # checks the stamp and report.json
     estimate, note = _estimate(out, project)
     if estimate is not None:
         update_report(out, "estimate", estimate)
