@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import signal
 import sys
@@ -38,10 +37,6 @@ def _cmd_compile(args) -> int:
             raise UserError(f"layer configuration {args.layer_config!r} is not valid JSON: {err}") from None
     backends = None if args.backend is None else tuple(b.strip() for b in args.backend.split(",") if b.strip())
     start = time.perf_counter()
-    if not math.isfinite(args.clock_ns) or args.clock_ns <= 0:
-        raise UsageError(f"--clock-ns must be a positive, finite number of ns, got {args.clock_ns!r}")
-    if args.reuse_factor < 1:
-        raise UsageError(f"--reuse-factor must be a positive integer (1 = fully parallel), got {args.reuse_factor}")
     project = compile_model(args.model, args.plan, output_dir=args.output, force=args.force, backends=backends,
                             protect=[args.layer_config] if args.layer_config else [],
                             board=args.board, part=args.part, clock_ns=args.clock_ns,
@@ -86,12 +81,26 @@ def _cmd_emulate(args) -> int:
         if fx.m.size and max(abs(int(v)) for v in np.asarray(fx.m).ravel()[:1 << 16]).bit_length() > 53:
             _say("warning", f"output {name!r} has mantissas wider than 53 bits: float64 rounds them")
     if len(floats) == 1:
-        np.save(out, next(iter(floats.values())))
+        _write_whole(out, ".npy", lambda f: np.save(f, next(iter(floats.values()))))
     else:
-        np.savez(out, **floats)
+        _write_whole(out, ".npz", lambda f: np.savez(f, **floats))
     n = next(iter(floats.values())).shape[0]
     print(f"emulated {n} samples -> {args.output}")
     return 0
+
+
+def _write_whole(out: Path, suffix: str, write) -> None:
+    """Write ``out`` (numpy's name for it: ``suffix`` added when missing) through a temporary
+    file beside it, so an interrupted or failed write leaves no partial file."""
+    final = out if out.name.endswith(suffix) else out.with_name(out.name + suffix)
+    tmp = final.with_name(f".{final.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, final)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def _check_file_output(out: Path, option: str, overwrite: bool) -> None:
@@ -455,7 +464,8 @@ def main(argv=None) -> int:
         _say("error", str(err))
         return 2
     except KeyboardInterrupt:
-        _say("error", "interrupted; the output folder is as it was before, or complete")
+        _say("error", "interrupted (SIGINT or SIGTERM); an output folder being written is left as it was, "
+                      "or complete")
         return 130
     except Exception as err:  # noqa: BLE001 - the last resort: never a raw traceback
         if os.environ.get("FINEGRAIN_DEBUG") == "1":

@@ -38,6 +38,8 @@ STAMP = "finegrain.json"
 # Bump when the folder's layout or ir.pkl's contents change meaning: readers refuse other versions.
 FORMAT_VERSION = 1
 _SIGNALS = {signal.SIGINT, signal.SIGTERM}
+# Failures to write that are the machine's state, not finegrain's: a user error, exit code 2.
+_ENVIRONMENT_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 
 
 class OutputFolderError(UserError):
@@ -68,6 +70,11 @@ def check_target(out: Path, force: bool, inputs: dict[str, str]) -> None:
             raise OutputFolderError(f"output folder {shown!r} holds the {what} {str(path)!r}; compile replaces its "
                                     f"output folder whole, so choose a folder of its own for -o, "
                                     f"e.g. -o {Path(shown) / 'out'}")
+    longest = _longest_name(target.parent) - len(".lock.new-XXXXXXXX")
+    if len(os.fsencode(target.name)) > longest:
+        raise OutputFolderError(f"output folder name {target.name[:40]!r}... is {len(os.fsencode(target.name))} "
+                                f"bytes long; this file system takes names of at most {longest} bytes here (with "
+                                f"room for compile's temporary names); choose a shorter -o")
     if out.is_symlink():
         raise OutputFolderError(f"output folder {shown!r} is a symbolic link; give the folder it points to, or "
                                 f"another -o")
@@ -81,6 +88,15 @@ def check_target(out: Path, force: bool, inputs: dict[str, str]) -> None:
             raise OutputFolderError(f"output folder {shown!r} is not empty and has no {STAMP} stamp, so it is not a "
                                     f"finegrain output folder (or one written before stamps); --force replaces only "
                                     f"finegrain output folders: choose another -o, or delete it yourself")
+
+
+def _longest_name(folder: Path) -> int:
+    while not folder.exists():
+        folder = folder.parent
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
 
 
 # --- the stamp --------------------------------------------------------------------------
@@ -245,7 +261,13 @@ def write_folder(out: Path, fill) -> None:
         raise OutputFolderError(f"cannot write output folder {str(out)!r}: {err.strerror} in "
                                 f"{str(target.parent)!r}; choose another -o") from None
     try:
-        fill(tmp)
+        try:
+            fill(tmp)
+        except OSError as err:
+            if err.errno not in _ENVIRONMENT_ERRORS:
+                raise
+            raise OutputFolderError(f"cannot write output folder {str(out)!r}: {err.strerror} (writing "
+                                    f"{str(err.filename)!r}); make room or choose another -o") from None
         with signals_blocked():
             aside = None
             if target.exists():

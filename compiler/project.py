@@ -14,6 +14,7 @@ and ``finegrain.json``, the stamp that says it is a finegrain output folder of a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -46,6 +47,10 @@ BACKENDS = ("hls", "rtl")
 DEFAULT_TB_VECTORS = 100
 # Above this many constant products a fully parallel RTL top is too big to write by default.
 DEFAULT_RTL_MAX_PRODUCTS = 50_000
+# Limits of the build options: a clock period outside this range (10 GHz .. 100 kHz) is a typo, and
+# a reuse factor is a C++ int template argument of the HLS kernels.
+CLOCK_NS_RANGE = (0.1, 10_000.0)
+MAX_REUSE_FACTOR = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -73,9 +78,18 @@ class BuildConfig:
         unknown = set(self.backends) - set(BACKENDS)
         if unknown:
             raise UserError(f"unknown backend(s) {sorted(unknown)}; choose from {', '.join(BACKENDS)}")
-        if not (isinstance(self.clock_ns, (int, float)) and math.isfinite(self.clock_ns) and self.clock_ns > 0):
-            raise UserError(f"clock period must be a positive number of ns, got {self.clock_ns!r}")
-        self.hls_options()  # validates reuse factors and strategies
+        lo, hi = CLOCK_NS_RANGE
+        if not (isinstance(self.clock_ns, (int, float)) and math.isfinite(self.clock_ns) and lo <= self.clock_ns <= hi):
+            raise UserError(f"the clock period (--clock-ns) must be a positive, finite number of ns from {lo} to "
+                            f"{hi}, got {self.clock_ns!r}")
+        if not isinstance(self.reuse_factor, int) or not 1 <= self.reuse_factor <= MAX_REUSE_FACTOR:
+            raise UserError(f"the reuse factor (--reuse-factor) must be a positive integer of at most "
+                            f"{MAX_REUSE_FACTOR:,} (1 = fully parallel), got {self.reuse_factor!r}")
+        hls = self.hls_options()  # validates reuse factors and strategies
+        for name, arch in hls.layers.items():
+            if arch.reuse_factor > MAX_REUSE_FACTOR:
+                raise UserError(f"layer configuration: layer {name!r} has reuse_factor {arch.reuse_factor}, more "
+                                f"than the {MAX_REUSE_FACTOR:,} the HLS project can hold (a C++ int)")
         for name in ("rtl_csd_max_digits", "rtl_dsp_min_width"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
@@ -389,7 +403,10 @@ def load_project(out_dir) -> Project:
         raise OutputFolderError(f"{str(out)!r} has an ir.pkl that does not load; compile it again") from None
     if not isinstance(graph, Graph) or not isinstance(config, BuildConfig):
         raise OutputFolderError(f"{str(out)!r} has an ir.pkl that does not hold a finegrain IR; compile it again")
-    plan = load_plan(config.plan) if Path(config.plan).is_file() else Plan({}, {}, {}, config.plan)
+    plan = Plan({}, {}, {}, config.plan)  # the plan file may have changed or gone since: the IR holds it
+    if Path(config.plan).is_file():
+        with contextlib.suppress(UserError):
+            plan = load_plan(config.plan)
     report = read_json(out / "report.json", "report")
     warnings_ = report.get("warnings", []) if isinstance(report, dict) else None
     if not isinstance(warnings_, list):

@@ -143,10 +143,12 @@ def case(name):
 # --- compile options ------------------------------------------------------------------
 for value, words in (("inf", ["--clock-ns", "finite", "inf"]), ("nan", ["--clock-ns", "nan"]),
                      ("-1", ["--clock-ns", "positive"]), ("0", ["--clock-ns", "positive"]),
-                     ("1e400", ["--clock-ns", "inf"]), ("abc", ["--clock-ns", "invalid float value"])):
+                     ("1e400", ["--clock-ns", "inf"]), ("abc", ["--clock-ns", "invalid float value"]),
+                     ("1e-3", ["--clock-ns", "from 0.1 to 10000"]), ("1e6", ["--clock-ns", "1000000.0"])):
     case(f"clock-ns-{value}")(lambda k, v=value, w=words: (k.compile("--clock-ns", v), w, k.tmp / "out", ()))
 for value, words in (("0", ["--reuse-factor", "positive"]), ("-3", ["--reuse-factor", "-3"]),
-                     ("1.5", ["--reuse-factor", "invalid int value"]), ("", ["--reuse-factor", "invalid int"])):
+                     ("1.5", ["--reuse-factor", "invalid int value"]), ("", ["--reuse-factor", "invalid int"]),
+                     (str(2**31), ["--reuse-factor", "at most 2,147,483,647"])):
     case(f"reuse-factor-{value or 'empty'}")(
         lambda k, v=value, w=words: (k.compile("--reuse-factor", v), w, k.tmp / "out", ()))
 case("strategy-unknown")(lambda k: (k.compile("--strategy", "fast"), ["--strategy", "'fast'"], k.tmp / "out", ()))
@@ -173,6 +175,11 @@ case("layer-config-bad-entry")(lambda k: (k.compile("--layer-config", k.file("l.
                                           ["layer 'fc'", "reuse_factor"], k.tmp / "out", ()))
 case("layer-config-bad-reuse")(lambda k: (k.compile("--layer-config", k.file("l.json", '{"fc": {"reuse_factor": 0}}')),
                                           ["reuse_factor", "positive"], k.tmp / "out", ()))
+case("layer-config-huge-reuse")(lambda k: (k.compile("--layer-config", k.file("l.json", '{"fc": {"reuse_factor": 1e30}}')),
+                                           ["reuse_factor", "positive integer"], k.tmp / "out", ()))
+case("layer-config-reuse-over-int")(lambda k: (k.compile("--layer-config",
+                                                         k.file("l.json", '{"fc": {"reuse_factor": 99999999999}}')),
+                                               ["layer 'fc'", "99999999999", "c++ int"], k.tmp / "out", ()))
 case("layer-config-not-object")(lambda k: (k.compile("--layer-config", k.file("l.json", "[1, 2]")),
                                            ["layer configuration", "object keyed by layer name"], k.tmp / "out", ()))
 
@@ -240,6 +247,24 @@ def _(k):
 @case("out-unwritable-folder")
 def _(k):  # /sys refuses new entries even to root
     return k.compile(out="/sys/finegrain-corpus-out"), ["/sys", "finegrain-corpus-out"], None, ()
+
+
+@case("out-name-too-long")
+def _(k):
+    return k.compile(out=k.tmp / ("a" * 250)), ["250 bytes long", "shorter -o"], k.tmp / ("a" * 250), ()
+
+
+@case("out-disk-full")
+def _(k):
+    import errno
+
+    import compiler.project
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "hls/firmware/tiny.cpp")
+
+    k.monkeypatch.setattr(compiler.project, "write_hls_project", full)
+    return k.compile("--force", out=k.copy()), ["no space left", "tiny.cpp"], k.tmp / "tiny", ()
 
 
 @case("out-foreign-not-empty")
