@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import __version__
 from .errors import UsageError, UserError
 from .targets import BOARDS, DEFAULT_PART
 
@@ -90,8 +91,8 @@ def _cmd_emulate(args) -> int:
 
 
 def _write_whole(out: Path, suffix: str, write) -> None:
-    """Write ``out`` (numpy's name for it: ``suffix`` added when missing) through a temporary
-    file beside it, so an interrupted or failed write leaves no partial file."""
+    """Write ``out`` (``suffix`` added when missing, as numpy does) through a temporary file
+    beside it, so an interrupted or failed write leaves no partial file."""
     final = out if out.name.endswith(suffix) else out.with_name(out.name + suffix)
     tmp = final.with_name(f".{final.name}.tmp")
     try:
@@ -165,13 +166,7 @@ def _cmd_plan_template(args) -> int:
     if Path(args.model).exists() and out.resolve() == Path(args.model).resolve():
         raise UsageError(f"-o {args.output!r} is the model itself; choose another file for the plan")
     template = plan_template(args.model)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        tmp.write_text(json.dumps(template, indent=2) + "\n")
-        os.replace(tmp, out)
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    _write_whole(out, "", lambda f: f.write((json.dumps(template, indent=2) + "\n").encode()))
     print(f"wrote a plan skeleton with {len(template['tensors'])} tensors -> {args.output}")
     return 0
 
@@ -391,7 +386,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="finegrain",
-                                     description="Compile finely quantized networks to FPGA hardware.")
+                     description="Compile finely quantized networks to FPGA hardware.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("compile", help="ONNX + bit plan -> output folder (IR, resolved plan, report)")
@@ -470,17 +465,11 @@ def main(argv=None) -> int:
     except Exception as err:  # noqa: BLE001 - the last resort: never a raw traceback
         if os.environ.get("FINEGRAIN_DEBUG") == "1":
             traceback.print_exc()
-        _say("internal error", f"finegrain {_version()} failed unexpectedly ({type(err).__name__}: {err}). This is "
-                               f"a bug in finegrain, not in your input: please report it to the finegrain project with the "
-                               f"command line and, if you can, the model and plan (FINEGRAIN_DEBUG=1 prints the "
-                               f"traceback)")
+        _say("internal error", f"finegrain {__version__} failed unexpectedly ({type(err).__name__}: {err}). This "
+                               f"is a bug in finegrain, not in your input: please report it to the finegrain "
+                               f"project with the command line and, if you can, the model and plan "
+                               f"(FINEGRAIN_DEBUG=1 prints the traceback)")
         return 3
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
 
 
 @contextlib.contextmanager

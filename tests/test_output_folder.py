@@ -137,3 +137,22 @@ def test_force_replaces_only_finegrain_output_folders(tmp_path, capsys):
     assert main([str(a) for a in argv]) == 0
     (out / STAMP).unlink()
     expect_clean_failure(capsys, argv, mention=["no finegrain.json stamp", "--force replaces only"], out=out)
+
+
+def test_compile_after_sigkill_cleans_up(previous, tmp_path):
+    """A real SIGKILL while the temporary folder is being written: the previous output is
+    intact, and the next compile removes what the killed one left (temporary, lock file)."""
+    reference, files, seconds = previous
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    old = snapshot(out)
+    proc = _start(out, "--force")
+    _wait_for_lock(proc, out)
+    time.sleep(seconds * 0.7)
+    proc.kill()
+    proc.communicate(timeout=600)
+    assert snapshot(out) == old or set(snapshot(out)) == set(files)
+    again = _start(out, "--force")
+    _, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err
+    assert not _leftovers(out) and set(snapshot(out)) == set(files)
