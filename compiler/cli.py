@@ -19,6 +19,7 @@ import numpy as np
 
 from . import __version__
 from .errors import UsageError, UserError
+from .output_folder import OutputFolderError, locked
 from .targets import BOARDS, DEFAULT_PART
 
 MAX_VECTORS = 10_000_000  # random vectors csim/sim make; more is a typo, not a test
@@ -178,20 +179,29 @@ def _cmd_report(args) -> int:
     out = Path(args.out)
     path = out / "report.json"
     project = load_project(out)  # checks the stamp and report.json
-    estimate, note = _estimate(out, project)
-    if estimate is not None:
-        update_report(out, "estimate", estimate)
-    if args.synth:
-        if estimate is None or not (out / "rtl" / "schedule.json").is_file():
-            raise UserError(f"{args.out!r} has no RTL to synthesize: compile it with --backend rtl (or hls,rtl)")
-        update_report(out, "synth", _synthesize(out, estimate))
-    report = json.loads(path.read_text())
-    print(format_report(report))
-    if note:
-        print(note)
-    page = write_report_html(out, project)
+    _formatted_report(path)  # before anything is added to it
+    with locked(out):  # it writes report.json and report.html
+        estimate, note = _estimate(out, project)
+        if estimate is not None:
+            update_report(out, "estimate", estimate)
+        if args.synth:
+            if estimate is None or not (out / "rtl" / "schedule.json").is_file():
+                raise UserError(f"{args.out!r} has no RTL to synthesize: compile it with --backend rtl (or hls,rtl)")
+            update_report(out, "synth", _synthesize(out, estimate))
+        print(_formatted_report(path))
+        if note:
+            print(note)
+        page = write_report_html(out, project)
     print(f"wrote {page}")
     return 0
+
+
+def _formatted_report(path: Path) -> str:
+    try:
+        return format_report(json.loads(path.read_text()))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise OutputFolderError(f"report {str(path)!r} is damaged (not a finegrain report); compile the folder "
+                                f"again") from None
 
 
 def _estimate(out: Path, project) -> tuple[dict | None, str | None]:
@@ -314,8 +324,9 @@ def _cmd_csim(args) -> int:
     if not (hls_dir / "firmware").is_dir():
         raise UserError(f"{args.out!r} has no HLS project: compile it with --backend hls")
     inputs = _simulation_inputs(args, project.graph)
-    result = run_csim(project.graph, hls_dir, top_name(project.graph), inputs)
-    update_report(args.out, "csim", result.report())
+    with locked(Path(args.out)):  # it writes hls/tb_data and report.json
+        result = run_csim(project.graph, hls_dir, top_name(project.graph), inputs)
+        update_report(args.out, "csim", result.report())
     verdict = "bit-exact" if result.mismatches == 0 else f"{result.mismatches} MISMATCHES"
     print(f"csim {args.out}: {result.vectors} vectors, {verdict} (build {result.build_seconds:.1f} s, "
           f"run {result.run_seconds:.2f} s, {result.compiler})")
@@ -336,9 +347,10 @@ def _cmd_sim(args) -> int:
         raise UserError(f"{args.out!r} has no RTL: compile it with --backend rtl (or hls,rtl)")
     _check_schedule(rtl_dir / "schedule.json", project.graph)
     inputs = _simulation_inputs(args, project.graph)
-    result = run_rtl_sim(project.graph, rtl_dir, rtl_top_name(project.graph), inputs, gaps=args.gaps,
-                         waves=args.waves, seed=args.seed, simulator=args.simulator)
-    update_report(args.out, "sim", result.report())
+    with locked(Path(args.out)):  # it writes rtl/sim and report.json
+        result = run_rtl_sim(project.graph, rtl_dir, rtl_top_name(project.graph), inputs, gaps=args.gaps,
+                             waves=args.waves, seed=args.seed, simulator=args.simulator)
+        update_report(args.out, "sim", result.report())
     verdict = "bit-exact" if result.mismatches == 0 else f"{result.mismatches} MISMATCHES"
     print(f"sim {args.out}: {result.vectors} vectors, {verdict}; latency {result.latency_cycles} cycles "
           f"(predicted {result.predicted_latency}), II {result.ii_cycles} (build {result.build_seconds:.1f} s, "
@@ -355,7 +367,7 @@ def _cmd_sim(args) -> int:
 
 def _check_schedule(path: Path, graph) -> None:
     """OUT/rtl/schedule.json is whole and describes this IR's ports."""
-    from .output_folder import OutputFolderError, read_json
+    from .output_folder import read_json
 
     schedule = read_json(path, "RTL schedule")
     try:

@@ -9,8 +9,9 @@ Nothing the user owns is lost:
   leaves the previous output or the new one, never neither;
 * ``--force`` replaces only a folder holding a stamp (`STAMP`, JSON with the output format
   version), never the current folder, one above it, or one holding the inputs;
-* one compile at a time per output folder: a lock file beside it (``.NAME.lock``, `fcntl.flock`);
-  a second compile fails at once, naming the lock;
+* one command at a time writes an output folder (compile, and csim, sim and report, which
+  write into it): a lock file beside it (``.NAME.lock``, `fcntl.flock`); a second one fails at
+  once, naming the lock;
 * temporaries of a compile killed outright (SIGKILL cannot be handled) are removed by the next
   compile into the same folder, under the lock.
 
@@ -222,9 +223,9 @@ def _acquire(out: Path, lock: Path) -> int:
         except OSError as err:
             os.close(fd)
             if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise OutputFolderError(f"another finegrain compile is writing output folder {str(out)!r} (it "
-                                        f"holds the lock {str(lock)!r}); wait for it to finish, or choose another "
-                                        f"-o") from None
+                raise OutputFolderError(f"another finegrain command (compile, csim, sim or report) is using output "
+                                        f"folder {str(out)!r}: it holds the lock {str(lock)!r}; wait for it to "
+                                        f"finish, or give another folder") from None
             raise
         try:
             same = os.stat(lock).st_ino == os.fstat(fd).st_ino

@@ -300,7 +300,7 @@ def _(k):
     out = k.copy()
     k.hold = locked(out)
     k.hold.__enter__()
-    return k.compile("--force", out=out), ["another finegrain compile", ".tiny.lock"], None, [out]
+    return k.compile("--force", out=out), ["another finegrain command", ".tiny.lock"], None, [out]
 
 
 @case("out-previous-kept-when-model-missing")
@@ -361,6 +361,19 @@ for damage, (make, words) in FOLDER_DAMAGE.items():
         case(f"{command}-folder-{damage}")(build)
 case("report-json-not-object")(lambda k: (["report", _damaged(k.copy() / "report.json", b"[1]").parent],
                                           ["report.json", "damaged"], None, [k.tmp / "tiny"]))
+case("report-json-no-layers")(lambda k: (["report", _damaged(k.copy() / "report.json", b'{"warnings": []}').parent],
+                                          ["report.json", "damaged"], None, [k.tmp / "tiny"]))
+case("report-json-layer-damaged")(lambda k: (
+    ["report", _damaged(k.copy() / "report.json", b'{"model": "t", "compile_seconds": 1, "warnings": [], '
+                                                  b'"layers": [{"name": "fc"}]}').parent],
+    ["report.json", "damaged"], None, [k.tmp / "tiny"]))
+for command in ("csim", "sim", "report"):
+    @case(f"{command}-folder-in-use")
+    def _(k, command=command):
+        out = k.copy()
+        k.hold = locked(out)
+        k.hold.__enter__()
+        return [command, out], ["another finegrain command", ".tiny.lock"], None, [out]
 case("csim-no-hls")(lambda k: (shutil.rmtree(k.copy() / "hls") or ["csim", k.tmp / "tiny"], ["no HLS project"], None,
                                [k.tmp / "tiny"]))
 case("sim-no-rtl")(lambda k: (shutil.rmtree(k.copy() / "rtl") or ["sim", k.tmp / "tiny"], ["has no RTL"], None,

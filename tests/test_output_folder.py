@@ -99,7 +99,7 @@ def test_concurrent_compiles_one_wins(tmp_path):
     for code, err in results:
         said = " ".join(err.split())
         if code == 2:
-            assert ("another finegrain compile is writing" in said and ".out.lock" in said) or "not empty" in said, err
+            assert ("another finegrain command" in said and ".out.lock" in said) or "not empty" in said, err
     assert not _leftovers(out)
     load_project(out)
 
@@ -108,7 +108,7 @@ def test_second_compile_fails_at_once_naming_the_lock(tmp_path, capsys):
     out = tmp_path / "out"
     with locked(out):
         expect_clean_failure(capsys, ["compile", JET / "model.onnx", "--plan", JET / "plan.json", "-o", out],
-                             mention=["another finegrain compile", ".out.lock"])
+                             mention=["another finegrain command", ".out.lock"])
         assert not out.exists()
     assert not out.exists() and not _leftovers(out)
 
