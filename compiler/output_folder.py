@@ -40,7 +40,8 @@ STAMP = "finegrain.json"
 FORMAT_VERSION = 1
 _SIGNALS = {signal.SIGINT, signal.SIGTERM}
 # Failures to write that are the machine's state, not finegrain's: a user error, exit code 2.
-_ENVIRONMENT_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+_ENVIRONMENT_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG,
+                       errno.EBUSY, errno.EXDEV}
 
 
 class OutputFolderError(UserError):
@@ -264,25 +265,35 @@ def write_folder(out: Path, fill) -> None:
     try:
         try:
             fill(tmp)
+            with signals_blocked():
+                _swap(tmp, target)
         except OSError as err:
             if err.errno not in _ENVIRONMENT_ERRORS:
                 raise
-            raise OutputFolderError(f"cannot write output folder {str(out)!r}: {err.strerror} (writing "
-                                    f"{str(err.filename)!r}); make room or choose another -o") from None
-        with signals_blocked():
-            aside = None
-            if target.exists():
-                aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-                os.replace(target, aside)  # onto the empty folder just made: atomic on POSIX
-            try:
-                os.replace(tmp, target)
-            except OSError:
-                if aside is not None:
-                    os.replace(aside, target)
-                raise
-            if aside is not None:
-                shutil.rmtree(aside, ignore_errors=True)
+            raise OutputFolderError(f"cannot write output folder {str(out)!r}: {err.strerror} ({str(err.filename)!r}); "
+                                    f"make room, or choose another -o") from None
     except BaseException:
         with signals_blocked():
             shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _swap(new: Path, target: Path) -> None:
+    """``new`` becomes ``target``; a previous ``target`` is renamed aside first and deleted
+    last, so there is never a moment with neither.  Any failure undoes the renames."""
+    aside = None
+    if target.exists():
+        aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        try:
+            os.replace(target, aside)  # onto the empty folder just made: atomic on POSIX
+        except OSError:
+            aside.rmdir()
+            raise
+    try:
+        os.replace(new, target)
+    except OSError:
+        if aside is not None:
+            os.replace(aside, target)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)

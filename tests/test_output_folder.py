@@ -156,3 +156,24 @@ def test_compile_after_sigkill_cleans_up(previous, tmp_path):
     _, err = again.communicate(timeout=600)
     assert again.returncode == 0, err
     assert not _leftovers(out) and set(snapshot(out)) == set(files)
+
+
+def test_failed_swap_puts_the_previous_output_back(tmp_path, capsys, monkeypatch):
+    """The swap's second rename fails (e.g. EBUSY): the previous output is renamed back, the new
+    one and the empty aside folder are removed, and the user gets exit 2 naming the folder."""
+    import errno
+
+    import compiler.output_folder as output_folder
+
+    out = tmp_path / "out"
+    argv = ["compile", JET / "model.onnx", "--plan", JET / "plan.json", "-o", out, "--force"]
+    assert main([str(a) for a in argv]) == 0
+    real_replace = os.replace
+
+    def busy(src, dst):
+        if Path(src).name.startswith(".out.new-"):
+            raise OSError(errno.EBUSY, "Device or resource busy", str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(output_folder.os, "replace", busy)
+    expect_clean_failure(capsys, argv, mention=["cannot write output folder", "busy"], out=out)
