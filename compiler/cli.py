@@ -22,7 +22,7 @@ from .errors import UsageError, UserError
 from .output_folder import OutputFolderError, locked
 from .targets import BOARDS, DEFAULT_PART
 
-MAX_VECTORS = 10_000_000  # random vectors csim/sim make; more is a typo, not a test
+MAX_VECTOR_VALUES = 100_000_000  # input values of the random vectors csim/sim make (800 MB of float64)
 
 
 def _cmd_compile(args) -> int:
@@ -303,8 +303,11 @@ def _simulation_inputs(args, graph) -> dict:
 
     if args.input:
         return _read_inputs(args.input, graph)
-    if not 0 <= args.vectors <= MAX_VECTORS:
-        raise UsageError(f"--vectors must be between 0 and {MAX_VECTORS:,}, got {args.vectors}")
+    per_vector = sum(int(np.prod(graph.tensor(n).shape)) for n in graph.inputs)
+    most = max(1, MAX_VECTOR_VALUES // max(per_vector, 1))
+    if not 0 <= args.vectors <= most:
+        raise UsageError(f"--vectors must be between 0 and {most:,} for this model ({per_vector:,} input values "
+                         f"per vector, at most {MAX_VECTOR_VALUES:,} in all), got {args.vectors}")
     return csim_vectors(graph, args.vectors, seed=args.seed)
 
 

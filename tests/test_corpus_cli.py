@@ -438,7 +438,7 @@ for command in ("csim", "sim"):
     case(f"{command}-vectors-negative")(lambda k, c=command: ([c, k.c.tiny, "--vectors", "-1"], ["--vectors", "-1"],
                                                              None, [k.c.tiny]))
     case(f"{command}-vectors-huge")(lambda k, c=command: ([c, k.c.tiny, "--vectors", str(10**12)],
-                                                         ["--vectors", "10,000,000"], None, [k.c.tiny]))
+                                                         ["--vectors", "between 0 and 25,000,000", "4 input values"], None, [k.c.tiny]))
     case(f"{command}-vectors-not-int")(lambda k, c=command: ([c, k.c.tiny, "--vectors", "1e3"],
                                                             ["--vectors", "invalid int value"], None, [k.c.tiny]))
     case(f"{command}-seed-negative")(lambda k, c=command: ([c, k.c.tiny, "--seed", "-1"], ["--seed", "-1"], None,
