@@ -49,9 +49,9 @@ class OutputFolderError(UserError):
 
 
 # --- where compile may write ------------------------------------------------------------
-def check_target(out: Path, force: bool, inputs: dict[str, str]) -> None:
+def check_target(out: Path, force: bool, inputs: list[tuple[str, str]]) -> None:
     """Refuse an ``-o`` that cannot be written or must not be replaced; ``inputs`` are the
-    files compile reads (what -> path), which the output folder must not hold."""
+    files compile reads, as (what, path), which the output folder must not hold."""
     shown = str(out)
     target = out.resolve()
     ancestor = target.parent
@@ -64,9 +64,7 @@ def check_target(out: Path, force: bool, inputs: dict[str, str]) -> None:
     if target == cwd or target in cwd.parents:
         raise OutputFolderError(f"output folder {shown!r} is the current folder or holds it; compile replaces its "
                                 f"output folder whole, so choose a new folder for -o, e.g. -o out")
-    for what, path in inputs.items():
-        if path is None:
-            continue
+    for what, path in inputs:
         p = Path(path).resolve()
         if target == p or target in p.parents:
             raise OutputFolderError(f"output folder {shown!r} holds the {what} {str(path)!r}; compile replaces its "

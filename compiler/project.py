@@ -171,17 +171,12 @@ class Project:
         """Write the output folder ``out_dir`` (see `compiler.output_folder`): never over the
         inputs, the current folder, or a folder that is not a finegrain output."""
         out = Path(out_dir)
-        inputs = self._inputs(protect)
+        inputs = _inputs(self.config.model, self.config.plan, protect)
         check_target(out, force, inputs)
         with locked(out):
             check_target(out, force, inputs)
             self._write_locked(out)
         return out
-
-    def _inputs(self, protect=()) -> dict:
-        inputs = {"model": self.config.model, "plan": self.config.plan}
-        inputs.update({f"input {p}": p for p in protect})
-        return inputs
 
     def _write_locked(self, out: Path) -> None:
         def fill(tmp: Path) -> None:
@@ -200,6 +195,11 @@ class Project:
                 write_rtl_project(self.graph, self.config.rtl_options(), tmp / "rtl", self.source())
 
         write_folder(out, fill)
+
+
+def _inputs(model, plan_path: str, protect) -> list[tuple[str, str]]:
+    """What an output folder must not hold: the files compile reads, as (what, path)."""
+    return [("model", str(model)), ("plan", plan_path), *(("input file", str(p)) for p in protect)]
 
 
 def _write_json(path: Path, obj) -> None:
@@ -328,7 +328,7 @@ def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: b
     if output_dir is None:
         return _compile(model, plan, config, default_backends, start)
     out = Path(output_dir)
-    inputs = {"model": str(model), "plan": plan.path, **{f"input {p}": p for p in protect}}
+    inputs = _inputs(model, plan.path, protect)
     check_target(out, force, inputs)  # before compiling: fail fast
     with locked(out):  # for the whole compile: a second compile into `out` fails at once
         check_target(out, force, inputs)

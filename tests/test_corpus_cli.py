@@ -218,7 +218,7 @@ def _(k):
     proj.mkdir()
     (proj / "layers.json").write_text('{"fc": {"reuse_factor": 1}}')
     return (k.compile("--force", "--layer-config", proj / "layers.json", out=proj),
-            ["holds the input", "layers.json"], proj, ())
+            ["holds the input file", "layers.json"], proj, ())
 
 
 @case("out-above-model-force")
