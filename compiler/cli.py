@@ -1,18 +1,28 @@
-"""The `finegrain` command.  User errors print one paragraph and exit with code 2."""
+"""The `finegrain` command.  User errors print one paragraph and exit with code 2; anything
+else is an internal error: one paragraph asking for a bug report, exit code 3 (the traceback
+with FINEGRAIN_DEBUG=1).  SIGTERM is handled like Ctrl-C: exit code 130, outputs left whole."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import signal
 import sys
 import textwrap
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from . import __version__
+from .errors import UsageError, UserError
+from .output_folder import OutputFolderError, locked
 from .targets import BOARDS, DEFAULT_PART
+
+MAX_VECTOR_VALUES = 100_000_000  # input values of the random vectors csim/sim make (800 MB of float64)
 
 
 def _cmd_compile(args) -> int:
@@ -30,6 +40,7 @@ def _cmd_compile(args) -> int:
     backends = None if args.backend is None else tuple(b.strip() for b in args.backend.split(",") if b.strip())
     start = time.perf_counter()
     project = compile_model(args.model, args.plan, output_dir=args.output, force=args.force, backends=backends,
+                            protect=[args.layer_config] if args.layer_config else [],
                             board=args.board, part=args.part, clock_ns=args.clock_ns,
                             reuse_factor=args.reuse_factor, strategy=args.strategy, layers=layers,
                             rtl_interface=args.rtl_interface)
@@ -59,10 +70,10 @@ def _cmd_emulate(args) -> int:
     from .emulate import EmulationError
     from .project import load_project
 
+    out = Path(args.output)
+    _check_file_output(out, "--output", overwrite=True)
     project = load_project(args.out)
-    x = _load_array_file(args.input, "input")
-    if not isinstance(x, dict) and not np.issubdtype(x.dtype, np.number):
-        raise UserError(f"input file {args.input!r} holds {x.dtype} values; expected numbers")
+    x = _read_inputs(args.input, project.graph)
     try:
         outputs = project.emulate_exact(x)
     except (EmulationError, ValueError) as err:
@@ -71,24 +82,92 @@ def _cmd_emulate(args) -> int:
     for name, fx in outputs.items():
         if fx.m.size and max(abs(int(v)) for v in np.asarray(fx.m).ravel()[:1 << 16]).bit_length() > 53:
             _say("warning", f"output {name!r} has mantissas wider than 53 bits: float64 rounds them")
-    out = Path(args.output)
     if len(floats) == 1:
-        np.save(out, next(iter(floats.values())))
+        _write_whole(out, ".npy", lambda f: np.save(f, next(iter(floats.values()))))
     else:
-        np.savez(out, **floats)
+        _write_whole(out, ".npz", lambda f: np.savez(f, **floats))
     n = next(iter(floats.values())).shape[0]
     print(f"emulated {n} samples -> {args.output}")
     return 0
 
 
+def _write_whole(out: Path, suffix: str, write) -> None:
+    """Write ``out`` (``suffix`` added when missing, as numpy does) through a temporary file
+    beside it, so an interrupted or failed write leaves no partial file."""
+    final = out if out.name.endswith(suffix) else out.with_name(out.name + suffix)
+    tmp = final.with_name(f".{final.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, final)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def _check_file_output(out: Path, option: str, overwrite: bool) -> None:
+    """A file the command writes: its folder exists, and it is not a folder itself."""
+    parent = out.parent
+    if not parent.is_dir():
+        what = "does not exist" if not parent.exists() else "is not a folder"
+        raise UsageError(f"{option} {str(out)!r}: its folder {str(parent)!r} {what}; create it first or choose "
+                         f"another {option}")
+    if out.is_dir():
+        raise UsageError(f"{option} {str(out)!r} is a folder; give a file name")
+    if out.exists() and not overwrite:
+        raise UsageError(f"{option} {str(out)!r} exists; pass --force to overwrite it")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{option} {str(out)!r}: the folder {str(parent)!r} is not writable")
+
+
+def _read_inputs(path: str, graph) -> dict[str, np.ndarray]:
+    """The user's input file, checked against the model: one array per input, each of shape
+    [batch, ...] (or one sample), real and finite, with one batch size."""
+    x = _load_array_file(path, "input")
+    names = list(graph.inputs)
+    if not isinstance(x, dict):
+        if len(names) != 1:
+            raise UserError(f"input file {path!r} holds one array, but the model has {len(names)} inputs "
+                            f"({', '.join(names)}); give an .npz keyed by input name")
+        x = {names[0]: x}
+    missing, unknown = [n for n in names if n not in x], [k for k in x if k not in names]
+    if missing or unknown:
+        raise UserError(f"input file {path!r} has arrays {sorted(x)}, but the model's inputs are {names}"
+                        + (f"; missing {missing}" if missing else "") + (f"; unknown {unknown}" if unknown else ""))
+    batches = {}
+    for name in names:
+        a, shape = x[name], tuple(graph.tensor(name).shape)
+        want = f"[batch, {', '.join(map(str, shape))}]"
+        if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)
+                or a.dtype == np.bool_):
+            raise UserError(f"input {name!r} in {path!r} holds {a.dtype} values; expected real numbers of shape "
+                            f"{want}")
+        if a.shape == shape:
+            a = a[np.newaxis]
+        if a.shape[1:] != shape or a.shape[0] < 1:
+            raise UserError(f"input {name!r} has shape {list(a.shape)}; expected {want} with batch >= 1 "
+                            f"(input file {path!r})")
+        bad = ~np.isfinite(a.astype(np.float64))
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise UserError(f"input {name!r} has {int(bad.sum())} non-finite values (NaN or infinite), the first "
+                            f"at index {list(first)} (input file {path!r}); inputs must be finite numbers")
+        x[name] = a.astype(np.float64)
+        batches[name] = a.shape[0]
+    if len(set(batches.values())) > 1:
+        raise UserError(f"the inputs in {path!r} have different batch sizes: {batches}; give each the same")
+    return x
+
+
 def _cmd_plan_template(args) -> int:
     from .plan_template import plan_template
 
-    template = plan_template(args.model)
     out = Path(args.output)
-    if out.exists() and not args.force:
-        raise UserError(f"{args.output!r} exists; pass --force to overwrite it")
-    out.write_text(json.dumps(template, indent=2) + "\n")
+    _check_file_output(out, "-o", overwrite=args.force)
+    if Path(args.model).exists() and out.resolve() == Path(args.model).resolve():
+        raise UsageError(f"-o {args.output!r} is the model itself; choose another file for the plan")
+    template = plan_template(args.model)
+    _write_whole(out, "", lambda f: f.write((json.dumps(template, indent=2) + "\n").encode()))
     print(f"wrote a plan skeleton with {len(template['tensors'])} tensors -> {args.output}")
     return 0
 
@@ -99,23 +178,30 @@ def _cmd_report(args) -> int:
 
     out = Path(args.out)
     path = out / "report.json"
-    if not path.is_file():
-        raise UserError(f"{args.out!r} has no report.json; run 'finegrain compile ... -o {args.out}' first")
-    project = load_project(out)
-    estimate, note = _estimate(out, project)
-    if estimate is not None:
-        update_report(out, "estimate", estimate)
-    if args.synth:
-        if estimate is None or not (out / "rtl" / "schedule.json").is_file():
-            raise UserError(f"{args.out!r} has no RTL to synthesize: compile it with --backend rtl (or hls,rtl)")
-        update_report(out, "synth", _synthesize(out, estimate))
-    report = json.loads(path.read_text())
-    print(format_report(report))
-    if note:
-        print(note)
-    page = write_report_html(out, project)
+    project = load_project(out)  # checks the stamp and report.json
+    _formatted_report(path)  # before anything is added to it
+    with locked(out):  # it writes report.json and report.html
+        estimate, note = _estimate(out, project)
+        if estimate is not None:
+            update_report(out, "estimate", estimate)
+        if args.synth:
+            if estimate is None or not (out / "rtl" / "schedule.json").is_file():
+                raise UserError(f"{args.out!r} has no RTL to synthesize: compile it with --backend rtl (or hls,rtl)")
+            update_report(out, "synth", _synthesize(out, estimate))
+        print(_formatted_report(path))
+        if note:
+            print(note)
+        page = write_report_html(out, project)
     print(f"wrote {page}")
     return 0
+
+
+def _formatted_report(path: Path) -> str:
+    try:
+        return format_report(json.loads(path.read_text()))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise OutputFolderError(f"report {str(path)!r} is damaged (not a finegrain report); compile the folder "
+                                f"again") from None
 
 
 def _estimate(out: Path, project) -> tuple[dict | None, str | None]:
@@ -216,11 +302,18 @@ def _simulation_inputs(args, graph) -> dict:
     from .verify.vectors import csim_vectors
 
     if args.input:
-        x = _load_array_file(args.input, "input")
-        return x if isinstance(x, dict) else {graph.inputs[0]: x}
-    if args.vectors < 0:
-        raise UserError(f"--vectors must be >= 0, got {args.vectors}")
+        return _read_inputs(args.input, graph)
+    per_vector = sum(int(np.prod(graph.tensor(n).shape)) for n in graph.inputs)
+    most = max(1, MAX_VECTOR_VALUES // max(per_vector, 1))
+    if not 0 <= args.vectors <= most:
+        raise UsageError(f"--vectors must be between 0 and {most:,} for this model ({per_vector:,} input values "
+                         f"per vector, at most {MAX_VECTOR_VALUES:,} in all), got {args.vectors}")
     return csim_vectors(graph, args.vectors, seed=args.seed)
+
+
+def _check_seed(seed: int) -> None:
+    if not 0 <= seed < 1 << 63:
+        raise UsageError(f"--seed must be an integer from 0 to 2**63 - 1, got {seed}")
 
 
 def _cmd_csim(args) -> int:
@@ -228,13 +321,15 @@ def _cmd_csim(args) -> int:
     from .project import load_project, update_report
     from .verify.csim import run_csim
 
+    _check_seed(args.seed)
     project = load_project(args.out)
     hls_dir = Path(args.out) / "hls"
     if not (hls_dir / "firmware").is_dir():
         raise UserError(f"{args.out!r} has no HLS project: compile it with --backend hls")
     inputs = _simulation_inputs(args, project.graph)
-    result = run_csim(project.graph, hls_dir, top_name(project.graph), inputs)
-    update_report(args.out, "csim", result.report())
+    with locked(Path(args.out)):  # it writes hls/tb_data and report.json
+        result = run_csim(project.graph, hls_dir, top_name(project.graph), inputs)
+        update_report(args.out, "csim", result.report())
     verdict = "bit-exact" if result.mismatches == 0 else f"{result.mismatches} MISMATCHES"
     print(f"csim {args.out}: {result.vectors} vectors, {verdict} (build {result.build_seconds:.1f} s, "
           f"run {result.run_seconds:.2f} s, {result.compiler})")
@@ -248,14 +343,17 @@ def _cmd_sim(args) -> int:
     from .project import load_project, update_report
     from .verify.rtlsim import run_rtl_sim
 
+    _check_seed(args.seed)
     project = load_project(args.out)
     rtl_dir = Path(args.out) / "rtl"
     if not (rtl_dir / "schedule.json").is_file():
         raise UserError(f"{args.out!r} has no RTL: compile it with --backend rtl (or hls,rtl)")
+    _check_schedule(rtl_dir / "schedule.json", project.graph)
     inputs = _simulation_inputs(args, project.graph)
-    result = run_rtl_sim(project.graph, rtl_dir, rtl_top_name(project.graph), inputs, gaps=args.gaps,
-                         waves=args.waves, seed=args.seed, simulator=args.simulator)
-    update_report(args.out, "sim", result.report())
+    with locked(Path(args.out)):  # it writes rtl/sim and report.json
+        result = run_rtl_sim(project.graph, rtl_dir, rtl_top_name(project.graph), inputs, gaps=args.gaps,
+                             waves=args.waves, seed=args.seed, simulator=args.simulator)
+        update_report(args.out, "sim", result.report())
     verdict = "bit-exact" if result.mismatches == 0 else f"{result.mismatches} MISMATCHES"
     print(f"sim {args.out}: {result.vectors} vectors, {verdict}; latency {result.latency_cycles} cycles "
           f"(predicted {result.predicted_latency}), II {result.ii_cycles} (build {result.build_seconds:.1f} s, "
@@ -270,15 +368,40 @@ def _cmd_sim(args) -> int:
     return 0 if ok else 1
 
 
+def _check_schedule(path: Path, graph) -> None:
+    """OUT/rtl/schedule.json is whole and describes this IR's ports."""
+    from .output_folder import read_json
+
+    schedule = read_json(path, "RTL schedule")
+    try:
+        ins = [p["onnx"] for p in schedule["inputs"]]
+        outs = [p["onnx"] for p in schedule["outputs"]]
+        ok = isinstance(schedule["latency_cycles"], int) and all(
+            isinstance(p["name"], str) and isinstance(p["width"], int) and isinstance(p["size"], int)
+            for p in [*schedule["inputs"], *schedule["outputs"]])
+    except (KeyError, TypeError):
+        ok = False
+    if not ok or ins != list(graph.inputs) or outs != list(graph.outputs):
+        raise OutputFolderError(f"RTL schedule {str(path)!r} is damaged or does not describe this folder's model; "
+                                f"compile the folder again")
+
+
 def _say(kind: str, message: str) -> None:
     text = textwrap.fill(message, width=100, initial_indent=f"{kind}: ", subsequent_indent="  ",
                          break_long_words=False, break_on_hyphens=False)
     print(text, file=sys.stderr)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad command lines are user errors too: one paragraph, exit code 2, from `main`."""
+
+    def error(self, message):
+        raise UsageError(f"{message}; see '{self.prog} --help'")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="finegrain",
-                                     description="Compile finely quantized networks to FPGA hardware.")
+    parser = _Parser(prog="finegrain",
+                     description="Compile finely quantized networks to FPGA hardware.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("compile", help="ONNX + bit plan -> output folder (IR, resolved plan, report)")
@@ -343,13 +466,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with _sigterm_as_interrupt():
+            args = build_parser().parse_args(argv)
+            return args.func(args)
     except UserError as err:
         _say("error", str(err))
         return 2
+    except KeyboardInterrupt:
+        _say("error", "interrupted (SIGINT or SIGTERM); an output folder being written is left as it was, "
+                      "or complete")
+        return 130
+    except Exception as err:  # noqa: BLE001 - the last resort: never a raw traceback
+        if os.environ.get("FINEGRAIN_DEBUG") == "1":
+            traceback.print_exc()
+        _say("internal error", f"finegrain {__version__} failed unexpectedly ({type(err).__name__}: {err}). This "
+                               f"is a bug in finegrain, not in your input: please report it to the finegrain "
+                               f"project with the command line and, if you can, the model and plan "
+                               f"(FINEGRAIN_DEBUG=1 prints the traceback)")
+        return 3
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt, so it cleans up as Ctrl-C does (main thread only)."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -12,3 +12,7 @@ class FrontendError(UserError):
 
 class PlanError(UserError):
     """The bit plan is malformed or does not fit the model."""
+
+
+class UsageError(UserError):
+    """A bad command line: an option's value, or a file or folder a command cannot use."""

@@ -8,18 +8,18 @@ An output folder holds everything a later step (emulate, backends, reports) need
 * ``config.json``        every build option (a `BuildConfig`),
 * ``report.json``        per-layer types and widths, and the plan's warnings.
 
-The folder is written to a temporary sibling and renamed into place, so an error never
-leaves a half-written folder behind.
+and ``finegrain.json``, the stamp that says it is a finegrain output folder of a format version.
+`compiler.output_folder` decides where it may be written and swaps it in whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import math
 import os
 import pickle
-import shutil
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -31,6 +31,7 @@ from . import __version__
 from .emulate import emulate, emulate_exact
 from .errors import UserError
 from .ir import Graph, Node, Op, Tensor, dump
+from .output_folder import STAMP, OutputFolderError, check_target, locked, read_json, read_stamp, stamp, write_folder
 from .backends.hls import HLSOptions, LayerArch, parse_layer_config, write_hls_project
 from .backends.rtl import (INTERFACES as RTL_INTERFACES, RTLBackendError, RTLOptions, check_supported,
                            parallel_products, write_rtl_project)
@@ -41,11 +42,15 @@ from .verify.vectors import csim_vectors
 from .passes.pipeline import run_pipeline
 from .plan import Plan, load_plan
 
-OUTPUT_FILES = ("ir.txt", "ir.pkl", "plan.resolved.json", "config.json", "report.json")
+OUTPUT_FILES = (STAMP, "ir.txt", "ir.pkl", "plan.resolved.json", "config.json", "report.json")
 BACKENDS = ("hls", "rtl")
 DEFAULT_TB_VECTORS = 100
 # Above this many constant products a fully parallel RTL top is too big to write by default.
 DEFAULT_RTL_MAX_PRODUCTS = 50_000
+# Limits of the build options: a clock period outside this range (10 GHz .. 100 kHz) is a typo, and
+# a reuse factor is a C++ int template argument of the HLS kernels.
+CLOCK_NS_RANGE = (0.1, 10_000.0)
+MAX_REUSE_FACTOR = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -73,9 +78,18 @@ class BuildConfig:
         unknown = set(self.backends) - set(BACKENDS)
         if unknown:
             raise UserError(f"unknown backend(s) {sorted(unknown)}; choose from {', '.join(BACKENDS)}")
-        if not (isinstance(self.clock_ns, (int, float)) and self.clock_ns > 0):
-            raise UserError(f"clock period must be a positive number of ns, got {self.clock_ns!r}")
-        self.hls_options()  # validates reuse factors and strategies
+        lo, hi = CLOCK_NS_RANGE
+        if not (isinstance(self.clock_ns, (int, float)) and math.isfinite(self.clock_ns) and lo <= self.clock_ns <= hi):
+            raise UserError(f"the clock period (--clock-ns) must be a positive, finite number of ns from {lo} to "
+                            f"{hi}, got {self.clock_ns!r}")
+        if not isinstance(self.reuse_factor, int) or not 1 <= self.reuse_factor <= MAX_REUSE_FACTOR:
+            raise UserError(f"the reuse factor (--reuse-factor) must be a positive integer of at most "
+                            f"{MAX_REUSE_FACTOR:,} (1 = fully parallel), got {self.reuse_factor!r}")
+        hls = self.hls_options()  # validates reuse factors and strategies
+        for name, arch in hls.layers.items():
+            if arch.reuse_factor > MAX_REUSE_FACTOR:
+                raise UserError(f"layer configuration: layer {name!r} has reuse_factor {arch.reuse_factor}, more "
+                                f"than the {MAX_REUSE_FACTOR:,} the HLS project can hold (a C++ int)")
         for name in ("rtl_csd_max_digits", "rtl_dsp_min_width"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
@@ -153,16 +167,23 @@ class Project:
                 planned[key]["scheme"] = dict(t.scheme)
         return {"plan": self.plan.path, "tensors": planned}
 
-    def write(self, out_dir, force: bool = False) -> Path:
+    def write(self, out_dir, force: bool = False, protect=()) -> Path:
+        """Write the output folder ``out_dir`` (see `compiler.output_folder`): never over the
+        inputs, the current folder, or a folder that is not a finegrain output."""
         out = Path(out_dir)
-        _check_output_dir(out, force)
-        parent = out.resolve().parent
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
-        try:
-            (tmp / "ir.txt").write_text(dump(self.graph))
+        inputs = _inputs(self.config.model, self.config.plan, protect)
+        check_target(out, force, inputs)
+        with locked(out):
+            check_target(out, force, inputs)
+            self._write_locked(out)
+        return out
+
+    def _write_locked(self, out: Path) -> None:
+        def fill(tmp: Path) -> None:
             with open(tmp / "ir.pkl", "wb") as f:
                 pickle.dump({"graph": self.graph, "config": self.config, "version": __version__}, f)
+            _write_json(tmp / STAMP, stamp(tmp / "ir.pkl"))
+            (tmp / "ir.txt").write_text(dump(self.graph))
             _write_json(tmp / "plan.resolved.json", self.resolved_plan())
             _write_json(tmp / "config.json", dataclasses.replace(self.config, output_dir=str(out)).to_json())
             _write_json(tmp / "report.json", self.report())
@@ -172,21 +193,13 @@ class Project:
                 write_vectors(self.graph, tmp / "hls", csim_vectors(self.graph, DEFAULT_TB_VECTORS))
             if "rtl" in self.config.backends:
                 write_rtl_project(self.graph, self.config.rtl_options(), tmp / "rtl", self.source())
-            if out.exists():
-                shutil.rmtree(out)
-            os.replace(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return out
+
+        write_folder(out, fill)
 
 
-def _check_output_dir(out: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise UserError(f"output path {str(out)!r} exists and is not a folder; choose another -o")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise UserError(f"output folder {str(out)!r} is not empty; pass --force to replace it, "
-                        f"or choose another -o")
+def _inputs(model, plan_path: str, protect) -> list[tuple[str, str]]:
+    """What an output folder must not hold: the files compile reads, as (what, path)."""
+    return [("model", str(model)), ("plan", plan_path), *(("input file", str(p)) for p in protect)]
 
 
 def _write_json(path: Path, obj) -> None:
@@ -292,31 +305,45 @@ def compile_graph(graph: Graph, plan: Plan, config: BuildConfig) -> Project:
     return Project(final, plan, config, messages, time.perf_counter() - start)
 
 
-def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: bool = True, **options) -> Project:
+def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: bool = True, protect=(),
+                  **options) -> Project:
     """Compile an ONNX model with a bit plan; write ``output_dir`` if given.
 
     ``plan`` is a path or a `Plan`; ``options`` are `BuildConfig` fields (``part``,
-    ``clock_ns``, ``reuse_factor``, ``strategy``, ``layers``, ``backends``, ``board``).
+    ``clock_ns``, ``reuse_factor``, ``strategy``, ``layers``, ``backends``, ``board``);
+    ``protect``: more input files the output folder must not hold (a layer config).
     Raises `UserError` subclasses for bad input.
     """
     from .targets import resolve_part
 
+    start = time.perf_counter()
     options["part"] = resolve_part(options.get("board"), options.get("part"))
     default_backends = options.get("backends") is None
     if default_backends:
         options.pop("backends", None)
-    from .frontend import load_onnx  # the only place onnx is needed
-
-    start = time.perf_counter()
     if not isinstance(plan, Plan):
         plan = load_plan(plan)
-    if output_dir is not None:
-        _check_output_dir(Path(output_dir), force)
     config = BuildConfig(model=str(model), plan=plan.path, output_dir=None if output_dir is None else str(output_dir),
                          check_ir=check_ir, **options)
+    if output_dir is None:
+        return _compile(model, plan, config, default_backends, start)
+    out = Path(output_dir)
+    inputs = _inputs(model, plan.path, protect)
+    check_target(out, force, inputs)  # before compiling: fail fast
+    with locked(out):  # for the whole compile: a second compile into `out` fails at once
+        check_target(out, force, inputs)
+        project = _compile(model, plan, config, default_backends, start)
+        project._write_locked(out)
+    return project
+
+
+def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, start: float) -> Project:
+    from .frontend import load_onnx  # the only place onnx is needed
+
     graph = load_onnx(model)
     graph = dataclasses.replace(graph, name=model_name(model, graph.name))
     project = compile_graph(graph, plan, config)
+    _check_layer_names(project.graph, config.layers)
     if "rtl" in config.backends:
         try:
             check_supported(project.graph)  # before any folder is written: a clear error, exit 2
@@ -333,32 +360,56 @@ def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: b
                                                                                  if b != "rtl"))
             project.warnings.append(f"no RTL written: {err}")
     project.compile_seconds = time.perf_counter() - start
-    if output_dir is not None:
-        project.write(output_dir, force=force)
     return project
 
 
+def _check_layer_names(graph: Graph, layers: dict) -> None:
+    """Every layer a layer configuration names exists: a misspelt one would be ignored."""
+    known = {}
+    for node in graph.nodes:
+        known[node.name] = node
+        if node.onnx_nodes:
+            known.setdefault(node.onnx_nodes[0], node)
+    unknown = [name for name in layers if name not in known]
+    if unknown:
+        names = sorted({n.name for n in graph.nodes})
+        shown = ", ".join(names[:40]) + (f" and {len(names) - 40} more" if len(names) > 40 else "")
+        raise UserError(f"the layer configuration names layer(s) {', '.join(map(repr, unknown))}, which the model "
+                        f"does not have; its layers are: {shown} (or the first ONNX node of each)")
+
+
 def update_report(out_dir, key: str, entry: dict) -> None:
-    """Record a verification result under ``key`` in OUT/report.json."""
+    """Record a verification result under ``key`` in OUT/report.json (replaced whole)."""
     path = Path(out_dir) / "report.json"
-    report = json.loads(path.read_text()) if path.is_file() else {}
+    report = read_json(path, "report", required=False) or {}
+    if not isinstance(report, dict):
+        raise OutputFolderError(f"report {str(path)!r} is damaged (not a JSON object); compile the folder again")
     report[key] = entry
-    _write_json(path, report)
+    tmp = path.with_name(f".{path.name}.tmp")
+    _write_json(tmp, report)
+    os.replace(tmp, path)
 
 
 def load_project(out_dir) -> Project:
-    """Load a compiled output folder (as written by `Project.write`)."""
+    """Load a compiled output folder (as written by `Project.write`), its stamp checked
+    before anything is unpickled."""
     out = Path(out_dir)
-    pkl = out / "ir.pkl"
-    if not pkl.is_file():
-        raise UserError(f"{str(out)!r} is not a finegrain output folder (no ir.pkl); "
-                        f"run 'finegrain compile MODEL --plan PLAN -o {out}' first")
-    with open(pkl, "rb") as f:
-        saved = pickle.load(f)
-    if saved.get("version") != __version__:
-        raise UserError(f"{str(out)!r} was compiled by finegrain {saved.get('version')}, this is {__version__}; "
-                        f"compile it again")
-    config = saved["config"]
-    plan = load_plan(config.plan) if Path(config.plan).is_file() else Plan({}, {}, {}, config.plan)
-    report = json.loads((out / "report.json").read_text()) if (out / "report.json").is_file() else {}
-    return Project(saved["graph"], plan, config, report.get("warnings", []))
+    read_stamp(out)
+    try:
+        with open(out / "ir.pkl", "rb") as f:
+            saved = pickle.load(f)
+        graph, config = saved["graph"], saved["config"]
+    except Exception:  # noqa: BLE001 - the stamp matched, yet it does not load: not ours after all
+        raise OutputFolderError(f"{str(out)!r} has an ir.pkl that does not load; compile it again") from None
+    if not isinstance(graph, Graph) or not isinstance(config, BuildConfig):
+        raise OutputFolderError(f"{str(out)!r} has an ir.pkl that does not hold a finegrain IR; compile it again")
+    plan = Plan({}, {}, {}, config.plan)  # the plan file may have changed or gone since: the IR holds it
+    if Path(config.plan).is_file():
+        with contextlib.suppress(UserError):
+            plan = load_plan(config.plan)
+    report = read_json(out / "report.json", "report")
+    warnings_ = report.get("warnings", []) if isinstance(report, dict) else None
+    if not isinstance(warnings_, list):
+        raise OutputFolderError(f"report {str(out / 'report.json')!r} is damaged (not a finegrain report); "
+                                f"compile the folder again")
+    return Project(graph, plan, config, warnings_)

@@ -91,13 +91,19 @@ def test_console_script_exit_code(tmp_path):
 
 
 def test_refuses_non_empty_output_without_force(tmp_path, capsys):
+    """A non-empty folder is replaced only with --force, and only when compile wrote it."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    _fails(capsys, ["compile", JET / "model.onnx", "--plan", JET / "plan.json", "-o", out], r"not empty.*--force")
+    compile_jet = ["compile", JET / "model.onnx", "--plan", JET / "plan.json", "-o", out]
+    _fails(capsys, compile_jet, r"not empty.*--force")
+    _fails(capsys, compile_jet + ["--force"], r"no finegrain.json stamp.*not a finegrain output folder")
     assert (out / "keep.txt").read_text() == "mine"
-    assert main(["compile", str(JET / "model.onnx"), "--plan", str(JET / "plan.json"), "-o", str(out), "--force"]) == 0
-    assert not (out / "keep.txt").exists() and (out / "ir.txt").exists()
+    (out / "keep.txt").unlink()
+    assert main([str(a) for a in compile_jet]) == 0
+    (out / "extra.txt").write_text("from a previous output")
+    assert main([str(a) for a in compile_jet + ["--force"]]) == 0
+    assert not (out / "extra.txt").exists() and (out / "ir.txt").exists()
 
 
 def test_plan_template_lists_every_tensor(tmp_path, capsys):
