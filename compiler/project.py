@@ -33,7 +33,7 @@ from .errors import UserError
 from .ir import Graph, Node, Op, Tensor, dump
 from .backends.hls import HLSOptions, LayerArch, parse_layer_config, write_hls_project
 from .backends.rtl import (INTERFACES as RTL_INTERFACES, RTLBackendError, RTLOptions, check_supported,
-                           parallel_products, write_rtl_project)
+                           parallel_products, rtl_context, write_rtl_project)
 from .passes.apply_plan import PlanWarning
 from .targets import DEFAULT_PART
 from .verify.csim import write_vectors
@@ -107,6 +107,7 @@ class Project:
     config: BuildConfig
     warnings: list[str] = field(default_factory=list)
     compile_seconds: float = 0.0
+    rtl_context: dict | None = field(default=None, repr=False, compare=False)  # built by compile_model
 
     def emulate(self, x) -> np.ndarray | dict[str, np.ndarray]:
         """Float inputs (quantized by the input formats) -> float64 outputs.
@@ -171,7 +172,7 @@ class Project:
                 # vectors for the vendor tools' csim/cosim; `finegrain csim` writes its own
                 write_vectors(self.graph, tmp / "hls", csim_vectors(self.graph, DEFAULT_TB_VECTORS))
             if "rtl" in self.config.backends:
-                write_rtl_project(self.graph, self.config.rtl_options(), tmp / "rtl", self.source())
+                write_rtl_project(self.graph, self.config.rtl_options(), tmp / "rtl", self.source(), self.rtl_context)
             if out.exists():
                 shutil.rmtree(out)
             os.replace(tmp, out)
@@ -325,6 +326,8 @@ def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: b
                 raise RTLBackendError(f"the model has {products} constant products, more than the "
                                       f"{DEFAULT_RTL_MAX_PRODUCTS} the fully parallel RTL backend builds by default; "
                                       f"ask for it with --backend hls,rtl")
+            # built now: anything the RTL backend cannot build is known before a folder is written
+            project.rtl_context = rtl_context(project.graph, config.rtl_options(), project.source())
         except RTLBackendError as err:
             if not default_backends:
                 raise

@@ -52,7 +52,6 @@ import numpy as np
 
 from .. import __version__
 from ..errors import UserError
-from ..fixed import Formats
 from ..ir import Graph, Node, Op, Tensor
 from .hls import Names, container, template_environment, top_name
 
@@ -305,9 +304,14 @@ def _tree_latency(n: int, levels_per_stage: int) -> int:
     return -(-max(n - 1, 0).bit_length() // levels_per_stage)
 
 
-def _fmt_of(formats: Formats, i: int) -> Fmt | None:
+def _fmt_of(t: Tensor, i: int) -> Fmt | None:
+    """Element ``i``'s wire format, or None when it is the constant 0: pruned (0 bits), or
+    always 0 by its exact bounds (size_widths), as a quantized element whose inputs' weights
+    all round to 0 is.  The sizing pass leaves such an element out of the fraction of every
+    sum it feeds, so as a wire at its own format it could hold bits below that fraction."""
+    formats = t.formats
     w = int(formats.width.flat[i])
-    if w == 0:
+    if w == 0 or (t.bounds is not None and t.bounds[0].flat[i] == 0 and t.bounds[1].flat[i] == 0):
         return None
     return Fmt(w, int(formats.frac_bits.flat[i]), bool(formats.signed.flat[i]))
 
@@ -406,6 +410,19 @@ class _Builder:
                 "products": self.m.product_uses - uses, "products_built": len(self.m.products) - built,
                 "items": items}
 
+    def guarded_layer(self, node: Node) -> dict:
+        """:meth:`layer`, with a failure of the backend itself reported as an RTLBackendError
+        naming the node: a default compile then still writes the HLS project (the RTL is left
+        out with a warning) instead of failing with a traceback."""
+        try:
+            return self.layer(node)
+        except UserError:
+            raise
+        except Exception as err:
+            raise RTLBackendError(f"node {node.name!r}: the RTL backend failed on it ({type(err).__name__}: {err}); "
+                                  f"this is a finegrain defect, please report it with the model and plan; "
+                                  f"compile with --backend hls meanwhile") from err
+
     def dense_terms(self, stage: Node, out: Tensor) -> tuple[list, list]:
         """Per output element: [(input element, weight mantissa, frac)] and (bias mantissa, frac)."""
         g = self.graph
@@ -473,7 +490,7 @@ class _Builder:
         lps = self.options.levels
         results: list[tuple[Elem, int]] = []
         for idx, (row, (bm, bf)) in enumerate(zip(*spec)):
-            fmt = _fmt_of(out.formats, idx)
+            fmt = _fmt_of(out, idx)
             if fmt is None:
                 results.append((ZERO, 0))
                 continue
@@ -547,7 +564,7 @@ class _Builder:
         lps = self.options.levels
         results = []
         for idx, o in enumerate(np.ndindex(out.shape)):
-            fmt = _fmt_of(out.formats, idx)
+            fmt = _fmt_of(out, idx)
             name = f"{base}__{idx}"
             window = []
             for k in np.ndindex(*a["kernel"]):
@@ -600,7 +617,7 @@ class _Builder:
             tagged = [p + int(o) for p, o in zip(parts, offsets)]
             flat = [e for elems in ins for e in elems]
             return [flat[int(i)] for i in np.concatenate(tagged, axis=axis).ravel()]
-        out_fmts = [_fmt_of(out.formats, i) for i in range(n)]
+        out_fmts = [_fmt_of(out, i) for i in range(n)]
         x_t = g.tensor(stage.inputs[0])
         xi = np.broadcast_to(np.arange(int(np.prod(x_t.shape))).reshape(x_t.shape), out.shape).ravel()
         result = []
@@ -649,18 +666,7 @@ class _Builder:
                     raise RTLBackendError(f"node {node.name!r}: product {i} has bits below its format's fraction")
                 result.append(Elem(self.m.product(e, k, shift, fmt.width, name), fmt))
             elif op == Op.LEAKY_RELU:
-                alpha = g.tensor(stage.inputs[1])
-                k, kf = self.const_elements(alpha, out.shape)[i]
-                kept = self.m.product(e, 1, fmt.frac - e.fmt.frac, fmt.width, name)
-                if not e.fmt.signed:
-                    result.append(Elem(kept, fmt))
-                    continue
-                if fmt.frac - e.fmt.frac - kf < 0:
-                    raise RTLBackendError(f"node {node.name!r}: leaky relu {i} has bits below its fraction")
-                scaled = self.m.product(e, k, fmt.frac - e.fmt.frac - kf, fmt.width, name) if k else \
-                    self.m.derived(name, fmt.width, _literal(0, fmt.width))
-                result.append(Elem(self.m.wire(name, fmt.width, f"{e.wire}[{e.fmt.width - 1}] ? {scaled} : {kept}",
-                                               cost={"muxes": [fmt.width]}), fmt))
+                result.append(Elem(self.leaky_relu(node, stage, e, fmt, i, int(xi[i]), out, name), fmt))
             elif op == Op.CLIP:
                 result.append(Elem(self.clip(node, stage, e, fmt, i, out, name), fmt))
             elif op == Op.ADD:
@@ -758,7 +764,7 @@ class _Builder:
         result = []
         for i, e in enumerate(es):
             name = f"{base}__{i}"
-            fmt = _fmt_of(out.formats, i)
+            fmt = _fmt_of(out, i)
             if fmt is None:
                 result.append(ZERO)
                 continue
@@ -797,6 +803,28 @@ class _Builder:
                         {"out_valid": (f"{inst}_valid", 1), "out_data": (value, tout.width)})
         return self.m.convert(Elem(value, Fmt(tout.width, tout.frac_bits, tout.signed)), fmt, name)
 
+    def leaky_relu(self, node: Node, stage: Node, e: Elem, fmt: Fmt, i: int, xi: int, out: Tensor,
+                   name: str) -> str:
+        """``x >= 0 ? x : alpha * x``, each branch built only where the input's exact bounds
+        reach it: size_widths gives the output the fraction of the branches that can happen
+        (x * alpha's finer bits do not count for an element that is never negative)."""
+        alpha = self.graph.tensor(stage.inputs[1])
+        k, kf = self.const_elements(alpha, out.shape)[i]
+        x_t = self.graph.tensor(stage.inputs[0])
+        lo, hi = (int(b.flat[xi]) for b in x_t.bounds) if x_t.bounds is not None else (-1, 1)
+        negative, positive = e.fmt.signed and lo < 0, hi > 0
+        kept = self.m.product(e, 1, fmt.frac - e.fmt.frac, fmt.width, name) if positive else None
+        if not negative:
+            return kept if kept is not None else self.m.wire(name, fmt.width, _literal(0, fmt.width))
+        if fmt.frac - e.fmt.frac - kf < 0:
+            raise RTLBackendError(f"node {node.name!r}: leaky relu {i} has bits below its fraction")
+        scaled = self.m.product(e, k, fmt.frac - e.fmt.frac - kf, fmt.width, name) if k else \
+            self.m.derived(name, fmt.width, _literal(0, fmt.width))
+        if kept is None:  # never positive: x >= 0 only at 0, where alpha * x is 0 too
+            return scaled
+        return self.m.wire(name, fmt.width, f"{e.wire}[{e.fmt.width - 1}] ? {scaled} : {kept}",
+                           cost={"muxes": [fmt.width]})
+
     def clip(self, node: Node, stage: Node, e: Elem, fmt: Fmt, i: int, out: Tensor, name: str) -> str:
         g = self.graph
         lo, lf = self.const_elements(g.tensor(stage.inputs[1]), out.shape)[i]
@@ -811,9 +839,11 @@ class _Builder:
         xw = Fmt(width, frac, e.fmt.signed)
         x = self.m.convert(e, xw, name)
         in_lo, in_hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if e.fmt.signed else (0, (1 << width) - 1)
-        lo_m, hi_m = max(lo << (frac - lf), in_lo), min(hi << (frac - hf), in_hi)
-        if lo_m > in_hi or hi_m < in_lo or lo_m > hi_m:
-            raise RTLBackendError(f"node {node.name!r}: clip element {i} is a constant; not supported")
+        full_lo, full_hi = lo << (frac - lf), hi << (frac - hf)
+        if full_lo >= in_hi or full_hi <= in_lo or full_lo >= full_hi:
+            # bounds at or beyond the input's whole range (or crossed): one value for every x
+            return self.m.wire(name, fmt.width, _literal(min(max(in_lo, full_lo), full_hi), fmt.width))
+        lo_m, hi_m = max(full_lo, in_lo), min(full_hi, in_hi)
         clipped = f"{name}_clip"
         self.m.instance("fg_clip", f"u_{name}_clip",
                         {"W": width, "SIGNED": int(e.fmt.signed), "LO": f"{_literal(lo_m, width + 1)}",
@@ -866,7 +896,7 @@ class _Builder:
             cfmt = Fmt(port["width"], port["frac"], port["signed"])
             elems = []
             for i in range(port["size"]):
-                fmt = _fmt_of(t.formats, i)
+                fmt = _fmt_of(t, i)
                 if fmt is None:
                     elems.append(ZERO)
                     continue
@@ -876,7 +906,7 @@ class _Builder:
             self.values[name] = elems
             self.ready[name] = 0
         input_items = list(m.items)
-        layers = [self.layer(node) for node in g.nodes]
+        layers = [self.guarded_layer(node) for node in g.nodes]
         latency = max(self.ready[n] for n in g.outputs)
         first = len(m.items)
         for port, name in zip(outputs, g.outputs):
@@ -979,11 +1009,15 @@ def axis_context(context: dict) -> dict:
             "s": _axis_stream(context["inputs"][0]), "m": _axis_stream(context["outputs"][0])}
 
 
-def write_rtl_project(graph: Graph, options: RTLOptions, out_dir: Path, source: dict) -> dict:
+def write_rtl_project(graph: Graph, options: RTLOptions, out_dir: Path, source: dict,
+                      context: dict | None = None) -> dict:
     """Render OUT/rtl/<model>.sv, with ``options.interface == "axis"`` also
-    OUT/rtl/<model>_axis.sv, and schedule.json; returns the core's context."""
-    check_supported(graph)
-    context = rtl_context(graph, options, source)
+    OUT/rtl/<model>_axis.sv, and schedule.json; returns the core's context (``context``: the
+    one :func:`rtl_context` built already for these arguments, as compile does to find any
+    RTLBackendError before it writes a folder)."""
+    if context is None:
+        check_supported(graph)
+        context = rtl_context(graph, options, source)
     axis = axis_context(context) if options.interface == "axis" else None
     env = template_environment(TEMPLATES)
     out_dir.mkdir(parents=True, exist_ok=True)
