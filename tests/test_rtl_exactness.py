@@ -95,3 +95,57 @@ def test_a_failure_inside_the_rtl_backend_leaves_the_rtl_out_with_a_warning(tmp_
     err = capsys.readouterr().err
     assert "'fc1'" in err and "--backend hls" in err and "Traceback" not in err
     assert not (tmp_path / "b").exists()
+
+
+def _tables_model(folder: Path, bits: int) -> tuple[Path, Path]:
+    """A sigmoid and a softmax over one dense layer, every table input ``bits`` wide."""
+    nodes = [helper.make_node("Gemm", ["x", "w"], ["h"], name="fc", transB=1),
+             helper.make_node("Sigmoid", ["h"], ["s"], name="squash"),
+             helper.make_node("Softmax", ["h"], ["p"], name="probs", axis=-1)]
+    graph = helper.make_graph(nodes, "tables", [_vec("x", 3)], [_vec("s", 4), _vec("p", 4)],
+                              [_const("w", np.random.default_rng(1).normal(size=(4, 3)))])
+    model = folder / f"tables{bits}.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), model)
+    plan = folder / f"tables{bits}.json"
+    plan.write_text(json.dumps({
+        "defaults": {"input": "fixed<8,3,RND_CONV,SAT>", "weight": "fixed<6,2,RND_CONV,SAT>",
+                     "bias": "fixed<8,3>", "activation": None},
+        "tables": {"sigmoid_input": f"fixed<{bits},4,TRN,SAT>", "exp_input": f"fixed<{bits},4,TRN,SAT>",
+                   "inv_bits": bits}}))
+    return model, plan
+
+
+def test_largest_tables_build_and_simulate_bit_exact(tmp_path):
+    """Tables of 2**RTL_MAX_TABLE_BITS entries: each written once as a function with a line
+    per entry (a single literal of a 2**12-entry table was wider than Verilator takes)."""
+    from compiler.backends.rtl import RTL_MAX_TABLE_BITS
+
+    model, plan = _tables_model(tmp_path, RTL_MAX_TABLE_BITS)
+    out = tmp_path / "out"
+    assert main(["compile", str(model), "--plan", str(plan), "-o", str(out), "--backend", "rtl"]) == 0
+    top = (out / "rtl" / "tables.sv").read_text()
+    assert top.count("function automatic") == 3 and top.count(": s_table = ") == 2 ** RTL_MAX_TABLE_BITS
+    assert main(["sim", str(out), "--vectors", "300"]) == 0
+    report = json.loads((out / "report.json").read_text())["sim"]
+    assert report["vectors"] == 305 and report["mismatches"] == 0
+
+
+@pytest.mark.parametrize("key", ["sigmoid_input", "exp_input", "inv_bits"])
+def test_a_table_past_the_limit_is_a_clear_error_at_compile(key, tmp_path, capsys):
+    from compiler.backends.rtl import RTL_MAX_TABLE_BITS
+
+    model, plan = _tables_model(tmp_path, 8)
+    wide = RTL_MAX_TABLE_BITS + 1
+    entries = json.loads(plan.read_text())
+    entries["tables"][key] = wide if key == "inv_bits" else f"fixed<{wide},4,TRN,SAT>"
+    plan.write_text(json.dumps(entries))
+    capsys.readouterr()
+    assert main(["compile", str(model), "--plan", str(plan), "-o", str(tmp_path / "a"), "--backend", "rtl"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    node = "squash" if key == "sigmoid_input" else "probs"
+    assert f"'{node}'" in err and f"'{key}'" in err and f"at most {RTL_MAX_TABLE_BITS} bits" in err
+    assert not (tmp_path / "a").exists()
+    # the default backends: the HLS project, and a warning saying why there is no RTL
+    assert main(["compile", str(model), "--plan", str(plan), "-o", str(tmp_path / "b")]) == 0
+    assert (tmp_path / "b" / "hls").is_dir() and not (tmp_path / "b" / "rtl").exists()
+    assert "no RTL written" in capsys.readouterr().err

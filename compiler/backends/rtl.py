@@ -61,6 +61,10 @@ SUPPORTED = frozenset({Op.DENSE, Op.CONV, Op.AVGPOOL, Op.MAXPOOL, Op.SIGMOID, Op
                        Op.CLIP, Op.REQUANTIZE, Op.ADD, Op.MUL,
                        Op.RESHAPE, Op.TRANSPOSE, Op.CONCAT})
 WIRING = frozenset({Op.RESHAPE, Op.TRANSPOSE, Op.CONCAT})
+# A look-up table is a function with one line per input code (table_function).  Verilator's
+# build grows with the lines: a sigmoid and a softmax (three tables) took 6 min to build at
+# 2**16 entries each on a busy 2-core machine (bit-exact), so the limit is 2**14.
+RTL_MAX_TABLE_BITS = 14
 SV_KEYWORDS = frozenset("""accept_on alias always always_comb always_ff always_latch and assert assign assume automatic
 before begin bind bins binsof bit break buf bufif0 bufif1 byte case casex casez cell chandle checker class clocking cmos
 config const constraint context continue cover covergroup coverpoint cross deassign default defparam design disable dist
@@ -327,6 +331,7 @@ class _Builder:
         self.values: dict[str, list[Elem]] = {}  # tensor -> elements
         self.ready: dict[str, int] = {}  # tensor -> cycle its values are valid
         self.delayed: dict[tuple[str, int], list[Elem]] = {}
+        self.tables: dict[str, dict] = {}  # function name -> look-up table (table_function)
 
     # values -----------------------------------------------------------------------------
     def elems(self, name: str, at: int) -> list[Elem]:
@@ -638,7 +643,7 @@ class _Builder:
                                 {"in_data": src.wire, "out_data": name}, {"out_data": (name, fmt.width)})
                 result.append(Elem(name, fmt))
             elif op == Op.SIGMOID:
-                result.append(Elem(self.sigmoid(stage, e, fmt, name), fmt))
+                result.append(Elem(self.sigmoid(stage, e, fmt, name, base), fmt))
             elif e.wire is None and op in (Op.RELU, Op.LEAKY_RELU, Op.MUL):
                 result.append(Elem(self.m.wire(name, fmt.width, _literal(0, fmt.width)), fmt))
             elif op == Op.RELU:
@@ -685,19 +690,28 @@ class _Builder:
                         {"in_data": e.wire, "out_data": out}, {"out_data": (out, t.width)})
         return Elem(out, Fmt(t.width, t.frac_bits, t.signed))
 
-    def rom(self, code: Elem, table, name: str) -> Elem:
+    def rom(self, code: Elem, table, name: str, table_name: str) -> Elem:
+        """``table[code]``, combinational: ``<name>_value = <table_name>(code)``, a function the
+        top declares once per table (:meth:`table_function`) and every element calls."""
         tin, tout = table.input, table.output
-        contents = 0
-        for k, v in enumerate(table.values):
-            contents |= (int(v) & ((1 << tout.width) - 1)) << (k * tout.width)
-        value, inst = f"{name}_value", f"u_{name}_rom"
-        self.m.instance("fg_rom", inst,
-                        {"ADDR_W": tin.width, "DATA_W": tout.width, "ADDR_SIGNED": int(tin.signed), "REGISTERED": 0,
-                         "CONTENTS": f"{table.values.size * tout.width}'h{contents:x}"},
-                        {"clk": "clk", "rst": "rst", "in_valid": "1'b1", "in_data": code.wire,
-                         "out_valid": f"{inst}_valid", "out_data": value},
-                        {"out_valid": (f"{inst}_valid", 1), "out_data": (value, tout.width)})
+        value = self.m.wire(f"{name}_value", tout.width, f"{self.table_function(table, table_name)}({code.wire})",
+                            "table look-up", cost={"rom": [tin.width, tout.width]})
         return Elem(value, Fmt(tout.width, tout.frac_bits, tout.signed))
+
+    def table_function(self, table, name: str) -> str:
+        """A look-up table as a SystemVerilog function: a case over every code, one entry per
+        line.  (One packed literal of a whole table, fg_rom's CONTENTS, is wider than Verilator
+        takes from 2**12 entries; this form reads the same to Verilator, yosys and Vivado at
+        every size up to RTL_MAX_TABLE_BITS.)  Entry k holds code k + min_code
+        (LookupTable.values' order); the last entry is the default, so the case is full."""
+        if name not in self.tables:
+            tin, tout = table.input, table.output
+            first = -(1 << (tin.width - 1)) if tin.signed else 0
+            entries = [{"code": _literal(first + k, tin.width), "value": _literal(int(v), tout.width)}
+                       for k, v in enumerate(table.values)]
+            entries[-1]["code"] = "default"
+            self.tables[name] = {"name": name, "addr_w": tin.width, "data_w": tout.width, "entries": entries}
+        return name
 
     def softmax(self, node: Node, stage: Node, x: list[Elem], out: Tensor, base: str) -> tuple[list[Elem], int]:
         """The emulator's definition over a vector: d = x - max(x) (fg_reduce_tree max),
@@ -740,7 +754,7 @@ class _Builder:
             d = self.m.wire(f"{name}_d", dfmt.width, f"{a} - {b}", "x - max(x), exact",
                             cost={"adders": [(dfmt.width, 0)]})
             code = self.requantize_to(Elem(d, dfmt), exp_table.input, name, "exp_code")
-            es.append(self.rom(code, exp_table, f"{name}_exp"))
+            es.append(self.rom(code, exp_table, f"{name}_exp", f"{base}_exp_table"))
         ef = es[0].fmt
         smax = n * int(exp_table.values.max())
         sfmt = Fmt(max(signed_width(0, smax) - 1, 1), ef.frac, False) if not ef.signed else \
@@ -757,7 +771,8 @@ class _Builder:
             total = Elem(f"{base}_sum", sfmt)
         else:
             total = Elem(self.m.convert(es[0], sfmt, f"{base}_sum"), sfmt)
-        r = self.rom(self.requantize_to(total, inv_table.input, base, "inv_code"), inv_table, f"{base}_inv")
+        r = self.rom(self.requantize_to(total, inv_table.input, base, "inv_code"), inv_table, f"{base}_inv",
+                     f"{base}_inv_table")
         pw = ef.width + r.fmt.width + 1
         pfmt = Fmt(pw, ef.frac + r.fmt.frac, True)
         rw = self.m.wire(f"{base}_r", pw, self.m.fit(r.wire, r.fmt.width, r.fmt.signed, pw))
@@ -778,30 +793,12 @@ class _Builder:
             result.append(self.requantize_to(Elem(prod, pfmt), t, name, "y"))
         return result, lat_max + lat_sum
 
-    def sigmoid(self, stage: Node, e: Elem, fmt: Fmt, name: str) -> str:
-        """code = fg_requantize(x) into the table's input type; y = fg_rom[code] (combinational)."""
+    def sigmoid(self, stage: Node, e: Elem, fmt: Fmt, name: str, base: str) -> str:
+        """code = fg_requantize(x) into the table's input type; y = table[code] (combinational)."""
         table = stage.attrs["table"]
-        tin, tout = table.input, table.output
-        src = e if e.wire is not None else Elem("1'b0", Fmt(1, tin.frac_bits, False))
-        code = f"{name}_code"
-        self.m.instance("fg_requantize", f"u_{name}_code",
-                        {"IN_W": src.fmt.width, "IN_F": src.fmt.frac, "IN_SIGNED": int(src.fmt.signed),
-                         "OUT_W": tin.width, "OUT_F": tin.frac_bits, "OUT_SIGNED": int(tin.signed),
-                         "ROUNDING": int(tin.rounding), "OVERFLOW": int(tin.overflow)},
-                        {"in_data": src.wire, "out_data": code}, {"out_data": (code, tin.width)})
-        contents = 0
-        for k, v in enumerate(table.values):
-            contents |= (int(v) & ((1 << tout.width) - 1)) << (k * tout.width)
-        bits = table.values.size * tout.width
-        value = f"{name}_table"
-        inst = f"u_{name}_rom"
-        self.m.instance("fg_rom", inst,
-                        {"ADDR_W": tin.width, "DATA_W": tout.width, "ADDR_SIGNED": int(tin.signed), "REGISTERED": 0,
-                         "CONTENTS": f"{bits}'h{contents:x}"},
-                        {"clk": "clk", "rst": "rst", "in_valid": "1'b1", "in_data": code,
-                         "out_valid": f"{inst}_valid", "out_data": value},
-                        {"out_valid": (f"{inst}_valid", 1), "out_data": (value, tout.width)})
-        return self.m.convert(Elem(value, Fmt(tout.width, tout.frac_bits, tout.signed)), fmt, name)
+        src = e if e.wire is not None else Elem("1'b0", Fmt(1, table.input.frac_bits, False))
+        y = self.rom(self.requantize_to(src, table.input, name, "code"), table, name, f"{base}_table")
+        return self.m.convert(y, fmt, name)
 
     def leaky_relu(self, node: Node, stage: Node, e: Elem, fmt: Fmt, i: int, xi: int, out: Tensor,
                    name: str) -> str:
@@ -917,7 +914,8 @@ class _Builder:
         return {"model": self.model, "version": __version__, "source": self.source,
                 "clock_ns": self.options.clock_ns, "levels_per_stage": self.options.levels,
                 "csd_max_digits": self.options.csd_max_digits, "dsp_min_width": self.options.dsp_min_width,
-                "latency": latency, "inputs": inputs, "outputs": outputs, "input_items": input_items,
+                "latency": latency, "inputs": inputs, "outputs": outputs, "tables": list(self.tables.values()),
+                "input_items": input_items,
                 "layers": layers, "output_items": output_items}
 
 
@@ -942,6 +940,16 @@ def check_supported(graph: Graph) -> None:
             if stage.op == Op.SOFTMAX and len(graph.tensor(stage.inputs[0]).shape) != 1:
                 raise RTLBackendError(f"node {node.name!r}: the RTL backend supports softmax over a vector only; "
                                       f"compile with --backend hls")
+            tables = {Op.SIGMOID: [("table", "sigmoid_input")],
+                      Op.SOFTMAX: [("exp_table", "exp_input"), ("inv_table", "inv_bits")]}.get(stage.op, [])
+            for attr, key in tables:
+                bits = stage.attrs[attr].input.width
+                if bits > RTL_MAX_TABLE_BITS:
+                    raise RTLBackendError(
+                        f"node {node.name!r}: its look-up table has 2**{bits} entries (plan 'tables' setting "
+                        f"{key!r}: {bits} bits); the RTL backend writes tables of at most 2**{RTL_MAX_TABLE_BITS} "
+                        f"entries, one line each; use at most {RTL_MAX_TABLE_BITS} bits there, "
+                        f"or compile with --backend hls")
 
 
 def parallel_products(graph: Graph) -> int:
