@@ -13,6 +13,7 @@ constant.  One model holds all three (one Verilator build, cached under build/rt
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -149,3 +150,48 @@ def test_a_table_past_the_limit_is_a_clear_error_at_compile(key, tmp_path, capsy
     assert main(["compile", str(model), "--plan", str(plan), "-o", str(tmp_path / "b")]) == 0
     assert (tmp_path / "b" / "hls").is_dir() and not (tmp_path / "b" / "rtl").exists()
     assert "no RTL written" in capsys.readouterr().err
+
+
+def _wide_model(folder: Path, input_format: str) -> tuple[Path, Path]:
+    """Constants hundreds of bits apart in scale (weights, bias, an added constant, a scale),
+    in 960-bit formats, into a 1024-bit output: accumulators of ~1,900 bits."""
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["h"], name="fc", transB=1),
+             helper.make_node("Add", ["h", "c"], ["s"], name="shift"),
+             helper.make_node("Mul", ["s", "k"], ["y"], name="scale")]
+    graph = helper.make_graph(nodes, "wide", [_vec("x", 2)], [_vec("y", 3)],
+                              [_const("w", [[1.5e-30, -3.25e20], [7.0e25, 1.0e-35], [-0.3, 0.7]]),
+                               _const("b", [3.0e30, -1.25e-30, 0.1]), _const("c", [1.0e-37, 2.0e37, -5.0]),
+                               _const("k", [1.0e-20, -3.0e20, 0.333])])
+    model = folder / "wide.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), model)
+    plan = folder / "wide.json"
+    plan.write_text(json.dumps({
+        "defaults": {"input": input_format, "weight": "fixed<960,480,RND_CONV,SAT>",
+                     "bias": "fixed<960,300,RND_CONV,SAT>", "activation": None},
+        "tensors": {"y": "fixed<1024,600,RND_CONV,SAT>"}}))
+    return model, plan
+
+
+def test_wide_constants_and_accumulators_bit_exact(tmp_path):
+    """Every constant goes through one literal helper (rtl._literal) at any width: here
+    literals of over 600 bits and wires of over 1,800, bit-exact on Verilator."""
+    model, plan = _wide_model(tmp_path, "fixed<400,200,RND_CONV,SAT>")
+    out = tmp_path / "out"
+    assert main(["compile", str(model), "--plan", str(plan), "-o", str(out), "--backend", "rtl"]) == 0
+    top = (out / "rtl" / "wide.sv").read_text()
+    assert max(int(w) for w in re.findall(r"(\d+)'h", top)) > 600
+    assert max(int(w) for w in re.findall(r"logic \[(\d+):0\]", top)) > 1800
+    assert main(["sim", str(out), "--vectors", "300"]) == 0
+    report = json.loads((out / "report.json").read_text())["sim"]
+    assert report["vectors"] == 305 and report["mismatches"] == 0
+
+
+def test_an_accumulator_past_1024_bits_is_a_clear_error(tmp_path, capsys):
+    """An exact tensor wider than any format finegrain holds was a FormatError traceback
+    from size_widths."""
+    model, plan = _wide_model(tmp_path, "fixed<960,480,RND_CONV,SAT>")
+    capsys.readouterr()
+    assert main(["compile", str(model), "--plan", str(plan), "-o", str(tmp_path / "out")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "node 'fc', tensor 'h'" in err and "more than the 1024 bits" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
