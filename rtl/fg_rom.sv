@@ -2,10 +2,7 @@
 //
 // The contents are one packed parameter, entry k at CONTENTS[k*DATA_W +: DATA_W], so a
 // generator writes a single hex literal; Verilator and yosys both take it, and yosys sees an
-// initialised memory it can map to LUT ROM or (registered) block RAM.  Verilator takes
-// literals of at most 65,536 bits (2**12 entries of 16 bits), so the RTL backend writes its
-// tables as case functions in the generated top instead (compiler/backends/rtl.py,
-// table_function); this module serves hand-written designs with small tables.  With ADDR_SIGNED the
+// initialised memory it can map to LUT ROM or (registered) block RAM.  With ADDR_SIGNED the
 // input is a two's complement code and entry k holds code k + min_code, i.e. the table is in
 // ascending code order as LookupTable.values (index = code - min_code) in compiler/emulate.py.
 //
