@@ -173,7 +173,7 @@ def _wide_model(folder: Path, input_format: str) -> tuple[Path, Path]:
 
 
 def test_wide_constants_and_accumulators_bit_exact(tmp_path):
-    """Every constant goes through one literal helper (rtl._literal) at any width: here
+    """Every constant goes through one literal helper (rtl.emitter._literal) at any width: here
     literals of over 600 bits and wires of over 1,800, bit-exact on Verilator."""
     model, plan = _wide_model(tmp_path, "fixed<400,200,RND_CONV,SAT>")
     out = tmp_path / "out"
