@@ -326,8 +326,9 @@ def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: b
                 raise RTLBackendError(f"the model has {products} constant products, more than the "
                                       f"{DEFAULT_RTL_MAX_PRODUCTS} the fully parallel RTL backend builds by default; "
                                       f"ask for it with --backend hls,rtl")
-            # built now: anything the RTL backend cannot build is known before a folder is written
-            project.rtl_context = rtl_context(project.graph, config.rtl_options(), project.source())
+            if output_dir is not None:  # built now: whatever the RTL backend cannot build is known
+                # before a folder is written (an in-memory compile writes no RTL, and skips this)
+                project.rtl_context = rtl_context(project.graph, config.rtl_options(), project.source())
         except RTLBackendError as err:
             if not default_backends:
                 raise
