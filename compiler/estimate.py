@@ -272,6 +272,8 @@ def _item_cost(costs: _Costs, item: dict, registered: set[str] = frozenset()) ->
         r += costs.mul(a, b)
     for width in cost.get("muxes", ()):
         r.lut += width
+    if "rom" in cost:  # a look-up table function's read
+        r += costs.rom(*cost["rom"], registered=item["name"] in registered)
     return r
 
 

@@ -34,7 +34,7 @@ from .ir import Graph, Node, Op, Tensor, dump
 from .output_folder import STAMP, OutputFolderError, check_target, locked, read_json, read_stamp, stamp, write_folder
 from .backends.hls import HLSOptions, LayerArch, parse_layer_config, write_hls_project
 from .backends.rtl import (INTERFACES as RTL_INTERFACES, RTLBackendError, RTLOptions, check_supported,
-                           parallel_products, write_rtl_project)
+                           parallel_products, rtl_context, write_rtl_project)
 from .passes.apply_plan import PlanWarning
 from .targets import DEFAULT_PART
 from .verify.csim import write_vectors
@@ -121,6 +121,7 @@ class Project:
     config: BuildConfig
     warnings: list[str] = field(default_factory=list)
     compile_seconds: float = 0.0
+    rtl_context: dict | None = field(default=None, repr=False, compare=False)  # built by compile_model
 
     def emulate(self, x) -> np.ndarray | dict[str, np.ndarray]:
         """Float inputs (quantized by the input formats) -> float64 outputs.
@@ -192,7 +193,7 @@ class Project:
                 # vectors for the vendor tools' csim/cosim; `finegrain csim` writes its own
                 write_vectors(self.graph, tmp / "hls", csim_vectors(self.graph, DEFAULT_TB_VECTORS))
             if "rtl" in self.config.backends:
-                write_rtl_project(self.graph, self.config.rtl_options(), tmp / "rtl", self.source())
+                write_rtl_project(self.graph, self.config.rtl_options(), tmp / "rtl", self.source(), self.rtl_context)
 
         write_folder(out, fill)
 
@@ -326,18 +327,19 @@ def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: b
     config = BuildConfig(model=str(model), plan=plan.path, output_dir=None if output_dir is None else str(output_dir),
                          check_ir=check_ir, **options)
     if output_dir is None:
-        return _compile(model, plan, config, default_backends, start)
+        return _compile(model, plan, config, default_backends, start, build_rtl=False)
     out = Path(output_dir)
     inputs = _inputs(model, plan.path, protect)
     check_target(out, force, inputs)  # before compiling: fail fast
     with locked(out):  # for the whole compile: a second compile into `out` fails at once
         check_target(out, force, inputs)
-        project = _compile(model, plan, config, default_backends, start)
+        project = _compile(model, plan, config, default_backends, start, build_rtl=True)
         project._write_locked(out)
     return project
 
 
-def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, start: float) -> Project:
+def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, start: float,
+             build_rtl: bool) -> Project:
     from .frontend import load_onnx  # the only place onnx is needed
 
     graph = load_onnx(model)
@@ -352,6 +354,9 @@ def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, sta
                 raise RTLBackendError(f"the model has {products} constant products, more than the "
                                       f"{DEFAULT_RTL_MAX_PRODUCTS} the fully parallel RTL backend builds by default; "
                                       f"ask for it with --backend hls,rtl")
+            if build_rtl:  # built now: whatever the RTL backend cannot build is known
+                # before a folder is written (an in-memory compile writes no RTL, and skips this)
+                project.rtl_context = rtl_context(project.graph, config.rtl_options(), project.source())
         except RTLBackendError as err:
             if not default_backends:
                 raise

@@ -61,6 +61,7 @@ SIMULATORS = ("verilator", "icarus")
 CACHE_FORMAT = 2  # bump to invalidate every cached build (e.g. when a flag changes meaning)
 KEEP_BUILDS = 3  # finished builds kept per top level (least recently used are removed)
 LOG_TAIL_LINES = 60
+LOG_LINE_CHARS = 300  # a longer log line is cut: see _tail
 # Generated C++ above this is compiled file by file, in parallel, with precompiled headers;
 # below, as one file.  One file costs far less: small_cnn's 22 MB took 39 s of CPU (0.95 GB)
 # at -O1 as one file and 60-68 s file by file (85 files, each re-reading the headers), more
@@ -377,7 +378,16 @@ def _locked(path: Path):
 
 
 def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
-    return "\n".join(text.rstrip().splitlines()[-lines:])
+    """The meaningful lines of a tool's log: its error and warning lines (Verilator's
+    ``%Error``/``%Warning``, a C++ compiler's ``error:``) when it has any, else its last
+    ``lines``; each line cut to LOG_LINE_CHARS, since a line Verilator quotes can be a
+    literal of thousands of digits."""
+    every = text.rstrip().splitlines()
+    errors = [line for line in every if line.startswith(("%Error", "%Warning")) or " error: " in line]
+    chosen = errors[:lines] if errors else every[-lines:]
+    return "\n".join(line if len(line) <= LOG_LINE_CHARS else
+                     f"{line[:LOG_LINE_CHARS]} ... ({len(line) - LOG_LINE_CHARS:,} more characters)"
+                     for line in chosen)
 
 
 def _read_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

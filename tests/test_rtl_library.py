@@ -573,6 +573,23 @@ def test_runner_build_errors_are_clear(tmp_path):
         runner.build([broken], "broken", tmp_path / "build")
 
 
+def test_runner_build_errors_show_the_error_lines_not_a_hex_dump(tmp_path):
+    """Verilator quotes the source line of an error: a literal wider than it takes (65,536
+    bits) made the error a 17,000-character hex dump.  The message holds the error lines,
+    each cut to LOG_LINE_CHARS."""
+    runner = _sim()
+    wide = tmp_path / "wide.sv"
+    bits = 70_000
+    wide.write_text(f"module wide (input logic [3:0] a, output logic [7:0] y);\n"
+                    f"    localparam logic [{bits - 1}:0] C = {bits}'h{'5a' * (bits // 8)};\n"
+                    f"    assign y = C[a*8 +: 8];\nendmodule\n")
+    with pytest.raises(runner.BuildError) as info:
+        runner.build([wide], "wide", tmp_path / "build")
+    message = str(info.value)
+    assert "Width of number exceeds" in message and "more characters)" in message
+    assert len(message) < 2000 and all(len(line) < runner.LOG_LINE_CHARS + 40 for line in message.splitlines()[1:])
+
+
 def test_runner_icarus_switch(tmp_path, monkeypatch):
     """Asking for Icarus without iverilog on PATH is a clear error, not a crash (the Icarus
     path itself runs in tests/test_rtl.py::test_icarus_fallback)."""

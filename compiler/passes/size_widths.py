@@ -22,10 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..emulate import _HANDLERS, Emulator, Fx, _windows
+from ..errors import PlanError
 from ..fixed import Formats, Overflow, as_object, bits_for_range, requantize, rescale, round_to, shift_left
 from ..ir import Graph, Node, Op
 
 NEG_INF = -np.inf
+EXACT_MAX_WIDTH = 1024  # the widest format compiler.fixed (and ap_fixed) holds: an exact
+# tensor (an accumulator) needing more is a PlanError naming it, not a FormatError traceback
 
 
 @dataclass(frozen=True, eq=False)
@@ -231,8 +234,9 @@ def _layout_grain(sizer: _Sizer, node: Node, args: list[Range]) -> np.ndarray:
     return np.concatenate([a.grain for a in args], axis=node.attrs["axis"])
 
 
-def _formats_of_range(r: Range) -> tuple[Formats, np.ndarray, np.ndarray]:
-    """Tight per-element formats, and the bounds at each element's own fraction."""
+def _formats_of_range(r: Range, where: str) -> tuple[Formats, np.ndarray, np.ndarray]:
+    """Tight per-element formats, and the bounds at each element's own fraction; ``where``
+    names the tensor in the error for one wider than EXACT_MAX_WIDTH."""
     shape = r.lo.shape
     width = np.zeros(shape, dtype=np.int64)
     int_bits = np.zeros(shape, dtype=np.int64)
@@ -248,6 +252,12 @@ def _formats_of_range(r: Range) -> tuple[Formats, np.ndarray, np.ndarray]:
         shift = r.frac - g
         lo, hi = (lo >> shift, hi >> shift) if shift >= 0 else (lo << -shift, hi << -shift)
         width[idx], signed[idx] = bits_for_range(lo, hi)
+        if width[idx] > EXACT_MAX_WIDTH:
+            raise PlanError(f"{where}, element {idx}: its exact value needs {width[idx]} bits (LSB "
+                            f"2**{-g}, magnitude below 2**{max(abs(lo), abs(hi)).bit_length() - g}), more than the "
+                            f"{EXACT_MAX_WIDTH} bits finegrain supports; give its inputs or weights formats "
+                            f"with fewer bits (their range and fraction together set it), or requantize "
+                            f"its input first")
         int_bits[idx] = width[idx] - g if width[idx] else 0
         lo_own[idx], hi_own[idx] = lo, hi
     zeros = np.zeros(shape, dtype=np.int64)
@@ -272,7 +282,7 @@ def size_widths(graph: Graph) -> Graph:
             sizer.ranges[out] = r
             t = graph.tensor(out)
             if t.formats is None:
-                formats, lo, hi = _formats_of_range(r)
+                formats, lo, hi = _formats_of_range(r, f"node {stage.name!r}, tensor {out!r}")
                 updates[out] = dataclasses.replace(t, formats=formats, bounds=(lo, hi))
             else:
                 updates[out] = dataclasses.replace(t, bounds=_bounds_at_own_frac(r, t.formats))

@@ -1,313 +1,26 @@
-"""RTL backend: the final IR -> one fully parallel, pipelined SystemVerilog top (II = 1).
-
-The backend decides nothing numeric: every element of every tensor is a wire exactly as wide
-as its own format (``tensor.formats``, per element; pruned elements are the constant 0 and
-get no wire), and values change only where the IR says so (REQUANTIZE through
-``rtl/fg_requantize.sv``, with each element's own parameters).  Everything else is exact
-integer arithmetic.  A sum whose exact result fits ``W`` bits is computed modulo ``2**W``
-(two's complement wrap-around cancels), so every term and adder is at most as wide as the
-result it feeds (the terms of one sum share one width, the widest term's capped at the
-sum's, as fg_adder_tree adds N values of one width).  Templates in templates/rtl/ lay out
-the context this module builds; the expressions themselves come from the small emitter below
-(:class:`_Module`), the one place that knows Verilog bit slicing.
-
-Ports: ``clk``, ``rst`` (synchronous, active high, clears the valid pipeline only),
-``in_valid``, one packed port per model input (element ``i`` at ``[i*W +: W]``, ``W`` the
-tensor's container width from :func:`compiler.backends.hls.container`, mantissa at the
-container's fraction: what csim's tb_data holds), ``out_valid``, one packed port per output.
-
-Constant multiplication rule.  A product ``x * c`` by a weight mantissa ``c`` (trailing zero
-bits of ``c`` become part of the shift to the accumulator's fraction) is
-* nothing when ``c == 0`` (the term is dropped from the sum),
-* a shift (and a negation) when ``|c|`` is a power of two,
-* canonical signed digit (CSD) shift-and-add when ``c`` has at most ``csd_max_digits``
-  (BuildConfig ``rtl_csd_max_digits``, default 3: at most two adders) non-zero CSD digits
-  and ``width(x) + bits(|c|) + 1 <= dsp_min_width`` (``rtl_dsp_min_width``, default 28),
-* else a plain ``*`` (a DSP or a LUT multiplier, the synthesis tool's choice).
-
-Pipelining rule (the schedule, also written to ``OUT/rtl/schedule.json``).  Products are
-combinational; each output element's sum (DENSE, CONV, AVGPOOL: window sum times the
-reciprocal is the sum of the products) is an ``fg_adder_tree``, and each MAXPOOL output an
-``fg_reduce_tree`` max, with a register after every ``levels_per_stage`` tree levels
-(``levels_per_stage = max(1, floor(clock_ns / 1.25))`` by default: one level of a few-bit to
-~20-bit adder is about 1.25 ns with routing on a 7-series/UltraScale part).  Elements with
-shallower trees are delayed (``fg_pipe``) to the deepest tree of their layer.  SOFTMAX (over
-a vector) is a max tree then a sum tree, each by the same rule.  Epilogue stages (relu,
-clip, requantize, sigmoid table, ...) are combinational, and every layer (fused node) ends
-in one register.  Layers that only move values (reshape, transpose, concat) are wires and
-take no cycle.  So a layer's latency is ``T + 1`` with ``T = ceil(clog2(N) / levels_per_stage)``
-for its widest tree of N inputs (``T = 0`` without a tree); a tensor's ready cycle is its
-layer's start (the latest ready cycle of its inputs; earlier inputs are delayed) plus that
-latency, and the model's latency is the latest output's ready cycle.
-"""
+"""The RTL backend's context builder: the final IR, layer by layer, as wires, instances and
+registers of one fully parallel top (the pipelining rule in the package docstring), with the
+look-up tables as functions."""
 
 from __future__ import annotations
 
-import json
-import math
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 
-from .. import __version__
-from ..errors import UserError
-from ..fixed import Formats
-from ..ir import Graph, Node, Op, Tensor
-from .hls import Names, container, template_environment, top_name
+from ... import __version__
+from ...errors import UserError
+from ...ir import Graph, Node, Op, Tensor
+from ..hls import Names, container
+from .emitter import ZERO, Elem, Fmt, _literal, _Module, _trailing_zeros, _tree_latency, _trim, signed_width
+from .options import SUPPORTED, SV_KEYWORDS, WIRING, RTLBackendError, RTLOptions, rtl_top_name
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "rtl"
-LIBRARY = Path(__file__).resolve().parents[2] / "rtl"
-SUPPORTED = frozenset({Op.DENSE, Op.CONV, Op.AVGPOOL, Op.MAXPOOL, Op.SIGMOID, Op.SOFTMAX, Op.RELU, Op.LEAKY_RELU,
-                       Op.CLIP, Op.REQUANTIZE, Op.ADD, Op.MUL,
-                       Op.RESHAPE, Op.TRANSPOSE, Op.CONCAT})
-WIRING = frozenset({Op.RESHAPE, Op.TRANSPOSE, Op.CONCAT})
-SV_KEYWORDS = frozenset("""accept_on alias always always_comb always_ff always_latch and assert assign assume automatic
-before begin bind bins binsof bit break buf bufif0 bufif1 byte case casex casez cell chandle checker class clocking cmos
-config const constraint context continue cover covergroup coverpoint cross deassign default defparam design disable dist
-do edge else end endcase endchecker endclass endclocking endconfig endfunction endgenerate endgroup endinterface
-endmodule endpackage endprimitive endprogram endproperty endspecify endsequence endtable endtask enum event eventually
-expect export extends extern final first_match for force foreach forever fork forkjoin function generate genvar global
-highz0 highz1 if iff ifnone ignore_bins illegal_bins implements implies import incdir include initial inout input inside
-instance int integer interconnect interface intersect join join_any join_none large let liblist library local
-localparam logic longint macromodule matches medium modport module nand negedge nettype new nexttime nmos nor
-noshowcancelled not notif0 notif1 null or output package packed parameter pmos posedge primitive priority program
-property protected pull0 pull1 pulldown pullup pulsestyle_ondetect pulsestyle_onevent pure rand randc randcase
-randsequence rcmos real realtime ref reg reject_on release repeat restrict return rnmos rpmos rtran rtranif0 rtranif1
-s_always s_eventually s_nexttime s_until s_until_with scalared sequence shortint shortreal showcancelled signed small
-soft solve specify specparam static string strong strong0 strong1 struct super supply0 supply1 sync_accept_on
-sync_reject_on table tagged task this throughout time timeprecision timeunit tran tranif0 tranif1 tri tri0 tri1 triand
-trior trireg type typedef union unique unique0 unsigned until until_with untyped use uwire var vectored virtual void
-wait wait_order wand weak weak0 weak1 while wildcard wire with within wor xnor xor
-clk rst in_valid out_valid""".split())
-
-
-class RTLBackendError(UserError):
-    """The model uses something the RTL backend cannot express (the message says what)."""
-
-
-@dataclass(frozen=True)
-class RTLOptions:
-    clock_ns: float = 5.0
-    levels_per_stage: int | None = None  # None: max(1, floor(clock_ns / 1.25))
-    csd_max_digits: int = 3  # more non-zero CSD digits: a `*`
-    dsp_min_width: int = 28  # wider products: a `*`
-    interface: str = "ports"  # "axis": also an AXI4-Stream top, <model>_axis.sv (see axis_context)
-
-    @property
-    def levels(self) -> int:
-        if self.levels_per_stage is not None:
-            return self.levels_per_stage
-        return max(1, math.floor(self.clock_ns / 1.25))
-
-
-@dataclass(frozen=True)
-class Fmt:
-    """The format of one element's wire: width, fractional bits, signedness."""
-
-    width: int
-    frac: int
-    signed: bool
-
-
-@dataclass(frozen=True)
-class Elem:
-    """One element: a wire name (None = the constant 0) and its format."""
-
-    wire: str | None
-    fmt: Fmt | None
-
-
-ZERO = Elem(None, None)
-
-
-def csd(value: int) -> list[tuple[int, int]]:
-    """Canonical signed digits of ``value``: [(position, +1 or -1)], fewest non-zero digits."""
-    digits, pos = [], 0
-    while value != 0:
-        if value & 1:
-            d = 2 - (value & 3)  # +1 if value % 4 == 1, -1 if value % 4 == 3
-            digits.append((pos, d))
-            value -= d
-        value >>= 1
-        pos += 1
-    return digits
-
-
-def signed_width(lo: int, hi: int) -> int:
-    """Bits of the narrowest two's-complement field holding [lo, hi]."""
-    return max(max(hi, 0).bit_length(), max(-lo - 1, 0).bit_length()) + 1
-
-
-def _trim(m: int, frac: int) -> tuple[int, int]:
-    """A constant mantissa at the fewest fractional bits."""
-    if m == 0:
-        return 0, 0
-    while m % 2 == 0:
-        m, frac = m // 2, frac - 1
-    return m, frac
-
-
-def _literal(value: int, width: int) -> str:
-    return f"{width}'h{value & ((1 << width) - 1):x}"
-
-
-class _Module:
-    """The emitter: declares wires and instances, and writes exact-width expressions."""
-
-    def __init__(self, options: RTLOptions):
-        self.options = options
-        self.items: list[dict] = []  # in declaration order
-        self.count = 0
-        self.products: dict[tuple, tuple[str, int]] = {}  # (input wire, k) -> (exact product wire, width)
-        self.product_uses = 0  # products asked for (shared ones counted each time)
-        self.derived_wires: dict[tuple[int, str], str] = {}  # (width, expression) -> wire
-
-    def fresh(self, base: str) -> str:
-        self.count += 1
-        return f"{base}_w{self.count}"
-
-    def wire(self, name: str, width: int, expr: str, comment: str = "", cost: dict | None = None) -> str:
-        """``cost``: the logic ``expr`` holds, for compiler.estimate (None: only wiring):
-        {"adders": [(width, low bits that are copies), ...], "muls": [(a bits, b bits) as signed], ...,
-        "muxes": [width, ...]}."""
-        item = {"kind": "assign", "name": name, "width": width, "expr": expr, "comment": comment}
-        if cost:
-            item["cost"] = cost
-        self.items.append(item)
-        return name
-
-    def derived(self, base: str, width: int, expr: str, comment: str = "") -> str:
-        """A wire of wiring only (extension, shift, slice, constant), named from ``base``.
-        Wires are assigned once, so an expression is a value: asking again for the same
-        (width, expression) gives the wire already declared (an input's sign extension is one
-        wire for every row that uses it, not one per row)."""
-        key = (width, expr)
-        if key not in self.derived_wires:
-            self.derived_wires[key] = self.wire(self.fresh(base), width, expr, comment)
-        return self.derived_wires[key]
-
-    def instance(self, module: str, name: str, params: dict, ports: dict, outputs: dict,
-                 cost: dict | None = None) -> None:
-        """``outputs``: output port -> (wire name, width), declared here.  ``cost``: what
-        compiler.estimate needs beyond the parameters (an adder tree's terms' zero low bits)."""
-        item = {"kind": "instance", "module": module, "name": name,
-                "params": [{"name": k, "value": v} for k, v in params.items()],
-                "ports": [{"name": k, "value": v} for k, v in ports.items()],
-                "outputs": [{"name": w, "width": n} for w, n in outputs.values()]}
-        if cost:
-            item["cost"] = cost
-        self.items.append(item)
-
-    def register(self, name: str, width: int, source: str) -> str:
-        self.items.append({"kind": "register", "name": name, "width": width, "source": source})
-        return name
-
-    # expressions ----------------------------------------------------------------------
-    @staticmethod
-    def fit(wire: str, width: int, signed: bool, to: int) -> str:
-        """``wire`` sign/zero-extended or truncated (low bits) to ``to`` bits."""
-        if to == width:
-            return wire
-        if to < width:
-            return f"{wire}[{to - 1}:0]"
-        fill = f"{wire}[{width - 1}]" if signed else "1'b0"
-        return f"{{{{{to - width}{{{fill}}}}}, {wire}}}"
-
-    def convert(self, e: Elem, to: Fmt, base: str) -> str:
-        """An exact change of format (dropped low bits are known zeros), as a wire name."""
-        if e.wire is None:
-            return self.derived(base, to.width, _literal(0, to.width))
-        f = e.fmt
-        shift = to.frac - f.frac
-        if shift >= 0:
-            return self.placed(e.wire, f.width, f.signed, shift, to.width, base)
-        drop = -shift
-        if drop >= f.width:
-            return self.derived(base, to.width, _literal(0, to.width))
-        high = self.derived(base, f.width - drop, f"{e.wire}[{f.width - 1}:{drop}]")
-        return self.derived(base, to.width, self.fit(high, f.width - drop, f.signed, to.width))
-
-    def placed(self, wire: str, width: int, signed: bool, shift: int, to: int, base: str) -> str:
-        """``wire`` (``width`` bits) shifted left by ``shift`` >= 0 and extended or cut to ``to``
-        bits (modulo ``2**to``), as a wire name: ``wire`` itself when nothing changes."""
-        if shift >= to:
-            return self.derived(base, to, _literal(0, to))
-        inner = self.fit(wire, width, signed, to - shift)
-        expr = inner if shift == 0 else f"{{{inner}, {shift}'b0}}"
-        return wire if expr == wire else self.derived(base, to, expr)
-
-    def product(self, e: Elem, k: int, shift: int, width: int, base: str) -> str:
-        """``x * k * 2**shift`` modulo ``2**width`` (shift >= 0), as a wire name.  Each
-        (input, constant) product is built once, exactly (as wide as its range needs), and every
-        use takes it by wiring: shifted and sign-extended or cut to the use's width (modulo
-        ``2**width``, as the sums it feeds are).  So one input times one weight value is one
-        circuit for every row, shift and accumulator width that needs it (codebook weights:
-        one per centre)."""
-        self.product_uses += 1
-        if k == 1:
-            built, built_width = self._exact_input(e, base)
-        else:
-            if (e.wire, k) not in self.products:
-                self.products[(e.wire, k)] = self._product(e, k, base)
-            built, built_width = self.products[(e.wire, k)]
-        return self.placed(built, built_width, True, shift, width, base)
-
-    def _exact_input(self, e: Elem, base: str) -> tuple[str, int]:
-        """``x`` itself as a signed wire (an unsigned input gains a zero sign bit)."""
-        f = e.fmt
-        if f.signed:
-            return e.wire, f.width
-        return self.derived(base, f.width + 1, self.fit(e.wire, f.width, False, f.width + 1)), f.width + 1
-
-    def _product(self, e: Elem, k: int, base: str) -> tuple[str, int]:
-        """``x * k`` at the width its range needs, as (signed wire, width)."""
-        f = e.fmt
-        lo, hi = (-(1 << (f.width - 1)), (1 << (f.width - 1)) - 1) if f.signed else (0, (1 << f.width) - 1)
-        width = signed_width(min(lo * k, hi * k), max(lo * k, hi * k))
-        x = self.fit(e.wire, f.width, f.signed, width)
-        if x != e.wire:
-            x = self.derived(base, width, x)
-        digits = csd(k)
-        product_bits = f.width + abs(k).bit_length() + 1
-        if len(digits) > self.options.csd_max_digits or product_bits > self.options.dsp_min_width:
-            mul = self.wire(self.fresh(base), width, f"{x} * {_literal(k, width)}", f"* {k}",
-                            cost={"muls": [(f.width + (not f.signed), abs(k).bit_length() + 1)]})
-            return mul, width
-        # a positive digit leads (a leading minus would be a negation of its own); then the
-        # rest from the lowest position up.  Cost for compiler.estimate: each further digit is
-        # one adder, significant up to bit width(x) + p + 1 (higher bits are sign copies); below
-        # the larger known-zero run of its two operands an added term copies the other one,
-        # while a subtracted term has to be negated there, so only its own zeros are free.
-        lead = next((t for t in digits if t[1] > 0), digits[0])
-        order = [lead] + [t for t in digits if t is not lead]
-        parts, adders, zeros = [], [], order[0][0]
-        for i, (p, d) in enumerate(order):
-            term = x if p == 0 else f"{{{x}[{width - 1 - p}:0], {p}'b0}}"
-            parts.append(("" if i == 0 and d > 0 else "+ " if d > 0 else "- ") + term)
-            significant = min(f.width + max(q for q, _ in order[:i + 1]) + 1, width)
-            if i == 0 and d < 0:
-                adders.append((significant, p))  # a single negative digit: a negation
-            elif i > 0:
-                adders.append((significant, max(zeros, p) if d > 0 else p))
-                zeros = min(zeros, p)
-        if len(parts) == 1 and order[0][1] > 0:
-            return self.wire(self.fresh(base), width, parts[0], f"* {k} (shift)"), width
-        return self.wire(self.fresh(base), width, " ".join(parts), f"* {k} (csd)", cost={"adders": adders}), width
-
-
-def _trailing_zeros(value: int) -> int:
-    return (value & -value).bit_length() - 1 if value else 0
-
-
-def _tree_latency(n: int, levels_per_stage: int) -> int:
-    """fg_reduce_tree's latency: ceil(clog2(n) / levels_per_stage)."""
-    return -(-max(n - 1, 0).bit_length() // levels_per_stage)
-
-
-def _fmt_of(formats: Formats, i: int) -> Fmt | None:
+def _fmt_of(t: Tensor, i: int) -> Fmt | None:
+    """Element ``i``'s wire format, or None when it is the constant 0: pruned (0 bits), or
+    always 0 by its exact bounds (size_widths), as a quantized element whose inputs' weights
+    all round to 0 is.  The sizing pass leaves such an element out of the fraction of every
+    sum it feeds, so as a wire at its own format it could hold bits below that fraction."""
+    formats = t.formats
     w = int(formats.width.flat[i])
-    if w == 0:
+    if w == 0 or (t.bounds is not None and t.bounds[0].flat[i] == 0 and t.bounds[1].flat[i] == 0):
         return None
     return Fmt(w, int(formats.frac_bits.flat[i]), bool(formats.signed.flat[i]))
 
@@ -323,6 +36,7 @@ class _Builder:
         self.values: dict[str, list[Elem]] = {}  # tensor -> elements
         self.ready: dict[str, int] = {}  # tensor -> cycle its values are valid
         self.delayed: dict[tuple[str, int], list[Elem]] = {}
+        self.tables: dict[str, dict] = {}  # function name -> look-up table (table_function)
 
     # values -----------------------------------------------------------------------------
     def elems(self, name: str, at: int) -> list[Elem]:
@@ -406,6 +120,19 @@ class _Builder:
                 "products": self.m.product_uses - uses, "products_built": len(self.m.products) - built,
                 "items": items}
 
+    def guarded_layer(self, node: Node) -> dict:
+        """:meth:`layer`, with a failure of the backend itself reported as an RTLBackendError
+        naming the node: a default compile then still writes the HLS project (the RTL is left
+        out with a warning) instead of failing with a traceback."""
+        try:
+            return self.layer(node)
+        except UserError:
+            raise
+        except Exception as err:
+            raise RTLBackendError(f"node {node.name!r}: the RTL backend failed on it ({type(err).__name__}: {err}); "
+                                  f"this is a finegrain defect, please report it with the model and plan; "
+                                  f"compile with --backend hls meanwhile") from err
+
     def dense_terms(self, stage: Node, out: Tensor) -> tuple[list, list]:
         """Per output element: [(input element, weight mantissa, frac)] and (bias mantissa, frac)."""
         g = self.graph
@@ -473,7 +200,7 @@ class _Builder:
         lps = self.options.levels
         results: list[tuple[Elem, int]] = []
         for idx, (row, (bm, bf)) in enumerate(zip(*spec)):
-            fmt = _fmt_of(out.formats, idx)
+            fmt = _fmt_of(out, idx)
             if fmt is None:
                 results.append((ZERO, 0))
                 continue
@@ -547,7 +274,7 @@ class _Builder:
         lps = self.options.levels
         results = []
         for idx, o in enumerate(np.ndindex(out.shape)):
-            fmt = _fmt_of(out.formats, idx)
+            fmt = _fmt_of(out, idx)
             name = f"{base}__{idx}"
             window = []
             for k in np.ndindex(*a["kernel"]):
@@ -600,7 +327,7 @@ class _Builder:
             tagged = [p + int(o) for p, o in zip(parts, offsets)]
             flat = [e for elems in ins for e in elems]
             return [flat[int(i)] for i in np.concatenate(tagged, axis=axis).ravel()]
-        out_fmts = [_fmt_of(out.formats, i) for i in range(n)]
+        out_fmts = [_fmt_of(out, i) for i in range(n)]
         x_t = g.tensor(stage.inputs[0])
         xi = np.broadcast_to(np.arange(int(np.prod(x_t.shape))).reshape(x_t.shape), out.shape).ravel()
         result = []
@@ -621,7 +348,7 @@ class _Builder:
                                 {"in_data": src.wire, "out_data": name}, {"out_data": (name, fmt.width)})
                 result.append(Elem(name, fmt))
             elif op == Op.SIGMOID:
-                result.append(Elem(self.sigmoid(stage, e, fmt, name), fmt))
+                result.append(Elem(self.sigmoid(stage, e, fmt, name, base), fmt))
             elif e.wire is None and op in (Op.RELU, Op.LEAKY_RELU, Op.MUL):
                 result.append(Elem(self.m.wire(name, fmt.width, _literal(0, fmt.width)), fmt))
             elif op == Op.RELU:
@@ -649,18 +376,7 @@ class _Builder:
                     raise RTLBackendError(f"node {node.name!r}: product {i} has bits below its format's fraction")
                 result.append(Elem(self.m.product(e, k, shift, fmt.width, name), fmt))
             elif op == Op.LEAKY_RELU:
-                alpha = g.tensor(stage.inputs[1])
-                k, kf = self.const_elements(alpha, out.shape)[i]
-                kept = self.m.product(e, 1, fmt.frac - e.fmt.frac, fmt.width, name)
-                if not e.fmt.signed:
-                    result.append(Elem(kept, fmt))
-                    continue
-                if fmt.frac - e.fmt.frac - kf < 0:
-                    raise RTLBackendError(f"node {node.name!r}: leaky relu {i} has bits below its fraction")
-                scaled = self.m.product(e, k, fmt.frac - e.fmt.frac - kf, fmt.width, name) if k else \
-                    self.m.derived(name, fmt.width, _literal(0, fmt.width))
-                result.append(Elem(self.m.wire(name, fmt.width, f"{e.wire}[{e.fmt.width - 1}] ? {scaled} : {kept}",
-                                               cost={"muxes": [fmt.width]}), fmt))
+                result.append(Elem(self.leaky_relu(node, stage, e, fmt, i, int(xi[i]), out, name), fmt))
             elif op == Op.CLIP:
                 result.append(Elem(self.clip(node, stage, e, fmt, i, out, name), fmt))
             elif op == Op.ADD:
@@ -679,19 +395,28 @@ class _Builder:
                         {"in_data": e.wire, "out_data": out}, {"out_data": (out, t.width)})
         return Elem(out, Fmt(t.width, t.frac_bits, t.signed))
 
-    def rom(self, code: Elem, table, name: str) -> Elem:
+    def rom(self, code: Elem, table, name: str, table_name: str) -> Elem:
+        """``table[code]``, combinational: ``<name>_value = <table_name>(code)``, a function the
+        top declares once per table (:meth:`table_function`) and every element calls."""
         tin, tout = table.input, table.output
-        contents = 0
-        for k, v in enumerate(table.values):
-            contents |= (int(v) & ((1 << tout.width) - 1)) << (k * tout.width)
-        value, inst = f"{name}_value", f"u_{name}_rom"
-        self.m.instance("fg_rom", inst,
-                        {"ADDR_W": tin.width, "DATA_W": tout.width, "ADDR_SIGNED": int(tin.signed), "REGISTERED": 0,
-                         "CONTENTS": f"{table.values.size * tout.width}'h{contents:x}"},
-                        {"clk": "clk", "rst": "rst", "in_valid": "1'b1", "in_data": code.wire,
-                         "out_valid": f"{inst}_valid", "out_data": value},
-                        {"out_valid": (f"{inst}_valid", 1), "out_data": (value, tout.width)})
+        value = self.m.wire(f"{name}_value", tout.width, f"{self.table_function(table, table_name)}({code.wire})",
+                            "table look-up", cost={"rom": [tin.width, tout.width]})
         return Elem(value, Fmt(tout.width, tout.frac_bits, tout.signed))
+
+    def table_function(self, table, name: str) -> str:
+        """A look-up table as a SystemVerilog function: a case over every code, one entry per
+        line.  (One packed literal of a whole table, fg_rom's CONTENTS, is wider than Verilator
+        takes from 2**12 entries; this form reads the same to Verilator, yosys and Vivado at
+        every size up to RTL_MAX_TABLE_BITS.)  Entry k holds code k + min_code
+        (LookupTable.values' order); the last entry is the default, so the case is full."""
+        if name not in self.tables:
+            tin, tout = table.input, table.output
+            first = -(1 << (tin.width - 1)) if tin.signed else 0
+            entries = [{"code": _literal(first + k, tin.width), "value": _literal(int(v), tout.width)}
+                       for k, v in enumerate(table.values)]
+            entries[-1]["code"] = "default"
+            self.tables[name] = {"name": name, "addr_w": tin.width, "data_w": tout.width, "entries": entries}
+        return name
 
     def softmax(self, node: Node, stage: Node, x: list[Elem], out: Tensor, base: str) -> tuple[list[Elem], int]:
         """The emulator's definition over a vector: d = x - max(x) (fg_reduce_tree max),
@@ -734,7 +459,7 @@ class _Builder:
             d = self.m.wire(f"{name}_d", dfmt.width, f"{a} - {b}", "x - max(x), exact",
                             cost={"adders": [(dfmt.width, 0)]})
             code = self.requantize_to(Elem(d, dfmt), exp_table.input, name, "exp_code")
-            es.append(self.rom(code, exp_table, f"{name}_exp"))
+            es.append(self.rom(code, exp_table, f"{name}_exp", f"{base}_exp_table"))
         ef = es[0].fmt
         smax = n * int(exp_table.values.max())
         sfmt = Fmt(max(signed_width(0, smax) - 1, 1), ef.frac, False) if not ef.signed else \
@@ -751,14 +476,15 @@ class _Builder:
             total = Elem(f"{base}_sum", sfmt)
         else:
             total = Elem(self.m.convert(es[0], sfmt, f"{base}_sum"), sfmt)
-        r = self.rom(self.requantize_to(total, inv_table.input, base, "inv_code"), inv_table, f"{base}_inv")
+        r = self.rom(self.requantize_to(total, inv_table.input, base, "inv_code"), inv_table, f"{base}_inv",
+                     f"{base}_inv_table")
         pw = ef.width + r.fmt.width + 1
         pfmt = Fmt(pw, ef.frac + r.fmt.frac, True)
         rw = self.m.wire(f"{base}_r", pw, self.m.fit(r.wire, r.fmt.width, r.fmt.signed, pw))
         result = []
         for i, e in enumerate(es):
             name = f"{base}__{i}"
-            fmt = _fmt_of(out.formats, i)
+            fmt = _fmt_of(out, i)
             if fmt is None:
                 result.append(ZERO)
                 continue
@@ -772,30 +498,34 @@ class _Builder:
             result.append(self.requantize_to(Elem(prod, pfmt), t, name, "y"))
         return result, lat_max + lat_sum
 
-    def sigmoid(self, stage: Node, e: Elem, fmt: Fmt, name: str) -> str:
-        """code = fg_requantize(x) into the table's input type; y = fg_rom[code] (combinational)."""
+    def sigmoid(self, stage: Node, e: Elem, fmt: Fmt, name: str, base: str) -> str:
+        """code = fg_requantize(x) into the table's input type; y = table[code] (combinational)."""
         table = stage.attrs["table"]
-        tin, tout = table.input, table.output
-        src = e if e.wire is not None else Elem("1'b0", Fmt(1, tin.frac_bits, False))
-        code = f"{name}_code"
-        self.m.instance("fg_requantize", f"u_{name}_code",
-                        {"IN_W": src.fmt.width, "IN_F": src.fmt.frac, "IN_SIGNED": int(src.fmt.signed),
-                         "OUT_W": tin.width, "OUT_F": tin.frac_bits, "OUT_SIGNED": int(tin.signed),
-                         "ROUNDING": int(tin.rounding), "OVERFLOW": int(tin.overflow)},
-                        {"in_data": src.wire, "out_data": code}, {"out_data": (code, tin.width)})
-        contents = 0
-        for k, v in enumerate(table.values):
-            contents |= (int(v) & ((1 << tout.width) - 1)) << (k * tout.width)
-        bits = table.values.size * tout.width
-        value = f"{name}_table"
-        inst = f"u_{name}_rom"
-        self.m.instance("fg_rom", inst,
-                        {"ADDR_W": tin.width, "DATA_W": tout.width, "ADDR_SIGNED": int(tin.signed), "REGISTERED": 0,
-                         "CONTENTS": f"{bits}'h{contents:x}"},
-                        {"clk": "clk", "rst": "rst", "in_valid": "1'b1", "in_data": code,
-                         "out_valid": f"{inst}_valid", "out_data": value},
-                        {"out_valid": (f"{inst}_valid", 1), "out_data": (value, tout.width)})
-        return self.m.convert(Elem(value, Fmt(tout.width, tout.frac_bits, tout.signed)), fmt, name)
+        src = e if e.wire is not None else Elem("1'b0", Fmt(1, table.input.frac_bits, False))
+        y = self.rom(self.requantize_to(src, table.input, name, "code"), table, name, f"{base}_table")
+        return self.m.convert(y, fmt, name)
+
+    def leaky_relu(self, node: Node, stage: Node, e: Elem, fmt: Fmt, i: int, xi: int, out: Tensor,
+                   name: str) -> str:
+        """``x >= 0 ? x : alpha * x``, each branch built only where the input's exact bounds
+        reach it: size_widths gives the output the fraction of the branches that can happen
+        (x * alpha's finer bits do not count for an element that is never negative)."""
+        alpha = self.graph.tensor(stage.inputs[1])
+        k, kf = self.const_elements(alpha, out.shape)[i]
+        x_t = self.graph.tensor(stage.inputs[0])
+        lo, hi = (int(b.flat[xi]) for b in x_t.bounds) if x_t.bounds is not None else (-1, 1)
+        negative, positive = e.fmt.signed and lo < 0, hi > 0
+        kept = self.m.product(e, 1, fmt.frac - e.fmt.frac, fmt.width, name) if positive else None
+        if not negative:
+            return kept if kept is not None else self.m.wire(name, fmt.width, _literal(0, fmt.width))
+        if fmt.frac - e.fmt.frac - kf < 0:
+            raise RTLBackendError(f"node {node.name!r}: leaky relu {i} has bits below its fraction")
+        scaled = self.m.product(e, k, fmt.frac - e.fmt.frac - kf, fmt.width, name) if k else \
+            self.m.derived(name, fmt.width, _literal(0, fmt.width))
+        if kept is None:  # never positive: x >= 0 only at 0, where alpha * x is 0 too
+            return scaled
+        return self.m.wire(name, fmt.width, f"{e.wire}[{e.fmt.width - 1}] ? {scaled} : {kept}",
+                           cost={"muxes": [fmt.width]})
 
     def clip(self, node: Node, stage: Node, e: Elem, fmt: Fmt, i: int, out: Tensor, name: str) -> str:
         g = self.graph
@@ -811,9 +541,11 @@ class _Builder:
         xw = Fmt(width, frac, e.fmt.signed)
         x = self.m.convert(e, xw, name)
         in_lo, in_hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if e.fmt.signed else (0, (1 << width) - 1)
-        lo_m, hi_m = max(lo << (frac - lf), in_lo), min(hi << (frac - hf), in_hi)
-        if lo_m > in_hi or hi_m < in_lo or lo_m > hi_m:
-            raise RTLBackendError(f"node {node.name!r}: clip element {i} is a constant; not supported")
+        full_lo, full_hi = lo << (frac - lf), hi << (frac - hf)
+        if full_lo >= in_hi or full_hi <= in_lo or full_lo >= full_hi:
+            # bounds at or beyond the input's whole range (or crossed): one value for every x
+            return self.m.wire(name, fmt.width, _literal(min(max(in_lo, full_lo), full_hi), fmt.width))
+        lo_m, hi_m = max(full_lo, in_lo), min(full_hi, in_hi)
         clipped = f"{name}_clip"
         self.m.instance("fg_clip", f"u_{name}_clip",
                         {"W": width, "SIGNED": int(e.fmt.signed), "LO": f"{_literal(lo_m, width + 1)}",
@@ -866,7 +598,7 @@ class _Builder:
             cfmt = Fmt(port["width"], port["frac"], port["signed"])
             elems = []
             for i in range(port["size"]):
-                fmt = _fmt_of(t.formats, i)
+                fmt = _fmt_of(t, i)
                 if fmt is None:
                     elems.append(ZERO)
                     continue
@@ -876,7 +608,7 @@ class _Builder:
             self.values[name] = elems
             self.ready[name] = 0
         input_items = list(m.items)
-        layers = [self.layer(node) for node in g.nodes]
+        layers = [self.guarded_layer(node) for node in g.nodes]
         latency = max(self.ready[n] for n in g.outputs)
         first = len(m.items)
         for port, name in zip(outputs, g.outputs):
@@ -887,114 +619,6 @@ class _Builder:
         return {"model": self.model, "version": __version__, "source": self.source,
                 "clock_ns": self.options.clock_ns, "levels_per_stage": self.options.levels,
                 "csd_max_digits": self.options.csd_max_digits, "dsp_min_width": self.options.dsp_min_width,
-                "latency": latency, "inputs": inputs, "outputs": outputs, "input_items": input_items,
+                "latency": latency, "inputs": inputs, "outputs": outputs, "tables": list(self.tables.values()),
+                "input_items": input_items,
                 "layers": layers, "output_items": output_items}
-
-
-def rtl_top_name(graph: Graph) -> str:
-    """The generated top module's name (and file name): the HLS top name, unless that is a
-    SystemVerilog keyword."""
-    name = top_name(graph)
-    return f"{name}_top" if name in SV_KEYWORDS else name
-
-
-def rtl_context(graph: Graph, options: RTLOptions, source: dict) -> dict:
-    return _Builder(graph, options, source).build()
-
-
-def check_supported(graph: Graph) -> None:
-    """Raise RTLBackendError naming the first node the RTL backend cannot build."""
-    for node in graph.nodes:
-        for stage in node.stages():
-            if stage.op not in SUPPORTED:
-                raise RTLBackendError(f"node {node.name!r}: the RTL backend has no {stage.op.value} yet; "
-                                      f"compile with --backend hls")
-            if stage.op == Op.SOFTMAX and len(graph.tensor(stage.inputs[0]).shape) != 1:
-                raise RTLBackendError(f"node {node.name!r}: the RTL backend supports softmax over a vector only; "
-                                      f"compile with --backend hls")
-
-
-def parallel_products(graph: Graph) -> int:
-    """Constant products a fully parallel build of the graph has (an upper bound: every weight
-    position of every output element, zeros included); a measure of the RTL's size."""
-    total = 0
-    for node in graph.nodes:
-        for stage in node.stages():
-            if stage.op in (Op.DENSE, Op.CONV):
-                w = graph.tensor(stage.inputs[1])
-                out = graph.tensor(stage.outputs[0])
-                per_output = int(np.prod(w.shape[1:]))
-                total += int(np.prod(out.shape)) * per_output
-    return total
-
-
-PORT_FIELDS = ("name", "onnx", "size", "width", "signed", "type")
-INTERFACES = ("ports", "axis")
-
-
-def schedule(context: dict, axis: dict | None = None) -> dict:
-    """What a simulation needs to know of the generated top(s): ports, latency, II, and with
-    ``axis`` (:func:`axis_context`) the AXI4-Stream top's name, tdata widths and latency."""
-    entry = {"latency_cycles": context["latency"], "ii_cycles": 1, "clock_ns": context["clock_ns"],
-             "levels_per_stage": context["levels_per_stage"], "interface": "axis" if axis else "ports"}
-    if axis:
-        entry["axis"] = {"top": axis["top"], "s_axis_tdata_bits": axis["s"]["tdata_bits"],
-                         "m_axis_tdata_bits": axis["m"]["tdata_bits"], "latency_cycles": axis["latency"],
-                         "fifo_depth": axis["fifo_depth"]}
-    entry.update({
-        "inputs": [{k: p[k] for k in PORT_FIELDS} for p in context["inputs"]],
-        "outputs": [{k: p[k] for k in PORT_FIELDS} for p in context["outputs"]],
-        "layers": [{"name": layer["name"], "onnx": layer["onnx"], "ops": layer["ops"],
-                    "start_cycle": layer["start"], "latency_cycles": layer["latency"]}
-                   for layer in context["layers"]]})
-    return entry
-
-
-def axis_top_name(model: str) -> str:
-    return f"{model}_axis"
-
-
-def _axis_stream(port: dict) -> dict:
-    """One AXI4-Stream side: the core port's packed bits in the low bits of tdata, padded
-    with zeros to whole bytes as AXI4-Stream requires."""
-    tdata_bits = -(-port["bits"] // 8) * 8
-    return {**port, "tdata_bits": tdata_bits, "pad_bits": tdata_bits - port["bits"],
-            "msb": port["bits"] - 1, "tdata_msb": tdata_bits - 1}
-
-
-def axis_context(context: dict) -> dict:
-    """The AXI4-Stream top around the core ``context`` describes: fg_axis_wrapper (rtl/) with
-    LATENCY = the core's latency and FIFO_DEPTH = latency + 2, the depth its header says
-    sustains one beat per clock.  One input and one output tensor only: tdata is one packed
-    port."""
-    if len(context["inputs"]) != 1 or len(context["outputs"]) != 1:
-        names = ", ".join(p["onnx"] for p in context["inputs"]), ", ".join(p["onnx"] for p in context["outputs"])
-        raise RTLBackendError(f"model {context['model']!r} has inputs ({names[0]}) and outputs ({names[1]}); "
-                              f"the AXI4-Stream top takes one input and one output tensor; "
-                              f"compile with --rtl-interface ports")
-    latency = context["latency"]
-    return {"model": context["model"], "top": axis_top_name(context["model"]), "version": context["version"],
-            "source": context["source"], "clock_ns": context["clock_ns"], "core_latency": latency,
-            "latency": latency + 1, "fifo_depth": latency + 2,
-            "s": _axis_stream(context["inputs"][0]), "m": _axis_stream(context["outputs"][0])}
-
-
-def write_rtl_project(graph: Graph, options: RTLOptions, out_dir: Path, source: dict) -> dict:
-    """Render OUT/rtl/<model>.sv, with ``options.interface == "axis"`` also
-    OUT/rtl/<model>_axis.sv, and schedule.json; returns the core's context."""
-    check_supported(graph)
-    context = rtl_context(graph, options, source)
-    axis = axis_context(context) if options.interface == "axis" else None
-    env = template_environment(TEMPLATES)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{context['model']}.sv").write_text(env.get_template("model.sv.j2").render(**context))
-    if axis:
-        (out_dir / f"{axis['top']}.sv").write_text(env.get_template("axis.sv.j2").render(**axis))
-    (out_dir / "schedule.json").write_text(json.dumps(schedule(context, axis), indent=2) + "\n")
-    return context
-
-
-def rtl_sources(rtl_dir: Path, model: str, axis: bool = False) -> list[Path]:
-    """The generated top (with ``axis``: and its AXI4-Stream top) and the library modules."""
-    tops = [rtl_dir / f"{model}.sv", *([rtl_dir / f"{axis_top_name(model)}.sv"] if axis else [])]
-    return [*sorted(LIBRARY.glob("*.sv")), *tops]

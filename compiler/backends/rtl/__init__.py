@@ -1,0 +1,130 @@
+"""RTL backend: the final IR -> one fully parallel, pipelined SystemVerilog top (II = 1).
+
+The backend decides nothing numeric: every element of every tensor is a wire exactly as wide
+as its own format (``tensor.formats``, per element; pruned elements are the constant 0 and
+get no wire), and values change only where the IR says so (REQUANTIZE through
+``rtl/fg_requantize.sv``, with each element's own parameters).  Everything else is exact
+integer arithmetic.  A sum whose exact result fits ``W`` bits is computed modulo ``2**W``
+(two's complement wrap-around cancels), so every term and adder is at most as wide as the
+result it feeds (the terms of one sum share one width, the widest term's capped at the
+sum's, as fg_adder_tree adds N values of one width).  Templates in templates/rtl/ lay out
+the context this package builds (builder.py); the expressions themselves come from the small
+emitter (emitter.py, :class:`_Module`), the one place that knows Verilog bit slicing.
+
+Ports: ``clk``, ``rst`` (synchronous, active high, clears the valid pipeline only),
+``in_valid``, one packed port per model input (element ``i`` at ``[i*W +: W]``, ``W`` the
+tensor's container width from :func:`compiler.backends.hls.container`, mantissa at the
+container's fraction: what csim's tb_data holds), ``out_valid``, one packed port per output.
+
+Constant multiplication rule.  A product ``x * c`` by a weight mantissa ``c`` (trailing zero
+bits of ``c`` become part of the shift to the accumulator's fraction) is
+* nothing when ``c == 0`` (the term is dropped from the sum),
+* a shift (and a negation) when ``|c|`` is a power of two,
+* canonical signed digit (CSD) shift-and-add when ``c`` has at most ``csd_max_digits``
+  (BuildConfig ``rtl_csd_max_digits``, default 3: at most two adders) non-zero CSD digits
+  and ``width(x) + bits(|c|) + 1 <= dsp_min_width`` (``rtl_dsp_min_width``, default 28),
+* else a plain ``*`` (a DSP or a LUT multiplier, the synthesis tool's choice).
+
+Pipelining rule (the schedule, also written to ``OUT/rtl/schedule.json``).  Products are
+combinational; each output element's sum (DENSE, CONV, AVGPOOL: window sum times the
+reciprocal is the sum of the products) is an ``fg_adder_tree``, and each MAXPOOL output an
+``fg_reduce_tree`` max, with a register after every ``levels_per_stage`` tree levels
+(``levels_per_stage = max(1, floor(clock_ns / 1.25))`` by default: one level of a few-bit to
+~20-bit adder is about 1.25 ns with routing on a 7-series/UltraScale part).  Elements with
+shallower trees are delayed (``fg_pipe``) to the deepest tree of their layer.  SOFTMAX (over
+a vector) is a max tree then a sum tree, each by the same rule.  Epilogue stages (relu,
+clip, requantize, sigmoid table, ...) are combinational, and every layer (fused node) ends
+in one register.  Layers that only move values (reshape, transpose, concat) are wires and
+take no cycle.  So a layer's latency is ``T + 1`` with ``T = ceil(clog2(N) / levels_per_stage)``
+for its widest tree of N inputs (``T = 0`` without a tree); a tensor's ready cycle is its
+layer's start (the latest ready cycle of its inputs; earlier inputs are delayed) plus that
+latency, and the model's latency is the latest output's ready cycle.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ...ir import Graph, Op
+from ..hls import template_environment
+from .builder import _Builder
+from .emitter import Elem, Fmt, csd, signed_width
+from .interface import INTERFACES, PORT_FIELDS, axis_context, axis_top_name, schedule
+from .options import (RTL_MAX_TABLE_BITS, SUPPORTED, SV_KEYWORDS, WIRING, RTLBackendError, RTLOptions,
+                      rtl_top_name)
+
+__all__ = ["INTERFACES", "LIBRARY", "PORT_FIELDS", "RTL_MAX_TABLE_BITS", "SUPPORTED", "SV_KEYWORDS", "TEMPLATES",
+           "WIRING", "Elem", "Fmt", "RTLBackendError", "RTLOptions", "axis_context", "axis_top_name",
+           "check_supported", "csd", "parallel_products", "rtl_context", "rtl_sources", "rtl_top_name",
+           "schedule", "signed_width", "write_rtl_project"]
+
+TEMPLATES = Path(__file__).resolve().parents[3] / "templates" / "rtl"
+LIBRARY = Path(__file__).resolve().parents[3] / "rtl"
+
+
+def rtl_context(graph: Graph, options: RTLOptions, source: dict) -> dict:
+    return _Builder(graph, options, source).build()
+
+
+def check_supported(graph: Graph) -> None:
+    """Raise RTLBackendError naming the first node the RTL backend cannot build."""
+    for node in graph.nodes:
+        for stage in node.stages():
+            if stage.op not in SUPPORTED:
+                raise RTLBackendError(f"node {node.name!r}: the RTL backend has no {stage.op.value} yet; "
+                                      f"compile with --backend hls")
+            if stage.op == Op.SOFTMAX and len(graph.tensor(stage.inputs[0]).shape) != 1:
+                raise RTLBackendError(f"node {node.name!r}: the RTL backend supports softmax over a vector only; "
+                                      f"compile with --backend hls")
+            tables = {Op.SIGMOID: [("table", "sigmoid_input")],
+                      Op.SOFTMAX: [("exp_table", "exp_input"), ("inv_table", "inv_bits")]}.get(stage.op, [])
+            for attr, key in tables:
+                bits = stage.attrs[attr].input.width
+                if bits > RTL_MAX_TABLE_BITS:
+                    raise RTLBackendError(
+                        f"node {node.name!r}: its look-up table has 2**{bits} entries (plan 'tables' setting "
+                        f"{key!r}: {bits} bits); the RTL backend writes tables of at most 2**{RTL_MAX_TABLE_BITS} "
+                        f"entries, one line each; use at most {RTL_MAX_TABLE_BITS} bits there, "
+                        f"or compile with --backend hls")
+
+
+def parallel_products(graph: Graph) -> int:
+    """Constant products a fully parallel build of the graph has (an upper bound: every weight
+    position of every output element, zeros included); a measure of the RTL's size."""
+    total = 0
+    for node in graph.nodes:
+        for stage in node.stages():
+            if stage.op in (Op.DENSE, Op.CONV):
+                w = graph.tensor(stage.inputs[1])
+                out = graph.tensor(stage.outputs[0])
+                per_output = int(np.prod(w.shape[1:]))
+                total += int(np.prod(out.shape)) * per_output
+    return total
+
+
+def write_rtl_project(graph: Graph, options: RTLOptions, out_dir: Path, source: dict,
+                      context: dict | None = None) -> dict:
+    """Render OUT/rtl/<model>.sv, with ``options.interface == "axis"`` also
+    OUT/rtl/<model>_axis.sv, and schedule.json; returns the core's context (``context``: the
+    one :func:`rtl_context` built already for these arguments, as compile does to find any
+    RTLBackendError before it writes a folder)."""
+    if context is None:
+        check_supported(graph)
+        context = rtl_context(graph, options, source)
+    axis = axis_context(context) if options.interface == "axis" else None
+    env = template_environment(TEMPLATES)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{context['model']}.sv").write_text(env.get_template("model.sv.j2").render(**context))
+    if axis:
+        (out_dir / f"{axis['top']}.sv").write_text(env.get_template("axis.sv.j2").render(**axis))
+    (out_dir / "schedule.json").write_text(json.dumps(schedule(context, axis), indent=2) + "\n")
+    return context
+
+
+def rtl_sources(rtl_dir: Path, model: str, axis: bool = False) -> list[Path]:
+    """The generated top (with ``axis``: and its AXI4-Stream top) and the library modules."""
+    tops = [rtl_dir / f"{model}.sv", *([rtl_dir / f"{axis_top_name(model)}.sv"] if axis else [])]
+    return [*sorted(LIBRARY.glob("*.sv")), *tops]
