@@ -54,7 +54,8 @@ from .. import __version__
 from ..errors import UserError
 from ..fixed import Formats
 from ..ir import Graph, Node, Op, Tensor
-from .hls import Names, container, template_environment, top_name
+from ..names import SV_RESERVED, Names
+from .hls import container, template_environment, top_name
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "rtl"
 LIBRARY = Path(__file__).resolve().parents[2] / "rtl"
@@ -62,24 +63,6 @@ SUPPORTED = frozenset({Op.DENSE, Op.CONV, Op.AVGPOOL, Op.MAXPOOL, Op.SIGMOID, Op
                        Op.CLIP, Op.REQUANTIZE, Op.ADD, Op.MUL,
                        Op.RESHAPE, Op.TRANSPOSE, Op.CONCAT})
 WIRING = frozenset({Op.RESHAPE, Op.TRANSPOSE, Op.CONCAT})
-SV_KEYWORDS = frozenset("""accept_on alias always always_comb always_ff always_latch and assert assign assume automatic
-before begin bind bins binsof bit break buf bufif0 bufif1 byte case casex casez cell chandle checker class clocking cmos
-config const constraint context continue cover covergroup coverpoint cross deassign default defparam design disable dist
-do edge else end endcase endchecker endclass endclocking endconfig endfunction endgenerate endgroup endinterface
-endmodule endpackage endprimitive endprogram endproperty endspecify endsequence endtable endtask enum event eventually
-expect export extends extern final first_match for force foreach forever fork forkjoin function generate genvar global
-highz0 highz1 if iff ifnone ignore_bins illegal_bins implements implies import incdir include initial inout input inside
-instance int integer interconnect interface intersect join join_any join_none large let liblist library local
-localparam logic longint macromodule matches medium modport module nand negedge nettype new nexttime nmos nor
-noshowcancelled not notif0 notif1 null or output package packed parameter pmos posedge primitive priority program
-property protected pull0 pull1 pulldown pullup pulsestyle_ondetect pulsestyle_onevent pure rand randc randcase
-randsequence rcmos real realtime ref reg reject_on release repeat restrict return rnmos rpmos rtran rtranif0 rtranif1
-s_always s_eventually s_nexttime s_until s_until_with scalared sequence shortint shortreal showcancelled signed small
-soft solve specify specparam static string strong strong0 strong1 struct super supply0 supply1 sync_accept_on
-sync_reject_on table tagged task this throughout time timeprecision timeunit tran tranif0 tranif1 tri tri0 tri1 triand
-trior trireg type typedef union unique unique0 unsigned until until_with untyped use uwire var vectored virtual void
-wait wait_order wand weak weak0 weak1 while wildcard wire with within wor xnor xor
-clk rst in_valid out_valid""".split())
 
 
 class RTLBackendError(UserError):
@@ -318,7 +301,7 @@ class _Builder:
         self.options = options
         self.source = source
         self.model = rtl_top_name(graph)
-        self.names = Names(reserved=SV_KEYWORDS | {self.model})
+        self.names = Names(reserved=SV_RESERVED | {self.model})
         self.m = _Module(options)
         self.values: dict[str, list[Elem]] = {}  # tensor -> elements
         self.ready: dict[str, int] = {}  # tensor -> cycle its values are valid
@@ -888,14 +871,14 @@ class _Builder:
                 "clock_ns": self.options.clock_ns, "levels_per_stage": self.options.levels,
                 "csd_max_digits": self.options.csd_max_digits, "dsp_min_width": self.options.dsp_min_width,
                 "latency": latency, "inputs": inputs, "outputs": outputs, "input_items": input_items,
-                "layers": layers, "output_items": output_items}
+                "layers": layers, "output_items": output_items, "names": dict(self.names.map)}
 
 
 def rtl_top_name(graph: Graph) -> str:
     """The generated top module's name (and file name): the HLS top name, unless that is a
-    SystemVerilog keyword."""
+    SystemVerilog keyword or a library module's name."""
     name = top_name(graph)
-    return f"{name}_top" if name in SV_KEYWORDS else name
+    return f"{name}_top" if name in SV_RESERVED else name
 
 
 def rtl_context(graph: Graph, options: RTLOptions, source: dict) -> dict:

@@ -1,0 +1,223 @@
+"""Names in generated code (compiler/names.py) and values that reach Tcl (issue 11).
+
+ONNX names that are keywords of C++ or SystemVerilog, names our generated code or libraries
+use, unicode, digits first, 1,000+ characters, names that collide once sanitised, quotes,
+backticks, backslashes, newlines and comment ends: the design compiles, csim and Verilator
+sim are bit-exact, two compiles write the same bytes, and report.json maps every name.
+``--part`` accepts part names only, and whatever reaches Tcl substitutes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from compiler.cli import main
+from compiler.names import (CPP_RESERVED, MAX_IDENTIFIER, SV_RESERVED, Names, c_string, comment, identifier,
+                            tcl_word)
+from compiler.project import compile_model
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD_ROOT = ROOT / "build" / "rtl_sim"
+RNG = np.random.default_rng(7)
+
+LONG = "very/long/" + "name" * 300  # 1,210 characters
+IN_A = "int"
+IN_B = 'módulo"`in\\'  # unicode, quote, backtick, backslash
+OUT = 'out"put`*/\n// end'  # quote, backtick, a comment end and a newline in an output name
+HOSTILE = {IN_A, IN_B, OUT, LONG}
+
+
+def _const(name: str, value) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.asarray(value, dtype=np.float32), name)
+
+
+def _hostile_model(path: Path) -> Path:
+    """int + módulo -> Gemm -> Relu -> * const -> + const -> two outputs; every name hostile."""
+    nodes = [
+        helper.make_node("Add", [IN_A, IN_B], ["row"], name="logic"),  # row: the dense kernel's loop variable
+        helper.make_node("Gemm", ["row", "class", "1bias"], ["always"], name="return", transB=1),
+        helper.make_node("Relu", ["always"], [LONG], name="*/ evil\nnode ?" + "?/"),
+        helper.make_node("Mul", [LONG, "a.b"], ["a-b"], name="module"),  # a.b, a-b: both a_b once sanitised
+        helper.make_node("Add", ["a-b", "w_mantissas"], [OUT], name="u_valid"),
+        helper.make_node("Mul", [LONG, "w"], ["`define"], name="clk"),  # w beside w_mantissas
+    ]
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 4]) for n in (IN_A, IN_B)]
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 3]) for n in (OUT, "`define")]
+    inits = [_const("class", RNG.normal(size=(3, 4))), _const("1bias", RNG.normal(size=3)),
+             _const("a.b", [0.75, -1.5, 1.25]), _const("w_mantissas", [0.5, -0.25, 1.0]),
+             _const("w", [1.25, 1.5, -0.5])]
+    graph = helper.make_graph(nodes, "main_graph", inputs, outputs, inits)  # generic: named after the file
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return path
+
+
+def _plan(path: Path, tensors=None) -> Path:
+    path.write_text(json.dumps({"defaults": {"input": "fixed<8,3,RND_CONV,SAT>", "weight": "fixed<6,2,RND_CONV,SAT>",
+                                             "bias": "fixed<8,3,RND_CONV,SAT>", "activation": None},
+                                "tensors": {OUT: "fixed<9,4,RND,SAT>"} if tensors is None else tensors}))
+    return path
+
+
+def _generated(out: Path) -> dict[str, bytes]:
+    """Every generated file of an output folder (not the simulators' work)."""
+    skip = {"csim_build", "sim", "sim_build", "tb_data"}
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and not skip & set(p.relative_to(out).parts) and p.name != "report.json"}
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hostile")
+    model, plan = _hostile_model(folder / "class.onnx"), _plan(folder / "plan.json")
+    out = folder / "out"
+    assert main(["compile", str(model), "--plan", str(plan), "-o", str(out), "--backend", "hls,rtl"]) == 0
+    return folder, out
+
+
+# --- the rules ------------------------------------------------------------------------------
+
+
+def test_identifiers_are_ascii_short_and_not_keywords():
+    assert identifier("fc1_Gemm_output_0") == "fc1_Gemm_output_0"  # valid names unchanged
+    assert identifier("/fc1/Gemm_output_0") == "fc1_Gemm_output_0"
+    assert identifier("módulo") == "m_dulo"
+    assert identifier("1x") == "t_1x"
+    assert identifier("a__b") == "a_b"  # the RTL joins base__index
+    assert identifier("") == identifier("***") == "t"
+    long = identifier(LONG)
+    assert len(long) == MAX_IDENTIFIER and long.startswith("very_long_name") and long == identifier(LONG)
+    assert identifier(LONG + "x") != long  # the hash tells long names apart
+    names = Names(reserved=CPP_RESERVED)
+    assert [names(n) for n in ("int", "a.b", "a-b", "A_B", "row", "int")] == ["int_2", "a_b", "a_b_2", "A_B_3",
+                                                                          "row_2", "int_2"]
+    sv = Names(reserved=SV_RESERVED)
+    assert [sv(n) for n in ("module", "logic", "clk", "fg_relu", "x")] == ["module_2", "logic_2", "clk_2",
+                                                                          "fg_relu_2", "x"]
+
+
+def test_companion_and_derived_names_never_collide():
+    names = Names(companions=("_mantissas",))
+    assert names("w_mantissas") == "w_mantissas"
+    assert names("w") == "w_2"  # w's own w_mantissas array would be the tensor w_mantissas
+    assert names.derived("x_t") == "x_t" and names("x_t") == "x_t_2"
+
+
+@pytest.mark.parametrize("text", ["plain text: fc1 (Gemm)", 'a"b`c\\', "*/ x /* ??/", "line\nbreak\r\x00",
+                                  "módulo ünïcode 😀"])
+def test_comment_text_is_one_safe_line(text):
+    safe = comment(text)
+    assert safe.isascii() and safe.isprintable() and "*/" not in safe and "??" not in safe
+    assert "`" not in safe and not safe.endswith("\\") and "\\\\" not in safe
+    if text.startswith("plain"):
+        assert safe == text
+
+
+def test_c_strings_and_tcl_words_round_trip():
+    text = 'módulo"`in\\ ?? [exec touch X] ${y} {z}\n'
+    assert c_string("plain") == "plain"
+    assert c_string(text).isascii() and '"' not in c_string(text) and "??" not in c_string(text)
+    tclsh = shutil.which("tclsh")
+    assert tclsh, "tclsh is installed with the tools (Debian: tcl8.6)"
+    script = f'puts -nonewline [string equal "{tcl_word(text)}" {tcl_word(text)}]\n' \
+             f'puts -nonewline [expr {{[string length {tcl_word(text)}] == {len(text)}}}]\n'
+    proc = subprocess.run([tclsh], input=script, capture_output=True, text=True, cwd="/tmp")
+    assert proc.stdout == "11", proc.stderr
+    assert tcl_word("xczu9eg-ffvb1156-2-e") == "xczu9eg-ffvb1156-2-e"
+
+
+# --- the hostile model end to end ---------------------------------------------------------
+
+
+def test_hostile_names_csim_bit_exact(hostile):
+    _, out = hostile
+    assert main(["csim", str(out), "--vectors", "200"]) == 0
+    report = json.loads((out / "report.json").read_text())["csim"]
+    assert report["mismatches"] == 0 and report["vectors"] > 200
+
+
+def test_hostile_names_rtl_sim_bit_exact(hostile, monkeypatch):
+    _, out = hostile
+    monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", str(BUILD_ROOT))
+    assert main(["sim", str(out), "--vectors", "100"]) == 0
+    report = json.loads((out / "report.json").read_text())["sim"]
+    assert report["mismatches"] == 0 and report["vectors"] > 100
+
+
+def test_a_wrong_expected_value_is_reported_with_the_hostile_output_name(hostile, tmp_path):
+    """The testbench's message quotes the output's ONNX name in a C string: it compiles and
+    prints the name (octal escapes of its bytes), and a wrong bit is still caught."""
+    _, out = hostile
+    hls = out / "hls"
+    binary = next((hls / "csim_build").glob("*_csim"))
+    data = tmp_path / "tb_data"
+    shutil.copytree(hls / "tb_data", data)
+    lines = (data / "expected.txt").read_text().splitlines()
+    first = lines[0].split()
+    first[0] = str(int(first[0]) + 1)
+    (data / "expected.txt").write_text("\n".join([" ".join(first), *lines[1:]]) + "\n")
+    proc = subprocess.run([str(binary), str(data)], capture_output=True, text=True)
+    assert proc.returncode == 1 and "1 mismatches" in proc.stdout
+    assert f"output {OUT}[0] expected" in proc.stdout
+
+
+def test_generated_files_named_and_sized(hostile):
+    _, out = hostile
+    files = _generated(out)
+    assert "hls/firmware/class_2.cpp" in files and "rtl/class_2.sv" in files  # class.onnx: C++ keyword
+    assert all(len(Path(f).name) <= MAX_IDENTIFIER + 20 for f in files)
+    assert all(f.isascii() for f in files)
+    header = files["hls/firmware/class_2.h"].decode()
+    assert "const in_t in_2[4]" not in header and "int_2[4]" in header and "void class_2(" in header
+
+
+def test_two_compiles_write_identical_files(hostile, tmp_path):
+    folder, out = hostile
+    again = tmp_path / "again"
+    assert main(["compile", str(folder / "class.onnx"), "--plan", str(folder / "plan.json"), "-o", str(again),
+                 "--backend", "hls,rtl"]) == 0
+    first, second = _generated(out), _generated(again)
+    for name in ("config.json", "ir.pkl"):  # they hold the output folder's path
+        first.pop(name), second.pop(name)
+    assert first.keys() == second.keys() and first == second
+    assert json.loads((out / "report.json").read_text())["names"] == \
+        json.loads((again / "report.json").read_text())["names"]
+
+
+def test_report_maps_every_name(hostile):
+    _, out = hostile
+    names = json.loads((out / "report.json").read_text())["names"]
+    assert names["model"]["cpp"] == names["model"]["verilog"] == "class_2"
+    assert "hls/firmware/class_2.cpp" in names["model"]["files"]
+    tensors = names["tensors"]
+    assert {"onnx": IN_A, "cpp": "int_2", "verilog": "int_2"}.items() <= tensors[IN_A].items()
+    assert tensors["a.b"]["cpp"] != tensors["a-b"]["cpp"]
+    assert tensors["w"]["cpp"] == "w_2" and tensors["w"]["file"] == "hls/firmware/weights/w_2.h"
+    assert tensors["w_mantissas"]["cpp"] == "w_mantissas"
+    assert len(tensors[LONG]["cpp"]) == MAX_IDENTIFIER
+    for entry in tensors.values():  # every identifier is plain ASCII, in both languages
+        assert all(identifier(v) == v for k, v in entry.items() if k in ("cpp", "verilog"))
+    assert names["layers"]["return"]["cpp"] == "return_2"
+
+
+def test_long_unicode_graph_name(tmp_path):
+    """A 1,000+ character graph name (the top function, the files, the folders) was "File name
+    too long"; a unicode one crashed sim."""
+    nodes = [helper.make_node("Relu", ["x"], ["y"], name="act")]
+    graph = helper.make_graph(nodes, "ñ" * 1100, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])])
+    model = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), model)
+    project = compile_model(model, _plan(tmp_path / "plan.json", {}), tmp_path / "out", backends=("hls", "rtl"))
+    top = json.loads((tmp_path / "out" / "report.json").read_text())["names"]["model"]["cpp"]
+    assert project.graph.name == "ñ" * 1100 and top.isascii() and len(top) <= MAX_IDENTIFIER
+    assert (tmp_path / "out" / "hls" / "firmware" / f"{top}.cpp").is_file()
+    assert (tmp_path / "out" / "rtl" / f"{top}.sv").is_file()
+    assert main(["csim", str(tmp_path / "out"), "--vectors", "20"]) == 0
