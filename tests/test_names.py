@@ -19,10 +19,13 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from compiler.backends.hls import HLSOptions, write_hls_project
 from compiler.cli import main
+from compiler.errors import UserError
 from compiler.names import (CPP_RESERVED, MAX_IDENTIFIER, SV_RESERVED, Names, c_string, comment, identifier,
                             tcl_word)
 from compiler.project import compile_model
+from compiler.targets import BOARDS, PARTS, check_part, resolve_part
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_ROOT = ROOT / "build" / "rtl_sim"
@@ -221,3 +224,67 @@ def test_long_unicode_graph_name(tmp_path):
     assert (tmp_path / "out" / "hls" / "firmware" / f"{top}.cpp").is_file()
     assert (tmp_path / "out" / "rtl" / f"{top}.sv").is_file()
     assert main(["csim", str(tmp_path / "out"), "--vectors", "20"]) == 0
+
+
+# --- Tcl ------------------------------------------------------------------------------------
+
+TCL_STUBS = """
+set calls {}
+foreach cmd {open_project set_top add_files open_solution set_part create_clock config_array_partition
+             csim_design csynth_design cosim_design export_design read_verilog synth_design get_ports
+             report_utilization report_timing_summary} {
+    proc $cmd args "lappend ::calls \\[list $cmd {*}\\$args\\]"
+}
+proc glob args { return {} }
+proc exec args { error "exec called: $args" }
+rename exit real_exit
+proc exit args { foreach c $::calls { puts "[lindex $c 0]=[join [lrange $c 1 end] |]" }; real_exit 0 }
+set argv {}
+"""
+
+
+def _source(tcl: Path) -> str:
+    """Source ``tcl`` in tclsh with the vendor commands stubbed; what the stubs were given."""
+    proc = subprocess.run(["tclsh"], input=TCL_STUBS + f"cd {{{tcl.parent}}}\nsource {tcl.name}\nexit\n",
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.parametrize("part", ["xc7z020[exec touch PWNED]", "xc7z020clg400-1; touch PWNED", "$env(HOME)",
+                                  "xc7z020clg400-1\nexec touch PWNED", "", "xc7z020", "pynq-z3"])
+def test_part_injection_exits_2(part, tmp_path, capsys):
+    folder = tmp_path
+    model = _hostile_model(folder / "m.onnx")
+    out = folder / "out"
+    code = main(["compile", str(model), "--plan", str(_plan(folder / "plan.json")), "-o", str(out),
+                 "--part", part])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "Traceback" not in err
+    assert "--part" in err and "part name" in err
+    assert not out.exists()
+
+
+def test_part_names_and_presets():
+    for part in [*PARTS, "xc7a35ticsg324-1L", "xcvc1902-vsva2197-2MP-e-S", "xcku040-ffva1156-2-e"]:
+        assert check_part(part) == part == resolve_part(None, part)
+    assert resolve_part(None, "ZCU102") == BOARDS["zcu102"]
+    with pytest.raises(UserError, match="not a Xilinx part name"):
+        check_part("xczu9eg-ffvb1156-2-e]")
+
+
+def test_tcl_scripts_source_safely(tmp_path, hostile):
+    """A valid part reaches set_part as one word; a hostile one (bypassing --part's check, as
+    the library API could) is still one word and runs nothing; and a model file whose name
+    holds a newline and a command stays in its comment line."""
+    folder, out = hostile
+    calls = _source(out / "hls" / "build_prj.tcl")
+    assert "set_part=xcvu9p-flga2104-2L-e\n" in calls and "set_top=class_2\n" in calls
+    project = compile_model(folder / "class.onnx", folder / "plan.json", backends=("hls",))
+    evil = "xc7[exec touch PWNED] $env(HOME) {\n"
+    source = {"model": "m\n[exec touch PWNED]\nexec touch PWNED\n.onnx", "plan": "p\\\nexec touch PWNED"}
+    write_hls_project(project.graph, HLSOptions(part=evil), tmp_path / "hls", source)
+    for script in ("build_prj.tcl", "vivado_synth.tcl"):
+        calls = _source(tmp_path / "hls" / script)
+        assert not (tmp_path / "hls" / "PWNED").exists()
+        assert f"={evil}" in calls or f"|{evil}|" in calls  # the part, verbatim, one word
