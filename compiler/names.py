@@ -61,6 +61,7 @@ wait wait_order wand weak weak0 weak1 while wildcard wire with within wor xnor x
 # would clash with it).
 SV_RESERVED = SV_KEYWORDS | frozenset("""clk rst in_valid out_valid fg_adder_tree fg_avgpool fg_axis_wrapper fg_clip
 fg_maxpool fg_pipe fg_reduce_tree fg_relu fg_requantize fg_rom u_valid valid_pipe_data""".split())
+SV_PREFIXES = ("u_",)  # instances are u_<wire's name>...
 
 
 def identifier(name: str) -> str:
@@ -82,13 +83,16 @@ class Names:
     ``reserved``: names never given (keywords, library names), compared exactly.  Names
     given are unique ignoring case.  ``companions``: suffixes the generated code appends to
     a name by itself (``NAME_mantissas`` of FINEGRAIN_CONSTANT): a name is given only when
-    it and its companions are all free.
+    it and its companions are all free.  ``prefixes``: what the generated code puts in front
+    of names by itself (the RTL's instance ``u_X__0_relu`` beside its wire ``X__0_relu``): a
+    name starting so gets ``t_`` in front.
     """
 
-    def __init__(self, reserved=(), companions=()):
+    def __init__(self, reserved=(), companions=(), prefixes=()):
         self.map: dict[str, str] = {}
         self.reserved = frozenset(reserved)
         self.companions = tuple(companions)
+        self.prefixes = tuple(prefixes)  # names starting so get t_ in front
         self.taken: set[str] = set()  # lower case
 
     def _free(self, ident: str) -> bool:
@@ -106,7 +110,8 @@ class Names:
     def __call__(self, name: str) -> str:
         """The identifier of the IR name ``name`` (the same one every time)."""
         if name not in self.map:
-            self.map[name] = self._claim(identifier(name))
+            ident = identifier(name)
+            self.map[name] = self._claim(f"t_{ident}" if ident.startswith(self.prefixes) else ident)
         return self.map[name]
 
     def derived(self, ident: str) -> str:

@@ -51,9 +51,14 @@ def _hostile_model(path: Path) -> Path:
         helper.make_node("Mul", [LONG, "a.b"], ["a-b"], name="module"),  # a.b, a-b: both a_b once sanitised
         helper.make_node("Add", ["a-b", "w_mantissas"], [OUT], name="u_valid"),
         helper.make_node("Mul", [LONG, "w"], ["`define"], name="clk"),  # w beside w_mantissas
+        # the RTL names r's relu instance u_r__0_relu, u_r's relu output wire too
+        helper.make_node("Relu", [IN_A], ["r"], name="relu_r"),
+        helper.make_node("Relu", [IN_A], ["u_r"], name="relu_u_r"),
+        helper.make_node("Add", ["r", "u_r"], ["inputs"], name="main"),  # the testbench's inputs stream
     ]
     inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 4]) for n in (IN_A, IN_B)]
-    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 3]) for n in (OUT, "`define")]
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 3]) for n in (OUT, "`define")] + \
+        [helper.make_tensor_value_info("inputs", TensorProto.FLOAT, ["N", 4])]
     inits = [_const("class", RNG.normal(size=(3, 4))), _const("1bias", RNG.normal(size=3)),
              _const("a.b", [0.75, -1.5, 1.25]), _const("w_mantissas", [0.5, -0.25, 1.0]),
              _const("w", [1.25, 1.5, -0.5])]
@@ -208,6 +213,8 @@ def test_report_maps_every_name(hostile):
     for entry in tensors.values():  # every identifier is plain ASCII, in both languages
         assert all(identifier(v) == v for k, v in entry.items() if k in ("cpp", "verilog"))
     assert names["layers"]["return"]["cpp"] == "return_2"
+    assert tensors["u_r"]["verilog"] == "t_u_r" and tensors["u_r"]["cpp"] == "u_r"
+    assert tensors["inputs"]["cpp"] == "inputs_2" and tensors["inputs"]["verilog"] == "inputs"
 
 
 def test_long_unicode_graph_name(tmp_path):

@@ -54,7 +54,7 @@ from .. import __version__
 from ..errors import UserError
 from ..fixed import Formats
 from ..ir import Graph, Node, Op, Tensor
-from ..names import SV_RESERVED, Names
+from ..names import SV_PREFIXES, SV_RESERVED, Names
 from .hls import container, template_environment, top_name
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "rtl"
@@ -301,7 +301,7 @@ class _Builder:
         self.options = options
         self.source = source
         self.model = rtl_top_name(graph)
-        self.names = Names(reserved=SV_RESERVED | {self.model})
+        self.names = Names(reserved=SV_RESERVED | {self.model}, prefixes=SV_PREFIXES)
         self.m = _Module(options)
         self.values: dict[str, list[Elem]] = {}  # tensor -> elements
         self.ready: dict[str, int] = {}  # tensor -> cycle its values are valid
