@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 
 MAX_IDENTIFIER = 64
 
@@ -33,11 +34,16 @@ template this thread_local throw true try typedef typeid typename union unsigned
 while xor xor_eq final override import module""".split())
 
 # Names the generated C++ and the headers it includes already use: namespaces, types, macros,
-# the testbench's and the kernels' locals, and the file names beside the constants' files.
+# the testbench's and the kernels' locals, the file names beside the constants' files, and
+# every macro and global type of the headers (cpp_globals.txt).
 CPP_RESERVED = CPP_KEYWORDS | frozenset("""finegrain std main ap_fixed ap_ufixed ap_int ap_uint ap_fixed_base
 ap_int_base ap_private ap_q_mode ap_o_mode size_t NULL EOF assert errno int8_t int16_t int32_t int64_t uint8_t
 uint16_t uint32_t uint64_t argc argv dir inputs expected in_line out_line vectors mismatches in want token got i j k
-row MAX_REPORTED FINEGRAIN_CONSTANT defines parameters""".split())
+row MAX_REPORTED FINEGRAIN_CONSTANT defines parameters""".split()) | frozenset(
+    line for line in (Path(__file__).with_name("cpp_globals.txt").read_text().split("\n"))
+    if line and not line.startswith("#"))
+# a top function named finegrain_conv would share its header guard with finegrain/conv.h
+CPP_TOP_PREFIXES = ("finegrain_",)
 
 SV_KEYWORDS = frozenset("""accept_on alias always always_comb always_ff always_latch and assert assign assume automatic
 before begin bind bins binsof bit break buf bufif0 bufif1 byte case casex casez cell chandle checker class clocking cmos
@@ -111,7 +117,7 @@ class Names:
         """The identifier of the IR name ``name`` (the same one every time)."""
         if name not in self.map:
             ident = identifier(name)
-            self.map[name] = self._claim(f"t_{ident}" if ident.startswith(self.prefixes) else ident)
+            self.map[name] = self._claim(f"t_{ident}" if ident.lower().startswith(self.prefixes) else ident)
         return self.map[name]
 
     def derived(self, ident: str) -> str:

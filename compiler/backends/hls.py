@@ -25,7 +25,7 @@ from .. import __version__
 from ..errors import UserError
 from ..fixed import FixedType, Formats, Overflow, Rounding, rescale
 from ..ir import Graph, LookupTable, Node, Op, Tensor
-from ..names import CPP_RESERVED, FILTERS, Names
+from ..names import CPP_RESERVED, CPP_TOP_PREFIXES, FILTERS, Names
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "hls"
 LIBRARY = TEMPLATES / "finegrain"
@@ -403,7 +403,7 @@ def _window_sum_type(x: Tensor, window: int) -> FixedType:
 
 def top_name(graph: Graph) -> str:
     """The C name of the top function (and of the generated files)."""
-    return Names(reserved=CPP_RESERVED)(graph.name)
+    return Names(reserved=CPP_RESERVED, prefixes=CPP_TOP_PREFIXES)(graph.name)
 
 
 def hls_context(graph: Graph, options: HLSOptions, source: dict) -> dict:
