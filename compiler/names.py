@@ -39,11 +39,13 @@ while xor xor_eq final override import module""".split())
 CPP_RESERVED = CPP_KEYWORDS | frozenset("""finegrain std main ap_fixed ap_ufixed ap_int ap_uint ap_fixed_base
 ap_int_base ap_private ap_q_mode ap_o_mode size_t NULL EOF assert errno int8_t int16_t int32_t int64_t uint8_t
 uint16_t uint32_t uint64_t argc argv dir inputs expected in_line out_line vectors mismatches in want token got i j k
-row MAX_REPORTED FINEGRAIN_CONSTANT defines parameters""".split()) | frozenset(
+row MAX_REPORTED FINEGRAIN_CONSTANT""".split()) | frozenset(
     line for line in (Path(__file__).with_name("cpp_globals.txt").read_text().split("\n"))
     if line and not line.startswith("#"))
 # a top function named finegrain_conv would share its header guard with finegrain/conv.h
 CPP_TOP_PREFIXES = ("finegrain_",)
+# a constant's header guard is MODEL_NAME_H_, upper case: never that of defines.h or parameters.h
+CPP_FOLDED = ("defines", "parameters")
 
 SV_KEYWORDS = frozenset("""accept_on alias always always_comb always_ff always_latch and assert assign assume automatic
 before begin bind bins binsof bit break buf bufif0 bufif1 byte case casex casez cell chandle checker class clocking cmos
@@ -91,15 +93,16 @@ class Names:
     a name by itself (``NAME_mantissas`` of FINEGRAIN_CONSTANT): a name is given only when
     it and its companions are all free.  ``prefixes``: what the generated code puts in front
     of names by itself (the RTL's instance ``u_X__0_relu`` beside its wire ``X__0_relu``): a
-    name starting so gets ``t_`` in front.
+    name starting so gets ``t_`` in front.  ``folded``: names reserved ignoring case (a
+    constant DEFINES would have defines.h's upper-case header guard).
     """
 
-    def __init__(self, reserved=(), companions=(), prefixes=()):
+    def __init__(self, reserved=(), companions=(), prefixes=(), folded=()):
         self.map: dict[str, str] = {}
         self.reserved = frozenset(reserved)
         self.companions = tuple(companions)
         self.prefixes = tuple(prefixes)  # names starting so get t_ in front
-        self.taken: set[str] = set()  # lower case
+        self.taken: set[str] = {n.lower() for n in folded}  # lower case
 
     def _free(self, ident: str) -> bool:
         return all(c not in self.reserved and c.lower() not in self.taken

@@ -239,11 +239,12 @@ def test_names_the_c_library_and_our_headers_use(tmp_path):
     got the type time_t, one named EOF or errno was a macro: none compiled."""
     nodes = [helper.make_node("Add", ["time", "size"], ["EOF"], name="stdout"),
              helper.make_node("Relu", ["EOF"], ["errno"], name="assert"),
-             helper.make_node("Mul", ["errno", "stdin"], ["BIAS"], name="NULL")]
+             helper.make_node("Mul", ["errno", "stdin"], ["m"], name="NULL"),
+             helper.make_node("Add", ["m", "DEFINES"], ["BIAS"], name="Parameters")]  # defines.h's header guard
     graph = helper.make_graph(nodes, "main_graph",
                               [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 3]) for n in ("time", "size")],
                               [helper.make_tensor_value_info("BIAS", TensorProto.FLOAT, ["N", 3])],
-                              [_const("stdin", [0.5, -1.0, 1.5])])
+                              [_const("stdin", [0.5, -1.0, 1.5]), _const("DEFINES", [0.25, 0.5, -0.75])])
     model = tmp_path / "finegrain_conv.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), model)
     out = tmp_path / "out"
@@ -251,7 +252,8 @@ def test_names_the_c_library_and_our_headers_use(tmp_path):
     names = json.loads((out / "report.json").read_text())["names"]
     assert names["model"]["cpp"] == "t_finegrain_conv"
     assert {n: e["cpp"] for n, e in names["tensors"].items()} == {
-        "time": "time", "size": "size", "EOF": "EOF_2", "errno": "errno_2", "stdin": "stdin_2", "BIAS": "BIAS_2"}
+        "time": "time", "size": "size", "EOF": "EOF_2", "errno": "errno_2", "stdin": "stdin_2", "m": "m",
+        "DEFINES": "DEFINES_2", "BIAS": "BIAS_2"}
     assert "typedef ap_fixed<8,3,AP_RND_CONV,AP_SAT> time_t_2;" in \
         (out / "hls" / "firmware" / "defines.h").read_text()
     assert main(["csim", str(out), "--vectors", "50"]) == 0

@@ -25,7 +25,7 @@ from .. import __version__
 from ..errors import UserError
 from ..fixed import FixedType, Formats, Overflow, Rounding, rescale
 from ..ir import Graph, LookupTable, Node, Op, Tensor
-from ..names import CPP_RESERVED, CPP_TOP_PREFIXES, FILTERS, Names
+from ..names import CPP_FOLDED, CPP_RESERVED, CPP_TOP_PREFIXES, FILTERS, Names
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "hls"
 LIBRARY = TEMPLATES / "finegrain"
@@ -109,7 +109,8 @@ class _Builder:
         self.model = top_name(graph)
         # FINEGRAIN_CONSTANT declares NAME_mantissas and NAME_loaded beside NAME; a stage's
         # geometry is NAME_config
-        self.names = Names(reserved=CPP_RESERVED | {self.model}, companions=("_mantissas", "_loaded", "_config"))
+        self.names = Names(reserved=CPP_RESERVED | {self.model}, companions=("_mantissas", "_loaded", "_config"),
+                           folded=CPP_FOLDED)
         self.types: dict[str, dict] = {}  # ident -> {name, ctype, comment}
         self.tensor_types: dict[str, str] = {}  # tensor name -> its type's ident
         self.constants: dict[str, dict] = {}  # ident -> constant entry
