@@ -259,6 +259,23 @@ def test_names_the_c_library_and_our_headers_use(tmp_path):
     assert main(["csim", str(out), "--vectors", "50"]) == 0
 
 
+def test_a_constant_broadcast_to_two_shapes_gets_two_arrays(tmp_path):
+    """c (one value) added to a 3-vector and a 5-vector: both used one array c_full, of 3
+    values, so the 5-vector's last two elements read past it (csim mismatches)."""
+    nodes = [helper.make_node("Add", ["x", "c"], ["a"], name="n1"), helper.make_node("Add", ["y", "c"], ["b"], name="n2")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3]),
+                                           helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in "ab"],
+                              [_const("c", [0.75])])
+    model = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), model)
+    out = tmp_path / "out"
+    compile_model(model, _plan(tmp_path / "plan.json", {}), out, backends=("hls",))
+    cpp = (out / "hls" / "firmware" / "g.cpp").read_text()
+    assert "FINEGRAIN_CONSTANT(c_t, c_full, 3);" in cpp and "FINEGRAIN_CONSTANT(c_t, c_full_2, 5);" in cpp
+    assert main(["csim", str(out), "--vectors", "50"]) == 0
+
+
 # --- Tcl ------------------------------------------------------------------------------------
 
 TCL_STUBS = """

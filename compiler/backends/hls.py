@@ -114,7 +114,7 @@ class _Builder:
         self.types: dict[str, dict] = {}  # ident -> {name, ctype, comment}
         self.tensor_types: dict[str, str] = {}  # tensor name -> its type's ident
         self.constants: dict[str, dict] = {}  # ident -> constant entry
-        self.tensor_constants: dict[tuple[str, bool], str] = {}  # (tensor name, broadcast) -> ident
+        self.tensor_constants: dict[tuple, str] = {}  # (tensor name, shape broadcast to or None) -> ident
         self.source = source
 
     # types ----------------------------------------------------------------------------
@@ -139,7 +139,7 @@ class _Builder:
     # constants ------------------------------------------------------------------------
     def constant(self, tensor: Tensor, full_shape: tuple[int, ...] | None = None) -> str:
         """A const array of the tensor's values (broadcast to ``full_shape`` if given)."""
-        key = (tensor.name, full_shape is not None)
+        key = (tensor.name, None if full_shape is None else tuple(full_shape))
         if key in self.tensor_constants:
             return self.tensor_constants[key]
         ident = self.names(tensor.name)
