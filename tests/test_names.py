@@ -42,6 +42,17 @@ def _const(name: str, value) -> onnx.TensorProto:
     return numpy_helper.from_array(np.asarray(value, dtype=np.float32), name)
 
 
+def _vectors(names, n) -> list:
+    return [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", n]) for name in names]
+
+
+def _save(path: Path, nodes, inputs, outputs, inits=(), graph_name="main_graph") -> Path:
+    """An ONNX file (the generic graph name: the model is named after the file)."""
+    graph = helper.make_graph(nodes, graph_name, inputs, outputs, list(inits))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return path
+
+
 def _hostile_model(path: Path) -> Path:
     """int + módulo -> Gemm -> Relu -> * const -> + const -> two outputs; every name hostile."""
     nodes = [
@@ -56,15 +67,11 @@ def _hostile_model(path: Path) -> Path:
         helper.make_node("Relu", [IN_A], ["u_r"], name="relu_u_r"),
         helper.make_node("Add", ["r", "u_r"], ["inputs"], name="main"),  # the testbench's inputs stream
     ]
-    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 4]) for n in (IN_A, IN_B)]
-    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 3]) for n in (OUT, "`define")] + \
-        [helper.make_tensor_value_info("inputs", TensorProto.FLOAT, ["N", 4])]
     inits = [_const("class", RNG.normal(size=(3, 4))), _const("1bias", RNG.normal(size=3)),
              _const("a.b", [0.75, -1.5, 1.25]), _const("w_mantissas", [0.5, -0.25, 1.0]),
              _const("w", [1.25, 1.5, -0.5])]
-    graph = helper.make_graph(nodes, "main_graph", inputs, outputs, inits)  # generic: named after the file
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
-    return path
+    return _save(path, nodes, _vectors((IN_A, IN_B), 4), _vectors((OUT, "`define"), 3) + _vectors(["inputs"], 4),
+                 inits)
 
 
 def _plan(path: Path, tensors=None) -> Path:
@@ -222,10 +229,7 @@ def test_long_unicode_graph_name(tmp_path):
     """A 1,000+ character graph name (the top function, the files, the folders) was "File name
     too long"; a unicode one crashed sim."""
     nodes = [helper.make_node("Relu", ["x"], ["y"], name="act")]
-    graph = helper.make_graph(nodes, "ñ" * 1100, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])])
-    model = tmp_path / "m.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), model)
+    model = _save(tmp_path / "m.onnx", nodes, _vectors("x", 3), _vectors("y", 3), graph_name="ñ" * 1100)
     project = compile_model(model, _plan(tmp_path / "plan.json", {}), tmp_path / "out", backends=("hls", "rtl"))
     top = json.loads((tmp_path / "out" / "report.json").read_text())["names"]["model"]["cpp"]
     assert project.graph.name == "ñ" * 1100 and top.isascii() and len(top) <= MAX_IDENTIFIER
@@ -241,12 +245,8 @@ def test_names_the_c_library_and_our_headers_use(tmp_path):
              helper.make_node("Relu", ["EOF"], ["errno"], name="assert"),
              helper.make_node("Mul", ["errno", "stdin"], ["m"], name="NULL"),
              helper.make_node("Add", ["m", "DEFINES"], ["BIAS"], name="Parameters")]  # defines.h's header guard
-    graph = helper.make_graph(nodes, "main_graph",
-                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 3]) for n in ("time", "size")],
-                              [helper.make_tensor_value_info("BIAS", TensorProto.FLOAT, ["N", 3])],
-                              [_const("stdin", [0.5, -1.0, 1.5]), _const("DEFINES", [0.25, 0.5, -0.75])])
-    model = tmp_path / "finegrain_conv.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), model)
+    model = _save(tmp_path / "finegrain_conv.onnx", nodes, _vectors(("time", "size"), 3), _vectors(["BIAS"], 3),
+                  [_const("stdin", [0.5, -1.0, 1.5]), _const("DEFINES", [0.25, 0.5, -0.75])])
     out = tmp_path / "out"
     compile_model(model, _plan(tmp_path / "plan.json", {}), out, backends=("hls",))
     names = json.loads((out / "report.json").read_text())["names"]
@@ -263,17 +263,30 @@ def test_a_constant_broadcast_to_two_shapes_gets_two_arrays(tmp_path):
     """c (one value) added to a 3-vector and a 5-vector: both used one array c_full, of 3
     values, so the 5-vector's last two elements read past it (csim mismatches)."""
     nodes = [helper.make_node("Add", ["x", "c"], ["a"], name="n1"), helper.make_node("Add", ["y", "c"], ["b"], name="n2")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3]),
-                                           helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])],
-                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in "ab"],
-                              [_const("c", [0.75])])
-    model = tmp_path / "m.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), model)
+    model = _save(tmp_path / "g.onnx", nodes, _vectors("x", 3) + _vectors("y", 5), _vectors("a", 3) + _vectors("b", 5),
+                  [_const("c", [0.75])])
     out = tmp_path / "out"
     compile_model(model, _plan(tmp_path / "plan.json", {}), out, backends=("hls",))
     cpp = (out / "hls" / "firmware" / "g.cpp").read_text()
     assert "FINEGRAIN_CONSTANT(c_t, c_full, 3);" in cpp and "FINEGRAIN_CONSTANT(c_t, c_full_2, 5);" in cpp
     assert main(["csim", str(out), "--vectors", "50"]) == 0
+
+
+def test_rtl_softmax_wires_and_a_top_named_verilator(tmp_path, monkeypatch):
+    """The RTL names a softmax's wires s_sum, s_max...: an output port named s_sum was declared
+    twice; a top named verilator began its file with a Verilator directive ("// verilator:")."""
+    nodes = [helper.make_node("Gemm", ["x", "w"], ["h"], name="fc", transB=1),
+             helper.make_node("Softmax", ["h"], ["s"], name="probs", axis=-1),
+             helper.make_node("Relu", ["x"], ["s_sum"], name="act")]
+    model = _save(tmp_path / "verilator.onnx", nodes, _vectors("x", 3), _vectors("s", 4) + _vectors(["s_sum"], 3),
+                  [_const("w", RNG.normal(size=(4, 3)))])
+    out = tmp_path / "out"
+    compile_model(model, _plan(tmp_path / "plan.json", {}), out, backends=("rtl",))
+    names = json.loads((out / "report.json").read_text())["names"]
+    assert names["model"]["verilog"] == "t_verilator"
+    assert names["tensors"]["s"]["verilog"] == "s" and names["tensors"]["s_sum"]["verilog"] == "s_sum_2"
+    monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", str(BUILD_ROOT))
+    assert main(["sim", str(out), "--vectors", "50"]) == 0
 
 
 # --- Tcl ------------------------------------------------------------------------------------

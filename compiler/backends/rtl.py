@@ -54,7 +54,7 @@ from .. import __version__
 from ..errors import UserError
 from ..fixed import Formats
 from ..ir import Graph, Node, Op, Tensor
-from ..names import SV_PREFIXES, SV_RESERVED, Names
+from ..names import SV_COMPANIONS, SV_PREFIXES, SV_RESERVED, SV_TOP_PREFIXES, Names
 from .hls import container, template_environment, top_name
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "rtl"
@@ -301,7 +301,7 @@ class _Builder:
         self.options = options
         self.source = source
         self.model = rtl_top_name(graph)
-        self.names = Names(reserved=SV_RESERVED | {self.model}, prefixes=SV_PREFIXES)
+        self.names = Names(reserved=SV_RESERVED | {self.model}, prefixes=SV_PREFIXES, companions=SV_COMPANIONS)
         self.m = _Module(options)
         self.values: dict[str, list[Elem]] = {}  # tensor -> elements
         self.ready: dict[str, int] = {}  # tensor -> cycle its values are valid
@@ -876,8 +876,10 @@ class _Builder:
 
 def rtl_top_name(graph: Graph) -> str:
     """The generated top module's name (and file name): the HLS top name, unless that is a
-    SystemVerilog keyword or a library module's name."""
+    SystemVerilog keyword or a library module's name, or starts a Verilator directive."""
     name = top_name(graph)
+    if name.lower().startswith(SV_TOP_PREFIXES):
+        name = f"t_{name}"
     return f"{name}_top" if name in SV_RESERVED else name
 
 
