@@ -274,17 +274,21 @@ def test_a_constant_broadcast_to_two_shapes_gets_two_arrays(tmp_path):
 
 def test_rtl_softmax_wires_and_a_top_named_verilator(tmp_path, monkeypatch):
     """The RTL names a softmax's wires s_sum, s_max...: an output port named s_sum was declared
-    twice; a top named verilator began its file with a Verilator directive ("// verilator:")."""
-    nodes = [helper.make_node("Gemm", ["x", "w"], ["h"], name="fc", transB=1),
+    twice; a top named verilator began its file with a Verilator directive ("// verilator:");
+    ports named delete (a C++ keyword: Verilator -Wall's SYMRSVDWORD) or std (SystemVerilog's
+    built-in package) stopped the Verilator build."""
+    nodes = [helper.make_node("Gemm", ["delete", "w"], ["h"], name="fc", transB=1),
              helper.make_node("Softmax", ["h"], ["s"], name="probs", axis=-1),
-             helper.make_node("Relu", ["x"], ["s_sum"], name="act")]
-    model = _save(tmp_path / "verilator.onnx", nodes, _vectors("x", 3), _vectors("s", 4) + _vectors(["s_sum"], 3),
-                  [_const("w", RNG.normal(size=(4, 3)))])
+             helper.make_node("Relu", ["delete"], ["s_sum"], name="act"),
+             helper.make_node("Relu", ["s_sum"], ["std"], name="act2")]
+    model = _save(tmp_path / "verilator.onnx", nodes, _vectors(["delete"], 3),
+                  _vectors("s", 4) + _vectors(["s_sum", "std"], 3), [_const("w", RNG.normal(size=(4, 3)))])
     out = tmp_path / "out"
     compile_model(model, _plan(tmp_path / "plan.json", {}), out, backends=("rtl",))
     names = json.loads((out / "report.json").read_text())["names"]
     assert names["model"]["verilog"] == "t_verilator"
     assert names["tensors"]["s"]["verilog"] == "s" and names["tensors"]["s_sum"]["verilog"] == "s_sum_2"
+    assert names["tensors"]["delete"]["verilog"] == "delete_2" and names["tensors"]["std"]["verilog"] == "std_2"
     monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", str(BUILD_ROOT))
     assert main(["sim", str(out), "--vectors", "50"]) == 0
 
