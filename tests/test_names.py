@@ -10,6 +10,7 @@ sim are bit-exact, two compiles write the same bytes, and report.json maps every
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from hypothesis import given, strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from compiler.backends.hls import HLSOptions, write_hls_project
@@ -116,6 +118,20 @@ def test_identifiers_are_ascii_short_and_not_keywords():
     sv = Names(reserved=SV_RESERVED)
     assert [sv(n) for n in ("module", "logic", "clk", "fg_relu", "x")] == ["module_2", "logic_2", "clk_2",
                                                                           "fg_relu_2", "x"]
+
+
+@given(st.lists(st.text(min_size=0, max_size=80) | st.sampled_from(sorted(CPP_RESERVED | SV_RESERVED)), max_size=30))
+def test_any_names_give_distinct_plain_identifiers(names):
+    for reserved, extra in ((CPP_RESERVED, {}), (SV_RESERVED, {"prefixes": ("u_",), "companions": ("_sum",)})):
+        table = Names(reserved=reserved, **extra)
+        idents = [table(n) for n in names]
+        again = Names(reserved=reserved, **extra)
+        assert idents == [again(n) for n in names]  # deterministic
+        assert len({i.lower() for i in set(idents)}) == len(set(names))  # one per name, also ignoring case
+        for ident in idents:
+            assert re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", ident) and "__" not in ident and not ident.endswith("_")
+            assert ident not in reserved and len(ident) <= MAX_IDENTIFIER + 8  # t_ and _NN for a taken name
+            assert not ident.startswith(extra.get("prefixes", ("\0",)))
 
 
 def test_companion_and_derived_names_never_collide():
