@@ -278,7 +278,8 @@ def test_names_the_c_library_and_our_headers_use(tmp_path):
 def test_a_constant_broadcast_to_two_shapes_gets_two_arrays(tmp_path):
     """c (one value) added to a 3-vector and a 5-vector: both used one array c_full, of 3
     values, so the 5-vector's last two elements read past it (csim mismatches)."""
-    nodes = [helper.make_node("Add", ["x", "c"], ["a"], name="n1"), helper.make_node("Add", ["y", "c"], ["b"], name="n2")]
+    nodes = [helper.make_node("Add", ["x", "c"], ["a"], name="n1"),
+             helper.make_node("Add", ["y", "c"], ["b"], name="n2")]
     model = _save(tmp_path / "g.onnx", nodes, _vectors("x", 3) + _vectors("y", 5), _vectors("a", 3) + _vectors("b", 5),
                   [_const("c", [0.75])])
     out = tmp_path / "out"
