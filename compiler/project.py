@@ -31,6 +31,7 @@ from . import __version__
 from .emulate import emulate, emulate_exact
 from .errors import UserError
 from .ir import Graph, Node, Op, Tensor, dump
+from .names import name_table
 from .output_folder import STAMP, OutputFolderError, check_target, locked, read_json, read_stamp, stamp, write_folder
 from .backends.hls import HLSOptions, LayerArch, parse_layer_config, write_hls_project
 from .backends.rtl import (INTERFACES as RTL_INTERFACES, RTLBackendError, RTLOptions, check_supported,
@@ -187,13 +188,15 @@ class Project:
             (tmp / "ir.txt").write_text(dump(self.graph))
             _write_json(tmp / "plan.resolved.json", self.resolved_plan())
             _write_json(tmp / "config.json", dataclasses.replace(self.config, output_dir=str(out)).to_json())
-            _write_json(tmp / "report.json", self.report())
+            hls = rtl = None
             if "hls" in self.config.backends:
-                write_hls_project(self.graph, self.config.hls_options(), tmp / "hls", self.source())
+                hls = write_hls_project(self.graph, self.config.hls_options(), tmp / "hls", self.source())
                 # vectors for the vendor tools' csim/cosim; `finegrain csim` writes its own
                 write_vectors(self.graph, tmp / "hls", csim_vectors(self.graph, DEFAULT_TB_VECTORS))
             if "rtl" in self.config.backends:
-                write_rtl_project(self.graph, self.config.rtl_options(), tmp / "rtl", self.source(), self.rtl_context)
+                rtl = write_rtl_project(self.graph, self.config.rtl_options(), tmp / "rtl", self.source(),
+                                        self.rtl_context)
+            _write_json(tmp / "report.json", {**self.report(), "names": name_table(self.graph, hls, rtl)})
 
         write_folder(out, fill)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .errors import UserError
@@ -38,17 +39,39 @@ BOARDS = {
 DEFAULT_PART = BOARDS["vu9p"]
 
 
+# A Xilinx/AMD part name: xc (commercial), xa (automotive) or xq (defence) and the device,
+# then dash-separated package, speed grade, temperature and revision fields
+# (xc7z020clg400-1, xczu9eg-ffvb1156-2-e, xcu250-figd2104-2L-e, xcvc1902-vsva2197-2MP-e-S).
+# The part reaches Tcl scripts (build_prj.tcl, vivado_synth.tcl): nothing else is let through.
+PART_PATTERN = re.compile(r"x[caq][a-z0-9]{2,30}(-[a-z0-9]{1,12}){1,5}", re.IGNORECASE)
+
+
+def check_part(part: str) -> str:
+    """``part`` when it is a Xilinx part name (PART_PATTERN), else a UserError."""
+    if not isinstance(part, str) or not PART_PATTERN.fullmatch(part):
+        examples = ", ".join(list(BOARDS.values())[:3])
+        raise UserError(f"--part {part!r} is not a Xilinx part name: expected letters and digits starting with xc, "
+                        f"xa or xq, then dash-separated fields for package, speed grade and temperature "
+                        f"(e.g. {examples}); or give a board preset with --board "
+                        f"({', '.join(BOARDS)})")
+    return part
+
+
 def resolve_part(board: str | None, part: str | None) -> str:
-    """The part for ``--board`` or ``--part`` (a part is taken as given; vendor tools check it)."""
+    """The part for ``--board`` or ``--part``.  A part is checked against the part-name
+    grammar only (the vendor tools know which parts exist); a board preset's name given as
+    ``--part`` means its part."""
     if board is not None and part is not None:
         raise UserError("give --board or --part, not both")
+    if board is None and part is not None and part.lower() in BOARDS:
+        board = part
     if board is not None:
         key = board.lower()
         if key not in BOARDS:
             listing = ", ".join(f"{b} ({p})" for b, p in BOARDS.items())
             raise UserError(f"unknown board {board!r}; presets are: {listing}. Or give --part PART.")
         return BOARDS[key]
-    return part or DEFAULT_PART
+    return DEFAULT_PART if part is None else check_part(part)
 
 
 def family_of(part: str) -> str:

@@ -14,7 +14,6 @@ and its WRAP overflow makes any intermediate wrap-around cancel out.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from .. import __version__
 from ..errors import UserError
 from ..fixed import FixedType, Formats, Overflow, Rounding, rescale
 from ..ir import Graph, LookupTable, Node, Op, Tensor
+from ..names import CPP_FOLDED, CPP_RESERVED, CPP_TOP_PREFIXES, FILTERS, Names
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "hls"
 LIBRARY = TEMPLATES / "finegrain"
@@ -67,28 +67,6 @@ class HLSOptions:
 # --- names and types ---------------------------------------------------------------------
 
 
-class Names:
-    """C identifiers for IR names: readable, unique, stable."""
-
-    def __init__(self, reserved=()):
-        self.map: dict[str, str] = {}
-        self.taken: set[str] = set(reserved)
-
-    def __call__(self, name: str) -> str:
-        if name in self.map:
-            return self.map[name]
-        ident = re.sub(r"\W+", "_", name).strip("_") or "t"
-        if ident[0].isdigit():
-            ident = f"t_{ident}"
-        base, k = ident, 1
-        while ident in self.taken:
-            k += 1
-            ident = f"{base}_{k}"
-        self.taken.add(ident)
-        self.map[name] = ident
-        return ident
-
-
 def ctype(t: FixedType, modes: bool = True) -> str:
     """``ap_fixed<W,I,AP_RND_CONV,AP_SAT>`` for a FixedType (modes only when not the default)."""
     base = "ap_fixed" if t.signed else "ap_ufixed"
@@ -128,16 +106,21 @@ class _Builder:
     def __init__(self, graph: Graph, options: HLSOptions, source: dict):
         self.graph = graph
         self.options = options
-        self.names = Names(reserved={graph.name})
         self.model = top_name(graph)
+        # FINEGRAIN_CONSTANT declares NAME_mantissas and NAME_loaded beside NAME; a stage's
+        # geometry is NAME_config
+        self.names = Names(reserved=CPP_RESERVED | {self.model}, companions=("_mantissas", "_loaded", "_config"),
+                           folded=CPP_FOLDED)
         self.types: dict[str, dict] = {}  # ident -> {name, ctype, comment}
+        self.tensor_types: dict[str, str] = {}  # tensor name -> its type's ident
         self.constants: dict[str, dict] = {}  # ident -> constant entry
+        self.tensor_constants: dict[tuple, str] = {}  # (tensor name, shape broadcast to or None) -> ident
         self.source = source
 
     # types ----------------------------------------------------------------------------
     def type_of(self, tensor: Tensor, role: str = "") -> str:
-        name = f"{self.names(tensor.name)}_t"
-        if name not in self.types:
+        if tensor.name not in self.tensor_types:
+            name = self.tensor_types[tensor.name] = self.names.derived(f"{self.names(tensor.name)}_t")
             t = container(tensor.formats)
             uniform = tensor.formats.uniform_type()
             if uniform is not None and uniform.width == t.width and uniform.int_bits == t.int_bits \
@@ -145,19 +128,24 @@ class _Builder:
                 t = uniform  # the plan's own type, with its modes
             self.types[name] = {"name": name, "ctype": ctype(t),
                                 "comment": f"{role or tensor.kind.value} {tensor.name}: {tensor.formats.summary()}"}
-        return name
+        return self.tensor_types[tensor.name]
 
     def named_type(self, name: str, t: FixedType, comment: str) -> str:
-        if name not in self.types:
-            self.types[name] = {"name": name, "ctype": ctype(t), "comment": comment}
+        """A new type ``name`` (made unique), for one use."""
+        name = self.names.derived(name)
+        self.types[name] = {"name": name, "ctype": ctype(t), "comment": comment}
         return name
 
     # constants ------------------------------------------------------------------------
     def constant(self, tensor: Tensor, full_shape: tuple[int, ...] | None = None) -> str:
         """A const array of the tensor's values (broadcast to ``full_shape`` if given)."""
-        ident = self.names(tensor.name) + ("_full" if full_shape is not None else "")
-        if ident in self.constants:
-            return ident
+        key = (tensor.name, None if full_shape is None else tuple(full_shape))
+        if key in self.tensor_constants:
+            return self.tensor_constants[key]
+        ident = self.names(tensor.name)
+        if full_shape is not None:
+            ident = self.names.derived(f"{ident}_full")
+        self.tensor_constants[key] = ident
         type_name = self.type_of(tensor, tensor.kind.value)
         t = container(tensor.formats)
         data = np.asarray(tensor.data)
@@ -187,20 +175,24 @@ class _Builder:
         index = [position[int(v)] if v != 0 else -1 for v in data]
         name = w.onnx_name or w.name
         mantissas = [int(v) for v in rescale(np.asarray(centres, dtype=object), t.frac_bits - w.data_frac)]
-        self.constants[f"{ident}_centres"] = _constant_entry(
-            f"{ident}_centres", self.type_of(w, "weight"), t, mantissas,
+        centres_ident = self.names.derived(f"{ident}_centres")
+        self.constants[centres_ident] = _constant_entry(
+            centres_ident, self.type_of(w, "weight"), t, mantissas,
             f"codebook of weight {name}: its {len(centres)} distinct non-zero values")
-        self.index_array(f"{ident}_index", index, f"codebook of weight {name}: each weight's centre, shape "
-                                                  f"{list(w.shape)} (-1: zero, no term)")
-        return {"centres": f"{ident}_centres", "index": f"{ident}_index", "n_centres": len(centres)}
+        index_ident = self.index_array(f"{ident}_index", index, f"codebook of weight {name}: each weight's centre, "
+                                                                f"shape {list(w.shape)} (-1: zero, no term)")
+        return {"centres": centres_ident, "index": index_ident, "n_centres": len(centres)}
 
     def index_array(self, ident: str, values, comment: str) -> str:
+        """A new int array ``ident`` (made unique)."""
+        ident = self.names.derived(ident)
         values = [str(int(v)) for v in values]
         self.constants[ident] = {"name": ident, "type": "int", "size": len(values), "values": values,
                                  "comment": comment, "mantissas": False}
         return ident
 
     def table(self, ident: str, table: LookupTable, comment: str) -> tuple[str, str, str]:
+        ident = self.names.derived(ident)
         code_t = self.named_type(f"{ident}_in_t", table.input, f"{comment}: table input (its modes apply)")
         out_t = self.named_type(f"{ident}_out_t", table.output, f"{comment}: table entries")
         self.constants[ident] = _constant_entry(ident, out_t, table.output, [int(v) for v in table.values],
@@ -401,6 +393,7 @@ class _Builder:
             "part": self.options.part, "clock_ns": self.options.clock_ns, "ii": ii,
             "inputs": ports_in, "outputs": ports_out, "layers": layers, "buffers": buffers,
             "types": list(self.types.values()), "constants": list(self.constants.values()),
+            "names": dict(self.names.map),  # IR name -> identifier, for report.json
         }
 
 
@@ -411,7 +404,7 @@ def _window_sum_type(x: Tensor, window: int) -> FixedType:
 
 def top_name(graph: Graph) -> str:
     """The C name of the top function (and of the generated files)."""
-    return Names()(graph.name)
+    return Names(reserved=CPP_RESERVED, prefixes=CPP_TOP_PREFIXES)(graph.name)
 
 
 def hls_context(graph: Graph, options: HLSOptions, source: dict) -> dict:
@@ -431,9 +424,11 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
 
 def template_environment(folder: Path) -> jinja2.Environment:
     """The Jinja environment every backend renders with: strict, cached, whitespace-tidy."""
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), undefined=jinja2.StrictUndefined,
-                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
-                              bytecode_cache=_bytecode_cache())
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+                             bytecode_cache=_bytecode_cache())
+    env.filters.update(FILTERS)  # comment, c_string, tcl: model text made safe where it is quoted
+    return env
 
 
 def write_hls_project(graph: Graph, options: HLSOptions, out_dir: Path, source: dict) -> dict:

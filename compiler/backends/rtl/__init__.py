@@ -53,10 +53,10 @@ from ..hls import template_environment
 from .builder import _Builder
 from .emitter import Elem, Fmt, csd, signed_width
 from .interface import INTERFACES, PORT_FIELDS, axis_context, axis_top_name, schedule
-from .options import (RTL_MAX_TABLE_BITS, SUPPORTED, SV_KEYWORDS, WIRING, RTLBackendError, RTLOptions,
+from .options import (RTL_MAX_TABLE_BITS, SUPPORTED, WIRING, RTLBackendError, RTLOptions,
                       rtl_top_name)
 
-__all__ = ["INTERFACES", "LIBRARY", "PORT_FIELDS", "RTL_MAX_TABLE_BITS", "SUPPORTED", "SV_KEYWORDS", "TEMPLATES",
+__all__ = ["INTERFACES", "LIBRARY", "PORT_FIELDS", "RTL_MAX_TABLE_BITS", "SUPPORTED", "TEMPLATES",
            "WIRING", "Elem", "Fmt", "RTLBackendError", "RTLOptions", "axis_context", "axis_top_name",
            "check_supported", "csd", "parallel_products", "rtl_context", "rtl_sources", "rtl_top_name",
            "schedule", "signed_width", "write_rtl_project"]

@@ -9,9 +9,10 @@ import numpy as np
 from ... import __version__
 from ...errors import UserError
 from ...ir import Graph, Node, Op, Tensor
-from ..hls import Names, container
+from ...names import SV_COMPANIONS, SV_PREFIXES, SV_RESERVED, Names
+from ..hls import container
 from .emitter import ZERO, Elem, Fmt, _literal, _Module, _trailing_zeros, _tree_latency, _trim, signed_width
-from .options import SUPPORTED, SV_KEYWORDS, WIRING, RTLBackendError, RTLOptions, rtl_top_name
+from .options import SUPPORTED, WIRING, RTLBackendError, RTLOptions, rtl_top_name
 
 def _fmt_of(t: Tensor, i: int) -> Fmt | None:
     """Element ``i``'s wire format, or None when it is the constant 0: pruned (0 bits), or
@@ -31,7 +32,7 @@ class _Builder:
         self.options = options
         self.source = source
         self.model = rtl_top_name(graph)
-        self.names = Names(reserved=SV_KEYWORDS | {self.model})
+        self.names = Names(reserved=SV_RESERVED | {self.model}, prefixes=SV_PREFIXES, companions=SV_COMPANIONS)
         self.m = _Module(options)
         self.values: dict[str, list[Elem]] = {}  # tensor -> elements
         self.ready: dict[str, int] = {}  # tensor -> cycle its values are valid
@@ -621,4 +622,4 @@ class _Builder:
                 "csd_max_digits": self.options.csd_max_digits, "dsp_min_width": self.options.dsp_min_width,
                 "latency": latency, "inputs": inputs, "outputs": outputs, "tables": list(self.tables.values()),
                 "input_items": input_items,
-                "layers": layers, "output_items": output_items}
+                "layers": layers, "output_items": output_items, "names": dict(self.names.map)}
