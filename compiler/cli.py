@@ -19,7 +19,7 @@ import numpy as np
 
 from . import __version__
 from .errors import UsageError, UserError
-from .output_folder import OutputFolderError, locked
+from .output_folder import OutputFolderError, locked, write_whole
 from .targets import BOARDS, DEFAULT_PART
 
 MAX_VECTOR_VALUES = 100_000_000  # input values of the random vectors csim/sim make (800 MB of float64)
@@ -92,17 +92,8 @@ def _cmd_emulate(args) -> int:
 
 
 def _write_whole(out: Path, suffix: str, write) -> None:
-    """Write ``out`` (``suffix`` added when missing, as numpy does) through a temporary file
-    beside it, so an interrupted or failed write leaves no partial file."""
-    final = out if out.name.endswith(suffix) else out.with_name(out.name + suffix)
-    tmp = final.with_name(f".{final.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, final)
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    """Write ``out`` (``suffix`` added when missing, as numpy does) whole (`write_whole`)."""
+    write_whole(out if out.name.endswith(suffix) else out.with_name(out.name + suffix), write)
 
 
 def _check_file_output(out: Path, option: str, overwrite: bool) -> None:

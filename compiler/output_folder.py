@@ -295,3 +295,16 @@ def _swap(new: Path, target: Path) -> None:
         raise
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
+
+
+def write_whole(final: Path, write) -> None:
+    """Write the file ``final`` by ``write(binary file)`` through a temporary file beside it, so
+    an interrupted or failed write leaves the previous file (or none), never a partial one."""
+    tmp = final.with_name(f".{final.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, final)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()

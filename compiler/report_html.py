@@ -23,6 +23,7 @@ import numpy as np
 
 from .errors import UserError
 from .ir import Graph, Op, Tensor
+from .output_folder import write_whole
 
 # A heat map shows at most this many cells per side; bigger tensors are shown by block maxima.
 MAX_MAP_SIDE = 256
@@ -70,7 +71,7 @@ def write_report_html(out_dir, project=None) -> Path:
     page = render_report_html(report, project.graph, part=project.config.part, clock_ns=project.config.clock_ns,
                               backends=project.config.backends)
     target = out / "report.html"
-    target.write_text(page)
+    write_whole(target, lambda f: f.write(page.encode()))  # an interrupted report leaves no half page
     return target
 
 

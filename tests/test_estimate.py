@@ -132,14 +132,16 @@ def test_estimate_tracks_yosys_on_one_op_models(op, tmp_path, capsys, monkeypatc
 
 
 def test_synthesis_cache_is_keyed_by_contents_not_folder(tmp_path, monkeypatch):
-    """The same RTL written to two output folders is one cached synthesis; a changed source is not."""
+    """The same RTL written to two output folders is one cached synthesis; a changed source is not.
+    The second folder's path has a space, quotes, a semicolon and a shell substitution: yosys reads
+    the sources by name from its own work folder, so none of it reaches its script."""
     import numpy as np
     import test_rtl
 
     _require_yosys()
     monkeypatch.setenv("FINEGRAIN_SYNTH_CACHE", str(tmp_path / "cache"))
     outs = []
-    for name in ("a", "b"):
+    for name in ("a", 'b "out"; $(touch pwned) x'):
         monkeypatch.setattr(test_rtl, "RNG", np.random.default_rng(5))
         (tmp_path / name).mkdir()
         outs.append(test_rtl._compile(tmp_path / name, test_rtl.OP_MODELS["requantize_per_element"]))
@@ -151,6 +153,7 @@ def test_synthesis_cache_is_keyed_by_contents_not_folder(tmp_path, monkeypatch):
     sv.write_text(sv.read_text().replace("// ", "//  ", 1))  # any change of text is a new design
     assert main(["report", str(outs[1]), "--synth"]) == 0
     assert not _report(outs[1])["synth"]["cached"]
+    assert not any(p.name == "pwned" for p in tmp_path.rglob("*"))
 
 
 def test_pruned_weights_leave_no_trace_in_synthesis(tmp_path):

@@ -134,6 +134,7 @@ def classify(cells: dict[str, int], family: str, seconds: float, version: str) -
         seconds=seconds, yosys_version=version, family=family, cells=cells)
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _PASS = re.compile(r"^\d+\.\d+\. Executing (\S+) pass")
 
 
@@ -144,7 +145,13 @@ def run_synth(sources: list[Path], top: str, family: str, *, progress: bool = Fa
         raise SynthError(f"unknown synth_xilinx family {family!r}; expected xc7, xcu or xcup")
     cmd = find_yosys()
     version = yosys_version(cmd)
-    script = synth_script([str(Path(s).resolve()) for s in sources], top, family)
+    names = [Path(s).name for s in sources]
+    if len(set(names)) != len(names) or not all(_PLAIN_NAME.fullmatch(n) for n in names + [top]):
+        raise SynthError(f"cannot synthesize {top!r}: its sources must have distinct plain file names "
+                         f"(letters, digits, '_', '-', '.'), got {', '.join(map(repr, names))}")
+    # yosys reads the sources by name from links in its work folder: no path (spaces, quotes,
+    # newlines of the user's folders) reaches its script, which is the cache key's script
+    script = synth_script(names, top, family)
     key = _cache_key(version, top, family, sources)
     entry = _cache_dir() / f"{key}.json"
     if use_cache and entry.is_file():
@@ -154,6 +161,8 @@ def run_synth(sources: list[Path], top: str, family: str, *, progress: bool = Fa
         return result
     with tempfile.TemporaryDirectory(prefix="finegrain-synth-") as tmp:
         work = Path(tmp)
+        for source in sources:
+            (work / Path(source).name).symlink_to(Path(source).resolve())
         (work / "synth.ys").write_text(script)
         start = time.perf_counter()
         log = _run_yosys(cmd, work, top, progress, timeout)
