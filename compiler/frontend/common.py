@@ -1,0 +1,123 @@
+"""Shared helpers for the ONNX translators: attributes, optional and constant inputs, axes, padding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from ..errors import FrontendError
+
+if TYPE_CHECKING:
+    from .translator import _Translator
+
+
+def _default_opset(model: onnx.ModelProto, path: Path) -> int:
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return entry.version
+    raise FrontendError(f"{path}: the model imports no version of the default ONNX operator set")
+
+
+def _frozen(data) -> np.ndarray:
+    """A read-only float64 copy: IR tensors are frozen, and so are their arrays."""
+    data = np.array(data, dtype=np.float64)
+    data.setflags(write=False)
+    return data
+
+
+def _attributes(proto: onnx.NodeProto) -> dict:
+    out = {}
+    for attr in proto.attribute:
+        value = helper.get_attribute_value(attr)
+        out[attr.name] = value.decode() if isinstance(value, bytes) else value
+    return out
+
+
+def _static_dims(value_info: onnx.ValueInfoProto) -> list[int | str | None] | None:
+    """Dims of a value: int if static, the symbol (or None) otherwise; None if no shape."""
+    tensor_type = value_info.type.tensor_type
+    if not tensor_type.HasField("shape"):
+        return None
+    dims = []
+    for d in tensor_type.shape.dim:
+        if d.HasField("dim_value"):
+            dims.append(d.dim_value)
+        else:
+            dims.append(d.dim_param or None)
+    return dims
+
+
+def _fail(proto: onnx.NodeProto, node: str, problem: str, fix: str = "") -> FrontendError:
+    return FrontendError(f"node {node!r} ({proto.op_type}): {problem}" + (f"; {fix}" if fix else ""))
+
+
+def _input(proto: onnx.NodeProto, index: int) -> str:
+    """The ONNX name of optional input ``index``, or "" if absent."""
+    return proto.input[index] if index < len(proto.input) else ""
+
+
+def _constant_input(tr: _Translator, proto, node: str, index: int, what: str) -> str:
+    name = _input(proto, index)
+    if not name:
+        raise _fail(proto, node, f"{what} (input {index}) is missing")
+    if not tr.is_constant(name):
+        raise _fail(proto, node, f"{what} {name!r} is computed at run time",
+                    "finegrain needs it to be a constant (an initializer)")
+    return name
+
+
+def _ints(values, n: int, default: int) -> tuple[int, ...]:
+    return tuple(int(v) for v in values) if values else (default,) * n
+
+
+def _normalize_axis(proto, node: str, axis: int, rank: int) -> int:
+    """An ONNX axis (may be negative) as a non-negative ONNX axis of a tensor of ``rank``."""
+    if not -rank <= axis < rank:
+        raise _fail(proto, node, f"axis {axis} is out of range for rank {rank}")
+    return axis + rank if axis < 0 else axis
+
+
+def _no_batch_axis(proto, node: str, axis: int) -> int:
+    """An ONNX axis (already non-negative) as an IR axis; the batch axis is refused."""
+    if axis == 0:
+        raise _fail(proto, node, "axis 0 is the batch axis, which finegrain does not operate along",
+                    "rewrite the model so that the batch axis is left alone")
+    return axis - 1
+
+
+def _resolve_pads(proto, node: str, a: dict, spatial, kernel, strides, dilations) -> tuple[int, ...]:
+    """Explicit pads (all begins, then all ends) from ``pads`` or ``auto_pad``."""
+    n = len(spatial)
+    auto_pad = a.get("auto_pad", "NOTSET")
+    if auto_pad in ("NOTSET", ""):
+        pads = _ints(a.get("pads"), 2 * n, 0)
+        if len(pads) != 2 * n or min(pads) < 0:
+            raise _fail(proto, node, f"pads {list(pads)} do not fit {n} spatial dims")
+        return pads
+    if auto_pad == "VALID":
+        return (0,) * (2 * n)
+    if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
+        raise _fail(proto, node, f"auto_pad {auto_pad!r} is not an ONNX value")
+    begins, ends = [], []
+    for size, k, s, d in zip(spatial, kernel, strides, dilations, strict=True):
+        out = -(-size // s)
+        total = max(0, (out - 1) * s + d * (k - 1) + 1 - size)
+        small, large = total // 2, total - total // 2
+        begins.append(small if auto_pad == "SAME_UPPER" else large)
+        ends.append(large if auto_pad == "SAME_UPPER" else small)
+    return (*begins, *ends)
+
+
+def _axes(tr: _Translator, proto, node: str, attr_opset: int) -> list[int] | None:
+    """The ``axes`` of Squeeze/Unsqueeze/Reduce*: an attribute before ``attr_opset``, an input from it."""
+    if tr.opset < attr_opset:
+        axes = _attributes(proto).get("axes")
+        return None if axes is None else [int(v) for v in axes]
+    name = _input(proto, 1)
+    if not name:
+        return None
+    return [int(v) for v in tr.value(_constant_input(tr, proto, node, 1, "axes")).reshape(-1)]
