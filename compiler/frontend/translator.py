@@ -54,6 +54,7 @@ class _Translator:
         self.node_names: set[str] = set()
         self.op_types: dict[str, str] = {}  # ONNX node name -> op type, for messages
         self.inferred = self._inferred_shapes()
+        self.misannotated: set[str] = set()  # ONNX values whose annotated shape is known wrong
         self.rename = self._output_renames()
         self.output_names = {o.name for o in model.graph.output}
         self.read = {i for p in model.graph.node for i in p.input} | self.output_names
@@ -333,10 +334,16 @@ class _Translator:
         return onnx_name
 
     def _check_inferred_shapes(self, proto: onnx.NodeProto, name: str) -> None:
-        if proto.op_type in ("MaxPool", "AveragePool") and _attributes(proto).get("ceil_mode", 0):
-            # ONNX shape inference keeps a ceil-mode window that starts in the end padding;
-            # onnxruntime, the ONNX reference and PyTorch drop it (and so does finegrain).
-            return
+        """Compare the shapes finegrain computes with the file's (or ONNX inference's) annotations.
+
+        The error names the first node whose annotation is wrong: a node whose input
+        annotations were already wrong inherits the mismatch, so its own is not checked.
+        """
+        # ONNX shape inference keeps a ceil-mode window that starts in the end padding;
+        # onnxruntime, the ONNX reference and PyTorch drop it (and so does finegrain).
+        known_wrong = (proto.op_type in ("MaxPool", "AveragePool")
+                       and bool(_attributes(proto).get("ceil_mode", 0)))
+        inherited = any(i in self.misannotated for i in proto.input)
         for out in proto.output:
             ir_name = self.alias.get(out, out)
             dims = self.inferred.get(out)
@@ -344,8 +351,13 @@ class _Translator:
                 continue
             if not all(isinstance(d, int) for d in dims[1:]):
                 continue
-            if tuple(dims[1:]) != self.shape(ir_name):
-                raise FrontendError(
-                    f"node {name!r} ({proto.op_type}): finegrain computes shape {self.shape(ir_name)} "
-                    f"(without batch) for {out!r} but ONNX shape inference says {tuple(dims)}; the "
-                    f"model's shape annotations may be wrong, or this use of {proto.op_type} is unsupported")
+            if tuple(dims[1:]) == self.shape(ir_name):
+                continue
+            if known_wrong or inherited:
+                self.misannotated.add(out)
+                continue
+            raise FrontendError(
+                f"node {name!r} ({proto.op_type}): finegrain computes shape {self.shape(ir_name)} "
+                f"(without batch) for {out!r} but the model's shape annotation (or ONNX shape "
+                f"inference) says {tuple(dims)}; this node's annotation is wrong or this use of "
+                f"{proto.op_type} is unsupported; re-export the model, or remove its value_info")
