@@ -15,9 +15,21 @@ if TYPE_CHECKING:
     from .translator import _Translator
 
 
+# The default-domain operator sets finegrain reads.  From opset 7 on, the ops it translates
+# broadcast as numpy does and BatchNormalization has no is_test/spatial; 21 is the newest it
+# is tested with (torch exports 9 to 20 in tests/test_frontend.py, the ONNX model zoo's
+# MNIST is opset 8).
+OPSETS = range(7, 22)
+
+
 def _default_opset(model: onnx.ModelProto, path: Path) -> int:
     for entry in model.opset_import:
         if entry.domain in ("", "ai.onnx"):
+            if entry.version not in OPSETS:
+                raise FrontendError(
+                    f"{path} uses ONNX opset {entry.version}; finegrain reads opsets {OPSETS[0]} to "
+                    f"{OPSETS[-1]}: re-export with opset_version={min(max(entry.version, 13), 21)}, or "
+                    f"convert it with onnx.version_converter.convert_version(model, 13)")
             return entry.version
     raise FrontendError(f"{path}: the model imports no version of the default ONNX operator set")
 
@@ -72,6 +84,16 @@ def _constant_input(tr: _Translator, proto, node: str, index: int, what: str) ->
 
 def _ints(values, n: int, default: int) -> tuple[int, ...]:
     return tuple(int(v) for v in values) if values else (default,) * n
+
+
+def _positive_ints(proto, node: str, a: dict, attr: str, n: int) -> tuple[int, ...]:
+    """``strides``/``dilations`` (default 1) or ``kernel_shape`` (required): n ints >= 1."""
+    values = _ints(a.get(attr), n, 1) if attr != "kernel_shape" else tuple(int(k) for k in a.get(attr, ()))
+    if len(values) != n:
+        raise _fail(proto, node, f"{attr} {list(values)} does not fit {n} spatial dims")
+    if min(values) < 1:
+        raise _fail(proto, node, f"{attr} {list(values)} must all be at least 1")
+    return values
 
 
 def _normalize_axis(proto, node: str, axis: int, rank: int) -> int:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from ..ir import Op, TensorKind
-from .common import _attributes, _constant_input, _fail, _input, _ints, _resolve_pads
+from .common import _attributes, _constant_input, _fail, _input, _positive_ints, _resolve_pads
 
 if TYPE_CHECKING:
     from .translator import _Translator
@@ -177,8 +177,8 @@ def _conv(tr: _Translator, proto, node: str) -> None:
     kernel = tuple(w.shape[2:])
     if "kernel_shape" in a and tuple(a["kernel_shape"]) != kernel:
         raise _fail(proto, node, f"kernel_shape {list(a['kernel_shape'])} does not match weight {w.shape}")
-    strides = _ints(a.get("strides"), n, 1)
-    dilations = _ints(a.get("dilations"), n, 1)
+    strides = _positive_ints(proto, node, a, "strides", n)
+    dilations = _positive_ints(proto, node, a, "dilations", n)
     pads = _resolve_pads(proto, node, a, spatial, kernel, strides, dilations)
     inputs = [x, tr.onnx_constant(w_name, TensorKind.WEIGHT, node, "weight")]
     if _input(proto, 2):
@@ -206,5 +206,11 @@ def _batchnorm(tr: _Translator, proto, node: str) -> None:
             raise _fail(proto, node, f"{role} {name!r} has shape {tr.value(name).shape}, expected "
                                      f"({channels},) for {channels} channels")
         params.append(tr.onnx_constant(name, TensorKind.WEIGHT, node, role))
-    tr.emit(Op.BATCHNORM, node, [x, *params], proto.output[0], node,
-            {"epsilon": float(a.get("epsilon", 1e-5))})
+    epsilon = float(a.get("epsilon", 1e-5))
+    var = tr.value(_input(proto, 4)).astype(np.float64) + epsilon
+    if not (var > 0).all():
+        c = int(np.argmax(~(var > 0)))
+        raise _fail(proto, node, f"variance {_input(proto, 4)!r} plus epsilon {epsilon:g} is {var[c]:g} for "
+                                 f"channel {c}, not positive (a variance cannot be negative)",
+                    "fix the model's running statistics and export it again")
+    tr.emit(Op.BATCHNORM, node, [x, *params], proto.output[0], node, {"epsilon": epsilon})

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..ir import Op, TensorKind
-from .common import _attributes, _axes, _fail, _ints, _normalize_axis, _resolve_pads
+from .common import _attributes, _axes, _fail, _normalize_axis, _positive_ints, _resolve_pads
 
 if TYPE_CHECKING:
     from .translator import _Translator
@@ -23,8 +23,13 @@ def _pool_geometry(proto, node: str, a: dict, spatial, kernel, dilations):
     count it.
     """
     n = len(spatial)
-    strides = _ints(a.get("strides"), n, 1)
+    strides = _positive_ints(proto, node, a, "strides", n)
     pads = _resolve_pads(proto, node, a, spatial, kernel, strides, dilations)
+    if any(pads[i] >= kernel[i] or pads[n + i] >= kernel[i] for i in range(n)):
+        # A window of padding only would average nothing (or take the max of nothing).
+        raise _fail(proto, node, f"pads {list(pads)} are not all smaller than kernel_shape {list(kernel)}",
+                    "make every pad smaller than the kernel along its axis (onnxruntime and PyTorch "
+                    "require it too)")
     declared = pads
     if a.get("ceil_mode", 0):
         ends = list(pads[n:])
@@ -37,13 +42,6 @@ def _pool_geometry(proto, node: str, a: dict, spatial, kernel, dilations):
             ends[i] += max(0, (out - 1) * s + d * (k - 1) + 1 - (size + pads[i] + pads[n + i]))
         pads = (*pads[:n], *ends)
     return strides, pads, declared
-
-
-def _kernel_shape(proto, node: str, a: dict, n: int) -> tuple[int, ...]:
-    kernel = tuple(int(k) for k in a.get("kernel_shape", ()))
-    if len(kernel) != n:
-        raise _fail(proto, node, f"kernel_shape {list(kernel)} does not fit {n} spatial dims")
-    return kernel
 
 
 def _pool_input(tr: _Translator, proto, node: str) -> str:
@@ -96,8 +94,8 @@ def _maxpool(tr: _Translator, proto, node: str) -> None:
     x = _pool_input(tr, proto, node)
     spatial = tr.shape(x)[1:]
     n = len(spatial)
-    kernel = _kernel_shape(proto, node, a, n)
-    dilations = _ints(a.get("dilations"), n, 1)
+    kernel = _positive_ints(proto, node, a, "kernel_shape", n)
+    dilations = _positive_ints(proto, node, a, "dilations", n)
     strides, pads, _ = _pool_geometry(proto, node, a, spatial, kernel, dilations)
     attrs = {"kernel": kernel, "strides": strides, "pads": pads, "dilations": dilations}
     tr.emit(Op.MAXPOOL, node, [x], proto.output[0], node, attrs)
@@ -108,8 +106,8 @@ def _averagepool(tr: _Translator, proto, node: str) -> None:
     x = _pool_input(tr, proto, node)
     spatial = tr.shape(x)[1:]
     n = len(spatial)
-    kernel = _kernel_shape(proto, node, a, n)
-    dilations = _ints(a.get("dilations"), n, 1)
+    kernel = _positive_ints(proto, node, a, "kernel_shape", n)
+    dilations = _positive_ints(proto, node, a, "dilations", n)
     if any(d != 1 for d in dilations):
         raise _fail(proto, node, f"dilations {list(dilations)} are not supported for average pooling")
     strides, pads, declared = _pool_geometry(proto, node, a, spatial, kernel, dilations)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,11 @@ _NONDETERMINISTIC = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLik
 # may only produce graph outputs.
 _OUTPUT_ONLY = (Op.SOFTMAX, Op.SIGMOID)
 
+
+# The most elements an input or activation may have (without the batch axis): 16M, far
+# beyond what fits an FPGA, and small enough that the emulator's per-element arrays fit in
+# memory.  Documented in docs/bit-plan.md, "Limits".
+MAX_TENSOR_ELEMENTS = 1 << 24
 
 # Ops that pass their first input through unchanged at inference.
 _ALIAS_OPS = frozenset({"Identity", "Dropout"})
@@ -131,7 +137,11 @@ class _Translator:
         """The IR constant for ONNX constant ``name``, permuted by ``axes``, with ``drop``
         leading size-1 axes removed (the batch axis of a broadcast operand)."""
         array = self.values[name]
+        if array.dtype.kind not in "biuf":
+            raise FrontendError(f"node {node!r} ({self.op_types.get(node, '?')}): {role} {name!r} has "
+                                f"element type {array.dtype}; finegrain needs numbers here")
         axes = tuple(range(array.ndim)) if axes is None else tuple(axes)
+        self.check_finite(node, role, name, array)
         data = array.astype(np.float64).transpose(axes)
         assert all(s == 1 for s in data.shape[:drop])
         data = _frozen(data.reshape(data.shape[drop:]))
@@ -156,9 +166,23 @@ class _Translator:
     def new_constant(self, node: str, role: str, data, kind: TensorKind) -> str:
         """A constant the frontend computes; it stands for no ONNX tensor."""
         data = _frozen(data)
+        self.check_finite(node, role, f"{node}.{role}", data)
         name = self.fresh(f"{node}.{role}")
         self.tensors[name] = Tensor(name, data.shape, kind, data=data, float_data=data)
         return name
+
+    def check_finite(self, node: str, role: str, name: str, array: np.ndarray) -> None:
+        """Every constant is a finite number: fixed point has no NaN or infinity."""
+        with np.errstate(over="ignore"):
+            finite = np.isfinite(np.asarray(array, dtype=np.float64))
+        if not finite.all():
+            index = tuple(int(i) for i in np.argwhere(~finite)[0])
+            value = np.asarray(array, dtype=np.float64)[index]
+            raise FrontendError(
+                f"node {node!r} ({self.op_types.get(node, '?')}): {role} {name!r} holds {value} at index "
+                f"{list(index)} ({int((~finite).sum())} of {finite.size} values are not finite); "
+                f"fixed point has no NaN or infinity: fix the model (retrain, or replace those values) "
+                f"and export it again")
 
     # activations -------------------------------------------------------------------------
 
@@ -195,6 +219,10 @@ class _Translator:
         if any(s <= 0 for s in shape):
             raise FrontendError(f"{where} would produce an empty tensor of shape {shape} (without "
                                 f"batch); check its kernel, padding and input size")
+        if math.prod(shape) > MAX_TENSOR_ELEMENTS:
+            raise FrontendError(f"{where} would produce {math.prod(shape):,} values per sample (shape "
+                                f"{shape} without batch), more than the {MAX_TENSOR_ELEMENTS:,} finegrain "
+                                f"supports; check its padding and sizes, or make the model smaller")
         self.taken.add(output)
         self.tensors[output] = Tensor(output, shape, TensorKind.ACTIVATION, onnx_name=output)
         self.nodes.append(ir_node)
@@ -229,6 +257,7 @@ class _Translator:
 
     def translate(self) -> Graph:
         g = self.onnx_graph
+        self._check_names()
         for init in g.initializer:
             self.set_value(init.name, numpy_helper.to_array(init))
         for vi in g.input:
@@ -249,6 +278,41 @@ class _Translator:
                     f"look-up for final scores, so move it after the last layer or remove it")
         return Graph(g.name or self.path.stem, self.inputs, outputs, self.nodes, self.tensors)
 
+    def _check_names(self) -> None:
+        """ONNX's single assignment: every value, node and graph output is named once."""
+        g = self.onnx_graph
+        defined: dict[str, str] = {}  # value -> what defines it, for messages
+        for t in g.initializer:
+            if t.name in defined:
+                raise FrontendError(f"the model has two initializers named {t.name!r}; names must be unique, "
+                                    f"rename one and export again")
+            defined[t.name] = "an initializer"
+        for vi in g.input:
+            if vi.name in defined and defined[vi.name] != "an initializer":
+                raise FrontendError(f"graph input {vi.name!r} is listed twice; list each input once")
+            defined.setdefault(vi.name, "a graph input")
+        names: dict[str, int] = {}
+        for index, proto in enumerate(g.node):
+            label = f"node {proto.name or f'{proto.op_type}_{index}'!r} ({proto.op_type})"
+            if proto.name and proto.name in names:
+                raise FrontendError(f"{label}: nodes {names[proto.name]} and {index} are both named "
+                                    f"{proto.name!r}; node names must be unique in an ONNX graph (layer "
+                                    f"options and reports refer to them): rename one")
+            names.setdefault(proto.name, index)
+            if not any(proto.output):
+                raise FrontendError(f"{label} has no output; remove it or give it one")
+            for out in proto.output:
+                if out and out in defined:
+                    raise FrontendError(f"{label} writes {out!r}, which {defined[out]} already defines; "
+                                        f"every tensor must be written once (rename one of them)")
+                if out:
+                    defined[out] = label
+        seen = set()
+        for o in g.output:
+            if o.name in seen:
+                raise FrontendError(f"graph output {o.name!r} is listed twice; list each output once")
+            seen.add(o.name)
+
     def _add_input(self, vi: onnx.ValueInfoProto) -> None:
         if not vi.type.HasField("tensor_type"):
             raise FrontendError(f"graph input {vi.name!r} is not a tensor")
@@ -266,6 +330,10 @@ class _Translator:
                 raise FrontendError(
                     f"graph input {vi.name!r} has a dynamic shape that cannot be resolved: dim {axis} is "
                     f"{d!r}; re-export with static shapes (only axis 0, the batch, may be dynamic)")
+        if math.prod(dims[1:]) > MAX_TENSOR_ELEMENTS:
+            raise FrontendError(f"graph input {vi.name!r} has {math.prod(dims[1:]):,} values per sample "
+                                f"(shape {dims}), more than the {MAX_TENSOR_ELEMENTS:,} finegrain supports; "
+                                f"make the input smaller")
         if isinstance(dims[0], int) and dims[0] > 0:
             self.batch_sizes.add(dims[0])
         self.tensors[vi.name] = Tensor(vi.name, tuple(dims[1:]), TensorKind.INPUT, onnx_name=vi.name)
@@ -275,6 +343,8 @@ class _Translator:
         op_type = proto.op_type
         inputs = [i for i in proto.input if i]
         foreign = proto.domain not in ("", "ai.onnx")
+        if proto.input and not inputs:
+            raise FrontendError(f"node {name!r} ({op_type}): every input name is empty; connect its input")
         if (not foreign and op_type not in _NONDETERMINISTIC
                 and all(self.is_constant(i) for i in inputs)):
             self._fold(proto, name)
@@ -331,6 +401,9 @@ class _Translator:
                                 f"input); finegrain compiles outputs computed from inputs")
         if onnx_name not in self.tensors:
             raise FrontendError(f"graph output {onnx_name!r} is never produced by any node")
+        if onnx_name in self.inputs:
+            raise FrontendError(f"graph output {onnx_name!r} is the graph input itself; finegrain compiles "
+                                f"models with at least one layer between input and output")
         return onnx_name
 
     def _check_inferred_shapes(self, proto: onnx.NodeProto, name: str) -> None:
