@@ -66,8 +66,9 @@ def _conv(weight_shape=(2, 1, 3, 3), input_shape=(1, 1, 5, 5), **attrs):
     return _model([node], inputs={"x": list(input_shape)}, inits=[_const("CW", np.ones(weight_shape))])
 
 
-def _pool(op, input_shape=(1, 1, 5, 5), **attrs):
-    return _model([helper.make_node(op, ["x"], ["y"], name="pool", **attrs)], inputs={"x": list(input_shape)})
+def _pool(op, input_shape=(1, 1, 5, 5), opset=17, **attrs):
+    return _model([helper.make_node(op, ["x"], ["y"], name="pool", **attrs)], inputs={"x": list(input_shape)},
+                  opset=opset)
 
 
 def _unary(op, inputs=None, **attrs):
@@ -159,11 +160,30 @@ MODELS = [
     ("conv-pads-huge", _conv(pads=[10 ** 6] * 4), ["'conv'", "16,777,216"]),
     ("conv-3d", _conv(weight_shape=(2, 1, 3, 3, 3), input_shape=(1, 1, 5, 5, 5)), ["'conv'", "1d and 2d"]),
     ("maxpool-kernel-0", _pool("MaxPool", kernel_shape=[0, 0]), ["'pool'", "kernel_shape [0, 0]"]),
-    ("maxpool-no-kernel", _pool("MaxPool"), ["'pool'", "kernel_shape []"]),
+    ("maxpool-no-kernel", _pool("MaxPool"), ["'pool'", "required attribute 'kernel_shape' is missing"]),
+    ("maxpool-kernel-float", _pool("MaxPool", kernel_shape=2.5), ["'pool'", "'kernel_shape' is of type float", "ints"]),
+    ("maxpool-pads-floats", _pool("MaxPool", kernel_shape=[2, 2], pads=[0.5, 0.5, 0.0, 0.0]),
+     ["'pool'", "'pads' is of type floats"]),
+    ("maxpool-unknown-attribute", _pool("MaxPool", kernel_shape=[2, 2], padding=1),
+     ["'pool'", "'padding' is not an attribute of maxpool at opset 17"]),
+    ("avgpool-dilations-opset-17", _pool("AveragePool", kernel_shape=[2, 2], dilations=[1, 1]),
+     ["'pool'", "'dilations' is not an attribute of averagepool at opset 17"]),
     ("avgpool-pads-over-kernel", _pool("AveragePool", kernel_shape=[2, 2], pads=[2, 0, 0, 0]),
      ["'pool'", "pads [2, 0, 0, 0]", "smaller than kernel_shape [2, 2]"]),
     ("maxpool-storage-order", _pool("MaxPool", kernel_shape=[2, 2], storage_order=1), ["'pool'", "storage_order"]),
-    ("avgpool-dilations", _pool("AveragePool", kernel_shape=[2, 2], dilations=[2, 2]), ["'pool'", "dilations [2, 2]"]),
+    ("avgpool-dilations", _pool("AveragePool", kernel_shape=[2, 2], dilations=[2, 2], opset=19),
+     ["'pool'", "dilations [2, 2]"]),
+    ("conv-bias-shape", _model([helper.make_node("Conv", ["x", "CW", "CB"], ["y"], name="conv")],
+                               inputs={"x": [1, 1, 5, 5]}, inits=[_const("CW", np.ones((2, 1, 3, 3))), _const("CB", np.ones(5))]),
+     ["'conv'", "bias b 'cb'", "(5,)", "(2,)"]),
+    ("gemm-weight-3d", _dense(w=np.ones((4, 3, 1))), ["'fc'", "weight b 'w'", "(4, 3, 1)"]),
+    ("gemm-alpha-string", _dense(alpha="two"), ["'fc'", "'alpha' is of type string", "float"]),
+    ("concat-missing-axis", _model([helper.make_node("Concat", ["x", "z"], ["y"], name="cat")],
+                                   inputs={"x": [1, 4], "z": [1, 4]}), ["'cat'", "required attribute 'axis'"]),
+    ("concat-shapes-differ", _model([helper.make_node("Concat", ["x", "z"], ["y"], name="cat", axis=1)],
+                                    inputs={"x": [1, 2, 4], "z": [1, 2, 3]}), ["'cat'", "[(2, 4), (2, 3)]"]),
+    ("reshape-float-target", _model([helper.make_node("Reshape", ["x", "s"], ["y"], name="rs")],
+                                    inits=[_const("s", [1.0, np.nan])]), ["'rs'", "shape 's'", "float32", "int64"]),
     ("gemm-transA", _dense(transA=1), ["'fc'", "transa=1"]),
     ("gemm-shape-mismatch", _dense(w=np.ones((5, 3))), ["'fc'", "4 features", "expects 5"]),
     ("matmul-two-activations", _model([helper.make_node("MatMul", ["x", "z"], ["y"], name="mm")],

@@ -134,6 +134,15 @@ def _resolve_pads(proto, node: str, a: dict, spatial, kernel, strides, dilations
     return (*begins, *ends)
 
 
+def _int_constant(tr: _Translator, proto, node: str, index: int, what: str) -> list[int]:
+    """A constant input ONNX defines as int64 (a Reshape target, axes), as Python ints."""
+    values = tr.value(_constant_input(tr, proto, node, index, what))
+    if values.dtype.kind not in "iu":
+        raise _fail(proto, node, f"{what} {_input(proto, index)!r} has element type {values.dtype}; ONNX "
+                                 f"defines it as int64", "export the model again")
+    return [int(v) for v in values.reshape(-1)]
+
+
 def _axes(tr: _Translator, proto, node: str, attr_opset: int) -> list[int] | None:
     """The ``axes`` of Squeeze/Unsqueeze/Reduce*: an attribute before ``attr_opset``, an input from it."""
     if tr.opset < attr_opset:
@@ -142,4 +151,4 @@ def _axes(tr: _Translator, proto, node: str, attr_opset: int) -> list[int] | Non
     name = _input(proto, 1)
     if not name:
         return None
-    return [int(v) for v in tr.value(_constant_input(tr, proto, node, 1, "axes")).reshape(-1)]
+    return _int_constant(tr, proto, node, 1, "axes")

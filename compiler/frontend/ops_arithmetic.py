@@ -70,6 +70,8 @@ def _gemm(tr: _Translator, proto, node: str) -> None:
         raise _fail(proto, node, f"input {x!r} has shape {tr.shape(x)} (without batch); Gemm needs "
                                  f"a (batch, features) input")
     b = _constant_input(tr, proto, node, 1, "weight B")
+    if tr.value(b).ndim != 2:
+        raise _fail(proto, node, f"weight B {b!r} has shape {tr.value(b).shape}; Gemm needs a matrix")
     alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
     # IR weights are [out, in]; ONNX B is [in, out] unless transB.
     axes = (0, 1) if a.get("transB", 0) else (1, 0)
@@ -182,8 +184,11 @@ def _conv(tr: _Translator, proto, node: str) -> None:
     pads = _resolve_pads(proto, node, a, spatial, kernel, strides, dilations)
     inputs = [x, tr.onnx_constant(w_name, TensorKind.WEIGHT, node, "weight")]
     if _input(proto, 2):
-        inputs.append(tr.onnx_constant(_constant_input(tr, proto, node, 2, "bias B"), TensorKind.BIAS,
-                                       node, "bias"))
+        bias = _constant_input(tr, proto, node, 2, "bias B")
+        if tr.value(bias).shape != (w.shape[0],):
+            raise _fail(proto, node, f"bias B {bias!r} has shape {tr.value(bias).shape}, expected "
+                                     f"({w.shape[0]},) for {w.shape[0]} output channels")
+        inputs.append(tr.onnx_constant(bias, TensorKind.BIAS, node, "bias"))
     attrs = {"strides": strides, "pads": pads, "dilations": dilations, "groups": int(a.get("group", 1))}
     tr.emit(Op.CONV, node, inputs, proto.output[0], node, attrs)
 

@@ -7,7 +7,7 @@ import math
 from typing import TYPE_CHECKING
 
 from ..ir import Op
-from .common import _attributes, _axes, _constant_input, _fail, _input, _no_batch_axis, _normalize_axis
+from .common import _attributes, _axes, _fail, _input, _int_constant, _no_batch_axis, _normalize_axis
 
 if TYPE_CHECKING:
     from .translator import _Translator
@@ -45,7 +45,7 @@ def _flatten(tr: _Translator, proto, node: str) -> None:
 
 def _reshape(tr: _Translator, proto, node: str) -> None:
     x = tr.activation(proto, node, 0)
-    target = [int(v) for v in tr.value(_constant_input(tr, proto, node, 1, "shape")).reshape(-1)]
+    target = _int_constant(tr, proto, node, 1, "shape")
     allowzero = bool(_attributes(proto).get("allowzero", 0))
     in_shape = (1, *tr.shape(x))
     if not target or target[0] not in (0, -1, *tr.batch_sizes) or (allowzero and target[0] == 0):
@@ -125,4 +125,9 @@ def _concat(tr: _Translator, proto, node: str) -> None:
     if len(inputs) == 1:
         tr.pass_through(node, inputs[0], proto.output[0])
         return
+    shapes = [tr.shape(i) for i in inputs]
+    if any(len(s) != len(shapes[0]) or s[:axis] + s[axis + 1:] != shapes[0][:axis] + shapes[0][axis + 1:]
+           for s in shapes):
+        raise _fail(proto, node, f"inputs of shapes {shapes} (without batch) differ along an axis other "
+                                 f"than the concatenation axis {axis + 1}")
     tr.emit(Op.CONCAT, node, inputs, proto.output[0], node, {"axis": axis})

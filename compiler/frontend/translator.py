@@ -358,7 +358,31 @@ class _Translator:
             raise FrontendError(
                 f"node {name!r} ({op}) is not supported by finegrain; supported ONNX ops: "
                 f"{', '.join(SUPPORTED_OPS)}; replace it in the model before export")
+        self._check_attributes(proto, name)
         translate(self, proto, name)
+
+    def _check_attributes(self, proto: onnx.NodeProto, name: str) -> None:
+        """The node's attributes are the ones its ONNX schema (at the model's opset) defines,
+        with their types, and the required ones are there: translators read them as such."""
+        try:
+            schema = onnx.defs.get_schema(proto.op_type, self.opset, "")
+        except onnx.defs.SchemaError:
+            return
+        where = f"node {name!r} ({proto.op_type})"
+        for attr in proto.attribute:
+            expected = schema.attributes.get(attr.name)
+            if expected is None:
+                raise FrontendError(f"{where}: {attr.name!r} is not an attribute of {proto.op_type} at opset "
+                                    f"{self.opset} (it has {', '.join(sorted(schema.attributes)) or 'none'}); "
+                                    f"remove it or export the model again")
+            if int(attr.type) != int(expected.type):
+                given = onnx.AttributeProto.AttributeType.Name(attr.type)
+                raise FrontendError(f"{where}: attribute {attr.name!r} is of type {given}, but ONNX defines it "
+                                    f"as {expected.type.name}; export the model again")
+        given = {attr.name for attr in proto.attribute}
+        missing = sorted(k for k, v in schema.attributes.items() if v.required and k not in given)
+        if missing:
+            raise FrontendError(f"{where}: required attribute {missing[0]!r} is missing; export the model again")
 
     def _fold(self, proto: onnx.NodeProto, name: str) -> None:
         if proto.op_type in _ALIAS_OPS or proto.op_type == "Transpose":
