@@ -214,8 +214,8 @@ class _Translator:
         where = f"node {onnx_node!r} ({self.op_types[onnx_node]})"
         try:
             shape = tuple(int(s) for s in output_shape(ir_node, partial))
-        except IRError as e:
-            raise FrontendError(f"{where}: {e}") from None
+        except IRError as e:  # its message names the IR node, which `where` already does
+            raise FrontendError(f"{where}: {str(e).removeprefix(f'node {node!r}: ')}") from None
         if any(s <= 0 for s in shape):
             raise FrontendError(f"{where} would produce an empty tensor of shape {shape} (without "
                                 f"batch); check its kernel, padding and input size")
