@@ -14,8 +14,8 @@ fixed<12,5>) and every activation exact (``defaults.activation`` null):
   reciprocal as the plan quantizes it; where every divisor is a power of two (the
   reciprocal is exact) emulator == torch == onnxruntime, bit for bit.
 
-csim (g++) and Verilator sim are run on one 2D MaxPool and one count_include_pad AvgPool
-model: bit-exact with the emulator.
+csim (g++) and Verilator sim are run on a 2D MaxPool, a 2D count_include_pad AvgPool and a
+1D AvgPool: bit-exact with the emulator.
 """
 
 from __future__ import annotations
@@ -129,7 +129,8 @@ def test_ceil_mode_pool_matches_torch_and_onnxruntime(tmp_path, case):
         assert np.array_equal(emulated, torch_out) and np.array_equal(emulated, ort_out)
 
 
-@pytest.mark.parametrize("case", [("max", 2, 2, 2, 1, 5), ("avgpad", 2, 3, 2, 1, 6)], ids=["max", "avgpad"])
+@pytest.mark.parametrize("case", [("max", 2, 2, 2, 1, 5), ("avgpad", 2, 3, 2, 1, 6), ("avg", 1, 4, 3, 2, 9)],
+                         ids=["max2d", "avgpad2d", "avg1d"])
 def test_ceil_mode_pool_csim_and_sim_bit_exact(tmp_path, capsys, case):
     model, _ = _export(tmp_path, case)
     out = tmp_path / "out"
