@@ -654,6 +654,12 @@ def quantize_float(x: np.ndarray, formats: Formats, what: str = "input") -> np.n
     (exact in floating point), round by the element's mode, then apply its overflow
     mode.  Elements too large or too small for that shortcut are done with Python ints.
     """
+    return apply_overflow(round_float(x, formats, what), formats)
+
+
+def round_float(x: np.ndarray, formats: Formats, what: str = "input") -> np.ndarray:
+    """The mantissas of floats rounded into ``formats``, before its overflow mode: a
+    mantissa outside the format's range says the value saturates (or wraps)."""
     x = np.asarray(x, dtype=np.float64)
     _validate_floats(x, what)
     t = formats.uniform_type()
@@ -665,7 +671,7 @@ def quantize_float(x: np.ndarray, formats: Formats, what: str = "input") -> np.n
         tiny = np.abs(x[x != 0]).min() if (x != 0).any() else 1.0
         if np.abs(scaled).max() < 2.0 ** 52 and tiny >= 2.0 ** -1022 and (x == 0).sum() + (scaled != 0).sum() == x.size:
             m = np.rint(scaled) if t.rounding == Rounding.RND_CONV else np.floor(scaled)
-            return apply_overflow(m.astype(np.int64), formats)
+            return m.astype(np.int64)
     frac = np.broadcast_to(formats.frac_bits, x.shape)
     rounding = np.broadcast_to(formats.rounding, x.shape)
     with np.errstate(over="ignore", invalid="ignore"):  # inf/nan only on the exact path
@@ -685,7 +691,7 @@ def quantize_float(x: np.ndarray, formats: Formats, what: str = "input") -> np.n
             m[idx] = _quantize_scalar(float(x[idx]), int(frac[idx]), Rounding(int(rounding[idx])))
     else:
         m = m.astype(np.int64)
-    return apply_overflow(m, formats)
+    return m
 
 
 def _quantize_scalar(x: float, frac: int, rounding: Rounding) -> int:

@@ -321,6 +321,8 @@ PLANS = [
     ("exp-output-100-bits", _with_defaults(tables={"exp_output": "ufixed<100,1>"}), None,
      ["'exp_output'", "100 bits", "at most 64"]),
     ("unknown-table-key", _with_defaults(tables={"sigmoid_in": "fixed<8,4>"}), None, ["['sigmoid_in']"]),
+    ("exact-value-over-1024-bits", {"defaults": {**GOOD_DEFAULTS, "input": "fixed<1024,10>"}}, None,
+     ["node 'fc'", "exact value of 'y'", "1026", "1024 bits", "narrow"]),
     ("no-input-format", {"defaults": {"weight": "fixed<8,2>", "bias": "fixed<16,6>"}}, None,
      ["graph input 'x'", "no format"]),
 ]

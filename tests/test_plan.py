@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -188,3 +189,28 @@ def test_pow2_is_refused_for_inputs_and_activations(tmp_path):
     plan = parse_plan({"tensors": {"h": {"axis": 1, "formats": ["pow2<-2,0>", "fixed<4,1>"]}}}, tmp_path)
     with pytest.raises(PlanError, match=r"'h': pow2<-2,0> is a weight quantizer .* 'h' is an activation"):
         plan.formats_for(plan.spec("h"), (1, 2), batch_axis=True)
+
+
+def test_widest_weight_format_saturates_with_a_warning_not_an_error(tmp_path):
+    """A 1000-bit weight format is applied exactly; a weight beyond its range saturates with a
+    warning (the saturation check built a format 64 bits wider, over 1024 bits, and failed)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    import compiler
+
+    w = np.array([[0.5, 5.0], [-0.25, 1.0]], dtype=np.float32)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"], name="fc")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+                              [numpy_helper.from_array(w, "W")])
+    model = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    plan = _write(tmp_path, {"defaults": {"input": "fixed<8,2>", "weight": "fixed<1000,2,TRN,SAT>",
+                                          "activation": None}})
+    project = compiler.compile_model(str(model), plan, backends=())
+    assert any(re.match(r"1 of 4 values of weight 'W' saturate", w) for w in project.warnings), project.warnings
+    (y,) = project.emulate_exact(np.array([[1.0, 1.0]])).values()
+    from fractions import Fraction
+    values = [Fraction(int(m), 2 ** y.frac) for m in y.m[0]]
+    assert values == [Fraction(1, 4), 1 + 2 - Fraction(1, 2 ** 998)]  # W[0,1] = 5 saturated to 2 - 2**-998

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..emulate import _HANDLERS, Emulator, Fx, _windows
-from ..fixed import Formats, Overflow, as_object, bits_for_range, requantize, rescale, round_to, shift_left
+from ..errors import PlanError
+from ..fixed import FormatError, Formats, Overflow, as_object, bits_for_range, requantize, rescale, round_to, shift_left
 from ..ir import Graph, Node, Op
 
 NEG_INF = -np.inf
@@ -272,7 +273,12 @@ def size_widths(graph: Graph) -> Graph:
             sizer.ranges[out] = r
             t = graph.tensor(out)
             if t.formats is None:
-                formats, lo, hi = _formats_of_range(r)
+                try:
+                    formats, lo, hi = _formats_of_range(r)
+                except FormatError as err:  # wider than fixed.MAX_WIDTH: a limit, not a defect
+                    raise PlanError(f"node {node.name!r} ({node.op.value}): the exact value of {out!r} would "
+                                    f"need more bits than finegrain builds ({err}); narrow the plan's formats "
+                                    f"of the node's inputs or weights") from None
                 updates[out] = dataclasses.replace(t, formats=formats, bounds=(lo, hi))
             else:
                 updates[out] = dataclasses.replace(t, bounds=_bounds_at_own_frac(r, t.formats))
