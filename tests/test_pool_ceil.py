@@ -154,3 +154,16 @@ def test_wrong_annotation_names_its_node(tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     with pytest.raises(compiler.FrontendError, match="first_relu"):
         compiler.compile_model(str(path), _plan(tmp_path))
+
+
+def test_dynamo_export_of_a_dropped_ceil_window(tmp_path):
+    """torch.onnx.export's default (dynamo) exporter annotates the pool itself with ONNX shape
+    inference's size (4x4 where torch computes 3x3) and the Flatten after it correctly: the
+    pool's known-wrong annotation is not an error, and the model matches torch."""
+    case = ("max", 2, 2, 2, 1, 5)
+    model = tmp_path / "pool.onnx"
+    net = _Net(_pool(*case[:5])).eval()
+    torch.onnx.export(net, torch.zeros(1, 2, 5, 5), str(model), input_names=["x"], output_names=["y"], dynamo=True)
+    project = compiler.compile_model(str(model), _plan(tmp_path), backends=())
+    x = _inputs((1, 2, 5, 5))
+    assert np.array_equal(project.emulate(x), net(torch.from_numpy(x)).numpy())
