@@ -159,6 +159,8 @@ MODELS = [
     ("conv-kernel-over-input", _conv(weight_shape=(2, 1, 9, 9)), ["'conv'", "empty tensor"]),
     ("conv-pads-huge", _conv(pads=[10 ** 6] * 4), ["'conv'", "4,194,304"]),
     ("conv-3d", _conv(weight_shape=(2, 1, 3, 3, 3), input_shape=(1, 1, 5, 5, 5)), ["'conv'", "1d and 2d"]),
+    ("conv-same-negative-padding", _conv(weight_shape=(2, 1, 1, 1), input_shape=(1, 1, 6, 6), strides=[3, 3],
+                                         auto_pad="SAME_UPPER"), ["'conv'", "kernel 1, stride 3 over 6", "negative"]),
     ("maxpool-kernel-0", _pool("MaxPool", kernel_shape=[0, 0]), ["'pool'", "kernel_shape [0, 0]"]),
     ("maxpool-no-kernel", _pool("MaxPool"), ["'pool'", "required attribute 'kernel_shape' is missing"]),
     ("maxpool-kernel-float", _pool("MaxPool", kernel_shape=2.5), ["'pool'", "'kernel_shape' is of type float", "ints"]),

@@ -125,12 +125,20 @@ def _resolve_pads(proto, node: str, a: dict, spatial, kernel, strides, dilations
     if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
         raise _fail(proto, node, f"auto_pad {auto_pad!r} is not an ONNX value")
     begins, ends = [], []
-    for size, k, s, d in zip(spatial, kernel, strides, dilations, strict=True):
+    for axis, (size, k, s, d) in enumerate(zip(spatial, kernel, strides, dilations, strict=True)):
         out = -(-size // s)
-        total = max(0, (out - 1) * s + d * (k - 1) + 1 - size)
-        small, large = total // 2, total - total // 2
-        begins.append(small if auto_pad == "SAME_UPPER" else large)
-        ends.append(large if auto_pad == "SAME_UPPER" else small)
+        total = (out - 1) * s + d * (k - 1) + 1 - size
+        # ONNX's formula can give a negative total (a stride longer than the kernel).  A
+        # negative end pad only trims elements no window reaches, so it is 0 here; a negative
+        # begin pad (onnxruntime rounds total / 2 toward zero) would crop the input's start,
+        # which onnxruntime does and the ONNX reference and TensorFlow do not: refused.
+        head = int(total / 2) if auto_pad == "SAME_UPPER" else int((total + 1) / 2)
+        if head < 0:
+            raise _fail(proto, node, f"auto_pad {auto_pad} with kernel {k}, stride {s} over {size} elements "
+                                     f"(spatial axis {axis}) needs negative padding, which runtimes read "
+                                     f"differently", "write explicit pads instead")
+        begins.append(head)
+        ends.append(max(0, total - head))
     return (*begins, *ends)
 
 
