@@ -16,6 +16,7 @@ Table look-ups (the definition the HLS and RTL backends implement):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,14 @@ class EmulationError(Exception):
     """The graph cannot be emulated (not quantized) or a value escaped its format."""
 
 
+def _int_to_float(m: int, frac: int) -> float:
+    """``m * 2**-frac`` rounded to nearest-even float64, +-inf beyond its range."""
+    try:
+        return m / (1 << frac) if frac >= 0 else float(m << -frac)
+    except OverflowError:
+        return math.copysign(math.inf, m)
+
+
 @dataclass(frozen=True, eq=False)
 class Fx:
     """Exact fixed-point values: ``m * 2**-frac`` with ``m`` an integer array."""
@@ -46,8 +55,12 @@ class Fx:
         return shift_left(self.m, frac - self.frac)
 
     def to_float(self) -> np.ndarray:
+        """float64 values, correctly rounded; beyond float64's range, +-inf (the exact values
+        are in ``m``).  Wide mantissas go through Python's int division, which rounds once:
+        ``float(m) * 2**-frac`` overflowed for a mantissa over 2**1024 or frac over 1023."""
         if self.m.dtype == object:
-            return np.array([float(v) for v in self.m.flat], dtype=np.float64).reshape(self.m.shape) * 2.0 ** -self.frac
+            return np.array([_int_to_float(int(v), self.frac) for v in self.m.flat],
+                            dtype=np.float64).reshape(self.m.shape)
         return np.ldexp(self.m.astype(np.float64), -self.frac)
 
     def equals(self, other: "Fx") -> bool:

@@ -49,8 +49,38 @@ class Overflow(IntEnum):
     SAT_SYM = 3  # clamp to +-max (signed: the most negative code is never produced)
 
 
+# The plan's limits.  A format is at most MAX_WIDTH bits wide, and a format the user writes
+# (a plan's format string or per-element int_bits) has integer bits within
+# +-MAX_PLAN_INT_BITS: room for every float64 (2**-1074 to 2**1024) in any width, while no
+# mantissa or shift grows past a few thousand bits (fixed<8,100000000000> would allocate
+# without bound).  Formats finegrain derives (accumulators, products) may go beyond
+# MAX_PLAN_INT_BITS, never beyond MAX_WIDTH.  Documented in docs/bit-plan.md, "Limits".
+MAX_WIDTH = 1024
+MAX_PLAN_INT_BITS = 2048
+
+
 class FormatError(ValueError):
     """A fixed-point format string or field is invalid; the message quotes it."""
+
+
+def check_plan_int_bits(int_bits: int) -> None:
+    """Refuse integer bits outside +-MAX_PLAN_INT_BITS in a format the user wrote."""
+    if not -MAX_PLAN_INT_BITS <= int_bits <= MAX_PLAN_INT_BITS:
+        raise FormatError(f"integer bits {int_bits} are outside the supported "
+                          f"-{MAX_PLAN_INT_BITS}..{MAX_PLAN_INT_BITS}")
+
+
+def _quoted(text: str) -> str:
+    """A format string as messages quote it, cut short if it is very long."""
+    return repr(text) if len(text) <= 60 else repr(text[:50]) + f"... ({len(text)} characters)"
+
+
+def _small_int(digits: str) -> int:
+    """A number written in a format string; at most 9 digits, so no huge int is ever made."""
+    if len(digits.lstrip("+-")) > 9:
+        raise FormatError(f"the number {digits[:12]}... is far outside the supported range "
+                          f"(width 1..{MAX_WIDTH}, integer bits -{MAX_PLAN_INT_BITS}..{MAX_PLAN_INT_BITS})")
+    return int(digits)
 
 
 _FORMAT_RE = re.compile(
@@ -78,8 +108,8 @@ class FixedType:
             raise FormatError(f"width must be a positive integer, got {self.width!r}")
         if not isinstance(self.int_bits, int) or isinstance(self.int_bits, bool):
             raise FormatError(f"integer bits must be an integer, got {self.int_bits!r}")
-        if self.width > 1024:
-            raise FormatError(f"width {self.width} is larger than the 1024 bits supported")
+        if self.width > MAX_WIDTH:
+            raise FormatError(f"width {self.width} is larger than the {MAX_WIDTH} bits supported")
         object.__setattr__(self, "rounding", Rounding(self.rounding))
         object.__setattr__(self, "overflow", Overflow(self.overflow))
 
@@ -92,7 +122,7 @@ class FixedType:
         match = _FORMAT_RE.match(text)
         if not match:
             raise FormatError(
-                f"malformed format {text!r}: expected fixed<W,I>, fixed<W,I,ROUNDING>, "
+                f"malformed format {_quoted(text)}: expected fixed<W,I>, fixed<W,I,ROUNDING>, "
                 f"fixed<W,I,ROUNDING,OVERFLOW> or the same with ufixed"
             )
         unsigned, width, int_bits, modes = match.groups()
@@ -108,9 +138,11 @@ class FixedType:
         if len(mode_names) == 2:
             overflow = _parse_mode(Overflow, mode_names[1], text)
         try:
-            return cls(int(width), int(int_bits), not unsigned, rounding, overflow)
+            width, int_bits = _small_int(width), _small_int(int_bits)
+            check_plan_int_bits(int_bits)
+            return cls(width, int_bits, not unsigned, rounding, overflow)
         except FormatError as err:
-            raise FormatError(f"in format {text!r}: {err}") from None
+            raise FormatError(f"in format {_quoted(text)}: {err}") from None
 
     def __str__(self) -> str:
         base = "fixed" if self.signed else "ufixed"
@@ -251,8 +283,8 @@ class Formats:
         if (self.width < 0).any():
             bad = int(self.width[self.width < 0].flat[0])
             raise FormatError(f"negative width {bad} in per-element formats")
-        if self.width.size and self.width.max() > 1024:
-            raise FormatError(f"width {int(self.width.max())} exceeds the 1024 bits supported")
+        if self.width.size and self.width.max() > MAX_WIDTH:
+            raise FormatError(f"width {int(self.width.max())} exceeds the {MAX_WIDTH} bits supported")
         if ((self.rounding < 0) | (self.rounding > max(Rounding))).any():
             raise FormatError("rounding code out of range in per-element formats")
         if ((self.overflow < 0) | (self.overflow > max(Overflow))).any():
@@ -622,6 +654,12 @@ def quantize_float(x: np.ndarray, formats: Formats, what: str = "input") -> np.n
     (exact in floating point), round by the element's mode, then apply its overflow
     mode.  Elements too large or too small for that shortcut are done with Python ints.
     """
+    return apply_overflow(round_float(x, formats, what), formats)
+
+
+def round_float(x: np.ndarray, formats: Formats, what: str = "input") -> np.ndarray:
+    """The mantissas of floats rounded into ``formats``, before its overflow mode: a
+    mantissa outside the format's range says the value saturates (or wraps)."""
     x = np.asarray(x, dtype=np.float64)
     _validate_floats(x, what)
     t = formats.uniform_type()
@@ -633,7 +671,7 @@ def quantize_float(x: np.ndarray, formats: Formats, what: str = "input") -> np.n
         tiny = np.abs(x[x != 0]).min() if (x != 0).any() else 1.0
         if np.abs(scaled).max() < 2.0 ** 52 and tiny >= 2.0 ** -1022 and (x == 0).sum() + (scaled != 0).sum() == x.size:
             m = np.rint(scaled) if t.rounding == Rounding.RND_CONV else np.floor(scaled)
-            return apply_overflow(m.astype(np.int64), formats)
+            return m.astype(np.int64)
     frac = np.broadcast_to(formats.frac_bits, x.shape)
     rounding = np.broadcast_to(formats.rounding, x.shape)
     with np.errstate(over="ignore", invalid="ignore"):  # inf/nan only on the exact path
@@ -653,7 +691,7 @@ def quantize_float(x: np.ndarray, formats: Formats, what: str = "input") -> np.n
             m[idx] = _quantize_scalar(float(x[idx]), int(frac[idx]), Rounding(int(rounding[idx])))
     else:
         m = m.astype(np.int64)
-    return apply_overflow(m, formats)
+    return m
 
 
 def _quantize_scalar(x: float, frac: int, rounding: Rounding) -> int:
@@ -713,7 +751,10 @@ class Pow2Type:
         if not match:
             raise FormatError(f"malformed power-of-two format {text!r}: expected pow2<EMIN,EMAX>, "
                               f"e.g. pow2<-6,0>")
-        emin, emax = int(match.group(1)), int(match.group(2))
+        try:
+            emin, emax = _small_int(match.group(1)), _small_int(match.group(2))
+        except FormatError as err:
+            raise FormatError(f"in format {_quoted(text)}: {err}") from None
         _check_pow2_range(emin, emax, text)  # quoting the text as written
         return cls(emin, emax)
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import PlanError
-from .fixed import (FixedType, FormatError, Formats, Overflow, Pow2Type, Rounding, parse_weight_format,
-                    quantize_float)
+from .fixed import (MAX_PLAN_INT_BITS, MAX_WIDTH, FixedType, FormatError, Formats, Overflow, Pow2Type, Rounding,
+                    parse_weight_format, quantize_float)
 
 DEFAULT_KEYS = ("input", "weight", "bias", "activation")
 
@@ -34,6 +34,15 @@ DEFAULT_TABLES = {
     "softmax_output": "ufixed<16,0,RND_CONV,SAT>",
 }
 
+
+# Table limits: a table's input (sigmoid_input, exp_input, inv_bits) is at most
+# MAX_TABLE_INPUT_BITS wide (2**20 entries), and its entries (the *_output formats) at most
+# MAX_TABLE_OUTPUT_BITS.  Documented in docs/bit-plan.md, "Limits".
+MAX_TABLE_INPUT_BITS = 20
+MAX_TABLE_OUTPUT_BITS = 64
+
+# Per-element arrays are checked against this before they are cast to int64.
+ELEMENT_FIELD_LIMIT = 1 << 20
 
 RATIO_TOLERANCE = 1e-9
 ASSIGN_RULES = ("variance", "order")
@@ -420,6 +429,10 @@ def _parse_elements(name: str, entry: dict, base: Path, where: str) -> TensorSpe
         a = arrays[k]
         if a.dtype.kind not in "iub":
             raise PlanError(f"{where}: array {k!r} must hold integers, got dtype {a.dtype}")
+        if a.size and (int(a.max()) > ELEMENT_FIELD_LIMIT or int(a.min()) < -ELEMENT_FIELD_LIMIT):
+            bad = int(a.max()) if int(a.max()) > ELEMENT_FIELD_LIMIT else int(a.min())
+            raise PlanError(f"{where}: array {k!r} holds {bad}, far outside the supported range (bits "
+                            f"0..{MAX_WIDTH}, int_bits -{MAX_PLAN_INT_BITS}..{MAX_PLAN_INT_BITS})")
         fields.append(a.astype(np.int64))
     bits, int_bits, signed = fields
     if not (bits.shape == int_bits.shape == signed.shape):
@@ -429,8 +442,15 @@ def _parse_elements(name: str, entry: dict, base: Path, where: str) -> TensorSpe
         idx = tuple(int(i) for i in np.argwhere(bits < 0)[0])
         raise PlanError(f"{where}: {key}.bits has negative bits {int(bits[idx])} at index {list(idx)}; "
                         f"use 0 to prune an element")
-    if bits.size and bits.max() > 1024:
-        raise PlanError(f"{where}: {key}.bits has {int(bits.max())} bits; at most 1024 are supported")
+    if bits.size and bits.max() > MAX_WIDTH:
+        idx = tuple(int(i) for i in np.argwhere(bits > MAX_WIDTH)[0])
+        raise PlanError(f"{where}: {key}.bits has {int(bits[idx])} bits at index {list(idx)}; at most "
+                        f"{MAX_WIDTH} are supported")
+    outside = (int_bits < -MAX_PLAN_INT_BITS) | (int_bits > MAX_PLAN_INT_BITS)
+    if outside.any():
+        idx = tuple(int(i) for i in np.argwhere(outside)[0])
+        raise PlanError(f"{where}: {key}.int_bits has {int(int_bits[idx])} at index {list(idx)}; integer "
+                        f"bits must be within -{MAX_PLAN_INT_BITS}..{MAX_PLAN_INT_BITS}")
     if ((signed != 0) & (signed != 1)).any():
         raise PlanError(f"{where}: {key}.signed must hold 0 or 1")
     modes = []
@@ -483,14 +503,18 @@ def parse_plan(raw: dict, base: Path, path: str = "<memory>") -> Plan:
     for key, default in DEFAULT_TABLES.items():
         value = raw_tables.get(key, default)
         if key == "inv_bits":
-            if not isinstance(value, int) or not 2 <= value <= 20:
-                raise PlanError(f"plan table setting 'inv_bits' must be an integer 2..20, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or not 2 <= value <= MAX_TABLE_INPUT_BITS:
+                raise PlanError(f"plan table setting 'inv_bits' must be an integer 2..{MAX_TABLE_INPUT_BITS}, "
+                                f"got {value!r}")
             tables[key] = value
             continue
         t = _format(value, f"plan table setting {key!r}")
-        if t.width > 20 and key.endswith("_input"):
+        if t.width > MAX_TABLE_INPUT_BITS and key.endswith("_input"):
             raise PlanError(f"plan table setting {key!r}: {value!r} would need 2**{t.width} entries; "
-                            f"use at most 20 bits")
+                            f"use at most {MAX_TABLE_INPUT_BITS} bits")
+        if t.width > MAX_TABLE_OUTPUT_BITS and not key.endswith("_input"):
+            raise PlanError(f"plan table setting {key!r}: {value!r} is {t.width} bits wide; table entries "
+                            f"and scores take at most {MAX_TABLE_OUTPUT_BITS} bits")
         tables[key] = t
     return Plan(defaults, tensors, tables, path, raw)
 
@@ -506,4 +530,11 @@ def load_plan(path) -> Plan:
         raise PlanError(f"plan file {str(path)!r} is not valid JSON: {err}") from None
     except UnicodeDecodeError:
         raise PlanError(f"plan file {str(path)!r} is not a text file") from None
+    except RecursionError:
+        raise PlanError(f"plan file {str(path)!r} is nested too deeply to be a bit plan (a plan is at "
+                        f"most a few levels of objects and lists)") from None
+    except ValueError as err:  # an integer of thousands of digits
+        raise PlanError(f"plan file {str(path)!r} cannot be read: {err}") from None
+    except OSError as err:
+        raise PlanError(f"plan file {str(path)!r} cannot be read: {err.strerror or err}") from None
     return parse_plan(raw, path.parent, str(path))

@@ -25,6 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from compiler.fixed import (
+    MAX_PLAN_INT_BITS,
+    MAX_WIDTH,
     FixedType,
     FormatError,
     Formats,
@@ -683,3 +685,18 @@ def test_formats_from_ranges_on_a_mixed_tensor():
 def test_formats_validate_their_fields(fields, message):
     with pytest.raises(FormatError, match=message):
         Formats(*(np.array(f) for f in fields))
+
+
+def test_plan_format_limits_are_inclusive_and_named():
+    """The widest format and the integer bits a plan may write: the limits themselves parse,
+    one beyond them is refused with the limit named, and no huge number is ever built."""
+    assert FixedType.parse(f"fixed<{MAX_WIDTH},{MAX_PLAN_INT_BITS}>").width == MAX_WIDTH
+    assert FixedType.parse(f"ufixed<1,-{MAX_PLAN_INT_BITS}>").frac_bits == MAX_PLAN_INT_BITS + 1
+    with pytest.raises(FormatError, match=f"integer bits {MAX_PLAN_INT_BITS + 1} are outside"):
+        FixedType.parse(f"fixed<8,{MAX_PLAN_INT_BITS + 1}>")
+    with pytest.raises(FormatError, match=f"integer bits -{MAX_PLAN_INT_BITS + 1} are outside"):
+        FixedType.parse(f"fixed<8,-{MAX_PLAN_INT_BITS + 1}>")
+    with pytest.raises(FormatError, match=f"width {MAX_WIDTH + 1} is larger than the {MAX_WIDTH} bits"):
+        FixedType.parse(f"fixed<{MAX_WIDTH + 1},2>")
+    with pytest.raises(FormatError, match=r"in format 'fixed<9999.*\(5009 characters\).*far outside"):
+        FixedType.parse("fixed<" + "9" * 5000 + ",2>")

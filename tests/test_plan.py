@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -188,3 +189,51 @@ def test_pow2_is_refused_for_inputs_and_activations(tmp_path):
     plan = parse_plan({"tensors": {"h": {"axis": 1, "formats": ["pow2<-2,0>", "fixed<4,1>"]}}}, tmp_path)
     with pytest.raises(PlanError, match=r"'h': pow2<-2,0> is a weight quantizer .* 'h' is an activation"):
         plan.formats_for(plan.spec("h"), (1, 2), batch_axis=True)
+
+
+def _matmul_model(tmp_path, w: np.ndarray):
+    """y = x @ W with x [1, 2]: the smallest model a plan's constants and inputs act on."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"], name="fc")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+                              [numpy_helper.from_array(np.asarray(w, dtype=np.float32), "W")])
+    model = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    return model
+
+
+def test_widest_weight_format_saturates_with_a_warning_not_an_error(tmp_path):
+    """A 1000-bit weight format is applied exactly; a weight beyond its range saturates with a
+    warning (the saturation check built a format 64 bits wider, over 1024 bits, and failed)."""
+    from fractions import Fraction
+
+    import compiler
+
+    model = _matmul_model(tmp_path, [[0.5, 5.0], [-0.25, 1.0]])
+    plan = _write(tmp_path, {"defaults": {"input": "fixed<8,2>", "weight": "fixed<1000,2,TRN,SAT>",
+                                          "activation": None}})
+    project = compiler.compile_model(str(model), plan, backends=())
+    assert any(re.match(r"1 of 4 values of weight 'W' saturate", w) for w in project.warnings), project.warnings
+    (y,) = project.emulate_exact(np.array([[1.0, 1.0]])).values()
+    values = [Fraction(int(m), 2 ** y.frac) for m in y.m[0]]
+    assert values == [Fraction(1, 4), 1 + 2 - Fraction(1, 2 ** 998)]  # W[0,1] = 5 saturated to 2 - 2**-998
+
+
+@pytest.mark.parametrize("input_format, weight_format, x, w, expected", [
+    # 1110 fractional bits: mantissas over 2**1024 (float(m) overflowed) and 2.0**-1110 == 0
+    ("fixed<1000,-10>", "fixed<100,-10>", [2.0 ** -12] * 2, [[2.0 ** -12, 2.0 ** -13]] * 2, [2.0 ** -23, 2.0 ** -24]),
+    # values of 2**1120: beyond float64, so +-inf (2.0 ** 1110 overflowed)
+    ("fixed<100,1110>", "fixed<4,104>", [2.0 ** 1020, 0.0], [[2.0 ** 100, -(2.0 ** 100)], [0.0, 0.0]], [np.inf, -np.inf]),
+])
+def test_emulated_floats_at_the_format_limits(tmp_path, input_format, weight_format, x, w, expected):
+    """Formats within the plan's limits emulate: float outputs are correctly rounded, and
+    +-inf beyond float64's range (the exact values are in emulate_exact)."""
+    import compiler
+
+    model = _matmul_model(tmp_path, w)
+    plan = _write(tmp_path, {"defaults": {"input": input_format, "weight": weight_format, "activation": None}})
+    project = compiler.compile_model(str(model), plan, backends=())
+    assert project.emulate(np.array([x])).tolist() == [expected]

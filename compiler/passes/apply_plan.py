@@ -28,8 +28,8 @@ import warnings
 import numpy as np
 
 from ..errors import PlanError
-from ..fixed import (FixedType, Formats, Overflow, Pow2Type, Rounding, as_object, common_fraction, nearest_centre,
-                     quantize_float, round_pow2)
+from ..fixed import (FixedType, Formats, Overflow, Pow2Type, Rounding, apply_overflow, as_object, common_fraction,
+                     nearest_centre, quantize_float, round_float, round_pow2)
 from ..ir import LAYOUT_OPS, Graph, LookupTable, Node, Op, Tensor, TensorKind
 from ..plan import Codebook, Plan, RowSchemes, TensorSpec
 
@@ -79,11 +79,9 @@ def _quantize_constant(t: Tensor, formats: Formats) -> Tensor:
 def _fixed_mantissas(values: np.ndarray, formats: Formats, what: str) -> tuple[np.ndarray, ...]:
     """(mantissas, formats, outside, wraps, zeroed): ``values`` in ``formats``, where they
     saturate or wrap (leave the range), where they wrap, and where a non-zero became 0."""
-    m = quantize_float(values, formats, what)
+    rounded = round_float(values, formats, what)
+    m = apply_overflow(rounded, formats)
     # a value saturates (or wraps) when its *rounded* mantissa leaves the format's range
-    unbounded = Formats(formats.width + 64, formats.int_bits + 64, formats.signed, formats.rounding,
-                        np.zeros(formats.shape, dtype=np.int64))
-    rounded = quantize_float(values, unbounded)
     lo, hi = formats.mantissa_bounds()
     outside = np.asarray(((rounded < lo) | (rounded > hi)) & ~formats.pruned, dtype=bool)
     zeroed = (values != 0) & (np.asarray(m) == 0) & ~formats.pruned

@@ -25,12 +25,20 @@ def _channel_shape(rank: int, channels: int, last_axis: bool) -> tuple[int, ...]
     return (channels,) + (1,) * (rank - 1)
 
 
-def _constant(t: Tensor, name: str, values: np.ndarray, kind: TensorKind) -> Tensor:
+def _constant(bn: Node, t: Tensor, name: str, values: np.ndarray, kind: TensorKind) -> Tensor:
+    """A folded constant; folding a huge scale (a tiny variance) may overflow float64."""
+    finite = np.isfinite(values)
+    if not finite.all():
+        raise FrontendError(f"BatchNormalization {bn.onnx_nodes[0]!r}: folding it makes {name!r} "
+                            f"non-finite ({int((~finite).sum())} of {finite.size} values; its scale "
+                            f"gamma / sqrt(var + epsilon) is too large for float64): fix the model's "
+                            f"BatchNorm statistics and export it again")
     axes = t.onnx_axes if values.shape == t.shape else None
     return dataclasses.replace(t, name=name, shape=values.shape, kind=kind, data=values, float_data=values,
                                formats=None, onnx_axes=axes)
 
 
+@np.errstate(over="ignore", divide="ignore", invalid="ignore")  # overflow is checked in _constant
 def fold_batchnorm(graph: Graph) -> Graph:
     nodes = list(graph.nodes)
     tensors = dict(graph.tensors)
@@ -46,13 +54,13 @@ def fold_batchnorm(graph: Graph) -> Graph:
         if producer is not None and producer.op in (Op.DENSE, Op.CONV) and sole_use:
             w = tensors[producer.inputs[1]]
             axis_shape = (-1, 1) if producer.op == Op.DENSE else (-1,) + (1,) * (w.data.ndim - 1)
-            tensors[w.name] = _constant(w, w.name, w.data * scale.reshape(axis_shape), w.kind)
+            tensors[w.name] = _constant(bn, w, w.name, w.data * scale.reshape(axis_shape), w.kind)
             if len(producer.inputs) > 2:
                 b = tensors[producer.inputs[2]]
-                tensors[b.name] = _constant(b, b.name, b.data * scale + shift, TensorKind.BIAS)
+                tensors[b.name] = _constant(bn, b, b.name, b.data * scale + shift, TensorKind.BIAS)
                 inputs = producer.inputs
             else:
-                tensors[beta.name] = _constant(beta, beta.name, shift, TensorKind.BIAS)
+                tensors[beta.name] = _constant(bn, beta, beta.name, shift, TensorKind.BIAS)
                 inputs = (*producer.inputs, beta.name)
             folded = dataclasses.replace(producer, inputs=inputs, outputs=bn.outputs,
                                          onnx_nodes=producer.onnx_nodes + bn.onnx_nodes)
@@ -60,8 +68,8 @@ def fold_batchnorm(graph: Graph) -> Graph:
             continue
         rank = len(x.shape)
         shape = _channel_shape(rank, scale.size, last_axis=rank == 1)
-        scale_t = _constant(gamma, gamma.name, scale.reshape(shape), TensorKind.WEIGHT)
-        shift_t = _constant(beta, beta.name, shift.reshape(shape), TensorKind.BIAS)
+        scale_t = _constant(bn, gamma, gamma.name, scale.reshape(shape), TensorKind.WEIGHT)
+        shift_t = _constant(bn, beta, beta.name, shift.reshape(shape), TensorKind.BIAS)
         mid = f"{bn.outputs[0]}.scaled"
         tensors[scale_t.name], tensors[shift_t.name] = scale_t, shift_t
         tensors[mid] = Tensor(mid, x.shape, TensorKind.ACTIVATION)
