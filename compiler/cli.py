@@ -204,14 +204,15 @@ def _estimate(out: Path, project) -> tuple[dict | None, str | None]:
 
     try:
         check_supported(project.graph)
+        products = parallel_products(project.graph)
+        if not (out / "rtl").is_dir() and products > 4 * DEFAULT_RTL_MAX_PRODUCTS:
+            return None, (f"no resource estimate: a fully parallel build of this model has {products:,} constant "
+                          f"products, and the estimate describes that architecture (the RTL backend's only one); "
+                          f"the HLS project's reuse factor is not modelled yet")
+        # what the RTL backend cannot build (a table over its size limit, ...) has no estimate either
+        context = rtl_context(project.graph, project.config.rtl_options(), project.source())
     except RTLBackendError as e:
         return None, f"no resource estimate: {e}"
-    products = parallel_products(project.graph)
-    if not (out / "rtl").is_dir() and products > 4 * DEFAULT_RTL_MAX_PRODUCTS:
-        return None, (f"no resource estimate: a fully parallel build of this model has {products:,} constant "
-                      f"products, and the estimate describes that architecture (the RTL backend's only one); "
-                      f"the HLS project's reuse factor is not modelled yet")
-    context = rtl_context(project.graph, project.config.rtl_options(), project.source())
     return estimate_context(context, project.config.part), None
 
 

@@ -150,6 +150,9 @@ def test_a_table_past_the_limit_is_a_clear_error_at_compile(key, tmp_path, capsy
     assert main(["compile", str(model), "--plan", str(plan), "-o", str(tmp_path / "b")]) == 0
     assert (tmp_path / "b" / "hls").is_dir() and not (tmp_path / "b" / "rtl").exists()
     assert "no RTL written" in capsys.readouterr().err
+    # and its report has no estimate, with the reason (an RTL the backend cannot build has none)
+    assert main(["report", str(tmp_path / "b")]) == 0
+    assert f"no resource estimate: node '{node}'" in " ".join(capsys.readouterr().out.split())
 
 
 def _wide_model(folder: Path, input_format: str) -> tuple[Path, Path]:
