@@ -19,6 +19,8 @@ from compiler.backends.hls import AP_INT_LIMIT_W, HLSBackendError, _constant_ent
 from compiler.cli import main
 from compiler.fixed import FixedType, Formats
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def _compile(model: Path, plan: dict, out: Path) -> None:
     (out.parent / "plan.json").write_text(json.dumps(plan))
@@ -95,6 +97,18 @@ def test_constants_of_64_to_960_bits_csim_bit_exact(tmp_path):
     assert "unsigned long long fc2_bias_mantissas[2][15]" in (firmware / "weights" / "fc2_bias.h").read_text()
     assert "#define AP_INT_MAX_W 2048" in (firmware / "defines.h").read_text()
     assert _typedefs(out)["fc1_bias_t"] == "ap_fixed<1450,500>"
+    _csim_exact(out)
+
+
+def test_jet_tagger_with_wide_formats_csim_bit_exact(tmp_path):
+    """100-bit inputs, 70-bit weights and a 300-bit hidden activation: products of 400+ bits
+    whose factors have long runs of one bits, where ap_int's own multi-word multiplication
+    loses a carry (csim was off in the low ~60 bits of most logits before finegrain::multiply)."""
+    out = tmp_path / "out"
+    _compile(ROOT / "examples" / "jet_tagger" / "model.onnx", {
+        "defaults": {"input": "fixed<100,5,RND_CONV,SAT>", "weight": "fixed<70,2,RND_CONV,SAT>",
+                     "bias": "fixed<16,3,RND,SAT>", "activation": None},
+        "tensors": {"/relu1/Relu_output_0": "ufixed<300,4,RND_CONV,SAT>"}}, out)
     _csim_exact(out)
 
 

@@ -32,7 +32,7 @@ void leaky_relu(const x_t x[N], y_t y[N], a_t alpha) {
 ELEMENTS:
     for (int i = 0; i < N; i++) {
 #pragma HLS UNROLL
-        y[i] = sign(x[i]) >= 0 ? y_t(x[i]) : y_t(alpha * x[i]);
+        y[i] = sign(x[i]) >= 0 ? y_t(x[i]) : y_t(multiply(alpha, x[i]));
     }
 }
 

@@ -14,6 +14,7 @@
 //   common_fixed<A, B>     the signed type that holds every value of A and of B exactly
 //   compare(a, b)          -1, 0 or 1 as a < b, a == b, a > b, for any two fixed types
 //   sign(x)                -1, 0 or 1 as x < 0, x == 0, x > 0
+//   multiply(a, b)         a * b, exact (product_type<A, B>); every kernel's products
 //   zero_bias              an "array" of zeros, for the kernels' no-bias variants
 //
 // Every tensor is a flat C array in row-major order of its IR shape (no batch axis).
@@ -181,6 +182,65 @@ int sign(const T& x) {
     const ap_uint<W> bits = raw_bits(x);
     if (fixed_traits<T>::is_signed && bits[W - 1]) return -1;
     return bits.or_reduce() ? 1 : 0;
+}
+
+// product_type<A, B>: the exact type of a * b, as ap_fixed's own product: W_A + W_B bits,
+// I_A + I_B integer bits, signed when either factor is.
+template <class A, class B>
+struct product_type {
+    static const int width = fixed_traits<A>::width + fixed_traits<B>::width;
+    static const int int_bits = fixed_traits<A>::int_bits + fixed_traits<B>::int_bits;
+    static const bool is_signed = fixed_traits<A>::is_signed || fixed_traits<B>::is_signed;
+    typedef typename fixed_type<width, int_bits, is_signed>::type type;
+};
+
+// multiply(a, b): a * b, exact, as product_type<A, B>.
+//
+// Why not a * b in C simulation: past 64 bits ap_int multiplies through ap_private, whose
+// multi-word long multiplication loses a carry when a 64-bit partial sum wraps to anything
+// but exactly 0 -- which needs long runs of one bits in both factors, e.g. a negative
+// ap_fixed<70,2> times an ap_ufixed<338,7> that ends in ...fffd9add040 (found by a jet
+// tagger with wide formats; csim was off in the last ~60 bits).  Multiplying by a single
+// 32-bit word takes a path without that carry, so C simulation multiplies a by b's 32-bit
+// pieces and adds the shifted partial products (ap_int's additions are exact).  Synthesis
+// gets the plain product: a hardware multiplier has no such bug.
+namespace detail {
+template <class A, class B, bool NATIVE>
+struct multiplier {
+    static typename product_type<A, B>::type run(const A& a, const B& b) {
+#pragma HLS INLINE
+        return a * b;  // at most 64 bits in all: C integers, exact
+    }
+};
+template <class A, class B>
+struct multiplier<A, B, false> {
+    static typename product_type<A, B>::type run(const A& a, const B& b) {
+        const int WA = fixed_traits<A>::width, WB = fixed_traits<B>::width, W = WA + WB;
+        const ap_int<WA + 1> ma = mantissa(a);  // one bit more: signed for either signedness
+        const ap_uint<WB> rb = raw_bits(b);     // b's two's complement bits, as unsigned
+        ap_int<W + 2> sum = 0;                  // ma * rb and ma * 2^WB both fit
+        for (int lo = 0; lo < WB; lo += 32) {
+            const int hi = lo + 31 < WB - 1 ? lo + 31 : WB - 1;
+            const ap_uint<32> piece = rb.range(hi, lo);
+            const ap_int<W + 2> part = ma * piece;  // a single-word multiplier: exact
+            sum += part << lo;
+        }
+        if (fixed_traits<B>::is_signed && rb[WB - 1]) sum -= ap_int<W + 2>(ma) << WB;  // the sign bit's weight
+        typename product_type<A, B>::type p;
+        p.range() = sum.range(W - 1, 0);
+        return p;
+    }
+};
+}  // namespace detail
+
+template <class A, class B>
+typename product_type<A, B>::type multiply(const A& a, const B& b) {
+#pragma HLS INLINE
+#ifdef __SYNTHESIS__
+    return a * b;
+#else
+    return detail::multiplier<A, B, (product_type<A, B>::width <= 64)>::run(a, b);
+#endif
 }
 
 // Stands in for a bias array in the kernels' no-bias variants: every entry is an exact 0,

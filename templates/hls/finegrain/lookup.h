@@ -79,7 +79,7 @@ VECTORS_OUTER:
         OUTPUTS:
             for (int i = 0; i < N; i++) {
 #pragma HLS UNROLL
-                y[base + i * INNER] = convert<y_t>(e[i] * r);
+                y[base + i * INNER] = convert<y_t>(multiply(e[i], r));
             }
         }
     }

@@ -136,7 +136,7 @@ PIXEL_ROWS:
                     }
                 }
                 const int o = (c * OH + oh) * OW + ow;
-                y[o] = y_t(sum * reciprocal[o]);  // full-precision product, held exactly by y_t
+                y[o] = y_t(multiply(sum, reciprocal[o]));  // full-precision product, held exactly by y_t
             }
         }
     }
