@@ -218,10 +218,11 @@ struct multiplier<A, B, false> {
         const int WA = fixed_traits<A>::width, WB = fixed_traits<B>::width, W = WA + WB;
         const ap_int<WA + 1> ma = mantissa(a);  // one bit more: signed for either signedness
         const ap_uint<WB> rb = raw_bits(b);     // b's two's complement bits, as unsigned
+        const int PIECE = WB < 32 ? WB : 32;    // so ma * piece is never wider than W + 1 bits
         ap_int<W + 2> sum = 0;                  // ma * rb and ma * 2^WB both fit
-        for (int lo = 0; lo < WB; lo += 32) {
-            const int hi = lo + 31 < WB - 1 ? lo + 31 : WB - 1;
-            const ap_uint<32> piece = rb.range(hi, lo);
+        for (int lo = 0; lo < WB; lo += PIECE) {
+            const int hi = lo + PIECE - 1 < WB - 1 ? lo + PIECE - 1 : WB - 1;
+            const ap_uint<PIECE> piece = rb.range(hi, lo);
             const ap_int<W + 2> part = ma * piece;  // a single-word multiplier: exact
             sum += part << lo;
         }
