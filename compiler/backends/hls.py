@@ -148,7 +148,8 @@ def _constant_entry(ident: str, type_name: str, t: FixedType, mantissas: list[in
     """A constant written as integer mantissas of its container type ``t``, exactly at any
     width: as C ``long long`` values up to 63 bits (``words`` None), wider as the 64-bit
     words of each mantissa's two's complement, least significant first (``words`` per value),
-    which finegrain::load_mantissas puts together.  Both compile as fast as plain integers."""
+    which finegrain::load_mantissas puts together.  Either way a plain C integer array: exact,
+    and quick to compile."""
     entry = {"name": ident, "type": type_name, "size": len(mantissas), "mantissas": True,
              "comment": f"{comment}; value = mantissa * 2^-{t.frac_bits}"}
     if t.width <= 63:
