@@ -21,6 +21,7 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ import pytest
 
 from compiler.emulate import Fx, run
 from compiler.fixed import (
-    FixedType, Formats, Overflow, Rounding, accumulate_type, add_type, common_fraction, requantize,
+    FixedType, Formats, Overflow, Rounding, accumulate_type, add_type, common_fraction, mul_type, requantize,
 )
 from compiler.ir import Graph, Node, Op, Tensor, TensorKind, output_shape
 from compiler.passes.apply_plan import _sigmoid_table, _softmax_tables
@@ -192,6 +193,7 @@ PROGRAMS = {  # translation unit -> the library headers it includes
     "pointwise": ("activation.h", "elementwise.h", "requantize.h"),
     "requantize": ("requantize.h",),
     "lookup": ("lookup.h",),
+    "mixed": (),  # common.h, through harness.h
 }
 
 
@@ -709,11 +711,116 @@ def lookup_cases() -> list[Case]:
     ]
 
 
+# --- comparing and combining two types (common.h) ---------------------------------------------
+
+
+def _random_type(rng: random.Random) -> FixedType:
+    """Narrow, 32/64-bit-edge and multi-word widths; integer bits negative, inside and beyond the width."""
+    w = rng.choice([1, 2, 3, 7, 8, 16, 30, 31, 32, 33, 34, 35, 40, 63, 64, 65, 70, 80, 100, 130, 200, 338])
+    i = rng.choice([rng.randint(-w - 8, w + 8), rng.randint(-w - 8, w + 8), -1, 0, 2, w, w + 40, -40])
+    return FixedType(w, i, rng.random() < 0.5)
+
+
+def _random_mantissa(t: FixedType, rng: random.Random) -> int:
+    """An extreme, zero, uniform, or a bit pattern with a long run of ones (where ap_int's
+    multi-word multiplication used to lose a carry)."""
+    kind = rng.randrange(6)
+    if kind < 3:
+        return [t.min_mantissa, t.max_mantissa, 0][kind]
+    if kind == 3:
+        return rng.randint(t.min_mantissa, t.max_mantissa)
+    lo = rng.randrange(t.width)
+    hi = rng.randint(lo, t.width - 1)
+    raw = (rng.getrandbits(t.width) | (((1 << (hi - lo + 1)) - 1) << lo)) & ((1 << t.width) - 1)
+    return raw - (1 << t.width) if t.signed and raw >> (t.width - 1) else raw
+
+
+def _value_in(t: FixedType, value: Fraction) -> int | None:
+    """The mantissa of ``value`` in ``t``, or None when ``t`` cannot hold it exactly."""
+    m = value * Fraction(2) ** t.frac_bits
+    return int(m) if m.denominator == 1 and t.min_mantissa <= m <= t.max_mantissa else None
+
+
+# a product ap_int got wrong (its carry bug): the jet tagger's fc3 with 70-bit weights
+_CARRY_CASE = (FixedType(70, 2), -96402294404888395776, FixedType(338, 7, False),
+               24253527822325512822219365186265070299165311061628364398134958567081871607263141401770155628875862080)
+# a product just under ap_int's default 1024 bits with a narrow factor (multiply's pieces are
+# then as narrow as the factor)
+_NARROW_FACTOR_CASE = (FixedType(1000, 3), FixedType(8, 2, False))
+
+
+def mixed_pair_case(name: str, seed: int, pairs: int = 24, samples: int = 40) -> Case:
+    """finegrain::compare(a, b), sign(a) and multiply(a, b) against exact Python arithmetic,
+    and ap_fixed's own a + b, on random pairs of types of either signedness; values
+    include each type's extremes, zero, long runs of one bits, and b == a whenever b can
+    hold a's value (the ties a comparison must see)."""
+    rng = random.Random(seed)
+    inputs, outputs, calls = [], [], []
+    for k in range(pairs):
+        a_t, b_t = {0: (_CARRY_CASE[0], _CARRY_CASE[2]), 1: _NARROW_FACTOR_CASE}.get(
+            k, (_random_type(rng), _random_type(rng)))
+        while max(a_t.frac_bits, b_t.frac_bits) + max(a_t.int_bits + (not a_t.signed),
+                                                      b_t.int_bits + (not b_t.signed)) > 1024:
+            b_t = _random_type(rng)
+        am, bm = [], []
+        for s in range(samples):
+            a = _random_mantissa(a_t, rng)
+            tie = _value_in(b_t, Fraction(a) / Fraction(2) ** a_t.frac_bits)
+            am.append(a)
+            bm.append(tie if tie is not None and s % 3 == 0 else _random_mantissa(b_t, rng))
+        if k == 0:
+            am[1], bm[1] = _CARRY_CASE[1], _CARRY_CASE[3]
+        va = [Fraction(m) / Fraction(2) ** a_t.frac_bits for m in am]
+        vb = [Fraction(m) / Fraction(2) ** b_t.frac_bits for m in bm]
+        s_t, p_t = add_type(a_t, b_t), mul_type(a_t, b_t)
+        column = lambda values: np.array([[v] for v in values], dtype=object)  # noqa: E731 (exact ints)
+        inputs += [Buffer(f"a{k}", a_t, column(am)), Buffer(f"b{k}", b_t, column(bm))]
+        outputs += [Buffer(f"c{k}", FixedType(2, 2), column((x > y) - (x < y) for x, y in zip(va, vb))),
+                    Buffer(f"z{k}", FixedType(2, 2), column((x > 0) - (x < 0) for x in va)),
+                    Buffer(f"s{k}", s_t, column(_value_in(s_t, x + y) for x, y in zip(va, vb))),
+                    Buffer(f"p{k}", p_t, column(_value_in(p_t, x * y) for x, y in zip(va, vb)))]
+        calls += [f"c{k}[0] = c{k}_t(finegrain::compare(a{k}[0], b{k}[0]));",
+                  f"z{k}[0] = z{k}_t(finegrain::sign(a{k}[0]));",
+                  f"s{k}[0] = s{k}_t(a{k}[0] + b{k}[0]);", f"p{k}[0] = p{k}_t(finegrain::multiply(a{k}[0], b{k}[0]));"]
+    return Case(name, "mixed", "\n".join(calls), (), tuple(inputs), tuple(outputs))
+
+
+def wide_clip_cases() -> list[Case]:
+    """The clip / relu / leaky-relu kernels on a wide signed input with negative integer
+    bits against unsigned bounds: ap_fixed's own comparison gets these wrong (issue 11:
+    Hardtanh(-1, 1) after a Linear gave 0 for every negative output)."""
+    rng = random.Random(61)
+    x_t = FixedType(34, -1)
+    m = ints([[rng.randint(x_t.min_mantissa, x_t.max_mantissa) for _ in range(16)] + [x_t.min_mantissa, -1, 0, 1]])
+    x = activation("x", Formats.uniform((20,), x_t))
+    xs = Fx(m, x_t.frac_bits)
+    cases = []
+    for name, lo, hi in (("clip_wide_input_unsigned_bound", scalar("lo", FixedType(2, 2), -1.0),
+                          scalar("hi", FixedType(2, 2, False), 1.0)),
+                         ("clip_wide_input_unsigned_bounds", scalar("lo", FixedType(2, 2, False), 0.0),
+                          scalar("hi", FixedType(2, 2, False), 3.0))):
+        y = emulate(one_node_graph(Op.CLIP, [x, lo, hi]), x=xs)
+        cases.append(Case(name, "pointwise", "finegrain::clip<x_t, lo_t, hi_t, y_t, 20>(x, y, lo[0], hi[0]);",
+                          tuple(buffer(n, container_of_formats(c.formats), const_fx(c), batched=False)
+                                for n, c in (("lo", lo), ("hi", hi))),
+                          (Buffer("x", x_t, m),), (buffer("y", FixedType(38, 3), y),)))
+    y = emulate(one_node_graph(Op.RELU, [x]), x=xs)
+    cases.append(Case("relu_wide_input", "pointwise", "finegrain::relu<x_t, y_t, 20>(x, y);", (),
+                      (Buffer("x", x_t, m),), (buffer("y", FixedType(34, -1), y),)))
+    alpha = scalar("alpha", FixedType(4, 1, False), 0.5)
+    y = emulate(one_node_graph(Op.LEAKY_RELU, [x, alpha]), x=xs)
+    cases.append(Case("leaky_relu_wide_input", "pointwise", "finegrain::leaky_relu<x_t, a_t, y_t, 20>(x, y, a[0]);",
+                      (buffer("a", FixedType(4, 1, False), const_fx(alpha), batched=False),),
+                      (Buffer("x", x_t, m),), (buffer("y", FixedType(38, -1), y),)))
+    return cases
+
+
 # --- building and running ---------------------------------------------------------------------
 
 
 def all_cases() -> list[Case]:
-    return dense_cases() + conv_cases() + pool_cases() + pointwise_cases() + requantize_cases() + lookup_cases()
+    return (dense_cases() + conv_cases() + pool_cases() + pointwise_cases() + wide_clip_cases() + requantize_cases()
+            + lookup_cases() + [mixed_pair_case(f"mixed_pairs_{k}", 70 + k) for k in range(2)])
 
 
 ALL_CASES = all_cases()
@@ -749,7 +856,7 @@ def programs(tmp_path_factory) -> Programs:
 
     # the requantize program takes longest: it goes first, the others share the second job
     with ThreadPoolExecutor(max_workers=2) as pool:
-        built = list(pool.map(build, ("requantize", "layers", "pointwise", "lookup")))
+        built = list(pool.map(build, ("requantize", "layers", "pointwise", "lookup", "mixed")))
     seconds = {p: round(s, 1) for p, _, s in built}
     print(f"finegrain HLS library test programs built in {seconds} s")  # shown with pytest -s
     return Programs({p: b for p, b, _ in built}, seconds)
@@ -850,4 +957,12 @@ def test_requantize_every_mode_matches_fixed_py(programs, name):
 
 @pytest.mark.parametrize("name", names("sigmoid") + names("softmax"))
 def test_lookup_matches_emulator(programs, name):
+    assert_case_exact(programs, CASES[name])
+
+
+@pytest.mark.parametrize("name", names("mixed_pairs"))
+def test_compare_and_arithmetic_of_two_types_are_exact(programs, name):
+    """finegrain::compare, sign and multiply and ap_fixed's + on random type pairs (either
+    signedness, widths across the 32- and 64-bit edges up to 338, integer bits negative and
+    beyond the width), against exact Python arithmetic."""
     assert_case_exact(programs, CASES[name])

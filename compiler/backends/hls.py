@@ -9,6 +9,13 @@ are copied into each project.
 
 Accumulation is exact by construction: an accumulator's container holds its final value,
 and its WRAP overflow makes any intermediate wrap-around cancel out.
+
+Limits.  Any format the plan accepts (up to 1024 bits) is written exactly, constants too
+(``_constant_entry``: 64-bit words past 63 bits).  A container (one type for all of a
+tensor's element formats) and any value a kernel builds (products, aligned sums and
+comparisons, conversions) may be up to ap_int's limit of 32768 bits: past 1024 the project
+defines AP_INT_MAX_W in defines.h.  Beyond 32768 the backend stops with an error naming the
+ONNX tensor or node (``container``, ``_Builder.check_width``).
 """
 
 from __future__ import annotations
@@ -23,13 +30,19 @@ import numpy as np
 
 from .. import __version__
 from ..errors import UserError
-from ..fixed import FixedType, Formats, Overflow, Rounding, rescale
+from ..fixed import FixedType, Formats, Overflow, Rounding, bits_for_range, rescale
 from ..ir import Graph, LookupTable, Node, Op, Tensor
 from ..names import CPP_FOLDED, CPP_RESERVED, CPP_TOP_PREFIXES, FILTERS, Names
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "hls"
 LIBRARY = TEMPLATES / "finegrain"
 STRATEGIES = ("latency", "resource")
+
+# ap_int's limits (ap_common.h of the shipped ap_types, as of Vitis HLS): any type wider
+# than AP_INT_MAX_W (1024 unless defined before the first ap_int.h include) stops C
+# simulation; AP_INT_MAX_W itself may be at most 32768.
+AP_INT_DEFAULT_MAX_W = 1024
+AP_INT_LIMIT_W = 32768
 
 
 class HLSBackendError(UserError):
@@ -76,7 +89,20 @@ def ctype(t: FixedType, modes: bool = True) -> str:
     return f"{base}<{','.join(args)}>"
 
 
-def container(formats: Formats) -> FixedType:
+@dataclass(frozen=True)
+class CType(FixedType):
+    """A container type: a FixedType that may be wider than a plan format (1024 bits), up to
+    ap_int's limit, since one type must hold every element of a tensor whose elements' formats
+    differ (e.g. one element with many integer bits, another with many fraction bits)."""
+
+    def __post_init__(self):
+        if self.width > AP_INT_LIMIT_W:
+            raise HLSBackendError(f"a C++ type of {self.width} bits is wider than ap_int's {AP_INT_LIMIT_W}")
+        object.__setattr__(self, "rounding", Rounding(self.rounding))
+        object.__setattr__(self, "overflow", Overflow(self.overflow))
+
+
+def container(formats: Formats, tensor: str = "") -> FixedType:
     """The narrowest type holding every value of every (unpruned) element's format."""
     kept = ~formats.pruned
     if not kept.any():
@@ -86,17 +112,67 @@ def container(formats: Formats) -> FixedType:
     shift = frac - formats.frac_bits
     los = [int(v) << int(s) for v, s, k in zip(lo.flat, shift.flat, kept.flat) if k]
     his = [int(v) << int(s) for v, s, k in zip(hi.flat, shift.flat, kept.flat) if k]
-    t = FixedType.for_range(min(los), max(his), frac)
+    width, _ = bits_for_range(min(los), max(his))
+    if width > AP_INT_LIMIT_W:
+        raise HLSBackendError(
+            f"tensor {tensor!r}: one C++ type holding all its elements' formats ({formats.summary()}) needs "
+            f"{width} bits, more than ap_int's {AP_INT_LIMIT_W}; give its elements integer and fraction bits "
+            f"closer together in the plan")
+    t = CType.for_range(min(los), max(his), frac)
     return t if t is not None else FixedType(1, 1 - frac, False)
 
 
 def _constant_entry(ident: str, type_name: str, t: FixedType, mantissas: list[int], comment: str) -> dict:
-    """A constant written as integer mantissas of its container type ``t``."""
-    if t.width > 63:
-        raise HLSBackendError(f"constant {ident!r} needs a {t.width}-bit container; the HLS backend writes "
-                              f"constants of at most 63 bits")
-    return {"name": ident, "type": type_name, "size": len(mantissas), "values": [str(m) for m in mantissas],
-            "comment": f"{comment}; value = mantissa * 2^-{t.frac_bits}", "mantissas": True}
+    """A constant written as integer mantissas of its container type ``t``, exactly at any
+    width: as C ``long long`` values up to 63 bits (``words`` None), wider as the 64-bit
+    words of each mantissa's two's complement, least significant first (``words`` per value),
+    which finegrain::load_mantissas puts together.  Either way a plain C integer array: exact,
+    and quick to compile."""
+    entry = {"name": ident, "type": type_name, "size": len(mantissas), "mantissas": True,
+             "comment": f"{comment}; value = mantissa * 2^-{t.frac_bits}"}
+    if t.width <= 63:
+        return {**entry, "words": None, "values": [str(m) for m in mantissas]}
+    words = -(-t.width // 64)
+    mask = (1 << 64) - 1
+    return {**entry, "words": words,
+            "values": ["{" + ", ".join(f"0x{(m >> (64 * k)) & mask:016x}ULL" for k in range(words)) + "}"
+                       for m in mantissas]}
+
+
+# The two factors of the product each kernel forms (a full-precision ap_fixed product), and
+# the stage types used only as factors: a product does not align its factors, so their
+# fraction bits do not widen anything.
+_PRODUCTS = {"dense": ("x_t", "w_t"), "conv1d": ("x_t", "w_t"), "conv2d": ("x_t", "w_t"),
+             "leaky_relu": ("x_t", "alpha_t"), "mul_const": ("x_t", "c_t"), "avgpool1d": ("sum_t", "r_t"),
+             "avgpool2d": ("sum_t", "r_t"), "softmax": ("e_t", "r_t")}
+_FACTORS_ONLY = {"dense": ("x_t", "w_t"), "conv1d": ("x_t", "w_t"), "conv2d": ("x_t", "w_t"),
+                 "leaky_relu": ("alpha_t",), "mul_const": ("x_t", "c_t"), "avgpool1d": ("r_t",),
+                 "avgpool2d": ("r_t",), "softmax": ("r_t",)}
+
+
+def _type_names(entry, skip=()) -> list[str]:
+    """Every C type a stage entry names (keys ending in ``_t``, nested lists included)."""
+    if isinstance(entry, dict):
+        return [v for k, v in entry.items() if k.endswith("_t") and isinstance(v, str) and k not in skip] + \
+            [n for v in entry.values() if isinstance(v, (dict, list)) for n in _type_names(v)]
+    if isinstance(entry, list):
+        return [n for v in entry for n in _type_names(v)]
+    return []
+
+
+def intermediate_bits(aligned: list[FixedType], factors: tuple[FixedType, FixedType] | None) -> int:
+    """An upper bound on the width of every ap type a kernel builds: a product is as wide as
+    its ``factors`` together; aligning values (a comparison's common type, a sum, ap_fixed's
+    shifts inside a conversion, finegrain::convert's widening) among the ``aligned`` types
+    and the product adds at most the spread of their fraction bits and two bits to the widest."""
+    shapes = [(t.width, t.frac_bits) for t in aligned]
+    widest = max((w for w, _ in shapes), default=1)
+    if factors is not None:
+        a, b = factors
+        shapes.append((a.width + b.width, a.frac_bits + b.frac_bits))
+        widest = max(widest, a.width, b.width, a.width + b.width)
+    fracs = [f for _, f in shapes]
+    return max(widest, max(w for w, _ in shapes) + max(fracs) - min(fracs) + 2)
 
 
 # --- context -----------------------------------------------------------------------------
@@ -113,6 +189,7 @@ class _Builder:
                            folded=CPP_FOLDED)
         self.types: dict[str, dict] = {}  # ident -> {name, ctype, comment}
         self.tensor_types: dict[str, str] = {}  # tensor name -> its type's ident
+        self.fixed: dict[str, FixedType] = {}  # ident -> the FixedType it names
         self.constants: dict[str, dict] = {}  # ident -> constant entry
         self.tensor_constants: dict[tuple, str] = {}  # (tensor name, shape broadcast to or None) -> ident
         self.source = source
@@ -121,11 +198,12 @@ class _Builder:
     def type_of(self, tensor: Tensor, role: str = "") -> str:
         if tensor.name not in self.tensor_types:
             name = self.tensor_types[tensor.name] = self.names.derived(f"{self.names(tensor.name)}_t")
-            t = container(tensor.formats)
+            t = container(tensor.formats, tensor.onnx_name or tensor.name)
             uniform = tensor.formats.uniform_type()
             if uniform is not None and uniform.width == t.width and uniform.int_bits == t.int_bits \
                     and uniform.signed == t.signed:
                 t = uniform  # the plan's own type, with its modes
+            self.fixed[name] = t
             self.types[name] = {"name": name, "ctype": ctype(t),
                                 "comment": f"{role or tensor.kind.value} {tensor.name}: {tensor.formats.summary()}"}
         return self.tensor_types[tensor.name]
@@ -133,6 +211,7 @@ class _Builder:
     def named_type(self, name: str, t: FixedType, comment: str) -> str:
         """A new type ``name`` (made unique), for one use."""
         name = self.names.derived(name)
+        self.fixed[name] = t
         self.types[name] = {"name": name, "ctype": ctype(t), "comment": comment}
         return name
 
@@ -147,7 +226,7 @@ class _Builder:
             ident = self.names.derived(f"{ident}_full")
         self.tensor_constants[key] = ident
         type_name = self.type_of(tensor, tensor.kind.value)
-        t = container(tensor.formats)
+        t = container(tensor.formats, tensor.onnx_name or tensor.name)
         data = np.asarray(tensor.data)
         if full_shape is not None:
             data = np.broadcast_to(data, full_shape)
@@ -170,7 +249,7 @@ class _Builder:
         if not centres:
             return None
         ident = self.names(w.name)
-        t = container(w.formats)
+        t = container(w.formats, w.onnx_name or w.name)
         position = {v: i for i, v in enumerate(centres)}
         index = [position[int(v)] if v != 0 else -1 for v in data]
         name = w.onnx_name or w.name
@@ -188,7 +267,7 @@ class _Builder:
         ident = self.names.derived(ident)
         values = [str(int(v)) for v in values]
         self.constants[ident] = {"name": ident, "type": "int", "size": len(values), "values": values,
-                                 "comment": comment, "mantissas": False}
+                                 "comment": comment, "mantissas": False, "words": None}
         return ident
 
     def table(self, ident: str, table: LookupTable, comment: str) -> tuple[str, str, str]:
@@ -264,13 +343,13 @@ class _Builder:
             return {**common, "kind": "sigmoid", "table": table, "code_t": code_t,
                     "table_size": stage.attrs["table"].values.size}
         if op == Op.SOFTMAX:
-            return self.softmax(stage, common, x, out)
-        raise HLSBackendError(f"node {node.name!r}: the HLS backend has no kernel for {op.value}")
+            return self.softmax(node, stage, common, x)
+        raise HLSBackendError(f"{_onnx_nodes(node)}: the HLS backend has no kernel for {op.value}")
 
     def scalar(self, tensor: Tensor, node: Node) -> str:
         if tensor.data.size != 1:
-            raise HLSBackendError(f"node {node.name!r}: constant {tensor.name!r} of shape {list(tensor.shape)} must "
-                                  f"be a single value for the HLS backend")
+            raise HLSBackendError(f"{_onnx_nodes(node)}: constant {tensor.onnx_name or tensor.name!r} of shape "
+                                  f"{list(tensor.shape)} must be a single value for the HLS backend")
         return self.constant(tensor)
 
     def requantize(self, common: dict, out: Tensor) -> dict:
@@ -300,7 +379,7 @@ class _Builder:
             kind = "add_const" if stage.op == Op.ADD else "mul_const"
             return {**common, "kind": kind, "c": c, "c_t": self.type_of(b)}
         if stage.op == Op.MUL or a.shape != out.shape or b.shape != out.shape:
-            raise HLSBackendError(f"node {node.name!r}: the HLS backend adds two activations only when they have "
+            raise HLSBackendError(f"{_onnx_nodes(node)}: the HLS backend adds two activations only when they have "
                                   f"the same shape (got {list(a.shape)} and {list(b.shape)})")
         return {**common, "kind": "add", "b": self.names(b.name), "b_t": self.type_of(b)}
 
@@ -345,12 +424,12 @@ class _Builder:
                           "n": int(np.prod(t.shape))})
         return {**common, "kind": "concat", "parts": parts}
 
-    def softmax(self, stage: Node, common: dict, x: Tensor, out: Tensor) -> dict:
+    def softmax(self, node: Node, stage: Node, common: dict, x: Tensor) -> dict:
         if stage.attrs["axis"] != len(x.shape) - 1 or len(x.shape) != 1:
-            raise HLSBackendError(f"node {stage.name!r}: the HLS backend supports softmax over a vector only")
+            raise HLSBackendError(f"{_onnx_nodes(node)}: the HLS backend supports softmax over a vector only")
         name = common["name"]
-        xt = container(x.formats)
-        d_t = FixedType.for_range(xt.min_mantissa - xt.max_mantissa, 0, xt.frac_bits) or FixedType(1, 1, True)
+        xt = container(x.formats, x.name)
+        d_t = CType.for_range(xt.min_mantissa - xt.max_mantissa, 0, xt.frac_bits) or FixedType(1, 1, True)
         exp_table, inv_table = stage.attrs["exp_table"], stage.attrs["inv_table"]
         n = x.shape[0]
         sum_t = FixedType.for_range(0, n * int(exp_table.values.max()), exp_table.output.frac_bits) \
@@ -363,6 +442,19 @@ class _Builder:
                 "code_t": code_t, "e_t": e_t, "icode_t": icode_t, "r_t": r_t, "exp_table": e, "inv_table": r,
                 "exp_size": exp_table.values.size, "inv_size": inv_table.values.size}
 
+    def check_width(self, node: Node, entry: dict) -> int:
+        """The widest ap type the stage's kernel builds (a bound), refused beyond ap_int's limit."""
+        kind = entry["kind"]
+        product = _PRODUCTS.get(kind)
+        bits = intermediate_bits([self.fixed[n] for n in _type_names(entry, skip=_FACTORS_ONLY.get(kind, ()))],
+                                 (self.fixed[entry[product[0]]], self.fixed[entry[product[1]]]) if product else None)
+        if bits > AP_INT_LIMIT_W:
+            raise HLSBackendError(
+                f"{_onnx_nodes(node)} ({kind}) would need C++ fixed-point values of up to {bits} bits (the widths of "
+                f"its formats and the spread of their fraction bits), and ap_int supports at most "
+                f"{AP_INT_LIMIT_W}; give its tensors narrower formats or integer bits closer together in the plan")
+        return bits
+
     # whole model ----------------------------------------------------------------------
     def build(self) -> dict:
         g = self.graph
@@ -373,11 +465,13 @@ class _Builder:
         layers, buffers = [], []
         ports = set(g.inputs) | set(g.outputs)
         ii = 1
+        widest = AP_INT_DEFAULT_MAX_W
         for node in g.nodes:
             arch = self.options.arch(node)
             stages = []
             for stage in node.stages():
                 stages.append(self.stage(node, stage, arch))
+                widest = max(widest, self.check_width(node, stages[-1]))
                 out = stage.outputs[0]
                 if out not in ports:
                     t = g.tensor(out)
@@ -391,15 +485,23 @@ class _Builder:
         return {
             "model": self.model, "version": __version__, "source": self.source,
             "part": self.options.part, "clock_ns": self.options.clock_ns, "ii": ii,
+            # AP_INT_MAX_W for the generated code: only written when the default is too small
+            "ap_int_max_w": -(-widest // 1024) * 1024 if widest > AP_INT_DEFAULT_MAX_W else None,
             "inputs": ports_in, "outputs": ports_out, "layers": layers, "buffers": buffers,
             "types": list(self.types.values()), "constants": list(self.constants.values()),
             "names": dict(self.names.map),  # IR name -> identifier, for report.json
         }
 
 
+def _onnx_nodes(node: Node) -> str:
+    """How an error names an IR node: by the ONNX node(s) it came from."""
+    names = ", ".join(repr(n) for n in node.onnx_nodes) or repr(node.name)
+    return f"ONNX node{'s' if len(node.onnx_nodes) > 1 else ''} {names}"
+
+
 def _window_sum_type(x: Tensor, window: int) -> FixedType:
-    t = container(x.formats)
-    return FixedType.for_range(t.min_mantissa * window, t.max_mantissa * window, t.frac_bits) or t
+    t = container(x.formats, x.name)
+    return CType.for_range(t.min_mantissa * window, t.max_mantissa * window, t.frac_bits) or t
 
 
 def top_name(graph: Graph) -> str:

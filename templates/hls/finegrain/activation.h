@@ -4,9 +4,11 @@
 //   leaky_relu<x_t, a_t, y_t, N>(x, y, alpha)     y = x >= 0 ? x : alpha * x
 //   clip<x_t, lo_t, hi_t, y_t, N>(x, y, lo, hi)   y = min(max(x, lo), hi)
 //
-// None of them rounds: y_t holds every result exactly (for leaky_relu that means
-// frac(y_t) >= frac(x_t) + frac(a_t)); the compiler sizes it so.  Each is a comparator and
-// a multiplexer (plus one multiplier for leaky_relu) per element, all unrolled.
+// Every comparison goes through finegrain::compare or finegrain::sign (common.h), exact
+// across signedness and widths.  None of them rounds: y_t holds every result exactly (for
+// leaky_relu that means frac(y_t) >= frac(x_t) + frac(a_t)); the compiler sizes it so.  Each
+// is a comparator and a multiplexer (plus one multiplier for leaky_relu) per element, all
+// unrolled.
 #ifndef FINEGRAIN_ACTIVATION_H_
 #define FINEGRAIN_ACTIVATION_H_
 
@@ -20,7 +22,7 @@ void relu(const x_t x[N], y_t y[N]) {
 ELEMENTS:
     for (int i = 0; i < N; i++) {
 #pragma HLS UNROLL
-        y[i] = x[i] > 0 ? y_t(x[i]) : y_t(0);
+        y[i] = sign(x[i]) > 0 ? y_t(x[i]) : y_t(0);
     }
 }
 
@@ -30,7 +32,7 @@ void leaky_relu(const x_t x[N], y_t y[N], a_t alpha) {
 ELEMENTS:
     for (int i = 0; i < N; i++) {
 #pragma HLS UNROLL
-        y[i] = x[i] >= 0 ? y_t(x[i]) : y_t(alpha * x[i]);
+        y[i] = sign(x[i]) >= 0 ? y_t(x[i]) : y_t(multiply(alpha, x[i]));
     }
 }
 
@@ -40,10 +42,11 @@ void clip(const x_t x[N], y_t y[N], lo_t lo, hi_t hi) {
 ELEMENTS:
     for (int i = 0; i < N; i++) {
 #pragma HLS UNROLL
-        // min(max(x, lo), hi) compared on the original types, so no intermediate value
-        // has to fit y_t (and lo > hi gives hi, as the emulator does)
-        const bool below = x[i] < lo;
-        const bool above = below ? (lo > hi) : (x[i] > hi);
+        // min(max(x, lo), hi) compared on the original types (through finegrain::compare:
+        // x, lo and hi may differ in signedness), so no intermediate value has to fit y_t;
+        // lo > hi gives hi, as the emulator does
+        const bool below = compare(x[i], lo) < 0;
+        const bool above = below ? compare(lo, hi) > 0 : compare(x[i], hi) > 0;
         y[i] = above ? y_t(hi) : (below ? y_t(lo) : y_t(x[i]));
     }
 }

@@ -11,6 +11,10 @@
 //   mantissa(v)            the integer m with v == m * 2^-(W-I), as ap_int<W> / ap_uint<W>
 //   table_index(code)      m - min_mantissa(T), the row a code reads in a look-up table
 //   convert<y_t>(x)        y_t(x), the one rounding/overflow conversion (see below)
+//   common_fixed<A, B>     the signed type that holds every value of A and of B exactly
+//   compare(a, b)          -1, 0 or 1 as a < b, a == b, a > b, for any two fixed types
+//   sign(x)                -1, 0 or 1 as x < 0, x == 0, x > 0
+//   multiply(a, b)         a * b, exact (product_type<A, B>); every kernel's products
 //   zero_bias              an "array" of zeros, for the kernels' no-bias variants
 //
 // Every tensor is a flat C array in row-major order of its IR shape (no batch axis).
@@ -135,6 +139,109 @@ y_t convert(const x_t& x) {
     const int dropped = (src::width - src::int_bits) -
                         (fixed_traits<y_t>::width - fixed_traits<y_t>::int_bits);
     return detail::converter<y_t, x_t, (dropped >= src::width)>::run(x);
+}
+
+// compare(a, b): the sign of a - b, exact for any two fixed-point types.
+//
+// Why not ap_fixed's own < and >: with one operand signed and the other unsigned it aligns
+// the fractions and then compares the two mantissas as C integers of their own signedness,
+// so once the aligned unsigned operand passes 32 bits a negative value compares as a huge
+// unsigned one (ap_fixed<34,-1>(-0.25) > ap_ufixed<2,2>(1) is true).  Here both values are
+// first converted, exactly, into common_fixed<A, B> -- signed, with the larger fraction and
+// enough integer bits for both (an unsigned type needs one more to gain a sign bit) -- and
+// their mantissas, now two integers of one signed type, are compared.  Every kernel that
+// compares values uses this; in hardware it is one comparator of the common width (the
+// alignment is wiring).  ap_fixed's + - * need no such help: their result types already
+// hold both operands (tests/test_hls_library.py checks them on the same type pairs).
+template <class A, class B>
+struct common_fixed {
+    static const int frac_bits =
+        AP_MAX(fixed_traits<A>::width - fixed_traits<A>::int_bits, fixed_traits<B>::width - fixed_traits<B>::int_bits);
+    static const int int_bits = AP_MAX(fixed_traits<A>::int_bits + (fixed_traits<A>::is_signed ? 0 : 1),
+                                       fixed_traits<B>::int_bits + (fixed_traits<B>::is_signed ? 0 : 1));
+    static const int width = int_bits + frac_bits;  // >= the width of A, and of B
+    typedef ap_fixed<width, int_bits> type;
+};
+
+template <class A, class B>
+int compare(const A& a, const B& b) {
+#pragma HLS INLINE
+    typedef typename common_fixed<A, B>::type c_t;
+    const c_t ca = a, cb = b;  // more integer and/or fraction bits: exact
+    const ap_int<common_fixed<A, B>::width> ma = mantissa(ca), mb = mantissa(cb);
+    return ma < mb ? -1 : (mb < ma ? 1 : 0);
+}
+
+// sign(x): -1, 0 or 1 as x < 0, x == 0, x > 0 -- the comparison with zero, read from the
+// bits (the sign bit, then any bit set), so no alignment and no wide intermediate whatever
+// x's integer bits.
+template <class T>
+int sign(const T& x) {
+#pragma HLS INLINE
+    const int W = fixed_traits<T>::width;
+    const ap_uint<W> bits = raw_bits(x);
+    if (fixed_traits<T>::is_signed && bits[W - 1]) return -1;
+    return bits.or_reduce() ? 1 : 0;
+}
+
+// product_type<A, B>: the exact type of a * b, as ap_fixed's own product: W_A + W_B bits,
+// I_A + I_B integer bits, signed when either factor is.
+template <class A, class B>
+struct product_type {
+    static const int width = fixed_traits<A>::width + fixed_traits<B>::width;
+    static const int int_bits = fixed_traits<A>::int_bits + fixed_traits<B>::int_bits;
+    static const bool is_signed = fixed_traits<A>::is_signed || fixed_traits<B>::is_signed;
+    typedef typename fixed_type<width, int_bits, is_signed>::type type;
+};
+
+// multiply(a, b): a * b, exact, as product_type<A, B>.
+//
+// Why not a * b in C simulation: past 64 bits ap_int multiplies through ap_private, whose
+// multi-word long multiplication loses a carry when a 64-bit partial sum wraps to anything
+// but exactly 0 -- which needs long runs of one bits in both factors, e.g. a negative
+// ap_fixed<70,2> times an ap_ufixed<338,7> that ends in ...fffd9add040 (found by a jet
+// tagger with wide formats; csim was off in the last ~60 bits).  Multiplying by a single
+// 32-bit word takes a path without that carry, so C simulation multiplies a by b's 32-bit
+// pieces and adds the shifted partial products (ap_int's additions are exact).  Synthesis
+// gets the plain product: a hardware multiplier has no such bug.
+namespace detail {
+template <class A, class B, bool NATIVE>
+struct multiplier {
+    static typename product_type<A, B>::type run(const A& a, const B& b) {
+#pragma HLS INLINE
+        return a * b;  // at most 64 bits in all: C integers, exact
+    }
+};
+template <class A, class B>
+struct multiplier<A, B, false> {
+    static typename product_type<A, B>::type run(const A& a, const B& b) {
+        const int WA = fixed_traits<A>::width, WB = fixed_traits<B>::width, W = WA + WB;
+        const ap_int<WA + 1> ma = mantissa(a);  // one bit more: signed for either signedness
+        const ap_uint<WB> rb = raw_bits(b);     // b's two's complement bits, as unsigned
+        const int PIECE = WB < 32 ? WB : 32;    // so ma * piece is never wider than W + 1 bits
+        ap_int<W + 2> sum = 0;                  // ma * rb and ma * 2^WB both fit
+        for (int lo = 0; lo < WB; lo += PIECE) {
+            const int hi = lo + PIECE - 1 < WB - 1 ? lo + PIECE - 1 : WB - 1;
+            const ap_uint<PIECE> piece = rb.range(hi, lo);
+            const ap_int<W + 2> part = ma * piece;  // a single-word multiplier: exact
+            sum += part << lo;
+        }
+        if (fixed_traits<B>::is_signed && rb[WB - 1]) sum -= ap_int<W + 2>(ma) << WB;  // the sign bit's weight
+        typename product_type<A, B>::type p;
+        p.range() = sum.range(W - 1, 0);
+        return p;
+    }
+};
+}  // namespace detail
+
+template <class A, class B>
+typename product_type<A, B>::type multiply(const A& a, const B& b) {
+#pragma HLS INLINE
+#ifdef __SYNTHESIS__
+    return a * b;
+#else
+    return detail::multiplier<A, B, (product_type<A, B>::width <= 64)>::run(a, b);
+#endif
 }
 
 // Stands in for a bias array in the kernels' no-bias variants: every entry is an exact 0,

@@ -83,7 +83,7 @@ PIXEL_ROWS:
                             if (ih >= 0 && ih < H && iw >= 0 && iw < W) {
                                 const x_t xv = x[((g * C_G + c) * H + ih) * W + iw];
                                 const w_t wv = w[((m * C_G + c) * KH + kh) * KW + kw];
-                                sum += acc_t(wv * xv);  // wraps; exact at the end
+                                sum += acc_t(multiply(wv, xv));  // wraps; exact at the end
                             }
                         }
                     }

@@ -8,7 +8,7 @@
 //   dense_codebook_nobias<x_t, c_t, acc_t, N_IN, N_OUT, N_C>(x, acc, centres, index)
 //       the same with w[p] = centres[index[p]] (index -1: zero), see "Codebook weights"
 //
-// Exactness.  Every product w*x is full precision (ap_fixed).  acc_t is the accumulator
+// Exactness.  Every product w*x is full precision (finegrain::multiply).  acc_t is the accumulator
 // container: its modes must be AP_TRN/AP_WRAP, and it must hold every final acc[j] exactly
 // (the compiler's sizing guarantees it).  Partial sums may overflow acc_t: they wrap, i.e.
 // the sum is computed modulo 2^width(acc_t), and since the final value fits, it is exact
@@ -53,7 +53,7 @@ ROWS:
         for (int k = 0; k < N_IN; k++) {
 #pragma HLS UNROLL
             // full-precision product; into acc_t it wraps (AP_WRAP), which is exact at the end
-            sum += acc_t(w[j * N_IN + k] * x[k]);
+            sum += acc_t(multiply(w[j * N_IN + k], x[k]));
         }
         acc[j] = sum;
     }
@@ -99,7 +99,7 @@ REUSE_STEPS:
 #pragma HLS UNROLL
             const int p = l * REUSE + r;
             if (p < N_PRODUCTS) {
-                sum[row[l]] += acc_t(w[p] * x[col[l]]);  // wraps; exact at the end
+                sum[row[l]] += acc_t(multiply(w[p], x[col[l]]));  // wraps; exact at the end
             }
             if (++col[l] == N_IN) {
                 col[l] = 0;
@@ -134,7 +134,7 @@ void dense_codebook_any(const x_t x[N_IN], acc_t acc[N_OUT], const c_t centres[N
 #pragma HLS ARRAY_PARTITION variable=x complete
 #pragma HLS ARRAY_PARTITION variable=centres complete
 #pragma HLS ARRAY_PARTITION variable=acc complete
-    typedef decltype(c_t() * x_t()) product_t;  // full precision: every product is exact
+    typedef typename product_type<c_t, x_t>::type product_t;  // full precision: every product is exact
     product_t product[N_IN][N_C];
 #pragma HLS ARRAY_PARTITION variable=product complete dim=0
 PRODUCTS:
@@ -143,7 +143,7 @@ PRODUCTS:
     CENTRES:
         for (int c = 0; c < N_C; c++) {
 #pragma HLS UNROLL
-            product[k][c] = centres[c] * x[k];
+            product[k][c] = multiply(centres[c], x[k]);
         }
     }
 ROWS:

@@ -46,7 +46,7 @@ void mul_const(const x_t x[N], const c_t c[N], y_t y[N]) {
 ELEMENTS:
     for (int i = 0; i < N; i++) {
 #pragma HLS UNROLL
-        y[i] = y_t(x[i] * c[i]);
+        y[i] = y_t(multiply(x[i], c[i]));
     }
 }
 

@@ -61,7 +61,7 @@ VECTORS_OUTER:
         MAXIMUM:
             for (int i = 1; i < N; i++) {
 #pragma HLS UNROLL
-                if (x[base + i * INNER] > m) m = x[base + i * INNER];
+                if (compare(x[base + i * INNER], m) > 0) m = x[base + i * INNER];
             }
             e_t e[N];
 #pragma HLS ARRAY_PARTITION variable=e complete
@@ -79,7 +79,7 @@ VECTORS_OUTER:
         OUTPUTS:
             for (int i = 0; i < N; i++) {
 #pragma HLS UNROLL
-                y[base + i * INNER] = convert<y_t>(e[i] * r);
+                y[base + i * INNER] = convert<y_t>(multiply(e[i], r));
             }
         }
     }

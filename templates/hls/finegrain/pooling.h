@@ -94,7 +94,7 @@ PIXEL_ROWS:
                         const int iw = ow * CFG::stride_w - CFG::pad_left + kw * CFG::dilation_w;
                         if (ih >= 0 && ih < H && iw >= 0 && iw < W) {
                             const x_t v = x[(c * H + ih) * W + iw];
-                            if (!seen || v > best) best = v;
+                            if (!seen || compare(v, best) > 0) best = v;
                             seen = true;
                         }
                     }
@@ -136,7 +136,7 @@ PIXEL_ROWS:
                     }
                 }
                 const int o = (c * OH + oh) * OW + ow;
-                y[o] = y_t(sum * reciprocal[o]);  // full-precision product, held exactly by y_t
+                y[o] = y_t(multiply(sum, reciprocal[o]));  // full-precision product, held exactly by y_t
             }
         }
     }
