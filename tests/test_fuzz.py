@@ -1,0 +1,78 @@
+"""The differential fuzzer (compiler/fuzz): a small fixed-seed budget through the emulator
+and the exact reference, g++ csim and one Verilator sim; the exact reference itself on
+hand-checked values; and every shrunk regression case in tests/fuzz_cases replayed.
+
+A regression case with ``known_defect`` records a defect not fixed on this branch: it is a
+strict xfail, so the fix makes it XPASS and fail until the marker is removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compiler.fuzz.__main__ import fuzz
+from compiler.fuzz.check import run_case
+from compiler.fuzz.generate import random_case
+from compiler.fuzz.reference import convert, parse, quantize
+
+CASES = sorted((Path(__file__).parent / "fuzz_cases").glob("*.json"))
+
+
+@pytest.fixture(autouse=True)
+def _shared_verilator_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", os.environ.get("FINEGRAIN_RTL_BUILD_DIR")
+                       or str(tmp_path_factory.getbasetemp() / "rtl_build"))
+
+
+@pytest.mark.parametrize("rounding, expected", [
+    ("TRN", [2, -3, 2, -3, 2]), ("TRN_ZERO", [2, -2, 2, -2, 2]), ("RND", [3, -2, 2, -3, 3]),
+    ("RND_ZERO", [2, -2, 2, -3, 3]), ("RND_MIN_INF", [2, -3, 2, -3, 3]), ("RND_INF", [3, -3, 2, -3, 3]),
+    ("RND_CONV", [2, -2, 2, -3, 3])])
+def test_reference_rounding_modes_on_ties_and_between(rounding, expected):
+    values = [Fraction(5, 2), Fraction(-5, 2), Fraction(9, 4), Fraction(-11, 4), Fraction(11, 4)]
+    assert [convert(v, 8, 8, True, rounding, "WRAP") for v in values] == expected
+
+
+@pytest.mark.parametrize("overflow, expected", [("WRAP", [-7, 6, -8]), ("SAT", [7, -8, -8]),
+                                                 ("SAT_ZERO", [0, 0, -8]), ("SAT_SYM", [7, -7, -7])])
+def test_reference_overflow_modes(overflow, expected):
+    assert [convert(Fraction(v), 4, 4, True, "TRN", overflow) for v in (9, -10, -8)] == expected
+
+
+def test_reference_formats_pow2_and_per_axis():
+    assert parse("ufixed<4,-2>")(Fraction(1, 3)) == Fraction(5, 64)
+    assert parse("fixed<4,8>")(Fraction(100)) == Fraction(96)
+    assert [parse("pow2<-3,0>")(Fraction(v)) for v in (0.0624, 0.0625, 0.1875, 0.18, 1.4, -0.19)] == \
+        [0, Fraction(1, 8), Fraction(1, 4), Fraction(1, 8), 1, Fraction(-1, 4)]
+    case = {"plan": {"defaults": {"weight": None}, "tensors": {"w": {"axis": 1, "formats": ["fixed<4,1>", "pow2<0,0>"]}}}}
+    got = quantize("w", "weight", np.array([[0.3, 0.3]]), case)
+    assert list(got[0]) == [Fraction(1, 4), 1]
+
+
+def test_fixed_seed_budget_is_clean(tmp_path):
+    """~100 random cases through the emulator and the reference, a few through g++ csim and
+    one through Verilator: no finding that is not already a regression case below."""
+    summary = fuzz(minutes=1.0, seed=11, csim=True, sim=True, out=tmp_path, csim_every=40, sim_every=10_000,
+                   shrink_budget=0, max_cases=120, log=lambda *_: None)
+    assert summary["checks_passed"].get("sim", 0) >= 1 and summary["checks_passed"].get("csim", 0) >= 1
+    known = {json.loads(p.read_text())["check"] for p in CASES}
+    assert [f for f in summary["findings"] if f["check"] not in known] == []
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_regression_case(path, tmp_path, request):
+    record = json.loads(path.read_text())
+    if record.get("known_defect"):
+        request.applymarker(pytest.mark.xfail(strict=True, reason=record["known_defect"]))
+    outcome = run_case(record["case"], tmp_path, tuple(record["levels"]))
+    assert outcome.status != "fail", f"{outcome.check}: {outcome.message}"
+
+
+def test_generation_is_deterministic():
+    assert random_case(5) == random_case(5)
