@@ -1,5 +1,6 @@
 """The differential fuzzer (compiler/fuzz): a small fixed-seed budget through the emulator
-and the exact reference, g++ csim and one Verilator sim; the exact reference itself on
+and the exact reference, batched g++ csim and batched Verilator sim; the batches on tampered
+cases (each bad case found, the good ones passing); the exact reference itself on
 hand-checked values; and every shrunk regression case in tests/fuzz_cases replayed.
 
 A regression case with ``known_defect`` records a defect not fixed on this branch: it is a
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,8 +19,9 @@ import numpy as np
 import pytest
 
 from compiler.fuzz.__main__ import fuzz
-from compiler.fuzz.check import run_case
+from compiler.fuzz.check import Written, prepare_case, run_case
 from compiler.fuzz.generate import random_case
+from compiler.fuzz.__main__ import run_backends
 from compiler.fuzz.reference import convert, parse, quantize
 
 CASES = sorted((Path(__file__).parent / "fuzz_cases").glob("*.json"))
@@ -56,13 +59,53 @@ def test_reference_formats_pow2_and_per_axis():
 
 
 def test_fixed_seed_budget_is_clean(tmp_path):
-    """~100 random cases through the emulator and the reference, a few through g++ csim and
-    one through Verilator: no finding that is not already a regression case below."""
-    summary = fuzz(minutes=1.0, seed=11, csim=True, sim=True, out=tmp_path, csim_every=40, sim_every=10_000,
+    """120 random cases through the emulator and the reference, 20 of them through one
+    batched g++ csim build and 8 through one batched Verilator build: no finding that is not
+    already a regression case below."""
+    summary = fuzz(minutes=2.0, seed=11, csim=True, sim=True, out=tmp_path, csim_every=6, sim_every=15,
                    shrink_budget=0, max_cases=120, log=lambda *_: None)
-    assert summary["checks_passed"].get("sim", 0) >= 1 and summary["checks_passed"].get("csim", 0) >= 1
+    assert summary["checks_passed"].get("sim", 0) >= 4 and summary["checks_passed"].get("csim", 0) >= 10
     known = {json.loads(p.read_text())["check"] for p in CASES}
     assert [f for f in summary["findings"] if f["check"] not in known] == []
+
+
+def _written(tmp_path, count: int) -> list[Written]:
+    cases, seed = [], 0
+    while len(cases) < count:
+        w = prepare_case(random_case(seed), tmp_path / f"case{seed}", ("csim", "sim"), name=f"case{seed}")
+        seed += 1
+        if isinstance(w, Written) and w.levels == ("csim", "sim") and w.failed is None:
+            cases.append(w)
+    return cases
+
+
+def test_batches_find_each_tampered_case(tmp_path):
+    """Four cases in one g++ and one Verilator batch, three of them tampered after writing:
+    case 1's C++ flips an output bit, case 2's C++ does not compile, case 0's schedule.json
+    promises one more cycle of latency, case 3's RTL inverts an output.  Each is found by the
+    level it broke, and case 0's C++ and case 3's C++ still pass csim."""
+    written = _written(tmp_path, 4)
+    cpp = [w.out / "hls" / "firmware" / f"{w.project.graph.name}.cpp" for w in written]
+    output = re.search(r"(\w+)\[\d+\]\s*// output", (cpp[1].with_suffix(".h")).read_text()).group(1)
+    text = cpp[1].read_text()
+    cpp[1].write_text(text[:text.rindex("}")] + f"    {output}[0][0] = !{output}[0][0];\n}}\n")
+    cpp[2].write_text(cpp[2].read_text().replace(") {\n", ") {\n    this is not C++;\n", 1))
+    schedule = written[0].out / "rtl" / "schedule.json"
+    data = json.loads(schedule.read_text())
+    data["latency_cycles"] += 1
+    schedule.write_text(json.dumps(data))
+    sv = written[3].out / "rtl" / f"{written[3].project.graph.name}.sv"
+    text = sv.read_text()
+    last = text.rindex("    assign ")
+    eq, semi = text.index(" = ", last), text.index(";", last)
+    sv.write_text(text[:eq] + " = ~(" + text[eq + 3:semi] + ")" + text[semi:])
+    outcomes = run_backends(written, tmp_path / "batch")
+    got = [(o.check, o.message.splitlines()[0]) for o in outcomes]
+    assert got[0][0] == "sim" and "latency" in got[0][1], got
+    assert got[1][0] == "csim" and re.match(r"\d+ mismatches: mismatch: vector 0 output", got[1][1]), got
+    assert got[2][0] == "csim" and "g++ failed" in got[2][1], got
+    assert got[3][0] == "sim" and "mismatch: vector 0 output" in got[3][1], got
+    assert "csim" in outcomes[0].levels and "csim" in outcomes[3].levels
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])

@@ -6,6 +6,8 @@ random cases from a seed; `onnx_model.py` writes a case's model as ONNX (onnx.he
 torch export for a fraction of cases); `reference.py` computes the outputs with Python
 `fractions` from the documented semantics, independently of `compiler.fixed` and
 `compiler.emulate`; `check.py` runs one case through compile, the emulator, the reference,
-g++ csim and Verilator sim and names the first check that failed; `shrink.py` makes a failing
-case small; `__main__.py` is the time-boxed command line (``python -m compiler.fuzz``).
+g++ csim and Verilator sim and names the first check that failed; `csim_batch.py` and
+`sim_batch.py` run the csim and sim levels of many cases in one g++ build and one Verilator
+build (`sim_testbench.py` is that build's cocotb testbench); `shrink.py` makes a failing case
+small; `__main__.py` is the time-boxed command line (``python -m compiler.fuzz``).
 """

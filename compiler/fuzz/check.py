@@ -19,7 +19,6 @@ from .onnx_model import write_model
 from .reference import reference
 
 LEVELS = ("reference", "csim", "sim")
-MODEL_STEM = "fuzz_case"
 # UserErrors that are documented limits of finegrain, not findings (pattern -> where documented).
 LIMITS = {
 }
@@ -58,10 +57,12 @@ def plan_json(case: dict, folder: Path) -> dict:
     return plan
 
 
-def write_case_files(case: dict, folder: Path) -> tuple[Path, Path]:
+def write_case_files(case: dict, folder: Path, name: str = "fuzz") -> tuple[Path, Path]:
+    """The case's model and plan files in ``folder``; ``name`` is the model's name in generated
+    code (cases built together in one g++ or Verilator build need distinct names)."""
     folder.mkdir(parents=True, exist_ok=True)
-    model = folder / f"{MODEL_STEM}.onnx"
-    case["exported"] = write_model(case, model)
+    model = folder / f"{name}.onnx"  # a torch export names no graph: finegrain then takes the file's name
+    case["exported"] = write_model(case, model, name)
     plan = folder / "plan.json"
     plan.write_text(json.dumps(plan_json(case, folder), indent=1))
     return model, plan
@@ -86,14 +87,49 @@ def _exact(fx, index) -> list[Fraction]:
             for v in m]
 
 
+@dataclass
+class Written:
+    """A case compiled, emulated, checked against the reference and written (both backends):
+    what the g++ and Verilator levels need, one case at a time or many in one build."""
+    case: dict
+    project: object
+    inputs: np.ndarray
+    out: Path
+    levels: tuple[str, ...]
+    done: list
+    failed: Outcome | None  # the reference's finding, if any: the backends still run
+
+    def conclude(self, later: Outcome) -> Outcome:
+        """The case's outcome once its backend levels ran (``later``: their outcome)."""
+        if self.failed is None:
+            return later
+        also = (later,) if later.status != "pass" else ()
+        return Outcome("fail", self.failed.check, self.failed.message, tuple(self.done), also)
+
+
 def run_case(case: dict, folder: Path, levels=LEVELS) -> Outcome:
     """Run ``case`` in ``folder`` (scratch) through ``levels`` (beyond compile and emulate)."""
+    written = prepare_case(case, folder, levels)
+    if isinstance(written, Outcome):
+        return written
+    for level in ("csim", "sim"):
+        if level in written.levels:
+            failed = simulate(written, level)
+            if failed is not None:
+                return written.conclude(failed)
+    return written.conclude(Outcome("pass", levels=tuple(written.done)))
+
+
+def prepare_case(case: dict, folder: Path, levels=LEVELS, name: str = "fuzz") -> Outcome | Written:
+    """Compile and emulate ``case``, check it against the reference and write both backends
+    when ``levels`` asks for csim or sim.  Returns the case's outcome when nothing is left to
+    run, else the `Written` case, its ``levels`` narrowed to the backend levels still to run."""
     from ..errors import UserError
     from ..project import compile_model
 
     done: list[str] = []
     try:
-        model, plan = write_case_files(case, folder)
+        model, plan = write_case_files(case, folder, name)
     except Exception as err:  # the fuzzer's own model building: not a finegrain finding
         return Outcome("limit", "model", f"could not build the model: {type(err).__name__}: {err}")
     try:
@@ -114,14 +150,60 @@ def run_case(case: dict, folder: Path, levels=LEVELS) -> Outcome:
     except Exception as err:
         return _fail("emulate", err, done)
     done.append("emulate")
-    failed = []
+    failed = None
     if "reference" in levels and is_referenced(case):
-        failed = [f for f in [_against_reference(case, exact, done)] if f is not None]
+        failed = _against_reference(case, exact, done)
         done.append("reference")
-    later = _backends(case, project, inputs, folder, levels, done)
-    if failed:
-        return Outcome("fail", failed[0].check, failed[0].message, tuple(done), (later,) if later.status != "pass" else ())
-    return later
+    backend_of = {"csim": "hls", "sim": "rtl"}
+    wanted = tuple(level for level in ("csim", "sim") if level in levels and backend_of[level] in project.config.backends)
+    written = Written(case, project, inputs, folder / "out", wanted, done, failed)
+    if not wanted:
+        return written.conclude(Outcome("pass", levels=tuple(done)))
+    try:
+        project.write(written.out, force=True)
+    except UserError as err:
+        why = _limit(str(err))
+        later = Outcome("limit", "write", f"{err} [{why}]", tuple(done)) if why else _fail("write", err, done)
+        return written.conclude(later)
+    except Exception as err:
+        return written.conclude(_fail("write", err, done))
+    done.append("write")
+    return written
+
+
+def simulate(written: Written, level: str) -> Outcome | None:
+    """One backend level of one case with the project's own runner (`run_csim`, `run_rtl_sim`);
+    None when it passed (the level is then added to ``written.done``)."""
+    from ..verify.csim import run_csim
+    from ..verify.rtlsim import run_rtl_sim
+
+    graph = written.project.graph
+    backend, runner = {"csim": ("hls", run_csim), "sim": ("rtl", run_rtl_sim)}[level]
+    try:
+        result = runner(graph, written.out / backend, graph.name, {graph.inputs[0]: written.inputs})
+    except Exception as err:
+        return _fail(level, err, written.done)
+    if level == "sim":
+        schedule = json.loads((written.out / "rtl" / "schedule.json").read_text())
+        return sim_verdict(written, result.mismatches, list(result.first_mismatches), result.latency_cycles,
+                           result.predicted_latency, result.ii_cycles, schedule["ii_cycles"])
+    if result.mismatches:
+        return _fail(level, f"{result.mismatches} mismatches: " + "; ".join(result.first_mismatches[:3]), written.done)
+    written.done.append(level)
+    return None
+
+
+def sim_verdict(written: Written, mismatches: int, first: list[str], latency, predicted: int, ii,
+                predicted_ii: int) -> Outcome | None:
+    """Verilator's verdict on a case: every output bit, and the measured latency and initiation
+    interval equal to the schedule's (as `finegrain sim` judges)."""
+    if (latency, ii) != (predicted, predicted_ii):
+        first = [f"latency {latency} cycles and II {ii}, schedule.json says {predicted} and {predicted_ii}", *first]
+        mismatches += 1
+    if mismatches:
+        return _fail("sim", f"{mismatches} mismatches: " + "; ".join(first[:3]), written.done)
+    written.done.append("sim")
+    return None
 
 
 def _against_reference(case: dict, exact, done) -> Outcome | None:
@@ -134,37 +216,3 @@ def _against_reference(case: dict, exact, done) -> Outcome | None:
             return _fail("reference", f"vector {v} output [{k}]: reference {want[k]} ({float(want[k])!r}), emulator "
                                       f"{got[k]} ({float(got[k])!r}); {len(bad)} of {len(want)} outputs differ", done)
     return None
-
-
-def _backends(case: dict, project, inputs, folder: Path, levels, done: list) -> Outcome:
-    """Write both backends, then g++ csim and Verilator sim against the emulator."""
-    from ..errors import UserError
-
-    graph = project.graph
-    if not ({"csim", "sim"} & set(levels)):
-        return Outcome("pass", levels=tuple(done))
-    out = folder / "out"
-    try:
-        project.write(out, force=True)
-    except UserError as err:
-        why = _limit(str(err))
-        return Outcome("limit", "write", f"{err} [{why}]", tuple(done)) if why else _fail("write", err, done)
-    except Exception as err:
-        return _fail("write", err, done)
-    done.append("write")
-    from ..verify.csim import run_csim
-    from ..verify.rtlsim import run_rtl_sim
-
-    runs = (("csim", "hls", run_csim), ("sim", "rtl", run_rtl_sim))
-    for level, backend, simulate in runs:
-        if level not in levels or backend not in project.config.backends:
-            continue
-        try:
-            result = simulate(graph, out / backend, graph.name, {graph.inputs[0]: inputs})
-        except Exception as err:
-            return _fail(level, err, done)
-        if result.mismatches:
-            return _fail(level, f"{result.mismatches} mismatches: " + "; ".join(result.first_mismatches[:3]), done)
-        done.append(level)
-    return Outcome("pass", levels=tuple(done))
-

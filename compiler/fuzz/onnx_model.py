@@ -27,7 +27,7 @@ def _name(i: int, src: int) -> str:
     return "x" if src == 0 else f"t{src - 1}"
 
 
-def helper_model(case: dict) -> onnx.ModelProto:
+def helper_model(case: dict, name: str = "fuzz") -> onnx.ModelProto:
     nodes, inits = [], []
 
     def const(name, values):
@@ -92,7 +92,7 @@ def helper_model(case: dict) -> onnx.ModelProto:
         else:
             raise ValueError(f"unknown fuzz layer {op!r}")
     last = f"t{len(case['layers']) - 1}"
-    graph = helper.make_graph(nodes, "fuzz", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *case["input_shape"]])],
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *case["input_shape"]])],
                               [helper.make_tensor_value_info(last, TensorProto.FLOAT, None)], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
 
@@ -183,10 +183,11 @@ def torch_export(case: dict, path: Path) -> None:
                       dynamic_axes={"x": {0: "N"}}, opset_version=OPSET, dynamo=False)
 
 
-def write_model(case: dict, path: Path) -> str:
-    """Write the case's model to ``path``; returns how ("helper" or "torch")."""
+def write_model(case: dict, path: Path, name: str = "fuzz") -> str:
+    """Write the case's model to ``path`` (a helper model's graph is ``name``); returns how
+    ("helper" or "torch")."""
     if case.get("export") == "torch" and torch_exportable(case):
         torch_export(case, path)
         return "torch"
-    onnx.save(helper_model(case), path)
+    onnx.save(helper_model(case, name), path)
     return "helper"
