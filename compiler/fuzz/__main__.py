@@ -41,8 +41,8 @@ def run_backends(written: list[Written], folder: Path) -> list[Outcome]:
 
 
 def fuzz(minutes: float, seed: int, csim: bool, sim: bool, out: Path, csim_every: int = 1, sim_every: int = 1,
-         shrink_budget: float = 120.0, max_cases: int | None = None, log=print, batch: int = 40,
-         sim_batch_size: int = 16, jobs: int = 2) -> dict:
+         shrink_budget: float = 120.0, max_cases: int | None = None, log=print, batch: int = 80,
+         sim_batch_size: int = 32, jobs: int = 2) -> dict:
     start = time.monotonic()
     deadline = start + 60 * minutes
     cpu_start = _cpu_seconds()
@@ -146,9 +146,9 @@ def main(argv=None) -> int:
     p.add_argument("--csim", action="store_true", help="also run g++ csim (every --csim-every-th case)")
     p.add_argument("--sim", action="store_true", help="also run Verilator sim (every --sim-every-th case)")
     p.add_argument("--csim-every", type=int, default=1)
-    p.add_argument("--sim-every", type=int, default=5)
-    p.add_argument("--batch", type=int, default=40, help="cases per g++ csim build")
-    p.add_argument("--sim-batch", type=int, default=16, help="cases per Verilator build")
+    p.add_argument("--sim-every", type=int, default=8)
+    p.add_argument("--batch", type=int, default=80, help="cases per g++ csim build")
+    p.add_argument("--sim-batch", type=int, default=32, help="cases per Verilator build")
     p.add_argument("--jobs", type=int, default=2, help="batches built at once (worker threads)")
     p.add_argument("--shrink-seconds", type=float, default=120.0, help="time to shrink each new finding (0: none)")
     p.add_argument("--out", type=Path, default=CASES_DIR, help="where shrunk failing cases are written")

@@ -105,8 +105,9 @@ def _compare(w: Written, got: dict, count: int, rows_out, schedule: dict) -> Out
 
 
 def _named(batch: list[Written], log: str) -> list[int]:
-    """The cases whose generated top Verilator's messages name."""
-    return [i for i, w in enumerate(batch) if re.search(re.escape(str(_rtl(w)[0] / f"{_rtl(w)[1]}.sv")), log)]
+    """The cases whose generated top, or whose instance in the wrapper, Verilator's messages name."""
+    instances = {int(i) for i in re.findall(r"\bu_c(\d+)\b", log)}
+    return [i for i, w in enumerate(batch) if i in instances or str(_rtl(w)[0] / f"{_rtl(w)[1]}.sv") in log]
 
 
 def sim_batch(batch: list[Written], folder: Path) -> list[Outcome | None]:
