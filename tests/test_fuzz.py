@@ -80,16 +80,18 @@ def _written(tmp_path, count: int) -> list[Written]:
 
 
 def test_batches_find_each_tampered_case(tmp_path):
-    """Four cases in one g++ and one Verilator batch, three of them tampered after writing:
-    case 1's C++ flips an output bit, case 2's C++ does not compile, case 0's schedule.json
-    promises one more cycle of latency, case 3's RTL inverts an output.  Each is found by the
-    level it broke, and case 0's C++ and case 3's C++ still pass csim."""
-    written = _written(tmp_path, 4)
+    """Five cases in one g++ and one Verilator batch, four of them tampered after writing:
+    case 1's C++ flips an output bit, case 2's C++ does not compile, case 4's C++ crashes the
+    batch's binary, case 0's schedule.json promises one more cycle of latency, case 3's RTL
+    inverts an output.  Each is found by the level it broke, and case 0's and case 3's C++
+    still pass csim."""
+    written = _written(tmp_path, 5)
     cpp = [w.out / "hls" / "firmware" / f"{w.project.graph.name}.cpp" for w in written]
     output = re.search(r"(\w+)\[\d+\]\s*// output", (cpp[1].with_suffix(".h")).read_text()).group(1)
     text = cpp[1].read_text()
     cpp[1].write_text(text[:text.rindex("}")] + f"    {output}[0][0] = !{output}[0][0];\n}}\n")
     cpp[2].write_text(cpp[2].read_text().replace(") {\n", ") {\n    this is not C++;\n", 1))
+    cpp[4].write_text(cpp[4].read_text().replace(") {\n", ") {\n    __builtin_trap();\n", 1))
     schedule = written[0].out / "rtl" / "schedule.json"
     data = json.loads(schedule.read_text())
     data["latency_cycles"] += 1
@@ -105,6 +107,7 @@ def test_batches_find_each_tampered_case(tmp_path):
     assert got[1][0] == "csim" and re.match(r"\d+ mismatches: mismatch: vector 0 output", got[1][1]), got
     assert got[2][0] == "csim" and "g++ failed" in got[2][1], got
     assert got[3][0] == "sim" and "mismatch: vector 0 output" in got[3][1], got
+    assert got[4][0] == "csim" and "did not finish" in got[4][1], got
     assert "csim" in outcomes[0].levels and "csim" in outcomes[3].levels
 
 

@@ -41,7 +41,7 @@ def run_backends(written: list[Written], folder: Path) -> list[Outcome]:
 
 
 def fuzz(minutes: float, seed: int, csim: bool, sim: bool, out: Path, csim_every: int = 1, sim_every: int = 1,
-         shrink_budget: float = 120.0, max_cases: int | None = None, log=print, batch: int = 80,
+         shrink_budget: float = 120.0, max_cases: int | None = None, log=print, batch: int = 120,
          sim_batch_size: int = 32, jobs: int = 2) -> dict:
     start = time.monotonic()
     deadline = start + 60 * minutes
@@ -75,7 +75,7 @@ def fuzz(minutes: float, seed: int, csim: bool, sim: bool, out: Path, csim_every
 
     def collect(block: bool) -> None:
         while running and (block or running[0][1].done()):
-            seeds, future = running.popleft()
+            seeds, future, _ = running.popleft()
             for case_seed, outcome in zip(seeds, future.result()):
                 record(case_seed, outcome)
 
@@ -93,13 +93,16 @@ def fuzz(minutes: float, seed: int, csim: bool, sim: bool, out: Path, csim_every
         while len(running) >= jobs:  # every worker busy: wait for the oldest batch
             collect(block=True)
         seeds, written = [s for s, _ in pending], [w for _, w in pending]
-        running.append((seeds, pool.submit(timed, written, folder)))
+        running.append((seeds, pool.submit(timed, written, folder), time.monotonic()))
         pending.clear()
 
     def time_left() -> bool:
-        """Time to prepare another case and still finish the batches under way by the deadline."""
+        """Time to prepare another case and still finish the batches under way by the deadline
+        (a batch takes as long as the longest so far, or the oldest one running, if longer)."""
+        now = time.monotonic()
+        longest = max(batch_seconds[0], now - running[0][2] if running else 0.0)
         rounds = (len(running) + 1 + jobs - 1) // jobs
-        return time.monotonic() + rounds * batch_seconds[0] < deadline
+        return now + rounds * longest < deadline
 
     with tempfile.TemporaryDirectory(prefix="fg-fuzz-") as scratch, \
             concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -146,8 +149,8 @@ def main(argv=None) -> int:
     p.add_argument("--csim", action="store_true", help="also run g++ csim (every --csim-every-th case)")
     p.add_argument("--sim", action="store_true", help="also run Verilator sim (every --sim-every-th case)")
     p.add_argument("--csim-every", type=int, default=1)
-    p.add_argument("--sim-every", type=int, default=8)
-    p.add_argument("--batch", type=int, default=80, help="cases per g++ csim build")
+    p.add_argument("--sim-every", type=int, default=5)
+    p.add_argument("--batch", type=int, default=120, help="cases per g++ csim build")
     p.add_argument("--sim-batch", type=int, default=32, help="cases per Verilator build")
     p.add_argument("--jobs", type=int, default=2, help="batches built at once (worker threads)")
     p.add_argument("--shrink-seconds", type=float, default=120.0, help="time to shrink each new finding (0: none)")
@@ -155,7 +158,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")  # plan warnings (saturating constants) are expected here
     summary = fuzz(args.minutes, args.seed, args.csim, args.sim, args.out, args.csim_every, args.sim_every,
-                   args.shrink_seconds, batch=args.batch, sim_batch_size=args.sim_batch, jobs=args.jobs)
+                   args.shrink_seconds, batch=args.batch, sim_batch_size=args.sim_batch, jobs=args.jobs,
+                   log=lambda *text: print(*text, file=sys.stderr, flush=True))  # stdout: the summary alone
     print(json.dumps(summary, indent=1))
     return 1 if summary["findings"] else 0
 
