@@ -17,6 +17,7 @@ import collections
 import concurrent.futures
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -75,9 +76,11 @@ def fuzz(minutes: float, seed: int, csim: bool, sim: bool, out: Path, csim_every
 
     def collect(block: bool) -> None:
         while running and (block or running[0][1].done()):
-            seeds, future, _ = running.popleft()
+            seeds, future, _, folders = running.popleft()
             for case_seed, outcome in zip(seeds, future.result()):
                 record(case_seed, outcome)
+            for folder in folders:  # an hour's cases and builds would take gigabytes
+                shutil.rmtree(folder, ignore_errors=True)
 
     batch_seconds = [0.0]  # the longest batch so far: how long the batches still running may take
 
@@ -93,7 +96,8 @@ def fuzz(minutes: float, seed: int, csim: bool, sim: bool, out: Path, csim_every
         while len(running) >= jobs:  # every worker busy: wait for the oldest batch
             collect(block=True)
         seeds, written = [s for s, _ in pending], [w for _, w in pending]
-        running.append((seeds, pool.submit(timed, written, folder), time.monotonic()))
+        folders = [folder, *(w.out.parent for w in written)]
+        running.append((seeds, pool.submit(timed, written, folder), time.monotonic(), folders))
         pending.clear()
 
     def time_left() -> bool:
@@ -120,6 +124,7 @@ def fuzz(minutes: float, seed: int, csim: bool, sim: bool, out: Path, csim_every
             result = prepare_case(case, Path(scratch) / name, tuple(levels), name=name)
             if isinstance(result, Outcome):
                 record(case_seed, result)
+                shutil.rmtree(Path(scratch) / name, ignore_errors=True)
                 continue
             pending.append((case_seed, result))
             if len(pending) >= batch or sum("sim" in w.levels for _, w in pending) >= sim_batch_size:
