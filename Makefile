@@ -10,7 +10,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-stamp
 OUT    ?= out/jet_tagger
 
-.PHONY: demo test setup tools clean
+.PHONY: demo test setup tools clean fuzz
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -46,6 +46,14 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+# The differential fuzzer (compiler/fuzz): random models, plans and inputs for FUZZ_MINUTES
+# through the emulator, the exact reference, g++ csim and Verilator sim; each new finding is
+# shrunk into tests/fuzz_cases/.
+FUZZ_MINUTES ?= 10
+FUZZ_SEED    ?= 1
+fuzz: setup
+	$(BIN)/python -m compiler.fuzz --minutes $(FUZZ_MINUTES) --seed $(FUZZ_SEED) --csim --sim
 
 clean:
 	rm -rf out build .pytest_cache
