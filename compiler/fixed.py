@@ -775,6 +775,21 @@ def parse_weight_format(text: str) -> "FixedType | Pow2Type":
     return FixedType.parse(text)
 
 
+def round_significant(x, bits: int) -> np.ndarray:
+    """Round floats to ``bits`` significant bits, ties to even (RND_CONV); exact float64 out.
+
+    A float64 ``x = f * 2**k`` with ``|f|`` in [0.5, 1) keeps ``rint(f * 2**bits)`` (exact:
+    ``f`` has at most 53 bits) at ``2**(k - bits)``; a value that rounds up to the next power
+    of two is that power (0.99999 -> 1.0), never saturated.  0 stays 0.
+    """
+    if not 1 <= bits <= 52:
+        raise ValueError(f"significant bits must be in 1..52, got {bits}")
+    x = np.asarray(x, dtype=np.float64)
+    _validate_floats(x, "a value rounded to significant bits")
+    f, k = np.frexp(x)
+    return np.ldexp(np.rint(np.ldexp(f, bits)), k - bits)
+
+
 def round_pow2(x, p: Pow2Type) -> np.ndarray:
     """Round floats to ``p``'s set {0} and {+-2**e : p.emin <= e <= p.emax}; exact float64 out.
 
