@@ -263,9 +263,12 @@ def _check_names(plan: Plan, graph: Graph) -> None:
     for name in plan.tensors:
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=3)
-            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise PlanError(f"plan names tensor {name!r}, which does not exist in the model (after "
-                            f"BatchNorm folding){hint} Run 'finegrain plan-template' to list the names.")
+            hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+            raise PlanError(f"plan names tensor {name!r}, which finegrain does not have: the model has no "
+                            f"such tensor{hint}, or it is the output of an Identity, Dropout, one-input "
+                            f"Concat, identity Transpose or a Reshape, Flatten, Squeeze or Unsqueeze that "
+                            f"keeps the shape, which finegrain reads as that op's input: name the input "
+                            f"instead. Run 'finegrain plan-template' to list the names.")
 
 
 def apply_plan(graph: Graph, plan: Plan) -> Graph:
