@@ -687,7 +687,7 @@ def round_float(x: np.ndarray, formats: Formats, what: str = "input") -> np.ndar
     m = np.where(exact_path, 0.0, floor + inc)
     if exact_path.any():
         m = m.astype(np.int64).astype(object)
-        for idx in zip(*np.nonzero(exact_path)):
+        for idx in map(tuple, np.argwhere(exact_path)):  # argwhere: a 0-d array too
             m[idx] = _quantize_scalar(float(x[idx]), int(frac[idx]), Rounding(int(rounding[idx])))
     else:
         m = m.astype(np.int64)

@@ -90,3 +90,21 @@ def test_round_significant_is_the_documented_rule():
     got = round_significant(values, 18)
     assert [Fraction(float(g)) for g in got] == [documented(Fraction(float(v))) for v in values]
     assert got[200:203].tolist() == [2 ** 18 / 2 ** 19, (2 ** 18 + 4) / 2 ** 19, -(2 ** 18) / 2 ** 19]
+
+
+@pytest.mark.parametrize("alpha", [np.float32(1.4e-45), np.float32(3.0e38)], ids=["subnormal", "huge"])
+def test_extreme_alphas_compile_for_both_backends_and_stay_exact(tmp_path, alpha):
+    """float32's smallest and a huge alpha on a model of scalars (0-d per sample): 153
+    fractional bits overflowed sizing's int64 shift (OverflowError traceback), and a huge
+    0-d constant crashed fixed.round_float's exact path (nonzero of a 0-d array)."""
+    node = helper.make_node("LeakyRelu", ["x"], ["y"], name="leaky", alpha=float(alpha))
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    model = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"defaults": {"input": "fixed<8,4>", "activation": None}}))
+    project = compiler.compile_model(str(model), str(plan), backends=("hls", "rtl"))
+    (y,) = project.emulate_exact(np.array([-1.0, 1.0])).values()
+    got = [Fraction(int(m), 2 ** int(y.frac)) for m in np.asarray(y.m).ravel()]
+    assert got == [-documented(Fraction(float(alpha))), Fraction(1)]
