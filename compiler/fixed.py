@@ -687,7 +687,7 @@ def round_float(x: np.ndarray, formats: Formats, what: str = "input") -> np.ndar
     m = np.where(exact_path, 0.0, floor + inc)
     if exact_path.any():
         m = m.astype(np.int64).astype(object)
-        for idx in zip(*np.nonzero(exact_path)):
+        for idx in map(tuple, np.argwhere(exact_path)):  # argwhere: a 0-d array too
             m[idx] = _quantize_scalar(float(x[idx]), int(frac[idx]), Rounding(int(rounding[idx])))
     else:
         m = m.astype(np.int64)
@@ -773,6 +773,21 @@ def parse_weight_format(text: str) -> "FixedType | Pow2Type":
     if isinstance(text, str) and text.strip().lower().startswith("pow2"):
         return Pow2Type.parse(text)
     return FixedType.parse(text)
+
+
+def round_significant(x, bits: int) -> np.ndarray:
+    """Round floats to ``bits`` significant bits, ties to even (RND_CONV); exact float64 out.
+
+    A float64 ``x = f * 2**k`` with ``|f|`` in [0.5, 1) keeps ``rint(f * 2**bits)`` (exact:
+    ``f`` has at most 53 bits) at ``2**(k - bits)``; a value that rounds up to the next power
+    of two is that power (0.99999 -> 1.0), never saturated.  0 stays 0.
+    """
+    if not 1 <= bits <= 52:
+        raise ValueError(f"significant bits must be in 1..52, got {bits}")
+    x = np.asarray(x, dtype=np.float64)
+    _validate_floats(x, "a value rounded to significant bits")
+    f, k = np.frexp(x)
+    return np.ldexp(np.rint(np.ldexp(f, bits)), k - bits)
 
 
 def round_pow2(x, p: Pow2Type) -> np.ndarray:

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import PlanError
 from ..fixed import (FixedType, Formats, Overflow, Pow2Type, Rounding, apply_overflow, as_object, common_fraction,
-                     nearest_centre, quantize_float, round_float, round_pow2)
+                     nearest_centre, quantize_float, round_float, round_pow2, round_significant)
 from ..ir import LAYOUT_OPS, Graph, LookupTable, Node, Op, Tensor, TensorKind
 from ..plan import Codebook, Plan, RowSchemes, TensorSpec
 
@@ -50,16 +50,6 @@ def _plan_formats(plan: Plan, t: Tensor, fallback: FixedType | None, role: str) 
     return formats if t.onnx_axes is None else formats.transpose(t.onnx_axes)
 
 
-def significant_formats(values: np.ndarray, bits: int) -> Formats:
-    """Per-element formats keeping ``bits`` significant bits of each value (0 -> pruned)."""
-    v = np.asarray(values, dtype=np.float64)
-    width = np.where(v == 0, 0, bits + (v < 0))
-    exponent = np.where(v == 0, 0, np.floor(np.log2(np.where(v == 0, 1, np.abs(v)))).astype(np.int64) + 1)
-    int_bits = np.where(v == 0, 0, exponent + (v < 0))
-    return Formats(width, int_bits, v < 0, np.full(v.shape, int(Rounding.RND_CONV)),
-                   np.full(v.shape, int(Overflow.SAT)))
-
-
 def exact_formats(values: np.ndarray) -> Formats:
     """Per-element formats holding each float exactly."""
     flat = np.asarray(values, dtype=np.float64).ravel()
@@ -71,8 +61,10 @@ def exact_formats(values: np.ndarray) -> Formats:
     return Formats.from_types(types.reshape(np.shape(values)))
 
 
-def _quantize_constant(t: Tensor, formats: Formats) -> Tensor:
-    values = t.float_data if t.float_data is not None else t.data
+def _quantize_constant(t: Tensor, formats: Formats, values: np.ndarray | None = None) -> Tensor:
+    """``t`` in ``formats``: its model values, or ``values`` (a computed constant's rounded ones)."""
+    if values is None:
+        values = t.float_data if t.float_data is not None else t.data
     return _quantized(t, *_fixed_mantissas(values, formats, f"constant {t.name!r}"), formats.summary())
 
 
@@ -200,7 +192,14 @@ def _constant(plan: Plan, graph: Graph, t: Tensor) -> Tensor:
         spec = TensorSpec(key, whole=plan.default(role), source=str(plan.default(role)))
     if spec is not None and spec.weight_scheme is not None:
         return _quantize_schemes(t, plan.row_schemes(spec, t.onnx_shape, _onnx_values(t)), spec.source)
-    return _quantize_constant(t, _constant_formats(plan, graph, t))
+    formats = _plan_formats(plan, t, plan.default(role) if role else None, role or "const")
+    if formats is not None:
+        return _quantize_constant(t, formats)
+    if role is not None:
+        raise PlanError(f"{role} {t.onnx_name or t.name!r} (shape {list(t.onnx_shape)}) has no format: "
+                        f"add it to the plan's 'tensors' or set defaults.{role}")
+    values = _computed_constant(graph, t)
+    return _quantize_constant(t, exact_formats(values), values)
 
 
 def _onnx_values(t: Tensor) -> np.ndarray:
@@ -209,22 +208,16 @@ def _onnx_values(t: Tensor) -> np.ndarray:
     return values if t.onnx_axes is None else np.transpose(values, np.argsort(t.onnx_axes))
 
 
-def _constant_formats(plan: Plan, graph: Graph, t: Tensor) -> Formats:
-    role = {TensorKind.WEIGHT: "weight", TensorKind.BIAS: "bias"}.get(t.kind)
-    formats = _plan_formats(plan, t, plan.default(role) if role else None, role or "const")
-    if formats is not None:
-        return formats
-    if role is not None:
-        raise PlanError(f"{role} {t.onnx_name or t.name!r} (shape {list(t.onnx_shape)}) has no format: "
-                        f"add it to the plan's 'tensors' or set defaults.{role}")
+def _computed_constant(graph: Graph, t: Tensor) -> np.ndarray:
+    """The value of a constant finegrain computed and the plan does not name (docs/bit-plan.md):
+    Clip bounds as they are (a float32 is a short dyadic number), every other one (LeakyRelu's
+    alpha, average-pooling reciprocals) rounded RND_CONV to 18 significant bits.  Its format
+    is then the one holding that value exactly (1/4 needs one bit)."""
     users = {n.op for n in graph.nodes for s in n.stages() if t.name in s.inputs}
-    values = t.float_data if t.float_data is not None else t.data
+    values = np.asarray(t.float_data if t.float_data is not None else t.data, dtype=np.float64)
     if users <= {Op.CLIP}:
-        return exact_formats(values)
-    # round to 18 significant bits, then keep only the bits that are set (1/4 needs one)
-    formats = significant_formats(values, CONSTANT_SIGNIFICANT_BITS)
-    rounded = np.ldexp(np.asarray(quantize_float(values, formats), dtype=np.float64), -formats.frac_bits)
-    return exact_formats(rounded)
+        return values
+    return round_significant(values, CONSTANT_SIGNIFICANT_BITS)
 
 
 def _sigmoid_table(plan: Plan, out: FixedType) -> LookupTable:
@@ -270,9 +263,12 @@ def _check_names(plan: Plan, graph: Graph) -> None:
     for name in plan.tensors:
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=3)
-            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise PlanError(f"plan names tensor {name!r}, which does not exist in the model (after "
-                            f"BatchNorm folding){hint} Run 'finegrain plan-template' to list the names.")
+            hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+            raise PlanError(f"plan names tensor {name!r}, which finegrain does not have: the model has no "
+                            f"such tensor{hint}, or it is the output of an Identity, Dropout, one-input "
+                            f"Concat, identity Transpose or a Reshape, Flatten, Squeeze or Unsqueeze that "
+                            f"keeps the shape, which finegrain reads as that op's input: name the input "
+                            f"instead. Run 'finegrain plan-template' to list the names.")
 
 
 def apply_plan(graph: Graph, plan: Plan) -> Graph:

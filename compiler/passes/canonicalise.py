@@ -4,6 +4,10 @@
   bias (how torch's MatMul+Add and the ONNX zoo's Conv+Add export a bias).
 * A RESHAPE to the shape it already has, and a TRANSPOSE by the identity, disappear.
 * Two RESHAPEs in a row become one.
+
+A tensor in ``keep`` (the ones the bit plan names) is a quantization point the user asked
+for, so none of these rewrites removes it: a MatMul's output named in the plan keeps its
+bias Add as an ADD after the requantize, a named Reshape output stays a RESHAPE.
 """
 
 from __future__ import annotations
@@ -40,14 +44,14 @@ def _bias_vector(graph: Graph, linear: Node, const_name: str) -> np.ndarray | No
     return None
 
 
-def _merge_bias(graph: Graph) -> Graph:
+def _merge_bias(graph: Graph, keep: frozenset[str]) -> Graph:
     nodes = list(graph.nodes)
     tensors = dict(graph.tensors)
     changed = True
     while changed:
         changed = False
         for node in nodes:
-            if node.op not in (Op.DENSE, Op.CONV) or len(node.inputs) != 2:
+            if node.op not in (Op.DENSE, Op.CONV) or len(node.inputs) != 2 or node.outputs[0] in keep:
                 continue
             current = graph.with_nodes(nodes, tensors)
             add = _single_consumer(current, node.outputs[0])
@@ -76,14 +80,14 @@ def _rename_input(nodes: list[Node], old: str, new: str) -> list[Node]:
     return [dataclasses.replace(n, inputs=tuple(new if i == old else i for i in n.inputs)) for n in nodes]
 
 
-def _drop_layout_noops(graph: Graph) -> Graph:
+def _drop_layout_noops(graph: Graph, keep: frozenset[str]) -> Graph:
     nodes = list(graph.nodes)
     outputs = list(graph.outputs)
     for node in list(nodes):
         src, dst = node.inputs[0] if node.inputs else None, node.outputs[0]
         noop = (node.op == Op.RESHAPE and tuple(node.attrs["shape"]) == graph.tensor(src).shape) or (
             node.op == Op.TRANSPOSE and tuple(node.attrs["perm"]) == tuple(range(len(node.attrs["perm"]))))
-        if not noop or dst in graph.outputs or src in graph.inputs and dst in graph.outputs:
+        if not noop or dst in graph.outputs or dst in keep:
             continue
         nodes = _rename_input([n for n in nodes if n is not node], dst, src)
     # RESHAPE -> RESHAPE: the second reads the first's input
@@ -91,12 +95,12 @@ def _drop_layout_noops(graph: Graph) -> Graph:
         if node.op != Op.RESHAPE:
             continue
         prev = next((n for n in nodes if node.inputs[0] in n.outputs), None)
-        if prev is not None and prev.op == Op.RESHAPE:
+        if prev is not None and prev.op == Op.RESHAPE and prev.outputs[0] not in keep:
             nodes = [dataclasses.replace(n, inputs=prev.inputs) if n is node else n for n in nodes]
     used = {i for n in nodes for i in n.inputs} | set(outputs)
     nodes = [n for n in nodes if n.outputs[0] in used]
     return graph.with_nodes(nodes)
 
 
-def canonicalise(graph: Graph) -> Graph:
-    return _drop_layout_noops(_merge_bias(graph))
+def canonicalise(graph: Graph, keep: frozenset[str] = frozenset()) -> Graph:
+    return _drop_layout_noops(_merge_bias(graph, keep), keep)

@@ -7,6 +7,9 @@ the linear node's weight (and bias) applies to the folded values; a linear node 
 bias takes the BatchNorm's ``B`` tensor name for the folded bias.  A BATCHNORM anywhere
 else becomes ``MUL(x, s)`` then ``ADD(., beta - mean * s)``, named after the BatchNorm's
 scale and bias tensors.  This is the only pass that computes in floating point.
+
+A BatchNorm whose input is in ``keep`` (the bit plan names it: a quantization point between
+the linear node and the BatchNorm) is not folded, since folding would remove that tensor.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ def _constant(bn: Node, t: Tensor, name: str, values: np.ndarray, kind: TensorKi
 
 
 @np.errstate(over="ignore", divide="ignore", invalid="ignore")  # overflow is checked in _constant
-def fold_batchnorm(graph: Graph) -> Graph:
+def fold_batchnorm(graph: Graph, keep: frozenset[str] = frozenset()) -> Graph:
     nodes = list(graph.nodes)
     tensors = dict(graph.tensors)
     for bn in [n for n in graph.nodes if n.op == Op.BATCHNORM]:
@@ -51,7 +54,7 @@ def fold_batchnorm(graph: Graph) -> Graph:
         shift = beta.data - mean.data * scale
         producer = next((n for n in nodes if x.name in n.outputs), None)
         sole_use = sum(x.name in n.inputs for n in nodes) == 1 and x.name not in graph.outputs
-        if producer is not None and producer.op in (Op.DENSE, Op.CONV) and sole_use:
+        if producer is not None and producer.op in (Op.DENSE, Op.CONV) and sole_use and x.name not in keep:
             w = tensors[producer.inputs[1]]
             axis_shape = (-1, 1) if producer.op == Op.DENSE else (-1,) + (1,) * (w.data.ndim - 1)
             tensors[w.name] = _constant(bn, w, w.name, w.data * scale.reshape(axis_shape), w.kind)

@@ -2,6 +2,8 @@
 
 1. canonicalise      - bias Adds join their DENSE/CONV, layout no-ops go; fold_batchnorm
                        and fuse_layers look for DENSE/CONV followed directly by their users.
+                       It and fold_batchnorm keep every tensor the plan names, so it can
+                       be quantized (apply_plan checks that each name exists).
 2. fold_batchnorm    - must precede apply_plan: the plan's weight formats apply to the
                        folded weights, so folding happens on floats, before quantization.
 3. apply_plan        - quantizes constants and inserts REQUANTIZE nodes; needs the final
@@ -32,9 +34,10 @@ Pass = Callable[[Graph], Graph]
 
 
 def passes(plan: Plan) -> list[tuple[str, Pass]]:
+    named = frozenset(plan.tensors)  # quantization points the plan asks for: no pass removes them
     return [
-        ("canonicalise", canonicalise),
-        ("fold_batchnorm", fold_batchnorm),
+        ("canonicalise", partial(canonicalise, keep=named)),
+        ("fold_batchnorm", partial(fold_batchnorm, keep=named)),
         ("apply_plan", partial(apply_plan, plan=plan)),
         ("group_rows", group_rows),
         ("fuse_layers", fuse_layers),

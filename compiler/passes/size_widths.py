@@ -129,8 +129,8 @@ class _Sizer:
             x, alpha = args
             a, fa = alpha.lo, alpha.frac
 
-            def f(v):
-                return np.where(v >= 0, v * (1 << fa) if fa >= 0 else v, v * a)
+            def f(v):  # as_object: a 0-d product is a Python int, which np.where would make a C long
+                return np.where(v >= 0, as_object(v * (1 << fa) if fa >= 0 else v), as_object(v * a))
 
             corners = [f(x.lo), f(x.hi), np.where((x.lo < 0) & (x.hi > 0), 0, f(x.lo))]
             grain = np.maximum(np.where(x.lo < 0, x.grain + alpha.grain, NEG_INF), np.where(x.hi > 0, x.grain, NEG_INF))
