@@ -168,14 +168,16 @@ case("layer-config-missing")(lambda k: (k.compile("--layer-config", k.tmp / "non
                                         ["layer configuration", "none.json", "does not exist"], k.tmp / "out", ()))
 case("layer-config-not-json")(lambda k: (k.compile("--layer-config", k.file("l.json", "{fc: 1")),
                                          ["layer configuration", "not valid json"], k.tmp / "out", ()))
-case("layer-config-unknown-layer")(lambda k: (k.compile("--layer-config", k.file("l.json", '{"fc2": {"reuse_factor": 2}}')),
+case("layer-config-unknown-layer")(lambda k: (k.compile("--layer-config",
+                                                        k.file("l.json", '{"fc2": {"reuse_factor": 2}}')),
                                               ["'fc2'", "does not have", re.compile(r"its layers are: .*fc")],
                                               k.tmp / "out", ()))
 case("layer-config-bad-entry")(lambda k: (k.compile("--layer-config", k.file("l.json", '{"fc": {"reuse": 2}}')),
                                           ["layer 'fc'", "reuse_factor"], k.tmp / "out", ()))
 case("layer-config-bad-reuse")(lambda k: (k.compile("--layer-config", k.file("l.json", '{"fc": {"reuse_factor": 0}}')),
                                           ["reuse_factor", "positive"], k.tmp / "out", ()))
-case("layer-config-huge-reuse")(lambda k: (k.compile("--layer-config", k.file("l.json", '{"fc": {"reuse_factor": 1e30}}')),
+case("layer-config-huge-reuse")(lambda k: (k.compile("--layer-config",
+                                                     k.file("l.json", '{"fc": {"reuse_factor": 1e30}}')),
                                            ["reuse_factor", "positive integer"], k.tmp / "out", ()))
 case("layer-config-reuse-over-int")(lambda k: (k.compile("--layer-config",
                                                          k.file("l.json", '{"fc": {"reuse_factor": 99999999999}}')),
@@ -380,7 +382,8 @@ case("sim-no-rtl")(lambda k: (shutil.rmtree(k.copy() / "rtl") or ["sim", k.tmp /
                               [k.tmp / "tiny"]))
 case("sim-schedule-garbage")(lambda k: (["sim", _damaged(k.copy() / "rtl" / "schedule.json").parents[1]],
                                         ["schedule.json", "damaged"], None, [k.tmp / "tiny"]))
-case("sim-schedule-not-ours")(lambda k: (["sim", _damaged(k.copy() / "rtl" / "schedule.json", b'{"inputs": 3}').parents[1]],
+case("sim-schedule-not-ours")(lambda k: (["sim",
+                                          _damaged(k.copy() / "rtl" / "schedule.json", b'{"inputs": 3}').parents[1]],
                                          ["schedule.json", "does not describe"], None, [k.tmp / "tiny"]))
 case("sim-schedule-other-model")(lambda k: (
     ["sim", _damaged(k.copy() / "rtl" / "schedule.json", (k.c.two / "rtl" / "schedule.json").read_bytes()).parents[1]],
@@ -438,7 +441,8 @@ for command in ("csim", "sim"):
     case(f"{command}-vectors-negative")(lambda k, c=command: ([c, k.c.tiny, "--vectors", "-1"], ["--vectors", "-1"],
                                                              None, [k.c.tiny]))
     case(f"{command}-vectors-huge")(lambda k, c=command: ([c, k.c.tiny, "--vectors", str(10**12)],
-                                                         ["--vectors", "between 0 and 25,000,000", "4 input values"], None, [k.c.tiny]))
+                                                         ["--vectors", "between 0 and 25,000,000", "4 input values"],
+                                                         None, [k.c.tiny]))
     case(f"{command}-vectors-not-int")(lambda k, c=command: ([c, k.c.tiny, "--vectors", "1e3"],
                                                             ["--vectors", "invalid int value"], None, [k.c.tiny]))
     case(f"{command}-seed-negative")(lambda k, c=command: ([c, k.c.tiny, "--seed", "-1"], ["--seed", "-1"], None,

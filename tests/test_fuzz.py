@@ -53,7 +53,8 @@ def test_reference_formats_pow2_and_per_axis():
     assert parse("fixed<4,8>")(Fraction(100)) == Fraction(96)
     assert [parse("pow2<-3,0>")(Fraction(v)) for v in (0.0624, 0.0625, 0.1875, 0.18, 1.4, -0.19)] == \
         [0, Fraction(1, 8), Fraction(1, 4), Fraction(1, 8), 1, Fraction(-1, 4)]
-    case = {"plan": {"defaults": {"weight": None}, "tensors": {"w": {"axis": 1, "formats": ["fixed<4,1>", "pow2<0,0>"]}}}}
+    case = {"plan": {"defaults": {"weight": None},
+                     "tensors": {"w": {"axis": 1, "formats": ["fixed<4,1>", "pow2<0,0>"]}}}}
     got = quantize("w", "weight", np.array([[0.3, 0.6]]), case)
     assert list(got[0]) == [Fraction(1, 4), 1]
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from compiler.backends.hls import AP_INT_LIMIT_W, HLSBackendError, _constant_entry, container
+from compiler.backends.hls import HLSBackendError, _constant_entry, container
 from compiler.cli import main
 from compiler.fixed import FixedType, Formats
 

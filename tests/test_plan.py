@@ -226,7 +226,8 @@ def test_widest_weight_format_saturates_with_a_warning_not_an_error(tmp_path):
     # 1110 fractional bits: mantissas over 2**1024 (float(m) overflowed) and 2.0**-1110 == 0
     ("fixed<1000,-10>", "fixed<100,-10>", [2.0 ** -12] * 2, [[2.0 ** -12, 2.0 ** -13]] * 2, [2.0 ** -23, 2.0 ** -24]),
     # values of 2**1120: beyond float64, so +-inf (2.0 ** 1110 overflowed)
-    ("fixed<100,1110>", "fixed<4,104>", [2.0 ** 1020, 0.0], [[2.0 ** 100, -(2.0 ** 100)], [0.0, 0.0]], [np.inf, -np.inf]),
+    ("fixed<100,1110>", "fixed<4,104>", [2.0 ** 1020, 0.0], [[2.0 ** 100, -(2.0 ** 100)], [0.0, 0.0]],
+     [np.inf, -np.inf]),
 ])
 def test_emulated_floats_at_the_format_limits(tmp_path, input_format, weight_format, x, w, expected):
     """Formats within the plan's limits emulate: float outputs are correctly rounded, and

@@ -84,7 +84,8 @@ def test_a_named_layout_noop_stays_in_the_graph():
     x = Tensor("x", (4,), TensorKind.INPUT)
     graph = Graph("g", ("x",), ("y",), (Node("same", Op.RESHAPE, ("x",), ("r",), attrs={"shape": (4,)}),
                                         Node("relu", Op.RELU, ("r",), ("y",))),
-                  {"x": x, "r": Tensor("r", (4,), TensorKind.ACTIVATION), "y": Tensor("y", (4,), TensorKind.ACTIVATION)})
+                  {"x": x, "r": Tensor("r", (4,), TensorKind.ACTIVATION),
+                   "y": Tensor("y", (4,), TensorKind.ACTIVATION)})
     assert [n.op for n in canonicalise(graph).nodes] == [Op.RELU]
     assert [n.op for n in canonicalise(graph, keep=frozenset({"r"})).nodes] == [Op.RESHAPE, Op.RELU]
 

@@ -105,7 +105,7 @@ def _windows_torch(case, x: np.ndarray, ones: bool = False) -> np.ndarray:
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(map(str, c)))
 def test_ceil_mode_pool_matches_torch_and_onnxruntime(tmp_path, case):
-    kind, dims = case[0], case[1]
+    kind = case[0]
     model, shape = _export(tmp_path, case)
     project = compiler.compile_model(str(model), _plan(tmp_path), backends=("hls",))
     x = _inputs(shape)

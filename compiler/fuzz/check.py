@@ -51,7 +51,8 @@ def plan_json(case: dict, folder: Path) -> dict:
             key = name.replace(".", "_")
             for part in ("bits", "int_bits", "signed"):
                 arrays[f"{key}.{part}"] = np.asarray(a[part], dtype=np.int64)
-            plan["tensors"][name] = {"elements": f"arrays.npz:{key}", "rounding": a["rounding"], "overflow": a["overflow"]}
+            plan["tensors"][name] = {"elements": f"arrays.npz:{key}", "rounding": a["rounding"],
+                                     "overflow": a["overflow"]}
     if arrays:
         np.savez(folder / "arrays.npz", **arrays)
     return plan
@@ -155,7 +156,8 @@ def prepare_case(case: dict, folder: Path, levels=LEVELS, name: str = "fuzz") ->
         failed = _against_reference(case, exact, done)
         done.append("reference")
     backend_of = {"csim": "hls", "sim": "rtl"}
-    wanted = tuple(level for level in ("csim", "sim") if level in levels and backend_of[level] in project.config.backends)
+    wanted = tuple(level for level in ("csim", "sim")
+                   if level in levels and backend_of[level] in project.config.backends)
     written = Written(case, project, inputs, folder / "out", wanted, done, failed)
     if not wanted:
         return written.conclude(Outcome("pass", levels=tuple(done)))

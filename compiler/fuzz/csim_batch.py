@@ -1,8 +1,8 @@
 """g++ csim of many fuzz cases in one build.
 
 One g++ run per case spends most of its time parsing the ap_types headers and the finegrain
-kernel library and instantiating the same templates.  Here a batch of written cases (each with its own model name) becomes one
-translation unit: the ap_types headers, the kernel library and the standard headers the
+kernel library and instantiating the same templates.  Here a batch of written cases (each with
+its own model name) becomes one translation unit: the ap_types headers, the kernel library and the standard headers the
 testbenches use are included once at the top; then each case's generated firmware
 (``<model>.cpp``) and testbench (``<model>_test.cpp``) are included, unedited, inside a
 namespace of their own, where the headers included above are skipped by their include guards;

@@ -286,8 +286,8 @@ def _weight_entry(g: _Gen, name: str, role: str, shape: list[int], axis: int, ca
         width = int(g.rng.integers(2, 8))
         int_bits = int(g.rng.integers(-1, 3))
         lsb = 2.0 ** (int_bits - width)
-        codes = g.rng.choice(np.arange(-2 ** (width - 1), 2 ** (width - 1)), size=min(2 ** width, int(g.rng.integers(1, 6))),
-                             replace=False)
+        codes = g.rng.choice(np.arange(-2 ** (width - 1), 2 ** (width - 1)),
+                             size=min(2 ** width, int(g.rng.integers(1, 6))), replace=False)
         return {"codebook": {"centres": [float(c) * lsb for c in codes], "format": fmt(width, int_bits)}}
     return None
 

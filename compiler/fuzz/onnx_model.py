@@ -48,11 +48,13 @@ def helper_model(case: dict, name: str = "fuzz") -> onnx.ModelProto:
                     nodes.append(helper.make_node("Add", [f"{n}.mm", const(f"{n}.bias", layer["bias"])], [out],
                                                   name=f"{n}_bias"))
             else:
-                ins = [x, const(f"{n}.weight", w)] + ([const(f"{n}.bias", layer["bias"])] if layer.get("bias") is not None else [])
+                ins = [x, const(f"{n}.weight", w)] + (
+                    [const(f"{n}.bias", layer["bias"])] if layer.get("bias") is not None else [])
                 nodes.append(helper.make_node("Gemm", ins, [out], name=n, transB=1))
         elif op == "conv":
             w = _f32(layer["weight"])
-            ins = [x, const(f"{n}.weight", w)] + ([const(f"{n}.bias", layer["bias"])] if layer.get("bias") is not None else [])
+            ins = [x, const(f"{n}.weight", w)] + (
+                [const(f"{n}.bias", layer["bias"])] if layer.get("bias") is not None else [])
             nodes.append(helper.make_node("Conv", ins, [out], name=n, kernel_shape=list(w.shape[2:]),
                                           strides=layer["strides"], pads=layer["pads"], group=layer["groups"]))
         elif op in ("maxpool", "avgpool"):
@@ -61,7 +63,8 @@ def helper_model(case: dict, name: str = "fuzz") -> onnx.ModelProto:
                                           kernel_shape=layer["kernel"], strides=layer["strides"], pads=layer["pads"],
                                           ceil_mode=layer["ceil_mode"], **extra))
         elif op in ("gmaxpool", "gavgpool"):
-            nodes.append(helper.make_node("GlobalMaxPool" if op == "gmaxpool" else "GlobalAveragePool", [x], [out], name=n))
+            nodes.append(helper.make_node("GlobalMaxPool" if op == "gmaxpool" else "GlobalAveragePool", [x], [out],
+                                          name=n))
         elif op in ("relu", "sigmoid"):
             nodes.append(helper.make_node(op.capitalize(), [x], [out], name=n))
         elif op == "softmax":
@@ -69,7 +72,8 @@ def helper_model(case: dict, name: str = "fuzz") -> onnx.ModelProto:
         elif op == "leaky":
             nodes.append(helper.make_node("LeakyRelu", [x], [out], name=n, alpha=layer["alpha"]))
         elif op == "clip":
-            nodes.append(helper.make_node("Clip", [x, const(f"{n}.low", layer["low"]), const(f"{n}.high", layer["high"])],
+            nodes.append(helper.make_node("Clip",
+                                          [x, const(f"{n}.low", layer["low"]), const(f"{n}.high", layer["high"])],
                                           [out], name=n))
         elif op == "add":
             nodes.append(helper.make_node("Add", src, [out], name=n))
@@ -92,7 +96,8 @@ def helper_model(case: dict, name: str = "fuzz") -> onnx.ModelProto:
         else:
             raise ValueError(f"unknown fuzz layer {op!r}")
     last = f"t{len(case['layers']) - 1}"
-    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *case["input_shape"]])],
+    graph = helper.make_graph(nodes, name,
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *case["input_shape"]])],
                               [helper.make_tensor_value_info(last, TensorProto.FLOAT, None)], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
 
@@ -125,8 +130,9 @@ def torch_export(case: dict, path: Path) -> None:
                     conv = nn.Conv1d if w.ndim == 3 else nn.Conv2d
                     n = w.ndim - 2
                     pads = layer["pads"]
-                    module = conv(w.shape[1] * layer["groups"], w.shape[0], tuple(w.shape[2:]), stride=tuple(layer["strides"]),
-                                  padding=tuple(pads[:n]), groups=layer["groups"], bias=layer.get("bias") is not None)
+                    module = conv(w.shape[1] * layer["groups"], w.shape[0], tuple(w.shape[2:]),
+                                  stride=tuple(layer["strides"]), padding=tuple(pads[:n]), groups=layer["groups"],
+                                  bias=layer.get("bias") is not None)
                     module.weight.data = w
                     if layer.get("bias") is not None:
                         module.bias.data = torch.tensor(_f32(layer["bias"]))

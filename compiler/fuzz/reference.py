@@ -50,7 +50,8 @@ def _overflow(m: int, width: int, signed: bool, mode: str) -> int:
     return min(max(m, lo), hi)  # SAT, and SAT_SYM on unsigned or 1-bit types
 
 
-def convert(x: Fraction, width: int, int_bits: int, signed: bool, rounding: str = "TRN", overflow: str = "WRAP") -> Fraction:
+def convert(x: Fraction, width: int, int_bits: int, signed: bool, rounding: str = "TRN",
+            overflow: str = "WRAP") -> Fraction:
     """``x`` converted into fixed<width,int_bits> as ap_fixed does: round, then overflow."""
     if width == 0:
         return Fraction(0)  # pruned

@@ -30,7 +30,8 @@ async def stream_all(dut):
     for c in spec["cases"]:
         handle = lambda name, prefix=c["prefix"]: getattr(dut, prefix + name)  # noqa: E731
         cases.append({**c, "in_valid": handle("in_valid"), "out_valid": handle("out_valid"),
-                      "ports_in": {n: handle(n) for n in c["inputs"]}, "ports_out": {n: handle(n) for n in c["outputs"]},
+                      "ports_in": {n: handle(n) for n in c["inputs"]},
+                      "ports_out": {n: handle(n) for n in c["outputs"]},
                       "words": {n: [int(v, 16) for v in words] for n, words in c["inputs"].items()},
                       "sent": 0, "t_in": [], "t_out": [], "got": {n: [] for n in c["outputs"]}})
     cocotb.start_soon(Clock(dut.clk, 10, "ns").start())
