@@ -83,9 +83,8 @@ def _matmul(a: np.ndarray, b: np.ndarray, terms: int) -> np.ndarray:
     bits = max_abs_bits(a) + max_abs_bits(b) + max(terms, 1).bit_length()
     if bits <= FLOAT_EXACT_BITS:
         return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
-    if bits <= 61:
-        return np.matmul(a.astype(np.int64), b.astype(np.int64))
-    return np.matmul(as_object(a), as_object(b))
+    a = as_exact(a, bits)  # every partial sum holds in ``bits``
+    return np.matmul(a, as_object(b) if a.dtype == object else b.astype(np.int64))
 
 
 def _mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
