@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .fixed import (
-    Formats, as_exact, as_object, common_fraction, max_abs_bits, quantize_float, requantize, shift_left,
+    Formats, as_exact, as_object, common_fraction, exact_add, exact_sum, max_abs_bits, quantize_float, requantize,
+    shift_left,
 )
 from .ir import Graph, IRError, LookupTable, Node, Op
 
@@ -82,9 +83,8 @@ def _matmul(a: np.ndarray, b: np.ndarray, terms: int) -> np.ndarray:
     bits = max_abs_bits(a) + max_abs_bits(b) + max(terms, 1).bit_length()
     if bits <= FLOAT_EXACT_BITS:
         return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
-    if bits <= 61:
-        return np.matmul(a.astype(np.int64), b.astype(np.int64))
-    return np.matmul(as_object(a), as_object(b))
+    a = as_exact(a, bits)  # every partial sum holds in ``bits``
+    return np.matmul(a, as_object(b) if a.dtype == object else b.astype(np.int64))
 
 
 def _mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -164,7 +164,7 @@ class Emulator:
         acc = Fx(y, x.frac + w.frac)
         if len(args) > 2:
             (ym, bm), frac = _align(acc, args[2])
-            return Fx(ym + bm, frac)
+            return Fx(exact_add(ym, bm), frac)
         return acc
 
     def _conv(self, node, args):
@@ -191,17 +191,12 @@ class Emulator:
             bias = args[2]
             b = Fx(bias.m.reshape(bias.m.shape + (1,) * n), bias.frac)
             (ym, bm), frac = _align(acc, b)
-            return Fx(ym + bm, frac)
+            return Fx(exact_add(ym, bm), frac)
         return acc
 
     def _add(self, node, args):
         (a, b), frac = _align(*args)
-        if a.dtype == object or b.dtype == object:
-            a, b = as_object(a), as_object(b)
-        else:
-            bits = max(max_abs_bits(a), max_abs_bits(b)) + 1
-            a, b = as_exact(a, bits), as_exact(b, bits)
-        return Fx(a + b, frac)
+        return Fx(exact_add(a, b), frac)
 
     def _mul(self, node, args):
         x, c = args
@@ -213,11 +208,14 @@ class Emulator:
 
     def _leaky_relu(self, node, args):
         x, alpha = args
-        scaled = _mul(x.m, alpha.m)
-        kept = shift_left(x.m, alpha.frac)
+        # x * alpha is exact at x.frac + alpha.frac, x itself at x.frac: the result takes the
+        # finer of the two (an alpha format with negative fractional bits, fixed<4,8>, makes
+        # the product the coarser one)
+        scaled = shift_left(_mul(x.m, alpha.m), max(-alpha.frac, 0))
+        kept = shift_left(x.m, max(alpha.frac, 0))
         if scaled.dtype == object or kept.dtype == object:
             scaled, kept = as_object(scaled), as_object(kept)
-        return Fx(np.where(x.m >= 0, kept, scaled), x.frac + alpha.frac)
+        return Fx(np.where(x.m >= 0, kept, scaled), x.frac + max(alpha.frac, 0))
 
     def _clip(self, node, args):
         (x, lo, hi), frac = _align(*args)
@@ -239,7 +237,7 @@ class Emulator:
         xm = _pad(x.m, a["pads"], n, 0)
         win = _windows(xm, a["kernel"], a["strides"], (1,) * n)
         flat = win.reshape(*win.shape[:2 + n], -1)
-        total = flat.sum(axis=-1, dtype=object if flat.dtype == object else np.int64)
+        total = exact_sum(flat, axis=-1)
         return Fx(_mul(total, recip.m), x.frac + recip.frac)
 
     def _concat(self, node, args):
@@ -270,9 +268,9 @@ class Emulator:
     def _softmax(self, node, args):
         x = args[0]
         axis = node.attrs["axis"] + 1
-        d = x.m - x.m.max(axis=axis, keepdims=True)
+        d = exact_add(x.m, -x.m.max(axis=axis, keepdims=True))  # int64 values hold at most 61 bits
         e = _lookup(node.attrs["exp_table"], d, x.frac)
-        total = e.m.sum(axis=axis, keepdims=True, dtype=e.m.dtype)
+        total = exact_sum(e.m, axis=axis, keepdims=True)
         r = _lookup(node.attrs["inv_table"], total, e.frac)
         product = Fx(_mul(e.m, np.broadcast_to(r.m, e.m.shape)), e.frac + r.frac)
         formats = self.graph.tensor(node.outputs[0]).formats

@@ -470,6 +470,25 @@ def as_exact(m: np.ndarray, bits_needed: int) -> np.ndarray:
     return as_object(m)
 
 
+def exact_sum(m: np.ndarray, axis: int, keepdims: bool = False) -> np.ndarray:
+    """Exact sum of integer mantissas along ``axis``: int64 when the terms' width plus the
+    growth of ``n`` terms provably fit, else Python ints (a window of wide values summed in
+    int64 wrapped silently)."""
+    terms = m.shape[axis] if m.ndim else 1
+    m = as_exact(m, max_abs_bits(m) + max(terms, 1).bit_length())
+    return m.sum(axis=axis, keepdims=keepdims, dtype=m.dtype)
+
+
+def exact_add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Exact ``a + b`` of integer mantissas (broadcast): int64 only when both fit with a bit
+    to spare, else Python ints."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype == object or b.dtype == object:
+        return as_object(a) + as_object(b)
+    bits = max(max_abs_bits(a), max_abs_bits(b)) + 1
+    return as_exact(a, bits) + as_exact(b, bits)
+
+
 def shift_left(m: np.ndarray, k) -> np.ndarray:
     """Exact ``m * 2**k`` for ``k >= 0`` (scalar or per-element array)."""
     k = np.asarray(k, dtype=np.int64)

@@ -129,12 +129,13 @@ class _Sizer:
             x, alpha = args
             a, fa = alpha.lo, alpha.frac
 
+            # the emulator's rule: x at x.frac + max(fa, 0), x * alpha shifted up to it
             def f(v):  # as_object: a 0-d product is a Python int, which np.where would make a C long
-                return np.where(v >= 0, as_object(v * (1 << fa) if fa >= 0 else v), as_object(v * a))
+                return np.where(v >= 0, as_object(v * (1 << max(fa, 0))), as_object(v * a * (1 << max(-fa, 0))))
 
             corners = [f(x.lo), f(x.hi), np.where((x.lo < 0) & (x.hi > 0), 0, f(x.lo))]
             grain = np.maximum(np.where(x.lo < 0, x.grain + alpha.grain, NEG_INF), np.where(x.hi > 0, x.grain, NEG_INF))
-            return Range(np.minimum.reduce(corners), np.maximum.reduce(corners), x.frac + fa, grain)
+            return Range(np.minimum.reduce(corners), np.maximum.reduce(corners), x.frac + max(fa, 0), grain)
         if op == Op.CLIP:
             frac = max(a.frac for a in args)
             (xl, xh), (ll, _), (hl, _) = (a.at(frac) for a in args)

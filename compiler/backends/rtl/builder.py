@@ -519,7 +519,7 @@ class _Builder:
         kept = self.m.product(e, 1, fmt.frac - e.fmt.frac, fmt.width, name) if positive else None
         if not negative:
             return kept if kept is not None else self.m.wire(name, fmt.width, _literal(0, fmt.width))
-        if fmt.frac - e.fmt.frac - kf < 0:
+        if k and fmt.frac - e.fmt.frac - kf < 0:  # a zero alpha has no bits (as a zero clip bound)
             raise RTLBackendError(f"node {node.name!r}: leaky relu {i} has bits below its fraction")
         scaled = self.m.product(e, k, fmt.frac - e.fmt.frac - kf, fmt.width, name) if k else \
             self.m.derived(name, fmt.width, _literal(0, fmt.width))
@@ -532,17 +532,18 @@ class _Builder:
         g = self.graph
         lo, lf = self.const_elements(g.tensor(stage.inputs[1]), out.shape)[i]
         hi, hf = self.const_elements(g.tensor(stage.inputs[2]), out.shape)[i]
-        if e.wire is None:
-            value = min(max(0, lo << (fmt.frac - lf)), hi << (fmt.frac - hf))
-            return self.m.wire(name, fmt.width, _literal(value, fmt.width))
         frac = fmt.frac
-        if frac < e.fmt.frac or frac < lf or frac < hf:
+        # a zero bound has no bits (size_widths gives it no grain): only a nonzero one's LSB
+        # must lie within the output's fraction
+        if (e.wire is not None and frac < e.fmt.frac) or (lo and frac < lf) or (hi and frac < hf):
             raise RTLBackendError(f"node {node.name!r}: clip element {i} has bits below its format's fraction")
+        full_lo, full_hi = (lo << (frac - lf) if lo else 0), (hi << (frac - hf) if hi else 0)
+        if e.wire is None:
+            return self.m.wire(name, fmt.width, _literal(min(max(0, full_lo), full_hi), fmt.width))
         width = e.fmt.width + frac - e.fmt.frac
         xw = Fmt(width, frac, e.fmt.signed)
         x = self.m.convert(e, xw, name)
         in_lo, in_hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if e.fmt.signed else (0, (1 << width) - 1)
-        full_lo, full_hi = lo << (frac - lf), hi << (frac - hf)
         if full_lo >= in_hi or full_hi <= in_lo or full_lo >= full_hi:
             # bounds at or beyond the input's whole range (or crossed): one value for every x
             return self.m.wire(name, fmt.width, _literal(min(max(in_lo, full_lo), full_hi), fmt.width))
