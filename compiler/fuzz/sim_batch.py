@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 
 from ..backends.rtl import rtl_sources
-from ..verify.rtlsim import ROOT, TIMEOUT_EXTRA_CYCLES, _pack, _unpack
+from ..verify.rtlsim import ROOT, TIMEOUT_EXTRA_CYCLES, _pack, compare_outputs
 from ..verify.vectors import emulated_rows
 from .check import Outcome, Written, sim_verdict, simulate
 
@@ -76,32 +76,9 @@ def _vectors(batch: list[Written]) -> tuple[dict, list]:
 
 
 def _compare(w: Written, got: dict, count: int, rows_out, schedule: dict) -> Outcome | None:
-    """`run_rtl_sim`'s comparison, for one case of the batch."""
-    t_in, t_out = got["t_in"], got["t_out"]
-    mismatches, first = 0, []
-    for p, rows in zip(schedule["outputs"], rows_out):
-        words = got["outputs"][p["name"]]
-        for v in range(count):
-            if v >= len(words) or words[v].startswith("x:"):
-                mismatches += rows.shape[1]
-                first.append(f"mismatch: vector {v} output {p['name']}: no valid output "
-                             f"(got {words[v] if v < len(words) else 'nothing'})")
-                continue
-            word = int(words[v], 16)
-            for k, want in enumerate(rows[v]):
-                have = _unpack(word, k, p["width"], p["signed"])
-                if have != int(want):
-                    mismatches += 1
-                    first.append(f"mismatch: vector {v} output {p['name']}[{k}]: expected {int(want)}, got {have} "
-                                 f"(mantissas of {p['type']})")
-    latencies = sorted({b - a for a, b in zip(t_in, t_out)})
-    if len(latencies) > 1:
-        first.append(f"latency varies between vectors: {latencies}")
-        mismatches += 1
-    back_to_back = [t_out[k] - t_out[k - 1] for k in range(1, min(len(t_in), len(t_out))) if t_in[k] - t_in[k - 1] == 1]
-    ii = max(back_to_back) if back_to_back else (1 if t_out else None)
-    return sim_verdict(w, mismatches, first, latencies[-1] if latencies else None, schedule["latency_cycles"],
-                       ii, schedule["ii_cycles"])
+    """`run_rtl_sim`'s comparison (`compare_outputs`), for one case of the batch."""
+    mismatches, first, latency, ii = compare_outputs(got, schedule["outputs"], rows_out, count)
+    return sim_verdict(w, mismatches, first, latency, schedule["latency_cycles"], ii, schedule["ii_cycles"])
 
 
 def _named(batch: list[Written], log: str) -> list[int]:

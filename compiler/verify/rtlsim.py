@@ -118,6 +118,18 @@ def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.nd
             hint = "; --waves needs the lz4 headers (Debian: apt-get install liblz4-dev, or `make tools`)"
         raise RTLSimError(f"RTL simulation of {model} failed{hint}: {err}") from None
     got = json.loads(results.read_text())
+    mismatches, first, latency, ii = compare_outputs(got, out_ports, rows_out, count)
+    fst = next(iter((work / "run").rglob("*.fst")), None) if waves else None
+    return RTLSimResult(count, mismatches, latency, ii, schedule["latency_cycles"], built.seconds, run_seconds,
+                        tuple(first), str(fst) if fst else None)
+
+
+def compare_outputs(got: dict, out_ports: list[dict], rows_out, count: int) -> tuple[int, list[str], int | None,
+                                                                                     int | None]:
+    """What a testbench recorded (``got``: each output port's words, hex or ``x:...`` where not
+    valid, and the cycles of each input and output) against the emulator's mantissas
+    (``rows_out``, one array per port): (mismatched bits, the first ten as lines, latency, II).
+    A latency that varies between vectors counts as a mismatch."""
     t_in, t_out = got["t_in"], got["t_out"]
     mismatches, first = 0, []
     for p, rows in zip(out_ports, rows_out):
@@ -138,12 +150,9 @@ def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.nd
                         first.append(f"mismatch: vector {v} output {port}[{i}]: expected {int(want)}, got {have} "
                                      f"(mantissas of {p['type']})")
     latencies = sorted({b - a for a, b in zip(t_in, t_out)})
-    latency = latencies[-1] if latencies else None
     if len(latencies) > 1:
         first.append(f"latency varies between vectors: {latencies}")
         mismatches += 1
     back_to_back = [t_out[k] - t_out[k - 1] for k in range(1, min(len(t_in), len(t_out))) if t_in[k] - t_in[k - 1] == 1]
     ii = max(back_to_back) if back_to_back else (1 if t_out else None)
-    fst = next(iter((work / "run").rglob("*.fst")), None) if waves else None
-    return RTLSimResult(count, mismatches, latency, ii, schedule["latency_cycles"], built.seconds, run_seconds,
-                        tuple(first), str(fst) if fst else None)
+    return mismatches, first, (latencies[-1] if latencies else None), ii
