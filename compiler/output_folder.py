@@ -188,6 +188,16 @@ def locked(out: Path):
                     folder.rmdir()
 
 
+@contextlib.contextmanager
+def claimed(out: Path, force: bool, inputs: list[tuple[str, str]]):
+    """Hold ``out`` for a compile: `check_target` before the lock (fail fast, nothing made)
+    and again under it (another compile may have written the folder meanwhile)."""
+    check_target(out, force, inputs)
+    with locked(out):
+        check_target(out, force, inputs)
+        yield
+
+
 def _make_parents(out: Path, parent: Path) -> list[Path]:
     missing = []
     p = parent

@@ -32,7 +32,7 @@ from .emulate import emulate, emulate_exact
 from .errors import UserError
 from .ir import Graph, Node, Op, Tensor, dump
 from .names import name_table
-from .output_folder import STAMP, OutputFolderError, check_target, locked, read_json, read_stamp, stamp, write_folder
+from .output_folder import STAMP, OutputFolderError, claimed, read_json, read_stamp, stamp, write_folder
 from .backends.hls import HLSOptions, LayerArch, parse_layer_config, write_hls_project
 from .backends.rtl import (INTERFACES as RTL_INTERFACES, RTLBackendError, RTLOptions, check_supported,
                            parallel_products, rtl_context, write_rtl_project)
@@ -173,10 +173,7 @@ class Project:
         """Write the output folder ``out_dir`` (see `compiler.output_folder`): never over the
         inputs, the current folder, or a folder that is not a finegrain output."""
         out = Path(out_dir)
-        inputs = _inputs(self.config.model, self.config.plan, protect)
-        check_target(out, force, inputs)
-        with locked(out):
-            check_target(out, force, inputs)
+        with claimed(out, force, _inputs(self.config.model, self.config.plan, protect)):
             self._write_locked(out)
         return out
 
@@ -332,10 +329,8 @@ def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: b
     if output_dir is None:
         return _compile(model, plan, config, default_backends, start, build_rtl=False)
     out = Path(output_dir)
-    inputs = _inputs(model, plan.path, protect)
-    check_target(out, force, inputs)  # before compiling: fail fast
-    with locked(out):  # for the whole compile: a second compile into `out` fails at once
-        check_target(out, force, inputs)
+    # held for the whole compile: a second compile into `out` fails at once
+    with claimed(out, force, _inputs(model, plan.path, protect)):
         project = _compile(model, plan, config, default_backends, start, build_rtl=True)
         project._write_locked(out)
     return project
