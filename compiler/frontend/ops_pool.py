@@ -85,17 +85,22 @@ def _global_pool(tr: _Translator, node: str, onnx_node: str, x: str, output: str
     return _avgpool(tr, node, onnx_node, x, output, spatial, ones, zeros, zeros, False)
 
 
+def _window(tr: _Translator, proto, node: str, a: dict):
+    """A pooling node's input, its spatial shape, and its kernel and dilations (each >= 1)."""
+    x = _pool_input(tr, proto, node)
+    spatial = tr.shape(x)[1:]
+    kernel = _positive_ints(proto, node, a, "kernel_shape", len(spatial))
+    dilations = _positive_ints(proto, node, a, "dilations", len(spatial))
+    return x, spatial, kernel, dilations
+
+
 def _maxpool(tr: _Translator, proto, node: str) -> None:
     a = _attributes(proto)
     if a.get("storage_order", 0):
         raise _fail(proto, node, "storage_order=1 is not supported")
     if tr.uses_extra_outputs(proto):
         raise _fail(proto, node, "the Indices output is used", "only the pooled values are supported")
-    x = _pool_input(tr, proto, node)
-    spatial = tr.shape(x)[1:]
-    n = len(spatial)
-    kernel = _positive_ints(proto, node, a, "kernel_shape", n)
-    dilations = _positive_ints(proto, node, a, "dilations", n)
+    x, spatial, kernel, dilations = _window(tr, proto, node, a)
     strides, pads, _ = _pool_geometry(proto, node, a, spatial, kernel, dilations)
     attrs = {"kernel": kernel, "strides": strides, "pads": pads, "dilations": dilations}
     tr.emit(Op.MAXPOOL, node, [x], proto.output[0], node, attrs)
@@ -103,11 +108,7 @@ def _maxpool(tr: _Translator, proto, node: str) -> None:
 
 def _averagepool(tr: _Translator, proto, node: str) -> None:
     a = _attributes(proto)
-    x = _pool_input(tr, proto, node)
-    spatial = tr.shape(x)[1:]
-    n = len(spatial)
-    kernel = _positive_ints(proto, node, a, "kernel_shape", n)
-    dilations = _positive_ints(proto, node, a, "dilations", n)
+    x, spatial, kernel, dilations = _window(tr, proto, node, a)
     if any(d != 1 for d in dilations):
         raise _fail(proto, node, f"dilations {list(dilations)} are not supported for average pooling")
     strides, pads, declared = _pool_geometry(proto, node, a, spatial, kernel, dilations)
