@@ -27,6 +27,7 @@ MAX_VECTOR_VALUES = 100_000_000  # input values of the random vectors csim/sim m
 
 def _cmd_compile(args) -> int:
     from .project import compile_model
+    from .quant_report import summary_line
 
     layers = {}
     if args.layer_config:
@@ -46,6 +47,9 @@ def _cmd_compile(args) -> int:
                             rtl_interface=args.rtl_interface)
     for message in project.warnings:
         _say("warning", message)
+    quantized = summary_line(project.quantization())
+    if quantized:
+        print(quantized)
     layers = len(project.graph.nodes)
     print(f"compiled {args.model} ({layers} layers) in {project.compile_seconds:.2f} s, wrote {args.output} "
           f"({', '.join(project.config.backends) or 'IR only'}) in {time.perf_counter() - start:.2f} s")
@@ -68,7 +72,7 @@ def _load_array_file(path: str, what: str):
 
 def _cmd_emulate(args) -> int:
     from .emulate import EmulationError
-    from .project import load_project
+    from .project import load_project, model_units
 
     out = Path(args.output)
     _check_file_output(out, "--output", overwrite=True)
@@ -78,7 +82,7 @@ def _cmd_emulate(args) -> int:
         outputs = project.emulate_exact(x)
     except (EmulationError, ValueError) as err:
         raise UserError(f"cannot emulate {args.out!r} on {args.input!r}: {err}") from None
-    floats = {name: fx.to_float() for name, fx in outputs.items()}
+    floats = {name: model_units(project.graph, name, fx.to_float()) for name, fx in outputs.items()}
     for name, fx in outputs.items():
         if fx.m.size and max(abs(int(v)) for v in np.asarray(fx.m).ravel()[:1 << 16]).bit_length() > 53:
             _say("warning", f"output {name!r} has mantissas wider than 53 bits: float64 rounds them")

@@ -336,6 +336,10 @@ def quantize_inputs(graph: Graph, inputs) -> dict[str, Fx]:
             raise EmulationError(f"input {name!r} has no format: apply the plan first")
         if np.issubdtype(x.dtype, np.integer):
             x = x.astype(np.float64)
+        if t.model_scale is not None:
+            # the IR value is the model value over the scale lower_quant kept (compiler/quantizer.py
+            # says why a float64 quotient decides the rounding of float32 data exactly)
+            x = np.asarray(x, dtype=np.float64) / t.model_scale
         result[name] = _fx_of_formats(quantize_float(x, t.formats, f"input {name!r}"), t.formats)
     return result
 

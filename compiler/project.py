@@ -30,7 +30,8 @@ import numpy as np
 from . import __version__
 from .emulate import emulate, emulate_exact
 from .errors import UserError
-from .ir import Graph, Node, Op, Tensor, dump
+from .ir import Graph, Node, Op, Tensor, TensorKind, dump
+from .quant_report import quantization_report
 from .names import name_table
 from .output_folder import STAMP, OutputFolderError, claimed, read_json, read_stamp, stamp, write_folder
 from .backends.hls import HLSOptions, LayerArch, parse_layer_config, write_hls_project
@@ -125,11 +126,12 @@ class Project:
     rtl_context: dict | None = field(default=None, repr=False, compare=False)  # built by compile_model
 
     def emulate(self, x) -> np.ndarray | dict[str, np.ndarray]:
-        """Float inputs (quantized by the input formats) -> float64 outputs.
+        """Float inputs (quantized by the input formats) -> float64 outputs in the model's
+        units (a quantized model's output scale applied: ``model_scale * IR value``).
 
         One output: an array; several: a dict keyed by output name.
         """
-        out = emulate(self.graph, x)
+        out = {name: model_units(self.graph, name, v) for name, v in emulate(self.graph, x).items()}
         return out[self.graph.outputs[0]] if len(out) == 1 else out
 
     def emulate_exact(self, x):
@@ -149,7 +151,15 @@ class Project:
             "outputs": {n: _tensor_report(self.graph.tensor(n)) for n in self.graph.outputs},
             "layers": [_layer_report(self.graph, node) for node in self.graph.nodes],
             "warnings": list(self.warnings),
+            **({"quantization": q} if (q := self.quantization()) is not None else {}),
         }
+
+    def quantization(self) -> dict | None:
+        """Where the compiled model can differ from the quantized model it was read from
+        (compiler/quant_report.py); None for a float model."""
+        overridden = {t.name for t in self.graph.tensors.values()
+                      if _from_model(t) and self.plan.spec(t.onnx_name or t.name) is not None}
+        return quantization_report(self.graph, overridden)
 
     def resolved_plan(self) -> dict:
         planned = {}
@@ -162,7 +172,8 @@ class Project:
             planned[key] = {
                 "role": t.kind.value,
                 "shape": list(t.shape),
-                "source": f"plan: {spec.source}" if spec is not None else "default",
+                "source": (f"plan: {spec.source}" if spec is not None
+                           else "model quantizer" if _from_model(t) else "default"),
                 "formats": _formats_json(t),
             }
             if t.scheme is not None:  # a weight quantizer: rows per scheme, uses per centre, permutations
@@ -196,6 +207,18 @@ class Project:
             _write_json(tmp / "report.json", {**self.report(), "names": name_table(self.graph, hls, rtl)})
 
         write_folder(out, fill)
+
+
+def _from_model(t: Tensor) -> bool:
+    """Whether the tensor's formats come from the model's own quantizers (lower_quant)."""
+    return t.quantizer is not None or bool((t.scheme or {}).get("lowered")) or (
+        t.kind == TensorKind.INPUT and t.formats is not None and t.model_scale is not None)
+
+
+def model_units(graph: Graph, name: str, values: np.ndarray) -> np.ndarray:
+    """IR values of graph output ``name`` in the model's units (its ``model_scale``, if any)."""
+    scale = graph.tensor(name).model_scale
+    return values if scale is None else values * scale
 
 
 def _inputs(model, plan_path: str, protect) -> list[tuple[str, str]]:

@@ -99,7 +99,8 @@ def _quantized(t: Tensor, m: np.ndarray, formats: Formats, outside: np.ndarray, 
             f"{verb} under {scheme} (largest |value| {worst:g}); give it more integer bits "
             f"in the plan if that is not intended"), stacklevel=3)
     return dataclasses.replace(t, formats=formats, data=np.asarray(data), data_frac=data_frac,
-                               float_data=np.asarray(values, dtype=np.float64), scheme=record)
+                               float_data=np.asarray(values, dtype=np.float64),
+                               scheme=record if record is not None else t.scheme)
 
 
 def _quantize_schemes(t: Tensor, rows: RowSchemes, source: str) -> Tensor:

@@ -101,8 +101,9 @@ def _constant_of(c, values: np.ndarray, choices: list):
     smallest shape that broadcasts back."""
     values = _compact_object(values)
     flat = values.ravel()
-    frac = np.array([max(v.denominator.bit_length() - 1, 0) for v in flat], dtype=np.int64)
-    mant = np.array([v.numerator * (1 << f) // v.denominator for v in flat], dtype=object)
+    pairs = [_mantissa_and_frac(v) for v in flat]
+    mant = np.array([m for m, _ in pairs] + [None], dtype=object)[:-1]
+    frac = np.array([f for _, f in pairs], dtype=np.int64)
     width = np.array([max(int(abs(m)).bit_length(), 1) for m in mant], dtype=np.int64)
     zeros = np.zeros(flat.shape, dtype=np.int64)
     formats = Formats(width, width - frac, zeros.astype(bool), zeros, zeros)
@@ -116,6 +117,19 @@ def _constant_of(c, values: np.ndarray, choices: list):
     floats = np.array([float(v) for v in values.ravel()]).reshape(values.shape)
     return dataclasses.replace(c, shape=values.shape, formats=formats, data=np.asarray(data), data_frac=data_frac,
                                float_data=floats, scheme=scheme)
+
+
+def _mantissa_and_frac(v: Fraction) -> tuple[int, int]:
+    """A dyadic ``v`` as ``m * 2**-f`` with ``m`` odd (or 0)."""
+    if v == 0:
+        return 0, 0
+    d = v.denominator
+    assert d & (d - 1) == 0, f"{v} is not dyadic"
+    if d > 1:
+        return v.numerator, d.bit_length() - 1
+    n = v.numerator
+    tz = (n & -n).bit_length() - 1
+    return n >> tz, -tz
 
 
 def flat_ints(m: np.ndarray):

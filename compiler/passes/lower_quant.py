@@ -104,8 +104,15 @@ class _Lowering:
         self.names = set(graph.tensors) | {n.name for n in graph.nodes}
         self.inputs = list(graph.inputs)
         # the grid (fractional bits) of a tensor's IR values where the quantizers fix it
-        self.frac: dict[str, int] = {n: int(graph.tensor(n).formats.frac_bits.max()) for n in graph.inputs
-                                     if graph.tensor(n).formats is not None}
+        self.frac: dict[str, int] = {}
+        self.amax: dict[str, float] = {}  # the largest |IR value| of a tensor, where quantizers bound it
+        for name in graph.inputs:  # an integer input: the frontend set its formats from its type
+            t = graph.tensor(name)
+            if t.formats is not None:
+                self.frac[name] = int(t.formats.frac_bits.max())
+                self.amax[name] = float(max(np.max(np.abs(np.asarray(b, dtype=np.float64)) * np.ldexp(
+                    1.0, -t.formats.frac_bits)) for b in t.formats.mantissa_bounds()))
+                self.tensors[name] = dataclasses.replace(t, scheme={"lowered": True})
 
     def grid(self, name: str) -> int | None:
         t = self.tensors[name]
@@ -240,6 +247,10 @@ class _Lowering:
             grid = None if None in grids else max(grids)
         if grid is not None:
             self.frac[node.outputs[0]] = grid
+        if node.op in (Op.RELU, Op.MAXPOOL, Op.AVGPOOL, Op.RESHAPE, Op.TRANSPOSE, Op.CONCAT):
+            known = [self.amax.get(i) for i in node.inputs if not self.tensors[i].is_constant]
+            if None not in known:
+                self.amax[node.outputs[0]] = max(known)
 
     def _model_values(self, node: Node) -> None:
         """Ops that need model values: every activation input times its residual."""
@@ -248,8 +259,6 @@ class _Lowering:
 
     def _relu(self, node: Node) -> None:
         self._pass(node, self.residual.get(node.inputs[0]))
-
-    _maxpool = _relu
 
     def _leaky_relu(self, node: Node) -> None:
         self._pass(node, self.residual.get(node.inputs[0]))
@@ -268,7 +277,8 @@ class _Lowering:
         parts = [self.res(i) for i in node.inputs]
         self._pass(node, np.concatenate(parts, axis=node.attrs["axis"]))
 
-    def _avgpool(self, node: Node) -> None:
+    def _pool(self, node: Node) -> None:
+        """Pooling windows are spatial: a residual that varies only by channel passes."""
         x = node.inputs[0]
         if not self.has_residual(x):
             return self._pass(node, None)
@@ -277,7 +287,11 @@ class _Lowering:
         if not np.all(per_channel == per_channel[:, :1]):
             return self._model_values(node)
         out_shape = self.tensors[node.outputs[0]].shape
-        self._pass(node, np.broadcast_to(per_channel[:, 0].reshape((-1,) + (1,) * (len(out_shape) - 1)), out_shape))
+        self._pass(node, np.broadcast_to(per_channel[:, 0].reshape((-1,) + (1,) * (len(out_shape) - 1)), out_shape),
+                   self.grid(x) if node.op == Op.MAXPOOL else None)
+
+    _maxpool = _pool
+    _avgpool = _pool
 
     def _mul(self, node: Node) -> None:
         x, c = node.inputs
@@ -382,7 +396,10 @@ class _Lowering:
         change = float(np.max(np.abs(rounded * r - values))) if values.size else 0.0
         self.tensors[b] = dataclasses.replace(t, formats=formats, data=np.asarray(data), data_frac=frac,
                                               float_data=rounded, quantizer=None,
-                                              scheme={"rounded_to_accumulator": {"max_change": change}})
+                                              scheme={"rounded_to_accumulator": {
+                                                  "max_change": change,
+                                                  "max_change_ir": float(np.max(np.abs(rounded - ideal)))
+                                                  if values.size else 0.0}})
         return b
 
     def _batchnorm(self, node: Node) -> None:
@@ -432,9 +449,6 @@ class _Lowering:
         if q.bipolar:
             raise FrontendError(f"node {where!r} ({q.source}): a bipolar (1-bit sign) quantizer on an activation "
                                 f"is not supported yet; on weights it is")
-        if q.bits is None:
-            raise FrontendError(f"node {where!r} ({q.source}): an unclamped quantizer on an activation is not "
-                                f"supported yet")
 
         def full(a):
             return np.broadcast_to(np.asarray(a, dtype=np.float64), shape)
@@ -442,7 +456,14 @@ class _Lowering:
         in_scale, in_zero, out_scale, out_zero = map(full, (q.in_scale, q.in_zero, q.out_scale, q.out_zero))
         r_in, e_in = split_power_of_two(in_scale)
         r_out, e_out = split_power_of_two(out_scale)
-        qmin, qmax = q.range
+        if q.bits is not None:
+            qmin, qmax = q.range
+        elif x in self.amax:  # no clamp (Trunc's first rounding): a range no value reaches
+            reach = int(np.ceil(self.amax[x] * float(np.max(self.res(x) / in_scale)))) + 1 + int(np.abs(in_zero).max())
+            qmin, qmax = -reach, reach
+        else:
+            raise FrontendError(f"node {where!r} ({q.source}): an unclamped quantizer on an activation whose "
+                                f"range no earlier quantizer bounds is not supported")
         lo, hi = qmin - in_zero, qmax - in_zero
         narrow_sym = (lo == -hi) & (lo < 0)
         formats = _integer_formats(lo, hi, -e_in, q.rounding, narrow_sym)
@@ -455,7 +476,7 @@ class _Lowering:
         # a float graph input read only by this quantizer takes its format: the host quantizes
         if (x in self.inputs and xt.formats is None and len(self.graph.consumers(x)) == 1
                 and x not in self.graph.outputs):
-            self.tensors[x] = dataclasses.replace(xt, formats=formats)
+            self.tensors[x] = dataclasses.replace(xt, formats=formats, scheme={"lowered": True})
             self.residual[x] = np.array(r_in)
         else:
             if not np.array_equal(self.res(x), r_in):
@@ -488,6 +509,8 @@ class _Lowering:
                                 self.activation(self.fresh(f"{y}.offset"), shape), node.onnx_nodes)
         self.frac[current] = max(self.frac.get(current, 0), int((-e_out).max()))
         self.residual[current] = np.array(r_out)
+        self.amax[current] = float(np.max(np.maximum(np.abs(qmin - out_zero), np.abs(qmax - out_zero))
+                                          * np.ldexp(1.0, e_out)))
         if len(self.nodes) > start:  # the last node emitted here writes the quantizer's output name
             last = self.nodes[-1]
             self.nodes[-1] = dataclasses.replace(last, outputs=(y,))
@@ -495,10 +518,12 @@ class _Lowering:
             self.tensors[y] = dataclasses.replace(t, name=y, onnx_name=y)
             self.residual[y] = self.residual.pop(current)
             self.frac[y] = self.frac.pop(current)
+            self.amax[y] = self.amax.pop(current)
         elif y in self.graph.outputs:  # nothing emitted (an absorbed input): the output copies it
             self.emit(f"{node.name}.output", Op.RESHAPE, (current,), y, node.onnx_nodes, {"shape": shape})
             self.residual[y] = self.residual[current]
             self.frac[y] = self.frac[current]
+            self.amax[y] = self.amax[current]
         else:
             self.alias[y] = current
             self.tensors.pop(y, None)
