@@ -1,62 +1,64 @@
 """Integer rescale multipliers, chosen with a proof of what they cost.
 
 A quantized model rescales an integer accumulator ``acc`` by an exact positive rational
-``M = p/q`` (say ``s_x * s_w / s_out``) and rounds: ``code = R(acc * M)``.  Hardware
-multiplies by ``M' = K * 2**-n`` instead and rounds that product with the same ``R``
-(finegrain's MUL + REQUANTIZE).  :func:`choose_multiplier` picks the narrowest ``K``
-for which ``R(acc * M') == R(acc * M)`` on every integer ``acc`` in ``[lo, hi]``, and
+``M`` (say ``s_x * s_w / s_out``) and rounds: ``code = R(acc * M)``.  Hardware multiplies
+by ``M' = K * 2**-n`` instead and rounds that product with the same ``R`` (finegrain's
+MUL + REQUANTIZE).  :func:`choose_multiplier` picks the narrowest ``K`` for which
+``R(acc * M') == R(acc * M)`` on every integer ``acc`` in ``[lo, hi]``, and
 :func:`multiplier_error` proves it, or finds the largest difference and an ``acc`` that
-reaches it.  Nothing is sampled: ranges of 2**40 and more take microseconds to
-milliseconds.
+reaches it.  Nothing is sampled, and the cost does not grow with the range: a 32-bit
+search over ``[-2**40, 2**40]`` takes about a millisecond.
 
 The proof
 ---------
-1. *Reduce to one sign.*  ``R(0) = 0`` on both sides.  For ``acc = -a < 0``,
-   ``R(-y) = -R~(y)`` with ``R~`` the mirrored mode (floor <-> ceil, ties up <-> ties
-   down; toward/away from zero and ties to even are their own mirror), so every question is
-   about ``a`` in an interval ``[A, B]`` with ``A >= 1`` and ``x = a*M > 0``.
-2. *Sign and size of the error.*  With ``d = M' - M`` and ``R`` monotone, the difference
-   ``E(a) = R(a*M') - R(a*M)`` has the sign of ``d`` on the whole part, and, because the
-   rounding boundaries (integers for directed modes, half-integers for nearest modes) are
-   one apart, ``|E(a)| <= floor(a*|d|) + 1 <= floor(B*|d|) + 1``.  ``E(B)``, computed
-   exactly, is a lower bound with a witness.  So the maximum is one of at most two or three
-   values, and each candidate ``T`` is decided by the question below.
+1. *One sign.*  ``R(0) = 0`` on both sides.  For ``acc = -a < 0``, ``R(-y) = -R~(y)`` with
+   ``R~`` the mirrored mode (floor <-> ceil, ties up <-> ties down; toward or away from
+   zero and ties to even are their own mirror), so every question is about ``a`` in an
+   interval ``[A, B]``, ``A >= 1``.  Let ``b > s`` be the larger and the smaller of ``M``
+   and ``M'``; the error's size is ``E(a) = R(a*b) - R(a*s) >= 0`` (``R`` is monotone).
+2. *Few candidates.*  The rounding boundaries (integers for directed modes, half-integers
+   for nearest ones) are one apart, and ``a*b - a*s = a*(b - s)``, so
+   ``ceil(B*(b-s)) - 1 <= E(B)`` and ``E(a) <= floor(B*(b-s)) + 1``.  ``E(B)`` is computed,
+   so at most two larger values remain, each decided by the question below.
 3. *One question, answered exactly.*  Write ``R`` as ``floor(x + c)`` (floor, ties up) or
-   ``ceil(x - c)`` (ceil, ties down).  Then ``E(a) >= T`` holds exactly when some integer
-   ``y`` lies between two lines in ``a``, for example for floor
-   ``a*M + T - 1 < y <= a*M'`` (``y`` stands for the larger rounded value).  A strict
-   bound becomes a closed one by ``1/D``, ``D`` the common denominator of the line's slope
-   and offset (its values at integer ``a`` are multiples of ``1/D``).  So the question is:
-   *does the region between two lines over ``A <= a <= B`` contain a lattice point?*
-   :func:`_first_column` answers it and returns the smallest such ``a``, by the continued
-   fraction recursion of the two slopes: take the integer part of the lower slope out of
-   ``y``; if an integer slope then lies between the two, the region is a widening wedge
-   and the answer is closed form; otherwise exchange the roles of ``a`` and ``y`` (slopes
-   become ``1/slope``).  The column range shrinks at every exchange, so it ends, in about
-   as many steps as the slopes' continued fractions have terms (tens, never the size of
-   the range).
-4. *Ties to even* is not of the form above: it rounds a tie up or down by the parity of
-   the result.  But ``ties down <= RNE <= ties up`` everywhere, with equality off ties, and
-   ties of ``a*M`` (``M = u/v``) happen only on the progression ``a = v/2 (mod v)`` for
-   even ``v`` (never for odd ``v``), where ``RNE(x) = 2*floor(x/2 + 1/2)`` exactly.  So
-   ``max E`` is the largest of four maxima, each of a lower bound of ``E`` that is exact
-   where it applies: ``down(a*M') - up(a*M)`` over all ``a``; with ``a*M`` a tie;
-   with ``a*M'`` a tie; with both.  On a progression ``a = a0 + j*P`` the lines are again
-   lines in ``j``, and the same question answers each.
+   ``ceil(x - c)`` (ceil, ties down).  Then ``E(a) >= T`` exactly when some integer ``y``
+   lies between two lines in ``a``; for floor, ``a*s + T - 1 < y <= a*b`` (``y`` stands
+   for ``R(a*b)``).  A strict bound becomes a closed one by ``1/D``, ``D`` the common
+   denominator of the line's slope and offset (its values at integer ``a`` are multiples
+   of ``1/D``).  So: *is there a lattice point between two lines over A <= a <= B?*
+   :func:`_first_column` finds the first one by the continued-fraction recursion of the two
+   slopes: take the lower slope's integer part out of ``y``; if an integer slope then lies
+   between the slopes, the region is a widening wedge and the answer is closed form;
+   else exchange ``a`` and ``y`` (slopes become their inverses), which makes the column
+   range strictly smaller.  It takes about as many steps as the slopes' continued
+   fractions have terms (tens), in integer arithmetic, never a step per ``a``.
+4. *Ties to even* is not of that form (a tie goes up or down by the result's parity), but
+   ``down <= RNE <= up`` (ties down, ties up), equal off ties, and ``a*u/v`` (lowest terms)
+   is a tie only for even ``v`` and ``a = v/2 (mod v)``, where ``RNE(x) = 2*floor(x/2 +
+   1/2)``.  So ``max E`` is the largest of four maxima, each of a lower bound of ``E``
+   exact where it applies: ``down(a*b) - up(a*s)`` for every ``a``; the same with
+   ``a*s`` a tie, with ``a*b`` a tie, with both.  On a progression ``a = a0 + j*P`` the
+   lines are lines in ``j``, and the same question answers each.
 
-So ``exact`` and ``max_error`` are proven over the whole range, and ``max_error`` is the
-maximum (``witness`` reaches it), not a bound.
+So ``exact`` and ``max_error`` hold for the whole range, and ``max_error`` is the maximum,
+reached at ``witness``, not a bound.
 
-Choosing ``K``: for ``bits = 1, 2, ... max_bits`` the candidates are ``M`` rounded down and
-up to ``bits`` significant bits (``M`` itself once it is dyadic with that many bits, which
-is then exact with the fewest bits); the nearer is tried first, and an even ``K`` is
-skipped, since it was tried with fewer bits.  The first exact candidate is returned: no
-narrower ``K`` is exact.  If none is, the ``max_bits`` candidate with the smaller proven
-``max_error`` is returned (ties: the one nearer ``M``).
+Choosing ``K``
+--------------
+For ``bits = 1, 2, ... max_bits`` the candidates are ``M`` rounded down and up to ``bits``
+significant bits (``M`` itself once it is dyadic with that many bits: exact with the
+fewest bits); the nearer is tried first.  The first exact one is returned, and no narrower
+``K`` is exact: for each ``acc`` the ``M'`` with ``R(acc*M') = R(acc*M)`` form an interval
+around ``M``, so the exact ``M'`` do too, and if a ``K`` of ``b`` bits were exact, ``M``'s
+``b``-bit neighbour on that side would be.  An even ``K`` is the same value with fewer bits,
+already tried, and a candidate with ``|acc*(M'-M)| >= 2`` at the range's end is off by at
+least one there, so neither is proven again.  If none is exact, the ``max_bits`` candidate
+with the smaller ``max_error`` is returned (ties: the one nearer ``M``).
 """
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from fractions import Fraction
 from math import ceil, floor, gcd
@@ -113,16 +115,19 @@ def _shapes(rounding) -> tuple[str, str]:
 
 
 def _round_shape(x: Fraction, shape: str) -> int:
-    """``x`` (any sign) rounded to an integer by one shape."""
+    """``x`` (any sign) rounded to an integer by one shape, in integers: ``u/v`` is
+    rounded through ``floor((2u + c)/2v)`` with ``c`` the shape's offset in halves."""
+    u, v = x.numerator, x.denominator
     if shape == _FLOOR:
-        return floor(x)
+        return u // v
     if shape == _CEIL:
-        return ceil(x)
-    if shape == _UP:
-        return floor(x + HALF)
+        return -(-u // v)
     if shape == _DOWN:
-        return ceil(x - HALF)
-    return round(x)  # Fraction.__round__ rounds ties to even
+        return -((v - 2 * u) // (2 * v))
+    up, rest = divmod(2 * u + v, 2 * v)
+    if shape == _EVEN and rest == 0 and up % 2:
+        return up - 1  # a tie, and ties up would give an odd result
+    return up
 
 
 def round_rational(x: Fraction, rounding) -> int:
@@ -132,54 +137,51 @@ def round_rational(x: Fraction, rounding) -> int:
 
 
 # --- the lattice question -------------------------------------------------------------
-def _first_column(lo_slope: Fraction, lo_off: Fraction, hi_slope: Fraction, hi_off: Fraction,
-                  n: int) -> int | None:
+def _first_column(lo: tuple[int, int, int], hi: tuple[int, int, int], n: int) -> int | None:
     """Smallest integer ``t`` in ``[0, n]`` such that some integer ``y`` has
-    ``lo_slope*t + lo_off <= y <= hi_slope*t + hi_off``; None if there is none."""
-    # Each pass either answers or exchanges t and y, which makes n strictly smaller; the
-    # columns found on the way back are mapped through the stack of exchanges.
-    stack: list[tuple[Fraction, Fraction]] = []  # (hi_slope, hi_off) of each exchange
+    ``(a1*t + b1)/d1 <= y <= (a2*t + b2)/d2``, with ``lo = (a1, b1, d1)``, ``hi = (a2, b2,
+    d2)`` and ``d1, d2 > 0``; None if there is none.  Integers only: the exchange of ``t``
+    and ``y`` just permutes the six numbers, and taking integer parts out keeps them small."""
+    (a1, b1, d1), (a2, b2, d2) = lo, hi
+    stack: list[tuple[int, int, int]] = []  # the upper line of each exchange
     t: int | None = None
     while n >= 0:
-        if ceil(lo_off) <= floor(hi_off):
+        if -(-b1 // d1) <= b2 // d2:
             t = 0
             break
-        whole = floor(lo_slope)
-        lo_slope, hi_slope = lo_slope - whole, hi_slope - whole
-        if hi_slope >= 1:
-            t = _wedge_column(lo_slope - 1, lo_off, hi_slope - 1, hi_off)
+        whole = a1 // d1  # take the lower slope's integer part out of y
+        a1, a2 = a1 - whole * d1, a2 - whole * d2
+        if a2 >= d2:  # an integer slope lies between the two: a widening wedge
+            t = _wedge_column(Fraction(a1 - d1, d1), Fraction(b1, d1), Fraction(a2 - d2, d2), Fraction(b2, d2))
             t = t if t <= n else None
             break
-        shift = ceil(lo_off) - 1  # now lo_off in (0, 1], hi_off < 1: y >= 1
-        lo_off, hi_off = lo_off - shift, hi_off - shift
-        if hi_slope <= 0:
-            break  # the rows stay below hi_off < 1 <= y
-        top = floor(hi_slope * n + hi_off)
+        rows = -(-b1 // d1) - 1  # shift y so the lower offset is in (0, 1]: then y >= 1
+        b1, b2 = b1 - rows * d1, b2 - rows * d2
+        if a2 <= 0:
+            break  # the upper line stays below its offset < 1 <= y
+        top = (a2 * n + b2) // d2  # the highest row reachable by t <= n
         if top < 1:
             break
-        if lo_slope == 0:
-            t = ceil((1 - hi_off) / hi_slope)
+        if a1 == 0:
+            t = -(-(d2 - b2) // a2)  # row 1 enters first
             break
-        # columns t of row y = s + 1: (s + 1 - hi_off)/hi_slope <= t <= (s + 1 - lo_off)/lo_slope
-        stack.append((hi_slope, hi_off))
-        lo_slope, lo_off, hi_slope, hi_off, n = (
-            1 / hi_slope, (1 - hi_off) / hi_slope, 1 / lo_slope, (1 - lo_off) / lo_slope, top - 1)
-    else:
-        t = None
+        # row y = s + 1 holds the columns (d2*s + d2 - b2)/a2 <= t <= (d1*s + d1 - b1)/a1
+        stack.append((a2, b2, d2))
+        a1, b1, d1, a2, b2, d2, n = d2, d2 - b2, a2, d1, d1 - b1, a1, top - 1
     if t is None:
         return None
     while stack:
-        hi_slope, hi_off = stack.pop()
-        t = ceil((t + 1 - hi_off) / hi_slope)
+        a2, b2, d2 = stack.pop()
+        t = -(-(d2 * t + d2 - b2) // a2)
     return t
 
 
 def _wedge_column(lo_slope: Fraction, lo_off: Fraction, hi_slope: Fraction,
                   hi_off: Fraction) -> int:
-    """``_first_column`` when ``lo_slope < 0 <= hi_slope``: the interval only grows, and
-    a row ``y`` enters at ``t = max((y - hi_off)/hi_slope, (lo_off - y)/-lo_slope, 0)``,
-    smallest at the crossing of the two terms, so the floor and ceiling of the crossing
-    are the only rows to try."""
+    """``_first_column`` when ``lo_slope < 0 <= hi_slope`` and no row holds ``t = 0``: the
+    interval only grows, and row ``y`` enters at ``max((y - hi_off)/hi_slope,
+    (lo_off - y)/-lo_slope, 0)``, smallest at the crossing of the two terms, so the rows on
+    either side of the crossing are the only ones to try."""
     def enters(y: int) -> Fraction | None:
         t = Fraction(0)
         if y > hi_off:
@@ -208,10 +210,6 @@ class _Term:
         """The same term in ``j`` where ``a = start + j*step``."""
         return _Term(self.slope * step, self.slope * start + self.offset, self.ceil, self.coef)
 
-    def value(self, a: int) -> int:
-        x = a * self.slope + self.offset
-        return self.coef * (ceil(x) if self.ceil else floor(x))
-
 
 def _shape_term(shape: str, ratio: Fraction) -> _Term:
     if shape == _FLOOR:
@@ -229,12 +227,12 @@ def _tie_term(ratio: Fraction) -> _Term:
     return _Term(ratio / 2, HALF, coef=2)
 
 
-def _closed(slope: Fraction, offset: Fraction, strict: bool, sign: int) -> tuple[Fraction, Fraction]:
-    """A bound ``y > line`` (sign +1) or ``y < line`` (sign -1) as a closed one."""
-    if not strict:
-        return slope, offset
-    den = slope.denominator * offset.denominator // gcd(slope.denominator, offset.denominator)
-    return slope, offset + Fraction(sign, den)
+def _line(slope: Fraction, offset: Fraction, strict: int) -> tuple[int, int, int]:
+    """``slope*t + offset`` as ``(a*t + b)/d``; ``strict`` +1 makes ``y > line`` the closed
+    ``y >= line + 1/d``, -1 makes ``y < line`` the closed ``y <= line - 1/d``: the line's
+    values at integer ``t`` are multiples of ``1/d``, and so are the integers."""
+    d = slope.denominator * offset.denominator // gcd(slope.denominator, offset.denominator)
+    return slope.numerator * (d // slope.denominator), offset.numerator * (d // offset.denominator) + strict, d
 
 
 def _reaches(big: _Term, small: _Term, at_least: int, count: int) -> int | None:
@@ -260,9 +258,7 @@ def _reaches(big: _Term, small: _Term, at_least: int, count: int) -> int | None:
             upper = (big.slope / 2, (big.offset - t + 1) / 2, True)
         else:
             upper = (big.slope / 2, (big.offset - t) / 2, False)
-    lo_slope, lo_off = _closed(lower[0], lower[1], lower[2], +1)
-    hi_slope, hi_off = _closed(upper[0], upper[1], upper[2], -1)
-    return _first_column(lo_slope, lo_off, hi_slope, hi_off, count - 1)
+    return _first_column(_line(lower[0], lower[1], +lower[2]), _line(upper[0], upper[1], -upper[2]), count - 1)
 
 
 def _ties(ratio: Fraction) -> tuple[int, int] | None:
@@ -287,7 +283,7 @@ def _both(p: tuple[int, int] | None, q: tuple[int, int] | None) -> tuple[int, in
 
 
 def _cases(shape: str, big: Fraction, small: Fraction):
-    """(big term, small term, progression or None for every a): lower bounds of
+    """(big term, small term, progression (start, step) of the a it covers): lower bounds of
     ``R(a*big) - R(a*small)``, each exact where it applies, that together cover every a."""
     if shape != _EVEN:
         return [(_shape_term(shape, big), _shape_term(shape, small), (0, 1))]
@@ -328,17 +324,32 @@ def _part_error(shape: str, big: Fraction, small: Fraction, first: int, last: in
     return at_last, (last if at_last else None)
 
 
+def _positive(x) -> Fraction:
+    """An exact positive rational from an int, Fraction or float (numpy's too, exactly)."""
+    try:
+        r = Fraction(x) if isinstance(x, (int, Fraction, float)) else Fraction(*x.as_integer_ratio())
+    except (AttributeError, TypeError, ValueError, OverflowError):
+        raise ValueError(f"a rescale ratio must be a finite number, got {x!r}") from None
+    if r <= 0:
+        raise ValueError(f"a rescale ratio must be positive, got {x!r}")
+    return r
+
+
+def _range(lo, hi) -> tuple[int, int]:
+    lo, hi = operator.index(lo), operator.index(hi)  # Python ints: products pass 64 bits
+    if lo > hi:
+        raise ValueError(f"empty accumulator range [{lo}, {hi}]")
+    return lo, hi
+
+
 def multiplier_error(ratio, value, lo: int, hi: int, rounding, *,
                      limit: int | None = None) -> tuple[int, int | None]:
     """The largest ``|R(acc*value) - R(acc*ratio)|`` over every integer ``acc`` in
     ``[lo, hi]`` and an ``acc`` reaching it (None when it is 0), proven as the module
     docstring says.  ``limit`` (used by :func:`choose_multiplier`): stop early once the
     error is known to exceed it; the result is then only a lower bound past ``limit``."""
-    ratio, value = Fraction(ratio), Fraction(value)
-    if ratio <= 0 or value <= 0:
-        raise ValueError(f"rescale ratios must be positive, got {ratio} and {value}")
-    if lo > hi:
-        raise ValueError(f"empty accumulator range [{lo}, {hi}]")
+    ratio, value = _positive(ratio), _positive(value)
+    lo, hi = _range(lo, hi)
     if value == ratio:
         return 0, None
     big, small = max(ratio, value), min(ratio, value)
@@ -368,11 +379,8 @@ def choose_multiplier(ratio, lo: int, hi: int, rounding, max_bits: int = 32) -> 
     """The narrowest multiplier ``K * 2**-n`` that rescales every integer accumulator in
     ``[lo, hi]`` by ``ratio`` exactly under ``rounding``; if no ``K`` of at most
     ``max_bits`` bits is exact, the ``max_bits`` one with the smallest proven error."""
-    ratio = Fraction(ratio)
-    if ratio <= 0:
-        raise ValueError(f"a rescale ratio must be positive, got {ratio}")
-    if lo > hi:
-        raise ValueError(f"empty accumulator range [{lo}, {hi}]")
+    ratio = _positive(ratio)
+    lo, hi = _range(lo, hi)
     if max_bits < 1:
         raise ValueError(f"max_bits must be at least 1, got {max_bits}")
     _shapes(rounding)
@@ -380,18 +388,24 @@ def choose_multiplier(ratio, lo: int, hi: int, rounding, max_bits: int = 32) -> 
     e = ratio.numerator.bit_length() - ratio.denominator.bit_length()
     if ratio < Fraction(2) ** e:
         e -= 1
+    reach = max(-lo, hi)
     for bits in range(1, max_bits + 1):
         shift = bits - 1 - e
-        scaled = ratio * Fraction(2) ** shift
-        below, above = floor(scaled), ceil(scaled)
-        if below == above:
+        # ratio * 2**shift = num/den, in [2**(bits-1), 2**bits)
+        num, den = (ratio.numerator << shift, ratio.denominator) if shift >= 0 else \
+            (ratio.numerator, ratio.denominator << -shift)
+        below, rest = divmod(num, den)
+        if rest == 0:
             return _make(ratio, below, shift, lo, hi, rounding, limit=0)
         final = bits == max_bits
-        candidates = sorted(
-            (k for k in (below, above) if final or (k % 2 == 1 or bits == 1)),
-            key=lambda k: abs(k - scaled))
         made = []
-        for k in candidates:
+        # nearer first; |K - num/den| = distance/den, so |M' - M| = distance / (den * 2**shift)
+        for k, distance in sorted(((below, rest), (below + 1, den - rest)), key=lambda c: c[1]):
+            if not final:
+                if k % 2 == 0 and bits > 1:
+                    continue  # the same value with fewer bits was tried
+                if reach * distance << max(-shift, 0) >= 2 * den << max(shift, 0):
+                    continue  # |acc * (M' - M)| >= 2 at the range's end: at least one LSB off
             made.append(_make(ratio, k, shift, lo, hi, rounding, limit=None if final else 0))
             if made[-1].exact:
                 return made[-1]

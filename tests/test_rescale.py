@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compiler.fixed import Rounding, round_shift
-from compiler.rescale import Multiplier, choose_multiplier, multiplier_error
+from compiler.rescale import Multiplier, _first_column, choose_multiplier, multiplier_error
 
 MODES = list(Rounding)
 
@@ -83,6 +83,27 @@ def test_error_equals_brute_force_for_dyadic_values(ratio, num, shift, bounds, m
 @given(ratio=ratios, value=ratios, bounds=ranges, mode=st.sampled_from(MODES))
 def test_error_equals_brute_force_for_any_rationals(ratio, value, bounds, mode):
     check_error(ratio, value, *bounds, mode)
+
+
+@settings(max_examples=800, deadline=None)
+@given(lines=st.lists(st.integers(-60, 60), min_size=4, max_size=4),
+       dens=st.lists(st.integers(1, 40), min_size=2, max_size=2), n=st.integers(0, 120))
+def test_first_column_is_the_first_lattice_column(lines, dens, n):
+    """The lattice question itself, for narrowing, widening and parallel pairs of lines."""
+    (a1, b1, a2, b2), (d1, d2) = lines, dens
+    first = next((t for t in range(n + 1)
+                  if math.ceil(Fraction(a1 * t + b1, d1)) <= math.floor(Fraction(a2 * t + b2, d2))), None)
+    assert _first_column((a1, b1, d1), (a2, b2, d2), n) == first
+
+
+@settings(max_examples=200, deadline=None)
+@given(num=st.integers(1, 2**20), exponent=st.integers(-70, 70), shift=st.integers(-8, 60),
+       delta=st.integers(-5, 5), bounds=ranges, mode=st.sampled_from(MODES))
+def test_error_for_tiny_and_huge_ratios(num, exponent, shift, delta, bounds, mode):
+    ratio = Fraction(num * 2 + 1, 3 * 7 * 11) * Fraction(2) ** exponent
+    value = ratio * (1 + Fraction(delta, 1 << 20)) + Fraction(delta) / Fraction(2) ** shift
+    if value > 0:
+        check_error(ratio, value, *bounds, mode)
 
 
 def test_error_near_ties_and_boundaries():
