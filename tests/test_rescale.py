@@ -163,6 +163,40 @@ def test_choose_is_minimal():
     assert checked > 60
 
 
+def ref_round_array(num: np.ndarray, den: int, mode) -> np.ndarray:
+    """``ref_round(num / den)`` for an int64 array, in integers."""
+    low = num // den
+    twice = 2 * (num - low * den)  # 2 * remainder, compared with den
+    name = Rounding(mode).name
+    if name in ("TRN", "CEIL", "TRN_ZERO"):
+        up = {"TRN": np.zeros_like(num), "CEIL": twice > 0, "TRN_ZERO": (twice > 0) & (num < 0)}[name]
+    else:
+        tie_up = {"RND": True, "RND_MIN_INF": False, "RND_ZERO": num < 0, "RND_INF": num > 0,
+                  "RND_CONV": low % 2 == 1}[name]
+        up = (twice > den) | ((twice == den) & tie_up)
+    return low + up
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_long_ranges_against_brute_force(seed):
+    """Every accumulator of [-2**16, 2**16] for ratios of float32 scales, whose
+    denominators (up to 2**24) are far longer than the range: whether a rounding boundary
+    is ever hit then depends on where a*M falls, which the lattice search must find."""
+    rng = np.random.default_rng(seed)
+    accs = np.arange(-2**16, 2**16 + 1, dtype=np.int64)
+    for _ in range(12):
+        ratio = Fraction(float(np.float32(rng.uniform(0.25, 1)))) / Fraction(float(np.float32(rng.uniform(0.5, 1))))
+        if ratio.numerator >= 2**25:
+            continue  # keep acc * p within int64
+        for mode in MODES:
+            m = choose_multiplier(ratio, int(accs[0]), int(accs[-1]), mode, int(rng.integers(14, 31)))
+            hw = round_shift(accs * m.mantissa, m.shift, int(mode)) if m.shift > 0 else accs * m.mantissa
+            errors = np.abs(hw - ref_round_array(accs * ratio.numerator, ratio.denominator, mode))
+            assert m.max_error == errors.max() and m.exact == (errors.max() == 0), (ratio, mode, m)
+            if not m.exact:
+                assert errors[m.witness - accs[0]] == m.max_error
+
+
 def test_dyadic_ratio_is_itself():
     m = choose_multiplier(Fraction(3, 8), -2**40, 2**40, Rounding.RND_CONV)
     assert (m.mantissa, m.shift, m.bits, m.exact, m.max_error, m.witness) == (3, 3, 2, True, 0, None)
