@@ -45,6 +45,11 @@ _TRANSLATORS: dict[str, Callable[[_Translator, onnx.NodeProto, str], None]] = {
 }
 
 
+# The ops that read an activation without its batch axis themselves (ops_shape's docstring);
+# for the others ops_shape._batchless_result decides.
+BATCH_AWARE_OPS = frozenset({"Identity", "Dropout", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose"})
+
+
 # Shape is also accepted, as a constant (static shapes); Constant and any node whose inputs
 # are all constant are folded whatever their op type.
 SUPPORTED_OPS: tuple[str, ...] = tuple(sorted([*_TRANSLATORS, "Constant", "Shape"]))
