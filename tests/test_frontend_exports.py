@@ -1,17 +1,21 @@
 """The float frontend on what real quantized-model exports hold around their quantizers
 (issue 12): Flatten/Reshape/Squeeze/Transpose that fold a static batch of 1 into other axes
-(keras2onnx's ``Flatten(axis=0)``, ``Reshape(x, [-1])``), compared with onnxruntime on the
-float path.
+(keras2onnx's ``Flatten(axis=0)``, ``Reshape(x, [-1])``), DepthToSpace and SpaceToDepth, and
+every op/attribute pattern of ``../shared/models/mlperf_kws_dscnn_int8_qdq.onnx`` (tf2onnx) and
+``espcn_subpixel_qonnx.onnx`` (Brevitas, after qonnx's ``cleanup_model``), each compared with
+onnxruntime on the float path.
 """
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
+import onnx
 import pytest
 import torch
-from onnx import helper
+from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from compiler.cli import main
@@ -19,7 +23,7 @@ from compiler.errors import FrontendError
 from compiler.float_eval import evaluate_float
 from compiler.frontend import load_onnx
 from compiler.ir import Op
-from tests.test_frontend import make_model, onnxruntime_outputs, rand
+from tests.test_frontend import SHARED_MODELS, make_model, onnxruntime_outputs, rand
 
 
 def matches_onnxruntime(path, x: np.ndarray, name: str = "x"):
@@ -185,3 +189,192 @@ def test_batch_errors_name_the_node(tmp_path, batch, nodes, inits, message):
     with pytest.raises(FrontendError, match=message):
         load_onnx(path)
     assert main(["compile", str(path), "-o", str(tmp_path / "out"), "--backend", "hls"]) == 2
+
+
+# --- DepthToSpace and SpaceToDepth ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("opset", [11, 13])
+@pytest.mark.parametrize("mode,blocksize", [("DCR", 2), ("CRD", 2), ("DCR", 3), ("CRD", 3)])
+def test_depth_to_space(tmp_path, opset, mode, blocksize):
+    c = 2 * blocksize * blocksize
+    path = make_model(tmp_path / "m.onnx", [node("DepthToSpace", ["x"], ["y"], blocksize=blocksize, mode=mode)],
+                      {"x": [1, c, 3, 2]}, ["y"], opset=opset)
+    graph = matches_onnxruntime(path, rand(1, c, 3, 2))
+    assert [n.op for n in graph.nodes] == [Op.RESHAPE, Op.TRANSPOSE, Op.RESHAPE]
+    assert graph.tensor("y").shape == (2, 3 * blocksize, 2 * blocksize)
+
+
+def test_depth_to_space_default_mode_is_dcr(tmp_path):
+    path = make_model(tmp_path / "m.onnx", [node("DepthToSpace", ["x"], ["y"], blocksize=2)],
+                      {"x": [1, 8, 2, 2]}, ["y"], opset=11)
+    matches_onnxruntime(path, rand(1, 8, 2, 2))
+
+
+@pytest.mark.parametrize("opset", [11, 13])
+@pytest.mark.parametrize("blocksize", [2, 3])
+def test_space_to_depth(tmp_path, opset, blocksize):
+    h, w = 2 * blocksize, 3 * blocksize
+    path = make_model(tmp_path / "m.onnx", [node("SpaceToDepth", ["x"], ["y"], blocksize=blocksize)],
+                      {"x": [1, 2, h, w]}, ["y"], opset=opset)
+    graph = matches_onnxruntime(path, rand(1, 2, h, w))
+    assert graph.tensor("y").shape == (2 * blocksize * blocksize, 2, 3)
+
+
+class PixelShuffles(nn.Module):
+    """PixelShuffle exports as DepthToSpace(CRD), PixelUnshuffle as Reshape/Transpose/Reshape
+    through a rank-6 tensor (rank 5 without the batch)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+
+    def forward(self, x):
+        return nn.functional.pixel_unshuffle(torch.relu(nn.functional.pixel_shuffle(self.conv(x), 2)), 2)
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_torch_pixel_shuffle(tmp_path, dynamo):
+    path = tmp_path / "m.onnx"
+    export_batch_one(PixelShuffles(), (3, 4, 5), path, dynamo)
+    assert "DepthToSpace" in {n.op_type for n in onnx.load(str(path)).graph.node}
+    matches_onnxruntime(path, rand(1, 3, 4, 5))
+
+
+@pytest.mark.parametrize("op,shape,attrs,message", [
+    ("DepthToSpace", [1, 6, 2, 2], {"blocksize": 2}, r"6 channels are not a multiple of blocksize 2 squared"),
+    ("DepthToSpace", [1, 8, 2, 2], {"blocksize": 2, "mode": "XYZ"}, r"mode 'XYZ'"),
+    ("SpaceToDepth", [1, 2, 3, 4], {"blocksize": 2}, r"height 3 and width 4 must be multiples of blocksize 2"),
+    ("SpaceToDepth", [1, 2, 4], {"blocksize": 2}, r"needs \(batch, channels, height, width\)"),
+])
+def test_depth_space_errors_name_the_node(tmp_path, op, shape, attrs, message):
+    path = make_model(tmp_path / "m.onnx", [helper.make_node(op, ["x"], ["y"], name="sub", **attrs)],
+                      {"x": shape}, ["y"])
+    with pytest.raises(FrontendError, match=rf"node 'sub' \({op}\): .*{message}"):
+        load_onnx(path)
+
+
+def test_depth_to_space_csim_and_sim_bit_exact(tmp_path):
+    """Conv -> DepthToSpace(CRD) -> SpaceToDepth -> DepthToSpace(DCR) -> Relu: the rank-5
+    transposes through g++ csim and Verilator sim equal the emulator."""
+    nodes = [node("Conv", ["x", "W"], ["c"]), node("DepthToSpace", ["c"], ["d"], blocksize=2, mode="CRD"),
+             node("SpaceToDepth", ["d"], ["s"], blocksize=2), node("DepthToSpace", ["s"], ["e"], blocksize=2),
+             node("Relu", ["e"], ["y"])]
+    path = make_model(tmp_path / "m.onnx", nodes, {"x": [1, 2, 2, 3]}, ["y"],
+                      {"W": np.random.default_rng(0).uniform(-1, 1, (8, 2, 1, 1))})
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"defaults": {"input": "fixed<10,3,RND_CONV,SAT>", "weight": "fixed<6,1,RND_CONV,SAT>",
+                                             "bias": None, "activation": None}}))
+    out = tmp_path / "out"
+    assert main(["compile", str(path), "--plan", str(plan), "-o", str(out)]) == 0
+    assert main(["csim", str(out), "--vectors", "50"]) == 0
+    assert main(["sim", str(out), "--vectors", "20"]) == 0
+
+
+# --- the non-quantizer patterns of the shared real models ----------------------------------------
+
+
+def test_kws_dscnn_tf2onnx_patterns(tmp_path):
+    """mlperf_kws_dscnn_int8_qdq.onnx at opset 13, scaled down: channels-last input [1, H, W, 1]
+    made NCHW by Reshape([-1, 1, H, W]); Conv with asymmetric pads [4, 1, 5, 1], stride 2 and
+    explicit dilations; depthwise Conv (group = channels, pads 1); 1x1 Conv; Relu after each;
+    AveragePool over the whole map (kernel = strides, no pads); Reshape([-1, C]); MatMul; Add of
+    the bias; Softmax with the default axis."""
+    rng = np.random.default_rng(0)
+    c = 4
+    nodes = [node("Reshape", ["x", "nchw"], ["t"]),
+             node("Conv", ["t", "W0", "B0"], ["c0"], strides=[2, 2], dilations=[1, 1], kernel_shape=[10, 4],
+                  pads=[4, 1, 5, 1], group=1), node("Relu", ["c0"], ["r0"]),
+             node("Conv", ["r0", "Wd", "Bd"], ["c1"], strides=[1, 1], dilations=[1, 1], kernel_shape=[3, 3],
+                  group=c, pads=[1, 1, 1, 1]), node("Relu", ["c1"], ["r1"]),
+             node("Conv", ["r1", "Wp", "Bp"], ["c2"], strides=[1, 1], dilations=[1, 1], kernel_shape=[1, 1],
+                  pads=[0, 0, 0, 0], group=1), node("Relu", ["c2"], ["r2"]),
+             node("AveragePool", ["r2"], ["p"], strides=[7, 3], kernel_shape=[7, 3]),
+             node("Reshape", ["p", "flat"], ["f"]), node("MatMul", ["f", "Wf"], ["m"]),
+             node("Add", ["m", "Bf"], ["a"]), node("Softmax", ["a"], ["y"])]
+    inits = {"nchw": np.array([-1, 1, 13, 6]), "W0": rng.standard_normal((c, 1, 10, 4)), "B0": rng.standard_normal(c),
+             "Wd": rng.standard_normal((c, 1, 3, 3)), "Bd": rng.standard_normal(c),
+             "Wp": rng.standard_normal((c, c, 1, 1)), "Bp": rng.standard_normal(c),
+             "flat": np.array([-1, c]), "Wf": rng.standard_normal((c, 12)), "Bf": rng.standard_normal(12)}
+    path = make_model(tmp_path / "m.onnx", nodes, {"x": [1, 13, 6, 1]}, ["y"], inits, opset=13)
+    graph = matches_onnxruntime(path, rand(1, 13, 6, 1))
+    assert [n.op for n in graph.nodes] == [Op.RESHAPE, Op.CONV, Op.RELU, Op.CONV, Op.RELU, Op.CONV, Op.RELU,
+                                           Op.AVGPOOL, Op.RESHAPE, Op.DENSE, Op.ADD, Op.SOFTMAX]
+
+
+def test_espcn_brevitas_patterns(tmp_path):
+    """espcn_subpixel_qonnx.onnx after cleanup_model, at opset 11: Conv 5x5 and 3x3 with pads and
+    a bias, BatchNormalization with the momentum attribute, Relu, Conv without bias,
+    DepthToSpace(CRD, blocksize 2) and a Relu after it."""
+    rng = np.random.default_rng(0)
+    bn = {"g": rng.uniform(0.5, 1.5, 4), "be": rng.standard_normal(4), "mu": rng.standard_normal(4),
+          "var": rng.uniform(0.5, 2, 4)}
+    nodes = [node("Conv", ["x", "W0", "B0"], ["c0"], dilations=[1, 1], group=1, kernel_shape=[5, 5],
+                  pads=[2, 2, 2, 2], strides=[1, 1]),
+             node("BatchNormalization", ["c0", "g", "be", "mu", "var"], ["n0"], epsilon=1e-5, momentum=0.9),
+             node("Relu", ["n0"], ["r0"]),
+             node("Conv", ["r0", "W1"], ["c1"], dilations=[1, 1], group=1, kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                  strides=[1, 1]),
+             node("DepthToSpace", ["c1"], ["d"], blocksize=2, mode="CRD"), node("Relu", ["d"], ["y"])]
+    inits = {"W0": rng.standard_normal((4, 3, 5, 5)), "B0": rng.standard_normal(4), **bn,
+             "W1": rng.standard_normal((12, 4, 3, 3))}
+    path = make_model(tmp_path / "m.onnx", nodes, {"x": [1, 3, 6, 5]}, ["y"], inits, opset=11)
+    graph = matches_onnxruntime(path, rand(1, 3, 6, 5))
+    assert graph.tensor("y").shape == (3, 12, 10)
+
+
+def without_quantizers(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The float model around the quantizers: DequantizeLinear of an initializer becomes its
+    float value, every other QuantizeLinear/DequantizeLinear/Quant an Identity, integer graph
+    inputs and outputs float."""
+    g = model.graph
+    values = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    nodes = []
+    for p in g.node:
+        if p.op_type == "DequantizeLinear" and p.input[0] in values:
+            q, scale = values[p.input[0]].astype(np.float64), values[p.input[1]].astype(np.float64)
+            zero = values[p.input[2]].astype(np.float64) if len(p.input) > 2 else np.zeros(())
+            if scale.ndim == 1 and q.ndim > 1:  # per axis
+                axis = next((a.i for a in p.attribute if a.name == "axis"), 1)
+                shape = [1] * q.ndim
+                shape[axis] = -1
+                scale, zero = scale.reshape(shape), zero.reshape(shape if zero.ndim else ())
+            values[p.output[0]] = ((q - zero) * scale).astype(np.float32)
+        elif p.op_type in ("QuantizeLinear", "DequantizeLinear", "Quant"):
+            nodes.append(helper.make_node("Identity", [p.input[0]], [p.output[0]], name=p.name))
+        else:
+            nodes.append(p)
+    read = {i for p in nodes for i in p.input}
+    inputs = [vi for vi in g.input if vi.name not in values]
+    for vi in [*inputs, *g.output]:
+        vi.type.tensor_type.elem_type = TensorProto.FLOAT
+    graph = helper.make_graph(nodes, g.name, inputs, list(g.output),
+                              [numpy_helper.from_array(v, k) for k, v in values.items() if k in read])
+    out = helper.make_model(graph, opset_imports=[o for o in model.opset_import if o.domain in ("", "ai.onnx")])
+    out.ir_version = 8
+    return out
+
+
+def test_real_models_without_their_quantizers(tmp_path):
+    """Both shared models with their quantizer nodes taken out: every other node translates
+    and the float path equals onnxruntime (ESPCN after qonnx's cleanup_model, as issue 12 reads it)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.cleanup import cleanup_model
+
+    kws = onnx.load(str(SHARED_MODELS / "mlperf_kws_dscnn_int8_qdq.onnx"))
+    espcn = cleanup_model(ModelWrapper(str(SHARED_MODELS / "espcn_subpixel_qonnx.onnx"))).model
+    for name, model in [("kws", kws), ("espcn", espcn)]:
+        path = tmp_path / f"{name}.onnx"
+        onnx.save(without_quantizers(model), str(path))
+        x_name = model.graph.input[0].name
+        shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+        x = rand(*shape, seed=5)
+        graph = load_onnx(path)
+        expected = onnxruntime_outputs(path, {x_name: x})
+        got = evaluate_float(graph, {x_name: x})
+        for out in expected:
+            np.testing.assert_allclose(got[out], expected[out], rtol=1e-4, atol=1e-4, err_msg=f"{name} {out}")
+    quantizers = {"Quant", "QuantizeLinear", "DequantizeLinear"}
+    assert {p.op_type for p in kws.graph.node} - quantizers == {"Reshape", "Conv", "Relu", "AveragePool", "MatMul",
+                                                                "Add", "Softmax"}
+    assert {p.op_type for p in espcn.graph.node} - quantizers == {"Conv", "BatchNormalization", "Relu", "DepthToSpace"}

@@ -1,5 +1,5 @@
 """Translators that move data without arithmetic: Identity/Dropout, Flatten, Reshape, Squeeze,
-Unsqueeze, Transpose, Concat.
+Unsqueeze, Transpose, Concat, DepthToSpace and SpaceToDepth.
 
 Batch axis.  Where the batch can be more than 1 (an input's axis 0 is symbolic or larger than
 1), these ops must leave ONNX axis 0 alone, as everywhere in the frontend.  Where every graph
@@ -222,3 +222,51 @@ def _concat(tr: _Translator, proto, node: str) -> None:
         raise _fail(proto, node, f"inputs of shapes {shapes} (without batch) differ along an axis other "
                                  f"than the concatenation axis {axis + 1}")
     tr.emit(Op.CONCAT, node, inputs, proto.output[0], node, {"axis": axis})
+
+
+# --- DepthToSpace / SpaceToDepth ---------------------------------------------------------------
+#
+# Both are a reshape into blocks, a transpose and a reshape back (the ONNX definitions), in the
+# IR's layout (C, H, W) without the batch.  DCR splits C as (b, b, C'), CRD as (C', b, b).
+
+
+def _blocks(tr: _Translator, proto, node: str) -> tuple[str, tuple[int, int, int], int]:
+    x = tr.activation(proto, node, 0)
+    if len(tr.shape(x)) != 3:
+        raise _fail(proto, node, f"input {x!r} has shape {tr.shape(x)} (without batch); {proto.op_type} "
+                                 f"needs (batch, channels, height, width)")
+    b = int(_attributes(proto)["blocksize"])
+    if b < 1:
+        raise _fail(proto, node, f"blocksize {b} must be at least 1")
+    return x, tr.shape(x), b
+
+
+def _rearrange(tr: _Translator, proto, node: str, x: str, blocks, perm, shape) -> None:
+    """RESHAPE x to ``blocks``, TRANSPOSE by ``perm``, RESHAPE to ``shape`` (the output)."""
+    split = tr.emit(Op.RESHAPE, tr.node_name(f"{node}.blocks"), [x], tr.fresh(f"{node}.blocks"), node,
+                    {"shape": tuple(blocks)})
+    moved = tr.emit(Op.TRANSPOSE, tr.node_name(f"{node}.move"), [split], tr.fresh(f"{node}.moved"), node,
+                    {"perm": tuple(perm)})
+    tr.emit(Op.RESHAPE, node, [moved], proto.output[0], node, {"shape": tuple(shape)})
+
+
+def _depth_to_space(tr: _Translator, proto, node: str) -> None:
+    x, (c, h, w), b = _blocks(tr, proto, node)
+    mode = _attributes(proto).get("mode", "DCR")
+    if c % (b * b):
+        raise _fail(proto, node, f"{c} channels are not a multiple of blocksize {b} squared")
+    depth = c // (b * b)
+    if mode == "DCR":
+        blocks, perm = (b, b, depth, h, w), (2, 3, 0, 4, 1)
+    elif mode == "CRD":
+        blocks, perm = (depth, b, b, h, w), (0, 3, 1, 4, 2)
+    else:
+        raise _fail(proto, node, f"mode {mode!r} is not an ONNX mode", "use DCR or CRD")
+    _rearrange(tr, proto, node, x, blocks, perm, (depth, h * b, w * b))
+
+
+def _space_to_depth(tr: _Translator, proto, node: str) -> None:
+    x, (c, h, w), b = _blocks(tr, proto, node)
+    if h % b or w % b:
+        raise _fail(proto, node, f"height {h} and width {w} must be multiples of blocksize {b}")
+    _rearrange(tr, proto, node, x, (c, h // b, b, w // b, b), (2, 4, 0, 1, 3), (c * b * b, h // b, w // b))

@@ -9,7 +9,8 @@ import onnx
 from .ops_activation import _clip, _leaky_relu, _relu, _sigmoid, _softmax
 from .ops_arithmetic import _add, _batchnorm, _conv, _div, _gemm, _matmul, _mul, _sub
 from .ops_pool import _averagepool, _global_average_pool, _global_max_pool, _maxpool, _reduce_mean
-from .ops_shape import _alias, _concat, _flatten, _reshape, _squeeze, _transpose, _unsqueeze
+from .ops_shape import (_alias, _concat, _depth_to_space, _flatten, _reshape, _space_to_depth, _squeeze, _transpose,
+                        _unsqueeze)
 
 if TYPE_CHECKING:
     from .translator import _Translator
@@ -22,6 +23,7 @@ _TRANSLATORS: dict[str, Callable[[_Translator, onnx.NodeProto, str], None]] = {
     "Clip": _clip,
     "Concat": _concat,
     "Conv": _conv,
+    "DepthToSpace": _depth_to_space,
     "Div": _div,
     "Dropout": _alias,
     "Flatten": _flatten,
@@ -38,6 +40,7 @@ _TRANSLATORS: dict[str, Callable[[_Translator, onnx.NodeProto, str], None]] = {
     "Reshape": _reshape,
     "Sigmoid": _sigmoid,
     "Softmax": _softmax,
+    "SpaceToDepth": _space_to_depth,
     "Squeeze": _squeeze,
     "Sub": _sub,
     "Transpose": _transpose,
