@@ -191,6 +191,51 @@ def test_batch_errors_name_the_node(tmp_path, batch, nodes, inits, message):
     assert main(["compile", str(path), "-o", str(tmp_path / "out"), "--backend", "hls"]) == 2
 
 
+class TranslatorView:
+    """What ops_shape._batchless_result reads of the translator: constants, the values that
+    lost their batch axis, their ONNX shapes."""
+
+    def __init__(self, constants: dict, batchless: dict, opset: int = 13):
+        self.values = {k: np.asarray(v) for k, v in constants.items()}
+        self.batchless, self.opset = batchless, opset
+
+    def is_constant(self, name):
+        return name in self.values
+
+    def value(self, name):
+        return self.values[name]
+
+    def onnx_dims(self, name):
+        return self.batchless[name]
+
+
+@pytest.mark.parametrize("op,inputs,attrs,result", [
+    ("Quant", ["r", "s", "z", "bits"], {"signed": 1}, True),
+    ("Quant", ["r", "row_s", "z", "bits"], {}, True),
+    ("BipolarQuant", ["r", "s"], {}, True),
+    ("Quant", ["r", "batch_s", "z", "bits"], {}, "at most that rank"),
+    ("DequantizeLinear", ["r", "s", "z"], {}, True),
+    ("QuantizeLinear", ["r", "one_s"], {}, True),
+    ("DequantizeLinear", ["r", "row_s", "row_z"], {"axis": 0}, "one scale and zero point for the whole tensor"),
+    ("Relu", ["x"], {}, False),
+    ("GlobalAveragePool", ["r"], {}, "batch axis first; reshape it"),
+])
+def test_which_ops_read_a_value_without_batch(op, inputs, attrs, result):
+    """Quantizers on a value that lost its batch axis keep it so (Quant with scales of at most
+    its rank, QuantizeLinear/DequantizeLinear per tensor); the frontend's quantizer translators
+    (issue 12) come in through this rule like the float ops."""
+    from compiler.frontend.ops_shape import _batchless_result
+
+    view = TranslatorView({"s": 0.5, "z": 0.0, "bits": 4.0, "one_s": [0.25], "row_s": np.full(12, 0.5),
+                           "row_z": np.zeros(12, np.int8), "batch_s": np.full((1, 12), 0.5)}, {"r": (12,)})
+    proto = helper.make_node(op, inputs, ["q"], name="q_node", **attrs)
+    if isinstance(result, bool):
+        assert _batchless_result(view, proto, "q_node") is result
+    else:
+        with pytest.raises(FrontendError, match=rf"node 'q_node' \({op}\): input 'r' has ONNX shape \[12\].*{result}"):
+            _batchless_result(view, proto, "q_node")
+
+
 # --- DepthToSpace and SpaceToDepth ----------------------------------------------------------------
 
 

@@ -26,7 +26,10 @@ if TYPE_CHECKING:
 # so, when their other operands are constants with no more axes or activations of the same
 # rank without a batch axis either: numpy broadcasting then lines the operands up as ONNX's
 # does, without adding a batch axis.
-_POINTWISE = frozenset({"Relu", "LeakyRelu", "Sigmoid", "Clip", "Add", "Sub", "Mul", "Div"})
+_POINTWISE = frozenset({"Relu", "LeakyRelu", "Sigmoid", "Clip", "Add", "Sub", "Mul", "Div",
+                        "Quant", "BipolarQuant", "Trunc"})
+# These are pointwise only per tensor: per axis, their `axis` counts the batch axis.
+_PER_TENSOR = frozenset({"QuantizeLinear", "DequantizeLinear"})
 
 
 def _batch_is_one(tr: _Translator) -> bool:
@@ -48,11 +51,14 @@ def _batchless_result(tr: _Translator, proto, node: str) -> bool:
     if op in _POINTWISE and all((tr.is_constant(i) and tr.value(i).ndim <= len(dims))
                                 or (i in tr.batchless and len(tr.onnx_dims(i)) == len(dims)) for i in others):
         return True
+    if op in _PER_TENSOR and proto.input[0] == x and all(tr.is_constant(i) and tr.value(i).size == 1 for i in others):
+        return True
     if op == "MatMul" and proto.input[0] == x and tr.is_constant(proto.input[1]) and tr.value(proto.input[1]).ndim == 2:
         return True
     if op == "Softmax" and _attributes(proto).get("axis", -1 if tr.opset >= 13 else 1) == -1:
         return True
-    alone = " or with operands of at most that rank that have no batch axis either" if op in _POINTWISE else ""
+    alone = (" or with operands of at most that rank that have no batch axis either" if op in _POINTWISE else
+             " or with one scale and zero point for the whole tensor" if op in _PER_TENSOR else "")
     raise _fail(proto, node, f"input {x!r} has ONNX shape {list(dims)}, without the batch axis (an earlier "
                              f"Reshape, Flatten, Squeeze or Transpose folded the batch of 1 into it); finegrain "
                              f"reads {op} only on values with the batch axis first{alone}",
