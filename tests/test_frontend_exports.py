@@ -165,6 +165,61 @@ def test_torch_reshape_to_one_axis_on_batch_one(tmp_path, dynamo):
     matches_onnxruntime(tmp_path / "m.onnx", rand(1, 3, 4))
 
 
+def random_layout_chain(rng: np.random.Generator, dims: list[int], steps: int):
+    """Reshape (with -1 and 0), Flatten, Transpose, Squeeze(), Unsqueeze and Relu in a random
+    chain over a batch of 1: (nodes, initializers), the value 'y' at the end."""
+    nodes, inits, value = [], {}, "x"
+    for k in range(steps):
+        out = "y" if k == steps - 1 else f"v{k}"
+        op = rng.choice(["Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Relu"])
+        if op == "Squeeze" and all(d == 1 for d in dims):
+            op = "Relu"
+        if op == "Reshape":
+            size, target = int(np.prod(dims)), []
+            while size > 1 and len(target) < 3:
+                factor = int(rng.choice([f for f in range(1, size + 1) if size % f == 0]))
+                target.append(factor)
+                size //= factor
+            target = [*([1] if rng.random() < 0.4 else []), *(target or [1]), *([size] if size > 1 else [])]
+            new_dims, spelled = list(target), list(target)
+            spelled[int(rng.integers(len(spelled)))] = -1
+            spelled = [0 if i < len(dims) and v == dims[i] and rng.random() < 0.5 else v for i, v in enumerate(spelled)]
+            inits[f"t{k}"] = np.array(spelled)
+            nodes.append(node("Reshape", [value, f"t{k}"], [out]))
+        elif op == "Flatten":
+            axis = int(rng.integers(len(dims) + 1))
+            new_dims = [int(np.prod(dims[:axis])), int(np.prod(dims[axis:]))]
+            nodes.append(node("Flatten", [value], [out], axis=axis))
+        elif op == "Transpose":
+            perm = [int(i) for i in rng.permutation(len(dims))]
+            new_dims = [dims[i] for i in perm]
+            nodes.append(node("Transpose", [value], [out], perm=perm))
+        elif op == "Squeeze":
+            new_dims = [d for d in dims if d != 1]
+            nodes.append(node("Squeeze", [value], [out]))
+        elif op == "Unsqueeze":
+            axis = int(rng.integers(len(dims) + 1))
+            new_dims = [*dims[:axis], 1, *dims[axis:]]
+            inits[f"a{k}"] = np.array([axis])
+            nodes.append(node("Unsqueeze", [value, f"a{k}"], [out]))
+        else:
+            new_dims = dims
+            nodes.append(node("Relu", [value], [out]))
+        value, dims = out, new_dims
+    return nodes, inits
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_layout_chains_on_a_batch_of_one(tmp_path, seed):
+    """Any chain of layout ops over a batch of 1 is one sample's values moved: the IR (with or
+    without the batch axis at each step) equals onnxruntime, and so do ONNX's own shapes."""
+    rng = np.random.default_rng(seed)
+    shape = [1, *(int(d) for d in rng.integers(1, 5, size=int(rng.integers(1, 4))))]
+    nodes, inits = random_layout_chain(rng, shape, int(rng.integers(2, 6)))
+    path = make_model(tmp_path / "m.onnx", nodes, {"x": shape}, ["y"], inits)
+    matches_onnxruntime(path, rand(*shape, seed=seed))
+
+
 @pytest.mark.parametrize("batch,nodes,inits,message", [
     # the batch may be more than 1: these mix samples
     ("N", [node("Flatten", ["x"], ["y"], axis=0)], {}, r"'flatten_y' \(Flatten\): axis=0 .*not statically 1"),

@@ -201,9 +201,10 @@ def _transpose(tr: _Translator, proto, node: str) -> None:
         _to_dims(tr, proto, node, x, out_dims)
         return
     moved_shape = tuple(tr.shape(x)[p] for p in ir_perm)
-    if (out_dims[0] == 1 and tuple(out_dims[1:]) == moved_shape) or tuple(out_dims) == moved_shape:
+    keeps_batch = out_dims[0] == 1 and tuple(out_dims[1:]) == moved_shape
+    if keeps_batch or tuple(out_dims) == moved_shape:
         tr.emit(Op.TRANSPOSE, node, [x], proto.output[0], node, {"perm": ir_perm})
-        if out_dims[0] != 1:
+        if not keeps_batch:
             tr.batchless.add(proto.output[0])
         return
     moved = tr.emit(Op.TRANSPOSE, tr.node_name(f"{node}.move"), [x], tr.fresh(f"{node}.moved"), node,
