@@ -100,8 +100,8 @@ def _flatten(tr: _Translator, proto, node: str) -> None:
     if not 0 <= axis <= len(dims):
         raise _fail(proto, node, f"axis {axis} is out of range for rank {len(dims)}")
     if axis != 1 and not _batch_is_one(tr):
-        raise _fail(proto, node, f"axis={axis} mixes the batch axis with others, which is one sample per "
-                                 f"row only for a batch of 1, and the model's batch is not statically 1",
+        raise _fail(proto, node, f"axis={axis} merges the batch axis with other axes, which keeps the samples "
+                                 f"apart only for a batch of 1, and the model's batch is not statically 1",
                     "use Flatten(axis=1), or export the model with a static batch of 1")
     _to_dims(tr, proto, node, x, (math.prod(dims[:axis]), math.prod(dims[axis:])))
 
@@ -111,8 +111,8 @@ def _reshape(tr: _Translator, proto, node: str) -> None:
     target = _int_constant(tr, proto, node, 1, "shape")
     allowzero = bool(_attributes(proto).get("allowzero", 0))
     dims = tr.onnx_dims(proto.input[0])
-    per_sample = not _batch_is_one(tr)
-    if per_sample:
+    batch_varies = not _batch_is_one(tr)
+    if batch_varies:
         # The batch may be more than 1: the target must keep it first, as 0, -1 or its size.
         if not target or target[0] not in (0, -1, *tr.batch_sizes) or (allowzero and target[0] == 0):
             raise _fail(proto, node, f"target shape {target} does not keep the batch axis first, and the "
@@ -138,7 +138,7 @@ def _reshape(tr: _Translator, proto, node: str) -> None:
             raise _fail(proto, node, f"cannot reshape {list(dims)} to {target}")
         out[out.index(-1)] = size // known
     if math.prod(out) != size:
-        if per_sample:
+        if batch_varies:
             raise _fail(proto, node, f"target shape {target} moves elements across the batch axis "
                                      f"(input {tr.shape(x)} without batch)",
                         "reshape only the features and keep the batch axis first")
