@@ -70,6 +70,8 @@ BATCH_ONE_RESHAPES = {
                                      node("Reshape", ["p", "flat"], ["y"])],
                            {"W4": W4, "s": rand(3, 1, seed=4), "flat": np.array([1, -1])}),
     "batch_merged_then_restored": ([2, 6], [node("Reshape", ["r", "back"], ["y"])], {"back": np.array([1, 4, 3])}),
+    "constant_brings_batch_back": ([-1], [node("Add", ["r", "b"], ["a"]), node("MatMul", ["a", "W12"], ["y"])],
+                                   {"b": rand(1, 12, seed=5), "W12": W12}),
     "two_without_batch": ([-1], [node("Add", ["r", "r"], ["m"]), node("Sub", ["m", "r"], ["y"])], {}),
 }
 
@@ -231,7 +233,7 @@ def test_random_layout_chains_on_a_batch_of_one(tmp_path, seed):
     (1, [node("Reshape", ["x", "t"], ["r"]), node("Conv", ["r", "W"], ["y"])],
      {"t": [3, 1, 4], "W": rand(1, 1, 1)}, r"'conv_y' \(Conv\): input 'r' has ONNX shape \[3, 1, 4\], without"),
     (1, [node("Reshape", ["x", "t"], ["r"]), node("Add", ["r", "b"], ["y"])],
-     {"t": [-1], "b": rand(1, 12)}, r"'add_y' \(Add\).*\[12\], without the batch axis.*at most that rank"),
+     {"t": [-1], "b": rand(2, 12)}, r"'add_y' \(Add\).*\[12\], without the batch axis.*at most that rank"),
     (1, [node("Reshape", ["x", "t"], ["r"]), node("Add", ["r", "x"], ["y"])],
      {"t": [3, 4]}, r"'add_y' \(Add\).*without the batch axis"),
     (1, [node("Reshape", ["x", "t"], ["r"]), node("Concat", ["r", "r"], ["y"], axis=0)],
@@ -268,7 +270,8 @@ class TranslatorView:
     ("Quant", ["r", "s", "z", "bits"], {"signed": 1}, True),
     ("Quant", ["r", "row_s", "z", "bits"], {}, True),
     ("BipolarQuant", ["r", "s"], {}, True),
-    ("Quant", ["r", "batch_s", "z", "bits"], {}, "at most that rank"),
+    ("Quant", ["r", "batch_s", "z", "bits"], {}, False),
+    ("Quant", ["r", "rows_s", "z", "bits"], {}, "at most that rank"),
     ("DequantizeLinear", ["r", "s", "z"], {}, True),
     ("QuantizeLinear", ["r", "one_s"], {}, True),
     ("DequantizeLinear", ["r", "row_s", "row_z"], {"axis": 0}, "one scale and zero point for the whole tensor"),
@@ -282,7 +285,8 @@ def test_which_ops_read_a_value_without_batch(op, inputs, attrs, result):
     from compiler.frontend.ops_shape import _batchless_result
 
     view = TranslatorView({"s": 0.5, "z": 0.0, "bits": 4.0, "one_s": [0.25], "row_s": np.full(12, 0.5),
-                           "row_z": np.zeros(12, np.int8), "batch_s": np.full((1, 12), 0.5)}, {"r": (12,)})
+                           "row_z": np.zeros(12, np.int8), "batch_s": np.full((1, 12), 0.5),
+                           "rows_s": np.full((2, 12), 0.5)}, {"r": (12,)})
     proto = helper.make_node(op, inputs, ["q"], name="q_node", **attrs)
     if isinstance(result, bool):
         assert _batchless_result(view, proto, "q_node") is result

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 # Ops reading an activation without its batch axis (see the module docstring) that keep it
 # so, when their other operands are constants with no more axes or activations of the same
 # rank without a batch axis either: numpy broadcasting then lines the operands up as ONNX's
-# does, without adding a batch axis.
+# does, without adding a batch axis.  A constant with one more axis, of size 1 first, gives
+# the result a batch axis of 1 again, which the translators drop as for any activation.
 _POINTWISE = frozenset({"Relu", "LeakyRelu", "Sigmoid", "Clip", "Add", "Sub", "Mul", "Div",
                         "Quant", "BipolarQuant", "Trunc"})
 # These are pointwise only per tensor: per axis, their `axis` counts the batch axis.
@@ -38,6 +39,15 @@ def _batch_is_one(tr: _Translator) -> bool:
     return all(d and d[0] == 1 for d in dims)
 
 
+def _lines_up(tr: _Translator, operand: str, rank: int) -> bool:
+    """Whether ``operand`` broadcasts against a value of ``rank`` axes without a batch axis as
+    numpy does against its IR shape (the batch of a constant one axis longer dropped)."""
+    if tr.is_constant(operand):
+        shape = tr.value(operand).shape
+        return len(shape) <= rank or (len(shape) == rank + 1 and shape[0] == 1)
+    return operand in tr.batchless and len(tr.onnx_dims(operand)) == rank
+
+
 def _batchless_result(tr: _Translator, proto, node: str) -> bool:
     """Whether the output of this node (not one of the ops here) has no batch axis: it reads
     an activation without one.  Refuses the ops that would read its axes as (batch, ...)."""
@@ -48,16 +58,16 @@ def _batchless_result(tr: _Translator, proto, node: str) -> bool:
     dims = tr.onnx_dims(x)
     others = [i for i in proto.input if i and i != x]
     op = proto.op_type
-    if op in _POINTWISE and all((tr.is_constant(i) and tr.value(i).ndim <= len(dims))
-                                or (i in tr.batchless and len(tr.onnx_dims(i)) == len(dims)) for i in others):
-        return True
+    if op in _POINTWISE and all(_lines_up(tr, i, len(dims)) for i in others):
+        return not any(tr.is_constant(i) and tr.value(i).ndim > len(dims) for i in others)
     if op in _PER_TENSOR and proto.input[0] == x and all(tr.is_constant(i) and tr.value(i).size == 1 for i in others):
         return True
     if op == "MatMul" and proto.input[0] == x and tr.is_constant(proto.input[1]) and tr.value(proto.input[1]).ndim == 2:
         return True
     if op == "Softmax" and _attributes(proto).get("axis", -1 if tr.opset >= 13 else 1) == -1:
         return True
-    alone = (" or with operands of at most that rank that have no batch axis either" if op in _POINTWISE else
+    alone = (" or with operands of at most that rank (or a leading batch of 1) that have no batch axis either"
+             if op in _POINTWISE else
              " or with one scale and zero point for the whole tensor" if op in _PER_TENSOR else "")
     raise _fail(proto, node, f"input {x!r} has ONNX shape {list(dims)}, without the batch axis (an earlier "
                              f"Reshape, Flatten, Squeeze or Transpose folded the batch of 1 into it); finegrain "
