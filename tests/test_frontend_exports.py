@@ -168,13 +168,14 @@ def test_torch_reshape_to_one_axis_on_batch_one(tmp_path, dynamo):
 
 
 def random_layout_chain(rng: np.random.Generator, dims: list[int], steps: int):
-    """Reshape (with -1 and 0), Flatten, Transpose, Squeeze(), Unsqueeze and Relu in a random
-    chain over a batch of 1: (nodes, initializers), the value 'y' at the end."""
+    """Reshape (with -1 and 0), Flatten, Transpose, Squeeze(), Unsqueeze, Relu, Add of a
+    constant that broadcasts and MatMul in a random chain over a batch of 1: (nodes,
+    initializers), the value 'y' at the end."""
     nodes, inits, value = [], {}, "x"
     for k in range(steps):
         out = "y" if k == steps - 1 else f"v{k}"
-        op = rng.choice(["Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Relu"])
-        if op == "Squeeze" and all(d == 1 for d in dims):
+        op = rng.choice(["Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Relu", "Add", "MatMul"])
+        if (op == "Squeeze" and all(d == 1 for d in dims)) or (op == "MatMul" and dims == [1]):
             op = "Relu"
         if op == "Reshape":
             size, target = int(np.prod(dims)), []
@@ -204,6 +205,17 @@ def random_layout_chain(rng: np.random.Generator, dims: list[int], steps: int):
             new_dims = [*dims[:axis], 1, *dims[axis:]]
             inits[f"a{k}"] = np.array([axis])
             nodes.append(node("Unsqueeze", [value, f"a{k}"], [out]))
+        elif op == "Add":  # a trailing part of the shape with some 1s, or [1, *dims] past a lost batch
+            shape = [d if rng.random() < 0.7 else 1 for d in dims[len(dims) - int(rng.integers(len(dims) + 1)):]]
+            shape = [1, *dims] if dims[0] != 1 and rng.random() < 0.3 else shape
+            new_dims = list(np.broadcast_shapes(tuple(dims), tuple(shape)))
+            inits[f"c{k}"] = rand(*shape, seed=k)
+            nodes.append(node("Add", [value, f"c{k}"], [out]))
+        elif op == "MatMul":
+            n = int(rng.integers(1, 4))
+            new_dims = [*dims[:-1], n]
+            inits[f"w{k}"] = rand(dims[-1], n, seed=k)
+            nodes.append(node("MatMul", [value, f"w{k}"], [out]))
         else:
             new_dims = dims
             nodes.append(node("Relu", [value], [out]))
