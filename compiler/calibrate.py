@@ -40,7 +40,9 @@ from .float_eval import constant_value, evaluate_float
 from .ir import LAYOUT_OPS, Graph, Op, TensorKind
 from .plan import Plan, parse_plan
 
-MEASURE_BATCH = 4096  # samples per float evaluation: bounds the memory of every activation at once
+# Samples per float evaluation or emulation: at most 4096, and at most 2**24 values of every
+# activation at once (evaluate_float keeps them all; 128 MB of float64).
+MAX_BATCH, MAX_BATCH_VALUES = 4096, 1 << 24
 DEFAULT_BITS = {"activation": 8, "weight": 8, "bias": 16}
 DEFAULT_MARGIN_BITS = 1
 MAX_MARGIN_BITS = 64
@@ -80,14 +82,21 @@ def float_graph(model, keep=frozenset()) -> Graph:
     return fold_batchnorm(canonicalise(load_onnx(model), keep=keep), keep=keep)
 
 
+def batches(graph: Graph, inputs: dict[str, np.ndarray]):
+    """The data in slices small enough that every value of a slice fits in memory at once."""
+    per_sample = sum(math.prod(graph.tensor(s.outputs[0]).shape) for n in graph.nodes for s in n.stages())
+    size = max(1, min(MAX_BATCH, MAX_BATCH_VALUES // max(per_sample, 1)))
+    samples = len(next(iter(inputs.values())))
+    for start in range(0, samples, size):
+        yield {k: v[start:start + size] for k, v in inputs.items()}
+
+
 def measure(graph: Graph, inputs: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
     """(min, max) over the data of every graph input and activation of the float model."""
     names = [*graph.inputs, *(n.outputs[0] for n in graph.nodes)]
     every_value = Graph(graph.name, graph.inputs, tuple(names), graph.nodes, graph.tensors)
     ranges: dict[str, tuple[float, float]] = {}
-    samples = len(next(iter(inputs.values())))
-    for start in range(0, samples, MEASURE_BATCH):
-        batch = {k: v[start:start + MEASURE_BATCH] for k, v in inputs.items()}
+    for batch in batches(graph, inputs):
         with np.errstate(all="ignore"):  # an overflow shows up as a non-finite range, refused below
             values = evaluate_float(every_value, batch)
         for name, v in values.items():
@@ -258,8 +267,10 @@ def calibrate(model, read_inputs, options: CalibrationOptions, partial: Plan | N
     plan = calibrated_plan(graph, ranges, options, raw, record)
     project = compile_graph(load_onnx(model), parse_plan(plan, plan_dir, str(plan_path)),
                             BuildConfig(model=str(model), plan=str(plan_path), backends=()))
-    _, clippings = emulate_counting(project.graph, inputs)
-    return plan, project.warnings + clipping_warnings(clippings)
+    counter = ClipCounter(project.graph)
+    for batch in batches(project.graph, inputs):
+        emulate_counting(project.graph, batch, counter)
+    return plan, project.warnings + clipping_warnings(counter.results())
 
 
 # --- counting what clips -----------------------------------------------------------------
@@ -366,9 +377,11 @@ def _extreme(value, how: str) -> float:
     return float(value.min() if how == "min" else value.max())
 
 
-def emulate_counting(graph: Graph, inputs) -> tuple[dict[str, Fx], list[Clipping]]:
-    """Emulate ``graph`` on float ``inputs``; return (its outputs, what each conversion clipped)."""
-    counter = ClipCounter(graph)
+def emulate_counting(graph: Graph, inputs, counter: ClipCounter | None = None) -> tuple[dict[str, Fx],
+                                                                                       list[Clipping]]:
+    """Emulate ``graph`` on float ``inputs``; return (its outputs, what each conversion clipped,
+    added to ``counter``'s counts of earlier batches when given)."""
+    counter = counter or ClipCounter(graph)
     values = run(graph, quantize_inputs(graph, inputs, on_convert=counter), on_convert=counter)
     return {name: values[name] for name in graph.outputs}, counter.results()
 

@@ -63,6 +63,7 @@ def _check_margin_rule(plan: dict, margin: int) -> None:
         if name not in measured:
             continue
         t, (lo, hi) = FixedType.parse(text), (measured[name]["min"], measured[name]["max"])
+        hi = 1.0 if lo == hi == 0 else hi  # a value 0 on all the data: sized as if it reached 1
         assert t.signed == (lo < 0), name
         fewest = FixedType(t.width, t.int_bits - margin, t.signed)
         assert _fits(fewest, lo, hi), f"{name}: {fewest} does not hold {lo}..{hi}"
@@ -380,3 +381,25 @@ def test_a_plan_template_is_a_partial_plan_of_notes(tmp_path, capsys, jet_data):
     (warning,) = _warnings(capsys.readouterr().err)
     assert re.match(r"warning: \d+ of 160 values of weight 'fc4.weight' saturate under fixed<4,0,RND_CONV,SAT>",
                     warning), warning
+
+
+def test_two_inputs_from_an_npz_signed_only_where_negative(tmp_path):
+    """Inputs keyed by name; a negative input is signed, a positive one unsigned, and a value
+    that is 0 on all the data gets the bits of a range reaching 1 (ufixed<8,1>, + margin)."""
+    spec = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 4]) for n in ("a", "b")]
+    nodes = [helper.make_node("Add", ["a", "b"], ["s"], name="sum"),
+             helper.make_node("Relu", ["a"], ["r"], name="act"),
+             helper.make_node("Add", ["s", "r"], ["y"], name="out")]
+    graph = helper.make_graph(nodes, "two", spec, [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])])
+    model = tmp_path / "two.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), model)
+    rng = np.random.default_rng(5)
+    data = {"a": -rng.uniform(0.5, 5.0, size=(40, 4)), "b": rng.uniform(0.0, 0.7, size=(40, 4))}
+    plan = _calibrate(tmp_path, model, data, "--margin", 0)
+    _check_margin_rule(plan, margin=0)
+    tensors, measured = plan["tensors"], plan["_calibration"]["measured"]
+    assert tensors["a"] == "fixed<8,4,RND_CONV,SAT>" and tensors["b"] == "ufixed<8,0,RND_CONV,SAT>"
+    assert tensors["r"] == "ufixed<8,1,RND_CONV,SAT>" and measured["r"] == {"min": 0.0, "max": 0.0}
+    assert measured["a"]["max"] == data["a"].max() and measured["b"]["min"] == data["b"].min()
+    project = compiler.compile_model(model, tmp_path / "plan.json", data=data)
+    assert not project.warnings
