@@ -426,7 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compile", help="ONNX + bit plan -> output folder (IR, resolved plan, report)")
     c.add_argument("model", help="ONNX model file")
-    c.add_argument("--plan", required=True, help="bit plan (JSON), see docs/bit-plan.md")
+    c.add_argument("--plan", help="bit plan (JSON), see docs/bit-plan.md; optional for a quantized model "
+                                  "(QONNX, QDQ), whose quantizers are its plan: entries here override them")
     c.add_argument("-o", "--output", required=True, help="output folder")
     c.add_argument("--force", action="store_true", help="replace a non-empty output folder")
     c.add_argument("--backend", default=None,

@@ -41,7 +41,7 @@ from .targets import DEFAULT_PART
 from .verify.csim import write_vectors
 from .verify.vectors import csim_vectors
 from .passes.pipeline import run_pipeline
-from .plan import Plan, load_plan
+from .plan import Plan, load_plan, parse_plan
 
 OUTPUT_FILES = (STAMP, "ir.txt", "ir.pkl", "plan.resolved.json", "config.json", "report.json")
 BACKENDS = ("hls", "rtl")
@@ -327,7 +327,9 @@ def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: b
     default_backends = options.get("backends") is None
     if default_backends:
         options.pop("backends", None)
-    if not isinstance(plan, Plan):
+    if plan is None:  # a quantized model's quantizers are its plan (lower_quant)
+        plan = parse_plan({}, Path("."), "<no plan>")
+    elif not isinstance(plan, Plan):
         plan = load_plan(plan)
     config = BuildConfig(model=str(model), plan=plan.path, output_dir=None if output_dir is None else str(output_dir),
                          check_ir=check_ir, **options)

@@ -34,12 +34,14 @@ gets an identity RESHAPE.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import onnx
 
 from ..errors import FrontendError
 from ..ir import Graph, verify
+from .common import FrontendWarning
 from .translator import _Translator
 from .translators import SUPPORTED_OPS
 
@@ -54,8 +56,11 @@ def load_onnx(path) -> Graph:
     """
     path = Path(path)
     model = _read_model(path)
-    graph = _Translator(model, path).translate()
+    translator = _Translator(model, path)
+    graph = translator.translate()
     verify(graph)
+    for note in translator.notes:
+        warnings.warn(note, FrontendWarning, stacklevel=2)
     return graph
 
 

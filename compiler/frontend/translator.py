@@ -11,13 +11,20 @@ from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from ..errors import FrontendError
+from ..fixed import FixedType, Formats, Overflow, Rounding
 from ..ir import Graph, IRError, Node, Op, Tensor, TensorKind, output_shape
+from ..quantizer import Quantizer
 from .common import _attributes, _default_opset, _frozen, _static_dims
-from .translators import SUPPORTED_OPS, _TRANSLATORS
+from .ops_quant import drop_leading, full_rank, reshape_constant_quantizer
+from .translators import _TRANSLATORS, SUPPORTED_OPS, quant_translator
 
 
 _FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
                 onnx.TensorProto.BFLOAT16}
+
+# Integer graph inputs (tf2onnx writes int8 ones for TFLite models): their IR values are the codes.
+_INTEGER_INPUTS = {onnx.TensorProto.INT8: (8, True), onnx.TensorProto.UINT8: (8, False),
+                   onnx.TensorProto.INT16: (16, True), onnx.TensorProto.UINT16: (16, False)}
 
 
 # Ops that must not be folded even when their inputs are constant: their value changes
@@ -39,6 +46,9 @@ MAX_TENSOR_ELEMENTS = 1 << 22
 
 # Ops that pass their first input through unchanged at inference.
 _ALIAS_OPS = frozenset({"Identity", "Dropout"})
+
+# Ops that fold a constant into the same values in another shape.
+_RESHAPE_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze"})
 
 
 class _Translator:
@@ -65,6 +75,18 @@ class _Translator:
         self.rename = self._output_renames()
         self.output_names = {o.name for o in model.graph.output}
         self.read = {i for p in model.graph.node for i in p.input} | self.output_names
+        self.domain_opsets = {entry.domain: entry.version for entry in model.opset_import}
+        # constant name -> the model quantizer that made it (parameters at the constant's full
+        # rank, ONNX layout); it follows the constant through Transpose/Reshape folding
+        self.quantizers: dict[str, Quantizer] = {}
+        self.integer_types: dict[str, tuple[int, bool]] = {}  # integer data: value -> (bits, signed)
+        self.consumers: dict[str, list[onnx.NodeProto]] = {}
+        for proto in model.graph.node:
+            for i in dict.fromkeys(proto.input):
+                if i:
+                    self.consumers.setdefault(i, []).append(proto)
+        self.absorbed: set[int] = set()  # id() of nodes another translator already read (a QDQ pair's DQ)
+        self.notes: list[str] = []  # what the translation left out (dropped quantizers), as warnings
 
     # names -----------------------------------------------------------------------------
 
@@ -150,6 +172,9 @@ class _Translator:
         # onnx_axes relates arrays of the same rank; with an axis dropped there is no such
         # relation, and plans address the constant in its IR shape.
         onnx_axes = tuple(source_axes[a] for a in axes) if drop == 0 else None
+        quantizer = self.quantizers.get(name)
+        if quantizer is not None:
+            quantizer = drop_leading(quantizer.transpose(axes), drop)
         existing = self.tensors.get(name)
         if existing is not None:
             if (existing.kind == kind and existing.shape == data.shape
@@ -161,7 +186,7 @@ class _Translator:
             ir_name = name
             self.taken.add(name)
         self.tensors[ir_name] = Tensor(ir_name, data.shape, kind, data=data, float_data=data,
-                                       onnx_name=source, onnx_axes=onnx_axes)
+                                       onnx_name=source, onnx_axes=onnx_axes, quantizer=quantizer)
         return ir_name
 
     def new_constant(self, node: str, role: str, data, kind: TensorKind) -> str:
@@ -267,6 +292,8 @@ class _Translator:
         for index, proto in enumerate(g.node):
             name = self.node_name(proto.name or f"{proto.op_type}_{index}")
             self.op_types[name] = proto.op_type
+            if id(proto) in self.absorbed:
+                continue
             self._translate_node(proto, name)
             self._check_inferred_shapes(proto, name)
         outputs = [self._graph_output(o.name) for o in g.output]
@@ -318,10 +345,11 @@ class _Translator:
         if not vi.type.HasField("tensor_type"):
             raise FrontendError(f"graph input {vi.name!r} is not a tensor")
         tensor_type = vi.type.tensor_type
-        if tensor_type.elem_type not in _FLOAT_TYPES:
+        integer = _INTEGER_INPUTS.get(tensor_type.elem_type)
+        if tensor_type.elem_type not in _FLOAT_TYPES and integer is None:
             type_name = onnx.TensorProto.DataType.Name(tensor_type.elem_type)
-            raise FrontendError(f"graph input {vi.name!r} has element type {type_name}; load_onnx reads "
-                                f"float models (quantize with a bit plan instead)")
+            raise FrontendError(f"graph input {vi.name!r} has element type {type_name}; finegrain reads float "
+                                f"inputs and int8/uint8/int16/uint16 codes (quantize with a bit plan instead)")
         dims = _static_dims(vi)
         if not dims:
             raise FrontendError(f"graph input {vi.name!r} has no shape (or rank 0); finegrain needs a "
@@ -337,7 +365,13 @@ class _Translator:
                                 f"make the input smaller")
         if isinstance(dims[0], int) and dims[0] > 0:
             self.batch_sizes.add(dims[0])
-        self.tensors[vi.name] = Tensor(vi.name, tuple(dims[1:]), TensorKind.INPUT, onnx_name=vi.name)
+        formats = None
+        if integer is not None:  # its IR values are the integer codes
+            bits, signed = integer
+            self.integer_types[vi.name] = integer
+            formats = Formats.uniform(tuple(dims[1:]), FixedType(bits, bits, signed, Rounding.TRN, Overflow.SAT))
+        self.tensors[vi.name] = Tensor(vi.name, tuple(dims[1:]), TensorKind.INPUT, formats=formats,
+                                       onnx_name=vi.name)
         self.inputs.append(vi.name)
 
     def _translate_node(self, proto: onnx.NodeProto, name: str) -> None:
@@ -346,6 +380,12 @@ class _Translator:
         foreign = proto.domain not in ("", "ai.onnx")
         if proto.input and not inputs:
             raise FrontendError(f"node {name!r} ({op_type}): every input name is empty; connect its input")
+        quantize = quant_translator(proto.domain, op_type)
+        if quantize is not None:  # folded or not, a quantizer is read by its translator
+            if not foreign:
+                self._check_attributes(proto, name)
+            quantize(self, proto, name)
+            return
         if (not foreign and op_type not in _NONDETERMINISTIC
                 and all(self.is_constant(i) for i in inputs)):
             self._fold(proto, name)
@@ -394,6 +434,8 @@ class _Translator:
             if proto.op_type == "Transpose":
                 perm = tuple(_attributes(proto).get("perm", reversed(range(array.ndim))))
             self.set_value(proto.output[0], array.transpose(perm), (source, tuple(source_axes[p] for p in perm)))
+            if proto.input[0] in self.quantizers:
+                self.quantizers[proto.output[0]] = self.quantizers[proto.input[0]].transpose(perm)
             return
         feeds = {i: self.values[i] for i in proto.input if i}
         try:
@@ -403,6 +445,26 @@ class _Translator:
                                 f"not be evaluated: {type(e).__name__}: {e}") from None
         for out, array in zip([o for o in proto.output if o], results, strict=True):
             self.set_value(out, array)
+        self._carry_quantizer(proto, name)
+
+    def _carry_quantizer(self, proto: onnx.NodeProto, name: str) -> None:
+        """A quantized constant folded through a reshape keeps its quantizer when the
+        quantizer is per-tensor or its channel axis survives; through any other op (or a
+        reshape that spreads the channels) its values become a float constant, with a note."""
+        quantized = [i for i in proto.input if i in self.quantizers]
+        if not quantized:
+            return
+        out = proto.output[0]
+        if proto.op_type in _RESHAPE_OPS and quantized == [proto.input[0]]:
+            q = self.quantizers[proto.input[0]]
+            moved = reshape_constant_quantizer(q, self.values[proto.input[0]].shape, self.values[out].shape)
+            if moved is not None:
+                self.quantizers[out] = full_rank(moved, self.values[out].ndim)
+                return
+        self.notes.append(
+            f"node {name!r} ({proto.op_type}) computes constant {out!r} from the quantized {quantized[0]!r}; "
+            f"finegrain cannot carry the quantizer through it, so {out!r} is a float constant that needs a "
+            f"plan entry")
 
     def _one_node_model(self, proto: onnx.NodeProto, feeds: dict) -> onnx.ModelProto:
         # A model, not the bare node, so that the node runs with the semantics of the

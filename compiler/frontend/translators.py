@@ -8,6 +8,8 @@ import onnx
 
 from .ops_activation import _clip, _leaky_relu, _relu, _sigmoid, _softmax
 from .ops_arithmetic import _add, _batchnorm, _conv, _div, _gemm, _matmul, _mul, _sub
+from .ops_qdq import _dequantize_linear, _quantize_linear
+from .ops_quant import QONNX_DOMAINS, _bipolar_quant, _quant, _trunc
 from .ops_pool import _averagepool, _global_average_pool, _global_max_pool, _maxpool, _reduce_mean
 from .ops_shape import _alias, _concat, _flatten, _reshape, _squeeze, _transpose, _unsqueeze
 
@@ -45,6 +47,28 @@ _TRANSLATORS: dict[str, Callable[[_Translator, onnx.NodeProto, str], None]] = {
 }
 
 
+# Quantizers: read whether their input is constant (folded, the quantizer kept) or not.
+_QDQ_TRANSLATORS: dict[str, Callable[[_Translator, onnx.NodeProto, str], None]] = {
+    "DequantizeLinear": _dequantize_linear,
+    "QuantizeLinear": _quantize_linear,
+}
+_QONNX_TRANSLATORS: dict[str, Callable[[_Translator, onnx.NodeProto, str], None]] = {
+    "BipolarQuant": _bipolar_quant,
+    "IntQuant": _quant,
+    "Quant": _quant,
+    "Trunc": _trunc,
+}
+
+
+def quant_translator(domain: str, op_type: str) -> Callable[[_Translator, onnx.NodeProto, str], None] | None:
+    """The translator of a quantizer node (QDQ in the default domain, QONNX in its domains), or None."""
+    if domain in ("", "ai.onnx"):
+        return _QDQ_TRANSLATORS.get(op_type)
+    if domain in QONNX_DOMAINS:
+        return _QONNX_TRANSLATORS.get(op_type)
+    return None
+
+
 # Shape is also accepted, as a constant (static shapes); Constant and any node whose inputs
 # are all constant are folded whatever their op type.
-SUPPORTED_OPS: tuple[str, ...] = tuple(sorted([*_TRANSLATORS, "Constant", "Shape"]))
+SUPPORTED_OPS: tuple[str, ...] = tuple(sorted([*_TRANSLATORS, *_QDQ_TRANSLATORS, "Constant", "Shape"]))
