@@ -72,14 +72,20 @@ class CalibrationOptions:
 # --- measuring ---------------------------------------------------------------------------
 
 
-def float_graph(model, keep=frozenset()) -> Graph:
+def float_graph(model, keep=frozenset()) -> tuple[Graph, frozenset[str]]:
     """The IR the plan speaks of: the frontend's, canonicalised and with BatchNorm folded,
-    keeping the tensors a (partial) plan names, as compile does."""
+    keeping the tensors a (partial) plan names, as compile does; and the names of the
+    tensors a quantized model's own quantizers give formats (lower_quant, which compile runs
+    between the two), which a plan entry would override."""
     from .frontend import load_onnx
     from .passes.canonicalise import canonicalise
     from .passes.fold_batchnorm import fold_batchnorm
+    from .passes.lower_quant import lower_quant
 
-    return fold_batchnorm(canonicalise(load_onnx(model), keep=keep), keep=keep)
+    graph = canonicalise(load_onnx(model), keep=keep)
+    lowered = lower_quant(graph)
+    by_model = frozenset(t.onnx_name or n for n, t in lowered.tensors.items() if t.formats is not None)
+    return fold_batchnorm(graph, keep=keep), by_model
 
 
 def batches(graph: Graph, inputs: dict[str, np.ndarray]):
@@ -140,21 +146,34 @@ def format_for(lo: float, hi: float, width: int, margin: int, what: str) -> Fixe
     return FixedType(width, int_bits, signed, ROUNDING, OVERFLOW)
 
 
-def _activation_names(graph: Graph) -> tuple[list[str], dict[str, str]]:
-    """(activations calibration gives a format, {activation left out: why})."""
+def _planned_values(graph: Graph, by_model=frozenset()) -> tuple[list[str], dict[str, str]]:
+    """(inputs and activations calibration gives a format, {the others: why}); ``by_model``:
+    names a quantized model's quantizers give formats (see `float_graph`)."""
     planned, left = [], {}
+    for name in graph.inputs:
+        if graph.tensor(name).formats is not None or name in by_model:
+            left[name] = "the model gives its format (an integer input, or its quantizer's)"
+        else:
+            planned.append(name)
     for node in graph.nodes:
         name = node.outputs[0]
-        consumers = graph.consumers(name)
         if node.op in LAYOUT_OPS:
             left[name] = "layout-only op: its values are copies"
         elif node.op in (Op.SIGMOID, Op.SOFTMAX):
             left[name] = "table look-up output: the plan's tables give its format"
-        elif consumers and name not in graph.outputs and all(c.op == Op.RELU for c in consumers):
-            left[name] = "read only by ReLU, whose output is quantized: kept exact"
+        elif node.op == Op.QUANT:
+            left[name] = "the model's quantizer gives its format"
+        elif _read_only_by(graph, name, (Op.RELU, Op.QUANT)):
+            left[name] = "read only by ReLU or the model's quantizers, which quantize it: kept exact"
         else:
             planned.append(name)
     return planned, left
+
+
+def _read_only_by(graph: Graph, name: str, ops) -> bool:
+    """``name`` is no graph output, and every node reading it is one of ``ops``."""
+    consumers = graph.consumers(name)
+    return bool(consumers) and name not in graph.outputs and all(c.op in ops for c in consumers)
 
 
 def _channel_layers(graph: Graph) -> dict[str, str]:
@@ -184,7 +203,7 @@ def _constant_entry(graph: Graph, name: str, width: int, layer_role: str | None)
 
 
 def calibrated_plan(graph: Graph, ranges: dict[str, tuple[float, float]], options: CalibrationOptions,
-                    partial: dict | None = None, record: dict | None = None) -> dict:
+                    partial: dict | None = None, record: dict | None = None, by_model=frozenset()) -> dict:
     """The plan (JSON object) for ``graph`` from measured ``ranges``.  ``partial``: a raw
     plan whose entries win, its file references already relative to the new plan (entries
     holding only notes, as plan-template writes them, are calibrated like absent ones)."""
@@ -192,15 +211,17 @@ def calibrated_plan(graph: Graph, ranges: dict[str, tuple[float, float]], option
     kept = {k: v for k, v in partial.get("tensors", {}).items()
             if not k.startswith("_") and not (isinstance(v, dict) and all(key.startswith("_") for key in v))}
     tensors: dict = {}
-    activations, left = _activation_names(graph)
-    for name in [*graph.inputs, *activations]:
+    values, left = _planned_values(graph, by_model)
+    for name in values:
         if name not in kept:
             what = "input" if name in graph.inputs else "activation"
             tensors[name] = str(format_for(*ranges[name], options.bits, options.margin, f"{what} {name!r}"))
     channel_layers = _channel_layers(graph)
     for name, t in graph.tensors.items():
         key = t.onnx_name or t.name
-        if t.is_constant and t.kind in (TensorKind.WEIGHT, TensorKind.BIAS) and key not in kept:
+        if t.is_constant and (t.quantizer is not None or key in by_model):
+            left[key] = "quantized by the model's quantizer, or set on the model's grid (lower_quant)"
+        elif t.is_constant and t.kind in (TensorKind.WEIGHT, TensorKind.BIAS) and key not in kept:
             width = options.weight_bits if t.kind == TensorKind.WEIGHT else options.bias_bits
             tensors[key] = _constant_entry(graph, name, width,
                                            channel_layers.get(name) if options.per_channel else None)
@@ -257,19 +278,19 @@ def calibrate(model, read_inputs, options: CalibrationOptions, partial: Plan | N
     from .project import BuildConfig, compile_graph
 
     keep = frozenset(partial.tensors) if partial is not None else frozenset()
-    graph = float_graph(model, keep)
+    graph, by_model = float_graph(model, keep)
     inputs = read_inputs(graph)
     ranges = measure(graph, inputs)
     plan_dir = Path(plan_path).parent
     raw = None if partial is None else rebase_partial(partial.raw, Path(partial.path).parent, plan_dir)
     record = {"data": data_name, "samples": int(len(next(iter(inputs.values())))),
               "partial_plan": None if partial is None else partial.path}
-    plan = calibrated_plan(graph, ranges, options, raw, record)
+    plan = calibrated_plan(graph, ranges, options, raw, record, by_model)
     project = compile_graph(load_onnx(model), parse_plan(plan, plan_dir, str(plan_path)),
                             BuildConfig(model=str(model), plan=str(plan_path), backends=()))
-    counter = ClipCounter(project.graph)
+    counter = ClipCounter(project.graph, project.plan)
     for batch in batches(project.graph, inputs):
-        emulate_counting(project.graph, batch, counter)
+        emulate_counting(project.graph, batch, counter=counter)
     return plan, project.warnings + clipping_warnings(counter.results())
 
 
@@ -290,13 +311,14 @@ class Clipping:
     data_min: float = math.inf  # of the values before conversion
     data_max: float = -math.inf
     clipped_types: set = field(default_factory=set)
+    by_model: bool = False  # the format is a quantized model's own quantizer, not the plan's
 
     @property
     def outside(self) -> int:
         return self.saturated + self.wrapped + self.zeroed
 
     def report(self) -> dict:
-        return {"kind": self.kind, "format": self.formats.summary(), "values": self.values,
+        return {"kind": self.kind, "format": self.formats.summary(), "by_model": self.by_model, "values": self.values,
                 "saturated": self.saturated, "wrapped": self.wrapped, "zeroed": self.zeroed,
                 "data_min": self.data_min, "data_max": self.data_max}
 
@@ -321,6 +343,9 @@ class Clipping:
         reach = [f"{v:.4g}" for v, out in ((self.data_min, self.data_min < min(t.min_value for t in types)),
                                            (self.data_max, self.data_max > max(t.max_value for t in types))) if out]
         text += f"; the data reaches {' and '.join(reach) or 'its end and rounds past it'}"
+        if self.by_model:
+            return text + ("; the format is the model's own quantizer, and the quantized model clips these values "
+                           "the same way (outside the range it was trained or calibrated for)")
         if self.wrapped:
             text += ("; a value that wraps jumps to the other end of the range, an error as large as the range "
                      "and far worse than saturating: give it more integer bits, or the overflow mode SAT")
@@ -331,15 +356,24 @@ class Clipping:
 
 class ClipCounter:
     """The emulator's ``on_convert`` hook: counts, per converted tensor, the values whose
-    rounded mantissa lies outside the format (a SAT_SYM format's range is +-max)."""
+    rounded mantissa lies outside the format (a SAT_SYM format's range is +-max).
 
-    def __init__(self, graph: Graph):
+    ``plan``: the plan the graph was compiled with; a conversion it did not ask for is a
+    quantized model's own quantizer (lower_quant marks those activations; an input the plan
+    neither names nor defaults took its format from the model)."""
+
+    def __init__(self, graph: Graph, plan: Plan | None = None):
         self.graph = graph
         self.counts: dict[str, Clipping] = {}
+        lowered = {n for n, t in graph.tensors.items() if t.scheme is not None and "lowered" in t.scheme}
+        quantized = bool(lowered) or any(t.quantizer is not None for t in graph.tensors.values())
+        self.by_model = lowered | {n for n in graph.inputs if quantized and plan is not None
+                                   and plan.spec(graph.tensor(n).onnx_name or n) is None
+                                   and plan.default("input") is None}
 
     def __call__(self, name: str, value, rounded: np.ndarray, formats: Formats) -> None:
         kind = "input" if name in self.graph.inputs else "activation"
-        c = self.counts.setdefault(name, Clipping(name, kind, formats))
+        c = self.counts.setdefault(name, Clipping(name, kind, formats, by_model=name in self.by_model))
         kept = ~formats.pruned
         c.values += int(kept.sum()) * rounded.shape[0]
         if rounded.size:
@@ -377,11 +411,11 @@ def _extreme(value, how: str) -> float:
     return float(value.min() if how == "min" else value.max())
 
 
-def emulate_counting(graph: Graph, inputs, counter: ClipCounter | None = None) -> tuple[dict[str, Fx],
-                                                                                       list[Clipping]]:
-    """Emulate ``graph`` on float ``inputs``; return (its outputs, what each conversion clipped,
-    added to ``counter``'s counts of earlier batches when given)."""
-    counter = counter or ClipCounter(graph)
+def emulate_counting(graph: Graph, inputs, plan: Plan | None = None,
+                     counter: ClipCounter | None = None) -> tuple[dict[str, Fx], list[Clipping]]:
+    """Emulate ``graph`` (compiled with ``plan``) on float ``inputs``; return (its outputs, what
+    each conversion clipped, added to ``counter``'s counts of earlier batches when given)."""
+    counter = counter or ClipCounter(graph, plan)
     values = run(graph, quantize_inputs(graph, inputs, on_convert=counter), on_convert=counter)
     return {name: values[name] for name in graph.outputs}, counter.results()
 

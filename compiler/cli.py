@@ -77,7 +77,7 @@ def _cmd_emulate(args) -> int:
     project = load_project(args.out)
     x = _read_inputs(args.input, project.graph)
     try:
-        outputs, clippings = emulate_counting(project.graph, x)
+        outputs, clippings = emulate_counting(project.graph, x, project.plan)
     except (EmulationError, ValueError) as err:
         raise UserError(f"cannot emulate {args.out!r} on {args.input!r}: {err}") from None
     for message in clipping_warnings(clippings):

@@ -355,7 +355,7 @@ def _count_clipping(project: Project, data, data_name: str) -> Project:
         return project
     inputs = data(project.graph) if callable(data) else data
     try:
-        outputs, clippings = emulate_counting(project.graph, inputs)
+        outputs, clippings = emulate_counting(project.graph, inputs, project.plan)
     except (EmulationError, ValueError) as err:
         raise UserError(f"cannot count saturation on the data {data_name!r}: {err}") from None
     samples = next(iter(outputs.values())).m.shape[0]

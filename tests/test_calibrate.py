@@ -403,3 +403,29 @@ def test_two_inputs_from_an_npz_signed_only_where_negative(tmp_path):
     assert measured["a"]["max"] == data["a"].max() and measured["b"]["min"] == data["b"].min()
     project = compiler.compile_model(model, tmp_path / "plan.json", data=data)
     assert not project.warnings
+
+
+def test_a_quantized_model_keeps_its_quantizers_and_its_clipping_is_named_so(tmp_path, capsys):
+    """QONNX: calibrate plans nothing the model quantizes (its input, weights, the outputs of
+    its quantizers) and completes the rest (a float bias); the input quantizer's clipping is
+    reported as the model's own, counted exactly."""
+    from quant_models import hand_qonnx
+
+    model = hand_qonnx(tmp_path, "rounding_round")  # input: 4-bit signed, scale 0.25: -2..1.75
+    x = model.inputs.reshape(len(model.inputs), -1).astype(np.float64)
+    plan = _calibrate(tmp_path, model.path, x)
+    assert list(plan["tensors"]) == ["b"]  # the model's float bias: compile needs a format for it
+    left = plan["_calibration"]["not_planned"]
+    assert {"x", "x_quant", "W_quant", "y"} <= set(left) and "model" in left["x"]
+    codes = np.rint(x / 0.25)  # ROUND is half to even
+    count = int(((codes < -8) | (codes > 7)).sum())
+    assert count > 0
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert main(["compile", str(model.path), "--plan", str(tmp_path / "plan.json"), "-o", str(out), "--data",
+                 str(tmp_path / "x.npy"), "--backend", "hls"]) == 0
+    warnings = _warnings(capsys.readouterr().err)
+    assert warnings[0].startswith(f"warning: input 'x': {count} of {x.size} values ")
+    assert warnings[0].endswith("the format is the model's own quantizer, and the quantized model clips these "
+                                "values the same way (outside the range it was trained or calibrated for)")
+    assert json.loads((out / "report.json").read_text())["saturation"]["tensors"]["x"]["by_model"] is True
