@@ -11,9 +11,10 @@ writes a complete bit plan:
 * weights and biases: `--weight-bits` / `--bias-bits` wide, integer bits the fewest that
   hold their own values (no margin: they are known exactly), per tensor or, with
   `--per-channel`, per output channel of each Gemm/MatMul/Conv;
-* left out: a value read only by ReLUs (the ReLU's output is quantized; a format before it
-  would round twice and spend a bit on the half ReLU discards), outputs of layout-only ops
-  (copies) and of table look-ups (the plan's `tables` give them).
+* left out: a value read only by ReLUs or by a model's quantizers (the next output is
+  quantized; a format before it would round twice, and before a ReLU spend a bit on the
+  half it discards), outputs of layout-only ops (copies) and of table look-ups (the plan's
+  `tables` give them), and whatever a quantized model's own quantizers set (`float_graph`).
 
 Entries of a partial plan are kept as written; `_calibration` records how the plan was made.
 
