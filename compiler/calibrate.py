@@ -332,7 +332,8 @@ class Clipping:
         share = 100 * self.outside / self.values
         types = sorted(self.clipped_types, key=str)
         if len(types) == 1:
-            where = f"{types[0]} (range {float(types[0].min_value):.4g}..{float(types[0].max_value):.4g})"
+            lo, hi = _range(types[0])
+            where = f"{types[0]} (range {float(lo):.4g}..{float(hi):.4g})"
         else:
             where = f"{len(types)} of its per-element formats ({self.formats.summary()})"
         counted = f"{self.outside} of {self.values} values ({share:.2f}%)" if share >= 0.01 else \
@@ -341,8 +342,8 @@ class Clipping:
             text = f"{self.kind} {self.tensor!r}: {counted} {kinds[0].split(' ', 1)[1]} in {where}"
         else:
             text = f"{self.kind} {self.tensor!r}: {counted} leave {where}: {' and '.join(kinds)}"
-        reach = [f"{v:.4g}" for v, out in ((self.data_min, self.data_min < min(t.min_value for t in types)),
-                                           (self.data_max, self.data_max > max(t.max_value for t in types))) if out]
+        reach = [f"{v:.4g}" for v, out in ((self.data_min, self.data_min < min(_range(t)[0] for t in types)),
+                                           (self.data_max, self.data_max > max(_range(t)[1] for t in types))) if out]
         text += f"; the data reaches {' and '.join(reach) or 'its end and rounds past it'}"
         if self.by_model:
             return text + ("; the format is the model's own quantizer, and the quantized model clips these values "
@@ -353,6 +354,12 @@ class Clipping:
         else:
             text += "; give it more integer bits"
         return text + " (finegrain calibrate --data finds them)"
+
+
+def _range(t: FixedType):
+    """The values ``t`` keeps: SAT_SYM never gives a signed type its most negative code."""
+    sym = t.overflow == Overflow.SAT_SYM and t.signed and t.width > 1
+    return (-t.max_value if sym else t.min_value), t.max_value
 
 
 class ClipCounter:

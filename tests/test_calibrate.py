@@ -429,3 +429,24 @@ def test_a_quantized_model_keeps_its_quantizers_and_its_clipping_is_named_so(tmp
     assert warnings[0].endswith("the format is the model's own quantizer, and the quantized model clips these "
                                 "values the same way (outside the range it was trained or calibrated for)")
     assert json.loads((out / "report.json").read_text())["saturation"]["tensors"]["x"]["by_model"] is True
+
+
+def test_sat_sym_counts_the_most_negative_code(tmp_path):
+    """SAT_SYM's range is +-max: a value rounding to the most negative code is clipped too."""
+    model = _relu_model(tmp_path / "relu.onnx")
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"defaults": {"input": "fixed<4,1,RND_CONV,SAT_SYM>"}, "tensors": {}}))
+    x = np.array([[-1.0, -0.97, -0.9, 0.875, 0.9, 0.0, 0.5, -0.5]])  # codes -8 -8 -7 7 7 0 4 -4
+    project = compiler.compile_model(model, plan, data=x)
+    entry = project.saturation["tensors"]["x"]
+    assert (entry["saturated"], entry["values"]) == (2, 8)  # -1.0 and -0.97 (0.9 rounds to 7: inside)
+    assert "2 of 8 values (25.00%) saturate in fixed<4,1,RND_CONV,SAT_SYM> (range -0.875..0.875)"\
+        in project.warnings[0]
+
+
+def test_a_failed_calibration_leaves_the_previous_plan(tmp_path, capsys, jet_data):
+    out = tmp_path / "plan.json"
+    out.write_text('{"tensors": {}}')
+    np.save(tmp_path / "x.npy", jet_data[0][:, :3])
+    expect_clean_failure(capsys, ["calibrate", JET / "model.onnx", "--data", tmp_path / "x.npy", "-o", out, "--force"],
+                         ["input 'x' has shape [1000, 3]"], keep=[out])
