@@ -186,8 +186,9 @@ def _cmd_calibrate(args) -> int:
         _say("warning", message)
     _write_whole(out, "", lambda f: f.write((json.dumps(plan, indent=2) + "\n").encode()))
     record = plan["_calibration"]
+    verdict = "see the warnings" if warnings else "compiled with it, nothing clips on the data"
     print(f"calibrated {len(plan['tensors'])} tensors on {record['samples']} samples of {args.data} "
-          f"({len(record['kept_from_partial_plan'])} kept from --plan) -> {args.output}")
+          f"({len(record['kept_from_partial_plan'])} kept from --plan; {verdict}) -> {args.output}")
     return 0
 
 

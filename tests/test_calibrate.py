@@ -161,9 +161,10 @@ def test_per_channel_weights_take_the_fewest_integer_bits_per_row(tmp_path, jet_
 # --- the plan file ---------------------------------------------------------------------------
 
 
-def test_plan_loads_unchanged_in_compile_and_round_trips(tmp_path, jet_data):
+def test_plan_loads_unchanged_in_compile_and_round_trips(tmp_path, capsys, jet_data):
     x, _ = jet_data
     plan = _calibrate(tmp_path, JET / "model.onnx", x[:200])
+    assert "nothing clips on the data" in capsys.readouterr().out
     record = plan["_calibration"]
     assert record["data"].endswith("x.npy") and record["samples"] == 200 and record["margin_bits"] == 1
     assert record["measured"]["x"]["min"] == float(x[:200].min())
