@@ -11,10 +11,11 @@ writes a complete bit plan:
 * weights and biases: `--weight-bits` / `--bias-bits` wide, integer bits the fewest that
   hold their own values (no margin: they are known exactly), per tensor or, with
   `--per-channel`, per output channel of each Gemm/MatMul/Conv;
-* left out: a value read only by ReLUs or by a model's quantizers (the next output is
-  quantized; a format before it would round twice, and before a ReLU spend a bit on the
-  half it discards), outputs of layout-only ops (copies) and of table look-ups (the plan's
-  `tables` give them), and whatever a quantized model's own quantizers set (`float_graph`).
+* left out: a value read only by ReLUs, table look-ups (Sigmoid, Softmax) or a model's
+  quantizers (the next output, or the table's input, is quantized; a format before it would
+  round twice, and before a ReLU spend a bit on the half it discards), outputs of
+  layout-only ops (copies) and of table look-ups (the plan's `tables` give them), and
+  whatever a quantized model's own quantizers set (`float_graph`).
 
 Entries of a partial plan are kept as written; `_calibration` records how the plan was made.
 
@@ -164,8 +165,9 @@ def _planned_values(graph: Graph, by_model=frozenset()) -> tuple[list[str], dict
             left[name] = "table look-up output: the plan's tables give its format"
         elif node.op == Op.QUANT:
             left[name] = "the model's quantizer gives its format"
-        elif _read_only_by(graph, name, (Op.RELU, Op.QUANT)):
-            left[name] = "read only by ReLU or the model's quantizers, which quantize it: kept exact"
+        elif _read_only_by(graph, name, (Op.RELU, Op.SIGMOID, Op.SOFTMAX, Op.QUANT)):
+            left[name] = ("read only by ReLU, table look-ups or the model's quantizers, which quantize it: "
+                          "kept exact")
         else:
             planned.append(name)
     return planned, left

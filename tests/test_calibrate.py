@@ -451,3 +451,21 @@ def test_a_failed_calibration_leaves_the_previous_plan(tmp_path, capsys, jet_dat
     np.save(tmp_path / "x.npy", jet_data[0][:, :3])
     expect_clean_failure(capsys, ["calibrate", JET / "model.onnx", "--data", tmp_path / "x.npy", "-o", out, "--force"],
                          ["input 'x' has shape [1000, 3]"], keep=[out])
+
+
+def test_values_before_tables_stay_exact_and_table_outputs_take_the_tables(tmp_path):
+    rng = np.random.default_rng(2)
+    w = numpy_helper.from_array(rng.normal(size=(3, 4)).astype(np.float32), "fc.weight")
+    nodes = [helper.make_node("Gemm", ["x", "fc.weight"], ["h"], name="fc", transB=1),
+             helper.make_node("Sigmoid", ["h"], ["s"], name="sig"),
+             helper.make_node("Softmax", ["h"], ["p"], name="soft", axis=-1)]
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 3]) for n in ("s", "p")]
+    graph = helper.make_graph(nodes, "tables", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                              outputs, [w])
+    model = tmp_path / "tables.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), model)
+    plan = _calibrate(tmp_path, model, rng.normal(size=(50, 4)))
+    assert sorted(plan["tensors"]) == ["fc.weight", "x"]
+    assert set(plan["_calibration"]["not_planned"]) == {"h", "s", "p"}
+    project = compiler.compile_model(model, tmp_path / "plan.json")
+    assert not any(s.op.value == "requantize" for n in project.graph.nodes for s in n.stages())  # h exact
