@@ -222,9 +222,11 @@ def calibrated_plan(graph: Graph, ranges: dict[str, tuple[float, float]], option
     channel_layers = _channel_layers(graph)
     for name, t in graph.tensors.items():
         key = t.onnx_name or t.name
-        if t.is_constant and (t.quantizer is not None or key in by_model):
+        if not t.is_constant or key in kept:
+            continue
+        if t.quantizer is not None or key in by_model:
             left[key] = "quantized by the model's quantizer, or set on the model's grid (lower_quant)"
-        elif t.is_constant and t.kind in (TensorKind.WEIGHT, TensorKind.BIAS) and key not in kept:
+        elif t.kind in (TensorKind.WEIGHT, TensorKind.BIAS):
             width = options.weight_bits if t.kind == TensorKind.WEIGHT else options.bias_bits
             tensors[key] = _constant_entry(graph, name, width,
                                            channel_layers.get(name) if options.per_channel else None)
