@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .emulate import Fx, _int_to_float, quantize_inputs, run
+from .emulate import EmulationError, Fx, _int_to_float, quantize_inputs, run
 from .errors import UsageError, UserError
 from .fixed import MAX_PLAN_INT_BITS, MAX_WIDTH, FixedType, Formats, Overflow, Rounding, round_float
 from .float_eval import constant_value, evaluate_float
@@ -293,10 +293,8 @@ def calibrate(model, read_inputs, options: CalibrationOptions, partial: Plan | N
     plan = calibrated_plan(graph, ranges, options, raw, record, by_model)
     project = compile_graph(load_onnx(model), parse_plan(plan, plan_dir, str(plan_path)),
                             BuildConfig(model=str(model), plan=str(plan_path), backends=()))
-    counter = ClipCounter(project.graph, project.plan)
-    for batch in batches(project.graph, inputs):
-        emulate_counting(project.graph, batch, counter=counter)
-    return plan, project.warnings + clipping_warnings(counter.results())
+    _, clippings = count_clipping(project.graph, inputs, project.plan)
+    return plan, project.warnings + clipping_warnings(clippings)
 
 
 # --- counting what clips -----------------------------------------------------------------
@@ -430,6 +428,33 @@ def emulate_counting(graph: Graph, inputs, plan: Plan | None = None,
     counter = counter or ClipCounter(graph, plan)
     values = run(graph, quantize_inputs(graph, inputs, on_convert=counter), on_convert=counter)
     return {name: values[name] for name in graph.outputs}, counter.results()
+
+
+def count_clipping(graph: Graph, inputs, plan: Plan | None = None) -> tuple[int, list[Clipping]]:
+    """(samples, what each conversion clips) of ``graph`` on float ``inputs`` (as
+    `emulate.quantize_inputs` takes them), emulated in slices (`batches`) so that memory
+    stays bounded however many samples there are."""
+    counter = ClipCounter(graph, plan)
+    inputs = _batched(graph, inputs)
+    samples = 0
+    for batch in batches(graph, inputs):
+        emulate_counting(graph, batch, counter=counter)
+        samples += len(next(iter(batch.values())))
+    return samples, counter.results()
+
+
+def _batched(graph: Graph, inputs) -> dict[str, np.ndarray]:
+    """{input name: array with a batch axis} from an array (one input) or a dict, each with
+    or without its batch axis."""
+    if not isinstance(inputs, dict):
+        if len(graph.inputs) != 1:
+            raise EmulationError(f"graph has inputs {list(graph.inputs)}: pass a dict of arrays")
+        inputs = {graph.inputs[0]: inputs}
+    if not inputs:
+        raise EmulationError(f"no inputs given (graph inputs: {list(graph.inputs)})")
+    arrays = {k: np.asarray(v) for k, v in inputs.items()}
+    return {k: a[np.newaxis] if k in graph.inputs and a.shape == graph.tensor(k).shape else a
+            for k, a in arrays.items()}
 
 
 def clipping_warnings(clippings: list[Clipping]) -> list[str]:

@@ -348,17 +348,16 @@ def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: b
 def _count_clipping(project: Project, data, data_name: str) -> Project:
     """Count what each conversion clips on ``data`` (see `compile_model`); a warning per
     tensor that clips."""
-    from .calibrate import clipping_warnings, emulate_counting, saturation_report
+    from .calibrate import clipping_warnings, count_clipping, saturation_report
     from .emulate import EmulationError
 
     if data is None:
         return project
     inputs = data(project.graph) if callable(data) else data
     try:
-        outputs, clippings = emulate_counting(project.graph, inputs, project.plan)
+        samples, clippings = count_clipping(project.graph, inputs, project.plan)
     except (EmulationError, ValueError) as err:
         raise UserError(f"cannot count saturation on the data {data_name!r}: {err}") from None
-    samples = next(iter(outputs.values())).m.shape[0]
     project.saturation = saturation_report(clippings, data_name, samples)
     project.warnings.extend(clipping_warnings(clippings))
     return project

@@ -469,3 +469,18 @@ def test_values_before_tables_stay_exact_and_table_outputs_take_the_tables(tmp_p
     assert set(plan["_calibration"]["not_planned"]) == {"h", "s", "p"}
     project = compiler.compile_model(model, tmp_path / "plan.json")
     assert not any(s.op.value == "requantize" for n in project.graph.nodes for s in n.stages())  # h exact
+
+
+def test_counting_in_slices_equals_counting_at_once(tmp_path, monkeypatch, jet_data):
+    from compiler import calibrate
+
+    x = jet_data[0]
+    project = compiler.compile_model(JET / "model.onnx", _saturating_input_plan(tmp_path))
+    _, whole = emulate_counting(project.graph, x, project.plan)
+    monkeypatch.setattr(calibrate, "MAX_BATCH", 7)  # 143 slices, the last of 6 samples
+    samples, sliced = calibrate.count_clipping(project.graph, x, project.plan)
+    assert samples == 1000
+    assert [c.report() for c in sliced] == [c.report() for c in whole]
+    assert whole[0].saturated > 0
+    one_sample, counts = calibrate.count_clipping(project.graph, x[0] * 0 + 5.0, project.plan)  # no batch axis
+    assert one_sample == 1 and counts[0].saturated == 16
