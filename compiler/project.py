@@ -124,6 +124,7 @@ class Project:
     warnings: list[str] = field(default_factory=list)
     compile_seconds: float = 0.0
     rtl_context: dict | None = field(default=None, repr=False, compare=False)  # built by compile_model
+    saturation: dict | None = None  # compile_model(data=...): what each conversion clips on the data
 
     def emulate(self, x) -> np.ndarray | dict[str, np.ndarray]:
         """Float inputs (quantized by the input formats) -> float64 outputs in the model's
@@ -152,6 +153,7 @@ class Project:
             "layers": [_layer_report(self.graph, node) for node in self.graph.nodes],
             "warnings": list(self.warnings),
             **({"quantization": q} if (q := self.quantization()) is not None else {}),
+            **({"saturation": self.saturation} if self.saturation is not None else {}),
         }
 
     def quantization(self) -> dict | None:
@@ -330,12 +332,15 @@ def compile_graph(graph: Graph, plan: Plan, config: BuildConfig) -> Project:
 
 
 def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: bool = True, protect=(),
-                  **options) -> Project:
+                  data=None, data_name: str = "<memory>", **options) -> Project:
     """Compile an ONNX model with a bit plan; write ``output_dir`` if given.
 
     ``plan`` is a path or a `Plan`; ``options`` are `BuildConfig` fields (``part``,
     ``clock_ns``, ``reuse_factor``, ``strategy``, ``layers``, ``backends``, ``board``);
     ``protect``: more input files the output folder must not hold (a layer config).
+    ``data``: float inputs (an array, a dict by input name, or a function of the compiled
+    graph returning them) on which every conversion's clipping is counted: warnings, and
+    ``saturation`` in report.json (``data_name`` names them there).
     Raises `UserError` subclasses for bad input.
     """
     from .targets import resolve_part
@@ -352,12 +357,32 @@ def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: b
     config = BuildConfig(model=str(model), plan=plan.path, output_dir=None if output_dir is None else str(output_dir),
                          check_ir=check_ir, **options)
     if output_dir is None:
-        return _compile(model, plan, config, default_backends, start, build_rtl=False)
+        return _count_clipping(_compile(model, plan, config, default_backends, start, build_rtl=False), data,
+                               data_name)
     out = Path(output_dir)
     # held for the whole compile: a second compile into `out` fails at once
     with claimed(out, force, _inputs(model, plan.path, protect)):
         project = _compile(model, plan, config, default_backends, start, build_rtl=True)
+        _count_clipping(project, data, data_name)
         project._write_locked(out)
+    return project
+
+
+def _count_clipping(project: Project, data, data_name: str) -> Project:
+    """Count what each conversion clips on ``data`` (see `compile_model`); a warning per
+    tensor that clips."""
+    from .calibrate import clipping_warnings, count_clipping, saturation_report
+    from .emulate import EmulationError
+
+    if data is None:
+        return project
+    inputs = data(project.graph) if callable(data) else data
+    try:
+        samples, clippings = count_clipping(project.graph, inputs, project.plan)
+    except (EmulationError, ValueError) as err:
+        raise UserError(f"cannot count saturation on the data {data_name!r}: {err}") from None
+    project.saturation = saturation_report(clippings, data_name, samples)
+    project.warnings.extend(clipping_warnings(clippings))
     return project
 
 
