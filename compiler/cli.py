@@ -196,6 +196,14 @@ def _cmd_calibrate(args) -> int:
     return 0
 
 
+def _cmd_inspect(args) -> int:
+    from .inspect_model import format_inspection, inspect_model
+
+    report = inspect_model(args.model)
+    print(json.dumps(report, indent=2) if args.json else format_inspection(report))
+    return 0
+
+
 def _cmd_report(args) -> int:
     from .project import load_project, update_report
     from .report_html import write_report_html
@@ -482,6 +490,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one format per output channel for Gemm/MatMul/Conv weights and biases")
     k.add_argument("--force", action="store_true", help="overwrite an existing file")
     k.set_defaults(func=_cmd_calibrate)
+
+    i = sub.add_parser("inspect", help="list a quantized model's quantizers (QONNX, QDQ) and what each becomes "
+                                       "in fixed point, and the tensors that need a plan entry")
+    i.add_argument("model", help="ONNX model file")
+    i.add_argument("--json", action="store_true", help="print the same as JSON")
+    i.set_defaults(func=_cmd_inspect)
 
     s = sub.add_parser("csim", help="build the HLS C++ with g++ and compare every output bit with the emulator")
     s.add_argument("out", help="output folder of 'finegrain compile'")

@@ -45,6 +45,7 @@ import onnx
 from ..errors import FrontendError
 from ..ir import Graph, verify
 from .common import FrontendWarning
+from .ops_quant import QONNX_DOMAINS
 from .translator import _Translator
 from .translators import SUPPORTED_OPS
 
@@ -85,7 +86,29 @@ def _read_model(path: Path) -> onnx.ModelProto:
     try:
         # Only used to cross-check the shapes the IR rules compute; a model that defeats
         # shape inference can still be translated.
-        model = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+        model = _infer_shapes(model)
     except Exception:
         pass
     return model
+
+
+def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with inferred shapes.  ONNX's inference stops at QONNX's custom ops, so a
+    model holding them goes through qonnx's InferShapes, which sees them as the identity
+    (their output shape).  Only its shapes are taken: qonnx also moves nodes of the
+    ``finn.custom_op.general`` domain to ``qonnx.custom_op.general`` without that domain's
+    opset, which would change Trunc's version."""
+    if not any(node.domain in QONNX_DOMAINS for node in model.graph.node):
+        return onnx.shape_inference.infer_shapes(model, strict_mode=False)
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        inferred = ModelWrapper(result).transform(InferShapes()).model  # ModelWrapper edits its model
+    result.CopyFrom(model)
+    del result.graph.value_info[:]
+    result.graph.value_info.extend(inferred.graph.value_info)
+    return result

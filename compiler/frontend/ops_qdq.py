@@ -20,7 +20,7 @@ import onnx
 from ..fixed import Rounding
 from ..quantizer import Quantizer, integer_range
 from .common import _attributes, _constant_input, _fail, _input, _normalize_axis
-from .ops_quant import _INTEGER_DTYPES, _apply, _checked, full_rank
+from .ops_quant import _INTEGER_DTYPES, _apply, _array_parameter, _checked, full_rank
 
 if TYPE_CHECKING:
     from .translator import _Translator
@@ -54,9 +54,10 @@ def _parameters(tr: _Translator, proto, node: str, codes_type) -> tuple[np.ndarr
         raise _fail(proto, node, f"block_size {a['block_size']} (blocked quantization) is not supported",
                     "quantize per tensor or per axis")
     scale_name = _constant_input(tr, proto, node, 1, "scale")
-    scale = tr.value(scale_name)
-    if scale.dtype.kind != "f":
-        raise _fail(proto, node, f"scale {scale_name!r} has element type {scale.dtype}; ONNX defines it as float")
+    if tr.value(scale_name).dtype.kind != "f":
+        raise _fail(proto, node, f"scale {scale_name!r} has element type {tr.value(scale_name).dtype}; ONNX defines "
+                                 f"it as float")
+    scale = _array_parameter(tr, proto, node, 1, "scale")
     if _input(proto, 2):
         zero_name = _constant_input(tr, proto, node, 2, "zero point")
         zero = tr.value(zero_name)
@@ -67,7 +68,7 @@ def _parameters(tr: _Translator, proto, node: str, codes_type) -> tuple[np.ndarr
     else:
         zero = np.zeros(scale.shape)
         bits, signed = _integer_type(proto, node, codes_type(), "the integer data")
-    scale, zero = scale.astype(np.float64), zero.astype(np.float64)
+    zero = zero.astype(np.float64)
     if scale.ndim > 1:
         raise _fail(proto, node, f"scale {scale_name!r} has shape {list(scale.shape)} (blocked quantization)",
                     "quantize per tensor (a scalar scale) or per axis (a 1-D scale)")
@@ -174,7 +175,12 @@ def _dequantize_linear(tr: _Translator, proto, node: str) -> None:
     scale, zero, bits, signed = _parameters(tr, proto, node, codes_type)
     if tr.is_constant(x):
         codes = tr.value(x)
-        q = _checked(proto, node, lambda: Quantizer(scale, zero, scale, zero, bits, signed, False, Rounding.RND_CONV,
+        # Brevitas' QCDQ export clips int8 codes of narrower weights: that is their range
+        clip = tr.producers.get(x)
+        bounds = clip is not None and clip.op_type == "Clip" and clip.domain in _DEFAULT_DOMAINS and \
+            _clip_bounds(tr, clip)
+        bits, signed, narrow = (bounds and _clipped_range(bits, signed, bounds)) or (bits, signed, False)
+        q = _checked(proto, node, lambda: Quantizer(scale, zero, scale, zero, bits, signed, narrow, Rounding.RND_CONV,
                                                     source="DequantizeLinear"))
         _checked(proto, node, lambda: q.check_shape(codes.shape))
         lo, hi = q.range

@@ -24,7 +24,7 @@ import onnx
 
 from ..ir import Op
 from ..quantizer import QONNX_ROUNDING, Quantizer, QuantizerError
-from .common import _attributes, _constant_input, _fail, _input
+from .common import _attributes, _constant_input, _fail
 
 if TYPE_CHECKING:
     from .translator import _Translator
@@ -61,8 +61,9 @@ def full_rank(q: Quantizer, rank: int) -> Quantizer:
 
 
 def drop_leading(q: Quantizer, count: int) -> Quantizer:
-    """``q`` (full rank) without its first ``count`` axes, which must have size 1."""
-    return with_parameters(q, lambda a: a.reshape(a.shape[count:]))
+    """``q`` (full rank) without its first ``count`` axes, which must have size 1: the IR
+    layout, where a parameter that is one value is a scalar."""
+    return with_parameters(q, lambda a: a.reshape(a.shape[count:] if a.size > 1 else ()))
 
 
 def _compact(a: np.ndarray) -> np.ndarray:
@@ -128,29 +129,43 @@ def _apply(tr: _Translator, proto, node: str, q: Quantizer, output: str, *, x: s
     tr.emit(Op.QUANT, ir_node or node, [x], output, node, {"quantizer": q})
 
 
-def _scalar_parameter(tr: _Translator, proto, node: str, index: int, what: str) -> float:
+def _bit_width(tr: _Translator, proto, node: str, index: int, what: str = "bit width") -> int:
     name = _constant_input(tr, proto, node, index, what)
     value = np.asarray(tr.value(name), dtype=np.float64)
-    if value.size == 0 or not np.all(value == value.ravel()[0]):
-        raise _fail(proto, node, f"{what} {name!r} holds {value.size} different values",
-                    "finegrain needs one value for the whole tensor")
-    return float(value.ravel()[0])
-
-
-def _bit_width(tr: _Translator, proto, node: str, index: int, what: str = "bit width") -> int:
-    bits = _scalar_parameter(tr, proto, node, index, what)
+    if value.size != 1:
+        raise _fail(proto, node, f"{what} {name!r} has shape {list(value.shape)}; QONNX defines it as a scalar",
+                    "give one bit width for the whole tensor")
+    bits = float(value.ravel()[0])
     if not np.isfinite(bits) or bits != round(bits) or bits < 1:
-        raise _fail(proto, node, f"{what} {bits!r} ({_input(proto, index)!r}) is not a positive integer",
-                    "a quantizer needs at least 1 bit; fix the model's bit width")
+        raise _fail(proto, node, f"{what} {name!r} is {bits:g}, not a positive integer",
+                    "a quantizer needs a whole number of bits, at least 1: fix the model's bit width")
     return int(bits)
 
 
+def _first_bad(value: np.ndarray, good: np.ndarray) -> str:
+    bad = value[~good]
+    where = f" (and {bad.size - 1} more)" if bad.size > 1 else ""
+    return f"{float(bad.ravel()[0]):g}{where}"
+
+
 def _array_parameter(tr: _Translator, proto, node: str, index: int, what: str) -> np.ndarray:
+    """A scale or zero point: a constant, positive and finite (a scale) or an integer (a zero point)."""
     name = _constant_input(tr, proto, node, index, what)
     value = tr.value(name)
     if value.dtype.kind not in "biuf":
         raise _fail(proto, node, f"{what} {name!r} has element type {value.dtype}; it must be a number")
-    return value.astype(np.float64)
+    value = value.astype(np.float64)
+    if "scale" in what:
+        good = np.isfinite(value) & (value > 0)
+        if not good.all():
+            raise _fail(proto, node, f"{what} {name!r} holds {_first_bad(value, good)}; a scale must be a positive "
+                                     f"finite number", "fix the model's scale (was the quantizer calibrated?)")
+    else:
+        good = np.isfinite(value) & (value == np.round(value))
+        if not good.all():
+            raise _fail(proto, node, f"{what} {name!r} holds {_first_bad(value, good)}; a zero point must be an "
+                                     f"integer", "fix the model's zero point")
+    return value
 
 
 def _rounding(proto, node: str, default: str = "ROUND"):

@@ -85,6 +85,7 @@ class _Translator:
         self.quantizers: dict[str, Quantizer] = {}
         self.integer_types: dict[str, tuple[int, bool]] = {}  # integer data: value -> (bits, signed)
         self.consumers: dict[str, list[onnx.NodeProto]] = {}
+        self.producers = {o: proto for proto in model.graph.node for o in proto.output if o}
         for proto in model.graph.node:
             for i in dict.fromkeys(proto.input):
                 if i:
@@ -306,8 +307,13 @@ class _Translator:
             self._translate_node(proto, name)
             self._check_inferred_shapes(proto, name)
         outputs = [self._graph_output(o.name) for o in g.output]
+        # A graph output's quantizer (an int8 output's QuantizeLinear) still leaves final scores.
+        quantized_outputs = {n.inputs[0] for n in self.nodes if n.op == Op.QUANT and n.outputs[0] in outputs}
         for node in self.nodes:
-            if node.op in _OUTPUT_ONLY and node.outputs[0] not in outputs:
+            readers = [n for n in self.nodes if node.outputs[0] in n.inputs]
+            final = node.outputs[0] in outputs or (
+                node.outputs[0] in quantized_outputs and len(readers) == 1)
+            if node.op in _OUTPUT_ONLY and not final:
                 onnx_node = node.onnx_nodes[0]
                 raise FrontendError(
                     f"node {onnx_node!r} ({self.op_types[onnx_node]}) is only supported where its "
@@ -404,6 +410,7 @@ class _Translator:
             return
         translate = None if foreign else _TRANSLATORS.get(op_type)
         if translate is None:
+            self._check_not_a_quantizer_parameter(proto, name)
             op = f"{proto.domain}.{op_type}" if foreign else op_type
             raise FrontendError(
                 f"node {name!r} ({op}) is not supported by finegrain; supported ONNX ops: "
@@ -413,6 +420,24 @@ class _Translator:
         translate(self, proto, name)
         if batchless:
             self.batchless.add(proto.output[0])
+
+    def _check_not_a_quantizer_parameter(self, proto: onnx.NodeProto, name: str) -> None:
+        """An unsupported node that computes a quantizer's scale, zero point or bit width at
+        run time (dynamic quantization) is reported as that, at the quantizer."""
+        seen, todo = set(), [o for o in proto.output if o]
+        while todo:
+            value = todo.pop()
+            for reader in self.consumers.get(value, []):
+                if id(reader) in seen:
+                    continue
+                seen.add(id(reader))
+                if quant_translator(reader.domain, reader.op_type) is not None and value in reader.input[1:]:
+                    where = f"node {reader.name or reader.output[0]!r} ({reader.op_type})"
+                    raise FrontendError(
+                        f"{where}: input {list(reader.input).index(value)} {value!r} is computed at run time "
+                        f"(by {proto.op_type} node {name!r} and what follows); finegrain needs a quantizer's "
+                        f"scale, zero point and bit width to be constants: export it with static quantization")
+                todo.extend(o for o in reader.output if o)
 
     def _check_attributes(self, proto: onnx.NodeProto, name: str) -> None:
         """The node's attributes are the ones its ONNX schema (at the model's opset) defines,
