@@ -163,6 +163,11 @@ def _requantize(node, graph, env):
     return env[node.inputs[0]].copy()
 
 
+def _quant(node, graph, env):
+    # the quantizer's parameters broadcast against the IR shape, which has no batch axis
+    return node.attrs["quantizer"].apply(env[node.inputs[0]])
+
+
 def _sigmoid(node, graph, env):
     # the tanh form never overflows
     return 0.5 * (1.0 + np.tanh(0.5 * env[node.inputs[0]]))
@@ -192,5 +197,6 @@ _EVAL: dict[Op, Callable[[Node, Graph, dict], np.ndarray]] = {
     Op.REQUANTIZE: _requantize,
     Op.SIGMOID: _sigmoid,
     Op.SOFTMAX: _softmax,
+    Op.QUANT: _quant,
 }
 assert set(_EVAL) == set(Op), f"float_eval lacks {set(Op) - set(_EVAL)}"

@@ -8,7 +8,9 @@ Contract (every pass keeps it, `verify` checks it):
   (``data`` set).  A constant holds float64 data until the plan is applied, then integer
   mantissas at the common fraction ``data_frac`` together with per-element ``formats``.
   An activation's ``formats`` are set by the plan (graph inputs, requantize outputs) or by
-  width sizing (everything exact).
+  width sizing (everything exact).  A constant a model's quantizer made carries that
+  ``quantizer``; a graph input or output whose model value is not its IR value (a scale that
+  is not a power of two) carries ``model_scale``: model value = model_scale * IR value.
 * A :class:`Node` computes ``outputs`` from ``inputs`` by ``op``.  A fused layer is a node
   with an ``epilogue``: the main op writes the tensor ``epilogue[0].inputs[0]`` (the
   accumulator), then each epilogue node runs in turn; the last one writes ``outputs[0]``.
@@ -24,11 +26,14 @@ import hashlib
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 import numpy as np
 
 from .fixed import FixedType, Formats
+
+if TYPE_CHECKING:
+    from .quantizer import Quantizer
 
 
 class Op(Enum):
@@ -50,6 +55,7 @@ class Op(Enum):
     REQUANTIZE = "requantize"  # (x,): convert into the output tensor's formats
     SIGMOID = "sigmoid"  # (x,) table look-up, attrs table (see emulate.py)
     SOFTMAX = "softmax"  # (x,) table look-ups, attrs see emulate.py
+    QUANT = "quant"  # (x,) a model's quantizer, attrs quantizer (compiler/quantizer.py): removed by lower_quant
 
 
 # Ops whose output values are a re-arrangement of input values: never re-quantized by a
@@ -66,6 +72,7 @@ ATTRS: Mapping[Op, frozenset] = MappingProxyType({
     Op.TRANSPOSE: frozenset({"perm"}),
     Op.SIGMOID: frozenset({"table"}),
     Op.SOFTMAX: frozenset({"axis", "exp_table", "inv_table"}),
+    Op.QUANT: frozenset({"quantizer"}),
 })
 
 
@@ -117,7 +124,9 @@ class Tensor:
     onnx_name: str | None = None  # the name a plan uses for this tensor
     onnx_axes: tuple[int, ...] | None = None  # IR array == ONNX array.transpose(onnx_axes)
     bounds: tuple[np.ndarray, np.ndarray] | None = None  # exact mantissa range per element
-    scheme: Mapping | None = None  # constants with a weight quantizer: how the plan entry resolved
+    scheme: Mapping | None = None  # how a weight quantizer or a model's quantizer resolved (lower_quant)
+    quantizer: "Quantizer | None" = None  # constants a model's quantizer made (compiler/quantizer.py)
+    model_scale: np.ndarray | None = None  # graph inputs/outputs: model value = model_scale * IR value
 
     @property
     def onnx_shape(self) -> tuple[int, ...]:

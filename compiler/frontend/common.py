@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     from .translator import _Translator
 
 
+class FrontendWarning(UserWarning):
+    """Something the translation left out that the user should know (a dropped quantizer)."""
+
+
 # The default-domain operator sets finegrain reads.  From opset 7 on, the ops it translates
 # broadcast as numpy does and BatchNormalization has no is_test/spatial; 21 is the newest it
 # is tested with (torch exports 9 to 20 in tests/test_frontend.py, the ONNX model zoo's

@@ -16,7 +16,10 @@ whose constants hold float64 data and no formats.  It walks the ONNX nodes once,
 
 Batch axis: axis 0 of every ONNX activation is the batch.  IR shapes drop it, and so do the
 attributes the translators write (reshape targets, transpose permutations, concat and
-softmax axes).  Every other dimension must be static.
+softmax axes).  Every other dimension must be static.  Where every graph input has a static
+batch of 1, Reshape/Flatten/Squeeze/Transpose may fold it into other axes (``[1, 3, 4]`` to
+``[12]``): such a value has no batch axis, its IR shape is its ONNX shape, and only some ops
+may read it (see ``ops_shape``).
 
 Names: IR tensors carry their ONNX value names (a bit plan refers to them), IR nodes their
 ONNX node names.  A constant's ``onnx_name``/``onnx_axes`` say which ONNX tensor it is and
@@ -34,12 +37,15 @@ gets an identity RESHAPE.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import onnx
 
 from ..errors import FrontendError
 from ..ir import Graph, verify
+from .common import FrontendWarning
+from .ops_quant import QONNX_DOMAINS
 from .translator import _Translator
 from .translators import SUPPORTED_OPS
 
@@ -54,8 +60,11 @@ def load_onnx(path) -> Graph:
     """
     path = Path(path)
     model = _read_model(path)
-    graph = _Translator(model, path).translate()
+    translator = _Translator(model, path)
+    graph = translator.translate()
     verify(graph)
+    for note in translator.notes:
+        warnings.warn(note, FrontendWarning, stacklevel=2)
     return graph
 
 
@@ -77,7 +86,29 @@ def _read_model(path: Path) -> onnx.ModelProto:
     try:
         # Only used to cross-check the shapes the IR rules compute; a model that defeats
         # shape inference can still be translated.
-        model = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+        model = _infer_shapes(model)
     except Exception:
         pass
     return model
+
+
+def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with inferred shapes.  ONNX's inference stops at QONNX's custom ops, so a
+    model holding them goes through qonnx's InferShapes, which sees them as the identity
+    (their output shape).  Only its shapes are taken: qonnx also moves nodes of the
+    ``finn.custom_op.general`` domain to ``qonnx.custom_op.general`` without that domain's
+    opset, which would change Trunc's version."""
+    if not any(node.domain in QONNX_DOMAINS for node in model.graph.node):
+        return onnx.shape_inference.infer_shapes(model, strict_mode=False)
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        inferred = ModelWrapper(result).transform(InferShapes()).model  # ModelWrapper edits its model
+    result.CopyFrom(model)
+    del result.graph.value_info[:]
+    result.graph.value_info.extend(inferred.graph.value_info)
+    return result

@@ -11,13 +11,21 @@ from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from ..errors import FrontendError
+from ..fixed import FixedType, Formats, Overflow, Rounding
 from ..ir import Graph, IRError, Node, Op, Tensor, TensorKind, output_shape
+from ..quantizer import Quantizer
 from .common import _attributes, _default_opset, _frozen, _static_dims
-from .translators import SUPPORTED_OPS, _TRANSLATORS
+from .ops_quant import drop_leading, full_rank, reshape_constant_quantizer
+from .ops_shape import _batchless_result
+from .translators import _TRANSLATORS, BATCH_AWARE_OPS, SUPPORTED_OPS, quant_translator
 
 
 _FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
                 onnx.TensorProto.BFLOAT16}
+
+# Integer graph inputs (tf2onnx writes int8 ones for TFLite models): their IR values are the codes.
+_INTEGER_INPUTS = {onnx.TensorProto.INT8: (8, True), onnx.TensorProto.UINT8: (8, False),
+                   onnx.TensorProto.INT16: (16, True), onnx.TensorProto.UINT16: (16, False)}
 
 
 # Ops that must not be folded even when their inputs are constant: their value changes
@@ -40,6 +48,9 @@ MAX_TENSOR_ELEMENTS = 1 << 22
 # Ops that pass their first input through unchanged at inference.
 _ALIAS_OPS = frozenset({"Identity", "Dropout"})
 
+# Ops that fold a constant into the same values in another shape.
+_RESHAPE_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze"})
+
 
 class _Translator:
     """One model's translation: the constants found so far and the IR under construction."""
@@ -57,6 +68,9 @@ class _Translator:
         self.nodes: list[Node] = []
         self.inputs: list[str] = []
         self.batch_sizes = {1}  # reshape targets may spell the batch as this
+        # ONNX values whose batch axis of 1 a reshape folded away: their ONNX shape is their
+        # IR shape (see ops_shape's docstring).
+        self.batchless: set[str] = set()
         self.taken = self._all_onnx_names()
         self.node_names: set[str] = set()
         self.op_types: dict[str, str] = {}  # ONNX node name -> op type, for messages
@@ -65,6 +79,19 @@ class _Translator:
         self.rename = self._output_renames()
         self.output_names = {o.name for o in model.graph.output}
         self.read = {i for p in model.graph.node for i in p.input} | self.output_names
+        self.domain_opsets = {entry.domain: entry.version for entry in model.opset_import}
+        # constant name -> the model quantizer that made it (parameters at the constant's full
+        # rank, ONNX layout); it follows the constant through Transpose/Reshape folding
+        self.quantizers: dict[str, Quantizer] = {}
+        self.integer_types: dict[str, tuple[int, bool]] = {}  # integer data: value -> (bits, signed)
+        self.consumers: dict[str, list[onnx.NodeProto]] = {}
+        self.producers = {o: proto for proto in model.graph.node for o in proto.output if o}
+        for proto in model.graph.node:
+            for i in dict.fromkeys(proto.input):
+                if i:
+                    self.consumers.setdefault(i, []).append(proto)
+        self.absorbed: set[int] = set()  # id() of nodes another translator already read (a QDQ pair's DQ)
+        self.notes: list[str] = []  # what the translation left out (dropped quantizers), as warnings
 
     # names -----------------------------------------------------------------------------
 
@@ -150,6 +177,9 @@ class _Translator:
         # onnx_axes relates arrays of the same rank; with an axis dropped there is no such
         # relation, and plans address the constant in its IR shape.
         onnx_axes = tuple(source_axes[a] for a in axes) if drop == 0 else None
+        quantizer = self.quantizers.get(name)
+        if quantizer is not None:
+            quantizer = drop_leading(quantizer.transpose(axes), drop)
         existing = self.tensors.get(name)
         if existing is not None:
             if (existing.kind == kind and existing.shape == data.shape
@@ -161,7 +191,7 @@ class _Translator:
             ir_name = name
             self.taken.add(name)
         self.tensors[ir_name] = Tensor(ir_name, data.shape, kind, data=data, float_data=data,
-                                       onnx_name=source, onnx_axes=onnx_axes)
+                                       onnx_name=source, onnx_axes=onnx_axes, quantizer=quantizer)
         return ir_name
 
     def new_constant(self, node: str, role: str, data, kind: TensorKind) -> str:
@@ -204,6 +234,11 @@ class _Translator:
     def shape(self, name: str) -> tuple[int, ...]:
         """IR shape (no batch axis) of an IR tensor."""
         return self.tensors[name].shape
+
+    def onnx_dims(self, onnx_name: str) -> tuple[int, ...]:
+        """The ONNX shape of an activation, with a batch of 1 unless it lost its batch axis."""
+        shape = self.shape(self.alias.get(onnx_name, onnx_name))
+        return shape if onnx_name in self.batchless else (1, *shape)
 
     def emit(self, op: Op, node: str, inputs, output: str, onnx_node: str, attrs=None) -> str:
         """Append an IR node writing a new activation ``output``; return the output's IR name."""
@@ -267,11 +302,18 @@ class _Translator:
         for index, proto in enumerate(g.node):
             name = self.node_name(proto.name or f"{proto.op_type}_{index}")
             self.op_types[name] = proto.op_type
+            if id(proto) in self.absorbed:
+                continue
             self._translate_node(proto, name)
             self._check_inferred_shapes(proto, name)
         outputs = [self._graph_output(o.name) for o in g.output]
+        # A graph output's quantizer (an int8 output's QuantizeLinear) still leaves final scores.
+        quantized_outputs = {n.inputs[0] for n in self.nodes if n.op == Op.QUANT and n.outputs[0] in outputs}
         for node in self.nodes:
-            if node.op in _OUTPUT_ONLY and node.outputs[0] not in outputs:
+            readers = [n for n in self.nodes if node.outputs[0] in n.inputs]
+            final = node.outputs[0] in outputs or (
+                node.outputs[0] in quantized_outputs and len(readers) == 1)
+            if node.op in _OUTPUT_ONLY and not final:
                 onnx_node = node.onnx_nodes[0]
                 raise FrontendError(
                     f"node {onnx_node!r} ({self.op_types[onnx_node]}) is only supported where its "
@@ -318,10 +360,11 @@ class _Translator:
         if not vi.type.HasField("tensor_type"):
             raise FrontendError(f"graph input {vi.name!r} is not a tensor")
         tensor_type = vi.type.tensor_type
-        if tensor_type.elem_type not in _FLOAT_TYPES:
+        integer = _INTEGER_INPUTS.get(tensor_type.elem_type)
+        if tensor_type.elem_type not in _FLOAT_TYPES and integer is None:
             type_name = onnx.TensorProto.DataType.Name(tensor_type.elem_type)
-            raise FrontendError(f"graph input {vi.name!r} has element type {type_name}; load_onnx reads "
-                                f"float models (quantize with a bit plan instead)")
+            raise FrontendError(f"graph input {vi.name!r} has element type {type_name}; finegrain reads float "
+                                f"inputs and int8/uint8/int16/uint16 codes (quantize with a bit plan instead)")
         dims = _static_dims(vi)
         if not dims:
             raise FrontendError(f"graph input {vi.name!r} has no shape (or rank 0); finegrain needs a "
@@ -337,7 +380,13 @@ class _Translator:
                                 f"make the input smaller")
         if isinstance(dims[0], int) and dims[0] > 0:
             self.batch_sizes.add(dims[0])
-        self.tensors[vi.name] = Tensor(vi.name, tuple(dims[1:]), TensorKind.INPUT, onnx_name=vi.name)
+        formats = None
+        if integer is not None:  # its IR values are the integer codes
+            bits, signed = integer
+            self.integer_types[vi.name] = integer
+            formats = Formats.uniform(tuple(dims[1:]), FixedType(bits, bits, signed, Rounding.TRN, Overflow.SAT))
+        self.tensors[vi.name] = Tensor(vi.name, tuple(dims[1:]), TensorKind.INPUT, formats=formats,
+                                       onnx_name=vi.name)
         self.inputs.append(vi.name)
 
     def _translate_node(self, proto: onnx.NodeProto, name: str) -> None:
@@ -346,6 +395,12 @@ class _Translator:
         foreign = proto.domain not in ("", "ai.onnx")
         if proto.input and not inputs:
             raise FrontendError(f"node {name!r} ({op_type}): every input name is empty; connect its input")
+        quantize = quant_translator(proto.domain, op_type)
+        if quantize is not None:  # folded or not, a quantizer is read by its translator
+            if not foreign:
+                self._check_attributes(proto, name)
+            quantize(self, proto, name)
+            return
         if (not foreign and op_type not in _NONDETERMINISTIC
                 and all(self.is_constant(i) for i in inputs)):
             self._fold(proto, name)
@@ -355,12 +410,34 @@ class _Translator:
             return
         translate = None if foreign else _TRANSLATORS.get(op_type)
         if translate is None:
+            self._check_not_a_quantizer_parameter(proto, name)
             op = f"{proto.domain}.{op_type}" if foreign else op_type
             raise FrontendError(
                 f"node {name!r} ({op}) is not supported by finegrain; supported ONNX ops: "
                 f"{', '.join(SUPPORTED_OPS)}; replace it in the model before export")
         self._check_attributes(proto, name)
+        batchless = op_type not in BATCH_AWARE_OPS and _batchless_result(self, proto, name)
         translate(self, proto, name)
+        if batchless:
+            self.batchless.add(proto.output[0])
+
+    def _check_not_a_quantizer_parameter(self, proto: onnx.NodeProto, name: str) -> None:
+        """An unsupported node that computes a quantizer's scale, zero point or bit width at
+        run time (dynamic quantization) is reported as that, at the quantizer."""
+        seen, todo = set(), [o for o in proto.output if o]
+        while todo:
+            value = todo.pop()
+            for reader in self.consumers.get(value, []):
+                if id(reader) in seen:
+                    continue
+                seen.add(id(reader))
+                if quant_translator(reader.domain, reader.op_type) is not None and value in reader.input[1:]:
+                    where = f"node {reader.name or reader.output[0]!r} ({reader.op_type})"
+                    raise FrontendError(
+                        f"{where}: input {list(reader.input).index(value)} {value!r} is computed at run time "
+                        f"(by {proto.op_type} node {name!r} and what follows); finegrain needs a quantizer's "
+                        f"scale, zero point and bit width to be constants: export it with static quantization")
+                todo.extend(o for o in reader.output if o)
 
     def _check_attributes(self, proto: onnx.NodeProto, name: str) -> None:
         """The node's attributes are the ones its ONNX schema (at the model's opset) defines,
@@ -394,6 +471,8 @@ class _Translator:
             if proto.op_type == "Transpose":
                 perm = tuple(_attributes(proto).get("perm", reversed(range(array.ndim))))
             self.set_value(proto.output[0], array.transpose(perm), (source, tuple(source_axes[p] for p in perm)))
+            if proto.input[0] in self.quantizers:
+                self.quantizers[proto.output[0]] = self.quantizers[proto.input[0]].transpose(perm)
             return
         feeds = {i: self.values[i] for i in proto.input if i}
         try:
@@ -403,6 +482,26 @@ class _Translator:
                                 f"not be evaluated: {type(e).__name__}: {e}") from None
         for out, array in zip([o for o in proto.output if o], results, strict=True):
             self.set_value(out, array)
+        self._carry_quantizer(proto, name)
+
+    def _carry_quantizer(self, proto: onnx.NodeProto, name: str) -> None:
+        """A quantized constant folded through a reshape keeps its quantizer when the
+        quantizer is per-tensor or its channel axis survives; through any other op (or a
+        reshape that spreads the channels) its values become a float constant, with a note."""
+        quantized = [i for i in proto.input if i in self.quantizers]
+        if not quantized:
+            return
+        out = proto.output[0]
+        if proto.op_type in _RESHAPE_OPS and quantized == [proto.input[0]]:
+            q = self.quantizers[proto.input[0]]
+            moved = reshape_constant_quantizer(q, self.values[proto.input[0]].shape, self.values[out].shape)
+            if moved is not None:
+                self.quantizers[out] = full_rank(moved, self.values[out].ndim)
+                return
+        self.notes.append(
+            f"node {name!r} ({proto.op_type}) computes constant {out!r} from the quantized {quantized[0]!r}; "
+            f"finegrain cannot carry the quantizer through it, so {out!r} is a float constant that needs a "
+            f"plan entry")
 
     def _one_node_model(self, proto: onnx.NodeProto, feeds: dict) -> onnx.ModelProto:
         # A model, not the bare node, so that the node runs with the semantics of the
@@ -414,8 +513,8 @@ class _Translator:
         return helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)])
 
     def _fold_shape(self, proto: onnx.NodeProto, name: str) -> None:
-        x = self.activation(proto, name, 0)
-        shape = np.array([1, *self.shape(x)], dtype=np.int64)
+        self.activation(proto, name, 0)  # an activation, defined earlier
+        shape = np.array(self.onnx_dims(proto.input[0]), dtype=np.int64)
         a = _attributes(proto)
         start, end = a.get("start", 0), a.get("end", None)
         self.set_value(proto.output[0], shape[start:end])
@@ -447,6 +546,8 @@ class _Translator:
             dims = self.inferred.get(out)
             if not out or self.is_constant(out) or ir_name not in self.tensors or not dims:
                 continue
+            if out in self.batchless:
+                dims = [1, *dims]  # the IR shape is the whole ONNX shape
             if not all(isinstance(d, int) for d in dims[1:]):
                 continue
             if tuple(dims[1:]) == self.shape(ir_name):
