@@ -49,6 +49,8 @@ def _rounding_error(e_in: float, lsb: float, codes: float) -> float:
     be off by ``codes``: the outgoing error."""
     if e_in == 0:
         return codes * lsb
+    if math.isinf(e_in):
+        return math.inf
     return (math.floor(e_in / lsb) + 1 + codes) * lsb
 
 

@@ -196,6 +196,8 @@ def _constant(plan: Plan, graph: Graph, t: Tensor) -> Tensor:
     formats = _plan_formats(plan, t, plan.default(role) if role else None, role or "const")
     if formats is not None:
         return _quantize_constant(t, formats)
+    if role == "bias" and (t.scheme or {}).get("model_float"):
+        return _quantize_constant(t, exact_formats(t.float_data))  # a quantized model's float bias: exact
     if role is not None:
         raise PlanError(f"{role} {t.onnx_name or t.name!r} (shape {list(t.onnx_shape)}) has no format: "
                         f"add it to the plan's 'tensors' or set defaults.{role}")

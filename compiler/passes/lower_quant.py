@@ -45,7 +45,7 @@ import dataclasses
 import numpy as np
 
 from ..errors import FrontendError
-from ..fixed import FixedType, Formats, Overflow, Rounding, common_fraction
+from ..fixed import FixedType, Formats, Overflow, Rounding, common_fraction, round_float
 from ..ir import Graph, Node, Op, Tensor, TensorKind
 from ..quantizer import Quantizer, split_power_of_two
 
@@ -72,8 +72,8 @@ def _integer_formats(lo: np.ndarray, hi: np.ndarray, frac: np.ndarray, rounding:
                      narrow_symmetric: np.ndarray) -> Formats:
     """Per element, the narrowest format at ``frac`` fractional bits holding ``[lo, hi]``
     (integers), SAT (SAT_SYM where the range is a signed narrow one)."""
-    lo = np.asarray(lo, dtype=np.int64)
-    hi = np.asarray(hi, dtype=np.int64)
+    lo, hi, frac, narrow_symmetric = np.broadcast_arrays(np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64),
+                                                         np.asarray(frac, dtype=np.int64), narrow_symmetric)
     signed = lo < 0
     mag = np.where(signed, np.maximum(np.maximum(hi, 0), -lo - 1), hi)
     width = np.array([int(v).bit_length() for v in mag.ravel()], dtype=np.int64).reshape(mag.shape)
@@ -148,7 +148,7 @@ class _Lowering:
         values = np.asarray(values, dtype=np.float64)
         name = self.fresh(base)
         formats = exact_formats(values)
-        m = np.asarray(np.rint(np.ldexp(values, formats.frac_bits)).astype(np.int64))
+        m = round_float(values, formats, f"constant {name!r}")  # exact: the formats hold the values
         data, frac = common_fraction(m, formats)
         self.tensors[name] = Tensor(name, values.shape, kind, formats=formats, data=np.asarray(data),
                                     data_frac=frac, float_data=values)
@@ -191,7 +191,9 @@ class _Lowering:
             lo, hi = qmin - zero, qmax - zero
         lo = np.minimum(np.broadcast_to(lo, shape), codes)
         hi = np.maximum(np.broadcast_to(hi, shape), codes)
-        formats = _integer_formats(lo, hi, -e, Rounding.RND_CONV, np.zeros(shape, dtype=bool))
+        # a zero code is pruned: a channel a quantizer zeroed (a tiny per-channel scale) must not
+        # set the fraction of the whole tensor
+        formats = _integer_formats(lo, hi, -e, Rounding.RND_CONV, np.zeros(shape, dtype=bool)).prune(codes == 0)
         m = codes.astype(np.int64)
         data, frac = common_fraction(m, formats)
         ir_values = np.ldexp(codes, e)
@@ -319,7 +321,7 @@ class _Lowering:
         t = self.tensors[name]
         values = np.asarray(t.float_data if t.float_data is not None else t.data, dtype=np.float64)
         formats = exact_formats(values)
-        m = np.rint(np.ldexp(values, formats.frac_bits)).astype(np.int64)
+        m = round_float(values, formats, f"constant {name!r}")  # exact: the formats hold the values
         data, frac = common_fraction(m, formats)
         self.tensors[name] = dataclasses.replace(t, formats=formats, data=np.asarray(data), data_frac=frac,
                                                  float_data=values)
@@ -373,6 +375,8 @@ class _Lowering:
         if np.all(r == 1.0):
             if t.quantizer is not None:
                 self._exact_model_constant(b)
+            else:  # a float bias the model states: held exactly unless the plan names or defaults it
+                self.tensors[b] = dataclasses.replace(t, scheme={"model_float": True})
             return b
         return self._in_units(b, r, grid)
 
@@ -391,7 +395,7 @@ class _Lowering:
             rounded = np.ldexp(np.rint(np.ldexp(ideal, grid)), -grid)
         from .apply_plan import exact_formats
         formats = exact_formats(rounded)
-        m = np.rint(np.ldexp(rounded, formats.frac_bits)).astype(np.int64)
+        m = round_float(rounded, formats, f"constant {b!r}")  # exact: the formats hold the values
         data, frac = common_fraction(m, formats)
         change = float(np.max(np.abs(rounded * r - values))) if values.size else 0.0
         self.tensors[b] = dataclasses.replace(t, formats=formats, data=np.asarray(data), data_frac=frac,
@@ -415,9 +419,9 @@ class _Lowering:
         scale, bias, mean, var = (np.asarray(self.tensors[i].data, dtype=np.float64) for i in node.inputs[1:])
         a = scale / np.sqrt(var + node.attrs["epsilon"])
         where = node.onnx_nodes[0] if node.onnx_nodes else node.name
-        if np.any(a <= 0):
-            raise FrontendError(f"node {where!r} (BatchNormalization): a channel with a scale <= 0 after a "
-                                f"quantized layer is not supported yet (channel {int(np.argmax(a <= 0))})")
+        if np.any(a == 0):
+            raise FrontendError(f"node {where!r} (BatchNormalization): channel {int(np.argmax(a == 0))} has scale 0 "
+                                f"after a quantized layer; remove the channel or give it a scale")
         c = bias - mean * a
         shape = self.tensors[x].shape
         channel = (-1,) + (1,) * (len(shape) - 1)
@@ -425,7 +429,14 @@ class _Lowering:
         r_c = r_x.reshape(shape[0], -1)
         if not np.all(r_c == r_c[:, :1]):
             return self._model_values(node)
-        r = r_c[:, 0] * a
+        r = r_c[:, 0] * np.abs(a)
+        if np.any(a < 0):  # the residual stays positive: the sign is an exact product by -1
+            flipped = self.activation(self.fresh(f"{x}.sign"), shape)
+            signs = self.constant(f"{node.name}.sign", np.sign(a).reshape(channel))
+            self.emit(f"{node.name}.sign", Op.MUL, (x, signs), flipped, node.onnx_nodes)
+            if self.grid(x) is not None:
+                self.frac[flipped] = self.grid(x)
+            x = flipped
         shift = self.constant(f"{node.name}.shift", c)
         shift = self._in_units(shift, r, self.grid(x))
         shift_name = self.fresh(f"{node.name}.shift_c")
@@ -447,8 +458,7 @@ class _Lowering:
         where = node.onnx_nodes[0] if node.onnx_nodes else node.name
         shape = self.tensors[y].shape
         if q.bipolar:
-            raise FrontendError(f"node {where!r} ({q.source}): a bipolar (1-bit sign) quantizer on an activation "
-                                f"is not supported yet; on weights it is")
+            return self._bipolar(node, q, where)
 
         def full(a):
             return np.broadcast_to(np.asarray(a, dtype=np.float64), shape)
@@ -464,7 +474,14 @@ class _Lowering:
         else:
             raise FrontendError(f"node {where!r} ({q.source}): an unclamped quantizer on an activation whose "
                                 f"range no earlier quantizer bounds is not supported")
-        lo, hi = qmin - in_zero, qmax - in_zero
+        # QuantizeLinear rounds x / s and adds the zero point; QONNX's Quant adds it first, which
+        # differs for ties to even (odd zero points) and the modes symmetric about 0
+        symmetric = q.rounding in (Rounding.TRN_ZERO, Rounding.RND_ZERO, Rounding.RND_INF)
+        pre_zero = q.zero_before_rounding and (
+            (symmetric and bool(np.any(in_zero != 0)))
+            or (q.rounding == Rounding.RND_CONV and bool(np.any(np.mod(in_zero, 2) != 0))))
+        held_zero = 0.0 if pre_zero else in_zero  # what the IR codes have already subtracted
+        lo, hi = qmin - held_zero, qmax - held_zero
         narrow_sym = (lo == -hi) & (lo < 0)
         formats = _integer_formats(lo, hi, -e_in, q.rounding, narrow_sym)
         f_lo, f_hi = formats.mantissa_bounds()
@@ -475,7 +492,7 @@ class _Lowering:
         current = x
         # a float graph input read only by this quantizer takes its format: the host quantizes
         if (x in self.inputs and xt.formats is None and len(self.graph.consumers(x)) == 1
-                and x not in self.graph.outputs):
+                and x not in self.graph.outputs and not pre_zero):
             self.tensors[x] = dataclasses.replace(xt, formats=formats, scheme={"lowered": True})
             self.residual[x] = np.array(r_in)
         else:
@@ -483,6 +500,12 @@ class _Lowering:
                 current = self.activation(self.fresh(f"{y}.scaled"), shape)
                 factor = self._rescale_constant(f"{node.name}.rescale", self.res(x), r_in)
                 self.emit(f"{node.name}.rescale", Op.MUL, (x, factor), current, node.onnx_nodes)
+            if pre_zero:
+                shifted = self.activation(self.fresh(f"{y}.plus_zero"), shape)
+                self.emit(f"{node.name}.plus_zero", Op.ADD,
+                          (current, self.constant(f"{node.name}.plus_zero", _compact(np.ldexp(in_zero, e_in)))),
+                          shifted, node.onnx_nodes)
+                current = shifted
             if current != x or not _same_grid(xt.formats, formats):
                 codes = self.tensors[current]
                 current = self.activation(self.fresh(f"{y}.codes"), shape)
@@ -502,7 +525,7 @@ class _Lowering:
             factor = self.constant(f"{node.name}.shift", _compact(np.ldexp(1.0, e_out - e_in)))
             current = self.emit(f"{node.name}.shift", Op.MUL, (current, factor),
                                 self.activation(self.fresh(f"{y}.shifted"), shape), node.onnx_nodes)
-        offset = _compact(np.ldexp(in_zero - out_zero, e_out))
+        offset = _compact(np.ldexp(held_zero - out_zero, e_out))
         if np.any(offset != 0):
             current = self.emit(f"{node.name}.zero_point", Op.ADD,
                                 (current, self.constant(f"{node.name}.zero_point", offset)),
@@ -527,6 +550,39 @@ class _Lowering:
         else:
             self.alias[y] = current
             self.tensors.pop(y, None)
+
+    def _bipolar(self, node: Node, q: Quantizer, where: str) -> None:
+        """``+1 if x >= 0 else -1`` (then the output scale and zero point), exactly: a 1-bit
+        signed SAT conversion of ``x`` with TRN gives 0 for ``x >= 0`` and -1 below, and
+        ``2 * s + 1`` is the sign.  The residual of ``x`` is positive, so it does not matter."""
+        x, y = node.inputs[0], node.outputs[0]
+        shape = self.tensors[y].shape
+        if np.any(q.in_zero != 0):
+            raise FrontendError(f"node {where!r} ({q.source}): a bipolar quantizer with a non-zero zero point on an "
+                                f"activation is not supported")
+        r_out, e_out = split_power_of_two(np.broadcast_to(q.out_scale, shape))
+        out_zero = np.broadcast_to(q.out_zero, shape)
+        one_bit = Formats.uniform(shape, FixedType(1, 1, True, Rounding.TRN, Overflow.SAT))
+        xt = self.tensors[x]
+        if x in self.inputs and xt.formats is None and len(self.graph.consumers(x)) == 1:
+            # a float graph input read only by this quantizer: the host takes the sign
+            self.tensors[x] = dataclasses.replace(xt, formats=one_bit, scheme={"lowered": True})
+            sign = x
+        else:
+            sign = self.activation(self.fresh(f"{y}.sign"), shape)
+            self.tensors[sign] = dataclasses.replace(self.tensors[sign], formats=one_bit)
+            self.emit(f"{node.name}.sign", Op.REQUANTIZE, (x,), sign, node.onnx_nodes)
+        doubled = self.activation(self.fresh(f"{y}.doubled"), shape)
+        self.emit(f"{node.name}.scale", Op.MUL,
+                  (sign, self.constant(f"{node.name}.scale", _compact(np.ldexp(1.0, e_out + 1)))), doubled,
+                  node.onnx_nodes)
+        self.emit(f"{node.name}.offset", Op.ADD,
+                  (doubled, self.constant(f"{node.name}.offset", _compact(np.ldexp(1.0 - out_zero, e_out)))), y,
+                  node.onnx_nodes)
+        self.tensors[y] = dataclasses.replace(self.tensors[y], scheme={"lowered": True})
+        self.residual[y] = np.array(r_out)
+        self.frac[y] = int((-e_out).max())
+        self.amax[y] = float(np.max(np.maximum(np.abs(1 - out_zero), np.abs(-1 - out_zero)) * np.ldexp(1.0, e_out)))
 
     def _rescale_constant(self, base: str, num: np.ndarray, den: np.ndarray) -> str:
         """A placeholder for the multiplier ``num / den`` (exact floats, elementwise): holds the
