@@ -23,7 +23,7 @@ from compiler.errors import FrontendError
 from compiler.fixed import Rounding
 from compiler.float_eval import evaluate_float
 from compiler.frontend.common import FrontendWarning
-from compiler.frontend.onnx import load_onnx
+from compiler.frontend.onnx import SUPPORTED_OPS, load_onnx
 from compiler.ir import Op, TensorKind
 from compiler.quantizer import QONNX_ROUNDING
 from tests import quant_models as qm
@@ -439,3 +439,40 @@ def test_float_models_carry_no_quantizers():
         warnings.simplefilter("error")
         graph = load_onnx(SHARED / "mlperf_kws_dscnn_float.onnx")
     assert not quant_nodes(graph) and all(t.quantizer is None for t in graph.tensors.values())
+
+
+# --- the real QONNX model ---------------------------------------------------------------------
+
+
+def test_espcn_up_to_depth_to_space(tmp_path):
+    # Brevitas ESPCN: float input, BatchNormalization left unfolded, 4-bit unsigned ReLU
+    # quantizers, per-channel 4/8-bit weights with non-power-of-two scales.  Cut before its
+    # DepthToSpace: the last Conv's float32 sums (up to 576 terms) in qonnx are the only
+    # rounding, far below one flipped 4-bit ReLU code (a step of 0.08 times a weight)
+    path = SHARED / "espcn_subpixel_qonnx.onnx"
+    proto = onnx.load(str(path))
+    depth_to_space = next(n for n in proto.graph.node if n.op_type == "DepthToSpace")
+    cut = list(proto.graph.node).index(depth_to_space)
+    del proto.graph.node[cut:]
+    del proto.graph.output[:]
+    proto.graph.output.append(helper.make_tensor_value_info(depth_to_space.input[0], TensorProto.FLOAT, None))
+    onnx.save(proto, str(tmp_path / "cut.onnx"))
+    x = np.load(path.with_suffix(".io.npz"))["input"]
+    graph = load_onnx(tmp_path / "cut.onnx")
+    assert [n.attrs["quantizer"].bits for n in quant_nodes(graph)] == [4, 4, 4]
+    weights = [t for t in graph.tensors.values() if t.kind == TensorKind.WEIGHT and t.quantizer is not None]
+    assert [t.quantizer.in_scale.shape for t in weights] == [(64, 1, 1, 1)] * 2 + [(32, 1, 1, 1), ()]
+    reference = qm.run_qonnx(tmp_path / "cut.onnx", x)
+    assert np.allclose(ours(tmp_path / "cut.onnx", x), reference, rtol=0, atol=1e-5 * np.abs(reference).max())
+
+
+def test_espcn_whole():
+    path = SHARED / "espcn_subpixel_qonnx.onnx"
+    io = np.load(path.with_suffix(".io.npz"))
+    if "DepthToSpace" not in SUPPORTED_OPS:  # being added in ops_shape.py (issue 12)
+        with pytest.raises(FrontendError, match=r"node 'DepthToSpace_42' \(DepthToSpace\) is not supported"):
+            load_onnx(path)
+        return
+    graph = load_onnx(path)
+    step = float(quant_nodes(graph)[-1].attrs["quantizer"].out_scale)
+    assert_close(ours(path, io["input"]), io["output"], step=step, rare=0.01)
