@@ -346,6 +346,40 @@ def test_lone_quantize_gives_codes_and_lone_dequantize_reads_them(tmp_path):
     assert np.array_equal(ours(path, x), qm.run_onnxruntime(path, x))
 
 
+def test_one_quantize_read_by_several_dequantizers(tmp_path):
+    # an exporter's dedicated QDQ pairs: one QuantizeLinear, a DequantizeLinear per consumer
+    inits = {"s": np.float32(0.1), "z": np.uint8(7), "c": np.float32(0.5)}
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="q"),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["a"], name="dq_a"),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["b"], name="dq_b"),
+             helper.make_node("Relu", ["a"], ["r"], name="relu"),
+             helper.make_node("Mul", ["b", "c"], ["m"], name="mul"),
+             helper.make_node("Add", ["r", "m"], ["y"], name="add")]
+    path = _qdq_model(tmp_path / "m.onnx", nodes, inits)
+    graph = load_onnx(path)
+    (pair,) = quant_nodes(graph)
+    assert pair.outputs == ("a",) and pair.attrs["quantizer"].source == "QuantizeLinear+DequantizeLinear"
+    x = np.linspace(-2, 30, 64, dtype=np.float32).reshape(16, 4)
+    # scale 0.1 is not a power of two: onnxruntime's float32 outputs round the values
+    assert np.allclose(ours(path, x), qm.run_onnxruntime(path, x), rtol=2.0 ** -22, atol=0)
+
+
+def test_dequantize_without_zero_point_after_a_reshape_of_int8_input(tmp_path):
+    inits = {"s": np.float32(0.5), "shape": np.array([1, 2, 2])}
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["r"], name="reshape"),
+             helper.make_node("DequantizeLinear", ["r", "s"], ["d"], name="dq"),
+             helper.make_node("Relu", ["d"], ["y"], name="relu")]
+    graph_proto = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.INT8, [1, 4])],
+                                    [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 2])],
+                                    [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph_proto, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    q = quant_nodes(load_onnx(path))[0].attrs["quantizer"]
+    assert (q.bits, q.signed, float(q.out_scale)) == (8, True, 0.5)
+    x = np.arange(-128, 128, dtype=np.int8).reshape(64, 4)
+    assert np.array_equal(ours(path, x), qm.run_onnxruntime(path, x))
+
+
 def test_clip_between_quantize_and_dequantize_narrows_the_range(tmp_path):
     inits = {"s": np.float32(0.25), "z": np.int8(0), "lo": np.int8(-7), "hi": np.int8(7)}
     nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="q"),

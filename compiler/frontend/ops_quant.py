@@ -99,10 +99,11 @@ def _checked(proto, node: str, make):
 
 
 def _apply(tr: _Translator, proto, node: str, q: Quantizer, output: str, *, x: str | None = None,
-           ir_node: str | None = None) -> None:
+           ir_node: str | None = None) -> str | None:
     """Quantizer ``q`` (parameters in ONNX layout) on the node's input 0, writing ONNX value
-    ``output``: folded when that input is a constant, else an ``Op.QUANT`` node ``ir_node``
-    (default: named as the ONNX node) reading IR activation ``x`` (default: input 0)."""
+    ``output``: folded when that input is a constant (returns None), else an ``Op.QUANT``
+    node ``ir_node`` (default: named as the ONNX node) reading IR activation ``x`` (default:
+    input 0); returns its output's IR name."""
     if x is None and tr.is_constant(proto.input[0]):
         name = proto.input[0]
         value = tr.value(name)
@@ -113,7 +114,7 @@ def _apply(tr: _Translator, proto, node: str, q: Quantizer, output: str, *, x: s
         q = full_rank(q, value.ndim)
         tr.set_value(output, q.apply(value.astype(np.float64)))
         tr.quantizers[output] = q
-        return
+        return None
     x = x or tr.activation(proto, node, 0)
     rank = len(tr.shape(x)) + 1
     if len(q.broadcast_shape()) > rank:
@@ -126,7 +127,7 @@ def _apply(tr: _Translator, proto, node: str, q: Quantizer, output: str, *, x: s
                     "a quantizer must be the same for every batch row")
     q = drop_leading(q, 1)
     _checked(proto, node, lambda: q.check_shape(tr.shape(x)))
-    tr.emit(Op.QUANT, ir_node or node, [x], output, node, {"quantizer": q})
+    return tr.emit(Op.QUANT, ir_node or node, [x], output, node, {"quantizer": q})
 
 
 def _bit_width(tr: _Translator, proto, node: str, index: int, what: str = "bit width") -> int:
