@@ -311,6 +311,16 @@ def test_quantizer_dropped_when_its_axis_is_spread(tmp_path):
     assert graph.tensor(graph.nodes[0].inputs[1]).quantizer is None
 
 
+def test_quantizer_dropped_when_a_translator_computes_a_new_constant(tmp_path):
+    # Gemm's alpha scales the weights into a computed constant
+    inits = {"W": np.arange(8).reshape(2, 4) / 4.0, "Wq.s": 0.25, "Wq.z": 0.0, "Wq.b": 4.0}
+    nodes = [_quant("W", "Wq"), helper.make_node("Gemm", ["x", "Wq"], ["y"], name="fc", alpha=2.0)]
+    path = _qonnx_model(tmp_path / "m.onnx", nodes, inits, [1, 2], [1, 4])
+    with pytest.warns(FrontendWarning, match=r"node 'fc' \(Gemm\) computes a new constant from the quantized 'Wq'"):
+        graph = load_onnx(path)
+    assert graph.tensor(graph.nodes[0].inputs[1]).quantizer is None
+
+
 def test_names_are_the_files(folder):
     model = qm.brevitas_mlp(folder, export="qcdq", bits=4)
     proto = onnx.load(str(model.path))
