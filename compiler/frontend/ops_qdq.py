@@ -20,13 +20,20 @@ import onnx
 from ..fixed import Rounding
 from ..quantizer import Quantizer, integer_range
 from .common import _attributes, _constant_input, _fail, _input, _normalize_axis
-from .ops_quant import _INTEGER_DTYPES, _apply, _array_parameter, _checked, full_rank
+from .ops_quant import _apply, _array_parameter, _checked, full_rank
 
 if TYPE_CHECKING:
     from .translator import _Translator
 
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
+
+# The integer types of QDQ codes: numpy dtype of the zero point / codes -> (bits, signed).
+_INTEGER_DTYPES = {
+    np.dtype(np.int8): (8, True), np.dtype(np.uint8): (8, False),
+    np.dtype(np.int16): (16, True), np.dtype(np.uint16): (16, False),
+    np.dtype(np.int32): (32, True),
+}
 
 
 def _integer_type(proto, node: str, dtype: np.dtype, what: str) -> tuple[int, bool]:

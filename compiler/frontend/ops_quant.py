@@ -20,7 +20,6 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
 
 from ..ir import Op
 from ..quantizer import QONNX_ROUNDING, Quantizer, QuantizerError
@@ -33,17 +32,6 @@ if TYPE_CHECKING:
 # The domains QONNX's quantizers are written in: Brevitas' older exports, qonnx, FINN.
 QONNX_DOMAINS = ("onnx.brevitas", "qonnx.custom_op.general", "finn.custom_op.general")
 
-# QDQ integer types: numpy dtype of the zero point / codes -> (bits, signed).
-_INTEGER_DTYPES = {
-    np.dtype(np.int8): (8, True), np.dtype(np.uint8): (8, False),
-    np.dtype(np.int16): (16, True), np.dtype(np.uint16): (16, False),
-    np.dtype(np.int32): (32, True),
-}
-_INTEGER_ELEM_TYPES = {
-    onnx.TensorProto.INT8: (8, True), onnx.TensorProto.UINT8: (8, False),
-    onnx.TensorProto.INT16: (16, True), onnx.TensorProto.UINT16: (16, False),
-    onnx.TensorProto.INT32: (32, True),
-}
 
 
 # --- parameters and layouts --------------------------------------------------------------
@@ -230,8 +218,6 @@ def _trunc(tr: _Translator, proto, node: str) -> None:
     if version >= 2:
         out_scale = _array_parameter(tr, proto, node, 4, "output scale")
         out_bits = _bit_width(tr, proto, node, 5, "output bit width")
-        if np.any(out_scale <= 0) or np.any(scale <= 0):
-            raise _fail(proto, node, "scale and output scale must be positive")
         trunc_scale = 2.0 ** np.round(np.log2(out_scale / scale))
         signed, narrow = _flag(proto, node, "signed", 1), _flag(proto, node, "narrow", 0)
         second = lambda: Quantizer(trunc_scale, 0.0, out_scale, 0.0, out_bits, signed, narrow, rounding,  # noqa: E731
