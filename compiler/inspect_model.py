@@ -38,7 +38,12 @@ def inspect_model(path) -> dict:
 
     graph = load_onnx(path)
     quantized, needs_plan = [], []
-    quantized_inputs = {n.inputs[0] for n in graph.nodes if n.op == Op.QUANT}
+    # a float input that only quantizers read takes their formats
+    readers: dict[str, set] = {}
+    for node in graph.nodes:
+        for name in node.inputs:
+            readers.setdefault(name, set()).add(node.op)
+    quantized_inputs = {name for name, ops in readers.items() if ops == {Op.QUANT}}
     for name in graph.inputs:
         t = graph.tensor(name)
         if t.formats is not None:  # integer codes (an int8 graph input)

@@ -107,3 +107,21 @@ def test_malformed_quantizers_exit_2(tmp_path, capsys, defect):
 
 def test_missing_file_exits_2(tmp_path, capsys):
     expect_clean_failure(capsys, ["inspect", tmp_path / "nope.onnx"], mention=["no such file"])
+
+
+def test_float_input_read_besides_its_quantizer_needs_a_plan(tmp_path, capsys):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = [numpy_helper.from_array(np.float32(0.5), "s"), numpy_helper.from_array(np.int8(0), "z")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="q"),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["xq"], name="dq"),
+             helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Add", ["xq", "r"], ["y"], name="add")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "m.onnx"))
+    report = json.loads(_inspect(capsys, tmp_path / "m.onnx", "--json"))
+    assert [(e["name"], e["role"]) for e in report["quantized"]] == [("xq", "input")]
+    assert [e["name"] for e in report["needs_plan"]] == ["x"]
