@@ -478,6 +478,19 @@ def test_malformed_quant_names_the_node(folder, defect):
         load_onnx(model.path)
 
 
+@pytest.mark.parametrize("attribute", ["signed", "narrow"])
+def test_quant_needs_signed_and_narrow(tmp_path, attribute):
+    # qonnx requires both (its default for narrow would be 1, Brevitas's exports always write them)
+    proto = onnx.load(str(qm.hand_qonnx(tmp_path, "unsigned").path))
+    quant = next(n for n in proto.graph.node if n.name == "x_quant")
+    kept = [a for a in quant.attribute if a.name != attribute]
+    del quant.attribute[:]
+    quant.attribute.extend(kept)
+    onnx.save(proto, str(tmp_path / "m.onnx"))
+    with pytest.raises(FrontendError, match=rf"node 'x_quant' \(Quant\): required attribute '{attribute}' is missing"):
+        load_onnx(tmp_path / "m.onnx")
+
+
 def test_float_models_carry_no_quantizers():
     with warnings.catch_warnings():
         warnings.simplefilter("error")

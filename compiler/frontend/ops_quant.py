@@ -169,8 +169,12 @@ def _rounding(proto, node: str, default: str = "ROUND"):
     return QONNX_ROUNDING[mode]
 
 
-def _flag(proto, node: str, name: str, default: int) -> bool:
+def _flag(proto, node: str, name: str, default: int | None) -> bool:
+    """A 0/1 attribute; ``default`` None: required, as qonnx requires Quant's signed and narrow."""
     value = _attributes(proto).get(name, default)
+    if value is None:
+        raise _fail(proto, node, f"required attribute {name!r} is missing",
+                    f"give the node {name}=0 or 1 (qonnx refuses it too); export the model again")
     if value not in (0, 1):
         raise _fail(proto, node, f"attribute {name!r} is {value!r}; it must be 0 or 1")
     return bool(value)
@@ -183,7 +187,7 @@ def _quant(tr: _Translator, proto, node: str) -> None:
     scale = _array_parameter(tr, proto, node, 1, "scale")
     zero = _array_parameter(tr, proto, node, 2, "zero point")
     bits = _bit_width(tr, proto, node, 3)
-    signed, narrow = _flag(proto, node, "signed", 1), _flag(proto, node, "narrow", 0)
+    signed, narrow = _flag(proto, node, "signed", None), _flag(proto, node, "narrow", None)
     rounding = _rounding(proto, node)
     bipolar = signed and bits == 1  # qonnx's int_quant: a 1-bit signed Quant is the sign
     q = _checked(proto, node, lambda: Quantizer(scale, zero, scale, zero, bits, signed, narrow and not bipolar,
