@@ -422,6 +422,27 @@ def test_per_axis_dequantize_of_weights(tmp_path):
     assert np.allclose(ours(path, x), qm.run_onnxruntime(path, x), rtol=1e-6, atol=1e-6)
 
 
+def test_per_axis_quantize_dequantize_of_float_weights(tmp_path):
+    # float weights -> QuantizeLinear(axis 0) -> DequantizeLinear(axis 0) -> Conv
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(3, 2, 3, 3)).astype(np.float32)
+    scales = (np.abs(w).reshape(3, -1).max(axis=1) / 127).astype(np.float32)
+    inits = {"w": w, "ws": scales, "wz": np.zeros(3, dtype=np.int8)}
+    nodes = [helper.make_node("QuantizeLinear", ["w", "ws", "wz"], ["wq"], name="wq", axis=0),
+             helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wf"], name="wdq", axis=0),
+             helper.make_node("Conv", ["x", "wf"], ["y"], name="conv", pads=[1, 1, 1, 1])]
+    graph_proto = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+                                    [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])],
+                                    [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph_proto, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    weight = load_onnx(path).tensor("wf")
+    assert weight.quantizer.source == "QuantizeLinear+DequantizeLinear"
+    assert weight.quantizer.in_scale.shape == (3, 1, 1, 1)
+    x = rng.normal(size=(4, 2, 4, 4)).astype(np.float32)
+    assert np.allclose(ours(path, x), qm.run_onnxruntime(path, x), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("defect, mention", [
     ("block_size", r"node 'q' \(QuantizeLinear\): block_size 2 \(blocked quantization\) is not supported"),
     ("float8", r"node 'q' \(QuantizeLinear\): zero point 'z' has element type float8"),

@@ -45,17 +45,17 @@ def _integer_type(proto, node: str, dtype: np.dtype, what: str) -> tuple[int, bo
     return kind
 
 
-def _rank(tr: _Translator, name: str) -> int:
-    """ONNX rank of value ``name`` (a constant's, or an activation's with its batch axis)."""
-    if tr.is_constant(name):
-        return tr.value(name).ndim
-    return len(tr.shape(tr.alias.get(name, name))) + 1
+def _rank(tr: _Translator, proto, node: str) -> int:
+    """ONNX rank of the node's input 0 (a constant's, or an activation's with its batch axis)."""
+    if tr.is_constant(proto.input[0]):
+        return tr.value(proto.input[0]).ndim
+    return len(tr.shape(tr.activation(proto, node, 0))) + 1
 
 
-def _parameters(tr: _Translator, proto, node: str, codes_type) -> tuple[np.ndarray, np.ndarray, int, bool]:
+def _parameters(tr: _Translator, proto, node: str, codes_type, rank: int) -> tuple[np.ndarray, np.ndarray, int, bool]:
     """(scale, zero point, bits, signed) of a QuantizeLinear/DequantizeLinear, the parameters
-    shaped to broadcast against its input in ONNX layout.  ``codes_type()`` gives the codes'
-    numpy dtype when there is no zero point to tell it."""
+    shaped to broadcast against its input (ONNX rank ``rank``).  ``codes_type()`` gives the
+    codes' numpy dtype when there is no zero point to tell it."""
     a = _attributes(proto)
     if a.get("block_size", 0):
         raise _fail(proto, node, f"block_size {a['block_size']} (blocked quantization) is not supported",
@@ -80,7 +80,6 @@ def _parameters(tr: _Translator, proto, node: str, codes_type) -> tuple[np.ndarr
         raise _fail(proto, node, f"scale {scale_name!r} has shape {list(scale.shape)} (blocked quantization)",
                     "quantize per tensor (a scalar scale) or per axis (a 1-D scale)")
     if scale.ndim == 1:
-        rank = _rank(tr, proto.input[0])
         axis = _normalize_axis(proto, node, int(a.get("axis", 1)), rank)
         shape = (scale.size,) + (1,) * (rank - 1 - axis)
         scale, zero = scale.reshape(shape), zero.reshape(shape)
@@ -160,7 +159,8 @@ def _quantize_linear(tr: _Translator, proto, node: str) -> None:
         codes_type = lambda: onnx.helper.tensor_dtype_to_np_dtype(output_dtype)  # noqa: E731
     else:
         codes_type = lambda: np.uint8  # noqa: E731  (ONNX's default without a zero point)
-    scale, zero, bits, signed = _parameters(tr, proto, node, codes_type)
+    rank = _rank(tr, proto, node)
+    scale, zero, bits, signed = _parameters(tr, proto, node, codes_type, rank)
     chain = _dequantized_by(tr, proto, bits, signed)
     if chain is None:
         q = _checked(proto, node, lambda: Quantizer(scale, zero, 1.0, 0.0, bits, signed, False, Rounding.RND_CONV,
@@ -170,7 +170,7 @@ def _quantize_linear(tr: _Translator, proto, node: str) -> None:
         return
     clip, (dequantize, *more), (bits, signed, narrow) = chain
     dq_node = dequantize.name or f"{node}.dequantize"
-    dq_scale, dq_zero, _, _ = _parameters(tr, dequantize, dq_node, codes_type)
+    dq_scale, dq_zero, _, _ = _parameters(tr, dequantize, dq_node, codes_type, rank)
     source = "QuantizeLinear+Clip+DequantizeLinear" if clip is not None else "QuantizeLinear+DequantizeLinear"
     q = _checked(proto, node, lambda: Quantizer(scale, zero, dq_scale, dq_zero, bits, signed, narrow,
                                                 Rounding.RND_CONV, source=source))
@@ -214,7 +214,7 @@ def _dequantize_linear(tr: _Translator, proto, node: str) -> None:
                                      f"QuantizeLinear's output)", "give the node a zero point of the codes' type")
         return next(d for d, k in _INTEGER_DTYPES.items() if k == kind)
 
-    scale, zero, bits, signed = _parameters(tr, proto, node, codes_type)
+    scale, zero, bits, signed = _parameters(tr, proto, node, codes_type, _rank(tr, proto, node))
     if tr.is_constant(x):
         codes = tr.value(x)
         # Brevitas' QCDQ export clips int8 codes of narrower weights: that is their range
