@@ -120,6 +120,7 @@ def _becomes(q: Quantizer) -> tuple[bool, str]:
                        f"(1 <= r < 2), rescaled by an integer multiplier")
     lo, hi = q.range
     width, signed = bits_for_range(int(np.min(lo - q.out_zero)), int(np.max(hi - q.out_zero)))
+    width = max(width, 1)  # a 1-bit unsigned narrow quantizer has the one code 0
     overflow = Overflow.SAT_SYM if signed and q.narrow and not np.any(q.out_zero) else Overflow.SAT
     if q.bipolar:
         width, signed, overflow = 2, True, Overflow.SAT

@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from compiler.cli import main
 from tests import quant_models as qm
@@ -110,10 +113,6 @@ def test_missing_file_exits_2(tmp_path, capsys):
 
 
 def test_float_input_read_besides_its_quantizer_needs_a_plan(tmp_path, capsys):
-    import numpy as np
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
     inits = [numpy_helper.from_array(np.float32(0.5), "s"), numpy_helper.from_array(np.int8(0), "z")]
     nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="q"),
              helper.make_node("DequantizeLinear", ["q", "s", "z"], ["xq"], name="dq"),
@@ -125,3 +124,11 @@ def test_float_input_read_besides_its_quantizer_needs_a_plan(tmp_path, capsys):
     report = json.loads(_inspect(capsys, tmp_path / "m.onnx", "--json"))
     assert [(e["name"], e["role"]) for e in report["quantized"]] == [("xq", "input")]
     assert [e["name"] for e in report["needs_plan"]] == ["x"]
+
+
+def test_one_bit_unsigned_narrow_has_the_one_code_zero(tmp_path, capsys):
+    model = qm.hand_qonnx(tmp_path, "unsigned_1bit")
+    proto = onnx.load(str(model.path))
+    next(a for n in proto.graph.node if n.name == "x_quant" for a in n.attribute if a.name == "narrow").i = 1
+    onnx.save(proto, str(model.path))
+    assert "becomes ufixed<1,1,RND_CONV,SAT> exact (code times 2**e)" in _inspect(capsys, model.path)

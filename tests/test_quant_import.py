@@ -512,6 +512,15 @@ def test_quant_needs_signed_and_narrow(tmp_path, attribute):
         load_onnx(tmp_path / "m.onnx")
 
 
+def test_quantizer_wider_than_float64_codes_is_refused(tmp_path):
+    inits = {"W": np.ones((8, 2)), "q.s": 0.25, "q.z": 0.0, "q.b": 60.0}
+    nodes = [_quant("x", "q"), helper.make_node("MatMul", ["q", "W"], ["y"], name="dense")]
+    path = _qonnx_model(tmp_path / "m.onnx", nodes, inits, [1, 8], [1, 2])
+    with pytest.raises(FrontendError, match=r"node 'q' \(Quant\): bit width 'q.b' is 60; finegrain reads quantizers "
+                                            r"of at most 53 bits"):
+        load_onnx(path)
+
+
 def test_float_models_carry_no_quantizers():
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from .translator import _Translator
 
 
+# The widest quantizer read: Quantizer.apply computes in float64, exact for codes of 53 bits.
+MAX_QUANT_BITS = 53
+
 # The domains QONNX's quantizers are written in: Brevitas' older exports, qonnx, FINN.
 QONNX_DOMAINS = ("onnx.brevitas", "qonnx.custom_op.general", "finn.custom_op.general")
 
@@ -128,6 +131,10 @@ def _bit_width(tr: _Translator, proto, node: str, index: int, what: str = "bit w
     if not np.isfinite(bits) or bits != round(bits) or bits < 1:
         raise _fail(proto, node, f"{what} {name!r} is {bits:g}, not a positive integer",
                     "a quantizer needs a whole number of bits, at least 1: fix the model's bit width")
+    if bits > MAX_QUANT_BITS:
+        raise _fail(proto, node, f"{what} {name!r} is {bits:g}; finegrain reads quantizers of at most "
+                                 f"{MAX_QUANT_BITS} bits (float64 holds their integer codes exactly)",
+                    "quantize to fewer bits")
     return int(bits)
 
 
