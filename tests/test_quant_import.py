@@ -321,6 +321,32 @@ def test_quantizer_dropped_when_a_translator_computes_a_new_constant(tmp_path):
     assert graph.tensor(graph.nodes[0].inputs[1]).quantizer is None
 
 
+def test_old_brevitas_flatten_subgraph(tmp_path):
+    # x.view(x.size(0), -1) as old Brevitas exports wrote it: Shape -> Gather -> Unsqueeze ->
+    # Concat -> Reshape, on a quantized activation, in the onnx.brevitas domain
+    domain = "onnx.brevitas"
+    inits = {"xq.s": 0.125, "xq.z": 0.0, "xq.b": 6.0, "W": np.arange(24).reshape(12, 2) / 16.0,
+             "Wq.s": 0.0625, "Wq.z": 0.0, "Wq.b": 5.0, "zero": np.array(0), "minus_one": np.array([-1])}
+    nodes = [_quant("x", "xq", domain), helper.make_node("Shape", ["xq"], ["shape"], name="shape"),
+             helper.make_node("Gather", ["shape", "zero"], ["batch"], name="gather", axis=0),
+             helper.make_node("Unsqueeze", ["batch", "axes"], ["batch1"], name="unsqueeze"),
+             helper.make_node("Concat", ["batch1", "minus_one"], ["target"], name="concat", axis=0),
+             helper.make_node("Reshape", ["xq", "target"], ["flat"], name="flatten"),
+             _quant("W", "Wq", domain, narrow=1), helper.make_node("MatMul", ["flat", "Wq"], ["y"], name="dense")]
+    graph_proto = helper.make_graph(
+        nodes, "old", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 2, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        [numpy_helper.from_array(np.asarray(v, dtype=np.int64 if k in ("zero", "minus_one") else np.float32), k)
+         for k, v in inits.items()] + [numpy_helper.from_array(np.array([0], dtype=np.int64), "axes")])
+    path = tmp_path / "old.onnx"
+    onnx.save(helper.make_model(graph_proto, opset_imports=[helper.make_opsetid("", 13),
+                                                            helper.make_opsetid(domain, 1)]), str(path))
+    graph = load_onnx(path)
+    assert [n.op for n in graph.nodes] == [Op.QUANT, Op.RESHAPE, Op.DENSE]
+    x = (np.random.default_rng(0).integers(-40, 40, size=(16, 3, 2, 2)) / 8).astype(np.float32)
+    assert np.array_equal(ours(path, x), qm.run_qonnx(path, x))
+
+
 def test_names_are_the_files(folder):
     model = qm.brevitas_mlp(folder, export="qcdq", bits=4)
     proto = onnx.load(str(model.path))
