@@ -369,7 +369,7 @@ def _qdq_model(path: Path, nodes, inits, x_type=TensorProto.FLOAT, y_type=Tensor
 
 def test_lone_quantize_gives_codes_and_lone_dequantize_reads_them(tmp_path):
     # x int8 -> DQ -> Relu -> Q -> y int8: the IR input holds codes, the output too
-    inits = {"s": np.float32(0.3), "z": np.int8(-3), "s2": np.float32(0.17), "z2": np.int8(5)}
+    inits = {"s": np.float32(0.3), "z": np.int8(-3), "s2": np.float32(0.17), "z2": np.int8(4)}
     nodes = [helper.make_node("DequantizeLinear", ["x", "s", "z"], ["xf"], name="dq"),
              helper.make_node("Relu", ["xf"], ["r"], name="relu"),
              helper.make_node("QuantizeLinear", ["r", "s2", "z2"], ["y"], name="q")]
@@ -382,9 +382,31 @@ def test_lone_quantize_gives_codes_and_lone_dequantize_reads_them(tmp_path):
     assert np.array_equal(ours(path, x), qm.run_onnxruntime(path, x))
 
 
+@pytest.mark.parametrize("zero", [1, 2, 127])
+def test_quantize_linear_adds_the_zero_point_after_rounding(tmp_path, zero):
+    # ONNX: round(x / scale) + zero, ties to even before the zero point is added; an odd zero
+    # point would round 0.5 + 1 = 1.5 up to 2 where onnxruntime gives 0 + 1
+    inits = {"s": np.float32(0.25), "z": np.uint8(zero), "w": np.array([[0.125, 0.375], [-0.125, 0.625]], np.float32)}
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="q"),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["xq"], name="dq"),
+             helper.make_node("QuantizeLinear", ["w", "s", "z"], ["wq"], name="wq"),
+             helper.make_node("DequantizeLinear", ["wq", "s", "z"], ["wf"], name="wdq"),
+             helper.make_node("MatMul", ["xq", "wf"], ["m"], name="dense"),
+             helper.make_node("QuantizeLinear", ["m", "s", "z"], ["y"], name="out")]
+    graph_proto = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+                                    [helper.make_tensor_value_info("y", TensorProto.UINT8, [1, 2])],
+                                    [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph_proto, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    graph = load_onnx(path)
+    assert len(quant_nodes(graph)) == (4 if zero % 2 else 2)  # the odd zero point's roundings are their own
+    x = (np.arange(-80, 80) / 8).astype(np.float32).reshape(80, 2)  # every tie of the 0.25 grid
+    assert np.array_equal(ours(path, x), qm.run_onnxruntime(path, x))
+
+
 def test_one_quantize_read_by_several_dequantizers(tmp_path):
     # an exporter's dedicated QDQ pairs: one QuantizeLinear, a DequantizeLinear per consumer
-    inits = {"s": np.float32(0.1), "z": np.uint8(7), "c": np.float32(0.5)}
+    inits = {"s": np.float32(0.1), "z": np.uint8(8), "c": np.float32(0.5)}
     nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="q"),
              helper.make_node("DequantizeLinear", ["q", "s", "z"], ["a"], name="dq_a"),
              helper.make_node("DequantizeLinear", ["q", "s", "z"], ["b"], name="dq_b"),
