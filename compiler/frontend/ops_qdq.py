@@ -12,7 +12,6 @@ quantizer with in_scale 1, in_zero 0.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -167,7 +166,7 @@ def _quantize_linear(tr: _Translator, proto, node: str) -> None:
         q = _checked(proto, node, lambda: Quantizer(scale, zero, 1.0, 0.0, bits, signed, False, Rounding.RND_CONV,
                                                     source="QuantizeLinear"))
         tr.integer_types[proto.output[0]] = (bits, signed)
-        _quantize(tr, proto, node, q, proto.output[0])
+        _apply(tr, proto, node, q, proto.output[0])
         return
     clip, (dequantize, *more), (bits, signed, narrow) = chain
     dq_node = dequantize.name or f"{node}.dequantize"
@@ -178,39 +177,13 @@ def _quantize_linear(tr: _Translator, proto, node: str) -> None:
     for absorbed in (clip, dequantize, *more):
         if absorbed is not None:
             tr.absorbed.add(id(absorbed))
-    output = _quantize(tr, proto, node, q, dequantize.output[0])
+    output = _apply(tr, proto, node, q, dequantize.output[0])
     for other in more:  # the same values under each DequantizeLinear's name
         if output is None:
             tr.set_value(other.output[0], tr.value(dequantize.output[0]))
             tr.quantizers[other.output[0]] = tr.quantizers[dequantize.output[0]]
         else:
             tr.pass_through(node, output, other.output[0])
-
-
-def _quantize(tr: _Translator, proto, node: str, q: Quantizer, output: str) -> str | None:
-    """A QuantizeLinear's quantizer ``q`` (with its DequantizeLinear's, if paired) on the node's
-    input, writing ``output``; returns the IR name as ``_apply`` does.
-
-    ONNX adds the zero point after rounding, ``round(x / scale) + zero``, where ``q`` rounds
-    ``x / scale + zero``: the same for an even zero point, but ties to even differ by one for
-    an odd one (0.5 with zero point 1: ONNX 0 + 1, ``q`` round(1.5) = 2).  Then the rounding is
-    its own unclamped quantizer ``R(x / scale)`` (an ``Op.QUANT`` named ``NODE.round``,
-    folded for a constant), and ``q`` reads its integers: in_scale 1, where no rounding
-    happens."""
-    if not np.any(np.mod(q.in_zero, 2)):
-        return _apply(tr, proto, node, q, output)
-    rounding = _checked(proto, node, lambda: Quantizer(q.in_scale, 0.0, 1.0, 0.0, None, True, source=q.source))
-    # q's clamp and output, reading the rounded integers
-    integers = _checked(proto, node, lambda: dataclasses.replace(q, in_scale=np.ones_like(q.in_scale)))
-    if tr.is_constant(proto.input[0]):
-        value = tr.value(proto.input[0])
-        _checked(proto, node, lambda: q.check_shape(value.shape))
-        tr.set_value(output, integers.apply(rounding.apply(value.astype(np.float64))))
-        tr.quantizers[output] = full_rank(q, value.ndim)  # the values lie on q's grid, within its range
-        return None
-    rounded = tr.fresh(f"{node}.integers")
-    _apply(tr, proto, node, rounding, rounded, ir_node=tr.node_name(f"{node}.round"))
-    return _apply(tr, proto, node, integers, output, x=rounded)
 
 
 # Ops that move integer codes without changing them (the flatten tf2onnx puts between a
