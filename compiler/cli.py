@@ -27,6 +27,7 @@ MAX_VECTOR_VALUES = 100_000_000  # input values of the random vectors csim/sim m
 
 def _cmd_compile(args) -> int:
     from .project import compile_model
+    from .quant_report import summary_line
 
     layers = {}
     if args.layer_config:
@@ -39,13 +40,17 @@ def _cmd_compile(args) -> int:
             raise UserError(f"layer configuration {args.layer_config!r} is not valid JSON: {err}") from None
     backends = None if args.backend is None else tuple(b.strip() for b in args.backend.split(",") if b.strip())
     start = time.perf_counter()
+    data = None if args.data is None else (lambda graph: _read_inputs(args.data, graph, "--data"))
     project = compile_model(args.model, args.plan, output_dir=args.output, force=args.force, backends=backends,
-                            protect=[args.layer_config] if args.layer_config else [],
+                            protect=[p for p in (args.layer_config, args.data) if p],
                             board=args.board, part=args.part, clock_ns=args.clock_ns,
                             reuse_factor=args.reuse_factor, strategy=args.strategy, layers=layers,
-                            rtl_interface=args.rtl_interface)
+                            rtl_interface=args.rtl_interface, data=data, data_name=args.data)
     for message in project.warnings:
         _say("warning", message)
+    quantized = summary_line(project.quantization())
+    if quantized:
+        print(quantized)
     layers = len(project.graph.nodes)
     print(f"compiled {args.model} ({layers} layers) in {project.compile_seconds:.2f} s, wrote {args.output} "
           f"({', '.join(project.config.backends) or 'IR only'}) in {time.perf_counter() - start:.2f} s")
@@ -67,18 +72,21 @@ def _load_array_file(path: str, what: str):
 
 
 def _cmd_emulate(args) -> int:
+    from .calibrate import clipping_warnings, emulate_counting
     from .emulate import EmulationError
-    from .project import load_project
+    from .project import load_project, model_units
 
     out = Path(args.output)
     _check_file_output(out, "--output", overwrite=True)
     project = load_project(args.out)
     x = _read_inputs(args.input, project.graph)
     try:
-        outputs = project.emulate_exact(x)
+        outputs, clippings = emulate_counting(project.graph, x, project.plan)
     except (EmulationError, ValueError) as err:
         raise UserError(f"cannot emulate {args.out!r} on {args.input!r}: {err}") from None
-    floats = {name: fx.to_float() for name, fx in outputs.items()}
+    for message in clipping_warnings(clippings):
+        _say("warning", message)
+    floats = {name: model_units(project.graph, name, fx.to_float()) for name, fx in outputs.items()}
     for name, fx in outputs.items():
         if fx.m.size and max(abs(int(v)) for v in np.asarray(fx.m).ravel()[:1 << 16]).bit_length() > 53:
             _say("warning", f"output {name!r} has mantissas wider than 53 bits: float64 rounds them")
@@ -111,19 +119,20 @@ def _check_file_output(out: Path, option: str, overwrite: bool) -> None:
         raise UsageError(f"{option} {str(out)!r}: the folder {str(parent)!r} is not writable")
 
 
-def _read_inputs(path: str, graph) -> dict[str, np.ndarray]:
+def _read_inputs(path: str, graph, what: str = "input") -> dict[str, np.ndarray]:
     """The user's input file, checked against the model: one array per input, each of shape
-    [batch, ...] (or one sample), real and finite, with one batch size."""
-    x = _load_array_file(path, "input")
+    [batch, ...] (or one sample), real and finite, with one batch size.  ``what`` names the
+    file in messages (``--data``)."""
+    x = _load_array_file(path, what)
     names = list(graph.inputs)
     if not isinstance(x, dict):
         if len(names) != 1:
-            raise UserError(f"input file {path!r} holds one array, but the model has {len(names)} inputs "
+            raise UserError(f"{what} file {path!r} holds one array, but the model has {len(names)} inputs "
                             f"({', '.join(names)}); give an .npz keyed by input name")
         x = {names[0]: x}
     missing, unknown = [n for n in names if n not in x], [k for k in x if k not in names]
     if missing or unknown:
-        raise UserError(f"input file {path!r} has arrays {sorted(x)}, but the model's inputs are {names}"
+        raise UserError(f"{what} file {path!r} has arrays {sorted(x)}, but the model's inputs are {names}"
                         + (f"; missing {missing}" if missing else "") + (f"; unknown {unknown}" if unknown else ""))
     batches = {}
     for name in names:
@@ -137,12 +146,12 @@ def _read_inputs(path: str, graph) -> dict[str, np.ndarray]:
             a = a[np.newaxis]
         if a.shape[1:] != shape or a.shape[0] < 1:
             raise UserError(f"input {name!r} has shape {list(a.shape)}; expected {want} with batch >= 1 "
-                            f"(input file {path!r})")
+                            f"({what} file {path!r})")
         bad = ~np.isfinite(a.astype(np.float64))
         if bad.any():
             first = tuple(int(i) for i in np.argwhere(bad)[0])
             raise UserError(f"input {name!r} has {int(bad.sum())} non-finite values (NaN or infinite), the first "
-                            f"at index {list(first)} (input file {path!r}); inputs must be finite numbers")
+                            f"at index {list(first)} ({what} file {path!r}); inputs must be finite numbers")
         x[name] = a.astype(np.float64)
         batches[name] = a.shape[0]
     if len(set(batches.values())) > 1:
@@ -160,6 +169,30 @@ def _cmd_plan_template(args) -> int:
     template = plan_template(args.model)
     _write_whole(out, "", lambda f: f.write((json.dumps(template, indent=2) + "\n").encode()))
     print(f"wrote a plan skeleton with {len(template['tensors'])} tensors -> {args.output}")
+    return 0
+
+
+def _cmd_calibrate(args) -> int:
+    from .calibrate import CalibrationOptions, calibrate
+    from .plan import load_plan
+
+    out = Path(args.output)
+    _check_file_output(out, "-o", overwrite=args.force)
+    for option, given in (("the model", args.model), ("the --data file", args.data), ("the --plan file", args.plan)):
+        if given and Path(given).exists() and out.resolve() == Path(given).resolve():
+            raise UsageError(f"-o {args.output!r} is {option}; choose another file for the plan")
+    options = CalibrationOptions(bits=args.bits, weight_bits=args.weight_bits, bias_bits=args.bias_bits,
+                                 margin=args.margin, per_channel=args.per_channel)
+    partial = load_plan(args.plan) if args.plan else None
+    plan, warnings = calibrate(args.model, lambda graph: _read_inputs(args.data, graph, "--data"), options,
+                               partial, out, data_name=args.data)
+    for message in warnings:
+        _say("warning", message)
+    _write_whole(out, "", lambda f: f.write((json.dumps(plan, indent=2) + "\n").encode()))
+    record = plan["_calibration"]
+    verdict = "see the warnings" if warnings else "compiled with it, nothing clips on the data"
+    print(f"calibrated {len(plan['tensors'])} tensors on {record['samples']} samples of {args.data} "
+          f"({len(record['kept_from_partial_plan'])} kept from --plan; {verdict}) -> {args.output}")
     return 0
 
 
@@ -406,7 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compile", help="ONNX + bit plan -> output folder (IR, resolved plan, report)")
     c.add_argument("model", help="ONNX model file")
-    c.add_argument("--plan", required=True, help="bit plan (JSON), see docs/bit-plan.md")
+    c.add_argument("--plan", help="bit plan (JSON), see docs/bit-plan.md; optional for a quantized model "
+                                  "(QONNX, QDQ), whose quantizers are its plan: entries here override them")
     c.add_argument("-o", "--output", required=True, help="output folder")
     c.add_argument("--force", action="store_true", help="replace a non-empty output folder")
     c.add_argument("--backend", default=None,
@@ -420,6 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--strategy", default="latency", choices=("latency", "resource"),
                    help="latency: weights in fabric, fully unrolled; resource: weights in BRAM")
     c.add_argument("--layer-config", help='JSON: {"LAYER": {"reuse_factor": N, "strategy": "..."}} per layer')
+    c.add_argument("--data", help="inputs (.npy, or .npz keyed by input name, batch first): count the values that "
+                                  "saturate or wrap on them (warnings, report.json 'saturation')")
     c.add_argument("--rtl-interface", default="ports", metavar="{ports,axis}",
                    help="ports: the RTL top <model> with in_valid/out_valid and packed ports; axis: also "
                         "<model>_axis, an AXI4-Stream top around it with back-pressure (one input and one "
@@ -437,6 +473,23 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-o", "--output", required=True, help="plan file to write")
     t.add_argument("--force", action="store_true", help="overwrite an existing file")
     t.set_defaults(func=_cmd_plan_template)
+
+    k = sub.add_parser("calibrate", help="measure a model's values on data and write a complete bit plan "
+                                         "(docs/calibration.md)")
+    k.add_argument("model", help="ONNX model file")
+    k.add_argument("--data", required=True, help=".npy (one input) or .npz (keyed by input name), batch first")
+    k.add_argument("--plan", help="a partial plan whose entries are kept as written")
+    k.add_argument("-o", "--output", required=True, help="plan file to write")
+    k.add_argument("--bits", type=int, default=8, help="width of inputs and activations (default 8)")
+    k.add_argument("--weight-bits", type=int, default=8, help="width of weights (default 8)")
+    k.add_argument("--bias-bits", type=int, default=16, help="width of biases (default 16)")
+    k.add_argument("--margin", type=int, default=1,
+                   help="integer bits of headroom above the measured range of inputs and activations (default 1: "
+                        "twice the range)")
+    k.add_argument("--per-channel", action="store_true",
+                   help="one format per output channel for Gemm/MatMul/Conv weights and biases")
+    k.add_argument("--force", action="store_true", help="overwrite an existing file")
+    k.set_defaults(func=_cmd_calibrate)
 
     i = sub.add_parser("inspect", help="list a quantized model's quantizers (QONNX, QDQ) and what each becomes "
                                        "in fixed point, and the tensors that need a plan entry")

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .fixed import (
-    Formats, as_exact, as_object, common_fraction, exact_add, exact_sum, max_abs_bits, quantize_float, requantize,
-    shift_left,
+    Formats, apply_overflow, as_exact, as_object, common_fraction, exact_add, exact_sum, max_abs_bits, requantize,
+    round_float, round_to, shift_left,
 )
 from .ir import Graph, IRError, LookupTable, Node, Op
 
@@ -120,11 +120,17 @@ def _windows(m: np.ndarray, kernel, strides, dilations) -> np.ndarray:
 
 
 class Emulator:
-    """Runs a quantized graph on a batch.  `values` maps tensor names to Fx."""
+    """Runs a quantized graph on a batch.  `values` maps tensor names to Fx.
 
-    def __init__(self, graph: Graph, check_ranges: bool = False):
+    ``on_convert(tensor, value, rounded, formats)``, if given, sees every REQUANTIZE (and
+    `quantize_inputs` every input) between rounding and overflow: ``rounded`` are the
+    mantissas before the overflow mode applies (`calibrate.ClipCounter` counts clipping).
+    """
+
+    def __init__(self, graph: Graph, check_ranges: bool = False, on_convert=None):
         self.graph = graph
         self.check_ranges = check_ranges
+        self.on_convert = on_convert
 
     # --- entry points ----------------------------------------------------------------
     def run(self, inputs: dict[str, Fx]) -> dict[str, Fx]:
@@ -259,7 +265,10 @@ class Emulator:
         formats = self.graph.tensor(node.outputs[0]).formats
         if formats is None:
             raise EmulationError(f"requantize node {node.name!r}: output has no formats")
-        return _fx_of_formats(requantize(x.m, x.frac, formats), formats)
+        rounded = round_to(x.m, x.frac, formats)  # fixed.requantize, with the hook between its steps
+        if self.on_convert is not None:
+            self.on_convert(node.outputs[0], x, rounded, formats)
+        return _fx_of_formats(apply_overflow(rounded, formats), formats)
 
     def _sigmoid(self, node, args):
         x = args[0]
@@ -315,8 +324,9 @@ def check_fits(graph: Graph, name: str, value: Fx, node_name: str) -> None:
                              f"{formats.element(idx[1:])}")
 
 
-def quantize_inputs(graph: Graph, inputs) -> dict[str, Fx]:
-    """Float inputs (array or {name: array}; with or without the batch axis) to Fx."""
+def quantize_inputs(graph: Graph, inputs, on_convert=None) -> dict[str, Fx]:
+    """Float inputs (array or {name: array}; with or without the batch axis) to Fx
+    (``on_convert``: see `Emulator`)."""
     if not isinstance(inputs, dict):
         if len(graph.inputs) != 1:
             raise EmulationError(f"graph has inputs {list(graph.inputs)}: pass a dict of arrays")
@@ -336,14 +346,21 @@ def quantize_inputs(graph: Graph, inputs) -> dict[str, Fx]:
             raise EmulationError(f"input {name!r} has no format: apply the plan first")
         if np.issubdtype(x.dtype, np.integer):
             x = x.astype(np.float64)
-        result[name] = _fx_of_formats(quantize_float(x, t.formats, f"input {name!r}"), t.formats)
+        if t.model_scale is not None:
+            # the IR value is the model value over the scale lower_quant kept (compiler/quantizer.py
+            # says why a float64 quotient decides the rounding of float32 data exactly)
+            x = np.asarray(x, dtype=np.float64) / t.model_scale
+        rounded = round_float(x, t.formats, f"input {name!r}")  # fixed.quantize_float, with the hook
+        if on_convert is not None:
+            on_convert(name, x, rounded, t.formats)
+        result[name] = _fx_of_formats(apply_overflow(rounded, t.formats), t.formats)
     return result
 
 
-def run(graph: Graph, inputs: dict[str, Fx], check_ranges: bool = False) -> dict[str, Fx]:
+def run(graph: Graph, inputs: dict[str, Fx], check_ranges: bool = False, on_convert=None) -> dict[str, Fx]:
     """Run and return every tensor's value (inputs included)."""
     try:
-        return Emulator(graph, check_ranges).run(inputs)
+        return Emulator(graph, check_ranges, on_convert).run(inputs)
     except IRError as err:
         raise EmulationError(str(err)) from None
 

@@ -192,7 +192,7 @@ class _Costs:
         r = Resources()
         if dropped > 0 and p["ROUNDING"] != 0:
             # the increment rides the carry chain (carry-in, no LUTs); modes that look at all
-            # dropped bits (ties, signs) OR them together first
+            # dropped bits (ties, signs, CEIL's any-bit-set) OR them together first
             r.carry += math.ceil(kept / self.carry_bits)
             if p["ROUNDING"] != 2:
                 r.lut += math.ceil(dropped / 5)

@@ -29,7 +29,9 @@ INT64_SAFE_BITS = 61
 
 
 class Rounding(IntEnum):
-    """Quantization (rounding) modes, named and behaving as in ``ap_fixed``."""
+    """Quantization (rounding) modes, named and behaving as in ``ap_fixed``; CEIL is
+    finegrain's own (QONNX's ``rounding_mode="CEIL"``): ap_fixed has no such mode, so the
+    HLS backend converts into it with finegrain's own code (``finegrain::ceil_fixed``)."""
 
     TRN = 0  # toward minus infinity (drop bits)
     TRN_ZERO = 1  # toward zero
@@ -38,6 +40,7 @@ class Rounding(IntEnum):
     RND_MIN_INF = 4  # nearest, ties toward minus infinity
     RND_INF = 5  # nearest, ties away from zero
     RND_CONV = 6  # nearest, ties to even
+    CEIL = 7  # toward plus infinity (up whenever a dropped bit is set)
 
 
 class Overflow(IntEnum):
@@ -551,6 +554,8 @@ def _round_shift_one_mode(m: np.ndarray, s: np.ndarray, mode: Rounding) -> np.nd
         bias = half
     elif mode == Rounding.RND_MIN_INF:
         bias = half - 1
+    elif mode == Rounding.CEIL:  # every dropped bit set: any nonzero remainder carries
+        bias = (half << 1) - 1
     else:
         neg = (m < 0).astype(np.int64)
     if mode == Rounding.TRN_ZERO:
@@ -574,6 +579,7 @@ def _round_increment(gt, eq, nonzero, neg, odd, rounding) -> np.ndarray:
         (Rounding.RND_MIN_INF, lambda: gt),
         (Rounding.RND_INF, lambda: gt | (eq & ~neg)),
         (Rounding.RND_CONV, lambda: gt | (eq & odd)),
+        (Rounding.CEIL, lambda: nonzero),
     ):
         sel = rounding == mode
         if sel.any():
@@ -666,6 +672,10 @@ def _validate_floats(x: np.ndarray, what: str) -> None:
         raise ValueError(f"{what} holds a non-finite value {x[idx]!r} at index {idx}")
 
 
+# The rounding modes numpy rounds floats by exactly (round_float's hot path).
+_FLOAT_ROUNDING = {Rounding.RND_CONV: np.rint, Rounding.TRN: np.floor, Rounding.CEIL: np.ceil}
+
+
 def quantize_float(x: np.ndarray, formats: Formats, what: str = "input") -> np.ndarray:
     """Convert floats into ``formats`` exactly as ``ap_fixed``'s double constructor does.
 
@@ -682,15 +692,14 @@ def round_float(x: np.ndarray, formats: Formats, what: str = "input") -> np.ndar
     x = np.asarray(x, dtype=np.float64)
     _validate_floats(x, what)
     t = formats.uniform_type()
-    if t is not None and t.rounding in (Rounding.RND_CONV, Rounding.TRN) and x.size:
-        # the hot path: one type; rint is round-half-even and floor is TRN, both exact on
-        # floats whose scaled magnitude stays below 2**52, and with no subnormal input
+    if t is not None and t.rounding in _FLOAT_ROUNDING and x.size:
+        # the hot path: one type; rint is round-half-even, floor TRN and ceil CEIL, each
+        # exact on floats whose scaled magnitude stays below 2**52, and no subnormal input
         with np.errstate(over="ignore"):  # huge values overflow here and take the exact path
             scaled = np.ldexp(x, t.frac_bits)
         tiny = np.abs(x[x != 0]).min() if (x != 0).any() else 1.0
         if np.abs(scaled).max() < 2.0 ** 52 and tiny >= 2.0 ** -1022 and (x == 0).sum() + (scaled != 0).sum() == x.size:
-            m = np.rint(scaled) if t.rounding == Rounding.RND_CONV else np.floor(scaled)
-            return m.astype(np.int64)
+            return _FLOAT_ROUNDING[t.rounding](scaled).astype(np.int64)
     frac = np.broadcast_to(formats.frac_bits, x.shape)
     rounding = np.broadcast_to(formats.rounding, x.shape)
     with np.errstate(over="ignore", invalid="ignore"):  # inf/nan only on the exact path

@@ -124,7 +124,7 @@ class Tensor:
     onnx_name: str | None = None  # the name a plan uses for this tensor
     onnx_axes: tuple[int, ...] | None = None  # IR array == ONNX array.transpose(onnx_axes)
     bounds: tuple[np.ndarray, np.ndarray] | None = None  # exact mantissa range per element
-    scheme: Mapping | None = None  # constants with a weight quantizer: how the plan entry resolved
+    scheme: Mapping | None = None  # how a weight quantizer or a model's quantizer resolved (lower_quant)
     quantizer: "Quantizer | None" = None  # constants a model's quantizer made (compiler/quantizer.py)
     model_scale: np.ndarray | None = None  # graph inputs/outputs: model value = model_scale * IR value
 

@@ -30,7 +30,8 @@ import numpy as np
 from . import __version__
 from .emulate import emulate, emulate_exact
 from .errors import UserError
-from .ir import Graph, Node, Op, Tensor, dump
+from .ir import Graph, Node, Op, Tensor, TensorKind, dump
+from .quant_report import quantization_report
 from .names import name_table
 from .output_folder import STAMP, OutputFolderError, claimed, read_json, read_stamp, stamp, write_folder
 from .backends.hls import HLSOptions, LayerArch, parse_layer_config, write_hls_project
@@ -41,7 +42,7 @@ from .targets import DEFAULT_PART
 from .verify.csim import write_vectors
 from .verify.vectors import csim_vectors
 from .passes.pipeline import run_pipeline
-from .plan import Plan, load_plan
+from .plan import Plan, load_plan, parse_plan
 
 OUTPUT_FILES = (STAMP, "ir.txt", "ir.pkl", "plan.resolved.json", "config.json", "report.json")
 BACKENDS = ("hls", "rtl")
@@ -123,13 +124,15 @@ class Project:
     warnings: list[str] = field(default_factory=list)
     compile_seconds: float = 0.0
     rtl_context: dict | None = field(default=None, repr=False, compare=False)  # built by compile_model
+    saturation: dict | None = None  # compile_model(data=...): what each conversion clips on the data
 
     def emulate(self, x) -> np.ndarray | dict[str, np.ndarray]:
-        """Float inputs (quantized by the input formats) -> float64 outputs.
+        """Float inputs (quantized by the input formats) -> float64 outputs in the model's
+        units (a quantized model's output scale applied: ``model_scale * IR value``).
 
         One output: an array; several: a dict keyed by output name.
         """
-        out = emulate(self.graph, x)
+        out = {name: model_units(self.graph, name, v) for name, v in emulate(self.graph, x).items()}
         return out[self.graph.outputs[0]] if len(out) == 1 else out
 
     def emulate_exact(self, x):
@@ -149,7 +152,16 @@ class Project:
             "outputs": {n: _tensor_report(self.graph.tensor(n)) for n in self.graph.outputs},
             "layers": [_layer_report(self.graph, node) for node in self.graph.nodes],
             "warnings": list(self.warnings),
+            **({"quantization": q} if (q := self.quantization()) is not None else {}),
+            **({"saturation": self.saturation} if self.saturation is not None else {}),
         }
+
+    def quantization(self) -> dict | None:
+        """Where the compiled model can differ from the quantized model it was read from
+        (compiler/quant_report.py); None for a float model."""
+        overridden = {t.name for t in self.graph.tensors.values()
+                      if _from_model(t) and self.plan.spec(t.onnx_name or t.name) is not None}
+        return quantization_report(self.graph, overridden)
 
     def resolved_plan(self) -> dict:
         planned = {}
@@ -162,7 +174,8 @@ class Project:
             planned[key] = {
                 "role": t.kind.value,
                 "shape": list(t.shape),
-                "source": f"plan: {spec.source}" if spec is not None else "default",
+                "source": (f"plan: {spec.source}" if spec is not None
+                           else "model quantizer" if _from_model(t) else "default"),
                 "formats": _formats_json(t),
             }
             if t.scheme is not None:  # a weight quantizer: rows per scheme, uses per centre, permutations
@@ -196,6 +209,18 @@ class Project:
             _write_json(tmp / "report.json", {**self.report(), "names": name_table(self.graph, hls, rtl)})
 
         write_folder(out, fill)
+
+
+def _from_model(t: Tensor) -> bool:
+    """Whether the tensor's formats come from the model's own quantizers (lower_quant)."""
+    return t.quantizer is not None or bool((t.scheme or {}).get("lowered")) or (
+        t.kind == TensorKind.INPUT and t.formats is not None and t.model_scale is not None)
+
+
+def model_units(graph: Graph, name: str, values: np.ndarray) -> np.ndarray:
+    """IR values of graph output ``name`` in the model's units (its ``model_scale``, if any)."""
+    scale = graph.tensor(name).model_scale
+    return values if scale is None else values * scale
 
 
 def _inputs(model, plan_path: str, protect) -> list[tuple[str, str]]:
@@ -307,12 +332,15 @@ def compile_graph(graph: Graph, plan: Plan, config: BuildConfig) -> Project:
 
 
 def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: bool = True, protect=(),
-                  **options) -> Project:
+                  data=None, data_name: str = "<memory>", **options) -> Project:
     """Compile an ONNX model with a bit plan; write ``output_dir`` if given.
 
     ``plan`` is a path or a `Plan`; ``options`` are `BuildConfig` fields (``part``,
     ``clock_ns``, ``reuse_factor``, ``strategy``, ``layers``, ``backends``, ``board``);
     ``protect``: more input files the output folder must not hold (a layer config).
+    ``data``: float inputs (an array, a dict by input name, or a function of the compiled
+    graph returning them) on which every conversion's clipping is counted: warnings, and
+    ``saturation`` in report.json (``data_name`` names them there).
     Raises `UserError` subclasses for bad input.
     """
     from .targets import resolve_part
@@ -322,17 +350,39 @@ def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: b
     default_backends = options.get("backends") is None
     if default_backends:
         options.pop("backends", None)
-    if not isinstance(plan, Plan):
+    if plan is None:  # a quantized model's quantizers are its plan (lower_quant)
+        plan = parse_plan({}, Path("."), "<no plan>")
+    elif not isinstance(plan, Plan):
         plan = load_plan(plan)
     config = BuildConfig(model=str(model), plan=plan.path, output_dir=None if output_dir is None else str(output_dir),
                          check_ir=check_ir, **options)
     if output_dir is None:
-        return _compile(model, plan, config, default_backends, start, build_rtl=False)
+        return _count_clipping(_compile(model, plan, config, default_backends, start, build_rtl=False), data,
+                               data_name)
     out = Path(output_dir)
     # held for the whole compile: a second compile into `out` fails at once
     with claimed(out, force, _inputs(model, plan.path, protect)):
         project = _compile(model, plan, config, default_backends, start, build_rtl=True)
+        _count_clipping(project, data, data_name)
         project._write_locked(out)
+    return project
+
+
+def _count_clipping(project: Project, data, data_name: str) -> Project:
+    """Count what each conversion clips on ``data`` (see `compile_model`); a warning per
+    tensor that clips."""
+    from .calibrate import clipping_warnings, count_clipping, saturation_report
+    from .emulate import EmulationError
+
+    if data is None:
+        return project
+    inputs = data(project.graph) if callable(data) else data
+    try:
+        samples, clippings = count_clipping(project.graph, inputs, project.plan)
+    except (EmulationError, ValueError) as err:
+        raise UserError(f"cannot count saturation on the data {data_name!r}: {err}") from None
+    project.saturation = saturation_report(clippings, data_name, samples)
+    project.warnings.extend(clipping_warnings(clippings))
     return project
 
 

@@ -6,6 +6,9 @@ Every quantizer a model can hold (QONNX ``Quant``, ``BipolarQuant`` and ``Trunc`
 
     y = out_scale * (clamp(R(x / in_scale + in_zero), qmin, qmax) - out_zero)
 
+(QONNX's ``Quant`` adds the zero point before rounding; ONNX's ``QuantizeLinear`` after it,
+``clamp(R(x / in_scale) + in_zero)``, which ``zero_before_rounding=False`` selects: the two
+differ at ties for an odd zero point with ties to even, and for the modes symmetric about 0)
 with ``R`` a rounding mode of :class:`compiler.fixed.Rounding` and ``qmin``/``qmax`` the integer
 range of ``bits`` (signed or not, ``narrow`` dropping the most negative code, or for unsigned
 the largest, as qonnx's ``min_int``/``max_int``).  A *bipolar* quantizer (QONNX ``BipolarQuant``
@@ -23,6 +26,7 @@ float64 ulp from one).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -78,6 +82,7 @@ class Quantizer:
     bipolar: bool = False
     source: str = "Quant"
     notes: tuple[str, ...] = field(default=())
+    zero_before_rounding: bool = True  # QONNX Quant; False: QuantizeLinear (round, then add)
 
     def __post_init__(self):
         for name in ("in_scale", "in_zero", "out_scale", "out_zero"):
@@ -143,23 +148,26 @@ class Quantizer:
             if a.ndim == 0:
                 return a
             return np.transpose(a.reshape((1,) * (len(axes) - a.ndim) + a.shape), axes)
-        return Quantizer(t(self.in_scale), t(self.in_zero), t(self.out_scale), t(self.out_zero), self.bits,
-                         self.signed, self.narrow, self.rounding, self.bipolar, self.source, self.notes)
+        return dataclasses.replace(self, in_scale=t(self.in_scale), in_zero=t(self.in_zero),
+                                   out_scale=t(self.out_scale), out_zero=t(self.out_zero))
 
     def reshape_parameters(self, shape) -> "Quantizer":
         """The same quantizer with every parameter broadcast to ``shape`` and reshaped."""
         def r(a):
             return np.broadcast_to(a, self.broadcast_shape()).reshape(shape) if np.asarray(a).ndim else a
-        return Quantizer(r(self.in_scale), r(self.in_zero), r(self.out_scale), r(self.out_zero), self.bits,
-                         self.signed, self.narrow, self.rounding, self.bipolar, self.source, self.notes)
+        return dataclasses.replace(self, in_scale=r(self.in_scale), in_zero=r(self.in_zero),
+                                   out_scale=r(self.out_scale), out_zero=r(self.out_zero))
 
     # --- meaning ------------------------------------------------------------------------
     def codes(self, x: np.ndarray) -> np.ndarray:
         """The clamped integer codes ``clamp(R(x / in_scale + in_zero))`` as float64."""
-        v = np.asarray(x, dtype=np.float64) / self.in_scale + self.in_zero
+        v = np.asarray(x, dtype=np.float64) / self.in_scale
         if self.bipolar:
-            return np.where(v >= 0, 1.0, -1.0)
-        q = round_to_integer(v, self.rounding)
+            return np.where(v + self.in_zero >= 0, 1.0, -1.0)
+        if self.zero_before_rounding:
+            q = round_to_integer(v + self.in_zero, self.rounding)
+        else:
+            q = round_to_integer(v, self.rounding) + self.in_zero
         if self.bits is None:
             return q
         lo, hi = self.range

@@ -8,7 +8,8 @@
 // Parameters
 //   IN_W, IN_F, IN_SIGNED     input width, fractional bits, signedness (0/1)
 //   OUT_W, OUT_F, OUT_SIGNED  output width, fractional bits, signedness (0/1)
-//   ROUNDING  0 TRN, 1 TRN_ZERO, 2 RND, 3 RND_ZERO, 4 RND_MIN_INF, 5 RND_INF, 6 RND_CONV
+//   ROUNDING  0 TRN, 1 TRN_ZERO, 2 RND, 3 RND_ZERO, 4 RND_MIN_INF, 5 RND_INF, 6 RND_CONV,
+//             7 CEIL (toward plus infinity: finegrain's own mode, not ap_fixed's)
 //   OVERFLOW  0 WRAP, 1 SAT, 2 SAT_ZERO, 3 SAT_SYM (a signed result wider than 1 bit never
 //             takes its most negative code)
 //   Any shift is allowed: OUT_F > IN_F appends zeros (exact), OUT_F < IN_F drops
@@ -44,8 +45,8 @@ module fg_requantize #(
     // SAT_SYM: the lower bound is -max for signed types wider than one bit.
     localparam logic signed [CW-1:0] SYM_LO = (OUT_SIGNED != 0 && OUT_W > 1) ? -HI : LO;
 
-    if (ROUNDING < 0 || ROUNDING > 6) begin : g_bad_rounding
-        $error("fg_requantize: ROUNDING must be 0..6");
+    if (ROUNDING < 0 || ROUNDING > 7) begin : g_bad_rounding
+        $error("fg_requantize: ROUNDING must be 0..7");
     end
     if (OVERFLOW < 0 || OVERFLOW > 3) begin : g_bad_overflow
         $error("fg_requantize: OVERFLOW must be 0..3");
@@ -73,7 +74,7 @@ module fg_requantize #(
         end else begin : g_no_below
             assign below = 1'b0;
         end
-        // the ap_fixed rules; neg is the sign of the value, odd the parity of the floor
+        // the ap_fixed rules (and CEIL); neg is the sign of the value, odd the parity of the floor
         wire gt = half & below;
         wire eq = half & ~below;
         wire neg = x[XW-1];
@@ -86,6 +87,7 @@ module fg_requantize #(
                 4:       inc = gt;                    // RND_MIN_INF
                 5:       inc = gt | (eq & ~neg);      // RND_INF
                 6:       inc = gt | (eq & odd);       // RND_CONV
+                7:       inc = half | below;          // CEIL
                 default: inc = 1'b0;                  // TRN
             endcase
         end

@@ -13,7 +13,7 @@ quantizers.  Four families:
   `hand_trunc`), in each domain real files use (`QUANT_DOMAINS`);
 * malformed quantizers (`MALFORMED`, `malformed_quant`) that an importer must refuse.
 
-`run_qonnx` and `run_onnxruntime` execute a model on a batch of samples, one sample at a time.
+`run_qonnx` and `run_onnxruntime` execute a model on a batch of samples.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class QuantModel:
     path: Path
     inputs: np.ndarray
     summary: str
+    pow2_scales: bool  # every quantizer scale a power of two
     notes: dict = field(default_factory=dict)
 
 
@@ -53,18 +54,19 @@ class QuantModel:
 
 
 def run_qonnx(model: QuantModel | Path, inputs: np.ndarray | None = None) -> np.ndarray:
-    """qonnx's ``execute_onnx`` on each sample (after qonnx's ``cleanup_model``), stacked."""
+    """qonnx's ``execute_onnx`` on a batch of samples: qonnx's ``ChangeBatchSize`` to the
+    batch, then its ``cleanup_model`` (shape inference, constant folding; Quant nodes kept)."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.transformation.change_batchsize import ChangeBatchSize
     from qonnx.util.cleanup import cleanup_model
 
     path, inputs = _path_and_inputs(model, inputs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        wrapper = cleanup_model(ModelWrapper(str(path)))
+        wrapper = cleanup_model(ModelWrapper(str(path)).transform(ChangeBatchSize(len(inputs))))
     name_in, name_out = wrapper.graph.input[0].name, wrapper.graph.output[0].name
-    outputs = [execute_onnx(wrapper, {name_in: inputs[i:i + 1]})[name_out] for i in range(len(inputs))]
-    return np.concatenate(outputs)
+    return execute_onnx(wrapper, {name_in: inputs})[name_out]
 
 
 def run_onnxruntime(model: QuantModel | Path, inputs: np.ndarray | None = None) -> np.ndarray:
@@ -207,7 +209,7 @@ def brevitas_mlp(directory: Path, *, scales: str = "pow2", bits: int = 8, per_ch
     _export_brevitas(module, torch.randn(1, 16, generator=generator), path, export, dynamo, bias_quant is not None)
     summary = (f"{bits}-bit weights ({'per-channel' if per_channel else 'per-tensor'}) and activations, "
                f"{'power-of-two' if scales == 'pow2' else 'non-power-of-two'} scales, {bias} biases, {export}")
-    return QuantModel(name, path, _samples(seed + 1, n_samples, (16,), 1.5), summary)
+    return QuantModel(name, path, _samples(seed + 1, n_samples, (16,), 1.5), summary, scales == "pow2")
 
 
 def brevitas_cnn(directory: Path, *, pool: str = "max", export: str = "qonnx", bits: int = 8,
@@ -248,7 +250,7 @@ def brevitas_cnn(directory: Path, *, pool: str = "max", export: str = "qonnx", b
     path = Path(directory) / f"{name}.onnx"
     _export_brevitas(module, torch.randn(1, 1, 8, 8, generator=generator), path, export, dynamo, True)
     summary = f"{bits}-bit weights and activations, power-of-two scales, int32 biases, {pool} pool, {export}"
-    return QuantModel(name, path, _samples(seed + 1, n_samples, (1, 8, 8), 1.0), summary)
+    return QuantModel(name, path, _samples(seed + 1, n_samples, (1, 8, 8), 1.0), summary, True)
 
 
 # --- onnxruntime quantize_static ---------------------------------------------------------
@@ -289,7 +291,8 @@ def ort_qdq_mlp(directory: Path, *, activations: str = "uint8", per_channel: boo
     onnxruntime ``quantize_static`` on 64 calibration samples: QDQ format, int8 weights
     (per output channel with ``per_channel``, symmetric, zero point 0), ``activations``
     uint8 (asymmetric, nonzero zero points) or int8, int32 biases at input scale * weight
-    scale, MinMax calibration, opset 13.  No scale is a power of two.
+    scale, MinMax calibration, opset 13.  No scale is a power of two.  The last quarter of
+    the samples sit (as near as float32 can) on rounding ties of the input quantizer.
     """
     import torch
 
@@ -326,8 +329,24 @@ def _ort_model(directory, name, module, shape, activations, per_channel, n_sampl
     _quantize_static(float_path, path, calibration, activations, per_channel)
     summary = (f"QDQ int8 weights ({'per-channel' if per_channel else 'per-tensor'}), {activations} "
                f"activations, int32 biases, non-power-of-two scales")
-    return QuantModel(name, path, _samples(seed + 1, n_samples, shape, 1.0), summary,
-                      {"float_model": float_path})
+    samples = _samples(seed + 1, n_samples, shape, 1.0)
+    samples[-(n_samples // 4):] = _near_input_ties(path, seed + 2, n_samples // 4, shape)
+    return QuantModel(name, path, samples, summary, False, {"float_model": float_path})
+
+
+def _near_input_ties(path: Path, seed: int, n: int, shape: tuple[int, ...]) -> np.ndarray:
+    """``n`` samples whose every value is the float32 nearest to a rounding tie of the input
+    QuantizeLinear, ``(k + 1/2 - zero point) * scale``: float32's ``x / scale`` may land on
+    the tie and round to even where the exact value lies just beside it."""
+    model = onnx.load(str(path))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    first = next(n for n in model.graph.node if n.op_type == "QuantizeLinear"
+                 and n.input[0] == model.graph.input[0].name)
+    scale = float(inits[first.input[1]])
+    zero = int(inits[first.input[2]]) if len(first.input) > 2 else 0
+    lo, hi = (0, 255) if inits[first.input[2]].dtype == np.uint8 else (-128, 127)
+    k = np.random.default_rng(seed).integers(lo, hi, size=(n, *shape))
+    return ((k + 0.5 - zero) * scale).astype(np.float32)
 
 
 # --- hand-built QONNX graphs -------------------------------------------------------------
@@ -347,10 +366,13 @@ class QuantSpec:
     zero_point: float | tuple = 0.0
     bipolar: bool = False
 
-    def __str__(self) -> str:
+    @property
+    def pow2_scale(self) -> bool:
         scales = np.atleast_1d(np.asarray(self.scale, dtype=np.float64))
-        pow2 = bool(np.all(scales > 0) and np.all(np.frexp(scales)[0] == 0.5))
-        scale = f"scale {self.scale}{'' if pow2 else ' (not pow2)'}"
+        return bool(np.all(scales > 0) and np.all(np.frexp(scales)[0] == 0.5))
+
+    def __str__(self) -> str:
+        scale = f"scale {self.scale}{'' if self.pow2_scale else ' (not pow2)'}"
         if self.bipolar:
             return f"BipolarQuant {scale}"
         sign = "signed" if self.signed else "unsigned"
@@ -417,7 +439,8 @@ GRID_SAMPLES = 256
 
 def _grid_samples(spec: QuantSpec, rng, n_random: int, shape: tuple[int, ...]) -> np.ndarray:
     """Every half step of ``spec``'s grid from two steps below its range to two above (ties
-    and clamping), each on all features at once, then ``n_random`` random samples.  A wide
+    and clamping), each on all features at once, then ``n_random`` random samples on a grid
+    of 2**-10 steps.  A wide
     grid keeps its 32 half steps at each end and ``GRID_SAMPLES`` spread between them."""
     lo, hi = spec.integer_range()
     halves = np.arange(2 * lo - 4, 2 * hi + 5) / 2.0
@@ -427,8 +450,10 @@ def _grid_samples(spec: QuantSpec, rng, n_random: int, shape: tuple[int, ...]) -
     scale = np.broadcast_to(np.asarray(spec.scale, dtype=np.float64), shape)
     zero = np.broadcast_to(np.asarray(spec.zero_point, dtype=np.float64), shape)
     grid = (halves[:, None] - zero.reshape(1, -1)) * scale.reshape(1, -1)
-    span = float(np.max(np.abs(grid)))
-    random = rng.uniform(-span, span, size=(n_random, *shape))
+    # random samples on a grid 2**-10 of a step fine, so float32 holds x / scale + zero point
+    # (and +-0.5) exactly: qonnx's float32 execution is then exact
+    steps = rng.integers(int(2 * lo - 4) * 512, int(2 * hi + 4) * 512 + 1, size=(n_random, *shape)) / 1024.0
+    random = (steps - zero) * scale
     samples = np.concatenate([grid.reshape(-1, *shape), random])
     return samples.astype(np.float32)
 
@@ -478,7 +503,8 @@ def hand_qonnx(directory: Path, case: str, *, domain: str = QONNX_DOMAIN, n_rand
     path = Path(directory) / f"{name}.onnx"
     _save(graph, path, domain)
     summary = f"input {act}, weight {weight}, output {out}"
-    return QuantModel(name, path, _grid_samples(act, rng, n_random, (HAND_FEATURES,)), summary)
+    pow2 = all(spec.pow2_scale for spec in (act, weight, out))
+    return QuantModel(name, path, _grid_samples(act, rng, n_random, (HAND_FEATURES,)), summary, pow2)
 
 
 def hand_trunc(directory: Path, *, version: int = 2, rounding: str = "FLOOR", signed: bool = True,
@@ -523,7 +549,7 @@ def hand_trunc(directory: Path, *, version: int = 2, rounding: str = "FLOOR", si
     x = rng.integers(-130, 130, size=(n_random, 2, 4, 4)) / 16.0
     summary = (f"8-bit signed input at 2**-4, Trunc v{version} 10 -> {bits} bits, {rounding}, "
                f"{'signed' if signed else 'unsigned'}{', narrow' if narrow else ''}, power-of-two scales")
-    return QuantModel(name, path, x.astype(np.float32), summary)
+    return QuantModel(name, path, x.astype(np.float32), summary, True)
 
 
 # --- malformed quantizers ----------------------------------------------------------------
@@ -573,4 +599,4 @@ def malformed_quant(directory: Path, defect: str, *, domain: str = QONNX_DOMAIN)
     path = Path(directory) / f"{name}.onnx"
     _save(graph, path, domain)
     x = np.random.default_rng(0).normal(0.0, 1.0, size=(4, 8)).astype(np.float32)
-    return QuantModel(name, path, x, MALFORMED[defect])
+    return QuantModel(name, path, x, MALFORMED[defect], False)

@@ -7,7 +7,10 @@ compiler/fixed.py.  Converting a value ``v`` into ``fixed<W, I, signed, Q, O>``:
 2. round ``q`` to an integer by ``Q``;
 3. bring that integer into the W-bit field by ``O``.
 
-It was written from ap_fixed_base.h (``quantization_adjust``, ``overflow_adjust``, the
+CEIL (toward plus infinity, QONNX's rounding mode) is finegrain's own: ap_fixed has no
+such mode, so the model's rule for it is the definition (``CEIL_CASES`` spells it out).
+
+The rest was written from ap_fixed_base.h (``quantization_adjust``, ``overflow_adjust``, the
 double constructor and ``operator=``) and then checked against that header compiled
 with g++: about 24,000 double conversions and 3,200 fixed-to-fixed conversions over
 random types (widths 1..70, every mode), with no difference.  A few of those g++ results
@@ -65,6 +68,8 @@ def ref_round(q: Fraction, mode: str) -> int:
         return floor
     if mode == "TRN_ZERO":
         return floor + 1 if q < 0 else floor
+    if mode == "CEIL":  # finegrain's own mode: toward plus infinity
+        return floor + 1
     if rem != HALF:
         return floor + 1 if rem > HALF else floor
     # an exact tie between floor and floor + 1
@@ -159,6 +164,62 @@ def test_reference_and_quantize_float_match_ap_fixed_goldens(text, x, expected):
     assert ref_convert(ap_double_value(x), t) == expected
     got = quantize_float(np.array([x]), Formats.uniform((1,), t))
     assert int(got[0]) == expected
+
+
+# CEIL, worked out by hand: (float in, mantissa out) in fixed<4,2,CEIL,...> (LSB 1/4, range
+# -2 .. 1.75) and ufixed<4,2,CEIL,...> (0 .. 3.75).
+CEIL_CASES = [
+    ("fixed<4,2,CEIL,WRAP>", [
+        (0.3, 2), (0.26, 2), (0.25, 1), (0.125, 1), (1e-9, 1), (0.0, 0), (-0.0, 0),  # up; on the grid: kept
+        (-0.3, -1), (-0.125, 0), (-1e-9, 0), (-0.25, -1), (-2.0, -8), (-1.9, -7),  # negative: toward zero
+        (0.375, 2), (-0.375, -1), (1.125, 5), (-1.125, -4),  # exact ties go up too
+        (1.7, 7), (1.75, 7), (1.76, -8), (-2.1, -8), (-2.3, 7)]),  # past an end: wraps
+    ("fixed<4,2,CEIL,SAT>", [(1.76, 7), (1.9, 7), (100.0, 7), (-2.1, -8), (-2.0, -8), (-1.99, -7)]),
+    ("fixed<4,2,CEIL,SAT_ZERO>", [(1.76, 0), (1.75, 7), (-2.1, -8), (-2.24, -8), (-2.25, 0)]),
+    ("fixed<4,2,CEIL,SAT_SYM>", [(1.76, 7), (-2.0, -7), (-2.1, -7), (-1.99, -7)]),
+    ("ufixed<4,2,CEIL,SAT>", [(3.76, 15), (3.75, 15), (3.6, 15), (-0.1, 0), (-0.3, 0), (0.01, 1)]),
+    ("ufixed<4,2,CEIL,WRAP>", [(3.76, 0), (-0.1, 0), (-0.3, 15)]),
+    ("fixed<1,0,CEIL,SAT>", [(0.2, 0), (-0.2, 0), (-0.5, -1), (-0.7, -1), (-0.4, 0)]),
+]
+
+
+@pytest.mark.parametrize("text, x, expected", [(t, x, m) for t, rows in CEIL_CASES for x, m in rows])
+def test_ceil_rounds_toward_plus_infinity(text, x, expected):
+    t = FixedType.parse(text)
+    assert ref_convert(Fraction(x), t) == expected
+    assert int(quantize_float(np.array([x]), Formats.uniform((1,), t))[0]) == expected
+    # the same value as an exact mantissa with 40 more fractional bits, through requantize
+    frac_in = t.frac_bits + 40
+    m = math.floor(Fraction(x) * 2**frac_in)
+    if Fraction(m, 2**frac_in) == Fraction(x):
+        for dtype in (np.int64, object):
+            got = requantize(np.array([m], dtype=dtype), frac_in, Formats.uniform((1,), t))
+            assert int(got[0]) == expected
+
+
+def test_ceil_is_minus_floor_of_minus_x_against_fractions():
+    """CEIL against Python integer math, -floor(-q): every mantissa -300..300 shifted by
+    0..9 bits (exact ties and values on the grid included), int64 and Python ints, by
+    round_shift (one mode and mixed with TRN) and requantize's overflow after it."""
+    ms = np.arange(-300, 301)
+    for shift in range(10):
+        want = [-((-int(m)) >> shift) for m in ms]
+        for dtype in (np.int64, object):
+            m = ms.astype(dtype)
+            assert [int(v) for v in round_shift(m, shift, int(Rounding.CEIL))] == want
+            modes = np.where(ms % 2 == 0, int(Rounding.CEIL), int(Rounding.TRN))
+            mixed = [w if k % 2 == 0 else int(m) >> shift for k, (m, w) in enumerate(zip(ms, want))]
+            assert [int(v) for v in round_shift(m, np.full(ms.shape, shift), modes)] == mixed
+        t = FixedType(6, 6 - (3 - shift) if shift <= 3 else 3, True, Rounding.CEIL, Overflow.SAT)
+        got = requantize(ms.astype(np.int64), t.frac_bits + shift, Formats.uniform(ms.shape, t))
+        assert [int(v) for v in got] == [min(max(w, -32), 31) for w in want]
+
+
+def test_ceil_text_form():
+    t = FixedType.parse("fixed<8,3,CEIL,SAT>")
+    assert (t.rounding, int(t.rounding), str(t)) == (Rounding.CEIL, 7, "fixed<8,3,CEIL,SAT>")
+    assert FixedType.parse("ap_ufixed<8,3,AP_CEIL>") == FixedType(8, 3, False, Rounding.CEIL)
+    assert str(FixedType(8, 3, False, Rounding.CEIL)) == "ufixed<8,3,CEIL>"
 
 
 # --- strategies ---------------------------------------------------------------------------
@@ -678,7 +739,7 @@ def test_formats_from_ranges_on_a_mixed_tensor():
 @pytest.mark.parametrize("fields, message", [
     (([3, -1], [0, 0], [True, True], [0, 0], [0, 0]), "negative width -1"),
     (([3, 4], [0], [True, True], [0, 0], [0, 0]), "int_bits has shape"),
-    (([3, 4], [0, 0], [True, True], [0, 7], [0, 0]), "rounding code"),
+    (([3, 4], [0, 0], [True, True], [0, 8], [0, 0]), "rounding code"),
     (([3, 4], [0, 0], [True, True], [0, 0], [4, 0]), "overflow code"),
     (([3, 2000], [0, 0], [True, True], [0, 0], [0, 0]), "width 2000"),
 ])

@@ -36,7 +36,7 @@ def _shared_verilator_cache(tmp_path_factory, monkeypatch):
 @pytest.mark.parametrize("rounding, expected", [
     ("TRN", [2, -3, 2, -3, 2]), ("TRN_ZERO", [2, -2, 2, -2, 2]), ("RND", [3, -2, 2, -3, 3]),
     ("RND_ZERO", [2, -2, 2, -3, 3]), ("RND_MIN_INF", [2, -3, 2, -3, 3]), ("RND_INF", [3, -3, 2, -3, 3]),
-    ("RND_CONV", [2, -2, 2, -3, 3])])
+    ("RND_CONV", [2, -2, 2, -3, 3]), ("CEIL", [3, -2, 3, -2, 3])])
 def test_reference_rounding_modes_on_ties_and_between(rounding, expected):
     values = [Fraction(5, 2), Fraction(-5, 2), Fraction(9, 4), Fraction(-11, 4), Fraction(11, 4)]
     assert [convert(v, 8, 8, True, rounding, "WRAP") for v in values] == expected

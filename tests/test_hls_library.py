@@ -20,13 +20,14 @@ import shutil
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from compiler.backends.hls import ctype
 from compiler.emulate import Fx, run
 from compiler.fixed import (
     FixedType, Formats, Overflow, Rounding, accumulate_type, add_type, common_fraction, mul_type, requantize,
@@ -54,6 +55,10 @@ def ap_types_dir() -> Path | None:
 
 
 def cpp_type(t: FixedType) -> str:
+    """The C++ type of ``t``, with its modes: ap_fixed's own, or finegrain's ceil_fixed for
+    CEIL (spelled as the backend spells it)."""
+    if t.rounding == Rounding.CEIL:
+        return ctype(t)
     base = "ap_fixed" if t.signed else "ap_ufixed"
     return f"{base}<{t.width}, {t.int_bits}, AP_{t.rounding.name}, AP_{t.overflow.name}>"
 
@@ -542,7 +547,8 @@ def mantissa_case() -> Case:
     finegrain::mantissa_string read back by finegrain::set_mantissa (testbench.h)."""
     rng = random.Random(42)
     types = [FixedType(7, 2), FixedType(7, 2, False), FixedType(1, 0), FixedType(1, 1, False), FixedType(10, -3),
-             FixedType(90, 3)]
+             FixedType(90, 3), FixedType(7, 2, True, Rounding.CEIL, Overflow.SAT),
+             FixedType(70, -3, False, Rounding.CEIL)]  # finegrain::ceil_fixed / ceil_ufixed
     inputs, outputs, calls = [], [], []
     for k, t in enumerate(types):
         m = [rng.randint(t.min_mantissa, t.max_mantissa) for _ in range(40)] + [t.min_mantissa, t.max_mantissa, 0]
@@ -621,8 +627,8 @@ def requantize_cases() -> list[Case]:
     narrow = [FixedType(w, i, s, q, o) for s in (True, False) for q, o in every_mode
               for w, i in ((6, 3), (4, -2), (2, 12))]
     # 1-bit targets, where SAT_SYM has its own rule
-    narrow += [FixedType(1, i, s, q, o) for s, i in ((True, 0), (False, 1)) for q in (Rounding.TRN, Rounding.RND_CONV)
-               for o in Overflow]
+    narrow += [FixedType(1, i, s, q, o) for s, i in ((True, 0), (False, 1))
+               for q in (Rounding.TRN, Rounding.RND_CONV, Rounding.CEIL) for o in Overflow]
     src = FixedType(12, 5)
     cases = [requantize_matrix_case("requantize_signed_source", src, narrow,
                                     range(src.min_mantissa, src.max_mantissa + 1))]
@@ -708,6 +714,11 @@ def lookup_cases() -> list[Case]:
         softmax_case("softmax_5_rounding_inputs", FixedType(16, 5), (5,), 0, rng,
                      {"exp_input": "fixed<9,4,RND_CONV,SAT>", "inv_bits": 12}),
         softmax_case("softmax_axis_middle", FixedType(10, 4), (2, 4, 3), 1, rng),
+        # CEIL (finegrain::ceil_fixed) into a table input and into the output
+        sigmoid_case("sigmoid_ceil_table_input", every, range(every.min_mantissa, every.max_mantissa + 1),
+                     {"sigmoid_input": "fixed<7,3,CEIL,SAT>"}),
+        softmax_case("softmax_5_ceil", FixedType(16, 5), (5,), 0, rng,
+                     {"exp_input": "fixed<9,4,CEIL,SAT>", "softmax_output": "ufixed<10,1,CEIL,SAT>"}),
     ]
 
 
@@ -762,6 +773,8 @@ def mixed_pair_case(name: str, seed: int, pairs: int = 24, samples: int = 40) ->
         while max(a_t.frac_bits, b_t.frac_bits) + max(a_t.int_bits + (not a_t.signed),
                                                       b_t.int_bits + (not b_t.signed)) > 1024:
             b_t = _random_type(rng)
+        if k % 4 == 3:  # finegrain::ceil_fixed operands: ap_fixed's arithmetic and compare as any type
+            a_t = replace(a_t, rounding=Rounding.CEIL, overflow=Overflow.SAT)
         am, bm = [], []
         for s in range(samples):
             a = _random_mantissa(a_t, rng)

@@ -102,7 +102,7 @@ def _requantize_codes(fmt: tuple[int, ...], steps: int, rng: random.Random) -> l
 
 
 def requantize_reference(fmt: tuple[int, ...], codes: list[int]) -> np.ndarray:
-    """(steps, 28) raw output codes by compiler.fixed.requantize."""
+    """(steps, 32) raw output codes by compiler.fixed.requantize."""
     in_w, in_f, in_s, out_w, out_f, out_s = fmt
     m = np.array([_value(c, in_w, bool(in_s)) for c in codes], dtype=object).reshape(-1, 1)
     if in_w + max(out_f - in_f, 0) < 60:
@@ -148,7 +148,7 @@ if cocotb is not None:
                             f"format {f} {rnd.name}/{ovf.name} input {_value(codes[k][step], f[0], bool(f[2]))}: "
                             f"rtl {_value(got, out_w, bool(f[5]))} != python {_value(want, out_w, bool(f[5]))}")
         assert not mismatches, "fg_requantize differs from compiler.fixed.requantize:\n" + "\n".join(mismatches)
-        dut._log.info("requantize: %d formats x 28 modes x %d inputs all exact", nf, steps)
+        dut._log.info("requantize: %d formats x %d modes x %d inputs all exact", nf, len(MODES), steps)
 
 
 # --- the datapath bench ---------------------------------------------------------------

@@ -81,7 +81,11 @@ class HLSOptions:
 
 
 def ctype(t: FixedType, modes: bool = True) -> str:
-    """``ap_fixed<W,I,AP_RND_CONV,AP_SAT>`` for a FixedType (modes only when not the default)."""
+    """``ap_fixed<W,I,AP_RND_CONV,AP_SAT>`` for a FixedType (modes only when not the default).
+    ap_fixed has no CEIL: such a type is finegrain's ``finegrain::ceil_fixed<W,I,AP_SAT>``
+    (finegrain/common.h), an ap_fixed with AP_TRN whose conversion rounds up."""
+    if modes and t.rounding == Rounding.CEIL:
+        return f"finegrain::ceil_{'' if t.signed else 'u'}fixed<{t.width},{t.int_bits},AP_{t.overflow.name}>"
     base = "ap_fixed" if t.signed else "ap_ufixed"
     args = [str(t.width), str(t.int_bits)]
     if modes and (t.rounding != Rounding.TRN or t.overflow != Overflow.WRAP):
@@ -489,6 +493,8 @@ class _Builder:
             "ap_int_max_w": -(-widest // 1024) * 1024 if widest > AP_INT_DEFAULT_MAX_W else None,
             "inputs": ports_in, "outputs": ports_out, "layers": layers, "buffers": buffers,
             "types": list(self.types.values()), "constants": list(self.constants.values()),
+            # finegrain::ceil_fixed types are declared in the library's common.h
+            "library_types": any(t.rounding == Rounding.CEIL for t in self.fixed.values()),
             "names": dict(self.names.map),  # IR name -> identifier, for report.json
         }
 

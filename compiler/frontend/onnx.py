@@ -28,7 +28,10 @@ whose constants hold float64 data and no formats.  It walks the ONNX nodes once,
 
 Batch axis: axis 0 of every ONNX activation is the batch.  IR shapes drop it, and so do the
 attributes the translators write (reshape targets, transpose permutations, concat and
-softmax axes).  Every other dimension must be static.
+softmax axes).  Every other dimension must be static.  Where every graph input has a static
+batch of 1, Reshape/Flatten/Squeeze/Transpose may fold it into other axes (``[1, 3, 4]`` to
+``[12]``): such a value has no batch axis, its IR shape is its ONNX shape, and only some ops
+may read it (see ``ops_shape``).
 
 Names: IR tensors carry their ONNX value names (a bit plan refers to them), IR nodes their
 ONNX node names.  A constant's ``onnx_name``/``onnx_axes`` say which ONNX tensor it is and

@@ -164,7 +164,7 @@ def _quantize_linear(tr: _Translator, proto, node: str) -> None:
     chain = _dequantized_by(tr, proto, bits, signed)
     if chain is None:
         q = _checked(proto, node, lambda: Quantizer(scale, zero, 1.0, 0.0, bits, signed, False, Rounding.RND_CONV,
-                                                    source="QuantizeLinear"))
+                                                    source="QuantizeLinear", zero_before_rounding=False))
         tr.integer_types[proto.output[0]] = (bits, signed)
         _apply(tr, proto, node, q, proto.output[0])
         return
@@ -173,7 +173,7 @@ def _quantize_linear(tr: _Translator, proto, node: str) -> None:
     dq_scale, dq_zero, _, _ = _parameters(tr, dequantize, dq_node, codes_type, rank)
     source = "QuantizeLinear+Clip+DequantizeLinear" if clip is not None else "QuantizeLinear+DequantizeLinear"
     q = _checked(proto, node, lambda: Quantizer(scale, zero, dq_scale, dq_zero, bits, signed, narrow,
-                                                Rounding.RND_CONV, source=source))
+                                                Rounding.RND_CONV, source=source, zero_before_rounding=False))
     for absorbed in (clip, dequantize, *more):
         if absorbed is not None:
             tr.absorbed.add(id(absorbed))
@@ -223,7 +223,7 @@ def _dequantize_linear(tr: _Translator, proto, node: str) -> None:
             _clip_bounds(tr, clip)
         bits, signed, narrow = (bounds and _clipped_range(bits, signed, bounds)) or (bits, signed, False)
         q = _checked(proto, node, lambda: Quantizer(scale, zero, scale, zero, bits, signed, narrow, Rounding.RND_CONV,
-                                                    source="DequantizeLinear"))
+                                                    source="DequantizeLinear", zero_before_rounding=False))
         _checked(proto, node, lambda: q.check_shape(codes.shape))
         lo, hi = q.range
         if codes.size and (codes.min() < lo or codes.max() > hi):
@@ -232,5 +232,5 @@ def _dequantize_linear(tr: _Translator, proto, node: str) -> None:
         tr.quantizers[proto.output[0]] = full_rank(q, codes.ndim)
         return
     q = _checked(proto, node, lambda: Quantizer(1.0, 0.0, scale, zero, bits, signed, False, Rounding.RND_CONV,
-                                                source="DequantizeLinear"))
+                                                source="DequantizeLinear", zero_before_rounding=False))
     _apply(tr, proto, node, q, proto.output[0])

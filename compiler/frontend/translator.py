@@ -16,7 +16,8 @@ from ..ir import Graph, IRError, Node, Op, Tensor, TensorKind, output_shape
 from ..quantizer import Quantizer
 from .common import _attributes, _default_opset, _frozen, _static_dims
 from .ops_quant import drop_leading, full_rank, reshape_constant_quantizer
-from .translators import _TRANSLATORS, SUPPORTED_OPS, quant_translator
+from .ops_shape import _batchless_result
+from .translators import _TRANSLATORS, BATCH_AWARE_OPS, SUPPORTED_OPS, quant_translator
 
 
 _FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
@@ -67,6 +68,9 @@ class _Translator:
         self.nodes: list[Node] = []
         self.inputs: list[str] = []
         self.batch_sizes = {1}  # reshape targets may spell the batch as this
+        # ONNX values whose batch axis of 1 a reshape folded away: their ONNX shape is their
+        # IR shape (see ops_shape's docstring).
+        self.batchless: set[str] = set()
         self.taken = self._all_onnx_names()
         self.node_names: set[str] = set()
         self.op_types: dict[str, str] = {}  # ONNX node name -> op type, for messages
@@ -232,6 +236,11 @@ class _Translator:
     def shape(self, name: str) -> tuple[int, ...]:
         """IR shape (no batch axis) of an IR tensor."""
         return self.tensors[name].shape
+
+    def onnx_dims(self, onnx_name: str) -> tuple[int, ...]:
+        """The ONNX shape of an activation, with a batch of 1 unless it lost its batch axis."""
+        shape = self.shape(self.alias.get(onnx_name, onnx_name))
+        return shape if onnx_name in self.batchless else (1, *shape)
 
     def emit(self, op: Op, node: str, inputs, output: str, onnx_node: str, attrs=None) -> str:
         """Append an IR node writing a new activation ``output``; return the output's IR name."""
@@ -409,8 +418,11 @@ class _Translator:
                 f"node {name!r} ({op}) is not supported by finegrain; supported ONNX ops: "
                 f"{', '.join(SUPPORTED_OPS)}; replace it in the model before export")
         self._check_attributes(proto, name)
+        batchless = op_type not in BATCH_AWARE_OPS and _batchless_result(self, proto, name)
         self.quantized_read.clear()
         translate(self, proto, name)
+        if batchless:
+            self.batchless.add(proto.output[0])
         for i in dict.fromkeys(proto.input):
             if i in self.quantizers and i not in self.quantized_read:
                 self.notes.append(
@@ -509,8 +521,8 @@ class _Translator:
         return helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)])
 
     def _fold_shape(self, proto: onnx.NodeProto, name: str) -> None:
-        x = self.activation(proto, name, 0)
-        shape = np.array([1, *self.shape(x)], dtype=np.int64)
+        self.activation(proto, name, 0)  # an activation, defined earlier
+        shape = np.array(self.onnx_dims(proto.input[0]), dtype=np.int64)
         a = _attributes(proto)
         start, end = a.get("start", 0), a.get("end", None)
         self.set_value(proto.output[0], shape[start:end])
@@ -542,6 +554,8 @@ class _Translator:
             dims = self.inferred.get(out)
             if not out or self.is_constant(out) or ir_name not in self.tensors or not dims:
                 continue
+            if out in self.batchless:
+                dims = [1, *dims]  # the IR shape is the whole ONNX shape
             if not all(isinstance(d, int) for d in dims[1:]):
                 continue
             if tuple(dims[1:]) == self.shape(ir_name):

@@ -11,7 +11,8 @@ from .ops_arithmetic import _add, _batchnorm, _conv, _div, _gemm, _matmul, _mul,
 from .ops_qdq import _dequantize_linear, _quantize_linear
 from .ops_quant import QONNX_DOMAINS, _bipolar_quant, _quant, _trunc
 from .ops_pool import _averagepool, _global_average_pool, _global_max_pool, _maxpool, _reduce_mean
-from .ops_shape import _alias, _concat, _flatten, _reshape, _squeeze, _transpose, _unsqueeze
+from .ops_shape import (_alias, _concat, _depth_to_space, _flatten, _reshape, _space_to_depth, _squeeze, _transpose,
+                        _unsqueeze)
 
 if TYPE_CHECKING:
     from .translator import _Translator
@@ -24,6 +25,7 @@ _TRANSLATORS: dict[str, Callable[[_Translator, onnx.NodeProto, str], None]] = {
     "Clip": _clip,
     "Concat": _concat,
     "Conv": _conv,
+    "DepthToSpace": _depth_to_space,
     "Div": _div,
     "Dropout": _alias,
     "Flatten": _flatten,
@@ -40,6 +42,7 @@ _TRANSLATORS: dict[str, Callable[[_Translator, onnx.NodeProto, str], None]] = {
     "Reshape": _reshape,
     "Sigmoid": _sigmoid,
     "Softmax": _softmax,
+    "SpaceToDepth": _space_to_depth,
     "Squeeze": _squeeze,
     "Sub": _sub,
     "Transpose": _transpose,
@@ -67,6 +70,9 @@ def quant_translator(domain: str, op_type: str) -> Callable[[_Translator, onnx.N
     if domain in QONNX_DOMAINS:
         return _QONNX_TRANSLATORS.get(op_type)
     return None
+# The ops that read an activation without its batch axis themselves (ops_shape's docstring);
+# for the others ops_shape._batchless_result decides.
+BATCH_AWARE_OPS = frozenset({"Identity", "Dropout", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose"})
 
 
 # Shape is also accepted, as a constant (static shapes); Constant and any node whose inputs

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-ROUNDINGS = ("TRN", "TRN_ZERO", "RND", "RND_ZERO", "RND_MIN_INF", "RND_INF", "RND_CONV")
+ROUNDINGS = ("TRN", "TRN_ZERO", "RND", "RND_ZERO", "RND_MIN_INF", "RND_INF", "RND_CONV", "CEIL")
 OVERFLOWS = ("WRAP", "SAT", "SAT_ZERO", "SAT_SYM")
 # Layers that compute (the plan's default activation applies to their output).
 COMPUTING = frozenset({"dense", "conv", "add", "addc", "mulc", "relu", "leaky", "clip", "avgpool", "gavgpool", "bn"})

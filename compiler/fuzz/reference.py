@@ -30,6 +30,8 @@ def _round(s: Fraction, mode: str) -> int:
         return fl
     if mode == "TRN_ZERO":
         return fl if s >= 0 or rest == 0 else fl + 1
+    if mode == "CEIL":  # toward plus infinity (finegrain's own mode; QONNX's CEIL)
+        return fl if rest == 0 else fl + 1
     if rest != Fraction(1, 2):
         return fl + (rest > Fraction(1, 2)) if mode != "TRN" else fl
     # exactly halfway between fl and fl + 1

@@ -99,7 +99,8 @@ def _quantized(t: Tensor, m: np.ndarray, formats: Formats, outside: np.ndarray, 
             f"{verb} under {scheme} (largest |value| {worst:g}); give it more integer bits "
             f"in the plan if that is not intended"), stacklevel=3)
     return dataclasses.replace(t, formats=formats, data=np.asarray(data), data_frac=data_frac,
-                               float_data=np.asarray(values, dtype=np.float64), scheme=record)
+                               float_data=np.asarray(values, dtype=np.float64),
+                               scheme=record if record is not None else t.scheme)
 
 
 def _quantize_schemes(t: Tensor, rows: RowSchemes, source: str) -> Tensor:
@@ -195,6 +196,8 @@ def _constant(plan: Plan, graph: Graph, t: Tensor) -> Tensor:
     formats = _plan_formats(plan, t, plan.default(role) if role else None, role or "const")
     if formats is not None:
         return _quantize_constant(t, formats)
+    if role == "bias" and (t.scheme or {}).get("model_float"):
+        return _quantize_constant(t, exact_formats(t.float_data))  # a quantized model's float bias: exact
     if role is not None:
         raise PlanError(f"{role} {t.onnx_name or t.name!r} (shape {list(t.onnx_shape)}) has no format: "
                         f"add it to the plan's 'tensors' or set defaults.{role}")
@@ -276,14 +279,18 @@ def apply_plan(graph: Graph, plan: Plan) -> Graph:
     tensors = dict(graph.tensors)
     for name in graph.inputs:
         t = tensors[name]
+        if t.formats is not None and plan.spec(t.onnx_name or name) is None:
+            continue  # set by the model itself (an integer input, a quantizer lower_quant moved here)
         formats = _plan_formats(plan, t, plan.default("input"), "input")
         if formats is None:
             raise PlanError(f"graph input {name!r} (shape [batch, {', '.join(map(str, t.shape))}]) has no "
                             f"format: set defaults.input in the plan or add {name!r} to 'tensors'")
         tensors[name] = dataclasses.replace(t, formats=formats)
     for name, t in graph.tensors.items():
-        if t.is_constant and t.formats is None:
-            tensors[name] = _constant(plan, graph, t)
+        if t.is_constant and (t.formats is None or (t.quantizer is not None or t.scheme is not None)
+                              and plan.spec(t.onnx_name or name) is not None):
+            # a constant the model quantized keeps its formats unless the plan names it
+            tensors[name] = _constant(plan, graph, dataclasses.replace(t, formats=None))
 
     nodes: list[Node] = []
     for node in graph.nodes:
@@ -300,7 +307,14 @@ def apply_plan(graph: Graph, plan: Plan) -> Graph:
             nodes.append(dataclasses.replace(node, attrs=attrs))
             continue
         spec = plan.spec(out.name)
-        fallback = None if node.op in LAYOUT_OPS else plan.default("activation")
+        if out.formats is not None and node.op == Op.REQUANTIZE:
+            # a model's quantizer (lower_quant): the plan may replace its formats
+            if spec is not None:
+                tensors[out.name] = dataclasses.replace(out, formats=_plan_formats(plan, out, None, "activation"))
+            nodes.append(node)
+            continue
+        lowered = out.scheme is not None and "lowered" in out.scheme
+        fallback = None if node.op in LAYOUT_OPS or lowered else plan.default("activation")
         formats = _plan_formats(plan, out, fallback, "activation") if (spec or fallback) else None
         if formats is None:
             nodes.append(node)

@@ -4,16 +4,24 @@
                        and fuse_layers look for DENSE/CONV followed directly by their users.
                        It and fold_batchnorm keep every tensor the plan names, so it can
                        be quantized (apply_plan checks that each name exists).
-2. fold_batchnorm    - must precede apply_plan: the plan's weight formats apply to the
+2. lower_quant       - a quantized model's quantizers become formats, REQUANTIZE nodes and
+                       rescale multipliers (a float model passes unchanged); before
+                       fold_batchnorm, which would move quantized weights off their grid (it
+                       turns a BatchNorm after a quantized layer into a residual and an ADD).
+3. fold_batchnorm    - must precede apply_plan: the plan's weight formats apply to the
                        folded weights, so folding happens on floats, before quantization.
-3. apply_plan        - quantizes constants and inserts REQUANTIZE nodes; needs the final
+4. apply_plan        - quantizes constants and inserts REQUANTIZE nodes; needs the final
                        constant tensors (after folding) and creates what fuse_layers absorbs.
-4. group_rows        - permutes the rows of layers whose mix says "group"; after apply_plan,
+                       Formats lower_quant set stay unless the plan names the tensor.
+5. choose_multipliers - the fixed-point value of each rescale lower_quant placed; needs every
+                       format (after apply_plan) to know the range it must be exact on, and
+                       precedes sizing, which sizes the products.
+6. group_rows        - permutes the rows of layers whose mix says "group"; after apply_plan,
                        which assigns rows to mix entries and quantizes (so the moves are
                        exact), before fuse_layers so the path to the next layer is plain nodes.
-5. fuse_layers       - groups linear op + activation + requantize; after apply_plan so the
+7. fuse_layers       - groups linear op + activation + requantize; after apply_plan so the
                        requantize nodes exist, before sizing so accumulators are named.
-6. size_widths       - last: it needs every format the plan gives and the final graph.
+8. size_widths       - last: it needs every format the plan gives and the final graph.
 """
 
 from __future__ import annotations
@@ -25,9 +33,11 @@ from ..ir import Graph, IRError, verify
 from ..plan import Plan
 from .apply_plan import apply_plan
 from .canonicalise import canonicalise
+from .choose_multipliers import choose_multipliers
 from .fold_batchnorm import fold_batchnorm
 from .fuse import fuse_layers
 from .group_rows import group_rows
+from .lower_quant import lower_quant
 from .size_widths import size_widths
 
 Pass = Callable[[Graph], Graph]
@@ -37,8 +47,10 @@ def passes(plan: Plan) -> list[tuple[str, Pass]]:
     named = frozenset(plan.tensors)  # quantization points the plan asks for: no pass removes them
     return [
         ("canonicalise", partial(canonicalise, keep=named)),
+        ("lower_quant", lower_quant),
         ("fold_batchnorm", partial(fold_batchnorm, keep=named)),
         ("apply_plan", partial(apply_plan, plan=plan)),
+        ("choose_multipliers", choose_multipliers),
         ("group_rows", group_rows),
         ("fuse_layers", fuse_layers),
         ("size_widths", size_widths),

@@ -1,8 +1,8 @@
-// tb_requantize_matrix: fg_requantize in every ROUNDING x OVERFLOW pair (7 x 4 = 28) for
+// tb_requantize_matrix: fg_requantize in every ROUNDING x OVERFLOW pair (8 x 4 = 32) for
 // each of NF format pairs, side by side in one design (one Verilator build).
 //
 // in_bus holds one input code per format (format k at in_offset(k), IN_W bits); out_bus holds
-// the 28 results of each format (format k, mode m = rounding * 4 + overflow, at
+// the 32 results of each format (format k, mode m = rounding * 4 + overflow, at
 // out_offset(k) + m * OUT_W).  `formats` exposes the table (format k, field j as an 8-bit
 // two's complement number at bits [(k*6 + j)*8 +: 8]) so the cocotb test derives its
 // references from the very parameters the hardware was built with.
@@ -10,7 +10,7 @@
 /* verilator lint_off DECLFILENAME */
 package tb_requantize_formats;
     localparam int NF = 20;
-    localparam int MODES = 28;
+    localparam int MODES = 32;
     // IN_W, IN_F, IN_SIGNED, OUT_W, OUT_F, OUT_SIGNED
     // (an assignment pattern fills a descending packed range from its left end)
     localparam bit [NF-1:0][5:0][7:0] FMT = '{
@@ -66,7 +66,7 @@ module tb_requantize_matrix
         for (genvar j = 0; j < 6; j++) begin : g_field
             assign formats[(k*6 + j)*8 +: 8] = FMT[NF-1-k][5-j];
         end
-        for (genvar r = 0; r < 7; r++) begin : g_rounding
+        for (genvar r = 0; r < 8; r++) begin : g_rounding
             for (genvar o = 0; o < 4; o++) begin : g_overflow
                 fg_requantize #(
                     .IN_W(fmt(k, 0)), .IN_F(fmt(k, 1)), .IN_SIGNED(fmt(k, 2)),

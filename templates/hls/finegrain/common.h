@@ -11,6 +11,8 @@
 //   mantissa(v)            the integer m with v == m * 2^-(W-I), as ap_int<W> / ap_uint<W>
 //   table_index(code)      m - min_mantissa(T), the row a code reads in a look-up table
 //   convert<y_t>(x)        y_t(x), the one rounding/overflow conversion (see below)
+//   ceil_fixed<W, I, O>    ap_fixed<W, I, AP_TRN, O> that rounds toward plus infinity (CEIL)
+//   ceil_ufixed<W, I, O>   the same for ap_ufixed
 //   common_fixed<A, B>     the signed type that holds every value of A and of B exactly
 //   compare(a, b)          -1, 0 or 1 as a < b, a == b, a > b, for any two fixed types
 //   sign(x)                -1, 0 or 1 as x < 0, x == 0, x > 0
@@ -140,6 +142,69 @@ y_t convert(const x_t& x) {
                         (fixed_traits<y_t>::width - fixed_traits<y_t>::int_bits);
     return detail::converter<y_t, x_t, (dropped >= src::width)>::run(x);
 }
+
+// ceil_fixed<W, I, O> / ceil_ufixed<W, I, O>: the format fixed<W, I, CEIL, O> of a plan
+// (compiler.fixed.Rounding.CEIL: toward plus infinity, QONNX's rounding_mode "CEIL").
+// ap_fixed has no such mode, so this is ap_fixed<W, I, AP_TRN, O> (ap_ufixed) with its own
+// conversion: a value x with more fractional bits than F = W - I first gets every bit it
+// would drop set, x + (2^-F - 2^-frac(x)), exactly; truncating that (AP_TRN) is x rounded
+// up, and then O applies as for any mode.  Storage, arithmetic, comparisons and copies are
+// ap_fixed's own; only converting into the type rounds up.  In hardware: one adder of the
+// dropped bits' carry, as the other rounding modes have.
+namespace detail {
+template <int F, class X, bool DROPS>
+struct bits_below_set {  // x has at most F fractional bits: nothing is dropped
+    typedef X type;
+    static const X& run(const X& x) {
+#pragma HLS INLINE
+        return x;
+    }
+};
+template <int F, class X>
+struct bits_below_set<F, X, true> {
+    static const int XF = fixed_traits<X>::width - fixed_traits<X>::int_bits;
+    static const int D = XF - F;  // the dropped bits
+    // signed, x's fraction, room for x and for x + 2^-F
+    static const int I = AP_MAX(fixed_traits<X>::int_bits + (fixed_traits<X>::is_signed ? 0 : 1), 1 - F) + 1;
+    typedef ap_fixed<I + XF, I> type;
+    static type run(const X& x) {
+#pragma HLS INLINE
+        ap_uint<D> ones = 0;
+        ones = ~ones;
+        ap_ufixed<D, D - XF> below;  // 2^-F - 2^-XF: D one bits ending at x's LSB
+        below.range() = ones.range();
+        const type up = x + below;  // exact
+        return up;
+    }
+};
+
+template <int F, class X>
+typename bits_below_set<F, X, (fixed_traits<X>::width - fixed_traits<X>::int_bits > F)>::type
+set_bits_below(const X& x) {
+#pragma HLS INLINE
+    return bits_below_set<F, X, (fixed_traits<X>::width - fixed_traits<X>::int_bits > F)>::run(x);
+}
+}  // namespace detail
+
+// B rounding up: B is ap_fixed<W, I, AP_TRN, O> or ap_ufixed<W, I, AP_TRN, O>.
+template <class B>
+struct ceiling : B {
+    static const int F = fixed_traits<B>::width - fixed_traits<B>::int_bits;
+    ceiling() : B() {}
+    template <int W2, int I2, bool S2, ap_q_mode Q2, ap_o_mode O2, int N2>
+    ceiling(const ap_fixed_base<W2, I2, S2, Q2, O2, N2>& x) : B(detail::set_bits_below<F>(x)) {}
+    template <int W2, bool S2>
+    ceiling(const ap_int_base<W2, S2>& x)
+        : B(detail::set_bits_below<F>(ap_fixed_base<W2, W2, S2, AP_TRN, AP_WRAP, 0>(x))) {}
+    ceiling(int x) : B(detail::set_bits_below<F>(ap_fixed<32, 32>(x))) {}
+};
+template <class B>
+struct fixed_traits<ceiling<B> > : fixed_traits<B> {};
+
+template <int W, int I, ap_o_mode O = AP_WRAP>
+using ceil_fixed = ceiling<ap_fixed<W, I, AP_TRN, O> >;
+template <int W, int I, ap_o_mode O = AP_WRAP>
+using ceil_ufixed = ceiling<ap_ufixed<W, I, AP_TRN, O> >;
 
 // compare(a, b): the sign of a - b, exact for any two fixed-point types.
 //

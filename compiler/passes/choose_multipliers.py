@@ -1,0 +1,136 @@
+"""choose_multipliers: the fixed-point value of every rescale multiplier lower_quant placed.
+
+``lower_quant`` writes ``y = REQUANTIZE(MUL(x, NODE.rescale))`` where the quantized model asks
+for ``y = R(x * M)`` with an exact rational ``M`` (a ratio of two residual scales).  Once the
+plan is applied every format is known, so the range of ``x`` is too: this pass sizes the
+graph (size_widths, on a copy), and for each group of elements sharing a ratio, a grid and a
+rounding mode, asks `compiler.rescale.choose_multiplier` for the narrowest ``K * 2**-n`` whose
+rounded product equals ``R(x * M)`` on every reachable value of ``x`` (proved over the range),
+or the best one of at most ``MAX_MULTIPLIER_BITS`` bits and the largest difference it can make.
+
+In integer terms: ``x = a * 2**-f_x`` (``a`` the accumulator mantissa, an integer in the sized
+range) and ``y = c * 2**-f_y``; the hardware computes ``c = R(a * M' * 2**(f_y - f_x))``, the
+model ``R(a * M * 2**(f_y - f_x))``, so the ratio handed to the chooser is ``M * 2**(f_y - f_x)``.
+
+Every choice is recorded on the constant's ``scheme["rescale"]["choices"]`` (ratio, value,
+bits, exact, largest difference in output LSBs, the accumulator range), which report.json lists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from fractions import Fraction
+
+import numpy as np
+
+from ..fixed import Formats, common_fraction
+from ..ir import Graph, Op
+from .size_widths import size_widths
+
+MAX_MULTIPLIER_BITS = 32
+
+
+def _rescale_nodes(graph: Graph):
+    for node in graph.nodes:
+        if node.op != Op.MUL:
+            continue
+        c = graph.tensor(node.inputs[1])
+        if c.scheme is not None and "rescale" in c.scheme:
+            consumers = graph.consumers(node.outputs[0])
+            if len(consumers) == 1 and consumers[0].op == Op.REQUANTIZE:
+                yield node, consumers[0]
+
+
+def choose_multipliers(graph: Graph, max_bits: int = MAX_MULTIPLIER_BITS) -> Graph:
+    pairs = list(_rescale_nodes(graph))
+    if not pairs:
+        return graph
+    from ..rescale import choose_multiplier
+
+    sized = size_widths(graph)
+    updates = {}
+    for mul, req in pairs:
+        x = sized.tensor(mul.inputs[0])
+        c = graph.tensor(mul.inputs[1])
+        y = graph.tensor(req.outputs[0])
+        shape = x.shape
+        lo, hi = (np.broadcast_to(np.asarray(b, dtype=object), shape) for b in x.bounds)
+        f_x = np.broadcast_to(x.formats.frac_bits, shape)
+        f_y = np.broadcast_to(y.formats.frac_bits, shape)
+        rounding = np.broadcast_to(y.formats.rounding, shape)
+        num = np.broadcast_to(c.scheme["rescale"]["numerator"], shape)
+        den = np.broadcast_to(c.scheme["rescale"]["denominator"], shape)
+        groups: dict[tuple, list] = {}
+        for idx in np.ndindex(shape):
+            key = (float(num[idx]), float(den[idx]), int(f_y[idx]) - int(f_x[idx]), int(rounding[idx]))
+            g = groups.setdefault(key, [int(lo[idx]), int(hi[idx]), 0])
+            g[0], g[1], g[2] = min(g[0], int(lo[idx])), max(g[1], int(hi[idx])), g[2] + 1
+        chosen = {}
+        choices = []
+        for key, (g_lo, g_hi, count) in groups.items():
+            n, d, shift, mode = key
+            ratio = Fraction(n) / Fraction(d) * Fraction(2) ** shift
+            m = choose_multiplier(ratio, g_lo, g_hi, _rounding(mode), max_bits)
+            chosen[key] = m.value / Fraction(2) ** shift  # M' itself
+            choices.append({"ratio": f"{Fraction(n) / Fraction(d)}", "value": str(chosen[key]),
+                            "bits": m.bits, "exact": m.exact, "max_error_lsb": m.max_error,
+                            "range": [g_lo, g_hi], "elements": count})
+        values = np.empty(shape, dtype=object)
+        for idx in np.ndindex(shape):
+            key = (float(num[idx]), float(den[idx]), int(f_y[idx]) - int(f_x[idx]), int(rounding[idx]))
+            values[idx] = chosen[key]
+        updates[c.name] = _constant_of(c, values, choices)
+    return graph.with_tensors(updates)
+
+
+def _rounding(mode: int):
+    from ..fixed import Rounding
+    return Rounding(mode)
+
+
+def _compact_object(a: np.ndarray) -> np.ndarray:
+    for axis in range(a.ndim):
+        if a.shape[axis] > 1 and all(v == w for v, w in zip(a.ravel(), np.repeat(
+                np.take(a, [0], axis=axis), a.shape[axis], axis=axis).ravel())):
+            a = np.take(a, [0], axis=axis)
+    return a
+
+
+def _constant_of(c, values: np.ndarray, choices: list):
+    """The rescale constant holding the exact dyadic ``values`` (Fractions), compacted to the
+    smallest shape that broadcasts back."""
+    values = _compact_object(values)
+    flat = values.ravel()
+    pairs = [_mantissa_and_frac(v) for v in flat]
+    mant = np.array([m for m, _ in pairs] + [None], dtype=object)[:-1]
+    frac = np.array([f for _, f in pairs], dtype=np.int64)
+    width = np.array([max(int(abs(m)).bit_length(), 1) for m in mant], dtype=np.int64)
+    zeros = np.zeros(flat.shape, dtype=np.int64)
+    formats = Formats(width, width - frac, zeros.astype(bool), zeros, zeros)
+    formats = Formats(*(f.reshape(values.shape) for f in formats.fields()))
+    m = mant.reshape(values.shape)
+    if all(abs(int(v)) < (1 << 62) for v in flat_ints(m)):
+        m = m.astype(np.int64)
+    data, data_frac = common_fraction(m, formats)
+    scheme = dict(c.scheme)
+    scheme["rescale"] = dict(scheme["rescale"], choices=choices)
+    floats = np.array([float(v) for v in values.ravel()]).reshape(values.shape)
+    return dataclasses.replace(c, shape=values.shape, formats=formats, data=np.asarray(data), data_frac=data_frac,
+                               float_data=floats, scheme=scheme)
+
+
+def _mantissa_and_frac(v: Fraction) -> tuple[int, int]:
+    """A dyadic ``v`` as ``m * 2**-f`` with ``m`` odd (or 0)."""
+    if v == 0:
+        return 0, 0
+    d = v.denominator
+    assert d & (d - 1) == 0, f"{v} is not dyadic"
+    if d > 1:
+        return v.numerator, d.bit_length() - 1
+    n = v.numerator
+    tz = (n & -n).bit_length() - 1
+    return n >> tz, -tz
+
+
+def flat_ints(m: np.ndarray):
+    return (int(v) for v in np.asarray(m).ravel())
