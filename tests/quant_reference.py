@@ -417,6 +417,8 @@ def _scalar_int(t: Exact, what: str) -> int:
 def op_quant(inputs, attrs, opset) -> Exact:
     x, scale, zero_point, bits = inputs
     bits = _scalar_int(bits, "bit width")
+    if bits < 1:
+        raise ValueError(f"bit width {bits}: a quantizer needs at least 1 bit")
     signed, narrow = bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0))
     rounding = attrs.get("rounding_mode", "ROUND")
     if bits == 1 and signed:  # qonnx: a signed 1-bit Quant is bipolar

@@ -101,6 +101,16 @@ def test_bipolar_quant_equals_qonnx():
     assert qr.exact_equal(got, binary_quant(x, scale)).all()
 
 
+@pytest.mark.parametrize("defect", ["bits_zero", "bits_fraction", "bits_vector", "scale_zero", "scale_negative",
+                                    "scale_shape"])
+def test_quantizer_without_a_value_is_refused(folder, defect):
+    """Where the quantizer's formula has no value (no bits, a division by a scale that is not
+    positive, shapes that do not broadcast), the reference refuses, naming the node."""
+    model = qm.malformed_quant(folder, defect)
+    with pytest.raises(RuntimeError, match="node 'bad_quant' \\(Quant\\)"):
+        qr.run(model.path, model.inputs)
+
+
 def test_exact_values_are_exact():
     """A float32 input, a scale that is not a power of two and a rounding tie: the reference
     rounds the exact x / scale, which float32 gets wrong."""
