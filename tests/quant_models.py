@@ -28,6 +28,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+# published quantized models the project may read (not copy): ../shared/models/README.md
+SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 QONNX_DOMAIN = "qonnx.custom_op.general"
 # the domains Quant/BipolarQuant/Trunc appear in: today's qonnx, Brevitas's older exports, FINN's
 QUANT_DOMAINS = (QONNX_DOMAIN, "onnx.brevitas", "finn.custom_op.general")

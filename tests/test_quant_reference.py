@@ -529,3 +529,21 @@ def test_quantize_linear_saturates_and_ties_to_even(zero_type, lo, hi):
     q = qr.op_quantize_linear([qr.from_float(x, True), qr.from_float(np.float32(1.0)), zero], {}, 13)
     assert q.elem_type == zero_type
     assert q.num.tolist() == [[lo, max(lo, -2), max(lo, -2), 0, 0, 2, 2, hi, 0]]
+
+
+def test_int8_kws_equals_onnxruntime_recorded_output():
+    """The MLPerf Tiny DS-CNN, int8 QDQ from TFLite (int8 input and output, per-channel
+    weights, AveragePool, Softmax): onnxruntime's recorded int8 output, exactly."""
+    path = qm.SHARED_MODELS / "mlperf_kws_dscnn_int8_qdq.onnx"
+    io = np.load(path.with_suffix(".io.npz"))
+    got = qr.run_output(path, io["input"])
+    assert np.array_equal(got.integers(), io["output"].astype(np.int64))
+
+
+def test_contraction_past_int64_is_exact():
+    """Products past 2**62 go through int64 limbs; equal to Python-int arithmetic."""
+    rng = np.random.default_rng(3)
+    for terms in (3, 700):
+        a = rng.integers(-2 ** 62, 2 ** 62, size=(4, terms)).astype(object) * int(rng.integers(1, 2 ** 20))
+        b = rng.integers(-2 ** 40, 2 ** 40, size=(terms, 3)).astype(object)
+        assert (qr.exact_contraction(a, b, terms, np.matmul) == a @ b).all()
