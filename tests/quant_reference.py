@@ -352,8 +352,9 @@ def _tensor_value(tensor: onnx.TensorProto) -> Exact:
     array = numpy_helper.to_array(tensor)
     if array.dtype.kind == "f" or tensor.data_type == TensorProto.BFLOAT16:
         return from_float(array.astype(np.float64))
-    if array.dtype.kind in "iub":
-        return from_integers(array, elem_type=tensor.data_type)
+    if array.dtype.kind in "iub" or tensor.data_type in INTEGER_RANGES:  # int4/uint4 are ml_dtypes
+        return from_integers(array if array.dtype.kind in "iub" else array.astype(np.int64),
+                             elem_type=tensor.data_type)
     raise NotImplementedError(f"initializer {tensor.name!r} of type {array.dtype}")
 
 

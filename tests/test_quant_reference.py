@@ -547,3 +547,39 @@ def test_contraction_past_int64_is_exact():
         a = rng.integers(-2 ** 62, 2 ** 62, size=(4, terms)).astype(object) * int(rng.integers(1, 2 ** 20))
         b = rng.integers(-2 ** 40, 2 ** 40, size=(terms, 3)).astype(object)
         assert (qr.exact_contraction(a, b, terms, np.matmul) == a @ b).all()
+
+
+@pytest.mark.parametrize("opset, zero_type, axis", [
+    (10, TensorProto.UINT8, None), (10, TensorProto.INT8, None), (13, TensorProto.UINT8, 1), (13, TensorProto.INT8, 2),
+    (19, TensorProto.INT8, 1), (21, TensorProto.INT16, 1), (21, TensorProto.UINT16, -1), (21, TensorProto.INT4, 1),
+])
+def test_quantize_dequantize_equal_onnxruntime_on_ties(opset, zero_type, axis):
+    """Power-of-two scales, odd zero points, inputs on every tie: float32 is exact, so
+    onnxruntime must agree exactly.  QuantizeLinear rounds x / scale and then adds the zero
+    point; rounding x / scale + zero point instead differs at every tie with an odd zero point."""
+    lo, hi = qr.INTEGER_RANGES[zero_type]
+    per_axis = axis is not None
+    channels = 3
+    scale = np.array([0.5, 0.25, 2.0] if per_axis else 0.5, dtype=np.float32)
+    zero = np.array([lo + 1, lo + 3, lo + 5] if per_axis else lo + 3, dtype=np.int64)
+    halves = np.arange(2 * lo - 6, 2 * min(hi, lo + 40) + 7) / 2.0
+    x = (halves[:, None, None] - (lo + 3)) * np.ones((1, channels, channels))
+    x = (x * (scale.reshape(-1, 1) if per_axis and axis == 1 else scale)).astype(np.float32)
+    attrs = {"axis": axis} if per_axis else {}
+    zero_tensor = helper.make_tensor("z", zero_type, zero.shape, zero.ravel().tolist())
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], **attrs),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], **attrs)]
+    shape = [1, channels, channels]
+    graph = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape),
+                               helper.make_tensor_value_info("q", zero_type, shape)],
+                              [numpy_helper.from_array(scale, "s"), zero_tensor])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    import onnxruntime as ort
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = ["y"] if zero_type == TensorProto.INT4 else ["y", "q"]  # onnxruntime returns no int4 arrays
+    want = [np.concatenate(parts) for parts in zip(*(session.run(names, {"x": x[i:i + 1]}) for i in range(len(x))))]
+    got = qr.run(model, x)
+    assert qr.exact_equal(got["y"], want[0]).all()
+    if len(want) > 1:
+        assert np.array_equal(got["q"].integers(), want[1].astype(np.int64))
