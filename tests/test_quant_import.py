@@ -590,7 +590,8 @@ def test_espcn_up_to_depth_to_space(tmp_path):
     cut = list(proto.graph.node).index(depth_to_space)
     del proto.graph.node[cut:]
     del proto.graph.output[:]
-    proto.graph.output.append(helper.make_tensor_value_info(depth_to_space.input[0], TensorProto.FLOAT, None))
+    proto.graph.output.append(helper.make_tensor_value_info(depth_to_space.input[0], TensorProto.FLOAT,
+                                                            [1, 12, 128, 128]))
     onnx.save(proto, str(tmp_path / "cut.onnx"))
     x = np.load(path.with_suffix(".io.npz"))["input"]
     graph = load_onnx(tmp_path / "cut.onnx")
