@@ -61,6 +61,18 @@ def test_hand_qonnx_equals_qonnx(folder, case, domain):
     assert np.array_equal(ours(model), qm.run_qonnx(model)), model.summary
 
 
+def test_int_quant_is_quant(tmp_path):
+    # qonnx's newer name for Quant
+    model = qm.hand_qonnx(tmp_path, "zero_points")
+    proto = onnx.load(str(model.path))
+    for node in proto.graph.node:
+        if node.op_type == "Quant":
+            node.op_type = "IntQuant"
+    onnx.save(proto, str(tmp_path / "int_quant.onnx"))
+    assert np.array_equal(ours(tmp_path / "int_quant.onnx", model.inputs), qm.run_qonnx(tmp_path / "int_quant.onnx",
+                                                                                         model.inputs))
+
+
 @pytest.mark.parametrize("mode", KNOWN_MODES)
 def test_each_rounding_mode_equals_qonnx(folder, mode):
     model = qm.hand_qonnx(folder, f"rounding_{mode.lower()}")
