@@ -148,8 +148,11 @@ class Exact:
 
     def float64(self) -> np.ndarray:
         """Each value correctly rounded to float64."""
-        if self.num.dtype != object and _maxbits(self.num) <= 53 and self.den < 2 ** 53:
-            return self.num.astype(np.float64) / float(self.den)  # one rounding: IEEE division
+        if self.num.dtype != object and _maxbits(self.num) <= 53:
+            if not self.den & (self.den - 1):  # a power of two: exact
+                return np.ldexp(self.num.astype(np.float64), -(self.den.bit_length() - 1))
+            if self.den < 2 ** 53:
+                return self.num.astype(np.float64) / float(self.den)  # one rounding: IEEE division
         return np.vectorize(lambda f: float(f), otypes=[np.float64])(self.fractions())
 
     def __repr__(self) -> str:
