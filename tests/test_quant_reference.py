@@ -215,6 +215,18 @@ def test_trunc_equals_qonnx(folder, version, rounding, signed, narrow, bits):
                                          bits=bits))
 
 
+@pytest.mark.parametrize("domain", qm.QUANT_DOMAINS)
+def test_trunc_version_follows_its_inputs(folder, domain):
+    """A 6-input Trunc is v2 whatever opset its domain is imported at (qonnx goes by the
+    opset, and runs the 6-input Trunc of the onnx.brevitas or FINN domain as v1)."""
+    model = onnx.load(str(qm.hand_trunc(folder, domain=domain).path))
+    for entry in model.opset_import:
+        if entry.domain == domain:
+            entry.version = 1
+    same = qm.hand_trunc(folder)
+    assert qr.exact_equal(qr.run_output(model, same.inputs), qm.run_qonnx(same)).all()
+
+
 def test_round_to_zero_is_down(folder):
     """qonnx's executor does not know Brevitas's ROUND_TO_ZERO; it is DOWN (toward zero)."""
     to_zero, down = qm.hand_qonnx(folder, "rounding_round_to_zero"), qm.hand_qonnx(folder, "rounding_down")
