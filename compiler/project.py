@@ -406,8 +406,9 @@ def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, sta
     graph = load_onnx(model)
     graph = dataclasses.replace(graph, name=model_name(model, graph.name))
     if plan.path == NO_PLAN and not is_quantized_model(graph):
-        raise UsageError(f"{model}: the model has no quantizers (a float model), so it needs a bit plan: give one with "
-                         f"--plan (finegrain plan-template writes a skeleton, finegrain calibrate --data one from data)")
+        raise UsageError(f"{model}: the model has no quantizers (a float model), so it needs a bit plan: give one "
+                         f"with --plan (finegrain plan-template writes a skeleton, finegrain calibrate --data one "
+                         f"from data)")
     project = compile_graph(graph, plan, config)
     _check_layer_names(project.graph, config.layers)
     if "rtl" in config.backends:
