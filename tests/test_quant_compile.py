@@ -258,11 +258,12 @@ def test_compile_prints_the_summary_and_csim_and_sim_are_bit_exact(folder, tmp_p
     assert "bit-exact" in capsys.readouterr().out
 
 
-def test_qdq_model_csim_is_bit_exact(folder, tmp_path):
+def test_qdq_model_csim_and_sim_are_bit_exact(folder, tmp_path):
     model = qm.ort_qdq_mlp(folder)
     out = tmp_path / "qdq"
-    assert main(["compile", str(model.path), "-o", str(out), "--backend", "hls"]) == 0
+    assert main(["compile", str(model.path), "-o", str(out)]) == 0
     assert main(["csim", str(out), "--vectors", "200"]) == 0
+    assert main(["sim", str(out), "--vectors", "100"]) == 0
 
 
 # --- the Brevitas ESPCN (4/8-bit per-channel weights, non-power-of-two scales, BatchNorm after
