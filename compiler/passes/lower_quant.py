@@ -48,6 +48,7 @@ import numpy as np
 from ..errors import FrontendError
 from ..fixed import FixedType, Formats, Overflow, Rounding, common_fraction, round_float
 from ..ir import Graph, Node, Op, Tensor, TensorKind
+from ..names import unused
 from ..quantizer import Quantizer, split_power_of_two
 
 _PASS_RESIDUAL = frozenset({Op.RELU, Op.LEAKY_RELU, Op.MAXPOOL})
@@ -130,11 +131,7 @@ class _Lowering:
 
     # --- helpers ----------------------------------------------------------------------
     def fresh(self, base: str) -> str:
-        name, k = base, 1
-        while name in self.names:
-            name, k = f"{base}_{k}", k + 1
-        self.names.add(name)
-        return name
+        return unused(base, self.names)
 
     def res(self, name: str) -> np.ndarray:
         t = self.tensors[name]
