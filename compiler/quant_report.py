@@ -71,8 +71,8 @@ class _Bounds:
         t = self.graph.tensor(name)
         if t.is_constant:
             change = (t.scheme or {}).get("rounded_to_accumulator", {}).get("max_change_ir")
-            if change is not None:
-                return np.broadcast_to(np.asarray(change, dtype=np.float64), t.shape)
+            if change is not None:  # per element, in the constant's shape (a BatchNorm shift: [C] as [C,1,1])
+                return np.asarray(change, dtype=np.float64).reshape(t.shape)
             if "rescale" not in (t.scheme or {}) and t.float_data is not None and t.float_data.shape == t.shape:
                 # a constant the plan quantized (a float weight, an overridden one): what it moved
                 return np.abs(_floats(t) - t.float_data)
