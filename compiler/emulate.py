@@ -133,14 +133,25 @@ class Emulator:
         self.on_convert = on_convert
 
     # --- entry points ----------------------------------------------------------------
-    def run(self, inputs: dict[str, Fx]) -> dict[str, Fx]:
+    def run(self, inputs: dict[str, Fx], keep: set[str] | None = None) -> dict[str, Fx]:
+        """Every tensor's value; with ``keep``, only those, each other value dropped after its
+        last reader (a large model's activations need not all be held at once)."""
         values = dict(inputs)
-        for node in self.graph.nodes:
+        last_use: dict[str, int] = {}
+        if keep is not None:
+            for k, node in enumerate(self.graph.nodes):
+                for stage in node.stages():
+                    for name in stage.inputs:
+                        last_use[name] = k
+        for k, node in enumerate(self.graph.nodes):
             for stage in node.stages():
                 out = self._eval(stage, values)
                 if self.check_ranges:
                     check_fits(self.graph, stage.outputs[0], out, node.name)
                 values[stage.outputs[0]] = out
+            if keep is not None:
+                for name in [n for n in values if n not in keep and last_use.get(n, -1) <= k]:
+                    del values[name]
         return values
 
     def _const(self, name: str) -> Fx:
@@ -357,10 +368,11 @@ def quantize_inputs(graph: Graph, inputs, on_convert=None) -> dict[str, Fx]:
     return result
 
 
-def run(graph: Graph, inputs: dict[str, Fx], check_ranges: bool = False, on_convert=None) -> dict[str, Fx]:
-    """Run and return every tensor's value (inputs included)."""
+def run(graph: Graph, inputs: dict[str, Fx], check_ranges: bool = False, on_convert=None,
+        keep: set[str] | None = None) -> dict[str, Fx]:
+    """Run and return every tensor's value (inputs included), or only those in ``keep``."""
     try:
-        return Emulator(graph, check_ranges, on_convert).run(inputs)
+        return Emulator(graph, check_ranges, on_convert).run(inputs, keep)
     except IRError as err:
         raise EmulationError(str(err)) from None
 

@@ -322,4 +322,4 @@ def test_espcn_reproduces_its_reference_output():
     np.testing.assert_array_equal(ours, exact)
     code = 1 / 255
     qonnx_off = np.abs(io["output"].astype(np.float64) - ours) / code
-    assert qonnx_off.max() < 1 + 1e-6 and np.mean(qonnx_off > 0.5) < 1e-4
+    assert qonnx_off.max() < 1.001 and np.mean(qonnx_off > 0.5) < 1e-4  # float32 output values

@@ -239,10 +239,10 @@ def _formats_of_range(r: Range, where: str) -> tuple[Formats, np.ndarray, np.nda
     """Tight per-element formats, and the bounds at each element's own fraction; ``where``
     names the tensor in the error for one wider than EXACT_MAX_WIDTH."""
     shape = r.lo.shape
-    if r.lo.size:
-        formats, lo_own, hi_own = _formats_vectorised(r)
-        if int(formats.width.max()) <= EXACT_MAX_WIDTH:
-            return formats, lo_own, hi_own
+    if r.lo.size and r.lo.ndim:  # (a 0-d range takes the loop: numpy makes its results scalars)
+        fast = _formats_vectorised(r)
+        if fast is not None:
+            return fast
     width = np.zeros(shape, dtype=np.int64)
     int_bits = np.zeros(shape, dtype=np.int64)
     signed = np.zeros(shape, dtype=bool)
@@ -272,9 +272,10 @@ def _formats_of_range(r: Range, where: str) -> tuple[Formats, np.ndarray, np.nda
 _BIT_LENGTH = np.frompyfunc(int.bit_length, 1, 1)
 
 
-def _formats_vectorised(r: Range) -> tuple[Formats, np.ndarray, np.ndarray]:
+def _formats_vectorised(r: Range) -> tuple[Formats, np.ndarray, np.ndarray] | None:
     """`_formats_of_range` on whole arrays (int64, or Python ints in object arrays): the same
-    formats and bounds as the element loop, which stays for the error message naming one."""
+    formats and bounds as the element loop; None when an element is too wide, so that the loop
+    raises the error naming it."""
     g = np.asarray(r.grain, dtype=np.float64)
     zero = (g == NEG_INF) | ((r.lo == 0) & (r.hi == 0))
     gi = np.where(zero, r.frac, g).astype(np.int64)
@@ -287,6 +288,8 @@ def _formats_vectorised(r: Range) -> tuple[Formats, np.ndarray, np.ndarray]:
     mag = np.where(signed, np.maximum(np.maximum(hi, 0), -lo - 1), hi)
     width = np.asarray(_BIT_LENGTH(as_object(mag)), dtype=np.int64) + signed
     width = np.where(zero, 0, width)
+    if width.size and int(width.max()) > EXACT_MAX_WIDTH:
+        return None
     int_bits = np.where(width > 0, width - gi, 0)
     zeros = np.zeros(width.shape, dtype=np.int64)
     return Formats(width, int_bits, signed & ~zero, zeros, zeros), as_object(lo), as_object(hi)

@@ -39,10 +39,25 @@ def container_mantissas(value: Fx, formats) -> np.ndarray:
     return rescale(value.m, container(formats).frac_bits - value.frac)
 
 
+# Samples emulated at once: at most this many activation values over all tensors (a large
+# CNN's hundred test vectors held as Python ints needed over 24 GB at once).
+EMULATED_VALUES_PER_SLICE = 1 << 22
+
+
 def emulated_rows(graph: Graph, inputs: dict[str, np.ndarray]) -> tuple[int, list[np.ndarray], list[np.ndarray]]:
     """(batch, per input [batch, elements], per output [batch, elements]) container mantissas."""
-    values = run(graph, quantize_inputs(graph, inputs))
-    batch = next(iter(values[graph.inputs[0]].m.shape[:1]), 0)
-    rows_in = [container_mantissas(values[n], graph.tensor(n).formats).reshape(batch, -1) for n in graph.inputs]
-    rows_out = [container_mantissas(values[n], graph.tensor(n).formats).reshape(batch, -1) for n in graph.outputs]
-    return batch, rows_in, rows_out
+    per_sample = sum(int(np.prod(t.shape)) for t in graph.tensors.values() if not t.is_constant)
+    batch = len(next(iter(inputs.values()))) if inputs else 0
+    step = max(1, EMULATED_VALUES_PER_SLICE // max(per_sample, 1))
+    keep = set(graph.inputs) | set(graph.outputs)
+    rows_in, rows_out = [[] for _ in graph.inputs], [[] for _ in graph.outputs]
+    for start in range(0, batch, step):
+        part = {name: np.asarray(a)[start:start + step] for name, a in inputs.items()}
+        values = run(graph, quantize_inputs(graph, part), keep=keep)
+        n = next(iter(values[graph.inputs[0]].m.shape[:1]), 0)
+        for rows, names in ((rows_in, graph.inputs), (rows_out, graph.outputs)):
+            for k, name in enumerate(names):
+                rows[k].append(container_mantissas(values[name], graph.tensor(name).formats).reshape(n, -1))
+    join = [np.concatenate(parts) if parts else np.zeros((0, 0)) for parts in rows_in], \
+        [np.concatenate(parts) if parts else np.zeros((0, 0)) for parts in rows_out]
+    return batch, join[0], join[1]
