@@ -45,7 +45,8 @@ def _cmd_compile(args) -> int:
                             protect=[p for p in (args.layer_config, args.data) if p],
                             board=args.board, part=args.part, clock_ns=args.clock_ns,
                             reuse_factor=args.reuse_factor, strategy=args.strategy, layers=layers,
-                            rtl_interface=args.rtl_interface, data=data, data_name=args.data)
+                            rtl_interface=args.rtl_interface, data=data, data_name=args.data,
+                            rescale_bits=args.rescale_bits)
     for message in project.warnings:
         _say("warning", message)
     quantized = summary_line(project.quantization())
@@ -460,6 +461,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ports: the RTL top <model> with in_valid/out_valid and packed ports; axis: also "
                         "<model>_axis, an AXI4-Stream top around it with back-pressure (one input and one "
                         "output tensor; default ports)")
+    c.add_argument("--rescale-bits", type=int, default=32,
+                   help="widest integer multiplier of a quantized model's rescales between scales that are not "
+                        "powers of two (default 32); each is the narrowest proven exact, else this wide "
+                        "(docs/import.md)")
     c.set_defaults(func=_cmd_compile)
 
     e = sub.add_parser("emulate", help="run the bit-exact emulator on a compiled output folder")

@@ -38,7 +38,12 @@ def inspect_model(path) -> dict:
 
     graph = load_onnx(path)
     quantized, needs_plan = [], []
-    quantized_inputs = {n.inputs[0] for n in graph.nodes if n.op == Op.QUANT}
+    # a float input that only quantizers read takes their formats
+    readers: dict[str, set] = {}
+    for node in graph.nodes:
+        for name in node.inputs:
+            readers.setdefault(name, set()).add(node.op)
+    quantized_inputs = {name for name, ops in readers.items() if ops == {Op.QUANT}}
     for name in graph.inputs:
         t = graph.tensor(name)
         if t.formats is not None:  # integer codes (an int8 graph input)
@@ -115,6 +120,7 @@ def _becomes(q: Quantizer) -> tuple[bool, str]:
                        f"(1 <= r < 2), rescaled by an integer multiplier")
     lo, hi = q.range
     width, signed = bits_for_range(int(np.min(lo - q.out_zero)), int(np.max(hi - q.out_zero)))
+    width = max(width, 1)  # a 1-bit unsigned narrow quantizer has the one code 0
     overflow = Overflow.SAT_SYM if signed and q.narrow and not np.any(q.out_zero) else Overflow.SAT
     if q.bipolar:
         width, signed, overflow = 2, True, Overflow.SAT

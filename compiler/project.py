@@ -31,6 +31,7 @@ from . import __version__
 from .emulate import emulate, emulate_exact
 from .errors import UserError
 from .ir import Graph, Node, Op, Tensor, TensorKind, dump
+from .passes.choose_multipliers import MAX_MULTIPLIER_BITS, MAX_RESCALE_BITS
 from .quant_report import quantization_report
 from .names import name_table
 from .output_folder import STAMP, OutputFolderError, claimed, read_json, read_stamp, stamp, write_folder
@@ -74,6 +75,7 @@ class BuildConfig:
     rtl_csd_max_digits: int = 3  # constant products with more non-zero CSD digits use `*`
     rtl_dsp_min_width: int = 28  # products wider than this use `*`
     rtl_interface: str = "ports"  # "axis": also OUT/rtl/<model>_axis.sv, an AXI4-Stream top around <model>
+    rescale_bits: int = MAX_MULTIPLIER_BITS  # widest rescale multiplier of a quantized model (choose_multipliers)
     finegrain_version: str = __version__
 
     def __post_init__(self):
@@ -99,6 +101,10 @@ class BuildConfig:
         lps = self.rtl_levels_per_stage
         if lps is not None and (not isinstance(lps, int) or lps < 1):
             raise UserError(f"rtl_levels_per_stage must be a positive integer, got {lps!r}")
+        if not isinstance(self.rescale_bits, int) or isinstance(self.rescale_bits, bool) or not \
+                1 <= self.rescale_bits <= MAX_RESCALE_BITS:
+            raise UserError(f"the rescale multiplier width (--rescale-bits) must be an integer from 1 to "
+                            f"{MAX_RESCALE_BITS}, got {self.rescale_bits!r}")
         if self.rtl_interface not in RTL_INTERFACES:
             raise UserError(f"unknown RTL interface {self.rtl_interface!r}; choose from {', '.join(RTL_INTERFACES)}")
 
@@ -323,7 +329,7 @@ def compile_graph(graph: Graph, plan: Plan, config: BuildConfig) -> Project:
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PlanWarning)
-        final = run_pipeline(graph, plan, check=config.check_ir)
+        final = run_pipeline(graph, plan, check=config.check_ir, rescale_bits=config.rescale_bits)
     messages = [str(w.message) for w in caught if issubclass(w.category, PlanWarning)]
     for w in caught:
         if not issubclass(w.category, PlanWarning):

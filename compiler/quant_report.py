@@ -44,74 +44,96 @@ def _max_abs(t) -> float:
     return float(np.max(np.maximum(np.abs(lo), np.abs(hi)) * scale)) if lo.size else 0.0
 
 
-def _rounding_error(e_in: float, lsb: float, codes: float) -> float:
+def _rounding_error(e_in: np.ndarray, lsb: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """A conversion to a grid of ``lsb`` with an incoming error ``e_in`` and a rescale that may
-    be off by ``codes``: the outgoing error."""
-    if e_in == 0:
-        return codes * lsb
-    if math.isinf(e_in):
-        return math.inf
-    return (math.floor(e_in / lsb) + 1 + codes) * lsb
+    be off by ``codes`` (all per element): the outgoing error."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        moved = (np.floor(e_in / lsb) + 1 + codes) * lsb
+    return np.where(e_in == 0, codes * lsb, np.where(np.isinf(e_in), np.inf, moved))
 
 
 class _Bounds:
+    """Per element, in IR units, how far each tensor can be from the exact quantized model."""
+
     def __init__(self, graph: Graph, overridden: set[str]):
         self.graph = graph
-        self.e: dict[str, float] = {n: 0.0 for n in graph.inputs}
+        self.e: dict[str, np.ndarray] = {n: np.zeros(graph.tensor(n).shape) for n in graph.inputs}
         self.overridden = overridden
 
-    def get(self, name: str) -> float:
+    def get(self, name: str) -> np.ndarray:
         t = self.graph.tensor(name)
         if t.is_constant:
-            change = (t.scheme or {}).get("rounded_to_accumulator", {}).get("max_change_ir", 0.0)
-            return float(change)
-        return self.e.get(name, 0.0)
+            change = (t.scheme or {}).get("rounded_to_accumulator", {}).get("max_change_ir")
+            return np.zeros(t.shape) if change is None else np.broadcast_to(np.asarray(change, dtype=np.float64),
+                                                                               t.shape)
+        return self.e[name]
 
-    def stage(self, node) -> float:
+    def stage(self, node) -> np.ndarray:
         g = self.graph
         op = node.op
         ins = [self.get(i) for i in node.inputs]
         out = g.tensor(node.outputs[0])
-        if op in (Op.DENSE, Op.CONV):
+        shape = out.shape
+        if op == Op.DENSE:
             w = np.abs(_floats(g.tensor(node.inputs[1])))
-            per_out = w.reshape(w.shape[0], -1).sum(axis=1)
-            e = float(per_out.max()) * ins[0] if ins[0] else 0.0
+            e = ins[0] @ w.T if np.any(ins[0]) else np.zeros(shape)
             return e + (ins[2] if len(ins) > 2 else 0.0)
+        if op == Op.CONV:
+            w = np.abs(_floats(g.tensor(node.inputs[1])))
+            groups = node.attrs["groups"]
+            per_channel = ins[0].reshape(ins[0].shape[0], -1).max(axis=1)  # the worst position
+            cin_g, cout_g = w.shape[1], w.shape[0] // groups
+            e = np.zeros(w.shape[0])
+            for m in range(w.shape[0]):
+                gi = m // cout_g
+                e[m] = float((w[m].reshape(cin_g, -1).sum(axis=1) * per_channel[gi * cin_g:(gi + 1) * cin_g]).sum())
+            e = np.broadcast_to(e.reshape((-1,) + (1,) * (len(shape) - 1)), shape)
+            return e + (np.broadcast_to(ins[2].reshape((-1,) + (1,) * (len(shape) - 1)), shape)
+                        if len(ins) > 2 else 0.0)
         if op == Op.ADD:
-            return ins[0] + ins[1]
+            return np.broadcast_to(ins[0], shape) + np.broadcast_to(ins[1], shape)
         if op == Op.MUL:
-            c = g.tensor(node.inputs[1])
-            return float(np.max(np.abs(_floats(c)))) * ins[0] if ins[0] else 0.0
-        if op == Op.AVGPOOL:
-            recip = g.tensor(node.inputs[1])
-            r = _floats(recip)
-            count = np.prod(node.attrs["kernel"])
-            e = float(np.max(r)) * count * ins[0]
-            exact = np.ldexp(1.0, np.round(np.log2(r)).astype(int))
-            if not np.all(r == exact):
-                x = g.tensor(node.inputs[0])
-                e += _max_abs(x) * count * float(np.max(np.abs(r - 1.0 / count)))
+            c = np.abs(_floats(g.tensor(node.inputs[1])))
+            return np.broadcast_to(ins[0] * c, shape)
+        if op in (Op.MAXPOOL, Op.AVGPOOL):
+            per_channel = ins[0].reshape(ins[0].shape[0], -1).max(axis=1)
+            e = np.broadcast_to(per_channel.reshape((-1,) + (1,) * (len(shape) - 1)), shape)
+            if op == Op.AVGPOOL:
+                r = _floats(g.tensor(node.inputs[1]))
+                count = float(np.prod(node.attrs["kernel"]))
+                e = e * float(np.max(r)) * count
+                if not np.all(np.frexp(r)[0] == 0.5):  # a rounded reciprocal moves the mean
+                    e = e + _max_abs(g.tensor(node.inputs[0])) * count * float(np.max(np.abs(r - 1.0 / count)))
             return e
         if op == Op.REQUANTIZE:
             if out.name in self.overridden:
-                return math.inf
+                return np.full(shape, np.inf)
+            codes = np.zeros(shape)
             producer = g.producer(node.inputs[0]) if node.inputs[0] not in g.inputs else None
-            codes = 0
-            if producer is not None:
-                for stage in producer.stages():
-                    if stage.outputs[0] == node.inputs[0] and stage.op == Op.MUL:
-                        c = g.tensor(stage.inputs[1])
-                        for choice in (c.scheme or {}).get("rescale", {}).get("choices", []):
-                            codes = max(codes, choice["max_error_lsb"])
-            return _rounding_error(ins[0], _lsb(out), codes)
+            for stage in (producer.stages() if producer is not None else ()):
+                if stage.outputs[0] == node.inputs[0] and stage.op == Op.MUL:
+                    record = (g.tensor(stage.inputs[1]).scheme or {}).get("rescale", {})
+                    if "max_error_lsb" in record:
+                        codes = np.broadcast_to(np.asarray(record["max_error_lsb"], dtype=np.float64), shape)
+            lsb = np.broadcast_to(np.ldexp(1.0, -np.asarray(out.formats.frac_bits)), shape)
+            return _rounding_error(np.broadcast_to(ins[0], shape), lsb, codes)
         if op in (Op.SIGMOID, Op.SOFTMAX):
-            return math.inf if ins[0] else 0.0
-        return max(ins) if ins else 0.0  # relu, leaky relu, clip, maxpool, layout ops
+            return np.full(shape, np.inf) if np.any(ins[0]) else np.zeros(shape)
+        if op == Op.LEAKY_RELU:
+            return ins[0] * max(1.0, float(np.max(np.abs(_floats(g.tensor(node.inputs[1]))))))
+        if op == Op.RESHAPE:
+            return ins[0].reshape(shape)
+        if op == Op.TRANSPOSE:
+            return np.transpose(ins[0], node.attrs["perm"])
+        if op == Op.CONCAT:
+            return np.concatenate([np.broadcast_to(e, g.tensor(i).shape) for e, i in zip(ins, node.inputs)],
+                                  axis=node.attrs["axis"])
+        return np.broadcast_to(ins[0], shape)  # relu, clip: 1-Lipschitz
 
     def run(self) -> None:
         for node in self.graph.nodes:
             for stage in node.stages():
-                self.e[stage.outputs[0]] = self.stage(stage)
+                self.e[stage.outputs[0]] = np.asarray(self.stage(stage), dtype=np.float64)
 
 
 def quantization_report(graph: Graph, overridden: set[str] = frozenset()) -> dict | None:
@@ -140,12 +162,15 @@ def quantization_report(graph: Graph, overridden: set[str] = frozenset()) -> dic
     outputs = {}
     for name in graph.outputs:
         t = graph.tensor(name)
-        e = bounds.e.get(name, 0.0)
-        scale = 1.0 if t.model_scale is None else float(np.max(t.model_scale))
+        e = bounds.e[name]
+        scale = np.broadcast_to(1.0 if t.model_scale is None else t.model_scale, t.shape)
+        lsb = np.ldexp(1.0, -np.broadcast_to(t.formats.frac_bits, t.shape))
+        finite = bool(np.all(np.isfinite(e)))
         outputs[name] = {
-            "exact": e == 0,
-            "max_error": None if math.isinf(e) else e * scale,  # model units
-            "max_error_lsb": None if math.isinf(e) else e / _lsb(t),  # output codes (its LSB)
+            "exact": bool(np.all(e == 0)),
+            "max_error": float(np.max(e * scale)) if finite else None,  # model units
+            "max_error_lsb": float(np.max(e / lsb)) if finite else None,  # codes of the output's format
+            "quantized": _is_quantizer_output(graph, name),
         }
     inexact = [r for r in rescales if not r["exact"]]
     return {
@@ -157,6 +182,14 @@ def quantization_report(graph: Graph, overridden: set[str] = frozenset()) -> dic
         "average_pools": pools,
         "overridden_by_plan": sorted(overridden),
     }
+
+
+def _is_quantizer_output(graph: Graph, name: str) -> bool:
+    """Whether a model's quantizer writes the output (its LSB is a code), not an accumulator."""
+    producer = graph.producer(name)
+    last = producer.stages()[-1] if producer is not None else None
+    return last is not None and last.op in (Op.REQUANTIZE, Op.CLIP, Op.ADD, Op.MUL) and bool(
+        (graph.tensor(name).scheme or {}).get("lowered"))
 
 
 def summary_line(section: dict | None) -> str | None:
@@ -173,8 +206,12 @@ def summary_line(section: dict | None) -> str | None:
         for name, o in section["outputs"].items():
             if o["exact"]:
                 continue
-            worst.append(f"{name!r} within {o['max_error_lsb']:.3g} LSB" if o["max_error_lsb"] is not None
-                         else f"{name!r} not bounded (plan overrides or table look-ups)")
+            if o["max_error_lsb"] is None:
+                worst.append(f"{name!r} not bounded (plan overrides or table look-ups)")
+            elif o["quantized"]:
+                worst.append(f"{name!r} by at most {o['max_error_lsb']:.3g} codes")
+            else:
+                worst.append(f"{name!r} by at most {o['max_error']:.3g}")
         parts.append("outputs may differ from the quantized model's: " + ", ".join(worst)
                      + " (report.json: quantization)")
     return "quantized model: " + "; ".join(parts)

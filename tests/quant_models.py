@@ -28,6 +28,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+# published quantized models the project may read (not copy): ../shared/models/README.md
+SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 QONNX_DOMAIN = "qonnx.custom_op.general"
 # the domains Quant/BipolarQuant/Trunc appear in: today's qonnx, Brevitas's older exports, FINN's
 QUANT_DOMAINS = (QONNX_DOMAIN, "onnx.brevitas", "finn.custom_op.general")
@@ -54,8 +56,10 @@ class QuantModel:
 
 
 def run_qonnx(model: QuantModel | Path, inputs: np.ndarray | None = None) -> np.ndarray:
-    """qonnx's ``execute_onnx`` on a batch of samples: qonnx's ``ChangeBatchSize`` to the
-    batch, then its ``cleanup_model`` (shape inference, constant folding; Quant nodes kept)."""
+    """qonnx's ``execute_onnx`` (after qonnx's ``cleanup_model``: shape inference, constant
+    folding, Quant nodes kept) on a batch of samples: all at once through qonnx's
+    ``ChangeBatchSize`` when every constant Reshape target starts with the batch (1 or -1),
+    which is what ChangeBatchSize rewrites; else one sample at a time."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
     from qonnx.transformation.change_batchsize import ChangeBatchSize
@@ -64,9 +68,16 @@ def run_qonnx(model: QuantModel | Path, inputs: np.ndarray | None = None) -> np.
     path, inputs = _path_and_inputs(model, inputs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        wrapper = cleanup_model(ModelWrapper(str(path)).transform(ChangeBatchSize(len(inputs))))
+        wrapper = ModelWrapper(str(path))
+        targets = [wrapper.get_initializer(n.input[1]) for n in wrapper.graph.node if n.op_type == "Reshape"]
+        batched = all(t is None or t.size == 0 or t.flat[0] in (1, -1) for t in targets)
+        if batched:
+            wrapper = wrapper.transform(ChangeBatchSize(len(inputs)))
+        wrapper = cleanup_model(wrapper)
     name_in, name_out = wrapper.graph.input[0].name, wrapper.graph.output[0].name
-    return execute_onnx(wrapper, {name_in: inputs})[name_out]
+    if batched:
+        return execute_onnx(wrapper, {name_in: inputs})[name_out]
+    return np.concatenate([execute_onnx(wrapper, {name_in: inputs[i:i + 1]})[name_out] for i in range(len(inputs))])
 
 
 def run_onnxruntime(model: QuantModel | Path, inputs: np.ndarray | None = None) -> np.ndarray:
@@ -286,13 +297,14 @@ def _quantize_static(float_path: Path, path: Path, calibration: np.ndarray, acti
 
 
 def ort_qdq_mlp(directory: Path, *, activations: str = "uint8", per_channel: bool = True,
-                n_samples: int = 256, seed: int = 0) -> QuantModel:
+                n_samples: int = 256, tie_samples: int = 0, seed: int = 0) -> QuantModel:
     """A float torch MLP 16-32-16-5 (Gemm + Relu, seeded random weights), quantized by
     onnxruntime ``quantize_static`` on 64 calibration samples: QDQ format, int8 weights
     (per output channel with ``per_channel``, symmetric, zero point 0), ``activations``
     uint8 (asymmetric, nonzero zero points) or int8, int32 biases at input scale * weight
-    scale, MinMax calibration, opset 13.  No scale is a power of two.  The last quarter of
-    the samples sit (as near as float32 can) on rounding ties of the input quantizer.
+    scale, MinMax calibration, opset 13.  No scale is a power of two.  The last
+    ``tie_samples`` of the samples sit (as near as float32 can) on rounding ties of the input
+    quantizer, where a float32 execution may round the other way.
     """
     import torch
 
@@ -300,14 +312,15 @@ def ort_qdq_mlp(directory: Path, *, activations: str = "uint8", per_channel: boo
     module = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 16),
                                  torch.nn.ReLU(), torch.nn.Linear(16, 5)).eval()
     name = f"ort_qdq_mlp_{activations}{'_per_channel' if per_channel else ''}"
-    return _ort_model(directory, name, module, (16,), activations, per_channel, n_samples, seed)
+    return _ort_model(directory, name, module, (16,), activations, per_channel, n_samples, tie_samples, seed)
 
 
 def ort_qdq_cnn(directory: Path, *, activations: str = "uint8", per_channel: bool = True,
-                n_samples: int = 64, seed: int = 0) -> QuantModel:
+                n_samples: int = 64, tie_samples: int = 0, seed: int = 0) -> QuantModel:
     """A float torch CNN on 1x8x8 inputs (Conv 1->4 3x3 pad 1, Relu, MaxPool 2x2, Flatten,
     Gemm 64->5), quantized by ``quantize_static`` like `ort_qdq_mlp` (QDQ, int8 per-channel
-    weights, ``activations`` uint8/int8, int32 biases).  No scale is a power of two.
+    weights, ``activations`` uint8/int8, int32 biases, ``tie_samples``).  No scale is a
+    power of two.
     """
     import torch
 
@@ -315,10 +328,11 @@ def ort_qdq_cnn(directory: Path, *, activations: str = "uint8", per_channel: boo
     module = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
                                  torch.nn.Flatten(), torch.nn.Linear(64, 5)).eval()
     name = f"ort_qdq_cnn_{activations}{'_per_channel' if per_channel else ''}"
-    return _ort_model(directory, name, module, (1, 8, 8), activations, per_channel, n_samples, seed)
+    return _ort_model(directory, name, module, (1, 8, 8), activations, per_channel, n_samples, tie_samples, seed)
 
 
-def _ort_model(directory, name, module, shape, activations, per_channel, n_samples, seed) -> QuantModel:
+def _ort_model(directory, name, module, shape, activations, per_channel, n_samples, tie_samples,
+               seed) -> QuantModel:
     import torch
 
     directory = Path(directory)
@@ -330,7 +344,8 @@ def _ort_model(directory, name, module, shape, activations, per_channel, n_sampl
     summary = (f"QDQ int8 weights ({'per-channel' if per_channel else 'per-tensor'}), {activations} "
                f"activations, int32 biases, non-power-of-two scales")
     samples = _samples(seed + 1, n_samples, shape, 1.0)
-    samples[-(n_samples // 4):] = _near_input_ties(path, seed + 2, n_samples // 4, shape)
+    if tie_samples:
+        samples[-tie_samples:] = _near_input_ties(path, seed + 2, tie_samples, shape)
     return QuantModel(name, path, samples, summary, False, {"float_model": float_path})
 
 

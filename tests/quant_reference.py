@@ -59,11 +59,10 @@ class BatchAxisError(Exception):
 
 
 def _maxbits(num: np.ndarray) -> int:
+    """Bits of the largest magnitude (reductions in numpy's loops, Python ints or int64)."""
     if num.size == 0:
         return 0
-    if num.dtype == object:
-        return max(abs(int(v)) for v in num.flat).bit_length()
-    return int(np.max(np.abs(num.astype(np.int64)))).bit_length()
+    return max(int(num.max()), -int(num.min())).bit_length()
 
 
 def _compact(num) -> np.ndarray:
@@ -353,8 +352,9 @@ def _tensor_value(tensor: onnx.TensorProto) -> Exact:
     array = numpy_helper.to_array(tensor)
     if array.dtype.kind == "f" or tensor.data_type == TensorProto.BFLOAT16:
         return from_float(array.astype(np.float64))
-    if array.dtype.kind in "iub":
-        return from_integers(array, elem_type=tensor.data_type)
+    if array.dtype.kind in "iub" or tensor.data_type in INTEGER_RANGES:  # int4/uint4 are ml_dtypes
+        return from_integers(array if array.dtype.kind in "iub" else array.astype(np.int64),
+                             elem_type=tensor.data_type)
     raise NotImplementedError(f"initializer {tensor.name!r} of type {array.dtype}")
 
 
@@ -417,6 +417,8 @@ def _scalar_int(t: Exact, what: str) -> int:
 def op_quant(inputs, attrs, opset) -> Exact:
     x, scale, zero_point, bits = inputs
     bits = _scalar_int(bits, "bit width")
+    if bits < 1:
+        raise ValueError(f"bit width {bits}: a quantizer needs at least 1 bit")
     signed, narrow = bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0))
     rounding = attrs.get("rounding_mode", "ROUND")
     if bits == 1 and signed:  # qonnx: a signed 1-bit Quant is bipolar
@@ -549,10 +551,36 @@ def op_div(inputs, attrs, opset) -> Exact:
     return from_fractions(an * b.den * sign, np.abs(bn) * a.den, a.batched)
 
 
+def _limbs(num: np.ndarray, bits: int) -> list[np.ndarray]:
+    """int64 arrays l_k, |l_k| < 2**bits, with num == sum(l_k * 2**(bits * k))."""
+    if num.dtype != object:
+        num = num.astype(np.int64)
+    sign = np.where(num < 0, -1, 1)
+    magnitude = np.abs(num)
+    count = max(1, -(-_maxbits(num) // bits))
+    mask = (1 << bits) - 1
+    return [(((magnitude >> (bits * k)) & mask) * sign).astype(np.int64) for k in range(count)]
+
+
+def exact_contraction(a: np.ndarray, b: np.ndarray, terms: int, contract) -> np.ndarray:
+    """``contract(a, b)`` (a sum of ``terms`` products per output, e.g. a matmul) exactly:
+    in int64 when it provably fits, else split into int64 limbs whose products and sums fit,
+    contracted limb by limb in int64 and recombined in Python ints; object arrays only for
+    the recombination, never inside the contraction."""
+    if _product_fits(a, b, terms):
+        return contract(a.astype(np.int64), b.astype(np.int64))
+    bits = (INT64_BITS - max(terms, 1).bit_length()) // 2
+    a_limbs, b_limbs = _limbs(a, bits), _limbs(b, bits)
+    total = None
+    for i, a_limb in enumerate(a_limbs):
+        for j, b_limb in enumerate(b_limbs):
+            part = contract(a_limb, b_limb).astype(object) * (1 << (bits * (i + j)))
+            total = part if total is None else total + part
+    return total
+
+
 def _matmul(an: np.ndarray, bn: np.ndarray, terms: int) -> np.ndarray:
-    if not _product_fits(an, bn, terms):
-        an, bn = _wide(an, bn)
-    return an @ bn
+    return exact_contraction(an, bn, terms, np.matmul)
 
 
 def op_matmul(inputs, attrs, opset) -> Exact:
@@ -675,16 +703,20 @@ def op_conv(inputs, attrs, opset) -> Exact:
     c_in = x.shape[1] // groups
     m_out = w.shape[0] // groups
     terms = c_in * int(np.prod(kernel))
-    xn, wn = (x.num, w.num) if _product_fits(x.num, w.num, terms) else _wide(x.num, w.num)
-    total = None
-    for offset, view in _windows(xn, kernel, strides, dilations, pads, 0):
-        parts = []
-        for g in range(groups):
-            xs = view[:, g * c_in:(g + 1) * c_in]  # (n, c_in, *out)
-            ws = wn[g * m_out:(g + 1) * m_out, :, *offset]  # (m_out, c_in)
-            parts.append(np.moveaxis(np.tensordot(xs, ws, axes=([1], [1])), -1, 1))
-        term = np.concatenate(parts, axis=1) if groups > 1 else parts[0]
-        total = term if total is None else total + term
+
+    def convolve(xn, wn):
+        total = None
+        for offset, view in _windows(xn, kernel, strides, dilations, pads, 0):
+            parts = []
+            for g in range(groups):
+                xs = view[:, g * c_in:(g + 1) * c_in]  # (n, c_in, *out)
+                ws = wn[g * m_out:(g + 1) * m_out, :, *offset]  # (m_out, c_in)
+                parts.append(np.moveaxis(np.tensordot(xs, ws, axes=([1], [1])), -1, 1))
+            term = np.concatenate(parts, axis=1) if groups > 1 else parts[0]
+            total = term if total is None else total + term
+        return total
+
+    total = exact_contraction(x.num, w.num, terms, convolve)
     y = Exact(_compact(total), x.den * w.den, x.batched)
     if len(inputs) > 2 and inputs[2] is not None:
         b = inputs[2]

@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from compiler.cli import main
 from tests import quant_models as qm
@@ -107,3 +110,25 @@ def test_malformed_quantizers_exit_2(tmp_path, capsys, defect):
 
 def test_missing_file_exits_2(tmp_path, capsys):
     expect_clean_failure(capsys, ["inspect", tmp_path / "nope.onnx"], mention=["no such file"])
+
+
+def test_float_input_read_besides_its_quantizer_needs_a_plan(tmp_path, capsys):
+    inits = [numpy_helper.from_array(np.float32(0.5), "s"), numpy_helper.from_array(np.int8(0), "z")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="q"),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["xq"], name="dq"),
+             helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Add", ["xq", "r"], ["y"], name="add")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "m.onnx"))
+    report = json.loads(_inspect(capsys, tmp_path / "m.onnx", "--json"))
+    assert [(e["name"], e["role"]) for e in report["quantized"]] == [("xq", "input")]
+    assert [e["name"] for e in report["needs_plan"]] == ["x"]
+
+
+def test_one_bit_unsigned_narrow_has_the_one_code_zero(tmp_path, capsys):
+    model = qm.hand_qonnx(tmp_path, "unsigned_1bit")
+    proto = onnx.load(str(model.path))
+    next(a for n in proto.graph.node if n.name == "x_quant" for a in n.attribute if a.name == "narrow").i = 1
+    onnx.save(proto, str(model.path))
+    assert "becomes ufixed<1,1,RND_CONV,SAT> exact (code times 2**e)" in _inspect(capsys, model.path)

@@ -210,7 +210,7 @@ def test_pipeline_names_the_pass_that_broke_the_ir(models, tmp_path, monkeypatch
         return dataclasses.replace(graph, outputs=("nowhere",))
 
     original = pipeline.passes
-    monkeypatch.setattr(pipeline, "passes", lambda plan: [*original(plan)[:2], ("broken", broken)])
+    monkeypatch.setattr(pipeline, "passes", lambda plan, *args: [*original(plan)[:2], ("broken", broken)])
     with pytest.raises(IRError, match=r"after pass 'broken' \(passes run: canonicalise, lower_quant, broken\)"):
         run_pipeline(load_onnx(models["jet_tagger"]), parse_plan(PLANS["exact"], tmp_path))
 

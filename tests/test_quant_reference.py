@@ -101,6 +101,16 @@ def test_bipolar_quant_equals_qonnx():
     assert qr.exact_equal(got, binary_quant(x, scale)).all()
 
 
+@pytest.mark.parametrize("defect", ["bits_zero", "bits_fraction", "bits_vector", "scale_zero", "scale_negative",
+                                    "scale_shape"])
+def test_quantizer_without_a_value_is_refused(folder, defect):
+    """Where the quantizer's formula has no value (no bits, a division by a scale that is not
+    positive, shapes that do not broadcast), the reference refuses, naming the node."""
+    model = qm.malformed_quant(folder, defect)
+    with pytest.raises(RuntimeError, match="node 'bad_quant' \\(Quant\\)"):
+        qr.run(model.path, model.inputs)
+
+
 def test_exact_values_are_exact():
     """A float32 input, a scale that is not a power of two and a rounding tie: the reference
     rounds the exact x / scale, which float32 gets wrong."""
@@ -327,8 +337,10 @@ def _tie_distance(node, env) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 QDQ_MODELS = [
-    (qm.ort_qdq_mlp, {"activations": "uint8"}), (qm.ort_qdq_mlp, {"activations": "int8", "per_channel": False}),
-    (qm.ort_qdq_cnn, {"activations": "uint8"}), (qm.ort_qdq_cnn, {"activations": "int8"}),
+    (qm.ort_qdq_mlp, {"activations": "uint8", "tie_samples": 64}),
+    (qm.ort_qdq_mlp, {"activations": "int8", "per_channel": False, "tie_samples": 64}),
+    (qm.ort_qdq_cnn, {"activations": "uint8", "tie_samples": 16}),
+    (qm.ort_qdq_cnn, {"activations": "int8", "tie_samples": 16}),
     (qm.brevitas_mlp, {"export": "qcdq"}),
     (qm.brevitas_mlp, {"export": "qcdq", "scales": "float", "per_channel": True}),
 ]
@@ -382,7 +394,7 @@ def test_qdq_model_against_onnxruntime(folder, builder, options):
     assert agreed.mean() > 0.5, f"{model.name}: only {agreed.mean():.0%} of samples agree in every quantizer"
     if model.pow2_scales:  # float32 is exact throughout: no tie can flip
         assert flips == 0 and agreed.all()
-    if model.name.startswith("ort_"):  # their last samples sit on input ties: some must flip
+    if model.name.startswith("ort_"):  # tie_samples sit on input ties: some must flip
         assert flips > 0
 
 
@@ -517,3 +529,57 @@ def test_quantize_linear_saturates_and_ties_to_even(zero_type, lo, hi):
     q = qr.op_quantize_linear([qr.from_float(x, True), qr.from_float(np.float32(1.0)), zero], {}, 13)
     assert q.elem_type == zero_type
     assert q.num.tolist() == [[lo, max(lo, -2), max(lo, -2), 0, 0, 2, 2, hi, 0]]
+
+
+def test_int8_kws_equals_onnxruntime_recorded_output():
+    """The MLPerf Tiny DS-CNN, int8 QDQ from TFLite (int8 input and output, per-channel
+    weights, AveragePool, Softmax): onnxruntime's recorded int8 output, exactly."""
+    path = qm.SHARED_MODELS / "mlperf_kws_dscnn_int8_qdq.onnx"
+    io = np.load(path.with_suffix(".io.npz"))
+    got = qr.run_output(path, io["input"])
+    assert np.array_equal(got.integers(), io["output"].astype(np.int64))
+
+
+def test_contraction_past_int64_is_exact():
+    """Products past 2**62 go through int64 limbs; equal to Python-int arithmetic."""
+    rng = np.random.default_rng(3)
+    for terms in (3, 700):
+        a = rng.integers(-2 ** 62, 2 ** 62, size=(4, terms)).astype(object) * int(rng.integers(1, 2 ** 20))
+        b = rng.integers(-2 ** 40, 2 ** 40, size=(terms, 3)).astype(object)
+        assert (qr.exact_contraction(a, b, terms, np.matmul) == a @ b).all()
+
+
+@pytest.mark.parametrize("opset, zero_type, axis", [
+    (10, TensorProto.UINT8, None), (10, TensorProto.INT8, None), (13, TensorProto.UINT8, 1), (13, TensorProto.INT8, 2),
+    (19, TensorProto.INT8, 1), (21, TensorProto.INT16, 1), (21, TensorProto.UINT16, -1), (21, TensorProto.INT4, 1),
+])
+def test_quantize_dequantize_equal_onnxruntime_on_ties(opset, zero_type, axis):
+    """Power-of-two scales, odd zero points, inputs on every tie: float32 is exact, so
+    onnxruntime must agree exactly.  QuantizeLinear rounds x / scale and then adds the zero
+    point; rounding x / scale + zero point instead differs at every tie with an odd zero point."""
+    lo, hi = qr.INTEGER_RANGES[zero_type]
+    per_axis = axis is not None
+    channels = 3
+    scale = np.array([0.5, 0.25, 2.0] if per_axis else 0.5, dtype=np.float32)
+    zero = np.array([lo + 1, lo + 3, lo + 5] if per_axis else lo + 3, dtype=np.int64)
+    halves = np.arange(2 * lo - 6, 2 * min(hi, lo + 40) + 7) / 2.0
+    x = (halves[:, None, None] - (lo + 3)) * np.ones((1, channels, channels))
+    x = (x * (scale.reshape(-1, 1) if per_axis and axis == 1 else scale)).astype(np.float32)
+    attrs = {"axis": axis} if per_axis else {}
+    zero_tensor = helper.make_tensor("z", zero_type, zero.shape, zero.ravel().tolist())
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], **attrs),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], **attrs)]
+    shape = [1, channels, channels]
+    graph = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape),
+                               helper.make_tensor_value_info("q", zero_type, shape)],
+                              [numpy_helper.from_array(scale, "s"), zero_tensor])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    import onnxruntime as ort
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = ["y"] if zero_type == TensorProto.INT4 else ["y", "q"]  # onnxruntime returns no int4 arrays
+    want = [np.concatenate(parts) for parts in zip(*(session.run(names, {"x": x[i:i + 1]}) for i in range(len(x))))]
+    got = qr.run(model, x)
+    assert qr.exact_equal(got["y"], want[0]).all()
+    if len(want) > 1:
+        assert np.array_equal(got["q"].integers(), want[1].astype(np.int64))

@@ -1,8 +1,20 @@
-"""Float ONNX -> finegrain IR.  The ``compiler.frontend`` package is the only part of finegrain
-that imports ``onnx``.  This module reads and checks the file; ``translator`` walks the graph
-(folding, names, shape cross-check), ``translators`` maps each op type to its function in
-``ops_arithmetic``, ``ops_activation``, ``ops_shape`` or ``ops_pool``, and ``common`` holds
-the helpers they share.
+"""ONNX (float, QONNX, QDQ) -> finegrain IR.  The ``compiler.frontend`` package is the only part
+of finegrain that imports ``onnx``.  This module reads and checks the file; ``translator`` walks
+the graph (folding, names, shape cross-check), ``translators`` maps each op type to its function
+in ``ops_arithmetic``, ``ops_activation``, ``ops_shape``, ``ops_pool``, ``ops_quant`` (QONNX
+``Quant``/``BipolarQuant``/``Trunc``) or ``ops_qdq`` (``QuantizeLinear``/``DequantizeLinear``),
+and ``common`` holds the helpers they share.
+
+Quantized models: every quantizer becomes a :class:`compiler.quantizer.Quantizer`.  On an
+activation it is an ``Op.QUANT`` node (removed later by lowering); on a constant it is folded,
+and the constant carries ``Tensor.quantizer`` (parameters in its IR layout), also through
+Transpose/Reshape/Squeeze/Unsqueeze folding while the scale's axis survives (else the constant
+is float and a :class:`FrontendWarning` says so).  A QDQ ``QuantizeLinear [-> Clip] ->
+DequantizeLinear`` chain is one quantizer named after the DequantizeLinear's output; int8/uint8
+(and 16-bit) graph inputs hold their integer codes (their ``formats`` set).  So
+``float_eval.evaluate_float`` of the IR is the quantized model.  Models with QONNX nodes take
+their shape annotations from qonnx's ``InferShapes`` (which understands the custom ops); their
+tensor names are kept.
 
 :func:`load_onnx` reads a float model as torch.onnx.export (TorchScript and dynamo
 exporters), tf2onnx and keras2onnx write it, and returns a :class:`~compiler.ir.Graph`
@@ -49,11 +61,11 @@ from .ops_quant import QONNX_DOMAINS
 from .translator import _Translator
 from .translators import SUPPORTED_OPS
 
-__all__ = ["SUPPORTED_OPS", "load_onnx"]
+__all__ = ["SUPPORTED_OPS", "FrontendWarning", "load_onnx"]
 
 
 def load_onnx(path) -> Graph:
-    """Read the float ONNX model at ``path`` and translate it to an IR graph.
+    """Read the ONNX model at ``path`` (float or quantized) and translate it to an IR graph.
 
     Raises :class:`FrontendError` when the file cannot be read or the model uses something
     finegrain does not support; the message names the node or tensor and says how to fix it.

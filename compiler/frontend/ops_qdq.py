@@ -20,13 +20,20 @@ import onnx
 from ..fixed import Rounding
 from ..quantizer import Quantizer, integer_range
 from .common import _attributes, _constant_input, _fail, _input, _normalize_axis
-from .ops_quant import _INTEGER_DTYPES, _apply, _array_parameter, _checked, full_rank
+from .ops_quant import _apply, _array_parameter, _checked, full_rank
 
 if TYPE_CHECKING:
     from .translator import _Translator
 
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
+
+# The integer types of QDQ codes: numpy dtype of the zero point / codes -> (bits, signed).
+_INTEGER_DTYPES = {
+    np.dtype(np.int8): (8, True), np.dtype(np.uint8): (8, False),
+    np.dtype(np.int16): (16, True), np.dtype(np.uint16): (16, False),
+    np.dtype(np.int32): (32, True),
+}
 
 
 def _integer_type(proto, node: str, dtype: np.dtype, what: str) -> tuple[int, bool]:
@@ -38,17 +45,17 @@ def _integer_type(proto, node: str, dtype: np.dtype, what: str) -> tuple[int, bo
     return kind
 
 
-def _rank(tr: _Translator, name: str) -> int:
-    """ONNX rank of value ``name`` (a constant's, or an activation's with its batch axis)."""
-    if tr.is_constant(name):
-        return tr.value(name).ndim
-    return len(tr.shape(tr.alias.get(name, name))) + 1
+def _rank(tr: _Translator, proto, node: str) -> int:
+    """ONNX rank of the node's input 0 (a constant's, or an activation's with its batch axis)."""
+    if tr.is_constant(proto.input[0]):
+        return tr.value(proto.input[0]).ndim
+    return len(tr.shape(tr.activation(proto, node, 0))) + 1
 
 
-def _parameters(tr: _Translator, proto, node: str, codes_type) -> tuple[np.ndarray, np.ndarray, int, bool]:
+def _parameters(tr: _Translator, proto, node: str, codes_type, rank: int) -> tuple[np.ndarray, np.ndarray, int, bool]:
     """(scale, zero point, bits, signed) of a QuantizeLinear/DequantizeLinear, the parameters
-    shaped to broadcast against its input in ONNX layout.  ``codes_type()`` gives the codes'
-    numpy dtype when there is no zero point to tell it."""
+    shaped to broadcast against its input (ONNX rank ``rank``).  ``codes_type()`` gives the
+    codes' numpy dtype when there is no zero point to tell it."""
     a = _attributes(proto)
     if a.get("block_size", 0):
         raise _fail(proto, node, f"block_size {a['block_size']} (blocked quantization) is not supported",
@@ -73,7 +80,6 @@ def _parameters(tr: _Translator, proto, node: str, codes_type) -> tuple[np.ndarr
         raise _fail(proto, node, f"scale {scale_name!r} has shape {list(scale.shape)} (blocked quantization)",
                     "quantize per tensor (a scalar scale) or per axis (a 1-D scale)")
     if scale.ndim == 1:
-        rank = _rank(tr, proto.input[0])
         axis = _normalize_axis(proto, node, int(a.get("axis", 1)), rank)
         shape = (scale.size,) + (1,) * (rank - 1 - axis)
         scale, zero = scale.reshape(shape), zero.reshape(shape)
@@ -117,21 +123,34 @@ def _clipped_range(bits: int, signed: bool, bounds) -> tuple[int, bool, bool] | 
     return None
 
 
+def _dequantizers(tr: _Translator, value: str) -> list | None:
+    """The DequantizeLinear nodes that are all the readers of codes ``value`` (several, all
+    with the same parameters, where an exporter gave each consumer its own), or None."""
+    readers = tr.consumers.get(value, [])
+    if not readers or tr.is_graph_output(value):
+        return None
+    first = readers[0]
+    for reader in readers:
+        if (reader.op_type != "DequantizeLinear" or reader.domain not in _DEFAULT_DOMAINS
+                or reader.input[0] != value or list(reader.input) != [value, *first.input[1:]]
+                or reader.attribute != first.attribute):
+            return None
+    return readers
+
+
 def _dequantized_by(tr: _Translator, proto, bits: int, signed: bool):
-    """(Clip or None, DequantizeLinear, (bits, signed, narrow)) when the QuantizeLinear's codes
-    go only into a DequantizeLinear, else None."""
-    reader = _only_reader(tr, proto.output[0])
-    clip, kind = None, (bits, signed, False)
+    """(Clip or None, [DequantizeLinear, ...], (bits, signed, narrow)) when the
+    QuantizeLinear's codes (clipped or not) go only into DequantizeLinear nodes, else None."""
+    codes, clip, kind = proto.output[0], None, (bits, signed, False)
+    reader = _only_reader(tr, codes)
     if reader is not None and reader.op_type == "Clip" and reader.domain in _DEFAULT_DOMAINS:
         bounds = _clip_bounds(tr, reader)
         kind = bounds and _clipped_range(bits, signed, bounds)
-        clip, reader = reader, _only_reader(tr, reader.output[0])
         if not kind:
             return None
-    if (reader is None or reader.op_type != "DequantizeLinear" or reader.domain not in _DEFAULT_DOMAINS
-            or reader.input[0] != (clip or proto).output[0]):
-        return None
-    return clip, reader, kind
+        clip, codes = reader, reader.output[0]
+    dequantizers = _dequantizers(tr, codes)
+    return None if dequantizers is None else (clip, dequantizers, kind)
 
 
 def _quantize_linear(tr: _Translator, proto, node: str) -> None:
@@ -140,7 +159,8 @@ def _quantize_linear(tr: _Translator, proto, node: str) -> None:
         codes_type = lambda: onnx.helper.tensor_dtype_to_np_dtype(output_dtype)  # noqa: E731
     else:
         codes_type = lambda: np.uint8  # noqa: E731  (ONNX's default without a zero point)
-    scale, zero, bits, signed = _parameters(tr, proto, node, codes_type)
+    rank = _rank(tr, proto, node)
+    scale, zero, bits, signed = _parameters(tr, proto, node, codes_type, rank)
     chain = _dequantized_by(tr, proto, bits, signed)
     if chain is None:
         q = _checked(proto, node, lambda: Quantizer(scale, zero, 1.0, 0.0, bits, signed, False, Rounding.RND_CONV,
@@ -148,16 +168,38 @@ def _quantize_linear(tr: _Translator, proto, node: str) -> None:
         tr.integer_types[proto.output[0]] = (bits, signed)
         _apply(tr, proto, node, q, proto.output[0])
         return
-    clip, dequantize, (bits, signed, narrow) = chain
+    clip, (dequantize, *more), (bits, signed, narrow) = chain
     dq_node = dequantize.name or f"{node}.dequantize"
-    dq_scale, dq_zero, _, _ = _parameters(tr, dequantize, dq_node, codes_type)
+    dq_scale, dq_zero, _, _ = _parameters(tr, dequantize, dq_node, codes_type, rank)
     source = "QuantizeLinear+Clip+DequantizeLinear" if clip is not None else "QuantizeLinear+DequantizeLinear"
     q = _checked(proto, node, lambda: Quantizer(scale, zero, dq_scale, dq_zero, bits, signed, narrow,
                                                 Rounding.RND_CONV, source=source, zero_before_rounding=False))
-    for absorbed in (clip, dequantize):
+    for absorbed in (clip, dequantize, *more):
         if absorbed is not None:
             tr.absorbed.add(id(absorbed))
-    _apply(tr, proto, node, q, dequantize.output[0])
+    output = _apply(tr, proto, node, q, dequantize.output[0])
+    for other in more:  # the same values under each DequantizeLinear's name
+        if output is None:
+            tr.set_value(other.output[0], tr.value(dequantize.output[0]))
+            tr.quantizers[other.output[0]] = tr.quantizers[dequantize.output[0]]
+        else:
+            tr.pass_through(node, output, other.output[0])
+
+
+# Ops that move integer codes without changing them (the flatten tf2onnx puts between a
+# QuantizeLinear and its DequantizeLinear).
+_LAYOUT_OPS = frozenset({"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity"})
+
+
+def _codes_kind(tr: _Translator, value: str) -> tuple[int, bool] | None:
+    """(bits, signed) of integer codes ``value`` (an integer graph input or a lone
+    QuantizeLinear's output, or one of those moved by layout ops), or None."""
+    while value not in tr.integer_types:
+        producer = tr.producers.get(value)
+        if producer is None or producer.op_type not in _LAYOUT_OPS or producer.domain not in _DEFAULT_DOMAINS:
+            return None
+        value = producer.input[0]
+    return tr.integer_types[value]
 
 
 def _dequantize_linear(tr: _Translator, proto, node: str) -> None:
@@ -166,13 +208,13 @@ def _dequantize_linear(tr: _Translator, proto, node: str) -> None:
     def codes_type():
         if tr.is_constant(x) and tr.value(x).dtype.kind in "iu":
             return tr.value(x).dtype
-        kind = tr.integer_types.get(tr.alias.get(x, x)) or tr.integer_types.get(x)
+        kind = _codes_kind(tr, x)
         if kind is None:
             raise _fail(proto, node, f"input {x!r} is not integer data (an integer graph input or a "
                                      f"QuantizeLinear's output)", "give the node a zero point of the codes' type")
         return next(d for d, k in _INTEGER_DTYPES.items() if k == kind)
 
-    scale, zero, bits, signed = _parameters(tr, proto, node, codes_type)
+    scale, zero, bits, signed = _parameters(tr, proto, node, codes_type, _rank(tr, proto, node))
     if tr.is_constant(x):
         codes = tr.value(x)
         # Brevitas' QCDQ export clips int8 codes of narrower weights: that is their range

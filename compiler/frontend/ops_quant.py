@@ -20,7 +20,6 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
 
 from ..ir import Op
 from ..quantizer import QONNX_ROUNDING, Quantizer, QuantizerError
@@ -30,20 +29,12 @@ if TYPE_CHECKING:
     from .translator import _Translator
 
 
+# The widest quantizer read: Quantizer.apply computes in float64, exact for codes of 53 bits.
+MAX_QUANT_BITS = 53
+
 # The domains QONNX's quantizers are written in: Brevitas' older exports, qonnx, FINN.
 QONNX_DOMAINS = ("onnx.brevitas", "qonnx.custom_op.general", "finn.custom_op.general")
 
-# QDQ integer types: numpy dtype of the zero point / codes -> (bits, signed).
-_INTEGER_DTYPES = {
-    np.dtype(np.int8): (8, True), np.dtype(np.uint8): (8, False),
-    np.dtype(np.int16): (16, True), np.dtype(np.uint16): (16, False),
-    np.dtype(np.int32): (32, True),
-}
-_INTEGER_ELEM_TYPES = {
-    onnx.TensorProto.INT8: (8, True), onnx.TensorProto.UINT8: (8, False),
-    onnx.TensorProto.INT16: (16, True), onnx.TensorProto.UINT16: (16, False),
-    onnx.TensorProto.INT32: (32, True),
-}
 
 
 # --- parameters and layouts --------------------------------------------------------------
@@ -99,10 +90,11 @@ def _checked(proto, node: str, make):
 
 
 def _apply(tr: _Translator, proto, node: str, q: Quantizer, output: str, *, x: str | None = None,
-           ir_node: str | None = None) -> None:
+           ir_node: str | None = None) -> str | None:
     """Quantizer ``q`` (parameters in ONNX layout) on the node's input 0, writing ONNX value
-    ``output``: folded when that input is a constant, else an ``Op.QUANT`` node ``ir_node``
-    (default: named as the ONNX node) reading IR activation ``x`` (default: input 0)."""
+    ``output``: folded when that input is a constant (returns None), else an ``Op.QUANT``
+    node ``ir_node`` (default: named as the ONNX node) reading IR activation ``x`` (default:
+    input 0); returns its output's IR name."""
     if x is None and tr.is_constant(proto.input[0]):
         name = proto.input[0]
         value = tr.value(name)
@@ -113,7 +105,7 @@ def _apply(tr: _Translator, proto, node: str, q: Quantizer, output: str, *, x: s
         q = full_rank(q, value.ndim)
         tr.set_value(output, q.apply(value.astype(np.float64)))
         tr.quantizers[output] = q
-        return
+        return None
     x = x or tr.activation(proto, node, 0)
     rank = len(tr.shape(x)) + 1
     if len(q.broadcast_shape()) > rank:
@@ -126,7 +118,7 @@ def _apply(tr: _Translator, proto, node: str, q: Quantizer, output: str, *, x: s
                     "a quantizer must be the same for every batch row")
     q = drop_leading(q, 1)
     _checked(proto, node, lambda: q.check_shape(tr.shape(x)))
-    tr.emit(Op.QUANT, ir_node or node, [x], output, node, {"quantizer": q})
+    return tr.emit(Op.QUANT, ir_node or node, [x], output, node, {"quantizer": q})
 
 
 def _bit_width(tr: _Translator, proto, node: str, index: int, what: str = "bit width") -> int:
@@ -139,6 +131,10 @@ def _bit_width(tr: _Translator, proto, node: str, index: int, what: str = "bit w
     if not np.isfinite(bits) or bits != round(bits) or bits < 1:
         raise _fail(proto, node, f"{what} {name!r} is {bits:g}, not a positive integer",
                     "a quantizer needs a whole number of bits, at least 1: fix the model's bit width")
+    if bits > MAX_QUANT_BITS:
+        raise _fail(proto, node, f"{what} {name!r} is {bits:g}; finegrain reads quantizers of at most "
+                                 f"{MAX_QUANT_BITS} bits (float64 holds their integer codes exactly)",
+                    "quantize to fewer bits")
     return int(bits)
 
 
@@ -180,8 +176,12 @@ def _rounding(proto, node: str, default: str = "ROUND"):
     return QONNX_ROUNDING[mode]
 
 
-def _flag(proto, node: str, name: str, default: int) -> bool:
+def _flag(proto, node: str, name: str, default: int | None) -> bool:
+    """A 0/1 attribute; ``default`` None: required, as qonnx requires Quant's signed and narrow."""
     value = _attributes(proto).get(name, default)
+    if value is None:
+        raise _fail(proto, node, f"required attribute {name!r} is missing",
+                    f"give the node {name}=0 or 1 (qonnx refuses it too); export the model again")
     if value not in (0, 1):
         raise _fail(proto, node, f"attribute {name!r} is {value!r}; it must be 0 or 1")
     return bool(value)
@@ -194,7 +194,7 @@ def _quant(tr: _Translator, proto, node: str) -> None:
     scale = _array_parameter(tr, proto, node, 1, "scale")
     zero = _array_parameter(tr, proto, node, 2, "zero point")
     bits = _bit_width(tr, proto, node, 3)
-    signed, narrow = _flag(proto, node, "signed", 1), _flag(proto, node, "narrow", 0)
+    signed, narrow = _flag(proto, node, "signed", None), _flag(proto, node, "narrow", None)
     rounding = _rounding(proto, node)
     bipolar = signed and bits == 1  # qonnx's int_quant: a 1-bit signed Quant is the sign
     q = _checked(proto, node, lambda: Quantizer(scale, zero, scale, zero, bits, signed, narrow and not bipolar,
@@ -229,8 +229,6 @@ def _trunc(tr: _Translator, proto, node: str) -> None:
     if version >= 2:
         out_scale = _array_parameter(tr, proto, node, 4, "output scale")
         out_bits = _bit_width(tr, proto, node, 5, "output bit width")
-        if np.any(out_scale <= 0) or np.any(scale <= 0):
-            raise _fail(proto, node, "scale and output scale must be positive")
         trunc_scale = 2.0 ** np.round(np.log2(out_scale / scale))
         signed, narrow = _flag(proto, node, "signed", 1), _flag(proto, node, "narrow", 0)
         second = lambda: Quantizer(trunc_scale, 0.0, out_scale, 0.0, out_bits, signed, narrow, rounding,  # noqa: E731

@@ -91,6 +91,7 @@ class _Translator:
                 if i:
                     self.consumers.setdefault(i, []).append(proto)
         self.absorbed: set[int] = set()  # id() of nodes another translator already read (a QDQ pair's DQ)
+        self.quantized_read: set[str] = set()  # quantized constants the current node made IR tensors of
         self.notes: list[str] = []  # what the translation left out (dropped quantizers), as warnings
 
     # names -----------------------------------------------------------------------------
@@ -180,6 +181,7 @@ class _Translator:
         quantizer = self.quantizers.get(name)
         if quantizer is not None:
             quantizer = drop_leading(quantizer.transpose(axes), drop)
+            self.quantized_read.add(name)
         existing = self.tensors.get(name)
         if existing is not None:
             if (existing.kind == kind and existing.shape == data.shape
@@ -310,10 +312,10 @@ class _Translator:
         # A graph output's quantizer (an int8 output's QuantizeLinear) still leaves final scores.
         quantized_outputs = {n.inputs[0] for n in self.nodes if n.op == Op.QUANT and n.outputs[0] in outputs}
         for node in self.nodes:
+            if node.op not in _OUTPUT_ONLY or node.outputs[0] in outputs:
+                continue
             readers = [n for n in self.nodes if node.outputs[0] in n.inputs]
-            final = node.outputs[0] in outputs or (
-                node.outputs[0] in quantized_outputs and len(readers) == 1)
-            if node.op in _OUTPUT_ONLY and not final:
+            if not (node.outputs[0] in quantized_outputs and len(readers) == 1):
                 onnx_node = node.onnx_nodes[0]
                 raise FrontendError(
                     f"node {onnx_node!r} ({self.op_types[onnx_node]}) is only supported where its "
@@ -417,9 +419,15 @@ class _Translator:
                 f"{', '.join(SUPPORTED_OPS)}; replace it in the model before export")
         self._check_attributes(proto, name)
         batchless = op_type not in BATCH_AWARE_OPS and _batchless_result(self, proto, name)
+        self.quantized_read.clear()
         translate(self, proto, name)
         if batchless:
             self.batchless.add(proto.output[0])
+        for i in dict.fromkeys(proto.input):
+            if i in self.quantizers and i not in self.quantized_read:
+                self.notes.append(
+                    f"node {name!r} ({proto.op_type}) computes a new constant from the quantized {i!r} (negated, "
+                    f"inverted or scaled), which loses its quantizer: that constant is float and needs a plan entry")
 
     def _check_not_a_quantizer_parameter(self, proto: onnx.NodeProto, name: str) -> None:
         """An unsupported node that computes a quantizer's scale, zero point or bit width at

@@ -27,7 +27,8 @@ from ..fixed import Formats, common_fraction
 from ..ir import Graph, Op
 from .size_widths import size_widths
 
-MAX_MULTIPLIER_BITS = 32
+MAX_MULTIPLIER_BITS = 32  # the default widest K (compile --rescale-bits)
+MAX_RESCALE_BITS = 64  # the widest the option allows
 
 
 def _rescale_nodes(graph: Graph):
@@ -76,10 +77,13 @@ def choose_multipliers(graph: Graph, max_bits: int = MAX_MULTIPLIER_BITS) -> Gra
                             "bits": m.bits, "exact": m.exact, "max_error_lsb": m.max_error,
                             "range": [g_lo, g_hi], "elements": count})
         values = np.empty(shape, dtype=object)
+        codes = np.zeros(shape, dtype=np.int64)  # the largest difference each element's rescale can make
+        errors = {key: choice["max_error_lsb"] for key, choice in zip(groups, choices)}
         for idx in np.ndindex(shape):
             key = (float(num[idx]), float(den[idx]), int(f_y[idx]) - int(f_x[idx]), int(rounding[idx]))
             values[idx] = chosen[key]
-        updates[c.name] = _constant_of(c, values, choices)
+            codes[idx] = errors[key]
+        updates[c.name] = _constant_of(c, values, choices, codes)
     return graph.with_tensors(updates)
 
 
@@ -96,7 +100,7 @@ def _compact_object(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _constant_of(c, values: np.ndarray, choices: list):
+def _constant_of(c, values: np.ndarray, choices: list, codes: np.ndarray):
     """The rescale constant holding the exact dyadic ``values`` (Fractions), compacted to the
     smallest shape that broadcasts back."""
     values = _compact_object(values)
@@ -113,7 +117,7 @@ def _constant_of(c, values: np.ndarray, choices: list):
         m = m.astype(np.int64)
     data, data_frac = common_fraction(m, formats)
     scheme = dict(c.scheme)
-    scheme["rescale"] = dict(scheme["rescale"], choices=choices)
+    scheme["rescale"] = dict(scheme["rescale"], choices=choices, max_error_lsb=codes)
     floats = np.array([float(v) for v in values.ravel()]).reshape(values.shape)
     return dataclasses.replace(c, shape=values.shape, formats=formats, data=np.asarray(data), data_frac=data_frac,
                                float_data=floats, scheme=scheme)

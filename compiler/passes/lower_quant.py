@@ -41,6 +41,7 @@ A graph with no quantizer is returned unchanged.
 from __future__ import annotations
 
 import dataclasses
+from fractions import Fraction
 
 import numpy as np
 
@@ -57,6 +58,13 @@ def is_quantized_model(graph: Graph) -> bool:
     return (any(n.op == Op.QUANT for n in graph.nodes)
             or any(t.quantizer is not None or (t.kind == TensorKind.INPUT and t.formats is not None)
                    for t in graph.tensors.values()))
+
+
+BIAS_GUARD_BITS = 12  # at most this many bits below the accumulator's grid for a rounded bias
+
+
+def _round_half_even(f: Fraction) -> int:
+    return round(f)  # Python rounds a Fraction half to even
 
 
 def _compact(a: np.ndarray) -> np.ndarray:
@@ -381,29 +389,49 @@ class _Lowering:
         return self._in_units(b, r, grid)
 
     def _in_units(self, b: str, r: np.ndarray, grid: int | None) -> str:
-        """Additive constant ``b`` divided by the residual ``r`` of what it is added to,
-        rounded (RND_CONV) to that tensor's grid when known, else to 24 significant bits;
-        the largest change, in model units, is recorded on the constant."""
+        """Additive constant ``b`` divided by the residual ``r`` of what it is added to.
+
+        ``b / r`` is rarely a short dyadic number, so it is rounded (to nearest, ties to even,
+        in exact rationals): on the grid of what it is added to, plus, for a float constant, as
+        many guard bits (up to BIAS_GUARD_BITS) as it takes to move it by at most
+        ``2**-BIAS_GUARD_BITS`` of that grid (a quantized bias takes none).  A value that moved can still tip
+        a later rounding: the change is recorded (model and IR units) for the report."""
         t = self.tensors[b]
         values = np.asarray(t.float_data if t.float_data is not None else t.data, dtype=np.float64)
         values = self.parameter(t, values) if values.shape != t.shape else values
-        ideal = values / r
-        if grid is None:
-            from ..fixed import round_significant
-            rounded = round_significant(ideal, 24)
-        else:
-            rounded = np.ldexp(np.rint(np.ldexp(ideal, grid)), -grid)
-        from .apply_plan import exact_formats
-        formats = exact_formats(rounded)
-        m = round_float(rounded, formats, f"constant {b!r}")  # exact: the formats hold the values
+        flat_v, flat_r = values.ravel(), np.broadcast_to(r, values.shape).ravel()
+        ideal = [Fraction(float(v)) / Fraction(float(q)) for v, q in zip(flat_v, flat_r)]
+        if grid is not None:
+            base = grid
+        else:  # the grid is not known: 24 significant bits of the largest value
+            top = max((abs(f) for f in ideal), default=Fraction(0))
+            base = 24 - (top.numerator.bit_length() - top.denominator.bit_length()) if top else 0
+        # a quantized bias (int32, scale s_x * s_w up to float rounding) moves by a tiny fraction
+        # of the grid: no guard bits, which would widen the accumulator and its rescale
+        for guard in range(BIAS_GUARD_BITS + 1 if t.quantizer is None else 1):
+            g = base + guard
+            mant = [_round_half_even(f * (Fraction(2) ** g)) for f in ideal]
+            worst = max((abs(Fraction(m) / (Fraction(2) ** g) - f) for m, f in zip(mant, ideal)), default=Fraction(0))
+            if worst * (Fraction(2) ** base) <= Fraction(1, 1 << BIAS_GUARD_BITS):
+                break
+        width = np.array([max(abs(m).bit_length() + (m < 0), 1) for m in mant], dtype=np.int64).reshape(values.shape)
+        signed = np.array([m < 0 for m in mant]).reshape(values.shape)
+        formats = Formats(width, width - g, signed, np.full(width.shape, int(Rounding.RND_CONV)),
+                          np.full(width.shape, int(Overflow.SAT))).prune(np.array([m == 0 for m in mant]).reshape(values.shape))
+        m = np.array(mant + [None], dtype=object)[:-1].reshape(values.shape)
+        if all(abs(v) < (1 << 62) for v in mant):
+            m = m.astype(np.int64)
         data, frac = common_fraction(m, formats)
-        change = float(np.max(np.abs(rounded * r - values))) if values.size else 0.0
+        rounded = np.array([float(Fraction(v) / (Fraction(2) ** g)) for v in mant]).reshape(values.shape)
+        change_ir = np.array([float(abs(Fraction(m) / (Fraction(2) ** g) - f)) for m, f in zip(mant, ideal)]
+                             ).reshape(values.shape)
+        change = float(max((abs(Fraction(mm) / (Fraction(2) ** g) * Fraction(float(q)) - Fraction(float(v)))
+                            for mm, q, v in zip(mant, flat_r, flat_v)), default=Fraction(0)))
         self.tensors[b] = dataclasses.replace(t, formats=formats, data=np.asarray(data), data_frac=frac,
                                               float_data=rounded, quantizer=None,
                                               scheme={"rounded_to_accumulator": {
-                                                  "max_change": change,
-                                                  "max_change_ir": float(np.max(np.abs(rounded - ideal)))
-                                                  if values.size else 0.0}})
+                                                  "max_change": change, "max_change_ir": change_ir,
+                                                  "guard_bits": g - base}})
         return b
 
     def _batchnorm(self, node: Node) -> None:

@@ -33,7 +33,7 @@ from ..ir import Graph, IRError, verify
 from ..plan import Plan
 from .apply_plan import apply_plan
 from .canonicalise import canonicalise
-from .choose_multipliers import choose_multipliers
+from .choose_multipliers import MAX_MULTIPLIER_BITS, choose_multipliers
 from .fold_batchnorm import fold_batchnorm
 from .fuse import fuse_layers
 from .group_rows import group_rows
@@ -43,24 +43,25 @@ from .size_widths import size_widths
 Pass = Callable[[Graph], Graph]
 
 
-def passes(plan: Plan) -> list[tuple[str, Pass]]:
+def passes(plan: Plan, rescale_bits: int = MAX_MULTIPLIER_BITS) -> list[tuple[str, Pass]]:
     named = frozenset(plan.tensors)  # quantization points the plan asks for: no pass removes them
     return [
         ("canonicalise", partial(canonicalise, keep=named)),
         ("lower_quant", lower_quant),
         ("fold_batchnorm", partial(fold_batchnorm, keep=named)),
         ("apply_plan", partial(apply_plan, plan=plan)),
-        ("choose_multipliers", choose_multipliers),
+        ("choose_multipliers", partial(choose_multipliers, max_bits=rescale_bits)),
         ("group_rows", group_rows),
         ("fuse_layers", fuse_layers),
         ("size_widths", size_widths),
     ]
 
 
-def run_pipeline(graph: Graph, plan: Plan, check: bool = True, stop_after: str | None = None) -> Graph:
+def run_pipeline(graph: Graph, plan: Plan, check: bool = True, stop_after: str | None = None,
+                 rescale_bits: int = MAX_MULTIPLIER_BITS) -> Graph:
     """Run every pass in order; with ``check``, verify the IR after each and name the culprit."""
     done: list[str] = []
-    for name, fn in passes(plan):
+    for name, fn in passes(plan, rescale_bits):
         graph = fn(graph)
         done.append(name)
         if check:
