@@ -450,8 +450,8 @@ def max_abs_bits(m: np.ndarray) -> int:
     """Bits needed for the largest magnitude in an integer array (0 for all zeros)."""
     if m.size == 0:
         return 0
-    if m.dtype == object:
-        return max(abs(int(v)).bit_length() for v in m.flat)
+    if m.dtype == object:  # numpy's min/max loop over Python ints in C: far faster than a generator
+        return max(abs(int(m.min())).bit_length(), abs(int(m.max())).bit_length())
     lo, hi = int(m.min()), int(m.max())
     return max(abs(lo).bit_length(), abs(hi).bit_length())
 

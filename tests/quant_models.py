@@ -231,9 +231,10 @@ def brevitas_cnn(directory: Path, *, pool: str = "max", export: str = "qonnx", b
     64->5 (same weight and bias quantizers); trained ``steps`` steps, exported.
 
     ``pool='max'``: torch MaxPool2d on the quantized ReLU output (no quantizer of its own);
-    ``pool='trunc_avg'``: Brevitas TruncAvgPool2d, exported as AveragePool + Trunc (QONNX
-    only: 2x2 window sum at scale s/4 truncated back to ``bits`` bits at scale s, rounding
-    'round').  All scales powers of two, ``bits``-bit weights and activations, 32-bit biases.
+    ``pool='trunc_avg'``: Brevitas TruncAvgPool2d: in QONNX AveragePool + Trunc (the 2x2
+    window mean at scale s/4, ``bits`` + 2 bits, truncated back to ``bits`` bits at scale s,
+    rounding 'round'), in QCDQ AveragePool + QuantizeLinear/Clip/DequantizeLinear at scale s.
+    All scales powers of two, ``bits``-bit weights and activations, 32-bit biases.
     """
     import brevitas.nn as qnn
     import torch

@@ -148,8 +148,11 @@ class Exact:
 
     def float64(self) -> np.ndarray:
         """Each value correctly rounded to float64."""
-        if self.num.dtype != object and _maxbits(self.num) <= 53 and self.den < 2 ** 53:
-            return self.num.astype(np.float64) / float(self.den)  # one rounding: IEEE division
+        if self.num.dtype != object and _maxbits(self.num) <= 53:
+            if not self.den & (self.den - 1):  # a power of two: exact
+                return np.ldexp(self.num.astype(np.float64), -(self.den.bit_length() - 1))
+            if self.den < 2 ** 53:
+                return self.num.astype(np.float64) / float(self.den)  # one rounding: IEEE division
         return np.vectorize(lambda f: float(f), otypes=[np.float64])(self.fractions())
 
     def __repr__(self) -> str:
@@ -437,14 +440,17 @@ def op_bipolar_quant(inputs, attrs, opset) -> Exact:
 
 
 def op_trunc(inputs, attrs, opset) -> Exact:
-    """qonnx Trunc: v2 (the domain's opset >= 2) is (x, scale, zero point, input bits, output
-    scale, output bits) with signed/narrow and a clamp; v1 is (x, scale, zero point, input
-    bits, output bits), no clamp, the output left at ``scale``."""
+    """qonnx Trunc: v2 is (x, scale, zero point, input bits, output scale, output bits) with
+    signed/narrow and a clamp; v1 is (x, scale, zero point, input bits, output bits), no
+    clamp, the output left at ``scale``.  The number of inputs tells them apart (qonnx goes
+    by the domain's opset, and runs a 6-input Trunc of the onnx.brevitas or FINN domain as v1)."""
     rounding = attrs.get("rounding_mode", "FLOOR")
     x, scale, zero_point, in_bits = inputs[:4]
     zero = from_integers(0)
     y = Exact(quantize(x, scale, zero_point, "ROUND", None, None), 1)  # qonnx: np.round first
-    if opset >= 2:
+    if len(inputs) not in (5, 6):
+        raise ValueError(f"Trunc takes 5 inputs (v1) or 6 (v2), not {len(inputs)}")
+    if len(inputs) == 6:
         out_scale, out_bits = inputs[4], _scalar_int(inputs[5], "output bit width")
         trunc_scale = from_fractions(out_scale.num * scale.den, np.asarray(scale.num) * out_scale.den, False)
         if not all(_is_power_of_two(f) for f in trunc_scale.fractions().flat):

@@ -52,8 +52,7 @@ def codes_off(project, model_path, inputs) -> tuple[np.ndarray, int]:
     diff = np.zeros(ours.m.shape)
     ref = exact.fractions()
     for idx in np.ndindex(ours.m.shape):
-        mine = Fraction(int(ours.m[idx])) / (1 << ours.frac) if ours.frac >= 0 else Fraction(int(ours.m[idx]) << -ours.frac)
-        mine *= Fraction(float(scale[idx[1:]]))
+        mine = Fraction(int(ours.m[idx])) * Fraction(2) ** -ours.frac * Fraction(float(scale[idx[1:]]))
         step = Fraction(float(scale[idx[1:]])) * Fraction(float(lsb[idx[1:]]))
         diff[idx] = float(abs(mine - ref[idx]) / step)
     return diff

@@ -69,6 +69,7 @@ BREVITAS = {
     "cnn_max_qonnx": (qm.brevitas_cnn, {"dynamo": False}),
     "cnn_trunc_avg_qonnx": (qm.brevitas_cnn, {"pool": "trunc_avg", "dynamo": False}),
     "cnn_max_qcdq": (qm.brevitas_cnn, {"export": "qcdq"}),
+    "cnn_trunc_avg_qcdq": (qm.brevitas_cnn, {"pool": "trunc_avg", "export": "qcdq"}),
 }
 
 

@@ -215,6 +215,18 @@ def test_trunc_equals_qonnx(folder, version, rounding, signed, narrow, bits):
                                          bits=bits))
 
 
+@pytest.mark.parametrize("domain", qm.QUANT_DOMAINS)
+def test_trunc_version_follows_its_inputs(folder, domain):
+    """A 6-input Trunc is v2 whatever opset its domain is imported at (qonnx goes by the
+    opset, and runs the 6-input Trunc of the onnx.brevitas or FINN domain as v1)."""
+    model = onnx.load(str(qm.hand_trunc(folder, domain=domain).path))
+    for entry in model.opset_import:
+        if entry.domain == domain:
+            entry.version = 1
+    same = qm.hand_trunc(folder)
+    assert qr.exact_equal(qr.run_output(model, same.inputs), qm.run_qonnx(same)).all()
+
+
 def test_round_to_zero_is_down(folder):
     """qonnx's executor does not know Brevitas's ROUND_TO_ZERO; it is DOWN (toward zero)."""
     to_zero, down = qm.hand_qonnx(folder, "rounding_round_to_zero"), qm.hand_qonnx(folder, "rounding_down")
@@ -243,12 +255,14 @@ def test_a_few_hundred_mlp_samples_run_in_seconds(folder):
 def _error_bounds(onnx_model: onnx.ModelProto, env: dict[str, Exact]) -> dict[str, np.ndarray]:
     """How far, at most, a float32 execution's value of each tensor is from the exact one,
     given that every QuantizeLinear in it picked the same integers (checked separately).
+    Zero wherever float32 provably holds every step.
 
     With u = 2**-24: DequantizeLinear rounds (q - z) * s once: u |y|.  A dot product of K
     terms plus a bias (MatMul, Gemm, Conv; products and sums in float32 in any order) is off
     by at most (K + 1) u sum|x w| + sum(e_x |w|) + |b| u (the inputs' own errors e_x carried
     through, first order; weights are exact dequantized constants up to u |w|, counted in
-    the (K + 1)).  Add: e_a + e_b + u |a + b|.  Relu, MaxPool, Clip, reshapes: unchanged.
+    the (K + 1)).  Add: e_a + e_b + u |a + b|.  AveragePool over k: the mean of e_x, plus
+    k u mean|x| for the sum and the division.  Relu, MaxPool, Clip, reshapes: unchanged.
     Everything is evaluated in float64 and multiplied by 1.01 for the second-order terms.
     """
     bounds: dict[str, np.ndarray] = {}
@@ -287,6 +301,16 @@ def _error_bounds(onnx_model: onnx.ModelProto, env: dict[str, Exact]) -> dict[st
             bounds[out] = np.where((carried == 0) & representable, 0.0, 1.01 * (carried + U32 * value))
         elif op in ("Relu", "Identity", "Flatten", "Reshape", "Clip"):
             bounds[out] = bound(node.input[0]).reshape(value.shape)
+        elif op == "AveragePool":  # the window sum of k terms, then one division
+            x, attrs = env[node.input[0]], qr.attributes(node)
+            k = int(np.prod(attrs["kernel_shape"]))
+            mean_bound = qr.op_average_pool([qr.from_float(bound(node.input[0]), True)], attrs, 13).float64()
+            mean_abs = qr.op_average_pool([Exact(np.abs(x.num), x.den, True)], attrs, 13).float64()
+            exact_sum = not bound(node.input[0]).any() and qr._maxbits(x.num) + k.bit_length() <= FLOAT32_BITS
+            if exact_sum and not k & (k - 1) and representable.all():
+                bounds[out] = np.zeros(value.shape)
+            else:
+                bounds[out] = 1.01 * (mean_bound + k * U32 * mean_abs + U32 * value)
         elif op == "MaxPool":
             e = bound(node.input[0])
             attrs = qr.attributes(node)
@@ -343,12 +367,13 @@ QDQ_MODELS = [
     (qm.ort_qdq_cnn, {"activations": "int8", "tie_samples": 16}),
     (qm.brevitas_mlp, {"export": "qcdq"}),
     (qm.brevitas_mlp, {"export": "qcdq", "scales": "float", "per_channel": True}),
+    (qm.brevitas_cnn, {"pool": "trunc_avg", "export": "qcdq"}),
 ]
 
 
 @pytest.mark.parametrize("builder, options", QDQ_MODELS,
                          ids=["ort_mlp_uint8", "ort_mlp_int8_per_tensor", "ort_cnn_uint8", "ort_cnn_int8",
-                              "brevitas_qcdq_pow2", "brevitas_qcdq_float_per_channel"])
+                              "brevitas_qcdq_pow2", "brevitas_qcdq_float_per_channel", "brevitas_cnn_avg_qcdq"])
 def test_qdq_model_against_onnxruntime(folder, builder, options):
     model = builder(folder, **options)
     onnx_model = onnx.load(str(model.path))

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..fixed import Formats, common_fraction
 from ..ir import Graph, Op
+from ..rescale import choose_multiplier
 from .size_widths import size_widths
 
 MAX_MULTIPLIER_BITS = 32  # the default widest K (compile --rescale-bits)
@@ -46,8 +47,6 @@ def choose_multipliers(graph: Graph, max_bits: int = MAX_MULTIPLIER_BITS) -> Gra
     pairs = list(_rescale_nodes(graph))
     if not pairs:
         return graph
-    from ..rescale import choose_multiplier
-
     sized = size_widths(graph)
     updates = {}
     for mul, req in pairs:
@@ -61,28 +60,27 @@ def choose_multipliers(graph: Graph, max_bits: int = MAX_MULTIPLIER_BITS) -> Gra
         rounding = np.broadcast_to(y.formats.rounding, shape)
         num = np.broadcast_to(c.scheme["rescale"]["numerator"], shape)
         den = np.broadcast_to(c.scheme["rescale"]["denominator"], shape)
-        groups: dict[tuple, list] = {}
-        for idx in np.ndindex(shape):
-            key = (float(num[idx]), float(den[idx]), int(f_y[idx]) - int(f_x[idx]), int(rounding[idx]))
-            g = groups.setdefault(key, [int(lo[idx]), int(hi[idx]), 0])
-            g[0], g[1], g[2] = min(g[0], int(lo[idx])), max(g[1], int(hi[idx])), g[2] + 1
-        chosen = {}
-        choices = []
-        for key, (g_lo, g_hi, count) in groups.items():
-            n, d, shift, mode = key
-            ratio = Fraction(n) / Fraction(d) * Fraction(2) ** shift
-            m = choose_multiplier(ratio, g_lo, g_hi, _rounding(mode), max_bits)
-            chosen[key] = m.value / Fraction(2) ** shift  # M' itself
-            choices.append({"ratio": f"{Fraction(n) / Fraction(d)}", "value": str(chosen[key]),
-                            "bits": m.bits, "exact": m.exact, "max_error_lsb": m.max_error,
-                            "range": [g_lo, g_hi], "elements": count})
+        # elements sharing a ratio, a grid shift and a rounding mode share a multiplier: the
+        # union of their ranges is what it must be exact on
+        keys = np.stack([np.broadcast_to(a, shape).ravel().astype(np.float64)
+                         for a in (num, den, f_y - f_x, rounding)], axis=1)
+        distinct, group = np.unique(keys, axis=0, return_inverse=True)
+        group = group.reshape(shape)
         values = np.empty(shape, dtype=object)
         codes = np.zeros(shape, dtype=np.int64)  # the largest difference each element's rescale can make
-        errors = {key: choice["max_error_lsb"] for key, choice in zip(groups, choices)}
-        for idx in np.ndindex(shape):
-            key = (float(num[idx]), float(den[idx]), int(f_y[idx]) - int(f_x[idx]), int(rounding[idx]))
-            values[idx] = chosen[key]
-            codes[idx] = errors[key]
+        choices = []
+        for k, (n, d, shift, mode) in enumerate(distinct):
+            members = group == k
+            g_lo, g_hi = int(lo[members].min()), int(hi[members].max())
+            shift = int(shift)
+            ratio = Fraction(float(n)) / Fraction(float(d)) * Fraction(2) ** shift
+            m = choose_multiplier(ratio, g_lo, g_hi, _rounding(int(mode)), max_bits)
+            values[members] = m.value / Fraction(2) ** shift  # M' itself
+            codes[members] = m.max_error
+            choices.append({"ratio": str(Fraction(float(n)) / Fraction(float(d))),
+                            "value": str(m.value / Fraction(2) ** shift),
+                            "bits": m.bits, "exact": m.exact, "max_error_lsb": m.max_error,
+                            "range": [g_lo, g_hi], "elements": int(members.sum())})
         updates[c.name] = _constant_of(c, values, choices, codes)
     return graph.with_tensors(updates)
 

@@ -416,8 +416,9 @@ class _Lowering:
                 break
         width = np.array([max(abs(m).bit_length() + (m < 0), 1) for m in mant], dtype=np.int64).reshape(values.shape)
         signed = np.array([m < 0 for m in mant]).reshape(values.shape)
+        zero = np.array([m == 0 for m in mant]).reshape(values.shape)
         formats = Formats(width, width - g, signed, np.full(width.shape, int(Rounding.RND_CONV)),
-                          np.full(width.shape, int(Overflow.SAT))).prune(np.array([m == 0 for m in mant]).reshape(values.shape))
+                          np.full(width.shape, int(Overflow.SAT))).prune(zero)
         m = np.array(mant + [None], dtype=object)[:-1].reshape(values.shape)
         if all(abs(v) < (1 << 62) for v in mant):
             m = m.astype(np.int64)

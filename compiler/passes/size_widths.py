@@ -239,6 +239,10 @@ def _formats_of_range(r: Range, where: str) -> tuple[Formats, np.ndarray, np.nda
     """Tight per-element formats, and the bounds at each element's own fraction; ``where``
     names the tensor in the error for one wider than EXACT_MAX_WIDTH."""
     shape = r.lo.shape
+    if r.lo.size:
+        formats, lo_own, hi_own = _formats_vectorised(r)
+        if int(formats.width.max()) <= EXACT_MAX_WIDTH:
+            return formats, lo_own, hi_own
     width = np.zeros(shape, dtype=np.int64)
     int_bits = np.zeros(shape, dtype=np.int64)
     signed = np.zeros(shape, dtype=bool)
@@ -263,6 +267,29 @@ def _formats_of_range(r: Range, where: str) -> tuple[Formats, np.ndarray, np.nda
         lo_own[idx], hi_own[idx] = lo, hi
     zeros = np.zeros(shape, dtype=np.int64)
     return Formats(width, int_bits, signed, zeros, zeros), lo_own, hi_own
+
+
+_BIT_LENGTH = np.frompyfunc(int.bit_length, 1, 1)
+
+
+def _formats_vectorised(r: Range) -> tuple[Formats, np.ndarray, np.ndarray]:
+    """`_formats_of_range` on whole arrays (int64, or Python ints in object arrays): the same
+    formats and bounds as the element loop, which stays for the error message naming one."""
+    g = np.asarray(r.grain, dtype=np.float64)
+    zero = (g == NEG_INF) | ((r.lo == 0) & (r.hi == 0))
+    gi = np.where(zero, r.frac, g).astype(np.int64)
+    shift = r.frac - gi
+    lo, hi = as_object(r.lo), as_object(r.hi)
+    down, up = as_object(np.maximum(shift, 0)), as_object(np.maximum(-shift, 0))
+    lo = np.where(zero, 0, (lo >> down) << up)
+    hi = np.where(zero, 0, (hi >> down) << up)
+    signed = np.asarray(lo < 0, dtype=bool)
+    mag = np.where(signed, np.maximum(np.maximum(hi, 0), -lo - 1), hi)
+    width = np.asarray(_BIT_LENGTH(as_object(mag)), dtype=np.int64) + signed
+    width = np.where(zero, 0, width)
+    int_bits = np.where(width > 0, width - gi, 0)
+    zeros = np.zeros(width.shape, dtype=np.int64)
+    return Formats(width, int_bits, signed & ~zero, zeros, zeros), as_object(lo), as_object(hi)
 
 
 def _bounds_at_own_frac(r: Range, formats: Formats) -> tuple[np.ndarray, np.ndarray]:
