@@ -541,6 +541,10 @@ def main(argv=None) -> int:
         _say("error", "interrupted (SIGINT or SIGTERM); an output folder being written is left as it was, "
                       "or complete")
         return 130
+    except BrokenPipeError:  # `finegrain inspect MODEL | head`: the reader stopped listening
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as err:  # noqa: BLE001 - the last resort: never a raw traceback
         if os.environ.get("FINEGRAIN_DEBUG") == "1":
             traceback.print_exc()

@@ -35,6 +35,7 @@ if hasattr(Rounding, "CEIL"):
 def inspect_model(path) -> dict:
     """The report of the model at ``path`` as a JSON-ready dict (see the module docstring)."""
     from .frontend import load_onnx
+    from .passes.lower_quant import is_quantized_model
 
     graph = load_onnx(path)
     quantized, needs_plan = [], []
@@ -60,7 +61,10 @@ def inspect_model(path) -> dict:
             out = graph.tensor(node.outputs[0])
             role = ("output" if out.name in outputs else
                     "input" if node.inputs[0] in graph.inputs else "activation")
-            quantized.append(_entry(out.name, role, [1, *out.shape], {"node": node.onnx_nodes[0]},
+            # a graph input read only by its quantizer takes the quantizer's format: a plan names it
+            name = node.inputs[0] if node.inputs[0] in quantized_inputs and node.inputs[0] in graph.inputs \
+                and len(graph.consumers(node.inputs[0])) == 1 else out.name
+            quantized.append(_entry(name, role, [1, *out.shape], {"node": node.onnx_nodes[0]},
                                     node.attrs["quantizer"], lambda axis: axis + 1))
         for name in node.inputs:
             t = graph.tensor(name)
@@ -69,6 +73,8 @@ def inspect_model(path) -> dict:
             key = t.onnx_name or t.name
             if any(e["name"] == key for e in quantized + needs_plan):
                 continue
+            if t.quantizer is None and t.kind == TensorKind.BIAS and is_quantized_model(graph):
+                continue  # a float bias of a quantized model: held exactly (or in accumulator units)
             if t.quantizer is None:
                 needs_plan.append({"name": key, "role": t.kind.value, "shape": list(t.onnx_shape),
                                    "why": f"a float {t.kind.value} of node {node.name!r}: "

@@ -88,6 +88,15 @@ SV_PREFIXES = ("u_",)  # instances are u_<wire's name>...
 SV_COMPANIONS = ("_xs", "_max", "_es", "_sum", "_inv_code", "_inv_value", "_r")
 
 
+def unused(base: str, taken) -> str:
+    """``base``, or ``base_1``, ``base_2``, ... : the first name not in ``taken`` (which it joins)."""
+    name, k = base, 1
+    while name in taken:
+        name, k = f"{base}_{k}", k + 1
+    taken.add(name)
+    return name
+
+
 def identifier(name: str) -> str:
     """``name`` as an identifier of at most MAX_IDENTIFIER ASCII characters (before the
     reserved/taken check of `Names`)."""

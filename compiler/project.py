@@ -29,9 +29,10 @@ import numpy as np
 
 from . import __version__
 from .emulate import emulate, emulate_exact
-from .errors import UserError
+from .errors import UsageError, UserError
 from .ir import Graph, Node, Op, Tensor, TensorKind, dump
 from .passes.choose_multipliers import MAX_MULTIPLIER_BITS, MAX_RESCALE_BITS
+from .passes.lower_quant import is_quantized_model
 from .quant_report import quantization_report
 from .names import name_table
 from .output_folder import STAMP, OutputFolderError, claimed, read_json, read_stamp, stamp, write_folder
@@ -166,7 +167,7 @@ class Project:
         """Where the compiled model can differ from the quantized model it was read from
         (compiler/quant_report.py); None for a float model."""
         overridden = {t.name for t in self.graph.tensors.values()
-                      if _from_model(t) and self.plan.spec(t.onnx_name or t.name) is not None}
+                      if self.plan.spec(t.onnx_name or t.name) is not None}
         return quantization_report(self.graph, overridden)
 
     def resolved_plan(self) -> dict:
@@ -215,6 +216,9 @@ class Project:
             _write_json(tmp / "report.json", {**self.report(), "names": name_table(self.graph, hls, rtl)})
 
         write_folder(out, fill)
+
+
+NO_PLAN = "<no plan>"  # the plan path of a compile without --plan
 
 
 def _from_model(t: Tensor) -> bool:
@@ -286,8 +290,11 @@ def _width_stats(t: Tensor) -> dict:
 
 
 def _tensor_report(t: Tensor) -> dict:
-    return {"shape": list(t.shape), "type": t.formats.summary() if t.formats is not None else None,
-            **_width_stats(t)}
+    report = {"shape": list(t.shape), "type": t.formats.summary() if t.formats is not None else None,
+              **_width_stats(t)}
+    if t.model_scale is not None:  # a port whose value times this is the model's (docs/import.md)
+        report["model_scale"] = np.asarray(t.model_scale, dtype=np.float64).tolist()
+    return report
 
 
 def _layer_report(graph: Graph, node: Node) -> dict:
@@ -357,7 +364,7 @@ def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: b
     if default_backends:
         options.pop("backends", None)
     if plan is None:  # a quantized model's quantizers are its plan (lower_quant)
-        plan = parse_plan({}, Path("."), "<no plan>")
+        plan = parse_plan({}, Path("."), NO_PLAN)
     elif not isinstance(plan, Plan):
         plan = load_plan(plan)
     config = BuildConfig(model=str(model), plan=plan.path, output_dir=None if output_dir is None else str(output_dir),
@@ -398,6 +405,10 @@ def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, sta
 
     graph = load_onnx(model)
     graph = dataclasses.replace(graph, name=model_name(model, graph.name))
+    if plan.path == NO_PLAN and not is_quantized_model(graph):
+        raise UsageError(f"{model}: the model has no quantizers (a float model), so it needs a bit plan: give one "
+                         f"with --plan (finegrain plan-template writes a skeleton, finegrain calibrate --data one "
+                         f"from data)")
     project = compile_graph(graph, plan, config)
     _check_layer_names(project.graph, config.layers)
     if "rtl" in config.backends:

@@ -57,15 +57,26 @@ class _Bounds:
 
     def __init__(self, graph: Graph, overridden: set[str]):
         self.graph = graph
-        self.e: dict[str, np.ndarray] = {n: np.zeros(graph.tensor(n).shape) for n in graph.inputs}
         self.overridden = overridden
+        # an input the plan formats (not the model's quantizer) is quantized by it: one LSB at most
+        # below its range (a value beyond it saturates: not bounded)
+        self.e: dict[str, np.ndarray] = {n: self._planned_input(graph.tensor(n)) for n in graph.inputs}
+
+    def _planned_input(self, t) -> np.ndarray:
+        if not (t.scheme or {}).get("lowered") or t.name in self.overridden:
+            return np.broadcast_to(np.ldexp(1.0, -np.asarray(t.formats.frac_bits, dtype=np.int64)), t.shape)
+        return np.zeros(t.shape)
 
     def get(self, name: str) -> np.ndarray:
         t = self.graph.tensor(name)
         if t.is_constant:
             change = (t.scheme or {}).get("rounded_to_accumulator", {}).get("max_change_ir")
-            return np.zeros(t.shape) if change is None else np.broadcast_to(np.asarray(change, dtype=np.float64),
-                                                                               t.shape)
+            if change is not None:  # per element, in the constant's shape (a BatchNorm shift: [C] as [C,1,1])
+                return np.asarray(change, dtype=np.float64).reshape(t.shape)
+            if "rescale" not in (t.scheme or {}) and t.float_data is not None and t.float_data.shape == t.shape:
+                # a constant the plan quantized (a float weight, an overridden one): what it moved
+                return np.abs(_floats(t) - t.float_data)
+            return np.zeros(t.shape)
         return self.e[name]
 
     def stage(self, node) -> np.ndarray:
@@ -74,10 +85,16 @@ class _Bounds:
         ins = [self.get(i) for i in node.inputs]
         out = g.tensor(node.outputs[0])
         shape = out.shape
+        if op in (Op.DENSE, Op.CONV) and np.any(ins[1]):  # a weight the plan moved, on any input
+            moved = ins[1].reshape(ins[1].shape[0], -1).sum(axis=1) * _max_abs(g.tensor(node.inputs[0]))
+            moved = np.broadcast_to(moved if op == Op.DENSE else moved.reshape((-1,) + (1,) * (len(shape) - 1)),
+                                    shape)
+        else:
+            moved = 0.0
         if op == Op.DENSE:
             w = np.abs(_floats(g.tensor(node.inputs[1])))
             e = ins[0] @ w.T if np.any(ins[0]) else np.zeros(shape)
-            return e + (ins[2] if len(ins) > 2 else 0.0)
+            return e + moved + (ins[2] if len(ins) > 2 else 0.0)
         if op == Op.CONV:
             w = np.abs(_floats(g.tensor(node.inputs[1])))
             groups = node.attrs["groups"]
@@ -87,7 +104,7 @@ class _Bounds:
             for m in range(w.shape[0]):
                 gi = m // cout_g
                 e[m] = float((w[m].reshape(cin_g, -1).sum(axis=1) * per_channel[gi * cin_g:(gi + 1) * cin_g]).sum())
-            e = np.broadcast_to(e.reshape((-1,) + (1,) * (len(shape) - 1)), shape)
+            e = np.broadcast_to(e.reshape((-1,) + (1,) * (len(shape) - 1)), shape) + moved
             return e + (np.broadcast_to(ins[2].reshape((-1,) + (1,) * (len(shape) - 1)), shape)
                         if len(ins) > 2 else 0.0)
         if op == Op.ADD:
@@ -198,7 +215,7 @@ def summary_line(section: dict | None) -> str | None:
         return None
     r = section["rescales"]
     parts = [f"{r['count']} rescale multipliers ({r['exact']} proven exact, widest {r['max_bits']} bits)"
-             if r["count"] else "power-of-two scales only (no rescale)"]
+             if r["count"] else "no rescale needed (scales are powers of two, or equal where they meet)"]
     if section["exact"]:
         parts.append("outputs equal the quantized model's exactly")
     else:

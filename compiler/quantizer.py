@@ -91,12 +91,12 @@ class Quantizer:
         for name in ("in_scale", "out_scale"):
             s = getattr(self, name)
             if not np.all(np.isfinite(s)) or np.any(s <= 0):
-                bad = s[~(np.isfinite(s) & (s > 0))].ravel()[0]
+                bad = s[~(np.isfinite(s) & (s > 0))].ravel()[0].item()
                 raise QuantizerError(f"{name.replace('_', ' ')} {bad!r} is not a positive finite number")
         for name in ("in_zero", "out_zero"):
             z = getattr(self, name)
             if not np.all(np.isfinite(z)) or np.any(z != np.round(z)):
-                bad = z[~(np.isfinite(z) & (z == np.round(z)))].ravel()[0]
+                bad = z[~(np.isfinite(z) & (z == np.round(z)))].ravel()[0].item()
                 raise QuantizerError(f"zero point {bad!r} is not an integer")
         if self.bits is not None:
             if isinstance(self.bits, bool) or not isinstance(self.bits, int) or self.bits < 1:

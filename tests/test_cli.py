@@ -146,7 +146,8 @@ def test_dynamic_non_batch_dimension(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("plan, pattern", [
-    ({"tensors": {"fc.wieght": "fixed<4,1>"}}, r"'fc.wieght'.*does not have: the model has no such tensor \(did you mean 'fc.weight'"),
+    ({"tensors": {"fc.wieght": "fixed<4,1>"}},
+     r"'fc.wieght'.*does not have: the model has no such tensor \(did you mean 'fc.weight'"),
     ({"defaults": {"weight": "fixed<8,3>", "bias": "fixed<8,3>"}}, r"graph input 'x'.*no format.*defaults.input"),
     ({"tensors": {"fc.weight": "fixed<8,3,RND_CONV,SATURATE>"}}, r"'fc.weight'.*unknown overflow mode 'SATURATE'"),
     ({"tensors": {"fc.weight": {"axis": 0, "formats": ["fixed<4,1>"] * 2}}},

@@ -160,7 +160,7 @@ case("board-and-part")(lambda k: (k.compile("--board", "zcu102", "--part", "xc7z
                                   ["--board or --part"], k.tmp / "out", ()))
 case("option-unknown")(lambda k: (k.compile("--frobnicate"), ["unrecognized arguments", "--frobnicate"],
                                   k.tmp / "out", ()))
-case("plan-option-missing")(lambda k: (["compile", k.c.model, "-o", k.tmp / "out"], ["--plan", "required"],
+case("plan-option-missing")(lambda k: (["compile", k.c.model, "-o", k.tmp / "out"], ["no quantizers", "--plan"],
                                        k.tmp / "out", ()))
 case("no-command")(lambda k: ([], ["command", "required"], None, ()))
 case("command-unknown")(lambda k: (["frobnicate"], ["invalid choice", "frobnicate"], None, ()))

@@ -13,6 +13,7 @@ from onnx.reference import ReferenceEvaluator
 from ..errors import FrontendError
 from ..fixed import FixedType, Formats, Overflow, Rounding
 from ..ir import Graph, IRError, Node, Op, Tensor, TensorKind, output_shape
+from ..names import unused
 from ..quantizer import Quantizer
 from .common import _attributes, _default_opset, _frozen, _static_dims
 from .ops_quant import drop_leading, full_rank, reshape_constant_quantizer
@@ -114,11 +115,7 @@ class _Translator:
 
     def node_name(self, base: str) -> str:
         """A node name not used so far (ONNX node names need not be unique)."""
-        name, k = base, 1
-        while name in self.node_names:
-            name, k = f"{base}_{k}", k + 1
-        self.node_names.add(name)
-        return name
+        return unused(base, self.node_names)
 
     def _inferred_shapes(self) -> dict[str, list]:
         g = self.onnx_graph

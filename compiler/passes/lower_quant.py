@@ -48,6 +48,7 @@ import numpy as np
 from ..errors import FrontendError
 from ..fixed import FixedType, Formats, Overflow, Rounding, common_fraction, round_float
 from ..ir import Graph, Node, Op, Tensor, TensorKind
+from ..names import unused
 from ..quantizer import Quantizer, split_power_of_two
 
 _PASS_RESIDUAL = frozenset({Op.RELU, Op.LEAKY_RELU, Op.MAXPOOL})
@@ -130,11 +131,7 @@ class _Lowering:
 
     # --- helpers ----------------------------------------------------------------------
     def fresh(self, base: str) -> str:
-        name, k = base, 1
-        while name in self.names:
-            name, k = f"{base}_{k}", k + 1
-        self.names.add(name)
-        return name
+        return unused(base, self.names)
 
     def res(self, name: str) -> np.ndarray:
         t = self.tensors[name]
@@ -402,37 +399,41 @@ class _Lowering:
         flat_v, flat_r = values.ravel(), np.broadcast_to(r, values.shape).ravel()
         ideal = [Fraction(float(v)) / Fraction(float(q)) for v, q in zip(flat_v, flat_r)]
         if grid is not None:
-            base = grid
-        else:  # the grid is not known: 24 significant bits of the largest value
-            top = max((abs(f) for f in ideal), default=Fraction(0))
-            base = 24 - (top.numerator.bit_length() - top.denominator.bit_length()) if top else 0
-        # a quantized bias (int32, scale s_x * s_w up to float rounding) moves by a tiny fraction
-        # of the grid: no guard bits, which would widen the accumulator and its rescale
-        for guard in range(BIAS_GUARD_BITS + 1 if t.quantizer is None else 1):
-            g = base + guard
-            mant = [_round_half_even(f * (Fraction(2) ** g)) for f in ideal]
-            worst = max((abs(Fraction(m) / (Fraction(2) ** g) - f) for m, f in zip(mant, ideal)), default=Fraction(0))
-            if worst * (Fraction(2) ** base) <= Fraction(1, 1 << BIAS_GUARD_BITS):
-                break
+            # a quantized bias (int32, scale s_x * s_w up to float rounding) moves by a tiny fraction
+            # of the grid: no guard bits, which would widen the accumulator and its rescale
+            for guard in range(BIAS_GUARD_BITS + 1 if t.quantizer is None else 1):
+                frac = [grid + guard] * len(ideal)
+                mant = [_round_half_even(f * (Fraction(2) ** g)) for f, g in zip(ideal, frac)]
+                worst = max((abs(Fraction(m) / (Fraction(2) ** g) - f) for m, g, f in zip(mant, frac, ideal)),
+                            default=Fraction(0))
+                if worst * (Fraction(2) ** grid) <= Fraction(1, 1 << BIAS_GUARD_BITS):
+                    break
+        else:  # the grid is not known (a plan will format the input): each value to its own
+            # 24 significant bits plus the guard bits
+            frac = [24 + BIAS_GUARD_BITS - (f.numerator.bit_length() - f.denominator.bit_length()) if f else 0
+                    for f in (abs(v) for v in ideal)]
+            mant = [_round_half_even(f * (Fraction(2) ** g)) for f, g in zip(ideal, frac)]
+            guard = BIAS_GUARD_BITS
+        g = np.array(frac, dtype=np.int64).reshape(values.shape)
         width = np.array([max(abs(m).bit_length() + (m < 0), 1) for m in mant], dtype=np.int64).reshape(values.shape)
         signed = np.array([m < 0 for m in mant]).reshape(values.shape)
         zero = np.array([m == 0 for m in mant]).reshape(values.shape)
         formats = Formats(width, width - g, signed, np.full(width.shape, int(Rounding.RND_CONV)),
                           np.full(width.shape, int(Overflow.SAT))).prune(zero)
+        step = [Fraction(2) ** -int(k) for k in frac]
         m = np.array(mant + [None], dtype=object)[:-1].reshape(values.shape)
         if all(abs(v) < (1 << 62) for v in mant):
             m = m.astype(np.int64)
         data, frac = common_fraction(m, formats)
-        rounded = np.array([float(Fraction(v) / (Fraction(2) ** g)) for v in mant]).reshape(values.shape)
-        change_ir = np.array([float(abs(Fraction(m) / (Fraction(2) ** g) - f)) for m, f in zip(mant, ideal)]
-                             ).reshape(values.shape)
-        change = float(max((abs(Fraction(mm) / (Fraction(2) ** g) * Fraction(float(q)) - Fraction(float(v)))
-                            for mm, q, v in zip(mant, flat_r, flat_v)), default=Fraction(0)))
+        rounded = np.array([float(m * st) for m, st in zip(mant, step)]).reshape(values.shape)
+        change_ir = np.array([float(abs(m * st - f)) for m, st, f in zip(mant, step, ideal)]).reshape(values.shape)
+        change = float(max((abs(m * st * Fraction(float(q)) - Fraction(float(v)))
+                            for m, st, q, v in zip(mant, step, flat_r, flat_v)), default=Fraction(0)))
         self.tensors[b] = dataclasses.replace(t, formats=formats, data=np.asarray(data), data_frac=frac,
                                               float_data=rounded, quantizer=None,
                                               scheme={"rounded_to_accumulator": {
                                                   "max_change": change, "max_change_ir": change_ir,
-                                                  "guard_bits": g - base}})
+                                                  "guard_bits": guard}})
         return b
 
     def _batchnorm(self, node: Node) -> None:
@@ -545,7 +546,8 @@ class _Lowering:
             low, high = (np.ldexp(v, e_in) for v in (lo, hi))
             if not (np.all(low == low.ravel()[0]) and np.all(high == high.ravel()[0])):
                 raise FrontendError(f"node {where!r} ({q.source}): per-channel zero points on an activation are "
-                                    f"not supported yet")
+                                    f"not supported yet; quantize the activation with one zero point (per tensor), "
+                                    f"or a symmetric quantizer (zero point 0), and export again")
             lo_c = self.constant(f"{node.name}.low", np.array(low.ravel()[0]))
             hi_c = self.constant(f"{node.name}.high", np.array(high.ravel()[0]))
             current = self.emit(f"{node.name}.clip", Op.CLIP, (current, lo_c, hi_c),
