@@ -1,6 +1,6 @@
 """choose_multipliers: the fixed-point value of every rescale multiplier lower_quant placed.
 
-``lower_quant`` writes ``y = REQUANTIZE(MUL(x, NODE.rescale))`` where the quantized model asks
+``lower_quant`` writes ``y = REQUANTIZE(MUL(x, NODE.multiplier))`` where the quantized model asks
 for ``y = R(x * M)`` with an exact rational ``M`` (a ratio of two residual scales).  Once the
 plan is applied every format is known, so the range of ``x`` is too: this pass sizes the
 graph (size_widths, on a copy), and for each group of elements sharing a ratio, a grid and a

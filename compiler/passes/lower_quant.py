@@ -24,7 +24,7 @@ so the IR holds ``model value / r`` instead, with a *residual* ``r`` per element
 
 **A quantizer** ``y = out_scale * (clamp(R(x / in_scale + in_zero)) - out_zero)`` becomes
 
-1. ``MUL(x, NODE.rescale)`` when ``r_x / r_in`` is not 1: the rational rescale, whose
+1. ``MUL(x, NODE.multiplier)`` (node ``NODE.rescale``) when ``r_x / r_in`` is not 1: the rational rescale, whose
    fixed-point value ``K * 2**-n`` is chosen after the plan is applied, when the range of
    ``x`` is known (passes/choose_multipliers.py);
 2. ``REQUANTIZE`` into ``fixed<w, w + e_in, R, SAT>`` holding ``[qmin - in_zero, qmax - in_zero]``
@@ -528,7 +528,7 @@ class _Lowering:
         else:
             if not np.array_equal(self.res(x), r_in):
                 current = self.activation(self.fresh(f"{y}.scaled"), shape)
-                factor = self._rescale_constant(f"{node.name}.rescale", self.res(x), r_in)
+                factor = self._rescale_constant(f"{node.name}.multiplier", self.res(x), r_in)
                 self.emit(f"{node.name}.rescale", Op.MUL, (x, factor), current, node.onnx_nodes)
             if pre_zero:
                 shifted = self.activation(self.fresh(f"{y}.plus_zero"), shape)
