@@ -49,6 +49,7 @@ QUANT_ROUNDING = {
     Rounding.TRN_ZERO: "DOWN",  # np.fix
     Rounding.RND_INF: "HALF_UP",  # sign(x) * floor(|x| + 0.5): ties away from zero
     Rounding.RND_ZERO: "HALF_DOWN",  # sign(x) * ceil(|x| - 0.5): ties toward zero
+    Rounding.CEIL: "CEIL",  # np.ceil: toward plus infinity (finegrain's own mode)
 }
 
 # float32 holds every integer below 2**24 exactly.  Activations get one bit less: Quant's
@@ -356,6 +357,7 @@ JET_UNIFORM_PLANS = {
                              "activation": "fixed<9,4,RND_INF,SAT>"}},
     "rnd-zero": {"defaults": {"input": "fixed<12,5,RND_ZERO,SAT>", **JET_WEIGHTS,
                               "activation": "fixed<9,4,RND_ZERO,SAT>"}},
+    "ceil": {"defaults": {"input": "fixed<12,5,CEIL,SAT>", **JET_WEIGHTS, "activation": "fixed<9,4,CEIL,SAT>"}},
     # per-channel integer bits at one width: Quant gets a per-element scale
     "per-channel-scale": {
         "defaults": {"input": "fixed<12,5,RND_CONV,SAT>", **JET_WEIGHTS, "activation": None},

@@ -208,7 +208,7 @@ def test_one_op_models_bit_exact(op, tmp_path):
 
 
 def test_rounding_overflow_matrix_rtl(tmp_path):
-    """All 28 rounding x overflow pairs on three formats, each an output element of one
+    """Every rounding x overflow pair (8 x 4) on three formats, each an output element of one
     model (one build): the generated fg_requantize instances agree with the emulator."""
     shapes = [(5, 2, "fixed"), (3, 5, "fixed"), (4, -2, "ufixed")]
     formats = [f"{kind}<{w},{i},{r.name},{o.name}>" for r in Rounding for o in Overflow for w, i, kind in shapes]
