@@ -63,7 +63,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from math import ceil, floor, gcd
 
-from compiler.fixed import Rounding
+from .fixed import Rounding
 
 HALF = Fraction(1, 2)
 
@@ -115,8 +115,8 @@ def _shapes(rounding) -> tuple[str, str]:
 
 
 def _round_shape(x: Fraction, shape: str) -> int:
-    """``x`` (any sign) rounded to an integer by one shape, in integers: ``u/v`` is
-    rounded through ``floor((2u + c)/2v)`` with ``c`` the shape's offset in halves."""
+    """``x = u/v`` (any sign) rounded to an integer by one shape, in integers (ties up is
+    ``floor((2u + v) / 2v)``, ties down its mirror)."""
     u, v = x.numerator, x.denominator
     if shape == _FLOOR:
         return u // v
