@@ -81,6 +81,12 @@ class Multiplier:
     max_error: int  # max |R(acc*M') - R(acc*M)| over the range, in output LSBs; 0 if exact
     witness: int | None  # an acc reaching max_error (None if exact)
 
+    def __str__(self) -> str:
+        text = f"{self.mantissa} * 2**{-self.shift} ({self.bits} bits) for {self.ratio}"
+        if self.exact:
+            return text + ": exact"
+        return text + f": off by up to {self.max_error} LSB (acc = {self.witness})"
+
 
 # --- rounding of one rational --------------------------------------------------------
 # A mode, seen from positive x, is one of five shapes.  _MODES gives the shape for

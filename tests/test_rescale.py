@@ -224,15 +224,24 @@ def test_realistic_int8_dot_product():
 
 
 def test_huge_range_is_fast():
+    """Per output channel, so it must be quick: about 1 ms on a 2**41-value range (the
+    limits leave room for a busy machine)."""
     rng = random.Random(3)
-    worst = 0.0
-    for _ in range(40):
+    times = []
+    for _ in range(60):
         ratio = Fraction(float(np.float32(rng.uniform(1e-4, 1)))) / Fraction(float(np.float32(rng.uniform(1e-3, 1))))
         mode = rng.choice(MODES)
         start = time.perf_counter()
         choose_multiplier(ratio, -2**40, 2**40, mode, 32)
-        worst = max(worst, time.perf_counter() - start)
-    assert worst < 0.05
+        times.append(time.perf_counter() - start)
+    assert sorted(times)[len(times) // 2] < 0.005 and max(times) < 0.1
+
+
+def test_str_says_what_it_costs():
+    assert str(choose_multiplier(Fraction(3, 8), -9, 9, Rounding.TRN)) == "3 * 2**-3 (2 bits) for 3/8: exact"
+    m = choose_multiplier(Fraction(1, 3), -1000, 1000, Rounding.RND_CONV, 4)
+    assert (m.mantissa, m.shift, m.max_error, m.witness) == (11, 5, 11, 1000)  # 1000 * (11/32 - 1/3) = 10.4
+    assert str(m) == "11 * 2**-5 (4 bits) for 1/3: off by up to 11 LSB (acc = 1000)"
 
 
 def test_bad_arguments():
