@@ -41,7 +41,11 @@ The proof
    lines are lines in ``j``, and the same question answers each.
 
 So ``exact`` and ``max_error`` hold for the whole range, and ``max_error`` is the maximum,
-reached at ``witness``, not a bound.
+reached at ``witness``, not a bound.  Accumulators on a rounding boundary need no special
+enumeration: the closed and open ends of the lines decide them, so no range size turns the
+answer into a bound.  A saturation after the rounding (REQUANTIZE into a SAT format) can
+only make the difference smaller (clamping is monotone and never moves two integers
+apart), so ``exact`` stays true and ``max_error`` stays an upper bound there.
 
 Choosing ``K``
 --------------
