@@ -235,6 +235,14 @@ def test_nearer_of_two_exact_candidates():
     assert choose_multiplier(Fraction(7, 20), 0, 1, Rounding.TRN).value == Fraction(1, 4)
 
 
+def test_one_lsb_apart_at_the_end_can_still_be_exact():
+    """|acc * (M' - M)| = 1 exactly, both products ties that round to the same even integer
+    (3 * 1/2 = 1.5 and 3 * 5/6 = 2.5 both give 2): exact, so a candidate may be skipped
+    unproven only at a distance of 2."""
+    m = choose_multiplier(Fraction(5, 6), 3, 3, Rounding.RND_CONV)
+    assert (m.value, m.exact) == (Fraction(1, 2), True)
+
+
 def test_dyadic_ratio_is_itself():
     m = choose_multiplier(Fraction(3, 8), -2**40, 2**40, Rounding.RND_CONV)
     assert (m.mantissa, m.shift, m.bits, m.exact, m.max_error, m.witness) == (3, 3, 2, True, 0, None)
