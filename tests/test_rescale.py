@@ -3,7 +3,10 @@
 The reference rounds ``acc * M`` with ``ref_round`` below (Fractions, written from the
 ap_fixed rules and sharing no code with compiler/rescale.py) and the hardware side with
 ``compiler.fixed.round_shift`` on ``acc * K`` (REQUANTIZE's own rule), so the tests check
-the proof against what finegrain actually computes.
+the proof against what finegrain actually computes.  Every mode of ``Rounding`` is tested,
+CEIL too once the enum has it.  Ranges are small for the random cases (up to 500 values)
+and 2**17 values for float32-scale ratios, whose long denominators make the lattice search
+do the deciding; the lattice search is also tested on its own.
 """
 
 from __future__ import annotations
