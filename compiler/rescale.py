@@ -41,7 +41,11 @@ The proof
    lines are lines in ``j``, and the same question answers each.
 
 So ``exact`` and ``max_error`` hold for the whole range, and ``max_error`` is the maximum,
-reached at ``witness``, not a bound.
+reached at ``witness``, not a bound.  Accumulators on a rounding boundary need no special
+enumeration: the closed and open ends of the lines decide them, so no range size turns the
+answer into a bound.  A saturation after the rounding (REQUANTIZE into a SAT format) can
+only make the difference smaller (clamping is monotone and never moves two integers
+apart), so ``exact`` stays true and ``max_error`` stays an upper bound there.
 
 Choosing ``K``
 --------------
@@ -63,7 +67,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from math import ceil, floor, gcd
 
-from compiler.fixed import Rounding
+from .fixed import Rounding
 
 HALF = Fraction(1, 2)
 
@@ -80,6 +84,12 @@ class Multiplier:
     exact: bool  # R(acc*M') == R(acc*M) for every integer acc in [lo, hi]
     max_error: int  # max |R(acc*M') - R(acc*M)| over the range, in output LSBs; 0 if exact
     witness: int | None  # an acc reaching max_error (None if exact)
+
+    def __str__(self) -> str:
+        text = f"{self.mantissa} * 2**{-self.shift} ({self.bits} bits) for {self.ratio}"
+        if self.exact:
+            return text + ": exact"
+        return text + f": off by up to {self.max_error} LSB (acc = {self.witness})"
 
 
 # --- rounding of one rational --------------------------------------------------------
@@ -115,8 +125,8 @@ def _shapes(rounding) -> tuple[str, str]:
 
 
 def _round_shape(x: Fraction, shape: str) -> int:
-    """``x`` (any sign) rounded to an integer by one shape, in integers: ``u/v`` is
-    rounded through ``floor((2u + c)/2v)`` with ``c`` the shape's offset in halves."""
+    """``x = u/v`` (any sign) rounded to an integer by one shape, in integers (ties up is
+    ``floor((2u + v) / 2v)``, ties down its mirror)."""
     u, v = x.numerator, x.denominator
     if shape == _FLOOR:
         return u // v

@@ -3,7 +3,10 @@
 The reference rounds ``acc * M`` with ``ref_round`` below (Fractions, written from the
 ap_fixed rules and sharing no code with compiler/rescale.py) and the hardware side with
 ``compiler.fixed.round_shift`` on ``acc * K`` (REQUANTIZE's own rule), so the tests check
-the proof against what finegrain actually computes.
+the proof against what finegrain actually computes.  Every mode of ``Rounding`` is tested,
+CEIL too once the enum has it.  Ranges are small for the random cases (up to 500 values)
+and 2**17 values for float32-scale ratios, whose long denominators make the lattice search
+do the deciding; the lattice search is also tested on its own.
 """
 
 from __future__ import annotations
@@ -106,6 +109,35 @@ def test_error_for_tiny_and_huge_ratios(num, exponent, shift, delta, bounds, mod
         check_error(ratio, value, *bounds, mode)
 
 
+def test_ties_on_both_sides_round_apart():
+    """a = 3: 3/2 rounds up to 2 and 3/6 down to 0 (ties to even), 2 apart, more than
+    any bound that takes only one side's tie exactly (1) and than the range's end (E(4) = 1)."""
+    assert multiplier_error(Fraction(1, 6), Fraction(1, 2), 1, 4, Rounding.RND_CONV) == (2, 3)
+    assert multiplier_error(Fraction(1, 2), Fraction(1, 6), -4, 0, Rounding.RND_CONV) == (2, -3)
+
+
+def is_tie(x: Fraction) -> bool:
+    return (2 * x).denominator == 1 and (2 * x).numerator % 2 == 1
+
+
+def test_error_where_both_sides_tie():
+    """Both ratios with even denominators, the range ending at or just after an accumulator
+    where both products are ties: the largest error is often only there (about one case in
+    fifty; none of the random tests above finds one reliably)."""
+    rng = random.Random(21)
+    for _ in range(1500):
+        ratio, value = (Fraction(2 * rng.randint(0, 40) + 1, 2 * rng.randint(1, 12)) for _ in range(2))
+        period = ratio.denominator * value.denominator
+        ties = [a for a in range(1, period + 1) if is_tie(a * ratio) and is_tie(a * value)]
+        if not ties or ratio == value:
+            continue
+        end = ties[0] + period * rng.randint(0, 2)
+        lo, hi = rng.randint(0, end), end + rng.randint(0, 2)
+        if rng.random() < 0.5:
+            lo, hi = -hi, -lo
+        check_error(ratio, value, lo, hi, Rounding.RND_CONV)
+
+
 def test_error_near_ties_and_boundaries():
     """Ratios with even denominators put a*M on ties; values a hair off them decide."""
     rng = random.Random(12)
@@ -197,6 +229,23 @@ def test_long_ranges_against_brute_force(seed):
                 assert errors[m.witness - accs[0]] == m.max_error
 
 
+def test_nearer_of_two_exact_candidates():
+    """9/20 on [0, 1]: 1/4 and 1/2 (one bit each) are both exact; 1/2 is nearer."""
+    m = choose_multiplier(Fraction(9, 20), 0, 1, Rounding.TRN)
+    assert (m.value, m.exact) == (Fraction(1, 2), True)
+    m = choose_multiplier(Fraction(11, 20), 0, 1, Rounding.TRN)
+    assert (m.value, m.exact) == (Fraction(1, 2), True)
+    assert choose_multiplier(Fraction(7, 20), 0, 1, Rounding.TRN).value == Fraction(1, 4)
+
+
+def test_one_lsb_apart_at_the_end_can_still_be_exact():
+    """|acc * (M' - M)| = 1 exactly, both products ties that round to the same even integer
+    (3 * 1/2 = 1.5 and 3 * 5/6 = 2.5 both give 2): exact, so a candidate may be skipped
+    unproven only at a distance of 2."""
+    m = choose_multiplier(Fraction(5, 6), 3, 3, Rounding.RND_CONV)
+    assert (m.value, m.exact) == (Fraction(1, 2), True)
+
+
 def test_dyadic_ratio_is_itself():
     m = choose_multiplier(Fraction(3, 8), -2**40, 2**40, Rounding.RND_CONV)
     assert (m.mantissa, m.shift, m.bits, m.exact, m.max_error, m.witness) == (3, 3, 2, True, 0, None)
@@ -224,15 +273,24 @@ def test_realistic_int8_dot_product():
 
 
 def test_huge_range_is_fast():
+    """Per output channel, so it must be quick: about 1 ms on a 2**41-value range (the
+    limits leave room for a busy machine)."""
     rng = random.Random(3)
-    worst = 0.0
-    for _ in range(40):
+    times = []
+    for _ in range(60):
         ratio = Fraction(float(np.float32(rng.uniform(1e-4, 1)))) / Fraction(float(np.float32(rng.uniform(1e-3, 1))))
         mode = rng.choice(MODES)
         start = time.perf_counter()
         choose_multiplier(ratio, -2**40, 2**40, mode, 32)
-        worst = max(worst, time.perf_counter() - start)
-    assert worst < 0.05
+        times.append(time.perf_counter() - start)
+    assert sorted(times)[len(times) // 2] < 0.005 and max(times) < 0.1
+
+
+def test_str_says_what_it_costs():
+    assert str(choose_multiplier(Fraction(3, 8), -9, 9, Rounding.TRN)) == "3 * 2**-3 (2 bits) for 3/8: exact"
+    m = choose_multiplier(Fraction(1, 3), -1000, 1000, Rounding.RND_CONV, 4)
+    assert (m.mantissa, m.shift, m.max_error, m.witness) == (11, 5, 11, 1000)  # 1000 * (11/32 - 1/3) = 10.4
+    assert str(m) == "11 * 2**-5 (4 bits) for 1/3: off by up to 11 LSB (acc = 1000)"
 
 
 def test_bad_arguments():
