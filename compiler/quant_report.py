@@ -32,10 +32,6 @@ def _floats(t) -> np.ndarray:
     return np.ldexp(np.asarray(t.data, dtype=np.float64), -t.data_frac)
 
 
-def _lsb(t) -> float:
-    return float(np.max(np.ldexp(1.0, -np.asarray(t.formats.frac_bits))))
-
-
 def _max_abs(t) -> float:
     if t.bounds is None:
         return math.inf

@@ -23,9 +23,10 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..fixed import Formats, common_fraction
+from ..fixed import Overflow, Rounding
 from ..ir import Graph, Op
 from ..rescale import choose_multiplier
+from .quant_data import compact, mantissa_data
 from .size_widths import size_widths
 
 MAX_MULTIPLIER_BITS = 32  # the default widest K (compile --rescale-bits)
@@ -74,7 +75,7 @@ def choose_multipliers(graph: Graph, max_bits: int = MAX_MULTIPLIER_BITS) -> Gra
             g_lo, g_hi = int(lo[members].min()), int(hi[members].max())
             shift = int(shift)
             ratio = Fraction(float(n)) / Fraction(float(d)) * Fraction(2) ** shift
-            m = choose_multiplier(ratio, g_lo, g_hi, _rounding(int(mode)), max_bits)
+            m = choose_multiplier(ratio, g_lo, g_hi, Rounding(int(mode)), max_bits)
             values[members] = m.value / Fraction(2) ** shift  # M' itself
             codes[members] = m.max_error
             choices.append({"ratio": str(Fraction(float(n)) / Fraction(float(d))),
@@ -85,39 +86,17 @@ def choose_multipliers(graph: Graph, max_bits: int = MAX_MULTIPLIER_BITS) -> Gra
     return graph.with_tensors(updates)
 
 
-def _rounding(mode: int):
-    from ..fixed import Rounding
-    return Rounding(mode)
-
-
-def _compact_object(a: np.ndarray) -> np.ndarray:
-    for axis in range(a.ndim):
-        if a.shape[axis] > 1 and all(v == w for v, w in zip(a.ravel(), np.repeat(
-                np.take(a, [0], axis=axis), a.shape[axis], axis=axis).ravel())):
-            a = np.take(a, [0], axis=axis)
-    return a
-
-
 def _constant_of(c, values: np.ndarray, choices: list, codes: np.ndarray):
     """The rescale constant holding the exact dyadic ``values`` (Fractions), compacted to the
     smallest shape that broadcasts back."""
-    values = _compact_object(values)
-    flat = values.ravel()
-    pairs = [_mantissa_and_frac(v) for v in flat]
-    mant = np.array([m for m, _ in pairs] + [None], dtype=object)[:-1]
-    frac = np.array([f for _, f in pairs], dtype=np.int64)
-    width = np.array([max(int(abs(m)).bit_length(), 1) for m in mant], dtype=np.int64)
-    zeros = np.zeros(flat.shape, dtype=np.int64)
-    formats = Formats(width, width - frac, zeros.astype(bool), zeros, zeros)
-    formats = Formats(*(f.reshape(values.shape) for f in formats.fields()))
-    m = mant.reshape(values.shape)
-    if all(abs(int(v)) < (1 << 62) for v in flat_ints(m)):
-        m = m.astype(np.int64)
-    data, data_frac = common_fraction(m, formats)
+    values = compact(values)
+    mant, frac = zip(*(_mantissa_and_frac(v) for v in values.ravel()))
+    formats, data, data_frac = mantissa_data(list(mant), list(frac), values.shape, signed=False,
+                                             modes=(Rounding.TRN, Overflow.WRAP))
     scheme = dict(c.scheme)
     scheme["rescale"] = dict(scheme["rescale"], choices=choices, max_error_lsb=codes)
     floats = np.array([float(v) for v in values.ravel()]).reshape(values.shape)
-    return dataclasses.replace(c, shape=values.shape, formats=formats, data=np.asarray(data), data_frac=data_frac,
+    return dataclasses.replace(c, shape=values.shape, formats=formats, data=data, data_frac=data_frac,
                                float_data=floats, scheme=scheme)
 
 
@@ -132,7 +111,3 @@ def _mantissa_and_frac(v: Fraction) -> tuple[int, int]:
     n = v.numerator
     tz = (n & -n).bit_length() - 1
     return n >> tz, -tz
-
-
-def flat_ints(m: np.ndarray):
-    return (int(v) for v in np.asarray(m).ravel())

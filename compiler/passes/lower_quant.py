@@ -46,14 +46,11 @@ from fractions import Fraction
 import numpy as np
 
 from ..errors import FrontendError
-from ..fixed import FixedType, Formats, Overflow, Rounding, common_fraction, round_float
+from ..fixed import FixedType, Formats, Overflow, Rounding, common_fraction
 from ..ir import Graph, Node, Op, Tensor, TensorKind
 from ..names import unused
 from ..quantizer import Quantizer, split_power_of_two
-
-_PASS_RESIDUAL = frozenset({Op.RELU, Op.LEAKY_RELU, Op.MAXPOOL})
-_NEED_MODEL_VALUES = frozenset({Op.CLIP, Op.SIGMOID, Op.SOFTMAX, Op.BATCHNORM, Op.REQUANTIZE})
-
+from .quant_data import round_half_even, same_grid, compact, exact_data, integer_formats, mantissa_data
 
 def is_quantized_model(graph: Graph) -> bool:
     return (any(n.op == Op.QUANT for n in graph.nodes)
@@ -62,45 +59,6 @@ def is_quantized_model(graph: Graph) -> bool:
 
 
 BIAS_GUARD_BITS = 12  # at most this many bits below the accumulator's grid for a rounded bias
-
-
-def _round_half_even(f: Fraction) -> int:
-    return round(f)  # Python rounds a Fraction half to even
-
-
-def _compact(a: np.ndarray) -> np.ndarray:
-    """``a`` with every axis along which it is constant reduced to length 1 (broadcastable back)."""
-    a = np.asarray(a)
-    for axis in range(a.ndim):
-        if a.shape[axis] > 1 and np.all(a == np.take(a, [0], axis=axis)):
-            a = np.take(a, [0], axis=axis)
-    return a
-
-
-def _integer_formats(lo: np.ndarray, hi: np.ndarray, frac: np.ndarray, rounding: Rounding,
-                     narrow_symmetric: np.ndarray) -> Formats:
-    """Per element, the narrowest format at ``frac`` fractional bits holding ``[lo, hi]``
-    (integers), SAT (SAT_SYM where the range is a signed narrow one)."""
-    lo, hi, frac, narrow_symmetric = np.broadcast_arrays(np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64),
-                                                         np.asarray(frac, dtype=np.int64), narrow_symmetric)
-    signed = lo < 0
-    mag = np.where(signed, np.maximum(np.maximum(hi, 0), -lo - 1), hi)
-    width = np.array([int(v).bit_length() for v in mag.ravel()], dtype=np.int64).reshape(mag.shape)
-    width = np.maximum(width + signed, 1)
-    overflow = np.where(narrow_symmetric, int(Overflow.SAT_SYM), int(Overflow.SAT))
-    return Formats(width, width - frac, signed, np.full(width.shape, int(rounding)), overflow)
-
-
-def _same_grid(a: Formats | None, b: Formats) -> bool:
-    """Whether every value of formats ``a`` is a value of ``b`` (a conversion would change nothing)."""
-    if a is None:
-        return False
-    a_lo, a_hi = a.mantissa_bounds()
-    shift = b.frac_bits - a.frac_bits
-    if np.any(shift < 0):
-        return False
-    b_lo, b_hi = b.mantissa_bounds()
-    return bool(np.all(np.asarray(a_lo) * 2.0 ** shift >= b_lo) and np.all(np.asarray(a_hi) * 2.0 ** shift <= b_hi))
 
 
 class _Lowering:
@@ -149,14 +107,11 @@ class _Lowering:
 
     def constant(self, base: str, values: np.ndarray, kind=TensorKind.CONST) -> str:
         """An exact constant (its values are short dyadic numbers) with formats holding them."""
-        from .apply_plan import exact_formats  # apply_plan imports nothing from here
         values = np.asarray(values, dtype=np.float64)
         name = self.fresh(base)
-        formats = exact_formats(values)
-        m = round_float(values, formats, f"constant {name!r}")  # exact: the formats hold the values
-        data, frac = common_fraction(m, formats)
-        self.tensors[name] = Tensor(name, values.shape, kind, formats=formats, data=np.asarray(data),
-                                    data_frac=frac, float_data=values)
+        formats, data, frac = exact_data(values)
+        self.tensors[name] = Tensor(name, values.shape, kind, formats=formats, data=data, data_frac=frac,
+                                    float_data=values)
         return name
 
     def emit(self, name: str, op: Op, inputs, output: str, onnx_nodes=(), attrs=None) -> str:
@@ -171,7 +126,7 @@ class _Lowering:
             return name
         t = self.tensors[name]
         out = self.activation(self.fresh(f"{name}.model"), t.shape)
-        factor = self.constant(f"{node.name}.residual", _compact(self.res(name)))
+        factor = self.constant(f"{node.name}.residual", compact(self.res(name)))
         self.emit(f"{node.name}.residual", Op.MUL, (name, factor), out, node.onnx_nodes)
         self.residual[out] = np.ones(t.shape)
         if self.grid(name) is not None:
@@ -198,7 +153,7 @@ class _Lowering:
         hi = np.maximum(np.broadcast_to(hi, shape), codes)
         # a zero code is pruned: a channel a quantizer zeroed (a tiny per-channel scale) must not
         # set the fraction of the whole tensor
-        formats = _integer_formats(lo, hi, -e, Rounding.RND_CONV, np.zeros(shape, dtype=bool)).prune(codes == 0)
+        formats = integer_formats(lo, hi, -e, Rounding.RND_CONV, np.zeros(shape, dtype=bool)).prune(codes == 0)
         m = codes.astype(np.int64)
         data, frac = common_fraction(m, formats)
         ir_values = np.ldexp(codes, e)
@@ -236,12 +191,12 @@ class _Lowering:
             name = self.alias.get(name, name)
             if self.has_residual(name):
                 self.tensors[name] = dataclasses.replace(self.tensors[name],
-                                                         model_scale=_compact(self.res(name)))
+                                                         model_scale=compact(self.res(name)))
             outputs.append(name)
         for name in self.inputs:
             if self.has_residual(name):
                 self.tensors[name] = dataclasses.replace(self.tensors[name],
-                                                         model_scale=_compact(self.res(name)))
+                                                         model_scale=compact(self.res(name)))
         graph = dataclasses.replace(self.graph, inputs=tuple(self.inputs), outputs=tuple(outputs))
         return graph.with_nodes(self.nodes, self.tensors)
 
@@ -267,8 +222,7 @@ class _Lowering:
     def _relu(self, node: Node) -> None:
         self._pass(node, self.residual.get(node.inputs[0]))
 
-    def _leaky_relu(self, node: Node) -> None:
-        self._pass(node, self.residual.get(node.inputs[0]))
+    _leaky_relu = _relu  # alpha * (r * x) = r * (alpha * x)
 
     def _reshape(self, node: Node) -> None:
         r = self.residual.get(node.inputs[0])
@@ -322,14 +276,10 @@ class _Lowering:
     def _exact_model_constant(self, name: str) -> None:
         """A constant made by a quantizer, used where model values are needed: its values
         (scale times integer) are short dyadic numbers, held exactly."""
-        from .apply_plan import exact_formats
         t = self.tensors[name]
         values = np.asarray(t.float_data if t.float_data is not None else t.data, dtype=np.float64)
-        formats = exact_formats(values)
-        m = round_float(values, formats, f"constant {name!r}")  # exact: the formats hold the values
-        data, frac = common_fraction(m, formats)
-        self.tensors[name] = dataclasses.replace(t, formats=formats, data=np.asarray(data), data_frac=frac,
-                                                 float_data=values)
+        formats, data, frac = exact_data(values)
+        self.tensors[name] = dataclasses.replace(t, formats=formats, data=data, data_frac=frac, float_data=values)
 
     def _linear(self, node: Node) -> None:
         x, w = node.inputs[0], node.inputs[1]
@@ -403,7 +353,7 @@ class _Lowering:
             # of the grid: no guard bits, which would widen the accumulator and its rescale
             for guard in range(BIAS_GUARD_BITS + 1 if t.quantizer is None else 1):
                 frac = [grid + guard] * len(ideal)
-                mant = [_round_half_even(f * (Fraction(2) ** g)) for f, g in zip(ideal, frac)]
+                mant = [round_half_even(f * (Fraction(2) ** g)) for f, g in zip(ideal, frac)]
                 worst = max((abs(Fraction(m) / (Fraction(2) ** g) - f) for m, g, f in zip(mant, frac, ideal)),
                             default=Fraction(0))
                 if worst * (Fraction(2) ** grid) <= Fraction(1, 1 << BIAS_GUARD_BITS):
@@ -412,24 +362,15 @@ class _Lowering:
             # 24 significant bits plus the guard bits
             frac = [24 + BIAS_GUARD_BITS - (f.numerator.bit_length() - f.denominator.bit_length()) if f else 0
                     for f in (abs(v) for v in ideal)]
-            mant = [_round_half_even(f * (Fraction(2) ** g)) for f, g in zip(ideal, frac)]
+            mant = [round_half_even(f * (Fraction(2) ** g)) for f, g in zip(ideal, frac)]
             guard = BIAS_GUARD_BITS
-        g = np.array(frac, dtype=np.int64).reshape(values.shape)
-        width = np.array([max(abs(m).bit_length() + (m < 0), 1) for m in mant], dtype=np.int64).reshape(values.shape)
-        signed = np.array([m < 0 for m in mant]).reshape(values.shape)
-        zero = np.array([m == 0 for m in mant]).reshape(values.shape)
-        formats = Formats(width, width - g, signed, np.full(width.shape, int(Rounding.RND_CONV)),
-                          np.full(width.shape, int(Overflow.SAT))).prune(zero)
+        formats, data, data_frac = mantissa_data(mant, frac, values.shape)
         step = [Fraction(2) ** -int(k) for k in frac]
-        m = np.array(mant + [None], dtype=object)[:-1].reshape(values.shape)
-        if all(abs(v) < (1 << 62) for v in mant):
-            m = m.astype(np.int64)
-        data, frac = common_fraction(m, formats)
         rounded = np.array([float(m * st) for m, st in zip(mant, step)]).reshape(values.shape)
         change_ir = np.array([float(abs(m * st - f)) for m, st, f in zip(mant, step, ideal)]).reshape(values.shape)
         change = float(max((abs(m * st * Fraction(float(q)) - Fraction(float(v)))
                             for m, st, q, v in zip(mant, step, flat_r, flat_v)), default=Fraction(0)))
-        self.tensors[b] = dataclasses.replace(t, formats=formats, data=np.asarray(data), data_frac=frac,
+        self.tensors[b] = dataclasses.replace(t, formats=formats, data=data, data_frac=data_frac,
                                               float_data=rounded, quantizer=None,
                                               scheme={"rounded_to_accumulator": {
                                                   "max_change": change, "max_change_ir": change_ir,
@@ -467,20 +408,15 @@ class _Lowering:
             if self.grid(x) is not None:
                 self.frac[flipped] = self.grid(x)
             x = flipped
-        shift = self.constant(f"{node.name}.shift", c)
-        shift = self._in_units(shift, r, self.grid(x))
-        shift_name = self.fresh(f"{node.name}.shift_c")
-        self.tensors[shift_name] = dataclasses.replace(self.tensors.pop(shift), name=shift_name,
-                                                       shape=(shape[0],) + (1,) * (len(shape) - 1))
-        t = self.tensors[shift_name]
-        self.tensors[shift_name] = dataclasses.replace(
-            t, data=t.data.reshape(t.shape), float_data=t.float_data.reshape(t.shape),
-            formats=Formats(*(f.reshape(t.shape) for f in t.formats.fields())), kind=TensorKind.BIAS)
+        shift = self.fresh(f"{node.name}.shift")
+        c = c.reshape(channel)
+        self.tensors[shift] = Tensor(shift, c.shape, TensorKind.BIAS, data=c, float_data=c)
+        self._in_units(shift, r.reshape(channel), self.grid(x))
         out = node.outputs[0]
-        self.nodes.append(dataclasses.replace(node, op=Op.ADD, inputs=(x, shift_name), attrs={}))
+        self.nodes.append(dataclasses.replace(node, op=Op.ADD, inputs=(x, shift), attrs={}))
         self.residual[out] = np.broadcast_to(r.reshape(channel), shape).copy()
         if self.grid(x) is not None:
-            self.frac[out] = max(self.grid(x), self.grid(shift_name))
+            self.frac[out] = max(self.grid(x), self.grid(shift))
 
     def _quant(self, node: Node) -> None:
         q: Quantizer = node.attrs["quantizer"]
@@ -513,7 +449,7 @@ class _Lowering:
         held_zero = 0.0 if pre_zero else in_zero  # what the IR codes have already subtracted
         lo, hi = qmin - held_zero, qmax - held_zero
         narrow_sym = (lo == -hi) & (lo < 0)
-        formats = _integer_formats(lo, hi, -e_in, q.rounding, narrow_sym)
+        formats = integer_formats(lo, hi, -e_in, q.rounding, narrow_sym)
         f_lo, f_hi = formats.mantissa_bounds()
         needs_clip = not (np.array_equal(np.asarray(f_lo, dtype=np.float64) + narrow_sym, lo)
                           and np.array_equal(np.asarray(f_hi, dtype=np.float64), hi))
@@ -533,10 +469,10 @@ class _Lowering:
             if pre_zero:
                 shifted = self.activation(self.fresh(f"{y}.plus_zero"), shape)
                 self.emit(f"{node.name}.plus_zero", Op.ADD,
-                          (current, self.constant(f"{node.name}.plus_zero", _compact(np.ldexp(in_zero, e_in)))),
+                          (current, self.constant(f"{node.name}.plus_zero", compact(np.ldexp(in_zero, e_in)))),
                           shifted, node.onnx_nodes)
                 current = shifted
-            if current != x or not _same_grid(xt.formats, formats):
+            if current != x or not same_grid(xt.formats, formats):
                 codes = self.tensors[current]
                 current = self.activation(self.fresh(f"{y}.codes"), shape)
                 self.tensors[current] = dataclasses.replace(self.tensors[current], formats=formats)
@@ -553,10 +489,10 @@ class _Lowering:
             current = self.emit(f"{node.name}.clip", Op.CLIP, (current, lo_c, hi_c),
                                 self.activation(self.fresh(f"{y}.clipped"), shape), node.onnx_nodes)
         if not np.array_equal(e_in, e_out):
-            factor = self.constant(f"{node.name}.shift", _compact(np.ldexp(1.0, e_out - e_in)))
+            factor = self.constant(f"{node.name}.shift", compact(np.ldexp(1.0, e_out - e_in)))
             current = self.emit(f"{node.name}.shift", Op.MUL, (current, factor),
                                 self.activation(self.fresh(f"{y}.shifted"), shape), node.onnx_nodes)
-        offset = _compact(np.ldexp(held_zero - out_zero, e_out))
+        offset = compact(np.ldexp(held_zero - out_zero, e_out))
         if np.any(offset != 0):
             current = self.emit(f"{node.name}.zero_point", Op.ADD,
                                 (current, self.constant(f"{node.name}.zero_point", offset)),
@@ -605,10 +541,10 @@ class _Lowering:
             self.emit(f"{node.name}.sign", Op.REQUANTIZE, (x,), sign, node.onnx_nodes)
         doubled = self.activation(self.fresh(f"{y}.doubled"), shape)
         self.emit(f"{node.name}.scale", Op.MUL,
-                  (sign, self.constant(f"{node.name}.scale", _compact(np.ldexp(1.0, e_out + 1)))), doubled,
+                  (sign, self.constant(f"{node.name}.scale", compact(np.ldexp(1.0, e_out + 1)))), doubled,
                   node.onnx_nodes)
         self.emit(f"{node.name}.offset", Op.ADD,
-                  (doubled, self.constant(f"{node.name}.offset", _compact(np.ldexp(1.0 - out_zero, e_out)))), y,
+                  (doubled, self.constant(f"{node.name}.offset", compact(np.ldexp(1.0 - out_zero, e_out)))), y,
                   node.onnx_nodes)
         self.tensors[y] = dataclasses.replace(self.tensors[y], scheme={"lowered": True})
         self.residual[y] = np.array(r_out)
@@ -619,8 +555,8 @@ class _Lowering:
         """A placeholder for the multiplier ``num / den`` (exact floats, elementwise): holds the
         nearest float until choose_multipliers picks its fixed-point value."""
         shape = np.broadcast_shapes(np.shape(num), np.shape(den))
-        num = _compact(np.broadcast_to(num, shape))
-        den = _compact(np.broadcast_to(den, shape))
+        num = compact(np.broadcast_to(num, shape))
+        den = compact(np.broadcast_to(den, shape))
         cshape = np.broadcast_shapes(num.shape, den.shape)
         num, den = np.broadcast_to(num, cshape).copy(), np.broadcast_to(den, cshape).copy()
         name = self.fresh(base)

@@ -1,0 +1,78 @@
+"""Exact constants and integer formats for lowering a quantized model (passes/lower_quant.py,
+passes/choose_multipliers.py): every value here is held exactly, no plan decides a width."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+
+from ..fixed import Formats, Overflow, Rounding, common_fraction, round_float
+
+
+def round_half_even(f: Fraction) -> int:
+    return round(f)  # Python rounds a Fraction half to even
+
+
+def compact(a: np.ndarray) -> np.ndarray:
+    """``a`` with every axis along which it is constant reduced to length 1 (broadcastable back);
+    numbers or objects (Fractions)."""
+    a = np.asarray(a)
+    for axis in range(a.ndim):
+        if a.shape[axis] > 1 and np.all(a == np.take(a, [0], axis=axis)):
+            a = np.take(a, [0], axis=axis)
+    return a
+
+
+def exact_data(values: np.ndarray) -> tuple[Formats, np.ndarray, int]:
+    """(formats, data, data_frac) of a constant holding the floats ``values`` exactly."""
+    from .apply_plan import exact_formats  # apply_plan imports nothing from here
+    formats = exact_formats(values)
+    m = round_float(values, formats, "constant")  # exact: the formats hold the values
+    data, frac = common_fraction(m, formats)
+    return formats, np.asarray(data), frac
+
+
+def mantissa_data(mant: list[int], frac: list[int], shape, signed: bool = True,
+                  modes: tuple[Rounding, Overflow] = (Rounding.RND_CONV, Overflow.SAT),
+                  ) -> tuple[Formats, np.ndarray, int]:
+    """(formats, data, data_frac) of a constant whose element ``i`` is ``mant[i] * 2**-frac[i]``
+    (Python ints, any width): each in the narrowest format holding it (with these modes), a
+    zero pruned."""
+    width = np.array([max(abs(m).bit_length() + (signed and m < 0), 1) for m in mant], dtype=np.int64)
+    negative = np.array([m < 0 for m in mant], dtype=bool)
+    zeros = np.zeros(width.shape, dtype=np.int64)
+    formats = Formats(*(f.reshape(shape) for f in (
+        width, width - np.asarray(frac, dtype=np.int64), negative, zeros + int(modes[0]),
+        zeros + int(modes[1])))).prune(np.array([m == 0 for m in mant]).reshape(shape))
+    m = np.array(list(mant) + [None], dtype=object)[:-1].reshape(shape)
+    if all(abs(v) < (1 << 62) for v in mant):
+        m = m.astype(np.int64)
+    data, data_frac = common_fraction(m, formats)
+    return formats, np.asarray(data), data_frac
+
+
+def integer_formats(lo: np.ndarray, hi: np.ndarray, frac: np.ndarray, rounding: Rounding,
+                     narrow_symmetric: np.ndarray) -> Formats:
+    """Per element, the narrowest format at ``frac`` fractional bits holding ``[lo, hi]``
+    (integers), SAT (SAT_SYM where the range is a signed narrow one)."""
+    lo, hi, frac, narrow_symmetric = np.broadcast_arrays(np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64),
+                                                         np.asarray(frac, dtype=np.int64), narrow_symmetric)
+    signed = lo < 0
+    mag = np.where(signed, np.maximum(np.maximum(hi, 0), -lo - 1), hi)
+    width = np.array([int(v).bit_length() for v in mag.ravel()], dtype=np.int64).reshape(mag.shape)
+    width = np.maximum(width + signed, 1)
+    overflow = np.where(narrow_symmetric, int(Overflow.SAT_SYM), int(Overflow.SAT))
+    return Formats(width, width - frac, signed, np.full(width.shape, int(rounding)), overflow)
+
+
+def same_grid(a: Formats | None, b: Formats) -> bool:
+    """Whether every value of formats ``a`` is a value of ``b`` (a conversion would change nothing)."""
+    if a is None:
+        return False
+    a_lo, a_hi = a.mantissa_bounds()
+    shift = b.frac_bits - a.frac_bits
+    if np.any(shift < 0):
+        return False
+    b_lo, b_hi = b.mantissa_bounds()
+    return bool(np.all(np.asarray(a_lo) * 2.0 ** shift >= b_lo) and np.all(np.asarray(a_hi) * 2.0 ** shift <= b_hi))
