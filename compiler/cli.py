@@ -433,6 +433,15 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message}; see '{self.prog} --help'")
 
 
+def _simulation_options(parser: argparse.ArgumentParser, out_help: str, seed_help: str) -> None:
+    """What csim and sim both take: the folder, and the vectors to compare on."""
+    parser.add_argument("out", help=out_help)
+    parser.add_argument("--vectors", type=int, default=1000,
+                        help="random vectors, besides the extreme ones (default 1000)")
+    parser.add_argument("--input", help="use these inputs instead (.npy, or .npz keyed by input name)")
+    parser.add_argument("--seed", type=int, default=0, help=seed_help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="finegrain",
                      description="Compile finely quantized networks to FPGA hardware.")
@@ -503,17 +512,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=_cmd_inspect)
 
     s = sub.add_parser("csim", help="build the HLS C++ with g++ and compare every output bit with the emulator")
-    s.add_argument("out", help="output folder of 'finegrain compile'")
-    s.add_argument("--vectors", type=int, default=1000, help="random vectors, besides the extreme ones (default 1000)")
-    s.add_argument("--input", help="use these inputs instead (.npy, or .npz keyed by input name)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the random vectors")
+    _simulation_options(s, "output folder of 'finegrain compile'", "seed of the random vectors")
     s.set_defaults(func=_cmd_csim)
 
     m = sub.add_parser("sim", help="simulate the generated RTL (Verilator + cocotb) against the emulator")
-    m.add_argument("out", help="output folder of 'finegrain compile' (with the rtl backend)")
-    m.add_argument("--vectors", type=int, default=1000, help="random vectors, besides the extreme ones (default 1000)")
-    m.add_argument("--input", help="use these inputs instead (.npy, or .npz keyed by input name)")
-    m.add_argument("--seed", type=int, default=0, help="seed of the random vectors and gaps")
+    _simulation_options(m, "output folder of 'finegrain compile' (with the rtl backend)",
+                        "seed of the random vectors and gaps")
     m.add_argument("--waves", action="store_true", help="write an FST waveform (OUT/rtl/sim/run/*.fst)")
     m.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
                    help="Verilator (default) or Icarus Verilog, a much slower fallback (iverilog 11+)")

@@ -14,30 +14,17 @@ negative fractional bits, checked against exact `fractions` arithmetic.
 
 from __future__ import annotations
 
-import json
 from fractions import Fraction
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
-import compiler
 from compiler.emulate import emulate_exact
 from compiler.fixed import exact_add, exact_sum
+from tests.onnx_layers import compile_layers
 
 DEFAULTS = {"weight": "fixed<8,2,RND_CONV,SAT>", "bias": "fixed<8,3,RND_CONV,SAT>", "activation": None}
-
-
-def _compile(tmp_path, nodes, shape, out_shape, plan, initializers=()):
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
-                              initializer=list(initializers))
-    model = tmp_path / "m.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
-    path = tmp_path / "plan.json"
-    path.write_text(json.dumps(plan))
-    return compiler.compile_model(str(model), str(path), backends=())
 
 
 def _exact(project, x) -> list[Fraction]:
@@ -56,7 +43,7 @@ def _recip(n: int) -> Fraction:
 def test_global_average_pool_of_wide_inputs_is_exact(tmp_path, value):
     """25 terms of 59 bits need 64: summed in int64 this wrapped to -63.84 for 100.0."""
     plan = {"defaults": {"input": "ufixed<59,7,RND_CONV,SAT>", **DEFAULTS}}
-    project = _compile(tmp_path, [helper.make_node("GlobalAveragePool", ["x"], ["y"], name="gap")],
+    project = compile_layers(tmp_path, [helper.make_node("GlobalAveragePool", ["x"], ["y"], name="gap")],
                        [1, 1, 5, 5], [1, 1, 1, 1], plan)
     x = Fraction(round(Fraction(value) * 2 ** 52), 2 ** 52)
     assert _exact(project, np.full((1, 1, 5, 5), value)) == [25 * x * _recip(25)]
@@ -67,7 +54,7 @@ def test_average_pool_of_the_widest_int64_values_is_exact(tmp_path):
     int64): the int64 sum of a 1x32 window wraps at either end."""
     plan = {"defaults": {"input": "fixed<60,1,RND_CONV,SAT>", **DEFAULTS}}
     node = helper.make_node("AveragePool", ["x"], ["y"], name="pool", kernel_shape=[1, 32])
-    project = _compile(tmp_path, [node], [1, 1, 1, 32], [1, 1, 1, 1], plan)
+    project = compile_layers(tmp_path, [node], [1, 1, 1, 32], [1, 1, 1, 1], plan)
     lo, hi = Fraction(-1), Fraction(1) - Fraction(1, 2 ** 59)
     assert _exact(project, np.full((1, 1, 1, 32), -1.0)) == [lo]
     assert _exact(project, np.full((1, 1, 1, 32), 1.0)) == [hi]  # 1.0 saturates to hi
@@ -81,7 +68,7 @@ def test_leaky_relu_alpha_with_negative_fraction_bits(tmp_path, x, expected):
     plan = {"defaults": {"input": "fixed<8,4,RND_CONV,SAT>", **DEFAULTS},
             "tensors": {"leaky.alpha": "fixed<4,8,RND_CONV,SAT>"}}
     node = helper.make_node("LeakyRelu", ["x"], ["y"], name="leaky", alpha=16.0)
-    project = _compile(tmp_path, [node], [2], [2], plan)
+    project = compile_layers(tmp_path, [node], [2], [2], plan)
     assert _exact(project, x) == expected
     # size_widths runs the same rule on ranges: the output's exact bounds are its extremes
     y = project.graph.tensor("y")
@@ -94,7 +81,7 @@ def test_mul_by_a_constant_with_negative_fraction_bits(tmp_path):
     fraction minus 4, also for x's finest bit."""
     plan = {"defaults": {"input": "fixed<8,4,RND_CONV,SAT>", **DEFAULTS}, "tensors": {"c": "fixed<4,8,RND_CONV,SAT>"}}
     c = numpy_helper.from_array(np.array([48.0], dtype=np.float32), "c")
-    project = _compile(tmp_path, [helper.make_node("Mul", ["x", "c"], ["y"], name="mul")], [2], [2], plan, [c])
+    project = compile_layers(tmp_path, [helper.make_node("Mul", ["x", "c"], ["y"], name="mul")], [2], [2], plan, [c])
     assert _exact(project, [0.0625, -8.0]) == [3, -384]
 
 

@@ -18,6 +18,7 @@ from onnx import TensorProto, helper
 
 import compiler
 from compiler.fixed import round_significant
+from tests.onnx_layers import compile_layers
 
 PLAN = {"defaults": {"input": "fixed<16,4,RND_CONV,SAT>", "weight": "fixed<8,2,RND_CONV,SAT>",
                      "bias": "fixed<8,3,RND_CONV,SAT>", "activation": None}}
@@ -37,13 +38,7 @@ def documented(v: Fraction, bits: int = 18) -> Fraction:
 
 
 def _compile(tmp_path, node, shape, out_shape):
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)])
-    model = tmp_path / "m.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
-    plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps(PLAN))
-    return compiler.compile_model(str(model), str(plan), backends=())
+    return compile_layers(tmp_path, [node], shape, out_shape, PLAN)
 
 
 def _exact(project, x) -> list[Fraction]:
