@@ -45,7 +45,7 @@ def _cmd_compile(args) -> int:
                             protect=[p for p in (args.layer_config, args.data) if p],
                             board=args.board, part=args.part, clock_ns=args.clock_ns,
                             reuse_factor=args.reuse_factor, strategy=args.strategy, layers=layers,
-                            rtl_interface=args.rtl_interface, data=data, data_name=args.data,
+                            rtl_interface=args.rtl_interface, architecture=args.arch, data=data, data_name=args.data,
                             rescale_bits=args.rescale_bits)
     for message in project.warnings:
         _say("warning", message)
@@ -466,6 +466,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--layer-config", help='JSON: {"LAYER": {"reuse_factor": N, "strategy": "..."}} per layer')
     c.add_argument("--data", help="inputs (.npy, or .npz keyed by input name, batch first): count the values that "
                                   "saturate or wrap on them (warnings, report.json 'saturation')")
+    c.add_argument("--arch", default="auto", metavar="{auto,parallel,stream}",
+                   help="parallel: every layer computes all its outputs at once (II 1 per inference); stream: "
+                        "layers are engines joined by valid/ready pixel streams, convolutions over line buffers, "
+                        "in both backends; auto (default): parallel up to 50000 constant products, else stream")
     c.add_argument("--rtl-interface", default="ports", metavar="{ports,axis}",
                    help="ports: the RTL top <model> with in_valid/out_valid and packed ports; axis: also "
                         "<model>_axis, an AXI4-Stream top around it with back-pressure (one input and one "

@@ -51,6 +51,7 @@ BACKENDS = ("hls", "rtl")
 DEFAULT_TB_VECTORS = 100
 # Above this many constant products a fully parallel RTL top is too big to write by default.
 DEFAULT_RTL_MAX_PRODUCTS = 50_000
+ARCHITECTURES = ("auto", "parallel", "stream")
 # Limits of the build options: a clock period outside this range (10 GHz .. 100 kHz) is a typo, and
 # a reuse factor is a C++ int template argument of the HLS kernels.
 CLOCK_NS_RANGE = (0.1, 10_000.0)
@@ -76,6 +77,8 @@ class BuildConfig:
     rtl_csd_max_digits: int = 3  # constant products with more non-zero CSD digits use `*`
     rtl_dsp_min_width: int = 28  # products wider than this use `*`
     rtl_interface: str = "ports"  # "axis": also OUT/rtl/<model>_axis.sv, an AXI4-Stream top around <model>
+    architecture: str = "auto"  # "parallel": every output at once; "stream": layers as a pipeline of engines over
+    # pixel streams (both backends); "auto": parallel up to DEFAULT_RTL_MAX_PRODUCTS constant products, else stream
     rescale_bits: int = MAX_MULTIPLIER_BITS  # widest rescale multiplier of a quantized model (choose_multipliers)
     finegrain_version: str = __version__
 
@@ -106,18 +109,23 @@ class BuildConfig:
                 1 <= self.rescale_bits <= MAX_RESCALE_BITS:
             raise UserError(f"the rescale multiplier width (--rescale-bits) must be an integer from 1 to "
                             f"{MAX_RESCALE_BITS}, got {self.rescale_bits!r}")
+        if self.architecture not in ARCHITECTURES:
+            raise UserError(f"unknown architecture {self.architecture!r} (--arch); choose from "
+                            f"{', '.join(ARCHITECTURES)}")
         if self.rtl_interface not in RTL_INTERFACES:
             raise UserError(f"unknown RTL interface {self.rtl_interface!r}; choose from {', '.join(RTL_INTERFACES)}")
 
     def hls_options(self) -> HLSOptions:
         return HLSOptions(part=self.part, clock_ns=float(self.clock_ns),
                           default=LayerArch(self.reuse_factor, self.strategy),
-                          layers=parse_layer_config(self.layers, "layer configuration"))
+                          layers=parse_layer_config(self.layers, "layer configuration"),
+                          io="stream" if self.architecture == "stream" else "parallel")
 
     def rtl_options(self) -> RTLOptions:
         return RTLOptions(clock_ns=float(self.clock_ns), levels_per_stage=self.rtl_levels_per_stage,
                           csd_max_digits=self.rtl_csd_max_digits, dsp_min_width=self.rtl_dsp_min_width,
-                          interface=self.rtl_interface)
+                          interface=self.rtl_interface,
+                          architecture="stream" if self.architecture == "stream" else "parallel")
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)

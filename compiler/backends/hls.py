@@ -71,6 +71,7 @@ class HLSOptions:
     clock_ns: float = 5.0
     default: LayerArch = LayerArch()
     layers: dict = field(default_factory=dict)  # layer (IR node) name -> LayerArch
+    io: str = "parallel"  # "stream": hls::stream between layers, DATAFLOW (BuildConfig.architecture)
 
     def arch(self, node: Node) -> LayerArch:
         return self.layers.get(node.name) or self.layers.get(node.onnx_nodes[0] if node.onnx_nodes else "") \

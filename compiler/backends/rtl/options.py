@@ -32,6 +32,7 @@ class RTLOptions:
     csd_max_digits: int = 3  # more non-zero CSD digits: a `*`
     dsp_min_width: int = 28  # wider products: a `*`
     interface: str = "ports"  # "axis": also an AXI4-Stream top, <model>_axis.sv (see axis_context)
+    architecture: str = "parallel"  # "stream": engines over pixel streams (stream.py; BuildConfig.architecture)
 
     @property
     def levels(self) -> int:
