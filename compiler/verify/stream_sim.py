@@ -22,7 +22,7 @@ from .vectors import emulated_rows
 
 MIN_II_IMAGES = 4  # the II is the steady state's: the last two of at least this many images
 DRAIN_EXTRA_CYCLES = 50  # the drain after the last expected beat: latency + II + this
-IDLE_EXTRA_CYCLES = 1000  # a run gives up after 2 * (latency + II) + this cycles without a transfer
+IDLE_EXTRA_CYCLES = 10_000  # a run gives up after 2 * (latency + II) + this cycles without a transfer
 
 
 def stream_ports(schedule: dict) -> list[str]:
