@@ -7,7 +7,7 @@ a 3-stage core and a credit FIFO), put into the output folder of the ONNX model 
 in place of the parallel RTL, with relu_stream.schedule.json:
 
 * 105 vectors back to back: bit-exact, latency 23 and II 20 as the fixture's comment derives,
-  no input beat ever waits (the FIFO's credits sustain one beat per cycle);
+  no input beat ever waits (the FIFO's credits sustain one beat per cycle); the same on Icarus;
 * with --stall (Q_ready low 30% of cycles) and --gaps: the same output beats, and the stall
   reaches the input (beats wait for P_ready); latency and II are not measured;
 * the core folded to II 3: latency 61 and II 60 measured; a schedule.json still predicting 23
@@ -95,6 +95,8 @@ def test_stream_top_bit_exact_with_measured_latency_and_ii(compiled, tmp_path, c
     assert recorded["waited"] == {"x": 0} and recorded["errors"] == [] and recorded["stopped"] is None
     assert "bit-exact; latency 23 cycles (predicted 23), II 20 (predicted 20)" in capsys.readouterr().out
     words = [word for _, word in recorded["outputs"]["y"]]
+    code, report, _ = _sim(out, "--vectors", "20", "--simulator", "icarus")  # the same testbench on Icarus
+    assert code == 0 and report["mismatches"] == 0 and (report["latency_cycles"], report["ii_cycles"]) == (23, 20)
 
     # back-pressure: the output stalls at random, the FIFO fills, x waits; the same beats come out
     code, report, recorded = _sim(out, "--vectors", "100", "--stall")
