@@ -121,6 +121,11 @@ class BuildConfig:
                           layers=parse_layer_config(self.layers, "layer configuration"),
                           io="stream" if self.architecture == "stream" else "parallel")
 
+    def reuse_factors(self, graph: Graph) -> dict[str, int]:
+        """Each layer's (IR node's) reuse factor: its --layer-config entry, else --reuse-factor."""
+        hls = self.hls_options()
+        return {node.name: hls.arch(node).reuse_factor for node in graph.nodes}
+
     def rtl_options(self) -> RTLOptions:
         return RTLOptions(clock_ns=float(self.clock_ns), levels_per_stage=self.rtl_levels_per_stage,
                           csd_max_digits=self.rtl_csd_max_digits, dsp_min_width=self.rtl_dsp_min_width,
@@ -219,8 +224,9 @@ class Project:
                 # vectors for the vendor tools' csim/cosim; `finegrain csim` writes its own
                 write_vectors(self.graph, tmp / "hls", csim_vectors(self.graph, DEFAULT_TB_VECTORS))
             if "rtl" in self.config.backends:
-                rtl = write_rtl_project(self.graph, self.config.rtl_options(), tmp / "rtl", self.source(),
-                                        self.rtl_context)
+                context = self.rtl_context or rtl_context(self.graph, self.config.rtl_options(), self.source(),
+                                                          self.config.reuse_factors(self.graph))
+                rtl = write_rtl_project(self.graph, self.config.rtl_options(), tmp / "rtl", self.source(), context)
             _write_json(tmp / "report.json", {**self.report(), "names": name_table(self.graph, hls, rtl)})
 
         write_folder(out, fill)
@@ -419,17 +425,22 @@ def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, sta
                          f"from data)")
     project = compile_graph(graph, plan, config)
     _check_layer_names(project.graph, config.layers)
+    if config.architecture == "auto":  # parallel while its size is reasonable, else stream
+        products = parallel_products(project.graph)
+        project.config = config = dataclasses.replace(
+            config, architecture="parallel" if products <= DEFAULT_RTL_MAX_PRODUCTS else "stream")
     if "rtl" in config.backends:
         try:
             check_supported(project.graph)  # before any folder is written: a clear error, exit 2
             products = parallel_products(project.graph)
-            if default_backends and products > DEFAULT_RTL_MAX_PRODUCTS:
+            if default_backends and config.architecture == "parallel" and products > DEFAULT_RTL_MAX_PRODUCTS:
                 raise RTLBackendError(f"the model has {products} constant products, more than the "
                                       f"{DEFAULT_RTL_MAX_PRODUCTS} the fully parallel RTL backend builds by default; "
                                       f"ask for it with --backend hls,rtl")
             if build_rtl:  # built now: whatever the RTL backend cannot build is known
                 # before a folder is written (an in-memory compile writes no RTL, and skips this)
-                project.rtl_context = rtl_context(project.graph, config.rtl_options(), project.source())
+                project.rtl_context = rtl_context(project.graph, config.rtl_options(), project.source(),
+                                                  config.reuse_factors(project.graph))
         except RTLBackendError as err:
             if not default_backends:
                 raise
