@@ -173,3 +173,17 @@ def test_formats_varying_along_height_width_are_refused(tmp_path, capsys):
     # the same plan builds the io_parallel project
     assert main(["compile", str(folder / "model.onnx"), "--plan", str(tmp_path / "plan.json"), "-o",
                  str(tmp_path / "parallel"), "--backend", "hls", "--arch", "parallel"]) == 0
+
+
+def test_a_global_reuse_factor_folds_the_layers_with_multipliers(tmp_path):
+    """--reuse-factor sets the pixel loop's II of convolutions (and the dense kernel's REUSE),
+    not of pooling or elementwise layers, which have no multipliers to share."""
+    folder = ROOT / "examples" / "small_cnn"
+    out = tmp_path / "out"
+    assert _compile(folder / "model.onnx", folder / "plan.json", out, "--reuse-factor", "4") == 0
+    cpp = (out / "hls" / "firmware" / "small_cnn.cpp").read_text()
+    for layer, ii in (("conv1_Conv", 4), ("pool1_MaxPool", 1), ("conv2_Conv", 4), ("pool2_AveragePool", 1)):
+        assert f"#pragma HLS PIPELINE II={ii}\n" in _layer_function(cpp, layer), layer
+    assert "logits_t, 72, 4, 4>" in _layer_function(cpp, "fc_Gemm")
+    # conv1 walks its 18 x 18 padded frame at II 4: the slowest layer
+    assert "io_stream, initiation interval 1296." in (out / "hls" / "README.md").read_text()

@@ -195,7 +195,9 @@ class _StreamBuilder(_Builder):
         used = {m for s in stages for v in _strings(s) for m in _IDENT.findall(v)}
         return {"name": self.names(node.name), "onnx": ", ".join(node.onnx_nodes) or node.name,
                 "ops": " + ".join(s.op.value for s in node.stages()), "kind": kind, "stages": stages,
-                "buffers": buffers, "geometry": geometry, "reuse": arch.reuse_factor, "strategy": arch.strategy,
+                "buffers": buffers, "geometry": geometry, "strategy": arch.strategy,
+                # only a layer with multipliers is folded (as io_parallel's II counts DENSE and CONV only)
+                "reuse": arch.reuse_factor if node.op in (Op.DENSE, Op.CONV) else 1,
                 "constants": [c for c in self.constants.values() if c["mantissas"] and c["name"] in used],
                 "window": stages[0]["x"] if kind == "window" else None,
                 "window_size": (geometry["cfg"]["channels"] * geometry["cfg"]["kernel_h"] * geometry["cfg"]["kernel_w"]
@@ -203,14 +205,14 @@ class _StreamBuilder(_Builder):
                 "inputs": [], "outputs": []}
 
     def cycles(self, layer: dict) -> int:
-        """Pixel-loop iterations of one image times the reuse factor: the layer's II in cycles."""
+        """Roughly the cycles a layer takes per sample: its pixel loop's iterations times its II."""
         if layer["geometry"] is not None:
             geo = layer["geometry"]["cfg"]
             frame = (geo["in_height"] + geo["pad_top"] + geo["pad_bottom"]) * \
                 (geo["in_width"] + geo["pad_left"] + geo["pad_right"])
             return frame * layer["reuse"]
-        beats = max(s["beats"] for s in layer["inputs"] + layer["outputs"])
-        return beats * (layer["reuse"] if layer["kind"] == "pixel" else 1)
+        # a whole layer reads, computes (a dense kernel in `reuse` steps) and writes
+        return max(s["beats"] for s in layer["inputs"] + layer["outputs"]) + layer["reuse"]
 
     def build(self) -> dict:
         g = self.graph

@@ -61,11 +61,15 @@ T lowest() {
 //   channels, in_height, in_width (the tensor, unpadded), pad_top, pad_left, pad_bottom,
 //   pad_right, kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w,
 //   out_height, out_width
-// The layer walks the padded frame (in_height + pad_top + pad_bottom rows of in_width +
-// pad_left + pad_right positions) in raster order and calls step() at every position: a
-// real position reads one pixel from the stream, a padded one takes `pad`.  The frame
-// position (r, c) completes the window whose bottom-right tap it is; the window is written
-// to `window` as [channels][kernel_h][kernel_w] (the layout of the parallel kernels' input).
+// The layer walks the padded frame (frame_height = in_height + pad_top + pad_bottom rows of
+// frame_width = in_width + pad_left + pad_right positions) in raster order: start_row(r)
+// before each row, then step() at every position c of it.  A real position reads one pixel
+// from the stream, a padded one takes `pad`.  Frame position (r, c) completes the window
+// whose bottom-right tap it is, if that window is an output pixel's (stride and output size
+// permitting); step() then writes the window as [channels][kernel_h][kernel_w] (the layout
+// of the parallel kernels' input), returns true, and out_row() / out_column() say which
+// output pixel it is.  The frame rows a window spans are kept, one line slot per row,
+// reused in turn; which rows and columns complete a window is counted, not divided out.
 template <class CFG, class x_t>
 class line_buffer {
    public:
@@ -73,21 +77,30 @@ class line_buffer {
     static const int KH = CFG::kernel_h, KW = CFG::kernel_w;
     static const int frame_height = CFG::in_height + CFG::pad_top + CFG::pad_bottom;
     static const int frame_width = CFG::in_width + CFG::pad_left + CFG::pad_right;
-    static const int LAST_ROW = (KH - 1) * CFG::dilation_h;  // the window's bottom row, from its top
+    static const int LAST_ROW = (KH - 1) * CFG::dilation_h;  // the window's bottom tap, from its top
     static const int LAST_COLUMN = (KW - 1) * CFG::dilation_w;
     static const int LINES = LAST_ROW + 1;  // frame rows a window spans
 
-    line_buffer() : line_(0) {}
+    line_buffer() : line_(LINES - 1), next_row_(LAST_ROW), row_(-1), row_completes_(false), next_column_(0),
+                    out_column_(-1) {}
 
-    // The row r begins: its pixels go to line slot r % LINES, where row r - LINES was.
+    // Row r of the frame begins (r = 0, 1, ... in turn): its pixels go to the next line slot,
+    // where row r - LINES was.  The rows LAST_ROW, LAST_ROW + stride_h, ... complete windows,
+    // out_height of them.
     void start_row(int r) {
 #pragma HLS INLINE
-        line_ = r % LINES;
+        line_ = line_ + 1 == LINES ? 0 : line_ + 1;
+        row_completes_ = r == next_row_ && row_ + 1 < CFG::out_height;
+        if (row_completes_) {
+            row_++;
+            next_row_ += CFG::stride_h;
+        }
+        next_column_ = LAST_COLUMN;
+        out_column_ = -1;
     }
 
-    // The output pixel (oh, ow) that frame position (r, c) completes (valid when step() is true).
-    static int out_row(int r) { return (r - LAST_ROW) / CFG::stride_h; }
-    static int out_column(int c) { return (c - LAST_COLUMN) / CFG::stride_w; }
+    int out_row() const { return row_; }
+    int out_column() const { return out_column_; }
 
     template <class pixel_t>
     bool step(hls::stream<pixel_t>& in, int r, int c, const x_t& pad, x_t window[C * KH * KW]) {
@@ -103,14 +116,14 @@ class line_buffer {
 #pragma HLS UNROLL
             lines_[line_][c][ch] = real ? x_t(px[ch]) : pad;
         }
-        const int r0 = r - LAST_ROW, c0 = c - LAST_COLUMN;  // the window's top-left tap
-        if (r0 < 0 || c0 < 0 || r0 % CFG::stride_h != 0 || c0 % CFG::stride_w != 0 ||
-            r0 / CFG::stride_h >= CFG::out_height || c0 / CFG::stride_w >= CFG::out_width)
-            return false;
+        if (!row_completes_ || c != next_column_ || out_column_ + 1 == CFG::out_width) return false;
+        out_column_++;
+        next_column_ += CFG::stride_w;
+        const int c0 = c - LAST_COLUMN;  // the window's left column
     KERNEL_ROWS:
         for (int kh = 0; kh < KH; kh++) {
 #pragma HLS UNROLL
-            int slot = line_ - (KH - 1 - kh) * CFG::dilation_h;  // the line of frame row r0 + kh*dilation_h
+            int slot = line_ - (KH - 1 - kh) * CFG::dilation_h;  // the line of frame row r - LAST_ROW + kh*dilation_h
             if (slot < 0) slot += LINES;
         KERNEL_COLUMNS:
             for (int kw = 0; kw < KW; kw++) {
@@ -127,7 +140,12 @@ class line_buffer {
 
    private:
     x_t lines_[LINES][frame_width][C];
-    int line_;
+    int line_;            // the line slot of the current row
+    int next_row_;        // the next frame row that completes windows
+    int row_;             // the output row of the last such row
+    bool row_completes_;  // whether the current row is one
+    int next_column_;     // the next column of the current row that completes a window
+    int out_column_;      // the output column last completed in it
 };
 
 template <class x_t, int LANES, int BEATS, class pixel_t>
