@@ -1,0 +1,233 @@
+"""compiler/budget.py: the reuse factors worth trying, and the folding chosen from a budget
+(a hand-checked optimum, brute force on random small instances, the errors), and the budget
+options of compile (BuildConfig and the CLI)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+
+from compiler.budget import (Candidate, LayerOptions, LayerShape, candidate_reuse, choose_folding, cycles_per_image,
+                             fold_products, layer_shape)
+from compiler.errors import UserError
+from compiler.project import BuildConfig
+from compiler.targets import PARTS
+from tests.irgraphs import conv_graph, dense_graph
+
+ZYNQ = "xc7z020clg400-1"  # 53,200 LUT, 106,400 FF, 220 DSP, 140 BRAM36
+UNKNOWN_PART = "xc7a35tcpg236-1"  # a valid part name finegrain has no capacity for
+
+
+def _fewest_multipliers(m, n):
+    """Brute force: per reuse factor R, the fewest PE * SIMD with ceil(M/PE) * ceil(N/SIMD) == R,
+    kept where it is fewer than at every smaller R."""
+    best = {}
+    for pe in range(1, m + 1):
+        for simd in range(1, n + 1):
+            r = math.ceil(m / pe) * math.ceil(n / simd)
+            best[r] = min(best.get(r, math.inf), pe * simd)
+    return [(r, fewest) for r, fewest in sorted(best.items())
+            if all(fewest < other for q, other in best.items() if q < r)]
+
+
+@pytest.mark.parametrize("m, n", [(1, 1), (1, 9), (9, 1), (12, 32), (7, 9), (16, 27), (37, 53), (64, 72)])
+def test_fold_products_is_the_pe_simd_front(m, n):
+    assert fold_products(m, n) == _fewest_multipliers(m, n)
+
+
+def test_candidate_reuse_spans_parallel_to_one_multiplier_and_thins():
+    layer = LayerShape("conv2", outputs=128, terms=1152, windows=196, frame_beats=256)
+    reuse = candidate_reuse(layer)
+    assert reuse[0] == 1 and reuse[-1] == 128 * 1152
+    front = dict(fold_products(128, 1152))
+    assert set(reuse) <= set(front)  # each one needs fewer multipliers than any smaller R
+    assert all(b >= a * 2 ** 0.5 for a, b in zip(reuse[1:-2], reuse[2:-1]))
+    assert len(reuse) <= 2 * math.log2(128 * 1152) + 2 < len(front) / 5
+    # a target drops the R no design within it can use, and keeps the slowest within it
+    capped = candidate_reuse(layer, max_cycles=2000)
+    assert capped[:-1] == [r for r in reuse if cycles_per_image(layer, r) <= 2000]
+    assert capped[-1] == max(r for r in front if cycles_per_image(layer, r) <= 2000) == 10
+    assert candidate_reuse(layer, max_cycles=10) == [1]
+    assert candidate_reuse(LayerShape("pool", 0, 0, 64, 256)) == [1]
+
+
+def test_layer_shape_of_dense_conv_grouped_and_pool():
+    rng = np.random.default_rng(0)
+    g = dense_graph(rng, 32, 12)
+    assert layer_shape(g, g.nodes[0]) == LayerShape("fc", 12, 32, 1, 1)
+    g = conv_graph(rng, 4, 8, 6, 3, stride=2, pad=1)  # 8x8 padded to 10x10, output 4x4
+    shape = layer_shape(g, g.nodes[0])
+    assert shape == LayerShape("conv", 6, 4 * 9, 16, 100)
+    assert cycles_per_image(shape, 1) == 100 and cycles_per_image(shape, 9) == 144
+    g = conv_graph(rng, 4, 6, 4, 3, groups=4)  # depthwise: 9 terms per output, not 36
+    assert layer_shape(g, g.nodes[0]) == LayerShape("conv", 4, 9, 16, 36)
+
+
+def _layers(table):
+    return [LayerOptions(name, [Candidate(r, c, res) for r, c, res in cands]) for name, cands in table.items()]
+
+
+# On the Zynq (53,200 LUTs, 220 DSPs): conv1 cannot go below 1024 cycles; conv2's R 4 has 4 DSPs
+HAND = {
+    "conv1": [(1, 1024, {"lut": 20_000, "ff": 9_000}), (2, 2048, {"lut": 11_000, "ff": 5_000}),
+              (4, 4096, {"lut": 6_000, "ff": 3_000})],
+    "conv2": [(1, 256, {"lut": 40_000, "dsp": 10}), (4, 1024, {"lut": 12_000, "dsp": 4}),
+              (16, 4096, {"lut": 4_000, "dsp": 1, "bram": 0.5})],
+    "fc": [(1, 1, {"lut": 30_000}), (64, 64, {"lut": 1_000}), (640, 640, {"lut": 200})],
+}
+
+
+@pytest.mark.parametrize("options, reuse, ii", [
+    # the fastest that fits the part: conv1 sets II 1024; the others take their least area within it
+    ({}, {"conv1": 1, "conv2": 4, "fc": 640}, 1024),
+    # 32,200 LUTs at II 1024 is over 30,000: the next II, 2048, fits with conv1 folded twice
+    ({"max_lut": 30_000}, {"conv1": 2, "conv2": 4, "fc": 640}, 2048),
+    # conv2 within 3 DSPs only at R 16 (4096 cycles), where every layer takes its least
+    ({"max_dsp": 3}, {"conv1": 4, "conv2": 16, "fc": 640}, 4096),
+    ({"target_ii": 4096}, {"conv1": 4, "conv2": 16, "fc": 640}, 4096),
+    ({"target_ii": 2047}, {"conv1": 1, "conv2": 4, "fc": 640}, 1024),
+    # both: the target within the limit (conv1 R 1 alone would be 32,200 LUTs)
+    ({"target_ii": 3000, "max_lut": 30_000}, {"conv1": 2, "conv2": 4, "fc": 640}, 2048),
+])
+def test_hand_checked_optimum(options, reuse, ii):
+    choice = choose_folding(_layers(HAND), ZYNQ, **options)
+    assert choice.reuse == reuse and choice.ii == ii and choice.exact
+    picked = {name: dict(next(res for r, _, res in HAND[name] if r == reuse[name])) for name in HAND}
+    lut = sum(res.get("lut", 0) for res in picked.values())
+    dsp = sum(res.get("dsp", 0) for res in picked.values())
+    assert choice.totals["lut"] == lut and choice.totals["dsp"] == dsp
+    assert choice.fraction["lut"] == round(lut / 53_200, 4)
+    # area in LUT equivalents: a DSP weighs 53,200 / 220 LUTs on this part, a BRAM36 53,200 / 140
+    bram = sum(res.get("bram", 0) for res in picked.values())
+    assert choice.area == pytest.approx(lut + dsp * 53_200 / 220 + bram * 53_200 / 140)
+    rows = choice.report()
+    assert [row["layer"] for row in rows] == ["conv1", "conv2", "fc"]
+    cycles = {name: next(c for r, c, _ in HAND[name] if r == reuse[name]) for name in HAND}
+    assert [row["cycles_per_image"] for row in rows] == list(cycles.values())
+    assert [row["sets_ii"] for row in rows] == [c == ii for c in cycles.values()]
+    assert set(rows[0]) == {"layer", "reuse_factor", "cycles_per_image", "lut", "ff", "dsp", "bram", "sets_ii"}
+    summary = json.loads(json.dumps(choice.summary()))  # what report.json can hold
+    assert summary["ii_cycles"] == ii and summary["layers"] == rows and summary["part"] == ZYNQ
+
+
+def test_limits_on_two_resources_need_the_search():
+    # each layer's least area uses 2 DSPs; within 2 DSPs only one of them may
+    table = {name: [(1, 10, {"lut": 100, "dsp": 2}), (2, 10, {"lut": 500})] for name in ("a", "b")}
+    choice = choose_folding(_layers(table), UNKNOWN_PART, max_dsp=2)
+    assert sorted(choice.reuse.values()) == [1, 2] and choice.totals["dsp"] == 2 and choice.exact
+    assert choice.fraction == {"lut": None, "ff": None, "dsp": None, "bram": None}
+
+
+def _brute_force(table, caps, target_ii, weights):
+    best = None
+    for combo in itertools.product(*table.values()):
+        totals = {r: sum(res.get(r, 0) for _, _, res in combo) for r in ("lut", "ff", "dsp", "bram")}
+        if any(totals[r] > cap for r, cap in caps.items()):
+            continue
+        ii = max(c for _, c, _ in combo)
+        if target_ii is not None and ii > target_ii:
+            continue
+        area = sum(totals[r] * w for r, w in weights.items())
+        key = (area,) if target_ii is not None else (ii, area)
+        if best is None or key < best:
+            best = key
+    return best
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_sweep_equals_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    table = {}
+    for k in range(int(rng.integers(1, 5))):
+        table[f"layer{k}"] = [(r + 1, int(rng.choice([1, 2, 4, 8, 16, 32])),
+                               {"lut": int(rng.integers(0, 400)), "ff": int(rng.integers(0, 400)),
+                                "dsp": int(rng.integers(0, 4)), "bram": float(rng.integers(0, 3)) / 2})
+                              for r in range(int(rng.integers(1, 5)))]
+    max_lut = int(rng.integers(100, 1200)) if rng.random() < 0.7 else None
+    max_dsp = int(rng.integers(0, 8)) if rng.random() < 0.5 else None
+    target_ii = int(rng.choice([1, 2, 4, 8, 16, 32])) if rng.random() < 0.5 else None
+    caps = {r: v for r, v in (("lut", max_lut), ("dsp", max_dsp)) if v is not None}
+    vu9p = PARTS["xcvu9p-flga2104-2L-e"]  # an unknown part's area weights are the default part's
+    weights = {"lut": 1.0, "dsp": vu9p.lut / vu9p.dsp, "bram": vu9p.lut / vu9p.bram36}
+    expected = _brute_force(table, caps, target_ii, weights)
+    if expected is None:
+        with pytest.raises(UserError):
+            choose_folding(_layers(table), UNKNOWN_PART, target_ii, max_lut, max_dsp)
+        return
+    choice = choose_folding(_layers(table), UNKNOWN_PART, target_ii, max_lut, max_dsp)
+    assert choice.exact
+    got = (choice.area,) if target_ii is not None else (choice.ii, choice.area)
+    assert got == pytest.approx(expected)
+    assert all(choice.totals[r] <= cap for r, cap in caps.items())
+
+
+def _big_layers():
+    """Five layers that cannot fit the Zynq's LUTs at any folding (least 14 + 12 + ... = 60k)."""
+    least = {"conv1": 14_000, "conv2": 12_000, "conv3": 20_000, "conv4": 9_000, "fc": 5_000}
+    return _layers({name: [(1, 100, {"lut": 3 * lut}), (8, 800, {"lut": lut})] for name, lut in least.items()})
+
+
+def test_nothing_fits_names_part_limit_least_total_and_largest_layers():
+    with pytest.raises(UserError) as err:
+        choose_folding(_big_layers(), ZYNQ)
+    message = str(err.value)
+    for text in (ZYNQ, "at any folding", "60,000 LUTs", "53,200 LUTs", "'conv3' 20,000 at reuse factor 8",
+                 "'conv1' 14,000", "'conv2' 12,000"):
+        assert text in message, message
+    assert "'conv4'" not in message and "'fc'" not in message
+    with pytest.raises(UserError, match=r"more than --max-dsp 0.*'b' 2 at reuse factor 1"):
+        choose_folding(_layers({"a": [(1, 4, {"dsp": 1})], "b": [(1, 4, {"dsp": 2})]}), ZYNQ, max_dsp=0)
+
+
+def test_target_errors_say_what_is_reachable():
+    with pytest.raises(UserError, match=r"--target-ii 50 cannot be met.*layer 'conv1' takes at least 100 cycles.*"
+                                        r"--target-ii 100 or more"):
+        choose_folding(_big_layers(), UNKNOWN_PART, target_ii=50)
+    # within 100,000 LUTs: II 100 needs 180,000, II 800 fits
+    with pytest.raises(UserError, match=r"at an II of at most 100 cycles.*180,000 LUTs, more than --max-lut 100,000"
+                                        r".*fastest design that fits has an II of 800 cycles"):
+        choose_folding(_big_layers(), UNKNOWN_PART, target_ii=100, max_lut=100_000)
+    assert choose_folding(_big_layers(), UNKNOWN_PART, max_lut=100_000).ii == 800
+
+
+def test_candidates_are_checked():
+    with pytest.raises(ValueError, match="reuse factor"):
+        Candidate(0, 10, {})
+    with pytest.raises(ValueError, match="cycles per image"):
+        Candidate(1, True, {})
+    with pytest.raises(ValueError, match="unknown resource"):
+        Candidate(1, 10, {"luts": 3})
+    with pytest.raises(ValueError, match="no candidate"):
+        LayerOptions("fc", [])
+
+
+@pytest.mark.parametrize("options, pattern", [
+    ({"target_ii": 0}, r"--target-ii must be an integer of at least 1, got 0"),
+    ({"max_lut": -5}, r"--max-lut must be an integer of at least 1, got -5"),
+    ({"max_dsp": 2.5}, r"--max-dsp must be an integer of at least 0, got 2.5"),
+    ({"max_lut": True}, r"--max-lut must be an integer"),
+    ({"target_ii": 100, "architecture": "parallel"}, r"--target-ii choose each layer's folding in the stream.*"
+                                                     r"--arch stream or auto"),
+    ({"max_lut": 10, "max_dsp": 2, "reuse_factor": 4}, r"give --reuse-factor or a budget \(--max-lut and --max-dsp\)"),
+])
+def test_build_config_checks_the_budget(options, pattern):
+    with pytest.raises(UserError, match=pattern):
+        BuildConfig(model="m.onnx", plan="p.json", **options)
+    assert BuildConfig(model="m.onnx", plan="p.json", target_ii=64, max_lut=1000, max_dsp=0).max_dsp == 0
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["--target-ii", "0"], r"--target-ii must be an integer of at least 1, got 0"),
+    (["--max-lut", "lots"], r"argument --max-lut: invalid int value: 'lots'"),
+    (["--max-dsp", "-1"], r"--max-dsp must be an integer of at least 0, got -1"),
+    (["--target-ii", "8", "--arch", "parallel"], r"--arch parallel builds every layer fully parallel"),
+])
+def test_cli_budget_options_exit_2(tmp_path, capsys, argv, pattern):
+    from tests.test_cli import JET, _fails
+
+    out = tmp_path / "out"
+    _fails(capsys, ["compile", JET / "model.onnx", "--plan", JET / "plan.json", "-o", out, *argv], pattern, out)
