@@ -49,13 +49,14 @@ import numpy as np
 
 from .errors import UserError
 from .ir import Graph, Node, Op
-from .targets import DEFAULT_PART, PARTS, Part
+from .targets import DEFAULT_PART, PARTS, Part, resolve_part
 
 RESOURCES = ("lut", "ff", "dsp", "bram")
 RESOURCE_NAMES = {"lut": "LUTs", "ff": "FFs", "dsp": "DSPs", "bram": "BRAM36s"}
 CAPACITY_FIELDS = {"lut": "lut", "ff": "ff", "dsp": "dsp", "bram": "bram36"}
 CANDIDATES_PER_OCTAVE = 2  # reuse factors kept per doubling of R: each at least sqrt(2) times the last
 SEARCH_STEPS = 200_000  # branch-and-bound steps per II threshold before settling for the best found
+PRICE_ROUNDS = 100  # subgradient steps for the search's Lagrangian bound
 
 
 # --- which reuse factors to try --------------------------------------------------------------
@@ -164,6 +165,8 @@ class Candidate:
         unknown = set(self.resources) - set(RESOURCES)
         if unknown:
             raise ValueError(f"unknown resource(s) {sorted(unknown)}; expected {RESOURCES}")
+        if any(not self.amount(r) >= 0 for r in self.resources):
+            raise ValueError(f"a candidate's resources are non-negative numbers, got {dict(self.resources)}")
 
     def amount(self, resource: str) -> float:
         return float(self.resources.get(resource, 0))
@@ -233,7 +236,7 @@ def choose_folding(layers: Sequence[LayerOptions], part: str | Part | None = Non
     layers = list(layers)
     if not layers:
         raise ValueError("choose_folding needs at least one layer")
-    name = part.name if isinstance(part, Part) else (part or DEFAULT_PART)
+    name = part.name if isinstance(part, Part) else resolve_part(None, part)  # a board's name: its part
     known = part if isinstance(part, Part) else PARTS.get(name)
     limits = _limits(known, max_lut, max_dsp)
     weights = _weights(known or PARTS[DEFAULT_PART])
@@ -272,6 +275,44 @@ def _limits(part: Part | None, max_lut, max_dsp) -> dict[str, tuple[float, str]]
 
 def _weights(part: Part) -> dict[str, float]:
     return {"lut": 1.0, "ff": 0.0, "dsp": part.lut / part.dsp, "bram": part.lut / part.bram36}
+
+
+def _dot(a, b) -> float:
+    return sum(x * y for x, y in zip(a, b))
+
+
+def _prices(rows):
+    """Prices per unit of each limit for `_Problem._search`'s Lagrangian bound, by subgradient
+    ascent (Polyak steps) on the bound, and the least area among the choices met on the way
+    that fit: ``(prices, (area, picks))``, ``(inf, None)`` when none did.  ``rows``: per layer,
+    (area, amounts in units of each limit, index)."""
+    dims = len(rows[0][0][1])
+    prices = [0.0] * dims
+    best_prices, best_bound = prices, -math.inf
+    ceiling = sum(max(row[0] for row in layer) for layer in rows)  # no choice costs more
+    found = (math.inf, None)
+    step, stalled = 2.0, 0
+    for _ in range(PRICE_ROUNDS):
+        pick = [min(layer, key=lambda row: row[0] + _dot(prices, row[1])) for layer in rows]
+        used = [sum(row[1][d] for row in pick) for d in range(dims)]
+        bound = sum(row[0] for row in pick) + _dot(prices, [u - 1 for u in used])
+        if bound > best_bound:
+            best_prices, best_bound, stalled = prices, bound, 0
+        else:
+            stalled += 1
+            if stalled == 5:
+                step, stalled = step / 2, 0
+        if all(u <= 1 + 1e-12 for u in used):
+            area = sum(row[0] for row in pick)
+            if area < found[0]:
+                found = (area, [row[2] for row in pick])
+        slack = [u - 1 for u in used]
+        norm = _dot(slack, slack)
+        if norm == 0 or step < 1e-3:
+            break
+        size = step * (min(found[0], ceiling) - bound) / norm
+        prices = [max(0.0, p + size * g) for p, g in zip(prices, slack)]
+    return best_prices, found
 
 
 def _rounded(value: float):
@@ -326,40 +367,55 @@ class _Problem:
         return sum((self.amounts[k][o].min(axis=0) for k, o in enumerate(options)), np.zeros(len(RESOURCES)))
 
     def _search(self, options) -> list[int] | None:
-        """Branch and bound over the layers with more than one option: a partial choice is
-        dropped when the cheapest completion exceeds a limit or the best area found."""
-        order = sorted(range(len(options)), key=lambda k: -len(options[k]))
+        """Branch and bound over the layers' options, in units of each binding limit (amount /
+        limit).  A partial choice is dropped when its cheapest completion exceeds a limit, or when
+        a Lagrangian bound on its area reaches the best area found: with a price p >= 0 per unit
+        of each limit, any completion that fits costs at least the sum over the remaining layers
+        of min(area + p * amounts), less p * (what the limits leave); `_prices` finds good prices."""
+        dims = [d for d in range(len(RESOURCES)) if 0 < self.cap[d] < math.inf]
+        rows = []
+        for k, kept in enumerate(options):  # an option over a limit by itself never fits
+            rows.append([(float(self.area[k][i]), [float(self.amounts[k][i][d] / self.cap[d]) for d in dims], i)
+                         for i in kept if (self.amounts[k][i] <= self.cap).all()])
+            if not rows[-1]:
+                return None
+        prices, (best_area, best_pick) = _prices(rows)
+        for layer in rows:
+            layer.sort(key=lambda row: row[0] + _dot(prices, row[1]))
+        order = sorted(range(len(rows)), key=lambda k: -len(rows[k]))
         n = len(order)
-        floor_after = [np.zeros(len(RESOURCES))] * (n + 1)
-        area_after = [0.0] * (n + 1)
+        floor_after = [[0.0] * len(dims) for _ in range(n + 1)]
+        priced_after = [0.0] * (n + 1)
         for pos in range(n - 1, -1, -1):
-            k = order[pos]
-            floor_after[pos] = floor_after[pos + 1] + self.amounts[k][options[k]].min(axis=0)
-            area_after[pos] = area_after[pos + 1] + self.area[k][options[k][0]]
-        best: list = [math.inf, None]
+            layer = rows[order[pos]]
+            floor_after[pos] = [f + min(row[1][d] for row in layer) for d, f in enumerate(floor_after[pos + 1])]
+            priced_after[pos] = priced_after[pos + 1] + layer[0][0] + _dot(prices, layer[0][1])
+        best = [best_area, best_pick]
+        picked = [0] * n
         steps = 0
-        picked = [0] * len(options)
 
         def visit(pos, used, area):
             nonlocal steps
             if pos == n:
-                best[:] = [area, list(picked)]
+                if area < best[0]:  # the bound that let it through is below its area
+                    best[:] = [area, list(picked)]
                 return True
-            k = order[pos]
-            for i in options[k]:
+            for cost, amounts, i in rows[order[pos]]:
                 steps += 1
                 if steps > SEARCH_STEPS:
                     return False
-                now = used + self.amounts[k][i]
-                cost = area + self.area[k][i]
-                if cost + area_after[pos + 1] >= best[0] or (now + floor_after[pos + 1] > self.cap).any():
+                now = [u + a for u, a in zip(used, amounts)]
+                bound = area + cost + priced_after[pos + 1] - _dot(prices, [1 - u for u in now])
+                if bound * (1 + 1e-9) >= best[0]:
+                    break  # the rows are in order of cost + prices * amounts: so are the bounds
+                if any(u + f > 1 + 1e-12 for u, f in zip(now, floor_after[pos + 1])):
                     continue
-                picked[k] = i
-                if not visit(pos + 1, now, cost):
+                picked[order[pos]] = i
+                if not visit(pos + 1, now, area + cost):
                     return False
             return True
 
-        if not visit(0, np.zeros(len(RESOURCES)), 0.0):
+        if not visit(0, [0.0] * len(dims), 0.0):
             self.exact = False
         return best[1]
 
@@ -383,7 +439,8 @@ class _Problem:
         options = self.options(threshold)
         floor = self._floor(options)
         over = [d for d in range(len(RESOURCES)) if floor[d] > self.cap[d]]
-        d = over[0] if over else int(np.argmax(floor / np.where(self.cap > 0, self.cap, 1)))
+        limited = [d for d in range(len(RESOURCES)) if RESOURCES[d] in self.limits]
+        d = over[0] if over else max(limited, key=lambda d: floor[d] / self.cap[d] if self.cap[d] else 0)
         resource = RESOURCES[d]
         least = {}
         for k, layer in enumerate(self.layers):
@@ -396,13 +453,17 @@ class _Problem:
         if over:
             why = (f"the least it needs is {_rounded(floor[d]):,} {RESOURCE_NAMES[resource]}, more than {limit}")
         else:
-            caps = ", ".join(self.limits[r][1] for r in RESOURCES if r in self.limits)
-            why = (f"each resource fits alone (at least {_rounded(floor[d]):,} {RESOURCE_NAMES[resource]} of "
-                   f"{limit}) but no folding fits {caps} together")
+            least_each = ", ".join(f"{_rounded(floor[k]):,} {RESOURCE_NAMES[RESOURCES[k]]} of "
+                                   f"{self.limits[RESOURCES[k]][1]}" for k in limited)
+            why = f"each limit can be met alone (the least: {least_each}) but not all of them together"
         faster = "" if fits_at is None else f"; the fastest design that fits has an II of {fits_at:,} cycles"
+        if not self.exact:
+            faster += (f" (the search for a choice that fits every limit stopped after {SEARCH_STEPS:,} steps, so "
+                       f"one may exist)")
         return (f"the model does not fit {part} {at}: {why}. The layers that need the most "
                 f"{RESOURCE_NAMES[resource]} at their cheapest folding are {shown}{faster}. Give a larger part "
-                f"(--part/--board), raise the limit, relax --target-ii, or narrow the bit plan's formats")
+                f"(--part/--board), raise the limit{'' if target_ii is None else ', relax --target-ii'}, or "
+                f"narrow the bit plan's formats")
 
     def choice(self, picked: list[int], part: str, known: Part | None) -> Choice:
         chosen = [LayerChoice(layer.name, int(layer.candidates[i].reuse), int(layer.candidates[i].cycles),

@@ -11,11 +11,12 @@ import math
 import numpy as np
 import pytest
 
+from compiler import budget
 from compiler.budget import (Candidate, LayerOptions, LayerShape, candidate_reuse, choose_folding, cycles_per_image,
                              fold_products, layer_shape)
 from compiler.errors import UserError
 from compiler.project import BuildConfig
-from compiler.targets import PARTS
+from compiler.targets import PARTS, Part
 from tests.irgraphs import conv_graph, dense_graph
 
 ZYNQ = "xc7z020clg400-1"  # 53,200 LUT, 106,400 FF, 220 DSP, 140 BRAM36
@@ -120,6 +121,19 @@ def test_limits_on_two_resources_need_the_search():
     choice = choose_folding(_layers(table), UNKNOWN_PART, max_dsp=2)
     assert sorted(choice.reuse.values()) == [1, 2] and choice.totals["dsp"] == 2 and choice.exact
     assert choice.fraction == {"lut": None, "ff": None, "dsp": None, "bram": None}
+    # a board's name means its part; no part: the default part
+    assert choose_folding(_layers(HAND), "pynq-z2").part == ZYNQ
+    assert choose_folding(_layers(HAND)).part == "xcvu9p-flga2104-2L-e"
+
+
+def test_a_search_cut_short_says_so(monkeypatch):
+    table = {name: [(1, 10, {"lut": 100, "dsp": 2}), (2, 10, {"lut": 500})] for name in "abcdef"}
+    monkeypatch.setattr(budget, "SEARCH_STEPS", 3)
+    choice = choose_folding(_layers(table), UNKNOWN_PART, max_dsp=6)
+    assert not choice.exact and choice.totals["dsp"] <= 6 and not choice.summary()["optimal"]
+    monkeypatch.setattr(budget, "PRICE_ROUNDS", 0)  # no choice found before the search stops
+    with pytest.raises(UserError, match=r"the search for a choice that fits every limit stopped after 3 steps"):
+        choose_folding(_layers(table), UNKNOWN_PART, max_dsp=6)
 
 
 def _brute_force(table, caps, target_ii, weights):
@@ -138,27 +152,48 @@ def _brute_force(table, caps, target_ii, weights):
     return best
 
 
-@pytest.mark.parametrize("seed", range(60))
+def _random_instance(rng, trade: bool):
+    """Layers of random candidates; with ``trade``, each cycle count has options that trade DSPs
+    for LUTs (the cheapest do not fit the limits together: the search must choose)."""
+    table = {}
+    for k in range(int(rng.integers(1, 5) if not trade else rng.integers(3, 7))):
+        options = []
+        for _ in range(int(rng.integers(1, 5))):
+            cycles, lut = int(rng.choice([1, 2, 4, 8, 16, 32])), int(rng.integers(0, 400))
+            resources = {"lut": lut, "ff": int(rng.integers(0, 400)), "dsp": int(rng.integers(0, 4)),
+                         "bram": float(rng.integers(0, 3)) / 2}
+            options.append((len(options) + 1, cycles, resources))
+            if trade:  # the same layer at the same speed, its products in LUTs instead of DSPs
+                options.append((len(options) + 1, cycles, {**resources, "dsp": 0,
+                                                           "lut": lut + int(rng.integers(50, 400)) * resources["dsp"]}))
+        table[f"layer{k}"] = options
+    return table
+
+
+# a part small enough that its FF and BRAM36 bind too
+TINY = Part("xc7tiny-clg400-1", "xc7", lut=1_500, ff=900, dsp=6, bram36=2)
+
+
+@pytest.mark.parametrize("seed", range(120))
 def test_sweep_equals_brute_force(seed):
     rng = np.random.default_rng(seed)
-    table = {}
-    for k in range(int(rng.integers(1, 5))):
-        table[f"layer{k}"] = [(r + 1, int(rng.choice([1, 2, 4, 8, 16, 32])),
-                               {"lut": int(rng.integers(0, 400)), "ff": int(rng.integers(0, 400)),
-                                "dsp": int(rng.integers(0, 4)), "bram": float(rng.integers(0, 3)) / 2})
-                              for r in range(int(rng.integers(1, 5)))]
+    table = _random_instance(rng, trade=seed % 2 == 1)
+    part = TINY if rng.random() < 0.3 else UNKNOWN_PART
     max_lut = int(rng.integers(100, 1200)) if rng.random() < 0.7 else None
     max_dsp = int(rng.integers(0, 8)) if rng.random() < 0.5 else None
     target_ii = int(rng.choice([1, 2, 4, 8, 16, 32])) if rng.random() < 0.5 else None
     caps = {r: v for r, v in (("lut", max_lut), ("dsp", max_dsp)) if v is not None}
-    vu9p = PARTS["xcvu9p-flga2104-2L-e"]  # an unknown part's area weights are the default part's
-    weights = {"lut": 1.0, "dsp": vu9p.lut / vu9p.dsp, "bram": vu9p.lut / vu9p.bram36}
+    if part is TINY:
+        caps = {r: min(caps.get(r, math.inf), cap) for r, cap in
+                (("lut", TINY.lut), ("ff", TINY.ff), ("dsp", TINY.dsp), ("bram", TINY.bram36))}
+    weighing = TINY if part is TINY else PARTS["xcvu9p-flga2104-2L-e"]  # an unknown part: the default part's
+    weights = {"lut": 1.0, "dsp": weighing.lut / weighing.dsp, "bram": weighing.lut / weighing.bram36}
     expected = _brute_force(table, caps, target_ii, weights)
     if expected is None:
         with pytest.raises(UserError):
-            choose_folding(_layers(table), UNKNOWN_PART, target_ii, max_lut, max_dsp)
+            choose_folding(_layers(table), part, target_ii, max_lut, max_dsp)
         return
-    choice = choose_folding(_layers(table), UNKNOWN_PART, target_ii, max_lut, max_dsp)
+    choice = choose_folding(_layers(table), part, target_ii, max_lut, max_dsp)
     assert choice.exact
     got = (choice.area,) if target_ii is not None else (choice.ii, choice.area)
     assert got == pytest.approx(expected)
