@@ -24,14 +24,15 @@ breaks ties.  When limits bind several resources at once (LUT under --max-lut an
 while dearer ones do: dominated candidates are dropped and a branch and bound over the rest
 finds the exact optimum (it stops after `SEARCH_STEPS` steps and says so in ``Choice.exact``).
 
-The lead's builder calls it as::
+The stream builder calls it as::
 
-    layers = [LayerOptions(node.name, [Candidate(r, cycles_per_image(shape, r), estimate_of(node, r))
-                                       for r in candidate_reuse(shape)])
-              for node, shape in ((n, layer_shape(graph, n)) for n in graph.nodes)]
+    shapes = [layer_shape(graph, node) for node in graph.nodes]
+    layers = [LayerOptions(s.name, [Candidate(r, cycles_per_image(s, r), estimate_of(s.name, r))
+                                    for r in candidate_reuse(s, max_cycles=config.target_ii)])
+              for s in shapes]
     choice = choose_folding(layers, config.part, config.target_ii, config.max_lut, config.max_dsp)
     choice.reuse  # {layer name: R}, for HLSOptions.layers / the RTL stream builder
-    choice.report()  # per layer rows for report.json / the README
+    choice.report()  # per layer rows for report.json; choice.text() a table to print
 
 where ``estimate_of`` is the estimate (compiler/estimate.py) of the layer's engine at reuse R
 as a dict (lut, ff, dsp, bram), and ``cycles_per_image`` may be replaced by the stream cycle
@@ -78,20 +79,20 @@ def layer_shape(graph: Graph, node: Node) -> LayerShape:
     """The `LayerShape` of a (fused) IR node: a DENSE or CONV main op's M x N' constant products
     (N' the weights per output: a grouped conv's structural zeros are not terms); any other
     layer has no products to fold (M = N = 0)."""
-    if node.op not in (Op.DENSE, Op.CONV):
-        shape = graph.tensor(node.inputs[0]).shape
-        beats = int(np.prod(shape[1:])) if len(shape) > 1 else 1
-        return LayerShape(node.name, 0, 0, beats, beats)
-    weight = graph.tensor(node.inputs[1]).shape
-    outputs, terms = int(weight[0]), int(np.prod(weight[1:]))
-    if node.op == Op.DENSE:
-        return LayerShape(node.name, outputs, terms)
     x = graph.tensor(node.inputs[0]).shape
     y = graph.tensor(node.outputs[0]).shape
-    spatial = len(x) - 1
-    pads = node.attrs.get("pads", (0,) * 2 * spatial)
-    padded = [x[1 + i] + pads[i] + pads[i + spatial] for i in range(spatial)]
-    return LayerShape(node.name, outputs, terms, int(np.prod(y[1:])), int(np.prod(padded)))
+    if node.op == Op.DENSE:  # over the last axis: one window per vector
+        weight = graph.tensor(node.inputs[1]).shape
+        vectors = int(np.prod(x[:-1]))
+        return LayerShape(node.name, int(weight[0]), int(weight[1]), vectors, vectors)
+    frame = [int(n) for n in x[1:]]  # a [C, H, W] or [C, L] stream: H * W or L beats; a vector: 1
+    windows = int(np.prod(y[1:])) if len(y) > 1 else 1
+    if node.op != Op.CONV:
+        return LayerShape(node.name, 0, 0, windows, int(np.prod(frame)))
+    weight = graph.tensor(node.inputs[1]).shape
+    pads = node.attrs.get("pads", (0,) * 2 * len(frame))
+    padded = [n + pads[i] + pads[i + len(frame)] for i, n in enumerate(frame)]
+    return LayerShape(node.name, int(weight[0]), int(np.prod(weight[1:])), windows, int(np.prod(padded)))
 
 
 def fold_products(outputs: int, terms: int) -> list[tuple[int, int]]:
@@ -214,6 +215,19 @@ class Choice:
         return [{"layer": layer.name, "reuse_factor": layer.reuse, "cycles_per_image": layer.cycles,
                  **{r: _rounded(layer.resources[r]) for r in RESOURCES}, "sets_ii": layer.cycles == self.ii}
                 for layer in self.layers]
+
+    def text(self) -> str:
+        """The report as a table, with the totals and their share of the part."""
+        head = ("layer", "reuse", "cycles/image", "LUT", "FF", "DSP", "BRAM36")
+        rows = [(row["layer"] + (" *" if row["sets_ii"] else ""), *(f"{row[k]:,}" for k in (
+            "reuse_factor", "cycles_per_image", *RESOURCES))) for row in self.report()]
+        share = {r: "" if f is None else f" ({f:.0%})" for r, f in self.fraction.items()}
+        rows.append(("total", "", f"II {self.ii:,}", *(f"{_rounded(self.totals[r]):,}{share[r]}" for r in RESOURCES)))
+        widths = [max(len(str(line[i])) for line in (head, *rows)) for i in range(len(head))]
+        lines = ["  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(line, widths)))
+                 for line in (head, *rows)]
+        return "\n".join(lines + [f"* sets the II; part {self.part}" + ("" if self.exact else
+                                   "; the best found, not proved optimal (the search stopped)")])
 
     def summary(self) -> dict:
         return {"ii_cycles": self.ii, "part": self.part, "area_lut_equivalents": round(self.area),

@@ -68,6 +68,21 @@ def test_layer_shape_of_dense_conv_grouped_and_pool():
     assert layer_shape(g, g.nodes[0]) == LayerShape("conv", 4, 9, 16, 36)
 
 
+def test_layer_shapes_of_the_small_cnn():
+    from compiler.project import compile_model
+    from tests.test_cli import ROOT
+
+    cnn = ROOT / "examples" / "small_cnn"
+    graph = compile_model(cnn / "model.onnx", cnn / "plan.json").graph
+    assert [tuple(vars(layer_shape(graph, node)).values())[1:] for node in graph.nodes] == [
+        (4, 9, 16 * 16, 18 * 18),  # conv1: 3x3, pads 1 on a 1x16x16 input
+        (0, 0, 8 * 8, 16 * 16),  # pool1: no products
+        (8, 36, 6 * 6, 8 * 8),  # conv2: 3x3 over 4 channels, no pads
+        (0, 0, 3 * 3, 6 * 6),  # pool2
+        (0, 0, 1, 3 * 3),  # flatten: [8, 3, 3] -> one vector
+        (4, 72, 1, 1)]  # fc
+
+
 def _layers(table):
     return [LayerOptions(name, [Candidate(r, c, res) for r, c, res in cands]) for name, cands in table.items()]
 
@@ -113,6 +128,17 @@ def test_hand_checked_optimum(options, reuse, ii):
     assert set(rows[0]) == {"layer", "reuse_factor", "cycles_per_image", "lut", "ff", "dsp", "bram", "sets_ii"}
     summary = json.loads(json.dumps(choice.summary()))  # what report.json can hold
     assert summary["ii_cycles"] == ii and summary["layers"] == rows and summary["part"] == ZYNQ
+
+
+def test_report_table():
+    choice = choose_folding(_layers(HAND), ZYNQ, max_lut=30_000)
+    assert choice.text() == """\
+layer    reuse  cycles/image           LUT          FF     DSP  BRAM36
+conv1 *      2         2,048        11,000       5,000       0       0
+conv2        4         1,024        12,000           0       4       0
+fc         640           640           200           0       0       0
+total               II 2,048  23,200 (44%)  5,000 (5%)  4 (2%)  0 (0%)
+* sets the II; part xc7z020clg400-1"""
 
 
 def test_limits_on_two_resources_need_the_search():
