@@ -18,11 +18,12 @@ have.  Cheapest means least **area**, counted in LUT equivalents::
     area = LUT + DSP * (part LUTs / part DSPs) + BRAM36 * (part LUTs / part BRAM36s)
 
 a DSP (or BRAM) weighs what the same share of the part's LUTs weighs (ZCU104's xczu7ev: 133
-LUTs per DSP, 738 per BRAM36; a part finegrain does not know: the default part's ratios).  FF
-breaks ties.  When limits bind several resources at once (LUT under --max-lut and DSP under
---max-dsp, and always the part's LUT, FF, DSP and BRAM), the cheapest candidates may not fit
-while dearer ones do: dominated candidates are dropped and a branch and bound over the rest
-finds the exact optimum (it stops after `SEARCH_STEPS` steps and says so in ``Choice.exact``).
+LUTs per DSP, 738 per BRAM36; a part finegrain does not know: the default part's ratios).  Among
+a layer's candidates of equal area the fewer FFs win.  When limits bind several resources at
+once (LUT under --max-lut and DSP under --max-dsp, and always the part's LUT, FF, DSP and BRAM),
+the cheapest candidates may not fit while dearer ones do: dominated candidates are dropped and
+a branch and bound over the rest finds the exact optimum (it stops after `SEARCH_STEPS` steps
+and says so in ``Choice.exact``).
 
 The stream builder calls it as::
 
