@@ -27,17 +27,13 @@ and says so in ``Choice.exact``).
 
 The stream builder calls it as::
 
-    shapes = [layer_shape(graph, node) for node in graph.nodes]
-    layers = [LayerOptions(s.name, [Candidate(r, cycles_per_image(s, r), estimate_of(s.name, r))
-                                    for r in candidate_reuse(s, max_cycles=config.target_ii)])
-              for s in shapes]
-    choice = choose_folding(layers, config.part, config.target_ii, config.max_lut, config.max_dsp)
+    choice = graph_folding(graph, config, estimate_of)
     choice.reuse  # {layer name: R}, for HLSOptions.layers / the RTL stream builder
     choice.report()  # per layer rows for report.json; choice.text() a table to print
 
-where ``estimate_of`` is the estimate (compiler/estimate.py) of the layer's engine at reuse R
-as a dict (lut, ff, dsp, bram), and ``cycles_per_image`` may be replaced by the stream cycle
-model's exact count (compiler/backends/rtl/stream_model.py).
+where ``estimate_of(node, R)`` is the estimate (compiler/estimate.py) of the layer's engine at
+reuse R as a dict (lut, ff, dsp, bram); ``graph_folding(..., cycles=...)`` takes the stream
+cycle model's exact count (compiler/backends/rtl/stream_model.py) instead of `cycles_per_image`.
 """
 
 from __future__ import annotations
@@ -45,13 +41,16 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
 
 from .errors import UserError
 from .ir import Graph, Node, Op
 from .targets import DEFAULT_PART, PARTS, Part, resolve_part
+
+if TYPE_CHECKING:
+    from .project import BuildConfig
 
 RESOURCES = ("lut", "ff", "dsp", "bram")
 RESOURCE_NAMES = {"lut": "LUTs", "ff": "FFs", "dsp": "DSPs", "bram": "BRAM36s"}
@@ -273,6 +272,22 @@ def choose_folding(layers: Sequence[LayerOptions], part: str | Part | None = Non
             raise UserError(problem.no_fit_message(name, None, None))
         picked = problem.solve(threshold)
     return problem.choice(picked, name, known)
+
+
+def graph_folding(graph: Graph, config: BuildConfig, estimate: Callable[[Node, int], Mapping],
+                  cycles: Callable[[LayerShape, int], int] = cycles_per_image) -> Choice:
+    """`choose_folding` for every layer of ``graph`` under ``config``'s budget (part, target_ii,
+    max_lut, max_dsp): a layer's candidates are its `candidate_reuse` (within the target), or
+    the one reuse factor its --layer-config entry gives; ``estimate(node, reuse)`` its
+    resources, ``cycles(shape, reuse)`` its cycles per image."""
+    layers = []
+    for node in graph.nodes:
+        shape = layer_shape(graph, node)
+        entry = config.layers.get(node.name) or config.layers.get(node.onnx_nodes[0] if node.onnx_nodes else "")
+        pinned = (entry or {}).get("reuse_factor")
+        reuse = [pinned] if pinned else candidate_reuse(shape, max_cycles=config.target_ii)
+        layers.append(LayerOptions(node.name, [Candidate(r, cycles(shape, r), estimate(node, r)) for r in reuse]))
+    return choose_folding(layers, config.part, config.target_ii, config.max_lut, config.max_dsp)
 
 
 def _limits(part: Part | None, max_lut, max_dsp) -> dict[str, tuple[float, str]]:

@@ -13,11 +13,12 @@ import pytest
 
 from compiler import budget
 from compiler.budget import (Candidate, LayerOptions, LayerShape, candidate_reuse, choose_folding, cycles_per_image,
-                             fold_products, layer_shape)
+                             fold_products, graph_folding, layer_shape)
 from compiler.errors import UserError
-from compiler.project import BuildConfig
+from compiler.project import BuildConfig, compile_model
 from compiler.targets import PARTS, Part
 from tests.irgraphs import conv_graph, dense_graph
+from tests.test_cli import ROOT
 
 ZYNQ = "xc7z020clg400-1"  # 53,200 LUT, 106,400 FF, 220 DSP, 140 BRAM36
 UNKNOWN_PART = "xc7a35tcpg236-1"  # a valid part name finegrain has no capacity for
@@ -68,12 +69,16 @@ def test_layer_shape_of_dense_conv_grouped_and_pool():
     assert layer_shape(g, g.nodes[0]) == LayerShape("conv", 4, 9, 16, 36)
 
 
-def test_layer_shapes_of_the_small_cnn():
-    from compiler.project import compile_model
-    from tests.test_cli import ROOT
+CNN = ROOT / "examples" / "small_cnn"
 
-    cnn = ROOT / "examples" / "small_cnn"
-    graph = compile_model(cnn / "model.onnx", cnn / "plan.json").graph
+
+@pytest.fixture(scope="module")
+def small_cnn():
+    return compile_model(CNN / "model.onnx", CNN / "plan.json").graph
+
+
+def test_layer_shapes_of_the_small_cnn(small_cnn):
+    graph = small_cnn
     assert [tuple(vars(layer_shape(graph, node)).values())[1:] for node in graph.nodes] == [
         (4, 9, 16 * 16, 18 * 18),  # conv1: 3x3, pads 1 on a 1x16x16 input
         (0, 0, 8 * 8, 16 * 16),  # pool1: no products
@@ -81,6 +86,27 @@ def test_layer_shapes_of_the_small_cnn():
         (0, 0, 3 * 3, 6 * 6),  # pool2
         (0, 0, 1, 3 * 3),  # flatten: [8, 3, 3] -> one vector
         (4, 72, 1, 1)]  # fc
+
+
+def test_graph_folding_of_the_small_cnn(small_cnn):
+    shapes = {node.name: layer_shape(small_cnn, node) for node in small_cnn.nodes}
+
+    def estimate(node, reuse):  # fewer LUTs as R grows, as a folded core's
+        shape = shapes[node.name]
+        return {"lut": 50 + 10 * math.ceil(shape.outputs * shape.terms / reuse), "ff": 20}
+
+    config = BuildConfig(model=str(CNN / "model.onnx"), plan=str(CNN / "plan.json"), target_ii=4096,
+                         layers={"/conv2/Conv": {"reuse_factor": 3}})
+    choice = graph_folding(small_cnn, config, estimate)
+    slowest = {name: max((r for r in candidate_reuse(shape) if cycles_per_image(shape, r) <= 4096),
+                         default=1) for name, shape in shapes.items()}
+    # the least area within 4,096 cycles: each layer its slowest fold within them, conv2 as configured
+    assert choice.reuse == {**slowest, "/conv2/Conv": 3}
+    assert choice.reuse["/conv1/Conv"] == 12 and choice.reuse["/fc/Gemm"] == 288
+    assert choice.ii == 256 * 12 and choice.part == "xcvu9p-flga2104-2L-e"
+    # without a target: the fastest, II 324 (conv1's padded 18x18 frame, one beat per cycle)
+    fastest = graph_folding(small_cnn, BuildConfig(model="m.onnx", plan="p.json", max_lut=100_000), estimate)
+    assert fastest.ii == 324 and fastest.reuse["/conv1/Conv"] == 1 and fastest.reuse["/fc/Gemm"] == 288
 
 
 def _layers(table):
