@@ -261,7 +261,8 @@ def choose_folding(layers: Sequence[LayerOptions], part: str | Part | None = Non
             slowest = max(layers, key=lambda layer: min(c.cycles for c in layer.candidates))
             best = min(slowest.candidates, key=lambda c: c.cycles)
             raise UserError(f"--target-ii {target_ii} cannot be met at any folding: layer {slowest.name!r} takes "
-                            f"at least {best.cycles:,} cycles per image (at reuse factor {best.reuse}), so the "
+                            f"at least {best.cycles:,} cycles per image (at reuse factor {best.reuse}"
+                            f"{', its only choice' if len(slowest.candidates) == 1 else ''}), so the "
                             f"fastest design has an II of {fastest:,} cycles; ask for --target-ii {fastest} or more")
         picked = problem.solve(target_ii)
         if picked is None:

@@ -107,6 +107,10 @@ def test_graph_folding_of_the_small_cnn(small_cnn):
     # without a target: the fastest, II 324 (conv1's padded 18x18 frame, one beat per cycle)
     fastest = graph_folding(small_cnn, BuildConfig(model="m.onnx", plan="p.json", max_lut=100_000), estimate)
     assert fastest.ii == 324 and fastest.reuse["/conv1/Conv"] == 1 and fastest.reuse["/fc/Gemm"] == 288
+    pinned = BuildConfig(model="m.onnx", plan="p.json", target_ii=4096, layers={"/conv1/Conv": {"reuse_factor": 36}})
+    with pytest.raises(UserError, match=r"layer '/conv1/Conv' takes at least 9,216 cycles per image \(at reuse factor "
+                                        r"36, its only choice\)"):
+        graph_folding(small_cnn, pinned, estimate)
 
 
 def _layers(table):
