@@ -14,6 +14,7 @@ import pytest
 from compiler import budget
 from compiler.budget import (Candidate, LayerOptions, LayerShape, candidate_reuse, choose_folding, cycles_per_image,
                              fold_products, graph_folding, layer_shape)
+from compiler.cli import main
 from compiler.errors import UserError
 from compiler.project import BuildConfig, compile_model
 from compiler.targets import PARTS, Part
@@ -322,3 +323,13 @@ def test_cli_budget_options_exit_2(tmp_path, capsys, argv, pattern):
 
     out = tmp_path / "out"
     _fails(capsys, ["compile", JET / "model.onnx", "--plan", JET / "plan.json", "-o", out, *argv], pattern, out)
+
+
+def test_cli_budget_options_reach_config_json(tmp_path):
+    from tests.test_cli import JET
+
+    out = tmp_path / "out"
+    assert main(["compile", str(JET / "model.onnx"), "--plan", str(JET / "plan.json"), "-o", str(out),
+                 "--backend", "", "--target-ii", "8", "--max-lut", "20000", "--max-dsp", "0"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert (config["target_ii"], config["max_lut"], config["max_dsp"]) == (8, 20_000, 0)
