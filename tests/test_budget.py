@@ -18,7 +18,8 @@ from compiler.cli import main
 from compiler.errors import UserError
 from compiler.project import BuildConfig, compile_model
 from compiler.targets import PARTS, Part
-from tests.irgraphs import conv_graph, dense_graph
+from compiler.ir import Graph, Node, Op, Tensor, TensorKind
+from tests.irgraphs import conv_graph, dense_graph, random_constant
 from tests.test_cli import ROOT
 
 ZYNQ = "xc7z020clg400-1"  # 53,200 LUT, 106,400 FF, 220 DSP, 140 BRAM36
@@ -68,6 +69,13 @@ def test_layer_shape_of_dense_conv_grouped_and_pool():
     assert cycles_per_image(shape, 1) == 100 and cycles_per_image(shape, 9) == 144
     g = conv_graph(rng, 4, 6, 4, 3, groups=4)  # depthwise: 9 terms per output, not 36
     assert layer_shape(g, g.nodes[0]) == LayerShape("conv", 4, 9, 16, 36)
+    # 1-D: [C, L] streams L beats; pads (begin, end)
+    x = Tensor("x", (3, 20), TensorKind.INPUT)
+    w = random_constant(rng, "w", (5, 3, 4), TensorKind.WEIGHT)
+    node = Node("conv1d", Op.CONV, ["x", "w"], ["y"], {"strides": (1,), "pads": (2, 1), "dilations": (1,),
+                                                        "groups": 1})
+    g = Graph("c1", ("x",), ("y",), [node], {"x": x, "w": w, "y": Tensor("y", (5, 20), TensorKind.ACTIVATION)})
+    assert layer_shape(g, node) == LayerShape("conv1d", 5, 12, 20, 23)
 
 
 CNN = ROOT / "examples" / "small_cnn"
