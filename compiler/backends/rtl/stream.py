@@ -48,6 +48,7 @@ from ...names import SV_COMPANIONS, SV_PREFIXES, SV_RESERVED, Names
 from ...passes.size_widths import size_widths
 from ..hls import container
 from .builder import _Builder
+from .folded import folded_core_context
 from .emitter import Elem, Fmt, _Module, signed_width
 from .options import SUPPORTED, RTLBackendError, RTLOptions, rtl_top_name
 from .stream_model import timing
@@ -57,6 +58,7 @@ POINTWISE_OPS = frozenset({Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.REQUANTIZE, Op.AD
 # outputs whose formats the plan (or a table) sets: the same at every position, kept as they are;
 # every other tensor of a core is sized again from the core's input
 KEEP_FORMATS = frozenset({Op.REQUANTIZE, Op.SIGMOID, Op.SOFTMAX})
+FOLDABLE = frozenset({Op.DENSE, Op.CONV})  # layers a folded core computes with fewer multipliers
 TAIL_BREAKS = frozenset({Op.DENSE, Op.CONV, Op.MAXPOOL, Op.AVGPOOL, Op.SOFTMAX})
 
 
@@ -346,8 +348,16 @@ class _StreamBuilder:
         return minis
 
     # --- the top ------------------------------------------------------------------------
-    def core(self, mini: Graph) -> dict:
-        ctx = _Builder(mini, dataclasses.replace(self.options, interface="ports"), self.source).build()
+    def core(self, mini: Graph, reuse: int = 1) -> dict:
+        """The core of a mini-graph: fully parallel, or with ``reuse`` > 1 and a DENSE or CONV
+        layer, folded (folded.py: one input every ``reuse`` cycles, about 1/reuse of the
+        multipliers)."""
+        options = dataclasses.replace(self.options, interface="ports", architecture="parallel")
+        if reuse > 1 and len(mini.nodes) == 1 and mini.nodes[0].op in FOLDABLE:
+            ctx = folded_core_context(mini, options, self.source, reuse)
+            ctx["folded"] = True
+        else:
+            ctx = _Builder(mini, options, self.source).build()
         self.cores.append(ctx)
         return ctx
 
@@ -476,7 +486,7 @@ class _StreamBuilder:
         pad_entry = window = reduce = None
         if self.global_pool(node, stream):
             mini, reduce = self.reduce_core(node, stream)
-            ctx = self.core(mini)
+            ctx = self.core(mini, reuse)
             acc_w = reduce["acc_width"]
             self.instance("fg_stream_reduce", f"u_{base}_reduce",
                           {"W": stream.lane.width, "LANES": stream.channels, "H": stream.height, "WD": stream.width,
@@ -494,7 +504,7 @@ class _StreamBuilder:
             reduce = {"bits": bits, **reduce, "ii": reuse}
         else:
             mini, geo, pad = self.window_core(node, stream)
-            ctx = self.core(mini)
+            ctx = self.core(mini, reuse)
             if pad is not None:
                 inst = f"u_{base}_pad"
                 self.instance("fg_stream_pad", inst,
@@ -590,12 +600,13 @@ class _StreamBuilder:
         minis = self.tail_cores(nodes, collected.name)
         # the tail's cores keep the tensors' own formats: a core's input port is the container of
         # its input's formats, which is the collected stream's lane type
-        ctxs = [self.core(mini) for mini in minis]
-        reuse = 1
+        reuses = [max(int(self.reuse.get(n.name, 1)) for n in mini.nodes) for mini in minis]
+        ctxs = [self.core(mini, r) for mini, r in zip(minis, reuses)]
+        reuse = max(reuses)  # the collector hands on one vector every `reuse` cycles
         base = "tail"
         in_p = ctxs[0]["inputs"][0]
         beats, bits = collected.beats, collected.bits
-        self.instance("fg_stream_collect", f"u_{base}_collect", {"W": bits, "N": beats},
+        self.instance("fg_stream_collect", f"u_{base}_collect", {"W": bits, "N": beats, "II": reuse},
                       {"clk": "clk", "rst": "rst", "in_valid": valid, "in_data": data,
                        "in_ready": f"{base}_collect_ready", "out_valid": f"{base}_vector_valid",
                        "out_ready": f"{base}_credit", "out_data": f"{base}_vector"},
@@ -608,7 +619,7 @@ class _StreamBuilder:
         vector = m.wire(f"{base}_core_in", beats * bits, _concat(parts))
         vector = self.relane(vector, _fmt(collected.lane), _port_fmt(in_p), c * beats, f"{base}_core_in_port")
         issue = m.wire(f"{base}_issue", 1, f"{base}_vector_valid & {base}_credit")
-        collect = {"bits": bits, "beats": beats}
+        collect = {"bits": bits, "beats": beats, "ii": reuse}
         latency = sum(ctx["latency"] for ctx in ctxs)
         depth = latency + 2
         v, d = issue, vector
@@ -650,7 +661,7 @@ def predict(engines: list[dict], beats_in: int) -> tuple[int, int]:
                                                        pad["left"], pad["right"]),
                      "window": None if w is None else (w["height"], w["width"], w["kh"], w["kw"], w["sh"], w["sw"],
                                                        w["dh"], w["dw"], w["ii"]),
-                     "collect": None if e["collect"] is None else e["collect"]["beats"],
+                     "collect": None if e["collect"] is None else (e["collect"]["beats"], e["collect"]["ii"]),
                      "latency": e["latency"], "fifo_depth": e["fifo"]["depth"]})
     return timing(spec, beats_in)
 
