@@ -50,6 +50,8 @@ def _cmd_compile(args) -> int:
                             max_dsp=args.max_dsp)
     for message in project.warnings:
         _say("warning", message)
+    if project.folding is not None:
+        print(project.folding.text())
     quantized = summary_line(project.quantization())
     if quantized:
         print(quantized)

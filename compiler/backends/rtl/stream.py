@@ -330,6 +330,10 @@ class _StreamBuilder:
         minis = []
         current = first_input
         for group in groups:
+            # a reshape keeps the flat order, which is how a vector travels: the core starts after it
+            while len(group) > 1 and group[0].op == Op.RESHAPE and not group[0].epilogue \
+                    and group[0].inputs[0] == current:
+                current = group.pop(0).outputs[0]
             produced = {s.outputs[0] for n in group for s in n.stages()}
             reads = [i for n in group for s in n.stages() for i in s.inputs
                      if not g.tensor(i).is_constant and i not in produced]
@@ -664,6 +668,59 @@ def predict(engines: list[dict], beats_in: int) -> tuple[int, int]:
                      "collect": None if e["collect"] is None else (e["collect"]["beats"], e["collect"]["ii"]),
                      "latency": e["latency"], "fifo_depth": e["fifo"]["depth"]})
     return timing(spec, beats_in)
+
+
+class _Estimates:
+    """Each layer's estimated resources at a reuse factor, for the budget (compiler/budget.py):
+    its engine's core built at that reuse and estimated (compiler.estimate), plus what its
+    stream modules hold (the line buffer's pixels, the FIFO, as flip-flops; the same at every
+    reuse).  Layers that are no engine's compute layer (wiring) cost nothing here."""
+
+    def __init__(self, graph: Graph, options: RTLOptions, source: dict, part: str):
+        self.builder = _StreamBuilder(graph, options, source)
+        self.part = part
+        engines, collected, tail, _ = self.builder.split()
+        self.minis: dict[str, tuple[Graph, int]] = {}  # compute layer -> (mini-graph, stream bits)
+        stream = None
+        for node in engines:
+            x = graph.tensor(node.inputs[0])
+            stream = _Stream(x.name, *_frame(x.shape), _lane_type(x))
+            if self.builder.global_pool(node, stream):
+                mini, _ = self.builder.reduce_core(node, stream)
+                held = stream.channels * 2 * stream.lane.width
+            else:
+                mini, geo, _ = self.builder.window_core(node, stream)
+                span = (geo["kh"] - 1) * geo["dh"] * geo["width"] + (geo["kw"] - 1) * geo["dw"] + 1
+                held = span * stream.bits
+            self.minis[node.name] = (mini, held)
+        if tail:
+            for mini in self.builder.tail_cores(tail, collected.name):
+                compute = [n for n in mini.nodes if n.op in TAIL_BREAKS] or list(mini.nodes)
+                self.minis[compute[-1].name] = (mini, collected.bits * collected.beats if mini is not None else 0)
+                collected = _Stream(mini.outputs[0], 1, 1, 1, collected.lane)  # only the first holds a vector
+        self.cache: dict[tuple[str, int], dict] = {}
+
+    def __call__(self, node: Node, reuse: int) -> dict:
+        from ...estimate import estimate_context
+
+        if node.name not in self.minis:
+            return {"lut": 0, "ff": 0, "dsp": 0, "bram": 0}
+        key = (node.name, reuse)
+        if key not in self.cache:
+            mini, held = self.minis[node.name]
+            ctx = self.builder.core(mini, reuse)
+            est = estimate_context(ctx, self.part)
+            self.cache[key] = {"lut": est["lut"], "ff": est["ff"] + held, "dsp": est["dsp"], "bram": est["bram"]}
+        return self.cache[key]
+
+
+def choose_stream_folding(graph: Graph, options: RTLOptions, source: dict, config):
+    """The budget's choice of every layer's reuse factor (compiler.budget.graph_folding, with
+    this architecture's estimates); ``config``: the BuildConfig with part, target_ii, max_lut
+    and max_dsp."""
+    from ...budget import graph_folding
+
+    return graph_folding(graph, config, _Estimates(graph, options, source, config.part))
 
 
 def stream_context(graph: Graph, options: RTLOptions, source: dict, reuse: dict | None = None) -> dict:
