@@ -452,11 +452,26 @@ def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, sta
         products = parallel_products(project.graph)
         parallel = products <= DEFAULT_RTL_MAX_PRODUCTS and not budget
         project.config = config = dataclasses.replace(config, architecture="parallel" if parallel else "stream")
-    if budget:  # every layer's reuse factor from the budget; config.json records the choice
-        choice = choose_stream_folding(project.graph, config.rtl_options(), project.source(), config)
-        chosen = {name: {**config.layers.get(name, {}), "reuse_factor": r} for name, r in choice.reuse.items()}
-        project.config = config = dataclasses.replace(config, layers={**config.layers, **chosen})
-        project.folding = choice
+        # a model too large for the parallel RTL gets, by default, the fastest folding that fits the part
+        # (unless reuse factors were given)
+        fit = not budget and not parallel and config.reuse_factor == 1 \
+            and not any("reuse_factor" in entry for entry in config.layers.values())
+    else:
+        fit = False
+    if budget or fit:  # every layer's reuse factor from the budget; config.json records the choice
+        try:
+            choice = choose_stream_folding(project.graph, config.rtl_options(), project.source(), config)
+        except RTLBackendError as err:
+            if budget:
+                raise
+            # the default's fit to the part: a model the stream RTL cannot build keeps its reuse
+            # factors (the RTL step below says why it has no RTL)
+            choice = None
+            project.warnings.append(f"no folding chosen for the part: {err}")
+        if choice is not None:
+            chosen = {name: {**config.layers.get(name, {}), "reuse_factor": r} for name, r in choice.reuse.items()}
+            project.config = config = dataclasses.replace(config, layers={**config.layers, **chosen})
+            project.folding = choice
     if "rtl" in config.backends:
         try:
             check_supported(project.graph)  # before any folder is written: a clear error, exit 2
