@@ -46,7 +46,8 @@ def _cmd_compile(args) -> int:
                             board=args.board, part=args.part, clock_ns=args.clock_ns,
                             reuse_factor=args.reuse_factor, strategy=args.strategy, layers=layers,
                             rtl_interface=args.rtl_interface, architecture=args.arch, data=data, data_name=args.data,
-                            rescale_bits=args.rescale_bits)
+                            rescale_bits=args.rescale_bits, target_ii=args.target_ii, max_lut=args.max_lut,
+                            max_dsp=args.max_dsp)
     for message in project.warnings:
         _say("warning", message)
     quantized = summary_line(project.quantization())
@@ -477,6 +478,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="widest integer multiplier of a quantized model's rescales between scales that are not "
                         "powers of two (default 32); each is the narrowest proven exact, else this wide "
                         "(docs/import.md)")
+    c.add_argument("--target-ii", type=int, metavar="CYCLES",
+                   help="stream architecture: choose each layer's reuse factor for the least estimated area that "
+                        "takes at most CYCLES cycles per image (within --max-lut, --max-dsp and the part)")
+    c.add_argument("--max-lut", type=int, metavar="N", help="stream architecture: at most N LUTs (estimated); "
+                   "without --target-ii, the fastest folding that fits")
+    c.add_argument("--max-dsp", type=int, metavar="N", help="stream architecture: at most N DSPs (estimated); "
+                   "without --target-ii, the fastest folding that fits")
     c.set_defaults(func=_cmd_compile)
 
     e = sub.add_parser("emulate", help="run the bit-exact emulator on a compiled output folder")

@@ -80,6 +80,10 @@ class BuildConfig:
     architecture: str = "auto"  # "parallel": every output at once; "stream": layers as a pipeline of engines over
     # pixel streams (both backends); "auto": parallel up to DEFAULT_RTL_MAX_PRODUCTS constant products, else stream
     rescale_bits: int = MAX_MULTIPLIER_BITS  # widest rescale multiplier of a quantized model (choose_multipliers)
+    # a budget the stream architecture's per-layer folding is chosen from (compiler/budget.py)
+    target_ii: int | None = None  # cycles per image at most, at the least area
+    max_lut: int | None = None  # else: the fastest that fits these (and always the part)
+    max_dsp: int | None = None
     finegrain_version: str = __version__
 
     def __post_init__(self):
@@ -112,8 +116,23 @@ class BuildConfig:
         if self.architecture not in ARCHITECTURES:
             raise UserError(f"unknown architecture {self.architecture!r} (--arch); choose from "
                             f"{', '.join(ARCHITECTURES)}")
+        self._check_budget()
         if self.rtl_interface not in RTL_INTERFACES:
             raise UserError(f"unknown RTL interface {self.rtl_interface!r}; choose from {', '.join(RTL_INTERFACES)}")
+
+    def _check_budget(self) -> None:
+        given = [f"--{name.replace('_', '-')}" for name in ("target_ii", "max_lut", "max_dsp")
+                 if getattr(self, name) is not None]
+        for name, least in (("target_ii", 1), ("max_lut", 1), ("max_dsp", 0)):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
+                raise UserError(f"--{name.replace('_', '-')} must be an integer of at least {least}, got {value!r}")
+        if given and self.architecture == "parallel":
+            raise UserError(f"{' and '.join(given)} choose each layer's folding in the stream architecture, but "
+                            f"--arch parallel builds every layer fully parallel (II 1); use --arch stream or auto")
+        if given and self.reuse_factor != 1:
+            raise UserError(f"give --reuse-factor or a budget ({' and '.join(given)}), not both: the budget "
+                            f"chooses each layer's reuse factor")
 
     def hls_options(self) -> HLSOptions:
         return HLSOptions(part=self.part, clock_ns=float(self.clock_ns),

@@ -50,6 +50,7 @@ from ..hls import container
 from .builder import _Builder
 from .emitter import Elem, Fmt, _Module
 from .options import SUPPORTED, RTLBackendError, RTLOptions, rtl_top_name
+from .stream_model import timing
 
 WINDOW_OPS = frozenset({Op.CONV, Op.MAXPOOL, Op.AVGPOOL})
 POINTWISE_OPS = frozenset({Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.REQUANTIZE, Op.ADD, Op.MUL, Op.SIGMOID})
@@ -397,7 +398,7 @@ class _StreamBuilder:
             out_port = self.port(out.name, stream.lane, c, hw, out_order)
         out_port["valid"], out_port["data"] = valid, data
         self.drive(ready, f"{out_port['name']}_ready")
-        latency, ii = predict(engines, in_port["beats"], out_port["beats"])
+        latency, ii = predict(engines, in_port["beats"])
         return {"architecture": "stream", "model": self.model, "version": __version__, "source": self.source,
                 "clock_ns": self.options.clock_ns, "levels_per_stage": self.options.levels,
                 "csd_max_digits": self.options.csd_max_digits, "dsp_min_width": self.options.dsp_min_width,
@@ -554,17 +555,9 @@ class _StreamBuilder:
         return entry, (f"{base}_valid", f"{base}_ready", f"{base}_data")
 
 
-PREDICT_IMAGES = 4  # images through the cycle model: the II is taken between the last two
-
-
-def predict(engines: list[dict], beats_in: int, beats_out: int) -> tuple[int, int]:
-    """(latency_cycles, ii_cycles) of the chain, by stream_model's cycle model: images back to
-    back, the output always ready (the definitions `finegrain sim` measures)."""
-    try:
-        from .stream_model import simulate
-    except ImportError:  # TEMPORARY until the cycle model lands
-        return 0, 0
-
+def predict(engines: list[dict], beats_in: int) -> tuple[int, int]:
+    """(latency_cycles, ii_cycles) of the chain by stream_model's cycle model of the same
+    modules: images back to back, the output always ready (what `finegrain sim` measures)."""
     spec = []
     for e in engines:
         pad, w = e["pad"], e["window"]
@@ -574,9 +567,7 @@ def predict(engines: list[dict], beats_in: int, beats_out: int) -> tuple[int, in
                                                        w["dh"], w["dw"], w["ii"]),
                      "collect": None if e["collect"] is None else e["collect"]["beats"],
                      "latency": e["latency"], "fifo_depth": e["fifo"]["depth"]})
-    ins, outs = simulate(spec, beats_in, PREDICT_IMAGES)
-    n = PREDICT_IMAGES
-    return outs[beats_out - 1] - ins[0], ins[(n - 1) * beats_in] - ins[(n - 2) * beats_in]
+    return timing(spec, beats_in)
 
 
 def stream_context(graph: Graph, options: RTLOptions, source: dict, reuse: dict | None = None) -> dict:
