@@ -118,6 +118,7 @@ def test_stream_top_bit_exact_with_measured_latency_and_ii(compiled, tmp_path, c
     np.save(tmp_path / "x.npy", x)
     code, report, _ = _sim(out, "--input", str(tmp_path / "x.npy"))
     assert code == 0 and report["vectors"] == 2 and report["latency_cycles"] == 23 and report["ii_cycles"] is None
+    assert "II not measured (too few vectors for a steady state) (predicted 20)" in capsys.readouterr().out
 
 
 def test_folded_core_latency_and_ii_measured_and_checked(compiled, tmp_path, capsys):
@@ -156,7 +157,8 @@ def test_wrong_stream_top_is_caught(compiled, tmp_path, capsys, edit, extra, exp
 def test_stream_user_errors(compiled, tmp_path, capsys):
     # --stall needs a ready on the outputs: the parallel top has none
     assert main(["sim", str(compiled), "--vectors", "1", "--stall"]) == 2
-    assert "--stall drops the outputs' ready" in " ".join(capsys.readouterr().err.split())
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--stall holds the outputs' ready low, and relu_stream's RTL is the fully parallel" in err
     bad = _stream_folder(compiled, tmp_path)
     schedule = json.loads((bad / "rtl" / "schedule.json").read_text())
     schedule["outputs"][0]["order"][1] = 0  # element 0 twice, element 20 never
