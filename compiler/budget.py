@@ -65,8 +65,9 @@ PRICE_ROUNDS = 100  # subgradient steps for the search's Lagrangian bound
 @dataclass(frozen=True)
 class LayerShape:
     """What folding a layer depends on: ``outputs`` (M) values per window, each a sum of
-    ``terms`` (N) constant products; ``windows`` output pixels per image (1: a dense layer);
-    ``frame_beats`` input beats per image (its padded input frame; 1: a vector)."""
+    ``terms`` (N) constant products; ``windows`` output pixels (beats) per image (1: a dense
+    layer); ``frame_beats`` input beats per image (its padded input frame; 1: a vector).  A
+    layer without products (pool, layout) has M = N = 0 and takes the larger of the two."""
 
     name: str
     outputs: int

@@ -16,10 +16,11 @@ from compiler.budget import (Candidate, LayerOptions, LayerShape, candidate_reus
                              fold_products, graph_folding, layer_shape)
 from compiler.cli import main
 from compiler.errors import UserError
+from compiler.ir import Graph, Node, Op, Tensor, TensorKind
 from compiler.project import BuildConfig, compile_model
 from compiler.targets import PARTS, Part
-from tests.irgraphs import conv_graph, dense_graph
-from tests.test_cli import ROOT
+from tests.irgraphs import conv_graph, dense_graph, random_constant
+from tests.test_cli import JET, ROOT, _fails
 
 ZYNQ = "xc7z020clg400-1"  # 53,200 LUT, 106,400 FF, 220 DSP, 140 BRAM36
 UNKNOWN_PART = "xc7a35tcpg236-1"  # a valid part name finegrain has no capacity for
@@ -68,6 +69,13 @@ def test_layer_shape_of_dense_conv_grouped_and_pool():
     assert cycles_per_image(shape, 1) == 100 and cycles_per_image(shape, 9) == 144
     g = conv_graph(rng, 4, 6, 4, 3, groups=4)  # depthwise: 9 terms per output, not 36
     assert layer_shape(g, g.nodes[0]) == LayerShape("conv", 4, 9, 16, 36)
+    # 1-D: [C, L] streams L beats; pads (begin, end)
+    x = Tensor("x", (3, 20), TensorKind.INPUT)
+    w = random_constant(rng, "w", (5, 3, 4), TensorKind.WEIGHT)
+    node = Node("conv1d", Op.CONV, ["x", "w"], ["y"], {"strides": (1,), "pads": (2, 1), "dilations": (1,),
+                                                        "groups": 1})
+    g = Graph("c1", ("x",), ("y",), [node], {"x": x, "w": w, "y": Tensor("y", (5, 20), TensorKind.ACTIVATION)})
+    assert layer_shape(g, node) == LayerShape("conv1d", 5, 12, 20, 23)
 
 
 CNN = ROOT / "examples" / "small_cnn"
@@ -319,15 +327,11 @@ def test_build_config_checks_the_budget(options, pattern):
     (["--target-ii", "8", "--arch", "parallel"], r"--arch parallel builds every layer fully parallel"),
 ])
 def test_cli_budget_options_exit_2(tmp_path, capsys, argv, pattern):
-    from tests.test_cli import JET, _fails
-
     out = tmp_path / "out"
     _fails(capsys, ["compile", JET / "model.onnx", "--plan", JET / "plan.json", "-o", out, *argv], pattern, out)
 
 
 def test_cli_budget_options_reach_config_json(tmp_path):
-    from tests.test_cli import JET
-
     out = tmp_path / "out"
     assert main(["compile", str(JET / "model.onnx"), "--plan", str(JET / "plan.json"), "-o", str(out),
                  "--backend", "", "--target-ii", "8", "--max-lut", "20000", "--max-dsp", "0"]) == 0

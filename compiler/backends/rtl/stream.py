@@ -48,7 +48,8 @@ from ...names import SV_COMPANIONS, SV_PREFIXES, SV_RESERVED, Names
 from ...passes.size_widths import size_widths
 from ..hls import container
 from .builder import _Builder
-from .emitter import Elem, Fmt, _Module
+from .folded import folded_core_context
+from .emitter import Elem, Fmt, _Module, signed_width
 from .options import SUPPORTED, RTLBackendError, RTLOptions, rtl_top_name
 from .stream_model import timing
 
@@ -57,6 +58,7 @@ POINTWISE_OPS = frozenset({Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.REQUANTIZE, Op.AD
 # outputs whose formats the plan (or a table) sets: the same at every position, kept as they are;
 # every other tensor of a core is sized again from the core's input
 KEEP_FORMATS = frozenset({Op.REQUANTIZE, Op.SIGMOID, Op.SOFTMAX})
+FOLDABLE = frozenset({Op.DENSE, Op.CONV})  # layers a folded core computes with fewer multipliers
 TAIL_BREAKS = frozenset({Op.DENSE, Op.CONV, Op.MAXPOOL, Op.AVGPOOL, Op.SOFTMAX})
 
 
@@ -346,8 +348,16 @@ class _StreamBuilder:
         return minis
 
     # --- the top ------------------------------------------------------------------------
-    def core(self, mini: Graph) -> dict:
-        ctx = _Builder(mini, dataclasses.replace(self.options, interface="ports"), self.source).build()
+    def core(self, mini: Graph, reuse: int = 1) -> dict:
+        """The core of a mini-graph: fully parallel, or with ``reuse`` > 1 and a DENSE or CONV
+        layer, folded (folded.py: one input every ``reuse`` cycles, about 1/reuse of the
+        multipliers)."""
+        options = dataclasses.replace(self.options, interface="ports", architecture="parallel")
+        if reuse > 1 and len(mini.nodes) == 1 and mini.nodes[0].op in FOLDABLE:
+            ctx = folded_core_context(mini, options, self.source, reuse)
+            ctx["folded"] = True
+        else:
+            ctx = _Builder(mini, options, self.source).build()
         self.cores.append(ctx)
         return ctx
 
@@ -410,53 +420,111 @@ class _StreamBuilder:
         """The stream handshake's ready wire ``ready`` (declared by its producer) = ``source``."""
         self.m.items.append({"kind": "drive", "name": ready, "expr": source})
 
+    def global_pool(self, node: Node, stream: _Stream) -> bool:
+        """A pooling layer whose one window is the whole (unpadded) frame: reduced as the pixels
+        arrive (fg_stream_reduce) rather than through a line buffer of the whole frame."""
+        main = node.stages()[0]
+        if main.op not in (Op.MAXPOOL, Op.AVGPOOL) or any(main.attrs["pads"]):
+            return False
+        geo = _window_of(main, len(self.graph.tensor(stream.name).shape))
+        return tuple(geo["kernel"]) == (stream.height, stream.width) and geo["dilations"] == (1, 1)
+
+    def reduce_core(self, node: Node, stream: _Stream) -> tuple[Graph, dict]:
+        """The core after fg_stream_reduce: a max pool's epilogue on the per-lane maxima, or an
+        average pool's sums times its reciprocals (MUL, exactly the pool's value) and epilogue."""
+        g = self.graph
+        x = g.tensor(stream.name)
+        main, *rest = node.stages()
+        c = stream.channels
+        one = (c, 1) if len(x.shape) == 2 else (c, 1, 1)
+        lane = stream.lane
+        if main.op == Op.AVGPOOL:
+            n = stream.beats
+            lo, hi = lane.min_mantissa, lane.max_mantissa
+            width = max(signed_width(n * lo, n * hi) - (0 if lane.signed else 1), 1)
+            source = FixedType(width, width - lane.frac_bits, lane.signed)
+            op = {"op": 0, "acc_width": width}
+        else:
+            source = lane
+            op = {"op": 1, "acc_width": lane.width}
+        x_name = f"{stream.name}.{'sum' if main.op == Op.AVGPOOL else 'max'}"
+        tensors = {x_name: dataclasses.replace(x, name=x_name, shape=one, formats=Formats.uniform(one, source),
+                                               bounds=None)}
+        if main.op == Op.AVGPOOL:
+            recip = g.tensor(main.inputs[1])
+            tensors[recip.name] = self.position_constant(node, main, recip, one)
+            first = Node(main.name, Op.MUL, (x_name, recip.name), main.outputs, {}, (), main.onnx_nodes)
+        else:
+            first = Node(main.name, Op.MAXPOOL, (x_name,), main.outputs,
+                         {"kernel": (1,) * (len(one) - 1), "strides": (1,) * (len(one) - 1),
+                          "pads": (0,) * (2 * len(one) - 2), "dilations": (1,) * (len(one) - 1)}, (), main.onnx_nodes)
+        stages = [first]
+        for s in rest:
+            for name in s.inputs:
+                t = g.tensor(name)
+                if t.is_constant and name not in tensors:
+                    tensors[name] = self.position_constant(node, s, t, one)
+            stages.append(s)
+        for s in stages:
+            out = g.tensor(s.outputs[0])
+            formats = None
+            if s.op in KEEP_FORMATS:
+                formats = _slice_formats(out.formats, _first_position(out.shape))
+            tensors[out.name] = dataclasses.replace(out, shape=one, formats=formats, bounds=None)
+        core = dataclasses.replace(first, outputs=(node.outputs[0],), epilogue=tuple(stages[1:]))
+        mini = Graph(f"{self.model}_{self.names(node.name)}", (x_name,), (node.outputs[0],), (core,), tensors)
+        mini = size_widths(mini)
+        verify(mini)
+        return mini, {"lanes": c, "width": lane.width, "signed": lane.signed, "beats": stream.beats,
+                      "height": stream.height, "frame_width": stream.width, **op}
+
     def engine(self, node: Node, stream: _Stream, link: tuple[str, str, str]) -> tuple[dict, tuple, _Stream]:
-        m = self.m
         base = self.names(node.name)
         valid, ready, data = link
-        mini, window, pad = self.window_core(node, stream)
         reuse = int(self.reuse.get(node.name, 1))
-        ctx = self.core(mini)
         bits = stream.bits
-        pad_entry = None
-        if pad is not None:
-            inst = f"u_{base}_pad"
-            self.instance("fg_stream_pad", inst,
-                          {"W": bits, "H": pad["height"], "WD": pad["width"], "PT": pad["top"], "PB": pad["bottom"],
-                           "PL": pad["left"], "PR": pad["right"],
-                           "VALUE": f"{bits}'h{self.fill(pad['value'], stream) :x}"},
+        pad_entry = window = reduce = None
+        if self.global_pool(node, stream):
+            mini, reduce = self.reduce_core(node, stream)
+            ctx = self.core(mini, reuse)
+            acc_w = reduce["acc_width"]
+            self.instance("fg_stream_reduce", f"u_{base}_reduce",
+                          {"W": stream.lane.width, "LANES": stream.channels, "H": stream.height, "WD": stream.width,
+                           "OP": reduce["op"], "SIGNED": int(stream.lane.signed), "ACC_W": acc_w, "II": reuse},
                           {"clk": "clk", "rst": "rst", "in_valid": valid, "in_data": data,
-                           "in_ready": f"{base}_pad_in_ready", "out_valid": f"{base}_pad_valid",
-                           "out_ready": f"{base}_pad_ready", "out_data": f"{base}_pad_data"},
-                          {"in_ready": (f"{base}_pad_in_ready", 1), "out_valid": (f"{base}_pad_valid", 1),
-                           "out_data": (f"{base}_pad_data", bits)})
-            self.drive(ready, f"{base}_pad_in_ready")
-            valid, ready, data = f"{base}_pad_valid", f"{base}_pad_ready", f"{base}_pad_data"
-            self.declared.append(ready)
-            pad_entry = {"bits": bits, **{k: pad[k] for k in ("height", "width", "top", "bottom", "left", "right")}}
-        w = window
-        taps = w["kh"] * w["kw"]
+                           "in_ready": f"{base}_reduce_ready", "credit": f"{base}_credit", "issue": f"{base}_issue",
+                           "out_valid": f"{base}_window_valid", "out_data": f"{base}_reduced"},
+                          {"in_ready": (f"{base}_reduce_ready", 1), "issue": (f"{base}_issue", 1),
+                           "out_valid": (f"{base}_window_valid", 1),
+                           "out_data": (f"{base}_reduced", stream.channels * acc_w)})
+            self.drive(ready, f"{base}_reduce_ready")
+            src = Fmt(acc_w, stream.lane.frac_bits, stream.lane.signed)
+            core_in = self.relane(f"{base}_reduced", src, _port_fmt(ctx["inputs"][0]), stream.channels,
+                                  f"{base}_core_in")
+            reduce = {"bits": bits, **reduce, "ii": reuse}
+        else:
+            mini, geo, pad = self.window_core(node, stream)
+            ctx = self.core(mini, reuse)
+            if pad is not None:
+                inst = f"u_{base}_pad"
+                self.instance("fg_stream_pad", inst,
+                              {"W": bits, "H": pad["height"], "WD": pad["width"], "PT": pad["top"],
+                               "PB": pad["bottom"], "PL": pad["left"], "PR": pad["right"],
+                               "VALUE": f"{bits}'h{self.fill(pad['value'], stream):x}"},
+                              {"clk": "clk", "rst": "rst", "in_valid": valid, "in_data": data,
+                               "in_ready": f"{base}_pad_in_ready", "out_valid": f"{base}_pad_valid",
+                               "out_ready": f"{base}_pad_ready", "out_data": f"{base}_pad_data"},
+                              {"in_ready": (f"{base}_pad_in_ready", 1), "out_valid": (f"{base}_pad_valid", 1),
+                               "out_data": (f"{base}_pad_data", bits)})
+                self.drive(ready, f"{base}_pad_in_ready")
+                valid, ready, data = f"{base}_pad_valid", f"{base}_pad_ready", f"{base}_pad_data"
+                self.declared.append(ready)
+                pad_entry = {"bits": bits, **{k: pad[k] for k in ("height", "width", "top", "bottom", "left", "right")}}
+            core_in = self.window(base, geo, stream, ctx, reuse, (valid, ready, data))
+            window = {"bits": bits, **geo, "ii": reuse}
         latency = ctx["latency"]
         depth = latency + 3  # reserve at the accept, window register, core, FIFO write, + 2
-        inst = f"u_{base}_window"
-        self.instance("fg_stream_window", inst,
-                      {"W": bits, "H": w["height"], "WD": w["width"], "KH": w["kh"], "KW": w["kw"],
-                       "SH": w["sh"], "SW": w["sw"], "DH": w["dh"], "DW": w["dw"], "II": reuse},
-                      {"clk": "clk", "rst": "rst", "in_valid": valid, "in_data": data,
-                       "in_ready": f"{base}_window_ready", "credit": f"{base}_credit", "issue": f"{base}_issue",
-                       "out_valid": f"{base}_window_valid", "out_data": f"{base}_window"},
-                      {"in_ready": (f"{base}_window_ready", 1), "issue": (f"{base}_issue", 1),
-                       "out_valid": (f"{base}_window_valid", 1), "out_data": (f"{base}_window", taps * bits)})
-        self.drive(ready, f"{base}_window_ready")
-        # the core's input: element (c, tap) of the window = tap's pixel, lane c
         in_p = ctx["inputs"][0]
-        lw = stream.lane.width
-        parts = [f"{base}_window[{(t * stream.channels + c) * lw} +: {lw}]"
-                 for c in range(stream.channels) for t in range(taps)]
-        window_in = m.wire(f"{base}_window_in", taps * bits, _concat(parts),
-                           "the window in the core's element order: channel, then tap")
-        core_in = self.relane(window_in, _fmt(stream.lane), _port_fmt(in_p), taps * stream.channels,
-                              f"{base}_core_in")
         out_t = self.graph.tensor(node.outputs[0])
         lane = _lane_type(out_t)
         out_p = ctx["outputs"][0]
@@ -480,9 +548,32 @@ class _StreamBuilder:
         entry = {"name": base, "onnx": ", ".join(node.onnx_nodes) or node.name,
                  "ops": " + ".join(s.op.value for s in node.stages()), "reuse": reuse, "latency": latency,
                  "beats_in": stream.beats, "beats_out": out_stream.beats, "pad": pad_entry,
-                 "window": {"bits": bits, **window, "ii": reuse}, "collect": None,
+                 "window": window, "reduce": reduce, "collect": None,
                  "core": ctx, "cores": [ctx], "fifo": {"bits": out_bits, "depth": depth}}
         return entry, (f"{base}_valid", f"{base}_ready", f"{base}_data"), out_stream
+
+    def window(self, base: str, w: dict, stream: _Stream, ctx: dict, reuse: int, link: tuple) -> str:
+        """fg_stream_window over the stream; returns the core's input: the window's taps in the
+        core's element order (channel, then tap), in the core's input container."""
+        valid, ready, data = link
+        bits = stream.bits
+        taps = w["kh"] * w["kw"]
+        self.instance("fg_stream_window", f"u_{base}_window",
+                      {"W": bits, "H": w["height"], "WD": w["width"], "KH": w["kh"], "KW": w["kw"],
+                       "SH": w["sh"], "SW": w["sw"], "DH": w["dh"], "DW": w["dw"], "II": reuse},
+                      {"clk": "clk", "rst": "rst", "in_valid": valid, "in_data": data,
+                       "in_ready": f"{base}_window_ready", "credit": f"{base}_credit", "issue": f"{base}_issue",
+                       "out_valid": f"{base}_window_valid", "out_data": f"{base}_window"},
+                      {"in_ready": (f"{base}_window_ready", 1), "issue": (f"{base}_issue", 1),
+                       "out_valid": (f"{base}_window_valid", 1), "out_data": (f"{base}_window", taps * bits)})
+        self.drive(ready, f"{base}_window_ready")
+        lw = stream.lane.width
+        parts = [f"{base}_window[{(t * stream.channels + c) * lw} +: {lw}]"
+                 for c in range(stream.channels) for t in range(taps)]
+        window_in = self.m.wire(f"{base}_window_in", taps * bits, _concat(parts),
+                                "the window in the core's element order: channel, then tap")
+        return self.relane(window_in, _fmt(stream.lane), _port_fmt(ctx["inputs"][0]), taps * stream.channels,
+                           f"{base}_core_in")
 
     def fill(self, value: int, stream: _Stream) -> int:
         """A pad pixel: every lane ``value`` (a lane-type mantissa), as the beat's bits."""
@@ -509,12 +600,13 @@ class _StreamBuilder:
         minis = self.tail_cores(nodes, collected.name)
         # the tail's cores keep the tensors' own formats: a core's input port is the container of
         # its input's formats, which is the collected stream's lane type
-        ctxs = [self.core(mini) for mini in minis]
-        reuse = 1
+        reuses = [max(int(self.reuse.get(n.name, 1)) for n in mini.nodes) for mini in minis]
+        ctxs = [self.core(mini, r) for mini, r in zip(minis, reuses)]
+        reuse = max(reuses)  # the collector hands on one vector every `reuse` cycles
         base = "tail"
         in_p = ctxs[0]["inputs"][0]
         beats, bits = collected.beats, collected.bits
-        self.instance("fg_stream_collect", f"u_{base}_collect", {"W": bits, "N": beats},
+        self.instance("fg_stream_collect", f"u_{base}_collect", {"W": bits, "N": beats, "II": reuse},
                       {"clk": "clk", "rst": "rst", "in_valid": valid, "in_data": data,
                        "in_ready": f"{base}_collect_ready", "out_valid": f"{base}_vector_valid",
                        "out_ready": f"{base}_credit", "out_data": f"{base}_vector"},
@@ -527,7 +619,7 @@ class _StreamBuilder:
         vector = m.wire(f"{base}_core_in", beats * bits, _concat(parts))
         vector = self.relane(vector, _fmt(collected.lane), _port_fmt(in_p), c * beats, f"{base}_core_in_port")
         issue = m.wire(f"{base}_issue", 1, f"{base}_vector_valid & {base}_credit")
-        collect = {"bits": bits, "beats": beats}
+        collect = {"bits": bits, "beats": beats, "ii": reuse}
         latency = sum(ctx["latency"] for ctx in ctxs)
         depth = latency + 2
         v, d = issue, vector
@@ -550,7 +642,8 @@ class _StreamBuilder:
         entry = {"name": base, "onnx": ", ".join(o for n in nodes for o in (n.onnx_nodes or (n.name,))),
                  "ops": " -> ".join(n.op.value for n in nodes), "reuse": reuse, "latency": latency,
                  "beats_in": collected.beats, "beats_out": 1, "pad": None,
-                 "window": None, "collect": collect, "core": ctxs[0] if len(ctxs) == 1 else None, "cores": ctxs,
+                 "window": None, "reduce": None, "collect": collect,
+                 "core": ctxs[0] if len(ctxs) == 1 else None, "cores": ctxs,
                  "fifo": {"bits": out_bits, "depth": depth}}
         return entry, (f"{base}_valid", f"{base}_ready", f"{base}_data")
 
@@ -560,12 +653,15 @@ def predict(engines: list[dict], beats_in: int) -> tuple[int, int]:
     modules: images back to back, the output always ready (what `finegrain sim` measures)."""
     spec = []
     for e in engines:
-        pad, w = e["pad"], e["window"]
+        pad, w, r = e["pad"], e["window"], e.get("reduce")
+        if r is not None:  # a reduction has the timing of a window as large as the frame
+            w = {"height": r["height"], "width": r["frame_width"], "kh": r["height"], "kw": r["frame_width"],
+                 "sh": 1, "sw": 1, "dh": 1, "dw": 1, "ii": r["ii"]}
         spec.append({"pad": None if pad is None else (pad["height"], pad["width"], pad["top"], pad["bottom"],
                                                        pad["left"], pad["right"]),
                      "window": None if w is None else (w["height"], w["width"], w["kh"], w["kw"], w["sh"], w["sw"],
                                                        w["dh"], w["dw"], w["ii"]),
-                     "collect": None if e["collect"] is None else e["collect"]["beats"],
+                     "collect": None if e["collect"] is None else (e["collect"]["beats"], e["collect"]["ii"]),
                      "latency": e["latency"], "fifo_depth": e["fifo"]["depth"]})
     return timing(spec, beats_in)
 
