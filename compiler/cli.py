@@ -537,7 +537,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--gaps", action="store_true",
                    help="random gaps in the inputs' valid instead of back-to-back vectors")
     m.add_argument("--stall", action="store_true",
-                   help="a stream top (--arch stream): drop the outputs' ready in 30%% of the cycles, at random")
+                   help="a stream top (--arch stream): hold the outputs' ready low in 30%% of the cycles, at "
+                        "random, in runs up to longer than the FIFOs absorb")
     m.set_defaults(func=_cmd_sim)
 
     r = sub.add_parser("report", help="per-layer types, widths and resource estimate of a compiled output folder; "
