@@ -295,8 +295,11 @@ def format_report(report: dict) -> str:
     sim = report.get("sim")
     if sim:
         verdict = "bit-exact" if sim["mismatches"] == 0 else f"{sim['mismatches']} mismatches"
-        lines.append(f"sim (Verilator): {sim['vectors']} vectors, {verdict}; latency {sim['latency_cycles']} cycles, "
-                     f"II {sim['ii_cycles']}; build {sim['build_seconds']} s, run {sim['run_seconds']} s")
+        timing = "latency and II not measured (a run with --gaps or --stall)"
+        if sim.get("latency_cycles") is not None:
+            timing = f"latency {sim['latency_cycles']} cycles, II {sim['ii_cycles']}"
+        lines.append(f"sim (Verilator): {sim['vectors']} vectors, {verdict}; {timing}; build {sim['build_seconds']} s, "
+                     f"run {sim['run_seconds']} s")
     for w in report.get("warnings", []):
         lines.append(f"warning: {w}")
     return "\n".join(lines)
