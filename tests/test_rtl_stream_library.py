@@ -18,7 +18,8 @@ module (the simulator imports it by name).
   equals numpy's (nothing lost or duplicated); at full rate DEPTH = latency + 2 sustains one
   token per cycle and one less does not.
 * The model alone: the FIFO depth rule and its errors.
-Lint and yosys synthesis of the modules are tests/test_rtl_library.py's (every rtl/ file).
+* Lint (verilator -Wall) of each module in several parameterisations and yosys synth_xilinx
+  of one each, beyond tests/test_rtl_library.py's checks of every rtl/ file's defaults.
 """
 
 from __future__ import annotations
@@ -435,6 +436,42 @@ def test_stream_units():
 
 def test_stream_chains():
     _run_bench(["stream_chains_full_rate", "stream_chains_stalls"])
+
+
+# --- lint and synthesis ------------------------------------------------------------------
+
+# Parameterisations beyond the defaults that tests/test_rtl_library.py lints and synthesizes;
+# the first of each module is synthesized too.
+STREAM_PARAMETERS = {
+    "fg_stream_pad": [{"H": 2, "WD": 5, "PT": 2, "PB": 0, "PL": 0, "PR": 3}, {"PT": 0, "PB": 0, "PL": 0, "PR": 0},
+                      {"H": 1, "WD": 1, "PT": 0, "PB": 0, "PL": 0, "PR": 0}, {"H": 1, "WD": 6, "PT": 0, "PB": 1}],
+    "fg_stream_window": [{"H": 6, "WD": 5, "KH": 2, "KW": 2, "SH": 2, "SW": 2, "II": 3},
+                         {"H": 10, "WD": 11, "KH": 5, "KW": 5, "DH": 2, "DW": 2}, {"KH": 1, "KW": 1, "H": 1, "WD": 1},
+                         {"H": 1, "WD": 9, "KH": 1, "KW": 3, "SW": 2, "II": 2}, {"H": 4, "WD": 3, "KH": 2, "KW": 3}],
+    "fg_stream_fifo": [{"DEPTH": 5}, {"DEPTH": 1}, {"DEPTH": 8}],
+    "fg_stream_collect": [{"N": 7}, {"N": 1}, {"N": 8}],
+}
+
+
+@pytest.mark.parametrize("module,parameters", [(m, p) for m, ps in STREAM_PARAMETERS.items() for p in ps],
+                         ids=lambda v: v if isinstance(v, str) else "-".join(f"{k}{x}" for k, x in v.items()))
+def test_lint_clean(module, parameters):
+    """verilator --lint-only -Wall on each module in each parameterisation above."""
+    from sim import runner
+    runner.lint([RTL / f"{module}.sv"], top=module, parameters=parameters)
+
+
+def test_synthesis_yosys():
+    """yosys synth_xilinx maps each module in its first parameterisation above: a stat, no
+    latch, no warning (tests/test_rtl_library.py's checks; results cached by content)."""
+    import test_rtl_library as library
+    library.require_yosys()
+    out_dir = BUILD_ROOT / "synth_stream"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = {m: library._synthesize(m, out_dir, ps[0]) for m, ps in STREAM_PARAMETERS.items()}
+    problems, summary = library.synthesis_problems(results)
+    print("\n".join(summary))
+    assert not problems, "\n".join(problems)
 
 
 # --- the model alone ----------------------------------------------------------------------
