@@ -47,10 +47,7 @@ class _Module:
     def step(self, rst: bool = False, **inputs) -> dict[str, Any]:
         """One cycle: the outputs during it, then its closing clock edge."""
         out = self.outputs(**inputs)
-        if rst:
-            self.reset()
-        else:
-            self._update(out, **inputs)
+        self.clock(rst, **inputs)
         return out
 
 
