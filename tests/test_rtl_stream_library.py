@@ -481,7 +481,7 @@ def test_synthesis_yosys():
 def test_fifo_depth_rule(latency):
     """A window engine's token holds its slot from the issue to its output transfer, latency + 3
     cycles: DEPTH = (1 + latency) + 2 sustains one token per cycle, one less does not; a
-    collector's core starts on the issue itself, so there it is latency + 2."""
+    collector's core (and a front-less engine's) starts on the issue itself: latency + 2."""
     window = {"window": (4, 6, 1, 1, 1, 1, 1, 1, 1), "latency": latency}
     assert timing([{**window, "fifo_depth": latency + 3}], 24)[1] == 24
     assert timing([{**window, "fifo_depth": latency + 2}], 24)[1] > 24
@@ -489,6 +489,9 @@ def test_fifo_depth_rule(latency):
     tail = {"collect": 1, "latency": latency}
     assert timing([collect, {**tail, "fifo_depth": latency + 2}], 24)[1] == 24
     assert timing([collect, {**tail, "fifo_depth": latency + 1}], 24)[1] > 24
+    pointwise = {"latency": latency}  # no front module: the core starts on the transfer, as a collector's
+    assert timing([collect, {**pointwise, "fifo_depth": latency + 2}], 24)[1] == 24
+    assert timing([collect, {**pointwise, "fifo_depth": latency + 1}], 24)[1] > 24
 
 
 def test_timing_counts_padding_and_folding():

@@ -232,7 +232,13 @@ class Pipe(_Module):
 class Engine:
     """One layer on streams: its modules, built from a dict {"pad": (H, WD, PT, PB, PL, PR) |
     None, "window": (H, WD, KH, KW, SH, SW, DH, DW, II) | None, "collect": N | None,
-    "latency": L, "fifo_depth": D}."""
+    "latency": L, "fifo_depth": D}.  With neither window nor collector the engine has no
+    front module: in_ready = credit and the core starts (and the FIFO issues) on
+    in_valid && credit, so a token holds its slot for L + 1 cycles (DEPTH = L + 2 keeps pace).
+
+    The depth rule keeps an engine at one token per cycle on its own; a slower or bursty
+    consumer downstream (a folded or strided window) may need a few more slots to keep the
+    engines before it at full rate: simulate() with deeper FIFOs shows how many."""
 
     def __init__(self, spec: Mapping[str, Any], core: Callable[[Any], Any] = lambda data: data):
         pad, window, collect = spec.get("pad"), spec.get("window"), spec.get("collect")
