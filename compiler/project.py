@@ -80,6 +80,10 @@ class BuildConfig:
     architecture: str = "auto"  # "parallel": every output at once; "stream": layers as a pipeline of engines over
     # pixel streams (both backends); "auto": parallel up to DEFAULT_RTL_MAX_PRODUCTS constant products, else stream
     rescale_bits: int = MAX_MULTIPLIER_BITS  # widest rescale multiplier of a quantized model (choose_multipliers)
+    # a budget the stream architecture's per-layer folding is chosen from (compiler/budget.py)
+    target_ii: int | None = None  # cycles per image at most, at the least area
+    max_lut: int | None = None  # else: the fastest that fits these (and always the part)
+    max_dsp: int | None = None
     finegrain_version: str = __version__
 
     def __post_init__(self):
@@ -112,14 +116,34 @@ class BuildConfig:
         if self.architecture not in ARCHITECTURES:
             raise UserError(f"unknown architecture {self.architecture!r} (--arch); choose from "
                             f"{', '.join(ARCHITECTURES)}")
+        self._check_budget()
         if self.rtl_interface not in RTL_INTERFACES:
             raise UserError(f"unknown RTL interface {self.rtl_interface!r}; choose from {', '.join(RTL_INTERFACES)}")
+
+    def _check_budget(self) -> None:
+        given = [f"--{name.replace('_', '-')}" for name in ("target_ii", "max_lut", "max_dsp")
+                 if getattr(self, name) is not None]
+        for name, least in (("target_ii", 1), ("max_lut", 1), ("max_dsp", 0)):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
+                raise UserError(f"--{name.replace('_', '-')} must be an integer of at least {least}, got {value!r}")
+        if given and self.architecture == "parallel":
+            raise UserError(f"{' and '.join(given)} choose each layer's folding in the stream architecture, but "
+                            f"--arch parallel builds every layer fully parallel (II 1); use --arch stream or auto")
+        if given and self.reuse_factor != 1:
+            raise UserError(f"give --reuse-factor or a budget ({' and '.join(given)}), not both: the budget "
+                            f"chooses each layer's reuse factor")
 
     def hls_options(self) -> HLSOptions:
         return HLSOptions(part=self.part, clock_ns=float(self.clock_ns),
                           default=LayerArch(self.reuse_factor, self.strategy),
                           layers=parse_layer_config(self.layers, "layer configuration"),
                           io="stream" if self.architecture == "stream" else "parallel")
+
+    def reuse_factors(self, graph: Graph) -> dict[str, int]:
+        """Each layer's (IR node's) reuse factor: its --layer-config entry, else --reuse-factor."""
+        hls = self.hls_options()
+        return {node.name: hls.arch(node).reuse_factor for node in graph.nodes}
 
     def rtl_options(self) -> RTLOptions:
         return RTLOptions(clock_ns=float(self.clock_ns), levels_per_stage=self.rtl_levels_per_stage,
@@ -219,8 +243,9 @@ class Project:
                 # vectors for the vendor tools' csim/cosim; `finegrain csim` writes its own
                 write_vectors(self.graph, tmp / "hls", csim_vectors(self.graph, DEFAULT_TB_VECTORS))
             if "rtl" in self.config.backends:
-                rtl = write_rtl_project(self.graph, self.config.rtl_options(), tmp / "rtl", self.source(),
-                                        self.rtl_context)
+                context = self.rtl_context or rtl_context(self.graph, self.config.rtl_options(), self.source(),
+                                                          self.config.reuse_factors(self.graph))
+                rtl = write_rtl_project(self.graph, self.config.rtl_options(), tmp / "rtl", self.source(), context)
             _write_json(tmp / "report.json", {**self.report(), "names": name_table(self.graph, hls, rtl)})
 
         write_folder(out, fill)
@@ -419,17 +444,22 @@ def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, sta
                          f"from data)")
     project = compile_graph(graph, plan, config)
     _check_layer_names(project.graph, config.layers)
+    if config.architecture == "auto":  # parallel while its size is reasonable, else stream
+        products = parallel_products(project.graph)
+        project.config = config = dataclasses.replace(
+            config, architecture="parallel" if products <= DEFAULT_RTL_MAX_PRODUCTS else "stream")
     if "rtl" in config.backends:
         try:
             check_supported(project.graph)  # before any folder is written: a clear error, exit 2
             products = parallel_products(project.graph)
-            if default_backends and products > DEFAULT_RTL_MAX_PRODUCTS:
+            if default_backends and config.architecture == "parallel" and products > DEFAULT_RTL_MAX_PRODUCTS:
                 raise RTLBackendError(f"the model has {products} constant products, more than the "
                                       f"{DEFAULT_RTL_MAX_PRODUCTS} the fully parallel RTL backend builds by default; "
                                       f"ask for it with --backend hls,rtl")
             if build_rtl:  # built now: whatever the RTL backend cannot build is known
                 # before a folder is written (an in-memory compile writes no RTL, and skips this)
-                project.rtl_context = rtl_context(project.graph, config.rtl_options(), project.source())
+                project.rtl_context = rtl_context(project.graph, config.rtl_options(), project.source(),
+                                                  config.reuse_factors(project.graph))
         except RTLBackendError as err:
             if not default_backends:
                 raise

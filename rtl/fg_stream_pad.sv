@@ -10,6 +10,8 @@
 //   W               beat width (all lanes of one pixel)
 //   H, WD           the incoming frame's rows and columns
 //   PT, PB, PL, PR  zero rows above / below, zero columns left / right (>= 0)
+//   VALUE           the beat a pad position sends (default all zeros; a max pool pads with
+//                   each lane's least value, which never wins)
 //
 // Timing: no register on the data path (latency 0); the only state is (r, c).
 // Reset: synchronous, active-high rst sets (r, c) to the frame's first position.
@@ -20,7 +22,8 @@ module fg_stream_pad #(
     parameter int PT = 1,
     parameter int PB = 1,
     parameter int PL = 1,
-    parameter int PR = 1
+    parameter int PR = 1,
+    parameter logic [W-1:0] VALUE = '0
 ) (
     input  logic         clk,
     input  logic         rst,
@@ -60,7 +63,7 @@ module fg_stream_pad #(
     wire at_pad = PAD_ROW[r] || PAD_COLUMN[c];
 
     assign out_valid = at_pad || in_valid;
-    assign out_data = at_pad ? '0 : in_data;
+    assign out_data = at_pad ? VALUE : in_data;
     assign in_ready = !at_pad && out_ready;
 
     always_ff @(posedge clk) begin

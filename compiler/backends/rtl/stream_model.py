@@ -176,24 +176,31 @@ class Fifo(_Module):
 
 
 class Collect(_Module):
-    """fg_stream_collect: N beats -> one vector (a tuple, beat i at index i)."""
+    """fg_stream_collect: N beats -> one vector (a tuple, beat i at index i), at most one vector
+    every II cycles."""
 
-    def __init__(self, beats: int):
-        if beats < 1:
-            raise ValueError(f"fg_stream_collect: N must be >= 1, not {beats}")
-        self.beats = beats
+    def __init__(self, beats: int, ii: int = 1):
+        if beats < 1 or ii < 1:
+            raise ValueError(f"fg_stream_collect: N and II must be >= 1, not {beats} and {ii}")
+        self.beats, self.ii = beats, ii
         self.vector: list = [None] * beats  # data: not reset
         self.reset()
 
     def reset(self) -> None:
         self.full = False
         self.count = 0
+        self.cooldown = 0
 
     def outputs(self, in_valid, in_data, out_ready) -> dict[str, Any]:
-        return {"in_ready": bool(not self.full or out_ready), "out_valid": self.full,
+        free = self.cooldown == 0
+        return {"in_ready": bool(not self.full or (out_ready and free)), "out_valid": self.full and free,
                 "out_data": tuple(self.vector) if self.full else None}
 
     def _update(self, out, in_valid, in_data, out_ready) -> None:
+        if out["out_valid"] and out_ready:
+            self.cooldown = self.ii - 1
+        elif self.cooldown:
+            self.cooldown -= 1
         completes = False
         if in_valid and out["in_ready"]:
             self.vector[self.count] = in_data
@@ -201,7 +208,7 @@ class Collect(_Module):
             self.count = 0 if completes else self.count + 1
         if completes:
             self.full = True
-        elif self.full and out_ready:
+        elif out["out_valid"] and out_ready:
             self.full = False
 
 
@@ -231,7 +238,7 @@ class Pipe(_Module):
 
 class Engine:
     """One layer on streams: its modules, built from a dict {"pad": (H, WD, PT, PB, PL, PR) |
-    None, "window": (H, WD, KH, KW, SH, SW, DH, DW, II) | None, "collect": N | None,
+    None, "window": (H, WD, KH, KW, SH, SW, DH, DW, II) | None, "collect": N | (N, II) | None,
     "latency": L, "fifo_depth": D}.  With neither window nor collector the engine has no
     front module: in_ready = credit and the core starts (and the FIFO issues) on
     in_valid && credit, so a token holds its slot for L + 1 cycles (DEPTH = L + 2 keeps pace).
@@ -248,7 +255,9 @@ class Engine:
             raise ValueError(f"a stream engine's pad must feed a window: {dict(spec)}")
         self.pad = Pad(*pad) if pad is not None else None
         self.window = Window(*window) if window is not None else None
-        self.collect = Collect(collect) if collect is not None else None
+        if isinstance(collect, int):
+            collect = (collect,)
+        self.collect = Collect(*collect) if collect is not None else None
         if self.pad is not None and (self.pad.rows, self.pad.columns) != (self.window.height, self.window.width):
             raise ValueError(f"the pad's {self.pad.rows}x{self.pad.columns} frame is not the window's "
                              f"{self.window.height}x{self.window.width}: {dict(spec)}")
