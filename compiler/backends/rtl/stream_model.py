@@ -8,11 +8,13 @@ by the RTL port names) for the inputs it is given, then applies the rising clock
 ends the cycle (``rst``: a synchronous reset at that edge).  Data values are carried as they
 are given (ints, beat numbers, anything): a window's ``out_data`` is the tuple of its taps
 (row-major over the kernel) and a collected vector the tuple of its beats, as the RTL packs
-them low to high.  A data output is meaningful only while its valid is high.
+them low to high (:class:`Reduce`, which adds lanes, takes packed words).  A data output is
+meaningful only while its valid is high.
 
 An *engine* is ``[Pad] -> Window -> core -> Fifo``, ``Collect -> core -> Fifo`` or (a layer
 that works on one beat at a time) ``core -> Fifo``; the core is a fixed-latency pipeline that
-never stalls (:class:`Pipe`; the window's II keeps a folded core's pace).  :class:`Chain`
+never stalls (:class:`Pipe`; the window's or collector's II keeps a folded core's pace; a
+global pool's fg_stream_reduce has the timing of a window as large as the frame).  :class:`Chain`
 joins engines (engine i's FIFO feeds engine i + 1) and :func:`simulate` runs images through
 one, giving the cycles of every input and output transfer: what the stream builder reads
 latency and II from, and what the RTL tests compare Verilator traces with.
