@@ -39,6 +39,7 @@ from .output_folder import STAMP, OutputFolderError, claimed, read_json, read_st
 from .backends.hls import HLSOptions, LayerArch, parse_layer_config, write_hls_project
 from .backends.rtl import (INTERFACES as RTL_INTERFACES, RTLBackendError, RTLOptions, check_supported,
                            parallel_products, rtl_context, write_rtl_project)
+from .backends.rtl.stream import choose_stream_folding
 from .passes.apply_plan import PlanWarning
 from .targets import DEFAULT_PART
 from .verify.csim import write_vectors
@@ -80,6 +81,10 @@ class BuildConfig:
     architecture: str = "auto"  # "parallel": every output at once; "stream": layers as a pipeline of engines over
     # pixel streams (both backends); "auto": parallel up to DEFAULT_RTL_MAX_PRODUCTS constant products, else stream
     rescale_bits: int = MAX_MULTIPLIER_BITS  # widest rescale multiplier of a quantized model (choose_multipliers)
+    # a budget the stream architecture's per-layer folding is chosen from (compiler/budget.py)
+    target_ii: int | None = None  # cycles per image at most, at the least area
+    max_lut: int | None = None  # else: the fastest that fits these (and always the part)
+    max_dsp: int | None = None
     finegrain_version: str = __version__
 
     def __post_init__(self):
@@ -112,14 +117,34 @@ class BuildConfig:
         if self.architecture not in ARCHITECTURES:
             raise UserError(f"unknown architecture {self.architecture!r} (--arch); choose from "
                             f"{', '.join(ARCHITECTURES)}")
+        self._check_budget()
         if self.rtl_interface not in RTL_INTERFACES:
             raise UserError(f"unknown RTL interface {self.rtl_interface!r}; choose from {', '.join(RTL_INTERFACES)}")
+
+    def _check_budget(self) -> None:
+        given = [f"--{name.replace('_', '-')}" for name in ("target_ii", "max_lut", "max_dsp")
+                 if getattr(self, name) is not None]
+        for name, least in (("target_ii", 1), ("max_lut", 1), ("max_dsp", 0)):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
+                raise UserError(f"--{name.replace('_', '-')} must be an integer of at least {least}, got {value!r}")
+        if given and self.architecture == "parallel":
+            raise UserError(f"{' and '.join(given)} choose each layer's folding in the stream architecture, but "
+                            f"--arch parallel builds every layer fully parallel (II 1); use --arch stream or auto")
+        if given and self.reuse_factor != 1:
+            raise UserError(f"give --reuse-factor or a budget ({' and '.join(given)}), not both: the budget "
+                            f"chooses each layer's reuse factor")
 
     def hls_options(self) -> HLSOptions:
         return HLSOptions(part=self.part, clock_ns=float(self.clock_ns),
                           default=LayerArch(self.reuse_factor, self.strategy),
                           layers=parse_layer_config(self.layers, "layer configuration"),
                           io="stream" if self.architecture == "stream" else "parallel")
+
+    def reuse_factors(self, graph: Graph) -> dict[str, int]:
+        """Each layer's (IR node's) reuse factor: its --layer-config entry, else --reuse-factor."""
+        hls = self.hls_options()
+        return {node.name: hls.arch(node).reuse_factor for node in graph.nodes}
 
     def rtl_options(self) -> RTLOptions:
         return RTLOptions(clock_ns=float(self.clock_ns), levels_per_stage=self.rtl_levels_per_stage,
@@ -140,6 +165,7 @@ class Project:
     compile_seconds: float = 0.0
     rtl_context: dict | None = field(default=None, repr=False, compare=False)  # built by compile_model
     saturation: dict | None = None  # compile_model(data=...): what each conversion clips on the data
+    folding: object = None  # compiler.budget.Choice when a budget chose the reuse factors
 
     def emulate(self, x) -> np.ndarray | dict[str, np.ndarray]:
         """Float inputs (quantized by the input formats) -> float64 outputs in the model's
@@ -169,6 +195,7 @@ class Project:
             "warnings": list(self.warnings),
             **({"quantization": q} if (q := self.quantization()) is not None else {}),
             **({"saturation": self.saturation} if self.saturation is not None else {}),
+            **({"folding": self.folding.summary()} if self.folding is not None else {}),
         }
 
     def quantization(self) -> dict | None:
@@ -219,8 +246,9 @@ class Project:
                 # vectors for the vendor tools' csim/cosim; `finegrain csim` writes its own
                 write_vectors(self.graph, tmp / "hls", csim_vectors(self.graph, DEFAULT_TB_VECTORS))
             if "rtl" in self.config.backends:
-                rtl = write_rtl_project(self.graph, self.config.rtl_options(), tmp / "rtl", self.source(),
-                                        self.rtl_context)
+                context = self.rtl_context or rtl_context(self.graph, self.config.rtl_options(), self.source(),
+                                                          self.config.reuse_factors(self.graph))
+                rtl = write_rtl_project(self.graph, self.config.rtl_options(), tmp / "rtl", self.source(), context)
             _write_json(tmp / "report.json", {**self.report(), "names": name_table(self.graph, hls, rtl)})
 
         write_folder(out, fill)
@@ -419,17 +447,43 @@ def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, sta
                          f"from data)")
     project = compile_graph(graph, plan, config)
     _check_layer_names(project.graph, config.layers)
+    budget = any(v is not None for v in (config.target_ii, config.max_lut, config.max_dsp))
+    if config.architecture == "auto":  # parallel while its size is reasonable (and no budget), else stream
+        products = parallel_products(project.graph)
+        parallel = products <= DEFAULT_RTL_MAX_PRODUCTS and not budget
+        project.config = config = dataclasses.replace(config, architecture="parallel" if parallel else "stream")
+        # a model too large for the parallel RTL gets, by default, the fastest folding that fits the part
+        # (unless reuse factors were given)
+        fit = not budget and not parallel and config.reuse_factor == 1 \
+            and not any("reuse_factor" in entry for entry in config.layers.values())
+    else:
+        fit = False
+    if budget or fit:  # every layer's reuse factor from the budget; config.json records the choice
+        try:
+            choice = choose_stream_folding(project.graph, config.rtl_options(), project.source(), config)
+        except RTLBackendError as err:
+            if budget:
+                raise
+            # the default's fit to the part: a model the stream RTL cannot build keeps its reuse
+            # factors (the RTL step below says why it has no RTL)
+            choice = None
+            project.warnings.append(f"no folding chosen for the part: {err}")
+        if choice is not None:
+            chosen = {name: {**config.layers.get(name, {}), "reuse_factor": r} for name, r in choice.reuse.items()}
+            project.config = config = dataclasses.replace(config, layers={**config.layers, **chosen})
+            project.folding = choice
     if "rtl" in config.backends:
         try:
             check_supported(project.graph)  # before any folder is written: a clear error, exit 2
             products = parallel_products(project.graph)
-            if default_backends and products > DEFAULT_RTL_MAX_PRODUCTS:
+            if default_backends and config.architecture == "parallel" and products > DEFAULT_RTL_MAX_PRODUCTS:
                 raise RTLBackendError(f"the model has {products} constant products, more than the "
                                       f"{DEFAULT_RTL_MAX_PRODUCTS} the fully parallel RTL backend builds by default; "
                                       f"ask for it with --backend hls,rtl")
             if build_rtl:  # built now: whatever the RTL backend cannot build is known
                 # before a folder is written (an in-memory compile writes no RTL, and skips this)
-                project.rtl_context = rtl_context(project.graph, config.rtl_options(), project.source())
+                project.rtl_context = rtl_context(project.graph, config.rtl_options(), project.source(),
+                                                  config.reuse_factors(project.graph))
         except RTLBackendError as err:
             if not default_backends:
                 raise

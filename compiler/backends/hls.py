@@ -1,4 +1,4 @@
-"""HLS C++ backend: the final IR -> a Vivado/Vitis HLS project (io_parallel).
+"""HLS C++ backend: the final IR -> a Vivado/Vitis HLS project (io_parallel; io_stream in hls_stream.py).
 
 The backend decides nothing numeric: it names things, picks for every tensor one
 *container* type that holds each of its elements exactly (so storing a value never changes
@@ -227,14 +227,18 @@ class _Builder:
         if key in self.tensor_constants:
             return self.tensor_constants[key]
         ident = self.names(tensor.name)
-        if full_shape is not None:
-            ident = self.names.derived(f"{ident}_full")
-        self.tensor_constants[key] = ident
-        type_name = self.type_of(tensor, tensor.kind.value)
-        t = container(tensor.formats, tensor.onnx_name or tensor.name)
         data = np.asarray(tensor.data)
         if full_shape is not None:
+            ident = self.names.derived(f"{ident}_full")
             data = np.broadcast_to(data, full_shape)
+        self.tensor_constants[key] = ident
+        return self.constant_data(tensor, data, ident)
+
+    def constant_data(self, tensor: Tensor, data: np.ndarray, ident: str) -> str:
+        """A const array ``ident`` (an identifier not yet used) of ``data``, the mantissas of
+        the constant ``tensor`` or an arrangement of them, in the tensor's container type."""
+        type_name = self.type_of(tensor, tensor.kind.value)
+        t = container(tensor.formats, tensor.onnx_name or tensor.name)
         mantissas = [int(v) for v in rescale(data, t.frac_bits - tensor.data_frac).ravel()]
         self.constants[ident] = _constant_entry(ident, type_name, t, mantissas,
                                                 f"{tensor.kind.value} {tensor.onnx_name or tensor.name}, shape "
@@ -488,7 +492,7 @@ class _Builder:
                            "ops": " + ".join(s.op.value for s in node.stages()), "stages": stages,
                            "reuse": arch.reuse_factor, "strategy": arch.strategy})
         return {
-            "model": self.model, "version": __version__, "source": self.source,
+            "model": self.model, "version": __version__, "source": self.source, "io": "io_parallel",
             "part": self.options.part, "clock_ns": self.options.clock_ns, "ii": ii,
             # AP_INT_MAX_W for the generated code: only written when the default is too small
             "ap_int_max_w": -(-widest // 1024) * 1024 if widest > AP_INT_DEFAULT_MAX_W else None,
@@ -542,19 +546,25 @@ def template_environment(folder: Path) -> jinja2.Environment:
 
 def write_hls_project(graph: Graph, options: HLSOptions, out_dir: Path, source: dict) -> dict:
     """Render the project into ``out_dir`` (normally OUT/hls); returns the context."""
-    context = hls_context(graph, options, source)
+    stream = options.io == "stream"
+    if stream:
+        from .hls_stream import hls_stream_context  # it builds on this module's _Builder
+        context = hls_stream_context(graph, options, source)
+    else:
+        context = hls_context(graph, options, source)
     env = template_environment(TEMPLATES)
     model = context["model"]
+    variant = "_stream" if stream else ""
     firmware = out_dir / "firmware"
     (firmware / "weights").mkdir(parents=True, exist_ok=True)
     (out_dir / "tb").mkdir(exist_ok=True)
     (out_dir / "tb_data").mkdir(exist_ok=True)
     files = {
-        firmware / f"{model}.cpp": "model.cpp.j2",
-        firmware / f"{model}.h": "model.h.j2",
+        firmware / f"{model}.cpp": f"model{variant}.cpp.j2",
+        firmware / f"{model}.h": f"model{variant}.h.j2",
         firmware / "defines.h": "defines.h.j2",
         firmware / "parameters.h": "parameters.h.j2",
-        out_dir / "tb" / f"{model}_test.cpp": "testbench.cpp.j2",
+        out_dir / "tb" / f"{model}_test.cpp": f"testbench{variant}.cpp.j2",
         out_dir / "build_prj.tcl": "build_prj.tcl.j2",
         out_dir / "vivado_synth.tcl": "vivado_synth.tcl.j2",
         out_dir / "README.md": "README.md.j2",

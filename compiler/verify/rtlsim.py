@@ -2,7 +2,8 @@
 sim/runner.py (-Wall lint clean, cached by source hash under OUT/rtl/sim_build), stream the
 emulator's vectors through it with the cocotb testbench sim/testbench.py, and compare every
 output bit, the latency (cycles from in_valid to the matching out_valid) and the initiation
-interval with OUT/rtl/schedule.json.
+interval with OUT/rtl/schedule.json.  A stream top (schedule.json's "architecture" is
+"stream") is simulated by stream_sim.py over the same build and run (run_testbench).
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from .vectors import emulated_rows
 
 ROOT = Path(__file__).resolve().parents[2]  # sim/ is a top-level folder of the repo
 TIMEOUT_EXTRA_CYCLES = 50
-# From this many vectors the model is compiled at -O1: twice the compile, a ~3x faster run
-# (sim/runner.py's MODEL_MAKE_VARS has the measurements).
-OPTIMIZE_FROM_VECTORS = 20_000
+# From this many clock cycles (a parallel top: vectors) the model is compiled at -O1: twice the
+# compile, a ~3x faster run (sim/runner.py's MODEL_MAKE_VARS has the measurements).
+OPTIMIZE_FROM_CYCLES = 20_000
 
 
 class RTLSimError(UserError):
@@ -36,19 +37,38 @@ class RTLSimError(UserError):
 @dataclass(frozen=True)
 class RTLSimResult:
     vectors: int
-    mismatches: int
-    latency_cycles: int | None
-    ii_cycles: int | None
+    mismatches: int  # output bits that differ, plus one per lost, extra or changed beat (stream)
+    latency_cycles: int | None  # None: not measured (a stream top under --gaps or --stall)
+    ii_cycles: int | None  # None: not measured (as latency, or a stream run of fewer than 4 vectors)
     predicted_latency: int
     build_seconds: float
     run_seconds: float
     first_mismatches: tuple[str, ...]
     waves: str | None = None
+    predicted_ii: int = 1
+    stream: dict | None = None  # a stream top's run: gaps, stall, output beats expected and received
+
+    @property
+    def timing_ok(self) -> bool:
+        """Measured latency and II equal schedule.json's (where measured)."""
+        return all(measured is None or measured == predicted for measured, predicted in (
+            (self.latency_cycles, self.predicted_latency), (self.ii_cycles, self.predicted_ii)))
+
+    def timing(self) -> str:
+        """Measured and predicted latency and II, as `finegrain sim` prints them."""
+        if self.latency_cycles is None and self.stream and (self.stream["gaps"] or self.stream["stall"]):
+            return "latency and II not measured (defined back to back: without --gaps and --stall)"
+        ii = self.ii_cycles if self.ii_cycles is not None else \
+            "not measured" + (" (too few vectors for a steady state)" if self.stream else "")
+        return (f"latency {self.latency_cycles} cycles (predicted {self.predicted_latency}), II {ii} "
+                f"(predicted {self.predicted_ii})")
 
     def report(self) -> dict:
         return {"vectors": self.vectors, "mismatches": self.mismatches, "latency_cycles": self.latency_cycles,
-                "ii_cycles": self.ii_cycles, "build_seconds": round(self.build_seconds, 3),
-                "run_seconds": round(self.run_seconds, 3)}
+                "ii_cycles": self.ii_cycles, "predicted_latency_cycles": self.predicted_latency,
+                "predicted_ii_cycles": self.predicted_ii, "build_seconds": round(self.build_seconds, 3),
+                "run_seconds": round(self.run_seconds, 3),
+                **({"architecture": "stream", **self.stream} if self.stream is not None else {})}
 
 
 def _pack(rows: np.ndarray, width: int) -> list[str]:
@@ -74,30 +94,63 @@ def top_ports(schedule: dict) -> list[str]:
 
 
 def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.ndarray], gaps: bool = False,
-                waves: bool = False, seed: int = 0, simulator: str = "verilator") -> RTLSimResult:
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from sim import runner
-
+                waves: bool = False, seed: int = 0, simulator: str = "verilator", stall: bool = False) -> RTLSimResult:
+    """Simulate OUT/rtl on ``inputs``: the parallel top here, a stream top (schedule.json's
+    "architecture") by compiler/verify/stream_sim.py.  ``stall`` (stream tops only) holds the
+    outputs' ready low at random."""
     rtl_dir = Path(rtl_dir).resolve()  # the simulator runs elsewhere: no relative paths
     top = rtl_dir / f"{model}.sv"
     if not top.is_file():
         raise RTLSimError(f"{top} is missing: compile with --backend rtl (or hls,rtl)")
     schedule = json.loads((rtl_dir / "schedule.json").read_text())
-    count, rows_in, rows_out = emulated_rows(graph, inputs)
     in_ports, out_ports = schedule["inputs"], schedule["outputs"]
     if [p["onnx"] for p in in_ports] != list(graph.inputs) or [p["onnx"] for p in out_ports] != list(graph.outputs):
         raise RTLSimError(f"{rtl_dir} was generated for other ports than {rtl_dir.parent}'s IR; compile again")
-    work = rtl_dir / "sim"
-    work.mkdir(parents=True, exist_ok=True)
-    vectors, results = work / "vectors.json", work / "results.json"
-    vectors.write_text(json.dumps({
+    if schedule.get("architecture") == "stream":
+        from .stream_sim import run_stream_sim
+
+        return run_stream_sim(graph, rtl_dir, model, schedule, inputs, gaps=gaps, stall=stall, waves=waves,
+                              seed=seed, simulator=simulator)
+    if stall:
+        raise RTLSimError(f"--stall holds the outputs' ready low, and {model}'s RTL is the fully parallel "
+                          f"architecture, whose outputs have no ready (it never waits); compile with --arch stream "
+                          f"to simulate back-pressure, or leave --stall out")
+    count, rows_in, rows_out = emulated_rows(graph, inputs)
+    spec = {
         "count": count, "gaps": gaps, "seed": seed,
         "timeout_cycles": schedule["latency_cycles"] + TIMEOUT_EXTRA_CYCLES,
         "inputs": {p["name"]: _pack(rows, p["width"]) for p, rows in zip(in_ports, rows_in)},
         "input_bits": {p["name"]: p["width"] * p["size"] for p in in_ports},
         "output_bits": {p["name"]: p["width"] * p["size"] for p in out_ports},
-    }))
+    }
+    run = run_testbench(rtl_dir, model, "sim.testbench", spec, top_ports(schedule), waves=waves,
+                        simulator=simulator, cycles=count)
+    mismatches, first, latency, ii = compare_outputs(run.results, out_ports, rows_out, count)
+    return RTLSimResult(count, mismatches, latency, ii, schedule["latency_cycles"], run.build_seconds,
+                        run.run_seconds, tuple(first), run.waves)
+
+
+@dataclass(frozen=True)
+class TestbenchRun:
+    results: dict  # what the testbench wrote
+    build_seconds: float
+    run_seconds: float
+    waves: str | None  # the FST file, with waves
+
+
+def run_testbench(rtl_dir: Path, model: str, testbench: str, spec: dict, ports: list[str], waves: bool,
+                  simulator: str, cycles: int) -> TestbenchRun:
+    """Build OUT/rtl (cached by sim.runner; optimised when the run will be long) and run the
+    cocotb ``testbench`` module on ``spec`` (written to rtl/sim/vectors.json); ``ports``: the
+    only signals it touches (the rest is Verilator's to optimise)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from sim import runner
+
+    work = rtl_dir / "sim"
+    work.mkdir(parents=True, exist_ok=True)
+    vectors, results = work / "vectors.json", work / "results.json"
+    vectors.write_text(json.dumps(spec))
     if results.exists():
         results.unlink()
     try:
@@ -106,10 +159,9 @@ def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.nd
         with elapsed(f"{simulator} build of {model} (cached when unchanged)"):
             built = runner.build(rtl_sources(rtl_dir, model), model, build_root, waves=waves,
                                  build_args=["--trace-fst"] if waves and simulator == "verilator" else [],
-                                 visibility=top_ports(schedule), simulator=simulator,
-                                 optimize=count >= OPTIMIZE_FROM_VECTORS)
+                                 visibility=ports, simulator=simulator, optimize=cycles >= OPTIMIZE_FROM_CYCLES)
         start = time.perf_counter()
-        runner.run_tests(built, "sim.testbench", test_dir=work / "run", python_path=[ROOT], waves=waves,
+        runner.run_tests(built, testbench, test_dir=work / "run", python_path=[ROOT], waves=waves,
                          extra_env={"FINEGRAIN_SIM_VECTORS": str(vectors), "FINEGRAIN_SIM_RESULTS": str(results)})
         run_seconds = time.perf_counter() - start
     except runner.SimError as err:
@@ -117,11 +169,8 @@ def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.nd
         if waves and "lz4.h" in str(err):
             hint = "; --waves needs the lz4 headers (Debian: apt-get install liblz4-dev, or `make tools`)"
         raise RTLSimError(f"RTL simulation of {model} failed{hint}: {err}") from None
-    got = json.loads(results.read_text())
-    mismatches, first, latency, ii = compare_outputs(got, out_ports, rows_out, count)
     fst = next(iter((work / "run").rglob("*.fst")), None) if waves else None
-    return RTLSimResult(count, mismatches, latency, ii, schedule["latency_cycles"], built.seconds, run_seconds,
-                        tuple(first), str(fst) if fst else None)
+    return TestbenchRun(json.loads(results.read_text()), built.seconds, run_seconds, str(fst) if fst else None)
 
 
 def compare_outputs(got: dict, out_ports: list[dict], rows_out, count: int) -> tuple[int, list[str], int | None,

@@ -52,20 +52,26 @@ from ...ir import Graph, Op
 from ..hls import template_environment
 from .builder import _Builder
 from .emitter import Elem, Fmt, csd, signed_width
-from .interface import INTERFACES, PORT_FIELDS, axis_context, axis_top_name, schedule
+from .interface import INTERFACES, PORT_FIELDS, axis_context, axis_top_name, schedule, stream_schedule
+from .folded import render_folded_core
+from .stream import stream_context
 from .options import (RTL_MAX_TABLE_BITS, SUPPORTED, WIRING, RTLBackendError, RTLOptions,
                       rtl_top_name)
 
 __all__ = ["INTERFACES", "LIBRARY", "PORT_FIELDS", "RTL_MAX_TABLE_BITS", "SUPPORTED", "TEMPLATES",
            "WIRING", "Elem", "Fmt", "RTLBackendError", "RTLOptions", "axis_context", "axis_top_name",
            "check_supported", "csd", "parallel_products", "rtl_context", "rtl_sources", "rtl_top_name",
-           "schedule", "signed_width", "write_rtl_project"]
+           "schedule", "signed_width", "stream_context", "stream_schedule", "write_rtl_project"]
 
 TEMPLATES = Path(__file__).resolve().parents[3] / "templates" / "rtl"
 LIBRARY = Path(__file__).resolve().parents[3] / "rtl"
 
 
-def rtl_context(graph: Graph, options: RTLOptions, source: dict) -> dict:
+def rtl_context(graph: Graph, options: RTLOptions, source: dict, reuse: dict | None = None) -> dict:
+    """The context of the RTL top ``options.architecture`` names; ``reuse``: layer (IR node)
+    name -> reuse factor, for the stream architecture."""
+    if options.architecture == "stream":
+        return stream_context(graph, options, source, reuse)
     return _Builder(graph, options, source).build()
 
 
@@ -114,9 +120,16 @@ def write_rtl_project(graph: Graph, options: RTLOptions, out_dir: Path, source: 
     if context is None:
         check_supported(graph)
         context = rtl_context(graph, options, source)
-    axis = axis_context(context) if options.interface == "axis" else None
     env = template_environment(TEMPLATES)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if context.get("architecture") == "stream":
+        for core in context["cores"]:  # one module per file, named after it (lint's rule)
+            text = render_folded_core(core) if core.get("folded") else env.get_template("model.sv.j2").render(**core)
+            (out_dir / f"{core['model']}.sv").write_text(text)
+        (out_dir / f"{context['model']}.sv").write_text(env.get_template("stream.sv.j2").render(**context))
+        (out_dir / "schedule.json").write_text(json.dumps(stream_schedule(context), indent=2) + "\n")
+        return context
+    axis = axis_context(context) if options.interface == "axis" else None
     (out_dir / f"{context['model']}.sv").write_text(env.get_template("model.sv.j2").render(**context))
     if axis:
         (out_dir / f"{axis['top']}.sv").write_text(env.get_template("axis.sv.j2").render(**axis))
@@ -125,6 +138,9 @@ def write_rtl_project(graph: Graph, options: RTLOptions, out_dir: Path, source: 
 
 
 def rtl_sources(rtl_dir: Path, model: str, axis: bool = False) -> list[Path]:
-    """The generated top (with ``axis``: and its AXI4-Stream top) and the library modules."""
-    tops = [rtl_dir / f"{model}.sv", *([rtl_dir / f"{axis_top_name(model)}.sv"] if axis else [])]
+    """The generated top (with ``axis``: and its AXI4-Stream top; a stream top: and its engines'
+    cores, <model>_<layer>.sv) and the library modules."""
+    axis_file = rtl_dir / f"{axis_top_name(model)}.sv"
+    cores = [p for p in sorted(rtl_dir.glob(f"{model}_*.sv")) if p != axis_file]
+    tops = [rtl_dir / f"{model}.sv", *cores, *([axis_file] if axis else [])]
     return [*sorted(LIBRARY.glob("*.sv")), *tops]

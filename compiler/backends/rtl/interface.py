@@ -27,6 +27,20 @@ def schedule(context: dict, axis: dict | None = None) -> dict:
     return entry
 
 
+def stream_schedule(context: dict) -> dict:
+    """schedule.json of a stream top: ports with their beats, lanes and element order, the
+    predicted latency and II, and the engines."""
+    keys = (*PORT_FIELDS, "beats", "lanes", "order")
+    return {"architecture": "stream", "interface": "stream", "latency_cycles": context["latency"],
+            "ii_cycles": context["ii"], "clock_ns": context["clock_ns"],
+            "levels_per_stage": context["levels_per_stage"],
+            "inputs": [{k: p[k] for k in keys} for p in context["inputs"]],
+            "outputs": [{k: p[k] for k in keys} for p in context["outputs"]],
+            "engines": [{"name": e["name"], "onnx": e["onnx"], "ops": e["ops"], "reuse": e["reuse"],
+                         "latency_cycles": e["latency"], "fifo_depth": e["fifo"]["depth"],
+                         "beats_in": e["beats_in"], "beats_out": e["beats_out"]} for e in context["engines"]]}
+
+
 def axis_top_name(model: str) -> str:
     return f"{model}_axis"
 

@@ -1,0 +1,735 @@
+"""The stream architecture of the RTL backend: layers as a pipeline of engines joined by
+valid/ready pixel streams (BuildConfig.architecture "stream").
+
+Streams.  A tensor [C, H, W] (or [C, L], a frame of one row) travels as H*W beats in raster
+order, beat ``p = h*W + w`` carrying the C channel values of one pixel, lane ``c`` at
+``[c*LW +: LW]``; LW is the tensor's *lane type*, the container of its formats
+(:func:`compiler.backends.hls.container`), so a value never changes on its way.  Every
+transfer is a valid/ready handshake; nothing is lost or duplicated under back-pressure.
+
+Engines.  Each layer over a stream (a fused IR node whose main op is CONV, MAXPOOL, AVGPOOL or
+an elementwise op) is ``fg_stream_pad`` (when the layer pads) -> ``fg_stream_window`` (a line
+buffer of shift registers giving one window per output pixel) -> *core* -> ``fg_stream_fifo``.
+The core is the fully parallel builder's top (builder.py) for a *mini-graph*: the same node
+over one window (input [C, KH, KW], each channel in the union of its formats over the
+positions; no padding, stride or dilation left; output [M, 1, 1]; every exact tensor sized
+again by size_widths from that input), so its arithmetic, rounding and per-element weight
+formats are the parallel backend's, and each output pixel equals the emulator's: the window
+holds the same values (zeros where the layer pads, or the lane type's least value for a
+max pool, which padding never wins), the weights are the same constants, exact tensors are
+at least as wide as the emulator's, and the formats the plan sets (requantize outputs, tables)
+must be the same at every position (else a clear error).  The core is a free-running pipeline;
+the window generator accepts a pixel only when the FIFO behind the core has a free slot
+reserved for its result (a credit), so back-pressure never has to stop the core.  FIFO depth
+= the cycles from the reservation to the core's result + 2, which keeps one pixel per cycle
+flowing while the consumer takes them.
+
+The tail.  Layers after the last spatial one (Flatten, Dense, Softmax, ...) read whole
+vectors: ``fg_stream_collect`` gathers the last stream into one vector, and the tail's cores
+(one per compute layer, wiring layers merged into the next one) follow each other as free-running
+pipelines ending in one FIFO.  A model without spatial layers is all tail.
+
+The schedule (latency from an image's first input beat to its last output beat, and II, the
+cycles between images) is predicted by stream_model's cycle model of the same modules, and
+`finegrain sim` measures both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ... import __version__
+from ...errors import UserError
+from ...fixed import FixedType, Formats
+from ...ir import Graph, Node, Op, Tensor, verify
+from ...names import SV_COMPANIONS, SV_PREFIXES, SV_RESERVED, Names
+from ...passes.size_widths import size_widths
+from ..hls import container
+from .builder import _Builder
+from .folded import folded_core_context
+from .emitter import Elem, Fmt, _Module, signed_width
+from .options import SUPPORTED, RTLBackendError, RTLOptions, rtl_top_name
+from .stream_model import timing
+
+WINDOW_OPS = frozenset({Op.CONV, Op.MAXPOOL, Op.AVGPOOL})
+POINTWISE_OPS = frozenset({Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.REQUANTIZE, Op.ADD, Op.MUL, Op.SIGMOID})
+# outputs whose formats the plan (or a table) sets: the same at every position, kept as they are;
+# every other tensor of a core is sized again from the core's input
+KEEP_FORMATS = frozenset({Op.REQUANTIZE, Op.SIGMOID, Op.SOFTMAX})
+FOLDABLE = frozenset({Op.DENSE, Op.CONV})  # layers a folded core computes with fewer multipliers
+TAIL_BREAKS = frozenset({Op.DENSE, Op.CONV, Op.MAXPOOL, Op.AVGPOOL, Op.SOFTMAX})
+
+
+def _fmt(t: FixedType) -> Fmt:
+    return Fmt(t.width, t.frac_bits, t.signed)
+
+
+def _concat(parts: list[str]) -> str:
+    """``{parts[-1], ..., parts[0]}`` (parts[0] in the low bits), a few parts per line:
+    Verilator's lexer stops on lines of some 100k characters."""
+    parts = list(reversed(parts))
+    lines = [", ".join(parts[i:i + 8]) for i in range(0, len(parts), 8)]
+    return "{" + ",\n        ".join(lines) + "}"
+
+
+def _port_fmt(port: dict) -> Fmt:
+    return Fmt(port["width"], port["frac"], port["signed"])
+
+
+def _lane_type(t: Tensor) -> FixedType:
+    return container(t.formats, t.name)
+
+
+def _slice_formats(f: Formats, index) -> Formats:
+    return Formats(f.width[index], f.int_bits[index], f.signed[index], f.rounding[index], f.overflow[index])
+
+
+def _first_position(shape: tuple[int, ...]) -> tuple:
+    """The index of position 0 of every channel: [:, :1, :1] for [C, H, W]."""
+    return (slice(None),) + (slice(0, 1),) * (len(shape) - 1)
+
+
+def _same_at_every_position(arrays, shape, what: str, node: Node) -> None:
+    first = _first_position(shape)
+    for a in arrays:
+        a = np.broadcast_to(np.asarray(a, dtype=object), shape)
+        if not (a == np.broadcast_to(a[first], shape)).all():
+            raise RTLBackendError(
+                f"node {node.name!r}: {what} differs between positions of one channel; a stream engine computes "
+                f"every pixel with one circuit, so it needs one value per channel; give it per-channel (not "
+                f"per-element) values in the plan, or compile with --arch parallel")
+
+
+def _channel_unions(t: Tensor) -> list[FixedType]:
+    """Per channel, the narrowest type holding the channel's format at every position."""
+    return [container(_slice_formats(t.formats, (c,)), t.name) for c in range(t.shape[0])]
+
+
+@dataclasses.dataclass
+class _Stream:
+    """A tensor travelling as a stream: its name, [C, H, W] view and lane type."""
+
+    name: str
+    channels: int
+    height: int
+    width: int
+    lane: FixedType
+
+    @property
+    def beats(self) -> int:
+        return self.height * self.width
+
+    @property
+    def bits(self) -> int:
+        return self.channels * self.lane.width
+
+
+def _frame(shape: tuple[int, ...]) -> tuple[int, int, int] | None:
+    """[C, H, W] -> (C, H, W), [C, L] -> (C, 1, L); None for other ranks."""
+    if len(shape) == 3:
+        return shape
+    if len(shape) == 2:
+        return shape[0], 1, shape[1]
+    return None
+
+
+def _window_of(node: Node, rank: int) -> dict:
+    """The window of a CONV / MAXPOOL / AVGPOOL node as 2-D numbers (a 1-D node has one row)."""
+    a = node.attrs
+    n = rank - 1
+    if node.op == Op.CONV:
+        kernel = None  # from the weight, by the caller
+    else:
+        kernel = tuple(a["kernel"])
+    strides, pads = tuple(a["strides"]), tuple(a["pads"])
+    dil = tuple(a.get("dilations", (1,) * n))
+    if n == 1:
+        return {"kernel": None if kernel is None else (1, kernel[0]), "strides": (1, strides[0]),
+                "dilations": (1, dil[0]), "pads": (0, pads[0], 0, pads[1])}  # top, left, bottom, right
+    return {"kernel": kernel, "strides": strides, "dilations": dil, "pads": pads}
+
+
+class _StreamBuilder:
+    def __init__(self, graph: Graph, options: RTLOptions, source: dict, reuse: dict | None = None):
+        self.graph = graph
+        self.options = options
+        self.source = source
+        self.reuse = reuse or {}
+        self.model = rtl_top_name(graph)
+        self.names = Names(reserved=SV_RESERVED | {self.model}, prefixes=SV_PREFIXES, companions=SV_COMPANIONS)
+        self.m = _Module(options)
+        self.cores: list[dict] = []  # core contexts, rendered before the top
+        self.declared: list[str] = []  # handshake wires driven after their first use (ready)
+
+    # --- the plan of engines ------------------------------------------------------------
+    def split(self) -> tuple[list, _Stream | None, list[Node], np.ndarray]:
+        """(stream nodes, the stream the tail collects or None, tail nodes, input order)."""
+        g = self.graph
+        if len(g.inputs) != 1 or len(g.outputs) != 1:
+            raise RTLBackendError(f"model {g.name!r} has {len(g.inputs)} inputs and {len(g.outputs)} outputs; the "
+                                  f"stream architecture takes one input and one output tensor so far; compile with "
+                                  f"--arch parallel")
+        for node in g.nodes:
+            for stage in node.stages():
+                if stage.op not in SUPPORTED:
+                    raise RTLBackendError(f"node {node.name!r}: the RTL backend has no {stage.op.value} yet; "
+                                          f"compile with --backend hls")
+        x = g.tensor(g.inputs[0])
+        order = np.arange(int(np.prod(x.shape))).reshape(x.shape)
+        nodes = list(g.nodes)
+        current = x.name
+        i = 0
+        # leading reshapes/transposes only rearrange the input: they become the port's beat order
+        while i < len(nodes) and nodes[i].op in (Op.RESHAPE, Op.TRANSPOSE) and not nodes[i].epilogue \
+                and nodes[i].inputs[0] == current and len(g.consumers(current)) == 1 \
+                and _frame(g.tensor(nodes[i].outputs[0]).shape) is not None:
+            node = nodes[i]
+            out = g.tensor(node.outputs[0])
+            order = order.reshape(out.shape) if node.op == Op.RESHAPE else np.transpose(order, node.attrs["perm"])
+            current = out.name
+            i += 1
+        shape = _frame(g.tensor(current).shape)
+        engines = []
+        if shape is not None:
+            while i < len(nodes) and self.streams(nodes[i], current):
+                engines.append(nodes[i])
+                current = nodes[i].outputs[0]
+                i += 1
+        if not engines:  # no spatial layer: the whole model is tail; the input arrives as one vector
+            size = int(np.prod(x.shape))
+            return [], _Stream(x.name, size, 1, 1, _lane_type(x)), list(g.nodes), np.arange(size)
+        c, h, w = _frame(order.shape)
+        beat_order = order.reshape(c, h * w).T.reshape(-1)  # beat p, lane c -> flat input index
+        t = g.tensor(current)
+        collected = _Stream(current, *_frame(t.shape), _lane_type(t))
+        return engines, collected, nodes[i:], beat_order
+
+    def streams(self, node: Node, current: str) -> bool:
+        """Whether ``node`` is an engine over the stream ``current``: it reads only it (and
+        constants), it is the only reader, and it keeps a spatial frame."""
+        g = self.graph
+        acts = [i for s in node.stages() for i in s.inputs
+                if not g.tensor(i).is_constant and i not in {st.outputs[0] for st in node.stages()}]
+        if acts != [current] or len(g.consumers(current)) != 1 or current in g.outputs:
+            return False
+        if _frame(g.tensor(node.outputs[0]).shape) is None:
+            return False
+        stages = node.stages()
+        first = stages[0].op
+        if first not in WINDOW_OPS and first not in POINTWISE_OPS:
+            return False
+        return all(s.op in POINTWISE_OPS for s in stages[1:])
+
+    # --- mini-graphs --------------------------------------------------------------------
+    def window_core(self, node: Node, stream: _Stream) -> tuple[Graph, dict, dict | None]:
+        """The mini-graph of one window of ``node`` over ``stream``, the window's numbers and
+        the padding (None without)."""
+        g = self.graph
+        x = g.tensor(stream.name)
+        rank = len(x.shape)
+        stages = node.stages()
+        main = stages[0]
+        out_shape = g.tensor(node.outputs[0]).shape
+        unions = _channel_unions(x)
+        if main.op in WINDOW_OPS:
+            geo = _window_of(main, rank)
+            if main.op == Op.CONV:
+                k = g.tensor(main.inputs[1]).shape[2:]
+                geo["kernel"] = (1, k[0]) if rank == 2 else tuple(k)
+        else:
+            geo = {"kernel": (1, 1), "strides": (1, 1), "dilations": (1, 1), "pads": (0, 0, 0, 0)}
+        kh, kw = geo["kernel"]
+        window_shape = (stream.channels, kw) if rank == 2 else (stream.channels, kh, kw)
+        one = (out_shape[0], 1) if rank == 2 else (out_shape[0], 1, 1)
+        tensors = {}
+        types = np.empty(window_shape, dtype=object)
+        for c in range(stream.channels):
+            types[c] = unions[c]
+        # each channel in the union of its formats over the positions (the values the stream
+        # carries fit it: they are the emulator's)
+        tensors[x.name] = dataclasses.replace(x, shape=window_shape, formats=Formats.from_types(types), bounds=None)
+        new_stages = []
+        for s in stages:
+            attrs = dict(s.attrs)
+            if s.op in WINDOW_OPS:
+                n = rank - 1
+                attrs["strides"], attrs["pads"] = (1,) * n, (0,) * (2 * n)
+                if "dilations" in attrs:
+                    attrs["dilations"] = (1,) * n
+            for name in s.inputs:
+                t = g.tensor(name)
+                if not t.is_constant or name in tensors:
+                    continue
+                # weights and biases are per output channel already; other constants are made so
+                keep = s.op in (Op.CONV, Op.DENSE)
+                tensors[name] = t if keep else self.position_constant(node, s, t, one)
+            out = g.tensor(s.outputs[0])
+            if s.op in KEEP_FORMATS:
+                _same_at_every_position([out.formats.width, out.formats.int_bits, out.formats.signed,
+                                         out.formats.rounding, out.formats.overflow], out.shape,
+                                        f"the format of {out.name!r}", node)
+                formats = _slice_formats(out.formats, _first_position(out.shape))
+            else:
+                formats = None
+            tensors[out.name] = dataclasses.replace(out, shape=one, formats=formats, bounds=None)
+            new_stages.append(dataclasses.replace(s, attrs=attrs, epilogue=()))
+        core = dataclasses.replace(new_stages[0], outputs=(node.outputs[0],), epilogue=tuple(new_stages[1:]))
+        mini = Graph(f"{self.model}_{self.names(node.name)}", (x.name,), (node.outputs[0],), (core,), tensors)
+        mini = size_widths(mini)
+        verify(mini)
+        pads = geo["pads"]
+        top, left, bottom, right = (pads[0], pads[1], pads[2], pads[3])
+        window = {"height": stream.height + top + bottom, "width": stream.width + left + right,
+                  "kh": kh, "kw": kw, "sh": geo["strides"][0], "sw": geo["strides"][1],
+                  "dh": geo["dilations"][0], "dw": geo["dilations"][1]}
+        pad = None
+        if top or left or bottom or right:
+            if main.op == Op.AVGPOOL and not main.attrs.get("count_include_pad", 0):
+                pass  # the reciprocal differs at the edges: position_constant has refused it already
+            fill = 0
+            if main.op == Op.MAXPOOL:  # padding never wins: the lane type's least value
+                fill = -(1 << (stream.lane.width - 1)) if stream.lane.signed else 0
+            pad = {"height": stream.height, "width": stream.width, "top": top, "bottom": bottom,
+                   "left": left, "right": right, "value": fill}
+        return mini, window, pad
+
+    def position_constant(self, node: Node, stage: Node, t: Tensor, one: tuple) -> Tensor:
+        """A constant of an elementwise stage or a pool's reciprocals, one value per channel
+        (the same at every position, else an error)."""
+        out_shape = self.graph.tensor(stage.outputs[0]).shape
+        data = np.broadcast_to(np.asarray(t.data, dtype=object), out_shape) if t.data.ndim else t.data
+        if t.data.ndim and len(out_shape) > 1:
+            _same_at_every_position([data], out_shape, f"constant {t.name!r}", node)
+            data = np.ascontiguousarray(data[_first_position(out_shape)])
+            formats = t.formats
+            if formats is not None and formats.shape:
+                fb = [np.broadcast_to(getattr(formats, f), out_shape) for f in
+                      ("width", "int_bits", "signed", "rounding", "overflow")]
+                _same_at_every_position(fb, out_shape, f"the format of constant {t.name!r}", node)
+                formats = Formats(*(np.ascontiguousarray(a[_first_position(out_shape)]) for a in fb))
+            return dataclasses.replace(t, shape=data.shape, data=data, formats=formats, bounds=None,
+                                       float_data=None)
+        return t
+
+    def tail_cores(self, nodes: list[Node], first_input: str) -> list[Graph]:
+        """The tail as mini-graphs, one per compute layer (wiring layers join the next one)."""
+        g = self.graph
+        groups, group = [], []
+        for node in nodes:
+            group.append(node)
+            if node.op in TAIL_BREAKS:
+                groups.append(group)
+                group = []
+        if group:
+            if groups:
+                groups[-1].extend(group)
+            else:
+                groups.append(group)
+        minis = []
+        current = first_input
+        for group in groups:
+            # a reshape keeps the flat order, which is how a vector travels: the core starts after it
+            while len(group) > 1 and group[0].op == Op.RESHAPE and not group[0].epilogue \
+                    and group[0].inputs[0] == current:
+                current = group.pop(0).outputs[0]
+            produced = {s.outputs[0] for n in group for s in n.stages()}
+            reads = [i for n in group for s in n.stages() for i in s.inputs
+                     if not g.tensor(i).is_constant and i not in produced]
+            if set(reads) != {current}:
+                raise RTLBackendError(f"node {group[0].name!r}: the stream architecture builds a chain of layers "
+                                      f"so far; this layer reads {sorted(set(reads))}; compile with --arch parallel")
+            last = group[-1].outputs[0]
+            used = {current} | {i for n in group for s in n.stages() for i in (*s.inputs, *s.outputs)}
+            tensors = {k: v for k, v in g.tensors.items() if k in used}
+            name = f"{self.model}_{self.names(group[-1].name)}"
+            minis.append(Graph(name, (current,), (last,), tuple(group), tensors))
+            current = last
+        if current != g.outputs[0]:
+            raise RTLBackendError(f"the stream architecture builds a chain of layers ending in the output so far; "
+                                  f"{current!r} is not the model's output; compile with --arch parallel")
+        return minis
+
+    # --- the top ------------------------------------------------------------------------
+    def core(self, mini: Graph, reuse: int = 1) -> dict:
+        """The core of a mini-graph: fully parallel, or with ``reuse`` > 1 and a DENSE or CONV
+        layer, folded (folded.py: one input every ``reuse`` cycles, about 1/reuse of the
+        multipliers)."""
+        options = dataclasses.replace(self.options, interface="ports", architecture="parallel")
+        if reuse > 1 and len(mini.nodes) == 1 and mini.nodes[0].op in FOLDABLE:
+            ctx = folded_core_context(mini, options, self.source, reuse)
+            ctx["folded"] = True
+        else:
+            ctx = _Builder(mini, options, self.source).build()
+        self.cores.append(ctx)
+        return ctx
+
+    def port(self, name: str, lane: FixedType, lanes: int, beats: int, order) -> dict:
+        t = self.graph.tensor(name)
+        return {"name": self.names(name), "onnx": name, "size": int(np.prod(t.shape)), "width": lane.width,
+                "frac": lane.frac_bits, "signed": lane.signed, "type": str(lane), "shape": list(t.shape),
+                "beats": beats, "lanes": lanes, "bits": lanes * lane.width,
+                "order": [int(v) for v in order]}
+
+    def instance(self, module: str, name: str, params: dict, ports: dict, outputs: dict) -> None:
+        self.m.instance(module, name, params, ports, outputs)
+
+    def build(self) -> dict:
+        g = self.graph
+        m = self.m
+        engines_nodes, collected, tail, order = self.split()
+        x = g.tensor(g.inputs[0])
+        if engines_nodes:
+            first = _Stream(x.name, *_frame(g.tensor(engines_nodes[0].inputs[0]).shape), _lane_type(x))
+            in_port = self.port(x.name, first.lane, first.channels, first.beats, order)
+        else:
+            first = None
+            lane = _lane_type(x)
+            in_port = self.port(x.name, lane, int(np.prod(x.shape)), 1, order)
+        engines = []
+        valid, ready, data = f"{in_port['name']}_valid", f"{in_port['name']}_ready", in_port["name"]
+        # `ready` is driven by whatever takes the stream: each step assigns the previous one's
+        stream = first
+        if first is not None:
+            stream = dataclasses.replace(first, name=engines_nodes[0].inputs[0])
+        for node in engines_nodes:
+            e, (valid, ready, data), stream = self.engine(node, stream, (valid, ready, data))
+            engines.append(e)
+        if tail:
+            e, (valid, ready, data) = self.tail(tail, collected, (valid, ready, data))
+            engines.append(e)
+            out = g.tensor(g.outputs[0])
+            ctx_out = e["cores"][-1]["outputs"][0]
+            out_port = self.port(out.name, FixedType(ctx_out["width"], ctx_out["width"] - ctx_out["frac"],
+                                                     ctx_out["signed"]),
+                                 int(np.prod(out.shape)), 1, range(int(np.prod(out.shape))))
+        else:
+            out = g.tensor(g.outputs[0])
+            c = stream.channels
+            hw = stream.beats
+            out_order = np.arange(c * hw).reshape(c, hw).T.reshape(-1)
+            out_port = self.port(out.name, stream.lane, c, hw, out_order)
+        out_port["valid"], out_port["data"] = valid, data
+        self.drive(ready, f"{out_port['name']}_ready")
+        latency, ii = predict(engines, in_port["beats"])
+        return {"architecture": "stream", "model": self.model, "version": __version__, "source": self.source,
+                "clock_ns": self.options.clock_ns, "levels_per_stage": self.options.levels,
+                "csd_max_digits": self.options.csd_max_digits, "dsp_min_width": self.options.dsp_min_width,
+                "latency": latency, "ii": ii, "inputs": [in_port], "outputs": [out_port],
+                "engines": engines, "cores": self.cores, "declared": self.declared, "items": m.items,
+                "names": dict(self.names.map)}
+
+    def drive(self, ready: str, source: str) -> None:
+        """The stream handshake's ready wire ``ready`` (declared by its producer) = ``source``."""
+        self.m.items.append({"kind": "drive", "name": ready, "expr": source})
+
+    def global_pool(self, node: Node, stream: _Stream) -> bool:
+        """A pooling layer whose one window is the whole (unpadded) frame: reduced as the pixels
+        arrive (fg_stream_reduce) rather than through a line buffer of the whole frame."""
+        main = node.stages()[0]
+        if main.op not in (Op.MAXPOOL, Op.AVGPOOL) or any(main.attrs["pads"]):
+            return False
+        geo = _window_of(main, len(self.graph.tensor(stream.name).shape))
+        return tuple(geo["kernel"]) == (stream.height, stream.width) and geo["dilations"] == (1, 1)
+
+    def reduce_core(self, node: Node, stream: _Stream) -> tuple[Graph, dict]:
+        """The core after fg_stream_reduce: a max pool's epilogue on the per-lane maxima, or an
+        average pool's sums times its reciprocals (MUL, exactly the pool's value) and epilogue."""
+        g = self.graph
+        x = g.tensor(stream.name)
+        main, *rest = node.stages()
+        c = stream.channels
+        one = (c, 1) if len(x.shape) == 2 else (c, 1, 1)
+        lane = stream.lane
+        if main.op == Op.AVGPOOL:
+            n = stream.beats
+            lo, hi = lane.min_mantissa, lane.max_mantissa
+            width = max(signed_width(n * lo, n * hi) - (0 if lane.signed else 1), 1)
+            source = FixedType(width, width - lane.frac_bits, lane.signed)
+            op = {"op": 0, "acc_width": width}
+        else:
+            source = lane
+            op = {"op": 1, "acc_width": lane.width}
+        x_name = f"{stream.name}.{'sum' if main.op == Op.AVGPOOL else 'max'}"
+        tensors = {x_name: dataclasses.replace(x, name=x_name, shape=one, formats=Formats.uniform(one, source),
+                                               bounds=None)}
+        if main.op == Op.AVGPOOL:
+            recip = g.tensor(main.inputs[1])
+            tensors[recip.name] = self.position_constant(node, main, recip, one)
+            first = Node(main.name, Op.MUL, (x_name, recip.name), main.outputs, {}, (), main.onnx_nodes)
+        else:
+            first = Node(main.name, Op.MAXPOOL, (x_name,), main.outputs,
+                         {"kernel": (1,) * (len(one) - 1), "strides": (1,) * (len(one) - 1),
+                          "pads": (0,) * (2 * len(one) - 2), "dilations": (1,) * (len(one) - 1)}, (), main.onnx_nodes)
+        stages = [first]
+        for s in rest:
+            for name in s.inputs:
+                t = g.tensor(name)
+                if t.is_constant and name not in tensors:
+                    tensors[name] = self.position_constant(node, s, t, one)
+            stages.append(s)
+        for s in stages:
+            out = g.tensor(s.outputs[0])
+            formats = None
+            if s.op in KEEP_FORMATS:
+                formats = _slice_formats(out.formats, _first_position(out.shape))
+            tensors[out.name] = dataclasses.replace(out, shape=one, formats=formats, bounds=None)
+        core = dataclasses.replace(first, outputs=(node.outputs[0],), epilogue=tuple(stages[1:]))
+        mini = Graph(f"{self.model}_{self.names(node.name)}", (x_name,), (node.outputs[0],), (core,), tensors)
+        mini = size_widths(mini)
+        verify(mini)
+        return mini, {"lanes": c, "width": lane.width, "signed": lane.signed, "beats": stream.beats,
+                      "height": stream.height, "frame_width": stream.width, **op}
+
+    def engine(self, node: Node, stream: _Stream, link: tuple[str, str, str]) -> tuple[dict, tuple, _Stream]:
+        base = self.names(node.name)
+        valid, ready, data = link
+        reuse = int(self.reuse.get(node.name, 1))
+        bits = stream.bits
+        pad_entry = window = reduce = None
+        if self.global_pool(node, stream):
+            mini, reduce = self.reduce_core(node, stream)
+            ctx = self.core(mini, reuse)
+            acc_w = reduce["acc_width"]
+            self.instance("fg_stream_reduce", f"u_{base}_reduce",
+                          {"W": stream.lane.width, "LANES": stream.channels, "H": stream.height, "WD": stream.width,
+                           "OP": reduce["op"], "SIGNED": int(stream.lane.signed), "ACC_W": acc_w, "II": reuse},
+                          {"clk": "clk", "rst": "rst", "in_valid": valid, "in_data": data,
+                           "in_ready": f"{base}_reduce_ready", "credit": f"{base}_credit", "issue": f"{base}_issue",
+                           "out_valid": f"{base}_window_valid", "out_data": f"{base}_reduced"},
+                          {"in_ready": (f"{base}_reduce_ready", 1), "issue": (f"{base}_issue", 1),
+                           "out_valid": (f"{base}_window_valid", 1),
+                           "out_data": (f"{base}_reduced", stream.channels * acc_w)})
+            self.drive(ready, f"{base}_reduce_ready")
+            src = Fmt(acc_w, stream.lane.frac_bits, stream.lane.signed)
+            core_in = self.relane(f"{base}_reduced", src, _port_fmt(ctx["inputs"][0]), stream.channels,
+                                  f"{base}_core_in")
+            reduce = {"bits": bits, **reduce, "ii": reuse}
+        else:
+            mini, geo, pad = self.window_core(node, stream)
+            ctx = self.core(mini, reuse)
+            if pad is not None:
+                inst = f"u_{base}_pad"
+                self.instance("fg_stream_pad", inst,
+                              {"W": bits, "H": pad["height"], "WD": pad["width"], "PT": pad["top"],
+                               "PB": pad["bottom"], "PL": pad["left"], "PR": pad["right"],
+                               "VALUE": f"{bits}'h{self.fill(pad['value'], stream):x}"},
+                              {"clk": "clk", "rst": "rst", "in_valid": valid, "in_data": data,
+                               "in_ready": f"{base}_pad_in_ready", "out_valid": f"{base}_pad_valid",
+                               "out_ready": f"{base}_pad_ready", "out_data": f"{base}_pad_data"},
+                              {"in_ready": (f"{base}_pad_in_ready", 1), "out_valid": (f"{base}_pad_valid", 1),
+                               "out_data": (f"{base}_pad_data", bits)})
+                self.drive(ready, f"{base}_pad_in_ready")
+                valid, ready, data = f"{base}_pad_valid", f"{base}_pad_ready", f"{base}_pad_data"
+                self.declared.append(ready)
+                pad_entry = {"bits": bits, **{k: pad[k] for k in ("height", "width", "top", "bottom", "left", "right")}}
+            core_in = self.window(base, geo, stream, ctx, reuse, (valid, ready, data))
+            window = {"bits": bits, **geo, "ii": reuse}
+        latency = ctx["latency"]
+        depth = latency + 3  # reserve at the accept, window register, core, FIFO write, + 2
+        in_p = ctx["inputs"][0]
+        out_t = self.graph.tensor(node.outputs[0])
+        lane = _lane_type(out_t)
+        out_p = ctx["outputs"][0]
+        cinst = f"u_{base}_core"
+        self.instance(ctx["model"], cinst, {},
+                      {"clk": "clk", "rst": "rst", "in_valid": f"{base}_window_valid", in_p["name"]: core_in,
+                       "out_valid": f"{base}_core_valid", out_p["name"]: f"{base}_core_out"},
+                      {"out_valid": (f"{base}_core_valid", 1), out_p["name"]: (f"{base}_core_out", out_p["bits"])})
+        result = self.relane(f"{base}_core_out", _port_fmt(out_p), _fmt(lane), out_t.shape[0], f"{base}_result")
+        out_bits = out_t.shape[0] * lane.width
+        finst = f"u_{base}_fifo"
+        self.instance("fg_stream_fifo", finst, {"W": out_bits, "DEPTH": depth},
+                      {"clk": "clk", "rst": "rst", "issue": f"{base}_issue", "credit": f"{base}_credit",
+                       "in_valid": f"{base}_core_valid", "in_data": result, "out_valid": f"{base}_valid",
+                       "out_ready": f"{base}_ready", "out_data": f"{base}_data"},
+                      {"credit": (f"{base}_credit", 1), "out_valid": (f"{base}_valid", 1),
+                       "out_data": (f"{base}_data", out_bits)})
+        self.declared.append(f"{base}_ready")
+        c, h, wd = _frame(out_t.shape)
+        out_stream = _Stream(out_t.name, c, h, wd, lane)
+        entry = {"name": base, "onnx": ", ".join(node.onnx_nodes) or node.name,
+                 "ops": " + ".join(s.op.value for s in node.stages()), "reuse": reuse, "latency": latency,
+                 "beats_in": stream.beats, "beats_out": out_stream.beats, "pad": pad_entry,
+                 "window": window, "reduce": reduce, "collect": None,
+                 "core": ctx, "cores": [ctx], "fifo": {"bits": out_bits, "depth": depth}}
+        return entry, (f"{base}_valid", f"{base}_ready", f"{base}_data"), out_stream
+
+    def window(self, base: str, w: dict, stream: _Stream, ctx: dict, reuse: int, link: tuple) -> str:
+        """fg_stream_window over the stream; returns the core's input: the window's taps in the
+        core's element order (channel, then tap), in the core's input container."""
+        valid, ready, data = link
+        bits = stream.bits
+        taps = w["kh"] * w["kw"]
+        self.instance("fg_stream_window", f"u_{base}_window",
+                      {"W": bits, "H": w["height"], "WD": w["width"], "KH": w["kh"], "KW": w["kw"],
+                       "SH": w["sh"], "SW": w["sw"], "DH": w["dh"], "DW": w["dw"], "II": reuse},
+                      {"clk": "clk", "rst": "rst", "in_valid": valid, "in_data": data,
+                       "in_ready": f"{base}_window_ready", "credit": f"{base}_credit", "issue": f"{base}_issue",
+                       "out_valid": f"{base}_window_valid", "out_data": f"{base}_window"},
+                      {"in_ready": (f"{base}_window_ready", 1), "issue": (f"{base}_issue", 1),
+                       "out_valid": (f"{base}_window_valid", 1), "out_data": (f"{base}_window", taps * bits)})
+        self.drive(ready, f"{base}_window_ready")
+        lw = stream.lane.width
+        parts = [f"{base}_window[{(t * stream.channels + c) * lw} +: {lw}]"
+                 for c in range(stream.channels) for t in range(taps)]
+        window_in = self.m.wire(f"{base}_window_in", taps * bits, _concat(parts),
+                                "the window in the core's element order: channel, then tap")
+        return self.relane(window_in, _fmt(stream.lane), _port_fmt(ctx["inputs"][0]), taps * stream.channels,
+                           f"{base}_core_in")
+
+    def fill(self, value: int, stream: _Stream) -> int:
+        """A pad pixel: every lane ``value`` (a lane-type mantissa), as the beat's bits."""
+        lw = stream.lane.width
+        word = 0
+        for _ in range(stream.channels):
+            word = (word << lw) | (value & ((1 << lw) - 1))
+        return word
+
+    def relane(self, wire: str, src: Fmt, dst: Fmt, count: int, base: str) -> str:
+        """``count`` packed values of format ``src`` as format ``dst``: an exact change of
+        format per value (every value the stream carries fits both: they are the emulator's)."""
+        if src == dst:
+            return wire
+        parts = []
+        for c in range(count):
+            e = Elem(self.m.derived(f"{base}_{c}", src.width, f"{wire}[{c * src.width} +: {src.width}]"), src)
+            parts.append(self.m.convert(e, dst, f"{base}_{c}"))
+        return self.m.wire(base, count * dst.width, _concat(parts))
+
+    def tail(self, nodes: list[Node], collected: _Stream, link: tuple[str, str, str]) -> tuple[dict, tuple]:
+        m = self.m
+        valid, ready, data = link
+        minis = self.tail_cores(nodes, collected.name)
+        # the tail's cores keep the tensors' own formats: a core's input port is the container of
+        # its input's formats, which is the collected stream's lane type
+        reuses = [max(int(self.reuse.get(n.name, 1)) for n in mini.nodes) for mini in minis]
+        ctxs = [self.core(mini, r) for mini, r in zip(minis, reuses)]
+        reuse = max(reuses)  # the collector hands on one vector every `reuse` cycles
+        base = "tail"
+        in_p = ctxs[0]["inputs"][0]
+        beats, bits = collected.beats, collected.bits
+        self.instance("fg_stream_collect", f"u_{base}_collect", {"W": bits, "N": beats, "II": reuse},
+                      {"clk": "clk", "rst": "rst", "in_valid": valid, "in_data": data,
+                       "in_ready": f"{base}_collect_ready", "out_valid": f"{base}_vector_valid",
+                       "out_ready": f"{base}_credit", "out_data": f"{base}_vector"},
+                      {"in_ready": (f"{base}_collect_ready", 1), "out_valid": (f"{base}_vector_valid", 1),
+                       "out_data": (f"{base}_vector", beats * bits)})
+        self.drive(ready, f"{base}_collect_ready")
+        lw, c = collected.lane.width, collected.channels
+        # tensor element (c, p) (flat c*HW + p) = beat p, lane c
+        parts = [f"{base}_vector[{(p * c + ch) * lw} +: {lw}]" for ch in range(c) for p in range(beats)]
+        vector = m.wire(f"{base}_core_in", beats * bits, _concat(parts))
+        vector = self.relane(vector, _fmt(collected.lane), _port_fmt(in_p), c * beats, f"{base}_core_in_port")
+        issue = m.wire(f"{base}_issue", 1, f"{base}_vector_valid & {base}_credit")
+        collect = {"bits": bits, "beats": beats, "ii": reuse}
+        latency = sum(ctx["latency"] for ctx in ctxs)
+        depth = latency + 2
+        v, d = issue, vector
+        for k, ctx in enumerate(ctxs):
+            ip, op = ctx["inputs"][0], ctx["outputs"][0]
+            name = f"{base}_{k}"
+            self.instance(ctx["model"], f"u_{name}_core", {},
+                          {"clk": "clk", "rst": "rst", "in_valid": v, ip["name"]: d,
+                           "out_valid": f"{name}_valid", op["name"]: f"{name}_out"},
+                          {"out_valid": (f"{name}_valid", 1), op["name"]: (f"{name}_out", op["bits"])})
+            v, d = f"{name}_valid", f"{name}_out"
+        out_bits = ctxs[-1]["outputs"][0]["bits"]
+        self.instance("fg_stream_fifo", f"u_{base}_fifo", {"W": out_bits, "DEPTH": depth},
+                      {"clk": "clk", "rst": "rst", "issue": issue, "credit": f"{base}_credit",
+                       "in_valid": v, "in_data": d, "out_valid": f"{base}_valid",
+                       "out_ready": f"{base}_ready", "out_data": f"{base}_data"},
+                      {"credit": (f"{base}_credit", 1), "out_valid": (f"{base}_valid", 1),
+                       "out_data": (f"{base}_data", out_bits)})
+        self.declared.append(f"{base}_ready")
+        entry = {"name": base, "onnx": ", ".join(o for n in nodes for o in (n.onnx_nodes or (n.name,))),
+                 "ops": " -> ".join(n.op.value for n in nodes), "reuse": reuse, "latency": latency,
+                 "beats_in": collected.beats, "beats_out": 1, "pad": None,
+                 "window": None, "reduce": None, "collect": collect,
+                 "core": ctxs[0] if len(ctxs) == 1 else None, "cores": ctxs,
+                 "fifo": {"bits": out_bits, "depth": depth}}
+        return entry, (f"{base}_valid", f"{base}_ready", f"{base}_data")
+
+
+def predict(engines: list[dict], beats_in: int) -> tuple[int, int]:
+    """(latency_cycles, ii_cycles) of the chain by stream_model's cycle model of the same
+    modules: images back to back, the output always ready (what `finegrain sim` measures)."""
+    spec = []
+    for e in engines:
+        pad, w, r = e["pad"], e["window"], e.get("reduce")
+        if r is not None:  # a reduction has the timing of a window as large as the frame
+            w = {"height": r["height"], "width": r["frame_width"], "kh": r["height"], "kw": r["frame_width"],
+                 "sh": 1, "sw": 1, "dh": 1, "dw": 1, "ii": r["ii"]}
+        spec.append({"pad": None if pad is None else (pad["height"], pad["width"], pad["top"], pad["bottom"],
+                                                       pad["left"], pad["right"]),
+                     "window": None if w is None else (w["height"], w["width"], w["kh"], w["kw"], w["sh"], w["sw"],
+                                                       w["dh"], w["dw"], w["ii"]),
+                     "collect": None if e["collect"] is None else (e["collect"]["beats"], e["collect"]["ii"]),
+                     "latency": e["latency"], "fifo_depth": e["fifo"]["depth"]})
+    return timing(spec, beats_in)
+
+
+class _Estimates:
+    """Each layer's estimated resources at a reuse factor, for the budget (compiler/budget.py):
+    its engine's core built at that reuse and estimated (compiler.estimate), plus what its
+    stream modules hold (the line buffer's pixels, the FIFO, as flip-flops; the same at every
+    reuse).  Layers that are no engine's compute layer (wiring) cost nothing here."""
+
+    def __init__(self, graph: Graph, options: RTLOptions, source: dict, part: str):
+        self.builder = _StreamBuilder(graph, options, source)
+        self.part = part
+        engines, collected, tail, _ = self.builder.split()
+        self.minis: dict[str, tuple[Graph, int]] = {}  # compute layer -> (mini-graph, stream bits)
+        stream = None
+        for node in engines:
+            x = graph.tensor(node.inputs[0])
+            stream = _Stream(x.name, *_frame(x.shape), _lane_type(x))
+            if self.builder.global_pool(node, stream):
+                mini, _ = self.builder.reduce_core(node, stream)
+                held = stream.channels * 2 * stream.lane.width
+            else:
+                mini, geo, _ = self.builder.window_core(node, stream)
+                span = (geo["kh"] - 1) * geo["dh"] * geo["width"] + (geo["kw"] - 1) * geo["dw"] + 1
+                held = span * stream.bits
+            self.minis[node.name] = (mini, held)
+        if tail:
+            for mini in self.builder.tail_cores(tail, collected.name):
+                compute = [n for n in mini.nodes if n.op in TAIL_BREAKS] or list(mini.nodes)
+                self.minis[compute[-1].name] = (mini, collected.bits * collected.beats if mini is not None else 0)
+                collected = _Stream(mini.outputs[0], 1, 1, 1, collected.lane)  # only the first holds a vector
+        self.cache: dict[tuple[str, int], dict] = {}
+
+    def __call__(self, node: Node, reuse: int) -> dict:
+        from ...estimate import estimate_context
+
+        if node.name not in self.minis:
+            return {"lut": 0, "ff": 0, "dsp": 0, "bram": 0}
+        key = (node.name, reuse)
+        if key not in self.cache:
+            mini, held = self.minis[node.name]
+            ctx = self.builder.core(mini, reuse)
+            est = estimate_context(ctx, self.part)
+            self.cache[key] = {"lut": est["lut"], "ff": est["ff"] + held, "dsp": est["dsp"], "bram": est["bram"]}
+        return self.cache[key]
+
+
+def choose_stream_folding(graph: Graph, options: RTLOptions, source: dict, config):
+    """The budget's choice of every layer's reuse factor (compiler.budget.graph_folding, with
+    this architecture's estimates); ``config``: the BuildConfig with part, target_ii, max_lut
+    and max_dsp."""
+    from ...budget import graph_folding
+
+    return graph_folding(graph, config, _Estimates(graph, options, source, config.part))
+
+
+def stream_context(graph: Graph, options: RTLOptions, source: dict, reuse: dict | None = None) -> dict:
+    """The stream top of ``graph`` (see the module docstring); ``reuse``: layer name -> reuse factor."""
+    try:
+        return _StreamBuilder(graph, options, source, reuse).build()
+    except UserError:
+        raise
+    except Exception as err:  # a failure of the backend itself: a clear message, not a traceback
+        raise RTLBackendError(f"the stream RTL backend failed on model {graph.name!r} ({type(err).__name__}: {err}); "
+                              f"this is a finegrain defect, please report it with the model and plan; compile "
+                              f"with --arch parallel meanwhile") from err
