@@ -71,6 +71,7 @@ CASES = [
     ("fg_stream_fifo", "xcup", dict(W=100, DEPTH=33)),
     ("fg_stream_fifo", "xcup", dict(W=1024, DEPTH=12)),
     ("fg_stream_fifo", "xcup", dict(W=16, DEPTH=512)),
+    ("fg_stream_fifo", "xcup", dict(W=200, DEPTH=646)),  # mnist's tail at reuse 640: 6 RAMB36
     ("fg_stream_fifo", "xc7", dict(W=64, DEPTH=6)),
     ("fg_stream_fifo", "xc7", dict(W=128, DEPTH=64)),
     ("fg_stream_fifo", "xc7", dict(W=64, DEPTH=128)),
