@@ -424,14 +424,18 @@ class _StreamBuilder:
         """The stream handshake's ready wire ``ready`` (declared by its producer) = ``source``."""
         self.m.items.append({"kind": "drive", "name": ready, "expr": source})
 
-    def global_pool(self, node: Node, stream: _Stream) -> bool:
-        """A pooling layer whose one window is the whole (unpadded) frame: reduced as the pixels
-        arrive (fg_stream_reduce) rather than through a line buffer of the whole frame."""
+    def global_pool(self, node: Node, stream: _Stream) -> tuple[int, int] | None:
+        """A pooling layer with one window per frame and no padding (a global pool, or KWS's
+        24x5 kernel of stride 24x5 over a 25x5 frame): its kernel, reduced as the pixels arrive
+        (fg_stream_reduce) rather than through a line buffer of the kernel's rows; else None."""
         main = node.stages()[0]
         if main.op not in (Op.MAXPOOL, Op.AVGPOOL) or any(main.attrs["pads"]):
-            return False
+            return None
         geo = _window_of(main, len(self.graph.tensor(stream.name).shape))
-        return tuple(geo["kernel"]) == (stream.height, stream.width) and geo["dilations"] == (1, 1)
+        out = _frame(self.graph.tensor(main.outputs[0]).shape)
+        if out[1:] != (1, 1) or geo["dilations"] != (1, 1):
+            return None
+        return tuple(geo["kernel"])
 
     def reduce_core(self, node: Node, stream: _Stream) -> tuple[Graph, dict]:
         """The core after fg_stream_reduce: a max pool's epilogue on the per-lane maxima, or an
@@ -443,7 +447,8 @@ class _StreamBuilder:
         one = (c, 1) if len(x.shape) == 2 else (c, 1, 1)
         lane = stream.lane
         if main.op == Op.AVGPOOL:
-            n = stream.beats
+            kh, kw = self.global_pool(node, stream)
+            n = kh * kw  # the window's pixels
             lo, hi = lane.min_mantissa, lane.max_mantissa
             width = max(signed_width(n * lo, n * hi) - (0 if lane.signed else 1), 1)
             source = FixedType(width, width - lane.frac_bits, lane.signed)
@@ -488,13 +493,16 @@ class _StreamBuilder:
         reuse = int(self.reuse.get(node.name, 1))
         bits = stream.bits
         pad_entry = window = reduce = None
-        if self.global_pool(node, stream):
+        kernel = self.global_pool(node, stream)
+        if kernel is not None:
             mini, reduce = self.reduce_core(node, stream)
+            reduce["kernel"] = kernel
             ctx = self.core(mini, reuse)
             acc_w = reduce["acc_width"]
             self.instance("fg_stream_reduce", f"u_{base}_reduce",
-                          {"W": stream.lane.width, "LANES": stream.channels, "H": stream.height, "WD": stream.width,
-                           "OP": reduce["op"], "SIGNED": int(stream.lane.signed), "ACC_W": acc_w, "II": reuse},
+                          {"W": stream.lane.width, "LANES": stream.channels, "H": stream.height,
+                           "WD": stream.width, "KH": kernel[0], "KW": kernel[1], "OP": reduce["op"],
+                           "SIGNED": int(stream.lane.signed), "ACC_W": acc_w, "II": reuse},
                           {"clk": "clk", "rst": "rst", "in_valid": valid, "in_data": data,
                            "in_ready": f"{base}_reduce_ready", "credit": f"{base}_credit", "issue": f"{base}_issue",
                            "out_valid": f"{base}_window_valid", "out_data": f"{base}_reduced"},
@@ -658,9 +666,9 @@ def predict(engines: list[dict], beats_in: int) -> tuple[int, int]:
     spec = []
     for e in engines:
         pad, w, r = e["pad"], e["window"], e.get("reduce")
-        if r is not None:  # a reduction has the timing of a window as large as the frame
-            w = {"height": r["height"], "width": r["frame_width"], "kh": r["height"], "kw": r["frame_width"],
-                 "sh": 1, "sw": 1, "dh": 1, "dw": 1, "ii": r["ii"]}
+        if r is not None:  # a reduction has the timing of its one window (strides: the frame's)
+            w = {"height": r["height"], "width": r["frame_width"], "kh": r["kernel"][0], "kw": r["kernel"][1],
+                 "sh": r["height"], "sw": r["frame_width"], "dh": 1, "dw": 1, "ii": r["ii"]}
         spec.append({"pad": None if pad is None else (pad["height"], pad["width"], pad["top"], pad["bottom"],
                                                        pad["left"], pad["right"]),
                      "window": None if w is None else (w["height"], w["width"], w["kh"], w["kw"], w["sh"], w["sw"],
@@ -685,7 +693,7 @@ class _Estimates:
         for node in engines:
             x = graph.tensor(node.inputs[0])
             stream = _Stream(x.name, *_frame(x.shape), _lane_type(x))
-            if self.builder.global_pool(node, stream):
+            if self.builder.global_pool(node, stream) is not None:
                 mini, _ = self.builder.reduce_core(node, stream)
                 held = stream.channels * 2 * stream.lane.width
             else:
