@@ -110,7 +110,7 @@ def _residual_model(path: Path) -> Path:
 
 
 def _conv1d_model(path: Path) -> Path:
-    """x [3,10] -> conv1d (k 3, pad 1, stride 2) + relu -> maxpool1d 2 -> flatten -> gemm 4."""
+    """x [3,10] -> conv1d (k 3, pad 1, stride 2) + relu -> maxpool1d 2 -> flatten -> gemm 4 -> sigmoid."""
     rng = np.random.default_rng(8)
     inits = [numpy_helper.from_array(rng.uniform(-1, 1, size=s).astype(np.float32), n)
              for n, s in (("w1", (4, 3, 3)), ("b1", (4,)), ("wf", (4, 8)), ("bf", (4,)))]
@@ -118,7 +118,8 @@ def _conv1d_model(path: Path) -> Path:
              helper.make_node("Relu", ["c"], ["c_relu"], name="relu"),
              helper.make_node("MaxPool", ["c_relu"], ["p"], name="pool", kernel_shape=[2], strides=[2]),
              helper.make_node("Flatten", ["p"], ["flat"], name="flatten"),
-             helper.make_node("Gemm", ["flat", "wf", "bf"], ["y"], name="fc", transB=1)]
+             helper.make_node("Gemm", ["flat", "wf", "bf"], ["logits"], name="fc", transB=1),
+             helper.make_node("Sigmoid", ["logits"], ["y"], name="sigmoid")]
     graph = helper.make_graph(nodes, "conv1d", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 10])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], inits)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
@@ -133,9 +134,10 @@ _DEFAULTS = {"input": "fixed<8,2,RND_CONV,SAT>", "weight": "fixed<6,1,RND_CONV,S
 
 @pytest.mark.parametrize("kind", ["residual", "conv1d"])
 def test_stream_layers_csim_bit_exact(kind, tmp_path):
-    """Fan-out (a tensor read by two layers, a skip copy), a residual Add and a Concat as
-    whole-tensor layers, max pooling over padding (the lowest value, not zero, pads it),
-    dilation and strides, 1-D streams, per-channel requantize formats."""
+    """Fan-out (a tensor read by two layers, a skip copy), a residual Add pixel by pixel, a
+    Concat as a whole-tensor layer, a table look-up per lane, max pooling over padding (the
+    lowest value, not zero, pads it), dilation and strides, 1-D streams, per-channel
+    requantize formats."""
     if kind == "residual":
         model = _residual_model(tmp_path / "m.onnx")
         tensors = {"a_relu": {"axis": 1, "formats": _CHANNELS[:3]}, "d_relu": {"axis": 1, "formats": _CHANNELS}}
@@ -150,6 +152,7 @@ def test_stream_layers_csim_bit_exact(kind, tmp_path):
     assert "finegrain::requantize_elements<" in cpp
     if kind == "residual":
         assert "a_relu_fanout(a_relu_stream, a_relu_to_conv_b, a_relu_to_skip);" in cpp
+        assert "finegrain::add<b_t, a_relu_t, s_t, 3>(b_pixel.data, a_relu_pixel.data, s_pixel.data);" in cpp
         assert "#pragma HLS STREAM variable=a_relu_to_skip depth=42" in cpp
         assert "finegrain::lowest<s_t>()" in _layer_function(cpp, "pool")
     _csim(out, 300)

@@ -34,7 +34,7 @@ from ..names import CPP_FOLDED, CPP_RESERVED, Names
 from .hls import (AP_INT_DEFAULT_MAX_W, HLSBackendError, HLSOptions, LayerArch, _Builder, _onnx_nodes,
                   _window_sum_type)
 
-ELEMENTWISE = frozenset({Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.REQUANTIZE})
+ELEMENTWISE = frozenset({Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.REQUANTIZE, Op.SIGMOID})
 WINDOWED = frozenset({Op.CONV, Op.MAXPOOL, Op.AVGPOOL})
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # what the io_stream templates declare or call besides the names the builder gives
@@ -89,7 +89,7 @@ class _StreamBuilder(_Builder):
             lane_formats = out.formats.take((slice(None),) + (0,) * (len(out.shape) - 1))
             return self.requantize({**self.common(stage), "n": lanes},
                                    replace(out, shape=(lanes,), formats=lane_formats))
-        if stage.op in (Op.ADD, Op.MUL):
+        if stage.op in (Op.ADD, Op.MUL) and g.tensor(stage.inputs[1]).is_constant:
             c = g.tensor(stage.inputs[1])
             data = np.broadcast_to(np.asarray(c.data), out.shape)
             if not _per_lane(data):
@@ -167,6 +167,8 @@ class _StreamBuilder(_Builder):
             return "window"
         if node.op in ELEMENTWISE or (node.op in (Op.ADD, Op.MUL) and self.graph.tensor(node.inputs[1]).is_constant):
             return "pixel"
+        if node.op == Op.ADD and all(self.graph.tensor(n).shape == x.shape for n in node.inputs):
+            return "pixel"  # a residual sum, pixel by pixel as both streams arrive
         return "whole"
 
     def layer(self, node: Node) -> dict:
@@ -185,6 +187,8 @@ class _StreamBuilder(_Builder):
                 entry = self.lane_stage(node, stage, arch, lanes)
             if kind == "pixel" and k == 0:
                 entry["x"] = f"{self.stream(stage.inputs[0])['var']}.data"
+                if entry["kind"] == "add":
+                    entry["b"] = f"{self.stream(stage.inputs[1])['var']}.data"
             stages.append(entry)
             t = g.tensor(stage.outputs[0])
             size = int(np.prod(t.shape)) if kind == "whole" else lanes_and_beats(t.shape)[0]
@@ -268,7 +272,8 @@ class _StreamBuilder(_Builder):
             layer["inputs"].sort(key=lambda p: p["position"])
             taken = set()
             for p in layer["inputs"]:  # a tensor read twice comes in on two streams
-                if p["param"] in taken:
+                p["first"] = p["param"] not in taken
+                if not p["first"]:
                     p["param"] = self.names.derived(p["param"])
                 taken.add(p["param"])
             layer["arrays"] = list({p["tensor"]: p for p in layer["inputs"]}.values())  # a whole layer's inputs
