@@ -68,8 +68,12 @@ T lowest() {
 // whose bottom-right tap it is, if that window is an output pixel's (stride and output size
 // permitting); step() then writes the window as [channels][kernel_h][kernel_w] (the layout
 // of the parallel kernels' input), returns true, and out_row() / out_column() say which
-// output pixel it is.  The frame rows a window spans are kept, one line slot per row,
-// reused in turn; which rows and columns complete a window is counted, not divided out.
+// output pixel it is.
+//
+// Storage, as hls4ml's line buffers: the LINES - 1 frame rows above the current one, one
+// memory per row, each read and written once per pixel at column c (the column moves up a
+// row), and a shift register of the window's LAST_COLUMN + 1 latest columns.  Which rows and
+// columns complete a window is counted, not divided out.
 template <class CFG, class x_t>
 class line_buffer {
    public:
@@ -81,15 +85,12 @@ class line_buffer {
     static const int LAST_COLUMN = (KW - 1) * CFG::dilation_w;
     static const int LINES = LAST_ROW + 1;  // frame rows a window spans
 
-    line_buffer() : line_(LINES - 1), next_row_(LAST_ROW), row_(-1), row_completes_(false), next_column_(0),
-                    out_column_(-1) {}
+    line_buffer() : next_row_(LAST_ROW), row_(-1), row_completes_(false), next_column_(0), out_column_(-1) {}
 
-    // Row r of the frame begins (r = 0, 1, ... in turn): its pixels go to the next line slot,
-    // where row r - LINES was.  The rows LAST_ROW, LAST_ROW + stride_h, ... complete windows,
-    // out_height of them.
+    // Row r of the frame begins (r = 0, 1, ... in turn).  The rows LAST_ROW,
+    // LAST_ROW + stride_h, ... complete windows, out_height of them.
     void start_row(int r) {
 #pragma HLS INLINE
-        line_ = line_ + 1 == LINES ? 0 : line_ + 1;
         row_completes_ = r == next_row_ && row_ + 1 < CFG::out_height;
         if (row_completes_) {
             row_++;
@@ -107,31 +108,50 @@ class line_buffer {
 #pragma HLS INLINE
 #pragma HLS ARRAY_PARTITION variable=lines_ complete dim=1
 #pragma HLS ARRAY_PARTITION variable=lines_ complete dim=3
+#pragma HLS ARRAY_PARTITION variable=columns_ complete dim=0
         const bool real = r >= CFG::pad_top && r < CFG::pad_top + CFG::in_height && c >= CFG::pad_left &&
                           c < CFG::pad_left + CFG::in_width;
         pixel_t px;
         if (real) px = in.read();
+        x_t column[LINES][C];  // column c of frame rows r - LAST_ROW .. r
+#pragma HLS ARRAY_PARTITION variable=column complete dim=0
     CHANNELS:
         for (int ch = 0; ch < C; ch++) {
 #pragma HLS UNROLL
-            lines_[line_][c][ch] = real ? x_t(px[ch]) : pad;
+            column[LINES - 1][ch] = real ? x_t(px[ch]) : pad;
+        LINES_LOOP:
+            for (int k = 0; k < LINES - 1; k++) {
+#pragma HLS UNROLL
+                column[k][ch] = lines_[k][c][ch];
+                lines_[k][c][ch] = k + 1 < LINES - 1 ? lines_[k + 1][c][ch] : column[LINES - 1][ch];
+            }
+        }
+    SHIFT_KERNEL_ROWS:
+        for (int kh = 0; kh < KH; kh++) {
+#pragma HLS UNROLL
+        SHIFT_COLUMNS:
+            for (int j = 0; j < LAST_COLUMN + 1; j++) {
+#pragma HLS UNROLL
+            SHIFT_CHANNELS:
+                for (int ch = 0; ch < C; ch++) {
+#pragma HLS UNROLL
+                    columns_[kh][j][ch] = j < LAST_COLUMN ? columns_[kh][j + 1][ch] : column[kh * CFG::dilation_h][ch];
+                }
+            }
         }
         if (!row_completes_ || c != next_column_ || out_column_ + 1 == CFG::out_width) return false;
         out_column_++;
         next_column_ += CFG::stride_w;
-        const int c0 = c - LAST_COLUMN;  // the window's left column
     KERNEL_ROWS:
         for (int kh = 0; kh < KH; kh++) {
 #pragma HLS UNROLL
-            int slot = line_ - (KH - 1 - kh) * CFG::dilation_h;  // the line of frame row r - LAST_ROW + kh*dilation_h
-            if (slot < 0) slot += LINES;
         KERNEL_COLUMNS:
             for (int kw = 0; kw < KW; kw++) {
 #pragma HLS UNROLL
             WINDOW_CHANNELS:
                 for (int ch = 0; ch < C; ch++) {
 #pragma HLS UNROLL
-                    window[(ch * KH + kh) * KW + kw] = lines_[slot][c0 + kw * CFG::dilation_w][ch];
+                    window[(ch * KH + kh) * KW + kw] = columns_[kh][kw * CFG::dilation_w][ch];
                 }
             }
         }
@@ -139,13 +159,13 @@ class line_buffer {
     }
 
    private:
-    x_t lines_[LINES][frame_width][C];
-    int line_;            // the line slot of the current row
-    int next_row_;        // the next frame row that completes windows
-    int row_;             // the output row of the last such row
-    bool row_completes_;  // whether the current row is one
-    int next_column_;     // the next column of the current row that completes a window
-    int out_column_;      // the output column last completed in it
+    x_t lines_[LINES > 1 ? LINES - 1 : 1][frame_width][C];  // the frame rows above the current one
+    x_t columns_[KH][LAST_COLUMN + 1][C];                   // the window's latest columns, oldest first
+    int next_row_;                                          // the next frame row that completes windows
+    int row_;                                               // the output row of the last such row
+    bool row_completes_;                                    // whether the current row is one
+    int next_column_;  // the next column of the current row that completes a window
+    int out_column_;   // the output column last completed in it
 };
 
 template <class x_t, int LANES, int BEATS, class pixel_t>
