@@ -6,6 +6,7 @@ on a 1-D CNN; a plan whose formats vary along a tensor's height/width is refused
 from __future__ import annotations
 
 import json
+import subprocess
 import re
 from pathlib import Path
 
@@ -190,3 +191,88 @@ def test_a_global_reuse_factor_folds_the_layers_with_multipliers(tmp_path):
     assert "logits_t, 72, 4, 4>" in _layer_function(cpp, "fc_Gemm")
     # conv1 walks its 18 x 18 padded frame at II 4: the slowest layer
     assert "io_stream, initiation interval 1296." in (out / "hls" / "README.md").read_text()
+
+
+def _geometries(count: int, seed: int = 13) -> list[dict]:
+    """Random line-buffer geometries with at least one output pixel."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    while len(cases) < count:
+        ranges = {"channels": 4, "in_height": 8, "in_width": 8, "kernel_h": 4, "kernel_w": 4, "stride_h": 4,
+                  "stride_w": 4, "dilation_h": 3, "dilation_w": 3}
+        g = {k: int(rng.integers(1, hi)) for k, hi in ranges.items()}
+        g.update({k: int(rng.integers(0, 3)) for k in ("pad_top", "pad_left", "pad_bottom", "pad_right")})
+        oh = (g["in_height"] + g["pad_top"] + g["pad_bottom"] - (g["kernel_h"] - 1) * g["dilation_h"] - 1)
+        ow = (g["in_width"] + g["pad_left"] + g["pad_right"] - (g["kernel_w"] - 1) * g["dilation_w"] - 1)
+        if oh >= 0 and ow >= 0:
+            cases.append({**g, "out_height": oh // g["stride_h"] + 1, "out_width": ow // g["stride_w"] + 1})
+    return cases
+
+
+def _expected_windows(g: dict) -> list[str]:
+    """Per output pixel in raster order: 'oh ow' and the window [C][KH][KW] of the padded
+    input whose pixel (h, w) channel ch holds ch*1000 + h*31 + w + 1, padding -1."""
+    lines = []
+    for oh in range(g["out_height"]):
+        for ow in range(g["out_width"]):
+            values = []
+            for ch in range(g["channels"]):
+                for kh in range(g["kernel_h"]):
+                    for kw in range(g["kernel_w"]):
+                        h = oh * g["stride_h"] - g["pad_top"] + kh * g["dilation_h"]
+                        w = ow * g["stride_w"] - g["pad_left"] + kw * g["dilation_w"]
+                        inside = 0 <= h < g["in_height"] and 0 <= w < g["in_width"]
+                        values.append(ch * 1000 + h * 31 + w + 1 if inside else -1)
+            lines.append(" ".join(map(str, [oh, ow, *values])))
+    return lines
+
+
+def test_line_buffer_windows_match_the_padded_frame(tmp_path):
+    """finegrain::line_buffer over random geometries (padding on every side, strides and
+    dilations up to 3 and 2, frames that end before or after the last window) gives every
+    output pixel's window, in raster order, and nothing else."""
+    from compiler.verify.csim import CXXFLAGS, ap_types_dir
+
+    cases = _geometries(40)
+    program = ['#include "finegrain/stream.h"', "#include <iostream>", "typedef ap_fixed<20, 20> v_t;"]
+    for i, g in enumerate(cases):
+        fields = "\n".join(f"    static const int {k} = {v};" for k, v in g.items())
+        c, h, w, kh, kw = g["channels"], g["in_height"], g["in_width"], g["kernel_h"], g["kernel_w"]
+        program.append(f"""struct g{i} {{
+{fields}
+}};
+void run{i}() {{
+    typedef finegrain::pixel<v_t, {c}> px_t;
+    hls::stream<px_t> in;
+    for (int r = 0; r < {h}; r++)
+        for (int q = 0; q < {w}; q++) {{
+            px_t px;
+            for (int ch = 0; ch < {c}; ch++) px[ch] = ch * 1000 + r * 31 + q + 1;
+            in.write(px);
+        }}
+    typedef finegrain::line_buffer<g{i}, v_t> lines_t;
+    lines_t lines;
+    for (int r = 0; r < lines_t::frame_height; r++) {{
+        lines.start_row(r);
+        for (int c = 0; c < lines_t::frame_width; c++) {{
+            v_t window[{c * kh * kw}];
+            if (lines.step(in, r, c, v_t(-1), window)) {{
+                std::cout << lines.out_row() << " " << lines.out_column();
+                for (int k = 0; k < {c * kh * kw}; k++) std::cout << " " << window[k].to_int();
+                std::cout << "\\n";
+            }}
+        }}
+    }}
+    std::cout << (in.empty() ? "end" : "input left") << std::endl;
+}}""")
+    program.append("int main() {\n" + "".join(f"    run{i}();\n" for i in range(len(cases))) + "}")
+    source = tmp_path / "line_buffer.cpp"
+    source.write_text("\n".join(program) + "\n")
+    binary = tmp_path / "line_buffer"
+    subprocess.run(["g++", *CXXFLAGS, "-I", str(ap_types_dir()), "-I", str(ROOT / "templates" / "hls"),
+                    str(source), "-o", str(binary)], check=True)
+    got = subprocess.run([str(binary)], check=True, capture_output=True, text=True).stdout.split("\n")
+    for g in cases:
+        want = _expected_windows(g) + ["end"]
+        assert got[:len(want)] == want, g
+        got = got[len(want):]

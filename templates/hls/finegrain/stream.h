@@ -84,14 +84,18 @@ class line_buffer {
     static const int LAST_ROW = (KH - 1) * CFG::dilation_h;  // the window's bottom tap, from its top
     static const int LAST_COLUMN = (KW - 1) * CFG::dilation_w;
     static const int LINES = LAST_ROW + 1;  // frame rows a window spans
+    static_assert(CFG::out_height == (frame_height - LAST_ROW - 1) / CFG::stride_h + 1 &&
+                      CFG::out_width == (frame_width - LAST_COLUMN - 1) / CFG::stride_w + 1,
+                  "line_buffer: the output size is not what the padded frame gives");
 
     line_buffer() : next_row_(LAST_ROW), row_(-1), row_completes_(false), next_column_(0), out_column_(-1) {}
 
     // Row r of the frame begins (r = 0, 1, ... in turn).  The rows LAST_ROW,
-    // LAST_ROW + stride_h, ... complete windows, out_height of them.
+    // LAST_ROW + stride_h, ... complete windows: out_height of them fit in the frame (the
+    // static_assert above; the same for columns).
     void start_row(int r) {
 #pragma HLS INLINE
-        row_completes_ = r == next_row_ && row_ + 1 < CFG::out_height;
+        row_completes_ = r == next_row_;
         if (row_completes_) {
             row_++;
             next_row_ += CFG::stride_h;
@@ -139,7 +143,7 @@ class line_buffer {
                 }
             }
         }
-        if (!row_completes_ || c != next_column_ || out_column_ + 1 == CFG::out_width) return false;
+        if (!row_completes_ || c != next_column_) return false;
         out_column_++;
         next_column_ += CFG::stride_w;
     KERNEL_ROWS:
