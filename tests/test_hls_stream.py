@@ -135,8 +135,8 @@ _DEFAULTS = {"input": "fixed<8,2,RND_CONV,SAT>", "weight": "fixed<6,1,RND_CONV,S
 
 @pytest.mark.parametrize("kind", ["residual", "conv1d"])
 def test_stream_layers_csim_bit_exact(kind, tmp_path):
-    """Fan-out (a tensor read by two layers, a skip copy), a residual Add pixel by pixel, a
-    Concat as a whole-tensor layer, a table look-up per lane, max pooling over padding (the
+    """Fan-out (a tensor read by two layers, a skip copy), a residual Add and a Concat of
+    channels pixel by pixel, a table look-up per lane, max pooling over padding (the
     lowest value, not zero, pads it), dilation and strides, 1-D streams, per-channel
     requantize formats."""
     if kind == "residual":
@@ -154,6 +154,9 @@ def test_stream_layers_csim_bit_exact(kind, tmp_path):
     if kind == "residual":
         assert "a_relu_fanout(a_relu_stream, a_relu_to_conv_b, a_relu_to_skip);" in cpp
         assert "finegrain::add<b_t, a_relu_t, s_t, 3>(b_pixel.data, a_relu_pixel.data, s_pixel.data);" in cpp
+        cat = _layer_function(cpp, "cat")
+        assert "finegrain::copy_into<d_relu_t, cat_t, 4, 4>(d_relu_pixel.data, cat_pixel.data);" in cat
+        assert "read_tensor" not in cat
         assert "#pragma HLS STREAM variable=a_relu_to_skip depth=42" in cpp
         assert "finegrain::lowest<s_t>()" in _layer_function(cpp, "pool")
     _csim(out, 300)

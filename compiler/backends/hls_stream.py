@@ -9,8 +9,9 @@ in raster order, each the C channel values of one position in the tensor's conta
   padded frame and, per output pixel, hands the window [C][KH][KW] to the parallel kernel
   configured for that window alone (stride 1, no padding, one output pixel), then the
   epilogue runs on the C lanes;
-* a *pixel* layer (elementwise ops only): the stages run on the lanes of each pixel;
-* a *whole* layer (dense, reshape, concat, softmax, anything else): every input pixel is
+* a *pixel* layer (elementwise ops, a residual Add of two streams, a Concat of channels):
+  the stages run on the lanes of each pixel;
+* a *whole* layer (dense, reshape, other concats, softmax, anything else): every input pixel is
   gathered into the flat array the parallel stage code reads, the stages run as in
   io_parallel, and the result leaves as pixels.
 
@@ -89,6 +90,14 @@ class _StreamBuilder(_Builder):
             lane_formats = out.formats.take((slice(None),) + (0,) * (len(out.shape) - 1))
             return self.requantize({**self.common(stage), "n": lanes},
                                    replace(out, shape=(lanes,), formats=lane_formats))
+        if stage.op == Op.CONCAT:
+            parts, offset = [], 0
+            for name in stage.inputs:
+                t = g.tensor(name)
+                parts.append({"x": f"{self.stream(name)['var']}.data", "x_t": self.type_of(t), "n": t.shape[0],
+                              "offset": offset})
+                offset += t.shape[0]
+            return {**self.common(stage), "n": lanes, "kind": "concat_lanes", "parts": parts}
         if stage.op in (Op.ADD, Op.MUL) and g.tensor(stage.inputs[1]).is_constant:
             c = g.tensor(stage.inputs[1])
             data = np.broadcast_to(np.asarray(c.data), out.shape)
@@ -169,6 +178,9 @@ class _StreamBuilder(_Builder):
             return "pixel"
         if node.op == Op.ADD and all(self.graph.tensor(n).shape == x.shape for n in node.inputs):
             return "pixel"  # a residual sum, pixel by pixel as both streams arrive
+        if node.op == Op.CONCAT and node.attrs["axis"] == 0 and len(x.shape) > 1 and \
+                all(self.graph.tensor(n).shape[1:] == x.shape[1:] for n in node.inputs):
+            return "pixel"  # channels side by side: each pixel's lanes one after the other
         return "whole"
 
     def layer(self, node: Node) -> dict:
