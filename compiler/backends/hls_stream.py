@@ -39,7 +39,9 @@ ELEMENTWISE = frozenset({Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.REQUANTIZE, Op.SIGM
 WINDOWED = frozenset({Op.CONV, Op.MAXPOOL, Op.AVGPOOL})
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # what the io_stream templates declare or call besides the names the builder gives
-STREAM_LOCALS = frozenset("hls lines lines_t pad r c oh ow p px in beat lane".split())
+# (the ports keep io_parallel's names unless a tensor is called one of these)
+STREAM_LOCALS = frozenset("hls lines lines_t padding frame_row frame_column out_row out_column beat lane pixel "
+                          "source".split())
 
 
 def lanes_and_beats(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -166,7 +168,7 @@ class _StreamBuilder(_Builder):
         ident = self.constant_data(r, per_pixel, self.names.derived(f"{self.names(r.name)}_by_pixel"))
         sum_t = self.named_type(f"{name}_sum_t", _window_sum_type(x, kh * kw), f"window sum of {stage.name}")
         entry = {**common, "kind": "avgpool2d", "cfg": {"channels": c, **window}, "r_t": self.type_of(r),
-                 "r": f"{ident} + (oh * {ow} + ow) * {c}", "sum_t": sum_t}  # this output pixel's reciprocals
+                 "sum_t": sum_t, "r": f"{ident} + (out_row * {ow} + out_column) * {c}"}  # this pixel's reciprocals
         return entry, {**geometry, "pad": "zero"}
 
     # layers ---------------------------------------------------------------------------
@@ -295,8 +297,10 @@ class _StreamBuilder(_Builder):
             calls.append({"layer": layer})
             if node.outputs[0] in fanouts:
                 calls.append({"fanout": fanouts[node.outputs[0]]})
-        ports_in = [{**self.streams[n], "name": self.streams[n]["tensor"]} for n in g.inputs]
-        ports_out = [{**self.streams[n], "name": self.streams[n]["tensor"]} for n in g.outputs]
+        # a port's values, flat, in the testbench
+        ports_in, ports_out = ([{**self.streams[n], "name": self.streams[n]["tensor"],
+                                 "flat": self.names.derived(f"{self.streams[n]['tensor']}_flat")} for n in names]
+                               for names in (g.inputs, g.outputs))
         return {
             "model": self.model, "version": __version__, "source": self.source, "io": "io_stream",
             "part": self.options.part, "clock_ns": self.options.clock_ns,
