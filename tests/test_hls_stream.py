@@ -127,30 +127,51 @@ def _conv1d_model(path: Path) -> Path:
     return path
 
 
+def _fanout_model(path: Path) -> Path:
+    """x [2,5,5] -> conv (pads 1) -> c, a graph output also read by add(c, x) -> relu -> y: the
+    graph input and a graph output each go to two readers."""
+    rng = np.random.default_rng(9)
+    inits = [numpy_helper.from_array(rng.uniform(-1, 1, size=(2, 2, 3, 3)).astype(np.float32), "w")]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["c", "x"], ["s"], name="skip"),
+             helper.make_node("Relu", ["s"], ["y"], name="relu")]
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 2, 5, 5]) for n in ("c", "y")]
+    graph = helper.make_graph(nodes, "fanout", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 5, 5])],
+                              outputs, inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
 # per-channel formats on a ReLU output: one requantize format per lane of every pixel
 _CHANNELS = ["ufixed<6,2,RND_CONV,SAT>", "ufixed<4,1,TRN,WRAP>", "ufixed<7,3,RND,SAT>", "ufixed<5,2,RND_CONV,SAT>"]
 _DEFAULTS = {"input": "fixed<8,2,RND_CONV,SAT>", "weight": "fixed<6,1,RND_CONV,SAT>",
              "bias": "fixed<8,2,RND_CONV,SAT>", "activation": None}
 
 
-@pytest.mark.parametrize("kind", ["residual", "conv1d"])
+@pytest.mark.parametrize("kind", ["residual", "conv1d", "fanout"])
 def test_stream_layers_csim_bit_exact(kind, tmp_path):
     """Fan-out (a tensor read by two layers, a skip copy), a residual Add and a Concat of
     channels pixel by pixel, a table look-up per lane, max pooling over padding (the
     lowest value, not zero, pads it), dilation and strides, 1-D streams, per-channel
-    requantize formats."""
+    requantize formats; a graph input and a graph output that more layers read."""
     if kind == "residual":
         model = _residual_model(tmp_path / "m.onnx")
         tensors = {"a_relu": {"axis": 1, "formats": _CHANNELS[:3]}, "d_relu": {"axis": 1, "formats": _CHANNELS}}
-    else:
+    elif kind == "conv1d":
         model = _conv1d_model(tmp_path / "m.onnx")
         tensors = {"c_relu": {"axis": 1, "formats": _CHANNELS}}
+    else:
+        model = _fanout_model(tmp_path / "m.onnx")
+        tensors = {"y": {"axis": 1, "formats": _CHANNELS[:2]}}
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"defaults": _DEFAULTS, "tensors": tensors}))
     out = tmp_path / "out"
     assert _compile(model, plan, out) == 0
     cpp = next((out / "hls" / "firmware").glob("*.cpp")).read_text()
     assert "finegrain::requantize_elements<" in cpp
+    if kind == "fanout":  # the ports keep their names, the copies go to the layers and the port
+        assert "void fanout(\n    hls::stream<x_pixel_t>& x,\n    hls::stream<c_pixel_t>& c,\n" in cpp
+        assert "x_fanout(x, x_to_conv, x_to_skip);" in cpp and "c_fanout(c_stream, c_to_skip, c);" in cpp
     if kind == "residual":
         assert "a_relu_fanout(a_relu_stream, a_relu_to_conv_b, a_relu_to_skip);" in cpp
         assert "finegrain::add<b_t, a_relu_t, s_t, 3>(b_pixel.data, a_relu_pixel.data, s_pixel.data);" in cpp
