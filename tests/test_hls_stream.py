@@ -276,11 +276,12 @@ void run{i}() {{
         }}
     typedef finegrain::line_buffer<g{i}, v_t> lines_t;
     lines_t lines;
+    v_t rows[lines_t::ROWS][lines_t::frame_width][lines_t::C], columns[lines_t::KH][lines_t::COLUMNS][lines_t::C];
     for (int r = 0; r < lines_t::frame_height; r++) {{
         lines.start_row(r);
         for (int c = 0; c < lines_t::frame_width; c++) {{
             v_t window[{c * kh * kw}];
-            if (lines.step(in, r, c, v_t(-1), window)) {{
+            if (lines.step(in, r, c, v_t(-1), rows, columns, window)) {{
                 std::cout << lines.out_row() << " " << lines.out_column();
                 for (int k = 0; k < {c * kh * kw}; k++) std::cout << " " << window[k].to_int();
                 std::cout << "\\n";

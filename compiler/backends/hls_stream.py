@@ -40,8 +40,8 @@ WINDOWED = frozenset({Op.CONV, Op.MAXPOOL, Op.AVGPOOL})
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # what the io_stream templates declare or call besides the names the builder gives
 # (the ports keep io_parallel's names unless a tensor is called one of these)
-STREAM_LOCALS = frozenset("hls lines lines_t padding frame_row frame_column out_row out_column beat lane pixel "
-                          "source".split())
+STREAM_LOCALS = frozenset("hls lines lines_t line_rows window_columns padding frame_row frame_column out_row "
+                          "out_column beat lane pixel source".split())
 
 
 def lanes_and_beats(shape: tuple[int, ...]) -> tuple[int, int]:

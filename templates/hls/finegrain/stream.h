@@ -7,7 +7,7 @@
 //
 //   pixel<T, N>                          the N lanes of one position, in T
 //   lowest<T>()                          T's most negative value (max pooling's padding)
-//   line_buffer<CFG, x_t>::step(in, r, c, pad, window)
+//   line_buffer<CFG, x_t>::step(in, r, c, pad, rows, columns, window)
 //                                        the padded frame of a convolution or pooling layer,
 //                                        read pixel by pixel; true when (r, c) completes a window
 //   read_tensor<x_t, LANES, BEATS>(in, x)    every pixel of a stream into a flat array
@@ -70,10 +70,12 @@ T lowest() {
 // of the parallel kernels' input), returns true, and out_row() / out_column() say which
 // output pixel it is.
 //
-// Storage, as hls4ml's line buffers: the LINES - 1 frame rows above the current one, one
-// memory per row, each read and written once per pixel at column c (the column moves up a
-// row), and a shift register of the window's LAST_COLUMN + 1 latest columns.  Which rows and
-// columns complete a window is counted, not divided out.
+// Storage, as hls4ml's line buffers, declared by the caller (so that its partitioning pragmas
+// sit where the arrays are defined): `rows`, the ROWS frame rows above the current one, one
+// memory per row (partition dims 1 and 3), each read and written once per pixel at column c
+// (the column moves up a row), and `columns`, a shift register of the window's COLUMNS latest
+// columns (partitioned completely).  Which rows and columns complete a window is counted
+// here, not divided out.
 template <class CFG, class x_t>
 class line_buffer {
    public:
@@ -84,6 +86,8 @@ class line_buffer {
     static const int LAST_ROW = (KH - 1) * CFG::dilation_h;  // the window's bottom tap, from its top
     static const int LAST_COLUMN = (KW - 1) * CFG::dilation_w;
     static const int LINES = LAST_ROW + 1;  // frame rows a window spans
+    static const int ROWS = LINES > 1 ? LINES - 1 : 1;  // rows kept (one unused when LINES == 1)
+    static const int COLUMNS = LAST_COLUMN + 1;          // columns kept
     static_assert(CFG::out_height == (frame_height - LAST_ROW - 1) / CFG::stride_h + 1 &&
                       CFG::out_width == (frame_width - LAST_COLUMN - 1) / CFG::stride_w + 1,
                   "line_buffer: the output size is not what the padded frame gives");
@@ -108,11 +112,9 @@ class line_buffer {
     int out_column() const { return out_column_; }
 
     template <class pixel_t>
-    bool step(hls::stream<pixel_t>& in, int r, int c, const x_t& pad, x_t window[C * KH * KW]) {
+    bool step(hls::stream<pixel_t>& in, int r, int c, const x_t& pad, x_t rows[ROWS][frame_width][C],
+              x_t columns[KH][COLUMNS][C], x_t window[C * KH * KW]) {
 #pragma HLS INLINE
-#pragma HLS ARRAY_PARTITION variable=lines_ complete dim=1
-#pragma HLS ARRAY_PARTITION variable=lines_ complete dim=3
-#pragma HLS ARRAY_PARTITION variable=columns_ complete dim=0
         const bool real = r >= CFG::pad_top && r < CFG::pad_top + CFG::in_height && c >= CFG::pad_left &&
                           c < CFG::pad_left + CFG::in_width;
         pixel_t px;
@@ -126,20 +128,20 @@ class line_buffer {
         LINES_LOOP:
             for (int k = 0; k < LINES - 1; k++) {
 #pragma HLS UNROLL
-                column[k][ch] = lines_[k][c][ch];
-                lines_[k][c][ch] = k + 1 < LINES - 1 ? lines_[k + 1][c][ch] : column[LINES - 1][ch];
+                column[k][ch] = rows[k][c][ch];
+                rows[k][c][ch] = k + 1 < LINES - 1 ? rows[k + 1][c][ch] : column[LINES - 1][ch];
             }
         }
     SHIFT_KERNEL_ROWS:
         for (int kh = 0; kh < KH; kh++) {
 #pragma HLS UNROLL
         SHIFT_COLUMNS:
-            for (int j = 0; j < LAST_COLUMN + 1; j++) {
+            for (int j = 0; j < COLUMNS; j++) {
 #pragma HLS UNROLL
             SHIFT_CHANNELS:
                 for (int ch = 0; ch < C; ch++) {
 #pragma HLS UNROLL
-                    columns_[kh][j][ch] = j < LAST_COLUMN ? columns_[kh][j + 1][ch] : column[kh * CFG::dilation_h][ch];
+                    columns[kh][j][ch] = j < LAST_COLUMN ? columns[kh][j + 1][ch] : column[kh * CFG::dilation_h][ch];
                 }
             }
         }
@@ -155,7 +157,7 @@ class line_buffer {
             WINDOW_CHANNELS:
                 for (int ch = 0; ch < C; ch++) {
 #pragma HLS UNROLL
-                    window[(ch * KH + kh) * KW + kw] = columns_[kh][kw * CFG::dilation_w][ch];
+                    window[(ch * KH + kh) * KW + kw] = columns[kh][kw * CFG::dilation_w][ch];
                 }
             }
         }
@@ -163,11 +165,9 @@ class line_buffer {
     }
 
    private:
-    x_t lines_[LINES > 1 ? LINES - 1 : 1][frame_width][C];  // the frame rows above the current one
-    x_t columns_[KH][LAST_COLUMN + 1][C];                   // the window's latest columns, oldest first
-    int next_row_;                                          // the next frame row that completes windows
-    int row_;                                               // the output row of the last such row
-    bool row_completes_;                                    // whether the current row is one
+    int next_row_;        // the next frame row that completes windows
+    int row_;             // the output row of the last such row
+    bool row_completes_;  // whether the current row is one
     int next_column_;  // the next column of the current row that completes a window
     int out_column_;   // the output column last completed in it
 };
