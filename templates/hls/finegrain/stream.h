@@ -12,7 +12,6 @@
 //                                        read pixel by pixel; true when (r, c) completes a window
 //   read_tensor<x_t, LANES, BEATS>(in, x)    every pixel of a stream into a flat array
 //   write_tensor<y_t, LANES, BEATS>(y, out)  a flat array out as pixels
-//   copy_stream<pixel_t, BEATS>(in, out)     a stream as it is (a graph input that is an output)
 //
 // Flat arrays are row-major over the tensor's shape: lane l of pixel p is element l*BEATS + p.
 //
@@ -200,15 +199,6 @@ PIXELS:
             px[l] = y[l * BEATS + p];
         }
         out.write(px);
-    }
-}
-
-template <class pixel_t, int BEATS>
-void copy_stream(hls::stream<pixel_t>& in, hls::stream<pixel_t>& out) {
-PIXELS:
-    for (int p = 0; p < BEATS; p++) {
-#pragma HLS PIPELINE II=1
-        out.write(in.read());
     }
 }
 
