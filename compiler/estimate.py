@@ -239,7 +239,7 @@ def estimate_context(context: dict, part: str) -> dict:
                        # constant products the layer needs, and how many distinct ones are built
                        # (an input times one weight value in several rows is built once)
                        "products": layer["products"], "products_built": layer["products_built"]})
-    valid = costs.pipe(1, context["latency"])
+    valid = costs.pipe(1, context.get("valid_depth", context["latency"]))  # a folded core's is shorter
     total += valid
     result = {"top": context["model"], "part": part, "family": family, "clock_ns": context["clock_ns"],
               "architecture": "rtl: fully parallel, II 1", **total.rounded(),
