@@ -329,8 +329,18 @@ class _StreamBuilder:
         current = first_input
         for group in groups:
             produced = {s.outputs[0] for n in group for s in n.stages()}
-            reads = [i for n in group for s in n.stages() for i in s.inputs
+            reads = [(n, i) for n in group for s in n.stages() for i in s.inputs
                      if not g.tensor(i).is_constant and i not in produced]
+            passed = [(n, i) for n, i in reads if i != current]
+            if passed:  # a branch: the tail receives only `current`, the tensors before it are gone
+                node, name = passed[0]
+                readers = [n.name for n in g.nodes if any(name in s.inputs for s in n.stages())]
+                raise RTLBackendError(f"node {node.name!r} reads {name!r}, which the stream pipeline has already "
+                                      f"passed on: a branch ({name!r} feeds {', '.join(map(repr, readers))}); the "
+                                      f"stream architecture builds a chain of layers, each reading the one before, so "
+                                      f"far (a branch and its join only after the last layer on a stream); compile "
+                                      f"with --arch parallel")
+            reads = [i for _, i in reads]
             if set(reads) != {current}:
                 raise RTLBackendError(f"node {group[0].name!r}: the stream architecture builds a chain of layers "
                                       f"so far; this layer reads {sorted(set(reads))}; compile with --arch parallel")
