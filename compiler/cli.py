@@ -50,6 +50,8 @@ def _cmd_compile(args) -> int:
                             max_dsp=args.max_dsp)
     for message in project.warnings:
         _say("warning", message)
+    if project.folding is not None:
+        print(project.folding.text())
     quantized = summary_line(project.quantization())
     if quantized:
         print(quantized)
@@ -293,8 +295,11 @@ def format_report(report: dict) -> str:
     sim = report.get("sim")
     if sim:
         verdict = "bit-exact" if sim["mismatches"] == 0 else f"{sim['mismatches']} mismatches"
-        lines.append(f"sim (Verilator): {sim['vectors']} vectors, {verdict}; latency {sim['latency_cycles']} cycles, "
-                     f"II {sim['ii_cycles']}; build {sim['build_seconds']} s, run {sim['run_seconds']} s")
+        timing = "latency and II not measured (a run with --gaps or --stall)"
+        if sim.get("latency_cycles") is not None:
+            timing = f"latency {sim['latency_cycles']} cycles, II {sim['ii_cycles']}"
+        lines.append(f"sim (Verilator): {sim['vectors']} vectors, {verdict}; {timing}; build {sim['build_seconds']} s, "
+                     f"run {sim['run_seconds']} s")
     for w in report.get("warnings", []):
         lines.append(f"warning: {w}")
     return "\n".join(lines)
@@ -535,7 +540,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--gaps", action="store_true",
                    help="random gaps in the inputs' valid instead of back-to-back vectors")
     m.add_argument("--stall", action="store_true",
-                   help="a stream top (--arch stream): drop the outputs' ready in 30%% of the cycles, at random")
+                   help="a stream top (--arch stream): hold the outputs' ready low in 30%% of the cycles, at "
+                        "random, in runs up to longer than the FIFOs absorb")
     m.set_defaults(func=_cmd_sim)
 
     r = sub.add_parser("report", help="per-layer types, widths and resource estimate of a compiled output folder; "

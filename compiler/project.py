@@ -39,6 +39,7 @@ from .output_folder import STAMP, OutputFolderError, claimed, read_json, read_st
 from .backends.hls import HLSOptions, LayerArch, parse_layer_config, write_hls_project
 from .backends.rtl import (INTERFACES as RTL_INTERFACES, RTLBackendError, RTLOptions, check_supported,
                            parallel_products, rtl_context, write_rtl_project)
+from .backends.rtl.stream import choose_stream_folding
 from .passes.apply_plan import PlanWarning
 from .targets import DEFAULT_PART
 from .verify.csim import write_vectors
@@ -164,6 +165,7 @@ class Project:
     compile_seconds: float = 0.0
     rtl_context: dict | None = field(default=None, repr=False, compare=False)  # built by compile_model
     saturation: dict | None = None  # compile_model(data=...): what each conversion clips on the data
+    folding: object = None  # compiler.budget.Choice when a budget chose the reuse factors
 
     def emulate(self, x) -> np.ndarray | dict[str, np.ndarray]:
         """Float inputs (quantized by the input formats) -> float64 outputs in the model's
@@ -193,6 +195,7 @@ class Project:
             "warnings": list(self.warnings),
             **({"quantization": q} if (q := self.quantization()) is not None else {}),
             **({"saturation": self.saturation} if self.saturation is not None else {}),
+            **({"folding": self.folding.summary()} if self.folding is not None else {}),
         }
 
     def quantization(self) -> dict | None:
@@ -444,10 +447,31 @@ def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, sta
                          f"from data)")
     project = compile_graph(graph, plan, config)
     _check_layer_names(project.graph, config.layers)
-    if config.architecture == "auto":  # parallel while its size is reasonable, else stream
+    budget = any(v is not None for v in (config.target_ii, config.max_lut, config.max_dsp))
+    if config.architecture == "auto":  # parallel while its size is reasonable (and no budget), else stream
         products = parallel_products(project.graph)
-        project.config = config = dataclasses.replace(
-            config, architecture="parallel" if products <= DEFAULT_RTL_MAX_PRODUCTS else "stream")
+        parallel = products <= DEFAULT_RTL_MAX_PRODUCTS and not budget
+        project.config = config = dataclasses.replace(config, architecture="parallel" if parallel else "stream")
+        # a model too large for the parallel RTL gets, by default, the fastest folding that fits the part
+        # (unless reuse factors were given)
+        fit = not budget and not parallel and config.reuse_factor == 1 \
+            and not any("reuse_factor" in entry for entry in config.layers.values())
+    else:
+        fit = False
+    if budget or fit:  # every layer's reuse factor from the budget; config.json records the choice
+        try:
+            choice = choose_stream_folding(project.graph, config.rtl_options(), project.source(), config)
+        except RTLBackendError as err:
+            if budget:
+                raise
+            # the default's fit to the part: a model the stream RTL cannot build keeps its reuse
+            # factors (the RTL step below says why it has no RTL)
+            choice = None
+            project.warnings.append(f"no folding chosen for the part: {err}")
+        if choice is not None:
+            chosen = {name: {**config.layers.get(name, {}), "reuse_factor": r} for name, r in choice.reuse.items()}
+            project.config = config = dataclasses.replace(config, layers={**config.layers, **chosen})
+            project.folding = choice
     if "rtl" in config.backends:
         try:
             check_supported(project.graph)  # before any folder is written: a clear error, exit 2

@@ -169,8 +169,8 @@ def _summary(report: dict, clock_ns: float, backends) -> str:
             lines.append(f"<tr><td class=\"name\">{label}</td><td>{_num(latency)}</td><td>{ns}</td>"
                          f"<td>{_num(ii)}</td></tr>")
         lines.append("</table>")
-        if est and sim and (est.get("latency_cycles"), est.get("ii_cycles")) != (sim.get("latency_cycles"),
-                                                                                   sim.get("ii_cycles")):
+        if est and sim and sim.get("latency_cycles") is not None and \
+                (est.get("latency_cycles"), est.get("ii_cycles")) != (sim.get("latency_cycles"), sim.get("ii_cycles")):
             lines.append("<p class=\"bad\">The simulated latency or II differs from the estimate.</p>")
         parts.append("\n".join(lines))
     parts.append("<ul>"

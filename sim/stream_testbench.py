@@ -1,8 +1,9 @@
 """The cocotb testbench of `finegrain sim` on a stream top (design13.md, "RTL stream top"):
 per input port P it offers the port's beats on P_valid/P (back to back, or with random gaps)
 and counts a beat sent on each cycle P_ready is high; per output port Q it holds Q_ready high
-(or, with stall, low in 30% of the cycles, at random) and records every beat taken with its
-cycle.
+(or, with stall, low in 30% of the cycles, at random, in runs from one cycle to longer than
+every FIFO can absorb, so that a stall backs up to the input) and records every beat taken
+with its cycle.
 
 It judges the data no more than sim/testbench.py does: compiler/verify/stream_sim.py wrote
 the beats (from the emulator) and compares what this records.  It checks the one rule it can
@@ -13,10 +14,10 @@ While P_valid is low, P carries random bits, so a top that takes data without va
 
 Environment: FINEGRAIN_SIM_VECTORS (JSON: "inputs", per port the hex beats of every image in
 order; "input_bits"; "output_beats", per port the beats expected; "gaps", "stall", "seed",
-"idle_timeout_cycles", "drain_cycles") and FINEGRAIN_SIM_RESULTS (JSON written here:
-"inputs", per port the cycle of each beat sent; "outputs", per port [cycle, hex] of each beat
-received, "x:..." for X/Z bits; "waited", per input port the cycles a beat was offered and
-not taken; "errors"; "stopped", why it gave up or null; "cycles").
+"stall_run_cycles", "idle_timeout_cycles", "drain_cycles") and FINEGRAIN_SIM_RESULTS (JSON
+written here: "inputs", per port the cycle of each beat sent; "outputs", per port [cycle, hex]
+of each beat received, "x:..." for X/Z bits; "waited", per input port the cycles a beat was
+offered and not taken; "errors"; "stopped", why it gave up or null; "cycles").
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from cocotb.triggers import FallingEdge, ReadOnly
 
 RESET_CYCLES = 3
 GAP_PROBABILITY = 0.35  # as sim/testbench.py's in_valid gaps
-STALL_PROBABILITY = 0.3  # chance that Q_ready is low in a cycle under stall
+STALL_PROBABILITY = 0.3  # chance that Q_ready is low in a cycle under stall ...
+SINGLE_RUNS = 0.5  # ... decided for runs of cycles: this fraction of them one cycle long, the others
+# up to "stall_run_cycles" (compiler/verify/stream_sim.py: long enough to fill every FIFO)
 
 
 def _word(handle) -> str:
@@ -77,9 +80,14 @@ class _Sink:
         self.received: list[tuple[int, str]] = []
         self.held: str | None = None  # the beat shown and not taken in the previous cycle
         self.ready_now = 0
+        self.low, self.run_left = False, 0  # under stall: Q_ready low for run_left more cycles
 
-    def drive(self, rng: random.Random, active: bool, stall: bool) -> None:
-        self.ready_now = int(active and not (stall and rng.random() < STALL_PROBABILITY))
+    def drive(self, rng: random.Random, active: bool, stall: bool, longest_run: int) -> None:
+        if self.run_left == 0:
+            self.run_left = 1 if rng.random() < SINGLE_RUNS else rng.randint(1, longest_run)
+            self.low = rng.random() < STALL_PROBABILITY
+        self.run_left -= 1
+        self.ready_now = int(active and not (stall and self.low))
         self.ready.value = self.ready_now
 
     def sample(self, t: int, errors: list[str]) -> bool:
@@ -113,7 +121,7 @@ async def stream(dut):
         for source in sources:
             source.drive(rng, active, spec["gaps"])
         for sink in sinks:
-            sink.drive(rng, active, spec["stall"] and drain_from is None)
+            sink.drive(rng, active, spec["stall"] and drain_from is None, spec["stall_run_cycles"])
         await ReadOnly()
         moved = [source.sample(t) for source in sources] + [sink.sample(t, errors) for sink in sinks]
         if any(moved):

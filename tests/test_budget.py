@@ -334,6 +334,9 @@ def test_cli_budget_options_exit_2(tmp_path, capsys, argv, pattern):
 def test_cli_budget_options_reach_config_json(tmp_path):
     out = tmp_path / "out"
     assert main(["compile", str(JET / "model.onnx"), "--plan", str(JET / "plan.json"), "-o", str(out),
-                 "--backend", "", "--target-ii", "8", "--max-lut", "20000", "--max-dsp", "0"]) == 0
+                 "--backend", "", "--target-ii", "8", "--max-lut", "60000", "--max-dsp", "100"]) == 0
     config = json.loads((out / "config.json").read_text())
-    assert (config["target_ii"], config["max_lut"], config["max_dsp"]) == (8, 20_000, 0)
+    assert (config["target_ii"], config["max_lut"], config["max_dsp"]) == (8, 60_000, 100)
+    assert config["architecture"] == "stream"  # a budget asks for the folded stream architecture
+    folding = json.loads((out / "report.json").read_text())["folding"]
+    assert {row["layer"] for row in folding["layers"]} == {"/fc1/Gemm", "/fc2/Gemm", "/fc3/Gemm", "/fc4/Gemm"}

@@ -16,7 +16,11 @@ in place of the parallel RTL, with relu_stream.schedule.json:
   that changes while held under --stall: each exits 1 naming what is wrong;
 * --stall on a parallel top and a damaged order: user errors (exit 2), before any build;
 * the comparison and the measurement on two input ports and a one-beat vector output, in
-  Python on recorded cycles.
+  Python on recorded cycles;
+* the small CNN example compiled with --arch stream (compiler/backends/rtl/stream.py), at
+  reuse factor 1 and 3: bit-exact on 105 vectors, latency and II as schedule.json predicts
+  (the II grows with the folding), and under --stall the same output beats while the input
+  waits longer than back to back.
 
 Verilator builds are cached under build/rtl_sim (sim.runner keys them by source contents).
 """
@@ -114,6 +118,7 @@ def test_stream_top_bit_exact_with_measured_latency_and_ii(compiled, tmp_path, c
     np.save(tmp_path / "x.npy", x)
     code, report, _ = _sim(out, "--input", str(tmp_path / "x.npy"))
     assert code == 0 and report["vectors"] == 2 and report["latency_cycles"] == 23 and report["ii_cycles"] is None
+    assert "II not measured (too few vectors for a steady state) (predicted 20)" in capsys.readouterr().out
 
 
 def test_folded_core_latency_and_ii_measured_and_checked(compiled, tmp_path, capsys):
@@ -152,7 +157,8 @@ def test_wrong_stream_top_is_caught(compiled, tmp_path, capsys, edit, extra, exp
 def test_stream_user_errors(compiled, tmp_path, capsys):
     # --stall needs a ready on the outputs: the parallel top has none
     assert main(["sim", str(compiled), "--vectors", "1", "--stall"]) == 2
-    assert "--stall drops the outputs' ready" in " ".join(capsys.readouterr().err.split())
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--stall holds the outputs' ready low, and relu_stream's RTL is the fully parallel" in err
     bad = _stream_folder(compiled, tmp_path)
     schedule = json.loads((bad / "rtl" / "schedule.json").read_text())
     schedule["outputs"][0]["order"][1] = 0  # element 0 twice, element 20 never
@@ -185,3 +191,29 @@ def test_comparison_and_measurement_on_two_inputs_and_a_vector_output():
     images = {"inputs": {"a": list(range(0, 16, 2)), "b": list(range(1, 16, 2))},
               "outputs": {"q": [[10 + 4 * v, "0"] for v in range(4)]}}
     assert measure(images, ins, [out], 4) == (10, 4)
+
+
+def test_small_cnn_stream_top_bit_exact_with_predicted_latency_ii_and_stalls(tmp_path):
+    folder = ROOT / "examples" / "small_cnn"
+    measured = {}
+    for reuse in (1, 3):
+        out = tmp_path / f"reuse{reuse}"
+        assert main(["compile", str(folder / "model.onnx"), "--plan", str(folder / "plan.json"), "-o", str(out),
+                     "--backend", "rtl", "--arch", "stream", "--reuse-factor", str(reuse)]) == 0
+        schedule = json.loads((out / "rtl" / "schedule.json").read_text())
+        assert schedule["architecture"] == "stream"
+        code, report, recorded = _sim(out, "--vectors", "100")
+        assert code == 0 and report == {**report, "vectors": 105, "mismatches": 0,
+                                        "latency_cycles": schedule["latency_cycles"],
+                                        "ii_cycles": schedule["ii_cycles"]}
+        measured[reuse] = report["ii_cycles"]
+    assert measured[3] > measured[1]
+
+    # reuse factor 3's top under a stalled output: the same beats; the stall reaches the input
+    port = schedule["outputs"][0]["name"]
+    words = [word for _, word in recorded["outputs"][port]]
+    waited = recorded["waited"][schedule["inputs"][0]["name"]]
+    code, report, recorded = _sim(out, "--vectors", "100", "--stall")
+    assert code == 0 and report["mismatches"] == 0 and report["output_beats"]["received"] == 105
+    assert [word for _, word in recorded["outputs"][port]] == words
+    assert recorded["waited"][schedule["inputs"][0]["name"]] > waited and recorded["errors"] == []

@@ -58,7 +58,8 @@ class RTLSimResult:
         """Measured and predicted latency and II, as `finegrain sim` prints them."""
         if self.latency_cycles is None and self.stream and (self.stream["gaps"] or self.stream["stall"]):
             return "latency and II not measured (defined back to back: without --gaps and --stall)"
-        ii = "not measured (fewer than 4 vectors)" if self.ii_cycles is None else self.ii_cycles
+        ii = self.ii_cycles if self.ii_cycles is not None else \
+            "not measured" + (" (too few vectors for a steady state)" if self.stream else "")
         return (f"latency {self.latency_cycles} cycles (predicted {self.predicted_latency}), II {ii} "
                 f"(predicted {self.predicted_ii})")
 
@@ -95,8 +96,8 @@ def top_ports(schedule: dict) -> list[str]:
 def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.ndarray], gaps: bool = False,
                 waves: bool = False, seed: int = 0, simulator: str = "verilator", stall: bool = False) -> RTLSimResult:
     """Simulate OUT/rtl on ``inputs``: the parallel top here, a stream top (schedule.json's
-    "architecture") by compiler/verify/stream_sim.py.  ``stall`` (stream tops only) drops the
-    outputs' ready at random."""
+    "architecture") by compiler/verify/stream_sim.py.  ``stall`` (stream tops only) holds the
+    outputs' ready low at random."""
     rtl_dir = Path(rtl_dir).resolve()  # the simulator runs elsewhere: no relative paths
     top = rtl_dir / f"{model}.sv"
     if not top.is_file():
@@ -111,9 +112,9 @@ def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.nd
         return run_stream_sim(graph, rtl_dir, model, schedule, inputs, gaps=gaps, stall=stall, waves=waves,
                               seed=seed, simulator=simulator)
     if stall:
-        raise RTLSimError(f"--stall drops the outputs' ready, and {model}'s RTL is the fully parallel architecture, "
-                          f"whose outputs have no ready (it never waits); compile with --arch stream to simulate "
-                          f"back-pressure, or leave --stall out")
+        raise RTLSimError(f"--stall holds the outputs' ready low, and {model}'s RTL is the fully parallel "
+                          f"architecture, whose outputs have no ready (it never waits); compile with --arch stream "
+                          f"to simulate back-pressure, or leave --stall out")
     count, rows_in, rows_out = emulated_rows(graph, inputs)
     spec = {
         "count": count, "gaps": gaps, "seed": seed,

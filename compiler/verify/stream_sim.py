@@ -31,6 +31,14 @@ def stream_ports(schedule: dict) -> list[str]:
     return ["clk", "rst", *(f"{name}{suffix}" for name in names for suffix in ("", "_valid", "_ready"))]
 
 
+def stall_run_cycles(schedule: dict) -> int:
+    """The longest run of cycles --stall holds an output's ready low: the time of two images
+    more than the deepest FIFO holds (counted in images, an upper bound for any FIFO: a beat is
+    at most an image), so that a long stall fills every FIFO back to the input."""
+    deepest = max((int(e.get("fifo_depth", 0)) for e in schedule.get("engines", [])), default=0)
+    return max(int(schedule["ii_cycles"]), 1) * (deepest + 2)
+
+
 def check_stream_port(port: dict, rtl_dir: Path) -> np.ndarray:
     """The port's ``order`` as an array, after checking it covers each element once."""
     try:
@@ -60,6 +68,7 @@ def run_stream_sim(graph: Graph, rtl_dir: Path, model: str, schedule: dict, inpu
                    for p, rows, order in zip(in_ports, rows_in, in_orders)},
         "input_bits": {p["name"]: p["width"] * p["lanes"] for p in in_ports},
         "output_beats": {p["name"]: p["beats"] * count for p in out_ports},
+        "stall_run_cycles": stall_run_cycles(schedule),
         "idle_timeout_cycles": 2 * (latency + ii) + IDLE_EXTRA_CYCLES,
         "drain_cycles": latency + ii + DRAIN_EXTRA_CYCLES,
     }

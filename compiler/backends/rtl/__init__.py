@@ -53,6 +53,7 @@ from ..hls import template_environment
 from .builder import _Builder
 from .emitter import Elem, Fmt, csd, signed_width
 from .interface import INTERFACES, PORT_FIELDS, axis_context, axis_top_name, schedule, stream_schedule
+from .folded import render_folded_core
 from .stream import stream_context
 from .options import (RTL_MAX_TABLE_BITS, SUPPORTED, WIRING, RTLBackendError, RTLOptions,
                       rtl_top_name)
@@ -123,7 +124,8 @@ def write_rtl_project(graph: Graph, options: RTLOptions, out_dir: Path, source: 
     out_dir.mkdir(parents=True, exist_ok=True)
     if context.get("architecture") == "stream":
         for core in context["cores"]:  # one module per file, named after it (lint's rule)
-            (out_dir / f"{core['model']}.sv").write_text(env.get_template("model.sv.j2").render(**core))
+            text = render_folded_core(core) if core.get("folded") else env.get_template("model.sv.j2").render(**core)
+            (out_dir / f"{core['model']}.sv").write_text(text)
         (out_dir / f"{context['model']}.sv").write_text(env.get_template("stream.sv.j2").render(**context))
         (out_dir / "schedule.json").write_text(json.dumps(stream_schedule(context), indent=2) + "\n")
         return context

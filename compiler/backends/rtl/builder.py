@@ -590,33 +590,42 @@ class _Builder:
         return {"name": self.names(name), "onnx": name, "size": n, "width": c.width, "bits": n * c.width,
                 "frac": c.frac_bits, "signed": c.signed, "type": str(c), "shape": list(t.shape)}
 
+    def input_elements(self, port: dict) -> list[Elem]:
+        """The elements of input ``port``: container mantissas -> each element's own format."""
+        m = self.m
+        t = self.graph.tensor(port["onnx"])
+        cfmt = Fmt(port["width"], port["frac"], port["signed"])
+        elems = []
+        for i in range(port["size"]):
+            fmt = _fmt_of(t, i)
+            if fmt is None:
+                elems.append(ZERO)
+                continue
+            raw = m.wire(f"{port['name']}__{i}_port", cfmt.width,
+                         f"{port['name']}[{i * cfmt.width} +: {cfmt.width}]")
+            elems.append(Elem(m.convert(Elem(raw, cfmt), fmt, f"{port['name']}__{i}"), fmt))
+        return elems
+
+    def output_expression(self, port: dict, elems: list[Elem]) -> None:
+        """``port["expr"]``: the elements, each in the port's container, packed."""
+        cfmt = Fmt(port["width"], port["frac"], port["signed"])
+        wires = [self.m.convert(e, cfmt, f"{port['name']}__{i}_out") for i, e in enumerate(elems)]
+        port["expr"] = "{" + ", ".join(reversed(wires)) + "}"
+
     def build(self) -> dict:
         g = self.graph
         inputs = [self.port(n) for n in g.inputs]
         outputs = [self.port(n) for n in g.outputs]
         m = self.m
         for port, name in zip(inputs, g.inputs):
-            t = g.tensor(name)
-            cfmt = Fmt(port["width"], port["frac"], port["signed"])
-            elems = []
-            for i in range(port["size"]):
-                fmt = _fmt_of(t, i)
-                if fmt is None:
-                    elems.append(ZERO)
-                    continue
-                raw = m.wire(f"{port['name']}__{i}_port", cfmt.width,
-                             f"{port['name']}[{i * cfmt.width} +: {cfmt.width}]")
-                elems.append(Elem(m.convert(Elem(raw, cfmt), fmt, f"{port['name']}__{i}"), fmt))
-            self.values[name] = elems
+            self.values[name] = self.input_elements(port)
             self.ready[name] = 0
         input_items = list(m.items)
         layers = [self.guarded_layer(node) for node in g.nodes]
         latency = max(self.ready[n] for n in g.outputs)
         first = len(m.items)
         for port, name in zip(outputs, g.outputs):
-            cfmt = Fmt(port["width"], port["frac"], port["signed"])
-            wires = [m.convert(e, cfmt, f"{port['name']}__{i}_out") for i, e in enumerate(self.elems(name, latency))]
-            port["expr"] = "{" + ", ".join(reversed(wires)) + "}"
+            self.output_expression(port, self.elems(name, latency))
         output_items = m.items[first:]
         return {"model": self.model, "version": __version__, "source": self.source,
                 "clock_ns": self.options.clock_ns, "levels_per_stage": self.options.levels,

