@@ -91,15 +91,21 @@ def _first_position(shape: tuple[int, ...]) -> tuple:
     return (slice(None),) + (slice(0, 1),) * (len(shape) - 1)
 
 
-def _same_at_every_position(arrays, shape, what: str, node: Node) -> None:
+PLAN_FIX = "give it per-channel (not per-element) values in the plan"
+# an average pool's reciprocals differ at the edges when padding is not counted
+POOL_FIX = ("its edge windows hold fewer pixels (padding not counted: count_include_pad=0 or ceil_mode); export "
+            "the pool with count_include_pad=1 and no ceil_mode")
+
+
+def _same_at_every_position(arrays, shape, what: str, node: Node, fix: str = PLAN_FIX) -> None:
     first = _first_position(shape)
     for a in arrays:
         a = np.broadcast_to(np.asarray(a, dtype=object), shape)
         if not (a == np.broadcast_to(a[first], shape)).all():
             raise RTLBackendError(
                 f"node {node.name!r}: {what} differs between positions of one channel; a stream engine computes "
-                f"every pixel with one circuit, so it needs one value per channel; give it per-channel (not "
-                f"per-element) values in the plan, or compile with --arch parallel")
+                f"every pixel with one circuit, so it needs one value per channel; {fix}, or compile with "
+                f"--arch parallel")
 
 
 def _channel_unions(t: Tensor) -> list[FixedType]:
@@ -286,8 +292,6 @@ class _StreamBuilder:
                   "dh": geo["dilations"][0], "dw": geo["dilations"][1]}
         pad = None
         if top or left or bottom or right:
-            if main.op == Op.AVGPOOL and not main.attrs.get("count_include_pad", 0):
-                pass  # the reciprocal differs at the edges: position_constant has refused it already
             fill = 0
             if main.op == Op.MAXPOOL:  # padding never wins: the lane type's least value
                 fill = -(1 << (stream.lane.width - 1)) if stream.lane.signed else 0
@@ -301,7 +305,8 @@ class _StreamBuilder:
         out_shape = self.graph.tensor(stage.outputs[0]).shape
         data = np.broadcast_to(np.asarray(t.data, dtype=object), out_shape) if t.data.ndim else t.data
         if t.data.ndim and len(out_shape) > 1:
-            _same_at_every_position([data], out_shape, f"constant {t.name!r}", node)
+            _same_at_every_position([data], out_shape, f"constant {t.name!r}", node,
+                                    POOL_FIX if stage.op == Op.AVGPOOL else PLAN_FIX)
             data = np.ascontiguousarray(data[_first_position(out_shape)])
             formats = t.formats
             if formats is not None and formats.shape:
@@ -335,8 +340,18 @@ class _StreamBuilder:
                     and group[0].inputs[0] == current:
                 current = group.pop(0).outputs[0]
             produced = {s.outputs[0] for n in group for s in n.stages()}
-            reads = [i for n in group for s in n.stages() for i in s.inputs
+            reads = [(n, i) for n in group for s in n.stages() for i in s.inputs
                      if not g.tensor(i).is_constant and i not in produced]
+            passed = [(n, i) for n, i in reads if i != current]
+            if passed:  # a branch: the tail receives only `current`, the tensors before it are gone
+                node, name = passed[0]
+                readers = [n.name for n in g.nodes if any(name in s.inputs for s in n.stages())]
+                raise RTLBackendError(f"node {node.name!r} reads {name!r}, which the stream pipeline has already "
+                                      f"passed on: a branch ({name!r} feeds {', '.join(map(repr, readers))}); the "
+                                      f"stream architecture builds a chain of layers, each reading the one before, so "
+                                      f"far (a branch and its join only after the last layer on a stream); compile "
+                                      f"with --arch parallel")
+            reads = [i for _, i in reads]
             if set(reads) != {current}:
                 raise RTLBackendError(f"node {group[0].name!r}: the stream architecture builds a chain of layers "
                                       f"so far; this layer reads {sorted(set(reads))}; compile with --arch parallel")
