@@ -258,7 +258,7 @@ def _estimate(out: Path, project) -> tuple[dict | None, str | None]:
                           f"products, and the estimate describes that architecture; compile with --arch stream "
                           f"for the streaming one (the HLS project's reuse factor is not modelled yet)")
         # what the RTL backend cannot build (a table over its size limit, ...) has no estimate either
-        context = rtl_context(project.graph, options, project.source())
+        context = rtl_context(project.graph, options, project.source(), project.config.reuse_factors(project.graph))
     except RTLBackendError as e:
         return None, f"no resource estimate: {e}"
     return estimate_context(context, project.config.part), None
