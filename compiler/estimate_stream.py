@@ -44,6 +44,7 @@ SRL_DEPTH = 32
 COUNTER_LUTS = 1.6
 PAD_COUNTER_LUTS = 2.0
 COOLDOWN_LUTS = 2.6
+COLLECT_COUNTER_LUTS = 2.5  # the collector's beat counter with its compare, full and the shift enable
 FIFO_COUNTER_LUTS = 1.33
 FIFO_CONTROL_LUTS = 8  # credit compare, out_valid, the two counters' up/down selects
 # LUT RAM primitives as memory_libmap sees them: (depth, data bits, LUT sites, cost, widthscale)
@@ -144,9 +145,22 @@ class StreamCosts(_Costs):
                     best = ("bram", n * size, n * cost)
         return best[0], best[1]
 
+    def reduce(self, lanes: int, width: int, acc_width: int, op: int, height: int, frame_width: int,
+               ii: int) -> Resources:
+        """fg_stream_reduce: per lane the accumulator (a sum's adder, or a maximum's compare on
+        the carry chain and its select), the running and the result register; the position
+        counters and the cooldown as a window's."""
+        per_lane = acc_width if op == 0 else math.ceil(width / 3) + width
+        counters = (_bits(height) if height > 1 else 0) + (_bits(frame_width) if frame_width > 1 else 0)
+        cooldown = _bits(ii) if ii > 1 else 0
+        return Resources(lut=lanes * per_lane + COUNTER_LUTS * counters + COOLDOWN_LUTS * cooldown,
+                         ff=lanes * 2 * acc_width + counters + cooldown + 1,
+                         carry=lanes * math.ceil(acc_width / self.carry_bits))
+
     def collect(self, bits: int, beats: int) -> Resources:
+        # the vector is a shift register (no decoder): the beat counter and the handshake
         counter = _bits(beats) if beats > 1 else 0
-        return Resources(lut=(beats if beats > 1 else 0) + COUNTER_LUTS * counter + 2,
+        return Resources(lut=COLLECT_COUNTER_LUTS * counter if counter else 2,
                          ff=bits * beats + counter + 1, carry=math.ceil(counter / self.carry_bits))
 
 
@@ -184,9 +198,15 @@ def _engine(costs: StreamCosts, engine: dict, part: str) -> tuple[dict, Resource
                                        window["ii"])
     if collect:
         parts["collect"] = costs.collect(collect["bits"], collect["beats"])
-    core = estimate_context(engine["core"], part)
-    parts["core"] = Resources(lut=core["lut"], ff=core["ff"], dsp=core["dsp"], bram=core["bram"],
-                              carry=core["carry"])
+    reduce = engine.get("reduce")
+    if reduce:
+        parts["reduce"] = costs.reduce(reduce["lanes"], reduce["width"], reduce["acc_width"], reduce["op"],
+                                       reduce["height"], reduce["frame_width"], reduce["ii"])
+    cores = [estimate_context(ctx, part) for ctx in engine.get("cores") or [engine["core"]]]
+    parts["core"] = Resources()
+    for core in cores:
+        parts["core"] += Resources(lut=core["lut"], ff=core["ff"], dsp=core["dsp"], bram=core["bram"],
+                                   carry=core["carry"])
     parts["fifo"] = costs.fifo(engine["fifo"]["bits"], engine["fifo"]["depth"])
     total = Resources()
     for r in parts.values():
@@ -194,8 +214,8 @@ def _engine(costs: StreamCosts, engine: dict, part: str) -> tuple[dict, Resource
     row = {"name": engine["name"], "onnx": engine["onnx"], "ops": engine["ops"], **total.rounded(),
            "reuse": engine["reuse"], "cycles_per_image": cycles_per_image(engine),
            "latency_cycles": engine["latency"],
-           "products": sum(layer.get("products", 0) for layer in core["layers"]),
-           "products_built": sum(layer.get("products_built", 0) for layer in core["layers"]),
+           "products": sum(layer.get("products", 0) for core in cores for layer in core["layers"]),
+           "products_built": sum(layer.get("products_built", 0) for core in cores for layer in core["layers"]),
            "parts": {name: r.rounded() for name, r in parts.items()}}
     return row, total
 
@@ -206,9 +226,11 @@ def cycles_per_image(engine: dict) -> int:
     pixel waiting for the core's cooldown (reuse cycles between windows); a collector takes
     its beats one per cycle and starts the core at most every reuse cycles."""
     reuse = max(1, int(engine["reuse"]))
-    window, collect = engine.get("window"), engine.get("collect")
+    window, collect, reduce = engine.get("window"), engine.get("collect"), engine.get("reduce")
     if collect:
         return max(collect["beats"], reuse)
+    if reduce:  # one window per frame
+        return max(reduce["height"] * reduce["frame_width"], reuse)
     if not window:
         return reuse
     h, w, kh, kw = window["height"], window["width"], window["kh"], window["kw"]
