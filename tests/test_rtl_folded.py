@@ -331,3 +331,27 @@ def test_what_cannot_be_folded_is_a_clear_error():
     two = dataclasses.replace(g, nodes=(node, node))
     with pytest.raises(RTLBackendError, match="a folded core is one layer"):
         folded_core_context(two, RTLOptions(), SOURCE, 4)
+
+
+@pytest.mark.parametrize("name, reuse", [("conv", 5), ("depthwise", 17), ("dense", 360)])
+def test_estimate_tracks_yosys(name, reuse, tmp_path, monkeypatch):
+    """The folded cores' cost notes against yosys synth_xilinx (cached by contents under
+    build/synth_cache): DSPs and block RAM exact (a multiplier whose exact product is under 9
+    bits stays in LUTs; the dense core's 352-phase ROM is a RAMB18), FFs and LUTs within 15%.
+    The dense core's LUTs are not compared: its relu reads the channel registers and yosys
+    spends a LUT per bit on it before the requantize's rounding carry chain, which the
+    estimate's ReLU rule (no LUTs of its own) does not count (515 LUTs, 234 estimated)."""
+    from compiler.targets import family_of
+    from compiler.verify.synth import run_synth
+
+    monkeypatch.setenv("FINEGRAIN_SYNTH_CACHE", str(ROOT / "build" / "synth_cache"))
+    graph = _graph(name, reuse, False)
+    context = folded_core_context(graph, RTLOptions(), SOURCE, reuse)
+    path = tmp_path / f"{context['model']}.sv"
+    path.write_text(render_folded_core(context))
+    synth = run_synth([*sorted(LIBRARY.glob("*.sv")), path], context["model"], family_of(PART), timeout=900).report()
+    estimate = estimate_context(context, PART)
+    assert (estimate["dsp"], estimate["bram"]) == (synth["dsp"], synth["bram"])
+    assert abs(estimate["ff"] / synth["ff"] - 1) <= 0.15, (estimate["ff"], synth["ff"])
+    if name != "dense":
+        assert abs(estimate["lut"] / synth["lut"] - 1) <= 0.15, (estimate["lut"], synth["lut"])

@@ -346,8 +346,16 @@ class _FoldedCore:
             parts = [_lit(values[p], w) for _, _, w, values in reversed(built)]
             words.append("{" + ", ".join(parts) + "}" if len(parts) > 1 else parts[0])
         entries = [(_lit(p, pb), word) for p, word in enumerate(words)] + [("default", _lit(0, width))]
+        # for compiler.estimate: in LUTs, a bit that is one value in every phase is a constant and
+        # bits that are the same function of the phase are one LUT; a block RAM holds every bit
+        columns = set()
+        for _, _, w, values in built:
+            for bit in range(w):
+                column = tuple((v >> bit) & 1 for v in values)
+                if len(set(column)) > 1:
+                    columns.add(column)
         rom = self.case(self.wire(f"pe{j}_rom"), width, self.wire("phase"), entries,
-                        f"weights by phase: {layout}", {"rom": [pb, width]})
+                        f"weights by phase: {layout}", {"rom": [pb, width if registered else len(columns)]})
         return self.register(f"{rom}_q", width, rom) if registered else rom
 
     def input_mux(self, inputs: list, xq: list[Elem], selects: dict, registered: bool,
@@ -404,7 +412,7 @@ class _FoldedCore:
         a = self.m.fit(x, xfmt.width, True, pw)
         w = self.m.fit(weight, width, True, pw)
         prod = self.m.wire(self.wire(f"pe{j}_p{s}"), pw, f"$signed({a}) * $signed({w})",
-                           f"x * w{s}, exact", cost={"muls": [(xfmt.width, width)]})
+                           f"x * w{s}, exact", cost={"muls": [(xfmt.width, width, pw)]})
         return prod, pw, t
 
     def lane_sum(self, j: int, terms: list, acc_w: int) -> tuple[str, int, int]:
