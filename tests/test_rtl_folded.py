@@ -1,8 +1,8 @@
 """Folded cores (compiler/backends/rtl/folded.py): a dense and two conv-window mini-graphs
 (3x3, 4 -> 8 channels, and a depthwise 3x3 over 8 channels), each with mixed per-element
 formats, zero and pruned weights, at reuse factors 2, 3, 5, M and above M (the dense one also
-above M * N, with its weight ROM read through a register, and the conv with that path forced),
-plus a grouped 1-D window and a layer whose weights are all pruned, simulated on
+above M * N; it and a conv core with their weight ROMs forced onto the registered, block-RAM
+path), plus a grouped 1-D window and a layer whose weights are all pruned, simulated on
 Verilator side by side in one testbench top (one build, cached by sim.runner), in_valid every
 R cycles or more, on 125 input vectors each (random over every element's range, then the
 extremes) with random bits between them: every output bit equal to compiler.emulate, out_valid
@@ -128,8 +128,8 @@ def pruned_mini() -> Graph:
 
 MINI = {"dense": (dense_mini, 12), "conv": (conv_mini, 8), "depthwise": (depthwise_mini, 8)}
 MORE = {"grouped_1d": (grouped_1d_mini, 6), "pruned": (pruned_mini, 4)}
-# per mini-graph: 2, 3, 5, M and beyond M; the dense one also beyond M * N (one multiplier),
-# and one with its ROMs registered (the block-RAM path, forced small)
+# per mini-graph: 2, 3, 5, M and beyond M; the dense one also beyond M * N (one multiplier);
+# two with their ROMs read through registers (the block-RAM path, forced below its size)
 CORES = [(name, r, False) for name, (_, m) in MINI.items() for r in (2, 3, 5, m, 2 * m + 1)] + \
     [("dense", 360, True), ("conv", 7, True), ("grouped_1d", 4, False), ("grouped_1d", 11, False),
      ("pruned", 3, False)]
@@ -333,8 +333,9 @@ def test_what_cannot_be_folded_is_a_clear_error():
         folded_core_context(two, RTLOptions(), SOURCE, 4)
 
 
-@pytest.mark.parametrize("name, reuse", [("conv", 5), ("depthwise", 17), ("dense", 360)])
-def test_estimate_tracks_yosys(name, reuse, tmp_path, monkeypatch):
+@pytest.mark.parametrize("name, reuse, registered", [("conv", 5, False), ("depthwise", 17, False),
+                                                    ("dense", 360, True)])
+def test_estimate_tracks_yosys(name, reuse, registered, tmp_path, monkeypatch):
     """The folded cores' cost notes against yosys synth_xilinx (cached by contents under
     build/synth_cache): DSPs and block RAM exact (a multiplier whose exact product is under 9
     bits stays in LUTs; the dense core's 352-phase ROM is a RAMB18), FFs and LUTs within 15%.
@@ -345,8 +346,7 @@ def test_estimate_tracks_yosys(name, reuse, tmp_path, monkeypatch):
     from compiler.verify.synth import run_synth
 
     monkeypatch.setenv("FINEGRAIN_SYNTH_CACHE", str(ROOT / "build" / "synth_cache"))
-    graph = _graph(name, reuse, False)
-    context = folded_core_context(graph, RTLOptions(), SOURCE, reuse)
+    context = _context(_graph(name, reuse, registered), reuse, registered, monkeypatch)
     path = tmp_path / f"{context['model']}.sv"
     path.write_text(render_folded_core(context))
     synth = run_synth([*sorted(LIBRARY.glob("*.sv")), path], context["model"], family_of(PART), timeout=900).report()

@@ -15,7 +15,8 @@ Datapath, per lane j and phase p = g*K + k (group g, chunk k):
 * multiplier (j, s) reads its input through a mux over the chunk (or group, or phase: what its
   inputs vary with; a dense layer's lanes share one mux per s) and its weight from the lane's
   ROM, a case over the phase (LUTs), read through a register when the ROM is large
-  (:data:`ROM_BRAM_MIN_PHASES` phases and :data:`ROM_BRAM_MIN_BITS` bits: block RAM); a
+  (:data:`ROM_BRAM_MIN_PHASES` phases and :data:`ROM_BRAM_MIN_BITS` bits: block RAM, in banks
+  of :data:`ROM_BANK_BITS`); a
   multiplier whose weights are all zero is not built;
 * exactness: a ROM slot holds each weight mantissa already shifted to its channel's
   accumulator fraction (shift = acc frac - input frac - weight frac >= 0, as the parallel
@@ -50,9 +51,13 @@ from .builder import _Builder, _fmt_of
 from .emitter import ZERO, Elem, Fmt, _literal, _trailing_zeros, _tree_latency, signed_width
 from .options import RTLBackendError, RTLOptions
 
-# A lane ROM this large is read through a register (block RAM); smaller ones are LUTs.
-ROM_BRAM_MIN_PHASES = 64
+# A lane ROM this large is read through a register (block RAM); smaller ones are LUTs.  A LUT
+# ROM bit of P phases takes about P/64 LUT6s (a third more above 256), a RAMB18 holds 36 bits
+# of 512 phases: at 512 phases a RAMB18 does the work of ~380 LUTs, about what one RAMB18 is
+# of a part (xczu7ev: 230k LUTs, 624 RAMB18), so deeper ROMs go to block RAM.
+ROM_BRAM_MIN_PHASES = 512
 ROM_BRAM_MIN_BITS = 64 * 36
+ROM_BANK_BITS = 36
 
 
 def fold_shape(m: int, n: int, reuse: int) -> tuple[int, int]:
@@ -354,9 +359,29 @@ class _FoldedCore:
                 column = tuple((v >> bit) & 1 for v in values)
                 if len(set(column)) > 1:
                     columns.add(column)
-        rom = self.case(self.wire(f"pe{j}_rom"), width, self.wire("phase"), entries,
-                        f"weights by phase: {layout}", {"rom": [pb, width if registered else len(columns)]})
-        return self.register(f"{rom}_q", width, rom) if registered else rom
+        name = self.wire(f"pe{j}_rom")
+        if not registered:
+            return self.case(name, width, self.wire("phase"), entries, f"weights by phase: {layout}",
+                             {"rom": [pb, len(columns)]})
+        # block RAM: banks of at most ROM_BANK_BITS (a RAMB18 is 36 bits wide at 512 entries, 18
+        # at 1K), each read through its register, so the estimate counts what a RAMB18 holds
+        packed = []
+        for p in range(phases):
+            word, offset = 0, 0
+            for _, _, w, values in built:
+                word |= (values[p] & ((1 << w) - 1)) << offset
+                offset += w
+            packed.append(word)
+        banks = []
+        for k, low in enumerate(range(0, width, ROM_BANK_BITS)):
+            bw = min(ROM_BANK_BITS, width - low)
+            bank = [(_lit(p, pb), _lit(word >> low, bw)) for p, word in enumerate(packed)] + [("default", _lit(0, bw))]
+            rom = self.case(f"{name}{k}", bw, self.wire("phase"), bank,
+                            f"weights by phase, bits {low + bw - 1}:{low} of {layout}", {"rom": [pb, bw]})
+            banks.append(self.register(f"{rom}_q", bw, rom))
+        if len(banks) == 1:
+            return banks[0]
+        return self.m.wire(f"{name}_q", width, "{" + ", ".join(reversed(banks)) + "}")
 
     def input_mux(self, inputs: list, xq: list[Elem], selects: dict, registered: bool,
                   muxes: dict) -> tuple[str, Fmt]:
@@ -517,5 +542,5 @@ def render_folded_core(context: dict) -> str:
     return template_environment(TEMPLATES).get_template("folded.sv.j2").render(**context)
 
 
-__all__ = ["ROM_BRAM_MIN_BITS", "ROM_BRAM_MIN_PHASES", "fold_shape", "folded_core_context",
+__all__ = ["ROM_BANK_BITS", "ROM_BRAM_MIN_BITS", "ROM_BRAM_MIN_PHASES", "fold_shape", "folded_core_context",
            "render_folded_core"]
