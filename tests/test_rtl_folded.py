@@ -355,3 +355,15 @@ def test_estimate_tracks_yosys(name, reuse, registered, tmp_path, monkeypatch):
     assert abs(estimate["ff"] / synth["ff"] - 1) <= 0.15, (estimate["ff"], synth["ff"])
     if name != "dense":
         assert abs(estimate["lut"] / synth["lut"] - 1) <= 0.15, (estimate["lut"], synth["lut"])
+
+
+def test_a_layer_named_like_its_output_lints_clean(tmp_path):
+    """The node 'out' writes the tensor 'out': the folded datapath's channel registers and the
+    epilogue's output registers are both named after it and must not be one wire (they were:
+    'out__0_q' declared twice)."""
+    g = dense_mini()
+    g = dataclasses.replace(g, name="fold_named", nodes=(dataclasses.replace(g.nodes[0], name="out"),))
+    context = folded_core_context(g, RTLOptions(), SOURCE, 12)  # 11 groups: channel registers
+    path = tmp_path / f"{context['model']}.sv"
+    path.write_text(render_folded_core(context))
+    _runner().lint([*sorted(LIBRARY.glob("*.sv")), path], top=context["model"])

@@ -114,6 +114,8 @@ class _FoldedCore:
         self.lps = options.levels
 
     def wire(self, suffix: str) -> str:
+        """A wire of the folded datapath: ``<layer>__<suffix>``, the suffix never starting with a
+        digit (the parallel builder's element wires are ``<tensor>__<index>...``)."""
         return f"{self.base}__{suffix}"
 
     def comment(self, text: str) -> None:
@@ -202,7 +204,7 @@ class _FoldedCore:
         fold = self.fold(folded, xq) if folded else None
         values = [ZERO] * int(np.prod(acc.shape))
         for idx, (fmt, bias) in constant.items():
-            values[idx] = Elem(m.wire(self.wire(f"{idx}_bias"), fmt.width, _lit(bias, fmt.width),
+            values[idx] = Elem(m.wire(self.wire(f"ch{idx}_bias"), fmt.width, _lit(bias, fmt.width),
                                       "no weight: the bias"), fmt)
         if fold:
             for idx, elem in fold["channels"].items():
@@ -519,10 +521,10 @@ class _FoldedCore:
         out = {}
         for grp, idx, fmt, _ in channels:
             if groups == 1 and chunks > 1:
-                value = m.derived(self.wire(f"{idx}_ch"), fmt.width, m.fit(acc, acc_w, True, fmt.width))
+                value = m.derived(self.wire(f"ch{idx}"), fmt.width, m.fit(acc, acc_w, True, fmt.width))
             else:
-                src = m.derived(self.wire(f"{idx}_ch"), fmt.width, m.fit(nxt, acc_w, True, fmt.width))
-                value = self.register(self.wire(f"{idx}_q"), fmt.width, src, enable=stores[grp])
+                src = m.derived(self.wire(f"ch{idx}"), fmt.width, m.fit(nxt, acc_w, True, fmt.width))
+                value = self.register(self.wire(f"ch{idx}_q"), fmt.width, src, enable=stores[grp])
             out[idx] = Elem(value, fmt)
         return out
 
