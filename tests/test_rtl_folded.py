@@ -106,9 +106,10 @@ def depthwise_mini() -> Graph:
 
 
 def grouped_1d_mini() -> Graph:
-    """One 1-D window of 5, 4 -> 6 channels in 2 groups (requantize)."""
+    """One 1-D window of 5, 4 -> 6 channels in 2 groups (requantize), a fifth of the input
+    elements pruned (constant 0: no term)."""
     rng = np.random.default_rng(6)
-    x = Tensor("x", (4, 5), TensorKind.INPUT, formats=random_formats(rng, (4, 5), 6))
+    x = Tensor("x", (4, 5), TensorKind.INPUT, formats=random_formats(rng, (4, 5), 6, prune=0.2))
     w = random_constant(rng, "w", (6, 2, 5), TensorKind.WEIGHT, max_width=6)
     b = random_constant(rng, "b", (6,), TensorKind.BIAS, max_width=10, prune=0.0)
     attrs = {"strides": (1,), "pads": (0, 0), "dilations": (1,), "groups": 2}
