@@ -16,8 +16,8 @@ Datapath, per lane j and phase p = g*K + k (group g, chunk k):
   inputs vary with; a dense layer's lanes share one mux per s) and its weight from the lane's
   ROM, a case over the phase (LUTs), read through a register when the ROM is large
   (:data:`ROM_BRAM_MIN_PHASES` phases and :data:`ROM_BRAM_MIN_BITS` bits: block RAM, in banks
-  of :data:`ROM_BANK_BITS`); a
-  multiplier whose weights are all zero is not built;
+  of :data:`ROM_BANK_BITS`; the input mux is then registered too); a multiplier whose weights
+  are all zero is not built;
 * exactness: a ROM slot holds each weight mantissa already shifted to its channel's
   accumulator fraction (shift = acc frac - input frac - weight frac >= 0, as the parallel
   builder's terms), without the trailing zero bits every weight of the slot shares (those are
@@ -32,9 +32,13 @@ Datapath, per lane j and phase p = g*K + k (group g, chunk k):
 
 Timing: in_valid at cycle t; phase p runs at t + 1 + p; latency (in_valid to out_valid)
 ``L = P + ROM register (0/1) + T + 1 + E`` with T the lanes' adder-tree latency and E the
-epilogue's (1, its register; 0 without an epilogue).  in_valid must not come again before
-t + R (the stream window generator's cooldown guarantees it); P <= R, so the input latch,
-the accumulators and the channel registers are never overwritten before they are read.
+epilogue's (1, its register; 0 without an epilogue).  out_valid is the last group's store
+through the registers after it (not in_valid through L reset flip-flops).  in_valid must not
+come again before t + R (the stream window generator's cooldown guarantees it; one earlier
+restarts the phases); P <= R, so the input latch, the accumulators and the channel registers
+are never overwritten before they are read.  Cost notes for compiler.estimate: multipliers
+as ``muls`` (operand widths and the exact product's), ROMs as ``rom`` (LUTs: the bits that
+vary with the phase, once per distinct function), input and bias muxes, adders, registers.
 """
 
 from __future__ import annotations
