@@ -342,6 +342,18 @@ def test_what_cannot_be_folded_is_a_clear_error():
         folded_core_context(two, RTLOptions(), SOURCE, 4)
 
 
+def test_a_defect_in_the_folded_builder_names_the_layer(monkeypatch):
+    """The safety net: a failure inside the builder (here a pretend one in fold_shape) is an
+    RTLBackendError naming the layer and the way around it, not a traceback."""
+    def broken(m, n, reuse):
+        raise IndexError("pretend defect")
+
+    monkeypatch.setattr(folding, "fold_shape", broken)
+    with pytest.raises(RTLBackendError, match="node 'fc': the folded RTL core .reuse factor 4. failed on it "
+                                              ".IndexError: pretend defect.*reuse factor 1"):
+        folded_core_context(dense_mini(), RTLOptions(), SOURCE, 4)
+
+
 @pytest.mark.parametrize("name, reuse, registered", [("conv", 5, False), ("depthwise", 17, False),
                                                     ("dense", 360, True)])
 def test_estimate_tracks_yosys(name, reuse, registered, tmp_path, monkeypatch):

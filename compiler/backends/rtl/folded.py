@@ -49,6 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ... import __version__
+from ...errors import UserError
 from ...ir import Graph, Node, Op
 from ..hls import template_environment
 from .builder import _Builder, _fmt_of
@@ -537,8 +538,19 @@ def folded_core_context(graph: Graph, options: RTLOptions, source: dict, reuse: 
     """The folded core of a one-layer mini-graph (module docstring) for reuse factor
     ``reuse`` >= 2: a context for :func:`render_folded_core` (one module named
     ``rtl_top_name(graph)``, the parallel top's ports) and ``compiler.estimate.estimate_context``;
-    ``latency`` (in_valid to out_valid), ``ii`` = ``reuse`` and ``fold`` (PE, SIMD, phases, ...)."""
-    return _FoldedCore(graph, options, source, reuse).build()
+    ``latency`` (in_valid to out_valid), ``ii`` = ``reuse`` and ``fold`` (PE, SIMD, phases, ...).
+    A failure of the builder itself is an RTLBackendError naming the layer, as the parallel
+    builder's (``_Builder.guarded_layer``)."""
+    core = _FoldedCore(graph, options, source, reuse)
+    try:
+        return core.build()
+    except UserError:
+        raise
+    except Exception as err:
+        raise RTLBackendError(f"node {core.node.name!r}: the folded RTL core (reuse factor {reuse}) failed on it "
+                              f"({type(err).__name__}: {err}); this is a finegrain defect, please report it with "
+                              f"the model and plan; give the layer reuse factor 1 or compile with --backend hls "
+                              f"meanwhile") from err
 
 
 def render_folded_core(context: dict) -> str:
