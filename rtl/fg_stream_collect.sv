@@ -72,8 +72,9 @@ module fg_stream_collect #(
             if (rst) beat <= '0;
             else if (accept) beat <= last_beat ? '0 : beat + 1'b1;
         end
+        // each beat enters at the top and moves down: after N beats, beat i is at i (no decoder)
         always_ff @(posedge clk) begin
-            if (accept) out_data[beat*W +: W] <= in_data;
+            if (accept) out_data <= {in_data, out_data[N*W-1:W]};
         end
     end else begin : g_single
         assign last_beat = 1'b1;

@@ -480,14 +480,17 @@ SYNTH_PARAMETERS = {
 YOSYS_BENIGN = re.compile(r"ABC: Warning: The network is combinational")
 
 
-def _synthesize(module: str, out_dir: Path) -> tuple[str, str]:
-    """(stat text, log text) of synth_xilinx on one module; raises on failure.
+def _synthesize(module: str, out_dir: Path, parameters: dict | None = None) -> tuple[str, str]:
+    """(stat text, log text) of synth_xilinx on one module (with ``parameters``, else
+    SYNTH_PARAMETERS'); raises on failure.
 
     Results are kept under a hash of the yosys version, the script and every rtl/ file, so an
     unchanged library is not synthesized again (as sim.runner does for Verilator builds).
     """
     files = " ".join(str(p) for p in _rtl_sources())
-    chparam = " ".join(f"-set {k} {v}" for k, v in SYNTH_PARAMETERS.get(module, {}).items())
+    if parameters is None:
+        parameters = SYNTH_PARAMETERS.get(module, {})
+    chparam = " ".join(f"-set {k} {v}" for k, v in parameters.items())
     script = f"read_verilog -sv {files}; "
     if chparam:
         script += f"chparam {chparam} {module}; "
@@ -509,16 +512,9 @@ def _synthesize(module: str, out_dir: Path) -> tuple[str, str]:
     return stat.read_text(), log.read_text()
 
 
-def test_synthesis_yosys():
-    """Every module synthesizes with yosys synth_xilinx, prints a stat, has no latch and no
-    yosys warning.  yosys is required (the Makefile's `tools` target installs it)."""
-    if shutil.which("yosys") is None:
-        pytest.fail("yosys is not on PATH: run `make tools` (apt-get install -y yosys); "
-                    "RTL synthesis checks are part of the suite and are not skipped")
-    out_dir = BUILD_ROOT / "synth"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        results = dict(zip(MODULES, pool.map(lambda m: _synthesize(m, out_dir), MODULES)))
+def synthesis_problems(results: dict[str, tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """(problems, one summary line per module) of {module: (stat, log)} from _synthesize: no
+    stat, a latch, a yosys warning."""
     problems, summary = [], []
     for module, (stat, log) in results.items():
         cells = dict(re.findall(r"^\s+(\S+)\s+(\d+)$", stat, re.MULTILINE))
@@ -532,6 +528,24 @@ def test_synthesis_yosys():
             problems.append(f"{module}: yosys warnings: {warnings[:3]}")
         mapped = {k: v for k, v in cells.items() if re.match(r"(LUT|FD|CARRY|SRL|RAM|DSP|MUXF)", k)}
         summary.append(f"{module}: {mapped}")
+    return problems, summary
+
+
+def require_yosys() -> None:
+    if shutil.which("yosys") is None:
+        pytest.fail("yosys is not on PATH: run `make tools` (apt-get install -y yosys); "
+                    "RTL synthesis checks are part of the suite and are not skipped")
+
+
+def test_synthesis_yosys():
+    """Every module synthesizes with yosys synth_xilinx, prints a stat, has no latch and no
+    yosys warning.  yosys is required (the Makefile's `tools` target installs it)."""
+    require_yosys()
+    out_dir = BUILD_ROOT / "synth"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        results = dict(zip(MODULES, pool.map(lambda m: _synthesize(m, out_dir), MODULES)))
+    problems, summary = synthesis_problems(results)
     print("\n".join(summary))
     assert not problems, "\n".join(problems)
 

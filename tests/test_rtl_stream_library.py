@@ -5,20 +5,22 @@ One testbench top, tests/rtl_library/tb_stream.sv (one Verilator build), holds e
 in several parameterisations and four chains of engines; the cocotb tests below live in this
 module (the simulator imports it by name).
 
-* stream_units: pads (no pad, pads on each side, a 1-D frame), windows (1x1, 3x3, 2x2 stride
-  2 at II 3, 5x5 dilation 2, H = 1, a kernel as wide as the frame, 3x3 stride 2 at II 2),
-  FIFOs (depth 1, 2, 5) and collectors (N = 1, 7, 3) under random in_valid, out_ready and
-  credit, with a reset in the middle: every valid, ready, issue, credit and (valid) data value
-  equals the model's every cycle; the windows' taps are the pixels numpy picks from the
-  frames (many frames back to back), the FIFOs give out what their core wrote, the collectors
-  their beats in groups.
+* stream_units: pads (no pad, pads on each side, a 1-D frame, a max pool's VALUE), windows
+  (1x1, 3x3, 2x2 stride 2 at II 3, 5x5 dilation 2, H = 1, a kernel as wide as the frame, 3x3
+  stride 2 at II 2), FIFOs (depth 1, 2, 5), collectors (N = 1, 7, 3; II 1, 3, 4) and global
+  reductions (fg_stream_reduce: sums and maxima, signed and unsigned, II 1 to 3) under random
+  in_valid, out_ready and credit, with a reset in the middle: every valid, ready, issue,
+  credit and (valid) data value equals the model's every cycle; the windows' taps are the
+  pixels numpy picks from the frames (many frames back to back), the FIFOs give out what
+  their core wrote, the collectors their beats in groups.
 * stream_chains_full_rate / stream_chains_stalls: pad -> window -> fg_pipe -> FIFO chains
   (and conv -> folded pool -> collect): the input and output transfer cycles equal
   stream_model.simulate's, the ports equal stream_model.Chain's every cycle, every output
   equals numpy's (nothing lost or duplicated); at full rate DEPTH = latency + 2 sustains one
   token per cycle and one less does not.
 * The model alone: the FIFO depth rule and its errors.
-Lint and yosys synthesis of the modules are tests/test_rtl_library.py's (every rtl/ file).
+* Lint (verilator -Wall) of each module in several parameterisations and yosys synth_xilinx
+  of one each, beyond tests/test_rtl_library.py's checks of every rtl/ file's defaults.
 """
 
 from __future__ import annotations
@@ -34,14 +36,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `sim` is a top-level folder of the repo, not installed
 
-from compiler.backends.rtl.stream_model import Chain, Collect, Fifo, Pad, Window, simulate, timing  # noqa: E402
+from compiler.backends.rtl.stream_model import Chain, Collect, Fifo, Pad, Reduce, Window, simulate, timing  # noqa: E402
 
 RTL = ROOT / "rtl"
 BENCHES = Path(__file__).resolve().parent / "rtl_library"
 BUILD_ROOT = ROOT / "build" / "rtl_library"
 TEST_MODULE = Path(__file__).stem
 PW = 8  # pixel width of every unit in tb_stream.sv
-MAX_TAPS, MAX_BEATS = 25, 7
+MAX_TAPS, MAX_BEATS, MAX_LANES, MAX_ACC_W = 25, 7, 3, 12
 
 try:  # inside the simulator, cocotb is the point; under plain pytest it may be absent
     import cocotb
@@ -85,12 +87,12 @@ def window_reference(frame: np.ndarray, window: Window) -> list[tuple[int, ...]]
 class Source:
     """A stream source: offers a random beat with probability p, holds it until taken."""
 
-    def __init__(self, rng: random.Random):
-        self.rng, self.beat, self.p = rng, None, 0.7
+    def __init__(self, rng: random.Random, width: int = PW):
+        self.rng, self.beat, self.p, self.width = rng, None, 0.7, width
 
     def offer(self, enabled: bool = True):
         if self.beat is None and enabled and self.rng.random() < self.p:
-            self.beat = self.rng.getrandbits(PW)
+            self.beat = self.rng.getrandbits(self.width)
         return self.beat
 
     def taken(self, accepted: bool) -> None:
@@ -136,16 +138,18 @@ if cocotb is not None:
     async def stream_units(dut):
         """Every unit of tb_stream.sv, random handshakes, against the model every cycle."""
         await Timer(1, "ns")  # constant outputs (the configs) settle only once the simulation runs
-        pads = [Pad(*c) for c in _configs(dut.pad_config, len(dut.pad_in_valid.value), 6)]
+        pads = [Pad(*c) for c in _configs(dut.pad_config, len(dut.pad_in_valid.value), 7)]
         windows = [Window(*c) for c in _configs(dut.win_config, len(dut.win_in_valid.value), 9)]
         fifo_cfg = _configs(dut.fifo_config, len(dut.fifo_issue.value), 2)
         fifos = [Fifo(depth) for depth, _ in fifo_cfg]
         fifo_latency = [latency for _, latency in fifo_cfg]
-        collects = [Collect(c[0]) for c in _configs(dut.col_config, len(dut.col_in_valid.value), 1)]
+        collects = [Collect(*c) for c in _configs(dut.col_config, len(dut.col_in_valid.value), 2)]
+        reduces = [Reduce(PW, *c) for c in _configs(dut.red_config, len(dut.red_in_valid.value), 7)]
         rng = random.Random(13)
         pad_src = [Source(rng) for _ in pads]
         win_src = [Source(rng) for _ in windows]
         col_src = [Source(rng) for _ in collects]
+        red_src = [Source(rng, r.lanes * PW) for r in reduces]
         fifo_core = [[None] * lat for lat in fifo_latency]  # the bench's core: issue -> in_valid
         # what each unit took and gave since the last reset
         win_in = [[] for _ in windows]
@@ -154,6 +158,7 @@ if cocotb is not None:
         fifo_got = [[] for _ in fifos]
         col_in = [[] for _ in collects]
         col_out = [[] for _ in collects]
+        reduce_results = [0] * len(reduces)
         results = {"win_in": [], "win_out": [], "fifo_sent": [], "fifo_got": [], "col_in": [], "col_out": []}
         c = Checker()
         ready_p = credit_p = 0.7
@@ -163,7 +168,7 @@ if cocotb is not None:
             rst = RESET_AT <= t < RESET_AT + 2
             if t % 200 == 0:  # the rates change now and then: long stalls and full speed
                 ready_p, credit_p = rng.choice([0.1, 0.5, 0.9, 1.0]), rng.choice([0.2, 0.6, 1.0])
-                for s in pad_src + win_src + col_src:
+                for s in pad_src + win_src + col_src + red_src:
                     s.p = rng.choice([0.2, 0.7, 1.0])
             if rst:  # cores and sources are reset too; the histories restart
                 for lists, name in ((win_in, "win_in"), (win_out, "win_out"), (fifo_sent, "fifo_sent"),
@@ -171,7 +176,7 @@ if cocotb is not None:
                     results[name].append([list(x) for x in lists])
                     for x in lists:
                         x.clear()
-                for s in pad_src + win_src + col_src:
+                for s in pad_src + win_src + col_src + red_src:
                     s.beat = None
                 fifo_core = [[None] * lat for lat in fifo_latency]
             dut.rst.value = int(rst)
@@ -217,18 +222,27 @@ if cocotb is not None:
                 c_data |= (beat or 0) << (i * PW)
                 c_ready |= ready << i
                 col_model.append(collect.step(rst, in_valid=beat is not None, in_data=beat or 0, out_ready=ready))
+            r_valid = r_data = r_credit = 0
+            red_model = []
+            for i, (reduce, src) in enumerate(zip(reduces, red_src)):
+                beat, credit = src.offer(not rst), rng.random() < credit_p
+                r_valid |= (beat is not None) << i
+                r_data |= (beat or 0) << (i * MAX_LANES * PW)
+                r_credit |= credit << i
+                red_model.append(reduce.step(rst, in_valid=beat is not None, in_data=beat or 0, credit=credit))
             dut.pad_in_valid.value, dut.pad_in_data.value, dut.pad_out_ready.value = p_valid, p_data, p_ready
             dut.win_in_valid.value, dut.win_in_data.value, dut.win_credit.value = w_valid, w_data, w_credit
             dut.fifo_issue.value, dut.fifo_in_valid.value = f_issue, f_valid
             dut.fifo_in_data.value, dut.fifo_out_ready.value = f_data, f_ready
             dut.col_in_valid.value, dut.col_in_data.value, dut.col_out_ready.value = c_valid, c_data, c_ready
+            dut.red_in_valid.value, dut.red_in_data.value, dut.red_credit.value = r_valid, r_data, r_credit
             await ReadOnly()
 
             # compare every output with the model's
             bus = {name: int(getattr(dut, name).value.to_unsigned()) for name in (
                 "pad_in_ready", "pad_out_valid", "pad_out_data", "win_in_ready", "win_issue", "win_out_valid",
                 "win_out_data", "fifo_credit", "fifo_out_valid", "fifo_out_data", "col_in_ready",
-                "col_out_valid", "col_out_data")}
+                "col_out_valid", "col_out_data", "red_in_ready", "red_issue", "red_out_valid", "red_out_data")}
             for i, m in enumerate(pad_model):
                 c.same(f"pad {i} in_ready", t, _field(bus["pad_in_ready"], i), int(m["in_ready"]))
                 c.same(f"pad {i} out_valid", t, _field(bus["pad_out_valid"], i), int(m["out_valid"]))
@@ -267,9 +281,21 @@ if cocotb is not None:
                 if _field(c_valid, i) and m["in_ready"]:
                     col_in[i].append(col_src[i].beat)
                 col_src[i].taken(_field(c_valid, i) and m["in_ready"])
+            for i, m in enumerate(red_model):
+                c.same(f"reduce {i} in_ready", t, _field(bus["red_in_ready"], i), int(m["in_ready"]))
+                c.same(f"reduce {i} issue", t, _field(bus["red_issue"], i), int(m["issue"]))
+                c.same(f"reduce {i} out_valid", t, _field(bus["red_out_valid"], i), int(m["out_valid"]))
+                if m["out_valid"]:
+                    width = reduces[i].lanes * reduces[i].acc_width
+                    c.same(f"reduce {i} out_data", t, _field(bus["red_out_data"] >> (i * MAX_LANES * MAX_ACC_W), 0,
+                                                             width), m["out_data"])
+                    reduce_results[i] += not rst
+                red_src[i].taken(_field(r_valid, i) and m["in_ready"])
         for lists, name in ((win_in, "win_in"), (win_out, "win_out"), (fifo_sent, "fifo_sent"),
                             (fifo_got, "fifo_got"), (col_in, "col_in"), (col_out, "col_out")):
             results[name].append([list(x) for x in lists])
+        for i, count in enumerate(reduce_results):
+            c.check(count > 20, f"reduce {i}: too few frames ({count})")
 
         # what went through, against numpy, for each stretch between resets
         for part in range(len(results["win_in"])):
@@ -295,7 +321,8 @@ if cocotb is not None:
                 c.check(got == want[:len(got)] and len(want) - len(got) <= 1,
                         f"collect {i} stretch {part}: {len(got)} vectors out of {len(want)}, not the beats in groups")
                 c.check(part > 0 or len(got) > 20, f"collect {i}: too little traffic ({len(got)})")
-        c.done(dut._log, f"{len(pads)} pads, {len(windows)} windows, {len(fifos)} fifos, {len(collects)} collectors")
+        c.done(dut._log, f"{len(pads)} pads, {len(windows)} windows, {len(fifos)} fifos, {len(collects)} collectors, "
+               f"{len(reduces)} reductions")
 
 
 # --- chains of engines ------------------------------------------------------------------
@@ -437,6 +464,45 @@ def test_stream_chains():
     _run_bench(["stream_chains_full_rate", "stream_chains_stalls"])
 
 
+# --- lint and synthesis ------------------------------------------------------------------
+
+# Parameterisations beyond the defaults that tests/test_rtl_library.py lints and synthesizes;
+# the first of each module is synthesized too.
+STREAM_PARAMETERS = {
+    "fg_stream_pad": [{"H": 2, "WD": 5, "PT": 2, "PB": 0, "PL": 0, "PR": 3, "VALUE": "8'h80"},
+                      {"PT": 0, "PB": 0, "PL": 0, "PR": 0},
+                      {"H": 1, "WD": 1, "PT": 0, "PB": 0, "PL": 0, "PR": 0}, {"H": 1, "WD": 6, "PT": 0, "PB": 1}],
+    "fg_stream_window": [{"H": 6, "WD": 5, "KH": 2, "KW": 2, "SH": 2, "SW": 2, "II": 3},
+                         {"H": 10, "WD": 11, "KH": 5, "KW": 5, "DH": 2, "DW": 2}, {"KH": 1, "KW": 1, "H": 1, "WD": 1},
+                         {"H": 1, "WD": 9, "KH": 1, "KW": 3, "SW": 2, "II": 2}, {"H": 4, "WD": 3, "KH": 2, "KW": 3}],
+    "fg_stream_fifo": [{"DEPTH": 5}, {"DEPTH": 1}, {"DEPTH": 8}],
+    "fg_stream_collect": [{"N": 7}, {"N": 1}, {"N": 8}, {"N": 3, "II": 3}],
+    "fg_stream_reduce": [{"LANES": 3, "H": 5, "WD": 5, "ACC_W": 13, "II": 2}, {"LANES": 2, "OP": 1, "ACC_W": 8},
+                         {"H": 1, "WD": 1, "SIGNED": 0, "ACC_W": 8}],
+}
+
+
+@pytest.mark.parametrize("module,parameters", [(m, p) for m, ps in STREAM_PARAMETERS.items() for p in ps],
+                         ids=lambda v: v if isinstance(v, str) else "-".join(f"{k}{x}" for k, x in v.items()))
+def test_lint_clean(module, parameters):
+    """verilator --lint-only -Wall on each module in each parameterisation above."""
+    from sim import runner
+    runner.lint([RTL / f"{module}.sv"], top=module, parameters=parameters)
+
+
+def test_synthesis_yosys():
+    """yosys synth_xilinx maps each module in its first parameterisation above: a stat, no
+    latch, no warning (tests/test_rtl_library.py's checks; results cached by content)."""
+    import test_rtl_library as library
+    library.require_yosys()
+    out_dir = BUILD_ROOT / "synth_stream"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = {m: library._synthesize(m, out_dir, ps[0]) for m, ps in STREAM_PARAMETERS.items()}
+    problems, summary = library.synthesis_problems(results)
+    print("\n".join(summary))
+    assert not problems, "\n".join(problems)
+
+
 # --- the model alone ----------------------------------------------------------------------
 
 
@@ -444,7 +510,7 @@ def test_stream_chains():
 def test_fifo_depth_rule(latency):
     """A window engine's token holds its slot from the issue to its output transfer, latency + 3
     cycles: DEPTH = (1 + latency) + 2 sustains one token per cycle, one less does not; a
-    collector's core starts on the issue itself, so there it is latency + 2."""
+    collector's core (and a front-less engine's) starts on the issue itself: latency + 2."""
     window = {"window": (4, 6, 1, 1, 1, 1, 1, 1, 1), "latency": latency}
     assert timing([{**window, "fifo_depth": latency + 3}], 24)[1] == 24
     assert timing([{**window, "fifo_depth": latency + 2}], 24)[1] > 24
@@ -452,6 +518,9 @@ def test_fifo_depth_rule(latency):
     tail = {"collect": 1, "latency": latency}
     assert timing([collect, {**tail, "fifo_depth": latency + 2}], 24)[1] == 24
     assert timing([collect, {**tail, "fifo_depth": latency + 1}], 24)[1] > 24
+    pointwise = {"latency": latency}  # no front module: the core starts on the transfer, as a collector's
+    assert timing([collect, {**pointwise, "fifo_depth": latency + 2}], 24)[1] == 24
+    assert timing([collect, {**pointwise, "fifo_depth": latency + 1}], 24)[1] > 24
 
 
 def test_timing_counts_padding_and_folding():

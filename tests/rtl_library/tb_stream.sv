@@ -10,13 +10,14 @@
 /* verilator lint_off DECLFILENAME */
 package tb_stream_configs;
     localparam int PW = 8;
-    // fg_stream_pad: H, WD, PT, PB, PL, PR
-    localparam int NP = 4;
-    localparam bit [NP-1:0][5:0][7:0] PAD_ = '{
-        '{3, 4, 0, 0, 0, 0},  // no padding: a pass-through
-        '{3, 4, 1, 1, 1, 1},
-        '{2, 5, 2, 0, 0, 3},
-        '{1, 6, 0, 1, 2, 0}   // a 1-D frame
+    // fg_stream_pad: H, WD, PT, PB, PL, PR, VALUE
+    localparam int NP = 5;
+    localparam bit [NP-1:0][6:0][7:0] PAD_ = '{
+        '{3, 4, 0, 0, 0, 0, 0},  // no padding: a pass-through
+        '{3, 4, 1, 1, 1, 1, 0},
+        '{2, 5, 2, 0, 0, 3, 0},
+        '{1, 6, 0, 1, 2, 0, 0},  // a 1-D frame
+        '{3, 3, 1, 1, 1, 1, 128} // a max pool's padding: the least 8-bit signed value
     };
     // fg_stream_window: H, WD, KH, KW, SH, SW, DH, DW, II
     localparam int NW = 7;
@@ -33,14 +34,23 @@ package tb_stream_configs;
     // fg_stream_fifo: DEPTH, and the latency from issue to in_valid of the bench's core
     localparam int NF = 3;
     localparam bit [NF-1:0][1:0][7:0] FIFO_ = '{'{1, 0}, '{2, 1}, '{5, 3}};
-    // fg_stream_collect: N
-    localparam int NC = 3;
-    localparam bit [NC-1:0][7:0] COLLECT_ = '{1, 7, 3};
+    // fg_stream_collect: N, II
+    localparam int NC = 4;
+    localparam bit [NC-1:0][1:0][7:0] COLLECT_ = '{'{1, 1}, '{7, 1}, '{3, 3}, '{1, 4}};
     localparam int MAX_BEATS = 7;
+    // fg_stream_reduce (lanes of PW bits): LANES, H, WD, OP, SIGNED, ACC_W, II
+    localparam int NR = 4;
+    localparam bit [NR-1:0][6:0][7:0] REDUCE_ = '{
+        '{2, 3, 4, 0, 1, 12, 1},  // signed sums
+        '{2, 1, 5, 1, 1, 8, 3},   // signed maxima of a 1-D frame, II 3
+        '{1, 2, 2, 1, 0, 8, 1},   // unsigned maxima
+        '{3, 2, 3, 0, 0, 11, 2}   // unsigned sums, II 2
+    };
+    localparam int MAX_LANES = 3, MAX_ACC_W = 12;
 
     // field j of unit i, in the order written above ('{...} lists the highest index first)
     function automatic int pad(int i, int j);
-        return int'(PAD_[NP-1-i][5-j]);
+        return int'(PAD_[NP-1-i][6-j]);
     endfunction
     function automatic int win(int i, int j);
         return int'(WIN_[NW-1-i][8-j]);
@@ -48,8 +58,11 @@ package tb_stream_configs;
     function automatic int fifo(int i, int j);
         return int'(FIFO_[NF-1-i][1-j]);
     endfunction
-    function automatic int collect(int i);
-        return int'(COLLECT_[NC-1-i]);
+    function automatic int collect(int i, int j);
+        return int'(COLLECT_[NC-1-i][1-j]);
+    endfunction
+    function automatic int reduce(int i, int j);
+        return int'(REDUCE_[NR-1-i][6-j]);
     endfunction
 endpackage
 
@@ -135,7 +148,7 @@ module tb_stream
     output logic [NP-1:0]           pad_out_valid,
     output logic [NP*PW-1:0]        pad_out_data,
     input  logic [NP-1:0]           pad_out_ready,
-    output logic [NP*6*8-1:0]       pad_config,
+    output logic [NP*7*8-1:0]       pad_config,
     // fg_stream_window units (out_data: MAX_TAPS*PW bits each, the low KH*KW*PW used)
     input  logic [NW-1:0]           win_in_valid,
     input  logic [NW*PW-1:0]        win_in_data,
@@ -161,7 +174,16 @@ module tb_stream
     output logic [NC-1:0]           col_out_valid,
     output logic [NC*MAX_BEATS*PW-1:0] col_out_data,
     input  logic [NC-1:0]           col_out_ready,
-    output logic [NC*8-1:0]         col_config,
+    output logic [NC*2*8-1:0]       col_config,
+    // fg_stream_reduce units (in_data: MAX_LANES*PW bits, out_data: MAX_LANES*MAX_ACC_W bits each)
+    input  logic [NR-1:0]           red_in_valid,
+    input  logic [NR*MAX_LANES*PW-1:0] red_in_data,
+    output logic [NR-1:0]           red_in_ready,
+    input  logic [NR-1:0]           red_credit,
+    output logic [NR-1:0]           red_issue,
+    output logic [NR-1:0]           red_out_valid,
+    output logic [NR*MAX_LANES*MAX_ACC_W-1:0] red_out_data,
+    output logic [NR*7*8-1:0]       red_config,
     // chains (tests/test_rtl_stream_library.py, CHAINS, holds their engines)
     input  logic [3:0]              chain_in_valid,
     input  logic [4*PW-1:0]         chain_in_data,
@@ -174,11 +196,11 @@ module tb_stream
     output logic [2*PW-1:0]         chain_d_out_data
 );
     for (genvar i = 0; i < NP; i++) begin : g_pad
-        for (genvar j = 0; j < 6; j++) begin : g_config
-            assign pad_config[(i*6 + j)*8 +: 8] = 8'(pad(i, j));
+        for (genvar j = 0; j < 7; j++) begin : g_config
+            assign pad_config[(i*7 + j)*8 +: 8] = 8'(pad(i, j));
         end
         fg_stream_pad #(.W(PW), .H(pad(i, 0)), .WD(pad(i, 1)), .PT(pad(i, 2)), .PB(pad(i, 3)), .PL(pad(i, 4)),
-                        .PR(pad(i, 5))) u_pad (
+                        .PR(pad(i, 5)), .VALUE(PW'(pad(i, 6)))) u_pad (
             .clk, .rst, .in_valid(pad_in_valid[i]), .in_data(pad_in_data[i*PW +: PW]), .in_ready(pad_in_ready[i]),
             .out_valid(pad_out_valid[i]), .out_data(pad_out_data[i*PW +: PW]), .out_ready(pad_out_ready[i]));
     end
@@ -207,14 +229,32 @@ module tb_stream
     end
 
     for (genvar i = 0; i < NC; i++) begin : g_collect
-        localparam int N = collect(i);
-        assign col_config[i*8 +: 8] = 8'(N);
-        fg_stream_collect #(.W(PW), .N(N)) u_collect (
+        localparam int N = collect(i, 0);
+        assign col_config[i*16 +: 16] = {8'(collect(i, 1)), 8'(N)};
+        fg_stream_collect #(.W(PW), .N(N), .II(collect(i, 1))) u_collect (
             .clk, .rst, .in_valid(col_in_valid[i]), .in_data(col_in_data[i*PW +: PW]), .in_ready(col_in_ready[i]),
             .out_valid(col_out_valid[i]), .out_data(col_out_data[i*MAX_BEATS*PW +: N*PW]),
             .out_ready(col_out_ready[i]));
         if (N < MAX_BEATS) begin : g_unused_beats
             assign col_out_data[i*MAX_BEATS*PW + N*PW +: (MAX_BEATS - N)*PW] = '0;
+        end
+    end
+
+    for (genvar i = 0; i < NR; i++) begin : g_reduce
+        localparam int LANES = reduce(i, 0), ACC_W = reduce(i, 5);
+        for (genvar j = 0; j < 7; j++) begin : g_config
+            assign red_config[(i*7 + j)*8 +: 8] = 8'(reduce(i, j));
+        end
+        fg_stream_reduce #(.W(PW), .LANES(LANES), .H(reduce(i, 1)), .WD(reduce(i, 2)), .OP(reduce(i, 3)),
+                           .SIGNED(reduce(i, 4)), .ACC_W(ACC_W), .II(reduce(i, 6))) u_reduce (
+            .clk, .rst, .in_valid(red_in_valid[i]), .in_data(red_in_data[i*MAX_LANES*PW +: LANES*PW]),
+            .in_ready(red_in_ready[i]), .credit(red_credit[i]), .issue(red_issue[i]), .out_valid(red_out_valid[i]),
+            .out_data(red_out_data[i*MAX_LANES*MAX_ACC_W +: LANES*ACC_W]));
+        if (LANES*ACC_W < MAX_LANES*MAX_ACC_W) begin : g_unused_lanes
+            assign red_out_data[i*MAX_LANES*MAX_ACC_W + LANES*ACC_W +: MAX_LANES*MAX_ACC_W - LANES*ACC_W] = '0;
+        end
+        if (LANES < MAX_LANES) begin : g_unused_inputs
+            wire unused = ^red_in_data[i*MAX_LANES*PW + LANES*PW +: (MAX_LANES - LANES)*PW];
         end
     end
 

@@ -92,15 +92,21 @@ def _first_position(shape: tuple[int, ...]) -> tuple:
     return (slice(None),) + (slice(0, 1),) * (len(shape) - 1)
 
 
-def _same_at_every_position(arrays, shape, what: str, node: Node) -> None:
+PLAN_FIX = "give it per-channel (not per-element) values in the plan"
+# an average pool's reciprocals differ at the edges when padding is not counted
+POOL_FIX = ("its edge windows hold fewer pixels (padding not counted: count_include_pad=0 or ceil_mode); export "
+            "the pool with count_include_pad=1 and no ceil_mode")
+
+
+def _same_at_every_position(arrays, shape, what: str, node: Node, fix: str = PLAN_FIX) -> None:
     first = _first_position(shape)
     for a in arrays:
         a = np.broadcast_to(np.asarray(a, dtype=object), shape)
         if not (a == np.broadcast_to(a[first], shape)).all():
             raise RTLBackendError(
                 f"node {node.name!r}: {what} differs between positions of one channel; a stream engine computes "
-                f"every pixel with one circuit, so it needs one value per channel; give it per-channel (not "
-                f"per-element) values in the plan, or compile with --arch parallel")
+                f"every pixel with one circuit, so it needs one value per channel; {fix}, or compile with "
+                f"--arch parallel")
 
 
 def _activations(g: Graph, node: Node) -> list[str]:
@@ -341,8 +347,6 @@ class _StreamBuilder:
                   "dh": geo["dilations"][0], "dw": geo["dilations"][1]}
         pad = None
         if top or left or bottom or right:
-            if main.op == Op.AVGPOOL and not main.attrs.get("count_include_pad", 0):
-                pass  # the reciprocal differs at the edges: position_constant has refused it already
             fill = 0
             if main.op == Op.MAXPOOL:  # padding never wins: the lane type's least value
                 fill = -(1 << (stream.lane.width - 1)) if stream.lane.signed else 0
@@ -356,7 +360,8 @@ class _StreamBuilder:
         out_shape = self.graph.tensor(stage.outputs[0]).shape
         data = np.broadcast_to(np.asarray(t.data, dtype=object), out_shape) if t.data.ndim else t.data
         if t.data.ndim and len(out_shape) > 1:
-            _same_at_every_position([data], out_shape, f"constant {t.name!r}", node)
+            _same_at_every_position([data], out_shape, f"constant {t.name!r}", node,
+                                    POOL_FIX if stage.op == Op.AVGPOOL else PLAN_FIX)
             data = np.ascontiguousarray(data[_first_position(out_shape)])
             formats = t.formats
             if formats is not None and formats.shape:
@@ -390,8 +395,18 @@ class _StreamBuilder:
                     and group[0].inputs[0] == current:
                 current = group.pop(0).outputs[0]
             produced = {s.outputs[0] for n in group for s in n.stages()}
-            reads = [i for n in group for s in n.stages() for i in s.inputs
+            reads = [(n, i) for n in group for s in n.stages() for i in s.inputs
                      if not g.tensor(i).is_constant and i not in produced]
+            passed = [(n, i) for n, i in reads if i != current]
+            if passed:  # a branch: the tail receives only `current`, the tensors before it are gone
+                node, name = passed[0]
+                readers = [n.name for n in g.nodes if any(name in s.inputs for s in n.stages())]
+                raise RTLBackendError(f"node {node.name!r} reads {name!r}, which the stream pipeline has already "
+                                      f"passed on: a branch ({name!r} feeds {', '.join(map(repr, readers))}); the "
+                                      f"stream architecture builds a chain of layers, each reading the one before, so "
+                                      f"far (a branch and its join only after the last layer on a stream); compile "
+                                      f"with --arch parallel")
+            reads = [i for _, i in reads]
             if set(reads) != {current}:
                 raise RTLBackendError(f"node {group[0].name!r}: the stream architecture builds a chain of layers "
                                       f"so far; this layer reads {sorted(set(reads))}; compile with --arch parallel")
@@ -518,14 +533,18 @@ class _StreamBuilder:
         """The stream handshake's ready wire ``ready`` (declared by its producer) = ``source``."""
         self.m.items.append({"kind": "drive", "name": ready, "expr": source})
 
-    def global_pool(self, node: Node, stream: _Stream) -> bool:
-        """A pooling layer whose one window is the whole (unpadded) frame: reduced as the pixels
-        arrive (fg_stream_reduce) rather than through a line buffer of the whole frame."""
+    def global_pool(self, node: Node, stream: _Stream) -> tuple[int, int] | None:
+        """A pooling layer with one window per frame and no padding (a global pool, or KWS's
+        24x5 kernel of stride 24x5 over a 25x5 frame): its kernel, reduced as the pixels arrive
+        (fg_stream_reduce) rather than through a line buffer of the kernel's rows; else None."""
         main = node.stages()[0]
         if main.op not in (Op.MAXPOOL, Op.AVGPOOL) or any(main.attrs["pads"]):
-            return False
+            return None
         geo = _window_of(main, len(self.graph.tensor(stream.name).shape))
-        return tuple(geo["kernel"]) == (stream.height, stream.width) and geo["dilations"] == (1, 1)
+        out = _frame(self.graph.tensor(main.outputs[0]).shape)
+        if out[1:] != (1, 1) or geo["dilations"] != (1, 1):
+            return None
+        return tuple(geo["kernel"])
 
     def reduce_core(self, node: Node, stream: _Stream) -> tuple[Graph, dict]:
         """The core after fg_stream_reduce: a max pool's epilogue on the per-lane maxima, or an
@@ -537,7 +556,8 @@ class _StreamBuilder:
         one = (c, 1) if len(x.shape) == 2 else (c, 1, 1)
         lane = stream.lane
         if main.op == Op.AVGPOOL:
-            n = stream.beats
+            kh, kw = self.global_pool(node, stream)
+            n = kh * kw  # the window's pixels
             lo, hi = lane.min_mantissa, lane.max_mantissa
             width = max(signed_width(n * lo, n * hi) - (0 if lane.signed else 1), 1)
             source = FixedType(width, width - lane.frac_bits, lane.signed)
@@ -584,18 +604,21 @@ class _StreamBuilder:
         reuse = int(self.reuse.get(node.name, 1))
         bits = stream.bits
         pad_entry = window = reduce = None
+        kernel = self.global_pool(node, stream)
         if len(streams) > 1:
             mini, geo, _ = self.window_core(node, *streams)
             ctx = self.core(mini, reuse)
             core_in = self.join(base, geo, streams, links, ctx, reuse)
             window = {"bits": sum(s.bits for s in streams), **geo, "ii": reuse}
-        elif self.global_pool(node, stream):
+        elif kernel is not None:
             mini, reduce = self.reduce_core(node, stream)
+            reduce["kernel"] = kernel
             ctx = self.core(mini, reuse)
             acc_w = reduce["acc_width"]
             self.instance("fg_stream_reduce", f"u_{base}_reduce",
-                          {"W": stream.lane.width, "LANES": stream.channels, "H": stream.height, "WD": stream.width,
-                           "OP": reduce["op"], "SIGNED": int(stream.lane.signed), "ACC_W": acc_w, "II": reuse},
+                          {"W": stream.lane.width, "LANES": stream.channels, "H": stream.height,
+                           "WD": stream.width, "KH": kernel[0], "KW": kernel[1], "OP": reduce["op"],
+                           "SIGNED": int(stream.lane.signed), "ACC_W": acc_w, "II": reuse},
                           {"clk": "clk", "rst": "rst", "in_valid": valid, "in_data": data,
                            "in_ready": f"{base}_reduce_ready", "credit": f"{base}_credit", "issue": f"{base}_issue",
                            "out_valid": f"{base}_window_valid", "out_data": f"{base}_reduced"},
@@ -817,9 +840,9 @@ def _model_spec(engines: list[dict]) -> list[dict]:
     spec = []
     for e in engines:
         pad, w, r = e["pad"], e["window"], e.get("reduce")
-        if r is not None:  # a reduction has the timing of a window as large as the frame
-            w = {"height": r["height"], "width": r["frame_width"], "kh": r["height"], "kw": r["frame_width"],
-                 "sh": 1, "sw": 1, "dh": 1, "dw": 1, "ii": r["ii"]}
+        if r is not None:  # a reduction has the timing of its one window (strides: the frame's)
+            w = {"height": r["height"], "width": r["frame_width"], "kh": r["kernel"][0], "kw": r["kernel"][1],
+                 "sh": r["height"], "sw": r["frame_width"], "dh": 1, "dw": 1, "ii": r["ii"]}
         spec.append({"pad": None if pad is None else (pad["height"], pad["width"], pad["top"], pad["bottom"],
                                                        pad["left"], pad["right"]),
                      "window": None if w is None else (w["height"], w["width"], w["kh"], w["kw"], w["sh"], w["sw"],
@@ -854,7 +877,7 @@ class _Estimates:
             if len(streams) > 1:  # a join: its one-pixel window holds a beat of each stream
                 mini, _, _ = self.builder.window_core(node, *streams)
                 held = sum(s.bits for s in streams)
-            elif self.builder.global_pool(node, stream):
+            elif self.builder.global_pool(node, stream) is not None:
                 mini, _ = self.builder.reduce_core(node, stream)
                 held = stream.channels * 2 * stream.lane.width
             else:

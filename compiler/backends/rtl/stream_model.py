@@ -8,11 +8,13 @@ by the RTL port names) for the inputs it is given, then applies the rising clock
 ends the cycle (``rst``: a synchronous reset at that edge).  Data values are carried as they
 are given (ints, beat numbers, anything): a window's ``out_data`` is the tuple of its taps
 (row-major over the kernel) and a collected vector the tuple of its beats, as the RTL packs
-them low to high.  A data output is meaningful only while its valid is high.
+them low to high (:class:`Reduce`, which adds lanes, takes packed words).  A data output is
+meaningful only while its valid is high.
 
 An *engine* is ``[Pad] -> Window -> core -> Fifo``, ``Collect -> core -> Fifo`` or (a layer
 that works on one beat at a time) ``core -> Fifo``; the core is a fixed-latency pipeline that
-never stalls (:class:`Pipe`; the window's II keeps a folded core's pace).  :class:`Chain`
+never stalls (:class:`Pipe`; the window's or collector's II keeps a folded core's pace; a
+global pool's fg_stream_reduce has the timing of a window as large as the frame).  :class:`Chain`
 joins engines (engine i's FIFO feeds engine i + 1) and :func:`simulate` runs images through
 one, giving the cycles of every input and output transfer: what the stream builder reads
 latency and II from, and what the RTL tests compare Verilator traces with.
@@ -49,10 +51,7 @@ class _Module:
     def step(self, rst: bool = False, **inputs) -> dict[str, Any]:
         """One cycle: the outputs during it, then its closing clock edge."""
         out = self.outputs(**inputs)
-        if rst:
-            self.reset()
-        else:
-            self._update(out, **inputs)
+        self.clock(rst, **inputs)
         return out
 
 
@@ -64,13 +63,14 @@ def _raster_next(r: int, c: int, rows: int, columns: int) -> tuple[int, int]:
 
 
 class Pad(_Module):
-    """fg_stream_pad: zero rows/columns around an H x WD raster frame; a pass-through at real
-    positions, a zero beat of its own at pad positions."""
+    """fg_stream_pad: rows/columns of ``value`` (VALUE: zero, or a max pool's least lane
+    values) around an H x WD raster frame; a pass-through at real positions, a beat of its own
+    at pad positions."""
 
-    def __init__(self, height: int, width: int, top: int, bottom: int, left: int, right: int):
+    def __init__(self, height: int, width: int, top: int, bottom: int, left: int, right: int, value: Any = 0):
         if min(height, width) < 1 or min(top, bottom, left, right) < 0:
             raise ValueError(f"fg_stream_pad: bad frame {height}x{width} or pads {(top, bottom, left, right)}")
-        self.height, self.width = height, width
+        self.height, self.width, self.value = height, width, value
         self.top, self.left = top, left
         self.rows, self.columns = height + top + bottom, width + left + right
         self.reset()
@@ -85,7 +85,7 @@ class Pad(_Module):
     def outputs(self, in_valid, in_data, out_ready) -> dict[str, Any]:
         pad = self.at_pad
         return {"in_ready": bool(not pad and out_ready), "out_valid": bool(pad or in_valid),
-                "out_data": 0 if pad else in_data}
+                "out_data": self.value if pad else in_data}
 
     def _update(self, out, in_valid, in_data, out_ready) -> None:
         if out["out_valid"] and out_ready:
@@ -145,6 +145,46 @@ class Window(_Module):
         if in_valid and out["in_ready"]:
             self.pixels.appendleft(in_data)
             self.r, self.c = _raster_next(self.r, self.c, self.height, self.width)
+
+
+class Reduce(Window):
+    """fg_stream_reduce: a window as large as the frame (its handshake and timing) whose result
+    is each lane's sum (op 0) or maximum (op 1) over the frame, registered at the issue and
+    held until the next frame's.  Data are packed words: lane l of a pixel at bits
+    [l*W +: W], its result at [l*ACC_W +: ACC_W] (a sum modulo 2**ACC_W, which the RTL
+    requires to be exact)."""
+
+    def __init__(self, lane_width: int, lanes: int, height: int, width: int, op: int, signed: int,
+                 acc_width: int, ii: int = 1, kernel: tuple[int, int] | None = None):
+        kh, kw = kernel or (height, width)
+        # one window: its strides are the frame, so no second one starts inside it
+        super().__init__(height, width, kh, kw, height, width, ii=ii)
+        if op not in (0, 1) or acc_width < lane_width or (op == 1 and acc_width != lane_width):
+            raise ValueError(f"fg_stream_reduce: OP {op} with W {lane_width} and ACC_W {acc_width}")
+        self.lane_width, self.lanes, self.op, self.signed, self.acc_width = lane_width, lanes, op, signed, acc_width
+        self.result = None  # data: not reset
+
+    def taps(self, newest) -> list:
+        """The window's pixels when ``newest`` (its bottom-right one) is being accepted."""
+        return [newest if age == 0 else self.pixels[age - 1] for age in self.ages]
+
+    def _lane_values(self, word: int) -> list[int]:
+        w = self.lane_width
+        values = [word >> (lane * w) & ((1 << w) - 1) for lane in range(self.lanes)]
+        return [v - (1 << w) if self.signed and v >> (w - 1) else v for v in values]
+
+    def outputs(self, in_valid, in_data, credit) -> dict[str, Any]:
+        ready = self.in_ready(credit)
+        return {"in_ready": ready, "issue": bool(in_valid and ready and self.completes),
+                "out_valid": self.out_valid, "out_data": self.result if self.out_valid else None}
+
+    def _update(self, out, in_valid, in_data, credit) -> None:
+        if out["issue"]:
+            frame = [self._lane_values(p) for p in self.taps(in_data)]
+            combine = sum if self.op == 0 else max
+            self.result = sum((combine(pixel[lane] for pixel in frame) & ((1 << self.acc_width) - 1))
+                              << (lane * self.acc_width) for lane in range(self.lanes))
+        super()._update(out, in_valid, in_data, credit)
 
 
 class Fifo(_Module):
@@ -247,7 +287,13 @@ class Pipe(_Module):
 class Engine:
     """One layer on streams: its modules, built from a dict {"pad": (H, WD, PT, PB, PL, PR) |
     None, "window": (H, WD, KH, KW, SH, SW, DH, DW, II) | None, "collect": N | (N, II) | None,
-    "latency": L, "fifo_depth": D}."""
+    "latency": L, "fifo_depth": D}.  With neither window nor collector the engine has no
+    front module: in_ready = credit and the core starts (and the FIFO issues) on
+    in_valid && credit, so a token holds its slot for L + 1 cycles (DEPTH = L + 2 keeps pace).
+
+    The depth rule keeps an engine at one token per cycle on its own; a slower or bursty
+    consumer downstream (a folded or strided window) may need a few more slots to keep the
+    engines before it at full rate: simulate() with deeper FIFOs shows how many."""
 
     def __init__(self, spec: Mapping[str, Any], core: Callable[[Any], Any] = lambda data: data):
         pad, window, collect = spec.get("pad"), spec.get("window"), spec.get("collect")
