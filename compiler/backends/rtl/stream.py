@@ -24,6 +24,18 @@ reserved for its result (a credit), so back-pressure never has to stop the core.
 = the cycles from the reservation to the core's result + 2, which keeps one pixel per cycle
 flowing while the consumer takes them.
 
+Branches.  A stream read by several engines (a residual connection, the branches of an
+Inception block) *forks*: one ``fg_stream_fifo`` per reader (a skip FIFO, its issue and write
+the fork's transfer), and a beat transfers into all of them at once, when each has a credit.
+An ADD, MUL or channel CONCAT of several streams of one frame *joins* them: one beat (stream
+j's bits above stream j - 1's) when every stream has one, stream j taken when the engine's
+window takes the beat and every other stream is valid; its window is one pixel and its core
+the mini-graph with one input per stream.  A skip FIFO on the short branch of a fork-join
+holds the beats the long branch keeps in its line buffers and pipelines, or the fork stalls:
+stream_model.skip_depths sizes every skip FIFO from the cycle model of the whole graph (the
+least depth that keeps the schedule the graph has with unbounded ones), and schedule.json
+lists them among the engines ("ops": "skip FIFO").
+
 The tail.  Layers after the last spatial one (Flatten, Dense, Softmax, ...) read whole
 vectors: ``fg_stream_collect`` gathers the last stream into one vector, and the tail's cores
 (one per compute layer, wiring layers merged into the next one) follow each other as free-running
@@ -257,7 +269,6 @@ class _StreamBuilder:
     def check_branches(self, engines: list[Node], streams: set[str], last: str, tail: list[Node]) -> None:
         """Every stream but the last is read by engines only (the tail collects the last one)."""
         g = self.graph
-        inside = {n.name for n in engines}
         for node in tail:
             for a in _activations(g, node):
                 if a in streams and a != last:
@@ -265,8 +276,8 @@ class _StreamBuilder:
                         f"node {node.name!r} reads {a!r}, a stream of the model's spatial part, beside the last "
                         f"one ({last!r}); the stream architecture's tail (after the last spatial layer) reads only "
                         f"the last spatial layer's output; compile with --arch parallel")
-        for t in streams - {last}:
-            if not any(t in _activations(g, n) for n in engines if n.name in inside):
+        for t in sorted(streams - {last}):
+            if not any(t in _activations(g, n) for n in engines):
                 raise RTLBackendError(f"tensor {t!r} is computed but no layer of the stream architecture reads it; "
                                       f"compile with --arch parallel")
 

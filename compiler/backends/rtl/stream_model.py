@@ -17,7 +17,9 @@ never stalls (:class:`Pipe`; the window's or collector's II keeps a folded core'
 global pool's fg_stream_reduce has the timing of a window as large as the frame).  :class:`Chain`
 joins engines (engine i's FIFO feeds engine i + 1) and :func:`simulate` runs images through
 one, giving the cycles of every input and output transfer: what the stream builder reads
-latency and II from, and what the RTL tests compare Verilator traces with.
+latency and II from, and what the RTL tests compare Verilator traces with.  :class:`Graph`
+joins engines as a directed acyclic graph (a stream read by several engines forks; an engine
+reading several streams joins them) and :func:`skip_depths` sizes the skip FIFOs of its forks.
 """
 
 from __future__ import annotations
@@ -331,6 +333,15 @@ class Engine:
             return beats_in // self.collect.beats
         return beats_in
 
+    def in_ready(self) -> bool:
+        """This cycle's in_ready (it never depends on in_valid)."""
+        credit = self.fifo.credit
+        if self.window is not None:
+            return self.window.in_ready(credit) and (self.pad is None or not self.pad.at_pad)
+        if self.collect is not None:
+            return not self.collect.full or (credit and self.collect.cooldown == 0)
+        return credit
+
     def evaluate(self, in_valid, in_data) -> tuple[bool, dict[str, dict]]:
         """This cycle's in_ready and every module's inputs, given the beat offered; the FIFO's
         out_ready is filled in by the caller (the next engine's in_ready or the port's)."""
@@ -468,8 +479,7 @@ class Graph:
         for name, engine in self.engines.items():
             out = engine.fifo.outputs()
             offered[name] = (out["out_valid"], out["out_data"])
-        # an engine's ready does not depend on its valid: ask it with no beat first
-        ready = {name: engine.evaluate(False, None)[0] for name, engine in self.engines.items()}
+        ready = {name: engine.in_ready() for name, engine in self.engines.items()}
         taken: dict[str, bool] = {}  # source -> whether its readers take its beat (its out_ready)
         into: dict[str, tuple] = {}  # engine -> (valid, data) entering it
         for source, readers in self.readers.items():
@@ -522,9 +532,12 @@ def simulate(engines: Sequence[Mapping[str, Any]], beats_in: int, images: int,
 
 
 def _run(chain, beats_in: int, images: int, in_valid=None, out_ready=None,
-         max_idle_cycles: int = 100_000, pace: int = 0) -> tuple[list[int], list[int]]:
-    """:func:`simulate` on a built :class:`Chain` or :class:`Graph`; ``pace``: image i's
-    first beat is offered no earlier than cycle i * pace."""
+         max_idle_cycles: int = 100_000, pace: float = 0, expect: Sequence[int] | None = None
+         ) -> tuple[list[int], list[int]] | None:
+    """:func:`simulate` on a built :class:`Chain` or :class:`Graph`.  ``pace``: cycles per
+    input beat on average, beat k offered no earlier than cycle k * pace; ``expect``: output
+    transfer cycles to follow, None returned as soon as an output beat leaves at another cycle
+    (or is late)."""
     total_in = beats_in * images
     total_out = chain.beats_out(beats_in) * images
     in_cycles: list[int] = []
@@ -533,7 +546,7 @@ def _run(chain, beats_in: int, images: int, in_valid=None, out_ready=None,
     cycle = idle = 0
     while len(out_cycles) < total_out:
         offering = len(in_cycles) < total_in and (offering or (
-            (in_valid is None or bool(in_valid(cycle))) and cycle >= len(in_cycles) // beats_in * pace))
+            (in_valid is None or bool(in_valid(cycle))) and cycle >= len(in_cycles) * pace))
         ready = out_ready is None or bool(out_ready(cycle))
         ports = chain.step(offering, len(in_cycles), ready)
         idle += 1
@@ -544,11 +557,22 @@ def _run(chain, beats_in: int, images: int, in_valid=None, out_ready=None,
         if ports["out_valid"] and ready:
             out_cycles.append(cycle)
             idle = 0
+        if expect is not None and _diverged(out_cycles, expect, cycle):
+            return None
         if idle > max_idle_cycles:
-            raise RuntimeError(f"the stream chain moved nothing for {max_idle_cycles} cycles at cycle {cycle} "
+            raise RuntimeError(f"the stream engines moved nothing for {max_idle_cycles} cycles at cycle {cycle} "
                                f"({len(in_cycles)} of {total_in} beats in, {len(out_cycles)} of {total_out} out)")
         cycle += 1
     return in_cycles, out_cycles
+
+
+def _diverged(out_cycles: list[int], expect: Sequence[int], cycle: int) -> bool:
+    """Whether the output transfers so far differ from ``expect`` at ``cycle``'s end: a beat
+    at another cycle, or the next one not there by its cycle."""
+    n = len(out_cycles)
+    if n and out_cycles[-1] != expect[n - 1]:
+        return True
+    return n < len(expect) and cycle >= expect[n]
 
 
 def timing(engines: Sequence[Mapping[str, Any]], beats_in: int, images: int = 4,
@@ -558,60 +582,82 @@ def timing(engines: Sequence[Mapping[str, Any]], beats_in: int, images: int = 4,
     and between the first input beats of the last two of ``images`` (>= 4) images."""
     if images < 4:
         raise ValueError(f"the steady-state II needs at least 4 images, not {images}")
-    in_cycles, out_cycles = simulate(engines, beats_in, images, max_idle_cycles=max_idle_cycles)
+    return _timing(*simulate(engines, beats_in, images, max_idle_cycles=max_idle_cycles), beats_in, images)
+
+
+def _timing(in_cycles: list[int], out_cycles: list[int], beats_in: int, images: int) -> tuple[int, int]:
     beats_out = len(out_cycles) // images
     return (out_cycles[beats_out - 1] - in_cycles[0],
             in_cycles[(images - 1) * beats_in] - in_cycles[(images - 2) * beats_in])
 
 
 def skip_depths(engines: Sequence[Mapping[str, Any]], beats_in: int, skips: Sequence[str],
-                images: int = 6) -> dict[str, int]:
+                images: int = 4) -> dict[str, int]:
     """The depth of each skip FIFO (engine names ``skips`` of a graph): the least that keeps
     the graph's schedule what it is with unbounded skip FIFOs.
 
     1. With unbounded skip FIFOs and the input back to back, the FIFOs absorb the input and
        the engines behind them run at their own pace: the output's period between images is
        the graph's II, T.
-    2. Offering image i no earlier than cycle i * T runs the graph at that pace, no image
-       piling up in front of a slower engine; each FIFO's depth is then the most slots it
-       held at an issue, + 1 (the slot the issue reserves: a beat may enter in the cycle
-       another leaves).  With these depths and the input back to back the graph has its
-       reference schedule, (latency, II) by :func:`timing` over ``images`` images.
-    3. Those depths also let the input run ahead of a slow branch (a padded window takes
-       more cycles than its input has beats), which the II does not need: each FIFO in turn
-       is cut to the least depth that keeps the reference schedule (bisection; a pass over
-       all of them is repeated until none shrinks).  One less than that changes the
-       schedule: the fork stalls, which slows the graph or, when the long branch needs that
-       very beat for the output the join waits for, deadlocks it.
+    2. Offering input beat k no earlier than cycle k * T / beats runs the graph at that pace,
+       the input never far ahead of the slowest engine; each FIFO's depth is then the most
+       slots it held at an issue, + 1 (the slot the issue reserves: a beat may enter in the
+       cycle another leaves).  With these depths and the input back to back the graph runs
+       its reference schedule: the cycles of every input and output transfer over ``images``
+       images.
+    3. Those depths may still let the input run ahead of a slow branch (a padded window takes
+       more cycles than its input has beats), which the schedule does not need: each FIFO in
+       turn is cut to the least depth that keeps every output transfer's cycle and the
+       latency and II (bisection; a pass over all of them is repeated until none shrinks).
+       One less than that changes the schedule: the fork stalls, which slows the graph or,
+       when the long branch needs that very beat for the output the join waits for,
+       deadlocks it.
     """
     specs = [{**spec, "fifo_depth": UNBOUNDED} if spec["name"] in skips else spec for spec in engines]
     _, out_cycles = simulate(specs, beats_in, images)
     beats_out = len(out_cycles) // images
     period = out_cycles[(images - 1) * beats_out] - out_cycles[(images - 2) * beats_out]
     graph = Graph(specs)
-    _run(graph, beats_in, images, pace=period)
+    _run(graph, beats_in, images, pace=period / beats_in)
     depths = {name: graph.fifo(name).need for name in skips}
-    patience = 4 * (out_cycles[beats_out - 1] + period)  # cycles without a move that mean a deadlock
+    patience = 2 * (out_cycles[beats_out - 1] + period)  # cycles without a move that mean a deadlock
 
-    def schedule(trial: dict[str, int]) -> tuple[int, int] | None:
+    def run(trial: dict[str, int], expect=None):
+        net = Graph([{**spec, "fifo_depth": trial[spec["name"]]} if spec["name"] in trial else spec
+                     for spec in engines])
         try:
-            return timing([{**spec, "fifo_depth": trial[spec["name"]]} if spec["name"] in trial else spec
-                           for spec in engines], beats_in, images, patience)
+            return _run(net, beats_in, images, max_idle_cycles=patience, expect=expect)
         except RuntimeError:
             return None
 
-    reference = schedule(depths)
-    shrunk = True
+    reference = run(depths)
+    target = _timing(*reference, beats_in, images)
+
+    def keeps(name: str, depth: int) -> bool:
+        trial = run({**depths, name: depth}, reference[1])  # stops at the first output beat off the reference
+        return trial is not None and _timing(*trial, beats_in, images) == target
+
+    shrunk, first = True, True
     while shrunk:
         shrunk = False
         for name in skips:
-            low, high = 1, depths[name]  # high keeps the schedule; find the least depth that does
+            if depths[name] == 1 or not first and not keeps(name, depths[name] - 1):
+                continue  # the least already (a later pass checks one less first: cheap when it fails)
+            # search up from the smallest (a failing trial ends at its first late beat: cheap),
+            # then bisect between the last failure and the first success
+            low, high, probe = 1, depths[name], 2
+            while probe < high:
+                if keeps(name, probe):
+                    high = probe
+                    break
+                low, probe = probe + 1, probe * 2
             while low < high:
                 mid = (low + high) // 2
-                if schedule({**depths, name: mid}) == reference:
+                if keeps(name, mid):
                     high = mid
                 else:
                     low = mid + 1
             shrunk |= high < depths[name]
             depths[name] = high
+        first = False
     return depths
