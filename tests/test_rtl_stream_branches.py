@@ -4,9 +4,10 @@ streams (a join in front of the engine's one-pixel window), skip FIFO depths fro
 
 * stream_model.Graph runs a chain exactly as Chain does, and a fork/join graph;
 * a residual block (conv 3x3 pad 1 -> relu -> conv 3x3 pad 1 -> Add with the block's input ->
-  relu -> max pool -> flatten -> dense) at reuse 1 and 2, and a two-branch Concat (1x1 conv ||
-  3x3 conv on channels): Verilator bit-exact on 105 vectors, latency and II as predicted, and
-  under --stall the same output beats;
+  relu -> max pool -> flatten -> dense) at reuse 1 and 2, a two-branch Concat (1x1 conv ||
+  3x3 conv on channels) and test_hls_stream's residual model (two forks, an Add and a Concat):
+  Verilator bit-exact on 105 vectors, latency and II as predicted, and under --stall the same
+  output beats;
 * the skip FIFO depth rule: one slot less slows the II, a FIFO shorter than the long branch's
   lag deadlocks, in the model and in Verilator alike (the sim's idle timeout, not a hang);
 * a stream read by a tail layer beside the last stream: a clear error.
@@ -186,6 +187,23 @@ def test_concat_of_two_branches_bit_exact(tmp_path):
     schedule = _compile(concat_model(tmp_path / "concat.onnx"), out)
     assert set(_skips(schedule)) == {"x_to_branch_1x1", "x_to_branch_3x3"}
     assert "cat_join_data = {branch_3x3_data, branch_1x1_data};" in (out / "rtl" / "inception.sv").read_text()
+    _bit_exact_as_predicted(out, schedule)
+
+
+def test_the_io_stream_residual_model_bit_exact(tmp_path):
+    """test_hls_stream's residual model in RTL: a fork read by a conv and an Add, a second one
+    read by a ReLU and the Concat of the tensor with its own ReLU, per-channel formats, padded
+    max pooling, a strided dilated conv, then the tail."""
+    from test_hls_stream import _CHANNELS, _DEFAULTS, _residual_model
+
+    out = tmp_path / "out"
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"defaults": _DEFAULTS, "tensors": {"a_relu": {"axis": 1, "formats": _CHANNELS[:3]},
+                                                                   "d_relu": {"axis": 1, "formats": _CHANNELS}}}))
+    assert main(["compile", str(_residual_model(tmp_path / "m.onnx")), "--plan", str(plan), "-o", str(out),
+                 "--backend", "rtl", "--arch", "stream"]) == 0
+    schedule = json.loads((out / "rtl" / "schedule.json").read_text())
+    assert set(_skips(schedule)) == {"a_relu_to_conv_b", "a_relu_to_skip", "d_to_relu_d", "d_to_cat"}
     _bit_exact_as_predicted(out, schedule)
 
 
