@@ -28,7 +28,6 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from compiler.backends.rtl.stream import _model_spec, stream_context
-from compiler.backends.rtl.options import RTLOptions
 from compiler.backends.rtl.stream_model import PORT, Chain, Graph, simulate, skip_depths, timing
 from compiler.cli import main
 from compiler.project import load_project
@@ -100,13 +99,26 @@ def _sim(out: Path, *extra) -> tuple[int, dict, dict]:
     return code, json.loads((out / "report.json").read_text())["sim"], recorded
 
 
+def _model_spec_of(out: Path) -> list[dict]:
+    """stream_model's engine specs of the stream top compiled into ``out``."""
+    project = load_project(out)
+    context = stream_context(project.graph, project.config.rtl_options(), project.source(),
+                             project.config.reuse_factors(project.graph))
+    return _model_spec(context["engines"])
+
+
 def _bit_exact_as_predicted(out: Path, schedule: dict) -> list:
-    """105 vectors back to back: bit-exact, latency and II as schedule.json predicts; then the
-    same output beats under --stall.  Returns the output words."""
+    """105 vectors back to back: bit-exact, latency and II as schedule.json predicts, and every
+    input and output transfer at the cycle the cycle model gives it; then the same output
+    beats under --stall.  Returns the output words."""
     code, report, recorded = _sim(out, "--vectors", "100")
     assert code == 0 and report == {**report, "vectors": 105, "mismatches": 0,
                                     "latency_cycles": schedule["latency_cycles"], "ii_cycles": schedule["ii_cycles"]}
     assert recorded["errors"] == [] and recorded["stopped"] is None
+    start = recorded["inputs"]["x"][0]
+    model_in, model_out = simulate(_model_spec_of(out), schedule["inputs"][0]["beats"], 105)
+    assert [c - start for c in recorded["inputs"]["x"]] == [c - model_in[0] for c in model_in]
+    assert [c - start for c, _ in recorded["outputs"]["y"]] == [c - model_in[0] for c in model_out]
     words = [word for _, word in recorded["outputs"]["y"]]
     code, report, recorded = _sim(out, "--vectors", "100", "--stall")
     assert code == 0 and report["mismatches"] == 0 and report["output_beats"]["received"] == 105
@@ -228,7 +240,7 @@ def test_skip_fifo_one_slot_less_slows_the_ii_and_a_short_one_deadlocks(tmp_path
     out = tmp_path / "out"
     schedule = _compile(model, out)
     depth = _skips(schedule)["x_to_skip"]
-    spec = _model_spec(stream_context(load_project(out).graph, RTLOptions(architecture="stream"), {})["engines"])
+    spec = _model_spec_of(out)
 
     def model_timing(d: int):
         return timing([{**e, "fifo_depth": d} if e["name"] == "x_to_skip" else e for e in spec], 30,
