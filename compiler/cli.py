@@ -258,6 +258,7 @@ def _estimate(out: Path, project) -> tuple[dict | None, str | None]:
                           f"products, and the estimate describes that architecture; compile with --arch stream "
                           f"for the streaming one (the HLS project's reuse factor is not modelled yet)")
         # what the RTL backend cannot build (a table over its size limit, ...) has no estimate either
+        # the reuse factors compile built with (--reuse-factor, --layer-config, a budget's choice)
         context = rtl_context(project.graph, options, project.source(), project.config.reuse_factors(project.graph))
     except RTLBackendError as e:
         return None, f"no resource estimate: {e}"

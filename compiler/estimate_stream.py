@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import time
 
-from .estimate import Resources, _Costs, _percent, estimate_context
+from .estimate import Resources, _Costs, _item_cost, _percent, estimate_context
 from .targets import family_of
 
 SRL_MIN_DEPTH = 3  # as compiler.estimate: yosys xilinx_srl -minlen 3
@@ -44,6 +44,8 @@ SRL_DEPTH = 32
 COUNTER_LUTS = 1.6
 PAD_COUNTER_LUTS = 2.0
 COOLDOWN_LUTS = 2.6
+COLLECT_CONTROL_LUTS = 2  # full, in_ready
+MAX_LANE_LUTS = 3  # fg_stream_reduce's running maximum, per bit
 FIFO_COUNTER_LUTS = 1.33
 FIFO_CONTROL_LUTS = 8  # credit compare, out_valid, the two counters' up/down selects
 # LUT RAM primitives as memory_libmap sees them: (depth, data bits, LUT sites, cost, widthscale)
@@ -144,10 +146,36 @@ class StreamCosts(_Costs):
                     best = ("bram", n * size, n * cost)
         return best[0], best[1]
 
-    def collect(self, bits: int, beats: int) -> Resources:
+    def collect(self, bits: int, beats: int, ii: int = 1) -> Resources:
+        """Beats shift in at the top of the vector register (every stage is read: FFs)."""
         counter = _bits(beats) if beats > 1 else 0
-        return Resources(lut=(beats if beats > 1 else 0) + COUNTER_LUTS * counter + 2,
-                         ff=bits * beats + counter + 1, carry=math.ceil(counter / self.carry_bits))
+        cooldown = _bits(ii) if ii > 1 else 0
+        return Resources(lut=COUNTER_LUTS * counter + COOLDOWN_LUTS * cooldown + COLLECT_CONTROL_LUTS,
+                         ff=bits * beats + counter + cooldown + 1, carry=math.ceil(counter / self.carry_bits))
+
+    def reduce(self, lanes: int, width: int, height: int, frame_width: int, op: int, acc_width: int,
+               signed: bool, ii: int) -> Resources:
+        """Per lane an accumulator and its result register; a sum's adder and the select of the
+        first pixel (on the bits the pixel sets: all of them when sign-extended), or a maximum's
+        compare, select and first-pixel select (about 3 LUTs per bit); the window's counters
+        (both read: the frame's first and last pixel).  Frames of 3 x 3 bits of counters (5 x 5)
+        come out about 30% above: ABC folds the counters' decode into every lane bit."""
+        if op == 0:
+            lane = self.adder(acc_width)
+            lane.lut += acc_width if signed else width
+        else:
+            lane = Resources(lut=MAX_LANE_LUTS * width, carry=math.ceil(width / 3 / self.carry_bits))
+        lane.ff = 2 * acc_width
+        r = Resources()
+        for _ in range(lanes):
+            r += lane
+        row_bits = _bits(height) if height > 1 else 0
+        col_bits = _bits(frame_width) if frame_width > 1 else 0
+        cooldown = _bits(ii) if ii > 1 else 0
+        r += Resources(lut=COUNTER_LUTS * (row_bits + col_bits) + COOLDOWN_LUTS * cooldown,
+                       ff=row_bits + col_bits + cooldown + 1,
+                       carry=sum(math.ceil(b / self.carry_bits) for b in (row_bits, col_bits)))
+        return r
 
 
 def estimate_stream(context: dict, part: str) -> dict:
@@ -163,6 +191,10 @@ def estimate_stream(context: dict, part: str) -> dict:
         row, r = _engine(costs, engine, part)
         total += r
         engines.append(row)
+    # the top's own logic: lane format changes between engines (the modules are the engines')
+    for item in context.get("items", ()):
+        if item["kind"] != "instance":
+            total += _item_cost(costs, item)
     reuses = sorted({e["reuse"] for e in engines})
     folding = f"reuse {reuses[0]}" if len(reuses) == 1 else f"reuse {reuses[0]} to {reuses[-1]}"
     return {"top": context["model"], "part": part, "family": family, "clock_ns": context["clock_ns"],
@@ -174,7 +206,7 @@ def estimate_stream(context: dict, part: str) -> dict:
 
 def _engine(costs: StreamCosts, engine: dict, part: str) -> tuple[dict, Resources]:
     parts: dict[str, Resources] = {}
-    pad, window, collect = engine.get("pad"), engine.get("window"), engine.get("collect")
+    pad, window, collect, reduce = (engine.get(k) for k in ("pad", "window", "collect", "reduce"))
     if pad:
         parts["pad"] = costs.pad(pad["bits"], pad["height"], pad["width"], pad["top"], pad["bottom"],
                                  pad["left"], pad["right"])
@@ -183,11 +215,16 @@ def _engine(costs: StreamCosts, engine: dict, part: str) -> tuple[dict, Resource
                                        window["kw"], window["sh"], window["sw"], window["dh"], window["dw"],
                                        window["ii"])
     if collect:
-        parts["collect"] = costs.collect(collect["bits"], collect["beats"])
-    core = estimate_context(engine["core"], part) if engine["core"] else {"layers": []}  # a skip FIFO: no core
-    if engine["core"]:
-        parts["core"] = Resources(lut=core["lut"], ff=core["ff"], dsp=core["dsp"], bram=core["bram"],
-                                  carry=core["carry"])
+        parts["collect"] = costs.collect(collect["bits"], collect["beats"], collect.get("ii", 1))
+    if reduce:
+        parts["reduce"] = costs.reduce(reduce["lanes"], reduce["width"], reduce["height"], reduce["frame_width"],
+                                       reduce["op"], reduce["acc_width"], reduce["signed"], reduce["ii"])
+    # the cores in a row (a tail of several dense layers has one each; a fork's skip FIFO none)
+    cores = [estimate_context(core, part) for core in engine.get("cores") or [engine["core"]] if core]
+    parts["core"] = Resources()
+    for core in cores:
+        parts["core"] += Resources(lut=core["lut"], ff=core["ff"], dsp=core["dsp"], bram=core["bram"],
+                                   carry=core["carry"])
     parts["fifo"] = costs.fifo(engine["fifo"]["bits"], engine["fifo"]["depth"])
     total = Resources()
     for r in parts.values():
@@ -195,8 +232,8 @@ def _engine(costs: StreamCosts, engine: dict, part: str) -> tuple[dict, Resource
     row = {"name": engine["name"], "onnx": engine["onnx"], "ops": engine["ops"], **total.rounded(),
            "reuse": engine["reuse"], "cycles_per_image": cycles_per_image(engine),
            "latency_cycles": engine["latency"],
-           "products": sum(layer.get("products", 0) for layer in core["layers"]),
-           "products_built": sum(layer.get("products_built", 0) for layer in core["layers"]),
+           "products": sum(layer.get("products", 0) for core in cores for layer in core["layers"]),
+           "products_built": sum(layer.get("products_built", 0) for core in cores for layer in core["layers"]),
            "parts": {name: r.rounded() for name, r in parts.items()}}
     return row, total
 
@@ -205,13 +242,16 @@ def cycles_per_image(engine: dict) -> int:
     """Cycles the engine needs per image in steady state, inputs always valid and its FIFO
     always granting credit: the (padded) frame at one pixel per cycle, each window-completing
     pixel waiting for the core's cooldown (reuse cycles between windows); a collector takes
-    its beats one per cycle and starts the core at most every reuse cycles."""
-    if engine.get("skip"):  # a fork's skip FIFO passes the frame's beats, one per cycle
+    its beats one per cycle and starts the core at most every reuse cycles, as a reduction
+    (a window as large as the frame) its frame, a fork's skip FIFO its beats."""
+    if engine.get("skip"):
         return engine["beats_in"]
     reuse = max(1, int(engine["reuse"]))
-    window, collect = engine.get("window"), engine.get("collect")
+    window, collect, reduce = engine.get("window"), engine.get("collect"), engine.get("reduce")
     if collect:
         return max(collect["beats"], reuse)
+    if reduce:
+        return max(reduce["height"] * reduce["frame_width"], reuse)
     if not window:
         return reuse
     h, w, kh, kw = window["height"], window["width"], window["kh"], window["kw"]

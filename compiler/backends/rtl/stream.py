@@ -872,48 +872,68 @@ def predict(engines: list[dict], beats_in: int) -> tuple[int, int]:
 
 class _Estimates:
     """Each layer's estimated resources at a reuse factor, for the budget (compiler/budget.py):
-    its engine's core built at that reuse and estimated (compiler.estimate), plus what its
-    stream modules hold (the line buffer's pixels, the FIFO, as flip-flops; the same at every
-    reuse).  Layers that are no engine's compute layer (wiring) cost nothing here."""
+    its engine, with the core built at that reuse, estimated as `finegrain report` does
+    (compiler/estimate_stream.py: pad, line buffer or reduction, collector, core, FIFO).  A
+    tail of several cores charges its collector to the first one's layer and its FIFO to the
+    last one's.  Layers that are no engine's compute layer (wiring) cost nothing here."""
 
     def __init__(self, graph: Graph, options: RTLOptions, source: dict, part: str):
-        self.builder = _StreamBuilder(graph, options, source)
+        self.builder = b = _StreamBuilder(graph, options, source)
         self.part = part
-        engines, collected, tail, _ = self.builder.split()
-        self.minis: dict[str, tuple[Graph, int]] = {}  # compute layer -> (mini-graph, stream bits)
-        stream = None
+        engines, collected, tail, _ = b.split()
+        self.layers: dict[str, tuple[Graph, dict]] = {}  # compute layer -> (mini-graph, engine skeleton)
         for node in engines:
-            streams = [self.builder.stream(a) for a in _activations(graph, node)]
+            streams = [b.stream(a) for a in _activations(graph, node)]
             stream = streams[0]
-            if len(streams) > 1:  # a join: its one-pixel window holds a beat of each stream
-                mini, _, _ = self.builder.window_core(node, *streams)
-                held = sum(s.bits for s in streams)
-            elif self.builder.global_pool(node, stream) is not None:
-                mini, _ = self.builder.reduce_core(node, stream)
-                held = stream.channels * 2 * stream.lane.width
+            out = graph.tensor(node.outputs[0])
+            skeleton = {"name": node.name, "onnx": node.name, "ops": node.op.value, "pad": None, "window": None,
+                        "reduce": None, "collect": None, "extra": 3,
+                        "fifo_bits": out.shape[0] * _lane_type(out).width}
+            kernel = b.global_pool(node, stream)
+            if len(streams) > 1:  # a join: its one-pixel window holds a beat of every stream
+                mini, geo, _ = b.window_core(node, *streams)
+                skeleton["window"] = {"bits": sum(s.bits for s in streams), **geo}
+            elif kernel is not None:
+                mini, reduce = b.reduce_core(node, stream)
+                skeleton["reduce"] = {**reduce, "kernel": kernel}
             else:
-                mini, geo, _ = self.builder.window_core(node, stream)
-                span = (geo["kh"] - 1) * geo["dh"] * geo["width"] + (geo["kw"] - 1) * geo["dw"] + 1
-                held = span * stream.bits
-            self.minis[node.name] = (mini, held)
+                mini, geo, pad = b.window_core(node, stream)
+                skeleton["window"] = {"bits": stream.bits, **geo}
+                if pad is not None:
+                    skeleton["pad"] = {"bits": stream.bits, **pad}
+            self.layers[node.name] = (mini, skeleton)
         if tail:
-            for mini in self.builder.tail_cores(tail, collected.name):
+            minis = b.tail_cores(tail, collected.name)
+            for k, mini in enumerate(minis):
                 compute = [n for n in mini.nodes if n.op in TAIL_BREAKS] or list(mini.nodes)
-                self.minis[compute[-1].name] = (mini, collected.bits * collected.beats if mini is not None else 0)
-                collected = _Stream(mini.outputs[0], 1, 1, 1, collected.lane)  # only the first holds a vector
+                out = graph.tensor(mini.outputs[0])
+                skeleton = {"name": compute[-1].name, "onnx": compute[-1].name, "ops": "tail", "pad": None,
+                            "window": None, "reduce": None, "extra": 2,
+                            "collect": {"bits": collected.bits, "beats": collected.beats} if k == 0 else None,
+                            "fifo_bits": int(np.prod(out.shape)) * _lane_type(out).width if k == len(minis) - 1
+                            else 0}
+                self.layers[compute[-1].name] = (mini, skeleton)
         self.cache: dict[tuple[str, int], dict] = {}
 
     def __call__(self, node: Node, reuse: int) -> dict:
-        from ...estimate import estimate_context
+        from ...estimate_stream import StreamCosts, _engine
+        from ...targets import family_of
 
-        if node.name not in self.minis:
+        if node.name not in self.layers:
             return {"lut": 0, "ff": 0, "dsp": 0, "bram": 0}
         key = (node.name, reuse)
         if key not in self.cache:
-            mini, held = self.minis[node.name]
+            mini, skeleton = self.layers[node.name]
             ctx = self.builder.core(mini, reuse)
-            est = estimate_context(ctx, self.part)
-            self.cache[key] = {"lut": est["lut"], "ff": est["ff"] + held, "dsp": est["dsp"], "bram": est["bram"]}
+            engine = {**skeleton, "reuse": reuse, "latency": ctx["latency"], "core": ctx, "cores": [ctx]}
+            for part in ("window", "reduce"):
+                if engine[part] is not None:
+                    engine[part] = {**engine[part], "ii": reuse}
+            engine["fifo"] = {"bits": skeleton["fifo_bits"], "depth": ctx["latency"] + skeleton["extra"]}
+            _, r = _engine(StreamCosts(family_of(self.part)), engine, self.part)
+            if not skeleton["fifo_bits"]:  # a tail core before the last: no FIFO of its own
+                r.lut -= StreamCosts(family_of(self.part)).fifo(0, engine["fifo"]["depth"]).lut
+            self.cache[key] = {"lut": round(r.lut), "ff": round(r.ff), "dsp": r.dsp, "bram": r.bram}
         return self.cache[key]
 
 
