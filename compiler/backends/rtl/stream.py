@@ -484,12 +484,12 @@ class _StreamBuilder:
             engines.append(e)
             streams[stream.name] = stream
             self.offer(stream.name, stream, link, e["name"], engines_nodes, links, engines)
-        valid, ready, data = port_link
+        (valid, ready, data), source = port_link, PORT
         if engines_nodes:
             (valid, ready, data), source = links[collected.name, ""]
         if tail:
             e, (valid, ready, data) = self.tail(tail, collected, (valid, ready, data))
-            e["inputs"], e["skip"] = [source if engines_nodes else PORT], False
+            e["inputs"], e["skip"] = [source], False
             engines.append(e)
             out = g.tensor(g.outputs[0])
             ctx_out = e["cores"][-1]["outputs"][0]
