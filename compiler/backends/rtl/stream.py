@@ -915,6 +915,20 @@ class _Estimates:
                 self.layers[compute[-1].name] = (mini, skeleton)
         self.cache: dict[tuple[str, int], dict] = {}
 
+    def cycles(self, name: str, reuse: int) -> int | None:
+        """The layer's engine's cycles per image at ``reuse`` (its window's cooldown over the
+        frame, as compiler.estimate_stream counts them); None for a layer with no engine."""
+        from ...estimate_stream import cycles_per_image
+
+        if name not in self.layers:
+            return None
+        skeleton = self.layers[name][1]
+        engine = {**skeleton, "reuse": reuse}
+        for part in ("window", "reduce", "collect"):
+            if engine[part] is not None:
+                engine[part] = {**engine[part], "ii": reuse}
+        return cycles_per_image(engine)
+
     def __call__(self, node: Node, reuse: int) -> dict:
         from ...estimate_stream import StreamCosts, _engine
         from ...targets import family_of
@@ -941,9 +955,12 @@ def choose_stream_folding(graph: Graph, options: RTLOptions, source: dict, confi
     """The budget's choice of every layer's reuse factor (compiler.budget.graph_folding, with
     this architecture's estimates); ``config``: the BuildConfig with part, target_ii, max_lut
     and max_dsp."""
-    from ...budget import graph_folding
+    from ...budget import cycles_per_image, graph_folding
 
-    return graph_folding(graph, config, _Estimates(graph, options, source, config.part))
+    estimates = _Estimates(graph, options, source, config.part)
+    return graph_folding(graph, config, estimates,
+                         cycles=lambda shape, reuse: estimates.cycles(shape.name, reuse)
+                         or cycles_per_image(shape, reuse))
 
 
 def stream_context(graph: Graph, options: RTLOptions, source: dict, reuse: dict | None = None) -> dict:
