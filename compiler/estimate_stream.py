@@ -1,6 +1,7 @@
 """Resource and cycle estimate of the streaming RTL architecture (design13.md): a chain of
 engines, each ``[fg_stream_pad] -> [fg_stream_window] -> core -> fg_stream_fifo`` or
-``fg_stream_collect -> core -> fg_stream_fifo``, read from the stream context that
+``fg_stream_reduce -> core -> fg_stream_fifo`` (a global pool) or ``fg_stream_collect ->
+cores -> fg_stream_fifo`` (the tail), read from the stream context that
 ``compiler/backends/rtl/stream.py`` builds.
 
 A core is a parallel or folded pipeline whose context has the layout the fully parallel
@@ -14,14 +15,16 @@ parameters (yosys 0.23 ``synth_xilinx``, the flow of compiler/verify/synth.py; L
   are flip-flops.  So a kernel row of adjacent taps is FFs and the rest of a frame row between
   two kernel rows is an SRL.  Control: the position counters (r, c), kept only where a window's
   bottom-right pixel depends on them, and the cooldown counter of a reuse factor > 1;
-* pad: the zero select (a LUT per bit) and the padded frame's counters;
+* pad: the select of the pad value (a LUT per bit) and the padded frame's counters;
 * fifo: storage as yosys ``memory_libmap`` chooses it by its cost model: flip-flops (a few
   bits), LUT RAM (RAM32M16 / RAM64M8 on UltraScale(+): 32 x 14 or 64 x 7 bits in 8 LUT sites;
   RAM32M / RAM64M on 7-series: 32 x 6 or 64 x 3 in 4), or block RAM (RAMB18 / RAMB36 in their
   widths) whose synchronous read needs the read address early and a bypass register; plus
   pointers and the used / stored counters (LUT RAM keeps a copy of the write pointer);
-* collect: the vector register (an FF per bit, enabled per beat slot: a LUT per slot) and the
-  beat counter.
+* collect: the vector register (beats shift in at its top: an FF per bit, no decoder), the
+  beat counter and the cooldown of a folded tail;
+* reduce (a global pool): per lane an accumulator and a result register, a sum's adder and
+  first-pixel select or a maximum's compare and selects, and the window's counters.
 
 The control rules (counter LUTs per bit) are least-squares fits over the calibration
 parameterisations in tests/test_estimate_stream.py, which check each module within 15% of yosys
