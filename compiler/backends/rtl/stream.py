@@ -817,7 +817,7 @@ class _StreamBuilder:
         issue = m.wire(f"{base}_issue", 1, f"{base}_vector_valid & {base}_credit")
         collect = {"bits": bits, "beats": beats, "ii": reuse}
         latency = sum(ctx["latency"] for ctx in ctxs)
-        depth = latency + 2
+        depth = fifo_depth(latency, reuse)
         v, d = issue, vector
         for k, ctx in enumerate(ctxs):
             ip, op = ctx["inputs"][0], ctx["outputs"][0]
@@ -864,6 +864,18 @@ def _model_spec(engines: list[dict]) -> list[dict]:
     return spec
 
 
+def fifo_depth(delay: int, reuse: int) -> int:
+    """The tail FIFO's depth: a credit for every vector reserved and not yet taken while the
+    consumer takes one per cycle.  A slot is reserved when the collector hands a vector on and
+    freed when its result leaves, ``delay + 2`` cycles later at the earliest (``delay``: to the
+    last core's out_valid; + 1 the FIFO's write, + 1 the credit's update), and vectors leave at
+    most every ``reuse`` cycles (the collector's II): ceil((delay + 2) / reuse) slots, delay + 2
+    at reuse 1 (a folded tail of reuse 640 needs 2, not 646 block-RAM words).  A window engine
+    keeps delay + 3 (+ 1: the window's register): the slack absorbs windows that bunch at the
+    ends of rows (at reuse 3 the small CNN's II is 804 with it, 836 without)."""
+    return -(-(delay + 2) // max(reuse, 1))
+
+
 def predict(engines: list[dict], beats_in: int) -> tuple[int, int]:
     """(latency_cycles, ii_cycles) of the engines by stream_model's cycle model of the same
     modules: images back to back, the output always ready (what `finegrain sim` measures)."""
@@ -887,7 +899,7 @@ class _Estimates:
             stream = streams[0]
             out = graph.tensor(node.outputs[0])
             skeleton = {"name": node.name, "onnx": node.name, "ops": node.op.value, "pad": None, "window": None,
-                        "reduce": None, "collect": None, "extra": 3,
+                        "reduce": None, "collect": None, "window_engine": True,
                         "fifo_bits": out.shape[0] * _lane_type(out).width}
             kernel = b.global_pool(node, stream)
             if len(streams) > 1:  # a join: its one-pixel window holds a beat of every stream
@@ -908,7 +920,7 @@ class _Estimates:
                 compute = [n for n in mini.nodes if n.op in TAIL_BREAKS] or list(mini.nodes)
                 out = graph.tensor(mini.outputs[0])
                 skeleton = {"name": compute[-1].name, "onnx": compute[-1].name, "ops": "tail", "pad": None,
-                            "window": None, "reduce": None, "extra": 2,
+                            "window": None, "reduce": None, "window_engine": False,
                             "collect": {"bits": collected.bits, "beats": collected.beats} if k == 0 else None,
                             "fifo_bits": int(np.prod(out.shape)) * _lane_type(out).width if k == len(minis) - 1
                             else 0}
@@ -943,7 +955,8 @@ class _Estimates:
             for part in ("window", "reduce"):
                 if engine[part] is not None:
                     engine[part] = {**engine[part], "ii": reuse}
-            engine["fifo"] = {"bits": skeleton["fifo_bits"], "depth": ctx["latency"] + skeleton["extra"]}
+            depth = ctx["latency"] + 3 if skeleton["window_engine"] else fifo_depth(ctx["latency"], reuse)
+            engine["fifo"] = {"bits": skeleton["fifo_bits"], "depth": depth}
             _, r = _engine(StreamCosts(family_of(self.part)), engine, self.part)
             if not skeleton["fifo_bits"]:  # a tail core before the last: no FIFO of its own
                 r.lut -= StreamCosts(family_of(self.part)).fifo(0, engine["fifo"]["depth"]).lut
