@@ -176,15 +176,18 @@ def _weights(rng, **shapes):
 
 def _conv2d_model(tmp_path: Path) -> Path:
     """x [2, 9, 8] -> conv a (3x3, pads top 1 left 2 bottom 0 right 1, strides (2, 1),
-    dilations (1, 2)) + relu [3, 4, 7] -> max pool 2x2, strides (1, 2), pads bottom/right 1
-    [3, 4, 4]: the output a stream of 16 pixels."""
+    dilations (1, 2)) + relu [3, 4, 7] in per-channel formats -> max pool 2x2, strides (1, 2),
+    pads bottom/right 1 [3, 4, 4]: the output a stream of 16 pixels."""
     nodes = [helper.make_node("Conv", ["x", "wa", "ba"], ["a"], name="conv_a", pads=[1, 2, 0, 1], strides=[2, 1],
                               dilations=[1, 2]),
              helper.make_node("Relu", ["a"], ["a_relu"], name="relu_a"),
              helper.make_node("MaxPool", ["a_relu"], ["y"], name="pool", kernel_shape=[2, 2], strides=[1, 2],
                               pads=[0, 0, 1, 1])]
     inits = _weights(np.random.default_rng(3), wa=(3, 2, 3, 3), ba=(3,))
-    compile_layers(tmp_path, nodes, [1, 2, 9, 8], [1, 3, 4, 4], _PLAN, inits)
+    # one format per channel: the lanes of a beat differ, the pool's padding is each lane's least value
+    lanes = ["fixed<7,3,RND_CONV,SAT>", "ufixed<4,1,TRN,WRAP>", "ufixed<6,2,RND,SAT>"]
+    plan = {**_PLAN, "tensors": {"a_relu": {"axis": 1, "formats": lanes}}}
+    compile_layers(tmp_path, nodes, [1, 2, 9, 8], [1, 3, 4, 4], plan, inits)
     return tmp_path / "m.onnx"
 
 
