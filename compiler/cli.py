@@ -241,21 +241,25 @@ def _formatted_report(path: Path) -> str:
 
 
 def _estimate(out: Path, project) -> tuple[dict | None, str | None]:
-    """The estimate of the fully parallel RTL architecture (whether or not OUT/rtl was
-    written: a model too large for it still gets its size), or a note why there is none."""
+    """The estimate of the RTL architecture the build options choose (fully parallel or
+    stream; whether or not OUT/rtl was written: a model too large for it still gets its size),
+    or a note why there is none."""
     from .backends.rtl import RTLBackendError, check_supported, parallel_products, rtl_context
     from .estimate import estimate_context
     from .project import DEFAULT_RTL_MAX_PRODUCTS
 
+    options = project.config.rtl_options()
     try:
         check_supported(project.graph)
         products = parallel_products(project.graph)
-        if not (out / "rtl").is_dir() and products > 4 * DEFAULT_RTL_MAX_PRODUCTS:
+        too_many = products > 4 * DEFAULT_RTL_MAX_PRODUCTS
+        if options.architecture == "parallel" and not (out / "rtl").is_dir() and too_many:
             return None, (f"no resource estimate: a fully parallel build of this model has {products:,} constant "
-                          f"products, and the estimate describes that architecture (the RTL backend's only one); "
-                          f"the HLS project's reuse factor is not modelled yet")
+                          f"products, and the estimate describes that architecture; compile with --arch stream "
+                          f"for the streaming one (the HLS project's reuse factor is not modelled yet)")
         # what the RTL backend cannot build (a table over its size limit, ...) has no estimate either
-        context = rtl_context(project.graph, project.config.rtl_options(), project.source())
+        # the reuse factors compile built with (--reuse-factor, --layer-config, a budget's choice)
+        context = rtl_context(project.graph, options, project.source(), project.config.reuse_factors(project.graph))
     except RTLBackendError as e:
         return None, f"no resource estimate: {e}"
     return estimate_context(context, project.config.part), None
@@ -311,20 +315,25 @@ def _format_estimate(report: dict) -> list[str]:
         return []
     synth = report.get("synth")
     keys = ("lut", "ff", "dsp", "bram")
-    rows = [("layer", "LUT", "FF", "DSP", "BRAM", "products (built)", "start", "cycles")]
+    # a stream design's rows are its engines: their reuse factor and cycles per image
+    stream = est["architecture"].startswith("rtl: stream")
+    timing = ("reuse", "cycles/image", "latency") if stream else ("start", "cycles")
+    rows = [("engine" if stream else "layer", "LUT", "FF", "DSP", "BRAM", "products (built)", *timing)]
     for layer in est["layers"]:
         products = f"{layer['products']:,} ({layer['products_built']:,})" if layer.get("products") else "-"
-        rows.append((layer["name"], *(f"{layer[k]:,}" for k in keys), products, str(layer["start_cycle"]),
-                     str(layer["latency_cycles"])))
-    rows.append(("total (estimate)", *(f"{est[k]:,}" for k in keys), "", "", str(est["latency_cycles"])))
+        cycles = ((layer["reuse"], f"{layer['cycles_per_image']:,}") if stream else (layer["start_cycle"],))
+        rows.append((layer["name"], *(f"{layer[k]:,}" for k in keys), products,
+                     *(str(c) for c in cycles), str(layer["latency_cycles"])))
+    blank = ("",) * len(timing)
+    rows.append(("total (estimate)", *(f"{est[k]:,}" for k in keys), "", *blank[1:], str(est["latency_cycles"])))
     pct = est.get("percent") or {}
     if pct:
-        rows.append((f"% of {est['part']}", *(f"{pct[k]:.2f}%" for k in keys), "", "", ""))
+        rows.append((f"% of {est['part']}", *(f"{pct[k]:.2f}%" for k in keys), "", *blank))
     if synth:
-        rows.append((f"yosys synth_xilinx ({synth['family']})", *(f"{synth[k]:,}" for k in keys), "", "", ""))
+        rows.append((f"yosys synth_xilinx ({synth['family']})", *(f"{synth[k]:,}" for k in keys), "", *blank))
         ratio = synth.get("ratio", {})
         ratios = (f"{ratio[k]:.2f}" if ratio.get(k) else "-" for k in ("lut", "ff", "dsp"))
-        rows.append(("estimate / synthesis", *ratios, "", "", "", ""))
+        rows.append(("estimate / synthesis", *ratios, "", "", *blank))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [f"resources ({est['architecture']}, clock {est['clock_ns']} ns, {est['family']}); latency "
              f"{est['latency_cycles']} cycles = {est['latency_cycles'] * est['clock_ns']:g} ns, II {est['ii_cycles']}"]

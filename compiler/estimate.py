@@ -28,7 +28,8 @@ as yosys 0.23 maps every family; an UltraScale CARRY8 holds two):
   cycles), as yosys and Vivado infer them; BRAM for weights: none (constants are logic).
 
 Latency and II come from the schedule (the backend's pipelining rule); ``finegrain sim``
-measures them and tests check that they agree.  The counts are checked against yosys
+measures them and tests check that they agree.  The streaming architecture's library modules
+(line buffers, FIFOs, pad, collect) are costed in compiler/estimate_stream.py.  The counts are checked against yosys
 ``synth_xilinx`` (compiler/verify/synth.py) by tests/test_estimate.py.
 """
 
@@ -211,7 +212,13 @@ class _Costs:
 
 
 def estimate_context(context: dict, part: str) -> dict:
-    """The estimate of one RTL context (``rtl_context``) on ``part``, per layer and in total."""
+    """The estimate of one RTL context (``rtl_context``) on ``part``, per layer and in total.
+    A stream context (``"architecture": "stream"``) is estimated by its engines
+    (compiler/estimate_stream.py), each core by this function."""
+    if context.get("architecture") == "stream":
+        from .estimate_stream import estimate_stream
+
+        return estimate_stream(context, part)
     start = time.perf_counter()
     family = family_of(part)
     costs = _Costs(family)
@@ -232,7 +239,7 @@ def estimate_context(context: dict, part: str) -> dict:
                        # constant products the layer needs, and how many distinct ones are built
                        # (an input times one weight value in several rows is built once)
                        "products": layer["products"], "products_built": layer["products_built"]})
-    valid = costs.pipe(1, context["latency"])
+    valid = costs.pipe(1, context.get("valid_depth", context["latency"]))  # a folded core's is shorter
     total += valid
     result = {"top": context["model"], "part": part, "family": family, "clock_ns": context["clock_ns"],
               "architecture": "rtl: fully parallel, II 1", **total.rounded(),

@@ -69,20 +69,23 @@ def write_report_html(out_dir, project=None) -> Path:
     report = json.loads(path.read_text())
     project = project or load_project(out)
     page = render_report_html(report, project.graph, part=project.config.part, clock_ns=project.config.clock_ns,
-                              backends=project.config.backends)
+                              backends=project.config.backends,
+                              architecture=project.config.rtl_options().architecture)
     target = out / "report.html"
     write_whole(target, lambda f: f.write(page.encode()))  # an interrupted report leaves no half page
     return target
 
 
-def render_report_html(report: dict, graph: Graph, part: str, clock_ns: float, backends=("hls", "rtl")) -> str:
-    """The page's text. ``part``/``clock_ns`` are the build's, used when the estimate has none."""
+def render_report_html(report: dict, graph: Graph, part: str, clock_ns: float, backends=("hls", "rtl"),
+                       architecture: str | None = None) -> str:
+    """The page's text. ``part``/``clock_ns`` are the build's, used when the estimate has none;
+    so is ``architecture`` (the RTL's: "parallel" or "stream"), which the estimate describes."""
     import matplotlib
 
     with matplotlib.rc_context(_RC):
         svg = _SvgFigures()
         body = [
-            _header(report, part, clock_ns),
+            _header(report, part, clock_ns, architecture if "rtl" in backends else None),
             _summary(report, clock_ns, backends),
             _resources(report, svg),
             _synthesis(report, svg),
@@ -131,15 +134,19 @@ def _ratio(est: dict, synth: dict, key: str) -> float | None:
 
 
 # --- sections -------------------------------------------------------------------------
-def _header(report: dict, part: str, clock_ns: float) -> str:
+def _header(report: dict, part: str, clock_ns: float, architecture: str | None = None) -> str:
     est = report.get("estimate") or {}
     synth = report.get("synth") or {}
     part = est.get("part", part)
     family = est.get("family") or synth.get("family")
     clock = est.get("clock_ns", clock_ns)
+    if est.get("architecture"):
+        architecture = est["architecture"]
+    elif architecture:
+        architecture = f"rtl: {'fully parallel' if architecture == 'parallel' else architecture}"
     facts = [f"part <code>{_e(part)}</code>" + (f" ({_e(family)})" if family else ""),
              f"clock {_e(clock)} ns ({1000 / clock:.0f} MHz)" if clock else None,
-             f"architecture {_e(est['architecture'])}" if est.get("architecture") else None,
+             f"architecture <span id=\"architecture\">{_e(architecture)}</span>" if architecture else None,
              f"finegrain {_e(report.get('finegrain_version', '?'))}",
              f"compiled in {_e(report['compile_seconds'])} s" if "compile_seconds" in report else None]
     return (f"<h1>finegrain report: {_e(report.get('model', '?'))}</h1>\n"
@@ -231,13 +238,18 @@ def _resources(report: dict, svg: "_SvgFigures") -> str:
     layers = (report.get("estimate") or {}).get("layers")
     if not layers:
         return ""
-    parts = ["<h2 id=\"resources\">Resources per layer (estimate)</h2>", svg.add(_resource_chart(layers)),
-             "<table id=\"layer-resources\"><tr><th class=\"name\">layer</th><th class=\"name\">ops</th>"
-             + "".join(f"<th>{RESOURCE_LABELS[k]}</th>" for k in RESOURCES) + "</tr>"]
+    # a stream design's rows are engines, with their folding and throughput
+    stream = _is_stream(layers)
+    extra = ("reuse", "cycles_per_image") if stream else ()
+    unit = "engine" if stream else "layer"
+    parts = [f"<h2 id=\"resources\">Resources per {unit} (estimate)</h2>", svg.add(_resource_chart(layers)),
+             f"<table id=\"layer-resources\"><tr><th class=\"name\">{unit}</th><th class=\"name\">ops</th>"
+             + "".join(f"<th>{RESOURCE_LABELS[k]}</th>" for k in RESOURCES)
+             + "".join(f"<th>{k.replace('_', ' ')}</th>" for k in extra) + "</tr>"]
     for layer in layers:
         parts.append(f"<tr><td class=\"name\">{_e(layer.get('name'))}</td><td class=\"name\">{_e(layer.get('ops', ''))}"
                      "</td>" + "".join(f"<td>{_num(layer.get(k), 1 if k == 'bram' else 0)}</td>" for k in RESOURCES)
-                     + "</tr>")
+                     + "".join(f"<td>{_num(layer.get(k))}</td>" for k in extra) + "</tr>")
     parts.append("</table>")
     return "\n".join(parts)
 
@@ -255,9 +267,16 @@ def _synthesis(report: dict, svg: "_SvgFigures") -> str:
     return "\n".join(parts)
 
 
+def _is_stream(layers: list[dict]) -> bool:
+    return bool(layers) and all("cycles_per_image" in ly for ly in layers)
+
+
 def _latency(report: dict, svg: "_SvgFigures") -> str:
     est = report.get("estimate") or {}
     layers = est.get("layers")
+    if layers and _is_stream(layers):
+        return ("<h2 id=\"throughput\">Cycles per image per engine (schedule)</h2>\n"
+                + svg.add(_throughput_chart(layers, est.get("ii_cycles"))))
     if not layers or not all("start_cycle" in ly and "latency_cycles" in ly for ly in layers):
         return ""
     return ("<h2 id=\"latency\">Latency per layer (schedule)</h2>\n"
@@ -527,6 +546,25 @@ def _latency_chart(layers: list[dict], latency, ii):
     _layer_axis(ax, names)
     ax.set_xlabel("clock cycle")
     ax.set_xlim(0, max([latency or 0] + [s + n for s, n in zip(starts, lengths)]) * 1.12 + 1)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    return fig
+
+
+def _throughput_chart(layers: list[dict], ii):
+    """A stream design's engines: the cycles each needs per image; the slowest sets the II."""
+    names = [str(ly.get("name", "?")) for ly in layers]
+    cycles = [ly["cycles_per_image"] for ly in layers]
+    fig = _figure(10, 1.0 + 0.32 * len(layers))
+    ax = fig.subplots()
+    bars = ax.barh(range(len(layers)), cycles, 0.6, color="#4c72b0")
+    ax.bar_label(bars, labels=[f"{n:,} (reuse {ly.get('reuse')})" for n, ly in zip(cycles, layers)], padding=3,
+                 fontsize=8)
+    if ii is not None:
+        ax.axvline(ii, color="#c44e52", linestyle="--", linewidth=1)
+        ax.text(ii, -0.7, f" II {ii}", color="#c44e52", fontsize=8, va="bottom")
+    _layer_axis(ax, names)
+    ax.set_xlabel("cycles per image")
+    ax.set_xlim(0, max(cycles + [ii or 0]) * 1.3 + 1)
     ax.xaxis.get_major_locator().set_params(integer=True)
     return fig
 

@@ -1,17 +1,20 @@
-// fg_stream_reduce: a global pooling window (the kernel covers the whole frame): per lane the
-// sum (OP = 0) or the maximum (OP = 1) of every pixel of a frame, accumulated as the pixels
-// arrive, instead of a line buffer of the whole frame.
+// fg_stream_reduce: a pooling layer with one window per frame, its top-left pixel the frame's
+// (a global pool, or a KH x KW kernel whose stride leaves no second window): per lane the sum
+// (OP = 0) or the maximum (OP = 1) of the window's pixels, accumulated as they arrive, instead
+// of a line buffer of KH rows.  Pixels outside the window (rows >= KH or columns >= KW) are
+// accepted and ignored.
 //
-// Handshake and timing are fg_stream_window's for KH = H, KW = WD: a pixel is accepted while
-// `credit` is high (the last pixel of a frame also only once the core can take a new input,
-// at most one frame every II cycles); the accept of a frame's last pixel is an `issue`
-// (combinational), and out_valid is high for one cycle the cycle after it, with out_data the
-// frame's result per lane (lane l at [l*ACC_W +: ACC_W]), registered: it holds until the next
-// frame's result.
+// Handshake and timing are fg_stream_window's for that one window: a pixel is accepted while
+// `credit` is high (the window's bottom-right pixel also only once the core can take a new
+// input, at most one window every II cycles); the accept of the window's bottom-right pixel
+// (KH-1, KW-1) is an `issue` (combinational), and out_valid is high for one cycle the cycle
+// after it, with out_data the window's result per lane (lane l at [l*ACC_W +: ACC_W]),
+// registered: it holds until the next frame's result.
 //
 // Parameters
 //   W         lane width;  LANES  lanes per pixel (the channels)
 //   H, WD     the frame's rows and columns
+//   KH, KW    the window's rows and columns (at most H, WD; default the whole frame)
 //   OP        0: sum (two's complement if SIGNED, lanes sign- or zero-extended to ACC_W, which
 //             must hold the sum of H*WD values: the result is exact); 1: maximum (ACC_W = W)
 //   SIGNED    lanes are two's complement
@@ -25,6 +28,8 @@ module fg_stream_reduce #(
     parameter int LANES  = 1,
     parameter int H      = 4,
     parameter int WD     = 4,
+    parameter int KH     = H,
+    parameter int KW     = WD,
     parameter int OP     = 0,
     parameter int SIGNED = 1,
     parameter int ACC_W  = 12,
@@ -51,12 +56,29 @@ module fg_stream_reduce #(
     if (OP == 0 && ACC_W < W) begin : g_bad_sum
         $error("fg_stream_reduce: a sum needs ACC_W >= W");
     end
+    if (KH < 1 || KW < 1 || KH > H || KW > WD) begin : g_bad_window
+        $error("fg_stream_reduce: the window must fit the frame");
+    end
 
     logic [RW-1:0] r;
     logic [CW-1:0] c;
     logic core_free;
+    localparam logic [RW-1:0] LAST_KR = RW'(KH - 1);
+    localparam logic [CW-1:0] LAST_KC = CW'(KW - 1);
     wire first = r == '0 && c == '0;
-    wire completes = r == LAST_R && c == LAST_C;
+    logic row_in, column_in;  // the pixel is inside the window
+    if (KH < H) begin : g_rows
+        assign row_in = r <= LAST_KR;
+    end else begin : g_every_row
+        assign row_in = 1'b1;
+    end
+    if (KW < WD) begin : g_columns
+        assign column_in = c <= LAST_KC;
+    end else begin : g_every_column
+        assign column_in = 1'b1;
+    end
+    wire in_window = row_in && column_in;
+    wire completes = r == LAST_KR && c == LAST_KC;
     assign in_ready = credit && (!completes || core_free);
     wire accept = in_valid && in_ready;
     assign issue = accept && completes;
@@ -104,7 +126,7 @@ module fg_stream_reduce #(
             assign next = (first || larger) ? x : acc;
         end
         always_ff @(posedge clk) begin
-            if (accept) acc <= next;
+            if (accept && in_window) acc <= next;
             if (issue) out_data[l*ACC_W +: ACC_W] <= next;
         end
     end

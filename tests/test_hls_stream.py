@@ -6,6 +6,7 @@ on a 1-D CNN; a plan whose formats vary along a tensor's height/width is refused
 from __future__ import annotations
 
 import json
+import subprocess
 import re
 from pathlib import Path
 
@@ -110,7 +111,7 @@ def _residual_model(path: Path) -> Path:
 
 
 def _conv1d_model(path: Path) -> Path:
-    """x [3,10] -> conv1d (k 3, pad 1, stride 2) + relu -> maxpool1d 2 -> flatten -> gemm 4."""
+    """x [3,10] -> conv1d (k 3, pad 1, stride 2) + relu -> maxpool1d 2 -> flatten -> gemm 4 -> sigmoid."""
     rng = np.random.default_rng(8)
     inits = [numpy_helper.from_array(rng.uniform(-1, 1, size=s).astype(np.float32), n)
              for n, s in (("w1", (4, 3, 3)), ("b1", (4,)), ("wf", (4, 8)), ("bf", (4,)))]
@@ -118,9 +119,25 @@ def _conv1d_model(path: Path) -> Path:
              helper.make_node("Relu", ["c"], ["c_relu"], name="relu"),
              helper.make_node("MaxPool", ["c_relu"], ["p"], name="pool", kernel_shape=[2], strides=[2]),
              helper.make_node("Flatten", ["p"], ["flat"], name="flatten"),
-             helper.make_node("Gemm", ["flat", "wf", "bf"], ["y"], name="fc", transB=1)]
+             helper.make_node("Gemm", ["flat", "wf", "bf"], ["logits"], name="fc", transB=1),
+             helper.make_node("Sigmoid", ["logits"], ["y"], name="sigmoid")]
     graph = helper.make_graph(nodes, "conv1d", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 10])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def _fanout_model(path: Path) -> Path:
+    """x [2,5,5] -> conv (pads 1) -> c, a graph output also read by add(c, x) -> relu -> y: the
+    graph input and a graph output each go to two readers."""
+    rng = np.random.default_rng(9)
+    inits = [numpy_helper.from_array(rng.uniform(-1, 1, size=(2, 2, 3, 3)).astype(np.float32), "w")]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["c", "x"], ["s"], name="skip"),
+             helper.make_node("Relu", ["s"], ["y"], name="relu")]
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 2, 5, 5]) for n in ("c", "y")]
+    graph = helper.make_graph(nodes, "fanout", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 5, 5])],
+                              outputs, inits)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     return path
 
@@ -131,25 +148,36 @@ _DEFAULTS = {"input": "fixed<8,2,RND_CONV,SAT>", "weight": "fixed<6,1,RND_CONV,S
              "bias": "fixed<8,2,RND_CONV,SAT>", "activation": None}
 
 
-@pytest.mark.parametrize("kind", ["residual", "conv1d"])
+@pytest.mark.parametrize("kind", ["residual", "conv1d", "fanout"])
 def test_stream_layers_csim_bit_exact(kind, tmp_path):
-    """Fan-out (a tensor read by two layers, a skip copy), a residual Add and a Concat as
-    whole-tensor layers, max pooling over padding (the lowest value, not zero, pads it),
-    dilation and strides, 1-D streams, per-channel requantize formats."""
+    """Fan-out (a tensor read by two layers, a skip copy), a residual Add and a Concat of
+    channels pixel by pixel, a table look-up per lane, max pooling over padding (the
+    lowest value, not zero, pads it), dilation and strides, 1-D streams, per-channel
+    requantize formats; a graph input and a graph output that more layers read."""
     if kind == "residual":
         model = _residual_model(tmp_path / "m.onnx")
         tensors = {"a_relu": {"axis": 1, "formats": _CHANNELS[:3]}, "d_relu": {"axis": 1, "formats": _CHANNELS}}
-    else:
+    elif kind == "conv1d":
         model = _conv1d_model(tmp_path / "m.onnx")
         tensors = {"c_relu": {"axis": 1, "formats": _CHANNELS}}
+    else:
+        model = _fanout_model(tmp_path / "m.onnx")
+        tensors = {"y": {"axis": 1, "formats": _CHANNELS[:2]}}
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"defaults": _DEFAULTS, "tensors": tensors}))
     out = tmp_path / "out"
     assert _compile(model, plan, out) == 0
     cpp = next((out / "hls" / "firmware").glob("*.cpp")).read_text()
     assert "finegrain::requantize_elements<" in cpp
+    if kind == "fanout":  # the ports keep their names, the copies go to the layers and the port
+        assert "void fanout(\n    hls::stream<x_pixel_t>& x,\n    hls::stream<c_pixel_t>& c,\n" in cpp
+        assert "x_fanout(x, x_to_conv, x_to_skip);" in cpp and "c_fanout(c_stream, c_to_skip, c);" in cpp
     if kind == "residual":
         assert "a_relu_fanout(a_relu_stream, a_relu_to_conv_b, a_relu_to_skip);" in cpp
+        assert "finegrain::add<b_t, a_relu_t, s_t, 3>(b_pixel.data, a_relu_pixel.data, s_pixel.data);" in cpp
+        cat = _layer_function(cpp, "cat")
+        assert "finegrain::copy_into<d_relu_t, cat_t, 4, 4>(d_relu_pixel.data, cat_pixel.data);" in cat
+        assert "read_tensor" not in cat
         assert "#pragma HLS STREAM variable=a_relu_to_skip depth=42" in cpp
         assert "finegrain::lowest<s_t>()" in _layer_function(cpp, "pool")
     _csim(out, 300)
@@ -187,3 +215,89 @@ def test_a_global_reuse_factor_folds_the_layers_with_multipliers(tmp_path):
     assert "logits_t, 72, 4, 4>" in _layer_function(cpp, "fc_Gemm")
     # conv1 walks its 18 x 18 padded frame at II 4: the slowest layer
     assert "io_stream, initiation interval 1296." in (out / "hls" / "README.md").read_text()
+
+
+def _geometries(count: int, seed: int = 13) -> list[dict]:
+    """Random line-buffer geometries with at least one output pixel."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    while len(cases) < count:
+        ranges = {"channels": 4, "in_height": 8, "in_width": 8, "kernel_h": 4, "kernel_w": 4, "stride_h": 4,
+                  "stride_w": 4, "dilation_h": 3, "dilation_w": 3}
+        g = {k: int(rng.integers(1, hi)) for k, hi in ranges.items()}
+        g.update({k: int(rng.integers(0, 3)) for k in ("pad_top", "pad_left", "pad_bottom", "pad_right")})
+        oh = (g["in_height"] + g["pad_top"] + g["pad_bottom"] - (g["kernel_h"] - 1) * g["dilation_h"] - 1)
+        ow = (g["in_width"] + g["pad_left"] + g["pad_right"] - (g["kernel_w"] - 1) * g["dilation_w"] - 1)
+        if oh >= 0 and ow >= 0:
+            cases.append({**g, "out_height": oh // g["stride_h"] + 1, "out_width": ow // g["stride_w"] + 1})
+    return cases
+
+
+def _expected_windows(g: dict) -> list[str]:
+    """Per output pixel in raster order: 'oh ow' and the window [C][KH][KW] of the padded
+    input whose pixel (h, w) channel ch holds ch*1000 + h*31 + w + 1, padding -1."""
+    lines = []
+    for oh in range(g["out_height"]):
+        for ow in range(g["out_width"]):
+            values = []
+            for ch in range(g["channels"]):
+                for kh in range(g["kernel_h"]):
+                    for kw in range(g["kernel_w"]):
+                        h = oh * g["stride_h"] - g["pad_top"] + kh * g["dilation_h"]
+                        w = ow * g["stride_w"] - g["pad_left"] + kw * g["dilation_w"]
+                        inside = 0 <= h < g["in_height"] and 0 <= w < g["in_width"]
+                        values.append(ch * 1000 + h * 31 + w + 1 if inside else -1)
+            lines.append(" ".join(map(str, [oh, ow, *values])))
+    return lines
+
+
+def test_line_buffer_windows_match_the_padded_frame(tmp_path):
+    """finegrain::line_buffer over random geometries (padding on every side, strides and
+    dilations up to 3 and 2, frames that end before or after the last window) gives every
+    output pixel's window, in raster order, and nothing else."""
+    from compiler.verify.csim import CXXFLAGS, ap_types_dir
+
+    cases = _geometries(40)
+    program = ['#include "finegrain/stream.h"', "#include <iostream>", "typedef ap_fixed<20, 20> v_t;"]
+    for i, g in enumerate(cases):
+        fields = "\n".join(f"    static const int {k} = {v};" for k, v in g.items())
+        c, h, w, kh, kw = g["channels"], g["in_height"], g["in_width"], g["kernel_h"], g["kernel_w"]
+        program.append(f"""struct g{i} {{
+{fields}
+}};
+void run{i}() {{
+    typedef finegrain::pixel<v_t, {c}> px_t;
+    hls::stream<px_t> in;
+    for (int r = 0; r < {h}; r++)
+        for (int q = 0; q < {w}; q++) {{
+            px_t px;
+            for (int ch = 0; ch < {c}; ch++) px[ch] = ch * 1000 + r * 31 + q + 1;
+            in.write(px);
+        }}
+    typedef finegrain::line_buffer<g{i}, v_t> lines_t;
+    lines_t lines;
+    v_t rows[lines_t::ROWS][lines_t::frame_width][lines_t::C], columns[lines_t::KH][lines_t::COLUMNS][lines_t::C];
+    for (int r = 0; r < lines_t::frame_height; r++) {{
+        lines.start_row(r);
+        for (int c = 0; c < lines_t::frame_width; c++) {{
+            v_t window[{c * kh * kw}];
+            if (lines.step(in, r, c, v_t(-1), rows, columns, window)) {{
+                std::cout << lines.out_row() << " " << lines.out_column();
+                for (int k = 0; k < {c * kh * kw}; k++) std::cout << " " << window[k].to_int();
+                std::cout << "\\n";
+            }}
+        }}
+    }}
+    std::cout << (in.empty() ? "end" : "input left") << std::endl;
+}}""")
+    program.append("int main() {\n" + "".join(f"    run{i}();\n" for i in range(len(cases))) + "}")
+    source = tmp_path / "line_buffer.cpp"
+    source.write_text("\n".join(program) + "\n")
+    binary = tmp_path / "line_buffer"
+    subprocess.run(["g++", *CXXFLAGS, "-I", str(ap_types_dir()), "-I", str(ROOT / "templates" / "hls"),
+                    str(source), "-o", str(binary)], check=True)
+    got = subprocess.run([str(binary)], check=True, capture_output=True, text=True).stdout.split("\n")
+    for g in cases:
+        want = _expected_windows(g) + ["end"]
+        assert got[:len(want)] == want, g
+        got = got[len(want):]

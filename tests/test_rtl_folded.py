@@ -1,6 +1,8 @@
 """Folded cores (compiler/backends/rtl/folded.py): a dense and two conv-window mini-graphs
 (3x3, 4 -> 8 channels, and a depthwise 3x3 over 8 channels), each with mixed per-element
-formats, zero and pruned weights, at reuse factors 2, 3, 5, M and above M, simulated on
+formats, zero and pruned weights, at reuse factors 2, 3, 5, M and above M (the dense one also
+above M * N, with its weight ROM read through a register, and the conv with that path forced),
+plus a grouped 1-D window and a layer whose weights are all pruned, simulated on
 Verilator side by side in one testbench top (one build, cached by sim.runner), in_valid every
 R cycles or more, on 125 input vectors each (random over every element's range, then the
 extremes) with random bits between them: every output bit equal to compiler.emulate, out_valid
@@ -39,7 +41,7 @@ from compiler.passes.size_widths import size_widths  # noqa: E402
 from compiler.verify.vectors import csim_vectors, emulated_rows  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from irgraphs import conv_graph, dense_graph  # noqa: E402
+from irgraphs import conv_graph, dense_graph, random_constant, random_formats  # noqa: E402
 
 try:  # inside the simulator, cocotb is the point; under plain pytest it may be absent
     import cocotb
@@ -103,15 +105,38 @@ def depthwise_mini() -> Graph:
     return _epilogue(conv_graph(np.random.default_rng(5), 8, 3, 8, 3, groups=8), relu=True, requant=None)
 
 
+def grouped_1d_mini() -> Graph:
+    """One 1-D window of 5, 4 -> 6 channels in 2 groups (requantize)."""
+    rng = np.random.default_rng(6)
+    x = Tensor("x", (4, 5), TensorKind.INPUT, formats=random_formats(rng, (4, 5), 6))
+    w = random_constant(rng, "w", (6, 2, 5), TensorKind.WEIGHT, max_width=6)
+    b = random_constant(rng, "b", (6,), TensorKind.BIAS, max_width=10, prune=0.0)
+    attrs = {"strides": (1,), "pads": (0, 0), "dilations": (1,), "groups": 2}
+    node = Node("conv1d", Op.CONV, ["x", "w", "b"], ["y"], attrs)
+    g = Graph("conv1d", ("x",), ("y",), [node],
+              {"x": x, "w": w, "b": b, "y": Tensor("y", (6, 1), TensorKind.ACTIVATION)})
+    return _epilogue(g, relu=False, requant=OUT)
+
+
+def pruned_mini() -> Graph:
+    """Every weight pruned: each output is its bias, requantized; nothing to fold."""
+    g = dense_graph(np.random.default_rng(7), 6, 4)
+    for row in range(4):
+        g = _prune_row(g, row)
+    return _epilogue(g, relu=False, requant=OUT)
+
+
 MINI = {"dense": (dense_mini, 12), "conv": (conv_mini, 8), "depthwise": (depthwise_mini, 8)}
+MORE = {"grouped_1d": (grouped_1d_mini, 6), "pruned": (pruned_mini, 4)}
 # per mini-graph: 2, 3, 5, M and beyond M; the dense one also beyond M * N (one multiplier),
 # and one with its ROMs registered (the block-RAM path, forced small)
 CORES = [(name, r, False) for name, (_, m) in MINI.items() for r in (2, 3, 5, m, 2 * m + 1)] + \
-    [("dense", 360, True), ("conv", 7, True)]
+    [("dense", 360, True), ("conv", 7, True), ("grouped_1d", 4, False), ("grouped_1d", 11, False),
+     ("pruned", 3, False)]
 
 
 def _graph(name: str, reuse: int, registered: bool) -> Graph:
-    g = MINI[name][0]()
+    g = {**MINI, **MORE}[name][0]()
     return dataclasses.replace(g, name=f"fold_{name}_r{reuse}{'_bram' if registered else ''}")
 
 
@@ -201,7 +226,7 @@ def test_folded_cores_bit_exact_on_verilator(tmp_path, monkeypatch):
         graph = _graph(name, reuse, registered)
         context = _context(graph, reuse, registered, monkeypatch)
         assert context["ii"] == reuse and context["fold"]["rom_registered"] == registered
-        assert context["fold"]["phases"] <= reuse
+        assert context["fold"]["phases"] <= reuse and (context["fold"]["multipliers"] == 0) == (name == "pruned")
         path = tmp_path / f"{context['model']}.sv"
         path.write_text(render_folded_core(context))
         sources.append(path)

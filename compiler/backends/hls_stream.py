@@ -9,8 +9,9 @@ in raster order, each the C channel values of one position in the tensor's conta
   padded frame and, per output pixel, hands the window [C][KH][KW] to the parallel kernel
   configured for that window alone (stride 1, no padding, one output pixel), then the
   epilogue runs on the C lanes;
-* a *pixel* layer (elementwise ops only): the stages run on the lanes of each pixel;
-* a *whole* layer (dense, reshape, concat, softmax, anything else): every input pixel is
+* a *pixel* layer (elementwise ops, a residual Add of two streams, a Concat of channels):
+  the stages run on the lanes of each pixel;
+* a *whole* layer (dense, reshape, other concats, softmax, anything else): every input pixel is
   gathered into the flat array the parallel stage code reads, the stages run as in
   io_parallel, and the result leaves as pixels.
 
@@ -34,11 +35,13 @@ from ..names import CPP_FOLDED, CPP_RESERVED, Names
 from .hls import (AP_INT_DEFAULT_MAX_W, HLSBackendError, HLSOptions, LayerArch, _Builder, _onnx_nodes,
                   _window_sum_type)
 
-ELEMENTWISE = frozenset({Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.REQUANTIZE})
+ELEMENTWISE = frozenset({Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.REQUANTIZE, Op.SIGMOID})
 WINDOWED = frozenset({Op.CONV, Op.MAXPOOL, Op.AVGPOOL})
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # what the io_stream templates declare or call besides the names the builder gives
-STREAM_LOCALS = frozenset("hls lines lines_t pad r c oh ow p px in beat lane".split())
+# (the ports keep io_parallel's names unless a tensor is called one of these)
+STREAM_LOCALS = frozenset("hls lines lines_t line_rows window_columns padding frame_row frame_column out_row "
+                          "out_column beat lane pixel source".split())
 
 
 def lanes_and_beats(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -89,7 +92,15 @@ class _StreamBuilder(_Builder):
             lane_formats = out.formats.take((slice(None),) + (0,) * (len(out.shape) - 1))
             return self.requantize({**self.common(stage), "n": lanes},
                                    replace(out, shape=(lanes,), formats=lane_formats))
-        if stage.op in (Op.ADD, Op.MUL):
+        if stage.op == Op.CONCAT:
+            parts, offset = [], 0
+            for name in stage.inputs:
+                t = g.tensor(name)
+                parts.append({"x": f"{self.stream(name)['var']}.data", "x_t": self.type_of(t), "n": t.shape[0],
+                              "offset": offset})
+                offset += t.shape[0]
+            return {**self.common(stage), "n": lanes, "kind": "concat_lanes", "parts": parts}
+        if stage.op in (Op.ADD, Op.MUL) and g.tensor(stage.inputs[1]).is_constant:
             c = g.tensor(stage.inputs[1])
             data = np.broadcast_to(np.asarray(c.data), out.shape)
             if not _per_lane(data):
@@ -157,7 +168,7 @@ class _StreamBuilder(_Builder):
         ident = self.constant_data(r, per_pixel, self.names.derived(f"{self.names(r.name)}_by_pixel"))
         sum_t = self.named_type(f"{name}_sum_t", _window_sum_type(x, kh * kw), f"window sum of {stage.name}")
         entry = {**common, "kind": "avgpool2d", "cfg": {"channels": c, **window}, "r_t": self.type_of(r),
-                 "r": f"{ident} + (oh * {ow} + ow) * {c}", "sum_t": sum_t}  # this output pixel's reciprocals
+                 "sum_t": sum_t, "r": f"{ident} + (out_row * {ow} + out_column) * {c}"}  # this pixel's reciprocals
         return entry, {**geometry, "pad": "zero"}
 
     # layers ---------------------------------------------------------------------------
@@ -167,6 +178,11 @@ class _StreamBuilder(_Builder):
             return "window"
         if node.op in ELEMENTWISE or (node.op in (Op.ADD, Op.MUL) and self.graph.tensor(node.inputs[1]).is_constant):
             return "pixel"
+        if node.op == Op.ADD and all(self.graph.tensor(n).shape == x.shape for n in node.inputs):
+            return "pixel"  # a residual sum, pixel by pixel as both streams arrive
+        if node.op == Op.CONCAT and node.attrs["axis"] == 0 and len(x.shape) > 1 and \
+                all(self.graph.tensor(n).shape[1:] == x.shape[1:] for n in node.inputs):
+            return "pixel"  # channels side by side: each pixel's lanes one after the other
         return "whole"
 
     def layer(self, node: Node) -> dict:
@@ -185,6 +201,8 @@ class _StreamBuilder(_Builder):
                 entry = self.lane_stage(node, stage, arch, lanes)
             if kind == "pixel" and k == 0:
                 entry["x"] = f"{self.stream(stage.inputs[0])['var']}.data"
+                if entry["kind"] == "add":
+                    entry["b"] = f"{self.stream(stage.inputs[1])['var']}.data"
             stages.append(entry)
             t = g.tensor(stage.outputs[0])
             size = int(np.prod(t.shape)) if kind == "whole" else lanes_and_beats(t.shape)[0]
@@ -268,7 +286,8 @@ class _StreamBuilder(_Builder):
             layer["inputs"].sort(key=lambda p: p["position"])
             taken = set()
             for p in layer["inputs"]:  # a tensor read twice comes in on two streams
-                if p["param"] in taken:
+                p["first"] = p["param"] not in taken
+                if not p["first"]:
                     p["param"] = self.names.derived(p["param"])
                 taken.add(p["param"])
             layer["arrays"] = list({p["tensor"]: p for p in layer["inputs"]}.values())  # a whole layer's inputs
@@ -278,8 +297,10 @@ class _StreamBuilder(_Builder):
             calls.append({"layer": layer})
             if node.outputs[0] in fanouts:
                 calls.append({"fanout": fanouts[node.outputs[0]]})
-        ports_in = [{**self.streams[n], "name": self.streams[n]["tensor"]} for n in g.inputs]
-        ports_out = [{**self.streams[n], "name": self.streams[n]["tensor"]} for n in g.outputs]
+        # a port's values, flat, in the testbench
+        ports_in, ports_out = ([{**self.streams[n], "name": self.streams[n]["tensor"],
+                                 "flat": self.names.derived(f"{self.streams[n]['tensor']}_flat")} for n in names]
+                               for names in (g.inputs, g.outputs))
         return {
             "model": self.model, "version": __version__, "source": self.source, "io": "io_stream",
             "part": self.options.part, "clock_ns": self.options.clock_ns,

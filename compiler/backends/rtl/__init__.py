@@ -44,6 +44,7 @@ latency, and the model's latency is the latest output's ready cycle.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,8 @@ from .options import (RTL_MAX_TABLE_BITS, SUPPORTED, WIRING, RTLBackendError, RT
 
 __all__ = ["INTERFACES", "LIBRARY", "PORT_FIELDS", "RTL_MAX_TABLE_BITS", "SUPPORTED", "TEMPLATES",
            "WIRING", "Elem", "Fmt", "RTLBackendError", "RTLOptions", "axis_context", "axis_top_name",
-           "check_supported", "csd", "parallel_products", "rtl_context", "rtl_sources", "rtl_top_name",
+           "check_supported", "csd", "library_modules", "parallel_products", "rtl_context", "rtl_sources",
+           "rtl_top_name",
            "schedule", "signed_width", "stream_context", "stream_schedule", "write_rtl_project"]
 
 TEMPLATES = Path(__file__).resolve().parents[3] / "templates" / "rtl"
@@ -143,4 +145,20 @@ def rtl_sources(rtl_dir: Path, model: str, axis: bool = False) -> list[Path]:
     axis_file = rtl_dir / f"{axis_top_name(model)}.sv"
     cores = [p for p in sorted(rtl_dir.glob(f"{model}_*.sv")) if p != axis_file]
     tops = [rtl_dir / f"{model}.sv", *cores, *([axis_file] if axis else [])]
-    return [*sorted(LIBRARY.glob("*.sv")), *tops]
+    return [*library_modules(tops), *tops]
+
+
+def library_modules(files: list[Path]) -> list[Path]:
+    """The library modules (rtl/*.sv) ``files`` instantiate, directly or through each other,
+    in name order: a simulation or synthesis (and its cache key) depends on those only, not on
+    library modules added for other designs."""
+    library = {p.stem: p for p in LIBRARY.glob("*.sv")}
+    word = re.compile(r"\b(" + "|".join(map(re.escape, sorted(library))) + r")\b")
+    needed: set[str] = set()
+    todo = [f for f in files if f.is_file()]
+    while todo:
+        for name in word.findall(todo.pop().read_text()):
+            if name not in needed:
+                needed.add(name)
+                todo.append(library[name])
+    return [library[name] for name in sorted(needed)]

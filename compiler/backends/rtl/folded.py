@@ -213,6 +213,9 @@ class _FoldedCore:
                         self.node.onnx_nodes)
             epilogue_latency = b.guarded_layer(tail)["latency"]
         latency = datapath + epilogue_latency
+        # out_valid: the last group's store (or in_valid, with nothing to fold) through the
+        # store register and the epilogue's, not in_valid through the whole latency
+        valid_from, valid_depth = (fold["done"], 1 + epilogue_latency) if fold else ("in_valid", epilogue_latency)
         items = m.items[first_item:]
         out_first = len(m.items)
         b.output_expression(outputs[0], b.values[final])
@@ -230,6 +233,7 @@ class _FoldedCore:
                 "clock_ns": b.options.clock_ns, "levels_per_stage": self.lps,
                 "csd_max_digits": b.options.csd_max_digits, "dsp_min_width": b.options.dsp_min_width,
                 "latency": latency, "ii": self.reuse, "reuse": self.reuse, "fold": info,
+                "valid_from": valid_from, "valid_depth": valid_depth,
                 "inputs": inputs, "outputs": outputs, "tables": list(b.tables.values()),
                 "input_items": input_items, "layers": [layer], "output_items": output_items,
                 "names": dict(b.names.map)}
@@ -300,7 +304,7 @@ class _FoldedCore:
         latency = phases + delay + 1
         return {"pe": pe, "simd": simd, "groups": groups, "chunks": chunks, "phases": phases,
                 "rom_registered": registered, "tree_latency": tree, "multipliers": multipliers,
-                "latency": latency, "channels": channels}
+                "latency": latency, "channels": channels, "done": stores[groups - 1]}
 
     def control(self, phases: int, chunks: int, groups: int, pb: int, kb: int, gb: int) -> None:
         """run, phase, chunk, group: in_valid starts phase 0, one phase per cycle to the last."""

@@ -439,14 +439,18 @@ class _StreamBuilder:
         """The stream handshake's ready wire ``ready`` (declared by its producer) = ``source``."""
         self.m.items.append({"kind": "drive", "name": ready, "expr": source})
 
-    def global_pool(self, node: Node, stream: _Stream) -> bool:
-        """A pooling layer whose one window is the whole (unpadded) frame: reduced as the pixels
-        arrive (fg_stream_reduce) rather than through a line buffer of the whole frame."""
+    def global_pool(self, node: Node, stream: _Stream) -> tuple[int, int] | None:
+        """A pooling layer with one window per frame and no padding (a global pool, or KWS's
+        24x5 kernel of stride 24x5 over a 25x5 frame): its kernel, reduced as the pixels arrive
+        (fg_stream_reduce) rather than through a line buffer of the kernel's rows; else None."""
         main = node.stages()[0]
         if main.op not in (Op.MAXPOOL, Op.AVGPOOL) or any(main.attrs["pads"]):
-            return False
+            return None
         geo = _window_of(main, len(self.graph.tensor(stream.name).shape))
-        return tuple(geo["kernel"]) == (stream.height, stream.width) and geo["dilations"] == (1, 1)
+        out = _frame(self.graph.tensor(main.outputs[0]).shape)
+        if out[1:] != (1, 1) or geo["dilations"] != (1, 1):
+            return None
+        return tuple(geo["kernel"])
 
     def reduce_core(self, node: Node, stream: _Stream) -> tuple[Graph, dict]:
         """The core after fg_stream_reduce: a max pool's epilogue on the per-lane maxima, or an
@@ -458,7 +462,8 @@ class _StreamBuilder:
         one = (c, 1) if len(x.shape) == 2 else (c, 1, 1)
         lane = stream.lane
         if main.op == Op.AVGPOOL:
-            n = stream.beats
+            kh, kw = self.global_pool(node, stream)
+            n = kh * kw  # the window's pixels
             lo, hi = lane.min_mantissa, lane.max_mantissa
             width = max(signed_width(n * lo, n * hi) - (0 if lane.signed else 1), 1)
             source = FixedType(width, width - lane.frac_bits, lane.signed)
@@ -503,13 +508,16 @@ class _StreamBuilder:
         reuse = int(self.reuse.get(node.name, 1))
         bits = stream.bits
         pad_entry = window = reduce = None
-        if self.global_pool(node, stream):
+        kernel = self.global_pool(node, stream)
+        if kernel is not None:
             mini, reduce = self.reduce_core(node, stream)
+            reduce["kernel"] = kernel
             ctx = self.core(mini, reuse)
             acc_w = reduce["acc_width"]
             self.instance("fg_stream_reduce", f"u_{base}_reduce",
-                          {"W": stream.lane.width, "LANES": stream.channels, "H": stream.height, "WD": stream.width,
-                           "OP": reduce["op"], "SIGNED": int(stream.lane.signed), "ACC_W": acc_w, "II": reuse},
+                          {"W": stream.lane.width, "LANES": stream.channels, "H": stream.height,
+                           "WD": stream.width, "KH": kernel[0], "KW": kernel[1], "OP": reduce["op"],
+                           "SIGNED": int(stream.lane.signed), "ACC_W": acc_w, "II": reuse},
                           {"clk": "clk", "rst": "rst", "in_valid": valid, "in_data": data,
                            "in_ready": f"{base}_reduce_ready", "credit": f"{base}_credit", "issue": f"{base}_issue",
                            "out_valid": f"{base}_window_valid", "out_data": f"{base}_reduced"},
@@ -673,9 +681,9 @@ def predict(engines: list[dict], beats_in: int) -> tuple[int, int]:
     spec = []
     for e in engines:
         pad, w, r = e["pad"], e["window"], e.get("reduce")
-        if r is not None:  # a reduction has the timing of a window as large as the frame
-            w = {"height": r["height"], "width": r["frame_width"], "kh": r["height"], "kw": r["frame_width"],
-                 "sh": 1, "sw": 1, "dh": 1, "dw": 1, "ii": r["ii"]}
+        if r is not None:  # a reduction has the timing of its one window (strides: the frame's)
+            w = {"height": r["height"], "width": r["frame_width"], "kh": r["kernel"][0], "kw": r["kernel"][1],
+                 "sh": r["height"], "sw": r["frame_width"], "dh": 1, "dw": 1, "ii": r["ii"]}
         spec.append({"pad": None if pad is None else (pad["height"], pad["width"], pad["top"], pad["bottom"],
                                                        pad["left"], pad["right"]),
                      "window": None if w is None else (w["height"], w["width"], w["kh"], w["kw"], w["sh"], w["sw"],
@@ -687,45 +695,65 @@ def predict(engines: list[dict], beats_in: int) -> tuple[int, int]:
 
 class _Estimates:
     """Each layer's estimated resources at a reuse factor, for the budget (compiler/budget.py):
-    its engine's core built at that reuse and estimated (compiler.estimate), plus what its
-    stream modules hold (the line buffer's pixels, the FIFO, as flip-flops; the same at every
-    reuse).  Layers that are no engine's compute layer (wiring) cost nothing here."""
+    its engine, with the core built at that reuse, estimated as `finegrain report` does
+    (compiler/estimate_stream.py: pad, line buffer or reduction, collector, core, FIFO).  A
+    tail of several cores charges its collector to the first one's layer and its FIFO to the
+    last one's.  Layers that are no engine's compute layer (wiring) cost nothing here."""
 
     def __init__(self, graph: Graph, options: RTLOptions, source: dict, part: str):
-        self.builder = _StreamBuilder(graph, options, source)
+        self.builder = b = _StreamBuilder(graph, options, source)
         self.part = part
-        engines, collected, tail, _ = self.builder.split()
-        self.minis: dict[str, tuple[Graph, int]] = {}  # compute layer -> (mini-graph, stream bits)
-        stream = None
+        engines, collected, tail, _ = b.split()
+        self.layers: dict[str, tuple[Graph, dict]] = {}  # compute layer -> (mini-graph, engine skeleton)
         for node in engines:
             x = graph.tensor(node.inputs[0])
             stream = _Stream(x.name, *_frame(x.shape), _lane_type(x))
-            if self.builder.global_pool(node, stream):
-                mini, _ = self.builder.reduce_core(node, stream)
-                held = stream.channels * 2 * stream.lane.width
+            out = graph.tensor(node.outputs[0])
+            skeleton = {"name": node.name, "onnx": node.name, "ops": node.op.value, "pad": None, "window": None,
+                        "reduce": None, "collect": None, "extra": 3,
+                        "fifo_bits": out.shape[0] * _lane_type(out).width}
+            kernel = b.global_pool(node, stream)
+            if kernel is not None:
+                mini, reduce = b.reduce_core(node, stream)
+                skeleton["reduce"] = {**reduce, "kernel": kernel}
             else:
-                mini, geo, _ = self.builder.window_core(node, stream)
-                span = (geo["kh"] - 1) * geo["dh"] * geo["width"] + (geo["kw"] - 1) * geo["dw"] + 1
-                held = span * stream.bits
-            self.minis[node.name] = (mini, held)
+                mini, geo, pad = b.window_core(node, stream)
+                skeleton["window"] = {"bits": stream.bits, **geo}
+                if pad is not None:
+                    skeleton["pad"] = {"bits": stream.bits, **pad}
+            self.layers[node.name] = (mini, skeleton)
         if tail:
-            for mini in self.builder.tail_cores(tail, collected.name):
+            minis = b.tail_cores(tail, collected.name)
+            for k, mini in enumerate(minis):
                 compute = [n for n in mini.nodes if n.op in TAIL_BREAKS] or list(mini.nodes)
-                self.minis[compute[-1].name] = (mini, collected.bits * collected.beats if mini is not None else 0)
-                collected = _Stream(mini.outputs[0], 1, 1, 1, collected.lane)  # only the first holds a vector
+                out = graph.tensor(mini.outputs[0])
+                skeleton = {"name": compute[-1].name, "onnx": compute[-1].name, "ops": "tail", "pad": None,
+                            "window": None, "reduce": None, "extra": 2,
+                            "collect": {"bits": collected.bits, "beats": collected.beats} if k == 0 else None,
+                            "fifo_bits": int(np.prod(out.shape)) * _lane_type(out).width if k == len(minis) - 1
+                            else 0}
+                self.layers[compute[-1].name] = (mini, skeleton)
         self.cache: dict[tuple[str, int], dict] = {}
 
     def __call__(self, node: Node, reuse: int) -> dict:
-        from ...estimate import estimate_context
+        from ...estimate_stream import StreamCosts, _engine
+        from ...targets import family_of
 
-        if node.name not in self.minis:
+        if node.name not in self.layers:
             return {"lut": 0, "ff": 0, "dsp": 0, "bram": 0}
         key = (node.name, reuse)
         if key not in self.cache:
-            mini, held = self.minis[node.name]
+            mini, skeleton = self.layers[node.name]
             ctx = self.builder.core(mini, reuse)
-            est = estimate_context(ctx, self.part)
-            self.cache[key] = {"lut": est["lut"], "ff": est["ff"] + held, "dsp": est["dsp"], "bram": est["bram"]}
+            engine = {**skeleton, "reuse": reuse, "latency": ctx["latency"], "core": ctx, "cores": [ctx]}
+            for part in ("window", "reduce"):
+                if engine[part] is not None:
+                    engine[part] = {**engine[part], "ii": reuse}
+            engine["fifo"] = {"bits": skeleton["fifo_bits"], "depth": ctx["latency"] + skeleton["extra"]}
+            _, r = _engine(StreamCosts(family_of(self.part)), engine, self.part)
+            if not skeleton["fifo_bits"]:  # a tail core before the last: no FIFO of its own
+                r.lut -= StreamCosts(family_of(self.part)).fifo(0, engine["fifo"]["depth"]).lut
+            self.cache[key] = {"lut": round(r.lut), "ff": round(r.ff), "dsp": r.dsp, "bram": r.bram}
         return self.cache[key]
 
 

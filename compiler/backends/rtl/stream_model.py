@@ -153,12 +153,18 @@ class Reduce(Window):
     requires to be exact)."""
 
     def __init__(self, lane_width: int, lanes: int, height: int, width: int, op: int, signed: int,
-                 acc_width: int, ii: int = 1):
-        super().__init__(height, width, height, width, ii=ii)
+                 acc_width: int, ii: int = 1, kernel: tuple[int, int] | None = None):
+        kh, kw = kernel or (height, width)
+        # one window: its strides are the frame, so no second one starts inside it
+        super().__init__(height, width, kh, kw, height, width, ii=ii)
         if op not in (0, 1) or acc_width < lane_width or (op == 1 and acc_width != lane_width):
             raise ValueError(f"fg_stream_reduce: OP {op} with W {lane_width} and ACC_W {acc_width}")
         self.lane_width, self.lanes, self.op, self.signed, self.acc_width = lane_width, lanes, op, signed, acc_width
         self.result = None  # data: not reset
+
+    def taps(self, newest) -> list:
+        """The window's pixels when ``newest`` (its bottom-right one) is being accepted."""
+        return [newest if age == 0 else self.pixels[age - 1] for age in self.ages]
 
     def _lane_values(self, word: int) -> list[int]:
         w = self.lane_width
@@ -172,7 +178,7 @@ class Reduce(Window):
 
     def _update(self, out, in_valid, in_data, credit) -> None:
         if out["issue"]:
-            frame = [self._lane_values(p) for p in [in_data, *list(self.pixels)[:self.depth - 1]]]
+            frame = [self._lane_values(p) for p in self.taps(in_data)]
             combine = sum if self.op == 0 else max
             self.result = sum((combine(pixel[lane] for pixel in frame) & ((1 << self.acc_width) - 1))
                               << (lane * self.acc_width) for lane in range(self.lanes))

@@ -7,12 +7,11 @@
 //
 //   pixel<T, N>                          the N lanes of one position, in T
 //   lowest<T>()                          T's most negative value (max pooling's padding)
-//   line_buffer<CFG, x_t>::step(in, r, c, pad, window)
+//   line_buffer<CFG, x_t>::step(in, r, c, pad, rows, columns, window)
 //                                        the padded frame of a convolution or pooling layer,
 //                                        read pixel by pixel; true when (r, c) completes a window
 //   read_tensor<x_t, LANES, BEATS>(in, x)    every pixel of a stream into a flat array
 //   write_tensor<y_t, LANES, BEATS>(y, out)  a flat array out as pixels
-//   copy_stream<pixel_t, BEATS>(in, out)     a stream as it is (a graph input that is an output)
 //
 // Flat arrays are row-major over the tensor's shape: lane l of pixel p is element l*BEATS + p.
 //
@@ -68,8 +67,14 @@ T lowest() {
 // whose bottom-right tap it is, if that window is an output pixel's (stride and output size
 // permitting); step() then writes the window as [channels][kernel_h][kernel_w] (the layout
 // of the parallel kernels' input), returns true, and out_row() / out_column() say which
-// output pixel it is.  The frame rows a window spans are kept, one line slot per row,
-// reused in turn; which rows and columns complete a window is counted, not divided out.
+// output pixel it is.
+//
+// Storage, as hls4ml's line buffers, declared by the caller (so that its partitioning pragmas
+// sit where the arrays are defined): `rows`, the ROWS frame rows above the current one, one
+// memory per row (partition dims 1 and 3), each read and written once per pixel at column c
+// (the column moves up a row), and `columns`, a shift register of the window's COLUMNS latest
+// columns (partitioned completely).  Which rows and columns complete a window is counted
+// here, not divided out.
 template <class CFG, class x_t>
 class line_buffer {
    public:
@@ -80,17 +85,20 @@ class line_buffer {
     static const int LAST_ROW = (KH - 1) * CFG::dilation_h;  // the window's bottom tap, from its top
     static const int LAST_COLUMN = (KW - 1) * CFG::dilation_w;
     static const int LINES = LAST_ROW + 1;  // frame rows a window spans
+    static const int ROWS = LINES > 1 ? LINES - 1 : 1;  // rows kept (one unused when LINES == 1)
+    static const int COLUMNS = LAST_COLUMN + 1;          // columns kept
+    static_assert(CFG::out_height == (frame_height - LAST_ROW - 1) / CFG::stride_h + 1 &&
+                      CFG::out_width == (frame_width - LAST_COLUMN - 1) / CFG::stride_w + 1,
+                  "line_buffer: the output size is not what the padded frame gives");
 
-    line_buffer() : line_(LINES - 1), next_row_(LAST_ROW), row_(-1), row_completes_(false), next_column_(0),
-                    out_column_(-1) {}
+    line_buffer() : next_row_(LAST_ROW), row_(-1), row_completes_(false), next_column_(0), out_column_(-1) {}
 
-    // Row r of the frame begins (r = 0, 1, ... in turn): its pixels go to the next line slot,
-    // where row r - LINES was.  The rows LAST_ROW, LAST_ROW + stride_h, ... complete windows,
-    // out_height of them.
+    // Row r of the frame begins (r = 0, 1, ... in turn).  The rows LAST_ROW,
+    // LAST_ROW + stride_h, ... complete windows: out_height of them fit in the frame (the
+    // static_assert above; the same for columns).
     void start_row(int r) {
 #pragma HLS INLINE
-        line_ = line_ + 1 == LINES ? 0 : line_ + 1;
-        row_completes_ = r == next_row_ && row_ + 1 < CFG::out_height;
+        row_completes_ = r == next_row_;
         if (row_completes_) {
             row_++;
             next_row_ += CFG::stride_h;
@@ -103,35 +111,52 @@ class line_buffer {
     int out_column() const { return out_column_; }
 
     template <class pixel_t>
-    bool step(hls::stream<pixel_t>& in, int r, int c, const x_t& pad, x_t window[C * KH * KW]) {
+    bool step(hls::stream<pixel_t>& in, int r, int c, const x_t& pad, x_t rows[ROWS][frame_width][C],
+              x_t columns[KH][COLUMNS][C], x_t window[C * KH * KW]) {
 #pragma HLS INLINE
-#pragma HLS ARRAY_PARTITION variable=lines_ complete dim=1
-#pragma HLS ARRAY_PARTITION variable=lines_ complete dim=3
         const bool real = r >= CFG::pad_top && r < CFG::pad_top + CFG::in_height && c >= CFG::pad_left &&
                           c < CFG::pad_left + CFG::in_width;
         pixel_t px;
         if (real) px = in.read();
+        x_t column[LINES][C];  // column c of frame rows r - LAST_ROW .. r
+#pragma HLS ARRAY_PARTITION variable=column complete dim=0
     CHANNELS:
         for (int ch = 0; ch < C; ch++) {
 #pragma HLS UNROLL
-            lines_[line_][c][ch] = real ? x_t(px[ch]) : pad;
+            column[LINES - 1][ch] = real ? x_t(px[ch]) : pad;
+        LINES_LOOP:
+            for (int k = 0; k < LINES - 1; k++) {
+#pragma HLS UNROLL
+                column[k][ch] = rows[k][c][ch];
+                rows[k][c][ch] = k + 1 < LINES - 1 ? rows[k + 1][c][ch] : column[LINES - 1][ch];
+            }
         }
-        if (!row_completes_ || c != next_column_ || out_column_ + 1 == CFG::out_width) return false;
+    SHIFT_KERNEL_ROWS:
+        for (int kh = 0; kh < KH; kh++) {
+#pragma HLS UNROLL
+        SHIFT_COLUMNS:
+            for (int j = 0; j < COLUMNS; j++) {
+#pragma HLS UNROLL
+            SHIFT_CHANNELS:
+                for (int ch = 0; ch < C; ch++) {
+#pragma HLS UNROLL
+                    columns[kh][j][ch] = j < LAST_COLUMN ? columns[kh][j + 1][ch] : column[kh * CFG::dilation_h][ch];
+                }
+            }
+        }
+        if (!row_completes_ || c != next_column_) return false;
         out_column_++;
         next_column_ += CFG::stride_w;
-        const int c0 = c - LAST_COLUMN;  // the window's left column
     KERNEL_ROWS:
         for (int kh = 0; kh < KH; kh++) {
 #pragma HLS UNROLL
-            int slot = line_ - (KH - 1 - kh) * CFG::dilation_h;  // the line of frame row r - LAST_ROW + kh*dilation_h
-            if (slot < 0) slot += LINES;
         KERNEL_COLUMNS:
             for (int kw = 0; kw < KW; kw++) {
 #pragma HLS UNROLL
             WINDOW_CHANNELS:
                 for (int ch = 0; ch < C; ch++) {
 #pragma HLS UNROLL
-                    window[(ch * KH + kh) * KW + kw] = lines_[slot][c0 + kw * CFG::dilation_w][ch];
+                    window[(ch * KH + kh) * KW + kw] = columns[kh][kw * CFG::dilation_w][ch];
                 }
             }
         }
@@ -139,13 +164,11 @@ class line_buffer {
     }
 
    private:
-    x_t lines_[LINES][frame_width][C];
-    int line_;            // the line slot of the current row
     int next_row_;        // the next frame row that completes windows
     int row_;             // the output row of the last such row
     bool row_completes_;  // whether the current row is one
-    int next_column_;     // the next column of the current row that completes a window
-    int out_column_;      // the output column last completed in it
+    int next_column_;  // the next column of the current row that completes a window
+    int out_column_;   // the output column last completed in it
 };
 
 template <class x_t, int LANES, int BEATS, class pixel_t>
@@ -176,15 +199,6 @@ PIXELS:
             px[l] = y[l * BEATS + p];
         }
         out.write(px);
-    }
-}
-
-template <class pixel_t, int BEATS>
-void copy_stream(hls::stream<pixel_t>& in, hls::stream<pixel_t>& out) {
-PIXELS:
-    for (int p = 0; p < BEATS; p++) {
-#pragma HLS PIPELINE II=1
-        out.write(in.read());
     }
 }
 
