@@ -161,6 +161,9 @@ def test_mnist_cnn_stream(mnist):
 def test_kws_dscnn_stream(kws):
     out, report, recorded = kws
     assert report["ii_cycles"] >= 49 * 10  # the input frame (49 x 10 pixels) bounds the II
+    top = (out / "rtl" / "mlperf_kws_dscnn_float.sv").read_text()
+    # the 24x5 average pool over the 25x5 frame sums its one window as the pixels arrive
+    assert "fg_stream_reduce #(" in top and ".KH(24), .KW(5)" in " ".join(top.split())
     _under_stall_and_gaps(out, _words(recorded))
 
 
@@ -191,6 +194,22 @@ def _conv2d_model(tmp_path: Path) -> Path:
     return tmp_path / "m.onnx"
 
 
+def _global_max_model(tmp_path: Path) -> Path:
+    """x [2, 4, 5] -> conv a (pad 1) + relu [3, 4, 5] -> global max pool [3, 1, 1] -> conv b
+    1x1 [2, 1, 1] -> max pool 1x1 (a frame of one pixel) -> flatten -> gemm [4]."""
+    nodes = [helper.make_node("Conv", ["x", "wa", "ba"], ["a"], name="conv_a", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a"], ["a_relu"], name="relu_a"),
+             helper.make_node("GlobalMaxPool", ["a_relu"], ["m"], name="global_max"),
+             helper.make_node("Conv", ["m", "wb", "bb"], ["b"], name="conv_b"),
+             helper.make_node("MaxPool", ["b"], ["p"], name="pixel_max", kernel_shape=[1, 1]),
+             helper.make_node("Flatten", ["p"], ["flat"], name="flatten"),
+             helper.make_node("Gemm", ["flat", "wf", "bf"], ["y"], name="fc", transB=1)]
+    inits = _weights(np.random.default_rng(6), wa=(3, 2, 3, 3), ba=(3,), wb=(2, 3, 1, 1), bb=(2,), wf=(4, 2),
+                     bf=(4,))
+    compile_layers(tmp_path, nodes, [1, 2, 4, 5], [1, 4], _PLAN, inits)
+    return tmp_path / "m.onnx"
+
+
 def _conv1d_model(tmp_path: Path) -> Path:
     """x [3, 12] -> conv a (k 3, pads 2 and 1, stride 2, dilation 2) + relu [4, 6] -> conv b
     (k 2) [2, 5] -> flatten -> gemm [4]."""
@@ -205,12 +224,12 @@ def _conv1d_model(tmp_path: Path) -> Path:
     return tmp_path / "m.onnx"
 
 
-@pytest.mark.parametrize("kind", ["conv2d", "conv1d"])
+@pytest.mark.parametrize("kind", ["conv2d", "conv1d", "global_max"])
 def test_cycle_model_equals_verilator(kind, tmp_path):
     """schedule.json's latency and II (the cycle model's) are what Verilator measures, and
     every bit is the emulator's; conv a of the 2-D model is folded (reuse factor 3: its window
-    issues at most every 3 cycles)."""
-    model = (_conv2d_model if kind == "conv2d" else _conv1d_model)(tmp_path)
+    issues at most every 3 cycles); the global max pool reduces as the pixels arrive."""
+    model = {"conv2d": _conv2d_model, "conv1d": _conv1d_model, "global_max": _global_max_model}[kind](tmp_path)
     out = tmp_path / "out"
     extra = ["--arch", "stream"]
     if kind == "conv2d":
@@ -222,8 +241,10 @@ def test_cycle_model_equals_verilator(kind, tmp_path):
     if kind == "conv2d":
         assert engines["conv_a"]["reuse"] == 3 and schedule["outputs"][0]["beats"] == 16
         assert schedule["ii_cycles"] >= 3 * 4 * 7  # 28 windows, one every 3 cycles at most
-    else:
+    elif kind == "conv1d":
         assert schedule["inputs"][0]["beats"] == 12 and schedule["outputs"][0]["beats"] == 1
+    else:
+        assert "fg_stream_reduce" in (out / "rtl" / "g.sv").read_text()
     _, recorded = _back_to_back(out)
     _under_stall_and_gaps(out, _words(recorded))
 
@@ -347,9 +368,11 @@ def _lanes(beat: int, width: int, lanes: int, signed: bool) -> list[int]:
 
 
 def reduce_reference(pixels: list[int], config: tuple[int, ...]) -> list[int]:
-    """One frame's result per lane, as the RTL packs it (ACC_W bits each): numpy."""
-    width, lanes, _, _, op, signed, acc_w, _ = config
-    values = np.array([_lanes(p, width, lanes, bool(signed)) for p in pixels], dtype=np.int64)
+    """One frame's result per lane, as the RTL packs it (ACC_W bits each), from the frame's
+    pixels in raster order up to the window's last: numpy."""
+    width, lanes, _, frame_width, kh, kw, op, signed, acc_w, _ = config
+    window = [pixels[r * frame_width + c] for r in range(kh) for c in range(kw)]
+    values = np.array([_lanes(p, width, lanes, bool(signed)) for p in window], dtype=np.int64)
     result = values.max(axis=0) if op else values.sum(axis=0)
     return [int(v) & ((1 << acc_w) - 1) for v in result]
 
@@ -359,13 +382,14 @@ if cocotb is not None:
     @cocotb.test()
     async def stream_reduce_units(dut):
         """Every unit of tb_stream_reduce.sv under random in_valid and credit: in_ready, issue
-        and out_valid as stream_model.Window's for a kernel as large as the frame every cycle,
-        each result numpy's for the frame just accepted, held until the next one."""
+        and out_valid as stream_model.Window's for the one window (strides as large as the
+        frame) every cycle, each result numpy's for the window just accepted, held until the
+        next one."""
         await Timer(1, "ns")  # constant outputs (the configs) settle only once the simulation runs
         units = len(dut.in_valid.value)
         raw = int(dut.reduce_config.value.to_unsigned())
-        configs = [tuple(raw >> ((i * 8 + j) * 8) & 0xFF for j in range(8)) for i in range(units)]
-        models = [Window(h, wd, h, wd, ii=ii) for _, _, h, wd, _, _, _, ii in configs]
+        configs = [tuple(raw >> ((i * 10 + j) * 8) & 0xFF for j in range(10)) for i in range(units)]
+        models = [Window(h, wd, kh, kw, sh=h, sw=wd, ii=ii) for _, _, h, wd, kh, kw, _, _, _, ii in configs]
         rng = random.Random(29)
         offered: list[int | None] = [None] * units
         accepted: list[list[int]] = [[] for _ in range(units)]  # since the last reset
@@ -399,15 +423,15 @@ if cocotb is not None:
             got = {name: int(getattr(dut, name).value.to_unsigned())
                    for name in ("in_ready", "issue", "out_valid", "out_data")}
             for i, (config, m) in enumerate(zip(configs, want)):
-                lanes, acc_w = config[1], config[6]
+                lanes, acc_w = config[1], config[8]
                 for name in ("in_ready", "issue", "out_valid"):
                     if got[name] >> i & 1 != int(m[name]):
                         errors.append(f"cycle {t} unit {i} {name}: rtl {got[name] >> i & 1}, model {int(m[name])}")
                 out = [got["out_data"] >> (i * 32 + lane * acc_w) & ((1 << acc_w) - 1) for lane in range(lanes)]
                 if m["out_valid"]:
-                    size = config[2] * config[3]
-                    frame = accepted[i][results[i] * size:(results[i] + 1) * size]
-                    expected = reduce_reference(frame, config) if len(frame) == size else "a whole frame"
+                    size, last = config[2] * config[3], (config[4] - 1) * config[3] + config[5]
+                    frame = accepted[i][results[i] * size:results[i] * size + last]
+                    expected = reduce_reference(frame, config) if len(frame) == last else "a whole window"
                     if out != expected:
                         errors.append(f"cycle {t} unit {i} result {results[i]}: rtl {out}, numpy {expected}")
                     results[i] += 1
