@@ -10,8 +10,9 @@ emulator, and the cycle model's latency and II against the cycles Verilator meas
 * Small ONNX models: a padded (asymmetrically), strided, dilated and folded conv into a
   padded max pool with a spatial output, and a 1-D conv chain into a dense tail: bit-exact,
   the cycle model's prediction equal to Verilator's measurement.
-* --arch auto: the MNIST CNN (above 50,000 constant products) gets the stream top, the
-  examples stay parallel, their RTL byte for byte --arch parallel's.
+* --arch auto: the MNIST CNN (above 50,000 constant products) gets the stream top, folded
+  by the budget, bit-exact as predicted; the examples stay parallel, their RTL byte for byte
+  --arch parallel's.
 * What the stream architecture refuses (exit 2, one paragraph, no output folder): requantize
   formats varying over positions, two inputs, a branch.
 * fg_stream_reduce on its own bench (tests/rtl_library/tb_stream_reduce.sv) under random
@@ -253,10 +254,15 @@ def test_cycle_model_equals_verilator(kind, tmp_path):
 
 
 def test_auto_picks_stream_for_mnist(tmp_path):
+    """Above 50,000 constant products: the stream top, folded as the budget chooses for the
+    part (the tail's dense layer and a convolution folded), bit-exact with the predicted
+    latency and II."""
     out = tmp_path / "out"
     assert _compile(MODELS / "mnist_cnn_float.onnx", _real_plan(tmp_path, "mnist_cnn_float"), out) == 0
     assert json.loads((out / "config.json").read_text())["architecture"] == "stream"
-    assert json.loads((out / "rtl" / "schedule.json").read_text())["architecture"] == "stream"
+    schedule = json.loads((out / "rtl" / "schedule.json").read_text())
+    assert schedule["architecture"] == "stream" and max(e["reuse"] for e in schedule["engines"]) > 1
+    _back_to_back(out, vectors=20)
 
 
 @pytest.mark.parametrize("example", sorted(p.parent.name for p in EXAMPLES.glob("*/model.onnx")))
