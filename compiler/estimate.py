@@ -91,10 +91,12 @@ class _Costs:
         bits = max(width - copies, 0)
         return Resources(lut=bits, carry=math.ceil(max((chain or width) - copies, 0) / self.carry_bits))
 
-    def mul(self, a: int, b: int) -> Resources:
-        """``a`` x ``b`` bits, both as signed widths (an unsigned operand counts one bit more)."""
+    def mul(self, a: int, b: int, y: int | None = None) -> Resources:
+        """``a`` x ``b`` bits, both as signed widths (an unsigned operand counts one bit more);
+        ``y``: the product's declared width when narrower than a + b (a folded core's exact
+        product), which yosys also requires to be 9+ bits for a DSP."""
         a, b = max(a, b), min(a, b)
-        if a >= 2 and b >= 2 and a + b >= 9:
+        if a >= 2 and b >= 2 and (a + b if y is None else y) >= 9:
             return Resources(dsp=math.ceil(a / self.dsp_a) * math.ceil(b / self.dsp_b))
         return Resources(lut=a * b)  # small LUT multiplier: about a partial-product bit per LUT
 
@@ -275,8 +277,8 @@ def _item_cost(costs: _Costs, item: dict, registered: set[str] = frozenset()) ->
     for width, copies in cost.get("adders", ()):
         r += costs.adder(width, copies, chain=item["width"])
     r.lut *= SHIFT_ADD_LUT_FACTOR
-    for a, b in cost.get("muls", ()):
-        r += costs.mul(a, b)
+    for a, b, *y in cost.get("muls", ()):
+        r += costs.mul(a, b, *y)
     for width in cost.get("muxes", ()):
         r.lut += width
     if "rom" in cost:  # a look-up table function's read

@@ -219,8 +219,8 @@ def _engine(costs: StreamCosts, engine: dict, part: str) -> tuple[dict, Resource
     if reduce:
         parts["reduce"] = costs.reduce(reduce["lanes"], reduce["width"], reduce["height"], reduce["frame_width"],
                                        reduce["op"], reduce["acc_width"], reduce["signed"], reduce["ii"])
-    # the cores in a row (a tail of several dense layers has one each)
-    cores = [estimate_context(core, part) for core in engine.get("cores") or [engine["core"]]]
+    # the cores in a row (a tail of several dense layers has one each; a fork's skip FIFO none)
+    cores = [estimate_context(core, part) for core in engine.get("cores") or [engine["core"]] if core]
     parts["core"] = Resources()
     for core in cores:
         parts["core"] += Resources(lut=core["lut"], ff=core["ff"], dsp=core["dsp"], bram=core["bram"],
@@ -243,7 +243,9 @@ def cycles_per_image(engine: dict) -> int:
     always granting credit: the (padded) frame at one pixel per cycle, each window-completing
     pixel waiting for the core's cooldown (reuse cycles between windows); a collector takes
     its beats one per cycle and starts the core at most every reuse cycles, as a reduction
-    (a window as large as the frame) its frame."""
+    (a window as large as the frame) its frame, a fork's skip FIFO its beats."""
+    if engine.get("skip"):
+        return engine["beats_in"]
     reuse = max(1, int(engine["reuse"]))
     window, collect, reduce = engine.get("window"), engine.get("collect"), engine.get("reduce")
     if collect:

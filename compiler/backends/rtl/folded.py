@@ -15,8 +15,9 @@ Datapath, per lane j and phase p = g*K + k (group g, chunk k):
 * multiplier (j, s) reads its input through a mux over the chunk (or group, or phase: what its
   inputs vary with; a dense layer's lanes share one mux per s) and its weight from the lane's
   ROM, a case over the phase (LUTs), read through a register when the ROM is large
-  (:data:`ROM_BRAM_MIN_PHASES` phases and :data:`ROM_BRAM_MIN_BITS` bits: block RAM); a
-  multiplier whose weights are all zero is not built;
+  (:data:`ROM_BRAM_MIN_PHASES` phases and :data:`ROM_BRAM_MIN_BITS` bits: block RAM, in banks
+  of :data:`ROM_BANK_BITS`; the input mux is then registered too); a multiplier whose weights
+  are all zero is not built;
 * exactness: a ROM slot holds each weight mantissa already shifted to its channel's
   accumulator fraction (shift = acc frac - input frac - weight frac >= 0, as the parallel
   builder's terms), without the trailing zero bits every weight of the slot shares (those are
@@ -31,9 +32,13 @@ Datapath, per lane j and phase p = g*K + k (group g, chunk k):
 
 Timing: in_valid at cycle t; phase p runs at t + 1 + p; latency (in_valid to out_valid)
 ``L = P + ROM register (0/1) + T + 1 + E`` with T the lanes' adder-tree latency and E the
-epilogue's (1, its register; 0 without an epilogue).  in_valid must not come again before
-t + R (the stream window generator's cooldown guarantees it); P <= R, so the input latch,
-the accumulators and the channel registers are never overwritten before they are read.
+epilogue's (1, its register; 0 without an epilogue).  out_valid is the last group's store
+through the registers after it (not in_valid through L reset flip-flops).  in_valid must not
+come again before t + R (the stream window generator's cooldown guarantees it; one earlier
+restarts the phases); P <= R, so the input latch, the accumulators and the channel registers
+are never overwritten before they are read.  Cost notes for compiler.estimate: multipliers
+as ``muls`` (operand widths and the exact product's), ROMs as ``rom`` (LUTs: the bits that
+vary with the phase, once per distinct function), input and bias muxes, adders, registers.
 """
 
 from __future__ import annotations
@@ -44,15 +49,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from ... import __version__
+from ...errors import UserError
 from ...ir import Graph, Node, Op
 from ..hls import template_environment
 from .builder import _Builder, _fmt_of
 from .emitter import ZERO, Elem, Fmt, _literal, _trailing_zeros, _tree_latency, signed_width
 from .options import RTLBackendError, RTLOptions
 
-# A lane ROM this large is read through a register (block RAM); smaller ones are LUTs.
-ROM_BRAM_MIN_PHASES = 64
+# A lane ROM this large is read through a register (block RAM); smaller ones are LUTs.  A LUT
+# ROM bit of P phases takes about P/64 LUT6s (a third more above 256), a RAMB18 holds 36 bits
+# of 512 phases: at 512 phases a RAMB18 does the work of ~380 LUTs, about what one RAMB18 is
+# of a part (xczu7ev: 230k LUTs, 624 RAMB18), so deeper ROMs go to block RAM.
+ROM_BRAM_MIN_PHASES = 512
 ROM_BRAM_MIN_BITS = 64 * 36
+ROM_BANK_BITS = 36
 
 
 def fold_shape(m: int, n: int, reuse: int) -> tuple[int, int]:
@@ -109,6 +119,8 @@ class _FoldedCore:
         self.lps = options.levels
 
     def wire(self, suffix: str) -> str:
+        """A wire of the folded datapath: ``<layer>__<suffix>``, the suffix never starting with a
+        digit (the parallel builder's element wires are ``<tensor>__<index>...``)."""
         return f"{self.base}__{suffix}"
 
     def comment(self, text: str) -> None:
@@ -197,7 +209,7 @@ class _FoldedCore:
         fold = self.fold(folded, xq) if folded else None
         values = [ZERO] * int(np.prod(acc.shape))
         for idx, (fmt, bias) in constant.items():
-            values[idx] = Elem(m.wire(self.wire(f"{idx}_bias"), fmt.width, _lit(bias, fmt.width),
+            values[idx] = Elem(m.wire(self.wire(f"ch{idx}_bias"), fmt.width, _lit(bias, fmt.width),
                                       "no weight: the bias"), fmt)
         if fold:
             for idx, elem in fold["channels"].items():
@@ -346,9 +358,37 @@ class _FoldedCore:
             parts = [_lit(values[p], w) for _, _, w, values in reversed(built)]
             words.append("{" + ", ".join(parts) + "}" if len(parts) > 1 else parts[0])
         entries = [(_lit(p, pb), word) for p, word in enumerate(words)] + [("default", _lit(0, width))]
-        rom = self.case(self.wire(f"pe{j}_rom"), width, self.wire("phase"), entries,
-                        f"weights by phase: {layout}", {"rom": [pb, width]})
-        return self.register(f"{rom}_q", width, rom) if registered else rom
+        # for compiler.estimate: in LUTs, a bit that is one value in every phase is a constant and
+        # bits that are the same function of the phase are one LUT; a block RAM holds every bit
+        columns = set()
+        for _, _, w, values in built:
+            for bit in range(w):
+                column = tuple((v >> bit) & 1 for v in values)
+                if len(set(column)) > 1:
+                    columns.add(column)
+        name = self.wire(f"pe{j}_rom")
+        if not registered:
+            return self.case(name, width, self.wire("phase"), entries, f"weights by phase: {layout}",
+                             {"rom": [pb, len(columns)]})
+        # block RAM: banks of at most ROM_BANK_BITS (a RAMB18 is 36 bits wide at 512 entries, 18
+        # at 1K), each read through its register, so the estimate counts what a RAMB18 holds
+        packed = []
+        for p in range(phases):
+            word, offset = 0, 0
+            for _, _, w, values in built:
+                word |= (values[p] & ((1 << w) - 1)) << offset
+                offset += w
+            packed.append(word)
+        banks = []
+        for k, low in enumerate(range(0, width, ROM_BANK_BITS)):
+            bw = min(ROM_BANK_BITS, width - low)
+            bank = [(_lit(p, pb), _lit(word >> low, bw)) for p, word in enumerate(packed)] + [("default", _lit(0, bw))]
+            rom = self.case(f"{name}{k}", bw, self.wire("phase"), bank,
+                            f"weights by phase, bits {low + bw - 1}:{low} of {layout}", {"rom": [pb, bw]})
+            banks.append(self.register(f"{rom}_q", bw, rom))
+        if len(banks) == 1:
+            return banks[0]
+        return self.m.wire(f"{name}_q", width, "{" + ", ".join(reversed(banks)) + "}")
 
     def input_mux(self, inputs: list, xq: list[Elem], selects: dict, registered: bool,
                   muxes: dict) -> tuple[str, Fmt]:
@@ -404,7 +444,7 @@ class _FoldedCore:
         a = self.m.fit(x, xfmt.width, True, pw)
         w = self.m.fit(weight, width, True, pw)
         prod = self.m.wire(self.wire(f"pe{j}_p{s}"), pw, f"$signed({a}) * $signed({w})",
-                           f"x * w{s}, exact", cost={"muls": [(xfmt.width, width)]})
+                           f"x * w{s}, exact", cost={"muls": [(xfmt.width, width, pw)]})
         return prod, pw, t
 
     def lane_sum(self, j: int, terms: list, acc_w: int) -> tuple[str, int, int]:
@@ -486,10 +526,10 @@ class _FoldedCore:
         out = {}
         for grp, idx, fmt, _ in channels:
             if groups == 1 and chunks > 1:
-                value = m.derived(self.wire(f"{idx}_ch"), fmt.width, m.fit(acc, acc_w, True, fmt.width))
+                value = m.derived(self.wire(f"ch{idx}"), fmt.width, m.fit(acc, acc_w, True, fmt.width))
             else:
-                src = m.derived(self.wire(f"{idx}_ch"), fmt.width, m.fit(nxt, acc_w, True, fmt.width))
-                value = self.register(self.wire(f"{idx}_q"), fmt.width, src, enable=stores[grp])
+                src = m.derived(self.wire(f"ch{idx}"), fmt.width, m.fit(nxt, acc_w, True, fmt.width))
+                value = self.register(self.wire(f"ch{idx}_q"), fmt.width, src, enable=stores[grp])
             out[idx] = Elem(value, fmt)
         return out
 
@@ -498,8 +538,19 @@ def folded_core_context(graph: Graph, options: RTLOptions, source: dict, reuse: 
     """The folded core of a one-layer mini-graph (module docstring) for reuse factor
     ``reuse`` >= 2: a context for :func:`render_folded_core` (one module named
     ``rtl_top_name(graph)``, the parallel top's ports) and ``compiler.estimate.estimate_context``;
-    ``latency`` (in_valid to out_valid), ``ii`` = ``reuse`` and ``fold`` (PE, SIMD, phases, ...)."""
-    return _FoldedCore(graph, options, source, reuse).build()
+    ``latency`` (in_valid to out_valid), ``ii`` = ``reuse`` and ``fold`` (PE, SIMD, phases, ...).
+    A failure of the builder itself is an RTLBackendError naming the layer, as the parallel
+    builder's (``_Builder.guarded_layer``)."""
+    core = _FoldedCore(graph, options, source, reuse)
+    try:
+        return core.build()
+    except UserError:
+        raise
+    except Exception as err:
+        raise RTLBackendError(f"node {core.node.name!r}: the folded RTL core (reuse factor {reuse}) failed on it "
+                              f"({type(err).__name__}: {err}); this is a finegrain defect, please report it with "
+                              f"the model and plan; give the layer reuse factor 1 or compile with --backend hls "
+                              f"meanwhile") from err
 
 
 def render_folded_core(context: dict) -> str:
@@ -509,5 +560,5 @@ def render_folded_core(context: dict) -> str:
     return template_environment(TEMPLATES).get_template("folded.sv.j2").render(**context)
 
 
-__all__ = ["ROM_BRAM_MIN_BITS", "ROM_BRAM_MIN_PHASES", "fold_shape", "folded_core_context",
+__all__ = ["ROM_BANK_BITS", "ROM_BRAM_MIN_BITS", "ROM_BRAM_MIN_PHASES", "fold_shape", "folded_core_context",
            "render_folded_core"]

@@ -24,6 +24,18 @@ reserved for its result (a credit), so back-pressure never has to stop the core.
 = the cycles from the reservation to the core's result + 2, which keeps one pixel per cycle
 flowing while the consumer takes them.
 
+Branches.  A stream read by several engines (a residual connection, the branches of an
+Inception block) *forks*: one ``fg_stream_fifo`` per reader (a skip FIFO, its issue and write
+the fork's transfer), and a beat transfers into all of them at once, when each has a credit.
+An ADD, MUL or channel CONCAT of several streams of one frame *joins* them: one beat (stream
+j's bits above stream j - 1's) when every stream has one, stream j taken when the engine's
+window takes the beat and every other stream is valid; its window is one pixel and its core
+the mini-graph with one input per stream.  A skip FIFO on the short branch of a fork-join
+holds the beats the long branch keeps in its line buffers and pipelines, or the fork stalls:
+stream_model.skip_depths sizes every skip FIFO from the cycle model of the whole graph (the
+least depth that keeps the schedule the graph has with unbounded ones), and schedule.json
+lists them among the engines ("ops": "skip FIFO").
+
 The tail.  Layers after the last spatial one (Flatten, Dense, Softmax, ...) read whole
 vectors: ``fg_stream_collect`` gathers the last stream into one vector, and the tail's cores
 (one per compute layer, wiring layers merged into the next one) follow each other as free-running
@@ -51,7 +63,7 @@ from .builder import _Builder
 from .folded import folded_core_context
 from .emitter import Elem, Fmt, _Module, signed_width
 from .options import SUPPORTED, RTLBackendError, RTLOptions, rtl_top_name
-from .stream_model import timing
+from .stream_model import PORT, skip_depths, timing
 
 WINDOW_OPS = frozenset({Op.CONV, Op.MAXPOOL, Op.AVGPOOL})
 POINTWISE_OPS = frozenset({Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.REQUANTIZE, Op.ADD, Op.MUL, Op.SIGMOID})
@@ -60,6 +72,7 @@ POINTWISE_OPS = frozenset({Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.REQUANTIZE, Op.AD
 KEEP_FORMATS = frozenset({Op.REQUANTIZE, Op.SIGMOID, Op.SOFTMAX})
 FOLDABLE = frozenset({Op.DENSE, Op.CONV})  # layers a folded core computes with fewer multipliers
 TAIL_BREAKS = frozenset({Op.DENSE, Op.CONV, Op.MAXPOOL, Op.AVGPOOL, Op.SOFTMAX})
+JOIN_OPS = frozenset({Op.ADD, Op.MUL, Op.CONCAT})  # layers that may read several streams (a join)
 
 
 def _fmt(t: FixedType) -> Fmt:
@@ -106,6 +119,18 @@ def _same_at_every_position(arrays, shape, what: str, node: Node, fix: str = PLA
                 f"node {node.name!r}: {what} differs between positions of one channel; a stream engine computes "
                 f"every pixel with one circuit, so it needs one value per channel; {fix}, or compile with "
                 f"--arch parallel")
+
+
+def _activations(g: Graph, node: Node) -> list[str]:
+    """The tensors ``node`` reads that are neither constants nor made by its own stages, in
+    the order its stages read them (each once)."""
+    produced = {s.outputs[0] for s in node.stages()}
+    acts: list[str] = []
+    for s in node.stages():
+        for i in s.inputs:
+            if not g.tensor(i).is_constant and i not in produced and i not in acts:
+                acts.append(i)
+    return acts
 
 
 def _channel_unions(t: Tensor) -> list[FixedType]:
@@ -168,6 +193,7 @@ class _StreamBuilder:
         self.m = _Module(options)
         self.cores: list[dict] = []  # core contexts, rendered before the top
         self.declared: list[str] = []  # handshake wires driven after their first use (ready)
+        self.skip_items: dict[str, dict] = {}  # skip FIFO -> its instance, whose DEPTH build sets
 
     # --- the plan of engines ------------------------------------------------------------
     def split(self) -> tuple[list, _Stream | None, list[Node], np.ndarray]:
@@ -197,12 +223,17 @@ class _StreamBuilder:
             current = out.name
             i += 1
         shape = _frame(g.tensor(current).shape)
+        self.start = current  # the stream the input port carries
         engines = []
+        streams = {current}
         if shape is not None:
-            while i < len(nodes) and self.streams(nodes[i], current):
+            while i < len(nodes) and self.streams(nodes[i], streams):
                 engines.append(nodes[i])
-                current = nodes[i].outputs[0]
+                streams.add(nodes[i].outputs[0])
                 i += 1
+        if engines:
+            current = engines[-1].outputs[0]
+            self.check_branches(engines, streams, current, nodes[i:])
         if not engines:  # no spatial layer: the whole model is tail; the input arrives as one vector
             size = int(np.prod(x.shape))
             return [], _Stream(x.name, size, 1, 1, _lane_type(x)), list(g.nodes), np.arange(size)
@@ -212,26 +243,53 @@ class _StreamBuilder:
         collected = _Stream(current, *_frame(t.shape), _lane_type(t))
         return engines, collected, nodes[i:], beat_order
 
-    def streams(self, node: Node, current: str) -> bool:
-        """Whether ``node`` is an engine over the stream ``current``: it reads only it (and
-        constants), it is the only reader, and it keeps a spatial frame."""
+    def streams(self, node: Node, streams: set[str]) -> bool:
+        """Whether ``node`` is an engine over streams: it reads only streams (and constants),
+        keeps a spatial frame, and is a window layer or elementwise; an ADD, MUL or channel
+        CONCAT may read several streams of its own frame (a join)."""
         g = self.graph
-        acts = [i for s in node.stages() for i in s.inputs
-                if not g.tensor(i).is_constant and i not in {st.outputs[0] for st in node.stages()}]
-        if acts != [current] or len(g.consumers(current)) != 1 or current in g.outputs:
+        acts = _activations(g, node)
+        if not acts or not set(acts) <= streams or set(acts) & set(g.outputs):
             return False
-        if _frame(g.tensor(node.outputs[0]).shape) is None:
+        out = _frame(g.tensor(node.outputs[0]).shape)
+        if out is None:
             return False
         stages = node.stages()
-        first = stages[0].op
-        if first not in WINDOW_OPS and first not in POINTWISE_OPS:
+        first = stages[0]
+        if first.op == Op.CONCAT:
+            if first.attrs["axis"] != 0:
+                return False
+        elif first.op not in WINDOW_OPS and first.op not in POINTWISE_OPS:
+            return False
+        if len(acts) > 1 and (first.op not in JOIN_OPS
+                              or any(_frame(g.tensor(a).shape)[1:] != out[1:] for a in acts)):
             return False
         return all(s.op in POINTWISE_OPS for s in stages[1:])
 
+    def check_branches(self, engines: list[Node], streams: set[str], last: str, tail: list[Node]) -> None:
+        """Every stream but the last is read by engines only (the tail collects the last one)."""
+        g = self.graph
+        for node in tail:
+            for a in _activations(g, node):
+                if a in streams and a != last:
+                    raise RTLBackendError(
+                        f"node {node.name!r} reads {a!r}, a stream of the model's spatial part, beside the last "
+                        f"one ({last!r}); the stream architecture's tail (after the last spatial layer) reads only "
+                        f"the last spatial layer's output; compile with --arch parallel")
+        for t in sorted(streams - {last}):
+            if not any(t in _activations(g, n) for n in engines):
+                raise RTLBackendError(f"tensor {t!r} is computed but no layer of the stream architecture reads it; "
+                                      f"compile with --arch parallel")
+
+    def stream(self, name: str) -> _Stream:
+        t = self.graph.tensor(name)
+        return _Stream(name, *_frame(t.shape), _lane_type(t))
+
     # --- mini-graphs --------------------------------------------------------------------
-    def window_core(self, node: Node, stream: _Stream) -> tuple[Graph, dict, dict | None]:
+    def window_core(self, node: Node, stream: _Stream, *others: _Stream) -> tuple[Graph, dict, dict | None]:
         """The mini-graph of one window of ``node`` over ``stream``, the window's numbers and
-        the padding (None without)."""
+        the padding (None without); ``others``: the streams an elementwise layer reads beside
+        ``stream`` (its window is one pixel of each, the mini-graph's further inputs)."""
         g = self.graph
         x = g.tensor(stream.name)
         rank = len(x.shape)
@@ -256,6 +314,13 @@ class _StreamBuilder:
         # each channel in the union of its formats over the positions (the values the stream
         # carries fit it: they are the emulator's)
         tensors[x.name] = dataclasses.replace(x, shape=window_shape, formats=Formats.from_types(types), bounds=None)
+        for o in others:  # an elementwise layer's other streams: one pixel each
+            t = g.tensor(o.name)
+            shape = (o.channels, 1) if rank == 2 else (o.channels, 1, 1)
+            types = np.empty(shape, dtype=object)
+            for c, union in enumerate(_channel_unions(t)):
+                types[c] = union
+            tensors[o.name] = dataclasses.replace(t, shape=shape, formats=Formats.from_types(types), bounds=None)
         new_stages = []
         for s in stages:
             attrs = dict(s.attrs)
@@ -282,7 +347,8 @@ class _StreamBuilder:
             tensors[out.name] = dataclasses.replace(out, shape=one, formats=formats, bounds=None)
             new_stages.append(dataclasses.replace(s, attrs=attrs, epilogue=()))
         core = dataclasses.replace(new_stages[0], outputs=(node.outputs[0],), epilogue=tuple(new_stages[1:]))
-        mini = Graph(f"{self.model}_{self.names(node.name)}", (x.name,), (node.outputs[0],), (core,), tensors)
+        mini = Graph(f"{self.model}_{self.names(node.name)}", (x.name, *(o.name for o in others)), (node.outputs[0],),
+                     (core,), tensors)
         mini = size_widths(mini)
         verify(mini)
         pads = geo["pads"]
@@ -403,16 +469,27 @@ class _StreamBuilder:
             lane = _lane_type(x)
             in_port = self.port(x.name, lane, int(np.prod(x.shape)), 1, order)
         engines = []
-        valid, ready, data = f"{in_port['name']}_valid", f"{in_port['name']}_ready", in_port["name"]
+        port_link = (f"{in_port['name']}_valid", f"{in_port['name']}_ready", in_port["name"])
         # `ready` is driven by whatever takes the stream: each step assigns the previous one's
-        stream = first
+        # links[(tensor, reader)]: (the link, the engine it comes from) for each engine reading a stream
+        links: dict[tuple[str, str], tuple[tuple, str]] = {}
+        streams: dict[str, _Stream] = {}
         if first is not None:
-            stream = dataclasses.replace(first, name=engines_nodes[0].inputs[0])
+            streams[self.start] = dataclasses.replace(first, name=self.start)
+            self.offer(self.start, streams[self.start], port_link, PORT, engines_nodes, links, engines)
         for node in engines_nodes:
-            e, (valid, ready, data), stream = self.engine(node, stream, (valid, ready, data))
+            acts = _activations(g, node)
+            e, link, stream = self.engine(node, [streams[a] for a in acts], [links[a, node.name][0] for a in acts])
+            e["inputs"] = [links[a, node.name][1] for a in acts]
             engines.append(e)
+            streams[stream.name] = stream
+            self.offer(stream.name, stream, link, e["name"], engines_nodes, links, engines)
+        (valid, ready, data), source = port_link, PORT
+        if engines_nodes:
+            (valid, ready, data), source = links[collected.name, ""]
         if tail:
             e, (valid, ready, data) = self.tail(tail, collected, (valid, ready, data))
+            e["inputs"], e["skip"] = [source], False
             engines.append(e)
             out = g.tensor(g.outputs[0])
             ctx_out = e["cores"][-1]["outputs"][0]
@@ -425,6 +502,7 @@ class _StreamBuilder:
             hw = stream.beats
             out_order = np.arange(c * hw).reshape(c, hw).T.reshape(-1)
             out_port = self.port(out.name, stream.lane, c, hw, out_order)
+        self.size_skips(engines, in_port["beats"])
         out_port["valid"], out_port["data"] = valid, data
         self.drive(ready, f"{out_port['name']}_ready")
         latency, ii = predict(engines, in_port["beats"])
@@ -434,6 +512,33 @@ class _StreamBuilder:
                 "latency": latency, "ii": ii, "inputs": [in_port], "outputs": [out_port],
                 "engines": engines, "cores": self.cores, "declared": self.declared, "items": m.items,
                 "names": dict(self.names.map)}
+
+    def offer(self, tensor: str, stream: _Stream, link: tuple, source: str, nodes: list[Node],
+              links: dict, engines: list[dict]) -> None:
+        """Record the stream ``tensor`` (``link``, made by engine ``source``) for its readers:
+        the engine reading it, or a fork into skip FIFOs when several do; the tail (or the
+        output port) reads the last stream, under the reader name ""."""
+        readers = [n for n in nodes if tensor in _activations(self.graph, n)]
+        if len(readers) > 1:
+            for name, (skip_link, entry) in self.fork(tensor, stream, link, source, readers).items():
+                links[tensor, name] = (skip_link, entry["name"])
+                engines.append(entry)
+        else:
+            links[tensor, readers[0].name if readers else ""] = (link, source)
+
+    def size_skips(self, engines: list[dict], beats_in: int) -> None:
+        """Each skip FIFO's depth: what it must hold for the graph to run as with unbounded
+        ones (stream_model.skip_depths, images back to back)."""
+        skips = [e["name"] for e in engines if e["skip"]]
+        if not skips:
+            return
+        depths = skip_depths(_model_spec(engines), beats_in, skips)
+        for e in engines:
+            if e["skip"]:
+                e["fifo"]["depth"] = depths[e["name"]]
+                for p in self.skip_items[e["name"]]["params"]:
+                    if p["name"] == "DEPTH":
+                        p["value"] = depths[e["name"]]
 
     def drive(self, ready: str, source: str) -> None:
         """The stream handshake's ready wire ``ready`` (declared by its producer) = ``source``."""
@@ -502,14 +607,21 @@ class _StreamBuilder:
         return mini, {"lanes": c, "width": lane.width, "signed": lane.signed, "beats": stream.beats,
                       "height": stream.height, "frame_width": stream.width, **op}
 
-    def engine(self, node: Node, stream: _Stream, link: tuple[str, str, str]) -> tuple[dict, tuple, _Stream]:
+    def engine(self, node: Node, streams: list[_Stream], links: list[tuple[str, str, str]]
+               ) -> tuple[dict, tuple, _Stream]:
+        """The engine of ``node`` over ``streams`` (several: an elementwise layer's join)."""
         base = self.names(node.name)
-        valid, ready, data = link
+        stream, (valid, ready, data) = streams[0], links[0]
         reuse = int(self.reuse.get(node.name, 1))
         bits = stream.bits
         pad_entry = window = reduce = None
         kernel = self.global_pool(node, stream)
-        if kernel is not None:
+        if len(streams) > 1:
+            mini, geo, _ = self.window_core(node, *streams)
+            ctx = self.core(mini, reuse)
+            core_in = self.join(base, geo, streams, links, ctx, reuse)
+            window = {"bits": sum(s.bits for s in streams), **geo, "ii": reuse}
+        elif kernel is not None:
             mini, reduce = self.reduce_core(node, stream)
             reduce["kernel"] = kernel
             ctx = self.core(mini, reuse)
@@ -526,8 +638,8 @@ class _StreamBuilder:
                            "out_data": (f"{base}_reduced", stream.channels * acc_w)})
             self.drive(ready, f"{base}_reduce_ready")
             src = Fmt(acc_w, stream.lane.frac_bits, stream.lane.signed)
-            core_in = self.relane(f"{base}_reduced", src, _port_fmt(ctx["inputs"][0]), stream.channels,
-                                  f"{base}_core_in")
+            core_in = {ctx["inputs"][0]["name"]: self.relane(f"{base}_reduced", src, _port_fmt(ctx["inputs"][0]),
+                                                             stream.channels, f"{base}_core_in")}
             reduce = {"bits": bits, **reduce, "ii": reuse}
         else:
             mini, geo, pad = self.window_core(node, stream)
@@ -547,17 +659,16 @@ class _StreamBuilder:
                 valid, ready, data = f"{base}_pad_valid", f"{base}_pad_ready", f"{base}_pad_data"
                 self.declared.append(ready)
                 pad_entry = {"bits": bits, **{k: pad[k] for k in ("height", "width", "top", "bottom", "left", "right")}}
-            core_in = self.window(base, geo, stream, ctx, reuse, (valid, ready, data))
+            core_in = {ctx["inputs"][0]["name"]: self.window(base, geo, stream, ctx, reuse, (valid, ready, data))}
             window = {"bits": bits, **geo, "ii": reuse}
         latency = ctx["latency"]
         depth = latency + 3  # reserve at the accept, window register, core, FIFO write, + 2
-        in_p = ctx["inputs"][0]
         out_t = self.graph.tensor(node.outputs[0])
         lane = _lane_type(out_t)
         out_p = ctx["outputs"][0]
         cinst = f"u_{base}_core"
         self.instance(ctx["model"], cinst, {},
-                      {"clk": "clk", "rst": "rst", "in_valid": f"{base}_window_valid", in_p["name"]: core_in,
+                      {"clk": "clk", "rst": "rst", "in_valid": f"{base}_window_valid", **core_in,
                        "out_valid": f"{base}_core_valid", out_p["name"]: f"{base}_core_out"},
                       {"out_valid": (f"{base}_core_valid", 1), out_p["name"]: (f"{base}_core_out", out_p["bits"])})
         result = self.relane(f"{base}_core_out", _port_fmt(out_p), _fmt(lane), out_t.shape[0], f"{base}_result")
@@ -576,14 +687,26 @@ class _StreamBuilder:
                  "ops": " + ".join(s.op.value for s in node.stages()), "reuse": reuse, "latency": latency,
                  "beats_in": stream.beats, "beats_out": out_stream.beats, "pad": pad_entry,
                  "window": window, "reduce": reduce, "collect": None,
-                 "core": ctx, "cores": [ctx], "fifo": {"bits": out_bits, "depth": depth}}
+                 "core": ctx, "cores": [ctx], "fifo": {"bits": out_bits, "depth": depth}, "skip": False}
         return entry, (f"{base}_valid", f"{base}_ready", f"{base}_data"), out_stream
 
     def window(self, base: str, w: dict, stream: _Stream, ctx: dict, reuse: int, link: tuple) -> str:
         """fg_stream_window over the stream; returns the core's input: the window's taps in the
         core's element order (channel, then tap), in the core's input container."""
-        valid, ready, data = link
         bits = stream.bits
+        taps = w["kh"] * w["kw"]
+        self.window_instance(base, w, bits, reuse, link)
+        lw = stream.lane.width
+        parts = [f"{base}_window[{(t * stream.channels + c) * lw} +: {lw}]"
+                 for c in range(stream.channels) for t in range(taps)]
+        window_in = self.m.wire(f"{base}_window_in", taps * bits, _concat(parts),
+                                "the window in the core's element order: channel, then tap")
+        return self.relane(window_in, _fmt(stream.lane), _port_fmt(ctx["inputs"][0]), taps * stream.channels,
+                           f"{base}_core_in")
+
+    def window_instance(self, base: str, w: dict, bits: int, reuse: int, link: tuple) -> None:
+        """fg_stream_window over beats of ``bits`` bits: its taps are {base}_window."""
+        valid, ready, data = link
         taps = w["kh"] * w["kw"]
         self.instance("fg_stream_window", f"u_{base}_window",
                       {"W": bits, "H": w["height"], "WD": w["width"], "KH": w["kh"], "KW": w["kw"],
@@ -594,13 +717,59 @@ class _StreamBuilder:
                       {"in_ready": (f"{base}_window_ready", 1), "issue": (f"{base}_issue", 1),
                        "out_valid": (f"{base}_window_valid", 1), "out_data": (f"{base}_window", taps * bits)})
         self.drive(ready, f"{base}_window_ready")
-        lw = stream.lane.width
-        parts = [f"{base}_window[{(t * stream.channels + c) * lw} +: {lw}]"
-                 for c in range(stream.channels) for t in range(taps)]
-        window_in = self.m.wire(f"{base}_window_in", taps * bits, _concat(parts),
-                                "the window in the core's element order: channel, then tap")
-        return self.relane(window_in, _fmt(stream.lane), _port_fmt(ctx["inputs"][0]), taps * stream.channels,
-                           f"{base}_core_in")
+
+    def join(self, base: str, w: dict, streams: list[_Stream], links: list[tuple], ctx: dict, reuse: int) -> dict:
+        """The join of an elementwise layer's streams (one beat when every stream has one;
+        stream j is taken when the window takes the beat and every other stream is valid) and
+        its one-pixel window; returns the core's inputs, port name -> wire."""
+        valids = [valid for valid, _, _ in links]
+        valid = self.m.wire(f"{base}_join_valid", 1, " & ".join(valids), "a beat on every stream")
+        ready = f"{base}_join_ready"
+        self.declared.append(ready)
+        for j, (_, r, _) in enumerate(links):
+            self.drive(r, " & ".join([ready, *valids[:j], *valids[j + 1:]]))
+        bits = sum(s.bits for s in streams)
+        data = self.m.wire(f"{base}_join_data", bits, _concat([d for _, _, d in links]),
+                           "stream j's beat above stream j - 1's")
+        self.window_instance(base, w, bits, reuse, (valid, ready, data))
+        ports = {p["onnx"]: p for p in ctx["inputs"]}
+        core_in, offset = {}, 0
+        for j, s in enumerate(streams):
+            port = ports[s.name]
+            pixel = self.m.wire(f"{base}_in{j}", s.bits, f"{base}_window[{offset} +: {s.bits}]")
+            core_in[port["name"]] = self.relane(pixel, _fmt(s.lane), _port_fmt(port), s.channels, f"{base}_in{j}_port")
+            offset += s.bits
+        return core_in
+
+    def fork(self, tensor: str, stream: _Stream, link: tuple, source: str, readers: list[Node]) -> dict:
+        """The stream ``tensor`` to several engines: one skip FIFO per reader (DEPTH set by
+        :meth:`build` from the cycle model); a beat transfers into every FIFO at once, when
+        each has a credit.  Returns reader name -> (its link, its skip FIFO's entry)."""
+        valid, ready, data = link
+        t = self.names(f"{tensor}_fork")
+        fire = f"{t}_fire"
+        self.declared.append(fire)
+        out = {}
+        for reader in readers:
+            name = self.names(f"{tensor}_to_{reader.name}")
+            self.instance("fg_stream_fifo", f"u_{name}", {"W": stream.bits, "DEPTH": None},
+                          {"clk": "clk", "rst": "rst", "issue": fire, "credit": f"{name}_credit", "in_valid": fire,
+                           "in_data": data, "out_valid": f"{name}_valid", "out_ready": f"{name}_ready",
+                           "out_data": f"{name}_data"},
+                          {"credit": (f"{name}_credit", 1), "out_valid": (f"{name}_valid", 1),
+                           "out_data": (f"{name}_data", stream.bits)})
+            self.declared.append(f"{name}_ready")
+            entry = {"name": name, "onnx": tensor, "ops": "skip FIFO", "reuse": 1, "latency": 0,
+                     "beats_in": stream.beats, "beats_out": stream.beats, "pad": None, "window": None,
+                     "reduce": None, "collect": None, "core": None, "cores": [],
+                     "fifo": {"bits": stream.bits, "depth": None}, "skip": True, "inputs": [source]}
+            self.skip_items[name] = self.m.items[-1]
+            out[reader.name] = ((f"{name}_valid", f"{name}_ready", f"{name}_data"), entry)
+        every = self.m.wire(f"{t}_ready", 1, " & ".join(f"{e['name']}_credit" for _, e in out.values()),
+                            "every skip FIFO has a slot")
+        self.drive(fire, f"{valid} & {every}")
+        self.drive(ready, every)
+        return out
 
     def fill(self, value: int, stream: _Stream) -> int:
         """A pad pixel: every lane ``value`` (a lane-type mantissa), as the beat's bits."""
@@ -675,9 +844,10 @@ class _StreamBuilder:
         return entry, (f"{base}_valid", f"{base}_ready", f"{base}_data")
 
 
-def predict(engines: list[dict], beats_in: int) -> tuple[int, int]:
-    """(latency_cycles, ii_cycles) of the chain by stream_model's cycle model of the same
-    modules: images back to back, the output always ready (what `finegrain sim` measures)."""
+def _model_spec(engines: list[dict]) -> list[dict]:
+    """stream_model's engine specs of the stream top's engines (with their names and inputs
+    when the engines branch: a graph, else a chain)."""
+    branched = any(e["skip"] or len(e["inputs"]) > 1 for e in engines)
     spec = []
     for e in engines:
         pad, w, r = e["pad"], e["window"], e.get("reduce")
@@ -689,8 +859,15 @@ def predict(engines: list[dict], beats_in: int) -> tuple[int, int]:
                      "window": None if w is None else (w["height"], w["width"], w["kh"], w["kw"], w["sh"], w["sw"],
                                                        w["dh"], w["dw"], w["ii"]),
                      "collect": None if e["collect"] is None else (e["collect"]["beats"], e["collect"]["ii"]),
-                     "latency": e["latency"], "fifo_depth": e["fifo"]["depth"]})
-    return timing(spec, beats_in)
+                     "latency": e["latency"], "fifo_depth": e["fifo"]["depth"],
+                     **({"name": e["name"], "inputs": e["inputs"]} if branched else {})})
+    return spec
+
+
+def predict(engines: list[dict], beats_in: int) -> tuple[int, int]:
+    """(latency_cycles, ii_cycles) of the engines by stream_model's cycle model of the same
+    modules: images back to back, the output always ready (what `finegrain sim` measures)."""
+    return timing(_model_spec(engines), beats_in)
 
 
 class _Estimates:
@@ -706,14 +883,17 @@ class _Estimates:
         engines, collected, tail, _ = b.split()
         self.layers: dict[str, tuple[Graph, dict]] = {}  # compute layer -> (mini-graph, engine skeleton)
         for node in engines:
-            x = graph.tensor(node.inputs[0])
-            stream = _Stream(x.name, *_frame(x.shape), _lane_type(x))
+            streams = [b.stream(a) for a in _activations(graph, node)]
+            stream = streams[0]
             out = graph.tensor(node.outputs[0])
             skeleton = {"name": node.name, "onnx": node.name, "ops": node.op.value, "pad": None, "window": None,
                         "reduce": None, "collect": None, "extra": 3,
                         "fifo_bits": out.shape[0] * _lane_type(out).width}
             kernel = b.global_pool(node, stream)
-            if kernel is not None:
+            if len(streams) > 1:  # a join: its one-pixel window holds a beat of every stream
+                mini, geo, _ = b.window_core(node, *streams)
+                skeleton["window"] = {"bits": sum(s.bits for s in streams), **geo}
+            elif kernel is not None:
                 mini, reduce = b.reduce_core(node, stream)
                 skeleton["reduce"] = {**reduce, "kernel": kernel}
             else:
@@ -734,6 +914,20 @@ class _Estimates:
                             else 0}
                 self.layers[compute[-1].name] = (mini, skeleton)
         self.cache: dict[tuple[str, int], dict] = {}
+
+    def cycles(self, name: str, reuse: int) -> int | None:
+        """The layer's engine's cycles per image at ``reuse`` (its window's cooldown over the
+        frame, as compiler.estimate_stream counts them); None for a layer with no engine."""
+        from ...estimate_stream import cycles_per_image
+
+        if name not in self.layers:
+            return None
+        skeleton = self.layers[name][1]
+        engine = {**skeleton, "reuse": reuse}
+        for part in ("window", "reduce", "collect"):
+            if engine[part] is not None:
+                engine[part] = {**engine[part], "ii": reuse}
+        return cycles_per_image(engine)
 
     def __call__(self, node: Node, reuse: int) -> dict:
         from ...estimate_stream import StreamCosts, _engine
@@ -761,9 +955,12 @@ def choose_stream_folding(graph: Graph, options: RTLOptions, source: dict, confi
     """The budget's choice of every layer's reuse factor (compiler.budget.graph_folding, with
     this architecture's estimates); ``config``: the BuildConfig with part, target_ii, max_lut
     and max_dsp."""
-    from ...budget import graph_folding
+    from ...budget import cycles_per_image, graph_folding
 
-    return graph_folding(graph, config, _Estimates(graph, options, source, config.part))
+    estimates = _Estimates(graph, options, source, config.part)
+    return graph_folding(graph, config, estimates,
+                         cycles=lambda shape, reuse: estimates.cycles(shape.name, reuse)
+                         or cycles_per_image(shape, reuse))
 
 
 def stream_context(graph: Graph, options: RTLOptions, source: dict, reuse: dict | None = None) -> dict:

@@ -17,7 +17,9 @@ never stalls (:class:`Pipe`; the window's or collector's II keeps a folded core'
 global pool's fg_stream_reduce has the timing of a window as large as the frame).  :class:`Chain`
 joins engines (engine i's FIFO feeds engine i + 1) and :func:`simulate` runs images through
 one, giving the cycles of every input and output transfer: what the stream builder reads
-latency and II from, and what the RTL tests compare Verilator traces with.
+latency and II from, and what the RTL tests compare Verilator traces with.  :class:`Graph`
+joins engines as a directed acyclic graph (a stream read by several engines forks; an engine
+reading several streams joins them) and :func:`skip_depths` sizes the skip FIFOs of its forks.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+UNBOUNDED = 1 << 40  # a FIFO depth that never refuses a credit: to measure what a FIFO must hold
 
 
 class _Module:
@@ -198,6 +202,7 @@ class Fifo(_Module):
     def reset(self) -> None:
         self.used = 0
         self.stored: deque = deque()
+        self.need = 0  # the least DEPTH that would have granted every issue so far
 
     @property
     def credit(self) -> bool:
@@ -215,6 +220,8 @@ class Fifo(_Module):
             if len(self.stored) >= self.depth:  # the RTL would overwrite its oldest token
                 raise AssertionError("fg_stream_fifo: written while full (a token was issued without a credit)")
             self.stored.append(in_data)
+        if issue:
+            self.need = max(self.need, self.used + 1)
         self.used += int(bool(issue)) - int(fire)
 
 
@@ -326,6 +333,15 @@ class Engine:
             return beats_in // self.collect.beats
         return beats_in
 
+    def in_ready(self) -> bool:
+        """This cycle's in_ready (it never depends on in_valid)."""
+        credit = self.fifo.credit
+        if self.window is not None:
+            return self.window.in_ready(credit) and (self.pad is None or not self.pad.at_pad)
+        if self.collect is not None:
+            return not self.collect.full or (credit and self.collect.cooldown == 0)
+        return credit
+
     def evaluate(self, in_valid, in_data) -> tuple[bool, dict[str, dict]]:
         """This cycle's in_ready and every module's inputs, given the beat offered; the FIFO's
         out_ready is filled in by the caller (the next engine's in_ready or the port's)."""
@@ -399,6 +415,106 @@ class Chain:
         return {"in_ready": ready_in, "out_valid": valid, "out_data": data}
 
 
+PORT = "input"  # the name a graph engine's "inputs" give the input port
+
+
+class Graph:
+    """Engines joined as a directed acyclic graph: each engine spec (as in :class:`Engine`)
+    has a "name" and "inputs", the names of the engines (or :data:`PORT`) whose streams it
+    reads, in the order its join packs them.
+
+    * A stream read by several engines goes through a *fork*: a beat transfers when it is
+      valid and every reader is ready, to every reader at once.  A reader's ready must not
+      depend on its valid (true of every engine with one input: its window's or FIFO's
+      credit), so a fork's readers are engines with one input (the stream builder puts a
+      skip FIFO, an engine of latency 0, on each).
+    * An engine with several inputs starts with a *join*: one beat (the tuple of the inputs'
+      beats) when every input has one; input j is taken when the engine is ready and every
+      other input is valid.
+    The engine no other engine reads is the output port.  ``cores`` (name -> function) map a
+    core's input data to its output data (default: unchanged).
+    """
+
+    def __init__(self, engines: Sequence[Mapping[str, Any]], cores: Mapping[str, Callable] | None = None):
+        if not engines:
+            raise ValueError("a stream graph needs at least one engine")
+        cores = cores or {}
+        self.specs = {spec["name"]: spec for spec in engines}
+        if PORT in self.specs or len(self.specs) != len(engines):
+            raise ValueError(f"engine names must be unique and not {PORT!r}: {[e['name'] for e in engines]}")
+        self.engines = {name: Engine(spec, cores.get(name, lambda data: data)) for name, spec in self.specs.items()}
+        self.readers: dict[str, list[str]] = {PORT: []}
+        for name, spec in self.specs.items():
+            if not spec["inputs"]:
+                raise ValueError(f"engine {name!r} reads no stream")
+            for source in spec["inputs"]:
+                if source not in self.readers:
+                    raise ValueError(f"engine {name!r} reads {source!r}, which is not an earlier engine")
+                self.readers[source].append(name)
+            self.readers[name] = []
+        sinks = [name for name in self.specs if not self.readers[name]]
+        if len(sinks) != 1 or not self.readers[PORT]:
+            raise ValueError(f"a stream graph reads the input port and has one output engine, not {sinks}")
+        self.output = sinks[0]
+        for source, readers in self.readers.items():
+            joins = [r for r in readers if len(self.specs[r]["inputs"]) > 1]
+            if len(readers) > 1 and joins:
+                raise ValueError(f"the fork of {source!r} feeds the join of {joins}: put a skip FIFO between")
+
+    def fifo(self, name: str) -> Fifo:
+        return self.engines[name].fifo
+
+    def beats_out(self, beats_in: int) -> int:
+        beats = {PORT: beats_in}
+        for name, spec in self.specs.items():
+            ins = {beats[source] for source in spec["inputs"]}
+            if len(ins) != 1:
+                raise ValueError(f"engine {name!r} joins streams of {sorted(ins)} beats")
+            beats[name] = self.engines[name].beats_out(ins.pop())
+        return beats[self.output]
+
+    def step(self, in_valid, in_data, out_ready, rst: bool = False) -> dict[str, Any]:
+        """One cycle of the graph: the ports' outputs (in_ready, out_valid, out_data)."""
+        offered = {PORT: (in_valid, in_data)}
+        for name, engine in self.engines.items():
+            out = engine.fifo.outputs()
+            offered[name] = (out["out_valid"], out["out_data"])
+        ready = {name: engine.in_ready() for name, engine in self.engines.items()}
+        taken: dict[str, bool] = {}  # source -> whether its readers take its beat (its out_ready)
+        into: dict[str, tuple] = {}  # engine -> (valid, data) entering it
+        for source, readers in self.readers.items():
+            valid, data = offered[source]
+            if len(readers) > 1:  # the fork
+                every = all(ready[r] for r in readers)
+                taken[source] = every
+                for r in readers:
+                    into[r] = (bool(valid and every), data)
+        cycle = []
+        for name, engine in self.engines.items():
+            sources = self.specs[name]["inputs"]
+            if len(sources) == 1:
+                valid, data = into.get(name, offered[sources[0]])
+                if len(self.readers[sources[0]]) == 1:
+                    taken[sources[0]] = ready[name]
+            else:  # the join
+                valids = [offered[s][0] for s in sources]
+                valid, data = all(valids), tuple(offered[s][1] for s in sources)
+                for j, s in enumerate(sources):
+                    taken[s] = bool(ready[name] and all(v for k, v in enumerate(valids) if k != j))
+            in_ready, inputs = engine.evaluate(valid, data)
+            cycle.append((engine, inputs))
+        taken[self.output] = out_ready
+        for (engine, inputs), name in zip(cycle, self.engines):
+            inputs["fifo"]["out_ready"] = taken[name]
+            engine.clock(inputs, rst)
+        valid, data = offered[self.output]
+        return {"in_ready": taken[PORT], "out_valid": valid, "out_data": data}
+
+
+def _is_graph(engines: Sequence[Mapping[str, Any]]) -> bool:
+    return any("inputs" in spec for spec in engines)
+
+
 def simulate(engines: Sequence[Mapping[str, Any]], beats_in: int, images: int,
              in_valid: Callable[[int], Any] | None = None, out_ready: Callable[[int], Any] | None = None,
              max_idle_cycles: int = 100_000) -> tuple[list[int], list[int]]:
@@ -411,7 +527,17 @@ def simulate(engines: Sequence[Mapping[str, Any]], beats_in: int, images: int,
     sink takes one; both default to always.  Runs until every output beat has left; raises
     RuntimeError if nothing moves for ``max_idle_cycles``.
     """
-    chain = Chain(engines)
+    return _run(Graph(engines) if _is_graph(engines) else Chain(engines), beats_in, images, in_valid, out_ready,
+                max_idle_cycles)
+
+
+def _run(chain, beats_in: int, images: int, in_valid=None, out_ready=None,
+         max_idle_cycles: int = 100_000, pace: float = 0, expect: Sequence[int] | None = None
+         ) -> tuple[list[int], list[int]] | None:
+    """:func:`simulate` on a built :class:`Chain` or :class:`Graph`.  ``pace``: cycles per
+    input beat on average, beat k offered no earlier than cycle k * pace; ``expect``: output
+    transfer cycles to follow, None returned as soon as an output beat leaves at another cycle
+    (or is late)."""
     total_in = beats_in * images
     total_out = chain.beats_out(beats_in) * images
     in_cycles: list[int] = []
@@ -419,7 +545,8 @@ def simulate(engines: Sequence[Mapping[str, Any]], beats_in: int, images: int,
     offering = False
     cycle = idle = 0
     while len(out_cycles) < total_out:
-        offering = len(in_cycles) < total_in and (offering or in_valid is None or bool(in_valid(cycle)))
+        offering = len(in_cycles) < total_in and (offering or (
+            (in_valid is None or bool(in_valid(cycle))) and cycle >= len(in_cycles) * pace))
         ready = out_ready is None or bool(out_ready(cycle))
         ports = chain.step(offering, len(in_cycles), ready)
         idle += 1
@@ -430,20 +557,107 @@ def simulate(engines: Sequence[Mapping[str, Any]], beats_in: int, images: int,
         if ports["out_valid"] and ready:
             out_cycles.append(cycle)
             idle = 0
+        if expect is not None and _diverged(out_cycles, expect, cycle):
+            return None
         if idle > max_idle_cycles:
-            raise RuntimeError(f"the stream chain moved nothing for {max_idle_cycles} cycles at cycle {cycle} "
+            raise RuntimeError(f"the stream engines moved nothing for {max_idle_cycles} cycles at cycle {cycle} "
                                f"({len(in_cycles)} of {total_in} beats in, {len(out_cycles)} of {total_out} out)")
         cycle += 1
     return in_cycles, out_cycles
 
 
-def timing(engines: Sequence[Mapping[str, Any]], beats_in: int, images: int = 4) -> tuple[int, int]:
+def _diverged(out_cycles: list[int], expect: Sequence[int], cycle: int) -> bool:
+    """Whether the output transfers so far differ from ``expect`` at ``cycle``'s end: a beat
+    at another cycle, or the next one not there by its cycle."""
+    n = len(out_cycles)
+    if n and out_cycles[-1] != expect[n - 1]:
+        return True
+    return n < len(expect) and cycle >= expect[n]
+
+
+def timing(engines: Sequence[Mapping[str, Any]], beats_in: int, images: int = 4,
+           max_idle_cycles: int = 100_000) -> tuple[int, int]:
     """(latency_cycles, ii_cycles) as schedule.json defines them, inputs always valid and
     outputs always ready: from image 0's first input transfer to its last output transfer,
     and between the first input beats of the last two of ``images`` (>= 4) images."""
     if images < 4:
         raise ValueError(f"the steady-state II needs at least 4 images, not {images}")
-    in_cycles, out_cycles = simulate(engines, beats_in, images)
+    return _timing(*simulate(engines, beats_in, images, max_idle_cycles=max_idle_cycles), beats_in, images)
+
+
+def _timing(in_cycles: list[int], out_cycles: list[int], beats_in: int, images: int) -> tuple[int, int]:
     beats_out = len(out_cycles) // images
     return (out_cycles[beats_out - 1] - in_cycles[0],
             in_cycles[(images - 1) * beats_in] - in_cycles[(images - 2) * beats_in])
+
+
+def skip_depths(engines: Sequence[Mapping[str, Any]], beats_in: int, skips: Sequence[str],
+                images: int = 4) -> dict[str, int]:
+    """The depth of each skip FIFO (engine names ``skips`` of a graph): the least that keeps
+    the graph's schedule what it is with unbounded skip FIFOs.
+
+    1. With unbounded skip FIFOs and the input back to back, the FIFOs absorb the input and
+       the engines behind them run at their own pace: the output's period between images is
+       the graph's II, T.
+    2. Offering input beat k no earlier than cycle k * T / beats runs the graph at that pace,
+       the input never far ahead of the slowest engine; each FIFO's depth is then the most
+       slots it held at an issue, + 1 (the slot the issue reserves: a beat may enter in the
+       cycle another leaves).  With these depths and the input back to back the graph runs
+       its reference schedule: the cycles of every input and output transfer over ``images``
+       images.
+    3. Those depths may still let the input run ahead of a slow branch (a padded window takes
+       more cycles than its input has beats), which the schedule does not need: each FIFO in
+       turn is cut to the least depth that keeps every output transfer's cycle and the
+       latency and II (bisection; a pass over all of them is repeated until none shrinks).
+       One less than that changes the schedule: the fork stalls, which slows the graph or,
+       when the long branch needs that very beat for the output the join waits for,
+       deadlocks it.
+    """
+    specs = [{**spec, "fifo_depth": UNBOUNDED} if spec["name"] in skips else spec for spec in engines]
+    _, out_cycles = simulate(specs, beats_in, images)
+    beats_out = len(out_cycles) // images
+    period = out_cycles[(images - 1) * beats_out] - out_cycles[(images - 2) * beats_out]
+    graph = Graph(specs)
+    _run(graph, beats_in, images, pace=period / beats_in)
+    depths = {name: graph.fifo(name).need for name in skips}
+    patience = 2 * (out_cycles[beats_out - 1] + period)  # cycles without a move that mean a deadlock
+
+    def run(trial: dict[str, int], expect=None):
+        net = Graph([{**spec, "fifo_depth": trial[spec["name"]]} if spec["name"] in trial else spec
+                     for spec in engines])
+        try:
+            return _run(net, beats_in, images, max_idle_cycles=patience, expect=expect)
+        except RuntimeError:
+            return None
+
+    reference = run(depths)
+    target = _timing(*reference, beats_in, images)
+
+    def keeps(name: str, depth: int) -> bool:
+        trial = run({**depths, name: depth}, reference[1])  # stops at the first output beat off the reference
+        return trial is not None and _timing(*trial, beats_in, images) == target
+
+    shrunk, first = True, True
+    while shrunk:
+        shrunk = False
+        for name in skips:
+            if depths[name] == 1 or not first and not keeps(name, depths[name] - 1):
+                continue  # the least already (a later pass checks one less first: cheap when it fails)
+            # search up from the smallest (a failing trial ends at its first late beat: cheap),
+            # then bisect between the last failure and the first success
+            low, high, probe = 1, depths[name], 2
+            while probe < high:
+                if keeps(name, probe):
+                    high = probe
+                    break
+                low, probe = probe + 1, probe * 2
+            while low < high:
+                mid = (low + high) // 2
+                if keeps(name, mid):
+                    high = mid
+                else:
+                    low = mid + 1
+            shrunk |= high < depths[name]
+            depths[name] = high
+        first = False
+    return depths
