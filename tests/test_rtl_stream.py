@@ -343,6 +343,19 @@ def test_a_branch_streams_through_a_fork_and_a_join(skip, tmp_path):
     _back_to_back(out)
 
 
+def test_a_branch_over_a_tail_layer_is_refused(tmp_path, capsys):
+    """h1 feeds fc2 and the Add after fc3: the tail's cores form a chain, h1 is gone by then."""
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h1"], name="fc1", transB=1),
+             helper.make_node("Gemm", ["h1", "w2", "b2"], ["h2"], name="fc2", transB=1),
+             helper.make_node("Gemm", ["h2", "w3", "b3"], ["h3"], name="fc3", transB=1),
+             helper.make_node("Add", ["h3", "h1"], ["y"], name="skip")]
+    inits = _weights(np.random.default_rng(9), w1=(4, 6), b1=(4,), w2=(4, 4), b2=(4,), w3=(4, 4), b3=(4,))
+    compile_layers(tmp_path, nodes, [1, 6], [1, 4], _PLAN, inits)
+    err = _refused(capsys, tmp_path / "m.onnx", tmp_path / "plan.json", tmp_path / "out")
+    assert "node 'skip' reads 'h1'" in err and "a branch ('h1' feeds 'fc2', 'skip')" in err
+    assert "skips a layer after the last spatial one" in err and "--arch parallel" in err
+
+
 def test_an_average_pool_not_counting_its_padding_is_refused(tmp_path, capsys):
     """Its edge windows divide by fewer pixels: not the plan's doing, so not the plan's fix."""
     nodes = [helper.make_node("AveragePool", ["x"], ["y"], name="pool", kernel_shape=[3, 3], pads=[1, 1, 1, 1],
