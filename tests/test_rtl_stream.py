@@ -10,8 +10,9 @@ emulator, and the cycle model's latency and II against the cycles Verilator meas
 * Small ONNX models: a padded (asymmetrically), strided, dilated and folded conv into a
   padded max pool with a spatial output, and a 1-D conv chain into a dense tail: bit-exact,
   the cycle model's prediction equal to Verilator's measurement.
-* --arch auto: the MNIST CNN (above 50,000 constant products) gets the stream top, the
-  examples stay parallel, their RTL byte for byte --arch parallel's.
+* --arch auto: the MNIST CNN (above 50,000 constant products) gets the stream top, folded
+  by the budget, bit-exact as predicted; the examples stay parallel, their RTL byte for byte
+  --arch parallel's.
 * What the stream architecture refuses (exit 2, one paragraph, no output folder): requantize
   formats varying over positions, two inputs, a branch.
 * fg_stream_reduce on its own bench (tests/rtl_library/tb_stream_reduce.sv) under random
@@ -161,6 +162,9 @@ def test_mnist_cnn_stream(mnist):
 def test_kws_dscnn_stream(kws):
     out, report, recorded = kws
     assert report["ii_cycles"] >= 49 * 10  # the input frame (49 x 10 pixels) bounds the II
+    top = (out / "rtl" / "mlperf_kws_dscnn_float.sv").read_text()
+    # the 24x5 average pool over the 25x5 frame sums its one window as the pixels arrive
+    assert "fg_stream_reduce #(" in top and ".KH(24), .KW(5)" in " ".join(top.split())
     _under_stall_and_gaps(out, _words(recorded))
 
 
@@ -176,15 +180,34 @@ def _weights(rng, **shapes):
 
 def _conv2d_model(tmp_path: Path) -> Path:
     """x [2, 9, 8] -> conv a (3x3, pads top 1 left 2 bottom 0 right 1, strides (2, 1),
-    dilations (1, 2)) + relu [3, 4, 7] -> max pool 2x2, strides (1, 2), pads bottom/right 1
-    [3, 4, 4]: the output a stream of 16 pixels."""
+    dilations (1, 2)) + relu [3, 4, 7] in per-channel formats -> max pool 2x2, strides (1, 2),
+    pads bottom/right 1 [3, 4, 4]: the output a stream of 16 pixels."""
     nodes = [helper.make_node("Conv", ["x", "wa", "ba"], ["a"], name="conv_a", pads=[1, 2, 0, 1], strides=[2, 1],
                               dilations=[1, 2]),
              helper.make_node("Relu", ["a"], ["a_relu"], name="relu_a"),
              helper.make_node("MaxPool", ["a_relu"], ["y"], name="pool", kernel_shape=[2, 2], strides=[1, 2],
                               pads=[0, 0, 1, 1])]
     inits = _weights(np.random.default_rng(3), wa=(3, 2, 3, 3), ba=(3,))
-    compile_layers(tmp_path, nodes, [1, 2, 9, 8], [1, 3, 4, 4], _PLAN, inits)
+    # one format per channel: the lanes of a beat differ, the pool's padding is each lane's least value
+    lanes = ["fixed<7,3,RND_CONV,SAT>", "ufixed<4,1,TRN,WRAP>", "ufixed<6,2,RND,SAT>"]
+    plan = {**_PLAN, "tensors": {"a_relu": {"axis": 1, "formats": lanes}}}
+    compile_layers(tmp_path, nodes, [1, 2, 9, 8], [1, 3, 4, 4], plan, inits)
+    return tmp_path / "m.onnx"
+
+
+def _global_max_model(tmp_path: Path) -> Path:
+    """x [2, 4, 5] -> conv a (pad 1) + relu [3, 4, 5] -> global max pool [3, 1, 1] -> conv b
+    1x1 [2, 1, 1] -> max pool 1x1 (a frame of one pixel) -> flatten -> gemm [4]."""
+    nodes = [helper.make_node("Conv", ["x", "wa", "ba"], ["a"], name="conv_a", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a"], ["a_relu"], name="relu_a"),
+             helper.make_node("GlobalMaxPool", ["a_relu"], ["m"], name="global_max"),
+             helper.make_node("Conv", ["m", "wb", "bb"], ["b"], name="conv_b"),
+             helper.make_node("MaxPool", ["b"], ["p"], name="pixel_max", kernel_shape=[1, 1]),
+             helper.make_node("Flatten", ["p"], ["flat"], name="flatten"),
+             helper.make_node("Gemm", ["flat", "wf", "bf"], ["y"], name="fc", transB=1)]
+    inits = _weights(np.random.default_rng(6), wa=(3, 2, 3, 3), ba=(3,), wb=(2, 3, 1, 1), bb=(2,), wf=(4, 2),
+                     bf=(4,))
+    compile_layers(tmp_path, nodes, [1, 2, 4, 5], [1, 4], _PLAN, inits)
     return tmp_path / "m.onnx"
 
 
@@ -202,12 +225,12 @@ def _conv1d_model(tmp_path: Path) -> Path:
     return tmp_path / "m.onnx"
 
 
-@pytest.mark.parametrize("kind", ["conv2d", "conv1d"])
+@pytest.mark.parametrize("kind", ["conv2d", "conv1d", "global_max"])
 def test_cycle_model_equals_verilator(kind, tmp_path):
     """schedule.json's latency and II (the cycle model's) are what Verilator measures, and
     every bit is the emulator's; conv a of the 2-D model is folded (reuse factor 3: its window
-    issues at most every 3 cycles)."""
-    model = (_conv2d_model if kind == "conv2d" else _conv1d_model)(tmp_path)
+    issues at most every 3 cycles); the global max pool reduces as the pixels arrive."""
+    model = {"conv2d": _conv2d_model, "conv1d": _conv1d_model, "global_max": _global_max_model}[kind](tmp_path)
     out = tmp_path / "out"
     extra = ["--arch", "stream"]
     if kind == "conv2d":
@@ -219,8 +242,10 @@ def test_cycle_model_equals_verilator(kind, tmp_path):
     if kind == "conv2d":
         assert engines["conv_a"]["reuse"] == 3 and schedule["outputs"][0]["beats"] == 16
         assert schedule["ii_cycles"] >= 3 * 4 * 7  # 28 windows, one every 3 cycles at most
-    else:
+    elif kind == "conv1d":
         assert schedule["inputs"][0]["beats"] == 12 and schedule["outputs"][0]["beats"] == 1
+    else:
+        assert "fg_stream_reduce" in (out / "rtl" / "g.sv").read_text()
     _, recorded = _back_to_back(out)
     _under_stall_and_gaps(out, _words(recorded))
 
@@ -229,10 +254,15 @@ def test_cycle_model_equals_verilator(kind, tmp_path):
 
 
 def test_auto_picks_stream_for_mnist(tmp_path):
+    """Above 50,000 constant products: the stream top, folded as the budget chooses for the
+    part (the tail's dense layer and a convolution folded), bit-exact with the predicted
+    latency and II."""
     out = tmp_path / "out"
     assert _compile(MODELS / "mnist_cnn_float.onnx", _real_plan(tmp_path, "mnist_cnn_float"), out) == 0
     assert json.loads((out / "config.json").read_text())["architecture"] == "stream"
-    assert json.loads((out / "rtl" / "schedule.json").read_text())["architecture"] == "stream"
+    schedule = json.loads((out / "rtl" / "schedule.json").read_text())
+    assert schedule["architecture"] == "stream" and max(e["reuse"] for e in schedule["engines"]) > 1
+    _back_to_back(out, vectors=20)
 
 
 @pytest.mark.parametrize("example", sorted(p.parent.name for p in EXAMPLES.glob("*/model.onnx")))
@@ -313,6 +343,19 @@ def test_a_branch_streams_through_a_fork_and_a_join(skip, tmp_path):
     _back_to_back(out)
 
 
+def test_a_branch_over_a_tail_layer_is_refused(tmp_path, capsys):
+    """h1 feeds fc2 and the Add after fc3: the tail's cores form a chain, h1 is gone by then."""
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h1"], name="fc1", transB=1),
+             helper.make_node("Gemm", ["h1", "w2", "b2"], ["h2"], name="fc2", transB=1),
+             helper.make_node("Gemm", ["h2", "w3", "b3"], ["h3"], name="fc3", transB=1),
+             helper.make_node("Add", ["h3", "h1"], ["y"], name="skip")]
+    inits = _weights(np.random.default_rng(9), w1=(4, 6), b1=(4,), w2=(4, 4), b2=(4,), w3=(4, 4), b3=(4,))
+    compile_layers(tmp_path, nodes, [1, 6], [1, 4], _PLAN, inits)
+    err = _refused(capsys, tmp_path / "m.onnx", tmp_path / "plan.json", tmp_path / "out")
+    assert "node 'skip' reads 'h1'" in err and "a branch ('h1' feeds 'fc2', 'skip')" in err
+    assert "skips a layer after the last spatial one" in err and "--arch parallel" in err
+
+
 def test_an_average_pool_not_counting_its_padding_is_refused(tmp_path, capsys):
     """Its edge windows divide by fewer pixels: not the plan's doing, so not the plan's fix."""
     nodes = [helper.make_node("AveragePool", ["x"], ["y"], name="pool", kernel_shape=[3, 3], pads=[1, 1, 1, 1],
@@ -340,9 +383,11 @@ def _lanes(beat: int, width: int, lanes: int, signed: bool) -> list[int]:
 
 
 def reduce_reference(pixels: list[int], config: tuple[int, ...]) -> list[int]:
-    """One frame's result per lane, as the RTL packs it (ACC_W bits each): numpy."""
-    width, lanes, _, _, op, signed, acc_w, _ = config
-    values = np.array([_lanes(p, width, lanes, bool(signed)) for p in pixels], dtype=np.int64)
+    """One frame's result per lane, as the RTL packs it (ACC_W bits each), from the frame's
+    pixels in raster order up to the window's last: numpy."""
+    width, lanes, _, frame_width, kh, kw, op, signed, acc_w, _ = config
+    window = [pixels[r * frame_width + c] for r in range(kh) for c in range(kw)]
+    values = np.array([_lanes(p, width, lanes, bool(signed)) for p in window], dtype=np.int64)
     result = values.max(axis=0) if op else values.sum(axis=0)
     return [int(v) & ((1 << acc_w) - 1) for v in result]
 
@@ -352,13 +397,14 @@ if cocotb is not None:
     @cocotb.test()
     async def stream_reduce_units(dut):
         """Every unit of tb_stream_reduce.sv under random in_valid and credit: in_ready, issue
-        and out_valid as stream_model.Window's for a kernel as large as the frame every cycle,
-        each result numpy's for the frame just accepted, held until the next one."""
+        and out_valid as stream_model.Window's for the one window (strides as large as the
+        frame) every cycle, each result numpy's for the window just accepted, held until the
+        next one."""
         await Timer(1, "ns")  # constant outputs (the configs) settle only once the simulation runs
         units = len(dut.in_valid.value)
         raw = int(dut.reduce_config.value.to_unsigned())
-        configs = [tuple(raw >> ((i * 8 + j) * 8) & 0xFF for j in range(8)) for i in range(units)]
-        models = [Window(h, wd, h, wd, ii=ii) for _, _, h, wd, _, _, _, ii in configs]
+        configs = [tuple(raw >> ((i * 10 + j) * 8) & 0xFF for j in range(10)) for i in range(units)]
+        models = [Window(h, wd, kh, kw, sh=h, sw=wd, ii=ii) for _, _, h, wd, kh, kw, _, _, _, ii in configs]
         rng = random.Random(29)
         offered: list[int | None] = [None] * units
         accepted: list[list[int]] = [[] for _ in range(units)]  # since the last reset
@@ -392,15 +438,15 @@ if cocotb is not None:
             got = {name: int(getattr(dut, name).value.to_unsigned())
                    for name in ("in_ready", "issue", "out_valid", "out_data")}
             for i, (config, m) in enumerate(zip(configs, want)):
-                lanes, acc_w = config[1], config[6]
+                lanes, acc_w = config[1], config[8]
                 for name in ("in_ready", "issue", "out_valid"):
                     if got[name] >> i & 1 != int(m[name]):
                         errors.append(f"cycle {t} unit {i} {name}: rtl {got[name] >> i & 1}, model {int(m[name])}")
                 out = [got["out_data"] >> (i * 32 + lane * acc_w) & ((1 << acc_w) - 1) for lane in range(lanes)]
                 if m["out_valid"]:
-                    size = config[2] * config[3]
-                    frame = accepted[i][results[i] * size:(results[i] + 1) * size]
-                    expected = reduce_reference(frame, config) if len(frame) == size else "a whole frame"
+                    size, last = config[2] * config[3], (config[4] - 1) * config[3] + config[5]
+                    frame = accepted[i][results[i] * size:results[i] * size + last]
+                    expected = reduce_reference(frame, config) if len(frame) == last else "a whole window"
                     if out != expected:
                         errors.append(f"cycle {t} unit {i} result {results[i]}: rtl {out}, numpy {expected}")
                     results[i] += 1

@@ -413,10 +413,10 @@ class _StreamBuilder:
                 node, name = passed[0]
                 readers = [n.name for n in g.nodes if any(name in s.inputs for s in n.stages())]
                 raise RTLBackendError(f"node {node.name!r} reads {name!r}, which the stream pipeline has already "
-                                      f"passed on: a branch ({name!r} feeds {', '.join(map(repr, readers))}); the "
-                                      f"stream architecture builds a chain of layers, each reading the one before, so "
-                                      f"far (a branch and its join only after the last layer on a stream); compile "
-                                      f"with --arch parallel")
+                                      f"passed on: a branch ({name!r} feeds {', '.join(map(repr, readers))}) that "
+                                      f"skips a layer after the last spatial one; those layers run as a chain of "
+                                      f"whole-vector cores, each reading the one before, so far; compile with "
+                                      f"--arch parallel")
             reads = [i for _, i in reads]
             if set(reads) != {current}:
                 raise RTLBackendError(f"node {group[0].name!r}: the stream architecture builds a chain of layers "
