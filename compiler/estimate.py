@@ -91,13 +91,16 @@ class _Costs:
         bits = max(width - copies, 0)
         return Resources(lut=bits, carry=math.ceil(max((chain or width) - copies, 0) / self.carry_bits))
 
-    def mul(self, a: int, b: int, y: int | None = None) -> Resources:
-        """``a`` x ``b`` bits, both as signed widths (an unsigned operand counts one bit more);
-        ``y``: the product's declared width when narrower than a + b (a folded core's exact
-        product), which yosys also requires to be 9+ bits for a DSP."""
+    def mul(self, a: int, b: int, y: int | None = None, signed: bool = True) -> Resources:
+        """``a`` x ``b`` bits, both as signed widths (an unsigned operand counts one bit more),
+        or both unsigned widths with ``signed`` False (a product of two non-negative operands,
+        which yosys multiplies without their sign bits); ``y``: the product's declared width
+        when narrower than a + b (a folded core's exact product).  yosys maps a product to
+        DSPs when both operands have 2+ bits and the product 9+ (mul2dsp's minimum widths)."""
         a, b = max(a, b), min(a, b)
-        if a >= 2 and b >= 2 and (a + b if y is None else y) >= 9:
-            return Resources(dsp=math.ceil(a / self.dsp_a) * math.ceil(b / self.dsp_b))
+        if a >= 2 and b >= 2 and min(a + b, y or a + b) >= 9:
+            grow = 0 if signed else 1  # the DSP's ports are signed
+            return Resources(dsp=math.ceil((a + grow) / self.dsp_a) * math.ceil((b + grow) / self.dsp_b))
         return Resources(lut=a * b)  # small LUT multiplier: about a partial-product bit per LUT
 
     # library modules, by their parameters ------------------------------------------------

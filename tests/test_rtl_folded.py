@@ -388,3 +388,18 @@ def test_a_layer_named_like_its_output_lints_clean(tmp_path):
     path = tmp_path / f"{context['model']}.sv"
     path.write_text(render_folded_core(context))
     _runner().lint([*sorted(LIBRARY.glob("*.sv")), path], top=context["model"])
+
+
+def test_a_product_of_two_non_negative_operands_is_counted_unsigned():
+    """yosys (wreduce) multiplies two operands whose sign bits are constant 0 unsigned, without
+    them: the small CNN's fc at reuse 3 has an 11-bit mux of two unsigned inputs times a weight
+    of 0 or 1 (a 2-bit signed ROM slot), which yosys builds as 10 x 1 bits in LUTs, and a weight
+    of 0 to 7 as 10 x 3 bits in a DSP (the signed note counted both as DSPs: 185 for 184)."""
+    from compiler.estimate import _Costs
+
+    costs = _Costs("xcup")
+    assert costs.mul(11, 2, 11).dsp == 1  # the signed widths: a DSP
+    assert (costs.mul(10, 1, 11, False).dsp, costs.mul(10, 1, 11, False).lut) == (0, 10)
+    assert costs.mul(10, 3, 14, False).dsp == 1
+    assert costs.mul(27, 18, 45, False).dsp == 4  # one more bit each on the DSP's signed ports (27 x 18)
+    assert costs.mul(27, 18, 45).dsp == 1

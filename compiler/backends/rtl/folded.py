@@ -37,8 +37,9 @@ through the registers after it (not in_valid through L reset flip-flops).  in_va
 come again before t + R (the stream window generator's cooldown guarantees it; one earlier
 restarts the phases); P <= R, so the input latch, the accumulators and the channel registers
 are never overwritten before they are read.  Cost notes for compiler.estimate: multipliers
-as ``muls`` (operand widths and the exact product's), ROMs as ``rom`` (LUTs: the bits that
-vary with the phase, once per distinct function), input and bias muxes, adders, registers.
+as ``muls`` (operand widths, unsigned where yosys sees both sign bits are 0, and the exact
+product's), ROMs as ``rom`` (LUTs: the bits that vary with the phase, once per distinct
+function), input and bias muxes, adders, registers.
 """
 
 from __future__ import annotations
@@ -296,7 +297,11 @@ class _FoldedCore:
                 weight = m.wire(self.wire(f"pe{j}_w{s}"), width, f"{word}[{offset + width - 1}:{offset}]")
                 offset += width
                 xs, xfmt = self.input_mux(slots[j][s].inputs, xq, selects, registered, muxes)
-                terms.append(self.product(j, s, xs, xfmt, weight, width, values, t))
+                # the mux's sign bit is a constant 0 that yosys sees when it maps DSPs: every input
+                # unsigned, and at most two of them (a $mux; a wider $pmux is narrowed only after)
+                read = {i for i in slots[j][s].inputs if i is not None}
+                unsigned_x = len(read) <= 2 and not any(xq[i].fmt.signed for i in read)
+                terms.append(self.product(j, s, xs, xfmt, weight, width, values, t, unsigned_x))
                 multipliers += 1
             lane_sums.append(self.lane_sum(j, terms, acc_w))
         tree = max(t for _, _, t in lane_sums)
@@ -436,15 +441,22 @@ class _FoldedCore:
         return wire, fmt
 
     def product(self, j: int, s: int, x: str, xfmt: Fmt, weight: str, width: int, values: list[int],
-                t: int) -> tuple[str, int, int]:
-        """x times the slot's weight, exact: (wire, width, known-zero low bits)."""
+                t: int, unsigned_x: bool) -> tuple[str, int, int]:
+        """x times the slot's weight, exact: (wire, width, known-zero low bits).  ``unsigned_x``:
+        every input the multiplier reads is unsigned (the mux's sign bit is a constant 0)."""
         xlo, xhi = -(1 << (xfmt.width - 1)), (1 << (xfmt.width - 1)) - 1
         ends = [a * w for a in (xlo, xhi) for w in (min(values), max(values))]
         pw = signed_width(min(ends), max(ends))
         a = self.m.fit(x, xfmt.width, True, pw)
         w = self.m.fit(weight, width, True, pw)
+        if unsigned_x and min(values) >= 0:
+            # both sign bits are constant 0: synthesis (yosys wreduce) multiplies unsigned
+            # operands without them, so a weight of one bit (0 or 1 in every phase) is LUTs
+            note = (xfmt.width - 1, max(values).bit_length(), pw, False)
+        else:
+            note = (xfmt.width, width, pw)
         prod = self.m.wire(self.wire(f"pe{j}_p{s}"), pw, f"$signed({a}) * $signed({w})",
-                           f"x * w{s}, exact", cost={"muls": [(xfmt.width, width, pw)]})
+                           f"x * w{s}, exact", cost={"muls": [note]})
         return prod, pw, t
 
     def lane_sum(self, j: int, terms: list, acc_w: int) -> tuple[str, int, int]:
