@@ -26,6 +26,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,9 +191,18 @@ def _run_yosys(cmd: list[str], work: Path, top: str, progress: bool, timeout: fl
         # synth_xilinx runs about 70 top-level passes; ABC (LUT mapping) is the long one
         bar = tqdm(total=70, desc=f"yosys {top}", unit="pass", leave=False, dynamic_ncols=True)
     lines: list[str] = []
-    deadline = None if timeout is None else time.monotonic() + timeout
     with subprocess.Popen([*cmd, "-s", "synth.ys"], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, errors="replace") as proc:
+        # a timer, not a check per line: ABC prints nothing for many minutes
+        stopped = threading.Event()
+
+        def stop():
+            stopped.set()
+            proc.kill()
+
+        timer = None if timeout is None else threading.Timer(timeout, stop)
+        if timer is not None:
+            timer.start()
         try:
             for line in proc.stdout:
                 lines.append(line)
@@ -200,13 +210,14 @@ def _run_yosys(cmd: list[str], work: Path, top: str, progress: bool, timeout: fl
                 if m and bar is not None:
                     bar.set_postfix_str(m.group(1), refresh=False)
                     bar.update(1 if bar.n < bar.total - 1 else 0)
-                if deadline is not None and time.monotonic() > deadline:
-                    proc.kill()
-                    raise SynthError(f"yosys synth_xilinx of {top!r} took longer than {timeout:.0f} s; stopped")
         finally:
+            if timer is not None:
+                timer.cancel()
             if bar is not None:
                 bar.close()
         proc.wait()
+        if stopped.is_set():
+            raise SynthError(f"yosys synth_xilinx of {top!r} took longer than {timeout:.0f} s; stopped")
     log = "".join(lines)
     if proc.returncode != 0:
         tail = "\n".join(log.splitlines()[-15:])
