@@ -460,7 +460,12 @@ def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, sta
         fit = False
     if budget or fit:  # every layer's reuse factor from the budget; config.json records the choice
         try:
-            choice = choose_stream_folding(project.graph, config.rtl_options(), project.source(), config)
+            choice, predicted = choose_stream_folding(project.graph, config.rtl_options(), project.source(), config)
+            if predicted is not None and predicted > config.target_ii:
+                project.warnings.append(
+                    f"the cycle model predicts an II of {predicted} cycles, above --target-ii {config.target_ii}: the "
+                    f"budget counts each layer's cycles alone and no tighter folding met the target with the engines "
+                    f"waiting on each other; ask for a lower target or a larger part")
         except RTLBackendError as err:
             if budget:
                 raise

@@ -964,16 +964,43 @@ class _Estimates:
         return self.cache[key]
 
 
+TARGET_RETRIES = 3  # budget choices tightened when the cycle model finds the II above --target-ii
+
+
 def choose_stream_folding(graph: Graph, options: RTLOptions, source: dict, config):
     """The budget's choice of every layer's reuse factor (compiler.budget.graph_folding, with
     this architecture's estimates); ``config``: the BuildConfig with part, target_ii, max_lut
-    and max_dsp."""
+    and max_dsp.  The budget counts each layer's cycles alone; engines that wait on each other
+    can make the design's II (the cycle model's) larger: then the target the budget works to is
+    tightened by that ratio, up to TARGET_RETRIES times.  Returns (choice, predicted II or None)."""
+    import dataclasses as dc
+
     from ...budget import cycles_per_image, graph_folding
 
     estimates = _Estimates(graph, options, source, config.part)
-    return graph_folding(graph, config, estimates,
-                         cycles=lambda shape, reuse: estimates.cycles(shape.name, reuse)
-                         or cycles_per_image(shape, reuse))
+
+    def choose(cfg):
+        return graph_folding(graph, cfg, estimates,
+                             cycles=lambda shape, reuse: estimates.cycles(shape.name, reuse)
+                             or cycles_per_image(shape, reuse))
+
+    choice = choose(config)
+    if config.target_ii is None:
+        return choice, None
+    aim = config.target_ii
+    for _ in range(TARGET_RETRIES + 1):
+        predicted = stream_context(graph, options, source, choice.reuse)["ii"]
+        if predicted <= config.target_ii or choice.ii <= 1:
+            return choice, predicted
+        aim = max(1, aim * choice.ii // predicted - 1)
+        try:
+            tighter = choose(dc.replace(config, target_ii=aim))
+        except UserError:  # no folding reaches the tighter target: keep the last choice
+            return choice, predicted
+        if tighter.reuse == choice.reuse:
+            return choice, predicted
+        choice = tighter
+    return choice, stream_context(graph, options, source, choice.reuse)["ii"]
 
 
 def stream_context(graph: Graph, options: RTLOptions, source: dict, reuse: dict | None = None) -> dict:
