@@ -5,6 +5,7 @@ the case's finding; a `UserError` matching a documented limit (`LIMITS`) is not 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import traceback
@@ -14,13 +15,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .generate import is_referenced
+from .generate import build_options, is_referenced
 from .onnx_model import write_model
 from .reference import reference
 
 LEVELS = ("reference", "csim", "sim")
 # UserErrors that are documented limits of finegrain, not findings (pattern -> where documented).
 LIMITS = {
+    # the stream architecture (--arch stream): docs/architectures.md, "Limits" and "Engines (RTL)"
+    r"the stream architecture takes one input and one output tensor": "docs/architectures.md, Limits",
+    r"the stream architecture builds a chain of layers": "docs/architectures.md, Limits (branches in the RTL)",
+    r"differs between positions of one channel; a stream engine": "docs/architectures.md, Engines (RTL)",
+    r"per-element formats that vary along its height/width, and the io_stream": "docs/architectures.md, Engines",
+    r"varies along the height/width of .*, and the io_stream project applies one value per channel":
+        "docs/architectures.md, Engines (a constant, like a format, is one per channel)",
 }
 
 
@@ -125,6 +133,7 @@ def prepare_case(case: dict, folder: Path, levels=LEVELS, name: str = "fuzz") ->
     """Compile and emulate ``case``, check it against the reference and write both backends
     when ``levels`` asks for csim or sim.  Returns the case's outcome when nothing is left to
     run, else the `Written` case, its ``levels`` narrowed to the backend levels still to run."""
+    from ..backends.rtl import RTLBackendError
     from ..errors import UserError
     from ..project import compile_model
 
@@ -134,7 +143,7 @@ def prepare_case(case: dict, folder: Path, levels=LEVELS, name: str = "fuzz") ->
     except Exception as err:  # the fuzzer's own model building: not a finegrain finding
         return Outcome("limit", "model", f"could not build the model: {type(err).__name__}: {err}")
     try:
-        project = compile_model(model, plan)
+        project = compile_model(model, plan, **build_options(case))
     except UserError as err:
         why = _limit(str(err))
         return Outcome("limit", "refused", f"{err} [{why}]") if why else _fail("refused", err, done)
@@ -165,11 +174,32 @@ def prepare_case(case: dict, folder: Path, levels=LEVELS, name: str = "fuzz") ->
         project.write(written.out, force=True)
     except UserError as err:
         why = _limit(str(err))
+        if why and isinstance(err, RTLBackendError) and "csim" in wanted:
+            # a documented limit of the RTL alone (a branch in the stream RTL): the HLS project still runs
+            return _hls_only(written, project)
         later = Outcome("limit", "write", f"{err} [{why}]", tuple(done)) if why else _fail("write", err, done)
         return written.conclude(later)
     except Exception as err:
         return written.conclude(_fail("write", err, done))
     done.append("write")
+    return written
+
+
+def _hls_only(written: Written, project) -> Outcome | Written:
+    """``written`` with the HLS project alone (the RTL backend refused the case with a limit)."""
+    from ..errors import UserError
+
+    project.config = dataclasses.replace(project.config, backends=tuple(b for b in project.config.backends
+                                                                        if b != "rtl"))
+    written.levels = ("csim",)
+    try:
+        project.write(written.out, force=True)
+    except Exception as err:
+        why = _limit(str(err)) if isinstance(err, UserError) else None
+        later = Outcome("limit", "write", f"{err} [{why}]", tuple(written.done)) if why else \
+            _fail("write", err, written.done)
+        return written.conclude(later)
+    written.done.append("write")
     return written
 
 
