@@ -217,6 +217,8 @@ def simulate(written: Written, level: str) -> Outcome | None:
         return _fail(level, err, written.done)
     if level == "sim":
         schedule = json.loads((written.out / "rtl" / "schedule.json").read_text())
+        if schedule.get("architecture") == "stream":
+            return _stream_verdict(written, result, schedule)
         return sim_verdict(written, result.mismatches, list(result.first_mismatches), result.latency_cycles,
                            result.predicted_latency, result.ii_cycles, schedule["ii_cycles"])
     if result.mismatches:
@@ -225,16 +227,44 @@ def simulate(written: Written, level: str) -> Outcome | None:
     return None
 
 
+def _stream_verdict(written: Written, result, schedule: dict) -> Outcome | None:
+    """A stream top's verdict: the back-to-back run's (``result``: every bit, the latency, and the
+    II when there are enough vectors for a steady state), then a second run of the same build
+    with random input gaps and output stalls long enough to fill every FIFO: every bit again, no
+    beat lost, duplicated or changed while held."""
+    from ..verify.rtlsim import run_rtl_sim
+    from ..verify.stream_sim import MIN_II_IMAGES
+
+    predicted_ii = schedule["ii_cycles"] if len(written.inputs) >= MIN_II_IMAGES else None
+    failed = sim_verdict(written, result.mismatches, list(result.first_mismatches), result.latency_cycles,
+                         result.predicted_latency, result.ii_cycles, predicted_ii, record=False)
+    if failed is not None:
+        return failed
+    graph = written.project.graph
+    try:
+        stalled = run_rtl_sim(graph, written.out / "rtl", graph.name, {graph.inputs[0]: written.inputs}, gaps=True,
+                              stall=True, seed=int(written.case.get("seed", 0)))
+    except Exception as err:
+        return _fail("sim", err, written.done)
+    if stalled.mismatches:
+        return _fail("sim", f"{stalled.mismatches} mismatches with input gaps and output stalls: "
+                            + "; ".join(stalled.first_mismatches[:3]), written.done)
+    written.done.append("sim")
+    return None
+
+
 def sim_verdict(written: Written, mismatches: int, first: list[str], latency, predicted: int, ii,
-                predicted_ii: int) -> Outcome | None:
+                predicted_ii: int | None, record: bool = True) -> Outcome | None:
     """Verilator's verdict on a case: every output bit, and the measured latency and initiation
-    interval equal to the schedule's (as `finegrain sim` judges)."""
+    interval equal to the schedule's (as `finegrain sim` judges); ``record``: add "sim" to the
+    case's levels done when it passed."""
     if (latency, ii) != (predicted, predicted_ii):
         first = [f"latency {latency} cycles and II {ii}, schedule.json says {predicted} and {predicted_ii}", *first]
         mismatches += 1
     if mismatches:
         return _fail("sim", f"{mismatches} mismatches: " + "; ".join(first[:3]), written.done)
-    written.done.append("sim")
+    if record:
+        written.done.append("sim")
     return None
 
 
