@@ -23,6 +23,7 @@ from compiler.fuzz.check import Written, prepare_case, run_case
 from compiler.fuzz.generate import build_options, normalize, random_case, streamed
 from compiler.fuzz.__main__ import run_backends
 from compiler.fuzz.reference import convert, parse, quantize
+from compiler.fuzz.shrink import _candidates
 
 CASES = sorted((Path(__file__).parent / "fuzz_cases").glob("*.json"))
 
@@ -128,7 +129,8 @@ def test_generation_is_deterministic():
 def test_stream_cases_fold_dense_and_conv_layers_only():
     """A stream case keeps random_case's model, plan and inputs and gives each dense or conv
     layer a random reuse factor (folded above 1); cutting layers (shrinking) drops the reuse
-    factors of layers gone, which a layer configuration may not name."""
+    factors of layers gone, which a layer configuration may not name, and the shrinker tries
+    each layer unfolded."""
     cases = [streamed(random_case(seed)) for seed in range(40)]
     assert all(c["arch"] == "stream" and {k: v for k, v in c.items() if k not in ("arch", "reuse")} ==
                random_case(c["seed"]) for c in cases)
@@ -139,6 +141,7 @@ def test_stream_cases_fold_dense_and_conv_layers_only():
     assert build_options(case)["layers"][name] == {"reuse_factor": case["reuse"][name]}
     cut = normalize({**case, "layers": case["layers"][:int(name[1:])]})
     assert name not in cut["reuse"] and build_options(random_case(0)) == {}
+    assert any(c["reuse"] == {k: r for k, r in case["reuse"].items() if k != name} for c in _candidates(case))
 
 
 def test_stream_case_through_csim_and_sim(tmp_path):
