@@ -67,14 +67,16 @@ def fuzz(minutes: float, seed: int, csim: bool, sim: bool, out: Path, csim_every
             if o.status != "fail":
                 continue
             key = o.key()
-            if key in findings:
+            if key in findings:  # the same check and pattern: maybe the same defect, maybe not (values differ)
                 findings[key]["count"] += 1
+                findings[key]["seeds"].append(case_seed)
+                log(f"finding again in case seed {case_seed} ({o.check}): {o.message.splitlines()[0][:200]}")
                 continue
             log(f"finding in case seed {case_seed} ({o.check}): {o.message.splitlines()[0][:300]}")
             small = shrink(case, o, shrink_budget, log) if shrink_budget > 0 else case
             path = write_case(small, o, out)
             log(f"  written {path}")
-            findings[key] = {"count": 1, "check": o.check, "seed": case_seed, "case": str(path),
+            findings[key] = {"count": 1, "check": o.check, "seed": case_seed, "seeds": [case_seed], "case": str(path),
                              "message": o.message.splitlines()[0][:300]}
 
     pending: list[tuple[int, Written]] = []
