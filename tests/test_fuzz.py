@@ -20,9 +20,10 @@ import pytest
 
 from compiler.fuzz.__main__ import fuzz
 from compiler.fuzz.check import Written, prepare_case, run_case
-from compiler.fuzz.generate import random_case
+from compiler.fuzz.generate import build_options, normalize, random_case, streamed
 from compiler.fuzz.__main__ import run_backends
 from compiler.fuzz.reference import convert, parse, quantize
+from compiler.fuzz.shrink import _candidates
 
 CASES = sorted((Path(__file__).parent / "fuzz_cases").glob("*.json"))
 
@@ -123,3 +124,39 @@ def test_regression_case(path, tmp_path, request):
 
 def test_generation_is_deterministic():
     assert random_case(5) == random_case(5)
+
+
+def test_stream_cases_fold_dense_and_conv_layers_only():
+    """A stream case keeps random_case's model, plan and inputs and gives each dense or conv
+    layer a random reuse factor (folded above 1); cutting layers (shrinking) drops the reuse
+    factors of layers gone, which a layer configuration may not name, and the shrinker tries
+    each layer unfolded."""
+    cases = [streamed(random_case(seed)) for seed in range(40)]
+    assert all(c["arch"] == "stream" and {k: v for k, v in c.items() if k not in ("arch", "reuse")} ==
+               random_case(c["seed"]) for c in cases)
+    folded = [(c, name) for c in cases for name in c["reuse"]]
+    assert len(folded) >= 10 and all(c["layers"][int(name[1:])]["op"] in ("dense", "conv") and c["reuse"][name] > 1
+                                     for c, name in folded)
+    case, name = folded[0]
+    assert build_options(case)["layers"][name] == {"reuse_factor": case["reuse"][name]}
+    cut = normalize({**case, "layers": case["layers"][:int(name[1:])]})
+    assert name not in cut["reuse"] and build_options(random_case(0)) == {}
+    assert any(c["reuse"] == {k: r for k, r in case["reuse"].items() if k != name} for c in _candidates(case))
+
+
+def test_stream_case_through_csim_and_sim(tmp_path):
+    """One stream case with a folded conv (reuse factor 3) and a folded dense layer (5) after a
+    global max and average pool: bit-exact in g++ csim of the io_stream project and in Verilator
+    sim of the stream top (every beat, the latency and II schedule.json predicts)."""
+    case = streamed(random_case(18))
+    assert case["reuse"] == {"l2": 3, "l5": 5}
+    outcome = run_case(case, tmp_path, ("reference", "csim", "sim"))
+    assert outcome.status == "pass" and {"csim", "sim"} <= set(outcome.levels), outcome
+
+
+def test_stream_branch_still_runs_csim(tmp_path):
+    """A branch, which the stream RTL refuses (a documented limit), still has its io_stream HLS
+    project checked by csim."""
+    case = streamed(random_case(4))
+    outcome = run_case(case, tmp_path, ("reference", "csim", "sim"))
+    assert outcome.status == "pass" and "csim" in outcome.levels and "sim" not in outcome.levels, outcome

@@ -1,4 +1,4 @@
-"""``python -m compiler.fuzz --minutes N --seed S [--csim] [--sim] [--out DIR]``
+"""``python -m compiler.fuzz --minutes N --seed S [--csim] [--sim] [--arch stream | --stream F] [--out DIR]``
 
 Runs random cases until the time is up: every case is compiled (both backends when --csim or
 --sim) and emulated, and checked against the exact reference; with --csim every
@@ -7,7 +7,9 @@ sim.  The backend levels run in batches (``--batch`` cases per g++ build, ``--si
 Verilator build: csim_batch.py, sim_batch.py) on ``--jobs`` worker threads while the next
 cases are generated.  Each distinct finding (check + message pattern) is shrunk once and
 written as a regression case to DIR (default tests/fuzz_cases).  Prints cases per minute for
-each level.
+each level.  ``--arch stream`` builds every case in the stream architecture (design13.md), each
+dense and conv layer with a random reuse factor (folded cores when above 1); ``--stream F`` a
+fraction F of the cases (the rest as before).  A stream top's Verilator sim is not batched.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from .check import Outcome, Written, prepare_case
 from .csim_batch import csim_batch
-from .generate import random_case
+from .generate import random_case, streamed
 from .shrink import CASES_DIR, shrink, write_case
 from .sim_batch import sim_batch
 
@@ -43,14 +47,16 @@ def run_backends(written: list[Written], folder: Path) -> list[Outcome]:
 
 def fuzz(minutes: float, seed: int, csim: bool, sim: bool, out: Path, csim_every: int = 1, sim_every: int = 1,
          shrink_budget: float = 120.0, max_cases: int | None = None, log=print, batch: int = 120,
-         sim_batch_size: int = 32, jobs: int = 2) -> dict:
+         sim_batch_size: int = 32, jobs: int = 2, stream: float = 0.0) -> dict:
+    """Random cases for ``minutes`` (module docstring); ``stream``: the fraction of cases built in
+    the stream architecture (random reuse factors).  Returns the summary printed."""
     start = time.monotonic()
     deadline = start + 60 * minutes
     cpu_start = _cpu_seconds()
     counts = collections.Counter()
     findings: dict[str, dict] = {}
     cases: dict[int, dict] = {}
-    k = 0
+    k = stream_cases = 0
 
     def record(case_seed: int, outcome: Outcome) -> None:
         case = cases.pop(case_seed)
@@ -61,14 +67,16 @@ def fuzz(minutes: float, seed: int, csim: bool, sim: bool, out: Path, csim_every
             if o.status != "fail":
                 continue
             key = o.key()
-            if key in findings:
+            if key in findings:  # the same check and pattern: maybe the same defect, maybe not (values differ)
                 findings[key]["count"] += 1
+                findings[key]["seeds"].append(case_seed)
+                log(f"finding again in case seed {case_seed} ({o.check}): {o.message.splitlines()[0][:200]}")
                 continue
             log(f"finding in case seed {case_seed} ({o.check}): {o.message.splitlines()[0][:300]}")
             small = shrink(case, o, shrink_budget, log) if shrink_budget > 0 else case
             path = write_case(small, o, out)
             log(f"  written {path}")
-            findings[key] = {"count": 1, "check": o.check, "seed": case_seed, "case": str(path),
+            findings[key] = {"count": 1, "check": o.check, "seed": case_seed, "seeds": [case_seed], "case": str(path),
                              "message": o.message.splitlines()[0][:300]}
 
     pending: list[tuple[int, Written]] = []
@@ -120,7 +128,11 @@ def fuzz(minutes: float, seed: int, csim: bool, sim: bool, out: Path, csim_every
             # distinct model names: the cases of one batch share a g++ and a Verilator build
             name = f"case{k}"
             k += 1
-            cases[case_seed] = case = random_case(case_seed)
+            case = random_case(case_seed)
+            if stream and np.random.default_rng([case_seed, 17]).random() < stream:
+                case = streamed(case)
+                stream_cases += 1
+            cases[case_seed] = case
             result = prepare_case(case, Path(scratch) / name, tuple(levels), name=name)
             if isinstance(result, Outcome):
                 record(case_seed, result)
@@ -137,6 +149,7 @@ def fuzz(minutes: float, seed: int, csim: bool, sim: bool, out: Path, csim_every
     summary = {"cases": k, "checks_passed": dict(counts), "seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
                "cases_per_minute": {level: round(60 * counts[level] / wall, 1) for level in ("emulate", "reference",
                                                                                               "csim", "sim")},
+               "stream_cases": stream_cases,
                "findings": list(findings.values())}
     return summary
 
@@ -158,12 +171,16 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=120, help="cases per g++ csim build")
     p.add_argument("--sim-batch", type=int, default=32, help="cases per Verilator build")
     p.add_argument("--jobs", type=int, default=2, help="batches built at once (worker threads)")
+    p.add_argument("--arch", choices=("parallel", "stream"), default="parallel",
+                   help="stream: every case in the stream architecture, with random reuse factors")
+    p.add_argument("--stream", type=float, default=0.0, help="the fraction of cases in the stream architecture")
     p.add_argument("--shrink-seconds", type=float, default=120.0, help="time to shrink each new finding (0: none)")
     p.add_argument("--out", type=Path, default=CASES_DIR, help="where shrunk failing cases are written")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")  # plan warnings (saturating constants) are expected here
     summary = fuzz(args.minutes, args.seed, args.csim, args.sim, args.out, args.csim_every, args.sim_every,
                    args.shrink_seconds, batch=args.batch, sim_batch_size=args.sim_batch, jobs=args.jobs,
+                   stream=1.0 if args.arch == "stream" else args.stream,
                    log=lambda *text: print(*text, file=sys.stderr, flush=True))  # stdout: the summary alone
     print(json.dumps(summary, indent=1))
     return 1 if summary["findings"] else 0

@@ -5,6 +5,7 @@ the case's finding; a `UserError` matching a documented limit (`LIMITS`) is not 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import traceback
@@ -14,13 +15,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .generate import is_referenced
+from .generate import build_options, is_referenced
 from .onnx_model import write_model
 from .reference import reference
 
 LEVELS = ("reference", "csim", "sim")
 # UserErrors that are documented limits of finegrain, not findings (pattern -> where documented).
 LIMITS = {
+    # the stream architecture (--arch stream): docs/architectures.md, "Limits" and "Engines (RTL)"
+    r"the stream architecture takes one input and one output tensor": "docs/architectures.md, Limits",
+    r"the stream architecture builds a chain of layers": "docs/architectures.md, Limits (branches in the RTL)",
+    r"differs between positions of one channel; a stream engine": "docs/architectures.md, Engines (RTL)",
+    r"per-element formats that vary along its height/width, and the io_stream": "docs/architectures.md, Engines",
+    r"varies along the height/width of .*, and the io_stream project applies one value per channel":
+        "docs/architectures.md, Engines (a constant, like a format, is one per channel)",
 }
 
 
@@ -125,6 +133,7 @@ def prepare_case(case: dict, folder: Path, levels=LEVELS, name: str = "fuzz") ->
     """Compile and emulate ``case``, check it against the reference and write both backends
     when ``levels`` asks for csim or sim.  Returns the case's outcome when nothing is left to
     run, else the `Written` case, its ``levels`` narrowed to the backend levels still to run."""
+    from ..backends.rtl import RTLBackendError
     from ..errors import UserError
     from ..project import compile_model
 
@@ -134,7 +143,7 @@ def prepare_case(case: dict, folder: Path, levels=LEVELS, name: str = "fuzz") ->
     except Exception as err:  # the fuzzer's own model building: not a finegrain finding
         return Outcome("limit", "model", f"could not build the model: {type(err).__name__}: {err}")
     try:
-        project = compile_model(model, plan)
+        project = compile_model(model, plan, **build_options(case))
     except UserError as err:
         why = _limit(str(err))
         return Outcome("limit", "refused", f"{err} [{why}]") if why else _fail("refused", err, done)
@@ -165,11 +174,32 @@ def prepare_case(case: dict, folder: Path, levels=LEVELS, name: str = "fuzz") ->
         project.write(written.out, force=True)
     except UserError as err:
         why = _limit(str(err))
+        if why and isinstance(err, RTLBackendError) and "csim" in wanted:
+            # a documented limit of the RTL alone (a branch in the stream RTL): the HLS project still runs
+            return _hls_only(written, project)
         later = Outcome("limit", "write", f"{err} [{why}]", tuple(done)) if why else _fail("write", err, done)
         return written.conclude(later)
     except Exception as err:
         return written.conclude(_fail("write", err, done))
     done.append("write")
+    return written
+
+
+def _hls_only(written: Written, project) -> Outcome | Written:
+    """``written`` with the HLS project alone (the RTL backend refused the case with a limit)."""
+    from ..errors import UserError
+
+    project.config = dataclasses.replace(project.config, backends=tuple(b for b in project.config.backends
+                                                                        if b != "rtl"))
+    written.levels = ("csim",)
+    try:
+        project.write(written.out, force=True)
+    except Exception as err:
+        why = _limit(str(err)) if isinstance(err, UserError) else None
+        later = Outcome("limit", "write", f"{err} [{why}]", tuple(written.done)) if why else \
+            _fail("write", err, written.done)
+        return written.conclude(later)
+    written.done.append("write")
     return written
 
 
@@ -187,6 +217,8 @@ def simulate(written: Written, level: str) -> Outcome | None:
         return _fail(level, err, written.done)
     if level == "sim":
         schedule = json.loads((written.out / "rtl" / "schedule.json").read_text())
+        if schedule.get("architecture") == "stream":
+            return _stream_verdict(written, result, schedule)
         return sim_verdict(written, result.mismatches, list(result.first_mismatches), result.latency_cycles,
                            result.predicted_latency, result.ii_cycles, schedule["ii_cycles"])
     if result.mismatches:
@@ -195,16 +227,44 @@ def simulate(written: Written, level: str) -> Outcome | None:
     return None
 
 
+def _stream_verdict(written: Written, result, schedule: dict) -> Outcome | None:
+    """A stream top's verdict: the back-to-back run's (``result``: every bit, the latency, and the
+    II when there are enough vectors for a steady state), then a second run of the same build
+    with random input gaps and output stalls long enough to fill every FIFO: every bit again, no
+    beat lost, duplicated or changed while held."""
+    from ..verify.rtlsim import run_rtl_sim
+    from ..verify.stream_sim import MIN_II_IMAGES
+
+    predicted_ii = schedule["ii_cycles"] if len(written.inputs) >= MIN_II_IMAGES else None
+    failed = sim_verdict(written, result.mismatches, list(result.first_mismatches), result.latency_cycles,
+                         result.predicted_latency, result.ii_cycles, predicted_ii, record=False)
+    if failed is not None:
+        return failed
+    graph = written.project.graph
+    try:
+        stalled = run_rtl_sim(graph, written.out / "rtl", graph.name, {graph.inputs[0]: written.inputs}, gaps=True,
+                              stall=True, seed=int(written.case.get("seed", 0)))
+    except Exception as err:
+        return _fail("sim", err, written.done)
+    if stalled.mismatches:
+        return _fail("sim", f"{stalled.mismatches} mismatches with input gaps and output stalls: "
+                            + "; ".join(stalled.first_mismatches[:3]), written.done)
+    written.done.append("sim")
+    return None
+
+
 def sim_verdict(written: Written, mismatches: int, first: list[str], latency, predicted: int, ii,
-                predicted_ii: int) -> Outcome | None:
+                predicted_ii: int | None, record: bool = True) -> Outcome | None:
     """Verilator's verdict on a case: every output bit, and the measured latency and initiation
-    interval equal to the schedule's (as `finegrain sim` judges)."""
+    interval equal to the schedule's (as `finegrain sim` judges); ``record``: add "sim" to the
+    case's levels done when it passed."""
     if (latency, ii) != (predicted, predicted_ii):
         first = [f"latency {latency} cycles and II {ii}, schedule.json says {predicted} and {predicted_ii}", *first]
         mismatches += 1
     if mismatches:
         return _fail("sim", f"{mismatches} mismatches: " + "; ".join(first[:3]), written.done)
-    written.done.append("sim")
+    if record:
+        written.done.append("sim")
     return None
 
 

@@ -376,6 +376,33 @@ def random_case(seed: int, max_layers: int = 4, vectors: int = 8, wide: bool = T
     return case
 
 
+# Reuse factors a stream case draws for each dense or conv layer (1: a parallel core; more: a
+# folded core in the RTL, the pixel loop's II in HLS), 1 about half of the time.
+STREAM_REUSE = (1, 1, 1, 1, 2, 3, 4, 5, 8, 16)
+
+
+def foldable(case: dict) -> list[str]:
+    """The layers a stream case may fold (its dense and conv layers, by ONNX node name)."""
+    return [f"l{i}" for i, layer in enumerate(case["layers"]) if layer["op"] in ("dense", "conv")]
+
+
+def streamed(case: dict) -> dict:
+    """``case`` in the stream architecture (``arch``), each dense or conv layer with a random
+    reuse factor (``reuse``: ONNX node name -> R, the ones above 1), drawn from the case's
+    seed apart from the generator's own draws (the model, plan and inputs stay those of
+    `random_case`).  A torch export names nodes itself: its layers keep reuse factor 1."""
+    r = np.random.default_rng([case.get("seed", 0), 13])
+    reuse = {name: int(r.choice(STREAM_REUSE)) for name in foldable(case)} if case["export"] != "torch" else {}
+    return {**case, "arch": "stream", "reuse": {name: v for name, v in reuse.items() if v > 1}}
+
+
+def build_options(case: dict) -> dict:
+    """The `compile_model` options of ``case``: its architecture and layer configuration."""
+    if case.get("arch") != "stream":
+        return {}
+    return {"architecture": "stream", "layers": {name: {"reuse_factor": r} for name, r in case.get("reuse", {}).items()}}
+
+
 def merges_into_previous(case: dict, i: int) -> bool:
     """Whether layer ``i`` (an Add of a per-channel constant right after a bias-free Gemm or
     Conv that feeds nothing else) becomes that layer's bias, as finegrain's canonicalise does:
@@ -411,6 +438,9 @@ def normalize(case: dict) -> dict:
         del tensors[name]
     used = {e["elements"] for e in tensors.values() if isinstance(e, dict) and "elements" in e}
     case["arrays"] = {k: v for k, v in case.get("arrays", {}).items() if k in used}
+    if case.get("reuse"):  # the layers still there (shrinking cuts layers from the end)
+        names = set(foldable(case)) if case["export"] != "torch" else set()
+        case["reuse"] = {name: r for name, r in case["reuse"].items() if name in names}
     if "tables" in case["plan"] and not any(layer["op"] in ("sigmoid", "softmax") for layer in case["layers"]):
         del case["plan"]["tables"]
     return case

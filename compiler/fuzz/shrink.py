@@ -3,7 +3,7 @@
 A candidate is kept when it still fails the same check with the same finding key.  Steps,
 each greedy and repeated while anything shrinks: one input vector; fewer layers (cut from the
 end); a simpler plan (drop tensor entries, exact activations, plain formats in place of
-pow2/mixes/codebooks/per-element arrays).  Each try costs a compile (and a g++ or Verilator
+pow2/mixes/codebooks/per-element arrays); a stream case's layers unfolded.  Each try costs a compile (and a g++ or Verilator
 build when the check needs one), so the search has a time budget.
 """
 
@@ -55,6 +55,8 @@ def _candidates(case: dict):
             c = copy.deepcopy(case)
             c["plan"]["defaults"][role] = "fixed<8,2,TRN,WRAP>"
             yield c
+    for name in case.get("reuse", {}):  # a stream case: the layer unfolded (reuse factor 1)
+        yield {**copy.deepcopy(case), "reuse": {k: r for k, r in case["reuse"].items() if k != name}}
     if case.get("export") == "torch":
         yield {**copy.deepcopy(case), "export": "helper"}
 

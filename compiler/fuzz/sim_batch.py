@@ -10,6 +10,9 @@ vectors into its top at once and records every output beat with its cycle, as `f
 testbench does for one top; the comparison here is `run_rtl_sim`'s: every output bit, the
 latency (the same for every vector, and the schedule's) and the initiation interval.
 
+A stream top (``--arch stream``: valid/ready on every port, beats in schedule.json's order)
+is not batched: it runs alone through `run_rtl_sim`, which drives it with the stream testbench.
+
 A batch that does not build runs the cases named in Verilator's errors alone through
 `run_rtl_sim` (the project's runner) and builds the rest again; when no case is named it is
 split in halves.
@@ -98,6 +101,10 @@ def sim_batch(batch: list[Written], folder: Path) -> list[Outcome | None]:
 
     if not batch:
         return []
+    streams = [i for i, w in enumerate(batch) if _rtl(w)[2].get("architecture") == "stream"]
+    if streams:  # a stream top (valid/ready on every port) runs alone, on finegrain sim's stream testbench
+        rest = iter(sim_batch([w for i, w in enumerate(batch) if i not in streams], folder))
+        return [simulate(w, "sim") if i in streams else next(rest) for i, w in enumerate(batch)]
     if len(batch) == 1:
         return [simulate(batch[0], "sim")]
     folder = folder.resolve()
