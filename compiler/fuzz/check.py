@@ -235,7 +235,8 @@ def _stream_verdict(written: Written, result, schedule: dict) -> Outcome | None:
     from ..verify.rtlsim import run_rtl_sim
     from ..verify.stream_sim import MIN_II_IMAGES
 
-    predicted_ii = schedule["ii_cycles"] if len(written.inputs) >= MIN_II_IMAGES else None
+    steady = max(MIN_II_IMAGES, schedule.get("ii_images", MIN_II_IMAGES))
+    predicted_ii = schedule["ii_cycles"] if len(written.inputs) >= steady else None
     failed = sim_verdict(written, result.mismatches, list(result.first_mismatches), result.latency_cycles,
                          result.predicted_latency, result.ii_cycles, predicted_ii, record=False)
     if failed is not None:

@@ -400,7 +400,8 @@ def build_options(case: dict) -> dict:
     """The `compile_model` options of ``case``: its architecture and layer configuration."""
     if case.get("arch") != "stream":
         return {}
-    return {"architecture": "stream", "layers": {name: {"reuse_factor": r} for name, r in case.get("reuse", {}).items()}}
+    layers = {name: {"reuse_factor": r} for name, r in case.get("reuse", {}).items()}
+    return {"architecture": "stream", "layers": layers}
 
 
 def merges_into_previous(case: dict, i: int) -> bool:

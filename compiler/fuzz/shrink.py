@@ -3,8 +3,8 @@
 A candidate is kept when it still fails the same check with the same finding key.  Steps,
 each greedy and repeated while anything shrinks: one input vector; fewer layers (cut from the
 end); a simpler plan (drop tensor entries, exact activations, plain formats in place of
-pow2/mixes/codebooks/per-element arrays); a stream case's layers unfolded.  Each try costs a compile (and a g++ or Verilator
-build when the check needs one), so the search has a time budget.
+pow2/mixes/codebooks/per-element arrays); a stream case's layers unfolded.  Each try costs a
+compile (and a g++ or Verilator build when the check needs one), so the search has a time budget.
 """
 
 from __future__ import annotations

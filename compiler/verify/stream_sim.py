@@ -77,7 +77,8 @@ def run_stream_sim(graph: Graph, rtl_dir: Path, model: str, schedule: dict, inpu
     got = run.results
     mismatches, first = compare_beats(got, out_ports, out_orders, rows_out, count)
     back_to_back = not gaps and not stall
-    measured_latency, measured_ii = measure(got, in_ports, out_ports, count) if back_to_back else (None, None)
+    measured_latency, measured_ii = measure(got, in_ports, out_ports, count, schedule.get("ii_images", MIN_II_IMAGES)) \
+        if back_to_back else (None, None)
     beats = {"expected": sum(spec["output_beats"].values()),
              "received": sum(len(beats) for beats in got["outputs"].values())}
     return RTLSimResult(count, mismatches, measured_latency, measured_ii, latency, run.build_seconds,
@@ -131,9 +132,11 @@ def compare_beats(got: dict, out_ports: list[dict], orders: list[np.ndarray], ro
     return mismatches, first
 
 
-def measure(got: dict, in_ports: list[dict], out_ports: list[dict], count: int) -> tuple[int | None, int | None]:
+def measure(got: dict, in_ports: list[dict], out_ports: list[dict], count: int,
+            ii_images: int = MIN_II_IMAGES) -> tuple[int | None, int | None]:
     """(latency_cycles, ii_cycles) of a back-to-back run as design13.md defines them; None
-    where the run has too few beats (or, for the II, fewer than MIN_II_IMAGES images)."""
+    where the run has too few beats (or, for the II, fewer images than the steady state needs:
+    schedule.json's ii_images, at least MIN_II_IMAGES, as its FIFOs can take images ahead)."""
     sent, received = got["inputs"], got["outputs"]
     if count == 0 or any(len(sent[p["name"]]) < p["beats"] * count for p in in_ports):
         return None, None
@@ -141,4 +144,4 @@ def measure(got: dict, in_ports: list[dict], out_ports: list[dict], count: int) 
     latency = None
     if all(len(received[p["name"]]) >= p["beats"] for p in out_ports):
         latency = max(received[p["name"]][p["beats"] - 1][0] for p in out_ports) - starts[0]
-    return latency, (starts[-1] - starts[-2] if count >= MIN_II_IMAGES else None)
+    return latency, (starts[-1] - starts[-2] if count >= max(ii_images, MIN_II_IMAGES) else None)

@@ -32,7 +32,7 @@ def stream_schedule(context: dict) -> dict:
     predicted latency and II, and the engines."""
     keys = (*PORT_FIELDS, "beats", "lanes", "order")
     return {"architecture": "stream", "interface": "stream", "latency_cycles": context["latency"],
-            "ii_cycles": context["ii"], "clock_ns": context["clock_ns"],
+            "ii_cycles": context["ii"], "ii_images": context["ii_images"], "clock_ns": context["clock_ns"],
             "levels_per_stage": context["levels_per_stage"],
             "inputs": [{k: p[k] for k in keys} for p in context["inputs"]],
             "outputs": [{k: p[k] for k in keys} for p in context["outputs"]],

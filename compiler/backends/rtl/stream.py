@@ -358,9 +358,12 @@ class _StreamBuilder:
                   "dh": geo["dilations"][0], "dw": geo["dilations"][1]}
         pad = None
         if top or left or bottom or right:
-            fill = 0
-            if main.op == Op.MAXPOOL:  # padding never wins: the lane type's least value
-                fill = -(1 << (stream.lane.width - 1)) if stream.lane.signed else 0
+            fill = [0] * stream.channels
+            if main.op == Op.MAXPOOL:
+                # padding never wins: each channel's least value in the format the core reads it in
+                # (its union; the lane type's least value would not fit a narrower channel's)
+                lane_frac = stream.lane.frac_bits
+                fill = [u.min_mantissa << (lane_frac - u.frac_bits) for u in unions]
             pad = {"height": stream.height, "width": stream.width, "top": top, "bottom": bottom,
                    "left": left, "right": right, "value": fill}
         return mini, window, pad
@@ -505,11 +508,11 @@ class _StreamBuilder:
         self.size_skips(engines, in_port["beats"])
         out_port["valid"], out_port["data"] = valid, data
         self.drive(ready, f"{out_port['name']}_ready")
-        latency, ii = predict(engines, in_port["beats"])
+        latency, ii, images = predict(engines, in_port["beats"])
         return {"architecture": "stream", "model": self.model, "version": __version__, "source": self.source,
                 "clock_ns": self.options.clock_ns, "levels_per_stage": self.options.levels,
                 "csd_max_digits": self.options.csd_max_digits, "dsp_min_width": self.options.dsp_min_width,
-                "latency": latency, "ii": ii, "inputs": [in_port], "outputs": [out_port],
+                "latency": latency, "ii": ii, "ii_images": images, "inputs": [in_port], "outputs": [out_port],
                 "engines": engines, "cores": self.cores, "declared": self.declared, "items": m.items,
                 "names": dict(self.names.map)}
 
@@ -771,11 +774,11 @@ class _StreamBuilder:
         self.drive(ready, every)
         return out
 
-    def fill(self, value: int, stream: _Stream) -> int:
-        """A pad pixel: every lane ``value`` (a lane-type mantissa), as the beat's bits."""
+    def fill(self, values: list[int], stream: _Stream) -> int:
+        """A pad pixel: lane c holds ``values[c]`` (a lane-type mantissa), as the beat's bits."""
         lw = stream.lane.width
         word = 0
-        for _ in range(stream.channels):
+        for value in reversed(values):
             word = (word << lw) | (value & ((1 << lw) - 1))
         return word
 
@@ -876,10 +879,24 @@ def fifo_depth(delay: int, reuse: int) -> int:
     return -(-(delay + 2) // max(reuse, 1))
 
 
-def predict(engines: list[dict], beats_in: int) -> tuple[int, int]:
-    """(latency_cycles, ii_cycles) of the engines by stream_model's cycle model of the same
-    modules: images back to back, the output always ready (what `finegrain sim` measures)."""
-    return timing(_model_spec(engines), beats_in)
+MAX_II_IMAGES = 64
+
+
+def ii_images(engines: list[dict], beats_in: int) -> int:
+    """Images a back-to-back run needs before the input's pace is the steady state's: the FIFOs
+    can hold a few images' beats ahead of a slower engine (a folded tail of reuse 8 behind a
+    5-beat frame paces the input only from the fourth image on).  4, plus every FIFO's slots in
+    images, plus one per engine; at most MAX_II_IMAGES."""
+    slots = sum(e["fifo"]["depth"] for e in engines)
+    return min(MAX_II_IMAGES, 4 + -(-slots // max(beats_in, 1)) + len(engines))
+
+
+def predict(engines: list[dict], beats_in: int) -> tuple[int, int, int]:
+    """(latency_cycles, ii_cycles, images) of the engines by stream_model's cycle model of the
+    same modules: ``images`` images back to back (:func:`ii_images`), the output always ready
+    (what `finegrain sim` measures; the II between the last two images)."""
+    images = ii_images(engines, beats_in)
+    return (*timing(_model_spec(engines), beats_in, images), images)
 
 
 class _Estimates:
