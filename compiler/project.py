@@ -39,7 +39,7 @@ from .output_folder import STAMP, OutputFolderError, claimed, read_json, read_st
 from .backends.hls import HLSOptions, LayerArch, parse_layer_config, write_hls_project
 from .backends.rtl import (INTERFACES as RTL_INTERFACES, RTLBackendError, RTLOptions, check_supported,
                            parallel_products, rtl_context, write_rtl_project)
-from .backends.rtl.stream import choose_stream_folding
+from .backends.rtl.stream_budget import choose_stream_folding
 from .passes.apply_plan import PlanWarning
 from .targets import DEFAULT_PART
 from .verify.csim import write_vectors

@@ -1,0 +1,133 @@
+"""The budget's view of the stream architecture (compiler/budget.py asks, this answers): each
+layer's engine estimated at a candidate reuse factor, its cycles per image, and the choice
+checked with the cycle model (stream.py's engines, stream_model's timing)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import UserError
+from ...ir import Graph, Node
+from .options import RTLOptions
+from .stream import TAIL_BREAKS, _activations, _lane_type, _StreamBuilder, fifo_depth, stream_context
+
+
+class _Estimates:
+    """Each layer's estimated resources at a reuse factor, for the budget (compiler/budget.py):
+    its engine, with the core built at that reuse, estimated as `finegrain report` does
+    (compiler/estimate_stream.py: pad, line buffer or reduction, collector, core, FIFO).  A
+    tail of several cores charges its collector to the first one's layer and its FIFO to the
+    last one's.  Layers that are no engine's compute layer (wiring) cost nothing here."""
+
+    def __init__(self, graph: Graph, options: RTLOptions, source: dict, part: str):
+        self.builder = b = _StreamBuilder(graph, options, source)
+        self.part = part
+        engines, collected, tail, _ = b.split()
+        self.layers: dict[str, tuple[Graph, dict]] = {}  # compute layer -> (mini-graph, engine skeleton)
+        for node in engines:
+            streams = [b.stream(a) for a in _activations(graph, node)]
+            stream = streams[0]
+            out = graph.tensor(node.outputs[0])
+            skeleton = {"name": node.name, "onnx": node.name, "ops": node.op.value, "pad": None, "window": None,
+                        "reduce": None, "collect": None, "window_engine": True,
+                        "fifo_bits": out.shape[0] * _lane_type(out).width}
+            kernel = b.global_pool(node, stream)
+            if len(streams) > 1:  # a join: its one-pixel window holds a beat of every stream
+                mini, geo, _ = b.window_core(node, *streams)
+                skeleton["window"] = {"bits": sum(s.bits for s in streams), **geo}
+            elif kernel is not None:
+                mini, reduce = b.reduce_core(node, stream)
+                skeleton["reduce"] = {**reduce, "kernel": kernel}
+            else:
+                mini, geo, pad = b.window_core(node, stream)
+                skeleton["window"] = {"bits": stream.bits, **geo}
+                if pad is not None:
+                    skeleton["pad"] = {"bits": stream.bits, **pad}
+            self.layers[node.name] = (mini, skeleton)
+        if tail:
+            minis = b.tail_cores(tail, collected.name)
+            for k, mini in enumerate(minis):
+                compute = [n for n in mini.nodes if n.op in TAIL_BREAKS] or list(mini.nodes)
+                out = graph.tensor(mini.outputs[0])
+                skeleton = {"name": compute[-1].name, "onnx": compute[-1].name, "ops": "tail", "pad": None,
+                            "window": None, "reduce": None, "window_engine": False,
+                            "collect": {"bits": collected.bits, "beats": collected.beats} if k == 0 else None,
+                            "fifo_bits": int(np.prod(out.shape)) * _lane_type(out).width if k == len(minis) - 1
+                            else 0}
+                self.layers[compute[-1].name] = (mini, skeleton)
+        self.cache: dict[tuple[str, int], dict] = {}
+
+    def cycles(self, name: str, reuse: int) -> int | None:
+        """The layer's engine's cycles per image at ``reuse`` (its window's cooldown over the
+        frame, as compiler.estimate_stream counts them); None for a layer with no engine."""
+        from ...estimate_stream import cycles_per_image
+
+        if name not in self.layers:
+            return None
+        skeleton = self.layers[name][1]
+        engine = {**skeleton, "reuse": reuse}
+        for part in ("window", "reduce", "collect"):
+            if engine[part] is not None:
+                engine[part] = {**engine[part], "ii": reuse}
+        return cycles_per_image(engine)
+
+    def __call__(self, node: Node, reuse: int) -> dict:
+        from ...estimate_stream import StreamCosts, _engine
+        from ...targets import family_of
+
+        if node.name not in self.layers:
+            return {"lut": 0, "ff": 0, "dsp": 0, "bram": 0}
+        key = (node.name, reuse)
+        if key not in self.cache:
+            mini, skeleton = self.layers[node.name]
+            ctx = self.builder.core(mini, reuse)
+            engine = {**skeleton, "reuse": reuse, "latency": ctx["latency"], "core": ctx, "cores": [ctx]}
+            for part in ("window", "reduce"):
+                if engine[part] is not None:
+                    engine[part] = {**engine[part], "ii": reuse}
+            depth = ctx["latency"] + 3 if skeleton["window_engine"] else fifo_depth(ctx["latency"], reuse)
+            engine["fifo"] = {"bits": skeleton["fifo_bits"], "depth": depth}
+            _, r = _engine(StreamCosts(family_of(self.part)), engine, self.part)
+            if not skeleton["fifo_bits"]:  # a tail core before the last: no FIFO of its own
+                r.lut -= StreamCosts(family_of(self.part)).fifo(0, engine["fifo"]["depth"]).lut
+            self.cache[key] = {"lut": round(r.lut), "ff": round(r.ff), "dsp": r.dsp, "bram": r.bram}
+        return self.cache[key]
+
+
+TARGET_RETRIES = 3  # budget choices tightened when the cycle model finds the II above --target-ii
+
+
+def choose_stream_folding(graph: Graph, options: RTLOptions, source: dict, config):
+    """The budget's choice of every layer's reuse factor (compiler.budget.graph_folding, with
+    this architecture's estimates); ``config``: the BuildConfig with part, target_ii, max_lut
+    and max_dsp.  The budget counts each layer's cycles alone; engines that wait on each other
+    can make the design's II (the cycle model's) larger: then the target the budget works to is
+    tightened by that ratio, up to TARGET_RETRIES times.  Returns (choice, predicted II or None)."""
+    import dataclasses as dc
+
+    from ...budget import cycles_per_image, graph_folding
+
+    estimates = _Estimates(graph, options, source, config.part)
+
+    def choose(cfg):
+        return graph_folding(graph, cfg, estimates,
+                             cycles=lambda shape, reuse: estimates.cycles(shape.name, reuse)
+                             or cycles_per_image(shape, reuse))
+
+    choice = choose(config)
+    if config.target_ii is None:
+        return choice, None
+    aim = config.target_ii
+    for _ in range(TARGET_RETRIES + 1):
+        predicted = stream_context(graph, options, source, choice.reuse)["ii"]
+        if predicted <= config.target_ii or choice.ii <= 1:
+            return choice, predicted
+        aim = max(1, aim * choice.ii // predicted - 1)
+        try:
+            tighter = choose(dc.replace(config, target_ii=aim))
+        except UserError:  # no folding reaches the tighter target: keep the last choice
+            return choice, predicted
+        if tighter.reuse == choice.reuse:
+            return choice, predicted
+        choice = tighter
+    return choice, stream_context(graph, options, source, choice.reuse)["ii"]
