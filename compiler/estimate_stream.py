@@ -228,7 +228,8 @@ def _engine(costs: StreamCosts, engine: dict, part: str) -> tuple[dict, Resource
     for core in cores:
         parts["core"] += Resources(lut=core["lut"], ff=core["ff"], dsp=core["dsp"], bram=core["bram"],
                                    carry=core["carry"])
-    parts["fifo"] = costs.fifo(engine["fifo"]["bits"], engine["fifo"]["depth"])
+    if engine["fifo"] is not None:  # None: a tail core before the last (the FIFO follows the last)
+        parts["fifo"] = costs.fifo(engine["fifo"]["bits"], engine["fifo"]["depth"])
     total = Resources()
     for r in parts.values():
         total += r

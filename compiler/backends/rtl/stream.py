@@ -665,7 +665,7 @@ class _StreamBuilder:
             core_in = {ctx["inputs"][0]["name"]: self.window(base, geo, stream, ctx, reuse, (valid, ready, data))}
             window = {"bits": bits, **geo, "ii": reuse}
         latency = ctx["latency"]
-        depth = latency + 3  # reserve at the accept, window register, core, FIFO write, + 2
+        depth = fifo_depth(latency, reuse, window=True)
         out_t = self.graph.tensor(node.outputs[0])
         lane = _lane_type(out_t)
         out_p = ctx["outputs"][0]
@@ -820,7 +820,7 @@ class _StreamBuilder:
         issue = m.wire(f"{base}_issue", 1, f"{base}_vector_valid & {base}_credit")
         collect = {"bits": bits, "beats": beats, "ii": reuse}
         latency = sum(ctx["latency"] for ctx in ctxs)
-        depth = fifo_depth(latency, reuse)
+        depth = fifo_depth(latency, reuse, window=False)
         v, d = issue, vector
         for k, ctx in enumerate(ctxs):
             ip, op = ctx["inputs"][0], ctx["outputs"][0]
@@ -867,16 +867,18 @@ def _model_spec(engines: list[dict]) -> list[dict]:
     return spec
 
 
-def fifo_depth(delay: int, reuse: int) -> int:
-    """The tail FIFO's depth: a credit for every vector reserved and not yet taken while the
-    consumer takes one per cycle.  A slot is reserved when the collector hands a vector on and
-    freed when its result leaves, ``delay + 2`` cycles later at the earliest (``delay``: to the
-    last core's out_valid; + 1 the FIFO's write, + 1 the credit's update), and vectors leave at
-    most every ``reuse`` cycles (the collector's II): ceil((delay + 2) / reuse) slots, delay + 2
-    at reuse 1 (a folded tail of reuse 640 needs 2, not 646 block-RAM words).  A window engine
-    keeps delay + 3 (+ 1: the window's register): the slack absorbs windows that bunch at the
-    ends of rows (at reuse 3 the small CNN's II is 804 with it, 836 without)."""
-    return -(-(delay + 2) // max(reuse, 1))
+def fifo_depth(latency: int, reuse: int, window: bool) -> int:
+    """An engine FIFO's depth from its core's latency.  A window engine's: latency + 3 (a slot
+    is reserved when the window accepts a window's last pixel; the window's register, the core,
+    the FIFO's write and the credit's update follow), which also absorbs windows that bunch at
+    the ends of rows (at reuse 3 the small CNN's II is 804 with it, 836 with the bare minimum).
+    The tail's: a credit for every vector reserved and not yet taken, freed latency + 2 cycles
+    after the collector hands it on, vectors leaving at most every ``reuse`` cycles (the
+    collector's II): ceil((latency + 2) / reuse), latency + 2 at reuse 1 (a folded tail of
+    reuse 640 needs 2, not 646 block-RAM words)."""
+    if window:
+        return latency + 3
+    return -(-(latency + 2) // max(reuse, 1))
 
 
 MAX_II_IMAGES = 64

@@ -85,11 +85,10 @@ class _Estimates:
             for part in ("window", "reduce"):
                 if engine[part] is not None:
                     engine[part] = {**engine[part], "ii": reuse}
-            depth = ctx["latency"] + 3 if skeleton["window_engine"] else fifo_depth(ctx["latency"], reuse)
-            engine["fifo"] = {"bits": skeleton["fifo_bits"], "depth": depth}
+            depth = fifo_depth(ctx["latency"], reuse, skeleton["window_engine"])
+            # a tail core before the last has no FIFO of its own
+            engine["fifo"] = {"bits": skeleton["fifo_bits"], "depth": depth} if skeleton["fifo_bits"] else None
             _, r = _engine(StreamCosts(family_of(self.part)), engine, self.part)
-            if not skeleton["fifo_bits"]:  # a tail core before the last: no FIFO of its own
-                r.lut -= StreamCosts(family_of(self.part)).fifo(0, engine["fifo"]["depth"]).lut
             self.cache[key] = {"lut": round(r.lut), "ff": round(r.ff), "dsp": r.dsp, "bram": r.bram}
         return self.cache[key]
 
