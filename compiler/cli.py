@@ -47,7 +47,8 @@ def _cmd_compile(args) -> int:
                             reuse_factor=args.reuse_factor, strategy=args.strategy, layers=layers,
                             rtl_interface=args.rtl_interface, architecture=args.arch, data=data, data_name=args.data,
                             rescale_bits=args.rescale_bits, target_ii=args.target_ii, max_lut=args.max_lut,
-                            max_dsp=args.max_dsp)
+                            max_dsp=args.max_dsp, rtl_adder_graph=args.adder_graph,
+                            rtl_adder_slack=args.adder_slack)
     for message in project.warnings:
         _say("warning", message)
     if project.folding is not None:
@@ -484,6 +485,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="parallel: every layer computes all its outputs at once (II 1 per inference); stream: "
                         "layers are engines joined by valid/ready pixel streams, convolutions over line buffers, "
                         "in both backends; auto (default): parallel up to 50000 constant products, else stream")
+    c.add_argument("--no-adder-graph", dest="adder_graph", action="store_false",
+                   help="RTL: sum each output in its own adder tree over its constant products, instead of one "
+                        "adder graph per layer sharing common subexpressions of the constants across outputs")
+    c.add_argument("--adder-slack", type=int, default=None, metavar="LEVELS",
+                   help="RTL adder graphs: at most this many adder levels beyond each layer's least depth (more: "
+                        "fewer adders, deeper sums; default: within the pipeline stages of per-output trees)")
     c.add_argument("--rtl-interface", default="ports", metavar="{ports,axis}",
                    help="ports: the RTL top <model> with in_valid/out_valid and packed ports; axis: also "
                         "<model>_axis, an AXI4-Stream top around it with back-pressure (one input and one "

@@ -77,6 +77,10 @@ class BuildConfig:
     rtl_levels_per_stage: int | None = None  # adder levels per register; None: max(1, floor(clock_ns / 1.25))
     rtl_csd_max_digits: int = 3  # constant products with more non-zero CSD digits use `*`
     rtl_dsp_min_width: int = 28  # products wider than this use `*`
+    rtl_adder_graph: bool = True  # each layer's sums as one shared adder graph (compiler/adder_graph.py);
+    # False: every output its own fg_adder_tree over its products
+    rtl_adder_slack: int | None = None  # the graph's adder levels: a layer's least depth + this; None:
+    # within the pipeline stages of the per-output trees
     rtl_interface: str = "ports"  # "axis": also OUT/rtl/<model>_axis.sv, an AXI4-Stream top around <model>
     architecture: str = "auto"  # "parallel": every output at once; "stream": layers as a pipeline of engines over
     # pixel streams (both backends); "auto": parallel up to DEFAULT_RTL_MAX_PRODUCTS constant products, else stream
@@ -107,6 +111,12 @@ class BuildConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise UserError(f"{name} must be a non-negative integer, got {value!r}")
+        slack = self.rtl_adder_slack
+        if slack is not None and (not isinstance(slack, int) or isinstance(slack, bool) or slack < 0):
+            raise UserError(f"the adder slack (--adder-slack) must be a non-negative integer of adder levels, "
+                            f"got {slack!r}")
+        if not isinstance(self.rtl_adder_graph, bool):
+            raise UserError(f"rtl_adder_graph must be true or false, got {self.rtl_adder_graph!r}")
         lps = self.rtl_levels_per_stage
         if lps is not None and (not isinstance(lps, int) or lps < 1):
             raise UserError(f"rtl_levels_per_stage must be a positive integer, got {lps!r}")
@@ -149,7 +159,8 @@ class BuildConfig:
     def rtl_options(self) -> RTLOptions:
         return RTLOptions(clock_ns=float(self.clock_ns), levels_per_stage=self.rtl_levels_per_stage,
                           csd_max_digits=self.rtl_csd_max_digits, dsp_min_width=self.rtl_dsp_min_width,
-                          interface=self.rtl_interface,
+                          interface=self.rtl_interface, adder_graph=self.rtl_adder_graph,
+                          adder_slack=self.rtl_adder_slack,
                           architecture="stream" if self.architecture == "stream" else "parallel")
 
     def to_json(self) -> dict:

@@ -11,6 +11,7 @@ from ...errors import UserError
 from ...ir import Graph, Node, Op, Tensor
 from ...names import SV_COMPANIONS, SV_PREFIXES, SV_RESERVED, Names
 from ..hls import container
+from .adders import GraphSums
 from .emitter import ZERO, Elem, Fmt, _literal, _Module, _trailing_zeros, _tree_latency, _trim, signed_width
 from .options import SUPPORTED, WIRING, RTLBackendError, RTLOptions, rtl_top_name
 
@@ -38,6 +39,7 @@ class _Builder:
         self.ready: dict[str, int] = {}  # tensor -> cycle its values are valid
         self.delayed: dict[tuple[str, int], list[Elem]] = {}
         self.tables: dict[str, dict] = {}  # function name -> look-up table (table_function)
+        self.graph_delays: dict[str, str] = {}  # adder graphs: wire -> its register one cycle later
 
     # values -----------------------------------------------------------------------------
     def elems(self, name: str, at: int) -> list[Elem]:
@@ -198,6 +200,8 @@ class _Builder:
         """Each output element: the exact sum of constant products of input elements (+ bias),
         an fg_adder_tree; shallower trees are delayed to the deepest one."""
         spec = self.dense_terms(stage, out) if stage.op == Op.DENSE else self.window_terms(stage, out)
+        if self.options.adder_graph:
+            return GraphSums(self, stage, x, out, base).emit(spec)
         lps = self.options.levels
         results: list[tuple[Elem, int]] = []
         for idx, (row, (bm, bf)) in enumerate(zip(*spec)):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...adder_graph import csd, signed_width  # noqa: F401 (csd: re-exported)
 from .options import RTLOptions
 
 @dataclass(frozen=True)
@@ -26,24 +27,6 @@ class Elem:
 
 
 ZERO = Elem(None, None)
-
-
-def csd(value: int) -> list[tuple[int, int]]:
-    """Canonical signed digits of ``value``: [(position, +1 or -1)], fewest non-zero digits."""
-    digits, pos = [], 0
-    while value != 0:
-        if value & 1:
-            d = 2 - (value & 3)  # +1 if value % 4 == 1, -1 if value % 4 == 3
-            digits.append((pos, d))
-            value -= d
-        value >>= 1
-        pos += 1
-    return digits
-
-
-def signed_width(lo: int, hi: int) -> int:
-    """Bits of the narrowest two's-complement field holding [lo, hi]."""
-    return max(max(hi, 0).bit_length(), max(-lo - 1, 0).bit_length()) + 1
 
 
 def _trim(m: int, frac: int) -> tuple[int, int]:

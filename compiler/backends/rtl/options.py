@@ -32,6 +32,8 @@ class RTLOptions:
     csd_max_digits: int = 3  # more non-zero CSD digits: a `*`
     dsp_min_width: int = 28  # wider products: a `*`
     interface: str = "ports"  # "axis": also an AXI4-Stream top, <model>_axis.sv (see axis_context)
+    adder_graph: bool = True  # sums as shared adder graphs (compiler/adder_graph.py), else fg_adder_tree per output
+    adder_slack: int | None = None  # adder levels beyond a layer's least depth; None: the trees' stages
     architecture: str = "parallel"  # "stream": engines over pixel streams (stream.py; BuildConfig.architecture)
 
     @property

@@ -1,0 +1,213 @@
+"""A layer's sums (DENSE, CONV, AVGPOOL) as shared adder graphs (compiler/adder_graph.py): the
+RTL backend's default, ``RTLOptions.adder_graph``.
+
+The outputs are grouped into instances of one pattern: a dense layer's row of outputs (every
+batch row one instance), a convolution's or pool's outputs at one position.  Each distinct
+pattern (which inputs of the instance, which constants, which shifts: positions at a border lose
+their padded taps) is solved once; every instance builds its exact nodes from its own inputs'
+formats.  A product wider than ``dsp_min_width`` stays a ``*`` (emitter.product) and enters the
+graph as an input.
+
+Pipelining rule.  An adder at level d (adders on its longest path from the layer's inputs) is
+computed in cycle ``max(0, ceil((d - P) / lps) - 1)`` of the layer, ``lps`` the levels per
+stage and ``P = clog2(csd_max_digits)`` the levels the per-output trees' CSD products took ahead
+of their first stage: the first stage holds ``P + lps`` levels, every later one ``lps``.  An
+operand from an earlier cycle is read through registers (shared by every adder that reads it in
+the same cycle).  A sum at level L is ready after ``ceil((L - P) / lps)`` cycles (0 when
+``L <= P``: combinational into the layer's register), the layer's outputs at its deepest sum's.
+The level budget of a pattern is its least depth + ``adder_slack``, or, by default, the levels
+the per-output trees' stages held (``P + lps * ceil(clog2(N) / lps)`` for the widest sum of N
+terms), so a layer takes no more cycles than with the trees.
+"""
+
+from __future__ import annotations
+
+from ...adder_graph import AdderGraph, build, least_depth, solve
+from ...ir import Node, Op, Tensor
+from .emitter import ZERO, Elem, Fmt, _literal, _trailing_zeros, signed_width
+from .options import RTLBackendError
+
+
+def _cycle(level: int, p: int, lps: int) -> int:
+    """The layer cycle an adder at ``level`` is computed in."""
+    return max(0, -(-(level - p) // lps) - 1)
+
+
+def _ready(level: int, p: int, lps: int) -> int:
+    """Cycles until a sum at ``level`` is registered (0: combinational)."""
+    return 0 if level <= p else -(-(level - p) // lps)
+
+
+class GraphSums:
+    """The adder-graph sums of one layer stage, emitted into builder ``b``'s module."""
+
+    def __init__(self, b, stage: Node, x: list[Elem], out: Tensor, base: str):
+        self.b, self.m, self.stage, self.x, self.out, self.base = b, b.m, stage, x, out, base
+        self.lps = b.options.levels
+        self.p = max(b.options.csd_max_digits - 1, 0).bit_length()
+
+    # the instances -----------------------------------------------------------------------
+    def instances(self, spec) -> list[list[int]]:
+        """Output indices grouped into instances: outputs that read the same inputs' window."""
+        stage, out = self.stage, self.out
+        n = len(spec[0])
+        if stage.op == Op.DENSE:
+            n_out = out.shape[-1]
+            return [list(range(r, min(r + n_out, n))) for r in range(0, n, n_out)]
+        channels = out.shape[0]
+        per = n // channels
+        return [[c * per + pos for c in range(channels)] for pos in range(per)]
+
+    def emit(self, spec) -> tuple[list[Elem], int]:
+        from .builder import _fmt_of
+
+        terms_all, biases_all = spec
+        solved: dict[tuple, object] = {}
+        built: list[tuple[AdderGraph, list[Elem], list[int], list[Fmt | None]]] = []
+        for outs in self.instances(spec):
+            slots: dict[tuple, int] = {}  # (input element, constant for a `*` product) -> local input
+            slot_elems: list[Elem] = []
+            rows, biases, fmts = [], [], []
+            for idx in outs:
+                fmt = _fmt_of(self.out, idx)
+                fmts.append(fmt)
+                row = []
+                bias = 0
+                if fmt is not None:
+                    for xi, m, mf in terms_all[idx]:
+                        e = self.x[xi]
+                        if m == 0 or e.wire is None:
+                            continue
+                        shift = fmt.frac - e.fmt.frac - mf
+                        if shift < 0:
+                            raise RTLBackendError(f"node {self.stage.name!r}: a term of output {idx} has bits below "
+                                                  f"the accumulator's fraction (not exact)")
+                        wide = e.fmt.width + abs(m).bit_length() + 1 > self.b.options.dsp_min_width
+                        key = (xi, m) if wide else (xi, None)
+                        if key not in slots:
+                            slots[key] = len(slot_elems)
+                            slot_elems.append(self.multiplier(e, m, f"{self.base}__{idx}") if wide else e)
+                        row.append((slots[key], 1 if wide else m, shift))
+                    bm, bf = biases_all[idx]
+                    if bm != 0 and fmt.frac < bf:
+                        raise RTLBackendError(f"node {self.stage.name!r}: bias of output {idx} has bits below the "
+                                              f"accumulator's fraction")
+                    bias = bm << (fmt.frac - bf) if bm else 0
+                rows.append(row)
+                biases.append(bias)
+            self.m.product_uses += sum(len(r) for r in rows)
+            key = (len(slot_elems), tuple(tuple(r) for r in rows), tuple(biases))
+            if key not in solved:
+                solved[key] = solve(rows, len(slot_elems), biases, [_range(e.fmt) for e in slot_elems],
+                                    self.level_budget(rows, biases))
+            graph = build(solved[key], [_range(e.fmt) for e in slot_elems],
+                          [None if f is None else (f.width, f.signed) for f in fmts])
+            built.append((graph, slot_elems, outs, fmts))
+        latency = max((_ready(g.nodes[o[0]].level, self.p, self.lps) for g, _, _, _ in built
+                       for o in g.outputs if o is not None), default=0)
+        self.adders = 0
+        elems: list[Elem] = [ZERO] * len(terms_all)
+        for k, (graph, slot_elems, outs, fmts) in enumerate(built):
+            wires = _Instance(self, graph, slot_elems, f"{self.base}_g{k}" if len(built) > 1 else f"{self.base}_g")
+            self.adders += graph.adders
+            for j, (idx, fmt) in enumerate(zip(outs, fmts)):
+                o = graph.outputs[j]
+                if fmt is None:
+                    continue
+                name = f"{self.base}__{idx}_sum"
+                if o is None:
+                    elems[idx] = Elem(self.m.wire(name, fmt.width, _literal(0, fmt.width)), fmt)
+                    continue
+                wire, width, signed = wires.at(o[0], latency)
+                expr = self.m.placed(wire, width, signed, o[1], fmt.width, name) if wire else \
+                    _literal(graph.nodes[o[0]].const << o[1], fmt.width)
+                elems[idx] = Elem(self.m.wire(name, fmt.width, expr), fmt)
+        return elems, latency
+
+    def multiplier(self, e: Elem, m: int, base: str) -> Elem:
+        """``x * m`` by a ``*`` (wider than dsp_min_width), exact, as an input of the graph."""
+        lo, hi = _range(e.fmt)
+        ends = [lo * m, hi * m]
+        width = signed_width(min(ends), max(ends))
+        return Elem(self.m.product(e, m, 0, width, base), Fmt(width, 0, True))
+
+    def level_budget(self, rows, biases) -> int:
+        least = least_depth(rows, biases)
+        slack = self.b.options.adder_slack
+        if slack is not None:
+            return least + slack
+        widest = max((sum(1 for _, c, _ in r if c) + bool(bias) for r, bias in zip(rows, biases)), default=1)
+        stages = -(-max(widest - 1, 0).bit_length() // self.lps)
+        return max(least, self.p + self.lps * stages)
+
+
+class _Instance:
+    """One instance's nodes as wires: adders as ``assign``s, operands from earlier cycles
+    through registers."""
+
+    def __init__(self, sums: GraphSums, graph: AdderGraph, slot_elems: list[Elem], base: str):
+        self.s, self.m, self.g, self.base = sums, sums.m, graph, base
+        self.wires: dict[int, tuple[str | None, int, bool, int]] = {}  # node -> (wire, width, signed, shift)
+        self.delayed = sums.b.graph_delays  # wire -> the register holding it one cycle later
+        for k, node in enumerate(graph.nodes):
+            if not node.operands:
+                self.wires[k] = (None, node.width, node.signed, 0)  # a constant
+            elif k < graph.n_inputs:
+                e = slot_elems[k]
+                self.wires[k] = (e.wire, e.fmt.width, e.fmt.signed, 0)
+            elif not node.is_adder:
+                src, shift, _ = node.operands[0]
+                w, width, signed, s0 = self.wires[src]
+                self.wires[k] = (w, width, signed, s0 + shift)
+            else:
+                self.wires[k] = (self.adder(k, node), node.width, node.signed, 0)
+
+    def cycle(self, k: int) -> int:
+        return _cycle(self.g.nodes[k].level, self.s.p, self.s.lps)
+
+    def at(self, k: int, cycle: int) -> tuple[str | None, int, bool]:
+        """Node ``k`` as read in layer cycle ``cycle`` (wire None: a constant), shifted into place
+        when it is wiring of another node."""
+        wire, width, signed, shift = self.wires[k]
+        if wire is None:
+            return None, width, signed
+        depth = cycle - self.cycle(k)
+        for _ in range(depth):
+            if wire not in self.delayed:
+                self.delayed[wire] = self.m.register(f"{wire}z" if wire.endswith("_z") else f"{wire}_z", width, wire)
+            wire = self.delayed[wire]
+        if shift:
+            wire = self.m.placed(wire, width, signed, shift, width + shift, self.base)
+            width += shift
+        return wire, width, signed
+
+    def adder(self, k: int, node) -> str:
+        c = self.cycle(k)
+        width = node.width
+        parts, zeros = [], []
+        for i, (src, shift, negative) in enumerate(node.operands):
+            wire, w, signed = self.at(src, c)
+            placed = self.m.placed(wire, w, signed, shift, width, self.base)
+            parts.append(("- " if negative else ("+ " if i else "")) + placed)
+            zeros.append((shift + self.wires[src][3], negative))
+        if node.const:
+            parts.append(f"+ {_literal(node.const, width)}")
+            zeros.append((_trailing_zeros(node.const), False))
+        if parts[0].startswith("- "):
+            parts[0] = "-" + parts[0][2:]
+        # for compiler.estimate: below the larger known-zero run an added operand copies the
+        # other one; a subtracted one has to be negated there, so only its own zeros are free
+        if len(zeros) == 1:
+            copies = zeros[0][0]
+        else:
+            (za, na), (zb, nb) = zeros
+            copies = zb if nb else (za if na else max(za, zb))
+        expr = " ".join(parts)
+        return self.m.wire(f"{self.base}_n{k}", width, expr, f"level {node.level}",
+                           cost={"adders": [(width, min(copies, width))]})
+
+
+def _range(f: Fmt) -> tuple[int, int]:
+    if f.signed:
+        return -(1 << (f.width - 1)), (1 << (f.width - 1)) - 1
+    return 0, (1 << f.width) - 1
