@@ -1,12 +1,9 @@
 """A layer's sums (DENSE, CONV, AVGPOOL) as shared adder graphs (compiler/adder_graph.py): the
 RTL backend's default, ``RTLOptions.adder_graph``.
 
-The outputs are grouped into instances of one pattern: a dense layer's row of outputs (every
-batch row one instance), a convolution's or pool's outputs at one position.  Each distinct
-pattern (which inputs of the instance, which constants, which shifts: positions at a border lose
-their padded taps) is solved once; every instance builds its exact nodes from its own inputs'
-formats.  A product wider than ``dsp_min_width`` stays a ``*`` (emitter.product) and enters the
-graph as an input.
+The graphs, one per instance (a dense row, a conv position), come from compiler/sums.py; a
+product wider than ``dsp_min_width`` stays a ``*`` (emitter.product) and enters the graph as an
+input.
 
 Pipelining rule.  An adder at level d (adders on its longest path from the layer's inputs) is
 computed in cycle ``max(0, ceil((d - P) / lps) - 1)`` of the layer, ``lps`` the levels per
@@ -22,8 +19,11 @@ terms), so a layer takes no more cycles than with the trees.
 
 from __future__ import annotations
 
-from ...adder_graph import AdderGraph, build, least_depth, solve
-from ...ir import Node, Op, Tensor
+import numpy as np
+
+from ...adder_graph import AdderGraph, least_depth
+from ...ir import Node, Tensor
+from ...sums import SumsError, layer_graphs, product_range
 from .emitter import ZERO, Elem, Fmt, _literal, _trailing_zeros, signed_width
 from .options import RTLBackendError
 
@@ -46,72 +46,27 @@ class GraphSums:
         self.lps = b.options.levels
         self.p = max(b.options.csd_max_digits - 1, 0).bit_length()
 
-    # the instances -----------------------------------------------------------------------
-    def instances(self, spec) -> list[list[int]]:
-        """Output indices grouped into instances: outputs that read the same inputs' window."""
-        stage, out = self.stage, self.out
-        n = len(spec[0])
-        if stage.op == Op.DENSE:
-            n_out = out.shape[-1]
-            return [list(range(r, min(r + n_out, n))) for r in range(0, n, n_out)]
-        channels = out.shape[0]
-        per = n // channels
-        return [[c * per + pos for c in range(channels)] for pos in range(per)]
-
-    def emit(self, spec) -> tuple[list[Elem], int]:
+    def emit(self) -> tuple[list[Elem], int]:
         from .builder import _fmt_of
 
-        terms_all, biases_all = spec
-        solved: dict[tuple, object] = {}
-        built: list[tuple[AdderGraph, list[Elem], list[int], list[Fmt | None]]] = []
-        for outs in self.instances(spec):
-            slots: dict[tuple, int] = {}  # (input element, constant for a `*` product) -> local input
-            slot_elems: list[Elem] = []
-            rows, biases, fmts = [], [], []
-            for idx in outs:
-                fmt = _fmt_of(self.out, idx)
-                fmts.append(fmt)
-                row = []
-                bias = 0
-                if fmt is not None:
-                    for xi, m, mf in terms_all[idx]:
-                        e = self.x[xi]
-                        if m == 0 or e.wire is None:
-                            continue
-                        shift = fmt.frac - e.fmt.frac - mf
-                        if shift < 0:
-                            raise RTLBackendError(f"node {self.stage.name!r}: a term of output {idx} has bits below "
-                                                  f"the accumulator's fraction (not exact)")
-                        wide = e.fmt.width + abs(m).bit_length() + 1 > self.b.options.dsp_min_width
-                        key = (xi, m) if wide else (xi, None)
-                        if key not in slots:
-                            slots[key] = len(slot_elems)
-                            slot_elems.append(self.multiplier(e, m, f"{self.base}__{idx}") if wide else e)
-                        row.append((slots[key], 1 if wide else m, shift))
-                    bm, bf = biases_all[idx]
-                    if bm != 0 and fmt.frac < bf:
-                        raise RTLBackendError(f"node {self.stage.name!r}: bias of output {idx} has bits below the "
-                                              f"accumulator's fraction")
-                    bias = bm << (fmt.frac - bf) if bm else 0
-                rows.append(row)
-                biases.append(bias)
-            self.m.product_uses += sum(len(r) for r in rows)
-            key = (len(slot_elems), tuple(tuple(r) for r in rows), tuple(biases))
-            if key not in solved:
-                solved[key] = solve(rows, len(slot_elems), biases, [_range(e.fmt) for e in slot_elems],
-                                    self.level_budget(rows, biases))
-            graph = build(solved[key], [_range(e.fmt) for e in slot_elems],
-                          [None if f is None else (f.width, f.signed) for f in fmts])
-            built.append((graph, slot_elems, outs, fmts))
-        latency = max((_ready(g.nodes[o[0]].level, self.p, self.lps) for g, _, _, _ in built
-                       for o in g.outputs if o is not None), default=0)
-        self.adders = 0
-        elems: list[Elem] = [ZERO] * len(terms_all)
-        for k, (graph, slot_elems, outs, fmts) in enumerate(built):
-            wires = _Instance(self, graph, slot_elems, f"{self.base}_g{k}" if len(built) > 1 else f"{self.base}_g")
-            self.adders += graph.adders
-            for j, (idx, fmt) in enumerate(zip(outs, fmts)):
-                o = graph.outputs[j]
+        n = int(np.prod(self.out.shape))
+        out_fmts = [_fmt_of(self.out, i) for i in range(n)]
+        try:
+            instances = layer_graphs(self.b.graph, self.stage, [e.fmt if e.wire is not None else None for e in self.x],
+                                     out_fmts, self.b.options.dsp_min_width, self.level_budget)
+        except SumsError as err:
+            raise RTLBackendError(str(err)) from None
+        self.m.product_uses += sum(inst.terms for inst in instances)
+        latency = max((_ready(inst.graph.nodes[o[0]].level, self.p, self.lps) for inst in instances
+                       for o in inst.graph.outputs if o is not None), default=0)
+        elems: list[Elem] = [ZERO] * n
+        for k, inst in enumerate(instances):
+            graph = inst.graph
+            slot_elems = [self.x[xi] if m is None else self.multiplier(self.x[xi], m, f"{self.base}_g{k}_x{xi}")
+                          for xi, m in inst.inputs]
+            wires = _Instance(self, graph, slot_elems, f"{self.base}_g{k}" if len(instances) > 1 else f"{self.base}_g")
+            for o, idx in zip(graph.outputs, inst.outputs):
+                fmt = out_fmts[idx]
                 if fmt is None:
                     continue
                 name = f"{self.base}__{idx}_sum"
@@ -126,9 +81,8 @@ class GraphSums:
 
     def multiplier(self, e: Elem, m: int, base: str) -> Elem:
         """``x * m`` by a ``*`` (wider than dsp_min_width), exact, as an input of the graph."""
-        lo, hi = _range(e.fmt)
-        ends = [lo * m, hi * m]
-        width = signed_width(min(ends), max(ends))
+        lo, hi = product_range(e.fmt, m)
+        width = signed_width(lo, hi)
         return Elem(self.m.product(e, m, 0, width, base), Fmt(width, 0, True))
 
     def level_budget(self, rows, biases) -> int:
@@ -205,9 +159,3 @@ class _Instance:
         expr = " ".join(parts)
         return self.m.wire(f"{self.base}_n{k}", width, expr, f"level {node.level}",
                            cost={"adders": [(width, min(copies, width))]})
-
-
-def _range(f: Fmt) -> tuple[int, int]:
-    if f.signed:
-        return -(1 << (f.width - 1)), (1 << (f.width - 1)) - 1
-    return 0, (1 << f.width) - 1

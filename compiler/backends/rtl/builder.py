@@ -9,10 +9,11 @@ import numpy as np
 from ... import __version__
 from ...errors import UserError
 from ...ir import Graph, Node, Op, Tensor
+from ...sums import const_elements, dense_terms, window_terms
 from ...names import SV_COMPANIONS, SV_PREFIXES, SV_RESERVED, Names
 from ..hls import container
 from .adders import GraphSums
-from .emitter import ZERO, Elem, Fmt, _literal, _Module, _trailing_zeros, _tree_latency, _trim, signed_width
+from .emitter import ZERO, Elem, Fmt, _literal, _Module, _trailing_zeros, _tree_latency, signed_width
 from .options import SUPPORTED, WIRING, RTLBackendError, RTLOptions, rtl_top_name
 
 def _fmt_of(t: Tensor, i: int) -> Fmt | None:
@@ -71,9 +72,7 @@ class _Builder:
                         {"out_valid": (f"{inst}_valid", 1), "out_data": (dst, width)})
 
     def const_elements(self, t: Tensor, shape) -> list[tuple[int, int]]:
-        """(mantissa, frac) per element of constant ``t`` broadcast to ``shape``, trimmed."""
-        data = np.broadcast_to(np.asarray(t.data, dtype=object), shape)
-        return [_trim(int(v), t.data_frac) for v in data.ravel()]
+        return const_elements(t, shape)
 
     # layers -----------------------------------------------------------------------------
     def layer(self, node: Node) -> dict:
@@ -137,71 +136,17 @@ class _Builder:
                                   f"compile with --backend hls meanwhile") from err
 
     def dense_terms(self, stage: Node, out: Tensor) -> tuple[list, list]:
-        """Per output element: [(input element, weight mantissa, frac)] and (bias mantissa, frac)."""
-        g = self.graph
-        w = g.tensor(stage.inputs[1])
-        b = g.tensor(stage.inputs[2]) if len(stage.inputs) > 2 else None
-        n_out, n_in = w.shape
-        rows = int(np.prod(out.shape[:-1]))
-        weights = np.asarray(w.data, dtype=object)
-        bias = self.const_elements(b, (n_out,)) if b is not None else [(0, 0)] * n_out
-        terms, biases = [], []
-        for r in range(rows):
-            for j in range(n_out):
-                terms.append([(r * n_in + k, *_trim(int(weights[j, k]), w.data_frac)) for k in range(n_in)])
-                biases.append(bias[j])
-        return terms, biases
+        return dense_terms(self.graph, stage, out)
 
     def window_terms(self, stage: Node, out: Tensor) -> tuple[list, list]:
-        """CONV and AVGPOOL as sums: per output element the (input element, constant) pairs of
-        its window (padding contributes nothing), and the bias."""
-        g = self.graph
-        x = g.tensor(stage.inputs[0])
-        a = stage.attrs
-        spatial = x.shape[1:]
-        n = len(spatial)
-        index = np.arange(int(np.prod(x.shape))).reshape(x.shape)
-        if stage.op == Op.CONV:
-            w = g.tensor(stage.inputs[1])
-            weights = np.asarray(w.data, dtype=object)
-            kernel, groups, dil = w.shape[2:], a["groups"], a["dilations"]
-            cin_g, cout_g = w.shape[1], w.shape[0] // groups
-            b = g.tensor(stage.inputs[2]) if len(stage.inputs) > 2 else None
-            bias = self.const_elements(b, (w.shape[0],)) if b is not None else [(0, 0)] * w.shape[0]
-        else:
-            r = g.tensor(stage.inputs[1])
-            recip = np.broadcast_to(np.asarray(r.data, dtype=object), out.shape)
-            kernel, dil = a["kernel"], (1,) * n
-        terms, biases = [], []
-        for o in np.ndindex(out.shape):
-            ch, pos = o[0], o[1:]
-            if stage.op == Op.CONV:
-                g_idx = ch // cout_g
-                channels = [(g_idx * cin_g + c, c) for c in range(cin_g)]
-                biases.append(bias[ch])
-            else:
-                channels = [(ch, None)]
-                biases.append((0, 0))
-            row = []
-            for c, c_local in channels:
-                for k in np.ndindex(*kernel):
-                    at = [pos[i] * a["strides"][i] - a["pads"][i] + k[i] * dil[i] for i in range(n)]
-                    if any(p < 0 or p >= spatial[i] for i, p in enumerate(at)):
-                        continue
-                    if stage.op == Op.CONV:
-                        m = _trim(int(weights[(ch, c_local, *k)]), w.data_frac)
-                    else:
-                        m = _trim(int(recip[o]), r.data_frac)
-                    row.append((int(index[(c, *at)]), *m))
-            terms.append(row)
-        return terms, biases
+        return window_terms(self.graph, stage, out)
 
     def sums(self, stage: Node, x: list[Elem], out: Tensor, base: str) -> tuple[list[Elem], int]:
         """Each output element: the exact sum of constant products of input elements (+ bias),
         an fg_adder_tree; shallower trees are delayed to the deepest one."""
-        spec = self.dense_terms(stage, out) if stage.op == Op.DENSE else self.window_terms(stage, out)
         if self.options.adder_graph:
-            return GraphSums(self, stage, x, out, base).emit(spec)
+            return GraphSums(self, stage, x, out, base).emit()
+        spec = self.dense_terms(stage, out) if stage.op == Op.DENSE else self.window_terms(stage, out)
         lps = self.options.levels
         results: list[tuple[Elem, int]] = []
         for idx, (row, (bm, bf)) in enumerate(zip(*spec)):

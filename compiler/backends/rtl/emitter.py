@@ -29,15 +29,6 @@ class Elem:
 ZERO = Elem(None, None)
 
 
-def _trim(m: int, frac: int) -> tuple[int, int]:
-    """A constant mantissa at the fewest fractional bits."""
-    if m == 0:
-        return 0, 0
-    while m % 2 == 0:
-        m, frac = m // 2, frac - 1
-    return m, frac
-
-
 def _literal(value: int, width: int) -> str:
     return f"{width}'h{value & ((1 << width) - 1):x}"
 
