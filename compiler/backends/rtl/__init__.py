@@ -25,8 +25,15 @@ bits of ``c`` become part of the shift to the accumulator's fraction) is
   and ``width(x) + bits(|c|) + 1 <= dsp_min_width`` (``rtl_dsp_min_width``, default 28),
 * else a plain ``*`` (a DSP or a LUT multiplier, the synthesis tool's choice).
 
+Sums (DENSE, CONV, AVGPOOL): by default (``adder_graph``) one shared adder graph per layer
+pattern (compiler/adder_graph.py: every constant in CSD digits, two-term common subexpressions
+shared across the layer's outputs, each node as wide as its exact range), rendered by adders.py
+with its own pipelining rule (there); ``--no-adder-graph`` (``adder_graph=False``) builds the
+per-output structure below: products by the constant multiplication rule, each output an
+``fg_adder_tree``.
+
 Pipelining rule (the schedule, also written to ``OUT/rtl/schedule.json``).  Products are
-combinational; each output element's sum (DENSE, CONV, AVGPOOL: window sum times the
+combinational; with ``--no-adder-graph`` each output element's sum (DENSE, CONV, AVGPOOL: window sum times the
 reciprocal is the sum of the products) is an ``fg_adder_tree``, and each MAXPOOL output an
 ``fg_reduce_tree`` max, with a register after every ``levels_per_stage`` tree levels
 (``levels_per_stage = max(1, floor(clock_ns / 1.25))`` by default: one level of a few-bit to
