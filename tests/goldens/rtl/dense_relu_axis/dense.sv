@@ -34,92 +34,80 @@ module dense (
     assign x__3_port = x[21 +: 7];
 
     // --- layer fc (fc, act): dense + relu + requantize; cycles 0 +2
-    logic [8:0] h__0_w1;
-    assign h__0_w1 = {{2{x__0_port[6]}}, x__0_port};
-    logic [8:0] h__0_w2;  // * 3 (csd)
-    assign h__0_w2 = {h__0_w1[6:0], 2'b0} - h__0_w1;
-    logic [9:0] h__0_w3;
-    assign h__0_w3 = {{1{h__0_w2[8]}}, h__0_w2};
-    logic [8:0] h__0_w4;
-    assign h__0_w4 = {{2{x__1_port[6]}}, x__1_port};
-    logic [8:0] h__0_w5;  // * -3 (csd)
-    assign h__0_w5 = h__0_w4 - {h__0_w4[6:0], 2'b0};
-    logic [9:0] h__0_w6;
-    assign h__0_w6 = {h__0_w5, 1'b0};
-    logic [9:0] h__0_w7;
-    assign h__0_w7 = {{3{x__3_port[6]}}, x__3_port};
-    logic [9:0] h__0_w8;  // bias
-    assign h__0_w8 = 10'h20;
-    logic [39:0] h__0_terms;
-    assign h__0_terms = {h__0_w8, h__0_w7, h__0_w6, h__0_w3};
-    logic [0:0] u_h__0_sum_valid;
+    logic [8:0] h_g_w1;
+    assign h_g_w1 = {{2{x__0_port[6]}}, x__0_port};
+    logic [8:0] h_g_w2;
+    assign h_g_w2 = {{{1{x__1_port[6]}}, x__1_port}, 1'b0};
+    logic [8:0] h_g_n4;  // level 1
+    assign h_g_n4 = h_g_w1 - h_g_w2;
+    logic [8:0] h_g_w3;
+    assign h_g_w3 = {{{1{x__2_port[6]}}, x__2_port}, 1'b0};
+    logic [8:0] h_g_n5;  // level 1
+    assign h_g_n5 = h_g_w1 - h_g_w3;
+    logic [7:0] h_g_w4;
+    assign h_g_w4 = {{1{x__3_port[6]}}, x__3_port};
+    logic [7:0] h_g_n6;  // level 1
+    assign h_g_n6 = h_g_w4 + 8'h20;
+    logic [9:0] h_g_w5;
+    assign h_g_w5 = {{2{h_g_n6[7]}}, h_g_n6};
+    logic [9:0] h_g_w6;
+    assign h_g_w6 = {{1{h_g_n4[8]}}, h_g_n4};
+    logic [9:0] h_g_n7;  // level 2
+    assign h_g_n7 = h_g_w5 - h_g_w6;
+    logic [10:0] h_g_w7;
+    assign h_g_w7 = {h_g_n4, 2'b0};
+    logic [10:0] h_g_w8;
+    assign h_g_w8 = {{1{h_g_n7[9]}}, h_g_n7};
+    logic [10:0] h_g_n8;  // level 3
+    assign h_g_n8 = h_g_w7 + h_g_w8;
+    logic [7:0] h_g_n9;  // level 1
+    assign h_g_n9 = -h_g_w4 + 8'hf0;
+    logic [8:0] h_g_w9;
+    assign h_g_w9 = {{2{x__2_port[6]}}, x__2_port};
+    logic [8:0] h_g_n10;  // level 1
+    assign h_g_n10 = h_g_w2 - h_g_w9;
+    logic [8:0] h_g_w10;
+    assign h_g_w10 = {{{1{x__3_port[6]}}, x__3_port}, 1'b0};
+    logic [8:0] h_g_n11;  // level 1
+    assign h_g_n11 = h_g_w1 + h_g_w10;
+    logic [9:0] h_g_w11;
+    assign h_g_w11 = {{2{h_g_n9[7]}}, h_g_n9};
+    logic [9:0] h_g_w12;
+    assign h_g_w12 = {{1{h_g_n10[8]}}, h_g_n10};
+    logic [9:0] h_g_n12;  // level 2
+    assign h_g_n12 = h_g_w11 + h_g_w12;
+    logic [10:0] h_g_w13;
+    assign h_g_w13 = {h_g_n11, 2'b0};
+    logic [10:0] h_g_w14;
+    assign h_g_w14 = {{1{h_g_n12[9]}}, h_g_n12};
+    logic [10:0] h_g_n13;  // level 3
+    assign h_g_n13 = h_g_w13 + h_g_w14;
+    logic [11:0] h_g_w15;
+    assign h_g_w15 = {{{1{x__3_port[6]}}, x__3_port}, 4'b0};
+    logic [11:0] h_g_n14;  // level 1
+    assign h_g_n14 = -h_g_w15 + 12'h80;
+    logic [11:0] h_g_w16;
+    assign h_g_w16 = {{3{h_g_n5[8]}}, h_g_n5};
+    logic [11:0] h_g_n15;  // level 2
+    assign h_g_n15 = h_g_n14 - h_g_w16;
+    logic [12:0] h_g_w17;
+    assign h_g_w17 = {{1{h_g_n15[11]}}, h_g_n15};
+    logic [12:0] h_g_w18;
+    assign h_g_w18 = {{{2{h_g_n5[8]}}, h_g_n5}, 2'b0};
+    logic [12:0] h_g_n16;  // level 3
+    assign h_g_n16 = h_g_w17 - h_g_w18;
+    logic [10:0] h_g_n8_z;
+    always_ff @(posedge clk) h_g_n8_z <= h_g_n8;
     logic [10:0] h__0_sum;
-    fg_adder_tree #(.N(4), .W(10), .SIGNED(1), .OUT_W(11), .LEVELS_PER_STAGE(4)) u_h__0_sum (
-        .clk(clk),
-        .rst(rst),
-        .in_valid(1'b1),
-        .in_data(h__0_terms),
-        .out_valid(u_h__0_sum_valid),
-        .out_data(h__0_sum)
-    );
-    logic [9:0] h__1_w9;
-    assign h__1_w9 = {{{1{x__0_port[6]}}, x__0_port}, 2'b0};
-    logic [9:0] h__1_w10;
-    assign h__1_w10 = {{{2{x__1_port[6]}}, x__1_port}, 1'b0};
-    logic [7:0] h__1_w11;
-    assign h__1_w11 = {{1{x__2_port[6]}}, x__2_port};
-    logic [7:0] h__1_w12;  // * -1 (csd)
-    assign h__1_w12 = - h__1_w11;
-    logic [9:0] h__1_w13;
-    assign h__1_w13 = {{2{h__1_w12[7]}}, h__1_w12};
-    logic [9:0] h__1_w14;  // * 7 (csd)
-    assign h__1_w14 = {h__0_w7[6:0], 3'b0} - h__0_w7;
-    logic [9:0] h__1_w15;  // bias
-    assign h__1_w15 = 10'h3f0;
-    logic [49:0] h__1_terms;
-    assign h__1_terms = {h__1_w15, h__1_w14, h__1_w13, h__1_w10, h__1_w9};
-    logic [0:0] u_h__1_sum_valid;
+    assign h__0_sum = h_g_n8_z;
+    logic [10:0] h_g_n13_z;
+    always_ff @(posedge clk) h_g_n13_z <= h_g_n13;
     logic [10:0] h__1_sum;
-    fg_adder_tree #(.N(5), .W(10), .SIGNED(1), .OUT_W(11), .LEVELS_PER_STAGE(4)) u_h__1_sum (
-        .clk(clk),
-        .rst(rst),
-        .in_valid(1'b1),
-        .in_data(h__1_terms),
-        .out_valid(u_h__1_sum_valid),
-        .out_data(h__1_sum)
-    );
-    logic [9:0] h__2_w16;
-    assign h__2_w16 = {{3{x__0_port[6]}}, x__0_port};
-    logic [9:0] h__2_w17;  // * -5 (csd)
-    assign h__2_w17 = - h__2_w16 - {h__2_w16[7:0], 2'b0};
-    logic [11:0] h__2_w18;
-    assign h__2_w18 = {{2{h__2_w17[9]}}, h__2_w17};
-    logic [9:0] h__2_w19;
-    assign h__2_w19 = {{3{x__2_port[6]}}, x__2_port};
-    logic [9:0] h__2_w20;  // * 5 (csd)
-    assign h__2_w20 = h__2_w19 + {h__2_w19[7:0], 2'b0};
-    logic [11:0] h__2_w21;
-    assign h__2_w21 = {{{1{h__2_w20[9]}}, h__2_w20}, 1'b0};
-    logic [7:0] h__2_w22;
-    assign h__2_w22 = {{1{x__3_port[6]}}, x__3_port};
-    logic [7:0] h__2_w23;  // * -1 (csd)
-    assign h__2_w23 = - h__2_w22;
-    logic [11:0] h__2_w24;
-    assign h__2_w24 = {h__2_w23, 4'b0};
-    logic [11:0] h__2_w25;  // bias
-    assign h__2_w25 = 12'h80;
-    logic [47:0] h__2_terms;
-    assign h__2_terms = {h__2_w25, h__2_w24, h__2_w21, h__2_w18};
-    logic [0:0] u_h__2_sum_valid;
+    assign h__1_sum = h_g_n13_z;
+    logic [12:0] h_g_n16_z;
+    always_ff @(posedge clk) h_g_n16_z <= h_g_n16;
     logic [12:0] h__2_sum;
-    fg_adder_tree #(.N(4), .W(12), .SIGNED(1), .OUT_W(13), .LEVELS_PER_STAGE(4)) u_h__2_sum (
-        .clk(clk),
-        .rst(rst),
-        .in_valid(1'b1),
-        .in_data(h__2_terms),
-        .out_valid(u_h__2_sum_valid),
-        .out_data(h__2_sum)
-    );
+    assign h__2_sum = h_g_n16_z;
     logic [9:0] y_exact__0_relu;
     fg_relu #(.W(11), .SIGNED(1), .OUT_W(10)) u_y_exact__0_relu (
         .in_data(h__0_sum),
