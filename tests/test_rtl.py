@@ -231,7 +231,8 @@ def test_a_one_lsb_error_in_generated_rtl_makes_sim_fail(tmp_path, capsys):
     out = _compile(tmp_path, _dense)
     sv = out / "rtl" / "dense.sv"
     text = sv.read_text()
-    match = re.search(r"// bias\n\s+assign \w+ = (\d+)'h([0-9a-f]+);", text)
+    # the bias: a constant added in one adder of the layer's graph
+    match = re.search(r"assign \w+ = [^;\n]*\+ (\d+)'h([0-9a-f]+);", text)
     assert match, "no bias constant found in the generated RTL"
     width, value = int(match.group(1)), int(match.group(2), 16)
     corrupted = match.group(0).replace(f"'h{match.group(2)};", f"'h{(value + 1) & ((1 << width) - 1):x};")
@@ -294,6 +295,24 @@ def test_icarus_fallback(tmp_path):
     assert report["latency_cycles"] == _schedule(out)["latency_cycles"] and report["ii_cycles"] == 1
 
 
+def test_adder_graph_with_multipliers_and_one_level_per_stage(tmp_path):
+    """Adder graphs whose wide products stay `*` (inputs of the graph) and a register after every
+    adder level: bit-exact, latency as scheduled."""
+    from compiler.project import compile_model
+
+    model, tensors = _conv(tmp_path / "m.onnx")
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"defaults": DEFAULTS, "tensors": tensors}))
+    out = tmp_path / "out"
+    compile_model(model, plan, output_dir=out, backends=("rtl",), rtl_dsp_min_width=10, rtl_levels_per_stage=1)
+    sv = (out / "rtl" / "conv2d.sv").read_text()
+    assert " * " in sv and "// level 1" in sv and "always_ff" in sv
+    schedule = _schedule(out)
+    assert schedule["levels_per_stage"] == 1 and schedule["layers"][0]["latency_cycles"] > 2
+    code, report = _sim(out, "--vectors", "300")
+    assert code == 0 and report["mismatches"] == 0 and report["latency_cycles"] == schedule["latency_cycles"]
+
+
 def test_user_inputs_and_waves(tmp_path):
     out = _compile(tmp_path, _dense)
     np.save(tmp_path / "x.npy", RNG.normal(size=(40, 4)) * 4)  # some beyond the input format: saturated
@@ -314,7 +333,8 @@ def test_dsp_multipliers_and_one_level_per_stage(tmp_path):
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"defaults": DEFAULTS, "tensors": tensors}))
     out = tmp_path / "out"
-    compile_model(model, plan, output_dir=out, backends=("rtl",), rtl_csd_max_digits=1, rtl_levels_per_stage=1)
+    compile_model(model, plan, output_dir=out, backends=("rtl",), rtl_csd_max_digits=1, rtl_levels_per_stage=1,
+                  rtl_adder_graph=False)
     sv = (out / "rtl" / "conv2d.sv").read_text()
     assert " * " in sv and "(csd)" in sv  # powers of two stay shifts
     schedule = _schedule(out)
