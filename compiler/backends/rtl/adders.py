@@ -59,6 +59,9 @@ class GraphSums:
         self.m.product_uses += sum(inst.terms for inst in instances)
         latency = max((_ready(inst.graph.nodes[o[0]].level, self.p, self.lps) for inst in instances
                        for o in inst.graph.outputs if o is not None), default=0)
+        stats = self.b.graph_sums = self.b.graph_sums or {"adders": 0, "levels": 0}
+        stats["adders"] += sum(inst.graph.adders for inst in instances)
+        stats["levels"] = max([stats["levels"]] + [inst.graph.depth for inst in instances])
         elems: list[Elem] = [ZERO] * n
         for k, inst in enumerate(instances):
             graph = inst.graph

@@ -41,6 +41,7 @@ class _Builder:
         self.delayed: dict[tuple[str, int], list[Elem]] = {}
         self.tables: dict[str, dict] = {}  # function name -> look-up table (table_function)
         self.graph_delays: dict[str, str] = {}  # adder graphs: wire -> its register one cycle later
+        self.graph_sums: dict | None = None
 
     # values -----------------------------------------------------------------------------
     def elems(self, name: str, at: int) -> list[Elem]:
@@ -85,6 +86,7 @@ class _Builder:
         start = max((self.ready[i] for i in acts), default=0)
         first = len(self.m.items)
         uses, built = self.m.product_uses, len(self.m.products)
+        self.graph_sums = None  # adder graphs: {"adders": n, "levels": deepest sum} (adders.GraphSums)
         latency = 0
         local: dict[str, list[Elem]] = {}
         for stage in node.stages():
@@ -120,7 +122,7 @@ class _Builder:
         return {"name": self.names(node.name), "onnx": ", ".join(node.onnx_nodes) or node.name,
                 "ops": " + ".join(s.op.value for s in node.stages()), "start": start, "latency": latency,
                 "products": self.m.product_uses - uses, "products_built": len(self.m.products) - built,
-                "items": items}
+                **({"sums": self.graph_sums} if self.graph_sums else {}), "items": items}
 
     def guarded_layer(self, node: Node) -> dict:
         """:meth:`layer`, with a failure of the backend itself reported as an RTLBackendError

@@ -22,7 +22,9 @@ def schedule(context: dict, axis: dict | None = None) -> dict:
         "inputs": [{k: p[k] for k in PORT_FIELDS} for p in context["inputs"]],
         "outputs": [{k: p[k] for k in PORT_FIELDS} for p in context["outputs"]],
         "layers": [{"name": layer["name"], "onnx": layer["onnx"], "ops": layer["ops"],
-                    "start_cycle": layer["start"], "latency_cycles": layer["latency"]}
+                    "start_cycle": layer["start"], "latency_cycles": layer["latency"],
+                    **({"adders": layer["sums"]["adders"], "adder_levels": layer["sums"]["levels"]}
+                       if "sums" in layer else {})}
                    for layer in context["layers"]]})
     return entry
 
