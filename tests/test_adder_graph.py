@@ -11,6 +11,8 @@ and unused inputs, repeated inputs in a row, negative-only rows, shifts and bias
 * the graph has no more adders than the unshared design: each row's CSD digits summed alone
   (what the per-output trees build), ``digits + bias - 1`` adders, one more to negate a row
   whose digits are all negative and which has no bias;
+* with ``max_levels``, every output is at most that many adders deep (a bound below the least
+  depth is raised to it), and never shallower than its row's least depth;
 * every node's range is the exact range of its linear form over the inputs, and its width the
   least that holds that range, or what its consumers keep when that is narrower.
 """
@@ -22,7 +24,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from compiler.adder_graph import AdderGraph, build, solve
+from compiler.adder_graph import AdderGraph, build, least_depth, solve
 
 # --- the reference: written here, not taken from the module under test ----------------------
 
@@ -169,6 +171,25 @@ def test_never_more_adders_than_the_unshared_design(problem):
 
 
 @given(problems())
+def test_levels_within_the_bound_and_not_below_the_least_depth(problem):
+    rows, n_inputs, biases, ranges, out_formats, max_levels = problem
+    structure = solve(rows, n_inputs, biases, ranges, max_levels)
+    graph = build(structure, ranges, out_formats)
+    bound = None if max_levels is None else max(max_levels, least_depth(rows, biases))
+    for j, (row, bias) in enumerate(zip(rows, biases)):
+        out = structure.outputs[j]
+        terms = len(row_digits(row)) + (bias != 0)
+        if out is None:
+            assert terms == 0
+            continue
+        level = structure.levels[out[0]]
+        assert level >= (terms - 1).bit_length() if terms else level == 0
+        if bound is not None:
+            assert level <= bound, f"output {j} at level {level}, bound {bound}"
+        assert graph.nodes[out[0]].level <= level  # constant inputs fold away, never deepen
+
+
+@given(problems())
 def test_node_ranges_exact_and_widths_least(problem):
     rows, n_inputs, biases, ranges, out_formats, _ = problem
     graph = solved(problem)
@@ -227,3 +248,30 @@ def test_random_dense_layers_share():
         for x in inputs_to_try(ranges, seed):
             assert graph.evaluate(x) == matrix_product(rows, biases, x, [(18, True)] * 16)
 
+
+# --- negative-only rows ----------------------------------------------------------------------
+
+
+def test_a_negative_only_row_within_its_least_depth():
+    """-x0 - x1 - x2 is 0 - x0 - x1 - x2: four terms, two levels ((-x0) - (x1 + x2)), not the
+    sum negated at level 3; a lone -x0 is one level (its negation)."""
+    ranges = [(-8, 7)] * 3
+    for row, depth in (([(0, -1, 0), (1, -1, 0), (2, -1, 0)], 2), ([(0, -1, 0)], 1), ([(2, -4, 1)], 1)):
+        assert least_depth([row]) == depth
+        graph = build(solve([row], 3, None, ranges, max_levels=0), ranges)
+        assert graph.depth == depth and graph.adders == unshared_adders([row], [0])
+        for x in inputs_to_try(ranges, 3):
+            assert graph.evaluate(x) == matrix_product([row], [0], x, [None])
+
+
+def test_sharing_never_makes_a_row_negative_only_beyond_the_bound():
+    """x1 - x0 and x0 - x1 share x0 - x1 only when the first row may take the level its
+    negation adds: not at its least depth (1)."""
+    rows = [[(0, -1, 0), (1, 1, 0)], [(0, 1, 0), (1, -1, 0)]]
+    ranges = [(-8, 7)] * 2
+    for max_levels, depth in ((0, 1), (None, 2)):
+        structure = solve(rows, 2, None, ranges, max_levels)
+        assert structure.depth == depth
+        graph = build(structure, ranges)
+        for x in inputs_to_try(ranges, 4):
+            assert graph.evaluate(x) == matrix_product(rows, [0, 0], x, [None, None])
