@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import random
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler.adder_graph import AdderGraph, build, least_depth, solve
+from compiler.adder_graph import AdderGraph, Structure, build, least_depth, solve
 
 # --- the reference: written here, not taken from the module under test ----------------------
 
@@ -148,51 +148,53 @@ def inputs_to_try(ranges, seed: int) -> list[list[int]]:
     return xs
 
 
-def solved(problem) -> AdderGraph:
+def solved(problem) -> tuple[Structure, AdderGraph]:
     rows, n_inputs, biases, ranges, out_formats, max_levels = problem
-    return build(solve(rows, n_inputs, biases, ranges, max_levels), ranges, out_formats)
+    structure = solve(rows, n_inputs, biases, ranges, max_levels)
+    return structure, build(structure, ranges, out_formats)
 
 
 # --- the properties ------------------------------------------------------------------------
 
 
-@given(problems(), st.integers(0, 2**32))
-def test_graph_computes_the_matrix_product(problem, seed):
+def check_product(problem, graph: AdderGraph, seed: int) -> None:
     rows, _, biases, ranges, out_formats, _ = problem
-    graph = solved(problem)
     for x in inputs_to_try(ranges, seed):
         assert graph.evaluate(x) == matrix_product(rows, biases, x, out_formats), x
 
 
-@given(problems())
-def test_never_more_adders_than_the_unshared_design(problem):
+def check_adders(problem, graph: AdderGraph) -> None:
     rows, _, biases, _, _, _ = problem
-    assert solved(problem).adders <= unshared_adders(rows, biases)
+    assert graph.adders <= unshared_adders(rows, biases)
 
 
-@given(problems())
-def test_levels_within_the_bound_and_not_below_the_least_depth(problem):
-    rows, n_inputs, biases, ranges, out_formats, max_levels = problem
-    structure = solve(rows, n_inputs, biases, ranges, max_levels)
-    graph = build(structure, ranges, out_formats)
-    bound = None if max_levels is None else max(max_levels, least_depth(rows, biases))
+def row_least_depth(row, bias) -> int:
+    """The fewest levels of a row: its digits and bias, or, negative digits only and no bias,
+    0 - d1 - d2 ... (an adder takes its first operand positive: something negates)."""
+    digits = row_digits(row)
+    terms = len(digits) + (bias != 0 or (bool(digits) and all(d < 0 for d in digits)))
+    return max(terms - 1, 0).bit_length()
+
+
+def check_levels(problem, structure: Structure, graph: AdderGraph) -> None:
+    rows, _, biases, _, _, max_levels = problem
+    least = [row_least_depth(row, bias) for row, bias in zip(rows, biases)]
+    assert least_depth(rows, biases) == max(least, default=0)
+    bound = None if max_levels is None else max(max_levels, *least)
     for j, (row, bias) in enumerate(zip(rows, biases)):
         out = structure.outputs[j]
-        terms = len(row_digits(row)) + (bias != 0)
         if out is None:
-            assert terms == 0
+            assert not row_digits(row) and not bias
             continue
         level = structure.levels[out[0]]
-        assert level >= (terms - 1).bit_length() if terms else level == 0
+        assert level >= least[j], f"output {j} at level {level}, below the least depth {least[j]}"
         if bound is not None:
             assert level <= bound, f"output {j} at level {level}, bound {bound}"
         assert graph.nodes[out[0]].level <= level  # constant inputs fold away, never deepen
 
 
-@given(problems())
-def test_node_ranges_exact_and_widths_least(problem):
-    rows, n_inputs, biases, ranges, out_formats, _ = problem
-    graph = solved(problem)
+def check_nodes(problem, graph: AdderGraph) -> None:
+    _, n_inputs, _, ranges, _, _ = problem
     # each node is linear in the inputs: its coefficients from unit steps, its range from them
     zero = exact_values(graph, [lo if lo == hi else 0 for lo, hi in ranges])
     steps = []
@@ -220,6 +222,55 @@ def test_node_ranges_exact_and_widths_least(problem):
         width, signed = least_field(lo, hi)
         assert node.signed == signed, f"node {k}"
         assert node.width == (width if keep[k] >= width else max(1, int(keep[k]))), f"node {k}"
+
+
+@settings(max_examples=300)
+@given(problems(), st.integers(0, 2**32))
+def test_graph_computes_the_matrix_product(problem, seed):
+    check_product(problem, solved(problem)[1], seed)
+
+
+@settings(max_examples=300)
+@given(problems())
+def test_never_more_adders_than_the_unshared_design(problem):
+    check_adders(problem, solved(problem)[1])
+
+
+@settings(max_examples=300)
+@given(problems())
+def test_levels_within_the_bound_and_not_below_the_least_depth(problem):
+    check_levels(problem, *solved(problem))
+
+
+@given(problems())
+def test_node_ranges_exact_and_widths_least(problem):
+    check_nodes(problem, solved(problem)[1])
+
+
+def test_layer_sized_problems():
+    """Layers of 12..32 inputs and outputs (hypothesis draws small ones): per-element formats,
+    30% zero (pruned) weights, a constant input, biases on some rows, narrower outputs, depth
+    bounds from unbounded to the least depth; every property above, seeded."""
+    for seed in range(6):
+        rng = random.Random(seed)
+        n_in, n_out = rng.randint(12, 32), rng.randint(12, 32)
+        ranges = []
+        for _ in range(n_in):
+            width = rng.randint(1, 12)
+            ranges.append((-(2 ** (width - 1)), 2 ** (width - 1) - 1) if rng.random() < 0.5 else (0, 2**width - 1))
+        ranges[rng.randrange(n_in)] = (0, 0)
+        rows = [[(i, 0 if rng.random() < 0.3 else rng.randint(-63, 63), rng.randint(0, 2)) for i in range(n_in)]
+                for _ in range(n_out)]
+        biases = [rng.randint(-4000, 4000) if rng.random() < 0.5 else 0 for _ in rows]
+        out_formats = [(rng.randint(10, 24), True) for _ in rows]
+        least = least_depth(rows, biases)
+        for max_levels in (None, least):
+            problem = (rows, n_in, biases, ranges, out_formats, max_levels)
+            structure, graph = solved(problem)
+            check_product(problem, graph, seed)
+            check_adders(problem, graph)
+            check_levels(problem, structure, graph)
+            check_nodes(problem, graph)
 
 
 # --- sharing happens --------------------------------------------------------------------------
