@@ -7,6 +7,9 @@ its format's least or greatest value), with the latency schedule.json predicts a
 
 * the small CNN (the largest build, ~50 s) at one bound only, ``--adder-slack 0``: its
   default build is the one tests/test_rtl_examples.py simulates (the same build cache);
+* a dense layer of edge cases: inputs of eight formats (1 to 16 bits, signed and unsigned),
+  a duplicate row, a zero row, a negative-only row, a row of one negative weight, a row that
+  is part of another, a wrapping output format;
 * the per-op models without sums: their RTL is byte-identical with and without the
   optimiser, so tests/test_rtl.py's simulations cover them;
 * structure: the jet tagger's graphs have fewer adders than its per-output trees
@@ -59,11 +62,31 @@ def _compile(model: Path, plan: Path, out: Path, *options: str) -> Path:
     return out
 
 
+def _dense_edge_cases(path: Path):
+    """A dense layer of the optimiser's edge cases over inputs of eight formats (1 to 16 bits,
+    signed and unsigned), its sums wrapped into a narrow output."""
+    w = np.array([[0.5, -0.25, 1.75, 0.0, 0.375, -1.0, 0.125, 1.875],
+                  [0.5, -0.25, 1.75, 0.0, 0.375, -1.0, 0.125, 1.875],  # a duplicate row
+                  [0.0] * 8,  # a zero row
+                  [-0.5, -0.75, -1.0, -0.125, -0.25, -1.5, -0.875, -0.625],  # negative weights only
+                  [-1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],  # one negative weight
+                  [0.5, -0.25, 1.75, 0.0, 0.375, -1.0, 0.0, 0.0],  # a part of row 0
+                  [0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]])
+    nodes = [per_op.helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", transB=1)]
+    formats = ["fixed<1,1,TRN,SAT>", "ufixed<1,0,TRN,SAT>", "fixed<12,4,TRN,SAT>", "fixed<2,0,TRN,SAT>",
+               "ufixed<9,9,TRN,SAT>", "fixed<6,-1,TRN,SAT>", "ufixed<16,2,TRN,SAT>", "fixed<3,3,TRN,SAT>"]
+    return per_op._save(nodes, [per_op._vec("x", 8)], [per_op._vec("y", 7)], [per_op._const("w", w)], path,
+                        "edges"), {"x": {"axis": 1, "formats": formats}, "y": "fixed<7,3,TRN,WRAP>"}
+
+
+MODELS = {**per_op.OP_MODELS, "dense_edge_cases": _dense_edge_cases}
+
+
 def _per_op_model(op: str, folder: Path, monkeypatch) -> tuple[Path, Path]:
-    """tests/test_rtl.py's model ``op`` and its plan, its random weights drawn from a fresh
-    generator (the same weights whichever tests ran before)."""
+    """tests/test_rtl.py's model ``op`` (or this file's) and its plan, its random weights drawn
+    from a fresh generator (the same weights whichever tests ran before)."""
     monkeypatch.setattr(per_op, "RNG", np.random.default_rng(11))
-    model, tensors = per_op.OP_MODELS[op](folder / "m.onnx")
+    model, tensors = MODELS[op](folder / "m.onnx")
     plan = folder / "plan.json"
     plan.write_text(json.dumps({"defaults": per_op.DEFAULTS, "tensors": tensors}))
     return model, plan
@@ -146,7 +169,7 @@ def test_example_bit_exact_with_predicted_latency(example, bound, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("op", sorted(per_op.OP_MODELS))
+@pytest.mark.parametrize("op", sorted(MODELS))
 def test_per_op_model_bit_exact_at_both_bounds(op, tmp_path, monkeypatch):
     model, plan = _per_op_model(op, tmp_path, monkeypatch)
     default = _compile(model, plan, tmp_path / "default")
