@@ -192,7 +192,11 @@ def solve(rows: list[list[tuple[int, int, int]]], n_inputs: int, biases: list[in
         for (n, e) in t:
             where[n].setdefault(j, set()).add(e)
 
-    kraft = [sum(1 << levels[n] for n, _ in t) + (1 if b else 0) for t, b in zip(terms, biases)]
+    # a row of negative terms only and no bias is summed as 0 - t1 - t2 ...: its 0 is one more
+    # term (the adder that negates the shallowest term), so it counts in the row's Kraft sum
+    positive = [sum(s > 0 for s in t.values()) for t in terms]
+    kraft = [sum(1 << levels[n] for n, _ in t) + (1 if b or (t and not p) else 0)
+             for t, b, p in zip(terms, biases, positive)]
     least = max((max(k, 1) - 1).bit_length() for k in kraft) if kraft else 0
     budget = None if max_levels is None else 1 << max(max_levels, least)
 
@@ -226,7 +230,7 @@ def solve(rows: list[list[tuple[int, int, int]]], n_inputs: int, biases: list[in
         for j, shifts in where[a].items():
             t = terms[j]
             used: set[tuple[int, int]] = set()
-            k = kraft[j]
+            k, pos = kraft[j], positive[j]
             for e in sorted(shifts):
                 sa = t.get((a, e))
                 if sa is None or (a, e) in used or (b, e + d) in used:
@@ -234,9 +238,12 @@ def solve(rows: list[list[tuple[int, int, int]]], n_inputs: int, biases: list[in
                 if t.get((b, e + d)) != sa * rel:
                     continue
                 grown = k - (1 << levels[a]) - (1 << levels[b]) + (1 << new_level)
+                left = pos - (sa * rel > 0)  # b's sign goes; a's stays, on the new node
+                if pos and not left and not biases[j]:
+                    grown += 1  # the row becomes negative-only: its 0 term
                 if budget is not None and grown > budget:
                     continue
-                k = grown
+                k, pos = grown, left
                 used.update(((a, e), (b, e + d)))
                 found.append((j, e, sa))
         return found
@@ -267,6 +274,9 @@ def solve(rows: list[list[tuple[int, int, int]]], n_inputs: int, biases: list[in
                 if not where[node][j]:
                     del where[node][j]
             kraft[j] += (1 << levels[n]) - (1 << levels[a]) - (1 << levels[b])
+            if sa * rel > 0:
+                positive[j] -= 1
+                kraft[j] += not positive[j] and not biases[j]
             t[(n, e)] = sa
             where[n].setdefault(j, set()).add(e)
         for j in {j for j, _, _ in found}:
@@ -290,10 +300,13 @@ def solve(rows: list[list[tuple[int, int, int]]], n_inputs: int, biases: list[in
 
 def least_depth(rows: list[list[tuple[int, int, int]]], biases: list[int] | None = None) -> int:
     """The fewest adder levels any graph of ``rows`` can have: a row of n digits (and a bias)
-    needs ``clog2(n)``."""
+    needs ``clog2(n)``; one of negative digits only and no bias is 0 - d1 - d2 ..., n + 1 terms."""
     biases = biases if biases is not None else [0] * len(rows)
-    return max(((len(_digits(r)) + bool(b) - 1).bit_length() if _digits(r) or b else 0
-                for r, b in zip(rows, biases)), default=0)
+
+    def terms(row, bias) -> int:  # a negative-only row without a bias: + its 0 (see _sum_row)
+        d = _digits(row)
+        return len(d) + bool(bias or (d and all(s < 0 for s in d.values())))
+    return max((max(terms(r, b) - 1, 0).bit_length() for r, b in zip(rows, biases)), default=0)
 
 
 def _digits(row: list[tuple[int, int, int]]) -> dict[tuple[int, int], int]:
@@ -308,16 +321,17 @@ def _digits(row: list[tuple[int, int, int]]) -> dict[tuple[int, int], int]:
 def _sum_row(t: dict[tuple[int, int], int], bias: int, levels: list[int], ops: list[Op],
              n_inputs: int) -> tuple[int, int] | None:
     """Row ``t``'s terms and bias as one node (appended to ``ops``): the two shallowest terms
-    first; a difference puts the positive term first, so the sum is negated only when every
-    term is negative and there is no bias."""
+    first; a difference puts the positive term first.  A row whose terms are all negative and
+    which has no bias is 0 - t1 - t2 ...: its 0 pairs with the shallowest term first, like a bias
+    (``-t1``) instead of a negation after the whole sum, one level above it."""
     def new(op: Op, level: int) -> int:
         ops.append(op)
         levels.append(level)
         return n_inputs + len(ops) - 1
 
     heap = [(levels[n], e, n, s) for (n, e), s in t.items()]
-    if bias:
-        heap.append((0, -1, -1, 1))  # the bias: node -1
+    if bias or (heap and all(s < 0 for *_, s in heap)):
+        heap.append((0, -1, -1, 1))  # the bias (0 for a negative-only row): node -1
     if not heap:
         return None
     heapq.heapify(heap)
@@ -327,6 +341,9 @@ def _sum_row(t: dict[tuple[int, int], int], bias: int, levels: list[int], ops: l
         level = max(lu, lv) + 1
         if nv == -1:
             lu, eu, nu, su, lv, ev, nv, sv = lv, ev, nv, sv, lu, eu, nu, su
+        if nu == -1 and not bias:  # 0 - (v << ev): keep the shift outside
+            heapq.heappush(heap, (level, ev, new(Op(None, 0, nv, 0, True), level), 1))
+            continue
         if nu == -1:  # the bias and a term: (v << ev) + bias, or bias - (v << ev)
             node = new(Op(None, 0, nv, ev, sv < 0, bias) if sv < 0 else Op(nv, ev, None, 0, False, bias), level)
             heapq.heappush(heap, (level, 0, node, 1))
@@ -339,11 +356,9 @@ def _sum_row(t: dict[tuple[int, int], int], bias: int, levels: list[int], ops: l
         else:
             node, sign = new(Op(nv, ev - e, nu, eu - e, True), level), 1
         heapq.heappush(heap, (level, e, node, sign))
-    level, e, n, s = heap[0]
+    _, e, n, _ = heap[0]
     if n == -1:
         return new(Op(None, 0, None, 0, False, bias), 0), 0
-    if s < 0:
-        n = new(Op(None, 0, n, 0, True), level + 1)
     return n, e
 
 
