@@ -15,7 +15,10 @@ output's value is that integer (modulo ``2**width`` of its format, as every sum 
    that occurs in two or more rows becomes one adder node ``a ± (b << d)``, which replaces
    the pair in every row it can (recursively: nodes pair with nodes).  The pattern taken next is
    the one worth the most: occurrences times the bits its adder overlaps (where a carry chain is
-   needed), da4ml's weighted most-common rule;
+   needed), da4ml's weighted most-common rule.  Pairs are only formed within groups of inputs of
+   about GROUP_DIGITS digits per row (a row's pairs grow as its digits squared), and a problem
+   of more than MAX_SHARED_DIGITS digits is not searched at all (steps 3 and 4 only), which
+   keeps the search to seconds;
 3. each row's remaining terms (and its bias) are summed by a tree that always adds the two
    shallowest terms first, which gives a row whose terms are at levels l_t the least depth,
    ``ceil(log2(sum 2**l_t))``;
@@ -37,6 +40,12 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from dataclasses import dataclass
+
+
+GROUP_DIGITS = 128  # pairs are counted within input groups of about this many digits per row
+# Larger problems are summed without sharing: the search costs seconds per ~10k digits in Python
+# (a 256 x 32 matrix of 11-bit constants, 37k digits: 21 s), and compile time must stay short.
+MAX_SHARED_DIGITS = 20_000
 
 
 def csd(value: int) -> list[tuple[int, int]]:
@@ -206,21 +215,35 @@ def solve(rows: list[list[tuple[int, int, int]]], n_inputs: int, biases: list[in
             nu, eu, nv, ev = nv, ev, nu, eu
         return nu, nv, ev - eu, su * sv
 
+    # pairs are formed within groups of inputs only: a row of D digits has D**2 / 2 pairs, so a
+    # wide layer is cut into groups of about GROUP_DIGITS digits per row (linear in its size)
+    per_row = sum(len(t) for t in terms) / max(1, len(terms))
+    n_groups = max(1, -(-int(per_row) // GROUP_DIGITS))
+    group = [i * n_groups // max(1, n_inputs) for i in range(n_inputs)]
     counts: Counter = Counter()
-    for t in terms:
-        items = sorted(t.items(), key=lambda kv: (kv[0][1], kv[0][0]))
-        for p in range(len(items)):
-            (np_, ep), sp = items[p]
-            for q in range(p + 1, len(items)):
-                (nq, eq), sq = items[q]
-                counts[(np_, nq, eq - ep, sp * sq)] += 1
+    if sum(len(t) for t in terms) > MAX_SHARED_DIGITS:
+        terms_to_pair: list = []  # too large to search in reasonable time: each row summed alone
+    else:
+        terms_to_pair = terms
+    for t in terms_to_pair:
+        buckets: dict[int, list] = {}
+        for item in sorted(t.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            buckets.setdefault(group[item[0][0]], []).append(item)
+        for items in buckets.values():
+            for p in range(len(items)):
+                (np_, ep), sp = items[p]
+                for q in range(p + 1, len(items)):
+                    (nq, eq), sq = items[q]
+                    counts[(np_, nq, eq - ep, sp * sq)] += 1
+
+    counts = {k: c for k, c in counts.items() if c >= 2}  # a pattern that occurs once never will more
+    blocked: Counter = Counter()  # occurrences the depth bound or an overlap kept from a pattern
 
     def score(key, count: int) -> int:
         return count * _overlap(ranges, key[0], key[1], key[2])
 
-    heap = [(-score(k, c), k) for k, c in counts.items() if c >= 2]
+    heap = [(-score(k, c), k) for k, c in counts.items()]
     heapq.heapify(heap)
-    del counts
 
     def matches(key) -> list[tuple[int, int, int]]:
         """(row, shift of a, sign of a) of each substitution ``key`` can make now."""
@@ -248,14 +271,32 @@ def solve(rows: list[list[tuple[int, int, int]]], n_inputs: int, biases: list[in
                 found.append((j, e, sa))
         return found
 
+    def consume(t: dict, j: int, u: tuple[int, int]) -> None:
+        """Take term ``u`` out of row ``j``: its pairs with the row's other terms are gone."""
+        su = t.pop(u)
+        node, shift = u
+        where[node][j].discard(shift)
+        if not where[node][j]:
+            del where[node][j]
+        g = group[node]
+        for v, sv in t.items():
+            if group[v[0]] == g:
+                k2 = pair_key(u, su, v, sv)
+                if k2 in counts:
+                    counts[k2] -= 1
+
     while heap:
-        neg, key = heapq.heappop(heap)
-        found = matches(key)
-        if len(found) < 2:
+        stored, key = heapq.heappop(heap)
+        count = counts.get(key, 0) - blocked[key]
+        if count < 2:
             continue
-        s = score(key, len(found))
-        if heap and s < -heap[0][0]:
-            heapq.heappush(heap, (-s, key))
+        if -stored != score(key, count):  # counts only fall: re-queue at its score now
+            heapq.heappush(heap, (-score(key, count), key))
+            continue
+        found = matches(key)
+        if len(found) < count:  # the depth bound (or an overlap with itself) keeps some out
+            blocked[key] += count - len(found)
+            heapq.heappush(heap, (-score(key, len(found)), key))
             continue
         a, b, d, rel = key
         n = n_inputs + len(ops)
@@ -265,31 +306,31 @@ def solve(rows: list[list[tuple[int, int, int]]], n_inputs: int, biases: list[in
         blo, bhi = (ranges[b][0] << d, ranges[b][1] << d) if rel > 0 else (-(ranges[b][1] << d), -(ranges[b][0] << d))
         ranges.append((alo + blo, ahi + bhi))  # an interval bound: it only weighs choices
         where.append({})
-        new_pairs: Counter = Counter()
+        group.append(group[a])
+        by_row: dict[int, list[tuple[int, int]]] = {}
         for j, e, sa in found:
             t = terms[j]
-            for node, shift in ((a, e), (b, e + d)):
-                del t[(node, shift)]
-                where[node][j].discard(shift)
-                if not where[node][j]:
-                    del where[node][j]
+            consume(t, j, (a, e))
+            consume(t, j, (b, e + d))
             kraft[j] += (1 << levels[n]) - (1 << levels[a]) - (1 << levels[b])
             if sa * rel > 0:
                 positive[j] -= 1
                 kraft[j] += not positive[j] and not biases[j]
-            t[(n, e)] = sa
-            where[n].setdefault(j, set()).add(e)
-        for j in {j for j, _, _ in found}:
+            by_row.setdefault(j, []).append((e, sa))
+        new_pairs: Counter = Counter()
+        for j, placed in by_row.items():  # the new node's terms, and their pairs
             t = terms[j]
-            mine = sorted(e for e in where[n][j])
-            for e in mine:
-                s_n = t[(n, e)]
+            for e, sa in placed:
+                t[(n, e)] = sa
+                where[n].setdefault(j, set()).add(e)
+            for e, s_n in placed:
                 for (m, f), sm in t.items():
-                    if m == n and f <= e:
+                    if (m == n and f <= e) or group[m] != group[n]:
                         continue
                     new_pairs[pair_key((n, e), s_n, (m, f), sm)] += 1
         for k2, c in new_pairs.items():
             if c >= 2:
+                counts[k2] = c
                 heapq.heappush(heap, (-score(k2, c), k2))
 
     outputs = []

@@ -141,6 +141,7 @@ def layer_graphs(g: Graph, stage: Node, in_fmts: list, out_fmts: list, dsp_min_w
         per = n // out.shape[0]
         groups = [[c * per + pos for c in range(out.shape[0])] for pos in range(per)]
     solved: dict[tuple, object] = {}
+    built: dict[tuple, AdderGraph] = {}
     result = []
     for outs in groups:
         slots: dict[tuple[int, int | None], int] = {}
@@ -173,7 +174,10 @@ def layer_graphs(g: Graph, stage: Node, in_fmts: list, out_fmts: list, dsp_min_w
         key = (len(inputs), tuple(tuple(r) for r in rows), tuple(biases))
         if key not in solved:
             solved[key] = solve(rows, len(inputs), biases, ranges, budget(rows, biases))
-        graph = build(solved[key], ranges, [None if f is None else (f.width, f.signed)
-                                            for f in (out_fmts[i] for i in outs)])
+        formats = tuple(None if out_fmts[i] is None else (out_fmts[i].width, out_fmts[i].signed) for i in outs)
+        built_key = (key, tuple(ranges), formats)  # most positions of a layer are one instance
+        if built_key not in built:
+            built[built_key] = build(solved[key], ranges, list(formats))
+        graph = built[built_key]
         result.append(GraphInstance(graph, inputs, tuple(outs), sum(len(r) for r in rows)))
     return result
