@@ -428,7 +428,7 @@ class _Netlist:
                 for o in item["outputs"]:
                     self.items[o["name"]] = {"kind": "output", "name": o["name"], "width": o["width"],
                                              "zero_top": zero_top, "relu": item["module"] == "fg_relu"}
-            else:
+            elif "name" in item and item["kind"] != "declare":  # (a declared register: its item)
                 self.items[item["name"]] = item
         self.memo: dict[str, tuple | None] = {}
         self.sums: dict[str, tuple[int, tuple, set] | None] = {}  # adder -> (LUTs, its bits, bits it adds)
@@ -461,7 +461,7 @@ class _Netlist:
             elif item["kind"] == "assign" and "adders" in item["cost"] and self.sum(item) is not None:
                 result = self.sums[name][1]
             elif item["kind"] == "register":  # a flop of a constant is that constant
-                source = _fit(self.bits(item["source"]) or (), item["width"]) if item["source"] in self.items \
+                source = _fit(self.bits(item["source"]) or (), item["width"]) if self._plain(item) \
                     else (None,) * item["width"]
                 result = tuple(s if s in (0, 1) else (name, j) for j, s in enumerate(source))
             else:
@@ -499,14 +499,17 @@ class _Netlist:
 
     def _note_reads(self, item: dict) -> None:
         kind = item["kind"]
-        if kind == "register":
+        if kind == "register" and self._plain(item):
             self.read_by(self.bits(item["source"]), item["name"])
         elif kind == "instance":
             p = {q["name"]: q["value"] for q in item["params"]}
+            outputs = {o["name"] for o in item["outputs"]}
             for port in item["ports"]:
-                terms = self.terms(port["value"]) if port["value"] not in {o["name"] for o in item["outputs"]} \
-                    else None
-                if not terms:
+                if port["value"] in outputs:
+                    continue
+                terms = self.terms(port["value"])
+                if not terms or len(terms) != 1:
+                    self._read_names(port["value"], item["name"])
                     continue
                 bits = terms[0][1]
                 if item["module"] == "fg_requantize" and port["name"] == "in_data":
@@ -517,13 +520,24 @@ class _Netlist:
                 self.read_by(bits, item["name"])
         elif kind == "assign" and "adders" in item.get("cost", {}) and self.sum(item) is not None:
             self.read_by(self.sums[item["name"]][2], item["name"])
-        elif kind == "assign" and item.get("cost"):
-            for _, bits in self.terms(item["expr"]) or ():
-                self.read_by(_fit(bits, item["width"]), item["name"])
-        elif kind == "assign" and item["name"] not in self.memo and self.bits(item["name"]) is None:
-            # wiring of unknown form (or an output port's expression): every bit it names is read
-            for name in _IDENT.findall(item["expr"]):
-                self.read_by(self.bits(name), item["name"])
+        elif kind == "assign" and self.bits(item["name"]) is not None and not item.get("cost"):
+            pass  # wiring: its bits are read by whoever reads it
+        elif kind != "comment":
+            # anything else (a product, a mux, a folded core's registers with an enable or reset,
+            # a case, unknown wiring): every bit of every wire it names is read
+            texts = [item.get(key) for key in ("expr", "source", "enable", "reset", "select")]
+            texts += [entry["expr"] for entry in item.get("entries", ())]
+            for text in texts:
+                if isinstance(text, str):
+                    self._read_names(text, item.get("name", kind))
+
+    def _read_names(self, text: str, reader: str) -> None:
+        for name in _IDENT.findall(text):
+            self.read_by(self.bits(name), reader)
+
+    def _plain(self, register: dict) -> bool:
+        """A flop of a known wire on every clock (no enable, no reset): the bit rules apply."""
+        return not register.get("enable") and not register.get("reset") and register["source"] in self.items
 
     def from_relu(self, item: dict) -> bool:
         """Whether instance ``item``'s input (its first port) is an fg_relu's output."""
@@ -604,7 +618,9 @@ class _Netlist:
         flops in which every flop but the last feeds only the next becomes shift-register LUTs
         (yosys ``xilinx_srl -minlen 3``; one SRL per bit per 32 stages), costed at the chain's
         last register."""
-        costs = {r["name"]: Resources() for r in registers}
+        costs = {r["name"]: Resources(ff=r["width"]) for r in registers if not self._plain(r)}
+        registers = [r for r in registers if self._plain(r)]
+        costs.update({r["name"]: Resources() for r in registers})
         by_name = {r["name"]: r for r in registers}
         for r in reversed(registers):  # a register is declared after the one it delays
             source = self.bits(r["source"]) or ()
