@@ -350,6 +350,18 @@ def _item_cost(costs: _Costs, item: dict, registered: set[str] = frozenset(), ne
 _TOKEN = re.compile(r"\s*(?:(\d+'[bhdo][0-9a-fA-F_]+)|(\d+)|([A-Za-z_][A-Za-z0-9_]*)|(\+:|[{}\[\]:,+\-]))")
 
 
+def _requantized_bits(item: dict) -> tuple[int, int | str]:
+    """(bits of an fg_requantize's output that vary, what the ones above hold: 0 or "sign").
+    The kept input bits (plus the rounding carry) bound the value; a non-negative one is
+    below 2**that and, when saturated into a signed format, below its sign bit."""
+    p = {q["name"]: q["value"] for q in item["params"]}
+    dropped = max(p["IN_F"] - p["OUT_F"], 0)
+    live = p["IN_W"] - dropped + max(p["OUT_F"] - p["IN_F"], 0) + (dropped > 0 and p["ROUNDING"] != 0)
+    if p["IN_SIGNED"]:
+        return (min(live, p["OUT_W"]), "sign") if p["OUT_SIGNED"] else (p["OUT_W"], 0)
+    return max(min(live, p["OUT_W"] - (p["OVERFLOW"] != 0 and p["OUT_SIGNED"])), 1), 0
+
+
 def _top(bits: tuple) -> int:
     """The number of bits up to the highest one that is not the constant 0."""
     return max((i + 1 for i, v in enumerate(bits) if v != 0), default=0)
@@ -422,12 +434,10 @@ class _Netlist:
         self.items: dict[str, dict] = {}
         for item in items:
             if item["kind"] == "instance":
-                p = {q["name"]: q["value"] for q in item["params"]}
-                # a requantize of a non-negative value into a signed format: its sign bit is 0
-                zero_top = int(item["module"] == "fg_requantize" and not p["IN_SIGNED"] and p["OUT_SIGNED"])
+                live = _requantized_bits(item) if item["module"] == "fg_requantize" else None
                 for o in item["outputs"]:
                     self.items[o["name"]] = {"kind": "output", "name": o["name"], "width": o["width"],
-                                             "zero_top": zero_top, "relu": item["module"] == "fg_relu"}
+                                             "live": live, "relu": item["module"] == "fg_relu"}
             elif "name" in item and item["kind"] != "declare":  # (a declared register: its item)
                 self.items[item["name"]] = item
         self.memo: dict[str, tuple | None] = {}
@@ -465,8 +475,10 @@ class _Netlist:
                     else (None,) * item["width"]
                 result = tuple(s if s in (0, 1) else (name, j) for j, s in enumerate(source))
             else:
-                zeros = item.get("zero_top", 0)  # an instance's output bits known to be 0
-                result = tuple((name, j) for j in range(item["width"] - zeros)) + (0,) * zeros
+                # a requantize's output above the bits its input can reach: zeros, or sign copies
+                live, fill = item.get("live") or (item["width"], 0)
+                result = tuple((name, j) for j in range(live))
+                result += ((name, live - 1) if fill == "sign" else 0,) * (item["width"] - live)
             self.memo[name] = result
         return self.memo[name]
 

@@ -334,3 +334,40 @@ def test_register_rule_counts_read_bits_and_shift_registers(case, lut, ff):
     for name in ("r1", "r2", "r3"):
         total += net.register_cost[name]
     assert (total.lut, total.ff) == (lut, ff)
+
+
+# fg_relu (when relu) + fg_requantize + the output register, alone: yosys's LUTs
+# (IN_W, IN_F, IN_SIGNED, OUT_W, OUT_F, OUT_SIGNED, ROUNDING, OVERFLOW), relu -> LUTs
+REQUANTIZES = [((16, 8, 0, 8, 4, 0, 2, 1), True, 27),  # the ReLU's AND per bit before the increment's carry chain
+               ((16, 11, 0, 8, 4, 0, 2, 1), True, 11),  # 2 bits above the output: one LUT checks them
+               ((16, 8, 0, 8, 4, 0, 2, 0), True, 9),  # WRAP: only the output bits' ANDs
+               ((16, 8, 0, 8, 4, 0, 0, 1), True, 8),
+               ((17, 8, 1, 8, 4, 1, 0, 1), False, 15),  # 5 bits above a signed value: a carry-chain compare
+               ((14, 9, 1, 8, 6, 1, 6, 1), False, 10)]
+
+
+@pytest.mark.parametrize("params, relu, luts", REQUANTIZES)
+def test_requantize_rule_tracks_yosys(params, relu, luts):
+    from compiler.estimate import _Costs
+
+    p = dict(zip(("IN_W", "IN_F", "IN_SIGNED", "OUT_W", "OUT_F", "OUT_SIGNED", "ROUNDING", "OVERFLOW"), params))
+    assert abs(_Costs("xcup").requantize(p, True, relu).lut - luts) <= 1
+
+
+@pytest.mark.parametrize("signed, flops", [(False, 6), (True, 6)])
+def test_requantized_bits_above_the_input_are_no_flops(signed, flops):
+    """A 6-bit input requantized exactly into 8 bits: the top 2 output bits are zeros (unsigned)
+    or copies of the sign (signed), which synthesis does not register twice."""
+    from compiler.estimate import _netlist
+
+    params = {"IN_W": 6, "IN_F": 4, "IN_SIGNED": int(signed), "OUT_W": 8, "OUT_F": 4, "OUT_SIGNED": int(signed),
+              "ROUNDING": 0, "OVERFLOW": 0}
+    items = _ports(("a", 6)) + [
+        {"kind": "instance", "module": "fg_requantize", "name": "u_rq",
+         "params": [{"name": k, "value": v} for k, v in params.items()],
+         "ports": [{"name": "in_data", "value": "a"}, {"name": "out_data", "value": "q"}],
+         "outputs": [{"name": "q", "width": 8}]},
+        {"kind": "register", "name": "q_r", "width": 8, "source": "q"}]
+    context = {"input_items": [], "layers": [{"items": items}], "output_items": [],
+               "outputs": [{"name": "y", "expr": "q_r"}]}
+    assert _netlist(context).register_cost["q_r"].ff == flops
