@@ -56,6 +56,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 
 from .targets import PARTS, family_of
@@ -443,7 +444,7 @@ class _Netlist:
         self.memo: dict[str, tuple | None] = {}
         self.sums: dict[str, tuple[int, tuple, set] | None] = {}  # adder -> (LUTs, its bits, bits it adds)
         self.inverted: set = set()  # bits inverted by some adder (one INV serves every reader)
-        self.readers: dict[tuple, set[str]] = {}  # a logic bit -> the items that read it
+        self.readers: dict[tuple, set[str]] = defaultdict(set)  # a logic bit -> the items that read it
         for item in items:
             if item.get("module") != "fg_relu":
                 self._note_reads(item)
@@ -505,9 +506,10 @@ class _Netlist:
 
     # who reads what --------------------------------------------------------------------
     def read_by(self, bits, reader: str) -> None:
+        readers = self.readers
         for b in bits or ():
-            if isinstance(b, tuple):
-                self.readers.setdefault(b, set()).add(reader)
+            if type(b) is tuple:
+                readers[b].add(reader)
 
     def _note_reads(self, item: dict) -> None:
         kind = item["kind"]
@@ -596,31 +598,31 @@ class _Netlist:
         one function, and one inverter of a bit serves every adder that needs it).  ``reads``
         gathers the operand bits the carry chain takes (a copied bit is read by the sum's
         readers, through it)."""
-        luts, out, low = 0, [], True
+        luts, out, low, seen = 0, [], True, self.inverted
         top = max(_top(a), _top(b))
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, x in enumerate(a):
+            y = b[i]
             if low and (y == 0 or (not sub and x == 0)):
                 out.append(x if y == 0 else y)
                 continue
             low = False
             # above both operands a sum is 0 (yosys wreduce), a difference its sign (one bit)
             out.append((tag, i) if i <= top else 0 if not sub else out[top])
-            reads.update(v for v in (x, y) if isinstance(v, tuple))
-            polarity = int(sub)
-            logic = []
-            for v in (x, y):
-                if isinstance(v, tuple):
-                    logic.append(v)
-                else:
-                    polarity ^= v
-            if len(logic) == 2:
-                key = (*sorted(logic), polarity)
-            elif len(logic) == 1 and polarity:
-                key = (logic[0], "~")
+            x_logic, y_logic = type(x) is tuple, type(y) is tuple
+            if x_logic and y_logic:
+                reads.add(x)
+                reads.add(y)
+                key = (x, y, sub) if x < y else (y, x, sub)
+            elif x_logic or y_logic:
+                v, constant = (x, y) if x_logic else (y, x)
+                reads.add(v)
+                if not constant ^ sub:  # a copy: no LUT
+                    continue
+                key = (v, "~")
             else:
                 continue
-            if key not in self.inverted:
-                self.inverted.add(key)
+            if key not in seen:
+                seen.add(key)
                 luts += 1
         return luts, tuple(out)
 
