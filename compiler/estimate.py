@@ -472,8 +472,8 @@ class _Netlist:
             elif item["kind"] == "assign" and "adders" in item["cost"] and self.sum(item) is not None:
                 result = self.sums[name][1]
             elif item["kind"] == "register":  # a flop of a constant is that constant
-                source = _fit(self.bits(item["source"]) or (), item["width"]) if self._plain(item) \
-                    else (None,) * item["width"]
+                source = self.bits(item["source"]) if self._plain(item) else None
+                source = (None,) * item["width"] if source is None else _fit(source, item["width"])
                 result = tuple(s if s in (0, 1) else (name, j) for j, s in enumerate(source))
             else:
                 # a requantize's output above the bits its input can reach: zeros, or sign copies
@@ -551,7 +551,8 @@ class _Netlist:
 
     def _plain(self, register: dict) -> bool:
         """A flop of a known wire on every clock (no enable, no reset): the bit rules apply."""
-        return not register.get("enable") and not register.get("reset") and register["source"] in self.items
+        return not register.get("enable") and not register.get("reset") and register["source"] in self.items \
+            and self.bits(register["source"]) is not None
 
     def from_relu(self, item: dict) -> bool:
         """Whether instance ``item``'s input (its first port) is an fg_relu's output."""

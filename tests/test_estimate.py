@@ -371,3 +371,15 @@ def test_requantized_bits_above_the_input_are_no_flops(signed, flops):
     context = {"input_items": [], "layers": [{"items": items}], "output_items": [],
                "outputs": [{"name": "y", "expr": "q_r"}]}
     assert _netlist(context).register_cost["q_r"].ff == flops
+
+
+def test_a_register_of_wiring_the_rules_cannot_read_keeps_its_flops():
+    """``r <= w`` where w's expression is outside the parsed subset (an inversion): one flop per
+    bit, not the zeros an unknown source once read as."""
+    from compiler.estimate import _netlist
+
+    items = _ports(("a", 12)) + [{"kind": "assign", "name": "w", "width": 12, "expr": "~a", "comment": ""},
+                                 {"kind": "register", "name": "r", "width": 12, "source": "w"}]
+    context = {"input_items": [], "layers": [{"items": items}], "output_items": [],
+               "outputs": [{"name": "y", "expr": "r"}]}
+    assert _netlist(context).register_cost["r"].ff == 12
