@@ -169,7 +169,9 @@ def test_synthesis_cache_is_keyed_by_contents_not_folder(tmp_path, monkeypatch):
 
 def test_pruned_weights_leave_no_trace_in_synthesis(tmp_path):
     """Half the weights of a 16 -> 8 dense layer at 0 bits (per element): yosys builds well under
-    the dense layer's LUTs, and the estimate follows the same fall."""
+    the dense layer's LUTs, and the estimate follows the same fall.  As shared adder graphs the
+    fall is smaller than half (0.68 in yosys: the dense layer's rows share pairs of digits, which
+    made the pruned weights' digits cheaper to begin with; per-output trees fell to under 0.65)."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -202,7 +204,7 @@ def test_pruned_weights_leave_no_trace_in_synthesis(tmp_path):
     layer = results["pruned"]["estimate"]["layers"][0]
     assert layer["products"] == w.size // 2
     print(f"pruned/dense LUTs: synthesis {synth:.2f}, estimate {est:.2f}")
-    assert synth < 0.65, f"pruned/dense synthesized LUTs {synth:.2f}"
+    assert synth < 0.72, f"pruned/dense synthesized LUTs {synth:.2f}"
     assert abs(est - synth) < 0.1, f"estimate falls to {est:.2f}, synthesis to {synth:.2f}"
 
 
