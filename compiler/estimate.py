@@ -437,8 +437,9 @@ class _Netlist:
             if item["kind"] == "instance":
                 live = _requantized_bits(item) if item["module"] == "fg_requantize" else None
                 for o in item["outputs"]:
-                    self.items[o["name"]] = {"kind": "output", "name": o["name"], "width": o["width"],
-                                             "live": live, "relu": item["module"] == "fg_relu"}
+                    if "width" in o:  # (else its bits are not known)
+                        self.items[o["name"]] = {"kind": "output", "name": o["name"], "width": o["width"],
+                                                 "live": live, "relu": item["module"] == "fg_relu"}
             elif "name" in item and item["kind"] != "declare":  # (a declared register: its item)
                 self.items[item["name"]] = item
         self.memo: dict[str, tuple | None] = {}
@@ -518,7 +519,7 @@ class _Netlist:
         elif kind == "instance":
             p = {q["name"]: q["value"] for q in item["params"]}
             outputs = {o["name"] for o in item["outputs"]}
-            for port in item["ports"]:
+            for port in item.get("ports", ()):
                 if port["value"] in outputs:
                     continue
                 terms = self.terms(port["value"])
@@ -556,7 +557,8 @@ class _Netlist:
 
     def from_relu(self, item: dict) -> bool:
         """Whether instance ``item``'s input (its first port) is an fg_relu's output."""
-        terms = self.terms(item["ports"][0]["value"])
+        ports = item.get("ports")
+        terms = self.terms(ports[0]["value"]) if ports else None
         bits = terms[0][1] if terms and len(terms) == 1 else ()
         return any(isinstance(b, tuple) and self.items.get(b[0], {}).get("relu") for b in bits)
 
