@@ -446,6 +446,7 @@ class _Netlist:
         self.sums: dict[str, tuple[int, tuple, set] | None] = {}  # adder -> (LUTs, its bits, bits it adds)
         self.inverted: set = set()  # bits inverted by some adder (one INV serves every reader)
         self.readers: dict[tuple, set[str]] = defaultdict(set)  # a logic bit -> the items that read it
+        self.register_cost: dict[str, Resources] = {}  # filled by register_costs (see _netlist)
         for item in items:
             if item.get("module") != "fg_relu":
                 self._note_reads(item)
