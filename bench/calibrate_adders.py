@@ -1,6 +1,6 @@
 """Calibration (run by hand): the estimate of adder-graph designs against yosys synth_xilinx.
 
-    nice python bench/calibrate_adders.py [--only NAME ...] [--no-adder-graph] [--no-synth]
+    nice python bench/calibrate_adders.py [--only NAME ...] [--no-adder-graph | --adder-slack N] [--no-synth]
 
 Builds random dense layers that are NOT the examples (the examples check the result): 16 to 64
 inputs, signed, unsigned and per-element input formats, per-element and pruned weights, one
@@ -22,6 +22,9 @@ Results (yosys 0.23, 2 cores; ratio = estimate / yosys):
 | d40x16_mixed_in | 5,867 / 5,899 | 829 / 848 (0.98) | 8,360 / 8,218 (1.02) | 1,287 / 1,177 (1.09) |
 | d48x24_wide | 16,190 / 16,183 | 2,033 / 2,036 | 21,664 / 22,381 (0.97) | 2,432 / 2,435 |
 | d64x16_elements | 7,465 / 7,459 | 1,164 / 1,173 (0.99) | 10,441 / 10,595 (0.99) | 1,697 / 1,650 (1.03) |
+
+At --adder-slack 0 (the least depth): d16x16_signed 2,552 / 2,554 LUT, 496 / 496 FF; d64x16_elements
+7,459 / 7,452, 1,124 / 1,136; d32x32x8_two 14,716 / 14,738, 1,043 / 1,047.
 """
 
 from __future__ import annotations
@@ -114,6 +117,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", default=sorted(DESIGNS))
     parser.add_argument("--no-adder-graph", action="store_true")
+    parser.add_argument("--adder-slack", type=int, default=None, help="the graphs' level budget (BuildConfig)")
     parser.add_argument("--no-synth", action="store_true", help="estimate only (cached syntheses still shown)")
     args = parser.parse_args()
     os.environ.setdefault("FINEGRAIN_SYNTH_CACHE", str(ROOT / "build" / "synth_cache"))
@@ -130,7 +134,7 @@ def main() -> int:
             model, plan = build_model(name, Path(tmp))
             out = Path(tmp) / "out"
             project = compile_model(model, plan, output_dir=out, backends=("rtl",),
-                                    rtl_adder_graph=not args.no_adder_graph)
+                                    rtl_adder_graph=not args.no_adder_graph, rtl_adder_slack=args.adder_slack)
             context = rtl_context(project.graph, project.config.rtl_options(), project.source())
             est = estimate_context(context, project.config.part)
             top = context["model"]
