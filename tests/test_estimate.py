@@ -1,8 +1,12 @@
 """Resource estimate (compiler/estimate.py) against real synthesis (Debian yosys synth_xilinx),
 and `finegrain report [--synth]`.
 
-* every example: estimated LUTs and FFs within 15% of yosys, DSPs exact, latency and II equal
-  to what `finegrain sim` measures (the ratios are printed: run with -s to see them);
+* the examples built as adder graphs (the default): estimated LUTs within 5% of yosys and FFs
+  within 10% (the small CNN, whose synthesis is committed, within 15% until it is re-made);
+  the jet tagger with --no-adder-graph (per-output adder trees) within 15%; DSPs exact,
+  latency and II equal to what `finegrain sim` measures (the ratios are printed: run with -s
+  to see them);
+* the adder and register rules bit by bit, against yosys's counts of single adders;
 * one tiny model per op: the estimate stays within a looser band (the rules are per
   primitive; tiny designs magnify any one rule's error);
 * a yosys run that prints no statistics is an error, never zero LUTs;
@@ -11,7 +15,8 @@ and `finegrain report [--synth]`.
 Synthesis results are cached by source contents under build/synth_cache, Verilator builds
 under build/rtl_sim: a rerun with unchanged RTL synthesizes and compiles nothing.
 
-The jet tagger and the per-op models are synthesized by yosys in every clean run.  The small
+The jet tagger (both structures), the per-weight-bits example and the per-op models are
+synthesized by yosys in every clean run.  The small
 CNN's fully parallel RTL is ~231k LUTs, which takes yosys about 30 minutes and 8 GB here,
 beyond the suite's budget: its result is committed in tests/synth_cache/ under the same
 content key (Debian yosys 0.23, made on this project's 2-core machine), so it is used only
@@ -32,7 +37,9 @@ import pytest
 from compiler.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ("jet_tagger", "small_cnn")
+# (example, adder graph, LUT band, FF band)
+EXAMPLES = (("jet_tagger", True, 0.05, 0.10), ("per_weight_bits", True, 0.05, 0.10), ("small_cnn", True, 0.15, 0.15),
+            ("jet_tagger", False, 0.15, 0.15))
 COMMITTED_SYNTH = ROOT / "tests" / "synth_cache"  # content-keyed results too slow for the suite
 COMMITTED_EXAMPLES = ("small_cnn",)
 
@@ -65,13 +72,15 @@ def _require_yosys():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("example", EXAMPLES)
-def test_estimate_within_15_percent_of_yosys_on_examples(example, tmp_path, capsys, request):
+@pytest.mark.parametrize("example, adder_graph, lut_band, ff_band", EXAMPLES,
+                         ids=[f"{e[0]}{'' if e[1] else '-no-adder-graph'}" for e in EXAMPLES])
+def test_estimate_within_bands_of_yosys_on_examples(example, adder_graph, lut_band, ff_band, tmp_path, capsys,
+                                                    request):
     _require_yosys()
     folder = ROOT / "examples" / example
     out = tmp_path / "out"
     assert main(["compile", str(folder / "model.onnx"), "--plan", str(folder / "plan.json"), "-o", str(out),
-                 "--backend", "rtl"]) == 0
+                 "--backend", "rtl", *([] if adder_graph else ["--no-adder-graph"])]) == 0
     assert main(["report", str(out)]) == 0
     key = _synth_key(out)
     committed = COMMITTED_SYNTH / f"{key}.json"
@@ -79,7 +88,7 @@ def test_estimate_within_15_percent_of_yosys_on_examples(example, tmp_path, caps
         SYNTH_CACHE.mkdir(parents=True, exist_ok=True)
         shutil.copy(committed, SYNTH_CACHE / committed.name)
     assert main(["report", str(out), "--synth"]) == 0
-    if example in COMMITTED_EXAMPLES and request.config.getoption("--update-goldens"):
+    if example in COMMITTED_EXAMPLES and adder_graph and request.config.getoption("--update-goldens"):
         for old in COMMITTED_SYNTH.glob("*.json"):
             entry = json.loads(old.read_text())
             if entry.get("top") == example and "architecture" not in entry:  # stream designs: test_estimate_stream
@@ -89,12 +98,13 @@ def test_estimate_within_15_percent_of_yosys_on_examples(example, tmp_path, caps
     report = _report(out)
     est, synth = report["estimate"], report["synth"]
     with capsys.disabled():
-        print(f"\n{example}: estimate/yosys LUT {est['lut']}/{synth['lut']} = {synth['ratio']['lut']}, "
+        label = example if adder_graph else f"{example} (--no-adder-graph)"
+        print(f"\n{label}: estimate/yosys LUT {est['lut']}/{synth['lut']} = {synth['ratio']['lut']}, "
               f"FF {est['ff']}/{synth['ff']} = {synth['ratio']['ff']}, DSP {est['dsp']}/{synth['dsp']}, "
               f"synthesis {synth['seconds']} s{' (cached)' if synth['cached'] else ''}, estimate {est['seconds']} s")
     assert synth["lut"] > 0 and synth["ff"] > 0
-    assert abs(est["lut"] / synth["lut"] - 1) <= 0.15
-    assert abs(est["ff"] / synth["ff"] - 1) <= 0.15
+    assert abs(est["lut"] / synth["lut"] - 1) <= lut_band
+    assert abs(est["ff"] / synth["ff"] - 1) <= ff_band
     assert est["dsp"] == synth["dsp"]
     schedule = json.loads((out / "rtl" / "schedule.json").read_text())
     assert est["latency_cycles"] == schedule["latency_cycles"] and est["ii_cycles"] == schedule["ii_cycles"] == 1
@@ -159,7 +169,9 @@ def test_synthesis_cache_is_keyed_by_contents_not_folder(tmp_path, monkeypatch):
 
 def test_pruned_weights_leave_no_trace_in_synthesis(tmp_path):
     """Half the weights of a 16 -> 8 dense layer at 0 bits (per element): yosys builds well under
-    the dense layer's LUTs, and the estimate follows the same fall."""
+    the dense layer's LUTs, and the estimate follows the same fall.  As shared adder graphs the
+    fall is smaller than half (0.68 in yosys: the dense layer's rows share pairs of digits, which
+    made the pruned weights' digits cheaper to begin with; per-output trees fell to under 0.65)."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -192,7 +204,7 @@ def test_pruned_weights_leave_no_trace_in_synthesis(tmp_path):
     layer = results["pruned"]["estimate"]["layers"][0]
     assert layer["products"] == w.size // 2
     print(f"pruned/dense LUTs: synthesis {synth:.2f}, estimate {est:.2f}")
-    assert synth < 0.65, f"pruned/dense synthesized LUTs {synth:.2f}"
+    assert synth < 0.72, f"pruned/dense synthesized LUTs {synth:.2f}"
     assert abs(est - synth) < 0.1, f"estimate falls to {est:.2f}, synthesis to {synth:.2f}"
 
 
@@ -257,3 +269,119 @@ def test_report_without_rtl_support_says_why(tmp_path, capsys, monkeypatch):
     assert "estimate" not in _report(out) and (out / "report.html").is_file()
     assert main(["report", str(out), "--synth"]) == 2
     assert "no RTL to synthesize" in " ".join(capsys.readouterr().err.split())
+
+
+def _ports(*names_widths) -> list[dict]:
+    """Input wires of a hand-written netlist: logic of their own (registers of an unknown source)."""
+    return [{"kind": "register", "name": n, "width": w, "source": f"{n}_in"} for n, w in names_widths]
+
+
+def _adder(name: str, width: int, expr: str) -> dict:
+    return {"kind": "assign", "name": name, "width": width, "expr": expr, "comment": "",
+            "cost": {"adders": [(width, 0)]}}
+
+
+# yosys 0.23 (the project's flow, xcup) on each expression alone, a[11:0], b[11:0], c[5:0] ports:
+# its LUT2 + INV cells
+SINGLE_ADDERS = {
+    "{{2{a[11]}}, a} + {{2{b[11]}}, b}": 12,  # the two sign copies above bit 12: one XOR of the signs
+    "{{2{a[11]}}, a} - {{1{b[11]}}, b, 1'b0}": 12,  # bit 0 copies a
+    "{{1{a[11]}}, a, 1'b0} - {{2{b[11]}}, b}": 13,  # bit 0 is -b0: an inverter
+    "-{{2{b[11]}}, b}": 12,  # inverters
+    "{2'b0, a} - {2'b0, b}": 12,
+    "{{2{a[11]}}, a} + {{8{c[5]}}, c}": 12,
+    "{{2{a[11]}}, a} - {8'b0, c}": 12,  # 6 XNORs, 6 inverters of a above c
+    "{{2{a[11]}}, a} + 14'h0135": 5,  # an inverter per 1 bit of the constant
+    "{{2{a[11]}}, a} + {{2{b[11]}}, b} + 14'h0005": 14,  # two adders, left to right
+}
+
+
+@pytest.mark.parametrize("expr", sorted(SINGLE_ADDERS))
+def test_adder_rule_counts_yosys_luts_bit_by_bit(expr):
+    from compiler.estimate import _Netlist
+
+    net = _Netlist(_ports(("a", 12), ("b", 12), ("c", 6)) + [_adder("y", 14, expr)])
+    assert net.adder_luts(_adder("y", 14, expr)) == SINGLE_ADDERS[expr]
+
+
+def test_adder_rule_sees_constant_top_bits_and_shares_inverters():
+    """A sum of zero-extended operands is zero above its carry (the next adder copies there); one
+    inverter of b0, b1 serves two differences (yosys: 25 and 26 LUTs, 18 LUT2 + 8 INV)."""
+    from compiler.estimate import _Netlist
+
+    ports = _ports(("a", 12), ("b", 12), ("c", 6))
+    for s1, luts in (("{2'b0, a} + {2'b0, b}", 25), ("{{2{a[11]}}, a} + {{2{b[11]}}, b}", 26)):
+        items = ports + [_adder("s1", 14, s1), _adder("y", 14, "s1 + {{8{c[5]}}, c}")]
+        net = _Netlist(items)
+        assert net.adder_luts(items[-2]) + net.adder_luts(items[-1]) == luts
+    items = ports + [_adder("y", 14, "{a, 2'b0} - {{2{b[11]}}, b}"), _adder("z", 14, "{c, 8'b0} - {{2{b[11]}}, b}")]
+    net = _Netlist(items)
+    assert net.adder_luts(items[-2]) + net.adder_luts(items[-1]) == 26
+
+
+@pytest.mark.parametrize("case, lut, ff", [("chain", 13, 0), ("tapped", 0, 39), ("cut", 0, 10)])
+def test_register_rule_counts_read_bits_and_shift_registers(case, lut, ff):
+    """r1 <= {2'b0, a} + {2'b0, b} (bit 13 is 0: no flop); r2 <= r1; r3 <= r2.  yosys: read at r3
+    only, 13 SRL16E; r1 read too, 39 FDRE; only r1[9:0] read, 10 FDRE."""
+    from compiler.estimate import Resources, _netlist
+
+    items = _ports(("a", 12), ("b", 12)) + [_adder("s", 14, "{2'b0, a} + {2'b0, b}")]
+    items += [{"kind": "register", "name": f"r{k}", "width": 14, "source": f"r{k - 1}" if k > 1 else "s"}
+              for k in (1, 2, 3)]
+    reads = {"chain": "r3", "tapped": "{r3, r1}", "cut": "{r1[9:0], 4'b0}"}[case]
+    context = {"input_items": [], "layers": [{"items": items}], "output_items": [],
+               "outputs": [{"name": "y", "expr": reads}]}
+    net = _netlist(context)
+    total = Resources()
+    for name in ("r1", "r2", "r3"):
+        total += net.register_cost[name]
+    assert (total.lut, total.ff) == (lut, ff)
+
+
+# fg_relu (when relu) + fg_requantize + the output register, alone: yosys's LUTs
+# (IN_W, IN_F, IN_SIGNED, OUT_W, OUT_F, OUT_SIGNED, ROUNDING, OVERFLOW), relu -> LUTs
+REQUANTIZES = [((16, 8, 0, 8, 4, 0, 2, 1), True, 27),  # the ReLU's AND per bit before the increment's carry chain
+               ((16, 11, 0, 8, 4, 0, 2, 1), True, 11),  # 2 bits above the output: one LUT checks them
+               ((16, 8, 0, 8, 4, 0, 2, 0), True, 9),  # WRAP: only the output bits' ANDs
+               ((16, 8, 0, 8, 4, 0, 0, 1), True, 8),
+               ((17, 8, 1, 8, 4, 1, 0, 1), False, 15),  # 5 bits above a signed value: a carry-chain compare
+               ((14, 9, 1, 8, 6, 1, 6, 1), False, 10)]
+
+
+@pytest.mark.parametrize("params, relu, luts", REQUANTIZES)
+def test_requantize_rule_tracks_yosys(params, relu, luts):
+    from compiler.estimate import _Costs
+
+    p = dict(zip(("IN_W", "IN_F", "IN_SIGNED", "OUT_W", "OUT_F", "OUT_SIGNED", "ROUNDING", "OVERFLOW"), params))
+    assert abs(_Costs("xcup").requantize(p, True, relu).lut - luts) <= 1
+
+
+@pytest.mark.parametrize("signed, flops", [(False, 6), (True, 6)])
+def test_requantized_bits_above_the_input_are_no_flops(signed, flops):
+    """A 6-bit input requantized exactly into 8 bits: the top 2 output bits are zeros (unsigned)
+    or copies of the sign (signed), which synthesis does not register twice."""
+    from compiler.estimate import _netlist
+
+    params = {"IN_W": 6, "IN_F": 4, "IN_SIGNED": int(signed), "OUT_W": 8, "OUT_F": 4, "OUT_SIGNED": int(signed),
+              "ROUNDING": 0, "OVERFLOW": 0}
+    items = _ports(("a", 6)) + [
+        {"kind": "instance", "module": "fg_requantize", "name": "u_rq",
+         "params": [{"name": k, "value": v} for k, v in params.items()],
+         "ports": [{"name": "in_data", "value": "a"}, {"name": "out_data", "value": "q"}],
+         "outputs": [{"name": "q", "width": 8}]},
+        {"kind": "register", "name": "q_r", "width": 8, "source": "q"}]
+    context = {"input_items": [], "layers": [{"items": items}], "output_items": [],
+               "outputs": [{"name": "y", "expr": "q_r"}]}
+    assert _netlist(context).register_cost["q_r"].ff == flops
+
+
+def test_a_register_of_wiring_the_rules_cannot_read_keeps_its_flops():
+    """``r <= w`` where w's expression is outside the parsed subset (an inversion): one flop per
+    bit, not the zeros an unknown source once read as."""
+    from compiler.estimate import _netlist
+
+    items = _ports(("a", 12)) + [{"kind": "assign", "name": "w", "width": 12, "expr": "~a", "comment": ""},
+                                 {"kind": "register", "name": "r", "width": 12, "source": "w"}]
+    context = {"input_items": [], "layers": [{"items": items}], "output_items": [],
+               "outputs": [{"name": "y", "expr": "r"}]}
+    assert _netlist(context).register_cost["r"].ff == 12
