@@ -476,8 +476,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--clock-ns", type=float, default=5.0, help="target clock period in ns (default 5)")
     c.add_argument("--reuse-factor", type=int, default=1,
                    help="times each multiplier is reused; 1 = fully parallel, II 1 (default 1)")
-    c.add_argument("--strategy", default="latency", choices=("latency", "resource"),
-                   help="latency: weights in fabric, fully unrolled; resource: weights in BRAM")
+    c.add_argument("--strategy", default="latency", choices=("latency", "resource", "adder-graph"),
+                   help="HLS: latency: weights in fabric, fully unrolled; resource: weights in BRAM; adder-graph: "
+                        "each dense/conv/avgpool layer's sums written out as a shared adder graph, one statement "
+                        "per adder (reuse factor 1, --arch parallel)")
     c.add_argument("--layer-config", help='JSON: {"LAYER": {"reuse_factor": N, "strategy": "..."}} per layer')
     c.add_argument("--data", help="inputs (.npy, or .npz keyed by input name, batch first): count the values that "
                                   "saturate or wrap on them (warnings, report.json 'saturation')")

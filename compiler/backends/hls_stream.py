@@ -60,6 +60,14 @@ def _per_lane(values: np.ndarray) -> bool:
 class _StreamBuilder(_Builder):
     def __init__(self, graph: Graph, options: HLSOptions, source: dict):
         super().__init__(graph, options, source)
+        for node in graph.nodes:
+            if options.arch(node).strategy == "adder-graph" and \
+                    any(st.op in (Op.DENSE, Op.CONV, Op.AVGPOOL) for st in node.stages()):
+                raise HLSBackendError(
+                    f"{_onnx_nodes(node)}: strategy 'adder-graph' (--strategy or --layer-config) writes a layer's "
+                    f"sums out as one fully parallel adder graph, which the stream architecture (io_stream, "
+                    f"chosen by --arch stream or auto for a large model) does not build; compile with --arch "
+                    f"parallel, or give this layer strategy 'latency' or 'resource'")
         self.names = Names(reserved=CPP_RESERVED | STREAM_LOCALS | {self.model},
                            companions=("_mantissas", "_loaded", "_config"), folded=CPP_FOLDED)
         self.streams: dict[str, dict] = {}  # tensor name -> its pixel type and geometry

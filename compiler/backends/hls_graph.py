@@ -1,0 +1,192 @@
+"""HLS ``--strategy adder-graph``: a layer's sums (DENSE, CONV, AVGPOOL) written out as the
+shared adder graphs of compiler/adder_graph.py, one C++ statement per adder, in the generated
+``<model>_graphs.h`` (templates/hls/graphs.h.j2).
+
+The graphs come from compiler/sums.py (``layer_graphs``, as in the RTL backend): one per
+instance (a dense row of outputs, a conv / pool position).  Instances whose graphs are equal
+(same nodes, widths and outputs) and whose input and output elements have the same formats
+share one C++ function, called per instance with the instance's element indices from a table;
+every other instance has its own.  No widths are merged across instances: each function is
+exactly its instances' ``AdderGraph``, so it is exact for every one of them.
+
+Exactness.  A node is ``const T nK = ...;`` with ``T`` its ``ap_int<width>`` (``ap_uint`` when
+unsigned).  ap_int sums are full precision and assignment to ``T`` wraps, which is the node's
+field in ``AdderGraph.evaluate``; a shifted operand is first made a ``T`` (``T(a) << s``: a
+shift keeps its operand's width, and the bits above ``T``'s do not matter modulo its width).
+Wiring nodes (a node that only shifts another) are not statements: their readers shift the
+source, as in the RTL (the bits a reader keeps are the same).  Inputs are read at their
+element's fraction (finegrain::element), outputs wrapped to their element's format and
+written at its fraction (finegrain::set_element, finegrain/adder_graph.h).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..adder_graph import AdderGraph, least_depth, wrap
+from ..errors import UserError
+from ..ir import Node, Op, Tensor
+from ..sums import SumsError, layer_graphs
+
+STRATEGY = "adder-graph"
+# a product x * m with more bits than this stays a multiplication (an input of the graph), as
+# the RTL's default rtl_dsp_min_width: the HLS tool maps it (a DSP)
+DSP_MIN_WIDTH = 28
+
+
+def _int_type(width: int, signed: bool) -> str:
+    return f"ap_{'' if signed else 'u'}int<{width}>"
+
+
+def cpp_integer(value: int, width: int, signed: bool) -> str:
+    """``value`` as a C++ expression whose value modulo ``2**width`` is ``value``'s: a plain
+    literal when it fits a C integer, else 64-bit words put together in an ap_uint."""
+    v = wrap(value, width, signed)
+    if -(1 << 31) <= v < 1 << 31:
+        return str(v)
+    if -(1 << 63) < v < 1 << 63:
+        return f"{v}LL"
+    u = v % (1 << width)
+    words = [(k, (u >> (64 * k)) & ((1 << 64) - 1)) for k in range(-(-width // 64))]
+    return "(" + " | ".join(f"(ap_uint<{width}>(0x{w:x}ULL) << {64 * k})" if k else f"ap_uint<{width}>(0x{w:x}ULL)"
+                            for k, w in words if w) + ")"
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Instances sharing one function: equal graphs, equal element formats."""
+
+    graph: AdderGraph
+    inputs: tuple  # per graph input: (element format, multiplier or None)
+    outputs: tuple  # per graph output: element format or None (always 0)
+
+
+class GraphWriter:
+    """The adder-graph entry of one stage: its functions (for graphs.h.j2) and its call."""
+
+    def __init__(self, builder, node: Node, stage: Node, common: dict, slack: int | None):
+        self.b, self.node, self.stage, self.common, self.slack = builder, node, stage, common, slack
+        g = builder.graph
+        self.x: Tensor = g.tensor(stage.inputs[0])
+        self.out: Tensor = g.tensor(stage.outputs[0])
+        self.x_frac = builder.fixed[common["x_t"]].frac_bits
+        self.bits = 1  # the widest ap_int a statement builds (for AP_INT_MAX_W)
+
+    def budget(self, rows, biases) -> int | None:
+        """Levels of a pattern's graph: unbounded by default (the HLS tool schedules the adders
+        into cycles at the clock; the depth only adds latency), else its least depth + slack."""
+        return None if self.slack is None else least_depth(rows, biases) + self.slack
+
+    def entry(self) -> dict:
+        from .rtl.builder import _fmt_of  # the RTL's element rule (the rtl package imports hls.py)
+
+        in_fmts = [_fmt_of(self.x, i) for i in range(int(np.prod(self.x.shape)))]
+        out_fmts = [_fmt_of(self.out, i) for i in range(int(np.prod(self.out.shape)))]
+        try:
+            instances = layer_graphs(self.b.graph, self.stage, in_fmts, out_fmts, DSP_MIN_WIDTH, self.budget)
+        except SumsError as err:
+            raise UserError(f"{err} (--strategy {STRATEGY})") from None
+        groups: dict[_Group, list] = {}
+        for inst in instances:
+            key = _Group(inst.graph, tuple((in_fmts[xi], m) for xi, m in inst.inputs),
+                         tuple(out_fmts[i] for i in inst.outputs))
+            groups.setdefault(key, []).append(inst)
+        name = self.common["name"]
+        function = self.b.names.derived(f"{name}_graph")
+        alone = len(groups) == 1 and len(instances) == 1
+        functions, calls = [], []
+        for k, (group, members) in enumerate(groups.items()):
+            fname = function if alone else self.b.names.derived(f"{function}_g{k}")
+            functions.append(self.function(fname, group, members))
+            calls.append(functions[-1]["call"])
+        adders = sum(inst.graph.adders for inst in instances)
+        terms = sum(inst.terms for inst in instances)
+        what = "row" if self.stage.op == Op.DENSE else "position"
+        summary = (f"{adders} adders for {terms} constant products over {len(instances)} "
+                   f"{what}{'s' if len(instances) != 1 else ''}, {len(groups)} distinct graph"
+                   f"{'s' if len(groups) != 1 else ''}, at most {max(i.graph.depth for i in instances)} adders deep")
+        return {**self.common, "kind": "adder_graph", "function": function, "alone": alone,
+                "functions": functions, "calls": calls, "n_x": len(in_fmts), "n_y": len(out_fmts),
+                "adders": adders, "summary": summary, "onnx": ", ".join(self.node.onnx_nodes) or self.node.name,
+                "bits": self.bits}
+
+    def function(self, fname: str, group: _Group, members: list) -> dict:
+        graph = group.graph
+        tables = len(members) > 1
+        at_x = (lambda k: f"x[at_x[{k}]]") if tables else (lambda k: f"x[{members[0].inputs[k][0]}]")
+        at_y = (lambda j: f"y[at_y[{j}]]") if tables else (lambda j: f"y[{members[0].outputs[j]}]")
+        refs: dict[int, tuple[str | None, int]] = {}  # node -> (variable, shift), variable None: a constant
+        reads, adders, writes = [], [], []
+        for k, node in enumerate(graph.nodes):
+            t = _int_type(node.width, node.signed)
+            if not node.operands:
+                refs[k] = (None, 0)
+            elif k < graph.n_inputs:
+                fmt, m = group.inputs[k]
+                expr = f"finegrain::element<{fmt.frac}>({at_x(k)})"
+                if m is not None:
+                    expr += f" * {cpp_integer(m, abs(m).bit_length() + 1, True)}"
+                    self.bits = max(self.bits, self.b.fixed[self.common["x_t"]].width + abs(m).bit_length() + 33)
+                var = f"x{k}" if tables else f"x{members[0].inputs[k][0]}"  # slot k / element k
+                refs[k] = (var, 0)
+                reads.append({"type": t, "name": var, "expr": expr})
+            elif not node.is_adder:  # wiring: its readers shift its source
+                src, shift, _ = node.operands[0]
+                v, s0 = refs[src]
+                refs[k] = (v, s0 + shift)
+            else:
+                refs[k] = (f"n{k}", 0)
+                adders.append({"type": t, "name": f"n{k}", "expr": self.sum(node, refs, graph)})
+                self.bits = max(self.bits, node.width + 2, *(graph.nodes[s].width + 2 for s, _, _ in node.operands))
+        for j, (o, fmt) in enumerate(zip(graph.outputs, group.outputs)):
+            if fmt is None or o is None:
+                writes.append(f"{at_y(j)} = 0")
+                continue
+            t = _int_type(fmt.width, fmt.signed)
+            v, s0 = refs[o[0]]
+            shift = s0 + o[1]
+            if v is None:  # a constant
+                value = f"{t}({cpp_integer(graph.nodes[o[0]].const << o[1], fmt.width, fmt.signed)})"
+            elif shift >= fmt.width:
+                value = f"{t}(0)"
+            else:
+                value = f"{t}({v})" + (f" << {shift}" if shift else "")
+            writes.append(f"finegrain::set_element<{fmt.frac}>({at_y(j)}, {value})")
+        entry = {"name": fname, "tables": None, "instances": len(members), "adders": graph.adders,
+                 "depth": graph.depth, "reads": reads, "statements": adders, "writes": writes,
+                 "n_in": graph.n_inputs, "n_out": len(graph.outputs)}
+        if not tables:
+            entry["call"] = {"name": fname, "loop": None}
+            return entry
+        tx = self.b.index_array(f"{fname}_x", [xi for inst in members for xi, _ in inst.inputs],
+                                f"input elements of each instance of {fname} ({graph.n_inputs} per instance)")
+        ty = self.b.index_array(f"{fname}_y", [i for inst in members for i in inst.outputs],
+                                f"output elements of each instance of {fname} ({len(graph.outputs)} per instance)")
+        entry["tables"] = (tx, ty)
+        entry["call"] = {"name": fname, "loop": len(members), "tx": tx, "ty": ty, "n_in": graph.n_inputs,
+                         "n_out": len(graph.outputs)}
+        return entry
+
+    @staticmethod
+    def sum(node, refs: dict, graph: AdderGraph) -> str:
+        """The expression of adder ``node``: its operands (each shifted as a value of the node's
+        type) and constant; an operand shifted past the node's width adds nothing."""
+        t = _int_type(node.width, node.signed)
+        parts = []
+        for src, shift, negative in node.operands:
+            v, s0 = refs[src]
+            shift += s0
+            if shift >= node.width:
+                continue
+            term = f"({t}({v}) << {shift})" if shift else v
+            parts.append(("- " if negative else "+ ") + term)
+        if node.const:
+            c = cpp_integer(node.const, node.width, node.signed)
+            parts.append(f"- {c[1:]}" if c.startswith("-") else f"+ {c}")
+        if not parts:
+            return "0"
+        parts.sort(key=lambda p: p.startswith("- "))  # a positive term first where there is one
+        expr = " ".join(parts)
+        return expr[2:] if expr.startswith("+ ") else "-" + expr[2:]
