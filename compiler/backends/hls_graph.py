@@ -13,8 +13,8 @@ Exactness.  A node is ``const T nK = ...;`` with ``T`` its ``ap_int<width>`` (``
 unsigned).  ap_int sums are full precision and assignment to ``T`` wraps, which is the node's
 field in ``AdderGraph.evaluate``; a shifted operand is first made a ``T`` (``T(a) << s``: a
 shift keeps its operand's width, and the bits above ``T``'s do not matter modulo its width).
-Wiring nodes (a node that only shifts another) are not statements: their readers shift the
-source, as in the RTL (the bits a reader keeps are the same).  Inputs are read at their
+A node that only shifts another (wiring, ``wK``; only where a constant input was folded away)
+is a statement the same way.  Inputs are read at their
 element's fraction (finegrain::element), outputs wrapped to their element's format and
 written at its fraction (finegrain::set_element, finegrain/adder_graph.h).
 """
@@ -41,8 +41,8 @@ def _int_type(width: int, signed: bool) -> str:
 
 
 def cpp_integer(value: int, width: int, signed: bool) -> str:
-    """``value`` as a C++ expression whose value modulo ``2**width`` is ``value``'s: a plain
-    literal when it fits a C integer, else 64-bit words put together in an ap_uint."""
+    """``value`` as a C++ expression of the value ``width``-bit field (``signed`` or not) holds
+    for it: a plain literal when that fits a C integer, else 64-bit words put together."""
     v = wrap(value, width, signed)
     if -(1 << 31) <= v < 1 << 31:
         return str(v)
@@ -50,8 +50,9 @@ def cpp_integer(value: int, width: int, signed: bool) -> str:
         return f"{v}LL"
     u = v % (1 << width)
     words = [(k, (u >> (64 * k)) & ((1 << 64) - 1)) for k in range(-(-width // 64))]
-    return "(" + " | ".join(f"(ap_uint<{width}>(0x{w:x}ULL) << {64 * k})" if k else f"ap_uint<{width}>(0x{w:x}ULL)"
-                            for k, w in words if w) + ")"
+    bits = " | ".join(f"(ap_uint<{width}>(0x{w:x}ULL) << {64 * k})" if k else f"ap_uint<{width}>(0x{w:x}ULL)"
+                      for k, w in words if w)
+    return f"{_int_type(width, signed)}({bits})"  # the same bits, read as the field
 
 
 @dataclass(frozen=True)
@@ -113,50 +114,15 @@ class GraphWriter:
                 "bits": self.bits}
 
     def function(self, fname: str, group: _Group, members: list) -> dict:
+        """One group's function: element indices written in when it has one instance, else
+        read from two index tables (an instance's input and output elements)."""
         graph = group.graph
         tables = len(members) > 1
-        at_x = (lambda k: f"x[at_x[{k}]]") if tables else (lambda k: f"x[{members[0].inputs[k][0]}]")
-        at_y = (lambda j: f"y[at_y[{j}]]") if tables else (lambda j: f"y[{members[0].outputs[j]}]")
-        refs: dict[int, tuple[str | None, int]] = {}  # node -> (variable, shift), variable None: a constant
-        reads, adders, writes = [], [], []
-        for k, node in enumerate(graph.nodes):
-            t = _int_type(node.width, node.signed)
-            if not node.operands:
-                refs[k] = (None, 0)
-            elif k < graph.n_inputs:
-                fmt, m = group.inputs[k]
-                expr = f"finegrain::element<{fmt.frac}>({at_x(k)})"
-                if m is not None:
-                    expr += f" * {cpp_integer(m, abs(m).bit_length() + 1, True)}"
-                    self.bits = max(self.bits, self.b.fixed[self.common["x_t"]].width + abs(m).bit_length() + 33)
-                var = f"x{k}" if tables else f"x{members[0].inputs[k][0]}"  # slot k / element k
-                refs[k] = (var, 0)
-                reads.append({"type": t, "name": var, "expr": expr})
-            elif not node.is_adder:  # wiring: its readers shift its source
-                src, shift, _ = node.operands[0]
-                v, s0 = refs[src]
-                refs[k] = (v, s0 + shift)
-            else:
-                refs[k] = (f"n{k}", 0)
-                adders.append({"type": t, "name": f"n{k}", "expr": self.sum(node, refs, graph)})
-                self.bits = max(self.bits, node.width + 2, *(graph.nodes[s].width + 2 for s, _, _ in node.operands))
-        for j, (o, fmt) in enumerate(zip(graph.outputs, group.outputs)):
-            if fmt is None or o is None:
-                writes.append(f"{at_y(j)} = 0")
-                continue
-            t = _int_type(fmt.width, fmt.signed)
-            v, s0 = refs[o[0]]
-            shift = s0 + o[1]
-            if v is None:  # a constant
-                value = f"{t}({cpp_integer(graph.nodes[o[0]].const << o[1], fmt.width, fmt.signed)})"
-            elif shift >= fmt.width:
-                value = f"{t}(0)"
-            else:
-                value = f"{t}({v})" + (f" << {shift}" if shift else "")
-            writes.append(f"finegrain::set_element<{fmt.frac}>({at_y(j)}, {value})")
+        elements = None if tables else ([xi for xi, _ in members[0].inputs], list(members[0].outputs))
+        body, bits = function_body(graph, group.inputs, group.outputs, elements, self.b.fixed[self.common["x_t"]].width)
+        self.bits = max(self.bits, bits)
         entry = {"name": fname, "tables": None, "instances": len(members), "adders": graph.adders,
-                 "depth": graph.depth, "reads": reads, "statements": adders, "writes": writes,
-                 "n_in": graph.n_inputs, "n_out": len(graph.outputs)}
+                 "depth": graph.depth, **body, "n_in": graph.n_inputs, "n_out": len(graph.outputs)}
         if not tables:
             entry["call"] = {"name": fname, "loop": None}
             return entry
@@ -169,24 +135,70 @@ class GraphWriter:
                          "n_out": len(graph.outputs)}
         return entry
 
-    @staticmethod
-    def sum(node, refs: dict, graph: AdderGraph) -> str:
-        """The expression of adder ``node``: its operands (each shifted as a value of the node's
-        type) and constant; an operand shifted past the node's width adds nothing."""
+
+def function_body(graph: AdderGraph, inputs: tuple, outputs: tuple, elements: tuple[list, list] | None,
+                  x_width: int) -> tuple[dict, int]:
+    """The statements of ``graph`` (``reads``, ``statements``, ``writes``) whose input k is
+    element ``inputs[k] = (format, multiplier or None)`` of ``x`` (a container ``x_width`` bits
+    wide) and output j element format ``outputs[j]`` of ``y``, the elements at the indices
+    ``elements`` (inputs', outputs'), or None: at ``at_x[k]``, ``at_y[j]``; and the widest
+    ap_int the statements build."""
+    if elements is None:
+        at_x, at_y = (lambda k: f"x[at_x[{k}]]"), (lambda j: f"y[at_y[{j}]]")
+    else:
+        at_x, at_y = (lambda k: f"x[{elements[0][k]}]"), (lambda j: f"y[{elements[1][j]}]")
+    refs: dict[int, str | None] = {}  # node -> its variable, None: a constant
+    reads, statements, writes = [], [], []
+    bits = 1
+    for k, node in enumerate(graph.nodes):
         t = _int_type(node.width, node.signed)
-        parts = []
-        for src, shift, negative in node.operands:
-            v, s0 = refs[src]
-            shift += s0
-            if shift >= node.width:
-                continue
-            term = f"({t}({v}) << {shift})" if shift else v
-            parts.append(("- " if negative else "+ ") + term)
-        if node.const:
-            c = cpp_integer(node.const, node.width, node.signed)
-            parts.append(f"- {c[1:]}" if c.startswith("-") else f"+ {c}")
-        if not parts:
-            return "0"
-        parts.sort(key=lambda p: p.startswith("- "))  # a positive term first where there is one
-        expr = " ".join(parts)
-        return expr[2:] if expr.startswith("+ ") else "-" + expr[2:]
+        if not node.operands:
+            refs[k] = None
+        elif k < graph.n_inputs:
+            fmt, m = inputs[k]
+            expr = f"finegrain::element<{fmt.frac}>({at_x(k)})"
+            if m is not None:
+                expr += f" * {cpp_integer(m, abs(m).bit_length() + 1, True)}"
+                bits = max(bits, x_width + max(64, abs(m).bit_length() + 1))  # m: a C literal or an ap_int
+            # named after its slot (read through a table) or its element; a product by its slot
+            refs[k] = f"p{k}" if m is not None else f"x{k}" if elements is None else f"x{elements[0][k]}"
+            reads.append({"type": t, "name": refs[k], "expr": expr})
+        else:
+            refs[k] = f"n{k}" if node.is_adder else f"w{k}"
+            statements.append({"type": t, "name": refs[k], "expr": _sum(node, refs)})
+            bits = max(bits, node.width + 2, *(graph.nodes[s].width + 2 for s, _, _ in node.operands))
+    for j, (o, fmt) in enumerate(zip(graph.outputs, outputs)):
+        if fmt is None or o is None:
+            writes.append(f"{at_y(j)} = 0")
+            continue
+        t = _int_type(fmt.width, fmt.signed)
+        v, shift = refs[o[0]], o[1]
+        if v is None:  # a constant
+            value = f"{t}({cpp_integer(graph.nodes[o[0]].const << shift, fmt.width, fmt.signed)})"
+        elif shift >= fmt.width:
+            value = f"{t}(0)"
+        else:
+            value = f"{t}({v})" + (f" << {shift}" if shift else "")
+        writes.append(f"finegrain::set_element<{fmt.frac}>({at_y(j)}, {value})")
+    return {"reads": reads, "statements": statements, "writes": writes}, bits
+
+
+def _sum(node, refs: dict) -> str:
+    """The expression of adder ``node``: its operands (each shifted as a value of the node's
+    type) and constant; an operand shifted past the node's width adds nothing."""
+    t = _int_type(node.width, node.signed)
+    parts = []
+    for src, shift, negative in node.operands:
+        v = refs[src]
+        if shift >= node.width:
+            continue
+        term = f"({t}({v}) << {shift})" if shift else v
+        parts.append(("- " if negative else "+ ") + term)
+    if node.const:
+        c = cpp_integer(node.const, node.width, node.signed)
+        parts.append(f"- {c[1:]}" if c.startswith("-") else f"+ {c}")
+    if not parts:
+        return "0"
+    parts.sort(key=lambda p: p.startswith("- "))  # a positive term first where there is one
+    expr = " ".join(parts)
+    return expr[2:] if expr.startswith("+ ") else "-" + expr[2:]
