@@ -149,6 +149,8 @@ def test_conv_pool_and_matmul_rows_csim_bit_exact(tmp_path):
     assert re.search(r"for \(int i = 0; i < \d+; i\+\+\) \{\n#pragma HLS UNROLL\n\s+conv_strided_graph_g\d\(x, y, "
                      r"conv_strided_graph_g\d_x \+ i \* 6", header)
     assert "over 2 rows, 2 distinct graphs" in header
+    readme = (out / "hls" / "README.md").read_text()
+    assert all(f"| `{layer}` | " in readme for layer in ("conv_strided", "conv_depthwise", "pool_pad", "rows"))
 
 
 def test_wide_formats_and_products_csim_bit_exact(tmp_path):
@@ -162,12 +164,47 @@ def test_wide_formats_and_products_csim_bit_exact(tmp_path):
     assert "ULL) << 384)" in header
 
 
+KNOWN_BITS_GRAPHS = """\
+// ---- fc1_graph: the sums of fc1 (ONNX fc1),
+// 3 adders for 4 constant products over 1 row, 1 distinct graph, at most 2 adders deep.
+
+static void fc1_graph(const x_t x[2], h_exact_t y[3]) {
+#pragma HLS INLINE
+    const ap_int<8> x0 = finegrain::element<6>(x[0]);
+    const ap_int<8> x1 = finegrain::element<6>(x[1]);
+    const ap_int<10> n2 = (ap_int<10>(x0) << 1) - x1;
+    const ap_int<11> n3 = (ap_int<11>(x0) << 2) - x1;
+    const ap_int<11> n4 = (ap_int<11>(x1) << 2) + n3;
+    finegrain::set_element<8>(y[0], ap_int<10>(n2));
+    y[1] = 0;
+    finegrain::set_element<8>(y[2], ap_int<11>(n4));
+}
+
+// ---- fc2_graph: the sums of fc2 (ONNX fc2),
+// 1 adder for 2 constant products over 1 row, 1 distinct graph, at most 1 adder deep.
+
+static void fc2_graph(const h_t x[3], y_t y[1]) {
+#pragma HLS INLINE
+    const ap_int<8> x0 = finegrain::element<5>(x[0]);
+    const ap_int<8> x2 = finegrain::element<5>(x[2]);
+    const ap_int<10> n2 = x0 - (ap_int<10>(x2) << 1);
+    finegrain::set_element<6>(y[0], ap_int<10>(n2));
+}
+
+#endif
+"""
+
+
 def test_elements_the_bounds_fix_csim_bit_exact(tmp_path):
-    """An output element always 0 by its bounds is written 0; an input one is read by no graph."""
+    """An output element always 0 by its bounds is written 0 (h[1]); an input one is read by no
+    graph (fc2 reads h[0] and h[2]).  The whole text, as a golden: mantissas at 2^-6 in, sums at
+    2^-8, so h[0] = 0.5 x[0] - 0.25 x[1] is n2 = 2 x0 - x1 and h[2] = x[0] + 0.75 x[1] is
+    n4 = 4 x0 + 3 x1 (sharing nothing: CSE needs a pattern in two rows)."""
     model, plan = _known_bits_model(tmp_path)
     out = tmp_path / "out"
     _adder_graph_csim(model, plan, out)
-    assert "    y[1] = 0;\n" in next((out / "hls" / "firmware").glob("*_graphs.h")).read_text()
+    header = (out / "hls" / "firmware" / "known_bits_graphs.h").read_text()
+    assert header[header.index("// ---- fc1_graph"):] == KNOWN_BITS_GRAPHS
 
 
 def _random_graph(rng):

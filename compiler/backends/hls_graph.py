@@ -36,6 +36,10 @@ STRATEGY = "adder-graph"
 DSP_MIN_WIDTH = 28
 
 
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}{'' if n == 1 else 's'}"
+
+
 def _int_type(width: int, signed: bool) -> str:
     return f"ap_{'' if signed else 'u'}int<{width}>"
 
@@ -105,9 +109,10 @@ class GraphWriter:
         adders = sum(inst.graph.adders for inst in instances)
         terms = sum(inst.terms for inst in instances)
         what = "row" if self.stage.op == Op.DENSE else "position"
-        summary = (f"{adders} adders for {terms} constant products over {len(instances)} "
-                   f"{what}{'s' if len(instances) != 1 else ''}, {len(groups)} distinct graph"
-                   f"{'s' if len(groups) != 1 else ''}, at most {max(i.graph.depth for i in instances)} adders deep")
+        depth = max(i.graph.depth for i in instances)
+        summary = (f"{_count(adders, 'adder')} for {_count(terms, 'constant product')} over "
+                   f"{_count(len(instances), what)}, {_count(len(groups), 'distinct graph')}, at most "
+                   f"{_count(depth, 'adder')} deep")
         return {**self.common, "kind": "adder_graph", "function": function, "alone": alone,
                 "functions": functions, "calls": calls, "n_x": len(in_fmts), "n_y": len(out_fmts),
                 "adders": adders, "summary": summary, "onnx": ", ".join(self.node.onnx_nodes) or self.node.name,
