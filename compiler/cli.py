@@ -491,8 +491,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="RTL: sum each output in its own adder tree over its constant products, instead of one "
                         "adder graph per layer sharing common subexpressions of the constants across outputs")
     c.add_argument("--adder-slack", type=int, default=None, metavar="LEVELS",
-                   help="RTL adder graphs: at most this many adder levels beyond each layer's least depth (more: "
-                        "fewer adders, deeper sums; default: within the pipeline stages of per-output trees)")
+                   help="adder graphs (RTL; HLS --strategy adder-graph): at most this many adder levels beyond each "
+                        "layer's least depth (more: fewer adders, deeper sums; default: RTL within the pipeline "
+                        "stages of per-output trees, HLS unbounded)")
     c.add_argument("--rtl-interface", default="ports", metavar="{ports,axis}",
                    help="ports: the RTL top <model> with in_valid/out_valid and packed ports; axis: also "
                         "<model>_axis, an AXI4-Stream top around it with back-pressure (one input and one "

@@ -301,6 +301,19 @@ def test_the_statements_compute_what_the_graph_evaluates(harness):
     assert all(shapes[k] >= 5 for k in ("wiring", "constant", "shifted out", "cut", "unsigned", "starts negative"))
 
 
+def test_adder_slack_bounds_the_graphs_depth(tmp_path):
+    """--adder-slack 0: every graph at its least depth (fc3 of the jet tagger: 6 levels, 7 with
+    the default, unbounded, which shares one adder more)."""
+    folder = ROOT / "examples" / "jet_tagger"
+    depths = []
+    for k, extra in enumerate(([], ["--adder-slack", "0"])):
+        assert _compile(folder / "model.onnx", folder / "plan.json", tmp_path / f"o{k}", "--strategy", "adder-graph",
+                        *extra) == 0
+        header = (tmp_path / f"o{k}" / "hls" / "firmware" / "jet_tagger_graphs.h").read_text()
+        depths.append([int(d) for d in re.findall(r"at most (\d+) adders? deep", header)])
+    assert depths == [[6, 7, 7, 6], [6, 7, 6, 6]]
+
+
 @pytest.mark.parametrize("extra, says", [
     (["--arch", "stream"], ["'/fc1/Gemm'", "strategy 'adder-graph'", "--arch parallel"]),
     (["--reuse-factor", "4"], ["strategy 'adder-graph'", "reuse_factor 4", "reuse factor 1"]),

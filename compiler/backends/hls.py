@@ -64,7 +64,7 @@ class LayerArch:
             raise UserError(f"reuse_factor must be a positive integer, got {self.reuse_factor!r}")
         if self.strategy not in STRATEGIES:
             raise UserError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
-        if self.strategy == "adder-graph" and self.reuse_factor != 1:
+        if self.strategy == STRATEGY_GRAPH and self.reuse_factor != 1:
             raise UserError(f"strategy 'adder-graph' writes a layer's sums out as one adder per statement, all at "
                             f"once, which has no reuse factor; got reuse_factor {self.reuse_factor}: use reuse factor "
                             f"1 with it, or strategy 'latency' or 'resource' to fold the layer")
