@@ -14,9 +14,9 @@ unsigned).  ap_int sums are full precision and assignment to ``T`` wraps, which 
 field in ``AdderGraph.evaluate``; a shifted operand is first made a ``T`` (``T(a) << s``: a
 shift keeps its operand's width, and the bits above ``T``'s do not matter modulo its width).
 A node that only shifts another (wiring, ``wK``; only where a constant input was folded away)
-is a statement the same way.  Inputs are read at their
-element's fraction (finegrain::element), outputs wrapped to their element's format and
-written at its fraction (finegrain::set_element, finegrain/adder_graph.h).
+is a statement the same way.  Inputs are read at their element's fraction (finegrain::element),
+outputs wrapped to their element's format and written at its fraction (finegrain::set_element,
+finegrain/adder_graph.h).
 """
 
 from __future__ import annotations
@@ -76,7 +76,6 @@ class GraphWriter:
         g = builder.graph
         self.x: Tensor = g.tensor(stage.inputs[0])
         self.out: Tensor = g.tensor(stage.outputs[0])
-        self.x_frac = builder.fixed[common["x_t"]].frac_bits
         self.bits = 1  # the widest ap_int a statement builds (for AP_INT_MAX_W)
 
     def budget(self, rows, biases) -> int | None:
