@@ -476,8 +476,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--clock-ns", type=float, default=5.0, help="target clock period in ns (default 5)")
     c.add_argument("--reuse-factor", type=int, default=1,
                    help="times each multiplier is reused; 1 = fully parallel, II 1 (default 1)")
-    c.add_argument("--strategy", default="latency", choices=("latency", "resource"),
-                   help="latency: weights in fabric, fully unrolled; resource: weights in BRAM")
+    c.add_argument("--strategy", default="latency", choices=("latency", "resource", "adder-graph"),
+                   help="HLS: latency: weights in fabric, fully unrolled; resource: weights in BRAM; adder-graph: "
+                        "each dense/conv/avgpool layer's sums written out as a shared adder graph, one statement "
+                        "per adder (reuse factor 1, --arch parallel)")
     c.add_argument("--layer-config", help='JSON: {"LAYER": {"reuse_factor": N, "strategy": "..."}} per layer')
     c.add_argument("--data", help="inputs (.npy, or .npz keyed by input name, batch first): count the values that "
                                   "saturate or wrap on them (warnings, report.json 'saturation')")
@@ -489,8 +491,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="RTL: sum each output in its own adder tree over its constant products, instead of one "
                         "adder graph per layer sharing common subexpressions of the constants across outputs")
     c.add_argument("--adder-slack", type=int, default=None, metavar="LEVELS",
-                   help="RTL adder graphs: at most this many adder levels beyond each layer's least depth (more: "
-                        "fewer adders, deeper sums; default: within the pipeline stages of per-output trees)")
+                   help="adder graphs (RTL; HLS --strategy adder-graph): at most this many adder levels beyond each "
+                        "layer's least depth (more: fewer adders, deeper sums; default: RTL within the pipeline "
+                        "stages of per-output trees, HLS unbounded)")
     c.add_argument("--rtl-interface", default="ports", metavar="{ports,axis}",
                    help="ports: the RTL top <model> with in_valid/out_valid and packed ports; axis: also "
                         "<model>_axis, an AXI4-Stream top around it with back-pressure (one input and one "

@@ -149,7 +149,8 @@ class BuildConfig:
         return HLSOptions(part=self.part, clock_ns=float(self.clock_ns),
                           default=LayerArch(self.reuse_factor, self.strategy),
                           layers=parse_layer_config(self.layers, "layer configuration"),
-                          io="stream" if self.architecture == "stream" else "parallel")
+                          io="stream" if self.architecture == "stream" else "parallel",
+                          adder_slack=self.rtl_adder_slack)
 
     def reuse_factors(self, graph: Graph) -> dict[str, int]:
         """Each layer's (IR node's) reuse factor: its --layer-config entry, else --reuse-factor."""

@@ -33,10 +33,11 @@ from ..errors import UserError
 from ..fixed import FixedType, Formats, Overflow, Rounding, bits_for_range, rescale
 from ..ir import Graph, LookupTable, Node, Op, Tensor
 from ..names import CPP_FOLDED, CPP_RESERVED, CPP_TOP_PREFIXES, FILTERS, Names
+from .hls_graph import STRATEGY as STRATEGY_GRAPH, GraphWriter
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "hls"
 LIBRARY = TEMPLATES / "finegrain"
-STRATEGIES = ("latency", "resource")
+STRATEGIES = ("latency", "resource", "adder-graph")  # adder-graph: backends/hls_graph.py
 
 # ap_int's limits (ap_common.h of the shipped ap_types, as of Vitis HLS): any type wider
 # than AP_INT_MAX_W (1024 unless defined before the first ap_int.h include) stops C
@@ -63,6 +64,10 @@ class LayerArch:
             raise UserError(f"reuse_factor must be a positive integer, got {self.reuse_factor!r}")
         if self.strategy not in STRATEGIES:
             raise UserError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if self.strategy == STRATEGY_GRAPH and self.reuse_factor != 1:
+            raise UserError(f"strategy 'adder-graph' writes a layer's sums out as one adder per statement, all at "
+                            f"once, which has no reuse factor; got reuse_factor {self.reuse_factor}: use reuse factor "
+                            f"1 with it, or strategy 'latency' or 'resource' to fold the layer")
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,7 @@ class HLSOptions:
     default: LayerArch = LayerArch()
     layers: dict = field(default_factory=dict)  # layer (IR node) name -> LayerArch
     io: str = "parallel"  # "stream": hls::stream between layers, DATAFLOW (BuildConfig.architecture)
+    adder_slack: int | None = None  # strategy adder-graph: levels beyond a graph's least depth (None: any)
 
     def arch(self, node: Node) -> LayerArch:
         return self.layers.get(node.name) or self.layers.get(node.onnx_nodes[0] if node.onnx_nodes else "") \
@@ -198,6 +204,7 @@ class _Builder:
         self.constants: dict[str, dict] = {}  # ident -> constant entry
         self.tensor_constants: dict[tuple, str] = {}  # (tensor name, shape broadcast to or None) -> ident
         self.source = source
+        self.graphs: list[dict] = []  # stages written as adder graphs, for <model>_graphs.h
 
     # types ----------------------------------------------------------------------------
     def type_of(self, tensor: Tensor, role: str = "") -> str:
@@ -295,6 +302,10 @@ class _Builder:
         common = {"x": self.names(x.name), "x_t": self.type_of(x), "y": self.names(out.name),
                   "y_t": self.type_of(out), "n": int(np.prod(out.shape)), "name": self.names(stage.name)}
         op = stage.op
+        if arch.strategy == STRATEGY_GRAPH and op in (Op.DENSE, Op.CONV, Op.AVGPOOL):
+            entry = GraphWriter(self, node, stage, common, self.options.adder_slack).entry()
+            self.graphs.append(entry)
+            return entry
         if op == Op.DENSE:
             w, b = g.tensor(stage.inputs[1]), g.tensor(stage.inputs[2]) if len(stage.inputs) > 2 else None
             n_out, n_in = w.shape
@@ -457,6 +468,7 @@ class _Builder:
         product = _PRODUCTS.get(kind)
         bits = intermediate_bits([self.fixed[n] for n in _type_names(entry, skip=_FACTORS_ONLY.get(kind, ()))],
                                  (self.fixed[entry[product[0]]], self.fixed[entry[product[1]]]) if product else None)
+        bits = max(bits, entry.get("bits", 0))  # an adder graph's statements
         if bits > AP_INT_LIMIT_W:
             raise HLSBackendError(
                 f"{_onnx_nodes(node)} ({kind}) would need C++ fixed-point values of up to {bits} bits (the widths of "
@@ -496,7 +508,7 @@ class _Builder:
             "part": self.options.part, "clock_ns": self.options.clock_ns, "ii": ii,
             # AP_INT_MAX_W for the generated code: only written when the default is too small
             "ap_int_max_w": -(-widest // 1024) * 1024 if widest > AP_INT_DEFAULT_MAX_W else None,
-            "inputs": ports_in, "outputs": ports_out, "layers": layers, "buffers": buffers,
+            "inputs": ports_in, "outputs": ports_out, "layers": layers, "buffers": buffers, "graphs": self.graphs,
             "types": list(self.types.values()), "constants": list(self.constants.values()),
             # finegrain::ceil_fixed types are declared in the library's common.h
             "library_types": any(t.rounding == Rounding.CEIL for t in self.fixed.values()),
@@ -569,6 +581,8 @@ def write_hls_project(graph: Graph, options: HLSOptions, out_dir: Path, source: 
         out_dir / "vivado_synth.tcl": "vivado_synth.tcl.j2",
         out_dir / "README.md": "README.md.j2",
     }
+    if context.get("graphs"):
+        files[firmware / f"{model}_graphs.h"] = "graphs.h.j2"
     for path, template in files.items():
         path.write_text(env.get_template(template).render(**context))
     weight_template = env.get_template("weights.h.j2")

@@ -32,6 +32,7 @@ from .. import __version__
 from ..fixed import Rounding
 from ..ir import Graph, Node, Op
 from ..names import CPP_FOLDED, CPP_RESERVED, Names
+from .hls_graph import STRATEGY as STRATEGY_GRAPH
 from .hls import (AP_INT_DEFAULT_MAX_W, HLSBackendError, HLSOptions, LayerArch, _Builder, _onnx_nodes,
                   _window_sum_type)
 
@@ -60,6 +61,14 @@ def _per_lane(values: np.ndarray) -> bool:
 class _StreamBuilder(_Builder):
     def __init__(self, graph: Graph, options: HLSOptions, source: dict):
         super().__init__(graph, options, source)
+        for node in graph.nodes:
+            if options.arch(node).strategy == STRATEGY_GRAPH and \
+                    any(st.op in (Op.DENSE, Op.CONV, Op.AVGPOOL) for st in node.stages()):
+                raise HLSBackendError(
+                    f"{_onnx_nodes(node)}: strategy 'adder-graph' (--strategy or --layer-config) writes a layer's "
+                    f"sums out as one fully parallel adder graph, which the stream architecture (io_stream, "
+                    f"chosen by --arch stream or auto for a large model) does not build; compile with --arch "
+                    f"parallel, or give this layer strategy 'latency' or 'resource'")
         self.names = Names(reserved=CPP_RESERVED | STREAM_LOCALS | {self.model},
                            companions=("_mantissas", "_loaded", "_config"), folded=CPP_FOLDED)
         self.streams: dict[str, dict] = {}  # tensor name -> its pixel type and geometry
