@@ -1,7 +1,7 @@
 """Benchmark (run by hand): finegrain's RTL against da4ml 0.6 on identical quantized networks (issue 14).
 
     .venv/bin/python bench/adder_graph.py [--work DIR] [--examples jet_tagger per_weight_bits]
-        [--configs old default slack0 slack2] [--da4ml dc=-1,cutoff=4 dc=2,cutoff=5]
+        [--configs old default slack0 slack2] [--da4ml dc=-1,cutoff=4 dc=2,cutoff=4 dc=2,cutoff=5]
         [--vectors 1000] [--no-synth] [--synth-timeout 3600] [--json FILE]
 
 For each example (a model and its plan), in one run:
@@ -71,9 +71,9 @@ CONFIGS = {
     "slack2": ["--adder-slack", "2"],
 }
 # da4ml settings: the first as finegrain's pipelining (4 adder levels per stage) with the solver's
-# own default (no delay constraint); the second da4ml's command line's defaults (`da4ml convert`:
-# --delay-constraint 2, --latency-cutoff 5)
-DA4ML_CONFIGS = ["dc=-1,cutoff=4", "dc=2,cutoff=5"]
+# own default (no delay constraint); the second with the delay constraint of da4ml's command line
+# (`da4ml convert`: --delay-constraint 2), the third with both its defaults (and --latency-cutoff 5)
+DA4ML_CONFIGS = ["dc=-1,cutoff=4", "dc=2,cutoff=4", "dc=2,cutoff=5"]
 DA4ML_ROUNDING = {Rounding.TRN: "TRN", Rounding.RND: "RND"}
 DA4ML_OVERFLOW = {Overflow.WRAP: "WRAP", Overflow.SAT: "SAT", Overflow.SAT_SYM: "SAT_SYM"}
 
@@ -191,7 +191,7 @@ def _quantize(array, tensor):
             raise BenchError(f"tensor {tensor.name!r} element {index}: da4ml has no {rounding.name}/{overflow.name}; "
                              f"it rounds TRN or RND and wraps or saturates")
         k, i, fr = _kif(f, index)
-        out[index] = array._vars[index].quantize(k, i, fr, DA4ML_OVERFLOW[overflow], DA4ML_ROUNDING[rounding])
+        out[index] = array[index].quantize(k, i, fr, DA4ML_OVERFLOW[overflow], DA4ML_ROUNDING[rounding])
     return FixedVariableArray(out, array.solver_options, hwconf=array.hwconf)
 
 
@@ -237,22 +237,21 @@ def trace_da4ml(graph, hard_dc: int):
 
 def build_da4ml(graph, out: Path, name: str, design: Design, hard_dc: int, cutoff: float):
     from da4ml.codegen import RTLModel
-    from da4ml.trace import comb_trace
+    from da4ml.trace import comb_trace, to_pipeline
 
     start = time.perf_counter()
     inp, y = trace_da4ml(graph, hard_dc)
     comb = comb_trace(inp, y)
     traced = time.perf_counter()
-    model = RTLModel(comb, name, out, flavor="verilog", latency_cutoff=cutoff, clock_period=5.0)
-    model.write()
+    pipe = to_pipeline(comb, cutoff, verbose=False)  # what RTLModel(comb, latency_cutoff=cutoff) does
+    RTLModel(pipe, name, out, flavor="verilog", latency_cutoff=cutoff, clock_period=5.0).write()
     done = time.perf_counter()
-    pipe = model._pipe
     stages = len(pipe.solutions)
     src = out / "src"
     sources = sorted(p for p in src.glob("*.v") if p.name != f"{name}_wrapper.v")
     sources += _used_modules(sources, sorted(src.glob("static/*.v")))
     design.result.update(out=str(out), top=name, compile_seconds=done - start, trace_solve_seconds=traced - start,
-                         stages=stages, latency_cycles=stages + 1, cutoff=cutoff, actual_cutoff=model._latency_cutoff,
+                         stages=stages, latency_cycles=stages + 1, cutoff=cutoff,
                          estimate_lut=round(comb.cost), estimate_ff=int(pipe.reg_bits),
                          comb_depth=float(max(comb.out_latency)), sources=[str(s) for s in sources])
     return comb, pipe
