@@ -33,7 +33,11 @@ N + 1 cycles (both are reported).  Units: da4ml is traced with HWConfig(1, -1, -
 adder costs one latency unit, so ``cutoff=4`` puts a register after about every 4 adder
 levels, as finegrain's default (5 ns clock, 4 adder levels per pipeline stage).
 
-Prints the machine, its load and a markdown table for bench/RESULTS.md (paste by hand).
+Prints the machine, its load and two markdown tables for bench/RESULTS.md (paste by hand): the
+designs, and the constant matrix products alone per layer (finegrain's adders from the RTL's cost
+notes, da4ml's from each dense layer traced alone): adders, result bits and each tool's own count
+of the bits that need a carry.  Without syntheses (``--no-synth``) about a minute; each jet tagger
+synthesis takes 2.5 to 4 minutes (cached by the RTL's contents).
 """
 
 from __future__ import annotations
@@ -203,17 +207,23 @@ def _constant(tensor) -> np.ndarray:
     return values
 
 
-def trace_da4ml(graph, hard_dc: int):
-    """The graph traced in da4ml: (input FixedVariableArray, output FixedVariableArray)."""
+def _input_array(tensor, hard_dc: int):
+    """A FixedVariableArray of ``tensor``'s per-element formats (da4ml's default HWConfig: one
+    latency unit per adder)."""
     from da4ml.trace import FixedVariableArray, HWConfig
 
+    k, i, f = (np.zeros(tensor.shape, dtype=np.int64) for _ in range(3))
+    for index in np.ndindex(*tensor.shape):
+        k[index], i[index], f[index] = _kif(tensor.formats, index)
+    return FixedVariableArray.from_kif(k, i, f, hwconf=HWConfig(1, -1, -1), solver_options={"hard_dc": hard_dc})
+
+
+def trace_da4ml(graph, hard_dc: int):
+    """The graph traced in da4ml: (input FixedVariableArray, output FixedVariableArray)."""
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise BenchError("the bench traces models of one input and one output")
     x = graph.tensor(graph.inputs[0])
-    k, i, f = (np.zeros(x.shape, dtype=np.int64) for _ in range(3))
-    for index in np.ndindex(*x.shape):
-        k[index], i[index], f[index] = _kif(x.formats, index)
-    inp = FixedVariableArray.from_kif(k, i, f, hwconf=HWConfig(1, -1, -1), solver_options={"hard_dc": hard_dc})
+    inp = _input_array(x, hard_dc)
     values = {x.name: inp}
     for node in graph.nodes:
         for stage in node.stages():
@@ -315,6 +325,63 @@ def prove_equal(project, comb, pipe, vectors: np.ndarray) -> dict:
     return {"vectors": len(vectors), "outputs_compared": int(expected.size), "bit_exact": True}
 
 
+# --- the constant matrix products alone, layer by layer ----------------------------------------
+
+def finegrain_adders(project) -> list[tuple | None]:
+    """Per layer of the RTL top: (adders, their result bits, those bits less the low bits that
+    only copy an operand), from the cost notes of compiler.estimate; None for a layer with
+    fg_adder_tree instances (the old structure: its adders are inside the library module)."""
+    from compiler.backends.rtl import rtl_context
+
+    context = rtl_context(project.graph, project.config.rtl_options(), project.source())
+    layers = []
+    for layer in context["layers"]:
+        if any(item.get("module") == "fg_adder_tree" for item in layer["items"]):
+            layers.append(None)
+            continue
+        adders = [a for item in layer["items"] for a in (item.get("cost") or {}).get("adders", ())]
+        layers.append((len(adders), sum(w for w, _ in adders), sum(w - c for w, c in adders)))
+    return layers
+
+
+def da4ml_adders(graph, hard_dc: int) -> list[tuple]:
+    """Per dense layer traced alone (its input at its full formats, the product and the bias
+    add, no activation): (adders, their result bits, da4ml's cost: the bits above the coarser
+    operand's lsb)."""
+    from da4ml.trace import comb_trace
+    from da4ml.types import minimal_kif
+
+    layers = []
+    for node in graph.nodes:
+        if node.op != Op.DENSE:
+            raise BenchError(f"node {node.name!r}: the breakdown covers dense layers only")
+        inp = _input_array(graph.tensor(node.inputs[0]), hard_dc)
+        y = inp @ _constant(graph.tensor(node.inputs[1])).T
+        if len(node.inputs) > 2:
+            y = y + _constant(graph.tensor(node.inputs[2]))
+        comb = comb_trace(inp, y)
+        adds = [op for op in comb.ops if op.opcode in (0, 1, 4)]  # add, subtract, add a constant
+        layers.append((len(adds), sum(sum(minimal_kif(op.qint)) for op in adds), round(comb.cost)))
+    return layers
+
+
+def breakdown_table(example: str, names: list[str], finegrain: dict[str, list], da4ml: list[tuple]) -> list[str]:
+    """Rows of one example: per layer, each adder-graph configuration's adders / result bits /
+    carry bits (result bits less copied low bits, compiler.estimate's rule) and da4ml's adders /
+    result bits / cost (its rule: the bits above the coarser operand's lsb); configurations with
+    fg_adder_tree layers are left out."""
+    graphs = {name: layers for name, layers in finegrain.items() if all(layers)}
+    rows = [*zip(names, *graphs.values(), da4ml)]
+    total = ("total", *[tuple(map(sum, zip(*layers))) for layers in graphs.values()], tuple(map(sum, zip(*da4ml))))
+    lines = []
+    for name, *fg, da in [*rows, total]:
+        cells = [f"{a:,} / {b:,} / {c:,}" for a, b, c in fg + [da]]
+        lines.append(f"| {example} | {name} | " + " | ".join(cells) + " |")
+    header = [f"| example | layer | {' | '.join(f'finegrain {n}: adders / bits / carry bits' for n in graphs)} "
+              f"| da4ml: adders / bits / cost |", "|---|---|" + "---|" * (len(graphs) + 1)]
+    return header + lines
+
+
 # --- 5. synthesis -------------------------------------------------------------------------------
 
 def synthesize(design: Design, timeout: float) -> None:
@@ -384,6 +451,7 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} cores, {cpu}; {time.strftime('%Y-%m-%d %H:%M')}; load at start "
           f"{os.getloadavg()[0]:.1f}; da4ml {da4ml.__version__}; work {work}", flush=True)
     results: dict[str, list[Design]] = {}
+    breakdown: list[tuple] = []
     for example in args.examples:  # compile and check everything before any synthesis
         folder = EXAMPLES[example]
         out = work / example
@@ -409,6 +477,11 @@ def main() -> int:
                   f"LUT, {da.result['compile_seconds']:.1f} s; bit-exact on {len(vectors)} vectors", flush=True)
             designs.append(da)
         results[example] = designs
+        reference = da4ml_adders(project.graph, da4ml_settings[0][0])
+        finegrain = {d.config: finegrain_adders(load_project(d.result["out"])) for d in designs[:len(configs)]}
+        if any(len(layers) != len(reference) for layers in finegrain.values()):
+            raise BenchError(f"{example}: the RTL layers are not the {len(reference)} dense layers")
+        breakdown += breakdown_table(example, [n.name for n in project.graph.nodes], finegrain, reference)
     if not args.no_synth:
         for example, designs in results.items():
             for d in designs:
@@ -417,6 +490,8 @@ def main() -> int:
                       f"load {os.getloadavg()[0]:.1f}", flush=True)
     print(f"load at the end {os.getloadavg()[0]:.1f}\n")
     print(table(results))
+    print(f"\nThe constant matrix products alone (da4ml: {args.da4ml[0]}, each layer traced alone):\n")
+    print("\n".join(breakdown[:2] + [line for line in breakdown if not line.startswith(("| example", "|---"))]))
     if args.json:
         args.json.write_text(json.dumps({ex: [{"tool": d.tool, "config": d.config, "args": d.args, **d.result}
                                               for d in ds] for ex, ds in results.items()}, indent=1, default=str))
