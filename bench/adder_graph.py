@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/adder_graph.py [--work DIR] [--examples jet_tagger per_weight_bits]
         [--configs old default slack0 slack2] [--da4ml dc=-1,cutoff=4 dc=2,cutoff=4 dc=2,cutoff=5]
-        [--vectors 1000] [--no-synth] [--synth-timeout 3600] [--json FILE]
+        [--layers] [--vectors 1000] [--no-synth] [--synth-timeout 3600] [--json FILE]
 
 For each example (a model and its plan), in one run:
 
@@ -25,7 +25,10 @@ For each example (a model and its plan), in one run:
    the run stops;
 5. yosys synth_xilinx (``compiler.verify.synth.run_synth``: the flow and cache of
    ``finegrain report --synth``), family xcup, of each finegrain top and of da4ml's pipelined
-   top: LUT, FF, CARRY, DSP.
+   top: LUT, FF, CARRY, DSP;
+6. with ``--layers``, the same for each dense layer's product and bias alone (an ONNX model cut
+   from the layer's input to its Gemm output, the plan's entries for its tensors; da4ml's trace
+   of the same, its first setting): where the two tools' constant matrix products differ.
 
 Latency in clock cycles from the input port to the output register: finegrain's
 schedule.json; da4ml's pipeline registers its input and every stage's output, so N stages take
@@ -53,6 +56,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -245,13 +249,13 @@ def trace_da4ml(graph, hard_dc: int):
     return inp, values[graph.outputs[0]]
 
 
-def build_da4ml(graph, out: Path, name: str, design: Design, hard_dc: int, cutoff: float):
+def build_da4ml(trace, out: Path, name: str, design: Design, cutoff: float):
+    """``trace()`` -> (input array, output array); its pipelined Verilog written to ``out``."""
     from da4ml.codegen import RTLModel
     from da4ml.trace import comb_trace, to_pipeline
 
     start = time.perf_counter()
-    inp, y = trace_da4ml(graph, hard_dc)
-    comb = comb_trace(inp, y)
+    comb = comb_trace(*trace())
     traced = time.perf_counter()
     pipe = to_pipeline(comb, cutoff, verbose=False)  # what RTLModel(comb, latency_cutoff=cutoff) does
     RTLModel(pipe, name, out, flavor="verilog", latency_cutoff=cutoff, clock_period=5.0).write()
@@ -303,7 +307,8 @@ def input_vectors(graph, n: int, folder: Path, seed: int = 14) -> np.ndarray:
     if data.is_file():
         with np.load(data) as npz:
             samples = np.asarray(npz["x"], dtype=np.float64)
-        vectors.append(quantize_inputs(graph, samples)[x.name].to_float())
+        if samples.shape[1:] == x.shape:  # the model's input, not a later layer's
+            vectors.append(quantize_inputs(graph, samples)[x.name].to_float())
     return np.concatenate(vectors).reshape(-1, *x.shape)
 
 
@@ -344,6 +349,42 @@ def finegrain_adders(project) -> list[tuple | None]:
     return layers
 
 
+def products_alone(graph, node, hard_dc: int):
+    """da4ml's trace of one dense layer's product and bias add, without its activation, from its
+    input at the input's full formats: (input array, output array)."""
+    if node.op != Op.DENSE:
+        raise BenchError(f"node {node.name!r}: the per-layer comparison covers dense layers only")
+    inp = _input_array(graph.tensor(node.inputs[0]), hard_dc)
+    y = inp @ _constant(graph.tensor(node.inputs[1])).T
+    if len(node.inputs) > 2:
+        y = y + _constant(graph.tensor(node.inputs[2]))
+    return inp, y
+
+
+def layer_models(model: Path, plan: Path, graph, out: Path) -> list[tuple[str, Path, Path]]:
+    """Per dense layer: (name, an ONNX model of the layer's product and bias alone, from its input
+    to its Gemm output (onnx.utils.extract_model), the plan's entries for that model's tensors)."""
+    import onnx
+    import onnx.utils
+
+    entries = json.loads(plan.read_text())
+    layers = []
+    for node in graph.nodes:
+        if node.op != Op.DENSE:
+            raise BenchError(f"node {node.name!r}: the per-layer comparison covers dense layers only")
+        source, accumulator = graph.tensor(node.inputs[0]), graph.tensor(node.accumulator)
+        name = node.name.strip("/").replace("/", "_")
+        path = out / f"{name}.onnx"
+        onnx.utils.extract_model(str(model), str(path), [source.onnx_name or source.name],
+                                 [accumulator.onnx_name or accumulator.name])
+        g = onnx.load(str(path)).graph
+        names = {t.name for t in [*g.initializer, *g.input]} | {o for n in g.node for o in n.output}
+        layer_plan = {**entries, "tensors": {k: v for k, v in entries["tensors"].items() if k in names}}
+        (out / f"{name}.plan.json").write_text(json.dumps(layer_plan, indent=1) + "\n")
+        layers.append((name, path, out / f"{name}.plan.json"))
+    return layers
+
+
 def da4ml_adders(graph, hard_dc: int) -> list[tuple]:
     """Per dense layer traced alone (its input at its full formats, the product and the bias
     add, no activation): (adders, their result bits, da4ml's cost: the bits above the coarser
@@ -353,13 +394,7 @@ def da4ml_adders(graph, hard_dc: int) -> list[tuple]:
 
     layers = []
     for node in graph.nodes:
-        if node.op != Op.DENSE:
-            raise BenchError(f"node {node.name!r}: the breakdown covers dense layers only")
-        inp = _input_array(graph.tensor(node.inputs[0]), hard_dc)
-        y = inp @ _constant(graph.tensor(node.inputs[1])).T
-        if len(node.inputs) > 2:
-            y = y + _constant(graph.tensor(node.inputs[2]))
-        comb = comb_trace(inp, y)
+        comb = comb_trace(*products_alone(graph, node, hard_dc))
         adds = [op for op in comb.ops if op.opcode in (0, 1, 4)]  # add, subtract, add a constant
         layers.append((len(adds), sum(sum(minimal_kif(op.qint)) for op in adds), round(comb.cost)))
     return layers
@@ -408,7 +443,8 @@ def table(results: dict[str, list[Design]]) -> str:
         for d in designs:
             r, s = d.result, d.result.get("synth") or {}
             options = " ".join(d.args) if d.tool == "finegrain" else d.config.replace(",", " ")
-            latency = f"{r['latency_cycles']}" + (f" ({r['stages']} stages)" if d.tool == "da4ml" else "")
+            stages = r.get("stages")
+            latency = f"{r['latency_cycles']}" + (f" ({stages} stage{'s' * (stages != 1)})" if stages else "")
             if "lut" in s:
                 cells = [f"{s['lut']:,}", f"{s['ff']:,}", f"{s['carry']:,}", f"{s['dsp']}"]
                 ratios = [f"{s[k] / ref[k]:.2f}" if ref.get(k) else "-" for k in ("lut", "ff")]
@@ -432,6 +468,10 @@ def main() -> int:
                         help="da4ml settings: CMVM delay constraint hard_dc (-1: none, the solver's default) and "
                              "RTLModel latency_cutoff in adder levels per stage; the first is the ratios' reference "
                              f"(default: {' '.join(DA4ML_CONFIGS)})")
+    parser.add_argument("--layers", action="store_true",
+                        help="also each dense layer's product and bias alone: an ONNX model of the layer "
+                             "(finegrain, every configuration) and its da4ml trace (the first setting), "
+                             "checked and synthesized like the whole models")
     parser.add_argument("--vectors", type=int, default=1000, help="random input vectors of the bit-exact check")
     parser.add_argument("--no-synth", action="store_true", help="compile and check only")
     parser.add_argument("--synth-timeout", type=float, default=3600.0)
@@ -451,7 +491,8 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} cores, {cpu}; {time.strftime('%Y-%m-%d %H:%M')}; load at start "
           f"{os.getloadavg()[0]:.1f}; da4ml {da4ml.__version__}; work {work}", flush=True)
     results: dict[str, list[Design]] = {}
-    breakdown: list[tuple] = []
+    breakdown: list[str] = []
+    layer_results: dict[str, list[Design]] = {}
     for example in args.examples:  # compile and check everything before any synthesis
         folder = EXAMPLES[example]
         out = work / example
@@ -470,8 +511,8 @@ def main() -> int:
         vectors = input_vectors(project.graph, args.vectors, folder)
         for hard_dc, cutoff in da4ml_settings:
             da = Design("da4ml", f"dc={hard_dc},cutoff={cutoff:g}", [])
-            comb, pipe = build_da4ml(project.graph, out / f"da4ml_dc{hard_dc}_c{cutoff:g}", example, da, hard_dc,
-                                     cutoff)
+            comb, pipe = build_da4ml(partial(trace_da4ml, project.graph, hard_dc),
+                                     out / f"da4ml_dc{hard_dc}_c{cutoff:g}", example, da, cutoff)
             da.result["check"] = prove_equal(project, comb, pipe, vectors)
             print(f"{example} da4ml {da.config}: {da.result['stages']} stages, estimate {da.result['estimate_lut']:,} "
                   f"LUT, {da.result['compile_seconds']:.1f} s; bit-exact on {len(vectors)} vectors", flush=True)
@@ -482,8 +523,22 @@ def main() -> int:
         if any(len(layers) != len(reference) for layers in finegrain.values()):
             raise BenchError(f"{example}: the RTL layers are not the {len(reference)} dense layers")
         breakdown += breakdown_table(example, [n.name for n in project.graph.nodes], finegrain, reference)
+        if args.layers:
+            (out / "layers").mkdir(exist_ok=True)
+            hard_dc, cutoff = da4ml_settings[0]
+            for name, model, layer_plan in layer_models(folder / "model.onnx", plan, project.graph, out / "layers"):
+                ds = [Design("finegrain", cfg, a) for cfg, a in configs]
+                for d in ds:
+                    compile_finegrain(model, layer_plan, out / "layers" / f"fg_{name}_{d.config}", d, env)
+                layer = load_project(ds[0].result["out"])
+                da = Design("da4ml", f"dc={hard_dc},cutoff={cutoff:g}", [])
+                comb, pipe = build_da4ml(partial(products_alone, layer.graph, layer.graph.nodes[0], hard_dc),
+                                         out / "layers" / f"da4ml_{name}", name, da, cutoff)
+                da.result["check"] = prove_equal(layer, comb, pipe, input_vectors(layer.graph, args.vectors, folder))
+                layer_results[f"{example} {name}"] = [*ds, da]
+            print(f"{example}: {len(layer_results)} layers alone compiled, da4ml bit-exact", flush=True)
     if not args.no_synth:
-        for example, designs in results.items():
+        for example, designs in [*results.items(), *layer_results.items()]:
             for d in designs:
                 synthesize(d, args.synth_timeout)
                 print(f"{example} {d.tool} {d.config} synthesis: {json.dumps(d.result['synth'])[:200]}; "
@@ -492,9 +547,13 @@ def main() -> int:
     print(table(results))
     print(f"\nThe constant matrix products alone (da4ml: {args.da4ml[0]}, each layer traced alone):\n")
     print("\n".join(breakdown[:2] + [line for line in breakdown if not line.startswith(("| example", "|---"))]))
+    if layer_results:
+        print("\nEach dense layer's product and bias alone (its Gemm output exact, no activation):\n")
+        print(table(layer_results))
     if args.json:
         args.json.write_text(json.dumps({ex: [{"tool": d.tool, "config": d.config, "args": d.args, **d.result}
-                                              for d in ds] for ex, ds in results.items()}, indent=1, default=str))
+                                              for d in ds] for ex, ds in [*results.items(), *layer_results.items()]},
+                                        indent=1, default=str))
     return 0
 
 
