@@ -457,6 +457,55 @@ def table(results: dict[str, list[Design]]) -> str:
     return "\n".join(lines)
 
 
+def measure_example(example: str, out: Path, configs: list, da4ml_settings: list, args, env: dict):
+    """One example compiled in every finegrain configuration and da4ml setting, da4ml checked
+    against the emulator: (its designs, its rows of the products' breakdown, with ``args.layers``
+    its layers' designs by "example layer")."""
+    folder = EXAMPLES[example]
+    out.mkdir(exist_ok=True)
+    plan = rnd_plan(folder / "plan.json", out / "plan.rnd.json")
+    designs = [Design("finegrain", name, cfg) for name, cfg in configs]
+    for d in designs:
+        compile_finegrain(folder / "model.onnx", plan, out / f"fg_{d.config}", d, env)
+        print(f"{example} finegrain {d.config}: {d.result['latency_cycles']} cycles, "
+              f"compile {d.result['compile_wall']:.1f} s", flush=True)
+    # the options change the RTL only: one IR, the one da4ml is given
+    irs = {d.config: (Path(d.result["out"]) / "ir.txt").read_text() for d in designs}
+    if len(set(irs.values())) > 1:
+        raise BenchError(f"{example}: the configurations {', '.join(irs)} compiled to different IRs")
+    project = load_project(designs[0].result["out"])
+    vectors = input_vectors(project.graph, args.vectors, folder)
+    for hard_dc, cutoff in da4ml_settings:
+        da = Design("da4ml", f"dc={hard_dc},cutoff={cutoff:g}", [])
+        comb, pipe = build_da4ml(partial(trace_da4ml, project.graph, hard_dc),
+                                 out / f"da4ml_dc{hard_dc}_c{cutoff:g}", example, da, cutoff)
+        da.result["check"] = prove_equal(project, comb, pipe, vectors)
+        print(f"{example} da4ml {da.config}: {da.result['stages']} stages, estimate {da.result['estimate_lut']:,} "
+              f"LUT, {da.result['compile_seconds']:.1f} s; bit-exact on {len(vectors)} vectors", flush=True)
+        designs.append(da)
+    reference = da4ml_adders(project.graph, da4ml_settings[0][0])
+    finegrain = {d.config: finegrain_adders(load_project(d.result["out"])) for d in designs[:len(configs)]}
+    if any(len(layers) != len(reference) for layers in finegrain.values()):
+        raise BenchError(f"{example}: the RTL layers are not the {len(reference)} dense layers")
+    lines = breakdown_table(example, [n.name for n in project.graph.nodes], finegrain, reference)
+    layers = {}
+    if args.layers:
+        (out / "layers").mkdir(exist_ok=True)
+        hard_dc, cutoff = da4ml_settings[0]
+        for name, model, layer_plan in layer_models(folder / "model.onnx", plan, project.graph, out / "layers"):
+            ds = [Design("finegrain", cfg, a) for cfg, a in configs]
+            for d in ds:
+                compile_finegrain(model, layer_plan, out / "layers" / f"fg_{name}_{d.config}", d, env)
+            layer = load_project(ds[0].result["out"])
+            da = Design("da4ml", f"dc={hard_dc},cutoff={cutoff:g}", [])
+            comb, pipe = build_da4ml(partial(products_alone, layer.graph, layer.graph.nodes[0], hard_dc),
+                                     out / "layers" / f"da4ml_{name}", name, da, cutoff)
+            da.result["check"] = prove_equal(layer, comb, pipe, input_vectors(layer.graph, args.vectors, folder))
+            layers[f"{example} {name}"] = [*ds, da]
+        print(f"{example}: {len(layers)} layers alone compiled, da4ml bit-exact", flush=True)
+    return designs, lines, layers
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, help="folder for the outputs (default: a temporary one)")
@@ -494,49 +543,9 @@ def main() -> int:
     breakdown: list[str] = []
     layer_results: dict[str, list[Design]] = {}
     for example in args.examples:  # compile and check everything before any synthesis
-        folder = EXAMPLES[example]
-        out = work / example
-        out.mkdir(exist_ok=True)
-        plan = rnd_plan(folder / "plan.json", out / "plan.rnd.json")
-        designs = [Design("finegrain", name, cfg) for name, cfg in configs]
-        for d in designs:
-            compile_finegrain(folder / "model.onnx", plan, out / f"fg_{d.config}", d, env)
-            print(f"{example} finegrain {d.config}: {d.result['latency_cycles']} cycles, "
-                  f"compile {d.result['compile_wall']:.1f} s", flush=True)
-        # the options change the RTL only: one IR, the one da4ml is given
-        irs = {d.config: (Path(d.result["out"]) / "ir.txt").read_text() for d in designs}
-        if len(set(irs.values())) > 1:
-            raise BenchError(f"{example}: the configurations {', '.join(irs)} compiled to different IRs")
-        project = load_project(designs[0].result["out"])
-        vectors = input_vectors(project.graph, args.vectors, folder)
-        for hard_dc, cutoff in da4ml_settings:
-            da = Design("da4ml", f"dc={hard_dc},cutoff={cutoff:g}", [])
-            comb, pipe = build_da4ml(partial(trace_da4ml, project.graph, hard_dc),
-                                     out / f"da4ml_dc{hard_dc}_c{cutoff:g}", example, da, cutoff)
-            da.result["check"] = prove_equal(project, comb, pipe, vectors)
-            print(f"{example} da4ml {da.config}: {da.result['stages']} stages, estimate {da.result['estimate_lut']:,} "
-                  f"LUT, {da.result['compile_seconds']:.1f} s; bit-exact on {len(vectors)} vectors", flush=True)
-            designs.append(da)
-        results[example] = designs
-        reference = da4ml_adders(project.graph, da4ml_settings[0][0])
-        finegrain = {d.config: finegrain_adders(load_project(d.result["out"])) for d in designs[:len(configs)]}
-        if any(len(layers) != len(reference) for layers in finegrain.values()):
-            raise BenchError(f"{example}: the RTL layers are not the {len(reference)} dense layers")
-        breakdown += breakdown_table(example, [n.name for n in project.graph.nodes], finegrain, reference)
-        if args.layers:
-            (out / "layers").mkdir(exist_ok=True)
-            hard_dc, cutoff = da4ml_settings[0]
-            for name, model, layer_plan in layer_models(folder / "model.onnx", plan, project.graph, out / "layers"):
-                ds = [Design("finegrain", cfg, a) for cfg, a in configs]
-                for d in ds:
-                    compile_finegrain(model, layer_plan, out / "layers" / f"fg_{name}_{d.config}", d, env)
-                layer = load_project(ds[0].result["out"])
-                da = Design("da4ml", f"dc={hard_dc},cutoff={cutoff:g}", [])
-                comb, pipe = build_da4ml(partial(products_alone, layer.graph, layer.graph.nodes[0], hard_dc),
-                                         out / "layers" / f"da4ml_{name}", name, da, cutoff)
-                da.result["check"] = prove_equal(layer, comb, pipe, input_vectors(layer.graph, args.vectors, folder))
-                layer_results[f"{example} {name}"] = [*ds, da]
-            print(f"{example}: {len(layer_results)} layers alone compiled, da4ml bit-exact", flush=True)
+        results[example], lines, layers = measure_example(example, work / example, configs, da4ml_settings, args, env)
+        breakdown += lines
+        layer_results.update(layers)
     if not args.no_synth:
         for example, designs in [*results.items(), *layer_results.items()]:
             for d in designs:
