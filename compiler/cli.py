@@ -321,7 +321,8 @@ def _format_estimate(report: dict) -> list[str]:
     timing = ("reuse", "cycles/image", "latency") if stream else ("start", "cycles")
     rows = [("engine" if stream else "layer", "LUT", "FF", "DSP", "BRAM", "products (built)", *timing)]
     for layer in est["layers"]:
-        products = f"{layer['products']:,} ({layer['products_built']:,})" if layer.get("products") else "-"
+        built = f"{layer['adders']:,} adders" if "adders" in layer else f"{layer['products_built']:,}"
+        products = f"{layer['products']:,} ({built})" if layer.get("products") else "-"
         cycles = ((layer["reuse"], f"{layer['cycles_per_image']:,}") if stream else (layer["start_cycle"],))
         rows.append((layer["name"], *(f"{layer[k]:,}" for k in keys), products,
                      *(str(c) for c in cycles), str(layer["latency_cycles"])))

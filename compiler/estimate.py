@@ -282,7 +282,10 @@ def estimate_context(context: dict, part: str) -> dict:
                        "start_cycle": layer["start"], "latency_cycles": layer["latency"],
                        # constant products the layer needs, and how many distinct ones are built
                        # (an input times one weight value in several rows is built once)
-                       "products": layer["products"], "products_built": layer["products_built"]})
+                       "products": layer["products"], "products_built": layer["products_built"],
+                       # adder graphs (the default sums): their adders and deepest sum
+                       **({"adders": layer["sums"]["adders"], "adder_levels": layer["sums"]["levels"]}
+                          if "sums" in layer else {})})
     valid = costs.pipe(1, context.get("valid_depth", context["latency"]))  # a folded core's is shorter
     total += valid
     result = {"top": context["model"], "part": part, "family": family, "clock_ns": context["clock_ns"],

@@ -306,12 +306,13 @@ def _multiplier_cost(context: dict) -> tuple[int, int]:
 
 @pytest.mark.parametrize("name", sorted(MINI))
 def test_multipliers_shrink_as_reuse_grows(name):
-    """R = 1 is today's parallel core (a CSD or ``*`` circuit per distinct non-zero product);
+    """R = 1 is the parallel core with per-output trees (--no-adder-graph: a CSD or ``*``
+    circuit per distinct non-zero product);
     every folded core has fewer multipliers than the parallel core has products, fewer again
     as R grows, down to one; their estimated LUTs + DSPs shrink too."""
     make, m = MINI[name]
     graph = make()
-    parallel = rtl_context(graph, RTLOptions(), SOURCE)
+    parallel = rtl_context(graph, RTLOptions(adder_graph=False), SOURCE)
     products = parallel["layers"][0]["products"]
     counts, costs = [], []
     for reuse in (2, 3, 5, m, 2 * m + 1, 10 * m * 36):
