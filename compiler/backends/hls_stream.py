@@ -316,6 +316,7 @@ class _StreamBuilder(_Builder):
             "ii": max(self.cycles(layer) for layer in layers),
             "ap_int_max_w": -(-widest // 1024) * 1024 if widest > AP_INT_DEFAULT_MAX_W else None,
             "inputs": ports_in, "outputs": ports_out, "layers": layers, "channels": channels, "calls": calls,
+            "graphs": [],  # adder graphs are parallel io only (refused above)
             "pixels": list({s["pixel_t"]: s for s in self.streams.values()}.values()),
             "types": list(self.types.values()), "constants": list(self.constants.values()),
             "library_types": any(t.rounding == Rounding.CEIL for t in self.fixed.values()),
