@@ -217,15 +217,13 @@ def solve(rows: list[list[tuple[int, int, int]]], n_inputs: int, biases: list[in
 
     # pairs are formed within groups of inputs only: a row of D digits has D**2 / 2 pairs, so a
     # wide layer is cut into groups of about GROUP_DIGITS digits per row (linear in its size)
-    per_row = sum(len(t) for t in terms) / max(1, len(terms))
+    digits = sum(len(t) for t in terms)
+    per_row = digits / max(1, len(terms))
     n_groups = max(1, -(-int(per_row) // GROUP_DIGITS))
     group = [i * n_groups // max(1, n_inputs) for i in range(n_inputs)]
     counts: Counter = Counter()
-    if sum(len(t) for t in terms) > MAX_SHARED_DIGITS:
-        terms_to_pair: list = []  # too large to search in reasonable time: each row summed alone
-    else:
-        terms_to_pair = terms
-    for t in terms_to_pair:
+    searched = terms if digits <= MAX_SHARED_DIGITS else []  # too large to search: each row summed alone
+    for t in searched:
         buckets: dict[int, list] = {}
         for item in sorted(t.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             buckets.setdefault(group[item[0][0]], []).append(item)

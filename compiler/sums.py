@@ -9,7 +9,7 @@ their padded taps) is solved once; every instance builds its exact nodes from it
 formats.  A product wider than ``dsp_min_width`` stays a multiplication (``x * m``, exact) and
 enters the graph as an input.
 
-Formats are any objects with ``width``, ``frac`` and ``signed`` (the RTL backend's ``Fmt``); an
+Formats are :class:`Fmt` (:func:`element_format`: an element's own, both backends' rule); an
 element whose format is None is the constant 0 (pruned, or 0 by its bounds).
 """
 
@@ -23,6 +23,34 @@ import numpy as np
 from .adder_graph import AdderGraph, build, solve
 from .errors import UserError
 from .ir import Graph, Node, Op, Tensor
+
+
+@dataclass(frozen=True)
+class Fmt:
+    """The format of one element's wire: width, fractional bits, signedness."""
+
+    width: int
+    frac: int
+    signed: bool
+
+
+def element_format(t: Tensor, i: int) -> Fmt | None:
+    """Element ``i``'s wire format, or None when it is the constant 0: pruned (0 bits), or
+    always 0 by its exact bounds (size_widths), as a quantized element whose inputs' weights
+    all round to 0 is.  The sizing pass leaves such an element out of the fraction of every
+    sum it feeds, so as a wire at its own format it could hold bits below that fraction."""
+    formats = t.formats
+    w = int(formats.width.flat[i])
+    if w == 0 or (t.bounds is not None and t.bounds[0].flat[i] == 0 and t.bounds[1].flat[i] == 0):
+        return None
+    return Fmt(w, int(formats.frac_bits.flat[i]), bool(formats.signed.flat[i]))
+
+
+def fmt_range(f: Fmt) -> tuple[int, int]:
+    """The mantissas a ``f``-wide field holds."""
+    if f.signed:
+        return -(1 << (f.width - 1)), (1 << (f.width - 1)) - 1
+    return 0, (1 << f.width) - 1
 
 
 def trim(m: int, frac: int) -> tuple[int, int]:
@@ -115,14 +143,8 @@ class GraphInstance:
     terms: int  # the constant products it sums
 
 
-def _range(f) -> tuple[int, int]:
-    if f.signed:
-        return -(1 << (f.width - 1)), (1 << (f.width - 1)) - 1
-    return 0, (1 << f.width) - 1
-
-
-def product_range(f, m: int) -> tuple[int, int]:
-    lo, hi = _range(f)
+def product_range(f: Fmt, m: int) -> tuple[int, int]:
+    lo, hi = fmt_range(f)
     return min(lo * m, hi * m), max(lo * m, hi * m)
 
 
@@ -170,7 +192,7 @@ def layer_graphs(g: Graph, stage: Node, in_fmts: list, out_fmts: list, dsp_min_w
             rows.append(row)
             biases.append(bias)
         inputs = tuple(slots)
-        ranges = [_range(in_fmts[xi]) if m is None else product_range(in_fmts[xi], m) for xi, m in inputs]
+        ranges = [fmt_range(in_fmts[xi]) if m is None else product_range(in_fmts[xi], m) for xi, m in inputs]
         key = (len(inputs), tuple(tuple(r) for r in rows), tuple(biases))
         if key not in solved:
             solved[key] = solve(rows, len(inputs), biases, ranges, budget(rows, biases))

@@ -24,7 +24,7 @@ import compiler
 from compiler.adder_graph import build, field, solve, wrap
 from compiler.backends.hls import LIBRARY
 from compiler.backends.hls_graph import DSP_MIN_WIDTH, cpp_integer, function_body
-from compiler.backends.rtl.builder import _fmt_of
+from compiler.sums import element_format
 from compiler.backends.rtl.emitter import Fmt
 from compiler.cli import main
 from compiler.verify.csim import ap_types_dir
@@ -50,8 +50,8 @@ def _chosen_adders(model: Path, plan: Path, layers: set[str] | None = None) -> l
         for stage in node.stages():
             if stage.op in SUMS:
                 x, out = g.tensor(stage.inputs[0]), g.tensor(stage.outputs[0])
-                instances = layer_graphs(g, stage, [_fmt_of(x, i) for i in range(x.formats.width.size)],
-                                         [_fmt_of(out, i) for i in range(out.formats.width.size)],
+                instances = layer_graphs(g, stage, [element_format(x, i) for i in range(x.formats.width.size)],
+                                         [element_format(out, i) for i in range(out.formats.width.size)],
                                          DSP_MIN_WIDTH, lambda rows, biases: None)
                 counts.append(sum(inst.graph.adders for inst in instances))
     return counts

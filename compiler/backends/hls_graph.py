@@ -28,7 +28,7 @@ import numpy as np
 from ..adder_graph import AdderGraph, least_depth, wrap
 from ..errors import UserError
 from ..ir import Node, Op, Tensor
-from ..sums import SumsError, layer_graphs
+from ..sums import SumsError, element_format, layer_graphs
 
 STRATEGY = "adder-graph"
 # a product x * m with more bits than this stays a multiplication (an input of the graph), as
@@ -84,10 +84,8 @@ class GraphWriter:
         return None if self.slack is None else least_depth(rows, biases) + self.slack
 
     def entry(self) -> dict:
-        from .rtl.builder import _fmt_of  # the RTL's element rule (the rtl package imports hls.py)
-
-        in_fmts = [_fmt_of(self.x, i) for i in range(int(np.prod(self.x.shape)))]
-        out_fmts = [_fmt_of(self.out, i) for i in range(int(np.prod(self.out.shape)))]
+        in_fmts = [element_format(self.x, i) for i in range(int(np.prod(self.x.shape)))]
+        out_fmts = [element_format(self.out, i) for i in range(int(np.prod(self.out.shape)))]
         try:
             instances = layer_graphs(self.b.graph, self.stage, in_fmts, out_fmts, DSP_MIN_WIDTH, self.budget)
         except SumsError as err:

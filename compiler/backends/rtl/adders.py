@@ -23,19 +23,19 @@ import numpy as np
 
 from ...adder_graph import AdderGraph, least_depth
 from ...ir import Node, Tensor
-from ...sums import SumsError, layer_graphs, product_range
+from ...sums import SumsError, element_format, layer_graphs, product_range
 from .emitter import ZERO, Elem, Fmt, _literal, _trailing_zeros, signed_width
 from .options import RTLBackendError
-
-
-def _cycle(level: int, p: int, lps: int) -> int:
-    """The layer cycle an adder at ``level`` is computed in."""
-    return max(0, -(-(level - p) // lps) - 1)
 
 
 def _ready(level: int, p: int, lps: int) -> int:
     """Cycles until a sum at ``level`` is registered (0: combinational)."""
     return 0 if level <= p else -(-(level - p) // lps)
+
+
+def _cycle(level: int, p: int, lps: int) -> int:
+    """The layer cycle an adder at ``level`` is computed in: the one before its register."""
+    return max(0, _ready(level, p, lps) - 1)
 
 
 class GraphSums:
@@ -47,10 +47,8 @@ class GraphSums:
         self.p = max(b.options.csd_max_digits - 1, 0).bit_length()
 
     def emit(self) -> tuple[list[Elem], int]:
-        from .builder import _fmt_of
-
         n = int(np.prod(self.out.shape))
-        out_fmts = [_fmt_of(self.out, i) for i in range(n)]
+        out_fmts = [element_format(self.out, i) for i in range(n)]
         try:
             instances = layer_graphs(self.b.graph, self.stage, [e.fmt if e.wire is not None else None for e in self.x],
                                      out_fmts, self.b.options.dsp_min_width, self.level_budget)

@@ -9,24 +9,12 @@ import numpy as np
 from ... import __version__
 from ...errors import UserError
 from ...ir import Graph, Node, Op, Tensor
-from ...sums import const_elements, dense_terms, window_terms
+from ...sums import const_elements, dense_terms, element_format, fmt_range, window_terms
 from ...names import SV_COMPANIONS, SV_PREFIXES, SV_RESERVED, Names
 from ..hls import container
 from .adders import GraphSums
 from .emitter import ZERO, Elem, Fmt, _literal, _Module, _trailing_zeros, _tree_latency, signed_width
 from .options import SUPPORTED, WIRING, RTLBackendError, RTLOptions, rtl_top_name
-
-def _fmt_of(t: Tensor, i: int) -> Fmt | None:
-    """Element ``i``'s wire format, or None when it is the constant 0: pruned (0 bits), or
-    always 0 by its exact bounds (size_widths), as a quantized element whose inputs' weights
-    all round to 0 is.  The sizing pass leaves such an element out of the fraction of every
-    sum it feeds, so as a wire at its own format it could hold bits below that fraction."""
-    formats = t.formats
-    w = int(formats.width.flat[i])
-    if w == 0 or (t.bounds is not None and t.bounds[0].flat[i] == 0 and t.bounds[1].flat[i] == 0):
-        return None
-    return Fmt(w, int(formats.frac_bits.flat[i]), bool(formats.signed.flat[i]))
-
 
 class _Builder:
     def __init__(self, graph: Graph, options: RTLOptions, source: dict):
@@ -152,7 +140,7 @@ class _Builder:
         lps = self.options.levels
         results: list[tuple[Elem, int]] = []
         for idx, (row, (bm, bf)) in enumerate(zip(*spec)):
-            fmt = _fmt_of(out, idx)
+            fmt = element_format(out, idx)
             if fmt is None:
                 results.append((ZERO, 0))
                 continue
@@ -166,8 +154,7 @@ class _Builder:
                 if shift < 0:
                     raise RTLBackendError(f"node {stage.name!r}: term {k} of output {idx} has bits below the "
                                           f"accumulator's fraction (not exact)")
-                lo, hi = (-(1 << (e.fmt.width - 1)), (1 << (e.fmt.width - 1)) - 1) if e.fmt.signed \
-                    else (0, (1 << e.fmt.width) - 1)
+                lo, hi = fmt_range(e.fmt)
                 ends = [lo * m << shift, hi * m << shift]
                 terms.append((e, m, shift, signed_width(min(ends), max(ends))))
             if bm != 0 and fmt.frac < bf:
@@ -226,7 +213,7 @@ class _Builder:
         lps = self.options.levels
         results = []
         for idx, o in enumerate(np.ndindex(out.shape)):
-            fmt = _fmt_of(out, idx)
+            fmt = element_format(out, idx)
             name = f"{base}__{idx}"
             window = []
             for k in np.ndindex(*a["kernel"]):
@@ -279,7 +266,7 @@ class _Builder:
             tagged = [p + int(o) for p, o in zip(parts, offsets)]
             flat = [e for elems in ins for e in elems]
             return [flat[int(i)] for i in np.concatenate(tagged, axis=axis).ravel()]
-        out_fmts = [_fmt_of(out, i) for i in range(n)]
+        out_fmts = [element_format(out, i) for i in range(n)]
         x_t = g.tensor(stage.inputs[0])
         xi = np.broadcast_to(np.arange(int(np.prod(x_t.shape))).reshape(x_t.shape), out.shape).ravel()
         result = []
@@ -436,7 +423,7 @@ class _Builder:
         result = []
         for i, e in enumerate(es):
             name = f"{base}__{i}"
-            fmt = _fmt_of(out, i)
+            fmt = element_format(out, i)
             if fmt is None:
                 result.append(ZERO)
                 continue
@@ -548,7 +535,7 @@ class _Builder:
         cfmt = Fmt(port["width"], port["frac"], port["signed"])
         elems = []
         for i in range(port["size"]):
-            fmt = _fmt_of(t, i)
+            fmt = element_format(t, i)
             if fmt is None:
                 elems.append(ZERO)
                 continue

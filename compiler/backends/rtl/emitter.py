@@ -7,16 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...adder_graph import csd, signed_width  # noqa: F401 (csd: re-exported)
+from ...sums import Fmt, fmt_range
 from .options import RTLOptions
-
-@dataclass(frozen=True)
-class Fmt:
-    """The format of one element's wire: width, fractional bits, signedness."""
-
-    width: int
-    frac: int
-    signed: bool
-
 
 @dataclass(frozen=True)
 class Elem:
@@ -144,7 +136,7 @@ class _Module:
     def _product(self, e: Elem, k: int, base: str) -> tuple[str, int]:
         """``x * k`` at the width its range needs, as (signed wire, width)."""
         f = e.fmt
-        lo, hi = (-(1 << (f.width - 1)), (1 << (f.width - 1)) - 1) if f.signed else (0, (1 << f.width) - 1)
+        lo, hi = fmt_range(f)
         width = signed_width(min(lo * k, hi * k), max(lo * k, hi * k))
         x = self.fit(e.wire, f.width, f.signed, width)
         if x != e.wire:

@@ -53,7 +53,8 @@ from ... import __version__
 from ...errors import UserError
 from ...ir import Graph, Node, Op
 from ..hls import template_environment
-from .builder import _Builder, _fmt_of
+from ...sums import element_format
+from .builder import _Builder
 from .emitter import ZERO, Elem, Fmt, _literal, _trailing_zeros, _tree_latency, signed_width
 from .options import RTLBackendError, RTLOptions
 
@@ -162,7 +163,7 @@ class _FoldedCore:
         spec = self.b.dense_terms(stage, acc) if stage.op == Op.DENSE else self.b.window_terms(stage, acc)
         folded, constant = [], {}
         for idx, (row, (bm, bf)) in enumerate(zip(*spec)):
-            fmt = _fmt_of(acc, idx)
+            fmt = element_format(acc, idx)
             if fmt is None:
                 continue
             terms = []
