@@ -282,7 +282,7 @@ SINGLE_ADDERS = {
 
 @pytest.mark.parametrize("expr", sorted(SINGLE_ADDERS))
 def test_adder_rule_counts_yosys_luts_bit_by_bit(expr):
-    from compiler.estimate import _Netlist
+    from compiler.estimate_bits import _Netlist
 
     net = _Netlist(_ports(("a", 12), ("b", 12), ("c", 6)) + [_adder("y", 14, expr)])
     assert net.adder_luts(_adder("y", 14, expr)) == SINGLE_ADDERS[expr]
@@ -291,7 +291,7 @@ def test_adder_rule_counts_yosys_luts_bit_by_bit(expr):
 def test_adder_rule_sees_constant_top_bits_and_shares_inverters():
     """A sum of zero-extended operands is zero above its carry (the next adder copies there); one
     inverter of b0, b1 serves two differences (yosys: 25 and 26 LUTs, 18 LUT2 + 8 INV)."""
-    from compiler.estimate import _Netlist
+    from compiler.estimate_bits import _Netlist
 
     ports = _ports(("a", 12), ("b", 12), ("c", 6))
     for s1, luts in (("{2'b0, a} + {2'b0, b}", 25), ("{{2{a[11]}}, a} + {{2{b[11]}}, b}", 26)):
