@@ -1,7 +1,7 @@
 """Benchmark (run by hand): finegrain's RTL against da4ml 0.6 on identical quantized networks (issue 14).
 
     .venv/bin/python bench/adder_graph.py [--work DIR] [--examples jet_tagger per_weight_bits]
-        [--configs old default slack0 slack2] [--da4ml dc=-1,cutoff=4 dc=2,cutoff=4 dc=2,cutoff=5]
+        [--configs old two-term default slack0 slack2] [--da4ml dc=-1,cutoff=4 dc=2,cutoff=4 dc=2,cutoff=5]
         [--layers] [--vectors 1000] [--no-synth] [--synth-timeout 3600] [--json FILE]
 
 For each example (a model and its plan), in one run:
@@ -74,7 +74,8 @@ EXAMPLES = {"jet_tagger": REPO / "examples" / "jet_tagger", "per_weight_bits": R
 # finegrain configurations by name: the command-line options of `finegrain compile`
 CONFIGS = {
     "old": ["--no-adder-graph"],  # one fg_adder_tree per output (the structure before issue 14)
-    "default": [],
+    "two-term": ["--no-ternary-adders"],  # adder graphs of two-term adders only (the default before fg_add3)
+    "default": [],  # three-term adders (rtl/fg_add3.sv) where a two-term adder is read once
     "slack0": ["--adder-slack", "0"],
     "slack2": ["--adder-slack", "2"],
 }
@@ -334,8 +335,9 @@ def prove_equal(project, comb, pipe, vectors: np.ndarray) -> dict:
 
 def finegrain_adders(project) -> list[tuple | None]:
     """Per layer of the RTL top: (adders, their result bits, those bits less the low bits that
-    only copy an operand), from the cost notes of compiler.estimate; None for a layer with
-    fg_adder_tree instances (the old structure: its adders are inside the library module)."""
+    only copy an operand), from the cost notes of compiler.estimate and each three-term adder's
+    parameters (fg_add3: W bits, LO of them copies); None for a layer with fg_adder_tree
+    instances (the old structure: its adders are inside the library module)."""
     from compiler.backends.rtl import rtl_context
 
     context = rtl_context(project.graph, project.config.rtl_options(), project.source())
@@ -345,6 +347,10 @@ def finegrain_adders(project) -> list[tuple | None]:
             layers.append(None)
             continue
         adders = [a for item in layer["items"] for a in (item.get("cost") or {}).get("adders", ())]
+        for item in layer["items"]:
+            if item.get("module") == "fg_add3":
+                p = {q["name"]: q["value"] for q in item["params"]}
+                adders.append((p["W"], p["LO"]))
         layers.append((len(adders), sum(w for w, _ in adders), sum(w - c for w, c in adders)))
     return layers
 

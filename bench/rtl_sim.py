@@ -70,7 +70,7 @@ def clean_build(rtl_dir: Path, model: str, build_dir: Path, runtime_cache: Path,
         # as `finegrain sim` builds it: only the plain top's ports visible to cocotb
         schedule = json.loads((rtl_dir / "schedule.json").read_text())
         ports = "top" if axis else top_ports(schedule)
-        built = runner.build(rtl_sources(rtl_dir, model, axis=axis), top, build_dir, visibility=ports)
+        built = runner.build(rtl_sources(rtl_dir, model, axis=axis, simulation=True), top, build_dir, visibility=ports)
     finally:
         if saved is None:
             os.environ.pop("FINEGRAIN_CACHE_DIR", None)

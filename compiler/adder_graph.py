@@ -473,3 +473,75 @@ def build(structure: Structure, ranges: list[tuple[int, int]],
             width, signed = field(*ranges[k])
         nodes.append(Node(operands, const, lo, hi, width, signed, level))
     return AdderGraph(n_in, tuple(nodes), structure.outputs, tuple(out_formats))
+
+
+# ----------------------------------------------------------------------------------------
+# ternary: three-term adders where the fabric adds three terms at the cost of two
+
+
+def _terms(node: Node) -> int:
+    return len(node.operands) + (node.const != 0)
+
+
+def ternary(graph: AdderGraph) -> AdderGraph:
+    """``graph`` with two-term adders folded into their only consumer where that consumer then
+    adds three terms: ``t = x ± y`` read once, by ``u = t ± z``, becomes ``u = x ± y ± z`` (a
+    constant counts as a term; at most two of the three negated).  On 6-input-LUT fabric a
+    three-term sum costs one LUT per bit like a two-term one (rtl/fg_add3.sv), so each fold
+    saves the folded adder.  Folds are taken widest folded adder first; each adder takes part
+    in one at most (a three-term adder is not folded again).  Every node keeps its field, so
+    the outputs are the same: the folded sum ``t`` was at least as wide as the bits ``u``
+    keeps of it (build's widths), so ``u`` modulo its width is unchanged.  Every node keeps its
+    level too, so the pipeline is the two-term graph's: a three-term adder's path (a LUT, the
+    next bit's LUT, the carry chain) is shorter than the two chained adders' it replaces
+    (a LUT and a carry chain, twice)."""
+    n_in, nodes = graph.n_inputs, graph.nodes
+    uses = [0] * len(nodes)
+    for node in nodes[n_in:]:
+        for src, _, _ in node.operands:
+            uses[src] += 1
+    for o in graph.outputs:
+        if o is not None:
+            uses[o[0]] += 1
+    edges = []
+    for k in range(n_in, len(nodes)):
+        u = nodes[k]
+        if not u.is_adder or _terms(u) != 2:
+            continue
+        for src, shift, negative in u.operands:
+            t = nodes[src]
+            if src < n_in or uses[src] != 1 or not t.is_adder or _terms(t) != 2:
+                continue
+            negs = [neg for s, _, neg in u.operands if s != src] + [neg != negative for _, _, neg in t.operands]
+            if sum(negs) > 2 or (sum(negs) == len(negs) == 3):
+                continue
+            edges.append((t.width, k, src, shift, negative))
+    folded: dict[int, tuple[int, int, bool]] = {}  # consumer -> the folded node, its shift and sign
+    taken: set[int] = set()
+    for _, k, src, shift, negative in sorted(edges, key=lambda e: (-e[0], e[1])):
+        if k in taken or src in taken:
+            continue
+        taken.update((k, src))
+        folded[k] = (src, shift, negative)
+    gone = {src for src, _, _ in folded.values()}
+    index: dict[int, int] = {}
+    out: list[Node] = []
+    for k, node in enumerate(nodes):
+        if k < n_in:  # the inputs (or constants) themselves
+            index[k] = k
+            out.append(node)
+            continue
+        if k in gone:
+            continue
+        operands, const = list(node.operands), node.const
+        if k in folded:
+            src, shift, negative = folded[k]
+            t = nodes[src]
+            operands = [op for op in operands if op[0] != src]
+            operands += [(s, sh + shift, neg != negative) for s, sh, neg in t.operands]
+            const += -(t.const << shift) if negative else t.const << shift
+        operands = [(index[s], sh, neg) for s, sh, neg in operands]
+        index[k] = len(out)
+        out.append(Node(tuple(operands), const, node.lo, node.hi, node.width, node.signed, node.level))
+    outputs = tuple(None if o is None else (index[o[0]], o[1]) for o in graph.outputs)
+    return AdderGraph(n_in, tuple(out), outputs, graph.out_formats)

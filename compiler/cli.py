@@ -48,7 +48,7 @@ def _cmd_compile(args) -> int:
                             rtl_interface=args.rtl_interface, architecture=args.arch, data=data, data_name=args.data,
                             rescale_bits=args.rescale_bits, target_ii=args.target_ii, max_lut=args.max_lut,
                             max_dsp=args.max_dsp, rtl_adder_graph=args.adder_graph,
-                            rtl_adder_slack=args.adder_slack)
+                            rtl_adder_slack=args.adder_slack, rtl_ternary_adders=args.ternary_adders)
     for message in project.warnings:
         _say("warning", message)
     if project.folding is not None:
@@ -491,6 +491,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--no-adder-graph", dest="adder_graph", action="store_false",
                    help="RTL: sum each output in its own adder tree over its constant products, instead of one "
                         "adder graph per layer sharing common subexpressions of the constants across outputs")
+    c.add_argument("--no-ternary-adders", dest="ternary_adders", action="store_false",
+                   help="RTL adder graphs: two-term adders only.  By default a two-term adder read by one other "
+                        "adder is folded into it as a three-term adder (rtl/fg_add3.sv: LUT6_2 + the part's carry "
+                        "chain, one LUT per bit for three terms as for two), in the same pipeline")
     c.add_argument("--adder-slack", type=int, default=None, metavar="LEVELS",
                    help="adder graphs (RTL; HLS --strategy adder-graph): at most this many adder levels beyond each "
                         "layer's least depth (more: fewer adders, deeper sums; default: RTL within the pipeline "

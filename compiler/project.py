@@ -41,11 +41,15 @@ from .backends.rtl import (INTERFACES as RTL_INTERFACES, RTLBackendError, RTLOpt
                            parallel_products, rtl_context, write_rtl_project)
 from .backends.rtl.stream_budget import choose_stream_folding
 from .passes.apply_plan import PlanWarning
-from .targets import DEFAULT_PART
+from .targets import DEFAULT_PART, family_of
+
 from .verify.csim import write_vectors
 from .verify.vectors import csim_vectors
 from .passes.pipeline import run_pipeline
 from .plan import Plan, load_plan, parse_plan
+
+# bits per carry primitive of each family's fg_add3 (three-term adders): CARRY4 on 7-series, else CARRY8
+TERNARY_CHAIN = {"xc7": 4, "xcu": 8, "xcup": 8}
 
 OUTPUT_FILES = (STAMP, "ir.txt", "ir.pkl", "plan.resolved.json", "config.json", "report.json")
 BACKENDS = ("hls", "rtl")
@@ -81,6 +85,8 @@ class BuildConfig:
     # False: every output its own fg_adder_tree over its products
     rtl_adder_slack: int | None = None  # the graph's adder levels: a layer's least depth + this; None:
     # within the pipeline stages of the per-output trees
+    rtl_ternary_adders: bool = True  # adder graphs with three-term adders (rtl/fg_add3.sv: LUT6_2 + the part's
+    # carry chain, one LUT per bit for three terms as for two); False: two-term adders only
     rtl_interface: str = "ports"  # "axis": also OUT/rtl/<model>_axis.sv, an AXI4-Stream top around <model>
     architecture: str = "auto"  # "parallel": every output at once; "stream": layers as a pipeline of engines over
     # pixel streams (both backends); "auto": parallel up to DEFAULT_RTL_MAX_PRODUCTS constant products, else stream
@@ -117,6 +123,8 @@ class BuildConfig:
                             f"got {slack!r}")
         if not isinstance(self.rtl_adder_graph, bool):
             raise UserError(f"rtl_adder_graph must be true or false, got {self.rtl_adder_graph!r}")
+        if not isinstance(self.rtl_ternary_adders, bool):
+            raise UserError(f"rtl_ternary_adders must be true or false, got {self.rtl_ternary_adders!r}")
         lps = self.rtl_levels_per_stage
         if lps is not None and (not isinstance(lps, int) or lps < 1):
             raise UserError(f"rtl_levels_per_stage must be a positive integer, got {lps!r}")
@@ -162,6 +170,8 @@ class BuildConfig:
                           csd_max_digits=self.rtl_csd_max_digits, dsp_min_width=self.rtl_dsp_min_width,
                           interface=self.rtl_interface, adder_graph=self.rtl_adder_graph,
                           adder_slack=self.rtl_adder_slack,
+                          ternary_chain=TERNARY_CHAIN[family_of(self.part)] if self.rtl_ternary_adders and
+                          self.rtl_adder_graph else 0,
                           architecture="stream" if self.architecture == "stream" else "parallel")
 
     def to_json(self) -> dict:

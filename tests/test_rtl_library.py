@@ -458,7 +458,7 @@ def test_axis_wrapper():
 def test_lint_clean(module):
     """verilator --lint-only -Wall on each file with its default parameters (the benches
     above lint every other parameterisation they build, also with -Wall)."""
-    _sim().lint([RTL / f"{module}.sv"], top=module, library_dirs=[RTL])
+    _sim().lint([RTL / f"{module}.sv"], top=module, library_dirs=[RTL, RTL / "xilinx"])
 
 
 @pytest.mark.parametrize("bench", sorted(p.stem for p in BENCHES.glob("tb_*.sv")))

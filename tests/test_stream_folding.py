@@ -1,8 +1,10 @@
 """One model at three folding targets (issue 13): the small CNN example in the stream
 architecture with parallel cores (reuse 1), every layer at reuse 3, and the budget's choice for
 --target-ii 2000.  Every build is bit-exact in Verilator with the latency and II schedule.json
-predicts; the measured II grows and the estimated and synthesised LUTs shrink from one target
-to the next.
+predicts; the measured II grows from one target to the next, the budget's choice is the smallest
+in estimated and synthesised LUTs, and the estimate ranks the three as yosys does (reuse 3 is
+not smaller than reuse 1 since the parallel cores' sums have three-term adders: 4,338 against
+4,502 yosys LUTs, and 184 DSPs).
 
 The three Verilator builds take about a minute together; the syntheses (1 to 2 minutes of yosys
 each) are committed in tests/synth_cache under their content key, as tests/test_estimate.py
@@ -64,7 +66,10 @@ def test_folding_trades_ii_for_luts(builds):
     estimated = [builds[name]["estimate"]["lut"] for name in TARGETS]
     synthesised = [builds[name]["synth"]["lut"] for name in TARGETS]
     assert ii[0] < ii[1] < ii[2] <= 2000, ii
-    assert estimated[0] > estimated[1] > estimated[2], estimated
-    assert synthesised[0] > synthesised[1] > synthesised[2], synthesised
+    # the budget's choice at II 2000 is the smallest; reuse 3 is not always smaller than reuse 1
+    # (its folded cores' generic multipliers against three-term adder graphs), but the estimate
+    # ranks the three as yosys does
+    assert estimated[2] < min(estimated[:2]) and synthesised[2] < min(synthesised[:2]), (estimated, synthesised)
+    assert sorted(range(3), key=estimated.__getitem__) == sorted(range(3), key=synthesised.__getitem__)
     folding = builds["ii2000"]["folding"]
     assert max(row["reuse_factor"] for row in folding["layers"]) > 3  # the budget folded further

@@ -111,7 +111,7 @@ def sim_batch(batch: list[Written], folder: Path) -> list[Outcome | None]:
     folder.mkdir(parents=True, exist_ok=True)
     top = folder / f"{TOP}.sv"
     top.write_text(wrapper(batch))
-    sources = sorted({s for w in batch for s in rtl_sources(_rtl(w)[0], _rtl(w)[1])[:-1]})
+    sources = sorted({s for w in batch for s in rtl_sources(_rtl(w)[0], _rtl(w)[1], simulation=True)[:-1]})
     sources += [_rtl(w)[0] / f"{_rtl(w)[1]}.sv" for w in batch] + [top]
     spec, expected = _vectors(batch)
     vectors, results = folder / "vectors.json", folder / "results.json"

@@ -157,7 +157,7 @@ def run_testbench(rtl_dir: Path, model: str, testbench: str, spec: dict, ports: 
         # FINEGRAIN_RTL_BUILD_DIR: one build cache for many output folders (the tests use it)
         build_root = Path(os.environ.get("FINEGRAIN_RTL_BUILD_DIR") or rtl_dir / "sim_build")
         with elapsed(f"{simulator} build of {model} (cached when unchanged)"):
-            built = runner.build(rtl_sources(rtl_dir, model), model, build_root, waves=waves,
+            built = runner.build(rtl_sources(rtl_dir, model, simulation=True), model, build_root, waves=waves,
                                  build_args=["--trace-fst"] if waves and simulator == "verilator" else [],
                                  visibility=ports, simulator=simulator, optimize=cycles >= OPTIMIZE_FROM_CYCLES)
         start = time.perf_counter()

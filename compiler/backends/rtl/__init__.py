@@ -27,8 +27,10 @@ bits of ``c`` become part of the shift to the accumulator's fraction) is
 
 Sums (DENSE, CONV, AVGPOOL): by default (``adder_graph``) one shared adder graph per layer
 pattern (compiler/adder_graph.py: every constant in CSD digits, two-term common subexpressions
-shared across the layer's outputs, each node as wide as its exact range), rendered by adders.py
-with its own pipelining rule (there); ``--no-adder-graph`` (``adder_graph=False``) builds the
+shared across the layer's outputs, each node as wide as its exact range; with ``ternary_chain``,
+the default of a compiled project, a two-term adder read once folded into its reader, an
+``fg_add3`` of three terms), rendered by adders.py with its own pipelining rule (there);
+``--no-adder-graph`` (``adder_graph=False``) builds the
 per-output structure below: products by the constant multiplication rule, each output an
 ``fg_adder_tree``.
 
@@ -68,8 +70,8 @@ from .options import (RTL_MAX_TABLE_BITS, SUPPORTED, WIRING, RTLBackendError, RT
 
 __all__ = ["INTERFACES", "LIBRARY", "PORT_FIELDS", "RTL_MAX_TABLE_BITS", "SUPPORTED", "TEMPLATES",
            "WIRING", "Elem", "Fmt", "RTLBackendError", "RTLOptions", "axis_context", "axis_top_name",
-           "check_supported", "csd", "library_modules", "parallel_products", "rtl_context", "rtl_sources",
-           "rtl_top_name",
+           "check_supported", "csd", "library_modules", "parallel_products", "primitive_models",
+           "rtl_context", "rtl_sources", "rtl_top_name",
            "schedule", "signed_width", "stream_context", "stream_schedule", "write_rtl_project"]
 
 TEMPLATES = Path(__file__).resolve().parents[3] / "templates" / "rtl"
@@ -146,13 +148,22 @@ def write_rtl_project(graph: Graph, options: RTLOptions, out_dir: Path, source: 
     return context
 
 
-def rtl_sources(rtl_dir: Path, model: str, axis: bool = False) -> list[Path]:
+def rtl_sources(rtl_dir: Path, model: str, axis: bool = False, simulation: bool = False) -> list[Path]:
     """The generated top (with ``axis``: and its AXI4-Stream top; a stream top: and its engines'
-    cores, <model>_<layer>.sv) and the library modules."""
+    cores, <model>_<layer>.sv) and the library modules; with ``simulation``: and the models of
+    the Xilinx primitives they instantiate (rtl/xilinx/, for simulators: synthesis has its own)."""
     axis_file = rtl_dir / f"{axis_top_name(model)}.sv"
     cores = [p for p in sorted(rtl_dir.glob(f"{model}_*.sv")) if p != axis_file]
     tops = [rtl_dir / f"{model}.sv", *cores, *([axis_file] if axis else [])]
-    return [*library_modules(tops), *tops]
+    library = library_modules(tops)
+    return [*(primitive_models(library) if simulation else []), *library, *tops]
+
+
+def primitive_models(files: list[Path]) -> list[Path]:
+    """Simulation models (rtl/xilinx/<primitive>.v) of the Xilinx primitives ``files`` name."""
+    models = {p.stem: p for p in (LIBRARY / "xilinx").glob("*.v")}
+    text = "\n".join(f.read_text() for f in files if f.is_file())
+    return [p for name, p in sorted(models.items()) if re.search(rf"\b{name}\b", text)]
 
 
 def library_modules(files: list[Path]) -> list[Path]:

@@ -3,7 +3,9 @@ RTL backend's default, ``RTLOptions.adder_graph``.
 
 The graphs, one per instance (a dense row, a conv position), come from compiler/sums.py; a
 product wider than ``dsp_min_width`` stays a ``*`` (emitter.product) and enters the graph as an
-input.
+input.  With ``RTLOptions.ternary_chain`` (8: CARRY8, 4: CARRY4) each graph is folded
+(adder_graph.ternary) and its three-term adders are ``fg_add3`` instances (:meth:`_Instance.adder3`);
+nodes keep their levels, so the rule below is unchanged.
 
 Pipelining rule.  An adder at level d (adders on its longest path from the layer's inputs) is
 computed in cycle ``max(0, ceil((d - P) / lps) - 1)`` of the layer, ``lps`` the levels per
@@ -19,9 +21,11 @@ terms), so a layer takes no more cycles than with the trees.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from ...adder_graph import AdderGraph, least_depth
+from ...adder_graph import AdderGraph, least_depth, ternary
 from ...ir import Node, Tensor
 from ...sums import SumsError, element_format, layer_graphs, product_range
 from .emitter import ZERO, Elem, Fmt, _literal, _trailing_zeros, signed_width
@@ -55,6 +59,10 @@ class GraphSums:
         except SumsError as err:
             raise RTLBackendError(str(err)) from None
         self.m.product_uses += sum(inst.terms for inst in instances)
+        if self.b.options.ternary_chain:  # three-term adders (rtl/fg_add3.sv): one fold per graph
+            folds: dict[int, AdderGraph] = {}
+            instances = [dataclasses.replace(inst, graph=folds.setdefault(id(inst.graph), ternary(inst.graph)))
+                         for inst in instances]
         latency = max((_ready(inst.graph.nodes[o[0]].level, self.p, self.lps) for inst in instances
                        for o in inst.graph.outputs if o is not None), default=0)
         stats = self.b.graph_sums = self.b.graph_sums or {"adders": 0, "levels": 0}
@@ -137,6 +145,8 @@ class _Instance:
         return wire, width, signed
 
     def adder(self, k: int, node) -> str:
+        if len(node.operands) + (node.const != 0) == 3:
+            return self.adder3(k, node)
         c = self.cycle(k)
         width = node.width
         parts, zeros = [], []
@@ -160,3 +170,41 @@ class _Instance:
         expr = " ".join(parts)
         return self.m.wire(f"{self.base}_n{k}", width, expr, f"level {node.level}",
                            cost={"adders": [(width, min(copies, width))]})
+
+    def adder3(self, k: int, node) -> str:
+        """A three-term node as an fg_add3 instance: ``a`` the positive term that starts lowest
+        (its bits below the other two terms' lowest bit are copies), ``b`` and ``c`` the others
+        from that bit up, negated in the LUTs where the node subtracts them."""
+        c = self.cycle(k)
+        width = node.width
+        terms = []  # (lowest bit that can be non-zero, negative, wire or None, width, signed, shift)
+        for src, shift, negative in node.operands:
+            wire, w, signed = self.at(src, c)
+            terms.append((shift + self.wires[src][3], negative, wire, w, signed, shift))
+        if node.const:
+            terms.append((_trailing_zeros(node.const), False, None, 0, True, 0))
+        a = min((t for t in terms if not t[1]), key=lambda t: t[0])
+        b, cc = [t for t in terms if t is not a]
+        lo = min(b[0], cc[0], width - 1)
+
+        def bits(term, low: int, to: int) -> str:
+            """The term's bits from ``low`` up, ``to`` of them (modulo 2**to)."""
+            _, _, wire, w, signed, shift = term
+            if wire is None:
+                return self.m.derived(self.base, to, _literal(node.const >> low, to))
+            if shift < low:  # the term's own low bits below `low` are known zeros
+                drop = low - shift
+                wire = self.m.derived(self.base, w - drop, f"{wire}[{w - 1}:{drop}]")
+                w, shift = w - drop, 0
+            else:
+                shift -= low
+            return self.m.placed(wire, w, signed, shift, to, self.base)
+
+        name = f"{self.base}_n{k}"
+        self.m.instance("fg_add3", f"u_{name}",
+                        {"W": width, "LO": lo, "NEG_B": int(b[1]), "NEG_C": int(cc[1]),
+                         "CHAIN": self.s.b.options.ternary_chain},
+                        {"a": bits(a, 0, width), "b": bits(b, lo, width - lo), "c": bits(cc, lo, width - lo),
+                         "y": name},
+                        {"y": (name, width)}, comment=f"level {node.level}")
+        return name

@@ -61,10 +61,11 @@ class _Module:
         return self.derived_wires[key]
 
     def instance(self, module: str, name: str, params: dict, ports: dict, outputs: dict,
-                 cost: dict | None = None) -> None:
-        """``outputs``: output port -> (wire name, width), declared here.  ``cost``: what
-        compiler.estimate needs beyond the parameters (an adder tree's terms' zero low bits)."""
-        item = {"kind": "instance", "module": module, "name": name,
+                 cost: dict | None = None, comment: str = "") -> None:
+        """``outputs``: output port -> (wire name, width), declared here (``comment`` on the
+        first).  ``cost``: what compiler.estimate needs beyond the parameters (an adder tree's
+        terms' zero low bits)."""
+        item = {"kind": "instance", "module": module, "name": name, "comment": comment,
                 "params": [{"name": k, "value": v} for k, v in params.items()],
                 "ports": [{"name": k, "value": v} for k, v in ports.items()],
                 "outputs": [{"name": w, "width": n} for w, n in outputs.values()]}

@@ -34,6 +34,8 @@ class RTLOptions:
     interface: str = "ports"  # "axis": also an AXI4-Stream top, <model>_axis.sv (see axis_context)
     adder_graph: bool = True  # sums as shared adder graphs (compiler/adder_graph.py), else fg_adder_tree per output
     adder_slack: int | None = None  # adder levels beyond a layer's least depth; None: the trees' stages
+    # adder graphs with three-term adders (rtl/fg_add3.sv) on this carry chain: 8 CARRY8, 4 CARRY4; 0: two-term
+    ternary_chain: int = 0
     architecture: str = "parallel"  # "stream": engines over pixel streams (stream.py; BuildConfig.architecture)
 
     @property

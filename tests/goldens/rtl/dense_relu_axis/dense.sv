@@ -48,66 +48,73 @@ module dense (
     assign h_g_w4 = {{1{x__3_port[6]}}, x__3_port};
     logic [7:0] h_g_n6;  // level 1
     assign h_g_n6 = h_g_w4 + 8'h20;
-    logic [9:0] h_g_w5;
-    assign h_g_w5 = {{2{h_g_n6[7]}}, h_g_n6};
-    logic [9:0] h_g_w6;
-    assign h_g_w6 = {{1{h_g_n4[8]}}, h_g_n4};
-    logic [9:0] h_g_n7;  // level 2
-    assign h_g_n7 = h_g_w5 - h_g_w6;
+    logic [10:0] h_g_w5;
+    assign h_g_w5 = {{3{h_g_n6[7]}}, h_g_n6};
+    logic [10:0] h_g_w6;
+    assign h_g_w6 = {h_g_n4, 2'b0};
     logic [10:0] h_g_w7;
-    assign h_g_w7 = {h_g_n4, 2'b0};
-    logic [10:0] h_g_w8;
-    assign h_g_w8 = {{1{h_g_n7[9]}}, h_g_n7};
-    logic [10:0] h_g_n8;  // level 3
-    assign h_g_n8 = h_g_w7 + h_g_w8;
-    logic [7:0] h_g_n9;  // level 1
-    assign h_g_n9 = -h_g_w4 + 8'hf0;
+    assign h_g_w7 = {{2{h_g_n4[8]}}, h_g_n4};
+    logic [10:0] h_g_n7;  // level 3
+    fg_add3 #(.W(11), .LO(0), .NEG_B(0), .NEG_C(1), .CHAIN(8)) u_h_g_n7 (
+        .a(h_g_w5),
+        .b(h_g_w6),
+        .c(h_g_w7),
+        .y(h_g_n7)
+    );
+    logic [7:0] h_g_n8;  // level 1
+    assign h_g_n8 = -h_g_w4 + 8'hf0;
+    logic [8:0] h_g_w8;
+    assign h_g_w8 = {{2{x__2_port[6]}}, x__2_port};
+    logic [8:0] h_g_n9;  // level 1
+    assign h_g_n9 = h_g_w2 - h_g_w8;
     logic [8:0] h_g_w9;
-    assign h_g_w9 = {{2{x__2_port[6]}}, x__2_port};
+    assign h_g_w9 = {{{1{x__3_port[6]}}, x__3_port}, 1'b0};
     logic [8:0] h_g_n10;  // level 1
-    assign h_g_n10 = h_g_w2 - h_g_w9;
-    logic [8:0] h_g_w10;
-    assign h_g_w10 = {{{1{x__3_port[6]}}, x__3_port}, 1'b0};
-    logic [8:0] h_g_n11;  // level 1
-    assign h_g_n11 = h_g_w1 + h_g_w10;
-    logic [9:0] h_g_w11;
-    assign h_g_w11 = {{2{h_g_n9[7]}}, h_g_n9};
-    logic [9:0] h_g_w12;
-    assign h_g_w12 = {{1{h_g_n10[8]}}, h_g_n10};
-    logic [9:0] h_g_n12;  // level 2
-    assign h_g_n12 = h_g_w11 + h_g_w12;
-    logic [10:0] h_g_w13;
-    assign h_g_w13 = {h_g_n11, 2'b0};
-    logic [10:0] h_g_w14;
-    assign h_g_w14 = {{1{h_g_n12[9]}}, h_g_n12};
-    logic [10:0] h_g_n13;  // level 3
-    assign h_g_n13 = h_g_w13 + h_g_w14;
+    assign h_g_n10 = h_g_w1 + h_g_w9;
+    logic [10:0] h_g_w10;
+    assign h_g_w10 = {{3{h_g_n8[7]}}, h_g_n8};
+    logic [10:0] h_g_w11;
+    assign h_g_w11 = {h_g_n10, 2'b0};
+    logic [10:0] h_g_w12;
+    assign h_g_w12 = {{2{h_g_n9[8]}}, h_g_n9};
+    logic [10:0] h_g_n11;  // level 3
+    fg_add3 #(.W(11), .LO(0), .NEG_B(0), .NEG_C(0), .CHAIN(8)) u_h_g_n11 (
+        .a(h_g_w10),
+        .b(h_g_w11),
+        .c(h_g_w12),
+        .y(h_g_n11)
+    );
+    logic [11:0] h_g_w13;
+    assign h_g_w13 = 12'h80;
+    logic [11:0] h_g_w14;
+    assign h_g_w14 = {{3{h_g_n5[8]}}, h_g_n5};
     logic [11:0] h_g_w15;
     assign h_g_w15 = {{{1{x__3_port[6]}}, x__3_port}, 4'b0};
-    logic [11:0] h_g_n14;  // level 1
-    assign h_g_n14 = -h_g_w15 + 12'h80;
-    logic [11:0] h_g_w16;
-    assign h_g_w16 = {{3{h_g_n5[8]}}, h_g_n5};
-    logic [11:0] h_g_n15;  // level 2
-    assign h_g_n15 = h_g_n14 - h_g_w16;
+    logic [11:0] h_g_n12;  // level 2
+    fg_add3 #(.W(12), .LO(0), .NEG_B(1), .NEG_C(1), .CHAIN(8)) u_h_g_n12 (
+        .a(h_g_w13),
+        .b(h_g_w14),
+        .c(h_g_w15),
+        .y(h_g_n12)
+    );
+    logic [12:0] h_g_w16;
+    assign h_g_w16 = {{1{h_g_n12[11]}}, h_g_n12};
     logic [12:0] h_g_w17;
-    assign h_g_w17 = {{1{h_g_n15[11]}}, h_g_n15};
-    logic [12:0] h_g_w18;
-    assign h_g_w18 = {{{2{h_g_n5[8]}}, h_g_n5}, 2'b0};
-    logic [12:0] h_g_n16;  // level 3
-    assign h_g_n16 = h_g_w17 - h_g_w18;
-    logic [10:0] h_g_n8_z;
-    always_ff @(posedge clk) h_g_n8_z <= h_g_n8;
+    assign h_g_w17 = {{{2{h_g_n5[8]}}, h_g_n5}, 2'b0};
+    logic [12:0] h_g_n13;  // level 3
+    assign h_g_n13 = h_g_w16 - h_g_w17;
+    logic [10:0] h_g_n7_z;
+    always_ff @(posedge clk) h_g_n7_z <= h_g_n7;
     logic [10:0] h__0_sum;
-    assign h__0_sum = h_g_n8_z;
-    logic [10:0] h_g_n13_z;
-    always_ff @(posedge clk) h_g_n13_z <= h_g_n13;
+    assign h__0_sum = h_g_n7_z;
+    logic [10:0] h_g_n11_z;
+    always_ff @(posedge clk) h_g_n11_z <= h_g_n11;
     logic [10:0] h__1_sum;
-    assign h__1_sum = h_g_n13_z;
-    logic [12:0] h_g_n16_z;
-    always_ff @(posedge clk) h_g_n16_z <= h_g_n16;
+    assign h__1_sum = h_g_n11_z;
+    logic [12:0] h_g_n13_z;
+    always_ff @(posedge clk) h_g_n13_z <= h_g_n13;
     logic [12:0] h__2_sum;
-    assign h__2_sum = h_g_n16_z;
+    assign h__2_sum = h_g_n13_z;
     logic [9:0] y_exact__0_relu;
     fg_relu #(.W(11), .SIGNED(1), .OUT_W(10)) u_y_exact__0_relu (
         .in_data(h__0_sum),
