@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from compiler.errors import UserError
+from compiler.verify import pnr
 from compiler.verify.pnr import PnrError, run_pnr
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,3 +119,18 @@ def test_options_are_checked_before_any_tool_runs(tmp_path):
         run_pnr([source], "reg_adder", device="100k")
     with pytest.raises(PnrError, match="clock period 0 ns"):
         run_pnr([source], "reg_adder", clock_ns=0)
+
+
+def test_too_many_port_bits_for_the_package_says_to_place_out_of_context(tmp_path):
+    source = _write(tmp_path, "wide.sv", "module wide(input logic clk, input logic [399:0] a, output logic p);\n"
+                                         "    logic [399:0] a_q;\n"
+                                         "    always_ff @(posedge clk) begin a_q <= a; p <= ^a_q; end\nendmodule\n")
+    with pytest.raises(PnrError, match=r"nextpnr-ecp5 failed .*out_of_context=True[\s\S]*TRELLIS_IO"):
+        run_pnr([source], "wide")
+
+
+def test_a_tool_that_stops_without_its_report_is_an_error_not_a_result(tmp_path, monkeypatch):
+    monkeypatch.setattr(pnr, "_find_tool", lambda native, yowasp: ["true"])  # exits 0, writes nothing
+    source = _write(tmp_path, "reg_adder.sv", REGISTERED_ADDER)
+    with pytest.raises(PnrError, match="nextpnr-ecp5 stopped without writing report.json"):
+        run_pnr([source], "reg_adder")

@@ -164,22 +164,28 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("FINEGRAIN_PNR_CACHE", Path.home() / ".cache" / "finegrain" / "pnr"))
 
 
-def _run(step: str, cmd: list[str], work: Path, timeout: float | None, log: str | None = None) -> None:
-    """Run one step in ``work``; on failure the error names the step and shows its last log lines."""
+def _run(step: str, cmd: list[str], work: Path, timeout: float | None, outputs: tuple[str, ...],
+         log: str | None = None) -> None:
+    """Run one step in ``work``; it counts only when it wrote ``outputs``.  On failure the error
+    names the step and shows its last log lines."""
     try:
         out = subprocess.run(cmd, cwd=work, capture_output=True, text=True, errors="replace", timeout=timeout)
     except subprocess.TimeoutExpired:
         raise PnrError(f"{step} took longer than {timeout:.0f} s and was stopped; give run_pnr a longer "
                        "timeout or place a smaller design") from None
-    if out.returncode != 0:
-        text = (work / log).read_text(errors="replace") if log and (work / log).is_file() else ""
-        text = text or (out.stdout + out.stderr)
-        tail = "\n".join(text.splitlines()[-15:])
-        hint = ""
-        if "TRELLIS_IO" in tail and "--out-of-context" not in cmd:
-            hint = (" If the design has more port bits than the package has pins, place it out of "
-                    "context (out_of_context=True) with registers at its inputs and outputs.")
-        raise PnrError(f"{step} failed (exit {out.returncode}).{hint} Last lines of its log:\n{tail}")
+    missing = [name for name in outputs if not (work / name).is_file()]
+    if out.returncode == 0 and not missing:
+        return
+    text = (work / log).read_text(errors="replace") if log and (work / log).is_file() else ""
+    tail = "\n".join((text or out.stdout + out.stderr).splitlines()[-15:])
+    if out.returncode == 0:
+        raise PnrError(f"{step} stopped without writing {', '.join(missing)} (not counted as a result). "
+                       f"Last lines of its log:\n{tail}")
+    hint = ""
+    if "TRELLIS_IO" in tail and "--out-of-context" not in cmd:
+        hint = (" If the design has more port bits than the package has pins, place it out of "
+                "context (out_of_context=True) with registers at its inputs and outputs.")
+    raise PnrError(f"{step} failed (exit {out.returncode}).{hint} Last lines of its log:\n{tail}")
 
 
 def run_pnr(sources: list[Path], top: str, *, device: str = "85k", package: str = "CABGA381", speed: int = 6,
@@ -230,16 +236,18 @@ def run_pnr(sources: list[Path], top: str, *, device: str = "85k", package: str 
         (run_dir / "synth.ys").write_text(script)
         seconds = {}
         start = time.perf_counter()
-        _run("yosys synth_ecp5", [*yosys, "-q", "-l", "yosys.log", "-s", "synth.ys"], run_dir, timeout, "yosys.log")
+        _run("yosys synth_ecp5", [*yosys, "-q", "-l", "yosys.log", "-s", "synth.ys"], run_dir, timeout,
+             ("synth.json", "stat.json"), "yosys.log")
         seconds["synth"] = time.perf_counter() - start
         cells = _cells(json.loads((run_dir / "stat.json").read_text()), top)
         start = time.perf_counter()
-        _run("nextpnr-ecp5", [*nextpnr, *args], run_dir, timeout, "nextpnr.log")
+        _run("nextpnr-ecp5", [*nextpnr, *args], run_dir, timeout,
+             ("report.json", *(["top.config"] if bitstream else [])), "nextpnr.log")
         seconds["pnr"] = time.perf_counter() - start
         data = _read_report(run_dir, top, clock)
         if bitstream:
             start = time.perf_counter()
-            _run("ecppack", [*ecppack, "--compress", "top.config", "top.bit"], run_dir, timeout)
+            _run("ecppack", [*ecppack, "--compress", "top.config", "top.bit"], run_dir, timeout, ("top.bit",))
             seconds["pack"] = time.perf_counter() - start
         data.update(cells=cells, seconds={k: round(v, 2) for k, v in seconds.items()})
         if work is not None:
