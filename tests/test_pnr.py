@@ -134,3 +134,37 @@ def test_a_tool_that_stops_without_its_report_is_an_error_not_a_result(tmp_path,
     source = _write(tmp_path, "reg_adder.sv", REGISTERED_ADDER)
     with pytest.raises(PnrError, match="nextpnr-ecp5 stopped without writing report.json"):
         run_pnr([source], "reg_adder")
+
+
+BLINKY = """\
+module blinky (
+    input  logic       clk_25mhz,
+    output logic [7:0] led
+);
+    logic [31:0] count;
+    always_ff @(posedge clk_25mhz) count <= count + 1;
+    assign led = count[31:24];
+endmodule
+"""
+# the ULX3S's 25 MHz oscillator and its eight LEDs
+ULX3S_PINS = {"clk_25mhz": "G2", "led[0]": "B2", "led[1]": "C2", "led[2]": "C1", "led[3]": "D2", "led[4]": "D1",
+              "led[5]": "E2", "led[6]": "E1", "led[7]": "H3"}
+
+
+def _lpf(folder: Path, pins: dict) -> Path:
+    lines = [f'LOCATE COMP "{port}" SITE "{site}";\nIOBUF PORT "{port}" IO_TYPE=LVCMOS33;\n'
+             for port, site in pins.items()]
+    return _write(folder, "pins.lpf", "".join(lines))
+
+
+def test_a_board_top_is_placed_on_the_pins_its_lpf_names(tmp_path):
+    source = _write(tmp_path, "blinky.sv", BLINKY)
+    result = run_pnr([source], "blinky", clock="clk_25mhz", clock_ns=40.0, lpf=_lpf(tmp_path, ULX3S_PINS),
+                     bitstream=True, work=tmp_path / "run")
+    assert result.met and result.used["TRELLIS_IO"] == len(ULX3S_PINS)
+    log = (tmp_path / "run" / "nextpnr.log").read_text()
+    assert all(f"pin '{port}$tr_io' constrained to Bel" in log for port in ULX3S_PINS)
+    assert result.bitstream.stat().st_size > 100_000
+    missing_pin = r"nextpnr-ecp5 failed[\s\S]*'led\[7\]\$tr_io' constrained to pin 'Z99', which does not exist"
+    with pytest.raises(PnrError, match=missing_pin):
+        run_pnr([source], "blinky", clock="clk_25mhz", lpf=_lpf(tmp_path, {**ULX3S_PINS, "led[7]": "Z99"}))
