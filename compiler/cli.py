@@ -403,7 +403,8 @@ def _cmd_sim(args) -> int:
     inputs = _simulation_inputs(args, project.graph)
     with locked(Path(args.out)):  # it writes rtl/sim and report.json
         result = run_rtl_sim(project.graph, rtl_dir, rtl_top_name(project.graph), inputs, gaps=args.gaps,
-                             waves=args.waves, seed=args.seed, simulator=args.simulator, stall=args.stall)
+                             waves=args.waves, seed=args.seed, simulator=args.simulator, stall=args.stall,
+                             primitives=args.primitives)
         update_report(args.out, "sim", result.report())
     verdict = "bit-exact" if result.mismatches == 0 else f"{result.mismatches} MISMATCHES"
     print(f"sim {args.out}: {result.vectors} vectors, {verdict}; {result.timing()} "
@@ -563,6 +564,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Verilator (default) or Icarus Verilog, a much slower fallback (iverilog 11+)")
     m.add_argument("--gaps", action="store_true",
                    help="random gaps in the inputs' valid instead of back-to-back vectors")
+    m.add_argument("--primitives", action="store_true",
+                   help="simulate three-term adders as built, from LUT6_2 and CARRY8/CARRY4 (models in rtl/xilinx/), "
+                        "instead of their equivalent sum (rtl/sim/fg_add3.sv); slower to build")
     m.add_argument("--stall", action="store_true",
                    help="a stream top (--arch stream): hold the outputs' ready low in 30%% of the cycles, at "
                         "random, in runs up to longer than the FIFOs absorb")

@@ -16,10 +16,10 @@ Synthesis results are cached by source contents under build/synth_cache, Verilat
 under build/rtl_sim: a rerun with unchanged RTL synthesizes and compiles nothing.
 
 The jet tagger (both structures), the per-weight-bits example and the per-op models are
-synthesized by yosys in every clean run.  The small
-CNN's fully parallel RTL is ~153k LUTs, which took yosys 15 minutes here (68 minutes for its
-~202k-LUT two-term graphs on a loaded machine), beyond the suite's budget: its result is committed in tests/synth_cache/ under the same
-content key (Debian yosys 0.23, made on this project's 2-core machine), so it is used only
+synthesized by yosys in every clean run.  The small CNN's fully parallel RTL is ~153k LUTs,
+which took yosys 15 minutes here (68 minutes for its ~202k-LUT two-term graphs on a loaded
+machine), beyond the suite's budget: its result is committed in tests/synth_cache/ under the
+same content key (Debian yosys 0.23, made on this project's 2-core machine), so it is used only
 while the generated RTL is byte-identical; any change to the RTL makes the key miss and
 yosys runs for real.  `pytest tests/test_estimate.py --update-goldens` refreshes it.
 """

@@ -382,7 +382,8 @@ def test_jet_tagger_axis_top_under_backpressure(tmp_path):
     vectors, results = tmp_path / "vectors.json", tmp_path / "results.json"
     vectors.write_text(json.dumps({"inputs": [format(w, "x") for w in _packed(rows_in[0], s_port["width"])],
                                    "s_bits": 192, "seed": 5, "full_rate_from": count - full_rate}))
-    built = runner.build(rtl_sources(out / "rtl", "jet_tagger", axis=True), "jet_tagger_axis", BUILD_ROOT)
+    built = runner.build(rtl_sources(out / "rtl", "jet_tagger", axis=True, simulation=True), "jet_tagger_axis",
+                         BUILD_ROOT)
     runner.run_tests(built, "sim.axis_testbench", test_dir=tmp_path / "run", python_path=[ROOT],
                      extra_env={"FINEGRAIN_SIM_VECTORS": str(vectors), "FINEGRAIN_SIM_RESULTS": str(results)})
     got = json.loads(results.read_text())
@@ -412,7 +413,7 @@ def test_axis_top_lint_and_user_errors(tmp_path, capsys):
                  "--rtl-interface", "axis"]) == 0
     axis = _schedule(out)["axis"]
     assert (axis["s_axis_tdata_bits"], axis["m_axis_tdata_bits"]) == (32, 40)  # 4 x 7 and 5 x 7 bits, padded
-    _sim_runner().lint(rtl_sources(out / "rtl", "dense", axis=True), top="dense_axis")
+    _sim_runner().lint(rtl_sources(out / "rtl", "dense", axis=True, simulation=True), top="dense_axis")
     capsys.readouterr()
     assert main(["compile", str(model), "--plan", str(plan), "-o", str(tmp_path / "a"), "--rtl-interface",
                  "axi4"]) == 2

@@ -112,11 +112,12 @@ def _inputs(out: Path, seed: int) -> Path:
     return path
 
 
-def _sim_bit_exact_with_predicted_latency(out: Path, seed: int = 1) -> dict:
+def _sim_bit_exact_with_predicted_latency(out: Path, seed: int = 1, primitives: bool = False) -> dict:
     """`finegrain sim` on random, extreme and corner vectors: every bit, the latency and II as
-    schedule.json predicts.  Returns schedule.json."""
+    schedule.json predicts (``primitives``: three-term adders simulated as built).  Returns
+    schedule.json."""
     schedule = json.loads((out / "rtl" / "schedule.json").read_text())
-    assert main(["sim", str(out), "--input", str(_inputs(out, seed))]) == 0
+    assert main(["sim", str(out), "--input", str(_inputs(out, seed)), *(["--primitives"] if primitives else [])]) == 0
     report = json.loads((out / "report.json").read_text())["sim"]
     assert report == {**report, "vectors": RANDOM + 5 + CORNERS, "mismatches": 0,
                       "latency_cycles": schedule["latency_cycles"], "ii_cycles": 1}

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,7 @@ from compiler.cli import main
 from compiler.verify.synth import run_synth
 from tests.test_adder_graph import check_product, inputs_to_try, problems, solved
 from tests.test_rtl_examples import EXAMPLES
+from tests.test_rtl_library import require_yosys
 
 try:  # inside the simulator, cocotb is the point; under plain pytest it may be absent
     import cocotb
@@ -146,18 +148,58 @@ if cocotb is not None:
         assert not wrong, f"{len(wrong)} wrong sums, first (case, a, b, c, y, want): {wrong[:3]}"
 
 
-def test_fg_add3_against_integers(tmp_path):
+IMPLEMENTATIONS = {"primitives": [*sorted((LIBRARY / "xilinx").glob("*.v")), LIBRARY / "fg_add3.sv"],
+                   "model": [LIBRARY / "sim" / "fg_add3.sv"]}
+
+
+@pytest.mark.parametrize("implementation", sorted(IMPLEMENTATIONS))
+def test_fg_add3_against_integers(tmp_path, implementation):
+    """Both files of fg_add3: as built (LUT6_2 + CARRY models) and its simulation model."""
     from sim import runner
 
     bench = tmp_path / "tb_add3.sv"
     bench.write_text(_add3_bench())
     spec = tmp_path / "cases.json"
     spec.write_text(json.dumps(ADD3_CASES))
-    sources = [*sorted((LIBRARY / "xilinx").glob("*.v")), LIBRARY / "fg_add3.sv", bench]
-    built = runner.build(sources, "tb_add3", BUILD_ROOT)
+    built = runner.build([*IMPLEMENTATIONS[implementation], bench], "tb_add3", BUILD_ROOT)
     results = runner.run_tests(built, TEST_MODULE, test_dir=tmp_path / "run", python_path=[Path(__file__).parent],
                                extra_env={"FINEGRAIN_ADD3_CASES": str(spec)})
     assert results.ok, results.summary()
+
+
+def test_simulation_model_equals_the_primitives_by_sat(tmp_path):
+    """yosys proves rtl/sim/fg_add3.sv equal to rtl/fg_add3.sv (over rtl/xilinx's primitive
+    models) on every input, for every sign, both chains and widths across the chain blocks."""
+    require_yosys()
+    for name, path in (("impl", LIBRARY / "fg_add3.sv"), ("model", LIBRARY / "sim" / "fg_add3.sv")):
+        (tmp_path / f"{name}.sv").write_text(path.read_text().replace("module fg_add3 ", f"module fg_add3_{name} "))
+    cases = [(chain, w, lo, nb, nc) for chain in (8, 4) for w, lo in ((1, 0), (9, 2), (17, 0), (26, 7))
+             for nb in (0, 1) for nc in (0, 1)]
+    tops = []
+    for k, (chain, w, lo, nb, nc) in enumerate(cases):
+        params = f"#(.W({w}), .LO({lo}), .NEG_B({nb}), .NEG_C({nc}), .CHAIN({chain}))"
+        tops.append(f"module eq{k} (input logic [{w - 1}:0] a, input logic [{w - lo - 1}:0] b, c, output logic ok);\n"
+                    f"    logic [{w - 1}:0] y_impl, y_model;\n"
+                    f"    fg_add3_impl {params} u_impl (.a, .b, .c, .y(y_impl));\n"
+                    f"    fg_add3_model {params} u_model (.a, .b, .c, .y(y_model));\n"
+                    "    assign ok = y_impl == y_model;\nendmodule\n")
+    (tmp_path / "tops.sv").write_text("".join(tops))
+    files = " ".join(str(p) for p in [tmp_path / "impl.sv", tmp_path / "model.sv", tmp_path / "tops.sv",
+                                      *sorted((LIBRARY / "xilinx").glob("*.v"))])
+    script = [f"read_verilog -sv {files}", "design -save base"]
+    for k in range(len(cases)):
+        script += ["design -load base", f"hierarchy -top eq{k}", "proc", "flatten", "opt_clean",
+                   f"tee -o {tmp_path / f'eq{k}.txt'} sat -prove ok 1 -verify"]
+    done = subprocess.run(["yosys", "-q", "-p", "; ".join(script)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    for k in range(len(cases)):
+        assert "SUCCESS!" in (tmp_path / f"eq{k}.txt").read_text(), cases[k]
+
+
+def test_simulation_model_lints_clean():
+    from sim import runner
+
+    runner.lint([LIBRARY / "sim" / "fg_add3.sv"], top="fg_add3")
 
 
 # --- fg_add3 in yosys ---------------------------------------------------------------------------
@@ -202,6 +244,7 @@ def test_per_weight_bits_example_bit_exact_and_estimated(tmp_path):
     folder = EXAMPLES / "per_weight_bits"
     out = _fewer_adders_same_cycles(folder / "model.onnx", folder / "plan.json", tmp_path)
     rag._sim_bit_exact_with_predicted_latency(out, seed=5)
+    rag._sim_bit_exact_with_predicted_latency(out, seed=5, primitives=True)
     assert main(["report", str(out), "--synth"]) == 0
     report = json.loads((out / "report.json").read_text())
     est, synth = report["estimate"], report["synth"]
@@ -215,6 +258,7 @@ def test_dense_edge_cases_on_carry4_bit_exact(tmp_path, monkeypatch):
     out = _fewer_adders_same_cycles(model, plan, tmp_path, "--part", "xc7a200tsbg484-1")
     assert "CHAIN(4)" in (out / "rtl" / "edges.sv").read_text()
     rag._sim_bit_exact_with_predicted_latency(out, seed=6)
+    rag._sim_bit_exact_with_predicted_latency(out, seed=6, primitives=True)
 
 
 @pytest.mark.slow
@@ -236,9 +280,10 @@ def test_no_three_term_adders_without_the_adder_graph(tmp_path):
 
 @pytest.mark.parametrize("part, chain", [("xcvu9p-flga2104-2L-e", 8), ("xc7z020clg400-1", 4)])
 def test_icarus_simulates_the_primitive_models(tmp_path, part, chain):
-    """`finegrain sim --simulator icarus` (make tools installs iverilog) reads the same models."""
+    """`finegrain sim --simulator icarus --primitives` (make tools installs iverilog): Icarus reads
+    the primitive models too."""
     folder = EXAMPLES / "per_weight_bits"
     out = rag._compile(folder / "model.onnx", folder / "plan.json", tmp_path / "out", "--part", part)
     assert f".CHAIN({chain})" in (out / "rtl" / "per_weight_bits.sv").read_text()
-    assert main(["sim", str(out), "--simulator", "icarus", "--vectors", "100"]) == 0
+    assert main(["sim", str(out), "--simulator", "icarus", "--vectors", "100", "--primitives"]) == 0
     assert json.loads((out / "report.json").read_text())["sim"]["mismatches"] == 0

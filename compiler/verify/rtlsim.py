@@ -94,10 +94,12 @@ def top_ports(schedule: dict) -> list[str]:
 
 
 def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.ndarray], gaps: bool = False,
-                waves: bool = False, seed: int = 0, simulator: str = "verilator", stall: bool = False) -> RTLSimResult:
+                waves: bool = False, seed: int = 0, simulator: str = "verilator", stall: bool = False,
+                primitives: bool = False) -> RTLSimResult:
     """Simulate OUT/rtl on ``inputs``: the parallel top here, a stream top (schedule.json's
     "architecture") by compiler/verify/stream_sim.py.  ``stall`` (stream tops only) holds the
-    outputs' ready low at random."""
+    outputs' ready low at random.  ``primitives``: library modules as built from Xilinx
+    primitives (fg_add3), with models of those, instead of their simulation models (rtl/sim/)."""
     rtl_dir = Path(rtl_dir).resolve()  # the simulator runs elsewhere: no relative paths
     top = rtl_dir / f"{model}.sv"
     if not top.is_file():
@@ -110,7 +112,7 @@ def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.nd
         from .stream_sim import run_stream_sim
 
         return run_stream_sim(graph, rtl_dir, model, schedule, inputs, gaps=gaps, stall=stall, waves=waves,
-                              seed=seed, simulator=simulator)
+                              seed=seed, simulator=simulator, primitives=primitives)
     if stall:
         raise RTLSimError(f"--stall holds the outputs' ready low, and {model}'s RTL is the fully parallel "
                           f"architecture, whose outputs have no ready (it never waits); compile with --arch stream "
@@ -124,7 +126,7 @@ def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.nd
         "output_bits": {p["name"]: p["width"] * p["size"] for p in out_ports},
     }
     run = run_testbench(rtl_dir, model, "sim.testbench", spec, top_ports(schedule), waves=waves,
-                        simulator=simulator, cycles=count)
+                        simulator=simulator, cycles=count, primitives=primitives)
     mismatches, first, latency, ii = compare_outputs(run.results, out_ports, rows_out, count)
     return RTLSimResult(count, mismatches, latency, ii, schedule["latency_cycles"], run.build_seconds,
                         run.run_seconds, tuple(first), run.waves)
@@ -139,7 +141,7 @@ class TestbenchRun:
 
 
 def run_testbench(rtl_dir: Path, model: str, testbench: str, spec: dict, ports: list[str], waves: bool,
-                  simulator: str, cycles: int) -> TestbenchRun:
+                  simulator: str, cycles: int, primitives: bool = False) -> TestbenchRun:
     """Build OUT/rtl (cached by sim.runner; optimised when the run will be long) and run the
     cocotb ``testbench`` module on ``spec`` (written to rtl/sim/vectors.json); ``ports``: the
     only signals it touches (the rest is Verilator's to optimise)."""
@@ -157,7 +159,8 @@ def run_testbench(rtl_dir: Path, model: str, testbench: str, spec: dict, ports: 
         # FINEGRAIN_RTL_BUILD_DIR: one build cache for many output folders (the tests use it)
         build_root = Path(os.environ.get("FINEGRAIN_RTL_BUILD_DIR") or rtl_dir / "sim_build")
         with elapsed(f"{simulator} build of {model} (cached when unchanged)"):
-            built = runner.build(rtl_sources(rtl_dir, model, simulation=True), model, build_root, waves=waves,
+            built = runner.build(rtl_sources(rtl_dir, model, simulation=True, primitives=primitives), model,
+                                 build_root, waves=waves,
                                  build_args=["--trace-fst"] if waves and simulator == "verilator" else [],
                                  visibility=ports, simulator=simulator, optimize=cycles >= OPTIMIZE_FROM_CYCLES)
         start = time.perf_counter()

@@ -56,7 +56,7 @@ def check_stream_port(port: dict, rtl_dir: Path) -> np.ndarray:
 
 def run_stream_sim(graph: Graph, rtl_dir: Path, model: str, schedule: dict, inputs: dict[str, np.ndarray],
                    gaps: bool = False, stall: bool = False, waves: bool = False, seed: int = 0,
-                   simulator: str = "verilator") -> RTLSimResult:
+                   simulator: str = "verilator", primitives: bool = False) -> RTLSimResult:
     in_ports, out_ports = schedule["inputs"], schedule["outputs"]
     orders = [check_stream_port(p, rtl_dir) for p in [*in_ports, *out_ports]]
     in_orders, out_orders = orders[:len(in_ports)], orders[len(in_ports):]
@@ -73,7 +73,7 @@ def run_stream_sim(graph: Graph, rtl_dir: Path, model: str, schedule: dict, inpu
         "drain_cycles": latency + ii + DRAIN_EXTRA_CYCLES,
     }
     run = run_testbench(rtl_dir, model, "sim.stream_testbench", spec, stream_ports(schedule), waves=waves,
-                        simulator=simulator, cycles=count * ii)
+                        simulator=simulator, cycles=count * ii, primitives=primitives)
     got = run.results
     mismatches, first = compare_beats(got, out_ports, out_orders, rows_out, count)
     back_to_back = not gaps and not stall

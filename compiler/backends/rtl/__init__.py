@@ -148,15 +148,22 @@ def write_rtl_project(graph: Graph, options: RTLOptions, out_dir: Path, source: 
     return context
 
 
-def rtl_sources(rtl_dir: Path, model: str, axis: bool = False, simulation: bool = False) -> list[Path]:
+def rtl_sources(rtl_dir: Path, model: str, axis: bool = False, simulation: bool = False,
+                primitives: bool = False) -> list[Path]:
     """The generated top (with ``axis``: and its AXI4-Stream top; a stream top: and its engines'
-    cores, <model>_<layer>.sv) and the library modules; with ``simulation``: and the models of
-    the Xilinx primitives they instantiate (rtl/xilinx/, for simulators: synthesis has its own)."""
+    cores, <model>_<layer>.sv) and the library modules.  With ``simulation``: the library
+    modules that have a simulation model (rtl/sim/<module>.sv: fg_add3's, a sum instead of
+    Xilinx primitives) are read from it; with ``primitives`` too: the modules themselves, and
+    the models of the Xilinx primitives they instantiate (rtl/xilinx/; synthesis has its own)."""
     axis_file = rtl_dir / f"{axis_top_name(model)}.sv"
     cores = [p for p in sorted(rtl_dir.glob(f"{model}_*.sv")) if p != axis_file]
     tops = [rtl_dir / f"{model}.sv", *cores, *([axis_file] if axis else [])]
     library = library_modules(tops)
-    return [*(primitive_models(library) if simulation else []), *library, *tops]
+    if not simulation:
+        return [*library, *tops]
+    if primitives:
+        return [*primitive_models(library), *library, *tops]
+    return [LIBRARY / "sim" / p.name if (LIBRARY / "sim" / p.name).is_file() else p for p in library] + tops
 
 
 def primitive_models(files: list[Path]) -> list[Path]:
