@@ -130,6 +130,11 @@ class Node:
         return not (len(self.operands) == 0 or (len(self.operands) == 1 and not self.operands[0][2]
                                                  and self.const == 0))
 
+    @property
+    def terms(self) -> int:
+        """The terms an adder node adds: its operands, and its constant when not 0."""
+        return len(self.operands) + (self.const != 0)
+
 
 @dataclass(frozen=True)
 class AdderGraph:
@@ -479,10 +484,6 @@ def build(structure: Structure, ranges: list[tuple[int, int]],
 # ternary: three-term adders where the fabric adds three terms at the cost of two
 
 
-def _terms(node: Node) -> int:
-    return len(node.operands) + (node.const != 0)
-
-
 def ternary(graph: AdderGraph) -> AdderGraph:
     """``graph`` with two-term adders folded into their only consumer where that consumer then
     adds three terms: ``t = x ± y`` read once, by ``u = t ± z``, becomes ``u = x ± y ± z`` (a
@@ -506,14 +507,14 @@ def ternary(graph: AdderGraph) -> AdderGraph:
     edges = []
     for k in range(n_in, len(nodes)):
         u = nodes[k]
-        if not u.is_adder or _terms(u) != 2:
+        if not u.is_adder or u.terms != 2:
             continue
         for src, shift, negative in u.operands:
             t = nodes[src]
-            if src < n_in or uses[src] != 1 or not t.is_adder or _terms(t) != 2:
+            if src < n_in or uses[src] != 1 or not t.is_adder or t.terms != 2:
                 continue
             negs = [neg for s, _, neg in u.operands if s != src] + [neg != negative for _, _, neg in t.operands]
-            if sum(negs) > 2 or (sum(negs) == len(negs) == 3):
+            if sum(negs) > 2:  # two negations at most (the carry-in and the first carry-save bit)
                 continue
             edges.append((t.width, k, src, shift, negative))
     folded: dict[int, tuple[int, int, bool]] = {}  # consumer -> the folded node, its shift and sign

@@ -135,7 +135,7 @@ class _Costs:
             return Resources(lut=p["OUT_W"] + 2 * math.ceil(w / 5), carry=0)
         if module == "fg_add3":  # a LUT6_2 per bit above the copied LO bits, on CHAIN-bit carry primitives
             bits = p["W"] - p["LO"]
-            return Resources(lut=bits, carry=math.ceil(bits / p["CHAIN"]) if p["CHAIN"] else 0)
+            return Resources(lut=bits, carry=math.ceil(bits / p["CHAIN"]))
         if module == "fg_rom":
             return self.rom(p["ADDR_W"], p["DATA_W"], bool(p["REGISTERED"]) or registered)
         raise ValueError(f"estimate: no cost rule for module {module!r}")

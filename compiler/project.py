@@ -41,15 +41,11 @@ from .backends.rtl import (INTERFACES as RTL_INTERFACES, RTLBackendError, RTLOpt
                            parallel_products, rtl_context, write_rtl_project)
 from .backends.rtl.stream_budget import choose_stream_folding
 from .passes.apply_plan import PlanWarning
-from .targets import DEFAULT_PART, family_of
-
+from .targets import CARRY_CHAIN_BITS, DEFAULT_PART, family_of
 from .verify.csim import write_vectors
 from .verify.vectors import csim_vectors
 from .passes.pipeline import run_pipeline
 from .plan import Plan, load_plan, parse_plan
-
-# bits per carry primitive of each family's fg_add3 (three-term adders): CARRY4 on 7-series, else CARRY8
-TERNARY_CHAIN = {"xc7": 4, "xcu": 8, "xcup": 8}
 
 OUTPUT_FILES = (STAMP, "ir.txt", "ir.pkl", "plan.resolved.json", "config.json", "report.json")
 BACKENDS = ("hls", "rtl")
@@ -170,7 +166,7 @@ class BuildConfig:
                           csd_max_digits=self.rtl_csd_max_digits, dsp_min_width=self.rtl_dsp_min_width,
                           interface=self.rtl_interface, adder_graph=self.rtl_adder_graph,
                           adder_slack=self.rtl_adder_slack,
-                          ternary_chain=TERNARY_CHAIN[family_of(self.part)] if self.rtl_ternary_adders and
+                          ternary_chain=CARRY_CHAIN_BITS[family_of(self.part)] if self.rtl_ternary_adders and
                           self.rtl_adder_graph else 0,
                           architecture="stream" if self.architecture == "stream" else "parallel")
 

@@ -74,6 +74,11 @@ def resolve_part(board: str | None, part: str | None) -> str:
     return DEFAULT_PART if part is None else check_part(part)
 
 
+# bits per carry primitive each family's three-term adders (rtl/fg_add3.sv) are built on: CARRY4 on
+# 7-series, CARRY8 on UltraScale and UltraScale+
+CARRY_CHAIN_BITS = {"xc7": 4, "xcu": 8, "xcup": 8}
+
+
 def family_of(part: str) -> str:
     """yosys synth_xilinx's family for a part name: xc7 (7-series and Zynq-7000), xcu
     (UltraScale), xcup (UltraScale+, Zynq UltraScale+, Alveo)."""

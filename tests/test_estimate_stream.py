@@ -191,7 +191,7 @@ def test_cycles_per_image_follow_the_window_cooldown():
 
 
 def test_report_prints_stream_engines(tmp_path):
-    from compiler.cli import format_report
+    from compiler.report_text import format_report
 
     est = estimate_stream(_stream_context(), "xcvu9p-flga2104-2L-e")
     report = {"model": "small", "compile_seconds": 0.1, "layers": [], "estimate": est}

@@ -145,7 +145,7 @@ class _Instance:
         return wire, width, signed
 
     def adder(self, k: int, node) -> str:
-        if len(node.operands) + (node.const != 0) == 3:
+        if node.terms == 3:
             return self.adder3(k, node)
         c = self.cycle(k)
         width = node.width

@@ -1,0 +1,75 @@
+"""The text `finegrain report` prints from a folder's report.json: the per-layer table of types
+and widths, the resource estimate (and synthesis beside it), csim and sim results, warnings.
+report.html (compiler/report_html.py) renders the same report as a page."""
+
+from __future__ import annotations
+
+
+def format_report(report: dict) -> str:
+    """The per-layer table printed by `finegrain report`."""
+    rows = [("layer", "ops", "accumulator", "output", "weights")]
+    for layer in report["layers"]:
+        acc = next(iter(layer.get("accumulator", {}).values()), None)
+        out = next(iter(layer["output"].values()))
+        weights = [c for c in layer.get("constants", {}).values() if c["role"] == "weight"]
+        wtext = ", ".join(f"{c['nonzero']}/{c['elements']} nz {c['type']}" for c in weights)
+        rows.append((layer["name"], "+".join(layer["stages"]), acc["type"] if acc else "-", out["type"], wtext or "-"))
+    widths = [min(max(len(r[i]) for r in rows), 48) for i in range(len(rows[0]))]
+    lines = [f"model {report['model']}: {len(report['layers'])} layers, compiled in {report['compile_seconds']} s"]
+    for r in rows:
+        lines.append("  ".join(c[:48].ljust(w) for c, w in zip(r, widths)).rstrip())
+    lines += format_estimate(report)
+    csim = report.get("csim")
+    if csim:
+        verdict = "bit-exact" if csim["mismatches"] == 0 else f"{csim['mismatches']} mismatches"
+        lines.append(f"csim (g++): {csim['vectors']} vectors, {verdict}; build {csim['build_seconds']} s, "
+                     f"run {csim['run_seconds']} s")
+    sim = report.get("sim")
+    if sim:
+        verdict = "bit-exact" if sim["mismatches"] == 0 else f"{sim['mismatches']} mismatches"
+        timing = "latency and II not measured (a run with --gaps or --stall)"
+        if sim.get("latency_cycles") is not None:
+            timing = f"latency {sim['latency_cycles']} cycles, II {sim['ii_cycles']}"
+        lines.append(f"sim (Verilator): {sim['vectors']} vectors, {verdict}; {timing}; build {sim['build_seconds']} s, "
+                     f"run {sim['run_seconds']} s")
+    for w in report.get("warnings", []):
+        lines.append(f"warning: {w}")
+    return "\n".join(lines)
+
+
+def format_estimate(report: dict) -> list[str]:
+    est = report.get("estimate")
+    if not est:
+        return []
+    synth = report.get("synth")
+    keys = ("lut", "ff", "dsp", "bram")
+    # a stream design's rows are its engines: their reuse factor and cycles per image
+    stream = est["architecture"].startswith("rtl: stream")
+    timing = ("reuse", "cycles/image", "latency") if stream else ("start", "cycles")
+    rows = [("engine" if stream else "layer", "LUT", "FF", "DSP", "BRAM", "products (built)", *timing)]
+    for layer in est["layers"]:
+        built = f"{layer['adders']:,} adders" if "adders" in layer else f"{layer['products_built']:,}"
+        products = f"{layer['products']:,} ({built})" if layer.get("products") else "-"
+        cycles = ((layer["reuse"], f"{layer['cycles_per_image']:,}") if stream else (layer["start_cycle"],))
+        rows.append((layer["name"], *(f"{layer[k]:,}" for k in keys), products,
+                     *(str(c) for c in cycles), str(layer["latency_cycles"])))
+    blank = ("",) * len(timing)
+    rows.append(("total (estimate)", *(f"{est[k]:,}" for k in keys), "", *blank[1:], str(est["latency_cycles"])))
+    pct = est.get("percent") or {}
+    if pct:
+        rows.append((f"% of {est['part']}", *(f"{pct[k]:.2f}%" for k in keys), "", *blank))
+    if synth:
+        rows.append((f"yosys synth_xilinx ({synth['family']})", *(f"{synth[k]:,}" for k in keys), "", *blank))
+        ratio = synth.get("ratio", {})
+        ratios = (f"{ratio[k]:.2f}" if ratio.get(k) else "-" for k in ("lut", "ff", "dsp"))
+        rows.append(("estimate / synthesis", *ratios, "", "", *blank))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [f"resources ({est['architecture']}, clock {est['clock_ns']} ns, {est['family']}); latency "
+             f"{est['latency_cycles']} cycles = {est['latency_cycles'] * est['clock_ns']:g} ns, II {est['ii_cycles']}"]
+    for r in rows:
+        lines.append("  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]).rstrip())
+    if synth:
+        origin = "cached result of a run of" if synth.get("cached") else "took"
+        lines.append(f"synthesis {origin} {synth['seconds']} s ({synth['yosys_version']}); "
+                     f"carry cells: estimate {est['carry']:,}, synthesis {synth['carry']:,}")
+    return lines
