@@ -166,7 +166,7 @@ class BuildConfig:
                           csd_max_digits=self.rtl_csd_max_digits, dsp_min_width=self.rtl_dsp_min_width,
                           interface=self.rtl_interface, adder_graph=self.rtl_adder_graph,
                           adder_slack=self.rtl_adder_slack,
-                          ternary_chain=CARRY_CHAIN_BITS[family_of(self.part)] if self.rtl_ternary_adders and
+                          ternary_chain=CARRY_CHAIN_BITS.get(family_of(self.part), 0) if self.rtl_ternary_adders and
                           self.rtl_adder_graph else 0,
                           architecture="stream" if self.architecture == "stream" else "parallel")
 
