@@ -74,7 +74,7 @@ class BuildConfig:
     reuse_factor: int = 1  # every layer, unless `layers` says otherwise
     strategy: str = "latency"
     layers: dict = field(default_factory=dict)  # layer name -> {"reuse_factor": N, "strategy": ...}
-    rtl_levels_per_stage: int | None = None  # adder levels per register; None: max(1, floor(clock_ns / 1.25))
+    rtl_levels_per_stage: int | None = None  # adder levels per register; None: by timing (compiler/timing.py)
     rtl_csd_max_digits: int = 3  # constant products with more non-zero CSD digits use `*`
     rtl_dsp_min_width: int = 28  # products wider than this use `*`
     rtl_adder_graph: bool = True  # each layer's sums as one shared adder graph (compiler/adder_graph.py);
@@ -163,6 +163,7 @@ class BuildConfig:
 
     def rtl_options(self) -> RTLOptions:
         return RTLOptions(clock_ns=float(self.clock_ns), levels_per_stage=self.rtl_levels_per_stage,
+                          family=family_of(self.part),
                           csd_max_digits=self.rtl_csd_max_digits, dsp_min_width=self.rtl_dsp_min_width,
                           interface=self.rtl_interface, adder_graph=self.rtl_adder_graph,
                           adder_slack=self.rtl_adder_slack,

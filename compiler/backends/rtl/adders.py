@@ -7,13 +7,23 @@ input.  With ``RTLOptions.ternary_chain`` (8: CARRY8, 4: CARRY4) each graph is f
 (adder_graph.ternary) and its three-term adders are ``fg_add3`` instances (:meth:`_Instance.adder3`);
 nodes keep their levels, so the rule below is unchanged.
 
-Pipelining rule.  An adder at level d (adders on its longest path from the layer's inputs) is
-computed in cycle ``max(0, ceil((d - P) / lps) - 1)`` of the layer, ``lps`` the levels per
-stage and ``P = clog2(csd_max_digits)`` the levels the per-output trees' CSD products took ahead
-of their first stage: the first stage holds ``P + lps`` levels, every later one ``lps``.  An
-operand from an earlier cycle is read through registers (shared by every adder that reads it in
-the same cycle).  A sum at level L is ready after ``ceil((L - P) / lps)`` cycles (0 when
-``L <= P``: combinational into the layer's register), the layer's outputs at its deepest sum's.
+Pipelining by timing (the default).  Each node gets a cycle of the layer and an arrival time in
+ns within it, as soon as it can (compiler/timing.py's delay model of the part's family): a
+layer input arrives at its net's fanout delay after the layer's register, an adder when its
+latest operand computed in the same cycle has arrived plus one adder level; an adder whose
+stage would then exceed ``clock_ns`` (the path's overhead, its levels and the ripple of its own
+carry chain, the widest on its path) starts the next cycle instead, its operands read through
+registers (shared by every adder that reads them in that cycle).  The layer's sums are read in
+the cycle of its latest output; ``GraphSums.emit`` returns that cycle and the latest output's
+arrival in it, and the builder registers the sums before the layer's requantize and activation
+when those do not fit after them.
+
+Pipelining by levels (``levels_per_stage`` given).  An adder at level d (adders on its longest
+path from the layer's inputs) is computed in cycle ``max(0, ceil((d - P) / lps) - 1)`` of the
+layer, ``lps`` the levels per stage and ``P = clog2(csd_max_digits)`` the levels the per-output
+trees' CSD products took ahead of their first stage: the first stage holds ``P + lps`` levels,
+every later one ``lps``.
+
 The level budget of a pattern is its least depth + ``adder_slack``, or, by default, the levels
 the per-output trees' stages held (``P + lps * ceil(clog2(N) / lps)`` for the widest sum of N
 terms), so a layer takes no more cycles than with the trees.
@@ -27,19 +37,55 @@ import numpy as np
 
 from ...adder_graph import AdderGraph, least_depth, ternary
 from ...ir import Node, Tensor
+from ...timing import DelayModel
 from ...sums import SumsError, element_format, layer_graphs, product_range
 from .emitter import ZERO, Elem, Fmt, _literal, _trailing_zeros, signed_width
 from .options import RTLBackendError
 
 
-def _ready(level: int, p: int, lps: int) -> int:
-    """Cycles until a sum at ``level`` is registered (0: combinational)."""
-    return 0 if level <= p else -(-(level - p) // lps)
+def _level_schedule(graph: AdderGraph, p: int, lps: int) -> list[tuple[int, float]]:
+    """Pipelining by levels: each node's (cycle, 0.0)."""
+    return [(max(0, (0 if node.level <= p else -(-(node.level - p) // lps)) - 1), 0.0) for node in graph.nodes]
 
 
-def _cycle(level: int, p: int, lps: int) -> int:
-    """The layer cycle an adder at ``level`` is computed in: the one before its register."""
-    return max(0, _ready(level, p, lps) - 1)
+def _time_schedule(graph: AdderGraph, arrivals: list[float], delay: DelayModel,
+                   clock_ns: float) -> list[tuple[int, float]]:
+    """Pipelining by timing: each node's (cycle, arrival ns in it); graph input k arrives at
+    ``arrivals[k]`` in cycle 0."""
+    out: list[tuple[int, float]] = []
+    for k, node in enumerate(graph.nodes):
+        if not node.operands:
+            out.append((0, 0.0))
+        elif k < graph.n_inputs:
+            out.append((0, arrivals[k]))
+        elif not node.is_adder:
+            out.append(out[node.operands[0][0]])
+        else:
+            cycle = max(out[src][0] for src, _, _ in node.operands)
+            t = max(out[src][1] if out[src][0] == cycle else 0.0 for src, _, _ in node.operands)
+            t += delay.adder(node.terms)
+            if not delay.fits(t, node.width, clock_ns):
+                cycle, t = cycle + 1, delay.adder(node.terms)
+            out.append((cycle, t))
+    return out
+
+
+def _loads(instances) -> dict[int, int]:
+    """Input element -> the adders (and multipliers) of the layer that read it."""
+    loads: dict[int, int] = {}
+    for inst in instances:
+        graph = inst.graph
+        readers = [0] * len(graph.nodes)
+        for k in range(len(graph.nodes) - 1, -1, -1):  # wiring nodes pass their readers on
+            node = graph.nodes[k]
+            if node.is_adder:
+                for src, _, _ in node.operands:
+                    readers[src] += 1
+            elif node.operands:
+                readers[node.operands[0][0]] += readers[k]
+        for slot, (xi, m) in enumerate(inst.inputs):
+            loads[xi] = loads.get(xi, 0) + (1 if m is not None else readers[slot])
+    return loads
 
 
 class GraphSums:
@@ -49,8 +95,30 @@ class GraphSums:
         self.b, self.m, self.stage, self.x, self.out, self.base = b, b.m, stage, x, out, base
         self.lps = b.options.levels
         self.p = max(b.options.csd_max_digits - 1, 0).bit_length()
+        self.delay = b.options.delay
 
-    def emit(self) -> tuple[list[Elem], int]:
+    def schedules(self, instances) -> list[list[tuple[int, float]]]:
+        """Each instance's node schedule (cycle, arrival ns), by timing or by levels."""
+        if self.delay is None:
+            cache = {}
+            return [cache.setdefault(id(inst.graph), _level_schedule(inst.graph, self.p, self.lps))
+                    for inst in instances]
+        loads = _loads(instances)
+        product = self.delay.adder() * 2  # a `*` (wider than dsp_min_width): taken as two adder levels
+        cache = {}
+        out = []
+        for inst in instances:
+            arrivals = [self.delay.fanout(loads[xi]) + (product if m is not None else 0.0) for xi, m in inst.inputs]
+            key = (id(inst.graph), tuple(arrivals))
+            if key not in cache:
+                cache[key] = _time_schedule(inst.graph, arrivals + [0.0] * (inst.graph.n_inputs - len(arrivals)),
+                                            self.delay, self.b.options.clock_ns)
+            out.append(cache[key])
+        return out
+
+    def emit(self) -> tuple[list[Elem], int, float]:
+        """The sums' elements, the layer cycle they are read in, and the latest one's arrival
+        in that cycle (ns after the cycle's registers; 0.0 when pipelined by levels)."""
         n = int(np.prod(self.out.shape))
         out_fmts = [element_format(self.out, i) for i in range(n)]
         try:
@@ -63,8 +131,21 @@ class GraphSums:
             folds: dict[int, AdderGraph] = {}
             instances = [dataclasses.replace(inst, graph=folds.setdefault(id(inst.graph), ternary(inst.graph)))
                          for inst in instances]
-        latency = max((_ready(inst.graph.nodes[o[0]].level, self.p, self.lps) for inst in instances
-                       for o in inst.graph.outputs if o is not None), default=0)
+        schedules = self.schedules(instances)
+        ends = [sched[o[0]] for inst, sched in zip(instances, schedules) for o in inst.graph.outputs
+                if o is not None and inst.graph.nodes[o[0]].operands]
+        if self.delay is None:  # the sums are registered after their last level
+            latency = max((c + (inst.graph.nodes[o[0]].level > self.p) for inst, sched in zip(instances, schedules)
+                           for o in inst.graph.outputs if o is not None
+                           for c in [sched[o[0]][0]]), default=0)
+            arrival = 0.0
+        else:
+            latency = max((c for c, _ in ends), default=0)
+            arrival = max((t for c, t in ends if c == latency), default=0.0)
+            self.b.sums_critical = max([self.b.sums_critical] + [
+                self.delay.overhead + t + self.delay.carry_bit * node.width
+                for inst, sched in zip(instances, schedules) for node, (_, t) in zip(inst.graph.nodes, sched)
+                if node.is_adder])
         stats = self.b.graph_sums = self.b.graph_sums or {"adders": 0, "levels": 0}
         stats["adders"] += sum(inst.graph.adders for inst in instances)
         stats["levels"] = max([stats["levels"]] + [inst.graph.depth for inst in instances])
@@ -73,7 +154,8 @@ class GraphSums:
             graph = inst.graph
             slot_elems = [self.x[xi] if m is None else self.multiplier(self.x[xi], m, f"{self.base}_g{k}_x{xi}")
                           for xi, m in inst.inputs]
-            wires = _Instance(self, graph, slot_elems, f"{self.base}_g{k}" if len(instances) > 1 else f"{self.base}_g")
+            wires = _Instance(self, graph, schedules[k], slot_elems,
+                              f"{self.base}_g{k}" if len(instances) > 1 else f"{self.base}_g")
             for o, idx in zip(graph.outputs, inst.outputs):
                 fmt = out_fmts[idx]
                 if fmt is None:
@@ -86,7 +168,7 @@ class GraphSums:
                 expr = self.m.placed(wire, width, signed, o[1], fmt.width, name) if wire else \
                     _literal(graph.nodes[o[0]].const << o[1], fmt.width)
                 elems[idx] = Elem(self.m.wire(name, fmt.width, expr), fmt)
-        return elems, latency
+        return elems, latency, arrival
 
     def multiplier(self, e: Elem, m: int, base: str) -> Elem:
         """``x * m`` by a ``*`` (wider than dsp_min_width), exact, as an input of the graph."""
@@ -108,8 +190,10 @@ class _Instance:
     """One instance's nodes as wires: adders as ``assign``s, operands from earlier cycles
     through registers."""
 
-    def __init__(self, sums: GraphSums, graph: AdderGraph, slot_elems: list[Elem], base: str):
+    def __init__(self, sums: GraphSums, graph: AdderGraph, schedule: list[tuple[int, float]],
+                 slot_elems: list[Elem], base: str):
         self.s, self.m, self.g, self.base = sums, sums.m, graph, base
+        self.schedule = schedule
         self.wires: dict[int, tuple[str | None, int, bool, int]] = {}  # node -> (wire, width, signed, shift)
         self.delayed = sums.b.graph_delays  # wire -> the register holding it one cycle later
         for k, node in enumerate(graph.nodes):
@@ -126,7 +210,7 @@ class _Instance:
                 self.wires[k] = (self.adder(k, node), node.width, node.signed, 0)
 
     def cycle(self, k: int) -> int:
-        return _cycle(self.g.nodes[k].level, self.s.p, self.s.lps)
+        return self.schedule[k][0]
 
     def at(self, k: int, cycle: int) -> tuple[str | None, int, bool]:
         """Node ``k`` as read in layer cycle ``cycle`` (wire None: a constant), shifted into place

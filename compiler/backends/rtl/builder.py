@@ -30,6 +30,7 @@ class _Builder:
         self.tables: dict[str, dict] = {}  # function name -> look-up table (table_function)
         self.graph_delays: dict[str, str] = {}  # adder graphs: wire -> its register one cycle later
         self.graph_sums: dict | None = None
+        self.sums_critical = 0.0  # the predicted critical path of the current layer's adder graphs (ns)
 
     # values -----------------------------------------------------------------------------
     def elems(self, name: str, at: int) -> list[Elem]:
@@ -76,21 +77,49 @@ class _Builder:
         uses, built = self.m.product_uses, len(self.m.products)
         self.graph_sums = None  # adder graphs: {"adders": n, "levels": deepest sum} (adders.GraphSums)
         latency = 0
+        arrival = 0.0  # ns into the layer's current cycle the latest value arrives (timing model)
+        critical = 0.0
+        delay = self.options.delay
         local: dict[str, list[Elem]] = {}
-        for stage in node.stages():
-            ins = [local[i] if i in local else (None if g.tensor(i).is_constant else self.elems(i, start))
-                   for i in stage.inputs]
+        stages = node.stages()
+        for stage in stages:
             out = g.tensor(stage.outputs[0])
             base = self.names(out.name)
+            ins = self.stage_inputs(stage, local, start + latency)
             if stage.op in (Op.DENSE, Op.CONV, Op.AVGPOOL):
-                elems, latency = self.sums(stage, ins[0], out, base)
+                elems, latency, arrival = self.sums(stage, ins[0], out, base)
             elif stage.op == Op.MAXPOOL:
-                elems, latency = self.maxpool(stage, ins[0], out, base)
+                (elems, latency), arrival = self.maxpool(stage, ins[0], out, base), 0.0
             elif stage.op == Op.SOFTMAX:
-                elems, latency = self.softmax(node, stage, ins[0], out, base)
+                (elems, latency), arrival = self.softmax(node, stage, ins[0], out, base), 0.0
             else:
-                elems = self.elementwise(node, stage, ins, out, base)
+                split = False
+                if delay is not None:
+                    d, width = self.stage_delay(stage, ins, out)
+                    clock = self.options.clock_ns
+                    if arrival > 0 and not delay.fits(arrival + d, width, clock):
+                        # a register ahead of this stage: the previous stage's values, one cycle later
+                        latency += 1
+                        later = {i for s in stages[stages.index(stage):] for i in s.inputs}
+                        local = {name: [Elem(self.m.register(f"{self.names(name)}__{i}_t", e.fmt.width, e.wire),
+                                             e.fmt) if e.wire is not None else e for i, e in enumerate(elems)]
+                                 for name, elems in local.items() if name in later}
+                        ins = self.stage_inputs(stage, local, start + latency)
+                        arrival = 0.0
+                    if stage.op == Op.REQUANTIZE and not delay.fits(arrival + d, width, clock):
+                        rounding, saturation = self.requantize_parts(stage, ins[0], out)
+                        # the rounding in this cycle, the saturation in the next (adders.requantize_split)
+                        split = rounding > 0 and saturation > 0 and delay.fits(arrival + rounding, width, clock)
+                    if split:
+                        critical = max(critical, delay.overhead + arrival + rounding + delay.carry_bit * width)
+                        latency, arrival = latency + 1, saturation
+                    else:
+                        arrival += d
+                    critical = max(critical, delay.overhead + arrival + delay.carry_bit * width)
+                elems = self.elementwise(node, stage, ins, out, base, split)
             local[out.name] = elems
+        critical = max(critical, self.sums_critical)
+        self.sums_critical = 0.0
         final = node.outputs[0]
         elems = local[final]
         wiring = all(s.op in WIRING for s in node.stages())
@@ -109,8 +138,76 @@ class _Builder:
         items = self.m.items[first:]
         return {"name": self.names(node.name), "onnx": ", ".join(node.onnx_nodes) or node.name,
                 "ops": " + ".join(s.op.value for s in node.stages()), "start": start, "latency": latency,
+                **({"critical_ns": round(critical, 3)} if delay is not None else {}),
                 "products": self.m.product_uses - uses, "products_built": len(self.m.products) - built,
                 **({"sums": self.graph_sums} if self.graph_sums else {}), "items": items}
+
+    def timing(self, layers: list[dict]) -> dict | None:
+        """The predicted critical path (pipelined by timing): the delay model's family and
+        source, the worst stage's path and layer, and the clock it allows."""
+        delay = self.options.delay
+        if delay is None:
+            return None
+        worst = max(layers, key=lambda layer: layer.get("critical_ns", 0.0), default=None)
+        critical = worst.get("critical_ns", 0.0) if worst else 0.0
+        return {"family": delay.family, "model": delay.source, "clock_ns": self.options.clock_ns,
+                "critical_ns": critical, "critical_layer": worst["name"] if worst else None,
+                "fmax_mhz": round(1000 / critical, 1) if critical else None,
+                "met": critical <= self.options.clock_ns + 1e-9}
+
+    def stage_inputs(self, stage: Node, local: dict[str, list[Elem]], at: int) -> list:
+        """A stage's inputs: the layer's own earlier stages' values, constants (None), and other
+        layers' values as they are at cycle ``at``."""
+        g = self.graph
+        return [local[i] if i in local else (None if g.tensor(i).is_constant else self.elems(i, at))
+                for i in stage.inputs]
+
+    def stage_delay(self, stage: Node, ins: list, out: Tensor) -> tuple[float, int]:
+        """An elementwise stage's predicted logic delay (ns, its worst element, by the delay
+        model) and the widest carry chain in it (its widest input)."""
+        delay = self.options.delay
+        op = stage.op
+        x = [e for elems in ins if elems is not None for e in elems if e.wire is not None]
+        if op == Op.REQUANTIZE and ins[0] is None:
+            return 0.0, 1
+        width = max((e.fmt.width for e in x), default=1)
+        if op in WIRING or not x:
+            return 0.0, width
+        if op == Op.REQUANTIZE:
+            return sum(self.requantize_parts(stage, ins[0], out)), width
+        if op == Op.RELU:
+            return delay.lut, width
+        if op in (Op.CLIP, Op.LEAKY_RELU):
+            return delay.level + delay.lut, width
+        if op == Op.SIGMOID:
+            return 2 * delay.lut, width  # a look-up table: a LUT and its multiplexers
+        return delay.level, width  # ADD, MUL: an adder
+
+    def requantize(self, src: Elem, fmt: Fmt, rounding: int, overflow: int, name: str) -> None:
+        """``name`` = an fg_requantize of ``src`` into ``fmt``."""
+        self.m.instance("fg_requantize", f"u_{name}_rq",
+                        {"IN_W": src.fmt.width, "IN_F": src.fmt.frac, "IN_SIGNED": int(src.fmt.signed),
+                         "OUT_W": fmt.width, "OUT_F": fmt.frac, "OUT_SIGNED": int(fmt.signed),
+                         "ROUNDING": rounding, "OVERFLOW": overflow},
+                        {"in_data": src.wire, "out_data": name}, {"out_data": (name, fmt.width)})
+
+    def requantize_parts(self, stage: Node, x: list[Elem], out: Tensor) -> tuple[float, float]:
+        """The predicted delays of a requantize stage's rounding and saturation (its worst
+        elements'), by the delay model."""
+        delay = self.options.delay
+        src = np.broadcast_to(np.arange(len(x)).reshape(self.graph.tensor(stage.inputs[0]).shape), out.shape).ravel()
+        rounding = saturation = 0.0
+        for i, xi in enumerate(src):
+            fmt, e = element_format(out, i), x[int(xi)]
+            if fmt is None or e.wire is None:
+                continue
+            t = out.formats.element(np.unravel_index(i, out.shape))
+            rounds = e.fmt.frac > fmt.frac and int(t.rounding) != 0
+            int_in, int_out = e.fmt.width - e.fmt.frac - e.fmt.signed, fmt.width - fmt.frac - fmt.signed
+            saturates = int(t.overflow) != 0 and (int_in > int_out or (e.fmt.signed and not fmt.signed))
+            rounding = max(rounding, delay.requantize(rounds, False))
+            saturation = max(saturation, delay.requantize(False, saturates))
+        return rounding, saturation
 
     def guarded_layer(self, node: Node) -> dict:
         """:meth:`layer`, with a failure of the backend itself reported as an RTLBackendError
@@ -131,11 +228,15 @@ class _Builder:
     def window_terms(self, stage: Node, out: Tensor) -> tuple[list, list]:
         return window_terms(self.graph, stage, out)
 
-    def sums(self, stage: Node, x: list[Elem], out: Tensor, base: str) -> tuple[list[Elem], int]:
-        """Each output element: the exact sum of constant products of input elements (+ bias),
-        an fg_adder_tree; shallower trees are delayed to the deepest one."""
+    def sums(self, stage: Node, x: list[Elem], out: Tensor, base: str) -> tuple[list[Elem], int, float]:
+        """Each output element: the exact sum of constant products of input elements (+ bias):
+        an adder graph (adders.GraphSums), else an fg_adder_tree (:meth:`tree_sums`, registered
+        at its end); with the cycle they are read in and their arrival in it."""
         if self.options.adder_graph:
             return GraphSums(self, stage, x, out, base).emit()
+        return (*self.tree_sums(stage, x, out, base), 0.0)
+
+    def tree_sums(self, stage: Node, x: list[Elem], out: Tensor, base: str) -> tuple[list[Elem], int]:
         spec = self.dense_terms(stage, out) if stage.op == Op.DENSE else self.window_terms(stage, out)
         lps = self.options.levels
         results: list[tuple[Elem, int]] = []
@@ -245,7 +346,10 @@ class _Builder:
                             _tree_latency(len(wires), lps)))
         return self.align(results, base)
 
-    def elementwise(self, node: Node, stage: Node, ins: list, out: Tensor, base: str) -> list[Elem]:
+    def elementwise(self, node: Node, stage: Node, ins: list, out: Tensor, base: str,
+                    split: bool = False) -> list[Elem]:
+        """An elementwise stage's elements; ``split``: a requantize as its rounding, a register,
+        and its saturation (:meth:`requantize`)."""
         g = self.graph
         op = stage.op
         n = int(np.prod(out.shape))
@@ -280,11 +384,18 @@ class _Builder:
             if op == Op.REQUANTIZE:
                 t = out.formats.element(np.unravel_index(i, out.shape))
                 src = e if e.wire is not None else Elem("1'b0", Fmt(1, fmt.frac, False))
-                self.m.instance("fg_requantize", f"u_{name}_rq",
-                                {"IN_W": src.fmt.width, "IN_F": src.fmt.frac, "IN_SIGNED": int(src.fmt.signed),
-                                 "OUT_W": fmt.width, "OUT_F": fmt.frac, "OUT_SIGNED": int(fmt.signed),
-                                 "ROUNDING": int(t.rounding), "OVERFLOW": int(t.overflow)},
-                                {"in_data": src.wire, "out_data": name}, {"out_data": (name, fmt.width)})
+                if split:
+                    # round into a format that holds every rounded value (exact), register, saturate
+                    lo, hi = fmt_range(src.fmt)
+                    shift = src.fmt.frac - fmt.frac
+                    if shift > 0:
+                        lo, hi = lo >> shift, -((-hi) >> shift)
+                    else:
+                        lo, hi = lo << -shift, hi << -shift
+                    mid = Fmt(signed_width(lo, hi), fmt.frac, True)
+                    self.requantize(src, mid, int(t.rounding), 0, f"{name}_round")
+                    src = Elem(self.m.register(f"{name}_round_q", mid.width, f"{name}_round"), mid)
+                self.requantize(src, fmt, int(t.rounding), int(t.overflow), name)
                 result.append(Elem(name, fmt))
             elif op == Op.SIGMOID:
                 result.append(Elem(self.sigmoid(stage, e, fmt, name, base), fmt))
@@ -565,7 +676,7 @@ class _Builder:
         for port, name in zip(outputs, g.outputs):
             self.output_expression(port, self.elems(name, latency))
         output_items = m.items[first:]
-        return {"model": self.model, "version": __version__, "source": self.source,
+        return {"model": self.model, "timing": self.timing(layers), "version": __version__, "source": self.source,
                 "clock_ns": self.options.clock_ns, "levels_per_stage": self.options.levels,
                 "csd_max_digits": self.options.csd_max_digits, "dsp_min_width": self.options.dsp_min_width,
                 "latency": latency, "inputs": inputs, "outputs": outputs, "tables": list(self.tables.values()),

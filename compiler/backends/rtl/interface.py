@@ -13,7 +13,8 @@ def schedule(context: dict, axis: dict | None = None) -> dict:
     """What a simulation needs to know of the generated top(s): ports, latency, II, and with
     ``axis`` (:func:`axis_context`) the AXI4-Stream top's name, tdata widths and latency."""
     entry = {"latency_cycles": context["latency"], "ii_cycles": 1, "clock_ns": context["clock_ns"],
-             "levels_per_stage": context["levels_per_stage"], "interface": "axis" if axis else "ports"}
+             "levels_per_stage": context["levels_per_stage"], "interface": "axis" if axis else "ports",
+             **({"timing": context["timing"]} if context.get("timing") else {})}
     if axis:
         entry["axis"] = {"top": axis["top"], "s_axis_tdata_bits": axis["s"]["tdata_bits"],
                          "m_axis_tdata_bits": axis["m"]["tdata_bits"], "latency_cycles": axis["latency"],
@@ -23,6 +24,7 @@ def schedule(context: dict, axis: dict | None = None) -> dict:
         "outputs": [{k: p[k] for k in PORT_FIELDS} for p in context["outputs"]],
         "layers": [{"name": layer["name"], "onnx": layer["onnx"], "ops": layer["ops"],
                     "start_cycle": layer["start"], "latency_cycles": layer["latency"],
+                    **({"critical_ns": layer["critical_ns"]} if "critical_ns" in layer else {}),
                     **({"adders": layer["sums"]["adders"], "adder_levels": layer["sums"]["levels"]}
                        if "sums" in layer else {})}
                    for layer in context["layers"]]})

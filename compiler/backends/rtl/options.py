@@ -3,11 +3,11 @@ top's name, and its error."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from ...errors import UserError
 from ...ir import Graph, Op
+from ...timing import DelayModel, delay_model
 from ...names import SV_RESERVED, SV_TOP_PREFIXES
 from ..hls import top_name
 
@@ -28,7 +28,9 @@ class RTLBackendError(UserError):
 @dataclass(frozen=True)
 class RTLOptions:
     clock_ns: float = 5.0
-    levels_per_stage: int | None = None  # None: max(1, floor(clock_ns / 1.25))
+    # adder levels per register; None: by timing, from the family's delay model (compiler/timing.py)
+    levels_per_stage: int | None = None
+    family: str = "xcup"  # the part's family (targets.family_of): its delay model
     csd_max_digits: int = 3  # more non-zero CSD digits: a `*`
     dsp_min_width: int = 28  # wider products: a `*`
     interface: str = "ports"  # "axis": also an AXI4-Stream top, <model>_axis.sv (see axis_context)
@@ -39,10 +41,17 @@ class RTLOptions:
     architecture: str = "parallel"  # "stream": engines over pixel streams (stream.py; BuildConfig.architecture)
 
     @property
+    def delay(self) -> DelayModel | None:
+        """The delay model the pipeline is placed by; None when ``levels_per_stage`` is given."""
+        return None if self.levels_per_stage is not None else delay_model(self.family)
+
+    @property
     def levels(self) -> int:
+        """Adder levels per stage of the fixed-depth trees (fg_adder_tree, fg_reduce_tree, the
+        folded and stream cores): ``levels_per_stage``, else what the delay model fits in a clock."""
         if self.levels_per_stage is not None:
             return self.levels_per_stage
-        return max(1, math.floor(self.clock_ns / 1.25))
+        return delay_model(self.family).levels_per_stage(self.clock_ns)
 
 
 def rtl_top_name(graph: Graph) -> str:
