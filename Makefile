@@ -45,7 +45,7 @@ demo: setup
 	$(BIN)/finegrain report $(OUT)
 
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=30 tests
 
 # The differential fuzzer (compiler/fuzz): random models, plans and inputs for FUZZ_MINUTES
 # through the emulator, the exact reference, g++ csim and Verilator sim; each new finding is

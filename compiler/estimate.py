@@ -270,6 +270,7 @@ def estimate_context(context: dict, part: str) -> dict:
               "architecture": "rtl: fully parallel, II 1", **total.rounded(),
               "latency_cycles": context["latency"], "ii_cycles": 1,
               "percent": _percent(total, part), "layers": layers,
+              **({"timing": context["timing"]} if context.get("timing") else {}),
               "seconds": round(time.perf_counter() - start, 4)}
     return result
 

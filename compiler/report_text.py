@@ -68,6 +68,12 @@ def format_estimate(report: dict) -> list[str]:
              f"{est['latency_cycles']} cycles = {est['latency_cycles'] * est['clock_ns']:g} ns, II {est['ii_cycles']}"]
     for r in rows:
         lines.append("  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]).rstrip())
+    timing = est.get("timing")
+    if timing:
+        verdict = "meets" if timing["met"] else "does NOT meet"
+        lines.append(f"timing (predicted, {timing['family']} delay model): critical path {timing['critical_ns']} ns "
+                     f"in {timing['critical_layer']} (Fmax {timing['fmax_mhz']} MHz), {verdict} the "
+                     f"{timing['clock_ns']} ns clock")
     if synth:
         origin = "cached result of a run of" if synth.get("cached") else "took"
         lines.append(f"synthesis {origin} {synth['seconds']} s ({synth['yosys_version']}); "

@@ -41,6 +41,7 @@ from ...timing import DelayModel
 from ...sums import SumsError, element_format, layer_graphs, product_range
 from .emitter import ZERO, Elem, Fmt, _literal, _trailing_zeros, signed_width
 from .options import RTLBackendError
+from .retime import min_register_cycles
 
 
 def _level_schedule(graph: AdderGraph, p: int, lps: int) -> list[tuple[int, float]]:
@@ -70,6 +71,22 @@ def _time_schedule(graph: AdderGraph, arrivals: list[float], delay: DelayModel,
     return out
 
 
+def _arrivals(graph: AdderGraph, sched: list[tuple[int, float]], delay: DelayModel) -> list[tuple[int, float]]:
+    """``sched``'s cycles with each adder's arrival recomputed (operands from an earlier cycle
+    arrive from a register, at 0) and wiring following the node it shows."""
+    out = list(sched)
+    for k, node in enumerate(graph.nodes):
+        if k < graph.n_inputs or not node.operands:
+            continue
+        if not node.is_adder:
+            out[k] = out[node.operands[0][0]]
+            continue
+        cycle = out[k][0]
+        out[k] = (cycle, max(out[src][1] if out[src][0] == cycle else 0.0 for src, _, _ in node.operands)
+                  + delay.adder(node.terms))
+    return out
+
+
 def _loads(instances) -> dict[int, int]:
     """Input element -> the adders (and multipliers) of the layer that read it."""
     loads: dict[int, int] = {}
@@ -91,8 +108,11 @@ def _loads(instances) -> dict[int, int]:
 class GraphSums:
     """The adder-graph sums of one layer stage, emitted into builder ``b``'s module."""
 
-    def __init__(self, b, stage: Node, x: list[Elem], out: Tensor, base: str):
+    def __init__(self, b, stage: Node, x: list[Elem], out: Tensor, base: str, tail: tuple[float, int] = (0.0, 0)):
         self.b, self.m, self.stage, self.x, self.out, self.base = b, b.m, stage, x, out, base
+        # the layer's logic after the sums that is to follow them in their last cycle (requantize,
+        # activation): its delay in ns and its widest carry chain
+        self.tail, self.tail_width = tail
         self.lps = b.options.levels
         self.p = max(b.options.csd_max_digits - 1, 0).bit_length()
         self.delay = b.options.delay
@@ -115,6 +135,25 @@ class GraphSums:
                                             self.delay, self.b.options.clock_ns)
             out.append(cache[key])
         return out
+
+    def fewer_registers(self, instances, schedules, read_at: int, arrival: float):
+        """Each instance's schedule with the fewest register bits at the same latency
+        (retime.min_register_cycles), its arrivals recomputed; and the outputs' latest arrival
+        in cycle ``read_at``."""
+        cache: dict = {}
+        chosen = []
+        for inst, sched in zip(instances, schedules):
+            key = (id(inst.graph), id(sched))
+            if key not in cache:
+                arrivals = [t for _, t in sched[:inst.graph.n_inputs]]
+                cycles = min_register_cycles(inst.graph, arrivals, read_at, (self.tail, self.tail_width), self.delay,
+                                             self.b.options.clock_ns, [c for c, _ in sched])
+                cache[key] = _arrivals(inst.graph, [(c, arrivals[k] if k < len(arrivals) else 0.0)
+                                                    for k, c in enumerate(cycles)], self.delay)
+            chosen.append(cache[key])
+        ends = [sched[o[0]] for inst, sched in zip(instances, chosen) for o in inst.graph.outputs
+                if o is not None and inst.graph.nodes[o[0]].operands]
+        return chosen, max([arrival] + [t for c, t in ends if c == read_at])
 
     def emit(self) -> tuple[list[Elem], int, float]:
         """The sums' elements, the layer cycle they are read in, and the latest one's arrival
@@ -142,6 +181,9 @@ class GraphSums:
         else:
             latency = max((c for c, _ in ends), default=0)
             arrival = max((t for c, t in ends if c == latency), default=0.0)
+            if not self.delay.fits(arrival + self.tail, self.tail_width, self.b.options.clock_ns):
+                latency, arrival = latency + 1, 0.0  # the requantize and activation get a cycle of their own
+            schedules, arrival = self.fewer_registers(instances, schedules, latency, arrival)
             self.b.sums_critical = max([self.b.sums_critical] + [
                 self.delay.overhead + t + self.delay.carry_bit * node.width
                 for inst, sched in zip(instances, schedules) for node, (_, t) in zip(inst.graph.nodes, sched)

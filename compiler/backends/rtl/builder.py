@@ -87,7 +87,8 @@ class _Builder:
             base = self.names(out.name)
             ins = self.stage_inputs(stage, local, start + latency)
             if stage.op in (Op.DENSE, Op.CONV, Op.AVGPOOL):
-                elems, latency, arrival = self.sums(stage, ins[0], out, base)
+                tail = self.tail(stages[stages.index(stage) + 1:], out) if delay is not None else (0.0, 0)
+                elems, latency, arrival = self.sums(stage, ins[0], out, base, tail)
             elif stage.op == Op.MAXPOOL:
                 (elems, latency), arrival = self.maxpool(stage, ins[0], out, base), 0.0
             elif stage.op == Op.SOFTMAX:
@@ -162,6 +163,35 @@ class _Builder:
         return [local[i] if i in local else (None if g.tensor(i).is_constant else self.elems(i, at))
                 for i in stage.inputs]
 
+    def tail(self, stages: list[Node], out: Tensor) -> tuple[float, int]:
+        """The delay (ns) and widest carry chain of what is to follow a layer's sums in their
+        last cycle: its elementwise stages up to the first that is not (pooling, ...), all of
+        them when they fit one stage, else the first stage alone (a requantize's rounding alone
+        when it is split, see :meth:`layer`)."""
+        delay = self.options.delay
+        parts = []
+        x = [Elem("x", f) if f is not None else ZERO
+             for f in (element_format(out, i) for i in range(int(np.prod(out.shape))))]
+        for stage in stages:
+            if stage.op in (Op.DENSE, Op.CONV, Op.AVGPOOL, Op.MAXPOOL, Op.SOFTMAX) or len(stage.inputs) > 1 and \
+                    not self.graph.tensor(stage.inputs[1]).is_constant:
+                break
+            nxt = self.graph.tensor(stage.outputs[0])
+            parts.append((stage, x, nxt, *self.stage_delay(stage, [x] + [None] * (len(stage.inputs) - 1), nxt)))
+            x = [Elem("x", f) if f is not None else ZERO
+                 for f in (element_format(nxt, i) for i in range(int(np.prod(nxt.shape))))]
+        if not parts:
+            return 0.0, 0
+        total, width = sum(p[3] for p in parts), max(p[4] for p in parts)
+        if delay.fits(total, width, self.options.clock_ns):
+            return total, width
+        stage, x, nxt, d, width = parts[0]
+        if stage.op == Op.REQUANTIZE:
+            rounding, saturation = self.requantize_parts(stage, x, nxt)
+            if rounding > 0 and saturation > 0:
+                return rounding, width
+        return d, width
+
     def stage_delay(self, stage: Node, ins: list, out: Tensor) -> tuple[float, int]:
         """An elementwise stage's predicted logic delay (ns, its worst element, by the delay
         model) and the widest carry chain in it (its widest input)."""
@@ -228,12 +258,13 @@ class _Builder:
     def window_terms(self, stage: Node, out: Tensor) -> tuple[list, list]:
         return window_terms(self.graph, stage, out)
 
-    def sums(self, stage: Node, x: list[Elem], out: Tensor, base: str) -> tuple[list[Elem], int, float]:
+    def sums(self, stage: Node, x: list[Elem], out: Tensor, base: str,
+             tail: tuple[float, int] = (0.0, 0)) -> tuple[list[Elem], int, float]:
         """Each output element: the exact sum of constant products of input elements (+ bias):
         an adder graph (adders.GraphSums), else an fg_adder_tree (:meth:`tree_sums`, registered
         at its end); with the cycle they are read in and their arrival in it."""
         if self.options.adder_graph:
-            return GraphSums(self, stage, x, out, base).emit()
+            return GraphSums(self, stage, x, out, base, tail).emit()
         return (*self.tree_sums(stage, x, out, base), 0.0)
 
     def tree_sums(self, stage: Node, x: list[Elem], out: Tensor, base: str) -> tuple[list[Elem], int]:
