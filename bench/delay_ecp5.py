@@ -106,6 +106,7 @@ def fit(rows: list[dict]) -> dict:
     coef, error = _lstsq(x, y)
     out.update(increment=float(coef[0]), lut=float(coef[1]), compare=float(coef[2]), bound=float(coef[3]),
                requantize_rms_ns=float(np.sqrt(np.mean(error ** 2))))
+    out.update(lsq_increment=out["increment"], lsq_compare=out["compare"])
     x, y = np.array(x, dtype=float), np.array(y)
     saturating = x[:, 2] > 0
     rounding = ~saturating & (x[:, 0] > 0)
