@@ -122,7 +122,10 @@ def requantize_terms(params: Mapping[str, int]) -> dict[str, int]:
     saturates = params["OVERFLOW"] != 0
     luts = 0
     if rounds and params["ROUNDING"] != 2:
-        luts = 1 + (math.ceil(math.log(shift - 1, 4)) if shift > 2 else 0)
+        below = shift - 1  # the dropped bits below the half, ORed by 4-input LUTs, then the decision
+        luts = 1
+        while below > 1:
+            below, luts = -(-below // 4), luts + 1
     width = (kept if saturates else params["OUT_W"]) * rounds + kept * saturates
     return {"increment": int(rounds), "luts": luts, "compare": int(saturates),
             "bound": int(saturates and params["IN_SIGNED"] != 0), "width": width}

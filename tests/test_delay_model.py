@@ -107,6 +107,22 @@ def test_paths_grow_with_levels_width_and_loads(family):
     assert m.max(2, 16) > m.max(1, 16)
 
 
+def test_requantize_terms_follow_the_rtl():
+    """What fg_requantize puts on its path, by its parameters: RND adds the half bit (no LUT),
+    RND_CONV first ORs the dropped bits below it (a deeper LUT tree for more of them); WRAP keeps
+    the output's bits of the increment, SAT compares the whole rounded value; an unsigned input
+    has one bound; no dropped bits, no increment."""
+    from compiler.timing import requantize_terms
+    assert requantize_terms(_rq(16, 0, 0)) == {"increment": 0, "luts": 0, "compare": 0, "bound": 0, "width": 0}
+    assert requantize_terms(_rq(16, 2, 0)) == {"increment": 1, "luts": 0, "compare": 0, "bound": 0, "width": 8}
+    assert requantize_terms(_rq(16, 2, 1)) == {"increment": 1, "luts": 0, "compare": 1, "bound": 1, "width": 24}
+    assert requantize_terms(_rq(16, 2, 1, signed=0))["bound"] == 0
+    assert [requantize_terms(_rq(32, 6, 0, shift=s))["luts"] for s in (1, 2, 3, 5, 6, 17, 18)] == [1, 1, 2, 2, 3, 3, 4]
+    assert requantize_terms(_rq(16, 6, 1, shift=0))["increment"] == 0  # nothing dropped
+    assert requantize_terms(_rq(16, 6, 1, shift=-2)) == {"increment": 0, "luts": 0, "compare": 1, "bound": 1,
+                                                          "width": 16}
+
+
 def _rq(width: int, rounding: int, overflow: int, signed: int = 1, shift: int = 4) -> dict:
     """fg_requantize's parameters: ``width`` bits to 8, ``shift`` fraction bits dropped."""
     return {"IN_W": width, "IN_F": width // 2, "IN_SIGNED": signed, "OUT_W": 8, "OUT_F": width // 2 - shift,
