@@ -139,8 +139,8 @@ def _scaled(model: DelayModel, factor: float, family: str, source: str) -> Delay
 
 
 # 7-series: Vivado's own cell delays as Project X-Ray extracted them for the Artix-7 (prjxray-db
-# artix7/timings/*.sdf, quoted in yosys's techlibs/xilinx/cells_sim.v; the speed grade of
-# prjxray's Artix-7 part, -1): FDRE clock to Q 0.303 ns, D setup -0.046 (counted 0); LUT6 I4 -> O
+# artix7/timings/*.sdf, quoted in yosys's techlibs/xilinx/cells_sim.v; prjxray's Artix-7 part is
+# the xc7a50tfgg484-1, settings/artix7.sh, so speed grade -1): FDRE clock to Q 0.303 ns, D setup -0.046 (counted 0); LUT6 I4 -> O
 # 0.238 (I5 0.127, I0 0.642; an adder's LUT uses two inputs, the placer gives them fast pins);
 # CARRY4 S[0] -> CO[3] 0.508 (entering a chain), CI -> CO[3] 0.114 per 4 bits (0.0285 a bit),
 # CI -> O[3] 0.313 (leaving it).  Assumed, not from a data sheet: a routed net 0.50 ns (ECP5's
@@ -178,9 +178,9 @@ MODELS = {
     # MHz); assumed: the 7-series figures scaled by 0.74 (UltraScale -2) and 0.67 (UltraScale+
     # -2).  To be replaced by Vivado timing reports when a Vivado run is available.
     "xcu": _scaled(_XC7, 0.74, "xcu", "UltraScale -2: assumed, the 7-series prjxray-db figures scaled by 0.74 "
-                                      "(DS892 gives no CLB delays; compiler/timing.py, bench/RESULTS.md)"),
+                                      "(no CLB delays found in DS892; compiler/timing.py, bench/RESULTS.md)"),
     "xcup": _scaled(_XC7, 0.67, "xcup", "UltraScale+ -2: assumed, the 7-series prjxray-db figures scaled by 0.67 "
-                                        "(DS923/DS925 give no CLB delays; compiler/timing.py, bench/RESULTS.md)"),
+                                        "(no CLB delays found in DS923/DS925; compiler/timing.py, bench/RESULTS.md)"),
 }
 
 
