@@ -132,7 +132,8 @@ def check(rows: list[dict]) -> dict:
         k["pessimistic"] = max(k["pessimistic"], err)
         k["beyond_margin"] += -err > optimism_allowed(r["delay_ns"]) + 1e-9
     return {kind: {"rows": k["rows"], "rms_ns": round((k["sq"] / k["rows"]) ** 0.5, 3),
-                   "worst_optimistic_ns": round(k["optimistic"], 3), "worst_optimistic_pct": round(k["optimistic_pct"], 1),
+                   "worst_optimistic_ns": round(k["optimistic"], 3),
+                   "worst_optimistic_pct": round(k["optimistic_pct"], 1),
                    "worst_optimistic": k["worst_optimistic"], "worst_pessimistic_ns": round(k["pessimistic"], 3),
                    "beyond_margin": k["beyond_margin"]} for kind, k in by_kind.items()}
 
@@ -178,7 +179,8 @@ def main(argv=None) -> None:
     errors = check(rows)
     print(f"\ncompiler/timing.py's ecp5 model (margin: {MARGIN_NS} ns + {100 * MARGIN_REL:g}% of the path):")
     for kind, e in errors.items():
-        print(f"  {kind:10} {e['rows']:3d} rows, rms {e['rms_ns']:.2f} ns, worst optimistic {e['worst_optimistic_ns']:.2f} ns "
+        print(f"  {kind:10} {e['rows']:3d} rows, rms {e['rms_ns']:.2f} ns, "
+              f"worst optimistic {e['worst_optimistic_ns']:.2f} ns "
               f"({e['worst_optimistic_pct']:.1f}%, {e['worst_optimistic']}), worst pessimistic "
               f"{e['worst_pessimistic_ns']:.2f} ns, beyond the margin: {e['beyond_margin']}")
     seconds = time.perf_counter() - start

@@ -140,8 +140,9 @@ def _scaled(model: DelayModel, factor: float, family: str, source: str) -> Delay
 
 # 7-series: Vivado's own cell delays as Project X-Ray extracted them for the Artix-7 (prjxray-db
 # artix7/timings/*.sdf, quoted in yosys's techlibs/xilinx/cells_sim.v; prjxray's Artix-7 part is
-# the xc7a50tfgg484-1, settings/artix7.sh, so speed grade -1): FDRE clock to Q 0.303 ns, D setup -0.046 (counted 0); LUT6 I4 -> O
-# 0.238 (I5 0.127, I0 0.642; an adder's LUT uses two inputs, the placer gives them fast pins);
+# the xc7a50tfgg484-1, settings/artix7.sh, so speed grade -1): FDRE clock to Q 0.303 ns, D setup
+# -0.046 (counted 0); LUT6 I4 -> O 0.238 (I5 0.127, I0 0.642; an adder's LUT uses two inputs, the
+# placer gives them fast pins);
 # CARRY4 S[0] -> CO[3] 0.508 (entering a chain), CI -> CO[3] 0.114 per 4 bits (0.0285 a bit),
 # CI -> O[3] 0.313 (leaving it).  Assumed, not from a data sheet: a routed net 0.50 ns (ECP5's
 # measured nets between adder levels are 1.1-1.5 ns on a slower fabric); a net's fanout 0.08
