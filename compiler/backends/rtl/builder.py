@@ -16,6 +16,24 @@ from .adders import GraphSums
 from .emitter import ZERO, Elem, Fmt, _literal, _Module, _trailing_zeros, _tree_latency, signed_width
 from .options import SUPPORTED, WIRING, RTLBackendError, RTLOptions, rtl_top_name
 
+def _requantize_params(src: Fmt, fmt: Fmt, rounding: int, overflow: int) -> dict[str, int]:
+    """fg_requantize's parameters for ``src`` into ``fmt``."""
+    return {"IN_W": src.width, "IN_F": src.frac, "IN_SIGNED": int(src.signed), "OUT_W": fmt.width,
+            "OUT_F": fmt.frac, "OUT_SIGNED": int(fmt.signed), "ROUNDING": rounding, "OVERFLOW": overflow}
+
+
+def _rounded_format(src: Fmt, fmt: Fmt) -> Fmt:
+    """A signed format at ``fmt``'s fraction that holds every value of ``src`` rounded to it in
+    any mode (a split requantize's middle: its rounding is exact, its saturation rounds nothing)."""
+    lo, hi = fmt_range(src)
+    shift = src.frac - fmt.frac
+    if shift > 0:
+        lo, hi = lo >> shift, -((-hi) >> shift)
+    else:
+        lo, hi = lo << -shift, hi << -shift
+    return Fmt(signed_width(lo, hi), fmt.frac, True)
+
+
 class _Builder:
     def __init__(self, graph: Graph, options: RTLOptions, source: dict):
         self.graph = graph
@@ -108,7 +126,7 @@ class _Builder:
                         ins = self.stage_inputs(stage, local, start + latency)
                         arrival = 0.0
                     if stage.op == Op.REQUANTIZE and not delay.fits(arrival + d, width, clock):
-                        rounding, saturation = self.requantize_parts(stage, ins[0], out)
+                        _, rounding, saturation = self.requantize_parts(stage, ins[0], out)
                         # the rounding in this cycle, the saturation in the next (adders.requantize_split)
                         split = rounding > 0 and saturation > 0 and delay.fits(arrival + rounding, width, clock)
                     if split:
@@ -187,14 +205,15 @@ class _Builder:
             return total, width
         stage, x, nxt, d, width = parts[0]
         if stage.op == Op.REQUANTIZE:
-            rounding, saturation = self.requantize_parts(stage, x, nxt)
+            _, rounding, saturation = self.requantize_parts(stage, x, nxt)
             if rounding > 0 and saturation > 0:
                 return rounding, width
         return d, width
 
     def stage_delay(self, stage: Node, ins: list, out: Tensor) -> tuple[float, int]:
         """An elementwise stage's predicted logic delay (ns, its worst element, by the delay
-        model) and the widest carry chain in it (its widest input)."""
+        model, its own carry ripple included) and its widest input (the ripple of the adders
+        before it in its cycle, which :meth:`DelayModel.fits` adds)."""
         delay = self.options.delay
         op = stage.op
         x = [e for elems in ins if elems is not None for e in elems if e.wire is not None]
@@ -204,10 +223,12 @@ class _Builder:
         if op in WIRING or not x:
             return 0.0, width
         if op == Op.REQUANTIZE:
-            return sum(self.requantize_parts(stage, ins[0], out)), width
+            return self.requantize_parts(stage, ins[0], out)[0], width
         if op == Op.RELU:
-            return delay.lut, width
-        if op in (Op.CLIP, Op.LEAKY_RELU):
+            return delay.relu(width), width
+        if op == Op.CLIP:
+            return delay.clip(width), width
+        if op == Op.LEAKY_RELU:
             return delay.level + delay.lut, width
         if op == Op.SIGMOID:
             return 2 * delay.lut, width  # a look-up table: a LUT and its multiplexers
@@ -215,29 +236,26 @@ class _Builder:
 
     def requantize(self, src: Elem, fmt: Fmt, rounding: int, overflow: int, name: str) -> None:
         """``name`` = an fg_requantize of ``src`` into ``fmt``."""
-        self.m.instance("fg_requantize", f"u_{name}_rq",
-                        {"IN_W": src.fmt.width, "IN_F": src.fmt.frac, "IN_SIGNED": int(src.fmt.signed),
-                         "OUT_W": fmt.width, "OUT_F": fmt.frac, "OUT_SIGNED": int(fmt.signed),
-                         "ROUNDING": rounding, "OVERFLOW": overflow},
+        self.m.instance("fg_requantize", f"u_{name}_rq", _requantize_params(src.fmt, fmt, rounding, overflow),
                         {"in_data": src.wire, "out_data": name}, {"out_data": (name, fmt.width)})
 
-    def requantize_parts(self, stage: Node, x: list[Elem], out: Tensor) -> tuple[float, float]:
-        """The predicted delays of a requantize stage's rounding and saturation (its worst
-        elements'), by the delay model."""
+    def requantize_parts(self, stage: Node, x: list[Elem], out: Tensor) -> tuple[float, float, float]:
+        """The predicted delays (ns, their worst elements', by the delay model) of a requantize
+        stage: whole, its rounding alone, and its saturation alone (a split requantize's two
+        fg_requantize instances, see :meth:`elementwise`)."""
         delay = self.options.delay
         src = np.broadcast_to(np.arange(len(x)).reshape(self.graph.tensor(stage.inputs[0]).shape), out.shape).ravel()
-        rounding = saturation = 0.0
+        whole = rounding = saturation = 0.0
         for i, xi in enumerate(src):
             fmt, e = element_format(out, i), x[int(xi)]
             if fmt is None or e.wire is None:
                 continue
             t = out.formats.element(np.unravel_index(i, out.shape))
-            rounds = e.fmt.frac > fmt.frac and int(t.rounding) != 0
-            int_in, int_out = e.fmt.width - e.fmt.frac - e.fmt.signed, fmt.width - fmt.frac - fmt.signed
-            saturates = int(t.overflow) != 0 and (int_in > int_out or (e.fmt.signed and not fmt.signed))
-            rounding = max(rounding, delay.requantize(rounds, False))
-            saturation = max(saturation, delay.requantize(False, saturates))
-        return rounding, saturation
+            mid = _rounded_format(e.fmt, fmt)
+            whole = max(whole, delay.requantize(_requantize_params(e.fmt, fmt, int(t.rounding), int(t.overflow))))
+            rounding = max(rounding, delay.requantize(_requantize_params(e.fmt, mid, int(t.rounding), 0)))
+            saturation = max(saturation, delay.requantize(_requantize_params(mid, fmt, 0, int(t.overflow))))
+        return whole, rounding, saturation
 
     def guarded_layer(self, node: Node) -> dict:
         """:meth:`layer`, with a failure of the backend itself reported as an RTLBackendError
@@ -343,6 +361,12 @@ class _Builder:
         dil = a.get("dilations", (1,) * n)
         index = np.arange(int(np.prod(xt.shape))).reshape(xt.shape)
         lps = self.options.levels
+        delay = self.options.delay
+        if delay is not None:  # max levels (a comparison and a select each) per stage, by the model
+            width = max((e.fmt.width for e in x if e.wire is not None), default=1)
+            lps = 1
+            while delay.overhead + delay.max(lps + 1, width) <= self.options.clock_ns:
+                lps += 1
         results = []
         for idx, o in enumerate(np.ndindex(out.shape)):
             fmt = element_format(out, idx)
@@ -417,13 +441,7 @@ class _Builder:
                 src = e if e.wire is not None else Elem("1'b0", Fmt(1, fmt.frac, False))
                 if split:
                     # round into a format that holds every rounded value (exact), register, saturate
-                    lo, hi = fmt_range(src.fmt)
-                    shift = src.fmt.frac - fmt.frac
-                    if shift > 0:
-                        lo, hi = lo >> shift, -((-hi) >> shift)
-                    else:
-                        lo, hi = lo << -shift, hi << -shift
-                    mid = Fmt(signed_width(lo, hi), fmt.frac, True)
+                    mid = _rounded_format(src.fmt, fmt)
                     self.requantize(src, mid, int(t.rounding), 0, f"{name}_round")
                     src = Elem(self.m.register(f"{name}_round_q", mid.width, f"{name}_round"), mid)
                 self.requantize(src, fmt, int(t.rounding), int(t.overflow), name)
