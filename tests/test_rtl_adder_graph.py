@@ -26,6 +26,7 @@ warm.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -200,3 +201,13 @@ def test_jet_tagger_graphs_share_adders(tmp_path):
         adders, latency = _adders_and_latency(graph, adder_slack=slack)
         assert adders < 0.7 * trees, (slack, adders, trees)
         assert sum(latency) <= sum(tree_latency) and all(g <= t for g, t in zip(latency, tree_latency))
+
+
+def test_a_constant_minus_a_term_is_one_subtraction(tmp_path):
+    """A bias less a term is written ``K - x`` (one carry chain), not ``-x + K`` (yosys without
+    alumacc keeps a negation chain and an addition chain)."""
+    folder = EXAMPLES / "jet_tagger"
+    out = _compile(folder / "model.onnx", folder / "plan.json", tmp_path / "out")
+    text = (out / "rtl" / "jet_tagger.sv").read_text()
+    assert re.search(r"= \d+'h[0-9a-f]+ - \w+;", text)
+    assert not re.search(r"= -\w+ \+ \d+'h[0-9a-f]+;", text)

@@ -284,7 +284,9 @@ class _Instance:
         if node.const:
             parts.append(f"+ {_literal(node.const, width)}")
             zeros.append((_trailing_zeros(node.const), False))
-        if parts[0].startswith("- "):
+        if parts[0].startswith("- ") and node.const:  # K - x: one carry chain (-x + K is a negation, then a sum)
+            parts = [_literal(node.const, width), *parts[:-1]]
+        elif parts[0].startswith("- "):
             parts[0] = "-" + parts[0][2:]
         # for compiler.estimate: below the larger known-zero run an added operand copies the
         # other one; a subtracted one has to be negated there, so only its own zeros are free
