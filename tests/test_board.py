@@ -99,7 +99,9 @@ def test_ulx3s_build_writes_a_bitstream_that_meets_the_clock(ulx3s):
     assert report["met"] and report["fmax_mhz"] >= 1000 / CLOCK_NS
     assert report["runs_at_board_clock"] and report["board_clock_mhz"] == 25
     assert sum(report["path"].values()) == pytest.approx(report["critical_path_ns"], abs=0.01)
-    # LUT4s, flip-flops, carry cells, block RAM (the ROMs, when yosys puts them there) with the part's totals
+    # the ROMs in block RAM (rom_style "block"): 64 x 32 bits and 64 x 20 bits, one DP16KD each
+    assert report["utilisation"]["DP16KD"]["used"] == 2
+    # LUT4s, flip-flops, carry cells, block RAM, multipliers with the part's totals
     assert report["utilisation"]["LUT4"]["available"] == 83_640
     for name, use in report["utilisation"].items():
         assert use["used"] == report["cells"].get(name, 0)
@@ -112,7 +114,7 @@ def test_ulx3s_build_writes_a_bitstream_that_meets_the_clock(ulx3s):
     bit = build / "pocket_board.bit"
     assert report["bitstream"] == str(bit) and report["bitstream_bytes"] == bit.stat().st_size
     data = bit.read_bytes()
-    # ecppack --compress: a few hundred KB for a nearly empty ECP5-85F (its uncompressed image is ~2.3 MB)
+    # run_pnr packs with ecppack --compress: ~290 KB for this nearly empty ECP5-85F
     assert len(data) > 200_000
     assert data.startswith(b"\xff\x00") and b"LFE5U-85F-6CABGA381" in data[:64]
     # every port on the site the LPF names: the oscillator and four LEDs, nothing else
@@ -152,7 +154,7 @@ module tb;
     logic clk = 0;
     logic heartbeat, done, pass, fail;
     always #20 clk = ~clk;
-    pocket_board dut (.clk_25mhz(clk), .led_heartbeat(heartbeat), .led_done(done), .led_pass(pass),
+    MODEL_board dut (.clk_25mhz(clk), .led_heartbeat(heartbeat), .led_done(done), .led_pass(pass),
                       .led_fail(fail));
     initial begin
         repeat (CYCLES) @(posedge clk);
@@ -163,13 +165,13 @@ endmodule
 """
 
 
-def _simulate(folder: Path, out: Path, board_top: str, cycles: int) -> dict:
-    top = folder / "pocket_board.sv"
+def _simulate(folder: Path, out: Path, board_top: str, cycles: int, model: str = "pocket") -> dict:
+    top = folder / f"{model}_board.sv"
     top.write_text(board_top)
     tb = folder / "tb.sv"
-    tb.write_text(TESTBENCH.replace("CYCLES", str(cycles)))
+    tb.write_text(TESTBENCH.replace("CYCLES", str(cycles)).replace("MODEL", model))
     # the library's elaboration-time $error checks as comments (Icarus 11 has none), as finegrain sim does
-    sources = runner._icarus_sources(rtl_sources(out / "rtl", "pocket", simulation=True), folder / "icarus_src")
+    sources = runner._icarus_sources(rtl_sources(out / "rtl", model, simulation=True), folder / "icarus_src")
     subprocess.run(["iverilog", "-g2012", "-o", str(folder / "sim.vvp"), "-s", "tb", *map(str, sources), str(top),
                     str(tb)], check=True, capture_output=True, text=True)
     run = subprocess.run(["vvp", "-n", str(folder / "sim.vvp")], check=True, capture_output=True, text=True)
@@ -211,6 +213,28 @@ def test_the_board_top_passes_in_icarus_and_fails_on_a_wrong_expected_word(ulx3s
     width, value = int(first.group(1)), int(first.group(2), 16)
     wrong = text.replace(first.group(0), f"expected_rom[17] = {width}'h{value ^ 4:0{(width + 3) // 4}x};")
     assert _simulate(tmp_path, ulx3s, wrong, enough + 200) == {"done": "1", "pass": "0", "fail": "1"}
+
+
+def test_several_inputs_and_outputs_share_the_rom_words(tmp_path):
+    # a + b and relu(a): two input ports side by side in the input word, two output ports in the expected one
+    model = tmp_path / "two.onnx"
+    graph = helper.make_graph([helper.make_node("Add", ["a", "b"], ["s"], name="add"),
+                               helper.make_node("Relu", ["a"], ["r"], name="relu")], "two",
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 3]) for n in "ab"],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 3]) for n in "sr"])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), model)
+    out = tmp_path / "two"
+    assert main(["compile", str(model), "--plan", str(_plan(tmp_path / "plan.json")), "-o", str(out), "--backend",
+                 "rtl", "--board", "ulx3s"]) == 0
+    schedule = json.loads((out / "rtl" / "schedule.json").read_text())
+    context = board_module.board_context(load_project(out), ULX3S, "two", schedule, 59, 0)
+    assert [(p["name"], p["lsb"], p["msb"]) for p in context["in_ports"]] == [("a", 0, 23), ("b", 24, 47)]
+    assert [(p["name"], p["lsb"]) for p in context["out_ports"]] == [("s", 0), ("r", 30)]
+    text = board_module.render_board_top(context)
+    assert ".a(vector_in[23:0])," in text and ".b(vector_in[47:24])," in text
+    assert "result_q <= {model_r, model_s};" in text
+    cycles = 8 + 64 + schedule["latency_cycles"] + 8
+    assert _simulate(tmp_path, out, text, cycles, model="two") == {"done": "1", "pass": "1", "fail": "0"}
 
 
 def test_orangecrab_pins_and_a_missed_clock_under_require_timing(tmp_path, pnr_cache, capsys):
