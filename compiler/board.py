@@ -372,24 +372,30 @@ def _build_vivado(out: Path, project, board_name: str, part: str, model: str, cl
     from .backends.hls import template_environment
     from .backends.rtl import TEMPLATES, rtl_sources
 
-    sources = [p.resolve() for p in rtl_sources(out / "rtl", model)]
+    sources = rtl_sources(out / "rtl", model)
     tcl = template_environment(TEMPLATES).get_template("vivado_build.tcl.j2").render(
-        top=model, part=part, board=board_name, clock_ns=f"{clock_ns:.3f}", sources=[str(s) for s in sources],
-        version=__version__, reports=VIVADO_REPORTS)
+        top=model, part=part, board=board_name, clock_ns=f"{clock_ns:.3f}",
+        sources=[f"src/{s.name}" for s in sources], version=__version__, reports=VIVADO_REPORTS)
     vivado = shutil.which("vivado")
     command = "vivado -mode batch -nojournal -log vivado.log -source vivado_build.tcl"
-    with _new_build_folder(out) as tmp:
-        (tmp / "vivado_build.tcl").write_text(tcl)
-        if vivado is None:
-            missing = UserError(
-                f"Vivado is not on PATH, so the {board_name} build ({part}) was not run; its script is "
-                f"{out / 'build' / 'vivado_build.tcl'}: run it where Vivado is installed with 'cd {out / 'build'} "
-                f"&& {command}' (synthesis and place and route out of context at {clock_ns:g} ns; it writes "
-                f"{' and '.join(VIVADO_REPORTS)}), or put vivado on PATH and run finegrain build again")
+
+    def write_script(folder: Path) -> None:
+        """The script and its sources (copies: OUT/build runs on a machine without finegrain)."""
+        (folder / "src").mkdir()
+        for source in sources:
+            shutil.copyfile(source, folder / "src" / source.name)
+        (folder / "vivado_build.tcl").write_text(tcl)
+
     if vivado is None:
-        raise missing  # after OUT/build (the script) is in place
+        with _new_build_folder(out) as tmp:
+            write_script(tmp)
+        raise UserError(
+            f"Vivado is not on PATH, so the {board_name} build ({part}) was not run; its script is "
+            f"{out / 'build' / 'vivado_build.tcl'}: run it where Vivado is installed with 'cd {out / 'build'} "
+            f"&& {command}' (synthesis and place and route out of context at {clock_ns:g} ns; it writes "
+            f"{' and '.join(VIVADO_REPORTS)}), or put vivado on PATH and run finegrain build again")
     with _new_build_folder(out) as tmp:
-        (tmp / "vivado_build.tcl").write_text(tcl)
+        write_script(tmp)
         start = time.perf_counter()
         with elapsed(f"vivado: {model} for {board_name} ({part})", every=PROGRESS_SECONDS):
             run = subprocess.run([vivado, *command.split()[1:]], cwd=tmp, capture_output=True, text=True,
