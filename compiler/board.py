@@ -69,7 +69,7 @@ class BuildResult:
 def build_board(out, board_name: str, clock_ns: float | None = None, vectors: int = DEFAULT_RANDOM_VECTORS,
                 seed: int = 0) -> BuildResult:
     """Build the compiled folder ``out`` for ``board_name``: see the module's docstring."""
-    from .project import load_project
+    from .project import CLOCK_NS_RANGE, load_project
 
     out = Path(out)
     board = board_named(board_name)
@@ -80,8 +80,9 @@ def build_board(out, board_name: str, clock_ns: float | None = None, vectors: in
                         f"{part}: compile the model again with --board {board_name} (the RTL's pipeline and "
                         f"adders depend on the part)")
     clock_ns = float(project.config.clock_ns if clock_ns is None else clock_ns)
-    if not (math.isfinite(clock_ns) and 0.1 <= clock_ns <= 10_000):
-        raise UserError(f"--clock-ns must be a clock period from 0.1 to 10000 ns, got {clock_ns!r}")
+    lo, hi = CLOCK_NS_RANGE
+    if not (math.isfinite(clock_ns) and lo <= clock_ns <= hi):
+        raise UserError(f"--clock-ns must be a clock period from {lo} to {hi:g} ns, got {clock_ns!r}")
     schedule = _parallel_schedule(out, project.graph)
     model = _model_name(out, project.graph)
     with locked(out):
