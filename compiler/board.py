@@ -66,14 +66,22 @@ class BuildResult:
         return bool(self.entry.get("met"))
 
 
-def build_board(out, board_name: str, clock_ns: float | None = None, vectors: int = DEFAULT_RANDOM_VECTORS,
-                seed: int = 0) -> BuildResult:
-    """Build the compiled folder ``out`` for ``board_name``: see the module's docstring."""
+def build_board(out, board_name: str | None = None, clock_ns: float | None = None,
+                vectors: int = DEFAULT_RANDOM_VECTORS, seed: int = 0) -> BuildResult:
+    """Build the compiled folder ``out`` for ``board_name`` (default: the board it was compiled
+    for): see the module's docstring."""
     from .project import CLOCK_NS_RANGE, load_project
 
     out = Path(out)
-    board = board_named(board_name)
+    if board_name is not None:
+        board_named(board_name)  # an unknown board is named before the folder is read
     project = load_project(out)
+    if board_name is None:
+        board_name = project.config.board
+        if board_name is None:
+            raise UserError(f"{str(out)!r} was compiled for part {project.config.part}, not for a board: give "
+                            f"--board NAME (compile with --board NAME for its part)")
+    board = board_named(board_name)
     part = board.part if isinstance(board, Board) else board
     if project.config.part != part:
         raise UserError(f"{str(out)!r} was compiled for part {project.config.part}, and the {board_name} board has "

@@ -518,8 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="place and route a compiled folder for a board: a self-checking top with the "
                                      "model's test vectors and the board's pins, and its bitstream (OUT/build)")
     b.add_argument("out", help="output folder of 'finegrain compile --board NAME' (the rtl backend, --arch parallel)")
-    b.add_argument("--board", required=True, help="ulx3s or orangecrab (yosys, nextpnr, ecppack), or a Xilinx preset "
-                                                  "(Vivado out of context, when on PATH)")
+    b.add_argument("--board", help="ulx3s or orangecrab (yosys, nextpnr, ecppack), or a Xilinx preset (Vivado out "
+                                   "of context, when on PATH); default: the board the folder was compiled for")
     b.add_argument("--clock-ns", type=float, help="clock period place and route aims for (default: the compile's)")
     b.add_argument("--vectors", type=int, default=59,
                    help="random vectors in the board top's ROMs, besides the 5 extreme ones (default 59)")

@@ -77,7 +77,7 @@ def ulx3s(tmp_path_factory, pnr_cache):
     """The model compiled for the ULX3S and built for it (one place and route for the module)."""
     tmp = tmp_path_factory.mktemp("ulx3s")
     out = _compile(tmp, "out", "--board", "ulx3s")
-    assert main(["build", str(out), "--board", "ulx3s", "--require-timing"]) == 0
+    assert main(["build", str(out), "--require-timing"]) == 0  # the board it was compiled for
     return out
 
 
@@ -270,6 +270,8 @@ def test_bad_inputs_name_the_problem_and_leave_no_build_folder(tmp_path, capsys,
            r"model again with --board orangecrab")
     _fails(capsys, ["build", out, "--board", "ulx3s", "--vectors", "20000"], r"--vectors must be between 0 and 16379")
     _fails(capsys, ["build", out, "--board", "ulx3s", "--clock-ns", "0"], r"--clock-ns must be a clock period")
+    no_board = _compile(tmp_path, "no_board", "--part", "LFE5U-85F-6BG381C")
+    _fails(capsys, ["build", no_board], r"compiled for part LFE5U-85F-6BG381C, not for a board: give --board NAME")
     hls_only = tmp_path / "hls_only"
     assert main(["compile", str(tmp_path / "pocket.onnx"), "--plan", str(tmp_path / "plan.json"), "-o",
                  str(hls_only), "--backend", "hls", "--board", "ulx3s"]) == 0
@@ -283,7 +285,7 @@ def test_bad_inputs_name_the_problem_and_leave_no_build_folder(tmp_path, capsys,
 
     monkeypatch.setattr("compiler.verify.pnr.run_pnr", broken)
     _fails(capsys, ["build", out, "--board", "ulx3s"], r"nextpnr-ecp5 failed")
-    for folder in (out, hls_only, stream):
+    for folder in (out, hls_only, stream, no_board):
         assert not (folder / "build").exists()
         assert not list(folder.glob(".build*"))
         assert "build" not in json.loads((folder / "report.json").read_text())
