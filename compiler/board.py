@@ -300,7 +300,9 @@ def synth_cells(sources: list[Path], top: str) -> dict[str, int]:
             raise PnrError(f"yosys synth_ecp5 of {top} alone failed (exit {run.returncode}):\n{tail}")
         cells = _cells(json.loads((work / "stat.json").read_text()), top)
     entry.parent.mkdir(parents=True, exist_ok=True)
-    entry.write_text(json.dumps(cells))
+    tmp_entry = entry.with_suffix(f".{os.getpid()}.tmp")  # whole or absent, as run_pnr's entries
+    tmp_entry.write_text(json.dumps(cells))
+    os.replace(tmp_entry, entry)
     return cells
 
 

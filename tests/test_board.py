@@ -5,11 +5,13 @@ flow with a stand-in `vivado`; bad inputs."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,7 @@ from compiler import board as board_module
 from compiler.backends.rtl import rtl_sources
 from compiler.boards import ORANGECRAB, ULX3S, lpf_text
 from compiler.cli import main
+from compiler.progress import elapsed
 from compiler.project import load_project
 from compiler.verify.pnr import PnrError
 from compiler.verify.vectors import csim_vectors, emulated_rows
@@ -369,6 +372,18 @@ def test_xilinx_boards_write_the_vivado_script_and_run_it_when_vivado_is_on_path
     # the last good build stays, in report.json and OUT/build
     assert json.loads((out / "report.json").read_text())["build"]["wns_ns"] == -0.5
     assert "-0.500" in (out / "build" / "timing_summary.rpt").read_text() and not list(out.glob(".build*"))
+
+
+def test_progress_off_a_terminal_is_a_line_every_few_seconds():
+    stream = io.StringIO()
+    with elapsed("place and route", stream, every=0.05):
+        time.sleep(0.3)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) >= 3 and all(re.fullmatch(r"place and route: \d+ s", line) for line in lines)
+    quiet = io.StringIO()
+    with elapsed("place and route", quiet):  # without every: nothing, as before
+        time.sleep(0.1)
+    assert quiet.getvalue() == ""
 
 
 def test_vivado_reports_are_parsed_for_ultrascale_names_too():
