@@ -351,6 +351,17 @@ def _cmd_sim(args) -> int:
     return 0 if result.mismatches == 0 and result.timing_ok else 1
 
 
+def _cmd_build(args) -> int:
+    from .board import build_board
+
+    _check_seed(args.seed)
+    result = build_board(args.out, args.board, clock_ns=args.clock_ns, vectors=args.vectors, seed=args.seed)
+    for message in result.warnings:
+        _say("warning", message)
+    print("\n".join(result.lines))
+    return 1 if args.require_timing and not result.met else 0
+
+
 def _check_schedule(path: Path, graph) -> None:
     """OUT/rtl/schedule.json is whole and describes this IR's ports."""
     from .output_folder import read_json
@@ -503,6 +514,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a stream top (--arch stream): hold the outputs' ready low in 30%% of the cycles, at "
                         "random, in runs up to longer than the FIFOs absorb")
     m.set_defaults(func=_cmd_sim)
+
+    b = sub.add_parser("build", help="place and route a compiled folder for a board: a self-checking top with the "
+                                     "model's test vectors and the board's pins, and its bitstream (OUT/build)")
+    b.add_argument("out", help="output folder of 'finegrain compile --board NAME' (the rtl backend, --arch parallel)")
+    b.add_argument("--board", help="ulx3s or orangecrab (yosys, nextpnr, ecppack), or a Xilinx preset (Vivado out "
+                                   "of context, when on PATH); default: the board the folder was compiled for")
+    b.add_argument("--clock-ns", type=float, help="clock period place and route aims for (default: the compile's)")
+    b.add_argument("--vectors", type=int, default=59,
+                   help="random vectors in the board top's ROMs, besides the 5 extreme ones (default 59)")
+    b.add_argument("--seed", type=int, default=0, help="seed of the random vectors (as finegrain sim's)")
+    b.add_argument("--require-timing", action="store_true",
+                   help="exit 1 when place and route misses --clock-ns (default: a warning; the bitstream is "
+                        "written either way)")
+    b.set_defaults(func=_cmd_build)
 
     r = sub.add_parser("report", help="per-layer types, widths and resource estimate of a compiled output folder; "
                                       "writes OUT/report.html")

@@ -1,36 +1,45 @@
 """A progress line for steps that take more than a few seconds (g++ and Verilator builds,
-yosys): a tqdm bar counting elapsed seconds, on an interactive terminal only, so logs and
-tests stay clean."""
+yosys, place and route): a tqdm bar counting elapsed seconds on an interactive terminal; off
+a terminal nothing, so logs and tests stay clean, or with ``every`` a plain line that often."""
 
 from __future__ import annotations
 
 import sys
 import threading
+import time
 from contextlib import contextmanager
 
 
 @contextmanager
-def elapsed(description: str, stream=None):
+def elapsed(description: str, stream=None, every: float | None = None):
     """Show ``description`` and the seconds spent while the block runs (when ``stream``,
-    default stderr, is a terminal)."""
+    default stderr, is a terminal; otherwise, with ``every``, a line every ``every`` s)."""
     stream = stream or sys.stderr
-    if not stream.isatty():
+    if not stream.isatty() and every is None:
         yield
         return
-    from tqdm import tqdm
+    start = time.perf_counter()
+    if stream.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(desc=description, unit="s", bar_format="{desc}: {elapsed}", file=stream, leave=False, ncols=100)
+        tick, period, close = bar.refresh, 0.5, bar.close
+    else:
+        def tick():
+            print(f"{description}: {time.perf_counter() - start:.0f} s", file=stream, flush=True)
+        period, close = every, (lambda: None)
 
     done = threading.Event()
-    bar = tqdm(desc=description, unit="s", bar_format="{desc}: {elapsed}", file=stream, leave=False, ncols=100)
 
-    def tick():
-        while not done.wait(0.5):
-            bar.refresh()
+    def ticking():
+        while not done.wait(period):
+            tick()
 
-    thread = threading.Thread(target=tick, daemon=True)
+    thread = threading.Thread(target=ticking, daemon=True)
     thread.start()
     try:
         yield
     finally:
         done.set()
         thread.join()
-        bar.close()
+        close()

@@ -89,6 +89,7 @@ def render_report_html(report: dict, graph: Graph, part: str, clock_ns: float, b
             _summary(report, clock_ns, backends),
             _resources(report, svg),
             _synthesis(report, svg),
+            _board_build(report.get("build")),
             _latency(report, svg),
             _layers_table(report),
             _bit_widths(graph, svg),
@@ -265,6 +266,28 @@ def _synthesis(report: dict, svg: "_SvgFigures") -> str:
     if synth.get("layers") and est.get("layers"):  # matched by layer name
         parts.append(svg.add(_synth_layers_chart(est["layers"], synth["layers"])))
     return "\n".join(parts)
+
+
+def _board_build(build: dict | None) -> str:
+    """finegrain build's result: timing against the clock asked for, the part's use, the files."""
+    if not build:
+        return ""
+    met = "<span class=\"ok\">met</span>" if build.get("met") else "<span class=\"bad\">not met</span>"
+    where = "Vivado, out of context" if build.get("flow") == "vivado" else "yosys, nextpnr-ecp5, ecppack"
+    rows = [("board", f"{build.get('board')} ({build.get('part')}; {where})"),
+            ("timing", f"Fmax {_num(build.get('fmax_mhz'), 1)} MHz at {_num(build.get('clock_ns'), 2)} ns "
+                       f"({_num(build.get('clock_mhz'), 1)} MHz): "),
+            ("critical path", ", ".join(f"{k} {v:.2f} ns" for k, v in (build.get("path") or {}).items()) or "–")]
+    if build.get("bitstream"):
+        rows.append(("bitstream", f"{build['bitstream']} ({_num(build.get('bitstream_bytes'))} bytes), "
+                                  f"{_num(build.get('vectors'))} vectors checked on the board"))
+    lines = ["<h2 id=\"build\">Board build</h2>", "<table>"]
+    lines += [f"<tr><th class=\"name\">{_e(k)}</th><td class=\"name\">{_e(v)}{met if k == 'timing' else ''}</td></tr>"
+              for k, v in rows]
+    lines += ["</table>", "<table>", "<tr><th class=\"name\">resource</th><th>used</th><th>of</th><th>%</th></tr>"]
+    lines += [f"<tr><td class=\"name\">{_e(k)}</td><td>{_num(u.get('used'))}</td><td>{_num(u.get('available'))}</td>"
+              f"<td>{_num(u.get('percent'), 2)}</td></tr>" for k, u in (build.get("utilisation") or {}).items()]
+    return "\n".join(lines + ["</table>"])
 
 
 def _is_stream(layers: list[dict]) -> bool:
