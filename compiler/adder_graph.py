@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -484,7 +485,7 @@ def build(structure: Structure, ranges: list[tuple[int, int]],
 # ternary: three-term adders where the fabric adds three terms at the cost of two
 
 
-def ternary(graph: AdderGraph) -> AdderGraph:
+def ternary(graph: AdderGraph, keep: Callable[[int, int], bool] | None = None) -> AdderGraph:
     """``graph`` with two-term adders folded into their only consumer where that consumer then
     adds three terms: ``t = x ± y`` read once, by ``u = t ± z``, becomes ``u = x ± y ± z`` (a
     constant counts as a term; at most two of the three negated).  On 6-input-LUT fabric a
@@ -495,7 +496,8 @@ def ternary(graph: AdderGraph) -> AdderGraph:
     keeps of it (build's widths), so ``u`` modulo its width is unchanged.  Every node keeps its
     level too, so the pipeline is the two-term graph's: a three-term adder's path (a LUT, the
     next bit's LUT, the carry chain) is shorter than the two chained adders' it replaces
-    (a LUT and a carry chain, twice)."""
+    (a LUT and a carry chain, twice).  ``keep(consumer, folded)``, when given, says which folds
+    may be taken (the RTL backend's timing: those that make no path longer)."""
     n_in, nodes = graph.n_inputs, graph.nodes
     uses = [0] * len(nodes)
     for node in nodes[n_in:]:
@@ -515,6 +517,8 @@ def ternary(graph: AdderGraph) -> AdderGraph:
                 continue
             negs = [neg for s, _, neg in u.operands if s != src] + [neg != negative for _, _, neg in t.operands]
             if sum(negs) > 2:  # two negations at most (the carry-in and the first carry-save bit)
+                continue
+            if keep is not None and not keep(k, src):
                 continue
             edges.append((t.width, k, src, shift, negative))
     folded: dict[int, tuple[int, int, bool]] = {}  # consumer -> the folded node, its shift and sign

@@ -213,6 +213,7 @@ def board_context(project, board: Board, model: str, schedule: dict, vectors: in
         "top": f"{model}_board", "model": model, "version": __version__, "board": board, "seed": seed,
         "source": project.source(), "vectors": count, "random_vectors": vectors,
         "latency": schedule["latency_cycles"], "index_width": max(1, (count - 1).bit_length()),
+        "predicted": schedule.get("timing"),
         "in_ports": in_ports, "out_ports": out_ports, "in_width": in_width, "out_width": out_width,
         "input_words": _rom_words(rows_in, schedule["inputs"], in_width),
         "expected_words": _rom_words(rows_out, schedule["outputs"], out_width),
@@ -337,6 +338,8 @@ def _ecp5_entry(out: Path, board: Board, part, pnr, model_cells: dict, context: 
         "model_cells": {k: model_cells.get(k, 0) for k in KEPT_CELLS}, "overhead": overhead,
         "model_kept": model_kept(overhead),
         "vectors": context["vectors"], "latency_cycles": context["latency"],
+        # the delay model's critical path of the model (compile's schedule.json), beside nextpnr's
+        **({"predicted_critical_ns": context["predicted"]["critical_ns"]} if context.get("predicted") else {}),
         "bitstream": str(final), "bitstream_bytes": bit.stat().st_size,
         "lpf": str(out / "build" / f"{board.name}.lpf"), "board_top": str(out / "build" / f"{context['top']}.sv"),
         "seconds": pnr.seconds, "cached": pnr.cached, "versions": pnr.versions,
@@ -349,7 +352,8 @@ def _ecp5_summary(out: Path, e: dict) -> list[str]:
     return [
         f"build {out} for {e['board']} ({e['part']}): Fmax {e['fmax_mhz']:.1f} MHz, {verdict} at {e['clock_ns']:g} ns "
         f"({e['clock_mhz']:g} MHz); critical path {e['critical_path_ns']:.2f} ns "
-        + "(" + ", ".join(f"{k} {v:.2f}" for k, v in e["path"].items()) + ")",
+        + "(" + ", ".join(f"{k} {v:.2f}" for k, v in e["path"].items()) + ")"
+        + (f"; the model's, predicted: {e['predicted_critical_ns']:.2f} ns" if "predicted_critical_ns" in e else ""),
         "  " + ", ".join(f"{k} {v['used']:,} ({v['percent']:g}%)" for k, v in u.items()),
         f"  model {e['model_cells'].get('LUT4', 0):,} LUT4 / {e['model_cells'].get('CCU2C', 0):,} CCU2C / "
         f"{e['model_cells'].get('TRELLIS_FF', 0):,} FF of it, the board top's ROMs, counters and compare the rest"

@@ -32,6 +32,11 @@ def format_report(report: dict) -> str:
             timing = f"latency {sim['latency_cycles']} cycles, II {sim['ii_cycles']}"
         lines.append(f"sim (Verilator): {sim['vectors']} vectors, {verdict}; {timing}; build {sim['build_seconds']} s, "
                      f"run {sim['run_seconds']} s")
+    build = report.get("build")
+    if build and build.get("flow") == "ecp5":
+        lines.append(f"build ({build['board']}, nextpnr-ecp5): Fmax {build['fmax_mhz']:.1f} MHz, "
+                     f"{'met' if build['met'] else 'NOT met'} at {build['clock_ns']:g} ns; "
+                     f"bitstream {build['bitstream']} ({build['bitstream_bytes']:,} bytes)")
     for w in report.get("warnings", []):
         lines.append(f"warning: {w}")
     return "\n".join(lines)

@@ -34,20 +34,24 @@ the default of a compiled project, a two-term adder read once folded into its re
 per-output structure below: products by the constant multiplication rule, each output an
 ``fg_adder_tree``.
 
-Pipelining rule (the schedule, also written to ``OUT/rtl/schedule.json``).  Products are
-combinational; with ``--no-adder-graph`` each output element's sum (DENSE, CONV, AVGPOOL: window sum times the
-reciprocal is the sum of the products) is an ``fg_adder_tree``, and each MAXPOOL output an
-``fg_reduce_tree`` max, with a register after every ``levels_per_stage`` tree levels
-(``levels_per_stage = max(1, floor(clock_ns / 1.25))`` by default: one level of a few-bit to
-~20-bit adder is about 1.25 ns with routing on a 7-series/UltraScale part).  Elements with
-shallower trees are delayed (``fg_pipe``) to the deepest tree of their layer.  SOFTMAX (over
-a vector) is a max tree then a sum tree, each by the same rule.  Epilogue stages (relu,
-clip, requantize, sigmoid table, ...) are combinational, and every layer (fused node) ends
-in one register.  Layers that only move values (reshape, transpose, concat) are wires and
-take no cycle.  So a layer's latency is ``T + 1`` with ``T = ceil(clog2(N) / levels_per_stage)``
-for its widest tree of N inputs (``T = 0`` without a tree); a tensor's ready cycle is its
-layer's start (the latest ready cycle of its inputs; earlier inputs are delayed) plus that
-latency, and the model's latency is the latest output's ready cycle.
+Pipelining by timing (the schedule, also written to ``OUT/rtl/schedule.json``).  The part's
+family has a delay model (compiler/timing.py: ECP5 fitted on nextpnr runs, Xilinx from cell
+delays and stated assumptions), and registers go where a stage would otherwise exceed
+``--clock-ns``: an adder graph's nodes each get a cycle and an arrival time (adders.py), then
+the fewest register bits at that latency (retime.py, HiGHS); the layer's requantize and
+activation follow its sums in their last cycle when they fit, else after a register, and a
+requantize too slow for one stage is split into its rounding and its saturation.  The
+fixed-depth trees (``--no-adder-graph``'s ``fg_adder_tree`` per output, the MAXPOOL and SOFTMAX
+``fg_reduce_tree`` max and sum trees, the folded and stream cores) take as many levels per stage
+as the model fits in a clock (``RTLOptions.levels``), registered at their end; elements with
+shallower trees are delayed (``fg_pipe``) to the deepest tree of their layer.  Every layer (fused
+node) ends in one register.  Layers that only move values (reshape, transpose, concat) are wires
+and take no cycle.  A tensor's ready cycle is its layer's start (the latest ready cycle of its
+inputs; earlier inputs are delayed) plus the layer's latency, and the model's latency is the
+latest output's ready cycle.  schedule.json records each layer's latency and predicted
+critical path, and ``timing``: the family, its model's source, the worst stage's path and layer,
+and whether it meets the clock.  ``levels_per_stage`` given (BuildConfig
+``rtl_levels_per_stage``) keeps the fixed rule instead: that many adder levels per stage.
 """
 
 from __future__ import annotations

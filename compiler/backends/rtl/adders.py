@@ -136,6 +136,73 @@ class GraphSums:
             out.append(cache[key])
         return out
 
+    def fold(self, instances) -> list:
+        """The instances with their graphs' two-term adders folded into three-term ones
+        (adder_graph.ternary).  A three-term adder is slower than a two-term one, so by timing
+        the layer keeps the most folds that take it no more cycles than none: every fold; else
+        the folds whose reader still meets its required time (the latest arrival that lets every
+        path through it in its cycle, and the layer's requantize after the outputs, fit the
+        clock); else only those that make no adder later.  A fold is never taken across a
+        register (it would compute the folded sum again after it, from more bits)."""
+        if self.delay is None:
+            return self._folded(instances, [None] * len(instances), "all")
+        schedules = self.schedules(instances)
+        least = self.read_cycle(instances)[0]
+        # folds on one path share its slack: the slack rule with less and less of it, then strict
+        for rule in ("all", 0.0, 0.5, 1.0, 2.0, "strict"):
+            folded = self._folded(instances, schedules, rule)
+            if self.read_cycle(folded)[0] <= least:
+                return folded
+        return instances
+
+    def _folded(self, instances, schedules, rule: str | float) -> list:
+        folds: dict[int, AdderGraph] = {}
+        for inst, sched in zip(instances, schedules):
+            if id(inst.graph) not in folds:
+                folds[id(inst.graph)] = ternary(inst.graph, None if rule == "all" else
+                                                self._fold_rule(inst.graph, sched, rule))
+        return [dataclasses.replace(inst, graph=folds[id(inst.graph)]) for inst in instances]
+
+    def _fold_rule(self, graph: AdderGraph, sched: list[tuple[int, float]], rule: str | float):
+        """keep(reader, folded) for ternary: the fold in one cycle, the reader's new arrival
+        within its required time less ``rule`` adder levels (a number) or no later than before
+        ("strict")."""
+        delay, clock, nodes = self.delay, self.b.options.clock_ns, graph.nodes
+        required = [clock - delay.overhead - delay.carry_bit * node.width for node in nodes]
+        outputs = {o[0] for o in graph.outputs if o is not None}
+        read_at = max((sched[o][0] for o in outputs), default=0)
+        for k in range(len(nodes) - 1, graph.n_inputs - 1, -1):
+            node = nodes[k]
+            if k in outputs and sched[k][0] == read_at:
+                ripple = delay.carry_bit * max(node.width, self.tail_width)
+                required[k] = min(required[k], clock - delay.overhead - ripple - self.tail)
+            for src, _, _ in node.operands:  # wiring and adders pass their required time to their operands
+                if sched[src][0] == sched[k][0]:
+                    required[src] = min(required[src], required[k] - (delay.adder(node.terms) if node.is_adder else 0))
+
+        def keep(k: int, src: int) -> bool:
+            cycle = sched[k][0]
+            if sched[src][0] != cycle:
+                return False
+            ops = [s for s, _, _ in nodes[k].operands if s != src] + [s for s, _, _ in nodes[src].operands]
+            start = max((sched[s][1] for s in ops if sched[s][0] == cycle), default=0.0)
+            limit = sched[k][1] if rule == "strict" else required[k] - rule * delay.adder()
+            return start + delay.adder(3) <= limit + 1e-9
+        return keep
+
+    def read_cycle(self, instances) -> tuple[int, float, list]:
+        """By timing: the cycle the sums are read in (their latest, or the next when the layer's
+        requantize and activation do not fit after them), their latest arrival in it, and the
+        instances' as-soon-as-possible schedules."""
+        schedules = self.schedules(instances)
+        ends = [sched[o[0]] for inst, sched in zip(instances, schedules) for o in inst.graph.outputs
+                if o is not None and inst.graph.nodes[o[0]].operands]
+        latency = max((c for c, _ in ends), default=0)
+        arrival = max((t for c, t in ends if c == latency), default=0.0)
+        if not self.delay.fits(arrival + self.tail, self.tail_width, self.b.options.clock_ns):
+            latency, arrival = latency + 1, 0.0  # the requantize and activation get a cycle of their own
+        return latency, arrival, schedules
+
     def fewer_registers(self, instances, schedules, read_at: int, arrival: float):
         """Each instance's schedule with the fewest register bits at the same latency
         (retime.min_register_cycles), its arrivals recomputed; and the outputs' latest arrival
@@ -167,22 +234,15 @@ class GraphSums:
             raise RTLBackendError(str(err)) from None
         self.m.product_uses += sum(inst.terms for inst in instances)
         if self.b.options.ternary_chain:  # three-term adders (rtl/fg_add3.sv): one fold per graph
-            folds: dict[int, AdderGraph] = {}
-            instances = [dataclasses.replace(inst, graph=folds.setdefault(id(inst.graph), ternary(inst.graph)))
-                         for inst in instances]
-        schedules = self.schedules(instances)
-        ends = [sched[o[0]] for inst, sched in zip(instances, schedules) for o in inst.graph.outputs
-                if o is not None and inst.graph.nodes[o[0]].operands]
+            instances = self.fold(instances)
         if self.delay is None:  # the sums are registered after their last level
+            schedules = self.schedules(instances)
             latency = max((c + (inst.graph.nodes[o[0]].level > self.p) for inst, sched in zip(instances, schedules)
                            for o in inst.graph.outputs if o is not None
                            for c in [sched[o[0]][0]]), default=0)
             arrival = 0.0
         else:
-            latency = max((c for c, _ in ends), default=0)
-            arrival = max((t for c, t in ends if c == latency), default=0.0)
-            if not self.delay.fits(arrival + self.tail, self.tail_width, self.b.options.clock_ns):
-                latency, arrival = latency + 1, 0.0  # the requantize and activation get a cycle of their own
+            latency, arrival, schedules = self.read_cycle(instances)
             schedules, arrival = self.fewer_registers(instances, schedules, latency, arrival)
             self.b.sums_critical = max([self.b.sums_critical] + [
                 self.delay.overhead + t + self.delay.carry_bit * node.width
