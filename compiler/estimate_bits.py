@@ -122,7 +122,9 @@ class _Netlist:
     only rearranges bits.  The adder and register rules read it: which bits of an operand
     are constants or copies, and which register bits are read and by what."""
 
-    def __init__(self, items: list[dict]):
+    def __init__(self, items: list[dict], srl_min_depth: int | None = SRL_MIN_DEPTH):
+        # flops in a chain at least this long are shift-register LUTs (None: the fabric has none)
+        self.srl_min_depth = srl_min_depth
         self.items: dict[str, dict] = {}
         for item in items:
             if item["kind"] == "instance":
@@ -135,6 +137,7 @@ class _Netlist:
                 self.items[item["name"]] = item
         self.memo: dict[str, tuple | None] = {}
         self.sums: dict[str, tuple[int, tuple, set] | None] = {}  # adder -> (LUTs, its bits, bits it adds)
+        self.chains: dict[str, list[int]] = {}  # adder -> the bits of each of its carry chains
         self.inverted: set = set()  # bits inverted by some adder (one INV serves every reader)
         self.readers: dict[tuple, set[str]] = defaultdict(set)  # a logic bit -> the items that read it
         self.register_cost: dict[str, Resources] = {}  # filled by register_costs (see _netlist)
@@ -276,15 +279,20 @@ class _Netlist:
                 ops = [(negative, _fit(bits, width)) for negative, bits in terms]
                 acc = (0,) * width if ops[0][0] else ops[0][1]
                 rest = ops if ops[0][0] else ops[1:]
-                luts, reads = 0, set()
+                luts, reads, chains = 0, set(), []
                 for k, (negative, bits) in enumerate(rest):
-                    n, acc = self._add(acc, bits, negative, name if k == len(rest) - 1 else f"{name}#{k}", reads)
+                    n, acc, chain = self._add(acc, bits, negative, name if k == len(rest) - 1 else f"{name}#{k}",
+                                              reads)
                     luts += n
+                    chains.append(chain)
                 self.sums[name] = (luts, acc, reads)
+                self.chains[name] = chains
         return self.sums[name]
 
-    def _add(self, a: tuple, b: tuple, sub: bool, tag: str, reads: set) -> tuple[int, tuple]:
-        """One carry-chain adder ``a ± b`` bit by bit: its LUTs and its sum's bits.  Below the
+    def _add(self, a: tuple, b: tuple, sub: bool, tag: str, reads: set) -> tuple[int, tuple, int]:
+        """One carry-chain adder ``a ± b`` bit by bit: its LUTs, its sum's bits and the length of
+        its carry chain (the bits from the first one added up to the sum's top: a sum's carry
+        out, a difference's full width, whose bits above the operands are its sign).  Below the
         first bit both operands drive (for ``-``: below b's lowest non-zero bit) the sum copies
         an operand (yosys cuts those bits off the adder).  Above it each bit's carry-chain
         input is a ^ b (b inverted to subtract): a LUT2 when both are logic, an inverter when
@@ -295,11 +303,14 @@ class _Netlist:
         readers, through it)."""
         luts, out, low, seen = 0, [], True, self.inverted
         top = max(_top(a), _top(b))
+        first = len(a)
         for i, x in enumerate(a):
             y = b[i]
             if low and (y == 0 or (not sub and x == 0)):
                 out.append(x if y == 0 else y)
                 continue
+            if low:
+                first = i
             low = False
             # above both operands a sum is 0 (yosys wreduce), a difference its sign (one bit)
             out.append((tag, i) if i <= top else 0 if not sub else out[top])
@@ -319,14 +330,15 @@ class _Netlist:
             if key not in seen:
                 seen.add(key)
                 luts += 1
-        return luts, tuple(out)
+        chain = len(a) - first if sub else max(min(top, len(a) - 1) - first + 1, 0)
+        return luts, tuple(out), chain
 
     def register_costs(self, registers: list[dict]) -> dict[str, Resources]:
         """Each register's FFs and SRL LUTs.  A bit costs a flip-flop when something reads it
         and its source is not a constant (synthesis removes the others).  A chain of 3 or more
         flops in which every flop but the last feeds only the next becomes shift-register LUTs
         (yosys ``xilinx_srl -minlen 3``; one SRL per bit per 32 stages), costed at the chain's
-        last register."""
+        last register; on a fabric without them (``srl_min_depth`` None) every bit is a flop."""
         costs = {r["name"]: Resources(ff=r["width"]) for r in registers if not self._plain(r)}
         registers = [r for r in registers if self._plain(r)]
         costs.update({r["name"]: Resources() for r in registers})
@@ -356,7 +368,7 @@ class _Netlist:
                     bit = prev[bit[1]] if bit[1] < len(prev) else 0
                     if not isinstance(bit, tuple):
                         break
-                if depth >= SRL_MIN_DEPTH:
+                if self.srl_min_depth is not None and depth >= self.srl_min_depth:
                     costs[r["name"]].lut += math.ceil(depth / SRL_DEPTH)
                 else:
                     costs[r["name"]].ff += depth
