@@ -91,6 +91,11 @@ class _Costs:
         rule's carry cells and the netlist's LUTs (_item_cost)."""
         return None
 
+    def placed(self, total: Resources) -> dict:
+        """What place and route uses beyond synthesis's cells (ECP5: the carry chains' ends);
+        nothing on Xilinx parts, whose estimate is Vivado's utilisation."""
+        return {}
+
     def adder(self, width: int, copies: int = 0, chain: int | None = None) -> Resources:
         """``width`` significant bits above ``copies``; the carry chain runs on up to the
         declared width ``chain`` (sign copies included: synthesis keeps the chain)."""
@@ -108,6 +113,13 @@ class _Costs:
             grow = 0 if signed else 1  # the DSP's ports are signed
             return Resources(dsp=math.ceil((a + grow) / self.dsp_a) * math.ceil((b + grow) / self.dsp_b))
         return Resources(lut=a * b)  # small LUT multiplier: about a partial-product bit per LUT
+
+    def products(self, notes: list, item: dict, net: _Netlist | None) -> Resources:
+        """The ``*`` of an item, by its cost notes ((a, b[, y[, signed]]) each)."""
+        r = Resources()
+        for a, b, *y in notes:
+            r += self.mul(a, b, *y)
+        return r
 
     # library modules, by their parameters ------------------------------------------------
     def rom(self, addr_w: int, data_w: int, registered: bool) -> Resources:
@@ -282,7 +294,7 @@ def estimate_context(context: dict, part: str) -> dict:
     result = {"top": context["model"], "part": part, "family": family, "clock_ns": context["clock_ns"],
               "architecture": "rtl: fully parallel, II 1", "lut_kind": costs.lut_kind, **total.rounded(),
               "latency_cycles": context["latency"], "ii_cycles": 1,
-              "percent": _percent(total, part), "layers": layers,
+              **costs.placed(total), "percent": _percent(total, part, costs), "layers": layers,
               "seconds": round(time.perf_counter() - start, 4)}
     return result
 
@@ -342,8 +354,7 @@ def _item_cost(costs: _Costs, item: dict, registered: set[str] = frozenset(), ne
             r += costs.adder(width, copies, chain=item["width"])
         luts = net.adder_luts(item) if net is not None and "adders" in cost else None
         r.lut = r.lut * SHIFT_ADD_LUT_FACTOR if luts is None else luts
-    for a, b, *y in cost.get("muls", ()):
-        r += costs.mul(a, b, *y)
+    r += costs.products(cost.get("muls", ()), item, net)
     for width in cost.get("muxes", ()):
         r.lut += width
     if "rom" in cost:  # a look-up table function's read
@@ -352,10 +363,12 @@ def _item_cost(costs: _Costs, item: dict, registered: set[str] = frozenset(), ne
 
 
 # the bit-level view of the wiring --------------------------------------------------------
-def _percent(total: Resources, part: str) -> dict:
+def _percent(total: Resources, part: str, costs: _Costs) -> dict:
+    """The totals as % of the part; LUTs as placed (costs.placed: ECP5's chain ends included)."""
     p = PARTS.get(part)
     if p is None:
         return {}
-    return {"lut": round(100 * total.lut / p.lut, 3), "ff": round(100 * total.ff / p.ff, 3),
+    lut = costs.placed(total).get("placed_lut", total.lut)
+    return {"lut": round(100 * lut / p.lut, 3), "ff": round(100 * total.ff / p.ff, 3),
             "dsp": round(100 * total.dsp / p.dsp, 3), "bram": round(100 * total.bram / p.bram36, 3)}
 

@@ -22,6 +22,7 @@ class Resources:
     dsp: int = 0
     bram: float = 0.0
     carry: float = 0.0
+    chains: float = 0.0  # carry chains (ECP5: nextpnr places two more CCU2Cs at each; not in rounded())
 
     def __iadd__(self, other: Resources) -> Resources:
         self.lut += other.lut
@@ -29,6 +30,7 @@ class Resources:
         self.dsp += other.dsp
         self.bram += other.bram
         self.carry += other.carry
+        self.chains += other.chains
         return self
 
     def rounded(self) -> dict:

@@ -30,16 +30,43 @@ docstrings):
 from __future__ import annotations
 
 import math
+import re
 
 from .estimate import Resources, _Costs
+from .estimate_bits import _Netlist, _top
 
 CCU2C_BITS = 2
+# nextpnr-ecp5 places each carry chain with a CCU2C more at either end (the carry in from a
+# constant, the carry out into the fabric): 4 TRELLIS_COMB per chain beyond yosys's cells.
+# Registered adders placed out of context: 1, 2, 4 chains of 17 bits 24, 46, 90 TRELLIS_COMB
+# for 18, 36, 72 in the CCU2Cs; 4 chains of 8 bits 50 for 32.
+CHAIN_END_SITES = 4
 DP16KD_SHAPES = {1: 16384, 2: 8192, 4: 4096, 9: 2048, 18: 1024, 36: 512}  # width: depth (36: pseudo dual port)
 # fg_requantize's output select when it could be the output flip-flops' synchronous set/reset
 # (one target, registered): yosys takes it into the flip-flops for some widths and not for
 # others (kept 8 and 10 bits: into the set; 9 and 11: a LUT4 per output bit), so half the
 # output bits on average
 REQUANTIZE_SELECT_SHARE = 0.5
+# a max tree's select, LUT4s per bit per pair: ABC's result varies most here: a 2-input max
+# alone is W + 2 LUT4 at 5, 10, 12 and 16 bits but 6 to 8 per bit at 6..9 bits signed (it
+# rebuilds the compare in LUT7s of PFUMX / L6MUX21), and the maxpool of tests/test_rtl.py's
+# pools model (40 pairs of 8 bits, overlapping windows) 987 LUT4 with its average pool: about 3
+MAX_SELECT_LUTS = 3
+CLIP_SELECT_LUTS = 1.5  # fg_clip's select per output bit: 11, 22, 26 LUT4 at 8, 12, 16 bits
+# an item that is one product of two operands (wires or literals, maybe as $signed(...))
+_OPERAND = r"\s*(?:\$signed\(\s*)?([A-Za-z_]\w*|\d+'h[0-9a-fA-F_]+)\s*\)?\s*"
+_PRODUCT = re.compile(_OPERAND + r"\*" + _OPERAND)
+
+
+def _operand(bits: tuple) -> tuple[int, bool]:
+    """(width, unsigned) of a product operand from its bits: zero-extended, its bits up to the
+    highest that is not 0, unsigned; else its bits without the repeated sign copies, signed."""
+    if bits and bits[-1] == 0:
+        return _top(bits), True
+    k = len(bits)
+    while k > 1 and bits[k - 1] == bits[k - 2]:
+        k -= 1
+    return k, False
 
 
 class Ecp5Costs(_Costs):
@@ -54,10 +81,14 @@ class Ecp5Costs(_Costs):
         self.family = family
         self.dsp_a, self.dsp_b = 18, 18
 
+    def placed(self, total: Resources) -> dict:
+        """nextpnr's TRELLIS_COMB: the LUT4 sites of the cells and the ends of every chain."""
+        return {"placed_lut": round(total.lut + CHAIN_END_SITES * total.chains)}
+
     def chain(self, bits: int) -> Resources:
         """A carry chain of ``bits`` bits: CCU2Cs, each two LUT4 sites."""
         cells = math.ceil(max(bits, 0) / CCU2C_BITS)
-        return Resources(lut=2 * cells, carry=cells)
+        return Resources(lut=2 * cells, carry=cells, chains=1 if cells else 0)
 
     def adder(self, width: int, copies: int = 0, chain: int | None = None) -> Resources:
         """The chain runs from above the ``copies`` low bits up to ``chain`` (the declared width:
@@ -74,7 +105,25 @@ class Ecp5Costs(_Costs):
             r += self.chain(bits)
         return r
 
+    def products(self, notes: list, item: dict, net: _Netlist | None) -> Resources:
+        """A product ``x * y`` by its operands' bits when the netlist knows them: MULT18X18D
+        multiplies 18-bit operands signed or unsigned (SIGNEDA/SIGNEDB), and yosys wreduce strips
+        a zero-extended operand's constant top bits, so an 18-bit unsigned operand (a cost note
+        counts it 19 signed bits) fits one: the softmax's 18 x 18-bit unsigned e * r is one
+        MULT18X18D in yosys, not four.  An unsigned operand beside a signed one counts a bit more."""
+        m = _PRODUCT.fullmatch(item.get("expr", "")) if net is not None and len(notes) == 1 else None
+        terms = [net.terms(x) for x in m.groups()] if m else []
+        if len(terms) == 2 and all(t and len(t) == 1 and not t[0][0] for t in terms):
+            (a, ua), (b, ub) = (_operand(t[0][1]) for t in terms)
+            if ua and ub:
+                return self.mul(a, b, signed=False)
+            return self.mul(a + ua, b + ub)
+        return super().products(notes, item, net)
+
     def mul(self, a: int, b: int, y: int | None = None, signed: bool = True) -> Resources:
+        """``a`` x ``b`` bits (signed widths, or unsigned ones with ``signed`` False: the ports
+        take 18 bits either way); MULT18X18D from 2 x 2 bits (mul2dsp's minimum widths in
+        synth_ecp5, no minimum product width), else a LUT multiplier."""
         a, b = max(a, b), min(a, b)
         if a >= 2 and b >= 2:
             return Resources(dsp=math.ceil(a / self.dsp_a) * math.ceil(b / self.dsp_b))
@@ -95,46 +144,53 @@ class Ecp5Costs(_Costs):
         p = {q["name"]: q["value"] for q in item["params"]}
         module = item["module"]
         if module == "fg_clip":
-            # two compares (with the bounds) on chains over the compare width, a select per output bit
-            cw = max(p["W"], p["OUT_W"]) + 2
-            r = self.chain(cw)
-            r += self.chain(cw)
-            r.lut += 2 * p["OUT_W"]
+            # two compares with the bounds, chains over the input and its sign bit, and over the
+            # input (yosys: 9, 13, 17 CCU2C at 8, 12, 16 bits), a select of about 1.5 LUT4 per
+            # output bit (11, 22, 26)
+            r = self.chain(p["W"] + 1)
+            r += self.chain(p["W"])
+            r.lut += CLIP_SELECT_LUTS * p["OUT_W"]
             return r
         return super().instance(item, registered, relu)
 
     def tree(self, p: dict, zeros, widths, constants: int, op_max: bool) -> Resources:
         if not op_max:
             return super().tree(p, zeros, widths, constants, op_max)
-        # a max tree: per pair a compare chain (the difference's sign) and a LUT4 select per bit
+        # a max tree: per pair a compare chain (signed: over the W bits, unsigned: W - 1; yosys
+        # 3, 4, 5, 6 CCU2C at 5..6, 7..8, 9..10, 12 bits signed) and the select
         n, w, lps = p["N"], p["W"], p["LEVELS_PER_STAGE"]
         levels = max(n - 1, 0).bit_length()
         r, count = Resources(), n
         for level in range(1, levels + 1):
             pairs, count = count // 2, (count + 1) // 2
             for _ in range(pairs):
-                r += self.chain(w + 1)
-                r.lut += w
+                r += self.chain(w if p.get("SIGNED", 1) else w - 1)
+                r.lut += MAX_SELECT_LUTS * w
             if lps > 0 and (level % lps == 0 or level == levels):
                 r.ff += count * w
         return r
 
     def requantize(self, p: dict, registered: bool, relu: bool = False) -> Resources:
-        """fg_requantize on ECP5 (synth_ecp5 of the block between registers): the rounding
-        increment is a chain over the kept bits and its carry (trimmed to the output when nothing
-        saturates: 16 -> 8 bits RND WRAP is 4 CCU2C), with LUT4s for the increment's condition
-        (one, and one per 3 more dropped bits for the modes that read them all); each saturation
-        direction a compare chain over the kept bits and the carry (an unsigned input has no
-        under-check; a signed one into an unsigned output checks its sign bit); a ReLU before
-        a chain a LUT4 per bit the chains read; the select a LUT4 per output bit (two targets:
-        and two more), about half of them when the output is registered and the select has one
-        target (REQUANTIZE_SELECT_SHARE).  Measured: 16 (10 frac.) -> 8 (4) unsigned RND_CONV
-        SAT behind a ReLU, registered: 11 CCU2C (rule 12), 14 LUT4 (rule 17); signed RND_CONV
-        SAT 18 CCU2C (18), 12 LUT4 (13); signed TRN SAT 10 CCU2C (10), 10 LUT4 (10)."""
+        """fg_requantize on ECP5, from synth_ecp5 of the block between registers (72 blocks,
+        6 formats x TRN, RND, RND_CONV, CEIL x WRAP, SAT, SAT_SYM: 682 CCU2C, rule 688; 646
+        LUT4, rule 591; ten of the examples' formats behind a ReLU, unsigned RND_CONV SAT with 3
+        to 11 kept bits: 79 CCU2C, rule 85; 169 LUT4, rule 132; in the examples themselves the
+        LUT4s outside chains, mostly these, come out 2% above yosys): the rounding increment is a chain over the kept bits and its carry (trimmed to
+        the output when nothing saturates: 16 -> 8 bits RND WRAP is 4 CCU2C); its condition a
+        LUT4 tree over the bits it reads (RND: the half bit is the carry in, none; CEIL and
+        RND_MIN_INF: the dropped bits; the others also the sign or the kept lowest bit).  Each
+        saturation direction is a compare chain over the kept bits and the carry (an unsigned
+        input has no under-check; a signed one into an unsigned output checks its sign bit);
+        the select a LUT4 per output bit (two targets: two more; SAT_SYM's lower bound half a
+        LUT4 per bit more).  A ReLU before the chains takes a LUT4 per bit they read, and shares
+        LUT4s with a registered one-target select: yosys folds the select into the flip-flops'
+        synchronous set at some widths and not at others (kept 8 and 10 bits: 12 and 14 LUT4
+        in all; 9 and 11: 20 and 22), REQUANTIZE_SELECT_SHARE of the output bits on average."""
         in_w, in_f, out_w, out_f = p["IN_W"], p["IN_F"], p["OUT_W"], p["OUT_F"]
         dropped = max(in_f - out_f, 0)
         kept = in_w - dropped + max(out_f - in_f, 0)
-        rounds = dropped > 0 and p["ROUNDING"] != 0
+        mode = p["ROUNDING"]
+        rounds = dropped > 0 and mode != 0
         high = kept + rounds - out_w
         over = high > 0 or (not p["IN_SIGNED"] and not p["OUT_SIGNED"] and kept > out_w)
         under = p["IN_SIGNED"] and (high > 0 or not p["OUT_SIGNED"])
@@ -142,16 +198,20 @@ class Ecp5Costs(_Costs):
         r = Resources()
         if rounds:
             r += self.chain(kept + 1 if saturates else min(kept + 1, out_w))
-            r.lut += 1 + (math.ceil((dropped - 1) / 3) if p["ROUNDING"] != 2 else 0)
+            # TRN_ZERO, RND_ZERO, RND_INF read the sign, RND_CONV the kept lowest bit
+            inputs = 1 if mode == 2 else dropped + (mode in (1, 3, 5, 6))
+            r.lut += math.ceil((inputs - 1) / 3)
         if saturates:
             compares = int(bool(over)) + int(bool(under and p["OUT_SIGNED"]))
             for _ in range(compares):
                 r += self.chain(kept + rounds)
             two_targets = p["OVERFLOW"] != 2 and over and under
-            if registered and not two_targets:
+            if relu and registered and not two_targets:
                 r.lut += REQUANTIZE_SELECT_SHARE * out_w
             else:
                 r.lut += out_w + (2 if two_targets else 0)
+            if p["OVERFLOW"] == 3 and under and p["OUT_SIGNED"]:
+                r.lut += math.ceil(out_w / 2)
         if relu and (rounds or saturates):
             r.lut += kept
         return r

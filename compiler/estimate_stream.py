@@ -214,7 +214,7 @@ def estimate_stream(context: dict, part: str) -> dict:
             "architecture": f"rtl: stream, {len(engines)} engines, {folding}, II {context['ii']}",
             "lut_kind": costs.lut_kind,
             **total.rounded(), "latency_cycles": context["latency"], "ii_cycles": context["ii"],
-            "percent": _percent(total, part), "layers": engines,
+            **costs.placed(total), "percent": _percent(total, part, costs), "layers": engines,
             "seconds": round(time.perf_counter() - start, 4)}
 
 
