@@ -327,6 +327,7 @@ def _netlist(context: dict, costs: _Costs) -> _Netlist:
     for port in context.get("outputs", ()):
         for _, bits in net.terms(port.get("expr") or port["name"]) or ():
             net.read_by(bits, "output port")
+    net.settle(items)
     net.register_cost = net.register_costs([i for i in items if i["kind"] == "register"])
     return net
 

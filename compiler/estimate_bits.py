@@ -139,7 +139,9 @@ class _Netlist:
                 self.items[item["name"]] = item
         self.memo: dict[str, tuple | None] = {}
         self.sums: dict[str, tuple[int, tuple, set] | None] = {}  # adder -> (LUTs, its bits, bits it adds)
-        self.chains: dict[str, list[int]] = {}  # adder -> the bits of each of its carry chains
+        # adder -> each of its carry chains as (first bit, end), and the bits of its sum read (settle)
+        self.chains: dict[str, list[tuple[int, int]]] = {}
+        self.used_top: dict[str, int] = {}
         self.inverted: set = set()  # bits inverted by some adder (one INV serves every reader)
         self.readers: dict[tuple, set[str]] = defaultdict(set)  # a logic bit -> the items that read it
         self.register_cost: dict[str, Resources] = {}  # filled by register_costs (see _netlist)
@@ -225,8 +227,11 @@ class _Netlist:
                     continue
                 bits = terms[0][1]
                 if item["module"] == "fg_requantize" and port["name"] == "in_data":
-                    # truncation reads no dropped bit; RND only the highest; others all
+                    # truncation reads no dropped bit; RND only the highest; others all; WRAP
+                    # nothing above the output's top bit
                     dropped = max(p["IN_F"] - p["OUT_F"], 0)
+                    if p["OVERFLOW"] == 0:
+                        bits = bits[:dropped + p["OUT_W"] - max(p["OUT_F"] - p["IN_F"], 0)]
                     bits = bits[dropped - (p["ROUNDING"] == 2) if dropped else 0:] \
                         if p["ROUNDING"] in (0, 2) else bits
                 self.read_by(bits, item["name"])
@@ -268,10 +273,11 @@ class _Netlist:
         done = self.sum(item)
         return None if done is None else done[0]
 
-    def sum(self, item: dict) -> tuple[int, tuple, set] | None:
+    def sum(self, item: dict) -> tuple[int, tuple, dict] | None:
         """An adder item (``a ± b ± ...``, summed left to right as yosys builds it; a leading
         minus is ``0 - a``) as (its LUTs, its bits, the operand bits that enter its carry
-        chains), computed once (equal functions are shared)."""
+        chains with the lowest position each enters at), computed once (equal functions are
+        shared)."""
         name = item["name"]
         if name not in self.sums:
             self.sums[name] = None
@@ -281,7 +287,7 @@ class _Netlist:
                 ops = [(negative, _fit(bits, width)) for negative, bits in terms]
                 acc = (0,) * width if ops[0][0] else ops[0][1]
                 rest = ops if ops[0][0] else ops[1:]
-                luts, reads, chains = 0, set(), []
+                luts, reads, chains = 0, {}, []
                 for k, (negative, bits) in enumerate(rest):
                     n, acc, chain = self._add(acc, bits, negative, name if k == len(rest) - 1 else f"{name}#{k}",
                                               reads)
@@ -291,9 +297,9 @@ class _Netlist:
                 self.chains[name] = chains
         return self.sums[name]
 
-    def _add(self, a: tuple, b: tuple, sub: bool, tag: str, reads: set) -> tuple[int, tuple, int]:
-        """One carry-chain adder ``a ± b`` bit by bit: its LUTs, its sum's bits and the length of
-        its carry chain (the bits from the first one added up to the sum's top: a sum's carry
+    def _add(self, a: tuple, b: tuple, sub: bool, tag: str, reads: dict) -> tuple[int, tuple, tuple[int, int]]:
+        """One carry-chain adder ``a ± b`` bit by bit: its LUTs, its sum's bits and its carry
+        chain (first bit, end): from the first bit added up to the sum's top (a sum's carry
         out, a difference's full width, whose bits above the operands are its sign).  Below the
         first bit both operands drive (for ``-``: below b's lowest non-zero bit) the sum copies
         an operand (yosys cuts those bits off the adder).  Above it each bit's carry-chain
@@ -318,12 +324,12 @@ class _Netlist:
             out.append((tag, i) if i <= top else 0 if not sub else out[top])
             x_logic, y_logic = type(x) is tuple, type(y) is tuple
             if x_logic and y_logic:
-                reads.add(x)
-                reads.add(y)
+                reads[x] = min(reads.get(x, i), i)
+                reads[y] = min(reads.get(y, i), i)
                 key = (x, y, sub) if x < y else (y, x, sub)
             elif x_logic or y_logic:
                 v, constant = (x, y) if x_logic else (y, x)
-                reads.add(v)
+                reads[v] = min(reads.get(v, i), i)
                 if not constant ^ sub:  # a copy: no LUT
                     continue
                 key = (v, "~")
@@ -332,8 +338,27 @@ class _Netlist:
             if key not in seen:
                 seen.add(key)
                 luts += 1
-        chain = len(a) - first if sub else max(min(top, len(a) - 1) - first + 1, 0)
-        return luts, tuple(out), chain
+        end = len(a) if sub else max(min(top + 1, len(a)), first)
+        return luts, tuple(out), (first, end)
+
+    def settle(self, items: list[dict]) -> None:
+        """What is read once unread bits are gone, latest item first (an item is declared after
+        the ones it reads): a plain register's unread bits read nothing, and an adder whose top
+        bits are unread is narrower (yosys wreduce: ``used_top``), its operands' bits that
+        enter only above it unread."""
+        for item in reversed(items):
+            name = item.get("name")
+            if item["kind"] == "register" and self._plain(item):
+                source = self.bits(item["source"]) or ()
+                for j, s in enumerate(source[:item["width"]]):
+                    if not self.read((name, j)) and isinstance(s, tuple):
+                        self.readers.get(s, set()).discard(name)
+            elif item["kind"] == "assign" and "adders" in item.get("cost", {}) and self.sum(item) is not None:
+                top = max((i + 1 for i in range(item["width"]) if self.read((name, i))), default=0)
+                self.used_top[name] = top
+                for bit, position in self.sums[name][2].items():
+                    if position >= top:
+                        self.readers.get(bit, set()).discard(name)
 
     def register_costs(self, registers: list[dict]) -> dict[str, Resources]:
         """Each register's FFs and SRL LUTs.  A bit costs a flip-flop when something reads it

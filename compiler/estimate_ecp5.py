@@ -4,10 +4,12 @@ compiler/verify/pnr.py (its coarse step without ``alumacc``: every ``+`` one car
 
 Counting: ``lut`` is in LUT4 sites, as nextpnr's TRELLIS_COMB counts them and the part's
 capacity is given (83,640 on the LFE5U-85F): a LUT4 is one, a CCU2C two (it holds two bits of
-carry chain, each bit a LUT4 half of the cell), a TRELLIS_DPR16X4 LUT RAM four; ``carry``
-counts the CCU2C cells; ``bram`` is in 36 Kb equivalents (a DP16KD is half); ``dsp`` counts
-MULT18X18D.  PFUMX and L6MUX21 (the slice's muxes that make a LUT5..LUT7 of LUT4s) take no
-LUT site and are not counted.
+carry chain, each bit a LUT4 half of the cell), a TRELLIS_DPR16X4 LUT RAM six (its two slices
+in RAM mode and its write-port slice: nextpnr placed FIFOs of 31, 31, 19 LUT4 and 4, 8, 2
+DPR16X4 on 56, 80, 32 TRELLIS_COMB); ``carry`` counts the CCU2C cells; ``bram`` is in 36 Kb
+equivalents (a DP16KD is half); ``dsp`` counts MULT18X18D.  PFUMX and L6MUX21 (the slice's
+muxes that make a LUT5..LUT7 of LUT4s) take no LUT site and are not counted.  What nextpnr
+places beyond the cells, two CCU2C at the ends of every carry chain, is ``placed_lut``.
 
 Rules, each from synth_ecp5 on small blocks (measured with yosys 0.23; the numbers are in the
 docstrings):
@@ -58,15 +60,17 @@ _OPERAND = r"\s*(?:\$signed\(\s*)?([A-Za-z_]\w*|\d+'h[0-9a-fA-F_]+)\s*\)?\s*"
 _PRODUCT = re.compile(_OPERAND + r"\*" + _OPERAND)
 
 
-def _operand(bits: tuple) -> tuple[int, bool]:
-    """(width, unsigned) of a product operand from its bits: zero-extended, its bits up to the
-    highest that is not 0, unsigned; else its bits without the repeated sign copies, signed."""
-    if bits and bits[-1] == 0:
-        return _top(bits), True
+def _operand(bits: tuple, signed: bool) -> int:
+    """A product operand's width as yosys wreduce leaves it: an unsigned ``*`` strips the
+    constant-zero top bits only (a sign extension written out stays); a ``$signed`` one also
+    the repeated sign copies (a non-negative operand keeps a zero sign bit)."""
+    width = _top(bits)
+    if not signed or (bits and bits[-1] == 0):
+        return width + (signed and width > 0)
     k = len(bits)
     while k > 1 and bits[k - 1] == bits[k - 2]:
         k -= 1
-    return k, False
+    return k
 
 
 class Ecp5Costs(_Costs):
@@ -83,7 +87,7 @@ class Ecp5Costs(_Costs):
 
     def placed(self, total: Resources) -> dict:
         """nextpnr's TRELLIS_COMB: the LUT4 sites of the cells and the ends of every chain."""
-        return {"placed_lut": round(total.lut + CHAIN_END_SITES * total.chains)}
+        return {"placed_lut": round(total.lut + CHAIN_END_SITES * total.chains), "carry_chains": round(total.chains)}
 
     def chain(self, bits: int) -> Resources:
         """A carry chain of ``bits`` bits: CCU2Cs, each two LUT4 sites."""
@@ -95,30 +99,36 @@ class Ecp5Costs(_Costs):
         sign copies included) or ``width``."""
         return self.chain((chain or width) - copies)
 
-    def netlist_adder(self, net, item: dict) -> Resources | None:
+    def netlist_adder(self, net: _Netlist, item: dict) -> Resources | None:
         """An adder item's chains as the netlist reads them (compiler/estimate_bits.py: each
-        two-term adder's bits from the first one added to the carry out), or None."""
+        two-term adder's bits from the first one added to the carry out, up to the highest bit
+        something reads), or None."""
         if net.sum(item) is None:
             return None
+        top = net.used_top.get(item["name"], item["width"])
         r = Resources()
-        for bits in net.chains[item["name"]]:
-            r += self.chain(bits)
+        for first, end in net.chains[item["name"]]:
+            r += self.chain(min(end, top) - first)
         return r
 
     def products(self, notes: list, item: dict, net: _Netlist | None) -> Resources:
-        """A product ``x * y`` by its operands' bits when the netlist knows them: MULT18X18D
-        multiplies 18-bit operands signed or unsigned (SIGNEDA/SIGNEDB), and yosys wreduce strips
-        a zero-extended operand's constant top bits, so an 18-bit unsigned operand (a cost note
-        counts it 19 signed bits) fits one: the softmax's 18 x 18-bit unsigned e * r is one
-        MULT18X18D in yosys, not four.  An unsigned operand beside a signed one counts a bit more."""
+        """A product ``x * y`` by its operands' bits when the netlist knows them, as synth_ecp5
+        maps it: wreduce narrows the operands (_operand), mul2dsp splits each into 18-bit parts
+        (MULT18X18D multiplies 18 bits signed or unsigned) and drops the partial products that
+        start at or above the product's width.  Measured: 18 x 18 bits zero-extended (the
+        softmax's e * r) one MULT18X18D; a 12-bit value sign-extended to 30 bits times a
+        positive 18-bit constant two, times a negative one (30 bits) three; $signed 12 x 18 one."""
         m = _PRODUCT.fullmatch(item.get("expr", "")) if net is not None and len(notes) == 1 else None
         terms = [net.terms(x) for x in m.groups()] if m else []
-        if len(terms) == 2 and all(t and len(t) == 1 and not t[0][0] for t in terms):
-            (a, ua), (b, ub) = (_operand(t[0][1]) for t in terms)
-            if ua and ub:
-                return self.mul(a, b, signed=False)
-            return self.mul(a + ua, b + ub)
-        return super().products(notes, item, net)
+        if len(terms) != 2 or not all(t and len(t) == 1 and not t[0][0] for t in terms):
+            return super().products(notes, item, net)
+        signed = "$signed" in item["expr"]
+        a, b = (_operand(t[0][1], signed) for t in terms)
+        if min(a, b) < 2:  # below mul2dsp's minimum widths: a LUT multiplier
+            return Resources(lut=a * b)
+        parts = sum(1 for i in range(math.ceil(a / self.dsp_a)) for j in range(math.ceil(b / self.dsp_b))
+                    if i * self.dsp_a + j * self.dsp_b < item["width"])
+        return Resources(dsp=parts)
 
     def mul(self, a: int, b: int, y: int | None = None, signed: bool = True) -> Resources:
         """``a`` x ``b`` bits (signed widths, or unsigned ones with ``signed`` False: the ports

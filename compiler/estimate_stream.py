@@ -55,8 +55,8 @@ FIFO_CONTROL_LUTS = 8  # credit compare, out_valid, the two counters' up/down se
 LUTRAMS = {"xc7": ((32, 6, 4, 8, 7), (64, 3, 4, 8, 7)),
            "xcu": ((32, 14, 8, 16, 16), (64, 7, 8, 16, 16)),
            "xcup": ((32, 14, 8, 16, 16), (64, 7, 8, 16, 16)),
-           # ECP5: TRELLIS_DPR16X4, 16 x 4 in four LUT4 sites (yosys ecp5/lutrams.txt: cost 4)
-           "ecp5": ((16, 4, 4, 4, 0),)}
+           # ECP5: TRELLIS_DPR16X4, 16 x 4 in six LUT4 sites (yosys ecp5/lutrams.txt: cost 4)
+           "ecp5": ((16, 4, 6, 4, 0),)}
 LUTRAM_OVERHEAD_COST = 10  # what a LUT RAM costs memory_libmap beyond its cells (fitted: a
 # 2 x 8 FIFO stays in flip-flops, 2 x 16 and 3 x 8 go to LUT RAM)
 # block RAMs as memory_libmap sees them: (BRAM36 equivalents, cost, {port width: depth}):
@@ -238,7 +238,7 @@ def _engine(costs: StreamCosts, engine: dict, part: str) -> tuple[dict, Resource
     parts["core"] = Resources()
     for core in cores:
         parts["core"] += Resources(lut=core["lut"], ff=core["ff"], dsp=core["dsp"], bram=core["bram"],
-                                   carry=core["carry"])
+                                   carry=core["carry"], chains=core.get("carry_chains", 0))
     if engine["fifo"] is not None:  # None: a tail core before the last (the FIFO follows the last)
         parts["fifo"] = costs.fifo(engine["fifo"]["bits"], engine["fifo"]["depth"])
     total = Resources()

@@ -19,9 +19,10 @@ Cell classes, as Vivado's utilisation report counts them:
 
 For ECP5 the flow is compiler/verify/pnr.py's (``synth_ecp5`` without ``alumacc``, the script
 place and route runs), and the classes are nextpnr's sites: lut counts LUT4 sites (TRELLIS_COMB):
-a LUT4 one, a CCU2C two (two bits of carry chain), a TRELLIS_DPR16X4 LUT RAM four; ff is
-TRELLIS_FF; dsp MULT18X18D; carry CCU2C; bram DP16KD = 0.5 (18 Kb).  PFUMX and L6MUX21 join
-LUT4s into wider functions inside a slice and take no LUT site.
+a LUT4 one, a CCU2C two (two bits of carry chain), a TRELLIS_DPR16X4 LUT RAM six (two slices
+in RAM mode and its write-port slice); ff is TRELLIS_FF; dsp MULT18X18D; carry CCU2C; bram
+DP16KD = 0.5 (18 Kb).  PFUMX and L6MUX21 join LUT4s into wider functions inside a slice and take
+no LUT site.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ DSP_CELLS = frozenset({"DSP48E1", "DSP48E2"})
 CARRY_CELLS = frozenset({"CARRY4", "CARRY8"})
 BRAM_CELLS = {"RAMB18E1": 0.5, "RAMB36E1": 1.0, "RAMB18E2": 0.5, "RAMB36E2": 1.0}
 # ECP5 (synth_ecp5): LUT4 sites per cell, and the other classes
-ECP5_LUT_CELLS = {"LUT4": 1, "CCU2C": 2, "TRELLIS_DPR16X4": 4}
+ECP5_LUT_CELLS = {"LUT4": 1, "CCU2C": 2, "TRELLIS_DPR16X4": 6}
 ECP5_FF_CELLS = frozenset({"TRELLIS_FF"})
 ECP5_DSP_CELLS = frozenset({"MULT18X18D"})
 ECP5_BRAM_CELLS = {"DP16KD": 0.5, "PDPW16KD": 0.5}
