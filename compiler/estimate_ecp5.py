@@ -17,16 +17,25 @@ docstrings):
 * adder: a carry chain of CCU2Cs, two bits per cell, from the first bit both operands drive
   (the copied low bits are cut off, as on Xilinx) up to the sum's carry out (a sum of
   operands zero above bit t is t + 1 bits: wreduce) or, for a difference, the full declared
-  width.  The XOR of the operands is inside the cell: an adder bit costs the same whether its
-  operands are logic, copies or constants (``x + 37``: 16 bits, 8 CCU2C; ``0 - x``: 8);
+  width, and not above the highest bit something reads (wreduce again; compiler/estimate_bits.py's
+  ``settle``).  The XOR of the operands is inside the cell: an adder bit costs the same whether
+  its operands are logic, copies or constants (``x + 37``: 16 bits, 8 CCU2C; ``0 - x``: 8);
 * there are no shift-register LUTs: a delay is a flip-flop per bit per cycle;
-* ``*``: MULT18X18D (18 x 18) when both operands have 2+ bits (synth_ecp5's mul2dsp minimum
-  widths; no minimum product width, unlike Xilinx's 9);
+* ``*``: MULT18X18D (18 x 18, signed or unsigned) when both operands have 2+ bits (synth_ecp5's
+  mul2dsp minimum widths; no minimum product width, unlike Xilinx's 9), as many as mul2dsp's
+  18-bit parts below the product's width (Ecp5Costs.products); the carry chains that add a
+  split product's parts are not counted;
 * comparisons wider than 4 bits (fg_requantize's saturation, fg_clip, a max tree) are carry
   chains too (cmp2lut only maps those of up to LUT_WIDTH=4 inputs);
 * a table is LUT4 functions, 2**(a-4) LUT4s per output bit (PFUMX / L6MUX21 join them up to
-  128 entries; above, LUT4 muxes add about a third); registered and over 1 Kbit, DP16KD block
+  128 entries; above, LUT4 muxes add about a third); registered and over 2 Kbit, DP16KD block
   RAM (18 Kb: 1K x 18 ... 16K x 1).
+
+Known misses: ABC's LUT4s around a max tree's selects vary 1x to 8x with the width (see
+MAX_SELECT_LUTS), and yosys shares the compares of overlapping max-pool windows, which the
+estimate counts once per window (the pools test model: CCU2C 280 against 232); the stream
+modules' control rules are the Xilinx fits (the small CNN stream build is within 5% all the
+same).  tests/test_estimate_ecp5.py checks the rules against synth_ecp5.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ from .estimate import Resources, _Costs
 from .estimate_bits import _Netlist, _top
 
 CCU2C_BITS = 2
+ROM_BLOCK_RAM_BITS = 2048  # a registered table above this goes to DP16KD (see Ecp5Costs.rom)
 # nextpnr-ecp5 places each carry chain with a CCU2C more at either end (the carry in from a
 # constant, the carry out into the fabric): 4 TRELLIS_COMB per chain beyond yosys's cells.
 # Registered adders placed out of context: 1, 2, 4 chains of 17 bits 24, 46, 90 TRELLIS_COMB
@@ -140,8 +150,12 @@ class Ecp5Costs(_Costs):
         return Resources(lut=a * b)
 
     def rom(self, addr_w: int, data_w: int, registered: bool) -> Resources:
+        """A table: LUT4 functions, 2**(a-4) per output bit, a third more above 128 entries
+        (yosys: 16, 32, 64, 176 LUT4 for 32 to 256 entries of 8 bits); registered and over
+        2 Kbit, DP16KD block RAM (memory_libmap weighs a DP16KD at 128 against a LUT4 per 16
+        bits: 256 x 8, 512 x 4, 2048 x 1 stay LUT4s, 512 x 6, 256 x 12, 1024 x 3 are one DP16KD)."""
         entries = 2 ** addr_w
-        if registered and entries * data_w > 1024:
+        if registered and entries * data_w > ROM_BLOCK_RAM_BITS:
             blocks = min(math.ceil(entries / depth) * math.ceil(data_w / width)
                          for width, depth in DP16KD_SHAPES.items())
             return Resources(bram=0.5 * blocks, ff=-data_w)
@@ -202,8 +216,10 @@ class Ecp5Costs(_Costs):
         mode = p["ROUNDING"]
         rounds = dropped > 0 and mode != 0
         high = kept + rounds - out_w
-        over = high > 0 or (not p["IN_SIGNED"] and not p["OUT_SIGNED"] and kept > out_w)
-        under = p["IN_SIGNED"] and (high > 0 or not p["OUT_SIGNED"])
+        # yosys folds a check only when constant-zero top bits (an unsigned input) decide it: a
+        # signed input's checks are built even when they cannot fire (its sign copies are logic)
+        over = p["IN_SIGNED"] or kept + rounds > out_w - p["OUT_SIGNED"]
+        under = p["IN_SIGNED"]
         saturates = p["OVERFLOW"] != 0 and (over or under)
         r = Resources()
         if rounds:
@@ -212,11 +228,17 @@ class Ecp5Costs(_Costs):
             inputs = 1 if mode == 2 else dropped + (mode in (1, 3, 5, 6))
             r.lut += math.ceil((inputs - 1) / 3)
         if saturates:
+            # a compare with the bound spans the value and the bound (an unsigned output's
+            # maximum needs a zero sign bit): 12 -> 12 bits signed, 6 + 6 CCU2C; 12 -> 14, 7 + 7
             compares = int(bool(over)) + int(bool(under and p["OUT_SIGNED"]))
             for _ in range(compares):
-                r += self.chain(kept + rounds)
+                r += self.chain(max(kept + rounds, out_w + (not p["OUT_SIGNED"])))
             two_targets = p["OVERFLOW"] != 2 and over and under
-            if relu and registered and not two_targets:
+            if p["IN_SIGNED"] and high <= 0:
+                # checks that cannot fire: ABC keeps their outputs in the select (12 -> 12 bits
+                # 29 LUT4, 13 -> 10 bits 25, 12 -> 12 unsigned 23, against 10 at 16 -> 8 bits)
+                r.lut += 2 * out_w + 4
+            elif relu and registered and not two_targets:
                 r.lut += REQUANTIZE_SELECT_SHARE * out_w
             else:
                 r.lut += out_w + (2 if two_targets else 0)

@@ -12,6 +12,9 @@ the flow place and route runs (compiler/verify/pnr.py: its coarse step without a
   model within 10% (LUT4 sites) and 30% (FF: a duplicate row's requantized outputs, which
   yosys merges, are counted twice); the small CNN in the stream architecture (its estimate
   was a KeyError) within 10%;
+* tests/test_rtl.py's per-op models compiled for the ulx3s: LUT4 sites, FF and CCU2C within
+  10% (+ 8) of yosys, 20% for the requantize and sigmoid models, 25% for the pools model;
+  DSP and block RAM exact;
 * the LUT4 sites nextpnr places (TRELLIS_COMB: the cells and two CCU2C at the ends of every
   carry chain) on a small model, within 10% of nextpnr's count;
 * report.json says lut_kind LUT4, the text and the page label the columns LUT4 and the
@@ -252,6 +255,40 @@ def test_small_cnn_stream_on_the_ulx3s(tmp_path, capsys, request):
     assert est["architecture"].startswith("rtl: stream") and est["layers"]
     window = est["layers"][0]["parts"]["window"]
     assert window["ff"] > 300  # a 3 x 3 window over 18 columns: two rows of flip-flops
+
+
+# tests/test_rtl.py's per-op models (the softmax's synthesis takes 40 s: left out; its product is
+# test_products_are_yosys_multipliers's first case): (LUT4 sites, FF, CCU2C) within band * yosys + 8
+OP_BANDS = {"add": 0.1, "clip": 0.1, "conv1d_grouped_dilated": 0.1, "conv2d_bias_relu": 0.1,
+            "dense_bias_relu": 0.1, "leaky_relu": 0.1, "mul_const": 0.1, "reshape_transpose_concat": 0.1,
+            "requantize_per_element": 0.2, "sigmoid": 0.2, "maxpool_avgpool": 0.25}
+
+
+@pytest.mark.parametrize("op", sorted(OP_BANDS))
+def test_one_op_models_on_the_ulx3s(op, tmp_path, monkeypatch, capsys):
+    """Every rule in a compiled design (the pools model's maxima over overlapping windows share
+    compares in yosys, which the estimate counts per window: its band is the widest)."""
+    import numpy as np
+    import test_rtl
+
+    require_yosys()
+    monkeypatch.setattr(test_rtl, "RNG", np.random.default_rng(5))
+    model, tensors = test_rtl.OP_MODELS[op](tmp_path / "m.onnx")
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"defaults": test_rtl.DEFAULTS, "tensors": tensors}))
+    out = tmp_path / "out"
+    assert main(["compile", str(model), "--plan", str(plan), "-o", str(out), "--backend", "rtl",
+                 "--board", "ulx3s"]) == 0
+    assert main(["report", str(out), "--synth"]) == 0
+    report = _report(out)
+    est, synth = report["estimate"], report["synth"]
+    with capsys.disabled():
+        print(f"\n{op} (ECP5): estimate/yosys LUT4 sites {est['lut']}/{synth['lut']}, FF {est['ff']}/{synth['ff']}, "
+              f"CCU2C {est['carry']}/{synth['carry']}, DSP {est['dsp']}/{synth['dsp']}, BRAM {est['bram']}/{synth['bram']}")
+    band = OP_BANDS[op]
+    for key in ("lut", "ff", "carry"):
+        assert abs(est[key] - synth[key]) <= band * synth[key] + 8, key
+    assert est["dsp"] == synth["dsp"] and est["bram"] == synth["bram"]
 
 
 def test_placed_lut4_sites_are_what_nextpnr_places(tmp_path, monkeypatch):
