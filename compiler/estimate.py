@@ -121,6 +121,15 @@ class _Costs:
             r += self.mul(a, b, *y)
         return r
 
+    def muxes(self, note: list, item: dict) -> float:
+        """The LUTs of a mux item by its cost note: the builders note a LUT6 per bit per 4:1 step."""
+        return sum(note)
+
+    def table(self, note: list, item: dict, registered: bool, net: _Netlist | None) -> Resources:
+        """A table read (a function or a case over a phase), ``note`` its (address bits, data
+        bits); ``registered``: its output goes straight into a register."""
+        return self.rom(*note, registered=registered)
+
     # library modules, by their parameters ------------------------------------------------
     def rom(self, addr_w: int, data_w: int, registered: bool) -> Resources:
         """A table: with its read registered, block RAM (RAMB18 = 0.5 BRAM36 per 18 Kbit, as
@@ -356,10 +365,10 @@ def _item_cost(costs: _Costs, item: dict, registered: set[str] = frozenset(), ne
         luts = net.adder_luts(item) if net is not None and "adders" in cost else None
         r.lut = r.lut * SHIFT_ADD_LUT_FACTOR if luts is None else luts
     r += costs.products(cost.get("muls", ()), item, net)
-    for width in cost.get("muxes", ()):
-        r.lut += width
+    if "muxes" in cost:
+        r.lut += costs.muxes(cost["muxes"], item)
     if "rom" in cost:  # a look-up table function's read
-        r += costs.rom(*cost["rom"], registered=item["name"] in registered)
+        r += costs.table(cost["rom"], item, item["name"] in registered, net)
     return r
 
 

@@ -64,7 +64,8 @@ REQUANTIZE_SELECT_SHARE = 0.5
 # rebuilds the compare in LUT7s of PFUMX / L6MUX21), and the maxpool of tests/test_rtl.py's
 # pools model (40 pairs of 8 bits, overlapping windows) 987 LUT4 with its average pool: about 3
 MAX_SELECT_LUTS = 3
-CLIP_SELECT_LUTS = 1.5  # fg_clip's select per output bit: 11, 22, 26 LUT4 at 8, 12, 16 bits
+CLIP_SELECT_LUTS = 1.5
+CASE_MUX_LUTS = 1.4  # a case mux's LUT4s per input per bit (Ecp5Costs.muxes)  # fg_clip's select per output bit: 11, 22, 26 LUT4 at 8, 12, 16 bits
 # an item that is one product of two operands (wires or literals, maybe as $signed(...))
 _OPERAND = r"\s*(?:\$signed\(\s*)?([A-Za-z_]\w*|\d+'h[0-9a-fA-F_]+)\s*\)?\s*"
 _PRODUCT = re.compile(_OPERAND + r"\*" + _OPERAND)
@@ -148,6 +149,27 @@ class Ecp5Costs(_Costs):
         if a >= 2 and b >= 2:
             return Resources(dsp=math.ceil(a / self.dsp_a) * math.ceil(b / self.dsp_b))
         return Resources(lut=a * b)
+
+    def muxes(self, note: list, item: dict) -> float:
+        """A case over n inputs (a folded core's input by chunk) is a LUT4 function per bit that
+        ABC maps at 1.0, 1.1, 1.5 LUT4 per input at 4, 8, 16 inputs (11 bits, alone), 1.4 for
+        the small CNN's 72-input tail mux in its core (but 4 at 32 inputs alone); a 2:1 select
+        (``a ? b : c``) a LUT4 per bit."""
+        if item["kind"] == "case" and len(item.get("entries", ())) > 2:
+            return CASE_MUX_LUTS * len(item["entries"]) * item["width"]
+        return sum(note)
+
+    def table(self, note: list, item: dict, registered: bool, net: _Netlist | None) -> Resources:
+        """A table read by a register's value (a folded core's weights by phase) is a
+        synchronous ROM as well: yosys memory_dff takes the address register into the read
+        port, so above 2 Kbit it is a DP16KD (the small CNN's tail at reuse 288: a 512 x 6
+        weight table, one DP16KD), and the register stays (it is the phase counter)."""
+        source = net.items.get(item.get("select", ""), {}) if net is not None else {}
+        by_address = not registered and source.get("kind") == "register"
+        r = self.rom(*note, registered=registered or by_address)
+        if by_address and r.bram:
+            r.ff = 0
+        return r
 
     def rom(self, addr_w: int, data_w: int, registered: bool) -> Resources:
         """A table: LUT4 functions, 2**(a-4) per output bit, a third more above 128 entries

@@ -191,13 +191,18 @@ class Ecp5StreamCosts(StreamCosts, Ecp5Costs):
     are the Xilinx ones, not checked against synth_ecp5."""
 
 
+def stream_costs(family: str) -> StreamCosts:
+    """The stream modules' rules for a family: LUT6 fabric or ECP5's."""
+    return Ecp5StreamCosts(family) if family == "ecp5" else StreamCosts(family)
+
+
 def estimate_stream(context: dict, part: str) -> dict:
     """The estimate of a stream context on ``part``: per engine its modules and its core
     (estimated as the parallel estimate does), the totals, and the context's predicted
     latency and II."""
     start = time.perf_counter()
     family = family_of(part)
-    costs = Ecp5StreamCosts(family) if family == "ecp5" else StreamCosts(family)
+    costs = stream_costs(family)
     total = Resources()
     engines = []
     for engine in context["engines"]:
