@@ -53,7 +53,8 @@ ROM_BLOCK_RAM_BITS = 2048  # a registered table above this goes to DP16KD (see E
 # Registered adders placed out of context: 1, 2, 4 chains of 17 bits 24, 46, 90 TRELLIS_COMB
 # for 18, 36, 72 in the CCU2Cs; 4 chains of 8 bits 50 for 32.
 CHAIN_END_SITES = 4
-DP16KD_SHAPES = {1: 16384, 2: 8192, 4: 4096, 9: 2048, 18: 1024, 36: 512}  # width: depth (36: pseudo dual port)
+# DP16KD's shapes, width: depth (36 bits wide: the pseudo dual port PDPW16KD)
+DP16KD_SHAPES = {1: 16384, 2: 8192, 4: 4096, 9: 2048, 18: 1024, 36: 512}
 # fg_requantize's output select when it could be the output flip-flops' synchronous set/reset
 # (one target, registered): yosys takes it into the flip-flops for some widths and not for
 # others (kept 8 and 10 bits: into the set; 9 and 11: a LUT4 per output bit), so half the
@@ -64,8 +65,8 @@ REQUANTIZE_SELECT_SHARE = 0.5
 # rebuilds the compare in LUT7s of PFUMX / L6MUX21), and the maxpool of tests/test_rtl.py's
 # pools model (40 pairs of 8 bits, overlapping windows) 987 LUT4 with its average pool: about 3
 MAX_SELECT_LUTS = 3
-CLIP_SELECT_LUTS = 1.5
-CASE_MUX_LUTS = 1.4  # a case mux's LUT4s per input per bit (Ecp5Costs.muxes)  # fg_clip's select per output bit: 11, 22, 26 LUT4 at 8, 12, 16 bits
+CLIP_SELECT_LUTS = 1.5  # fg_clip's select per output bit: 11, 22, 26 LUT4 at 8, 12, 16 bits
+CASE_MUX_LUTS = 1.4  # a case mux's LUT4s per input per bit (Ecp5Costs.muxes)
 # an item that is one product of two operands (wires or literals, maybe as $signed(...))
 _OPERAND = r"\s*(?:\$signed\(\s*)?([A-Za-z_]\w*|\d+'h[0-9a-fA-F_]+)\s*\)?\s*"
 _PRODUCT = re.compile(_OPERAND + r"\*" + _OPERAND)
@@ -221,10 +222,11 @@ class Ecp5Costs(_Costs):
         6 formats x TRN, RND, RND_CONV, CEIL x WRAP, SAT, SAT_SYM: 682 CCU2C, rule 688; 646
         LUT4, rule 591; ten of the examples' formats behind a ReLU, unsigned RND_CONV SAT with 3
         to 11 kept bits: 79 CCU2C, rule 85; 169 LUT4, rule 132; in the examples themselves the
-        LUT4s outside chains, mostly these, come out 2% above yosys): the rounding increment is a chain over the kept bits and its carry (trimmed to
-        the output when nothing saturates: 16 -> 8 bits RND WRAP is 4 CCU2C); its condition a
-        LUT4 tree over the bits it reads (RND: the half bit is the carry in, none; CEIL and
-        RND_MIN_INF: the dropped bits; the others also the sign or the kept lowest bit).  Each
+        LUT4s outside chains, mostly these, come out 2% above yosys): the rounding increment is
+        a chain over the kept bits and its carry (trimmed to the output when nothing saturates:
+        16 -> 8 bits RND WRAP is 4 CCU2C); its condition a LUT4 tree over the bits it reads
+        (RND: the half bit is the carry in, none; CEIL and RND_MIN_INF: the dropped bits; the
+        others also the sign or the kept lowest bit).  Each
         saturation direction is a compare chain over the kept bits and the carry (an unsigned
         input has no under-check; a signed one into an unsigned output checks its sign bit);
         the select a LUT4 per output bit (two targets: two more; SAT_SYM's lower bound half a

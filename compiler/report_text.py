@@ -72,8 +72,8 @@ def format_estimate(report: dict) -> list[str]:
     for r in rows:
         lines.append("  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]).rstrip())
     if est.get("placed_lut") is not None:
-        lines.append(f"placed: about {est['placed_lut']:,} LUT4 sites (nextpnr's TRELLIS_COMB: the cells' and two CCU2C "
-                     f"at the ends of each carry chain), as the % of the part counts them")
+        lines.append(f"placed: about {est['placed_lut']:,} LUT4 sites (nextpnr's TRELLIS_COMB: the cells' and two "
+                     f"CCU2C at the ends of each carry chain), as the % of the part counts them")
     if synth:
         origin = "cached result of a run of" if synth.get("cached") else "took"
         lines.append(f"synthesis {origin} {synth['seconds']} s ({synth['yosys_version']}); "

@@ -21,10 +21,11 @@ the flow place and route runs (compiler/verify/pnr.py: its coarse step without a
   synthesis synth_ecp5; synth_ecp5's cells are classed as nextpnr counts sites.
 
 yosys synth_ecp5 took 7 to 17 s on the per-weight-bits example here (12 to 25 s codebook, 54 s
-the jet tagger, 9 to 17 s each small CNN stream build); those five syntheses are committed in tests/synth_cache/ under the
-content key of compiler/verify/synth.py's cache (yosys version, script, top, source texts),
-used only while the generated RTL is byte-identical: any change to it misses the key and
-yosys runs.  `pytest tests/test_estimate_ecp5.py --update-goldens` refreshes them.
+the jet tagger, 9 to 17 s each small CNN stream build); those five syntheses are committed in
+tests/synth_cache/ under the content key of compiler/verify/synth.py's cache (yosys version,
+script, top, source texts), used only while the generated RTL is byte-identical: any change to
+it misses the key and yosys runs.  `pytest tests/test_estimate_ecp5.py --update-goldens`
+refreshes them.  The suite runs this file in about 45 s from a clean build folder.
 """
 
 from __future__ import annotations
@@ -290,7 +291,8 @@ def test_one_op_models_on_the_ulx3s(op, tmp_path, monkeypatch, capsys):
     est, synth = report["estimate"], report["synth"]
     with capsys.disabled():
         print(f"\n{op} (ECP5): estimate/yosys LUT4 sites {est['lut']}/{synth['lut']}, FF {est['ff']}/{synth['ff']}, "
-              f"CCU2C {est['carry']}/{synth['carry']}, DSP {est['dsp']}/{synth['dsp']}, BRAM {est['bram']}/{synth['bram']}")
+              f"CCU2C {est['carry']}/{synth['carry']}, DSP {est['dsp']}/{synth['dsp']}, "
+              f"BRAM {est['bram']}/{synth['bram']}")
     band = OP_BANDS[op]
     for key in ("lut", "ff", "carry"):
         assert abs(est[key] - synth[key]) <= band * synth[key] + 8, key
