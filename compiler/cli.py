@@ -533,7 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "writes OUT/report.html")
     r.add_argument("out", help="output folder of 'finegrain compile'")
     r.add_argument("--synth", action="store_true",
-                   help="also synthesize OUT/rtl with yosys synth_xilinx (cached) and compare with the estimate")
+                   help="also synthesize OUT/rtl with yosys synth_xilinx (synth_ecp5 for ECP5 parts; cached) and "
+                        "compare with the estimate")
     r.set_defaults(func=_cmd_report)
     return parser
 

@@ -1,4 +1,5 @@
-"""Resource and latency estimate of the generated RTL, per layer, for Xilinx LUT6 fabric.
+"""Resource and latency estimate of the generated RTL, per layer, for Xilinx LUT6 fabric (and,
+through compiler/estimate_ecp5.py's rules on the same walk, Lattice ECP5's LUT4 fabric).
 
 The estimate walks the same structure the RTL backend emits (``rtl_context``: per layer the
 wires, instances and registers, each arithmetic wire carrying a ``cost`` note), so it counts
@@ -73,10 +74,27 @@ ADDER_TREE_LUT_FACTOR = 0.92
 
 
 class _Costs:
+    """The rules for Xilinx LUT6 fabric (7-series, UltraScale, UltraScale+); ECP5's are
+    compiler/estimate_ecp5.py's subclass (costs_for chooses)."""
+
+    carry_bits = CARRY_BITS
+    srl_min_depth = SRL_MIN_DEPTH  # flops in a chain at least this long are shift-register LUTs
+    adder_tree_lut_factor = ADDER_TREE_LUT_FACTOR
+    lut_kind = "LUT6"
+
     def __init__(self, family: str):
         self.family = family
-        self.carry_bits = CARRY_BITS
         self.dsp_a, self.dsp_b = DSP_PORTS[family]
+
+    def netlist_adder(self, net: _Netlist, item: dict) -> Resources | None:
+        """An adder item priced whole from the netlist, or None: LUT6 fabric prices the per-width
+        rule's carry cells and the netlist's LUTs (_item_cost)."""
+        return None
+
+    def placed(self, total: Resources) -> dict:
+        """What place and route uses beyond synthesis's cells (ECP5: the carry chains' ends);
+        nothing on Xilinx parts, whose estimate is Vivado's utilisation."""
+        return {}
 
     def adder(self, width: int, copies: int = 0, chain: int | None = None) -> Resources:
         """``width`` significant bits above ``copies``; the carry chain runs on up to the
@@ -95,6 +113,22 @@ class _Costs:
             grow = 0 if signed else 1  # the DSP's ports are signed
             return Resources(dsp=math.ceil((a + grow) / self.dsp_a) * math.ceil((b + grow) / self.dsp_b))
         return Resources(lut=a * b)  # small LUT multiplier: about a partial-product bit per LUT
+
+    def products(self, notes: list, item: dict, net: _Netlist | None) -> Resources:
+        """The ``*`` of an item, by its cost notes ((a, b[, y[, signed]]) each)."""
+        r = Resources()
+        for a, b, *y in notes:
+            r += self.mul(a, b, *y)
+        return r
+
+    def muxes(self, note: list, item: dict) -> float:
+        """The LUTs of a mux item by its cost note: the builders note a LUT6 per bit per 4:1 step."""
+        return sum(note)
+
+    def table(self, note: list, item: dict, registered: bool, net: _Netlist | None) -> Resources:
+        """A table read (a function or a case over a phase), ``note`` its (address bits, data
+        bits); ``registered``: its output goes straight into a register."""
+        return self.rom(*note, registered=registered)
 
     # library modules, by their parameters ------------------------------------------------
     def rom(self, addr_w: int, data_w: int, registered: bool) -> Resources:
@@ -120,7 +154,7 @@ class _Costs:
             cost = item.get("cost", {})
             r = self.tree(p, cost.get("zero_lsbs"), cost.get("term_widths"), cost.get("constant_terms", 0),
                           op_max=False)
-            r.lut *= ADDER_TREE_LUT_FACTOR
+            r.lut *= self.adder_tree_lut_factor
             return r
         if module == "fg_reduce_tree":
             return self.tree(p, None, None, 0, op_max=p.get("OP", 0) == 1)
@@ -184,7 +218,7 @@ class _Costs:
     def pipe(self, width: int, depth: int) -> Resources:
         if depth <= 0:
             return Resources()
-        if depth >= SRL_MIN_DEPTH:
+        if self.srl_min_depth is not None and depth >= self.srl_min_depth:
             return Resources(lut=width * math.ceil(depth / SRL_DEPTH))
         return Resources(ff=width * depth)
 
@@ -242,11 +276,11 @@ def estimate_context(context: dict, part: str) -> dict:
         return estimate_stream(context, part)
     start = time.perf_counter()
     family = family_of(part)
-    costs = _Costs(family)
+    costs = costs_for(family)
     layers = []
     total = Resources()
     wiring = Resources()
-    net = _netlist(context)
+    net = _netlist(context, costs)
     for item in context["input_items"] + context["output_items"]:
         wiring += _item_cost(costs, item, net=net)
     total += wiring
@@ -267,12 +301,21 @@ def estimate_context(context: dict, part: str) -> dict:
     valid = costs.pipe(1, context.get("valid_depth", context["latency"]))  # a folded core's is shorter
     total += valid
     result = {"top": context["model"], "part": part, "family": family, "clock_ns": context["clock_ns"],
-              "architecture": "rtl: fully parallel, II 1", **total.rounded(),
+              "architecture": "rtl: fully parallel, II 1", "lut_kind": costs.lut_kind, **total.rounded(),
               "latency_cycles": context["latency"], "ii_cycles": 1,
-              "percent": _percent(total, part), "layers": layers,
+              **costs.placed(total), "percent": _percent(total, part, costs), "layers": layers,
               **({"timing": context["timing"]} if context.get("timing") else {}),
               "seconds": round(time.perf_counter() - start, 4)}
     return result
+
+
+def costs_for(family: str) -> _Costs:
+    """The rules of a family: LUT6 fabric (xc7, xcu, xcup) or ECP5's LUT4 fabric."""
+    if family == "ecp5":
+        from .estimate_ecp5 import Ecp5Costs
+
+        return Ecp5Costs(family)
+    return _Costs(family)
 
 
 def _registered_wires(items: list[dict]) -> set[str]:
@@ -285,15 +328,16 @@ def _registered_wires(items: list[dict]) -> set[str]:
     return feeds
 
 
-def _netlist(context: dict) -> _Netlist:
+def _netlist(context: dict, costs: _Costs) -> _Netlist:
     """The context's wires bit by bit, with what its output ports read, and its registers'
-    costs (``net.register_cost``)."""
+    costs (``net.register_cost``) on ``costs``'s fabric."""
     items = context["input_items"] + [i for layer in context["layers"] for i in layer["items"]] \
         + context["output_items"]
-    net = _Netlist(items)
+    net = _Netlist(items, costs.srl_min_depth)
     for port in context.get("outputs", ()):
         for _, bits in net.terms(port.get("expr") or port["name"]) or ():
             net.read_by(bits, "output port")
+    net.settle(items)
     net.register_cost = net.register_costs([i for i in items if i["kind"] == "register"])
     return net
 
@@ -313,24 +357,29 @@ def _item_cost(costs: _Costs, item: dict, registered: set[str] = frozenset(), ne
     cost = item.get("cost")
     if not cost:
         return r
-    for width, copies in cost.get("adders", ()):
-        r += costs.adder(width, copies, chain=item["width"])
-    luts = net.adder_luts(item) if net is not None and "adders" in cost else None
-    r.lut = r.lut * SHIFT_ADD_LUT_FACTOR if luts is None else luts
-    for a, b, *y in cost.get("muls", ()):
-        r += costs.mul(a, b, *y)
-    for width in cost.get("muxes", ()):
-        r.lut += width
+    whole = costs.netlist_adder(net, item) if net is not None and "adders" in cost else None
+    if whole is not None:
+        r = whole
+    else:
+        for width, copies in cost.get("adders", ()):
+            r += costs.adder(width, copies, chain=item["width"])
+        luts = net.adder_luts(item) if net is not None and "adders" in cost else None
+        r.lut = r.lut * SHIFT_ADD_LUT_FACTOR if luts is None else luts
+    r += costs.products(cost.get("muls", ()), item, net)
+    if "muxes" in cost:
+        r.lut += costs.muxes(cost["muxes"], item)
     if "rom" in cost:  # a look-up table function's read
-        r += costs.rom(*cost["rom"], registered=item["name"] in registered)
+        r += costs.table(cost["rom"], item, item["name"] in registered, net)
     return r
 
 
 # the bit-level view of the wiring --------------------------------------------------------
-def _percent(total: Resources, part: str) -> dict:
+def _percent(total: Resources, part: str, costs: _Costs) -> dict:
+    """The totals as % of the part; LUTs as placed (costs.placed: ECP5's chain ends included)."""
     p = PARTS.get(part)
     if p is None:
         return {}
-    return {"lut": round(100 * total.lut / p.lut, 3), "ff": round(100 * total.ff / p.ff, 3),
+    lut = costs.placed(total).get("placed_lut", total.lut)
+    return {"lut": round(100 * lut / p.lut, 3), "ff": round(100 * total.ff / p.ff, 3),
             "dsp": round(100 * total.dsp / p.dsp, 3), "bram": round(100 * total.bram / p.bram36, 3)}
 

@@ -22,6 +22,7 @@ class Resources:
     dsp: int = 0
     bram: float = 0.0
     carry: float = 0.0
+    chains: float = 0.0  # carry chains (ECP5: nextpnr places two more CCU2Cs at each; not in rounded())
 
     def __iadd__(self, other: Resources) -> Resources:
         self.lut += other.lut
@@ -29,6 +30,7 @@ class Resources:
         self.dsp += other.dsp
         self.bram += other.bram
         self.carry += other.carry
+        self.chains += other.chains
         return self
 
     def rounded(self) -> dict:
@@ -122,7 +124,9 @@ class _Netlist:
     only rearranges bits.  The adder and register rules read it: which bits of an operand
     are constants or copies, and which register bits are read and by what."""
 
-    def __init__(self, items: list[dict]):
+    def __init__(self, items: list[dict], srl_min_depth: int | None = SRL_MIN_DEPTH):
+        # flops in a chain at least this long are shift-register LUTs (None: the fabric has none)
+        self.srl_min_depth = srl_min_depth
         self.items: dict[str, dict] = {}
         for item in items:
             if item["kind"] == "instance":
@@ -135,6 +139,9 @@ class _Netlist:
                 self.items[item["name"]] = item
         self.memo: dict[str, tuple | None] = {}
         self.sums: dict[str, tuple[int, tuple, set] | None] = {}  # adder -> (LUTs, its bits, bits it adds)
+        # adder -> each of its carry chains as (first bit, end), and the bits of its sum read (settle)
+        self.chains: dict[str, list[tuple[int, int]]] = {}
+        self.used_top: dict[str, int] = {}
         self.inverted: set = set()  # bits inverted by some adder (one INV serves every reader)
         self.readers: dict[tuple, set[str]] = defaultdict(set)  # a logic bit -> the items that read it
         self.register_cost: dict[str, Resources] = {}  # filled by register_costs (see _netlist)
@@ -220,8 +227,11 @@ class _Netlist:
                     continue
                 bits = terms[0][1]
                 if item["module"] == "fg_requantize" and port["name"] == "in_data":
-                    # truncation reads no dropped bit; RND only the highest; others all
+                    # truncation reads no dropped bit; RND only the highest; others all; WRAP
+                    # nothing above the output's top bit
                     dropped = max(p["IN_F"] - p["OUT_F"], 0)
+                    if p["OVERFLOW"] == 0:
+                        bits = bits[:dropped + p["OUT_W"] - max(p["OUT_F"] - p["IN_F"], 0)]
                     bits = bits[dropped - (p["ROUNDING"] == 2) if dropped else 0:] \
                         if p["ROUNDING"] in (0, 2) else bits
                 self.read_by(bits, item["name"])
@@ -263,10 +273,11 @@ class _Netlist:
         done = self.sum(item)
         return None if done is None else done[0]
 
-    def sum(self, item: dict) -> tuple[int, tuple, set] | None:
+    def sum(self, item: dict) -> tuple[int, tuple, dict] | None:
         """An adder item (``a ± b ± ...``, summed left to right as yosys builds it; a leading
         minus is ``0 - a``) as (its LUTs, its bits, the operand bits that enter its carry
-        chains), computed once (equal functions are shared)."""
+        chains with the lowest position each enters at), computed once (equal functions are
+        shared)."""
         name = item["name"]
         if name not in self.sums:
             self.sums[name] = None
@@ -276,15 +287,20 @@ class _Netlist:
                 ops = [(negative, _fit(bits, width)) for negative, bits in terms]
                 acc = (0,) * width if ops[0][0] else ops[0][1]
                 rest = ops if ops[0][0] else ops[1:]
-                luts, reads = 0, set()
+                luts, reads, chains = 0, {}, []
                 for k, (negative, bits) in enumerate(rest):
-                    n, acc = self._add(acc, bits, negative, name if k == len(rest) - 1 else f"{name}#{k}", reads)
+                    n, acc, chain = self._add(acc, bits, negative, name if k == len(rest) - 1 else f"{name}#{k}",
+                                              reads)
                     luts += n
+                    chains.append(chain)
                 self.sums[name] = (luts, acc, reads)
+                self.chains[name] = chains
         return self.sums[name]
 
-    def _add(self, a: tuple, b: tuple, sub: bool, tag: str, reads: set) -> tuple[int, tuple]:
-        """One carry-chain adder ``a ± b`` bit by bit: its LUTs and its sum's bits.  Below the
+    def _add(self, a: tuple, b: tuple, sub: bool, tag: str, reads: dict) -> tuple[int, tuple, tuple[int, int]]:
+        """One carry-chain adder ``a ± b`` bit by bit: its LUTs, its sum's bits and its carry
+        chain (first bit, end): from the first bit added up to the sum's top (a sum's carry
+        out, a difference's full width, whose bits above the operands are its sign).  Below the
         first bit both operands drive (for ``-``: below b's lowest non-zero bit) the sum copies
         an operand (yosys cuts those bits off the adder).  Above it each bit's carry-chain
         input is a ^ b (b inverted to subtract): a LUT2 when both are logic, an inverter when
@@ -295,22 +311,25 @@ class _Netlist:
         readers, through it)."""
         luts, out, low, seen = 0, [], True, self.inverted
         top = max(_top(a), _top(b))
+        first = len(a)
         for i, x in enumerate(a):
             y = b[i]
             if low and (y == 0 or (not sub and x == 0)):
                 out.append(x if y == 0 else y)
                 continue
+            if low:
+                first = i
             low = False
             # above both operands a sum is 0 (yosys wreduce), a difference its sign (one bit)
             out.append((tag, i) if i <= top else 0 if not sub else out[top])
             x_logic, y_logic = type(x) is tuple, type(y) is tuple
             if x_logic and y_logic:
-                reads.add(x)
-                reads.add(y)
+                reads[x] = min(reads.get(x, i), i)
+                reads[y] = min(reads.get(y, i), i)
                 key = (x, y, sub) if x < y else (y, x, sub)
             elif x_logic or y_logic:
                 v, constant = (x, y) if x_logic else (y, x)
-                reads.add(v)
+                reads[v] = min(reads.get(v, i), i)
                 if not constant ^ sub:  # a copy: no LUT
                     continue
                 key = (v, "~")
@@ -319,14 +338,34 @@ class _Netlist:
             if key not in seen:
                 seen.add(key)
                 luts += 1
-        return luts, tuple(out)
+        end = len(a) if sub else max(min(top + 1, len(a)), first)
+        return luts, tuple(out), (first, end)
+
+    def settle(self, items: list[dict]) -> None:
+        """What is read once unread bits are gone, latest item first (an item is declared after
+        the ones it reads): a plain register's unread bits read nothing, and an adder whose top
+        bits are unread is narrower (yosys wreduce: ``used_top``), its operands' bits that
+        enter only above it unread."""
+        for item in reversed(items):
+            name = item.get("name")
+            if item["kind"] == "register" and self._plain(item):
+                source = self.bits(item["source"]) or ()
+                for j, s in enumerate(source[:item["width"]]):
+                    if not self.read((name, j)) and isinstance(s, tuple):
+                        self.readers.get(s, set()).discard(name)
+            elif item["kind"] == "assign" and "adders" in item.get("cost", {}) and self.sum(item) is not None:
+                top = max((i + 1 for i in range(item["width"]) if self.read((name, i))), default=0)
+                self.used_top[name] = top
+                for bit, position in self.sums[name][2].items():
+                    if position >= top:
+                        self.readers.get(bit, set()).discard(name)
 
     def register_costs(self, registers: list[dict]) -> dict[str, Resources]:
         """Each register's FFs and SRL LUTs.  A bit costs a flip-flop when something reads it
         and its source is not a constant (synthesis removes the others).  A chain of 3 or more
         flops in which every flop but the last feeds only the next becomes shift-register LUTs
         (yosys ``xilinx_srl -minlen 3``; one SRL per bit per 32 stages), costed at the chain's
-        last register."""
+        last register; on a fabric without them (``srl_min_depth`` None) every bit is a flop."""
         costs = {r["name"]: Resources(ff=r["width"]) for r in registers if not self._plain(r)}
         registers = [r for r in registers if self._plain(r)]
         costs.update({r["name"]: Resources() for r in registers})
@@ -356,7 +395,7 @@ class _Netlist:
                     bit = prev[bit[1]] if bit[1] < len(prev) else 0
                     if not isinstance(bit, tuple):
                         break
-                if depth >= SRL_MIN_DEPTH:
+                if self.srl_min_depth is not None and depth >= self.srl_min_depth:
                     costs[r["name"]].lut += math.ceil(depth / SRL_DEPTH)
                 else:
                     costs[r["name"]].ff += depth

@@ -38,9 +38,9 @@ import math
 import time
 
 from .estimate import Resources, _Costs, _item_cost, _percent, estimate_context
+from .estimate_ecp5 import Ecp5Costs
 from .targets import family_of
 
-SRL_MIN_DEPTH = 3  # as compiler.estimate: yosys xilinx_srl -minlen 3
 SRL_DEPTH = 32
 # Counter logic, LUTs per counter bit (increment, wrap compare, the constant look-ups of which
 # rows / columns are pads or window ends): least squares over the calibration set
@@ -54,13 +54,17 @@ FIFO_CONTROL_LUTS = 8  # credit compare, out_valid, the two counters' up/down se
 # LUT RAM primitives as memory_libmap sees them: (depth, data bits, LUT sites, cost, widthscale)
 LUTRAMS = {"xc7": ((32, 6, 4, 8, 7), (64, 3, 4, 8, 7)),
            "xcu": ((32, 14, 8, 16, 16), (64, 7, 8, 16, 16)),
-           "xcup": ((32, 14, 8, 16, 16), (64, 7, 8, 16, 16))}
+           "xcup": ((32, 14, 8, 16, 16), (64, 7, 8, 16, 16)),
+           # ECP5: TRELLIS_DPR16X4, 16 x 4 in six LUT4 sites (yosys ecp5/lutrams.txt: cost 4)
+           "ecp5": ((16, 4, 6, 4, 0),)}
 LUTRAM_OVERHEAD_COST = 10  # what a LUT RAM costs memory_libmap beyond its cells (fitted: a
 # 2 x 8 FIFO stays in flip-flops, 2 x 16 and 3 x 8 go to LUT RAM)
 # block RAMs as memory_libmap sees them: (BRAM36 equivalents, cost, {port width: depth}):
 # RAMB18 1 x 16K ... 36 x 512 (simple dual port), RAMB36 1 x 32K ... 72 x 512
 BRAMS = ((0.5, 129, {1: 16384, 2: 8192, 4: 4096, 9: 2048, 18: 1024, 36: 512}),
          (1.0, 257, {1: 32768, 2: 16384, 4: 8192, 9: 4096, 18: 2048, 36: 1024, 72: 512}))
+# ECP5: DP16KD / PDPW16KD, 18 Kb (half a 36 Kb equivalent; yosys ecp5/brams.txt: cost 128)
+ECP5_BRAMS = ((0.5, 128, {1: 16384, 2: 8192, 4: 4096, 9: 2048, 18: 1024, 36: 512}),)
 BYPASS_LUTS = 1.3  # block RAM FIFO: LUTs per data bit around the synchronous read
 
 
@@ -103,7 +107,7 @@ class StreamCosts(_Costs):
         for age in ages:
             stages = age - previous
             previous = age
-            if stages >= SRL_MIN_DEPTH:
+            if self.srl_min_depth is not None and stages >= self.srl_min_depth:
                 r.lut += bits * math.ceil(stages / SRL_DEPTH)
             else:
                 r.ff += bits * stages
@@ -142,7 +146,7 @@ class StreamCosts(_Costs):
                  + 0.5 * (mult - 1) * bits + LUTRAM_OVERHEAD_COST)
             if c < best[2]:
                 best = ("lutram", (mult * per_slice * sites, mult), c)
-        for size, cost, shapes in BRAMS:
+        for size, cost, shapes in ECP5_BRAMS if self.family == "ecp5" else BRAMS:
             for width, unit_depth in shapes.items():
                 n = math.ceil(depth / unit_depth) * math.ceil(bits / width)
                 if n * cost < best[2]:
@@ -181,13 +185,24 @@ class StreamCosts(_Costs):
         return r
 
 
+class Ecp5StreamCosts(StreamCosts, Ecp5Costs):
+    """The stream modules on ECP5: the structure of StreamCosts on Ecp5Costs's primitives (carry
+    chains of CCU2Cs, no shift-register LUTs: a line buffer is flip-flops).  Its control fits
+    are the Xilinx ones, not checked against synth_ecp5."""
+
+
+def stream_costs(family: str) -> StreamCosts:
+    """The stream modules' rules for a family: LUT6 fabric or ECP5's."""
+    return Ecp5StreamCosts(family) if family == "ecp5" else StreamCosts(family)
+
+
 def estimate_stream(context: dict, part: str) -> dict:
     """The estimate of a stream context on ``part``: per engine its modules and its core
     (estimated as the parallel estimate does), the totals, and the context's predicted
     latency and II."""
     start = time.perf_counter()
     family = family_of(part)
-    costs = StreamCosts(family)
+    costs = stream_costs(family)
     total = Resources()
     engines = []
     for engine in context["engines"]:
@@ -202,8 +217,9 @@ def estimate_stream(context: dict, part: str) -> dict:
     folding = f"reuse {reuses[0]}" if len(reuses) == 1 else f"reuse {reuses[0]} to {reuses[-1]}"
     return {"top": context["model"], "part": part, "family": family, "clock_ns": context["clock_ns"],
             "architecture": f"rtl: stream, {len(engines)} engines, {folding}, II {context['ii']}",
+            "lut_kind": costs.lut_kind,
             **total.rounded(), "latency_cycles": context["latency"], "ii_cycles": context["ii"],
-            "percent": _percent(total, part), "layers": engines,
+            **costs.placed(total), "percent": _percent(total, part, costs), "layers": engines,
             "seconds": round(time.perf_counter() - start, 4)}
 
 
@@ -227,7 +243,7 @@ def _engine(costs: StreamCosts, engine: dict, part: str) -> tuple[dict, Resource
     parts["core"] = Resources()
     for core in cores:
         parts["core"] += Resources(lut=core["lut"], ff=core["ff"], dsp=core["dsp"], bram=core["bram"],
-                                   carry=core["carry"])
+                                   carry=core["carry"], chains=core.get("carry_chains", 0))
     if engine["fifo"] is not None:  # None: a tail core before the last (the FIFO follows the last)
         parts["fifo"] = costs.fifo(engine["fifo"]["bits"], engine["fifo"]["depth"])
     total = Resources()

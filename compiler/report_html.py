@@ -32,6 +32,14 @@ MAX_MAPS = 48
 PRUNED_COLOUR = "#c8c8c8"
 RESOURCES = ("lut", "ff", "dsp", "bram", "carry")
 RESOURCE_LABELS = {"lut": "LUT", "ff": "FF", "dsp": "DSP", "bram": "BRAM36", "carry": "carry"}
+# ECP5 estimates and syntheses count LUT4 sites (a CCU2C two) and CCU2C carry cells
+ECP5_LABELS = {**RESOURCE_LABELS, "lut": "LUT4", "carry": "CCU2C"}
+
+
+def _labels(*reports: dict | None) -> dict:
+    """The resource names for the family of an estimate or synthesis (the first that has one)."""
+    family = next((r["family"] for r in reports if r and r.get("family")), None)
+    return ECP5_LABELS if family == "ecp5" else RESOURCE_LABELS
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px; padding: 0 1em; color: #222; }
@@ -212,7 +220,7 @@ def _totals_table(est: dict, synth: dict | None) -> str:
         if key not in est and key not in synth:
             continue
         digits = 1 if key == "bram" else 0
-        cells = [f"<td class=\"name\">{RESOURCE_LABELS[key]}</td>"]
+        cells = [f"<td class=\"name\">{_labels(est, synth)[key]}</td>"]
         if est:
             cells.append(f"<td>{_num(est.get(key), digits)}</td>")
         if synth:
@@ -228,7 +236,8 @@ def _totals_table(est: dict, synth: dict | None) -> str:
     if est.get("seconds") is not None:
         times.append(f"estimate made in {est['seconds']:.3g} s")
     if synth.get("seconds") is not None:
-        times.append(f"synthesis (yosys synth_xilinx{', ' + _e(synth['family']) if synth.get('family') else ''}) "
+        command = "synth_ecp5" if synth.get("family") == "ecp5" else "synth_xilinx"
+        times.append(f"synthesis (yosys {command}{', ' + _e(synth['family']) if synth.get('family') else ''}) "
                      f"took {synth['seconds']:.3g} s")
     if times:
         lines.append(f"<p>{'; '.join(times)}.</p>")
@@ -245,7 +254,7 @@ def _resources(report: dict, svg: "_SvgFigures") -> str:
     unit = "engine" if stream else "layer"
     parts = [f"<h2 id=\"resources\">Resources per {unit} (estimate)</h2>", svg.add(_resource_chart(layers)),
              f"<table id=\"layer-resources\"><tr><th class=\"name\">{unit}</th><th class=\"name\">ops</th>"
-             + "".join(f"<th>{RESOURCE_LABELS[k]}</th>" for k in RESOURCES)
+             + "".join(f"<th>{_labels(report.get('estimate'))[k]}</th>" for k in RESOURCES)
              + "".join(f"<th>{k.replace('_', ' ')}</th>" for k in extra) + "</tr>"]
     for layer in layers:
         parts.append(f"<tr><td class=\"name\">{_e(layer.get('name'))}</td><td class=\"name\">{_e(layer.get('ops', ''))}"
@@ -529,7 +538,7 @@ def _synth_totals_chart(est: dict, synth: dict):
     labels = [f"{r:.2f}  ({_num(est.get(k), 1 if k == 'bram' else 0)} / {_num(synth.get(k), 1 if k == 'bram' else 0)})"
               for k, r in zip(keys, ratios)]
     ax.bar_label(bars, labels=labels, padding=3, fontsize=8)
-    _layer_axis(ax, [RESOURCE_LABELS[k] for k in keys])
+    _layer_axis(ax, [_labels(est)[k] for k in keys])
     ax.set_xlim(0, max(ratios + [1.15]) * 1.45)
     ax.set_xlabel("estimate / synthesis")
     ax.legend(loc="lower right")

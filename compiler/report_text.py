@@ -51,7 +51,9 @@ def format_estimate(report: dict) -> list[str]:
     # a stream design's rows are its engines: their reuse factor and cycles per image
     stream = est["architecture"].startswith("rtl: stream")
     timing = ("reuse", "cycles/image", "latency") if stream else ("start", "cycles")
-    rows = [("engine" if stream else "layer", "LUT", "FF", "DSP", "BRAM", "products (built)", *timing)]
+    # ECP5 counts LUT4 sites (a CCU2C carry cell two), Xilinx parts LUT6s
+    lut = "LUT4" if est.get("lut_kind") == "LUT4" else "LUT"
+    rows = [("engine" if stream else "layer", lut, "FF", "DSP", "BRAM", "products (built)", *timing)]
     for layer in est["layers"]:
         built = f"{layer['adders']:,} adders" if "adders" in layer else f"{layer['products_built']:,}"
         products = f"{layer['products']:,} ({built})" if layer.get("products") else "-"
@@ -64,7 +66,8 @@ def format_estimate(report: dict) -> list[str]:
     if pct:
         rows.append((f"% of {est['part']}", *(f"{pct[k]:.2f}%" for k in keys), "", *blank))
     if synth:
-        rows.append((f"yosys synth_xilinx ({synth['family']})", *(f"{synth[k]:,}" for k in keys), "", *blank))
+        command = "synth_ecp5" if synth["family"] == "ecp5" else f"synth_xilinx ({synth['family']})"
+        rows.append((f"yosys {command}", *(f"{synth[k]:,}" for k in keys), "", *blank))
         ratio = synth.get("ratio", {})
         ratios = (f"{ratio[k]:.2f}" if ratio.get(k) else "-" for k in ("lut", "ff", "dsp"))
         rows.append(("estimate / synthesis", *ratios, "", "", *blank))
@@ -79,6 +82,9 @@ def format_estimate(report: dict) -> list[str]:
         lines.append(f"timing (predicted, {timing['family']} delay model): critical path {timing['critical_ns']} ns "
                      f"in {timing['critical_layer']} (Fmax {timing['fmax_mhz']} MHz), {verdict} the "
                      f"{timing['clock_ns']} ns clock")
+    if est.get("placed_lut") is not None:
+        lines.append(f"placed: about {est['placed_lut']:,} LUT4 sites (nextpnr's TRELLIS_COMB: the cells' and two "
+                     f"CCU2C at the ends of each carry chain), as the % of the part counts them")
     if synth:
         origin = "cached result of a run of" if synth.get("cached") else "took"
         lines.append(f"synthesis {origin} {synth['seconds']} s ({synth['yosys_version']}); "

