@@ -85,6 +85,7 @@ class _Costs:
     def __init__(self, family: str):
         self.family = family
         self.dsp_a, self.dsp_b = DSP_PORTS[family]
+        self.shared: set = set()  # tree nodes (op, leaves) already counted in the design (fresh_nodes)
 
     def netlist_adder(self, net: _Netlist, item: dict) -> Resources | None:
         """An adder item priced whole from the netlist, or None: LUT6 fabric prices the per-width
@@ -157,7 +158,7 @@ class _Costs:
             r.lut *= self.adder_tree_lut_factor
             return r
         if module == "fg_reduce_tree":
-            return self.tree(p, None, None, 0, op_max=p.get("OP", 0) == 1)
+            return self.tree(p, None, None, 0, op_max=p.get("OP", 0) == 1, leaves=item.get("cost", {}).get("leaves"))
         if module == "fg_pipe":
             return self.pipe(p["W"], p["DEPTH"])
         if module == "fg_requantize":
@@ -175,26 +176,38 @@ class _Costs:
         raise ValueError(f"estimate: no cost rule for module {module!r}")
 
     def tree(self, p: dict, zeros: list[int] | None, widths: list[int] | None, constants: int,
-             op_max: bool) -> Resources:
+             op_max: bool, leaves: list[str] | None = None) -> Resources:
         """A balanced tree as fg_reduce_tree builds it.  Per node: its significant width (the
         sum of two sign-extended values needs one bit more than the wider; the bits above are
         sign copies, which synthesis narrows away) and its known-zero low bits (copied, not
         added).  The last ``constants`` leaves are constants (a bias): a node of constants only
-        is itself a constant, with no adder or register."""
+        is itself a constant, with no adder or register.  ``leaves``: the inputs' wires, when
+        nodes over the same leaves in another tree of the design are the same cells (synthesis
+        merges them: overlapping pooling windows), which are counted once."""
         n, w, out_w = p["N"], p["W"], p["OUT_W"]
         lps = p["LEVELS_PER_STAGE"]
         levels = max(n - 1, 0).bit_length()
         z = list(zeros) if zeros is not None else [0] * n
         sw = list(widths) if widths is not None else [w] * n
         const = [i >= n - constants for i in range(n)]
+        fresh_by_level = self.fresh_nodes(p.get("OP", 0), leaves, n, levels)
         r = Resources()
+        held = [0] * n  # registers a node has passed through with no logic since its own (a shift chain)
+
+        def flush(i: int) -> None:  # a node's pure delays: flip-flops, or a shift-register LUT
+            if held[i] and not const[i]:
+                r.__iadd__(self.pipe(sw[i] - z[i], held[i]))
+
         for level in range(1, levels + 1):
             lw = w if op_max else min(w + level, out_w)
-            nz, nw, nc = [], [], []
+            nz, nw, nc, nh = [], [], [], []
+            fresh = fresh_by_level[level - 1]
             for i in range(0, len(z), 2):
                 if i + 1 < len(z):
+                    flush(i)
+                    flush(i + 1)
                     width = lw if op_max else min(max(sw[i], sw[i + 1]) + 1, lw)
-                    if const[i] and const[i + 1]:
+                    if (const[i] and const[i + 1]) or not fresh[i // 2]:
                         pass
                     elif op_max:
                         # the compare: a LUT6 per 3 bit pairs into the carry chain; the select
@@ -205,15 +218,44 @@ class _Costs:
                     nz.append(0 if op_max else min(z[i], z[i + 1]))
                     nw.append(width)
                     nc.append(const[i] and const[i + 1])
+                    nh.append(-1)  # its own register below is no delay
                 else:
                     nz.append(z[i])
                     nw.append(sw[i])
                     nc.append(const[i])
+                    nh.append(held[i])
             z, sw, const = nz, nw, nc
+            held = [max(h, 0) for h in nh]
             if lps > 0 and (level % lps == 0 or level == levels):
-                # sign copies share one flip-flop, known-zero bits need none
-                r.ff += sum(width - zero for width, zero, c in zip(sw, z, const) if not c)
+                for j, (width, zero, c, f) in enumerate(zip(sw, z, const, fresh)):
+                    if c or not f:
+                        continue
+                    if nh[j] < 0:  # sign copies share one flip-flop, known-zero bits need none
+                        r.ff += width - zero
+                    else:
+                        held[j] += 1
+        for i in range(len(z)):
+            flush(i)
         return r
+
+    def fresh_nodes(self, op: int, leaves: list[str] | None, n: int, levels: int) -> list[list[bool]]:
+        """Per tree level, whether each node is this tree's own: a node over the same leaves
+        (same order) as one of an earlier tree of the design is the same cells after synthesis
+        merges them (overlapping pooling windows), counted there.  Without ``leaves``: all."""
+        if leaves is None or len(leaves) != n:
+            out = []
+            for _ in range(levels):
+                n = -(-n // 2)
+                out.append([True] * n)
+            return out
+        keys, fresh, out = [(leaf,) for leaf in leaves], [True] * len(leaves), []
+        for _ in range(levels):
+            pairs = range(0, len(keys), 2)
+            fresh = [(op, keys[i] + keys[i + 1]) not in self.shared if i + 1 < len(keys) else fresh[i] for i in pairs]
+            keys = [keys[i] + keys[i + 1] if i + 1 < len(keys) else keys[i] for i in pairs]
+            self.shared.update((op, k) for k in keys if len(k) > 1)
+            out.append(fresh)
+        return out
 
     def pipe(self, width: int, depth: int) -> Resources:
         if depth <= 0:

@@ -96,6 +96,7 @@ class Ecp5Costs(_Costs):
     def __init__(self, family: str = "ecp5"):
         self.family = family
         self.dsp_a, self.dsp_b = 18, 18
+        self.shared: set = set()
 
     def placed(self, total: Resources) -> dict:
         """nextpnr's TRELLIS_COMB: the LUT4 sites of the cells and the ends of every chain."""
@@ -200,21 +201,28 @@ class Ecp5Costs(_Costs):
             return r
         return super().instance(item, registered, relu)
 
-    def tree(self, p: dict, zeros, widths, constants: int, op_max: bool) -> Resources:
+    def tree(self, p: dict, zeros, widths, constants: int, op_max: bool, leaves=None) -> Resources:
         if not op_max:
-            return super().tree(p, zeros, widths, constants, op_max)
+            return super().tree(p, zeros, widths, constants, op_max, leaves)
         # a max tree: per pair a compare chain (signed: over the W bits, unsigned: W - 1; yosys
         # 3, 4, 5, 6 CCU2C at 5..6, 7..8, 9..10, 12 bits signed) and the select
         n, w, lps = p["N"], p["W"], p["LEVELS_PER_STAGE"]
         levels = max(n - 1, 0).bit_length()
+        fresh_by_level = self.fresh_nodes(1, leaves, n, levels)
         r, count = Resources(), n
         for level in range(1, levels + 1):
             pairs, count = count // 2, (count + 1) // 2
-            for _ in range(pairs):
+            fresh = fresh_by_level[level - 1]
+            for j in range(pairs):
+                if not fresh[j]:  # the same cells as another window's (synthesis merges them)
+                    continue
                 r += self.chain(w if p.get("SIGNED", 1) else w - 1)
-                r.lut += MAX_SELECT_LUTS * w
+                # a max registered at every level (the delay model's ECP5 pipeline: one max level per
+                # stage up to ~10 ns) is a 2-input max alone: W + 2 LUT4 (pools model at 10 ns:
+                # 809 LUT4 sites in yosys, 960 by this rule)
+                r.lut += w + 2 if lps == 1 else MAX_SELECT_LUTS * w
             if lps > 0 and (level % lps == 0 or level == levels):
-                r.ff += count * w
+                r.ff += sum(fresh) * w
         return r
 
     def requantize(self, p: dict, registered: bool, relu: bool = False) -> Resources:

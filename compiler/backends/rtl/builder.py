@@ -142,7 +142,10 @@ class _Builder:
         final = node.outputs[0]
         elems = local[final]
         wiring = all(s.op in WIRING for s in node.stages())
-        if not wiring:
+        # a max pool's trees end in a register (and its shallower windows' fg_pipe delays): the
+        # layer's own would only hold the same values a cycle longer
+        logic = [s for s in stages if s.op not in WIRING]
+        if not wiring and not (latency > 0 and logic[-1].op == Op.MAXPOOL):
             latency += 1
             base = self.names(final)
             registered = []
@@ -396,7 +399,9 @@ class _Builder:
                              "LEVELS_PER_STAGE": lps},
                             {"clk": "clk", "rst": "rst", "in_valid": "1'b1", "in_data": packed,
                              "out_valid": f"{inst}_valid", "out_data": f"{name}_max"},
-                            {"out_valid": (f"{inst}_valid", 1), "out_data": (f"{name}_max", work.width)})
+                            {"out_valid": (f"{inst}_valid", 1), "out_data": (f"{name}_max", work.width)},
+                            # for compiler.estimate: overlapping windows' pairs are the same cells
+                            cost={"leaves": [f"{e.wire}:{work}" for e in window]})
             results.append((Elem(self.m.convert(Elem(f"{name}_max", work), fmt, name), fmt),
                             _tree_latency(len(wires), lps)))
         return self.align(results, base)
