@@ -5,7 +5,8 @@ The graphs, one per instance (a dense row, a conv position), come from compiler/
 product wider than ``dsp_min_width`` stays a ``*`` (emitter.product) and enters the graph as an
 input.  With ``RTLOptions.ternary_chain`` (8: CARRY8, 4: CARRY4) each graph is folded
 (adder_graph.ternary) and its three-term adders are ``fg_add3`` instances (:meth:`_Instance.adder3`);
-nodes keep their levels, so the rule below is unchanged.
+nodes keep their levels.  By timing a three-term adder is slower than a two-term one, so a layer
+keeps the most folds that take it no more cycles than none (:meth:`GraphSums.fold`).
 
 Pipelining by timing (the default).  Each node gets a cycle of the layer and an arrival time in
 ns within it, as soon as it can (compiler/timing.py's delay model of the part's family): a
@@ -14,9 +15,10 @@ latest operand computed in the same cycle has arrived plus one adder level; an a
 stage would then exceed ``clock_ns`` (the path's overhead, its levels and the ripple of its own
 carry chain, the widest on its path) starts the next cycle instead, its operands read through
 registers (shared by every adder that reads them in that cycle).  The layer's sums are read in
-the cycle of its latest output; ``GraphSums.emit`` returns that cycle and the latest output's
-arrival in it, and the builder registers the sums before the layer's requantize and activation
-when those do not fit after them.
+the cycle of its latest output, or the next when the layer's requantize and activation (the
+builder's ``tail``) do not fit after it; ``GraphSums.emit`` returns that cycle and the latest
+output's arrival in it.  At that latency, retime.py then chooses the cycles with the fewest
+register bits (a mixed-integer program, HiGHS).
 
 Pipelining by levels (``levels_per_stage`` given).  An adder at level d (adders on its longest
 path from the layer's inputs) is computed in cycle ``max(0, ceil((d - P) / lps) - 1)`` of the
