@@ -31,7 +31,7 @@ class _Builder(StageTiming):
         self.tables: dict[str, dict] = {}  # function name -> look-up table (table_function)
         self.graph_delays: dict[str, str] = {}  # adder graphs: wire -> its register one cycle later
         self.graph_sums: dict | None = None
-        self.sums_critical = 0.0  # the predicted critical path of the current layer's adder graphs (ns)
+        self.sums_critical = 0.0  # the predicted critical path of the current layer's sums and trees (ns)
 
     # values -----------------------------------------------------------------------------
     def elems(self, name: str, at: int) -> list[Elem]:
@@ -241,6 +241,10 @@ class _Builder(StageTiming):
                             {"out_valid": (f"{inst}_valid", 1), "out_data": (f"{name}_sum", fmt.width)},
                             cost={"zero_lsbs": zeros, "term_widths": widths, "constant_terms": int(bias != 0)})
             results.append((Elem(f"{name}_sum", fmt), _tree_latency(n, lps)))
+            if self.options.delay is not None:  # a stage of the tree: its levels, the widest sum's ripple
+                delay = self.options.delay
+                levels = min(lps, max(n - 1, 0).bit_length())
+                self.sums_critical = max(self.sums_critical, delay.path(levels, fmt.width))
         return self.align(results, base)
 
     def align(self, results: list[tuple[Elem, int]], base: str) -> tuple[list[Elem], int]:
@@ -269,6 +273,8 @@ class _Builder(StageTiming):
             lps = 1
             while delay.overhead + delay.max(lps + 1, width) <= self.options.clock_ns:
                 lps += 1
+            depth = max((len(a["kernel"]) and int(np.prod(a["kernel"])) - 1).bit_length(), 1)
+            self.sums_critical = max(self.sums_critical, delay.overhead + delay.max(min(lps, depth), width))
         results = []
         for idx, o in enumerate(np.ndindex(out.shape)):
             fmt = element_format(out, idx)

@@ -62,7 +62,7 @@ module dense (
         .y(h_g_n7)
     );
     logic [7:0] h_g_n8;  // level 1
-    assign h_g_n8 = -h_g_w4 + 8'hf0;
+    assign h_g_n8 = 8'hf0 - h_g_w4;
     logic [8:0] h_g_w8;
     assign h_g_w8 = {{2{x__2_port[6]}}, x__2_port};
     logic [8:0] h_g_n9;  // level 1

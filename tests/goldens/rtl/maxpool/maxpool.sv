@@ -62,7 +62,7 @@ module maxpool (
     assign y__0_window = {x__5_port, x__4_port, x__1_port, x__0_port};
     logic [0:0] u_y__0_max_valid;
     logic [5:0] y__0_max;
-    fg_reduce_tree #(.N(4), .W(6), .SIGNED(1), .OP(1), .OUT_W(6), .LEVELS_PER_STAGE(4)) u_y__0_max (
+    fg_reduce_tree #(.N(4), .W(6), .SIGNED(1), .OP(1), .OUT_W(6), .LEVELS_PER_STAGE(1)) u_y__0_max (
         .clk(clk),
         .rst(rst),
         .in_valid(1'b1),
@@ -74,7 +74,7 @@ module maxpool (
     assign y__1_window = {x__7_port, x__6_port, x__3_port, x__2_port};
     logic [0:0] u_y__1_max_valid;
     logic [5:0] y__1_max;
-    fg_reduce_tree #(.N(4), .W(6), .SIGNED(1), .OP(1), .OUT_W(6), .LEVELS_PER_STAGE(4)) u_y__1_max (
+    fg_reduce_tree #(.N(4), .W(6), .SIGNED(1), .OP(1), .OUT_W(6), .LEVELS_PER_STAGE(1)) u_y__1_max (
         .clk(clk),
         .rst(rst),
         .in_valid(1'b1),
@@ -86,7 +86,7 @@ module maxpool (
     assign y__2_window = {x__13_port, x__12_port, x__9_port, x__8_port};
     logic [0:0] u_y__2_max_valid;
     logic [5:0] y__2_max;
-    fg_reduce_tree #(.N(4), .W(6), .SIGNED(1), .OP(1), .OUT_W(6), .LEVELS_PER_STAGE(4)) u_y__2_max (
+    fg_reduce_tree #(.N(4), .W(6), .SIGNED(1), .OP(1), .OUT_W(6), .LEVELS_PER_STAGE(1)) u_y__2_max (
         .clk(clk),
         .rst(rst),
         .in_valid(1'b1),
@@ -98,7 +98,7 @@ module maxpool (
     assign y__3_window = {x__15_port, x__14_port, x__11_port, x__10_port};
     logic [0:0] u_y__3_max_valid;
     logic [5:0] y__3_max;
-    fg_reduce_tree #(.N(4), .W(6), .SIGNED(1), .OP(1), .OUT_W(6), .LEVELS_PER_STAGE(4)) u_y__3_max (
+    fg_reduce_tree #(.N(4), .W(6), .SIGNED(1), .OP(1), .OUT_W(6), .LEVELS_PER_STAGE(1)) u_y__3_max (
         .clk(clk),
         .rst(rst),
         .in_valid(1'b1),
@@ -106,16 +106,8 @@ module maxpool (
         .out_valid(u_y__3_max_valid),
         .out_data(y__3_max)
     );
-    logic [5:0] y__0_q;
-    always_ff @(posedge clk) y__0_q <= y__0_max;
-    logic [5:0] y__1_q;
-    always_ff @(posedge clk) y__1_q <= y__1_max;
-    logic [5:0] y__2_q;
-    always_ff @(posedge clk) y__2_q <= y__2_max;
-    logic [5:0] y__3_q;
-    always_ff @(posedge clk) y__3_q <= y__3_max;
 
     // --- outputs: each element's format -> the port's container ----------------------------
-    assign y = {y__3_q, y__2_q, y__1_q, y__0_q};
+    assign y = {y__3_max, y__2_max, y__1_max, y__0_max};
 endmodule
 /* verilator lint_on UNUSEDSIGNAL */
