@@ -353,8 +353,10 @@ def test_part_names_and_presets():
     for part in [*PARTS, "xc7a35ticsg324-1L", "xcvc1902-vsva2197-2MP-e-S", "xcku040-ffva1156-2-e"]:
         assert check_part(part) == part == resolve_part(None, part)
     assert resolve_part(None, "ZCU102") == BOARDS["zcu102"]
-    with pytest.raises(UserError, match="not a Xilinx part name"):
-        check_part("xczu9eg-ffvb1156-2-e]")
+    assert resolve_part("ulx3s", None) == "LFE5U-85F-6BG381C" and check_part("LFE5UM5G-45F-8BG381I")
+    for bad in ("xczu9eg-ffvb1156-2-e]", "LFE5U-85F-6BG381C;", "LFE5U-99F-6BG381C"):
+        with pytest.raises(UserError, match="not a Xilinx or Lattice ECP5 part name"):
+            check_part(bad)
 
 
 def test_tcl_scripts_source_safely(tmp_path, hostile):
