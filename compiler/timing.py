@@ -65,16 +65,23 @@ class DelayModel:
         bits, its first net driving ``loads`` loads."""
         return self.overhead + levels * self.level + self.carry_bit * width + self.fanout(loads)
 
+    def stage_ns(self, arrival: float, width: int) -> float:
+        """A register-to-register stage whose logic ends at ``arrival`` ns (levels and fanout,
+        from the source register's output) on a chain of ``width`` bits."""
+        return self.overhead + arrival + self.carry_bit * width
+
+    def room(self, width: int, clock_ns: float) -> float:
+        """The latest ``arrival`` a stage on a chain of ``width`` bits may have at ``clock_ns``."""
+        return clock_ns - self.overhead - self.carry_bit * width
+
     def fits(self, arrival: float, width: int, clock_ns: float) -> bool:
-        """Whether a stage whose logic ends at ``arrival`` ns (levels and fanout, from the source
-        register's output) on a chain of ``width`` bits fits the clock."""
-        return self.overhead + arrival + self.carry_bit * width <= clock_ns + 1e-9
+        """Whether that stage fits the clock."""
+        return self.stage_ns(arrival, width) <= clock_ns + 1e-9
 
     def levels_per_stage(self, clock_ns: float, width: int = 16) -> int:
         """Adder levels of ``width`` bits one stage holds at ``clock_ns`` (at least 1): the rule
         of the fixed-depth trees (fg_adder_tree, fg_reduce_tree, the folded and stream cores)."""
-        room = clock_ns - self.overhead - self.carry_bit * width
-        return max(1, math.floor(room / self.level + 1e-9))
+        return max(1, math.floor(self.room(width, clock_ns) / self.level + 1e-9))
 
     def saturate(self, width: int, two_bounds: bool) -> float:
         """A saturation of a ``width``-bit value: its comparison with one bound (or two, at once)

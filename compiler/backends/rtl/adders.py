@@ -51,6 +51,12 @@ def _level_schedule(graph: AdderGraph, p: int, lps: int) -> list[tuple[int, floa
     return [(max(0, (0 if node.level <= p else -(-(node.level - p) // lps)) - 1), 0.0) for node in graph.nodes]
 
 
+def _start(sched: list[tuple[int, float]], node, cycle: int) -> float:
+    """When an adder computed in ``cycle`` can start: its latest operand computed in that cycle
+    has arrived (operands from an earlier cycle come from a register, at 0)."""
+    return max(sched[src][1] if sched[src][0] == cycle else 0.0 for src, _, _ in node.operands)
+
+
 def _time_schedule(graph: AdderGraph, arrivals: list[float], delay: DelayModel,
                    clock_ns: float) -> list[tuple[int, float]]:
     """Pipelining by timing: each node's (cycle, arrival ns in it); graph input k arrives at
@@ -65,8 +71,7 @@ def _time_schedule(graph: AdderGraph, arrivals: list[float], delay: DelayModel,
             out.append(out[node.operands[0][0]])
         else:
             cycle = max(out[src][0] for src, _, _ in node.operands)
-            t = max(out[src][1] if out[src][0] == cycle else 0.0 for src, _, _ in node.operands)
-            t += delay.adder(node.terms)
+            t = _start(out, node, cycle) + delay.adder(node.terms)
             if not delay.fits(t, node.width, clock_ns):
                 cycle, t = cycle + 1, delay.adder(node.terms)
             out.append((cycle, t))
@@ -84,9 +89,14 @@ def _arrivals(graph: AdderGraph, sched: list[tuple[int, float]], delay: DelayMod
             out[k] = out[node.operands[0][0]]
             continue
         cycle = out[k][0]
-        out[k] = (cycle, max(out[src][1] if out[src][0] == cycle else 0.0 for src, _, _ in node.operands)
-                  + delay.adder(node.terms))
+        out[k] = (cycle, _start(out, node, cycle) + delay.adder(node.terms))
     return out
+
+
+def _ends(instances, schedules) -> list[tuple[int, float]]:
+    """The (cycle, arrival) of every instance's graph outputs that are sums (not constants)."""
+    return [sched[o[0]] for inst, sched in zip(instances, schedules) for o in inst.graph.outputs
+            if o is not None and inst.graph.nodes[o[0]].operands]
 
 
 def _loads(instances) -> dict[int, int]:
@@ -149,7 +159,7 @@ class GraphSums:
         if self.delay is None:
             return self._folded(instances, [None] * len(instances), "all")
         schedules = self.schedules(instances)
-        least = self.read_cycle(instances)[0]
+        least = self.read_cycle(instances, schedules)[0]
         # folds on one path share its slack: the slack rule with less and less of it, then strict
         for rule in ("all", 0.0, 0.5, 1.0, 2.0, "strict"):
             folded = self._folded(instances, schedules, rule)
@@ -170,14 +180,13 @@ class GraphSums:
         within its required time less ``rule`` adder levels (a number) or no later than before
         ("strict")."""
         delay, clock, nodes = self.delay, self.b.options.clock_ns, graph.nodes
-        required = [clock - delay.overhead - delay.carry_bit * node.width for node in nodes]
+        required = [delay.room(node.width, clock) for node in nodes]
         outputs = {o[0] for o in graph.outputs if o is not None}
         read_at = max((sched[o][0] for o in outputs), default=0)
         for k in range(len(nodes) - 1, graph.n_inputs - 1, -1):
             node = nodes[k]
             if k in outputs and sched[k][0] == read_at:
-                ripple = delay.carry_bit * max(node.width, self.tail_width)
-                required[k] = min(required[k], clock - delay.overhead - ripple - self.tail)
+                required[k] = min(required[k], delay.room(max(node.width, self.tail_width), clock) - self.tail)
             for src, _, _ in node.operands:  # wiring and adders pass their required time to their operands
                 if sched[src][0] == sched[k][0]:
                     required[src] = min(required[src], required[k] - (delay.adder(node.terms) if node.is_adder else 0))
@@ -192,13 +201,12 @@ class GraphSums:
             return start + delay.adder(3) <= limit + 1e-9
         return keep
 
-    def read_cycle(self, instances) -> tuple[int, float, list]:
+    def read_cycle(self, instances, schedules=None) -> tuple[int, float, list]:
         """By timing: the cycle the sums are read in (their latest, or the next when the layer's
         requantize and activation do not fit after them), their latest arrival in it, and the
-        instances' as-soon-as-possible schedules."""
-        schedules = self.schedules(instances)
-        ends = [sched[o[0]] for inst, sched in zip(instances, schedules) for o in inst.graph.outputs
-                if o is not None and inst.graph.nodes[o[0]].operands]
+        instances' as-soon-as-possible schedules (``schedules``, when given)."""
+        schedules = schedules or self.schedules(instances)
+        ends = _ends(instances, schedules)
         latency = max((c for c, _ in ends), default=0)
         arrival = max((t for c, t in ends if c == latency), default=0.0)
         if not self.delay.fits(arrival + self.tail, self.tail_width, self.b.options.clock_ns):
@@ -220,9 +228,7 @@ class GraphSums:
                 cache[key] = _arrivals(inst.graph, [(c, arrivals[k] if k < len(arrivals) else 0.0)
                                                     for k, c in enumerate(cycles)], self.delay)
             chosen.append(cache[key])
-        ends = [sched[o[0]] for inst, sched in zip(instances, chosen) for o in inst.graph.outputs
-                if o is not None and inst.graph.nodes[o[0]].operands]
-        return chosen, max([arrival] + [t for c, t in ends if c == read_at])
+        return chosen, max([arrival] + [t for c, t in _ends(instances, chosen) if c == read_at])
 
     def emit(self) -> tuple[list[Elem], int, float]:
         """The sums' elements, the layer cycle they are read in, and the latest one's arrival
@@ -247,7 +253,7 @@ class GraphSums:
             latency, arrival, schedules = self.read_cycle(instances)
             schedules, arrival = self.fewer_registers(instances, schedules, latency, arrival)
             self.b.sums_critical = max([self.b.sums_critical] + [
-                self.delay.overhead + t + self.delay.carry_bit * node.width
+                self.delay.stage_ns(t, node.width)
                 for inst, sched in zip(instances, schedules) for node, (_, t) in zip(inst.graph.nodes, sched)
                 if node.is_adder])
         stats = self.b.graph_sums = self.b.graph_sums or {"adders": 0, "levels": 0}

@@ -97,27 +97,16 @@ class _Builder(StageTiming):
             else:
                 split = False
                 if delay is not None:
-                    d, width = self.stage_delay(stage, ins, out)
-                    clock = self.options.clock_ns
-                    if arrival > 0 and not delay.fits(arrival + d, width, clock):
-                        # a register ahead of this stage: the previous stage's values, one cycle later
+                    ahead, split, arrival, path = self.place_stage(stage, ins, out, arrival)
+                    critical = max(critical, path)
+                    if ahead:  # a register ahead of this stage: the previous stage's values, one cycle later
                         latency += 1
                         later = {i for s in stages[stages.index(stage):] for i in s.inputs}
                         local = {name: [Elem(self.m.register(f"{self.names(name)}__{i}_t", e.fmt.width, e.wire),
                                              e.fmt) if e.wire is not None else e for i, e in enumerate(elems)]
                                  for name, elems in local.items() if name in later}
                         ins = self.stage_inputs(stage, local, start + latency)
-                        arrival = 0.0
-                    if stage.op == Op.REQUANTIZE and not delay.fits(arrival + d, width, clock):
-                        _, rounding, saturation = self.requantize_parts(stage, ins[0], out)
-                        # the rounding in this cycle, the saturation in the next (adders.requantize_split)
-                        split = rounding > 0 and saturation > 0 and delay.fits(arrival + rounding, width, clock)
-                    if split:
-                        critical = max(critical, delay.overhead + arrival + rounding + delay.carry_bit * width)
-                        latency, arrival = latency + 1, saturation
-                    else:
-                        arrival += d
-                    critical = max(critical, delay.overhead + arrival + delay.carry_bit * width)
+                    latency += split
                 elems = self.elementwise(node, stage, ins, out, base, split)
             local[out.name] = elems
         critical = max(critical, self.sums_critical)
@@ -266,15 +255,7 @@ class _Builder(StageTiming):
         spatial, n = xt.shape[1:], len(xt.shape) - 1
         dil = a.get("dilations", (1,) * n)
         index = np.arange(int(np.prod(xt.shape))).reshape(xt.shape)
-        lps = self.options.levels
-        delay = self.options.delay
-        if delay is not None:  # max levels (a comparison and a select each) per stage, by the model
-            width = max((e.fmt.width for e in x if e.wire is not None), default=1)
-            lps = 1
-            while delay.overhead + delay.max(lps + 1, width) <= self.options.clock_ns:
-                lps += 1
-            depth = max((len(a["kernel"]) and int(np.prod(a["kernel"])) - 1).bit_length(), 1)
-            self.sums_critical = max(self.sums_critical, delay.overhead + delay.max(min(lps, depth), width))
+        lps = self.options.levels if self.options.delay is None else self.max_levels_per_stage(x, a["kernel"])
         results = []
         for idx, o in enumerate(np.ndindex(out.shape)):
             fmt = element_format(out, idx)

@@ -118,7 +118,7 @@ def min_register_cycles(graph: AdderGraph, arrivals: list[float], read_at: int, 
         else:
             upper[i] = read_at
             lower[n + i] = delay.adder(node.terms)
-            upper[n + i] = max(lower[n + i], clock_ns - delay.overhead - delay.carry_bit * node.width)
+            upper[n + i] = max(lower[n + i], delay.room(node.width, clock_ns))
         lower[2 * n + i], upper[2 * n + i] = 0, read_at
         cost[i], cost[2 * n + i] = -node.width, node.width
     rows: list[tuple[float, float, list[int], list[float]]] = []
@@ -128,7 +128,7 @@ def min_register_cycles(graph: AdderGraph, arrivals: list[float], read_at: int, 
         if k in outputs:
             rows.append((read_at, inf, [2 * n + i], [1.0]))
             if k >= graph.n_inputs:
-                room = clock_ns - delay.overhead - delay.carry_bit * max(nodes[k].width, tail[1]) - tail[0]
+                room = delay.room(max(nodes[k].width, tail[1]), clock_ns) - tail[0]
                 rows.append((-inf, room + big * read_at, [n + i, i], [1.0, big]))
         node = nodes[k]
         if not node.is_adder:

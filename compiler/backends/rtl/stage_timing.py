@@ -48,23 +48,55 @@ class StageTiming:
                 "fmax_mhz": round(1000 / critical, 1) if critical else None,
                 "met": critical <= self.options.clock_ns + 1e-9}
 
+    def place_stage(self, stage: Node, ins: list, out: Tensor, arrival: float) -> tuple[bool, bool, float, float]:
+        """Where an elementwise stage goes when the layer's values arrive at ``arrival`` ns into
+        the current cycle: whether a register goes ahead of it (it does not fit after them), whether
+        it is a requantize split into its rounding, a register and its saturation (it does not fit
+        one stage; see :meth:`elementwise`), the arrival after it, and its predicted path."""
+        delay, clock = self.options.delay, self.options.clock_ns
+        d, width = self.stage_delay(stage, ins, out)
+        ahead = arrival > 0 and not delay.fits(arrival + d, width, clock)
+        if ahead:
+            arrival = 0.0
+        if stage.op == Op.REQUANTIZE and not delay.fits(arrival + d, width, clock):
+            _, rounding, saturation = self.requantize_parts(stage, ins[0], out)
+            if rounding > 0 and saturation > 0 and delay.fits(arrival + rounding, width, clock):
+                path = delay.stage_ns(arrival + rounding, width)
+                return ahead, True, saturation, max(path, delay.stage_ns(saturation, width))
+        return ahead, False, arrival + d, delay.stage_ns(arrival + d, width)
+
+    def max_levels_per_stage(self, x: list[Elem], kernel) -> int:
+        """A max pool's tree levels per stage by the delay model (each a comparison and a select),
+        at least one; the stage's path counts toward the layer's predicted critical path."""
+        delay = self.options.delay
+        width = max((e.fmt.width for e in x if e.wire is not None), default=1)
+        lps = 1
+        while delay.fits(delay.max(lps + 1, width), 0, self.options.clock_ns):
+            lps += 1
+        depth = max((int(np.prod(kernel)) - 1).bit_length(), 1)
+        self.sums_critical = max(self.sums_critical, delay.stage_ns(delay.max(min(lps, depth), width), 0))
+        return lps
+
+    def _unknown(self, t: Tensor) -> list[Elem]:
+        """Elements of ``t`` in their formats, standing for values not built yet (for delays)."""
+        return [Elem("x", f) if f is not None else ZERO
+                for f in (element_format(t, i) for i in range(int(np.prod(t.shape))))]
+
     def tail(self, stages: list[Node], out: Tensor) -> tuple[float, int]:
         """The delay (ns) and widest carry chain of what is to follow a layer's sums in their
         last cycle: its elementwise stages up to the first that is not (pooling, ...), all of
         them when they fit one stage, else the first stage alone (a requantize's rounding alone
-        when it is split, see :meth:`layer`)."""
+        when it is split, see :meth:`place_stage`)."""
         delay = self.options.delay
         parts = []
-        x = [Elem("x", f) if f is not None else ZERO
-             for f in (element_format(out, i) for i in range(int(np.prod(out.shape))))]
+        x = self._unknown(out)
         for stage in stages:
             if stage.op in (Op.DENSE, Op.CONV, Op.AVGPOOL, Op.MAXPOOL, Op.SOFTMAX) or len(stage.inputs) > 1 and \
                     not self.graph.tensor(stage.inputs[1]).is_constant:
                 break
             nxt = self.graph.tensor(stage.outputs[0])
             parts.append((stage, x, nxt, *self.stage_delay(stage, [x] + [None] * (len(stage.inputs) - 1), nxt)))
-            x = [Elem("x", f) if f is not None else ZERO
-                 for f in (element_format(nxt, i) for i in range(int(np.prod(nxt.shape))))]
+            x = self._unknown(nxt)
         if not parts:
             return 0.0, 0
         total, width = sum(p[3] for p in parts), max(p[4] for p in parts)
