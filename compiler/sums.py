@@ -149,10 +149,11 @@ def product_range(f: Fmt, m: int) -> tuple[int, int]:
 
 
 def layer_graphs(g: Graph, stage: Node, in_fmts: list, out_fmts: list, dsp_min_width: int,
-                 budget: Callable[[list, list], int | None]) -> list[GraphInstance]:
+                 budget: Callable[[list, list], int | None], offsets: list[int] | None = None) -> list[GraphInstance]:
     """The adder graphs of ``stage`` (DENSE, CONV or AVGPOOL) whose input elements have formats
     ``in_fmts`` and output elements ``out_fmts``: one per instance, solved once per pattern with
-    ``budget(rows, biases)`` levels at most (None: unbounded)."""
+    ``budget(rows, biases)`` levels at most (None: unbounded).  ``offsets``: a constant per output
+    element (in units of its format's last bit) added to its bias."""
     out = g.tensor(stage.outputs[0])
     terms_all, biases_all = dense_terms(g, stage, out) if stage.op == Op.DENSE else window_terms(g, stage, out)
     n = len(terms_all)
@@ -188,7 +189,7 @@ def layer_graphs(g: Graph, stage: Node, in_fmts: list, out_fmts: list, dsp_min_w
                 if bm != 0 and fmt.frac < bf:
                     raise SumsError(f"node {stage.name!r}: bias of output {idx} has bits below the "
                                     f"accumulator's fraction")
-                bias = bm << (fmt.frac - bf) if bm else 0
+                bias = (bm << (fmt.frac - bf) if bm else 0) + (offsets[idx] if offsets else 0)
             rows.append(row)
             biases.append(bias)
         inputs = tuple(slots)

@@ -67,7 +67,14 @@ module fg_requantize #(
     end else begin : g_round
         logic signed [XW-1:0] floor_q;
         logic half, below, inc;  // dropped bits: top one, any of the rest
-        assign floor_q = x >>> RSH;
+        // an unsigned input's x is never negative: a logical shift is its floor.  (Verilator 5.048,
+        // optimizing, sign-extends `x >>> RSH` when the input is a mux computed in the same cycle,
+        // fg_relu's output from a top port: a value with its top bit set came out negative.)
+        if (IN_SIGNED != 0) begin : g_floor_signed
+            assign floor_q = x >>> RSH;
+        end else begin : g_floor_unsigned
+            assign floor_q = x >> RSH;
+        end
         assign half = x[RSH-1];
         if (RSH > 1) begin : g_below
             assign below = |x[RSH-2:0];

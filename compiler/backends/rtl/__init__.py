@@ -44,14 +44,23 @@ requantize too slow for one stage is split into its rounding and its saturation.
 fixed-depth trees (``--no-adder-graph``'s ``fg_adder_tree`` per output, the MAXPOOL and SOFTMAX
 ``fg_reduce_tree`` max and sum trees, the folded and stream cores) take as many levels per stage
 as the model fits in a clock (``RTLOptions.levels``), registered at their end; elements with
-shallower trees are delayed (``fg_pipe``) to the deepest tree of their layer.  Every layer (fused
-node) ends in one register.  Layers that only move values (reshape, transpose, concat) are wires
-and take no cycle.  A tensor's ready cycle is its layer's start (the latest ready cycle of its
-inputs; earlier inputs are delayed) plus the layer's latency, and the model's latency is the
-latest output's ready cycle.  schedule.json records each layer's latency and predicted
-critical path, and ``timing``: the family, its model's source, the worst stage's path and layer,
-and whether it meets the clock.  ``levels_per_stage`` given (BuildConfig
-``rtl_levels_per_stage``) keeps the fixed rule instead: that many adder levels per stage.
+shallower trees are delayed (``fg_pipe``) to the deepest tree of their layer.  A layer whose
+readers all start with an adder graph or an elementwise stage hands its values over within a
+cycle (fusion.py): it ends without a register, its readers start in the cycle its values arrive
+in, at their arrival, and put registers where their own stages would not fit; every other layer
+(fused node), and every layer by levels, ends in one register.  Layers that only move values
+(reshape, transpose, concat) are wires and take no cycle.  A tensor's ready cycle is its
+layer's start (the latest ready cycle of its inputs; earlier inputs are delayed) plus the
+layer's latency, and the model's latency is the latest output's ready cycle.  schedule.json
+records each layer's latency and predicted critical path, and ``timing``: the family, its
+model's source, the worst stage's path and layer, and whether it meets the clock.
+``levels_per_stage`` given (BuildConfig ``rtl_levels_per_stage``) keeps the fixed rule instead:
+that many adder levels per stage.
+
+Exact moves across stages (fusion.py, by timing and by levels): a ReLU read only by a
+saturating requantize into unsigned formats is left out (the saturation clamps the negative
+values to the same 0), and RND, RND_MIN_INF and CEIL after a layer's adder graphs become a
+constant in each sum (their rounding is a floor after adding it) and a truncation.
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ from ...ir import Node, Tensor
 from ...timing import DelayModel
 from ...sums import SumsError, element_format, layer_graphs, product_range
 from .emitter import ZERO, Elem, Fmt, _literal, _trailing_zeros, signed_width
+from .fusion import offset_format
 from .options import RTLBackendError
 from .retime import min_register_cycles
 
@@ -120,8 +121,12 @@ def _loads(instances) -> dict[int, int]:
 class GraphSums:
     """The adder-graph sums of one layer stage, emitted into builder ``b``'s module."""
 
-    def __init__(self, b, stage: Node, x: list[Elem], out: Tensor, base: str, tail: tuple[float, int] = (0.0, 0)):
+    def __init__(self, b, stage: Node, x: list[Elem], out: Tensor, base: str, tail: tuple[float, int] = (0.0, 0),
+                 arrival: float = 0.0):
         self.b, self.m, self.stage, self.x, self.out, self.base = b, b.m, stage, x, out, base
+        self.arrival = arrival  # ns into the layer's first cycle the inputs arrive (a previous layer's hand-over)
+        # each sum's rounding offset (fusion.py), added to its constant
+        self.offsets = b.offsets.get(out.name) if b.options.adder_graph else None
         # the layer's logic after the sums that is to follow them in their last cycle (requantize,
         # activation): its delay in ns and its widest carry chain
         self.tail, self.tail_width = tail
@@ -140,7 +145,8 @@ class GraphSums:
         cache = {}
         out = []
         for inst in instances:
-            arrivals = [self.delay.fanout(loads[xi]) + (product if m is not None else 0.0) for xi, m in inst.inputs]
+            arrivals = [self.arrival + self.delay.fanout(loads[xi]) + (product if m is not None else 0.0)
+                        for xi, m in inst.inputs]
             key = (id(inst.graph), tuple(arrivals))
             if key not in cache:
                 cache[key] = _time_schedule(inst.graph, arrivals + [0.0] * (inst.graph.n_inputs - len(arrivals)),
@@ -235,9 +241,11 @@ class GraphSums:
         in that cycle (ns after the cycle's registers; 0.0 when pipelined by levels)."""
         n = int(np.prod(self.out.shape))
         out_fmts = [element_format(self.out, i) for i in range(n)]
+        if self.offsets:
+            out_fmts = [offset_format(f, c) if f is not None and c else f for f, c in zip(out_fmts, self.offsets)]
         try:
             instances = layer_graphs(self.b.graph, self.stage, [e.fmt if e.wire is not None else None for e in self.x],
-                                     out_fmts, self.b.options.dsp_min_width, self.level_budget)
+                                     out_fmts, self.b.options.dsp_min_width, self.level_budget, self.offsets)
         except SumsError as err:
             raise RTLBackendError(str(err)) from None
         self.m.product_uses += sum(inst.terms for inst in instances)

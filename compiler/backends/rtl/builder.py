@@ -15,9 +15,11 @@ from ..hls import container
 from .adders import GraphSums
 from .emitter import ZERO, Elem, Fmt, _literal, _Module, _trailing_zeros, _tree_latency, signed_width
 from .options import SUPPORTED, WIRING, RTLBackendError, RTLOptions, rtl_top_name
+from .fusion import StageFusion
 from .stage_timing import StageTiming, requantize_params, rounded_format
 
-class _Builder(StageTiming):
+
+class _Builder(StageTiming, StageFusion):
     def __init__(self, graph: Graph, options: RTLOptions, source: dict):
         self.graph = graph
         self.options = options
@@ -27,6 +29,8 @@ class _Builder(StageTiming):
         self.m = _Module(options)
         self.values: dict[str, list[Elem]] = {}  # tensor -> elements
         self.ready: dict[str, int] = {}  # tensor -> cycle its values are valid
+        self.arrivals: dict[str, float] = {}  # tensor handed over unregistered -> ns into its ready cycle (fusion.py)
+        self.fuse(())  # the current layer's fusion decisions (fusion.py), none outside a layer
         self.delayed: dict[tuple[str, int], list[Elem]] = {}
         self.tables: dict[str, dict] = {}  # function name -> look-up table (table_function)
         self.graph_delays: dict[str, str] = {}  # adder graphs: wire -> its register one cycle later
@@ -78,18 +82,26 @@ class _Builder(StageTiming):
         uses, built = self.m.product_uses, len(self.m.products)
         self.graph_sums = None  # adder graphs: {"adders": n, "levels": deepest sum} (adders.GraphSums)
         latency = 0
-        arrival = 0.0  # ns into the layer's current cycle the latest value arrives (timing model)
+        # ns into the layer's current cycle the latest value arrives (timing model): its inputs
+        # handed over unregistered arrive late in its first cycle
+        arrival = max((self.arrivals.get(i, 0.0) for i in acts if self.ready[i] == start), default=0.0)
+        width = 0  # the widest carry chain on the path to it
         critical = 0.0
         delay = self.options.delay
         local: dict[str, list[Elem]] = {}
         stages = node.stages()
+        self.fuse(stages)
         for stage in stages:
             out = g.tensor(stage.outputs[0])
             base = self.names(out.name)
             ins = self.stage_inputs(stage, local, start + latency)
+            if self.passes(out.name):  # the requantize after it saturates to the same (fusion.py)
+                local[out.name] = ins[0]
+                continue
             if stage.op in (Op.DENSE, Op.CONV, Op.AVGPOOL):
                 tail = self.tail(stages[stages.index(stage) + 1:], out) if delay is not None else (0.0, 0)
-                elems, latency, arrival = self.sums(stage, ins[0], out, base, tail)
+                elems, latency, arrival = self.sums(stage, ins[0], out, base, tail, arrival)
+                width = max((e.fmt.width for e in elems if e.wire is not None), default=0)
             elif stage.op == Op.MAXPOOL:
                 (elems, latency), arrival = self.maxpool(stage, ins[0], out, base), 0.0
             elif stage.op == Op.SOFTMAX:
@@ -99,6 +111,8 @@ class _Builder(StageTiming):
                 if delay is not None:
                     ahead, split, arrival, path = self.place_stage(stage, ins, out, arrival)
                     critical = max(critical, path)
+                    stage_width = self.stage_delay(stage, ins, out)[1]
+                    width = stage_width if ahead or split else max(width, stage_width)
                     if ahead:  # a register ahead of this stage: the previous stage's values, one cycle later
                         latency += 1
                         later = {i for s in stages[stages.index(stage):] for i in s.inputs}
@@ -117,7 +131,12 @@ class _Builder(StageTiming):
         # a max pool's trees end in a register (and its shallower windows' fg_pipe delays): the
         # layer's own would only hold the same values a cycle longer
         logic = [s for s in stages if s.op not in WIRING]
-        if not wiring and not (latency > 0 and logic[-1].op == Op.MAXPOOL):
+        if not wiring and arrival > 0 and self.hands_over(node):
+            # the readers start in this cycle.  Their adders' paths add their own ripple, at least
+            # as wide as these values; the rest of this path's ripple (of `width` bits) comes first
+            narrowest = min((e.fmt.width for e in elems if e.wire is not None), default=width)
+            self.arrivals[final] = arrival + delay.carry_bit * max(width - narrowest, 0)
+        elif not wiring and not (latency > 0 and logic[-1].op == Op.MAXPOOL):
             latency += 1
             base = self.names(final)
             registered = []
@@ -168,12 +187,13 @@ class _Builder(StageTiming):
         return window_terms(self.graph, stage, out)
 
     def sums(self, stage: Node, x: list[Elem], out: Tensor, base: str,
-             tail: tuple[float, int] = (0.0, 0)) -> tuple[list[Elem], int, float]:
-        """Each output element: the exact sum of constant products of input elements (+ bias):
-        an adder graph (adders.GraphSums), else an fg_adder_tree (:meth:`tree_sums`, registered
-        at its end); with the cycle they are read in and their arrival in it."""
+             tail: tuple[float, int] = (0.0, 0), arrival: float = 0.0) -> tuple[list[Elem], int, float]:
+        """Each output element: the exact sum of constant products of input elements (+ bias,
+        + a rounding offset, fusion.py): an adder graph (adders.GraphSums; ``x`` arrives at
+        ``arrival`` ns), else an fg_adder_tree (:meth:`tree_sums`, registered at its end); with the
+        cycle they are read in and their arrival in it."""
         if self.options.adder_graph:
-            return GraphSums(self, stage, x, out, base, tail).emit()
+            return GraphSums(self, stage, x, out, base, tail, arrival).emit()
         return (*self.tree_sums(stage, x, out, base), 0.0)
 
     def tree_sums(self, stage: Node, x: list[Elem], out: Tensor, base: str) -> tuple[list[Elem], int]:
@@ -333,15 +353,18 @@ class _Builder(StageTiming):
                 if split:
                     # round into a format that holds every rounded value (exact), register, saturate
                     mid = rounded_format(src.fmt, fmt)
-                    self.requantize(src, mid, int(t.rounding), 0, f"{name}_round")
+                    self.requantize(src, mid, self.rounding(out, i, t), 0, f"{name}_round")
                     src = Elem(self.m.register(f"{name}_round_q", mid.width, f"{name}_round"), mid)
-                self.requantize(src, fmt, int(t.rounding), int(t.overflow), name)
+                self.requantize(src, fmt, self.rounding(out, i, t), int(t.overflow), name)
                 result.append(Elem(name, fmt))
             elif op == Op.SIGMOID:
                 result.append(Elem(self.sigmoid(stage, e, fmt, name, base), fmt))
             elif e.wire is None and op in (Op.RELU, Op.LEAKY_RELU, Op.MUL):
                 result.append(Elem(self.m.wire(name, fmt.width, _literal(0, fmt.width)), fmt))
             elif op == Op.RELU:
+                if self.passes(out.name, i):  # fusion.py: the saturation after it clamps these too
+                    result.append(e)
+                    continue
                 if e.fmt.signed and e.fmt.width > 1:
                     relu = Elem(f"{name}_relu", Fmt(e.fmt.width - 1, e.fmt.frac, False))
                     self.m.instance("fg_relu", f"u_{name}_relu",

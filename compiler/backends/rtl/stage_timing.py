@@ -91,6 +91,8 @@ class StageTiming:
         parts = []
         x = self._unknown(out)
         for stage in stages:
+            if self.passes(stage.outputs[0]):  # passed through (fusion.py): x stays as it is
+                continue
             if stage.op in (Op.DENSE, Op.CONV, Op.AVGPOOL, Op.MAXPOOL, Op.SOFTMAX) or len(stage.inputs) > 1 and \
                     not self.graph.tensor(stage.inputs[1]).is_constant:
                 break
@@ -146,7 +148,8 @@ class StageTiming:
                 continue
             t = out.formats.element(np.unravel_index(i, out.shape))
             mid = rounded_format(e.fmt, fmt)
-            whole = max(whole, delay.requantize(requantize_params(e.fmt, fmt, int(t.rounding), int(t.overflow))))
-            rounding = max(rounding, delay.requantize(requantize_params(e.fmt, mid, int(t.rounding), 0)))
+            mode = self.rounding(out, i, t)
+            whole = max(whole, delay.requantize(requantize_params(e.fmt, fmt, mode, int(t.overflow))))
+            rounding = max(rounding, delay.requantize(requantize_params(e.fmt, mid, mode, 0)))
             saturation = max(saturation, delay.requantize(requantize_params(mid, fmt, 0, int(t.overflow))))
         return whole, rounding, saturation
