@@ -14,7 +14,7 @@ between registers so that nextpnr's critical path is the block's delay:
 * chains of 2..6 two-term adders written as the adder graphs write them (``a + {b, 1'b0}``,
   alternately subtracting), and with a negated first term (``-a + b``: a negation chain first);
 * ``fg_requantize`` over widths 8..32, rounding that adds (RND, RND_CONV) or not (TRN),
-  saturation or wrap, signed and unsigned inputs;
+  saturation or wrap, signed and unsigned inputs, and a signed input into an unsigned output;
 * ``fg_relu``, ``fg_clip`` (ReLU6) and 2- and 4-input max trees (``fg_reduce_tree`` OP 1, pooling).
 
 Prints one row per design (structure, critical path ns, compiler/timing.py's prediction and its
