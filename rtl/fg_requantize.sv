@@ -126,12 +126,8 @@ module fg_requantize #(
     logic under, under_sym;
     if (OUT_SIGNED != 0) begin : g_signed_lo
         wire below_lo = sign & ~all_above;  // the bits above P not all copies of the sign
-        logic at_lo_less_1;                 // floor == LO - 1: 1..1 0 1..1
-        if (CW - 2 > P) begin : g_mid
-            assign at_lo_less_1 = sign & (&fq[CW-2:P+1]) & ~fq[P] & low_ones;
-        end else begin : g_no_mid
-            assign at_lo_less_1 = sign & ~fq[P] & low_ones;
-        end
+        // floor == LO - 1: 1..1 0 1..1 (CW >= OUT_W + 2 leaves a bit above P + 1)
+        wire at_lo_less_1 = sign & (&fq[CW-2:P+1]) & ~fq[P] & low_ones;
         assign under = below_lo & ~(at_lo_less_1 & inc);
         if (SYM) begin : g_sym
             wire at_lo = sign & all_above & ~|fq[P-1:0];  // floor == LO: 1..1 0..0
