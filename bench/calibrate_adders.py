@@ -1,6 +1,7 @@
 """Calibration (run by hand): the estimate of adder-graph designs against yosys synth_xilinx.
 
     nice python bench/calibrate_adders.py [--only NAME ...] [--no-adder-graph | --adder-slack N] [--no-synth]
+    nice python bench/calibrate_adders.py --requantize [xcup] [ecp5]
 
 Builds random dense layers that are NOT the examples (the examples check the result): 16 to 64
 inputs, signed, unsigned and per-element input formats, per-element and pruned weights, one
@@ -22,6 +23,12 @@ Results (yosys 0.23, 2 cores; ratio = estimate / yosys):
 | d40x16_mixed_in | 5,867 / 5,899 | 829 / 848 (0.98) | 8,360 / 8,218 (1.02) | 1,287 / 1,177 (1.09) |
 | d48x24_wide | 16,190 / 16,183 | 2,033 / 2,036 | 21,664 / 22,381 (0.97) | 2,432 / 2,435 |
 | d64x16_elements | 7,465 / 7,459 | 1,164 / 1,173 (0.99) | 10,441 / 10,595 (0.99) | 1,697 / 1,650 (1.03) |
+
+--requantize synthesizes fg_requantize blocks alone instead (REQUANTIZE_FORMATS x TRN, RND,
+RND_CONV, CEIL x every overflow, between registers; some after an fg_relu) for synth_xilinx and
+synth_ecp5, against compiler/estimate.py's and compiler/estimate_ecp5.py's requantize rules (a
+minute, cached after): on the 144 blocks of the saturation by bit patterns, xcup 983 / 1,008 LUT
+(0.975), 204 / 204 carry; ECP5 2,386 / 2,308 LUT4 (1.034), 396 / 396 CCU2C.
 
 At --adder-slack 0 (the least depth): d16x16_signed 2,552 / 2,554 LUT, 496 / 496 FF; d64x16_elements
 7,459 / 7,452, 1,124 / 1,136; d32x32x8_two 14,716 / 14,738, 1,043 / 1,047.
@@ -113,14 +120,84 @@ def build_model(name: str, folder: Path) -> tuple[Path, Path]:
     return model, plan
 
 
+# fg_requantize blocks for --requantize: (IN_W, IN_F, IN_SIGNED, OUT_W, OUT_F, OUT_SIGNED, relu) in
+# each ROUNDING x OVERFLOW of REQUANTIZE_MODES; relu: the input is an fg_relu's output
+REQUANTIZE_FORMATS = ((16, 10, 1, 8, 4, 1), (20, 12, 1, 10, 4, 1), (16, 8, 0, 8, 2, 0), (20, 10, 1, 8, 4, 0),
+                      (12, 6, 1, 8, 4, 1), (24, 12, 1, 8, 4, 0), (12, 6, 1, 12, 6, 1), (16, 8, 0, 8, 4, 0, 1),
+                      (16, 11, 0, 8, 4, 0, 1))
+REQUANTIZE_MODES = [(r, o) for r in (0, 2, 6, 7) for o in (0, 1, 2, 3)]
+
+
+def requantize_block(params: dict, relu: bool) -> str:
+    """fg_requantize (after an fg_relu when ``relu``) between registers, as a layer's output is."""
+    in_w, out_w = params["IN_W"], params["OUT_W"]
+    plist = ", ".join(f".{k}({v})" for k, v in params.items())
+    source_w = in_w + 1 if relu else in_w
+    block = (f"fg_relu #(.W({source_w}), .SIGNED(1), .OUT_W({in_w})) r (.in_data(x_q), .out_data(v));\n"
+             if relu else "assign v = x_q;\n")
+    return f"""module t(input logic clk, input logic [{source_w - 1}:0] x, output logic [{out_w - 1}:0] y_q);
+    logic [{source_w - 1}:0] x_q;
+    logic [{in_w - 1}:0] v;
+    logic [{out_w - 1}:0] y;
+    always_ff @(posedge clk) x_q <= x;
+    {block}    fg_requantize #({plist}) u (.in_data(v), .out_data(y));
+    always_ff @(posedge clk) y_q <= y;
+endmodule
+"""
+
+
+def requantize_rows(families: list[str]) -> None:
+    """yosys (synth_xilinx for xcup, synth_ecp5) on every fg_requantize block of REQUANTIZE_FORMATS
+    x REQUANTIZE_MODES against compiler/estimate.py's and compiler/estimate_ecp5.py's rules."""
+    from compiler.estimate import _Costs
+    from compiler.estimate_ecp5 import Ecp5Costs
+    from compiler.verify.synth import run_synth
+
+    rtl = ROOT / "rtl"
+    totals = {f: [0, 0, 0, 0] for f in families}  # estimated LUT, yosys LUT, estimated carry, yosys carry
+    print("| block | " + " | ".join(f"{f} est. LUT | yosys LUT | est. carry | yosys carry" for f in families) + " |")
+    for fmt in REQUANTIZE_FORMATS:
+        relu = len(fmt) > 6 and bool(fmt[6])
+        for rounding, overflow in REQUANTIZE_MODES:
+            p = dict(zip(("IN_W", "IN_F", "IN_SIGNED", "OUT_W", "OUT_F", "OUT_SIGNED"), fmt[:6]),
+                     ROUNDING=rounding, OVERFLOW=overflow)
+            name = "rq_" + "_".join(str(v) for v in fmt) + f"_r{rounding}_o{overflow}"
+            cells = []
+            with tempfile.TemporaryDirectory() as tmp:
+                source = Path(tmp) / f"{name}.sv"
+                source.write_text(requantize_block(p, relu))
+                lib = [rtl / "fg_requantize.sv"] + ([rtl / "fg_relu.sv"] if relu else [])
+                for family in families:
+                    result = run_synth([*lib, source], "t", family)
+                    if family == "ecp5":
+                        est = Ecp5Costs().requantize(p, registered=True, relu=relu)
+                        got = (result.cells.get("LUT4", 0), result.cells.get("CCU2C", 0))
+                        est = (est.lut - 2 * est.carry, est.carry)
+                    else:
+                        est = _Costs(family).requantize(p, True, relu)
+                        got = (result.lut, result.carry)
+                        est = (est.lut, est.carry)
+                    for i, v in enumerate(est + got):
+                        totals[family][(0, 2, 1, 3)[i]] += v
+                    cells.append(f"{est[0]} | {got[0]} | {est[1]} | {got[1]}")
+            print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+    for family, (el, yl, ec, yc) in totals.items():
+        print(f"{family}: LUT {el} / {yl} ({el / max(yl, 1):.3f}), carry {ec} / {yc} ({ec / max(yc, 1):.3f})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", default=sorted(DESIGNS))
     parser.add_argument("--no-adder-graph", action="store_true")
     parser.add_argument("--adder-slack", type=int, default=None, help="the graphs' level budget (BuildConfig)")
     parser.add_argument("--no-synth", action="store_true", help="estimate only (cached syntheses still shown)")
+    parser.add_argument("--requantize", nargs="*", metavar="FAMILY", default=None,
+                        help="the fg_requantize blocks instead (families: xcup ecp5, the default both)")
     args = parser.parse_args()
     os.environ.setdefault("FINEGRAIN_SYNTH_CACHE", str(ROOT / "build" / "synth_cache"))
+    if args.requantize is not None:
+        requantize_rows(args.requantize or ["xcup", "ecp5"])
+        return 0
 
     from compiler.backends.rtl import rtl_context, rtl_sources
     from compiler.estimate import estimate_context

@@ -14,7 +14,7 @@ between registers so that nextpnr's critical path is the block's delay:
 * chains of 2..6 two-term adders written as the adder graphs write them (``a + {b, 1'b0}``,
   alternately subtracting), and with a negated first term (``-a + b``: a negation chain first);
 * ``fg_requantize`` over widths 8..32, rounding that adds (RND, RND_CONV) or not (TRN),
-  saturation or wrap, signed and unsigned inputs;
+  saturation or wrap, signed and unsigned inputs, and a signed input into an unsigned output;
 * ``fg_relu``, ``fg_clip`` (ReLU6) and 2- and 4-input max trees (``fg_reduce_tree`` OP 1, pooling).
 
 Prints one row per design (structure, critical path ns, compiler/timing.py's prediction and its
@@ -79,12 +79,16 @@ def fit(rows: list[dict]) -> dict:
        ``overhead + level * levels + carry_bit * width + fanout_per_doubling * log2(loads)``, then
        the overhead raised until no path is predicted shorter than placed; ``net``, what a path
        of wiring only (a register feeding one: the TRN WRAP requantize) takes beyond it;
-    2. the requantize terms, least squares with the above fixed (``increment``: the rounding
-       adder; ``lut``: a LUT level deciding it; ``compare``: a comparison with a bound and the
-       select it drives; ``bound``: the second bound of a signed saturation), then ``increment``
-       raised until no rounding requantize without saturation, and ``compare`` until none with
-       it, is predicted shorter than placed.  fg_relu, fg_clip and the max trees are checked, not
-       fitted: their models are built of these terms.
+    2. the requantize terms with the above fixed, on the rounding requantizes without
+       saturation first (least squares for ``increment``, the rounding adder, and ``lut``, a LUT
+       level deciding it; ``increment`` then raised until none is predicted shorter than
+       placed), then on the saturating ones, whose path is the later of the rounded value and
+       the pattern trees (:func:`compiler.timing.requantize_terms`) and the select: least squares
+       for ``select`` and ``second_bound`` (a signed input's second target), ``select`` then
+       raised until none is predicted shorter than placed.  ``compare`` and ``bound`` (fg_clip's
+       and the max trees' carry-chain comparisons) are not fitted here: they were fitted on the
+       comparator fg_requantize this sweep placed before (bench/RESULTS.md) and are checked on
+       the clip and max rows, as fg_relu's model is.
     """
     rows = [r for r in rows if r["seed"] == 1]
     paths = [r for r in rows if r["kind"] in PATH_KINDS]
@@ -98,22 +102,19 @@ def fit(rows: list[dict]) -> dict:
            "wire_path_ns": wire}
     out["overhead"] = coef[0] - error.min()
     out["net"] = max(wire - out["overhead"], 0.0)
-    requantizes = [r for r in rows if r["kind"] == "requantize"]
-    x, y = [], []
-    for r in requantizes:
-        terms = requantize_terms(r["params"])
-        x.append([terms["increment"], terms["luts"], terms["compare"], terms["bound"]])
-        y.append(r["delay_ns"] - out["overhead"] - out["carry_bit"] * terms["width"])
-    coef, error = _lstsq(x, y)
-    out.update(increment=float(coef[0]), lut=float(coef[1]), compare=float(coef[2]), bound=float(coef[3]),
-               requantize_rms_ns=float(np.sqrt(np.mean(error ** 2))))
-    out.update(lsq_increment=out["increment"], lsq_compare=out["compare"])
-    x, y = np.array(x, dtype=float), np.array(y)
-    saturating = x[:, 2] > 0
-    rounding = ~saturating & (x[:, 0] > 0)
-    out["increment"] -= min(0.0, error[rounding].min())
-    error = x @ np.array([out["increment"], out["lut"], out["compare"], out["bound"]]) - y
-    out["compare"] -= min(0.0, error[saturating].min())
+    requantizes = [(r, requantize_terms(r["params"], 4)) for r in rows if r["kind"] == "requantize"]
+    wraps = [(r, t) for r, t in requantizes if t["increment"] and not t["select"]]
+    coef, error = _lstsq([[1.0, t["luts"]] for _, t in wraps],
+                         [r["delay_ns"] - out["overhead"] - out["carry_bit"] * t["width"] for r, t in wraps])
+    out.update(lsq_increment=float(coef[0]), lut=float(coef[1]), increment=float(coef[0] - min(0.0, error.min())),
+               rounding_rms_ns=float(np.sqrt(np.mean(error ** 2))))
+    saturating = [(r, t) for r, t in requantizes if t["select"]]
+    decided = [max(out["lut"] * t["luts"] + out["increment"] * t["increment"] + out["carry_bit"] * t["width"],
+                   out["lut"] * t["patterns"]) for _, t in saturating]
+    coef, error = _lstsq([[1.0, t["second"]] for _, t in saturating],
+                         [r["delay_ns"] - out["overhead"] - d for (r, _), d in zip(saturating, decided)])
+    out.update(lsq_select=float(coef[0]), second_bound=float(coef[1]), select=float(coef[0] - min(0.0, error.min())),
+               saturation_rms_ns=float(np.sqrt(np.mean(error ** 2))))
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 
 

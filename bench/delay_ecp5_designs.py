@@ -27,6 +27,7 @@ FANOUT_WIDTH = 12
 CHAIN_LEVELS = (2, 3, 4, 5, 6)
 CHAIN_WIDTHS = (8, 12, 16)
 REQUANTIZE_WIDTHS = (8, 12, 16, 24, 32)
+SIGNED_TO_UNSIGNED_WIDTHS = (8, 12, 16, 20, 24, 32)
 ROUNDINGS = {0: "trn", 2: "rnd", 6: "conv"}  # fg_requantize ROUNDING codes: no increment, two that add one
 OVERFLOWS = {0: "wrap", 1: "sat"}
 ACTIVATION_WIDTHS = (8, 12, 16, 24, 32)
@@ -165,13 +166,15 @@ endmodule
 """
 
 
-def requantize_params(in_w: int, in_signed: int, rounding: int, overflow: int) -> dict:
+def requantize_params(in_w: int, in_signed: int, rounding: int, overflow: int, out_signed: int | None = None) -> dict:
     """A wide sum to an 8-bit activation (6 bits from an 8-bit sum), dropping about a quarter
-    of the input's bits below and the rest above, as a layer's requantize does."""
+    of the input's bits below and the rest above, as a layer's requantize does; the output
+    signed as the input unless ``out_signed`` says otherwise."""
     out_w = 8 if in_w > 8 else 6
     in_f = in_w // 2
     return {"IN_W": in_w, "IN_F": in_f, "IN_SIGNED": in_signed, "OUT_W": out_w, "OUT_F": out_w // 2,
-            "OUT_SIGNED": in_signed, "ROUNDING": rounding, "OVERFLOW": overflow}
+            "OUT_SIGNED": in_signed if out_signed is None else out_signed, "ROUNDING": rounding,
+            "OVERFLOW": overflow}
 
 
 def _requantize_designs(quick: bool) -> list[dict]:
@@ -184,6 +187,13 @@ def _requantize_designs(quick: bool) -> list[dict]:
         name = f"requantize_{'s' if s else 'u'}{w}_{ROUNDINGS[r]}_{OVERFLOWS[o]}"
         out.append(dict(name=name, kind="requantize", width=w, params=p, lib=["fg_requantize.sv"],
                         text=block_source(name, "fg_requantize", p, w, p["OUT_W"])))
+    # a signed sum into an unsigned saturating format: a ReLU folded into the requantize
+    for w in widths[::2] if quick else SIGNED_TO_UNSIGNED_WIDTHS:
+        for r in ROUNDINGS:
+            p = requantize_params(w, 1, r, 1, out_signed=0)
+            name = f"requantize_s{w}_to_u_{ROUNDINGS[r]}_sat"
+            out.append(dict(name=name, kind="requantize", width=w, params=p, lib=["fg_requantize.sv"],
+                            text=block_source(name, "fg_requantize", p, w, p["OUT_W"])))
     return out
 
 

@@ -264,47 +264,58 @@ class _Costs:
             return Resources(lut=width * math.ceil(depth / SRL_DEPTH))
         return Resources(ff=width * depth)
 
-    def requantize(self, p: dict, registered: bool, relu: bool = False) -> Resources:
-        """``relu``: the input is a ReLU's output (fg_relu clears it when negative).  Rules from
-        yosys on fg_requantize alone (bench/calibrate_adders.py's notes): the rounding increment
-        is an adder on the kept bits whose lowest bit takes a LUT (the others are carry-chain
-        copies); a ReLU's clear is an AND per bit, which cannot merge into a carry chain, so it
-        costs a LUT per bit the increment or the output reads (none when neither: the register's
-        reset clears it); saturation checks the bits above the output with a LUT per 5 (folded
-        into the select when at most 4), but a rounded or signed value with 5 or more such bits
-        on a carry-chain compare, a LUT per compared bit."""
+    @staticmethod
+    def requantize_shape(p: dict) -> dict:
+        """What an fg_requantize's logic depends on, for the rules of both fabrics: ``dropped``
+        bits, the floor's ``kept`` bits, ``above`` (its bits at and above the output's top
+        magnitude bit, the sign included: what decides overflow without an increment),
+        ``rounds`` (an increment), ``saturates`` (a bound the value can cross), ``two_targets``
+        (it can cross both: the select picks HI, LO or the value) and ``sym`` (SAT_SYM's check
+        of the floor at LO)."""
         in_w, in_f, out_w, out_f = p["IN_W"], p["IN_F"], p["OUT_W"], p["OUT_F"]
         dropped = max(in_f - out_f, 0)
-        kept = in_w - dropped + max(out_f - in_f, 0)  # the bits left after the shift
-        r = Resources()
+        kept = max(in_w - dropped + max(out_f - in_f, 0), 1)
         rounds = dropped > 0 and p["ROUNDING"] != 0
-        if rounds:
-            # the increment rides the carry chain; modes that look at all dropped bits (ties,
-            # signs, CEIL's any-bit-set) OR the ones below the half first
-            r.carry += math.ceil(kept / self.carry_bits)
+        signed_in, signed_out = bool(p["IN_SIGNED"]), bool(p["OUT_SIGNED"])
+        top = out_w - signed_out  # HI = 2**top - 1
+        magnitude = kept - signed_in  # the floor's bits below its sign
+        over = magnitude > top or (rounds and magnitude >= top)
+        under = signed_in and (not signed_out or magnitude > top)
+        overflow = p["OVERFLOW"]
+        return {"dropped": dropped, "kept": kept, "above": max(magnitude - top, 0) + signed_in, "rounds": rounds,
+                "saturates": overflow != 0 and (over or under), "two_targets": overflow != 2 and over and under,
+                "sym": overflow == 3 and signed_in and signed_out and out_w > 1 and magnitude >= top}
+
+    def requantize(self, p: dict, registered: bool, relu: bool = False) -> Resources:
+        """``relu``: the input is a ReLU's output (fg_relu clears it when negative).  Rules from
+        yosys on fg_relu + fg_requantize + the output register alone (bench/calibrate_adders.py
+        --requantize: 144 blocks, 9 formats x TRN, RND, RND_CONV, CEIL x every overflow): the
+        rounding increment is an adder on the output's bits whose lowest bit takes a LUT (the
+        others are carry-chain copies), its condition a LUT per 5 dropped bits below the half; a
+        ReLU's clear is an AND per output bit (which cannot merge into the carry chain; the
+        saturation's trees take the sign in).  Saturation decides from bit patterns: without an
+        increment the bits at and above the output's top magnitude bit, with one every kept bit
+        and the increment, a LUT6 per 6 (SAT_SYM's check of the floor at LO as many more); a
+        select of one target goes into the output register's synchronous set/reset, else it is
+        a LUT per output bit."""
+        shape = self.requantize_shape(p)
+        out_w = p["OUT_W"]
+        r = Resources()
+        if shape["rounds"]:
+            r.carry += math.ceil(out_w / self.carry_bits)
             r.lut += 1
             if p["ROUNDING"] != 2:
-                r.lut += math.ceil((dropped - 1) / 5)
-        high = kept + rounds - out_w  # bits above the output that must be checked
-        over = high > 0 or (not p["IN_SIGNED"] and not p["OUT_SIGNED"] and kept > out_w)
-        under = p["IN_SIGNED"] and (high > 0 or not p["OUT_SIGNED"])
-        saturates = p["OVERFLOW"] != 0 and (over or under)
-        wide = saturates and high > 4 and (rounds or under)
-        if relu and (rounds or saturates):
-            r.lut += kept if rounds and saturates else min(kept, out_w)
-        if wide:
-            # a wide check of a rounded or signed value goes to carry-chain compares (yosys
-            # cmp2lcu), which take the select too
-            r.lut += kept + rounds + (2 if under else 0)
-            r.carry += math.ceil((kept + rounds) / self.carry_bits)
-        elif saturates:
-            # a few bits above the output (or any above an unsigned one): a LUT per 5 checks
-            # them; the select goes into the output register's synchronous set/reset when it
-            # targets one constant (one direction only, or SAT_ZERO), else it is a LUT per
-            # output bit that takes a small check too
-            one_target = p["OVERFLOW"] == 2 or not (over and under)
-            check = math.ceil(max(high, 1) / 5)
-            r.lut += check if registered and one_target else out_w + (check if high > 4 else 0)
+                r.lut += math.ceil((shape["dropped"] - 1) / 5)
+        # a ReLU's clear of an unrounded value is the flip-flops' reset when SAT_ZERO's is too
+        relu_in_reset = registered and p["OVERFLOW"] == 2 and not shape["rounds"]
+        if relu and (shape["rounds"] or shape["saturates"]) and not relu_in_reset:
+            r.lut += min(shape["kept"], out_w)
+        if shape["saturates"]:
+            r.lut += math.ceil(((shape["kept"] + 1) if shape["rounds"] else shape["above"]) / 6)
+            if shape["two_targets"] or not registered:
+                r.lut += out_w
+        if shape["sym"]:
+            r.lut += math.ceil(shape["kept"] / 6)
         return r
 
 

@@ -55,11 +55,6 @@ ROM_BLOCK_RAM_BITS = 2048  # a registered table above this goes to DP16KD (see E
 CHAIN_END_SITES = 4
 # DP16KD's shapes, width: depth (36 bits wide: the pseudo dual port PDPW16KD)
 DP16KD_SHAPES = {1: 16384, 2: 8192, 4: 4096, 9: 2048, 18: 1024, 36: 512}
-# fg_requantize's output select when it could be the output flip-flops' synchronous set/reset
-# (one target, registered): yosys takes it into the flip-flops for some widths and not for
-# others (kept 8 and 10 bits: into the set; 9 and 11: a LUT4 per output bit), so half the
-# output bits on average
-REQUANTIZE_SELECT_SHARE = 0.5
 # a max tree's select, LUT4s per bit per pair: ABC's result varies most here: a 2-input max
 # alone is W + 2 LUT4 at 5, 10, 12 and 16 bits but 6 to 8 per bit at 6..9 bits signed (it
 # rebuilds the compare in LUT7s of PFUMX / L6MUX21), and the maxpool of tests/test_rtl.py's
@@ -226,56 +221,40 @@ class Ecp5Costs(_Costs):
         return r
 
     def requantize(self, p: dict, registered: bool, relu: bool = False) -> Resources:
-        """fg_requantize on ECP5, from synth_ecp5 of the block between registers (72 blocks,
-        6 formats x TRN, RND, RND_CONV, CEIL x WRAP, SAT, SAT_SYM: 682 CCU2C, rule 688; 646
-        LUT4, rule 591; ten of the examples' formats behind a ReLU, unsigned RND_CONV SAT with 3
-        to 11 kept bits: 79 CCU2C, rule 85; 169 LUT4, rule 132; in the examples themselves the
-        LUT4s outside chains, mostly these, come out 2% above yosys): the rounding increment is
-        a chain over the kept bits and its carry (trimmed to the output when nothing saturates:
-        16 -> 8 bits RND WRAP is 4 CCU2C); its condition a LUT4 tree over the bits it reads
-        (RND: the half bit is the carry in, none; CEIL and RND_MIN_INF: the dropped bits; the
-        others also the sign or the kept lowest bit).  Each
-        saturation direction is a compare chain over the kept bits and the carry (an unsigned
-        input has no under-check; a signed one into an unsigned output checks its sign bit);
-        the select a LUT4 per output bit (two targets: two more; SAT_SYM's lower bound half a
-        LUT4 per bit more).  A ReLU before the chains takes a LUT4 per bit they read, and shares
-        LUT4s with a registered one-target select: yosys folds the select into the flip-flops'
-        synchronous set at some widths and not at others (kept 8 and 10 bits: 12 and 14 LUT4
-        in all; 9 and 11: 20 and 22), REQUANTIZE_SELECT_SHARE of the output bits on average."""
-        in_w, in_f, out_w, out_f = p["IN_W"], p["IN_F"], p["OUT_W"], p["OUT_F"]
-        dropped = max(in_f - out_f, 0)
-        kept = in_w - dropped + max(out_f - in_f, 0)
+        """fg_requantize on ECP5, from synth_ecp5 of the block between registers
+        (bench/calibrate_adders.py --requantize: 144 blocks, 9 formats x TRN, RND, RND_CONV, CEIL
+        x every overflow; 396 CCU2C, rule 396; 2,308 LUT4, rule 2,386; ABC's LUT4 counts of one
+        saturating block vary two-fold with the format): the rounding increment is a chain over
+        the output's bits; its condition a LUT4 tree over the bits it reads (RND: the half bit is
+        the carry in, none; CEIL and RND_MIN_INF: the dropped bits; the others also the sign or
+        the kept lowest bit).  Saturation decides from bit patterns, LUT4 trees: without an
+        increment over the bits at and above the output's top magnitude bit, with one over every
+        kept bit and the increment, which ABC (mapping for depth) builds again in the cone of
+        every output bit that selects between two bounds (a signed input, SAT or SAT_SYM), and
+        twice over for one bound (about 2 LUT4 per 3 bits); one target's select goes into the
+        output register's synchronous set/reset, else it is a LUT4 per output bit; SAT_SYM's
+        check of the floor at LO one more tree.  A ReLU before takes a LUT4 per output bit."""
+        shape = self.requantize_shape(p)
+        out_w = p["OUT_W"]
         mode = p["ROUNDING"]
-        rounds = dropped > 0 and mode != 0
-        high = kept + rounds - out_w
-        # yosys folds a check only when constant-zero top bits (an unsigned input) decide it: a
-        # signed input's checks are built even when they cannot fire (its sign copies are logic)
-        over = p["IN_SIGNED"] or kept + rounds > out_w - p["OUT_SIGNED"]
-        under = p["IN_SIGNED"]
-        saturates = p["OVERFLOW"] != 0 and (over or under)
         r = Resources()
-        if rounds:
-            r += self.chain(kept + 1 if saturates else min(kept + 1, out_w))
+        if shape["rounds"]:
+            r += self.chain(out_w)
             # TRN_ZERO, RND_ZERO, RND_INF read the sign, RND_CONV the kept lowest bit
-            inputs = 1 if mode == 2 else dropped + (mode in (1, 3, 5, 6))
+            inputs = 1 if mode == 2 else shape["dropped"] + (mode in (1, 3, 5, 6))
             r.lut += math.ceil((inputs - 1) / 3)
-        if saturates:
-            # a compare with the bound spans the value and the bound (an unsigned output's
-            # maximum needs a zero sign bit): 12 -> 12 bits signed, 6 + 6 CCU2C; 12 -> 14, 7 + 7
-            compares = int(bool(over)) + int(bool(under and p["OUT_SIGNED"]))
-            for _ in range(compares):
-                r += self.chain(max(kept + rounds, out_w + (not p["OUT_SIGNED"])))
-            two_targets = p["OVERFLOW"] != 2 and over and under
-            if p["IN_SIGNED"] and high <= 0:
-                # checks that cannot fire: ABC keeps their outputs in the select (12 -> 12 bits
-                # 29 LUT4, 13 -> 10 bits 25, 12 -> 12 unsigned 23, against 10 at 16 -> 8 bits)
-                r.lut += 2 * out_w + 4
-            elif relu and registered and not two_targets:
-                r.lut += REQUANTIZE_SELECT_SHARE * out_w
+        # a ReLU's clear of an unrounded value is the flip-flops' reset when SAT_ZERO's is too
+        relu_in_reset = registered and p["OVERFLOW"] == 2 and not shape["rounds"]
+        if relu and (shape["rounds"] or shape["saturates"]) and not relu_in_reset:
+            r.lut += out_w
+        if shape["saturates"]:
+            if not shape["rounds"]:
+                tree = math.ceil(shape["above"] / 3)
+                r.lut += tree + (out_w if shape["two_targets"] or not registered else 0)
+            elif shape["two_targets"]:
+                r.lut += out_w * (math.ceil((shape["kept"] + 1) / 3) + 1)
             else:
-                r.lut += out_w + (2 if two_targets else 0)
-            if p["OVERFLOW"] == 3 and under and p["OUT_SIGNED"]:
-                r.lut += math.ceil(out_w / 2)
-        if relu and (rounds or saturates):
-            r.lut += kept
+                r.lut += 2 * math.ceil((shape["kept"] + 1) / 3) + (0 if registered else out_w)
+        if shape["sym"]:
+            r.lut += math.ceil(shape["kept"] / 3)
         return r

@@ -18,7 +18,9 @@ ns from its input to its output, its own carry ripple included (a block after an
 in one stage adds to the graph's arrival; :meth:`DelayModel.fits` adds the graph's ripple):
 :meth:`~DelayModel.requantize` (from fg_requantize's parameters), :meth:`~DelayModel.relu`,
 :meth:`~DelayModel.clip`, :meth:`~DelayModel.max` (pooling), built of ``increment``, ``lut``,
-``compare`` and ``bound``.
+``select`` and ``second_bound`` (fg_requantize decides saturation from bit patterns of ``lut_inputs``-input
+LUTs, in parallel with its rounding increment), ``compare`` and ``bound`` (fg_clip and the max trees
+compare with carry chains).
 
 Each family's numbers and where they come from are in :data:`MODELS` (``source``).  ECP5's are
 fitted on nextpnr-ecp5 place-and-route runs here (bench/delay_ecp5.py, bench/delay_ecp5.json)
@@ -48,8 +50,11 @@ class DelayModel:
     carry_bit: float  # ns per bit of the widest carry chain on the path
     fanout_per_doubling: float  # ns per doubling of a net's loads beyond one
     increment: float  # ns: a rounding increment (fg_requantize's floor + inc), without its carry ripple
+    select: float  # ns: fg_requantize's saturation select after its overflow decision (one bound as the target)
+    second_bound: float  # ns: more for a select between two bounds (a signed input can fall below the lower one)
     compare: float  # ns: a comparison with a bound (a carry chain to its last bit) and the select it drives
     bound: float  # ns: the second bound of a two-sided saturation (signed input) or clip
+    lut_inputs: int  # inputs of the fabric's LUT: the fan-in of a reduction tree's levels
     source: str  # where the numbers come from
 
     def adder(self, terms: int = 2) -> float:
@@ -91,12 +96,15 @@ class DelayModel:
     def requantize(self, params: Mapping[str, int]) -> float:
         """fg_requantize's logic, from its parameters (IN_W, IN_F, IN_SIGNED, OUT_W, OUT_F,
         ROUNDING, OVERFLOW as the RTL backend instantiates it): the rounding increment (an
-        adder; the modes that look at the dropped bits below the half a LUT tree first), then
-        the saturation (see :func:`requantize_terms`)."""
-        t = requantize_terms(params)
-        logic = (self.increment * t["increment"] + self.lut * t["luts"] + self.compare * t["compare"]
-                 + self.bound * t["bound"] + self.carry_bit * t["width"])
-        return max(logic, self.net)
+        adder over the output's bits; the modes that look at the dropped bits below the half a
+        LUT tree first) and, in parallel, the saturation's bit-pattern trees, then the select
+        (see :func:`requantize_terms`)."""
+        t = requantize_terms(params, self.lut_inputs)
+        rounded = self.lut * t["luts"] + self.increment * t["increment"] + self.carry_bit * t["width"]
+        if not t["select"]:
+            return max(rounded, self.net)
+        decided = self.lut * t["patterns"]
+        return max(rounded, decided) + self.select + self.second_bound * t["second"]
 
     def relu(self, width: int) -> float:
         """fg_relu: the sign bit selects zero for every other bit: one LUT level, the sign's net
@@ -114,28 +122,44 @@ class DelayModel:
         return levels * (self.saturate(width, True) + self.lut)
 
 
-def requantize_terms(params: Mapping[str, int]) -> dict[str, int]:
-    """What an fg_requantize with these parameters has on its path: ``increment`` (1: a rounding
-    increment; only when bits are dropped and ROUNDING is not TRN), ``luts`` (LUT levels deciding
-    the increment: none for RND, which adds the half bit; the others OR the bits below the half,
-    a tree of 4-input LUTs, and combine), ``compare`` (1: saturation, OVERFLOW not WRAP), ``bound``
-    (1: a second bound, for a signed input; an unsigned one never falls below the lower bound),
-    and ``width``, the bits its carry chains ripple (the increment's: the output's bits under
-    WRAP, which keeps only them, the rounded value's under saturation; the comparison's: the
-    rounded value's)."""
+def _tree_levels(inputs: int, lut_inputs: int) -> int:
+    """Levels of a tree of ``lut_inputs``-input LUTs reducing ``inputs`` signals to one."""
+    levels = 0
+    while inputs > 1:
+        inputs, levels = -(-inputs // lut_inputs), levels + 1
+    return levels
+
+
+def requantize_terms(params: Mapping[str, int], lut_inputs: int = 4) -> dict[str, int]:
+    """What an fg_requantize with these parameters has on its paths, with ``lut_inputs``-input
+    LUTs:
+
+    * the rounded output: ``increment`` (1: a rounding increment; only when bits are dropped
+      and ROUNDING is not TRN) after ``luts`` LUT levels deciding it (none for RND, which adds
+      the half bit; the others OR the bits below the half, a LUT tree, and combine), its carry
+      ripple ``width`` (the output's bits: the increment is as wide as the output);
+    * under saturation (OVERFLOW not WRAP; ``select`` 1), in parallel: ``patterns``, the LUT
+      levels deciding overflow from the floor's bits: without an increment a tree over the bits
+      at and above the output's top magnitude bit (its sign included: the value is beyond a bound
+      when they are not all zero, or not all copies of the sign); with one a tree over every
+      kept bit and the increment (the floor is HI, or LO - 1, and the increment set), which
+      arrives after its own ``luts`` levels (RND's is the half bit: at once), so enters last;
+    * then the select: ``second`` 1 when a signed input can fall below the lower bound too (two
+      targets in the select)."""
     shift = params["IN_F"] - params["OUT_F"]
-    kept = params["IN_W"] - shift if shift > 0 else params["IN_W"]
+    kept = max(params["IN_W"] - shift, 1)  # the floor's bits (zeros appended by a left shift included)
     rounds = shift > 0 and params["ROUNDING"] != 0
     saturates = params["OVERFLOW"] != 0
-    luts = 0
-    if rounds and params["ROUNDING"] != 2:
-        below = shift - 1  # the dropped bits below the half, ORed by 4-input LUTs, then the decision
-        luts = 1
-        while below > 1:
-            below, luts = -(-below // 4), luts + 1
-    width = (kept if saturates else params["OUT_W"]) * rounds + kept * saturates
-    return {"increment": int(rounds), "luts": luts, "compare": int(saturates),
-            "bound": int(saturates and params["IN_SIGNED"] != 0), "width": width}
+    luts = _tree_levels(shift - 1, lut_inputs) + 1 if rounds and params["ROUNDING"] != 2 else 0
+    patterns = 0
+    if saturates:
+        top = params["OUT_W"] - (params["OUT_SIGNED"] != 0)  # HI = 2**top - 1
+        signed = params["IN_SIGNED"] != 0
+        above = max(kept - signed - top, 0) + signed  # the floor's bits at and above `top`
+        # the increment is one more input to the kept bits' tree, a late one but for RND's half bit
+        patterns = max(_tree_levels(kept + 1, lut_inputs), luts + 1) if rounds else _tree_levels(above, lut_inputs)
+    return {"increment": int(rounds), "luts": luts, "width": params["OUT_W"] * rounds, "patterns": patterns,
+            "select": int(saturates), "second": int(saturates and params["IN_SIGNED"] != 0)}
 
 
 def _scaled(model: DelayModel, factor: float, family: str, source: str) -> DelayModel:
@@ -155,29 +179,37 @@ def _scaled(model: DelayModel, factor: float, family: str, source: str) -> Delay
 # measured nets between adder levels are 1.1-1.5 ns on a slower fabric); a net's fanout 0.08
 # ns per doubling (ECP5's measured 0.19 scaled by the net ratio); a local net 0.30 ns (fg_add3's
 # majority bit to the next LUT); the requantize and compare terms in ECP5's measured proportion
-# to its adder level (increment 0.65, compare 1.55, bound 0.98 levels).
+# to its adder level (increment 0.65, compare 1.55, bound 0.98, second_bound 0.52 levels), but
+# fg_requantize's select one LUT level (net + LUT6), as ECP5's fitted select is about one of its own
+# (0.68 and 0.60 ns).
 _XC7_NET = 0.50
 _XC7_LEVEL = _XC7_NET + 0.238 + 0.508 + 0.313
 _XC7 = DelayModel("xc7", overhead=0.303, net=_XC7_NET, level=_XC7_LEVEL, level3=_XC7_LEVEL + 0.238 + 0.30,
                   lut=_XC7_NET + 0.238, carry_bit=0.114 / 4, fanout_per_doubling=0.08,
-                  increment=0.65 * _XC7_LEVEL, compare=1.55 * _XC7_LEVEL, bound=0.98 * _XC7_LEVEL,
+                  increment=0.65 * _XC7_LEVEL, select=_XC7_NET + 0.238, second_bound=0.52 * _XC7_LEVEL,
+                  compare=1.55 * _XC7_LEVEL, bound=0.98 * _XC7_LEVEL, lut_inputs=6,
                   source="7-series: Artix-7 -1 cell delays from prjxray-db's SDF (FDRE, LUT6, CARRY4); "
                          "routed net 0.5 ns and the block terms assumed (compiler/timing.py, bench/RESULTS.md)")
 
 MODELS = {
-    # Fitted on nextpnr-ecp5 0.11.1 (yowasp) runs of 172 registered blocks on the LFE5U-85F, speed
+    # Fitted on nextpnr-ecp5 0.11.1 (yowasp) runs of 171 registered blocks on the LFE5U-85F, speed
     # grade 6, out of context (bench/delay_ecp5.py, rows in bench/delay_ecp5.json; bench/RESULTS.md).
     # level, carry_bit, fanout_per_doubling: least squares over 97 adder paths (single adders,
     # fg_adder_trees, chains of two-term adders as the adder graphs write them, one input read by
     # 1..64 adders), rms 0.32 ns; overhead: the least-squares intercept (0.03) raised until no
     # recorded path is predicted shorter than placed (clock-to-out alone is 0.525); net: a path of
-    # wiring only (1.05 ns placed) beyond it; increment, lut, compare, bound: least squares over
-    # 36 fg_requantize blocks (rms 0.30 ns), increment and compare then raised until none is
-    # predicted shorter than placed.  fg_relu, fg_clip and the max trees are built of these terms
-    # and checked against their rows.  ECP5 builds keep two-term adders (no fg_add3): level3 is
+    # wiring only (1.05 ns placed) beyond it; increment and lut: least squares over the 10
+    # rounding fg_requantize blocks without saturation (rms 0.13 ns), increment then raised until
+    # none is predicted shorter than placed; select and second_bound: least squares over the 39
+    # saturating ones (rms 0.27 ns; their path the later of the increment and the pattern trees,
+    # then the select), select then raised likewise.  compare and bound were fitted on the
+    # comparator fg_requantize before it decided saturation by bit patterns (36 blocks, rms 0.30
+    # ns; bench/RESULTS.md) and are kept for fg_clip and the max trees, built of these terms and
+    # checked against their rows like fg_relu.  ECP5 builds keep two-term adders (no fg_add3): level3 is
     # two levels.  bench/delay_ecp5.json's "fit" has the unrounded numbers.
-    "ecp5": DelayModel("ecp5", overhead=0.76, net=0.30, level=2.03, level3=2 * 2.03, lut=0.59, carry_bit=0.06,
-                       fanout_per_doubling=0.19, increment=1.83, compare=3.33, bound=2.05,
+    "ecp5": DelayModel("ecp5", overhead=0.76, net=0.30, level=2.03, level3=2 * 2.03, lut=0.60, carry_bit=0.06,
+                       fanout_per_doubling=0.19, increment=1.78, select=0.68, second_bound=1.04, compare=3.33,
+                       bound=2.05, lut_inputs=4,
                        source="fitted on nextpnr-ecp5 0.11.1 runs on the LFE5U-85F-6 (bench/delay_ecp5.py, "
                               "bench/delay_ecp5.json): never shorter than placed on the sweep at seed 1"),
     "xc7": _XC7,

@@ -15,6 +15,13 @@
 //   Any shift is allowed: OUT_F > IN_F appends zeros (exact), OUT_F < IN_F drops
 //   IN_F - OUT_F bits with rounding, even more bits than the input has.
 //
+// Saturation does not compare the rounded value with the bounds: they are powers of two
+// (minus one), so whether the floored value lies beyond a bound is a pattern of its bits
+// above the output (an OR or AND tree), and the rounding increment can move it across a
+// bound only from the bound itself (or from just below the lower one). The patterns are
+// decided in parallel with the increment's carry chain, which only needs the output's bits;
+// the select takes both.
+//
 // Latency: 0 cycles (combinational).
 module fg_requantize #(
     parameter int IN_W       = 8,
@@ -35,15 +42,17 @@ module fg_requantize #(
     // Signed working width: the input sign- or zero-extended (so a shift beyond the input
     // width still sees the sign), shifted left, plus a bit for the rounding increment.
     localparam int XW = ((IN_W > RSH) ? IN_W : RSH) + LSH + 2;
-    // Compare width: holds the rounded value and both output bounds.
+    // Pattern width: the floored value sign-extended so that it has bits above both bounds.
     localparam int CW = (XW > OUT_W + 2) ? XW : OUT_W + 2;
+    // The output's magnitude bits: HI = 2**P - 1, and for a signed output LO = -2**P.
+    localparam int P = (OUT_SIGNED != 0) ? OUT_W - 1 : OUT_W;
 
     localparam logic signed [CW-1:0] ONE = CW'(1);
-    localparam logic signed [CW-1:0] HI = (OUT_SIGNED != 0) ? (ONE <<< (OUT_W - 1)) - ONE
-                                                            : (ONE <<< OUT_W) - ONE;
-    localparam logic signed [CW-1:0] LO = (OUT_SIGNED != 0) ? -(ONE <<< (OUT_W - 1)) : '0;
-    // SAT_SYM: the lower bound is -max for signed types wider than one bit.
-    localparam logic signed [CW-1:0] SYM_LO = (OUT_SIGNED != 0 && OUT_W > 1) ? -HI : LO;
+    localparam logic signed [CW-1:0] HI = (ONE <<< P) - ONE;
+    localparam logic signed [CW-1:0] LO = (OUT_SIGNED != 0) ? -(ONE <<< P) : '0;
+    // SAT_SYM: the lower bound is -max (LO + 1) for signed types wider than one bit.
+    localparam bit SYM = OUT_SIGNED != 0 && OUT_W > 1;
+    localparam logic signed [CW-1:0] SYM_LO = SYM ? -HI : LO;
 
     if (ROUNDING < 0 || ROUNDING > 7) begin : g_bad_rounding
         $error("fg_requantize: ROUNDING must be 0..7");
@@ -60,13 +69,14 @@ module fg_requantize #(
         assign x = $signed(XW'(in_data)) <<< LSH;
     end
 
-    // --- rounding: floor(x / 2**RSH) + increment ----------------------------------------
-    logic signed [XW-1:0] rounded;
+    // --- rounding: floor(x / 2**RSH), and the increment the mode adds to it -------------
+    logic signed [XW-1:0] floor_q;
+    logic inc;
     if (RSH == 0) begin : g_exact
-        assign rounded = x;
+        assign floor_q = x;
+        assign inc = 1'b0;
     end else begin : g_round
-        logic signed [XW-1:0] floor_q;
-        logic half, below, inc;  // dropped bits: top one, any of the rest
+        logic half, below;  // dropped bits: top one, any of the rest
         // an unsigned input's x is never negative: a logical shift is its floor.  (Verilator 5.048,
         // optimizing, sign-extends `x >>> RSH` when the input is a mux computed in the same cycle,
         // fg_relu's output from a top port: a value with its top bit set came out negative.)
@@ -98,22 +108,53 @@ module fg_requantize #(
                 default: inc = 1'b0;                  // TRN
             endcase
         end
-        assign rounded = floor_q + $signed({{(XW - 1) {1'b0}}, inc});
+    end
+    // The output's bits of the rounded value: an increment as wide as the output (the bits
+    // above it only matter to saturation, decided below from the floor's patterns).
+    logic signed [CW-1:0] fq;
+    logic [OUT_W-1:0] rounded;
+    assign fq = CW'(floor_q);
+    assign rounded = fq[OUT_W-1:0] + OUT_W'(inc);
+
+    // --- overflow: bit patterns of the floor ---------------------------------------------
+    wire sign = fq[CW-1];
+    wire any_above = |fq[CW-2:P];  // some bit above the output's magnitude set
+    wire all_above = &fq[CW-2:P];  // every one set (with the sign: >= LO for a signed output)
+    logic low_ones;                // the magnitude bits all set (none: P = 0)
+    if (P > 0) begin : g_low
+        assign low_ones = &fq[P-1:0];
+    end else begin : g_no_low
+        assign low_ones = 1'b1;
+    end
+    // over: floor > HI (not negative, a bit above HI's set), or floor == HI and inc
+    wire over = ~sign & (any_above | (low_ones & inc));
+    // under: floor < LO, unless floor == LO - 1 and inc (inc only raises the value);
+    // under_sym: rounded <= LO (SAT_SYM's bound LO + 1): floor < LO, or floor == LO and no inc
+    logic under, under_sym;
+    if (OUT_SIGNED != 0) begin : g_signed_lo
+        wire below_lo = sign & ~all_above;  // the bits above P not all copies of the sign
+        // floor == LO - 1: 1..1 0 1..1 (CW >= OUT_W + 2 leaves a bit above P + 1)
+        wire at_lo_less_1 = sign & (&fq[CW-2:P+1]) & ~fq[P] & low_ones;
+        assign under = below_lo & ~(at_lo_less_1 & inc);
+        if (SYM) begin : g_sym
+            wire at_lo = sign & all_above & ~|fq[P-1:0];  // floor == LO: 1..1 0..0
+            assign under_sym = below_lo | (at_lo & ~inc);
+        end else begin : g_no_sym  // a 1-bit signed output keeps -1
+            assign under_sym = under;
+        end
+    end else begin : g_unsigned_lo
+        // LO = 0: a negative floor, unless it is -1 and inc
+        assign under = sign & ~(all_above & low_ones & inc);
+        assign under_sym = under;
     end
 
-    // --- overflow ------------------------------------------------------------------------
-    /* verilator lint_off UNUSEDSIGNAL */  // WRAP keeps only the low OUT_W bits
-    logic signed [CW-1:0] r;
-    /* verilator lint_on UNUSEDSIGNAL */
-    assign r = CW'(rounded);
-    wire over = r > HI;
-    wire under = r < LO;
+    // --- the select -----------------------------------------------------------------------
     always_comb begin
         case (OVERFLOW)
-            1:       out_data = over ? HI[OUT_W-1:0] : under ? LO[OUT_W-1:0] : r[OUT_W-1:0];
-            2:       out_data = (over || under) ? '0 : r[OUT_W-1:0];
-            3:       out_data = over ? HI[OUT_W-1:0] : (r < SYM_LO) ? SYM_LO[OUT_W-1:0] : r[OUT_W-1:0];
-            default: out_data = r[OUT_W-1:0];
+            1:       out_data = over ? HI[OUT_W-1:0] : under ? LO[OUT_W-1:0] : rounded;
+            2:       out_data = (over || under) ? '0 : rounded;
+            3:       out_data = over ? HI[OUT_W-1:0] : under_sym ? SYM_LO[OUT_W-1:0] : rounded;
+            default: out_data = rounded;
         endcase
     end
 endmodule

@@ -108,19 +108,42 @@ def test_paths_grow_with_levels_width_and_loads(family):
 
 
 def test_requantize_terms_follow_the_rtl():
-    """What fg_requantize puts on its path, by its parameters: RND adds the half bit (no LUT),
-    RND_CONV first ORs the dropped bits below it (a deeper LUT tree for more of them); WRAP keeps
-    the output's bits of the increment, SAT compares the whole rounded value; an unsigned input
-    has one bound; no dropped bits, no increment."""
+    """What fg_requantize puts on its paths, by its parameters: RND adds the half bit (no LUT),
+    RND_CONV first ORs the dropped bits below it (a deeper LUT tree for more of them, shallower
+    with 6-input LUTs); the increment is as wide as the output under WRAP and SAT alike;
+    saturation decides from the floor's bit patterns (without rounding a tree over the bits at
+    and above the output's top magnitude bit, with it one over every kept bit and the increment,
+    which enters last), then selects; a signed input has a second target; no dropped bits, no
+    increment."""
     from compiler.timing import requantize_terms
-    assert requantize_terms(_rq(16, 0, 0)) == {"increment": 0, "luts": 0, "compare": 0, "bound": 0, "width": 0}
-    assert requantize_terms(_rq(16, 2, 0)) == {"increment": 1, "luts": 0, "compare": 0, "bound": 0, "width": 8}
-    assert requantize_terms(_rq(16, 2, 1)) == {"increment": 1, "luts": 0, "compare": 1, "bound": 1, "width": 24}
-    assert requantize_terms(_rq(16, 2, 1, signed=0))["bound"] == 0
+    none = {"increment": 0, "luts": 0, "width": 0, "patterns": 0, "select": 0, "second": 0}
+    assert requantize_terms(_rq(16, 0, 0)) == none
+    assert requantize_terms(_rq(16, 2, 0)) == none | {"increment": 1, "width": 8}
+    # 16 bits, 4 dropped: 12 kept, the top 5 (4 and the sign) at and above the output's bit 7
+    assert requantize_terms(_rq(16, 0, 1)) == none | {"patterns": 2, "select": 1, "second": 1}
+    assert requantize_terms(_rq(16, 0, 1), 6) == none | {"patterns": 1, "select": 1, "second": 1}
+    assert requantize_terms(_rq(16, 2, 1)) == {"increment": 1, "luts": 0, "width": 8, "patterns": 2, "select": 1,
+                                               "second": 1}
+    assert [requantize_terms(_rq(32, 2, 1), k)["patterns"] for k in (4, 6)] == [3, 2]  # 28 kept bits and inc
+    assert requantize_terms(_rq(16, 2, 1, signed=0))["second"] == 0
     assert [requantize_terms(_rq(32, 6, 0, shift=s))["luts"] for s in (1, 2, 3, 5, 6, 17, 18)] == [1, 1, 2, 2, 3, 3, 4]
+    assert [requantize_terms(_rq(32, 6, 0, shift=s), 6)["luts"] for s in (2, 3, 7, 8, 37, 38)] == [1, 2, 2, 3, 3, 4]
+    # RND_CONV over 17 dropped bits: the increment's decision (4 levels) is later than the kept bits' tree (2)
+    assert requantize_terms(_rq(32, 6, 1, shift=18))["patterns"] == 4 + 1
     assert requantize_terms(_rq(16, 6, 1, shift=0))["increment"] == 0  # nothing dropped
-    assert requantize_terms(_rq(16, 6, 1, shift=-2)) == {"increment": 0, "luts": 0, "compare": 1, "bound": 1,
-                                                          "width": 16}
+    assert requantize_terms(_rq(16, 6, 1, shift=-2)) == none | {"patterns": 2, "select": 1, "second": 1}
+
+
+def test_requantize_saturation_is_decided_beside_the_increment():
+    """The saturation's pattern trees run beside the rounding increment, not after it: a
+    rounding saturating requantize takes the later of the two and the select, never the
+    increment plus a comparison (on ECP5: 20-bit sum into an unsigned 8-bit format, RND)."""
+    m = delay_model("ecp5")
+    p = {"IN_W": 20, "IN_F": 10, "IN_SIGNED": 1, "OUT_W": 8, "OUT_F": 4, "OUT_SIGNED": 0, "ROUNDING": 2,
+         "OVERFLOW": 1}
+    rounded = m.requantize(p | {"OVERFLOW": 0})
+    assert m.requantize(p) == pytest.approx(max(rounded, 2 * m.lut) + m.select + m.second_bound)
+    assert m.requantize(p) < rounded + m.compare
 
 
 def _rq(width: int, rounding: int, overflow: int, signed: int = 1, shift: int = 4) -> dict:

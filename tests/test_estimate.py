@@ -330,20 +330,36 @@ def test_register_rule_counts_read_bits_and_shift_registers(case, lut, ff):
 
 # fg_relu (when relu) + fg_requantize + the output register, alone: yosys's LUTs
 # (IN_W, IN_F, IN_SIGNED, OUT_W, OUT_F, OUT_SIGNED, ROUNDING, OVERFLOW), relu -> LUTs
-REQUANTIZES = [((16, 8, 0, 8, 4, 0, 2, 1), True, 27),  # the ReLU's AND per bit before the increment's carry chain
-               ((16, 11, 0, 8, 4, 0, 2, 1), True, 11),  # 2 bits above the output: one LUT checks them
+REQUANTIZES = [((16, 8, 0, 8, 4, 0, 2, 1), True, 13),  # the ReLU's AND per output bit before the increment
+               ((16, 11, 0, 8, 4, 0, 2, 1), True, 12),  # 2 bits above the output: the pattern tree is small
                ((16, 8, 0, 8, 4, 0, 2, 0), True, 9),  # WRAP: only the output bits' ANDs
                ((16, 8, 0, 8, 4, 0, 0, 1), True, 8),
-               ((17, 8, 1, 8, 4, 1, 0, 1), False, 15),  # 5 bits above a signed value: a carry-chain compare
-               ((14, 9, 1, 8, 6, 1, 6, 1), False, 10)]
+               ((16, 8, 0, 8, 4, 0, 0, 2), True, 1),  # SAT_ZERO: the ReLU's clear is the flip-flops' reset too
+               ((17, 8, 1, 8, 4, 1, 0, 1), False, 9),  # 5 bits above a signed value: a LUT tree, the select
+               ((14, 9, 1, 8, 6, 1, 6, 1), False, 15),
+               ((20, 10, 1, 8, 4, 0, 0, 1), False, 9),  # a signed sum into a ReLU's unsigned format
+               ((20, 10, 1, 8, 4, 0, 2, 1), False, 13),
+               ((20, 10, 1, 8, 4, 0, 6, 1), False, 15)]
 
 
 @pytest.mark.parametrize("params, relu, luts", REQUANTIZES)
 def test_requantize_rule_tracks_yosys(params, relu, luts):
+    """Within 3 LUTs of yosys a block (ABC's mapping of the pattern trees and the select varies
+    by that much across formats: bench/calibrate_adders.py --requantize, 144 blocks at 0.975
+    of yosys's LUTs in all)."""
+    assert abs(_requantize_luts(params, relu) - luts) <= 3
+
+
+def test_requantize_rule_tracks_yosys_in_all():
+    estimated = sum(_requantize_luts(params, relu) for params, relu, _ in REQUANTIZES)
+    assert abs(estimated / sum(luts for *_, luts in REQUANTIZES) - 1) <= 0.08
+
+
+def _requantize_luts(params: tuple, relu: bool) -> float:
     from compiler.estimate import _Costs
 
     p = dict(zip(("IN_W", "IN_F", "IN_SIGNED", "OUT_W", "OUT_F", "OUT_SIGNED", "ROUNDING", "OVERFLOW"), params))
-    assert abs(_Costs("xcup").requantize(p, True, relu).lut - luts) <= 1
+    return _Costs("xcup").requantize(p, True, relu).lut
 
 
 @pytest.mark.parametrize("signed, flops", [(False, 6), (True, 6)])

@@ -190,12 +190,12 @@ OP_MODELS = {"sigmoid": _sigmoid, "softmax": _softmax, "conv2d_bias_relu": _conv
              "add": _add, "mul_const": _mul, "reshape_transpose_concat": _layout}
 
 
-def _compile(tmp_path: Path, make, backend: str = "rtl", defaults=None) -> Path:
+def _compile(tmp_path: Path, make, backend: str = "rtl", defaults=None, options: tuple[str, ...] = ()) -> Path:
     model, tensors = make(tmp_path / "m.onnx")
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"defaults": defaults or DEFAULTS, "tensors": tensors}))
     out = tmp_path / "out"
-    assert main(["compile", str(model), "--plan", str(plan), "-o", str(out), "--backend", backend]) == 0
+    assert main(["compile", str(model), "--plan", str(plan), "-o", str(out), "--backend", backend, *options]) == 0
     return out
 
 
@@ -209,10 +209,10 @@ def test_one_op_models_bit_exact(op, tmp_path):
 
 def test_rounding_overflow_matrix_rtl(tmp_path):
     """Every rounding x overflow pair (8 x 4) on three formats, each an output element of one
-    model (one build): the generated fg_requantize instances agree with the emulator.  At the
-    default 5 ns the requantize of the 24-bit product does not fit one stage of the UltraScale+
-    model, so each is split into its rounding and its saturation (two fg_requantize and a
-    register): the split is checked for every pair."""
+    model (one build): the generated fg_requantize instances agree with the emulator.  At 3 ns
+    the requantize of the 24-bit product does not fit one stage of the UltraScale+ model, so
+    each is split into its rounding and its saturation (two fg_requantize and a register): the
+    split is checked for every pair."""
     shapes = [(5, 2, "fixed"), (3, 5, "fixed"), (4, -2, "ufixed")]
     formats = [f"{kind}<{w},{i},{r.name},{o.name}>" for r in Rounding for o in Overflow for w, i, kind in shapes]
     n = len(formats)
@@ -224,7 +224,7 @@ def test_rounding_overflow_matrix_rtl(tmp_path):
             {"y": {"axis": 1, "formats": formats}}
 
     out = _compile(tmp_path, make, defaults={"input": "fixed<12,6,TRN,SAT>", "weight": "fixed<12,2,RND_CONV,SAT>",
-                                             "bias": "fixed<8,3>"})
+                                             "bias": "fixed<8,3>"}, options=("--clock-ns", "3"))
     text = (out / "rtl" / "matrix.sv").read_text()
     assert text.count("fg_requantize #(") == 2 * n and text.count("_round_q <=") == n
     code, report = _sim(out, "--vectors", "1500")

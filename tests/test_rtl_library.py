@@ -6,8 +6,8 @@ parameterisations side by side, so the whole file costs three Verilator builds (
 sim.runner across runs).  The cocotb tests live in this module too: the simulator imports it
 by name and runs the functions decorated with ``@cocotb.test()``.
 
-* fg_requantize: every ROUNDING x OVERFLOW pair on 20 format pairs, all input codes of the
-  narrow formats and random plus extreme codes of the wide ones, against
+* fg_requantize: every ROUNDING x OVERFLOW pair on 23 format pairs, all input codes of the
+  narrow formats and random, extreme and bound-probing codes of the wide ones, against
   compiler.fixed.requantize.
 * relu, clip, pipe, adder trees, maxpool, avgpool, rom: one clocked bench; every output and
   every out_valid is checked every cycle against numpy with the documented latency, with
@@ -84,7 +84,11 @@ def _decode_formats(raw: int, count: int) -> list[tuple[int, ...]]:
 
 def _requantize_codes(fmt: tuple[int, ...], steps: int, rng: random.Random) -> list[int]:
     """Raw input codes, one per step: every code (cycled) of a narrow input, else extremes
-    (min, max, -1, 0, 1, the codes around the rounding half) and random codes."""
+    (min, max, -1, 0, 1, the codes around the rounding half) and random codes, and the codes
+    whose floor is at or next to an output bound, each with its dropped bits just below, at
+    and above the half (fg_requantize decides saturation from the floor's bit patterns and
+    the increment: floor == HI or LO - 1 with an increment, floor == -1 into an unsigned
+    output, floor == LO under SAT_SYM)."""
     in_w, in_f, in_s = fmt[0], fmt[1], fmt[2]
     if in_w <= EXHAUSTIVE_MAX_W:
         return [i & _mask(in_w) for i in range(steps)]
@@ -93,12 +97,29 @@ def _requantize_codes(fmt: tuple[int, ...], steps: int, rng: random.Random) -> l
     special = [lo, hi, lo + 1, hi - 1, 0, 1, -1]
     if 0 < shift < in_w:
         half = 1 << (shift - 1)
-        for base in (0, 3 << shift, -(5 << shift), lo, hi & ~_mask(shift)):
+        out_w, out_s = fmt[3], fmt[5]
+        out_hi = (1 << (out_w - out_s)) - 1
+        out_lo = -(1 << (out_w - 1)) if out_s else 0
+        bounds = [b + d for b in (out_hi, out_lo, -1) for d in (-2, -1, 0, 1)]
+        for base in [0, 3 << shift, -(5 << shift), lo, hi & ~_mask(shift)] + [b << shift for b in bounds]:
             special += [base + half + d for d in (-1, 0, 1)]
     codes = [v & _mask(in_w) for v in special if lo <= v <= hi]
     while len(codes) < steps:
         codes.append(rng.getrandbits(in_w))
     return codes[:steps]
+
+
+def test_wide_requantize_codes_probe_the_bounds():
+    """The wide formats' codes reach every floor fg_requantize's saturation patterns single out
+    (HI, LO - 1, LO, -1), each with its rounding half bit set and clear."""
+    for fmt in ((20, 10, 1, 8, 4, 0), (40, 20, 1, 18, 9, 1)):
+        in_w, in_f, _, out_w, out_f, out_s = fmt
+        shift = in_f - out_f
+        codes = _requantize_codes(fmt, 4096, random.Random(1))
+        seen = {(_signed(c, in_w) >> shift, _signed(c, in_w) >> (shift - 1) & 1) for c in codes}
+        hi, lo = (1 << (out_w - out_s)) - 1, -(1 << (out_w - 1)) if out_s else 0
+        for floor in (hi, lo - 1, lo, -1):
+            assert {(floor, 0), (floor, 1)} <= seen, (fmt, floor)
 
 
 def requantize_reference(fmt: tuple[int, ...], codes: list[int]) -> np.ndarray:

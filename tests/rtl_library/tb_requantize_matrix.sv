@@ -9,7 +9,7 @@
 
 /* verilator lint_off DECLFILENAME */
 package tb_requantize_formats;
-    localparam int NF = 20;
+    localparam int NF = 23;
     localparam int MODES = 32;
     // IN_W, IN_F, IN_SIGNED, OUT_W, OUT_F, OUT_SIGNED
     // (an assignment pattern fills a descending packed range from its left end)
@@ -32,6 +32,9 @@ package tb_requantize_formats;
         '{10, 6, 1, 7, 3, 1},     // 10 bits, exhaustive
         '{9, 1, 0, 9, 0, 1},      // shift by 1 (no bits below the half bit)
         '{40, 20, 1, 18, 9, 1},   // wide (> 32 bits)
+        '{11, 3, 1, 4, 0, 1},     // 11 bits, exhaustive: 5 bits above a signed output
+        '{12, 8, 1, 5, 2, 0},     // signed -> unsigned, exhaustive: 6 dropped, 2 above
+        '{20, 10, 1, 8, 4, 0},    // a wide sum into a ReLU's unsigned format (bounds probed)
         '{72, 40, 1, 20, 6, 1},   // wider than 64 bits in
         '{70, 10, 0, 66, 12, 0}   // wider than 64 bits out, left shift
     };
