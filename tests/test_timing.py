@@ -87,6 +87,18 @@ def test_ecp5_requantize_split_bit_exact(tmp_path, monkeypatch):
     assert latencies[0] > 2 * latencies[1]
 
 
+def test_a_clock_no_requantize_meets_still_splits_them(tmp_path):
+    """At 6.0 ns on the ECP5-85F per-weight bits' RND_CONV requantizes meet the clock neither whole
+    nor split (met: false); split, the worst stage is the one at 6.2 ns, where they meet, and not
+    the whole requantize's (7.6 ns)."""
+    model, plan = _examples()["per_weight_bits/model.onnx"]
+    near = _compile(model, plan, tmp_path / "near", "--board", "ulx3s", "--clock-ns", "6.0")["timing"]
+    met = _compile(model, plan, tmp_path / "met", "--board", "ulx3s", "--clock-ns", "6.2")["timing"]
+    assert met["met"] and not near["met"]
+    assert near["critical_ns"] == met["critical_ns"] <= 6.2
+    assert "_round_q <=" in next((tmp_path / "near" / "rtl").glob("*.sv")).read_text()
+
+
 def _graph():
     rows = [[(0, 3, 0), (1, -5, 0), (2, 7, 0), (3, 11, 0)], [(0, 13, 0), (2, -9, 0), (3, 1, 0)],
             [(1, 21, 0), (2, 19, 0), (3, -3, 0), (0, 27, 0)]]

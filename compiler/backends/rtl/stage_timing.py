@@ -60,9 +60,11 @@ class StageTiming:
             arrival = 0.0
         if stage.op == Op.REQUANTIZE and not delay.fits(arrival + d, width, clock):
             _, rounding, saturation = self.requantize_parts(stage, ins[0], out)
-            if rounding > 0 and saturation > 0 and delay.fits(arrival + rounding, width, clock):
-                path = delay.stage_ns(arrival + rounding, width)
-                return ahead, True, saturation, max(path, delay.stage_ns(saturation, width))
+            if rounding > 0 and saturation > 0:
+                path = max(delay.stage_ns(arrival + rounding, width), delay.stage_ns(saturation, width))
+                # split when the rounding fits, or (when nothing meets the clock) the split is faster
+                if delay.fits(arrival + rounding, width, clock) or path < delay.stage_ns(arrival + d, width):
+                    return ahead, True, saturation, path
         return ahead, False, arrival + d, delay.stage_ns(arrival + d, width)
 
     def max_levels_per_stage(self, x: list[Elem], kernel) -> int:
