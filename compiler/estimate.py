@@ -283,6 +283,7 @@ class _Costs:
         under = signed_in and (not signed_out or magnitude > top)
         overflow = p["OVERFLOW"]
         return {"dropped": dropped, "kept": kept, "above": max(magnitude - top, 0) + signed_in, "rounds": rounds,
+                "over": over,
                 "saturates": overflow != 0 and (over or under), "two_targets": overflow != 2 and over and under,
                 "sym": overflow == 3 and signed_in and signed_out and out_w > 1 and magnitude >= top}
 
@@ -312,7 +313,10 @@ class _Costs:
             r.lut += min(shape["kept"], out_w)
         if shape["saturates"]:
             r.lut += math.ceil(((shape["kept"] + 1) if shape["rounds"] else shape["above"]) / 6)
-            if shape["two_targets"] or not registered:
+            # a signed input's clear to 0 after a rounding (a ReLU passed through, fusion.py: never
+            # above the output) stays a select: 15 -> ufixed<8> RND_CONV SAT 16 LUTs in yosys, RND 10
+            cleared = shape["rounds"] and p["IN_SIGNED"] and not shape["over"]
+            if shape["two_targets"] or not registered or cleared:
                 r.lut += out_w
         if shape["sym"]:
             r.lut += math.ceil(shape["kept"] / 6)
