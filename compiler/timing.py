@@ -235,9 +235,12 @@ MARGIN_REL = 0.03
 
 
 # Whole designs route slower than the blocks alone (long nets between a layer's many adders,
-# congestion): on the per-weight-bits and codebook examples placed on the 85F (bench/timing.py,
-# bench/timing_ecp5.json) the model is up to 10% optimistic.  The margin for a whole design:
-DESIGN_MARGIN_REL = 0.12
+# congestion, and since layers hand their values over within a cycle (backends/rtl/fusion.py) the
+# nets from one layer's outputs to the next layer's adders): on the per-weight-bits and codebook
+# examples placed on the 85F (bench/timing.py, bench/timing_ecp5.json) the model is up to 16.0%
+# optimistic (codebook at 10 ns; 11.4% before the hand-over).  The margin for a whole design, set
+# from that run (a term for the nets between layers, fitted on placements, would narrow it):
+DESIGN_MARGIN_REL = 0.17
 
 
 def design_optimism_allowed(placed_ns: float) -> float:

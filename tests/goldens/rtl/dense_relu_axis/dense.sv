@@ -115,34 +115,19 @@ module dense (
     always_ff @(posedge clk) h_g_n13_z <= h_g_n13;
     logic [12:0] h__2_sum;
     assign h__2_sum = h_g_n13_z;
-    logic [9:0] y_exact__0_relu;
-    fg_relu #(.W(11), .SIGNED(1), .OUT_W(10)) u_y_exact__0_relu (
-        .in_data(h__0_sum),
-        .out_data(y_exact__0_relu)
-    );
-    logic [9:0] y_exact__1_relu;
-    fg_relu #(.W(11), .SIGNED(1), .OUT_W(10)) u_y_exact__1_relu (
-        .in_data(h__1_sum),
-        .out_data(y_exact__1_relu)
-    );
-    logic [11:0] y_exact__2_relu;
-    fg_relu #(.W(13), .SIGNED(1), .OUT_W(12)) u_y_exact__2_relu (
-        .in_data(h__2_sum),
-        .out_data(y_exact__2_relu)
-    );
     logic [5:0] y__0;
-    fg_requantize #(.IN_W(10), .IN_F(6), .IN_SIGNED(0), .OUT_W(6), .OUT_F(3), .OUT_SIGNED(0), .ROUNDING(6), .OVERFLOW(1)) u_y__0_rq (
-        .in_data(y_exact__0_relu),
+    fg_requantize #(.IN_W(11), .IN_F(6), .IN_SIGNED(1), .OUT_W(6), .OUT_F(3), .OUT_SIGNED(0), .ROUNDING(6), .OVERFLOW(1)) u_y__0_rq (
+        .in_data(h__0_sum),
         .out_data(y__0)
     );
     logic [5:0] y__1;
-    fg_requantize #(.IN_W(10), .IN_F(6), .IN_SIGNED(0), .OUT_W(6), .OUT_F(3), .OUT_SIGNED(0), .ROUNDING(6), .OVERFLOW(1)) u_y__1_rq (
-        .in_data(y_exact__1_relu),
+    fg_requantize #(.IN_W(11), .IN_F(6), .IN_SIGNED(1), .OUT_W(6), .OUT_F(3), .OUT_SIGNED(0), .ROUNDING(6), .OVERFLOW(1)) u_y__1_rq (
+        .in_data(h__1_sum),
         .out_data(y__1)
     );
     logic [5:0] y__2;
-    fg_requantize #(.IN_W(12), .IN_F(7), .IN_SIGNED(0), .OUT_W(6), .OUT_F(3), .OUT_SIGNED(0), .ROUNDING(6), .OVERFLOW(1)) u_y__2_rq (
-        .in_data(y_exact__2_relu),
+    fg_requantize #(.IN_W(13), .IN_F(7), .IN_SIGNED(1), .OUT_W(6), .OUT_F(3), .OUT_SIGNED(0), .ROUNDING(6), .OVERFLOW(1)) u_y__2_rq (
+        .in_data(h__2_sum),
         .out_data(y__2)
     );
     logic [5:0] y__0_q;
