@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from compiler import compile_model
+from compiler.cli import main
 from compiler.fixed import FixedType, Formats, Overflow, Pow2Type, Rounding, nearest_centre, quantize_float, round_pow2
 from compiler.train import (
     Codebook, Fixed, PerAxis, PerElement, Pow2, QuantConv1d, QuantConv2d, QuantError, QuantInput, QuantLinear,
@@ -118,7 +119,7 @@ def input_batch(fmt: FixedType, shape: tuple, n: int = 256, seed: int = 0) -> to
 def round_trip(tmp_path, model: nn.Module, x: torch.Tensor, dynamo: bool):
     """Export, compile, emulate: the emulator's outputs equal the torch forward pass bit for bit."""
     model.eval()
-    exported = export(model, x[:1], tmp_path, dynamo=dynamo)
+    exported = export(model, x[:1], tmp_path, dynamo=dynamo, check=False)
     want = model(x).detach().numpy()
     got = compile_model(str(exported.model), str(exported.plan)).emulate(x.numpy().astype(np.float64))
     assert got.shape == want.shape
@@ -283,3 +284,46 @@ def test_export_errors(tmp_path):
                                                                  weight_quant="fixed<30,2>"))
     with pytest.raises(QuantError, match="module '1': its quantized weight is not exact in float32"):
         export(wide, x, tmp_path)
+
+
+def test_export_refuses_sums_float64_cannot_hold(tmp_path):
+    """The second layer's exact sums need about 74 bits: torch's float64 rounds them, the
+    emulator does not, and export's check says so (without the check the export is written)."""
+    torch.manual_seed(9)
+    model = nn.Sequential(QuantInput("fixed<24,4>"), QuantLinear(16, 8, bias=False, weight_quant="fixed<24,1>"),
+                          QuantLinear(8, 4, bias=False, weight_quant="fixed<24,1>"))
+    x = torch.randn(8, 16)
+    export(model, x, tmp_path / "unchecked", check=False)
+    with pytest.raises(QuantError, match="differs from the torch model .* must fit in 53 bits"):
+        export(model, x, tmp_path / "checked")
+
+
+def test_relu_after_other_ops_is_found_only_when_certain(tmp_path):
+    """A QuantReLU after a flatten takes the graph's one Relu; beside a plain nn.ReLU that is
+    ambiguous and refused."""
+    def model(extra: nn.Module):
+        return nn.Sequential(QuantInput("fixed<6,2,RND_CONV,SAT>"),
+                             QuantConv1d(1, 2, 2, weight_quant="fixed<4,1,RND_CONV,SAT>", bias_quant="fixed<6,2>"),
+                             extra, nn.Flatten(), QuantReLU(output_quant="ufixed<4,2,RND,SAT>"),
+                             QuantLinear(6, 2, bias=False, weight_quant="fixed<4,1,RND,SAT>"))
+    x = torch.randn(1, 1, 4)
+    exported = export(model(nn.Identity()), x, tmp_path / "one")
+    assert exported.tensors["4"]["output"] in json.loads(exported.plan.read_text())["tensors"]
+    with pytest.raises(QuantError, match="module '4' \\(QuantReLU\\) reads a value no quantized module made"):
+        export(model(nn.ReLU()), x, tmp_path / "two")
+
+
+def test_finegrain_compile_and_emulate_commands(tmp_path):
+    """The files as a user runs them: `finegrain compile --plan` and `finegrain emulate`."""
+    rng = np.random.default_rng(10)
+    model = nn.Sequential(QuantInput("fixed<6,2,RND_CONV,SAT>"),
+                          QuantLinear(5, 4, weight_quant=PerElement(rng.integers(0, 6, (4, 5)), 1, 1, "RND", "SAT"),
+                                      bias_quant="fixed<6,2,RND_CONV,SAT>"),
+                          QuantReLU(output_quant="ufixed<5,2,RND_CONV,SAT>"))
+    x = input_batch(FixedType(6, 2), (5,), n=32)
+    exported = export(model, x[:1], tmp_path / "export")
+    out = tmp_path / "build"
+    assert main(["compile", str(exported.model), "--plan", str(exported.plan), "-o", str(out)]) == 0
+    np.save(tmp_path / "x.npy", x.numpy())
+    assert main(["emulate", str(out), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy")]) == 0
+    assert np.array_equal(np.load(tmp_path / "y.npy"), model(x).detach().numpy())

@@ -209,11 +209,18 @@ def _find_bias(graph: _Graph, node, bias: np.ndarray) -> dict:
     return {}
 
 
-def _find_relu(graph: _Graph, call: _Call, produced: dict, used: set) -> str:
-    """The ONNX output of a ReLU: the Relu reading its producer's ONNX tensor, else the next
-    unmatched Relu in graph order."""
+def _find_relu(graph: _Graph, call: _Call, produced: dict, used: set, quant_relus: int) -> str:
+    """The ONNX output of a ReLU: the Relu reading its producer's ONNX tensor; a ReLU after
+    other ops (a pool, a flatten) takes the next unmatched Relu in graph order, which is only
+    certain when every Relu of the graph is a QuantReLU's."""
     onnx_input = produced.get(id(call.input))
-    candidates = graph.readers.get(onnx_input, []) if onnx_input else graph.nodes
+    relus = [n for n in graph.nodes if n.op_type == "Relu"]
+    if onnx_input is None and len(relus) != quant_relus:
+        raise QuantError(f"module {call.name!r} (QuantReLU) reads a value no quantized module made, and the "
+                         f"ONNX holds {len(relus)} Relu nodes for {quant_relus} QuantReLU modules, so which one "
+                         f"is it cannot be told; use QuantReLU for every ReLU, or put it right after a "
+                         f"quantized layer")
+    candidates = graph.readers.get(onnx_input, []) if onnx_input else relus
     for node in candidates:
         if node.op_type == "Relu" and id(node) not in used:
             used.add(id(node))
@@ -232,13 +239,15 @@ def _entry(quantizer, layout, key: str, arrays: dict, indices_of=None):
 
 
 def export(model: nn.Module, example_input: torch.Tensor, out_dir, dynamo: bool = False,
-           opset_version: int | None = None) -> Exported:
+           opset_version: int | None = None, check: bool = True) -> Exported:
     """Write ``out_dir/model.onnx`` and ``out_dir/plan.json`` (+ ``arrays.npz``) such that
     ``finegrain compile model.onnx --plan plan.json`` emulates ``model`` bit for bit.
 
     ``example_input``: one batch (the ONNX keeps its shape); ``dynamo`` picks torch's exporter
     (opset 18 by default for dynamo, 13 for TorchScript).  The model needs one QuantInput that
     reads the model input, and quantized modules for every layer with parameters.
+    ``check``: compile the export and emulate ``example_input``; raise `QuantError` unless the
+    emulator's outputs equal the model's bit for bit.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -273,7 +282,8 @@ def export(model: nn.Module, example_input: torch.Tensor, out_dir, dynamo: bool 
             tensors[found["input"]] = _entry(module.quant, layout, "input", arrays)
             produced[id(call.output)] = found["input"]
         elif isinstance(module, QuantReLU):
-            found["output"] = _find_relu(graph, call, produced, used_relus)
+            found["output"] = _find_relu(graph, call, produced, used_relus,
+                                         sum(isinstance(c.module, QuantReLU) for c in calls))
             if module.output_quant is not None:
                 layout = tuple(range(call.output.ndim))
                 tensors[found["output"]] = _entry(module.output_quant, layout, f"{call.name}.output", arrays)
@@ -298,4 +308,29 @@ def export(model: nn.Module, example_input: torch.Tensor, out_dir, dynamo: bool 
     plan_path.write_text(json.dumps(plan, indent=1) + "\n")
     if arrays:
         np.savez(out / "arrays.npz", **arrays)
-    return Exported(path, plan_path, names)
+    exported = Exported(path, plan_path, names)
+    if check:
+        check_export(model, example_input, exported)
+    return exported
+
+
+def check_export(model: nn.Module, x: torch.Tensor, exported: Exported) -> None:
+    """Compile the export and raise `QuantError` unless emulating ``x`` gives the model's outputs exactly."""
+    from .. import compile_model  # the compiler imports nothing of torch; only this check needs it
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            want = model(x).detach().cpu().numpy()
+    finally:
+        model.train(was_training)
+    got = compile_model(str(exported.model), str(exported.plan)).emulate(x.detach().cpu().numpy().astype(np.float64))
+    differ = np.argwhere(np.asarray(got).reshape(want.shape) != want)
+    if differ.size:
+        at = tuple(int(i) for i in differ[0])
+        raise QuantError(f"the export's emulation differs from the torch model at output {list(at)} "
+                         f"({len(differ)} of {want.size} values): emulator {got[at]!r}, torch {want[at]!r}. "
+                         f"The torch layers compute in float64: a layer's exact sum (input, weight and "
+                         f"fan-in bits together) must fit in 53 bits; narrow the formats or requantize the "
+                         f"layer's input (an output_quant on the layer before it)")
