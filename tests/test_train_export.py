@@ -42,7 +42,7 @@ def probe_values(t: FixedType, seed: int = 0) -> np.ndarray:
 
 
 FORMATS = ["fixed<5,2>", "ufixed<4,1>", "fixed<1,0>", "ufixed<1,0>", "fixed<6,-2>", "fixed<4,8>", "ufixed<12,12>",
-           "fixed<24,3>"]
+           "fixed<24,3>", "fixed<8,-990>", "ufixed<6,1000>"]
 
 
 @pytest.mark.parametrize("text", FORMATS)
@@ -270,6 +270,10 @@ def test_quantizer_errors_name_the_module():
         QuantInput("fixed<4>")
     with pytest.raises(QuantError, match="exact up to 52 bits"):
         Fixed("fixed<60,3>")
+    with pytest.raises(QuantError, match="PerElement is 53 bits wide"):
+        PerElement([8, 53], 2)
+    with pytest.raises(QuantError, match="has 1006 fractional bits"):
+        Fixed("ufixed<8,-998>")
 
 
 def test_export_errors(tmp_path):

@@ -13,11 +13,11 @@ A quantizer is what one plan entry says about one tensor:
 * `Codebook`: the nearest of a list of centres (one codebook, or one per index along an axis).
 
 **Exactness.** Values are computed in float64.  A fixed-point conversion scales by a power
-of two (exact), rounds by comparing the exact remainder with one half, and applies the
-overflow on the integer mantissa, so it equals `fixed.quantize_float` for every finite
-float64 ``x`` whose scaled value ``x * 2**frac`` stays a finite float64 (``|x| * 2**frac <
-2**1024``) and is not a subnormal below ``2**-1022`` of a format with more than about 1020
-fractional bits, for formats up to 52 bits wide.  `pow2` is exact everywhere;
+of two (exact; a scaled value beyond float64's range is replaced by one that rounds and
+overflows alike), rounds by comparing the exact remainder with one half, and applies the
+overflow on the integer mantissa, so it equals `fixed.quantize_float` for every finite float64
+``x`` and every format up to 52 bits wide with at most 1000 fractional bits (or integer bits
+beyond the width) in magnitude.  `pow2` is exact everywhere;
 codebooks use `fixed.nearest_centre` itself (on the CPU).  How the layers keep products and
 sums exact is in `compiler/train/modules.py`.
 
@@ -48,10 +48,24 @@ def _parse(text, weight: bool) -> FixedType | Pow2Type:
             parsed = parse_weight_format(text) if weight else FixedType.parse(text)
         except FormatError as err:
             raise QuantError(str(err)) from None
-    if isinstance(parsed, FixedType) and parsed.width > 52:
-        raise QuantError(f"format {parsed} is {parsed.width} bits wide; the torch quantizers are exact "
-                         f"up to 52 bits (float64), use at most 52")
+    if isinstance(parsed, FixedType):
+        _check_exact(parsed.width, parsed.frac_bits, str(parsed))
     return parsed
+
+
+# float64 holds the mantissas, and torch.ldexp scales by 2.0**frac, which must be a finite
+# normal float64: fractional bits beyond +-MAX_FRAC_BITS would turn it into inf or 0.
+MAX_WIDTH_BITS = 52
+MAX_FRAC_BITS = 1000
+
+
+def _check_exact(width, frac, what: str) -> None:
+    if np.max(width) > MAX_WIDTH_BITS:
+        raise QuantError(f"{what} is {np.max(width)} bits wide; the torch quantizers are exact up to "
+                         f"{MAX_WIDTH_BITS} bits (float64), use at most {MAX_WIDTH_BITS}")
+    if np.max(np.abs(frac)) > MAX_FRAC_BITS:
+        raise QuantError(f"{what} has {np.max(np.abs(frac))} fractional bits (width minus integer bits, in "
+                         f"magnitude); the torch quantizers are exact within {MAX_FRAC_BITS}")
 
 
 def _as_mode(enum, value):
@@ -95,7 +109,14 @@ def fixed_mantissas(x: torch.Tensor, width, int_bits, signed, rounding, overflow
     signed = torch.as_tensor(signed, device=x.device).bool()
     rounding = torch.as_tensor(rounding, dtype=torch.int64, device=x.device)
     overflow = torch.as_tensor(overflow, dtype=torch.int64, device=x.device)
-    scaled = torch.ldexp(x.to(torch.float64), width - int_bits)
+    x = x.to(torch.float64)
+    scaled = torch.ldexp(x, width - int_bits)
+    # Beyond float64's range a stand-in rounds and overflows as the exact value does: below
+    # 2**-100 only the sign matters (less than half an LSB, not zero), and at 2**1024 or more
+    # the value is a multiple of 2**972, an integer whose low 52 bits are 0, as is 2**60.
+    tiny = (x != 0) & (scaled.abs() < 2.0 ** -100)
+    scaled = torch.where(tiny, torch.copysign(torch.full_like(x, 2.0 ** -100), x), scaled)
+    scaled = torch.where(torch.isinf(scaled), torch.copysign(torch.full_like(x, 2.0 ** 60), x), scaled)
     floor = torch.floor(scaled)
     m = floor + _increment(scaled, floor, rounding)
     # the mantissa range: [-2**(W-1), 2**(W-1) - 1] signed, [0, 2**W - 1] unsigned
@@ -272,8 +293,10 @@ class PerElement(Quantizer):
         self.int_bits = np.broadcast_to(np.asarray(int_bits, dtype=np.int64), self.bits.shape).copy()
         self.signed = np.broadcast_to(np.asarray(signed, dtype=np.int64), self.bits.shape).copy()
         self.rounding, self.overflow = _as_mode(Rounding, rounding), _as_mode(Overflow, overflow)
-        if (self.bits < 0).any() or (self.bits > 52).any():
-            raise QuantError(f"PerElement: bits must be within 0..52 (0 prunes), got {self.bits.min()}..{self.bits.max()}")
+        if (self.bits < 0).any():
+            raise QuantError(f"PerElement: bits must not be negative (0 prunes), got {self.bits.min()}")
+        if self.bits.size:
+            _check_exact(self.bits, self.bits - self.int_bits, "PerElement")
         if ((self.signed != 0) & (self.signed != 1)).any():
             raise QuantError("PerElement: signed must hold 0 or 1")
 
