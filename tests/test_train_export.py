@@ -82,7 +82,8 @@ def test_per_element_and_per_axis_are_fixed_quantize_float():
 
 def test_pow2_and_codebook_are_fixed_rules():
     rng = np.random.default_rng(2)
-    x = np.concatenate([rng.normal(0, 1, 500), [0.0625, 0.0624, 0.1875, 0.18, 1.4, -0.19, 0.09375, 3 * 2.0 ** -5, 0.0]])
+    x = np.concatenate([rng.normal(0, 1, 500), [0.0625, 0.0624, 0.1875, 0.18, 1.4, -0.19, 0.09375, 3 * 2.0 ** -5, 0.0],
+                        [-0.0, 1e300, -1e300, 5e-324, -2.0 ** -1070, 2.0 ** -1022, 3.0, 1.5, -0.75, 0.375]])
     for emin, emax in ((-3, 0), (-6, 2), (1, 1)):
         got = Pow2(emin, emax)(torch.from_numpy(x)).numpy()
         assert np.array_equal(got, round_pow2(x, Pow2Type(emin, emax)))

@@ -24,7 +24,7 @@ from onnx import numpy_helper
 from torch import nn
 
 from .modules import QUANT_LAYERS, QuantConv1d, QuantConv2d, QuantInput, QuantLinear, QuantReLU
-from .quant import Codebook, QuantError
+from .quant import QuantError
 
 LAYER_OPS = ("Gemm", "MatMul", "Conv")
 DYNAMO_OPSET, TORCHSCRIPT_OPSET = 18, 13
@@ -84,7 +84,7 @@ def _float32_exact(name: str, what: str, values: torch.Tensor) -> torch.Tensor:
 
 def _float_module(name: str, module: nn.Module) -> nn.Module:
     """The plain torch module that exports as the quantized one: quantized weights, no quantizers."""
-    if isinstance(module, (QuantInput,)):
+    if isinstance(module, QuantInput):
         return nn.Identity()
     if isinstance(module, QuantReLU):
         return nn.ReLU()
@@ -96,7 +96,6 @@ def _float_module(name: str, module: nn.Module) -> nn.Module:
         plain = nn.Linear(module.in_features, module.out_features, bias is not None)
     else:
         cls = nn.Conv1d if isinstance(module, QuantConv1d) else nn.Conv2d
-        assert isinstance(module, (QuantConv1d, QuantConv2d))
         plain = cls(module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding,
                     module.dilation, module.groups, bias is not None, module.padding_mode)
     with torch.no_grad():
@@ -228,16 +227,6 @@ def _find_relu(graph: _Graph, call: _Call, produced: dict, used: set, quant_relu
     raise QuantError(f"module {call.name!r} (QuantReLU): no Relu node of the exported ONNX is left for it")
 
 
-def _entry(quantizer, layout, key: str, arrays: dict, indices_of=None):
-    if isinstance(quantizer, Codebook):
-        arrays[f"{key}.index"] = np.ascontiguousarray(np.transpose(indices_of(), layout))
-        books = quantizer.plan_books()
-        entry = ({"codebook": books[0]} if quantizer.axis is None else
-                 {"axis": layout.index(quantizer.axis % len(layout)), "codebooks": books})
-        return {**entry, "indices": f"arrays.npz:{key}.index"}
-    return quantizer.plan_entry(layout, key, arrays)
-
-
 def export(model: nn.Module, example_input: torch.Tensor, out_dir, dynamo: bool = False,
            opset_version: int | None = None, check: bool = True) -> Exported:
     """Write ``out_dir/model.onnx`` and ``out_dir/plan.json`` (+ ``arrays.npz``) such that
@@ -279,25 +268,24 @@ def export(model: nn.Module, example_input: torch.Tensor, out_dir, dynamo: bool 
         if isinstance(module, QuantInput):
             found["input"] = graph.inputs[0]
             layout = tuple(range(call.output.ndim))
-            tensors[found["input"]] = _entry(module.quant, layout, "input", arrays)
+            tensors[found["input"]] = module.quant.plan_entry(layout, "input", arrays)
             produced[id(call.output)] = found["input"]
         elif isinstance(module, QuantReLU):
             found["output"] = _find_relu(graph, call, produced, used_relus,
                                          sum(isinstance(c.module, QuantReLU) for c in calls))
             if module.output_quant is not None:
                 layout = tuple(range(call.output.ndim))
-                tensors[found["output"]] = _entry(module.output_quant, layout, f"{call.name}.output", arrays)
+                tensors[found["output"]] = module.output_quant.plan_entry(layout, f"{call.name}.output", arrays)
         else:
             layer = _find_layer(graph, call, used_layers)
             found = {k: layer[k] for k in ("weight", "bias", "output") if k in layer}
-            tensors[layer["weight"]] = _entry(module.weight_quant, layer["layout"], f"{call.name}.weight", arrays,
-                                              lambda m=module: m.weight_quant.indices(m.weight))
+            tensors[layer["weight"]] = module.weight_quant.plan_entry(layer["layout"], f"{call.name}.weight", arrays,
+                                                                      module.weight)
             if "bias" in layer:
-                tensors[layer["bias"]] = _entry(module.bias_quant, (0,), f"{call.name}.bias", arrays,
-                                                lambda m=module: m.bias_quant.indices(m.bias))
+                tensors[layer["bias"]] = module.bias_quant.plan_entry((0,), f"{call.name}.bias", arrays, module.bias)
             if module.output_quant is not None:
                 layout = tuple(range(call.output.ndim))
-                tensors[layer["output"]] = _entry(module.output_quant, layout, f"{call.name}.output", arrays)
+                tensors[layer["output"]] = module.output_quant.plan_entry(layout, f"{call.name}.output", arrays)
         if "output" in found:
             produced[id(call.output)] = found["output"]
         names[call.name] = found

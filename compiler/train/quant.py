@@ -190,10 +190,10 @@ class Quantizer:
     def check(self, shape: tuple[int, ...], what: str) -> None:
         """Refuse a quantizer that does not fit a tensor of ``shape`` (``what`` names it)."""
 
-    def plan_entry(self, layout: tuple[int, ...], key: str, arrays: dict) -> object:
+    def plan_entry(self, layout: tuple[int, ...], key: str, arrays: dict, values: torch.Tensor | None) -> object:
         """The plan's JSON entry for the tensor as ONNX stores it: ``layout[j]`` is the axis of
         the torch tensor that is ONNX axis j (activations: with the batch axis); ``.npz`` arrays
-        go into ``arrays`` under ``key``."""
+        go into ``arrays`` under ``key``; ``values``: a constant's float values (torch layout)."""
         raise NotImplementedError
 
 
@@ -210,7 +210,7 @@ class Fixed(Quantizer):
         t = self.format
         return fixed_values(x, t.width, t.int_bits, t.signed, int(t.rounding), int(t.overflow))
 
-    def plan_entry(self, layout, key, arrays):
+    def plan_entry(self, layout, key, arrays, values=None):
         return str(self.format)
 
 
@@ -231,7 +231,7 @@ class Pow2(Quantizer):
     def forward_exact(self, x):
         return pow2_values(x, self.format.emin, self.format.emax)
 
-    def plan_entry(self, layout, key, arrays):
+    def plan_entry(self, layout, key, arrays, values=None):
         return str(self.format)
 
 
@@ -279,7 +279,7 @@ class PerAxis(Quantizer):
             out = torch.where(is_pow2, p, out)
         return out
 
-    def plan_entry(self, layout, key, arrays):
+    def plan_entry(self, layout, key, arrays, values=None):
         return {"axis": layout.index(self.axis % len(layout)), "formats": [str(f) for f in self.formats]}
 
 
@@ -313,7 +313,7 @@ class PerElement(Quantizer):
         fields = [torch.as_tensor(a, device=x.device) for a in (self.bits, self.int_bits, self.signed)]
         return fixed_values(x, *fields, int(self.rounding), int(self.overflow))
 
-    def plan_entry(self, layout, key, arrays):
+    def plan_entry(self, layout, key, arrays, values=None):
         # activations' arrays carry no batch axis: drop it from the layout
         lead = len(layout) - self.bits.ndim
         perm = [a - lead for a in layout[lead:]]
@@ -374,11 +374,13 @@ class Codebook(Quantizer):
                                  0, self.axis)
         return torch.as_tensor(values, dtype=torch.float64, device=x.device)
 
-    def plan_entry(self, layout, key, arrays):
-        raise NotImplementedError("export writes codebooks with their indices: see export.py")
-
-    def plan_books(self) -> list[dict]:
-        return [{"centres": list(c), "format": str(t)} for c, t in self.books]
+    def plan_entry(self, layout, key, arrays, values=None):
+        # the indices, not the nearest centre: the compiler needs no tie-break of its own
+        arrays[f"{key}.index"] = np.ascontiguousarray(np.transpose(self.indices(values), layout))
+        books = [{"centres": list(c), "format": str(t)} for c, t in self.books]
+        entry = ({"codebook": books[0]} if self.axis is None else
+                 {"axis": layout.index(self.axis % len(layout)), "codebooks": books})
+        return {**entry, "indices": f"arrays.npz:{key}.index"}
 
 
 def as_quantizer(spec, weight: bool, what: str) -> Quantizer | None:
