@@ -303,6 +303,29 @@ def test_export_refuses_sums_float64_cannot_hold(tmp_path):
         export(model, x, tmp_path / "checked")
 
 
+@pytest.mark.parametrize("pool", ["max", "avg"])
+def test_round_trip_through_pools(tmp_path, pool):
+    """A 2x2 max or average pool between the layers (an average over 4 values is exact), the
+    QuantReLU after it found as the graph's one Relu."""
+    model = nn.Sequential(QuantInput("fixed<8,3,RND_CONV,SAT>"),
+                          QuantConv2d(1, 3, 3, padding=1, weight_quant="fixed<5,1,RND_CONV,SAT>",
+                                      bias_quant="fixed<8,3,RND_CONV,SAT>"),
+                          nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2),
+                          QuantReLU(output_quant="ufixed<6,3,RND_INF,SAT>"), nn.Flatten(),
+                          QuantLinear(27, 4, weight_quant="fixed<5,1,RND_CONV,SAT>", bias_quant="fixed<8,3,RND,SAT>"))
+    torch.manual_seed(11)
+    round_trip(tmp_path, model, input_batch(FixedType(8, 3), (1, 6, 6), n=64), dynamo=False)
+
+
+def test_average_pools_that_are_not_shifts_are_refused(tmp_path):
+    for pool, message in ((nn.AvgPool2d(3), "it averages 9 values"),
+                          (nn.AdaptiveAvgPool2d(1), "adaptive average pool")):
+        model = nn.Sequential(QuantInput("fixed<6,2>"), pool, nn.Flatten(),
+                              QuantLinear(1, 2, bias=False, weight_quant="fixed<4,1>"))
+        with pytest.raises(QuantError, match=f"module '1' .*{message}"):
+            export(model, torch.randn(1, 1, 3, 3), tmp_path)
+
+
 def test_relu_after_other_ops_is_found_only_when_certain(tmp_path):
     """A QuantReLU after a flatten takes the graph's one Relu; beside a plain nn.ReLU that is
     ambiguous and refused."""

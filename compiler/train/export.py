@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,8 @@ def _record_calls(model: nn.Module, example: torch.Tensor) -> list[_Call]:
         if isinstance(module, quant_types):
             handles.append(module.register_forward_hook(
                 lambda m, args, out, name=name: calls.append(_Call(name, m, args[0], out))))
+        elif isinstance(module, AVERAGE_POOLS):
+            _check_average_pool(name, module)
         elif any(True for _ in module.parameters(recurse=False)):
             raise QuantError(f"module {name!r} ({type(module).__name__}) has parameters but is not a quantized "
                              f"module; use QuantLinear, QuantConv1d or QuantConv2d so the plan gives it formats")
@@ -72,6 +75,26 @@ def _record_calls(model: nn.Module, example: torch.Tensor) -> list[_Call]:
                              f"ONNX layer, so give each its own module")
         seen.add(call.name)
     return calls
+
+
+AVERAGE_POOLS = (nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
+
+
+def _check_average_pool(name: str, module: nn.Module) -> None:
+    """An average over 2**k values is a shift, exact in torch and in fixed point; over other
+    counts finegrain multiplies by a fixed-point 1/count, which torch's division is not."""
+    if isinstance(module, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
+        raise QuantError(f"module {name!r} ({type(module).__name__}): an adaptive average pool's window "
+                         f"depends on the input size; use AvgPool with a kernel of 2**k values")
+    dims = 1 if isinstance(module, nn.AvgPool1d) else 2
+    kernel = module.kernel_size if isinstance(module.kernel_size, tuple) else (module.kernel_size,) * dims
+    count = getattr(module, "divisor_override", None) or math.prod(kernel)
+    padded = any(p for p in (module.padding if isinstance(module.padding, tuple) else (module.padding,)))
+    if count & (count - 1) or (padded and not module.count_include_pad):
+        raise QuantError(f"module {name!r} ({type(module).__name__}): it averages {count} values; finegrain "
+                         f"multiplies by a fixed-point 1/{count}, which torch's float division is not, so the "
+                         f"export could not be bit-exact; use a window of a power-of-two size (2x2, 4x4), "
+                         f"without padding excluded from the count, or a MaxPool")
 
 
 def _float32_exact(name: str, what: str, values: torch.Tensor) -> torch.Tensor:
@@ -321,4 +344,6 @@ def check_export(model: nn.Module, x: torch.Tensor, exported: Exported) -> None:
                          f"({len(differ)} of {want.size} values): emulator {got[at]!r}, torch {want[at]!r}. "
                          f"The torch layers compute in float64: a layer's exact sum (input, weight and "
                          f"fan-in bits together) must fit in 53 bits; narrow the formats or requantize the "
-                         f"layer's input (an output_quant on the layer before it)")
+                         f"layer's input (an output_quant on the layer before it). Modules other than the "
+                         f"quantized ones must be exact in fixed point too (Flatten, MaxPool, AvgPool over "
+                         f"2**k values)")
