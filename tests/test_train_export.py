@@ -317,6 +317,48 @@ def test_round_trip_through_pools(tmp_path, pool):
     round_trip(tmp_path, model, input_batch(FixedType(8, 3), (1, 6, 6), n=64), dynamo=False)
 
 
+@EXPORTERS
+def test_round_trip_conv_geometry(tmp_path, dynamo):
+    """Strides, padding ('same' too), dilation and groups (depthwise) of Conv2d and Conv1d."""
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = QuantInput("fixed<7,3,RND_CONV,SAT>")
+            self.grouped = QuantConv2d(2, 4, 3, stride=2, padding=1, groups=2, weight_quant="fixed<5,1,RND,SAT>",
+                                       bias_quant="fixed<8,3,RND_CONV,SAT>", output_quant="fixed<8,3,RND_CONV,SAT>")
+            self.dilated = QuantConv2d(4, 4, 3, padding="same", dilation=2, groups=4, bias=False,
+                                       weight_quant="fixed<4,1,TRN_ZERO,SAT_SYM>")
+            self.line = QuantConv1d(4, 2, 3, stride=2, padding=2, weight_quant="fixed<5,1,RND_CONV,SAT>",
+                                    bias_quant="fixed<8,3,RND_CONV,SAT>")
+
+        def forward(self, x):
+            y = self.dilated(self.grouped(self.inp(x)))
+            return self.line(y.flatten(2))
+
+    torch.manual_seed(12)
+    round_trip(tmp_path, Net(), input_batch(FixedType(7, 3), (2, 7, 6), n=32), dynamo)
+
+
+def test_quantized_training_lowers_the_loss():
+    """A few steps of Adam through the straight-through gradients fit a small regression."""
+    torch.manual_seed(13)
+    model = nn.Sequential(QuantInput("fixed<8,3,RND_CONV,SAT>"),
+                          QuantLinear(4, 8, weight_quant="fixed<6,1,RND_CONV,SAT>", bias_quant="fixed<8,3,RND_CONV,SAT>"),
+                          QuantReLU(output_quant="ufixed<8,3,RND_CONV,SAT>"),
+                          QuantLinear(8, 1, weight_quant=PerAxis(0, ["pow2<-6,0>"]), bias_quant="fixed<8,3,RND_CONV,SAT>"))
+    x = torch.randn(128, 4)
+    y = (x[:, :1] - 0.5 * x[:, 1:2]).double()
+    optimiser = torch.optim.Adam(model.parameters(), 0.02)
+    losses = []
+    for _ in range(60):
+        loss = nn.functional.mse_loss(model(x), y)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.3 * losses[0]
+
+
 def test_average_pools_that_are_not_shifts_are_refused(tmp_path):
     for pool, message in ((nn.AvgPool2d(3), "it averages 9 values"),
                           (nn.AdaptiveAvgPool2d(1), "adaptive average pool")):
