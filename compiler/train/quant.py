@@ -82,7 +82,7 @@ def _as_mode(enum, value):
 
 def _increment(scaled: torch.Tensor, floor: torch.Tensor, rounding: torch.Tensor) -> torch.Tensor:
     """0/1 added to the floor for each rounding mode: `fixed._round_increment` on float64."""
-    rem = scaled - floor  # exact: both are float64 with the same exponent or floor is smaller
+    rem = scaled - floor  # exact: 0 <= rem < 1 and both are float64 multiples of the same ulp or finer
     gt, eq, nonzero, neg = rem > 0.5, rem == 0.5, rem != 0, scaled < 0
     odd = torch.remainder(floor, 2) != 0
     rules = {
