@@ -339,6 +339,20 @@ def test_round_trip_conv_geometry(tmp_path, dynamo):
     round_trip(tmp_path, Net(), input_batch(FixedType(7, 3), (2, 7, 6), n=32), dynamo)
 
 
+@EXPORTERS
+def test_round_trip_linear_over_a_sequence(tmp_path, dynamo):
+    """A Linear on [batch, 4, 6] exports as MatMul (weight stored [in, out]) + Add on both
+    exporters: the per-row weight entry is ONNX axis 1, the bias the Add's, the ReLU per channel."""
+    fc = QuantLinear(6, 5, weight_quant=PerAxis(0, ["fixed<5,1,RND_CONV,SAT>"] * 4 + ["pow2<-4,0>"]),
+                     bias_quant="fixed<8,3,RND_CONV,SAT>")
+    model = nn.Sequential(QuantInput("fixed<8,3,RND_CONV,SAT>"), fc,
+                          QuantReLU(output_quant=PerAxis(2, [f"ufixed<6,{i},RND_CONV,SAT>" for i in range(5)])))
+    torch.manual_seed(14)
+    exported, plan = round_trip(tmp_path, model, input_batch(FixedType(8, 3), (4, 6), n=64), dynamo)
+    assert plan["tensors"][exported.tensors["1"]["weight"]]["axis"] == 1
+    assert plan["tensors"][exported.tensors["2"]["output"]]["axis"] == 2
+
+
 def test_quantized_training_lowers_the_loss():
     """A few steps of Adam through the straight-through gradients fit a small regression."""
     torch.manual_seed(13)
