@@ -356,10 +356,11 @@ def test_round_trip_linear_over_a_sequence(tmp_path, dynamo):
 def test_quantized_training_lowers_the_loss():
     """A few steps of Adam through the straight-through gradients fit a small regression."""
     torch.manual_seed(13)
+    bias = "fixed<8,3,RND_CONV,SAT>"
     model = nn.Sequential(QuantInput("fixed<8,3,RND_CONV,SAT>"),
-                          QuantLinear(4, 8, weight_quant="fixed<6,1,RND_CONV,SAT>", bias_quant="fixed<8,3,RND_CONV,SAT>"),
+                          QuantLinear(4, 8, weight_quant="fixed<6,1,RND_CONV,SAT>", bias_quant=bias),
                           QuantReLU(output_quant="ufixed<8,3,RND_CONV,SAT>"),
-                          QuantLinear(8, 1, weight_quant=PerAxis(0, ["pow2<-6,0>"]), bias_quant="fixed<8,3,RND_CONV,SAT>"))
+                          QuantLinear(8, 1, weight_quant=PerAxis(0, ["pow2<-6,0>"]), bias_quant=bias))
     x = torch.randn(128, 4)
     y = (x[:, :1] - 0.5 * x[:, 1:2]).double()
     optimiser = torch.optim.Adam(model.parameters(), 0.02)
