@@ -126,7 +126,7 @@ class GraphSums:
         self.b, self.m, self.stage, self.x, self.out, self.base = b, b.m, stage, x, out, base
         self.arrival = arrival  # ns into the layer's first cycle the inputs arrive (a previous layer's hand-over)
         # each sum's rounding offset (fusion.py), added to its constant
-        self.offsets = b.offsets.get(out.name) if b.options.adder_graph else None
+        self.offsets = b.offsets.get(out.name)
         # the layer's logic after the sums that is to follow them in their last cycle (requantize,
         # activation): its delay in ns and its widest carry chain
         self.tail, self.tail_width = tail

@@ -109,9 +109,8 @@ class _Builder(StageTiming, StageFusion):
             else:
                 split = False
                 if delay is not None:
-                    ahead, split, arrival, path = self.place_stage(stage, ins, out, arrival)
+                    ahead, split, arrival, path, stage_width = self.place_stage(stage, ins, out, arrival)
                     critical = max(critical, path)
-                    stage_width = self.stage_delay(stage, ins, out)[1]
                     width = stage_width if ahead or split else max(width, stage_width)
                     if ahead:  # a register ahead of this stage: the previous stage's values, one cycle later
                         latency += 1

@@ -48,11 +48,13 @@ class StageTiming:
                 "fmax_mhz": round(1000 / critical, 1) if critical else None,
                 "met": critical <= self.options.clock_ns + 1e-9}
 
-    def place_stage(self, stage: Node, ins: list, out: Tensor, arrival: float) -> tuple[bool, bool, float, float]:
+    def place_stage(self, stage: Node, ins: list,
+                    out: Tensor, arrival: float) -> tuple[bool, bool, float, float, int]:
         """Where an elementwise stage goes when the layer's values arrive at ``arrival`` ns into
         the current cycle: whether a register goes ahead of it (it does not fit after them), whether
         it is a requantize split into its rounding, a register and its saturation (it does not fit
-        one stage; see :meth:`elementwise`), the arrival after it, and its predicted path."""
+        one stage; see :meth:`elementwise`), the arrival after it, its predicted path, and its
+        widest input (the carry chain its path ripples through, :meth:`stage_delay`)."""
         delay, clock = self.options.delay, self.options.clock_ns
         d, width = self.stage_delay(stage, ins, out)
         ahead = arrival > 0 and not delay.fits(arrival + d, width, clock)
@@ -64,8 +66,8 @@ class StageTiming:
                 path = max(delay.stage_ns(arrival + rounding, width), delay.stage_ns(saturation, width))
                 # split when the rounding fits, or (when nothing meets the clock) the split is faster
                 if delay.fits(arrival + rounding, width, clock) or path < delay.stage_ns(arrival + d, width):
-                    return ahead, True, saturation, path
-        return ahead, False, arrival + d, delay.stage_ns(arrival + d, width)
+                    return ahead, True, saturation, path, width
+        return ahead, False, arrival + d, delay.stage_ns(arrival + d, width), width
 
     def max_levels_per_stage(self, x: list[Elem], kernel) -> int:
         """A max pool's tree levels per stage by the delay model (each a comparison and a select),
