@@ -98,33 +98,29 @@ class QuantLinear(_QuantLayer, nn.Linear):
 
 
 class _QuantConv(_QuantLayer):
-    def _check_padding_mode(self):
+    """QuantConv1d and QuantConv2d: torch's own Conv1d / Conv2d arguments, then the quantizers
+    (``super().__init__`` is the torch class the subclass also derives from)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 bias=True, padding_mode="zeros", device=None, dtype=None, *,
+                 weight_quant, bias_quant=None, output_quant=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                         bias, padding_mode, device, dtype)
         if self.padding_mode != "zeros":
             raise QuantError(f"{type(self).__name__}: padding_mode {self.padding_mode!r} is not supported; "
                              f"finegrain's Conv pads with zeros (padding_mode='zeros')")
+        self._set_quantizers(weight_quant, bias_quant, output_quant)
 
     def forward(self, x):
         return self._output(self._conv_forward(x.to(torch.float64), self.quantized_weight(), self.quantized_bias()))
 
 
 class QuantConv1d(_QuantConv, nn.Conv1d):
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 bias=True, padding_mode="zeros", device=None, dtype=None, *,
-                 weight_quant, bias_quant=None, output_quant=None):
-        nn.Conv1d.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
-                           bias, padding_mode, device, dtype)
-        self._check_padding_mode()
-        self._set_quantizers(weight_quant, bias_quant, output_quant)
+    pass
 
 
 class QuantConv2d(_QuantConv, nn.Conv2d):
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 bias=True, padding_mode="zeros", device=None, dtype=None, *,
-                 weight_quant, bias_quant=None, output_quant=None):
-        nn.Conv2d.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
-                           bias, padding_mode, device, dtype)
-        self._check_padding_mode()
-        self._set_quantizers(weight_quant, bias_quant, output_quant)
+    pass
 
 
 QUANT_LAYERS = (QuantLinear, QuantConv1d, QuantConv2d)
