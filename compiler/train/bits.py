@@ -81,7 +81,7 @@ class LearnedBits(Quantizer, nn.Module):
 
     def __init__(self, shape, granularity: str = "element", *, axis: int | None = None, activation: bool = False,
                  init_frac: float = 4.0, rounding="RND", overflow="SAT", max_bits: int = 16,
-                 range_decay: float = 0.01):
+                 range_decay: float = 0.01, relaxed: bool = False):
         nn.Module.__init__(self)
         if granularity not in GRANULARITIES:
             raise QuantError(f"LearnedBits: granularity must be one of {', '.join(GRANULARITIES)}, got {granularity!r}")
@@ -93,7 +93,7 @@ class LearnedBits(Quantizer, nn.Module):
         if not 1 <= max_bits <= limit:
             why = "float64 sums" if activation else "float32 weights in ONNX"
             raise QuantError(f"LearnedBits: max_bits must be within 1..{limit} ({why}), got {max_bits}")
-        self.max_bits, self.range_decay = int(max_bits), float(range_decay)
+        self.max_bits, self.range_decay, self.relaxed = int(max_bits), float(range_decay), bool(relaxed)
         group = self._group_shape()
         self.frac = nn.Parameter(torch.full(group, float(init_frac)))
         if self.activation:
@@ -144,23 +144,29 @@ class LearnedBits(Quantizer, nn.Module):
         negative = self._reduce((v < 0).to(torch.float64), lambda a, i: a.amax(i, keepdim=True))
         return bound, negative
 
-    def fields(self, values: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def fields(self, values: torch.Tensor | None = None, frac: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(width, int_bits, signed)`` per group (float64 tensors of integers): the format
-        each element is quantized into now; width 0 prunes."""
+        each element is quantized into now (``frac``: other integer fractional bits than
+        ``round(self.frac)``); width 0 prunes."""
         bound, signed = self._range(values)
         ints = _int_bits(bound, signed)
-        frac = torch.round(self.frac.detach().to(torch.float64))
+        frac = torch.round(self.frac.detach().to(torch.float64)) if frac is None else frac
         width = torch.clamp(ints + frac, max=self.max_bits)
         width = torch.where((width <= signed) | (bound <= 0), torch.zeros_like(width), width)
         return width, ints, signed
 
     def widths(self, values: torch.Tensor | None = None) -> torch.Tensor:
         """Each element's width (the tensor's shape, an activation's without batch): the exact
-        integer widths as values, gradient 1 in the fractional bits where not pruned."""
-        width, _, _ = self.fields(values)
+        integer widths as values, gradient 1 in the fractional bits where not pruned (relaxed,
+        in training: the continuous ``int_bits + frac``)."""
+        width, ints, _ = self.fields(values)
         kept = (width > 0).to(torch.float64)
         frac = self.frac.to(torch.float64)
-        live = width + kept * (frac - frac.detach())
+        if self.relaxed and self.training:  # continuous, as the relaxed forward
+            live = kept * torch.clamp(ints + frac, min=0, max=self.max_bits)
+        else:
+            live = width + kept * (frac - frac.detach())
         return live.expand(self.shape) if live.shape != self.shape else live
 
     def forward_exact(self, x: torch.Tensor) -> torch.Tensor:
@@ -171,9 +177,24 @@ class LearnedBits(Quantizer, nn.Module):
         x = x.to(torch.float64)
         if self.activation and self.training:
             self._observe(x.detach())
+        if self.relaxed and self.training:
+            return self._relaxed(x)
         with torch.no_grad():
             q = self.forward_exact(x)
         return _Rounded.apply(x, self.frac, q)
+
+    def _relaxed(self, x: torch.Tensor) -> torch.Tensor:
+        """Training only: the interpolation between the quantizations at floor(f) and floor(f) + 1
+        fractional bits by f's fraction (a continuous relaxation of the width: f gets the
+        gradient of the difference), straight through to ``x``.  Not exact: eval and export
+        round f."""
+        frac = self.frac.to(torch.float64)
+        low = torch.floor(frac.detach())
+        values = None if self.activation else x
+        with torch.no_grad():
+            q_low = fixed_values(x, *self.fields(values, low), int(self.rounding), int(self.overflow))
+            q_high = fixed_values(x, *self.fields(values, low + 1), int(self.rounding), int(self.overflow))
+        return x + (q_low - x).detach() + (frac - low) * (q_high - q_low).detach()
 
     def _observe(self, x: torch.Tensor) -> None:
         top = self._reduce(x.abs().amax(0), lambda a, i: a.amax(i, keepdim=True))
@@ -220,3 +241,114 @@ def freeze(model: nn.Module) -> nn.Module:
                 delattr(module, attr)  # a registered submodule: drop it before the plain object goes in
                 setattr(module, attr, fixed)
     return model
+
+
+# --- the methods -----------------------------------------------------------------------------
+
+def attach_learned_bits(model: nn.Module, example_input: torch.Tensor, granularity: str = "element", *,
+                        weights: bool = True, activations: bool = True, inputs: bool = True,
+                        init_frac: float | None = None, relaxed: bool = False, **options) -> nn.Module:
+    """Give ``model``'s quantized modules `LearnedBits` (in place; returns ``model``): every
+    layer's weight (``weights``), every QuantReLU's output (``activations``) and the QuantInput
+    (``inputs``), at ``granularity`` (channel: a weight's output channel, an activation's
+    channel).  The fractional bits start at the format they replace (a `Fixed` one's), else at
+    ``init_frac`` (default 4); ``options`` go to `LearnedBits`."""
+    from .modules import QUANT_LAYERS, QuantInput, QuantReLU
+
+    shapes, handles = {}, []
+    for module in model.modules():
+        if isinstance(module, (QuantReLU, QuantInput)):
+            handles.append(module.register_forward_hook(
+                lambda m, args, out: shapes.__setitem__(m, tuple(out.shape[1:]))))
+    try:
+        with torch.no_grad():
+            model(example_input)
+    finally:
+        for h in handles:
+            h.remove()
+
+    def start(old) -> float:
+        if init_frac is not None:
+            return float(init_frac)
+        return float(old.format.frac_bits) if isinstance(old, Fixed) else 4.0
+
+    for module in list(model.modules()):
+        if weights and isinstance(module, QUANT_LAYERS):
+            q = LearnedBits(module.weight.shape, granularity, init_frac=start(module.weight_quant), relaxed=relaxed,
+                            **options)
+            module.weight_quant = q
+        elif activations and isinstance(module, QuantReLU) and module in shapes:
+            module.output_quant = LearnedBits(shapes[module], granularity, activation=True, relaxed=relaxed,
+                                              init_frac=start(module.output_quant), **options)
+        elif inputs and isinstance(module, QuantInput):
+            module.quant = LearnedBits(shapes[module], granularity, activation=True, relaxed=relaxed,
+                                       init_frac=start(module.quant), **options)
+    return model
+
+
+def train_bit_widths(model: nn.Module, loader, *, lam: float, epochs: int, cost=None, mu: float = 0.0,
+                     loss_fn=None, lr: float = 1e-3, bit_lr: float = 0.05, part: str | None = None,
+                     clock_ns: float = 5.0) -> list[dict]:
+    """Train weights and bit widths together (HGQ): per batch the loss is
+    ``loss_fn(model(x), y) + lam * cost()["lut"] + mu * cost()["latency"]`` (``loss_fn``:
+    cross-entropy by default; ``cost``: a `cost.HardwareCost`, else one built on the first
+    batch for ``part`` at ``clock_ns``).  ``loader``: an iterable of ``(x, y)`` batches, read
+    once per epoch.  Adam, ``lr`` for the weights, ``bit_lr`` for the `LearnedBits`' fractional
+    bits (a bit moves faster than a weight).  The model's `LearnedBits` stay; `freeze` it before
+    export (or export it as it is).  Returns per epoch the mean loss, task loss, LUTs, latency."""
+    from ..targets import DEFAULT_PART
+    from .cost import HardwareCost
+
+    if not lam >= 0 or not mu >= 0:
+        raise QuantError(f"train_bit_widths: lam and mu must be >= 0 (weights of the cost), got {lam!r}, {mu!r}")
+    if not isinstance(epochs, int) or epochs < 1:
+        raise QuantError(f"train_bit_widths: epochs must be a positive integer, got {epochs!r}")
+    bits = [q.frac for _, q in learned_bits(model)]
+    if not bits:
+        raise QuantError("train_bit_widths: the model has no LearnedBits; give its quantizers LearnedBits "
+                         "(attach_learned_bits(model, x) does it for every weight and activation)")
+    ids = {id(p) for p in bits}
+    others = [p for p in model.parameters() if id(p) not in ids]
+    optimiser = torch.optim.Adam([{"params": others, "lr": lr}, {"params": bits, "lr": bit_lr}])
+    loss_fn = loss_fn or nn.functional.cross_entropy
+    history = []
+    model.train()
+    for epoch in range(epochs):
+        sums, count = {"loss": 0.0, "task_loss": 0.0, "lut": 0.0, "latency": 0.0}, 0
+        for x, y in loader:
+            task = loss_fn(model(x), y)  # the forward first: it updates the activations' ranges
+            if cost is None:
+                cost = HardwareCost(model, x, part or DEFAULT_PART, clock_ns)
+            hw = cost()
+            loss = task + lam * hw["lut"] + mu * hw["latency"]
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            for key, value in (("loss", loss), ("task_loss", task), ("lut", hw["lut"]), ("latency", hw["latency"])):
+                sums[key] += float(value.detach())
+            count += 1
+        history.append({"epoch": epoch, **{k: v / max(count, 1) for k, v in sums.items()}})
+    return history
+
+
+def relax_bit_widths(model: nn.Module, loader, *, lam: float, epochs: int, granularity: str = "channel",
+                     example_input: torch.Tensor | None = None, weights: bool = True, activations: bool = True,
+                     inputs: bool = False, init_frac: float | None = None, **training) -> list[dict]:
+    """Per-layer (``granularity="tensor"``) or per-channel (``"channel"``) continuous bit widths:
+    gives the model relaxed `LearnedBits` (`attach_learned_bits`; their training forward
+    interpolates between the neighbouring integer widths, so the loss is continuous in the
+    width), trains them with `train_bit_widths`'s loss (``training``: its options), then rounds
+    (the `LearnedBits` return to their exact rounded forward; `freeze` before export).
+    ``example_input``: a batch for the shapes (default: the loader's first).  Returns the
+    training history."""
+    if granularity not in ("tensor", "channel"):
+        raise QuantError(f"relax_bit_widths: granularity must be 'tensor' or 'channel' (per-element bits: "
+                         f"train_bit_widths), got {granularity!r}")
+    if example_input is None:
+        example_input = next(iter(loader))[0]
+    attach_learned_bits(model, example_input, granularity, weights=weights, activations=activations,
+                        inputs=inputs, init_frac=init_frac, relaxed=True)
+    history = train_bit_widths(model, loader, lam=lam, epochs=epochs, **training)
+    for _, q in learned_bits(model):
+        q.relaxed = False
+    return history
