@@ -112,5 +112,7 @@ def test_bad_models_and_parts_are_refused():
 
     with pytest.raises(QuantError, match="previous module's output"):
         HardwareCost(Branch(), torch.zeros(1, 4))
+    with pytest.raises(QuantError, match="BatchNorm1d"):
+        HardwareCost(nn.Sequential(QuantInput("fixed<8,3>"), nn.BatchNorm1d(4)), torch.zeros(2, 4))
     with pytest.raises(QuantError, match="ECP5"):
         HardwareCost(nn.Sequential(QuantInput("fixed<8,3>")), torch.zeros(1, 4), part="LFE5U-85F-6BG381C")

@@ -125,6 +125,10 @@ def _chain(model: nn.Module, example: torch.Tensor) -> list[_Step]:
             inside_quant.add(name)
             hooked.append((name, module))
         elif not any(True for _ in module.children()):
+            if any(True for _ in module.parameters(recurse=False)):
+                raise QuantError(f"HardwareCost: module {name!r} ({type(module).__name__}) has parameters but is not "
+                                 f"a quantized module; its hardware has no cost model (use QuantLinear, QuantConv1d "
+                                 f"or QuantConv2d, and fold BatchNorm into the layer)")
             hooked.append((name, module))
     calls, handles = [], []
     for name, module in hooked:
