@@ -76,7 +76,8 @@ class LearnedBits(Quantizer, nn.Module):
     rather than a weight or bias (ranges from its values); ``init_frac``: the fractional bits
     to start from; ``max_bits``: the widest width allowed (24 at most on weights: ONNX holds
     them as float32); ``range_decay``: how fast an activation's running maximum follows
-    smaller batches (it rises at once).
+    smaller batches (it rises at once).  An activation's range is 0, so every element pruned,
+    until a forward pass in training mode has seen data; ``relaxed``: see `relax_bit_widths`.
     """
 
     def __init__(self, shape, granularity: str = "element", *, axis: int | None = None, activation: bool = False,
