@@ -12,10 +12,12 @@ torch = pytest.importorskip("torch")
 
 from compiler.errors import UserError  # noqa: E402
 from compiler.fixed import FixedType, Pow2Type  # noqa: E402
-from compiler.train import QuantInput, QuantLinear, QuantReLU, export  # noqa: E402
+from compiler.train import export  # noqa: E402
 from compiler.train.hessian import (  # noqa: E402
     assign_rows, hutchinson_row_traces, mix_rows, row_counts, row_format, row_hessian_traces,
 )
+
+from tests.train_tasks import tiny_task  # noqa: E402
 
 torch.set_num_threads(1)
 MIX = [(0.125, "fixed<6,*,RND_CONV,SAT>"), (0.25, "fixed<4,*,RND_CONV,SAT>"), (0.625, "pow2<*-2,*>")]
@@ -100,14 +102,8 @@ def test_most_sensitive_rows_get_the_first_entry():
 
 
 def test_mixed_rows_export_bit_exactly():
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(
-        QuantInput("fixed<8,3,RND_CONV,SAT>"),
-        QuantLinear(8, 16, weight_quant="fixed<8,1,RND_CONV,SAT>", bias_quant="fixed<10,4,RND_CONV,SAT>"),
-        QuantReLU(output_quant="ufixed<6,3,RND_CONV,SAT>"),
-        QuantLinear(16, 5, weight_quant="fixed<8,1,RND_CONV,SAT>", bias_quant="fixed<10,4,RND_CONV,SAT>"))
-    x = torch.randn(64, 8, dtype=torch.float64)
-    y = torch.randint(0, 5, (64,))
+    model, _, x, y = tiny_task(hidden=16, classes=5)
+    x, y = x[:64], y[:64]
     traces = row_hessian_traces(model, x, y, probes=16)
     chosen = mix_rows(model, traces, MIX)
     assert model[1].weight_quant is chosen["1"] and model[3].weight_quant is chosen["3"]

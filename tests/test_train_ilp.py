@@ -12,10 +12,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from compiler.errors import UserError  # noqa: E402
-from compiler.train import QuantInput, QuantLinear, QuantReLU, export  # noqa: E402
+from compiler.train import export  # noqa: E402
 from compiler.train.ilp import (  # noqa: E402
     BudgetError, layer_importance, plan_by_ilp, solve_precisions, step_format,
 )
+
+from tests.train_tasks import tiny_task  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -105,22 +107,8 @@ def test_tens_of_layers_solve_well_under_a_second():
     assert solution.totals["lut"] <= budget
 
 
-def tiny_task():
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(512, 8, generator=g, dtype=torch.float64)
-    y = (x @ torch.randn(8, 4, generator=g, dtype=torch.float64)).argmax(1)
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(
-        QuantInput("fixed<8,3,RND_CONV,SAT>"),
-        QuantLinear(8, 12, weight_quant="fixed<8,1,RND_CONV,SAT>", bias_quant="fixed<10,4,RND_CONV,SAT>"),
-        QuantReLU(output_quant="ufixed<6,3,RND_CONV,SAT>"),
-        QuantLinear(12, 4, weight_quant="fixed<8,1,RND_CONV,SAT>", bias_quant="fixed<10,4,RND_CONV,SAT>"))
-    loader = [(x[i:i + 64], y[i:i + 64]) for i in range(0, 512, 64)]
-    return model, loader, x
-
-
 def test_importance_learns_a_step_per_layer_and_width():
-    model, loader, _ = tiny_task()
+    model, loader, _, _ = tiny_task()
     before = [p.detach().clone() for p in model.parameters()]
     importance = layer_importance(model, loader, (3, 6), steps=40)
     assert importance.layers == ("1", "3") and importance.steps.shape == (2, 2)
@@ -130,7 +118,7 @@ def test_importance_learns_a_step_per_layer_and_width():
 
 
 def test_plan_by_ilp_end_to_end_within_max_lut():
-    model, loader, x = tiny_task()
+    model, loader, x, _ = tiny_task()
     widths = (2, 4, 6)
     free = plan_by_ilp(model, loader, widths, x[:1], steps=40)  # no budget: the widest everywhere
     assert free.solution.choice == (2, 2)

@@ -210,7 +210,8 @@ def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return layers
 
 
-def _batches(loader, steps: int):
+def batches(loader, steps: int):
+    """``steps`` batches of ``loader``, starting it again as often as needed."""
     while True:
         empty = True
         for batch in loader:
@@ -241,7 +242,7 @@ def layer_importance(model: nn.Module, loader, widths, *, steps: int = 200, lr: 
     optimiser = torch.optim.Adam(work.parameters(), lr)  # the steps too: each quantizer is a submodule now
     generator = torch.Generator().manual_seed(seed)
     work.train()
-    for x, y in _batches(loader, steps):
+    for x, y in batches(loader, steps):
         for q in quantizers:
             q.active = int(torch.randint(len(widths), (1,), generator=generator))
         loss = loss_fn(work(x), y)
