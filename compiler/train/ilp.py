@@ -9,8 +9,9 @@ Layer-wise Importance", LIMPQ), with its proxy (bit operations) replaced by our 
    A layer's learned step at width ``b`` is its indicator: the step LSQ settles on weighs
    rounding against clipping by what the loss feels, so a layer whose loss cares about
    precision learns a different step than its weight range alone would give.  As in LIMPQ the
-   indicator itself is what the ILP minimises (summed over layers): wider formats have
-   smaller steps, the budgets push the other way.
+   indicator itself is what the ILP minimises (summed over layers, as LIMPQ's search does with
+   its weight indicators): wider formats have smaller steps, the budgets push the other way.
+   The activation formats stay as the model gives them.
 2. **Costs** (`cost_table`): one compile per candidate, every layer at that candidate
    (``fixed<b, I>``, I from the layer's learned step so its LSB is a power of two near the
    step), read per layer from `compiler.estimate` (LUT, DSP, latency cycles).  With the
@@ -349,15 +350,16 @@ class IlpPlan:
     estimate: dict
 
 
-def plan_by_ilp(model: nn.Module, loader, widths, example_input: torch.Tensor, *, max_lut=None, max_dsp=None,
+def plan_by_ilp(model: nn.Module, loader, candidates, example_input: torch.Tensor, *, max_lut=None, max_dsp=None,
                 max_latency=None, steps: int = 200, lr: float = 1e-3, loss_fn=nn.functional.cross_entropy,
                 rounding: str = "RND_CONV", overflow: str = "SAT", seed: int = 0, **options) -> IlpPlan:
-    """Per-layer weight widths (from ``widths``) for a model of compiler.train modules whose
-    activation formats are fixed: importance by `layer_importance`, costs by `cost_table`,
-    the ILP within the budgets (totals of the whole design, as ``finegrain report`` gives
-    them), checked by compiling the chosen plan.  ``options``: BuildConfig fields."""
+    """Per-layer weight widths, one of the integers ``candidates``, for a model of
+    compiler.train modules whose activation formats are fixed: importance by
+    `layer_importance`, costs by `cost_table`, the ILP within the budgets (totals of the whole
+    design, as ``finegrain report`` gives them), checked by compiling the chosen plan.
+    ``options``: BuildConfig fields (``part``, ``clock_ns``, ...)."""
     budgets = {k: v for k, v in (("lut", max_lut), ("dsp", max_dsp), ("latency", max_latency)) if v is not None}
-    importance = layer_importance(model, loader, widths, steps=steps, lr=lr, loss_fn=loss_fn, seed=seed)
+    importance = layer_importance(model, loader, candidates, steps=steps, lr=lr, loss_fn=loss_fn, seed=seed)
     formats = [[step_format(b, s, rounding, overflow) for b, s in zip(importance.widths, row)]
                for row in importance.steps]
     table = cost_table(model, example_input, formats, **options)
