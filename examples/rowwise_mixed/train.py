@@ -26,7 +26,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from small_tagger import deployed, fine_tune, jet, start, variant_plan, write_variant  # noqa: E402  (one folder up)
+from small_tagger import (  # noqa: E402  (one folder up)
+    deployed, fine_tune, float32_weights, jet, start, variant_plan, write_variant,
+)
 
 from compiler.train.hessian import assign_rows, row_hessian_traces  # noqa: E402
 
@@ -34,12 +36,6 @@ from compiler.train.hessian import assign_rows, row_hessian_traces  # noqa: E402
 # row (compiler/train/hessian.py): the integer bits, or pow2's EMAX with two exponents below it
 ROW_MIX = ((0.125, "fixed<6,*,RND_CONV,SAT>"), (0.25, "fixed<4,*,RND_CONV,SAT>"), (0.625, "pow2<*-2,*>"))
 HESSIAN_SAMPLES, HESSIAN_PROBES = 8192, 64
-
-
-def float32_weights(quantizer):
-    """The library's quantizer (float64 out) on the example's float32 model: the values are
-    exact in float32 (6 bits at most), the gradient straight through."""
-    return lambda weight: quantizer(weight).to(weight.dtype)
 
 
 def main():
