@@ -111,11 +111,21 @@ def _milp(objective: np.ndarray, rows: list[tuple[np.ndarray, float]]) -> tuple[
         upper.append(bound)
     h.addRows(len(starts), np.array(lower), np.array(upper), len(index), np.array(starts, dtype=np.int32),
               np.array(index, dtype=np.int32), np.array(coef))
-    h.setOptionValue("mip_rel_gap", 0.0)
-    h.setOptionValue("mip_abs_gap", 1e-9)
-    h.run()
-    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+    # the instance is shared with the RTL retiming: set the exact gaps for this solve only
+    saved = {k: h.getOptionValue(k)[1] for k in ("mip_rel_gap", "mip_abs_gap")}
+    try:
+        h.setOptionValue("mip_rel_gap", 0.0)
+        h.setOptionValue("mip_abs_gap", 1e-9)
+        h.run()
+    finally:
+        for k, v in saved.items():
+            h.setOptionValue(k, v)
+    status = h.getModelStatus()
+    if status in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible):
         return None
+    if status != highspy.HighsModelStatus.kOptimal:
+        raise UserError(f"HiGHS stopped without an optimal choice ({h.modelStatusToString(status)}) on "
+                        f"{n_layers} layers x {n_cand} candidates; use fewer candidates or layers")
     x = np.asarray(h.getSolution().col_value).reshape(n_layers, n_cand)
     return x, float(h.getInfo().objective_function_value)
 
@@ -184,7 +194,7 @@ class _LearnedSteps(nn.Module):
         self.steps = nn.Parameter(torch.tensor([2 * mean / math.sqrt(2 ** (b - 1) - 1) for b in widths],
                                                dtype=torch.float64))
 
-    def __call__(self, w: torch.Tensor) -> torch.Tensor:
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
         b = self.widths[self.active]
         low, high = -2.0 ** (b - 1), 2.0 ** (b - 1) - 1
         g = 1.0 / math.sqrt(w.numel() * high)  # LSQ's step-gradient scale
