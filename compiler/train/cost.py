@@ -261,12 +261,5 @@ def estimate_export(exported, part: str = DEFAULT_PART, clock_ns: float = 5.0) -
     """The estimator's figures (`compiler.estimate.estimate_context`, fully parallel RTL) of an
     `export` result: what `HardwareCost` models."""
     from .. import compile_model
-    from ..backends.rtl import rtl_context
-    from ..estimate import estimate_context
 
-    project = compile_model(str(exported.model), str(exported.plan), part=part, clock_ns=clock_ns)
-    options = project.config.rtl_options()
-    context = rtl_context(project.graph, options, project.source(), project.config.reuse_factors(project.graph))
-    return estimate_context(context, part)
-
-
+    return compile_model(str(exported.model), str(exported.plan), part=part, clock_ns=clock_ns).estimate()

@@ -277,16 +277,13 @@ def estimate_model(model: nn.Module, example_input: torch.Tensor, **options) -> 
     ``part``, ``clock_ns``, ...) and estimate it: (the estimate, {module name: its layer's
     estimate entry} for the weight layers)."""
     from .. import compile_model
-    from ..backends.rtl import rtl_context
-    from ..estimate import estimate_context
     from .export import export
 
     with tempfile.TemporaryDirectory() as tmp:
         exported = export(model, example_input, tmp, check=False)
         project = compile_model(str(exported.model), str(exported.plan), **options)
     graph = project.graph
-    context = rtl_context(graph, project.config.rtl_options(), project.source(), project.config.reuse_factors(graph))
-    estimate = estimate_context(context, project.config.part)
+    estimate = project.estimate()
     by_onnx = {layer["onnx"]: layer for layer in estimate["layers"]}
     node_of = {}
     for node in graph.nodes:
