@@ -27,6 +27,7 @@ import copy
 import hashlib
 import sys
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -59,7 +60,7 @@ class Task:
     x_test: np.ndarray
     y_test: np.ndarray
     input_format: str  # QuantInput's format: holds every input of the data exactly (or as the example does)
-    build: callable  # () -> a fresh float nn.Sequential (initialised from torch's current seed)
+    build: Callable[[], nn.Sequential]  # () -> a fresh float nn.Sequential (initialised from torch's current seed)
     pretrain_epochs: int
     fine_tune_epochs: int
     lr: float = 3e-3
