@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/plan_methods.py [--tasks jet digits_mlp digits_cnn] [--methods uniform6 ...]
                                            [--synth] [--json F] [--seed S] [--work DIR] [--clock-ns 5]
+                                           [--set METHOD:KEY=VALUE ...] [--pretrain-epochs N] [--epochs N]
 
 For each task (bench/plan_tasks.py) the float model is trained once per seed (cached in
 WORK/cache); then for each method:
@@ -20,7 +21,9 @@ WORK/cache); then for each method:
 
 The table gives each row's accuracy gap to uniform6 on the same task (matched: at most 1 point
 below it, as issue 16's target says) and uniform6's LUTs divided by the row's (estimate, yosys).
-Adding a method: a function with the signature above and one line in `METHODS`.
+Adding a method: a function with the signature above and one line in `METHODS`; ``--set
+METHOD:KEY=VALUE`` passes it keyword arguments (such a row is named with them and is never the
+baseline).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -44,7 +47,7 @@ import plan_tasks  # noqa: E402  (bench/ is not a package; plan_tasks puts the r
 from plan_tasks import Task  # noqa: E402
 
 import compiler  # noqa: E402
-from compiler.errors import UserError  # noqa: E402
+from compiler.errors import UsageError, UserError  # noqa: E402
 from compiler.estimate import estimate_context  # noqa: E402
 from compiler.targets import DEFAULT_PART  # noqa: E402
 from compiler.train import export  # noqa: E402
@@ -99,6 +102,7 @@ class Row:
     synth_seconds: float | None = None
     synth_cached: bool | None = None
     build: str = ""
+    options: dict = field(default_factory=dict)  # the method's keyword arguments beyond its defaults
 
 
 def _weight_stats(project) -> tuple[int, int, int]:
@@ -113,7 +117,7 @@ def _weight_stats(project) -> tuple[int, int, int]:
 
 
 def measure(task: Task, model: nn.Module, method: str, seed: int, out: Path, clock_ns: float = 5.0,
-            synth: bool = False, train_seconds: float = 0.0) -> Row:
+            synth: bool = False, train_seconds: float = 0.0, options: dict | None = None) -> Row:
     """Export ``model`` into OUT/export, compile its RTL into OUT/build, price it, emulate the test
     split (and with ``synth``, run yosys): one `Row`."""
     started = time.perf_counter()
@@ -133,7 +137,8 @@ def measure(task: Task, model: nn.Module, method: str, seed: int, out: Path, clo
     row = Row(task.name, method, seed, float((emulated.argmax(1) == task.y_test).mean()),
               float((torch_logits.argmax(1) == task.y_test).mean()), bool(np.array_equal(emulated, torch_logits)),
               int(estimate["lut"]), int(estimate["ff"]), int(estimate["dsp"]), int(estimate["latency_cycles"]),
-              bits, nonzero, count, round(train_seconds, 1), round(compile_seconds, 1), build=str(out / "build"))
+              bits, nonzero, count, round(train_seconds, 1), round(compile_seconds, 1), build=str(out / "build"),
+              options=dict(options or {}))
     if synth:
         from compiler.backends.rtl import rtl_sources
         from compiler.verify.synth import run_synth
@@ -169,9 +174,10 @@ def run(task_names: list[str], method_names: list[str], seed: int = 2024, work: 
             f"({time.perf_counter() - started:.1f} s)")
         for method in method_names:
             started = time.perf_counter()
-            model = METHODS[method](task, pretrained, seed, **(method_options or {}).get(method, {}))
+            options = (method_options or {}).get(method, {})
+            model = METHODS[method](task, pretrained, seed, **options)
             trained = time.perf_counter() - started
-            rows.append(measure(task, model, method, seed, work / name / method, clock_ns, synth, trained))
+            rows.append(measure(task, model, method, seed, work / name / method, clock_ns, synth, trained, options))
             r = rows[-1]
             log(f"  {method}: accuracy {r.accuracy:.1%}{'' if r.exact else ' (EMULATOR != TORCH)'}, "
                 f"{r.lut:,} LUT est." + (f", {r.yosys_lut:,} yosys ({r.synth_seconds:.0f} s"
@@ -184,10 +190,10 @@ def run(task_names: list[str], method_names: list[str], seed: int = 2024, work: 
 
 
 def compared(rows: list[Row]) -> list[dict]:
-    """Each row as a dict with its gap to the task's uniform6 row (accuracy points, None without
+    """Each row as a dict with its gap to the task's uniform6 row at its defaults (accuracy points, None without
     one), ``matched`` (gap >= -1 point) and ``lut_ratio`` / ``yosys_lut_ratio`` (uniform6's LUTs /
     the row's: how many times fewer)."""
-    baseline = {r.task: r for r in rows if r.method == BASELINE}
+    baseline = {r.task: r for r in rows if r.method == BASELINE and not r.options}
     out = []
     for r in rows:
         entry, base = asdict(r), baseline.get(r.task)
@@ -207,6 +213,11 @@ def _cell(value, fmt: str = "{:,}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
+def _method_cell(entry: dict) -> str:
+    options = ", ".join(f"{k}={v}" for k, v in entry["options"].items())
+    return f"{entry['method']} ({options})" if options else entry["method"]
+
+
 def table(rows: list[Row]) -> str:
     """The markdown table: one line per task and method."""
     lines = ["| task | method | accuracy (emulator) | gap to uniform6 | matched | LUT est. | LUT yosys "
@@ -215,7 +226,7 @@ def table(rows: list[Row]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in compared(rows):
         lines.append(
-            f"| {e['task']} | {e['method']} | {e['accuracy']:.1%} | {_cell(e['gap_points'], '{:+.1f} pt')} "
+            f"| {e['task']} | {_method_cell(e)} | {e['accuracy']:.1%} | {_cell(e['gap_points'], '{:+.1f} pt')} "
             f"| {MATCHED_CELL[e['matched']]} "
             f"| {e['lut']:,} | {_cell(e['yosys_lut'])} | {_cell(e['lut_ratio'], '{:.2f}x')} "
             f"| {_cell(e['yosys_lut_ratio'], '{:.2f}x')} | {e['ff']:,} | {e['dsp']} | {e['latency_cycles']} "
@@ -231,8 +242,28 @@ def machine() -> str:
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad command line is a `UsageError` (one paragraph, exit code 2), as in `finegrain`'s own."""
+
+    def error(self, message):
+        raise UsageError(f"{message}; see '{self.prog} --help'")
+
+
+def _method_option(text: str) -> tuple[str, str, object]:
+    """``METHOD:KEY=VALUE`` of ``--set``: the method, the keyword and the value (JSON, else the string)."""
+    method, _, assignment = text.partition(":")
+    key, equals, value = assignment.partition("=")
+    if method not in METHODS or not key.isidentifier() or not equals:
+        raise argparse.ArgumentTypeError(f"--set {text!r}: expected METHOD:KEY=VALUE with METHOD one of "
+                                         f"{', '.join(METHODS)}, e.g. uniform6:bits=5")
+    try:
+        return method, key, json.loads(value)
+    except json.JSONDecodeError:
+        return method, key, value
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=list(plan_tasks.TASKS), choices=list(plan_tasks.TASKS))
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--synth", action="store_true", help="also synthesize every row with yosys (minutes each)")
@@ -244,11 +275,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clock-ns", type=float, default=5.0, help="clock period the RTL is pipelined for (5 ns)")
     parser.add_argument("--pretrain-epochs", type=int, help="replace the tasks' float training epochs (quick runs)")
     parser.add_argument("--epochs", type=int, help="replace the tasks' quantized fine-tuning epochs (quick runs)")
+    parser.add_argument("--set", dest="method_options", metavar="METHOD:KEY=VALUE", action="append", default=[],
+                        type=_method_option, help="a keyword argument for one method (VALUE read as JSON, else a "
+                                                  "string), e.g. uniform6:bits=5; repeatable")
     args = parser.parse_args(argv)
+    method_options: dict[str, dict] = {}
+    for method, key, value in args.method_options:
+        method_options.setdefault(method, {})[key] = value
     print(f"machine: {machine()}; part {DEFAULT_PART}, clock {args.clock_ns:g} ns", flush=True)
     started = time.perf_counter()
     rows = run(args.tasks, args.methods, args.seed, args.work, args.synth, args.clock_ns,
-               pretrain_epochs=args.pretrain_epochs, fine_tune_epochs=args.epochs,
+               method_options=method_options, pretrain_epochs=args.pretrain_epochs, fine_tune_epochs=args.epochs,
                log=lambda text: print(text, flush=True))
     text = table(rows)
     print(f"\n{text}\n\n{time.perf_counter() - started:.0f} s in all; load {os.getloadavg()[0]:.1f} at end")
@@ -260,4 +297,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

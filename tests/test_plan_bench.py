@@ -34,15 +34,16 @@ plan_methods = _bench_module("plan_methods")
 
 
 def test_harness_end_to_end_digits_mlp(tmp_path):
-    """The command on digits_mlp, uniform6 and uniform4, one epoch each: table.md and the JSON."""
+    """The command on digits_mlp, uniform6 and uniform4 given bits=3 by --set, one epoch each: table.md
+    and the JSON."""
     out = tmp_path / "rows.json"
     code = plan_methods.main(["--tasks", "digits_mlp", "--methods", "uniform6", "uniform4", "--pretrain-epochs", "1",
-                              "--epochs", "1", "--work", str(tmp_path), "--json", str(out)])
+                              "--epochs", "1", "--set", "uniform4:bits=3", "--work", str(tmp_path), "--json", str(out)])
     assert code == 0
     rows = {r["method"]: r for r in json.loads(out.read_text())}
     assert set(rows) == {"uniform6", "uniform4"}
     task = plan_tasks.load_task("digits_mlp")
-    for method, bits in (("uniform6", 6), ("uniform4", 4)):
+    for method, bits in (("uniform6", 6), ("uniform4", 3)):
         row = rows[method]
         assert row["exact"] and row["accuracy"] == row["torch_accuracy"]
         # the emulator of the written build folder, run again here, gives the row's accuracy
@@ -63,7 +64,8 @@ def test_harness_end_to_end_digits_mlp(tmp_path):
     lines = (tmp_path / "table.md").read_text().splitlines()
     assert lines[0].startswith("| task | method | accuracy (emulator) |") and len(lines) == 4
     cells = [line.split(" | ") for line in lines[2:]]
-    assert [c[1] for c in cells] == ["uniform6", "uniform4"]
+    assert four["options"] == {"bits": 3} and six["options"] == {}
+    assert [c[1] for c in cells] == ["uniform6", "uniform4 (bits=3)"]
     assert cells[1][2] == f"{four['accuracy']:.1%}" and cells[1][5] == f"{four['lut']:,}"
     assert re.fullmatch(r"[+-]\d+\.\d pt", cells[1][3])
 
@@ -93,6 +95,11 @@ def test_measure_cnn_against_torch_and_cache(tmp_path):
 
 
 def test_bad_names_are_user_errors(tmp_path):
+    assert plan_methods._method_option("uniform6:bits=5") == ("uniform6", "bits", 5)
+    assert plan_methods._method_option("uniform8:note=x y") == ("uniform8", "note", "x y")
+    for bad in ("bits=5", "magic:bits=5", "uniform6:bits", "uniform6:=5"):
+        with pytest.raises(UserError, match="--set"):
+            plan_methods.main(["--set", bad])
     with pytest.raises(UserError, match="methods: unknown method.*uniform6"):
         plan_methods.run(["digits_mlp"], ["per_weight_magic"], work=tmp_path)
     with pytest.raises(UserError, match="task: unknown task 'mnist'"):
