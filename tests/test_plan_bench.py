@@ -1,0 +1,108 @@
+"""bench/plan_methods.py (issue 16's benchmark harness) on a tiny setting: the digits tasks with one
+epoch of training, no synthesis. Every row is exported, compiled and emulated; the emulator's
+predictions are the torch quantized model's, value for value; the uniform baselines' plans hold the
+formats they claim; the table and the JSON say what the rows say."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from compiler.errors import UserError
+from compiler.project import load_project
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench_module(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name, module)
+    spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+plan_tasks = _bench_module("plan_tasks")
+plan_methods = _bench_module("plan_methods")
+
+
+def test_harness_end_to_end_digits_mlp(tmp_path):
+    """The command on digits_mlp, uniform6 and uniform4 given bits=3 by --set, one epoch each: table.md
+    and the JSON."""
+    out = tmp_path / "rows.json"
+    code = plan_methods.main(["--tasks", "digits_mlp", "--methods", "uniform6", "uniform4", "--pretrain-epochs", "1",
+                              "--epochs", "1", "--set", "uniform4:bits=3", "--work", str(tmp_path), "--json", str(out)])
+    assert code == 0
+    rows = {r["method"]: r for r in json.loads(out.read_text())}
+    assert set(rows) == {"uniform6", "uniform4"}
+    task = plan_tasks.load_task("digits_mlp")
+    for method, bits in (("uniform6", 6), ("uniform4", 3)):
+        row = rows[method]
+        assert row["exact"] and row["accuracy"] == row["torch_accuracy"]
+        # the emulator of the written build folder, run again here, gives the row's accuracy
+        emulated = load_project(row["build"]).emulate(task.x_test.astype(np.float64))
+        assert float((emulated.argmax(1) == task.y_test).mean()) == row["accuracy"]
+        assert row["weights"] == 64 * 32 + 32 * 16 + 16 * 10
+        assert row["weight_bits"] == bits * row["weights"]  # every weight fixed<bits,...>, none pruned
+        plan = json.loads((tmp_path / "digits_mlp" / method / "export" / "plan.json").read_text())
+        weights = [v for v in plan["tensors"].values() if isinstance(v, str) and v.startswith(f"fixed<{bits},")]
+        assert len(weights) == 3 and all(w.endswith(",RND_CONV,SAT>") for w in weights)
+        assert row["lut"] > 0 and row["latency_cycles"] > 0 and row["yosys_lut"] is None
+    six, four = rows["uniform6"], rows["uniform4"]
+    assert four["lut"] < six["lut"]
+    assert six["gap_points"] == 0 and six["lut_ratio"] == 1.0 and six["matched"] is True
+    assert four["gap_points"] == pytest.approx(100 * (four["accuracy"] - six["accuracy"]), abs=0.01)
+    assert four["matched"] == (four["gap_points"] >= -1) and four["lut_ratio"] == round(six["lut"] / four["lut"], 2)
+
+    lines = (tmp_path / "table.md").read_text().splitlines()
+    assert lines[0].startswith("| task | method | accuracy (emulator) |") and len(lines) == 4
+    cells = [line.split(" | ") for line in lines[2:]]
+    assert four["options"] == {"bits": 3} and six["options"] == {}
+    assert [c[1] for c in cells] == ["uniform6", "uniform4 (bits=3)"]
+    assert cells[1][2] == f"{four['accuracy']:.1%}" and cells[1][5] == f"{four['lut']:,}"
+    assert re.fullmatch(r"[+-]\d+\.\d pt", cells[1][3])
+
+
+def test_measure_cnn_against_torch_and_cache(tmp_path):
+    """The digits CNN through the API: a model the test holds is measured, and its own torch
+    predictions equal the emulator's of the build folder; the float model is trained once, then read
+    from the cache."""
+    task = plan_tasks.smaller(plan_tasks.load_task("digits_cnn"), pretrain_epochs=1, fine_tune_epochs=1)
+    pretrained = plan_tasks.pretrain(task, 3, tmp_path / "cache")
+    (cached,) = (tmp_path / "cache").glob("digits_cnn-*.pt")
+    again = plan_tasks.pretrain(task, 3, tmp_path / "cache")
+    assert all(torch.equal(a, b) for a, b in zip(pretrained.state_dict().values(), again.state_dict().values()))
+    other_seed = plan_tasks.pretrain(task, 4, tmp_path / "cache")
+    assert not torch.equal(other_seed[0].weight, pretrained[0].weight)
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 2
+
+    model = plan_methods.METHODS["uniform8"](task, pretrained, 3)
+    row = plan_methods.measure(task, model, "uniform8", 3, tmp_path / "row")
+    with torch.no_grad():
+        want = model(torch.from_numpy(task.x_test)).numpy()
+    got = load_project(tmp_path / "row" / "build").emulate(task.x_test.astype(np.float64))
+    assert np.array_equal(got, want) and row.exact
+    assert row.accuracy == float((want.argmax(1) == task.y_test).mean())
+    assert row.weights == 4 * 9 + 36 * 10 and row.weight_bits == 8 * row.weights
+    assert cached.is_file()
+
+
+def test_bad_names_are_user_errors(tmp_path):
+    assert plan_methods._method_option("uniform6:bits=5") == ("uniform6", "bits", 5)
+    assert plan_methods._method_option("uniform8:note=x y") == ("uniform8", "note", "x y")
+    for bad in ("bits=5", "magic:bits=5", "uniform6:bits", "uniform6:=5"):
+        with pytest.raises(UserError, match="--set"):
+            plan_methods.main(["--set", bad])
+    with pytest.raises(UserError, match="methods: unknown method.*uniform6"):
+        plan_methods.run(["digits_mlp"], ["per_weight_magic"], work=tmp_path)
+    with pytest.raises(UserError, match="task: unknown task 'mnist'"):
+        plan_tasks.load_task("mnist")
+    with pytest.raises(UserError, match="hidden"):
+        plan_tasks.load_task("digits_mlp", hidden=(0,))
