@@ -8,15 +8,16 @@ keys of the SPEC's own ``POINTS`` list), exports it with `compiler.train.export`
 (model.onnx, plan.json, arrays.npz) and returns at least ``{"accuracy": fraction from 0 to 1}``;
 further JSON values it returns are kept.
 
-Each point runs in a fresh process of its own (a spawned `ProcessPoolExecutor` worker, one
-point per worker), or as a Ray task (``ray_address``: ``"local"`` starts a local Ray instance,
-anything else is passed to ``ray.init(address=...)``).  The worker trains into a temporary
-folder, compiles the export there (`compiler.project.compile_model`, paths relative to that
-folder so the compiled project can move), estimates it (`compiler.estimate.estimate_context`),
-and returns the folder as a gzipped tar: on a cluster nothing but the SPEC's text and the
-point travels to the worker, and nothing but that archive travels back.  A point whose
-training, export or compile fails is recorded with its error and the sweep goes on; a SPEC
-that breaks its contract (no ``train``, a wrong return value) is a `UserError`.
+Each point runs in a fresh process of its own (a `ProcessPoolExecutor` worker forked from a
+clean server process, one point per worker), or as a Ray task (`SweepOptions.ray`: ``"local"``
+starts a local Ray instance, anything else is passed to ``ray.init(address=...)``); see
+compiler/sweep_run.py.  The worker trains into a temporary folder, compiles the export there
+(`compiler.project.compile_model`, paths relative to that folder so the compiled project can
+move), estimates it (`compiler.estimate.estimate_context`), and returns the folder as a gzipped
+tar: on a cluster nothing but the SPEC's text and the point travels to the worker, and nothing
+but that archive travels back.  A point whose training, export or compile fails is recorded
+with its error and the sweep goes on; a SPEC that breaks its contract (no ``train``, a wrong
+return value) is a `UserError`.
 
 OUT is written whole into a temporary sibling and swapped in when complete
 (`compiler.output_folder`): a bad SPEC, Ctrl-C or a crash leaves the previous OUT or none.
@@ -25,21 +26,15 @@ OUT is written whole into a temporary sibling and swapped in when complete
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import inspect
 import io
 import json
 import math
-import multiprocessing
-import numbers
 import os
 import re
-import shutil
 import sys
 import tarfile
-import tempfile
 import time
-import traceback
 import types
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -172,168 +167,6 @@ def sweep_points(spec: Spec, lambdas=None, max_luts=None, seed: int = 0) -> list
     return points
 
 
-# --- one point, in its worker ---------------------------------------------------------------
-@contextlib.contextmanager
-def _cwd(folder: Path):
-    previous = os.getcwd()
-    os.chdir(folder)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
-
-
-def _plain_json(value, where: str):
-    """``value`` as plain JSON (numpy and torch scalars become numbers), or a SpecError."""
-    try:
-        return json.loads(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else o.tolist()))
-    except (TypeError, ValueError, AttributeError) as err:
-        raise SpecError(f"{where} is not JSON data (numbers, strings, lists, dicts): {err}") from None
-
-
-def check_result(result) -> dict:
-    """train()'s return value: a dict with a finite accuracy from 0 to 1, all of it JSON."""
-    if not isinstance(result, dict):
-        raise SpecError(f"train() returned {type(result).__name__}, not a dict; return at least "
-                        f"{{'accuracy': fraction from 0 to 1}}")
-    result = _plain_json(result, "train()'s return value")
-    accuracy = result.get("accuracy")
-    if isinstance(accuracy, bool) or not isinstance(accuracy, numbers.Real) or not math.isfinite(accuracy) \
-            or not 0 <= accuracy <= 1:
-        raise SpecError(f"train() returned accuracy {accuracy!r}; return {{'accuracy': fraction from 0 to 1}} "
-                        f"(e.g. 0.93 for 93 %)" + (" and any other metrics beside it" if "accuracy" in result
-                                                  else f", it returned the keys {sorted(result)}"))
-    return result
-
-
-def _archive(folder: Path) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=3) as tar:
-        for child in sorted(folder.iterdir()):
-            tar.add(child, arcname=child.name)
-    return buf.getvalue()
-
-
-def _compile_and_estimate(work: Path, options: SweepOptions) -> dict:
-    """Compile work/export into work/build (relative paths: the folder can move) and estimate it."""
-    from .estimate import estimate_context
-    from .project import compile_model, update_report
-
-    export = work / "export"
-    missing = [n for n in ("model.onnx", "plan.json") if not (export / n).is_file()]
-    if missing:
-        raise UserError(f"train() wrote no {' and no '.join(missing)} into out_dir: export the trained model with "
-                        f"compiler.train.export(model, example_input, out_dir)")
-    with _cwd(work):
-        project = compile_model("export/model.onnx", "export/plan.json", output_dir="build", part=options.part,
-                                clock_ns=options.clock_ns)
-    if project.rtl_context is None:
-        reasons = "; ".join(w for w in project.warnings if w.startswith("no RTL")) or "no RTL backend"
-        raise UserError(f"no resource estimate: the RTL backend cannot build this model ({reasons})")
-    estimate = estimate_context(project.rtl_context, project.config.part)
-    update_report(work / "build", "estimate", estimate)
-    return estimate
-
-
-def run_point(spec_path: str, spec_text: str, point: dict, options: SweepOptions, threads: int = 1) -> dict:
-    """Train, export, compile and estimate one point in this process (a worker).  Never raises:
-    returns ``{"status": "ok" | "failed" | "spec_error", ...}``, with ``archive`` (the gzipped
-    tar of the export and the compiled project, or what there is of them) and ``error``."""
-    start = time.perf_counter()
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # before the SPEC imports torch
-    work = Path(tempfile.mkdtemp(prefix="finegrain-point-"))
-    outcome = {"name": point["name"], "status": "failed", "error": None, "result": None, "estimate": None}
-    try:
-        (work / "export").mkdir()
-        module = _module_from_text(Path(spec_path), spec_text)
-        if "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(threads)
-        result = check_result(module.train(dict(point), work / "export"))
-        outcome["result"] = result
-        outcome["estimate"] = _compile_and_estimate(work, options)
-        outcome["status"] = "ok"
-    except SpecError as err:
-        outcome.update(status="spec_error", error=str(err))
-    except UserError as err:
-        outcome["error"] = str(err)
-    except Exception:  # noqa: BLE001 - the user's training failed: recorded, the sweep goes on
-        outcome["error"] = _user_traceback()
-    finally:
-        with contextlib.suppress(OSError):
-            outcome["archive"] = _archive(work)
-        shutil.rmtree(work, ignore_errors=True)
-    outcome["seconds"] = round(time.perf_counter() - start, 2)
-    return outcome
-
-
-def _user_traceback() -> str:
-    """The exception with the frames of the SPEC and below (not this module's)."""
-    kind, err, tb = sys.exc_info()
-    frames = traceback.extract_tb(tb)
-    keep = [f for f in frames if f.filename != __file__]
-    lines = traceback.format_list(keep[-6:]) + traceback.format_exception_only(kind, err)
-    return "".join(lines).rstrip()
-
-
-# --- running every point ----------------------------------------------------------------------
-def _run_local(spec: Spec, points: list[dict], options: SweepOptions, report):
-    threads = max(1, (os.cpu_count() or 1) // options.jobs)
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch or Ray state
-    pool = concurrent.futures.ProcessPoolExecutor(options.jobs, mp_context=context, max_tasks_per_child=1)
-    futures = {pool.submit(run_point, str(spec.path), spec.text, p, options, threads): p for p in points}
-    try:
-        for future in concurrent.futures.as_completed(futures):
-            try:
-                outcome = future.result()
-            except Exception as err:  # noqa: BLE001 - the worker process died (killed, out of memory)
-                outcome = {"name": futures[future]["name"], "status": "failed", "result": None,
-                           "estimate": None, "error": f"the worker process died: {type(err).__name__}: {err}"}
-            report(outcome)
-    except BaseException:  # a bad SPEC, Ctrl-C: stop the points still training, they are not kept
-        workers = list(getattr(pool, "_processes", {}).values())  # our own worker processes
-        pool.shutdown(wait=False, cancel_futures=True)
-        for worker in workers:
-            with contextlib.suppress(Exception):
-                worker.terminate()
-        raise
-    pool.shutdown()
-
-
-def _run_ray(spec: Spec, points: list[dict], options: SweepOptions, report):
-    try:
-        import ray
-    except ImportError:
-        raise UserError("--ray needs Ray: pip install 'ray[default]' (the dev extra has it)") from None
-    started = not ray.is_initialized()
-    if started:
-        try:
-            if options.ray == "local":
-                package = str(Path(__file__).resolve().parents[1])  # workers import this compiler package
-                paths = os.pathsep.join(filter(None, [package, os.environ.get("PYTHONPATH")]))
-                ray.init(num_cpus=options.jobs, include_dashboard=False, log_to_driver=False,
-                         runtime_env={"env_vars": {"PYTHONPATH": paths}})
-            else:
-                ray.init(address=options.ray, log_to_driver=False)
-        except Exception as err:  # noqa: BLE001 - a wrong address, an unreachable cluster, a version mismatch
-            raise UserError(f"cannot start or join Ray at --ray {options.ray!r}: {type(err).__name__}: {err}") \
-                from None
-    try:
-        task = ray.remote(num_cpus=1, max_retries=0)(run_point)
-        refs = {task.remote(str(spec.path), spec.text, p, options, 1): p for p in points}
-        pending = list(refs)
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            try:
-                outcome = ray.get(done[0])
-            except Exception as err:  # noqa: BLE001 - the task's worker died
-                outcome = {"name": refs[done[0]]["name"], "status": "failed", "result": None, "estimate": None,
-                           "error": f"the Ray task failed: {type(err).__name__}: {err}"}
-            report(outcome)
-    finally:
-        if started:
-            ray.shutdown()
-
-
 def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
     """For (luts, accuracy) pairs: whether each is on the front, i.e. no other point has at most
     its LUTs and at least its accuracy with one of the two strictly better (equal points both stay)."""
@@ -397,6 +230,7 @@ def run_sweep(spec_path, out_dir, *, lambdas=None, max_luts=None, seed: int = 0,
     """Run the sweep and write OUT whole (see the module docstring); returns sweep.json's data.
     ``say`` receives a line per finished point.  Raises `UserError` for a bad SPEC, option or OUT."""
     from .sweep_report import sweep_table, write_sweep_html
+    from .sweep_run import run_local, run_ray
 
     options = options.check()
     spec = load_spec(spec_path)
@@ -421,7 +255,7 @@ def run_sweep(spec_path, out_dir, *, lambdas=None, max_luts=None, seed: int = 0,
                 say(f"[{len(entries)}/{len(points)}] {entry['name']}: FAILED: {entry['error'].splitlines()[-1]}")
 
         start = time.perf_counter()
-        (_run_ray if options.ray else _run_local)(spec, points, options, report)
+        (run_ray if options.ray else run_local)(spec, points, options, report)
         ordered = [entries[p["name"]] for p in points]
         ok = [e for e in ordered if e["status"] == "ok"]
         for entry, front in zip(ok, pareto_front([(e["estimate"]["lut"], e["accuracy"]) for e in ok])):
