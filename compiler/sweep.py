@@ -193,6 +193,8 @@ def _record(point: dict, outcome: dict, folder: Path) -> dict:
             k: estimate.get(k) for k in ("lut", "ff", "dsp", "bram", "carry", "latency_cycles", "ii_cycles",
                                          "clock_ns", "part", "family", "top", "architecture")},
         "synth": None, "pareto": False,
+        # the sweep only passes a budget on to train(); whether the estimate kept it is recorded
+        **({"within_max_lut": estimate["lut"] <= point["max_lut"]} if estimate and "max_lut" in point else {}),
         "paths": {"export": f"{rel}/export", "build": f"{rel}/build" if estimate else None,
                   **({"error": f"{rel}/error.txt"} if outcome["error"] else {})},
     }

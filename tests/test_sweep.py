@@ -67,13 +67,14 @@ POINTS = [{"name": "good", "width": 4}, {"name": "bad", "width": 0}]
 
 
 def train(point, out_dir):
-    if point["width"] == 0:
+    width = point.get("width", 4)
+    if width == 0:
         raise RuntimeError("no layer of width 0")
     torch.manual_seed(point["seed"])
     model = nn.Sequential(QuantInput("fixed<6,2,RND_CONV,SAT>"),
-                          QuantLinear(point["width"], 2, weight_quant="fixed<4,1,RND_CONV,SAT>",
+                          QuantLinear(width, 2, weight_quant="fixed<4,1,RND_CONV,SAT>",
                                       bias_quant="fixed<8,3,RND_CONV,SAT>")).double()
-    export(model, torch.randn(1, point["width"], dtype=torch.float64), out_dir)
+    export(model, torch.randn(1, width, dtype=torch.float64), out_dir)
     return {"accuracy": 0.5}
 '''
 
@@ -177,6 +178,19 @@ def test_a_failing_point_is_reported_and_yosys_synthesizes(tmp_path, monkeypatch
         good["synth"]["lut"]
     page = (out / "report.html").read_text()
     assert "Failed points" in page and "no layer of width 0" in page
+
+
+def test_lut_budget_points_record_whether_the_estimate_kept_them(tmp_path, capsys):
+    """--max-lut points replace the SPEC's POINTS; the budget is passed on to train(), not enforced."""
+    spec, out = _write(tmp_path, TINY_SPEC), tmp_path / "out"
+    assert main(["plan", "sweep", str(spec), "-o", str(out), "--max-lut", "1", "100000", "--jobs", "2",
+                 "--seed", "3"]) == 0
+    capsys.readouterr()
+    entries = json.loads((out / "sweep.json").read_text())["points"]
+    assert [(e["name"], e["point"]["max_lut"], e["point"]["seed"]) for e in entries] == \
+        [("00_max_lut_1", 1, 3), ("01_max_lut_100000", 100000, 3)]
+    assert entries[0]["estimate"]["lut"] > 1
+    assert [e["within_max_lut"] for e in entries] == [False, True]
 
 
 # --- the page --------------------------------------------------------------------------------
