@@ -235,6 +235,10 @@ def run_sweep(spec_path, out_dir, *, lambdas=None, max_luts=None, seed: int = 0,
     from .sweep_run import run_local, run_ray
 
     options = options.check()
+    if options.synth != "none":  # before hours of training, not after
+        from .verify.synth import find_yosys
+
+        find_yosys()
     spec = load_spec(spec_path)
     points = sweep_points(spec, lambdas, max_luts, seed)
     out = Path(out_dir)

@@ -149,11 +149,12 @@ def run_local(spec: Spec, points: list[dict], options: SweepOptions, report):
                            "estimate": None, "error": f"the worker process died: {type(err).__name__}: {err}"}
             report(outcome)
     except BaseException:  # a bad SPEC, Ctrl-C: stop the points still training, they are not kept
-        workers = list(getattr(pool, "_processes", {}).values())  # our own worker processes
-        pool.shutdown(wait=False, cancel_futures=True)
-        for worker in workers:
+        for future in futures:
+            future.cancel()
+        for worker in list((getattr(pool, "_processes", None) or {}).values()):  # our own worker processes
             with contextlib.suppress(Exception):
                 worker.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)  # quick now; waiting avoids a race of the pool's thread
         raise
     pool.shutdown()
 

@@ -262,6 +262,13 @@ def test_bad_options_exit_2_without_output(argv, mention, tmp_path, capsys, monk
     expect_clean_failure(capsys, ["plan", "sweep", *argv, "-o", "out"], mention, out=tmp_path / "out")
 
 
+def test_synthesis_without_yosys_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    spec = _write(tmp_path, "def train(point, out_dir):\n    raise SystemExit('trained')\n")
+    expect_clean_failure(capsys, ["plan", "sweep", spec, "-o", tmp_path / "out", "--lambda", "1", "--synth",
+                                  "pareto"], ["no yosys found"], out=tmp_path / "out")
+
+
 def test_existing_output_needs_force(tmp_path, capsys):
     other = tmp_path / "other"
     other.mkdir()
