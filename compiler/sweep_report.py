@@ -53,7 +53,7 @@ def pareto_chart(sweep: dict):
     """Accuracy (%) against estimated LUTs: every point, the front joined by a step line, yosys
     LUTs as hollow squares beside the estimates, each point labelled with its parameters."""
     ok = [e for e in sweep["points"] if e["status"] == "ok"]
-    fig = _figure(8, 4.8)
+    fig = _figure(9.5, 4.8)
     ax = fig.subplots()
     front = sorted((e for e in ok if e["pareto"]), key=lambda e: e["estimate"]["lut"])
     if front:
@@ -74,13 +74,13 @@ def pareto_chart(sweep: dict):
     luts = [e["estimate"]["lut"] for e in ok] + [e["synth"]["lut"] for e in synthesized]
     if luts and min(luts) > 0 and max(luts) / min(luts) > 20:
         ax.set_xscale("log")
-    ax.set_xlabel(f"LUTs (estimated, {sweep['options']['part']})")
+    ax.set_xlabel(f"LUTs (estimated for {sweep['options']['part']}; yosys where marked)")
     ax.set_ylabel("accuracy (%)")
     ax.set_title("accuracy vs LUTs: the front is the points no other beats on both")
     ax.grid(True, alpha=0.3)
     ax.margins(0.15)
     if ok:
-        ax.legend(loc="lower right")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)  # beside the plot: it hides no point
     return fig
 
 
