@@ -202,6 +202,15 @@ class Project:
         """What generated files say they were made from (file names only: reproducible)."""
         return {"model": Path(self.config.model).name, "plan": Path(self.config.plan).name}
 
+    def estimate(self) -> dict:
+        """The resource and latency estimate (`compiler.estimate`) of the fully parallel RTL this
+        project builds (its context built now if compile_model did not keep one)."""
+        from .estimate import estimate_context
+
+        context = self.rtl_context or rtl_context(self.graph, self.config.rtl_options(), self.source(),
+                                                  self.config.reuse_factors(self.graph))
+        return estimate_context(context, self.config.part)
+
     # --- outputs ----------------------------------------------------------------------
     def report(self) -> dict:
         return {

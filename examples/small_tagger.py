@@ -142,6 +142,12 @@ def fake_fixed(x: torch.Tensor, width, int_bits, signed: bool = True) -> torch.T
     return straight_through(x, mantissa / scale)
 
 
+def float32_weights(quantizer):
+    """A compiler.train quantizer (float64 out, straight-through gradient) as a weight
+    quantizer of this float32 model: the values are exact in float32 (at most 24 bits)."""
+    return lambda weight: quantizer(weight).to(weight.dtype)
+
+
 def fake_format(x: torch.Tensor, fmt: str) -> torch.Tensor:
     fmt = Format.parse(fmt)
     return fake_fixed(x, fmt.width, fmt.int_bits, fmt.signed)

@@ -10,14 +10,27 @@ the plan that finegrain compiles and emulates bit for bit like the torch forward
                                 QuantReLU(output_quant="ufixed<8,3,RND_CONV,SAT>"))
     export(model, torch.randn(1, 16), "out/")   # out/model.onnx, out/plan.json
 
-See docs/training.md.
+Finding the plan (docs/training.md), each method sharing the modules and finegrain's estimator:
+bit widths learned by gradient against the hardware cost (`LearnedBits`, `HardwareCost`,
+`train_bit_widths`, `relax_bit_widths`, `freeze`); an ILP over candidate widths under LUT, DSP
+and latency budgets (`plan_by_ilp`, `solve_precisions`); row-wise mixed schemes by Hessian trace
+(`row_hessian_traces`, `mix_rows`); codebooks from a learned Gaussian mixture
+(`soft_weight_sharing`, `apply_codebooks`).
 """
 
+from .bits import LearnedBits, attach_learned_bits, freeze, relax_bit_widths, train_bit_widths
+from .cost import HardwareCost, estimate_export
 from .export import Exported, export
+from .gmm import GaussianMixturePrior, apply_codebooks, soft_weight_sharing, to_codebook
+from .hessian import assign_rows, mix_rows, row_hessian_traces
+from .ilp import BudgetError, cost_table, plan_by_ilp, solve_precisions
 from .modules import QuantConv1d, QuantConv2d, QuantInput, QuantLinear, QuantReLU
 from .quant import Codebook, Fixed, PerAxis, PerElement, Pow2, QuantError, Quantizer
 
 __all__ = [
-    "Codebook", "Exported", "Fixed", "PerAxis", "PerElement", "Pow2", "QuantConv1d", "QuantConv2d", "QuantError",
-    "QuantInput", "QuantLinear", "QuantReLU", "Quantizer", "export",
+    "BudgetError", "Codebook", "Exported", "Fixed", "GaussianMixturePrior", "HardwareCost", "LearnedBits", "PerAxis",
+    "PerElement", "Pow2", "QuantConv1d", "QuantConv2d", "QuantError", "QuantInput", "QuantLinear", "QuantReLU",
+    "Quantizer", "apply_codebooks", "assign_rows", "attach_learned_bits", "cost_table", "estimate_export", "export",
+    "freeze", "mix_rows", "plan_by_ilp", "relax_bit_widths", "row_hessian_traces", "soft_weight_sharing",
+    "solve_precisions", "to_codebook", "train_bit_widths",
 ]

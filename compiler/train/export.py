@@ -25,7 +25,7 @@ from onnx import numpy_helper
 from torch import nn
 
 from .modules import QUANT_LAYERS, QuantConv1d, QuantConv2d, QuantInput, QuantLinear, QuantReLU
-from .quant import QuantError
+from .quant import QuantError, Quantizer
 
 LAYER_OPS = ("Gemm", "MatMul", "Conv")
 DYNAMO_OPSET, TORCHSCRIPT_OPSET = 18, 13
@@ -57,6 +57,8 @@ def _record_calls(model: nn.Module, example: torch.Tensor) -> list[_Call]:
         if isinstance(module, quant_types):
             handles.append(module.register_forward_hook(
                 lambda m, args, out, name=name: calls.append(_Call(name, m, args[0], out))))
+        elif isinstance(module, Quantizer):
+            continue  # a quantizer with trainable state (bits.LearnedBits): its module's, exported with it
         elif isinstance(module, AVERAGE_POOLS):
             _check_average_pool(name, module)
         elif any(True for _ in module.parameters(recurse=False)):

@@ -20,11 +20,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from plan_tools import Format, quantize, signed_int_bits  # noqa: E402  (the shared helpers live one folder up)
-from small_tagger import deployed, fine_tune, start, straight_through, variant_plan, write_variant  # noqa: E402
+from small_tagger import deployed, fine_tune, float32_weights, start, variant_plan, write_variant  # noqa: E402
+
+from compiler.train import Codebook  # noqa: E402
 
 CENTRES, CENTRE_WIDTH, KMEANS_ITERATIONS = 8, 5, 100
 
@@ -54,33 +55,17 @@ def exact_codebook(centres: np.ndarray) -> dict:
     return {"centres": [float(c) for c in rounded], "format": str(fmt)}
 
 
-def nearest_centre(weight: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """Index of the nearest centre (sorted centres; a tie goes to the lower index)."""
-    return np.abs(weight[..., None] - centres).argmin(axis=-1)
-
-
-class Codebook:
-    """Fake-quantizes a weight to its nearest centre (STE); the centres stay fixed."""
-
-    def __init__(self, codebook: dict):
-        self.centres = torch.tensor(codebook["centres"], dtype=torch.float32)
-
-    def __call__(self, weight: torch.Tensor) -> torch.Tensor:
-        index = (weight.detach()[..., None] - self.centres).abs().argmin(dim=-1)
-        return straight_through(weight, self.centres[index])
-
-
 def main():
     run = start(__file__, __doc__, "model.onnx, plan.json and arrays.npz")
     codebooks = [exact_codebook(kmeans_with_zero(fc.weight.detach().numpy(), CENTRES - 1))
                  for fc in run.model.layers()]
-    quantizers = [Codebook(book) for book in codebooks]
-    plain = deployed(fine_tune(run, run.plan, quantizers))
+    # compiler.train's codebook quantizer: the nearest centre (a tie to the lower index), straight through
+    quantizers = [Codebook(book["centres"], book["format"]) for book in codebooks]
+    plain = deployed(fine_tune(run, run.plan, [float32_weights(q) for q in quantizers]))
 
     entries, arrays = {}, {}
-    for index, (fc, book) in enumerate(zip(plain.layers(), codebooks), start=1):
-        indices = nearest_centre(fc.weight.detach().numpy().astype(np.float64), np.array(book["centres"]))
-        arrays[f"fc{index}_idx"] = indices.astype(np.int8)
+    for index, (fc, book, quantizer) in enumerate(zip(plain.layers(), codebooks, quantizers), start=1):
+        arrays[f"fc{index}_idx"] = quantizer.indices(fc.weight).astype(np.int8)
         entries[f"fc{index}.weight"] = {"codebook": book, "indices": f"arrays.npz:fc{index}_idx"}
     np.savez_compressed(run.out / "arrays.npz", **arrays)
     plan = variant_plan(run.plan, (

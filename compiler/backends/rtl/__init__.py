@@ -8,8 +8,9 @@ integer arithmetic.  A sum whose exact result fits ``W`` bits is computed modulo
 (two's complement wrap-around cancels), so every term and adder is at most as wide as the
 result it feeds (the terms of one sum share one width, the widest term's capped at the
 sum's, as fg_adder_tree adds N values of one width).  Templates in templates/rtl/ lay out
-the context this package builds (builder.py); the expressions themselves come from the small
-emitter (emitter.py, :class:`_Module`), the one place that knows Verilog bit slicing.
+the context this package builds (builder.py; its elementwise stages in elementwise.py); the
+expressions themselves come from the small emitter (emitter.py, :class:`_Module`), the one
+place that knows Verilog bit slicing.
 
 Ports: ``clk``, ``rst`` (synchronous, active high, clears the valid pipeline only),
 ``in_valid``, one packed port per model input (element ``i`` at ``[i*W +: W]``, ``W`` the
