@@ -13,7 +13,7 @@ clean server process, one point per worker), or as a Ray task (`SweepOptions.ray
 starts a local Ray instance, anything else is passed to ``ray.init(address=...)``); see
 compiler/sweep_run.py.  The worker trains into a temporary folder, compiles the export there
 (`compiler.project.compile_model`, paths relative to that folder so the compiled project can
-move), estimates it (`compiler.estimate.estimate_context`), and returns the folder as a gzipped
+move), estimates it (`Project.estimate`), and returns the folder as a gzipped
 tar: on a cluster nothing but the SPEC's text and the point travels to the worker, and nothing
 but that archive travels back.  A point whose training, export or compile fails is recorded
 with its error and the sweep goes on; a SPEC that breaks its contract (no ``train``, a wrong

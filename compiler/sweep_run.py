@@ -71,7 +71,6 @@ def _archive(folder: Path) -> bytes:
 
 def _compile_and_estimate(work: Path, options: SweepOptions) -> dict:
     """Compile work/export into work/build (relative paths: the folder can move) and estimate it."""
-    from .estimate import estimate_context
     from .project import compile_model, update_report
 
     export = work / "export"
@@ -85,7 +84,7 @@ def _compile_and_estimate(work: Path, options: SweepOptions) -> dict:
     if project.rtl_context is None:
         reasons = "; ".join(w for w in project.warnings if w.startswith("no RTL")) or "no RTL backend"
         raise UserError(f"no resource estimate: the RTL backend cannot build this model ({reasons})")
-    estimate = estimate_context(project.rtl_context, project.config.part)
+    estimate = project.estimate()
     update_report(work / "build", "estimate", estimate)
     return estimate
 
