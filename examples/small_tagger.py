@@ -231,12 +231,11 @@ def base_plan(model: SmallTagger, x_train: np.ndarray) -> dict:
             "tensors": tensors}
 
 
-def fine_tune(run: Start, plan: dict, weight_quantizers: list, penalty=None) -> SmallTagger:
+def fine_tune(run: Start, plan: dict, weight_quantizers: list) -> SmallTagger:
     """A copy of the float model trained on with the plan's formats and ``weight_quantizers`` in the loop.
 
-    ``weight_quantizers``: one callable per layer, float weight -> quantized weight (an
-    ``nn.Module`` when it has parameters of its own; they are trained too). ``penalty``:
-    ``penalty(tuned)`` is an extra loss term on the copy being trained, added every step.
+    ``weight_quantizers``: one callable per layer, float weight -> quantized weight, without
+    parameters of its own (only the model's weights and biases are trained).
     """
     tuned = copy.deepcopy(run.model)
     tensors, layers = plan["tensors"], len(tuned.layers())
@@ -246,11 +245,8 @@ def fine_tune(run: Start, plan: dict, weight_quantizers: list, penalty=None) -> 
         [tensors[f"fc{i}.bias"] for i in range(1, layers + 1)],
         [tensors[f"/relu{i}/Relu_output_0"] for i in range(1, layers)],
     )
-    modules = [q for q in weight_quantizers if isinstance(q, nn.Module)]
-    tuned.weight_quantizer_modules = nn.ModuleList(modules)  # so Adam sees their parameters
     torch.manual_seed(jet.SEED)
-    jet.train(tuned, run.x_train, run.y_train, FINE_TUNE_EPOCHS, lr=FINE_TUNE_LR,
-              penalty=None if penalty is None else lambda: penalty(tuned))
+    jet.train(tuned, run.x_train, run.y_train, FINE_TUNE_EPOCHS, lr=FINE_TUNE_LR)
     return tuned
 
 
@@ -273,15 +269,22 @@ def write_variant(run: Start, stem: str, model: SmallTagger, plan: dict) -> dict
     (float activations; onnxruntime agrees with torch) and ``plan`` (the plan applied in
     float64 by `plan_tools`: the semantics the compiler must match).
     """
-    from plan_tools import load_plan_arrays
-
-    out, x_test, y_test = run.out, run.x_test, run.y_test
-    onnx_path = out / f"{stem}.onnx"
+    onnx_path = run.out / f"{stem}.onnx"
     jet.export_onnx(model, onnx_path)
-    plan_path = out / ("plan.json" if stem == "model" else f"{stem}_plan.json")
+    plan_path = run.out / ("plan.json" if stem == "model" else f"{stem}_plan.json")
     write_plan(plan_path, plan)
     with torch.no_grad():
-        float_logits = model(torch.from_numpy(x_test)).numpy()
+        float_logits = model(torch.from_numpy(run.x_test)).numpy()
+    return check_variant(run, onnx_path, plan, float_logits)
+
+
+def check_variant(run: Start, onnx_path: Path, plan: dict, float_logits: np.ndarray) -> dict:
+    """Check a written variant and return its test accuracies (see `write_variant`): onnxruntime
+    reproduces ``float_logits`` (the model's, float activations), every weight and bias of the
+    ONNX lies on its plan entry's grid; ``plan``'s arrays are read from the ONNX's folder."""
+    from plan_tools import load_plan_arrays
+
+    out, x_test, y_test = onnx_path.parent, run.x_test, run.y_test
     jet.check_export(onnx_path, x_test, float_logits)
     layers, initializers = jet.onnx_dense_layers(onnx_path)
     resolved = load_plan_arrays(plan, out)
