@@ -320,11 +320,23 @@ def export(model: nn.Module, example_input: torch.Tensor, out_dir, dynamo: bool 
     plan_path = out / "plan.json"
     plan_path.write_text(json.dumps(plan, indent=1) + "\n")
     if arrays:
-        np.savez(out / "arrays.npz", **arrays)
+        np.savez_compressed(out / "arrays.npz", **{key: _compact(a) for key, a in arrays.items()})
     exported = Exported(path, plan_path, names)
     if check:
         check_export(model, example_input, exported)
     return exported
+
+
+def _compact(values: np.ndarray) -> np.ndarray:
+    """An integer array (widths, integer bits, signs, codebook indices) in the narrowest of int8,
+    int16 and int32 that holds it, as plans written by hand store them; other arrays unchanged."""
+    if values.dtype.kind not in "iub" or values.size == 0:
+        return values
+    for dtype in (np.int8, np.int16, np.int32):
+        info = np.iinfo(dtype)
+        if info.min <= values.min() and values.max() <= info.max:
+            return values.astype(dtype)
+    return values
 
 
 def check_export(model: nn.Module, x: torch.Tensor, exported: Exported) -> None:
