@@ -2,6 +2,10 @@
 hand, results in bench/RESULTS.md):
 
     nice python bench/timing.py [--json out.json] [--ecp5-clocks 5 10 20] [--versus-clock 10]
+                                [--only jet_tagger ecp5_versus_da4ml ecp5]
+
+``--only`` runs those parts alone; with ``--json`` an existing file keeps its other keys (the
+rows of the parts not run, ``machine``, ``flow``), so one part can be measured again and merged.
 
 1. **ECP5, placed and routed.**  The per-weight-bits and codebook examples compiled for the
    ULX3S (LFE5U-85F-6BG381C) at each ``--ecp5-clocks`` period, each generated top wrapped in a
@@ -163,16 +167,24 @@ def jet_rows(work: Path) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--json", type=Path)
+    ap.add_argument("--json", type=Path, help="write the rows here (with --only: merged into an existing file)")
     ap.add_argument("--ecp5-clocks", type=float, nargs="+", default=[5.0, 10.0, 20.0])
     ap.add_argument("--versus-clock", type=float, default=10.0, help="finegrain's clock against da4ml on the ECP5")
+    ap.add_argument("--only", nargs="+", choices=list(PARTS), default=list(PARTS), help="run these parts alone")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="fg_timing_") as tmp:
         work = Path(tmp)
-        result = {"jet_tagger": jet_rows(work), "ecp5_versus_da4ml": ecp5_versus_da4ml(work, args.versus_clock, 5.0),
-                  "ecp5": ecp5_rows(args.ecp5_clocks, work)}
+        result = {part: PARTS[part](args, work) for part in args.only}
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+        merged = json.loads(args.json.read_text()) if args.json.exists() and args.only != list(PARTS) else {}
+        args.json.write_text(json.dumps({**merged, **result}, indent=1) + "\n")
+
+
+PARTS = {  # part: its rows from the command line's options, in a work folder
+    "jet_tagger": lambda args, work: jet_rows(work),
+    "ecp5_versus_da4ml": lambda args, work: ecp5_versus_da4ml(work, args.versus_clock, 5.0),
+    "ecp5": lambda args, work: ecp5_rows(args.ecp5_clocks, work),
+}
 
 
 if __name__ == "__main__":
