@@ -44,8 +44,12 @@ demo: setup
 	$(BIN)/finegrain sim $(OUT) --vectors 1000
 	$(BIN)/finegrain report $(OUT)
 
+# The suite runs on every core of the machine (pytest-xdist; CI has 2), a test file per worker
+# at a time (--dist loadfile: a file's module fixtures are built once). The caches the tests
+# share (synthesis, place and route, Verilator's runtime) are written atomically or locked.
+TEST_WORKERS ?= auto
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=30 tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=30 -n $(TEST_WORKERS) --dist loadfile tests
 
 # The differential fuzzer (compiler/fuzz): random models, plans and inputs for FUZZ_MINUTES
 # through the emulator, the exact reference, g++ csim and Verilator sim; each new finding is
