@@ -51,7 +51,8 @@ def test_harness_end_to_end_digits_mlp(tmp_path):
         assert float((emulated.argmax(1) == task.y_test).mean()) == row["accuracy"]
         assert row["weights"] == 64 * 32 + 32 * 16 + 16 * 10
         assert row["weight_bits"] == bits * row["weights"]  # every weight fixed<bits,...>, none pruned
-        plan = json.loads((tmp_path / "digits_mlp" / method / "export" / "plan.json").read_text())
+        folder = method if method == "uniform6" else "uniform4-bits=3"
+        plan = json.loads((tmp_path / "digits_mlp" / folder / "export" / "plan.json").read_text())
         weights = [v for v in plan["tensors"].values() if isinstance(v, str) and v.startswith(f"fixed<{bits},")]
         assert len(weights) == 3 and all(w.endswith(",RND_CONV,SAT>") for w in weights)
         assert row["lut"] > 0 and row["latency_cycles"] > 0 and row["yosys_lut"] is None
