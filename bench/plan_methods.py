@@ -3,6 +3,7 @@
     .venv/bin/python bench/plan_methods.py [--tasks jet digits_mlp digits_cnn] [--methods uniform6 ...]
                                            [--synth] [--json F] [--seed S] [--work DIR] [--clock-ns 5]
                                            [--set METHOD:KEY=VALUE ...] [--pretrain-epochs N] [--epochs N]
+                                           [--validation]
 
 For each task (bench/plan_tasks.py) the float model is trained once per seed (cached in
 WORK/cache); then for each method:
@@ -10,6 +11,8 @@ WORK/cache); then for each method:
 1. the method makes a model of compiler.train modules from the float model (`METHODS`: name ->
    ``method(task, pretrained, seed, **options) -> model``; quantization-aware fine-tuning is the
    method's own business, `plan_tasks.fine_tune` the shared loop);
+   uniform4/6/8 here, compiler.train's methods (grad_bits, relax, ilp, hessian, gmm) in
+   bench/plan_adapters.py;
 2. `compiler.train.export` writes WORK/TASK/METHOD/export (model.onnx, plan.json), checking the
    emulator against torch on one input;
 3. `compiler.compile_model` builds the RTL into WORK/TASK/METHOD/build for the default part at
@@ -23,7 +26,10 @@ The table gives each row's accuracy gap to uniform6 on the same task (matched: a
 below it, as issue 16's target says) and uniform6's LUTs divided by the row's (estimate, yosys).
 Adding a method: a function with the signature above and one line in `METHODS`; ``--set
 METHOD:KEY=VALUE`` passes it keyword arguments (such a row is named with them and is never the
-baseline).
+baseline; its folder is METHOD-KEY=VALUE...).
+
+``--validation`` measures on a stratified fifth of the training split instead of the test split and
+trains on the rest: the split to choose a method's settings on (bench/RESULTS.md, issue 16).
 """
 
 from __future__ import annotations
