@@ -3,6 +3,7 @@
     .venv/bin/python bench/plan_methods.py [--tasks jet digits_mlp digits_cnn] [--methods uniform6 ...]
                                            [--synth] [--json F] [--seed S] [--work DIR] [--clock-ns 5]
                                            [--set METHOD:KEY=VALUE ...] [--pretrain-epochs N] [--epochs N]
+                                           [--validation]
 
 For each task (bench/plan_tasks.py) the float model is trained once per seed (cached in
 WORK/cache); then for each method:
@@ -10,6 +11,8 @@ WORK/cache); then for each method:
 1. the method makes a model of compiler.train modules from the float model (`METHODS`: name ->
    ``method(task, pretrained, seed, **options) -> model``; quantization-aware fine-tuning is the
    method's own business, `plan_tasks.fine_tune` the shared loop);
+   uniform4/6/8 here, compiler.train's methods (grad_bits, relax, ilp, hessian, gmm) in
+   bench/plan_adapters.py;
 2. `compiler.train.export` writes WORK/TASK/METHOD/export (model.onnx, plan.json), checking the
    emulator against torch on one input;
 3. `compiler.compile_model` builds the RTL into WORK/TASK/METHOD/build for the default part at
@@ -23,7 +26,10 @@ The table gives each row's accuracy gap to uniform6 on the same task (matched: a
 below it, as issue 16's target says) and uniform6's LUTs divided by the row's (estimate, yosys).
 Adding a method: a function with the signature above and one line in `METHODS`; ``--set
 METHOD:KEY=VALUE`` passes it keyword arguments (such a row is named with them and is never the
-baseline).
+baseline; its folder is METHOD-KEY=VALUE...).
+
+``--validation`` measures on a stratified fifth of the training split instead of the test split and
+trains on the rest: the split to choose a method's settings on (bench/RESULTS.md, issue 16).
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import plan_tasks  # noqa: E402  (bench/ is not a package; plan_tasks puts the repository on sys.path)
 from plan_tasks import Task  # noqa: E402
+
+import plan_adapters  # noqa: E402, I001  (after plan_tasks: it needs the repository on sys.path)
 
 import compiler  # noqa: E402
 from compiler.errors import UsageError, UserError  # noqa: E402
@@ -73,7 +81,26 @@ METHODS = {
     "uniform4": partial(uniform, bits=4),
     "uniform6": partial(uniform, bits=6),
     "uniform8": partial(uniform, bits=8),
+    **plan_adapters.METHODS,  # grad_bits, relax, ilp, hessian, gmm: compiler.train's methods
 }
+VALIDATION_SHARE, VALIDATION_SEED = 0.2, 0
+
+
+def validation(task: Task) -> Task:
+    """``task`` with its test split replaced by a stratified fifth of its training split (fixed
+    seed) and trained on the rest: the split settings are chosen on, so the test split is not."""
+    from sklearn.model_selection import train_test_split
+
+    x_train, x_val, y_train, y_val = train_test_split(task.x_train, task.y_train, test_size=VALIDATION_SHARE,
+                                                      stratify=task.y_train, random_state=VALIDATION_SEED)
+    return plan_tasks.smaller(task, x_train=x_train, y_train=y_train, x_test=x_val, y_test=y_val,
+                              description=f"{task.description}; validation split")
+
+
+def _row_dir(method: str, options: dict) -> str:
+    """The folder of a row: the method's name, then its options (so settings do not overwrite each other)."""
+    suffix = "_".join(f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in sorted(options.items()))
+    return method + ("-" + "".join(c if c.isalnum() or c in "=.,-_" else "_" for c in suffix) if suffix else "")
 
 
 # --- one row -----------------------------------------------------------------------------------
@@ -153,12 +180,12 @@ def measure(task: Task, model: nn.Module, method: str, seed: int, out: Path, clo
 def run(task_names: list[str], method_names: list[str], seed: int = 2024, work: Path = DEFAULT_WORK,
         synth: bool = False, clock_ns: float = 5.0, task_options: dict | None = None,
         method_options: dict | None = None, pretrain_epochs: int | None = None,
-        fine_tune_epochs: int | None = None, log=print) -> list[Row]:
+        fine_tune_epochs: int | None = None, use_validation: bool = False, log=print) -> list[Row]:
     """Every method on every task: the rows of the table, in order.
 
     ``task_options``: per task name, `plan_tasks.load_task` options; ``method_options``: per
     method name, keyword arguments for it; ``pretrain_epochs`` / ``fine_tune_epochs`` replace the
-    tasks' own (quick runs)."""
+    tasks' own (quick runs); ``use_validation``: measure on `validation` splits (choosing settings)."""
     unknown = [m for m in method_names if m not in METHODS]
     if unknown:
         raise UserError(f"methods: unknown method(s) {unknown}; choose from the registered {', '.join(METHODS)}")
@@ -168,6 +195,8 @@ def run(task_names: list[str], method_names: list[str], seed: int = 2024, work: 
         task = plan_tasks.load_task(name, **(task_options or {}).get(name, {}))
         if fine_tune_epochs is not None:
             task = plan_tasks.smaller(task, fine_tune_epochs=fine_tune_epochs)
+        if use_validation:
+            task = validation(task)
         started = time.perf_counter()
         pretrained = plan_tasks.pretrain(task, seed, work / "cache", pretrain_epochs)
         log(f"{name}: {task.description}; float accuracy {plan_tasks.float_accuracy(task, pretrained):.1%} "
@@ -177,7 +206,8 @@ def run(task_names: list[str], method_names: list[str], seed: int = 2024, work: 
             options = (method_options or {}).get(method, {})
             model = METHODS[method](task, pretrained, seed, **options)
             trained = time.perf_counter() - started
-            rows.append(measure(task, model, method, seed, work / name / method, clock_ns, synth, trained, options))
+            out = work / name / _row_dir(method, options)
+            rows.append(measure(task, model, method, seed, out, clock_ns, synth, trained, options))
             r = rows[-1]
             log(f"  {method}: accuracy {r.accuracy:.1%}{'' if r.exact else ' (EMULATOR != TORCH)'}, "
                 f"{r.lut:,} LUT est." + (f", {r.yosys_lut:,} yosys ({r.synth_seconds:.0f} s"
@@ -278,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="method_options", metavar="METHOD:KEY=VALUE", action="append", default=[],
                         type=_method_option, help="a keyword argument for one method (VALUE read as JSON, else a "
                                                   "string), e.g. uniform6:bits=5; repeatable")
+    parser.add_argument("--validation", action="store_true",
+                        help="accuracy on a fifth of the training split, trained on the rest (to choose settings)")
     args = parser.parse_args(argv)
     method_options: dict[str, dict] = {}
     for method, key, value in args.method_options:
@@ -286,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     rows = run(args.tasks, args.methods, args.seed, args.work, args.synth, args.clock_ns,
                method_options=method_options, pretrain_epochs=args.pretrain_epochs, fine_tune_epochs=args.epochs,
-               log=lambda text: print(text, flush=True))
+               use_validation=args.validation, log=lambda text: print(text, flush=True))
     text = table(rows)
     print(f"\n{text}\n\n{time.perf_counter() - started:.0f} s in all; load {os.getloadavg()[0]:.1f} at end")
     args.work.mkdir(parents=True, exist_ok=True)

@@ -51,7 +51,8 @@ def test_harness_end_to_end_digits_mlp(tmp_path):
         assert float((emulated.argmax(1) == task.y_test).mean()) == row["accuracy"]
         assert row["weights"] == 64 * 32 + 32 * 16 + 16 * 10
         assert row["weight_bits"] == bits * row["weights"]  # every weight fixed<bits,...>, none pruned
-        plan = json.loads((tmp_path / "digits_mlp" / method / "export" / "plan.json").read_text())
+        folder = method if method == "uniform6" else "uniform4-bits=3"
+        plan = json.loads((tmp_path / "digits_mlp" / folder / "export" / "plan.json").read_text())
         weights = [v for v in plan["tensors"].values() if isinstance(v, str) and v.startswith(f"fixed<{bits},")]
         assert len(weights) == 3 and all(w.endswith(",RND_CONV,SAT>") for w in weights)
         assert row["lut"] > 0 and row["latency_cycles"] > 0 and row["yosys_lut"] is None
@@ -106,3 +107,57 @@ def test_bad_names_are_user_errors(tmp_path):
         plan_tasks.load_task("mnist")
     with pytest.raises(UserError, match="hidden"):
         plan_tasks.load_task("digits_mlp", hidden=(0,))
+
+
+# (method, options, check of its plan): tiny settings of every compiler.train adapter
+ADAPTERS = (
+    ("grad_bits", {"lam": 1e-3, "epochs": 1},
+     lambda plan: all("elements" in plan["tensors"][k] for k in ("input", "fc1.weight", "fc2.weight"))),
+    ("relax", {"lam": 1e-3, "epochs": 1, "tune_epochs": 1},
+     lambda plan: len(plan["tensors"]["fc1.weight"]["formats"]) == 8),
+    ("ilp", {"candidates": [2, 4, 6], "steps": 20, "lut_share": 0.6},
+     lambda plan: all(re.fullmatch(r"fixed<[246],-?\d+,RND_CONV,SAT>", plan["tensors"][f"fc{i}.weight"])
+                      for i in (1, 2))),
+    ("hessian", {"samples": 256, "probes": 4},
+     lambda plan: [sum(f.startswith(p) for f in plan["tensors"]["fc1.weight"]["formats"])
+                   for p in ("fixed<6,", "fixed<4,", "pow2<")] == [1, 2, 5]),
+    ("gmm", {"components": 4, "steps": 20},
+     lambda plan: all(len(plan["tensors"][f"fc{i}.weight"]["codebook"]["centres"]) <= 4 for i in (1, 2))),
+)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    task = plan_tasks.smaller(plan_tasks.load_task("digits_mlp", hidden=(8,)), pretrain_epochs=1, fine_tune_epochs=1)
+    return task, plan_tasks.pretrain(task, 0, tmp_path_factory.mktemp("cache"))
+
+
+@pytest.mark.parametrize("method, options, check", ADAPTERS, ids=[a[0] for a in ADAPTERS])
+def test_adapter_end_to_end_is_bit_exact(tiny, method, options, check, tmp_path):
+    """Each compiler.train method as the harness runs it, one epoch: its export passes export's own check,
+    the emulator's logits equal torch's on the whole test split, the plan has the method's shape, and the
+    float model it started from is unchanged."""
+    task, pretrained = tiny
+    before = [p.detach().clone() for p in pretrained.parameters()]
+    model = plan_methods.METHODS[method](task, pretrained, 0, **options)
+    row = plan_methods.measure(task, model, method, 0, tmp_path, options=options)
+    assert row.exact and row.accuracy == row.torch_accuracy and row.lut > 0
+    assert check(json.loads((tmp_path / "export" / "plan.json").read_text()))
+    assert all(torch.equal(a, b) for a, b in zip(before, pretrained.parameters()))
+
+
+def test_grad_bits_lam_prunes_and_validation_split(tiny, tmp_path):
+    """A large lam prunes weights the zero lam keeps (fewer LUTs); `validation` carves a fifth of the
+    training split, stratified, and never touches the test split."""
+    task, pretrained = tiny
+    rows = [plan_methods.measure(task, plan_methods.METHODS["grad_bits"](task, pretrained, 0, lam=lam, epochs=2),
+                                 "grad_bits", 0, tmp_path / str(lam)) for lam in (0.0, 3e-2)]
+    assert all(r.exact for r in rows)
+    assert rows[1].nonzero_weights < rows[0].nonzero_weights and rows[1].lut < rows[0].lut
+    val = plan_methods.validation(task)
+    assert len(val.x_test) + len(val.x_train) == len(task.x_train)
+    assert len(val.x_test) == int(np.ceil(0.2 * len(task.x_train)))
+    assert np.abs(np.bincount(val.y_test) - 0.2 * np.bincount(task.y_train)).max() <= 1  # stratified
+    assert np.array_equal(val.x_test, plan_methods.validation(task).x_test)  # a fixed split
+    with pytest.raises(UserError, match="lam"):
+        plan_methods.METHODS["grad_bits"](task, pretrained, 0, lam=-1)

@@ -1,0 +1,163 @@
+"""The plan-finding methods of compiler.train as adapters of issue 16's benchmark (bench/plan_methods.py).
+
+Each adapter is ``method(task, pretrained, seed, **options) -> model``: from the task's float model
+(``pretrained``, never changed) it builds the model of compiler.train modules the harness exports,
+compiles, prices and emulates. Every one shares what `plan_tasks.base_formats` fixes (input format,
+``fixed<10,I>`` biases, ``ufixed<8,I>`` ReLU outputs) except `grad_bits` and `relax`, which learn the
+activations' (and, for grad_bits, the input's) widths as well. Options come from ``--set
+METHOD:KEY=VALUE``; each adapter's docstring lists its own.
+
+* `grad_bits`: per-weight and per-activation bits by gradient (HGQ), `train_bit_widths` against
+  ``lam`` x `HardwareCost`'s LUTs, then frozen (and optionally fine-tuned at the frozen widths);
+* `relax`: per-channel continuous bit widths (`relax_bit_widths`), rounded and frozen, fine-tuned;
+* `ilp`: per-layer weight widths from ``candidates`` by HiGHS under ``max_lut`` (`plan_by_ilp`);
+* `hessian`: examples/rowwise_mixed's row mix by Hessian trace (`row_hessian_traces`, `mix_rows`);
+* `gmm`: codebooks from a learned Gaussian mixture (`soft_weight_sharing`, `apply_codebooks`).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import plan_tasks
+import torch
+from plan_tasks import Task
+from torch import nn
+
+from compiler.errors import UserError
+from compiler.train import (
+    attach_learned_bits, freeze, mix_rows, plan_by_ilp, relax_bit_widths, row_hessian_traces, soft_weight_sharing,
+    train_bit_widths,
+)
+from compiler.train.gmm import apply_codebooks
+from compiler.train.ilp import estimate_model
+
+# examples/rowwise_mixed/train.py's mix: most sensitive eighth 6-bit, next quarter 4-bit, the rest pow2
+ROW_MIX = ((0.125, "fixed<6,*,RND_CONV,SAT>"), (0.25, "fixed<4,*,RND_CONV,SAT>"), (0.625, "pow2<*-2,*>"))
+
+
+class Batches:
+    """The training split as shuffled ``(x, y)`` batches, reshuffled on every pass (one seeded
+    generator, so a run is repeatable); what compiler.train's methods take as ``loader``."""
+
+    def __init__(self, task: Task, seed: int, batch_size: int | None = None):
+        self.x, self.y = torch.from_numpy(task.x_train), torch.from_numpy(task.y_train)
+        self.batch_size = batch_size or task.batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __iter__(self):
+        for batch in torch.randperm(len(self.x), generator=self.generator).split(self.batch_size):
+            yield self.x[batch], self.y[batch]
+
+
+def _uniform_model(task: Task, pretrained: nn.Module, bits: int) -> nn.Sequential:
+    """``pretrained`` rebuilt from compiler.train modules, every weight ``fixed<bits,I>`` (I per layer)."""
+    formats = plan_tasks.base_formats(task, pretrained)
+    weights = [plan_tasks.signed_format(m.weight.detach().abs().max().item(), bits)
+               for _, m in plan_tasks.layers(pretrained)]
+    return plan_tasks.quantized(pretrained, formats, weights)
+
+
+def _positive(name: str, value, kind=float):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+        raise UserError(f"{name}: expected a positive number, got {value!r}; set it with --set METHOD:{name}=VALUE")
+    return kind(value)
+
+
+def _epochs(task: Task, epochs) -> int:
+    return task.fine_tune_epochs if epochs is None else int(_positive("epochs", epochs, int))
+
+
+def grad_bits(task: Task, pretrained: nn.Module, seed: int, lam: float = 1e-5, epochs: int | None = None,
+              lr: float | None = None, bit_lr: float = 0.05, start_bits: int = 8, init_frac: float | None = None,
+              granularity: str = "element", act_granularity: str = "element", inputs: bool = True,
+              mu: float = 0.0, tune_epochs: int = 0) -> nn.Module:
+    """Per-weight (``granularity``) and per-activation (``act_granularity``: element, channel or
+    tensor; ReLU outputs and, with ``inputs``, the input) bits learned with the weights by
+    `train_bit_widths`: cross-entropy + ``lam`` x LUTs (+ ``mu`` x latency cycles) for ``epochs``
+    (the task's fine-tuning epochs by default) at Adam ``lr`` (the task's) and ``bit_lr``.
+    Weights start at ``fixed<start_bits,I>`` per layer, activations at the shared formats
+    (``init_frac``: every width's fractional bits instead). Then frozen to the plan formats and,
+    with ``tune_epochs``, fine-tuned that long at the frozen widths (pruned stays pruned)."""
+    if not lam >= 0:
+        raise UserError(f"lam: expected a LUT weight >= 0, got {lam!r}")
+    torch.manual_seed(seed)
+    model = _uniform_model(task, pretrained, int(start_bits))
+    example = torch.from_numpy(task.x_train[:64])
+    attach_learned_bits(model, example, granularity, activations=False, inputs=False, init_frac=init_frac)
+    attach_learned_bits(model, example, act_granularity, weights=False, inputs=bool(inputs), init_frac=init_frac)
+    train_bit_widths(model, Batches(task, seed), lam=float(lam), mu=float(mu), epochs=_epochs(task, epochs),
+                     lr=task.fine_tune_lr if lr is None else float(lr), bit_lr=float(bit_lr))
+    model = freeze(model.eval())
+    if tune_epochs:
+        plan_tasks.fine_tune(task, model, seed, int(_positive("tune_epochs", tune_epochs, int)))
+    return model.eval()
+
+
+def relax(task: Task, pretrained: nn.Module, seed: int, lam: float = 1e-5, epochs: int | None = None,
+          lr: float | None = None, bit_lr: float = 0.05, start_bits: int = 8, granularity: str = "channel",
+          inputs: bool = False, tune_epochs: int | None = None) -> nn.Module:
+    """Per-channel (``granularity="tensor"``: per-layer) continuous widths of the weights and the
+    ReLU outputs (and the input with ``inputs``) by `relax_bit_widths` against ``lam`` x LUTs for
+    ``epochs``, weights starting at ``fixed<start_bits,I>``; rounded, frozen, then fine-tuned at
+    those widths for ``tune_epochs`` (default: the task's fine-tuning epochs; 0: none)."""
+    if not lam >= 0:
+        raise UserError(f"lam: expected a LUT weight >= 0, got {lam!r}")
+    torch.manual_seed(seed)
+    model = _uniform_model(task, pretrained, int(start_bits))
+    relax_bit_widths(model, Batches(task, seed), lam=float(lam), epochs=_epochs(task, epochs), granularity=granularity,
+                     example_input=torch.from_numpy(task.x_train[:64]), inputs=bool(inputs),
+                     lr=task.fine_tune_lr if lr is None else float(lr), bit_lr=float(bit_lr))
+    model = freeze(model.eval())
+    tune = task.fine_tune_epochs if tune_epochs is None else int(tune_epochs)
+    return (plan_tasks.fine_tune(task, model, seed, tune) if tune > 0 else model).eval()
+
+
+def ilp(task: Task, pretrained: nn.Module, seed: int, max_lut: float | None = None, lut_share: float = 0.5,
+        candidates=(2, 3, 4, 5, 6, 7, 8), steps: int = 200, clock_ns: float = 5.0) -> nn.Module:
+    """Per-layer weight widths from ``candidates`` by `plan_by_ilp` (LSQ-step importance, HiGHS)
+    under ``max_lut`` estimated LUTs for the whole design (default: ``lut_share`` of the uniform
+    6-bit plan's estimate on the float weights), then fine-tuned with the chosen formats."""
+    model = _uniform_model(task, pretrained, 8)
+    example = torch.from_numpy(task.x_train[:1])
+    if max_lut is None:
+        estimate, _ = estimate_model(_uniform_model(task, pretrained, 6), example, clock_ns=clock_ns)
+        max_lut = _positive("lut_share", lut_share) * estimate["lut"]
+    candidates = tuple(int(b) for b in candidates)
+    result = plan_by_ilp(model, Batches(task, seed), candidates, example, max_lut=_positive("max_lut", max_lut),
+                         steps=int(steps), seed=seed, clock_ns=clock_ns)
+    return plan_tasks.fine_tune(task, result.model, seed)
+
+
+def hessian(task: Task, pretrained: nn.Module, seed: int, mix=ROW_MIX, samples: int = 8192,
+            probes: int = 64) -> nn.Module:
+    """examples/rowwise_mixed's method: per output row of every weight, by decreasing Hessian trace
+    (Hutchinson, ``probes`` vectors, on up to ``samples`` training inputs of the float model) the
+    formats of ``mix`` ((share, template) pairs, most precise first) at their shares; fine-tuned."""
+    mix = [(float(share), str(template)) for share, template in mix]
+    x, y = (torch.from_numpy(a[:int(samples)]) for a in (task.x_train, task.y_train))
+    traces = row_hessian_traces(copy.deepcopy(pretrained), x, y, probes=int(probes), seed=seed)
+    model = _uniform_model(task, pretrained, 8)
+    mix_rows(model, traces, mix)
+    return plan_tasks.fine_tune(task, model, seed)
+
+
+def gmm(task: Task, pretrained: nn.Module, seed: int, components: int = 8, tau: float = 0.005,
+        steps: int | None = None, width: int = 6, per_axis: bool = False) -> nn.Module:
+    """Soft weight-sharing: the 8-bit model trained ``steps`` batches (default: the task's
+    fine-tuning epochs' worth) with a Gaussian-mixture prior of ``components`` per layer (per
+    row with ``per_axis``; one pinned at 0) weighted ``tau``, then every weight sent to its
+    component's centre, exact in ``fixed<width,I>`` (a `Codebook`), and fine-tuned on them."""
+    torch.manual_seed(seed)
+    model = _uniform_model(task, pretrained, 8)
+    loader = Batches(task, seed)
+    if steps is None:
+        steps = task.fine_tune_epochs * int(np.ceil(len(task.x_train) / loader.batch_size))
+    priors = soft_weight_sharing(model, loader, components=int(components), steps=int(_positive("steps", steps, int)),
+                                 tau=float(tau), lr=task.fine_tune_lr, per_axis=bool(per_axis))
+    apply_codebooks(model, priors, width=int(width))
+    return plan_tasks.fine_tune(task, model, seed)
+
+
+METHODS = {"grad_bits": grad_bits, "relax": relax, "ilp": ilp, "hessian": hessian, "gmm": gmm}
