@@ -254,19 +254,10 @@ def attach_learned_bits(model: nn.Module, example_input: torch.Tensor, granulari
     (``inputs``), at ``granularity`` (channel: a weight's output channel, an activation's
     channel).  The fractional bits start at the format they replace (a `Fixed` one's), else at
     ``init_frac`` (default 4); ``options`` go to `LearnedBits`."""
-    from .modules import QUANT_LAYERS, QuantInput, QuantReLU
+    from .modules import QUANT_LAYERS, QuantInput, QuantReLU, record_calls
 
-    shapes, handles = {}, []
-    for module in model.modules():
-        if isinstance(module, (QuantReLU, QuantInput)):
-            handles.append(module.register_forward_hook(
-                lambda m, args, out: shapes.__setitem__(m, tuple(out.shape[1:]))))
-    try:
-        with torch.no_grad():
-            model(example_input)
-    finally:
-        for h in handles:
-            h.remove()
+    recorded = [(name, m) for name, m in model.named_modules() if isinstance(m, (QuantReLU, QuantInput))]
+    shapes = {m: tuple(out.shape[1:]) for _, m, _, out in record_calls(model, example_input, recorded)}
 
     def start(old) -> float:
         if init_frac is not None:

@@ -57,7 +57,7 @@ from torch import nn
 from ..targets import DEFAULT_PART, family_of
 from ..timing import delay_model
 from .bits import LearnedBits
-from .modules import QUANT_LAYERS, QuantInput, QuantLinear, QuantReLU
+from .modules import QUANT_LAYERS, QuantInput, QuantLinear, QuantReLU, record_calls
 from .quant import Fixed, PerAxis, PerElement, QuantError, Quantizer
 
 # Fitted by compiler.train.cost_fit (least squares, non-negative) on the estimator, see there.
@@ -130,19 +130,7 @@ def _chain(model: nn.Module, example: torch.Tensor) -> list[_Step]:
                                  f"a quantized module; its hardware has no cost model (use QuantLinear, QuantConv1d "
                                  f"or QuantConv2d, and fold BatchNorm into the layer)")
             hooked.append((name, module))
-    calls, handles = [], []
-    for name, module in hooked:
-        handles.append(module.register_forward_hook(
-            lambda m, args, out, name=name: calls.append((name, m, args[0], out))))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(example)
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
+    calls = record_calls(model, example, hooked, eval_mode=True)
     steps, last = [], example
     for name, module, x, y in calls:
         if x is not last:

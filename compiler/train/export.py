@@ -24,7 +24,7 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from .modules import QUANT_LAYERS, QuantConv1d, QuantConv2d, QuantInput, QuantLinear, QuantReLU
+from .modules import QUANT_LAYERS, QuantConv1d, QuantConv2d, QuantInput, QuantLinear, QuantReLU, record_calls
 from .quant import QuantError, Quantizer
 
 LAYER_OPS = ("Gemm", "MatMul", "Conv")
@@ -51,12 +51,11 @@ class _Call:
 
 def _record_calls(model: nn.Module, example: torch.Tensor) -> list[_Call]:
     """Run the model once and list the quantized modules' calls in order."""
-    calls, handles = [], []
     quant_types = QUANT_LAYERS + (QuantReLU, QuantInput)
+    hooked = []
     for name, module in model.named_modules():
         if isinstance(module, quant_types):
-            handles.append(module.register_forward_hook(
-                lambda m, args, out, name=name: calls.append(_Call(name, m, args[0], out))))
+            hooked.append((name, module))
         elif isinstance(module, Quantizer):
             continue  # a quantizer with trainable state (bits.LearnedBits): its module's, exported with it
         elif isinstance(module, AVERAGE_POOLS):
@@ -64,12 +63,7 @@ def _record_calls(model: nn.Module, example: torch.Tensor) -> list[_Call]:
         elif any(True for _ in module.parameters(recurse=False)):
             raise QuantError(f"module {name!r} ({type(module).__name__}) has parameters but is not a quantized "
                              f"module; use QuantLinear, QuantConv1d or QuantConv2d so the plan gives it formats")
-    try:
-        with torch.no_grad():
-            model(example)
-    finally:
-        for h in handles:
-            h.remove()
+    calls = [_Call(*call) for call in record_calls(model, example, hooked)]
     seen = set()
     for call in calls:
         if call.name in seen:

@@ -27,6 +27,29 @@ from torch import nn
 from .quant import QuantError, Quantizer, as_quantizer
 
 
+def record_calls(model: nn.Module, example: torch.Tensor, modules, *, eval_mode: bool = False) -> list[tuple]:
+    """Run ``model`` once on ``example`` without gradients and return the calls of ``modules``
+    (``(name, module)`` pairs) in order, each ``(name, module, input, output)``; with
+    ``eval_mode`` the model runs in eval mode and gets its own mode back.  The hooks are removed
+    whatever happens."""
+    calls, handles = [], []
+    for name, module in modules:
+        handles.append(module.register_forward_hook(
+            lambda m, args, out, name=name: calls.append((name, m, args[0], out))))
+    was_training = model.training
+    if eval_mode:
+        model.eval()
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        if eval_mode:
+            model.train(was_training)
+        for h in handles:
+            h.remove()
+    return calls
+
+
 class QuantInput(nn.Module):
     """Quantizes the model input by its format (a fixed-point quantizer); the plan's input entry."""
 
