@@ -226,6 +226,7 @@ def _cmd_inspect(args) -> int:
 def _cmd_report(args) -> int:
     from .project import load_project, update_report
     from .report_html import write_report_html
+    from .verify.synth import synthesize_build
 
     out = Path(args.out)
     path = out / "report.json"
@@ -238,7 +239,7 @@ def _cmd_report(args) -> int:
         if args.synth:
             if estimate is None or not (out / "rtl" / "schedule.json").is_file():
                 raise UserError(f"{args.out!r} has no RTL to synthesize: compile it with --backend rtl (or hls,rtl)")
-            update_report(out, "synth", _synthesize(out, estimate))
+            update_report(out, "synth", synthesize_build(out, estimate, progress=sys.stderr.isatty()))
         print(_formatted_report(path))
         if note:
             print(note)
@@ -280,18 +281,6 @@ def _estimate(out: Path, project) -> tuple[dict | None, str | None]:
     except RTLBackendError as e:
         return None, f"no resource estimate: {e}"
     return estimate_context(context, project.config.part), None
-
-
-def _synthesize(out: Path, estimate: dict) -> dict:
-    from .backends.rtl import rtl_sources
-    from .verify.synth import run_synth
-
-    top = estimate["top"]
-    result = run_synth(rtl_sources(out / "rtl", top), top, estimate["family"], progress=sys.stderr.isatty())
-    entry = result.report()
-    entry["cached"] = result.cached
-    entry["ratio"] = {k: (round(estimate[k] / entry[k], 3) if entry[k] else None) for k in ("lut", "ff", "dsp")}
-    return entry
 
 
 def _simulation_inputs(args, graph) -> dict:

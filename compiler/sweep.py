@@ -203,7 +203,7 @@ def _record(point: dict, outcome: dict, folder: Path) -> dict:
 def _synthesize_points(out: Path, entries: list[dict], which: str, jobs: int, say) -> None:
     """yosys on the chosen points' RTL (threads: each run is a yosys process), into their
     report.json and sweep entries; a failure is the entry's ``synth.error``."""
-    from .cli import _synthesize  # the same run and record as `finegrain report --synth`
+    from .verify.synth import synthesize_build  # the same run and record as `finegrain report --synth`
     from .project import load_project, update_report
 
     chosen = [e for e in entries if e["status"] == "ok" and (which == "all" or e["pareto"])]
@@ -213,7 +213,7 @@ def _synthesize_points(out: Path, entries: list[dict], which: str, jobs: int, sa
         full = json.loads((build / "report.json").read_text())["estimate"]
         load_project(build)  # the folder is whole
         try:
-            result = _synthesize(build, full)
+            result = synthesize_build(build, full)
         except UserError as err:
             return entry, {"error": str(err)}
         update_report(build, "synth", result)

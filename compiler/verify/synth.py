@@ -280,3 +280,17 @@ def _cells(stat: dict, top: str) -> dict[str, int]:
     if "num_cells_by_type" in design:
         return {k.lstrip("\\"): int(v) for k, v in design["num_cells_by_type"].items()}
     raise SynthError(f"yosys statistics have no module {top!r}")
+
+
+def synthesize_build(out: Path, estimate: dict, progress: bool = False) -> dict:
+    """yosys on a compiled folder's RTL (``out/rtl``, top and family from its ``estimate``): the
+    report.json ``synth`` entry, with whether it came from the cache and the estimate's ratio to
+    it (what ``finegrain report --synth`` and ``finegrain plan sweep --synth`` record)."""
+    from ..backends.rtl import rtl_sources
+
+    top = estimate["top"]
+    result = run_synth(rtl_sources(out / "rtl", top), top, estimate["family"], progress=progress)
+    entry = result.report()
+    entry["cached"] = result.cached
+    entry["ratio"] = {k: (round(estimate[k] / entry[k], 3) if entry[k] else None) for k in ("lut", "ff", "dsp")}
+    return entry
