@@ -10,17 +10,14 @@ cannot.  ``tests/test_docs.py`` checks the built page lists exactly the frontend
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import sys
 from pathlib import Path
 
 from mkdocs.exceptions import PluginError
 
-# The repository root, so that the build documents this checkout's compiler package even when
-# another finegrain is installed, or none.
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+ROOT = Path(__file__).resolve().parents[2]
 
 PAGE = "supported-ops.md"
 MARKERS = ("<!-- supported-ops -->", "<!-- qonnx-ops -->")
@@ -42,6 +39,21 @@ _FOLDED = {
 }
 
 
+def _frontend():
+    """This checkout's ``compiler.frontend.translators`` (not another installed copy's).
+
+    The repository root goes first on ``sys.path`` only now: MkDocs restores ``sys.path`` after
+    loading a hook module, and a copy imported from elsewhere is refused rather than documented.
+    """
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    module = importlib.import_module("compiler.frontend.translators")
+    if Path(module.__file__).resolve().parents[2] != ROOT:
+        raise PluginError(f"{PAGE}: compiler was imported from {module.__file__}, not from {ROOT}; "
+                          f"build the site with PYTHONPATH={ROOT}")
+    return module
+
+
 def _one_line(text: str) -> str:
     """A docstring as one table cell: paragraphs joined, pipes escaped."""
     return " ".join(inspect.cleandoc(text).split()).replace("|", "\\|")
@@ -60,15 +72,14 @@ def _onnx_versions(op: str, first: int, last: int) -> list[int]:
 
 
 def op_rows() -> list[tuple[str, str, str, str]]:
-    """(op, opsets read, kind, notes) for every op in ``compiler.frontend.SUPPORTED_OPS``, in its order."""
-    from compiler.frontend import SUPPORTED_OPS
+    """(op, opsets read, kind, notes) for every op in the frontend's ``SUPPORTED_OPS``, in its order."""
+    frontend = _frontend()
     from compiler.frontend.common import OPSETS
-    from compiler.frontend.translators import _QDQ_TRANSLATORS, _TRANSLATORS
 
-    translators = {**_TRANSLATORS, **_QDQ_TRANSLATORS}
+    translators = {**frontend._TRANSLATORS, **frontend._QDQ_TRANSLATORS}
     first, last = OPSETS[0], OPSETS[-1]
     rows = []
-    for op in SUPPORTED_OPS:
+    for op in frontend.SUPPORTED_OPS:
         versions = _onnx_versions(op, first, last)
         opsets = f"{max(first, versions[0])}–{last} (op versions {', '.join(map(str, versions))})"
         if op in translators:
@@ -85,11 +96,11 @@ def op_rows() -> list[tuple[str, str, str, str]]:
 
 def qonnx_rows() -> list[tuple[str, str, str]]:
     """(op, domains, notes) for every QONNX quantizer the frontend translates."""
+    frontend = _frontend()
     from compiler.frontend.ops_quant import QONNX_DOMAINS
-    from compiler.frontend.translators import _QONNX_TRANSLATORS
 
     domains = ", ".join(f"`{d}`" for d in QONNX_DOMAINS)
-    return [(op, domains, _one_line(fn.__doc__ or "")) for op, fn in sorted(_QONNX_TRANSLATORS.items())]
+    return [(op, domains, _one_line(fn.__doc__ or "")) for op, fn in sorted(frontend._QONNX_TRANSLATORS.items())]
 
 
 def supported_ops_table() -> str:
