@@ -71,8 +71,9 @@ def _onnx_versions(op: str, first: int, last: int) -> list[int]:
     return in_force + [v for v in since if first < v <= last]
 
 
-def op_rows() -> list[tuple[str, str, str, str]]:
-    """(op, opsets read, kind, notes) for every op in the frontend's ``SUPPORTED_OPS``, in its order."""
+def op_rows() -> list[tuple[str, str, str, str, str]]:
+    """(op, opsets read, the ONNX op versions in them, kind, notes) for every op in the frontend's
+    ``SUPPORTED_OPS``, in its order."""
     frontend = _frontend()
     from compiler.frontend.common import OPSETS
 
@@ -81,7 +82,7 @@ def op_rows() -> list[tuple[str, str, str, str]]:
     rows = []
     for op in frontend.SUPPORTED_OPS:
         versions = _onnx_versions(op, first, last)
-        opsets = f"{max(first, versions[0])}–{last} (op versions {', '.join(map(str, versions))})"
+        opsets = f"{max(first, versions[0])}–{last}"
         if op in translators:
             fn = translators[op]
             kind = _KINDS.get(fn.__module__.rsplit(".", 1)[-1], "other")
@@ -90,7 +91,7 @@ def op_rows() -> list[tuple[str, str, str, str]]:
             kind, notes = "constant", _FOLDED[op]
         else:
             raise PluginError(f"{PAGE}: {op!r} is in SUPPORTED_OPS with no translator and no note in {__file__}")
-        rows.append((op, opsets, kind, notes))
+        rows.append((op, opsets, ", ".join(map(str, versions)), kind, notes))
     return rows
 
 
@@ -105,8 +106,9 @@ def qonnx_rows() -> list[tuple[str, str, str]]:
 
 def supported_ops_table() -> str:
     """The Markdown table of the default-domain ONNX ops finegrain reads."""
-    lines = ["| op | opsets read | kind | attributes and limits |", "|---|---|---|---|"]
-    lines += [f"| `{op}` | {opsets} | {kind} | {notes} |" for op, opsets, kind, notes in op_rows()]
+    lines = ["| op | opsets | op versions | kind | attributes and limits |", "|---|---|---|---|---|"]
+    lines += [f"| `{op}` | {opsets} | {versions} | {kind} | {notes} |"
+              for op, opsets, versions, kind, notes in op_rows()]
     return "\n".join(lines)
 
 
