@@ -14,16 +14,20 @@ if TYPE_CHECKING:
 
 
 def _relu(tr: _Translator, proto, node: str) -> None:
+    """Relu."""
     tr.emit(Op.RELU, node, [tr.activation(proto, node, 0)], proto.output[0], node)
 
 
 def _leaky_relu(tr: _Translator, proto, node: str) -> None:
+    """LeakyRelu, with its ``alpha``."""
     x = tr.activation(proto, node, 0)
     alpha = tr.new_constant(node, "alpha", float(_attributes(proto).get("alpha", 0.01)), TensorKind.CONST)
     tr.emit(Op.LEAKY_RELU, node, [x, alpha], proto.output[0], node)
 
 
 def _clip(tr: _Translator, proto, node: str) -> None:
+    """Clip with constant scalar bounds (attributes before opset 11, inputs from it); both bounds, or min 0 alone
+    (a ReLU); no bound at all is an identity."""
     x = tr.activation(proto, node, 0)
     bounds = []  # (IR constant or None) for min, max
     if tr.opset < 11:
@@ -59,6 +63,7 @@ def _clip(tr: _Translator, proto, node: str) -> None:
 
 
 def _softmax(tr: _Translator, proto, node: str) -> None:
+    """Softmax over the last axis only (a table look-up; graph outputs only)."""
     x = tr.activation(proto, node, 0)
     rank = len(tr.shape(x)) + 1
     # Before opset 13 Softmax flattens the input at `axis` (default 1) into 2D; over the last
@@ -72,4 +77,5 @@ def _softmax(tr: _Translator, proto, node: str) -> None:
 
 
 def _sigmoid(tr: _Translator, proto, node: str) -> None:
+    """Sigmoid (a table look-up; graph outputs only)."""
     tr.emit(Op.SIGMOID, node, [tr.activation(proto, node, 0)], proto.output[0], node)

@@ -62,6 +62,8 @@ def _negate(tr: _Translator, proto, node: str, x: str) -> str:
 
 
 def _gemm(tr: _Translator, proto, node: str) -> None:
+    """Gemm -> a dense layer.  ``transB``, ``alpha`` and ``beta`` are read; ``transA=1`` is refused.  The input is
+    (batch, features); B and C must be constants, C broadcasting to (batch, out), the same for every batch row."""
     a = _attributes(proto)
     if a.get("transA", 0):
         raise _fail(proto, node, "transA=1 is not supported", "export the layer as x @ W (transA=0)")
@@ -102,6 +104,7 @@ def _gemm(tr: _Translator, proto, node: str) -> None:
 
 
 def _matmul(tr: _Translator, proto, node: str) -> None:
+    """MatMul -> a dense layer: activation ``x[..., in]`` times a constant matrix ``W[in, out]`` only."""
     if tr.is_constant(proto.input[0]) or not tr.is_constant(proto.input[1]):
         raise _fail(proto, node, "only activation @ constant-matrix is supported",
                     "the second operand must be an initializer (the weights)")
@@ -126,6 +129,8 @@ def _binary_operands(tr: _Translator, proto, node: str):
 
 
 def _add(tr: _Translator, proto, node: str) -> None:
+    """Add of an activation and a constant (a bias, broadcast as ONNX does, equal along the batch axis) or of two
+    activations of the same rank (a residual)."""
     x, other, constant, _ = _binary_operands(tr, proto, node)
     if constant:
         other = _elementwise_constant(tr, proto, node, other, x, TensorKind.BIAS, "addend")
@@ -135,6 +140,7 @@ def _add(tr: _Translator, proto, node: str) -> None:
 
 
 def _sub(tr: _Translator, proto, node: str) -> None:
+    """Sub: an Add of the negated constant or activation (either operand may be the constant)."""
     x, other, constant, x_first = _binary_operands(tr, proto, node)
     if constant and x_first:  # x - c = x + (-c)
         c = _elementwise_constant(tr, proto, node, other, x, TensorKind.BIAS, "negated", np.negative)
@@ -148,6 +154,7 @@ def _sub(tr: _Translator, proto, node: str) -> None:
 
 
 def _mul(tr: _Translator, proto, node: str) -> None:
+    """Mul of an activation by a constant (broadcast, equal along the batch axis); two activations are refused."""
     x, other, constant, _ = _binary_operands(tr, proto, node)
     if not constant:
         raise _fail(proto, node, "multiplying two activations is not supported",
@@ -157,6 +164,8 @@ def _mul(tr: _Translator, proto, node: str) -> None:
 
 
 def _div(tr: _Translator, proto, node: str) -> None:
+    """Div of an activation by a constant without zeros: a Mul by its reciprocal (dividing by an activation is
+    refused)."""
     x, other, constant, x_first = _binary_operands(tr, proto, node)
     if not (constant and x_first):
         raise _fail(proto, node, "only division of an activation by a constant is supported")
@@ -167,6 +176,8 @@ def _div(tr: _Translator, proto, node: str) -> None:
 
 
 def _conv(tr: _Translator, proto, node: str) -> None:
+    """Conv, 1D and 2D: ``strides``, ``pads``/``auto_pad``, ``dilations`` and ``group`` are read; the weight and the
+    optional bias must be constants."""
     a = _attributes(proto)
     x = tr.activation(proto, node, 0)
     w_name = _constant_input(tr, proto, node, 1, "weight W")
@@ -194,6 +205,8 @@ def _conv(tr: _Translator, proto, node: str) -> None:
 
 
 def _batchnorm(tr: _Translator, proto, node: str) -> None:
+    """BatchNormalization in inference mode (constant scale, bias, mean and variance; ``epsilon``): folded into
+    the layer before it where the passes can, else a per-channel multiply and add.  Training mode is refused."""
     a = _attributes(proto)
     if a.get("training_mode", 0):
         raise _fail(proto, node, "training_mode=1", "export the model in eval mode")

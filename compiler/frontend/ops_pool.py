@@ -95,6 +95,8 @@ def _window(tr: _Translator, proto, node: str, a: dict):
 
 
 def _maxpool(tr: _Translator, proto, node: str) -> None:
+    """MaxPool, 1D and 2D: ``kernel_shape``, ``strides``, ``pads``/``auto_pad``, ``dilations``, ``ceil_mode``; every
+    pad smaller than the kernel.  ``storage_order=1`` and a used Indices output are refused."""
     a = _attributes(proto)
     if a.get("storage_order", 0):
         raise _fail(proto, node, "storage_order=1 is not supported")
@@ -107,6 +109,8 @@ def _maxpool(tr: _Translator, proto, node: str) -> None:
 
 
 def _averagepool(tr: _Translator, proto, node: str) -> None:
+    """AveragePool, 1D and 2D: as MaxPool, with ``count_include_pad``; no dilations.  Each window's ``1/count`` is
+    a constant the plan's rules round (bit-plan.md, constants finegrain computes)."""
     a = _attributes(proto)
     x, spatial, kernel, dilations = _window(tr, proto, node, a)
     if any(d != 1 for d in dilations):
@@ -117,10 +121,12 @@ def _averagepool(tr: _Translator, proto, node: str) -> None:
 
 
 def _global_average_pool(tr: _Translator, proto, node: str) -> None:
+    """GlobalAveragePool over all of a (C, L) or (C, H, W) input's positions."""
     _global_pool(tr, node, node, _pool_input(tr, proto, node), proto.output[0], Op.AVGPOOL)
 
 
 def _global_max_pool(tr: _Translator, proto, node: str) -> None:
+    """GlobalMaxPool over all of a (C, L) or (C, H, W) input's positions."""
     _global_pool(tr, node, node, _pool_input(tr, proto, node), proto.output[0], Op.MAXPOOL)
 
 

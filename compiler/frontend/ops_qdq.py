@@ -154,6 +154,9 @@ def _dequantized_by(tr: _Translator, proto, bits: int, signed: bool):
 
 
 def _quantize_linear(tr: _Translator, proto, node: str) -> None:
+    """QuantizeLinear with a constant scale and zero point (per tensor or per axis; blocked quantization
+    refused), to int8, uint8, int16, uint16 or int32 codes; with its DequantizeLinear (and a Clip between) it is
+    one quantizer."""
     output_dtype = _attributes(proto).get("output_dtype", 0)
     if output_dtype:
         codes_type = lambda: onnx.helper.tensor_dtype_to_np_dtype(output_dtype)  # noqa: E731
@@ -203,6 +206,8 @@ def _codes_kind(tr: _Translator, value: str) -> tuple[int, bool] | None:
 
 
 def _dequantize_linear(tr: _Translator, proto, node: str) -> None:
+    """DequantizeLinear of constant codes (a quantized weight; a Clip before it narrows their range) or of
+    integer data (an integer graph input or a QuantizeLinear's output)."""
     x = proto.input[0]
 
     def codes_type():

@@ -191,6 +191,9 @@ def _flag(proto, node: str, name: str, default: int | None) -> bool:
 
 
 def _quant(tr: _Translator, proto, node: str) -> None:
+    """QONNX Quant (and IntQuant): scale and zero point (per tensor or broadcast, constant across the batch),
+    bit width up to 53, ``signed``, ``narrow`` and ``rounding_mode`` (ROUND, HALF_EVEN, FLOOR, DOWN,
+    ROUND_TO_ZERO, HALF_UP, HALF_DOWN, CEIL)."""
     scale = _array_parameter(tr, proto, node, 1, "scale")
     zero = _array_parameter(tr, proto, node, 2, "zero point")
     bits = _bit_width(tr, proto, node, 3)
@@ -203,6 +206,7 @@ def _quant(tr: _Translator, proto, node: str) -> None:
 
 
 def _bipolar_quant(tr: _Translator, proto, node: str) -> None:
+    """QONNX BipolarQuant: the sign of the input times the scale."""
     scale = _array_parameter(tr, proto, node, 1, "scale")
     q = _checked(proto, node, lambda: Quantizer(scale, 0.0, scale, 0.0, 1, True, bipolar=True,
                                                 source="BipolarQuant"))

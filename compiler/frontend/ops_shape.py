@@ -103,6 +103,7 @@ def _alias(tr: _Translator, proto, node: str) -> None:
 
 
 def _flatten(tr: _Translator, proto, node: str) -> None:
+    """Flatten: ``axis`` 1, or any axis when the model's batch is statically 1."""
     x = tr.activation(proto, node, 0)
     dims = tr.onnx_dims(proto.input[0])
     axis = int(_attributes(proto).get("axis", 1))
@@ -117,6 +118,8 @@ def _flatten(tr: _Translator, proto, node: str) -> None:
 
 
 def _reshape(tr: _Translator, proto, node: str) -> None:
+    """Reshape to a constant target shape (0 and -1 as ONNX, ``allowzero``); the batch axis stays first unless
+    the model's batch is statically 1."""
     x = tr.activation(proto, node, 0)
     target = _int_constant(tr, proto, node, 1, "shape")
     allowzero = bool(_attributes(proto).get("allowzero", 0))
@@ -157,6 +160,7 @@ def _reshape(tr: _Translator, proto, node: str) -> None:
 
 
 def _squeeze(tr: _Translator, proto, node: str) -> None:
+    """Squeeze (``axes`` an attribute before opset 13, an input from it) of size-1 axes other than the batch."""
     x = tr.activation(proto, node, 0)
     dims = tr.onnx_dims(proto.input[0])
     axes = _axes(tr, proto, node, 13)
@@ -176,6 +180,7 @@ def _squeeze(tr: _Translator, proto, node: str) -> None:
 
 
 def _unsqueeze(tr: _Translator, proto, node: str) -> None:
+    """Unsqueeze (``axes`` an attribute before opset 13, an input from it); not of the batch axis."""
     x = tr.activation(proto, node, 0)
     dims = tr.onnx_dims(proto.input[0])
     axes = _axes(tr, proto, node, 13)
@@ -193,6 +198,7 @@ def _unsqueeze(tr: _Translator, proto, node: str) -> None:
 
 
 def _transpose(tr: _Translator, proto, node: str) -> None:
+    """Transpose by ``perm``; the batch axis stays first unless the model's batch is statically 1."""
     x = tr.activation(proto, node, 0)
     dims = tr.onnx_dims(proto.input[0])
     perm = [int(p) for p in _attributes(proto).get("perm", reversed(range(len(dims))))]
@@ -223,6 +229,7 @@ def _transpose(tr: _Translator, proto, node: str) -> None:
 
 
 def _concat(tr: _Translator, proto, node: str) -> None:
+    """Concat of activations (no constants) along any axis but the batch."""
     names = [i for i in proto.input if i]
     if any(tr.is_constant(i) for i in names):
         raise _fail(proto, node, "concatenating a constant is not supported",
@@ -268,6 +275,7 @@ def _rearrange(tr: _Translator, proto, node: str, x: str, blocks, perm, shape) -
 
 
 def _depth_to_space(tr: _Translator, proto, node: str) -> None:
+    """DepthToSpace of a (C, H, W) input, ``blocksize`` and ``mode`` DCR or CRD."""
     x, (c, h, w), b = _blocks(tr, proto, node)
     mode = _attributes(proto).get("mode", "DCR")
     if c % (b * b):
@@ -283,6 +291,7 @@ def _depth_to_space(tr: _Translator, proto, node: str) -> None:
 
 
 def _space_to_depth(tr: _Translator, proto, node: str) -> None:
+    """SpaceToDepth of a (C, H, W) input whose height and width are multiples of ``blocksize``."""
     x, (c, h, w), b = _blocks(tr, proto, node)
     if h % b or w % b:
         raise _fail(proto, node, f"height {h} and width {w} must be multiples of blocksize {b}")

@@ -111,6 +111,9 @@ class _QuantLayer:
 
 
 class QuantLinear(_QuantLayer, nn.Linear):
+    """nn.Linear with its weight and bias converted by ``weight_quant`` and ``bias_quant`` (the plan's
+    formats), exact products and sums in float64, and the sum converted by ``output_quant`` (None: exact)."""
+
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None, *,
                  weight_quant, bias_quant=None, output_quant=None):
         nn.Linear.__init__(self, in_features, out_features, bias, device, dtype)
@@ -139,11 +142,11 @@ class _QuantConv(_QuantLayer):
 
 
 class QuantConv1d(_QuantConv, nn.Conv1d):
-    pass
+    """nn.Conv1d (zero padding only) with ``weight_quant``, ``bias_quant`` and ``output_quant``, as `QuantLinear`."""
 
 
 class QuantConv2d(_QuantConv, nn.Conv2d):
-    pass
+    """nn.Conv2d (zero padding only) with ``weight_quant``, ``bias_quant`` and ``output_quant``, as `QuantLinear`."""
 
 
 QUANT_LAYERS = (QuantLinear, QuantConv1d, QuantConv2d)
