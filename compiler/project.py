@@ -34,7 +34,7 @@ from .ir import Graph, Node, Op, Tensor, TensorKind, dump
 from .passes.choose_multipliers import MAX_MULTIPLIER_BITS, MAX_RESCALE_BITS
 from .passes.lower_quant import is_quantized_model
 from .quant_report import quantization_report
-from .names import name_table
+from .names import meaningless_graph_name, name_table
 from .output_folder import STAMP, OutputFolderError, claimed, read_json, read_stamp, stamp, write_folder
 from .backends.hls import HLSOptions, LayerArch, parse_layer_config, write_hls_project
 from .backends.rtl import (INTERFACES as RTL_INTERFACES, RTLBackendError, RTLOptions, check_supported,
@@ -383,17 +383,16 @@ def _layer_report(graph: Graph, node: Node) -> dict:
     return entry
 
 
-# Graph names the exporters use when the user gave none.
-GENERIC_GRAPH_NAMES = {"", "main_graph", "torch_jit", "torch-jit-export", "tf2onnx", "graph", "model"}
-
-
 def model_name(model_path, graph_name: str) -> str:
-    """The model's name in generated code: the ONNX graph name unless it is an exporter's
-    default, else the file name (or its folder's, for the common `model.onnx`)."""
-    if graph_name not in GENERIC_GRAPH_NAMES:
+    """The model's name in generated code: the ONNX graph name unless it is meaningless (an
+    exporter's default or a hex id, see `meaningless_graph_name`), else the file name (or its
+    folder's, for the common `model.onnx`)."""
+    if not meaningless_graph_name(graph_name):
         return graph_name
+    if not isinstance(model_path, (str, os.PathLike)):
+        return graph_name or "model"
     path = Path(model_path)
-    return path.parent.resolve().name if path.stem in GENERIC_GRAPH_NAMES else path.stem
+    return path.parent.resolve().name if meaningless_graph_name(path.stem) else path.stem
 
 
 def compile_graph(graph: Graph, plan: Plan, config: BuildConfig) -> Project:
