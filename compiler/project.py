@@ -42,6 +42,7 @@ from .backends.rtl import (INTERFACES as RTL_INTERFACES, RTLBackendError, RTLOpt
 from .backends.rtl.stream_budget import choose_stream_folding
 from .passes.apply_plan import PlanWarning
 from .targets import CARRY_CHAIN_BITS, DEFAULT_PART, family_of
+from .type_names import readable_type, type_counts
 from .verify.csim import write_vectors
 from .verify.vectors import csim_vectors
 from .passes.pipeline import run_pipeline
@@ -354,8 +355,10 @@ def _width_stats(t: Tensor) -> dict:
 
 
 def _tensor_report(t: Tensor) -> dict:
-    report = {"shape": list(t.shape), "type": t.formats.summary() if t.formats is not None else None,
-              **_width_stats(t)}
+    f = t.formats
+    report = {"shape": list(t.shape), "type": readable_type(f) if f is not None else None, **_width_stats(t)}
+    if f is not None and f.uniform_type() is None and (~f.pruned).any():  # mixed: the legend's types
+        report["type_counts"] = type_counts(f)
     if t.model_scale is not None:  # a port whose value times this is the model's (docs/import.md)
         report["model_scale"] = np.asarray(t.model_scale, dtype=np.float64).tolist()
     return report
