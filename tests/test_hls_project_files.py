@@ -14,7 +14,7 @@ import pytest
 
 from compiler.backends.hls import container
 from compiler.project import compile_model
-from compiler.verify.csim import FLOAT_INPUTS, FLOAT_OUTPUTS
+from compiler.verify.csim import FLOAT_INPUTS, FLOAT_OUTPUTS, _values
 
 ROOT = Path(__file__).resolve().parents[1]
 JET = ROOT / "examples" / "jet_tagger"
@@ -62,6 +62,15 @@ def test_float_outputs_are_the_emulators_values(jet):
     got = project.emulate({project.graph.inputs[0]: x})
     got = got[project.graph.outputs[0]] if isinstance(got, dict) else got
     assert np.array_equal(np.asarray(got, dtype=np.float64).reshape(y.shape), y)
+
+
+def test_wide_mantissas_become_the_nearest_float():
+    """Python-int mantissas of up to 1024-bit types: the correctly rounded value, never an
+    overflow through float(mantissa)."""
+    wide = np.array([[(1 << 1023) - 1, -(1 << 1023), 3, (1 << 1024) - 1]], dtype=object)
+    assert _values(wide, 1000) == [[float(Fraction(int(m), 2 ** 1000)) for m in wide[0]]]
+    assert _values(np.array([[5, -7]]), 3) == _values(np.array([[5, -7]], dtype=object), 3) == [[0.625, -0.875]]
+    assert _values(np.array([[5]], dtype=object), -2) == [[20.0]]
 
 
 def test_readme_says_which_file_is_which(jet):

@@ -82,9 +82,15 @@ def write_vectors(graph: Graph, hls_dir: Path, inputs: dict[str, np.ndarray]) ->
 
 
 def _values(mantissas: np.ndarray, frac: int) -> list[list[float]]:
-    """``mantissa * 2**-frac`` as float64 rows (exact while a mantissa has at most 53 bits;
-    repr prints the shortest text that reads back to the same float)."""
-    return np.ldexp(np.asarray(mantissas, dtype=np.float64), -frac).tolist()
+    """``mantissa * 2**-frac`` as float64 rows: exact while a mantissa has at most 53 bits,
+    else the nearest float (repr prints the shortest text that reads back to the same float)."""
+    mantissas = np.asarray(mantissas)
+    if mantissas.dtype != object:
+        return np.ldexp(mantissas.astype(np.float64), -frac).tolist()
+    # Python ints of wide types: int / int is correctly rounded, and 2**1023 and more do not
+    # pass through a float first
+    scale = 1 << max(frac, 0)
+    return [[(int(m) << max(-frac, 0)) / scale for m in row] for row in mantissas]
 
 
 def _newer(target: Path, sources: list[Path]) -> bool:
