@@ -49,7 +49,6 @@ MAX_VECTORS = 16384
 DP16KD_BITS = 18 * 1024
 # DP16KD read-port shapes (depth, width): a ROM takes ceil(depth/d) * ceil(width/w) blocks of the best one
 DP16KD_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
-PROGRESS_SECONDS = 15  # a line this often while place and route runs, when stderr is not a terminal
 RESET_BITS = 4  # the power-on reset lasts 2**(RESET_BITS-1) cycles
 # cells whose counts show the model inside the board top (yosys synth_ecp5 names)
 KEPT_CELLS = ("LUT4", "CCU2C", "TRELLIS_FF", "MULT18X18D")
@@ -185,7 +184,7 @@ def _build_ecp5(out: Path, project, board: Board, model: str, schedule: dict, cl
     with _new_build_folder(out) as tmp:
         (tmp / f"{top}.sv").write_text(render_board_top(context))
         (tmp / f"{board.name}.lpf").write_text(lpf_text(board, top))
-        with elapsed(f"yosys, nextpnr-ecp5 and ecppack: {top} for the {board.title}", every=PROGRESS_SECONDS):
+        with elapsed(f"yosys, nextpnr-ecp5 and ecppack: {top} for the {board.title}"):
             pnr = run_pnr([*sources, tmp / f"{top}.sv"], top, device=device, package=package, speed=speed,
                           clock_ns=clock_ns, clock=board.clock_port, lpf=tmp / f"{board.name}.lpf", bitstream=True,
                           work=tmp / "pnr", timeout=None)
@@ -412,7 +411,7 @@ def _build_vivado(out: Path, project, board_name: str, part: str, model: str, cl
     with _new_build_folder(out) as tmp:
         write_script(tmp)
         start = time.perf_counter()
-        with elapsed(f"vivado: {model} for {board_name} ({part})", every=PROGRESS_SECONDS):
+        with elapsed(f"vivado: {model} for {board_name} ({part})"):
             run = subprocess.run([vivado, *command.split()[1:]], cwd=tmp, capture_output=True, text=True,
                                  errors="replace")
         seconds = round(time.perf_counter() - start, 2)

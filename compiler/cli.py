@@ -239,7 +239,7 @@ def _cmd_report(args) -> int:
         if args.synth:
             if estimate is None or not (out / "rtl" / "schedule.json").is_file():
                 raise UserError(f"{args.out!r} has no RTL to synthesize: compile it with --backend rtl (or hls,rtl)")
-            update_report(out, "synth", synthesize_build(out, estimate, progress=sys.stderr.isatty()))
+            update_report(out, "synth", synthesize_build(out, estimate, progress=True))
         print(_formatted_report(path))
         if note:
             print(note)

@@ -97,6 +97,24 @@ def unused(base: str, taken) -> str:
     return name
 
 
+# Graph names exporters give when the user gave none (compared ignoring case and - _ . spaces).
+GENERIC_GRAPH_NAMES = frozenset({"", "main_graph", "torch_jit", "torch_jit_export", "tf2onnx", "keras2onnx", "graph",
+                                 "model", "onnx", "network", "net", "default", "module", "sequential", "functional"})
+# a hex id (keras2onnx names a graph after a UUID: b45ce9ce619f42b8bc7366274a6b9f00), with or without dashes
+_HEX_ID = re.compile(r"(?:[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}|[0-9a-f]{16,})", re.I)
+
+
+def meaningless_graph_name(name: str) -> bool:
+    """Whether ``name`` says nothing about the model: empty, an exporter's default
+    (`GENERIC_GRAPH_NAMES`, also with a number: ``model_1``, ``sequential_3``), or a hex id,
+    alone or after a word (``module b45ce9...``)."""
+    text = name.strip()
+    if _HEX_ID.fullmatch(text) or _HEX_ID.fullmatch(text.split()[-1] if text.split() else ""):
+        return True
+    key = re.sub(r"[-_.\s]+", "_", text.lower()).strip("_")
+    return key in GENERIC_GRAPH_NAMES or re.sub(r"_?\d+$", "", key) in GENERIC_GRAPH_NAMES
+
+
 def identifier(name: str) -> str:
     """``name`` as an identifier of at most MAX_IDENTIFIER ASCII characters (before the
     reserved/taken check of `Names`)."""

@@ -34,7 +34,7 @@ from .ir import Graph, Node, Op, Tensor, TensorKind, dump
 from .passes.choose_multipliers import MAX_MULTIPLIER_BITS, MAX_RESCALE_BITS
 from .passes.lower_quant import is_quantized_model
 from .quant_report import quantization_report
-from .names import name_table
+from .names import meaningless_graph_name, name_table
 from .output_folder import STAMP, OutputFolderError, claimed, read_json, read_stamp, stamp, write_folder
 from .backends.hls import HLSOptions, LayerArch, parse_layer_config, write_hls_project
 from .backends.rtl import (INTERFACES as RTL_INTERFACES, RTLBackendError, RTLOptions, check_supported,
@@ -42,6 +42,7 @@ from .backends.rtl import (INTERFACES as RTL_INTERFACES, RTLBackendError, RTLOpt
 from .backends.rtl.stream_budget import choose_stream_folding
 from .passes.apply_plan import PlanWarning
 from .targets import CARRY_CHAIN_BITS, DEFAULT_PART, family_of
+from .type_names import readable_type, type_counts
 from .verify.csim import write_vectors
 from .verify.vectors import csim_vectors
 from .passes.pipeline import run_pipeline
@@ -354,8 +355,10 @@ def _width_stats(t: Tensor) -> dict:
 
 
 def _tensor_report(t: Tensor) -> dict:
-    report = {"shape": list(t.shape), "type": t.formats.summary() if t.formats is not None else None,
-              **_width_stats(t)}
+    f = t.formats
+    report = {"shape": list(t.shape), "type": readable_type(f) if f is not None else None, **_width_stats(t)}
+    if f is not None and f.uniform_type() is None and (~f.pruned).any():  # mixed: the legend's types
+        report["type_counts"] = type_counts(f)
     if t.model_scale is not None:  # a port whose value times this is the model's (docs/import.md)
         report["model_scale"] = np.asarray(t.model_scale, dtype=np.float64).tolist()
     return report
@@ -383,17 +386,16 @@ def _layer_report(graph: Graph, node: Node) -> dict:
     return entry
 
 
-# Graph names the exporters use when the user gave none.
-GENERIC_GRAPH_NAMES = {"", "main_graph", "torch_jit", "torch-jit-export", "tf2onnx", "graph", "model"}
-
-
 def model_name(model_path, graph_name: str) -> str:
-    """The model's name in generated code: the ONNX graph name unless it is an exporter's
-    default, else the file name (or its folder's, for the common `model.onnx`)."""
-    if graph_name not in GENERIC_GRAPH_NAMES:
+    """The model's name in generated code: the ONNX graph name unless it is meaningless (an
+    exporter's default or a hex id, see `meaningless_graph_name`), else the file name (or its
+    folder's, for the common `model.onnx`)."""
+    if not meaningless_graph_name(graph_name):
         return graph_name
+    if not isinstance(model_path, (str, os.PathLike)):
+        return graph_name or "model"
     path = Path(model_path)
-    return path.parent.resolve().name if path.stem in GENERIC_GRAPH_NAMES else path.stem
+    return path.parent.resolve().name if meaningless_graph_name(path.stem) else path.stem
 
 
 def compile_graph(graph: Graph, plan: Plan, config: BuildConfig) -> Project:

@@ -24,6 +24,7 @@ import numpy as np
 from .errors import UserError
 from .ir import Graph, Op, Tensor
 from .output_folder import write_whole
+from .type_names import readable_type
 
 # A heat map shows at most this many cells per side; bigger tensors are shown by block maxima.
 MAX_MAP_SIDE = 256
@@ -322,15 +323,25 @@ def _layers_table(report: dict) -> str:
     for layer in report.get("layers", []):
         acc = next(iter(layer.get("accumulator", {}).values()), None)
         out = next(iter(layer.get("output", {}).values()), {})
-        weights = [f"{_e(name)}: {c['nonzero']}/{c['elements']}, {_e(c['type'])}"
+        weights = [f"{_e(name)}: {c['nonzero']}/{c['elements']}, {_type_html(c)}"
                    for name, c in layer.get("constants", {}).items() if c.get("role") == "weight"]
         ops = "+<wbr>".join(_e(s) for s in layer.get("stages", []))
         lines.append(f"<tr><td class=\"name\">{_e(layer['name'])}</td><td class=\"name\">{ops}</td>"
-                     f"<td class=\"name type\">{_e(acc['type']) if acc else '–'}</td>"
-                     f"<td class=\"name type\">{_e(out.get('type'))}</td>"
+                     f"<td class=\"name type\">{_type_html(acc) if acc else '–'}</td>"
+                     f"<td class=\"name type\">{_type_html(out)}</td>"
                      f"<td class=\"name type\">{'<br>'.join(weights) or '–'}</td></tr>")
     lines.append("</table></div>")
     return "\n".join(lines)
+
+
+def _type_html(entry: dict) -> str:
+    """A tensor's type; a mixed one (``type_counts`` in its report entry) opens to its legend:
+    every type and how many elements have it."""
+    counts = entry.get("type_counts")
+    if not counts:
+        return _e(entry.get("type"))
+    items = "".join(f"<li><code>{_e(t)}</code>: {n:,}</li>" for t, n in counts.items())
+    return f"<details class=\"types\"><summary>{_e(entry.get('type'))}</summary><ul>{items}</ul></details>"
 
 
 def _bit_widths(graph: Graph, svg: "_SvgFigures") -> str:
@@ -356,9 +367,9 @@ def _bit_widths(graph: Graph, svg: "_SvgFigures") -> str:
             stats += f", widths {int(f.width[kept].min())}..{int(f.width[kept].max())}"
         stats += f", {int(f.width.sum()):,} bits in all"
         parts.append(f"<figure class=\"heatmap\" id=\"map-{i}\" data-tensor=\"{_e(name)}\" data-role=\"{role}\">"
-                     + svg.add(_heat_map(grid, name, f.summary()))
+                     + svg.add(_heat_map(grid, name, readable_type(f)))
                      + f"<figcaption><b>{_e(name)}</b> ({role}, shape {_e(list(tensor.shape))}): "
-                     f"<code>{_e(f.summary())}</code>; {stats}. {_e(grid.note)}</figcaption></figure>")
+                     f"<code>{_e(readable_type(f))}</code>; {stats}. {_e(grid.note)}</figcaption></figure>")
     parts.append("</div>")
     return "\n".join(parts)
 

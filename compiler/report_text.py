@@ -4,21 +4,33 @@ report.html (compiler/report_html.py) renders the same report as a page."""
 
 from __future__ import annotations
 
+from .text_table import format_table, terminal_width, wrap_text
 
-def format_report(report: dict) -> str:
-    """The per-layer table printed by `finegrain report`."""
+LEGEND_WEIGHTS = "weights: per weight tensor, its non-zero / all elements (nz) and its type."
+LEGEND_MIXED = ("mixed T<W,I>: a tensor whose elements have different types; W and I are the ranges of their widths "
+                "and integer bits (report.html lists each type and its count).")
+
+
+def format_report(report: dict, width: int | None = None) -> str:
+    """The text `finegrain report` prints, in lines of at most ``width`` characters (default
+    the terminal's, 80 off a terminal; $COLUMNS overrides): the per-layer table of types, the
+    estimate, csim and sim results, warnings."""
+    width = width or terminal_width()
     rows = [("layer", "ops", "accumulator", "output", "weights")]
     for layer in report["layers"]:
         acc = next(iter(layer.get("accumulator", {}).values()), None)
         out = next(iter(layer["output"].values()))
         weights = [c for c in layer.get("constants", {}).values() if c["role"] == "weight"]
-        wtext = ", ".join(f"{c['nonzero']}/{c['elements']} nz {c['type']}" for c in weights)
+        wtext = "; ".join(f"{c['nonzero']}/{c['elements']} nz {c['type']}" for c in weights)
         rows.append((layer["name"], "+".join(layer["stages"]), acc["type"] if acc else "-", out["type"], wtext or "-"))
-    widths = [min(max(len(r[i]) for r in rows), 48) for i in range(len(rows[0]))]
-    lines = [f"model {report['model']}: {len(report['layers'])} layers, compiled in {report['compile_seconds']} s"]
-    for r in rows:
-        lines.append("  ".join(c[:48].ljust(w) for c, w in zip(r, widths)).rstrip())
-    lines += format_estimate(report)
+    lines = wrap_text(f"model {report['model']}: {len(report['layers'])} layers, compiled in "
+                      f"{report['compile_seconds']} s", width)
+    lines += format_table(rows, width)
+    legend = [LEGEND_WEIGHTS] if any(r[4] != "-" for r in rows[1:]) else []
+    legend += [LEGEND_MIXED] if any(c.startswith("mixed ") for r in rows[1:] for c in r[2:]) else []
+    for text in legend:
+        lines += wrap_text(text, width)
+    lines += format_estimate(report, width)
     csim = report.get("csim")
     if csim:
         verdict = "bit-exact" if csim["mismatches"] == 0 else f"{csim['mismatches']} mismatches"
@@ -39,10 +51,12 @@ def format_report(report: dict) -> str:
                      f"bitstream {build['bitstream']} ({build['bitstream_bytes']:,} bytes)")
     for w in report.get("warnings", []):
         lines.append(f"warning: {w}")
-    return "\n".join(lines)
+    return "\n".join(out for line in lines for part in line.split("\n")
+                     for out in (wrap_text(part, width) if len(part) > width else [part]))
 
 
-def format_estimate(report: dict) -> list[str]:
+def format_estimate(report: dict, width: int = 80) -> list[str]:
+    """The resource table (estimate, and synthesis beside it) and its notes."""
     est = report.get("estimate")
     if not est:
         return []
@@ -71,11 +85,13 @@ def format_estimate(report: dict) -> list[str]:
         ratio = synth.get("ratio", {})
         ratios = (f"{ratio[k]:.2f}" if ratio.get(k) else "-" for k in ("lut", "ff", "dsp"))
         rows.append(("estimate / synthesis", *ratios, "", "", *blank))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = [f"resources ({est['architecture']}, clock {est['clock_ns']} ns, {est['family']}); latency "
-             f"{est['latency_cycles']} cycles = {est['latency_cycles'] * est['clock_ns']:g} ns, II {est['ii_cycles']}"]
-    for r in rows:
-        lines.append("  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]).rstrip())
+    # the heading names the table (short enough for 80 columns); the latency follows it
+    lines = [f"resources ({est['architecture']}, clock {est['clock_ns']} ns, {est['family']})"]
+    # on a narrow terminal these headers would leave no room for the names: abbreviated, with a legend
+    short = {5: "prod.", **({6: "RF", 7: "c/img", 8: "lat."} if stream else {7: "cyc."})}
+    lines += format_table(rows, width, right=tuple(range(1, len(rows[0]))), short=short)
+    lines.append(f"latency {est['latency_cycles']} cycles = {est['latency_cycles'] * est['clock_ns']:g} ns, "
+                 f"II {est['ii_cycles']}")
     timing = est.get("timing")
     if timing:
         verdict = "meets" if timing["met"] else "does NOT meet"

@@ -42,6 +42,7 @@ from pathlib import Path
 from . import __version__
 from .errors import UserError
 from .output_folder import FORMAT_VERSION, STAMP, claimed, write_folder
+from .progress import elapsed
 
 SYNTH_CHOICES = ("none", "pareto", "all")
 _SPEC_MODULE = "finegrain_sweep_spec"
@@ -219,8 +220,10 @@ def _synthesize_points(out: Path, entries: list[dict], which: str, jobs: int, sa
         update_report(build, "synth", result)
         return entry, result
 
-    with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
-        for entry, result in pool.map(one, chosen):
+    with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool, \
+            elapsed(f"plan sweep: yosys on {len(chosen)} points", total=len(chosen)) as progress:
+        for k, (entry, result) in enumerate(pool.map(one, chosen), 1):
+            progress.update(done=k)
             entry["synth"] = {k: result.get(k) for k in ("lut", "ff", "dsp", "carry", "seconds", "cached", "error")
                               if k in result}
             say(f"synthesized {entry['name']}: " + (f"error: {result['error']}" if "error" in result
@@ -253,6 +256,7 @@ def run_sweep(spec_path, out_dir, *, lambdas=None, max_luts=None, seed: int = 0,
                 raise SpecError(f"SPEC file {str(spec.path)!r}, point {outcome['name']!r}: {outcome['error']}")
             entry = entries[outcome["name"]] = _record(by_name[outcome["name"]], outcome,
                                                        tmp / "points" / outcome["name"])
+            progress.update(done=len(entries))
             if entry["status"] == "ok":
                 est = entry["estimate"]
                 say(f"[{len(entries)}/{len(points)}] {entry['name']}: accuracy {entry['accuracy']:.4f}, "
@@ -261,7 +265,8 @@ def run_sweep(spec_path, out_dir, *, lambdas=None, max_luts=None, seed: int = 0,
                 say(f"[{len(entries)}/{len(points)}] {entry['name']}: FAILED: {entry['error'].splitlines()[-1]}")
 
         start = time.perf_counter()
-        (run_ray if options.ray else run_local)(spec, points, options, report)
+        with elapsed(f"plan sweep: {len(points)} points", total=len(points)) as progress:
+            (run_ray if options.ray else run_local)(spec, points, options, report)
         ordered = [entries[p["name"]] for p in points]
         ok = [e for e in ordered if e["status"] == "ok"]
         for entry, front in zip(ok, pareto_front([(e["estimate"]["lut"], e["accuracy"]) for e in ok])):

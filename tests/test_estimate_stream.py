@@ -195,7 +195,7 @@ def test_report_prints_stream_engines(tmp_path):
 
     est = estimate_stream(_stream_context(), "xcvu9p-flga2104-2L-e")
     report = {"model": "small", "compile_seconds": 0.1, "layers": [], "estimate": est}
-    text = format_report(report)
+    text = format_report(report, width=200)  # the content, not its fitting (tests/test_report_text.py)
     lines = text.splitlines()
     assert lines[2].startswith("resources (rtl: stream, 3 engines, reuse 1 to 4, II 324, clock 5.0 ns")
     assert lines[3].split() == ["engine", "LUT", "FF", "DSP", "BRAM", "products", "(built)", "reuse", "cycles/image",

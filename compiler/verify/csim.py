@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backends.hls import container
 from ..errors import UserError
 from ..ir import Graph
 from ..progress import elapsed
@@ -57,18 +58,39 @@ def ap_types_dir() -> Path:
     return path
 
 
+# hls4ml's names for the float vectors (one vector per line, values separated by spaces)
+FLOAT_INPUTS, FLOAT_OUTPUTS = "tb_input_features.dat", "tb_output_predictions.dat"
+
+
 def write_vectors(graph: Graph, hls_dir: Path, inputs: dict[str, np.ndarray]) -> int:
-    """Emulate ``inputs`` and write tb_data/inputs.txt and expected.txt; returns the count."""
+    """Emulate ``inputs`` and write tb_data/inputs.txt and expected.txt (the container types'
+    integer mantissas the testbench compares bit for bit) and, beside them, the same vectors as
+    values in hls4ml's files `FLOAT_INPUTS` and `FLOAT_OUTPUTS`; returns the count."""
     batch, rows_in, rows_out = emulated_rows(graph, inputs)
     data = hls_dir / "tb_data"
     data.mkdir(parents=True, exist_ok=True)
-    with open(data / "inputs.txt", "w") as f:
-        for i in range(batch):
-            f.write(" ".join(str(v) for part in rows_in for v in part[i]) + "\n")
-    with open(data / "expected.txt", "w") as f:
-        for i in range(batch):
-            f.write(" ".join(str(v) for part in rows_out for v in part[i]) + "\n")
+    for names, rows, mantissa_file, float_file in ((graph.inputs, rows_in, "inputs.txt", FLOAT_INPUTS),
+                                                   (graph.outputs, rows_out, "expected.txt", FLOAT_OUTPUTS)):
+        with open(data / mantissa_file, "w") as f:
+            for i in range(batch):
+                f.write(" ".join(str(v) for part in rows for v in part[i]) + "\n")
+        values = [_values(part, container(graph.tensor(name).formats).frac_bits) for name, part in zip(names, rows)]
+        with open(data / float_file, "w") as f:
+            for i in range(batch):
+                f.write(" ".join(repr(v) for part in values for v in part[i]) + "\n")
     return batch
+
+
+def _values(mantissas: np.ndarray, frac: int) -> list[list[float]]:
+    """``mantissa * 2**-frac`` as float64 rows: exact while a mantissa has at most 53 bits,
+    else the nearest float (repr prints the shortest text that reads back to the same float)."""
+    mantissas = np.asarray(mantissas)
+    if mantissas.dtype != object:
+        return np.ldexp(mantissas.astype(np.float64), -frac).tolist()
+    # Python ints of wide types: int / int is correctly rounded, and 2**1023 and more do not
+    # pass through a float first
+    scale = 1 << max(frac, 0)
+    return [[(int(m) << max(-frac, 0)) / scale for m in row] for row in mantissas]
 
 
 def _newer(target: Path, sources: list[Path]) -> bool:

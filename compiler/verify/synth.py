@@ -36,10 +36,12 @@ import subprocess
 import tempfile
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
+from ..progress import Progress, elapsed
 
 # LUT-equivalents of each LUT-fabric cell (LUTRAM primitives occupy several LUT sites)
 LUT_CELLS = {"LUT1": 1, "LUT2": 1, "LUT3": 1, "LUT4": 1, "LUT5": 1, "LUT6": 1, "LUT6_2": 1,
@@ -229,15 +231,12 @@ def run_synth(sources: list[Path], top: str, family: str, *, progress: bool = Fa
 
 def _run_yosys(cmd: list[str], work: Path, top: str, progress: bool, timeout: float | None,
                command: str = "synth_xilinx") -> str:
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        # synth_xilinx runs about 70 top-level passes; ABC (LUT mapping) is the long one
-        bar = tqdm(total=70, desc=f"yosys {top}", unit="pass", leave=False, dynamic_ncols=True)
+    # with progress: a bar on a terminal, else a line every few seconds naming yosys's current
+    # pass (ABC, the LUT mapping, is the long one and prints nothing for minutes)
     lines: list[str] = []
     with subprocess.Popen([*cmd, "-s", "synth.ys"], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, errors="replace") as proc:
+                          text=True, errors="replace") as proc, \
+            (elapsed(f"yosys {command} of {top}") if progress else nullcontext(Progress())) as state:
         # a timer, not a check per line: ABC prints nothing for many minutes
         stopped = threading.Event()
 
@@ -252,14 +251,11 @@ def _run_yosys(cmd: list[str], work: Path, top: str, progress: bool, timeout: fl
             for line in proc.stdout:
                 lines.append(line)
                 m = _PASS.match(line)
-                if m and bar is not None:
-                    bar.set_postfix_str(m.group(1), refresh=False)
-                    bar.update(1 if bar.n < bar.total - 1 else 0)
+                if m:
+                    state.update(note=m.group(1))
         finally:
             if timer is not None:
                 timer.cancel()
-            if bar is not None:
-                bar.close()
         proc.wait()
         if stopped.is_set():
             raise SynthError(f"yosys {command} of {top!r} took longer than {timeout:.0f} s; stopped")

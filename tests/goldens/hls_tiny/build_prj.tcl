@@ -4,8 +4,22 @@
 # Defaults: csim=1 synth=1 cosim=0 export=0 vsynth=0.
 
 array set opt {csim 1 synth 1 cosim 0 export 0 vsynth 0}
-foreach arg $argv {
-    if {[regexp {^(\w+)=(\d)$} $arg -> key value] && [info exists opt($key)]} {
+# Vivado HLS passes its own arguments too (-f build_prj.tcl -tclargs ...): only those after
+# -tclargs are ours; without -tclargs, its options (-f FILE, -l LOG, other -flags) are skipped.
+set args $argv
+set at [lsearch -exact $argv -tclargs]
+if {$at >= 0} {
+    set args [lrange $argv [expr {$at + 1}] end]
+}
+set skip 0
+foreach arg $args {
+    if {$skip} {
+        set skip 0
+    } elseif {$at < 0 && [regexp {^-(f|l|s|p)$} $arg]} {
+        set skip 1
+    } elseif {$at < 0 && ([string match -* $arg] || [file tail $arg] eq [file tail [info script]])} {
+        continue
+    } elseif {[regexp {^(\w+)=(\d)$} $arg -> key value] && [info exists opt($key)]} {
         set opt($key) $value
     } else {
         puts "unknown argument '$arg'; use csim=0|1 synth=0|1 cosim=0|1 export=0|1 vsynth=0|1"
@@ -28,7 +42,9 @@ if {[catch {open_solution -reset solution1 -flow_target vivado}]} {
 }
 set_part $part
 create_clock -period $clock_ns -name default
-config_array_partition -maximum_size 8192
+# Vivado HLS partitions arrays up to this size; Vitis HLS 2020.2 and later removed the option
+# (and partition by their own rules): there the command fails, and is skipped.
+catch {config_array_partition -maximum_size 8192}
 
 if {$opt(csim)} {
     puts "*** C simulation ***"
