@@ -7,14 +7,45 @@ Public API::
     y = project.emulate(x)          # the bit-exact emulator: the specification
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
 
-from .errors import FrontendError, PlanError, UserError  # noqa: E402
-from .fixed import FixedType, Formats, Overflow, Rounding  # noqa: E402
-from .plan import Plan, load_plan  # noqa: E402
-from .project import BuildConfig, Project, compile_model, load_project  # noqa: E402
+# The public names, each from the module that defines it.  They are imported on first use
+# (PEP 562), not here: `finegrain emulate` then loads neither the frontend (onnx) nor the
+# backends (jinja2), and `finegrain --help` not even numpy.  `python -X importtime -m
+# compiler.cli CMD` shows what each command loads; tests/test_startup.py keeps it so.
+_LAZY = {
+    "FrontendError": "errors", "PlanError": "errors", "UserError": "errors",
+    "FixedType": "fixed", "Formats": "fixed", "Overflow": "fixed", "Rounding": "fixed",
+    "Plan": "plan", "load_plan": "plan",
+    "BuildConfig": "project", "Project": "project", "compile_model": "project", "load_project": "project",
+}
 
 __all__ = [
     "BuildConfig", "FixedType", "Formats", "FrontendError", "Overflow", "Plan", "PlanError", "Project",
     "Rounding", "UserError", "compile_model", "load_plan", "load_project", "__version__",
 ]
+
+if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported eagerly
+    from .errors import FrontendError, PlanError, UserError
+    from .fixed import FixedType, Formats, Overflow, Rounding
+    from .plan import Plan, load_plan
+    from .project import BuildConfig, Project, compile_model, load_project
+
+
+def __getattr__(name: str):
+    """Import a public name's module on first use and keep the name here (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

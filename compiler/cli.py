@@ -1,6 +1,12 @@
 """The `finegrain` command.  User errors print one paragraph and exit with code 2; anything
 else is an internal error: one paragraph asking for a bug report, exit code 3 (the traceback
-with FINEGRAIN_DEBUG=1).  SIGTERM is handled like Ctrl-C: exit code 130, outputs left whole."""
+with FINEGRAIN_DEBUG=1).  SIGTERM is handled like Ctrl-C: exit code 130, outputs left whole.
+
+Start-up: each command imports what it needs inside its handler (``emulate`` loads numpy and
+the emulator, not onnx or jinja2; ``--help`` not even numpy), and numpy's OpenBLAS starts with
+one thread unless OPENBLAS_NUM_THREADS says otherwise (see `_load_numpy`).
+`python -X importtime -m compiler.cli CMD ...` shows what a command loads; tests/test_startup.py
+keeps it so and bench/startup.py measures it."""
 
 from __future__ import annotations
 
@@ -15,11 +21,10 @@ import time
 import traceback
 from pathlib import Path
 
-import numpy as np
-
 from . import __version__
 from .errors import UsageError, UserError
 from .output_folder import OutputFolderError, locked, write_whole
+from .cli_plan import add_plan_parser
 from .targets import BOARDS, DEFAULT_PART
 
 MAX_VECTOR_VALUES = 100_000_000  # input values of the random vectors csim/sim make (800 MB of float64)
@@ -63,6 +68,8 @@ def _cmd_compile(args) -> int:
 
 
 def _load_array_file(path: str, what: str):
+    import numpy as np
+
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{what} file {path!r} does not exist")
@@ -77,6 +84,8 @@ def _load_array_file(path: str, what: str):
 
 
 def _cmd_emulate(args) -> int:
+    import numpy as np
+
     from .calibrate import clipping_warnings, emulate_counting
     from .emulate import EmulationError
     from .project import load_project, model_units
@@ -124,10 +133,12 @@ def _check_file_output(out: Path, option: str, overwrite: bool) -> None:
         raise UsageError(f"{option} {str(out)!r}: the folder {str(parent)!r} is not writable")
 
 
-def _read_inputs(path: str, graph, what: str = "input") -> dict[str, np.ndarray]:
+def _read_inputs(path: str, graph, what: str = "input") -> dict:
     """The user's input file, checked against the model: one array per input, each of shape
     [batch, ...] (or one sample), real and finite, with one batch size.  ``what`` names the
     file in messages (``--data``)."""
+    import numpy as np
+
     x = _load_array_file(path, what)
     names = list(graph.inputs)
     if not isinstance(x, dict):
@@ -201,20 +212,6 @@ def _cmd_calibrate(args) -> int:
     return 0
 
 
-def _cmd_plan_sweep(args) -> int:
-    from .sweep import SweepOptions, run_sweep
-    from .sweep_report import sweep_table
-
-    options = SweepOptions(part=args.part, board=args.board, clock_ns=args.clock_ns, jobs=args.jobs, ray=args.ray,
-                           synth=args.synth)
-    sweep = run_sweep(args.spec, args.output, lambdas=args.lambdas, max_luts=args.max_luts, seed=args.seed,
-                      options=options, force=args.force)
-    print(sweep_table(sweep))
-    print(f"wrote {args.output}/sweep.json, sweep.md and report.html ({len(sweep['points'])} points, "
-          f"{len(sweep['failed'])} failed)")
-    return 1 if sweep["failed"] else 0
-
-
 def _cmd_inspect(args) -> int:
     from .inspect_model import format_inspection, inspect_model
 
@@ -285,6 +282,8 @@ def _estimate(out: Path, project) -> tuple[dict | None, str | None]:
 
 def _simulation_inputs(args, graph) -> dict:
     """The vectors for csim/sim: the user's file, or random ones plus the extremes."""
+    import numpy as np
+
     from .verify.vectors import csim_vectors
 
     if args.input:
@@ -492,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--force", action="store_true", help="overwrite an existing file")
     k.set_defaults(func=_cmd_calibrate)
 
-    _plan_parser(sub)
+    add_plan_parser(sub)
 
     i = sub.add_parser("inspect", help="list a quantized model's quantizers (QONNX, QDQ) and what each becomes "
                                        "in fixed point, and the tensors that need a plan entry")
@@ -544,40 +543,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _plan_parser(sub) -> None:
-    """finegrain plan sweep (compiler/sweep.py, docs/sweep.md)."""
-    plan = sub.add_parser("plan", help="find bit plans: 'plan sweep' trains, compiles and estimates one model per "
-                                       "lambda or LUT budget and plots accuracy against LUTs")
-    w = plan.add_subparsers(dest="plan_command", required=True).add_parser(
-        "sweep", help="run SPEC.py's train(point, out_dir) for each point, compile and estimate each export, and "
-                      "write OUT/sweep.json, sweep.md and report.html (the accuracy-vs-LUT Pareto front)")
-    w.add_argument("spec", help="Python file defining train(point: dict, out_dir: pathlib.Path) -> dict with "
-                                "'accuracy' (docs/sweep.md)")
-    w.add_argument("-o", "--output", required=True, help="output folder of the sweep")
-    w.add_argument("--lambda", dest="lambdas", type=float, nargs="+", metavar="L",
-                   help="one point per value: point['lambda'], the weight of the hardware cost in the loss")
-    w.add_argument("--max-lut", dest="max_luts", type=int, nargs="+", metavar="N",
-                   help="one point per value: point['max_lut'], a LUT budget (without --lambda or --max-lut: the "
-                        "SPEC's POINTS list)")
-    w.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                   help="points trained at once, each in its own process or Ray task (default: the cores)")
-    w.add_argument("--ray", metavar="ADDRESS",
-                   help="run the points as Ray tasks on the cluster at ADDRESS (ray.init(address=...)); 'local' "
-                        "starts a local Ray instance")
-    w.add_argument("--synth", choices=("none", "pareto", "all"), default="none",
-                   help="synthesize with yosys: no point (default), the points on the Pareto front, or all")
-    w.add_argument("--board", help="target board preset: " + ", ".join(BOARDS))
-    w.add_argument("--part", help=f"target FPGA part (default {DEFAULT_PART})")
-    w.add_argument("--clock-ns", type=float, default=5.0, help="clock period of the estimate in ns (default 5)")
-    w.add_argument("--seed", type=int, default=0, help="point['seed'] of every point (default 0)")
-    w.add_argument("--force", action="store_true", help="replace a previous sweep's output folder")
-    w.set_defaults(func=_cmd_plan_sweep)
-
-
 def main(argv=None) -> int:
     try:
         with _sigterm_as_interrupt():
             args = build_parser().parse_args(argv)
+            _load_numpy()
             return args.func(args)
     except UserError as err:
         _say("error", str(err))
@@ -598,6 +568,23 @@ def main(argv=None) -> int:
                                f"project with the command line and, if you can, the model and plan "
                                f"(FINEGRAIN_DEBUG=1 prints the traceback)")
         return 3
+
+
+def _load_numpy() -> None:
+    """Import numpy with OpenBLAS on one thread, unless the user set OPENBLAS_NUM_THREADS.
+
+    OpenBLAS starts its thread pool when numpy loads, which costs about 50 ms of every command
+    on two cores, and the emulator's BLAS products (exact float64 sums of small integer
+    matrices) ran twice as fast on one thread on the jet tagger (bench/RESULTS.md).  The
+    variable is set only while numpy loads: the tools a command starts (g++, Verilator, a
+    sweep's training processes) get the user's environment."""
+    if "numpy" in sys.modules or "OPENBLAS_NUM_THREADS" in os.environ:
+        return
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    try:
+        import numpy  # noqa: F401
+    finally:
+        del os.environ["OPENBLAS_NUM_THREADS"]
 
 
 @contextlib.contextmanager

@@ -527,9 +527,10 @@ def round_shift(m: np.ndarray, shift, rounding) -> np.ndarray:
     if m.dtype != object and int(shift.max()) > INT64_SAFE_BITS:
         m = as_object(m)
     if m.dtype == np.int64 and max_abs_bits(m) <= INT64_SAFE_BITS:
-        modes = np.unique(rounding)
-        if modes.size == 1:
-            return _round_shift_one_mode(m, shift, Rounding(int(modes[0])))
+        # one mode everywhere? (not np.unique: numpy 2 imports numpy.ma for it, ~15 ms of start-up)
+        mode = int(rounding.flat[0])
+        if (rounding == mode).all():
+            return _round_shift_one_mode(m, shift, Rounding(mode))
     shift = np.broadcast_to(shift, m.shape)
     rounding = np.broadcast_to(rounding, m.shape)
     s = as_object(shift) if m.dtype == object else shift

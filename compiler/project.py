@@ -24,29 +24,26 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import __version__
-from .emulate import emulate, emulate_exact
 from .errors import UsageError, UserError
 from .ir import Graph, Node, Op, Tensor, TensorKind, dump
-from .passes.choose_multipliers import MAX_MULTIPLIER_BITS, MAX_RESCALE_BITS
-from .passes.lower_quant import is_quantized_model
-from .quant_report import quantization_report
-from .names import meaningless_graph_name, name_table
+from .names import meaningless_graph_name
 from .output_folder import STAMP, OutputFolderError, claimed, read_json, read_stamp, stamp, write_folder
-from .backends.hls import HLSOptions, LayerArch, parse_layer_config, write_hls_project
-from .backends.rtl import (INTERFACES as RTL_INTERFACES, RTLBackendError, RTLOptions, check_supported,
-                           parallel_products, rtl_context, write_rtl_project)
-from .backends.rtl.stream_budget import choose_stream_folding
-from .passes.apply_plan import PlanWarning
+from .passes.choose_multipliers import MAX_MULTIPLIER_BITS, MAX_RESCALE_BITS
+from .plan import Plan, load_plan, parse_plan
 from .targets import CARRY_CHAIN_BITS, DEFAULT_PART, family_of
 from .type_names import readable_type, type_counts
-from .verify.csim import write_vectors
-from .verify.vectors import csim_vectors
-from .passes.pipeline import run_pipeline
-from .plan import Plan, load_plan, parse_plan
+
+# The backends (jinja2), the passes, the estimator and the frontend (onnx) are imported by the
+# functions that use them: `load_project` (every command that reads an output folder, and
+# unpickling ir.pkl, whose BuildConfig lives here) must stay as light as numpy and the IR.
+if TYPE_CHECKING:
+    from .backends.hls import HLSOptions
+    from .backends.rtl import RTLOptions
 
 OUTPUT_FILES = (STAMP, "ir.txt", "ir.pkl", "plan.resolved.json", "config.json", "report.json")
 BACKENDS = ("hls", "rtl")
@@ -133,6 +130,8 @@ class BuildConfig:
             raise UserError(f"unknown architecture {self.architecture!r} (--arch); choose from "
                             f"{', '.join(ARCHITECTURES)}")
         self._check_budget()
+        from .backends.rtl import INTERFACES as RTL_INTERFACES
+
         if self.rtl_interface not in RTL_INTERFACES:
             raise UserError(f"unknown RTL interface {self.rtl_interface!r}; choose from {', '.join(RTL_INTERFACES)}")
 
@@ -151,6 +150,8 @@ class BuildConfig:
                             f"chooses each layer's reuse factor")
 
     def hls_options(self) -> HLSOptions:
+        from .backends.hls import HLSOptions, LayerArch, parse_layer_config
+
         return HLSOptions(part=self.part, clock_ns=float(self.clock_ns),
                           default=LayerArch(self.reuse_factor, self.strategy),
                           layers=parse_layer_config(self.layers, "layer configuration"),
@@ -163,6 +164,8 @@ class BuildConfig:
         return {node.name: hls.arch(node).reuse_factor for node in graph.nodes}
 
     def rtl_options(self) -> RTLOptions:
+        from .backends.rtl import RTLOptions
+
         return RTLOptions(clock_ns=float(self.clock_ns), levels_per_stage=self.rtl_levels_per_stage,
                           family=family_of(self.part),
                           csd_max_digits=self.rtl_csd_max_digits, dsp_min_width=self.rtl_dsp_min_width,
@@ -193,10 +196,14 @@ class Project:
 
         One output: an array; several: a dict keyed by output name.
         """
+        from .emulate import emulate
+
         out = {name: model_units(self.graph, name, v) for name, v in emulate(self.graph, x).items()}
         return out[self.graph.outputs[0]] if len(out) == 1 else out
 
     def emulate_exact(self, x):
+        from .emulate import emulate_exact
+
         return emulate_exact(self.graph, x)
 
     def source(self) -> dict:
@@ -206,6 +213,7 @@ class Project:
     def estimate(self) -> dict:
         """The resource and latency estimate (`compiler.estimate`) of the fully parallel RTL this
         project builds (its context built now if compile_model did not keep one)."""
+        from .backends.rtl import rtl_context
         from .estimate import estimate_context
 
         context = self.rtl_context or rtl_context(self.graph, self.config.rtl_options(), self.source(),
@@ -230,6 +238,8 @@ class Project:
     def quantization(self) -> dict | None:
         """Where the compiled model can differ from the quantized model it was read from
         (compiler/quant_report.py); None for a float model."""
+        from .quant_report import quantization_report
+
         overridden = {t.name for t in self.graph.tensors.values()
                       if self.plan.spec(t.onnx_name or t.name) is not None}
         return quantization_report(self.graph, overridden)
@@ -262,6 +272,12 @@ class Project:
         return out
 
     def _write_locked(self, out: Path) -> None:
+        from .backends.hls import write_hls_project
+        from .backends.rtl import rtl_context, write_rtl_project
+        from .names import name_table
+        from .verify.csim import write_vectors
+        from .verify.vectors import csim_vectors
+
         def fill(tmp: Path) -> None:
             with open(tmp / "ir.pkl", "wb") as f:
                 pickle.dump({"graph": self.graph, "config": self.config, "version": __version__}, f)
@@ -399,6 +415,9 @@ def model_name(model_path, graph_name: str) -> str:
 
 
 def compile_graph(graph: Graph, plan: Plan, config: BuildConfig) -> Project:
+    from .passes.apply_plan import PlanWarning
+    from .passes.pipeline import run_pipeline
+
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PlanWarning)
@@ -467,7 +486,10 @@ def _count_clipping(project: Project, data, data_name: str) -> Project:
 
 def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, start: float,
              build_rtl: bool) -> Project:
+    from .backends.rtl import RTLBackendError, check_supported, parallel_products, rtl_context
+    from .backends.rtl.stream_budget import choose_stream_folding
     from .frontend import load_onnx  # the only place onnx is needed
+    from .passes.lower_quant import is_quantized_model
 
     graph = load_onnx(model)
     graph = dataclasses.replace(graph, name=model_name(model, graph.name))
