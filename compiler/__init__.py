@@ -2,10 +2,19 @@
 
 Public API::
 
-    import compiler
-    project = compiler.compile_model("model.onnx", "plan.json", output_dir="out/")
+    import finegrain
+    project = finegrain.compile_model("model.onnx", "plan.json", output_dir="out/")
     y = project.emulate(x)          # the bit-exact emulator: the specification
+    trace = project.trace(x)        # every layer's output, as values and as mantissas
+    result = project.csim(vectors=1000)   # g++ build of out/hls, every bit against the emulator
+
+``import compiler`` (the source folder's name) gives the same modules (`compiler._alias`).
 """
+
+# First, before anything else is imported: the other name becomes an alias of this one.
+from ._alias import alias_package as _alias_package
+
+_alias_package(__name__)
 
 __version__ = "0.1.0"
 
