@@ -22,8 +22,11 @@ from .errors import FrontendError, PlanError, UserError  # noqa: E402
 from .fixed import FixedType, Formats, Overflow, Rounding  # noqa: E402
 from .plan import Plan, load_plan  # noqa: E402
 from .project import BuildConfig, Project, compile_model, load_project  # noqa: E402
+from .project_verify import (CsimResult, Estimate, LayerEstimate, Report, SimResult, SynthResult, Trace,  # noqa: E402
+                             TracedTensor)
 
 __all__ = [
-    "BuildConfig", "FixedType", "Formats", "FrontendError", "Overflow", "Plan", "PlanError", "Project",
-    "Rounding", "UserError", "compile_model", "load_plan", "load_project", "__version__",
+    "BuildConfig", "CsimResult", "Estimate", "FixedType", "Formats", "FrontendError", "LayerEstimate", "Overflow",
+    "Plan", "PlanError", "Project", "Report", "Rounding", "SimResult", "SynthResult", "Trace", "TracedTensor",
+    "UserError", "compile_model", "load_plan", "load_project", "__version__",
 ]

@@ -29,6 +29,7 @@ import numpy as np
 
 from . import __version__
 from .emulate import emulate, emulate_exact
+from .argnames import option
 from .errors import UsageError, UserError
 from .ir import Graph, Node, Op, Tensor, TensorKind, dump
 from .passes.choose_multipliers import MAX_MULTIPLIER_BITS, MAX_RESCALE_BITS
@@ -46,6 +47,7 @@ from .verify.csim import write_vectors
 from .verify.vectors import csim_vectors
 from .passes.pipeline import run_pipeline
 from .plan import Plan, load_plan, parse_plan
+from .project_verify import ProjectTools
 
 OUTPUT_FILES = (STAMP, "ir.txt", "ir.pkl", "plan.resolved.json", "config.json", "report.json")
 BACKENDS = ("hls", "rtl")
@@ -99,10 +101,10 @@ class BuildConfig:
             raise UserError(f"unknown backend(s) {sorted(unknown)}; choose from {', '.join(BACKENDS)}")
         lo, hi = CLOCK_NS_RANGE
         if not (isinstance(self.clock_ns, (int, float)) and math.isfinite(self.clock_ns) and lo <= self.clock_ns <= hi):
-            raise UserError(f"the clock period (--clock-ns) must be a positive, finite number of ns from {lo} to "
-                            f"{hi}, got {self.clock_ns!r}")
+            raise UserError(f"the clock period ({option('clock_ns')}) must be a positive, finite number of ns "
+                            f"from {lo} to {hi}, got {self.clock_ns!r}")
         if not isinstance(self.reuse_factor, int) or not 1 <= self.reuse_factor <= MAX_REUSE_FACTOR:
-            raise UserError(f"the reuse factor (--reuse-factor) must be a positive integer of at most "
+            raise UserError(f"the reuse factor ({option('reuse_factor')}) must be a positive integer of at most "
                             f"{MAX_REUSE_FACTOR:,} (1 = fully parallel), got {self.reuse_factor!r}")
         hls = self.hls_options()  # validates reuse factors and strategies
         for name, arch in hls.layers.items():
@@ -115,8 +117,8 @@ class BuildConfig:
                 raise UserError(f"{name} must be a non-negative integer, got {value!r}")
         slack = self.rtl_adder_slack
         if slack is not None and (not isinstance(slack, int) or isinstance(slack, bool) or slack < 0):
-            raise UserError(f"the adder slack (--adder-slack) must be a non-negative integer of adder levels, "
-                            f"got {slack!r}")
+            raise UserError(f"the adder slack ({option('rtl_adder_slack')}) must be a non-negative integer of "
+                            f"adder levels, got {slack!r}")
         if not isinstance(self.rtl_adder_graph, bool):
             raise UserError(f"rtl_adder_graph must be true or false, got {self.rtl_adder_graph!r}")
         if not isinstance(self.rtl_ternary_adders, bool):
@@ -126,27 +128,28 @@ class BuildConfig:
             raise UserError(f"rtl_levels_per_stage must be a positive integer, got {lps!r}")
         if not isinstance(self.rescale_bits, int) or isinstance(self.rescale_bits, bool) or not \
                 1 <= self.rescale_bits <= MAX_RESCALE_BITS:
-            raise UserError(f"the rescale multiplier width (--rescale-bits) must be an integer from 1 to "
+            raise UserError(f"the rescale multiplier width ({option('rescale_bits')}) must be an integer from 1 to "
                             f"{MAX_RESCALE_BITS}, got {self.rescale_bits!r}")
         if self.architecture not in ARCHITECTURES:
-            raise UserError(f"unknown architecture {self.architecture!r} (--arch); choose from "
+            raise UserError(f"unknown architecture {self.architecture!r} ({option('architecture')}); choose from "
                             f"{', '.join(ARCHITECTURES)}")
         self._check_budget()
         if self.rtl_interface not in RTL_INTERFACES:
             raise UserError(f"unknown RTL interface {self.rtl_interface!r}; choose from {', '.join(RTL_INTERFACES)}")
 
     def _check_budget(self) -> None:
-        given = [f"--{name.replace('_', '-')}" for name in ("target_ii", "max_lut", "max_dsp")
+        given = [option(name) for name in ("target_ii", "max_lut", "max_dsp")
                  if getattr(self, name) is not None]
         for name, least in (("target_ii", 1), ("max_lut", 1), ("max_dsp", 0)):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
-                raise UserError(f"--{name.replace('_', '-')} must be an integer of at least {least}, got {value!r}")
+                raise UserError(f"{option(name)} must be an integer of at least {least}, got {value!r}")
         if given and self.architecture == "parallel":
             raise UserError(f"{' and '.join(given)} choose each layer's folding in the stream architecture, but "
-                            f"--arch parallel builds every layer fully parallel (II 1); use --arch stream or auto")
+                            f"{option('architecture', 'parallel')} builds every layer fully parallel (II 1); use "
+                            f"{option('architecture', 'stream')} or 'auto'")
         if given and self.reuse_factor != 1:
-            raise UserError(f"give --reuse-factor or a budget ({' and '.join(given)}), not both: the budget "
+            raise UserError(f"give {option('reuse_factor')} or a budget ({' and '.join(given)}), not both: the budget "
                             f"chooses each layer's reuse factor")
 
     def hls_options(self) -> HLSOptions:
@@ -176,7 +179,11 @@ class BuildConfig:
 
 
 @dataclass(eq=False)
-class Project:
+class Project(ProjectTools):
+    """A compiled model: its final IR, plan and build options.  `emulate` runs the bit-exact
+    emulator; `trace`, `estimate`, `report`, `csim`, `sim` and `synth` (compiler/project_verify.py)
+    do what the `finegrain` commands of those names do, returning typed results."""
+
     graph: Graph
     plan: Plan
     config: BuildConfig
@@ -185,6 +192,7 @@ class Project:
     rtl_context: dict | None = field(default=None, repr=False, compare=False)  # built by compile_model
     saturation: dict | None = None  # compile_model(data=...): what each conversion clips on the data
     folding: object = None  # compiler.budget.Choice when a budget chose the reuse factors
+    folder: Path | None = None  # the output folder it was written to or loaded from (csim, sim, synth build there)
 
     def emulate(self, x) -> np.ndarray | dict[str, np.ndarray]:
         """Float inputs (quantized by the input formats) -> float64 outputs in the model's
@@ -202,17 +210,9 @@ class Project:
         """What generated files say they were made from (file names only: reproducible)."""
         return {"model": Path(self.config.model).name, "plan": Path(self.config.plan).name}
 
-    def estimate(self) -> dict:
-        """The resource and latency estimate (`compiler.estimate`) of the fully parallel RTL this
-        project builds (its context built now if compile_model did not keep one)."""
-        from .estimate import estimate_context
-
-        context = self.rtl_context or rtl_context(self.graph, self.config.rtl_options(), self.source(),
-                                                  self.config.reuse_factors(self.graph))
-        return estimate_context(context, self.config.part)
-
     # --- outputs ----------------------------------------------------------------------
-    def report(self) -> dict:
+    def report_json(self) -> dict:
+        """report.json as compile writes it (`report` adds the estimate and the results recorded since)."""
         return {
             "model": self.graph.name,
             "finegrain_version": __version__,
@@ -258,6 +258,7 @@ class Project:
         out = Path(out_dir)
         with claimed(out, force, _inputs(self.config.model, self.config.plan, protect)):
             self._write_locked(out)
+        self.folder = out
         return out
 
     def _write_locked(self, out: Path) -> None:
@@ -277,7 +278,7 @@ class Project:
                 context = self.rtl_context or rtl_context(self.graph, self.config.rtl_options(), self.source(),
                                                           self.config.reuse_factors(self.graph))
                 rtl = write_rtl_project(self.graph, self.config.rtl_options(), tmp / "rtl", self.source(), context)
-            _write_json(tmp / "report.json", {**self.report(), "names": name_table(self.graph, hls, rtl)})
+            _write_json(tmp / "report.json", {**self.report_json(), "names": name_table(self.graph, hls, rtl)})
 
         write_folder(out, fill)
 
@@ -412,7 +413,12 @@ def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: b
                   data=None, data_name: str = "<memory>", **options) -> Project:
     """Compile an ONNX model with a bit plan; write ``output_dir`` if given.
 
-    ``plan`` is a path or a `Plan`; ``options`` are `BuildConfig` fields (``part``,
+    ``model``: the path of an .onnx file (str or `pathlib.Path`) or an ``onnx.ModelProto``.
+    ``plan``: the path of a plan JSON file, a dict holding a plan file's content (its relative
+    paths, e.g. ``.npz`` element files, resolve against the current folder), a `Plan`, or None
+    for a quantized model whose quantizers are its plan (docs/bit-plan.md).
+    ``force``: replace a previous finegrain output folder at ``output_dir``.
+    ``options`` are `BuildConfig` fields (``part``,
     ``clock_ns``, ``reuse_factor``, ``strategy``, ``layers``, ``backends``, ``board``);
     ``protect``: more input files the output folder must not hold (a layer config).
     ``data``: float inputs (an array, a dict by input name, or a function of the compiled
@@ -423,26 +429,58 @@ def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: b
     from .targets import resolve_part
 
     start = time.perf_counter()
+    model, model_label = _model_argument(model)
+    plan = _plan_argument(plan)
     options["part"] = resolve_part(options.get("board"), options.get("part"))
     default_backends = options.get("backends") is None
     if default_backends:
         options.pop("backends", None)
-    if plan is None:  # a quantized model's quantizers are its plan (lower_quant)
-        plan = parse_plan({}, Path("."), NO_PLAN)
-    elif not isinstance(plan, Plan):
-        plan = load_plan(plan)
-    config = BuildConfig(model=str(model), plan=plan.path, output_dir=None if output_dir is None else str(output_dir),
+    config = BuildConfig(model=model_label, plan=plan.path, output_dir=None if output_dir is None else str(output_dir),
                          check_ir=check_ir, **options)
     if output_dir is None:
         return _count_clipping(_compile(model, plan, config, default_backends, start, build_rtl=False), data,
                                data_name)
     out = Path(output_dir)
     # held for the whole compile: a second compile into `out` fails at once
-    with claimed(out, force, _inputs(model, plan.path, protect)):
+    with claimed(out, force, _inputs(model_label, plan.path, protect)):
         project = _compile(model, plan, config, default_backends, start, build_rtl=True)
         _count_clipping(project, data, data_name)
         project._write_locked(out)
+    project.folder = out
     return project
+
+
+DICT_PLAN = "<plan dict>"  # the plan path of a plan given as a dict
+
+
+def _model_argument(model) -> tuple[object, str]:
+    """compile_model's ``model``: (what the frontend reads, its name in config.json and messages)."""
+    if isinstance(model, (str, os.PathLike)):
+        return model, str(model)
+    if type(model).__name__ == "ModelProto" and type(model).__module__.split(".")[0] == "onnx":
+        return model, f"<onnx.ModelProto {model.graph.name or 'without a graph name'}>"
+    raise UserError(f"compile_model: the argument model must be the path of an .onnx file (str or pathlib.Path) or "
+                    f"an onnx.ModelProto, got {type(model).__name__} {_shown(model)}")
+
+
+def _plan_argument(plan) -> Plan:
+    """compile_model's ``plan`` as a `Plan` (see `compile_model`)."""
+    if plan is None:  # a quantized model's quantizers are its plan (lower_quant)
+        return parse_plan({}, Path("."), NO_PLAN)
+    if isinstance(plan, Plan):
+        return plan
+    if isinstance(plan, (str, os.PathLike)):
+        return load_plan(plan)
+    if isinstance(plan, dict):
+        return parse_plan(plan, Path.cwd(), DICT_PLAN)
+    raise UserError(f"compile_model: the argument plan must be the path of a plan JSON file (str or pathlib.Path), "
+                    f"a dict holding the plan (the file's content), a finegrain.Plan, or None for a quantized "
+                    f"model; got {type(plan).__name__} {_shown(plan)}")
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _count_clipping(project: Project, data, data_name: str) -> Project:
@@ -468,11 +506,14 @@ def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, sta
     from .frontend import load_onnx  # the only place onnx is needed
 
     graph = load_onnx(model)
-    graph = dataclasses.replace(graph, name=model_name(model, graph.name))
+    in_memory = not isinstance(model, (str, os.PathLike))  # an onnx.ModelProto: no file to name it after
+    name = (graph.name if graph.name not in GENERIC_GRAPH_NAMES else "model") if in_memory else \
+        model_name(model, graph.name)
+    graph = dataclasses.replace(graph, name=name)
     if plan.path == NO_PLAN and not is_quantized_model(graph):
-        raise UsageError(f"{model}: the model has no quantizers (a float model), so it needs a bit plan: give one "
-                         f"with --plan (finegrain plan-template writes a skeleton, finegrain calibrate --data one "
-                         f"from data)")
+        raise UsageError(f"{config.model}: the model has no quantizers (a float model), so it needs a bit plan: "
+                         f"give one as {option('plan')} (finegrain plan-template writes a skeleton, finegrain "
+                         f"calibrate --data one from data)")
     project = compile_graph(graph, plan, config)
     _check_layer_names(project.graph, config.layers)
     budget = any(v is not None for v in (config.target_ii, config.max_lut, config.max_dsp))
@@ -491,9 +532,10 @@ def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, sta
             choice, predicted = choose_stream_folding(project.graph, config.rtl_options(), project.source(), config)
             if predicted is not None and predicted > config.target_ii:
                 project.warnings.append(
-                    f"the cycle model predicts an II of {predicted} cycles, above --target-ii {config.target_ii}: the "
-                    f"budget counts each layer's cycles alone and no tighter folding met the target with the engines "
-                    f"waiting on each other; ask for a lower target or a larger part")
+                    f"the cycle model predicts an II of {predicted} cycles, above "
+                    f"{option('target_ii', config.target_ii)}: the budget counts each layer's cycles alone and no "
+                    f"tighter folding met the target with the engines waiting on each other; ask for a lower "
+                    f"target or a larger part")
         except RTLBackendError as err:
             if budget:
                 raise
@@ -512,7 +554,7 @@ def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, sta
             if default_backends and config.architecture == "parallel" and products > DEFAULT_RTL_MAX_PRODUCTS:
                 raise RTLBackendError(f"the model has {products} constant products, more than the "
                                       f"{DEFAULT_RTL_MAX_PRODUCTS} the fully parallel RTL backend builds by default; "
-                                      f"ask for it with --backend hls,rtl")
+                                      f"ask for it with {option('backends', ('hls', 'rtl'))}")
             if build_rtl:  # built now: whatever the RTL backend cannot build is known
                 # before a folder is written (an in-memory compile writes no RTL, and skips this)
                 project.rtl_context = rtl_context(project.graph, config.rtl_options(), project.source(),
@@ -577,4 +619,5 @@ def load_project(out_dir) -> Project:
     if not isinstance(warnings_, list):
         raise OutputFolderError(f"report {str(out / 'report.json')!r} is damaged (not a finegrain report); "
                                 f"compile the folder again")
-    return Project(graph, plan, config, warnings_)
+    seconds = report.get("compile_seconds", 0.0)
+    return Project(graph, plan, config, warnings_, seconds if isinstance(seconds, (int, float)) else 0.0, folder=out)

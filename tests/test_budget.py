@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from compiler import budget
+from compiler.argnames import command_line
 from compiler.budget import (Candidate, LayerOptions, LayerShape, candidate_reuse, choose_folding, cycles_per_image,
                              fold_products, graph_folding, layer_shape)
 from compiler.cli import main
@@ -305,17 +306,22 @@ def test_candidates_are_checked():
         LayerOptions("fc", [])
 
 
-@pytest.mark.parametrize("options, pattern", [
-    ({"target_ii": 0}, r"--target-ii must be an integer of at least 1, got 0"),
-    ({"max_lut": -5}, r"--max-lut must be an integer of at least 1, got -5"),
-    ({"max_dsp": 2.5}, r"--max-dsp must be an integer of at least 0, got 2.5"),
-    ({"max_lut": True}, r"--max-lut must be an integer"),
+@pytest.mark.parametrize("options, pattern, python", [
+    ({"target_ii": 0}, r"--target-ii must be an integer of at least 1, got 0", r"^target_ii must be an integer"),
+    ({"max_lut": -5}, r"--max-lut must be an integer of at least 1, got -5", r"^max_lut must be"),
+    ({"max_dsp": 2.5}, r"--max-dsp must be an integer of at least 0, got 2.5", r"^max_dsp must be"),
+    ({"max_lut": True}, r"--max-lut must be an integer", r"^max_lut must be an integer"),
     ({"target_ii": 100, "architecture": "parallel"}, r"--target-ii choose each layer's folding in the stream.*"
-                                                     r"--arch stream or auto"),
-    ({"max_lut": 10, "max_dsp": 2, "reuse_factor": 4}, r"give --reuse-factor or a budget \(--max-lut and --max-dsp\)"),
+                                                     r"--arch stream or 'auto'",
+     r"^target_ii choose .*architecture='parallel' builds.*architecture='stream' or 'auto'"),
+    ({"max_lut": 10, "max_dsp": 2, "reuse_factor": 4}, r"give --reuse-factor or a budget \(--max-lut and --max-dsp\)",
+     r"give reuse_factor or a budget \(max_lut and max_dsp\)"),
 ])
-def test_build_config_checks_the_budget(options, pattern):
-    with pytest.raises(UserError, match=pattern):
+def test_build_config_checks_the_budget(options, pattern, python):
+    """The messages name the flags from the command line (compiler/argnames.py), the arguments from Python."""
+    with pytest.raises(UserError, match=pattern), command_line():
+        BuildConfig(model="m.onnx", plan="p.json", **options)
+    with pytest.raises(UserError, match=python):
         BuildConfig(model="m.onnx", plan="p.json", **options)
     assert BuildConfig(model="m.onnx", plan="p.json", target_ii=64, max_lut=1000, max_dsp=0).max_dsp == 0
 
