@@ -1,7 +1,11 @@
-"""Inputs a user gives a compiled model (emulate, trace, csim, sim), checked against the model
-before anything runs: the `finegrain` command's files and the Python API's arrays alike."""
+"""What a user gives finegrain, checked before anything runs: `compile_model`'s model and plan
+arguments, and the inputs of a compiled model (emulate, trace, csim, sim), from the `finegrain`
+command's files and the Python API's arrays alike."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import numpy as np
 
@@ -66,3 +70,38 @@ def random_vectors(graph, vectors, seed) -> dict[str, np.ndarray]:
         raise UsageError(f"{option('vectors')} must be between 0 and {most:,} for this model ({per_vector:,} input "
                          f"values per vector, at most {MAX_VECTOR_VALUES:,} in all), got {vectors!r}")
     return csim_vectors(graph, int(vectors), seed=int(seed))
+
+
+DICT_PLAN = "<plan dict>"  # the plan path of a plan given as a dict
+
+
+def model_argument(model) -> tuple[object, str]:
+    """compile_model's ``model``: (what the frontend reads, its name in config.json and messages)."""
+    if isinstance(model, (str, os.PathLike)):
+        return model, str(model)
+    if type(model).__name__ == "ModelProto" and type(model).__module__.split(".")[0] == "onnx":
+        return model, f"<onnx.ModelProto {model.graph.name or 'without a graph name'}>"
+    raise UserError(f"compile_model: the argument model must be the path of an .onnx file (str or pathlib.Path) or "
+                    f"an onnx.ModelProto, got {type(model).__name__} {_shown(model)}")
+
+
+def plan_argument(plan, no_plan: str):
+    """compile_model's ``plan`` as a `Plan` (see `compile_model`)."""
+    from .plan import Plan, load_plan, parse_plan
+
+    if plan is None:  # a quantized model's quantizers are its plan (lower_quant); ``no_plan`` names it
+        return parse_plan({}, Path("."), no_plan)
+    if isinstance(plan, Plan):
+        return plan
+    if isinstance(plan, (str, os.PathLike)):
+        return load_plan(plan)
+    if isinstance(plan, dict):
+        return parse_plan(plan, Path.cwd(), DICT_PLAN)
+    raise UserError(f"compile_model: the argument plan must be the path of a plan JSON file (str or pathlib.Path), "
+                    f"a dict holding the plan (the file's content), a finegrain.Plan, or None for a quantized "
+                    f"model; got {type(plan).__name__} {_shown(plan)}")
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

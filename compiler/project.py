@@ -46,7 +46,8 @@ from .targets import CARRY_CHAIN_BITS, DEFAULT_PART, family_of
 from .verify.csim import write_vectors
 from .verify.vectors import csim_vectors
 from .passes.pipeline import run_pipeline
-from .plan import Plan, load_plan, parse_plan
+from .inputs import model_argument, plan_argument
+from .plan import Plan, load_plan
 from .project_verify import ProjectTools
 
 OUTPUT_FILES = (STAMP, "ir.txt", "ir.pkl", "plan.resolved.json", "config.json", "report.json")
@@ -198,8 +199,12 @@ class Project(ProjectTools):
         """Float inputs (quantized by the input formats) -> float64 outputs in the model's
         units (a quantized model's output scale applied: ``model_scale * IR value``).
 
-        One output: an array; several: a dict keyed by output name.
+        One output: an array; several: a dict keyed by output name.  ``x``: an array, or a dict
+        by input name, of shape [batch, ...] (or one sample); a bad one is a `UserError`.
         """
+        from .inputs import check_inputs
+
+        x = check_inputs(x, self.graph, "x")
         out = {name: model_units(self.graph, name, v) for name, v in emulate(self.graph, x).items()}
         return out[self.graph.outputs[0]] if len(out) == 1 else out
 
@@ -429,8 +434,8 @@ def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: b
     from .targets import resolve_part
 
     start = time.perf_counter()
-    model, model_label = _model_argument(model)
-    plan = _plan_argument(plan)
+    model, model_label = model_argument(model)
+    plan = plan_argument(plan, NO_PLAN)
     options["part"] = resolve_part(options.get("board"), options.get("part"))
     default_backends = options.get("backends") is None
     if default_backends:
@@ -448,39 +453,6 @@ def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: b
         project._write_locked(out)
     project.folder = out
     return project
-
-
-DICT_PLAN = "<plan dict>"  # the plan path of a plan given as a dict
-
-
-def _model_argument(model) -> tuple[object, str]:
-    """compile_model's ``model``: (what the frontend reads, its name in config.json and messages)."""
-    if isinstance(model, (str, os.PathLike)):
-        return model, str(model)
-    if type(model).__name__ == "ModelProto" and type(model).__module__.split(".")[0] == "onnx":
-        return model, f"<onnx.ModelProto {model.graph.name or 'without a graph name'}>"
-    raise UserError(f"compile_model: the argument model must be the path of an .onnx file (str or pathlib.Path) or "
-                    f"an onnx.ModelProto, got {type(model).__name__} {_shown(model)}")
-
-
-def _plan_argument(plan) -> Plan:
-    """compile_model's ``plan`` as a `Plan` (see `compile_model`)."""
-    if plan is None:  # a quantized model's quantizers are its plan (lower_quant)
-        return parse_plan({}, Path("."), NO_PLAN)
-    if isinstance(plan, Plan):
-        return plan
-    if isinstance(plan, (str, os.PathLike)):
-        return load_plan(plan)
-    if isinstance(plan, dict):
-        return parse_plan(plan, Path.cwd(), DICT_PLAN)
-    raise UserError(f"compile_model: the argument plan must be the path of a plan JSON file (str or pathlib.Path), "
-                    f"a dict holding the plan (the file's content), a finegrain.Plan, or None for a quantized "
-                    f"model; got {type(plan).__name__} {_shown(plan)}")
-
-
-def _shown(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _count_clipping(project: Project, data, data_name: str) -> Project:

@@ -16,7 +16,7 @@ import pytest
 
 from compiler import Plan, UserError, compile_model, load_plan, load_project
 from compiler.cli import main
-from compiler.project_verify import CsimResult, Estimate, Report, SimResult, Trace
+from compiler.project_verify import CsimResult, Estimate, Report, SimResult, SynthResult, Trace
 from test_hls import tiny  # noqa: F401 - test_hls's fixture: its tiny model compiled by the command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,8 +71,10 @@ def test_emulate_and_trace_equal_the_command(jet, tmp_path):
     assert trace[project.graph.outputs[0]] is last and trace.outputs == tuple(project.graph.outputs)
     with pytest.raises(KeyError, match="no tensor 'nowhere'"):
         trace["nowhere"]
-    with pytest.raises(UserError, match=r"input 'x' has shape \[200, 3\]; expected \[batch, 16\]"):
-        project.trace(x[:, :3])
+    for method in (project.trace, project.emulate):
+        with pytest.raises(UserError, match=r"input 'x' has shape \[200, 3\]; expected \[batch, 16\] with batch >= 1 "
+                                            r"\(x\)"):
+            method(x[:, :3])
 
 
 def test_estimate_and_report_equal_the_command(jet, capsys):
@@ -169,3 +171,15 @@ def test_csim_and_sim_equal_the_commands(tiny):  # noqa: F811 - the fixture impo
         project.csim(np.full((2, 3), np.nan))
     with pytest.raises(UserError, match=re.escape("vectors must be between 0 and")):
         project.sim(vectors=-1)
+
+
+def test_synth_equals_the_command(tiny, tmp_path, monkeypatch, capsys):  # noqa: F811 - the fixture imported above
+    monkeypatch.setenv("FINEGRAIN_SYNTH_CACHE", str(tmp_path / "synth"))  # empty: yosys runs for the command
+    assert main(["report", str(tiny), "--synth"]) == 0
+    recorded = json.loads((tiny / "report.json").read_text())["synth"]
+    assert recorded["cached"] is False and recorded["lut"] > 0
+    result = load_project(tiny).synth()
+    assert isinstance(result, SynthResult) and result.cached  # the same sources: the command's run, from the cache
+    assert (result.lut, result.ff, result.dsp, result.carry, result.cells, result.ratio) == \
+        (recorded["lut"], recorded["ff"], recorded["dsp"], recorded["carry"], recorded["cells"], recorded["ratio"])
+    assert json.loads((tiny / "report.json").read_text())["synth"] == {**recorded, "cached": True}
