@@ -280,16 +280,16 @@ def test_nothing_fits_names_part_limit_least_total_and_largest_layers():
                  "'conv1' 14,000", "'conv2' 12,000"):
         assert text in message, message
     assert "'conv4'" not in message and "'fc'" not in message
-    with pytest.raises(UserError, match=r"more than --max-dsp 0.*'b' 2 at reuse factor 1"):
+    with pytest.raises(UserError, match=r"more than max_dsp=0.*'b' 2 at reuse factor 1"):
         choose_folding(_layers({"a": [(1, 4, {"dsp": 1})], "b": [(1, 4, {"dsp": 2})]}), ZYNQ, max_dsp=0)
 
 
 def test_target_errors_say_what_is_reachable():
-    with pytest.raises(UserError, match=r"--target-ii 50 cannot be met.*layer 'conv1' takes at least 100 cycles.*"
-                                        r"--target-ii 100 or more"):
+    with pytest.raises(UserError, match=r"target_ii=50 cannot be met.*layer 'conv1' takes at least 100 cycles.*"
+                                        r"target_ii=100 or more"):
         choose_folding(_big_layers(), UNKNOWN_PART, target_ii=50)
     # within 100,000 LUTs: II 100 needs 180,000, II 800 fits
-    with pytest.raises(UserError, match=r"at an II of at most 100 cycles.*180,000 LUTs, more than --max-lut 100,000"
+    with pytest.raises(UserError, match=r"at an II of at most 100 cycles.*180,000 LUTs, more than max_lut=100000"
                                         r".*fastest design that fits has an II of 800 cycles"):
         choose_folding(_big_layers(), UNKNOWN_PART, target_ii=100, max_lut=100_000)
     assert choose_folding(_big_layers(), UNKNOWN_PART, max_lut=100_000).ii == 800

@@ -127,3 +127,17 @@ def test_console_script_entry_point(env):
         pytest.skip(f"{script} is not installed from this setup.cfg (pip install -e . installs it)")
     proc = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.startswith("usage: finegrain"), proc.stderr
+
+
+@pytest.mark.parametrize("writer,reader", [("compiler", "finegrain"), ("finegrain", "compiler")])
+def test_an_output_folder_loads_under_the_other_name(env, tmp_path, writer, reader):
+    """ir.pkl, written by compile under one name, loads (stamp, isinstance checks) under the other."""
+    out = tmp_path / "out"
+    _python(env, f"import {writer}; {writer}.compile_model('examples/jet_tagger/model.onnx', "
+                 f"'examples/jet_tagger/plan.json', output_dir={str(out)!r}, backends=())")
+    assert f"{writer}.ir".encode() in (out / "ir.pkl").read_bytes()
+    printed = _python(env, f"import numpy as np, {reader}, {reader}.ir\n"
+                           f"p = {reader}.load_project({str(out)!r})\n"
+                           f"assert type(p.graph) is {reader}.ir.Graph\n"
+                           f"print(p.emulate(np.zeros((1, 16))).shape, type(p.graph).__module__)")
+    assert printed.split() == ["(1,", "5)", f"{reader}.ir"]
