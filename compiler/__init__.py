@@ -22,8 +22,8 @@ from .errors import FrontendError, PlanError, UserError  # noqa: E402
 from .fixed import FixedType, Formats, Overflow, Rounding  # noqa: E402
 from .plan import Plan, load_plan  # noqa: E402
 from .project import BuildConfig, Project, compile_model, load_project  # noqa: E402
-from .project_verify import (CsimResult, Estimate, LayerEstimate, Report, SimResult, SynthResult, Trace,  # noqa: E402
-                             TracedTensor)
+from .project_verify import CsimResult, Estimate, LayerEstimate, Report, SimResult, SynthResult  # noqa: E402
+from .trace import Trace, TracedTensor  # noqa: E402
 
 __all__ = [
     "BuildConfig", "CsimResult", "Estimate", "FixedType", "Formats", "FrontendError", "LayerEstimate", "Overflow",

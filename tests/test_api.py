@@ -1,4 +1,4 @@
-"""The Python API (`compile_model`, `Project.trace/estimate/report/csim/sim`) against the
+"""The Python API (`compile_model`, `Project.trace/estimate/report/csim/sim/synth`) against the
 `finegrain` commands' own results: the jet tagger example for emulate, trace, estimate and
 report; test_hls's tiny model (3-4-2 with a sigmoid) for csim and sim, whose builds are small
 (Verilator builds shared with test_rtl through build/rtl_sim); argument errors naming the
@@ -16,7 +16,8 @@ import pytest
 
 from compiler import Plan, UserError, compile_model, load_plan, load_project
 from compiler.cli import main
-from compiler.project_verify import CsimResult, Estimate, Report, SimResult, SynthResult, Trace
+from compiler.project_verify import CsimResult, Estimate, Report, SimResult, SynthResult
+from compiler.trace import Trace
 from test_hls import tiny  # noqa: F401 - test_hls's fixture: its tiny model compiled by the command
 
 ROOT = Path(__file__).resolve().parents[1]
