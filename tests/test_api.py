@@ -101,7 +101,7 @@ def test_estimate_and_report_equal_the_command(jet, capsys):
         [n.name for n in project.graph.nodes]
 
 
-def test_compile_model_takes_a_path_a_dict_a_plan_or_a_model_proto(jet):
+def test_compile_model_takes_a_path_a_dict_a_plan_or_a_model_proto(jet, tmp_path, monkeypatch):
     compiled, x = jet
     expected = compiled.emulate(x)
     plan_dict = json.loads((JET / "plan.json").read_text())
@@ -112,10 +112,16 @@ def test_compile_model_takes_a_path_a_dict_a_plan_or_a_model_proto(jet):
         assert project.resolved_plan()["tensors"] == compiled.resolved_plan()["tensors"]
         assert [n.name for n in project.graph.nodes] == [n.name for n in compiled.graph.nodes]
     assert by_dict.config.plan == "<plan dict>" and by_proto.config.model.startswith("<onnx.ModelProto")
-    # a dict's relative paths resolve against the current folder: a missing .npz is named there
-    with pytest.raises(UserError, match="nowhere.npz"):
-        compile_model(JET / "model.onnx", {**plan_dict, "tensors": {"/fc1/Gemm_output_0": {
-            "elements": "nowhere.npz"}}})
+
+    # a dict's relative paths (per-element .npz files) resolve against the current folder
+    folder = ROOT / "examples" / "per_weight_bits"
+    per_weight = json.loads((folder / "plan.json").read_text())
+    monkeypatch.chdir(folder)
+    by_file = compile_model("model.onnx", "plan.json")
+    assert np.array_equal(compile_model("model.onnx", per_weight).emulate(x), by_file.emulate(x))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match=re.escape(str(tmp_path / "arrays.npz"))):
+        compile_model(folder / "model.onnx", per_weight)
 
 
 @pytest.mark.parametrize("bad", [3, b"model.onnx", ["plan.json"]])
