@@ -265,14 +265,14 @@ def _cmd_csim(args) -> int:
 def _cmd_sim(args) -> int:
     from .backends.rtl import rtl_top_name
     from .project import load_project, update_report
-    from .verify.rtlsim import run_rtl_sim
+    from .verify.rtlsim import check_schedule, run_rtl_sim
 
     _check_seed(args.seed)
     project = load_project(args.out)
     rtl_dir = Path(args.out) / "rtl"
     if not (rtl_dir / "schedule.json").is_file():
         raise UserError(f"{args.out!r} has no RTL: compile it with --backend rtl (or hls,rtl)")
-    _check_schedule(rtl_dir / "schedule.json", project.graph)
+    check_schedule(rtl_dir / "schedule.json", project.graph)
     inputs = _simulation_inputs(args, project.graph)
     with locked(Path(args.out)):  # it writes rtl/sim and report.json
         result = run_rtl_sim(project.graph, rtl_dir, rtl_top_name(project.graph), inputs, gaps=args.gaps,
@@ -301,24 +301,6 @@ def _cmd_build(args) -> int:
         _say("warning", message)
     print("\n".join(result.lines))
     return 1 if args.require_timing and not result.met else 0
-
-
-def _check_schedule(path: Path, graph) -> None:
-    """OUT/rtl/schedule.json is whole and describes this IR's ports."""
-    from .output_folder import read_json
-
-    schedule = read_json(path, "RTL schedule")
-    try:
-        ins = [p["onnx"] for p in schedule["inputs"]]
-        outs = [p["onnx"] for p in schedule["outputs"]]
-        ok = isinstance(schedule["latency_cycles"], int) and all(
-            isinstance(p["name"], str) and isinstance(p["width"], int) and isinstance(p["size"], int)
-            for p in [*schedule["inputs"], *schedule["outputs"]])
-    except (KeyError, TypeError):
-        ok = False
-    if not ok or ins != list(graph.inputs) or outs != list(graph.outputs):
-        raise OutputFolderError(f"RTL schedule {str(path)!r} is damaged or does not describe this folder's model; "
-                                f"compile the folder again")
 
 
 def _say(kind: str, message: str) -> None:

@@ -245,18 +245,15 @@ def csim(project, x, vectors: int, seed: int) -> CsimResult:
 
 def sim(project, x, vectors: int, seed: int, **options) -> SimResult:
     from .backends.rtl import rtl_top_name
-    from .output_folder import OutputFolderError, locked
+    from .output_folder import locked
     from .project import update_report
-    from .verify.rtlsim import run_rtl_sim
+    from .verify.rtlsim import check_schedule, run_rtl_sim
 
     out, inputs = _prepared(project, "sim", "rtl", "rtl/schedule.json", x, vectors, seed)
     rtl_dir = out / "rtl"
+    check_schedule(rtl_dir / "schedule.json", project.graph)
     with locked(out):  # it writes rtl/sim and report.json
-        try:
-            result = run_rtl_sim(project.graph, rtl_dir, rtl_top_name(project.graph), inputs, seed=seed, **options)
-        except (KeyError, TypeError, ValueError) as err:  # a schedule.json that is not ours
-            raise OutputFolderError(f"RTL schedule {str(rtl_dir / 'schedule.json')!r} is damaged ({err!r}); "
-                                    f"compile the folder again") from None
+        result = run_rtl_sim(project.graph, rtl_dir, rtl_top_name(project.graph), inputs, seed=seed, **options)
         update_report(out, "sim", result.report())
     return SimResult(result.vectors, result.mismatches, inputs, _emulated(project, inputs), result.latency_cycles,
                      result.ii_cycles, result.predicted_latency, result.predicted_ii, result.timing_ok,
