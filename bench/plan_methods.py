@@ -134,7 +134,7 @@ class Row:
 
 def _weight_stats(project) -> tuple[int, int, int]:
     bits = nonzero = count = 0
-    for layer in project.report()["layers"]:
+    for layer in project.report_json()["layers"]:
         for entry in layer.get("constants", {}).values():
             if entry["role"] == "weight":
                 bits += entry.get("total_bits", 0)

@@ -2,9 +2,13 @@
 
 Public API::
 
-    import compiler
-    project = compiler.compile_model("model.onnx", "plan.json", output_dir="out/")
+    import finegrain
+    project = finegrain.compile_model("model.onnx", "plan.json", output_dir="out/")
     y = project.emulate(x)          # the bit-exact emulator: the specification
+    trace = project.trace(x)        # every layer's output, as values and as mantissas
+    result = project.csim(vectors=1000)   # g++ build of out/hls, every bit against the emulator
+
+``import compiler`` (the source folder's name) gives the same modules (`compiler._alias`).
 """
 
 from __future__ import annotations
@@ -12,22 +16,31 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+# First, before anything else of the package is imported: the other name becomes an alias of this one.
+from ._alias import alias_package as _alias_package
+
+_alias_package(__name__)
+
 __version__ = "0.1.0"
 
 # The public names, each from the module that defines it.  They are imported on first use
 # (PEP 562), not here: `finegrain emulate` then loads neither the frontend (onnx) nor the
 # backends (jinja2), and `finegrain --help` not even numpy.  `python -X importtime -m
-# compiler.cli CMD` shows what each command loads; tests/test_startup.py keeps it so.
+# finegrain.cli CMD` shows what each command loads; tests/test_startup.py keeps it so.
 _LAZY = {
     "FrontendError": "errors", "PlanError": "errors", "UserError": "errors",
     "FixedType": "fixed", "Formats": "fixed", "Overflow": "fixed", "Rounding": "fixed",
     "Plan": "plan", "load_plan": "plan",
     "BuildConfig": "project", "Project": "project", "compile_model": "project", "load_project": "project",
+    "CsimResult": "project_verify", "Estimate": "project_verify", "LayerEstimate": "project_verify",
+    "Report": "project_verify", "SimResult": "project_verify", "SynthResult": "project_verify",
+    "Trace": "trace", "TracedTensor": "trace",
 }
 
 __all__ = [
-    "BuildConfig", "FixedType", "Formats", "FrontendError", "Overflow", "Plan", "PlanError", "Project",
-    "Rounding", "UserError", "compile_model", "load_plan", "load_project", "__version__",
+    "BuildConfig", "CsimResult", "Estimate", "FixedType", "Formats", "FrontendError", "LayerEstimate", "Overflow",
+    "Plan", "PlanError", "Project", "Report", "Rounding", "SimResult", "SynthResult", "Trace", "TracedTensor",
+    "UserError", "compile_model", "load_plan", "load_project", "__version__",
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported eagerly
@@ -35,6 +48,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from .fixed import FixedType, Formats, Overflow, Rounding
     from .plan import Plan, load_plan
     from .project import BuildConfig, Project, compile_model, load_project
+    from .project_verify import CsimResult, Estimate, LayerEstimate, Report, SimResult, SynthResult
+    from .trace import Trace, TracedTensor
 
 
 def __getattr__(name: str):

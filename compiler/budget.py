@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
 
+from .argnames import command_line_active, option
 from .errors import UserError
 from .ir import Graph, Node, Op
 from .targets import DEFAULT_PART, PARTS, Part, resolve_part
@@ -261,10 +262,11 @@ def choose_folding(layers: Sequence[LayerOptions], part: str | Part | None = Non
         if target_ii < fastest:
             slowest = max(layers, key=lambda layer: min(c.cycles for c in layer.candidates))
             best = min(slowest.candidates, key=lambda c: c.cycles)
-            raise UserError(f"--target-ii {target_ii} cannot be met at any folding: layer {slowest.name!r} takes "
-                            f"at least {best.cycles:,} cycles per image (at reuse factor {best.reuse}"
+            raise UserError(f"{option('target_ii', target_ii)} cannot be met at any folding: layer {slowest.name!r} "
+                            f"takes at least {best.cycles:,} cycles per image (at reuse factor {best.reuse}"
                             f"{', its only choice' if len(slowest.candidates) == 1 else ''}), so the "
-                            f"fastest design has an II of {fastest:,} cycles; ask for --target-ii {fastest} or more")
+                            f"fastest design has an II of {fastest:,} cycles; ask for "
+                            f"{option('target_ii', fastest)} or more")
         picked = problem.solve(target_ii)
         if picked is None:
             raise UserError(problem.no_fit_message(name, target_ii, problem.fastest_fit(target_ii)))
@@ -299,9 +301,9 @@ def _limits(part: Part | None, max_lut, max_dsp) -> dict[str, tuple[float, str]]
         for r in RESOURCES:
             limits[r] = (float(getattr(part, CAPACITY_FIELDS[r])), f"the {part.name}'s "
                          f"{getattr(part, CAPACITY_FIELDS[r]):,} {RESOURCE_NAMES[r]}")
-    for r, value, option in (("lut", max_lut, "--max-lut"), ("dsp", max_dsp, "--max-dsp")):
+    for r, value, name in (("lut", max_lut, "max_lut"), ("dsp", max_dsp, "max_dsp")):
         if value is not None and (r not in limits or value <= limits[r][0]):
-            limits[r] = (float(value), f"{option} {value:,}")
+            limits[r] = (float(value), f"{option(name)} {value:,}" if command_line_active() else option(name, value))
     return limits
 
 
@@ -480,7 +482,8 @@ class _Problem:
             least[layer.name] = (self.amounts[k][i][d], layer.candidates[i].reuse)
         largest = sorted(least.items(), key=lambda item: -item[1][0])[:3]
         shown = ", ".join(f"{n!r} {_rounded(v):,} at reuse factor {r}" for n, (v, r) in largest)
-        at = "at any folding" if target_ii is None else f"at an II of at most {target_ii:,} cycles (--target-ii)"
+        at = "at any folding" if target_ii is None else \
+            f"at an II of at most {target_ii:,} cycles ({option('target_ii')})"
         limit = self.limits[resource][1]
         if over:
             why = (f"the least it needs is {_rounded(floor[d]):,} {RESOURCE_NAMES[resource]}, more than {limit}")
@@ -494,7 +497,8 @@ class _Problem:
                        f"one may exist)")
         return (f"the model does not fit {part} {at}: {why}. The layers that need the most "
                 f"{RESOURCE_NAMES[resource]} at their cheapest folding are {shown}{faster}. Give a larger part "
-                f"(--part/--board), raise the limit{'' if target_ii is None else ', relax --target-ii'}, or "
+                f"({option('part')}/{option('board')}), raise the limit"
+                f"{'' if target_ii is None else ', relax ' + option('target_ii')}, or "
                 f"narrow the bit plan's formats")
 
     def choice(self, picked: list[int], part: str, known: Part | None) -> Choice:

@@ -22,12 +22,11 @@ import traceback
 from pathlib import Path
 
 from . import __version__
+from .argnames import command_line
 from .errors import UsageError, UserError
 from .output_folder import OutputFolderError, locked, write_whole
 from .cli_plan import add_plan_parser
 from .targets import BOARDS, DEFAULT_PART
-
-MAX_VECTOR_VALUES = 100_000_000  # input values of the random vectors csim/sim make (800 MB of float64)
 
 
 def _cmd_compile(args) -> int:
@@ -134,45 +133,12 @@ def _check_file_output(out: Path, option: str, overwrite: bool) -> None:
 
 
 def _read_inputs(path: str, graph, what: str = "input") -> dict:
-    """The user's input file, checked against the model: one array per input, each of shape
-    [batch, ...] (or one sample), real and finite, with one batch size.  ``what`` names the
-    file in messages (``--data``)."""
-    import numpy as np
+    """The user's input file, checked against the model (`compiler.inputs.check_inputs`).
+    ``what`` names the file in messages (``--data``)."""
+    from .inputs import check_inputs
 
-    x = _load_array_file(path, what)
-    names = list(graph.inputs)
-    if not isinstance(x, dict):
-        if len(names) != 1:
-            raise UserError(f"{what} file {path!r} holds one array, but the model has {len(names)} inputs "
-                            f"({', '.join(names)}); give an .npz keyed by input name")
-        x = {names[0]: x}
-    missing, unknown = [n for n in names if n not in x], [k for k in x if k not in names]
-    if missing or unknown:
-        raise UserError(f"{what} file {path!r} has arrays {sorted(x)}, but the model's inputs are {names}"
-                        + (f"; missing {missing}" if missing else "") + (f"; unknown {unknown}" if unknown else ""))
-    batches = {}
-    for name in names:
-        a, shape = x[name], tuple(graph.tensor(name).shape)
-        want = f"[batch, {', '.join(map(str, shape))}]"
-        if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)
-                or a.dtype == np.bool_):
-            raise UserError(f"input {name!r} in {path!r} holds {a.dtype} values; expected real numbers of shape "
-                            f"{want}")
-        if a.shape == shape:
-            a = a[np.newaxis]
-        if a.shape[1:] != shape or a.shape[0] < 1:
-            raise UserError(f"input {name!r} has shape {list(a.shape)}; expected {want} with batch >= 1 "
-                            f"({what} file {path!r})")
-        bad = ~np.isfinite(a.astype(np.float64))
-        if bad.any():
-            first = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise UserError(f"input {name!r} has {int(bad.sum())} non-finite values (NaN or infinite), the first "
-                            f"at index {list(first)} ({what} file {path!r}); inputs must be finite numbers")
-        x[name] = a.astype(np.float64)
-        batches[name] = a.shape[0]
-    if len(set(batches.values())) > 1:
-        raise UserError(f"the inputs in {path!r} have different batch sizes: {batches}; give each the same")
-    return x
+    return check_inputs(_load_array_file(path, what), graph, f"{what} file {path!r}",
+                        several="an .npz keyed by input name")
 
 
 def _cmd_plan_template(args) -> int:
@@ -222,6 +188,7 @@ def _cmd_inspect(args) -> int:
 
 def _cmd_report(args) -> int:
     from .project import load_project, update_report
+    from .project_verify import estimate_or_note
     from .report_html import write_report_html
     from .verify.synth import synthesize_build
 
@@ -230,7 +197,7 @@ def _cmd_report(args) -> int:
     project = load_project(out)  # checks the stamp and report.json
     _formatted_report(path)  # before anything is added to it
     with locked(out):  # it writes report.json and report.html
-        estimate, note = _estimate(out, project)
+        estimate, note = estimate_or_note(project, out)
         if estimate is not None:
             update_report(out, "estimate", estimate)
         if args.synth:
@@ -255,50 +222,17 @@ def _formatted_report(path: Path) -> str:
                                 f"again") from None
 
 
-def _estimate(out: Path, project) -> tuple[dict | None, str | None]:
-    """The estimate of the RTL architecture the build options choose (fully parallel or
-    stream; whether or not OUT/rtl was written: a model too large for it still gets its size),
-    or a note why there is none."""
-    from .backends.rtl import RTLBackendError, check_supported, parallel_products, rtl_context
-    from .estimate import estimate_context
-    from .project import DEFAULT_RTL_MAX_PRODUCTS
-
-    options = project.config.rtl_options()
-    try:
-        check_supported(project.graph)
-        products = parallel_products(project.graph)
-        too_many = products > 4 * DEFAULT_RTL_MAX_PRODUCTS
-        if options.architecture == "parallel" and not (out / "rtl").is_dir() and too_many:
-            return None, (f"no resource estimate: a fully parallel build of this model has {products:,} constant "
-                          f"products, and the estimate describes that architecture; compile with --arch stream "
-                          f"for the streaming one (the HLS project's reuse factor is not modelled yet)")
-        # what the RTL backend cannot build (a table over its size limit, ...) has no estimate either
-        # the reuse factors compile built with (--reuse-factor, --layer-config, a budget's choice)
-        context = rtl_context(project.graph, options, project.source(), project.config.reuse_factors(project.graph))
-    except RTLBackendError as e:
-        return None, f"no resource estimate: {e}"
-    return estimate_context(context, project.config.part), None
-
-
 def _simulation_inputs(args, graph) -> dict:
     """The vectors for csim/sim: the user's file, or random ones plus the extremes."""
-    import numpy as np
+    from .inputs import random_vectors
 
-    from .verify.vectors import csim_vectors
-
-    if args.input:
-        return _read_inputs(args.input, graph)
-    per_vector = sum(int(np.prod(graph.tensor(n).shape)) for n in graph.inputs)
-    most = max(1, MAX_VECTOR_VALUES // max(per_vector, 1))
-    if not 0 <= args.vectors <= most:
-        raise UsageError(f"--vectors must be between 0 and {most:,} for this model ({per_vector:,} input values "
-                         f"per vector, at most {MAX_VECTOR_VALUES:,} in all), got {args.vectors}")
-    return csim_vectors(graph, args.vectors, seed=args.seed)
+    return _read_inputs(args.input, graph) if args.input else random_vectors(graph, args.vectors, args.seed)
 
 
 def _check_seed(seed: int) -> None:
-    if not 0 <= seed < 1 << 63:
-        raise UsageError(f"--seed must be an integer from 0 to 2**63 - 1, got {seed}")
+    from .inputs import check_seed
+
+    check_seed(seed)
 
 
 def _cmd_csim(args) -> int:
@@ -326,14 +260,14 @@ def _cmd_csim(args) -> int:
 def _cmd_sim(args) -> int:
     from .backends.rtl import rtl_top_name
     from .project import load_project, update_report
-    from .verify.rtlsim import run_rtl_sim
+    from .verify.rtlsim import check_schedule, run_rtl_sim
 
     _check_seed(args.seed)
     project = load_project(args.out)
     rtl_dir = Path(args.out) / "rtl"
     if not (rtl_dir / "schedule.json").is_file():
         raise UserError(f"{args.out!r} has no RTL: compile it with --backend rtl (or hls,rtl)")
-    _check_schedule(rtl_dir / "schedule.json", project.graph)
+    check_schedule(rtl_dir / "schedule.json", project.graph)
     inputs = _simulation_inputs(args, project.graph)
     with locked(Path(args.out)):  # it writes rtl/sim and report.json
         result = run_rtl_sim(project.graph, rtl_dir, rtl_top_name(project.graph), inputs, gaps=args.gaps,
@@ -362,24 +296,6 @@ def _cmd_build(args) -> int:
         _say("warning", message)
     print("\n".join(result.lines))
     return 1 if args.require_timing and not result.met else 0
-
-
-def _check_schedule(path: Path, graph) -> None:
-    """OUT/rtl/schedule.json is whole and describes this IR's ports."""
-    from .output_folder import read_json
-
-    schedule = read_json(path, "RTL schedule")
-    try:
-        ins = [p["onnx"] for p in schedule["inputs"]]
-        outs = [p["onnx"] for p in schedule["outputs"]]
-        ok = isinstance(schedule["latency_cycles"], int) and all(
-            isinstance(p["name"], str) and isinstance(p["width"], int) and isinstance(p["size"], int)
-            for p in [*schedule["inputs"], *schedule["outputs"]])
-    except (KeyError, TypeError):
-        ok = False
-    if not ok or ins != list(graph.inputs) or outs != list(graph.outputs):
-        raise OutputFolderError(f"RTL schedule {str(path)!r} is damaged or does not describe this folder's model; "
-                                f"compile the folder again")
 
 
 def _say(kind: str, message: str) -> None:
@@ -545,7 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     try:
-        with _sigterm_as_interrupt():
+        with _sigterm_as_interrupt(), command_line():  # messages name the flags, not Python's arguments
             args = build_parser().parse_args(argv)
             _load_numpy()
             return args.func(args)

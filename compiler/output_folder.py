@@ -33,6 +33,7 @@ import tempfile
 from pathlib import Path
 
 from . import __version__
+from .argnames import command_line_active, option
 from .errors import UserError
 
 STAMP = "finegrain.json"
@@ -59,35 +60,38 @@ def check_target(out: Path, force: bool, inputs: list[tuple[str, str]]) -> None:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise OutputFolderError(f"output folder {shown!r} is under {str(ancestor)!r}, which is a file, not a "
-                                f"folder; choose another -o")
+                                f"folder; choose another {option('output_dir')}")
     cwd = Path.cwd().resolve()
     if target == cwd or target in cwd.parents:
         raise OutputFolderError(f"output folder {shown!r} is the current folder or holds it; compile replaces its "
-                                f"output folder whole, so choose a new folder for -o, e.g. -o out")
+                                f"output folder whole, so choose a new folder for {option('output_dir')}, e.g. "
+                                f"{option('output_dir', 'out')}")
     for what, path in inputs:
         p = Path(path).resolve()
         if target == p or target in p.parents:
             raise OutputFolderError(f"output folder {shown!r} holds the {what} {str(path)!r}; compile replaces its "
-                                    f"output folder whole, so choose a folder of its own for -o, "
-                                    f"e.g. -o {Path(shown) / 'out'}")
+                                    f"output folder whole, so choose a folder of its own for "
+                                    f"{option('output_dir')}, e.g. {option('output_dir', str(Path(shown) / 'out'))}")
     longest = _longest_name(target.parent) - len(".lock.new-XXXXXXXX")
     if len(os.fsencode(target.name)) > longest:
         raise OutputFolderError(f"output folder name {target.name[:40]!r}... is {len(os.fsencode(target.name))} "
                                 f"bytes long; this file system takes names of at most {longest} bytes here (with "
-                                f"room for compile's temporary names); choose a shorter -o")
+                                f"room for compile's temporary names); choose a shorter {option('output_dir')}")
     if out.is_symlink():
         raise OutputFolderError(f"output folder {shown!r} is a symbolic link; give the folder it points to, or "
-                                f"another -o")
+                                f"another {option('output_dir')}")
     if out.exists() and not out.is_dir():
-        raise OutputFolderError(f"output path {shown!r} exists and is not a folder; choose another -o")
+        raise OutputFolderError(f"output path {shown!r} exists and is not a folder; choose another "
+                                f"{option('output_dir')}")
     if out.is_dir() and any(out.iterdir()):
         if not force:
-            raise OutputFolderError(f"output folder {shown!r} is not empty; pass --force to replace it, "
-                                    f"or choose another -o")
+            raise OutputFolderError(f"output folder {shown!r} is not empty; pass {option('force', True)} to replace "
+                                    f"it, or choose another {option('output_dir')}")
         if not (out / STAMP).is_file():
             raise OutputFolderError(f"output folder {shown!r} is not empty and has no {STAMP} stamp, so it is not a "
-                                    f"finegrain output folder (or one written before stamps); --force replaces only "
-                                    f"finegrain output folders: choose another -o, or delete it yourself")
+                                    f"finegrain output folder (or one written before stamps); {option('force', True)} "
+                                    f"replaces only finegrain output folders: choose another {option('output_dir')}, "
+                                    f"or delete it yourself")
 
 
 def _longest_name(folder: Path) -> int:
@@ -108,7 +112,8 @@ def stamp(ir_pickle: Path) -> dict:
 def read_stamp(out: Path) -> dict:
     """The folder's stamp, checked: ours, this format version, this finegrain, ir.pkl intact."""
     shown = str(out)
-    again = f"compile it again with 'finegrain compile MODEL --plan PLAN -o {shown} --force'"
+    again = (f"compile it again with 'finegrain compile MODEL --plan PLAN -o {shown} --force'" if command_line_active()
+             else f"compile it again with compile_model(model, plan, output_dir={shown!r}, force=True)")
     if not out.is_dir():
         raise OutputFolderError(f"{shown!r} is not a folder; give the output folder of 'finegrain compile'")
     path = out / STAMP
@@ -214,7 +219,7 @@ def _make_parents(out: Path, parent: Path) -> list[Path]:
             with contextlib.suppress(OSError):
                 folder.rmdir()
         raise OutputFolderError(f"cannot create the folder {str(folder)!r} for output folder {str(out)!r}: "
-                                f"{err.strerror}; choose another -o") from None
+                                f"{err.strerror}; choose another {option('output_dir')}") from None
     return created
 
 
@@ -226,7 +231,7 @@ def _acquire(out: Path, lock: Path) -> int:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as err:
             raise OutputFolderError(f"cannot write beside output folder {str(out)!r} (lock file {str(lock)!r}: "
-                                    f"{err.strerror}); choose another -o") from None
+                                    f"{err.strerror}); choose another {option('output_dir')}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
@@ -269,7 +274,7 @@ def write_folder(out: Path, fill) -> None:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
     except OSError as err:
         raise OutputFolderError(f"cannot write output folder {str(out)!r}: {err.strerror} in "
-                                f"{str(target.parent)!r}; choose another -o") from None
+                                f"{str(target.parent)!r}; choose another {option('output_dir')}") from None
     try:
         try:
             fill(tmp)
@@ -279,7 +284,7 @@ def write_folder(out: Path, fill) -> None:
             if err.errno not in _ENVIRONMENT_ERRORS:
                 raise
             raise OutputFolderError(f"cannot write output folder {str(out)!r}: {err.strerror} ({str(err.filename)!r}); "
-                                    f"make room, or choose another -o") from None
+                                    f"make room, or choose another {option('output_dir')}") from None
     except BaseException:
         with signals_blocked():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -29,12 +29,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import __version__
+from .argnames import option
 from .errors import UsageError, UserError
 from .ir import Graph, Node, Op, Tensor, TensorKind, dump
 from .names import meaningless_graph_name
 from .output_folder import STAMP, OutputFolderError, claimed, read_json, read_stamp, stamp, write_folder
 from .passes.choose_multipliers import MAX_MULTIPLIER_BITS, MAX_RESCALE_BITS
-from .plan import Plan, load_plan, parse_plan
+from .inputs import model_argument, plan_argument
+from .plan import Plan, load_plan
+from .project_verify import ProjectTools
 from .targets import CARRY_CHAIN_BITS, DEFAULT_PART, family_of
 from .type_names import readable_type, type_counts
 
@@ -97,10 +100,10 @@ class BuildConfig:
             raise UserError(f"unknown backend(s) {sorted(unknown)}; choose from {', '.join(BACKENDS)}")
         lo, hi = CLOCK_NS_RANGE
         if not (isinstance(self.clock_ns, (int, float)) and math.isfinite(self.clock_ns) and lo <= self.clock_ns <= hi):
-            raise UserError(f"the clock period (--clock-ns) must be a positive, finite number of ns from {lo} to "
-                            f"{hi}, got {self.clock_ns!r}")
+            raise UserError(f"the clock period ({option('clock_ns')}) must be a positive, finite number of ns "
+                            f"from {lo} to {hi}, got {self.clock_ns!r}")
         if not isinstance(self.reuse_factor, int) or not 1 <= self.reuse_factor <= MAX_REUSE_FACTOR:
-            raise UserError(f"the reuse factor (--reuse-factor) must be a positive integer of at most "
+            raise UserError(f"the reuse factor ({option('reuse_factor')}) must be a positive integer of at most "
                             f"{MAX_REUSE_FACTOR:,} (1 = fully parallel), got {self.reuse_factor!r}")
         hls = self.hls_options()  # validates reuse factors and strategies
         for name, arch in hls.layers.items():
@@ -113,8 +116,8 @@ class BuildConfig:
                 raise UserError(f"{name} must be a non-negative integer, got {value!r}")
         slack = self.rtl_adder_slack
         if slack is not None and (not isinstance(slack, int) or isinstance(slack, bool) or slack < 0):
-            raise UserError(f"the adder slack (--adder-slack) must be a non-negative integer of adder levels, "
-                            f"got {slack!r}")
+            raise UserError(f"the adder slack ({option('rtl_adder_slack')}) must be a non-negative integer of "
+                            f"adder levels, got {slack!r}")
         if not isinstance(self.rtl_adder_graph, bool):
             raise UserError(f"rtl_adder_graph must be true or false, got {self.rtl_adder_graph!r}")
         if not isinstance(self.rtl_ternary_adders, bool):
@@ -124,10 +127,10 @@ class BuildConfig:
             raise UserError(f"rtl_levels_per_stage must be a positive integer, got {lps!r}")
         if not isinstance(self.rescale_bits, int) or isinstance(self.rescale_bits, bool) or not \
                 1 <= self.rescale_bits <= MAX_RESCALE_BITS:
-            raise UserError(f"the rescale multiplier width (--rescale-bits) must be an integer from 1 to "
+            raise UserError(f"the rescale multiplier width ({option('rescale_bits')}) must be an integer from 1 to "
                             f"{MAX_RESCALE_BITS}, got {self.rescale_bits!r}")
         if self.architecture not in ARCHITECTURES:
-            raise UserError(f"unknown architecture {self.architecture!r} (--arch); choose from "
+            raise UserError(f"unknown architecture {self.architecture!r} ({option('architecture')}); choose from "
                             f"{', '.join(ARCHITECTURES)}")
         self._check_budget()
         from .backends.rtl import INTERFACES as RTL_INTERFACES
@@ -136,17 +139,18 @@ class BuildConfig:
             raise UserError(f"unknown RTL interface {self.rtl_interface!r}; choose from {', '.join(RTL_INTERFACES)}")
 
     def _check_budget(self) -> None:
-        given = [f"--{name.replace('_', '-')}" for name in ("target_ii", "max_lut", "max_dsp")
+        given = [option(name) for name in ("target_ii", "max_lut", "max_dsp")
                  if getattr(self, name) is not None]
         for name, least in (("target_ii", 1), ("max_lut", 1), ("max_dsp", 0)):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
-                raise UserError(f"--{name.replace('_', '-')} must be an integer of at least {least}, got {value!r}")
+                raise UserError(f"{option(name)} must be an integer of at least {least}, got {value!r}")
         if given and self.architecture == "parallel":
             raise UserError(f"{' and '.join(given)} choose each layer's folding in the stream architecture, but "
-                            f"--arch parallel builds every layer fully parallel (II 1); use --arch stream or auto")
+                            f"{option('architecture', 'parallel')} builds every layer fully parallel (II 1); use "
+                            f"{option('architecture', 'stream')} or 'auto'")
         if given and self.reuse_factor != 1:
-            raise UserError(f"give --reuse-factor or a budget ({' and '.join(given)}), not both: the budget "
+            raise UserError(f"give {option('reuse_factor')} or a budget ({' and '.join(given)}), not both: the budget "
                             f"chooses each layer's reuse factor")
 
     def hls_options(self) -> HLSOptions:
@@ -180,7 +184,11 @@ class BuildConfig:
 
 
 @dataclass(eq=False)
-class Project:
+class Project(ProjectTools):
+    """A compiled model: its final IR, plan and build options.  `emulate` runs the bit-exact
+    emulator; `trace`, `estimate`, `report`, `csim`, `sim` and `synth` (compiler/project_verify.py)
+    do what the `finegrain` commands of those names do, returning typed results."""
+
     graph: Graph
     plan: Plan
     config: BuildConfig
@@ -189,15 +197,19 @@ class Project:
     rtl_context: dict | None = field(default=None, repr=False, compare=False)  # built by compile_model
     saturation: dict | None = None  # compile_model(data=...): what each conversion clips on the data
     folding: object = None  # compiler.budget.Choice when a budget chose the reuse factors
+    folder: Path | None = None  # the output folder it was written to or loaded from (csim, sim, synth build there)
 
     def emulate(self, x) -> np.ndarray | dict[str, np.ndarray]:
         """Float inputs (quantized by the input formats) -> float64 outputs in the model's
         units (a quantized model's output scale applied: ``model_scale * IR value``).
 
-        One output: an array; several: a dict keyed by output name.
+        One output: an array; several: a dict keyed by output name.  ``x``: an array, or a dict
+        by input name, of shape [batch, ...] (or one sample); a bad one is a `UserError`.
         """
         from .emulate import emulate
+        from .inputs import check_inputs
 
+        x = check_inputs(x, self.graph, "x")
         out = {name: model_units(self.graph, name, v) for name, v in emulate(self.graph, x).items()}
         return out[self.graph.outputs[0]] if len(out) == 1 else out
 
@@ -210,18 +222,9 @@ class Project:
         """What generated files say they were made from (file names only: reproducible)."""
         return {"model": Path(self.config.model).name, "plan": Path(self.config.plan).name}
 
-    def estimate(self) -> dict:
-        """The resource and latency estimate (`compiler.estimate`) of the fully parallel RTL this
-        project builds (its context built now if compile_model did not keep one)."""
-        from .backends.rtl import rtl_context
-        from .estimate import estimate_context
-
-        context = self.rtl_context or rtl_context(self.graph, self.config.rtl_options(), self.source(),
-                                                  self.config.reuse_factors(self.graph))
-        return estimate_context(context, self.config.part)
-
     # --- outputs ----------------------------------------------------------------------
-    def report(self) -> dict:
+    def report_json(self) -> dict:
+        """report.json as compile writes it (`report` adds the estimate and the results recorded since)."""
         return {
             "model": self.graph.name,
             "finegrain_version": __version__,
@@ -269,6 +272,7 @@ class Project:
         out = Path(out_dir)
         with claimed(out, force, _inputs(self.config.model, self.config.plan, protect)):
             self._write_locked(out)
+        self.folder = out
         return out
 
     def _write_locked(self, out: Path) -> None:
@@ -294,7 +298,7 @@ class Project:
                 context = self.rtl_context or rtl_context(self.graph, self.config.rtl_options(), self.source(),
                                                           self.config.reuse_factors(self.graph))
                 rtl = write_rtl_project(self.graph, self.config.rtl_options(), tmp / "rtl", self.source(), context)
-            _write_json(tmp / "report.json", {**self.report(), "names": name_table(self.graph, hls, rtl)})
+            _write_json(tmp / "report.json", {**self.report_json(), "names": name_table(self.graph, hls, rtl)})
 
         write_folder(out, fill)
 
@@ -433,7 +437,12 @@ def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: b
                   data=None, data_name: str = "<memory>", **options) -> Project:
     """Compile an ONNX model with a bit plan; write ``output_dir`` if given.
 
-    ``plan`` is a path or a `Plan`; ``options`` are `BuildConfig` fields (``part``,
+    ``model``: the path of an .onnx file (str or `pathlib.Path`) or an ``onnx.ModelProto``.
+    ``plan``: the path of a plan JSON file, a dict holding a plan file's content (its relative
+    paths, e.g. ``.npz`` element files, resolve against the current folder), a `Plan`, or None
+    for a quantized model whose quantizers are its plan (docs/bit-plan.md).
+    ``force``: replace a previous finegrain output folder at ``output_dir``.
+    ``options`` are `BuildConfig` fields (``part``,
     ``clock_ns``, ``reuse_factor``, ``strategy``, ``layers``, ``backends``, ``board``);
     ``protect``: more input files the output folder must not hold (a layer config).
     ``data``: float inputs (an array, a dict by input name, or a function of the compiled
@@ -444,25 +453,24 @@ def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: b
     from .targets import resolve_part
 
     start = time.perf_counter()
+    model, model_label = model_argument(model)
+    plan = plan_argument(plan, NO_PLAN)
     options["part"] = resolve_part(options.get("board"), options.get("part"))
     default_backends = options.get("backends") is None
     if default_backends:
         options.pop("backends", None)
-    if plan is None:  # a quantized model's quantizers are its plan (lower_quant)
-        plan = parse_plan({}, Path("."), NO_PLAN)
-    elif not isinstance(plan, Plan):
-        plan = load_plan(plan)
-    config = BuildConfig(model=str(model), plan=plan.path, output_dir=None if output_dir is None else str(output_dir),
+    config = BuildConfig(model=model_label, plan=plan.path, output_dir=None if output_dir is None else str(output_dir),
                          check_ir=check_ir, **options)
     if output_dir is None:
         return _count_clipping(_compile(model, plan, config, default_backends, start, build_rtl=False), data,
                                data_name)
     out = Path(output_dir)
     # held for the whole compile: a second compile into `out` fails at once
-    with claimed(out, force, _inputs(model, plan.path, protect)):
+    with claimed(out, force, _inputs(model_label, plan.path, protect)):
         project = _compile(model, plan, config, default_backends, start, build_rtl=True)
         _count_clipping(project, data, data_name)
         project._write_locked(out)
+    project.folder = out
     return project
 
 
@@ -492,11 +500,14 @@ def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, sta
     from .passes.lower_quant import is_quantized_model
 
     graph = load_onnx(model)
-    graph = dataclasses.replace(graph, name=model_name(model, graph.name))
+    in_memory = not isinstance(model, (str, os.PathLike))  # an onnx.ModelProto: no file to name it after
+    name = (graph.name if not meaningless_graph_name(graph.name) else "model") if in_memory else \
+        model_name(model, graph.name)
+    graph = dataclasses.replace(graph, name=name)
     if plan.path == NO_PLAN and not is_quantized_model(graph):
-        raise UsageError(f"{model}: the model has no quantizers (a float model), so it needs a bit plan: give one "
-                         f"with --plan (finegrain plan-template writes a skeleton, finegrain calibrate --data one "
-                         f"from data)")
+        raise UsageError(f"{config.model}: the model has no quantizers (a float model), so it needs a bit plan: "
+                         f"give one as {option('plan')} (finegrain plan-template writes a skeleton, finegrain "
+                         f"calibrate --data one from data)")
     project = compile_graph(graph, plan, config)
     _check_layer_names(project.graph, config.layers)
     budget = any(v is not None for v in (config.target_ii, config.max_lut, config.max_dsp))
@@ -515,9 +526,10 @@ def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, sta
             choice, predicted = choose_stream_folding(project.graph, config.rtl_options(), project.source(), config)
             if predicted is not None and predicted > config.target_ii:
                 project.warnings.append(
-                    f"the cycle model predicts an II of {predicted} cycles, above --target-ii {config.target_ii}: the "
-                    f"budget counts each layer's cycles alone and no tighter folding met the target with the engines "
-                    f"waiting on each other; ask for a lower target or a larger part")
+                    f"the cycle model predicts an II of {predicted} cycles, above "
+                    f"{option('target_ii', config.target_ii)}: the budget counts each layer's cycles alone and no "
+                    f"tighter folding met the target with the engines waiting on each other; ask for a lower "
+                    f"target or a larger part")
         except RTLBackendError as err:
             if budget:
                 raise
@@ -536,7 +548,7 @@ def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, sta
             if default_backends and config.architecture == "parallel" and products > DEFAULT_RTL_MAX_PRODUCTS:
                 raise RTLBackendError(f"the model has {products} constant products, more than the "
                                       f"{DEFAULT_RTL_MAX_PRODUCTS} the fully parallel RTL backend builds by default; "
-                                      f"ask for it with --backend hls,rtl")
+                                      f"ask for it with {option('backends', ('hls', 'rtl'))}")
             if build_rtl:  # built now: whatever the RTL backend cannot build is known
                 # before a folder is written (an in-memory compile writes no RTL, and skips this)
                 project.rtl_context = rtl_context(project.graph, config.rtl_options(), project.source(),
@@ -601,4 +613,5 @@ def load_project(out_dir) -> Project:
     if not isinstance(warnings_, list):
         raise OutputFolderError(f"report {str(out / 'report.json')!r} is damaged (not a finegrain report); "
                                 f"compile the folder again")
-    return Project(graph, plan, config, warnings_)
+    seconds = report.get("compile_seconds", 0.0)
+    return Project(graph, plan, config, warnings_, seconds if isinstance(seconds, (int, float)) else 0.0, folder=out)

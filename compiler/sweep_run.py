@@ -84,7 +84,7 @@ def _compile_and_estimate(work: Path, options: SweepOptions) -> dict:
     if project.rtl_context is None:
         reasons = "; ".join(w for w in project.warnings if w.startswith("no RTL")) or "no RTL backend"
         raise UserError(f"no resource estimate: the RTL backend cannot build this model ({reasons})")
-    estimate = project.estimate()
+    estimate = project.estimate().to_dict()
     update_report(work / "build", "estimate", estimate)
     return estimate
 

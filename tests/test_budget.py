@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from compiler import budget
+from compiler.argnames import command_line
 from compiler.budget import (Candidate, LayerOptions, LayerShape, candidate_reuse, choose_folding, cycles_per_image,
                              fold_products, graph_folding, layer_shape)
 from compiler.cli import main
@@ -279,16 +280,16 @@ def test_nothing_fits_names_part_limit_least_total_and_largest_layers():
                  "'conv1' 14,000", "'conv2' 12,000"):
         assert text in message, message
     assert "'conv4'" not in message and "'fc'" not in message
-    with pytest.raises(UserError, match=r"more than --max-dsp 0.*'b' 2 at reuse factor 1"):
+    with pytest.raises(UserError, match=r"more than max_dsp=0.*'b' 2 at reuse factor 1"):
         choose_folding(_layers({"a": [(1, 4, {"dsp": 1})], "b": [(1, 4, {"dsp": 2})]}), ZYNQ, max_dsp=0)
 
 
 def test_target_errors_say_what_is_reachable():
-    with pytest.raises(UserError, match=r"--target-ii 50 cannot be met.*layer 'conv1' takes at least 100 cycles.*"
-                                        r"--target-ii 100 or more"):
+    with pytest.raises(UserError, match=r"target_ii=50 cannot be met.*layer 'conv1' takes at least 100 cycles.*"
+                                        r"target_ii=100 or more"):
         choose_folding(_big_layers(), UNKNOWN_PART, target_ii=50)
     # within 100,000 LUTs: II 100 needs 180,000, II 800 fits
-    with pytest.raises(UserError, match=r"at an II of at most 100 cycles.*180,000 LUTs, more than --max-lut 100,000"
+    with pytest.raises(UserError, match=r"at an II of at most 100 cycles.*180,000 LUTs, more than max_lut=100000"
                                         r".*fastest design that fits has an II of 800 cycles"):
         choose_folding(_big_layers(), UNKNOWN_PART, target_ii=100, max_lut=100_000)
     assert choose_folding(_big_layers(), UNKNOWN_PART, max_lut=100_000).ii == 800
@@ -305,17 +306,22 @@ def test_candidates_are_checked():
         LayerOptions("fc", [])
 
 
-@pytest.mark.parametrize("options, pattern", [
-    ({"target_ii": 0}, r"--target-ii must be an integer of at least 1, got 0"),
-    ({"max_lut": -5}, r"--max-lut must be an integer of at least 1, got -5"),
-    ({"max_dsp": 2.5}, r"--max-dsp must be an integer of at least 0, got 2.5"),
-    ({"max_lut": True}, r"--max-lut must be an integer"),
+@pytest.mark.parametrize("options, pattern, python", [
+    ({"target_ii": 0}, r"--target-ii must be an integer of at least 1, got 0", r"^target_ii must be an integer"),
+    ({"max_lut": -5}, r"--max-lut must be an integer of at least 1, got -5", r"^max_lut must be"),
+    ({"max_dsp": 2.5}, r"--max-dsp must be an integer of at least 0, got 2.5", r"^max_dsp must be"),
+    ({"max_lut": True}, r"--max-lut must be an integer", r"^max_lut must be an integer"),
     ({"target_ii": 100, "architecture": "parallel"}, r"--target-ii choose each layer's folding in the stream.*"
-                                                     r"--arch stream or auto"),
-    ({"max_lut": 10, "max_dsp": 2, "reuse_factor": 4}, r"give --reuse-factor or a budget \(--max-lut and --max-dsp\)"),
+                                                     r"--arch stream or 'auto'",
+     r"^target_ii choose .*architecture='parallel' builds.*architecture='stream' or 'auto'"),
+    ({"max_lut": 10, "max_dsp": 2, "reuse_factor": 4}, r"give --reuse-factor or a budget \(--max-lut and --max-dsp\)",
+     r"give reuse_factor or a budget \(max_lut and max_dsp\)"),
 ])
-def test_build_config_checks_the_budget(options, pattern):
-    with pytest.raises(UserError, match=pattern):
+def test_build_config_checks_the_budget(options, pattern, python):
+    """The messages name the flags from the command line (compiler/argnames.py), the arguments from Python."""
+    with pytest.raises(UserError, match=pattern), command_line():
+        BuildConfig(model="m.onnx", plan="p.json", **options)
+    with pytest.raises(UserError, match=python):
         BuildConfig(model="m.onnx", plan="p.json", **options)
     assert BuildConfig(model="m.onnx", plan="p.json", target_ii=64, max_lut=1000, max_dsp=0).max_dsp == 0
 

@@ -243,7 +243,7 @@ def test_a_plan_overrides_a_model_quantizer_tensor_by_tensor(folder, tmp_path):
 
 
 def test_a_float_model_without_a_plan_says_what_is_missing(tmp_path):
-    with pytest.raises(UsageError, match="no quantizers.*--plan"):
+    with pytest.raises(UsageError, match="no quantizers.*give one as plan"):
         compile_model(Path("examples/jet_tagger/model.onnx"), None)
 
 

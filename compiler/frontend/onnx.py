@@ -65,13 +65,18 @@ __all__ = ["SUPPORTED_OPS", "FrontendWarning", "load_onnx"]
 
 
 def load_onnx(path) -> Graph:
-    """Read the ONNX model at ``path`` (float or quantized) and translate it to an IR graph.
+    """Read the ONNX model at ``path`` (float or quantized; or an ``onnx.ModelProto`` already in
+    memory) and translate it to an IR graph.
 
     Raises :class:`FrontendError` when the file cannot be read or the model uses something
     finegrain does not support; the message names the node or tensor and says how to fix it.
     """
-    path = Path(path)
-    model = _read_model(path)
+    if isinstance(path, onnx.ModelProto):  # messages name it by its graph name
+        model, path = path, Path(f"<onnx.ModelProto {path.graph.name or 'without a graph name'}>")
+        model = _checked_model(model, path)
+    else:
+        path = Path(path)
+        model = _read_model(path)
     translator = _Translator(model, path)
     graph = translator.translate()
     verify(graph)
@@ -93,6 +98,10 @@ def _read_model(path: Path) -> onnx.ModelProto:
     except Exception as e:  # protobuf raises DecodeError, RuntimeWarning-ish errors, OSError ...
         raise FrontendError(f"{path} is not a readable ONNX model (truncated or not ONNX?): "
                             f"{type(e).__name__}: {e}") from None
+    return _checked_model(model, path)
+
+
+def _checked_model(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
     if model.ir_version == 0 or not model.graph.output:
         raise FrontendError(f"{path} is not an ONNX model: it has no IR version or no graph outputs")
     try:

@@ -250,4 +250,4 @@ def estimate_export(exported, part: str = DEFAULT_PART, clock_ns: float = 5.0) -
     `export` result: what `HardwareCost` models."""
     from .. import compile_model
 
-    return compile_model(str(exported.model), str(exported.plan), part=part, clock_ns=clock_ns).estimate()
+    return compile_model(str(exported.model), str(exported.plan), part=part, clock_ns=clock_ns).estimate().to_dict()

@@ -283,7 +283,7 @@ def estimate_model(model: nn.Module, example_input: torch.Tensor, **options) -> 
         exported = export(model, example_input, tmp, check=False)
         project = compile_model(str(exported.model), str(exported.plan), **options)
     graph = project.graph
-    estimate = project.estimate()
+    estimate = project.estimate().to_dict()
     by_onnx = {layer["onnx"]: layer for layer in estimate["layers"]}
     node_of = {}
     for node in graph.nodes:

@@ -93,6 +93,24 @@ def top_ports(schedule: dict) -> list[str]:
     return ["clk", "rst", "in_valid", "out_valid", *(p["name"] for p in [*schedule["inputs"], *schedule["outputs"]])]
 
 
+def check_schedule(path: Path, graph: Graph) -> None:
+    """OUT/rtl/schedule.json is whole and describes this IR's ports."""
+    from ..output_folder import OutputFolderError, read_json
+
+    schedule = read_json(path, "RTL schedule")
+    try:
+        ins = [p["onnx"] for p in schedule["inputs"]]
+        outs = [p["onnx"] for p in schedule["outputs"]]
+        ok = isinstance(schedule["latency_cycles"], int) and all(
+            isinstance(p["name"], str) and isinstance(p["width"], int) and isinstance(p["size"], int)
+            for p in [*schedule["inputs"], *schedule["outputs"]])
+    except (KeyError, TypeError):
+        ok = False
+    if not ok or ins != list(graph.inputs) or outs != list(graph.outputs):
+        raise OutputFolderError(f"RTL schedule {str(path)!r} is damaged or does not describe this folder's model; "
+                                f"compile the folder again")
+
+
 def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.ndarray], gaps: bool = False,
                 waves: bool = False, seed: int = 0, simulator: str = "verilator", stall: bool = False,
                 primitives: bool = False) -> RTLSimResult:
