@@ -248,10 +248,11 @@ def prune_dead_rows(model: nn.Module) -> int:
     """Set to 0 bits (in place) every weight of a row whose every output is pruned: in an
     ``nn.Sequential``, a layer (QuantLinear / QuantConv) followed by a QuantReLU (or with its own
     ``output_quant``) whose `PerElement` format gives an output channel 0 bits at every position.
-    That row's value is never used, but the compiled RTL still builds its products and adder
-    tree (the estimator counts them; synthesis removes them), so dropping it is exact and only
-    makes the estimate and the plan say what the hardware needs.  Only `PerElement` weights (a
-    frozen element-granularity `LearnedBits`) are changed.  Returns the number of rows pruned."""
+    That row's value is never used, but the compiled RTL can still build its products and
+    adder tree (a hand-made 10-8-4 MLP: 711 LUTs estimated with such rows, 425 without; yosys
+    434 and 383; on trained digits plans the compiler already left them out), so dropping it is
+    exact and makes the plan say what the hardware needs.  Only `PerElement` weights (a frozen
+    element-granularity `LearnedBits`) are changed.  Returns the number of rows pruned."""
     from .modules import QUANT_LAYERS, QuantReLU
 
     if not isinstance(model, nn.Sequential):
