@@ -320,7 +320,8 @@ def train_bit_widths(model: nn.Module, loader, *, lam: float, epochs: int, cost=
     bits (a bit moves faster than a weight).  The model's `LearnedBits` stay; `freeze` it before
     export (or export it as it is).  ``warmup_epochs``: ``lam`` and ``mu`` ramp linearly from 0,
     batch by batch, over that many epochs (HGQ's beta ramp: the weights settle before the cost
-    prunes them), then stay; ``cosine``: both learning rates decay to 0 along a cosine over the
+    prunes them), then stay (a loader without ``len()``: 0 through the first epoch, which counts
+    its batches, then on the same line); ``cosine``: both learning rates decay to 0 along a cosine over the
     epochs (else constant).  Returns per epoch the mean loss, task loss, LUTs, latency and the
     cost weight ``lam`` in force at the epoch's end."""
     from ..targets import DEFAULT_PART
