@@ -27,8 +27,8 @@ from torch import nn
 
 from compiler.errors import UserError
 from compiler.train import (
-    attach_learned_bits, freeze, mix_rows, plan_by_ilp, relax_bit_widths, row_hessian_traces, soft_weight_sharing,
-    train_bit_widths,
+    attach_learned_bits, fine_tune_frozen, freeze, mix_rows, plan_by_ilp, prune_dead_rows, relax_bit_widths,
+    row_hessian_traces, soft_weight_sharing, train_bit_widths,
 )
 from compiler.train.gmm import apply_codebooks
 from compiler.train.ilp import estimate_model
@@ -72,14 +72,18 @@ def _epochs(task: Task, epochs) -> int:
 def grad_bits(task: Task, pretrained: nn.Module, seed: int, lam: float = 1e-5, epochs: int | None = None,
               lr: float | None = None, bit_lr: float = 0.05, start_bits: int = 8, init_frac: float | None = None,
               granularity: str = "element", act_granularity: str = "element", inputs: bool = True,
-              mu: float = 0.0, tune_epochs: int = 0) -> nn.Module:
+              mu: float = 0.0, tune_epochs: int = 0, warmup: float = 0, cosine: bool = False,
+              tune_lr: float | None = None, prune_dead: bool = False) -> nn.Module:
     """Per-weight (``granularity``) and per-activation (``act_granularity``: element, channel or
     tensor; ReLU outputs and, with ``inputs``, the input) bits learned with the weights by
     `train_bit_widths`: cross-entropy + ``lam`` x LUTs (+ ``mu`` x latency cycles) for ``epochs``
-    (the task's fine-tuning epochs by default) at Adam ``lr`` (the task's) and ``bit_lr``.
+    (the task's fine-tuning epochs by default) at Adam ``lr`` (the task's) and ``bit_lr``, the
+    cost ramped in over ``warmup`` epochs, both rates on a cosine with ``cosine``.
     Weights start at ``fixed<start_bits,I>`` per layer, activations at the shared formats
     (``init_frac``: every width's fractional bits instead). Then frozen to the plan formats and,
-    with ``tune_epochs``, fine-tuned that long at the frozen widths (pruned stays pruned)."""
+    with ``tune_epochs``, fine-tuned that long at the frozen widths (pruned stays pruned): by
+    `plan_tasks.fine_tune` (the task's rate) without ``tune_lr``, else by `fine_tune_frozen` at
+    ``tune_lr``. ``prune_dead``: rows whose every output is pruned get 0 bits (`prune_dead_rows`, exact)."""
     if not lam >= 0:
         raise UserError(f"lam: expected a LUT weight >= 0, got {lam!r}")
     torch.manual_seed(seed)
@@ -88,10 +92,18 @@ def grad_bits(task: Task, pretrained: nn.Module, seed: int, lam: float = 1e-5, e
     attach_learned_bits(model, example, granularity, activations=False, inputs=False, init_frac=init_frac)
     attach_learned_bits(model, example, act_granularity, weights=False, inputs=bool(inputs), init_frac=init_frac)
     train_bit_widths(model, Batches(task, seed), lam=float(lam), mu=float(mu), epochs=_epochs(task, epochs),
-                     lr=task.fine_tune_lr if lr is None else float(lr), bit_lr=float(bit_lr))
+                     lr=task.fine_tune_lr if lr is None else float(lr), bit_lr=float(bit_lr),
+                     warmup_epochs=float(warmup), cosine=bool(cosine))
     model = freeze(model.eval())
+    if prune_dead:
+        prune_dead_rows(model)
     if tune_epochs:
-        plan_tasks.fine_tune(task, model, seed, int(_positive("tune_epochs", tune_epochs, int)))
+        tune = int(_positive("tune_epochs", tune_epochs, int))
+        if tune_lr is None:
+            plan_tasks.fine_tune(task, model, seed, tune)
+        else:
+            torch.manual_seed(seed)
+            fine_tune_frozen(model, Batches(task, seed), epochs=tune, lr=_positive("tune_lr", tune_lr))
     return model.eval()
 
 

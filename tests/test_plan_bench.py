@@ -113,6 +113,9 @@ def test_bad_names_are_user_errors(tmp_path):
 ADAPTERS = (
     ("grad_bits", {"lam": 1e-3, "epochs": 1},
      lambda plan: all("elements" in plan["tensors"][k] for k in ("input", "fc1.weight", "fc2.weight"))),
+    ("grad_bits", {"lam": 1e-3, "epochs": 2, "warmup": 1, "cosine": True, "tune_epochs": 1, "tune_lr": 3e-4,
+                   "prune_dead": True},  # HGQ's recipe: cost ramped in, fine-tuned at the frozen widths
+     lambda plan: all("elements" in plan["tensors"][k] for k in ("input", "fc1.weight", "fc2.weight"))),
     ("relax", {"lam": 1e-3, "epochs": 1, "tune_epochs": 1},
      lambda plan: len(plan["tensors"]["fc1.weight"]["formats"]) == 8),
     ("ilp", {"candidates": [2, 4, 6], "steps": 20, "lut_share": 0.6},

@@ -15,7 +15,8 @@ from compiler.train import (  # noqa: E402
     Fixed, PerAxis, PerElement, QuantConv2d, QuantError, QuantInput, QuantLinear, QuantReLU, export,
 )
 from compiler.train.bits import (  # noqa: E402
-    LearnedBits, attach_learned_bits, freeze, learned_bits, relax_bit_widths, train_bit_widths,
+    LearnedBits, attach_learned_bits, fine_tune_frozen, freeze, learned_bits, prune_dead_rows, relax_bit_widths,
+    train_bit_widths,
 )
 from compiler.train.cost import TOLERANCE, HardwareCost, estimate_export  # noqa: E402
 
@@ -150,3 +151,75 @@ def test_larger_lambda_never_gives_more_estimated_luts(method, tmp_path):
         luts.append(estimate)
     assert luts[0] >= luts[1] >= luts[2] and luts[2] < 0.75 * luts[0], luts
     assert min(accuracy) > 0.7, accuracy  # still a classifier (10 classes)
+
+
+def test_cost_weight_ramps_in_over_the_warmup_and_then_holds():
+    """warmup_epochs: lam grows linearly batch by batch from 0 and is reached at the warm-up's end;
+    a warm-up of 0 (the default) is lam throughout."""
+    x = torch.randn(16, 10) * 3
+    target = torch.randn(16, 4, dtype=torch.float64)
+    loader = [(x, target)] * 4
+    runs = {}
+    for warmup in (0, 2, 2.5):
+        model = _mlp("element")
+        runs[warmup] = train_bit_widths(model, loader, lam=1e-3, epochs=3, loss_fn=nn.functional.mse_loss, lr=1e-2,
+                                        warmup_epochs=warmup)
+    assert [h["lam"] for h in runs[0]] == [1e-3] * 3
+    assert [h["lam"] for h in runs[2]] == pytest.approx([0.5e-3, 1e-3, 1e-3])
+    assert [h["lam"] for h in runs[2.5]] == pytest.approx([0.4e-3, 0.8e-3, 1e-3])
+    # the first batches carry less cost: the loss of epoch 0 is lower than without warm-up
+    assert runs[2][0]["loss"] < runs[0][0]["loss"]
+    with pytest.raises(QuantError, match="warmup_epochs"):
+        train_bit_widths(_mlp("element"), loader, lam=1e-3, epochs=2, loss_fn=nn.functional.mse_loss, warmup_epochs=3)
+
+
+def test_fine_tuning_after_freeze_keeps_the_plan_and_exports_bit_for_bit(tmp_path):
+    """fine_tune_frozen moves the weights, not the widths: every quantizer's formats are the frozen
+    ones, pruned weights stay 0 in the forward, the task loss falls, and export's check passes."""
+    torch.set_num_threads(1)
+    train, x_test, y_test = _digits()
+    model = _digits_mlp()
+    attach_learned_bits(model, x_test[:8])
+    train_bit_widths(model, train, lam=1e-4, epochs=2, lr=1e-2, warmup_epochs=1)
+    freeze(model.eval())
+    plan = [(m.weight_quant.bits.copy(), m.weight_quant.int_bits.copy()) for m in (model[1], model[3])]
+    assert any((bits == 0).any() for bits, _ in plan)  # something was pruned
+    weights = [m.weight.detach().clone() for m in (model[1], model[3])]
+    history = fine_tune_frozen(model, train, epochs=3, lr=1e-3)
+    assert history[-1]["task_loss"] < history[0]["task_loss"]
+    for m, (bits, ints), before in zip((model[1], model[3]), plan, weights):
+        assert np.array_equal(m.weight_quant.bits, bits) and np.array_equal(m.weight_quant.int_bits, ints)
+        assert not torch.equal(m.weight.detach(), before)  # the weights did move
+        with torch.no_grad():
+            assert (m.weight_quant(m.weight)[torch.from_numpy(bits == 0)] == 0).all()
+    export(model, x_test[:16], tmp_path)  # export's own bit-exact check
+    with pytest.raises(QuantError, match="freeze"):
+        fine_tune_frozen(_mlp("element"), train, epochs=1)
+    with pytest.raises(QuantError, match="epochs"):
+        fine_tune_frozen(model, train, epochs=0)
+
+
+@pytest.mark.parametrize("make", [_mlp, _conv], ids=["mlp", "conv"])
+def test_rows_whose_outputs_are_all_pruned_are_dropped_exactly(make, tmp_path):
+    """prune_dead_rows: a layer row feeding only 0-bit ReLU outputs gets 0 bits; the forward is
+    unchanged, the export bit-exact, and the estimator's LUTs fall (the compiled RTL would
+    otherwise build that row's products and adder tree)."""
+    model = make("element")
+    x = torch.randn(16, *((10,) if make is _mlp else (2, 6, 6))) * 3
+    model.train()(x)
+    with torch.no_grad():
+        model[2].output_quant.frac[:2] = -30  # channels 0 and 1 of the first ReLU: every position
+        if make is _conv:
+            model[2].output_quant.frac[2, 0, 0] = -30  # one position of channel 2: the row stays
+    freeze(model.eval())
+    with torch.no_grad():
+        before = model(x)
+    kept = export(model, x, tmp_path / "kept")
+    assert prune_dead_rows(model) == 2
+    weight_bits = model[1].weight_quant.bits
+    assert (weight_bits[:2] == 0).all() and (weight_bits[2:] > 0).any()
+    with torch.no_grad():
+        assert torch.equal(model(x), before)
+    assert prune_dead_rows(model) == 0  # nothing left to do
+    pruned = export(model, x, tmp_path / "pruned")
+    assert estimate_export(pruned)["lut"] < estimate_export(kept)["lut"]
