@@ -44,7 +44,7 @@ def site(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("page", ["index", "tutorial", "bit-plan", "import", "backends", "estimates", "interop",
                                   "supported-ops", "api/project", "api/plan", "api/fixed", "api/train",
-                                  "api/errors"])
+                                  "api/errors", "api/results"])
 def test_key_pages_exist(site, page):
     path = site / ("index.html" if page == "index" else f"{page}/index.html")
     assert path.is_file(), f"{page} was not built"
@@ -53,7 +53,12 @@ def test_key_pages_exist(site, page):
 
 @pytest.mark.parametrize("page, names", [
     ("api/project", ["compiler.project.compile_model", "compiler.project.Project", "compiler.project.BuildConfig",
-                     "compiler.project.load_project"]),
+                     "compiler.project.load_project", "compiler.project.Project.trace",
+                     "compiler.project.Project.csim", "compiler.project.Project.sim", "compiler.project.Project.synth",
+                     "compiler.project.Project.estimate", "compiler.project.Project.report"]),
+    ("api/results", ["compiler.project_verify.CsimResult", "compiler.project_verify.SimResult",
+                     "compiler.project_verify.Estimate", "compiler.project_verify.Report",
+                     "compiler.project_verify.SynthResult", "compiler.trace.Trace", "compiler.trace.TracedTensor"]),
     ("api/plan", ["compiler.plan.load_plan", "compiler.plan.Plan"]),
     ("api/fixed", ["compiler.fixed.FixedType", "compiler.fixed.Rounding", "compiler.fixed.Overflow"]),
     ("api/train", ["compiler.train.QuantLinear", "compiler.train.export.export", "compiler.train.train_bit_widths"]),
