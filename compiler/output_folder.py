@@ -30,6 +30,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 from pathlib import Path
 
 from . import __version__
@@ -155,12 +156,29 @@ def read_json(path: Path, what: str, required: bool = True):
 # --- writing ----------------------------------------------------------------------------
 @contextlib.contextmanager
 def signals_blocked():
-    """SIGINT and SIGTERM wait (they are delivered on exit) while the block runs."""
+    """SIGINT and SIGTERM wait (they are delivered on exit) while the block runs.
+
+    The signal mask holds them off this thread only.  A signal sent to the process can land on
+    another thread that does not block it (HiGHS's and OpenBLAS's workers), and Python then runs
+    its handler in the main thread all the same, inside the block.  So in the main thread the
+    Python handlers are also swapped, for the block, for one that only notes the signal, and a
+    noted signal is raised again once the block is over and the handlers are back.
+    """
+    pending: list[int] = []
+    swapped = {}
+    if threading.current_thread() is threading.main_thread():
+        for number in _SIGNALS:
+            if signal.getsignal(number) is not None:  # None: a handler set outside Python, left alone
+                swapped[number] = signal.signal(number, lambda signum, frame: pending.append(signum))
     old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for number, handler in swapped.items():
+            signal.signal(number, handler)
+        for number in dict.fromkeys(pending):
+            signal.raise_signal(number)
 
 
 def _lock_path(target: Path) -> Path:

@@ -177,3 +177,33 @@ def test_failed_swap_puts_the_previous_output_back(tmp_path, capsys, monkeypatch
 
     monkeypatch.setattr(output_folder.os, "replace", busy)
     expect_clean_failure(capsys, argv, mention=["cannot write output folder", "busy"], out=out)
+
+
+def test_signal_landing_on_another_thread_waits_for_the_block_to_end():
+    """A SIGTERM the kernel hands to a thread that does not block it (as HiGHS's workers) still
+    runs Python's handler in the main thread: signals_blocked holds it until the block ends."""
+    import threading
+
+    from compiler.output_folder import signals_blocked
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait)  # started before the block: SIGTERM unblocked there
+    worker.start()
+    finished = False
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with signals_blocked():
+                os.kill(os.getpid(), signal.SIGTERM)
+                for _ in range(200):  # Python runs pending handlers between these bytecodes
+                    time.sleep(0.0005)
+                finished = True
+        assert finished, "the handler ran inside the block"
+        assert signal.getsignal(signal.SIGTERM) is interrupt
+    finally:
+        stop.set()
+        worker.join()
+        signal.signal(signal.SIGTERM, previous)
