@@ -8,6 +8,12 @@ OUT each run.  Two variants: ``--backend hls`` (an HLS project, what hls4ml writ
 default backends (HLS and RTL: the RTL's adder graphs and its register placement by HiGHS are
 work hls4ml does not do).
 
+finegrain's Python API as well: a new interpreter runs a script that imports finegrain, calls
+``compile_model(model, plan, output_dir=OUT, backends=["hls"])`` and ``project.emulate(x)``,
+timing each step as the hls4ml script does (the comparison hls4ml's own Python flow invites:
+steps against steps, whole script against whole script).  The target is stated for the two
+commands.
+
 hls4ml: a new interpreter runs a script that imports hls4ml, converts the same ONNX
 (`hls4ml.converters.convert_from_onnx_model` after qonnx's cleanup and GemmToMatMul, the
 Vivado backend, io_parallel) with every layer's precision from the same plan (fc1's per-row
@@ -85,6 +91,39 @@ def finegrain_run(args, work: Path, x_path: Path, tag: str, backend: str | None)
     _, emulate_s = wall(FINEGRAIN + ["emulate", str(out), "--input", str(x_path), "--output", str(y_path)])
     return {"compile": compile_s, "emulate": emulate_s, "total": compile_s + emulate_s, "y": np.load(y_path),
             "out": out}
+
+
+def finegrain_api_child(args) -> int:
+    """The same flow as one Python script, as an hls4ml user writes theirs: import finegrain,
+    compile_model (HLS project written), emulate; print each step's seconds as JSON."""
+    start = time.perf_counter()
+    x = np.load(args.x)
+    ready = time.perf_counter()
+    import finegrain
+
+    imported = time.perf_counter()
+    project = finegrain.compile_model(str(args.model), str(args.plan), output_dir=args.finegrain_api_child,
+                                      backends=["hls"])
+    compiled = time.perf_counter()
+    y = project.emulate(x)
+    emulated = time.perf_counter()
+    np.save(Path(args.finegrain_api_child).with_suffix(".npy"), y)
+    print(json.dumps({"setup": ready - start, "import": imported - ready, "compile": compiled - imported,
+                      "emulate": emulated - compiled}))
+    return 0
+
+
+def finegrain_api_run(args, work: Path, x_path: Path, tag: str) -> dict:
+    out = work / f"api_{tag}"
+    shutil.rmtree(out, ignore_errors=True)
+    argv = [sys.executable, __file__, "--finegrain-api-child", str(out), "--x", str(x_path), "--model",
+            str(args.model), "--plan", str(args.plan)]
+    proc, seconds = wall(argv)
+    steps = json.loads(proc.stdout.strip().splitlines()[-1])
+    steps["steps"] = steps["compile"] + steps["emulate"]
+    steps["script"] = seconds
+    steps["y"] = np.load(out.with_suffix(".npy"))
+    return steps
 
 
 # --- hls4ml (its own interpreter: this file with --hls4ml-child) ----------------------------------
@@ -216,10 +255,14 @@ def main(argv=None) -> int:
     parser.add_argument("--results", type=Path, default=Path(__file__).with_name("RESULTS.md"))
     parser.add_argument("--no-append", action="store_true", help="print the section only")
     parser.add_argument("--hls4ml-child", help=argparse.SUPPRESS)
+    parser.add_argument("--finegrain-api-child", help=argparse.SUPPRESS)
+    parser.add_argument("--x", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.model, args.plan, args.data = args.model.resolve(), args.plan.resolve(), args.data.resolve()
     if args.hls4ml_child:
         return hls4ml_child(args)
+    if args.finegrain_api_child:
+        return finegrain_api_child(args)
 
     sys.path.insert(0, str(REPO / "bench"))
     from compile_and_emulate import load_samples
@@ -230,18 +273,20 @@ def main(argv=None) -> int:
         x_path = work / "x.npy"
         np.save(x_path, load_samples(args.data, args.samples))
         finegrain_run(args, work, x_path, "warm-up", "hls")  # writes the bytecode caches; not timed
+        finegrain_api_run(args, work, x_path, "warm-up")
         fg = {"hls": [], "default": []}
-        hls = []
+        hls, api = [], []
         for i in range(max(args.runs, args.hls4ml_runs)):
             if i < args.runs:
                 fg["hls"].append(finegrain_run(args, work, x_path, f"hls{i}", "hls"))
                 fg["default"].append(finegrain_run(args, work, x_path, f"default{i}", None))
+                api.append(finegrain_api_run(args, work, x_path, str(i)))
             if i < args.hls4ml_runs:
                 hls.append(hls4ml_run(args, work, str(i)))
             print(f"run {i + 1} done", file=sys.stderr, flush=True)
         table = breakdown(args, work, x_path, args.runs)
         y_fg, y_hls = fg["hls"][0]["y"], hls[0]["y"]
-        same_outputs = all(np.array_equal(r["y"], y_fg) for v in fg.values() for r in v)
+        same_outputs = all(np.array_equal(r["y"], y_fg) for v in [*fg.values(), api] for r in v)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -257,6 +302,11 @@ def main(argv=None) -> int:
         lines += [f"| finegrain `compile` {label} | {cell(col(rows, 'compile'))} |",
                   f"| finegrain `emulate` ({args.samples:,} vectors) after it | {cell(col(rows, 'emulate'))} |",
                   f"| finegrain `compile` {label} + `emulate` | {cell(col(rows, 'total'))} |"]
+    for key, label in (("import", "import finegrain (not in 'steps')"), ("compile", "compile_model, HLS project "
+                       "written"), ("emulate", f"emulate ({args.samples:,} vectors)"),
+                       ("steps", "compile_model + emulate ('steps')"),
+                       ("script", "the whole script (new interpreter, imports, steps)")):
+        lines.append(f"| finegrain Python API {label} | {cell(col(api, key))} |")
     for key, label in (("import", "import hls4ml (not in 'steps')"), ("convert", "convert (qonnx cleanup + config + "
                        "convert_from_onnx_model)"), ("write", "write"), ("compile", "compile (g++ build)"),
                        ("predict", f"predict ({args.samples:,} vectors)"),
@@ -269,6 +319,10 @@ def main(argv=None) -> int:
         lines.append(f"| speedup, finegrain {label} vs hls4ml steps (medians) | {ratio:.1f}x (whole script: "
                      f"{statistics.median(col(hls, 'script')) / total:.1f}x); target >= {TARGET_SPEEDUP:.0f}x: "
                      f"{'met' if ratio >= TARGET_SPEEDUP else '**missed**'} |")
+    api_steps, api_script = statistics.median(col(api, "steps")), statistics.median(col(api, "script"))
+    lines.append(f"| speedup, finegrain Python API vs hls4ml's script, steps against steps (medians) | "
+                 f"{steps / api_steps:.1f}x (whole script against whole script: "
+                 f"{statistics.median(col(hls, 'script')) / api_script:.1f}x) |")
     lines.append(f"| outputs | finegrain's identical in every run and variant: {same_outputs}; vs hls4ml: "
                  f"{agreement(y_hls, y_fg)} (hls4ml has one weight type for fc1's rows) |")
     lines += ["", "Where finegrain's time goes (`-X importtime`; the rest is reading, compiling or emulating and "
