@@ -15,6 +15,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from compiler.argnames import command_line
 from compiler.backends.hls import HLSBackendError, _constant_entry, container
 from compiler.cli import main
 from compiler.fixed import FixedType, Formats
@@ -127,7 +128,10 @@ def test_narrow_constants_stay_plain_integers():
 
 def test_a_container_beyond_ap_ints_limit_is_a_clear_error():
     formats = Formats.from_types(np.array([FixedType(8, 20000), FixedType(8, -20000)], dtype=object))
-    with pytest.raises(HLSBackendError, match=r"tensor 'fc1.bias': .* needs 40008 bits, more than ap_int's 32768"):
+    with pytest.raises(HLSBackendError, match=r"tensor 'fc1.bias': .* needs 40008 bits, more than ap_int's 32768"
+                       r".* leave 'hls' out of backends to compile"):
+        container(formats, "fc1.bias")
+    with command_line(), pytest.raises(HLSBackendError, match=r"leave 'hls' out of --backend to compile"):
         container(formats, "fc1.bias")
 
 

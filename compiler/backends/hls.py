@@ -29,6 +29,7 @@ import jinja2
 import numpy as np
 
 from .. import __version__
+from ..argnames import option
 from ..errors import UserError
 from ..fixed import FixedType, Formats, Overflow, Rounding, bits_for_range, rescale
 from ..ir import Graph, LookupTable, Node, Op, Tensor
@@ -51,7 +52,7 @@ class HLSBackendError(UserError):
 
     def __init__(self, message: str):
         super().__init__(f"{message}. (The IR and the emulator do not need the HLS project: leave 'hls' "
-                         f"out of --backend to compile without it.)")
+                         f"out of {option('backends')} to compile without it.)")
 
 
 @dataclass(frozen=True)
