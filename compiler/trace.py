@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import UserError
+from .type_names import readable_type
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,7 +83,7 @@ def trace(project, x) -> Trace:
         m = rescale(value.m, frac - value.frac)  # exact: each element fits its own format
         m = m.astype(np.int64) if max_abs_bits(m) < 63 else m
         return TracedTensor(name, t.onnx_name, layer, op, value.to_float(), m, frac,
-                            t.formats, t.formats.summary() if t.formats is not None else "-", t.model_scale)
+                            t.formats, readable_type(t.formats) if t.formats is not None else "-", t.model_scale)
 
     tensors = {name: traced(name, None, "input") for name in graph.inputs}
     layers = {}

@@ -70,6 +70,8 @@ def test_emulate_and_trace_equal_the_command(jet, tmp_path):
     fc1 = trace.layers[project.graph.nodes[0].name]
     assert len(fc1) > 1 and trace[fc1[0]].formats.width.max() > trace[fc1[-1]].formats.width.max()
     assert trace[project.graph.outputs[0]] is last and trace.outputs == tuple(project.graph.outputs)
+    report = json.loads((out / "report.json").read_text())  # types in words, as report.json gives them
+    assert last.type == report["outputs"][last.name]["type"] and last.type.startswith("mixed ")
     with pytest.raises(KeyError, match="no tensor 'nowhere'"):
         trace["nowhere"]
     for method in (project.trace, project.emulate):
