@@ -11,17 +11,15 @@ Matplotlib is imported inside the drawing functions so that `import compiler` st
 
 from __future__ import annotations
 
-import html
-import io
 import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import UserError
+from .html_page import CSS, RC, SvgFigures, escape, figure, number
 from .ir import Graph, Op, Tensor
 from .output_folder import write_whole
 from .type_names import readable_type
@@ -41,29 +39,6 @@ def _labels(*reports: dict | None) -> dict:
     """The resource names for the family of an estimate or synthesis (the first that has one)."""
     family = next((r["family"] for r in reports if r and r.get("family")), None)
     return ECP5_LABELS if family == "ecp5" else RESOURCE_LABELS
-
-CSS = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px; padding: 0 1em; color: #222; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; }
-h2 { font-size: 1.25em; border-bottom: 1px solid #ccc; margin-top: 1.8em; }
-.meta { color: #555; margin-top: 0; }
-table { border-collapse: collapse; margin: 0.6em 0; }
-th, td { border: 1px solid #ddd; padding: 0.2em 0.6em; text-align: right; }
-th { background: #f4f4f4; }
-td.name, th.name { text-align: left; font-family: ui-monospace, monospace; overflow-wrap: break-word; }
-td.type { min-width: 16em; }
-td.name:first-child { min-width: 12em; overflow-wrap: anywhere; }
-.wide { overflow-x: auto; }
-.ok { color: #176b2c; font-weight: 600; }
-.bad { color: #b3261e; font-weight: 600; }
-.note { color: #555; font-style: italic; }
-svg { max-width: 100%; height: auto; }
-.maps { display: grid; grid-template-columns: repeat(auto-fill, minmax(460px, 1fr)); gap: 1em; }
-figure { margin: 0; }
-figcaption { font-size: 0.9em; color: #444; }
-figcaption code { word-break: break-all; }
-ul.warnings li { margin-bottom: 0.3em; }
-"""
 
 
 def write_report_html(out_dir, project=None) -> Path:
@@ -91,8 +66,8 @@ def render_report_html(report: dict, graph: Graph, part: str, clock_ns: float, b
     so is ``architecture`` (the RTL's: "parallel" or "stream"), which the estimate describes."""
     import matplotlib
 
-    with matplotlib.rc_context(_RC):
-        svg = _SvgFigures()
+    with matplotlib.rc_context(RC):
+        svg = SvgFigures()
         body = [
             _header(report, part, clock_ns, architecture if "rtl" in backends else None),
             _summary(report, clock_ns, backends),
@@ -106,33 +81,17 @@ def render_report_html(report: dict, graph: Graph, part: str, clock_ns: float, b
         ]
     title = f"finegrain report: {report.get('model', graph.name)}"
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>{_e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+            f"<title>{escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
             + "\n".join(body) + "\n</body>\n</html>\n")
-
-
-# Text in the SVGs stays text (small, searchable); ids are stable across runs.
-_RC = {"svg.fonttype": "none", "svg.hashsalt": "finegrain", "font.size": 9}
-
-
-def _e(value) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _num(value, digits: int = 0) -> str:
-    if value is None:
-        return "–"
-    if digits or (isinstance(value, float) and not value.is_integer()):
-        return f"{value:,.{digits or 1}f}"
-    return f"{int(value):,}"
 
 
 def _verdict(result: dict | None, command: str) -> str:
     if not result:
-        return f"<span class=\"note\">not run (<code>{_e(command)}</code>)</span>"
+        return f"<span class=\"note\">not run (<code>{escape(command)}</code>)</span>"
     if result.get("mismatches") == 0:
-        return f"<span class=\"ok\">bit-exact</span> over {_num(result.get('vectors'))} vectors"
-    return (f"<span class=\"bad\">{_num(result.get('mismatches'))} mismatches</span> "
-            f"over {_num(result.get('vectors'))} vectors")
+        return f"<span class=\"ok\">bit-exact</span> over {number(result.get('vectors'))} vectors"
+    return (f"<span class=\"bad\">{number(result.get('mismatches'))} mismatches</span> "
+            f"over {number(result.get('vectors'))} vectors")
 
 
 def _ratio(est: dict, synth: dict, key: str) -> float | None:
@@ -154,12 +113,12 @@ def _header(report: dict, part: str, clock_ns: float, architecture: str | None =
         architecture = est["architecture"]
     elif architecture:
         architecture = f"rtl: {'fully parallel' if architecture == 'parallel' else architecture}"
-    facts = [f"part <code>{_e(part)}</code>" + (f" ({_e(family)})" if family else ""),
-             f"clock {_e(clock)} ns ({1000 / clock:.0f} MHz)" if clock else None,
-             f"architecture <span id=\"architecture\">{_e(architecture)}</span>" if architecture else None,
-             f"finegrain {_e(report.get('finegrain_version', '?'))}",
-             f"compiled in {_e(report['compile_seconds'])} s" if "compile_seconds" in report else None]
-    return (f"<h1>finegrain report: {_e(report.get('model', '?'))}</h1>\n"
+    facts = [f"part <code>{escape(part)}</code>" + (f" ({escape(family)})" if family else ""),
+             f"clock {escape(clock)} ns ({1000 / clock:.0f} MHz)" if clock else None,
+             f"architecture <span id=\"architecture\">{escape(architecture)}</span>" if architecture else None,
+             f"finegrain {escape(report.get('finegrain_version', '?'))}",
+             f"compiled in {escape(report['compile_seconds'])} s" if "compile_seconds" in report else None]
+    return (f"<h1>finegrain report: {escape(report.get('model', '?'))}</h1>\n"
             f"<p class=\"meta\">{' · '.join(f for f in facts if f)}</p>")
 
 
@@ -183,8 +142,8 @@ def _summary(report: dict, clock_ns: float, backends) -> str:
                  "<th>latency (ns)</th><th>II (cycles)</th></tr>"]
         for label, latency, ii in rows:
             ns = f"{latency * clock:g}" if latency is not None and clock else "–"
-            lines.append(f"<tr><td class=\"name\">{label}</td><td>{_num(latency)}</td><td>{ns}</td>"
-                         f"<td>{_num(ii)}</td></tr>")
+            lines.append(f"<tr><td class=\"name\">{label}</td><td>{number(latency)}</td><td>{ns}</td>"
+                         f"<td>{number(ii)}</td></tr>")
         lines.append("</table>")
         if est and sim and sim.get("latency_cycles") is not None and \
                 (est.get("latency_cycles"), est.get("ii_cycles")) != (sim.get("latency_cycles"), sim.get("ii_cycles")):
@@ -212,7 +171,7 @@ def _totals_table(est: dict, synth: dict | None) -> str:
     if est:
         head.append("<th>estimate</th>")
     if synth:
-        version = f" ({_e(synth['yosys_version'])})" if synth.get("yosys_version") else ""
+        version = f" ({escape(synth['yosys_version'])})" if synth.get("yosys_version") else ""
         head += [f"<th>synthesis{version}</th>"] + (["<th>estimate / synthesis</th>"] if est else [])
     if est:
         head.append("<th>% of part</th>")
@@ -223,9 +182,9 @@ def _totals_table(est: dict, synth: dict | None) -> str:
         digits = 1 if key == "bram" else 0
         cells = [f"<td class=\"name\">{_labels(est, synth)[key]}</td>"]
         if est:
-            cells.append(f"<td>{_num(est.get(key), digits)}</td>")
+            cells.append(f"<td>{number(est.get(key), digits)}</td>")
         if synth:
-            cells.append(f"<td>{_num(synth.get(key), digits)}</td>")
+            cells.append(f"<td>{number(synth.get(key), digits)}</td>")
             if est:
                 ratio = _ratio(est, synth, key)
                 cells.append(f"<td>{'–' if ratio is None else f'{ratio:.2f}'}</td>")
@@ -238,14 +197,14 @@ def _totals_table(est: dict, synth: dict | None) -> str:
         times.append(f"estimate made in {est['seconds']:.3g} s")
     if synth.get("seconds") is not None:
         command = "synth_ecp5" if synth.get("family") == "ecp5" else "synth_xilinx"
-        times.append(f"synthesis (yosys {command}{', ' + _e(synth['family']) if synth.get('family') else ''}) "
+        times.append(f"synthesis (yosys {command}{', ' + escape(synth['family']) if synth.get('family') else ''}) "
                      f"took {synth['seconds']:.3g} s")
     if times:
         lines.append(f"<p>{'; '.join(times)}.</p>")
     return "\n".join(lines)
 
 
-def _resources(report: dict, svg: "_SvgFigures") -> str:
+def _resources(report: dict, svg: "SvgFigures") -> str:
     layers = (report.get("estimate") or {}).get("layers")
     if not layers:
         return ""
@@ -258,14 +217,15 @@ def _resources(report: dict, svg: "_SvgFigures") -> str:
              + "".join(f"<th>{_labels(report.get('estimate'))[k]}</th>" for k in RESOURCES)
              + "".join(f"<th>{k.replace('_', ' ')}</th>" for k in extra) + "</tr>"]
     for layer in layers:
-        parts.append(f"<tr><td class=\"name\">{_e(layer.get('name'))}</td><td class=\"name\">{_e(layer.get('ops', ''))}"
-                     "</td>" + "".join(f"<td>{_num(layer.get(k), 1 if k == 'bram' else 0)}</td>" for k in RESOURCES)
-                     + "".join(f"<td>{_num(layer.get(k))}</td>" for k in extra) + "</tr>")
+        parts.append(f"<tr><td class=\"name\">{escape(layer.get('name'))}</td>"
+                     f"<td class=\"name\">{escape(layer.get('ops', ''))}</td>"
+                     + "".join(f"<td>{number(layer.get(k), 1 if k == 'bram' else 0)}</td>" for k in RESOURCES)
+                     + "".join(f"<td>{number(layer.get(k))}</td>" for k in extra) + "</tr>")
     parts.append("</table>")
     return "\n".join(parts)
 
 
-def _synthesis(report: dict, svg: "_SvgFigures") -> str:
+def _synthesis(report: dict, svg: "SvgFigures") -> str:
     est, synth = report.get("estimate"), report.get("synth")
     if not synth:
         return ("<h2 id=\"synthesis\">Estimate vs synthesis</h2>\n<p class=\"note\">No synthesis result in "
@@ -285,18 +245,19 @@ def _board_build(build: dict | None) -> str:
     met = "<span class=\"ok\">met</span>" if build.get("met") else "<span class=\"bad\">not met</span>"
     where = "Vivado, out of context" if build.get("flow") == "vivado" else "yosys, nextpnr-ecp5, ecppack"
     rows = [("board", f"{build.get('board')} ({build.get('part')}; {where})"),
-            ("timing", f"Fmax {_num(build.get('fmax_mhz'), 1)} MHz at {_num(build.get('clock_ns'), 2)} ns "
-                       f"({_num(build.get('clock_mhz'), 1)} MHz): "),
+            ("timing", f"Fmax {number(build.get('fmax_mhz'), 1)} MHz at {number(build.get('clock_ns'), 2)} ns "
+                       f"({number(build.get('clock_mhz'), 1)} MHz): "),
             ("critical path", ", ".join(f"{k} {v:.2f} ns" for k, v in (build.get("path") or {}).items()) or "–")]
     if build.get("bitstream"):
-        rows.append(("bitstream", f"{build['bitstream']} ({_num(build.get('bitstream_bytes'))} bytes), "
-                                  f"{_num(build.get('vectors'))} vectors checked on the board"))
+        rows.append(("bitstream", f"{build['bitstream']} ({number(build.get('bitstream_bytes'))} bytes), "
+                                  f"{number(build.get('vectors'))} vectors checked on the board"))
     lines = ["<h2 id=\"build\">Board build</h2>", "<table>"]
-    lines += [f"<tr><th class=\"name\">{_e(k)}</th><td class=\"name\">{_e(v)}{met if k == 'timing' else ''}</td></tr>"
-              for k, v in rows]
+    lines += [f"<tr><th class=\"name\">{escape(k)}</th>"
+              f"<td class=\"name\">{escape(v)}{met if k == 'timing' else ''}</td></tr>" for k, v in rows]
     lines += ["</table>", "<table>", "<tr><th class=\"name\">resource</th><th>used</th><th>of</th><th>%</th></tr>"]
-    lines += [f"<tr><td class=\"name\">{_e(k)}</td><td>{_num(u.get('used'))}</td><td>{_num(u.get('available'))}</td>"
-              f"<td>{_num(u.get('percent'), 2)}</td></tr>" for k, u in (build.get("utilisation") or {}).items()]
+    lines += [f"<tr><td class=\"name\">{escape(k)}</td><td>{number(u.get('used'))}</td>"
+              f"<td>{number(u.get('available'))}</td><td>{number(u.get('percent'), 2)}</td></tr>"
+              for k, u in (build.get("utilisation") or {}).items()]
     return "\n".join(lines + ["</table>"])
 
 
@@ -304,7 +265,7 @@ def _is_stream(layers: list[dict]) -> bool:
     return bool(layers) and all("cycles_per_image" in ly for ly in layers)
 
 
-def _latency(report: dict, svg: "_SvgFigures") -> str:
+def _latency(report: dict, svg: "SvgFigures") -> str:
     est = report.get("estimate") or {}
     layers = est.get("layers")
     if layers and _is_stream(layers):
@@ -323,10 +284,10 @@ def _layers_table(report: dict) -> str:
     for layer in report.get("layers", []):
         acc = next(iter(layer.get("accumulator", {}).values()), None)
         out = next(iter(layer.get("output", {}).values()), {})
-        weights = [f"{_e(name)}: {c['nonzero']}/{c['elements']}, {_type_html(c)}"
+        weights = [f"{escape(name)}: {c['nonzero']}/{c['elements']}, {_type_html(c)}"
                    for name, c in layer.get("constants", {}).items() if c.get("role") == "weight"]
-        ops = "+<wbr>".join(_e(s) for s in layer.get("stages", []))
-        lines.append(f"<tr><td class=\"name\">{_e(layer['name'])}</td><td class=\"name\">{ops}</td>"
+        ops = "+<wbr>".join(escape(s) for s in layer.get("stages", []))
+        lines.append(f"<tr><td class=\"name\">{escape(layer['name'])}</td><td class=\"name\">{ops}</td>"
                      f"<td class=\"name type\">{_type_html(acc) if acc else '–'}</td>"
                      f"<td class=\"name type\">{_type_html(out)}</td>"
                      f"<td class=\"name type\">{'<br>'.join(weights) or '–'}</td></tr>")
@@ -339,12 +300,12 @@ def _type_html(entry: dict) -> str:
     every type and how many elements have it."""
     counts = entry.get("type_counts")
     if not counts:
-        return _e(entry.get("type"))
-    items = "".join(f"<li><code>{_e(t)}</code>: {n:,}</li>" for t, n in counts.items())
-    return f"<details class=\"types\"><summary>{_e(entry.get('type'))}</summary><ul>{items}</ul></details>"
+        return escape(entry.get("type"))
+    items = "".join(f"<li><code>{escape(t)}</code>: {n:,}</li>" for t, n in counts.items())
+    return f"<details class=\"types\"><summary>{escape(entry.get('type'))}</summary><ul>{items}</ul></details>"
 
 
-def _bit_widths(graph: Graph, svg: "_SvgFigures") -> str:
+def _bit_widths(graph: Graph, svg: "SvgFigures") -> str:
     maps = bit_width_tensors(graph)
     parts = ["<h2 id=\"bit-widths\">Bit widths per element</h2>",
              "<p>Every weight tensor and every planned activation (graph inputs and requantized outputs), "
@@ -353,7 +314,7 @@ def _bit_widths(graph: Graph, svg: "_SvgFigures") -> str:
              "Weights are drawn [output channel, rest]; activations [channel, position] (a one-channel "
              "image as it is), and vectors wrapped row by row.</p>"]
     if len(maps) > MAX_MAPS:
-        left_out = ", ".join(f"<code>{_e(t.onnx_name or t.name)}</code>" for t, _ in maps[MAX_MAPS:])
+        left_out = ", ".join(f"<code>{escape(t.onnx_name or t.name)}</code>" for t, _ in maps[MAX_MAPS:])
         parts.append(f"<p class=\"note\">Only the first {MAX_MAPS} of {len(maps)} tensors are drawn; "
                      f"left out: {left_out}.</p>")
     parts.append("<div class=\"maps\">")
@@ -366,10 +327,10 @@ def _bit_widths(graph: Graph, svg: "_SvgFigures") -> str:
         if kept.any():
             stats += f", widths {int(f.width[kept].min())}..{int(f.width[kept].max())}"
         stats += f", {int(f.width.sum()):,} bits in all"
-        parts.append(f"<figure class=\"heatmap\" id=\"map-{i}\" data-tensor=\"{_e(name)}\" data-role=\"{role}\">"
+        parts.append(f"<figure class=\"heatmap\" id=\"map-{i}\" data-tensor=\"{escape(name)}\" data-role=\"{role}\">"
                      + svg.add(_heat_map(grid, name, readable_type(f)))
-                     + f"<figcaption><b>{_e(name)}</b> ({role}, shape {_e(list(tensor.shape))}): "
-                     f"<code>{_e(readable_type(f))}</code>; {stats}. {_e(grid.note)}</figcaption></figure>")
+                     + f"<figcaption><b>{escape(name)}</b> ({role}, shape {escape(list(tensor.shape))}): "
+                     f"<code>{escape(readable_type(f))}</code>; {stats}. {escape(grid.note)}</figcaption></figure>")
     parts.append("</div>")
     return "\n".join(parts)
 
@@ -379,7 +340,7 @@ def _warnings(report: dict) -> str:
     if not items:
         return "<h2 id=\"warnings\">Warnings</h2>\n<p>None.</p>"
     return ("<h2 id=\"warnings\">Warnings</h2>\n<ul class=\"warnings\">"
-            + "".join(f"<li>{_e(w)}</li>" for w in items) + "</ul>")
+            + "".join(f"<li>{escape(w)}</li>" for w in items) + "</ul>")
 
 
 # --- which tensors, and how their widths are laid out -----------------------------------
@@ -475,31 +436,6 @@ def _wrap_columns(n: int) -> int:
 
 
 # --- plots ------------------------------------------------------------------------------
-class _SvgFigures:
-    """Turns matplotlib figures into inline <svg> elements with ids unique on the page."""
-
-    def __init__(self):
-        self.count = 0
-
-    def add(self, fig) -> str:
-        self.count += 1
-        buf = io.StringIO()
-        fig.savefig(buf, format="svg", metadata={"Date": None})
-        text = buf.getvalue()
-        text = text[text.index("<svg"):]  # no XML declaration or DOCTYPE inside HTML
-        text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)
-        prefix = f"f{self.count}-"
-        text = re.sub(r'\bid="([^"]+)"', rf'id="{prefix}\1"', text)
-        text = re.sub(r'href="#([^"]+)"', rf'href="#{prefix}\1"', text)
-        return re.sub(r"url\(#([^)]+)\)", rf"url(#{prefix}\1)", text)
-
-
-def _figure(width_in: float, height_in: float, layout: str | None = "constrained"):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width_in, height_in), layout=layout)
-
-
 def _layer_axis(ax, names: list[str]) -> None:
     ax.set_yticks(range(len(names)), [n if len(n) <= 28 else "…" + n[-27:] for n in names])
     ax.invert_yaxis()  # first layer on top
@@ -510,7 +446,7 @@ def _resource_chart(layers: list[dict]):
     y = np.arange(len(layers))
     has_bram = any(ly.get("bram") for ly in layers)
     has_blocks = has_bram or any(ly.get("dsp") for ly in layers)
-    fig = _figure(10, 1.0 + 0.32 * len(layers))
+    fig = figure(10, 1.0 + 0.32 * len(layers))
     if has_blocks:
         ax_lf, ax_d = fig.subplots(1, 2, sharey=True, width_ratios=(3, 1.3))
     else:  # no panel of empty axes
@@ -539,15 +475,15 @@ def _resource_chart(layers: list[dict]):
 def _synth_totals_chart(est: dict, synth: dict):
     """Estimate / synthesis per resource, against the ±15 % the estimate aims for."""
     keys = [k for k in RESOURCES if _ratio(est, synth, k) is not None]
-    fig = _figure(8, 0.9 + 0.45 * max(len(keys), 1))
+    fig = figure(8, 0.9 + 0.45 * max(len(keys), 1))
     ax = fig.subplots()
     ratios = [_ratio(est, synth, k) for k in keys]
     ax.axvspan(0.85, 1.15, color="#e5efe5", label="±15 %")
     ax.axvline(1.0, color="#777", linewidth=1)
     bars = ax.barh(range(len(keys)), ratios, 0.6, color=["#4c72b0" if 0.85 <= r <= 1.15 else "#c44e52"
                                                          for r in ratios])
-    labels = [f"{r:.2f}  ({_num(est.get(k), 1 if k == 'bram' else 0)} / {_num(synth.get(k), 1 if k == 'bram' else 0)})"
-              for k, r in zip(keys, ratios)]
+    labels = [f"{r:.2f}  ({number(est.get(k), 1 if k == 'bram' else 0)} / "
+              f"{number(synth.get(k), 1 if k == 'bram' else 0)})" for k, r in zip(keys, ratios)]
     ax.bar_label(bars, labels=labels, padding=3, fontsize=8)
     _layer_axis(ax, [_labels(est)[k] for k in keys])
     ax.set_xlim(0, max(ratios + [1.15]) * 1.45)
@@ -561,7 +497,7 @@ def _synth_layers_chart(est_layers: list[dict], synth_layers: list[dict]):
     layers = [ly for ly in est_layers if ly.get("name") in by_name]
     names = [str(ly["name"]) for ly in layers]
     y = np.arange(len(layers))
-    fig = _figure(10, 1.0 + 0.4 * len(layers))
+    fig = figure(10, 1.0 + 0.4 * len(layers))
     axes = fig.subplots(1, 2, sharey=True)
     h = 0.4
     for ax, key in zip(axes, ("lut", "ff")):
@@ -578,7 +514,7 @@ def _latency_chart(layers: list[dict], latency, ii):
     names = [str(ly.get("name", "?")) for ly in layers]
     starts = [ly["start_cycle"] for ly in layers]
     lengths = [ly["latency_cycles"] for ly in layers]
-    fig = _figure(10, 1.0 + 0.32 * len(layers))
+    fig = figure(10, 1.0 + 0.32 * len(layers))
     ax = fig.subplots()
     bars = ax.barh(range(len(layers)), lengths, 0.6, left=starts, color="#4c72b0")
     ax.bar_label(bars, labels=[f"{n} cycle{'s' if n != 1 else ''}" for n in lengths], padding=3, fontsize=8)
@@ -597,7 +533,7 @@ def _throughput_chart(layers: list[dict], ii):
     """A stream design's engines: the cycles each needs per image; the slowest sets the II."""
     names = [str(ly.get("name", "?")) for ly in layers]
     cycles = [ly["cycles_per_image"] for ly in layers]
-    fig = _figure(10, 1.0 + 0.32 * len(layers))
+    fig = figure(10, 1.0 + 0.32 * len(layers))
     ax = fig.subplots()
     bars = ax.barh(range(len(layers)), cycles, 0.6, color="#4c72b0")
     ax.bar_label(bars, labels=[f"{n:,} (reuse {ly.get('reuse')})" for n, ly in zip(cycles, layers)], padding=3,
@@ -623,7 +559,7 @@ def _heat_map(grid: WidthGrid, name: str, summary: str):
     if grid.int_bits is not None:
         panels.append((grid.int_bits, "integer bits", "plasma"))
     fig_w, fig_h = left + plot_w + right, bottom + len(panels) * plot_h + (len(panels) - 1) * gap + top
-    fig = _figure(fig_w, fig_h, layout=None)
+    fig = figure(fig_w, fig_h, layout=None)
     pruned = (grid.width == 0) & ~grid.filler
     for i, (values, label, colours) in enumerate(panels):
         y = fig_h - top - (i + 1) * plot_h - i * gap

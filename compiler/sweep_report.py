@@ -1,5 +1,5 @@
 """The sweep's table (Markdown, also printed) and OUT/report.html: the accuracy-vs-LUT Pareto plot
-(an inline SVG drawn by matplotlib, no script or network: `compiler.report_html`'s figure
+(an inline SVG drawn by matplotlib, no script or network: `compiler.html_page`'s figure
 helpers and style) with the front highlighted and every point labelled, then the table and
 the failed points' errors."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .output_folder import write_whole
-from .report_html import _RC, CSS, _SvgFigures, _e, _figure, _num
+from .html_page import CSS, RC, SvgFigures, escape, figure, number
 
 FRONT_COLOUR = "#c44e52"
 POINT_COLOUR = "#4c72b0"
@@ -27,9 +27,9 @@ def _rows(sweep: dict) -> list[list[str]]:
     for e in sweep["points"]:
         est, synth = e["estimate"] or {}, e["synth"] or {}
         cycles = est.get("latency_cycles")
-        synth_lut = ("error" if synth.get("error") else _num(synth.get("lut"))) if synth else "–"
+        synth_lut = ("error" if synth.get("error") else number(synth.get("lut"))) if synth else "–"
         rows.append([e["name"], _params(e), "–" if e["accuracy"] is None else f"{100 * e['accuracy']:.2f}",
-                     _num(est.get("lut")), _num(est.get("ff")), _num(est.get("dsp")),
+                     number(est.get("lut")), number(est.get("ff")), number(est.get("dsp")),
                      "–" if cycles is None else f"{cycles} ({cycles * clock:g} ns)", synth_lut,
                      "yes" if e["pareto"] else "", e["status"]])
     return rows
@@ -53,7 +53,7 @@ def pareto_chart(sweep: dict):
     """Accuracy (%) against estimated LUTs: every point, the front joined by a step line, yosys
     LUTs as hollow squares beside the estimates, each point labelled with its parameters."""
     ok = [e for e in sweep["points"] if e["status"] == "ok"]
-    fig = _figure(9.5, 4.8)
+    fig = figure(9.5, 4.8)
     ax = fig.subplots()
     front = sorted((e for e in ok if e["pareto"]), key=lambda e: e["estimate"]["lut"])
     if front:
@@ -84,24 +84,26 @@ def pareto_chart(sweep: dict):
     return fig
 
 
-def _plot(svg: _SvgFigures, sweep: dict) -> str:
+def _plot(svg: SvgFigures, sweep: dict) -> str:
     import matplotlib
 
-    with matplotlib.rc_context(_RC):  # text stays text in the SVG, ids stable
+    with matplotlib.rc_context(RC):  # text stays text in the SVG, ids stable
         return svg.add(pareto_chart(sweep))
 
 
 def render_sweep_html(sweep: dict) -> str:
-    svg = _SvgFigures()
+    svg = SvgFigures()
     ok = [e for e in sweep["points"] if e["status"] == "ok"]
     failed = [e for e in sweep["points"] if e["error"]]
-    head = "".join(f"<th>{_e(h)}</th>" if i > 1 else f"<th class=\"name\">{_e(h)}</th>" for i, h in enumerate(HEADER))
-    rows = "\n".join("<tr>" + "".join(f"<td class=\"name\">{_e(c)}</td>" if i < 2 else f"<td>{_e(c)}</td>"
+    head = "".join(f"<th>{escape(h)}</th>" if i > 1 else f"<th class=\"name\">{escape(h)}</th>"
+                   for i, h in enumerate(HEADER))
+    rows = "\n".join("<tr>" + "".join(f"<td class=\"name\">{escape(c)}</td>" if i < 2 else f"<td>{escape(c)}</td>"
                                       for i, c in enumerate(row)) + "</tr>" for row in _rows(sweep))
     opts = sweep["options"]
-    meta = (f"SPEC <code>{_e(sweep['spec'])}</code> · part <code>{_e(opts['part'])}</code> · clock "
-            f"{_e(opts['clock_ns'])} ns · {len(ok)} of {len(sweep['points'])} points compiled · seed {sweep['seed']} "
-            f"· {_e(sweep['seconds'])} s · finegrain {_e(sweep['finegrain_version'])}")
+    meta = (f"SPEC <code>{escape(sweep['spec'])}</code> · part <code>{escape(opts['part'])}</code> · clock "
+            f"{escape(opts['clock_ns'])} ns · {len(ok)} of {len(sweep['points'])} points compiled · "
+            f"seed {sweep['seed']} "
+            f"· {escape(sweep['seconds'])} s · finegrain {escape(sweep['finegrain_version'])}")
     body = [f"<h1>finegrain plan sweep</h1>\n<p class=\"meta\">{meta}</p>",
             "<h2 id=\"pareto\">Accuracy vs LUTs</h2>",
             _plot(svg, sweep) if ok else "<p class=\"note\">No point compiled: nothing to plot.</p>",
@@ -111,7 +113,7 @@ def render_sweep_html(sweep: dict) -> str:
             "<code>finegrain report points/NAME/build</code> shows one in detail.</p>"]
     if failed:
         body.append("<h2 id=\"failed\">Failed points</h2>")
-        body += [f"<h3>{_e(e['name'])}</h3>\n<pre>{_e(e['error'])}</pre>" for e in failed]
+        body += [f"<h3>{escape(e['name'])}</h3>\n<pre>{escape(e['error'])}</pre>" for e in failed]
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>finegrain plan sweep</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
             + "\n".join(body) + "\n</body>\n</html>\n")
