@@ -51,6 +51,19 @@ class Batches:
             yield self.x[batch], self.y[batch]
 
 
+class DistilledBatches(Batches):
+    """`Batches` whose targets are class probabilities: ``(1 - share)`` x the one-hot label +
+    ``share`` x the float teacher's softmax at ``temperature`` (knowledge distillation; torch's
+    cross-entropy takes probabilities as targets, so the methods' default loss is unchanged)."""
+
+    def __init__(self, task: Task, seed: int, teacher: nn.Module, share: float, temperature: float = 1.0):
+        super().__init__(task, seed)
+        with torch.no_grad():
+            soft = torch.softmax(teacher.eval()(self.x) / temperature, dim=1)
+        hard = nn.functional.one_hot(self.y.long(), soft.shape[1]).to(soft.dtype)
+        self.y = (1 - share) * hard + share * soft
+
+
 def _uniform_model(task: Task, pretrained: nn.Module, bits: int) -> nn.Sequential:
     """``pretrained`` rebuilt from compiler.train modules, every weight ``fixed<bits,I>`` (I per layer)."""
     formats = plan_tasks.base_formats(task, pretrained)
@@ -73,7 +86,8 @@ def grad_bits(task: Task, pretrained: nn.Module, seed: int, lam: float = 1e-5, e
               lr: float | None = None, bit_lr: float = 0.05, start_bits: int = 8, init_frac: float | None = None,
               granularity: str = "element", act_granularity: str = "element", inputs: bool = True,
               mu: float = 0.0, tune_epochs: int = 0, warmup: float = 0, cosine: bool = False,
-              tune_lr: float | None = None, prune_dead: bool = False) -> nn.Module:
+              tune_lr: float | None = None, prune_dead: bool = False, distill: float = 0.0,
+              temperature: float = 1.0) -> nn.Module:
     """Per-weight (``granularity``) and per-activation (``act_granularity``: element, channel or
     tensor; ReLU outputs and, with ``inputs``, the input) bits learned with the weights by
     `train_bit_widths`: cross-entropy + ``lam`` x LUTs (+ ``mu`` x latency cycles) for ``epochs``
@@ -83,15 +97,22 @@ def grad_bits(task: Task, pretrained: nn.Module, seed: int, lam: float = 1e-5, e
     (``init_frac``: every width's fractional bits instead). Then frozen to the plan formats and,
     with ``tune_epochs``, fine-tuned that long at the frozen widths (pruned stays pruned): by
     `plan_tasks.fine_tune` (the task's rate) without ``tune_lr``, else by `fine_tune_frozen` at
-    ``tune_lr``. ``prune_dead``: rows whose every output is pruned get 0 bits (`prune_dead_rows`, exact)."""
+    ``tune_lr``. ``prune_dead``: rows whose every output is pruned get 0 bits (`prune_dead_rows`, exact).
+    ``distill``: the share of the float model's softmax (at ``temperature``) in the targets of the
+    bit training and of the fine-tuning (`DistilledBatches`; the fine-tuning is then
+    `fine_tune_frozen`'s, at ``tune_lr`` or the task's rate)."""
     if not lam >= 0:
         raise UserError(f"lam: expected a LUT weight >= 0, got {lam!r}")
+    if not 0 <= distill <= 1:
+        raise UserError(f"distill: expected the teacher's share of the targets within 0..1, got {distill!r}")
+    loader = (DistilledBatches(task, seed, pretrained, float(distill), _positive("temperature", temperature))
+              if distill else Batches(task, seed))
     torch.manual_seed(seed)
     model = _uniform_model(task, pretrained, int(start_bits))
     example = torch.from_numpy(task.x_train[:64])
     attach_learned_bits(model, example, granularity, activations=False, inputs=False, init_frac=init_frac)
     attach_learned_bits(model, example, act_granularity, weights=False, inputs=bool(inputs), init_frac=init_frac)
-    train_bit_widths(model, Batches(task, seed), lam=float(lam), mu=float(mu), epochs=_epochs(task, epochs),
+    train_bit_widths(model, loader, lam=float(lam), mu=float(mu), epochs=_epochs(task, epochs),
                      lr=task.fine_tune_lr if lr is None else float(lr), bit_lr=float(bit_lr),
                      warmup_epochs=float(warmup), cosine=bool(cosine))
     model = freeze(model.eval())
@@ -99,11 +120,13 @@ def grad_bits(task: Task, pretrained: nn.Module, seed: int, lam: float = 1e-5, e
         prune_dead_rows(model)
     if tune_epochs:
         tune = int(_positive("tune_epochs", tune_epochs, int))
-        if tune_lr is None:
+        if tune_lr is None and not distill:
             plan_tasks.fine_tune(task, model, seed, tune)
         else:
             torch.manual_seed(seed)
-            fine_tune_frozen(model, Batches(task, seed), epochs=tune, lr=_positive("tune_lr", tune_lr))
+            loader.generator.manual_seed(seed)
+            rate = task.fine_tune_lr if tune_lr is None else _positive("tune_lr", tune_lr)
+            fine_tune_frozen(model, loader, epochs=tune, lr=rate)
     return model.eval()
 
 

@@ -86,15 +86,29 @@ METHODS = {
 VALIDATION_SHARE, VALIDATION_SEED = 0.2, 0
 
 
-def validation(task: Task) -> Task:
-    """``task`` with its test split replaced by a stratified fifth of its training split (fixed
-    seed) and trained on the rest: the split settings are chosen on, so the test split is not."""
-    from sklearn.model_selection import train_test_split
+FOLDS = 5
 
-    x_train, x_val, y_train, y_val = train_test_split(task.x_train, task.y_train, test_size=VALIDATION_SHARE,
-                                                      stratify=task.y_train, random_state=VALIDATION_SEED)
+
+def validation(task: Task, fold: int | None = None) -> Task:
+    """``task`` with its test split replaced by a stratified fifth of its training split (fixed
+    seed) and trained on the rest: the split settings are chosen on, so the test split is not.
+    ``fold``: instead, fold ``fold`` (0..4) of a stratified 5-fold split of the training split
+    (fixed seed): the five folds together validate on every training input once (k-fold)."""
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    if fold is None:
+        x_train, x_val, y_train, y_val = train_test_split(task.x_train, task.y_train, test_size=VALIDATION_SHARE,
+                                                          stratify=task.y_train, random_state=VALIDATION_SEED)
+    else:
+        if not isinstance(fold, int) or not 0 <= fold < FOLDS:
+            raise UserError(f"fold: expected a fold number within 0..{FOLDS - 1}, got {fold!r}")
+        folds = StratifiedKFold(FOLDS, shuffle=True, random_state=VALIDATION_SEED)
+        keep, held = list(folds.split(task.x_train, task.y_train))[fold]
+        x_train, x_val, y_train, y_val = (task.x_train[keep], task.x_train[held], task.y_train[keep],
+                                          task.y_train[held])
     return plan_tasks.smaller(task, x_train=x_train, y_train=y_train, x_test=x_val, y_test=y_val,
-                              description=f"{task.description}; validation split")
+                              description=f"{task.description}; validation split"
+                                          + ("" if fold is None else f" (fold {fold} of {FOLDS})"))
 
 
 def _row_dir(method: str, options: dict) -> str:
@@ -180,12 +194,14 @@ def measure(task: Task, model: nn.Module, method: str, seed: int, out: Path, clo
 def run(task_names: list[str], method_names: list[str], seed: int = 2024, work: Path = DEFAULT_WORK,
         synth: bool = False, clock_ns: float = 5.0, task_options: dict | None = None,
         method_options: dict | None = None, pretrain_epochs: int | None = None,
-        fine_tune_epochs: int | None = None, use_validation: bool = False, log=print) -> list[Row]:
+        fine_tune_epochs: int | None = None, use_validation: bool = False, fold: int | None = None,
+        log=print) -> list[Row]:
     """Every method on every task: the rows of the table, in order.
 
     ``task_options``: per task name, `plan_tasks.load_task` options; ``method_options``: per
     method name, keyword arguments for it; ``pretrain_epochs`` / ``fine_tune_epochs`` replace the
-    tasks' own (quick runs); ``use_validation``: measure on `validation` splits (choosing settings)."""
+    tasks' own (quick runs); ``use_validation``: measure on `validation` splits (choosing settings);
+    ``fold``: on that fold of the 5-fold split instead (implies ``use_validation``)."""
     unknown = [m for m in method_names if m not in METHODS]
     if unknown:
         raise UserError(f"methods: unknown method(s) {unknown}; choose from the registered {', '.join(METHODS)}")
@@ -195,8 +211,8 @@ def run(task_names: list[str], method_names: list[str], seed: int = 2024, work: 
         task = plan_tasks.load_task(name, **(task_options or {}).get(name, {}))
         if fine_tune_epochs is not None:
             task = plan_tasks.smaller(task, fine_tune_epochs=fine_tune_epochs)
-        if use_validation:
-            task = validation(task)
+        if use_validation or fold is not None:
+            task = validation(task, fold)
         started = time.perf_counter()
         pretrained = plan_tasks.pretrain(task, seed, work / "cache", pretrain_epochs)
         log(f"{name}: {task.description}; float accuracy {plan_tasks.float_accuracy(task, pretrained):.1%} "
@@ -310,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
                                                   "string), e.g. uniform6:bits=5; repeatable")
     parser.add_argument("--validation", action="store_true",
                         help="accuracy on a fifth of the training split, trained on the rest (to choose settings)")
+    parser.add_argument("--fold", type=int, choices=range(FOLDS), metavar=f"0..{FOLDS - 1}",
+                        help=f"accuracy on this fold of a stratified {FOLDS}-fold split of the training split, "
+                             "trained on the other folds (k-fold choice of settings)")
     args = parser.parse_args(argv)
     method_options: dict[str, dict] = {}
     for method, key, value in args.method_options:
@@ -318,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     rows = run(args.tasks, args.methods, args.seed, args.work, args.synth, args.clock_ns,
                method_options=method_options, pretrain_epochs=args.pretrain_epochs, fine_tune_epochs=args.epochs,
-               use_validation=args.validation, log=lambda text: print(text, flush=True))
+               use_validation=args.validation, fold=args.fold, log=lambda text: print(text, flush=True))
     text = table(rows)
     print(f"\n{text}\n\n{time.perf_counter() - started:.0f} s in all; load {os.getloadavg()[0]:.1f} at end")
     args.work.mkdir(parents=True, exist_ok=True)

@@ -116,6 +116,8 @@ ADAPTERS = (
     ("grad_bits", {"lam": 1e-3, "epochs": 2, "warmup": 1, "cosine": True, "tune_epochs": 1, "tune_lr": 3e-4,
                    "prune_dead": True},  # HGQ's recipe: cost ramped in, fine-tuned at the frozen widths
      lambda plan: all("elements" in plan["tensors"][k] for k in ("input", "fc1.weight", "fc2.weight"))),
+    ("grad_bits", {"lam": 1e-3, "epochs": 1, "tune_epochs": 1, "distill": 0.5, "temperature": 2.0},  # teacher targets
+     lambda plan: all("elements" in plan["tensors"][k] for k in ("input", "fc1.weight", "fc2.weight"))),
     ("relax", {"lam": 1e-3, "epochs": 1, "tune_epochs": 1},
      lambda plan: len(plan["tensors"]["fc1.weight"]["formats"]) == 8),
     ("ilp", {"candidates": [2, 4, 6], "steps": 20, "lut_share": 0.6},
@@ -164,3 +166,35 @@ def test_grad_bits_lam_prunes_and_validation_split(tiny, tmp_path):
     assert np.array_equal(val.x_test, plan_methods.validation(task).x_test)  # a fixed split
     with pytest.raises(UserError, match="lam"):
         plan_methods.METHODS["grad_bits"](task, pretrained, 0, lam=-1)
+
+
+def test_distilled_targets(tiny):
+    """`DistilledBatches`' targets are probabilities: (1 - share) x one-hot + share x the teacher's
+    softmax at the temperature; a bad share is a UserError naming distill."""
+    task, pretrained = tiny
+    plain = plan_methods.plan_adapters.Batches(task, 0)
+    mixed = plan_methods.plan_adapters.DistilledBatches(task, 0, pretrained, 0.25, temperature=3.0)
+    (x, y), (x2, target) = next(iter(plain)), next(iter(mixed))
+    assert torch.equal(x, x2)  # the same seeded order
+    with torch.no_grad():
+        soft = torch.softmax(pretrained(x) / 3.0, dim=1)
+    expected = 0.75 * torch.nn.functional.one_hot(y.long(), 10).to(soft.dtype) + 0.25 * soft
+    assert torch.allclose(target, expected) and torch.allclose(target.sum(1), torch.ones(len(x)))
+    assert (target.argmax(1) == y).float().mean() > 0.5
+    with pytest.raises(UserError, match="distill"):
+        plan_methods.METHODS["grad_bits"](task, pretrained, 0, distill=1.5)
+
+
+def test_validation_folds(tiny):
+    """``validation(task, fold)``: the five stratified folds of the training split each hold out a
+    fifth, together every training input exactly once, never the test split; a bad fold is a UserError."""
+    task, _ = tiny
+    held = [plan_methods.validation(task, fold) for fold in range(plan_methods.FOLDS)]
+    for val in held:
+        assert len(val.x_test) + len(val.x_train) == len(task.x_train)
+        assert np.abs(np.bincount(val.y_test, minlength=10) - 0.2 * np.bincount(task.y_train)).max() <= 1
+    rows = np.concatenate([val.x_test for val in held])
+    assert len(rows) == len(task.x_train)
+    assert len(np.unique(rows, axis=0)) == len(np.unique(task.x_train, axis=0))
+    with pytest.raises(UserError, match="fold"):
+        plan_methods.validation(task, 5)
