@@ -229,18 +229,13 @@ def _simulation_inputs(args, graph) -> dict:
     return _read_inputs(args.input, graph) if args.input else random_vectors(graph, args.vectors, args.seed)
 
 
-def _check_seed(seed: int) -> None:
-    from .inputs import check_seed
-
-    check_seed(seed)
-
-
 def _cmd_csim(args) -> int:
     from .backends.hls import top_name
     from .project import load_project, update_report
+    from .inputs import check_seed
     from .verify.csim import run_csim
 
-    _check_seed(args.seed)
+    check_seed(args.seed)
     project = load_project(args.out)
     hls_dir = Path(args.out) / "hls"
     if not (hls_dir / "firmware").is_dir():
@@ -260,9 +255,10 @@ def _cmd_csim(args) -> int:
 def _cmd_sim(args) -> int:
     from .backends.rtl import rtl_top_name
     from .project import load_project, update_report
+    from .inputs import check_seed
     from .verify.rtlsim import check_schedule, run_rtl_sim
 
-    _check_seed(args.seed)
+    check_seed(args.seed)
     project = load_project(args.out)
     rtl_dir = Path(args.out) / "rtl"
     if not (rtl_dir / "schedule.json").is_file():
@@ -289,8 +285,9 @@ def _cmd_sim(args) -> int:
 
 def _cmd_build(args) -> int:
     from .board import build_board
+    from .inputs import check_seed
 
-    _check_seed(args.seed)
+    check_seed(args.seed)
     result = build_board(args.out, args.board, clock_ns=args.clock_ns, vectors=args.vectors, seed=args.seed)
     for message in result.warnings:
         _say("warning", message)

@@ -277,7 +277,7 @@ class Project(ProjectTools):
 
     def _write_locked(self, out: Path) -> None:
         from .backends.hls import write_hls_project
-        from .backends.rtl import rtl_context, write_rtl_project
+        from .backends.rtl import write_rtl_project
         from .names import name_table
         from .verify.csim import write_vectors
         from .verify.vectors import csim_vectors
@@ -295,9 +295,8 @@ class Project(ProjectTools):
                 # vectors for the vendor tools' csim/cosim; `finegrain csim` writes its own
                 write_vectors(self.graph, tmp / "hls", csim_vectors(self.graph, DEFAULT_TB_VECTORS))
             if "rtl" in self.config.backends:
-                context = self.rtl_context or rtl_context(self.graph, self.config.rtl_options(), self.source(),
-                                                          self.config.reuse_factors(self.graph))
-                rtl = write_rtl_project(self.graph, self.config.rtl_options(), tmp / "rtl", self.source(), context)
+                rtl = write_rtl_project(self.graph, self.config.rtl_options(), tmp / "rtl", self.source(),
+                                        self.kept_rtl_context())
             _write_json(tmp / "report.json", {**self.report_json(), "names": name_table(self.graph, hls, rtl)})
 
         write_folder(out, fill)

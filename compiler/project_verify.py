@@ -89,29 +89,27 @@ def estimate_or_note(project, out: Path | None) -> tuple[dict | None, str | None
     """The estimate of the RTL architecture the build options choose (fully parallel or stream;
     whether or not OUT/rtl was written: a model too large for it still gets its size), or a
     note why there is none (what ``finegrain report`` prints instead)."""
-    from .backends.rtl import RTLBackendError, check_supported, parallel_products, rtl_context
+    from .backends.rtl import RTLBackendError, check_supported, parallel_products
     from .estimate import estimate_context
     from .project import DEFAULT_RTL_MAX_PRODUCTS
 
-    options = project.config.rtl_options()
     try:
         check_supported(project.graph)
         if project.rtl_context is not None:  # compile_model built it for the RTL it wrote
             return estimate_context(project.rtl_context, project.config.part), None
         products = parallel_products(project.graph)
         too_many = products > 4 * DEFAULT_RTL_MAX_PRODUCTS
-        if options.architecture == "parallel" and not (out is not None and (out / "rtl").is_dir()) and too_many:
+        parallel = project.config.rtl_options().architecture == "parallel"
+        if parallel and not (out is not None and (out / "rtl").is_dir()) and too_many:
             return None, (f"no resource estimate: a fully parallel build of this model has {products:,} constant "
                           f"products, and the estimate describes that architecture; compile with "
                           f"{option('architecture', 'stream')} for the streaming one (the HLS project's reuse "
                           f"factor is not modelled yet)")
-        # what the RTL backend cannot build (a table over its size limit, ...) has no estimate either;
-        # the reuse factors compile built with (--reuse-factor, --layer-config, a budget's choice)
-        project.rtl_context = rtl_context(project.graph, options, project.source(),
-                                          project.config.reuse_factors(project.graph))
+        # what the RTL backend cannot build (a table over its size limit, ...) has no estimate either
+        context = project.kept_rtl_context()
     except RTLBackendError as e:
         return None, f"no resource estimate: {e}"
-    return estimate_context(project.rtl_context, project.config.part), None
+    return estimate_context(context, project.config.part), None
 
 
 # --- report -----------------------------------------------------------------------------
@@ -315,17 +313,24 @@ class ProjectTools:
 
         return trace(self, x)
 
-    def estimate(self) -> Estimate:
-        """The resource and latency estimate (`compiler.estimate`) of the RTL this project builds
-        (its RTL context built now, and kept, if compile_model did not keep one).  Also reads as the dict
-        report.json records (``estimate["lut"]``); ``.to_dict()`` gives that dict."""
-        from .backends.rtl import rtl_context
-        from .estimate import estimate_context
+    def kept_rtl_context(self) -> dict:
+        """The RTL context of this project's build options (with the reuse factors compile built
+        with: --reuse-factor, --layer-config, a budget's choice), built on first use and kept:
+        the next estimate, report or write reads it again."""
+        if self.rtl_context is None:
+            from .backends.rtl import rtl_context
 
-        if self.rtl_context is None:  # kept: the next estimate or report reads it again
             self.rtl_context = rtl_context(self.graph, self.config.rtl_options(), self.source(),
                                            self.config.reuse_factors(self.graph))
-        return Estimate.from_dict(estimate_context(self.rtl_context, self.config.part))
+        return self.rtl_context
+
+    def estimate(self) -> Estimate:
+        """The resource and latency estimate (`compiler.estimate`) of the RTL this project builds
+        (`kept_rtl_context`).  Also reads as the dict report.json records (``estimate["lut"]``);
+        ``.to_dict()`` gives that dict."""
+        from .estimate import estimate_context
+
+        return Estimate.from_dict(estimate_context(self.kept_rtl_context(), self.config.part))
 
     def report(self, write: bool = False) -> Report:
         """Per-layer types and widths, the estimate, and the csim/sim/synth results recorded in the
