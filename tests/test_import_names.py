@@ -1,9 +1,10 @@
 """`import finegrain` and `import compiler`: one package, one module object per file
 (compiler/_alias.py), checked in fresh interpreters.
 
-The installed distribution maps both names onto compiler/ (setup.cfg's ``package_dir``); here a
-temporary folder with a ``finegrain`` link to compiler/ does the same for this checkout, ahead of
-any installed copy on the path."""
+The installed distribution maps ``finegrain`` onto compiler/ and ``compiler`` onto a shim that
+imports it (setup.cfg's ``package_dir``; tests/test_wheel.py installs a wheel); here a temporary
+folder with a ``finegrain`` link to compiler/ puts both names of this checkout on the path, ahead
+of any installed copy."""
 
 from __future__ import annotations
 
@@ -104,13 +105,18 @@ def _setup_cfg() -> configparser.ConfigParser:
     return cfg
 
 
-def test_setup_cfg_lists_every_package_under_both_names():
+def test_setup_cfg_lists_every_package():
+    """Every folder of compiler/ as a ``finegrain`` package, ``compiler`` as the shim, the data
+    folders and sim/."""
     cfg = _setup_cfg()
     listed = set(cfg["options"]["packages"].split())
     folders = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "compiler").rglob("__init__.py")}
-    assert listed == {*folders, *(f.replace("compiler", "finegrain", 1) for f in folders), "sim"}
+    folders.discard("compiler._compat")
+    data = {"finegrain._data.templates", "finegrain._data.rtl"}
+    assert listed == {*(f.replace("compiler", "finegrain", 1) for f in folders), "compiler", *data, "sim"}
     mapping = dict(line.split(" = ") for line in cfg["options"]["package_dir"].split("\n") if line)
-    assert mapping == {"finegrain": "compiler", "compiler": "compiler"}
+    assert mapping == {"finegrain": "compiler", "compiler": "compiler/_compat",
+                       "finegrain._data.templates": "templates", "finegrain._data.rtl": "rtl"}
 
 
 def test_console_script_entry_point(env):

@@ -34,9 +34,10 @@ from ..errors import UserError
 from ..fixed import FixedType, Formats, Overflow, Rounding, bits_for_range, rescale
 from ..ir import Graph, LookupTable, Node, Op, Tensor
 from ..names import CPP_FOLDED, CPP_RESERVED, CPP_TOP_PREFIXES, FILTERS, Names
+from ..resources import data_folder
 from .hls_graph import STRATEGY as STRATEGY_GRAPH, GraphWriter
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "hls"
+TEMPLATES = data_folder("templates", "hls")
 LIBRARY = TEMPLATES / "finegrain"
 STRATEGIES = ("latency", "resource", "adder-graph")  # adder-graph: backends/hls_graph.py
 

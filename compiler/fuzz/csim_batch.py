@@ -24,6 +24,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from ..resources import data_folder
 from ..verify.csim import _SUMMARY, CXXFLAGS, ap_types_dir, write_vectors
 from .check import Outcome, Written, _fail, simulate
 
@@ -33,7 +34,7 @@ from .check import Outcome, Written, _fail, simulate
 # (2.6 GB of memory).  A precompiled header of the shared part saved nothing measurable.
 # NDEBUG and -w as csim.
 FLAGS = [flag if not flag.startswith("-O") else "-O0" for flag in CXXFLAGS]
-LIBRARY = Path(__file__).resolve().parents[2] / "templates" / "hls" / "finegrain"
+LIBRARY = data_folder("templates", "hls", "finegrain")
 _BEGIN = re.compile(r"^finegrain-batch: case (\d+)$", re.M)
 _STD_INCLUDE = re.compile(r"^#include <[^>]+>$", re.M)
 

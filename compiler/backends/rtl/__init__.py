@@ -73,6 +73,7 @@ from pathlib import Path
 import numpy as np
 
 from ...ir import Graph, Op
+from ...resources import data_folder
 from ..hls import template_environment
 from .builder import _Builder
 from .emitter import Elem, Fmt, csd, signed_width
@@ -88,8 +89,8 @@ __all__ = ["INTERFACES", "LIBRARY", "PORT_FIELDS", "RTL_MAX_TABLE_BITS", "SUPPOR
            "rtl_context", "rtl_sources", "rtl_top_name",
            "schedule", "signed_width", "stream_context", "stream_schedule", "write_rtl_project"]
 
-TEMPLATES = Path(__file__).resolve().parents[3] / "templates" / "rtl"
-LIBRARY = Path(__file__).resolve().parents[3] / "rtl"
+TEMPLATES = data_folder("templates", "rtl")
+LIBRARY = data_folder("rtl")
 
 
 def rtl_context(graph: Graph, options: RTLOptions, source: dict, reuse: dict | None = None) -> dict:
