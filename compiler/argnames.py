@@ -18,6 +18,7 @@ _FLAGS = {
     "output_dir": "-o", "backends": "--backend", "architecture": "--arch", "layers": "--layer-config",
     "rtl_adder_slack": "--adder-slack", "rtl_adder_graph": "--no-adder-graph",
     "rtl_ternary_adders": "--no-ternary-adders", "board": "--board", "part": "--part",
+    "lambdas": "--lambda", "max_luts": "--max-lut",  # `finegrain plan sweep` / `run_sweep`
 }
 # Flags that take no value: "--force", not "--force True".
 _SWITCHES = {"force", "rtl_adder_graph", "rtl_ternary_adders"}

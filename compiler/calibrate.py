@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .argnames import command_line_active, option
 from .emulate import EmulationError, Fx, _int_to_float, quantize_inputs, run
 from .errors import UsageError, UserError
 from .fixed import MAX_PLAN_INT_BITS, MAX_WIDTH, FixedType, Formats, Overflow, Rounding, round_float
@@ -62,12 +63,11 @@ class CalibrationOptions:
     per_channel: bool = False
 
     def __post_init__(self):
-        for option, value in (("--bits", self.bits), ("--weight-bits", self.weight_bits),
-                              ("--bias-bits", self.bias_bits)):
+        for name, value in (("bits", self.bits), ("weight_bits", self.weight_bits), ("bias_bits", self.bias_bits)):
             if not isinstance(value, int) or not 1 <= value <= MAX_WIDTH:
-                raise UsageError(f"{option} must be a width from 1 to {MAX_WIDTH} bits, got {value!r}")
+                raise UsageError(f"{option(name)} must be a width from 1 to {MAX_WIDTH} bits, got {value!r}")
         if not isinstance(self.margin, int) or not 0 <= self.margin <= MAX_MARGIN_BITS:
-            raise UsageError(f"--margin must be a whole number of integer bits from 0 to {MAX_MARGIN_BITS} "
+            raise UsageError(f"{option('margin')} must be a whole number of integer bits from 0 to {MAX_MARGIN_BITS} "
                              f"(each bit doubles the headroom above the measured range), got {self.margin!r}")
 
 
@@ -355,7 +355,8 @@ class Clipping:
                      "and far worse than saturating: give it more integer bits, or the overflow mode SAT")
         else:
             text += "; give it more integer bits"
-        return text + " (finegrain calibrate --data finds them)"
+        return text + (" (finegrain calibrate --data finds them)" if command_line_active() else
+                       " (compiler.calibrate.calibrate on data finds them)")
 
 
 def _range(t: FixedType):

@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import __version__
+from .argnames import option
 from .errors import UserError
 from .output_folder import FORMAT_VERSION, STAMP, claimed, write_folder
 from .progress import elapsed
@@ -72,13 +73,15 @@ class SweepOptions:
         part = resolve_part(self.board, self.part)
         lo, hi = CLOCK_NS_RANGE
         if not (isinstance(self.clock_ns, (int, float)) and math.isfinite(self.clock_ns) and lo <= self.clock_ns <= hi):
-            raise UserError(f"--clock-ns must be a finite number of ns from {lo} to {hi}, got {self.clock_ns!r}")
+            raise UserError(f"{option('clock_ns')} must be a finite number of ns from {lo} to {hi}, "
+                            f"got {self.clock_ns!r}")
         if not isinstance(self.jobs, int) or self.jobs < 1:
-            raise UserError(f"--jobs must be a positive integer (processes or Ray tasks at once), got {self.jobs!r}")
+            raise UserError(f"{option('jobs')} must be a positive integer (processes or Ray tasks at once), "
+                            f"got {self.jobs!r}")
         if self.synth not in SYNTH_CHOICES:
-            raise UserError(f"--synth must be one of {', '.join(SYNTH_CHOICES)}, got {self.synth!r}")
+            raise UserError(f"{option('synth')} must be one of {', '.join(SYNTH_CHOICES)}, got {self.synth!r}")
         if self.ray is not None and not self.ray.strip():
-            raise UserError("--ray needs an address (ray://HOST:10001, HOST:6379, auto) or 'local'")
+            raise UserError(f"{option('ray')} needs an address (ray://HOST:10001, HOST:6379, auto) or 'local'")
         return SweepOptions(part, None, float(self.clock_ns), self.jobs, self.ray, self.synth)
 
 
@@ -145,16 +148,16 @@ def sweep_points(spec: Spec, lambdas=None, max_luts=None, seed: int = 0) -> list
     Each point gets a unique ``name`` and ``seed`` (unless the SPEC's point has its own)."""
     for value in lambdas or ():
         if not (math.isfinite(value) and value >= 0):
-            raise UserError(f"--lambda values must be finite and non-negative, got {value!r}")
+            raise UserError(f"{option('lambdas')} values must be finite and non-negative, got {value!r}")
     for value in max_luts or ():
         if value < 1:
-            raise UserError(f"--max-lut values must be positive LUT counts, got {value!r}")
+            raise UserError(f"{option('max_luts')} values must be positive LUT counts, got {value!r}")
     if not 0 <= seed < 1 << 63:
-        raise UserError(f"--seed must be an integer from 0 to 2**63 - 1, got {seed}")
+        raise UserError(f"{option('seed')} must be an integer from 0 to 2**63 - 1, got {seed}")
     given = [{"lambda": v} for v in lambdas or ()] + [{"max_lut": v} for v in max_luts or ()]
     if not given and spec.points is None:
-        raise UserError(f"no points to sweep: give --lambda VALUES and/or --max-lut VALUES, or define POINTS (a list "
-                        f"of dicts) in the SPEC file {str(spec.path)!r}")
+        raise UserError(f"no points to sweep: give {option('lambdas')} and/or {option('max_luts')}, or define POINTS "
+                        f"(a list of dicts) in the SPEC file {str(spec.path)!r}")
     points = []
     for i, point in enumerate(given or spec.points):
         label = "_".join(f"{k}_{v:g}" if isinstance(v, float) else f"{k}_{v}" for k, v in point.items()

@@ -22,6 +22,7 @@ import time
 import traceback
 from pathlib import Path
 
+from .argnames import option
 from .errors import UserError
 from .sweep import Spec, SpecError, SweepOptions, _module_from_text
 
@@ -162,7 +163,7 @@ def run_ray(spec: Spec, points: list[dict], options: SweepOptions, report):
     try:
         import ray
     except ImportError:
-        raise UserError("--ray needs Ray: pip install 'ray[default]' (the dev extra has it)") from None
+        raise UserError(f"{option('ray')} needs Ray: pip install 'ray[default]' (the dev extra has it)") from None
     started = not ray.is_initialized()
     if started:
         try:
@@ -174,7 +175,7 @@ def run_ray(spec: Spec, points: list[dict], options: SweepOptions, report):
             else:
                 ray.init(address=options.ray, log_to_driver=False)
         except Exception as err:  # noqa: BLE001 - a wrong address, an unreachable cluster, a version mismatch
-            raise UserError(f"cannot start or join Ray at --ray {options.ray!r}: {type(err).__name__}: {err}") \
+            raise UserError(f"cannot start or join Ray at {option('ray', options.ray)}: {type(err).__name__}: {err}") \
                 from None
     pending = []
     try:

@@ -484,3 +484,19 @@ def test_counting_in_slices_equals_counting_at_once(tmp_path, monkeypatch, jet_d
     assert whole[0].saturated > 0
     one_sample, counts = calibrate.count_clipping(project.graph, x[0] * 0 + 5.0, project.plan)  # no batch axis
     assert one_sample == 1 and counts[0].saturated == 16
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"bits": 0}, r"^bits must be a width from 1 to"),
+    ({"weight_bits": 2000}, r"^weight_bits must be a width from 1 to"),
+    ({"bias_bits": "8"}, r"^bias_bits must be a width"),
+    ({"margin": -1}, r"^margin must be a whole number of integer bits"),
+])
+def test_bad_calibration_options_from_python_name_the_fields(kwargs, message):
+    """CalibrationOptions' errors name its fields from Python (the command names its flags, above)."""
+    from compiler.calibrate import CalibrationOptions
+    from compiler.errors import UserError
+
+    with pytest.raises(UserError, match=message) as err:
+        CalibrationOptions(**kwargs)
+    assert "--" not in str(err.value)

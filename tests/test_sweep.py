@@ -262,6 +262,29 @@ def test_bad_options_exit_2_without_output(argv, mention, tmp_path, capsys, monk
     expect_clean_failure(capsys, ["plan", "sweep", *argv, "-o", "out"], mention, out=tmp_path / "out")
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    ({"lambdas": [-1.0]}, r"^lambdas values must be finite and non-negative"),
+    ({"max_luts": [0]}, r"^max_luts values must be positive"),
+    ({"lambdas": [1.0], "seed": -1}, r"^seed must be an integer"),
+    ({"lambdas": [1.0], "options": {"jobs": 0}}, r"^jobs must be a positive integer"),
+    ({"lambdas": [1.0], "options": {"clock_ns": 0}}, r"^clock_ns must be"),
+    ({"lambdas": [1.0], "options": {"synth": "some"}}, r"^synth must be one of none, pareto, all"),
+    ({"lambdas": [1.0], "options": {"ray": " "}}, r"^ray needs an address"),
+    ({}, r"give lambdas and/or max_luts, or define POINTS"),
+])
+def test_bad_python_arguments_are_named_as_python_arguments(kwargs, message, tmp_path):
+    """run_sweep's errors name its keywords and SweepOptions' fields, not the command's flags."""
+    from compiler.errors import UserError
+    from compiler.sweep import SweepOptions, run_sweep
+
+    spec = _write(tmp_path, "def train(point, out_dir):\n    return {'accuracy': 1.0}\n")
+    kwargs = {**kwargs, "options": SweepOptions(**kwargs.get("options", {}))}
+    with pytest.raises(UserError, match=message) as err:
+        run_sweep(spec, tmp_path / "out", **kwargs)
+    assert "--" not in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
 def test_synthesis_without_yosys_is_refused_before_training(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     spec = _write(tmp_path, "def train(point, out_dir):\n    raise SystemExit('trained')\n")
