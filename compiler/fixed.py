@@ -6,7 +6,7 @@ with ``frac_bits = width - int_bits``.  Everything here works on mantissas: inte
 exact, so every rounding and overflow decision is made once, on integers, exactly as
 Xilinx ``ap_fixed`` makes it.
 
-Per-element formats of a tensor are a :class:`Formats` value: five integer arrays shaped
+Per-element formats of a tensor are a `Formats` value: five integer arrays shaped
 like the tensor (width, int_bits, signed, rounding, overflow).  A width of 0 marks a pruned
 element, whose value is always zero.
 """

@@ -71,6 +71,15 @@ def test_api_reference_documents_the_public_names(site, page, names):
         assert f'id="{name}"' in text, f"{name} is not documented on {page}"
 
 
+def test_no_restructuredtext_left_in_the_pages(site):
+    """Docstrings are Markdown (mkdocstrings renders them so): a Sphinx role such as :class:`X`
+    would show as raw text on the page."""
+    for page in site.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        raw = re.findall(r":(?:func|class|meth|data|mod|attr|obj|exc|ref):(?:<code>|`)", text)
+        assert not raw, f"{page.relative_to(site)} shows reStructuredText roles: {raw[:3]}"
+
+
 def _table_ops(page_html: str, table: int) -> list[str]:
     """The op names in the first column of the page's ``table``-th table."""
     body = re.findall(r"<table>(.*?)</table>", page_html, re.S)[table]
