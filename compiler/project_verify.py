@@ -146,8 +146,8 @@ class CsimResult:
     vectors: int
     mismatches: int  # output values that differ (0: bit-exact)
     inputs: dict[str, np.ndarray]  # the vectors, float64 by input name
-    outputs: dict[str, np.ndarray]  # the emulator's outputs on them (model units), which the C++ computed
-    # bit for bit wherever ``mismatches`` is 0 (the testbench compares every bit; it does not return its own)
+    outputs: dict[str, np.ndarray]  # what the C++ computed on them, by output name, in the model's units
+    expected: dict[str, np.ndarray]  # the emulator's outputs (the specification), equal where mismatches is 0
     build_seconds: float
     run_seconds: float
     compiler: str  # the g++ that built it
@@ -166,7 +166,8 @@ class SimResult:
     vectors: int
     mismatches: int
     inputs: dict[str, np.ndarray]
-    outputs: dict[str, np.ndarray]  # the emulator's outputs, matched bit for bit where mismatches is 0
+    outputs: dict[str, np.ndarray]  # what the RTL computed, in the model's units; NaN where not valid
+    expected: dict[str, np.ndarray]  # the emulator's outputs (the specification), equal where mismatches is 0
     latency_cycles: int | None  # measured; None where not defined (a stream top with gaps or stalls)
     ii_cycles: int | None
     predicted_latency: int  # schedule.json's
@@ -226,6 +227,13 @@ def _emulated(project, inputs) -> dict[str, np.ndarray]:
     return out if isinstance(out, dict) else {project.graph.outputs[0]: out}
 
 
+def _model_units(project, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A simulation's outputs (IR values) in the model's units, as `Project.emulate` gives them."""
+    from .project import model_units
+
+    return {name: model_units(project.graph, name, values) for name, values in outputs.items()}
+
+
 def csim(project, x, vectors: int, seed: int) -> CsimResult:
     from .backends.hls import top_name
     from .output_folder import locked
@@ -237,8 +245,9 @@ def csim(project, x, vectors: int, seed: int) -> CsimResult:
     with locked(out):  # it writes hls/tb_data and report.json
         result = run_csim(project.graph, hls_dir, top_name(project.graph), inputs)
         update_report(out, "csim", result.report())
-    return CsimResult(result.vectors, result.mismatches, inputs, _emulated(project, inputs), result.build_seconds,
-                      result.run_seconds, result.compiler, result.first_mismatches)
+    return CsimResult(result.vectors, result.mismatches, inputs, _model_units(project, result.outputs),
+                      _emulated(project, inputs), result.build_seconds, result.run_seconds, result.compiler,
+                      result.first_mismatches)
 
 
 def sim(project, x, vectors: int, seed: int, **options) -> SimResult:
@@ -253,7 +262,8 @@ def sim(project, x, vectors: int, seed: int, **options) -> SimResult:
     with locked(out):  # it writes rtl/sim and report.json
         result = run_rtl_sim(project.graph, rtl_dir, rtl_top_name(project.graph), inputs, seed=seed, **options)
         update_report(out, "sim", result.report())
-    return SimResult(result.vectors, result.mismatches, inputs, _emulated(project, inputs), result.latency_cycles,
+    return SimResult(result.vectors, result.mismatches, inputs, _model_units(project, result.outputs),
+                     _emulated(project, inputs), result.latency_cycles,
                      result.ii_cycles, result.predicted_latency, result.predicted_ii, result.timing_ok,
                      result.build_seconds, result.run_seconds, result.first_mismatches, result.waves)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -167,8 +168,10 @@ def test_csim_and_sim_equal_the_commands(tiny):  # noqa: F811 - the fixture impo
     assert isinstance(csim, CsimResult) and csim.ok and csim.vectors == 305
     assert _without_seconds(json.loads((tiny / "report.json").read_text())["csim"]) == _without_seconds(csim_cli)
     assert np.array_equal(csim.outputs["y"], project.emulate(csim.inputs["x"]))
+    assert np.array_equal(csim.expected["y"], csim.outputs["y"])
     sim = project.sim(vectors=300, seed=5)
     assert isinstance(sim, SimResult) and sim.ok and sim.vectors == 305
+    assert np.array_equal(sim.outputs["y"], sim.expected["y"]) and np.array_equal(sim.outputs["y"], csim.outputs["y"])
     assert _without_seconds(json.loads((tiny / "report.json").read_text())["sim"]) == _without_seconds(sim_cli)
     assert (sim.latency_cycles, sim.ii_cycles) == (sim_cli["latency_cycles"], sim_cli["ii_cycles"]) == \
         (sim.predicted_latency, 1)
@@ -180,6 +183,25 @@ def test_csim_and_sim_equal_the_commands(tiny):  # noqa: F811 - the fixture impo
         project.csim(np.full((2, 3), np.nan))
     with pytest.raises(UserError, match=re.escape("vectors must be between 0 and")):
         project.sim(vectors=-1)
+
+
+def test_csim_and_sim_outputs_are_what_the_hardware_computed(tiny, tmp_path):  # noqa: F811 - the fixture above
+    """The results' outputs are read back from the C++ and the RTL, not copied from the emulator:
+    with a bias changed in a copy's C++ and an output bit inverted in its RTL, they differ from
+    ``expected`` in exactly the values the comparison counted as mismatches."""
+    copy = tmp_path / "out"
+    shutil.copytree(tiny, copy)
+    bias = copy / "hls" / "firmware" / "weights" / "fc2_bias.h"  # -6, 17: the first one 16 LSBs larger
+    bias.write_text(re.sub(r"= \{(\s*)(-?\d+)", lambda m: f"= {{{m.group(1)}{int(m.group(2)) + 16}", bias.read_text(),
+                           count=1))
+    top = copy / "rtl" / "tiny.sv"  # the lowest bit of output y's first element inverted
+    width = re.search(r"output logic \[(\d+):0\] y\b", top.read_text()).group(1)
+    top.write_text(re.sub(r"(assign y = )\{", rf"\g<1>{int(width) + 1}'h1 ^ {{", top.read_text(), count=1))
+    project = load_project(copy)
+    for result in (project.csim(vectors=50, seed=1), project.sim(vectors=50, seed=1)):
+        differs = result.outputs["y"] != result.expected["y"]
+        assert result.mismatches > 0 and int(differs.sum()) == result.mismatches, type(result).__name__
+        assert not np.isnan(result.outputs["y"]).any()
 
 
 def test_synth_equals_the_command(tiny, tmp_path, monkeypatch, capsys):  # noqa: F811 - the fixture imported above

@@ -24,7 +24,7 @@ from ..backends.hls import container
 from ..errors import UserError
 from ..ir import Graph
 from ..progress import elapsed
-from .vectors import emulated_rows
+from .vectors import emulated_rows, received_values
 
 CXXFLAGS = ["-std=c++14", "-O2", "-DNDEBUG", "-w"]  # NDEBUG: ap_fixed asserts on wide right shifts
 
@@ -41,6 +41,7 @@ class CsimResult:
     run_seconds: float
     first_mismatches: tuple[str, ...]
     compiler: str
+    outputs: dict[str, np.ndarray] | None = None  # what the C++ computed: IR values by output name
 
     def report(self) -> dict:
         return {"vectors": self.vectors, "mismatches": self.mismatches,
@@ -58,6 +59,8 @@ def ap_types_dir() -> Path:
     return path
 
 
+# The C++'s own outputs, one line per vector as expected.txt (the testbench writes it)
+CSIM_OUTPUTS = "csim_outputs.txt"
 # hls4ml's names for the float vectors (one vector per line, values separated by spaces)
 FLOAT_INPUTS, FLOAT_OUTPUTS = "tb_input_features.dat", "tb_output_predictions.dat"
 
@@ -151,4 +154,24 @@ def run_csim(graph: Graph, hls_dir: Path, model: str, inputs: dict[str, np.ndarr
     if vectors != count:
         raise CsimError(f"the C simulation read {vectors} vectors but {count} were written")
     first = tuple(line for line in proc.stdout.splitlines() if line.startswith("mismatch:"))
-    return CsimResult(vectors, mismatches, build_seconds, run_seconds, first, version)
+    return CsimResult(vectors, mismatches, build_seconds, run_seconds, first, version,
+                      read_outputs(graph, hls_dir / "tb_data" / CSIM_OUTPUTS, count))
+
+
+def read_outputs(graph: Graph, path: Path, count: int) -> dict[str, np.ndarray]:
+    """The testbench's `CSIM_OUTPUTS` (each vector's output mantissas, outputs in order) as IR
+    values by output name."""
+    lines = path.read_text().splitlines() if path.is_file() else []
+    if len(lines) != count:
+        raise CsimError(f"the C simulation wrote {len(lines)} output vectors to {path}, not {count}")
+    sizes = [int(np.prod(graph.tensor(name).shape)) for name in graph.outputs]
+    rows: list[list[list[int]]] = [[] for _ in sizes]
+    for line in lines:
+        words = line.split()
+        if len(words) != sum(sizes):
+            raise CsimError(f"{path} has a vector of {len(words)} output values, not {sum(sizes)}")
+        start = 0
+        for k, size in enumerate(sizes):
+            rows[k].append([int(w) for w in words[start:start + size]])
+            start += size
+    return {name: received_values(graph, name, part) for name, part in zip(graph.outputs, rows)}

@@ -21,7 +21,7 @@ from ..backends.rtl import rtl_sources
 from ..errors import UserError
 from ..ir import Graph
 from ..progress import elapsed
-from .vectors import emulated_rows
+from .vectors import emulated_rows, received_values
 
 ROOT = Path(__file__).resolve().parents[2]  # sim/ is a top-level folder of the repo
 TIMEOUT_EXTRA_CYCLES = 50
@@ -47,6 +47,7 @@ class RTLSimResult:
     waves: str | None = None
     predicted_ii: int = 1
     stream: dict | None = None  # a stream top's run: gaps, stall, output beats expected and received
+    outputs: dict[str, np.ndarray] | None = None  # what the RTL computed: IR values, NaN where not valid
 
     @property
     def timing_ok(self) -> bool:
@@ -146,8 +147,22 @@ def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.nd
     run = run_testbench(rtl_dir, model, "sim.testbench", spec, top_ports(schedule), waves=waves,
                         simulator=simulator, cycles=count, primitives=primitives)
     mismatches, first, latency, ii = compare_outputs(run.results, out_ports, rows_out, count)
+    outputs = {p["onnx"]: received_values(graph, p["onnx"], rows) for p, rows in
+               zip(out_ports, received(run.results, out_ports, count))}
     return RTLSimResult(count, mismatches, latency, ii, schedule["latency_cycles"], run.build_seconds,
-                        run.run_seconds, tuple(first), run.waves)
+                        run.run_seconds, tuple(first), run.waves, outputs=outputs)
+
+
+def received(got: dict, out_ports: list[dict], count: int) -> list[list[list[int | None]]]:
+    """Per output port, per vector, the element mantissas the testbench read (``got``, as in
+    `compare_outputs`); None for each element of a vector whose word was not valid."""
+    out = []
+    for p in out_ports:
+        words, size = got["outputs"][p["name"]], p["size"]
+        out.append([[None] * size if v >= len(words) or words[v].startswith("x:") else
+                    [_unpack(int(words[v], 16), i, p["width"], p["signed"]) for i in range(size)]
+                    for v in range(count)])
+    return out
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..ir import Graph
 from .rtlsim import RTLSimError, RTLSimResult, _pack, _unpack, run_testbench
-from .vectors import emulated_rows
+from .vectors import emulated_rows, received_values
 
 MIN_II_IMAGES = 4  # the II is the steady state's: the last two of at least this many images
 DRAIN_EXTRA_CYCLES = 50  # the drain after the last expected beat: latency + II + this
@@ -81,9 +81,30 @@ def run_stream_sim(graph: Graph, rtl_dir: Path, model: str, schedule: dict, inpu
         if back_to_back else (None, None)
     beats = {"expected": sum(spec["output_beats"].values()),
              "received": sum(len(beats) for beats in got["outputs"].values())}
+    outputs = {p["onnx"]: received_values(graph, p["onnx"], rows) for p, rows in
+               zip(out_ports, received_beats(got, out_ports, out_orders, count))}
     return RTLSimResult(count, mismatches, measured_latency, measured_ii, latency, run.build_seconds,
                         run.run_seconds, tuple(first), run.waves, predicted_ii=ii,
-                        stream={"gaps": gaps, "stall": stall, "output_beats": beats})
+                        stream={"gaps": gaps, "stall": stall, "output_beats": beats}, outputs=outputs)
+
+
+def received_beats(got: dict, out_ports: list[dict], orders: list[np.ndarray],
+                   count: int) -> list[list[list[int | None]]]:
+    """Per output port, per vector, the element mantissas of the beats the testbench read
+    (``got``, as in `compare_beats`), in the tensor's element order; None for the elements of a
+    missing beat or of one with X or Z bits."""
+    out = []
+    for p, order in zip(out_ports, orders):
+        beats, lanes, width, received = p["beats"], p["lanes"], p["width"], got["outputs"][p["name"]]
+        rows: list[list[int | None]] = [[None] * p["size"] for _ in range(count)]
+        for k in range(min(len(received), beats * count)):
+            v, b = divmod(k, beats)
+            word = received[k][1]
+            if not word.startswith("x:"):
+                for lane in range(lanes):
+                    rows[v][int(order[b * lanes + lane])] = _unpack(int(word, 16), lane, width, p["signed"])
+        out.append(rows)
+    return out
 
 
 def compare_beats(got: dict, out_ports: list[dict], orders: list[np.ndarray], rows_out: list[np.ndarray],

@@ -39,6 +39,26 @@ def container_mantissas(value: Fx, formats) -> np.ndarray:
     return rescale(value.m, container(formats).frac_bits - value.frac)
 
 
+def mantissa_value(m: int, frac: int) -> float:
+    """``m * 2**-frac`` as a float64: exact while ``m`` has at most 53 bits, else correctly
+    rounded (Python's int division), never through an intermediate float."""
+    return (int(m) << max(-frac, 0)) / (1 << max(frac, 0))
+
+
+def received_values(graph: Graph, name: str, rows: list[list[int | None]]) -> np.ndarray:
+    """What a simulation read from output ``name`` (per vector, the container mantissas of its
+    elements; None where it read nothing valid) as IR values shaped [vectors, *shape], NaN where
+    None."""
+    t = graph.tensor(name)
+    frac = container(t.formats).frac_bits
+    out = np.full((len(rows), int(np.prod(t.shape))), np.nan)
+    for v, row in enumerate(rows):
+        for i, m in enumerate(row):
+            if m is not None:
+                out[v, i] = mantissa_value(m, frac)
+    return out.reshape(len(rows), *t.shape)
+
+
 # Samples emulated at once: at most this many activation values over all tensors (a large
 # CNN's hundred test vectors held as Python ints needed over 24 GB at once).
 EMULATED_VALUES_PER_SLICE = 1 << 22

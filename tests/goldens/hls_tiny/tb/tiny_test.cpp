@@ -2,7 +2,8 @@
 // Regenerate with `finegrain compile`; edits made here are lost.
 // C testbench for csim and cosim: runs tiny on every vector of tb_data/inputs.txt and
 // compares every output bit with tb_data/expected.txt (both written by the emulator: one
-// line per vector, the integer mantissas of all inputs / outputs in order).
+// line per vector, the integer mantissas of all inputs / outputs in order), and writes what it
+// computed to tb_data/csim_outputs.txt in the same form.
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -21,6 +22,7 @@ int main(int argc, char **argv) {
         std::cerr << "cannot open " << dir << "/inputs.txt and expected.txt" << std::endl;
         return 2;
     }
+    std::ofstream computed((dir + "/csim_outputs.txt").c_str());  // what the C++ computed, as expected.txt
     x_t x[3];
     y_t y[2];
     std::string in_line, out_line;
@@ -36,6 +38,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < 2; i++) {
             want >> token;
             std::string got = finegrain::mantissa_string(y[i]);
+            computed << got << " ";
             if (got != token) {
                 if (mismatches < MAX_REPORTED)
                     std::cout << "mismatch: vector " << vectors << " output y[" << i
@@ -43,6 +46,7 @@ int main(int argc, char **argv) {
                 mismatches++;
             }
         }
+        computed << "\n";
         vectors++;
     }
     std::cout << "finegrain-csim: " << vectors << " vectors, " << mismatches << " mismatches" << std::endl;
