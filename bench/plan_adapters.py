@@ -30,6 +30,7 @@ from compiler.train import (
     attach_learned_bits, fine_tune_frozen, freeze, mix_rows, plan_by_ilp, prune_dead_rows, relax_bit_widths,
     row_hessian_traces, soft_weight_sharing, train_bit_widths,
 )
+from compiler.train.cost import HardwareCost
 from compiler.train.gmm import apply_codebooks
 from compiler.train.ilp import estimate_model
 
@@ -98,7 +99,7 @@ def grad_bits(task: Task, pretrained: nn.Module, seed: int, lam: float = 1e-5, e
               mu: float = 0.0, tune_epochs: int = 0, warmup: float = 0, cosine: bool = False,
               tune_lr: float | None = None, prune_dead: bool = False, distill: float = 0.0,
               temperature: float = 1.0, input_granularity: str | None = None, learn_int: bool = False,
-              input_format: str | None = None) -> nn.Module:
+              input_format: str | None = None, credit_rows: bool = False) -> nn.Module:
     """Per-weight (``granularity``) and per-activation (``act_granularity``: element, channel or
     tensor; ReLU outputs and, with ``inputs``, the input) bits learned with the weights by
     `train_bit_widths`: cross-entropy + ``lam`` x LUTs (+ ``mu`` x latency cycles) for ``epochs``
@@ -114,7 +115,8 @@ def grad_bits(task: Task, pretrained: nn.Module, seed: int, lam: float = 1e-5, e
     `fine_tune_frozen`'s, at ``tune_lr`` or the task's rate). ``input_granularity``: the input's
     (with ``inputs``; default ``act_granularity``); ``learn_int``: the ReLU outputs' and the input's
     integer bits are learned too (`LearnedBits`' ``learn_int``: ranges that clip instead of holding the maximum).
-    ``input_format``: the input's format instead of the task's (kept unless ``inputs``: the start of its widths)."""
+    ``input_format``: the input's format instead of the task's (kept unless ``inputs``: the start of its widths).
+    ``credit_rows``: the cost counts a row only while its activation is kept (`HardwareCost`'s ``credit_rows``)."""
     if not lam >= 0:
         raise UserError(f"lam: expected a LUT weight >= 0, got {lam!r}")
     if not 0 <= distill <= 1:
@@ -133,7 +135,8 @@ def grad_bits(task: Task, pretrained: nn.Module, seed: int, lam: float = 1e-5, e
                             learn_int=bool(learn_int))
     attach_learned_bits(model, example, act_granularity, weights=False, inputs=bool(inputs) and not own_input,
                         init_frac=init_frac, learn_int=bool(learn_int))
-    train_bit_widths(model, loader, lam=float(lam), mu=float(mu), epochs=_epochs(task, epochs),
+    cost = HardwareCost(model, example, credit_rows=True) if credit_rows else None
+    train_bit_widths(model, loader, lam=float(lam), mu=float(mu), epochs=_epochs(task, epochs), cost=cost,
                      lr=task.fine_tune_lr if lr is None else float(lr), bit_lr=float(bit_lr),
                      warmup_epochs=float(warmup), cosine=bool(cosine))
     model = freeze(model.eval())

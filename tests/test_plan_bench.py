@@ -123,6 +123,8 @@ ADAPTERS = (
      and all("elements" in plan["tensors"][k] for k in ("fc1.weight", "fc2.weight"))),
     ("grad_bits", {"lam": 1e-3, "epochs": 1, "inputs": False, "input_format": "ufixed<4,0,RND_CONV,SAT>"},  # narrower
      lambda plan: plan["tensors"]["input"] == "ufixed<4,0,RND_CONV,SAT>"),  # input format, kept
+    ("grad_bits", {"lam": 1e-3, "epochs": 1, "credit_rows": True, "prune_dead": True},  # rows of pruned activations
+     lambda plan: all("elements" in plan["tensors"][k] for k in ("input", "fc1.weight", "fc2.weight"))),  # credited
     ("relax", {"lam": 1e-3, "epochs": 1, "tune_epochs": 1},
      lambda plan: len(plan["tensors"]["fc1.weight"]["formats"]) == 8),
     ("ilp", {"candidates": [2, 4, 6], "steps": 20, "lut_share": 0.6},

@@ -277,3 +277,34 @@ def test_learned_integer_bits_train_and_export_bit_for_bit(granularity, tmp_path
     with torch.no_grad():
         assert torch.equal(model(x), before)
     export(model, x, tmp_path / "frozen")
+
+
+@pytest.mark.parametrize("pruned", [0, 3, 6])
+def test_cost_credits_the_rows_of_pruned_activations(pruned, tmp_path):
+    """`HardwareCost(credit_rows=True)`: a row counts only while its activation is kept, so on a
+    plan whose dead rows are dropped (`prune_dead_rows`) it follows the estimator where the plain
+    cost does not; with nothing pruned the two are equal, and a kept activation's width gets the
+    gradient of its row's LUTs."""
+    torch.manual_seed(0)
+    model = nn.Sequential(QuantInput("fixed<8,3,RND_CONV,SAT>"),
+                          QuantLinear(10, 8, weight_quant="fixed<6,1,RND_CONV,SAT>", bias=False),
+                          QuantReLU(output_quant="ufixed<6,3,RND_CONV,SAT>"),
+                          QuantLinear(8, 3, weight_quant="fixed<6,1,RND_CONV,SAT>", bias=False))
+    x = torch.randn(64, 10) * 2
+    attach_learned_bits(model, x, "element", inputs=False)
+    model.train()(x)
+    with torch.no_grad():
+        model[2].output_quant.frac[:pruned] = -30
+    plain, credited = HardwareCost(model, x)(), HardwareCost(model, x, credit_rows=True)()
+    credited["lut"].backward()
+    grad = model[2].output_quant.frac.grad
+    assert (grad[:pruned] == 0).all() and (grad[pruned:] > 0).all()
+    frozen = freeze(model.eval())
+    assert prune_dead_rows(frozen) == pruned
+    estimate = estimate_export(export(frozen, x, tmp_path))["lut"]
+    credit_error, plain_error = (abs(float(c["lut"].detach()) / estimate - 1) for c in (credited, plain))
+    assert credit_error <= TOLERANCE, (float(credited["lut"].detach()), estimate)
+    if pruned:
+        assert credit_error < plain_error and plain_error > TOLERANCE  # the plain cost counts the dropped rows
+    else:
+        assert float(credited["lut"].detach()) == pytest.approx(float(plain["lut"]))
