@@ -99,7 +99,7 @@ def grad_bits(task: Task, pretrained: nn.Module, seed: int, lam: float = 1e-5, e
               mu: float = 0.0, tune_epochs: int = 0, warmup: float = 0, cosine: bool = False,
               tune_lr: float | None = None, prune_dead: bool = False, distill: float = 0.0,
               temperature: float = 1.0, input_granularity: str | None = None, learn_int: bool = False,
-              input_format: str | None = None, credit_rows: bool = False) -> nn.Module:
+              input_format: str | None = None, credit_rows: float = 0.0) -> nn.Module:
     """Per-weight (``granularity``) and per-activation (``act_granularity``: element, channel or
     tensor; ReLU outputs and, with ``inputs``, the input) bits learned with the weights by
     `train_bit_widths`: cross-entropy + ``lam`` x LUTs (+ ``mu`` x latency cycles) for ``epochs``
@@ -116,7 +116,8 @@ def grad_bits(task: Task, pretrained: nn.Module, seed: int, lam: float = 1e-5, e
     (with ``inputs``; default ``act_granularity``); ``learn_int``: the ReLU outputs' and the input's
     integer bits are learned too (`LearnedBits`' ``learn_int``: ranges that clip instead of holding the maximum).
     ``input_format``: the input's format instead of the task's (kept unless ``inputs``: the start of its widths).
-    ``credit_rows``: the cost counts a row only while its activation is kept (`HardwareCost`'s ``credit_rows``)."""
+    ``credit_rows``: the cost counts a row only while its activation is kept, with that share of the
+    row's LUTs as the activation's gradient per bit (`HardwareCost`'s ``credit_rows``; true: 1)."""
     if not lam >= 0:
         raise UserError(f"lam: expected a LUT weight >= 0, got {lam!r}")
     if not 0 <= distill <= 1:
@@ -135,7 +136,7 @@ def grad_bits(task: Task, pretrained: nn.Module, seed: int, lam: float = 1e-5, e
                             learn_int=bool(learn_int))
     attach_learned_bits(model, example, act_granularity, weights=False, inputs=bool(inputs) and not own_input,
                         init_frac=init_frac, learn_int=bool(learn_int))
-    cost = HardwareCost(model, example, credit_rows=True) if credit_rows else None
+    cost = HardwareCost(model, example, credit_rows=float(credit_rows)) if credit_rows else None
     train_bit_widths(model, loader, lam=float(lam), mu=float(mu), epochs=_epochs(task, epochs), cost=cost,
                      lr=task.fine_tune_lr if lr is None else float(lr), bit_lr=float(bit_lr),
                      warmup_epochs=float(warmup), cosine=bool(cosine))

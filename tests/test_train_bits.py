@@ -283,8 +283,8 @@ def test_learned_integer_bits_train_and_export_bit_for_bit(granularity, tmp_path
 def test_cost_credits_the_rows_of_pruned_activations(pruned, tmp_path):
     """`HardwareCost(credit_rows=True)`: a row counts only while its activation is kept, so on a
     plan whose dead rows are dropped (`prune_dead_rows`) it follows the estimator where the plain
-    cost does not; with nothing pruned the two are equal, and a kept activation's width gets the
-    gradient of its row's LUTs."""
+    cost does not; with nothing pruned the two are equal, a kept activation's width gets the
+    gradient of its row's LUTs, and a share (0.25) scales that extra pull only."""
     torch.manual_seed(0)
     model = nn.Sequential(QuantInput("fixed<8,3,RND_CONV,SAT>"),
                           QuantLinear(10, 8, weight_quant="fixed<6,1,RND_CONV,SAT>", bias=False),
@@ -297,8 +297,17 @@ def test_cost_credits_the_rows_of_pruned_activations(pruned, tmp_path):
         model[2].output_quant.frac[:pruned] = -30
     plain, credited = HardwareCost(model, x)(), HardwareCost(model, x, credit_rows=True)()
     credited["lut"].backward()
-    grad = model[2].output_quant.frac.grad
+    grad = model[2].output_quant.frac.grad.clone()
     assert (grad[:pruned] == 0).all() and (grad[pruned:] > 0).all()
+    pulls = []  # credit_rows=0.25: the same value, a quarter of the pull beyond the plain cost's
+    for cost in (HardwareCost(model, x)(), HardwareCost(model, x, credit_rows=0.25)()):
+        model.zero_grad()
+        cost["lut"].backward()
+        pulls.append(model[2].output_quant.frac.grad.clone())
+    assert torch.allclose(grad - pulls[0], 4 * (pulls[1] - pulls[0]))
+    assert float(cost["lut"].detach()) == pytest.approx(float(credited["lut"].detach()))
+    with pytest.raises(QuantError, match="credit_rows"):
+        HardwareCost(model, x, credit_rows=-1)
     frozen = freeze(model.eval())
     assert prune_dead_rows(frozen) == pruned
     estimate = estimate_export(export(frozen, x, tmp_path))["lut"]

@@ -40,12 +40,12 @@ gets gradient.  Fractional cycles: the schedule's are integers (rounded up per s
 backend may merge a layer's last stage with the next one, so it can differ from the estimate
 by a cycle or so per layer.
 
-**Rows of pruned activations** (``credit_rows=True``; off by default): an output whose
+**Rows of pruned activations** (``credit_rows=s``, ``s > 0``; 0, off, by default): an output whose
 activation (the ReLU's format after it) is pruned to 0 bits leaves the RTL with its products
 and adders once `bits.prune_dead_rows` gives that row's weights 0 bits, so its row's LUTs count
-only while the activation is kept: each row's LUTs are multiplied by ``kept * (1 + (b - b') /
+only while the activation is kept: each row's LUTs are multiplied by ``kept * (1 + s * (b - b') /
 b')`` (``b`` its width, ``b'`` the value without gradient), so shrinking an activation earns
-``row LUTs / b`` per bit.  Without it a row counts whether or not its output is used (a 10-8-3
+``s * row LUTs / b`` per bit (``True``: ``s = 1``).  Without it a row counts whether or not its output is used (a 10-8-3
 MLP with 3 of 8 rows dead: plain 58% above the estimate, credited 11%; tests/test_train_bits.py).
 Measured on the digits MLP (bench/RESULTS.md, feat/digits3) the credit is too strong a pull for
 training: hidden activations went to 1 bit or 0 and accuracy fell by 7 to 9 points.
@@ -167,14 +167,18 @@ class HardwareCost:
     fitted on the LUT6 estimate."""
 
     def __init__(self, model: nn.Module, example_input: torch.Tensor, part: str = DEFAULT_PART,
-                 clock_ns: float = 5.0, credit_rows: bool = False):
+                 clock_ns: float = 5.0, credit_rows: float = 0.0):
         family = family_of(part)
         if family == "ecp5":
             raise QuantError(f"HardwareCost: part {part!r} is an ECP5; the cost's factors are fitted on Xilinx LUT6 "
                              f"fabric, use a Xilinx part")
         if not clock_ns > 0:
             raise QuantError(f"HardwareCost: clock_ns must be positive, got {clock_ns!r}")
-        self.model, self.part, self.clock_ns, self.credit_rows = model, part, float(clock_ns), bool(credit_rows)
+        if not (isinstance(credit_rows, (bool, int, float)) and credit_rows >= 0):
+            raise QuantError(f"HardwareCost: credit_rows must be a number >= 0 (the share of a row's LUTs "
+                             f"credited per bit of its activation; 0 is off), got {credit_rows!r}")
+        self.model, self.part, self.clock_ns = model, part, float(clock_ns)
+        self.credit_rows = float(credit_rows)
         self.steps = _chain(model, example_input[:1])
         self.delay = delay_model(family)
 
@@ -194,7 +198,7 @@ class HardwareCost:
                     if layers:  # the layer's sum is requantized to the ReLU's format (fused)
                         layers[-1]["requantize_bits"] = layers[-1]["requantize_bits"] + widths.sum()
                         if self.credit_rows:
-                            _credit_rows(layers[-1], widths)
+                            _credit_rows(layers[-1], widths, self.credit_rows)
             else:
                 was = m.training
                 m.eval()
@@ -247,14 +251,14 @@ class HardwareCost:
         return deepest / self.delay.levels_per_stage(self.clock_ns, width) + 1
 
 
-def _credit_rows(layer: dict, widths: torch.Tensor) -> None:
+def _credit_rows(layer: dict, widths: torch.Tensor, share: float) -> None:
     """``layer``'s LUTs with each row counted only while its activation (``widths``, the layer's
-    output shape) is kept, and a gradient of ``row LUTs / width`` to that width (module docstring)."""
+    output shape) is kept, and a gradient of ``share * row LUTs / width`` to that width (module docstring)."""
     rows = layer.pop("row_luts")
     if rows.shape != widths.shape:
         return
     held = widths.detach()
-    kept = (held > 0).to(torch.float64) * (1 + (widths - held) / held.clamp_min(1))
+    kept = (held > 0).to(torch.float64) * (1 + share * (widths - held) / held.clamp_min(1))
     layer["lut"] = (rows * kept).sum()
 
 
