@@ -45,10 +45,12 @@ activation (the ReLU's format after it) is pruned to 0 bits leaves the RTL with 
 and adders once `bits.prune_dead_rows` gives that row's weights 0 bits, so its row's LUTs count
 only while the activation is kept: each row's LUTs are multiplied by ``kept * (1 + s * (b - b') /
 b')`` (``b`` its width, ``b'`` the value without gradient), so shrinking an activation earns
-``s * row LUTs / b`` per bit (``True``: ``s = 1``).  Without it a row counts whether or not its output is used (a 10-8-3
-MLP with 3 of 8 rows dead: plain 58% above the estimate, credited 11%; tests/test_train_bits.py).
+``s * row LUTs / b`` per bit (``True``: ``s = 1``).  Without it a row counts whether or not
+its output is used (a 10-8-3 MLP with 3 of 8 rows dead: plain 58% above the estimate, credited
+11%; tests/test_train_bits.py).
 Measured on the digits MLP (bench/RESULTS.md, feat/digits3) the credit is too strong a pull for
-training: hidden activations went to 1 bit or 0 and accuracy fell by 7 to 9 points.
+training: hidden activations went to 1 bit or 0 and accuracy fell by 7 to 9 points (a 0.05
+share: 2.3 points, at no fewer LUTs).
 
 The model must be a chain: each module reads the previous one's output (nn.Sequential and
 the like); modules between the quantized ones (Flatten, MaxPool, Dropout) are applied to the
