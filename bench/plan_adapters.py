@@ -30,6 +30,7 @@ from compiler.train import (
     attach_learned_bits, fine_tune_frozen, freeze, mix_rows, plan_by_ilp, prune_dead_rows, relax_bit_widths,
     row_hessian_traces, soft_weight_sharing, train_bit_widths,
 )
+from compiler.train.cost import HardwareCost
 from compiler.train.gmm import apply_codebooks
 from compiler.train.ilp import estimate_model
 
@@ -78,6 +79,16 @@ def _positive(name: str, value, kind=float):
     return kind(value)
 
 
+def _input_format(text) -> str:
+    from compiler.fixed import FixedType, FormatError
+
+    try:
+        return str(FixedType.parse(text))
+    except (FormatError, TypeError) as err:
+        raise UserError(f"input_format: expected a fixed-point format such as 'ufixed<4,0,RND_CONV,SAT>', "
+                        f"got {text!r} ({err})") from None
+
+
 def _epochs(task: Task, epochs) -> int:
     return task.fine_tune_epochs if epochs is None else int(_positive("epochs", epochs, int))
 
@@ -87,7 +98,8 @@ def grad_bits(task: Task, pretrained: nn.Module, seed: int, lam: float = 1e-5, e
               granularity: str = "element", act_granularity: str = "element", inputs: bool = True,
               mu: float = 0.0, tune_epochs: int = 0, warmup: float = 0, cosine: bool = False,
               tune_lr: float | None = None, prune_dead: bool = False, distill: float = 0.0,
-              temperature: float = 1.0) -> nn.Module:
+              temperature: float = 1.0, input_granularity: str | None = None, learn_int: bool = False,
+              input_format: str | None = None, credit_rows: float = 0.0) -> nn.Module:
     """Per-weight (``granularity``) and per-activation (``act_granularity``: element, channel or
     tensor; ReLU outputs and, with ``inputs``, the input) bits learned with the weights by
     `train_bit_widths`: cross-entropy + ``lam`` x LUTs (+ ``mu`` x latency cycles) for ``epochs``
@@ -100,19 +112,32 @@ def grad_bits(task: Task, pretrained: nn.Module, seed: int, lam: float = 1e-5, e
     ``tune_lr``. ``prune_dead``: rows whose every output is pruned get 0 bits (`prune_dead_rows`, exact).
     ``distill``: the share of the float model's softmax (at ``temperature``) in the targets of the
     bit training and of the fine-tuning (`DistilledBatches`; the fine-tuning is then
-    `fine_tune_frozen`'s, at ``tune_lr`` or the task's rate)."""
+    `fine_tune_frozen`'s, at ``tune_lr`` or the task's rate). ``input_granularity``: the input's
+    (with ``inputs``; default ``act_granularity``); ``learn_int``: the ReLU outputs' and the input's
+    integer bits are learned too (`LearnedBits`' ``learn_int``: ranges that clip instead of holding the maximum).
+    ``input_format``: the input's format instead of the task's (kept unless ``inputs``: the start of its widths).
+    ``credit_rows``: the cost counts a row only while its activation is kept, with that share of the
+    row's LUTs as the activation's gradient per bit (`HardwareCost`'s ``credit_rows``; true: 1)."""
     if not lam >= 0:
         raise UserError(f"lam: expected a LUT weight >= 0, got {lam!r}")
     if not 0 <= distill <= 1:
         raise UserError(f"distill: expected the teacher's share of the targets within 0..1, got {distill!r}")
+    if input_format is not None:
+        task = plan_tasks.smaller(task, input_format=_input_format(input_format))
     loader = (DistilledBatches(task, seed, pretrained, float(distill), _positive("temperature", temperature))
               if distill else Batches(task, seed))
     torch.manual_seed(seed)
     model = _uniform_model(task, pretrained, int(start_bits))
     example = torch.from_numpy(task.x_train[:64])
     attach_learned_bits(model, example, granularity, activations=False, inputs=False, init_frac=init_frac)
-    attach_learned_bits(model, example, act_granularity, weights=False, inputs=bool(inputs), init_frac=init_frac)
-    train_bit_widths(model, loader, lam=float(lam), mu=float(mu), epochs=_epochs(task, epochs),
+    own_input = bool(inputs) and input_granularity not in (None, act_granularity)
+    if own_input:  # the input first: its shapes are recorded before any activation has LearnedBits to observe them
+        attach_learned_bits(model, example, input_granularity, weights=False, activations=False, init_frac=init_frac,
+                            learn_int=bool(learn_int))
+    attach_learned_bits(model, example, act_granularity, weights=False, inputs=bool(inputs) and not own_input,
+                        init_frac=init_frac, learn_int=bool(learn_int))
+    cost = HardwareCost(model, example, credit_rows=float(credit_rows)) if credit_rows else None
+    train_bit_widths(model, loader, lam=float(lam), mu=float(mu), epochs=_epochs(task, epochs), cost=cost,
                      lr=task.fine_tune_lr if lr is None else float(lr), bit_lr=float(bit_lr),
                      warmup_epochs=float(warmup), cosine=bool(cosine))
     model = freeze(model.eval())

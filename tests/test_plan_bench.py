@@ -118,6 +118,13 @@ ADAPTERS = (
      lambda plan: all("elements" in plan["tensors"][k] for k in ("input", "fc1.weight", "fc2.weight"))),
     ("grad_bits", {"lam": 1e-3, "epochs": 1, "tune_epochs": 1, "distill": 0.5, "temperature": 2.0},  # teacher targets
      lambda plan: all("elements" in plan["tensors"][k] for k in ("input", "fc1.weight", "fc2.weight"))),
+    ("grad_bits", {"lam": 1e-3, "epochs": 1, "input_granularity": "tensor", "learn_int": True},  # one input format,
+     lambda plan: isinstance(plan["tensors"]["input"], str)  # learned ranges
+     and all("elements" in plan["tensors"][k] for k in ("fc1.weight", "fc2.weight"))),
+    ("grad_bits", {"lam": 1e-3, "epochs": 1, "inputs": False, "input_format": "ufixed<4,0,RND_CONV,SAT>"},  # narrower
+     lambda plan: plan["tensors"]["input"] == "ufixed<4,0,RND_CONV,SAT>"),  # input format, kept
+    ("grad_bits", {"lam": 1e-3, "epochs": 1, "credit_rows": True, "prune_dead": True},  # rows of pruned activations
+     lambda plan: all("elements" in plan["tensors"][k] for k in ("input", "fc1.weight", "fc2.weight"))),  # credited
     ("relax", {"lam": 1e-3, "epochs": 1, "tune_epochs": 1},
      lambda plan: len(plan["tensors"]["fc1.weight"]["formats"]) == 8),
     ("ilp", {"candidates": [2, 4, 6], "steps": 20, "lut_share": 0.6},
@@ -170,7 +177,8 @@ def test_grad_bits_lam_prunes_and_validation_split(tiny, tmp_path):
 
 def test_distilled_targets(tiny):
     """`DistilledBatches`' targets are probabilities: (1 - share) x one-hot + share x the teacher's
-    softmax at the temperature; a bad share is a UserError naming distill."""
+    softmax at the temperature; a bad share is a UserError naming distill, a bad input format one naming
+    input_format."""
     task, pretrained = tiny
     plain = plan_methods.plan_adapters.Batches(task, 0)
     mixed = plan_methods.plan_adapters.DistilledBatches(task, 0, pretrained, 0.25, temperature=3.0)
@@ -183,6 +191,8 @@ def test_distilled_targets(tiny):
     assert (target.argmax(1) == y).float().mean() > 0.5
     with pytest.raises(UserError, match="distill"):
         plan_methods.METHODS["grad_bits"](task, pretrained, 0, distill=1.5)
+    with pytest.raises(UserError, match="input_format"):
+        plan_methods.METHODS["grad_bits"](task, pretrained, 0, input_format="ufixed<4")
 
 
 def test_validation_folds(tiny):

@@ -223,3 +223,97 @@ def test_rows_whose_outputs_are_all_pruned_are_dropped_exactly(make, tmp_path):
     assert prune_dead_rows(model) == 0  # nothing left to do
     pruned = export(model, x, tmp_path / "pruned")
     assert estimate_export(pruned)["lut"] < estimate_export(kept)["lut"]
+
+
+def test_learned_integer_bits_clip_and_get_the_clipping_gradient():
+    """``learn_int``: the integer bits start at the first batch's range, a narrower range saturates
+    (no gradient to the clipped inputs, ``ln2 * q`` to the integer bits), the cost's widths have
+    gradient 1 in them, and the frozen format is the learned one; weights and relaxed refuse it."""
+    q = LearnedBits((4,), "tensor", activation=True, learn_int=True, init_frac=2)
+    x = torch.tensor([[0.5, 1.0, 3.0, 7.5], [0.1, 0.2, 0.3, 0.4]], dtype=torch.float64)
+    q.train()(x)
+    assert float(q.int_bits.detach()) == 3 and str(q.frozen().format) == "ufixed<5,3,RND,SAT>"  # 7.5 < 2**3
+    with torch.no_grad():
+        q.int_bits.fill_(2)  # ufixed<4,2>: at most 3.75
+    xr = x.clone().requires_grad_(True)
+    y = q(xr)
+    assert float(y[0, 3].detach()) == 3.75 and torch.equal(y, q.forward_exact(x))
+    ((y - 2 * xr.detach()) ** 2).sum().backward()
+    assert float(xr.grad[0, 3]) == 0 and float(xr.grad[0, 0]) != 0  # clipped: no gradient to the input
+    assert float(q.int_bits.grad) == pytest.approx(np.log(2) * 3.75 * 2 * (3.75 - 15))  # widen: the loss falls
+    q.zero_grad()
+    q.widths().sum().backward()
+    assert float(q.int_bits.grad) == 4 and float(q.frac.grad) == 4
+    assert str(q.frozen().format) == "ufixed<4,2,RND,SAT>"
+    with pytest.raises(QuantError, match="learn_int"):
+        LearnedBits((4, 2), learn_int=True)
+    with pytest.raises(QuantError, match="learn_int"):
+        LearnedBits((4,), activation=True, relaxed=True, learn_int=True)
+
+
+@pytest.mark.parametrize("granularity", ["element", "tensor"])
+def test_learned_integer_bits_train_and_export_bit_for_bit(granularity, tmp_path):
+    """A model whose input and activation ranges are learned (`attach_learned_bits(learn_int=True)`):
+    `train_bit_widths` moves the integer bits (at the bits' rate) under a large lam, the live and the
+    frozen model export bit for bit, and freezing changes no value."""
+    torch.manual_seed(5)
+    model = nn.Sequential(QuantInput("fixed<8,3,RND_CONV,SAT>"),
+                          QuantLinear(10, 8, weight_quant="fixed<6,1,RND_CONV,SAT>", bias=False), QuantReLU(),
+                          QuantLinear(8, 3, weight_quant="fixed<6,1,RND_CONV,SAT>", bias=False))
+    x = torch.randn(32, 10) * 3
+    attach_learned_bits(model, x, granularity, weights=False, learn_int=True)
+    assert all(q.learn_int for _, q in learned_bits(model)) and len(learned_bits(model)) == 2
+    target = torch.randn(32, 3, dtype=torch.float64)
+    model.train()(x)  # the first batch sets the integer bits from the ranges
+    started = [q.int_bits.detach().clone() for _, q in learned_bits(model)]
+    assert all(bool(q.int_started) for _, q in learned_bits(model))
+    train_bit_widths(model, [(x, target)] * 30, lam=1.0, epochs=1, loss_fn=nn.functional.mse_loss, lr=1e-2)
+    for (_, q), start in zip(learned_bits(model), started):  # the cost narrowed every range
+        assert float(q.int_bits.detach().mean()) < float(start.mean()) - 0.5, (q.int_bits, start)
+    export(model, x, tmp_path / "live")
+    with torch.no_grad():
+        before = model.eval()(x)
+    freeze(model)
+    with torch.no_grad():
+        assert torch.equal(model(x), before)
+    export(model, x, tmp_path / "frozen")
+
+
+@pytest.mark.parametrize("pruned", [0, 3, 6])
+def test_cost_credits_the_rows_of_pruned_activations(pruned, tmp_path):
+    """`HardwareCost(credit_rows=True)`: a row counts only while its activation is kept, so on a
+    plan whose dead rows are dropped (`prune_dead_rows`) it follows the estimator where the plain
+    cost does not; with nothing pruned the two are equal, a kept activation's width gets the
+    gradient of its row's LUTs, and a share (0.25) scales that extra pull only."""
+    torch.manual_seed(0)
+    model = nn.Sequential(QuantInput("fixed<8,3,RND_CONV,SAT>"),
+                          QuantLinear(10, 8, weight_quant="fixed<6,1,RND_CONV,SAT>", bias=False),
+                          QuantReLU(output_quant="ufixed<6,3,RND_CONV,SAT>"),
+                          QuantLinear(8, 3, weight_quant="fixed<6,1,RND_CONV,SAT>", bias=False))
+    x = torch.randn(64, 10) * 2
+    attach_learned_bits(model, x, "element", inputs=False)
+    model.train()(x)
+    with torch.no_grad():
+        model[2].output_quant.frac[:pruned] = -30
+    plain, credited = HardwareCost(model, x)(), HardwareCost(model, x, credit_rows=True)()
+    credited["lut"].backward()
+    grad = model[2].output_quant.frac.grad.clone()
+    assert (grad[:pruned] == 0).all() and (grad[pruned:] > 0).all()
+    pulls = []  # credit_rows=0.25: the same value, a quarter of the pull beyond the plain cost's
+    for cost in (HardwareCost(model, x)(), HardwareCost(model, x, credit_rows=0.25)()):
+        model.zero_grad()
+        cost["lut"].backward()
+        pulls.append(model[2].output_quant.frac.grad.clone())
+    assert torch.allclose(grad - pulls[0], 4 * (pulls[1] - pulls[0]))
+    assert float(cost["lut"].detach()) == pytest.approx(float(credited["lut"].detach()))
+    with pytest.raises(QuantError, match="credit_rows"):
+        HardwareCost(model, x, credit_rows=-1)
+    frozen = freeze(model.eval())
+    assert prune_dead_rows(frozen) == pruned
+    estimate = estimate_export(export(frozen, x, tmp_path))["lut"]
+    credit_error, plain_error = (abs(float(c["lut"].detach()) / estimate - 1) for c in (credited, plain))
+    assert credit_error <= TOLERANCE, (float(credited["lut"].detach()), estimate)
+    if pruned:
+        assert credit_error < plain_error and plain_error > TOLERANCE  # the plain cost counts the dropped rows
+    else:
+        assert float(credited["lut"].detach()) == pytest.approx(float(plain["lut"].detach()))

@@ -17,6 +17,12 @@ automatic per-weight mixed precision quantization for neural networks on-chip"):
   cost (`compiler.train.cost`), `LearnedBits.widths` is the width with gradient 1 in ``f``
   (0 where pruned).
 
+* **Learned integer bits** (``learn_int=True``, activations only): the integer bits become a
+  trainable parameter too, started from the first training batch's range; below the range a
+  value saturates (the plan's ``SAT``), the input gets no gradient there (as PACT's clipping)
+  and the integer bits get ``d q / d int = ln 2 * q`` (the saturation bound doubles per bit),
+  so the task loss widens a range that clips what matters and the cost narrows the rest.
+
 Usable wherever a quantizer is: ``weight_quant=``, ``bias_quant=``, ``output_quant=`` (per-
 activation bits) and `QuantInput`.  Activations take ``activation=True`` and their shape
 without the batch axis.  Rounding ``RND`` and overflow ``SAT`` by default: a running maximum
@@ -35,6 +41,7 @@ from ..fixed import FixedType, Overflow, Rounding
 from .quant import MAX_WIDTH_BITS, Fixed, PerAxis, PerElement, QuantError, Quantizer, _as_mode, fixed_values
 
 GRANULARITIES = ("element", "channel", "tensor")
+MAX_LEARNED_INT = 64  # learned integer bits stay within +-this (plans allow far more; no real range needs it)
 
 
 class _Rounded(torch.autograd.Function):
@@ -77,12 +84,13 @@ class LearnedBits(Quantizer, nn.Module):
     to start from; ``max_bits``: the widest width allowed (24 at most on weights: ONNX holds
     them as float32); ``range_decay``: how fast an activation's running maximum follows
     smaller batches (it rises at once).  An activation's range is 0, so every element pruned,
-    until a forward pass in training mode has seen data; ``relaxed``: see `relax_bit_widths`.
+    until a forward pass in training mode has seen data; ``relaxed``: see `relax_bit_widths`;
+    ``learn_int``: the integer bits trained as well (activations, not relaxed; module docstring).
     """
 
     def __init__(self, shape, granularity: str = "element", *, axis: int | None = None, activation: bool = False,
                  init_frac: float = 4.0, rounding="RND", overflow="SAT", max_bits: int = 16,
-                 range_decay: float = 0.01, relaxed: bool = False):
+                 range_decay: float = 0.01, relaxed: bool = False, learn_int: bool = False):
         nn.Module.__init__(self)
         if granularity not in GRANULARITIES:
             raise QuantError(f"LearnedBits: granularity must be one of {', '.join(GRANULARITIES)}, got {granularity!r}")
@@ -95,11 +103,18 @@ class LearnedBits(Quantizer, nn.Module):
             why = "float64 sums" if activation else "float32 weights in ONNX"
             raise QuantError(f"LearnedBits: max_bits must be within 1..{limit} ({why}), got {max_bits}")
         self.max_bits, self.range_decay, self.relaxed = int(max_bits), float(range_decay), bool(relaxed)
+        self.learn_int = bool(learn_int)
+        if self.learn_int and (not self.activation or self.relaxed):
+            raise QuantError("LearnedBits: learn_int is for activations (a weight's integer bits come from its values) "
+                             "and not with relaxed=True; drop learn_int or set activation=True, relaxed=False")
         group = self._group_shape()
         self.frac = nn.Parameter(torch.full(group, float(init_frac)))
         if self.activation:
             self.register_buffer("running_max", torch.zeros(group, dtype=torch.float64))
             self.register_buffer("running_min", torch.zeros(group, dtype=torch.float64))
+        if self.learn_int:  # set from the first training batch's range (`_observe`)
+            self.int_bits = nn.Parameter(torch.zeros(group))
+            self.register_buffer("int_started", torch.zeros((), dtype=torch.bool))
 
     def _group_shape(self) -> tuple[int, ...]:
         if self.granularity == "element":
@@ -151,11 +166,21 @@ class LearnedBits(Quantizer, nn.Module):
         each element is quantized into now (``frac``: other integer fractional bits than
         ``round(self.frac)``); width 0 prunes."""
         bound, signed = self._range(values)
-        ints = _int_bits(bound, signed)
+        ints = self._learned_ints() if self._ints_learned() else _int_bits(bound, signed)
         frac = torch.round(self.frac.detach().to(torch.float64)) if frac is None else frac
         width = torch.clamp(ints + frac, max=self.max_bits)
         width = torch.where((width <= signed) | (bound <= 0), torch.zeros_like(width), width)
         return width, ints, signed
+
+    def _ints_learned(self) -> bool:
+        return self.learn_int and bool(self.int_started)
+
+    def _learned_ints(self) -> torch.Tensor:
+        return torch.round(self.int_bits.detach().to(torch.float64)).clamp(-MAX_LEARNED_INT, MAX_LEARNED_INT)
+
+    def bit_parameters(self) -> list[nn.Parameter]:
+        """The trainable bit widths: the fractional bits, and the integer bits with ``learn_int``."""
+        return [self.frac, self.int_bits] if self.learn_int else [self.frac]
 
     def widths(self, values: torch.Tensor | None = None) -> torch.Tensor:
         """Each element's width (the tensor's shape, an activation's without batch): the exact
@@ -168,6 +193,9 @@ class LearnedBits(Quantizer, nn.Module):
             live = kept * torch.clamp(ints + frac, min=0, max=self.max_bits)
         else:
             live = width + kept * (frac - frac.detach())
+            if self._ints_learned():
+                ints = self.int_bits.to(torch.float64)
+                live = live + kept * (ints - ints.detach())
         return live.expand(self.shape) if live.shape != self.shape else live
 
     def forward_exact(self, x: torch.Tensor) -> torch.Tensor:
@@ -182,7 +210,18 @@ class LearnedBits(Quantizer, nn.Module):
             return self._relaxed(x)
         with torch.no_grad():
             q = self.forward_exact(x)
-        return _Rounded.apply(x, self.frac, q)
+        if not self._ints_learned():
+            return _Rounded.apply(x, self.frac, q)
+        with torch.no_grad():
+            width, ints, signed = self.fields()
+            top = torch.exp2(ints - signed) - torch.exp2(ints - width)  # the format's largest and smallest value
+            low = torch.where(signed > 0, -torch.exp2(ints - 1), torch.zeros_like(ints))
+            clipped = ((x > top) | (x < low)) & (width > 0)
+            slope = torch.where(clipped, math.log(2.0) * q, torch.zeros_like(q))
+        # the frac surrogate and the input's gradient only where not clipped (there the int bits'):
+        out = _Rounded.apply(torch.where(clipped, q, x), self.frac, q)
+        ints_live = self.int_bits.to(torch.float64)
+        return out + (ints_live - ints_live.detach()) * slope
 
     def _relaxed(self, x: torch.Tensor) -> torch.Tensor:
         """Training only: the interpolation between the quantizations at floor(f) and floor(f) + 1
@@ -203,6 +242,9 @@ class LearnedBits(Quantizer, nn.Module):
         decayed = (1 - self.range_decay) * self.running_max + self.range_decay * top
         self.running_max.copy_(torch.maximum(top, decayed))
         self.running_min.copy_(torch.minimum(low, self.running_min))
+        if self.learn_int and not bool(self.int_started):
+            self.int_bits.data.copy_(_int_bits(self.running_max, (self.running_min < 0).to(torch.float64)))
+            self.int_started.fill_(True)
 
     # --- the fixed quantizer it rounds to ------------------------------------------------
     def frozen(self, values: torch.Tensor | None = None) -> Quantizer:
@@ -279,12 +321,14 @@ def prune_dead_rows(model: nn.Module) -> int:
 
 def attach_learned_bits(model: nn.Module, example_input: torch.Tensor, granularity: str = "element", *,
                         weights: bool = True, activations: bool = True, inputs: bool = True,
-                        init_frac: float | None = None, relaxed: bool = False, **options) -> nn.Module:
+                        init_frac: float | None = None, relaxed: bool = False, learn_int: bool = False,
+                        **options) -> nn.Module:
     """Give ``model``'s quantized modules `LearnedBits` (in place; returns ``model``): every
     layer's weight (``weights``), every QuantReLU's output (``activations``) and the QuantInput
     (``inputs``), at ``granularity`` (channel: a weight's output channel, an activation's
     channel).  The fractional bits start at the format they replace (a `Fixed` one's), else at
-    ``init_frac`` (default 4); ``options`` go to `LearnedBits`."""
+    ``init_frac`` (default 4); ``learn_int``: the activations' and the input's integer bits
+    are learned too (`LearnedBits`); ``options`` go to `LearnedBits`."""
     from .modules import QUANT_LAYERS, QuantInput, QuantReLU, record_calls
 
     recorded = [(name, m) for name, m in model.named_modules() if isinstance(m, (QuantReLU, QuantInput))]
@@ -302,9 +346,11 @@ def attach_learned_bits(model: nn.Module, example_input: torch.Tensor, granulari
             module.weight_quant = q
         elif activations and isinstance(module, QuantReLU) and module in shapes:
             module.output_quant = LearnedBits(shapes[module], granularity, activation=True, relaxed=relaxed,
+                                              learn_int=learn_int,
                                               init_frac=start(module.output_quant), **options)
         elif inputs and isinstance(module, QuantInput):
             module.quant = LearnedBits(shapes[module], granularity, activation=True, relaxed=relaxed,
+                                       learn_int=learn_int,
                                        init_frac=start(module.quant), **options)
     return model
 
@@ -317,7 +363,7 @@ def train_bit_widths(model: nn.Module, loader, *, lam: float, epochs: int, cost=
     cross-entropy by default; ``cost``: a `cost.HardwareCost`, else one built on the first
     batch for ``part`` at ``clock_ns``).  ``loader``: an iterable of ``(x, y)`` batches, read
     once per epoch.  Adam, ``lr`` for the weights, ``bit_lr`` for the `LearnedBits`' fractional
-    bits (a bit moves faster than a weight).  The model's `LearnedBits` stay; `freeze` it before
+    (and learned integer) bits (a bit moves faster than a weight).  The model's `LearnedBits` stay; `freeze` it before
     export (or export it as it is).  ``warmup_epochs``: ``lam`` and ``mu`` ramp linearly from 0,
     batch by batch, over that many epochs (HGQ's beta ramp: the weights settle before the cost
     prunes them), then stay (a loader without ``len()``: 0 through the first epoch, which counts
@@ -333,7 +379,7 @@ def train_bit_widths(model: nn.Module, loader, *, lam: float, epochs: int, cost=
         raise QuantError(f"train_bit_widths: epochs must be a positive integer, got {epochs!r}")
     if not (isinstance(warmup_epochs, (int, float)) and 0 <= warmup_epochs <= epochs):
         raise QuantError(f"train_bit_widths: warmup_epochs must be within 0..epochs ({epochs}), got {warmup_epochs!r}")
-    bits = [q.frac for _, q in learned_bits(model)]
+    bits = [p for _, q in learned_bits(model) for p in q.bit_parameters()]
     if not bits:
         raise QuantError("train_bit_widths: the model has no LearnedBits; give its quantizers LearnedBits "
                          "(attach_learned_bits(model, x) does it for every weight and activation)")

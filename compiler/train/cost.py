@@ -40,6 +40,18 @@ gets gradient.  Fractional cycles: the schedule's are integers (rounded up per s
 backend may merge a layer's last stage with the next one, so it can differ from the estimate
 by a cycle or so per layer.
 
+**Rows of pruned activations** (``credit_rows=s``, ``s > 0``; 0, off, by default): an output whose
+activation (the ReLU's format after it) is pruned to 0 bits leaves the RTL with its products
+and adders once `bits.prune_dead_rows` gives that row's weights 0 bits, so its row's LUTs count
+only while the activation is kept: each row's LUTs are multiplied by ``kept * (1 + s * (b - b') /
+b')`` (``b`` its width, ``b'`` the value without gradient), so shrinking an activation earns
+``s * row LUTs / b`` per bit (``True``: ``s = 1``).  Without it a row counts whether or not
+its output is used (a 10-8-3 MLP with 3 of 8 rows dead: plain 58% above the estimate, credited
+11%; tests/test_train_bits.py).
+Measured on the digits MLP (bench/RESULTS.md, feat/digits3) the credit is too strong a pull for
+training: hidden activations went to 1 bit or 0 and accuracy fell by 7 to 9 points (a 0.05
+share: 2.3 points, at no fewer LUTs).
+
 The model must be a chain: each module reads the previous one's output (nn.Sequential and
 the like); modules between the quantized ones (Flatten, MaxPool, Dropout) are applied to the
 width maps as to the values.
@@ -157,14 +169,18 @@ class HardwareCost:
     fitted on the LUT6 estimate."""
 
     def __init__(self, model: nn.Module, example_input: torch.Tensor, part: str = DEFAULT_PART,
-                 clock_ns: float = 5.0):
+                 clock_ns: float = 5.0, credit_rows: float = 0.0):
         family = family_of(part)
         if family == "ecp5":
             raise QuantError(f"HardwareCost: part {part!r} is an ECP5; the cost's factors are fitted on Xilinx LUT6 "
                              f"fabric, use a Xilinx part")
         if not clock_ns > 0:
             raise QuantError(f"HardwareCost: clock_ns must be positive, got {clock_ns!r}")
+        if not (isinstance(credit_rows, (bool, int, float)) and credit_rows >= 0):
+            raise QuantError(f"HardwareCost: credit_rows must be a number >= 0 (the share of a row's LUTs "
+                             f"credited per bit of its activation; 0 is off), got {credit_rows!r}")
         self.model, self.part, self.clock_ns = model, part, float(clock_ns)
+        self.credit_rows = float(credit_rows)
         self.steps = _chain(model, example_input[:1])
         self.delay = delay_model(family)
 
@@ -183,6 +199,8 @@ class HardwareCost:
                     widths = quantizer_widths(m.output_quant, step.out_shape)
                     if layers:  # the layer's sum is requantized to the ReLU's format (fused)
                         layers[-1]["requantize_bits"] = layers[-1]["requantize_bits"] + widths.sum()
+                        if self.credit_rows:
+                            _credit_rows(layers[-1], widths, self.credit_rows)
             else:
                 was = m.training
                 m.eval()
@@ -190,6 +208,8 @@ class HardwareCost:
                     widths = m(widths)
                 finally:
                     m.train(was)
+        for layer in layers:
+            layer.pop("row_luts", None)
         zero = torch.zeros((), dtype=torch.float64)
         lut = sum((layer["lut"] for layer in layers), zero)
         latency = sum((layer["cycles"] for layer in layers), zero)
@@ -223,6 +243,7 @@ class HardwareCost:
                  "accumulator_bits": accumulator.sum(), "rows": live.sum(),
                  "requantize_bits": requantize_bits, "cycles": self._cycles(per_row, widths), "out_widths": out}
         layer["lut"] = self._lut(layer)
+        layer["row_luts"] = TERMS_BITS * row_bits + TERMS * per_row + ACCUMULATOR * accumulator  # per output
         return layer
 
     def _cycles(self, per_row: torch.Tensor, widths: torch.Tensor) -> torch.Tensor:
@@ -230,6 +251,17 @@ class HardwareCost:
         deepest = SOFT_MAX_LEVELS * torch.logsumexp(levels / SOFT_MAX_LEVELS, 0) if levels.numel() else levels.sum()
         width = int(widths.detach().max()) + 8 if widths.numel() else 16
         return deepest / self.delay.levels_per_stage(self.clock_ns, width) + 1
+
+
+def _credit_rows(layer: dict, widths: torch.Tensor, share: float) -> None:
+    """``layer``'s LUTs with each row counted only while its activation (``widths``, the layer's
+    output shape) is kept, and a gradient of ``share * row LUTs / width`` to that width (module docstring)."""
+    rows = layer.pop("row_luts")
+    if rows.shape != widths.shape:
+        return
+    held = widths.detach()
+    kept = (held > 0).to(torch.float64) * (1 + share * (widths - held) / held.clamp_min(1))
+    layer["lut"] = (rows * kept).sum()
 
 
 def _value_bits(values: torch.Tensor) -> int:
