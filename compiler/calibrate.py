@@ -42,6 +42,7 @@ from .fixed import MAX_PLAN_INT_BITS, MAX_WIDTH, FixedType, Formats, Overflow, R
 from .float_eval import constant_value, evaluate_float
 from .ir import LAYOUT_OPS, Graph, Op, TensorKind
 from .plan import Plan, parse_plan
+from .type_names import readable_type
 
 # Samples per float evaluation or emulation: at most 4096, and at most 2**24 values of every
 # activation at once (evaluate_float keeps them all; 128 MB of float64).
@@ -337,7 +338,7 @@ class Clipping:
             lo, hi = _range(types[0])
             where = f"{types[0]} (range {float(lo):.4g}..{float(hi):.4g})"
         else:
-            where = f"{len(types)} of its per-element formats ({self.formats.summary()})"
+            where = f"{len(types)} of its per-element formats ({readable_type(self.formats)})"
         counted = f"{self.outside} of {self.values} values ({share:.2f}%)" if share >= 0.01 else \
             f"{self.outside} of {self.values} values (<0.01%)"
         if len(kinds) == 1:

@@ -35,6 +35,7 @@ from ..fixed import FixedType, Formats, Overflow, Rounding, bits_for_range, resc
 from ..ir import Graph, LookupTable, Node, Op, Tensor
 from ..names import CPP_FOLDED, CPP_RESERVED, CPP_TOP_PREFIXES, FILTERS, Names
 from ..resources import data_folder
+from ..type_names import readable_type
 from .hls_graph import STRATEGY as STRATEGY_GRAPH, GraphWriter
 
 TEMPLATES = data_folder("templates", "hls")
@@ -128,7 +129,7 @@ def container(formats: Formats, tensor: str = "") -> FixedType:
     width, _ = bits_for_range(min(los), max(his))
     if width > AP_INT_LIMIT_W:
         raise HLSBackendError(
-            f"tensor {tensor!r}: one C++ type holding all its elements' formats ({formats.summary()}) needs "
+            f"tensor {tensor!r}: one C++ type holding all its elements' formats ({readable_type(formats)}) needs "
             f"{width} bits, more than ap_int's {AP_INT_LIMIT_W}; give its elements integer and fraction bits "
             f"closer together in the plan")
     t = CType.for_range(min(los), max(his), frac)

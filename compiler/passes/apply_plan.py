@@ -32,6 +32,7 @@ from ..fixed import (FixedType, Formats, Overflow, Pow2Type, Rounding, apply_ove
                      nearest_centre, quantize_float, round_float, round_pow2, round_significant)
 from ..ir import LAYOUT_OPS, Graph, LookupTable, Node, Op, Tensor, TensorKind
 from ..plan import Codebook, Plan, RowSchemes, TensorSpec
+from ..type_names import readable_type
 
 CONSTANT_SIGNIFICANT_BITS = 18
 
@@ -65,7 +66,7 @@ def _quantize_constant(t: Tensor, formats: Formats, values: np.ndarray | None = 
     """``t`` in ``formats``: its model values, or ``values`` (a computed constant's rounded ones)."""
     if values is None:
         values = t.float_data if t.float_data is not None else t.data
-    return _quantized(t, *_fixed_mantissas(values, formats, f"constant {t.name!r}"), formats.summary())
+    return _quantized(t, *_fixed_mantissas(values, formats, f"constant {t.name!r}"), readable_type(formats))
 
 
 def _fixed_mantissas(values: np.ndarray, formats: Formats, what: str) -> tuple[np.ndarray, ...]:
@@ -257,7 +258,7 @@ def _table_output(plan: Plan, t: Tensor, default_key: str) -> FixedType:
     uniform = formats.uniform_type()
     if uniform is None:
         raise PlanError(f"plan entry for tensor {t.name!r}: the output of a table look-up must have one "
-                        f"format for the whole tensor, got {formats.summary()}")
+                        f"format for the whole tensor, got {readable_type(formats)}")
     return uniform
 
 
