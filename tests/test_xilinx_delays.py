@@ -100,6 +100,10 @@ def test_refit_is_recomputed(data):
     safe = refit.bounded(model, rows)
     assert safe.overhead == data["refit"]["bounded_overhead"]
     assert min(refit.errors(safe, rows)["errors"]) >= 0
+    fit = refit.path_fit(rows)
+    assert fit == data["refit"]["path_fit"]
+    steep = dataclasses.replace(model, fanout_per_doubling=round(fit["fanout_per_doubling"], 3))
+    assert refit.errors(steep, rows) == data["refit"]["paths"]["path_fanout"]
 
 
 def test_results_quote_the_json(data, section):
@@ -111,17 +115,20 @@ def test_results_quote_the_json(data, section):
     blocks = ("increment", "select", "second_bound", "compare", "bound")
     row = " | ".join(", ".join(f"{refit[m][f]:.3f}" for f in blocks) for m in ("present", "proposed"))
     assert f"| {', '.join(blocks)} | {row} |" in section, row
-    for name in ("present", "proposed"):
+    for name in ("present", "proposed", "bounded", "path_fanout"):
         errs = refit["paths"][name]
         assert f"{errs['median']:+g}" in section and f"{errs['rms']:g}" in section
         assert f"{errs['min']:+.3f} .. {errs['max']:+.3f}" in section
     assert f"overhead {refit['bounded_overhead']:g}" in section
+    fit = ", ".join(f"{k} {refit['path_fit'][k]:g}" for k in ("overhead", "level", "lut", "carry_bit"))
+    assert fit in section.replace("\n", " ") and f"rms {refit['path_fit']['rms']:g} ns" in section.replace("\n", " ")
     for key in ("clock_to_q", "setup_d", "lut", "lut_into_carry", "carry_entry", "carry_through", "carry_exit",
                 "carry_net", "into_carry_net", "local_net", "net_fo1"):
         assert f"{refit['terms'][key]:g}" in section, key
     table = section.split("**The jet tagger at 5 ns**", 1)[1]
     labels = {"present": "present xcup", "proposed": "proposed",
-              "bounded": f"proposed, overhead {refit['bounded_overhead']:g}"}
+              "bounded": f"proposed, overhead {refit['bounded_overhead']:g}",
+              "path_fanout": f"proposed, fanout {refit['path_fit']['fanout_per_doubling']:.2f} / doubling"}
     for model, label in labels.items():
         row = next(line for line in table.splitlines() if line.startswith(f"| {label} |"))
         cells = [c.strip().replace("**", "") for c in row.split("|")[2:4]]
