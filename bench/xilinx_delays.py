@@ -189,9 +189,13 @@ def predict(model, terms: dict) -> float:
 
 
 def reports(snapshot: Path) -> tuple[str, list[tuple[str, str]]]:
+    """The snapshot's HEAD commit and its routed timing reports (path, text)."""
     def git(*args: str) -> str:
-        return subprocess.run(["git", "--git-dir", str(snapshot), *args], check=True, capture_output=True,
-                              text=True).stdout
+        done = subprocess.run(["git", "--git-dir", str(snapshot), *args], capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"snapshot {snapshot}: git {args[0]} failed ({done.stderr.strip()}); pass the git "
+                             f"directory of a {SOURCE_REPO} snapshot (fetch it, or git clone it)")
+        return done.stdout
 
     if (snapshot / ".git").exists():
         snapshot = snapshot / ".git"
