@@ -24,7 +24,7 @@ from ..backends.hls import container
 from ..errors import UserError
 from ..ir import Graph
 from ..progress import elapsed
-from .vectors import emulated_rows, received_values
+from .vectors import emulated_rows, mantissa_value, received_values
 
 CXXFLAGS = ["-std=c++14", "-O2", "-DNDEBUG", "-w"]  # NDEBUG: ap_fixed asserts on wide right shifts
 
@@ -90,10 +90,8 @@ def _values(mantissas: np.ndarray, frac: int) -> list[list[float]]:
     mantissas = np.asarray(mantissas)
     if mantissas.dtype != object:
         return np.ldexp(mantissas.astype(np.float64), -frac).tolist()
-    # Python ints of wide types: int / int is correctly rounded, and 2**1023 and more do not
-    # pass through a float first
-    scale = 1 << max(frac, 0)
-    return [[(int(m) << max(-frac, 0)) / scale for m in row] for row in mantissas]
+    # Python ints of wide types: correctly rounded, never through a float first
+    return [[mantissa_value(m, frac) for m in row] for row in mantissas]
 
 
 def _newer(target: Path, sources: list[Path]) -> bool:

@@ -146,21 +146,21 @@ def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.nd
     }
     run = run_testbench(rtl_dir, model, "sim.testbench", spec, top_ports(schedule), waves=waves,
                         simulator=simulator, cycles=count, primitives=primitives)
-    mismatches, first, latency, ii = compare_outputs(run.results, out_ports, rows_out, count)
-    outputs = {p["onnx"]: received_values(graph, p["onnx"], rows) for p, rows in
-               zip(out_ports, received(run.results, out_ports, count))}
+    have = received(run.results, out_ports, count)
+    mismatches, first, latency, ii = compare_outputs(run.results, out_ports, rows_out, count, have)
+    outputs = {p["onnx"]: received_values(graph, p["onnx"], rows) for p, rows in zip(out_ports, have)}
     return RTLSimResult(count, mismatches, latency, ii, schedule["latency_cycles"], run.build_seconds,
                         run.run_seconds, tuple(first), run.waves, outputs=outputs)
 
 
-def received(got: dict, out_ports: list[dict], count: int) -> list[list[list[int | None]]]:
+def received(got: dict, out_ports: list[dict], count: int) -> list[list[list[int] | None]]:
     """Per output port, per vector, the element mantissas the testbench read (``got``, as in
-    `compare_outputs`); None for each element of a vector whose word was not valid."""
+    `compare_outputs`); None for a vector whose word was missing or not valid."""
     out = []
     for p in out_ports:
-        words, size = got["outputs"][p["name"]], p["size"]
-        out.append([[None] * size if v >= len(words) or words[v].startswith("x:") else
-                    [_unpack(int(words[v], 16), i, p["width"], p["signed"]) for i in range(size)]
+        words = got["outputs"][p["name"]]
+        out.append([None if v >= len(words) or words[v].startswith("x:") else
+                    [_unpack(int(words[v], 16), i, p["width"], p["signed"]) for i in range(p["size"])]
                     for v in range(count)])
     return out
 
@@ -209,30 +209,30 @@ def run_testbench(rtl_dir: Path, model: str, testbench: str, spec: dict, ports: 
     return TestbenchRun(json.loads(results.read_text()), built.seconds, run_seconds, str(fst) if fst else None)
 
 
-def compare_outputs(got: dict, out_ports: list[dict], rows_out, count: int) -> tuple[int, list[str], int | None,
-                                                                                     int | None]:
+def compare_outputs(got: dict, out_ports: list[dict], rows_out, count: int,
+                    have: list | None = None) -> tuple[int, list[str], int | None, int | None]:
     """What a testbench recorded (``got``: each output port's words, hex or ``x:...`` where not
     valid, and the cycles of each input and output) against the emulator's mantissas
     (``rows_out``, one array per port): (mismatched bits, the first ten as lines, latency, II).
-    A latency that varies between vectors counts as a mismatch."""
+    ``have``: the words unpacked (`received`), when the caller has them already.  A latency that
+    varies between vectors counts as a mismatch."""
     t_in, t_out = got["t_in"], got["t_out"]
+    have = have if have is not None else received(got, out_ports, count)
     mismatches, first = 0, []
-    for p, rows in zip(out_ports, rows_out):
+    for p, rows, got_rows in zip(out_ports, rows_out, have):
         port, words = p["name"], got["outputs"][p["name"]]
         for v in range(count):
-            if v >= len(words) or words[v].startswith("x:"):
+            if got_rows[v] is None:
                 mismatches += rows.shape[1]
                 if len(first) < 10:
                     seen = words[v] if v < len(words) else "nothing"
                     first.append(f"mismatch: vector {v} output {port}: no valid output (got {seen})")
                 continue
-            word = int(words[v], 16)
-            for i, want in enumerate(rows[v]):
-                have = _unpack(word, i, p["width"], p["signed"])
-                if have != int(want):
+            for i, (want, value) in enumerate(zip(rows[v], got_rows[v], strict=True)):
+                if value != int(want):
                     mismatches += 1
                     if len(first) < 10:
-                        first.append(f"mismatch: vector {v} output {port}[{i}]: expected {int(want)}, got {have} "
+                        first.append(f"mismatch: vector {v} output {port}[{i}]: expected {int(want)}, got {value} "
                                      f"(mantissas of {p['type']})")
     latencies = sorted({b - a for a, b in zip(t_in, t_out)})
     if len(latencies) > 1:

@@ -41,19 +41,19 @@ def container_mantissas(value: Fx, formats) -> np.ndarray:
 
 def mantissa_value(m: int, frac: int) -> float:
     """``m * 2**-frac`` as a float64: exact while ``m`` has at most 53 bits, else correctly
-    rounded (Python's int division), never through an intermediate float."""
+    rounded (Python's int division), never through an intermediate float (2**1023 and more)."""
     return (int(m) << max(-frac, 0)) / (1 << max(frac, 0))
 
 
-def received_values(graph: Graph, name: str, rows: list[list[int | None]]) -> np.ndarray:
+def received_values(graph: Graph, name: str, rows: list[list[int | None] | None]) -> np.ndarray:
     """What a simulation read from output ``name`` (per vector, the container mantissas of its
-    elements; None where it read nothing valid) as IR values shaped [vectors, *shape], NaN where
-    None."""
+    elements; None for an element, or a whole vector, it read nothing valid for) as IR values
+    shaped [vectors, *shape], NaN where None."""
     t = graph.tensor(name)
     frac = container(t.formats).frac_bits
     out = np.full((len(rows), int(np.prod(t.shape))), np.nan)
     for v, row in enumerate(rows):
-        for i, m in enumerate(row):
+        for i, m in enumerate(row or ()):
             if m is not None:
                 out[v, i] = mantissa_value(m, frac)
     return out.reshape(len(rows), *t.shape)
