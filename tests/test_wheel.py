@@ -9,6 +9,7 @@ folders here) travel inside it under finegrain/_data/ (setup.cfg, compiler/resou
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -23,10 +24,20 @@ EXAMPLE = ROOT / "examples" / "per_weight_bits"
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     """(wheel, install folder): the wheel built without build isolation (its build needs only the
-    setuptools already here) and installed without dependencies (they are here too)."""
+    setuptools already here) and installed without dependencies (they are here too).  It is
+    built from a copy of the checkout's tracked files as they are in the work tree, as a clean
+    clone would build it: setuptools reuses build/lib, and a checkout's stale one (from before
+    the package mapping) would put old modules in the wheel."""
     tmp = tmp_path_factory.mktemp("wheel")
+    source = tmp / "source"
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.split("\0")
+    for name in filter(None, tracked):
+        if (ROOT / name).is_file():  # a file deleted in the work tree is not built
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-w", str(tmp / "dist")],
+    subprocess.run([*pip, "wheel", str(source), "--no-deps", "--no-build-isolation", "-w", str(tmp / "dist")],
                    check=True, timeout=600, cwd=tmp)
     (wheel,) = (tmp / "dist").glob("finegrain-*.whl")
     subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp / "site"), str(wheel)], check=True, timeout=600)
