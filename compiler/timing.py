@@ -27,8 +27,9 @@ fitted on nextpnr-ecp5 place-and-route runs here (bench/delay_ecp5.py, bench/del
 and are never shorter than placed on that sweep at seed 1; tests/test_delay_model.py holds them
 to :data:`MARGIN_NS` + :data:`MARGIN_REL` of every recorded row (every seed).  No vendor timing
 engine runs here: the 7-series numbers are Vivado's cell delays as Project X-Ray published them
-with an assumed net delay, UltraScale and UltraScale+ an assumed scaling of those (their data
-sheets list no CLB delays); see :data:`MODELS` and bench/RESULTS.md.
+with an assumed net delay, UltraScale+'s are built from Vivado's published routed timing
+reports (bench/xilinx_delays_xcup.json), UltraScale an assumed scaling of the 7-series (its data
+sheet lists no CLB delays); see :data:`MODELS` and bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -191,6 +192,28 @@ _XC7 = DelayModel("xc7", overhead=0.303, net=_XC7_NET, level=_XC7_LEVEL, level3=
                   source="7-series: Artix-7 -1 cell delays from prjxray-db's SDF (FDRE, LUT6, CARRY4); "
                          "routed net 0.5 ns and the block terms assumed (compiler/timing.py, bench/RESULTS.md)")
 
+# UltraScale+: Vivado 2021.2's own routed timing reports of 70 small designs on the xczu3eg (speed
+# grade -1) that gussmith23/lakeroad-evaluation published (bench/xilinx_delays.py extracts them into
+# bench/xilinx_delays_xcup.json; bench/xilinx_refit.py builds this model from it and
+# tests/test_xilinx_delays.py checks it is the one below).  Each term the median of the arcs it
+# stands for: FDRE clock to Q 0.096 + setup 0.027 + clock uncertainty 0.035 + skew 0.012 (overhead
+# 0.17 before the raise below); a routed net 0.189 (the intercept of a net's delay over log2 of its
+# loads); an adder level: net + a LUT into the chain 0.178 + its net 0.011 + CARRY8 S -> CO[7] 0.238
+# + CI -> O 0.145 (0.761); carry (CI -> CO[7] 0.023 + the chain's net 0.028) / 8 bits (0.006); a LUT
+# level: net + LUT 0.1435 (0.332); fg_add3 one more LUT and a local net 0.031. fanout_per_doubling
+# 0.12 from the least squares of the 22 register-to-register paths over the model's terms (the nets'
+# own slope, 0.048, leaves nets with 37 to 129 loads 1 ns short); then, as ECP5's fit, the overhead
+# raised until none of the 22 paths is predicted shorter than Vivado's (0.616).  The block terms
+# keep xc7's rule (ECP5's proportions to the adder level, a select one LUT level).  Assumed: that -2
+# parts are no slower, and that whole designs route like these small ones (at most 5.6k LUTs; on
+# ECP5 whole designs routed up to 16% slower than blocks alone, DESIGN_MARGIN_REL).
+_XCUP = DelayModel("xcup", overhead=0.616, net=0.189, level=0.761, level3=0.935, lut=0.332, carry_bit=0.006,
+                   fanout_per_doubling=0.12, increment=0.494, select=0.332, second_bound=0.395, compare=1.179,
+                   bound=0.745, lut_inputs=6,
+                   source="UltraScale+ -1 (xczu3eg): Vivado 2021.2 routed timing reports published in "
+                          "gussmith23/lakeroad-evaluation (bench/xilinx_delays.py, bench/xilinx_refit.py); "
+                          "never shorter than Vivado on its 22 register-to-register paths")
+
 MODELS = {
     # Fitted on nextpnr-ecp5 0.11.1 (yowasp) runs of 171 registered blocks on the LFE5U-85F, speed
     # grade 6, out of context (bench/delay_ecp5.py, rows in bench/delay_ecp5.json; bench/RESULTS.md).
@@ -213,14 +236,12 @@ MODELS = {
                        source="fitted on nextpnr-ecp5 0.11.1 runs on the LFE5U-85F-6 (bench/delay_ecp5.py, "
                               "bench/delay_ecp5.json): never shorter than placed on the sweep at seed 1"),
     "xc7": _XC7,
-    # UltraScale (DS892) and UltraScale+ (DS923, DS925) data sheets list no CLB delays in the
-    # switching tables found (DS923/DS925 -2: DSP48 Fmax 775 MHz with every register, BUFG 775
-    # MHz); assumed: the 7-series figures scaled by 0.74 (UltraScale -2) and 0.67 (UltraScale+
-    # -2).  To be replaced by Vivado timing reports when a Vivado run is available.
+    # UltraScale (DS892) data sheet lists no CLB delays in the switching tables found; assumed:
+    # the 7-series figures scaled by 0.74 (UltraScale -2).  To be replaced by Vivado timing
+    # reports when some are available.
     "xcu": _scaled(_XC7, 0.74, "xcu", "UltraScale -2: assumed, the 7-series prjxray-db figures scaled by 0.74 "
                                       "(no CLB delays found in DS892; compiler/timing.py, bench/RESULTS.md)"),
-    "xcup": _scaled(_XC7, 0.67, "xcup", "UltraScale+ -2: assumed, the 7-series prjxray-db figures scaled by 0.67 "
-                                        "(no CLB delays found in DS923/DS925; compiler/timing.py, bench/RESULTS.md)"),
+    "xcup": _XCUP,
 }
 
 

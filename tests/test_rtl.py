@@ -209,7 +209,7 @@ def test_one_op_models_bit_exact(op, tmp_path):
 
 def test_rounding_overflow_matrix_rtl(tmp_path):
     """Every rounding x overflow pair (8 x 4) on three formats, each an output element of one
-    model (one build): the generated fg_requantize instances agree with the emulator.  At 3 ns
+    model (one build): the generated fg_requantize instances agree with the emulator.  At 2.5 ns
     the requantize of the 24-bit product does not fit one stage of the UltraScale+ model, so
     each is split into its rounding and its saturation (two fg_requantize and a register): the
     split is checked for every pair."""
@@ -224,7 +224,7 @@ def test_rounding_overflow_matrix_rtl(tmp_path):
             {"y": {"axis": 1, "formats": formats}}
 
     out = _compile(tmp_path, make, defaults={"input": "fixed<12,6,TRN,SAT>", "weight": "fixed<12,2,RND_CONV,SAT>",
-                                             "bias": "fixed<8,3>"}, options=("--clock-ns", "3"))
+                                             "bias": "fixed<8,3>"}, options=("--clock-ns", "2.5"))
     text = (out / "rtl" / "matrix.sv").read_text()
     assert text.count("fg_requantize #(") == 2 * n and text.count("_round_q <=") == n
     code, report = _sim(out, "--vectors", "1500")

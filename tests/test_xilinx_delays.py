@@ -106,6 +106,21 @@ def test_refit_is_recomputed(data):
     assert refit.errors(steep, rows) == data["refit"]["paths"]["path_fanout"]
 
 
+def test_timing_uses_the_adopted_refit(data):
+    """compiler/timing.py's xcup is bench/xilinx_refit.py's adopted model of the recorded data,
+    which predicts none of the 22 register-to-register paths shorter than Vivado's."""
+    refit = load("xilinx_refit")
+    rows = data["xcup_model"]["compared"]
+    model = refit.adopted(refit.terms(data), rows)
+    fields = data["refit"]["adopted"]
+    assert {f: getattr(timing.MODELS["xcup"], f) for f in fields} == {f: getattr(model, f) for f in fields} == fields
+    assert timing.MODELS["xcup"].source.startswith("UltraScale+ -1 (xczu3eg)")
+    errs = refit.errors(model, rows)
+    assert errs == data["refit"]["paths"]["adopted"] and min(errs["errors"]) >= 0
+    # the model before it, kept in the JSON as "present", is what bench/RESULTS.md's first comparison used
+    assert {f: round(getattr(refit.BEFORE, f), 4) for f in data["refit"]["present"]} == data["refit"]["present"]
+
+
 def test_results_quote_the_json(data, section):
     """Every summary number of the RESULTS section's tables is the JSON's."""
     refit = data["refit"]
@@ -137,3 +152,4 @@ def test_results_quote_the_json(data, section):
             layers = ", ".join(map(str, run["layer_cycles"]))
             assert cell == f"{run['cycles']} ({layers}), {run['critical_ns']:g}", (model, variant, cell)
     assert refit["jet_tagger_5ns"]["proposed"]["rnd"]["cycles"] == 7  # the claim: da4ml's 7 stages matched
+
