@@ -153,3 +153,27 @@ def test_results_quote_the_json(data, section):
             assert cell == f"{run['cycles']} ({layers}), {run['critical_ns']:g}", (model, variant, cell)
     assert refit["jet_tagger_5ns"]["proposed"]["rnd"]["cycles"] == 7  # the claim: da4ml's 7 stages matched
 
+
+def test_adoption_section_quotes_the_json(data):
+    """bench/RESULTS.md's section on the adopted model quotes its errors and the jet tagger's
+    cycles as the JSON has them."""
+    text = RESULTS.read_text()
+    heading = "## The xcup delay model adopted from Vivado's reports"
+    assert heading in text
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
+    refit = data["refit"]
+    for label, name in (("before (7-series x 0.67, assumed)", "present"), ("adopted", "adopted")):
+        errs = refit["paths"][name]
+        optimistic = sum(e < 0 for e in errs["errors"])
+        spread = f"{errs['min']:+.3f} .. {errs['max']:+.3f}"
+        row = f"| {label} | {errs['median']:+g} | {spread} | {errs['rms']:g} | {optimistic} |"
+        assert row in section, row
+    flat = " ".join(section.split())
+    runs = {"4": refit["jet_tagger_adopted"]["4"], "5": refit["jet_tagger_5ns"]["adopted"],
+            "10": refit["jet_tagger_adopted"]["10"]}
+    for ns, run in runs.items():
+        plan, rnd = run["plan"], run["rnd"]
+        assert f"{ns} ns: {plan['cycles']} ({', '.join(map(str, plan['layer_cycles']))}), {plan['critical_ns']:g}" \
+            in flat.replace("**", ""), ns
+        assert f"/ {rnd['cycles']}" in flat
+    assert runs["5"]["rnd"]["cycles"] == 7  # the claim: da4ml's fewest 7 stages matched
