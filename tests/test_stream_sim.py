@@ -172,7 +172,7 @@ def test_comparison_and_measurement_on_two_inputs_and_a_vector_output():
     images: the output's order places lanes; the latency runs from the earlier input port's
     first beat; a beat too many and a changed lane are counted."""
     ins = [{"name": n, "beats": 2, "lanes": 2} for n in ("a", "b")]
-    out = {"name": "q", "beats": 1, "lanes": 4, "width": 4, "signed": True, "type": "fixed<4,2>"}
+    out = {"name": "q", "beats": 1, "lanes": 4, "size": 4, "width": 4, "signed": True, "type": "fixed<4,2>"}
     order = np.array([2, 0, 3, 1])  # lane l holds element order[l]
     want = np.array([[1, -2, 3, -4], [-8, 7, 0, 5]])
     word = [sum((int(want[v][order[lane]]) & 15) << (4 * lane) for lane in range(4)) for v in range(2)]

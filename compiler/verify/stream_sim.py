@@ -75,14 +75,14 @@ def run_stream_sim(graph: Graph, rtl_dir: Path, model: str, schedule: dict, inpu
     run = run_testbench(rtl_dir, model, "sim.stream_testbench", spec, stream_ports(schedule), waves=waves,
                         simulator=simulator, cycles=count * ii, primitives=primitives)
     got = run.results
-    mismatches, first = compare_beats(got, out_ports, out_orders, rows_out, count)
+    received = received_beats(got, out_ports, out_orders, count)
+    mismatches, first = compare_beats(got, out_ports, out_orders, rows_out, count, received)
     back_to_back = not gaps and not stall
     measured_latency, measured_ii = measure(got, in_ports, out_ports, count, schedule.get("ii_images", MIN_II_IMAGES)) \
         if back_to_back else (None, None)
     beats = {"expected": sum(spec["output_beats"].values()),
              "received": sum(len(beats) for beats in got["outputs"].values())}
-    outputs = {p["onnx"]: received_values(graph, p["onnx"], rows) for p, rows in
-               zip(out_ports, received_beats(got, out_ports, out_orders, count))}
+    outputs = {p["onnx"]: received_values(graph, p["onnx"], rows) for p, rows in zip(out_ports, received)}
     return RTLSimResult(count, mismatches, measured_latency, measured_ii, latency, run.build_seconds,
                         run.run_seconds, tuple(first), run.waves, predicted_ii=ii,
                         stream={"gaps": gaps, "stall": stall, "output_beats": beats}, outputs=outputs)
@@ -108,11 +108,14 @@ def received_beats(got: dict, out_ports: list[dict], orders: list[np.ndarray],
 
 
 def compare_beats(got: dict, out_ports: list[dict], orders: list[np.ndarray], rows_out: list[np.ndarray],
-                  count: int) -> tuple[int, list[str]]:
+                  count: int, received_rows: list | None = None) -> tuple[int, list[str]]:
     """The recorded output beats (``got``, from sim/stream_testbench.py) against the emulator's
     container mantissas (``rows_out``): (mismatches, the first ten as lines).  A missing beat
     counts each of its lanes; an extra beat, a beat changed while held and a stop without
-    every beat count one each."""
+    every beat count one each.  ``received_rows``: `received_beats` of the same arguments,
+    when the caller has them already (the words are unpacked once)."""
+    if received_rows is None:
+        received_rows = received_beats(got, out_ports, orders, count)
     mismatches, first = 0, []
 
     def note(line: str, weight: int = 1) -> None:
@@ -121,8 +124,8 @@ def compare_beats(got: dict, out_ports: list[dict], orders: list[np.ndarray], ro
         if len(first) < 10:
             first.append(line)
 
-    for p, order, rows in zip(out_ports, orders, rows_out):
-        name, beats, lanes, width = p["name"], p["beats"], p["lanes"], p["width"]
+    for p, order, rows, have_rows in zip(out_ports, orders, rows_out, received_rows):
+        name, beats, lanes = p["name"], p["beats"], p["lanes"]
         received = got["outputs"][name]
         expected = beats * count
         if len(received) != expected:
@@ -135,10 +138,9 @@ def compare_beats(got: dict, out_ports: list[dict], orders: list[np.ndarray], ro
             if word.startswith("x:"):
                 note(f"mismatch: vector {v} output {name} beat {b} (cycle {cycle}): X or Z bits {word[2:]}", lanes)
                 continue
-            value = int(word, 16)
             for lane in range(lanes):
                 element = int(order[b * lanes + lane])
-                have, want = _unpack(value, lane, width, p["signed"]), int(rows[v][element])
+                have, want = have_rows[v][element], int(rows[v][element])
                 if have != want:
                     note(f"mismatch: vector {v} output {name}[{element}] (beat {b} lane {lane}, cycle {cycle}): "
                          f"expected {want}, got {have} (mantissas of {p['type']})")
