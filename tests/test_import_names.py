@@ -107,16 +107,16 @@ def _setup_cfg() -> configparser.ConfigParser:
 
 def test_setup_cfg_lists_every_package():
     """Every folder of compiler/ as a ``finegrain`` package, ``compiler`` as the shim, the data
-    folders and sim/."""
+    folders and sim/ (as ``finegrain._sim``, not a top-level ``sim``)."""
     cfg = _setup_cfg()
     listed = set(cfg["options"]["packages"].split())
     folders = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "compiler").rglob("__init__.py")}
     folders.discard("compiler._compat")
     data = {"finegrain._data.templates", "finegrain._data.rtl"}
-    assert listed == {*(f.replace("compiler", "finegrain", 1) for f in folders), "compiler", *data, "sim"}
+    assert listed == {*(f.replace("compiler", "finegrain", 1) for f in folders), "compiler", *data, "finegrain._sim"}
     mapping = dict(line.split(" = ") for line in cfg["options"]["package_dir"].split("\n") if line)
     assert mapping == {"finegrain": "compiler", "compiler": "compiler/_compat",
-                       "finegrain._data.templates": "templates", "finegrain._data.rtl": "rtl"}
+                       "finegrain._data.templates": "templates", "finegrain._data.rtl": "rtl", "finegrain._sim": "sim"}
 
 
 def test_console_script_entry_point(env):

@@ -1,6 +1,6 @@
 """The distribution as a user installs it: a wheel built from this checkout (``pip wheel .``),
-installed into a fresh folder, compiles a model to an HLS and an RTL project and runs csim from
-there, with nothing of the checkout on the path.
+installed into a fresh folder, compiles a model to an HLS and an RTL project and runs csim and
+the RTL simulation from there, with nothing of the checkout on the path.
 
 A wheel installs packages only, so the templates and the SystemVerilog library (top-level
 folders here) travel inside it under finegrain/_data/ (setup.cfg, compiler/resources.py), and
@@ -56,16 +56,19 @@ def _run(site: Path, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def test_wheel_holds_each_module_once_and_the_data_folders(installed):
     wheel, _ = installed
     names = set(zipfile.ZipFile(wheel).namelist())
-    tracked = subprocess.run(["git", "ls-files", "compiler", "templates", "rtl"], cwd=ROOT, capture_output=True,
+    tracked = subprocess.run(["git", "ls-files", "compiler", "templates", "rtl", "sim"], cwd=ROOT, capture_output=True,
                              text=True, check=True).stdout.split()
     for path in tracked:
         top, rest = path.split("/", 1)
         if top == "compiler":
             expected = "compiler/__init__.py" if rest == "_compat/__init__.py" else f"finegrain/{rest}"
+        elif top == "sim":
+            expected = f"finegrain/_sim/{rest}"
         else:
             expected = f"finegrain/_data/{path}"
         assert expected in names, f"{path} is not in the wheel as {expected}"
     assert [n for n in names if n.startswith("compiler/")] == ["compiler/__init__.py"]
+    assert not any(n.startswith("sim/") for n in names)  # the harness is finegrain._sim
     assert not any("__pycache__" in n or n.startswith("tests/") for n in names)
 
 
@@ -92,3 +95,7 @@ def test_installed_wheel_compiles_and_runs_csim(installed, tmp_path):
     assert library and all(Path(s).is_file() for s in sources), sources
     csim = _run(site, [sys.executable, "-m", "finegrain.cli", "csim", str(out), "--vectors", "20"], tmp_path)
     assert "bit-exact" in csim.stdout, csim.stdout
+    # RTL simulation: the runner and the cocotb testbench come from finegrain._sim in the wheel
+    sim = _run(site, [sys.executable, "-m", "finegrain.cli", "sim", str(out), "--vectors", "20"], tmp_path)
+    assert "bit-exact" in sim.stdout, sim.stdout
+    assert (out / "rtl" / "sim" / "results.json").is_file()

@@ -26,6 +26,7 @@ import re
 from pathlib import Path
 
 from ..backends.rtl import rtl_sources
+from ..resources import sim_module
 from ..verify.rtlsim import ROOT, TIMEOUT_EXTRA_CYCLES, _pack, compare_outputs
 from ..verify.vectors import emulated_rows
 from .check import Outcome, Written, sim_verdict, simulate
@@ -93,11 +94,7 @@ def _named(batch: list[Written], log: str) -> list[int]:
 def sim_batch(batch: list[Written], folder: Path) -> list[Outcome | None]:
     """Verilator sim of ``batch`` (cases with distinct model names) in as few builds as it
     takes: per case, None when it passed (``sim`` is then added to its ``done``), else the finding."""
-    import sys
-
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from sim import runner
+    runner = sim_module("runner")
 
     if not batch:
         return []

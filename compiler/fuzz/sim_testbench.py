@@ -18,7 +18,10 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
 
-from sim.testbench import RESET_CYCLES, _word  # the repository's root is on the simulation's path
+from ..resources import sim_module
+
+_testbench = sim_module("testbench")  # the harness's (the simulation's path has the package's folder)
+RESET_CYCLES, _word = _testbench.RESET_CYCLES, _testbench._word
 
 
 @cocotb.test()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +20,12 @@ from ..backends.rtl import rtl_sources
 from ..errors import UserError
 from ..ir import Graph
 from ..progress import elapsed
+from ..resources import sim_module, sim_package
 from .vectors import emulated_rows, received_values
 
-ROOT = Path(__file__).resolve().parents[2]  # sim/ is a top-level folder of the repo
+# the folder the package is in (the checkout's root, or a wheel's site-packages): the simulator's
+# interpreter imports the testbench (compiler.resources.sim_package) and compiler.fuzz from it
+ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_EXTRA_CYCLES = 50
 # From this many clock cycles (a parallel top: vectors) the model is compiled at -O1: twice the
 # compile, a ~3x faster run (sim/runner.py's MODEL_MAKE_VARS has the measurements).
@@ -144,7 +146,7 @@ def run_rtl_sim(graph: Graph, rtl_dir: Path, model: str, inputs: dict[str, np.nd
         "input_bits": {p["name"]: p["width"] * p["size"] for p in in_ports},
         "output_bits": {p["name"]: p["width"] * p["size"] for p in out_ports},
     }
-    run = run_testbench(rtl_dir, model, "sim.testbench", spec, top_ports(schedule), waves=waves,
+    run = run_testbench(rtl_dir, model, "testbench", spec, top_ports(schedule), waves=waves,
                         simulator=simulator, cycles=count, primitives=primitives)
     have = received(run.results, out_ports, count)
     mismatches, first, latency, ii = compare_outputs(run.results, out_ports, rows_out, count, have)
@@ -176,11 +178,11 @@ class TestbenchRun:
 def run_testbench(rtl_dir: Path, model: str, testbench: str, spec: dict, ports: list[str], waves: bool,
                   simulator: str, cycles: int, primitives: bool = False) -> TestbenchRun:
     """Build OUT/rtl (cached by sim.runner; optimised when the run will be long) and run the
-    cocotb ``testbench`` module on ``spec`` (written to rtl/sim/vectors.json); ``ports``: the
-    only signals it touches (the rest is Verilator's to optimise)."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from sim import runner
+    cocotb ``testbench`` module of the simulation harness (``testbench``, ``stream_testbench``)
+    on ``spec`` (written to rtl/sim/vectors.json); ``ports``: the only signals it touches (the
+    rest is Verilator's to optimise)."""
+    runner = sim_module("runner")
+    testbench = f"{sim_package()}.{testbench}"
 
     work = rtl_dir / "sim"
     work.mkdir(parents=True, exist_ok=True)

@@ -72,7 +72,7 @@ def run_stream_sim(graph: Graph, rtl_dir: Path, model: str, schedule: dict, inpu
         "idle_timeout_cycles": 2 * (latency + ii) + IDLE_EXTRA_CYCLES,
         "drain_cycles": latency + ii + DRAIN_EXTRA_CYCLES,
     }
-    run = run_testbench(rtl_dir, model, "sim.stream_testbench", spec, stream_ports(schedule), waves=waves,
+    run = run_testbench(rtl_dir, model, "stream_testbench", spec, stream_ports(schedule), waves=waves,
                         simulator=simulator, cycles=count * ii, primitives=primitives)
     got = run.results
     received = received_beats(got, out_ports, out_orders, count)
