@@ -102,12 +102,16 @@ def bounded(model: timing.DelayModel, rows: list[dict]) -> timing.DelayModel:
                                source=model.source + ", overhead raised to cover every path")
 
 
+def with_path_fanout(model: timing.DelayModel, rows: list[dict]) -> timing.DelayModel:
+    """``model`` with the fanout slope of :func:`path_fit` over ``rows`` (the nets on critical
+    paths are the slow high-fanout ones the per-net slope misses)."""
+    return dataclasses.replace(model, fanout_per_doubling=round(path_fit(rows)["fanout_per_doubling"], 3))
+
+
 def adopted(t: dict, rows: list[dict]) -> timing.DelayModel:
-    """compiler/timing.py's ``xcup``: :func:`proposed` with the fanout slope of :func:`path_fit`
-    (the nets on critical paths are the slow high-fanout ones the per-net slope misses), its
-    overhead then raised until none of ``rows`` is predicted shorter than Vivado's."""
-    steep = dataclasses.replace(proposed(t), fanout_per_doubling=round(path_fit(rows)["fanout_per_doubling"], 3))
-    return dataclasses.replace(bounded(steep, rows), source=timing.MODELS["xcup"].source)
+    """compiler/timing.py's ``xcup``: :func:`proposed` :func:`with_path_fanout`, its overhead then
+    raised until none of ``rows`` is predicted shorter than Vivado's."""
+    return dataclasses.replace(bounded(with_path_fanout(proposed(t), rows), rows), source=timing.MODELS["xcup"].source)
 
 
 def path_fit(rows: list[dict]) -> dict:
@@ -166,7 +170,7 @@ def main() -> None:
     model = proposed(measured)
     safe = bounded(model, rows)
     fit = path_fit(rows)
-    steep = dataclasses.replace(model, fanout_per_doubling=round(fit["fanout_per_doubling"], 3))
+    steep = with_path_fanout(model, rows)
     chosen = adopted(measured, rows)
     fields = ("overhead", "net", "level", "level3", "lut", "carry_bit", "fanout_per_doubling",
               "increment", "select", "second_bound", "compare", "bound")

@@ -102,7 +102,8 @@ def test_refit_is_recomputed(data):
     assert min(refit.errors(safe, rows)["errors"]) >= 0
     fit = refit.path_fit(rows)
     assert fit == data["refit"]["path_fit"]
-    steep = dataclasses.replace(model, fanout_per_doubling=round(fit["fanout_per_doubling"], 3))
+    steep = refit.with_path_fanout(model, rows)
+    assert steep.fanout_per_doubling == round(fit["fanout_per_doubling"], 3)
     assert refit.errors(steep, rows) == data["refit"]["paths"]["path_fanout"]
 
 
