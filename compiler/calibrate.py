@@ -38,9 +38,10 @@ from . import __version__
 from .argnames import command_line_active, option
 from .emulate import EmulationError, Fx, _int_to_float, quantize_inputs, run
 from .errors import UsageError, UserError
-from .fixed import MAX_PLAN_INT_BITS, MAX_WIDTH, FixedType, Formats, Overflow, Rounding, round_float
+from .fixed import MAX_PLAN_INT_BITS, MAX_WIDTH, FixedType, Formats, Overflow, Rounding
 from .float_eval import constant_value, evaluate_float
 from .ir import LAYOUT_OPS, Graph, Op, TensorKind
+from .mantissa import round_float
 from .plan import Plan, parse_plan
 from .type_names import readable_type
 

@@ -60,7 +60,9 @@ def test_key_pages_exist(site, page):
                      "compiler.project_verify.Estimate", "compiler.project_verify.Report",
                      "compiler.project_verify.SynthResult", "compiler.trace.Trace", "compiler.trace.TracedTensor"]),
     ("api/plan", ["compiler.plan.load_plan", "compiler.plan.Plan"]),
-    ("api/fixed", ["compiler.fixed.FixedType", "compiler.fixed.Rounding", "compiler.fixed.Overflow"]),
+    ("api/fixed", ["compiler.fixed.FixedType", "compiler.fixed.Rounding", "compiler.fixed.Overflow",
+                   "compiler.mantissa.requantize", "compiler.mantissa.quantize_float",
+                   "compiler.weight_formats.Pow2Type"]),
     ("api/train", ["compiler.train.QuantLinear", "compiler.train.export.export", "compiler.train.train_bit_widths"]),
     ("api/errors", ["compiler.errors.UserError", "compiler.errors.PlanError"]),
 ])

@@ -82,8 +82,8 @@ def test_help_loads_nothing_heavy(tmp_path):
         assert "usage: finegrain" in record["stdout"]
         assert loaded(modules, *HEAVY, "numpy") == [], argv
         # only the command line and what its option lists name (targets, the output folder rules)
-        assert loaded(modules, "compiler.project", "compiler.fixed", "compiler.ir", "compiler.frontend",
-                      "compiler.backends") == [], argv
+        assert loaded(modules, "compiler.project", "compiler.fixed", "compiler.mantissa", "compiler.weight_formats",
+                      "compiler.ir", "compiler.frontend", "compiler.backends") == [], argv
 
 
 def test_compile_loads_onnx_but_no_plotting_or_training(compiled):
