@@ -282,7 +282,8 @@ def calibrate(model, read_inputs, options: CalibrationOptions, partial: Plan | N
     (a partial plan's entry, or a zero margin on a rounded upstream value).
     """
     from .frontend import load_onnx
-    from .project import BuildConfig, compile_graph
+    from .build_config import BuildConfig
+    from .project import compile_graph
 
     keep = frozenset(partial.tensors) if partial is not None else frozenset()
     graph, by_model = float_graph(model, keep)
