@@ -1,5 +1,5 @@
 // fg_requantize: convert a fixed-point mantissa into another format, bit-exactly as
-// compiler.mantissa.requantize (and ap_fixed) do: round first, then apply overflow.
+// compiler.fixed.requantize (and ap_fixed) do: round first, then apply overflow.
 //
 // A value is a raw bit vector (two's complement when *_SIGNED, else unsigned) whose real
 // value is mantissa * 2**-F; F (fractional bits, = width - integer bits) may be negative or
