@@ -31,7 +31,7 @@ _LAZY = {
     "FrontendError": "errors", "PlanError": "errors", "UserError": "errors",
     "FixedType": "fixed", "Formats": "fixed", "Overflow": "fixed", "Rounding": "fixed",
     "Plan": "plan", "load_plan": "plan",
-    "BuildConfig": "project", "Project": "project", "compile_model": "project", "load_project": "project",
+    "BuildConfig": "build_config", "Project": "project", "compile_model": "project", "load_project": "project",
     "CsimResult": "project_verify", "Estimate": "project_verify", "LayerEstimate": "project_verify",
     "Report": "project_verify", "SimResult": "project_verify", "SynthResult": "project_verify",
     "Trace": "trace", "TracedTensor": "trace",
@@ -44,10 +44,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported eagerly
+    from .build_config import BuildConfig
     from .errors import FrontendError, PlanError, UserError
     from .fixed import FixedType, Formats, Overflow, Rounding
     from .plan import Plan, load_plan
-    from .project import BuildConfig, Project, compile_model, load_project
+    from .project import Project, compile_model, load_project
     from .project_verify import CsimResult, Estimate, LayerEstimate, Report, SimResult, SynthResult
     from .trace import Trace, TracedTensor
 

@@ -69,7 +69,8 @@ def build_board(out, board_name: str | None = None, clock_ns: float | None = Non
                 vectors: int = DEFAULT_RANDOM_VECTORS, seed: int = 0) -> BuildResult:
     """Build the compiled folder ``out`` for ``board_name`` (default: the board it was compiled
     for): see the module's docstring."""
-    from .project import CLOCK_NS_RANGE, load_project
+    from .build_config import CLOCK_NS_RANGE
+    from .project import load_project
 
     out = Path(out)
     if board_name is not None:
@@ -101,8 +102,8 @@ def build_board(out, board_name: str | None = None, clock_ns: float | None = Non
             result = _build_ecp5(out, project, board, model, schedule, clock_ns, vectors, seed)
         else:
             result = _build_vivado(out, project, board_name, part, model, clock_ns)
-        from .project import update_report
         from .report_html import write_report_html
+        from .report_json import update_report
 
         update_report(out, "build", result.entry)
         write_report_html(out, project)

@@ -51,7 +51,7 @@ from .ir import Graph, Node, Op
 from .targets import DEFAULT_PART, PARTS, Part, resolve_part
 
 if TYPE_CHECKING:
-    from .project import BuildConfig
+    from .build_config import BuildConfig
 
 RESOURCES = ("lut", "ff", "dsp", "bram")
 RESOURCE_NAMES = {"lut": "LUTs", "ff": "FFs", "dsp": "DSPs", "bram": "BRAM36s"}

@@ -38,9 +38,10 @@ from . import __version__
 from .argnames import command_line_active, option
 from .emulate import EmulationError, Fx, _int_to_float, quantize_inputs, run
 from .errors import UsageError, UserError
-from .fixed import MAX_PLAN_INT_BITS, MAX_WIDTH, FixedType, Formats, Overflow, Rounding, round_float
+from .fixed import MAX_PLAN_INT_BITS, MAX_WIDTH, FixedType, Formats, Overflow, Rounding
 from .float_eval import constant_value, evaluate_float
 from .ir import LAYOUT_OPS, Graph, Op, TensorKind
+from .mantissa import round_float
 from .plan import Plan, parse_plan
 from .type_names import readable_type
 
@@ -281,7 +282,8 @@ def calibrate(model, read_inputs, options: CalibrationOptions, partial: Plan | N
     (a partial plan's entry, or a zero margin on a rounded upstream value).
     """
     from .frontend import load_onnx
-    from .project import BuildConfig, compile_graph
+    from .build_config import BuildConfig
+    from .project import compile_graph
 
     keep = frozenset(partial.tensors) if partial is not None else frozenset()
     graph, by_model = float_graph(model, keep)

@@ -188,9 +188,10 @@ def _cmd_inspect(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from .project import load_project, update_report
+    from .project import load_project
     from .project_verify import estimate_or_note
     from .report_html import write_report_html
+    from .report_json import update_report
     from .verify.synth import synthesize_build
 
     out = Path(args.out)
@@ -232,7 +233,8 @@ def _simulation_inputs(args, graph) -> dict:
 
 def _cmd_csim(args) -> int:
     from .backends.hls import top_name
-    from .project import load_project, update_report
+    from .project import load_project
+    from .report_json import update_report
     from .inputs import check_seed
     from .verify.csim import run_csim
 
@@ -255,7 +257,8 @@ def _cmd_csim(args) -> int:
 
 def _cmd_sim(args) -> int:
     from .backends.rtl import rtl_top_name
-    from .project import load_project, update_report
+    from .project import load_project
+    from .report_json import update_report
     from .inputs import check_seed
     from .verify.rtlsim import check_schedule, run_rtl_sim
 

@@ -5,7 +5,7 @@ common number of fractional bits for the whole tensor.  Arithmetic is exact inte
 arithmetic: int64 while the values provably fit, Python ints beyond (and float64 BLAS for a
 matrix product only when every partial sum is an integer below 2**53, where it is exact).
 Values change only where a format says so: input quantization, REQUANTIZE, and the table
-look-ups of SIGMOID and SOFTMAX, each using the rounding/overflow rules of `fixed.py`.
+look-ups of SIGMOID and SOFTMAX, each using the rounding/overflow rules of `mantissa.py`.
 
 Table look-ups (the definition the HLS and RTL backends implement):
 
@@ -21,11 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fixed import (
-    Formats, apply_overflow, as_exact, as_object, common_fraction, exact_add, exact_sum, max_abs_bits, requantize,
-    round_float, round_to, shift_left,
-)
+from .fixed import Formats
 from .ir import Graph, IRError, LookupTable, Node, Op
+from .mantissa import (
+    apply_overflow, as_exact, as_object, common_fraction, exact_add, exact_sum, max_abs_bits, requantize, round_float,
+    round_to, shift_left,
+)
 
 FLOAT_EXACT_BITS = 52  # float64 integers are exact below 2**53
 
@@ -276,7 +277,7 @@ class Emulator:
         formats = self.graph.tensor(node.outputs[0]).formats
         if formats is None:
             raise EmulationError(f"requantize node {node.name!r}: output has no formats")
-        rounded = round_to(x.m, x.frac, formats)  # fixed.requantize, with the hook between its steps
+        rounded = round_to(x.m, x.frac, formats)  # mantissa.requantize, with the hook between its steps
         if self.on_convert is not None:
             self.on_convert(node.outputs[0], x, rounded, formats)
         return _fx_of_formats(apply_overflow(rounded, formats), formats)
@@ -361,7 +362,7 @@ def quantize_inputs(graph: Graph, inputs, on_convert=None) -> dict[str, Fx]:
             # the IR value is the model value over the scale lower_quant kept (compiler/quantizer.py
             # says why a float64 quotient decides the rounding of float32 data exactly)
             x = np.asarray(x, dtype=np.float64) / t.model_scale
-        rounded = round_float(x, t.formats, f"input {name!r}")  # fixed.quantize_float, with the hook
+        rounded = round_float(x, t.formats, f"input {name!r}")  # mantissa.quantize_float, with the hook
         if on_convert is not None:
             on_convert(name, x, rounded, t.formats)
         result[name] = _fx_of_formats(apply_overflow(rounded, t.formats), t.formats)

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import PlanError
-from .fixed import (MAX_PLAN_INT_BITS, MAX_WIDTH, FixedType, FormatError, Formats, Overflow, Pow2Type, Rounding,
-                    parse_weight_format, quantize_float)
+from .fixed import MAX_PLAN_INT_BITS, MAX_WIDTH, FixedType, FormatError, Formats, Overflow, Rounding
+from .mantissa import quantize_float
+from .weight_formats import Pow2Type, parse_weight_format
 
 DEFAULT_KEYS = ("input", "weight", "bias", "activation")
 

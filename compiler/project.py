@@ -16,171 +16,36 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import math
 import os
 import pickle
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import __version__
 from .argnames import option
+from .build_config import BuildConfig  # an ir.pkl written before build_config.py names it project.BuildConfig
 from .errors import UsageError, UserError
-from .ir import Graph, Node, Op, Tensor, TensorKind, dump
+from .ir import Graph, Tensor, TensorKind, dump
 from .names import meaningless_graph_name
 from .output_folder import STAMP, OutputFolderError, claimed, read_json, read_stamp, stamp, write_folder
-from .passes.choose_multipliers import MAX_MULTIPLIER_BITS, MAX_RESCALE_BITS
 from .inputs import model_argument, plan_argument
 from .plan import Plan, load_plan
 from .project_verify import ProjectTools
-from .targets import CARRY_CHAIN_BITS, DEFAULT_PART, family_of
-from .type_names import readable_type, type_counts
+from .report_json import _formats_json, _is_planned_activation, _layer_report, _tensor_report, _write_json
 
 # The backends (jinja2), the passes, the estimator and the frontend (onnx) are imported by the
 # functions that use them: `load_project` (every command that reads an output folder, and
-# unpickling ir.pkl, whose BuildConfig lives here) must stay as light as numpy and the IR.
-if TYPE_CHECKING:
-    from .backends.hls import HLSOptions
-    from .backends.rtl import RTLOptions
+# unpickling ir.pkl, whose BuildConfig lives in compiler.build_config) must stay as light as
+# numpy and the IR.
 
 OUTPUT_FILES = (STAMP, "ir.txt", "ir.pkl", "plan.resolved.json", "config.json", "report.json")
-BACKENDS = ("hls", "rtl")
 DEFAULT_TB_VECTORS = 100
 # Above this many constant products a fully parallel RTL top is too big to write by default.
 DEFAULT_RTL_MAX_PRODUCTS = 50_000
-ARCHITECTURES = ("auto", "parallel", "stream")
-# Limits of the build options: a clock period outside this range (10 GHz .. 100 kHz) is a typo, and
-# a reuse factor is a C++ int template argument of the HLS kernels.
-CLOCK_NS_RANGE = (0.1, 10_000.0)
-MAX_REUSE_FACTOR = 2**31 - 1
-
-
-@dataclass(frozen=True)
-class BuildConfig:
-    """Every option that shapes a build; saved as config.json beside the outputs."""
-
-    model: str
-    plan: str
-    output_dir: str | None = None
-    check_ir: bool = True  # verify the IR after every pass
-    backends: tuple[str, ...] = ("hls", "rtl")
-    part: str = DEFAULT_PART
-    board: str | None = None
-    clock_ns: float = 5.0
-    reuse_factor: int = 1  # every layer, unless `layers` says otherwise
-    strategy: str = "latency"
-    layers: dict = field(default_factory=dict)  # layer name -> {"reuse_factor": N, "strategy": ...}
-    rtl_levels_per_stage: int | None = None  # adder levels per register; None: by timing (compiler/timing.py)
-    rtl_csd_max_digits: int = 3  # constant products with more non-zero CSD digits use `*`
-    rtl_dsp_min_width: int = 28  # products wider than this use `*`
-    rtl_adder_graph: bool = True  # each layer's sums as one shared adder graph (compiler/adder_graph.py);
-    # False: every output its own fg_adder_tree over its products
-    rtl_adder_slack: int | None = None  # the graph's adder levels: a layer's least depth + this; None:
-    # within the pipeline stages of the per-output trees
-    rtl_ternary_adders: bool = True  # adder graphs with three-term adders (rtl/fg_add3.sv: LUT6_2 + the part's
-    # carry chain, one LUT per bit for three terms as for two); False: two-term adders only
-    rtl_interface: str = "ports"  # "axis": also OUT/rtl/<model>_axis.sv, an AXI4-Stream top around <model>
-    architecture: str = "auto"  # "parallel": every output at once; "stream": layers as a pipeline of engines over
-    # pixel streams (both backends); "auto": parallel up to DEFAULT_RTL_MAX_PRODUCTS constant products, else stream
-    rescale_bits: int = MAX_MULTIPLIER_BITS  # widest rescale multiplier of a quantized model (choose_multipliers)
-    # a budget the stream architecture's per-layer folding is chosen from (compiler/budget.py)
-    target_ii: int | None = None  # cycles per image at most, at the least area
-    max_lut: int | None = None  # else: the fastest that fits these (and always the part)
-    max_dsp: int | None = None
-    finegrain_version: str = __version__
-
-    def __post_init__(self):
-        unknown = set(self.backends) - set(BACKENDS)
-        if unknown:
-            raise UserError(f"unknown backend(s) {sorted(unknown)}; choose from {', '.join(BACKENDS)}")
-        lo, hi = CLOCK_NS_RANGE
-        if not (isinstance(self.clock_ns, (int, float)) and math.isfinite(self.clock_ns) and lo <= self.clock_ns <= hi):
-            raise UserError(f"the clock period ({option('clock_ns')}) must be a positive, finite number of ns "
-                            f"from {lo} to {hi}, got {self.clock_ns!r}")
-        if not isinstance(self.reuse_factor, int) or not 1 <= self.reuse_factor <= MAX_REUSE_FACTOR:
-            raise UserError(f"the reuse factor ({option('reuse_factor')}) must be a positive integer of at most "
-                            f"{MAX_REUSE_FACTOR:,} (1 = fully parallel), got {self.reuse_factor!r}")
-        hls = self.hls_options()  # validates reuse factors and strategies
-        for name, arch in hls.layers.items():
-            if arch.reuse_factor > MAX_REUSE_FACTOR:
-                raise UserError(f"layer configuration: layer {name!r} has reuse_factor {arch.reuse_factor}, more "
-                                f"than the {MAX_REUSE_FACTOR:,} the HLS project can hold (a C++ int)")
-        for name in ("rtl_csd_max_digits", "rtl_dsp_min_width"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise UserError(f"{name} must be a non-negative integer, got {value!r}")
-        slack = self.rtl_adder_slack
-        if slack is not None and (not isinstance(slack, int) or isinstance(slack, bool) or slack < 0):
-            raise UserError(f"the adder slack ({option('rtl_adder_slack')}) must be a non-negative integer of "
-                            f"adder levels, got {slack!r}")
-        if not isinstance(self.rtl_adder_graph, bool):
-            raise UserError(f"rtl_adder_graph must be true or false, got {self.rtl_adder_graph!r}")
-        if not isinstance(self.rtl_ternary_adders, bool):
-            raise UserError(f"rtl_ternary_adders must be true or false, got {self.rtl_ternary_adders!r}")
-        lps = self.rtl_levels_per_stage
-        if lps is not None and (not isinstance(lps, int) or lps < 1):
-            raise UserError(f"rtl_levels_per_stage must be a positive integer, got {lps!r}")
-        if not isinstance(self.rescale_bits, int) or isinstance(self.rescale_bits, bool) or not \
-                1 <= self.rescale_bits <= MAX_RESCALE_BITS:
-            raise UserError(f"the rescale multiplier width ({option('rescale_bits')}) must be an integer from 1 to "
-                            f"{MAX_RESCALE_BITS}, got {self.rescale_bits!r}")
-        if self.architecture not in ARCHITECTURES:
-            raise UserError(f"unknown architecture {self.architecture!r} ({option('architecture')}); choose from "
-                            f"{', '.join(ARCHITECTURES)}")
-        self._check_budget()
-        from .backends.rtl import INTERFACES as RTL_INTERFACES
-
-        if self.rtl_interface not in RTL_INTERFACES:
-            raise UserError(f"unknown RTL interface {self.rtl_interface!r}; choose from {', '.join(RTL_INTERFACES)}")
-
-    def _check_budget(self) -> None:
-        given = [option(name) for name in ("target_ii", "max_lut", "max_dsp")
-                 if getattr(self, name) is not None]
-        for name, least in (("target_ii", 1), ("max_lut", 1), ("max_dsp", 0)):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
-                raise UserError(f"{option(name)} must be an integer of at least {least}, got {value!r}")
-        if given and self.architecture == "parallel":
-            raise UserError(f"{' and '.join(given)} choose each layer's folding in the stream architecture, but "
-                            f"{option('architecture', 'parallel')} builds every layer fully parallel (II 1); use "
-                            f"{option('architecture', 'stream')} or 'auto'")
-        if given and self.reuse_factor != 1:
-            raise UserError(f"give {option('reuse_factor')} or a budget ({' and '.join(given)}), not both: the budget "
-                            f"chooses each layer's reuse factor")
-
-    def hls_options(self) -> HLSOptions:
-        from .backends.hls import HLSOptions, LayerArch, parse_layer_config
-
-        return HLSOptions(part=self.part, clock_ns=float(self.clock_ns),
-                          default=LayerArch(self.reuse_factor, self.strategy),
-                          layers=parse_layer_config(self.layers, "layer configuration"),
-                          io="stream" if self.architecture == "stream" else "parallel",
-                          adder_slack=self.rtl_adder_slack)
-
-    def reuse_factors(self, graph: Graph) -> dict[str, int]:
-        """Each layer's (IR node's) reuse factor: its --layer-config entry, else --reuse-factor."""
-        hls = self.hls_options()
-        return {node.name: hls.arch(node).reuse_factor for node in graph.nodes}
-
-    def rtl_options(self) -> RTLOptions:
-        from .backends.rtl import RTLOptions
-
-        return RTLOptions(clock_ns=float(self.clock_ns), levels_per_stage=self.rtl_levels_per_stage,
-                          family=family_of(self.part),
-                          csd_max_digits=self.rtl_csd_max_digits, dsp_min_width=self.rtl_dsp_min_width,
-                          interface=self.rtl_interface, adder_graph=self.rtl_adder_graph,
-                          adder_slack=self.rtl_adder_slack,
-                          ternary_chain=CARRY_CHAIN_BITS.get(family_of(self.part), 0) if self.rtl_ternary_adders and
-                          self.rtl_adder_graph else 0,
-                          architecture="stream" if self.architecture == "stream" else "parallel")
-
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 @dataclass(eq=False)
@@ -320,89 +185,6 @@ def model_units(graph: Graph, name: str, values: np.ndarray) -> np.ndarray:
 def _inputs(model, plan_path: str, protect) -> list[tuple[str, str]]:
     """What an output folder must not hold: the files compile reads, as (what, path)."""
     return [("model", str(model)), ("plan", plan_path), *(("input file", str(p)) for p in protect)]
-
-
-def _write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(o):
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def _is_planned_activation(graph: Graph, t: Tensor) -> bool:
-    producer = graph.producer(t.name)
-    if producer is None:
-        return False
-    last = producer.stages()[-1]
-    return last.outputs[0] == t.name and last.op in (Op.REQUANTIZE, Op.SIGMOID, Op.SOFTMAX)
-
-
-def _formats_json(t: Tensor) -> dict:
-    f = t.formats
-    uniform = f.uniform_type()
-    if uniform is not None:
-        return {"uniform": str(uniform)}
-    types = f.distinct()
-    counts = {}
-    for idx in np.ndindex(f.shape):
-        key = str(f.element(idx)) if f.width[idx] else "pruned"
-        counts[key] = counts.get(key, 0) + 1
-    return {"distinct": len(types), "counts": counts}
-
-
-def _width_stats(t: Tensor) -> dict:
-    f = t.formats
-    if f is None:
-        return {}
-    kept = ~f.pruned
-    if not kept.any():
-        return {"elements": int(f.width.size), "pruned": int(f.width.size)}
-    return {
-        "elements": int(f.width.size),
-        "pruned": int(f.pruned.sum()),
-        "width_min": int(f.width[kept].min()),
-        "width_max": int(f.width[kept].max()),
-        "total_bits": int(f.width.sum()),
-    }
-
-
-def _tensor_report(t: Tensor) -> dict:
-    f = t.formats
-    report = {"shape": list(t.shape), "type": readable_type(f) if f is not None else None, **_width_stats(t)}
-    if f is not None and f.uniform_type() is None and (~f.pruned).any():  # mixed: the legend's types
-        report["type_counts"] = type_counts(f)
-    if t.model_scale is not None:  # a port whose value times this is the model's (docs/import.md)
-        report["model_scale"] = np.asarray(t.model_scale, dtype=np.float64).tolist()
-    return report
-
-
-def _layer_report(graph: Graph, node: Node) -> dict:
-    entry = {
-        "name": node.name,
-        "op": node.op.value,
-        "onnx_nodes": list(node.onnx_nodes),
-        "stages": [s.op.value for s in node.stages()],
-        "inputs": {i: _tensor_report(graph.tensor(i)) for i in node.inputs if not graph.tensor(i).is_constant},
-        "output": {node.outputs[0]: _tensor_report(graph.tensor(node.outputs[0]))},
-    }
-    consts = {i: graph.tensor(i) for i in node.inputs if graph.tensor(i).is_constant}
-    for stage in node.epilogue:
-        consts.update({i: graph.tensor(i) for i in stage.inputs if graph.tensor(i).is_constant})
-    if consts:
-        entry["constants"] = {
-            (t.onnx_name or n): {**_tensor_report(t), "role": t.kind.value,
-                                 "nonzero": int(np.count_nonzero(t.data))}
-            for n, t in consts.items()}
-    if node.op in (Op.DENSE, Op.CONV):
-        entry["accumulator"] = {node.accumulator: _tensor_report(graph.tensor(node.accumulator))}
-    return entry
 
 
 def model_name(model_path, graph_name: str) -> str:
@@ -576,18 +358,6 @@ def _check_layer_names(graph: Graph, layers: dict) -> None:
         shown = ", ".join(names[:40]) + (f" and {len(names) - 40} more" if len(names) > 40 else "")
         raise UserError(f"the layer configuration names layer(s) {', '.join(map(repr, unknown))}, which the model "
                         f"does not have; its layers are: {shown} (or the first ONNX node of each)")
-
-
-def update_report(out_dir, key: str, entry: dict) -> None:
-    """Record a verification result under ``key`` in OUT/report.json (replaced whole)."""
-    path = Path(out_dir) / "report.json"
-    report = read_json(path, "report", required=False) or {}
-    if not isinstance(report, dict):
-        raise OutputFolderError(f"report {str(path)!r} is damaged (not a JSON object); compile the folder again")
-    report[key] = entry
-    tmp = path.with_name(f".{path.name}.tmp")
-    _write_json(tmp, report)
-    os.replace(tmp, path)
 
 
 def load_project(out_dir) -> Project:

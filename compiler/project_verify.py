@@ -237,7 +237,7 @@ def _model_units(project, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarra
 def csim(project, x, vectors: int, seed: int) -> CsimResult:
     from .backends.hls import top_name
     from .output_folder import locked
-    from .project import update_report
+    from .report_json import update_report
     from .verify.csim import run_csim
 
     out, inputs = _prepared(project, "csim", "hls", "hls/firmware", x, vectors, seed)
@@ -253,7 +253,7 @@ def csim(project, x, vectors: int, seed: int) -> CsimResult:
 def sim(project, x, vectors: int, seed: int, **options) -> SimResult:
     from .backends.rtl import rtl_top_name
     from .output_folder import locked
-    from .project import update_report
+    from .report_json import update_report
     from .verify.rtlsim import check_schedule, run_rtl_sim
 
     out, inputs = _prepared(project, "sim", "rtl", "rtl/schedule.json", x, vectors, seed)
@@ -270,7 +270,7 @@ def sim(project, x, vectors: int, seed: int, **options) -> SimResult:
 
 def synth(project, progress: bool) -> SynthResult:
     from .output_folder import locked
-    from .project import update_report
+    from .report_json import update_report
     from .verify.synth import synthesize_build
 
     out = output_folder(project, "synth")
@@ -288,7 +288,7 @@ def synth(project, progress: bool) -> SynthResult:
 # --- the methods ------------------------------------------------------------------------
 def report(project, write: bool) -> Report:
     from .output_folder import OutputFolderError, locked, read_json
-    from .project import update_report
+    from .report_json import update_report
 
     out = None if project.folder is None else Path(project.folder)
     data = project.report_json() if out is None else read_json(out / "report.json", "report")

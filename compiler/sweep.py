@@ -67,7 +67,7 @@ class SweepOptions:
     def check(self) -> "SweepOptions":
         """Validate before anything runs (every point would otherwise fail the same way);
         returns the options with the part resolved."""
-        from .project import CLOCK_NS_RANGE
+        from .build_config import CLOCK_NS_RANGE
         from .targets import resolve_part
 
         part = resolve_part(self.board, self.part)
@@ -208,7 +208,8 @@ def _synthesize_points(out: Path, entries: list[dict], which: str, jobs: int, sa
     """yosys on the chosen points' RTL (threads: each run is a yosys process), into their
     report.json and sweep entries; a failure is the entry's ``synth.error``."""
     from .verify.synth import synthesize_build  # the same run and record as `finegrain report --synth`
-    from .project import load_project, update_report
+    from .project import load_project
+    from .report_json import update_report
 
     chosen = [e for e in entries if e["status"] == "ok" and (which == "all" or e["pareto"])]
 

@@ -72,7 +72,8 @@ def _archive(folder: Path) -> bytes:
 
 def _compile_and_estimate(work: Path, options: SweepOptions) -> dict:
     """Compile work/export into work/build (relative paths: the folder can move) and estimate it."""
-    from .project import compile_model, update_report
+    from .project import compile_model
+    from .report_json import update_report
 
     export = work / "export"
     missing = [n for n in ("model.onnx", "plan.json") if not (export / n).is_file()]

@@ -67,8 +67,8 @@ class Trace(Mapping):
 def trace(project, x) -> Trace:
     """The `Trace` of ``project`` on ``x`` (see `Project.trace`)."""
     from .emulate import EmulationError, quantize_inputs, run
-    from .fixed import max_abs_bits, rescale
     from .inputs import check_inputs
+    from .mantissa import max_abs_bits, rescale
 
     graph = project.graph
     inputs = check_inputs(x, graph, "x")

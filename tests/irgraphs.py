@@ -6,8 +6,9 @@ import itertools
 
 import numpy as np
 
-from compiler.fixed import FixedType, Formats, common_fraction, quantize_float
+from compiler.fixed import FixedType, Formats
 from compiler.ir import Graph, Node, Op, Tensor, TensorKind
+from compiler.mantissa import common_fraction, quantize_float
 
 
 def random_formats(rng, shape, max_width=10, signed=None, prune=0.0) -> Formats:

@@ -15,10 +15,11 @@ from compiler import budget
 from compiler.argnames import command_line
 from compiler.budget import (Candidate, LayerOptions, LayerShape, candidate_reuse, choose_folding, cycles_per_image,
                              fold_products, graph_folding, layer_shape)
+from compiler.build_config import BuildConfig
 from compiler.cli import main
 from compiler.errors import UserError
 from compiler.ir import Graph, Node, Op, Tensor, TensorKind
-from compiler.project import BuildConfig, compile_model
+from compiler.project import compile_model
 from compiler.targets import PARTS, Part
 from tests.irgraphs import conv_graph, dense_graph, random_constant
 from tests.test_cli import JET, ROOT, _fails

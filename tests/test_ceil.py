@@ -1,6 +1,6 @@
 """The rounding mode CEIL (toward plus infinity, QONNX's rounding_mode "CEIL") end to end.
 
-ap_fixed has no such mode: the emulator rounds by it in compiler/fixed.py, the HLS code
+ap_fixed has no such mode: the emulator rounds by it in compiler/mantissa.py, the HLS code
 through finegrain::ceil_fixed (templates/hls/finegrain/common.h), the RTL through
 fg_requantize's ROUNDING 7.  One small MLP with CEIL everywhere the plan can put it (the
 input, the weights and biases, per-channel activation formats mixed with another mode, a

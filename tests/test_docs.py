@@ -52,7 +52,7 @@ def test_key_pages_exist(site, page):
 
 
 @pytest.mark.parametrize("page, names", [
-    ("api/project", ["compiler.project.compile_model", "compiler.project.Project", "compiler.project.BuildConfig",
+    ("api/project", ["compiler.project.compile_model", "compiler.project.Project", "compiler.build_config.BuildConfig",
                      "compiler.project.load_project", "compiler.project.Project.trace",
                      "compiler.project.Project.csim", "compiler.project.Project.sim", "compiler.project.Project.synth",
                      "compiler.project.Project.estimate", "compiler.project.Project.report"]),
@@ -60,7 +60,9 @@ def test_key_pages_exist(site, page):
                      "compiler.project_verify.Estimate", "compiler.project_verify.Report",
                      "compiler.project_verify.SynthResult", "compiler.trace.Trace", "compiler.trace.TracedTensor"]),
     ("api/plan", ["compiler.plan.load_plan", "compiler.plan.Plan"]),
-    ("api/fixed", ["compiler.fixed.FixedType", "compiler.fixed.Rounding", "compiler.fixed.Overflow"]),
+    ("api/fixed", ["compiler.fixed.FixedType", "compiler.fixed.Rounding", "compiler.fixed.Overflow",
+                   "compiler.mantissa.requantize", "compiler.mantissa.quantize_float",
+                   "compiler.weight_formats.Pow2Type"]),
     ("api/train", ["compiler.train.QuantLinear", "compiler.train.export.export", "compiler.train.train_bit_widths"]),
     ("api/errors", ["compiler.errors.UserError", "compiler.errors.PlanError"]),
 ])
@@ -162,7 +164,7 @@ def test_backends_page_names_every_compile_option():
     import dataclasses
 
     from compiler.cli import build_parser
-    from compiler.project import BuildConfig
+    from compiler.build_config import BuildConfig
 
     page = (ROOT / "docs" / "backends.md").read_text(encoding="utf-8")
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))

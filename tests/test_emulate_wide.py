@@ -3,7 +3,7 @@ negative fractional bits, checked against exact `fractions` arithmetic.
 
 * Wide sums: AveragePool / GlobalAveragePool summed each window's mantissas in int64, which
   wrapped: GlobalAveragePool over 5x5 ``ufixed<59,7>`` inputs of 100.0 gave -63.84, not
-  99.9999.  Sums and additions now go through `fixed.exact_sum` / `fixed.exact_add`, which
+  99.9999.  Sums and additions now go through `mantissa.exact_sum` / `mantissa.exact_add`, which
   keep int64 only where the widths provably fit (fuzzer case avgpool_wide_input_sum).
 * A plan-named LeakyRelu alpha in ``fixed<4,8>`` (16 as mantissa 1 at -4 fractional bits):
   the positive branch was shifted by the negative fraction and lost its bits ([-1, 1.5] gave
@@ -21,7 +21,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 from compiler.emulate import emulate_exact
-from compiler.fixed import exact_add, exact_sum
+from compiler.mantissa import exact_add, exact_sum
 from tests.onnx_layers import compile_layers
 
 DEFAULTS = {"weight": "fixed<8,2,RND_CONV,SAT>", "bias": "fixed<8,3,RND_CONV,SAT>", "activation": None}

@@ -37,14 +37,11 @@ from compiler.fixed import (
     Rounding,
     accumulate_type,
     add_type,
-    apply_overflow,
     bits_for_range,
     mul_type,
-    quantize_float,
-    requantize,
-    round_shift,
     shift_type,
 )
+from compiler.mantissa import apply_overflow, quantize_float, requantize, round_shift
 
 # --- the reference model ----------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 Every kernel runs in a small C++ program and is compared, mantissa for mantissa, with the
 specification: the emulator (compiler/emulate.py) on a one-node IR graph, or
-compiler/fixed.py for conversions.  Container types are chosen as the code generator
+compiler/mantissa.py for conversions.  Container types are chosen as the code generator
 chooses them (one ap_fixed type per tensor that holds every element exactly); accumulators
 are as tight as the test values allow, so partial sums really do wrap.
 
@@ -29,10 +29,9 @@ import pytest
 
 from compiler.backends.hls import ctype
 from compiler.emulate import Fx, run
-from compiler.fixed import (
-    FixedType, Formats, Overflow, Rounding, accumulate_type, add_type, common_fraction, mul_type, requantize,
-)
+from compiler.fixed import FixedType, Formats, Overflow, Rounding, accumulate_type, add_type, mul_type
 from compiler.ir import Graph, Node, Op, Tensor, TensorKind, output_shape
+from compiler.mantissa import common_fraction, requantize
 from compiler.passes.apply_plan import _sigmoid_table, _softmax_tables
 from compiler.plan import parse_plan
 from tests.irgraphs import random_constant, random_formats
@@ -963,7 +962,7 @@ def test_pointwise_matches_emulator(programs, name):
 
 @pytest.mark.parametrize("name", [n for n, c in CASES.items() if c.program == "requantize"])
 def test_requantize_every_mode_matches_fixed_py(programs, name):
-    """ap_fixed assignment == compiler.fixed.requantize for every rounding x overflow pair,
+    """ap_fixed assignment == compiler.mantissa.requantize for every rounding x overflow pair,
     signed and unsigned targets, negative integer bits, I > W, 1-bit and >64-bit types."""
     assert_case_exact(programs, CASES[name])
 

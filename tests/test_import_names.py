@@ -71,15 +71,15 @@ def test_python_m_cli(env, name):
 
 WRITE = """
 import pickle, sys
-import {name}.fixed, {name}.project
-obj = ({name}.fixed.FixedType(9, 2, True), {name}.project.BuildConfig(model="m.onnx", plan="p.json"))
+import {name}.fixed, {name}.build_config
+obj = ({name}.fixed.FixedType(9, 2, True), {name}.build_config.BuildConfig(model="m.onnx", plan="p.json"))
 sys.stdout.buffer.write(pickle.dumps(obj))
 """
 READ = """
 import pickle, sys
 import {name}
 from {name}.fixed import FixedType
-from {name}.project import BuildConfig
+from {name}.build_config import BuildConfig
 t, config = pickle.loads(sys.stdin.buffer.read())
 assert type(t) is FixedType and type(config) is BuildConfig, (type(t), type(config))
 assert (t.width, t.int_bits, config.plan) == (9, 2, "p.json")
@@ -97,6 +97,19 @@ def test_pickles_load_under_the_other_name(env, writer, reader):
                           capture_output=True, timeout=120)
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout.decode().strip() == f"{reader}.fixed"
+
+
+def test_ir_pkl_naming_build_config_in_project_loads():
+    """An ir.pkl written before BuildConfig moved to compiler/build_config.py names it
+    ``compiler.project.BuildConfig``: compiler.project imports it, so such a folder still loads."""
+    import pickle
+
+    from compiler.build_config import BuildConfig
+
+    config = BuildConfig(model="m.onnx", plan="p.json", clock_ns=4.0)
+    old = pickle.dumps(config, protocol=0).replace(b"compiler.build_config\n", b"compiler.project\n")
+    assert b"compiler.project\n" in old and b"build_config" not in old
+    assert pickle.loads(old) == config
 
 
 def _setup_cfg() -> configparser.ConfigParser:

@@ -122,7 +122,7 @@ def test_constants_that_vanish_or_saturate_warn():
 
 
 def test_weight_quantizer_entries_parse(tmp_path):
-    from compiler.fixed import Pow2Type
+    from compiler.weight_formats import Pow2Type
     from compiler.plan import Codebook
 
     np.savez(tmp_path / "idx.npz", w=np.zeros((2, 3), dtype=np.int32))

@@ -17,7 +17,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import compiler
-from compiler.fixed import round_significant
+from compiler.weight_formats import round_significant
 from tests.onnx_layers import compile_layers
 
 PLAN = {"defaults": {"input": "fixed<16,4,RND_CONV,SAT>", "weight": "fixed<8,2,RND_CONV,SAT>",
@@ -91,7 +91,7 @@ def test_round_significant_is_the_documented_rule():
 def test_extreme_alphas_compile_for_both_backends_and_stay_exact(tmp_path, alpha):
     """float32's smallest and a huge alpha on a model of scalars (0-d per sample): 153
     fractional bits overflowed sizing's int64 shift (OverflowError traceback), and a huge
-    0-d constant crashed fixed.round_float's exact path (nonzero of a 0-d array)."""
+    0-d constant crashed mantissa.round_float's exact path (nonzero of a 0-d array)."""
     node = helper.make_node("LeakyRelu", ["x"], ["y"], name="leaky", alpha=float(alpha))
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])

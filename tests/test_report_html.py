@@ -18,7 +18,8 @@ import pytest
 from compiler.cli import main
 from compiler.fixed import Formats
 from compiler.ir import Tensor, TensorKind
-from compiler.project import load_project, update_report
+from compiler.project import load_project
+from compiler.report_json import update_report
 from compiler import report_html
 from compiler.report_html import render_report_html, width_grid, write_report_html
 

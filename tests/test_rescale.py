@@ -2,7 +2,7 @@
 
 The reference rounds ``acc * M`` with ``ref_round`` below (Fractions, written from the
 ap_fixed rules and sharing no code with compiler/rescale.py) and the hardware side with
-``compiler.fixed.round_shift`` on ``acc * K`` (REQUANTIZE's own rule), so the tests check
+``compiler.mantissa.round_shift`` on ``acc * K`` (REQUANTIZE's own rule), so the tests check
 the proof against what finegrain actually computes.  Every mode of ``Rounding`` is tested,
 CEIL too once the enum has it.  Ranges are small for the random cases (up to 500 values)
 and 2**17 values for float32-scale ratios, whose long denominators make the lattice search
@@ -21,7 +21,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler.fixed import Rounding, round_shift
+from compiler.fixed import Rounding
+from compiler.mantissa import round_shift
 from compiler.rescale import Multiplier, _first_column, choose_multiplier, multiplier_error
 
 MODES = list(Rounding)

@@ -8,7 +8,7 @@ by name and runs the functions decorated with ``@cocotb.test()``.
 
 * fg_requantize: every ROUNDING x OVERFLOW pair on 23 format pairs, all input codes of the
   narrow formats and random, extreme and bound-probing codes of the wide ones, against
-  compiler.fixed.requantize.
+  compiler.mantissa.requantize.
 * relu, clip, pipe, adder trees, maxpool, avgpool, rom: one clocked bench; every output and
   every out_valid is checked every cycle against numpy with the documented latency, with
   random in_valid, extreme inputs and a reset in the middle.
@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `sim` is a top-level folder of the repo, not installed
 
-from compiler.fixed import FixedType, Formats, Overflow, Rounding, requantize  # noqa: E402
+from compiler.fixed import FixedType, Formats, Overflow, Rounding  # noqa: E402
+from compiler.mantissa import requantize  # noqa: E402
 
 RTL = ROOT / "rtl"
 BENCHES = Path(__file__).resolve().parent / "rtl_library"
@@ -123,7 +124,7 @@ def test_wide_requantize_codes_probe_the_bounds():
 
 
 def requantize_reference(fmt: tuple[int, ...], codes: list[int]) -> np.ndarray:
-    """(steps, 32) raw output codes by compiler.fixed.requantize."""
+    """(steps, 32) raw output codes by compiler.mantissa.requantize."""
     in_w, in_f, in_s, out_w, out_f, out_s = fmt
     m = np.array([_value(c, in_w, bool(in_s)) for c in codes], dtype=object).reshape(-1, 1)
     if in_w + max(out_f - in_f, 0) < 60:
@@ -140,7 +141,7 @@ if cocotb is not None:
 
     @cocotb.test()
     async def requantize_matrix(dut):
-        """Every rounding x overflow mode of every format, exactly as compiler.fixed."""
+        """Every rounding x overflow mode of every format, exactly as compiler.mantissa."""
         await Timer(1, "ns")  # constant outputs settle only once the simulation runs
         nf = len(dut.formats.value) // 48
         formats = _decode_formats(int(dut.formats.value.to_unsigned()), nf)
@@ -168,7 +169,7 @@ if cocotb is not None:
                         mismatches.append(
                             f"format {f} {rnd.name}/{ovf.name} input {_value(codes[k][step], f[0], bool(f[2]))}: "
                             f"rtl {_value(got, out_w, bool(f[5]))} != python {_value(want, out_w, bool(f[5]))}")
-        assert not mismatches, "fg_requantize differs from compiler.fixed.requantize:\n" + "\n".join(mismatches)
+        assert not mismatches, "fg_requantize differs from compiler.mantissa.requantize:\n" + "\n".join(mismatches)
         dut._log.info("requantize: %d formats x %d modes x %d inputs all exact", nf, len(MODES), steps)
 
 

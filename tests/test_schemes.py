@@ -32,13 +32,13 @@ from compiler.backends.rtl import RTLOptions, rtl_context
 from compiler.cli import main
 from compiler.emulate import emulate_exact
 from compiler.errors import PlanError
-from compiler.fixed import Pow2Type, nearest_centre, round_pow2
 from compiler.frontend import load_onnx
 from compiler.passes.apply_plan import PlanWarning, apply_plan
 from compiler.passes.canonicalise import canonicalise
 from compiler.passes.group_rows import group_rows
 from compiler.plan import mix_counts, parse_plan
 from compiler.verify.vectors import csim_vectors
+from compiler.weight_formats import Pow2Type, nearest_centre, round_pow2
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_ROOT = ROOT / "build" / "rtl_sim"

@@ -82,7 +82,8 @@ def test_help_loads_nothing_heavy(tmp_path):
         assert "usage: finegrain" in record["stdout"]
         assert loaded(modules, *HEAVY, "numpy") == [], argv
         # only the command line and what its option lists name (targets, the output folder rules)
-        assert loaded(modules, "compiler.project", "compiler.fixed", "compiler.ir", "compiler.frontend",
+        assert loaded(modules, "compiler.project", "compiler.build_config", "compiler.report_json", "compiler.fixed",
+                      "compiler.mantissa", "compiler.weight_formats", "compiler.ir", "compiler.frontend",
                       "compiler.backends") == [], argv
 
 
@@ -102,7 +103,7 @@ def test_emulate_loads_only_numpy_and_the_emulator(compiled):
                                       "--output", str(tmp / "y.npy"))
     assert code == 0, record["stderr"]
     assert loaded(modules, *HEAVY) == []
-    # unpickling ir.pkl (its BuildConfig lives in compiler.project) pulls in no frontend, pass
+    # unpickling ir.pkl (its BuildConfig lives in compiler.build_config) pulls in no frontend, pass
     # pipeline or backend
     assert loaded(modules, "compiler.frontend", "compiler.backends", "compiler.passes.pipeline",
                   "compiler.estimate", "compiler.verify") == []

@@ -1,4 +1,4 @@
-"""compiler.train (issue 16, item 1): the torch quantizers equal `compiler/fixed.py` value for
+"""compiler.train (issue 16, item 1): the torch quantizers equal `compiler/mantissa.py` value for
 value, and a model of quantized modules, exported by either torch exporter and compiled with
 its plan, emulates exactly as the torch forward pass computes it, on random inputs and on the
 formats' bounds and half-LSB ties, for every quantizer kind."""
@@ -14,12 +14,14 @@ from torch import nn
 
 from compiler import compile_model
 from compiler.cli import main
-from compiler.fixed import FixedType, Formats, Overflow, Pow2Type, Rounding, nearest_centre, quantize_float, round_pow2
+from compiler.fixed import FixedType, Formats, Overflow, Rounding
+from compiler.mantissa import quantize_float
 from compiler.train import (
     Codebook, Fixed, PerAxis, PerElement, Pow2, QuantConv1d, QuantConv2d, QuantError, QuantInput, QuantLinear,
     QuantReLU, export,
 )
 from compiler.train.quant import fixed_mantissas
+from compiler.weight_formats import Pow2Type, nearest_centre, round_pow2
 
 MODES = [(r, o) for r in Rounding for o in Overflow]  # 32 pairs
 EXPORTERS = pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])

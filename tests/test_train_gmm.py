@@ -10,7 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from compiler.errors import UserError  # noqa: E402
-from compiler.fixed import FixedType, Formats, quantize_float  # noqa: E402
+from compiler.fixed import FixedType, Formats  # noqa: E402
+from compiler.mantissa import quantize_float  # noqa: E402
 from compiler.train import Codebook, export  # noqa: E402
 from compiler.train.gmm import (  # noqa: E402
     GaussianMixturePrior, apply_codebooks, soft_weight_sharing, to_codebook,

@@ -11,11 +11,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from compiler.errors import UserError  # noqa: E402
-from compiler.fixed import FixedType, Pow2Type  # noqa: E402
+from compiler.fixed import FixedType  # noqa: E402
 from compiler.train import export  # noqa: E402
 from compiler.train.hessian import (  # noqa: E402
     assign_rows, hutchinson_row_traces, mix_rows, row_counts, row_format, row_hessian_traces,
 )
+from compiler.weight_formats import Pow2Type  # noqa: E402
 
 from tests.train_tasks import tiny_task  # noqa: E402
 

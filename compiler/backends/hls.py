@@ -31,8 +31,9 @@ import numpy as np
 from .. import __version__
 from ..argnames import option
 from ..errors import UserError
-from ..fixed import FixedType, Formats, Overflow, Rounding, bits_for_range, rescale
+from ..fixed import FixedType, Formats, Overflow, Rounding, bits_for_range
 from ..ir import Graph, LookupTable, Node, Op, Tensor
+from ..mantissa import rescale
 from ..names import CPP_FOLDED, CPP_RESERVED, CPP_TOP_PREFIXES, FILTERS, Names
 from ..resources import data_folder
 from ..type_names import readable_type

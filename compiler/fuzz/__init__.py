@@ -4,10 +4,11 @@ A *case* (`case.py`) is plain JSON: a small model as a list of layers with expli
 weights, a bit plan (with per-element arrays inline) and input vectors.  `generate.py` makes
 random cases from a seed; `onnx_model.py` writes a case's model as ONNX (onnx.helper, or a
 torch export for a fraction of cases); `reference.py` computes the outputs with Python
-`fractions` from the documented semantics, independently of `compiler.fixed` and
-`compiler.emulate`; `check.py` runs one case through compile, the emulator, the reference,
-g++ csim and Verilator sim and names the first check that failed; `csim_batch.py` and
-`sim_batch.py` run the csim and sim levels of many cases in one g++ build and one Verilator
-build (`sim_testbench.py` is that build's cocotb testbench); `shrink.py` makes a failing case
-small; `__main__.py` is the time-boxed command line (``python -m compiler.fuzz``).
+`fractions` from the documented semantics, independently of `compiler.fixed`,
+`compiler.mantissa` and `compiler.emulate`; `check.py` runs one case through compile, the
+emulator, the reference, g++ csim and Verilator sim and names the first check that failed;
+`csim_batch.py` and `sim_batch.py` run the csim and sim levels of many cases in one g++
+build and one Verilator build (`sim_testbench.py` is that build's cocotb testbench);
+`shrink.py` makes a failing case small; `__main__.py` is the time-boxed command line
+(``python -m compiler.fuzz``).
 """

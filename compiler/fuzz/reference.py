@@ -1,5 +1,6 @@
 """An exact reference for fuzz cases, with Python `fractions`, written from docs/bit-plan.md
-and the ap_fixed definitions; it shares no code with `compiler.fixed` or `compiler.emulate`.
+and the ap_fixed definitions; it shares no code with `compiler.fixed`, `compiler.mantissa` or
+`compiler.emulate`.
 
 Covered: Gemm/MatMul dense, Conv (strides, pads, groups), Max/Average pooling (pads,
 ceil_mode, global), Add, Concat, Add/Mul by constants, Relu, LeakyRelu, Clip, Flatten,

@@ -4,7 +4,7 @@
 * Weights and biases are quantized now, by their plan entry or ``defaults.weight`` /
   ``defaults.bias``; values that saturate or wrap are counted in a `PlanWarning`.  An entry
   with a weight quantizer (pow2, a row-wise mix, a codebook) maps each float to a member of
-  its set (`fixed.round_pow2`, `fixed.nearest_centre`): an exact fixed-point value, whose
+  its set (`weight_formats.round_pow2`, `weight_formats.nearest_centre`): an exact fixed-point value, whose
   per-element format holds it exactly (a zero is pruned).  How the entry resolved (rows per
   mix entry, uses per centre) is recorded on the tensor as ``scheme``.
 * Internal constants the plan cannot name in ONNX terms: Clip bounds are kept exactly
@@ -28,11 +28,12 @@ import warnings
 import numpy as np
 
 from ..errors import PlanError
-from ..fixed import (FixedType, Formats, Overflow, Pow2Type, Rounding, apply_overflow, as_object, common_fraction,
-                     nearest_centre, quantize_float, round_float, round_pow2, round_significant)
+from ..fixed import FixedType, Formats, Overflow, Rounding
 from ..ir import LAYOUT_OPS, Graph, LookupTable, Node, Op, Tensor, TensorKind
+from ..mantissa import apply_overflow, as_object, common_fraction, quantize_float, round_float
 from ..plan import Codebook, Plan, RowSchemes, TensorSpec
 from ..type_names import readable_type
+from ..weight_formats import Pow2Type, nearest_centre, round_pow2, round_significant
 
 CONSTANT_SIGNIFICANT_BITS = 18
 

@@ -46,8 +46,9 @@ from fractions import Fraction
 import numpy as np
 
 from ..errors import FrontendError
-from ..fixed import FixedType, Formats, Overflow, Rounding, common_fraction
+from ..fixed import FixedType, Formats, Overflow, Rounding
 from ..ir import Graph, Node, Op, Tensor, TensorKind
+from ..mantissa import common_fraction
 from ..names import unused
 from ..quantizer import Quantizer, split_power_of_two
 from .quant_data import round_half_even, same_grid, compact, exact_data, integer_formats, mantissa_data

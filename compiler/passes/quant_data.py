@@ -7,7 +7,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..fixed import Formats, Overflow, Rounding, common_fraction, round_float
+from ..fixed import Formats, Overflow, Rounding
+from ..mantissa import common_fraction, round_float
 
 
 def round_half_even(f: Fraction) -> int:

@@ -23,8 +23,9 @@ import numpy as np
 
 from ..emulate import _HANDLERS, Emulator, Fx, _windows
 from ..errors import PlanError
-from ..fixed import Formats, Overflow, as_object, bits_for_range, requantize, rescale, round_to, shift_left
+from ..fixed import Formats, Overflow, bits_for_range
 from ..ir import Graph, Node, Op
+from ..mantissa import as_object, requantize, rescale, round_to, shift_left
 
 NEG_INF = -np.inf
 EXACT_MAX_WIDTH = 1024  # the widest format compiler.fixed (and ap_fixed) holds: an exact

@@ -30,8 +30,9 @@ from torch import nn
 
 from ..calibrate import int_bits_for
 from ..errors import UserError
-from ..fixed import FormatError, parse_weight_format
+from ..fixed import FormatError
 from ..plan import mix_counts
+from ..weight_formats import parse_weight_format
 from .quant import PerAxis, pow2_values
 
 WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)

@@ -1,5 +1,5 @@
 """The plan's quantizers as torch functions: a forward that is exactly the emulator's
-conversion (`compiler/fixed.py`) and a straight-through gradient.
+conversion (`compiler/mantissa.py`) and a straight-through gradient.
 
 A quantizer is what one plan entry says about one tensor:
 
@@ -15,10 +15,10 @@ A quantizer is what one plan entry says about one tensor:
 **Exactness.** Values are computed in float64.  A fixed-point conversion scales by a power
 of two (exact; a scaled value beyond float64's range is replaced by one that rounds and
 overflows alike), rounds by comparing the exact remainder with one half, and applies the
-overflow on the integer mantissa, so it equals `fixed.quantize_float` for every finite float64
-``x`` and every format up to 52 bits wide with at most 1000 fractional bits (or integer bits
-beyond the width) in magnitude.  `pow2` is exact everywhere;
-codebooks use `fixed.nearest_centre` itself (on the CPU).  How the layers keep products and
+overflow on the integer mantissa, so it equals `mantissa.quantize_float` for every finite
+float64 ``x`` and every format up to 52 bits wide with at most 1000 fractional bits (or
+integer bits beyond the width) in magnitude.  `pow2` is exact everywhere; codebooks use
+`weight_formats.nearest_centre` itself (on the CPU).  How the layers keep products and
 sums exact is in `compiler/train/modules.py`.
 
 **Gradient.** Straight through: the incoming gradient passes unchanged (also where a value
@@ -31,9 +31,8 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..fixed import (
-    FixedType, FormatError, Overflow, Pow2Type, Rounding, nearest_centre, parse_weight_format,
-)
+from ..fixed import FixedType, FormatError, Overflow, Rounding
+from ..weight_formats import Pow2Type, nearest_centre, parse_weight_format
 
 
 class QuantError(UserError):
@@ -81,7 +80,7 @@ def _as_mode(enum, value):
 # --- the exact forward ----------------------------------------------------------------------
 
 def _increment(scaled: torch.Tensor, floor: torch.Tensor, rounding: torch.Tensor) -> torch.Tensor:
-    """0/1 added to the floor for each rounding mode: `fixed._round_increment` on float64."""
+    """0/1 added to the floor for each rounding mode: `mantissa._round_increment` on float64."""
     rem = scaled - floor  # exact: 0 <= rem < 1 and both are float64 multiples of the same ulp or finer
     gt, eq, nonzero, neg = rem > 0.5, rem == 0.5, rem != 0, scaled < 0
     odd = torch.remainder(floor, 2) != 0
@@ -103,7 +102,7 @@ def _increment(scaled: torch.Tensor, floor: torch.Tensor, rounding: torch.Tensor
 
 def fixed_mantissas(x: torch.Tensor, width, int_bits, signed, rounding, overflow) -> torch.Tensor:
     """Mantissas (float64 integers) of ``x`` converted into ``fixed<width, int_bits>``, each
-    field a tensor broadcastable against ``x``: rounding, then overflow (`fixed.quantize_float`)."""
+    field a tensor broadcastable against ``x``: rounding, then overflow (`mantissa.quantize_float`)."""
     f64 = dict(dtype=torch.float64, device=x.device)
     width, int_bits = torch.as_tensor(width, **f64), torch.as_tensor(int_bits, **f64)
     signed = torch.as_tensor(signed, device=x.device).bool()
@@ -144,8 +143,8 @@ def fixed_values(x: torch.Tensor, width, int_bits, signed, rounding, overflow) -
 
 
 def pow2_values(x: torch.Tensor, emin, emax) -> torch.Tensor:
-    """`fixed.round_pow2` on float64: the nearest of 0 and +-2**e (emin <= e <= emax), a tie to
-    the larger magnitude; ``emin``/``emax`` broadcast against ``x``."""
+    """`weight_formats.round_pow2` on float64: the nearest of 0 and +-2**e (emin <= e <= emax),
+    a tie to the larger magnitude; ``emin``/``emax`` broadcast against ``x``."""
     x = x.to(torch.float64)
     emin = torch.as_tensor(emin, dtype=torch.float64, device=x.device)
     emax = torch.as_tensor(emax, dtype=torch.float64, device=x.device)
@@ -356,7 +355,7 @@ class Codebook(Quantizer):
                              f"has shape {list(shape)}; give one codebook per index along the axis")
 
     def indices(self, x: torch.Tensor) -> np.ndarray:
-        """Each element's centre index (`fixed.nearest_centre`), as numpy on the CPU."""
+        """Each element's centre index (`weight_formats.nearest_centre`), as numpy on the CPU."""
         v = x.detach().to("cpu", torch.float64).numpy()
         if self.axis is None:
             return nearest_centre(v, self.books[0][0])

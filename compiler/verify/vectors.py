@@ -9,8 +9,8 @@ import numpy as np
 
 from ..backends.hls import container
 from ..emulate import Fx, quantize_inputs, run
-from ..fixed import rescale
 from ..ir import Graph
+from ..mantissa import rescale
 
 
 def input_extremes(graph: Graph, name: str) -> tuple[np.ndarray, np.ndarray]:

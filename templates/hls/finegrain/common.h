@@ -100,7 +100,7 @@ struct fixed_type<W, I, false> {
 };
 
 // y_t(x): convert x into y_t with y_t's rounding and overflow modes -- exactly ap_fixed
-// assignment, which compiler/fixed.py reproduces.
+// assignment, which compiler/mantissa.py reproduces.
 //
 // Why not plain assignment: when rounding drops more fractional bits than x has bits
 // (frac(x) - frac(y) > width(x)) and y_t rounds (any mode but TRN, or TRN_ZERO from a
