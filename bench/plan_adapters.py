@@ -55,12 +55,15 @@ class Batches:
 class DistilledBatches(Batches):
     """`Batches` whose targets are class probabilities: ``(1 - share)`` x the one-hot label +
     ``share`` x the float teacher's softmax at ``temperature`` (knowledge distillation; torch's
-    cross-entropy takes probabilities as targets, so the methods' default loss is unchanged)."""
+    cross-entropy takes probabilities as targets, so the methods' default loss is unchanged).
+    Several teachers (an ensemble): the mean of their softmaxes."""
 
-    def __init__(self, task: Task, seed: int, teacher: nn.Module, share: float, temperature: float = 1.0):
+    def __init__(self, task: Task, seed: int, teacher: nn.Module | list[nn.Module], share: float,
+                 temperature: float = 1.0):
         super().__init__(task, seed)
+        teachers = teacher if isinstance(teacher, list) else [teacher]
         with torch.no_grad():
-            soft = torch.softmax(teacher.eval()(self.x) / temperature, dim=1)
+            soft = torch.stack([torch.softmax(t.eval()(self.x) / temperature, dim=1) for t in teachers]).mean(0)
         hard = nn.functional.one_hot(self.y.long(), soft.shape[1]).to(soft.dtype)
         self.y = (1 - share) * hard + share * soft
 
@@ -99,7 +102,7 @@ def grad_bits(task: Task, pretrained: nn.Module, seed: int, lam: float = 1e-5, e
               mu: float = 0.0, tune_epochs: int = 0, warmup: float = 0, cosine: bool = False,
               tune_lr: float | None = None, prune_dead: bool = False, distill: float = 0.0,
               temperature: float = 1.0, input_granularity: str | None = None, learn_int: bool = False,
-              input_format: str | None = None, credit_rows: float = 0.0) -> nn.Module:
+              input_format: str | None = None, credit_rows: float = 0.0, teachers: int = 1) -> nn.Module:
     """Per-weight (``granularity``) and per-activation (``act_granularity``: element, channel or
     tensor; ReLU outputs and, with ``inputs``, the input) bits learned with the weights by
     `train_bit_widths`: cross-entropy + ``lam`` x LUTs (+ ``mu`` x latency cycles) for ``epochs``
@@ -117,15 +120,24 @@ def grad_bits(task: Task, pretrained: nn.Module, seed: int, lam: float = 1e-5, e
     integer bits are learned too (`LearnedBits`' ``learn_int``: ranges that clip instead of holding the maximum).
     ``input_format``: the input's format instead of the task's (kept unless ``inputs``: the start of its widths).
     ``credit_rows``: the cost counts a row only while its activation is kept, with that share of the
-    row's LUTs as the activation's gradient per bit (`HardwareCost`'s ``credit_rows``; true: 1)."""
+    row's LUTs as the activation's gradient per bit (`HardwareCost`'s ``credit_rows``; true: 1).
+    ``teachers``: with ``distill``, the teacher is an ensemble of that many float models, ``pretrained``
+    and ones trained like it (the task's pretraining epochs, uncached) from the seeds ``seed + 1000 k`` on the same
+    split, their softmaxes averaged."""
     if not lam >= 0:
         raise UserError(f"lam: expected a LUT weight >= 0, got {lam!r}")
     if not 0 <= distill <= 1:
         raise UserError(f"distill: expected the teacher's share of the targets within 0..1, got {distill!r}")
     if input_format is not None:
         task = plan_tasks.smaller(task, input_format=_input_format(input_format))
-    loader = (DistilledBatches(task, seed, pretrained, float(distill), _positive("temperature", temperature))
-              if distill else Batches(task, seed))
+    teachers = int(_positive("teachers", teachers, int))
+    if teachers > 1 and not distill:
+        raise UserError(f"teachers: an ensemble of {teachers} teachers needs distill > 0 (the share of their targets)")
+    if distill:
+        ensemble = [pretrained] + [plan_tasks.pretrain(task, seed + 1000 * k) for k in range(1, teachers)]
+        loader = DistilledBatches(task, seed, ensemble, float(distill), _positive("temperature", temperature))
+    else:
+        loader = Batches(task, seed)
     torch.manual_seed(seed)
     model = _uniform_model(task, pretrained, int(start_bits))
     example = torch.from_numpy(task.x_train[:64])

@@ -118,6 +118,8 @@ ADAPTERS = (
      lambda plan: all("elements" in plan["tensors"][k] for k in ("input", "fc1.weight", "fc2.weight"))),
     ("grad_bits", {"lam": 1e-3, "epochs": 1, "tune_epochs": 1, "distill": 0.5, "temperature": 2.0},  # teacher targets
      lambda plan: all("elements" in plan["tensors"][k] for k in ("input", "fc1.weight", "fc2.weight"))),
+    ("grad_bits", {"lam": 1e-3, "epochs": 1, "distill": 0.5, "teachers": 2},  # an ensemble of two teachers
+     lambda plan: all("elements" in plan["tensors"][k] for k in ("input", "fc1.weight", "fc2.weight"))),
     ("grad_bits", {"lam": 1e-3, "epochs": 1, "input_granularity": "tensor", "learn_int": True},  # one input format,
      lambda plan: isinstance(plan["tensors"]["input"], str)  # learned ranges
      and all("elements" in plan["tensors"][k] for k in ("fc1.weight", "fc2.weight"))),
@@ -177,8 +179,8 @@ def test_grad_bits_lam_prunes_and_validation_split(tiny, tmp_path):
 
 def test_distilled_targets(tiny):
     """`DistilledBatches`' targets are probabilities: (1 - share) x one-hot + share x the teacher's
-    softmax at the temperature; a bad share is a UserError naming distill, a bad input format one naming
-    input_format."""
+    softmax at the temperature (several teachers: the mean of their softmaxes); a bad share is a UserError
+    naming distill, a bad ensemble one naming teachers, a bad input format one naming input_format."""
     task, pretrained = tiny
     plain = plan_methods.plan_adapters.Batches(task, 0)
     mixed = plan_methods.plan_adapters.DistilledBatches(task, 0, pretrained, 0.25, temperature=3.0)
@@ -189,8 +191,17 @@ def test_distilled_targets(tiny):
     expected = 0.75 * torch.nn.functional.one_hot(y.long(), 10).to(soft.dtype) + 0.25 * soft
     assert torch.allclose(target, expected) and torch.allclose(target.sum(1), torch.ones(len(x)))
     assert (target.argmax(1) == y).float().mean() > 0.5
+    other = plan_tasks.pretrain(task, 1000)
+    ensemble = plan_methods.plan_adapters.DistilledBatches(task, 0, [pretrained, other], 1.0, temperature=3.0)
+    with torch.no_grad():
+        both = (soft + torch.softmax(other(x) / 3.0, dim=1)) / 2
+    assert torch.allclose(next(iter(ensemble))[1], both) and not torch.allclose(both, soft)  # the mean of two
     with pytest.raises(UserError, match="distill"):
         plan_methods.METHODS["grad_bits"](task, pretrained, 0, distill=1.5)
+    with pytest.raises(UserError, match="teachers.*distill"):
+        plan_methods.METHODS["grad_bits"](task, pretrained, 0, teachers=3)
+    with pytest.raises(UserError, match="teachers"):
+        plan_methods.METHODS["grad_bits"](task, pretrained, 0, distill=0.5, teachers=0)
     with pytest.raises(UserError, match="input_format"):
         plan_methods.METHODS["grad_bits"](task, pretrained, 0, input_format="ufixed<4")
 
