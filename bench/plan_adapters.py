@@ -28,7 +28,7 @@ from torch import nn
 from compiler.errors import UserError
 from compiler.train import (
     attach_learned_bits, fine_tune_frozen, freeze, mix_rows, plan_by_ilp, prune_dead_rows, relax_bit_widths,
-    row_hessian_traces, soft_weight_sharing, train_bit_widths,
+    row_hessian_traces, soft_targets, soft_weight_sharing, train_bit_widths,
 )
 from compiler.train.cost import HardwareCost
 from compiler.train.gmm import apply_codebooks
@@ -53,19 +53,14 @@ class Batches:
 
 
 class DistilledBatches(Batches):
-    """`Batches` whose targets are class probabilities: ``(1 - share)`` x the one-hot label +
-    ``share`` x the float teacher's softmax at ``temperature`` (knowledge distillation; torch's
-    cross-entropy takes probabilities as targets, so the methods' default loss is unchanged).
-    Several teachers (an ensemble): the mean of their softmaxes."""
+    """`Batches` whose targets are class probabilities, `compiler.train.soft_targets`:
+    ``(1 - share)`` x the one-hot label + ``share`` x the float teacher's softmax at ``temperature``
+    (several teachers, an ensemble: the mean of their softmaxes)."""
 
     def __init__(self, task: Task, seed: int, teacher: nn.Module | list[nn.Module], share: float,
                  temperature: float = 1.0):
         super().__init__(task, seed)
-        teachers = teacher if isinstance(teacher, list) else [teacher]
-        with torch.no_grad():
-            soft = torch.stack([torch.softmax(t.eval()(self.x) / temperature, dim=1) for t in teachers]).mean(0)
-        hard = nn.functional.one_hot(self.y.long(), soft.shape[1]).to(soft.dtype)
-        self.y = (1 - share) * hard + share * soft
+        self.y = soft_targets(teacher, self.x, self.y, share, temperature)
 
 
 def _uniform_model(task: Task, pretrained: nn.Module, bits: int) -> nn.Sequential:

@@ -12,7 +12,8 @@ the plan that finegrain compiles and emulates bit for bit like the torch forward
 
 Finding the plan (docs/training.md), each method sharing the modules and finegrain's estimator:
 bit widths learned by gradient against the hardware cost (`LearnedBits`, `HardwareCost`,
-`train_bit_widths`, `relax_bit_widths`, `freeze`, `fine_tune_frozen`, `prune_dead_rows`); an ILP
+`train_bit_widths`, `relax_bit_widths`, `freeze`, `fine_tune_frozen`, `prune_dead_rows`; targets
+distilled from float teachers, `soft_targets`); an ILP
 over candidate widths under LUT, DSP and latency budgets (`plan_by_ilp`, `solve_precisions`);
 row-wise mixed schemes by Hessian trace (`row_hessian_traces`, `mix_rows`); codebooks from a learned Gaussian mixture
 (`soft_weight_sharing`, `apply_codebooks`).
@@ -22,6 +23,7 @@ from .bits import (
     LearnedBits, attach_learned_bits, fine_tune_frozen, freeze, prune_dead_rows, relax_bit_widths, train_bit_widths,
 )
 from .cost import HardwareCost, estimate_export
+from .distill import soft_targets
 from .export import Exported, export
 from .gmm import GaussianMixturePrior, apply_codebooks, soft_weight_sharing, to_codebook
 from .hessian import assign_rows, mix_rows, row_hessian_traces
@@ -34,5 +36,5 @@ __all__ = [
     "PerElement", "Pow2", "QuantConv1d", "QuantConv2d", "QuantError", "QuantInput", "QuantLinear", "QuantReLU",
     "Quantizer", "apply_codebooks", "assign_rows", "attach_learned_bits", "cost_table", "estimate_export", "export",
     "fine_tune_frozen", "freeze", "mix_rows", "plan_by_ilp", "prune_dead_rows", "relax_bit_widths",
-    "row_hessian_traces", "soft_weight_sharing", "solve_precisions", "to_codebook", "train_bit_widths",
+    "row_hessian_traces", "soft_targets", "soft_weight_sharing", "solve_precisions", "to_codebook", "train_bit_widths",
 ]
