@@ -117,8 +117,8 @@ def grad_bits(task: Task, pretrained: nn.Module, seed: int, lam: float = 1e-5, e
     ``credit_rows``: the cost counts a row only while its activation is kept, with that share of the
     row's LUTs as the activation's gradient per bit (`HardwareCost`'s ``credit_rows``; true: 1).
     ``teachers``: with ``distill``, the teacher is an ensemble of that many float models, ``pretrained``
-    and ones trained like it (the task's pretraining epochs, uncached) from the seeds ``seed + 1000 k`` on the same
-    split, their softmaxes averaged."""
+    and ones trained like it (the task's pretraining epochs, kept in its ``cache_dir``) from the seeds
+    ``seed + 1000 k`` on the same split, their softmaxes averaged."""
     if not lam >= 0:
         raise UserError(f"lam: expected a LUT weight >= 0, got {lam!r}")
     if not 0 <= distill <= 1:

@@ -214,7 +214,8 @@ def run(task_names: list[str], method_names: list[str], seed: int = 2024, work: 
         if use_validation or fold is not None:
             task = validation(task, fold)
         started = time.perf_counter()
-        pretrained = plan_tasks.pretrain(task, seed, work / "cache", pretrain_epochs)
+        task = plan_tasks.smaller(task, cache_dir=work / "cache")
+        pretrained = plan_tasks.pretrain(task, seed, pretrain_epochs)
         log(f"{name}: {task.description}; float accuracy {plan_tasks.float_accuracy(task, pretrained):.1%} "
             f"({time.perf_counter() - started:.1f} s)")
         for method in method_names:

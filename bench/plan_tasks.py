@@ -67,6 +67,7 @@ class Task:
     fine_tune_lr: float = 1e-3
     batch_size: int = 256
     options: dict = field(default_factory=dict)  # what `load_task` was given
+    cache_dir: Path | None = None  # where `pretrain` keeps the float models it trains (None: nowhere)
 
     def example_input(self) -> torch.Tensor:
         """One test input, the batch `export` traces and checks."""
@@ -182,12 +183,13 @@ def _cache_key(task: Task, seed: int, epochs: int) -> str:
     return h.hexdigest()[:20]
 
 
-def pretrain(task: Task, seed: int, cache_dir: Path | None = None, epochs: int | None = None) -> nn.Sequential:
+def pretrain(task: Task, seed: int, epochs: int | None = None) -> nn.Sequential:
     """The float model every method starts from: initialised and trained from ``seed``
-    (one thread), cached in ``cache_dir`` by the task, its data, the model's shape and the settings."""
+    (one thread), cached in the task's ``cache_dir`` by the task, its data, the model's shape and the
+    settings (so a method that trains more float models, as an ensemble of teachers, finds them there too)."""
     torch.set_num_threads(1)
     epochs = task.pretrain_epochs if epochs is None else epochs
-    path = None if cache_dir is None else Path(cache_dir) / f"{task.name}-{_cache_key(task, seed, epochs)}.pt"
+    path = None if task.cache_dir is None else Path(task.cache_dir) / f"{task.name}-{_cache_key(task, seed, epochs)}.pt"
     torch.manual_seed(seed)
     model = task.build()
     if path is not None and path.is_file():

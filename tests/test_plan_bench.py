@@ -75,12 +75,13 @@ def test_measure_cnn_against_torch_and_cache(tmp_path):
     """The digits CNN through the API: a model the test holds is measured, and its own torch
     predictions equal the emulator's of the build folder; the float model is trained once, then read
     from the cache."""
-    task = plan_tasks.smaller(plan_tasks.load_task("digits_cnn"), pretrain_epochs=1, fine_tune_epochs=1)
-    pretrained = plan_tasks.pretrain(task, 3, tmp_path / "cache")
+    task = plan_tasks.smaller(plan_tasks.load_task("digits_cnn"), pretrain_epochs=1, fine_tune_epochs=1,
+                              cache_dir=tmp_path / "cache")
+    pretrained = plan_tasks.pretrain(task, 3)
     (cached,) = (tmp_path / "cache").glob("digits_cnn-*.pt")
-    again = plan_tasks.pretrain(task, 3, tmp_path / "cache")
+    again = plan_tasks.pretrain(task, 3)
     assert all(torch.equal(a, b) for a, b in zip(pretrained.state_dict().values(), again.state_dict().values()))
-    other_seed = plan_tasks.pretrain(task, 4, tmp_path / "cache")
+    other_seed = plan_tasks.pretrain(task, 4)
     assert not torch.equal(other_seed[0].weight, pretrained[0].weight)
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 2
 
@@ -142,8 +143,9 @@ ADAPTERS = (
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    task = plan_tasks.smaller(plan_tasks.load_task("digits_mlp", hidden=(8,)), pretrain_epochs=1, fine_tune_epochs=1)
-    return task, plan_tasks.pretrain(task, 0, tmp_path_factory.mktemp("cache"))
+    task = plan_tasks.smaller(plan_tasks.load_task("digits_mlp", hidden=(8,)), pretrain_epochs=1, fine_tune_epochs=1,
+                              cache_dir=tmp_path_factory.mktemp("cache"))
+    return task, plan_tasks.pretrain(task, 0)
 
 
 @pytest.mark.parametrize("method, options, check", ADAPTERS, ids=[a[0] for a in ADAPTERS])
@@ -204,6 +206,23 @@ def test_distilled_targets(tiny):
         plan_methods.METHODS["grad_bits"](task, pretrained, 0, distill=0.5, teachers=0)
     with pytest.raises(UserError, match="input_format"):
         plan_methods.METHODS["grad_bits"](task, pretrained, 0, input_format="ufixed<4")
+
+
+def test_ensemble_teachers_are_kept_in_the_task_cache(tiny, tmp_path, monkeypatch):
+    """`grad_bits`' extra teachers are trained once into the task's ``cache_dir`` (seed + 1000 k) and
+    read from it on the next run, which then trains no float model at all."""
+    task, pretrained = tiny
+    task = plan_tasks.smaller(task, cache_dir=tmp_path / "cache")
+    options = {"lam": 1e-3, "epochs": 1, "distill": 0.5, "teachers": 3}
+    first = plan_methods.METHODS["grad_bits"](task, pretrained, 0, **options)
+    assert len(list((tmp_path / "cache").glob("digits_mlp-*.pt"))) == 2  # seeds 1000 and 2000
+
+    def no_float_training(model, *args, **kwargs):
+        raise AssertionError("a teacher was trained again")
+
+    monkeypatch.setattr(plan_tasks, "train", no_float_training)
+    again = plan_methods.METHODS["grad_bits"](task, pretrained, 0, **options)
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
 
 
 def test_validation_folds(tiny):
