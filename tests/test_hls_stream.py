@@ -301,3 +301,38 @@ void run{i}() {{
         want = _expected_windows(g) + ["end"]
         assert got[:len(want)] == want, g
         got = got[len(want):]
+
+
+def test_always_zero_lanes_of_a_window_sum(tmp_path):
+    """A sum's elements that are 0 by their bounds are cleared after its kernel (their products can lie
+    below the container's fraction; tests/fuzz_cases/hls_*sum_always_zero_element replay it through
+    g++ and Verilator). The io_stream project clears the same lanes in every pixel: channels 0 at every
+    pixel give their lane indices, a channel 0 at some pixels only is refused, naming the tensor."""
+    from dataclasses import replace
+
+    from compiler.backends.hls import HLSBackendError, HLSOptions
+    from compiler.backends.hls_stream import _StreamBuilder
+    from compiler.fixed import Formats
+    from compiler.project import compile_model
+
+    folder = ROOT / "examples" / "small_cnn"
+    graph = compile_model(folder / "model.onnx", folder / "plan.json", backends=("rtl",)).graph
+    builder = _StreamBuilder(graph, HLSOptions(part="xcvu9p-flga2104-2L-e"), {})
+    conv = next(n for n in graph.nodes if n.op.value == "conv")
+    out = graph.tensor(conv.stages()[0].outputs[0])  # the sum, before its ReLU and requantize
+    assert builder.lane_zero(conv, out, out.shape[0]) is None  # nothing pruned
+
+    def pruned(mask) -> object:
+        f = out.formats
+        width = np.where(mask, 0, np.asarray(f.width))
+        return replace(out, formats=Formats(width, *(np.asarray(getattr(f, n)) for n in
+                                                     ("int_bits", "signed", "rounding", "overflow"))))
+
+    channels = np.zeros(out.shape, dtype=bool)
+    channels[[1, 3]] = True
+    zero = builder.lane_zero(conv, pruned(channels), out.shape[0])
+    assert zero["count"] == 2 and builder.constants[zero["index"]]["values"] == ["1", "3"]
+    some = np.zeros(out.shape, dtype=bool)
+    some[2, 0, 0] = True
+    with pytest.raises(HLSBackendError, match=rf"{out.onnx_name or out.name}.*some pixels.*--arch parallel"):
+        builder.lane_zero(conv, pruned(some), out.shape[0])

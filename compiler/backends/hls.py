@@ -47,6 +47,11 @@ STRATEGIES = ("latency", "resource", "adder-graph")  # adder-graph: backends/hls
 # than AP_INT_MAX_W (1024 unless defined before the first ap_int.h include) stops C
 # simulation; AP_INT_MAX_W itself may be at most 32768.
 AP_INT_DEFAULT_MAX_W = 1024
+# Kernels that accumulate in their output's container type, whose fraction is the kept elements'.
+# An element that is 0 by its exact bounds has no format, yet its products can lie below that
+# fraction (constant inputs whose products cancel), which the accumulation would truncate: such
+# elements are cleared after the kernel (`_Builder.stage`), as the emulator and the RTL hold them.
+SUM_KINDS = ("dense", "conv1d", "conv2d", "avgpool1d", "avgpool2d")
 AP_INT_LIMIT_W = 32768
 
 
@@ -300,6 +305,18 @@ class _Builder:
 
     # stages ---------------------------------------------------------------------------
     def stage(self, node: Node, stage: Node, arch: LayerArch) -> dict:
+        """The stage's kernel call and, for a sum (`SUM_KINDS`), ``zero``: its output's elements
+        that are always 0 (pruned by their bounds), cleared after it."""
+        entry = self.kernel(node, stage, arch)
+        out = self.graph.tensor(stage.outputs[0])
+        if entry["kind"] in SUM_KINDS and out.formats.pruned.any():
+            pruned = np.flatnonzero(out.formats.pruned.ravel())
+            entry["zero"] = {"index": self.index_array(f"{entry['y']}_zero_index", pruned,
+                                                       f"elements of {out.name} that are always 0 (by their bounds)"),
+                             "count": int(pruned.size)}
+        return entry
+
+    def kernel(self, node: Node, stage: Node, arch: LayerArch) -> dict:
         g = self.graph
         out = g.tensor(stage.outputs[0])
         x = g.tensor(stage.inputs[0])

@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import __version__
 from ..fixed import Rounding
-from ..ir import Graph, Node, Op
+from ..ir import Graph, Node, Op, Tensor
 from ..names import CPP_FOLDED, CPP_RESERVED, Names
 from .hls_graph import STRATEGY as STRATEGY_GRAPH
 from .hls import (AP_INT_DEFAULT_MAX_W, HLSBackendError, HLSOptions, LayerArch, _Builder, _onnx_nodes,
@@ -121,7 +121,26 @@ class _StreamBuilder(_Builder):
             ident = self.constant_data(c, lane_data, self.names.derived(f"{self.names(c.name)}_lanes"))
             kind = "add_const" if stage.op == Op.ADD else "mul_const"
             return {**self.common(stage), "n": lanes, "kind": kind, "c": ident, "c_t": self.type_of(c)}
-        return {**super().stage(node, stage, arch), "n": lanes}
+        entry = {**super().stage(node, stage, arch), "n": lanes}
+        if entry.get("zero"):  # a sum's always-zero elements, per pixel (none of the lane kinds sums today)
+            entry["zero"] = self.lane_zero(node, out, lanes)
+        return entry
+
+    def lane_zero(self, node: Node, out: Tensor, lanes: int) -> dict | None:
+        """The lanes of ``out``'s pixels that are always 0 by their bounds (`hls.SUM_KINDS`), cleared
+        after the kernel; the io_stream project clears the same lanes in every pixel."""
+        pruned = out.formats.pruned.reshape(lanes, -1)  # [channel][pixel]
+        if not pruned.any():
+            return None
+        if not (pruned == pruned[:, :1]).all():
+            raise HLSBackendError(
+                f"{_onnx_nodes(node)}: tensor {out.onnx_name or out.name!r} has elements that are always 0 by their "
+                f"bounds at some pixels of a channel only, and the io_stream project clears the same channels in "
+                f"every pixel; build with --arch parallel")
+        index = np.flatnonzero(pruned[:, 0])
+        return {"index": self.index_array(f"{self.names(out.name)}_zero_lanes", index,
+                                          f"channels of {out.name} that are always 0 (by their bounds)"),
+                "count": int(index.size)}
 
     def common(self, stage: Node) -> dict:
         x, out = self.graph.tensor(stage.inputs[0]), self.graph.tensor(stage.outputs[0])
@@ -168,7 +187,7 @@ class _StreamBuilder(_Builder):
                      "b": self.constant(b) if b is not None else None,
                      "b_t": self.type_of(b, "bias") if b is not None else None,
                      "reuse": arch.reuse_factor, "strategy": arch.strategy}
-            return entry, {**geometry, "pad": "zero"}
+            return {**entry, "zero": self.lane_zero(node, out, out.shape[0])}, {**geometry, "pad": "zero"}
         if stage.op == Op.MAXPOOL:
             cfg = {"channels": c, **window, "dilation_h": 1, "dilation_w": 1}
             return {**common, "kind": "maxpool2d", "cfg": cfg}, {**geometry, "pad": "lowest"}
@@ -177,7 +196,8 @@ class _StreamBuilder(_Builder):
         ident = self.constant_data(r, per_pixel, self.names.derived(f"{self.names(r.name)}_by_pixel"))
         sum_t = self.named_type(f"{name}_sum_t", _window_sum_type(x, kh * kw), f"window sum of {stage.name}")
         entry = {**common, "kind": "avgpool2d", "cfg": {"channels": c, **window}, "r_t": self.type_of(r),
-                 "sum_t": sum_t, "r": f"{ident} + (out_row * {ow} + out_column) * {c}"}  # this pixel's reciprocals
+                 "sum_t": sum_t, "r": f"{ident} + (out_row * {ow} + out_column) * {c}",  # this pixel's reciprocals
+                 "zero": self.lane_zero(node, out, out.shape[0])}
         return entry, {**geometry, "pad": "zero"}
 
     # layers ---------------------------------------------------------------------------
