@@ -7,7 +7,9 @@
 
 A tensor in ``keep`` (the ones the bit plan names) is a quantization point the user asked
 for, so none of these rewrites removes it: a MatMul's output named in the plan keeps its
-bias Add as an ADD after the requantize, a named Reshape output stays a RESHAPE.
+bias Add as an ADD after the requantize, a named Reshape output stays a RESHAPE, and a named
+constant of another shape than a bias vector (a Conv's ``[C, 1, 1]`` addend) stays the ADD's
+operand, in the shape the plan gives it.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ def _merge_bias(graph: Graph, keep: frozenset[str]) -> Graph:
                 continue
             old = tensors[other[0]]
             bias_name = other[0] if old.data.shape == vector.shape else f"{other[0]}.as_bias"
+            if bias_name != other[0] and other[0] in keep:
+                continue  # the plan names the constant in its ONNX shape, which the bias vector drops
             tensors[bias_name] = dataclasses.replace(
                 old, name=bias_name, shape=vector.shape, kind=TensorKind.BIAS, data=vector.copy(),
                 float_data=vector.copy(), onnx_axes=None if bias_name != other[0] else old.onnx_axes)
