@@ -47,12 +47,13 @@ STRATEGIES = ("latency", "resource", "adder-graph")  # adder-graph: backends/hls
 # than AP_INT_MAX_W (1024 unless defined before the first ap_int.h include) stops C
 # simulation; AP_INT_MAX_W itself may be at most 32768.
 AP_INT_DEFAULT_MAX_W = 1024
+AP_INT_LIMIT_W = 32768
+
 # Kernels that accumulate in their output's container type, whose fraction is the kept elements'.
 # An element that is 0 by its exact bounds has no format, yet its products can lie below that
 # fraction (constant inputs whose products cancel), which the accumulation would truncate: such
 # elements are cleared after the kernel (`_Builder.stage`), as the emulator and the RTL hold them.
 SUM_KINDS = ("dense", "conv1d", "conv2d", "avgpool1d", "avgpool2d")
-AP_INT_LIMIT_W = 32768
 
 
 class HLSBackendError(UserError):
