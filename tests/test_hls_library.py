@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compiler.backends.hls import ctype
+from compiler.backends.hls_types import ctype
 from compiler.emulate import Fx, run
 from compiler.fixed import FixedType, Formats, Overflow, Rounding, accumulate_type, add_type, mul_type
 from compiler.ir import Graph, Node, Op, Tensor, TensorKind, output_shape

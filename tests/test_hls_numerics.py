@@ -16,7 +16,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from compiler.argnames import command_line
-from compiler.backends.hls import HLSBackendError, _constant_entry, container
+from compiler.backends.hls_types import HLSBackendError, constant_entry, container
 from compiler.cli import main
 from compiler.fixed import FixedType, Formats
 
@@ -115,14 +115,14 @@ def test_jet_tagger_with_wide_formats_csim_bit_exact(tmp_path):
 
 @pytest.mark.parametrize("mantissa", [0, 1, -1, 2 ** 63, -(2 ** 63), 2 ** 64 - 1, -(2 ** 99), 2 ** 99 - 1])
 def test_wide_constant_words_are_the_twos_complement(mantissa):
-    entry = _constant_entry("c", "c_t", FixedType(100, 3), [mantissa], "constant c")
+    entry = constant_entry("c", "c_t", FixedType(100, 3), [mantissa], "constant c")
     words = [int(w.removesuffix("ULL"), 16) for w in entry["values"][0].strip("{}").split(", ")]
     assert entry["words"] == 2 and len(words) == 2
     assert sum(w << (64 * k) for k, w in enumerate(words)) == mantissa % (1 << 128)
 
 
 def test_narrow_constants_stay_plain_integers():
-    entry = _constant_entry("c", "c_t", FixedType(63, 3), [-(2 ** 62), 2 ** 62 - 1], "constant c")
+    entry = constant_entry("c", "c_t", FixedType(63, 3), [-(2 ** 62), 2 ** 62 - 1], "constant c")
     assert entry["words"] is None and entry["values"] == [str(-(2 ** 62)), str(2 ** 62 - 1)]
 
 
@@ -165,9 +165,9 @@ def test_the_plans_widest_spread_builds_in_csim(tmp_path, capsys):
 def test_values_beyond_ap_ints_limit_are_a_clear_error(tmp_path, capsys, monkeypatch):
     """Past ap_int's limit (made small here: the plan's limits keep real models within the
     32768 bits, see above) the error names the ONNX node and the limit, and nothing crashes."""
-    import compiler.backends.hls as hls
+    import compiler.backends.hls_types as hls_types
 
-    monkeypatch.setattr(hls, "AP_INT_LIMIT_W", 2048)
+    monkeypatch.setattr(hls_types, "AP_INT_LIMIT_W", 2048)
     model, plan = _far_requantize(tmp_path, -2000, 2000)
     code = main(["compile", str(model), "--plan", str(plan), "-o", str(tmp_path / "out"), "--backend", "hls"])
     err = capsys.readouterr().err

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compiler.backends.hls import container
+from compiler.backends.hls_types import container
 from compiler.project import compile_model
 from compiler.verify.csim import FLOAT_INPUTS, FLOAT_OUTPUTS, _values
 

@@ -310,7 +310,8 @@ def test_always_zero_lanes_of_a_window_sum(tmp_path):
     pixel give their lane indices, a channel 0 at some pixels only is refused, naming the tensor."""
     from dataclasses import replace
 
-    from compiler.backends.hls import HLSBackendError, HLSOptions
+    from compiler.backends.hls import HLSOptions
+    from compiler.backends.hls_types import HLSBackendError
     from compiler.backends.hls_stream import _StreamBuilder
     from compiler.project import compile_model
 

@@ -10,12 +10,7 @@ are copied into each project.
 Accumulation is exact by construction: an accumulator's container holds its final value,
 and its WRAP overflow makes any intermediate wrap-around cancel out.
 
-Limits.  Any format the plan accepts (up to 1024 bits) is written exactly, constants too
-(``_constant_entry``: 64-bit words past 63 bits).  A container (one type for all of a
-tensor's element formats) and any value a kernel builds (products, aligned sums and
-comparisons, conversions) may be up to ap_int's limit of 32768 bits: past 1024 the project
-defines AP_INT_MAX_W in defines.h.  Beyond 32768 the backend stops with an error naming the
-ONNX tensor or node (``container``, ``_Builder.check_width``).
+Types, constants and ap_int's width limits: hls_types.py.
 """
 
 from __future__ import annotations
@@ -29,39 +24,25 @@ import jinja2
 import numpy as np
 
 from .. import __version__
-from ..argnames import option
 from ..errors import UserError
-from ..fixed import FixedType, Formats, Overflow, Rounding, bits_for_range
+from ..fixed import FixedType, Rounding
 from ..ir import Graph, LookupTable, Node, Op, Tensor
 from ..mantissa import rescale
 from ..names import CPP_FOLDED, CPP_RESERVED, CPP_TOP_PREFIXES, FILTERS, Names
 from ..resources import data_folder
-from ..type_names import readable_type
 from .hls_graph import STRATEGY as STRATEGY_GRAPH, GraphWriter
+from .hls_types import (AP_INT_DEFAULT_MAX_W, CType, HLSBackendError, constant_entry, container, ctype,
+                        kernel_bits)
 
 TEMPLATES = data_folder("templates", "hls")
 LIBRARY = TEMPLATES / "finegrain"
 STRATEGIES = ("latency", "resource", "adder-graph")  # adder-graph: backends/hls_graph.py
-
-# ap_int's limits (ap_common.h of the shipped ap_types, as of Vitis HLS): any type wider
-# than AP_INT_MAX_W (1024 unless defined before the first ap_int.h include) stops C
-# simulation; AP_INT_MAX_W itself may be at most 32768.
-AP_INT_DEFAULT_MAX_W = 1024
-AP_INT_LIMIT_W = 32768
 
 # Kernels that accumulate in their output's container type, whose fraction is the kept elements'.
 # An element that is 0 by its exact bounds has no format, yet its products can lie below that
 # fraction (constant inputs whose products cancel), which the accumulation would truncate: such
 # elements are cleared after the kernel (`_Builder.stage`), as the emulator and the RTL hold them.
 SUM_KINDS = ("dense", "conv1d", "conv2d", "avgpool1d", "avgpool2d")
-
-
-class HLSBackendError(UserError):
-    """The model uses something the HLS backend cannot express (the message says what)."""
-
-    def __init__(self, message: str):
-        super().__init__(f"{message}. (The IR and the emulator do not need the HLS project: leave 'hls' "
-                         f"out of {option('backends')} to compile without it.)")
 
 
 @dataclass(frozen=True)
@@ -92,108 +73,6 @@ class HLSOptions:
     def arch(self, node: Node) -> LayerArch:
         return self.layers.get(node.name) or self.layers.get(node.onnx_nodes[0] if node.onnx_nodes else "") \
             or self.default
-
-
-# --- names and types ---------------------------------------------------------------------
-
-
-def ctype(t: FixedType, modes: bool = True) -> str:
-    """``ap_fixed<W,I,AP_RND_CONV,AP_SAT>`` for a FixedType (modes only when not the default).
-    ap_fixed has no CEIL: such a type is finegrain's ``finegrain::ceil_fixed<W,I,AP_SAT>``
-    (finegrain/common.h), an ap_fixed with AP_TRN whose conversion rounds up."""
-    if modes and t.rounding == Rounding.CEIL:
-        return f"finegrain::ceil_{'' if t.signed else 'u'}fixed<{t.width},{t.int_bits},AP_{t.overflow.name}>"
-    base = "ap_fixed" if t.signed else "ap_ufixed"
-    args = [str(t.width), str(t.int_bits)]
-    if modes and (t.rounding != Rounding.TRN or t.overflow != Overflow.WRAP):
-        args += [f"AP_{t.rounding.name}", f"AP_{t.overflow.name}"]
-    return f"{base}<{','.join(args)}>"
-
-
-@dataclass(frozen=True)
-class CType(FixedType):
-    """A container type: a FixedType that may be wider than a plan format (1024 bits), up to
-    ap_int's limit, since one type must hold every element of a tensor whose elements' formats
-    differ (e.g. one element with many integer bits, another with many fraction bits)."""
-
-    def __post_init__(self):
-        if self.width > AP_INT_LIMIT_W:
-            raise HLSBackendError(f"a C++ type of {self.width} bits is wider than ap_int's {AP_INT_LIMIT_W}")
-        object.__setattr__(self, "rounding", Rounding(self.rounding))
-        object.__setattr__(self, "overflow", Overflow(self.overflow))
-
-
-def container(formats: Formats, tensor: str = "") -> FixedType:
-    """The narrowest type holding every value of every (unpruned) element's format."""
-    kept = ~formats.pruned
-    if not kept.any():
-        return FixedType(1, 0, False)  # all elements are constant zero
-    frac = int(formats.frac_bits[kept].max())
-    lo, hi = formats.mantissa_bounds()
-    shift = frac - formats.frac_bits
-    los = [int(v) << int(s) for v, s, k in zip(lo.flat, shift.flat, kept.flat) if k]
-    his = [int(v) << int(s) for v, s, k in zip(hi.flat, shift.flat, kept.flat) if k]
-    width, _ = bits_for_range(min(los), max(his))
-    if width > AP_INT_LIMIT_W:
-        raise HLSBackendError(
-            f"tensor {tensor!r}: one C++ type holding all its elements' formats ({readable_type(formats)}) needs "
-            f"{width} bits, more than ap_int's {AP_INT_LIMIT_W}; give its elements integer and fraction bits "
-            f"closer together in the plan")
-    t = CType.for_range(min(los), max(his), frac)
-    return t if t is not None else FixedType(1, 1 - frac, False)
-
-
-def _constant_entry(ident: str, type_name: str, t: FixedType, mantissas: list[int], comment: str) -> dict:
-    """A constant written as integer mantissas of its container type ``t``, exactly at any
-    width: as C ``long long`` values up to 63 bits (``words`` None), wider as the 64-bit
-    words of each mantissa's two's complement, least significant first (``words`` per value),
-    which finegrain::load_mantissas puts together.  Either way a plain C integer array: exact,
-    and quick to compile."""
-    entry = {"name": ident, "type": type_name, "size": len(mantissas), "mantissas": True,
-             "comment": f"{comment}; value = mantissa * 2^-{t.frac_bits}"}
-    if t.width <= 63:
-        return {**entry, "words": None, "values": [str(m) for m in mantissas]}
-    words = -(-t.width // 64)
-    mask = (1 << 64) - 1
-    return {**entry, "words": words,
-            "values": ["{" + ", ".join(f"0x{(m >> (64 * k)) & mask:016x}ULL" for k in range(words)) + "}"
-                       for m in mantissas]}
-
-
-# The two factors of the product each kernel forms (a full-precision ap_fixed product), and
-# the stage types used only as factors: a product does not align its factors, so their
-# fraction bits do not widen anything.
-_PRODUCTS = {"dense": ("x_t", "w_t"), "conv1d": ("x_t", "w_t"), "conv2d": ("x_t", "w_t"),
-             "leaky_relu": ("x_t", "alpha_t"), "mul_const": ("x_t", "c_t"), "avgpool1d": ("sum_t", "r_t"),
-             "avgpool2d": ("sum_t", "r_t"), "softmax": ("e_t", "r_t")}
-_FACTORS_ONLY = {"dense": ("x_t", "w_t"), "conv1d": ("x_t", "w_t"), "conv2d": ("x_t", "w_t"),
-                 "leaky_relu": ("alpha_t",), "mul_const": ("x_t", "c_t"), "avgpool1d": ("r_t",),
-                 "avgpool2d": ("r_t",), "softmax": ("r_t",)}
-
-
-def _type_names(entry, skip=()) -> list[str]:
-    """Every C type a stage entry names (keys ending in ``_t``, nested lists included)."""
-    if isinstance(entry, dict):
-        return [v for k, v in entry.items() if k.endswith("_t") and isinstance(v, str) and k not in skip] + \
-            [n for v in entry.values() if isinstance(v, (dict, list)) for n in _type_names(v)]
-    if isinstance(entry, list):
-        return [n for v in entry for n in _type_names(v)]
-    return []
-
-
-def intermediate_bits(aligned: list[FixedType], factors: tuple[FixedType, FixedType] | None) -> int:
-    """An upper bound on the width of every ap type a kernel builds: a product is as wide as
-    its ``factors`` together; aligning values (a comparison's common type, a sum, ap_fixed's
-    shifts inside a conversion, finegrain::convert's widening) among the ``aligned`` types
-    and the product adds at most the spread of their fraction bits and two bits to the widest."""
-    shapes = [(t.width, t.frac_bits) for t in aligned]
-    widest = max((w for w, _ in shapes), default=1)
-    if factors is not None:
-        a, b = factors
-        shapes.append((a.width + b.width, a.frac_bits + b.frac_bits))
-        widest = max(widest, a.width, b.width, a.width + b.width)
-    fracs = [f for _, f in shapes]
-    return max(widest, max(w for w, _ in shapes) + max(fracs) - min(fracs) + 2)
 
 
 # --- context -----------------------------------------------------------------------------
@@ -257,7 +136,7 @@ class _Builder:
         type_name = self.type_of(tensor, tensor.kind.value)
         t = container(tensor.formats, tensor.onnx_name or tensor.name)
         mantissas = [int(v) for v in rescale(data, t.frac_bits - tensor.data_frac).ravel()]
-        self.constants[ident] = _constant_entry(ident, type_name, t, mantissas,
+        self.constants[ident] = constant_entry(ident, type_name, t, mantissas,
                                                 f"{tensor.kind.value} {tensor.onnx_name or tensor.name}, shape "
                                                 f"{list(data.shape)}, {tensor.formats.summary()}")
         return ident
@@ -281,7 +160,7 @@ class _Builder:
         name = w.onnx_name or w.name
         mantissas = [int(v) for v in rescale(np.asarray(centres, dtype=object), t.frac_bits - w.data_frac)]
         centres_ident = self.names.derived(f"{ident}_centres")
-        self.constants[centres_ident] = _constant_entry(
+        self.constants[centres_ident] = constant_entry(
             centres_ident, self.type_of(w, "weight"), t, mantissas,
             f"codebook of weight {name}: its {len(centres)} distinct non-zero values")
         index_ident = self.index_array(f"{ident}_index", index, f"codebook of weight {name}: each weight's centre, "
@@ -300,7 +179,7 @@ class _Builder:
         ident = self.names.derived(ident)
         code_t = self.named_type(f"{ident}_in_t", table.input, f"{comment}: table input (its modes apply)")
         out_t = self.named_type(f"{ident}_out_t", table.output, f"{comment}: table entries")
-        self.constants[ident] = _constant_entry(ident, out_t, table.output, [int(v) for v in table.values],
+        self.constants[ident] = constant_entry(ident, out_t, table.output, [int(v) for v in table.values],
                                                 f"{comment}: {table}")
         return ident, code_t, out_t
 
@@ -486,17 +365,7 @@ class _Builder:
 
     def check_width(self, node: Node, entry: dict) -> int:
         """The widest ap type the stage's kernel builds (a bound), refused beyond ap_int's limit."""
-        kind = entry["kind"]
-        product = _PRODUCTS.get(kind)
-        bits = intermediate_bits([self.fixed[n] for n in _type_names(entry, skip=_FACTORS_ONLY.get(kind, ()))],
-                                 (self.fixed[entry[product[0]]], self.fixed[entry[product[1]]]) if product else None)
-        bits = max(bits, entry.get("bits", 0))  # an adder graph's statements
-        if bits > AP_INT_LIMIT_W:
-            raise HLSBackendError(
-                f"{_onnx_nodes(node)} ({kind}) would need C++ fixed-point values of up to {bits} bits (the widths of "
-                f"its formats and the spread of their fraction bits), and ap_int supports at most "
-                f"{AP_INT_LIMIT_W}; give its tensors narrower formats or integer bits closer together in the plan")
-        return bits
+        return kernel_bits(entry["kind"], entry, self.fixed, _onnx_nodes(node))
 
     # whole model ----------------------------------------------------------------------
     def build(self) -> dict:

@@ -33,8 +33,8 @@ from ..fixed import Rounding
 from ..ir import Graph, Node, Op, Tensor
 from ..names import CPP_FOLDED, CPP_RESERVED, Names
 from .hls_graph import STRATEGY as STRATEGY_GRAPH
-from .hls import (AP_INT_DEFAULT_MAX_W, HLSBackendError, HLSOptions, LayerArch, _Builder, _onnx_nodes,
-                  _window_sum_type)
+from .hls import HLSOptions, LayerArch, _Builder, _onnx_nodes, _window_sum_type
+from .hls_types import AP_INT_DEFAULT_MAX_W, HLSBackendError
 
 ELEMENTWISE = frozenset({Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.REQUANTIZE, Op.SIGMOID})
 WINDOWED = frozenset({Op.CONV, Op.MAXPOOL, Op.AVGPOOL})

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backends.hls import container
+from ..backends.hls_types import container
 from ..errors import UserError
 from ..ir import Graph
 from ..progress import elapsed

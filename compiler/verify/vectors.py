@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backends.hls import container
+from ..backends.hls_types import container
 from ..emulate import Fx, quantize_inputs, run
 from ..ir import Graph
 from ..mantissa import rescale

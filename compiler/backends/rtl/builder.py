@@ -11,7 +11,7 @@ from ...errors import UserError
 from ...ir import Graph, Node, Op, Tensor
 from ...sums import const_elements, dense_terms, element_format, fmt_range, window_terms
 from ...names import SV_COMPANIONS, SV_PREFIXES, SV_RESERVED, Names
-from ..hls import container
+from ..hls_types import container
 from .adders import GraphSums
 from .emitter import ZERO, Elem, Fmt, _literal, _Module, _trailing_zeros, _tree_latency, signed_width
 from .options import SUPPORTED, WIRING, RTLBackendError, RTLOptions, rtl_top_name

@@ -58,7 +58,7 @@ from ...fixed import FixedType, Formats
 from ...ir import Graph, Node, Op, Tensor, verify
 from ...names import SV_COMPANIONS, SV_PREFIXES, SV_RESERVED, Names
 from ...passes.size_widths import size_widths
-from ..hls import container
+from ..hls_types import container
 from .builder import _Builder
 from .folded import folded_core_context
 from .emitter import Elem, Fmt, _Module, signed_width
