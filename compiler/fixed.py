@@ -346,15 +346,38 @@ class Formats:
         return FixedType(int(self.width[index]), int(self.int_bits[index]), bool(self.signed[index]),
                          Rounding(int(self.rounding[index])), Overflow(int(self.overflow[index])))
 
+    def _groups(self) -> tuple[list[tuple[int, int, int, int, int]], list[int]]:
+        """The distinct (width, int_bits, signed, rounding, overflow) of the elements, a pruned
+        element's int_bits taken as 0, in order of first appearance (C order), and how many
+        elements have each.  Sorted in numpy, not element by element: per-element tensors are large."""
+        cols = [np.asarray(f, dtype=np.int64).ravel() for f in
+                (self.width, np.where(self.width != 0, self.int_bits, 0), self.signed, self.rounding, self.overflow)]
+        n = cols[0].size
+        if n == 0:
+            return [], []
+        order = np.lexsort(cols[::-1])  # stable: each run of equal keys starts at its first element
+        rows = np.stack(cols, axis=1)[order]
+        starts = np.flatnonzero(np.concatenate(([True], (rows[1:] != rows[:-1]).any(axis=1))))
+        counts = np.diff(np.append(starts, n))
+        by_first = np.argsort(order[starts], kind="stable")
+        return list(map(tuple, rows[starts][by_first].tolist())), counts[by_first].tolist()
+
+    @staticmethod
+    def _type_of(key: tuple[int, int, int, int, int]) -> FixedType | None:
+        width, int_bits, signed, rounding, overflow = key
+        return FixedType(width, int_bits, bool(signed), Rounding(rounding), Overflow(overflow)) if width else None
+
     def distinct(self) -> list[FixedType | None]:
-        """The distinct element types, in order of first appearance."""
-        seen: dict = {}
-        for idx in np.ndindex(self.shape):
-            key = (self.width[idx], self.int_bits[idx] if self.width[idx] else 0, self.signed[idx],
-                   self.rounding[idx], self.overflow[idx])
-            if key not in seen:
-                seen[key] = self.element(idx)
-        return list(seen.values())
+        """The distinct element types, in order of first appearance (a pruned element: None)."""
+        return [self._type_of(key) for key in self._groups()[0]]
+
+    def type_counts(self) -> dict[FixedType | None, int]:
+        """How many elements have each type (None: pruned), in order of first appearance."""
+        merged: dict = {}
+        for key, n in zip(*self._groups()):
+            t = self._type_of(key)
+            merged[t] = merged.get(t, 0) + n
+        return merged
 
     def uniform_type(self) -> FixedType | None:
         """The single type of every element, or None if they differ or all are pruned."""

@@ -49,10 +49,7 @@ def _formats_json(t: Tensor) -> dict:
     if uniform is not None:
         return {"uniform": str(uniform)}
     types = f.distinct()
-    counts = {}
-    for idx in np.ndindex(f.shape):
-        key = str(f.element(idx)) if f.width[idx] else "pruned"
-        counts[key] = counts.get(key, 0) + 1
+    counts = {"pruned" if t is None else str(t): n for t, n in f.type_counts().items()}
     return {"distinct": len(types), "counts": counts}
 
 
