@@ -16,7 +16,7 @@ emulator, and the cycle model's latency and II against the cycles Verilator meas
 * What the stream architecture refuses (exit 2, one paragraph, no output folder): requantize
   formats varying over positions, two inputs, a branch.
 * fg_stream_reduce on its own bench (tests/rtl_library/tb_stream_reduce.sv) under random
-  handshakes with a reset in the middle: timing as stream_model.Window for a kernel as large
+  handshakes with a reset in the middle: timing as stream_library.Window for a kernel as large
   as the frame, every result numpy's sum or maximum.
 """
 
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `sim` is a top-level folder of the repo, not installed
 
-from compiler.backends.rtl.stream_model import Window  # noqa: E402
+from compiler.backends.rtl.stream_library import Window  # noqa: E402
 from compiler.cli import main  # noqa: E402
 from tests.onnx_layers import compile_layers  # noqa: E402
 
@@ -397,7 +397,7 @@ if cocotb is not None:
     @cocotb.test()
     async def stream_reduce_units(dut):
         """Every unit of tb_stream_reduce.sv under random in_valid and credit: in_ready, issue
-        and out_valid as stream_model.Window's for the one window (strides as large as the
+        and out_valid as stream_library.Window's for the one window (strides as large as the
         frame) every cycle, each result numpy's for the window just accepted, held until the
         next one."""
         await Timer(1, "ns")  # constant outputs (the configs) settle only once the simulation runs

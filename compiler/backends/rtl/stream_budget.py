@@ -1,6 +1,6 @@
 """The budget's view of the stream architecture (compiler/budget.py asks, this answers): each
 layer's engine estimated at a candidate reuse factor, its cycles per image, and the choice
-checked with the cycle model (stream.py's engines, stream_model's timing)."""
+checked with the cycle model (stream.py's engines, stream_timing's prediction)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import numpy as np
 from ...errors import UserError
 from ...ir import Graph, Node
 from .options import RTLOptions
-from .stream import TAIL_BREAKS, _activations, _lane_type, _StreamBuilder, fifo_depth, stream_context
+from .stream import _StreamBuilder, stream_context
+from .stream_frames import TAIL_BREAKS, _activations, _lane_type
+from .stream_timing import fifo_depth
 
 
 class _Estimates:
