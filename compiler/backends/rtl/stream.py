@@ -80,6 +80,7 @@ class _StreamBuilder(_CoreGraphs, _TailBuilder):
         self.cores: list[dict] = []  # core contexts, rendered before the top
         self.declared: list[str] = []  # handshake wires driven after their first use (ready)
         self.skip_items: dict[str, dict] = {}  # skip FIFO -> its instance, whose DEPTH build sets
+        self.warnings: list[str] = []  # for report.json (reuse factors not built as asked)
 
     # --- the plan of engines ------------------------------------------------------------
     def split(self) -> tuple[list, _Stream | None, list[Node], np.ndarray]:
@@ -160,8 +161,9 @@ class _StreamBuilder(_CoreGraphs, _TailBuilder):
                 if a in streams and a != last:
                     raise RTLBackendError(
                         f"node {node.name!r} reads {a!r}, a stream of the model's spatial part, beside the last "
-                        f"one ({last!r}); the stream architecture's tail (after the last spatial layer) reads only "
-                        f"the last spatial layer's output; compile with --arch parallel")
+                        f"one ({last!r}); the stream architecture's tail (the layers after the last spatial one, "
+                        f"behind fg_stream_collect) may branch among its own tensors, but from the spatial part "
+                        f"it reads only the last spatial layer's output; compile with --arch parallel")
         for t in sorted(streams - {last}):
             if not any(t in _activations(g, n) for n in engines):
                 raise RTLBackendError(f"tensor {t!r} is computed but no layer of the stream architecture reads it; "
@@ -250,7 +252,7 @@ class _StreamBuilder(_CoreGraphs, _TailBuilder):
                 "csd_max_digits": self.options.csd_max_digits, "dsp_min_width": self.options.dsp_min_width,
                 "latency": latency, "ii": ii, "ii_images": images, "inputs": [in_port], "outputs": [out_port],
                 "engines": engines, "cores": self.cores, "declared": self.declared, "items": m.items,
-                "names": dict(self.names.map)}
+                "names": dict(self.names.map), "warnings": self.warnings}
 
     def offer(self, tensor: str, stream: _Stream, link: tuple, source: str, nodes: list[Node],
               links: dict, engines: list[dict]) -> None:
