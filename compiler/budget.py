@@ -41,7 +41,7 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -279,17 +279,19 @@ def choose_folding(layers: Sequence[LayerOptions], part: str | Part | None = Non
 
 
 def graph_folding(graph: Graph, config: BuildConfig, estimate: Callable[[Node, int], Mapping],
-                  cycles: Callable[[LayerShape, int], int] = cycles_per_image) -> Choice:
+                  cycles: Callable[[LayerShape, int], int] = cycles_per_image, held: Collection[str] = ()) -> Choice:
     """`choose_folding` for every layer of ``graph`` under ``config``'s budget (part, target_ii,
     max_lut, max_dsp): a layer's candidates are its `candidate_reuse` (within the target), or
     the one reuse factor its --layer-config entry gives; ``estimate(node, reuse)`` its
-    resources, ``cycles(shape, reuse)`` its cycles per image."""
+    resources, ``cycles(shape, reuse)`` its cycles per image.  The layers ``held`` (the stream
+    RTL's tail cores of several layers, built fully parallel) have only reuse 1 to choose."""
     layers = []
     for node in graph.nodes:
         shape = layer_shape(graph, node)
         entry = config.layers.get(node.name) or config.layers.get(node.onnx_nodes[0] if node.onnx_nodes else "")
         pinned = (entry or {}).get("reuse_factor")
-        reuse = [pinned] if pinned else candidate_reuse(shape, max_cycles=config.target_ii)
+        reuse = [pinned] if pinned else [1] if node.name in held else \
+            candidate_reuse(shape, max_cycles=config.target_ii)
         layers.append(LayerOptions(node.name, [Candidate(r, cycles(shape, r), estimate(node, r)) for r in reuse]))
     return choose_folding(layers, config.part, config.target_ii, config.max_lut, config.max_dsp)
 

@@ -334,6 +334,7 @@ def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, sta
                 # before a folder is written (an in-memory compile writes no RTL, and skips this)
                 project.rtl_context = rtl_context(project.graph, config.rtl_options(), project.source(),
                                                   config.reuse_factors(project.graph))
+                project.warnings.extend(project.rtl_context.get("warnings", []))
         except RTLBackendError as err:
             if not default_backends:
                 raise

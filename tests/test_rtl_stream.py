@@ -14,9 +14,9 @@ emulator, and the cycle model's latency and II against the cycles Verilator meas
   by the budget, bit-exact as predicted; the examples stay parallel, their RTL byte for byte
   --arch parallel's.
 * What the stream architecture refuses (exit 2, one paragraph, no output folder): requantize
-  formats varying over positions, two inputs, a branch.
+  formats varying over positions, two inputs. A branch over tail layers is built: one core.
 * fg_stream_reduce on its own bench (tests/rtl_library/tb_stream_reduce.sv) under random
-  handshakes with a reset in the middle: timing as stream_model.Window for a kernel as large
+  handshakes with a reset in the middle: timing as stream_library.Window for a kernel as large
   as the frame, every result numpy's sum or maximum.
 """
 
@@ -35,8 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `sim` is a top-level folder of the repo, not installed
 
-from compiler.backends.rtl.stream_model import Window  # noqa: E402
+from compiler.backends.rtl.stream import _StreamBuilder  # noqa: E402
+from compiler.backends.rtl.stream_library import Window  # noqa: E402
 from compiler.cli import main  # noqa: E402
+from compiler.project import load_project  # noqa: E402
 from tests.onnx_layers import compile_layers  # noqa: E402
 
 MODELS = ROOT.parent / "shared" / "models"
@@ -343,17 +345,23 @@ def test_a_branch_streams_through_a_fork_and_a_join(skip, tmp_path):
     _back_to_back(out)
 
 
-def test_a_branch_over_a_tail_layer_is_refused(tmp_path, capsys):
-    """h1 feeds fc2 and the Add after fc3: the tail's cores form a chain, h1 is gone by then."""
+def test_a_branch_over_tail_layers_merges_their_cores(tmp_path):
+    """h1 feeds fc2 and the Add after fc3: fc2, fc3 and the Add become one core, which reads h1
+    (tests/test_rtl_stream_tail.py simulates such tails)."""
     nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h1"], name="fc1", transB=1),
              helper.make_node("Gemm", ["h1", "w2", "b2"], ["h2"], name="fc2", transB=1),
              helper.make_node("Gemm", ["h2", "w3", "b3"], ["h3"], name="fc3", transB=1),
              helper.make_node("Add", ["h3", "h1"], ["y"], name="skip")]
     inits = _weights(np.random.default_rng(9), w1=(4, 6), b1=(4,), w2=(4, 4), b2=(4,), w3=(4, 4), b3=(4,))
     compile_layers(tmp_path, nodes, [1, 6], [1, 4], _PLAN, inits)
-    err = _refused(capsys, tmp_path / "m.onnx", tmp_path / "plan.json", tmp_path / "out")
-    assert "node 'skip' reads 'h1'" in err and "a branch ('h1' feeds 'fc2', 'skip')" in err
-    assert "skips a layer after the last spatial one" in err and "--arch parallel" in err
+    out = tmp_path / "out"
+    assert _compile(tmp_path / "m.onnx", tmp_path / "plan.json", out, "--arch", "stream") == 0
+    project = load_project(out)
+    builder = _StreamBuilder(project.graph, project.config.rtl_options(), project.source())
+    _, collected, tail, _ = builder.split()
+    cores = [list(dict.fromkeys(o for n in mini.nodes for o in n.onnx_nodes))
+             for mini in builder.tail_cores(tail, collected.name)]
+    assert cores == [["fc1"], ["fc2", "fc3", "skip"]]
 
 
 def test_an_average_pool_not_counting_its_padding_is_refused(tmp_path, capsys):
@@ -397,7 +405,7 @@ if cocotb is not None:
     @cocotb.test()
     async def stream_reduce_units(dut):
         """Every unit of tb_stream_reduce.sv under random in_valid and credit: in_ready, issue
-        and out_valid as stream_model.Window's for the one window (strides as large as the
+        and out_valid as stream_library.Window's for the one window (strides as large as the
         frame) every cycle, each result numpy's for the window just accepted, held until the
         next one."""
         await Timer(1, "ns")  # constant outputs (the configs) settle only once the simulation runs

@@ -27,7 +27,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from compiler.backends.rtl.stream import _model_spec, stream_context
+from compiler.backends.rtl.stream import stream_context
+from compiler.backends.rtl.stream_timing import _model_spec
 from compiler.backends.rtl.stream_model import PORT, Chain, Graph, simulate, skip_depths, timing
 from compiler.cli import main
 from compiler.project import load_project

@@ -1,5 +1,5 @@
 """The stream library (rtl/fg_stream_*.sv) against its cycle model
-(compiler/backends/rtl/stream_model.py), cycle for cycle, on Verilator.
+(compiler/backends/rtl/stream_library.py and stream_model.py), cycle for cycle, on Verilator.
 
 One testbench top, tests/rtl_library/tb_stream.sv (one Verilator build), holds every module
 in several parameterisations and four chains of engines; the cocotb tests below live in this
@@ -36,7 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `sim` is a top-level folder of the repo, not installed
 
-from compiler.backends.rtl.stream_model import Chain, Collect, Fifo, Pad, Reduce, Window, simulate, timing  # noqa: E402
+from compiler.backends.rtl.stream_library import Collect, Fifo, Pad, Reduce, Window  # noqa: E402
+from compiler.backends.rtl.stream_model import Chain, simulate, timing  # noqa: E402
 
 RTL = ROOT / "rtl"
 BENCHES = Path(__file__).resolve().parent / "rtl_library"

@@ -4,7 +4,7 @@
 // [i*MAX_IN +: LANES*W], its out_data on [i*MAX_OUT +: LANES*ACC_W] (unused bits zero) and its
 // handshake on bit i; reduce_config gives its parameters (8-bit fields, in the order of
 // REDUCE_ below) to the cocotb test (tests/test_rtl_stream.py), which models the timing with
-// stream_model.Window for the one window (strides as large as the frame) and the results with
+// stream_library.Window for the one window (strides as large as the frame) and the results with
 // numpy.
 
 /* verilator lint_off DECLFILENAME */

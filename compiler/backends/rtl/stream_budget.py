@@ -1,6 +1,6 @@
 """The budget's view of the stream architecture (compiler/budget.py asks, this answers): each
 layer's engine estimated at a candidate reuse factor, its cycles per image, and the choice
-checked with the cycle model (stream.py's engines, stream_model's timing)."""
+checked with the cycle model (stream.py's engines, stream_timing's prediction)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import numpy as np
 from ...errors import UserError
 from ...ir import Graph, Node
 from .options import RTLOptions
-from .stream import TAIL_BREAKS, _activations, _lane_type, _StreamBuilder, fifo_depth, stream_context
+from .stream import _StreamBuilder, stream_context
+from .stream_frames import TAIL_BREAKS, _activations, _lane_type
+from .stream_timing import fifo_depth
 
 
 class _Estimates:
@@ -17,7 +19,9 @@ class _Estimates:
     its engine, with the core built at that reuse, estimated as `finegrain report` does
     (compiler/estimate_stream.py: pad, line buffer or reduction, collector, core, FIFO).  A
     tail of several cores charges its collector to the first one's layer and its FIFO to the
-    last one's.  Layers that are no engine's compute layer (wiring) cost nothing here."""
+    last one's; a tail core of several layers (a branch) is charged to its last compute layer,
+    and its layers are ``held``: built at reuse 1 whatever they ask (stream_tail.tail_reuse).
+    Layers that are no engine's compute layer (wiring) cost nothing here."""
 
     def __init__(self, graph: Graph, options: RTLOptions, source: dict, part: str):
         self.builder = b = _StreamBuilder(graph, options, source)
@@ -44,9 +48,12 @@ class _Estimates:
                 if pad is not None:
                     skeleton["pad"] = {"bits": stream.bits, **pad}
             self.layers[node.name] = (mini, skeleton)
+        self.held: set[str] = set()
         if tail:
             minis = b.tail_cores(tail, collected.name)
             for k, mini in enumerate(minis):
+                if len(mini.nodes) > 1:
+                    self.held.update(n.name for n in mini.nodes)
                 compute = [n for n in mini.nodes if n.op in TAIL_BREAKS] or list(mini.nodes)
                 out = graph.tensor(mini.outputs[0])
                 skeleton = {"name": compute[-1].name, "onnx": compute[-1].name, "ops": "tail", "pad": None,
@@ -64,6 +71,7 @@ class _Estimates:
 
         if name not in self.layers:
             return None
+        reuse = 1 if name in self.held else reuse
         skeleton = self.layers[name][1]
         engine = {**skeleton, "reuse": reuse}
         for part in ("window", "reduce", "collect"):
@@ -77,6 +85,7 @@ class _Estimates:
 
         if node.name not in self.layers:
             return {"lut": 0, "ff": 0, "dsp": 0, "bram": 0}
+        reuse = 1 if node.name in self.held else reuse
         key = (node.name, reuse)
         if key not in self.cache:
             mini, skeleton = self.layers[node.name]
@@ -111,7 +120,8 @@ def choose_stream_folding(graph: Graph, options: RTLOptions, source: dict, confi
     def choose(cfg):
         return graph_folding(graph, cfg, estimates,
                              cycles=lambda shape, reuse: estimates.cycles(shape.name, reuse)
-                             or cycles_per_image(shape, reuse))
+                             or cycles_per_image(shape, 1 if shape.name in estimates.held else reuse),
+                             held=estimates.held)
 
     choice = choose(config)
     if config.target_ii is None:

@@ -1,0 +1,166 @@
+"""Branches in the RTL stream architecture's tail (compiler/backends/rtl/stream_tail.py): the
+layers after the last spatial one run as whole-vector cores, and a layer reading a tail tensor
+other than the core before it merges the cores from the one that has that tensor through the
+reader into one fully parallel core (a mini-graph with the branch inside).
+
+* torch-exported models: a conv -> flatten -> dense -> relu -> dense + skip Add -> dense (the
+  skip over one dense layer) and an MLP whose skip starts at its input (all tail): compiled
+  --arch stream, Verilator bit-exact against the emulator on 105 vectors back to back, every
+  transfer at the cycle model's cycle, latency and II as schedule.json predicts, the same
+  output beats under --stall;
+* folding: --reuse-factor 4 folds the conv and the first dense layer and builds the merged
+  core's layers at reuse 1 with a warning naming them (bit-exact, timing as predicted); the
+  budget (--target-ii) gives the merged core's layers reuse 1 and warns about nothing;
+* a tail reading a stream of the spatial part beside the last one: refused, naming the node,
+  the tensor and the spatial part, exit 2, no traceback.
+
+Verilator builds are cached under build/rtl_sim (sim.runner keys them by source contents).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from test_rtl_stream_branches import BUILD_ROOT, PLAN, _bit_exact_as_predicted, _compile
+
+from compiler.backends.rtl.stream import _StreamBuilder
+from compiler.backends.rtl.stream_budget import _Estimates
+from compiler.budget import graph_folding
+from compiler.cli import main
+from compiler.project import load_project
+
+
+class TailResidual(torch.nn.Module):
+    """x [1, 4, 4] -> conv 3x3 pad 1 -> relu -> flatten -> fc1 (32 -> 6) -> relu [h] ->
+    fc3(relu(fc2(h)) + h): h skips fc2."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 2, 3, padding=1)
+        self.fc1, self.fc2, self.fc3 = torch.nn.Linear(32, 6), torch.nn.Linear(6, 6), torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.fc1(torch.flatten(torch.relu(self.conv(x)), 1)))
+        return self.fc3(torch.relu(self.fc2(h)) + h)
+
+
+class SkipMLP(torch.nn.Module):
+    """x [6] -> fc3(relu(fc2(relu(fc1(x))) + x)): the skip starts at the collected input."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = torch.nn.Linear(6, 8), torch.nn.Linear(8, 6), torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x))) + x))
+
+
+class SpatialSkip(torch.nn.Module):
+    """a = relu(conv1(x)); fc(flatten(conv2(a)) + flatten(a)): the tail reads a, a stream of the
+    spatial part beside the last one."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Conv2d(2, 2, 3, padding=1)
+        self.fc = torch.nn.Linear(32, 3)
+
+    def forward(self, x):
+        a = torch.relu(self.conv1(x))
+        return self.fc(torch.flatten(self.conv2(a), 1) + torch.flatten(a, 1))
+
+
+@pytest.fixture(autouse=True)
+def _shared_build_cache(monkeypatch):
+    monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", str(BUILD_ROOT))
+
+
+def _export(module: torch.nn.Module, shape: tuple, path: Path) -> Path:
+    torch.manual_seed(0)
+    net = module()
+    with torch.no_grad():  # weights of a few sizes, so the formats' fractions matter
+        for p in net.parameters():
+            p.uniform_(-1, 1)
+    with warnings.catch_warnings():  # the exporter's notes about its own deprecations
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(net, torch.zeros(1, *shape), str(path), input_names=["x"], output_names=["y"],
+                          dynamo=False)
+    return path
+
+
+def _tail_cores(out: Path) -> list[list[str]]:
+    """The tail's cores, each as the IR nodes of its mini-graph."""
+    project = load_project(out)
+    builder = _StreamBuilder(project.graph, project.config.rtl_options(), project.source())
+    _, collected, tail, _ = builder.split()
+    return [[n.name for n in mini.nodes] for mini in builder.tail_cores(tail, collected.name)]
+
+
+def _tail_residual(tmp_path: Path, *extra) -> tuple[Path, dict, list[str]]:
+    """TailResidual compiled --arch stream with ``extra``: (folder, schedule.json, its dense layers)."""
+    out = tmp_path / "out"
+    schedule = _compile(_export(TailResidual, (1, 4, 4), tmp_path / "tail_residual.onnx"), out, *extra)
+    return out, schedule, [n.name for n in load_project(out).graph.nodes if n.op.value == "dense"]
+
+
+def test_a_skip_over_a_dense_layer_is_one_core_bit_exact(tmp_path):
+    out, schedule, (fc1, fc2, fc3) = _tail_residual(tmp_path)
+    cores = _tail_cores(out)
+    assert len(cores) == 2 and cores[0][-1] == fc1 and fc2 in cores[1] and cores[1][-1] == fc3
+    _bit_exact_as_predicted(out, schedule)
+
+
+def test_an_mlp_with_a_skip_from_its_input_is_one_core_bit_exact(tmp_path):
+    model = _export(SkipMLP, (6,), tmp_path / "skip_mlp.onnx")
+    out = tmp_path / "out"
+    schedule = _compile(model, out)
+    assert len(_tail_cores(out)) == 1 and schedule["inputs"][0]["beats"] == 1
+    _bit_exact_as_predicted(out, schedule)
+
+
+def test_folding_holds_the_merged_core_at_reuse_1_with_a_warning(tmp_path):
+    out, schedule, (fc1, fc2, fc3) = _tail_residual(tmp_path, "--reuse-factor", "4")
+    report = json.loads((out / "report.json").read_text())
+    held = [w for w in report["warnings"] if "at reuse factor 1" in w]
+    assert len(held) == 1 and f"'{fc2}' (reuse 4), '{fc3}' (reuse 4)" in held[0] and fc1 not in held[0].split(":")[0]
+    tail = next(e for e in schedule["engines"] if e["name"] == "tail")
+    assert tail["reuse"] == 4  # fc1's folded core paces the collector
+    _bit_exact_as_predicted(out, schedule)
+
+
+def test_the_budget_gives_the_merged_core_reuse_1(tmp_path):
+    out, schedule, (fc1, fc2, fc3) = _tail_residual(tmp_path, "--target-ii", "200")
+    layers = json.loads((out / "config.json").read_text())["layers"]
+    assert layers[fc2]["reuse_factor"] == layers[fc3]["reuse_factor"] == 1
+    assert layers[fc1]["reuse_factor"] > 1  # the budget folds the others to the target
+    report = json.loads((out / "report.json").read_text())
+    assert not [w for w in report["warnings"] if "at reuse factor 1" in w]
+    assert schedule["ii_cycles"] <= 200
+    # the merged core's layers are held: their only candidate is reuse 1, however cheap folding is
+    project = load_project(out)
+    config = dataclasses.replace(project.config, layers={})
+    estimates = _Estimates(project.graph, config.rtl_options(), project.source(), config.part)
+    held = {n.name for n in project.graph.nodes if n.name in estimates.held}
+    assert {fc2, fc3} <= held and fc1 not in held
+    cheaper_folded = lambda node, reuse: {"lut": 1000 / reuse}  # noqa: E731
+    reuse = graph_folding(project.graph, config, cheaper_folded, held=estimates.held).reuse
+    assert reuse[fc2] == reuse[fc3] == 1 and reuse[fc1] > 1
+    assert graph_folding(project.graph, config, cheaper_folded).reuse[fc2] > 1  # not held: folded
+
+
+def test_a_tail_reading_the_spatial_part_is_refused(tmp_path, capsys):
+    model = _export(SpatialSkip, (1, 4, 4), tmp_path / "spatial_skip.onnx")
+    (tmp_path / "plan.json").write_text(json.dumps(PLAN))
+    capsys.readouterr()
+    assert main(["compile", str(model), "--plan", str(tmp_path / "plan.json"), "-o", str(tmp_path / "out"),
+                 "--backend", "rtl", "--arch", "stream"]) == 2
+    err = " ".join(capsys.readouterr().err.split())  # the message as one line, not as wrapped
+    assert "node '/Flatten_1' reads '/Relu_output_0', a stream of the model's spatial part, beside the last " \
+           "one" in err and "Traceback" not in err
+    assert "may branch among its own tensors, but from the spatial part it reads only the last spatial layer's " \
+           "output" in err and "--arch parallel" in err
+    assert not (tmp_path / "out").exists()
