@@ -3,7 +3,7 @@
 
 Streams follow the design of issue 13: a tensor [C, H, W] (or [C, L]) travels as H*W pixels
 in raster order, each the C channel values of one position in the tensor's container type
-(``hls.container``); a vector is one pixel.  Each layer (fused IR node) is one of
+(``hls_types.container``); a vector is one pixel.  Each layer (fused IR node) is one of
 
 * a *window* layer (CONV, MAXPOOL, AVGPOOL over a pixel stream): a line buffer walks the
   padded frame and, per output pixel, hands the window [C][KH][KW] to the parallel kernel

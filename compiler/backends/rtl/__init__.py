@@ -14,7 +14,7 @@ place that knows Verilog bit slicing.
 
 Ports: ``clk``, ``rst`` (synchronous, active high, clears the valid pipeline only),
 ``in_valid``, one packed port per model input (element ``i`` at ``[i*W +: W]``, ``W`` the
-tensor's container width from :func:`compiler.backends.hls.container`, mantissa at the
+tensor's container width from :func:`compiler.backends.hls_types.container`, mantissa at the
 container's fraction: what csim's tb_data holds), ``out_valid``, one packed port per output.
 
 Constant multiplication rule.  A product ``x * c`` by a weight mantissa ``c`` (trailing zero

@@ -4,7 +4,7 @@ valid/ready pixel streams (BuildConfig.architecture "stream").
 Streams.  A tensor [C, H, W] (or [C, L], a frame of one row) travels as H*W beats in raster
 order, beat ``p = h*W + w`` carrying the C channel values of one pixel, lane ``c`` at
 ``[c*LW +: LW]``; LW is the tensor's *lane type*, the container of its formats
-(:func:`compiler.backends.hls.container`), so a value never changes on its way.  Every
+(:func:`compiler.backends.hls_types.container`), so a value never changes on its way.  Every
 transfer is a valid/ready handshake; nothing is lost or duplicated under back-pressure.
 
 Engines.  Each layer over a stream (a fused IR node whose main op is CONV, MAXPOOL, AVGPOOL or
