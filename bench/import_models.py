@@ -14,7 +14,7 @@ builds), in one process on this machine:
    proven exact, the widest, and the bound per output in output codes;
 3. **agreement with the exact reference** (`tests/quant_reference.py`, the quantized model in
    rational arithmetic) on the model's samples: the fraction of output values equal (exactly,
-   ``quant_reference.exact_equal``) and the largest difference in output codes (float64 of
+   ``quant_reference_values.exact_equal``) and the largest difference in output codes (float64 of
    the exact difference; it must be within the bound), for finegrain's emulator and for the
    model's own float32 runtime (qonnx ``execute_onnx`` for QONNX, onnxruntime with graph
    optimisations off for QDQ/QCDQ; the ESPCN's runtime output is its .io.npz's, from qonnx);

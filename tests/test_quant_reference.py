@@ -29,8 +29,11 @@ from qonnx.custom_op.general.quant import quant as qonnx_quant
 from qonnx.custom_op.general.quant import resolve_rounding_mode
 
 import quant_models as qm
-import quant_reference as qr
-from quant_reference import Exact
+from tests import quant_reference as qr
+from tests import quant_reference_ops as qo
+from tests import quant_reference_values as qv
+from tests import quant_reference_windows as qw
+from tests.quant_reference_values import Exact
 
 FLOAT32_BITS = 24
 U32 = 2.0 ** -24  # float32 unit roundoff (round to nearest)
@@ -64,7 +67,7 @@ def _by_definition(value: Fraction, mode: str) -> int:
 def test_round_division_is_each_modes_definition(mode):
     p = np.arange(-60, 61)
     for q in range(1, 9):
-        got = qr.round_division(p, np.array(q), mode)
+        got = qv.round_division(p, np.array(q), mode)
         want = [_by_definition(Fraction(int(v), q), mode) for v in p]
         assert got.tolist() == want, (mode, q)
         if q in (1, 2, 4, 8) and mode != "ROUND_TO_ZERO":  # qonnx's numpy functions, exact on these floats
@@ -86,19 +89,19 @@ def test_quant_equals_qonnx_int_quant_in_float64(bits, signed, narrow, rounding,
     rng = np.random.default_rng(bits)
     x = np.concatenate([np.arange(-600, 601) / 64.0, rng.normal(0, 8, 400).round(3)])
     x = np.stack([x, x / 2, -x], axis=1)
-    inputs = [qr.from_float(x, batched=True), qr.from_float(scale), qr.from_float(zero_point),
-              qr.from_integers(bits)]
-    got = qr.op_quant(inputs, {"signed": int(signed), "narrow": int(narrow), "rounding_mode": rounding}, 1)
+    inputs = [qv.from_float(x, batched=True), qv.from_float(scale), qv.from_float(zero_point),
+              qv.from_integers(bits)]
+    got = qo.op_quant(inputs, {"signed": int(signed), "narrow": int(narrow), "rounding_mode": rounding}, 1)
     want = qonnx_quant(x, np.asarray(scale, dtype=np.float64), np.float64(zero_point), np.float64(bits), signed,
                        narrow, rounding)
-    assert qr.exact_equal(got, want).all()
+    assert qv.exact_equal(got, want).all()
 
 
 def test_bipolar_quant_equals_qonnx():
     x = np.concatenate([np.arange(-64, 65) / 16.0, [-0.0, 1e-30, -1e-30]])[:, None] * np.ones((1, 3))
     scale = np.array([0.5, 3.0, 0.125])
-    got = qr.op_bipolar_quant([qr.from_float(x, batched=True), qr.from_float(scale)], {}, 1)
-    assert qr.exact_equal(got, binary_quant(x, scale)).all()
+    got = qo.op_bipolar_quant([qv.from_float(x, batched=True), qv.from_float(scale)], {}, 1)
+    assert qv.exact_equal(got, binary_quant(x, scale)).all()
 
 
 @pytest.mark.parametrize("defect", ["bits_zero", "bits_fraction", "bits_vector", "scale_zero", "scale_negative",
@@ -116,8 +119,8 @@ def test_exact_values_are_exact():
     rounds the exact x / scale, which float32 gets wrong."""
     scale = np.float32(0.1)
     x = np.float32(0.25)  # 0.25 / fl(0.1) = 2.4999999627...: rounds to 2, not to the tie's 2
-    got = qr.op_quant([qr.from_float(np.array([x]), batched=True), qr.from_float(scale), qr.from_integers(0),
-                       qr.from_integers(8)], {"signed": 1, "narrow": 0, "rounding_mode": "HALF_UP"}, 1)
+    got = qo.op_quant([qv.from_float(np.array([x]), batched=True), qv.from_float(scale), qv.from_integers(0),
+                       qv.from_integers(8)], {"signed": 1, "narrow": 0, "rounding_mode": "HALF_UP"}, 1)
     assert got.fractions()[0] == 2 * Fraction(float(scale))
     assert np.float32(x) / scale == np.float32(2.5)  # float32 rounds x / scale onto the tie (HALF_UP: 3)
 
@@ -151,7 +154,7 @@ def _dot_terms_bits(node, env) -> int:
     lsb = x.den * w.den
     if len(absolute) > 2:
         lsb = lsb * absolute[2].den // np.gcd(lsb, absolute[2].den)
-    return qr._maxbits(total.scaled_to(lsb) if lsb % total.den == 0 else total.num)
+    return qv._maxbits(total.scaled_to(lsb) if lsb % total.den == 0 else total.num)
 
 
 def assert_float32_cannot_round(model: qm.QuantModel) -> None:
@@ -166,8 +169,8 @@ def assert_float32_cannot_round(model: qm.QuantModel) -> None:
             assert _odd_part_bits(env[name]) <= FLOAT32_BITS, f"{name} ({node.op_type}) needs more than 24 bits"
         if node.op_type in ("Quant", "Trunc"):
             x, scale, zero = (env[i] for i in node.input[:3])
-            assert all(qr._is_power_of_two(f) for f in scale.fractions().flat), f"{node.name}: scale not pow2"
-            p, q = qr.scaled_ratio(x, scale, zero)
+            assert all(qo._is_power_of_two(f) for f in scale.fractions().flat), f"{node.name}: scale not pow2"
+            p, q = qv.scaled_ratio(x, scale, zero)
             needed = _odd_part_bits(Exact(p, 1))
             rounding = qr.attributes(node).get("rounding_mode", "")
             if rounding.upper() in ("HALF_UP", "HALF_DOWN"):  # qonnx adds or subtracts 0.5 to |t|
@@ -191,7 +194,7 @@ def _assert_equal_to_qonnx(model: qm.QuantModel) -> None:
     assert_float32_cannot_round(model)
     want = qm.run_qonnx(model)
     got = qr.run_output(model.path, model.inputs)
-    equal = qr.exact_equal(got, want)
+    equal = qv.exact_equal(got, want)
     assert equal.all(), f"{model.name}: {np.count_nonzero(~equal)} of {equal.size} values differ"
 
 
@@ -224,7 +227,7 @@ def test_trunc_version_follows_its_inputs(folder, domain):
         if entry.domain == domain:
             entry.version = 1
     same = qm.hand_trunc(folder)
-    assert qr.exact_equal(qr.run_output(model, same.inputs), qm.run_qonnx(same)).all()
+    assert qv.exact_equal(qr.run_output(model, same.inputs), qm.run_qonnx(same)).all()
 
 
 def test_round_to_zero_is_down(folder):
@@ -284,7 +287,7 @@ def _error_bounds(onnx_model: onnx.ModelProto, env: dict[str, Exact]) -> dict[st
         elif op in ("MatMul", "Gemm", "Conv"):
             x, w = env[node.input[0]], env[node.input[1]]
             attrs = qr.attributes(node)
-            carried = qr.OPS[op]([qr.from_float(bound(node.input[0]), True), Exact(np.abs(w.num), w.den)], attrs, 13)
+            carried = qr.OPS[op]([qv.from_float(bound(node.input[0]), True), Exact(np.abs(w.num), w.den)], attrs, 13)
             if not bound(node.input[0]).any() and _dot_terms_bits(node, env) <= FLOAT32_BITS \
                     and _float32_holds(w).all():
                 bounds[out] = np.zeros(value.shape)  # every partial sum exact
@@ -304,9 +307,9 @@ def _error_bounds(onnx_model: onnx.ModelProto, env: dict[str, Exact]) -> dict[st
         elif op == "AveragePool":  # the window sum of k terms, then one division
             x, attrs = env[node.input[0]], qr.attributes(node)
             k = int(np.prod(attrs["kernel_shape"]))
-            mean_bound = qr.op_average_pool([qr.from_float(bound(node.input[0]), True)], attrs, 13).float64()
-            mean_abs = qr.op_average_pool([Exact(np.abs(x.num), x.den, True)], attrs, 13).float64()
-            exact_sum = not bound(node.input[0]).any() and qr._maxbits(x.num) + k.bit_length() <= FLOAT32_BITS
+            mean_bound = qw.op_average_pool([qv.from_float(bound(node.input[0]), True)], attrs, 13).float64()
+            mean_abs = qw.op_average_pool([Exact(np.abs(x.num), x.den, True)], attrs, 13).float64()
+            exact_sum = not bound(node.input[0]).any() and qv._maxbits(x.num) + k.bit_length() <= FLOAT32_BITS
             if exact_sum and not k & (k - 1) and representable.all():
                 bounds[out] = np.zeros(value.shape)
             else:
@@ -314,7 +317,7 @@ def _error_bounds(onnx_model: onnx.ModelProto, env: dict[str, Exact]) -> dict[st
         elif op == "MaxPool":
             e = bound(node.input[0])
             attrs = qr.attributes(node)
-            bounds[out] = qr.op_max_pool([qr.from_float(e, True)], attrs, 13).float64()
+            bounds[out] = qw.op_max_pool([qv.from_float(e, True)], attrs, 13).float64()
         else:
             raise NotImplementedError(f"no float32 error bound for {op}")
     return bounds
@@ -350,8 +353,8 @@ def _tie_distance(node, env) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(|t - nearest k + 1/2|, |t|, scale) for t = x / s, the value QuantizeLinear rounds
     (before it adds the zero point)."""
     x, scale = env[node.input[0]], env[node.input[1]]
-    scale = qr._per_axis(scale, x.num.ndim, qr.attributes(node).get("axis", 1), 0)
-    p, q = qr.scaled_ratio(x, scale, qr.from_integers(0))
+    scale = qo._per_axis(scale, x.num.ndim, qr.attributes(node).get("axis", 1), 0)
+    p, q = qv.scaled_ratio(x, scale, qv.from_integers(0))
     # t - floor(t) - 1/2 = ((2p mod 2q) - q) / 2q
     distance = np.vectorize(lambda a, b: abs(Fraction(int(a) % int(b) - int(b) // 2, int(b))),
                             otypes=[object])(2 * p, 2 * q)
@@ -401,7 +404,7 @@ def test_qdq_model_against_onnxruntime(folder, builder, options):
             distance, magnitude, scale = _tie_distance(node, env)
             # float32's x is off by bound(x); x / s adds one rounding (u |x / s|) unless s is a
             # power of two, and onnxruntime may divide by s or multiply by 1 / s (two roundings)
-            pow2 = np.vectorize(lambda v: qr._is_power_of_two(Fraction(v)), otypes=[bool])(scale)
+            pow2 = np.vectorize(lambda v: qo._is_power_of_two(Fraction(v)), otypes=[bool])(scale)
             slack = bounds.get(node.input[0], np.zeros(want.shape)) / scale + np.where(pow2, 0.0, 2 * U32) * magnitude
             near_tie = (distance <= slack).reshape(len(got), -1)
             one_step = (np.abs(got - want) == 1).reshape(len(got), -1)
@@ -513,7 +516,7 @@ def test_op_against_onnx_reference_in_float64(case):
     want = np.concatenate([_float64_run(model, case, x[i:i + 1]) for i in range(3)])
     assert got.shape == want.shape
     if exactness == "exact":  # float64 cannot round on these small dyadic values
-        assert qr.exact_equal(got, want).all()
+        assert qv.exact_equal(got, want).all()
     elif exactness == "correctly rounded":  # one float64 rounding (the division) in each value
         assert np.array_equal(got.float64(), want)
     else:
@@ -528,7 +531,7 @@ def test_samples_run_one_at_a_time_when_a_reshape_moves_the_batch():
     x = np.arange(24, dtype=np.float64).reshape(4, 6)
     got = qr.run_output(model, x)
     want = np.concatenate([x[i].reshape(2, 3).T.reshape(1, 6) for i in range(4)])
-    assert qr.exact_equal(got, want).all()
+    assert qv.exact_equal(got, want).all()
 
 
 def test_dequantize_per_axis_and_int32():
@@ -541,8 +544,8 @@ def test_dequantize_per_axis_and_int32():
     got = qr.run_output(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), x)
     want = [[Fraction(int(v) - int(z)) * Fraction(float(s)) for v, s, z in zip(row, scale, zero)] for row in x]
     assert got.fractions().tolist() == want
-    bias = qr.op_dequantize_linear([qr.from_integers(np.array([2 ** 31 - 1, -(2 ** 31)]), elem_type=TensorProto.INT32),
-                                    qr.from_float(np.float32(2.0 ** -20))], {}, 13)
+    bias = qo.op_dequantize_linear([qv.from_integers(np.array([2 ** 31 - 1, -(2 ** 31)]), elem_type=TensorProto.INT32),
+                                    qv.from_float(np.float32(2.0 ** -20))], {}, 13)
     assert bias.fractions().tolist() == [Fraction(2 ** 31 - 1, 2 ** 20), Fraction(-(2 ** 11))]
 
 
@@ -550,8 +553,8 @@ def test_dequantize_per_axis_and_int32():
                                                (TensorProto.INT16, -(2 ** 15), 2 ** 15 - 1)])
 def test_quantize_linear_saturates_and_ties_to_even(zero_type, lo, hi):
     x = np.array([[-1e6, -2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 1e6, 0.1]])
-    zero = qr.from_integers(np.array(0), elem_type=zero_type)
-    q = qr.op_quantize_linear([qr.from_float(x, True), qr.from_float(np.float32(1.0)), zero], {}, 13)
+    zero = qv.from_integers(np.array(0), elem_type=zero_type)
+    q = qo.op_quantize_linear([qv.from_float(x, True), qv.from_float(np.float32(1.0)), zero], {}, 13)
     assert q.elem_type == zero_type
     assert q.num.tolist() == [[lo, max(lo, -2), max(lo, -2), 0, 0, 2, 2, hi, 0]]
 
@@ -571,7 +574,7 @@ def test_contraction_past_int64_is_exact():
     for terms in (3, 700):
         a = rng.integers(-2 ** 62, 2 ** 62, size=(4, terms)).astype(object) * int(rng.integers(1, 2 ** 20))
         b = rng.integers(-2 ** 40, 2 ** 40, size=(terms, 3)).astype(object)
-        assert (qr.exact_contraction(a, b, terms, np.matmul) == a @ b).all()
+        assert (qo.exact_contraction(a, b, terms, np.matmul) == a @ b).all()
 
 
 @pytest.mark.parametrize("opset, zero_type, axis", [
@@ -582,7 +585,7 @@ def test_quantize_dequantize_equal_onnxruntime_on_ties(opset, zero_type, axis):
     """Power-of-two scales, odd zero points, inputs on every tie: float32 is exact, so
     onnxruntime must agree exactly.  QuantizeLinear rounds x / scale and then adds the zero
     point; rounding x / scale + zero point instead differs at every tie with an odd zero point."""
-    lo, hi = qr.INTEGER_RANGES[zero_type]
+    lo, hi = qv.INTEGER_RANGES[zero_type]
     per_axis = axis is not None
     channels = 3
     scale = np.array([0.5, 0.25, 2.0] if per_axis else 0.5, dtype=np.float32)
@@ -605,6 +608,6 @@ def test_quantize_dequantize_equal_onnxruntime_on_ties(opset, zero_type, axis):
     names = ["y"] if zero_type == TensorProto.INT4 else ["y", "q"]  # onnxruntime returns no int4 arrays
     want = [np.concatenate(parts) for parts in zip(*(session.run(names, {"x": x[i:i + 1]}) for i in range(len(x))))]
     got = qr.run(model, x)
-    assert qr.exact_equal(got["y"], want[0]).all()
+    assert qv.exact_equal(got["y"], want[0]).all()
     if len(want) > 1:
         assert np.array_equal(got["q"].integers(), want[1].astype(np.int64))

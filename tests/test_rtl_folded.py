@@ -8,7 +8,7 @@ R cycles or more, on 125 input vectors each (random over every element's range, 
 extremes) with random bits between them: every output bit equal to compiler.emulate, out_valid
 exactly ``latency`` cycles after each in_valid and never otherwise; a reset in mid-run drops
 what is in flight and nothing after it.  The cocotb test lives in
-this module (the simulator imports it by name), as in test_rtl_library.py.
+this module (the simulator imports it by name), as tests/rtl_library_cocotb.py holds the RTL library's.
 
 Also: fold_shape's choice against brute force, the estimate's multipliers shrinking as R grows
 (R = 1 being today's parallel core), and the errors for what cannot be folded.

@@ -1,7 +1,7 @@
 // tb_datapath: every datapath module of rtl/ in several parameterisations, side by side in
 // one design (one Verilator build).  Unit <u> has input <u>_in and output <u>_out; a clocked
 // unit also has <u>_valid (its out_valid; all share in_valid, clk and rst).  The cocotb test
-// (tests/test_rtl_library.py, DATAPATH_UNITS) holds the same parameters, the latencies the
+// (tests/rtl_library_cocotb.py, DATAPATH_UNITS) holds the same parameters, the latencies the
 // module headers document, and numpy references.
 
 module tb_datapath (
