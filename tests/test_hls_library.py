@@ -8,7 +8,7 @@ are as tight as the test values allow, so partial sums really do wrap.
 
 The C++ programs are generated from the cases (tests/hls_library_layer_cases.py and
 tests/hls_library_numeric_cases.py, through tests/hls_library_harness.py), so each type is
-written once, and are compiled once per session: four translation units, two at a time.  A
+written once, and are compiled once per session: five translation units, two at a time.  A
 case reads its constants, then a sample count, then per sample its inputs, all as decimal
 mantissas on stdin (tests/hls_library/harness.h), and prints one line of raw bits per output
 and sample.
