@@ -9,7 +9,8 @@ record on the constants they make:
   range of ``x``: at most ``max_error_lsb`` output codes (compiler/rescale.py proves it);
 * a **bias or BatchNorm shift in accumulator units** (``b / r`` is not a short dyadic
   number): rounded to the accumulator's grid, it moves the accumulator by ``max_change``;
-* an **average-pooling reciprocal** that is not a power of two, rounded (docs/bit-plan.md).
+* an **average-pooling reciprocal** that is not a power of two, or a **LeakyRelu alpha** of
+  more than 18 significant bits, rounded (docs/bit-plan.md).
 
 From these, a worst-case bound is carried to every output (per tensor, in IR units):
 linear ops add ``sum |W| * e_in`` per output channel, 1-Lipschitz ops (ReLU, max-pool, clip,
@@ -133,7 +134,10 @@ class _Bounds:
         if op in (Op.SIGMOID, Op.SOFTMAX):
             return np.full(shape, np.inf) if np.any(ins[0]) else np.zeros(shape)
         if op == Op.LEAKY_RELU:
-            return ins[0] * max(1.0, float(np.max(np.abs(_floats(g.tensor(node.inputs[1]))))))
+            # alpha' x' - alpha x = alpha' (x' - x) + (alpha' - alpha) x: alpha is rounded to 18
+            # significant bits (docs/bit-plan.md), and what that moved counts at the largest |x|
+            e = ins[0] * max(1.0, float(np.max(np.abs(_floats(g.tensor(node.inputs[1]))))))
+            return e + float(np.max(ins[1])) * _max_abs(g.tensor(node.inputs[0])) if np.any(ins[1]) else e
         if op == Op.RESHAPE:
             return ins[0].reshape(shape)
         if op == Op.TRANSPOSE:

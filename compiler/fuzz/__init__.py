@@ -9,6 +9,8 @@ torch export for a fraction of cases); `reference.py` computes the outputs with 
 emulator, the reference, g++ csim and Verilator sim and names the first check that failed;
 `csim_batch.py` and `sim_batch.py` run the csim and sim levels of many cases in one g++
 build and one Verilator build (`sim_testbench.py` is that build's cocotb testbench);
-`shrink.py` makes a failing case small; `__main__.py` is the time-boxed command line
-(``python -m compiler.fuzz``).
+`quant.py` turns a case into a quantized model (QONNX or QDQ quantizers in the graph, no
+plan) and `quant_exact.py` gives those quantizers' exact values and checks such a case
+within report.json's ``quantization`` promise; `shrink.py` makes a failing case small;
+`__main__.py` is the time-boxed command line (``python -m compiler.fuzz``).
 """

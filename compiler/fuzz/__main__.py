@@ -1,4 +1,5 @@
-"""``python -m compiler.fuzz --minutes N --seed S [--csim] [--sim] [--arch stream | --stream F] [--out DIR]``
+"""``python -m compiler.fuzz --minutes N --seed S [--csim] [--sim] [--arch stream | --stream F] [--quant F]
+[--out DIR]``
 
 Runs random cases until the time is up: every case is compiled (both backends when --csim or
 --sim) and emulated, and checked against the exact reference; with --csim every
@@ -10,6 +11,9 @@ written as a regression case to DIR (default tests/fuzz_cases).  Prints cases pe
 each level.  ``--arch stream`` builds every case in the stream architecture (design13.md), each
 dense and conv layer with a random reuse factor (folded cores when above 1); ``--stream F`` a
 fraction F of the cases (the rest as before).  A stream top's Verilator sim is not batched.
+``--quant F`` makes a fraction F of the cases quantized models (quant.py: QONNX or QDQ
+quantizers in the graph, no plan), checked against the exact quantized model within what
+report.json's ``quantization`` section promises (quant_exact.py).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import numpy as np
 from .check import Outcome, Written, prepare_case
 from .csim_batch import csim_batch
 from .generate import random_case, streamed
+from .quant import quantized
 from .shrink import CASES_DIR, shrink, write_case
 from .sim_batch import sim_batch
 
@@ -47,16 +52,17 @@ def run_backends(written: list[Written], folder: Path) -> list[Outcome]:
 
 def fuzz(minutes: float, seed: int, csim: bool, sim: bool, out: Path, csim_every: int = 1, sim_every: int = 1,
          shrink_budget: float = 120.0, max_cases: int | None = None, log=print, batch: int = 120,
-         sim_batch_size: int = 32, jobs: int = 2, stream: float = 0.0) -> dict:
+         sim_batch_size: int = 32, jobs: int = 2, stream: float = 0.0, quant: float = 0.0) -> dict:
     """Random cases for ``minutes`` (module docstring); ``stream``: the fraction of cases built in
-    the stream architecture (random reuse factors).  Returns the summary printed."""
+    the stream architecture (random reuse factors); ``quant``: the fraction that are quantized
+    models.  Returns the summary printed."""
     start = time.monotonic()
     deadline = start + 60 * minutes
     cpu_start = _cpu_seconds()
     counts = collections.Counter()
     findings: dict[str, dict] = {}
     cases: dict[int, dict] = {}
-    k = stream_cases = 0
+    k = stream_cases = quant_cases = 0
 
     def record(case_seed: int, outcome: Outcome) -> None:
         case = cases.pop(case_seed)
@@ -129,6 +135,9 @@ def fuzz(minutes: float, seed: int, csim: bool, sim: bool, out: Path, csim_every
             name = f"case{k}"
             k += 1
             case = random_case(case_seed)
+            if quant and np.random.default_rng([case_seed, 23]).random() < quant:
+                case = quantized(case)
+                quant_cases += 1
             if stream and np.random.default_rng([case_seed, 17]).random() < stream:
                 case = streamed(case)
                 stream_cases += 1
@@ -149,7 +158,7 @@ def fuzz(minutes: float, seed: int, csim: bool, sim: bool, out: Path, csim_every
     summary = {"cases": k, "checks_passed": dict(counts), "seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
                "cases_per_minute": {level: round(60 * counts[level] / wall, 1) for level in ("emulate", "reference",
                                                                                               "csim", "sim")},
-               "stream_cases": stream_cases,
+               "stream_cases": stream_cases, "quant_cases": quant_cases,
                "findings": list(findings.values())}
     return summary
 
@@ -174,13 +183,15 @@ def main(argv=None) -> int:
     p.add_argument("--arch", choices=("parallel", "stream"), default="parallel",
                    help="stream: every case in the stream architecture, with random reuse factors")
     p.add_argument("--stream", type=float, default=0.0, help="the fraction of cases in the stream architecture")
+    p.add_argument("--quant", type=float, default=0.0,
+                   help="the fraction of cases that are quantized models (QONNX or QDQ quantizers, no plan)")
     p.add_argument("--shrink-seconds", type=float, default=120.0, help="time to shrink each new finding (0: none)")
     p.add_argument("--out", type=Path, default=CASES_DIR, help="where shrunk failing cases are written")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")  # plan warnings (saturating constants) are expected here
     summary = fuzz(args.minutes, args.seed, args.csim, args.sim, args.out, args.csim_every, args.sim_every,
                    args.shrink_seconds, batch=args.batch, sim_batch_size=args.sim_batch, jobs=args.jobs,
-                   stream=1.0 if args.arch == "stream" else args.stream,
+                   stream=1.0 if args.arch == "stream" else args.stream, quant=args.quant,
                    log=lambda *text: print(*text, file=sys.stderr, flush=True))  # stdout: the summary alone
     print(json.dumps(summary, indent=1))
     return 1 if summary["findings"] else 0

@@ -17,6 +17,8 @@ import numpy as np
 
 from .generate import build_options, is_referenced
 from .onnx_model import write_model
+from .quant import QUANT_LIMITS
+from .quant_exact import against_quant_reference
 from .reference import reference
 
 LEVELS = ("reference", "csim", "sim")
@@ -85,7 +87,7 @@ def write_case_files(case: dict, folder: Path, name: str = "fuzz") -> tuple[Path
 
 
 def _limit(message: str) -> str | None:
-    return next((why for pattern, why in LIMITS.items() if re.search(pattern, message)), None)
+    return next((why for pattern, why in {**LIMITS, **QUANT_LIMITS}.items() if re.search(pattern, message)), None)
 
 
 def _fail(check: str, err: BaseException | str, levels) -> Outcome:
@@ -150,7 +152,7 @@ def prepare_case(case: dict, folder: Path, levels=LEVELS, name: str = "fuzz") ->
     except Exception as err:  # the fuzzer's own model building: not a finegrain finding
         return Outcome("limit", "model", f"could not build the model: {type(err).__name__}: {err}")
     try:
-        project = compile_model(model, plan, **build_options(case))
+        project = compile_model(model, None if "quant" in case else plan, **build_options(case))
     except UserError as err:
         why = _limit(str(err))
         return Outcome("limit", "refused", f"{err} [{why}]") if why else _fail("refused", err, done)
@@ -168,7 +170,10 @@ def prepare_case(case: dict, folder: Path, levels=LEVELS, name: str = "fuzz") ->
         return _fail("emulate", err, done)
     done.append("emulate")
     failed = None
-    if "reference" in levels and is_referenced(case):
+    if "reference" in levels and "quant" in case:
+        failed = against_quant_reference(case, project, exact, done)
+        done.append("reference")
+    elif "reference" in levels and is_referenced(case):
         failed = _against_reference(case, exact, done)
         done.append("reference")
     backend_of = {"csim": "hls", "sim": "rtl"}

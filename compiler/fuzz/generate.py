@@ -442,6 +442,10 @@ def normalize(case: dict) -> dict:
     if case.get("reuse"):  # the layers still there (shrinking cuts layers from the end)
         names = set(foldable(case)) if case["export"] != "torch" else set()
         case["reuse"] = {name: r for name, r in case["reuse"].items() if name in names}
+    if "quant" in case:
+        from .quant import prune
+
+        prune(case)
     if "tables" in case["plan"] and not any(layer["op"] in ("sigmoid", "softmax") for layer in case["layers"]):
         del case["plan"]["tables"]
     return case

@@ -192,6 +192,11 @@ def torch_export(case: dict, path: Path) -> None:
 def write_model(case: dict, path: Path, name: str = "fuzz") -> str:
     """Write the case's model to ``path`` (a helper model's graph is ``name``); returns how
     ("helper" or "torch")."""
+    if case.get("quant"):
+        from .quant import quant_model
+
+        onnx.save(quant_model(case, name), path)
+        return "helper"
     if case.get("export") == "torch" and torch_exportable(case):
         torch_export(case, path)
         return "torch"

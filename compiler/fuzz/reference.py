@@ -123,6 +123,10 @@ def _mix_rows(entry: dict, weights: np.ndarray, axis: int) -> list[int]:
 
 def quantize(name: str, role: str, values, case: dict) -> np.ndarray:
     """A tensor (float values, shaped as stored in ONNX; activations without batch) under its plan entry."""
+    if "quant" in case:  # a quantized model: its own quantizers (quant_exact.py), no plan
+        from .quant_exact import apply
+
+        return apply(case["quant"]["tensors"].get(name), values)
     plan = case["plan"]
     entry = plan["tensors"].get(name)
     if entry is None:
@@ -186,7 +190,7 @@ def _conv(x: np.ndarray, w: np.ndarray, b, strides, pads, groups) -> np.ndarray:
     return y
 
 
-def _pool(x: np.ndarray, op: str, kernel, strides, pads, ceil_mode) -> np.ndarray:
+def _pool(x: np.ndarray, op: str, kernel, strides, pads, ceil_mode, exact: bool = False) -> np.ndarray:
     n = x.ndim - 1
     outs = []
     for i in range(n):
@@ -205,13 +209,15 @@ def _pool(x: np.ndarray, op: str, kernel, strides, pads, ceil_mode) -> np.ndarra
             if op == "maxpool":
                 y[(c, *pos)] = max(vals)
             else:
-                y[(c, *pos)] = sum(vals, Fraction(0)) * _round_significant(Fraction(1, len(vals)))
+                inverse = Fraction(1, len(vals))
+                y[(c, *pos)] = sum(vals, Fraction(0)) * (inverse if exact else _round_significant(inverse))
     return y
 
 
 def _layer(layer: dict, i: int, values: list, case: dict) -> np.ndarray:
     op, x = layer["op"], values[layer["src"][0]]
     n = f"l{i}"
+    exact = "quant" in case  # a quantized model's reference is the model itself: 1/count, alpha unrounded
 
     def const(role: str, key: str, stored):
         return quantize(f"{n}.{key}", role, np.asarray(stored, dtype=np.float64), case)
@@ -225,14 +231,14 @@ def _layer(layer: dict, i: int, values: list, case: dict) -> np.ndarray:
         b = const("bias", "bias", layer["bias"]) if layer.get("bias") is not None else None
         return _conv(x, const("weight", "weight", layer["weight"]), b, layer["strides"], layer["pads"], layer["groups"])
     if op in ("maxpool", "avgpool"):
-        return _pool(x, op, layer["kernel"], layer["strides"], layer["pads"], layer["ceil_mode"])
+        return _pool(x, op, layer["kernel"], layer["strides"], layer["pads"], layer["ceil_mode"], exact)
     if op in ("gmaxpool", "gavgpool"):
         spatial = list(x.shape[1:])
-        return _pool(x, op[1:], spatial, [1] * len(spatial), [0] * (2 * len(spatial)), 0)
+        return _pool(x, op[1:], spatial, [1] * len(spatial), [0] * (2 * len(spatial)), 0, exact)
     if op == "relu":
         return np.vectorize(lambda v: max(v, Fraction(0)), otypes=[object])(x)
     if op == "leaky":
-        alpha = _round_significant(Fraction(layer["alpha"]))
+        alpha = Fraction(layer["alpha"]) if exact else _round_significant(Fraction(layer["alpha"]))
         return np.vectorize(lambda v: v if v >= 0 else alpha * v, otypes=[object])(x)
     if op == "clip":
         lo, hi = Fraction(layer["low"]), Fraction(layer["high"])
@@ -261,7 +267,7 @@ def reference(case: dict, vector) -> np.ndarray:
     for i, layer in enumerate(case["layers"]):
         y = _layer(layer, i, values, case)
         merged = i + 1 < len(case["layers"]) and merges_into_previous(case, i + 1)
-        if (layer["op"] in COMPUTING and not merged) or f"t{i}" in case["plan"]["tensors"]:
+        if (layer["op"] in COMPUTING and not merged) or f"t{i}" in case["plan"]["tensors"] or "quant" in case:
             y = quantize(f"t{i}", "activation", y, case)
         values.append(y)
     assert list(values[-1].shape) == shapes_of(case)[-1]

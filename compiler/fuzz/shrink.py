@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .check import LEVELS, Outcome, run_case
 from .generate import normalize
+from .quant import candidates as quant_candidates
 
 CASES_DIR = Path(__file__).resolve().parents[2] / "tests" / "fuzz_cases"
 
@@ -57,6 +58,8 @@ def _candidates(case: dict):
             yield c
     for name in case.get("reuse", {}):  # a stream case: the layer unfolded (reuse factor 1)
         yield {**copy.deepcopy(case), "reuse": {k: r for k, r in case["reuse"].items() if k != name}}
+    if "quant" in case:
+        yield from quant_candidates(case)
     if case.get("export") == "torch":
         yield {**copy.deepcopy(case), "export": "helper"}
 

@@ -482,9 +482,13 @@ class _Lowering:
         if needs_clip:
             low, high = (np.ldexp(v, e_in) for v in (lo, hi))
             if not (np.all(low == low.ravel()[0]) and np.all(high == high.ravel()[0])):
-                raise FrontendError(f"node {where!r} ({q.source}): per-channel zero points on an activation are "
-                                    f"not supported yet; quantize the activation with one zero point (per tensor), "
-                                    f"or a symmetric quantizer (zero point 0), and export again")
+                # the clip's bounds are IR values: per channel when the zero points or the scales' powers
+                # of two are, and CLIP takes one bound for the whole tensor
+                raise FrontendError(f"node {where!r} ({q.source}): a clamp range that differs between channels on "
+                                    f"an activation (per-channel zero points, or per-channel scales of different "
+                                    f"powers of two with a zero point or an unsigned narrow range) is not supported "
+                                    f"yet; quantize the activation with one scale and zero point (per tensor), or "
+                                    f"symmetrically (zero point 0, not unsigned narrow), and export again")
             lo_c = self.constant(f"{node.name}.low", np.array(low.ravel()[0]))
             hi_c = self.constant(f"{node.name}.high", np.array(high.ravel()[0]))
             current = self.emit(f"{node.name}.clip", Op.CLIP, (current, lo_c, hi_c),
