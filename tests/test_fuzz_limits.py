@@ -1,4 +1,5 @@
-"""The fuzzer's table of documented limits (`compiler.fuzz.check.LIMITS`) against the messages
+"""The fuzzer's tables of documented limits (`compiler.fuzz.check.LIMITS`, and
+`compiler.fuzz.quant.QUANT_LIMITS` for quantized models) against the messages
 finegrain really gives: every pattern is exercised by a case the compiler refuses with it, so a
 reworded message or a lifted limit shows here, not as a stream of false findings (or silently
 hidden ones) in the next fuzzer run.
@@ -21,16 +22,18 @@ from onnx import TensorProto, helper
 
 from compiler.errors import UserError
 from compiler.fuzz.check import LIMITS, Outcome, prepare_case
+from compiler.fuzz.quant import QUANT_LIMITS
 from compiler.project import compile_model
 
 CASES = sorted((Path(__file__).parent / "fuzz_limits").glob("*.json"))
 ONE_INPUT_ONE_OUTPUT = r"the stream architecture takes one input and one output tensor"
+ALL_LIMITS = {**LIMITS, **QUANT_LIMITS}
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
 def test_limit_case_is_refused_with_its_documented_message(path, tmp_path):
     record = json.loads(path.read_text())
-    assert record["limit"] in LIMITS, f"{path.name}: its pattern is no longer in LIMITS"
+    assert record["limit"] in ALL_LIMITS, f"{path.name}: its pattern is no longer a documented limit"
     # levels ("sim",): both backends are written (HLS first) and the first refusal is the outcome; with
     # csim asked for too, a limit of the RTL alone would fall back to the HLS project and pass
     outcome = prepare_case(record["case"], tmp_path, ("sim",))
@@ -57,4 +60,4 @@ def test_two_output_model_is_refused_by_the_stream_rtl(tmp_path):
 
 def test_every_limit_is_exercised():
     covered = {json.loads(p.read_text())["limit"] for p in CASES} | {ONE_INPUT_ONE_OUTPUT}
-    assert covered == set(LIMITS), f"limits without a case: {set(LIMITS) - covered}"
+    assert covered == set(ALL_LIMITS), f"limits without a case: {set(ALL_LIMITS) - covered}"

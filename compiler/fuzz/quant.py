@@ -36,7 +36,8 @@ QDQ_OPSETS = (13, 17, 19, 21)
 QDQ_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int32": (-(2 ** 31), 2 ** 31 - 1)}
 _QDQ_TYPES = {"int8": (np.int8, TensorProto.INT8), "uint8": (np.uint8, TensorProto.UINT8),
               "int32": (np.int32, TensorProto.INT32)}
-# Refusals of quantized models that docs/import.md documents (pattern -> where).
+# Refusals of quantized models that docs/import.md documents (pattern -> where); tests/test_fuzz_limits.py
+# holds a case for each that the compiler refuses with it.
 QUANT_LIMITS = {
     r"rounding_mode 'UP' is not a QONNX rounding mode": "docs/import.md, Limits and errors",
     r"a clamp range that differs between channels on an activation": "docs/import.md, Limits and errors",
