@@ -170,7 +170,7 @@ def _cpu_seconds() -> float:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m compiler.fuzz", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m compiler.fuzz", description=" ".join(__doc__.split("\n\n")[1].split()))
     p.add_argument("--minutes", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--csim", action="store_true", help="also run g++ csim (every --csim-every-th case)")
