@@ -28,6 +28,7 @@ from compiler.frontend.onnx import SUPPORTED_OPS, load_onnx
 from compiler.ir import TensorKind
 from compiler.quantizer import QONNX_ROUNDING
 from tests import quant_models as qm
+from tests import quant_models_exported as qe
 from tests.quant_import_eval import ours, quant_nodes
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "models"
@@ -181,7 +182,7 @@ def test_trunc_inputs_must_match_its_version(tmp_path):
 
 @pytest.mark.parametrize("export", ["qonnx", "qcdq"])
 def test_brevitas_mlp_power_of_two_is_exact(folder, export):
-    model = qm.brevitas_mlp(folder, export=export, bits=4)
+    model = qe.brevitas_mlp(folder, export=export, bits=4)
     run = qm.run_qonnx if export == "qonnx" else qm.run_onnxruntime
     graph = load_onnx(model.path)
     assert len(quant_nodes(graph)) == 4  # the input and the three ReLUs
@@ -195,7 +196,7 @@ def test_brevitas_mlp_power_of_two_is_exact(folder, export):
 
 @pytest.mark.parametrize("export", ["qonnx", "qcdq"])
 def test_brevitas_mlp_per_channel_float_scales(folder, export):
-    model = qm.brevitas_mlp(folder, scales="float", per_channel=True, export=export)
+    model = qe.brevitas_mlp(folder, scales="float", per_channel=True, export=export)
     run = qm.run_qonnx if export == "qonnx" else qm.run_onnxruntime
     graph = load_onnx(model.path)
     first = next(t for t in graph.tensors.values() if t.kind == TensorKind.WEIGHT)
@@ -212,19 +213,19 @@ def _largest_last_step(graph) -> float:
 
 
 def test_brevitas_cnn_trunc_avg_pool(folder):
-    model = qm.brevitas_cnn(folder, pool="trunc_avg")
+    model = qe.brevitas_cnn(folder, pool="trunc_avg")
     assert np.array_equal(ours(model), qm.run_qonnx(model)), model.summary
 
 
 @pytest.mark.parametrize("export", ["qonnx", "qcdq"])
 def test_brevitas_cnn_max_pool(folder, export):
-    model = qm.brevitas_cnn(folder, export=export)
+    model = qe.brevitas_cnn(folder, export=export)
     run = qm.run_qonnx if export == "qonnx" else qm.run_onnxruntime
     assert np.array_equal(ours(model), run(model)), model.summary
 
 
 def test_names_are_the_files(folder):
-    model = qm.brevitas_mlp(folder, export="qcdq", bits=4)
+    model = qe.brevitas_mlp(folder, export="qcdq", bits=4)
     proto = onnx.load(str(model.path))
     file_names = {v for n in proto.graph.node for v in n.output} | {i.name for i in proto.graph.initializer}
     graph = load_onnx(model.path)
@@ -235,7 +236,7 @@ def test_names_are_the_files(folder):
 
 
 @pytest.mark.parametrize("activations", ["uint8", "int8"])
-@pytest.mark.parametrize("build", [qm.ort_qdq_mlp, qm.ort_qdq_cnn])
+@pytest.mark.parametrize("build", [qe.ort_qdq_mlp, qe.ort_qdq_cnn])
 def test_ort_qdq_models(folder, build, activations):
     model = build(folder, activations=activations)
     graph = load_onnx(model.path)

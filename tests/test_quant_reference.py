@@ -28,7 +28,8 @@ from qonnx.custom_op.general.bipolar_quant import binary_quant
 from qonnx.custom_op.general.quant import quant as qonnx_quant
 from qonnx.custom_op.general.quant import resolve_rounding_mode
 
-import quant_models as qm
+from tests import quant_models as qm
+from tests import quant_models_exported as qe
 from tests import quant_reference as qr
 from tests import quant_reference_ops as qo
 from tests import quant_reference_values as qv
@@ -238,15 +239,15 @@ def test_round_to_zero_is_down(folder):
 
 
 @pytest.mark.parametrize("builder, options", [
-    (qm.brevitas_mlp, {"bits": 8}), (qm.brevitas_mlp, {"bits": 4, "dynamo": False}),
-    (qm.brevitas_cnn, {"pool": "max"}), (qm.brevitas_cnn, {"pool": "trunc_avg", "dynamo": False}),
+    (qe.brevitas_mlp, {"bits": 8}), (qe.brevitas_mlp, {"bits": 4, "dynamo": False}),
+    (qe.brevitas_cnn, {"pool": "max"}), (qe.brevitas_cnn, {"pool": "trunc_avg", "dynamo": False}),
 ], ids=["mlp_8b", "mlp_4b_torchscript", "cnn_maxpool", "cnn_truncavg_torchscript"])
 def test_brevitas_pow2_model_equals_qonnx(folder, builder, options):
     _assert_equal_to_qonnx(builder(folder, **options))
 
 
 def test_a_few_hundred_mlp_samples_run_in_seconds(folder):
-    model = qm.brevitas_mlp(folder, n_samples=512)
+    model = qe.brevitas_mlp(folder, n_samples=512)
     start = time.perf_counter()
     qr.run_output(model.path, model.inputs)
     assert time.perf_counter() - start < 5.0
@@ -364,13 +365,13 @@ def _tie_distance(node, env) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 QDQ_MODELS = [
-    (qm.ort_qdq_mlp, {"activations": "uint8", "tie_samples": 64}),
-    (qm.ort_qdq_mlp, {"activations": "int8", "per_channel": False, "tie_samples": 64}),
-    (qm.ort_qdq_cnn, {"activations": "uint8", "tie_samples": 16}),
-    (qm.ort_qdq_cnn, {"activations": "int8", "tie_samples": 16}),
-    (qm.brevitas_mlp, {"export": "qcdq"}),
-    (qm.brevitas_mlp, {"export": "qcdq", "scales": "float", "per_channel": True}),
-    (qm.brevitas_cnn, {"pool": "trunc_avg", "export": "qcdq"}),
+    (qe.ort_qdq_mlp, {"activations": "uint8", "tie_samples": 64}),
+    (qe.ort_qdq_mlp, {"activations": "int8", "per_channel": False, "tie_samples": 64}),
+    (qe.ort_qdq_cnn, {"activations": "uint8", "tie_samples": 16}),
+    (qe.ort_qdq_cnn, {"activations": "int8", "tie_samples": 16}),
+    (qe.brevitas_mlp, {"export": "qcdq"}),
+    (qe.brevitas_mlp, {"export": "qcdq", "scales": "float", "per_channel": True}),
+    (qe.brevitas_cnn, {"pool": "trunc_avg", "export": "qcdq"}),
 ]
 
 
