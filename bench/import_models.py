@@ -59,11 +59,11 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import compiler  # noqa: E402
-from compile_and_emulate import Timing, _output, _seconds, silenced, timed  # noqa: E402
 from compiler.emulate import emulate_exact  # noqa: E402
 from compiler.frontend import load_onnx  # noqa: E402
 from compiler.plan import parse_plan  # noqa: E402
 from compiler.project import compile_model  # noqa: E402
+from measure import Timing, _output, _seconds, silenced, timed  # noqa: E402
 from tests import quant_models as qm  # noqa: E402
 from tests import quant_models_exported as qe  # noqa: E402
 from tests import quant_reference as qr  # noqa: E402
