@@ -3,7 +3,7 @@
     .venv/bin/python bench/import_models.py [--work DIR] [--runs 3] [--only NAME ...] [--no-hls4ml]
 
 For each quantized model (the two in ../shared/models/ and each kind `tests/quant_models.py`
-builds), in one process on this machine:
+and `tests/quant_models_exported.py` build), in one process on this machine:
 
 1. **time**: `compiler.frontend.load_onnx` (import), `compile_model` in memory (the whole
    compile, no folder) and into a fresh folder with the default backends (HLS, and the RTL
@@ -59,12 +59,13 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import compiler  # noqa: E402
-from compile_and_emulate import Timing, _output, _seconds, silenced, timed  # noqa: E402
 from compiler.emulate import emulate_exact  # noqa: E402
 from compiler.frontend import load_onnx  # noqa: E402
 from compiler.plan import parse_plan  # noqa: E402
 from compiler.project import compile_model  # noqa: E402
+from measure import Timing, _output, _seconds, silenced, timed  # noqa: E402
 from tests import quant_models as qm  # noqa: E402
+from tests import quant_models_exported as qe  # noqa: E402
 from tests import quant_reference as qr  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "models"
@@ -102,23 +103,23 @@ CASES = [
     Case("mlperf_kws_dscnn_int8_qdq", "tf2onnx QDQ int8 DS-CNN, int8 in/out, per-channel weights",
          _shared("mlperf_kws_dscnn_int8_qdq", None, "onnxruntime")),
     Case("brevitas_mlp_pow2_8b_qonnx", "Brevitas MLP 16-64-32-32-5, 8-bit, power-of-two scales, QONNX",
-         _built(lambda d: qm.brevitas_mlp(d, scales="pow2"), "qonnx")),
+         _built(lambda d: qe.brevitas_mlp(d, scales="pow2"), "qonnx")),
     Case("brevitas_mlp_pow2_8b_qcdq", "the same, QCDQ",
-         _built(lambda d: qm.brevitas_mlp(d, scales="pow2", export="qcdq"), "onnxruntime")),
+         _built(lambda d: qe.brevitas_mlp(d, scales="pow2", export="qcdq"), "onnxruntime")),
     Case("brevitas_mlp_float_8b_qonnx", "Brevitas MLP, default float scales per tensor, QONNX",
-         _built(lambda d: qm.brevitas_mlp(d, scales="float"), "qonnx")),
+         _built(lambda d: qe.brevitas_mlp(d, scales="float"), "qonnx")),
     Case("brevitas_mlp_float_per_channel_8b_qonnx", "Brevitas MLP, default float scales per channel, QONNX",
-         _built(lambda d: qm.brevitas_mlp(d, scales="float", per_channel=True), "qonnx")),
+         _built(lambda d: qe.brevitas_mlp(d, scales="float", per_channel=True), "qonnx")),
     Case("brevitas_mlp_float_per_channel_8b_qcdq", "the same, QCDQ",
-         _built(lambda d: qm.brevitas_mlp(d, scales="float", per_channel=True, export="qcdq"), "onnxruntime")),
+         _built(lambda d: qe.brevitas_mlp(d, scales="float", per_channel=True, export="qcdq"), "onnxruntime")),
     Case("brevitas_cnn_max_8b_qonnx", "Brevitas CNN 1x8x8, conv + max-pool, power-of-two scales",
-         _built(lambda d: qm.brevitas_cnn(d, pool="max"), "qonnx")),
+         _built(lambda d: qe.brevitas_cnn(d, pool="max"), "qonnx")),
     Case("brevitas_cnn_trunc_avg_8b_qonnx", "Brevitas CNN, TruncAvgPool (AveragePool + Trunc)",
-         _built(lambda d: qm.brevitas_cnn(d, pool="trunc_avg"), "qonnx")),
+         _built(lambda d: qe.brevitas_cnn(d, pool="trunc_avg"), "qonnx")),
     Case("ort_qdq_mlp_uint8_per_channel", "onnxruntime quantize_static MLP 16-32-16-5, uint8 act.",
-         _built(qm.ort_qdq_mlp, "onnxruntime")),
+         _built(qe.ort_qdq_mlp, "onnxruntime")),
     Case("ort_qdq_cnn_uint8_per_channel", "onnxruntime quantize_static CNN 1x8x8, uint8 act.",
-         _built(qm.ort_qdq_cnn, "onnxruntime")),
+         _built(qe.ort_qdq_cnn, "onnxruntime")),
     Case("hand_non_pow2", "hand-built QONNX dense layer, scales 0.3 / per-column / 0.37",
          _built(lambda d: qm.hand_qonnx(d, "non_pow2", n_random=1000), "qonnx")),
     Case("espcn_subpixel_qonnx", "Brevitas ESPCN 3x128x128 -> 3x256x256, per-channel 4/8-bit, BatchNorm",
@@ -469,7 +470,7 @@ def main(argv=None) -> int:
             print(f"{case.name}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
         if not args.no_hls4ml and any(c.name == HLS4ML_CASE for c in cases):
             try:
-                model = qm.brevitas_mlp(work / "models", scales="pow2")
+                model = qe.brevitas_mlp(work / "models", scales="pow2")
                 extra = hls4ml_on_qonnx(model.path, model.inputs, qm.run_qonnx(model), work)
             except Exception as err:  # noqa: BLE001 - hls4ml failing is a result too
                 traceback.print_exc()

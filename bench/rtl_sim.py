@@ -38,10 +38,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import compiler  # noqa: E402
-from compile_and_emulate import Timing, _output, _seconds, timed  # noqa: E402
 from compiler.backends.rtl import rtl_sources, rtl_top_name  # noqa: E402
 from compiler.verify.rtlsim import run_rtl_sim, top_ports  # noqa: E402
 from compiler.verify.vectors import csim_vectors  # noqa: E402
+from measure import Timing, _output, _seconds, timed  # noqa: E402
 from sim import runner  # noqa: E402
 
 EXAMPLE = REPO / "examples" / "jet_tagger"

@@ -18,7 +18,7 @@ hls4ml: a new interpreter runs a script that imports hls4ml, converts the same O
 (`hls4ml.converters.convert_from_onnx_model` after qonnx's cleanup and GemmToMatMul, the
 Vivado backend, io_parallel) with every layer's precision from the same plan (fc1's per-row
 weight formats become the widest row's, the one type hls4ml can give a tensor; accumulators
-and Dense results "auto": hls4ml infers exact widths, see bench/compile_and_emulate.py), writes
+and Dense results "auto": hls4ml infers exact widths, see bench/hls4ml_build.py), writes
 the project, compiles it (its g++ build), and predicts the same 1,000 vectors.  The script
 times each step itself; the speedup is given against those steps alone (convert + write +
 compile + predict: the conservative figure, no hls4ml import or interpreter start-up) and
@@ -136,7 +136,9 @@ def hls4ml_child(args) -> int:
     import onnx
 
     import compiler
-    from compile_and_emulate import build_hls4ml, load_samples, silenced
+    from compile_and_emulate import load_samples
+    from hls4ml_build import build_hls4ml
+    from measure import silenced
 
     plan = compiler.load_plan(args.plan)
     onnx_model = onnx.load(args.model)

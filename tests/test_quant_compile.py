@@ -26,6 +26,7 @@ from compiler.ir import Op
 from compiler.plan import parse_plan
 from compiler.project import compile_model
 from tests import quant_models as qm
+from tests import quant_models_exported as qe
 from tests import quant_reference as qr
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "models"
@@ -72,11 +73,11 @@ def test_hand_qonnx_compiles_without_a_plan_and_equals_qonnx(folder, case):
 
 
 @pytest.mark.parametrize("build", [
-    lambda d: qm.brevitas_mlp(d, scales="pow2", bits=8),
-    lambda d: qm.brevitas_mlp(d, scales="pow2", bits=4),
-    lambda d: qm.brevitas_mlp(d, scales="pow2", bits=8, export="qcdq"),
-    lambda d: qm.brevitas_cnn(d, pool="max"),
-    lambda d: qm.brevitas_cnn(d, pool="trunc_avg"),
+    lambda d: qe.brevitas_mlp(d, scales="pow2", bits=8),
+    lambda d: qe.brevitas_mlp(d, scales="pow2", bits=4),
+    lambda d: qe.brevitas_mlp(d, scales="pow2", bits=8, export="qcdq"),
+    lambda d: qe.brevitas_cnn(d, pool="max"),
+    lambda d: qe.brevitas_cnn(d, pool="trunc_avg"),
 ], ids=["mlp8", "mlp4", "mlp8_qcdq", "cnn_max", "cnn_trunc_avg"])
 def test_brevitas_power_of_two_models_equal_their_reference(folder, build):
     model = build(folder)
@@ -193,12 +194,12 @@ def test_rescale_bound_is_exact_where_proven_and_reached_where_not(folder, bits)
 
 
 @pytest.mark.parametrize("build", [
-    lambda d: qm.brevitas_mlp(d, scales="float"),
-    lambda d: qm.brevitas_mlp(d, scales="float", per_channel=True),
-    lambda d: qm.brevitas_mlp(d, scales="float", per_channel=True, export="qcdq"),
-    lambda d: qm.ort_qdq_mlp(d),
-    lambda d: qm.ort_qdq_mlp(d, activations="int8"),
-    lambda d: qm.ort_qdq_cnn(d),
+    lambda d: qe.brevitas_mlp(d, scales="float"),
+    lambda d: qe.brevitas_mlp(d, scales="float", per_channel=True),
+    lambda d: qe.brevitas_mlp(d, scales="float", per_channel=True, export="qcdq"),
+    lambda d: qe.ort_qdq_mlp(d),
+    lambda d: qe.ort_qdq_mlp(d, activations="int8"),
+    lambda d: qe.ort_qdq_cnn(d),
 ], ids=["brevitas_mlp", "brevitas_mlp_per_channel", "brevitas_qcdq", "ort_mlp_uint8", "ort_mlp_int8", "ort_cnn"])
 def test_non_power_of_two_models_are_within_the_reported_bound(folder, build):
     model = build(folder)
@@ -248,7 +249,7 @@ def test_a_float_model_without_a_plan_says_what_is_missing(tmp_path):
 
 
 def test_compile_prints_the_summary_and_csim_and_sim_are_bit_exact(folder, tmp_path, capsys):
-    model = qm.brevitas_mlp(folder, scales="float", per_channel=True)
+    model = qe.brevitas_mlp(folder, scales="float", per_channel=True)
     out = tmp_path / "brevitas"
     assert main(["compile", str(model.path), "-o", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -259,7 +260,7 @@ def test_compile_prints_the_summary_and_csim_and_sim_are_bit_exact(folder, tmp_p
 
 
 def test_qdq_model_csim_and_sim_are_bit_exact(folder, tmp_path):
-    model = qm.ort_qdq_mlp(folder)
+    model = qe.ort_qdq_mlp(folder)
     out = tmp_path / "qdq"
     assert main(["compile", str(model.path), "-o", str(out)]) == 0
     assert main(["csim", str(out), "--vectors", "200"]) == 0

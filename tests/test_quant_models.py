@@ -1,6 +1,6 @@
-"""The test models of tests/quant_models.py: each builds, is valid ONNX, runs in qonnx's
-executor or onnxruntime, is what its summary says (bits, powers of two) and is the same
-when built twice."""
+"""The test models of tests/quant_models.py and quant_models_exported.py: each builds, is
+valid ONNX, runs in qonnx's executor or onnxruntime, is what its summary says (bits, powers
+of two) and is the same when built twice."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-import quant_models as qm
+from tests import quant_models as qm
+from tests import quant_models_exported as qe
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
@@ -60,16 +61,16 @@ def _check_summary(model: qm.QuantModel) -> None:
 
 
 BREVITAS = {
-    "mlp_pow2_8b_qonnx": (qm.brevitas_mlp, {}),
-    "mlp_pow2_4b_qonnx_torchscript": (qm.brevitas_mlp, {"bits": 4, "dynamo": False}),
-    "mlp_pow2_8b_qcdq": (qm.brevitas_mlp, {"export": "qcdq"}),
-    "mlp_float_qonnx": (qm.brevitas_mlp, {"scales": "float"}),
-    "mlp_float_per_channel_qcdq": (qm.brevitas_mlp, {"scales": "float", "per_channel": True, "export": "qcdq"}),
-    "mlp_float_bias_qonnx": (qm.brevitas_mlp, {"bias": "float", "dynamo": False}),
-    "cnn_max_qonnx": (qm.brevitas_cnn, {"dynamo": False}),
-    "cnn_trunc_avg_qonnx": (qm.brevitas_cnn, {"pool": "trunc_avg", "dynamo": False}),
-    "cnn_max_qcdq": (qm.brevitas_cnn, {"export": "qcdq"}),
-    "cnn_trunc_avg_qcdq": (qm.brevitas_cnn, {"pool": "trunc_avg", "export": "qcdq"}),
+    "mlp_pow2_8b_qonnx": (qe.brevitas_mlp, {}),
+    "mlp_pow2_4b_qonnx_torchscript": (qe.brevitas_mlp, {"bits": 4, "dynamo": False}),
+    "mlp_pow2_8b_qcdq": (qe.brevitas_mlp, {"export": "qcdq"}),
+    "mlp_float_qonnx": (qe.brevitas_mlp, {"scales": "float"}),
+    "mlp_float_per_channel_qcdq": (qe.brevitas_mlp, {"scales": "float", "per_channel": True, "export": "qcdq"}),
+    "mlp_float_bias_qonnx": (qe.brevitas_mlp, {"bias": "float", "dynamo": False}),
+    "cnn_max_qonnx": (qe.brevitas_cnn, {"dynamo": False}),
+    "cnn_trunc_avg_qonnx": (qe.brevitas_cnn, {"pool": "trunc_avg", "dynamo": False}),
+    "cnn_max_qcdq": (qe.brevitas_cnn, {"export": "qcdq"}),
+    "cnn_trunc_avg_qcdq": (qe.brevitas_cnn, {"pool": "trunc_avg", "export": "qcdq"}),
 }
 
 
@@ -90,7 +91,7 @@ def test_brevitas_model(folder, name):
         assert any(s is not None and s.size > 1 for _, _, s, _ in found)
 
 
-@pytest.mark.parametrize("build", [qm.ort_qdq_mlp, qm.ort_qdq_cnn])
+@pytest.mark.parametrize("build", [qe.ort_qdq_mlp, qe.ort_qdq_cnn])
 @pytest.mark.parametrize("activations", ["uint8", "int8"])
 def test_ort_qdq_model(folder, build, activations):
     model = build(folder, activations=activations, tie_samples=8)
@@ -154,7 +155,7 @@ def test_malformed_quantizer(folder, defect):
     assert what[defect](), model.summary
 
 
-@pytest.mark.parametrize("build, options", [(qm.brevitas_mlp, {"scales": "float"}), (qm.ort_qdq_cnn, {}),
+@pytest.mark.parametrize("build, options", [(qe.brevitas_mlp, {"scales": "float"}), (qe.ort_qdq_cnn, {}),
                                             (qm.hand_qonnx, {"case": "zero_points"})])
 def test_builds_are_deterministic(tmp_path, build, options):
     first, second = tmp_path / "a", tmp_path / "b"

@@ -6,11 +6,11 @@ schemes (and grouping their rows), codebooks; and per-element bits.
 * each scheme on a small MLP: the IR's weights equal a float64 numpy reference of the plan's
   rule, and the emulator's output equals a float64 forward pass of those weights exactly
   (activations exact, inputs on the input grid: every sum is exact in float64);
-* each scheme on tiny models: `finegrain csim` and `finegrain sim` bit-exact on 305 vectors;
 * grouping: emulate before == after the pass, rows grouped, and the paths it refuses;
-* per element: a 0-bit weight leaves no product, a 0-bit activation element is a constant
-  zero and the next layer's accumulator shrinks;
 * bad plans: `finegrain compile` exits 2 with one paragraph naming the tensor, no folder.
+
+Per-element costs and csim/sim of each scheme are test_schemes_hardware.py's; the models and
+plans both compile are scheme_models.py's.
 """
 
 from __future__ import annotations
@@ -18,17 +18,13 @@ from __future__ import annotations
 import json
 import warnings
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from onnx import TensorProto, helper, numpy_helper
 
 import compiler
-from compiler.backends.rtl import RTLOptions, rtl_context
 from compiler.cli import main
 from compiler.emulate import emulate_exact
 from compiler.errors import PlanError
@@ -39,16 +35,7 @@ from compiler.passes.group_rows import group_rows
 from compiler.plan import mix_counts, parse_plan
 from compiler.verify.vectors import csim_vectors
 from compiler.weight_formats import Pow2Type, nearest_centre, round_pow2
-
-ROOT = Path(__file__).resolve().parents[1]
-BUILD_ROOT = ROOT / "build" / "rtl_sim"
-DEFAULTS = {"input": "fixed<8,3,RND_CONV,SAT>", "weight": "fixed<6,2,RND_CONV,SAT>",
-            "bias": "fixed<8,3,RND_CONV,SAT>", "activation": None}
-
-
-@pytest.fixture(autouse=True)
-def _shared_build_cache(monkeypatch):
-    monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", str(BUILD_ROOT))
+from tests.scheme_models import CONV_MIX, DEFAULTS, GROUPED, MIX, _cnn, _compile, _grid_inputs, _ir_values, _mlp
 
 
 # --- independent references ---------------------------------------------------------------
@@ -148,57 +135,10 @@ def test_mix_counts_by_largest_remainder(tmp_path, rows, n, counts):
 # --- each scheme on a small MLP: IR weights and emulator vs float64 references -------------
 
 
-def _save(nodes, inputs, outputs, inits, path: Path, name: str) -> Path:
-    graph = helper.make_graph(nodes, name, inputs, outputs, inits)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
-    return path
-
-
-def _vec(name: str, shape) -> onnx.ValueInfoProto:
-    return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", *shape])
-
-
-def _mlp(path: Path, seed: int = 5) -> tuple[Path, dict]:
-    """x[6] -> Gemm (fc1.weight [8, 6], transB) + fc1.bias -> Relu -> MatMul (fc2.weight [8, 3],
-    ONNX [in, out]) + fc2.bias.  Returns the model and its float64 weights."""
-    rng = np.random.default_rng(seed)
-    weights = {"fc1.weight": rng.normal(size=(8, 6)) * rng.uniform(0.2, 1.5, size=(8, 1)),
-               "fc1.bias": rng.normal(size=8), "fc2.weight": rng.normal(size=(8, 3)), "fc2.bias": rng.normal(size=3)}
-    weights = {k: v.astype(np.float32).astype(np.float64) for k, v in weights.items()}
-    nodes = [helper.make_node("Gemm", ["x", "fc1.weight", "fc1.bias"], ["h"], name="fc1", transB=1),
-             helper.make_node("Relu", ["h"], ["r"], name="relu1"),
-             helper.make_node("MatMul", ["r", "fc2.weight"], ["z"], name="fc2"),
-             helper.make_node("Add", ["z", "fc2.bias"], ["y"], name="fc2_bias")]
-    inits = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in weights.items()]
-    return _save(nodes, [_vec("x", (6,))], [_vec("y", (3,))], inits, path, "mlp"), weights
-
-
 def _forward(x: np.ndarray, q: dict) -> np.ndarray:
     """The MLP in float64 on quantized weights (ONNX layouts); exact for these small dyadics."""
     h = np.maximum(x @ q["fc1.weight"].T + q["fc1.bias"], 0.0)
     return h @ q["fc2.weight"] + q["fc2.bias"]
-
-
-def _compile(tmp_path: Path, tensors: dict, model=_mlp, **options):
-    model_path, weights = model(tmp_path / "m.onnx")
-    plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps({"defaults": DEFAULTS, "tensors": tensors}))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PlanWarning)
-        return compiler.compile_model(model_path, plan, **options), weights
-
-
-def _ir_values(project, name: str) -> np.ndarray:
-    """A constant's quantized values, in the ONNX layout."""
-    t = next(t for t in project.graph.tensors.values() if (t.onnx_name or t.name) == name)
-    v = np.ldexp(np.asarray(t.data, dtype=np.float64), -t.data_frac)
-    return v if t.onnx_axes is None else np.transpose(v, np.argsort(t.onnx_axes))
-
-
-def _grid_inputs(project, count=200, seed=0) -> np.ndarray:
-    """Inputs over the input format's range, and its extremes, on its grid."""
-    x = csim_vectors(project.graph, count, seed)["x"]
-    return np.clip(np.rint(x * 32), -128, 127) / 32  # fixed<8,3>: 5 fractional bits
 
 
 def _check_forward(project, reference: dict) -> None:
@@ -251,10 +191,6 @@ def test_pow2_as_the_weight_default(tmp_path):
     want = _defaults_applied(w)
     want.update({k: ref_pow2(w[k], -5, 1) for k in ("fc1.weight", "fc2.weight")})
     _check_forward(project, want)
-
-
-MIX = [{"format": "pow2<-6,0>", "rows": 0.5}, {"format": "fixed<6,1,RND_CONV,SAT>", "rows": 0.25},
-       {"format": "fixed<4,1,RND_CONV,SAT>", "rows": 0.25}]
 
 
 def _ref_mix(w: np.ndarray, axis: int, schemes: list, counts: list[int]) -> tuple[np.ndarray, list[int]]:
@@ -348,41 +284,6 @@ def test_codebook_per_row(tmp_path):
 # --- grouping the rows of a mix ----------------------------------------------------------------
 
 
-def _cnn(path: Path, between: str = "mul_leaky", seed: int = 9) -> tuple[Path, dict]:
-    """x[2,5,5] -> Conv 2->6 3x3 pad 1 + bias -> (Mul by a per-channel constant -> LeakyRelu,
-    or MaxPool) -> Conv 6->4 3x3 -> y."""
-    rng = np.random.default_rng(seed)
-    weights = {"conv1.weight": rng.normal(size=(6, 2, 3, 3)) * rng.uniform(0.1, 1.5, size=(6, 1, 1, 1)),
-               "conv1.bias": rng.normal(size=6), "scale": rng.uniform(-2, 2, size=(6, 1, 1)),
-               "conv2.weight": rng.normal(size=(4, 6, 3, 3))}
-    weights = {k: v.astype(np.float32).astype(np.float64) for k, v in weights.items()}
-    nodes = [helper.make_node("Conv", ["x", "conv1.weight", "conv1.bias"], ["c1"], name="conv1", pads=[1, 1, 1, 1])]
-    if between == "mul_leaky":
-        nodes += [helper.make_node("Mul", ["c1", "scale"], ["s"], name="scale"),
-                  helper.make_node("LeakyRelu", ["s"], ["a"], name="leaky", alpha=0.125)]
-        out_shape = (4, 3, 3)
-    else:
-        nodes += [helper.make_node("MaxPool", ["c1"], ["a"], name="pool", kernel_shape=[2, 2], strides=[1, 1])]
-        del weights["scale"]
-        out_shape = (4, 2, 2)
-    nodes += [helper.make_node("Conv", ["a", "conv2.weight"], ["y"], name="conv2")]
-    inits = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in weights.items()]
-    return _save(nodes, [_vec("x", (2, 5, 5))], [_vec("y", out_shape)], inits, path, "cnn"), weights
-
-
-CONV_MIX = [{"format": "pow2<-5,0>", "rows": 1 / 3}, {"format": "fixed<6,1,RND_CONV,SAT>", "rows": 1 / 3},
-            {"format": "fixed<3,1,RND_CONV,SAT>", "rows": 1 / 3}]
-GROUPED = {
-    # the relu's requantize has a format per channel: they move with the channels
-    "mlp": (_mlp, {"fc1.weight": {"axis": 0, "mix": MIX, "group": True},
-                   "r": {"axis": 1, "formats": [f"ufixed<{w},3,RND_CONV,SAT>" for w in (4, 5, 6, 7, 8, 9, 10, 11)]}},
-            "fc1.weight", "fc2.weight"),
-    "cnn": (_cnn, {"conv1.weight": {"axis": 0, "mix": CONV_MIX, "group": True},
-                   "a": {"axis": 1, "formats": [f"fixed<{w},3,RND_CONV,SAT>" for w in (5, 6, 7, 8, 9, 10)]}},
-            "conv1.weight", "conv2.weight"),
-}
-
-
 def _applied(tmp_path, model, tensors):
     model_path, _ = model(tmp_path / "m.onnx")
     plan = parse_plan({"defaults": DEFAULTS, "tensors": tensors}, tmp_path)
@@ -434,135 +335,6 @@ def test_grouped_rows_in_plan_resolved(tmp_path):
 def test_grouping_that_would_change_values_is_refused(tmp_path, model, tensors, pattern):
     with pytest.raises(PlanError, match=pattern):
         _compile(tmp_path, tensors, model=model)
-
-
-# --- per element: pruned weights and activation elements -------------------------------------
-
-
-def _per_element_plan(tmp_path: Path) -> tuple[dict, np.ndarray, np.ndarray]:
-    """fc1.weight: random bits, a third pruned; the relu output r: elements 1 and 6 pruned."""
-    rng = np.random.default_rng(8)
-    w_bits = np.where(rng.random((8, 6)) < 0.33, 0, rng.integers(2, 7, size=(8, 6)))
-    r_bits = np.array([5, 0, 6, 4, 7, 5, 0, 6])
-    np.savez(tmp_path / "bits.npz", **{
-        "w1.bits": w_bits, "w1.int_bits": np.full((8, 6), 2), "w1.signed": np.ones((8, 6), int),
-        "r.bits": r_bits, "r.int_bits": np.full(8, 3), "r.signed": np.zeros(8, int)})
-    tensors = {"fc1.weight": {"elements": "bits.npz:w1", "rounding": "RND_CONV", "overflow": "SAT"},
-               "r": {"elements": "bits.npz:r", "rounding": "RND_CONV", "overflow": "SAT"}}
-    return tensors, w_bits, r_bits
-
-
-def _products(graph) -> dict[str, int]:
-    context = rtl_context(graph, RTLOptions(clock_ns=5.0, levels_per_stage=None), {"model": "m", "plan": "p"})
-    return {layer["name"]: layer["products"] for layer in context["layers"]}
-
-
-def test_pruned_weights_and_activation_elements_cost_nothing(tmp_path):
-    tensors, w_bits, r_bits = _per_element_plan(tmp_path)
-    project, w = _compile(tmp_path, tensors)
-    g = project.graph
-    w1 = g.tensor("fc1.weight")
-    assert np.all(np.asarray(w1.data)[w_bits == 0] == 0) and np.array_equal(w1.formats.width, w_bits)
-    r = g.tensor("r")
-    assert np.array_equal(r.formats.width, r_bits)
-    # the emulator: a pruned activation element is always 0
-    x = _grid_inputs(project, seed=1)
-    from compiler.emulate import quantize_inputs, run
-
-    values = run(g, quantize_inputs(g, x))
-    assert np.all(values["r"].m[:, r_bits == 0] == 0)
-    # no product for a pruned weight, nor for a weight reading a pruned activation element
-    fc2 = _ir_values(project, "fc2.weight")  # [in, out]
-    products = _products(g)
-    assert products["fc1"] == int(np.count_nonzero(np.asarray(w1.data)))
-    assert products["fc2"] == int(np.count_nonzero(fc2[r_bits > 0]))
-    # the next layer's accumulator holds only the terms it has: its exact range is the bias
-    # plus each kept element's extreme term, and it is narrower than with every element kept
-    def bounds(name):
-        t = g.tensor(name)
-        return [np.ldexp(np.asarray(b, dtype=np.float64), -t.formats.frac_bits) for b in t.bounds]
-
-    r_lo, r_hi = bounds("r")
-    assert np.all(r_lo[r_bits == 0] == 0) and np.all(r_hi[r_bits == 0] == 0) and np.all(r_hi[r_bits > 0] > 0)
-    ends = np.stack([fc2 * r_lo[:, None], fc2 * r_hi[:, None]])
-    bias = _ir_values(project, "fc2.bias")
-    y_lo, y_hi = bounds("y")
-    assert np.array_equal(y_lo, bias + ends.min(axis=0).sum(axis=0))
-    assert np.array_equal(y_hi, bias + ends.max(axis=0).sum(axis=0))
-    full = dict(tensors, r={"axis": 1, "formats": ["ufixed<7,3,RND_CONV,SAT>"] * 8})
-    wide, _ = _compile(tmp_path, full)
-    assert products["fc2"] < _products(wide.graph)["fc2"]
-    assert g.tensor("y").formats.width.sum() < wide.graph.tensor("y").formats.width.sum()
-
-
-# --- csim and Verilator sim, bit-exact ----------------------------------------------------------
-
-
-def _books(rng, n, fmt="fixed<6,3>"):
-    return [{"centres": [float(c) for c in rng.choice(np.arange(-12, 12) / 4, size=int(rng.integers(1, 5)),
-                                                      replace=False)], "format": fmt} for _ in range(n)]
-
-
-def _sim_case(name: str, tmp_path: Path):
-    """(model, tensors) of one scheme's tiny design."""
-    rng = np.random.default_rng(12)
-    if name == "pow2":
-        return _mlp, {"fc1.weight": "pow2<-4,0>", "fc2.bias": "pow2<-2,2>",
-                      "fc2.weight": {"axis": 1, "formats": ["pow2<-3,1>", "fixed<6,2,RND_CONV,SAT>", "pow2<-1,2>"]}}
-    if name == "mix_grouped":
-        return _mlp, {**GROUPED["mlp"][1], "fc2.weight": {"axis": 1, "mix": [
-            {"format": "pow2<-3,1>", "rows": 0.34}, {"format": "fixed<5,2,RND_CONV,SAT>", "rows": 0.66}]}}
-    if name == "conv_mix_grouped":
-        return _cnn, GROUPED["cnn"][1]
-    if name == "codebooks":
-        np.savez(tmp_path / "idx.npz", fc2=rng.integers(0, 4, size=(8, 3)))
-        return _mlp, {"fc1.weight": {"axis": 0, "codebooks": _books(rng, 8)},
-                      "fc2.weight": {"codebook": {"centres": [0.75, -0.5, 0.0, 0.0625], "format": "fixed<6,1>"},
-                                     "indices": "idx.npz:fc2"}}
-    return _mlp, _per_element_plan(tmp_path)[0]
-
-
-@pytest.mark.parametrize("case", ["pow2", "mix_grouped", "conv_mix_grouped", "codebooks", "per_element"])
-def test_csim_and_rtl_sim_bit_exact(tmp_path, case):
-    model, tensors = _sim_case(case, tmp_path)
-    model_path, _ = model(tmp_path / "m.onnx")
-    plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps({"defaults": DEFAULTS, "tensors": tensors}))
-    out = tmp_path / "out"
-    assert main(["compile", str(model_path), "--plan", str(plan), "-o", str(out)]) == 0
-    for command in ("csim", "sim"):
-        assert main([command, str(out), "--vectors", "300"]) == 0
-        report = json.loads((out / "report.json").read_text())[command]
-        assert report["mismatches"] == 0 and report["vectors"] == 305, (command, report)
-
-
-def test_hls_codebook_layer_makes_each_product_once(tmp_path):
-    """A per-layer codebook is written as finegrain::dense_codebook: its distinct non-zero
-    centres and an index per weight (so each centre * input is one product, shared by every
-    row); per-row codebooks and reused multipliers keep the plain kernel.  csim stays exact."""
-    model, tensors = _sim_case("codebooks", tmp_path)
-    model_path, _ = model(tmp_path / "m.onnx")
-    plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps({"defaults": DEFAULTS, "tensors": tensors}))
-    idx = np.load(tmp_path / "idx.npz")["fc2"]
-    for reuse in (1, 2):
-        out = tmp_path / f"out{reuse}"
-        assert main(["compile", str(model_path), "--plan", str(plan), "-o", str(out), "--backend", "hls",
-                     "--reuse-factor", str(reuse)]) == 0
-        top = (out / "hls" / "firmware" / "mlp.cpp").read_text()
-        calls = [line.strip() for line in top.splitlines() if line.strip().startswith("finegrain::dense")]
-        assert len(calls) == 2 and calls[0].startswith("finegrain::dense<"), calls  # fc1: one codebook per row
-        if reuse == 1:
-            # fc2: centres 0.75, -0.5, 0.0, 0.0625 with 0.0 as "no term": the used non-zero ones
-            used = sorted({c for c in (0.75, -0.5, 0.0625) if [0.75, -0.5, 0.0, 0.0625].index(c) in idx})
-            assert calls[1].startswith("finegrain::dense_codebook<") and f", {len(used)}>(" in calls[1], calls
-            centres = (out / "hls" / "firmware" / "weights" / "fc2_weight_centres.h").read_text()
-            assert f"its {len(used)} distinct non-zero values" in centres
-        else:
-            assert calls[1].startswith("finegrain::dense<"), calls
-        assert main(["csim", str(out), "--vectors", "300"]) == 0
-        report = json.loads((out / "report.json").read_text())["csim"]
-        assert report["mismatches"] == 0 and report["vectors"] == 305, report
 
 
 # --- bad plans ------------------------------------------------------------------------------------
