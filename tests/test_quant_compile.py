@@ -324,3 +324,31 @@ def test_espcn_reproduces_its_reference_output():
     code = 1 / 255
     qonnx_off = np.abs(io["output"].astype(np.float64) - ours) / code
     assert qonnx_off.max() < 1.001 and np.mean(qonnx_off > 0.5) < 1e-4  # float32 output values
+
+
+def test_leaky_relu_alpha_rounding_counts_in_the_bound(folder):
+    """x (Quant, 5 bits, scale 1) -> LeakyRelu(alpha = float32 1/3, 24 significant bits) -> y:
+    the IR rounds alpha to 18 significant bits, so the output is not exact. report.json says so
+    and bounds the difference by |alpha' - alpha| times the largest |x| (16), which x = -16 reaches."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    alpha = np.float32(1 / 3)
+    inits = [numpy_helper.from_array(np.array(v, dtype=np.float32), n) for n, v in [("s", 1.0), ("z", 0.0), ("b", 5.0)]]
+    nodes = [helper.make_node("Quant", ["x", "s", "z", "b"], ["xq"], domain=qm.QONNX_DOMAIN, signed=1, narrow=0,
+                              rounding_mode="ROUND"),
+             helper.make_node("LeakyRelu", ["xq"], ["y"], alpha=float(alpha))]
+    graph = helper.make_graph(nodes, "leaky_alpha", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])], inits)
+    path = folder / "leaky_alpha.onnx"
+    qm._save(graph, path, qm.QONNX_DOMAIN)
+    project = compile_model(path, None)
+    promised = project.quantization()["outputs"]["y"]
+    assert not promised["exact"]
+    x = np.arange(-16, 16, dtype=np.float32).reshape(-1, 1)
+    graph = project.graph
+    out = emulate_exact(graph, x)[graph.outputs[0]]
+    ours = [Fraction(int(m)) * Fraction(2) ** -out.frac for m in np.asarray(out.m).ravel()]
+    exact = [Fraction(int(v)) * (Fraction(float(alpha)) if v < 0 else 1) for v in x.ravel()]
+    off = [abs(a - b) for a, b in zip(ours, exact)]
+    bound = Fraction(promised["max_error"])  # a float64: within 2**-40 of itself
+    assert bound * (1 - Fraction(1, 2 ** 40)) <= max(off) == off[0] <= bound * (1 + Fraction(1, 2 ** 40))
