@@ -56,7 +56,7 @@ sys.path.insert(0, str(REPO))
 
 import compiler  # noqa: E402  (after the sys.path line above)
 from hls4ml_build import agreement, build_hls4ml, hls4ml_types, time_predict, with_finegrain_constants  # noqa: E402
-from measure import Timing, _output, _seconds, silenced, timed  # noqa: E402
+from measure import Timing, _output, _seconds, repeated, silenced, timed  # noqa: E402
 
 EXAMPLE = REPO / "examples" / "jet_tagger"
 COMPILE_TARGET_SECONDS = 1.0
@@ -102,11 +102,7 @@ def time_finegrain_cli(model: Path, plan: Path, work: Path, runs: int) -> Timing
 
 
 def time_emulate(project, x: np.ndarray, runs: int) -> tuple[np.ndarray, Timing]:
-    timing = Timing()
-    y = None
-    for _ in range(runs):
-        y, seconds = timed(project.emulate, x)
-        timing.runs.append(seconds)
+    y, timing = repeated(project.emulate, x, runs=runs)
     return np.asarray(y, dtype=np.float64), timing
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 import compiler
 from compiler.fixed import FixedType
-from measure import Timing, timed
+from measure import Timing, repeated, timed
 
 
 # --- hls4ml configuration from the plan -----------------------------------------------------
@@ -156,11 +156,7 @@ def build_hls4ml(onnx_model, plan: compiler.Plan, output_dir: Path, merge: str) 
 
 
 def time_predict(hls_model, x: np.ndarray, runs: int) -> tuple[np.ndarray, Timing]:
-    timing = Timing()
-    y = None
-    for _ in range(runs):
-        y, seconds = timed(hls_model.predict, x)
-        timing.runs.append(seconds)
+    y, timing = repeated(hls_model.predict, x, runs=runs)
     return np.asarray(y, dtype=np.float64).reshape(len(x), -1), timing
 
 

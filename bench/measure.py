@@ -1,5 +1,5 @@
 """How the benchmarks measure: one call's wall time (`timed`), the times of repeated runs
-with their median and the markdown cell that reports them (`Timing`), seconds as text, a block
+(`repeated`) with their median and the markdown cell that reports them (`Timing`), seconds as text, a block
 whose output (Python's and C's) goes to a log (`silenced`), and what a small command prints.
 compile_and_emulate.py, import_models.py, rtl_sim.py and startup.py import them.
 """
@@ -22,6 +22,16 @@ def timed(fn, *args, **kwargs):
     start = time.perf_counter()
     result = fn(*args, **kwargs)
     return result, time.perf_counter() - start
+
+
+def repeated(fn, *args, runs: int):
+    """(the last run's result, the `Timing` of ``runs`` calls of ``fn(*args)``)."""
+    timing = Timing()
+    result = None
+    for _ in range(runs):
+        result, seconds = timed(fn, *args)
+        timing.runs.append(seconds)
+    return result, timing
 
 
 @dataclass
