@@ -174,7 +174,7 @@ def prepare_case(case: dict, folder: Path, levels=LEVELS, name: str = "fuzz") ->
         failed = against_quant_reference(case, project, exact, done)
         done.append("reference")
     elif "reference" in levels and is_referenced(case):
-        failed = _against_reference(case, exact, done)
+        failed = compare_with_reference(case, exact, done)
         done.append("reference")
     backend_of = {"csim": "hls", "sim": "rtl"}
     wanted = tuple(level for level in ("csim", "sim")
@@ -281,13 +281,26 @@ def sim_verdict(written: Written, mismatches: int, first: list[str], latency, pr
     return None
 
 
-def _against_reference(case: dict, exact, done) -> Outcome | None:
+def compare_with_reference(case: dict, exact, done, scale=None, bound: Fraction | None = Fraction(0),
+                           said: str = "") -> Outcome | None:
+    """The emulator's outputs (``exact``; times ``scale``, one float per output element, when
+    given) against the exact reference on every input vector: equal, or within ``bound`` (None:
+    only their number checked).  ``said`` names that promise in the message (report.json's, for
+    a quantized model).  Returns a failing `Outcome`, or None."""
     for v, vector in enumerate(case["inputs"]):
         want = list(reference(case, vector).reshape(-1))
         got = _exact(exact, v)
-        bad = [k for k, (a, b) in enumerate(zip(want, got)) if a != b]
-        if bad or len(want) != len(got):
-            k = bad[0] if bad else 0
+        if scale is not None:
+            got = [Fraction(float(s)) * x for s, x in zip(scale, got)]
+        if len(want) != len(got):
+            return _fail("reference", f"vector {v}: reference has {len(want)} outputs, emulator {len(got)}", done)
+        if bound is None:
+            continue
+        bad = [k for k, (a, b) in enumerate(zip(want, got)) if abs(a - b) > bound]
+        if bad:
+            k = bad[0]
+            promise = f"report.json says {said}; {len(bad)} of {len(want)} outputs outside" if said else \
+                f"{len(bad)} of {len(want)} outputs differ"
             return _fail("reference", f"vector {v} output [{k}]: reference {want[k]} ({float(want[k])!r}), emulator "
-                                      f"{got[k]} ({float(got[k])!r}); {len(bad)} of {len(want)} outputs differ", done)
+                                      f"{got[k]} ({float(got[k])!r}); {promise}", done)
     return None

@@ -105,8 +105,7 @@ def against_quant_reference(case: dict, project, exact, done: list):
     rounding and nothing more.  An output the section does not bound (``max_error`` null) is
     only checked to exist.  Returns a failing `Outcome`, or None.
     """
-    from .check import _exact, _fail
-    from .reference import reference
+    from .check import compare_with_reference
 
     graph = project.graph
     name = graph.outputs[0]
@@ -122,17 +121,4 @@ def against_quant_reference(case: dict, project, exact, done: list):
         said = f"within {promised['max_error']!r} ({promised['max_error_lsb']} LSB)"
     scale = np.broadcast_to(np.asarray(1.0 if t.model_scale is None else t.model_scale, dtype=np.float64),
                             t.shape).reshape(-1)
-    for v, vector in enumerate(case["inputs"]):
-        want = list(reference(case, vector).reshape(-1))
-        got = [Fraction(float(s)) * x for s, x in zip(scale, _exact(exact, v))]
-        if len(want) != len(got):
-            return _fail("reference", f"vector {v}: reference has {len(want)} outputs, emulator {len(got)}", done)
-        if bound is None:
-            continue
-        bad = [k for k, (a, b) in enumerate(zip(want, got)) if abs(a - b) > bound]
-        if bad:
-            k = bad[0]
-            return _fail("reference", f"vector {v} output [{k}]: reference {want[k]} ({float(want[k])!r}), emulator "
-                                      f"{got[k]} ({float(got[k])!r}), report.json says {said}; {len(bad)} of "
-                                      f"{len(want)} outputs outside", done)
-    return None
+    return compare_with_reference(case, exact, done, scale, bound, said)
