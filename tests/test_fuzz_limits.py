@@ -21,13 +21,11 @@ import pytest
 from onnx import TensorProto, helper
 
 from compiler.errors import UserError
-from compiler.fuzz.check import LIMITS, Outcome, prepare_case
-from compiler.fuzz.quant import QUANT_LIMITS
+from compiler.fuzz.check import ALL_LIMITS, Outcome, prepare_case
 from compiler.project import compile_model
 
 CASES = sorted((Path(__file__).parent / "fuzz_limits").glob("*.json"))
 ONE_INPUT_ONE_OUTPUT = r"the stream architecture takes one input and one output tensor"
-ALL_LIMITS = {**LIMITS, **QUANT_LIMITS}
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])

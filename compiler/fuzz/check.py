@@ -1,6 +1,7 @@
 """One fuzz case through every level: compile (both backends), the emulator against the exact
 reference, g++ csim and Verilator sim against the emulator.  The first check that fails is
-the case's finding; a `UserError` matching a documented limit (`LIMITS`) is not a finding.
+the case's finding; a `UserError` matching a documented limit (`ALL_LIMITS`: `LIMITS` and
+quant.py's `QUANT_LIMITS`) is not a finding.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ LIMITS = {
     r"varies along the height/width of .*, and the io_stream project applies one value per channel":
         "docs/architectures.md, Engines (a constant, like a format, is one per channel)",
 }
+ALL_LIMITS = {**LIMITS, **QUANT_LIMITS}  # and the quantized models' (quant.py)
 
 
 @dataclass
@@ -87,7 +89,7 @@ def write_case_files(case: dict, folder: Path, name: str = "fuzz") -> tuple[Path
 
 
 def _limit(message: str) -> str | None:
-    return next((why for pattern, why in {**LIMITS, **QUANT_LIMITS}.items() if re.search(pattern, message)), None)
+    return next((why for pattern, why in ALL_LIMITS.items() if re.search(pattern, message)), None)
 
 
 def _fail(check: str, err: BaseException | str, levels) -> Outcome:
