@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from ...ir import Graph, Node, Op
 from .options import RTLBackendError
-from .stream_frames import FOLDABLE, TAIL_BREAKS, _concat, _fmt, _port_fmt, _Stream
+from .stream_frames import FOLDABLE, TAIL_BREAKS, _activations, _concat, _fmt, _port_fmt, _Stream
 from .stream_timing import fifo_depth
 
 
@@ -62,10 +62,8 @@ class _TailBuilder:
 
     def tail_reads(self, group: list[Node]) -> list[tuple[Node, str]]:
         """(node, tensor) for each activation a group's nodes read that the group does not make."""
-        g = self.graph
         produced = {s.outputs[0] for n in group for s in n.stages()}
-        return [(n, i) for n in group for s in n.stages() for i in s.inputs
-                if not g.tensor(i).is_constant and i not in produced]
+        return [(n, i) for n in group for i in _activations(self.graph, n) if i not in produced]
 
     def tail_cores(self, nodes: list[Node], first_input: str) -> list[Graph]:
         """The tail as mini-graphs, one per group of :meth:`tail_groups`, each reading the one
