@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 
+import highspy
 import pytest
 
 from compiler.adder_graph import build, solve
@@ -124,3 +125,46 @@ def test_no_slack_skips_the_program(monkeypatch):
     monkeypatch.setattr(retime, "latest_cycles", lambda *a: {k: start[k] for k in latest})
     monkeypatch.setattr(retime, "_solver", lambda: pytest.fail("HiGHS ran on a schedule without slack"))
     assert retime.min_register_cycles(graph, inputs, read_at, TAIL, DELAY, clock, start) == start
+
+
+def improvable_case():
+    """A small graph whose fewest-register schedule beats the as-soon-as-possible one."""
+    for seed in range(6):
+        graph = small_graph(seed)
+        inputs = [0.0] * graph.n_inputs
+        asap = adders._time_schedule(graph, inputs, DELAY, 3.0)
+        start = [c for c, _ in asap]
+        read_at = read_cycle(graph, asap, 3.0)
+        found = retime.min_register_cycles(graph, inputs, read_at, TAIL, DELAY, 3.0, start)
+        if retime.register_bits(graph, found, read_at) < retime.register_bits(graph, start, read_at):
+            return graph, inputs, read_at, start
+    pytest.fail("no small graph where the program saves register bits")
+
+
+def test_an_unproven_schedule_is_never_used(monkeypatch):
+    """HiGHS stopped by its time limit: its incumbent would depend on the machine's speed, so
+    the as-soon-as-possible schedule comes back (the RTL is a function of the model alone)."""
+    graph, inputs, read_at, start = improvable_case()
+    solver = retime._solver()
+
+    class Stopped:
+        def __getattr__(self, name):
+            return getattr(solver, name)
+
+        def getModelStatus(self):
+            return highspy.HighsModelStatus.kTimeLimit
+
+    monkeypatch.setattr(retime, "_solver", Stopped)
+    assert retime.min_register_cycles(graph, inputs, read_at, TAIL, DELAY, 3.0, start) == start
+
+
+def test_too_many_movable_adders_skip_the_program(monkeypatch):
+    graph, inputs, read_at, start = improvable_case()
+    earliest = retime.earliest_cycles(graph, inputs, DELAY, 3.0)
+    latest = retime.latest_cycles(graph, read_at, TAIL, DELAY, 3.0)
+    movable = sum(latest[k] > earliest[k] for k in latest)
+    monkeypatch.setattr(retime, "MAX_MOVABLE", movable)
+    assert retime.min_register_cycles(graph, inputs, read_at, TAIL, DELAY, 3.0, start) != start
+    monkeypatch.setattr(retime, "MAX_MOVABLE", movable - 1)
+    monkeypatch.setattr(retime, "_solver", lambda: pytest.fail("HiGHS ran on a graph over MAX_MOVABLE"))
+    assert retime.min_register_cycles(graph, inputs, read_at, TAIL, DELAY, 3.0, start) == start
