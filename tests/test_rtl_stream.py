@@ -2,8 +2,9 @@
 compiled through the CLI and simulated on Verilator by `finegrain sim`, every bit against the
 emulator, and the cycle model's latency and II against the cycles Verilator measures.
 
-* The small CNN example and the published MNIST CNN and KWS DS-CNN (REAL_PLANS): 100+
-  vectors back to back bit-exact with latency and II as schedule.json predicts; the same
+* The small CNN example and the published MNIST CNN (through --arch auto) and KWS DS-CNN
+  (REAL_PLANS): 100+ vectors back to back bit-exact with latency and II as schedule.json
+  predicts; the same
   build under random output back-pressure (--stall) and random input gaps (--gaps): the same
   beats, none lost or duplicated.  One Verilator build per model (module-scoped fixtures;
   sim.runner caches builds by source under build/rtl_sim).
@@ -11,7 +12,7 @@ emulator, and the cycle model's latency and II against the cycles Verilator meas
   padded max pool with a spatial output, and a 1-D conv chain into a dense tail: bit-exact,
   the cycle model's prediction equal to Verilator's measurement.
 * --arch auto: the MNIST CNN (above 50,000 constant products) gets the stream top, folded
-  by the budget, bit-exact as predicted; the examples stay parallel, their RTL byte for byte
+  by the budget, bit-exact as predicted (the build above); the examples stay parallel, their RTL byte for byte
   --arch parallel's.
 * What the stream architecture refuses (exit 2, one paragraph, no output folder): requantize
   formats varying over positions, two inputs. A branch over tail layers is built: one core.
@@ -116,16 +117,17 @@ def _real_plan(tmp_path: Path, name: str) -> Path:
     return plan
 
 
-def _stream_build(tmp_path_factory, name: str) -> tuple[Path, dict, dict]:
-    """``name`` compiled with --arch stream and simulated back to back (the one Verilator
-    build the model's tests share): the folder, report.json's sim and the recorded beats."""
+def _stream_build(tmp_path_factory, name: str, arch: str = "stream") -> tuple[Path, dict, dict]:
+    """``name`` compiled with ``--arch arch`` into the stream architecture and simulated back to
+    back (the one Verilator build the model's tests share): the folder, report.json's sim and the
+    recorded beats."""
     folder = tmp_path_factory.mktemp(name)
     if name == "small_cnn":
         model, plan = EXAMPLES / name / "model.onnx", EXAMPLES / name / "plan.json"
     else:
         model, plan = MODELS / f"{name}.onnx", _real_plan(folder, name)
     out = folder / "out"
-    assert _compile(model, plan, out, "--arch", "stream") == 0
+    assert _compile(model, plan, out, "--arch", arch) == 0
     assert json.loads((out / "config.json").read_text())["architecture"] == "stream"
     report, recorded = _back_to_back(out)
     return out, report, recorded
@@ -138,7 +140,9 @@ def small_cnn(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def mnist(tmp_path_factory):
-    return _stream_build(tmp_path_factory, "mnist_cnn_float")
+    """--arch auto, which picks the stream top for the MNIST CNN (test_auto_picks_stream_for_mnist):
+    one Verilator build of this model serves both."""
+    return _stream_build(tmp_path_factory, "mnist_cnn_float", "auto")
 
 
 @pytest.fixture(scope="module")
@@ -255,16 +259,14 @@ def test_cycle_model_equals_verilator(kind, tmp_path):
 # --- --arch auto ------------------------------------------------------------------------------
 
 
-def test_auto_picks_stream_for_mnist(tmp_path):
-    """Above 50,000 constant products: the stream top, folded as the budget chooses for the
-    part (the tail's dense layer and a convolution folded), bit-exact with the predicted
-    latency and II."""
-    out = tmp_path / "out"
-    assert _compile(MODELS / "mnist_cnn_float.onnx", _real_plan(tmp_path, "mnist_cnn_float"), out) == 0
-    assert json.loads((out / "config.json").read_text())["architecture"] == "stream"
+def test_auto_picks_stream_for_mnist(mnist):
+    """Above 50,000 constant products: the stream top (the fixture compiled it with --arch auto
+    and checked the architecture), folded as the budget chooses for the part (here the tail),
+    bit-exact with the predicted latency and II (the fixture's back-to-back run)."""
+    out, report, _ = mnist
     schedule = json.loads((out / "rtl" / "schedule.json").read_text())
     assert schedule["architecture"] == "stream" and max(e["reuse"] for e in schedule["engines"]) > 1
-    _back_to_back(out, vectors=20)
+    assert report["mismatches"] == 0
 
 
 @pytest.mark.parametrize("example", sorted(p.parent.name for p in EXAMPLES.glob("*/model.onnx")))
