@@ -41,11 +41,12 @@ import heapq
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import combinations
 
 
 GROUP_DIGITS = 128  # pairs are counted within input groups of about this many digits per row
 # Larger problems are summed without sharing: the search costs seconds per ~10k digits in Python
-# (a 256 x 32 matrix of 11-bit constants, 37k digits: 21 s), and compile time must stay short.
+# (a 256 x 32 matrix of random 11-bit constants, 31k digits: 8 s), and compile time must stay short.
 MAX_SHARED_DIGITS = 20_000
 
 
@@ -179,12 +180,9 @@ class AdderGraph:
 # solve: the choice of adders
 
 
-def _overlap(ranges: list[tuple[int, int]], a: int, b: int, d: int) -> int:
-    """Bits where ``a`` and ``b << d`` overlap (a carry chain), plus one: the weight of a pair."""
-    def bits(n: int) -> int:
-        lo, hi = ranges[n]
-        return max(abs(lo), abs(hi) + 1).bit_length()
-    return max(0, min(bits(a), bits(b) + d) - d) + 1
+def _bits(lo: int, hi: int) -> int:
+    """The magnitude bits of a value in [lo, hi]: its two's-complement width less the sign bit."""
+    return max(abs(lo), abs(hi) + 1).bit_length()
 
 
 def solve(rows: list[list[tuple[int, int, int]]], n_inputs: int, biases: list[int] | None = None,
@@ -196,6 +194,7 @@ def solve(rows: list[list[tuple[int, int, int]]], n_inputs: int, biases: list[in
     biases = list(biases) if biases is not None else [0] * len(rows)
     ranges = list(ranges) if ranges is not None else [(-128, 127)] * n_inputs
     levels = [0] * n_inputs
+    bits = [_bits(lo, hi) for lo, hi in ranges]  # each node's, kept beside ``ranges``
     ops: list[Op] = []
     terms: list[dict[tuple[int, int], int]] = []  # row -> {(node, shift): sign}
     where: list[dict[int, set[int]]] = [dict() for _ in range(n_inputs)]  # node -> {row: shifts}
@@ -215,36 +214,32 @@ def solve(rows: list[list[tuple[int, int, int]]], n_inputs: int, biases: list[in
     least = max((max(k, 1) - 1).bit_length() for k in kraft) if kraft else 0
     budget = None if max_levels is None else 1 << max(max_levels, least)
 
-    def pair_key(u: tuple[int, int], su: int, v: tuple[int, int], sv: int) -> tuple[int, int, int, int]:
-        (nu, eu), (nv, ev) = u, v
-        if (eu, nu) > (ev, nv):
-            nu, eu, nv, ev = nv, ev, nu, eu
-        return nu, nv, ev - eu, su * sv
-
     # pairs are formed within groups of inputs only: a row of D digits has D**2 / 2 pairs, so a
     # wide layer is cut into groups of about GROUP_DIGITS digits per row (linear in its size)
     digits = sum(len(t) for t in terms)
     per_row = digits / max(1, len(terms))
     n_groups = max(1, -(-int(per_row) // GROUP_DIGITS))
     group = [i * n_groups // max(1, n_inputs) for i in range(n_inputs)]
+    grouped: list[dict[int, dict[tuple[int, int], int]]] = [{} for _ in terms]  # row -> group -> its terms
+    for t, by_group in zip(terms, grouped):
+        for item, sign in t.items():
+            by_group.setdefault(group[item[0]], {})[item] = sign
     counts: Counter = Counter()
     searched = terms if digits <= MAX_SHARED_DIGITS else []  # too large to search: each row summed alone
     for t in searched:
         buckets: dict[int, list] = {}
         for item in sorted(t.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             buckets.setdefault(group[item[0][0]], []).append(item)
-        for items in buckets.values():
-            for p in range(len(items)):
-                (np_, ep), sp = items[p]
-                for q in range(p + 1, len(items)):
-                    (nq, eq), sq = items[q]
-                    counts[(np_, nq, eq - ep, sp * sq)] += 1
+        for items in buckets.values():  # sorted by (shift, node): each pattern has the lower first
+            counts.update((np_, nq, eq - ep, sp * sq) for ((np_, ep), sp), ((nq, eq), sq) in combinations(items, 2))
 
     counts = {k: c for k, c in counts.items() if c >= 2}  # a pattern that occurs once never will more
     blocked: Counter = Counter()  # occurrences the depth bound or an overlap kept from a pattern
 
     def score(key, count: int) -> int:
-        return count * _overlap(ranges, key[0], key[1], key[2])
+        """Occurrences times the bits where ``a`` and ``b << d`` overlap (a carry chain), plus one."""
+        a, b, d, _ = key
+        return count * (max(0, min(bits[a], bits[b] + d) - d) + 1)
 
     heap = [(-score(k, c), k) for k, c in counts.items()]
     heapq.heapify(heap)
@@ -282,12 +277,12 @@ def solve(rows: list[list[tuple[int, int, int]]], n_inputs: int, biases: list[in
         where[node][j].discard(shift)
         if not where[node][j]:
             del where[node][j]
-        g = group[node]
-        for v, sv in t.items():
-            if group[v[0]] == g:
-                k2 = pair_key(u, su, v, sv)
-                if k2 in counts:
-                    counts[k2] -= 1
+        same = grouped[j][group[node]]
+        del same[u]
+        for (nv, ev), sv in same.items():  # the pattern of u and v: the lower (shift, node) first
+            k2 = (nv, node, shift - ev, su * sv) if (shift, node) > (ev, nv) else (node, nv, ev - shift, su * sv)
+            if k2 in counts:
+                counts[k2] -= 1
 
     while heap:
         stored, key = heapq.heappop(heap)
@@ -309,6 +304,7 @@ def solve(rows: list[list[tuple[int, int, int]]], n_inputs: int, biases: list[in
         alo, ahi = ranges[a]
         blo, bhi = (ranges[b][0] << d, ranges[b][1] << d) if rel > 0 else (-(ranges[b][1] << d), -(ranges[b][0] << d))
         ranges.append((alo + blo, ahi + bhi))  # an interval bound: it only weighs choices
+        bits.append(_bits(*ranges[-1]))
         where.append({})
         group.append(group[a])
         by_row: dict[int, list[tuple[int, int]]] = {}
@@ -323,15 +319,13 @@ def solve(rows: list[list[tuple[int, int, int]]], n_inputs: int, biases: list[in
             by_row.setdefault(j, []).append((e, sa))
         new_pairs: Counter = Counter()
         for j, placed in by_row.items():  # the new node's terms, and their pairs
-            t = terms[j]
+            t, same = terms[j], grouped[j][group[n]]
             for e, sa in placed:
-                t[(n, e)] = sa
+                t[(n, e)] = same[(n, e)] = sa
                 where[n].setdefault(j, set()).add(e)
-            for e, s_n in placed:
-                for (m, f), sm in t.items():
-                    if (m == n and f <= e) or group[m] != group[n]:
-                        continue
-                    new_pairs[pair_key((n, e), s_n, (m, f), sm)] += 1
+            for e, s_n in placed:  # the pattern of (n, e) and (m, f): the lower (shift, node) first
+                new_pairs.update((m, n, e - f, s_n * sm) if (e, n) > (f, m) else (n, m, f - e, s_n * sm)
+                                 for (m, f), sm in same.items() if m != n or f > e)
         for k2, c in new_pairs.items():
             if c >= 2:
                 counts[k2] = c
