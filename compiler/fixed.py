@@ -398,16 +398,20 @@ class Formats:
 
     @functools.cached_property
     def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        lo = np.empty(self.shape, dtype=object)
-        hi = np.empty(self.shape, dtype=object)
-        for idx in np.ndindex(self.shape):
-            w = int(self.width[idx])
+        # computed once per distinct (width, signed), then spread by index: the bounds of a wide
+        # format are Python ints, and a tensor has few distinct widths but many elements
+        keys = self.width.astype(np.int64) * 2 + self.signed.astype(np.int64)  # widths <= MAX_WIDTH
+        lo_of = np.zeros(int(keys.max(initial=0)) + 1, dtype=object)
+        hi_of = np.zeros(lo_of.size, dtype=object)
+        for key in np.flatnonzero(np.bincount(keys.ravel(), minlength=lo_of.size)).tolist():
+            w, signed = key >> 1, key & 1
             if w == 0:
-                lo[idx], hi[idx] = 0, 0
-            elif self.signed[idx]:
-                lo[idx], hi[idx] = -(1 << (w - 1)), (1 << (w - 1)) - 1
+                lo_of[key], hi_of[key] = 0, 0
+            elif signed:
+                lo_of[key], hi_of[key] = -(1 << (w - 1)), (1 << (w - 1)) - 1
             else:
-                lo[idx], hi[idx] = 0, (1 << w) - 1
+                lo_of[key], hi_of[key] = 0, (1 << w) - 1
+        lo, hi = lo_of[keys.ravel()].reshape(self.shape), hi_of[keys.ravel()].reshape(self.shape)
         lo.setflags(write=False)
         hi.setflags(write=False)
         return lo, hi

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..argnames import option
 from ..errors import UserError
 from ..fixed import FixedType, Formats, Overflow, Rounding, bits_for_range
@@ -68,10 +70,16 @@ def container(formats: Formats, tensor: str = "") -> FixedType:
     if not kept.any():
         return FixedType(1, 0, False)  # all elements are constant zero
     frac = int(formats.frac_bits[kept].max())
-    lo, hi = formats.mantissa_bounds()
-    shift = frac - formats.frac_bits
-    los = [int(v) << int(s) for v, s, k in zip(lo.flat, shift.flat, kept.flat) if k]
-    his = [int(v) << int(s) for v, s, k in zip(hi.flat, shift.flat, kept.flat) if k]
+    # each distinct (width, signed, fraction bits) once, as one int64 key: a large tensor has few
+    widths, fracs = formats.width[kept], formats.frac_bits[kept]
+    base, span = int(fracs.min()), int(widths.max()) + 1
+    los, his = [], []
+    for key in np.unique(((fracs - base) * 2 + formats.signed[kept]) * span + widths).tolist():
+        w, rest = key % span, key // span
+        lo, hi = (-(1 << (w - 1)), (1 << (w - 1)) - 1) if rest % 2 else (0, (1 << w) - 1)
+        shift = frac - (rest // 2 + base)
+        los.append(lo << shift)
+        his.append(hi << shift)
     width, _ = bits_for_range(min(los), max(his))
     if width > AP_INT_LIMIT_W:
         raise HLSBackendError(

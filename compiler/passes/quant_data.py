@@ -19,10 +19,31 @@ def compact(a: np.ndarray) -> np.ndarray:
     """``a`` with every axis along which it is constant reduced to length 1 (broadcastable back);
     numbers or objects (Fractions)."""
     a = np.asarray(a)
-    for axis in range(a.ndim):
-        if a.shape[axis] > 1 and np.all(a == np.take(a, [0], axis=axis)):
+    if a.dtype == object and a.size > 1:
+        # the same test on integer codes of the distinct values (equal values, equal codes): one
+        # hash per element instead of a Fraction comparison per element and axis
+        codes: dict = {}
+        ids = np.fromiter((codes.setdefault(v, len(codes)) for v in a.flat), dtype=np.int64, count=a.size)
+        index = np.arange(a.size).reshape(a.shape)
+        for axis, constant in enumerate(_constant_axes(ids.reshape(a.shape))):
+            if constant:
+                index = np.take(index, [0], axis=axis)
+        return a.reshape(-1)[index]
+    for axis, constant in enumerate(_constant_axes(a)):
+        if constant:
             a = np.take(a, [0], axis=axis)
     return a
+
+
+def _constant_axes(a: np.ndarray) -> list[bool]:
+    """For each axis in turn, whether ``a`` (already reduced along the axes before it) is constant
+    along it and longer than 1."""
+    found = []
+    for axis in range(a.ndim):
+        found.append(a.shape[axis] > 1 and bool(np.all(a == np.take(a, [0], axis=axis))))
+        if found[-1]:
+            a = np.take(a, [0], axis=axis)
+    return found
 
 
 def exact_data(values: np.ndarray) -> tuple[Formats, np.ndarray, int]:
