@@ -191,10 +191,14 @@ class Emulator:
         weight = w.m[0]
         n = weight.ndim - 2
         groups = a["groups"]
-        xm = _pad(x.m, a["pads"], n, 0)
+        cin_g, cout_g = weight.shape[1], weight.shape[0] // groups
+        xm = x.m
+        if xm.dtype == object and (max_abs_bits(xm) + max_abs_bits(weight) + max(weight[0].size, 1).bit_length()
+                                   <= FLOAT_EXACT_BITS):
+            xm = xm.astype(np.float64)  # exact, and _matmul takes its float product on the windows anyway
+        xm = _pad(xm, a["pads"], n, 0)
         win = _windows(xm, weight.shape[2:], a["strides"], a["dilations"])  # B, C, *out, *k
         batch, out_spatial = win.shape[0], win.shape[2:2 + n]
-        cin_g, cout_g = weight.shape[1], weight.shape[0] // groups
         outs = []
         for g in range(groups):
             patch = win[:, g * cin_g:(g + 1) * cin_g]  # B, Cg, *out, *k

@@ -35,7 +35,10 @@ def max_abs_bits(m: np.ndarray) -> int:
 def as_object(a) -> np.ndarray:
     """An object array of Python ints (never numpy integer scalars, whose arithmetic
     would silently wrap at 64 bits inside an object array)."""
-    return np.asarray(np.frompyfunc(int, 1, 1)(np.asarray(a)), dtype=object)
+    a = np.asarray(a)
+    if a.dtype.kind in "iu":  # numpy's own cast makes Python ints, several times faster
+        return a.astype(object)
+    return np.asarray(np.frompyfunc(int, 1, 1)(a), dtype=object)
 
 
 def as_exact(m: np.ndarray, bits_needed: int) -> np.ndarray:
@@ -74,8 +77,8 @@ def shift_left(m: np.ndarray, k) -> np.ndarray:
     if not k.any():
         return m
     m = as_exact(m, max_abs_bits(m) + int(k.max()))
-    if m.dtype == object:
-        return as_object(m << as_object(k))
+    if m.dtype == object:  # Python ints shifted are Python ints: only a 0-d result needs wrapping
+        return np.asarray(m << as_object(k), dtype=object)
     return np.asarray(m << k)
 
 
@@ -87,7 +90,7 @@ def rescale(m, shift) -> np.ndarray:
     shift = as_object(np.broadcast_to(np.asarray(shift, dtype=np.int64), m.shape))
     if m.size == 0:
         return m
-    return as_object(np.where(shift >= 0, m << np.maximum(shift, 0), m >> np.maximum(-shift, 0)))
+    return np.asarray(np.where(shift >= 0, m << np.maximum(shift, 0), m >> np.maximum(-shift, 0)), dtype=object)
 
 
 def round_shift(m: np.ndarray, shift, rounding) -> np.ndarray:

@@ -25,7 +25,7 @@ from ..emulate import _HANDLERS, Emulator, Fx, _windows
 from ..errors import PlanError
 from ..fixed import Formats, Overflow, bits_for_range
 from ..ir import Graph, Node, Op
-from ..mantissa import as_object, requantize, rescale, round_to, shift_left
+from ..mantissa import INT64_SAFE_BITS, as_object, max_abs_bits, requantize, rescale, round_to, shift_left
 
 NEG_INF = -np.inf
 EXACT_MAX_WIDTH = 1024  # the widest format compiler.fixed (and ap_fixed) holds: an exact
@@ -44,7 +44,8 @@ class Range:
         object.__setattr__(self, "hi", as_object(self.hi))
 
     def at(self, frac: int) -> tuple[np.ndarray, np.ndarray]:
-        return as_object(shift_left(self.lo, frac - self.frac)), as_object(shift_left(self.hi, frac - self.frac))
+        # lo and hi hold Python ints (__post_init__), and so does shift_left's result on them
+        return shift_left(self.lo, frac - self.frac), shift_left(self.hi, frac - self.frac)
 
 
 def _trailing_zeros(m: np.ndarray) -> np.ndarray:
@@ -271,6 +272,7 @@ def _formats_of_range(r: Range, where: str) -> tuple[Formats, np.ndarray, np.nda
 
 
 _BIT_LENGTH = np.frompyfunc(int.bit_length, 1, 1)
+_POWERS_OF_TWO = np.array([1 << k for k in range(63)], dtype=np.int64)
 
 
 def _formats_vectorised(r: Range) -> tuple[Formats, np.ndarray, np.ndarray] | None:
@@ -281,19 +283,27 @@ def _formats_vectorised(r: Range) -> tuple[Formats, np.ndarray, np.ndarray] | No
     zero = (g == NEG_INF) | ((r.lo == 0) & (r.hi == 0))
     gi = np.where(zero, r.frac, g).astype(np.int64)
     shift = r.frac - gi
-    lo, hi = as_object(r.lo), as_object(r.hi)
-    down, up = as_object(np.maximum(shift, 0)), as_object(np.maximum(-shift, 0))
-    lo = np.where(zero, 0, (lo >> down) << up)
-    hi = np.where(zero, 0, (hi >> down) << up)
-    signed = np.asarray(lo < 0, dtype=bool)
-    mag = np.where(signed, np.maximum(np.maximum(hi, 0), -lo - 1), hi)
-    width = np.asarray(_BIT_LENGTH(as_object(mag)), dtype=np.int64) + signed
+    down, up = np.maximum(shift, 0), np.maximum(-shift, 0)
+    if max(max_abs_bits(r.lo), max_abs_bits(r.hi)) + int(up.max(initial=0)) <= INT64_SAFE_BITS:
+        # the same steps in int64 (>> floors as Python's does; by 63 or more it leaves 0 or -1)
+        lo = np.where(zero, 0, (r.lo.astype(np.int64) >> np.minimum(down, 63)) << up)
+        hi = np.where(zero, 0, (r.hi.astype(np.int64) >> np.minimum(down, 63)) << up)
+        signed = lo < 0
+        mag = np.where(signed, np.maximum(np.maximum(hi, 0), -lo - 1), hi)
+        width = np.searchsorted(_POWERS_OF_TWO, mag, side="right") + signed  # bit_length
+        lo, hi = lo.astype(object), hi.astype(object)
+    else:  # Python ints (Range.__post_init__); so are the object results
+        lo = np.where(zero, 0, (r.lo >> as_object(down)) << as_object(up))
+        hi = np.where(zero, 0, (r.hi >> as_object(down)) << as_object(up))
+        signed = np.asarray(lo < 0, dtype=bool)
+        mag = np.where(signed, np.maximum(np.maximum(hi, 0), -lo - 1), hi)
+        width = np.asarray(_BIT_LENGTH(mag), dtype=np.int64) + signed
     width = np.where(zero, 0, width)
     if width.size and int(width.max()) > EXACT_MAX_WIDTH:
         return None
     int_bits = np.where(width > 0, width - gi, 0)
     zeros = np.zeros(width.shape, dtype=np.int64)
-    return Formats(width, int_bits, signed & ~zero, zeros, zeros), as_object(lo), as_object(hi)
+    return Formats(width, int_bits, signed & ~zero, zeros, zeros), lo, hi
 
 
 def _bounds_at_own_frac(r: Range, formats: Formats) -> tuple[np.ndarray, np.ndarray]:
