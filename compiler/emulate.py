@@ -81,11 +81,36 @@ def _fx_of_formats(m: np.ndarray, formats: Formats) -> Fx:
 
 def _matmul(a: np.ndarray, b: np.ndarray, terms: int) -> np.ndarray:
     """Exact integer ``a @ b``."""
-    bits = max_abs_bits(a) + max_abs_bits(b) + max(terms, 1).bit_length()
-    if bits <= FLOAT_EXACT_BITS:
+    a_bits, b_bits, growth = max_abs_bits(a), max_abs_bits(b), max(terms, 1).bit_length()
+    if a_bits + b_bits + growth <= FLOAT_EXACT_BITS:
         return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
-    a = as_exact(a, bits)  # every partial sum holds in ``bits``
-    return np.matmul(a, as_object(b) if a.dtype == object else b.astype(np.int64))
+    a = as_exact(a, a_bits + b_bits + growth)  # every partial sum holds in these bits
+    if a.dtype != object:
+        return np.matmul(a, b.astype(np.int64))
+    limb = FLOAT_EXACT_BITS - b_bits - growth
+    if limb >= MIN_LIMB_BITS and -(-a_bits // limb) <= MAX_LIMBS:
+        return _matmul_by_limbs(a, b.astype(np.float64), limb)
+    return np.matmul(a, as_object(b))
+
+
+MIN_LIMB_BITS, MAX_LIMBS = 8, 8  # else numpy's product of Python ints, slower but any width
+
+
+def _matmul_by_limbs(a: np.ndarray, b: np.ndarray, limb: int) -> np.ndarray:
+    """Exact ``a @ b`` (``a`` Python ints, ``b`` float64 integers) as float products: ``a`` cut
+    into ``limb``-bit digits, a = sum_k d_k 2**(k limb), each 0 <= d_k < 2**limb but the last
+    (a's sign, by floor shifts), so every ``d_k @ b`` is exact in float64 (``_matmul`` chose
+    ``limb`` so), then summed as Python ints."""
+    total, k, mask = None, 0, (1 << limb) - 1
+    rest = a
+    while True:
+        top = max_abs_bits(rest) <= limb  # what is left is one digit: it carries the sign
+        digit = rest if top else rest & mask
+        part = np.matmul(digit.astype(np.float64), b).astype(np.int64).astype(object)
+        total = part if total is None else total + (part << (k * limb))
+        if top:
+            return total
+        rest, k = rest >> limb, k + 1
 
 
 def _mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -10,6 +10,8 @@ negative fractional bits, checked against exact `fractions` arithmetic.
   [-16, 0]); the result now takes the finer of x's and x * alpha's fractions, in the
   emulator and in size_widths alike (fuzzer case leaky_alpha_negative_fraction, which also
   runs csim and Verilator sim).
+* Products of Python ints go through float64 digits of the wide operand
+  (emulate._matmul_by_limbs), checked against Python ints' own product.
 """
 
 from __future__ import annotations
@@ -93,3 +95,30 @@ def test_exact_sum_and_add_past_int64(bits):
     assert [int(v) for v in exact_sum(m, axis=-1)] == [17 * value] * 2
     assert [int(v) for v in exact_add(m[0], m[1])] == [2 * value] * 17
     assert [int(v) for v in exact_sum(np.concatenate([m, -m], axis=1), axis=1)] == [0, 0]
+
+
+@pytest.mark.parametrize("a_bits", [45, 62, 90, 200])
+@pytest.mark.parametrize("b_bits", [1, 8, 30])
+def test_wide_products_by_float_limbs_are_exact(a_bits, b_bits, monkeypatch):
+    """Products past int64 (Python ints) are cut into float64-exact digits of a
+    (emulate._matmul_by_limbs): equal to Python ints' own product, with a's extremes, -1, 0 and
+    a sign in every digit, and the limb path taken wherever its digits fit."""
+    from compiler import emulate
+
+    rng = np.random.default_rng(a_bits * 100 + b_bits)
+    lim_a, lim_b = 1 << a_bits, 1 << b_bits
+    a = np.array([int(v) for v in rng.integers(-(1 << 62), 1 << 62, size=40 * 70)] + [None], dtype=object)[:-1]
+    a = (a << max(a_bits - 62, 0)) >> max(62 - a_bits, 0)
+    a[:6] = [-lim_a, lim_a - 1, -1, 0, 1, -(lim_a >> 1)]
+    a = a.reshape(40, 70)
+    b = rng.integers(-lim_b, lim_b, size=(70, 9)).astype(np.int64)
+    b[0, :3] = [-lim_b, lim_b - 1, 0]
+    called = []
+    real = emulate._matmul_by_limbs
+    monkeypatch.setattr(emulate, "_matmul_by_limbs", lambda *args: called.append(args[2]) or real(*args))
+    out = emulate._matmul(a, b, 70)
+    assert np.array_equal(out.astype(object), np.matmul(a, b.astype(object)))
+    assert all(type(v) is int for v in out.flat) or out.dtype == np.int64
+    wide = a_bits + 1 + b_bits + 1 + 7 > emulate.FLOAT_EXACT_BITS  # the extremes' bits, the 70 terms' growth
+    limb = emulate.FLOAT_EXACT_BITS - (b_bits + 1) - 7
+    assert bool(called) == (wide and limb >= emulate.MIN_LIMB_BITS and -(-(a_bits + 1) // limb) <= emulate.MAX_LIMBS)
