@@ -313,7 +313,7 @@ def test_espcn_every_quantizer_output_equals_the_exact_model(folder):
 
 @pytest.mark.slow
 def test_espcn_reproduces_its_reference_output():
-    """The whole 128x128 model (about 90 s): equal to the exact model on every one of its
+    """The whole 128x128 model (about 80 s): equal to the exact model on every one of its
     196,608 outputs; qonnx's recorded float32 output is one code off at 11 of them, where
     float32 tipped a tie the exact value does not reach."""
     io = np.load(SHARED / "espcn_subpixel_qonnx.io.npz")
