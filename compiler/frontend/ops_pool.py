@@ -96,7 +96,10 @@ def _window(tr: _Translator, proto, node: str, a: dict):
 
 def _maxpool(tr: _Translator, proto, node: str) -> None:
     """MaxPool, 1D and 2D: ``kernel_shape``, ``strides``, ``pads``/``auto_pad``, ``dilations``, ``ceil_mode``; every
-    pad smaller than the kernel.  ``storage_order=1`` and a used Indices output are refused."""
+    pad smaller than the kernel.  ``storage_order=1`` and a used Indices output are refused, and so is a kernel
+    larger than its padded input, whose ONNX output is empty (onnxruntime rounds it up to one window; PyTorch's
+    exporter can write one, a global pool after a ``ceil_mode`` pool sized with ONNX's shape inference, which
+    keeps a window starting in the end padding that PyTorch, onnxruntime and finegrain drop)."""
     a = _attributes(proto)
     if a.get("storage_order", 0):
         raise _fail(proto, node, "storage_order=1 is not supported")

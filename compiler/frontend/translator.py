@@ -300,7 +300,9 @@ class _Translator:
         for index, proto in enumerate(g.node):
             name = self.node_name(proto.name or f"{proto.op_type}_{index}")
             self.op_types[name] = proto.op_type
-            if id(proto) in self.absorbed:
+            if id(proto) in self.absorbed:  # (a DequantizeLinear after its QuantizeLinear, ...)
+                if any(i in self.misannotated for i in proto.input):  # its annotation inherits too
+                    self.misannotated.update(o for o in proto.output if o)
                 continue
             self._translate_node(proto, name)
             self._check_inferred_shapes(proto, name)
@@ -551,11 +553,12 @@ class _Translator:
         for out in proto.output:
             ir_name = self.alias.get(out, out)
             dims = self.inferred.get(out)
-            if not out or self.is_constant(out) or ir_name not in self.tensors or not dims:
-                continue
-            if out in self.batchless:
+            if out in self.batchless and dims:
                 dims = [1, *dims]  # the IR shape is the whole ONNX shape
-            if not all(isinstance(d, int) for d in dims[1:]):
+            if (not out or self.is_constant(out) or ir_name not in self.tensors or not dims
+                    or not all(isinstance(d, int) for d in dims[1:])):
+                if inherited and out:  # not compared (a QuantizeLinear's codes): still inherited
+                    self.misannotated.add(out)
                 continue
             if tuple(dims[1:]) == self.shape(ir_name):
                 continue
