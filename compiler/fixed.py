@@ -160,11 +160,11 @@ class FixedType:
 
     @property
     def min_mantissa(self) -> int:
-        return -(1 << (self.width - 1)) if self.signed else 0
+        return mantissa_range(self.width, self.signed)[0]
 
     @property
     def max_mantissa(self) -> int:
-        return (1 << (self.width - 1)) - 1 if self.signed else (1 << self.width) - 1
+        return mantissa_range(self.width, self.signed)[1]
 
     @property
     def lsb(self) -> Fraction:
@@ -206,6 +206,13 @@ def _parse_mode(enum, name: str, text: str):
 # Every rule is "the tightest type for the exact range of the result".  They are written
 # on integer intervals, so they are exact for any widths, and the per-element sizing pass
 # uses the same function (`bits_for_range`) on per-element intervals.
+
+
+def mantissa_range(width: int, signed: bool) -> tuple[int, int]:
+    """The least and greatest mantissa a ``width``-bit field holds ((0, 0) for width 0, pruned)."""
+    if width == 0:
+        return 0, 0
+    return (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
 
 
 def bits_for_range(lo: int, hi: int) -> tuple[int, bool]:
@@ -404,13 +411,7 @@ class Formats:
         lo_of = np.zeros(int(keys.max(initial=0)) + 1, dtype=object)
         hi_of = np.zeros(lo_of.size, dtype=object)
         for key in np.flatnonzero(np.bincount(keys.ravel(), minlength=lo_of.size)).tolist():
-            w, signed = key >> 1, key & 1
-            if w == 0:
-                lo_of[key], hi_of[key] = 0, 0
-            elif signed:
-                lo_of[key], hi_of[key] = -(1 << (w - 1)), (1 << (w - 1)) - 1
-            else:
-                lo_of[key], hi_of[key] = 0, (1 << w) - 1
+            lo_of[key], hi_of[key] = mantissa_range(key >> 1, bool(key & 1))
         lo, hi = lo_of[keys.ravel()].reshape(self.shape), hi_of[keys.ravel()].reshape(self.shape)
         lo.setflags(write=False)
         hi.setflags(write=False)

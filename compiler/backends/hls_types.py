@@ -20,7 +20,7 @@ import numpy as np
 
 from ..argnames import option
 from ..errors import UserError
-from ..fixed import FixedType, Formats, Overflow, Rounding, bits_for_range
+from ..fixed import FixedType, Formats, Overflow, Rounding, bits_for_range, mantissa_range
 from ..type_names import readable_type
 
 # ap_int's limits (ap_common.h of the shipped ap_types, as of Vitis HLS): any type wider
@@ -76,7 +76,7 @@ def container(formats: Formats, tensor: str = "") -> FixedType:
     los, his = [], []
     for key in np.unique(((fracs - base) * 2 + formats.signed[kept]) * span + widths).tolist():
         w, rest = key % span, key // span
-        lo, hi = (-(1 << (w - 1)), (1 << (w - 1)) - 1) if rest % 2 else (0, (1 << w) - 1)
+        lo, hi = mantissa_range(w, bool(rest % 2))
         shift = frac - (rest // 2 + base)
         los.append(lo << shift)
         his.append(hi << shift)

@@ -285,25 +285,28 @@ def _formats_vectorised(r: Range) -> tuple[Formats, np.ndarray, np.ndarray] | No
     shift = r.frac - gi
     down, up = np.maximum(shift, 0), np.maximum(-shift, 0)
     if max(max_abs_bits(r.lo), max_abs_bits(r.hi)) + int(up.max(initial=0)) <= INT64_SAFE_BITS:
-        # the same steps in int64 (>> floors as Python's does; by 63 or more it leaves 0 or -1)
+        # in int64 (>> floors as Python's does; by 63 or more it leaves 0 or -1)
         lo = np.where(zero, 0, (r.lo.astype(np.int64) >> np.minimum(down, 63)) << up)
         hi = np.where(zero, 0, (r.hi.astype(np.int64) >> np.minimum(down, 63)) << up)
-        signed = lo < 0
-        mag = np.where(signed, np.maximum(np.maximum(hi, 0), -lo - 1), hi)
-        width = np.searchsorted(_POWERS_OF_TWO, mag, side="right") + signed  # bit_length
-        lo, hi = lo.astype(object), hi.astype(object)
     else:  # Python ints (Range.__post_init__); so are the object results
         lo = np.where(zero, 0, (r.lo >> as_object(down)) << as_object(up))
         hi = np.where(zero, 0, (r.hi >> as_object(down)) << as_object(up))
-        signed = np.asarray(lo < 0, dtype=bool)
-        mag = np.where(signed, np.maximum(np.maximum(hi, 0), -lo - 1), hi)
-        width = np.asarray(_BIT_LENGTH(mag), dtype=np.int64) + signed
+    signed = np.asarray(lo < 0, dtype=bool)
+    width = _bit_length(np.where(signed, np.maximum(np.maximum(hi, 0), -lo - 1), hi)) + signed
     width = np.where(zero, 0, width)
     if width.size and int(width.max()) > EXACT_MAX_WIDTH:
         return None
     int_bits = np.where(width > 0, width - gi, 0)
     zeros = np.zeros(width.shape, dtype=np.int64)
-    return Formats(width, int_bits, signed & ~zero, zeros, zeros), lo, hi
+    return Formats(width, int_bits, signed & ~zero, zeros, zeros), lo.astype(object), hi.astype(object)
+
+
+def _bit_length(m: np.ndarray) -> np.ndarray:
+    """``int.bit_length`` of each non-negative element: by search among the powers of two in
+    int64, one by one for Python ints."""
+    if m.dtype == object:
+        return np.asarray(_BIT_LENGTH(m), dtype=np.int64)
+    return np.searchsorted(_POWERS_OF_TWO, m, side="right")
 
 
 def _bounds_at_own_frac(r: Range, formats: Formats) -> tuple[np.ndarray, np.ndarray]:

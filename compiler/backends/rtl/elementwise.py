@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...fixed import mantissa_range
 from ...ir import Node, Op, Tensor
 from ...sums import element_format
 from .emitter import ZERO, Elem, Fmt, _literal, _tree_latency, signed_width
@@ -261,7 +262,7 @@ class ElementwiseOps:
         width = e.fmt.width + frac - e.fmt.frac
         xw = Fmt(width, frac, e.fmt.signed)
         x = self.m.convert(e, xw, name)
-        in_lo, in_hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if e.fmt.signed else (0, (1 << width) - 1)
+        in_lo, in_hi = mantissa_range(width, e.fmt.signed)
         if full_lo >= in_hi or full_hi <= in_lo or full_lo >= full_hi:
             # bounds at or beyond the input's whole range (or crossed): one value for every x
             return self.m.wire(name, fmt.width, _literal(min(max(in_lo, full_lo), full_hi), fmt.width))
