@@ -13,6 +13,7 @@ The references:
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 from pathlib import Path
 
@@ -309,6 +310,58 @@ def test_espcn_every_quantizer_output_equals_the_exact_model(folder):
             ours = ours * (ratio[0] if ratio.size else 1.0)
             assert np.allclose(ratio, ratio[0], rtol=0, atol=1e-12)
         np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-9)
+
+
+def test_espcn_streams_with_one_multiplier_per_channel(folder, tmp_path, capsys):
+    """After its first conv and ReLU, two padded corners of one channel are 0 on every input, and
+    their accumulator's grid differs from the channel's other pixels. They take the channel's
+    multiplier (0 times any multiplier is 0), so every rescale constant is one value per channel
+    and the io_stream project is written: its C simulation equals the emulator bit for bit on an
+    8x8 crop of the sample. Before, the corners split the constant per pixel and the stream
+    architecture refused the model."""
+    path = _espcn_crop(folder, 8)
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(ESPCN_PLAN))
+    out = tmp_path / "out"
+    assert main(["compile", str(path), "--plan", str(plan), "--arch", "stream", "--backend", "hls",
+                 "-o", str(out)]) == 0
+    graph = compile_model(path, parse_plan(ESPCN_PLAN, folder), backends=[]).graph
+    rescales = [t for t in graph.tensors.values() if t.scheme is not None and "rescale" in t.scheme]
+    assert rescales and all(len(t.shape) < 3 or t.shape[-2:] == (1, 1) for t in rescales)
+    corners = [c for t in rescales for c in t.scheme["rescale"]["choices"] if c["range"] == [0, 0]]
+    assert not corners  # a constant-zero element chose no multiplier of its own
+    x = np.load(SHARED / "espcn_subpixel_qonnx.io.npz")["input"][:, :, 40:48, 40:48]
+    np.save(tmp_path / "x.npy", x)
+    capsys.readouterr()
+    assert main(["csim", str(out), "--input", str(tmp_path / "x.npy")]) == 0
+    assert "bit-exact" in capsys.readouterr().out
+
+
+def test_dont_care_elements_keep_a_constant_compact():
+    """_fill_dont_care: elements no input reaches take the value their line already holds, so
+    the constant compacts as far as the cared-for elements allow, and no further."""
+    from compiler.passes.choose_multipliers import _fill_dont_care
+    from compiler.passes.quant_data import compact
+
+    per_channel = np.array([Fraction(c + 1, 8) for c in range(3)], dtype=object)
+    values = np.empty((3, 4, 4), dtype=object)
+    values[...] = per_channel[:, None, None]
+    cares = np.ones((3, 4, 4), dtype=bool)
+    cares[1, 0, 0] = cares[1, 3, 0] = cares[2, :, 3] = False
+    values[~cares] = None  # what choose_multipliers leaves there
+    filled = _fill_dont_care(values, cares)
+    assert compact(filled).shape == (3, 1, 1)
+    assert list(compact(filled).ravel()) == list(per_channel)
+    assert values[1, 0, 0] is None  # the argument is not written
+    # a constant that varies along the width keeps its width; a don't-care never joins two values
+    values[0, :, 1] = Fraction(5, 8)
+    filled = _fill_dont_care(values, cares)
+    assert compact(filled).shape == (3, 1, 4)
+    assert all(filled[cares] == values[cares])
+    # a channel with nothing cared for takes some value; nothing cared for at all gives zeros
+    cares[2] = False
+    assert compact(_fill_dont_care(values, cares)).shape[0] == 3
+    assert set(_fill_dont_care(values, np.zeros_like(cares)).ravel()) == {Fraction(0)}
 
 
 @pytest.mark.slow

@@ -56,6 +56,10 @@ def choose_multipliers(graph: Graph, max_bits: int = MAX_MULTIPLIER_BITS) -> Gra
         y = graph.tensor(req.outputs[0])
         shape = x.shape
         lo, hi = (np.broadcast_to(np.asarray(b, dtype=object), shape) for b in x.bounds)
+        # an element that is 0 on every input (a padded corner after a ReLU, say) gives 0 under
+        # any multiplier: it joins no group and takes a neighbour's value (_fill_dont_care), so
+        # its own grid shift does not split a per-channel constant into per-pixel values
+        cares = (lo != 0) | (hi != 0)
         f_x = np.broadcast_to(x.formats.frac_bits, shape)
         f_y = np.broadcast_to(y.formats.frac_bits, shape)
         rounding = np.broadcast_to(y.formats.rounding, shape)
@@ -63,10 +67,11 @@ def choose_multipliers(graph: Graph, max_bits: int = MAX_MULTIPLIER_BITS) -> Gra
         den = np.broadcast_to(c.scheme["rescale"]["denominator"], shape)
         # elements sharing a ratio, a grid shift and a rounding mode share a multiplier: the
         # union of their ranges is what it must be exact on
-        keys = np.stack([np.broadcast_to(a, shape).ravel().astype(np.float64)
+        keys = np.stack([np.broadcast_to(a, shape)[cares].astype(np.float64)
                          for a in (num, den, f_y - f_x, rounding)], axis=1)
-        distinct, group = np.unique(keys, axis=0, return_inverse=True)
-        group = group.reshape(shape)
+        distinct, inverse = np.unique(keys, axis=0, return_inverse=True)
+        group = np.full(shape, -1, dtype=np.int64)
+        group[cares] = inverse.ravel()
         values = np.empty(shape, dtype=object)
         codes = np.zeros(shape, dtype=np.int64)  # the largest difference each element's rescale can make
         choices = []
@@ -82,8 +87,33 @@ def choose_multipliers(graph: Graph, max_bits: int = MAX_MULTIPLIER_BITS) -> Gra
                             "value": str(m.value / Fraction(2) ** shift),
                             "bits": m.bits, "exact": m.exact, "max_error_lsb": m.max_error,
                             "range": [g_lo, g_hi], "elements": int(members.sum())})
-        updates[c.name] = _constant_of(c, values, choices, codes)
+        updates[c.name] = _constant_of(c, _fill_dont_care(values, cares), choices, codes)
     return graph.with_tensors(updates)
+
+
+def _fill_dont_care(values: np.ndarray, cares: np.ndarray) -> np.ndarray:
+    """``values`` where ``cares``, and elsewhere a value that keeps the constant as compact as the
+    cared-for elements allow: axis by axis, where every line along the axis holds at most one
+    distinct cared-for value, that value fills the line's other elements."""
+    values = values.copy()
+    if cares.all():
+        return values
+    if not cares.any():
+        values[...] = Fraction(0)
+        return values
+    cares = cares.copy()
+    for axis in range(values.ndim):
+        moved, known = np.moveaxis(values, axis, -1), np.moveaxis(cares, axis, -1)
+        lines = [(index, {(v.numerator, v.denominator): v for v in moved[index][known[index]]})
+                 for index in np.ndindex(moved.shape[:-1])]
+        if any(len(seen) > 1 for _, seen in lines):
+            continue  # the constant varies along this axis: it stays as long as it is
+        for index, seen in lines:
+            if seen:
+                moved[index] = next(iter(seen.values()))
+                known[index] = True
+    values[~cares] = next(v for v in values[cares])  # lines with nothing known: any value
+    return values
 
 
 def _constant_of(c, values: np.ndarray, choices: list, codes: np.ndarray):
