@@ -37,6 +37,7 @@ class _Builder(StageTiming, StageFusion, ElementwiseOps):
         self.graph_delays: dict[str, str] = {}  # adder graphs: wire -> its register one cycle later
         self.graph_sums: dict | None = None
         self.sums_critical = 0.0  # the predicted critical path of the current layer's sums and trees (ns)
+        self.constants: dict[tuple, tuple] = {}  # (tensor, shape) -> (tensor, its elements): const_elements
 
     # values -----------------------------------------------------------------------------
     def elems(self, name: str, at: int) -> list[Elem]:
@@ -68,7 +69,13 @@ class _Builder(StageTiming, StageFusion, ElementwiseOps):
                         {"out_valid": (f"{inst}_valid", 1), "out_data": (dst, width)})
 
     def const_elements(self, t: Tensor, shape) -> list[tuple[int, int]]:
-        return const_elements(t, shape)
+        """const_elements of ``t`` broadcast to ``shape``, computed once per tensor and shape: the
+        layers ask for one element at a time."""
+        key = (t.name, tuple(shape))
+        cached = self.constants.get(key)
+        if cached is None or cached[0] is not t:
+            cached = self.constants[key] = (t, const_elements(t, shape))
+        return cached[1]
 
     # layers -----------------------------------------------------------------------------
     def layer(self, node: Node) -> dict:
