@@ -43,7 +43,8 @@ def element_format(t: Tensor, i: int) -> Fmt | None:
     w = int(formats.width.flat[i])
     if w == 0 or (t.bounds is not None and t.bounds[0].flat[i] == 0 and t.bounds[1].flat[i] == 0):
         return None
-    return Fmt(w, int(formats.frac_bits.flat[i]), bool(formats.signed.flat[i]))
+    # width - int_bits of this element alone (Formats.frac_bits would subtract the whole tensor's)
+    return Fmt(w, w - int(formats.int_bits.flat[i]), bool(formats.signed.flat[i]))
 
 
 def fmt_range(f: Fmt) -> tuple[int, int]:
