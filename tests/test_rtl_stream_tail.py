@@ -164,3 +164,35 @@ def test_a_tail_reading_the_spatial_part_is_refused(tmp_path, capsys):
     assert "may branch among its own tensors, but from the spatial part it reads only the last spatial layer's " \
            "output" in err and "--arch parallel" in err
     assert not (tmp_path / "out").exists()
+
+
+class WideTail(torch.nn.Module):
+    """x [1, 40, 40] -> conv 3x3 pad 1 (2 channels) -> relu -> flatten -> fc (3,200 -> 3)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Linear(3200, 3)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(torch.relu(self.conv(x)), 1))
+
+
+def test_a_collector_larger_than_the_part_is_refused_before_the_tail_is_built(tmp_path, capsys, monkeypatch):
+    """The budget (here --max-lut; by default under --arch auto): the tail collects 1,600 beats of
+    2 x 10 bits, 32,000 FFs, more than the ECP5-25F's 24,288 at any folding. Said at once, without
+    building a tail core (the ESPCN's 196,608-value tail took four minutes to build and estimate
+    before the budget said the same)."""
+    model = _export(WideTail, (1, 40, 40), tmp_path / "wide_tail.onnx")
+    (tmp_path / "plan.json").write_text(json.dumps(PLAN))
+
+    def no_tail_cores(*args):
+        raise AssertionError("a tail core was built")
+
+    monkeypatch.setattr(_StreamBuilder, "tail_cores", no_tail_cores)
+    capsys.readouterr()
+    assert main(["compile", str(model), "--plan", str(tmp_path / "plan.json"), "-o", str(tmp_path / "out"),
+                 "--backend", "rtl", "--arch", "stream", "--part", "LFE5U-25F-8MG285C", "--max-lut", "20000"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "does not fit LFE5U-25F-8MG285C in the stream architecture: node '/Flatten' ends the stream" in err
+    assert "1,600 beats of 20 bits: 32,000 FFs, more than the LFE5U-25F-8MG285C's 24,288" in err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()

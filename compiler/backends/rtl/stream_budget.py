@@ -8,6 +8,7 @@ import numpy as np
 
 from ...errors import UserError
 from ...ir import Graph, Node
+from ...targets import PARTS, resolve_part
 from .options import RTLOptions
 from .stream import _StreamBuilder, stream_context
 from .stream_frames import TAIL_BREAKS, _activations, _lane_type
@@ -50,6 +51,7 @@ class _Estimates:
             self.layers[node.name] = (mini, skeleton)
         self.held: set[str] = set()
         if tail:
+            _check_collector(collected, tail[0], part)
             minis = b.tail_cores(tail, collected.name)
             for k, mini in enumerate(minis):
                 if len(mini.nodes) > 1:
@@ -100,6 +102,22 @@ class _Estimates:
             _, r = _engine(stream_costs(family_of(self.part)), engine, self.part)
             self.cache[key] = {"lut": round(r.lut), "ff": round(r.ff), "dsp": r.dsp, "bram": r.bram}
         return self.cache[key]
+
+
+def _check_collector(collected, first: Node, part: str) -> None:
+    """The tail's collector holds the whole vector in registers (an FF per bit) at every
+    folding: when they alone exceed the part's FFs no folding fits, said before the tail's
+    cores are built (a whole-vector core of a large image takes minutes to build and estimate)."""
+    known = PARTS.get(resolve_part(None, part))
+    bits = collected.bits * collected.beats
+    if known is None or bits <= known.ff:
+        return
+    raise UserError(f"the model does not fit {known.name} in the stream architecture: node {first.name!r} ends the "
+                    f"stream (the layers from it on are built as one whole-vector tail), so its input "
+                    f"{collected.name!r} is collected whole, {collected.beats:,} beats of {collected.bits:,} bits: "
+                    f"{bits:,} FFs, more than the {known.name}'s {known.ff:,}. Give a larger part (--part/--board) or "
+                    f"a smaller input (the stream architecture streams convolutions, pooling and elementwise "
+                    f"layers, and builds what follows the last of them as one tail)")
 
 
 TARGET_RETRIES = 3  # budget choices tightened when the cycle model finds the II above --target-ii
