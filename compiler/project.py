@@ -145,7 +145,7 @@ class Project(ProjectTools):
         from .backends.rtl import write_rtl_project
         from .names import name_table
         from .verify.csim import write_vectors
-        from .verify.vectors import csim_vectors
+        from .verify.vectors import csim_vectors, project_vector_count
 
         def fill(tmp: Path) -> None:
             with open(tmp / "ir.pkl", "wb") as f:
@@ -158,7 +158,8 @@ class Project(ProjectTools):
             if "hls" in self.config.backends:
                 hls = write_hls_project(self.graph, self.config.hls_options(), tmp / "hls", self.source())
                 # vectors for the vendor tools' csim/cosim; `finegrain csim` writes its own
-                write_vectors(self.graph, tmp / "hls", csim_vectors(self.graph, DEFAULT_TB_VECTORS))
+                write_vectors(self.graph, tmp / "hls",
+                              csim_vectors(self.graph, project_vector_count(self.graph, DEFAULT_TB_VECTORS)))
             if "rtl" in self.config.backends:
                 rtl = write_rtl_project(self.graph, self.config.rtl_options(), tmp / "rtl", self.source(),
                                         self.kept_rtl_context())
@@ -311,13 +312,22 @@ def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, sta
                     f"{option('target_ii', config.target_ii)}: the budget counts each layer's cycles alone and no "
                     f"tighter folding met the target with the engines waiting on each other; ask for a lower "
                     f"target or a larger part")
-        except RTLBackendError as err:
+        except UserError as err:
             if budget:
                 raise
             # the default's fit to the part: a model the stream RTL cannot build keeps its reuse
-            # factors (the RTL step below says why it has no RTL)
+            # factors (the RTL step below says why it has no RTL); one no folding fits has no RTL
+            # either: an error when RTL was asked for, else (as the default backends' RTL errors)
+            # a warning, the HLS project and the IR still built
             choice = None
-            project.warnings.append(f"no folding chosen for the part: {err}")
+            if isinstance(err, RTLBackendError) or "rtl" not in config.backends:
+                project.warnings.append(f"no folding chosen for the part: {err}")
+            elif not default_backends:
+                raise
+            else:
+                project.config = config = dataclasses.replace(
+                    config, backends=tuple(b for b in config.backends if b != "rtl"))
+                project.warnings.append(f"no RTL written: {err}")
         if choice is not None:
             chosen = {name: {**config.layers.get(name, {}), "reuse_factor": r} for name, r in choice.reuse.items()}
             project.config = config = dataclasses.replace(config, layers={**config.layers, **chosen})

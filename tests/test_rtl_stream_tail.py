@@ -32,7 +32,7 @@ from compiler.backends.rtl.stream import _StreamBuilder
 from compiler.backends.rtl.stream_budget import _Estimates
 from compiler.budget import graph_folding
 from compiler.cli import main
-from compiler.project import load_project
+from compiler.project import compile_model, load_project
 
 
 class TailResidual(torch.nn.Module):
@@ -167,11 +167,12 @@ def test_a_tail_reading_the_spatial_part_is_refused(tmp_path, capsys):
 
 
 class WideTail(torch.nn.Module):
-    """x [1, 40, 40] -> conv 3x3 pad 1 (2 channels) -> relu -> flatten -> fc (3,200 -> 3)."""
+    """x [1, 40, 40] -> conv 3x3 pad 1 (2 channels) -> relu -> flatten -> fc (3,200 -> 10): 60,800
+    constant products, too many for the parallel RTL by default, so --arch auto streams it."""
 
     def __init__(self):
         super().__init__()
-        self.conv, self.fc = torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Linear(3200, 3)
+        self.conv, self.fc = torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Linear(3200, 10)
 
     def forward(self, x):
         return self.fc(torch.flatten(torch.relu(self.conv(x)), 1))
@@ -196,3 +197,21 @@ def test_a_collector_larger_than_the_part_is_refused_before_the_tail_is_built(tm
     assert "does not fit LFE5U-25F-8MG285C in the stream architecture: node '/Flatten' ends the stream" in err
     assert "1,600 beats of 20 bits: 32,000 FFs, more than the LFE5U-25F-8MG285C's 24,288" in err
     assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+def test_a_default_compile_no_folding_fits_gets_no_rtl(tmp_path):
+    """Under --arch auto the same model is fitted to the part: with the default backends it gets
+    its HLS project and a warning instead of RTL; asked for RTL, it is an error; without RTL a
+    warning that no folding was chosen."""
+    from compiler.errors import UserError
+
+    model = _export(WideTail, (1, 40, 40), tmp_path / "wide_tail.onnx")
+    part = "LFE5U-25F-8MG285C"
+    project = compile_model(model, PLAN, part=part)
+    assert project.config.architecture == "stream" and project.config.backends == ("hls",)
+    assert any(w.startswith(f"no RTL written: the model does not fit {part} in the stream architecture")
+               for w in project.warnings)
+    with pytest.raises(UserError, match="32,000 FFs"):
+        compile_model(model, PLAN, part=part, backends=("hls", "rtl"))
+    project = compile_model(model, PLAN, part=part, backends=("hls",))
+    assert any(w.startswith("no folding chosen for the part: the model does not fit") for w in project.warnings)
