@@ -64,6 +64,25 @@ def test_float_outputs_are_the_emulators_values(jet):
     assert np.array_equal(np.asarray(got, dtype=np.float64).reshape(y.shape), y)
 
 
+def test_a_large_model_gets_fewer_random_vectors(jet, tmp_path, monkeypatch):
+    """Where a hundred samples would emulate more than PROJECT_VECTOR_VALUES activation values,
+    tb_data holds fewer random vectors (the same first ones) and always the 5 extremes; none
+    random at all when one sample is that large."""
+    from compiler.verify import vectors
+
+    project, hls = jet
+    per_sample = vectors.activation_values(project.graph)
+    full = _rows(hls / "tb_data" / "inputs.txt")
+    for budget, random in ((per_sample * 12, 7), (per_sample * 3, 0)):
+        monkeypatch.setattr(vectors, "PROJECT_VECTOR_VALUES", budget)
+        out = tmp_path / f"out{random}"
+        compile_model(JET / "model.onnx", JET / "plan.json", out, backends=("hls",))
+        rows = _rows(out / "hls" / "tb_data" / "inputs.txt")
+        assert len(rows) == random + vectors.EXTREME_VECTORS
+        assert rows == full[:random] + full[-vectors.EXTREME_VECTORS:]
+        assert len(_rows(out / "hls" / "tb_data" / "expected.txt")) == len(rows)
+
+
 def test_wide_mantissas_become_the_nearest_float():
     """Python-int mantissas of up to 1024-bit types: the correctly rounded value, never an
     overflow through float(mantissa)."""

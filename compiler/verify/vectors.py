@@ -20,6 +20,25 @@ def input_extremes(graph: Graph, name: str) -> tuple[np.ndarray, np.ndarray]:
     return np.ldexp(lo.astype(np.float64), -frac), np.ldexp(hi.astype(np.float64), -frac)
 
 
+EXTREME_VECTORS = 5  # csim_vectors' extremes: low, high, zero and the two alternations
+# The HLS project's vectors (tb_data/, for the vendor tools' csim and cosim) emulate at most
+# about this many activation values: a 128x128 super-resolution CNN holds 17 million per sample,
+# and a hundred of them took six minutes to write.
+PROJECT_VECTOR_VALUES = 1 << 25
+
+
+def activation_values(graph: Graph) -> int:
+    """The values one sample's emulation holds: every tensor that is not a constant."""
+    return sum(int(np.prod(t.shape)) for t in graph.tensors.values() if not t.is_constant)
+
+
+def project_vector_count(graph: Graph, wanted: int) -> int:
+    """How many random vectors the HLS project's tb_data holds beside the extremes: ``wanted``,
+    or fewer (down to none) where their emulation would exceed `PROJECT_VECTOR_VALUES`."""
+    fit = PROJECT_VECTOR_VALUES // max(activation_values(graph), 1) - EXTREME_VECTORS
+    return max(0, min(wanted, fit))
+
+
 def csim_vectors(graph: Graph, count: int, seed: int = 0) -> dict[str, np.ndarray]:
     """``count`` random inputs over each input's full range, then the extreme ones."""
     rng = np.random.default_rng(seed)
@@ -66,7 +85,7 @@ EMULATED_VALUES_PER_SLICE = 1 << 22
 
 def emulated_rows(graph: Graph, inputs: dict[str, np.ndarray]) -> tuple[int, list[np.ndarray], list[np.ndarray]]:
     """(batch, per input [batch, elements], per output [batch, elements]) container mantissas."""
-    per_sample = sum(int(np.prod(t.shape)) for t in graph.tensors.values() if not t.is_constant)
+    per_sample = activation_values(graph)
     batch = len(next(iter(inputs.values()))) if inputs else 0
     step = max(1, EMULATED_VALUES_PER_SLICE // max(per_sample, 1))
     keep = set(graph.inputs) | set(graph.outputs)
