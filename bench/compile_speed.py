@@ -17,7 +17,8 @@ Cases (the models of tests/, the plans they use):
 * kws_stream, mnist_stream: the published KWS DS-CNN and MNIST CNN with tests'
   ``REAL_PLANS``, ``--arch stream``, the RTL written to a folder;
 * espcn: the Brevitas ESPCN (128 x 128, per-element formats) with test_quant_compile's plan,
-  compiled without an output folder (its stream RTL is refused; the IR is what the test uses).
+  compiled without an output folder (its stream RTL does not fit the part: the whole-vector tail
+  after its DepthToSpace; the IR is what the test uses).
 
 Prints a markdown table for bench/RESULTS.md (paste by hand).  About 6 minutes per checkout
 on 2 cores, most of it the ESPCN.
