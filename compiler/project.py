@@ -277,7 +277,6 @@ def _count_clipping(project: Project, data, data_name: str) -> Project:
 def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, start: float,
              build_rtl: bool) -> Project:
     from .backends.rtl import RTLBackendError, check_supported, parallel_products, rtl_context
-    from .backends.rtl.stream_budget import choose_stream_folding
     from .frontend import load_onnx  # the only place onnx is needed
     from .passes.lower_quant import is_quantized_model
 
@@ -304,6 +303,8 @@ def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, sta
     else:
         fit = False
     if budget or fit:  # every layer's reuse factor from the budget; config.json records the choice
+        from .backends.rtl.stream_budget import choose_stream_folding
+
         try:
             choice, predicted = choose_stream_folding(project.graph, config.rtl_options(), project.source(), config)
             if predicted is not None and predicted > config.target_ii:

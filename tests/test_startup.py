@@ -93,6 +93,11 @@ def test_compile_loads_onnx_but_no_plotting_or_training(compiled):
     assert loaded(modules, "onnx", "jinja2", "compiler.frontend", "compiler.backends.hls") == [
         "onnx", "jinja2", "compiler.frontend", "compiler.backends.hls"]  # the wrapper sees what it loads
     assert loaded(modules, "matplotlib", "torch", "scipy", "tqdm", "ray", "sklearn", "hls4ml") == []
+    # an HLS-only compile of a model the parallel architecture takes builds no RTL: its checks and
+    # errors only, none of its builders, stream models or budget
+    assert loaded(modules, "compiler.backends.rtl.builder", "compiler.backends.rtl.stream",
+                  "compiler.backends.rtl.stream_budget", "compiler.backends.rtl.folded",
+                  "compiler.backends.rtl.adders", "compiler.estimate") == []
 
 
 def test_emulate_loads_only_numpy_and_the_emulator(compiled):

@@ -66,6 +66,7 @@ constant in each sum (their rounding is a floor after adding it) and a truncatio
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from pathlib import Path
@@ -74,14 +75,25 @@ import numpy as np
 
 from ...ir import Graph, Op
 from ...resources import data_folder
-from ..hls import template_environment
-from .builder import _Builder
-from .emitter import Elem, Fmt, csd, signed_width
-from .interface import INTERFACES, PORT_FIELDS, axis_context, axis_top_name, schedule, stream_schedule
-from .folded import render_folded_core
-from .stream import stream_context
 from .options import (RTL_MAX_TABLE_BITS, SUPPORTED, WIRING, RTLBackendError, RTLOptions,
                       rtl_top_name)
+
+# The builders are imported when first used (module __getattr__ below, and inside the functions):
+# `import compiler.backends.rtl` for its errors, options and checks (every compile, an HLS-only
+# one too) loads no builder, adder graph or stream model.
+_LAZY = {"Elem": "emitter", "Fmt": "emitter", "csd": "emitter", "signed_width": "emitter",
+         **{name: "interface" for name in ("INTERFACES", "PORT_FIELDS", "axis_context", "axis_top_name",
+                                           "schedule", "stream_schedule")},
+         "stream_context": "stream"}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = ["INTERFACES", "LIBRARY", "PORT_FIELDS", "RTL_MAX_TABLE_BITS", "SUPPORTED", "TEMPLATES",
            "WIRING", "Elem", "Fmt", "RTLBackendError", "RTLOptions", "axis_context", "axis_top_name",
@@ -97,7 +109,9 @@ def rtl_context(graph: Graph, options: RTLOptions, source: dict, reuse: dict | N
     """The context of the RTL top ``options.architecture`` names; ``reuse``: layer (IR node)
     name -> reuse factor, for the stream architecture."""
     if options.architecture == "stream":
+        from .stream import stream_context
         return stream_context(graph, options, source, reuse)
+    from .builder import _Builder
     return _Builder(graph, options, source).build()
 
 
@@ -143,6 +157,10 @@ def write_rtl_project(graph: Graph, options: RTLOptions, out_dir: Path, source: 
     OUT/rtl/<model>_axis.sv, and schedule.json; returns the core's context (``context``: the
     one :func:`rtl_context` built already for these arguments, as compile does to find any
     RTLBackendError before it writes a folder)."""
+    from ..hls import template_environment
+    from .folded import render_folded_core
+    from .interface import axis_context, schedule, stream_schedule
+
     if context is None:
         check_supported(graph)
         context = rtl_context(graph, options, source)
@@ -170,6 +188,8 @@ def rtl_sources(rtl_dir: Path, model: str, axis: bool = False, simulation: bool 
     modules that have a simulation model (rtl/sim/<module>.sv: fg_add3's, a sum instead of
     Xilinx primitives) are read from it; with ``primitives`` too: the modules themselves, and
     the models of the Xilinx primitives they instantiate (rtl/xilinx/; synthesis has its own)."""
+    from .interface import axis_top_name
+
     axis_file = rtl_dir / f"{axis_top_name(model)}.sv"
     cores = [p for p in sorted(rtl_dir.glob(f"{model}_*.sv")) if p != axis_file]
     tops = [rtl_dir / f"{model}.sv", *cores, *([axis_file] if axis else [])]
