@@ -338,10 +338,9 @@ def test_espcn_streams_with_one_multiplier_per_channel(folder, tmp_path, capsys)
 
 
 def test_dont_care_elements_keep_a_constant_compact():
-    """_fill_dont_care: elements no input reaches take the value their line already holds, so
+    """fill_dont_care: elements no input reaches take the value their line already holds, so
     the constant compacts as far as the cared-for elements allow, and no further."""
-    from compiler.passes.choose_multipliers import _fill_dont_care
-    from compiler.passes.quant_data import compact
+    from compiler.passes.quant_data import compact, fill_dont_care
 
     per_channel = np.array([Fraction(c + 1, 8) for c in range(3)], dtype=object)
     values = np.empty((3, 4, 4), dtype=object)
@@ -349,19 +348,19 @@ def test_dont_care_elements_keep_a_constant_compact():
     cares = np.ones((3, 4, 4), dtype=bool)
     cares[1, 0, 0] = cares[1, 3, 0] = cares[2, :, 3] = False
     values[~cares] = None  # what choose_multipliers leaves there
-    filled = _fill_dont_care(values, cares)
+    filled = fill_dont_care(values, cares)
     assert compact(filled).shape == (3, 1, 1)
     assert list(compact(filled).ravel()) == list(per_channel)
     assert values[1, 0, 0] is None  # the argument is not written
     # a constant that varies along the width keeps its width; a don't-care never joins two values
     values[0, :, 1] = Fraction(5, 8)
-    filled = _fill_dont_care(values, cares)
+    filled = fill_dont_care(values, cares)
     assert compact(filled).shape == (3, 1, 4)
     assert all(filled[cares] == values[cares])
     # a channel with nothing cared for takes some value; nothing cared for at all gives zeros
     cares[2] = False
-    assert compact(_fill_dont_care(values, cares)).shape[0] == 3
-    assert set(_fill_dont_care(values, np.zeros_like(cares)).ravel()) == {Fraction(0)}
+    assert compact(fill_dont_care(values, cares)).shape[0] == 3
+    assert set(fill_dont_care(values, np.zeros_like(cares)).ravel()) == {Fraction(0)}
 
 
 @pytest.mark.slow

@@ -26,7 +26,7 @@ import numpy as np
 from ..fixed import Overflow, Rounding
 from ..ir import Graph, Op
 from ..rescale import choose_multiplier
-from .quant_data import compact, mantissa_data
+from .quant_data import compact, fill_dont_care, mantissa_data
 from .size_widths import size_widths
 
 MAX_MULTIPLIER_BITS = 32  # the default widest K (compile --rescale-bits)
@@ -57,7 +57,7 @@ def choose_multipliers(graph: Graph, max_bits: int = MAX_MULTIPLIER_BITS) -> Gra
         shape = x.shape
         lo, hi = (np.broadcast_to(np.asarray(b, dtype=object), shape) for b in x.bounds)
         # an element that is 0 on every input (a padded corner after a ReLU, say) gives 0 under
-        # any multiplier: it joins no group and takes a neighbour's value (_fill_dont_care), so
+        # any multiplier: it joins no group and takes a neighbour's value (fill_dont_care), so
         # its own grid shift does not split a per-channel constant into per-pixel values
         cares = (lo != 0) | (hi != 0)
         f_x = np.broadcast_to(x.formats.frac_bits, shape)
@@ -87,33 +87,8 @@ def choose_multipliers(graph: Graph, max_bits: int = MAX_MULTIPLIER_BITS) -> Gra
                             "value": str(m.value / Fraction(2) ** shift),
                             "bits": m.bits, "exact": m.exact, "max_error_lsb": m.max_error,
                             "range": [g_lo, g_hi], "elements": int(members.sum())})
-        updates[c.name] = _constant_of(c, _fill_dont_care(values, cares), choices, codes)
+        updates[c.name] = _constant_of(c, fill_dont_care(values, cares), choices, codes)
     return graph.with_tensors(updates)
-
-
-def _fill_dont_care(values: np.ndarray, cares: np.ndarray) -> np.ndarray:
-    """``values`` where ``cares``, and elsewhere a value that keeps the constant as compact as the
-    cared-for elements allow: axis by axis, where every line along the axis holds at most one
-    distinct cared-for value, that value fills the line's other elements."""
-    values = values.copy()
-    if cares.all():
-        return values
-    if not cares.any():
-        values[...] = Fraction(0)
-        return values
-    cares = cares.copy()
-    for axis in range(values.ndim):
-        moved, known = np.moveaxis(values, axis, -1), np.moveaxis(cares, axis, -1)
-        lines = [(index, {(v.numerator, v.denominator): v for v in moved[index][known[index]]})
-                 for index in np.ndindex(moved.shape[:-1])]
-        if any(len(seen) > 1 for _, seen in lines):
-            continue  # the constant varies along this axis: it stays as long as it is
-        for index, seen in lines:
-            if seen:
-                moved[index] = next(iter(seen.values()))
-                known[index] = True
-    values[~cares] = next(v for v in values[cares])  # lines with nothing known: any value
-    return values
 
 
 def _constant_of(c, values: np.ndarray, choices: list, codes: np.ndarray):

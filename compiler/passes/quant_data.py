@@ -20,15 +20,9 @@ def compact(a: np.ndarray) -> np.ndarray:
     numbers or objects (Fractions)."""
     a = np.asarray(a)
     if a.dtype == object and a.size > 1:
-        # the same test on integer codes of the distinct values (equal values, equal codes): one
-        # hash per element instead of a Fraction comparison per element and axis
-        codes: dict = {}
-        keys = iter(a.flat)
-        if all(type(v) is Fraction or type(v) is int for v in a.flat):
-            # (numerator, denominator): equal for equal values (an int's is (v, 1), as Fraction(v)'s),
-            # and a tuple hashes several times faster than a Fraction
-            keys = ((v.numerator, v.denominator) for v in a.flat)
-        ids = np.fromiter((codes.setdefault(k, len(codes)) for k in keys), dtype=np.int64, count=a.size)
+        # the same test on integer codes of the distinct values: one hash per element instead of
+        # a Fraction comparison per element and axis
+        ids = _codes(a)
         index = np.arange(a.size).reshape(a.shape)
         for axis, constant in enumerate(_constant_axes(ids.reshape(a.shape))):
             if constant:
@@ -38,6 +32,40 @@ def compact(a: np.ndarray) -> np.ndarray:
         if constant:
             a = np.take(a, [0], axis=axis)
     return a
+
+
+def _codes(a: np.ndarray) -> np.ndarray:
+    """An int64 code per element of ``a`` (flat, C order): equal values, equal codes."""
+    codes: dict = {}
+    keys = iter(a.flat)
+    if all(type(v) is Fraction or type(v) is int for v in a.flat):
+        # (numerator, denominator): equal for equal values (an int's is (v, 1), as Fraction(v)'s),
+        # and a tuple hashes several times faster than a Fraction
+        keys = ((v.numerator, v.denominator) for v in a.flat)
+    return np.fromiter((codes.setdefault(k, len(codes)) for k in keys), dtype=np.int64, count=a.size)
+
+
+def fill_dont_care(a: np.ndarray, cares: np.ndarray) -> np.ndarray:
+    """``a`` where ``cares``, and elsewhere values that let `compact` reduce it as far as the
+    cared-for elements allow: axis by axis, where every line along the axis holds at most one
+    distinct cared-for value, that value fills the line's other elements; an element no line
+    fills takes the first (C order) value known by then.  Nothing cared for: all Fraction(0).
+    ``a`` itself is not written."""
+    a = np.asarray(a)
+    if cares.all():
+        return a.copy()
+    if not cares.any():
+        return np.full(a.shape, Fraction(0), dtype=object)
+    ids = np.full(a.shape, -1, dtype=np.int64)  # -1: not known yet
+    ids[cares] = _codes(a[cares])
+    for axis in range(a.ndim):
+        top = ids.max(axis=axis, keepdims=True)  # a line's one known code, if it has only one
+        if np.any((ids >= 0) & (ids != top)):
+            continue  # two known values on one line: the constant varies along this axis
+        ids = np.where(ids < 0, top, ids)
+    value_of = np.empty(int(ids.max()) + 1, dtype=object)
+    value_of[ids[cares]] = a[cares]
+    return value_of[np.where(ids < 0, ids[ids >= 0][0], ids)]
 
 
 def _constant_axes(a: np.ndarray) -> list[bool]:
