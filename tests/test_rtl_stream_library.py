@@ -37,7 +37,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `sim` is a top-level folder of the repo, not installed
 
 from compiler.backends.rtl.stream_library import Collect, Fifo, Pad, Reduce, Window  # noqa: E402
-from compiler.backends.rtl.stream_model import Chain, simulate, timing  # noqa: E402
+from compiler.backends.rtl.stream_model import Chain, _timing, simulate, timing  # noqa: E402
 
 RTL = ROOT / "rtl"
 BENCHES = Path(__file__).resolve().parent / "rtl_library"
@@ -533,6 +533,61 @@ def test_timing_counts_padding_and_folding():
     assert timing([conv], 20) == (37, 42)
     folded = {**conv, "window": (6, 7, 3, 3, 1, 1, 1, 1, 30)}
     assert timing([folded], 20)[1] == 600
+
+
+def _random_chain(rng: random.Random) -> tuple[list[dict], int]:
+    """A chain of 1 to 5 engines over one frame (padded, strided, folded windows, pointwise
+    engines, a collector tail), FIFOs at, below or above the depth rule; (specs, beats in)."""
+    h, w = rng.randint(2, 7), rng.randint(2, 7)
+    specs = []
+    for _ in range(rng.randint(1, 5)):
+        latency = rng.randint(0, 4)
+        depth = max(1, latency + 3 + rng.choice([-2, -1, 0, 0, 2]))
+        kind = rng.choice(["conv", "conv", "point", "front-less"])
+        if kind == "conv":
+            k, s, pad = rng.choice([(3, 1, 1), (2, 2, 0), (3, 2, 1), (1, 1, 0)])
+            if h + 2 * pad < k or w + 2 * pad < k:
+                continue
+            specs.append({"pad": (h, w, pad, pad, pad, pad) if pad else None,
+                          "window": (h + 2 * pad, w + 2 * pad, k, k, s, s, 1, 1, rng.choice([1, 1, 2, 5])),
+                          "latency": latency, "fifo_depth": depth})
+            h, w = (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1
+        elif kind == "point":
+            specs.append({"window": (h, w, 1, 1, 1, 1, 1, 1, rng.choice([1, 3])), "latency": latency,
+                          "fifo_depth": depth})
+        elif specs:  # a pointwise engine with no front module (needs a stream before it)
+            specs.append({"latency": latency, "fifo_depth": max(1, latency + 2 + rng.choice([-1, 0, 1]))})
+    if not specs:
+        specs.append({"window": (h, w, 1, 1, 1, 1, 1, 1, 1), "latency": 1, "fifo_depth": 4})
+    if rng.random() < 0.4:
+        specs.append({"collect": (h * w, rng.choice([1, 4, 40])), "latency": rng.randint(0, 3),
+                      "fifo_depth": rng.randint(1, 3)})
+    return specs, specs[0]["pad"][0] * specs[0]["pad"][1] if specs[0].get("pad") else \
+        (specs[0]["window"][0] * specs[0]["window"][1] if specs[0].get("window") else 0)
+
+
+def test_timing_stops_once_periodic_with_the_full_runs_numbers():
+    """timing() stops once the engines are in the same state at the first input transfers of
+    two images in a row (and image 0 has left): latency and II equal those of running every
+    one of ``images`` images, on 200 random chains and the fork-join of the branch tests, for
+    4, 7 and 27 images."""
+    rng = random.Random(13)
+    cases = 0
+    while cases < 200:
+        specs, beats = _random_chain(rng)
+        if not beats:
+            continue
+        cases += 1
+        for images in (4, 7, 27):
+            assert timing(specs, beats, images) == _timing(*simulate(specs, beats, images), beats, images), specs
+    graph = [{"name": "to_conv", "inputs": ["input"], "latency": 0, "fifo_depth": 9},
+             {"name": "to_add", "inputs": ["input"], "latency": 0, "fifo_depth": 12},
+             {"pad": (4, 5, 1, 1, 1, 1), "window": (6, 7, 3, 3, 1, 1, 1, 1, 1), "latency": 3, "fifo_depth": 6,
+              "name": "conv", "inputs": ["to_conv"]},
+             {"window": (4, 5, 1, 1, 1, 1, 1, 1, 1), "latency": 1, "fifo_depth": 4, "name": "add",
+              "inputs": ["conv", "to_add"]}]
+    for images in (4, 9):
+        assert timing(graph, 20, images) == _timing(*simulate(graph, 20, images), 20, images)
 
 
 def test_model_errors():

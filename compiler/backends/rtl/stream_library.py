@@ -26,6 +26,11 @@ class _Module:
     def reset(self) -> None:
         raise NotImplementedError
 
+    def state(self) -> tuple:
+        """The registers that decide the module's handshakes from here on (no data): two
+        cycles with equal states in every module behave alike from then on."""
+        raise NotImplementedError
+
     def outputs(self, **inputs) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -69,6 +74,9 @@ class Pad(_Module):
     def reset(self) -> None:
         self.r = self.c = 0
 
+    def state(self) -> tuple:
+        return self.r, self.c
+
     @property
     def at_pad(self) -> bool:
         return not (self.top <= self.r < self.top + self.height and self.left <= self.c < self.left + self.width)
@@ -108,6 +116,9 @@ class Window(_Module):
         self.r = self.c = 0
         self.cooldown = 0
         self.out_valid = False
+
+    def state(self) -> tuple:
+        return self.r, self.c, self.cooldown, self.out_valid
 
     def _last_tap(self, i: int, span: int, stride: int, count: int) -> bool:
         return i >= span and (i - span) % stride == 0 and (i - span) // stride < count
@@ -193,6 +204,9 @@ class Fifo(_Module):
         self.stored: deque = deque()
         self.need = 0  # the least DEPTH that would have granted every issue so far
 
+    def state(self) -> tuple:
+        return self.used, len(self.stored)
+
     @property
     def credit(self) -> bool:
         return self.used < self.depth
@@ -230,6 +244,9 @@ class Collect(_Module):
         self.count = 0
         self.cooldown = 0
 
+    def state(self) -> tuple:
+        return self.full, self.count, self.cooldown
+
     def outputs(self, in_valid, in_data, out_ready) -> dict[str, Any]:
         free = self.cooldown == 0
         return {"in_ready": bool(not self.full or (out_ready and free)), "out_valid": self.full and free,
@@ -263,6 +280,9 @@ class Pipe(_Module):
 
     def reset(self) -> None:
         self.stages.extend([(False, None)] * self.latency)  # only the valids are reset: no matter
+
+    def state(self) -> tuple:
+        return tuple(valid for valid, _ in self.stages) if self.latency else ()
 
     def outputs(self, in_valid, in_data) -> dict[str, Any]:
         if self.latency == 0:

@@ -53,6 +53,9 @@ class Engine:
     def modules(self) -> list[_Module]:
         return [m for m in (self.pad, self.window, self.collect, self.core, self.fifo) if m is not None]
 
+    def state(self) -> tuple:
+        return tuple(m.state() for m in self.modules())
+
     def beats_out(self, beats_in: int) -> int:
         """Output beats for ``beats_in`` input beats (one image); ValueError if they do not fit."""
         if self.pad is not None:
@@ -131,6 +134,9 @@ class Chain:
             beats_in = engine.beats_out(beats_in)
         return beats_in
 
+    def state(self) -> tuple:
+        return tuple(engine.state() for engine in self.engines)
+
     def step(self, in_valid, in_data, out_ready, rst: bool = False) -> dict[str, Any]:
         """One cycle of the chain: the ports' outputs (in_ready, out_valid, out_data)."""
         valid, data = in_valid, in_data
@@ -200,6 +206,9 @@ class Graph:
     def fifo(self, name: str) -> Fifo:
         return self.engines[name].fifo
 
+    def state(self) -> tuple:
+        return tuple(engine.state() for engine in self.engines.values())
+
     def beats_out(self, beats_in: int) -> int:
         beats = {PORT: beats_in}
         for name, spec in self.specs.items():
@@ -268,12 +277,12 @@ def simulate(engines: Sequence[Mapping[str, Any]], beats_in: int, images: int,
 
 
 def _run(chain, beats_in: int, images: int, in_valid=None, out_ready=None,
-         max_idle_cycles: int = 100_000, pace: float = 0, expect: Sequence[int] | None = None
-         ) -> tuple[list[int], list[int]] | None:
+         max_idle_cycles: int = 100_000, pace: float = 0, expect: Sequence[int] | None = None,
+         done: Callable[[list[int], list[int]], bool] | None = None) -> tuple[list[int], list[int]] | None:
     """:func:`simulate` on a built :class:`Chain` or :class:`Graph`.  ``pace``: cycles per
     input beat on average, beat k offered no earlier than cycle k * pace; ``expect``: output
     transfer cycles to follow, None returned as soon as an output beat leaves at another cycle
-    (or is late)."""
+    (or is late); ``done(in_cycles, out_cycles)``, asked after every cycle: stop there when true."""
     total_in = beats_in * images
     total_out = chain.beats_out(beats_in) * images
     in_cycles: list[int] = []
@@ -295,6 +304,8 @@ def _run(chain, beats_in: int, images: int, in_valid=None, out_ready=None,
             idle = 0
         if expect is not None and _diverged(out_cycles, expect, cycle):
             return None
+        if done is not None and done(in_cycles, out_cycles):
+            break
         if idle > max_idle_cycles:
             raise RuntimeError(f"the stream engines moved nothing for {max_idle_cycles} cycles at cycle {cycle} "
                                f"({len(in_cycles)} of {total_in} beats in, {len(out_cycles)} of {total_out} out)")
@@ -318,7 +329,27 @@ def timing(engines: Sequence[Mapping[str, Any]], beats_in: int, images: int = 4,
     and between the first input beats of the last two of ``images`` (>= 4) images."""
     if images < 4:
         raise ValueError(f"the steady-state II needs at least 4 images, not {images}")
-    return _timing(*simulate(engines, beats_in, images, max_idle_cycles=max_idle_cycles), beats_in, images)
+    chain = Graph(engines) if _is_graph(engines) else Chain(engines)
+    beats_out = chain.beats_out(beats_in)
+    states: list[tuple] = []  # the engines' states just after each image's first input transfer
+    period: list[int] = []
+
+    def settled(in_cycles: list[int], out_cycles: list[int]) -> bool:
+        """Whether the run can stop: it is periodic (the engines were in the same state at the
+        first input transfers of the last two images started, so every later image repeats the
+        last one, and the II of any two later images is the cycles between those two) within
+        ``images`` images, and image 0 has left (the latency)."""
+        if len(in_cycles) == len(states) * beats_in + 1 and not period:
+            states.append(chain.state())
+            k = len(states) - 1
+            if k >= 1 and k + 1 <= images and states[k] == states[k - 1]:
+                period.append(in_cycles[-1] - in_cycles[-1 - beats_in])
+        return bool(period) and len(out_cycles) >= beats_out
+
+    in_cycles, out_cycles = _run(chain, beats_in, images, max_idle_cycles=max_idle_cycles, done=settled)
+    if period:
+        return out_cycles[beats_out - 1] - in_cycles[0], period[0]
+    return _timing(in_cycles, out_cycles, beats_in, images)
 
 
 def _timing(in_cycles: list[int], out_cycles: list[int], beats_in: int, images: int) -> tuple[int, int]:
