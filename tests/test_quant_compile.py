@@ -316,14 +316,16 @@ def test_espcn_streams_with_one_multiplier_per_channel(folder, tmp_path, capsys)
     """After its first conv and ReLU, two padded corners of one channel are 0 on every input, and
     their accumulator's grid differs from the channel's other pixels. They take the channel's
     multiplier (0 times any multiplier is 0), so every rescale constant is one value per channel
-    and the io_stream project is written: its C simulation equals the emulator bit for bit on an
-    8x8 crop of the sample. Before, the corners split the constant per pixel and the stream
-    architecture refused the model."""
+    and the io_stream project and the stream RTL are written: C simulation and Verilator equal the
+    emulator bit for bit on an 8x8 crop of the sample. Before, the corners split the constant per
+    pixel and the stream architecture refused the model. The RTL's output leaves one beat per
+    pixel of Conv_41's 12 channels, in the DepthToSpace's order (stream_reorder.py: its ReLU and
+    quantizer run before it), where a tail collected the frame before."""
     path = _espcn_crop(folder, 8)
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps(ESPCN_PLAN))
     out = tmp_path / "out"
-    assert main(["compile", str(path), "--plan", str(plan), "--arch", "stream", "--backend", "hls",
+    assert main(["compile", str(path), "--plan", str(plan), "--arch", "stream", "--backend", "hls,rtl",
                  "-o", str(out)]) == 0
     graph = compile_model(path, parse_plan(ESPCN_PLAN, folder), backends=[]).graph
     rescales = [t for t in graph.tensors.values() if t.scheme is not None and "rescale" in t.scheme]
@@ -334,6 +336,11 @@ def test_espcn_streams_with_one_multiplier_per_channel(folder, tmp_path, capsys)
     np.save(tmp_path / "x.npy", x)
     capsys.readouterr()
     assert main(["csim", str(out), "--input", str(tmp_path / "x.npy")]) == 0
+    assert "bit-exact" in capsys.readouterr().out
+    schedule = json.loads((out / "rtl" / "schedule.json").read_text())
+    assert (schedule["outputs"][0]["beats"], schedule["outputs"][0]["lanes"]) == (64, 12)
+    assert [e["name"] for e in schedule["engines"]][-3:] == ["Relu_43", "Quant_47_rescale", "Quant_47_quantize"]
+    assert main(["sim", str(out), "--input", str(tmp_path / "x.npy")]) == 0
     assert "bit-exact" in capsys.readouterr().out
 
 

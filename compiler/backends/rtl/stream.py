@@ -38,7 +38,10 @@ lists them among the engines ("ops": "skip FIFO").
 
 The tail (the layers after the last spatial one, whole-vector cores behind
 ``fg_stream_collect``) is stream_tail.py's, the cores' mini-graphs stream_cores.py's, and the
-streams' frames, lane types and windows stream_frames.py's.
+streams' frames, lane types and windows stream_frames.py's.  A model that ends in reorders only
+(a DepthToSpace, a Flatten; elementwise layers after them are moved before them by
+stream_reorder.py) has no tail: the last engine's beats are the output port's, and the port's
+``order`` says which output element each lane holds, as the input port's does for leading ones.
 
 The schedule (latency from an image's first input beat to its last output beat, and II, the
 cycles between images) is predicted by stream_model's cycle model of the same modules
@@ -65,12 +68,13 @@ from .stream_frames import (FOLDABLE, JOIN_OPS, POINTWISE_OPS, WINDOW_OPS, _acti
                             _lane_type, _port_fmt, _Stream)
 from .stream_model import PORT, skip_depths
 from .stream_timing import _model_spec, fifo_depth, predict
+from .stream_reorder import is_reorder, output_order, sink_reorders
 from .stream_tail import _TailBuilder
 
 
 class _StreamBuilder(_CoreGraphs, _TailBuilder):
     def __init__(self, graph: Graph, options: RTLOptions, source: dict, reuse: dict | None = None):
-        self.graph = graph
+        self.graph = sink_reorders(graph)  # the elementwise layers after a trailing reorder move before it
         self.options = options
         self.source = source
         self.reuse = reuse or {}
@@ -118,9 +122,14 @@ class _StreamBuilder(_CoreGraphs, _TailBuilder):
                 engines.append(nodes[i])
                 streams.add(nodes[i].outputs[0])
                 i += 1
+        self.reorders: list[Node] = []  # a trailing reorder chain: the output port's beat order
         if engines:
             current = engines[-1].outputs[0]
             self.check_branches(engines, streams, current, nodes[i:])
+            rest = nodes[i:]
+            if rest and all(is_reorder(n) for n in rest) \
+                    and all(n.inputs[0] == p.outputs[0] for p, n in zip([engines[-1], *rest], rest)):
+                self.reorders, i = rest, len(nodes)
         if not engines:  # no spatial layer: the whole model is tail; the input arrives as one vector
             size = int(np.prod(x.shape))
             return [], _Stream(x.name, size, 1, 1, _lane_type(x)), list(g.nodes), np.arange(size)
@@ -239,10 +248,10 @@ class _StreamBuilder(_CoreGraphs, _TailBuilder):
                                  int(np.prod(out.shape)), 1, range(int(np.prod(out.shape))))
         else:
             out = g.tensor(g.outputs[0])
-            c = stream.channels
-            hw = stream.beats
-            out_order = np.arange(c * hw).reshape(c, hw).T.reshape(-1)
-            out_port = self.port(out.name, stream.lane, c, hw, out_order)
+            out_order = output_order(g, self.reorders, g.tensor(stream.name).shape)
+            lane = _lane_type(out)  # after reorders, which may size the output narrower than the stream
+            out_port = self.port(out.name, lane, stream.channels, stream.beats, out_order)
+            data = self.relane(data, _fmt(stream.lane), _fmt(lane), stream.channels, f"{out_port['name']}_lanes")
         self.size_skips(engines, in_port["beats"])
         out_port["valid"], out_port["data"] = valid, data
         self.drive(ready, f"{out_port['name']}_ready")

@@ -26,6 +26,7 @@ class _Estimates:
 
     def __init__(self, graph: Graph, options: RTLOptions, source: dict, part: str):
         self.builder = b = _StreamBuilder(graph, options, source)
+        graph = b.graph  # the builder's view (stream_reorder.sink_reorders)
         self.part = part
         engines, collected, tail, _ = b.split()
         self.layers: dict[str, tuple[Graph, dict]] = {}  # compute layer -> (mini-graph, engine skeleton)
@@ -49,6 +50,8 @@ class _Estimates:
                 if pad is not None:
                     skeleton["pad"] = {"bits": stream.bits, **pad}
             self.layers[node.name] = (mini, skeleton)
+        # trailing reorders are the output port's beat order: they take the last stream's beats
+        self.wiring = {n.name: collected.beats for n in b.reorders}
         self.held: set[str] = set()
         if tail:
             _check_collector(collected, tail[0], part)
@@ -68,9 +71,12 @@ class _Estimates:
 
     def cycles(self, name: str, reuse: int) -> int | None:
         """The layer's engine's cycles per image at ``reuse`` (its window's cooldown over the
-        frame, as compiler.estimate_stream counts them); None for a layer with no engine."""
+        frame, as compiler.estimate_stream counts them), the output port's beats for a trailing
+        reorder; None for another layer with no engine."""
         from ...estimate_stream import cycles_per_image
 
+        if name in self.wiring:
+            return self.wiring[name]
         if name not in self.layers:
             return None
         reuse = 1 if name in self.held else reuse
