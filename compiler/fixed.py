@@ -297,6 +297,11 @@ class Formats:
         if ((self.overflow < 0) | (self.overflow > max(Overflow))).any():
             raise FormatError("overflow code out of range in per-element formats")
 
+    def __reduce__(self):
+        # ir.pkl: each field reduced along the axes it is constant on and in the narrowest integer
+        # type; a per-channel format of the ESPCN's [64, 128, 128] activations pickles as 64 values
+        return _unpickle_formats, (self.shape, tuple(_packed(a) for a in self.fields()))
+
     # construction
     @classmethod
     def uniform(cls, shape, t: FixedType) -> "Formats":
@@ -466,3 +471,21 @@ class Formats:
 
 
 _FIELDS = ("width", "int_bits", "signed", "rounding", "overflow")
+
+
+def _packed(a: np.ndarray) -> np.ndarray:
+    """``a`` with every axis it is constant along cut to length 1 (broadcastable back), as int8
+    or int16 where its values fit."""
+    for axis in range(a.ndim):
+        if a.shape[axis] > 1 and (a == a.take([0], axis=axis)).all():
+            a = a.take([0], axis=axis)
+    if a.dtype != bool and a.size:
+        low, high = int(a.min()), int(a.max())
+        for dtype in (np.int8, np.int16):
+            if np.iinfo(dtype).min <= low and high <= np.iinfo(dtype).max:
+                return a.astype(dtype)
+    return a
+
+
+def _unpickle_formats(shape: tuple, fields: tuple) -> "Formats":
+    return Formats(*(np.broadcast_to(a, shape) for a in fields))

@@ -285,3 +285,33 @@ def test_plan_format_limits_are_inclusive_and_named():
         FixedType.parse(f"fixed<{MAX_WIDTH + 1},2>")
     with pytest.raises(FormatError, match=r"in format 'fixed<9999.*\(5009 characters\).*far outside"):
         FixedType.parse("fixed<" + "9" * 5000 + ",2>")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(fixed_types(), min_size=1, max_size=4), st.data())
+def test_formats_pickle_round_trips(types, data):
+    """ir.pkl's Formats: each field cut along its constant axes and narrowed to int8/int16 when
+    pickled, and back to the same int64/bool arrays, read-only, when loaded."""
+    import pickle
+
+    shape = tuple(data.draw(st.lists(st.integers(1, 4), max_size=3)))
+    picks = data.draw(st.lists(st.integers(0, len(types) - 1), min_size=int(np.prod(shape)),
+                               max_size=int(np.prod(shape))))
+    cells = np.empty(int(np.prod(shape)), dtype=object)
+    cells[:] = [types[i] for i in picks]
+    f = Formats.from_types(cells.reshape(shape))
+    g = pickle.loads(pickle.dumps(f))
+    assert g.shape == f.shape and g.digest() == f.digest()
+    for a, b in zip(f.fields(), g.fields()):
+        assert a.dtype == b.dtype and np.array_equal(a, b) and not b.flags.writeable
+
+
+def test_formats_pickle_per_channel_formats_small():
+    """A per-channel format of a [64, 128, 128] activation pickles as its 64 values (ESPCN's
+    ir.pkl: 779 MB before, 275 MB after)."""
+    import pickle
+
+    per_channel = np.empty((64, 1, 1), dtype=object)
+    per_channel[:, 0, 0] = [FixedType(8 + c % 5, 2) for c in range(64)]
+    f = Formats.from_types(np.broadcast_to(per_channel, (64, 128, 128)))
+    assert len(pickle.dumps(f)) < 2_000
