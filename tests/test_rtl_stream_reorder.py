@@ -25,7 +25,7 @@ import pytest
 import torch
 from test_rtl_stream_branches import BUILD_ROOT, PLAN, _compile, _sim
 
-from compiler.backends.rtl.stream_reorder import SUFFIX, is_reorder, output_order, sink_reorders
+from compiler.backends.rtl.stream_reorder import SUFFIX, is_reorder, move_elementwise, output_order, sink_reorders
 from compiler.emulate import quantize_inputs, run
 from compiler.ir import Op
 from compiler.plan import parse_plan
@@ -122,12 +122,16 @@ def test_sink_reorders_takes_each_element_back_to_its_place(tmp_path):
     torch.manual_seed(0)
     path = _export(ElementScale(), tmp_path / "element_scale.onnx")
     graph = compile_model(path, parse_plan(PLAN, tmp_path), backends=[]).graph
-    moved = sink_reorders(graph)
+    moved = move_elementwise(graph)
     _check_moved(graph, moved)
     mul = next(n for n in moved.nodes if n.op == Op.MUL)
     assert moved.tensor(mul.inputs[1]).shape == (8, 5, 6)  # per element: nothing to compact
     assert len(moved.tensor(mul.outputs[0]).formats.distinct()) > 1  # per-element formats, moved too
     _same_outputs(graph, moved, csim_vectors(graph, 200, seed=3)["x"])
+    # no stream engine computes a constant per position: the builder keeps the ending as a tail
+    assert sink_reorders(graph) is graph
+    schedule = _compile(path, tmp_path / "out")
+    assert schedule["engines"][-1]["name"] == "tail" and schedule["outputs"][0]["beats"] == 1
 
 
 def test_sink_reorders_keeps_the_espcns_outputs(tmp_path):

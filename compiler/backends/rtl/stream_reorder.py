@@ -25,7 +25,7 @@ import numpy as np
 
 from ...fixed import Formats
 from ...ir import Graph, Node, Op, Tensor, verify
-from .stream_frames import _activations, _frame
+from .stream_frames import KEEP_FORMATS, _activations, _frame
 
 REORDER_OPS = frozenset({Op.RESHAPE, Op.TRANSPOSE})
 # elementwise ops with no position of their own: each output element depends on the input element
@@ -121,10 +121,43 @@ def _activation_back(t: Tensor, name: str, shape: tuple, reorders: list[Node], g
 
 def sink_reorders(graph: Graph) -> Graph:
     """``graph`` with the elementwise nodes of its trailing reorder chain moved before the
-    reorders (see the module docstring); ``graph`` itself when there is nothing to move."""
-    chain = trailing_chain(graph)
-    if not any(not is_reorder(n) for n in chain):
+    reorders (see the module docstring) when a stream engine can compute them there: every
+    constant they read and every format they set is one value per channel of the stream before
+    the reorders.  Otherwise (nothing to move, or a constant or format per position there)
+    ``graph`` itself, and its ending stays a whole-vector tail."""
+    moved, nodes = _move(graph)
+    if not nodes:
         return graph
+    frame = moved.tensor(nodes[0].stages()[0].inputs[0]).shape
+    for s in (s for node in nodes for s in node.stages()):
+        arrays = [moved.tensor(i).data for i in s.inputs if moved.tensor(i).is_constant]
+        if s.op in KEEP_FORMATS:
+            arrays += list(moved.tensor(s.outputs[0]).formats.fields())
+        if not all(_per_channel(a, frame) for a in arrays):
+            return graph
+    return moved
+
+
+def _per_channel(a: np.ndarray, frame: tuple) -> bool:
+    """Whether ``a`` (broadcast to ``frame``, [C, ...]) is the same at every position of a channel."""
+    if np.ndim(a) == 0:
+        return True
+    flat = np.broadcast_to(a, frame).reshape(frame[0], -1)
+    return bool((flat == flat[:, :1]).all())
+
+
+def move_elementwise(graph: Graph) -> Graph:
+    """The rewrite of :func:`sink_reorders`, whatever the moved layers' constants and formats;
+    ``graph`` itself when there is nothing to move."""
+    return _move(graph)[0]
+
+
+def _move(graph: Graph) -> tuple[Graph, list[Node]]:
+    """(the rewritten graph, the moved nodes as they are in it); (``graph``, []) when there is
+    nothing to move."""
+    chain = trailing_chain(graph)
+    if not any(not is_reorder(n) for n in chain) or _frame(graph.tensor(chain[0].inputs[0]).shape) is None:
+        return graph, []
     x0 = chain[0].inputs[0]
     pre = graph.tensor(x0).shape
     out = graph.outputs[0]
@@ -168,7 +201,7 @@ def sink_reorders(graph: Graph) -> Graph:
     keep = [n for n in graph.nodes if not any(n is c for c in chain)]
     result = graph.with_nodes([*keep, *moved, *rebuilt], tensors)
     verify(result)
-    return result
+    return result, moved
 
 
 def output_order(graph: Graph, reorders: list[Node], stream_shape: tuple) -> np.ndarray:
