@@ -227,6 +227,25 @@ def test_int8_kws_equals_its_reference_output():
     assert not report["exact"]  # the softmax is a table look-up: not bounded, and said so
 
 
+def test_int8_kws_streams_with_one_multiplier_per_channel(tmp_path, capsys):
+    """Padded edges of its depthwise convs miss the weights with the most fraction bits, so
+    their accumulators are on a coarser grid than the rest of the channel. The multiplier is
+    chosen on the channel's finest grid over the union of its elements' ranges, which holds the
+    coarser values too: one value per channel (577 multipliers, every one exact; 597 before, when
+    each grid chose its own and split a per-channel constant per pixel, and the default compile's
+    io_stream project refused the model). Its io_stream C simulation reproduces the sample."""
+    out = tmp_path / "out"
+    project = compile_model(SHARED / "mlperf_kws_dscnn_int8_qdq.onnx", None, out, architecture="stream",
+                            backends=["hls"])
+    assert project.quantization()["rescales"] == {**project.quantization()["rescales"], "count": 577, "exact": 577}
+    rescales = [t for t in project.graph.tensors.values() if t.scheme is not None and "rescale" in t.scheme]
+    assert rescales and all(len(t.shape) < 3 or t.shape[-2:] == (1, 1) for t in rescales)
+    io = np.load(SHARED / "mlperf_kws_dscnn_int8_qdq.io.npz")
+    np.save(tmp_path / "x.npy", io["input"])
+    assert main(["csim", str(out), "--input", str(tmp_path / "x.npy")]) == 0
+    assert "bit-exact" in capsys.readouterr().out
+
+
 # --- plans, the report, the command line ----------------------------------------------------
 
 

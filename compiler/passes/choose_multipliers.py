@@ -3,9 +3,10 @@
 ``lower_quant`` writes ``y = REQUANTIZE(MUL(x, NODE.multiplier))`` where the quantized model asks
 for ``y = R(x * M)`` with an exact rational ``M`` (a ratio of two residual scales).  Once the
 plan is applied every format is known, so the range of ``x`` is too: this pass sizes the
-graph (size_widths, on a copy), and for each group of elements sharing a ratio, a grid and a
-rounding mode, asks `compiler.rescale.choose_multiplier` for the narrowest ``K * 2**-n`` whose
-rounded product equals ``R(x * M)`` on every reachable value of ``x`` (proved over the range),
+graph (size_widths, on a copy), and for each group of elements sharing a ratio, an output grid
+and a rounding mode, asks `compiler.rescale.choose_multiplier` for the narrowest ``K * 2**-n``
+whose rounded product equals ``R(x * M)`` on every reachable value of ``x`` (proved over the
+union of their ranges, on the finest grid of ``x`` among them: it holds the coarser ones' values),
 or the best one of at most ``MAX_MULTIPLIER_BITS`` bits and the largest difference it can make.
 
 In integer terms: ``x = a * 2**-f_x`` (``a`` the accumulator mantissa, an integer in the sized
@@ -65,20 +66,24 @@ def choose_multipliers(graph: Graph, max_bits: int = MAX_MULTIPLIER_BITS) -> Gra
         rounding = np.broadcast_to(y.formats.rounding, shape)
         num = np.broadcast_to(c.scheme["rescale"]["numerator"], shape)
         den = np.broadcast_to(c.scheme["rescale"]["denominator"], shape)
-        # elements sharing a ratio, a grid shift and a rounding mode share a multiplier: the
-        # union of their ranges is what it must be exact on
+        # elements sharing a ratio, an output grid and a rounding mode share a multiplier, chosen
+        # on the finest accumulator grid among them over the union of their ranges there: an
+        # element on a coarser grid (a padded edge that misses the weights with the most fraction
+        # bits) holds values of the finer one too, so the multiplier is exact for it (or its
+        # difference bounded) as well, and a per-channel ratio stays one value per channel
         keys = np.stack([np.broadcast_to(a, shape)[cares].astype(np.float64)
-                         for a in (num, den, f_y - f_x, rounding)], axis=1)
+                         for a in (num, den, f_y, rounding)], axis=1)
         distinct, inverse = np.unique(keys, axis=0, return_inverse=True)
         group = np.full(shape, -1, dtype=np.int64)
         group[cares] = inverse.ravel()
         values = np.empty(shape, dtype=object)
         codes = np.zeros(shape, dtype=np.int64)  # the largest difference each element's rescale can make
         choices = []
-        for k, (n, d, shift, mode) in enumerate(distinct):
+        for k, (n, d, out_frac, mode) in enumerate(distinct):
             members = group == k
-            g_lo, g_hi = int(lo[members].min()), int(hi[members].max())
-            shift = int(shift)
+            finest = int(f_x[members].max())
+            g_lo, g_hi = _range_on_grid(lo, hi, f_x, members, finest)
+            shift = int(out_frac) - finest
             ratio = Fraction(float(n)) / Fraction(float(d)) * Fraction(2) ** shift
             m = choose_multiplier(ratio, g_lo, g_hi, Rounding(int(mode)), max_bits)
             values[members] = m.value / Fraction(2) ** shift  # M' itself
@@ -89,6 +94,18 @@ def choose_multipliers(graph: Graph, max_bits: int = MAX_MULTIPLIER_BITS) -> Gra
                             "range": [g_lo, g_hi], "elements": int(members.sum())})
         updates[c.name] = _constant_of(c, fill_dont_care(values, cares), choices, codes)
     return graph.with_tensors(updates)
+
+
+def _range_on_grid(lo: np.ndarray, hi: np.ndarray, f_x: np.ndarray, members: np.ndarray,
+                   finest: int) -> tuple[int, int]:
+    """The union of the ``members``' mantissa ranges [lo, hi] (at their own fraction bits
+    ``f_x``) as mantissas at ``finest`` fraction bits."""
+    ends = []
+    for frac in np.unique(f_x[members]):
+        on = members & (f_x == frac)
+        up = finest - int(frac)
+        ends.append((int(lo[on].min()) << up, int(hi[on].max()) << up))
+    return min(e[0] for e in ends), max(e[1] for e in ends)
 
 
 def _constant_of(c, values: np.ndarray, choices: list, codes: np.ndarray):
