@@ -218,16 +218,17 @@ class Choice:
                  **{r: _rounded(layer.resources[r]) for r in RESOURCES}, "sets_ii": layer.cycles == self.ii}
                 for layer in self.layers]
 
-    def text(self) -> str:
-        """The report as a table, with the totals and their share of the part."""
+    def text(self, width: int | None = None) -> str:
+        """The report as a table, with the totals and their share of the part, at most ``width``
+        columns wide (default: the terminal's; long layer names wrap, as `finegrain report`'s)."""
+        from .text_table import format_table, terminal_width
+
         head = ("layer", "reuse", "cycles/image", "LUT", "FF", "DSP", "BRAM36")
         rows = [(row["layer"] + (" *" if row["sets_ii"] else ""), *(f"{row[k]:,}" for k in (
             "reuse_factor", "cycles_per_image", *RESOURCES))) for row in self.report()]
         share = {r: "" if f is None else f" ({f:.0%})" for r, f in self.fraction.items()}
         rows.append(("total", "", f"II {self.ii:,}", *(f"{_rounded(self.totals[r]):,}{share[r]}" for r in RESOURCES)))
-        widths = [max(len(str(line[i])) for line in (head, *rows)) for i in range(len(head))]
-        lines = ["  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(line, widths)))
-                 for line in (head, *rows)]
+        lines = format_table([head, *rows], width or terminal_width(), right=tuple(range(1, len(head))))
         return "\n".join(lines + [f"* sets the II; part {self.part}" + ("" if self.exact else
                                    "; the best found, not proved optimal (the search stopped)")])
 

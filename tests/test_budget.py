@@ -180,6 +180,14 @@ conv2        4         1,024        12,000           0       4       0
 fc         640           640           200           0       0       0
 total               II 2,048  23,200 (44%)  5,000 (5%)  4 (2%)  0 (0%)
 * sets the II; part xc7z020clg400-1"""
+    # a layer named as tf2onnx names them: the table still fits 80 columns, the name wrapped
+    long = "functional_1/activation_1/Relu;functional_1/batch_normalization_1/FusedBatchNormV3;" \
+           "functional_1/depthwise_conv2d/depthwise"
+    table = {long if name == "conv1" else name: rows for name, rows in HAND.items()}
+    lines = choose_folding(_layers(table), ZYNQ, max_lut=30_000).text(width=80).splitlines()
+    assert max(len(line) for line in lines) <= 80 and len(lines) > 7  # the name took several lines
+    names = [line.split("  ")[0].strip() for line in lines[1:-3]]  # the layer column, line by line
+    assert "".join(names).startswith(long + " *")  # the whole name, broken only after / and ;
 
 
 def test_limits_on_two_resources_need_the_search():
