@@ -113,7 +113,8 @@ def _constant_back(t: Tensor, shape: tuple, reorders: list[Node], graph: Graph) 
 
 
 def _activation_back(t: Tensor, name: str, shape: tuple, reorders: list[Node], graph: Graph) -> Tensor:
-    bounds = None if t.bounds is None else tuple(_back(np.asarray(b), reorders, graph) for b in t.bounds)
+    bounds = None if t.bounds is None else \
+        tuple(_back(np.broadcast_to(np.asarray(b), t.shape), reorders, graph) for b in t.bounds)
     formats = None if t.formats is None else _formats_back(t.formats, t.shape, reorders, graph)
     return dataclasses.replace(t, name=name, shape=shape, formats=formats, bounds=bounds, onnx_axes=None,
                                model_scale=None)
