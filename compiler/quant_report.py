@@ -123,12 +123,13 @@ class _Bounds:
             if out.name in self.overridden:
                 return np.full(shape, np.inf)
             codes = np.zeros(shape)
-            producer = g.producer(node.inputs[0]) if node.inputs[0] not in g.inputs else None
-            for stage in (producer.stages() if producer is not None else ()):
-                if stage.outputs[0] == node.inputs[0] and stage.op == Op.MUL:
-                    record = (g.tensor(stage.inputs[1]).scheme or {}).get("rescale", {})
-                    if "max_error_lsb" in record:
-                        codes = np.broadcast_to(np.asarray(record["max_error_lsb"], dtype=np.float64), shape)
+            stage = self.stage_making(node.inputs[0])
+            if stage is not None and stage.op == Op.ADD and g.tensor(stage.inputs[1]).is_constant:
+                stage = self.stage_making(stage.inputs[0])  # a zero point added before the rounding
+            if stage is not None and stage.op == Op.MUL:
+                record = (g.tensor(stage.inputs[1]).scheme or {}).get("rescale", {})
+                if "max_error_lsb" in record:
+                    codes = np.broadcast_to(np.asarray(record["max_error_lsb"], dtype=np.float64), shape)
             lsb = np.broadcast_to(np.ldexp(1.0, -np.asarray(out.formats.frac_bits)), shape)
             return _rounding_error(np.broadcast_to(ins[0], shape), lsb, codes)
         if op in (Op.SIGMOID, Op.SOFTMAX):
@@ -146,6 +147,11 @@ class _Bounds:
             return np.concatenate([np.broadcast_to(e, g.tensor(i).shape) for e, i in zip(ins, node.inputs)],
                                   axis=node.attrs["axis"])
         return np.broadcast_to(ins[0], shape)  # relu, clip: 1-Lipschitz
+
+    def stage_making(self, name: str):
+        """The (unfused) stage whose output is ``name``; None for a graph input."""
+        producer = self.graph.producer(name) if name not in self.graph.inputs else None
+        return next((s for s in producer.stages() if s.outputs[0] == name), None) if producer is not None else None
 
     def run(self) -> None:
         for node in self.graph.nodes:

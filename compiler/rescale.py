@@ -422,3 +422,54 @@ def choose_multiplier(ratio, lo: int, hi: int, rounding, max_bits: int = 32) -> 
         if final:
             return min(made, key=lambda m: (m.max_error, abs(m.value - ratio)))
     raise AssertionError("unreachable")
+
+
+# --- an integer added before the rounding ---------------------------------------------
+# R(acc*M + z) with z an integer (a zero point added in output codes): the modes that are
+# floor or ceil of x plus a constant (toward -inf and +inf, ties up and ties down) move by z
+# with their input, so R(acc*M' + z) - R(acc*M + z) is the same difference as without z.
+# The others are bracketed by two such modes; a multiplier exact under both puts acc*M' and
+# acc*M on the same rounding boundary or between the same two, where each mode of the
+# bracket, after any integer shift, rounds them alike.
+_SHIFT_INVARIANT = frozenset(int(m) for m in (Rounding.TRN, Rounding.CEIL, Rounding.RND, Rounding.RND_MIN_INF))
+_BRACKETS = {int(Rounding.TRN_ZERO): (Rounding.TRN, Rounding.CEIL),
+             int(Rounding.RND_ZERO): (Rounding.RND, Rounding.RND_MIN_INF),
+             int(Rounding.RND_INF): (Rounding.RND, Rounding.RND_MIN_INF),
+             int(Rounding.RND_CONV): (Rounding.RND, Rounding.RND_MIN_INF)}
+
+
+def choose_offset_multiplier(ratio, lo: int, hi: int, rounding, max_bits: int = 32) -> Multiplier:
+    """:func:`choose_multiplier` for ``R(acc*M + z)``, ``z`` any integer: the narrowest ``K``
+    exact under ``rounding`` (if it moves with ``z``) or under both modes of its bracket (see
+    above); if none of ``max_bits`` bits is, the one with the smaller error, whose
+    ``max_error`` is then the larger of the two modes' plus one (a tie may go either way)."""
+    if int(rounding) in _SHIFT_INVARIANT:
+        return choose_multiplier(ratio, lo, hi, rounding, max_bits)
+    first_mode, second_mode = _BRACKETS[int(rounding)]
+    first = choose_multiplier(ratio, lo, hi, first_mode, max_bits)
+    ratio = _positive(ratio)
+    lo, hi = _range(lo, hi)
+    e = ratio.numerator.bit_length() - ratio.denominator.bit_length()
+    if ratio < Fraction(2) ** e:
+        e -= 1
+    best = None
+    # exact under both needs exact under the first: no fewer bits than its narrowest; the exact
+    # multipliers of both form an interval around M, so M's two neighbours decide each width
+    for bits in range(first.bits if first.exact else max_bits, max_bits + 1):
+        shift = bits - 1 - e
+        num, den = (ratio.numerator << shift, ratio.denominator) if shift >= 0 else \
+            (ratio.numerator, ratio.denominator << -shift)
+        below, rest = divmod(num, den)
+        nearer_first = [below] if rest == 0 else [below, below + 1] if 2 * rest <= den else [below + 1, below]
+        for k in nearer_first:
+            m = _make(ratio, k, shift, lo, hi, first_mode, limit=None)
+            other, witness = multiplier_error(ratio, m.value, lo, hi, second_mode)
+            if m.exact and other == 0:
+                return m
+            error = max(m.max_error, other)
+            if best is None or (error, abs(m.value - ratio)) < best[0]:
+                best = ((error, abs(m.value - ratio)),
+                        Multiplier(ratio, m.value, m.mantissa, m.shift, m.bits, False, error + 1,
+                                   m.witness if m.max_error >= other else witness))
+    return best[1]
+

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from compiler.fixed import Rounding
 from compiler.mantissa import round_shift
-from compiler.rescale import Multiplier, _first_column, choose_multiplier, multiplier_error
+from compiler.rescale import Multiplier, _first_column, choose_multiplier, choose_offset_multiplier, multiplier_error
 
 MODES = list(Rounding)
 
@@ -301,3 +301,40 @@ def test_bad_arguments():
         choose_multiplier(Fraction(1, 3), 5, 0, Rounding.TRN)
     with pytest.raises(ValueError, match="rounding"):
         choose_multiplier(Fraction(1, 3), 0, 5, 99)
+
+
+@settings(max_examples=400, deadline=None)
+@given(ratio=ratios, bounds=ranges, mode=st.sampled_from(MODES), max_bits=st.integers(1, 14),
+       zeros=st.lists(st.integers(-300, 300), min_size=1, max_size=4))
+def test_offset_multiplier_holds_for_any_integer_added(ratio, bounds, mode, max_bits, zeros):
+    """R(acc*M' + z) against R(acc*M + z), by brute force, for several integers z: equal for
+    every acc when choose_offset_multiplier says exact, within max_error otherwise; and no
+    narrower multiplier of the same kind is exact for every z in 0..3 (z of both parities
+    decides a tie to even)."""
+    lo, hi = bounds
+    m = choose_offset_multiplier(ratio, lo, hi, mode, max_bits)
+    assert m.bits <= max_bits and m.value == Fraction(m.mantissa) / Fraction(2) ** m.shift
+    for z in [0, 1, *zeros]:
+        errors = [abs(ref_round(a * m.value + z, mode) - ref_round(a * ratio + z, mode)) for a in range(lo, hi + 1)]
+        assert max(errors) <= m.max_error, (z, m)
+    if m.exact:
+        assert m.max_error == 0
+        plain = choose_multiplier(ratio, lo, hi, mode, max_bits)
+        assert plain.exact and plain.bits <= m.bits  # never narrower than without the offset
+
+
+
+@pytest.mark.parametrize("ratio, mode", [(Fraction(10, 9), Rounding.RND_CONV), (Fraction(7, 6), Rounding.RND_INF),
+                                         (Fraction(6, 5), Rounding.TRN_ZERO)])
+def test_an_integer_added_before_rounding_needs_the_offset_multiplier(ratio, mode):
+    """acc*M lands on rounding boundaries (a multiple of 9, 6 or 5 times M is an integer or a
+    half): the multiplier exact for R(acc*M) is off for R(acc*M + z) at some z, the offset one
+    is exact (10/9: ties to even, any z), or, where no dyadic multiplier can be (6/5 toward
+    zero: 5*M' would have to be 6 under floor and ceil alike), within its max_error."""
+    accs, zeros = range(1, 41), range(-60, 61)
+    plain = choose_multiplier(ratio, 1, 40, mode, 16)
+    assert plain.exact and any(ref_round(a * plain.value + z, mode) != ref_round(a * ratio + z, mode)
+                               for a in accs for z in zeros)
+    m = choose_offset_multiplier(ratio, 1, 40, mode, 16)
+    worst = max(abs(ref_round(a * m.value + z, mode) - ref_round(a * ratio + z, mode)) for a in accs for z in zeros)
+    assert worst <= m.max_error and m.exact == (mode == Rounding.RND_CONV)

@@ -25,8 +25,8 @@ from fractions import Fraction
 import numpy as np
 
 from ..fixed import Overflow, Rounding
-from ..ir import Graph, Op
-from ..rescale import choose_multiplier
+from ..ir import Graph, IRError, Op
+from ..rescale import choose_multiplier, choose_offset_multiplier
 from .quant_data import compact, fill_dont_care, mantissa_data
 from .size_widths import size_widths
 
@@ -35,14 +35,19 @@ MAX_RESCALE_BITS = 64  # the widest the option allows
 
 
 def _rescale_nodes(graph: Graph):
+    """(MUL, REQUANTIZE, the zero point added between them or None) of each rescale."""
     for node in graph.nodes:
         if node.op != Op.MUL:
             continue
         c = graph.tensor(node.inputs[1])
         if c.scheme is not None and "rescale" in c.scheme:
-            consumers = graph.consumers(node.outputs[0])
+            consumers, zero = graph.consumers(node.outputs[0]), None
+            if len(consumers) == 1 and consumers[0].op == Op.ADD and consumers[0].inputs[0] == node.outputs[0] \
+                    and graph.tensor(consumers[0].inputs[1]).is_constant:  # a zero point: R(x * M + z)
+                zero = graph.tensor(consumers[0].inputs[1])
+                consumers = graph.consumers(consumers[0].outputs[0])
             if len(consumers) == 1 and consumers[0].op == Op.REQUANTIZE:
-                yield node, consumers[0]
+                yield node, consumers[0], zero
 
 
 def choose_multipliers(graph: Graph, max_bits: int = MAX_MULTIPLIER_BITS) -> Graph:
@@ -51,11 +56,15 @@ def choose_multipliers(graph: Graph, max_bits: int = MAX_MULTIPLIER_BITS) -> Gra
         return graph
     sized = size_widths(graph)
     updates = {}
-    for mul, req in pairs:
+    for mul, req, zero in pairs:
         x = sized.tensor(mul.inputs[0])
         c = graph.tensor(mul.inputs[1])
         y = graph.tensor(req.outputs[0])
         shape = x.shape
+        choose = choose_multiplier
+        if zero is not None:  # exact for any integer added before the rounding (rescale.py)
+            _check_whole_codes(zero, y, req)
+            choose = choose_offset_multiplier
         lo, hi = (np.broadcast_to(np.asarray(b, dtype=object), shape) for b in x.bounds)
         # an element that is 0 on every input (a padded corner after a ReLU, say) gives 0 under
         # any multiplier: it joins no group and takes a neighbour's value (fill_dont_care), so
@@ -85,7 +94,7 @@ def choose_multipliers(graph: Graph, max_bits: int = MAX_MULTIPLIER_BITS) -> Gra
             g_lo, g_hi = _range_on_grid(lo, hi, f_x, members, finest)
             shift = int(out_frac) - finest
             ratio = Fraction(float(n)) / Fraction(float(d)) * Fraction(2) ** shift
-            m = choose_multiplier(ratio, g_lo, g_hi, Rounding(int(mode)), max_bits)
+            m = choose(ratio, g_lo, g_hi, Rounding(int(mode)), max_bits)
             values[members] = m.value / Fraction(2) ** shift  # M' itself
             codes[members] = m.max_error
             choices.append({"ratio": str(Fraction(float(n)) / Fraction(float(d))),
@@ -94,6 +103,17 @@ def choose_multipliers(graph: Graph, max_bits: int = MAX_MULTIPLIER_BITS) -> Gra
                             "range": [g_lo, g_hi], "elements": int(members.sum())})
         updates[c.name] = _constant_of(c, fill_dont_care(values, cares), choices, codes)
     return graph.with_tensors(updates)
+
+
+def _check_whole_codes(zero, y, req) -> None:
+    """A zero point added before a rescale's rounding is a whole number of output codes
+    (lower_quant makes it so); the proof of choose_offset_multiplier needs it."""
+    shape = np.broadcast_shapes(zero.data.shape, y.shape)
+    data = np.broadcast_to(np.asarray(zero.data, dtype=object), shape)
+    up = np.broadcast_to(y.formats.frac_bits, shape) - zero.data_frac
+    if not all(u >= 0 or int(d) % (1 << -int(u)) == 0 for d, u in zip(data.ravel(), up.ravel())):
+        raise IRError(f"the zero point {zero.name!r} added before {req.name!r} is not a whole number of its output "
+                      f"codes")
 
 
 def _range_on_grid(lo: np.ndarray, hi: np.ndarray, f_x: np.ndarray, members: np.ndarray,
