@@ -109,9 +109,14 @@ def _check_whole_codes(zero, y, req) -> None:
     """A zero point added before a rescale's rounding is a whole number of output codes
     (lower_quant makes it so); the proof of choose_offset_multiplier needs it."""
     shape = np.broadcast_shapes(zero.data.shape, y.shape)
-    data = np.broadcast_to(np.asarray(zero.data, dtype=object), shape)
-    up = np.broadcast_to(y.formats.frac_bits, shape) - zero.data_frac
-    if not all(u >= 0 or int(d) % (1 << -int(u)) == 0 for d, u in zip(data.ravel(), up.ravel())):
+    # the bits of the mantissa below the output's LSB, which must be 0
+    below = np.broadcast_to(np.maximum(zero.data_frac - np.asarray(y.formats.frac_bits), 0), shape)
+    data = np.broadcast_to(zero.data, shape)
+    if data.dtype == object or below.max() > 62:
+        whole = all(int(d) % (1 << int(b)) == 0 for d, b in zip(data.ravel(), below.ravel()))
+    else:
+        whole = bool(((data.astype(np.int64) & ((np.int64(1) << below) - 1)) == 0).all())
+    if not whole:
         raise IRError(f"the zero point {zero.name!r} added before {req.name!r} is not a whole number of its output "
                       f"codes")
 
