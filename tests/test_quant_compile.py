@@ -21,11 +21,13 @@ import numpy as np
 import pytest
 
 from compiler.cli import main
-from compiler.emulate import emulate_exact
+from compiler.backends.rtl.stream_reorder import sink_reorders
+from compiler.emulate import emulate_exact, quantize_inputs, run
 from compiler.errors import UsageError
 from compiler.ir import Op
 from compiler.plan import parse_plan
-from compiler.project import compile_model
+from compiler.project import compile_model, load_project
+from compiler.verify.vectors import csim_vectors
 from tests import quant_models as qm
 from tests import quant_models_exported as qe
 from tests import quant_reference as qr
@@ -346,13 +348,21 @@ def test_espcn_streams_with_one_multiplier_per_channel(folder, tmp_path, capsys)
     out = tmp_path / "out"
     assert main(["compile", str(path), "--plan", str(plan), "--arch", "stream", "--backend", "hls,rtl",
                  "-o", str(out)]) == 0
-    graph = compile_model(path, parse_plan(ESPCN_PLAN, folder), backends=[]).graph
+    graph = load_project(out).graph
     rescales = [t for t in graph.tensors.values() if t.scheme is not None and "rescale" in t.scheme]
     assert rescales and all(len(t.shape) < 3 or t.shape[-2:] == (1, 1) for t in rescales)
     corners = [c for t in rescales for c in t.scheme["rescale"]["choices"] if c["range"] == [0, 0]]
     assert not corners  # a constant-zero element chose no multiplier of its own
-    x = np.load(SHARED / "espcn_subpixel_qonnx.io.npz")["input"][:, :, 40:48, 40:48]
+    sample = np.load(SHARED / "espcn_subpixel_qonnx.io.npz")["input"]
+    x = sample[:, :, 40:48, 40:48]
     np.save(tmp_path / "x.npy", x)
+    # the RTL's view: the ending's ReLU and quantizer before the DepthToSpace, the same outputs
+    moved = sink_reorders(graph)
+    assert [n.name for n in moved.nodes][-6:] == ["Relu_43", "Quant_47.rescale", "Quant_47.quantize",
+                                                   "DepthToSpace_42.blocks", "DepthToSpace_42.move", "DepthToSpace_42"]
+    inputs = np.concatenate([x, sample[:, :, 0:8, 100:108], csim_vectors(graph, 3)["x.7"]])
+    before, after = (run(g, quantize_inputs(g, inputs))["79"] for g in (graph, moved))
+    assert np.array_equal(before.m, after.m) and before.frac == after.frac
     capsys.readouterr()
     assert main(["csim", str(out), "--input", str(tmp_path / "x.npy")]) == 0
     assert "bit-exact" in capsys.readouterr().out

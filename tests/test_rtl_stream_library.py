@@ -569,11 +569,11 @@ def _random_chain(rng: random.Random) -> tuple[list[dict], int]:
 def test_timing_stops_once_periodic_with_the_full_runs_numbers():
     """timing() stops once the engines are in the same state at the first input transfers of
     two images in a row (and image 0 has left): latency and II equal those of running every
-    one of ``images`` images, on 200 random chains and the fork-join of the branch tests, for
+    one of ``images`` images, on 80 random chains and the fork-join of the branch tests, for
     4, 7 and 27 images."""
     rng = random.Random(13)
     cases = 0
-    while cases < 200:
+    while cases < 80:
         specs, beats = _random_chain(rng)
         if not beats:
             continue

@@ -3,8 +3,9 @@ model that ends in a DepthToSpace (PixelShuffle) or a Flatten, with elementwise 
 streams its output instead of collecting the frame in a tail.
 
 * sink_reorders moves the elementwise layers before the reorders: the emulator's outputs are
-  the same on random and extreme inputs, for a torch PixelShuffle model and the Brevitas ESPCN
-  (an 8x8 crop), and a per-channel constant stays one value per channel of the wider stream;
+  the same on random and extreme inputs, for torch PixelShuffle models (the Brevitas ESPCN's
+  8x8 crop: tests/test_quant_compile.py), and a per-channel constant stays one value per channel
+  of the wider stream;
 * the output port's beat order is the reorders' (output_order against numpy's own reshape and
   transpose);
 * the PixelShuffle model compiled --arch stream: no tail engine, one output beat per input
@@ -32,7 +33,6 @@ from compiler.plan import parse_plan
 from compiler.project import compile_model
 from compiler.verify.vectors import csim_vectors
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
 
 
 class SubPixel(torch.nn.Module):
@@ -132,21 +132,6 @@ def test_sink_reorders_takes_each_element_back_to_its_place(tmp_path):
     assert sink_reorders(graph) is graph
     schedule = _compile(path, tmp_path / "out")
     assert schedule["engines"][-1]["name"] == "tail" and schedule["outputs"][0]["beats"] == 1
-
-
-def test_sink_reorders_keeps_the_espcns_outputs(tmp_path):
-    from test_quant_compile import ESPCN_PLAN, _espcn_crop
-
-    path = _espcn_crop(tmp_path, 8)
-    graph = compile_model(path, parse_plan(ESPCN_PLAN, tmp_path), backends=[]).graph
-    moved = sink_reorders(graph)
-    _check_moved(graph, moved)
-    names = [n.name for n in moved.nodes]
-    assert names[-6:] == ["Relu_43", "Quant_47.rescale", "Quant_47.quantize", "DepthToSpace_42.blocks",
-                          "DepthToSpace_42.move", "DepthToSpace_42"]
-    sample = np.load(SHARED / "espcn_subpixel_qonnx.io.npz")["input"]
-    x = np.concatenate([sample[:, :, 40:48, 40:48], sample[:, :, 0:8, 100:108], csim_vectors(graph, 8)["x.7"]])
-    _same_outputs(graph, moved, x)
 
 
 def test_a_model_without_an_elementwise_ending_is_left_alone(subpixel):
