@@ -62,6 +62,7 @@ with the smaller ``max_error`` is returned (ties: the one nearer ``M``).
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -376,12 +377,20 @@ def multiplier_error(ratio, value, lo: int, hi: int, rounding, *,
     return worst, witness
 
 
-def _make(ratio: Fraction, mantissa: int, shift: int, lo: int, hi: int, rounding,
+def _make(ratio: Fraction, mantissa: int, shift: int, lo: int, hi: int, modes: tuple,
           limit: int | None) -> Multiplier:
+    """The multiplier ``mantissa * 2**-shift`` with its error: the largest under any of the
+    rounding ``modes`` (``limit``: as in :func:`multiplier_error`)."""
     while mantissa % 2 == 0:
         mantissa, shift = mantissa // 2, shift - 1
     value = Fraction(mantissa) / (1 << shift) if shift >= 0 else Fraction(mantissa << -shift)
-    error, witness = multiplier_error(ratio, value, lo, hi, rounding, limit=limit)
+    error, witness = 0, None
+    for mode in modes:
+        e, w = multiplier_error(ratio, value, lo, hi, mode, limit=limit)
+        if e > error:
+            error, witness = e, w
+        if limit is not None and error > limit:
+            break
     return Multiplier(ratio, value, mantissa, shift, mantissa.bit_length(), error == 0, error, witness)
 
 
@@ -389,11 +398,18 @@ def choose_multiplier(ratio, lo: int, hi: int, rounding, max_bits: int = 32) -> 
     """The narrowest multiplier ``K * 2**-n`` that rescales every integer accumulator in
     ``[lo, hi]`` by ``ratio`` exactly under ``rounding``; if no ``K`` of at most
     ``max_bits`` bits is exact, the ``max_bits`` one with the smallest proven error."""
+    return _choose(ratio, lo, hi, (rounding,), max_bits)
+
+
+def _choose(ratio, lo: int, hi: int, modes: tuple, max_bits: int) -> Multiplier:
+    """:func:`choose_multiplier` exact under every one of ``modes`` at once (its error the
+    largest of theirs)."""
     ratio = _positive(ratio)
     lo, hi = _range(lo, hi)
     if max_bits < 1:
         raise ValueError(f"max_bits must be at least 1, got {max_bits}")
-    _shapes(rounding)
+    for mode in modes:
+        _shapes(mode)
     # e = floor(log2(ratio)), so ratio * 2**(bits - 1 - e) lies in [2**(bits-1), 2**bits)
     e = ratio.numerator.bit_length() - ratio.denominator.bit_length()
     if ratio < Fraction(2) ** e:
@@ -406,7 +422,7 @@ def choose_multiplier(ratio, lo: int, hi: int, rounding, max_bits: int = 32) -> 
             (ratio.numerator, ratio.denominator << -shift)
         below, rest = divmod(num, den)
         if rest == 0:
-            return _make(ratio, below, shift, lo, hi, rounding, limit=0)
+            return _make(ratio, below, shift, lo, hi, modes, limit=0)
         final = bits == max_bits
         made = []
         # nearer first; |K - num/den| = distance/den, so |M' - M| = distance / (den * 2**shift)
@@ -416,7 +432,7 @@ def choose_multiplier(ratio, lo: int, hi: int, rounding, max_bits: int = 32) -> 
                     continue  # the same value with fewer bits was tried
                 if reach * distance << max(-shift, 0) >= 2 * den << max(shift, 0):
                     continue  # |acc * (M' - M)| >= 2 at the range's end: at least one LSB off
-            made.append(_make(ratio, k, shift, lo, hi, rounding, limit=None if final else 0))
+            made.append(_make(ratio, k, shift, lo, hi, modes, limit=None if final else 0))
             if made[-1].exact:
                 return made[-1]
         if final:
@@ -441,35 +457,9 @@ _BRACKETS = {int(Rounding.TRN_ZERO): (Rounding.TRN, Rounding.CEIL),
 def choose_offset_multiplier(ratio, lo: int, hi: int, rounding, max_bits: int = 32) -> Multiplier:
     """:func:`choose_multiplier` for ``R(acc*M + z)``, ``z`` any integer: the narrowest ``K``
     exact under ``rounding`` (if it moves with ``z``) or under both modes of its bracket (see
-    above); if none of ``max_bits`` bits is, the one with the smaller error, whose
+    above); if none of ``max_bits`` bits is, the ``max_bits`` one with the smaller error, whose
     ``max_error`` is then the larger of the two modes' plus one (a tie may go either way)."""
     if int(rounding) in _SHIFT_INVARIANT:
         return choose_multiplier(ratio, lo, hi, rounding, max_bits)
-    first_mode, second_mode = _BRACKETS[int(rounding)]
-    first = choose_multiplier(ratio, lo, hi, first_mode, max_bits)
-    ratio = _positive(ratio)
-    lo, hi = _range(lo, hi)
-    e = ratio.numerator.bit_length() - ratio.denominator.bit_length()
-    if ratio < Fraction(2) ** e:
-        e -= 1
-    best = None
-    # exact under both needs exact under the first: no fewer bits than its narrowest; the exact
-    # multipliers of both form an interval around M, so M's two neighbours decide each width
-    for bits in range(first.bits if first.exact else max_bits, max_bits + 1):
-        shift = bits - 1 - e
-        num, den = (ratio.numerator << shift, ratio.denominator) if shift >= 0 else \
-            (ratio.numerator, ratio.denominator << -shift)
-        below, rest = divmod(num, den)
-        nearer_first = [below] if rest == 0 else [below, below + 1] if 2 * rest <= den else [below + 1, below]
-        for k in nearer_first:
-            m = _make(ratio, k, shift, lo, hi, first_mode, limit=None)
-            other, witness = multiplier_error(ratio, m.value, lo, hi, second_mode)
-            if m.exact and other == 0:
-                return m
-            error = max(m.max_error, other)
-            if best is None or (error, abs(m.value - ratio)) < best[0]:
-                best = ((error, abs(m.value - ratio)),
-                        Multiplier(ratio, m.value, m.mantissa, m.shift, m.bits, False, error + 1,
-                                   m.witness if m.max_error >= other else witness))
-    return best[1]
-
+    m = _choose(ratio, lo, hi, _BRACKETS[int(rounding)], max_bits)
+    return m if m.exact else dataclasses.replace(m, max_error=m.max_error + 1)
