@@ -18,7 +18,6 @@ module (the simulator imports it by name).
   stream_model.simulate's, the ports equal stream_model.Chain's every cycle, every output
   equals numpy's (nothing lost or duplicated); at full rate DEPTH = latency + 2 sustains one
   token per cycle and one less does not.
-* The model alone: the FIFO depth rule and its errors.
 * Lint (verilator -Wall) of each module in several parameterisations and yosys synth_xilinx
   of one each, beyond tests/test_rtl_library.py's checks of every rtl/ file's defaults.
 """
@@ -37,7 +36,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `sim` is a top-level folder of the repo, not installed
 
 from compiler.backends.rtl.stream_library import Collect, Fifo, Pad, Reduce, Window  # noqa: E402
-from compiler.backends.rtl.stream_model import Chain, _timing, simulate, timing  # noqa: E402
+from compiler.backends.rtl.stream_model import Chain, simulate  # noqa: E402
 
 RTL = ROOT / "rtl"
 BENCHES = Path(__file__).resolve().parent / "rtl_library"
@@ -502,104 +501,3 @@ def test_synthesis_yosys():
     problems, summary = library.synthesis_problems(results)
     print("\n".join(summary))
     assert not problems, "\n".join(problems)
-
-
-# --- the model alone ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("latency", [0, 1, 4])
-def test_fifo_depth_rule(latency):
-    """A window engine's token holds its slot from the issue to its output transfer, latency + 3
-    cycles: DEPTH = (1 + latency) + 2 sustains one token per cycle, one less does not; a
-    collector's core (and a front-less engine's) starts on the issue itself: latency + 2."""
-    window = {"window": (4, 6, 1, 1, 1, 1, 1, 1, 1), "latency": latency}
-    assert timing([{**window, "fifo_depth": latency + 3}], 24)[1] == 24
-    assert timing([{**window, "fifo_depth": latency + 2}], 24)[1] > 24
-    collect = {"window": (4, 6, 1, 1, 1, 1, 1, 1, 1), "latency": 0, "fifo_depth": 3}
-    tail = {"collect": 1, "latency": latency}
-    assert timing([collect, {**tail, "fifo_depth": latency + 2}], 24)[1] == 24
-    assert timing([collect, {**tail, "fifo_depth": latency + 1}], 24)[1] > 24
-    pointwise = {"latency": latency}  # no front module: the core starts on the transfer, as a collector's
-    assert timing([collect, {**pointwise, "fifo_depth": latency + 2}], 24)[1] == 24
-    assert timing([collect, {**pointwise, "fifo_depth": latency + 1}], 24)[1] > 24
-
-
-def test_timing_counts_padding_and_folding():
-    """A padded 4x5 frame is 6x7 = 42 beats: the first real pixel is beat 8 (cycle 8), the last
-    window completes at beat 41, leaves the window at 42, the core (latency 2) at 44 and the
-    FIFO at 45: latency 37, II 42.  Folded to II 30, the 20 windows of an image issue 30
-    cycles apart, back to back over images: II 600."""
-    conv = {"pad": (4, 5, 1, 1, 1, 1), "window": (6, 7, 3, 3, 1, 1, 1, 1, 1), "latency": 2, "fifo_depth": 5}
-    assert timing([conv], 20) == (37, 42)
-    folded = {**conv, "window": (6, 7, 3, 3, 1, 1, 1, 1, 30)}
-    assert timing([folded], 20)[1] == 600
-
-
-def _random_chain(rng: random.Random) -> tuple[list[dict], int]:
-    """A chain of 1 to 5 engines over one frame (padded, strided, folded windows, pointwise
-    engines, a collector tail), FIFOs at, below or above the depth rule; (specs, beats in)."""
-    h, w = rng.randint(2, 7), rng.randint(2, 7)
-    specs = []
-    for _ in range(rng.randint(1, 5)):
-        latency = rng.randint(0, 4)
-        depth = max(1, latency + 3 + rng.choice([-2, -1, 0, 0, 2]))
-        kind = rng.choice(["conv", "conv", "point", "front-less"])
-        if kind == "conv":
-            k, s, pad = rng.choice([(3, 1, 1), (2, 2, 0), (3, 2, 1), (1, 1, 0)])
-            if h + 2 * pad < k or w + 2 * pad < k:
-                continue
-            specs.append({"pad": (h, w, pad, pad, pad, pad) if pad else None,
-                          "window": (h + 2 * pad, w + 2 * pad, k, k, s, s, 1, 1, rng.choice([1, 1, 2, 5])),
-                          "latency": latency, "fifo_depth": depth})
-            h, w = (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1
-        elif kind == "point":
-            specs.append({"window": (h, w, 1, 1, 1, 1, 1, 1, rng.choice([1, 3])), "latency": latency,
-                          "fifo_depth": depth})
-        elif specs:  # a pointwise engine with no front module (needs a stream before it)
-            specs.append({"latency": latency, "fifo_depth": max(1, latency + 2 + rng.choice([-1, 0, 1]))})
-    if not specs:
-        specs.append({"window": (h, w, 1, 1, 1, 1, 1, 1, 1), "latency": 1, "fifo_depth": 4})
-    if rng.random() < 0.4:
-        specs.append({"collect": (h * w, rng.choice([1, 4, 40])), "latency": rng.randint(0, 3),
-                      "fifo_depth": rng.randint(1, 3)})
-    return specs, specs[0]["pad"][0] * specs[0]["pad"][1] if specs[0].get("pad") else \
-        (specs[0]["window"][0] * specs[0]["window"][1] if specs[0].get("window") else 0)
-
-
-def test_timing_stops_once_periodic_with_the_full_runs_numbers():
-    """timing() stops once the engines are in the same state at the first input transfers of
-    two images in a row (and image 0 has left): latency and II equal those of running every
-    one of ``images`` images, on 80 random chains and the fork-join of the branch tests, for
-    4, 7 and 27 images."""
-    rng = random.Random(13)
-    cases = 0
-    while cases < 80:
-        specs, beats = _random_chain(rng)
-        if not beats:
-            continue
-        cases += 1
-        for images in (4, 7, 27):
-            assert timing(specs, beats, images) == _timing(*simulate(specs, beats, images), beats, images), specs
-    graph = [{"name": "to_conv", "inputs": ["input"], "latency": 0, "fifo_depth": 9},
-             {"name": "to_add", "inputs": ["input"], "latency": 0, "fifo_depth": 12},
-             {"pad": (4, 5, 1, 1, 1, 1), "window": (6, 7, 3, 3, 1, 1, 1, 1, 1), "latency": 3, "fifo_depth": 6,
-              "name": "conv", "inputs": ["to_conv"]},
-             {"window": (4, 5, 1, 1, 1, 1, 1, 1, 1), "latency": 1, "fifo_depth": 4, "name": "add",
-              "inputs": ["conv", "to_add"]}]
-    for images in (4, 9):
-        assert timing(graph, 20, images) == _timing(*simulate(graph, 20, images), 20, images)
-
-
-def test_model_errors():
-    with pytest.raises(ValueError, match="does not fit"):
-        Window(2, 2, 3, 3)
-    with pytest.raises(ValueError, match="DEPTH"):
-        Fifo(0)
-    with pytest.raises(ValueError, match="not the window's"):
-        simulate([{"pad": (4, 4, 1, 1, 1, 1), "window": (4, 4, 3, 3, 1, 1, 1, 1, 1), "latency": 1,
-                   "fifo_depth": 4}], 16, 1)
-    with pytest.raises(ValueError, match="beats enter"):
-        simulate([{"window": (4, 4, 3, 3, 1, 1, 1, 1, 1), "latency": 1, "fifo_depth": 4}], 15, 1)
-    with pytest.raises(RuntimeError, match="moved nothing"):
-        simulate([{"collect": 2, "latency": 0, "fifo_depth": 2}], 2, 1, out_ready=lambda t: False,
-                 max_idle_cycles=50)
