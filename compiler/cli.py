@@ -24,7 +24,7 @@ from pathlib import Path
 
 from . import __version__
 from .argnames import command_line
-from .errors import UsageError, UserError
+from .errors import UsageError, UserError, caused_by_interrupt
 from .output_folder import OutputFolderError, locked, write_whole
 from .cli_plan import add_plan_parser
 from .targets import BOARDS, DEFAULT_PART
@@ -470,15 +470,14 @@ def main(argv=None) -> int:
         _say("error", str(err))
         return 2
     except KeyboardInterrupt:
-        _ignore_interrupts()
-        _say("error", "interrupted (SIGINT or SIGTERM); an output folder being written is left as it was, "
-                      "or complete")
-        return 130
+        return _interrupted()
     except BrokenPipeError:  # `finegrain inspect MODEL | head`: the reader stopped listening
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as err:  # noqa: BLE001 - the last resort: never a raw traceback
+        if caused_by_interrupt(err):  # e.g. an interrupted import, raised as ImportError
+            return _interrupted()
         if os.environ.get("FINEGRAIN_DEBUG") == "1":
             traceback.print_exc()
         _say("internal error", f"finegrain {__version__} failed unexpectedly ({type(err).__name__}: {err}). This "
@@ -486,6 +485,12 @@ def main(argv=None) -> int:
                                f"project with the command line and, if you can, the model and plan "
                                f"(FINEGRAIN_DEBUG=1 prints the traceback)")
         return 3
+
+
+def _interrupted() -> int:
+    _ignore_interrupts()
+    _say("error", "interrupted (SIGINT or SIGTERM); an output folder being written is left as it was, or complete")
+    return 130
 
 
 def _load_numpy() -> None:

@@ -16,3 +16,26 @@ class PlanError(UserError):
 
 class UsageError(UserError):
     """A bad command line: an option's value, or a file or folder a command cannot use."""
+
+
+def caused_by_interrupt(err: BaseException) -> bool:
+    """Whether ``err`` is, or was raised from or while handling, a KeyboardInterrupt.  An
+    interrupt that arrives while a compiled module initialises comes back as another
+    exception: a pybind11 module (highspy, imported by the RTL builder on first use) raises
+    ``ImportError("initialization failed")`` from it."""
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def reraise_interrupt(err: BaseException) -> None:
+    """Raise KeyboardInterrupt if ``err`` was caused by one (:func:`caused_by_interrupt`): a
+    catch-all that turns a failure of finegrain itself into a clear message must not turn
+    Ctrl-C (or SIGTERM, which the CLI raises as KeyboardInterrupt) into one."""
+    if caused_by_interrupt(err):
+        raise KeyboardInterrupt from err

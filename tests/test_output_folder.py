@@ -207,3 +207,34 @@ def test_signal_landing_on_another_thread_waits_for_the_block_to_end():
         stop.set()
         worker.join()
         signal.signal(signal.SIGTERM, previous)
+
+
+class _InterruptedImport:
+    """A meta path finder: importing ``name`` fails as an interrupt during a pybind11 module's
+    initialisation does (ImportError "initialization failed", raised from the interrupt)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname == self.name:
+            raise ImportError("initialization failed") from KeyboardInterrupt()
+        return None
+
+
+def test_interrupt_inside_a_lazy_import_is_an_interrupt(tmp_path, capsys, monkeypatch):
+    """A SIGTERM that lands while the RTL builder imports highspy (on first use) surfaces as an
+    ImportError.  The backend's catch-all once reported it as a finegrain defect, the default
+    backends dropped the RTL with a warning, and the folder became an HLS-only project: neither
+    the previous output nor the new one (seen once in CI).  It is an interrupt: exit 130, the
+    previous output kept."""
+    argv = ["compile", str(JET / "model.onnx"), "--plan", str(JET / "plan.json"), "-o", str(tmp_path / "out")]
+    assert main(argv) == 0
+    old = snapshot(tmp_path / "out")
+    capsys.readouterr()
+    monkeypatch.delitem(sys.modules, "highspy", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [_InterruptedImport("highspy"), *sys.meta_path])
+    assert main(argv + ["--force"]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("error: interrupted") and "defect" not in err, err
+    assert snapshot(tmp_path / "out") == old and not _leftovers(tmp_path / "out")

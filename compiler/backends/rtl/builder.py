@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import __version__
-from ...errors import UserError
+from ...errors import UserError, reraise_interrupt
 from ...ir import Graph, Node, Op, Tensor
 from ...sums import const_elements, dense_terms, element_format, fmt_range, window_terms
 from ...names import SV_COMPANIONS, SV_PREFIXES, SV_RESERVED, Names
@@ -183,6 +183,7 @@ class _Builder(StageTiming, StageFusion, ElementwiseOps):
         except UserError:
             raise
         except Exception as err:
+            reraise_interrupt(err)
             raise RTLBackendError(f"node {node.name!r}: the RTL backend failed on it ({type(err).__name__}: {err}); "
                                   f"this is a finegrain defect, please report it with the model and plan; "
                                   f"compile with --backend hls meanwhile") from err

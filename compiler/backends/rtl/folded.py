@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ... import __version__
-from ...errors import UserError
+from ...errors import UserError, reraise_interrupt
 from ...ir import Graph, Node, Op
 from ..hls import template_environment
 from ...sums import element_format
@@ -560,6 +560,7 @@ def folded_core_context(graph: Graph, options: RTLOptions, source: dict, reuse: 
     except UserError:
         raise
     except Exception as err:
+        reraise_interrupt(err)
         raise RTLBackendError(f"node {core.node.name!r}: the folded RTL core (reuse factor {reuse}) failed on it "
                               f"({type(err).__name__}: {err}); this is a finegrain defect, please report it with "
                               f"the model and plan; give the layer reuse factor 1 or compile with --backend hls "

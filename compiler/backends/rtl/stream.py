@@ -55,7 +55,7 @@ import dataclasses
 import numpy as np
 
 from ... import __version__
-from ...errors import UserError
+from ...errors import UserError, reraise_interrupt
 from ...fixed import FixedType
 from ...ir import Graph, Node, Op
 from ...names import SV_COMPANIONS, SV_PREFIXES, SV_RESERVED, Names
@@ -486,6 +486,7 @@ def stream_context(graph: Graph, options: RTLOptions, source: dict, reuse: dict 
     except UserError:
         raise
     except Exception as err:  # a failure of the backend itself: a clear message, not a traceback
+        reraise_interrupt(err)
         raise RTLBackendError(f"the stream RTL backend failed on model {graph.name!r} ({type(err).__name__}: {err}); "
                               f"this is a finegrain defect, please report it with the model and plan; compile "
                               f"with --arch parallel meanwhile") from err
