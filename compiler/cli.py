@@ -24,7 +24,7 @@ from pathlib import Path
 
 from . import __version__
 from .argnames import command_line
-from .errors import UsageError, UserError, caused_by_interrupt
+from .errors import UsageError, UserError, caused_by_interrupt, reraise_interrupt
 from .output_folder import OutputFolderError, locked, write_whole
 from .cli_plan import add_plan_parser
 from .targets import BOARDS, DEFAULT_PART
@@ -76,6 +76,7 @@ def _load_array_file(path: str, what: str):
     try:
         data = np.load(p, allow_pickle=False)
     except Exception as err:  # noqa: BLE001 - any failure to read is the user's file
+        reraise_interrupt(err)
         raise UserError(f"cannot read {what} file {path!r} as .npy/.npz: {err}") from None
     if isinstance(data, np.lib.npyio.NpzFile):
         with data:

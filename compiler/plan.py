@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import PlanError
+from .errors import PlanError, reraise_interrupt
 from .fixed import MAX_PLAN_INT_BITS, MAX_WIDTH, FixedType, FormatError, Formats, Overflow, Rounding
 from .mantissa import quantize_float
 from .weight_formats import Pow2Type, parse_weight_format
@@ -415,6 +415,7 @@ def _load_npz(ref, what: str, base: Path, where: str) -> tuple[Path, dict, str]:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: np.asarray(npz[k]) for k in npz.files}
     except Exception as err:  # noqa: BLE001 - any read failure is the user's file
+        reraise_interrupt(err)
         raise PlanError(f"{where}: cannot read {str(path)!r} as .npz: {err}") from None
     return path, arrays, key
 

@@ -28,7 +28,7 @@ import numpy as np
 from . import __version__
 from .argnames import option
 from .build_config import BuildConfig  # an ir.pkl written before build_config.py names it project.BuildConfig
-from .errors import UsageError, UserError
+from .errors import UsageError, UserError, reraise_interrupt
 from .ir import Graph, Tensor, TensorKind, dump
 from .names import meaningless_graph_name
 from .output_folder import STAMP, OutputFolderError, claimed, read_json, read_stamp, stamp, write_folder
@@ -381,7 +381,8 @@ def load_project(out_dir) -> Project:
         with open(out / "ir.pkl", "rb") as f:
             saved = pickle.load(f)
         graph, config = saved["graph"], saved["config"]
-    except Exception:  # noqa: BLE001 - the stamp matched, yet it does not load: not ours after all
+    except Exception as err:  # noqa: BLE001 - the stamp matched, yet it does not load: not ours after all
+        reraise_interrupt(err)
         raise OutputFolderError(f"{str(out)!r} has an ir.pkl that does not load; compile it again") from None
     if not isinstance(graph, Graph) or not isinstance(config, BuildConfig):
         raise OutputFolderError(f"{str(out)!r} has an ir.pkl that does not hold a finegrain IR; compile it again")

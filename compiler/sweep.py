@@ -41,7 +41,7 @@ from pathlib import Path
 
 from . import __version__
 from .argnames import option
-from .errors import UserError
+from .errors import UserError, reraise_interrupt
 from .output_folder import FORMAT_VERSION, STAMP, claimed, write_folder
 from .progress import elapsed
 
@@ -122,6 +122,7 @@ def load_spec(path) -> Spec:
     except SyntaxError as err:
         raise SpecError(f"SPEC file {str(path)!r} is not valid Python: {err.msg} at line {err.lineno}") from None
     except Exception as err:  # noqa: BLE001 - whatever the user's file raises while loading
+        reraise_interrupt(err)
         raise SpecError(f"SPEC file {str(path)!r} failed while loading: {type(err).__name__}: {err}") from None
     train = getattr(module, "train", None)
     if not callable(train):

@@ -238,3 +238,19 @@ def test_interrupt_inside_a_lazy_import_is_an_interrupt(tmp_path, capsys, monkey
     err = capsys.readouterr().err
     assert err.startswith("error: interrupted") and "defect" not in err, err
     assert snapshot(tmp_path / "out") == old and not _leftovers(tmp_path / "out")
+
+
+def test_interrupt_while_reading_the_model_is_an_interrupt(tmp_path, capsys, monkeypatch):
+    """The frontend's catch-all around onnx.load (any failure: the user's file) lets an
+    interrupt raised as another exception through: exit 130, not 'not a readable ONNX model'."""
+    import onnx
+
+    def interrupted(*args, **kwargs):
+        raise ImportError("initialization failed") from KeyboardInterrupt()
+
+    monkeypatch.setattr(onnx, "load", interrupted)
+    out = tmp_path / "out"
+    assert main(["compile", str(JET / "model.onnx"), "--plan", str(JET / "plan.json"), "-o", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("error: interrupted") and "readable" not in err, err
+    assert not out.exists() and not _leftovers(out)

@@ -54,7 +54,7 @@ from pathlib import Path
 
 import onnx
 
-from ..errors import FrontendError
+from ..errors import FrontendError, reraise_interrupt
 from ..ir import Graph, verify
 from .common import FrontendWarning
 from .ops_quant import QONNX_DOMAINS
@@ -96,6 +96,7 @@ def _read_model(path: Path) -> onnx.ModelProto:
     try:
         model = onnx.load(str(path))
     except Exception as e:  # protobuf raises DecodeError, RuntimeWarning-ish errors, OSError ...
+        reraise_interrupt(e)
         raise FrontendError(f"{path} is not a readable ONNX model (truncated or not ONNX?): "
                             f"{type(e).__name__}: {e}") from None
     return _checked_model(model, path)
@@ -108,8 +109,8 @@ def _checked_model(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
         # Only used to cross-check the shapes the IR rules compute; a model that defeats
         # shape inference can still be translated.
         model = _infer_shapes(model)
-    except Exception:
-        pass
+    except Exception as err:  # noqa: BLE001 - any failure here only skips the cross-check
+        reraise_interrupt(err)
     return model
 
 

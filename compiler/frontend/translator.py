@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ..errors import FrontendError
+from ..errors import FrontendError, reraise_interrupt
 from ..fixed import FixedType, Formats, Overflow, Rounding
 from ..ir import Graph, IRError, Node, Op, Tensor, TensorKind, output_shape
 from ..names import unused
@@ -487,6 +487,7 @@ class _Translator:
         try:
             results = ReferenceEvaluator(self._one_node_model(proto, feeds)).run(None, feeds)
         except Exception as e:
+            reraise_interrupt(e)
             raise FrontendError(f"node {name!r} ({proto.op_type}): its inputs are constant but it could "
                                 f"not be evaluated: {type(e).__name__}: {e}") from None
         for out, array in zip([o for o in proto.output if o], results, strict=True):
