@@ -9,6 +9,8 @@ record on the constants they make:
   range of ``x``: at most ``max_error_lsb`` output codes (compiler/rescale.py proves it);
 * a **bias or BatchNorm shift in accumulator units** (``b / r`` is not a short dyadic
   number): rounded to the accumulator's grid, it moves the accumulator by ``max_change``;
+* a **BatchNorm's factor** ``scale / sqrt(var + eps)`` and shift, taken in float64: at most
+  ``factor_error * |x| + shift_error_ir`` IR units (passes/batchnorm_error.py);
 * an **average-pooling reciprocal** that is not a power of two, or a **LeakyRelu alpha** of
   more than 18 significant bits, rounded (docs/bit-plan.md).
 
@@ -22,7 +24,6 @@ set instead of the model's quantizer is not compared (the plan asked for a diffe
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -34,11 +35,17 @@ def _floats(t) -> np.ndarray:
 
 
 def _max_abs(t) -> float:
+    bound = _abs_bound(t)
+    return float(np.max(bound)) if bound.size else 0.0
+
+
+def _abs_bound(t) -> np.ndarray:
+    """The largest |IR value| of each element of ``t`` (inf where its range is not known)."""
     if t.bounds is None:
-        return math.inf
+        return np.full(t.shape, np.inf)
     lo, hi = (np.asarray(b, dtype=np.float64) for b in t.bounds)
-    scale = np.ldexp(1.0, -np.asarray(t.formats.frac_bits))
-    return float(np.max(np.maximum(np.abs(lo), np.abs(hi)) * scale)) if lo.size else 0.0
+    return np.broadcast_to(np.maximum(np.abs(lo), np.abs(hi)) * np.ldexp(1.0, -np.asarray(t.formats.frac_bits)),
+                           t.shape)
 
 
 def _rounding_error(e_in: np.ndarray, lsb: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -67,9 +74,12 @@ class _Bounds:
     def get(self, name: str) -> np.ndarray:
         t = self.graph.tensor(name)
         if t.is_constant:
-            change = (t.scheme or {}).get("rounded_to_accumulator", {}).get("max_change_ir")
+            scheme = t.scheme or {}
+            change = scheme.get("rounded_to_accumulator", {}).get("max_change_ir")
             if change is not None:  # per element, in the constant's shape (a BatchNorm shift: [C] as [C,1,1])
-                return np.asarray(change, dtype=np.float64).reshape(t.shape)
+                # plus, for a BatchNorm shift, what float64 moved it from the exact model's
+                moved = scheme.get("batchnorm", {}).get("shift_error_ir", 0.0)
+                return (np.asarray(change, dtype=np.float64) + moved).reshape(t.shape)
             if "rescale" not in (t.scheme or {}) and t.float_data is not None and t.float_data.shape == t.shape:
                 # a constant the plan quantized (a float weight, an overridden one): what it moved
                 return np.abs(_floats(t) - t.float_data)
@@ -105,7 +115,11 @@ class _Bounds:
             return e + (np.broadcast_to(ins[2].reshape((-1,) + (1,) * (len(shape) - 1)), shape)
                         if len(ins) > 2 else 0.0)
         if op == Op.ADD:
-            return np.broadcast_to(ins[0], shape) + np.broadcast_to(ins[1], shape)
+            e = np.broadcast_to(ins[0], shape) + np.broadcast_to(ins[1], shape)
+            factor = (g.tensor(node.inputs[1]).scheme or {}).get("batchnorm", {}).get("factor_error")
+            if factor is not None and np.any(factor):  # a BatchNorm's float64 factor, times |x|
+                e = e + np.broadcast_to(factor, shape) * _abs_bound(g.tensor(node.inputs[0]))
+            return e
         if op == Op.MUL:
             c = np.abs(_floats(g.tensor(node.inputs[1])))
             return np.broadcast_to(ins[0] * c, shape)

@@ -35,13 +35,14 @@ def _shared_verilator_cache(tmp_path_factory, monkeypatch):
 def test_generation_is_deterministic_and_covers_the_quantizers():
     """The same seed gives the same case; 150 seeds hold both formats and every domain, every
     rounding mode, bipolar and 1-bit quantizers, narrow ranges, zero points, per-channel
-    scales, scales that are not powers of two, and weights stored as int8 codes."""
+    scales, scales that are not powers of two, weights stored as int8 codes, and BatchNorms."""
     assert quantized(random_case(7)) == quantized(random_case(7))
     seen = collections.Counter()
     for seed in range(150):
         case = quantized(random_case(seed))
         assert "reuse" not in case and case["plan"] == {"defaults": {}, "tensors": {}} and case["layers"]
         q = case["quant"]
+        seen["bn"] += any(layer["op"] == "bn" for layer in case["layers"])
         seen[q["format"]] += 1
         seen[q.get("domain", q.get("opset"))] += 1
         for spec in q["tensors"].values():
@@ -56,7 +57,7 @@ def test_generation_is_deterministic_and_covers_the_quantizers():
         assert all(np.float32(v) == v for v in np.ravel(case["inputs"]))  # the model's input is float32
     wanted = ["qonnx", "qdq", "qonnx.custom_op.general", "onnx.brevitas", "finn.custom_op.general", 13, 21,
               "quant", "bipolar", "ROUND", "HALF_EVEN", "FLOOR", "CEIL", "DOWN", "ROUND_TO_ZERO", "HALF_UP",
-              "HALF_DOWN", "1-bit", "narrow", "zero point", "per channel", "not pow2", "codes"]
+              "HALF_DOWN", "1-bit", "narrow", "zero point", "per channel", "not pow2", "codes", "bn"]
     assert [w for w in wanted if seen[w] < 2] == []
 
 

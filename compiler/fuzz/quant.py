@@ -2,8 +2,9 @@
 (QONNX ``Quant``/``BipolarQuant``, or ONNX ``QuantizeLinear``/``DequantizeLinear`` pairs), no
 plan, and inputs drawn from the input quantizer's grid.
 
-A quantized case is a `random_case` (its layers cut before the first one the exact reference
-does not cover) with a ``quant`` entry::
+A quantized case is a `random_case` (its layers cut before the first Sigmoid or Softmax, which
+the exact reference does not cover; its BatchNorms are covered, `reference.inverse_sqrt`)
+with a ``quant`` entry::
 
     {"format": "qonnx" | "qdq", "domain": QONNX domain, "opset": ONNX opset (qdq),
      "tensors": {name: quantizer}}
@@ -152,8 +153,9 @@ def quantized(case: dict) -> dict:
     qg = _QuantGen(rng, form)
     g = qg.g
     layers = list(case["layers"])
-    cut = next((i for i, layer in enumerate(layers) if layer["op"] in UNREFERENCED), len(layers))
-    layers = layers[:cut] or [{"op": "relu", "src": [0]}]
+    cut = next((i for i, layer in enumerate(layers) if layer["op"] in UNREFERENCED - {"bn"}), len(layers))
+    layers = [_rational_root(g, layer) if layer["op"] == "bn" else layer for layer in layers[:cut]] or [
+        {"op": "relu", "src": [0]}]
     out = {k: v for k, v in case.items() if k not in ("plan", "arrays", "inputs", "reuse", "arch")}
     out.update(layers=layers, export="helper", plan={"defaults": {}, "tensors": {}}, arrays={})
     quant = {"format": form, "tensors": {}}
@@ -182,6 +184,17 @@ def quantized(case: dict) -> dict:
             tensors[f"t{i}"] = qg.spec("activation", None, 0, shapes[i + 1][0])
     out["inputs"] = quant_inputs(g, out, 8)
     return out
+
+
+def _rational_root(g: _Gen, layer: dict) -> dict:
+    """A BatchNorm as drawn, or (half the time) with ``eps = 0`` and each variance the square of
+    a short dyadic number, so that ``scale / sqrt(var)`` is rational: products then land on
+    rounding ties exactly, which an irrational factor never does (a factor like 1/3 is not
+    exact in float64)."""
+    if not g.chance(0.5):
+        return layer
+    roots = g.rng.integers(1, 13, size=len(layer["var"])) / 2.0 ** g.rng.integers(-1, 4, size=len(layer["var"]))
+    return {**layer, "eps": 0.0, "var": (roots ** 2).tolist()}
 
 
 def _product_scale(tensors: dict, layer: dict, i: str) -> list[float] | None:

@@ -5,8 +5,10 @@ and the ap_fixed definitions; it shares no code with `compiler.fixed`, `compiler
 Covered: Gemm/MatMul dense, Conv (strides, pads, groups), Max/Average pooling (pads,
 ceil_mode, global), Add, Concat, Add/Mul by constants, Relu, LeakyRelu, Clip, Flatten,
 Reshape, Transpose; the plan's formats at every granularity, pow2, row-wise mixes and
-codebooks, with every rounding and overflow mode.  Not covered: Sigmoid/Softmax (tables) and
-BatchNorm (folded in float64).  Values are numpy object arrays of Fractions, no batch axis.
+codebooks, with every rounding and overflow mode; BatchNormalization in quantized cases only
+(`quant.py`: its ``1 / sqrt(var + eps)`` to `SQRT_BITS` significant bits, or exactly where the
+root is rational).  Not covered: Sigmoid/Softmax (tables) and BatchNorm in plain cases (folded
+in float64).  Values are numpy object arrays of Fractions, no batch axis.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from .generate import COMPUTING, merges_into_previous, shapes_of
 
 _FORMAT = re.compile(r"^(u?)fixed<(-?\d+),(-?\d+)(?:,(\w+))?(?:,(\w+))?>$")
 _POW2 = re.compile(r"^pow2<(-?\d+),(-?\d+)>$")
+SQRT_BITS = 128  # significant bits of an irrational 1 / sqrt(var + eps), rounded down
 
 
 def _round(s: Fraction, mode: str) -> int:
@@ -174,6 +177,29 @@ def _round_significant(x: Fraction, bits: int = 18) -> Fraction:
     return Fraction(_round(x * scale, "RND_CONV")) / scale
 
 
+def inverse_sqrt(value: Fraction) -> Fraction:
+    """1 / sqrt(``value``): exact when the root is rational, else rounded down to at least
+    `SQRT_BITS` significant bits."""
+    p, q = value.numerator, value.denominator
+    rp, rq = math.isqrt(p), math.isqrt(q)
+    if rp * rp == p and rq * rq == q:
+        return Fraction(rq, rp)
+    m = max(0, SQRT_BITS - (q.bit_length() - p.bit_length()) // 2 + 2)  # sqrt(q/p) = isqrt(q * 4**m / p) / 2**m
+    return Fraction(math.isqrt((q << (2 * m)) // p), 1 << m)
+
+
+def _batchnorm(layer: dict, x: np.ndarray) -> np.ndarray:
+    """Inference BatchNormalization, ``(x - mean) * scale / sqrt(var + eps) + bias`` per channel
+    (the parameters and ONNX's float ``epsilon`` as float32 values)."""
+    eps = Fraction(float(np.float32(layer["eps"])))
+    params = [[Fraction(float(np.float32(v))) for v in layer[k]] for k in ("scale", "bias", "mean", "var")]
+    y = np.empty(x.shape, dtype=object)
+    for idx in np.ndindex(*x.shape):
+        scale, bias, mean, var = (p[idx[0]] for p in params)
+        y[idx] = (x[idx] - mean) * scale * inverse_sqrt(var + eps) + bias
+    return y
+
+
 def _conv(x: np.ndarray, w: np.ndarray, b, strides, pads, groups) -> np.ndarray:
     n = w.ndim - 2
     x = np.pad(x, [(0, 0)] + [(pads[i], pads[n + i]) for i in range(n)], constant_values=Fraction(0))
@@ -235,6 +261,8 @@ def _layer(layer: dict, i: int, values: list, case: dict) -> np.ndarray:
     if op in ("gmaxpool", "gavgpool"):
         spatial = list(x.shape[1:])
         return _pool(x, op[1:], spatial, [1] * len(spatial), [0] * (2 * len(spatial)), 0, exact)
+    if op == "bn" and exact:
+        return _batchnorm(layer, x)
     if op == "relu":
         return np.vectorize(lambda v: max(v, Fraction(0)), otypes=[object])(x)
     if op == "leaky":

@@ -51,6 +51,9 @@ from ..ir import Graph, Node, Op, Tensor, TensorKind
 from ..mantissa import common_fraction
 from ..names import unused
 from ..quantizer import Quantizer, split_power_of_two
+from ..weight_formats import round_significant
+from .apply_plan import CONSTANT_SIGNIFICANT_BITS
+from .batchnorm_error import batchnorm_errors
 from .quant_data import round_half_even, same_grid, compact, exact_data, integer_formats, mantissa_data
 
 def is_quantized_model(graph: Graph) -> bool:
@@ -208,6 +211,12 @@ class _Lowering:
         if grid is None and node.op in (Op.RELU, Op.MAXPOOL, Op.RESHAPE, Op.TRANSPOSE, Op.CONCAT, Op.ADD):
             grids = [self.grid(i) for i in node.inputs]
             grid = None if None in grids else max(grids)
+        elif grid is None and node.op == Op.MUL:
+            grids = [self.grid(i) for i in node.inputs]
+            grid = None if None in grids else sum(grids)
+        elif grid is None and node.op in (Op.LEAKY_RELU, Op.AVGPOOL) and len(node.inputs) == 2:
+            grids = [self.grid(node.inputs[0]), self._exact_grid(node.inputs[1], node)]  # x, and alpha or 1 / count
+            grid = None if None in grids else grids[0] + max(grids[1], 0)
         if grid is not None:
             self.frac[node.outputs[0]] = grid
         if node.op in (Op.RELU, Op.MAXPOOL, Op.AVGPOOL, Op.RESHAPE, Op.TRANSPOSE, Op.CONCAT):
@@ -216,9 +225,29 @@ class _Lowering:
                 self.amax[node.outputs[0]] = max(known)
 
     def _model_values(self, node: Node) -> None:
-        """Ops that need model values: every activation input times its residual."""
+        """Ops that need model values: every activation input times its residual.  The output
+        of a sum, product or clamp of values on known grids is on a known grid too (a float
+        constant's: its own, as an exact dyadic number), so a BatchNorm after it is lowered."""
         inputs = [i if self.tensors[i].is_constant else self.to_model_units(i, node) for i in node.inputs]
         self.nodes.append(dataclasses.replace(node, inputs=tuple(inputs)))
+        if node.op in (Op.ADD, Op.MUL, Op.CLIP):
+            grids = [self._exact_grid(i, node) for i in inputs]
+            if None not in grids:
+                self.frac[node.outputs[0]] = sum(grids) if node.op == Op.MUL else max(grids)
+
+    def _exact_grid(self, name: str, node: Node) -> int | None:
+        """:meth:`grid`, and for a constant finegrain computed (``CONST``: a Clip's bounds as
+        they are, LeakyRelu's alpha and a pooling reciprocal rounded as apply_plan rounds
+        them) the fractional bits of its values, exact dyadic numbers."""
+        t = self.tensors[name]
+        if not (t.kind == TensorKind.CONST and t.is_constant and not t.is_quantized):
+            return self.grid(name)
+        values = np.ravel(np.asarray(t.data, dtype=np.float64))
+        if not np.all(np.isfinite(values)):
+            return None
+        if node.op != Op.CLIP:
+            values = round_significant(values, CONSTANT_SIGNIFICANT_BITS)
+        return max((Fraction(float(v)).denominator.bit_length() - 1 for v in values), default=0)
 
     def _relu(self, node: Node) -> None:
         self._pass(node, self.residual.get(node.inputs[0]))
@@ -379,21 +408,19 @@ class _Lowering:
         return b
 
     def _batchnorm(self, node: Node) -> None:
-        """A BatchNormalization after a quantized layer: ``a * x + c`` per channel with
-        ``a = scale / sqrt(var + eps)``; ``a`` joins the residual and ``c`` becomes an ADD in
-        the input's units.  A BatchNorm in a float part is left to fold_batchnorm."""
+        """A BatchNormalization on a quantized tensor: ``a * x + c`` per channel with
+        ``a = scale / sqrt(var + eps)``; ``|a|`` joins the residual, its sign (-1, 0 or 1) is an
+        exact product, and ``c`` becomes an ADD in the output's units.  What float64 moved
+        (batchnorm_error.py) is recorded on that ADD's constant for the report.  A BatchNorm in
+        a float part is left to fold_batchnorm."""
         x = node.inputs[0]
         producer = next((n for n in self.nodes if x in n.outputs), None)
         quantized_producer = producer is not None and producer.op in (Op.DENSE, Op.CONV) and (
             self.tensors[producer.inputs[1]].is_quantized)
-        if not self.has_residual(x) and not quantized_producer:
+        if not self.has_residual(x) and not quantized_producer and self.grid(x) is None:
             return self._pass(node, None)
         scale, bias, mean, var = (np.asarray(self.tensors[i].data, dtype=np.float64) for i in node.inputs[1:])
         a = scale / np.sqrt(var + node.attrs["epsilon"])
-        where = node.onnx_nodes[0] if node.onnx_nodes else node.name
-        if np.any(a == 0):
-            raise FrontendError(f"node {where!r} (BatchNormalization): channel {int(np.argmax(a == 0))} has scale 0 "
-                                f"after a quantized layer; remove the channel or give it a scale")
         c = bias - mean * a
         shape = self.tensors[x].shape
         channel = (-1,) + (1,) * (len(shape) - 1)
@@ -401,8 +428,9 @@ class _Lowering:
         r_c = r_x.reshape(shape[0], -1)
         if not np.all(r_c == r_c[:, :1]):
             return self._model_values(node)
-        r = r_c[:, 0] * np.abs(a)
-        if np.any(a < 0):  # the residual stays positive: the sign is an exact product by -1
+        r = np.where(a == 0, r_c[:, 0], r_c[:, 0] * np.abs(a))  # a channel with a = 0 is its shift alone
+        factor, shift_error = batchnorm_errors(r_c[:, 0], scale, bias, mean, var, node.attrs["epsilon"], r, c)
+        if np.any(a <= 0):  # the residual stays positive: the sign is an exact product by -1 (or 0)
             flipped = self.activation(self.fresh(f"{x}.sign"), shape)
             signs = self.constant(f"{node.name}.sign", np.sign(a).reshape(channel))
             self.emit(f"{node.name}.sign", Op.MUL, (x, signs), flipped, node.onnx_nodes)
@@ -413,6 +441,9 @@ class _Lowering:
         c = c.reshape(channel)
         self.tensors[shift] = Tensor(shift, c.shape, TensorKind.BIAS, data=c, float_data=c)
         self._in_units(shift, r.reshape(channel), self.grid(x))
+        t = self.tensors[shift]
+        self.tensors[shift] = dataclasses.replace(t, scheme={**t.scheme, "batchnorm": {
+            "factor_error": factor.reshape(channel), "shift_error_ir": shift_error.reshape(channel)}})
         out = node.outputs[0]
         self.nodes.append(dataclasses.replace(node, op=Op.ADD, inputs=(x, shift), attrs={}))
         self.residual[out] = np.broadcast_to(r.reshape(channel), shape).copy()
