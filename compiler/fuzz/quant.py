@@ -10,7 +10,7 @@ with a ``quant`` entry::
      "tensors": {name: quantizer}}
 
 naming the input ``x``, constants ``l<i>.<role>`` and layer outputs ``t<i>`` as `generate.py`
-does.  A quantizer is a dict: ``op`` ("quant", "bipolar" or "qdq"), ``scale`` (a list of
+does.  A quantizer is a dict: ``op`` ("quant", "bipolar", "qdq" or "trunc": `_trunc_spec`), ``scale`` (a list of
 float32 values: one, or one per index along ``axis``, an axis of the tensor without batch),
 ``zero`` (integers, as many as ``scale`` or one), and for "quant" ``bits``, ``signed``,
 ``narrow``, ``rounding``; for "qdq" ``dtype`` (int8, uint8, int32) and ``codes`` (a constant
@@ -42,6 +42,7 @@ _QDQ_TYPES = {"int8": (np.int8, TensorProto.INT8), "uint8": (np.uint8, TensorPro
 QUANT_LIMITS = {
     r"rounding_mode 'UP' is not a QONNX rounding mode": "docs/import.md, Limits and errors",
     r"a clamp range that differs between channels on an activation": "docs/import.md, Limits and errors",
+    r"its first rounding has no clamp, and the model's quantizers do not bound": "docs/import.md, Limits and errors",
 }
 
 
@@ -81,6 +82,9 @@ class _QuantGen:
             digits = int(g.rng.integers(1, 4))
             s = float(f"{s:.{digits}g}")
         return _f32(s)[0]
+
+    def trunc(self, channels: int) -> dict:
+        return _trunc_spec(self, channels)
 
     def spec(self, role: str, values: np.ndarray | None, axis: int | None, channels: int,
              scale: list[float] | None = None) -> dict:
@@ -138,6 +142,28 @@ class _QuantGen:
                 "scale": scale, "zero": zero, "axis": where}
 
 
+def _trunc_spec(qg: "_QuantGen", channels: int) -> dict:
+    """A QONNX Trunc on an activation (Brevitas's TruncAvgPool2d, docs/import.md): ``x / scale``
+    rounded half to even, unclamped, then rounded by ``2**(in_bits - out_bits)`` (v1, the output
+    scale is ``scale``) or by ``2**round(log2(out_scale / scale))`` into ``out_bits`` (v2, with
+    ``signed``, ``narrow`` and ``out_scale``: a power-of-two multiple of ``scale``, or near one).
+    Which version the model holds is its domain's opset (``quant["domain_version"]``); the spec
+    carries both versions' fields."""
+    g = qg.g
+    per_channel = channels > 1 and g.chance(0.2)
+    n = channels if per_channel else 1
+    base = [qg.scale(2.0 ** float(g.rng.uniform(-6, 0))) for _ in range(n)]
+    in_bits = int(g.rng.integers(4, 17))
+    out_bits = int(g.rng.integers(1, in_bits + 1))
+    shift = int(g.rng.integers(0, 6))
+    out_scale = [s * 2.0 ** shift for s in base]
+    if g.chance(0.3):  # not an exact power-of-two multiple: qonnx rounds the log2
+        out_scale = _f32(np.asarray(out_scale) * float(g.rng.uniform(0.8, 1.2)))
+    return {"op": "trunc", "scale": base, "zero": [0], "axis": 0 if per_channel else None, "in_bits": in_bits,
+            "out_bits": out_bits, "out_scale": _f32(out_scale), "signed": int(g.chance(0.7)),
+            "narrow": int(g.chance(0.2)), "rounding": g.pick(["FLOOR", "FLOOR", "ROUND", "CEIL", "HALF_UP", "DOWN"])}
+
+
 def _zero_keeps_rounding(zero: int, rounding: str) -> bool:
     """Whether R(v + z) == R(v) + z for every v: docs/import.md, the input limit at its end."""
     if zero == 0 or rounding in ("FLOOR", "CEIL"):
@@ -181,7 +207,11 @@ def quantized(case: dict) -> dict:
             scale = _product_scale(tensors, layer, i) if key == "bias" and g.chance(0.7) else None
             tensors[name] = qg.spec("weight" if role == "weight" else "bias", stored, axis, shape[axis], scale)
         if g.chance(0.75 if i == last else 0.55):
-            tensors[f"t{i}"] = qg.spec("activation", None, 0, shapes[i + 1][0])
+            channels = shapes[i + 1][0]
+            tensors[f"t{i}"] = qg.trunc(channels) if form == "qonnx" and g.chance(0.2) else qg.spec(
+                "activation", None, 0, channels)
+    if any(spec["op"] == "trunc" for spec in tensors.values()) and g.chance(0.5):
+        quant["domain_version"] = 2  # Trunc v2 (six inputs): the version is the domain's opset
     out["inputs"] = quant_inputs(g, out, 8)
     return out
 
@@ -289,6 +319,16 @@ def _quantizer(spec: dict, quant: dict, src: str, out: str, rank: int, activatio
         inits.append(numpy_helper.from_array(a, f"{out}.{suffix}"))
         return f"{out}.{suffix}"
 
+    if spec["op"] == "trunc":
+        shape = _param_shape(spec, rank, offset)
+        ins = [src, const("scale", spec["scale"], shape=shape), const("zero", 0.0, shape=[]),
+               const("in_bits", spec["in_bits"], shape=[])]
+        attrs = {"rounding_mode": spec["rounding"]}
+        if quant.get("domain_version", 1) >= 2:
+            ins.append(const("out_scale", spec["out_scale"], shape=shape))
+            attrs.update(signed=spec["signed"], narrow=spec["narrow"])
+        ins.append(const("out_bits", spec["out_bits"], shape=[]))
+        return [helper.make_node("Trunc", ins, [out], name=f"{out}.trunc", domain=quant["domain"], **attrs)]
     if spec["op"] in ("quant", "bipolar"):
         shape = _param_shape(spec, rank, offset)
         scale = const("scale", spec["scale"], shape=shape or [])
@@ -355,7 +395,7 @@ def quant_model(case: dict, name: str = "fuzz") -> onnx.ModelProto:
     graph.initializer.extend(extra_inits)
     opsets = [helper.make_opsetid("", quant.get("opset", 13))]
     if quant["format"] == "qonnx":
-        opsets.append(helper.make_opsetid(quant["domain"], 1))
+        opsets.append(helper.make_opsetid(quant["domain"], quant.get("domain_version", 1)))
     model.ClearField("opset_import")
     model.opset_import.extend(opsets)
     return model

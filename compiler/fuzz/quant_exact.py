@@ -24,7 +24,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .quant import QDQ_RANGES, code_range
+from .quant import QDQ_RANGES, code_range, integer_range
 from .reference import _round
 
 
@@ -54,6 +54,25 @@ def _code(spec: dict, x: Fraction, scale: Fraction, zero: int) -> int:
     return min(max(round_mode(v, spec["rounding"]), lo), hi)
 
 
+def _trunc_value(spec: dict, x: Fraction, k: int, version: int) -> Fraction:
+    """QONNX Trunc (qonnx ``custom_op/general/trunc.py``) of ``x`` at channel index ``k``: the
+    integer ``y = round_half_even(x / scale)`` (zero point 0, no clamp), then v1 ``R(y / 2**(in_bits
+    - out_bits)) * scale``; v2 ``y / t`` rounded by R and clamped into ``out_bits``, times
+    ``out_scale``, with ``t = 2**round(log2(out_scale / scale))`` (qonnx clamps before the
+    rounding: with integer bounds the same)."""
+    def pick(values) -> Fraction:
+        return Fraction(float(values[k if len(values) > 1 else 0]))
+
+    scale = pick(spec["scale"])
+    y = Fraction(round_mode(x / scale, "HALF_EVEN"))
+    if version < 2:
+        return scale * round_mode(y / 2 ** (spec["in_bits"] - spec["out_bits"]), spec["rounding"])
+    out_scale = pick(spec["out_scale"])
+    t = Fraction(2) ** int(np.round(np.log2(float(out_scale) / float(scale))))
+    lo, hi = integer_range(spec["out_bits"], bool(spec["signed"]), bool(spec["narrow"]))
+    return out_scale * min(max(round_mode(y / t, spec["rounding"]), lo), hi)
+
+
 def _parameters(spec: dict, shape) -> tuple[np.ndarray, np.ndarray]:
     """Scale (Fractions) and zero point (ints) of every element of a tensor of ``shape``."""
     scales = [Fraction(float(s)) for s in spec["scale"]]
@@ -77,14 +96,18 @@ def codes_of(spec: dict, values) -> np.ndarray:
     return out
 
 
-def apply(spec: dict | None, values) -> np.ndarray:
+def apply(spec: dict | None, values, version: int = 1) -> np.ndarray:
     """``values`` (floats or Fractions, batchless) through the quantizer ``spec`` (None: the
-    values themselves, as Fractions)."""
+    values themselves, as Fractions); ``version``: the model's Trunc version."""
     x = values
     if not (isinstance(values, np.ndarray) and values.dtype.kind == "O"):
         x = np.vectorize(Fraction, otypes=[object])(np.asarray(values, dtype=np.float64))
     if spec is None:
         return x
+    if spec["op"] == "trunc":
+        axis = spec.get("axis")
+        return np.vectorize(lambda v, k: _trunc_value(spec, Fraction(v), k, version), otypes=[object])(
+            x, np.indices(x.shape)[axis] if axis is not None else np.zeros(x.shape, dtype=int))
     scale, zero = _parameters(spec, x.shape)
     out = np.empty(x.shape, dtype=object)
     for idx in np.ndindex(*x.shape):

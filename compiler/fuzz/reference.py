@@ -129,7 +129,7 @@ def quantize(name: str, role: str, values, case: dict) -> np.ndarray:
     if "quant" in case:  # a quantized model: its own quantizers (quant_exact.py), no plan
         from .quant_exact import apply
 
-        return apply(case["quant"]["tensors"].get(name), values)
+        return apply(case["quant"]["tensors"].get(name), values, case["quant"].get("domain_version", 1))
     plan = case["plan"]
     entry = plan["tensors"].get(name)
     if entry is None:

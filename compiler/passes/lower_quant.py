@@ -51,9 +51,8 @@ from ..ir import Graph, Node, Op, Tensor, TensorKind
 from ..mantissa import common_fraction
 from ..names import unused
 from ..quantizer import Quantizer, split_power_of_two
-from ..weight_formats import round_significant
-from .apply_plan import CONSTANT_SIGNIFICANT_BITS
 from .batchnorm_error import batchnorm_errors
+from .lower_quant_ranges import RangeTracking
 from .quant_data import round_half_even, same_grid, compact, exact_data, integer_formats, mantissa_data
 
 def is_quantized_model(graph: Graph) -> bool:
@@ -65,7 +64,7 @@ def is_quantized_model(graph: Graph) -> bool:
 BIAS_GUARD_BITS = 12  # at most this many bits below the accumulator's grid for a rounded bias
 
 
-class _Lowering:
+class _Lowering(RangeTracking):
     def __init__(self, graph: Graph):
         self.graph = graph
         self.tensors: dict[str, Tensor] = dict(graph.tensors)
@@ -84,12 +83,6 @@ class _Lowering:
                 self.amax[name] = float(max(np.max(np.abs(np.asarray(b, dtype=np.float64)) * np.ldexp(
                     1.0, -t.formats.frac_bits)) for b in t.formats.mantissa_bounds()))
                 self.tensors[name] = dataclasses.replace(t, scheme={"lowered": True})
-
-    def grid(self, name: str) -> int | None:
-        t = self.tensors[name]
-        if t.is_quantized:
-            return t.data_frac
-        return self.frac.get(name)
 
     # --- helpers ----------------------------------------------------------------------
     def fresh(self, base: str) -> str:
@@ -135,6 +128,8 @@ class _Lowering:
         self.residual[out] = np.ones(t.shape)
         if self.grid(name) is not None:
             self.frac[out] = self.grid(name) + self.tensors[factor].data_frac
+        if name in self.amax:
+            self.amax[out] = self.amax[name] * float(np.max(self.res(name)))
         return out
 
     # --- constants --------------------------------------------------------------------
@@ -208,21 +203,8 @@ class _Lowering:
         self.nodes.append(node)
         if residual is not None:
             self.residual[node.outputs[0]] = residual
-        if grid is None and node.op in (Op.RELU, Op.MAXPOOL, Op.RESHAPE, Op.TRANSPOSE, Op.CONCAT, Op.ADD):
-            grids = [self.grid(i) for i in node.inputs]
-            grid = None if None in grids else max(grids)
-        elif grid is None and node.op == Op.MUL:
-            grids = [self.grid(i) for i in node.inputs]
-            grid = None if None in grids else sum(grids)
-        elif grid is None and node.op in (Op.LEAKY_RELU, Op.AVGPOOL) and len(node.inputs) == 2:
-            grids = [self.grid(node.inputs[0]), self._exact_grid(node.inputs[1], node)]  # x, and alpha or 1 / count
-            grid = None if None in grids else grids[0] + max(grids[1], 0)
-        if grid is not None:
-            self.frac[node.outputs[0]] = grid
-        if node.op in (Op.RELU, Op.MAXPOOL, Op.AVGPOOL, Op.RESHAPE, Op.TRANSPOSE, Op.CONCAT):
-            known = [self.amax.get(i) for i in node.inputs if not self.tensors[i].is_constant]
-            if None not in known:
-                self.amax[node.outputs[0]] = max(known)
+        self._carry_grid(node, grid)
+        self._carry_amax(node)
 
     def _model_values(self, node: Node) -> None:
         """Ops that need model values: every activation input times its residual.  The output
@@ -230,24 +212,11 @@ class _Lowering:
         constant's: its own, as an exact dyadic number), so a BatchNorm after it is lowered."""
         inputs = [i if self.tensors[i].is_constant else self.to_model_units(i, node) for i in node.inputs]
         self.nodes.append(dataclasses.replace(node, inputs=tuple(inputs)))
+        self._carry_amax(self.nodes[-1])
         if node.op in (Op.ADD, Op.MUL, Op.CLIP):
             grids = [self._exact_grid(i, node) for i in inputs]
             if None not in grids:
                 self.frac[node.outputs[0]] = sum(grids) if node.op == Op.MUL else max(grids)
-
-    def _exact_grid(self, name: str, node: Node) -> int | None:
-        """:meth:`grid`, and for a constant finegrain computed (``CONST``: a Clip's bounds as
-        they are, LeakyRelu's alpha and a pooling reciprocal rounded as apply_plan rounds
-        them) the fractional bits of its values, exact dyadic numbers."""
-        t = self.tensors[name]
-        if not (t.kind == TensorKind.CONST and t.is_constant and not t.is_quantized):
-            return self.grid(name)
-        values = np.ravel(np.asarray(t.data, dtype=np.float64))
-        if not np.all(np.isfinite(values)):
-            return None
-        if node.op != Op.CLIP:
-            values = round_significant(values, CONSTANT_SIGNIFICANT_BITS)
-        return max((Fraction(float(v)).denominator.bit_length() - 1 for v in values), default=0)
 
     def _relu(self, node: Node) -> None:
         self._pass(node, self.residual.get(node.inputs[0]))
@@ -436,6 +405,8 @@ class _Lowering:
             self.emit(f"{node.name}.sign", Op.MUL, (x, signs), flipped, node.onnx_nodes)
             if self.grid(x) is not None:
                 self.frac[flipped] = self.grid(x)
+            if x in self.amax:
+                self.amax[flipped] = self.amax[x]
             x = flipped
         shift = self.fresh(f"{node.name}.shift")
         c = c.reshape(channel)
@@ -446,6 +417,7 @@ class _Lowering:
             "factor_error": factor.reshape(channel), "shift_error_ir": shift_error.reshape(channel)}})
         out = node.outputs[0]
         self.nodes.append(dataclasses.replace(node, op=Op.ADD, inputs=(x, shift), attrs={}))
+        self._carry_amax(self.nodes[-1])
         self.residual[out] = np.broadcast_to(r.reshape(channel), shape).copy()
         if self.grid(x) is not None:
             self.frac[out] = max(self.grid(x), self.grid(shift))
@@ -470,8 +442,10 @@ class _Lowering:
             reach = int(np.ceil(self.amax[x] * float(np.max(self.res(x) / in_scale)))) + 1 + int(np.abs(in_zero).max())
             qmin, qmax = -reach, reach
         else:
-            raise FrontendError(f"node {where!r} ({q.source}): an unclamped quantizer on an activation whose "
-                                f"range no earlier quantizer bounds is not supported")
+            raise FrontendError(f"node {where!r} ({q.source}): its first rounding has no clamp, and the model's "
+                                f"quantizers do not bound the range of its input {x!r} (a float constant, such as "
+                                f"a bias without a quantizer, comes before it); quantize that constant in the "
+                                f"model, or put a Quant before the {q.source}")
         # QuantizeLinear rounds x / s and adds the zero point; QONNX's Quant adds it first, which
         # differs for ties to even (odd zero points) and the modes symmetric about 0
         symmetric = q.rounding in (Rounding.TRN_ZERO, Rounding.RND_ZERO, Rounding.RND_INF)
