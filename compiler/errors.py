@@ -34,7 +34,7 @@ def caused_by_interrupt(err: BaseException) -> bool:
 
 
 def reraise_interrupt(err: BaseException) -> None:
-    """Raise KeyboardInterrupt if ``err`` was caused by one (:func:`caused_by_interrupt`): a
+    """Raise KeyboardInterrupt if ``err`` was caused by one (`caused_by_interrupt`): a
     catch-all that turns a failure of finegrain itself into a clear message must not turn
     Ctrl-C (or SIGTERM, which the CLI raises as KeyboardInterrupt) into one."""
     if caused_by_interrupt(err):
