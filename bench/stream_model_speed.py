@@ -2,7 +2,7 @@
 
 The chain: a padded 5x5 conv, five pointwise engines, three padded 3x3 convs each followed by
 pointwise engines (22 engines), over an H x H frame, FIFOs at the depth rule, as many images
-as stream_timing.ii_images gives (27).  It times `timing()` (which stops once the engines'
+as stream_timing's old rule of thumb gave (27).  It times `timing()` (which stops once the engines'
 state repeats from one image to the next) against the full run of every image
 (`_timing(*simulate(...))`), and checks that both give the same latency and II.
 
@@ -18,7 +18,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from compiler.backends.rtl.stream_model import _timing, simulate, timing  # noqa: E402
-from compiler.backends.rtl.stream_timing import ii_images  # noqa: E402
+
+
+IMAGES = 27  # 4, the FIFO slots in images, one per engine: the rule predict() used before settled_timing
 
 
 def chain(h: int) -> list[dict]:
@@ -36,7 +38,7 @@ def main(sizes: list[int]) -> None:
     print("|---|---|---|---|---|---|---|")
     for h in sizes:
         spec = chain(h)
-        images = ii_images([{"fifo": {"depth": s["fifo_depth"]}} for s in spec], h * h)
+        images = IMAGES
         start = time.perf_counter()
         fast = timing(spec, h * h, images)
         fast_s = time.perf_counter() - start

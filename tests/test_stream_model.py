@@ -109,3 +109,22 @@ def test_model_errors():
     with pytest.raises(RuntimeError, match="moved nothing"):
         simulate([{"collect": 2, "latency": 0, "fifo_depth": 2}], 2, 1, out_ready=lambda t: False,
                  max_idle_cycles=50)
+
+
+def test_settled_timing_runs_until_the_steady_state():
+    """The fuzzer's case (seed 9311027973): a stride-2 conv gives 2 beats per 10-beat frame to
+    a tail folded at reuse 16.  The input runs ahead while the FIFO and the collector have
+    room: images 5 and 6 start 12 cycles apart, the steady state (16) begins later.  The old
+    rule of thumb ran 7 images and predicted II 12, which Verilator measured as 16 on 8;
+    settled_timing runs until the engines repeat and says how many images that takes."""
+    from compiler.backends.rtl.stream_model import settled_timing
+
+    conv = {"pad": None, "window": (2, 5, 2, 3, 2, 2, 1, 1, 1), "collect": None, "latency": 1, "fifo_depth": 4}
+    tail = {"pad": None, "window": None, "collect": (2, 16), "latency": 13, "fifo_depth": 1}
+    assert timing([conv, tail], 10, 7)[1] == 12  # 7 images: not yet steady
+    latency, ii, images = settled_timing([conv, tail], 10, 64)
+    assert (latency, ii) == (27, 16) and images == 8
+    for n in (images, images + 1, 20):  # every longer run ends in the steady state
+        assert _timing(*simulate([conv, tail], 10, n), 10, n) == (27, 16)
+    assert _timing(*simulate([conv, tail], 10, images - 1), 10, images - 1)[1] != 16
+    assert settled_timing([conv, tail], 10, 6) == (*timing([conv, tail], 10, 6), 6)  # no period within 6

@@ -16,10 +16,13 @@ so the IR holds ``model value / r`` instead, with a *residual* ``r`` per element
   grid when that is not exact (the largest change is recorded on the bias);
 * RELU, LEAKY_RELU, MAXPOOL, AVGPOOL and layout ops carry the residual along (it is
   positive, and these commute with a positive per-channel factor);
+* BATCHNORM on a tensor with a grid: ``|scale / sqrt(var + eps)|`` joins the residual, its
+  sign is an exact product and its shift an ADD in the output's units (what float64 moves is
+  recorded for the report, batchnorm_error.py);
 * where an op needs model values (CLIP, SIGMOID, SOFTMAX, an ADD of a constant or of two
-  tensors with different residuals, a BatchNorm that was not folded, a graph output whose
-  residual is not uniform...), the tensor is first multiplied by its residual: a product by
-  a short dyadic number, exact;
+  tensors with different residuals, a BatchNorm whose input's residual varies within a
+  channel, a graph output whose residual is not uniform...), the tensor is first multiplied
+  by its residual: a product by a short dyadic number, exact;
 * graph outputs keep their residual as ``model_scale`` (model value = model_scale * IR value).
 
 **A quantizer** ``y = out_scale * (clamp(R(x / in_scale + in_zero)) - out_zero)`` becomes

@@ -327,6 +327,24 @@ def timing(engines: Sequence[Mapping[str, Any]], beats_in: int, images: int = 4,
     """(latency_cycles, ii_cycles) as schedule.json defines them, inputs always valid and
     outputs always ready: from image 0's first input transfer to its last output transfer,
     and between the first input beats of the last two of ``images`` (>= 4) images."""
+    latency, ii, _ = _periodic_run(engines, beats_in, images, max_idle_cycles)
+    return latency, ii
+
+
+def settled_timing(engines: Sequence[Mapping[str, Any]], beats_in: int, max_images: int,
+                   max_idle_cycles: int = 100_000) -> tuple[int, int, int]:
+    """(latency_cycles, ii_cycles, images): the steady state's II and the images a back-to-back
+    run needs for its last two to be in it (at least 4).  The input runs ahead of a slower
+    engine while FIFOs and collectors have room, which can take more images than any rule of
+    thumb (a folded tail of reuse 16 behind a 10-beat frame: 12 cycles between images 5 and 6,
+    16 from image 8 on).  The run goes on until the engines' states repeat at two images'
+    first beats, up to ``max_images`` (then the II between the last two of those)."""
+    return _periodic_run(engines, beats_in, max_images, max_idle_cycles)
+
+
+def _periodic_run(engines, beats_in: int, images: int, max_idle_cycles: int) -> tuple[int, int, int]:
+    """:func:`timing` over at most ``images`` images, and the images it took (the period's
+    second image + 1, or ``images`` when no period showed)."""
     if images < 4:
         raise ValueError(f"the steady-state II needs at least 4 images, not {images}")
     chain = Graph(engines) if _is_graph(engines) else Chain(engines)
@@ -348,8 +366,9 @@ def timing(engines: Sequence[Mapping[str, Any]], beats_in: int, images: int = 4,
 
     in_cycles, out_cycles = _run(chain, beats_in, images, max_idle_cycles=max_idle_cycles, done=settled)
     if period:
-        return out_cycles[beats_out - 1] - in_cycles[0], period[0]
-    return _timing(in_cycles, out_cycles, beats_in, images)
+        # images k - 1 and k began in the same state: a run of k + 1 images or more ends in it
+        return out_cycles[beats_out - 1] - in_cycles[0], period[0], max(4, len(states))
+    return (*_timing(in_cycles, out_cycles, beats_in, images), images)
 
 
 def _timing(in_cycles: list[int], out_cycles: list[int], beats_in: int, images: int) -> tuple[int, int]:

@@ -4,7 +4,7 @@ measures)."""
 
 from __future__ import annotations
 
-from .stream_model import timing
+from .stream_model import settled_timing
 
 
 def _model_spec(engines: list[dict]) -> list[dict]:
@@ -44,18 +44,10 @@ def fifo_depth(latency: int, reuse: int, window: bool) -> int:
 MAX_II_IMAGES = 64
 
 
-def ii_images(engines: list[dict], beats_in: int) -> int:
-    """Images a back-to-back run needs before the input's pace is the steady state's: the FIFOs
-    can hold a few images' beats ahead of a slower engine (a folded tail of reuse 8 behind a
-    5-beat frame paces the input only from the fourth image on).  4, plus every FIFO's slots in
-    images, plus one per engine; at most MAX_II_IMAGES."""
-    slots = sum(e["fifo"]["depth"] for e in engines)
-    return min(MAX_II_IMAGES, 4 + -(-slots // max(beats_in, 1)) + len(engines))
-
-
 def predict(engines: list[dict], beats_in: int) -> tuple[int, int, int]:
     """(latency_cycles, ii_cycles, images) of the engines by stream_model's cycle model of the
-    same modules: ``images`` images back to back (:func:`ii_images`), the output always ready
-    (what `finegrain sim` measures; the II between the last two images)."""
-    images = ii_images(engines, beats_in)
-    return (*timing(_model_spec(engines), beats_in, images), images)
+    same modules, images back to back and the output always ready (what `finegrain sim`
+    measures): the steady state's II and the images a run needs to reach it (the FIFOs can
+    hold several images' beats ahead of a slower engine; `stream_model.settled_timing`), at
+    most MAX_II_IMAGES."""
+    return settled_timing(_model_spec(engines), beats_in, MAX_II_IMAGES)
