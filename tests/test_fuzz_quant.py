@@ -35,7 +35,8 @@ def _shared_verilator_cache(tmp_path_factory, monkeypatch):
 def test_generation_is_deterministic_and_covers_the_quantizers():
     """The same seed gives the same case; 150 seeds hold both formats and every domain, every
     rounding mode, bipolar and 1-bit quantizers, narrow ranges, zero points, per-channel
-    scales, scales that are not powers of two, weights stored as int8 codes, and BatchNorms."""
+    scales, scales that are not powers of two, weights stored as int8 codes, BatchNorms, Trunc
+    (both versions) and a final Sigmoid or Softmax."""
     assert quantized(random_case(7)) == quantized(random_case(7))
     seen = collections.Counter()
     for seed in range(150):
@@ -43,6 +44,7 @@ def test_generation_is_deterministic_and_covers_the_quantizers():
         assert "reuse" not in case and case["plan"] == {"defaults": {}, "tensors": {}} and case["layers"]
         q = case["quant"]
         seen["bn"] += any(layer["op"] == "bn" for layer in case["layers"])
+        seen["table"] += case["layers"][-1]["op"] in ("sigmoid", "softmax")
         seen[f"trunc v{q.get('domain_version', 1)}"] += any(s["op"] == "trunc" for s in q["tensors"].values())
         seen[q["format"]] += 1
         seen[q.get("domain", q.get("opset"))] += 1
@@ -59,7 +61,7 @@ def test_generation_is_deterministic_and_covers_the_quantizers():
     wanted = ["qonnx", "qdq", "qonnx.custom_op.general", "onnx.brevitas", "finn.custom_op.general", 13, 21,
               "quant", "bipolar", "ROUND", "HALF_EVEN", "FLOOR", "CEIL", "DOWN", "ROUND_TO_ZERO", "HALF_UP",
               "HALF_DOWN", "1-bit", "narrow", "zero point", "per channel", "not pow2", "codes", "bn", "trunc v1",
-              "trunc v2"]
+              "trunc v2", "table"]
     assert [w for w in wanted if seen[w] < 2] == []
 
 
@@ -149,6 +151,22 @@ def test_trunc_cases_equal_the_exact_model(seed, tmp_path):
     outcome = prepare_case(case, tmp_path, ("compile", "emulate", "reference"))
     outcome = outcome.conclude(None) if isinstance(outcome, Written) else outcome
     assert outcome.status == "pass", outcome.message
+
+
+@pytest.mark.parametrize("seed", [11, 87], ids=["softmax", "sigmoid"])
+def test_table_case_through_csim_and_sim(seed, tmp_path):
+    """A quantized model ending in a Softmax (QDQ, seed 11) or a Sigmoid (QONNX, after a
+    BatchNorm, seed 87): the exact reference does not cover the table, so csim and Verilator
+    compare every output bit with the emulator."""
+    from compiler.fuzz.__main__ import run_backends
+    from compiler.fuzz.check import Written, prepare_case
+
+    case = quantized(random_case(seed))
+    assert case["layers"][-1]["op"] in ("sigmoid", "softmax")
+    written = prepare_case(case, tmp_path, ("compile", "emulate", "reference", "csim", "sim"))
+    assert isinstance(written, Written) and "reference" not in written.done, written
+    outcome = run_backends([written], tmp_path)[0]
+    assert outcome.status == "pass" and {"csim", "sim"} <= set(outcome.levels), outcome
 
 
 def test_fixed_seed_budget_is_clean(tmp_path):

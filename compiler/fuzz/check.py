@@ -174,7 +174,7 @@ def prepare_case(case: dict, folder: Path, levels=LEVELS, name: str = "fuzz") ->
         return _fail("emulate", err, done)
     done.append("emulate")
     failed = None
-    if "reference" in levels and "quant" in case:
+    if "reference" in levels and "quant" in case and is_referenced(case):
         failed = against_quant_reference(case, project, exact, done)
         done.append("reference")
     elif "reference" in levels and is_referenced(case):
