@@ -24,6 +24,8 @@ set instead of the model's quantizer is not compared (the plan asked for a diffe
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -121,7 +123,14 @@ class _Bounds:
                 e = e + np.broadcast_to(factor, shape) * _abs_bound(g.tensor(node.inputs[0]))
             return e
         if op == Op.MUL:
-            c = np.abs(_floats(g.tensor(node.inputs[1])))
+            t = g.tensor(node.inputs[1])
+            rescale = (t.scheme or {}).get("rescale")
+            # an error of the input scales by the exact ratio, not by the multiplier: that one is
+            # chosen over the compiled model's range of values (0 bits wide where it is one value),
+            # and its own error is counted at the REQUANTIZE
+            c = (np.abs(np.asarray(rescale["numerator"], dtype=np.float64)
+                        / np.asarray(rescale["denominator"], dtype=np.float64)) * (1 + 2.0 ** -50)
+                 if rescale is not None else np.abs(_floats(t)))
             return np.broadcast_to(ins[0] * c, shape)
         if op in (Op.MAXPOOL, Op.AVGPOOL):
             per_channel = ins[0].reshape(ins[0].shape[0], -1).max(axis=1)
@@ -131,7 +140,10 @@ class _Bounds:
                 count = float(np.prod(node.attrs["kernel"]))
                 e = e * float(np.max(r)) * count
                 if not np.all(np.frexp(r)[0] == 0.5):  # a rounded reciprocal moves the mean
-                    e = e + _max_abs(g.tensor(node.inputs[0])) * count * float(np.max(np.abs(r - 1.0 / count)))
+                    # |r - 1/count| in exact rationals: 1/count as a float64 is itself off by more than
+                    # the 2**-40 of a bound the check allows for its own rounding
+                    moved = max(abs(Fraction(float(v)) - Fraction(1, int(count))) for v in np.ravel(r))
+                    e = e + _max_abs(g.tensor(node.inputs[0])) * count * math.nextafter(float(moved), math.inf)
             return e
         if op == Op.REQUANTIZE:
             if out.name in self.overridden:

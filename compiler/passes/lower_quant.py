@@ -351,9 +351,17 @@ class _Lowering(RangeTracking):
         flat_v, flat_r = values.ravel(), np.broadcast_to(r, values.shape).ravel()
         ideal = [Fraction(float(v)) / Fraction(float(q)) for v, q in zip(flat_v, flat_r)]
         if grid is not None:
-            # a quantized bias (int32, scale s_x * s_w up to float rounding) moves by a tiny fraction
-            # of the grid: no guard bits, which would widen the accumulator and its rescale
-            for guard in range(BIAS_GUARD_BITS + 1 if t.quantizer is None else 1):
+            # a quantized bias whose scale is the accumulator's step (int32, s_x * s_w up to float32
+            # rounding; times a power of two >= 1 where channels' grids differ) moves by a small
+            # fraction of the grid: no guard bits, which would widen the accumulator and its
+            # rescale; one with a scale of its own (a Brevitas bias quantizer not tied to the
+            # product) takes them, or rounding could drop it (fuzz case quant_bias_scale_not_the_product)
+            stepped = False
+            if t.quantizer is not None:
+                ratio = self.parameter(t, t.quantizer.out_scale) / np.ldexp(np.broadcast_to(r, values.shape), -grid)
+                k = np.round(np.log2(ratio))
+                stepped = bool(np.all((k >= 0) & (np.abs(ratio / np.exp2(k) - 1) < 2.0 ** -16)))
+            for guard in range(1 if stepped else BIAS_GUARD_BITS + 1):
                 frac = [grid + guard] * len(ideal)
                 mant = [round_half_even(f * (Fraction(2) ** g)) for f, g in zip(ideal, frac)]
                 worst = max((abs(Fraction(m) / (Fraction(2) ** g) - f) for m, g, f in zip(mant, frac, ideal)),
