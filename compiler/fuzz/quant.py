@@ -10,7 +10,7 @@ the exact reference does not cover, in half of the cases; its BatchNorms are cov
      "tensors": {name: quantizer}}
 
 naming the input ``x``, constants ``l<i>.<role>`` and layer outputs ``t<i>`` as `generate.py`
-does.  A quantizer is a dict: ``op`` ("quant", "bipolar", "qdq" or "trunc": `_trunc_spec`), ``scale`` (a list of
+does.  A quantizer is a dict: ``op`` ("quant", "bipolar", "qdq" or "trunc": `_QuantGen.trunc`), ``scale`` (a list of
 float32 values: one, or one per index along ``axis``, an axis of the tensor without batch),
 ``zero`` (integers, as many as ``scale`` or one), and for "quant" ``bits``, ``signed``,
 ``narrow``, ``rounding``; for "qdq" ``dtype`` (int8, uint8, int32) and ``codes`` (a constant
@@ -84,7 +84,26 @@ class _QuantGen:
         return _f32(s)[0]
 
     def trunc(self, channels: int) -> dict:
-        return _trunc_spec(self, channels)
+        """A QONNX Trunc on an activation (Brevitas's TruncAvgPool2d, docs/import.md): ``x / scale``
+        rounded half to even, unclamped, then rounded by ``2**(in_bits - out_bits)`` (v1, the output
+        scale is ``scale``) or by ``2**round(log2(out_scale / scale))`` into ``out_bits`` (v2, with
+        ``signed``, ``narrow`` and ``out_scale``: a power-of-two multiple of ``scale``, or near one).
+        Which version the model holds is its domain's opset (``quant["domain_version"]``); the spec
+        carries both versions' fields."""
+        g = self.g
+        per_channel = channels > 1 and g.chance(0.2)
+        n = channels if per_channel else 1
+        base = [self.scale(2.0 ** float(g.rng.uniform(-6, 0))) for _ in range(n)]
+        in_bits = int(g.rng.integers(4, 17))
+        out_bits = int(g.rng.integers(1, in_bits + 1))
+        shift = int(g.rng.integers(0, 6))
+        out_scale = [s * 2.0 ** shift for s in base]
+        if g.chance(0.3):  # not an exact power-of-two multiple: qonnx rounds the log2
+            out_scale = _f32(np.asarray(out_scale) * float(g.rng.uniform(0.8, 1.2)))
+        return {"op": "trunc", "scale": base, "zero": [0], "axis": 0 if per_channel else None, "in_bits": in_bits,
+                "out_bits": out_bits, "out_scale": _f32(out_scale), "signed": int(g.chance(0.7)),
+                "narrow": int(g.chance(0.2)),
+                "rounding": g.pick(["FLOOR", "FLOOR", "ROUND", "CEIL", "HALF_UP", "DOWN"])}
 
     def spec(self, role: str, values: np.ndarray | None, axis: int | None, channels: int,
              scale: list[float] | None = None) -> dict:
@@ -140,28 +159,6 @@ class _QuantGen:
             zero, narrow = [0], narrow * signed  # mostly not the documented limit (a clamp range per channel)
         return {"op": "quant", "bits": bits, "signed": signed, "narrow": narrow, "rounding": rounding,
                 "scale": scale, "zero": zero, "axis": where}
-
-
-def _trunc_spec(qg: "_QuantGen", channels: int) -> dict:
-    """A QONNX Trunc on an activation (Brevitas's TruncAvgPool2d, docs/import.md): ``x / scale``
-    rounded half to even, unclamped, then rounded by ``2**(in_bits - out_bits)`` (v1, the output
-    scale is ``scale``) or by ``2**round(log2(out_scale / scale))`` into ``out_bits`` (v2, with
-    ``signed``, ``narrow`` and ``out_scale``: a power-of-two multiple of ``scale``, or near one).
-    Which version the model holds is its domain's opset (``quant["domain_version"]``); the spec
-    carries both versions' fields."""
-    g = qg.g
-    per_channel = channels > 1 and g.chance(0.2)
-    n = channels if per_channel else 1
-    base = [qg.scale(2.0 ** float(g.rng.uniform(-6, 0))) for _ in range(n)]
-    in_bits = int(g.rng.integers(4, 17))
-    out_bits = int(g.rng.integers(1, in_bits + 1))
-    shift = int(g.rng.integers(0, 6))
-    out_scale = [s * 2.0 ** shift for s in base]
-    if g.chance(0.3):  # not an exact power-of-two multiple: qonnx rounds the log2
-        out_scale = _f32(np.asarray(out_scale) * float(g.rng.uniform(0.8, 1.2)))
-    return {"op": "trunc", "scale": base, "zero": [0], "axis": 0 if per_channel else None, "in_bits": in_bits,
-            "out_bits": out_bits, "out_scale": _f32(out_scale), "signed": int(g.chance(0.7)),
-            "narrow": int(g.chance(0.2)), "rounding": g.pick(["FLOOR", "FLOOR", "ROUND", "CEIL", "HALF_UP", "DOWN"])}
 
 
 def _zero_keeps_rounding(zero: int, rounding: str) -> bool:

@@ -217,9 +217,7 @@ class _Lowering(RangeTracking):
         self.nodes.append(dataclasses.replace(node, inputs=tuple(inputs)))
         self._carry_amax(self.nodes[-1])
         if node.op in (Op.ADD, Op.MUL, Op.CLIP):
-            grids = [self._exact_grid(i, node) for i in inputs]
-            if None not in grids:
-                self.frac[node.outputs[0]] = sum(grids) if node.op == Op.MUL else max(grids)
+            self._carry_grid(self.nodes[-1], None)
 
     def _relu(self, node: Node) -> None:
         self._pass(node, self.residual.get(node.inputs[0]))

@@ -31,13 +31,14 @@ class RangeTracking:
 
     def _carry_grid(self, node: Node, grid: int | None) -> None:
         """The grid of ``node``'s output (``grid`` if the handler knows it): the finest of
-        its inputs' for ReLU, pooling by max, layout ops, Concat and ADD, their sum for a MUL,
-        the input's plus alpha's or 1/count's for LeakyRelu and AveragePool."""
-        if grid is None and node.op in (Op.RELU, Op.MAXPOOL, Op.RESHAPE, Op.TRANSPOSE, Op.CONCAT, Op.ADD):
-            grids = [self.grid(i) for i in node.inputs]
+        its inputs' for ReLU, pooling by max, layout ops, Concat, ADD and CLIP, their sum for a
+        MUL, the input's plus alpha's or 1/count's for LeakyRelu and AveragePool (a constant
+        finegrain computed: :meth:`_exact_grid`)."""
+        if grid is None and node.op in (Op.RELU, Op.MAXPOOL, Op.RESHAPE, Op.TRANSPOSE, Op.CONCAT, Op.ADD, Op.CLIP):
+            grids = [self._exact_grid(i, node) for i in node.inputs]
             grid = None if None in grids else max(grids)
         elif grid is None and node.op == Op.MUL:
-            grids = [self.grid(i) for i in node.inputs]
+            grids = [self._exact_grid(i, node) for i in node.inputs]
             grid = None if None in grids else sum(grids)
         elif grid is None and node.op in (Op.LEAKY_RELU, Op.AVGPOOL) and len(node.inputs) == 2:
             grids = [self.grid(node.inputs[0]), self._exact_grid(node.inputs[1], node)]  # x, and alpha or 1 / count
