@@ -8,14 +8,20 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED_SYNTH = ROOT / "tests" / "synth_cache"
 SYNTH_CACHE = ROOT / "build" / "synth_cache"  # the tests' FINEGRAIN_SYNTH_CACHE
 
 
-def committed_result(out: Path) -> Path:
+def committed_result(out: Path, request: pytest.FixtureRequest | None = None) -> Path:
     """tests/synth_cache/<key>.json of the RTL in ``out`` (after `finegrain report`), copied into
-    SYNTH_CACHE when it exists, so `finegrain report --synth` reads it instead of running yosys."""
+    SYNTH_CACHE when it exists, so `finegrain report --synth` reads it instead of running yosys.
+
+    With ``request`` the result must be committed: a missing one (the RTL changed since the last
+    --update-goldens) fails the test instead of letting yosys run for minutes in every CI run,
+    unless the session refreshes the goldens."""
     from compiler.backends.rtl import rtl_sources
     from compiler.verify.synth import _cache_key, find_yosys, yosys_version
 
@@ -25,4 +31,8 @@ def committed_result(out: Path) -> Path:
     if committed.is_file():
         SYNTH_CACHE.mkdir(parents=True, exist_ok=True)
         shutil.copy(committed, SYNTH_CACHE / committed.name)
+    elif request is not None and not request.config.getoption("--update-goldens"):
+        pytest.fail(f"the committed synthesis of {est['top']} ({est['family']}) is stale: its RTL changed, so "
+                    f"yosys would run in every CI run. Refresh it: pytest '{request.node.nodeid}' --update-goldens, "
+                    "and commit tests/synth_cache", pytrace=False)
     return committed

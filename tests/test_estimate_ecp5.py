@@ -195,7 +195,7 @@ def _compare(out: Path, capsys, label: str, lut_band: float, ff_band: float, req
     from the other committed syntheses of the same top: test_estimate's and test_estimate_stream's
     refreshes remove theirs by top, architecture and reuse) --update-goldens commits the synthesis."""
     assert main(["report", str(out)]) == 0
-    committed = committed_result(out)
+    committed = committed_result(out, request if commit is not None else None)
     assert main(["report", str(out), "--synth"]) == 0
     if commit is not None and request.config.getoption("--update-goldens"):
         top = _report(out)["estimate"]["top"]

@@ -261,7 +261,7 @@ def small_cnn_stream(request, tmp_path_factory) -> tuple[dict, Path, dict, str]:
                      "--backend", "rtl", *options]) == 0
         assert main(["report", str(out)]) == 0
         est = json.loads((out / "report.json").read_text())["estimate"]
-        committed = committed_result(out)
+        committed = committed_result(out, request)
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
             assert main(["report", str(out), "--synth"]) == 0

@@ -47,7 +47,7 @@ def builds(tmp_path_factory, request) -> dict[str, dict]:
                          "--backend", "rtl", "--arch", "stream", *options]) == 0
             assert main(["sim", str(out), "--vectors", "100"]) == 0
             assert main(["report", str(out)]) == 0
-            committed = committed_result(out)
+            committed = committed_result(out, request)
             assert main(["report", str(out), "--synth"]) == 0
             if request.config.getoption("--update-goldens") and not committed.is_file():
                 shutil.copy(SYNTH_CACHE / committed.name, committed)
