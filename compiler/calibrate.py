@@ -11,7 +11,7 @@ writes a complete bit plan:
 * weights and biases: `--weight-bits` / `--bias-bits` wide, integer bits the fewest that
   hold their own values (no margin: they are known exactly), per tensor or, with
   `--per-channel`, per output channel of each Gemm/MatMul/Conv;
-* left out: a value read only by ReLUs, table look-ups (Sigmoid, Softmax) or a model's
+* left out: a value read only by ReLUs, table look-ups (Sigmoid, Tanh, ..., Softmax) or a model's
   quantizers (the next output, or the table's input, is quantized; a format before it would
   round twice, and before a ReLU spend a bit on the half it discards), outputs of
   layout-only ops (copies) and of table look-ups (the plan's `tables` give them), and
@@ -163,11 +163,11 @@ def _planned_values(graph: Graph, by_model=frozenset()) -> tuple[list[str], dict
         name = node.outputs[0]
         if node.op in LAYOUT_OPS:
             left[name] = "layout-only op: its values are copies"
-        elif node.op in (Op.SIGMOID, Op.SOFTMAX):
+        elif node.op in (Op.TABLE, Op.SOFTMAX):
             left[name] = "table look-up output: the plan's tables give its format"
         elif node.op == Op.QUANT:
             left[name] = "the model's quantizer gives its format"
-        elif _read_only_by(graph, name, (Op.RELU, Op.SIGMOID, Op.SOFTMAX, Op.QUANT)):
+        elif _read_only_by(graph, name, (Op.RELU, Op.TABLE, Op.SOFTMAX, Op.QUANT)):
             left[name] = ("read only by ReLU, table look-ups or the model's quantizers, which quantize it: "
                           "kept exact")
         else:

@@ -5,11 +5,12 @@ common number of fractional bits for the whole tensor.  Arithmetic is exact inte
 arithmetic: int64 while the values provably fit, Python ints beyond (and float64 BLAS for a
 matrix product only when every partial sum is an integer below 2**53, where it is exact).
 Values change only where a format says so: input quantization, REQUANTIZE, and the table
-look-ups of SIGMOID and SOFTMAX, each using the rounding/overflow rules of `mantissa.py`.
+look-ups of TABLE and SOFTMAX, each using the rounding/overflow rules of `mantissa.py`.
 
 Table look-ups (the definition the HLS and RTL backends implement):
 
-* SIGMOID: ``code = convert(x, table.input)``; ``y = table.values[code - min_code]``.
+* TABLE (sigmoid, tanh, ...: compiler/table_functions.py): ``code = convert(x, table.input)``;
+  ``y = table.values[code - min_code]``.
 * SOFTMAX along ``axis``: ``d = x - max(x)`` (exact); ``e = exp_table[convert(d, exp_table.input)]``;
   ``s = sum(e)`` (exact); ``r = inv_table[convert(s, inv_table.input)]``; ``y = convert(e * r, out)``.
 """
@@ -311,7 +312,7 @@ class Emulator:
             self.on_convert(node.outputs[0], x, rounded, formats)
         return _fx_of_formats(apply_overflow(rounded, formats), formats)
 
-    def _sigmoid(self, node, args):
+    def _table(self, node, args):
         x = args[0]
         return _lookup(node.attrs["table"], x.m, x.frac)
 
@@ -339,7 +340,7 @@ _HANDLERS = {
     Op.RELU: Emulator._relu, Op.LEAKY_RELU: Emulator._leaky_relu, Op.CLIP: Emulator._clip,
     Op.MAXPOOL: Emulator._maxpool, Op.AVGPOOL: Emulator._avgpool, Op.CONCAT: Emulator._concat,
     Op.RESHAPE: Emulator._reshape, Op.TRANSPOSE: Emulator._transpose, Op.REQUANTIZE: Emulator._requantize,
-    Op.SIGMOID: Emulator._sigmoid, Op.SOFTMAX: Emulator._softmax,
+    Op.TABLE: Emulator._table, Op.SOFTMAX: Emulator._softmax,
 }
 
 

@@ -1,7 +1,7 @@
 """Float64 numpy interpreter of an IR graph: the reference for the frontend and float passes.
 
 It gives every :class:`~compiler.ir.Op` its real-number meaning, with no rounding anywhere:
-REQUANTIZE is the identity, SIGMOID and SOFTMAX are the plain functions (not the tables the
+REQUANTIZE is the identity, TABLE and SOFTMAX are the plain functions (not the tables the
 emulator uses).  Constants are read as floats: ``float_data`` when set, else ``data`` (scaled
 by ``2**-data_frac`` once the plan has made it mantissas).
 
@@ -15,6 +15,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from . import table_functions
 from .ir import Graph, IRError, Node, Op, Tensor
 
 
@@ -168,9 +169,8 @@ def _quant(node, graph, env):
     return node.attrs["quantizer"].apply(env[node.inputs[0]])
 
 
-def _sigmoid(node, graph, env):
-    # the tanh form never overflows
-    return 0.5 * (1.0 + np.tanh(0.5 * env[node.inputs[0]]))
+def _table(node, graph, env):
+    return table_functions.evaluate(node.attrs["function"], node.attrs["params"], env[node.inputs[0]])
 
 
 def _softmax(node, graph, env):
@@ -195,7 +195,7 @@ _EVAL: dict[Op, Callable[[Node, Graph, dict], np.ndarray]] = {
     Op.RESHAPE: _reshape,
     Op.TRANSPOSE: _transpose,
     Op.REQUANTIZE: _requantize,
-    Op.SIGMOID: _sigmoid,
+    Op.TABLE: _table,
     Op.SOFTMAX: _softmax,
     Op.QUANT: _quant,
 }

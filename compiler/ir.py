@@ -53,7 +53,8 @@ class Op(Enum):
     RESHAPE = "reshape"  # (x,) attrs shape (without batch)
     TRANSPOSE = "transpose"  # (x,) attrs perm (without batch)
     REQUANTIZE = "requantize"  # (x,): convert into the output tensor's formats
-    SIGMOID = "sigmoid"  # (x,) table look-up, attrs table (see emulate.py)
+    TABLE = "table"  # (x,) an elementwise function as a table look-up, attrs function, params, table
+    #                  (compiler/table_functions.py; emulate.py)
     SOFTMAX = "softmax"  # (x,) table look-ups, attrs see emulate.py
     QUANT = "quant"  # (x,) a model's quantizer, attrs quantizer (compiler/quantizer.py): removed by lower_quant
 
@@ -70,7 +71,7 @@ ATTRS: Mapping[Op, frozenset] = MappingProxyType({
     Op.CONCAT: frozenset({"axis"}),
     Op.RESHAPE: frozenset({"shape"}),
     Op.TRANSPOSE: frozenset({"perm"}),
-    Op.SIGMOID: frozenset({"table"}),
+    Op.TABLE: frozenset({"function", "params", "table"}),
     Op.SOFTMAX: frozenset({"axis", "exp_table", "inv_table"}),
     Op.QUANT: frozenset({"quantizer"}),
 })
@@ -170,6 +171,11 @@ class Node:
     def __reduce__(self):  # MappingProxyType does not pickle; rebuild from a dict
         return (Node, (self.name, self.op, self.inputs, self.outputs, dict(self.attrs), self.epilogue,
                        self.onnx_nodes))
+
+    @property
+    def kind(self) -> str:
+        """What the node computes, for people: the op's name, a TABLE's function (``tanh``)."""
+        return self.attrs["function"] if self.op == Op.TABLE else self.op.value
 
     @property
     def accumulator(self) -> str:
@@ -357,7 +363,7 @@ def dump(graph: Graph) -> str:
         for k, stage in enumerate(node.stages()):
             lead = f"  node   {node.name} =" if k == 0 else "         |"
             out = graph.tensors[stage.outputs[0]]
-            lines.append(f"{lead} {stage.op.value}({', '.join(stage.inputs)}){_attr_text(stage.attrs)}"
+            lines.append(f"{lead} {stage.kind}({', '.join(stage.inputs)}){_attr_text(stage.attrs)}"
                          f" -> {out.name}: {_fmt(out)}")
     lines.append(f"  output {', '.join(graph.outputs)}")
     return "\n".join(lines) + "\n"

@@ -19,15 +19,17 @@ import numpy as np
 from .errors import PlanError, reraise_interrupt
 from .fixed import MAX_PLAN_INT_BITS, MAX_WIDTH, FixedType, FormatError, Formats, Overflow, Rounding
 from .mantissa import quantize_float
+from .table_functions import FUNCTIONS
 from .weight_formats import Pow2Type, parse_weight_format
 
 DEFAULT_KEYS = ("input", "weight", "bias", "activation")
 
-# Table look-ups (Sigmoid, Softmax) when the plan says nothing.  The table sizes are the
-# number of input codes: 2**width of the table's input format.
+# Table look-ups (Sigmoid, Tanh and the other functions of table_functions.py, Softmax) when
+# the plan says nothing.  The table sizes are the number of input codes: 2**width of the
+# table's input format (sigmoid_input: 1024 entries over [-8, 8), step 1/64).
 DEFAULT_TABLES = {
-    "sigmoid_input": "fixed<10,4,TRN,SAT>",  # 1024 entries over [-8, 8), step 1/64
-    "sigmoid_output": "ufixed<16,0,RND_CONV,SAT>",
+    **{f"{f.name}_{role}": fmt for f in FUNCTIONS.values()
+       for role, fmt in (("input", f.default_input), ("output", f.default_output))},
     "exp_input": "fixed<10,4,TRN,SAT>",  # softmax: x - max(x) in [-8, 0], step 1/64
     "exp_output": "ufixed<18,1,RND_CONV,SAT>",
     "inv_bits": 10,  # softmax: 1/sum table, 1024 entries over [0, 2**ceil(log2(n+1)))
@@ -36,7 +38,7 @@ DEFAULT_TABLES = {
 }
 
 
-# Table limits: a table's input (sigmoid_input, exp_input, inv_bits) is at most
+# Table limits: a table's input (sigmoid_input, ..., exp_input, inv_bits) is at most
 # MAX_TABLE_INPUT_BITS wide (2**20 entries), and its entries (the *_output formats) at most
 # MAX_TABLE_OUTPUT_BITS.  Documented in docs/bit-plan.md, "Limits".
 MAX_TABLE_INPUT_BITS = 20

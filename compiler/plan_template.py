@@ -25,7 +25,7 @@ def plan_template(model_path) -> dict:
                                   f"default: defaults.input"}
     for node in graph.nodes:
         onnx = f", ONNX {', '.join(node.onnx_nodes)}" if node.onnx_nodes else ""
-        label = f"{node.name!r} ({node.op.value}{onnx})"
+        label = f"{node.name!r} ({node.kind}{onnx})"
         for i in node.inputs:
             t = graph.tensor(i)
             if not t.is_constant or t.kind not in (TensorKind.WEIGHT, TensorKind.BIAS):
@@ -38,7 +38,7 @@ def plan_template(model_path) -> dict:
             tensors[key] = {"_note": f"{t.kind.value} of node {label}, ONNX shape {list(t.onnx_shape)}"
                                      f"{axis_hint}; default: defaults.{t.kind.value}"}
         out = graph.tensor(node.outputs[0])
-        if node.op in (Op.SIGMOID, Op.SOFTMAX):
+        if node.op in (Op.TABLE, Op.SOFTMAX):
             role = "table look-up output (one format for the whole tensor); default: the plan's tables"
         elif node.op in LAYOUT_OPS:
             role = "layout-only output (values unchanged); quantized only if listed here"

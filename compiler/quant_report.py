@@ -12,7 +12,10 @@ record on the constants they make:
 * a **BatchNorm's factor** ``scale / sqrt(var + eps)`` and shift, taken in float64: at most
   ``factor_error * |x| + shift_error_ir`` IR units (passes/batchnorm_error.py);
 * an **average-pooling reciprocal** that is not a power of two, or a **LeakyRelu alpha** of
-  more than 18 significant bits, rounded (docs/bit-plan.md).
+  more than 18 significant bits, rounded (docs/bit-plan.md);
+* a **table look-up** (Sigmoid, Tanh, ...): its entries are the function rounded into the
+  table's output format, read at the input converted into the table's input format
+  (`_Bounds.table`); a Softmax's is not bounded.
 
 From these, a worst-case bound is carried to every output (per tensor, in IR units):
 linear ops add ``sum |W| * e_in`` per output channel, 1-Lipschitz ops (ReLU, max-pool, clip,
@@ -29,6 +32,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from . import table_functions
+from .fixed import Rounding
 from .ir import Graph, Op
 
 
@@ -50,6 +55,14 @@ def _abs_bound(t) -> np.ndarray:
                            t.shape)
 
 
+def _times(e: np.ndarray, c) -> np.ndarray:
+    """``e * c`` elementwise, where a zero ``c`` makes an unbounded (infinite) ``e`` 0: a weight
+    of 0 ignores its input."""
+    c = np.asarray(c, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.where(c == 0, 0.0, e * c)
+
+
 def _rounding_error(e_in: np.ndarray, lsb: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """A conversion to a grid of ``lsb`` with an incoming error ``e_in`` and a rescale that may
     be off by ``codes`` (all per element): the outgoing error."""
@@ -67,6 +80,11 @@ class _Bounds:
         # an input the plan formats (not the model's quantizer) is quantized by it: one LSB at most
         # below its range (a value beyond it saturates: not bounded)
         self.e: dict[str, np.ndarray] = {n: self._planned_input(graph.tensor(n)) for n in graph.inputs}
+        self.readers: dict[str, list] = {}
+        for node in graph.nodes:
+            for stage in node.stages():
+                for name in stage.inputs:
+                    self.readers.setdefault(name, []).append(stage)
 
     def _planned_input(self, t) -> np.ndarray:
         if not (t.scheme or {}).get("lowered") or t.name in self.overridden:
@@ -95,14 +113,17 @@ class _Bounds:
         out = g.tensor(node.outputs[0])
         shape = out.shape
         if op in (Op.DENSE, Op.CONV) and np.any(ins[1]):  # a weight the plan moved, on any input
-            moved = ins[1].reshape(ins[1].shape[0], -1).sum(axis=1) * _max_abs(g.tensor(node.inputs[0]))
+            moved = _times(_max_abs(g.tensor(node.inputs[0])), ins[1].reshape(ins[1].shape[0], -1).sum(axis=1))
             moved = np.broadcast_to(moved if op == Op.DENSE else moved.reshape((-1,) + (1,) * (len(shape) - 1)),
                                     shape)
         else:
             moved = 0.0
         if op == Op.DENSE:
             w = np.abs(_floats(g.tensor(node.inputs[1])))
-            e = ins[0] @ w.T if np.any(ins[0]) else np.zeros(shape)
+            unbounded = np.isinf(ins[0])
+            e = np.where(unbounded, 0.0, ins[0]) @ w.T if np.any(ins[0]) else np.zeros(shape)
+            if np.any(unbounded):  # an unbounded input counts where its weight is not 0
+                e = np.where(unbounded.astype(np.float64) @ (w.T != 0) > 0, np.inf, e)
             return e + moved + (ins[2] if len(ins) > 2 else 0.0)
         if op == Op.CONV:
             w = np.abs(_floats(g.tensor(node.inputs[1])))
@@ -112,7 +133,8 @@ class _Bounds:
             e = np.zeros(w.shape[0])
             for m in range(w.shape[0]):
                 gi = m // cout_g
-                e[m] = float((w[m].reshape(cin_g, -1).sum(axis=1) * per_channel[gi * cin_g:(gi + 1) * cin_g]).sum())
+                taps = w[m].reshape(cin_g, -1).sum(axis=1)
+                e[m] = float(_times(per_channel[gi * cin_g:(gi + 1) * cin_g], taps).sum())
             e = np.broadcast_to(e.reshape((-1,) + (1,) * (len(shape) - 1)), shape) + moved
             return e + (np.broadcast_to(ins[2].reshape((-1,) + (1,) * (len(shape) - 1)), shape)
                         if len(ins) > 2 else 0.0)
@@ -120,7 +142,7 @@ class _Bounds:
             e = np.broadcast_to(ins[0], shape) + np.broadcast_to(ins[1], shape)
             factor = (g.tensor(node.inputs[1]).scheme or {}).get("batchnorm", {}).get("factor_error")
             if factor is not None and np.any(factor):  # a BatchNorm's float64 factor, times |x|
-                e = e + np.broadcast_to(factor, shape) * _abs_bound(g.tensor(node.inputs[0]))
+                e = e + _times(_abs_bound(g.tensor(node.inputs[0])), np.broadcast_to(factor, shape))
             return e
         if op == Op.MUL:
             t = g.tensor(node.inputs[1])
@@ -131,7 +153,7 @@ class _Bounds:
             c = (np.abs(np.asarray(rescale["numerator"], dtype=np.float64)
                         / np.asarray(rescale["denominator"], dtype=np.float64)) * (1 + 2.0 ** -50)
                  if rescale is not None else np.abs(_floats(t)))
-            return np.broadcast_to(ins[0] * c, shape)
+            return np.broadcast_to(_times(ins[0], c), shape)
         if op in (Op.MAXPOOL, Op.AVGPOOL):
             per_channel = ins[0].reshape(ins[0].shape[0], -1).max(axis=1)
             e = np.broadcast_to(per_channel.reshape((-1,) + (1,) * (len(shape) - 1)), shape)
@@ -158,8 +180,10 @@ class _Bounds:
                     codes = np.broadcast_to(np.asarray(record["max_error_lsb"], dtype=np.float64), shape)
             lsb = np.broadcast_to(np.ldexp(1.0, -np.asarray(out.formats.frac_bits)), shape)
             return _rounding_error(np.broadcast_to(ins[0], shape), lsb, codes)
-        if op in (Op.SIGMOID, Op.SOFTMAX):
-            return np.full(shape, np.inf) if np.any(ins[0]) else np.zeros(shape)
+        if op == Op.TABLE:
+            return self.table(node, ins[0], shape)
+        if op == Op.SOFTMAX:  # (its tables' errors are not carried through the sum and the division)
+            return np.full(shape, np.inf)
         if op == Op.LEAKY_RELU:
             # alpha' x' - alpha x = alpha' (x' - x) + (alpha' - alpha) x: alpha is rounded to 18
             # significant bits (docs/bit-plan.md), and what that moved counts at the largest |x|
@@ -173,6 +197,37 @@ class _Bounds:
             return np.concatenate([np.broadcast_to(e, g.tensor(i).shape) for e, i in zip(ins, node.inputs)],
                                   axis=node.attrs["axis"])
         return np.broadcast_to(ins[0], shape)  # relu, clip: 1-Lipschitz
+
+    def table(self, node, e_in: np.ndarray, shape: tuple) -> np.ndarray:
+        """A look-up ``f(code)``, ``code = convert(x, table.input)``, against the exact ``f(x)``:
+        the function's Lipschitz constant times (``e_in`` + what the conversion moved ``x``),
+        plus the largest distance of an entry from ``f`` of its code.  The conversion is exact
+        where ``x``'s grid is the table's or coarser, moves by one step at most (half for a
+        rounding to nearest) within the table's range, and is not bounded where ``x`` can
+        saturate.  Where only requantizes into the table's own output format read it (the
+        model's quantizer after the function), the entries are ``f`` rounded once as that
+        quantizer rounds it (apply_plan.function_table), so they add nothing: the requantize
+        counts the rounding of what the input moved."""
+        table, function, params = node.attrs["table"], node.attrs["function"], node.attrs["params"]
+        x = self.graph.tensor(node.inputs[0])
+        t_in = table.input
+        if x.bounds is None:
+            return np.full(shape, np.inf)
+        lo, hi = (np.ldexp(np.asarray(b, dtype=np.float64), -np.asarray(x.formats.frac_bits)) for b in x.bounds)
+        inside = (lo >= float(t_in.min_value)) & (hi <= float(t_in.max_value))
+        coarse = np.asarray(x.formats.frac_bits) <= t_in.frac_bits
+        step = float(t_in.lsb) / (1 if t_in.rounding in (Rounding.TRN, Rounding.TRN_ZERO, Rounding.CEIL) else 2)
+        moved = np.where(inside, np.where(coarse, 0.0, step), np.inf)
+        codes = np.arange(t_in.min_mantissa, t_in.max_mantissa + 1)
+        exact = table_functions.evaluate(function, params, np.ldexp(codes.astype(np.float64), -t_in.frac_bits))
+        entries = np.ldexp(table.values.astype(np.float64), -table.output.frac_bits)
+        # float64's own rounding of f and of the difference, well below any output format's step
+        entry_error = float(np.max(np.abs(entries - exact))) + 2.0 ** -48 * max(1.0, float(np.max(np.abs(exact))))
+        e = table_functions.slope(function, params) * (np.broadcast_to(e_in, shape) + np.broadcast_to(moved, shape))
+        readers = self.readers.get(node.outputs[0], [])
+        quantized = readers and all(r.op == Op.REQUANTIZE and self.graph.tensor(r.outputs[0]).formats.uniform_type()
+                                    == table.output for r in readers) and node.outputs[0] not in self.graph.outputs
+        return e if quantized else e + entry_error
 
     def stage_making(self, name: str):
         """The (unfused) stage whose output is ``name``; None for a graph input."""

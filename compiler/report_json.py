@@ -40,7 +40,7 @@ def _is_planned_activation(graph: Graph, t: Tensor) -> bool:
     if producer is None:
         return False
     last = producer.stages()[-1]
-    return last.outputs[0] == t.name and last.op in (Op.REQUANTIZE, Op.SIGMOID, Op.SOFTMAX)
+    return last.outputs[0] == t.name and last.op in (Op.REQUANTIZE, Op.TABLE, Op.SOFTMAX)
 
 
 def _formats_json(t: Tensor) -> dict:
@@ -82,9 +82,9 @@ def _tensor_report(t: Tensor) -> dict:
 def _layer_report(graph: Graph, node: Node) -> dict:
     entry = {
         "name": node.name,
-        "op": node.op.value,
+        "op": node.kind,
         "onnx_nodes": list(node.onnx_nodes),
-        "stages": [s.op.value for s in node.stages()],
+        "stages": [s.kind for s in node.stages()],
         "inputs": {i: _tensor_report(graph.tensor(i)) for i in node.inputs if not graph.tensor(i).is_constant},
         "output": {node.outputs[0]: _tensor_report(graph.tensor(node.outputs[0]))},
     }

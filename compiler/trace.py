@@ -90,6 +90,6 @@ def trace(project, x) -> Trace:
     for node in graph.nodes:
         stages = node.stages()
         for stage in stages:
-            tensors[stage.outputs[0]] = traced(stage.outputs[0], node.name, stage.op.value)
+            tensors[stage.outputs[0]] = traced(stage.outputs[0], node.name, stage.kind)
         layers[node.name] = tuple(s.outputs[0] for s in stages)
     return Trace(tensors, layers, tuple(graph.inputs), tuple(graph.outputs))

@@ -17,7 +17,7 @@ from compiler.emulate import Fx
 from compiler.fixed import FixedType, Formats, Overflow, Rounding, accumulate_type, add_type, mul_type
 from compiler.ir import Op, Tensor, TensorKind
 from compiler.mantissa import requantize
-from compiler.passes.apply_plan import _sigmoid_table, _softmax_tables
+from compiler.passes.apply_plan import _softmax_tables, function_table
 from compiler.plan import parse_plan
 from tests.hls_library_harness import (Buffer, Case, activation, buffer, const_fx, constant, container_of_formats,
                                        container_of_values, emulate, in_type, ints, one_node_graph, random_samples)
@@ -230,13 +230,14 @@ def requantize_cases() -> list[Case]:
 
 def sigmoid_case(name: str, x_type: FixedType, mantissas, tables: dict | None = None) -> Case:
     plan = parse_plan({"tables": tables or {}}, Path("."))
-    table = _sigmoid_table(plan, plan.table_type("sigmoid_output"))
+    table = function_table(plan, "sigmoid", {}, plan.table_type("sigmoid_output"))
     m = ints(np.asarray(mantissas, dtype=object).reshape(-1, 64))
     x = activation("x", Formats.uniform((64,), x_type))
-    g = one_node_graph(Op.SIGMOID, [x], {"table": table}, out_formats=Formats.uniform((64,), table.output))
+    g = one_node_graph(Op.TABLE, [x], {"function": "sigmoid", "params": {}, "table": table},
+                       out_formats=Formats.uniform((64,), table.output))
     y = emulate(g, x=Fx(m, x_type.frac_bits))
     size = table.values.size
-    return Case(name, "lookup", f"finegrain::sigmoid<x_t, code_t, y_t, 64, {size}>(x, y, table);",
+    return Case(name, "lookup", f"finegrain::lookup<x_t, code_t, y_t, 64, {size}>(x, y, table);",
                 (Buffer("table", table.output, ints(table.values)),), (Buffer("x", x_type, m),),
                 (buffer("y", table.output, y),), types={"code_t": table.input})
 

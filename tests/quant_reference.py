@@ -40,11 +40,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from tests.quant_reference_ops import (op_add, op_bipolar_quant, op_cast, op_clip, op_concat, op_constant,
-                                       op_depth_to_space, op_dequantize_linear, op_div, op_flatten, op_gather,
-                                       op_gemm, op_identity, op_matmul, op_mul, op_quant, op_quantize_linear,
-                                       op_relu, op_reshape, op_shape, op_sigmoid, op_softmax, op_squeeze, op_sub,
-                                       op_transpose, op_trunc, op_unsqueeze)
+from tests.quant_reference_ops import (elementwise_op, op_add, op_bipolar_quant, op_cast, op_clip, op_concat,
+                                       op_constant, op_depth_to_space, op_dequantize_linear, op_div, op_flatten,
+                                       op_gather, op_gemm, op_identity, op_matmul, op_mul, op_quant,
+                                       op_quantize_linear, op_relu, op_reshape, op_shape, op_sigmoid, op_softmax,
+                                       op_squeeze, op_sub, op_transpose, op_trunc, op_unsqueeze)
 from tests.quant_reference_values import BatchAxisError, Exact, concatenate, from_float, from_integers, _tensor_value
 from tests.quant_reference_windows import (op_average_pool, op_batch_normalization, op_conv,
                                            op_global_average_pool, op_max_pool)
@@ -158,4 +158,5 @@ OPS = {
     "Flatten": op_flatten, "Reshape": op_reshape, "Transpose": op_transpose, "Squeeze": op_squeeze,
     "Unsqueeze": op_unsqueeze, "Concat": op_concat, "DepthToSpace": op_depth_to_space,
     "Shape": op_shape, "Gather": op_gather, "Constant": op_constant,
+    **{op: elementwise_op(op) for op in ("Tanh", "HardSigmoid", "HardSwish", "Softplus", "Softsign", "Elu", "Selu")},
 }

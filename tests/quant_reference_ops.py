@@ -1,6 +1,7 @@
 """The ops of the exact reference (tests/quant_reference.py) other than convolution and
 pooling: QONNX Quant/BipolarQuant/Trunc, ONNX QuantizeLinear/DequantizeLinear, arithmetic
-(Add, Sub, Mul, Div, MatMul, Gemm, Relu, Clip, Cast), Softmax and Sigmoid in float64, and
+(Add, Sub, Mul, Div, MatMul, Gemm, Relu, Clip, Cast), Softmax, Sigmoid and the other
+elementwise functions (Tanh, HardSigmoid, ...) in float64, and
 the shape ops.  Each is ``op(inputs, attrs, opset) -> Exact``.
 """
 
@@ -275,6 +276,32 @@ def op_softmax(inputs, attrs, opset) -> Exact:
 def op_sigmoid(inputs, attrs, opset) -> Exact:
     x = inputs[0]
     return from_float(1.0 / (1.0 + np.exp(-x.float64())), x.batched)
+
+
+def _negative_part(v: np.ndarray, alpha: float) -> np.ndarray:
+    return np.where(v > 0, v, alpha * (np.exp(np.minimum(v, 0.0)) - 1.0))
+
+
+# The other elementwise functions, in float64 from their ONNX definitions (written apart from
+# compiler/table_functions.py); the attributes default as ONNX's float32 values do.
+_FUNCTIONS = {
+    "Tanh": lambda v, a: np.tanh(v),
+    "HardSigmoid": lambda v, a: np.maximum(0.0, np.minimum(1.0, a.get("alpha", float(np.float32(0.2))) * v
+                                                           + a.get("beta", 0.5))),
+    "HardSwish": lambda v, a: v * np.maximum(0.0, np.minimum(1.0, v / 6.0 + 0.5)),
+    "Softplus": lambda v, a: np.log1p(np.exp(-np.abs(v))) + np.maximum(v, 0.0),
+    "Softsign": lambda v, a: v / (1.0 + np.abs(v)),
+    "Elu": lambda v, a: _negative_part(v, a.get("alpha", 1.0)),
+    "Selu": lambda v, a: a.get("gamma", float(np.float32(1.0507009873554804934193349852946)))
+    * _negative_part(v, a.get("alpha", float(np.float32(1.6732632423543772848170429916717)))),
+}
+
+
+def elementwise_op(op_type: str):
+    def op(inputs, attrs, opset) -> Exact:
+        x = inputs[0]
+        return from_float(_FUNCTIONS[op_type](x.float64(), attrs), x.batched)
+    return op
 
 
 # --- shapes ------------------------------------------------------------------------------

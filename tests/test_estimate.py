@@ -239,7 +239,7 @@ def test_report_without_rtl_support_says_why(tmp_path, capsys, monkeypatch):
 
     import compiler.backends.rtl as rtl
 
-    monkeypatch.setattr(rtl, "SUPPORTED", rtl.SUPPORTED - {rtl.Op.SIGMOID})
+    monkeypatch.setattr(rtl, "SUPPORTED", rtl.SUPPORTED - {rtl.Op.TABLE})
     nodes = [helper.make_node("Gemm", ["x", "w"], ["h"], name="fc", transB=1),
              helper.make_node("Sigmoid", ["h"], ["y"], name="squash")]
     graph = helper.make_graph(nodes, "sig", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],

@@ -265,7 +265,7 @@ def test_unsupported_op_is_a_clear_error(tmp_path, capsys, monkeypatch):
     # lacks an RTL kernel but has an HLS one today: pretend sigmoid is missing)
     import compiler.backends.rtl as rtl
 
-    monkeypatch.setattr(rtl, "SUPPORTED", rtl.SUPPORTED - {rtl.Op.SIGMOID})
+    monkeypatch.setattr(rtl, "SUPPORTED", rtl.SUPPORTED - {rtl.Op.TABLE})
     model, _ = _sigmoid(tmp_path / "sig.onnx")
     assert main(["compile", str(model), "--plan", str(plan), "-o", str(tmp_path / "b")]) == 0
     assert (tmp_path / "b" / "hls").is_dir() and not (tmp_path / "b" / "rtl").exists()

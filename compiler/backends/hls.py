@@ -259,9 +259,10 @@ class _Builder:
             return {**common, "kind": "permute", "index": index}
         if op == Op.CONCAT:
             return self.concat(stage, common, out)
-        if op == Op.SIGMOID:
-            table, code_t, _ = self.table(f"{common['name']}_table", stage.attrs["table"], f"sigmoid {stage.name}")
-            return {**common, "kind": "sigmoid", "table": table, "code_t": code_t,
+        if op == Op.TABLE:
+            table, code_t, _ = self.table(f"{common['name']}_table", stage.attrs["table"],
+                                          f"{stage.attrs['function']} {stage.name}")
+            return {**common, "kind": "lookup", "table": table, "code_t": code_t,
                     "table_size": stage.attrs["table"].values.size}
         if op == Op.SOFTMAX:
             return self.softmax(node, stage, common, x)
@@ -392,7 +393,7 @@ class _Builder:
             if node.op in (Op.DENSE, Op.CONV):
                 ii = max(ii, arch.reuse_factor)
             layers.append({"name": self.names(node.name), "onnx": ", ".join(node.onnx_nodes) or node.name,
-                           "ops": " + ".join(s.op.value for s in node.stages()), "stages": stages,
+                           "ops": " + ".join(s.kind for s in node.stages()), "stages": stages,
                            "reuse": arch.reuse_factor, "strategy": arch.strategy})
         return {
             "model": self.model, "version": __version__, "source": self.source, "io": "io_parallel",

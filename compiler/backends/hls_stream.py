@@ -36,7 +36,7 @@ from .hls_graph import STRATEGY as STRATEGY_GRAPH
 from .hls import HLSOptions, LayerArch, _Builder, _onnx_nodes, _window_sum_type
 from .hls_types import AP_INT_DEFAULT_MAX_W, HLSBackendError
 
-ELEMENTWISE = frozenset({Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.REQUANTIZE, Op.SIGMOID})
+ELEMENTWISE = frozenset({Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.REQUANTIZE, Op.TABLE})
 WINDOWED = frozenset({Op.CONV, Op.MAXPOOL, Op.AVGPOOL})
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # what the io_stream templates declare or call besides the names the builder gives
@@ -241,7 +241,7 @@ class _StreamBuilder(_Builder):
             stages[-1]["y"] = f"{self.stream(node.outputs[0])['var']}.data"
         used = {m for s in stages for v in _strings(s) for m in _IDENT.findall(v)}
         return {"name": self.names(node.name), "onnx": ", ".join(node.onnx_nodes) or node.name,
-                "ops": " + ".join(s.op.value for s in node.stages()), "kind": kind, "stages": stages,
+                "ops": " + ".join(s.kind for s in node.stages()), "kind": kind, "stages": stages,
                 "buffers": buffers, "geometry": geometry, "strategy": arch.strategy,
                 # only a layer with multipliers is folded (as io_parallel's II counts DENSE and CONV only)
                 "reuse": arch.reuse_factor if node.op in (Op.DENSE, Op.CONV) else 1,

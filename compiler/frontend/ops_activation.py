@@ -1,12 +1,15 @@
-"""Translators for the activations: Relu, LeakyRelu, Clip, Softmax, Sigmoid."""
+"""Translators for the activations: Relu, LeakyRelu, Clip, Softmax, and the table functions
+(Sigmoid, Tanh, ...: compiler/table_functions.py)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
+import onnx
 
 from ..ir import Op, TensorKind
+from ..table_functions import BY_ONNX_OP, TableFunction
 from .common import _attributes, _constant_input, _fail, _input, _normalize_axis
 
 if TYPE_CHECKING:
@@ -76,6 +79,19 @@ def _softmax(tr: _Translator, proto, node: str) -> None:
     tr.emit(Op.SOFTMAX, node, [x], proto.output[0], node, {"axis": rank - 2})
 
 
-def _sigmoid(tr: _Translator, proto, node: str) -> None:
-    """Sigmoid (a table look-up; graph outputs only)."""
-    tr.emit(Op.SIGMOID, node, [tr.activation(proto, node, 0)], proto.output[0], node)
+def _table_translator(function: TableFunction) -> Callable[[_Translator, onnx.NodeProto, str], None]:
+    """The translator of one of table_functions.py's functions: a TABLE node."""
+    def translate(tr: _Translator, proto, node: str) -> None:
+        a = _attributes(proto)
+        params = {key: float(a.get(key, np.float32(default))) for key, default in function.params.items()}
+        tr.emit(Op.TABLE, node, [tr.activation(proto, node, 0)], proto.output[0], node,
+                {"function": function.name, "params": params})
+
+    attributes = f", with its {' and '.join(f'``{k}``' for k in function.params)}" if function.params else ""
+    translate.__doc__ = (f"{function.onnx_op}{attributes}: ``{function.summary}`` as a table look-up, anywhere "
+                         f"in the graph (the plan's tables ``{function.name}_input`` and ``{function.name}_output``).")
+    translate.__name__ = f"_{function.name}"
+    return translate
+
+
+TABLE_TRANSLATORS = {op: _table_translator(function) for op, function in BY_ONNX_OP.items()}

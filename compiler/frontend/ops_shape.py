@@ -16,6 +16,7 @@ import math
 from typing import TYPE_CHECKING
 
 from ..ir import Op
+from ..table_functions import FUNCTIONS
 from .common import _attributes, _axes, _fail, _input, _int_constant, _no_batch_axis, _normalize_axis, _static_dims
 
 if TYPE_CHECKING:
@@ -27,8 +28,8 @@ if TYPE_CHECKING:
 # rank without a batch axis either: numpy broadcasting then lines the operands up as ONNX's
 # does, without adding a batch axis.  A constant with one more axis, of size 1 first, gives
 # the result a batch axis of 1 again, which the translators drop as for any activation.
-_POINTWISE = frozenset({"Relu", "LeakyRelu", "Sigmoid", "Clip", "Add", "Sub", "Mul", "Div",
-                        "Quant", "BipolarQuant", "Trunc"})
+_POINTWISE = frozenset({"Relu", "LeakyRelu", "Clip", "Add", "Sub", "Mul", "Div",
+                        "Quant", "BipolarQuant", "Trunc", *(f.onnx_op for f in FUNCTIONS.values())})
 # These are pointwise only per tensor: per axis, their `axis` counts the batch axis.
 _PER_TENSOR = frozenset({"QuantizeLinear", "DequantizeLinear"})
 

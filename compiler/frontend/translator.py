@@ -36,7 +36,7 @@ _NONDETERMINISTIC = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLik
 
 # Ops whose result is a table look-up in hardware: their output is a final score, so they
 # may only produce graph outputs.
-_OUTPUT_ONLY = (Op.SOFTMAX, Op.SIGMOID)
+_OUTPUT_ONLY = (Op.SOFTMAX,)
 
 
 # The most elements an input or activation may have (without the batch axis): 4M, more than

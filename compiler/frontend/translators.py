@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Callable
 
 import onnx
 
-from .ops_activation import _clip, _leaky_relu, _relu, _sigmoid, _softmax
+from .ops_activation import TABLE_TRANSLATORS, _clip, _leaky_relu, _relu, _softmax
 from .ops_arithmetic import _add, _batchnorm, _conv, _div, _gemm, _matmul, _mul, _sub
 from .ops_qdq import _dequantize_linear, _quantize_linear
 from .ops_quant import QONNX_DOMAINS, _bipolar_quant, _quant, _trunc
@@ -40,13 +40,13 @@ _TRANSLATORS: dict[str, Callable[[_Translator, onnx.NodeProto, str], None]] = {
     "ReduceMean": _reduce_mean,
     "Relu": _relu,
     "Reshape": _reshape,
-    "Sigmoid": _sigmoid,
     "Softmax": _softmax,
     "SpaceToDepth": _space_to_depth,
     "Squeeze": _squeeze,
     "Sub": _sub,
     "Transpose": _transpose,
     "Unsqueeze": _unsqueeze,
+    **TABLE_TRANSLATORS,  # Sigmoid, Tanh, HardSigmoid, ...
 }
 
 

@@ -15,8 +15,15 @@ ROUNDINGS = ("TRN", "TRN_ZERO", "RND", "RND_ZERO", "RND_MIN_INF", "RND_INF", "RN
 OVERFLOWS = ("WRAP", "SAT", "SAT_ZERO", "SAT_SYM")
 # Layers that compute (the plan's default activation applies to their output).
 COMPUTING = frozenset({"dense", "conv", "add", "addc", "mulc", "relu", "leaky", "clip", "avgpool", "gavgpool", "bn"})
-# Layers the exact reference does not cover (tables; BatchNorm folds in float64).
-UNREFERENCED = frozenset({"sigmoid", "softmax", "bn"})
+# Layers the exact reference does not cover (Softmax; BatchNorm folds in float64).
+UNREFERENCED = frozenset({"softmax", "bn"})
+TABLE_LAYERS = ("sigmoid", "softmax", "table")
+# "table" layers: an elementwise function between layers (compiler/table_functions.py), its
+# ONNX op and attributes as drawn here
+TABLE_FUNCTIONS = {"Sigmoid": {}, "Tanh": {}, "HardSigmoid": {"alpha": (0.2, 1 / 6, 0.3), "beta": (0.5, 0.4)},
+                   "HardSwish": {}, "Softplus": {}, "Softsign": {}, "Elu": {"alpha": (1.0, 0.5, 1.5)},
+                   "Selu": {}}
+TABLE_SHARE = 0.08  # of the layers drawn
 
 
 def fmt(width: int, int_bits: int, signed: bool = True, rounding: str = "TRN", overflow: str = "WRAP") -> str:
@@ -24,9 +31,12 @@ def fmt(width: int, int_bits: int, signed: bool = True, rounding: str = "TRN", o
 
 
 class _Gen:
-    def __init__(self, rng: np.random.Generator, wide: bool):
+    def __init__(self, rng: np.random.Generator, wide: bool, side: np.random.Generator | None = None):
         self.rng = rng
         self.wide = wide
+        # draws added after a seed's cases were recorded (the "table" layers) come from here, so
+        # that a case without them is the one the seed always gave
+        self.side = side
 
     def chance(self, p: float) -> bool:
         return bool(self.rng.random() < p)
@@ -145,6 +155,11 @@ def _layer(g: _Gen, op: str, src: int, shape: list[int]) -> dict:
         layer.update(low=lo, high=float(np.float32(lo + g.pick([0.5, 1.0, 2.0, 6.0, 1.7]))))
     elif op in ("addc", "mulc"):
         layer["const"] = _channel_const(g, shape)
+    elif op == "table":
+        side = _Gen(g.side or g.rng, g.wide)
+        function = side.pick(sorted(TABLE_FUNCTIONS))
+        layer.update(function=function, attrs={k: float(np.float32(side.pick(list(v))))
+                                               for k, v in TABLE_FUNCTIONS[function].items()})
     elif op == "bn":
         c = shape[0]
         layer.update(scale=g.weights([c]), bias=g.weights([c]), mean=g.weights([c]),
@@ -203,6 +218,8 @@ def random_model(g: _Gen, max_layers: int) -> dict:
             ops = ["conv", "conv", "conv", "maxpool", "avgpool", "gmaxpool", "gavgpool", "bn", "flatten",
                    "transpose", "reshape", *elementwise]
         op = g.pick(ops)
+        if g.side is not None and g.side.random() < TABLE_SHARE:
+            op = "table"
         if op == "bn" and not (layers and layers[-1]["op"] in ("dense", "conv") and g.chance(0.7)) and g.chance(0.5):
             op = "relu"  # BatchNorm mostly after a layer it folds into
         if op == "residual":
@@ -292,6 +309,13 @@ def _weight_entry(g: _Gen, name: str, role: str, shape: list[int], axis: int, ca
     return None
 
 
+def _table_key(layer: dict) -> str:
+    """The plan's name of a "table" layer's function (its tables' keys are NAME_input, NAME_output)."""
+    from ..table_functions import BY_ONNX_OP
+
+    return BY_ONNX_OP[layer["function"]].name
+
+
 def random_plan(g: _Gen, case: dict) -> dict:
     case["arrays"] = {}
     defaults = {"input": g.format("input"), "weight": g.format("weight") if g.chance(0.8) else g.pow2(),
@@ -308,7 +332,9 @@ def random_plan(g: _Gen, case: dict) -> dict:
     shapes = shapes_of(case)
     last = len(case["layers"]) - 1
     for i, layer in enumerate(case["layers"]):
-        if layer["op"] in ("sigmoid", "softmax") or not g.chance(0.25):
+        if layer["op"] in TABLE_LAYERS or not g.chance(0.25):
+            if layer["op"] == "table" and g.chance(0.3):
+                tensors[f"t{i}"] = g.format("activation")  # a table's output: one format for the tensor
             continue
         nxt = case["layers"][i + 1]["op"] if i < last else None
         if nxt == "bn":
@@ -318,12 +344,15 @@ def random_plan(g: _Gen, case: dict) -> dict:
         else:
             tensors[f"t{i}"] = _axis_entry(g, "activation", shapes[i + 1][0], 1)
     plan = {"defaults": defaults, "tensors": tensors}
-    if any(layer["op"] in ("sigmoid", "softmax") for layer in case["layers"]) and g.chance(0.6):
+    if any(layer["op"] in TABLE_LAYERS for layer in case["layers"]) and g.chance(0.6):
         tables = {}
         if g.chance(0.5):
             w = int(g.rng.integers(4, 15))
-            tables["sigmoid_input" if g.chance(0.5) else "exp_input"] = fmt(w, int(g.rng.integers(2, 6)), True,
-                                                                            "TRN", "SAT")
+            value = fmt(w, int(g.rng.integers(2, 6)), True, "TRN", "SAT")  # drawn before the key, as always
+            functions = sorted({_table_key(layer) for layer in case["layers"] if layer["op"] == "table"})
+            key = f"{g.pick(functions)}_input" if functions and g.chance(0.6) else (
+                "sigmoid_input" if g.chance(0.5) else "exp_input")
+            tables[key] = value
         if g.chance(0.5):
             tables["inv_bits"] = int(g.rng.integers(4, 14))
         plan["tables"] = tables
@@ -365,8 +394,10 @@ def random_inputs(g: _Gen, case: dict, count: int) -> list:
     return [np.asarray(v, dtype=np.float64).tolist() for v in vectors[:count]]
 
 
-def random_case(seed: int, max_layers: int = 4, vectors: int = 8, wide: bool = True) -> dict:
-    g = _Gen(np.random.default_rng(seed), wide)
+def random_case(seed: int, max_layers: int = 4, vectors: int = 8, wide: bool = True, tables: bool = True) -> dict:
+    """The case of ``seed``; ``tables=False``: without "table" layers, the case the seed gave
+    before they were drawn (the seeds tests keep as regression cases)."""
+    g = _Gen(np.random.default_rng(seed), wide, side=np.random.default_rng([seed, 31]) if tables else None)
     case = random_model(g, max_layers)
     case["seed"] = seed
     case["export"] = "torch" if g.chance(0.1) else "helper"
@@ -446,7 +477,7 @@ def normalize(case: dict) -> dict:
         from .quant import prune
 
         prune(case)
-    if "tables" in case["plan"] and not any(layer["op"] in ("sigmoid", "softmax") for layer in case["layers"]):
+    if "tables" in case["plan"] and not any(layer["op"] in TABLE_LAYERS for layer in case["layers"]):
         del case["plan"]["tables"]
     return case
 

@@ -69,6 +69,8 @@ def helper_model(case: dict, name: str = "fuzz") -> onnx.ModelProto:
             nodes.append(helper.make_node(op.capitalize(), [x], [out], name=n))
         elif op == "softmax":
             nodes.append(helper.make_node("Softmax", [x], [out], name=n, axis=1))
+        elif op == "table":
+            nodes.append(helper.make_node(layer["function"], [x], [out], name=n, **layer["attrs"]))
         elif op == "leaky":
             nodes.append(helper.make_node("LeakyRelu", [x], [out], name=n, alpha=layer["alpha"]))
         elif op == "clip":
@@ -99,7 +101,9 @@ def helper_model(case: dict, name: str = "fuzz") -> onnx.ModelProto:
     graph = helper.make_graph(nodes, name,
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *case["input_shape"]])],
                               [helper.make_tensor_value_info(last, TensorProto.FLOAT, None)], inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    # HardSwish is defined from opset 14
+    hard_swish = any(layer.get("function") == "HardSwish" for layer in case["layers"])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14 if hard_swish else OPSET)])
 
 
 def torch_exportable(case: dict) -> bool:

@@ -7,12 +7,16 @@ ceil_mode, global), Add, Concat, Add/Mul by constants, Relu, LeakyRelu, Clip, Fl
 Reshape, Transpose; the plan's formats at every granularity, pow2, row-wise mixes and
 codebooks, with every rounding and overflow mode; BatchNormalization in quantized cases only
 (`quant.py`: its ``1 / sqrt(var + eps)`` to `SQRT_BITS` significant bits, or exactly where the
-root is rational).  Not covered: Sigmoid/Softmax (tables) and BatchNorm in plain cases (folded
-in float64).  Values are numpy object arrays of Fractions, no batch axis.
+root is rational); Sigmoid and the other table functions (the real function, to
+`FUNCTION_DIGITS` digits where it is irrational: rounded into a plan's formats as the docs
+define the table, the model's own values in quantized cases).  Not covered: Softmax and
+BatchNorm in plain cases (folded in float64).  Values are numpy object arrays of Fractions,
+no batch axis.
 """
 
 from __future__ import annotations
 
+import decimal
 import math
 import re
 from fractions import Fraction
@@ -24,6 +28,18 @@ from .generate import COMPUTING, merges_into_previous, shapes_of
 _FORMAT = re.compile(r"^(u?)fixed<(-?\d+),(-?\d+)(?:,(\w+))?(?:,(\w+))?>$")
 _POW2 = re.compile(r"^pow2<(-?\d+),(-?\d+)>$")
 SQRT_BITS = 128  # significant bits of an irrational 1 / sqrt(var + eps), rounded down
+FUNCTION_DIGITS = 80  # significant digits of an irrational table function's value
+# docs/bit-plan.md, "tables": each function's plan key and the defaults of its two formats
+TABLE_DEFAULTS = {
+    "Sigmoid": ("sigmoid", "fixed<10,4,TRN,SAT>", "ufixed<16,0,RND_CONV,SAT>"),
+    "Tanh": ("tanh", "fixed<10,3,TRN,SAT>", "fixed<16,1,RND_CONV,SAT>"),
+    "HardSigmoid": ("hard_sigmoid", "fixed<10,4,TRN,SAT>", "ufixed<16,1,RND_CONV,SAT>"),
+    "HardSwish": ("hard_swish", "fixed<10,4,TRN,SAT>", "fixed<16,4,RND_CONV,SAT>"),
+    "Softplus": ("softplus", "fixed<10,4,TRN,SAT>", "ufixed<16,4,RND_CONV,SAT>"),
+    "Softsign": ("softsign", "fixed<10,4,TRN,SAT>", "fixed<16,1,RND_CONV,SAT>"),
+    "Elu": ("elu", "fixed<10,4,TRN,SAT>", "fixed<16,4,RND_CONV,SAT>"),
+    "Selu": ("selu", "fixed<10,4,TRN,SAT>", "fixed<16,5,RND_CONV,SAT>"),
+}
 
 
 def _round(s: Fraction, mode: str) -> int:
@@ -285,7 +301,56 @@ def _layer(layer: dict, i: int, values: list, case: dict) -> np.ndarray:
         return x.reshape(layer["shape"])
     if op == "transpose":
         return x.transpose(layer["perm"])
+    if op in ("sigmoid", "table"):
+        return _table(layer, i, x, case, exact)
     raise ValueError(f"the reference has no {op!r}")
+
+
+def function_value(function: str, attrs: dict, x: Fraction) -> Fraction:
+    """An ONNX elementwise function at ``x`` (attributes as ONNX defines their defaults, in
+    float32): exact where the value is rational, else to FUNCTION_DIGITS significant digits."""
+    # ONNX's defaults as float32: HardSigmoid alpha 0.2, Selu alpha 1.67326... and gamma 1.0507...
+    defaults = {"HardSigmoid": {"alpha": "0x1.99999ap-3", "beta": "0x1p-1"}, "Elu": {"alpha": "0x1p0"},
+                "Selu": {"alpha": "0x1.ac5afap+0", "gamma": "0x1.0cfabep+0"}}.get(function, {})
+    a = {k: Fraction(attrs[k]) if k in attrs else Fraction(float.fromhex(v)) for k, v in defaults.items()}
+    alpha, gamma = a.get("alpha"), a.get("gamma", Fraction(1))
+    if function == "HardSigmoid":
+        return min(max(alpha * x + a["beta"], Fraction(0)), Fraction(1))
+    if function == "HardSwish":
+        return x * min(max(x / 6 + Fraction(1, 2), Fraction(0)), Fraction(1))
+    if function == "Softsign":
+        return x / (1 + abs(x))
+    if x == 0 and function != "Softplus":
+        return Fraction(1, 2) if function == "Sigmoid" else Fraction(0)
+    if x > 0 and function in ("Elu", "Selu"):
+        return gamma * x
+    with decimal.localcontext() as ctx:
+        ctx.prec, ctx.Emin, ctx.Emax = FUNCTION_DIGITS + 10, -10 ** 9, 10 ** 9
+        d = decimal.Decimal(x.numerator) / x.denominator
+        value = {"Sigmoid": lambda: 1 / (1 + (-d).exp()),
+                 "Tanh": lambda: 1 - 2 / ((2 * d).exp() + 1),
+                 "Softplus": lambda: (1 + d.exp()).ln(),
+                 "Elu": lambda: _decimal(alpha) * (d.exp() - 1),
+                 "Selu": lambda: _decimal(gamma) * _decimal(alpha) * (d.exp() - 1)}[function]()
+        return Fraction(+value)
+
+
+def _decimal(f: Fraction) -> decimal.Decimal:
+    return decimal.Decimal(f.numerator) / f.denominator
+
+
+def _table(layer: dict, i: int, x: np.ndarray, case: dict, exact: bool) -> np.ndarray:
+    """A Sigmoid or "table" layer: the model's function (quantized cases), or the plan's table
+    (docs/bit-plan.md): the input converted into FUNCTION_input, the function's real value
+    rounded once into the output's format (its plan entry or FUNCTION_output)."""
+    function, attrs = layer.get("function", "Sigmoid"), layer.get("attrs", {})
+    if exact:
+        return np.vectorize(lambda v: function_value(function, attrs, v), otypes=[object])(x)
+    key, t_in, t_out = TABLE_DEFAULTS[function]
+    tables = case["plan"].get("tables", {})
+    code = parse(tables.get(f"{key}_input", t_in))
+    out = parse(case["plan"]["tensors"].get(f"t{i}") or tables.get(f"{key}_output", t_out))
+    return np.vectorize(lambda v: out(function_value(function, attrs, code(v))), otypes=[object])(x)
 
 
 def reference(case: dict, vector) -> np.ndarray:

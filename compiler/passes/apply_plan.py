@@ -14,8 +14,8 @@
   (except outputs of layout-only ops), gets a REQUANTIZE node: its producer now writes
   ``NAME.exact`` and the requantize writes ``NAME`` in the planned formats.  These are the
   only places where values change.
-* SIGMOID and SOFTMAX get their look-up tables; their output format is the tensor's plan
-  entry (uniform) or the plan's table defaults.
+* TABLE (sigmoid, tanh, ...) and SOFTMAX get their look-up tables; their output format is the
+  tensor's plan entry (uniform) or the plan's table defaults.
 """
 
 from __future__ import annotations
@@ -24,13 +24,15 @@ import dataclasses
 import difflib
 import math
 import warnings
+from fractions import Fraction
 
 import numpy as np
 
+from .. import table_functions
 from ..errors import PlanError
 from ..fixed import FixedType, Formats, Overflow, Rounding
 from ..ir import LAYOUT_OPS, Graph, LookupTable, Node, Op, Tensor, TensorKind
-from ..mantissa import apply_overflow, as_object, common_fraction, quantize_float, round_float
+from ..mantissa import apply_overflow, as_object, common_fraction, quantize_float, round_float, round_to
 from ..plan import Codebook, Plan, RowSchemes, TensorSpec
 from ..type_names import readable_type
 from ..weight_formats import Pow2Type, nearest_centre, round_pow2, round_significant
@@ -225,12 +227,33 @@ def _computed_constant(graph: Graph, t: Tensor) -> np.ndarray:
     return round_significant(values, CONSTANT_SIGNIFICANT_BITS)
 
 
-def _sigmoid_table(plan: Plan, out: FixedType) -> LookupTable:
-    t_in = plan.table_type("sigmoid_input")
+def function_table(plan: Plan, function: str, params: dict, out: FixedType) -> LookupTable:
+    """The table of a TABLE node: one entry per code of the plan's ``<function>_input`` format,
+    the function's real value at the code rounded once into ``out`` (its rounding, then its
+    overflow mode), as a quantizer of the real function would round it.
+
+    float64 decides an entry when its value, moved by more than its own error either way,
+    rounds the same; the others (values next to a rounding boundary) are computed exactly or
+    to 60 digits (`table_functions.precise`)."""
+    t_in = plan.table_type(f"{function}_input")
     codes = np.arange(t_in.min_mantissa, t_in.max_mantissa + 1)
-    x = np.ldexp(codes.astype(np.float64), -t_in.frac_bits)
-    y = 1.0 / (1.0 + np.exp(-x))
-    return LookupTable(t_in, out, quantize_float(y, Formats.uniform(y.shape, out)))
+    y = table_functions.evaluate(function, params, np.ldexp(codes.astype(np.float64), -t_in.frac_bits))
+    formats = Formats.uniform(y.shape, out)
+    rounded = round_float(y, formats)
+    slack = 2.0 ** -40 * np.maximum(np.abs(y), 1.0)  # far beyond numpy's few ulps on these formulas
+    doubt = (round_float(y - slack, formats) != rounded) | (round_float(y + slack, formats) != rounded)
+    if np.any(doubt):
+        rounded = np.asarray(rounded, dtype=object)
+        one = Formats.uniform((1,), out)
+        for i in np.flatnonzero(doubt):
+            v = table_functions.precise(function, params, Fraction(int(codes[i]), 2 ** t_in.frac_bits)
+                                        if t_in.frac_bits >= 0 else Fraction(int(codes[i]) * 2 ** -t_in.frac_bits))
+            # two bits below out's step and a sticky bit decide every rounding mode
+            scaled = v * Fraction(2) ** (out.frac_bits + 2)
+            floor = scaled.numerator // scaled.denominator
+            rounded[i] = round_to(np.array([2 * floor + int(scaled != floor)], dtype=object), out.frac_bits + 3,
+                                  one)[0]
+    return LookupTable(t_in, out, apply_overflow(rounded, formats))
 
 
 def _softmax_tables(plan: Plan, n: int) -> tuple[LookupTable, LookupTable]:
@@ -249,6 +272,19 @@ def _softmax_tables(plan: Plan, n: int) -> tuple[LookupTable, LookupTable]:
         inv = np.where(s > 0, 1.0 / np.where(s > 0, s, 1.0), float(i_out.max_value))
     inv_table = LookupTable(i_in, i_out, quantize_float(inv, Formats.uniform(inv.shape, i_out)))
     return exp_table, inv_table
+
+
+def _quantizer_after(plan: Plan, graph: Graph, t: Tensor) -> FixedType | None:
+    """The format of the model's quantizer that alone reads a table's output (a QuantTanh's
+    Quant, lowered to a REQUANTIZE), unless the plan names either tensor: the table then rounds
+    the function once, into that format, as the quantizer would."""
+    readers = graph.consumers(t.name)
+    if plan.spec(t.name) is not None or t.name in graph.outputs or len(readers) != 1:
+        return None
+    quantizer = graph.tensor(readers[0].outputs[0])
+    if readers[0].op != Op.REQUANTIZE or quantizer.formats is None or plan.spec(quantizer.name) is not None:
+        return None
+    return quantizer.formats.uniform_type()
 
 
 def _table_output(plan: Plan, t: Tensor, default_key: str) -> FixedType:
@@ -297,10 +333,11 @@ def apply_plan(graph: Graph, plan: Plan) -> Graph:
     nodes: list[Node] = []
     for node in graph.nodes:
         out = tensors[node.outputs[0]]
-        if node.op in (Op.SIGMOID, Op.SOFTMAX):
-            if node.op == Op.SIGMOID:
-                out_type = _table_output(plan, out, "sigmoid_output")
-                attrs = {"table": _sigmoid_table(plan, out_type)}
+        if node.op in (Op.TABLE, Op.SOFTMAX):
+            if node.op == Op.TABLE:
+                function = node.attrs["function"]
+                out_type = _quantizer_after(plan, graph, out) or _table_output(plan, out, f"{function}_output")
+                attrs = {**node.attrs, "table": function_table(plan, function, node.attrs["params"], out_type)}
             else:
                 out_type = _table_output(plan, out, "softmax_output")
                 exp_table, inv_table = _softmax_tables(plan, out.shape[node.attrs["axis"]])

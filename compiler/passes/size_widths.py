@@ -157,7 +157,7 @@ class _Sizer:
             return Range(as_object(lo), as_object(hi), x.frac + r.frac, _pool_grain(node, x.grain, r.grain))
         if op == Op.REQUANTIZE:
             return _requantize_range(args[0], self.graph.tensor(node.outputs[0]).formats)
-        if op == Op.SIGMOID:
+        if op == Op.TABLE:
             table = node.attrs["table"]
             shape = self.graph.tensor(node.outputs[0]).shape
             lo = np.full(shape, int(table.values.min()), dtype=object)

@@ -125,7 +125,7 @@ def check_supported(graph: Graph) -> None:
             if stage.op == Op.SOFTMAX and len(graph.tensor(stage.inputs[0]).shape) != 1:
                 raise RTLBackendError(f"node {node.name!r}: the RTL backend supports softmax over a vector only; "
                                       f"compile with --backend hls")
-            tables = {Op.SIGMOID: [("table", "sigmoid_input")],
+            tables = {Op.TABLE: [("table", f"{stage.attrs.get('function')}_input")],
                       Op.SOFTMAX: [("exp_table", "exp_input"), ("inv_table", "inv_bits")]}.get(stage.op, [])
             for attr, key in tables:
                 bits = stage.attrs[attr].input.width

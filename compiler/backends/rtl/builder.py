@@ -157,7 +157,7 @@ class _Builder(StageTiming, StageFusion, ElementwiseOps):
         self.ready[final] = start + latency
         items = self.m.items[first:]
         return {"name": self.names(node.name), "onnx": ", ".join(node.onnx_nodes) or node.name,
-                "ops": " + ".join(s.op.value for s in node.stages()), "start": start, "latency": latency,
+                "ops": " + ".join(s.kind for s in node.stages()), "start": start, "latency": latency,
                 **({"critical_ns": round(critical, 3)} if delay is not None else {}),
                 "products": self.m.product_uses - uses, "products_built": len(self.m.products) - built,
                 **({"sums": self.graph_sums} if self.graph_sums else {}), "items": items}

@@ -1,7 +1,7 @@
 """The RTL builder's elementwise stages (a mixin of builder.py's ``_Builder``): requantize,
-ReLU, leaky ReLU, clip, add, and the look-up-table functions (sigmoid, and softmax's exponent
-and reciprocal tables), each element its own wires; the registers by the delay model
-(stage_timing.py) as every stage does."""
+ReLU, leaky ReLU, clip, add, and the look-up tables (TABLE: sigmoid, tanh, ...; softmax's
+exponent and reciprocal tables), each element its own wires; the registers by the delay
+model (stage_timing.py) as every stage does."""
 
 from __future__ import annotations
 
@@ -64,8 +64,8 @@ class ElementwiseOps:
                     src = Elem(self.m.register(f"{name}_round_q", mid.width, f"{name}_round"), mid)
                 self.requantize(src, fmt, self.rounding(out, i, t), int(t.overflow), name)
                 result.append(Elem(name, fmt))
-            elif op == Op.SIGMOID:
-                result.append(Elem(self.sigmoid(stage, e, fmt, name, base), fmt))
+            elif op == Op.TABLE:
+                result.append(Elem(self.lookup(stage, e, fmt, name, base), fmt))
             elif e.wire is None and op in (Op.RELU, Op.LEAKY_RELU, Op.MUL):
                 result.append(Elem(self.m.wire(name, fmt.width, _literal(0, fmt.width)), fmt))
             elif op == Op.RELU:
@@ -218,7 +218,7 @@ class ElementwiseOps:
             result.append(self.requantize_to(Elem(prod, pfmt), t, name, "y"))
         return result, lat_max + lat_sum
 
-    def sigmoid(self, stage: Node, e: Elem, fmt: Fmt, name: str, base: str) -> str:
+    def lookup(self, stage: Node, e: Elem, fmt: Fmt, name: str, base: str) -> str:
         """code = fg_requantize(x) into the table's input type; y = table[code] (combinational)."""
         table = stage.attrs["table"]
         src = e if e.wire is not None else Elem("1'b0", Fmt(1, table.input.frac_bits, False))

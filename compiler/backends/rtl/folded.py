@@ -237,7 +237,7 @@ class _FoldedCore:
         node = self.node
         terms = sum(1 for _, _, t, _ in folded for _, w in t if w)
         layer = {"name": self.base, "onnx": ", ".join(node.onnx_nodes) or node.name,
-                 "ops": " + ".join(s.op.value for s in node.stages()), "start": 0, "latency": latency,
+                 "ops": " + ".join(s.kind for s in node.stages()), "start": 0, "latency": latency,
                  "products": terms, "products_built": fold["multipliers"] if fold else 0, "items": items}
         info = {k: fold[k] for k in ("pe", "simd", "groups", "chunks", "phases", "rom_registered",
                                       "tree_latency", "multipliers")} if fold else \

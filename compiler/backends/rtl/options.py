@@ -11,7 +11,7 @@ from ...timing import DelayModel, delay_model
 from ...names import SV_RESERVED, SV_TOP_PREFIXES
 from ..hls import top_name
 
-SUPPORTED = frozenset({Op.DENSE, Op.CONV, Op.AVGPOOL, Op.MAXPOOL, Op.SIGMOID, Op.SOFTMAX, Op.RELU, Op.LEAKY_RELU,
+SUPPORTED = frozenset({Op.DENSE, Op.CONV, Op.AVGPOOL, Op.MAXPOOL, Op.TABLE, Op.SOFTMAX, Op.RELU, Op.LEAKY_RELU,
                        Op.CLIP, Op.REQUANTIZE, Op.ADD, Op.MUL,
                        Op.RESHAPE, Op.TRANSPOSE, Op.CONCAT})
 WIRING = frozenset({Op.RESHAPE, Op.TRANSPOSE, Op.CONCAT})

@@ -135,7 +135,7 @@ class StageTiming:
             return delay.clip(width), width
         if op == Op.LEAKY_RELU:
             return delay.level + delay.lut, width
-        if op == Op.SIGMOID:
+        if op == Op.TABLE:
             return 2 * delay.lut, width  # a look-up table: a LUT and its multiplexers
         return delay.level, width  # ADD, MUL: an adder
 

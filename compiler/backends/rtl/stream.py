@@ -371,7 +371,7 @@ class _StreamBuilder(_CoreGraphs, _TailBuilder):
         c, h, wd = _frame(out_t.shape)
         out_stream = _Stream(out_t.name, c, h, wd, lane)
         entry = {"name": base, "onnx": ", ".join(node.onnx_nodes) or node.name,
-                 "ops": " + ".join(s.op.value for s in node.stages()), "reuse": reuse, "latency": latency,
+                 "ops": " + ".join(s.kind for s in node.stages()), "reuse": reuse, "latency": latency,
                  "beats_in": stream.beats, "beats_out": out_stream.beats, "pad": pad_entry,
                  "window": window, "reduce": reduce, "collect": None,
                  "core": ctx, "cores": [ctx], "fifo": {"bits": out_bits, "depth": depth}, "skip": False}

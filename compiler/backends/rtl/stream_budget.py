@@ -34,7 +34,7 @@ class _Estimates:
             streams = [b.stream(a) for a in _activations(graph, node)]
             stream = streams[0]
             out = graph.tensor(node.outputs[0])
-            skeleton = {"name": node.name, "onnx": node.name, "ops": node.op.value, "pad": None, "window": None,
+            skeleton = {"name": node.name, "onnx": node.name, "ops": node.kind, "pad": None, "window": None,
                         "reduce": None, "collect": None, "window_engine": True,
                         "fifo_bits": out.shape[0] * _lane_type(out).width}
             kernel = b.global_pool(node, stream)

@@ -16,10 +16,10 @@ from .emitter import Fmt
 from .options import RTLBackendError
 
 WINDOW_OPS = frozenset({Op.CONV, Op.MAXPOOL, Op.AVGPOOL})
-POINTWISE_OPS = frozenset({Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.REQUANTIZE, Op.ADD, Op.MUL, Op.SIGMOID})
+POINTWISE_OPS = frozenset({Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.REQUANTIZE, Op.ADD, Op.MUL, Op.TABLE})
 # outputs whose formats the plan (or a table) sets: the same at every position, kept as they are;
 # every other tensor of a core is sized again from the core's input
-KEEP_FORMATS = frozenset({Op.REQUANTIZE, Op.SIGMOID, Op.SOFTMAX})
+KEEP_FORMATS = frozenset({Op.REQUANTIZE, Op.TABLE, Op.SOFTMAX})
 FOLDABLE = frozenset({Op.DENSE, Op.CONV})  # layers a folded core computes with fewer multipliers
 TAIL_BREAKS = frozenset({Op.DENSE, Op.CONV, Op.MAXPOOL, Op.AVGPOOL, Op.SOFTMAX})
 JOIN_OPS = frozenset({Op.ADD, Op.MUL, Op.CONCAT})  # layers that may read several streams (a join)

@@ -30,7 +30,7 @@ from .stream_frames import KEEP_FORMATS, _activations, _frame
 REORDER_OPS = frozenset({Op.RESHAPE, Op.TRANSPOSE})
 # elementwise ops with no position of their own: each output element depends on the input element
 # at its place and on constants (per element, broadcast) only
-MOVABLE_OPS = frozenset({Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.REQUANTIZE, Op.ADD, Op.MUL, Op.SIGMOID})
+MOVABLE_OPS = frozenset({Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.REQUANTIZE, Op.ADD, Op.MUL, Op.TABLE})
 SUFFIX = ".before_reorder"  # a moved output's new name, where the graph's output keeps the old one
 
 

@@ -163,7 +163,7 @@ class _TailBuilder:
                        "out_data": (f"{base}_data", out_bits)})
         self.declared.append(f"{base}_ready")
         entry = {"name": base, "onnx": ", ".join(o for n in nodes for o in (n.onnx_nodes or (n.name,))),
-                 "ops": " -> ".join(n.op.value for n in nodes), "reuse": reuse, "latency": latency,
+                 "ops": " -> ".join(n.kind for n in nodes), "reuse": reuse, "latency": latency,
                  "beats_in": collected.beats, "beats_out": 1, "pad": None,
                  "window": None, "reduce": None, "collect": collect,
                  "core": ctxs[0] if len(ctxs) == 1 else None, "cores": ctxs,

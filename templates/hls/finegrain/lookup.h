@@ -1,11 +1,12 @@
-// finegrain/lookup.h: the SIGMOID and SOFTMAX ops, as table look-ups (ROMs).
+// finegrain/lookup.h: the TABLE ops (sigmoid, tanh, ...: compiler/table_functions.py) and SOFTMAX,
+// as table look-ups (ROMs).
 //
 // The definition (compiler/emulate.py, `_lookup`): a value is converted into the table's
 // input format code_t -- whose rounding/overflow modes apply -- and the code reads entry
 // mantissa(code) - min_mantissa(code_t) (finegrain::table_index).  A table holds one entry
 // per input code: TABLE_SIZE == 2^width(code_t).
 //
-//   sigmoid<x_t, code_t, y_t, N, TABLE_SIZE>(x, y, table)
+//   lookup<x_t, code_t, y_t, N, TABLE_SIZE>(x, y, table)
 //       y[i] = table[index(code_t(x[i]))]
 //   softmax<x_t, d_t, code_t, e_t, sum_t, icode_t, r_t, y_t, N, EXP_SIZE, INV_SIZE>(
 //           x, y, exp_table, inv_table)                       over a vector of N
@@ -28,10 +29,10 @@
 namespace finegrain {
 
 template <class x_t, class code_t, class y_t, int N, int TABLE_SIZE>
-void sigmoid(const x_t x[N], y_t y[N], const y_t table[TABLE_SIZE]) {
+void lookup(const x_t x[N], y_t y[N], const y_t table[TABLE_SIZE]) {
 #pragma HLS INLINE
     static_assert(TABLE_SIZE == (1 << fixed_traits<code_t>::width),
-                  "sigmoid: the table needs one entry per input code (2^width(code_t))");
+                  "lookup: the table needs one entry per input code (2^width(code_t))");
 ELEMENTS:
     for (int i = 0; i < N; i++) {
 #pragma HLS UNROLL

@@ -50,6 +50,6 @@ void tiny(
     finegrain::dense<h_relu_t, fc2_weight_t, fc2_bias_t, logit_t, 4, 2, 1>(h_relu, logit, fc2_weight, fc2_bias);
 
     // ---- out (sigmoid), from ONNX out
-    finegrain::sigmoid<logit_t, out_table_in_t, y_t, 2, 1024>(logit, y, out_table);
+    finegrain::lookup<logit_t, out_table_in_t, y_t, 2, 1024>(logit, y, out_table);
 
 }
