@@ -401,15 +401,17 @@ class _Lowering(RangeTracking):
         return b
 
     def _batchnorm(self, node: Node) -> None:
-        """A BatchNormalization on a quantized tensor: ``a * x + c`` per channel with
+        """A BatchNormalization on a quantized tensor (a quantizer's output, a quantized layer's
+        or a table look-up's): ``a * x + c`` per channel with
         ``a = scale / sqrt(var + eps)``; ``|a|`` joins the residual, its sign (-1, 0 or 1) is an
         exact product, and ``c`` becomes an ADD in the output's units.  What float64 moved
         (batchnorm_error.py) is recorded on that ADD's constant for the report.  A BatchNorm in
         a float part is left to fold_batchnorm."""
         x = node.inputs[0]
         producer = next((n for n in self.nodes if x in n.outputs), None)
-        quantized_producer = producer is not None and producer.op in (Op.DENSE, Op.CONV) and (
-            self.tensors[producer.inputs[1]].is_quantized)
+        # a quantized layer, or a table look-up (its output format is the plan's, not known yet)
+        quantized_producer = producer is not None and (producer.op == Op.TABLE or producer.op in (Op.DENSE, Op.CONV)
+                                                       and self.tensors[producer.inputs[1]].is_quantized)
         if not self.has_residual(x) and not quantized_producer and self.grid(x) is None:
             return self._pass(node, None)
         scale, bias, mean, var = (np.asarray(self.tensors[i].data, dtype=np.float64) for i in node.inputs[1:])
