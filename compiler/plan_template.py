@@ -39,7 +39,9 @@ def plan_template(model_path) -> dict:
                                      f"{axis_hint}; default: defaults.{t.kind.value}"}
         out = graph.tensor(node.outputs[0])
         if node.op in (Op.TABLE, Op.SOFTMAX):
-            role = "table look-up output (one format for the whole tensor); default: the plan's tables"
+            key = f"{node.attrs['function']}_output" if node.op == Op.TABLE else "softmax_output"
+            role = (f"table look-up output (one format for the whole tensor); default: tables.{key}, or the "
+                    f"format of a model's quantizer that alone reads it")
         elif node.op in LAYOUT_OPS:
             role = "layout-only output (values unchanged); quantized only if listed here"
         else:
