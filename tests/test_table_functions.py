@@ -364,3 +364,20 @@ def test_the_fuzz_reference_covers_every_function(quantize, tmp_path):
         outcome = outcome.conclude(None) if isinstance(outcome, Written) else outcome
         assert outcome.status == "pass" and "reference" in outcome.levels, (seed, outcome)
     assert functions == set(OPS)
+
+
+def test_a_table_output_wider_than_its_entries_can_be_is_refused(tmp_path, capsys):
+    """A table's output format is its entries' (at most 64 bits): a wider `tensors` entry was an
+    OverflowError traceback (found by the fuzzer, seed 9641029482); now a plan error, exit 2."""
+    model = _one_op(tmp_path / "m.onnx", "Elu", 5)
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"defaults": {"input": "fixed<16,-3,RND_CONV,SAT>"},
+                                "tensors": {"y": "fixed<69,0,RND,SAT_SYM>"}}))
+    out = tmp_path / "out"
+    assert main(["compile", str(model), "--plan", str(plan), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "tensor 'y'" in err and "69 bits wide" in err and "at most 64 bits" in err and "Traceback" not in err
+    assert not out.exists()
+    plan.write_text(json.dumps({"defaults": {"input": "fixed<16,-3,RND_CONV,SAT>"},
+                                "tensors": {"y": "fixed<64,0,RND,SAT_SYM>"}}))
+    assert main(["compile", str(model), "--plan", str(plan), "-o", str(out)]) == 0

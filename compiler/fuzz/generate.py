@@ -334,7 +334,9 @@ def random_plan(g: _Gen, case: dict) -> dict:
     for i, layer in enumerate(case["layers"]):
         if layer["op"] in TABLE_LAYERS or not g.chance(0.25):
             if layer["op"] == "table" and g.chance(0.3):
-                tensors[f"t{i}"] = g.format("activation")  # a table's output: one format for the tensor
+                # a table's output: one format for the tensor, its entries at most 64 bits (an
+                # input's widths: below 64)
+                tensors[f"t{i}"] = g.format("input")
             continue
         nxt = case["layers"][i + 1]["op"] if i < last else None
         if nxt == "bn":

@@ -33,7 +33,7 @@ from ..errors import PlanError
 from ..fixed import FixedType, Formats, Overflow, Rounding
 from ..ir import LAYOUT_OPS, Graph, LookupTable, Node, Op, Tensor, TensorKind
 from ..mantissa import apply_overflow, as_object, common_fraction, quantize_float, round_float, round_to
-from ..plan import Codebook, Plan, RowSchemes, TensorSpec
+from ..plan import MAX_TABLE_OUTPUT_BITS, Codebook, Plan, RowSchemes, TensorSpec
 from ..type_names import readable_type
 from ..weight_formats import Pow2Type, nearest_centre, round_pow2, round_significant
 
@@ -284,7 +284,8 @@ def _quantizer_after(plan: Plan, graph: Graph, t: Tensor) -> FixedType | None:
     quantizer = graph.tensor(readers[0].outputs[0])
     if readers[0].op != Op.REQUANTIZE or quantizer.formats is None or plan.spec(quantizer.name) is not None:
         return None
-    return quantizer.formats.uniform_type()
+    t = quantizer.formats.uniform_type()
+    return t if t is not None and t.width <= MAX_TABLE_OUTPUT_BITS else None
 
 
 def _table_output(plan: Plan, t: Tensor, default_key: str) -> FixedType:
@@ -296,6 +297,10 @@ def _table_output(plan: Plan, t: Tensor, default_key: str) -> FixedType:
     if uniform is None:
         raise PlanError(f"plan entry for tensor {t.name!r}: the output of a table look-up must have one "
                         f"format for the whole tensor, got {readable_type(formats)}")
+    if uniform.width > MAX_TABLE_OUTPUT_BITS:
+        raise PlanError(f"plan entry for tensor {t.name!r}: {uniform} is {uniform.width} bits wide, and the output "
+                        f"of a table look-up is its entries, which take at most {MAX_TABLE_OUTPUT_BITS} bits; "
+                        f"use a narrower format")
     return uniform
 
 
