@@ -88,21 +88,6 @@ class _Lowering(RangeTracking):
                 self.tensors[name] = dataclasses.replace(t, scheme={"lowered": True})
 
     # --- helpers ----------------------------------------------------------------------
-    def _table_before(self, name: str) -> Node | None:
-        """The TABLE node that ``name``'s unbounded range comes from, if any: met going back
-        through the nodes lowered so far, over the inputs with no bound."""
-        producers = {n.outputs[0]: n for n in self.nodes}
-        todo, seen = [name], set()
-        while todo:
-            node = producers.get(todo.pop())
-            if node is None or node.name in seen:
-                continue
-            seen.add(node.name)
-            if node.op == Op.TABLE:
-                return node
-            todo += [i for i in node.inputs if not self.tensors[i].is_constant and i not in self.amax]
-        return None
-
     def fresh(self, base: str) -> str:
         return unused(base, self.names)
 
@@ -468,14 +453,7 @@ class _Lowering(RangeTracking):
             reach = int(np.ceil(self.amax[x] * float(np.max(self.res(x) / in_scale)))) + 1 + int(np.abs(in_zero).max())
             qmin, qmax = -reach, reach
         else:
-            table = self._table_before(x)
-            cause = (f"a table look-up comes before it: node {table.onnx_nodes[0]!r} ({table.kind}), whose range "
-                     f"the plan's tables set" if table is not None else
-                     "a float constant, such as a bias without a quantizer, comes before it")
-            fix = "" if table is not None else "quantize that constant in the model, or "
-            raise FrontendError(f"node {where!r} ({q.source}): its first rounding has no clamp, and the model's "
-                                f"quantizers do not bound the range of its input {x!r} ({cause}); {fix}put a Quant "
-                                f"before the {q.source}")
+            raise self._unbounded(where, q.source, x)
         # QuantizeLinear rounds x / s and adds the zero point; QONNX's Quant adds it first, which
         # differs for ties to even (odd zero points) and the modes symmetric about 0
         symmetric = q.rounding in (Rounding.TRN_ZERO, Rounding.RND_ZERO, Rounding.RND_INF)

@@ -14,6 +14,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from ..errors import FrontendError
 from ..ir import Node, Op, TensorKind
 from ..weight_formats import round_significant
 from .apply_plan import CONSTANT_SIGNIFICANT_BITS
@@ -105,3 +106,30 @@ class RangeTracking:
         if t.kind == TensorKind.CONST:  # a Clip's bounds as they are, alpha or 1/count to 18 bits: 2**-17 more
             return float(np.max(np.abs(np.asarray(t.data, dtype=np.float64)), initial=0.0)) * (1 + 2.0 ** -17)
         return None
+
+    def _table_before(self, name: str) -> Node | None:
+        """The TABLE node that ``name``'s unbounded range comes from, if any: met going back
+        through the nodes lowered so far, over the inputs with no bound."""
+        producers = {n.outputs[0]: n for n in self.nodes}
+        todo, seen = [name], set()
+        while todo:
+            node = producers.get(todo.pop())
+            if node is None or node.name in seen:
+                continue
+            seen.add(node.name)
+            if node.op == Op.TABLE:
+                return node
+            todo += [i for i in node.inputs if not self.tensors[i].is_constant and i not in self.amax]
+        return None
+
+    def _unbounded(self, where: str, source: str, x: str) -> FrontendError:
+        """The refusal of a quantizer whose first rounding has no clamp (Trunc's) while the
+        model's quantizers do not bound its input ``x``, naming what comes before it."""
+        table = self._table_before(x)
+        cause = (f"a table look-up comes before it: node {table.onnx_nodes[0]!r} ({table.kind}), whose range "
+                 f"the plan's tables set" if table is not None else
+                 "a float constant, such as a bias without a quantizer, comes before it")
+        fix = "" if table is not None else "quantize that constant in the model, or "
+        return FrontendError(f"node {where!r} ({source}): its first rounding has no clamp, and the model's "
+                             f"quantizers do not bound the range of its input {x!r} ({cause}); {fix}put a Quant "
+                             f"before the {source}")
