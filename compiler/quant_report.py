@@ -218,16 +218,17 @@ class _Bounds:
         coarse = np.asarray(x.formats.frac_bits) <= t_in.frac_bits
         step = float(t_in.lsb) / (1 if t_in.rounding in (Rounding.TRN, Rounding.TRN_ZERO, Rounding.CEIL) else 2)
         moved = np.where(inside, np.where(coarse, 0.0, step), np.inf)
+        e = table_functions.slope(function, params) * (np.broadcast_to(e_in, shape) + np.broadcast_to(moved, shape))
+        readers = self.readers.get(node.outputs[0], [])
+        if readers and node.outputs[0] not in self.graph.outputs and all(
+                r.op == Op.REQUANTIZE and self.graph.tensor(r.outputs[0]).formats.uniform_type() == table.output
+                for r in readers):
+            return e  # the model's quantizer after the function
         codes = np.arange(t_in.min_mantissa, t_in.max_mantissa + 1)
         exact = table_functions.evaluate(function, params, np.ldexp(codes.astype(np.float64), -t_in.frac_bits))
         entries = np.ldexp(table.values.astype(np.float64), -table.output.frac_bits)
         # float64's own rounding of f and of the difference, well below any output format's step
-        entry_error = float(np.max(np.abs(entries - exact))) + 2.0 ** -48 * max(1.0, float(np.max(np.abs(exact))))
-        e = table_functions.slope(function, params) * (np.broadcast_to(e_in, shape) + np.broadcast_to(moved, shape))
-        readers = self.readers.get(node.outputs[0], [])
-        quantized = readers and all(r.op == Op.REQUANTIZE and self.graph.tensor(r.outputs[0]).formats.uniform_type()
-                                    == table.output for r in readers) and node.outputs[0] not in self.graph.outputs
-        return e if quantized else e + entry_error
+        return e + float(np.max(np.abs(entries - exact))) + 2.0 ** -48 * max(1.0, float(np.max(np.abs(exact))))
 
     def stage_making(self, name: str):
         """The (unfused) stage whose output is ``name``; None for a graph input."""

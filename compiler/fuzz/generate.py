@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..table_functions import BY_ONNX_OP
+
 ROUNDINGS = ("TRN", "TRN_ZERO", "RND", "RND_ZERO", "RND_MIN_INF", "RND_INF", "RND_CONV", "CEIL")
 OVERFLOWS = ("WRAP", "SAT", "SAT_ZERO", "SAT_SYM")
 # Layers that compute (the plan's default activation applies to their output).
@@ -311,8 +313,6 @@ def _weight_entry(g: _Gen, name: str, role: str, shape: list[int], axis: int, ca
 
 def _table_key(layer: dict) -> str:
     """The plan's name of a "table" layer's function (its tables' keys are NAME_input, NAME_output)."""
-    from ..table_functions import BY_ONNX_OP
-
     return BY_ONNX_OP[layer["function"]].name
 
 

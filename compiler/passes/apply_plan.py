@@ -32,8 +32,9 @@ from .. import table_functions
 from ..errors import PlanError
 from ..fixed import FixedType, Formats, Overflow, Rounding
 from ..ir import LAYOUT_OPS, Graph, LookupTable, Node, Op, Tensor, TensorKind
-from ..mantissa import apply_overflow, as_object, common_fraction, quantize_float, round_float, round_to
+from ..mantissa import apply_overflow, as_object, common_fraction, quantize_float, round_float
 from ..plan import MAX_TABLE_OUTPUT_BITS, Codebook, Plan, RowSchemes, TensorSpec
+from ..rescale import round_rational
 from ..type_names import readable_type
 from ..weight_formats import Pow2Type, nearest_centre, round_pow2, round_significant
 
@@ -244,15 +245,9 @@ def function_table(plan: Plan, function: str, params: dict, out: FixedType) -> L
     doubt = (round_float(y - slack, formats) != rounded) | (round_float(y + slack, formats) != rounded)
     if np.any(doubt):
         rounded = np.asarray(rounded, dtype=object)
-        one = Formats.uniform((1,), out)
         for i in np.flatnonzero(doubt):
-            v = table_functions.precise(function, params, Fraction(int(codes[i]), 2 ** t_in.frac_bits)
-                                        if t_in.frac_bits >= 0 else Fraction(int(codes[i]) * 2 ** -t_in.frac_bits))
-            # two bits below out's step and a sticky bit decide every rounding mode
-            scaled = v * Fraction(2) ** (out.frac_bits + 2)
-            floor = scaled.numerator // scaled.denominator
-            rounded[i] = round_to(np.array([2 * floor + int(scaled != floor)], dtype=object), out.frac_bits + 3,
-                                  one)[0]
+            v = table_functions.precise(function, params, Fraction(int(codes[i])) * Fraction(2) ** -t_in.frac_bits)
+            rounded[i] = round_rational(v * Fraction(2) ** out.frac_bits, out.rounding)
     return LookupTable(t_in, out, apply_overflow(rounded, formats))
 
 
