@@ -32,6 +32,13 @@ def max_abs_bits(m: np.ndarray) -> int:
     return max(abs(lo).bit_length(), abs(hi).bit_length())
 
 
+def distinct(a) -> list:
+    """The distinct values of ``a``, sorted, as Python scalars: np.unique's answer without its
+    cost at start-up (numpy 2 imports numpy.ma on the first call, 15 to 25 ms)."""
+    a = np.sort(np.asarray(a).ravel())
+    return a[np.concatenate(([True], a[1:] != a[:-1]))].tolist() if a.size else []
+
+
 def as_object(a) -> np.ndarray:
     """An object array of Python ints (never numpy integer scalars, whose arithmetic
     would silently wrap at 64 bits inside an object array)."""
@@ -106,7 +113,7 @@ def round_shift(m: np.ndarray, shift, rounding) -> np.ndarray:
     if m.dtype != object and int(shift.max()) > INT64_SAFE_BITS:
         m = as_object(m)
     if m.dtype == np.int64 and max_abs_bits(m) <= INT64_SAFE_BITS:
-        # one mode everywhere? (not np.unique: numpy 2 imports numpy.ma for it, ~15 ms of start-up)
+        # one mode everywhere? (cheaper than distinct() on the whole array)
         mode = int(rounding.flat[0])
         if (rounding == mode).all():
             return _round_shift_one_mode(m, shift, Rounding(mode))

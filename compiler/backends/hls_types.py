@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 
 from ..argnames import option
 from ..errors import UserError
 from ..fixed import FixedType, Formats, Overflow, Rounding, bits_for_range, mantissa_range
+from ..mantissa import distinct
 from ..type_names import readable_type
 
 # ap_int's limits (ap_common.h of the shipped ap_types, as of Vitis HLS): any type wider
@@ -74,7 +74,7 @@ def container(formats: Formats, tensor: str = "") -> FixedType:
     widths, fracs = formats.width[kept], formats.frac_bits[kept]
     base, span = int(fracs.min()), int(widths.max()) + 1
     los, his = [], []
-    for key in np.unique(((fracs - base) * 2 + formats.signed[kept]) * span + widths).tolist():
+    for key in distinct(((fracs - base) * 2 + formats.signed[kept]) * span + widths):
         w, rest = key % span, key // span
         lo, hi = mantissa_range(w, bool(rest % 2))
         shift = frac - (rest // 2 + base)

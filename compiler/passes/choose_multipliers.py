@@ -26,6 +26,7 @@ import numpy as np
 
 from ..fixed import Overflow, Rounding
 from ..ir import Graph, IRError, Op
+from ..mantissa import distinct
 from ..rescale import choose_multiplier, choose_offset_multiplier
 from .quant_data import compact, fill_dont_care, mantissa_data
 from .size_widths import size_widths
@@ -126,9 +127,9 @@ def _range_on_grid(lo: np.ndarray, hi: np.ndarray, f_x: np.ndarray, members: np.
     """The union of the ``members``' mantissa ranges [lo, hi] (at their own fraction bits
     ``f_x``) as mantissas at ``finest`` fraction bits."""
     ends = []
-    for frac in np.unique(f_x[members]):
+    for frac in distinct(f_x[members]):
         on = members & (f_x == frac)
-        up = finest - int(frac)
+        up = finest - frac
         ends.append((int(lo[on].min()) << up, int(hi[on].max()) << up))
     return min(e[0] for e in ends), max(e[1] for e in ends)
 
