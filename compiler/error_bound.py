@@ -109,6 +109,10 @@ class _Bounder:
                     q, f = _const_float(self.graph, name)
                     extra = extra + np.abs(q - f)
             return self.e(ins[0]) + self.e(ins[1]) + extra + EPS32 * np.abs(out_val)
+        if op == Op.MUL and not self.graph.tensor(ins[1]).is_constant:
+            # a_q b_q - a_f b_f = a_q (b_q - b_f) + b_q (a_q - a_f) - (a_q - a_f)(b_q - b_f)
+            (a, ea), (b, eb) = ((np.abs(self.v(n)), self.e(n)) for n in ins)
+            return a * eb + b * ea + ea * eb + EPS32 * np.abs(out_val)
         if op == Op.MUL:
             cq, cf = _const_float(self.graph, ins[1])
             x = np.abs(self.v(ins[0])) + self.e(ins[0])

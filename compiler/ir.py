@@ -43,7 +43,7 @@ class Op(Enum):
     CONV = "conv"  # (x[C,*S], weight[M, C/g, *K], [bias[M]]), ONNX Conv semantics, 1D or 2D
     BATCHNORM = "batchnorm"  # (x, scale, bias, mean, var): removed by fold_batchnorm
     ADD = "add"  # (a, b) elementwise with numpy broadcasting; b may be a constant
-    MUL = "mul"  # (x, c) elementwise by a constant c, numpy broadcasting
+    MUL = "mul"  # (a, b) elementwise with numpy broadcasting; b may be a constant
     RELU = "relu"  # (x,)
     LEAKY_RELU = "leaky_relu"  # (x, alpha[]): x if x >= 0 else alpha * x
     CLIP = "clip"  # (x, low[], high[]): min(max(x, low), high); bounds are exact constants

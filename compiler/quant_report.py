@@ -144,6 +144,12 @@ class _Bounds:
             if factor is not None and np.any(factor):  # a BatchNorm's float64 factor, times |x|
                 e = e + _times(_abs_bound(g.tensor(node.inputs[0])), np.broadcast_to(factor, shape))
             return e
+        if op == Op.MUL and not g.tensor(node.inputs[1]).is_constant:
+            # |a b - a' b'| <= |a| e_b + |b| e_a + e_a e_b, with |a|, |b| the IR tensors' bounds
+            (a, b), (ea, eb) = (_abs_bound(g.tensor(n)) for n in node.inputs), ins
+            with np.errstate(invalid="ignore"):
+                both = np.where((ea == 0) | (eb == 0), 0.0, ea * eb)
+            return np.broadcast_to(_times(eb, a) + _times(ea, b) + both, shape)
         if op == Op.MUL:
             t = g.tensor(node.inputs[1])
             rescale = (t.scheme or {}).get("rescale")

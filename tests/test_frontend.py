@@ -425,7 +425,7 @@ def test_softmax_must_be_an_output(tmp_path):
 @pytest.mark.parametrize("nodes,message", [
     ([helper.make_node("Transpose", ["x"], ["y"], perm=[1, 0, 2], name="t")], r"'t' \(Transpose\).*batch"),
     ([helper.make_node("MatMul", ["x", "x"], ["y"], name="mm")], r"'mm' \(MatMul\)"),
-    ([helper.make_node("Mul", ["x", "x"], ["y"], name="sq")], r"'sq' \(Mul\).*two activations"),
+    ([helper.make_node("Div", ["x", "x"], ["y"], name="dv")], r"'dv' \(Div\).*by a constant"),
     ([helper.make_node("Concat", ["x", "x"], ["y"], axis=0, name="cat")], r"'cat' \(Concat\).*batch"),
     ([helper.make_node("Softmax", ["x"], ["y"], axis=1, name="sm")], r"'sm' \(Softmax\).*last axis"),
     ([helper.make_node("Reshape", ["x", "shape"], ["y"], name="rs")], r"'rs' \(Reshape\).*batch"),

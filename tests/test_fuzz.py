@@ -148,7 +148,7 @@ def test_stream_case_through_csim_and_sim(tmp_path):
     """One stream case with a folded conv (reuse factor 3) and a folded dense layer (5) after a
     global max and average pool: bit-exact in g++ csim of the io_stream project and in Verilator
     sim of the stream top (every beat, the latency and II schedule.json predicts)."""
-    case = streamed(random_case(18, tables=False))
+    case = streamed(random_case(18, extras=False))
     assert case["reuse"] == {"l2": 3, "l5": 5}
     outcome = run_case(case, tmp_path, ("reference", "csim", "sim"))
     assert outcome.status == "pass" and {"csim", "sim"} <= set(outcome.levels), outcome
@@ -157,6 +157,6 @@ def test_stream_case_through_csim_and_sim(tmp_path):
 def test_stream_branch_runs_csim_and_sim(tmp_path):
     """A branch (a tensor read by two layers) streams in both backends: its io_stream HLS
     project checked by csim, its RTL (a fork with skip FIFOs, a join) by Verilator."""
-    case = streamed(random_case(4, tables=False))
+    case = streamed(random_case(4, extras=False))
     outcome = run_case(case, tmp_path, ("reference", "csim", "sim"))
     assert outcome.status == "pass" and {"csim", "sim"} <= set(outcome.levels), outcome

@@ -146,7 +146,7 @@ def test_trunc_cases_equal_the_exact_model(seed, tmp_path):
     report said exact)."""
     from compiler.fuzz.check import Written, prepare_case
 
-    case = quantized(random_case(seed, tables=False))
+    case = quantized(random_case(seed, extras=False))
     assert any(spec["op"] == "trunc" for spec in case["quant"]["tensors"].values())
     outcome = prepare_case(case, tmp_path, ("compile", "emulate", "reference"))
     outcome = outcome.conclude(None) if isinstance(outcome, Written) else outcome
@@ -161,7 +161,7 @@ def test_table_case_through_csim_and_sim(seed, tmp_path):
     from compiler.fuzz.__main__ import run_backends
     from compiler.fuzz.check import Written, prepare_case
 
-    case = quantized(random_case(seed, tables=False))
+    case = quantized(random_case(seed, extras=False))
     assert case["layers"][-1]["op"] in ("sigmoid", "softmax")
     written = prepare_case(case, tmp_path, ("compile", "emulate", "reference", "csim", "sim"))
     assert isinstance(written, Written) and written.failed is None, written

@@ -91,7 +91,7 @@ def test_a_dyadic_factor_stays_exact(tmp_path):
 
 @pytest.mark.parametrize("seed", [221, 1184, 1327, 1461, 303, 3460])
 def test_fuzz_seeds_of_the_batchnorm_findings(seed, tmp_path):
-    case = quantized(random_case(seed, tables=False))
+    case = quantized(random_case(seed, extras=False))
     assert any(layer["op"] == "bn" for layer in case["layers"])
     _check(case, tmp_path)
 

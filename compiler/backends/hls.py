@@ -300,10 +300,11 @@ class _Builder:
             c = self.constant(b, full_shape=out.shape if b.shape != out.shape else None)
             kind = "add_const" if stage.op == Op.ADD else "mul_const"
             return {**common, "kind": kind, "c": c, "c_t": self.type_of(b)}
-        if stage.op == Op.MUL or a.shape != out.shape or b.shape != out.shape:
-            raise HLSBackendError(f"{_onnx_nodes(node)}: the HLS backend adds two activations only when they have "
-                                  f"the same shape (got {list(a.shape)} and {list(b.shape)})")
-        return {**common, "kind": "add", "b": self.names(b.name), "b_t": self.type_of(b)}
+        verb, kind = ("adds", "add") if stage.op == Op.ADD else ("multiplies", "mul")
+        if a.shape != out.shape or b.shape != out.shape:
+            raise HLSBackendError(f"{_onnx_nodes(node)}: the HLS backend {verb} two activations only when they "
+                                  f"have the same shape (got {list(a.shape)} and {list(b.shape)})")
+        return {**common, "kind": kind, "b": self.names(b.name), "b_t": self.type_of(b)}
 
     def pool(self, stage: Node, common: dict, x: Tensor, out: Tensor) -> dict:
         a = stage.attrs

@@ -207,8 +207,8 @@ class _StreamBuilder(_Builder):
             return "window"
         if node.op in ELEMENTWISE or (node.op in (Op.ADD, Op.MUL) and self.graph.tensor(node.inputs[1]).is_constant):
             return "pixel"
-        if node.op == Op.ADD and all(self.graph.tensor(n).shape == x.shape for n in node.inputs):
-            return "pixel"  # a residual sum, pixel by pixel as both streams arrive
+        if node.op in (Op.ADD, Op.MUL) and all(self.graph.tensor(n).shape == x.shape for n in node.inputs):
+            return "pixel"  # a residual sum or a gate, pixel by pixel as both streams arrive
         if node.op == Op.CONCAT and node.attrs["axis"] == 0 and len(x.shape) > 1 and \
                 all(self.graph.tensor(n).shape[1:] == x.shape[1:] for n in node.inputs):
             return "pixel"  # channels side by side: each pixel's lanes one after the other
@@ -230,7 +230,7 @@ class _StreamBuilder(_Builder):
                 entry = self.lane_stage(node, stage, arch, lanes)
             if kind == "pixel" and k == 0:
                 entry["x"] = f"{self.stream(stage.inputs[0])['var']}.data"
-                if entry["kind"] == "add":
+                if entry["kind"] in ("add", "mul"):
                     entry["b"] = f"{self.stream(stage.inputs[1])['var']}.data"
             stages.append(entry)
             t = g.tensor(stage.outputs[0])

@@ -154,13 +154,14 @@ def _sub(tr: _Translator, proto, node: str) -> None:
 
 
 def _mul(tr: _Translator, proto, node: str) -> None:
-    """Mul of an activation by a constant (broadcast, equal along the batch axis); two activations are refused."""
+    """Mul of an activation by a constant (broadcast, equal along the batch axis) or of two activations of the
+    same rank (a gate: SiLU's ``x * sigmoid(x)``, a GLU, a squeeze-and-excitation scale)."""
     x, other, constant, _ = _binary_operands(tr, proto, node)
-    if not constant:
-        raise _fail(proto, node, "multiplying two activations is not supported",
-                    "only multiplication by a constant is")
-    c = _elementwise_constant(tr, proto, node, other, x, TensorKind.WEIGHT, "factor")
-    tr.emit(Op.MUL, node, [x, c], proto.output[0], node)
+    if constant:
+        other = _elementwise_constant(tr, proto, node, other, x, TensorKind.WEIGHT, "factor")
+    else:
+        _same_rank_activations(tr, proto, node, x, other)
+    tr.emit(Op.MUL, node, [x, other], proto.output[0], node)
 
 
 def _div(tr: _Translator, proto, node: str) -> None:

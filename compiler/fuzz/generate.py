@@ -16,7 +16,8 @@ from ..table_functions import BY_ONNX_OP
 ROUNDINGS = ("TRN", "TRN_ZERO", "RND", "RND_ZERO", "RND_MIN_INF", "RND_INF", "RND_CONV", "CEIL")
 OVERFLOWS = ("WRAP", "SAT", "SAT_ZERO", "SAT_SYM")
 # Layers that compute (the plan's default activation applies to their output).
-COMPUTING = frozenset({"dense", "conv", "add", "addc", "mulc", "relu", "leaky", "clip", "avgpool", "gavgpool", "bn"})
+COMPUTING = frozenset({"dense", "conv", "add", "mul", "addc", "mulc", "relu", "leaky", "clip", "avgpool", "gavgpool",
+                       "bn"})
 # Layers the exact reference does not cover (Softmax; BatchNorm folds in float64).
 UNREFERENCED = frozenset({"softmax", "bn"})
 TABLE_LAYERS = ("sigmoid", "softmax", "table")
@@ -26,6 +27,9 @@ TABLE_FUNCTIONS = {"Sigmoid": {}, "Tanh": {}, "HardSigmoid": {"alpha": (0.2, 1 /
                    "HardSwish": {}, "Softplus": {}, "Softsign": {}, "Elu": {"alpha": (1.0, 0.5, 1.5)},
                    "Selu": {}}
 TABLE_SHARE = 0.08  # of the layers drawn
+# "gate" layers: a product of two activations (x times a function of x as SiLU, x times another
+# layer's output as a GLU, or x * x), drawn from a stream of their own
+GATE_SHARE = 0.07
 
 
 def fmt(width: int, int_bits: int, signed: bool = True, rounding: str = "TRN", overflow: str = "WRAP") -> str:
@@ -33,12 +37,14 @@ def fmt(width: int, int_bits: int, signed: bool = True, rounding: str = "TRN", o
 
 
 class _Gen:
-    def __init__(self, rng: np.random.Generator, wide: bool, side: np.random.Generator | None = None):
+    def __init__(self, rng: np.random.Generator, wide: bool, side: np.random.Generator | None = None,
+                 gates: np.random.Generator | None = None):
         self.rng = rng
         self.wide = wide
-        # draws added after a seed's cases were recorded (the "table" layers) come from here, so
-        # that a case without them is the one the seed always gave
+        # draws added after a seed's cases were recorded (the "table" layers, then the "gate"
+        # layers) come from these, so that a case without them is the one the seed always gave
         self.side = side
+        self.gates = gates
 
     def chance(self, p: float) -> bool:
         return bool(self.rng.random() < p)
@@ -193,6 +199,15 @@ def _same_shape_branch(g: _Gen, src: int, shape: list[int]) -> dict:
             "pads": [k // 2 for k in kernel] * 2, "groups": 1}
 
 
+def _gate_operand(g: _Gen, src: int, shape: list[int]) -> dict | None:
+    """The other factor of a gate on ``src``: a function of it (SiLU's sigmoid), another layer
+    of it (a GLU), or None for ``src`` itself (a square)."""
+    kind = g.pick(["table", "table", "branch", "square"])
+    if kind == "square":
+        return None
+    return _layer(g, "table", src, shape) if kind == "table" else _same_shape_branch(g, src, shape)
+
+
 def random_model(g: _Gen, max_layers: int) -> dict:
     r = g.rng
     kind = g.pick(["mlp", "mlp", "conv1d", "conv2d"])
@@ -224,7 +239,13 @@ def random_model(g: _Gen, max_layers: int) -> dict:
             op = "table"
         if op == "bn" and not (layers and layers[-1]["op"] in ("dense", "conv") and g.chance(0.7)) and g.chance(0.5):
             op = "relu"  # BatchNorm mostly after a layer it folds into
-        if op == "residual":
+        if op != "table" and g.gates is not None and g.gates.random() < GATE_SHARE:
+            op = "gate"  # (not in place of a table: a seed's table layers stay what they were)
+        if op == "gate":
+            other = _gate_operand(_Gen(g.gates, g.wide), cur, shape)
+            other = cur if other is None else add(other)
+            cur = add({"op": "mul", "src": [cur, other] if g.gates.random() < 0.5 else [other, cur]})
+        elif op == "residual":
             branch = add(_same_shape_branch(g, cur, shape))
             cur = add({"op": "add", "src": [cur, branch] if g.chance(0.5) else [branch, cur]})
         elif op == "concat":
@@ -396,10 +417,11 @@ def random_inputs(g: _Gen, case: dict, count: int) -> list:
     return [np.asarray(v, dtype=np.float64).tolist() for v in vectors[:count]]
 
 
-def random_case(seed: int, max_layers: int = 4, vectors: int = 8, wide: bool = True, tables: bool = True) -> dict:
-    """The case of ``seed``; ``tables=False``: without "table" layers, the case the seed gave
-    before they were drawn (the seeds tests keep as regression cases)."""
-    g = _Gen(np.random.default_rng(seed), wide, side=np.random.default_rng([seed, 31]) if tables else None)
+def random_case(seed: int, max_layers: int = 4, vectors: int = 8, wide: bool = True, extras: bool = True) -> dict:
+    """The case of ``seed``; ``extras=False``: without the "table" and "gate" layers, the case
+    the seed gave before they were drawn (the seeds tests keep as regression cases)."""
+    g = _Gen(np.random.default_rng(seed), wide, side=np.random.default_rng([seed, 31]) if extras else None,
+             gates=np.random.default_rng([seed, 37]) if extras else None)
     case = random_model(g, max_layers)
     case["seed"] = seed
     case["export"] = "torch" if g.chance(0.1) else "helper"

@@ -16,7 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 13
 TORCH_OPS = frozenset({"dense", "conv", "maxpool", "avgpool", "gmaxpool", "gavgpool", "relu", "leaky", "clip",
-                       "add", "concat", "flatten", "bn", "sigmoid"})
+                       "add", "mul", "concat", "flatten", "bn", "sigmoid"})
 
 
 def _f32(values) -> np.ndarray:
@@ -77,8 +77,8 @@ def helper_model(case: dict, name: str = "fuzz") -> onnx.ModelProto:
             nodes.append(helper.make_node("Clip",
                                           [x, const(f"{n}.low", layer["low"]), const(f"{n}.high", layer["high"])],
                                           [out], name=n))
-        elif op == "add":
-            nodes.append(helper.make_node("Add", src, [out], name=n))
+        elif op in ("add", "mul"):
+            nodes.append(helper.make_node("Add" if op == "add" else "Mul", src, [out], name=n))
         elif op == "concat":
             nodes.append(helper.make_node("Concat", src, [out], name=n, axis=1))
         elif op in ("addc", "mulc"):
@@ -180,6 +180,8 @@ def torch_export(case: dict, path: Path) -> None:
                     y = F.hardtanh(a, layer["low"], layer["high"])
                 elif op == "add":
                     y = a + values[layer["src"][1]]
+                elif op == "mul":
+                    y = a * values[layer["src"][1]]
                 elif op == "concat":
                     y = torch.cat([a, values[layer["src"][1]]], dim=1)
                 else:  # flatten

@@ -289,6 +289,8 @@ def _layer(layer: dict, i: int, values: list, case: dict) -> np.ndarray:
         return np.vectorize(lambda v: min(max(v, lo), hi), otypes=[object])(x)
     if op == "add":
         return x + values[layer["src"][1]]
+    if op == "mul":
+        return x * values[layer["src"][1]]
     if op == "concat":
         return np.concatenate([x, values[layer["src"][1]]], axis=0)
     if op == "addc":

@@ -56,7 +56,8 @@ from ..names import unused
 from ..quantizer import Quantizer, split_power_of_two
 from .batchnorm_error import batchnorm_errors
 from .lower_quant_ranges import RangeTracking
-from .quant_data import round_half_even, same_grid, compact, exact_data, integer_formats, mantissa_data
+from .quant_data import (compact, exact_data, exact_product, integer_formats, mantissa_data, round_half_even,
+                         same_grid)
 
 def is_quantized_model(graph: Graph) -> bool:
     return (any(n.op == Op.QUANT for n in graph.nodes)
@@ -260,8 +261,15 @@ class _Lowering(RangeTracking):
             self._exact_model_constant(c)
         if self.tensors[c].is_constant:
             self._pass(node, self.residual.get(x))
-        else:
-            self._model_values(node)
+            return
+        # (r_a a)(r_b b) = (r_a r_b)(a b): the codes multiply and the residuals' product goes on,
+        # where float64 holds it exactly (float32 scales' it does); else both in model values
+        shape = self.tensors[node.outputs[0]].shape
+        r = exact_product(*(np.broadcast_to(self.res(n), shape) for n in (x, c)))
+        if r is None:
+            return self._model_values(node)
+        grids = [self.grid(x), self.grid(c)]
+        self._pass(node, None if np.all(r == 1.0) else r, None if None in grids else sum(grids))
 
     def _add(self, node: Node) -> None:
         a, b = node.inputs

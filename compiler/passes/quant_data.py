@@ -131,3 +131,11 @@ def same_grid(a: Formats | None, b: Formats) -> bool:
         return False
     b_lo, b_hi = b.mantissa_bounds()
     return bool(np.all(np.asarray(a_lo) * 2.0 ** shift >= b_lo) and np.all(np.asarray(a_hi) * 2.0 ** shift <= b_hi))
+
+
+def exact_product(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """``a * b`` elementwise (float64 arrays of one shape) where float64 holds every product
+    exactly, else None."""
+    p = a * b
+    pairs = set(zip(a.ravel().tolist(), b.ravel().tolist(), p.ravel().tolist()))
+    return p if all(Fraction(u) * Fraction(v) == Fraction(w) for u, v, w in pairs) else None

@@ -119,10 +119,13 @@ class _Sizer:
         args = [self.range(i) for i in node.inputs]
         if op == Op.ADD:
             return _add(*args)
-        if op == Op.MUL:
+        if op == Op.MUL:  # by a constant or an activation: the extremes are at the corners
             x, c = args
-            a, b = x.lo * c.lo, x.hi * c.lo
-            return Range(np.minimum(a, b), np.maximum(a, b), x.frac + c.frac,
+            corners = [x.lo * c.lo, x.lo * c.hi, x.hi * c.lo, x.hi * c.hi]
+            lo = np.minimum.reduce(corners)
+            if node.inputs[0] == node.inputs[1]:  # a square is never negative
+                lo = np.where((x.lo <= 0) & (x.hi >= 0), 0, np.minimum(corners[0], corners[3]))
+            return Range(lo, np.maximum.reduce(corners), x.frac + c.frac,
                          np.broadcast_to(x.grain + c.grain, np.broadcast_shapes(x.grain.shape, c.grain.shape)))
         if op == Op.RELU:
             x = args[0]

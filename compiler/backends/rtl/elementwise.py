@@ -1,7 +1,7 @@
 """The RTL builder's elementwise stages (a mixin of builder.py's ``_Builder``): requantize,
-ReLU, leaky ReLU, clip, add, and the look-up tables (TABLE: sigmoid, tanh, ...; softmax's
-exponent and reciprocal tables), each element its own wires; the registers by the delay
-model (stage_timing.py) as every stage does."""
+ReLU, leaky ReLU, clip, add, mul (by a constant, or of two activations), and the look-up
+tables (TABLE: sigmoid, tanh, ...; softmax's exponent and reciprocal tables), each element
+its own wires; the registers by the delay model (stage_timing.py) as every stage does."""
 
 from __future__ import annotations
 
@@ -86,7 +86,8 @@ class ElementwiseOps:
             elif op == Op.MUL:
                 c = g.tensor(stage.inputs[1])
                 if not c.is_constant:
-                    raise RTLBackendError(f"node {node.name!r}: mul by an activation is not supported")
+                    result.append(Elem(self.multiply(stage, ins, out, i, fmt, name), fmt))
+                    continue
                 k, kf = self.const_elements(c, out.shape)[i]
                 shift = fmt.frac - e.fmt.frac - kf
                 if k == 0:
@@ -273,6 +274,27 @@ class ElementwiseOps:
                          "HI": f"{_literal(hi_m, width + 1)}", "OUT_W": width, "OUT_SIGNED": int(e.fmt.signed)},
                         {"in_data": x, "out_data": clipped}, {"out_data": (clipped, width)})
         return self.m.convert(Elem(clipped, xw), fmt, name)
+
+    def multiply(self, stage: Node, ins: list, out: Tensor, i: int, fmt: Fmt, name: str) -> str:
+        """Element ``i`` of ``a * b``, two activations (numpy broadcasting): one signed multiplier
+        of the two operands' widths (an unsigned one gains a zero sign bit), its product exact,
+        then placed into the element's format, which holds it (size_widths)."""
+        operands = []
+        for k, tname in enumerate(stage.inputs):
+            t = self.graph.tensor(tname)
+            idx = np.broadcast_to(np.arange(int(np.prod(t.shape))).reshape(t.shape), out.shape).ravel()
+            operands.append(ins[k][int(idx[i])])
+        if any(e.wire is None for e in operands):  # a pruned (always zero) element
+            return self.m.wire(name, fmt.width, _literal(0, fmt.width))
+        signed = [self.m.derived(name, e.fmt.width + (not e.fmt.signed),
+                                 self.m.fit(e.wire, e.fmt.width, e.fmt.signed, e.fmt.width + (not e.fmt.signed)))
+                  for e in operands]
+        widths = [e.fmt.width + (not e.fmt.signed) for e in operands]
+        pfmt = Fmt(sum(widths), sum(e.fmt.frac for e in operands), True)
+        prod = self.m.wire(self.m.fresh(f"{name}_p"), pfmt.width,
+                           " * ".join(f"$signed({w})" for w in signed), "a * b, exact",
+                           cost={"muls": [tuple(widths)]})
+        return self.m.convert(Elem(prod, pfmt), fmt, name)
 
     def add(self, node: Node, stage: Node, ins: list, out: Tensor, i: int, fmt: Fmt, name: str) -> str:
         g = self.graph

@@ -1,7 +1,8 @@
-// finegrain/elementwise.h: exact elementwise arithmetic (ADD, MUL by a constant) and the
-// layout ops (RESHAPE, TRANSPOSE, CONCAT) on flat row-major arrays.
+// finegrain/elementwise.h: exact elementwise arithmetic (ADD, MUL) and the layout ops
+// (RESHAPE, TRANSPOSE, CONCAT) on flat row-major arrays.
 //
 //   add<a_t, b_t, y_t, N>(a, b, y)              y[i] = a[i] + b[i]
+//   mul<a_t, b_t, y_t, N>(a, b, y)              y[i] = a[i] * b[i]    (two activations)
 //   add_const<x_t, c_t, y_t, N>(x, c, y)        y[i] = x[i] + c[i]   (c: N entries; the
 //   mul_const<x_t, c_t, y_t, N>(x, c, y)        y[i] = x[i] * c[i]    generator materialises
 //                                                                      any broadcast)
@@ -30,6 +31,16 @@ ELEMENTS:
     }
 }
 
+template <class a_t, class b_t, class y_t, int N>
+void mul(const a_t a[N], const b_t b[N], y_t y[N]) {
+#pragma HLS INLINE
+ELEMENTS:
+    for (int i = 0; i < N; i++) {
+#pragma HLS UNROLL
+        y[i] = y_t(multiply(a[i], b[i]));
+    }
+}
+
 template <class x_t, class c_t, class y_t, int N>
 void add_const(const x_t x[N], const c_t c[N], y_t y[N]) {
 #pragma HLS INLINE
@@ -43,11 +54,7 @@ ELEMENTS:
 template <class x_t, class c_t, class y_t, int N>
 void mul_const(const x_t x[N], const c_t c[N], y_t y[N]) {
 #pragma HLS INLINE
-ELEMENTS:
-    for (int i = 0; i < N; i++) {
-#pragma HLS UNROLL
-        y[i] = y_t(multiply(x[i], c[i]));
-    }
+    mul<x_t, c_t, y_t, N>(x, c, y);
 }
 
 template <class x_t, class y_t, int N>
