@@ -149,6 +149,9 @@ class _TailBuilder:
         for k, ctx in enumerate(ctxs):
             ip, op = ctx["inputs"][0], ctx["outputs"][0]
             name = f"{base}_{k}"
+            if k:  # a reshape left out between two cores may hold the values in other formats
+                last = ctxs[k - 1]["outputs"][0]  # (a flatten of values that are always zero: pruned)
+                d = self.relane(d, _port_fmt(last), _port_fmt(ip), last["bits"] // last["width"], f"{name}_in_port")
             self.instance(ctx["model"], f"u_{name}_core", {},
                           {"clk": "clk", "rst": "rst", "in_valid": v, ip["name"]: d,
                            "out_valid": f"{name}_valid", op["name"]: f"{name}_out"},
