@@ -341,9 +341,10 @@ def estimate_context(context: dict, part: str) -> dict:
     for item in context["input_items"] + context["output_items"]:
         wiring += _item_cost(costs, item, net=net)
     total += wiring
+    # wire names are the module's: a value may reach its register in a later layer
+    registered = _registered_wires([item for layer in context["layers"] for item in layer["items"]])
     for layer in context["layers"]:
         r = Resources()
-        registered = _registered_wires(layer["items"])
         for item in layer["items"]:
             r += _item_cost(costs, item, registered, net)
         total += r
@@ -377,8 +378,14 @@ def costs_for(family: str) -> _Costs:
 
 def _registered_wires(items: list[dict]) -> set[str]:
     """Wires whose value reaches a register through wiring only (slices, concatenations,
-    sign extension: assigns with no cost note), so synthesis can merge logic into it."""
+    sign extension: assigns with no cost note), so synthesis can merge logic into it: a
+    register item's source, or what an fg_pipe delays (its first stage is a register; a later
+    layer delays a value ready before it needs it this way)."""
     feeds = {item["source"] for item in items if item["kind"] == "register"}
+    for item in items:
+        if item["kind"] == "instance" and item["module"] == "fg_pipe" and \
+                any(p["name"] == "DEPTH" and p["value"] > 0 for p in item["params"]):
+            feeds.update(p["value"] for p in item.get("ports", ()) if p["name"] == "in_data")
     for item in reversed(items):  # an assign is declared after the wires it reads
         if item["kind"] == "assign" and not item.get("cost") and item["name"] in feeds:
             feeds.update(_IDENT.findall(item["expr"]))

@@ -391,3 +391,27 @@ def test_a_register_of_wiring_the_rules_cannot_read_keeps_its_flops():
     context = {"input_items": [], "layers": [{"items": items}], "output_items": [],
                "outputs": [{"name": "y", "expr": "r"}]}
     assert _netlist(context, costs_for("xcup")).register_cost["r"].ff == 12
+
+
+def test_a_table_read_a_later_layer_delays_is_block_ram():
+    """A table's value that the next layer takes a cycle later (an fg_pipe in that layer's items)
+    is a registered read: synthesis merges the pipe's first register into a block RAM, as
+    yosys did with the eight 1024-entry tanh tables of tests/test_gates.py's model (8 RAMB18,
+    estimate 4 BRAM36 and 1,065 FF against yosys's 4 and 1,070; with each layer's registers
+    alone it said 0 BRAM and 1,193 FF)."""
+    from compiler.estimate import estimate_context
+
+    table = {"kind": "assign", "name": "t_value", "width": 16, "expr": "t_table(code)", "comment": "",
+             "cost": {"rom": [10, 16]}}
+    pipe = {"kind": "instance", "module": "fg_pipe", "name": "u_t_z1",
+            "params": [{"name": "W", "value": 16}, {"name": "DEPTH", "value": 1}],
+            "ports": [{"name": "in_data", "value": "t_value"}, {"name": "out_data", "value": "t_z1"}],
+            "outputs": [{"name": "u_t_z1_valid", "width": 1}, {"name": "t_z1", "width": 16}]}
+    layers = [{"name": "tanh", "onnx": "tanh", "ops": "tanh", "items": _ports(("code", 10)) + [table],
+               "start": 0, "latency": 0, "products": 0, "products_built": 0},
+              {"name": "next", "onnx": "next", "ops": "mul", "items": [pipe], "start": 1, "latency": 1,
+               "products": 0, "products_built": 0}]
+    context = {"model": "m", "clock_ns": 5.0, "latency": 1, "input_items": [], "output_items": [],
+               "layers": layers, "outputs": [{"name": "y", "expr": "t_z1"}]}
+    est = estimate_context(context, "xcvu9p-flga2104-2L-e")
+    assert est["bram"] == 0.5 and est["layers"][0]["lut"] == 0
