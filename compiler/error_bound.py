@@ -149,11 +149,14 @@ class _Bounder:
             return self.e(ins[0]) + np.abs(out_val - before)
         if op == Op.TABLE:
             function, params = node.attrs["function"], node.attrs["params"]
-            exact = table_functions.evaluate(function, params, self.v(ins[0]))
+            rescale = node.attrs.get("rescale") or {"scale": 1, "offset": 0}
+            scale, offset = float(rescale["scale"]), float(rescale["offset"])
+            x_scale = float(node.attrs.get("input_scale", 1))
+            exact = table_functions.evaluate(function, params, self.v(ins[0]) * x_scale) * scale + offset
             table_err = np.abs(out_val - exact)
             runtime = RUNTIME_ULPS * EPS32 * np.maximum(np.abs(exact), 1.0)
-            return (table_err * SLACK + 1e-15 + table_functions.slope(function, params) * self.e(ins[0])
-                    + runtime)
+            slope = table_functions.slope(function, params) * abs(scale) * x_scale
+            return table_err * SLACK + 1e-15 + slope * self.e(ins[0]) + runtime
         if op == Op.SOFTMAX:
             x = self.v(ins[0])
             axis = node.attrs["axis"] + 1

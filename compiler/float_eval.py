@@ -170,7 +170,10 @@ def _quant(node, graph, env):
 
 
 def _table(node, graph, env):
-    return table_functions.evaluate(node.attrs["function"], node.attrs["params"], env[node.inputs[0]])
+    x = env[node.inputs[0]] * float(node.attrs.get("input_scale", 1))  # a model quantizer's codes
+    y = table_functions.evaluate(node.attrs["function"], node.attrs["params"], x)
+    rescale = node.attrs.get("rescale")  # a model quantizer's rescale the table took over
+    return y if rescale is None else y * float(rescale["scale"]) + float(rescale["offset"])
 
 
 def _softmax(node, graph, env):

@@ -71,7 +71,8 @@ ATTRS: Mapping[Op, frozenset] = MappingProxyType({
     Op.CONCAT: frozenset({"axis"}),
     Op.RESHAPE: frozenset({"shape"}),
     Op.TRANSPOSE: frozenset({"perm"}),
-    Op.TABLE: frozenset({"function", "params", "table"}),
+    # input_scale: lower_quant._table; rescale: apply_plan._rescale_after
+    Op.TABLE: frozenset({"function", "params", "table", "input_scale", "rescale"}),
     Op.SOFTMAX: frozenset({"axis", "exp_table", "inv_table"}),
     Op.QUANT: frozenset({"quantizer"}),
 })

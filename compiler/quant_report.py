@@ -224,14 +224,20 @@ class _Bounds:
         coarse = np.asarray(x.formats.frac_bits) <= t_in.frac_bits
         step = float(t_in.lsb) / (1 if t_in.rounding in (Rounding.TRN, Rounding.TRN_ZERO, Rounding.CEIL) else 2)
         moved = np.where(inside, np.where(coarse, 0.0, step), np.inf)
-        e = table_functions.slope(function, params) * (np.broadcast_to(e_in, shape) + np.broadcast_to(moved, shape))
+        slope = table_functions.slope(function, params) * float(node.attrs.get("input_scale", 1))  # codes' scale
+        e = slope * (np.broadcast_to(e_in, shape) + np.broadcast_to(moved, shape))
+        rescale = node.attrs.get("rescale")
+        if rescale is not None:  # the model's quantizer and its rescale inside: entries are its codes of f
+            lsb = np.broadcast_to(np.ldexp(1.0, -table.output.frac_bits), shape)
+            return _rounding_error(e * float(abs(rescale["scale"])), lsb, np.zeros(shape))
         readers = self.readers.get(node.outputs[0], [])
         if readers and node.outputs[0] not in self.graph.outputs and all(
                 r.op == Op.REQUANTIZE and self.graph.tensor(r.outputs[0]).formats.uniform_type() == table.output
                 for r in readers):
             return e  # the model's quantizer after the function
         codes = np.arange(t_in.min_mantissa, t_in.max_mantissa + 1)
-        exact = table_functions.evaluate(function, params, np.ldexp(codes.astype(np.float64), -t_in.frac_bits))
+        exact = table_functions.evaluate(function, params, np.ldexp(codes.astype(np.float64), -t_in.frac_bits)
+                                         * float(node.attrs.get("input_scale", 1)))
         entries = np.ldexp(table.values.astype(np.float64), -table.output.frac_bits)
         # float64's own rounding of f and of the difference, well below any output format's step
         return e + float(np.max(np.abs(entries - exact))) + 2.0 ** -48 * max(1.0, float(np.max(np.abs(exact))))
@@ -299,6 +305,8 @@ def _is_quantizer_output(graph: Graph, name: str) -> bool:
     """Whether a model's quantizer writes the output (its LSB is a code), not an accumulator."""
     producer = graph.producer(name)
     last = producer.stages()[-1] if producer is not None else None
+    if last is not None and last.op == Op.TABLE and "rescale" in last.attrs:
+        return True  # the quantizer and its rescale inside a table (apply_plan._rescale_after)
     return last is not None and last.op in (Op.REQUANTIZE, Op.CLIP, Op.ADD, Op.MUL) and bool(
         (graph.tensor(name).scheme or {}).get("lowered"))
 

@@ -241,11 +241,12 @@ def _quantized(path: Path, op: str, out_scale: float) -> Path:
 
 @pytest.mark.parametrize("out_scale", [1 / 64, 0.011], ids=["pow2", "non_pow2"])
 @pytest.mark.parametrize("op", OPS)
-def test_quantized_function_within_the_reported_bound(op, out_scale, tmp_path):
-    """A power-of-two quantizer after the function: the table's entries are the function
-    rounded once into the quantizer's format, so the model is exact, and said so. Another
-    scale: the table rounds into its own format, the rescale rounds again, and the report
-    says one code at most (Softplus reaches it)."""
+def test_quantized_function_is_exact(op, out_scale, tmp_path):
+    """The model's quantizer after the function: the table's entries are its codes of the real
+    function, rounded once, so the model is exact, and said so. A power-of-two scale: the
+    table rounds into the quantizer's format. Another scale: the table takes over the
+    rescale (no multiplier is left), where a table and then the rescale rounded twice (one
+    code off, Softplus reached it)."""
     from tests.test_quant_compile import codes_off
 
     path = _quantized(tmp_path / "m.onnx", op, out_scale)
@@ -256,11 +257,11 @@ def test_quantized_function_within_the_reported_bound(op, out_scale, tmp_path):
     report = project.quantization()
     entry = report["outputs"][project.graph.outputs[0]]
     off = codes_off(project, path, x)
-    if out_scale == 1 / 64:
-        assert table.output.frac_bits == 6 and entry["exact"] and off.max() == 0
-    else:
-        assert not entry["exact"] and not report["exact"]
-        assert entry["max_error_lsb"] == 1 and off.max() <= 1
+    assert entry["exact"] and report["exact"] and off.max() == 0
+    assert table.output.width == 8  # the quantizer's codes, not a 16-bit table and a rescale
+    if out_scale != 1 / 64:
+        assert "rescale" in next(n for n in project.graph.nodes if n.op == Op.TABLE).attrs
+        assert [n.op for n in project.graph.nodes].count(Op.MUL) == 1  # the second layer's rescale only
 
 
 def test_trunc_right_after_a_table_is_refused_naming_the_table(tmp_path, capsys):
@@ -381,3 +382,51 @@ def test_a_table_output_wider_than_its_entries_can_be_is_refused(tmp_path, capsy
     plan.write_text(json.dumps({"defaults": {"input": "fixed<16,-3,RND_CONV,SAT>"},
                                 "tensors": {"y": "fixed<64,0,RND,SAT_SYM>"}}))
     assert main(["compile", str(model), "--plan", str(plan), "-o", str(out)]) == 0
+
+
+def _qdq_tanh(path: Path) -> Path:
+    """onnxruntime's QDQ form of a Tanh: int8 in, int8 weights, the Tanh between
+    Dequantize/Quantize pairs, its output uint8 at scale 2/255 with zero point 128 (a scale
+    that is not a power of two and a zero point: the table takes over both)."""
+    rng = np.random.default_rng(11)
+    inits = [numpy_helper.from_array(np.array(v, dtype=np.float32), n) for n, v in [
+        ("s_x", 1 / 16), ("s_w", 1 / 64), ("s_a", 0.043), ("s_t", 2 / 255)]]
+    inits += [numpy_helper.from_array(np.array(0, dtype=np.int8), "z8"),
+              numpy_helper.from_array(np.array(128, dtype=np.uint8), "z_t"),
+              numpy_helper.from_array(np.round(rng.normal(size=(6, 5)) * 40).astype(np.int8), "W")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s_x", "z8"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "s_x", "z8"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["W", "s_w", "z8"], ["wd"]),
+             helper.make_node("MatMul", ["xd", "wd"], ["a"], name="fc"),
+             helper.make_node("QuantizeLinear", ["a", "s_a", "z8"], ["aq"]),
+             helper.make_node("DequantizeLinear", ["aq", "s_a", "z8"], ["ad"]),
+             helper.make_node("Tanh", ["ad"], ["t"], name="act"),
+             helper.make_node("QuantizeLinear", ["t", "s_t", "z_t"], ["tq"]),
+             helper.make_node("DequantizeLinear", ["tq", "s_t", "z_t"], ["y"])]
+    graph = helper.make_graph(nodes, "qdq_tanh", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return path
+
+
+def test_qdq_tanh_with_a_zero_point_is_exact_in_csim_and_sim(tmp_path):
+    from tests.test_quant_compile import codes_off
+
+    path = _qdq_tanh(tmp_path / "qdq_tanh.onnx")
+    rng = np.random.default_rng(1)
+    x = (np.round(rng.uniform(-128, 127, (300, 6))) / 16).astype(np.float32)
+    project = compiler.compile_model(str(path), None)
+    table = next(n for n in project.graph.nodes if n.op == Op.TABLE)
+    # one table from the int8 codes of 'ad' to the uint8 codes of 'y' (as signed codes): 256
+    # entries of tanh(code * 0.043) / (2/255) rounded once; no multiplier on either side
+    assert table.attrs["table"].input.width == 8 and table.attrs["table"].output.width == 8
+    assert "input_scale" in table.attrs and "rescale" in table.attrs
+    assert [n.op for n in project.graph.nodes] == [Op.DENSE, Op.MUL, Op.REQUANTIZE, Op.TABLE]
+    off, report = codes_off(project, path, x), project.quantization()
+    entry = report["outputs"][project.graph.outputs[0]]
+    assert entry["quantized"] and entry["exact"] and off.max() == 0
+    out = tmp_path / "out"
+    assert main(["compile", str(path), "-o", str(out)]) == 0
+    assert main(["csim", str(out)]) == 0 and main(["sim", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["csim"]["mismatches"] == 0 and report["sim"]["mismatches"] == 0

@@ -228,25 +228,35 @@ def _computed_constant(graph: Graph, t: Tensor) -> np.ndarray:
     return round_significant(values, CONSTANT_SIGNIFICANT_BITS)
 
 
-def function_table(plan: Plan, function: str, params: dict, out: FixedType) -> LookupTable:
-    """The table of a TABLE node: one entry per code of the plan's ``<function>_input`` format,
-    the function's real value at the code rounded once into ``out`` (its rounding, then its
-    overflow mode), as a quantizer of the real function would round it.
+def function_table(plan: Plan, function: str, params: dict, out: FixedType, scale: Fraction = Fraction(1),
+                   offset: Fraction = Fraction(0), t_in: FixedType | None = None,
+                   in_scale: Fraction = Fraction(1)) -> LookupTable:
+    """The table of a TABLE node: one entry per code of ``t_in`` (default: the plan's
+    ``<function>_input`` format), the function's real value at the code's value times
+    ``in_scale`` (a model quantizer's codes: lower_quant's ``input_scale``), times ``scale``,
+    plus ``offset`` (a model quantizer's rescale and zero point, :func:`_rescale_after`),
+    rounded once into ``out`` (its rounding, then its overflow mode), as a quantizer of the
+    real function would round it.
 
     float64 decides an entry when its value, moved by more than its own error either way,
     rounds the same; the others (values next to a rounding boundary) are computed exactly or
     to 60 digits (`table_functions.precise`)."""
-    t_in = plan.table_type(f"{function}_input")
+    t_in = t_in or plan.table_type(f"{function}_input")
     codes = np.arange(t_in.min_mantissa, t_in.max_mantissa + 1)
-    y = table_functions.evaluate(function, params, np.ldexp(codes.astype(np.float64), -t_in.frac_bits))
+    x = np.ldexp(codes.astype(np.float64), -t_in.frac_bits) * float(in_scale)
+    y = table_functions.evaluate(function, params, x) * float(scale) + float(offset)
     formats = Formats.uniform(y.shape, out)
     rounded = round_float(y, formats)
-    slack = 2.0 ** -40 * np.maximum(np.abs(y), 1.0)  # far beyond numpy's few ulps on these formulas
+    # far beyond numpy's few ulps on these formulas, and float64's roundings of x and of y's scaling
+    slack = 2.0 ** -40 * np.maximum(np.abs(y), 1.0) + 2.0 ** -48 * table_functions.slope(function, params) \
+        * np.abs(x) * float(abs(scale))
     doubt = (round_float(y - slack, formats) != rounded) | (round_float(y + slack, formats) != rounded)
     if np.any(doubt):
         rounded = np.asarray(rounded, dtype=object)
         for i in np.flatnonzero(doubt):
-            v = table_functions.precise(function, params, Fraction(int(codes[i])) * Fraction(2) ** -t_in.frac_bits)
+            v = table_functions.precise(function, params,
+                                        Fraction(int(codes[i])) * Fraction(2) ** -t_in.frac_bits * in_scale)
+            v = v * scale + offset
             rounded[i] = round_rational(v * Fraction(2) ** out.frac_bits, out.rounding)
     return LookupTable(t_in, out, apply_overflow(rounded, formats))
 
@@ -281,6 +291,43 @@ def _quantizer_after(plan: Plan, graph: Graph, t: Tensor) -> FixedType | None:
         return None
     t = quantizer.formats.uniform_type()
     return t if t is not None and t.width <= MAX_TABLE_OUTPUT_BITS else None
+
+
+def _rescale_after(plan: Plan, graph: Graph, t: Tensor) -> tuple[FixedType, str, Fraction, Fraction, set] | None:
+    """Where the model's quantizer alone reads a table's output through a rescale (a scale
+    that is not a power of two: lower_quant's MUL by the exact ratio, a zero point, the
+    REQUANTIZE into its codes) and the plan names none of them: (the codes' format, the
+    quantizer's output, the ratio, the zero point in output units, the nodes the table takes
+    over). The table then holds the quantizer's codes of the real function, rounded once,
+    where a table and then the rescale would round twice."""
+    readers = graph.consumers(t.name)
+    if plan.spec(t.name) is not None or t.name in graph.outputs or len(readers) != 1 or readers[0].op != Op.MUL \
+            or readers[0].inputs[0] != t.name:
+        return None
+    c = graph.tensor(readers[0].inputs[1])
+    rescale = (c.scheme or {}).get("rescale") if c.is_constant else None
+    if rescale is None:
+        return None
+    ratios = {Fraction(float(a)) / Fraction(float(b)) for a, b in zip(
+        np.ravel(rescale["numerator"]), np.ravel(rescale["denominator"]))}
+    chain, current, offset = {readers[0].name}, readers[0].outputs[0], Fraction(0)
+    readers = graph.consumers(current)
+    if len(readers) == 1 and readers[0].op == Op.ADD and readers[0].inputs[0] == current:
+        zero = graph.tensor(readers[0].inputs[1])
+        points = {int(m) for m in np.ravel(zero.data)} if zero.is_constant else set()
+        if len(points) != 1:
+            return None
+        offset = Fraction(points.pop()) / Fraction(2) ** zero.data_frac
+        chain.add(readers[0].name)
+        current = readers[0].outputs[0]
+        readers = graph.consumers(current)
+    if len(ratios) != 1 or len(readers) != 1 or readers[0].op != Op.REQUANTIZE or current in graph.outputs:
+        return None
+    q = graph.tensor(readers[0].outputs[0])
+    out = q.formats.uniform_type() if q.formats is not None and plan.spec(q.name) is None else None
+    if out is None or out.width > MAX_TABLE_OUTPUT_BITS:
+        return None
+    return out, q.name, ratios.pop(), offset, chain | {readers[0].name}
 
 
 def _table_output(plan: Plan, t: Tensor, default_key: str) -> FixedType:
@@ -331,13 +378,29 @@ def apply_plan(graph: Graph, plan: Plan) -> Graph:
             tensors[name] = _constant(plan, graph, dataclasses.replace(t, formats=None))
 
     nodes: list[Node] = []
+    taken: set[str] = set()  # a model quantizer's rescale nodes a table took over
     for node in graph.nodes:
+        if node.name in taken:
+            continue
         out = tensors[node.outputs[0]]
+        # a table of a model quantizer's codes reads them (lower_quant), in their own format
+        in_scale = node.attrs.get("input_scale", Fraction(1)) if node.op == Op.TABLE else Fraction(1)
+        t_in = tensors[node.inputs[0]].formats.uniform_type() if "input_scale" in node.attrs else None
+        fused = _rescale_after(plan, graph, out) if node.op == Op.TABLE else None
+        if fused is not None:
+            out_type, codes, scale, offset, chain = fused
+            taken |= chain
+            table = function_table(plan, node.attrs["function"], node.attrs["params"], out_type, scale, offset,
+                                   t_in, in_scale)
+            nodes.append(dataclasses.replace(node, outputs=(codes,), attrs={
+                **node.attrs, "table": table, "rescale": {"scale": scale, "offset": offset}}))
+            continue
         if node.op in (Op.TABLE, Op.SOFTMAX):
             if node.op == Op.TABLE:
                 function = node.attrs["function"]
                 out_type = _quantizer_after(plan, graph, out) or _table_output(plan, out, f"{function}_output")
-                attrs = {**node.attrs, "table": function_table(plan, function, node.attrs["params"], out_type)}
+                attrs = {**node.attrs, "table": function_table(plan, function, node.attrs["params"], out_type,
+                                                               t_in=t_in, in_scale=in_scale)}
             else:
                 out_type = _table_output(plan, out, "softmax_output")
                 exp_table, inv_table = _softmax_tables(plan, out.shape[node.attrs["axis"]])
