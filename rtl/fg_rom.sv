@@ -1,4 +1,4 @@
-// fg_rom: a look-up table (SIGMOID, softmax exp/reciprocal tables): out = table[code].
+// fg_rom: a look-up table (the table functions: sigmoid, tanh, ...; softmax exp/reciprocal tables): out = table[code].
 //
 // The contents are one packed parameter, entry k at CONTENTS[k*DATA_W +: DATA_W], so a
 // generator writes a single hex literal; Verilator and yosys both take it, and yosys sees an
