@@ -67,6 +67,17 @@ def pointwise_cases() -> list[Case]:
     a_t, b_t = container_of_formats(a.formats), container_of_formats(b.formats)
     cases.append(Case("add", "pointwise", "finegrain::add<a_t, b_t, y_t, 14>(a, b, y);", (),
                       (buffer("a", a_t, a_s), buffer("b", b_t, b_s)), (buffer("y", add_type(a_t, b_t), y),)))
+    # mul: the same two activations' product (a gate), and broadcast by index maps ([2, 1] on [2, 7])
+    y = emulate(one_node_graph(Op.MUL, [a, b]), a=a_s, b=b_s)
+    cases.append(Case("mul", "pointwise", "finegrain::mul<a_t, b_t, y_t, 14>(a, b, y);", (),
+                      (buffer("a", a_t, a_s), buffer("b", b_t, b_s)), (buffer("y", mul_type(a_t, b_t), y),)))
+    g = activation("g", random_formats(nrng, (2, 1), 8))
+    g_s = random_samples(g.formats, rng)
+    g_t = container_of_formats(g.formats)
+    y = emulate(one_node_graph(Op.MUL, [a, g]), a=a_s, g=g_s)
+    cases.append(Case("mul_indexed", "pointwise", "finegrain::mul_indexed<a_t, g_t, y_t, 14>(a, g, ai, gi, y);",
+                      (), (buffer("a", a_t, a_s), buffer("g", g_t, g_s)), (buffer("y", mul_type(a_t, g_t), y),),
+                      indices={"ai": list(range(14)), "gi": [i // 7 for i in range(14)]}))
     # add_const / mul_const: a per-channel constant broadcast over [C, L], materialised
     nrng = np.random.default_rng(35)
     c = random_constant(nrng, "c", (3, 1), TensorKind.CONST, max_width=10, prune=0.0)

@@ -300,11 +300,18 @@ class _Builder:
             c = self.constant(b, full_shape=out.shape if b.shape != out.shape else None)
             kind = "add_const" if stage.op == Op.ADD else "mul_const"
             return {**common, "kind": kind, "c": c, "c_t": self.type_of(b)}
-        verb, kind = ("adds", "add") if stage.op == Op.ADD else ("multiplies", "mul")
-        if a.shape != out.shape or b.shape != out.shape:
-            raise HLSBackendError(f"{_onnx_nodes(node)}: the HLS backend {verb} two activations only when they "
-                                  f"have the same shape (got {list(a.shape)} and {list(b.shape)})")
-        return {**common, "kind": kind, "b": self.names(b.name), "b_t": self.type_of(b)}
+        kind = "add" if stage.op == Op.ADD else "mul"
+        entry = {**common, "kind": kind, "b": self.names(b.name), "b_t": self.type_of(b)}
+        if a.shape == out.shape and b.shape == out.shape:
+            return entry
+        # broadcast (a squeeze-and-excitation scale [C, 1, 1] on [C, H, W]): each output
+        # element's operands by index maps, compile-time constants
+        index = {}
+        for side, t in (("a", a), ("b", b)):
+            flat = np.broadcast_to(np.arange(int(np.prod(t.shape))).reshape(t.shape), out.shape).ravel()
+            index[side] = self.index_array(f"{common['name']}_{side}_index", flat,
+                                           f"element of {t.name} each output element of {stage.name} reads")
+        return {**entry, "kind": f"{kind}_indexed", "a_index": index["a"], "b_index": index["b"]}
 
     def pool(self, stage: Node, common: dict, x: Tensor, out: Tensor) -> dict:
         a = stage.attrs

@@ -3,6 +3,9 @@
 //
 //   add<a_t, b_t, y_t, N>(a, b, y)              y[i] = a[i] + b[i]
 //   mul<a_t, b_t, y_t, N>(a, b, y)              y[i] = a[i] * b[i]    (two activations)
+//   add_indexed, mul_indexed<a_t, b_t, y_t, N>(a, b, a_index, b_index, y)
+//                                               y[i] = a[a_index[i]] + / * b[b_index[i]]
+//                                               (broadcast operands, e.g. [C, 1, 1] on [C, H, W])
 //   add_const<x_t, c_t, y_t, N>(x, c, y)        y[i] = x[i] + c[i]   (c: N entries; the
 //   mul_const<x_t, c_t, y_t, N>(x, c, y)        y[i] = x[i] * c[i]    generator materialises
 //                                                                      any broadcast)
@@ -38,6 +41,26 @@ ELEMENTS:
     for (int i = 0; i < N; i++) {
 #pragma HLS UNROLL
         y[i] = y_t(multiply(a[i], b[i]));
+    }
+}
+
+template <class a_t, class b_t, class y_t, int N>
+void add_indexed(const a_t a[], const b_t b[], const int a_index[N], const int b_index[N], y_t y[N]) {
+#pragma HLS INLINE
+ELEMENTS:
+    for (int i = 0; i < N; i++) {
+#pragma HLS UNROLL
+        y[i] = y_t(a[a_index[i]] + b[b_index[i]]);
+    }
+}
+
+template <class a_t, class b_t, class y_t, int N>
+void mul_indexed(const a_t a[], const b_t b[], const int a_index[N], const int b_index[N], y_t y[N]) {
+#pragma HLS INLINE
+ELEMENTS:
+    for (int i = 0; i < N; i++) {
+#pragma HLS UNROLL
+        y[i] = y_t(multiply(a[a_index[i]], b[b_index[i]]));
     }
 }
 
