@@ -42,6 +42,9 @@ DEFAULT_TABLES = {
 # MAX_TABLE_INPUT_BITS wide (2**20 entries), and its entries (the *_output formats) at most
 # MAX_TABLE_OUTPUT_BITS.  Documented in docs/bit-plan.md, "Limits".
 MAX_TABLE_INPUT_BITS = 20
+# a table function of a quantized model's codes reads them directly up to this width (4,096
+# entries; passes/lower_quant.py), else in its <function>_input format
+TABLE_CODE_BITS = 12
 MAX_TABLE_OUTPUT_BITS = 64
 
 # Per-element arrays are checked against this before they are cast to int64.

@@ -430,3 +430,12 @@ def test_qdq_tanh_with_a_zero_point_is_exact_in_csim_and_sim(tmp_path):
     assert main(["csim", str(out)]) == 0 and main(["sim", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["csim"]["mismatches"] == 0 and report["sim"]["mismatches"] == 0
+
+
+def test_a_plan_that_widens_the_codes_gives_the_table_its_input_format(tmp_path):
+    """A plan entry that makes the codes a table reads 16 bits wide (beyond TABLE_CODE_BITS):
+    the table takes the plan's tanh_input format (1,024 entries), not 65,536 entries."""
+    path = _qdq_tanh(tmp_path / "qdq_tanh.onnx")
+    project = compiler.compile_model(str(path), {"tensors": {"ad": "fixed<16,5,RND_CONV,SAT>"}})
+    table = next(n for n in project.graph.nodes if n.op == Op.TABLE).attrs["table"]
+    assert table.input == parse_plan({}, Path(".")).table_type("tanh_input") and table.values.size == 1024

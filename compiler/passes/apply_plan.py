@@ -33,7 +33,7 @@ from ..errors import PlanError
 from ..fixed import FixedType, Formats, Overflow, Rounding
 from ..ir import LAYOUT_OPS, Graph, LookupTable, Node, Op, Tensor, TensorKind
 from ..mantissa import apply_overflow, as_object, common_fraction, quantize_float, round_float
-from ..plan import MAX_TABLE_OUTPUT_BITS, Codebook, Plan, RowSchemes, TensorSpec
+from ..plan import MAX_TABLE_OUTPUT_BITS, TABLE_CODE_BITS, Codebook, Plan, RowSchemes, TensorSpec
 from ..rescale import round_rational
 from ..type_names import readable_type
 from ..weight_formats import Pow2Type, nearest_centre, round_pow2, round_significant
@@ -384,8 +384,10 @@ def apply_plan(graph: Graph, plan: Plan) -> Graph:
             continue
         out = tensors[node.outputs[0]]
         # a table of a model quantizer's codes reads them (lower_quant), in their own format
+        # unless the plan made that one wider (or mixed): then in the plan's table input format
         in_scale = node.attrs.get("input_scale", Fraction(1)) if node.op == Op.TABLE else Fraction(1)
         t_in = tensors[node.inputs[0]].formats.uniform_type() if "input_scale" in node.attrs else None
+        t_in = t_in if t_in is not None and t_in.width <= TABLE_CODE_BITS else None
         fused = _rescale_after(plan, graph, out) if node.op == Op.TABLE else None
         if fused is not None:
             out_type, codes, scale, offset, chain = fused

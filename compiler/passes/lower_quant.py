@@ -53,14 +53,12 @@ from ..fixed import FixedType, Formats, Overflow, Rounding
 from ..ir import Graph, Node, Op, Tensor, TensorKind
 from ..mantissa import distinct
 from ..names import unused
+from ..plan import TABLE_CODE_BITS
 from ..quantizer import Quantizer, split_power_of_two
 from .batchnorm_error import batchnorm_errors
 from .lower_quant_constants import ConstantLowering
 from .lower_quant_ranges import RangeTracking
-from .quant_data import (compact, exact_data, exact_product, integer_formats, same_grid)
-
-# a table reads a quantizer's codes directly up to this width (4,096 entries)
-TABLE_CODE_BITS = 12
+from .quant_data import compact, exact_data, exact_product, integer_formats, same_grid
 
 
 def is_quantized_model(graph: Graph) -> bool:
