@@ -148,15 +148,10 @@ class _Bounder:
             before = self.v(ins[0])
             return self.e(ins[0]) + np.abs(out_val - before)
         if op == Op.TABLE:
-            function, params = node.attrs["function"], node.attrs["params"]
-            rescale = node.attrs.get("rescale") or {"scale": 1, "offset": 0}
-            scale, offset = float(rescale["scale"]), float(rescale["offset"])
-            x_scale = float(node.attrs.get("input_scale", 1))
-            exact = table_functions.evaluate(function, params, self.v(ins[0]) * x_scale) * scale + offset
+            exact = table_functions.node_function(node.attrs, self.v(ins[0]))
             table_err = np.abs(out_val - exact)
             runtime = RUNTIME_ULPS * EPS32 * np.maximum(np.abs(exact), 1.0)
-            slope = table_functions.slope(function, params) * abs(scale) * x_scale
-            return table_err * SLACK + 1e-15 + slope * self.e(ins[0]) + runtime
+            return table_err * SLACK + 1e-15 + table_functions.node_slope(node.attrs) * self.e(ins[0]) + runtime
         if op == Op.SOFTMAX:
             x = self.v(ins[0])
             axis = node.attrs["axis"] + 1

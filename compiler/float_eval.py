@@ -170,10 +170,7 @@ def _quant(node, graph, env):
 
 
 def _table(node, graph, env):
-    x = env[node.inputs[0]] * float(node.attrs.get("input_scale", 1))  # a model quantizer's codes
-    y = table_functions.evaluate(node.attrs["function"], node.attrs["params"], x)
-    rescale = node.attrs.get("rescale")  # a model quantizer's rescale the table took over
-    return y if rescale is None else y * float(rescale["scale"]) + float(rescale["offset"])
+    return table_functions.node_function(node.attrs, env[node.inputs[0]])
 
 
 def _softmax(node, graph, env):

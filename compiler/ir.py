@@ -22,6 +22,7 @@ Everything is frozen: passes build new graphs with :func:`dataclasses.replace`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from enum import Enum
@@ -241,6 +242,19 @@ class Graph:
 
 
 # --- shape rules -------------------------------------------------------------------------
+
+
+def broadcast_index(shape, out_shape) -> tuple[int, ...]:
+    """For each element of ``out_shape`` (flat, row-major), the flat index of the element of a
+    ``shape`` tensor that numpy broadcasting reads there; computed once per pair of shapes
+    (the backends ask for one output element at a time)."""
+    return _broadcast_index(tuple(shape), tuple(out_shape))
+
+
+@functools.lru_cache(maxsize=256)
+def _broadcast_index(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> tuple[int, ...]:
+    flat = np.arange(int(np.prod(shape))).reshape(shape)
+    return tuple(np.broadcast_to(flat, out_shape).ravel().tolist())
 
 
 def _window_out(size: int, kernel: int, stride: int, pad_lo: int, pad_hi: int, dilation: int) -> int:

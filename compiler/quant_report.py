@@ -214,7 +214,7 @@ class _Bounds:
         model's quantizer after the function), the entries are ``f`` rounded once as that
         quantizer rounds it (apply_plan.function_table), so they add nothing: the requantize
         counts the rounding of what the input moved."""
-        table, function, params = node.attrs["table"], node.attrs["function"], node.attrs["params"]
+        table = node.attrs["table"]
         x = self.graph.tensor(node.inputs[0])
         t_in = table.input
         if x.bounds is None:
@@ -224,20 +224,17 @@ class _Bounds:
         coarse = np.asarray(x.formats.frac_bits) <= t_in.frac_bits
         step = float(t_in.lsb) / (1 if t_in.rounding in (Rounding.TRN, Rounding.TRN_ZERO, Rounding.CEIL) else 2)
         moved = np.where(inside, np.where(coarse, 0.0, step), np.inf)
-        slope = table_functions.slope(function, params) * float(node.attrs.get("input_scale", 1))  # codes' scale
-        e = slope * (np.broadcast_to(e_in, shape) + np.broadcast_to(moved, shape))
-        rescale = node.attrs.get("rescale")
-        if rescale is not None:  # the model's quantizer and its rescale inside: entries are its codes of f
+        e = table_functions.node_slope(node.attrs) * (np.broadcast_to(e_in, shape) + np.broadcast_to(moved, shape))
+        if "rescale" in node.attrs:  # the model's quantizer and its rescale inside: entries are its codes of f
             lsb = np.broadcast_to(np.ldexp(1.0, -table.output.frac_bits), shape)
-            return _rounding_error(e * float(abs(rescale["scale"])), lsb, np.zeros(shape))
+            return _rounding_error(e, lsb, np.zeros(shape))
         readers = self.readers.get(node.outputs[0], [])
         if readers and node.outputs[0] not in self.graph.outputs and all(
                 r.op == Op.REQUANTIZE and self.graph.tensor(r.outputs[0]).formats.uniform_type() == table.output
                 for r in readers):
             return e  # the model's quantizer after the function
         codes = np.arange(t_in.min_mantissa, t_in.max_mantissa + 1)
-        exact = table_functions.evaluate(function, params, np.ldexp(codes.astype(np.float64), -t_in.frac_bits)
-                                         * float(node.attrs.get("input_scale", 1)))
+        exact = table_functions.node_function(node.attrs, np.ldexp(codes.astype(np.float64), -t_in.frac_bits))
         entries = np.ldexp(table.values.astype(np.float64), -table.output.frac_bits)
         # float64's own rounding of f and of the difference, well below any output format's step
         return e + float(np.max(np.abs(entries - exact))) + 2.0 ** -48 * max(1.0, float(np.max(np.abs(exact))))

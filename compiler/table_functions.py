@@ -98,6 +98,22 @@ def slope(function: str, params: Params) -> float:
     return FUNCTIONS[function].slope(params)
 
 
+def node_function(attrs: dict, x: np.ndarray) -> np.ndarray:
+    """The real function a TABLE node with ``attrs`` stands for, in IR units:
+    ``f(x * input_scale) * scale + offset`` (a model quantizer's codes in, lower_quant; a model
+    quantizer's rescale out, apply_plan; 1, 1 and 0 without them)."""
+    rescale = attrs.get("rescale") or {"scale": 1, "offset": 0}
+    x = np.asarray(x, dtype=np.float64) * float(attrs.get("input_scale", 1))
+    y = evaluate(attrs["function"], attrs["params"], x)
+    return y * float(rescale["scale"]) + float(rescale["offset"])
+
+
+def node_slope(attrs: dict) -> float:
+    """The Lipschitz constant of :func:`node_function`."""
+    scale = abs(float((attrs.get("rescale") or {"scale": 1})["scale"]))
+    return slope(attrs["function"], attrs["params"]) * float(attrs.get("input_scale", 1)) * scale
+
+
 # Digits of the decimal evaluation of the transcendental functions: their values at a nonzero
 # dyadic x are irrational (Lindemann), so no table entry lies on a rounding boundary, and 60
 # digits decide every entry float64 leaves in doubt.

@@ -26,7 +26,7 @@ import numpy as np
 from .. import __version__
 from ..errors import UserError
 from ..fixed import FixedType, Rounding
-from ..ir import Graph, LookupTable, Node, Op, Tensor
+from ..ir import Graph, LookupTable, Node, Op, Tensor, broadcast_index
 from ..mantissa import rescale
 from ..names import CPP_FOLDED, CPP_RESERVED, CPP_TOP_PREFIXES, FILTERS, Names
 from ..resources import data_folder
@@ -308,8 +308,7 @@ class _Builder:
         # element's operands by index maps, compile-time constants
         index = {}
         for side, t in (("a", a), ("b", b)):
-            flat = np.broadcast_to(np.arange(int(np.prod(t.shape))).reshape(t.shape), out.shape).ravel()
-            index[side] = self.index_array(f"{common['name']}_{side}_index", flat,
+            index[side] = self.index_array(f"{common['name']}_{side}_index", broadcast_index(t.shape, out.shape),
                                            f"element of {t.name} each output element of {stage.name} reads")
         return {**entry, "kind": f"{kind}_indexed", "a_index": index["a"], "b_index": index["b"]}
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...fixed import mantissa_range
-from ...ir import Node, Op, Tensor
+from ...ir import Node, Op, Tensor, broadcast_index
 from ...sums import element_format
 from .emitter import ZERO, Elem, Fmt, _literal, _tree_latency, signed_width
 from .options import RTLBackendError
@@ -45,7 +45,7 @@ class ElementwiseOps:
             return [flat[int(i)] for i in np.concatenate(tagged, axis=axis).ravel()]
         out_fmts = [element_format(out, i) for i in range(n)]
         x_t = g.tensor(stage.inputs[0])
-        xi = np.broadcast_to(np.arange(int(np.prod(x_t.shape))).reshape(x_t.shape), out.shape).ravel()
+        xi = broadcast_index(x_t.shape, out.shape)
         result = []
         for i in range(n):
             fmt = out_fmts[i]
@@ -279,11 +279,8 @@ class ElementwiseOps:
         """Element ``i`` of ``a * b``, two activations (numpy broadcasting): one signed multiplier
         of the two operands' widths (an unsigned one gains a zero sign bit), its product exact,
         then placed into the element's format, which holds it (size_widths)."""
-        operands = []
-        for k, tname in enumerate(stage.inputs):
-            t = self.graph.tensor(tname)
-            idx = np.broadcast_to(np.arange(int(np.prod(t.shape))).reshape(t.shape), out.shape).ravel()
-            operands.append(ins[k][int(idx[i])])
+        operands = [ins[k][broadcast_index(self.graph.tensor(n).shape, out.shape)[i]]
+                    for k, n in enumerate(stage.inputs)]
         if any(e.wire is None for e in operands):  # a pruned (always zero) element
             return self.m.wire(name, fmt.width, _literal(0, fmt.width))
         signed = [self.m.derived(name, e.fmt.width + (not e.fmt.signed),
@@ -301,12 +298,11 @@ class ElementwiseOps:
         operands = []  # (Elem or None, const mantissa, const frac)
         for k, tname in enumerate(stage.inputs):
             t = g.tensor(tname)
-            idx = np.broadcast_to(np.arange(int(np.prod(t.shape))).reshape(t.shape), out.shape).ravel()
             if t.is_constant:
                 m, mf = self.const_elements(t, out.shape)[i]
                 operands.append((None, m, mf))
             else:
-                operands.append((ins[k][int(idx[i])], 0, 0))
+                operands.append((ins[k][broadcast_index(t.shape, out.shape)[i]], 0, 0))
         fracs = [fmt.frac] + [e.fmt.frac for e, _, _ in operands if e is not None and e.wire is not None] \
             + [mf for e, m, mf in operands if e is None and m != 0]
         frac = max(fracs)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...ir import Node, Op, Tensor
+from ...ir import Node, Op, Tensor, broadcast_index
 from ...sums import element_format, fmt_range
 from .emitter import ZERO, Elem, Fmt, signed_width
 from .options import WIRING
@@ -144,7 +144,7 @@ class StageTiming:
         stage: whole, its rounding alone, and its saturation alone (a split requantize's two
         fg_requantize instances, see :meth:`elementwise`)."""
         delay = self.options.delay
-        src = np.broadcast_to(np.arange(len(x)).reshape(self.graph.tensor(stage.inputs[0]).shape), out.shape).ravel()
+        src = broadcast_index(self.graph.tensor(stage.inputs[0]).shape, out.shape)
         whole = rounding = saturation = 0.0
         for i, xi in enumerate(src):
             fmt, e = element_format(out, i), x[int(xi)]
