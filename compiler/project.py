@@ -63,6 +63,9 @@ class Project(ProjectTools):
     saturation: dict | None = None  # compile_model(data=...): what each conversion clips on the data
     folding: object = None  # compiler.budget.Choice when a budget chose the reuse factors
     folder: Path | None = None  # the output folder it was written to or loaded from (csim, sim, synth build there)
+    # an in-memory compile of a model too large for the parallel RTL defers choosing its folding
+    # (`settle_folding`); the value is whether the default backends were asked for
+    pending_fit: bool | None = field(default=None, repr=False, compare=False)
 
     def emulate(self, x) -> np.ndarray | dict[str, np.ndarray]:
         """Float inputs (quantized by the input formats) -> float64 outputs in the model's
@@ -82,6 +85,14 @@ class Project(ProjectTools):
         from .emulate import emulate_exact
 
         return emulate_exact(self.graph, x)
+
+    def settle_folding(self) -> None:
+        """Choose the stream folding an in-memory compile deferred (the fastest that fits the
+        part: reuse factors in ``config.layers``, ``folding``), as a compile into a folder does
+        at once; the RTL context, a write, an estimate and a report need it."""
+        if self.pending_fit is not None:
+            default_backends, self.pending_fit = self.pending_fit, None
+            _fit_to_part(self, False, default_backends)
 
     def source(self) -> dict:
         """What generated files say they were made from (file names only: reproducible)."""
@@ -135,6 +146,7 @@ class Project(ProjectTools):
         """Write the output folder ``out_dir`` (see `compiler.output_folder`): never over the
         inputs, the current folder, or a folder that is not a finegrain output."""
         out = Path(out_dir)
+        self.settle_folding()
         with claimed(out, force, _inputs(self.config.model, self.config.plan, protect)):
             self._write_locked(out)
         self.folder = out
@@ -302,37 +314,12 @@ def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, sta
             and not any("reuse_factor" in entry for entry in config.layers.values())
     else:
         fit = False
-    if budget or fit:  # every layer's reuse factor from the budget; config.json records the choice
-        from .backends.rtl.stream_budget import choose_stream_folding
-
-        try:
-            choice, predicted = choose_stream_folding(project.graph, config.rtl_options(), project.source(), config)
-            if predicted is not None and predicted > config.target_ii:
-                project.warnings.append(
-                    f"the cycle model predicts an II of {predicted} cycles, above "
-                    f"{option('target_ii', config.target_ii)}: the budget counts each layer's cycles alone and no "
-                    f"tighter folding met the target with the engines waiting on each other; ask for a lower "
-                    f"target or a larger part")
-        except UserError as err:
-            if budget:
-                raise
-            # the default's fit to the part: a model the stream RTL cannot build keeps its reuse
-            # factors (the RTL step below says why it has no RTL); one no folding fits has no RTL
-            # either: an error when RTL was asked for, else (as the default backends' RTL errors)
-            # a warning, the HLS project and the IR still built
-            choice = None
-            if isinstance(err, RTLBackendError) or "rtl" not in config.backends:
-                project.warnings.append(f"no folding chosen for the part: {err}")
-            elif not default_backends:
-                raise
-            else:
-                project.config = config = dataclasses.replace(
-                    config, backends=tuple(b for b in config.backends if b != "rtl"))
-                project.warnings.append(f"no RTL written: {err}")
-        if choice is not None:
-            chosen = {name: {**config.layers.get(name, {}), "reuse_factor": r} for name, r in choice.reuse.items()}
-            project.config = config = dataclasses.replace(config, layers={**config.layers, **chosen})
-            project.folding = choice
+    if budget or (fit and build_rtl):
+        _fit_to_part(project, budget, default_backends)
+    elif fit:  # an in-memory compile: emulate and trace need no folding; the first write,
+        # estimate or report chooses it (`Project.settle_folding`)
+        project.pending_fit = default_backends
+    config = project.config
     if "rtl" in config.backends:
         try:
             check_supported(project.graph)  # before any folder is written: a clear error, exit 2
@@ -355,6 +342,44 @@ def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, sta
             project.warnings.append(f"no RTL written: {err}")
     project.compile_seconds = time.perf_counter() - start
     return project
+
+
+def _fit_to_part(project: Project, budget: bool, default_backends: bool) -> None:
+    """Every layer's reuse factor from the budget, or (no budget) the fastest stream folding that
+    fits the part; config.json records the choice."""
+    from .backends.rtl.stream_budget import choose_stream_folding
+
+    from .backends.rtl import RTLBackendError
+
+    config = project.config
+    try:
+        choice, predicted = choose_stream_folding(project.graph, config.rtl_options(), project.source(), config)
+        if predicted is not None and predicted > config.target_ii:
+            project.warnings.append(
+                f"the cycle model predicts an II of {predicted} cycles, above "
+                f"{option('target_ii', config.target_ii)}: the budget counts each layer's cycles alone and no "
+                f"tighter folding met the target with the engines waiting on each other; ask for a lower "
+                f"target or a larger part")
+    except UserError as err:
+        if budget:
+            raise
+        # the default's fit to the part: a model the stream RTL cannot build keeps its reuse
+        # factors (the RTL step below says why it has no RTL); one no folding fits has no RTL
+        # either: an error when RTL was asked for, else (as the default backends' RTL errors)
+        # a warning, the HLS project and the IR still built
+        choice = None
+        if isinstance(err, RTLBackendError) or "rtl" not in config.backends:
+            project.warnings.append(f"no folding chosen for the part: {err}")
+        elif not default_backends:
+            raise
+        else:
+            project.config = config = dataclasses.replace(
+                config, backends=tuple(b for b in config.backends if b != "rtl"))
+            project.warnings.append(f"no RTL written: {err}")
+    if choice is not None:
+        chosen = {name: {**config.layers.get(name, {}), "reuse_factor": r} for name, r in choice.reuse.items()}
+        project.config = config = dataclasses.replace(config, layers={**config.layers, **chosen})
+        project.folding = choice
 
 
 def _check_layer_names(graph: Graph, layers: dict) -> None:

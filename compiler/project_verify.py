@@ -291,6 +291,7 @@ def report(project, write: bool) -> Report:
     from .report_json import update_report
 
     out = None if project.folder is None else Path(project.folder)
+    project.settle_folding()
     data = project.report_json() if out is None else read_json(out / "report.json", "report")
     if not isinstance(data, dict) or not isinstance(data.get("layers"), list):
         raise OutputFolderError(f"report {str(out / 'report.json')!r} is damaged (not a finegrain report); compile "
@@ -330,6 +331,7 @@ class ProjectTools:
         if self.rtl_context is None:
             from .backends.rtl import rtl_context
 
+            self.settle_folding()
             self.rtl_context = rtl_context(self.graph, self.config.rtl_options(), self.source(),
                                            self.config.reuse_factors(self.graph))
         return self.rtl_context

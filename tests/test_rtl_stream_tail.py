@@ -24,6 +24,7 @@ import json
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from test_rtl_stream_branches import BUILD_ROOT, PLAN, _bit_exact_as_predicted, _compile
@@ -207,11 +208,51 @@ def test_a_default_compile_no_folding_fits_gets_no_rtl(tmp_path):
 
     model = _export(WideTail, (1, 40, 40), tmp_path / "wide_tail.onnx")
     part = "LFE5U-25F-8MG285C"
-    project = compile_model(model, PLAN, part=part)
+    project = compile_model(model, PLAN, tmp_path / "default", part=part)
     assert project.config.architecture == "stream" and project.config.backends == ("hls",)
     assert any(w.startswith(f"no RTL written: the model does not fit {part} in the stream architecture")
                for w in project.warnings)
     with pytest.raises(UserError, match="32,000 FFs"):
-        compile_model(model, PLAN, part=part, backends=("hls", "rtl"))
+        compile_model(model, PLAN, tmp_path / "rtl", part=part, backends=("hls", "rtl"))
+    assert not (tmp_path / "rtl").exists()
+    in_memory = compile_model(model, PLAN, part=part, backends=("hls", "rtl"))  # the fit waits for the write
+    with pytest.raises(UserError, match="32,000 FFs"):
+        in_memory.write(tmp_path / "later")
+    assert not (tmp_path / "later").exists()
     project = compile_model(model, PLAN, part=part, backends=("hls",))
+    project.settle_folding()
     assert any(w.startswith("no folding chosen for the part: the model does not fit") for w in project.warnings)
+
+
+class SmallTail(WideTail):
+    """WideTail on a 12 x 12 input (fc 1,152 -> 10)."""
+
+    def __init__(self):
+        torch.nn.Module.__init__(self)
+        self.conv, self.fc = torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Linear(288, 10)
+
+
+def test_an_in_memory_compile_fits_the_part_when_first_needed(tmp_path, monkeypatch):
+    """compile_model without an output folder emulates without choosing the stream folding (on
+    a real-size model, most of the compile); the first estimate, report or write chooses it, the
+    same as a compile into a folder does at once.  (A small model, with the parallel RTL's
+    default limit lowered below its 5,472 products.)"""
+    import compiler.project
+
+    monkeypatch.setattr(compiler.project, "DEFAULT_RTL_MAX_PRODUCTS", 5_000)
+    model = _export(SmallTail, (1, 12, 12), tmp_path / "small_tail.onnx")
+    written = compile_model(model, PLAN, tmp_path / "written")
+    assert written.folding is not None and written.config.layers
+    project = compile_model(model, PLAN)
+    assert project.folding is None and not project.config.layers
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 1, 12, 12))
+    assert np.array_equal(project.emulate(x), written.emulate(x))
+    ours, theirs = (dict(p.estimate().to_dict(), seconds=None) for p in (project, written))
+    assert ours == theirs
+    assert project.folding.reuse == written.folding.reuse and project.config.layers == written.config.layers
+    project.write(tmp_path / "later")
+    for name in ("config.json", "report.json"):
+        ours, theirs = (json.loads((tmp_path / f / name).read_text()) for f in ("later", "written"))
+        for data in (ours, theirs):
+            data.pop("output_dir", None), data.pop("compile_seconds", None)
+        assert ours == theirs, name
