@@ -47,10 +47,8 @@ def _codes(a: np.ndarray) -> np.ndarray:
 
 def fill_dont_care(a: np.ndarray, cares: np.ndarray) -> np.ndarray:
     """``a`` where ``cares``, and elsewhere values that let `compact` reduce it as far as the
-    cared-for elements allow: axis by axis, where every line along the axis holds at most one
-    distinct cared-for value, that value fills the line's other elements; an element no line
-    fills takes the first (C order) value known by then.  Nothing cared for: all Fraction(0).
-    ``a`` itself is not written."""
+    cared-for elements allow (`fill_unknown`).  Nothing cared for: all Fraction(0).  ``a``
+    itself is not written."""
     a = np.asarray(a)
     if cares.all():
         return a.copy()
@@ -58,14 +56,23 @@ def fill_dont_care(a: np.ndarray, cares: np.ndarray) -> np.ndarray:
         return np.full(a.shape, Fraction(0), dtype=object)
     ids = np.full(a.shape, -1, dtype=np.int64)  # -1: not known yet
     ids[cares] = _codes(a[cares])
-    for axis in range(a.ndim):
+    ids = fill_unknown(ids)
+    value_of = np.empty(int(ids.max()) + 1, dtype=object)
+    value_of[ids[cares]] = a[cares]
+    return value_of[ids]
+
+
+def fill_unknown(ids: np.ndarray) -> np.ndarray:
+    """Integer value codes, -1 where the value does not matter (at least one known), filled so
+    that `compact` reduces them as far as the known codes allow: axis by axis, where every line
+    along the axis holds at most one distinct known code, that code fills the line's unknown
+    elements; an element no line fills takes the first (C order) code known by then."""
+    for axis in range(ids.ndim):
         top = ids.max(axis=axis, keepdims=True)  # a line's one known code, if it has only one
         if np.any((ids >= 0) & (ids != top)):
             continue  # two known values on one line: the constant varies along this axis
         ids = np.where(ids < 0, top, ids)
-    value_of = np.empty(int(ids.max()) + 1, dtype=object)
-    value_of[ids[cares]] = a[cares]
-    return value_of[np.where(ids < 0, ids[ids >= 0][0], ids)]
+    return np.where(ids < 0, ids[ids >= 0][0], ids)
 
 
 def _constant_axes(a: np.ndarray) -> list[bool]:

@@ -25,7 +25,7 @@ from ..emulate import _HANDLERS, Emulator, Fx, _windows
 from ..errors import PlanError
 from ..fixed import Formats, Overflow, bits_for_range
 from ..ir import Graph, Node, Op
-from ..mantissa import INT64_SAFE_BITS, as_object, max_abs_bits, requantize, rescale, round_to, shift_left
+from ..mantissa import INT64_SAFE_BITS, as_object, exact_add, max_abs_bits, requantize, rescale, round_to, shift_left
 
 NEG_INF = -np.inf
 EXACT_MAX_WIDTH = 1024  # the widest format compiler.fixed (and ap_fixed) holds: an exact
@@ -34,18 +34,42 @@ EXACT_MAX_WIDTH = 1024  # the widest format compiler.fixed (and ap_fixed) holds:
 
 @dataclass(frozen=True, eq=False)
 class Range:
-    lo: np.ndarray  # object arrays of Python ints, no batch axis
+    lo: np.ndarray  # int64 or Python ints (`_exact`), no batch axis
     hi: np.ndarray
     frac: int
     grain: np.ndarray  # float64: needed fractional bits, -inf where always zero
 
     def __post_init__(self):
-        object.__setattr__(self, "lo", as_object(self.lo))
-        object.__setattr__(self, "hi", as_object(self.hi))
+        object.__setattr__(self, "lo", _exact(self.lo))
+        object.__setattr__(self, "hi", _exact(self.hi))
 
     def at(self, frac: int) -> tuple[np.ndarray, np.ndarray]:
-        # lo and hi hold Python ints (__post_init__), and so does shift_left's result on them
+        # shift_left turns to Python ints where int64 would not hold the result
         return shift_left(self.lo, frac - self.frac), shift_left(self.hi, frac - self.frac)
+
+
+def _exact(a) -> np.ndarray:
+    """Bounds as int64 while every magnitude fits in INT64_SAFE_BITS (room for one add), else
+    as Python ints.  Every rule below that multiplies or adds them goes through a helper that
+    turns to Python ints when int64 would not hold the result (`_times`, `exact_add`,
+    `shift_left`, the emulator's handlers); a million-element feature map in int64 is sized
+    many times faster than in Python ints."""
+    a = np.asarray(a)
+    if a.dtype == object:
+        if a.size and max_abs_bits(a) <= INT64_SAFE_BITS:
+            return a.astype(np.int64)
+        return as_object(a)  # Python ints, never numpy scalars inside
+    if a.dtype.kind in "iub" and max_abs_bits(a) <= INT64_SAFE_BITS:
+        return a.astype(np.int64, copy=False)
+    return as_object(a)
+
+
+def _times(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Exact ``a * b`` of integer bounds: int64 only when the product's bits fit."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype == object or b.dtype == object or max_abs_bits(a) + max_abs_bits(b) > INT64_SAFE_BITS:
+        return as_object(a) * as_object(b)
+    return a * b
 
 
 def _trailing_zeros(m: np.ndarray) -> np.ndarray:
@@ -68,7 +92,7 @@ def _range_of_formats(formats: Formats) -> Range:
 
 
 def _lift(r_lo: np.ndarray, frac: int) -> Fx:
-    return Fx(np.asarray(r_lo, dtype=object)[np.newaxis], frac)
+    return Fx(np.asarray(r_lo)[np.newaxis], frac)
 
 
 class _Sizer:
@@ -81,7 +105,7 @@ class _Sizer:
         if name not in self.ranges:
             t = self.graph.tensor(name)
             if t.is_constant:
-                m = np.asarray(t.data, dtype=object)
+                m = _exact(t.data)
                 self.ranges[name] = Range(m, m, t.data_frac, _grain_of_mantissas(m, t.data_frac))
             else:
                 self.ranges[name] = _range_of_formats(t.formats)
@@ -99,10 +123,10 @@ class _Sizer:
         plain = dataclasses.replace(node, inputs=node.inputs[:2])
 
         def lin(xm, wmat):
-            return as_object(self.apply(plain, [_lift(xm, x.frac), _lift(wmat, w.frac)]))
+            return self.apply(plain, [_lift(xm, x.frac), _lift(wmat, w.frac)])
 
-        lo = lin(x.lo, pos) + lin(x.hi, neg)
-        hi = lin(x.hi, pos) + lin(x.lo, neg)
+        lo = exact_add(lin(x.lo, pos), lin(x.hi, neg))
+        hi = exact_add(lin(x.hi, pos), lin(x.lo, neg))
         frac = x.frac + w.frac
         grain = _linear_grain(node, x.grain, w.grain)
         if len(node.inputs) > 2:
@@ -121,7 +145,7 @@ class _Sizer:
             return _add(*args)
         if op == Op.MUL:  # by a constant or an activation: the extremes are at the corners
             x, c = args
-            corners = [x.lo * c.lo, x.lo * c.hi, x.hi * c.lo, x.hi * c.hi]
+            corners = [_times(x.lo, c.lo), _times(x.lo, c.hi), _times(x.hi, c.lo), _times(x.hi, c.hi)]
             lo = np.minimum.reduce(corners)
             if node.inputs[0] == node.inputs[1]:  # a square is never negative
                 lo = np.where((x.lo <= 0) & (x.hi >= 0), 0, np.minimum(corners[0], corners[3]))
@@ -136,6 +160,7 @@ class _Sizer:
 
             # the emulator's rule: x at x.frac + max(fa, 0), x * alpha shifted up to it
             def f(v):  # as_object: a 0-d product is a Python int, which np.where would make a C long
+                v = as_object(v)
                 return np.where(v >= 0, as_object(v * (1 << max(fa, 0))), as_object(v * a * (1 << max(-fa, 0))))
 
             corners = [f(x.lo), f(x.hi), np.where((x.lo < 0) & (x.hi > 0), 0, f(x.lo))]
@@ -150,20 +175,20 @@ class _Sizer:
             frac = max(a.frac for a in args)
             lo = self.apply(node, [_lift(a.at(frac)[0], frac) for a in args])
             hi = self.apply(node, [_lift(a.at(frac)[1], frac) for a in args])
-            return Range(as_object(lo), as_object(hi), frac, _layout_grain(self, node, args))
+            return Range(lo, hi, frac, _layout_grain(self, node, args))
         if op == Op.AVGPOOL:
             x, r = args
             if (r.lo < 0).any():
                 raise ValueError(f"node {node.name!r}: negative pooling reciprocal")
             lo = self.apply(node, [_lift(x.lo, x.frac), _lift(r.lo, r.frac)])
             hi = self.apply(node, [_lift(x.hi, x.frac), _lift(r.lo, r.frac)])
-            return Range(as_object(lo), as_object(hi), x.frac + r.frac, _pool_grain(node, x.grain, r.grain))
+            return Range(lo, hi, x.frac + r.frac, _pool_grain(node, x.grain, r.grain))
         if op == Op.REQUANTIZE:
             return _requantize_range(args[0], self.graph.tensor(node.outputs[0]).formats)
         if op == Op.TABLE:
             table = node.attrs["table"]
             shape = self.graph.tensor(node.outputs[0]).shape
-            lo = np.full(shape, int(table.values.min()), dtype=object)
+            lo = np.full(shape, int(table.values.min()), dtype=object)  # (Python ints: any width)
             hi = np.full(shape, int(table.values.max()), dtype=object)
             return Range(lo, hi, table.output.frac_bits, np.full(shape, float(table.output.frac_bits)))
         if op == Op.SOFTMAX:
@@ -174,7 +199,7 @@ class _Sizer:
 def _add(a: Range, b: Range) -> Range:
     frac = max(a.frac, b.frac)
     (al, ah), (bl, bh) = a.at(frac), b.at(frac)
-    return Range(al + bl, ah + bh, frac, np.maximum(a.grain, b.grain))
+    return Range(exact_add(al, bl), exact_add(ah, bh), frac, np.maximum(a.grain, b.grain))
 
 
 def _requantize_range(x: Range, formats: Formats) -> Range:
@@ -189,9 +214,9 @@ def _requantize_range(x: Range, formats: Formats) -> Range:
     hi = np.where(monotonic, qh, fmax)
     out = _range_of_formats(formats)
     shift = np.where(formats.pruned, 0, out.frac - formats.frac_bits)
-    lo, hi = shift_left(as_object(lo), shift), shift_left(as_object(hi), shift)
+    lo, hi = shift_left(_exact(lo), shift), shift_left(_exact(hi), shift)
     grain = np.where((lo == 0) & (hi == 0), NEG_INF, out.grain)
-    return Range(as_object(lo), as_object(hi), out.frac, grain)
+    return Range(lo, hi, out.frac, grain)
 
 
 def _maxplus(gx: np.ndarray, gw: np.ndarray) -> np.ndarray:
