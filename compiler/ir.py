@@ -353,15 +353,20 @@ def _fmt(t: Tensor) -> str:
 
 
 def _attr_text(attrs: Mapping) -> str:
-    parts = []
-    for k in sorted(attrs):
-        v = attrs[k]
-        if isinstance(v, np.ndarray):
-            v = f"<{v.size} entries>"
-        elif isinstance(v, (list, tuple)):
-            v = "(" + ",".join(str(x) for x in v) + ")"
-        parts.append(f"{k}={v}")
+    parts = [f"{k}={_attr_value(attrs[k])}" for k in sorted(attrs)]
     return (" {" + ", ".join(parts) + "}") if parts else ""
+
+
+def _attr_value(v) -> str:
+    """An attribute as ir.txt shows it: arrays by size, a Fraction as ``p/q``, a dict (a
+    table's rescale) as ``{key=value, ...}``."""
+    if isinstance(v, np.ndarray):
+        return f"<{v.size} entries>"
+    if isinstance(v, (list, tuple)):
+        return "(" + ",".join(_attr_value(x) for x in v) + ")"
+    if isinstance(v, Mapping):
+        return "{" + ", ".join(f"{k}={_attr_value(v[k])}" for k in sorted(v)) + "}"
+    return str(v)  # str(Fraction(3, 8)) is 3/8
 
 
 def dump(graph: Graph) -> str:

@@ -17,6 +17,7 @@ Sigmoid, Tanh, HardSigmoid, HardSwish, Softplus, Softsign, Elu and Selu, anywher
 from __future__ import annotations
 
 import json
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -427,6 +428,8 @@ def test_qdq_tanh_with_a_zero_point_is_exact_in_csim_and_sim(tmp_path):
     assert entry["quantized"] and entry["exact"] and off.max() == 0
     out = tmp_path / "out"
     assert main(["compile", str(path), "-o", str(out)]) == 0
+    line = next(t for t in (out / "ir.txt").read_text().splitlines() if "= tanh(ad)" in t)
+    assert re.search(r"rescale=\{offset=-?\d+, scale=\d+/\d+\}", line) and "Fraction" not in line, line
     assert main(["csim", str(out)]) == 0 and main(["sim", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["csim"]["mismatches"] == 0 and report["sim"]["mismatches"] == 0
