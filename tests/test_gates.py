@@ -190,11 +190,16 @@ def test_quantized_gate_multiplies_codes_and_is_exact(tmp_path):
 @pytest.mark.parametrize("quantize", [False, True], ids=["plain", "quantized"])
 def test_fuzz_gate_layers_match_the_exact_reference(quantize):
     from compiler.fuzz.check import run_case
-    from compiler.fuzz.generate import is_referenced, random_case
+    from compiler.fuzz.generate import is_referenced, random_case, shapes_of
     from compiler.fuzz.quant import quantized
 
+    def gated(case):  # a product of two values of one shape (the excitations: the test below)
+        shapes = shapes_of(case)
+        return any(layer["op"] == "mul" and shapes[layer["src"][0]] == shapes[layer["src"][1]]
+                   for layer in case["layers"])
+
     cases = [quantized(random_case(s)) if quantize else random_case(s) for s in range(80)]
-    cases = [c for c in cases if is_referenced(c) and any(layer["op"] == "mul" for layer in c["layers"])][:4]
+    cases = [c for c in cases if is_referenced(c) and gated(c)][:4]
     assert len(cases) == 4
     checked = 0
     for case in cases:
@@ -203,6 +208,42 @@ def test_fuzz_gate_layers_match_the_exact_reference(quantize):
         assert outcome.status != "fail", f"seed {case['seed']}: {outcome.check}: {outcome.message}"
         checked += outcome.status == "pass" and "reference" in outcome.levels
     assert checked >= 3  # a documented limit may refuse one; a refused product would refuse them all
+
+
+def _excitations(quantize: bool, count: int) -> list[dict]:
+    """The first fuzz cases with a squeeze-and-excitation: a product (or sum) of a value and a
+    per-channel function of its global pool, broadcast over the positions."""
+    from compiler.fuzz.generate import is_referenced, random_case, shapes_of
+    from compiler.fuzz.quant import quantized
+
+    found = []
+    for seed in range(400):
+        case = random_case(seed)
+        shapes = shapes_of(case)
+        if any(layer["op"] in ("add", "mul") and shapes[layer["src"][0]] != shapes[layer["src"][1]]
+               for layer in case["layers"]):
+            case = quantized(case) if quantize else case
+            if is_referenced(case):
+                found.append(case)
+        if len(found) == count:
+            return found
+    raise AssertionError(f"fewer than {count} excitation cases among the first 400 seeds")
+
+
+@pytest.mark.parametrize("quantize", [False, True], ids=["plain", "quantized"])
+def test_fuzz_excitations_match_the_exact_reference(quantize):
+    """The fuzzer's excitations against the exact reference; the first plain one also through
+    g++ and Verilator (the HLS index maps and the RTL's broadcasting, on random formats)."""
+    from compiler.fuzz.check import run_case
+
+    checked = 0
+    for k, case in enumerate(_excitations(quantize, 3)):
+        levels = ("reference", "csim", "sim") if k == 0 and not quantize else ("reference",)
+        with tempfile.TemporaryDirectory() as d:
+            outcome = run_case(case, Path(d), levels)
+        assert outcome.status != "fail", f"seed {case['seed']}: {outcome.check}: {outcome.message}"
+        checked += outcome.status == "pass" and set(levels) <= set(outcome.levels)
+    assert checked >= 2  # a documented limit may refuse one (a per-channel clamp, say)
 
 
 def test_squeeze_excite_broadcast_bit_exact_in_csim_and_sim(tmp_path):

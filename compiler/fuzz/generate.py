@@ -30,6 +30,10 @@ TABLE_SHARE = 0.08  # of the layers drawn
 # "gate" layers: a product of two activations (x times a function of x as SiLU, x times another
 # layer's output as a GLU, or x * x), drawn from a stream of their own
 GATE_SHARE = 0.07
+# of the gates on a value with a spatial part, the share that are a squeeze-and-excitation: the
+# value times (or plus) a per-channel function of its global pool, a [C, 1, ..] operand
+# broadcast over the positions; drawn from a stream of its own
+EXCITE_SHARE = 0.5
 
 
 def fmt(width: int, int_bits: int, signed: bool = True, rounding: str = "TRN", overflow: str = "WRAP") -> str:
@@ -38,13 +42,15 @@ def fmt(width: int, int_bits: int, signed: bool = True, rounding: str = "TRN", o
 
 class _Gen:
     def __init__(self, rng: np.random.Generator, wide: bool, side: np.random.Generator | None = None,
-                 gates: np.random.Generator | None = None):
+                 gates: np.random.Generator | None = None, excite: np.random.Generator | None = None):
         self.rng = rng
         self.wide = wide
         # draws added after a seed's cases were recorded (the "table" layers, then the "gate"
-        # layers) come from these, so that a case without them is the one the seed always gave
+        # layers, then the excitations) come from these, so that a case without them is the one
+        # the seed always gave
         self.side = side
         self.gates = gates
+        self.excite = excite
 
     def chance(self, p: float) -> bool:
         return bool(self.rng.random() < p)
@@ -108,6 +114,8 @@ def layer_shape(layer: dict, shapes: list) -> list[int]:
                                   layer["ceil_mode"]) for i in range(n))]
     if op in ("gmaxpool", "gavgpool"):
         return [x[0]] + [1] * (len(x) - 1)
+    if op in ("add", "mul"):  # numpy's broadcasting, as ONNX's (an excitation's [C, 1, ..] operand)
+        return list(np.broadcast_shapes(tuple(x), tuple(shapes[layer["src"][1]])))
     if op == "concat":
         return [x[0] + shapes[layer["src"][1]][0], *x[1:]]
     if op == "flatten":
@@ -208,6 +216,21 @@ def _gate_operand(g: _Gen, src: int, shape: list[int]) -> dict | None:
     return _layer(g, "table", src, shape) if kind == "table" else _same_shape_branch(g, src, shape)
 
 
+def _excitation(g: _Gen, src: int, shape: list[int], add) -> int:
+    """The per-channel operand of a squeeze-and-excitation on ``src`` (shape [C, ...]): its
+    global pool, perhaps a 1x1 convolution mixing the channels, perhaps a table function
+    (the sigmoid of an SE block); ``add`` appends a layer and returns its index."""
+    cur = add({"op": "gavgpool" if g.chance(0.7) else "gmaxpool", "src": [src]})
+    n, c = len(shape) - 1, shape[0]
+    if g.chance(0.6):
+        cur = add({"op": "conv", "src": [cur], "weight": g.weights([c, c] + [1] * n),
+                   "bias": g.weights([c]) if g.chance(0.7) else None, "strides": [1] * n, "pads": [0] * (2 * n),
+                   "groups": 1})
+    if g.chance(0.7):
+        cur = add(_layer(g, "table", cur, [c] + [1] * n))
+    return cur
+
+
 def random_model(g: _Gen, max_layers: int) -> dict:
     r = g.rng
     kind = g.pick(["mlp", "mlp", "conv1d", "conv2d"])
@@ -241,7 +264,12 @@ def random_model(g: _Gen, max_layers: int) -> dict:
             op = "relu"  # BatchNorm mostly after a layer it folds into
         if op != "table" and g.gates is not None and g.gates.random() < GATE_SHARE:
             op = "gate"  # (not in place of a table: a seed's table layers stay what they were)
-        if op == "gate":
+        if op == "gate" and int(np.prod(shape[1:])) > 1 and g.excite is not None and g.excite.random() < EXCITE_SHARE:
+            e = _Gen(g.excite, g.wide)
+            other = _excitation(e, cur, shape, add)
+            src = [cur, other] if e.chance(0.5) else [other, cur]
+            cur = add({"op": "mul" if e.chance(0.75) else "add", "src": src})
+        elif op == "gate":
             other = _gate_operand(_Gen(g.gates, g.wide), cur, shape)
             other = cur if other is None else add(other)
             cur = add({"op": "mul", "src": [cur, other] if g.gates.random() < 0.5 else [other, cur]})
@@ -418,10 +446,12 @@ def random_inputs(g: _Gen, case: dict, count: int) -> list:
 
 
 def random_case(seed: int, max_layers: int = 4, vectors: int = 8, wide: bool = True, extras: bool = True) -> dict:
-    """The case of ``seed``; ``extras=False``: without the "table" and "gate" layers, the case
+    """The case of ``seed``; ``extras=False``: without the "table" and "gate" layers (and the
+    excitations), the case
     the seed gave before they were drawn (the seeds tests keep as regression cases)."""
     g = _Gen(np.random.default_rng(seed), wide, side=np.random.default_rng([seed, 31]) if extras else None,
-             gates=np.random.default_rng([seed, 37]) if extras else None)
+             gates=np.random.default_rng([seed, 37]) if extras else None,
+             excite=np.random.default_rng([seed, 41]) if extras else None)
     case = random_model(g, max_layers)
     case["seed"] = seed
     case["export"] = "torch" if g.chance(0.1) else "helper"
