@@ -235,7 +235,9 @@ def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: b
     ``plan``: the path of a plan JSON file, a dict holding a plan file's content (its relative
     paths, e.g. ``.npz`` element files, resolve against the current folder), a `Plan`, or None
     for a quantized model whose quantizers are its plan (docs/bit-plan.md).
-    ``force``: replace a previous finegrain output folder at ``output_dir``.
+    ``force``: replace a previous finegrain output folder at ``output_dir``.  Without
+    ``output_dir``, the default fit of a model too large for the parallel RTL to the part waits
+    for the first estimate, report or write (`Project.settle_folding`).
     ``options`` are `BuildConfig` fields (``part``,
     ``clock_ns``, ``reuse_factor``, ``strategy``, ``layers``, ``backends``, ``board``);
     ``protect``: more input files the output folder must not hold (a layer config).
