@@ -15,6 +15,8 @@ element whose format is None is the constant 0 (pruned, or 0 by its bounds).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -69,6 +71,37 @@ def const_elements(t: Tensor, shape) -> list[tuple[int, int]]:
     return [trim(int(v), t.data_frac) for v in data.ravel()]
 
 
+_KEPT: dict | None = None  # while `terms_kept` is active: (graph, function, stage, output shape) -> terms
+
+
+@contextlib.contextmanager
+def terms_kept():
+    """Within it, `dense_terms` and `window_terms` are computed once per graph, stage and
+    output shape (the IR is immutable; their callers only read them): the stream budget builds
+    each layer's core at several reuse factors, each from the same one-layer graph.  The keys
+    hold the graphs, so no graph's id is reused meanwhile; everything is dropped at the end."""
+    global _KEPT
+    outer = _KEPT
+    _KEPT = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _KEPT = outer
+
+
+def _kept(terms: Callable) -> Callable:
+    @functools.wraps(terms)
+    def kept(g: Graph, stage: Node, out: Tensor) -> tuple[list, list]:
+        if _KEPT is None:
+            return terms(g, stage, out)
+        key = (g, terms.__name__, stage.name, stage.inputs, tuple(out.shape))
+        if key not in _KEPT:
+            _KEPT[key] = terms(g, stage, out)
+        return _KEPT[key]
+    return kept
+
+
+@_kept
 def dense_terms(g: Graph, stage: Node, out: Tensor) -> tuple[list, list]:
     """Per output element: [(input element, weight mantissa, frac)] and (bias mantissa, frac)."""
     w = g.tensor(stage.inputs[1])
@@ -84,6 +117,7 @@ def dense_terms(g: Graph, stage: Node, out: Tensor) -> tuple[list, list]:
             biases.append(bias[j])
     return terms, biases
 
+@_kept
 def window_terms(g: Graph, stage: Node, out: Tensor) -> tuple[list, list]:
     """CONV and AVGPOOL as sums: per output element the (input element, constant) pairs of
     its window (padding contributes nothing), and the bias."""

@@ -135,6 +135,13 @@ def choose_stream_folding(graph: Graph, options: RTLOptions, source: dict, confi
     and max_dsp.  The budget counts each layer's cycles alone; engines that wait on each other
     can make the design's II (the cycle model's) larger: then the target the budget works to is
     tightened by that ratio, up to TARGET_RETRIES times.  Returns (choice, predicted II or None)."""
+    from ...sums import terms_kept
+
+    with terms_kept():  # each layer's terms once, not once per reuse factor tried
+        return _choose_stream_folding(graph, options, source, config)
+
+
+def _choose_stream_folding(graph: Graph, options: RTLOptions, source: dict, config):
     import dataclasses as dc
 
     from ...budget import cycles_per_image, graph_folding
