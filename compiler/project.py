@@ -349,9 +349,8 @@ def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, sta
 def _fit_to_part(project: Project, budget: bool, default_backends: bool) -> None:
     """Every layer's reuse factor from the budget, or (no budget) the fastest stream folding that
     fits the part; config.json records the choice."""
-    from .backends.rtl.stream_budget import choose_stream_folding
-
     from .backends.rtl import RTLBackendError
+    from .backends.rtl.stream_budget import choose_stream_folding
 
     config = project.config
     try:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..emulate import _HANDLERS, Emulator, Fx, _windows
+from ..emulate import _HANDLERS, Emulator, Fx, _mul, _windows
 from ..errors import PlanError
 from ..fixed import Formats, Overflow, bits_for_range
 from ..ir import Graph, Node, Op
@@ -51,8 +51,8 @@ class Range:
 def _exact(a) -> np.ndarray:
     """Bounds as int64 while every magnitude fits in INT64_SAFE_BITS (room for one add), else
     as Python ints.  Every rule below that multiplies or adds them goes through a helper that
-    turns to Python ints when int64 would not hold the result (`_times`, `exact_add`,
-    `shift_left`, the emulator's handlers); a million-element feature map in int64 is sized
+    turns to Python ints when int64 would not hold the result (the emulator's `_mul`,
+    `exact_add`, `shift_left`, the emulator's handlers); a million-element feature map in int64 is sized
     many times faster than in Python ints."""
     a = np.asarray(a)
     if a.dtype == object:
@@ -62,14 +62,6 @@ def _exact(a) -> np.ndarray:
     if a.dtype.kind in "iub" and max_abs_bits(a) <= INT64_SAFE_BITS:
         return a.astype(np.int64, copy=False)
     return as_object(a)
-
-
-def _times(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Exact ``a * b`` of integer bounds: int64 only when the product's bits fit."""
-    a, b = np.asarray(a), np.asarray(b)
-    if a.dtype == object or b.dtype == object or max_abs_bits(a) + max_abs_bits(b) > INT64_SAFE_BITS:
-        return as_object(a) * as_object(b)
-    return a * b
 
 
 def _trailing_zeros(m: np.ndarray) -> np.ndarray:
@@ -145,7 +137,7 @@ class _Sizer:
             return _add(*args)
         if op == Op.MUL:  # by a constant or an activation: the extremes are at the corners
             x, c = args
-            corners = [_times(x.lo, c.lo), _times(x.lo, c.hi), _times(x.hi, c.lo), _times(x.hi, c.hi)]
+            corners = [_mul(x.lo, c.lo), _mul(x.lo, c.hi), _mul(x.hi, c.lo), _mul(x.hi, c.hi)]
             lo = np.minimum.reduce(corners)
             if node.inputs[0] == node.inputs[1]:  # a square is never negative
                 lo = np.where((x.lo <= 0) & (x.hi >= 0), 0, np.minimum(corners[0], corners[3]))
