@@ -58,6 +58,16 @@ def pointwise_cases() -> list[Case]:
                    f"finegrain::clip<x_t, lo_t, hi_t, y_t, {n}>(x, y, lo[0], hi[0]);",
                    [scalar("lo", FixedType(6, 3), 1.5), scalar("hi", FixedType(7, 4), -0.75)], ("lo", "hi")),
     ]
+    # clip_each: bounds per element (a quantizer's clamp per channel), one pair of them crossed
+    bound_rng = np.random.default_rng(35)
+    low = bound_rng.integers(-24, 8, size=(3, 5))
+    high = low + bound_rng.integers(0, 40, size=(3, 5))
+    high[1, 2] = low[1, 2] - 6
+    cases.append(unary_case("clip_each", Op.CLIP, 35, (3, 5),
+                            f"finegrain::clip_each<x_t, lo_t, hi_t, y_t, {n}>(x, y, lo, hi);",
+                            [constant("lo", TensorKind.CONST, Formats.uniform((3, 5), FixedType(6, 3)), low),
+                             constant("hi", TensorKind.CONST, Formats.uniform((3, 5), FixedType(7, 4)), high)],
+                            ("lo", "hi")))
     # add: two activations of different containers
     nrng, rng = np.random.default_rng(34), random.Random(34)
     a = activation("a", random_formats(nrng, (2, 7), 10))

@@ -159,6 +159,15 @@ HAND_CASES: dict[str, tuple[QuantSpec, QuantSpec, QuantSpec]] = {
     "zero_points": (QuantSpec(bits=4, signed=False, scale=0.25, zero_point=8.0),
                     QuantSpec(bits=4, scale=0.125, zero_point=(1.0, -2.0, 0.0, 3.0)),
                     QuantSpec(bits=8, signed=False, scale=0.125, zero_point=100.0)),
+    # a clamp range per channel on an activation: per-feature zero points on the input (even, so
+    # the host's rounding is unchanged) and per-column ones on the output; then per-column scales
+    # of different powers of two with an unsigned narrow range
+    "per_channel_zero_points": (QuantSpec(bits=6, signed=False, scale=0.25,
+                                          zero_point=(32.0, 30.0, 34.0, 28.0, 32.0, 36.0, 30.0, 32.0)),
+                                _W4,
+                                QuantSpec(bits=8, signed=False, scale=0.0625, zero_point=(100.0, 90.0, 120.0, 128.0))),
+    "per_channel_narrow_scales": (QuantSpec(bits=4, signed=False, narrow=True, scale=(0.5, 0.25, 0.125, 0.25) * 2), _W4,
+                                  QuantSpec(bits=5, signed=False, narrow=True, scale=(0.125, 0.25, 0.0625, 0.5))),
     "wide": (QuantSpec(bits=12, scale=2.0 ** -8), QuantSpec(bits=8, narrow=True, scale=2.0 ** -7),
              QuantSpec(bits=16, scale=2.0 ** -12)),
     "non_pow2": (QuantSpec(bits=8, scale=0.3), QuantSpec(bits=8, narrow=True, scale=(0.011, 0.007, 0.013, 0.02)),
@@ -298,6 +307,51 @@ def hand_trunc(directory: Path, *, version: int = 2, rounding: str = "FLOOR", si
     summary = (f"8-bit signed input at 2**-4, Trunc v{version} 10 -> {bits} bits, {rounding}, "
                f"{'signed' if signed else 'unsigned'}{', narrow' if narrow else ''}, power-of-two scales")
     return QuantModel(name, path, x.astype(np.float32), summary, True)
+
+
+def _along_channels(*values: float) -> tuple:
+    """``values`` as a nested tuple of shape [1, C, 1, 1]: one per channel of an NCHW tensor."""
+    return (tuple(((v,),) for v in values),)
+
+
+def hand_qonnx_conv(directory: Path, *, n_random: int = 48, seed: int = 0) -> QuantModel:
+    """Two convolutions with a clamp range per channel between them: x [1, 2, 6, 6] -> Quant
+    (8-bit signed, 2**-4) -> Conv 3x3, pads 1, with Quant(W [4, 2, 3, 3]) (4-bit narrow, one
+    power-of-two scale per output channel) and a float bias on a 2**-4 grid -> Quant 'mid'
+    (6-bit unsigned, one zero point and one power-of-two scale per channel: axis 1) -> Conv 1x1
+    with Quant(W2 [2, 4, 1, 1]) -> Quant (8-bit signed, 2**-3) -> y [1, 2, 6, 6].
+
+    Every scale is a power of two and every sum stays below 2**24 steps, so qonnx's float32
+    execution is exact.  The inputs reach beyond the input quantizer's range on both sides."""
+    rng = np.random.default_rng(seed)
+    inits: list[onnx.TensorProto] = []
+    act = QuantSpec(bits=8, scale=2.0 ** -4)
+    weight = QuantSpec(bits=4, narrow=True, scale=((((0.25,),),), (((0.125,),),), (((0.25,),),), (((0.5,),),)))
+    mid = QuantSpec(bits=6, signed=False, scale=_along_channels(0.25, 0.125, 0.5, 0.25),
+                    zero_point=_along_channels(10.0, 20.0, 0.0, 34.0))
+    weight2, out = QuantSpec(bits=4, scale=0.25), QuantSpec(bits=8, scale=0.125)
+    w_scale = np.asarray(weight.scale)
+    inits.append(_float_init("W", rng.integers(-7, 8, size=(4, 2, 3, 3)) * w_scale))
+    inits.append(_float_init("B", rng.integers(-32, 33, size=4) / 16.0))
+    inits.append(_float_init("W2", rng.integers(-8, 8, size=(2, 4, 1, 1)) * 0.25))
+    nodes = [
+        _quant_node("x", "x_quant", act, QONNX_DOMAIN, inits),
+        _quant_node("W", "W_quant", weight, QONNX_DOMAIN, inits),
+        helper.make_node("Conv", ["x_quant", "W_quant", "B"], ["conv1"], name="conv1", pads=[1, 1, 1, 1],
+                         kernel_shape=[3, 3]),
+        _quant_node("conv1", "mid", mid, QONNX_DOMAIN, inits),
+        _quant_node("W2", "W2_quant", weight2, QONNX_DOMAIN, inits),
+        helper.make_node("Conv", ["mid", "W2_quant"], ["conv2"], name="conv2", kernel_shape=[1, 1]),
+        _quant_node("conv2", "y", out, QONNX_DOMAIN, inits),
+    ]
+    graph = helper.make_graph(nodes, "hand_conv_clamp_per_channel",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 6, 6])], inits)
+    path = Path(directory) / "hand_conv_clamp_per_channel.onnx"
+    _save(graph, path, QONNX_DOMAIN)
+    x = rng.integers(-140, 141, size=(n_random, 2, 6, 6)) / 16.0
+    summary = f"input {act}, conv weight per channel, mid {mid}, conv2 weight {weight2}, output {out}"
+    return QuantModel("hand_conv_clamp_per_channel", path, x.astype(np.float32), summary, True)
 
 
 # --- malformed quantizers ----------------------------------------------------------------

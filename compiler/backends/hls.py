@@ -241,8 +241,12 @@ class _Builder:
             return {**common, "kind": "leaky_relu", "alpha": self.scalar(alpha, node), "alpha_t": self.type_of(alpha)}
         if op == Op.CLIP:
             lo, hi = g.tensor(stage.inputs[1]), g.tensor(stage.inputs[2])
-            return {**common, "kind": "clip", "lo": self.scalar(lo, node), "lo_t": self.type_of(lo),
-                    "hi": self.scalar(hi, node), "hi_t": self.type_of(hi)}
+            bounds = {"lo_t": self.type_of(lo), "hi_t": self.type_of(hi)}
+            if lo.data.size == 1 and hi.data.size == 1:
+                return {**common, **bounds, "kind": "clip", "lo": self.scalar(lo, node), "hi": self.scalar(hi, node)}
+            # a quantizer's clamp per channel: each element's bounds
+            lo_c, hi_c = (self.constant(t, full_shape=out.shape if t.shape != out.shape else None) for t in (lo, hi))
+            return {**common, **bounds, "kind": "clip_each", "lo": lo_c, "hi": hi_c}
         if op == Op.REQUANTIZE:
             return self.requantize(common, out)
         if op in (Op.ADD, Op.MUL):

@@ -111,20 +111,29 @@ class _StreamBuilder(_Builder):
             return {**self.common(stage), "n": lanes, "kind": "concat_lanes", "parts": parts}
         if stage.op in (Op.ADD, Op.MUL) and g.tensor(stage.inputs[1]).is_constant:
             c = g.tensor(stage.inputs[1])
-            data = np.broadcast_to(np.asarray(c.data), out.shape)
-            if not _per_lane(data):
-                raise HLSBackendError(
-                    f"{_onnx_nodes(node)}: constant {c.onnx_name or c.name!r} varies along the height/width of "
-                    f"{out.onnx_name or out.name!r}, and the io_stream project applies one value per channel to "
-                    f"every pixel; build with --arch parallel")
-            lane_data = data.reshape(lanes, -1)[:, 0]
-            ident = self.constant_data(c, lane_data, self.names.derived(f"{self.names(c.name)}_lanes"))
             kind = "add_const" if stage.op == Op.ADD else "mul_const"
-            return {**self.common(stage), "n": lanes, "kind": kind, "c": ident, "c_t": self.type_of(c)}
+            return {**self.common(stage), "n": lanes, "kind": kind, "c": self.lane_constant(node, c, out, lanes),
+                    "c_t": self.type_of(c)}
+        if stage.op == Op.CLIP and any(g.tensor(b).data.size > 1 for b in stage.inputs[1:]):
+            lo, hi = (g.tensor(b) for b in stage.inputs[1:])  # a quantizer's clamp per channel
+            return {**self.common(stage), "n": lanes, "kind": "clip_each",
+                    "lo": self.lane_constant(node, lo, out, lanes), "lo_t": self.type_of(lo),
+                    "hi": self.lane_constant(node, hi, out, lanes), "hi_t": self.type_of(hi)}
         entry = {**super().stage(node, stage, arch), "n": lanes}
         if entry.get("zero"):  # a sum's always-zero elements, per pixel (none of the lane kinds sums today)
             entry["zero"] = self.lane_zero(node, out, lanes)
         return entry
+
+    def lane_constant(self, node: Node, c: Tensor, out: Tensor, lanes: int) -> str:
+        """A const array of constant ``c``'s value in each lane of ``out``'s pixels (one per
+        channel, the same at every pixel)."""
+        data = np.broadcast_to(np.asarray(c.data), out.shape)
+        if not _per_lane(data):
+            raise HLSBackendError(
+                f"{_onnx_nodes(node)}: constant {c.onnx_name or c.name!r} varies along the height/width of "
+                f"{out.onnx_name or out.name!r}, and the io_stream project applies one value per channel to "
+                f"every pixel; build with --arch parallel")
+        return self.constant_data(c, data.reshape(lanes, -1)[:, 0], self.names.derived(f"{self.names(c.name)}_lanes"))
 
     def lane_zero(self, node: Node, out: Tensor, lanes: int) -> dict | None:
         """The lanes of ``out``'s pixels that are always 0 by their bounds (`hls.SUM_KINDS`), cleared

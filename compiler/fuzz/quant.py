@@ -41,7 +41,6 @@ _QDQ_TYPES = {"int8": (np.int8, TensorProto.INT8), "uint8": (np.uint8, TensorPro
 # holds a case for each that the compiler refuses with it.
 QUANT_LIMITS = {
     r"rounding_mode 'UP' is not a QONNX rounding mode": "docs/import.md, Limits and errors",
-    r"a clamp range that differs between channels on an activation": "docs/import.md, Limits and errors",
     r"its first rounding has no clamp, and the model's quantizers do not bound": "docs/import.md, Limits and errors",
 }
 

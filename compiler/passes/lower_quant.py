@@ -412,18 +412,11 @@ class _Lowering(ConstantLowering, RangeTracking):
                 self.emit(f"{node.name}.quantize", Op.REQUANTIZE, (codes.name,), current, node.onnx_nodes)
         self.frac[current] = int((-e_in).max())
         if needs_clip:
-            low, high = (np.ldexp(v, e_in) for v in (lo, hi))
-            if not (np.all(low == low.ravel()[0]) and np.all(high == high.ravel()[0])):
-                # the clip's bounds are IR values: per channel when the zero points or the scales' powers
-                # of two are, and CLIP takes one bound for the whole tensor
-                raise FrontendError(f"node {where!r} ({q.source}): a clamp range that differs between channels on "
-                                    f"an activation (per-channel zero points, or per-channel scales of different "
-                                    f"powers of two with a zero point or an unsigned narrow range) is not supported "
-                                    f"yet; quantize the activation with one scale and zero point (per tensor), or "
-                                    f"symmetrically (zero point 0, not unsigned narrow), and export again")
-            lo_c = self.constant(f"{node.name}.low", np.array(low.ravel()[0]))
-            hi_c = self.constant(f"{node.name}.high", np.array(high.ravel()[0]))
-            current = self.emit(f"{node.name}.clip", Op.CLIP, (current, lo_c, hi_c),
+            # the clip's bounds are IR values: per channel (or element) where the zero points or the
+            # scales' powers of two are
+            low, high = (self.constant(f"{node.name}.{side}", compact(np.ldexp(v, e_in)))
+                         for side, v in (("low", lo), ("high", hi)))
+            current = self.emit(f"{node.name}.clip", Op.CLIP, (current, low, high),
                                 self.activation(self.fresh(f"{y}.clipped"), shape), node.onnx_nodes)
         if not np.array_equal(e_in, e_out):
             factor = self.constant(f"{node.name}.shift", compact(np.ldexp(1.0, e_out - e_in)))
