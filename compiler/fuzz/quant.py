@@ -66,9 +66,10 @@ def _f32(x) -> list[float]:
 
 
 class _QuantGen:
-    def __init__(self, rng: np.random.Generator, form: str):
+    def __init__(self, rng: np.random.Generator, form: str, spread: np.random.Generator):
         self.g = _Gen(rng, wide=False)
         self.form = form
+        self.spread = spread  # draws added after the first ones (the cases drawn before stay as they were)
 
     def scale(self, magnitude: float) -> float:
         """A positive float32 scale near ``magnitude``: a power of two, a short decimal or any."""
@@ -129,8 +130,8 @@ class _QuantGen:
                 zero = [int(g.rng.integers(lo, hi + 1)) for _ in range(n)]
             elif role in ("input", "activation") and g.chance(0.6 if dtype == "uint8" else 0.3):
                 zero = [int(g.rng.integers(lo, hi + 1))] * n  # one zero point for every channel
-            if per_channel and role in ("input", "activation") and g.chance(0.85):
-                zero = [0] * n  # mostly not the documented limit (a clamp range per channel)
+            if per_channel and role in ("input", "activation"):
+                zero = [0] * n if g.chance(0.5) else self.zero_per_channel(zero, n, lo, hi, None)
             return {"op": "qdq", "dtype": dtype, "scale": scale, "zero": zero, "axis": where,
                     "codes": role in ("weight", "bias") and g.chance(0.5)}
         if role != "bias" and g.chance(0.12):  # one bit: BipolarQuant, or a signed 1-bit Quant (bipolar too)
@@ -154,10 +155,23 @@ class _QuantGen:
             zero = [int(g.rng.integers(lo, hi + 1))]
             if role == "input" and not _zero_keeps_rounding(zero[0], rounding):
                 zero = [0]
-        if per_channel and role in ("input", "activation") and g.chance(0.85):
-            zero, narrow = [0], narrow * signed  # mostly not the documented limit (a clamp range per channel)
+        if per_channel and role in ("input", "activation"):
+            if g.chance(0.5):
+                zero, narrow = [0], narrow * signed  # symmetric: one clamp range for every channel
+            else:  # a clamp range per channel (zero points, or scales of different powers of two)
+                zero = self.zero_per_channel(zero, n, lo, hi, rounding if role == "input" else None)
         return {"op": "quant", "bits": bits, "signed": signed, "narrow": narrow, "rounding": rounding,
                 "scale": scale, "zero": zero, "axis": where}
+
+    def zero_per_channel(self, zero: list[int], n: int, lo: int, hi: int, rounding: str | None) -> list[int]:
+        """Mostly one zero point per channel (``n``) near ``zero``'s (the same for every channel),
+        within ``lo..hi``, drawn from the spread stream when that is not 0.  With ``rounding`` (a
+        QONNX Quant on the graph input) each must keep that rounding (docs/import.md)."""
+        if not any(zero) or self.spread.random() < 0.3:
+            return zero
+        steps = self.spread.integers(-3, 4, size=n) * (1 if rounding is None else 2)
+        spread = [int(np.clip(zero[0] + d, lo, hi)) for d in steps]
+        return zero if rounding is not None and not all(_zero_keeps_rounding(z, rounding) for z in spread) else spread
 
 
 def _zero_keeps_rounding(zero: int, rounding: str) -> bool:
@@ -172,7 +186,7 @@ def quantized(case: dict) -> dict:
     generator's own draws."""
     rng = np.random.default_rng([case.get("seed", 0), 19])
     form = "qonnx" if rng.random() < 0.6 else "qdq"
-    qg = _QuantGen(rng, form)
+    qg = _QuantGen(rng, form, np.random.default_rng([case.get("seed", 0), 47]))
     g = qg.g
     layers = list(case["layers"])
     # a function between layers ("table") is kept in half of the cases, the model cut before it in
