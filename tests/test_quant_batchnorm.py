@@ -119,3 +119,26 @@ def test_batchnorm_after_a_clip_leaky_relu_or_average_pool(before, tmp_path):
     case = _case([2, 5], layers, {"x": _quant(scale=0.0625), "t1": _quant(bits=8, scale=0.03125)},
                  rng.uniform(-3, 3, size=(8, 2, 5)))
     _check(case, tmp_path)
+
+
+def test_batchnorm_after_a_gate_with_a_table_needs_no_plan(tmp_path):
+    """x * tanh(x), then a BatchNorm (fuzz case seed 10303031093): the gate's grid comes from the
+    plan's table format, unknown while lowering, so the BatchNorm was left to fold_batchnorm as
+    in a float part, and the compile asked for a plan format of its factor ('weight l2.scale has
+    no format').  It is lowered as after a table.  The factor and shift are dyadic, so the output
+    must equal the exact BatchNorm and output quantizer applied to the gate's emulated values."""
+    from compiler.fuzz.quant_exact import apply
+
+    layers = [{"op": "table", "src": [0], "function": "Tanh", "attrs": {}}, {"op": "mul", "src": [0, 1]},
+              _bn(3, [0.75, -0.5, 1.0], bias=[0.25, -0.125, 0.0], mean=[0.5, 0.0, -0.25], var=[0.25, 1.0, 4.0],
+                  src=2)]
+    out_quant = _quant(bits=8, scale=0.03125)
+    x = np.random.default_rng(9).uniform(-5, 5, size=(40, 3)).astype(np.float32)
+    case = _case([3], layers, {"x": _quant(scale=0.0625), "t2": out_quant}, x)
+    project = _project(case, tmp_path)
+    gate = project.trace(x)["t1"].values
+    a, c = [Fraction(3, 2), Fraction(-1, 2), Fraction(1, 2)], [Fraction(-1, 2), Fraction(-1, 8), Fraction(1, 8)]
+    bn = np.array([[a[k] * Fraction(float(v)) + c[k] for k, v in enumerate(row)] for row in gate], dtype=object)
+    expected = np.array([apply(out_quant, row) for row in bn], dtype=object).astype(np.float64)
+    np.testing.assert_array_equal(project.emulate(x), expected)
+    assert len(np.unique(expected)) > 30  # not one saturated value

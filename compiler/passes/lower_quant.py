@@ -61,6 +61,11 @@ from .lower_quant_ranges import RangeTracking
 from .quant_data import compact, exact_data, exact_product, integer_formats, same_grid
 
 
+# ops whose output is computed from the model's quantizers when their inputs are (_from_quantizers)
+FROM_QUANTIZERS_THROUGH = frozenset({Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.MAXPOOL, Op.AVGPOOL, Op.RESHAPE,
+                                     Op.TRANSPOSE, Op.CONCAT, Op.ADD, Op.MUL})
+
+
 def is_quantized_model(graph: Graph) -> bool:
     return (any(n.op == Op.QUANT for n in graph.nodes)
             or any(t.quantizer is not None or (t.kind == TensorKind.INPUT and t.formats is not None)
@@ -305,18 +310,14 @@ class _Lowering(ConstantLowering, RangeTracking):
         return self._in_units(b, r, grid)
 
     def _batchnorm(self, node: Node) -> None:
-        """A BatchNormalization on a quantized tensor (a quantizer's output, a quantized layer's
-        or a table look-up's): ``a * x + c`` per channel with
+        """A BatchNormalization on a quantized tensor (a quantizer's output, a quantized layer's,
+        a table look-up's, or ops' of such: :meth:`_from_quantizers`): ``a * x + c`` per channel with
         ``a = scale / sqrt(var + eps)``; ``|a|`` joins the residual, its sign (-1, 0 or 1) is an
         exact product, and ``c`` becomes an ADD in the output's units.  What float64 moved
         (batchnorm_error.py) is recorded on that ADD's constant for the report.  A BatchNorm in
         a float part is left to fold_batchnorm."""
         x = node.inputs[0]
-        producer = next((n for n in self.nodes if x in n.outputs), None)
-        # a quantized layer, or a table look-up (its output format is the plan's, not known yet)
-        quantized_producer = producer is not None and (producer.op == Op.TABLE or producer.op in (Op.DENSE, Op.CONV)
-                                                       and self.tensors[producer.inputs[1]].is_quantized)
-        if not self.has_residual(x) and not quantized_producer and self.grid(x) is None:
+        if not self._from_quantizers(x):
             return self._pass(node, None)
         scale, bias, mean, var = (np.asarray(self.tensors[i].data, dtype=np.float64) for i in node.inputs[1:])
         a = scale / np.sqrt(var + node.attrs["epsilon"])
@@ -351,6 +352,33 @@ class _Lowering(ConstantLowering, RangeTracking):
         self.residual[out] = np.broadcast_to(r.reshape(channel), shape).copy()
         if self.grid(x) is not None:
             self.frac[out] = max(self.grid(x), self.grid(shift))
+
+    def _from_quantizers(self, name: str) -> bool:
+        """Whether ``name`` is computed from the model's quantizers, not in a float part: it has
+        a residual or a grid, or it is a quantized layer's output, a table look-up's (its output
+        format is the plan's, not known yet), or an elementwise, pooling or layout op's whose
+        inputs all are (a constant: when its grid is exact)."""
+        producers = {n.outputs[0]: n for n in self.nodes}
+        todo, seen = [name], set()
+        while todo:
+            current = todo.pop()
+            if current in seen or self.has_residual(current) or self.grid(current) is not None:
+                continue
+            seen.add(current)
+            node = producers.get(current)
+            if node is None:
+                return False
+            if node.op == Op.TABLE or (node.op in (Op.DENSE, Op.CONV) and self.tensors[node.inputs[1]].is_quantized):
+                continue
+            if node.op not in FROM_QUANTIZERS_THROUGH:
+                return False
+            for i in node.inputs:
+                if self.tensors[i].is_constant:
+                    if self._exact_grid(i, node) is None:
+                        return False
+                else:
+                    todo.append(i)
+        return True
 
     def _quant(self, node: Node) -> None:
         q: Quantizer = node.attrs["quantizer"]
