@@ -190,16 +190,11 @@ def test_quantized_gate_multiplies_codes_and_is_exact(tmp_path):
 @pytest.mark.parametrize("quantize", [False, True], ids=["plain", "quantized"])
 def test_fuzz_gate_layers_match_the_exact_reference(quantize):
     from compiler.fuzz.check import run_case
-    from compiler.fuzz.generate import is_referenced, random_case, shapes_of
+    from compiler.fuzz.generate import has_gate, is_referenced, random_case
     from compiler.fuzz.quant import quantized
 
-    def gated(case):  # a product of two values of one shape (the excitations: the test below)
-        shapes = shapes_of(case)
-        return any(layer["op"] == "mul" and shapes[layer["src"][0]] == shapes[layer["src"][1]]
-                   for layer in case["layers"])
-
     cases = [quantized(random_case(s)) if quantize else random_case(s) for s in range(80)]
-    cases = [c for c in cases if is_referenced(c) and gated(c)][:4]
+    cases = [c for c in cases if is_referenced(c) and has_gate(c)][:4]  # (the excitations: the test below)
     assert len(cases) == 4
     checked = 0
     for case in cases:
@@ -213,15 +208,13 @@ def test_fuzz_gate_layers_match_the_exact_reference(quantize):
 def _excitations(quantize: bool, count: int) -> list[dict]:
     """The first fuzz cases with a squeeze-and-excitation: a product (or sum) of a value and a
     per-channel function of its global pool, broadcast over the positions."""
-    from compiler.fuzz.generate import is_referenced, random_case, shapes_of
+    from compiler.fuzz.generate import has_excitation, is_referenced, random_case
     from compiler.fuzz.quant import quantized
 
     found = []
     for seed in range(400):
         case = random_case(seed)
-        shapes = shapes_of(case)
-        if any(layer["op"] in ("add", "mul") and shapes[layer["src"][0]] != shapes[layer["src"][1]]
-               for layer in case["layers"]):
+        if has_excitation(case):
             case = quantized(case) if quantize else case
             if is_referenced(case):
                 found.append(case)

@@ -536,6 +536,24 @@ def normalize(case: dict) -> dict:
     return case
 
 
+def has_gate(case: dict) -> bool:
+    """Whether a Mul of the case multiplies two values of one shape (a gate)."""
+    return any(op == "mul" and a == b for op, a, b in _operand_shapes(case))
+
+
+def has_excitation(case: dict) -> bool:
+    """Whether an Add or Mul of the case broadcasts one operand over the other's positions (a
+    squeeze-and-excitation)."""
+    return any(a != b for _, a, b in _operand_shapes(case))
+
+
+def _operand_shapes(case: dict) -> list[tuple[str, list, list]]:
+    """(op, shape of operand 0, shape of operand 1) of each Add and Mul of two values."""
+    shapes = shapes_of(case)
+    return [(layer["op"], shapes[layer["src"][0]], shapes[layer["src"][1]]) for layer in case["layers"]
+            if layer["op"] in ("add", "mul")]
+
+
 def is_referenced(case: dict) -> bool:
     """Whether the exact reference covers every layer of the case (BatchNorm in quantized
     cases: reference.py)."""
