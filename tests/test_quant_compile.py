@@ -373,30 +373,26 @@ def test_espcn_streams_with_one_multiplier_per_channel(folder, tmp_path, capsys)
     assert "bit-exact" in capsys.readouterr().out
 
 
-def test_dont_care_elements_keep_a_constant_compact():
-    """fill_dont_care: elements no input reaches take the value their line already holds, so
-    the constant compacts as far as the cared-for elements allow, and no further."""
-    from compiler.passes.quant_data import compact, fill_dont_care
+def test_unknown_elements_keep_a_constant_compact():
+    """fill_unknown (choose_multipliers' elements that are 0 on every input, whose multiplier does
+    not matter): they take the code their line already holds, so the constant compacts as far as
+    the known elements allow, and no further."""
+    from compiler.passes.quant_data import compact, fill_unknown
 
-    per_channel = np.array([Fraction(c + 1, 8) for c in range(3)], dtype=object)
-    values = np.empty((3, 4, 4), dtype=object)
-    values[...] = per_channel[:, None, None]
-    cares = np.ones((3, 4, 4), dtype=bool)
-    cares[1, 0, 0] = cares[1, 3, 0] = cares[2, :, 3] = False
-    values[~cares] = None  # what choose_multipliers leaves there
-    filled = fill_dont_care(values, cares)
-    assert compact(filled).shape == (3, 1, 1)
-    assert list(compact(filled).ravel()) == list(per_channel)
-    assert values[1, 0, 0] is None  # the argument is not written
-    # a constant that varies along the width keeps its width; a don't-care never joins two values
-    values[0, :, 1] = Fraction(5, 8)
-    filled = fill_dont_care(values, cares)
+    codes = np.empty((3, 4, 4), dtype=np.int64)
+    codes[...] = np.arange(3)[:, None, None]  # one value per channel
+    unknown = np.zeros((3, 4, 4), dtype=bool)
+    unknown[1, 0, 0] = unknown[1, 3, 0] = unknown[2, :, 3] = True
+    filled = fill_unknown(np.where(unknown, -1, codes))
+    assert compact(filled).shape == (3, 1, 1) and compact(filled).ravel().tolist() == [0, 1, 2]
+    # a constant that varies along the width keeps its width; an unknown element never joins two values
+    codes[0, :, 1] = 5
+    filled = fill_unknown(np.where(unknown, -1, codes))
     assert compact(filled).shape == (3, 1, 4)
-    assert all(filled[cares] == values[cares])
-    # a channel with nothing cared for takes some value; nothing cared for at all gives zeros
-    cares[2] = False
-    assert compact(fill_dont_care(values, cares)).shape[0] == 3
-    assert set(fill_dont_care(values, np.zeros_like(cares)).ravel()) == {Fraction(0)}
+    assert (filled[~unknown] == codes[~unknown]).all()
+    # a channel with nothing known takes some code
+    unknown[2] = True
+    assert compact(fill_unknown(np.where(unknown, -1, codes))).shape[0] == 3
 
 
 @pytest.mark.slow

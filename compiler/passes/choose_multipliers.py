@@ -68,7 +68,7 @@ def choose_multipliers(graph: Graph, max_bits: int = MAX_MULTIPLIER_BITS) -> Gra
             choose = choose_offset_multiplier
         lo, hi = (np.broadcast_to(np.asarray(b, dtype=object), shape) for b in x.bounds)
         # an element that is 0 on every input (a padded corner after a ReLU, say) gives 0 under
-        # any multiplier: it joins no group and takes a neighbour's value (fill_dont_care), so
+        # any multiplier: it joins no group and takes a neighbour's value (_per_element), so
         # its own grid shift does not split a per-channel constant into per-pixel values
         cares = (lo != 0) | (hi != 0)
         f_x = np.broadcast_to(x.formats.frac_bits, shape)

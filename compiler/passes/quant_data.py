@@ -45,23 +45,6 @@ def _codes(a: np.ndarray) -> np.ndarray:
     return np.fromiter((codes.setdefault(k, len(codes)) for k in keys), dtype=np.int64, count=a.size)
 
 
-def fill_dont_care(a: np.ndarray, cares: np.ndarray) -> np.ndarray:
-    """``a`` where ``cares``, and elsewhere values that let `compact` reduce it as far as the
-    cared-for elements allow (`fill_unknown`).  Nothing cared for: all Fraction(0).  ``a``
-    itself is not written."""
-    a = np.asarray(a)
-    if cares.all():
-        return a.copy()
-    if not cares.any():
-        return np.full(a.shape, Fraction(0), dtype=object)
-    ids = np.full(a.shape, -1, dtype=np.int64)  # -1: not known yet
-    ids[cares] = _codes(a[cares])
-    ids = fill_unknown(ids)
-    value_of = np.empty(int(ids.max()) + 1, dtype=object)
-    value_of[ids[cares]] = a[cares]
-    return value_of[ids]
-
-
 def fill_unknown(ids: np.ndarray) -> np.ndarray:
     """Integer value codes, -1 where the value does not matter (at least one known), filled so
     that `compact` reduces them as far as the known codes allow: axis by axis, where every line
