@@ -2,7 +2,8 @@
 points, or per-channel scales of different powers of two with a zero point or an unsigned
 narrow range): lower_quant makes it one CLIP whose bounds hold a value per channel, and the
 emulator, g++ (parallel and io_stream HLS) and Verilator (parallel and stream RTL) agree with
-qonnx's executor on inputs that reach both bounds of every channel.  The dense cases
+qonnx's executor on inputs that reach both bounds of every channel; ONNX QDQ with zero points
+per axis equals onnxruntime.  The dense cases
 ('per_channel_zero_points', 'per_channel_narrow_scales') are in quant_models.HAND_CASES, run by
 test_quant_import and test_quant_compile."""
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import onnx
 import pytest
 
 from compiler.cli import main
@@ -56,3 +58,36 @@ def test_a_clamp_per_channel_is_bit_exact_in_csim_and_sim(model, arch, tmp_path,
     assert main(["sim", str(out), "--input", str(tmp_path / "x.npy")]) == 0
     printed = capsys.readouterr().out
     assert printed.count("bit-exact") == 2, printed
+
+
+def test_qdq_zero_points_per_axis_on_activations_equal_onnxruntime(tmp_path):
+    """ONNX QDQ with one uint8 zero point per feature on the input and per column on a MatMul's
+    output (QuantizeLinear/DequantizeLinear with ``axis``): onnxruntime is the reference, on
+    inputs beyond both ends of every column's range."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(4)
+
+    def init(name, value, dtype=np.float32):
+        return numpy_helper.from_array(np.asarray(value, dtype=dtype), name)
+
+    inits = [init("s_x", [0.5, 0.25, 0.125, 1.0]), init("z_x", [1, 2, 30, 200], np.uint8),
+             init("w_codes", rng.integers(-7, 8, size=(4, 3)), np.int8), init("s_w", 0.25),
+             init("s_y", [0.25, 0.5, 0.125]), init("z_y", [128, 10, 240], np.uint8)]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s_x", "z_x"], ["x_q"], axis=1),
+             helper.make_node("DequantizeLinear", ["x_q", "s_x", "z_x"], ["x_dq"], axis=1),
+             helper.make_node("DequantizeLinear", ["w_codes", "s_w"], ["w"]),
+             helper.make_node("MatMul", ["x_dq", "w"], ["h"]),
+             helper.make_node("QuantizeLinear", ["h", "s_y", "z_y"], ["h_q"], axis=1),
+             helper.make_node("DequantizeLinear", ["h_q", "s_y", "z_y"], ["y"], axis=1)]
+    graph = helper.make_graph(nodes, "qdq_zero_points_per_axis",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], inits)
+    path = tmp_path / "qdq_zero_points_per_axis.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    x = (rng.integers(-2400, 2400, size=(600, 4)) / 8.0).astype(np.float32)
+    project = compile_model(path, None)
+    reference = qm.run_onnxruntime(path, x)
+    np.testing.assert_array_equal(project.emulate(x), reference)
+    s_y, z_y = np.array([0.25, 0.5, 0.125]), np.array([128, 10, 240])
+    assert (reference == s_y * (0 - z_y)).any(axis=0).all() and (reference == s_y * (255 - z_y)).any(axis=0).all()
