@@ -190,6 +190,44 @@ def brevitas_cnn(directory: Path, *, pool: str = "max", export: str = "qonnx", b
     return QuantModel(name, path, _samples(seed + 1, n_samples, (1, 8, 8), 1.0), summary, True)
 
 
+def brevitas_cnn_shifted(directory: Path, *, steps: int = 10, n_samples: int = 64, seed: int = 0) -> QuantModel:
+    """A small Brevitas CNN whose activation between the layers is quantized per channel with a
+    zero point per channel: QuantIdentity (Int8ActPerTensorFloat), QuantConv2d 1->4 3x3 pad 1
+    (Int8WeightPerChannelFloat, Int32Bias), QuantIdentity with ShiftedUint8ActPerTensorFloat at
+    4 bits scaled per output channel (Brevitas learns a scale and a zero point per channel), a
+    2x2 max pool, flatten, QuantLinear 64->5 (per-channel float weights, no bias) and an
+    Int8ActPerTensorFloat output quantizer; trained ``steps`` steps, exported with export_qonnx.
+    Scales are not powers of two."""
+    import brevitas.nn as qnn
+    import torch
+    from brevitas import quant
+
+    torch.manual_seed(seed)
+    channels = 4
+    per_channel = {"scaling_per_output_channel": True, "per_channel_broadcastable_shape": (1, channels, 1, 1),
+                   "scaling_stats_permute_dims": (1, 0, 2, 3)}
+    module = torch.nn.Sequential(
+        qnn.QuantIdentity(act_quant=quant.Int8ActPerTensorFloat, return_quant_tensor=True),
+        qnn.QuantConv2d(1, channels, 3, padding=1, weight_quant=quant.Int8WeightPerChannelFloat,
+                        bias_quant=quant.Int32Bias, return_quant_tensor=True),
+        qnn.QuantIdentity(act_quant=quant.ShiftedUint8ActPerTensorFloat, bit_width=4, return_quant_tensor=True,
+                          **per_channel),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        qnn.QuantLinear(channels * 16, 5, weight_quant=quant.Int8WeightPerChannelFloat, bias=False),
+        qnn.QuantIdentity(act_quant=quant.Int8ActPerTensorFloat, return_quant_tensor=False),
+    )
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(128, 1, 8, 8, generator=generator)
+    labels = (x.reshape(128, -1) @ torch.randn(64, 5, generator=generator)).argmax(dim=1)
+    _train(module, x, labels, steps)
+    path = Path(directory) / "brevitas_cnn_shifted_per_channel.onnx"
+    _export_brevitas(module, torch.randn(1, 1, 8, 8, generator=generator), path, "qonnx", None, True)
+    summary = "per-channel 4-bit activation with a zero point per channel, per-channel float weights, qonnx"
+    return QuantModel("brevitas_cnn_shifted_per_channel", path, _samples(seed + 1, n_samples, (1, 8, 8), 1.0),
+                      summary, False)
+
+
 # --- onnxruntime quantize_static ---------------------------------------------------------
 
 

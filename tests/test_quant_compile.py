@@ -203,7 +203,9 @@ def test_rescale_bound_is_exact_where_proven_and_reached_where_not(folder, bits)
     lambda d: qe.ort_qdq_mlp(d),
     lambda d: qe.ort_qdq_mlp(d, activations="int8"),
     lambda d: qe.ort_qdq_cnn(d),
-], ids=["brevitas_mlp", "brevitas_mlp_per_channel", "brevitas_qcdq", "ort_mlp_uint8", "ort_mlp_int8", "ort_cnn"])
+    qe.brevitas_cnn_shifted,
+], ids=["brevitas_mlp", "brevitas_mlp_per_channel", "brevitas_qcdq", "ort_mlp_uint8", "ort_mlp_int8", "ort_cnn",
+        "brevitas_cnn_shifted_per_channel"])
 def test_non_power_of_two_models_are_within_the_reported_bound(folder, build):
     model = build(folder)
     project = compile_model(model.path, None)
