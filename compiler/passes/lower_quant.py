@@ -16,9 +16,10 @@ so the IR holds ``model value / r`` instead, with a *residual* ``r`` per element
   grid when that is not exact (the largest change is recorded on the bias);
 * RELU, LEAKY_RELU, MAXPOOL, AVGPOOL and layout ops carry the residual along (it is
   positive, and these commute with a positive per-channel factor);
-* BATCHNORM on a tensor with a grid: ``|scale / sqrt(var + eps)|`` joins the residual, its
-  sign is an exact product and its shift an ADD in the output's units (what float64 moves is
-  recorded for the report, batchnorm_error.py);
+* BATCHNORM on a tensor computed from the quantizers (a grid, a quantized layer, a table, or
+  ops of such): ``|scale / sqrt(var + eps)|`` joins the residual, its sign is an exact product
+  and its shift an ADD in the output's units (what float64 moves is recorded for the report,
+  batchnorm_error.py);
 * where an op needs model values (CLIP, SIGMOID, SOFTMAX, an ADD of a constant or of two
   tensors with different residuals, a BatchNorm whose input's residual varies within a
   channel, a graph output whose residual is not uniform...), the tensor is first multiplied
