@@ -117,6 +117,7 @@ def dense_terms(g: Graph, stage: Node, out: Tensor) -> tuple[list, list]:
             biases.append(bias[j])
     return terms, biases
 
+
 @_kept
 def window_terms(g: Graph, stage: Node, out: Tensor) -> tuple[list, list]:
     """CONV and AVGPOOL as sums: per output element the (input element, constant) pairs of

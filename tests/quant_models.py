@@ -309,9 +309,16 @@ def hand_trunc(directory: Path, *, version: int = 2, rounding: str = "FLOOR", si
     return QuantModel(name, path, x.astype(np.float32), summary, True)
 
 
-def _along_channels(*values: float) -> tuple:
-    """``values`` as a nested tuple of shape [1, C, 1, 1]: one per channel of an NCHW tensor."""
-    return (tuple(((v,),) for v in values),)
+def _along(axis: int, *values: float) -> tuple:
+    """``values`` as a nested tuple of four axes, all of length 1 but ``axis``: a scale or zero
+    point per output channel of a conv weight (axis 0) or per channel of an NCHW tensor (axis 1)."""
+    shape = [1, 1, 1, 1]
+    shape[axis] = len(values)
+
+    def nested(a):
+        return tuple(nested(b) for b in a) if isinstance(a, list) else a
+
+    return nested(np.reshape(values, shape).tolist())
 
 
 def hand_qonnx_conv(directory: Path, *, n_random: int = 48, seed: int = 0) -> QuantModel:
@@ -326,9 +333,9 @@ def hand_qonnx_conv(directory: Path, *, n_random: int = 48, seed: int = 0) -> Qu
     rng = np.random.default_rng(seed)
     inits: list[onnx.TensorProto] = []
     act = QuantSpec(bits=8, scale=2.0 ** -4)
-    weight = QuantSpec(bits=4, narrow=True, scale=((((0.25,),),), (((0.125,),),), (((0.25,),),), (((0.5,),),)))
-    mid = QuantSpec(bits=6, signed=False, scale=_along_channels(0.25, 0.125, 0.5, 0.25),
-                    zero_point=_along_channels(10.0, 20.0, 0.0, 34.0))
+    weight = QuantSpec(bits=4, narrow=True, scale=_along(0, 0.25, 0.125, 0.25, 0.5))
+    mid = QuantSpec(bits=6, signed=False, scale=_along(1, 0.25, 0.125, 0.5, 0.25),
+                    zero_point=_along(1, 10.0, 20.0, 0.0, 34.0))
     weight2, out = QuantSpec(bits=4, scale=0.25), QuantSpec(bits=8, scale=0.125)
     w_scale = np.asarray(weight.scale)
     inits.append(_float_init("W", rng.integers(-7, 8, size=(4, 2, 3, 3)) * w_scale))

@@ -392,9 +392,13 @@ def test_unknown_elements_keep_a_constant_compact():
     filled = fill_unknown(np.where(unknown, -1, codes))
     assert compact(filled).shape == (3, 1, 4)
     assert (filled[~unknown] == codes[~unknown]).all()
-    # a channel with nothing known takes some code
+    # a channel with nothing known takes some code; nothing known at all gives multipliers of 0
+    # (choose_multipliers' _per_element, the one caller)
     unknown[2] = True
     assert compact(fill_unknown(np.where(unknown, -1, codes))).shape[0] == 3
+    from compiler.passes.choose_multipliers import _per_element
+
+    assert set(_per_element([Fraction(1, 8)], np.full((3, 4, 4), -1)).ravel()) == {Fraction(0)}
 
 
 @pytest.mark.slow

@@ -51,9 +51,9 @@ class Range:
 def _exact(a) -> np.ndarray:
     """Bounds as int64 while every magnitude fits in INT64_SAFE_BITS (room for one add), else
     as Python ints.  Every rule below that multiplies or adds them goes through a helper that
-    turns to Python ints when int64 would not hold the result (the emulator's `_mul`,
-    `exact_add`, `shift_left`, the emulator's handlers); a million-element feature map in int64 is sized
-    many times faster than in Python ints."""
+    turns to Python ints when int64 would not hold the result (`exact_add`, `shift_left`, the
+    emulator's `_mul` and handlers); a million-element feature map in int64 is sized many times
+    faster than in Python ints."""
     a = np.asarray(a)
     if a.dtype == object:
         if a.size and max_abs_bits(a) <= INT64_SAFE_BITS:
