@@ -25,9 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 JET = ROOT / "examples" / "jet_tagger"
 
 
-@pytest.fixture(autouse=True)
-def _shared_build_cache(monkeypatch):
-    monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", str(ROOT / "build" / "rtl_sim"))
+pytestmark = pytest.mark.usefixtures("shared_rtl_builds")
 
 
 @pytest.fixture(scope="module")

@@ -46,10 +46,12 @@ COMMITTED_EXAMPLES = ("small_cnn", "jet_tagger")
 _REFRESHED: set[str] = set()  # tops whose old committed syntheses this --update-goldens session removed
 
 
+pytestmark = pytest.mark.usefixtures("shared_rtl_builds")
+
+
 @pytest.fixture(autouse=True)
-def _shared_caches(monkeypatch):
+def _shared_synth_cache(monkeypatch):
     monkeypatch.setenv("FINEGRAIN_SYNTH_CACHE", str(SYNTH_CACHE))
-    monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", str(ROOT / "build" / "rtl_sim"))
 
 
 def _report(out: Path) -> dict:

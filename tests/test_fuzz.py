@@ -10,7 +10,6 @@ strict xfail, so the fix makes it XPASS and fail until the marker is removed.
 from __future__ import annotations
 
 import json
-import os
 import re
 from fractions import Fraction
 from pathlib import Path
@@ -28,10 +27,7 @@ from compiler.fuzz.shrink import _candidates
 CASES = sorted((Path(__file__).parent / "fuzz_cases").glob("*.json"))
 
 
-@pytest.fixture(autouse=True)
-def _shared_verilator_cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", os.environ.get("FINEGRAIN_RTL_BUILD_DIR")
-                       or str(tmp_path_factory.getbasetemp() / "rtl_build"))
+pytestmark = pytest.mark.usefixtures("shared_rtl_builds")
 
 
 @pytest.mark.parametrize("rounding, expected", [

@@ -7,7 +7,6 @@ from __future__ import annotations
 import collections
 import copy
 import json
-import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -26,10 +25,7 @@ from compiler.project import compile_model
 CASES = sorted((Path(__file__).parent / "fuzz_cases").glob("*.json"))
 
 
-@pytest.fixture(autouse=True)
-def _shared_verilator_cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", os.environ.get("FINEGRAIN_RTL_BUILD_DIR")
-                       or str(tmp_path_factory.getbasetemp() / "rtl_build"))
+pytestmark = pytest.mark.usefixtures("shared_rtl_builds")
 
 
 def test_generation_is_deterministic_and_covers_the_quantizers():

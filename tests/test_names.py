@@ -30,7 +30,6 @@ from compiler.project import compile_model
 from compiler.targets import BOARDS, PARTS, check_part, resolve_part
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILD_ROOT = ROOT / "build" / "rtl_sim"
 RNG = np.random.default_rng(7)
 
 LONG = "very/long/" + "name" * 300  # 1,210 characters
@@ -174,9 +173,9 @@ def test_hostile_names_csim_bit_exact(hostile):
     assert report["mismatches"] == 0 and report["vectors"] > 200
 
 
-def test_hostile_names_rtl_sim_bit_exact(hostile, monkeypatch):
+@pytest.mark.usefixtures("shared_rtl_builds")
+def test_hostile_names_rtl_sim_bit_exact(hostile):
     _, out = hostile
-    monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", str(BUILD_ROOT))
     assert main(["sim", str(out), "--vectors", "100"]) == 0
     report = json.loads((out / "report.json").read_text())["sim"]
     assert report["mismatches"] == 0 and report["vectors"] > 100
@@ -289,7 +288,8 @@ def test_a_constant_broadcast_to_two_shapes_gets_two_arrays(tmp_path):
     assert main(["csim", str(out), "--vectors", "50"]) == 0
 
 
-def test_rtl_softmax_wires_and_a_top_named_verilator(tmp_path, monkeypatch):
+@pytest.mark.usefixtures("shared_rtl_builds")
+def test_rtl_softmax_wires_and_a_top_named_verilator(tmp_path):
     """The RTL names a softmax's wires s_sum, s_max...: an output port named s_sum was declared
     twice; a top named verilator began its file with a Verilator directive ("// verilator:");
     ports named delete (a C++ keyword: Verilator -Wall's SYMRSVDWORD) or std (SystemVerilog's
@@ -306,7 +306,6 @@ def test_rtl_softmax_wires_and_a_top_named_verilator(tmp_path, monkeypatch):
     assert names["model"]["verilog"] == "t_verilator"
     assert names["tensors"]["s"]["verilog"] == "s" and names["tensors"]["s_sum"]["verilog"] == "s_sum_2"
     assert names["tensors"]["delete"]["verilog"] == "delete_2" and names["tensors"]["std"]["verilog"] == "std_2"
-    monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", str(BUILD_ROOT))
     assert main(["sim", str(out), "--vectors", "50"]) == 0
 
 

@@ -9,7 +9,6 @@ test_quant_import and test_quant_compile."""
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import onnx
@@ -26,10 +25,7 @@ def model(tmp_path_factory):
     return qm.hand_qonnx_conv(tmp_path_factory.mktemp("quant_clamp"))
 
 
-@pytest.fixture(autouse=True)
-def _shared_verilator_cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", os.environ.get("FINEGRAIN_RTL_BUILD_DIR")
-                       or str(tmp_path_factory.getbasetemp() / "rtl_build"))
+pytestmark = pytest.mark.usefixtures("shared_rtl_builds")
 
 
 def test_a_clamp_per_channel_is_one_clip_with_bounds_per_channel(model):

@@ -40,9 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD_ROOT = ROOT / "build" / "rtl_sim"
 
 
-@pytest.fixture(autouse=True)
-def _shared_build_cache(monkeypatch):
-    monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", str(BUILD_ROOT))
+pytestmark = pytest.mark.usefixtures("shared_rtl_builds")
 
 
 def _sim(out: Path, *extra) -> tuple[int, dict]:

@@ -42,15 +42,12 @@ from tests.test_rtl_examples import EXAMPLES
 from tests.test_rtl_examples import _examples as examples_but_the_jet_tagger
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILD_ROOT = ROOT / "build" / "rtl_sim"
 SUMS = {Op.DENSE, Op.CONV, Op.AVGPOOL}
 RANDOM, CORNERS = 300, 200
 SOURCE = {"model": "m", "plan": "p"}
 
 
-@pytest.fixture(autouse=True)
-def _shared_build_cache(monkeypatch):
-    monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", str(BUILD_ROOT))
+pytestmark = pytest.mark.usefixtures("shared_rtl_builds")
 
 
 def _examples() -> dict[str, tuple[Path, Path]]:

@@ -24,12 +24,9 @@ from onnx import TensorProto, helper, numpy_helper
 from compiler.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILD_ROOT = ROOT / "build" / "rtl_sim"
 
 
-@pytest.fixture(autouse=True)
-def _shared_build_cache(monkeypatch):
-    monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", str(BUILD_ROOT))
+pytestmark = pytest.mark.usefixtures("shared_rtl_builds")
 
 
 def _vec(name: str, n: int) -> onnx.ValueInfoProto:

@@ -21,7 +21,6 @@ from compiler.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-BUILD_ROOT = ROOT / "build" / "rtl_sim"
 TESTED_ELSEWHERE = {"jet_tagger/model.onnx"}  # tests/test_rtl.py
 
 
@@ -41,11 +40,11 @@ def test_the_examples_are_found():
 
 
 @pytest.mark.parametrize("example", sorted(_examples()))
-def test_example_sim_bit_exact_with_predicted_latency(example, tmp_path, monkeypatch):
+@pytest.mark.usefixtures("shared_rtl_builds")
+def test_example_sim_bit_exact_with_predicted_latency(example, tmp_path):
     """small_cnn (9 MB of generated SystemVerilog, the largest) builds in about 60 s on this
     2-core machine (Verilator 37 s, g++ 21 s), then simulates in about 1 s; the MLP examples
     build in about 5 s each."""
-    monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", str(BUILD_ROOT))
     model, plan = _examples()[example]
     out = tmp_path / "out"
     assert main(["compile", str(model), "--plan", str(plan), "-o", str(out)]) == 0

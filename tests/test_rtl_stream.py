@@ -44,7 +44,6 @@ from tests.onnx_layers import compile_layers  # noqa: E402
 
 MODELS = ROOT.parent / "shared" / "models"
 EXAMPLES = ROOT / "examples"
-BUILD_ROOT = ROOT / "build" / "rtl_sim"
 BENCHES = Path(__file__).resolve().parent / "rtl_library"
 TEST_MODULE = Path(__file__).stem
 
@@ -56,11 +55,7 @@ except ImportError:  # pragma: no cover - the bench test below then fails with a
     cocotb = None
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _shared_build_cache():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FINEGRAIN_RTL_BUILD_DIR", str(BUILD_ROOT))
-        yield
+pytestmark = pytest.mark.usefixtures("shared_rtl_builds")
 
 
 def _compile(model: Path, plan: Path, out: Path, *extra) -> int:

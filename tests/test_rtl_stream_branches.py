@@ -34,7 +34,6 @@ from compiler.cli import main
 from compiler.project import load_project
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILD_ROOT = ROOT / "build" / "rtl_sim"
 PLAN = {"defaults": {"input": "fixed<8,2,RND_CONV,SAT>", "weight": "fixed<6,1,RND_CONV,SAT>",
                      "bias": "fixed<8,2,RND_CONV,SAT>", "activation": "fixed<10,4,RND_CONV,SAT>"}}
 
@@ -80,9 +79,7 @@ def concat_model(path: Path) -> Path:
     return _save(path, "inception", nodes, inits, (2, 5, 6), (3,))
 
 
-@pytest.fixture(autouse=True)
-def _shared_build_cache(monkeypatch):
-    monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", str(BUILD_ROOT))
+pytestmark = pytest.mark.usefixtures("shared_rtl_builds")
 
 
 def _compile(model: Path, out: Path, *extra) -> dict:

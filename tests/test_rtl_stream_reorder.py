@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_rtl_stream_branches import BUILD_ROOT, PLAN, _compile, _sim
+from test_rtl_stream_branches import PLAN, _compile, _sim
 
 from compiler.backends.rtl.stream_reorder import SUFFIX, is_reorder, move_elementwise, output_order, sink_reorders
 from compiler.emulate import quantize_inputs, run
@@ -77,9 +77,7 @@ def _export(net: torch.nn.Module, path: Path) -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def _shared_build_cache(monkeypatch):
-    monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", str(BUILD_ROOT))
+pytestmark = pytest.mark.usefixtures("shared_rtl_builds")
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_rtl_stream_branches import BUILD_ROOT, PLAN, _bit_exact_as_predicted, _compile
+from test_rtl_stream_branches import PLAN, _bit_exact_as_predicted, _compile
 
 from compiler.backends.rtl.stream import _StreamBuilder
 from compiler.backends.rtl.stream_budget import _Estimates
@@ -75,9 +75,7 @@ class SpatialSkip(torch.nn.Module):
         return self.fc(torch.flatten(self.conv2(a), 1) + torch.flatten(a, 1))
 
 
-@pytest.fixture(autouse=True)
-def _shared_build_cache(monkeypatch):
-    monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", str(BUILD_ROOT))
+pytestmark = pytest.mark.usefixtures("shared_rtl_builds")
 
 
 def _export(module: torch.nn.Module, shape: tuple, path: Path) -> Path:

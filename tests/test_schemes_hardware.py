@@ -19,12 +19,9 @@ from compiler.cli import main
 from tests.scheme_models import DEFAULTS, GROUPED, _cnn, _compile, _grid_inputs, _ir_values, _mlp
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILD_ROOT = ROOT / "build" / "rtl_sim"
 
 
-@pytest.fixture(autouse=True)
-def _shared_build_cache(monkeypatch):
-    monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", str(BUILD_ROOT))
+pytestmark = pytest.mark.usefixtures("shared_rtl_builds")
 
 
 

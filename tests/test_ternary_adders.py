@@ -220,11 +220,6 @@ def test_fg_add3_is_one_lut_per_bit(tmp_path, family, chain, w, lo):
 # --- compiled models --------------------------------------------------------------------------
 
 
-@pytest.fixture()
-def _shared_build_cache(monkeypatch):
-    monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", str(BUILD_ROOT))
-
-
 def _fewer_adders_same_cycles(model: Path, plan: Path, folder: Path, *options: str) -> Path:
     ternary_out = rag._compile(model, plan, folder / "ternary", *options)
     binary_out = rag._compile(model, plan, folder / "binary", "--no-ternary-adders", *options)
@@ -239,7 +234,7 @@ def _fewer_adders_same_cycles(model: Path, plan: Path, folder: Path, *options: s
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("_shared_build_cache")
+@pytest.mark.usefixtures("shared_rtl_builds")
 def test_per_weight_bits_example_bit_exact_and_estimated(tmp_path):
     folder = EXAMPLES / "per_weight_bits"
     out = _fewer_adders_same_cycles(folder / "model.onnx", folder / "plan.json", tmp_path)
@@ -252,7 +247,7 @@ def test_per_weight_bits_example_bit_exact_and_estimated(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("_shared_build_cache")
+@pytest.mark.usefixtures("shared_rtl_builds")
 def test_dense_edge_cases_on_carry4_bit_exact(tmp_path, monkeypatch):
     model, plan = rag._per_op_model("dense_edge_cases", tmp_path, monkeypatch)
     out = _fewer_adders_same_cycles(model, plan, tmp_path, "--part", "xc7a200tsbg484-1")
@@ -262,7 +257,7 @@ def test_dense_edge_cases_on_carry4_bit_exact(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("_shared_build_cache")
+@pytest.mark.usefixtures("shared_rtl_builds")
 def test_conv_in_the_stream_architecture_bit_exact(tmp_path, monkeypatch):
     model, plan = rag._per_op_model("conv2d_bias_relu", tmp_path, monkeypatch)
     out = rag._compile(model, plan, tmp_path / "stream", "--arch", "stream")

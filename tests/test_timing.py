@@ -25,7 +25,6 @@ from compiler.timing import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-BUILD_ROOT = ROOT / "build" / "rtl_sim"
 CLOCKS = (4.0, 5.0, 10.0)
 SIMULATED_ELSEWHERE = 5.0  # tests/test_rtl_examples.py and tests/test_rtl.py simulate the default clock
 # the small CNN's Verilator build takes about a minute: it is simulated at the fastest clock (the most
@@ -54,8 +53,8 @@ def _sim(out: Path, schedule: dict) -> None:
 
 
 @pytest.mark.parametrize("example", sorted(_examples()))
-def test_example_at_three_clocks(example, tmp_path, monkeypatch):
-    monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", str(BUILD_ROOT))
+@pytest.mark.usefixtures("shared_rtl_builds")
+def test_example_at_three_clocks(example, tmp_path):
     model, plan = _examples()[example]
     latencies = []
     for clock in CLOCKS:
@@ -71,11 +70,11 @@ def test_example_at_three_clocks(example, tmp_path, monkeypatch):
     assert latencies == sorted(latencies, reverse=True) and len(set(latencies)) == len(latencies), latencies
 
 
-def test_ecp5_requantize_split_bit_exact(tmp_path, monkeypatch):
+@pytest.mark.usefixtures("shared_rtl_builds")
+def test_ecp5_requantize_split_bit_exact(tmp_path):
     """On the ECP5-85F one adder level takes ~2 ns and a rounding, saturating requantize ~6.5 ns:
     at 6.4 ns every requantize is split into its rounding and its saturation (two fg_requantize
     with a register between them); at 20 ns a layer is one or two stages."""
-    monkeypatch.setenv("FINEGRAIN_RTL_BUILD_DIR", str(BUILD_ROOT))
     model, plan = _examples()["per_weight_bits/model.onnx"]
     latencies = []
     for clock in (6.4, 20.0):
