@@ -71,6 +71,12 @@ SPLIT_CPP_BYTES = 64_000_000
 # tagger's: 16,000 lines), which g++ -O1 compiles in superlinear time; split, the jet tagger's
 # model compiled in 8.7 s of CPU instead of 13 s.
 SPEED_ARGS = ("--output-split-cfuncs", "5000")
+# ... and of correctness: Verilator 5.048's bit-op-tree optimisation (V3Const) miscomputes
+# fg_requantize's saturation patterns on a 65-bit vector (a 5-bit input shifted 52 bits left
+# into 63 bits: every negative input came out saturated; right with -O0, with this optimisation
+# off, and in yosys's eval).  Its maintainers give this flag as the work-around for that pass's
+# wrong results (verilator issues 5186, 4841); found by the fuzzer, seed 10701.
+CORRECTNESS_ARGS = ("-fno-const-bit-op-tree",)
 
 # Make variables for Verilator's generated makefile: the PCH fix, and -O1 rather than -Os for
 # Verilator's runtime library (compiled once, shared between builds: see _PREPARE_MAKE) ...
@@ -451,7 +457,7 @@ def build(sources: Sequence[Path | str], top: str, build_dir: Path | str,
     args = ["-Wall", *build_args] if wall else list(build_args)
     make_vars: tuple[str, ...] = ()
     if simulator == "verilator":
-        args = [*SPEED_ARGS, *args]
+        args = [*SPEED_ARGS, *CORRECTNESS_ARGS, *args]
         make_vars = (*RUNTIME_MAKE_VARS, *MODEL_MAKE_VARS[optimize])
     options = [*args, f"visibility={visible}", f"waves={waves}", f"timescale={timescale}"]
     key = _cache_key(simulator, srcs, top, parameters, defines, options, incs, make_vars)

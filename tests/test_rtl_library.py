@@ -7,7 +7,7 @@ sim.runner across runs).  The cocotb tests and their Python references live in
 tests/rtl_library_cocotb.py: the simulator imports that module by name and runs the functions
 decorated with ``@cocotb.test()``.
 
-* fg_requantize: every ROUNDING x OVERFLOW pair on 23 format pairs, all input codes of the
+* fg_requantize: every ROUNDING x OVERFLOW pair on 24 format pairs, all input codes of the
   narrow formats and random, extreme and bound-probing codes of the wide ones, against
   compiler.mantissa.requantize.
 * relu, clip, pipe, adder trees, maxpool, avgpool, rom: one clocked bench; every output and

@@ -9,7 +9,7 @@
 
 /* verilator lint_off DECLFILENAME */
 package tb_requantize_formats;
-    localparam int NF = 23;
+    localparam int NF = 24;
     localparam int MODES = 32;
     // IN_W, IN_F, IN_SIGNED, OUT_W, OUT_F, OUT_SIGNED
     // (an assignment pattern fills a descending packed range from its left end)
@@ -36,7 +36,8 @@ package tb_requantize_formats;
         '{12, 8, 1, 5, 2, 0},     // signed -> unsigned, exhaustive: 6 dropped, 2 above
         '{20, 10, 1, 8, 4, 0},    // a wide sum into a ReLU's unsigned format (bounds probed)
         '{72, 40, 1, 20, 6, 1},   // wider than 64 bits in
-        '{70, 10, 0, 66, 12, 0}   // wider than 64 bits out, left shift
+        '{70, 10, 0, 66, 12, 0},  // wider than 64 bits out, left shift
+        '{5, 8, 1, 63, 60, 1}     // a 52-bit left shift into 63 bits: a 65-bit pattern (fuzz seed 10701)
     };
 
     // field j of format k as a signed number
