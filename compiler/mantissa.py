@@ -97,7 +97,10 @@ def rescale(m, shift) -> np.ndarray:
     shift = as_object(np.broadcast_to(np.asarray(shift, dtype=np.int64), m.shape))
     if m.size == 0:
         return m
-    return np.asarray(np.where(shift >= 0, m << np.maximum(shift, 0), m >> np.maximum(-shift, 0)), dtype=object)
+    # on a 0-d array the shifts give a bare Python int, which np.where would make an int64
+    m1, s1 = m.reshape(-1), shift.reshape(-1)
+    moved = np.where(s1 >= 0, m1 << np.maximum(s1, 0), m1 >> np.maximum(-s1, 0))
+    return np.asarray(moved, dtype=object).reshape(m.shape)
 
 
 def round_shift(m: np.ndarray, shift, rounding) -> np.ndarray:

@@ -113,6 +113,26 @@ def test_jet_tagger_with_wide_formats_csim_bit_exact(tmp_path):
     _csim_exact(out)
 
 
+def test_scalar_constants_beyond_64_bits_csim_bit_exact(tmp_path):
+    """A Clip to [0, FLT_MAX] (an export's "no upper bound") and a LeakyRelu with alpha 1e20:
+    one-element constants whose mantissas pass 2**63.  The HLS backend stopped with an
+    internal OverflowError (mantissa.rescale on a 0-d array made a bare int that np.where
+    turned into int64); the RTL backend built them."""
+    big = float(np.finfo(np.float32).max)
+    nodes = [helper.make_node("Clip", ["x", "lo", "hi"], ["c"], name="clip"),
+             helper.make_node("LeakyRelu", ["x"], ["l"], name="leaky", alpha=1e20),
+             helper.make_node("Concat", ["c", "l"], ["y"], name="join", axis=1)]
+    graph = helper.make_graph(nodes, "huge", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])],
+                              [numpy_helper.from_array(np.array(0, np.float32), "lo"),
+                               numpy_helper.from_array(np.array(big, np.float32), "hi")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "huge.onnx")
+    out = tmp_path / "out"
+    _compile(tmp_path / "huge.onnx", {"defaults": {"input": "fixed<8,2>", "weight": "fixed<8,2>", "bias": "fixed<8,2>",
+                                                   "activation": None}}, out)
+    _csim_exact(out)
+
+
 @pytest.mark.parametrize("mantissa", [0, 1, -1, 2 ** 63, -(2 ** 63), 2 ** 64 - 1, -(2 ** 99), 2 ** 99 - 1])
 def test_wide_constant_words_are_the_twos_complement(mantissa):
     entry = constant_entry("c", "c_t", FixedType(100, 3), [mantissa], "constant c")
