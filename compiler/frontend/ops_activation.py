@@ -84,6 +84,10 @@ def _table_translator(function: TableFunction) -> Callable[[_Translator, onnx.No
     def translate(tr: _Translator, proto, node: str) -> None:
         a = _attributes(proto)
         params = {key: float(a.get(key, np.float32(default))) for key, default in function.params.items()}
+        for key, value in params.items():
+            if not np.isfinite(value):
+                raise _fail(proto, node, f"attribute {key} is {value}, which has no fixed-point table",
+                            f"give {key} a finite value (the ONNX default is {np.float32(function.params[key]):.7g})")
         tr.emit(Op.TABLE, node, [tr.activation(proto, node, 0)], proto.output[0], node,
                 {"function": function.name, "params": params})
 
