@@ -86,6 +86,30 @@ def _external_data_missing(path: Path) -> None:
     path.write_bytes(model.SerializeToString())  # weights.bin is never written
 
 
+def _damaged_weight(damage):
+    """_dense with its weight W [4, 3] damaged by ``damage(tensor)`` after it was written."""
+    model = _dense()
+    damage(next(t for t in model.graph.initializer if t.name == "W"))
+    return model
+
+
+def _drop_raw_bytes(t):
+    t.raw_data = t.raw_data[:10]
+
+
+def _extra_raw_value(t):
+    t.raw_data += b"\0" * 4
+
+
+def _short_float_data(t):
+    t.float_data.extend(np.frombuffer(t.raw_data, np.float32)[:-1].tolist())
+    t.ClearField("raw_data")
+
+
+def _negative_dim(t):
+    t.dims[:] = [4, -3]
+
+
 def _raw(data: bytes):
     return lambda path: path.write_bytes(data)
 
@@ -220,6 +244,13 @@ MODELS = [
     ("bn-training-mode", _bn(training_mode=1), ["'bn'", "training_mode=1", "eval mode"]),
     ("wrong-annotation", _relu_chain(value_info=[helper.make_tensor_value_info("h", FLOAT, [1, 5])]),
      ["node 'r1'", "'h'", "(4,)", "(1, 5)"]),
+    ("hardsigmoid-alpha-inf", _unary("HardSigmoid", alpha=float("inf")), ["'n1'", "alpha is inf", "default is 0.2"]),
+    ("elu-alpha-nan", _unary("Elu", alpha=float("nan")), ["'n1'", "alpha is nan", "finite"]),
+    ("selu-gamma-inf", _unary("Selu", gamma=float("inf")), ["'n1'", "gamma is inf", "1.050701"]),
+    ("initializer-raw-data-short", _damaged_weight(_drop_raw_bytes), ["initializer 'w'", "damaged", "[4, 3]"]),
+    ("initializer-raw-data-long", _damaged_weight(_extra_raw_value), ["initializer 'w'", "size 13"]),
+    ("initializer-float-data-short", _damaged_weight(_short_float_data), ["initializer 'w'", "size 11"]),
+    ("initializer-negative-dim", _damaged_weight(_negative_dim), ["initializer 'w'", "dims [4, -3]"]),
 ]
 
 

@@ -293,7 +293,7 @@ class _Translator:
         g = self.onnx_graph
         self._check_names()
         for init in g.initializer:
-            self.set_value(init.name, numpy_helper.to_array(init))
+            self.set_value(init.name, _initializer_array(init))
         for vi in g.input:
             if vi.name not in self.values:  # old models list initializers as inputs too
                 self._add_input(vi)
@@ -571,3 +571,20 @@ class _Translator:
                 f"(without batch) for {out!r} but the model's shape annotation (or ONNX shape "
                 f"inference) says {tuple(dims)}; this node's annotation is wrong or this use of "
                 f"{proto.op_type} is unsupported; re-export the model, or remove its value_info")
+
+
+def _initializer_array(init: onnx.TensorProto) -> np.ndarray:
+    """An initializer's values, or a clear error when its data does not hold as many values as
+    its dims say (a damaged or hand-edited file: onnx's reader would fail inside numpy)."""
+    try:
+        array = numpy_helper.to_array(init)
+    except Exception as err:  # noqa: BLE001 - onnx and numpy raise ValueError, TypeError...
+        reraise_interrupt(err)
+        raise FrontendError(
+            f"initializer {init.name!r} is damaged: its data does not fit its dims {list(init.dims)} "
+            f"({type(err).__name__}: {err}); re-export the model") from None
+    if list(array.shape) != list(init.dims):
+        raise FrontendError(f"initializer {init.name!r} is damaged: dims {list(init.dims)}, data of shape "
+                            f"{list(array.shape)}; re-export the model")
+    return array
+
