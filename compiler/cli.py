@@ -91,9 +91,15 @@ def _cmd_emulate(args) -> int:
     from .emulate import EmulationError
     from .project import load_project, model_units
 
-    out = Path(args.output)
-    _check_file_output(out, "--output", overwrite=True)
     project = load_project(args.out)
+    # the file numpy writes: .npy for one output, .npz for several, added when missing
+    suffix = ".npy" if len(project.graph.outputs) == 1 else ".npz"
+    _check_file_output(Path(args.output), "--output", overwrite=True)
+    out = _numpy_name(Path(args.output), suffix)
+    _check_file_output(out, "--output", overwrite=True)
+    if out.resolve() == Path(args.input).resolve():
+        raise UsageError(f"--output {args.output!r} would overwrite the input file {args.input!r}; choose another "
+                         f"file for the outputs")
     x = _read_inputs(args.input, project.graph)
     try:
         outputs, clippings = emulate_counting(project.graph, x, project.plan)
@@ -106,17 +112,17 @@ def _cmd_emulate(args) -> int:
         if fx.m.size and max(abs(int(v)) for v in np.asarray(fx.m).ravel()[:1 << 16]).bit_length() > 53:
             _say("warning", f"output {name!r} has mantissas wider than 53 bits: float64 rounds them")
     if len(floats) == 1:
-        _write_whole(out, ".npy", lambda f: np.save(f, next(iter(floats.values()))))
+        write_whole(out, lambda f: np.save(f, next(iter(floats.values()))))
     else:
-        _write_whole(out, ".npz", lambda f: np.savez(f, **floats))
+        write_whole(out, lambda f: np.savez(f, **floats))
     n = next(iter(floats.values())).shape[0]
-    print(f"emulated {n} samples -> {args.output}")
+    print(f"emulated {n} samples -> {out}")
     return 0
 
 
-def _write_whole(out: Path, suffix: str, write) -> None:
-    """Write ``out`` (``suffix`` added when missing, as numpy does) whole (`write_whole`)."""
-    write_whole(out if out.name.endswith(suffix) else out.with_name(out.name + suffix), write)
+def _numpy_name(out: Path, suffix: str) -> Path:
+    """``out`` with ``suffix`` added when missing, as np.save and np.savez name their files."""
+    return out if out.name.endswith(suffix) else out.with_name(out.name + suffix)
 
 
 def _check_file_output(out: Path, option: str, overwrite: bool) -> None:
@@ -151,7 +157,7 @@ def _cmd_plan_template(args) -> int:
     if Path(args.model).exists() and out.resolve() == Path(args.model).resolve():
         raise UsageError(f"-o {args.output!r} is the model itself; choose another file for the plan")
     template = plan_template(args.model)
-    _write_whole(out, "", lambda f: f.write((json.dumps(template, indent=2) + "\n").encode()))
+    write_whole(out, lambda f: f.write((json.dumps(template, indent=2) + "\n").encode()))
     print(f"wrote a plan skeleton with {len(template['tensors'])} tensors -> {args.output}")
     return 0
 
@@ -172,7 +178,7 @@ def _cmd_calibrate(args) -> int:
                                partial, out, data_name=args.data)
     for message in warnings:
         _say("warning", message)
-    _write_whole(out, "", lambda f: f.write((json.dumps(plan, indent=2) + "\n").encode()))
+    write_whole(out, lambda f: f.write((json.dumps(plan, indent=2) + "\n").encode()))
     record = plan["_calibration"]
     verdict = "see the warnings" if warnings else "compiled with it, nothing clips on the data"
     print(f"calibrated {len(plan['tensors'])} tensors on {record['samples']} samples of {args.data} "

@@ -193,3 +193,20 @@ def test_emulate_bad_input(tmp_path, capsys):
     _fails(capsys, ["emulate", out, "--input", tmp_path / "nan.npy", "--output", tmp_path / "y.npy"], r"non-finite")
     _fails(capsys, ["emulate", tmp_path, "--input", tmp_path / "nan.npy", "--output", tmp_path / "y.npy"],
            r"not a finegrain output folder")
+    np.save(tmp_path / "x.npy", np.zeros((2, 16), np.float32))
+    _fails(capsys, ["emulate", out, "--input", tmp_path / "x.npy", "--output", tmp_path / "x"],
+           r"--output '.*x' would overwrite the input file")
+    assert np.load(tmp_path / "x.npy").shape == (2, 16)
+
+
+def test_emulate_names_the_file_numpy_writes(tmp_path, capsys):
+    """numpy adds .npy (one output) when the name lacks it: the message names that file, which
+    holds the outputs (it said y.txt and wrote y.txt.npy)."""
+    out = tmp_path / "out"
+    assert main(["compile", str(JET / "model.onnx"), "--plan", str(JET / "plan.json"), "-o", str(out),
+                 "--backend", "hls"]) == 0
+    np.save(tmp_path / "x.npy", np.zeros((2, 16), np.float32))
+    capsys.readouterr()
+    assert main(["emulate", str(out), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.txt")]) == 0
+    assert capsys.readouterr().out.strip() == f"emulated 2 samples -> {tmp_path / 'y.txt.npy'}"
+    assert np.load(tmp_path / "y.txt.npy").shape == (2, 5) and not (tmp_path / "y.txt").exists()
