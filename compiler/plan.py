@@ -526,13 +526,32 @@ def parse_plan(raw: dict, base: Path, path: str = "<memory>") -> Plan:
     return Plan(defaults, tensors, tables, path, raw)
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list) -> dict:
+    """A JSON object's dict, or _DuplicateKey for a key given twice (json keeps the last)."""
+    result = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
 def load_plan(path) -> Plan:
     """Read and validate a plan file; raises PlanError with the file and entry named."""
     path = Path(path)
     if not path.is_file():
         raise PlanError(f"plan file {str(path)!r} does not exist or is not a file")
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(path.read_text(), object_pairs_hook=_unique_keys)
+    except _DuplicateKey as err:
+        raise PlanError(f"plan file {str(path)!r} gives {err.key!r} twice in one object (JSON keeps only the "
+                        f"last); give each key once") from None
     except json.JSONDecodeError as err:
         raise PlanError(f"plan file {str(path)!r} is not valid JSON: {err}") from None
     except UnicodeDecodeError:

@@ -296,6 +296,8 @@ PLANS = [
     ("nested-100k-deep", "[" * 100_000 + "]" * 100_000, None, ["nested too deeply"]),
     ("integer-of-5000-digits", '{"defaults": {"input": ' + "9" * 5000 + "}}", None, ["cannot be read"]),
     ("not-json", "{defaults: }", None, ["not valid json"]),
+    ("duplicate-key", '{"defaults": {"input": "fixed<12,4>", "weight": "fixed<8,2>", "bias": "fixed<16,6>", '
+                      '"weight": "fixed<4,1>", "activation": null}}', None, ["'weight' twice", "give each key once"]),
     ("not-utf8", b"\xff\xfe\x00".decode("latin-1"), None, ["not a text file"]),
     ("int-bits-1e11", {"defaults": {**GOOD_DEFAULTS, "input": "fixed<8,100000000000>"}}, None,
      ["default 'input'", "100000000000"]),
