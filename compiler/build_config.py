@@ -72,6 +72,10 @@ class BuildConfig:
         unknown = set(self.backends) - set(BACKENDS)
         if unknown:
             raise UserError(f"unknown backend(s) {sorted(unknown)}; choose from {', '.join(BACKENDS)}")
+        twice = sorted({b for b in self.backends if self.backends.count(b) > 1})
+        if twice:
+            raise UserError(f"{option('backends')} names {' and '.join(map(repr, twice))} twice; list each backend "
+                            f"once")
         lo, hi = CLOCK_NS_RANGE
         if not (isinstance(self.clock_ns, (int, float)) and math.isfinite(self.clock_ns) and lo <= self.clock_ns <= hi):
             raise UserError(f"the clock period ({option('clock_ns')}) must be a positive, finite number of ns "

@@ -153,6 +153,8 @@ for value, words in (("0", ["--reuse-factor", "positive"]), ("-3", ["--reuse-fac
         lambda k, v=value, w=words: (k.compile("--reuse-factor", v), w, k.tmp / "out", ()))
 case("strategy-unknown")(lambda k: (k.compile("--strategy", "fast"), ["--strategy", "'fast'"], k.tmp / "out", ()))
 case("backend-unknown")(lambda k: (k.compile("--backend", "vhdl"), ["backend", "vhdl", "hls, rtl"], k.tmp / "out", ()))
+case("backend-twice")(lambda k: (k.compile("--backend", "hls,rtl,hls"), ["--backend", "'hls' twice"], k.tmp / "out",
+                                  ()))
 case("rtl-interface-unknown")(lambda k: (k.compile("--rtl-interface", "wishbone"), ["interface", "wishbone"],
                                          k.tmp / "out", ()))
 case("board-unknown")(lambda k: (k.compile("--board", "de10"), ["board", "de10", "pynq-z2"], k.tmp / "out", ()))
