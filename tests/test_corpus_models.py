@@ -30,13 +30,14 @@ def _const(name, values, dtype=np.float32):
     return numpy_helper.from_array(np.asarray(values, dtype=dtype), name)
 
 
-def _model(nodes, inputs=None, outputs=("y",), inits=(), opset=17, value_info=(), extra_opsets=()):
+def _model(nodes, inputs=None, outputs=("y",), inits=(), opset=17, value_info=(), extra_opsets=(), sparse=()):
     """A model over graph input ``x`` [1, 4] (or ``inputs``: name -> dims, or value infos)."""
     inputs = {"x": [1, 4]} if inputs is None else inputs
     if isinstance(inputs, dict):
         inputs = [helper.make_tensor_value_info(k, FLOAT, v) for k, v in inputs.items()]
     outs = [helper.make_tensor_value_info(o, FLOAT, None) for o in outputs]
-    graph = helper.make_graph(list(nodes), "g", inputs, outs, list(inits), value_info=list(value_info))
+    graph = helper.make_graph(list(nodes), "g", inputs, outs, list(inits), value_info=list(value_info),
+                              sparse_initializer=list(sparse))
     opsets = [helper.make_opsetid("", opset)] if opset is not None else []
     return helper.make_model(graph, opset_imports=opsets + [helper.make_opsetid(d, 1) for d in extra_opsets])
 
@@ -251,6 +252,10 @@ MODELS = [
     ("initializer-raw-data-long", _damaged_weight(_extra_raw_value), ["initializer 'w'", "size 13"]),
     ("initializer-float-data-short", _damaged_weight(_short_float_data), ["initializer 'w'", "size 11"]),
     ("initializer-negative-dim", _damaged_weight(_negative_dim), ["initializer 'w'", "dims [4, -3]"]),
+    ("sparse-index-outside", _model([helper.make_node("Gemm", ["x", "W"], ["y"], name="fc", transB=1)], inits=(),
+                                    sparse=[helper.make_sparse_tensor(_const("W", [0.5, 1.0]),
+                                                                      _const("W_index", [0, 12], np.int64), [3, 4])]),
+     ["sparse initializer 'w'", "damaged", "[3, 4]"]),
 ]
 
 

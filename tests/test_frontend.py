@@ -441,3 +441,24 @@ def test_clip_without_min(tmp_path):
                       {"x": ["N", 4]}, ["y"], {"hi": np.float32(1)})
     with pytest.raises(FrontendError, match=r"'c' \(Clip\).*without min"):
         load_onnx(path)
+
+
+@pytest.mark.parametrize("coordinates", [False, True], ids=["flat-indices", "coordinates"])
+def test_sparse_initializers_are_read_as_their_dense_values(tmp_path, coordinates):
+    """A pruned weight stored as a sparse initializer (values + indices, flat or one coordinate
+    row per value) reads as the dense tensor: it was refused as "computed at run time"."""
+    rng = np.random.default_rng(4)
+    dense = np.where(rng.random((5, 4)) < 0.3, rng.normal(size=(5, 4)), 0).astype(np.float32)
+    flat = np.flatnonzero(dense)
+    index = np.argwhere(dense) if coordinates else flat
+    sparse = helper.make_sparse_tensor(numpy_helper.from_array(dense.reshape(-1)[flat], "W"),
+                                       numpy_helper.from_array(index.astype(np.int64), "W_index"), [5, 4])
+    graph = helper.make_graph([helper.make_node("Gemm", ["x", "W"], ["y"], name="fc", transB=1)], "pruned",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])],
+                              sparse_initializer=[sparse])
+    path = tmp_path / "pruned.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    graph = assert_matches_onnxruntime(path, {"x": rng.normal(size=(3, 4))})
+    weight = next(t for t in graph.tensors.values() if t.kind == TensorKind.WEIGHT)
+    np.testing.assert_array_equal(weight.data, dense)

@@ -52,7 +52,9 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from ..errors import FrontendError, reraise_interrupt
 from ..ir import Graph, verify
@@ -105,6 +107,8 @@ def _read_model(path: Path) -> onnx.ModelProto:
 def _checked_model(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
     if model.ir_version == 0 or not model.graph.output:
         raise FrontendError(f"{path} is not an ONNX model: it has no IR version or no graph outputs")
+    if model.graph.sparse_initializer:
+        model = _densified(model)
     try:
         # Only used to cross-check the shapes the IR rules compute; a model that defeats
         # shape inference can still be translated.
@@ -112,6 +116,32 @@ def _checked_model(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
     except Exception as err:  # noqa: BLE001 - any failure here only skips the cross-check
         reraise_interrupt(err)
     return model
+
+
+def _densified(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` with its sparse initializers (a pruned weight stored as values and
+    their indices) as ordinary ones, so every later step reads plain constants."""
+    dense = onnx.ModelProto()
+    dense.CopyFrom(model)
+    for sparse in dense.graph.sparse_initializer:
+        name, dims = sparse.values.name, list(sparse.dims)
+        try:
+            values = numpy_helper.to_array(sparse.values).reshape(-1)
+            indices = numpy_helper.to_array(sparse.indices).astype(np.int64)
+            array = np.zeros(dims, dtype=values.dtype)
+            bound = array.size if indices.ndim == 1 else np.asarray(dims)
+            if indices.size and ((indices < 0).any() or (indices >= bound).any()):
+                raise IndexError("an index lies outside the dims")
+            if indices.ndim == 1:  # positions in the flattened tensor
+                array.reshape(-1)[indices] = values
+            else:  # one row of coordinates per value
+                array[tuple(indices.T)] = values
+        except (ValueError, IndexError, TypeError) as err:
+            raise FrontendError(f"sparse initializer {name!r} is damaged: its values and indices do not fit its dims "
+                                f"{dims} ({type(err).__name__}: {err}); re-export the model") from None
+        dense.graph.initializer.append(numpy_helper.from_array(array, name))
+    del dense.graph.sparse_initializer[:]
+    return dense
 
 
 def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
