@@ -111,6 +111,17 @@ def _negative_dim(t):
     t.dims[:] = [4, -3]
 
 
+def _if_reading_x():
+    """An If on a constant condition whose branches read the graph's input x."""
+    def branch(op, out):
+        return helper.make_graph([helper.make_node(op, ["x"], [out])], op, [],
+                                 [helper.make_tensor_value_info(out, FLOAT, [1, 4])])
+    condition = helper.make_node("Constant", [], ["c"], value=helper.make_tensor("c", TensorProto.BOOL, [], [True]))
+    choose = helper.make_node("If", ["c"], ["y"], name="branch", then_branch=branch("Relu", "a"),
+                              else_branch=branch("Neg", "b"))
+    return _model([condition, choose])
+
+
 def _raw(data: bytes):
     return lambda path: path.write_bytes(data)
 
@@ -252,6 +263,7 @@ MODELS = [
     ("initializer-raw-data-long", _damaged_weight(_extra_raw_value), ["initializer 'w'", "size 13"]),
     ("initializer-float-data-short", _damaged_weight(_short_float_data), ["initializer 'w'", "size 11"]),
     ("initializer-negative-dim", _damaged_weight(_negative_dim), ["initializer 'w'", "dims [4, -3]"]),
+    ("if-reads-the-graph", _if_reading_x(), ["'branch' (if)", "reads 'x'", "no control flow"]),
     ("sparse-index-outside", _model([helper.make_node("Gemm", ["x", "W"], ["y"], name="fc", transB=1)], inits=(),
                                     sparse=[helper.make_sparse_tensor(_const("W", [0.5, 1.0]),
                                                                       _const("W_index", [0, 12], np.int64), [3, 4])]),

@@ -13,6 +13,7 @@ derives the tolerance per model (see there).
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 
@@ -25,8 +26,8 @@ from compiler.errors import FrontendError
 from compiler.fixed import Rounding
 from compiler.float_eval import evaluate_float
 from compiler.frontend.onnx import SUPPORTED_OPS, load_onnx
-from compiler.ir import TensorKind
-from compiler.quantizer import QONNX_ROUNDING
+from compiler.ir import Op, TensorKind
+from compiler.quantizer import QONNX_ROUNDING, integer_range
 from tests import quant_models as qm
 from tests import quant_models_exported as qe
 from tests.quant_import_eval import ours, quant_nodes
@@ -196,20 +197,92 @@ def test_brevitas_mlp_power_of_two_is_exact(folder, export):
 
 @pytest.mark.parametrize("export", ["qonnx", "qcdq"])
 def test_brevitas_mlp_per_channel_float_scales(folder, export):
+    """The reference runs in float32, so a value within float32 error of a rounding tie may
+    round the other way there.  In a constant (the QONNX export's biases are float32 values
+    and scales, their codes computed by qonnx as float32 ``b / scale``: on an Intel Xeon one
+    bias of the trained model came out at 2441.5 where it is 2441.49993) every sample moves;
+    the reference takes the constants' codes computed exactly (`_exact_constant_quantizers`;
+    the QCDQ export stores the codes).  In an activation the flip travels through every later
+    layer (a sample moved 2.4 last-layer steps): every sample not marked by
+    `_float32_tie_rows` must equal the reference up to the last Gemm's float32 sum.  The
+    marking is a worst-case bound (about 15% of these samples), so it is held to a quarter,
+    which leaves most samples compared exactly."""
     model = qe.brevitas_mlp(folder, scales="float", per_channel=True, export=export)
-    run = qm.run_qonnx if export == "qonnx" else qm.run_onnxruntime
     graph = load_onnx(model.path)
     first = next(t for t in graph.tensors.values() if t.kind == TensorKind.WEIGHT)
     assert first.shape == (64, 16) and first.quantizer.in_scale.shape == (64, 1)
-    # the output is the last Gemm's (no output quantizer): one flipped hidden rounding moves
-    # it by a ReLU step times a weight, so the step is the largest such product
-    assert_close(ours(model), run(model), step=_largest_last_step(graph))
+    ties = _float32_tie_rows(graph, model.inputs)
+    assert ties.mean() <= 0.25, f"{ties.sum()} of {ties.size} samples pass near a tie"
+    if export == "qonnx":
+        reference = qm.run_qonnx(_exact_constant_quantizers(model.path), model.inputs)
+    else:
+        reference = qm.run_onnxruntime(model)
+    got = ours(model)
+    noise = 64 * 2.0 ** -24 * np.maximum(np.abs(reference), 1.0)
+    assert np.all(np.abs(got - reference)[~ties] <= noise[~ties])
 
 
-def _largest_last_step(graph) -> float:
-    last_relu = quant_nodes(graph)[-1].attrs["quantizer"]
-    last_weight = [t for t in graph.tensors.values() if t.kind == TensorKind.WEIGHT][-1]
-    return float(np.max(last_relu.out_scale) * np.max(np.abs(last_weight.data)))
+def _exact_constant_quantizers(path: Path) -> Path:
+    """A copy of the QONNX model whose Quant nodes on initializers are replaced by their
+    outputs, computed by qonnx's own ``quant`` on the float32 values in float64 (exact
+    division, then the float32 value of the code, as qonnx's float32 output holds it)."""
+    from qonnx.custom_op.general.quant import quant
+
+    proto = onnx.load(str(path))
+    values = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    kept = []
+    for node in proto.graph.node:
+        if node.op_type != "Quant" or node.input[0] not in values:
+            kept.append(node)
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        x, scale, zero, bits = (values[i].astype(np.float64) for i in node.input)
+        rounding = attrs.get("rounding_mode", b"ROUND")
+        y = quant(x, scale, zero, bits, signed=bool(attrs.get("signed", 1)), narrow=bool(attrs.get("narrow", 0)),
+                  rounding_mode=rounding.decode() if isinstance(rounding, bytes) else rounding)
+        proto.graph.initializer.append(numpy_helper.from_array(np.asarray(y, dtype=np.float32), node.output[0]))
+    del proto.graph.node[:]
+    proto.graph.node.extend(kept)
+    exact = path.with_name(f"{path.stem}_exact_constants.onnx")
+    onnx.save(proto, exact)
+    return exact
+
+
+def _float32_tie_rows(graph, inputs: np.ndarray) -> np.ndarray:
+    """The samples in which some quantizer's input, computed in float32, may fall on the other
+    side of a rounding tie (x.5 in codes) than its exact value.
+
+    Each quantizer reads ``t = x / scale`` with x the graph input or ReLU(a @ W.T + b); given
+    equal codes a before it, float32 computes the sum within (n + 3) u (|a| @ |W|.T + |b|)
+    (n terms, u = 2**-24; the dequantized a and W round once more each) and the division and
+    zero point add 2 u |t|.  A sample is marked where |t - (k + 1/2)| is within twice that of
+    some tie (twice: this side evaluates in float64, and the bound's 1 / (1 - n u) factor).
+    Marking every sample with one such value covers every later layer (they may differ
+    anywhere after a flip); an unmarked sample has the reference's codes at every layer."""
+    u = 2.0 ** -24
+    stages = [s for n in graph.nodes for s in n.stages()]
+    producer = {s.outputs[0]: s for s in stages}
+    values = evaluate_float(dataclasses.replace(graph, outputs=tuple(graph.tensors)), {graph.inputs[0]: inputs})
+    marked = np.zeros(len(inputs), dtype=bool)
+    for q in (s for s in stages if s.op == Op.QUANT):
+        quantizer = q.attrs["quantizer"]
+        source = producer.get(q.inputs[0])
+        if source is not None and source.op == Op.RELU:
+            source = producer.get(source.inputs[0])
+        t = values[q.inputs[0]] / quantizer.in_scale.reshape(-1) + quantizer.in_zero.reshape(-1)
+        error = 2 * u * np.abs(t)
+        if source is not None and source.op == Op.DENSE:
+            a, w = values[source.inputs[0]], graph.tensor(source.inputs[1])
+            bias = np.abs(values[source.inputs[2]]) if len(source.inputs) > 2 else 0.0
+            size = (np.abs(a) @ np.abs(values[w.name]).T + bias) / np.abs(quantizer.in_scale.reshape(-1))
+            error = error + (w.shape[1] + 3) * u * size
+        else:
+            assert source is None, f"{q.name} reads {source.op}: no float32 bound here for it"
+        low, high = integer_range(quantizer.bits, quantizer.signed, quantizer.narrow)
+        inside = (t > low - 1) & (t < high + 1)  # beyond, both roundings clamp to the same code
+        tie = inside & (np.abs(t - np.floor(t) - 0.5) <= 2 * error)
+        marked |= tie.reshape(len(inputs), -1).any(axis=1)
+    return marked
 
 
 def test_brevitas_cnn_trunc_avg_pool(folder):

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
-from onnx import helper
+from onnx import helper, numpy_helper
 
-from ..errors import FrontendError
+from ..errors import FrontendError, reraise_interrupt
 
 if TYPE_CHECKING:
     from .translator import _Translator
@@ -164,3 +164,32 @@ def _axes(tr: _Translator, proto, node: str, attr_opset: int) -> list[int] | Non
     if not name:
         return None
     return _int_constant(tr, proto, node, 1, "axes")
+
+def _initializer_array(init: onnx.TensorProto) -> np.ndarray:
+    """An initializer's values, or a clear error when its data does not hold as many values as
+    its dims say (a damaged or hand-edited file: onnx's reader would fail inside numpy)."""
+    try:
+        array = numpy_helper.to_array(init)
+    except Exception as err:  # noqa: BLE001 - onnx and numpy raise ValueError, TypeError...
+        reraise_interrupt(err)
+        raise FrontendError(
+            f"initializer {init.name!r} is damaged: its data does not fit its dims {list(init.dims)} "
+            f"({type(err).__name__}: {err}); re-export the model") from None
+    if list(array.shape) != list(init.dims):
+        raise FrontendError(f"initializer {init.name!r} is damaged: dims {list(init.dims)}, data of shape "
+                            f"{list(array.shape)}; re-export the model")
+    return array
+
+def _outer_reads(proto: onnx.NodeProto) -> list[str]:
+    """The values of the enclosing graph that ``proto``'s subgraphs (If, Loop, Scan) read."""
+    reads: list[str] = []
+    for attr in proto.attribute:
+        graphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
+        for sub in graphs:
+            local = {v.name for v in sub.input} | {t.name for t in sub.initializer}
+            for node in sub.node:
+                for name in [*node.input, *_outer_reads(node)]:
+                    if name and name not in local and name not in reads:
+                        reads.append(name)
+                local.update(node.output)
+    return reads

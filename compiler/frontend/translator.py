@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper
 
 from ..errors import FrontendError, reraise_interrupt
 from ..fixed import FixedType, Formats, Overflow, Rounding
 from ..ir import Graph, IRError, Node, Op, Tensor, TensorKind, output_shape
 from ..names import unused
 from ..quantizer import Quantizer
-from .common import _attributes, _default_opset, _frozen, _static_dims
+from .common import _attributes, _default_opset, _frozen, _initializer_array, _outer_reads, _static_dims
 from .ops_quant import drop_leading, full_rank, reshape_constant_quantizer
 from .ops_shape import _batchless_result
 from .translators import _TRANSLATORS, BATCH_AWARE_OPS, SUPPORTED_OPS, quant_translator
@@ -401,6 +401,12 @@ class _Translator:
                 self._check_attributes(proto, name)
             quantize(self, proto, name)
             return
+        outer = _outer_reads(proto)
+        if outer:
+            raise FrontendError(
+                f"node {name!r} ({op_type}): its subgraph reads {', '.join(map(repr, outer[:3]))} of the main graph; "
+                f"finegrain has no control flow: export the model with the branch or loop resolved (a traced "
+                f"export, or onnxsim when its condition is constant)")
         if (not foreign and op_type not in _NONDETERMINISTIC
                 and all(self.is_constant(i) for i in inputs)):
             self._fold(proto, name)
@@ -571,20 +577,4 @@ class _Translator:
                 f"(without batch) for {out!r} but the model's shape annotation (or ONNX shape "
                 f"inference) says {tuple(dims)}; this node's annotation is wrong or this use of "
                 f"{proto.op_type} is unsupported; re-export the model, or remove its value_info")
-
-
-def _initializer_array(init: onnx.TensorProto) -> np.ndarray:
-    """An initializer's values, or a clear error when its data does not hold as many values as
-    its dims say (a damaged or hand-edited file: onnx's reader would fail inside numpy)."""
-    try:
-        array = numpy_helper.to_array(init)
-    except Exception as err:  # noqa: BLE001 - onnx and numpy raise ValueError, TypeError...
-        reraise_interrupt(err)
-        raise FrontendError(
-            f"initializer {init.name!r} is damaged: its data does not fit its dims {list(init.dims)} "
-            f"({type(err).__name__}: {err}); re-export the model") from None
-    if list(array.shape) != list(init.dims):
-        raise FrontendError(f"initializer {init.name!r} is damaged: dims {list(init.dims)}, data of shape "
-                            f"{list(array.shape)}; re-export the model")
-    return array
 
