@@ -414,8 +414,9 @@ def _load_npz(ref, what: str, base: Path, where: str) -> tuple[Path, dict, str]:
     file_part, key = ref.rsplit(":", 1)
     path = (base / file_part) if not Path(file_part).is_absolute() else Path(file_part)
     if not path.is_file():
+        state = "is a folder, not an .npz file" if path.is_dir() else "does not exist"
         raise PlanError(f"{where}: {'per-element' if what == 'elements' else what} file {str(path)!r} "
-                        f"does not exist (paths are relative to the plan file)")
+                        f"{state} (paths are relative to the plan file)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: np.asarray(npz[k]) for k in npz.files}

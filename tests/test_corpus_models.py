@@ -354,6 +354,8 @@ PLANS = [
     ("mix-not-summing", _with_defaults(tensors={"W": {"axis": 1, "mix": [{"format": "fixed<8,2>", "rows": 0.5}]}}),
      None, ["tensor 'w'", "add up to 0.5"]),
     ("elements-npz-missing", _with_defaults(**ELEMENTS), None, ["tensor 'w'", "e.npz", "does not exist"]),
+    ("elements-npz-is-a-folder", _with_defaults(**ELEMENTS), lambda d: (d / "e.npz").mkdir(),
+     ["tensor 'w'", "e.npz", "is a folder"]),
     ("elements-npz-damaged", _with_defaults(**ELEMENTS), lambda d: (d / "e.npz").write_bytes(b"PK\x03\x04junk"),
      ["tensor 'w'", "cannot read"]),
     ("elements-wrong-shape", _with_defaults(**ELEMENTS),
