@@ -63,6 +63,7 @@ class Project(ProjectTools):
     saturation: dict | None = None  # compile_model(data=...): what each conversion clips on the data
     folding: object = None  # compiler.budget.Choice when a budget chose the reuse factors
     folder: Path | None = None  # the output folder it was written to or loaded from (csim, sim, synth build there)
+    folder_ir: str | None = field(default=None, repr=False, compare=False)  # the sha256 of its ir.pkl there
     # an in-memory compile of a model too large for the parallel RTL defers choosing its folding
     # (`settle_folding`); the value is whether the default backends were asked for
     pending_fit: bool | None = field(default=None, repr=False, compare=False)
@@ -149,8 +150,13 @@ class Project(ProjectTools):
         self.settle_folding()
         with claimed(out, force, _inputs(self.config.model, self.config.plan, protect)):
             self._write_locked(out)
-        self.folder = out
+        self._settle_in(out)
         return out
+
+    def _settle_in(self, out: Path) -> None:
+        """Take ``out`` as this project's folder, remembering which ir.pkl it wrote there (the
+        methods that build in the folder check that no other compile has replaced it since)."""
+        self.folder, self.folder_ir = out, read_stamp(out)["ir_sha256"]
 
     def _write_locked(self, out: Path) -> None:
         from .backends.hls import write_hls_project
@@ -266,7 +272,7 @@ def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: b
         project = _compile(model, plan, config, default_backends, start, build_rtl=True)
         _count_clipping(project, data, data_name)
         project._write_locked(out)
-    project.folder = out
+    project._settle_in(out)
     return project
 
 
@@ -402,7 +408,7 @@ def load_project(out_dir) -> Project:
     """Load a compiled output folder (as written by `Project.write`), its stamp checked
     before anything is unpickled."""
     out = Path(out_dir)
-    read_stamp(out)
+    digest = read_stamp(out)["ir_sha256"]
     try:
         with open(out / "ir.pkl", "rb") as f:
             saved = pickle.load(f)
@@ -422,4 +428,5 @@ def load_project(out_dir) -> Project:
         raise OutputFolderError(f"report {str(out / 'report.json')!r} is damaged (not a finegrain report); "
                                 f"compile the folder again")
     seconds = report.get("compile_seconds", 0.0)
-    return Project(graph, plan, config, warnings_, seconds if isinstance(seconds, (int, float)) else 0.0, folder=out)
+    return Project(graph, plan, config, warnings_, seconds if isinstance(seconds, (int, float)) else 0.0, folder=out,
+                   folder_ir=digest)

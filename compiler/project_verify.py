@@ -206,7 +206,22 @@ def output_folder(project, what: str) -> Path:
         raise UserError(f"{what} builds in the project's output folder, and this project was compiled in memory: "
                         f"compile it with compile_model(model, plan, output_dir=...) or load a compiled folder "
                         f"with load_project(folder)")
-    return Path(project.folder)
+    return own_folder(project)
+
+
+def own_folder(project) -> Path | None:
+    """The project's output folder (None: in memory), checked to still hold this project: a
+    later compile into the same folder replaces it, and building there would test that one."""
+    from .output_folder import read_stamp
+
+    if project.folder is None:
+        return None
+    out = Path(project.folder)
+    if read_stamp(out)["ir_sha256"] != project.folder_ir:
+        raise UserError(f"{str(out)!r} no longer holds this project: another compile replaced it; write this project "
+                        f"there again with project.write({str(out)!r}, force=True), or load the compile that is "
+                        f"there with load_project({str(out)!r})")
+    return out
 
 
 def _prepared(project, what: str, backend: str, marker: str, x, vectors, seed) -> tuple[Path, dict[str, np.ndarray]]:
@@ -290,7 +305,7 @@ def report(project, write: bool) -> Report:
     from .output_folder import OutputFolderError, locked, read_json
     from .report_json import update_report
 
-    out = None if project.folder is None else Path(project.folder)
+    out = own_folder(project)
     project.settle_folding()
     data = project.report_json() if out is None else read_json(out / "report.json", "report")
     if not isinstance(data, dict) or not isinstance(data.get("layers"), list):

@@ -134,6 +134,25 @@ def test_bad_argument_types_name_the_argument(bad):
     assert isinstance(load_plan(JET / "plan.json"), Plan)
 
 
+def test_a_project_whose_folder_another_compile_replaced_says_so(tmp_path):
+    """A compiles into out, B replaces it (force): A's csim built B's HLS, compared it with A's
+    emulator, reported 148 false mismatches and wrote them into B's report.json; A.report()
+    gave B's layers.  Both now stop, naming the way out; load_project gives B, which works."""
+    plan = json.loads((JET / "plan.json").read_text())
+    a = compile_model(JET / "model.onnx", plan, output_dir=tmp_path / "out", backends=("hls",))
+    b = compile_model(JET / "model.onnx", {**plan, "defaults": {**plan["defaults"], "weight": "fixed<3,1>"}},
+                      output_dir=tmp_path / "out", force=True, backends=("hls",))
+    report = (tmp_path / "out" / "report.json").read_text()
+    for method in (a.csim, a.report):
+        with pytest.raises(UserError, match=r"no longer holds this project: another compile replaced it.*"
+                                            r"project.write\(.*force=True\).*load_project"):
+            method()
+    assert (tmp_path / "out" / "report.json").read_text() == report
+    assert load_project(tmp_path / "out").report().layers == b.report().layers
+    a.write(tmp_path / "out", force=True)
+    assert a.csim(vectors=20).ok
+
+
 def test_messages_name_python_arguments_from_python_and_flags_from_the_command(jet, tmp_path, capsys):
     out = jet[0].folder
     with pytest.raises(UserError) as err:
