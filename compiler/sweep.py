@@ -138,8 +138,11 @@ def load_spec(path) -> Spec:
     points = getattr(module, "POINTS", None)
     if points is not None:
         if not isinstance(points, (list, tuple)) or not points or not all(isinstance(q, dict) for q in points):
+            got = (f"{type(points).__name__} {points!r}"[:80] if not isinstance(points, (list, tuple))
+                   else "an empty list" if not points
+                   else f"{next(q for q in points if not isinstance(q, dict))!r} among them")
             raise SpecError(f"POINTS in SPEC file {str(path)!r} must be a non-empty list of dicts (one per point), "
-                            f"got {type(points).__name__}")
+                            f"got {got}")
         points = tuple(dict(q) for q in points)
     return Spec(p.resolve(), text, points)
 
@@ -163,8 +166,10 @@ def sweep_points(spec: Spec, lambdas=None, max_luts=None, seed: int = 0) -> list
     for i, point in enumerate(given or spec.points):
         label = "_".join(f"{k}_{v:g}" if isinstance(v, float) else f"{k}_{v}" for k, v in point.items()
                          if k not in ("name", "seed"))
+        if not isinstance(point.get("name", ""), str):
+            raise UserError(f"point {i}'s name must be a string (the name of its folder), got {point['name']!r}")
         name = point.get("name") or f"{i:02d}_{re.sub(r'[^A-Za-z0-9_.+-]', '-', label)[:60] or 'point'}"
-        points.append({"name": str(name), "seed": seed, **point})
+        points.append({"seed": seed, **point, "name": name})
     names = [q["name"] for q in points]
     if len(set(names)) != len(names) or not all(re.fullmatch(r"[A-Za-z0-9_.+-]{1,80}", n) and n not in (".", "..")
                                                 for n in names):
