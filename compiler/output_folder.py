@@ -51,9 +51,10 @@ class OutputFolderError(UserError):
 
 
 # --- where compile may write ------------------------------------------------------------
-def check_target(out: Path, force: bool, inputs: list[tuple[str, str]]) -> None:
+def check_target(out: Path, force: bool, inputs: list[tuple[str, str]], kind: str = "compile") -> None:
     """Refuse an ``-o`` that cannot be written or must not be replaced; ``inputs`` are the
-    files compile reads, as (what, path), which the output folder must not hold."""
+    files compile reads, as (what, path), which the output folder must not hold; ``kind``:
+    what will be written ("compile" or "sweep"), which replaces only a folder of its kind."""
     shown = str(out)
     target = out.resolve()
     ancestor = target.parent
@@ -93,6 +94,23 @@ def check_target(out: Path, force: bool, inputs: list[tuple[str, str]]) -> None:
                                     f"finegrain output folder (or one written before stamps); {option('force', True)} "
                                     f"replaces only finegrain output folders: choose another {option('output_dir')}, "
                                     f"or delete it yourself")
+        held = _kind(out / STAMP)
+        if held != kind:
+            raise OutputFolderError(f"output folder {shown!r} holds a {KINDS[held]}; {option('force', True)} replaces "
+                                    f"only a {KINDS[kind]}: choose another {option('output_dir')}, or delete it "
+                                    f"yourself")
+
+
+KINDS = {"compile": "compiled model", "sweep": "plan sweep"}
+
+
+def _kind(stamp_path: Path) -> str:
+    """What a stamped folder holds: "sweep" or "compile" (any stamp without a known kind)."""
+    try:
+        kind = json.loads(stamp_path.read_text()).get("kind", "compile")
+    except (OSError, ValueError, AttributeError):
+        return "compile"
+    return kind if kind in KINDS else "compile"
 
 
 def _longest_name(folder: Path) -> int:
@@ -121,6 +139,10 @@ def read_stamp(out: Path) -> dict:
     if not path.is_file():
         raise OutputFolderError(f"{shown!r} is not a finegrain output folder (it has no {STAMP} stamp); give the "
                                 f"output folder of 'finegrain compile', or {again}")
+    if _kind(path) == "sweep":
+        raise OutputFolderError(f"{shown!r} is the output folder of 'finegrain plan sweep', not of a compile: each "
+                                f"point's compiled model is in {str(out / 'points' / 'NAME' / 'build')!r}, and the "
+                                f"sweep's table and plot in {str(out / 'sweep.md')!r} and {str(out / 'report.html')!r}")
     try:
         saved = json.loads(path.read_text())
         version = saved["finegrain_output"]
@@ -212,12 +234,12 @@ def locked(out: Path):
 
 
 @contextlib.contextmanager
-def claimed(out: Path, force: bool, inputs: list[tuple[str, str]]):
-    """Hold ``out`` for a compile: `check_target` before the lock (fail fast, nothing made)
-    and again under it (another compile may have written the folder meanwhile)."""
-    check_target(out, force, inputs)
+def claimed(out: Path, force: bool, inputs: list[tuple[str, str]], kind: str = "compile"):
+    """Hold ``out`` for a compile (or a sweep): `check_target` before the lock (fail fast,
+    nothing made) and again under it (another compile may have written the folder meanwhile)."""
+    check_target(out, force, inputs, kind)
     with locked(out):
-        check_target(out, force, inputs)
+        check_target(out, force, inputs, kind)
         yield
 
 

@@ -295,6 +295,6 @@ def run_sweep(spec_path, out_dir, *, lambdas=None, max_luts=None, seed: int = 0,
         (tmp / STAMP).write_text(json.dumps({"finegrain_output": FORMAT_VERSION, "finegrain_version": __version__,
                                              "kind": "sweep"}) + "\n")
 
-    with claimed(out, force, [("SPEC file", str(spec.path))]):
+    with claimed(out, force, [("SPEC file", str(spec.path))], kind="sweep"):
         write_folder(out, fill)
     return sweep

@@ -305,3 +305,21 @@ def test_existing_output_needs_force(tmp_path, capsys):
                          out=other)
     expect_clean_failure(capsys, ["plan", "sweep", spec, "-o", other, "--lambda", "1", "--force"],
                          ["not a finegrain output folder"], out=other)
+
+
+def test_a_sweep_folder_and_a_compile_folder_are_told_apart(local_sweep, tmp_path, capsys):
+    """report on a sweep's folder said its stamp was damaged and advised compiling over it with
+    --force, which replaced the whole sweep.  Now it says what the folder is; compile --force
+    refuses a sweep's folder, and sweep --force a compiled model's."""
+    jet = Path(__file__).resolve().parents[1] / "examples" / "jet_tagger"
+    expect_clean_failure(capsys, ["report", local_sweep], ["output folder of 'finegrain plan sweep'", "points"],
+                         keep=[local_sweep])
+    expect_clean_failure(capsys, ["compile", jet / "model.onnx", "--plan", jet / "plan.json", "-o", local_sweep,
+                                  "--force", "--backend", "hls"], ["holds a plan sweep", "only a compiled model"],
+                         out=local_sweep)
+    compiled = tmp_path / "compiled"
+    assert main(["compile", str(jet / "model.onnx"), "--plan", str(jet / "plan.json"), "-o", str(compiled),
+                 "--backend", "hls"]) == 0
+    spec = _write(tmp_path, "def train(point, out_dir):\n    return {'accuracy': 1.0}\n")
+    expect_clean_failure(capsys, ["plan", "sweep", spec, "-o", compiled, "--lambda", "1", "--force"],
+                         ["holds a compiled model", "only a plan sweep"], out=compiled)
