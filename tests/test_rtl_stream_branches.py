@@ -31,7 +31,7 @@ from compiler.backends.rtl.stream import stream_context
 from compiler.backends.rtl.stream_timing import _model_spec
 from compiler.backends.rtl.stream_model import PORT, Chain, Graph, simulate, skip_depths, timing
 from compiler.cli import main
-from compiler.project import load_project
+from compiler.project import compile_model, load_project
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAN = {"defaults": {"input": "fixed<8,2,RND_CONV,SAT>", "weight": "fixed<6,1,RND_CONV,SAT>",
@@ -275,3 +275,17 @@ def test_a_tail_reading_a_stream_beside_the_last_is_refused(tmp_path, capsys):
                  "--backend", "rtl", "--arch", "stream"]) == 2
     err = capsys.readouterr().err
     assert "node 'flatten_x' reads 'x'" in err and "--arch parallel" in err and "Traceback" not in err
+
+
+
+def test_max_lut_counts_the_skip_fifos(tmp_path):
+    """--max-lut just under the estimate of the design a generous budget picks: the budget summed
+    its layers only, so it kept that design, whose skip FIFOs put the whole estimate (finegrain
+    report's) above the limit.  Now the whole design's estimate is within it."""
+    model = residual_model(tmp_path / "residual.onnx")
+    free = compile_model(model, PLAN, architecture="stream", max_lut=10 ** 6)
+    skips = sum(e["lut"] for e in free.estimate()["layers"] if e["ops"] == "skip FIFO")
+    assert skips > 5 and sum(row["lut"] for row in free.folding.report()) <= free.estimate()["lut"] - skips
+    limit = free.estimate()["lut"] - 5
+    folded = compile_model(model, PLAN, architecture="stream", max_lut=limit)
+    assert folded.estimate()["lut"] <= limit

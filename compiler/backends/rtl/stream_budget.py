@@ -127,6 +127,7 @@ def _check_collector(collected, first: Node, part: str) -> None:
 
 
 TARGET_RETRIES = 3  # budget choices tightened when the cycle model finds the II above --target-ii
+LUT_RETRIES = 3  # ... and when the whole design's estimate (with the skip FIFOs) is above --max-lut
 
 
 def choose_stream_folding(graph: Graph, options: RTLOptions, source: dict, config):
@@ -144,15 +145,37 @@ def choose_stream_folding(graph: Graph, options: RTLOptions, source: dict, confi
 def _choose_stream_folding(graph: Graph, options: RTLOptions, source: dict, config):
     import dataclasses as dc
 
+    from ...argnames import option
     from ...budget import cycles_per_image, graph_folding
+    from ...estimate import estimate_context
 
     estimates = _Estimates(graph, options, source, config.part)
 
-    def choose(cfg):
+    def by_layers(cfg):
         return graph_folding(graph, cfg, estimates,
                              cycles=lambda shape, reuse: estimates.cycles(shape.name, reuse)
                              or cycles_per_image(shape, 1 if shape.name in estimates.held else reuse),
                              held=estimates.held)
+
+    def choose(cfg):
+        """The budget's choice, its LUT limit lowered by what its layers leave out (the skip
+        FIFOs of branches, sized by the cycle model for the folding chosen) until the whole
+        design's estimate, as `finegrain report` gives it, is within --max-lut."""
+        choice = by_layers(cfg)
+        if cfg.max_lut is None:
+            return choice
+        for _ in range(LUT_RETRIES):
+            total = estimate_context(stream_context(graph, options, source, choice.reuse), cfg.part)["lut"]
+            if total <= cfg.max_lut:
+                return choice
+            outside = total - choice.totals["lut"]  # the skip FIFOs at this folding
+            try:
+                choice = by_layers(dc.replace(cfg, max_lut=max(round(cfg.max_lut - outside), 1)))
+            except UserError:
+                break
+        raise UserError(f"no folding found fits {option('max_lut', cfg.max_lut)} (estimated LUTs) with the skip FIFOs "
+                        f"of the model's branches: the last tried needs {total:,} LUTs with them, "
+                        f"{round(outside):,} of them in the skip FIFOs; raise the limit")
 
     choice = choose(config)
     if config.target_ii is None:
