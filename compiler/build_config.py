@@ -77,10 +77,12 @@ class BuildConfig:
             raise UserError(f"{option('backends')} names {' and '.join(map(repr, twice))} twice; list each backend "
                             f"once")
         lo, hi = CLOCK_NS_RANGE
-        if not (isinstance(self.clock_ns, (int, float)) and math.isfinite(self.clock_ns) and lo <= self.clock_ns <= hi):
+        number = isinstance(self.clock_ns, (int, float)) and not isinstance(self.clock_ns, bool)
+        if not (number and math.isfinite(self.clock_ns) and lo <= self.clock_ns <= hi):
             raise UserError(f"the clock period ({option('clock_ns')}) must be a positive, finite number of ns "
                             f"from {lo} to {hi}, got {self.clock_ns!r}")
-        if not isinstance(self.reuse_factor, int) or not 1 <= self.reuse_factor <= MAX_REUSE_FACTOR:
+        count = isinstance(self.reuse_factor, int) and not isinstance(self.reuse_factor, bool)
+        if not count or not 1 <= self.reuse_factor <= MAX_REUSE_FACTOR:
             raise UserError(f"the reuse factor ({option('reuse_factor')}) must be a positive integer of at most "
                             f"{MAX_REUSE_FACTOR:,} (1 = fully parallel), got {self.reuse_factor!r}")
         hls = self.hls_options()  # validates reuse factors and strategies

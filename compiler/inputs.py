@@ -32,9 +32,15 @@ def check_inputs(x, graph, source: str, several: str = "a dict keyed by input na
                         + (f"; missing {missing}" if missing else "") + (f"; unknown {unknown}" if unknown else ""))
     checked, batches = {}, {}
     for name in names:
-        a, shape = np.asarray(x[name]), tuple(graph.tensor(name).shape)
+        shape = tuple(graph.tensor(name).shape)
         want = f"[batch, {', '.join(map(str, shape))}]"
-        if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating) or a.dtype == np.bool_):
+        try:
+            a = np.asarray(x[name])
+        except (ValueError, TypeError, RuntimeError) as err:  # ragged lists, torch tensors numpy cannot take
+            raise UserError(f"input {name!r} in {source} is not an array of numbers ({type(err).__name__}: "
+                            f"{str(err)[:120]}); give a numpy array of shape {want} (from a torch tensor: "
+                            f"x.detach().float().numpy())") from None
+        if a.dtype.kind not in "biuf":  # (timedelta64 counts as an integer to np.issubdtype)
             raise UserError(f"input {name!r} in {source} holds {a.dtype} values; expected real numbers of shape "
                             f"{want}")
         if a.shape == shape:
@@ -100,6 +106,46 @@ def plan_argument(plan, no_plan: str):
     raise UserError(f"compile_model: the argument plan must be the path of a plan JSON file (str or pathlib.Path), "
                     f"a dict holding the plan (the file's content), a finegrain.Plan, or None for a quantized "
                     f"model; got {type(plan).__name__} {_shown(plan)}")
+
+
+def check_options(options: dict, data) -> None:
+    """compile_model's keyword options: BuildConfig fields of the types the fields take (the
+    values themselves are BuildConfig's to check), and ``data`` in a form it reads."""
+    import dataclasses
+
+    from .build_config import BuildConfig
+
+    fields = {f.name for f in dataclasses.fields(BuildConfig)} - {"model", "plan", "output_dir", "check_ir",
+                                                                   "finegrain_version"}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise UserError(f"compile_model: unknown option(s) {', '.join(unknown)}; the options are "
+                        f"{', '.join(sorted(fields))}")
+    backends = options.get("backends")
+    if backends is not None and (not isinstance(backends, (tuple, list)) or not all(isinstance(b, str)
+                                                                                     for b in backends)):
+        raise UserError(f"compile_model: the argument backends must be a tuple of backend names, e.g. ('hls',) or "
+                        f"('hls', 'rtl'), got {type(backends).__name__} {_shown(backends)}")
+    for name in ("part", "board", "strategy", "architecture", "rtl_interface"):
+        if options.get(name) is not None and not isinstance(options[name], str):
+            raise UserError(f"compile_model: the argument {name} must be a string, got "
+                            f"{type(options[name]).__name__} {_shown(options[name])}")
+    if isinstance(data, (str, os.PathLike, bytes)):
+        raise UserError(f"compile_model: the argument data must be the inputs themselves (an array, a dict by input "
+                        f"name, or a function of the graph), got the path {_shown(data)}: load it first, e.g. "
+                        f"np.load(path)")
+
+
+def path_argument(value, name: str, function: str, none: bool = False) -> Path | None:
+    """A Python API's path argument ``name`` of ``function`` as a Path (None allowed when
+    ``none``), or a clear error naming it."""
+    if value is None and none:
+        return None
+    if isinstance(value, (str, os.PathLike)):
+        return Path(value)
+    allowed = "(str or pathlib.Path) or None" if none else "(str or pathlib.Path)"
+    raise UserError(f"{function}: the argument {name} must be a path {allowed}, got {type(value).__name__} "
+                    f"{_shown(value)}")
 
 
 def _shown(value) -> str:

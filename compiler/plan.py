@@ -475,6 +475,11 @@ def _parse_elements(name: str, entry: dict, base: Path, where: str) -> TensorSpe
 def parse_plan(raw: dict, base: Path, path: str = "<memory>") -> Plan:
     if not isinstance(raw, dict):
         raise PlanError(f"plan {path}: the top level must be a JSON object, got {type(raw).__name__}")
+    for where, mapping in (("the top level", raw), *((repr(k), raw[k]) for k in ("defaults", "tensors", "tables")
+                                                     if isinstance(raw.get(k), dict))):
+        key = next((k for k in mapping if not isinstance(k, str)), None)
+        if key is not None:  # (a dict given from Python: JSON keys are strings)
+            raise PlanError(f"plan {path}: key {key!r} in {where} is a {type(key).__name__}; keys are names (strings)")
     unknown = {k for k in raw if not _is_note(k)} - {"defaults", "tensors", "tables"}
     if unknown:
         raise PlanError(f"plan {path}: unknown top-level keys {sorted(unknown)}; "
@@ -545,7 +550,9 @@ def _unique_keys(pairs: list) -> dict:
 
 def load_plan(path) -> Plan:
     """Read and validate a plan file; raises PlanError with the file and entry named."""
-    path = Path(path)
+    from .inputs import path_argument
+
+    path = path_argument(path, "path", "load_plan")
     if not path.is_file():
         raise PlanError(f"plan file {str(path)!r} does not exist or is not a file")
     try:

@@ -32,7 +32,7 @@ from .errors import UsageError, UserError, reraise_interrupt
 from .ir import Graph, Tensor, TensorKind, dump
 from .names import meaningless_graph_name
 from .output_folder import STAMP, OutputFolderError, claimed, read_json, read_stamp, stamp, write_folder
-from .inputs import model_argument, plan_argument
+from .inputs import check_options, model_argument, path_argument, plan_argument
 from .plan import Plan, load_plan
 from .project_verify import ProjectTools
 from .report_json import _formats_json, _is_planned_activation, _layer_report, _tensor_report, _write_json
@@ -146,7 +146,7 @@ class Project(ProjectTools):
     def write(self, out_dir, force: bool = False, protect=()) -> Path:
         """Write the output folder ``out_dir`` (see `compiler.output_folder`): never over the
         inputs, the current folder, or a folder that is not a finegrain output."""
-        out = Path(out_dir)
+        out = path_argument(out_dir, "out_dir", "Project.write")
         self.settle_folding()
         with claimed(out, force, _inputs(self.config.model, self.config.plan, protect)):
             self._write_locked(out)
@@ -257,6 +257,10 @@ def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: b
     start = time.perf_counter()
     model, model_label = model_argument(model)
     plan = plan_argument(plan, NO_PLAN)
+    output_dir = path_argument(output_dir, "output_dir", "compile_model", none=True)
+    protect = tuple(path_argument(p, "protect (each item)", "compile_model") for p in
+                    (protect if isinstance(protect, (tuple, list)) else [protect]))
+    check_options(options, data)
     options["part"] = resolve_part(options.get("board"), options.get("part"))
     default_backends = options.get("backends") is None
     if default_backends:
@@ -407,7 +411,7 @@ def _check_layer_names(graph: Graph, layers: dict) -> None:
 def load_project(out_dir) -> Project:
     """Load a compiled output folder (as written by `Project.write`), its stamp checked
     before anything is unpickled."""
-    out = Path(out_dir)
+    out = path_argument(out_dir, "out_dir", "load_project")
     digest = read_stamp(out)["ir_sha256"]
     try:
         with open(out / "ir.pkl", "rb") as f:

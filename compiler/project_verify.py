@@ -382,6 +382,9 @@ class ProjectTools:
         Xilinx primitives the three-term adders are built from.  Records ``sim`` in report.json."""
         if simulator not in ("verilator", "icarus"):
             raise UserError(f"simulator must be 'verilator' or 'icarus', got {simulator!r}")
+        for name, value in (("gaps", gaps), ("waves", waves), ("stall", stall), ("primitives", primitives)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise UserError(f"Project.sim: the argument {name} must be True or False, got {value!r}")
         return sim(self, x, vectors, seed, gaps=gaps, waves=waves, simulator=simulator, stall=stall,
                    primitives=primitives)
 

@@ -153,6 +153,37 @@ def test_a_project_whose_folder_another_compile_replaced_says_so(tmp_path):
     assert a.csim(vectors=20).ok
 
 
+@pytest.mark.parametrize("call, message", [
+    (lambda: compile_model(JET / "model.onnx", JET / "plan.json", output_dir=5), r"argument output_dir must be a path"),
+    (lambda: compile_model(JET / "model.onnx", JET / "plan.json", part=5), r"argument part must be a string"),
+    (lambda: compile_model(JET / "model.onnx", JET / "plan.json", backends="hls"),
+     r"argument backends must be a tuple of backend names.*got str 'hls'"),
+    (lambda: compile_model(JET / "model.onnx", JET / "plan.json", bogus=1), r"unknown option\(s\) bogus; the options"),
+    (lambda: compile_model(JET / "model.onnx", JET / "plan.json", protect=5), r"argument protect \(each item\)"),
+    (lambda: compile_model(JET / "model.onnx", JET / "plan.json", data="x.npy"), r"argument data must be the inputs"),
+    (lambda: compile_model(JET / "model.onnx", JET / "plan.json", clock_ns=True), r"clock_ns.*got True"),
+    (lambda: compile_model(JET / "model.onnx", JET / "plan.json", reuse_factor=True), r"reuse_factor.*got True"),
+    (lambda: compile_model(JET / "model.onnx", {"tensors": {5: "fixed<8,2>"}}), r"key 5 in 'tensors' is a int"),
+    (lambda: load_plan(None), r"load_plan: the argument path must be a path"),
+    (lambda: load_project(None), r"load_project: the argument out_dir must be a path"),
+], ids=["output_dir", "part", "backends-string", "unknown-option", "protect", "data-path", "clock-bool", "reuse-bool",
+        "plan-key", "load_plan", "load_project"])
+def test_python_arguments_of_the_wrong_type_are_named(call, message):
+    """Each raised a raw TypeError, AttributeError or a confusing message (backends='hls' was
+    "unknown backend(s) ['h', 'l', 's']"), or was taken (True as a clock period)."""
+    with pytest.raises(UserError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("x", [[[1.0, 2.0], [3.0]], np.array([1, 2], dtype="timedelta64[s]")],
+                         ids=["ragged", "timedelta"])
+def test_emulate_names_inputs_that_are_not_arrays_of_numbers(jet, x):
+    with pytest.raises(UserError, match=r"input 'x'"):
+        jet[0].emulate(x)
+    with pytest.raises(UserError, match=r"Project.sim: the argument waves must be True or False, got 'no'"):
+        jet[0].sim(waves="no")
+
+
 def test_messages_name_python_arguments_from_python_and_flags_from_the_command(jet, tmp_path, capsys):
     out = jet[0].folder
     with pytest.raises(UserError) as err:
