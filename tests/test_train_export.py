@@ -303,6 +303,40 @@ def test_export_refuses_sums_float64_cannot_hold(tmp_path):
     export(model, x, tmp_path / "unchecked", check=False)
     with pytest.raises(QuantError, match="differs from the torch model .* must fit in 53 bits"):
         export(model, x, tmp_path / "checked")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["unchecked"]  # a failed check leaves no files
+
+
+class _TwoOutputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.q, self.fc = QuantInput("fixed<6,2>"), QuantLinear(3, 2, bias=False, weight_quant="fixed<4,1>")
+
+    def forward(self, x):
+        y = self.fc(self.q(x))
+        return y, y
+
+
+def test_export_arguments_are_checked_before_anything_is_written(tmp_path):
+    """Each raised torch's, numpy's or Python's own exception (a RuntimeError, AttributeError,
+    TypeError, FileExistsError) and some left model.onnx and plan.json behind."""
+    model = nn.Sequential(QuantInput("fixed<6,2>"), QuantLinear(3, 2, bias=False, weight_quant="fixed<4,1>"))
+    (tmp_path / "a_file").write_text("")
+    for args, message in [((model, torch.randn(2, 5), tmp_path / "out"), r"does not run on example_input of shape "
+                                                                          r"\[2, 5\] \(RuntimeError"),
+                          ((model, np.zeros((1, 3), np.float32), tmp_path / "out"), r"example_input must be a float32"),
+                          ((model, torch.zeros(1, 3, dtype=torch.bfloat16), tmp_path / "out"), r"torch.bfloat16"),
+                          ((model, torch.full((1, 3), float("nan")), tmp_path / "out"), r"not finite"),
+                          ((lambda x: x, torch.randn(1, 3), tmp_path / "out"), r"model must be a torch.nn.Module"),
+                          ((_TwoOutputs(), torch.randn(1, 3), tmp_path / "out"), r"returns a tuple, not one tensor"),
+                          ((model, torch.randn(1, 3), 5), r"out_dir must be a path"),
+                          ((model, torch.randn(1, 3), tmp_path / "a_file"), r"exists and is not a folder")]:
+        with pytest.raises(QuantError, match=message):
+            export(*args)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+    with pytest.raises(QuantError, match=r"PerElement: int_bits has shape \[5\], which does not broadcast"):
+        PerElement(np.full((2, 4), 3), np.zeros(5))
+    with pytest.raises(QuantError, match=r"PerElement: bits must hold integers, got float64"):
+        PerElement(np.full((2, 4), 3.7), 1)
 
 
 @pytest.mark.parametrize("pool", ["max", "avg"])

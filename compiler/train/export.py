@@ -14,6 +14,9 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
+import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +66,14 @@ def _record_calls(model: nn.Module, example: torch.Tensor) -> list[_Call]:
         elif any(True for _ in module.parameters(recurse=False)):
             raise QuantError(f"module {name!r} ({type(module).__name__}) has parameters but is not a quantized "
                              f"module; use QuantLinear, QuantConv1d or QuantConv2d so the plan gives it formats")
-    calls = [_Call(*call) for call in record_calls(model, example, hooked)]
+    try:
+        recorded = record_calls(model, example, hooked)
+    except QuantError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the user's forward pass failed on the user's example
+        raise QuantError(f"export: the model does not run on example_input of shape {list(example.shape)} "
+                         f"({type(err).__name__}: {str(err)[:200]}); give one batch of the input it takes") from None
+    calls = [_Call(*call) for call in recorded]
     seen = set()
     for call in calls:
         if call.name in seen:
@@ -255,10 +265,52 @@ def export(model: nn.Module, example_input: torch.Tensor, out_dir, dynamo: bool 
     (opset 18 by default for dynamo, 13 for TorchScript).  The model needs one QuantInput that
     reads the model input, and quantized modules for every layer with parameters.
     ``check``: compile the export and emulate ``example_input``; raise `QuantError` unless the
-    emulator's outputs equal the model's bit for bit.
+    emulator's outputs equal the model's bit for bit.  The files are written into a staging
+    folder beside ``out_dir`` and moved there only when everything (the check too) succeeded.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _checked_arguments(model, example_input, out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
+    try:
+        exported = _export_into(staging, model, example_input, dynamo, opset_version, check)
+        out.mkdir(exist_ok=True)
+        written = sorted(f.name for f in staging.iterdir())  # (dynamo's exporter adds model.onnx.data)
+        for name in set(written) | set(EXPORT_FILES):
+            (out / name).unlink(missing_ok=True)  # an older export's arrays.npz must not stay beside the new plan
+        for name in written:
+            os.replace(staging / name, out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return Exported(out / "model.onnx", out / "plan.json", exported.tensors)
+
+
+EXPORT_FILES = ("model.onnx", "model.onnx.data", "plan.json", "arrays.npz")  # what an export may write
+
+
+def _checked_arguments(model, example_input, out_dir) -> Path:
+    from ..errors import UserError
+    from ..inputs import path_argument
+
+    if not isinstance(model, nn.Module):
+        raise QuantError(f"export: the argument model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(example_input, torch.Tensor) or example_input.dtype not in (torch.float32, torch.float64):
+        got = (f"a tensor of {example_input.dtype}" if isinstance(example_input, torch.Tensor)
+               else type(example_input).__name__)
+        raise QuantError(f"export: the argument example_input must be a float32 (or float64) torch.Tensor, one "
+                         f"batch of the model's input; got {got}")
+    if not torch.isfinite(example_input).all():
+        raise QuantError("export: example_input holds values that are not finite; give real inputs")
+    try:
+        out = path_argument(out_dir, "out_dir", "export")
+    except UserError as err:
+        raise QuantError(str(err)) from None
+    if out.exists() and not out.is_dir():
+        raise QuantError(f"export: out_dir {str(out)!r} exists and is not a folder; give a folder")
+    return out
+
+
+def _export_into(out: Path, model: nn.Module, example_input: torch.Tensor, dynamo: bool, opset_version: int | None,
+                 check: bool) -> Exported:
     was_training = model.training
     model.eval()
     try:
@@ -341,9 +393,13 @@ def check_export(model: nn.Module, x: torch.Tensor, exported: Exported) -> None:
     model.eval()
     try:
         with torch.no_grad():
-            want = model(x).detach().cpu().numpy()
+            want = model(x)
     finally:
         model.train(was_training)
+    if not isinstance(want, torch.Tensor):
+        raise QuantError(f"export: the model returns a {type(want).__name__}, not one tensor; finegrain checks and "
+                         f"compiles models with one output")
+    want = want.detach().cpu().numpy()
     got = compile_model(str(exported.model), str(exported.plan)).emulate(x.detach().cpu().numpy().astype(np.float64))
     differ = np.argwhere(np.asarray(got).reshape(want.shape) != want)
     if differ.size:

@@ -282,15 +282,32 @@ class PerAxis(Quantizer):
         return {"axis": layout.index(self.axis % len(layout)), "formats": [str(f) for f in self.formats]}
 
 
+def _integers(values, name: str, shape: tuple | None = None) -> np.ndarray:
+    """PerElement's array ``name`` as int64 (broadcast to ``shape``), or a clear error: not
+    integers (3.7 bits would be truncated), or a shape that does not broadcast."""
+    a = np.asarray(values)
+    if a.dtype.kind not in "biu" and not (a.dtype.kind == "f" and np.all(a == np.round(a))):
+        raise QuantError(f"PerElement: {name} must hold integers, got {a.dtype} values"
+                         + (f" such as {a.flat[0]!r}" if a.size else ""))
+    a = a.astype(np.int64)
+    if shape is None:
+        return a
+    try:
+        return np.broadcast_to(a, shape).copy()
+    except ValueError:
+        raise QuantError(f"PerElement: {name} has shape {list(a.shape)}, which does not broadcast to bits' "
+                         f"{list(shape)}") from None
+
+
 class PerElement(Quantizer):
     """A format per element: integer arrays ``bits`` (0 prunes the element), ``int_bits`` and
     ``signed`` shaped like the tensor (an activation's without its batch axis), one rounding
     and one overflow mode, as the plan's ``{"elements": "arrays.npz:KEY"}`` entry."""
 
     def __init__(self, bits, int_bits, signed=1, rounding="TRN", overflow="WRAP"):
-        self.bits = np.asarray(bits, dtype=np.int64)
-        self.int_bits = np.broadcast_to(np.asarray(int_bits, dtype=np.int64), self.bits.shape).copy()
-        self.signed = np.broadcast_to(np.asarray(signed, dtype=np.int64), self.bits.shape).copy()
+        self.bits = _integers(bits, "bits")
+        self.int_bits, self.signed = (_integers(a, name, self.bits.shape) for a, name in
+                                      ((int_bits, "int_bits"), (signed, "signed")))
         self.rounding, self.overflow = _as_mode(Rounding, rounding), _as_mode(Overflow, overflow)
         if (self.bits < 0).any():
             raise QuantError(f"PerElement: bits must not be negative (0 prunes), got {self.bits.min()}")
