@@ -70,7 +70,10 @@ def check_target(out: Path, force: bool, inputs: list[tuple[str, str]], kind: st
                                 f"{option('output_dir', 'out')}")
     for what, path in inputs:
         p = Path(path).resolve()
-        if target == p or target in p.parents:
+        if target == p:
+            raise OutputFolderError(f"output folder {shown!r} is the {what} itself; choose a folder of its own for "
+                                    f"{option('output_dir')}, e.g. {option('output_dir', 'out')}")
+        if target in p.parents:
             raise OutputFolderError(f"output folder {shown!r} holds the {what} {str(path)!r}; compile replaces its "
                                     f"output folder whole, so choose a folder of its own for "
                                     f"{option('output_dir')}, e.g. {option('output_dir', str(Path(shown) / 'out'))}")

@@ -168,6 +168,11 @@ def sweep_points(spec: Spec, lambdas=None, max_luts=None, seed: int = 0) -> list
                          if k not in ("name", "seed"))
         if not isinstance(point.get("name", ""), str):
             raise UserError(f"point {i}'s name must be a string (the name of its folder), got {point['name']!r}")
+        try:  # sweep.json records every point
+            json.dumps(point, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise UserError(f"point {i} ({str(point)[:60]}) is not plain JSON data (numbers, strings, lists, dicts; "
+                            f"no NaN or infinity): {err}") from None
         name = point.get("name") or f"{i:02d}_{re.sub(r'[^A-Za-z0-9_.+-]', '-', label)[:60] or 'point'}"
         points.append({"seed": seed, **point, "name": name})
     names = [q["name"] for q in points]

@@ -233,7 +233,7 @@ def _(k):
 
 @case("out-is-model-file")
 def _(k):
-    return k.compile("--force", out=k.c.model), ["holds the model"], None, [k.c.model]
+    return k.compile("--force", out=k.c.model), ["is the model itself", "-o out"], None, [k.c.model]
 
 
 @case("out-under-a-file")

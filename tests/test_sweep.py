@@ -229,6 +229,8 @@ BAD_SPECS = {
     "points": ("POINTS = 3\ndef train(point, out_dir):\n    return {}\n", ["POINTS", "list of dicts", "got int 3"]),
     "points_of_numbers": ("POINTS = [5]\ndef train(point, out_dir):\n    return {}\n",
                           ["list of dicts", "got 5 among"]),
+    "point_nan": ("POINTS = [{'x': float('nan')}]\ndef train(point, out_dir):\n    return {}\n",
+                  ["point 0", "not plain json data", "no nan"]),
     "name_not_a_string": ("POINTS = [{'name': 5}]\ndef train(point, out_dir):\n    return {}\n",
                           ["point 0's name must be a string", "got 5"]),
     "no_points": ("def train(point, out_dir):\n    return {}\n", ["no points to sweep", "--lambda"]),
@@ -294,6 +296,12 @@ def test_synthesis_without_yosys_is_refused_before_training(tmp_path, capsys, mo
     spec = _write(tmp_path, "def train(point, out_dir):\n    raise SystemExit('trained')\n")
     expect_clean_failure(capsys, ["plan", "sweep", spec, "-o", tmp_path / "out", "--lambda", "1", "--synth",
                                   "pareto"], ["no yosys found"], out=tmp_path / "out")
+
+
+def test_output_that_is_the_spec_itself(tmp_path, capsys):
+    spec = _write(tmp_path, "def train(point, out_dir):\n    return {'accuracy': 1.0}\n")
+    expect_clean_failure(capsys, ["plan", "sweep", spec, "-o", spec, "--lambda", "1"],
+                         ["is the spec file itself", "-o out"], keep=[spec])
 
 
 def test_existing_output_needs_force(tmp_path, capsys):
