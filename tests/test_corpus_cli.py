@@ -178,6 +178,9 @@ case("layer-config-bad-entry")(lambda k: (k.compile("--layer-config", k.file("l.
                                           ["layer 'fc'", "reuse_factor"], k.tmp / "out", ()))
 case("layer-config-bad-reuse")(lambda k: (k.compile("--layer-config", k.file("l.json", '{"fc": {"reuse_factor": 0}}')),
                                           ["reuse_factor", "positive"], k.tmp / "out", ()))
+case("layer-config-reuse-true")(lambda k: (k.compile("--layer-config",
+                                                     k.file("l.json", '{"fc": {"reuse_factor": true}}')),
+                                           ["reuse_factor", "positive integer", "true"], k.tmp / "out", ()))
 case("layer-config-huge-reuse")(lambda k: (k.compile("--layer-config",
                                                      k.file("l.json", '{"fc": {"reuse_factor": 1e30}}')),
                                            ["reuse_factor", "positive integer"], k.tmp / "out", ()))

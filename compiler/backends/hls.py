@@ -51,7 +51,7 @@ class LayerArch:
     strategy: str = "latency"
 
     def __post_init__(self):
-        if not isinstance(self.reuse_factor, int) or self.reuse_factor < 1:
+        if not isinstance(self.reuse_factor, int) or isinstance(self.reuse_factor, bool) or self.reuse_factor < 1:
             raise UserError(f"reuse_factor must be a positive integer, got {self.reuse_factor!r}")
         if self.strategy not in STRATEGIES:
             raise UserError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
