@@ -309,6 +309,29 @@ def test_rtl_softmax_wires_and_a_top_named_verilator(tmp_path):
     assert main(["sim", str(out), "--vectors", "50"]) == 0
 
 
+@pytest.mark.usefixtures("shared_rtl_builds")
+def test_tops_and_cores_named_like_the_library_or_the_axi_top(tmp_path):
+    """A model file fg_add3.onnx made a top module fg_add3, rtl/fg_add3.sv's own (Verilator:
+    MODDUP); a stream layer named axis made a core <model>_axis, the AXI4-Stream top's name, which
+    the sources left out (the build failed).  Now t_fg_add3 and <model>_axis_2, both bit-exact."""
+    dense = [helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", transB=1)]
+    model = _save(tmp_path / "fg_add3.onnx", dense, _vectors("x", 3), _vectors("y", 4),
+                  [_const("w", RNG.normal(size=(4, 3)))])
+    out = tmp_path / "library"
+    compile_model(model, _plan(tmp_path / "plan.json", {}), out, backends=("rtl",))
+    assert (out / "rtl" / "t_fg_add3.sv").is_file()
+    assert main(["sim", str(out), "--vectors", "20"]) == 0
+    conv = [helper.make_node("Conv", ["x", "k"], ["c"], name="axis", pads=[1, 1, 1, 1]),
+            helper.make_node("Flatten", ["c"], ["f"], name="flat"),
+            helper.make_node("Gemm", ["f", "w"], ["y"], name="fc", transB=1)]
+    model = _save(tmp_path / "m.onnx", conv, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+                  _vectors("y", 3), [_const("k", RNG.normal(size=(2, 2, 3, 3))), _const("w", RNG.normal(size=(3, 32)))])
+    out = tmp_path / "stream"
+    compile_model(model, _plan(tmp_path / "plan.json", {}), out, backends=("rtl",), architecture="stream")
+    assert (out / "rtl" / "m_axis_2.sv").is_file() and not (out / "rtl" / "m_axis.sv").exists()
+    assert main(["sim", str(out), "--vectors", "20"]) == 0
+
+
 # --- Tcl ------------------------------------------------------------------------------------
 
 TCL_STUBS = """

@@ -56,8 +56,10 @@ class RTLOptions:
 
 def rtl_top_name(graph: Graph) -> str:
     """The generated top module's name (and file name): the HLS top name, unless that is a
-    SystemVerilog keyword or a library module's name, or starts a Verilator directive."""
+    SystemVerilog keyword, starts a Verilator directive, or starts like the library's modules
+    (fg_: a top fg_add3 would be rtl/fg_add3.sv's module, and a stream top's cores are named
+    <top>_<layer>)."""
     name = top_name(graph)
-    if name.lower().startswith(SV_TOP_PREFIXES):
+    if name.lower().startswith(SV_TOP_PREFIXES) or name.startswith("fg_"):
         name = f"t_{name}"
     return f"{name}_top" if name in SV_RESERVED else name

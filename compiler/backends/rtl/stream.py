@@ -79,7 +79,9 @@ class _StreamBuilder(_CoreGraphs, _TailBuilder):
         self.source = source
         self.reuse = reuse or {}
         self.model = rtl_top_name(graph)
-        self.names = Names(reserved=SV_RESERVED | {self.model}, prefixes=SV_PREFIXES, companions=SV_COMPANIONS)
+        # a core is <model>_<layer>: a layer named "axis" would be the AXI4-Stream top's name
+        self.names = Names(reserved=SV_RESERVED | {self.model, "axis"}, prefixes=SV_PREFIXES,
+                           companions=SV_COMPANIONS)
         self.m = _Module(options)
         self.cores: list[dict] = []  # core contexts, rendered before the top
         self.declared: list[str] = []  # handshake wires driven after their first use (ready)
