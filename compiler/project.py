@@ -332,6 +332,10 @@ def _compile(model, plan: Plan, config: BuildConfig, default_backends: bool, sta
         # estimate or report chooses it (`Project.settle_folding`)
         project.pending_fit = default_backends
     config = project.config
+    if "rtl" in config.backends and config.rtl_interface == "axis" and config.architecture == "stream":
+        project.warnings.append(f"{option('rtl_interface', 'axis')} wraps the fully parallel top; the stream top "
+                                f"has no such wrapper (its ports are valid/ready pixel streams, AXI4-Stream's "
+                                f"handshake without tlast), so none is written")
     if "rtl" in config.backends:
         try:
             check_supported(project.graph)  # before any folder is written: a clear error, exit 2

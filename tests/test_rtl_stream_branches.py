@@ -289,3 +289,12 @@ def test_max_lut_counts_the_skip_fifos(tmp_path):
     limit = free.estimate()["lut"] - 5
     folded = compile_model(model, PLAN, architecture="stream", max_lut=limit)
     assert folded.estimate()["lut"] <= limit
+
+
+def test_an_axi_top_asked_of_the_stream_architecture_is_a_warning(tmp_path):
+    """rtl_interface='axis' wraps the parallel top only: with the stream architecture nothing was
+    written and nothing said so."""
+    project = compile_model(residual_model(tmp_path / "residual.onnx"), PLAN, architecture="stream",
+                            rtl_interface="axis", output_dir=tmp_path / "out", backends=("rtl",))
+    assert any("rtl_interface='axis' wraps the fully parallel top" in w for w in project.warnings), project.warnings
+    assert not list((tmp_path / "out" / "rtl").glob("*_axis.sv"))
