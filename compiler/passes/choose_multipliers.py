@@ -95,6 +95,8 @@ def choose_multipliers(graph: Graph, max_bits: int = MAX_MULTIPLIER_BITS) -> Gra
             ratio = Fraction(float(n)) / Fraction(float(d)) * Fraction(2) ** shift
             m = choose(ratio, g_lo, g_hi, Rounding(int(mode)), max_bits)
             values.append(m.value / Fraction(2) ** shift)  # M' itself
+            if m.max_error >= 1 << 62 and codes.dtype != object:  # a ratio of 1e44: exact integers
+                codes = codes.astype(object)
             codes[members] = m.max_error
             choices.append({"ratio": str(Fraction(float(n)) / Fraction(float(d))),
                             "value": str(m.value / Fraction(2) ** shift),
