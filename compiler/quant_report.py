@@ -279,12 +279,15 @@ def quantization_report(graph: Graph, overridden: set[str] = frozenset()) -> dic
         e = bounds.e[name]
         scale = np.broadcast_to(1.0 if t.model_scale is None else t.model_scale, t.shape)
         lsb = np.ldexp(1.0, -np.broadcast_to(t.formats.frac_bits, t.shape))
+        quantized = _is_quantizer_output(graph, name)
+        if quantized:  # both values are codes of the output's format: they differ by at most its span
+            e = np.minimum(e, (np.exp2(np.broadcast_to(t.formats.width, t.shape).astype(np.float64)) - 1) * lsb)
         finite = bool(np.all(np.isfinite(e)))
         outputs[name] = {
             "exact": bool(np.all(e == 0)),
             "max_error": float(np.max(e * scale)) if finite else None,  # model units
             "max_error_lsb": float(np.max(e / lsb)) if finite else None,  # codes of the output's format
-            "quantized": _is_quantizer_output(graph, name),
+            "quantized": quantized,
         }
     inexact = [r for r in rescales if not r["exact"]]
     return {

@@ -299,3 +299,24 @@ def test_quantizer_wider_than_float64_codes_is_refused(tmp_path):
     with pytest.raises(FrontendError, match=r"node 'q' \(Quant\): bit width 'q.b' is 60; finegrain reads quantizers "
                                             r"of at most 53 bits"):
         load_onnx(path)
+
+
+@pytest.mark.parametrize("scales", [(1e20, 1e-20), (0.1, 1e-45)], ids=["1e40", "denormal"])
+def test_rescale_by_a_ratio_beyond_int64_compiles_with_the_output_span_as_bound(tmp_path, scales):
+    """Input and output scales 1e40 apart (or an output scale that is a float32 denormal): the
+    multiplier's largest difference is an integer beyond int64, which stopped compile with an
+    internal OverflowError.  The reported bound is at most the 8-bit output's span, 255 codes:
+    both values are codes of that quantizer, whatever the rescale (it was 1.04e33 codes)."""
+    from compiler import compile_model
+
+    s_in, s_out = scales
+    w = np.random.default_rng(8).normal(size=(8, 4))
+    inits = {"xq.s": s_in, "xq.z": 0, "xq.b": 8, "W": w, "Wq.s": 0.013, "Wq.z": 0, "Wq.b": 8,
+             "y.s": s_out, "y.z": 0, "y.b": 8}
+    nodes = [_quant("x", "xq"), _quant("W", "Wq", narrow=1),
+             helper.make_node("MatMul", ["xq", "Wq"], ["mm"], name="mm"), _quant("mm", "y")]
+    project = compile_model(_qonnx_model(tmp_path / "m.onnx", nodes, inits, [1, 8], [1, 4]), None)
+    bound = project.report_json()["quantization"]["outputs"]["y"]
+    assert bound["quantized"] and bound["max_error_lsb"] == 255.0
+    y = project.emulate(np.random.default_rng(1).normal(size=(20, 8)) * s_in * 50)
+    assert np.all(np.abs(y) <= 128 * float(np.float32(s_out)))  # codes of the 8-bit output
