@@ -381,9 +381,12 @@ class ClipCounter:
         self.counts: dict[str, Clipping] = {}
         lowered = {n for n, t in graph.tensors.items() if t.scheme is not None and "lowered" in t.scheme}
         quantized = bool(lowered) or any(t.quantizer is not None for t in graph.tensors.values())
-        self.by_model = lowered | {n for n in graph.inputs if quantized and plan is not None
-                                   and plan.spec(graph.tensor(n).onnx_name or n) is None
-                                   and plan.default("input") is None}
+        def planned(n: str) -> bool:  # the plan names it: its format is the plan's, not the model's
+            return plan is not None and plan.spec(graph.tensor(n).onnx_name or n) is not None
+
+        self.by_model = {n for n in lowered if not planned(n)} | {
+            n for n in graph.inputs if quantized and plan is not None and not planned(n)
+            and plan.default("input") is None}
 
     def __call__(self, name: str, value, rounded: np.ndarray, formats: Formats) -> None:
         kind = "input" if name in self.graph.inputs else "activation"

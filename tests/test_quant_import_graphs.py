@@ -320,3 +320,23 @@ def test_rescale_by_a_ratio_beyond_int64_compiles_with_the_output_span_as_bound(
     assert bound["quantized"] and bound["max_error_lsb"] == 255.0
     y = project.emulate(np.random.default_rng(1).normal(size=(20, 8)) * s_in * 50)
     assert np.all(np.abs(y) <= 128 * float(np.float32(s_out)))  # codes of the 8-bit output
+
+
+def test_a_plan_format_over_a_model_quantizer_is_not_called_the_models_own(tmp_path):
+    """A plan may replace a quantized model's activation format; clipping counted on data then
+    said "the format is the model's own quantizer, and the quantized model clips these values
+    the same way" of the plan's fixed<3,1> that wraps, where the model's 8-bit quantizer
+    saturates."""
+    from compiler import compile_model
+
+    inits = {"xq.s": 0.25, "xq.z": 0, "xq.b": 8, "W": np.eye(4), "Wq.s": 0.125, "Wq.z": 0, "Wq.b": 8,
+             "a.s": 0.25, "a.z": 0, "a.b": 8, "y.s": 0.5, "y.z": 0, "y.b": 8}
+    nodes = [_quant("x", "xq"), _quant("W", "Wq"), helper.make_node("MatMul", ["xq", "Wq"], ["mm"], name="mm"),
+             _quant("mm", "a"), helper.make_node("MatMul", ["a", "Wq"], ["mm2"], name="mm2"), _quant("mm2", "y")]
+    model = _qonnx_model(tmp_path / "m.onnx", nodes, inits, [1, 4], [1, 4])
+    data = np.random.default_rng(2).normal(size=(50, 4)) * 20
+    project = compile_model(model, {"tensors": {"a": "fixed<3,1>"}}, data=data)
+    by_model = {name: entry["by_model"] for name, entry in project.saturation["tensors"].items()}
+    assert by_model["a"] is False and by_model["y"] is True, by_model
+    warning = next(w for w in project.warnings if "'a'" in w)
+    assert "wrap around in fixed<3,1>" in warning and "clips these values the same way" not in warning
