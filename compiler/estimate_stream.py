@@ -220,6 +220,7 @@ def estimate_stream(context: dict, part: str) -> dict:
             "lut_kind": costs.lut_kind,
             **total.rounded(), "latency_cycles": context["latency"], "ii_cycles": context["ii"],
             **costs.placed(total), "percent": _percent(total, part, costs), "layers": engines,
+            **({"timing": context["timing"]} if context.get("timing") else {}),
             "seconds": round(time.perf_counter() - start, 4)}
 
 

@@ -97,7 +97,7 @@ def format_estimate(report: dict, width: int = 80) -> list[str]:
         verdict = "meets" if timing["met"] else "does NOT meet"
         lines.append(f"timing (predicted, {timing['family']} delay model): critical path {timing['critical_ns']} ns "
                      f"in {timing['critical_layer']} (Fmax {timing['fmax_mhz']} MHz), {verdict} the "
-                     f"{timing['clock_ns']} ns clock")
+                     f"{timing['clock_ns']} ns clock" + (f" ({timing['scope']})" if timing.get("scope") else ""))
     if est.get("placed_lut") is not None:
         lines.append(f"placed: about {est['placed_lut']:,} LUT4 sites (nextpnr's TRELLIS_COMB: the cells' and two "
                      f"CCU2C at the ends of each carry chain), as the % of the part counts them")

@@ -298,3 +298,15 @@ def test_an_axi_top_asked_of_the_stream_architecture_is_a_warning(tmp_path):
                             rtl_interface="axis", output_dir=tmp_path / "out", backends=("rtl",))
     assert any("rtl_interface='axis' wraps the fully parallel top" in w for w in project.warnings), project.warnings
     assert not list((tmp_path / "out" / "rtl").glob("*_axis.sv"))
+
+
+def test_a_stream_top_has_its_slowest_cores_timing_verdict(tmp_path, capsys):
+    """At 0.1 ns (the least --clock-ns) the parallel top said it does NOT meet the clock; the
+    stream top said nothing (no timing in schedule.json or the report).  Its verdict is its
+    slowest core's, and says so."""
+    out = tmp_path / "out"
+    timing = _compile(residual_model(tmp_path / "residual.onnx"), out, "--clock-ns", "0.1")["timing"]
+    assert timing["met"] is False and timing["critical_ns"] > 0.1 and timing["scope"] == "the engines' cores"
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    assert "does NOT meet the 0.1 ns clock (the engines' cores)" in " ".join(capsys.readouterr().out.split())

@@ -38,6 +38,7 @@ def stream_schedule(context: dict) -> dict:
     return {"architecture": "stream", "interface": "stream", "latency_cycles": context["latency"],
             "ii_cycles": context["ii"], "ii_images": context["ii_images"], "clock_ns": context["clock_ns"],
             "levels_per_stage": context["levels_per_stage"],
+            **({"timing": context["timing"]} if context.get("timing") else {}),
             "inputs": [{k: p[k] for k in keys} for p in context["inputs"]],
             "outputs": [{k: p[k] for k in keys} for p in context["outputs"]],
             "engines": [{"name": e["name"], "onnx": e["onnx"], "ops": e["ops"], "reuse": e["reuse"],

@@ -263,7 +263,7 @@ class _StreamBuilder(_CoreGraphs, _TailBuilder):
                 "csd_max_digits": self.options.csd_max_digits, "dsp_min_width": self.options.dsp_min_width,
                 "latency": latency, "ii": ii, "ii_images": images, "inputs": [in_port], "outputs": [out_port],
                 "engines": engines, "cores": self.cores, "declared": self.declared, "items": m.items,
-                "names": dict(self.names.map), "warnings": self.warnings}
+                "names": dict(self.names.map), "warnings": self.warnings, "timing": cores_timing(self.cores)}
 
     def offer(self, tensor: str, stream: _Stream, link: tuple, source: str, nodes: list[Node],
               links: dict, engines: list[dict]) -> None:
@@ -479,6 +479,18 @@ class _StreamBuilder(_CoreGraphs, _TailBuilder):
             parts.append(self.m.convert(e, dst, f"{base}_{c}"))
         return self.m.wire(base, count * dst.width, _concat(parts))
 
+
+
+def cores_timing(cores: list[dict]) -> dict | None:
+    """The stream top's predicted timing: its slowest core's (each core is pipelined by the delay
+    model as a parallel top is); the windows, FIFOs and handshakes around the cores are short
+    paths the model does not time, which ``scope`` says."""
+    timed = [c for c in cores if c.get("timing")]
+    if not timed:
+        return None
+    worst = max(timed, key=lambda c: c["timing"]["critical_ns"] or 0.0)
+    return {**worst["timing"], "critical_layer": f"{worst['model']} ({worst['timing']['critical_layer']})",
+            "met": all(c["timing"]["met"] for c in timed), "scope": "the engines' cores"}
 
 
 def stream_context(graph: Graph, options: RTLOptions, source: dict, reuse: dict | None = None) -> dict:
