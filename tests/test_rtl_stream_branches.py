@@ -310,3 +310,16 @@ def test_a_stream_top_has_its_slowest_cores_timing_verdict(tmp_path, capsys):
     capsys.readouterr()
     assert main(["report", str(out)]) == 0
     assert "does NOT meet the 0.1 ns clock (the engines' cores)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_reuse_factor_too_slow_for_the_cycle_model_is_named(tmp_path, capsys):
+    """A layer folded 100,000 times: nothing moves for the cycle model's 100,000-cycle watchdog,
+    which called the design a finegrain defect; it is a limit of the model, named with the layer."""
+    config = tmp_path / "layers.json"
+    config.write_text(json.dumps({"conv1": {"reuse_factor": 100_000}}))
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(PLAN))
+    assert main(["compile", str(residual_model(tmp_path / "residual.onnx")), "--plan", str(plan), "-o",
+                 str(tmp_path / "out"), "--backend", "rtl", "--arch", "stream", "--layer-config", str(config)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "layer 'conv1' has a reuse factor of 100,000" in err and "defect" not in err

@@ -22,6 +22,10 @@ from .stream_library import Collect, Fifo, Pad, Pipe, Window, _Module
 UNBOUNDED = 1 << 40  # a FIFO depth that never refuses a credit: to measure what a FIFO must hold
 
 
+class Stuck(RuntimeError):
+    """Nothing moved for the watchdog's cycles: a deadlock, or an engine slower than that."""
+
+
 class Engine:
     """One layer on streams: its modules, built from a dict {"pad": (H, WD, PT, PB, PL, PR) |
     None, "window": (H, WD, KH, KW, SH, SW, DH, DW, II) | None, "collect": N | (N, II) | None,
@@ -307,7 +311,7 @@ def _run(chain, beats_in: int, images: int, in_valid=None, out_ready=None,
         if done is not None and done(in_cycles, out_cycles):
             break
         if idle > max_idle_cycles:
-            raise RuntimeError(f"the stream engines moved nothing for {max_idle_cycles} cycles at cycle {cycle} "
+            raise Stuck(f"the stream engines moved nothing for {max_idle_cycles} cycles at cycle {cycle} "
                                f"({len(in_cycles)} of {total_in} beats in, {len(out_cycles)} of {total_out} out)")
         cycle += 1
     return in_cycles, out_cycles
