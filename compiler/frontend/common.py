@@ -165,6 +165,7 @@ def _axes(tr: _Translator, proto, node: str, attr_opset: int) -> list[int] | Non
         return None
     return _int_constant(tr, proto, node, 1, "axes")
 
+
 def _initializer_array(init: onnx.TensorProto) -> np.ndarray:
     """An initializer's values, or a clear error when its data does not hold as many values as
     its dims say (a damaged or hand-edited file: onnx's reader would fail inside numpy)."""
@@ -179,6 +180,7 @@ def _initializer_array(init: onnx.TensorProto) -> np.ndarray:
         raise FrontendError(f"initializer {init.name!r} is damaged: dims {list(init.dims)}, data of shape "
                             f"{list(array.shape)}; re-export the model")
     return array
+
 
 def _outer_reads(proto: onnx.NodeProto) -> list[str]:
     """The values of the enclosing graph that ``proto``'s subgraphs (If, Loop, Scan) read."""

@@ -577,4 +577,3 @@ class _Translator:
                 f"(without batch) for {out!r} but the model's shape annotation (or ONNX shape "
                 f"inference) says {tuple(dims)}; this node's annotation is wrong or this use of "
                 f"{proto.op_type} is unsupported; re-export the model, or remove its value_info")
-

@@ -312,7 +312,7 @@ def _run(chain, beats_in: int, images: int, in_valid=None, out_ready=None,
             break
         if idle > max_idle_cycles:
             raise Stuck(f"the stream engines moved nothing for {max_idle_cycles} cycles at cycle {cycle} "
-                               f"({len(in_cycles)} of {total_in} beats in, {len(out_cycles)} of {total_out} out)")
+                        f"({len(in_cycles)} of {total_in} beats in, {len(out_cycles)} of {total_out} out)")
         cycle += 1
     return in_cycles, out_cycles
 
