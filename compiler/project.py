@@ -150,15 +150,12 @@ class Project(ProjectTools):
         self.settle_folding()
         with claimed(out, force, _inputs(self.config.model, self.config.plan, protect)):
             self._write_locked(out)
-        self._settle_in(out)
         return out
 
-    def _settle_in(self, out: Path) -> None:
-        """Take ``out`` as this project's folder, remembering which ir.pkl it wrote there (the
-        methods that build in the folder check that no other compile has replaced it since)."""
-        self.folder, self.folder_ir = out, read_stamp(out)["ir_sha256"]
-
     def _write_locked(self, out: Path) -> None:
+        """Write the folder ``out`` (held by the caller) and take it as this project's folder,
+        remembering the ir.pkl written there: the methods that build in the folder check that no
+        other compile has replaced it since (`project_verify.own_folder`)."""
         from .backends.hls import write_hls_project
         from .backends.rtl import write_rtl_project
         from .names import name_table
@@ -168,7 +165,8 @@ class Project(ProjectTools):
         def fill(tmp: Path) -> None:
             with open(tmp / "ir.pkl", "wb") as f:
                 pickle.dump({"graph": self.graph, "config": self.config, "version": __version__}, f)
-            _write_json(tmp / STAMP, stamp(tmp / "ir.pkl"))
+            written.update(stamp(tmp / "ir.pkl"))
+            _write_json(tmp / STAMP, written)
             (tmp / "ir.txt").write_text(dump(self.graph))
             _write_json(tmp / "plan.resolved.json", self.resolved_plan())
             _write_json(tmp / "config.json", dataclasses.replace(self.config, output_dir=str(out)).to_json())
@@ -183,7 +181,9 @@ class Project(ProjectTools):
                                         self.kept_rtl_context())
             _write_json(tmp / "report.json", {**self.report_json(), "names": name_table(self.graph, hls, rtl)})
 
+        written: dict = {}
         write_folder(out, fill)
+        self.folder, self.folder_ir = out, written["ir_sha256"]
 
 
 NO_PLAN = "<no plan>"  # the plan path of a compile without --plan
@@ -276,7 +276,6 @@ def compile_model(model, plan, output_dir=None, force: bool = False, check_ir: b
         project = _compile(model, plan, config, default_backends, start, build_rtl=True)
         _count_clipping(project, data, data_name)
         project._write_locked(out)
-    project._settle_in(out)
     return project
 
 
