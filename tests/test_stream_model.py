@@ -1,7 +1,9 @@
 """The stream cycle model alone (compiler/backends/rtl/stream_model.py, over
 stream_library.py's modules): the FIFO depth rule, padding and folding in the timing, the early
 stop of timing() once the engines repeat (the full run's numbers), and the model's errors.
-tests/test_rtl_stream_library.py checks the same model cycle for cycle against the RTL."""
+tests/test_rtl_stream_library.py checks the same model cycle for cycle against the RTL.  A run
+skips the cycles in which folded engines only count down: every function gives what running
+every cycle gives, on random chains and fork/join graphs."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ import random
 import pytest
 
 from compiler.backends.rtl.stream_library import Fifo, Window
-from compiler.backends.rtl.stream_model import _timing, simulate, timing
+from compiler.backends.rtl import stream_model
+from compiler.backends.rtl.stream_model import PORT, Stuck, _timing, settled_timing, simulate, skip_depths, timing
 
 
 @pytest.mark.parametrize("latency", [0, 1, 4])
@@ -41,9 +44,10 @@ def test_timing_counts_padding_and_folding():
     assert timing([folded], 20)[1] == 600
 
 
-def _random_chain(rng: random.Random) -> tuple[list[dict], int]:
-    """A chain of 1 to 5 engines over one frame (padded, strided, folded windows, pointwise
-    engines, a collector tail), FIFOs at, below or above the depth rule; (specs, beats in)."""
+def _random_chain(rng: random.Random, folds=(1, 1, 2, 5)) -> tuple[list[dict], int]:
+    """A chain of 1 to 5 engines over one frame (padded, strided, windows folded by a choice of
+    ``folds``, pointwise engines, a collector tail), FIFOs at, below or above the depth rule;
+    (specs, beats in)."""
     h, w = rng.randint(2, 7), rng.randint(2, 7)
     specs = []
     for _ in range(rng.randint(1, 5)):
@@ -55,18 +59,18 @@ def _random_chain(rng: random.Random) -> tuple[list[dict], int]:
             if h + 2 * pad < k or w + 2 * pad < k:
                 continue
             specs.append({"pad": (h, w, pad, pad, pad, pad) if pad else None,
-                          "window": (h + 2 * pad, w + 2 * pad, k, k, s, s, 1, 1, rng.choice([1, 1, 2, 5])),
+                          "window": (h + 2 * pad, w + 2 * pad, k, k, s, s, 1, 1, rng.choice(folds)),
                           "latency": latency, "fifo_depth": depth})
             h, w = (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1
         elif kind == "point":
-            specs.append({"window": (h, w, 1, 1, 1, 1, 1, 1, rng.choice([1, 3])), "latency": latency,
+            specs.append({"window": (h, w, 1, 1, 1, 1, 1, 1, rng.choice(folds[:2] + (3,))), "latency": latency,
                           "fifo_depth": depth})
         elif specs:  # a pointwise engine with no front module (needs a stream before it)
             specs.append({"latency": latency, "fifo_depth": max(1, latency + 2 + rng.choice([-1, 0, 1]))})
     if not specs:
         specs.append({"window": (h, w, 1, 1, 1, 1, 1, 1, 1), "latency": 1, "fifo_depth": 4})
     if rng.random() < 0.4:
-        specs.append({"collect": (h * w, rng.choice([1, 4, 40])), "latency": rng.randint(0, 3),
+        specs.append({"collect": (h * w, rng.choice([1, 4, 40, *folds[2:]])), "latency": rng.randint(0, 3),
                       "fifo_depth": rng.randint(1, 3)})
     return specs, specs[0]["pad"][0] * specs[0]["pad"][1] if specs[0].get("pad") else \
         (specs[0]["window"][0] * specs[0]["window"][1] if specs[0].get("window") else 0)
@@ -128,3 +132,116 @@ def test_settled_timing_runs_until_the_steady_state():
         assert _timing(*simulate([conv, tail], 10, n), 10, n) == (27, 16)
     assert _timing(*simulate([conv, tail], 10, images - 1), 10, images - 1)[1] != 16
     assert settled_timing([conv, tail], 10, 6) == (*timing([conv, tail], 10, 6), 6)  # no period within 6
+
+
+def _every_cycle(monkeypatch) -> None:
+    """Run every cycle from here on: no still cycle is skipped (nor a deadlock seen early)."""
+    monkeypatch.setattr(stream_model, "_skip_still", lambda modules, horizon: 0)
+
+
+def _random_graph(rng: random.Random, folds) -> tuple[list[dict], list[str]]:
+    """x forks into a branch of one or two same-size engines (padded 3x3 or pointwise windows,
+    folded by a choice of ``folds``) and a skip FIFO; a pointwise engine joins them; a
+    collector tail at times.  (specs over a 4x5 frame, the skip FIFOs' names)."""
+    branch = []
+    for k in range(rng.randint(1, 2)):
+        engine = {"name": f"b{k}", "inputs": [branch[-1]["name"] if branch else "to_branch"],
+                  "latency": rng.randint(0, 3), "fifo_depth": rng.randint(3, 7)}
+        if rng.random() < 0.6:
+            engine |= {"pad": (4, 5, 1, 1, 1, 1), "window": (6, 7, 3, 3, 1, 1, 1, 1, rng.choice(folds))}
+        else:
+            engine |= {"window": (4, 5, 1, 1, 1, 1, 1, 1, rng.choice(folds))}
+        branch.append(engine)
+    specs = [{"name": "to_branch", "inputs": [PORT], "latency": 0, "fifo_depth": None},
+             {"name": "to_join", "inputs": [PORT], "latency": 0, "fifo_depth": None}, *branch,
+             {"name": "join", "inputs": [branch[-1]["name"], "to_join"], "window": (4, 5, 1, 1, 1, 1, 1, 1,
+                                                                                   rng.choice(folds)),
+              "latency": 1, "fifo_depth": 4}]
+    if rng.random() < 0.4:
+        specs.append({"name": "tail", "inputs": ["join"], "collect": (20, rng.choice(folds)), "latency": 2,
+                      "fifo_depth": 2})
+    return specs, ["to_branch", "to_join"]
+
+
+FOLDS = (1, 2, 7, 60)  # reuse factors: a still wait of up to 59 cycles between issues
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_skipping_still_cycles_changes_no_cycle(seed, monkeypatch):
+    """Every function of the cycle model gives, cycle for cycle, what running every cycle gives:
+    simulate (the ports always ready and valid, or random), timing, settled_timing and the skip
+    FIFO depths, on random chains and fork/join graphs folded up to reuse 60; and it runs
+    fewer cycles."""
+    rng = random.Random(100 + seed)
+    chains = []
+    while len(chains) < 12:
+        specs, beats = _random_chain(rng, FOLDS)
+        if beats:
+            chains.append((specs, beats))
+    graphs = [_random_graph(rng, FOLDS) for _ in range(4)]
+    offers = [rng.random() < 0.7 for _ in range(997)]  # the source's in_valid, cycle t: offers[t % 997]
+
+    def everything() -> list:
+        results = []
+        for specs, beats in chains:
+            results.append(simulate(specs, beats, 5))
+            results.append(simulate(specs, beats, 3, in_valid=lambda t: offers[t % 997]))
+            results.append(settled_timing(specs, beats, 12))
+        for specs, skips in graphs:
+            depths = skip_depths(specs, 20, skips)
+            sized = [{**spec, "fifo_depth": depths.get(spec["name"], spec["fifo_depth"])} for spec in specs]
+            results.append((depths, simulate(sized, 20, 5), settled_timing(sized, 20, 12)))
+        return results
+
+    steps = []
+    counting = stream_model.Chain.step, stream_model.Graph.step
+
+    def counted(step):
+        def wrapped(self, *args, **kwargs):
+            steps.append(1)
+            return step(self, *args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(stream_model.Chain, "step", counted(counting[0]))
+    monkeypatch.setattr(stream_model.Graph, "step", counted(counting[1]))
+    skipping = everything()
+    skipped_steps = len(steps)
+    steps.clear()
+    _every_cycle(monkeypatch)
+    assert everything() == skipping
+    assert skipped_steps < len(steps) / 2
+
+
+def test_a_layer_folded_a_million_times_costs_a_few_cycles_per_issue():
+    """A 3x3 conv over a 6x7 padded frame folded by 1,000,000: 20 issues an image, each a
+    million cycles apart, simulated in a few cycles each: the II is exactly 20 million."""
+    conv = {"pad": (4, 5, 1, 1, 1, 1), "window": (6, 7, 3, 3, 1, 1, 1, 1, 1_000_000), "latency": 2,
+            "fifo_depth": 5}
+    steps = []
+    step = stream_model.Chain.step
+
+    def counted(self, *args, **kwargs):
+        steps.append(1)
+        return step(self, *args, **kwargs)
+
+    stream_model.Chain.step = counted
+    try:
+        assert timing([conv], 20)[1] == 20_000_000
+    finally:
+        stream_model.Chain.step = step
+    assert len(steps) < 2_000
+
+
+def test_a_deadlock_is_seen_at_once_and_a_stall_by_the_watchdog():
+    """With the ports' handshakes fixed, a state from which nothing can move is a deadlock the
+    run names at once; a sink that never takes a beat is waited out by the watchdog."""
+    graph = [{"name": "to_conv", "inputs": [PORT], "latency": 0, "fifo_depth": 9},
+             {"name": "to_add", "inputs": [PORT], "latency": 0, "fifo_depth": 2},
+             {"pad": (4, 5, 1, 1, 1, 1), "window": (6, 7, 3, 3, 1, 1, 1, 1, 1), "latency": 3, "fifo_depth": 6,
+              "name": "conv", "inputs": ["to_conv"]},
+             {"window": (4, 5, 1, 1, 1, 1, 1, 1, 1), "latency": 1, "fifo_depth": 4, "name": "add",
+              "inputs": ["conv", "to_add"]}]
+    with pytest.raises(Stuck, match="deadlocked at cycle 10: nothing can move again"):
+        simulate(graph, 20, 2)
+    with pytest.raises(Stuck, match="moved nothing for 50 cycles"):
+        simulate(graph, 20, 2, out_ready=lambda t: True, max_idle_cycles=50)

@@ -481,9 +481,6 @@ class _StreamBuilder(_CoreGraphs, _TailBuilder):
 
 
 
-SLOW_REUSE = 10_000  # an engine this slow may keep the cycle model's watchdog waiting: a limit, not a defect
-
-
 def cores_timing(cores: list[dict]) -> dict | None:
     """The stream top's predicted timing: its slowest core's (each core is pipelined by the delay
     model as a parallel top is); the windows, FIFOs and handshakes around the cores are short
@@ -503,16 +500,9 @@ def stream_context(graph: Graph, options: RTLOptions, source: dict, reuse: dict 
     except UserError:
         raise
     except Stuck as err:
-        layer, slowest = max((reuse or {}).items(), key=lambda item: item[1], default=(None, 1))
-        if slowest < SLOW_REUSE:
-            raise RTLBackendError(f"the stream RTL backend's cycle model found model {graph.name!r} stuck ({err}); "
-                                  f"this is a finegrain defect, please report it with the model and plan; compile "
-                                  f"with --arch parallel meanwhile") from err
-        raise RTLBackendError(
-            f"layer {layer!r} has a reuse factor of {slowest:,}: the stream top's latency and II come from a cycle "
-            f"model that runs every cycle, and it stops when nothing moves for as long as such an engine waits "
-            f"({err}); give that layer a smaller reuse factor (a compile's time grows with it: about 11 s at 100 "
-            f"and 100 s at 1,000 on a small CNN)") from None
+        raise RTLBackendError(f"the stream RTL backend's cycle model found model {graph.name!r} stuck ({err}); "
+                              f"this is a finegrain defect, please report it with the model and plan; compile "
+                              f"with --arch parallel meanwhile") from err
     except Exception as err:  # a failure of the backend itself: a clear message, not a traceback
         reraise_interrupt(err)
         raise RTLBackendError(f"the stream RTL backend failed on model {graph.name!r} ({type(err).__name__}: {err}); "

@@ -6,7 +6,10 @@ Each module class holds the registers its SystemVerilog twin holds and follows t
 semantics its header documents (and design13.md states).  A cycle is one call of
 :meth:`_Module.step`: it returns the outputs the module shows during the cycle (a dict keyed
 by the RTL port names) for the inputs it is given, then applies the rising clock edge that
-ends the cycle (``rst``: a synchronous reset at that edge).  Data values are carried as they
+ends the cycle (``rst``: a synchronous reset at that edge).  Each edge also sets ``moved``:
+whether it changed any register other than a countdown that stays above zero (a folded
+window's or collector's ``cooldown``), which lets the cycle model skip the cycles in which a
+folded engine only counts down (stream_model.py).  Data values are carried as they
 are given (ints, beat numbers, anything): a window's ``out_data`` is the tuple of its taps
 (row-major over the kernel) and a collected vector the tuple of its beats, as the RTL packs
 them low to high (:class:`Reduce`, which adds lanes, takes packed words).  A data output is
@@ -21,7 +24,11 @@ from typing import Any
 
 
 class _Module:
-    """A clocked module: ``outputs`` reads the state, ``_update`` is the clock edge."""
+    """A clocked module: ``outputs`` reads the state, ``_update`` is the clock edge (which sets
+    ``moved``)."""
+
+    moved = True  # whether the last edge changed a register other than a countdown left above zero
+    cooldown = 0  # the countdown: cycles before a folded module may issue again (0: it may)
 
     def reset(self) -> None:
         raise NotImplementedError
@@ -41,6 +48,7 @@ class _Module:
         """The rising edge at the end of a cycle with these inputs."""
         if rst:
             self.reset()
+            self.moved = True
         else:
             self._update(self.outputs(**inputs), **inputs)
 
@@ -49,6 +57,14 @@ class _Module:
         out = self.outputs(**inputs)
         self.clock(rst, **inputs)
         return out
+
+    def count_down(self, cycles: int) -> None:
+        """Apply ``cycles`` edges that change nothing but the countdown (each ``moved`` False):
+        the cycle model's skip; ``cycles`` is below the countdown."""
+        if self.cooldown:
+            if cycles >= self.cooldown:
+                raise ValueError(f"{cycles} cycles skipped over a countdown of {self.cooldown}")
+            self.cooldown -= cycles
 
 
 def _raster_next(r: int, c: int, rows: int, columns: int) -> tuple[int, int]:
@@ -87,7 +103,8 @@ class Pad(_Module):
                 "out_data": self.value if pad else in_data}
 
     def _update(self, out, in_valid, in_data, out_ready) -> None:
-        if out["out_valid"] and out_ready:
+        self.moved = bool(out["out_valid"] and out_ready)
+        if self.moved:
             self.r, self.c = _raster_next(self.r, self.c, self.rows, self.columns)
 
 
@@ -139,12 +156,14 @@ class Window(_Module):
                 "out_valid": self.out_valid, "out_data": data}
 
     def _update(self, out, in_valid, in_data, credit) -> None:
+        accept = bool(in_valid and out["in_ready"])
+        self.moved = out["issue"] or accept or self.out_valid or self.cooldown == 1
         self.out_valid = out["issue"]
         if out["issue"]:
             self.cooldown = self.ii - 1
         elif self.cooldown:
             self.cooldown -= 1
-        if in_valid and out["in_ready"]:
+        if accept:
             self.pixels.appendleft(in_data)
             self.r, self.c = _raster_next(self.r, self.c, self.height, self.width)
 
@@ -217,6 +236,7 @@ class Fifo(_Module):
 
     def _update(self, out, issue=False, in_valid=False, in_data=None, out_ready=False) -> None:
         fire = out["out_valid"] and out_ready
+        self.moved = bool(fire or in_valid or issue)
         if fire:
             self.stored.popleft()
         if in_valid:
@@ -253,12 +273,14 @@ class Collect(_Module):
                 "out_data": tuple(self.vector) if self.full else None}
 
     def _update(self, out, in_valid, in_data, out_ready) -> None:
+        accept = bool(in_valid and out["in_ready"])
+        self.moved = bool(accept or (out["out_valid"] and out_ready) or self.cooldown == 1)
         if out["out_valid"] and out_ready:
             self.cooldown = self.ii - 1
         elif self.cooldown:
             self.cooldown -= 1
         completes = False
-        if in_valid and out["in_ready"]:
+        if accept:
             self.vector[self.count] = in_data
             completes = self.count == self.beats - 1
             self.count = 0 if completes else self.count + 1
@@ -280,6 +302,7 @@ class Pipe(_Module):
 
     def reset(self) -> None:
         self.stages.extend([(False, None)] * self.latency)  # only the valids are reset: no matter
+        self.in_flight = 0  # valid stages
 
     def state(self) -> tuple:
         return tuple(valid for valid, _ in self.stages) if self.latency else ()
@@ -291,5 +314,7 @@ class Pipe(_Module):
         return {"out_valid": valid, "out_data": data}
 
     def _update(self, out, in_valid, in_data) -> None:
+        self.moved = bool(in_valid or self.in_flight)
         if self.latency:
+            self.in_flight += bool(in_valid) - self.stages[-1][0]
             self.stages.appendleft((bool(in_valid), self.function(in_data) if in_valid else None))
