@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from compiler.backends.rtl.stream_library import Fifo, Window
+from compiler.backends.rtl.stream_library import Fifo, Pipe, Window
 from compiler.backends.rtl import stream_model
 from compiler.backends.rtl.stream_model import PORT, Stuck, _timing, settled_timing, simulate, skip_depths, timing
 
@@ -245,3 +245,34 @@ def test_a_deadlock_is_seen_at_once_and_a_stall_by_the_watchdog():
         simulate(graph, 20, 2)
     with pytest.raises(Stuck, match="moved nothing for 50 cycles"):
         simulate(graph, 20, 2, out_ready=lambda t: True, max_idle_cycles=50)
+
+
+def test_each_modules_moved_still_for_and_count_down():
+    """The contract the skip rests on, module by module: a core's pipeline (latency 4) moves
+    when a token enters and when it leaves, and between those only counts down (still_for:
+    the cycles before the token is its output); a window folded by 5 only counts down after
+    its issue until its cooldown is about to reach zero; count_down is those edges at once."""
+    pipe = Pipe(4)
+    seen = []
+    for valid in (True, False, False, False, False, False):
+        out = pipe.step(in_valid=valid, in_data=7)
+        seen.append((out["out_valid"], pipe.moved, pipe.still_for()))
+    assert seen == [(False, True, 3), (False, False, 2), (False, False, 1), (False, False, 0), (True, True, None),
+                    (False, False, None)]
+    pipe.step(in_valid=True, in_data=8)
+    pipe.count_down(3)
+    assert pipe.step(in_valid=False, in_data=None) == {"out_valid": True, "out_data": 8} and pipe.moved
+
+    window = Window(1, 3, 1, 1, ii=5)
+    assert window.step(in_valid=True, in_data=1, credit=True)["issue"] and window.moved
+    still = []
+    for _ in range(4):
+        out = window.step(in_valid=True, in_data=2, credit=True)
+        still.append((out["in_ready"], window.moved, window.still_for()))
+    assert still == [(False, True, 2), (False, False, 1), (False, False, 0), (False, True, None)]
+    window = Window(1, 3, 1, 1, ii=5)
+    window.step(in_valid=True, in_data=1, credit=True)
+    window.step(in_valid=False, in_data=None, credit=True)
+    window.count_down(2)
+    assert window.cooldown == 1 and not window.step(in_valid=True, in_data=2, credit=True)["in_ready"]
+    assert window.step(in_valid=True, in_data=2, credit=True)["issue"]

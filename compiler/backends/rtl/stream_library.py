@@ -7,9 +7,10 @@ semantics its header documents (and design13.md states).  A cycle is one call of
 :meth:`_Module.step`: it returns the outputs the module shows during the cycle (a dict keyed
 by the RTL port names) for the inputs it is given, then applies the rising clock edge that
 ends the cycle (``rst``: a synchronous reset at that edge).  Each edge also sets ``moved``:
-whether it changed any register other than a countdown that stays above zero (a folded
-window's or collector's ``cooldown``), which lets the cycle model skip the cycles in which a
-folded engine only counts down (stream_model.py).  Data values are carried as they
+whether it changed the module's registers other than by counting down (a folded window's or
+collector's ``cooldown`` left above zero, a core's tokens advancing inside its pipeline short
+of its output); :meth:`_Module.still_for` and :meth:`_Module.count_down` let the cycle model
+skip the cycles in which engines only count down (stream_model.py).  Data values are carried as they
 are given (ints, beat numbers, anything): a window's ``out_data`` is the tuple of its taps
 (row-major over the kernel) and a collected vector the tuple of its beats, as the RTL packs
 them low to high (:class:`Reduce`, which adds lanes, takes packed words).  A data output is
@@ -27,8 +28,8 @@ class _Module:
     """A clocked module: ``outputs`` reads the state, ``_update`` is the clock edge (which sets
     ``moved``)."""
 
-    moved = True  # whether the last edge changed a register other than a countdown left above zero
-    cooldown = 0  # the countdown: cycles before a folded module may issue again (0: it may)
+    moved = True  # whether the last edge changed the registers other than by counting down
+    cooldown = 0  # a folded module's countdown: cycles before it may issue again (0: it may)
 
     def reset(self) -> None:
         raise NotImplementedError
@@ -58,9 +59,14 @@ class _Module:
         self.clock(rst, **inputs)
         return out
 
+    def still_for(self) -> int | None:
+        """After an edge that did not move it: how many of the next cycles the module's outputs
+        stay as they are while its inputs do (None: as long as they do)."""
+        return self.cooldown - 1 if self.cooldown else None
+
     def count_down(self, cycles: int) -> None:
-        """Apply ``cycles`` edges that change nothing but the countdown (each ``moved`` False):
-        the cycle model's skip; ``cycles`` is below the countdown."""
+        """Apply ``cycles`` edges that only count down (each with ``moved`` False): the cycle
+        model's skip, at most :meth:`still_for` cycles."""
         if self.cooldown:
             if cycles >= self.cooldown:
                 raise ValueError(f"{cycles} cycles skipped over a countdown of {self.cooldown}")
@@ -314,7 +320,23 @@ class Pipe(_Module):
         return {"out_valid": valid, "out_data": data}
 
     def _update(self, out, in_valid, in_data) -> None:
-        self.moved = bool(in_valid or self.in_flight)
         if self.latency:
-            self.in_flight += bool(in_valid) - self.stages[-1][0]
+            leaves = self.stages[-1][0]
+            self.in_flight += bool(in_valid) - leaves
             self.stages.appendleft((bool(in_valid), self.function(in_data) if in_valid else None))
+            self.moved = bool(in_valid or leaves)  # a token taken or leaving (one next out: still_for 0)
+        else:
+            self.moved = bool(in_valid)
+
+    def still_for(self) -> int | None:
+        """The cycles before the oldest token in flight is the output (None: no token)."""
+        if not self.in_flight:
+            return None
+        for gap, (valid, _) in enumerate(reversed(self.stages)):
+            if valid:
+                return gap
+        raise AssertionError("fg_pipe: a token counted in flight is in no stage")
+
+    def count_down(self, cycles: int) -> None:
+        """The tokens in flight advance ``cycles`` stages (the last ``cycles`` stages hold none)."""
+        self.stages.rotate(cycles)

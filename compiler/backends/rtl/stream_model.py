@@ -11,10 +11,10 @@ latency and II from, and what the RTL tests compare Verilator traces with.  :cla
 joins engines as a directed acyclic graph (a stream read by several engines forks; an engine
 reading several streams joins them) and :func:`skip_depths` sizes the skip FIFOs of its forks.
 
-A run skips the cycles in which nothing can move: after a cycle whose clock edge changed no
-register but the countdowns of folded windows and collectors, every cycle until the first
-countdown runs out is the same cycle again (the handshakes depend on a countdown only through
-whether it is zero), so the run advances the countdowns over them at once.  A folded layer's
+A run skips the cycles in which nothing can move: after a cycle whose clock edge only counted
+down (the cooldowns of folded windows and collectors, tokens inside the cores' pipelines),
+every cycle until the first countdown runs out is the same cycle again as far as the
+handshakes go, so the run advances the countdowns over them at once.  A folded layer's
 wait between issues costs a few simulated cycles instead of its reuse factor's: a compile at
 reuse 100,000 takes as long as one at 1,000 (a small CNN: 1.7 s; 15 s at 1,000 when every
 cycle ran, and the watchdog stopped 100,000).
@@ -354,14 +354,16 @@ def _skip_still(modules: Sequence, horizon: int | None) -> int | None:
     ``horizon`` more cycles (None: for ever): the cycles that follow it unchanged, skipped
     (their countdowns applied), or None if no cycle will ever differ from it (a deadlock).
 
-    If the cycle's clock edge changed no register but countdowns left above zero, the next
-    cycle sees the same handshakes (a countdown matters to them only through being zero), so
-    it changes nothing either but the countdowns, and so on until the smallest countdown
-    reaches 1: that many cycles less one repeat the last one.  With no countdown running,
-    every cycle from here on is the same and nothing moves again."""
+    If the cycle's clock edge changed the registers only by counting down (folded windows'
+    and collectors' cooldowns left above zero, tokens advancing inside cores' pipelines short
+    of their outputs), the next cycle sees the same handshakes (a cooldown matters to them
+    only through being zero, a pipeline only through its last stage), so it changes nothing
+    either but the countdowns, and so on for as many cycles as the soonest countdown lasts
+    (each module's :meth:`still_for`).  With no countdown running, every cycle from here on is
+    the same and nothing moves again."""
     if any(m.moved for m in modules):
         return 0
-    waits = [m.cooldown - 1 for m in modules if m.cooldown]
+    waits = [w for w in (m.still_for() for m in modules) if w is not None]
     if horizon is not None:
         waits.append(horizon)
     if not waits:
