@@ -1,7 +1,8 @@
 """Benchmark (run by hand): compile times of real-size models, two checkouts side by side.
 
     .venv/bin/python bench/compile_speed.py --checkout before=/path/to/old/worktree \\
-        --checkout after=. [--cases jet_tagger small_cnn kws_stream mnist_stream espcn] [--runs 1]
+        --checkout after=. [--cases jet_tagger small_cnn kws_stream mnist_stream espcn
+        small_cnn_folded kws_int8_folded] [--runs 1]
 
 Each compile runs in a new interpreter with the checkout on PYTHONPATH, through the Python API
 (``compile_model``), timed around that call alone (imports excluded); the checkouts alternate
@@ -16,12 +17,15 @@ Cases (the models of tests/, the plans they use):
   parallel RTL) written to a folder;
 * kws_stream, mnist_stream: the published KWS DS-CNN and MNIST CNN with tests'
   ``REAL_PLANS``, ``--arch stream``, the RTL written to a folder;
+* small_cnn_folded, kws_int8_folded: strongly folded stream tops, whose compile time is the
+  cycle model's (latency and II): the small_cnn example at ``--reuse-factor 1000`` and the
+  published int8 QDQ KWS DS-CNN (its quantizers are its plan) at 256, the RTL written;
 * espcn: the Brevitas ESPCN (128 x 128, per-element formats) with test_quant_compile's plan,
   compiled without an output folder (its stream RTL does not fit the part: the whole-vector tail
   after its DepthToSpace; the IR is what the test uses).
 
 Prints a markdown table for bench/RESULTS.md (paste by hand).  About 6 minutes per checkout
-on 2 cores, most of it the ESPCN.
+on 2 cores, most of it the ESPCN (the default cases; the folded ones take up to a minute more).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "models"
-CASES = ("jet_tagger", "small_cnn", "kws_stream", "mnist_stream", "espcn")
+CASES = ("jet_tagger", "small_cnn", "kws_stream", "mnist_stream", "espcn", "small_cnn_folded", "kws_int8_folded")
 
 # Runs in the child: compiles one case and prints the seconds and a digest of what it built.
 CHILD = r'''
@@ -49,6 +53,12 @@ from compiler.project import compile_model
 case, out, shared, repo = sys.argv[1], sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
 if case in ("jet_tagger", "small_cnn"):
     model, plan, options = repo / "examples" / case / "model.onnx", repo / "examples" / case / "plan.json", {}
+elif case == "small_cnn_folded":
+    model, plan = repo / "examples" / "small_cnn" / "model.onnx", repo / "examples" / "small_cnn" / "plan.json"
+    options = {"architecture": "stream", "backends": ["rtl"], "reuse_factor": 1000}
+elif case == "kws_int8_folded":
+    model, plan = shared / "mlperf_kws_dscnn_int8_qdq.onnx", None
+    options = {"architecture": "stream", "backends": ["rtl"], "reuse_factor": 256}
 elif case == "espcn":
     model, plan, options = shared / "espcn_subpixel_qonnx.onnx", {"tensors": {"x.7": "ufixed<28,0,RND_CONV,SAT>"}}, {}
     out = None
@@ -96,7 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkout", action="append", required=True, metavar="LABEL=PATH",
                         help="a checkout to time (repeat; the first is the reference for the digests)")
-    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
+    parser.add_argument("--cases", nargs="+", default=list(CASES[:5]), choices=CASES)
     parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args()
     checkouts = [(label, Path(path).resolve()) for label, _, path in (c.partition("=") for c in args.checkout)]
