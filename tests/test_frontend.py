@@ -462,3 +462,21 @@ def test_sparse_initializers_are_read_as_their_dense_values(tmp_path, coordinate
     graph = assert_matches_onnxruntime(path, {"x": rng.normal(size=(3, 4))})
     weight = next(t for t in graph.tensors.values() if t.kind == TensorKind.WEIGHT)
     np.testing.assert_array_equal(weight.data, dense)
+
+
+@pytest.mark.parametrize("node,constants,message", [
+    (helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="clip6"),
+     {"lo": np.int32(0), "hi": np.int32(6)}, r"node 'clip6' \(Clip\) is not valid ONNX: min has inconsistent type "
+                                             r"tensor\(int32\)"),
+    (helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", transB=1),
+     {"w": np.ones((4, 4), np.int32)}, r"node 'fc' \(Gemm\) is not valid ONNX: B has inconsistent type"),
+], ids=["clip-int32-bounds", "gemm-int32-weight"])
+def test_a_node_with_inputs_of_types_its_operator_refuses_is_named(tmp_path, node, constants, message):
+    """A float Clip with int32 bounds, a Gemm with an int32 weight: not valid ONNX (onnxruntime
+    refuses to load them), but compiled as if their constants were floats.  ONNX's type check
+    names the node."""
+    path = make_model(tmp_path / "m.onnx", [node], {"x": ["N", 4]}, ["y"], constants)
+    with pytest.raises(ort.capi.onnxruntime_pybind11_state.Fail, match="inconsistent type|Type Error"):
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with pytest.raises(FrontendError, match=message):
+        load_onnx(path)

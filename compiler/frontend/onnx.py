@@ -49,6 +49,7 @@ gets an identity RESHAPE.
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -111,11 +112,31 @@ def _checked_model(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
         model = _densified(model)
     try:
         # Only used to cross-check the shapes the IR rules compute; a model that defeats
-        # shape inference can still be translated.
+        # shape inference can still be translated.  Its type check is kept: a node whose
+        # inputs' element types its operator does not allow is not valid ONNX.
         model = _infer_shapes(model)
-    except Exception as err:  # noqa: BLE001 - any failure here only skips the cross-check
+    except Exception as err:  # noqa: BLE001 - any other failure here only skips the cross-check
         reraise_interrupt(err)
+        _refuse_type_error(err, path)
     return model
+
+
+# ONNX's type check names the node: "(op_type:Clip, node name: clip6): min has inconsistent type ..."
+_TYPE_ERROR = re.compile(r"\(op_type:(?P<op>[^,]*), node name: (?P<node>.*?)\): (?P<what>.*(?:inconsistent type|"
+                         r"elem type).*)", re.DOTALL)
+
+
+def _refuse_type_error(err: Exception, path: Path) -> None:
+    """A FrontendError for ONNX's type check failing on a node (a float Clip with int32 bounds,
+    a Gemm with an int32 weight): onnx.checker and onnxruntime refuse such a model too, and
+    reading its constants as numbers would compile a model nobody exported."""
+    found = _TYPE_ERROR.search(str(err)) if isinstance(err, onnx.shape_inference.InferenceError) else None
+    if found is None:
+        return
+    raise FrontendError(f"{path}: node {found['node']!r} ({found['op']}) is not valid ONNX: {found['what'].strip()} "
+                        f"(ONNX's type check; onnx.checker and onnxruntime refuse the model too); give that input "
+                        f"the element type the operator requires (a constant: stored as the other inputs' type, "
+                        f"e.g. float32) and export the model again") from None
 
 
 def _densified(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -151,7 +172,7 @@ def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     ``finn.custom_op.general`` domain to ``qonnx.custom_op.general`` without that domain's
     opset, which would change Trunc's version."""
     if not any(node.domain in QONNX_DOMAINS for node in model.graph.node):
-        return onnx.shape_inference.infer_shapes(model, strict_mode=False)
+        return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=False)
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.transformation.infer_shapes import InferShapes
 
