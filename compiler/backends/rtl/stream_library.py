@@ -133,6 +133,9 @@ class Window(_Module):
         # age (accepts ago, 0 = the newest) of tap (kh, kw), row-major over the kernel
         self.ages = [(kh - 1 - i) * dh * width + (kw - 1 - j) * dw for i in range(kh) for j in range(kw)]
         self.pixels: deque = deque([None] * self.depth, maxlen=self.depth)  # data: not reset
+        # whether a row (column) holds the bottom (right) taps of windows: read every cycle
+        self.last_rows = [self._last_tap(r, self.span_h, sh, self.out_height) for r in range(height)]
+        self.last_columns = [self._last_tap(c, self.span_w, sw, self.out_width) for c in range(width)]
         self.reset()
 
     def reset(self) -> None:
@@ -143,14 +146,14 @@ class Window(_Module):
     def state(self) -> tuple:
         return self.r, self.c, self.cooldown, self.out_valid
 
-    def _last_tap(self, i: int, span: int, stride: int, count: int) -> bool:
+    @staticmethod
+    def _last_tap(i: int, span: int, stride: int, count: int) -> bool:
         return i >= span and (i - span) % stride == 0 and (i - span) // stride < count
 
     @property
     def completes(self) -> bool:
         """The next pixel to accept is the bottom-right tap of a window."""
-        return (self._last_tap(self.r, self.span_h, self.sh, self.out_height)
-                and self._last_tap(self.c, self.span_w, self.sw, self.out_width))
+        return self.last_rows[self.r] and self.last_columns[self.c]
 
     def in_ready(self, credit) -> bool:
         return bool(credit and (not self.completes or self.cooldown == 0))
