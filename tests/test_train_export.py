@@ -306,6 +306,21 @@ def test_export_refuses_sums_float64_cannot_hold(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["unchecked"]  # a failed check leaves no files
 
 
+@pytest.mark.parametrize("tail", [nn.Sigmoid, nn.Tanh], ids=["sigmoid", "tanh"])
+def test_export_names_a_float_activation_as_the_mismatchs_cause(tmp_path, tail):
+    """An unquantized Sigmoid (Tanh) ending a trained model: its float outputs are no format's
+    values, and the check blamed 53-bit sums; it names the module and the way out."""
+    torch.manual_seed(2)
+    model = nn.Sequential(QuantInput("fixed<8,3,RND_CONV,SAT>"),
+                          QuantLinear(4, 3, bias=False, weight_quant="fixed<6,1,RND_CONV,SAT>",
+                                      output_quant="fixed<10,4,RND_CONV,SAT>"), tail())
+    with pytest.raises(QuantError) as err:
+        export(model, torch.randn(8, 4), tmp_path / "out")
+    message = str(err.value)
+    assert f"The model's '2' ({tail.__name__}) computes in float" in message and "53 bits" not in message
+    assert "leave it out of the exported model" in message
+
+
 class _TwoOutputs(nn.Module):
     def __init__(self):
         super().__init__()

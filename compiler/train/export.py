@@ -385,6 +385,12 @@ def _compact(values: np.ndarray) -> np.ndarray:
     return values
 
 
+# torch modules whose float results no fixed-point value equals (a model's float tail): named
+# when the export's check fails, as its likely cause
+FLOAT_MODULES = (nn.Sigmoid, nn.Tanh, nn.Softmax, nn.LogSoftmax, nn.GELU, nn.SiLU, nn.ELU, nn.SELU, nn.CELU,
+                 nn.Softplus, nn.Mish, nn.Hardsigmoid, nn.Hardswish, nn.LogSigmoid, nn.Softsign)
+
+
 def check_export(model: nn.Module, x: torch.Tensor, exported: Exported) -> None:
     """Compile the export and raise `QuantError` unless emulating ``x`` gives the model's outputs exactly."""
     from .. import compile_model  # the compiler imports nothing of torch; only this check needs it
@@ -404,9 +410,16 @@ def check_export(model: nn.Module, x: torch.Tensor, exported: Exported) -> None:
     differ = np.argwhere(np.asarray(got).reshape(want.shape) != want)
     if differ.size:
         at = tuple(int(i) for i in differ[0])
-        raise QuantError(f"the export's emulation differs from the torch model at output {list(at)} "
-                         f"({len(differ)} of {want.size} values): emulator {got[at]!r}, torch {want[at]!r}. "
-                         f"The torch layers compute in float64: a layer's exact sum (input, weight and "
+        mismatch = (f"the export's emulation differs from the torch model at output {list(at)} ({len(differ)} of "
+                    f"{want.size} values): emulator {got[at]!r}, torch {want[at]!r}")
+        floats = [f"{name!r} ({type(m).__name__})" for name, m in model.named_modules() if isinstance(m, FLOAT_MODULES)]
+        if floats:
+            raise QuantError(f"{mismatch}. The model's {', '.join(floats)} compute{'s' if len(floats) == 1 else ''} "
+                             f"in float, which no fixed-point format reproduces (finegrain builds such a function "
+                             f"as a table of the plan's format): leave {'it' if len(floats) == 1 else 'them'} out "
+                             f"of the exported model and apply {'it' if len(floats) == 1 else 'them'} to finegrain's "
+                             f"outputs")
+        raise QuantError(f"{mismatch}. The torch layers compute in float64: a layer's exact sum (input, weight and "
                          f"fan-in bits together) must fit in 53 bits; narrow the formats or requantize the "
                          f"layer's input (an output_quant on the layer before it). Modules other than the "
                          f"quantized ones must be exact in fixed point too (Flatten, MaxPool, AvgPool over "
