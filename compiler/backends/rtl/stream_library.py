@@ -10,10 +10,10 @@ ends the cycle (``rst``: a synchronous reset at that edge).  Each edge also sets
 whether it changed the module's registers other than by counting down (a folded window's or
 collector's ``cooldown`` left above zero, a core's tokens advancing inside its pipeline short
 of its output); :meth:`_Module.still_for` and :meth:`_Module.count_down` let the cycle model
-skip the cycles in which engines only count down (stream_model.py).  Data values are carried as they
-are given (ints, beat numbers, anything): a window's ``out_data`` is the tuple of its taps
-(row-major over the kernel) and a collected vector the tuple of its beats, as the RTL packs
-them low to high (:class:`Reduce`, which adds lanes, takes packed words).  A data output is
+skip the cycles in which engines only count down (stream_model.py).  Data values are carried
+as they are given (ints, beat numbers, anything): a window's ``out_data`` is the tuple of its
+taps (row-major over the kernel) and a collected vector the tuple of its beats, as the RTL
+packs them low to high (:class:`Reduce`, which adds lanes, takes packed words).  A data output is
 meaningful only while its valid is high.
 """
 
