@@ -134,6 +134,17 @@ def test_settled_timing_runs_until_the_steady_state():
     assert settled_timing([conv, tail], 10, 6) == (*timing([conv, tail], 10, 6), 6)  # no period within 6
 
 
+def _count_steps(monkeypatch) -> list:
+    """From here on, every cycle a Chain or Graph simulates appends to the list returned."""
+    steps = []
+    for cls in (stream_model.Chain, stream_model.Graph):
+        def counted(self, *args, _step=cls.step, **kwargs):
+            steps.append(1)
+            return _step(self, *args, **kwargs)
+        monkeypatch.setattr(cls, "step", counted)
+    return steps
+
+
 def _every_cycle(monkeypatch) -> None:
     """Run every cycle from here on: no still cycle is skipped (nor a deadlock seen early)."""
     monkeypatch.setattr(stream_model, "_skip_still", lambda modules, horizon: 0)
@@ -193,17 +204,7 @@ def test_skipping_still_cycles_changes_no_cycle(seed, monkeypatch):
             results.append((depths, simulate(sized, 20, 5), settled_timing(sized, 20, 12)))
         return results
 
-    steps = []
-    counting = stream_model.Chain.step, stream_model.Graph.step
-
-    def counted(step):
-        def wrapped(self, *args, **kwargs):
-            steps.append(1)
-            return step(self, *args, **kwargs)
-        return wrapped
-
-    monkeypatch.setattr(stream_model.Chain, "step", counted(counting[0]))
-    monkeypatch.setattr(stream_model.Graph, "step", counted(counting[1]))
+    steps = _count_steps(monkeypatch)
     skipping = everything()
     skipped_steps = len(steps)
     steps.clear()
@@ -212,23 +213,13 @@ def test_skipping_still_cycles_changes_no_cycle(seed, monkeypatch):
     assert skipped_steps < len(steps) / 2
 
 
-def test_a_layer_folded_a_million_times_costs_a_few_cycles_per_issue():
+def test_a_layer_folded_a_million_times_costs_a_few_cycles_per_issue(monkeypatch):
     """A 3x3 conv over a 6x7 padded frame folded by 1,000,000: 20 issues an image, each a
     million cycles apart, simulated in a few cycles each: the II is exactly 20 million."""
     conv = {"pad": (4, 5, 1, 1, 1, 1), "window": (6, 7, 3, 3, 1, 1, 1, 1, 1_000_000), "latency": 2,
             "fifo_depth": 5}
-    steps = []
-    step = stream_model.Chain.step
-
-    def counted(self, *args, **kwargs):
-        steps.append(1)
-        return step(self, *args, **kwargs)
-
-    stream_model.Chain.step = counted
-    try:
-        assert timing([conv], 20)[1] == 20_000_000
-    finally:
-        stream_model.Chain.step = step
+    steps = _count_steps(monkeypatch)
+    assert timing([conv], 20)[1] == 20_000_000
     assert len(steps) < 2_000
 
 

@@ -414,11 +414,10 @@ def check_export(model: nn.Module, x: torch.Tensor, exported: Exported) -> None:
                     f"{want.size} values): emulator {got[at]!r}, torch {want[at]!r}")
         floats = [f"{name!r} ({type(m).__name__})" for name, m in model.named_modules() if isinstance(m, FLOAT_MODULES)]
         if floats:
-            raise QuantError(f"{mismatch}. The model's {', '.join(floats)} compute{'s' if len(floats) == 1 else ''} "
-                             f"in float, which no fixed-point format reproduces (finegrain builds such a function "
-                             f"as a table of the plan's format): leave {'it' if len(floats) == 1 else 'them'} out "
-                             f"of the exported model and apply {'it' if len(floats) == 1 else 'them'} to finegrain's "
-                             f"outputs")
+            verb, it = ("computes", "it") if len(floats) == 1 else ("compute", "them")
+            raise QuantError(f"{mismatch}. The model's {', '.join(floats)} {verb} in float, which no fixed-point "
+                             f"format reproduces (finegrain builds such a function as a table of the plan's "
+                             f"format): leave {it} out of the exported model and apply {it} to finegrain's outputs")
         raise QuantError(f"{mismatch}. The torch layers compute in float64: a layer's exact sum (input, weight and "
                          f"fan-in bits together) must fit in 53 bits; narrow the formats or requantize the "
                          f"layer's input (an output_quant on the layer before it). Modules other than the "

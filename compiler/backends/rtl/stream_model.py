@@ -15,9 +15,8 @@ A run skips the cycles in which nothing can move: after a cycle whose clock edge
 down (the cooldowns of folded windows and collectors, tokens inside the cores' pipelines),
 every cycle until the first countdown runs out is the same cycle again as far as the
 handshakes go, so the run advances the countdowns over them at once.  A folded layer's
-wait between issues costs a few simulated cycles instead of its reuse factor's: a compile at
-reuse 100,000 takes as long as one at 1,000 (a small CNN: 1.7 s; 15 s at 1,000 when every
-cycle ran, and the watchdog stopped 100,000).
+wait between issues costs a few simulated cycles instead of its reuse factor's (compile
+times before and after: bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -32,7 +31,8 @@ UNBOUNDED = 1 << 40  # a FIFO depth that never refuses a credit: to measure what
 
 
 class Stuck(RuntimeError):
-    """Nothing moved for the watchdog's cycles: a deadlock, or an engine slower than that."""
+    """The engines are stuck: nothing can move again (a deadlock, seen at once while the ports'
+    handshakes are fixed), or nothing moved for the watchdog's simulated cycles."""
 
 
 class Engine:
